@@ -1,0 +1,172 @@
+"""The `egs` command: wires the components together. No logic of its own lives here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from exporter.backends import BACKENDS, make_backend
+from exporter.collector import Collector, CollectorSettings
+from exporter.fleet import DEFAULT_FLEET, Fleet, FleetError, load_fleet
+from exporter.server import ExporterServer
+
+log = logging.getLogger("egs")
+
+DEFAULT_KUBELET_SOCKET = "/var/lib/kubelet/pod-resources/kubelet.sock"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.run(args))
+    except (FleetError, ValueError) as e:
+        print(f"egs: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="egs",
+        description="Elastic GPU Service: GPU monitoring and autoscaling for LLM inference on Kubernetes.",
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    exp = sub.add_parser(
+        "exporter",
+        help="serve GPU metrics (dcgm-exporter names) on /metrics",
+        description="Serve GPU metrics for one node on /metrics, with dcgm-exporter's names and labels "
+        "for NVIDIA and AMD alike, and /health (503 when no driver or a stale snapshot).",
+    )
+    exp.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="where readings come from: nvml (NVIDIA), amdsmi (AMD), sim (simulated node), "
+        "auto (the first driver found; default)",
+    )
+    exp.add_argument("--listen", default="127.0.0.1:9400", help="HOST:PORT to serve on (default %(default)s)")
+    exp.add_argument(
+        "--fleet", type=Path, help="fleet file for the sim backend (default: one node of 8 H100 80GB)"
+    )
+    exp.add_argument("--node", help="which node of the fleet file to simulate (default: the first)")
+    exp.add_argument(
+        "--hostname", help="Hostname label (default: $NODE_NAME, the sim node's name, or the host name)"
+    )
+    exp.add_argument(
+        "--kubelet-socket",
+        default=DEFAULT_KUBELET_SOCKET,
+        help="kubelet pod-resources socket for pod attribution (default %(default)s); 'none' turns it off",
+    )
+    exp.add_argument(
+        "--collect-interval",
+        type=_positive,
+        default=CollectorSettings.interval_s,
+        help="seconds between collection cycles (default %(default)s)",
+    )
+    exp.add_argument(
+        "--read-timeout",
+        type=_positive,
+        default=CollectorSettings.read_timeout_s,
+        help="seconds a cycle waits for the GPUs' reads before marking a device down (default %(default)s)",
+    )
+    exp.set_defaults(run=run_exporter)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the local stack: a simulated node's exporter scraped by a real Prometheus",
+        description="Start a simulated GPU node's exporter and a real Prometheus scraping it on 127.0.0.1, "
+        "then print what Prometheus sees every few seconds until Ctrl-C.",
+    )
+    demo.add_argument("--fleet", type=Path, help="fleet file for the simulated node (default: 8 H100 80GB)")
+    demo.add_argument("--node", help="which node of the fleet file to simulate")
+    demo.add_argument(
+        "--rounds", type=int, default=0, help="print this many times, then stop (default: until Ctrl-C)"
+    )
+    demo.add_argument(
+        "--every", type=_positive, default=5.0, help="seconds between prints (default %(default)s)"
+    )
+    demo.set_defaults(run=run_demo)
+    return parser
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--listen must be HOST:PORT, got {text!r}")
+    return host or "0.0.0.0", int(port)
+
+
+def _fleet(path: Path | None) -> Fleet:
+    return load_fleet(path) if path else DEFAULT_FLEET
+
+
+def run_exporter(args: argparse.Namespace) -> int:
+    address = _listen(args.listen)
+    fleet = _fleet(args.fleet)
+    backend = make_backend(args.backend, fleet, args.node)
+    hostname = (
+        args.hostname
+        or os.environ.get("NODE_NAME")
+        or (fleet.node(args.node).name if args.backend == "sim" else socket.gethostname())
+    )
+    pods = None
+    if args.kubelet_socket != "none":
+        from exporter.podresources import PodResourcesClient
+
+        pods = PodResourcesClient(args.kubelet_socket).list
+    settings = CollectorSettings(interval_s=args.collect_interval, read_timeout_s=args.read_timeout)
+    collector = Collector(backend, hostname, settings, pods=pods)
+    server = ExporterServer(
+        address, lambda: collector.last, max_age_s=3 * settings.interval_s + settings.read_timeout_s
+    )
+    threading.Thread(target=collector.run, name="collector", daemon=True).start()
+
+    def shutdown(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: shutting down", signum)
+        collector.stop()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    log.info(
+        "exporter (%s backend) serving on http://%s:%d/metrics", backend.name, *server.server_address[:2]
+    )
+    server.serve_forever()
+    backend.close()
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from egs.demo import run
+
+    fleet = _fleet(args.fleet)
+    fleet.node(args.node)  # a bad fleet file or node name fails here, before anything starts
+    workdir = Path(tempfile.mkdtemp(prefix="egs-demo-"))
+    return run(args.fleet, args.node, rounds=args.rounds, every_s=args.every, workdir=workdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

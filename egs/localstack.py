@@ -1,0 +1,148 @@
+"""The local stack: real Prometheus (and later Alertmanager) processes on 127.0.0.1.
+
+Used by `egs demo` and by the integration tests, so that both run the same servers the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+
+class StackError(RuntimeError):
+    """A local server is missing or did not come up; the message says which and why."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require(binary: str, package: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        raise StackError(f"{binary} not found: install Debian's {package} package (make test/demo do it)")
+    return path
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise StackError(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise StackError(f"{url} not ready after {timeout_s:.0f}s")
+
+
+@dataclass
+class Prometheus:
+    """A Prometheus server scraping `targets` (host:port strings) every `interval`."""
+
+    workdir: Path
+    targets: list[str]
+    interval: str = "1s"
+    rule_files: list[Path] = field(default_factory=list)
+    extra_args: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Prometheus:
+        binary = require("prometheus", "prometheus")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "prometheus.yml"
+        config.write_text(yaml.safe_dump(self._config()))
+        log = (self.workdir / "prometheus.log").open("wb")
+        self._proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+                *self.extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_http(f"{self.url}/-/ready", 30, self._proc)
+        except StackError as e:
+            self.stop()
+            raise StackError(f"{e}; see {self.workdir / 'prometheus.log'}") from e
+        return self
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "global": {"scrape_interval": self.interval, "evaluation_interval": self.interval},
+            "rule_files": [str(p) for p in self.rule_files],
+            "scrape_configs": [{"job_name": "egs-exporter", "static_configs": [{"targets": self.targets}]}],
+        }
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """Instant query; returns the result vector (raises StackError on a PromQL error)."""
+        data = self._get("/api/v1/query", {"query": promql})
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    def label_values(self, label: str, match: str) -> list[str]:
+        values: list[str] = self._get(f"/api/v1/label/{label}/values", {"match[]": match})
+        return values
+
+    def wait_for(self, promql: str, timeout_s: float = 30) -> list[dict[str, Any]]:
+        """Poll until the query returns series (the first scrape lands a few seconds after start)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            result = self.query(promql)
+            if result or time.monotonic() > deadline:
+                return result
+            time.sleep(0.25)
+
+    def _get(self, path: str, params: dict[str, str]) -> Any:
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                body = json.load(r)
+        except urllib.error.HTTPError as e:
+            body = json.load(e)
+        if body.get("status") != "success":
+            raise StackError(f"Prometheus {path} {params}: {body.get('error', body)}")
+        return body["data"]
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def __enter__(self) -> Prometheus:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
