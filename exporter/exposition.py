@@ -91,7 +91,10 @@ def _egs_families(snap: Snapshot, labelled: list[tuple[GpuSample, list[dict[str,
         "egs_exporter_gpu_up", "1 if the GPU answered this cycle, 0 if lost, hung or failing."
     )
     for sample, _ in labelled:
+        # EGS's own series keep Prometheus' snake_case lint clean: no camelCase `modelName` here;
+        # join on `UUID` (or `Hostname`, `gpu`) to reach the DCGM series that carry it.
         ident = identity_labels(sample.gpu, snap.hostname)
+        del ident["modelName"]
         info.add_sample(
             "egs_gpu_info",
             ident

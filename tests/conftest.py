@@ -1,0 +1,51 @@
+"""Shared fixtures: real servers started once per test session on 127.0.0.1.
+
+The sim exporters are the real `egs exporter` command in child processes; Prometheus is Debian's
+binary (its first scrape lands seconds after start, so one serves the whole session).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from egs.demo import start_exporter
+from egs.localstack import Prometheus, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+MIXED_FLEET = REPO / "examples" / "fleet-mixed.yaml"
+SIM_NODES = ("sim-h100-0", "sim-a100-mig-0", "sim-l4-0", "sim-mi300x-cpx-0")
+
+
+@dataclass
+class SimCluster:
+    prometheus: Prometheus
+    exporters: dict[str, str]
+    """Node name -> host:port of its exporter."""
+
+
+@pytest.fixture(scope="session")
+def sim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
+    workdir = tmp_path_factory.mktemp("cluster")
+    procs: list[subprocess.Popen[bytes]] = []
+    exporters: dict[str, str] = {}
+    prom = None
+    try:
+        for node in SIM_NODES:
+            port = free_port()
+            procs.append(start_exporter(MIXED_FLEET, node, port, workdir / f"{node}.log"))
+            exporters[node] = f"127.0.0.1:{port}"
+        prom = Prometheus(workdir / "prometheus", list(exporters.values()), interval="1s").start()
+        up = prom.wait_for(f'count(up{{job="egs-exporter"}} == 1) == {len(SIM_NODES)}', timeout_s=60)
+        assert up, "Prometheus did not scrape every sim exporter"
+        yield SimCluster(prometheus=prom, exporters=exporters)
+    finally:
+        if prom is not None:
+            prom.stop()
+        for p in procs:
+            p.terminate()
+            p.wait(10)
