@@ -1,4 +1,4 @@
-"""The `egs` command as a user runs it: help, bad input, no driver, and pod labels from a real kubelet socket."""
+"""The `egs` command as a user runs it: help, bad input, no driver, pod labels from a real kubelet."""
 
 from __future__ import annotations
 
