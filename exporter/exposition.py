@@ -34,7 +34,7 @@ GPU_LABELS = (
 )
 INSTANCE_LABELS = ("GPU_I_PROFILE", "GPU_I_ID")
 POD_LABELS = ("pod", "namespace", "container")
-DCGM_COUNTERS = tuple(f.name for f in FIELDS if f.kind == "counter")
+DCGM_COUNTERS = frozenset(f.name for f in FIELDS if f.kind == "counter")
 
 
 def gpu_labels(sample: GpuSample, hostname: str) -> list[dict[str, str]]:
@@ -167,11 +167,13 @@ def _gauge(name: str, help: str, value: float | bool) -> GaugeMetricFamily:
 
 def render(snap: Snapshot) -> bytes:
     """The exposition of a snapshot, with dcgm-exporter's counter names (see the module docstring)."""
-    body = generate_latest(_Families(families(snap)))
-    for name in DCGM_COUNTERS:
-        body = body.replace(f"# HELP {name}_total ".encode(), f"# HELP {name} ".encode(), 1)
-        body = body.replace(f"# TYPE {name}_total counter".encode(), f"# TYPE {name} counter".encode(), 1)
-    return body
+    parts = []
+    for family in families(snap):
+        text = generate_latest(_Families([family]))
+        if family.name in DCGM_COUNTERS:
+            text = text.replace(b"_total ", b" ", 1).replace(b"_total counter", b" counter", 1)
+        parts.append(text)
+    return b"".join(parts)
 
 
 def age_line(age_seconds: float) -> bytes:
