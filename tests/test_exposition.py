@@ -68,8 +68,12 @@ def test_pods_holding_a_time_sliced_gpu_each_get_a_series() -> None:
     ]
     collector = Collector(backend, "sim-h100-0", pods=lambda: pods)
     collector.collect()
-    lines = [line for line in collector.last.body.decode().splitlines() if line.startswith("DCGM_FI_DEV_FB_USED{")]
+    lines = [
+        line for line in collector.last.body.decode().splitlines() if line.startswith("DCGM_FI_DEV_FB_USED{")
+    ]
     held = [line for line in lines if 'pod="' in line]
     assert len(lines) == 9
     assert sorted(re.findall(r'pod="([^"]+)"', " ".join(held))) == ["vllm-a", "vllm-b"]
-    assert all('gpu="3"' in line and 'namespace="llm"' in line and 'container="server"' in line for line in held)
+    assert all(
+        'gpu="3"' in line and 'namespace="llm"' in line and 'container="server"' in line for line in held
+    )
