@@ -15,6 +15,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from exporter.derived import SATURATION_RATIO, VRAM_USED_RATIO, derive
 from exporter.fields import FIELDS
 from exporter.gpu import GpuIdentity
 from exporter.snapshot import GpuSample, Snapshot
@@ -86,10 +87,19 @@ def families(snap: Snapshot) -> Iterator[Metric]:
 
 
 def _egs_families(snap: Snapshot, labelled: list[tuple[GpuSample, list[dict[str, str]]]]) -> Iterator[Metric]:
-    info = GaugeMetricFamily("egs_gpu_info", "GPU identity and capabilities; always 1.")
-    up = GaugeMetricFamily(
-        "egs_exporter_gpu_up", "1 if the GPU answered this cycle, 0 if lost, hung or failing."
+    vram = GaugeMetricFamily(VRAM_USED_RATIO, "VRAM used / (used + free + reserved), from one read (0-1).")
+    saturation = GaugeMetricFamily(
+        SATURATION_RATIO, "The larger of the VRAM used ratio and memory-bandwidth utilisation (0-1)."
     )
+    for sample, label_sets in labelled:
+        ratios = derive(sample.values)
+        for family in (vram, saturation):
+            if family.name in ratios:
+                family.samples.extend(Sample(family.name, labels, ratios[family.name]) for labels in label_sets)
+    yield vram
+    yield saturation
+    info = GaugeMetricFamily("egs_gpu_info", "GPU identity and capabilities; always 1.")
+    up = GaugeMetricFamily("egs_exporter_gpu_up", "1 if the GPU answered this cycle, 0 if lost, hung or failing.")
     for sample, _ in labelled:
         # EGS's own series keep Prometheus' snake_case lint clean: no camelCase `modelName` here;
         # join on `UUID` (or `Hostname`, `gpu`) to reach the DCGM series that carry it.

@@ -2,7 +2,9 @@
 
 dcgm-exporter's names break three of promtool's lint rules, and EGS keeps them for compatibility:
 camelCase `modelName`, counters without `_total`, and `DCGM_FI_DEV_PCIE_REPLAY_COUNTER` naming its
-type. Those are allowed on DCGM_FI_* series only; EGS's own series must lint clean.
+type. Those are allowed on DCGM_FI_* series only, and camelCase also on the two derived per-GPU
+ratios, which carry the DCGM label set so that alerts on them name the `modelName`. EGS's other
+series must lint clean.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from exporter.fleet import load_fleet
 from tests.conftest import MIXED_FLEET
 
 DCGM_LINT_EXCEPTIONS = (
-    re.compile(r"^(DCGM_FI_\w+) label names should be written in 'snake_case' not 'camelCase'$"),
+    re.compile(
+        r"^(DCGM_FI_\w+|egs_gpu_vram_used_ratio|egs_gpu_saturation_ratio) "
+        r"label names should be written in 'snake_case' not 'camelCase'$"
+    ),
     re.compile(r'^(DCGM_FI_\w+) counter metrics should have "_total" suffix$'),
     re.compile(r"^(DCGM_FI_DEV_PCIE_REPLAY_COUNTER) metric name should not include type 'counter'$"),
 )
@@ -68,12 +73,8 @@ def test_pods_holding_a_time_sliced_gpu_each_get_a_series() -> None:
     ]
     collector = Collector(backend, "sim-h100-0", pods=lambda: pods)
     collector.collect()
-    lines = [
-        line for line in collector.last.body.decode().splitlines() if line.startswith("DCGM_FI_DEV_FB_USED{")
-    ]
+    lines = [line for line in collector.last.body.decode().splitlines() if line.startswith("DCGM_FI_DEV_FB_USED{")]
     held = [line for line in lines if 'pod="' in line]
     assert len(lines) == 9
     assert sorted(re.findall(r'pod="([^"]+)"', " ".join(held))) == ["vllm-a", "vllm-b"]
-    assert all(
-        'gpu="3"' in line and 'namespace="llm"' in line and 'container="server"' in line for line in held
-    )
+    assert all('gpu="3"' in line and 'namespace="llm"' in line and 'container="server"' in line for line in held)
