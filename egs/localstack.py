@@ -60,6 +60,8 @@ class Prometheus:
     targets: list[str]
     interval: str = "1s"
     rule_files: list[Path] = field(default_factory=list)
+    alertmanagers: list[str] = field(default_factory=list)
+    """host:port of Alertmanagers to send alerts to."""
     extra_args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     _proc: subprocess.Popen[bytes] | None = None
@@ -94,11 +96,14 @@ class Prometheus:
         return self
 
     def _config(self) -> dict[str, Any]:
-        return {
+        config: dict[str, Any] = {
             "global": {"scrape_interval": self.interval, "evaluation_interval": self.interval},
             "rule_files": [str(p) for p in self.rule_files],
             "scrape_configs": [{"job_name": "egs-exporter", "static_configs": [{"targets": self.targets}]}],
         }
+        if self.alertmanagers:
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]}
+        return config
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """Instant query; returns the result vector (raises StackError on a PromQL error)."""
@@ -131,18 +136,61 @@ class Prometheus:
         return body["data"]
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        _stop(self._proc)
 
     def __enter__(self) -> Prometheus:
         return self.start()
 
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+@dataclass
+class Alertmanager:
+    """An Alertmanager with `config` (a dict of alertmanager.yml), clustering off."""
+
+    workdir: Path
+    config: dict[str, Any]
+    port: int = field(default_factory=free_port)
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Alertmanager:
+        binary = require("prometheus-alertmanager", "prometheus-alertmanager")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "alertmanager.yml"
+        config.write_text(yaml.safe_dump(self.config))
+        log = (self.workdir / "alertmanager.log").open("wb")
+        self._proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.path={self.workdir / 'data'}",
+                f"--web.listen-address={self.address}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_http(f"http://{self.address}/-/ready", 30, self._proc)
+        except StackError as e:
+            self.stop()
+            raise StackError(f"{e}; see {self.workdir / 'alertmanager.log'}") from e
+        return self
+
+    def stop(self) -> None:
+        _stop(self._proc)
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
