@@ -105,12 +105,8 @@ def start(cmd: list[str], health: str, log: Path) -> subprocess.Popen[bytes]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--scrapes", type=int, default=400, help="timed scrapes per target (default %(default)s)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scrapes", type=int, default=400, help="timed scrapes per target (default %(default)s)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="egs-bench-"))
     procs: list[subprocess.Popen[bytes]] = []

@@ -61,13 +61,9 @@ def _parser() -> argparse.ArgumentParser:
         "auto (the first driver found; default)",
     )
     exp.add_argument("--listen", default="127.0.0.1:9400", help="HOST:PORT to serve on (default %(default)s)")
-    exp.add_argument(
-        "--fleet", type=Path, help="fleet file for the sim backend (default: one node of 8 H100 80GB)"
-    )
+    exp.add_argument("--fleet", type=Path, help="fleet file for the sim backend (default: one node of 8 H100 80GB)")
     exp.add_argument("--node", help="which node of the fleet file to simulate (default: the first)")
-    exp.add_argument(
-        "--hostname", help="Hostname label (default: $NODE_NAME, the sim node's name, or the host name)"
-    )
+    exp.add_argument("--hostname", help="Hostname label (default: $NODE_NAME, the sim node's name, or the host name)")
     exp.add_argument(
         "--kubelet-socket",
         default=DEFAULT_KUBELET_SOCKET,
@@ -95,12 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--fleet", type=Path, help="fleet file for the simulated node (default: 8 H100 80GB)")
     demo.add_argument("--node", help="which node of the fleet file to simulate")
-    demo.add_argument(
-        "--rounds", type=int, default=0, help="print this many times, then stop (default: until Ctrl-C)"
-    )
-    demo.add_argument(
-        "--every", type=_positive, default=5.0, help="seconds between prints (default %(default)s)"
-    )
+    demo.add_argument("--rounds", type=int, default=0, help="print this many times, then stop (default: until Ctrl-C)")
+    demo.add_argument("--every", type=_positive, default=5.0, help="seconds between prints (default %(default)s)")
     demo.set_defaults(run=run_demo)
     return parser
 
@@ -151,9 +143,7 @@ def run_exporter(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    log.info(
-        "exporter (%s backend) serving on http://%s:%d/metrics", backend.name, *server.server_address[:2]
-    )
+    log.info("exporter (%s backend) serving on http://%s:%d/metrics", backend.name, *server.server_address[:2])
     server.serve_forever()
     backend.close()
     return 0

@@ -18,9 +18,7 @@ QUERIES = {
 }
 
 
-def start_exporter(
-    fleet_file: Path | None, node: str | None, port: int, log: Path
-) -> subprocess.Popen[bytes]:
+def start_exporter(fleet_file: Path | None, node: str | None, port: int, log: Path) -> subprocess.Popen[bytes]:
     """The real `egs exporter` command, sim backend, in a child process."""
     cmd = [
         sys.executable,
@@ -57,9 +55,7 @@ def table(prom: Prometheus) -> str:
             row = rows.setdefault(key, {"model": m.get("modelName", "?")})
             row[column] = f"{float(series['value'][1]):.0f}"
     header = ["node", "gpu", "model", *QUERIES]
-    lines = [header] + [
-        [*key, row["model"], *(row.get(c, "-") for c in QUERIES)] for key, row in sorted(rows.items())
-    ]
+    lines = [header] + [[*key, row["model"], *(row.get(c, "-") for c in QUERIES)] for key, row in sorted(rows.items())]
     widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in lines)
 

@@ -31,9 +31,7 @@ class DeviceAssignment:
     pod: PodRef
 
 
-def attribute(
-    gpus: Sequence[GpuIdentity], assignments: Iterable[DeviceAssignment]
-) -> dict[str, list[PodRef]]:
+def attribute(gpus: Sequence[GpuIdentity], assignments: Iterable[DeviceAssignment]) -> dict[str, list[PodRef]]:
     """Map each GPU's `key` to the pods that hold it (sorted, no duplicates); unheld GPUs are absent."""
     index: dict[str, str] = {}
     for gpu in gpus:

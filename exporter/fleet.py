@@ -137,9 +137,7 @@ def _node(raw: Any, path: str) -> SimNode:
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise FleetError(f"{path}.name: a non-empty string is required")
-    groups = tuple(
-        _group(g, f"{path}.gpus[{i}]") for i, g in enumerate(_sequence(data.get("gpus"), f"{path}.gpus"))
-    )
+    groups = tuple(_group(g, f"{path}.gpus[{i}]") for i, g in enumerate(_sequence(data.get("gpus"), f"{path}.gpus")))
     node = SimNode(name=name, gpus=groups)
     faults = tuple(
         _fault(f, f"{path}.faults[{i}]", node.gpu_count)
@@ -181,9 +179,7 @@ def _group(raw: Any, path: str) -> GpuGroup:
     for i, name in enumerate(_sequence(unsupported, f"{path}.unsupported", allow_empty=True)):
         if name not in NAMES:
             raise FleetError(f"{path}.unsupported[{i}]: {name!r} is not a field of exporter.fields")
-    instances = tuple(
-        str(p) for p in _sequence(data.get("instances", []), f"{path}.instances", allow_empty=True)
-    )
+    instances = tuple(str(p) for p in _sequence(data.get("instances", []), f"{path}.instances", allow_empty=True))
     power = data.get("power_max_w", 700.0)
     if not isinstance(power, int | float) or power <= 0:
         raise FleetError(f"{path}.power_max_w: a positive number is required, got {power!r}")
@@ -221,9 +217,7 @@ def _mapping(raw: Any, path: str, allowed: set[str]) -> dict[str, Any]:
         raise FleetError(f"{where}: a mapping is required, got {type(raw).__name__}")
     for key in raw:
         if key not in allowed:
-            raise FleetError(
-                f"{path + '.' if path else ''}{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
-            )
+            raise FleetError(f"{path + '.' if path else ''}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
     return raw
 
 

@@ -119,8 +119,7 @@ class PodResourcesClient:
         if not os.path.exists(self._socket_path):
             self._drop_channel()
             raise PodResourcesUnavailable(
-                f"{self._socket_path}: no such socket (kubelet down, or the pod-resources directory "
-                "not mounted)"
+                f"{self._socket_path}: no such socket (kubelet down, or the pod-resources directory not mounted)"
             )
         if self._stub is None:
             self._channel = grpc.insecure_channel(

@@ -36,9 +36,7 @@ def exporter(tmp_path: Path) -> Iterator[Any]:
 
     def start(*args: str) -> str:
         port = free_port()
-        proc = subprocess.Popen(
-            [*EGS, "exporter", "--listen", f"127.0.0.1:{port}", *args], stderr=subprocess.PIPE
-        )
+        proc = subprocess.Popen([*EGS, "exporter", "--listen", f"127.0.0.1:{port}", *args], stderr=subprocess.PIPE)
         procs.append(proc)
         wait_http(f"http://127.0.0.1:{port}/", 20, proc)
         return f"http://127.0.0.1:{port}"
@@ -64,9 +62,7 @@ def test_help_explains_every_exporter_option() -> None:
 
 def test_a_bad_fleet_file_is_refused_with_the_path_of_the_bad_field(tmp_path: Path) -> None:
     fleet = tmp_path / "fleet.yaml"
-    fleet.write_text(
-        "nodes:\n  - name: a\n    gpus:\n      - {model: X, vendor: intel, count: 1, memory_mib: 1}\n"
-    )
+    fleet.write_text("nodes:\n  - name: a\n    gpus:\n      - {model: X, vendor: intel, count: 1, memory_mib: 1}\n")
     result = subprocess.run(
         [*EGS, "exporter", "--backend", "sim", "--fleet", str(fleet)], capture_output=True, text=True
     )
@@ -113,11 +109,7 @@ def test_pod_labels_come_from_a_real_kubelet_socket(exporter: Any, tmp_path: Pat
         url = exporter("--backend", "sim", "--kubelet-socket", str(socket_path), "--collect-interval", "0.2")
         wait_http(f"{url}/health", 10)
         _, metrics = _get(f"{url}/metrics")
-        held = [
-            line
-            for line in metrics.splitlines()
-            if line.startswith("DCGM_FI_DEV_FB_USED{") and "pod=" in line
-        ]
+        held = [line for line in metrics.splitlines() if line.startswith("DCGM_FI_DEV_FB_USED{") and "pod=" in line]
         assert len(held) == 1
         assert 'gpu="5"' in held[0] and 'pod="llama-0"' in held[0] and 'namespace="serving"' in held[0]
         assert "egs_exporter_pod_attribution_up 1.0" in metrics

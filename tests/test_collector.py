@@ -17,9 +17,7 @@ from exporter.collector import Collector, CollectorSettings
 from exporter.fleet import Fault, GpuGroup, SimNode
 from exporter.snapshot import Snapshot
 
-H100 = GpuGroup(
-    model="NVIDIA H100 80GB HBM3", vendor="nvidia", count=4, memory_mib=81559, compute_capability="9.0"
-)
+H100 = GpuGroup(model="NVIDIA H100 80GB HBM3", vendor="nvidia", count=4, memory_mib=81559, compute_capability="9.0")
 
 
 def _collector(*faults: Fault, unsupported: frozenset[str] = frozenset(), **settings: float) -> Collector:

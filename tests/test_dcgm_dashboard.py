@@ -26,9 +26,7 @@ def _dashboard() -> dict[str, Any]:
 
 
 def _panel_queries() -> list[tuple[str, str]]:
-    return [
-        (p["title"], t["expr"]) for p in _dashboard()["panels"] for t in p.get("targets", []) if t.get("expr")
-    ]
+    return [(p["title"], t["expr"]) for p in _dashboard()["panels"] for t in p.get("targets", []) if t.get("expr")]
 
 
 def _expand(expr: str) -> str:

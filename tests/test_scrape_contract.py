@@ -27,9 +27,7 @@ SELF_METRICS = (
 
 
 @pytest.mark.parametrize("field", [f.name for f in FIELDS])
-def test_every_catalogue_field_reaches_prometheus_with_the_dcgm_labels(
-    sim_cluster: SimCluster, field: str
-) -> None:
+def test_every_catalogue_field_reaches_prometheus_with_the_dcgm_labels(sim_cluster: SimCluster, field: str) -> None:
     series = sim_cluster.prometheus.wait_for(f'{field}{{Hostname="sim-h100-0"}}')
     assert len(series) == 8, f"{field}: expected one series per H100, got {len(series)}"
     for s in series:

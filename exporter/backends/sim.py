@@ -123,9 +123,7 @@ class SimBackend:
         util = 0.15 + 0.7 * wave
         return Load(util=util, vram=0.45 + 0.35 * wave, mem_bw=0.6 * util)
 
-    def _values(
-        self, group: GpuGroup, gpu: GpuIdentity, load: Load, total: float, now: float
-    ) -> dict[str, float]:
+    def _values(self, group: GpuGroup, gpu: GpuIdentity, load: Load, total: float, now: float) -> dict[str, float]:
         reserved = round(total * _RESERVED_FRACTION)
         used = round((total - reserved) * load.vram)
         values = {
