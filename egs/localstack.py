@@ -62,6 +62,8 @@ class Prometheus:
     rule_files: list[Path] = field(default_factory=list)
     alertmanagers: list[str] = field(default_factory=list)
     """host:port of Alertmanagers to send alerts to."""
+    scrape_configs: list[dict[str, Any]] | None = None
+    """Replaces the one `egs-exporter` job over `targets` when given."""
     extra_args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     _proc: subprocess.Popen[bytes] | None = None
@@ -99,7 +101,8 @@ class Prometheus:
         config: dict[str, Any] = {
             "global": {"scrape_interval": self.interval, "evaluation_interval": self.interval},
             "rule_files": [str(p) for p in self.rule_files],
-            "scrape_configs": [{"job_name": "egs-exporter", "static_configs": [{"targets": self.targets}]}],
+            "scrape_configs": self.scrape_configs
+            or [{"job_name": "egs-exporter", "static_configs": [{"targets": self.targets}]}],
         }
         if self.alertmanagers:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]}
@@ -123,6 +126,12 @@ class Prometheus:
             if result or time.monotonic() > deadline:
                 return result
             time.sleep(0.25)
+
+    def own_metrics(self) -> str:
+        """Prometheus' own /metrics text (rule-group timings, TSDB head size ...)."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as r:
+            text: str = r.read().decode()
+        return text
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
         url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"

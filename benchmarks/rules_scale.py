@@ -1,0 +1,139 @@
+"""Rule-evaluation cost of alerts/egs.rules.yaml at 1,000 and 10,000 simulated GPUs.
+
+For each scale: a fleet server renders one 8-GPU node per target (6 of 8 GPUs held by a pod, as in a
+busy LLM cluster), a real Prometheus scrapes every node and evaluates the rules every 15 s, and the
+same Prometheus also evaluates the straightforward formulation (a per-GPU three-way join of the FB
+series and a per-series max with memory-copy utilisation) in a group of its own. Each group's time is
+the median of `prometheus_rule_group_last_duration_seconds` over several evaluations. Progress goes
+to stderr; the last line of stdout is one JSON object.
+
+    python benchmarks/rules_scale.py [--scales 1000,10000] [--evaluations 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alerts.rules import render
+from egs.localstack import Prometheus, free_port
+from exporter.attribution import PodRef
+from exporter.fleet_server import FleetServer, uniform_fleet
+
+INTERVAL = "15s"
+NAIVE_GROUP = "naive-saturation.rules"
+NAIVE = {
+    "name": NAIVE_GROUP,
+    "rules": [
+        {
+            "record": "naive:vram_used:ratio",
+            "expr": "DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE + DCGM_FI_DEV_FB_RESERVED)",
+        },
+        {
+            "record": "naive:saturation:ratio",
+            "expr": "(naive:vram_used:ratio >= DCGM_FI_DEV_MEM_COPY_UTIL / 100) or DCGM_FI_DEV_MEM_COPY_UTIL / 100",
+        },
+    ],
+}
+SATURATION_GROUP = "egs-gpu.rules"
+TARGETS = {"max_group_s_1000": 0.2, "max_group_s_10000": 1.5, "ratio_vs_naive_10000": 0.5}
+_DURATION = re.compile(r'^prometheus_rule_group_last_duration_seconds\{rule_group="[^"]*;([^"]+)"\} (\S+)$', re.M)
+_EVALUATED = re.compile(
+    r'^prometheus_rule_group_last_evaluation_timestamp_seconds\{rule_group="[^"]*;([^"]+)"\} (\S+)$', re.M
+)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def pods_for(node: str, gpu: int) -> tuple[PodRef, ...]:
+    return (PodRef("serving", f"{node}-vllm-{gpu}", "vllm"),) if gpu < 6 else ()
+
+
+def measure(gpus: int, evaluations: int, work: Path) -> dict[str, Any]:
+    fleet = uniform_fleet(gpus)
+    log(f"{gpus} GPUs: rendering {len(fleet.nodes)} nodes")
+    server = FleetServer(("127.0.0.1", free_port()), fleet, pods=pods_for)
+    server.serve_in_thread()
+    rules = work / f"rules-{gpus}.yaml"
+    groups = yaml.safe_load(render())
+    groups["groups"].append(NAIVE)
+    rules.write_text(yaml.safe_dump(groups, sort_keys=False))
+    prom = Prometheus(
+        work / f"prometheus-{gpus}",
+        [],
+        interval=INTERVAL,
+        rule_files=[rules],
+        scrape_configs=server.scrape_configs("egs-exporter", INTERVAL),
+    )
+    try:
+        prom.start()
+        log(f"{gpus} GPUs: waiting for Prometheus to scrape every node")
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            seen = prom.query("count(egs_gpu_info)")
+            if seen and int(float(seen[0]["value"][1])) >= gpus:
+                break
+            time.sleep(2)
+        else:
+            raise RuntimeError(f"Prometheus did not see {gpus} GPUs within 180 s")
+        durations: dict[str, list[float]] = {}
+        last_seen: dict[str, float] = {}
+        log(f"{gpus} GPUs: sampling {evaluations} evaluations of every group")
+        deadline = time.monotonic() + evaluations * 15 + 120
+        while time.monotonic() < deadline:
+            text = prom.own_metrics()
+            stamps = {g: float(v) for g, v in _EVALUATED.findall(text)}
+            for group, value in _DURATION.findall(text):
+                if stamps.get(group, 0) > last_seen.get(group, 0) and stamps[group] > 0:
+                    last_seen[group] = stamps[group]
+                    durations.setdefault(group, []).append(float(value))
+            if all(len(durations.get(g, [])) >= evaluations for g in (SATURATION_GROUP, NAIVE_GROUP)):
+                break
+            time.sleep(1)
+        series = int(re.search(r"^prometheus_tsdb_head_series (\S+)$", prom.own_metrics(), re.M).group(1))  # type: ignore[union-attr]
+    finally:
+        prom.stop()
+        server.close()
+    medians = {g: round(statistics.median(v), 4) for g, v in sorted(durations.items())}
+    ratio = medians[SATURATION_GROUP] / medians[NAIVE_GROUP] if medians.get(NAIVE_GROUP) else None
+    egs_groups = {g: v for g, v in medians.items() if g != NAIVE_GROUP}
+    result = {
+        "gpus": gpus,
+        "nodes": len(fleet.nodes),
+        "series": series,
+        "evaluations": {g: len(v) for g, v in sorted(durations.items())},
+        "group_seconds": egs_groups,
+        "max_group_seconds": max(egs_groups.values()),
+        "naive_seconds": medians.get(NAIVE_GROUP),
+        "ratio_vs_naive": None if ratio is None else round(ratio, 4),
+    }
+    log(f"{gpus} GPUs: {json.dumps(result)}")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", default="1000,10000", help="GPU counts, comma-separated (default %(default)s)")
+    parser.add_argument(
+        "--evaluations", type=int, default=6, help="evaluations to take the median of (default %(default)s)"
+    )
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="egs-rules-scale-"))
+    runs = [measure(int(s), args.evaluations, work) for s in args.scales.split(",")]
+    print(json.dumps({"interval": INTERVAL, "runs": runs, "targets": TARGETS}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
