@@ -11,6 +11,7 @@ from egs.localstack import Prometheus, StackError, free_port, wait_http
 
 QUERIES = {
     "util %": "DCGM_FI_DEV_GPU_UTIL",
+    "VRAM %": "egs_gpu_vram_used_ratio * 100",
     "VRAM used MiB": "DCGM_FI_DEV_FB_USED",
     "VRAM free MiB": "DCGM_FI_DEV_FB_FREE",
     "power W": "DCGM_FI_DEV_POWER_USAGE",
