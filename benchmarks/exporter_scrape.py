@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from egs.localstack import free_port, require, wait_http
+from egs.localstack import free_port, launch, start_exporter
 from exporter.backends.sim import SimBackend
 from exporter.collector import Collector, CollectorSettings
 from exporter.fleet import DEFAULT_FLEET, Fleet, GpuGroup, SimNode
@@ -98,12 +98,6 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def start(cmd: list[str], health: str, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    wait_http(health, 30, proc)
-    return proc
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scrapes", type=int, default=400, help="timed scrapes per target (default %(default)s)")
@@ -115,28 +109,16 @@ def main() -> int:
         for gpus in (8, 64):
             ports[gpus] = free_port()
             fleet_file = write_fleet(fleet_of(gpus), work / f"fleet-{gpus}.json")
-            cmd = [
-                sys.executable,
-                "-m",
-                "egs.cli",
-                "exporter",
-                "--backend",
-                "sim",
-                "--fleet",
-                str(fleet_file),
-                "--listen",
-                f"127.0.0.1:{ports[gpus]}",
-            ]
-            procs.append(start(cmd, f"http://127.0.0.1:{ports[gpus]}/health", work / f"egs-{gpus}.log"))
+            procs.append(start_exporter(ports[gpus], work / f"egs-{gpus}.log", "--fleet", str(fleet_file)))
         node_port = free_port()
-        node_exporter = require("prometheus-node-exporter", "prometheus-node-exporter")
-        procs.append(
-            start(
-                [node_exporter, f"--web.listen-address=127.0.0.1:{node_port}"],
-                f"http://127.0.0.1:{node_port}/metrics",
-                work / "node-exporter.log",
-            )
+        node_exporter = launch(
+            "prometheus-node-exporter",
+            "prometheus-node-exporter",
+            [f"--web.listen-address=127.0.0.1:{node_port}"],
+            work,
+            f"http://127.0.0.1:{node_port}/metrics",
         )
+        procs.append(node_exporter)
         print(f"scraping egs (8 and 64 GPUs) and node_exporter {args.scrapes} times each", file=sys.stderr)
         egs8, series8 = scrape_times(ports[8], args.scrapes)
         egs64, series64 = scrape_times(ports[64], args.scrapes)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from egs.localstack import Prometheus, StackError, free_port, wait_http
+from egs.localstack import Prometheus, StackError, free_port, start_exporter
 
 QUERIES = {
     "util %": "DCGM_FI_DEV_GPU_UTIL",
@@ -17,31 +16,6 @@ QUERIES = {
     "power W": "DCGM_FI_DEV_POWER_USAGE",
     "temp C": "DCGM_FI_DEV_GPU_TEMP",
 }
-
-
-def start_exporter(fleet_file: Path | None, node: str | None, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """The real `egs exporter` command, sim backend, in a child process."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "egs.cli",
-        "exporter",
-        "--backend",
-        "sim",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--kubelet-socket",
-        "none",
-        "--collect-interval",
-        "1",
-    ]
-    if fleet_file:
-        cmd += ["--fleet", str(fleet_file)]
-    if node:
-        cmd += ["--node", node]
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    wait_http(f"http://127.0.0.1:{port}/health", 20, proc)
-    return proc
 
 
 def table(prom: Prometheus) -> str:
@@ -67,7 +41,10 @@ def run(fleet_file: Path | None, node: str | None, rounds: int, every_s: float, 
         f"egs demo: simulated node exporter on http://127.0.0.1:{port}/metrics (workdir {workdir})",
         flush=True,
     )
-    exporter = start_exporter(fleet_file, node, port, workdir / "exporter.log")
+    options = ["--kubelet-socket", "none", "--collect-interval", "1"]
+    options += ["--fleet", str(fleet_file)] if fleet_file else []
+    options += ["--node", node] if node else []
+    exporter = start_exporter(port, workdir / "exporter.log", *options)
     prom = Prometheus(workdir / "prometheus", [f"127.0.0.1:{port}"], interval="2s")
     try:
         prom.start()

@@ -9,6 +9,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -73,28 +74,15 @@ class Prometheus:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Prometheus:
-        binary = require("prometheus", "prometheus")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        config = self.workdir / "prometheus.yml"
-        config.write_text(yaml.safe_dump(self._config()))
-        log = (self.workdir / "prometheus.log").open("wb")
-        self._proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
-                *self.extra_args,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_http(f"{self.url}/-/ready", 30, self._proc)
-        except StackError as e:
-            self.stop()
-            raise StackError(f"{e}; see {self.workdir / 'prometheus.log'}") from e
+        config = _write(self.workdir, "prometheus.yml", self._config())
+        args = [
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+            *self.extra_args,
+        ]
+        self._proc = launch("prometheus", "prometheus", args, self.workdir, f"{self.url}/-/ready")
         return self
 
     def _config(self) -> dict[str, Any]:
@@ -168,31 +156,46 @@ class Alertmanager:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> Alertmanager:
-        binary = require("prometheus-alertmanager", "prometheus-alertmanager")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        config = self.workdir / "alertmanager.yml"
-        config.write_text(yaml.safe_dump(self.config))
-        log = (self.workdir / "alertmanager.log").open("wb")
-        self._proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.path={self.workdir / 'data'}",
-                f"--web.listen-address={self.address}",
-                "--cluster.listen-address=",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_http(f"http://{self.address}/-/ready", 30, self._proc)
-        except StackError as e:
-            self.stop()
-            raise StackError(f"{e}; see {self.workdir / 'alertmanager.log'}") from e
+        config = _write(self.workdir, "alertmanager.yml", self.config)
+        args = [
+            f"--config.file={config}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address={self.address}",
+            "--cluster.listen-address=",
+        ]
+        ready = f"http://{self.address}/-/ready"
+        self._proc = launch("prometheus-alertmanager", "prometheus-alertmanager", args, self.workdir, ready)
         return self
 
     def stop(self) -> None:
         _stop(self._proc)
+
+
+def start_exporter(port: int, log: Path, *options: str) -> subprocess.Popen[bytes]:
+    """The real `egs exporter --backend sim` command in a child process, once /health answers."""
+    cmd = [sys.executable, "-m", "egs.cli", "exporter", "--backend", "sim", "--listen", f"127.0.0.1:{port}", *options]
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    wait_http(f"http://127.0.0.1:{port}/health", 30, proc)
+    return proc
+
+
+def _write(workdir: Path, name: str, config: dict[str, Any]) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def launch(binary: str, package: str, args: list[str], workdir: Path, ready_url: str) -> subprocess.Popen[bytes]:
+    """Start a Debian-packaged server with its log in `workdir`, and wait until it says it is ready."""
+    log = workdir / f"{binary}.log"
+    proc = subprocess.Popen([require(binary, package), *args], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_http(ready_url, 30, proc)
+    except StackError as e:
+        _stop(proc)
+        raise StackError(f"{e}; see {log}") from e
+    return proc
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:

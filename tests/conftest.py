@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from egs.demo import start_exporter
-from egs.localstack import Prometheus, free_port
+from egs.localstack import Prometheus, free_port, start_exporter
 
 REPO = Path(__file__).resolve().parent.parent
 MIXED_FLEET = REPO / "examples" / "fleet-mixed.yaml"
@@ -37,7 +36,17 @@ def sim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster
     try:
         for node in SIM_NODES:
             port = free_port()
-            procs.append(start_exporter(MIXED_FLEET, node, port, workdir / f"{node}.log"))
+            options = (
+                "--fleet",
+                str(MIXED_FLEET),
+                "--node",
+                node,
+                "--kubelet-socket",
+                "none",
+                "--collect-interval",
+                "1",
+            )
+            procs.append(start_exporter(port, workdir / f"{node}.log", *options))
             exporters[node] = f"127.0.0.1:{port}"
         prom = Prometheus(workdir / "prometheus", list(exporters.values()), interval="1s").start()
         up = prom.wait_for(f'count(up{{job="egs-exporter"}} == 1) == {len(SIM_NODES)}', timeout_s=60)

@@ -23,6 +23,7 @@ the others answering "not supported" or "N/A".
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import threading
@@ -32,6 +33,7 @@ from types import ModuleType
 from typing import Any, TypeAlias, TypeVar
 
 from exporter.backend import DriverUnavailable, GpuLost
+from exporter.backends.sources import Outcome, read_groups
 from exporter.gpu import GpuIdentity, Node, P2PLink, Reading
 
 log = logging.getLogger(__name__)
@@ -156,33 +158,13 @@ class AmdSmiBackend:
         if device is None:
             raise GpuLost(f"GPU {gpu.key} is not among the devices amdsmi enumerated")
         smi = self._module()
-        wanted = set(fields)
-        reading = Reading()
-        covered: set[str] = set()
-        for names, source in self._sources:
-            covered |= names
-            asked = wanted & names
-            if asked:
-                self._read_source(smi, device, asked, source, reading)
-        reading.unsupported |= wanted - covered
-        return reading
-
-    @staticmethod
-    def _read_source(smi: ModuleType, device: _Device, asked: set[str], source: _Source, reading: Reading) -> None:
-        """Run one source and sort the fields it was asked for into values, unsupported or failed."""
-        try:
-            values = source(smi, device.handle)
-        except smi.AmdSmiException as e:
-            kind = _classify(smi, e)
-            if kind == "lost":
-                raise GpuLost(f"GPU {device.identity.key} ({device.identity.pci_bus_id}) is gone: {e}") from e
-            (reading.unsupported if kind == "unsupported" else reading.failed).update(asked)
-            return
-        for name in asked:
-            if name in values:
-                reading.values[name] = values[name]
-            else:
-                reading.unsupported.add(name)
+        return read_groups(
+            ((names, functools.partial(source, smi, device.handle)) for names, source in self._sources),
+            set(fields),
+            smi.AmdSmiException,
+            lambda e: _classify(smi, e),
+            lambda e: f"GPU {device.identity.key} ({device.identity.pci_bus_id}) is gone: {e}",
+        )
 
 
 # -- sources: one amdsmi call each; "N/A" never becomes a value ---------------------------------------
@@ -252,7 +234,7 @@ def _ecc(smi: ModuleType, handle: Any) -> dict[str, float]:
 # -- helpers --------------------------------------------------------------------------------------------
 
 
-def _classify(smi: ModuleType, error: Any) -> str:
+def _classify(smi: ModuleType, error: Any) -> Outcome:
     """`unsupported`, `lost` or `failed`, from the status code of an amdsmi exception.
 
     NOT_SUPPORTED and NOT_YET_IMPLEMENTED mean the device cannot give the field. NOT_FOUND ("Device

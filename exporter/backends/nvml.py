@@ -14,6 +14,7 @@ nvidia-ml-py by `tests/test_backend_contracts.py`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -24,6 +25,7 @@ from types import ModuleType
 from typing import Any, TypeAlias, TypeVar
 
 from exporter.backend import DriverUnavailable, GpuLost
+from exporter.backends.sources import Outcome, read_groups
 from exporter.gpu import GpuIdentity, Node, P2PLink, Reading
 
 log = logging.getLogger(__name__)
@@ -189,34 +191,18 @@ class NvmlBackend:
             raise GpuLost(f"GPU {gpu.key} is not among the devices NVML enumerated")
         nvml = self._module()
         wanted = set(fields)
-        reading = Reading()
-        if device.parent is not None:
-            reading.unsupported |= wanted - _MIG_FIELDS
-            wanted &= _MIG_FIELDS
-        for names, source in self._sources:
-            asked = wanted & names
-            if asked:
-                self._read_source(nvml, device, asked, source, reading)
-        return reading
-
-    @staticmethod
-    def _read_source(nvml: ModuleType, device: _Device, asked: set[str], source: _Source, reading: Reading) -> None:
-        """Run one source and sort the fields it was asked for into values, unsupported or failed."""
-        try:
-            values = source(nvml, device)
-        except nvml.NVMLError as e:
-            kind = _classify(nvml, e)
-            if kind == "lost":
-                raise GpuLost(f"GPU {device.identity.key} ({device.identity.uuid}) is lost: {e}") from e
-            (reading.unsupported if kind == "unsupported" else reading.failed).update(asked)
-            return
-        if values is None:
-            return
-        for name in asked:
-            if name in values:
-                reading.values[name] = values[name]
-            else:
-                reading.unsupported.add(name)
+        # A MIG instance has its own memory and GPM counters; everything else is the parent GPU's.
+        groups = (
+            (names & _MIG_FIELDS if device.parent is not None else names, functools.partial(source, nvml, device))
+            for names, source in self._sources
+        )
+        return read_groups(
+            groups,
+            wanted,
+            nvml.NVMLError,
+            lambda e: _classify(nvml, e),
+            lambda e: f"GPU {device.identity.key} ({device.identity.uuid}) is lost: {e}",
+        )
 
     # -- sources: one NVML call each, units converted to the metric contract's -----------------------
 
@@ -347,7 +333,7 @@ class NvmlBackend:
 # -- helpers that need no backend state -------------------------------------------------------------
 
 
-def _classify(nvml: ModuleType, error: Any) -> str:
+def _classify(nvml: ModuleType, error: Any) -> Outcome:
     """`unsupported`, `lost` or `failed`, from the NVML return code an NVMLError carries."""
     code = getattr(error, "value", None)
     if code in (nvml.NVML_ERROR_NOT_SUPPORTED, nvml.NVML_ERROR_FUNCTION_NOT_FOUND):
