@@ -1,0 +1,98 @@
+"""What placement decides, as plain data: requests in, a plan out.
+
+`scheduler.placement` (the online policy) and `scheduler.replan` (the exact re-plan) both return a
+`Plan`; `scheduler.manifests` turns one into Kubernetes objects and the CLI prints it. Nothing here
+decides anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Request:
+    """Serve `model` with `replicas` replicas, none below `min_quality`."""
+
+    name: str
+    model: str
+    replicas: int = 1
+    min_quality: float = 0.0
+    """Lowest variant quality accepted (fp16 = 1.0; int4 is about 0.95)."""
+    namespace: str = "default"
+    context: int | None = None
+    """Context tokens per sequence; the model's serving default when None."""
+    concurrency: int | None = None
+    """Sequences resident at once; the model's serving default when None."""
+    gpu_classes: tuple[str, ...] = ()
+    """Allowed GPU classes; empty allows every class."""
+
+
+@dataclass(frozen=True)
+class Worker:
+    """The GPUs one replica holds on one node."""
+
+    node: str
+    gpus: tuple[int, ...]
+    mig_profile: str | None = None
+    """The MIG instance profile when the replica runs in one (then `gpus` names its parent GPU)."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One replica of a request, placed."""
+
+    request: str
+    replica: int
+    model: str
+    variant: str
+    precision: str
+    quality: float
+    gpu_class: str
+    sharing: str
+    """How the GPUs are shared: exclusive, mig, timeslice, kai or hami."""
+    tp: int
+    """Tensor-parallel GPUs per node; a replica spans `len(workers)` nodes."""
+    vram_mib_per_gpu: int
+    workers: tuple[Worker, ...]
+    """The leader first; more than one worker makes the replica a LeaderWorkerSet."""
+    namespace: str = "default"
+
+    @property
+    def node(self) -> str:
+        return self.workers[0].node
+
+    @property
+    def gpus(self) -> tuple[int, ...]:
+        return self.workers[0].gpus
+
+    @property
+    def multi_node(self) -> bool:
+        return len(self.workers) > 1
+
+
+@dataclass(frozen=True)
+class Unplaced:
+    """A replica that fits nowhere, why, and the nearest fit."""
+
+    request: str
+    replica: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    placements: tuple[Placement, ...] = ()
+    unplaced: tuple[Unplaced, ...] = ()
+    occupied: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Every GPU (`node/gpu3`) or MIG instance (`node/mig-1g.10gb#2`) the plan's replicas occupy:
+    (the share of a GPU it is, USD per hour of that share). A MIG instance is its compute slices'
+    share of the GPU; a GPU shared by several replicas counts once."""
+
+    @property
+    def cost_per_hour(self) -> float:
+        return round(sum(price for _, price in self.occupied.values()), 4)
+
+    @property
+    def gpus_used(self) -> float:
+        return round(sum(share for share, _ in self.occupied.values()), 4)
