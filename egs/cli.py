@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from egs.plan_cli import add_parser as add_plan_parser
 from exporter.backends import BACKENDS, make_backend
 from exporter.collector import Collector, CollectorSettings
 from exporter.fleet import DEFAULT_FLEET, Fleet, FleetError, load_fleet
@@ -94,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rounds", type=int, default=0, help="print this many times, then stop (default: until Ctrl-C)")
     demo.add_argument("--every", type=_positive, default=5.0, help="seconds between prints (default %(default)s)")
     demo.set_defaults(run=run_demo)
+
+    add_plan_parser(sub)
     return parser
 
 

@@ -96,6 +96,10 @@ class Variant:
     """Resolved like min_compute_capability, for AMD GPUs."""
     kv_cache_dtype: str | None = None
     """Overrides the model's serving default when set."""
+    source: str | None = None
+    """A pre-quantised checkpoint of this variant (a Hugging Face id); None serves the model's own."""
+    quantization: str | None = None
+    """How that checkpoint is quantised, as vLLM's `--quantization` names it (awq, gptq, ...)."""
 
     def runs_on(self, gpu: GpuModel) -> bool:
         return gpu.supports(self.precision) and gpu.meets(self.min_compute_capability, self.min_gfx)
@@ -243,6 +247,8 @@ def _variant(raw: dict[str, Any], arch: Architecture) -> Variant:
         min_compute_capability=str(float(cc)) if isinstance(cc, int | float) else cc or floor.min_cc,
         min_gfx=raw.get("min_gfx", floor.min_gfx),
         kv_cache_dtype=raw.get("kv_cache_dtype"),
+        source=raw.get("source"),
+        quantization=raw.get("quantization"),
     )
 
 

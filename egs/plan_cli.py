@@ -1,0 +1,241 @@
+"""`egs plan`: place inference requests on a fleet and print the plan, or write its manifests.
+
+Composition only: it reads the files (catalogue, nodes, allocations, registry, requests) with the
+scheduler's loaders, builds the inventory, calls `scheduler.placement.place`, and prints the `Plan`
+as a table, JSON or YAML; with `--manifests DIR` it renders and validates the Kubernetes objects
+(`scheduler.manifests`) and writes one file per request. `egs/cli.py` registers the subcommand.
+
+Everything is loaded, placed and rendered before anything is written, so bad input (reported by
+`egs/cli.py` as `egs: error: <file>: <field path>: <what>`, exit 2) leaves no files behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from scheduler._schema import read_yaml
+from scheduler.catalog import Catalog
+from scheduler.inventory import (
+    SHARING_MECHANISMS,
+    Inventory,
+    InventoryError,
+    SharingPolicy,
+    build_inventory,
+    load_nodes,
+    parse_allocations,
+)
+from scheduler.placement import place
+from scheduler.plan import Placement, Plan, Request
+from scheduler.registry import Registry
+from scheduler.requests import load_requests
+
+T = TypeVar("T")
+MIB_PER_GIB = 1024
+
+
+def add_parser(sub: Any) -> None:
+    """Register `egs plan` on the `egs` command's subparsers."""
+    plan = sub.add_parser(
+        "plan",
+        help="place inference requests on a fleet; print the plan or write its Kubernetes manifests",
+        description="Place every replica of the requests on the fleet's GPUs (cheapest first, without "
+        "fragmenting), then print which variant runs where, what could not be placed and why, and the "
+        "cost per hour. Nothing is applied to a cluster.",
+    )
+    plan.add_argument(
+        "--fleet", type=Path, required=True, help="the nodes: a NodeList as `kubectl get nodes -o yaml` prints it"
+    )
+    plan.add_argument("--models", type=Path, required=True, help="the model registry (examples/models.yaml)")
+    plan.add_argument("--requests", type=Path, required=True, help="the requests to place (examples/requests.yaml)")
+    plan.add_argument(
+        "--allocations",
+        type=Path,
+        help="what replicas already running hold (a list, or `allocations:` a list; format: "
+        "scheduler/data/allocations.schema.json); subtracted from the fleet first",
+    )
+    plan.add_argument(
+        "--sharing",
+        metavar="CLASS=MECH",
+        type=_sharing,
+        action="append",
+        default=[],
+        help=f"how replicas share GPUs of a class: one of {', '.join(SHARING_MECHANISMS)} (default exclusive "
+        "for every class); repeat for several classes, e.g. --sharing L4=timeslice --sharing H100-80GB=kai",
+    )
+    plan.add_argument(
+        "--engine",
+        choices=["online", "exact"],
+        default="online",
+        help="online: one replica at a time, cheapest first (default); exact: a re-plan of the whole batch",
+    )
+    plan.add_argument(
+        "--time-limit",
+        type=_positive,
+        default=10.0,
+        metavar="S",
+        help="seconds the exact engine may search (default %(default)s)",
+    )
+    plan.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "json", "yaml"],
+        default="table",
+        help="table (default), or json / yaml with placements, unplaced and cost_per_hour",
+    )
+    plan.add_argument(
+        "--manifests",
+        type=Path,
+        metavar="DIR",
+        help="also write each request's Deployment (or LeaderWorkerSet) and Service, validated against the "
+        "Kubernetes schemas, to DIR/<request>.yaml",
+    )
+    plan.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    catalog = Catalog.load()
+    registry = _loaded(args.models, lambda: Registry.load(args.models, catalog))
+    requests = _loaded(args.requests, lambda: load_requests(args.requests, registry, catalog))
+    inventory = _inventory(args, catalog)
+    plan = place(requests, registry, inventory, engine=args.engine, time_limit_s=args.time_limit)
+    files = _manifest_files(plan, registry, catalog, requests) if args.manifests else {}
+    if args.manifests:
+        args.manifests.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (args.manifests / name).write_text(text)
+        print(f"wrote {len(files)} manifest file(s) to {args.manifests}/", file=sys.stderr)
+    if args.output == "table":
+        print(_table(plan, inventory))
+    elif args.output == "json":
+        print(json.dumps(_document(plan, inventory), indent=2))
+    else:
+        print(yaml.safe_dump(_document(plan, inventory), sort_keys=False), end="")
+    return 0
+
+
+def _sharing(text: str) -> tuple[str, str]:
+    name, sep, mechanism = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected CLASS=MECH, got {text!r}")
+    if mechanism not in SHARING_MECHANISMS:
+        raise argparse.ArgumentTypeError(f"{mechanism!r} is not one of {', '.join(SHARING_MECHANISMS)}")
+    return name, mechanism
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _loaded(source: str | Path, load: Callable[[], T]) -> T:
+    """`load()`, its error prefixed with where the bad input came from (a file, or an option)."""
+    try:
+        return load()
+    except ValueError as e:
+        message = str(e)
+        raise ValueError(message if str(source) in message else f"{source}: {message}") from e
+
+
+def _inventory(args: argparse.Namespace, catalog: Catalog) -> Inventory:
+    """The fleet with its allocations subtracted; each stage runs alone first so that an error names
+    the input it comes from."""
+    by_class = dict(args.sharing)
+    if len(by_class) < len(args.sharing):
+        raise ValueError("--sharing: a GPU class is given more than once")
+    for name, mechanism in by_class.items():
+        if name in catalog and catalog.get(name).vendor == "amd" and mechanism != "exclusive":
+            raise ValueError(f"--sharing {name}={mechanism}: AMD GPUs are placed only whole (exclusive)")
+    policy = SharingPolicy(by_class)
+    _loaded("--sharing", lambda: build_inventory([], catalog, sharing=policy))
+    nodes = _loaded(args.fleet, lambda: load_nodes(args.fleet))
+    inventory = _loaded(args.fleet, lambda: build_inventory(nodes, catalog, sharing=policy))
+    if not args.allocations:
+        return inventory
+    raw = _loaded(args.allocations, lambda: read_yaml(args.allocations, InventoryError))
+    records = raw.get("allocations") if isinstance(raw, dict) else raw
+    allocations = _loaded(args.allocations, lambda: parse_allocations(records))
+    return _loaded(args.allocations, lambda: build_inventory(nodes, catalog, allocations, policy))
+
+
+def _manifest_files(plan: Plan, registry: Registry, catalog: Catalog, requests: tuple[Request, ...]) -> dict[str, str]:
+    """File name -> the YAML documents of one request, every object already validated."""
+    # Imported here: kubernetes-validate is needed only to write manifests, not by every `egs` command.
+    from scheduler.manifests import manifests
+
+    files: dict[str, list[dict[str, Any]]] = {}
+    for obj in manifests(plan, registry, catalog, requests):
+        label = obj["metadata"]["labels"]["egs.io/request"]
+        files.setdefault(f"{label}.yaml", []).append(obj)
+    return {name: yaml.safe_dump_all(objs, sort_keys=False) for name, objs in files.items()}
+
+
+def _document(plan: Plan, inventory: Inventory) -> dict[str, Any]:
+    """The plan as `-o json` / `-o yaml` print it."""
+    return {
+        "placements": [_placement(p) for p in plan.placements],
+        "unplaced": [{"request": u.request, "replica": u.replica, "reason": u.reason} for u in plan.unplaced],
+        "cost_per_hour": plan.cost_per_hour,
+        "gpus_used": plan.gpus_used,
+        "skipped_nodes": [{"node": s.node, "reason": s.reason} for s in inventory.skipped],
+    }
+
+
+def _placement(p: Placement) -> dict[str, Any]:
+    placed: dict[str, Any] = {
+        "request": p.request,
+        "replica": p.replica,
+        "model": p.model,
+        "variant": p.variant,
+        "gpu_class": p.gpu_class,
+        "node": p.node,
+        "gpus": list(p.gpus),
+        "tp": p.tp,
+        "vram_gib": round(p.vram_mib_per_gpu / MIB_PER_GIB, 2),
+        "sharing": p.sharing,
+        "workers": [{"node": w.node, "gpus": list(w.gpus)} for w in p.workers],
+    }
+    if p.workers[0].mig_profile:
+        placed["mig_profile"] = p.workers[0].mig_profile
+    return placed
+
+
+def _table(plan: Plan, inventory: Inventory) -> str:
+    header = ("REQUEST", "REPLICA", "MODEL", "VARIANT", "CLASS", "NODE(S)", "GPUS", "VRAM GiB/GPU", "SHARING")
+    rows = [
+        (
+            p.request,
+            str(p.replica),
+            p.model,
+            p.variant,
+            p.gpu_class,
+            ",".join(w.node for w in p.workers),
+            " / ".join(f"mig {w.mig_profile}" if w.mig_profile else ",".join(map(str, w.gpus)) for w in p.workers),
+            f"{p.vram_mib_per_gpu / MIB_PER_GIB:.1f}",
+            p.sharing,
+        )
+        for p in plan.placements
+    ]
+    lines = _columns([header, *rows]) if rows else ["nothing placed"]
+    if plan.unplaced:
+        lines += ["", "UNPLACED"]
+        unplaced = [(u.request, str(u.replica), u.reason) for u in plan.unplaced]
+        lines += _columns([("REQUEST", "REPLICA", "REASON"), *unplaced])
+    if inventory.skipped:
+        lines += ["", "SKIPPED NODES"]
+        lines += _columns([("NODE", "REASON"), *((s.node, s.reason) for s in inventory.skipped)])
+    lines += ["", f"GPUs used: {plan.gpus_used:.2f}   cost: ${plan.cost_per_hour:.2f}/hour"]
+    return "\n".join(lines)
+
+
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]

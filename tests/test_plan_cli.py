@@ -1,0 +1,187 @@
+"""`egs plan` as a user runs it, and the requests file it reads.
+
+Covers: the requests loader (the example loads; each kind of bad input is refused with the path of
+the bad field), and the command in a subprocess on the shipped examples: the table, the documented
+JSON and YAML keys, `--manifests` files that validate, and bad input that exits 2 with the path
+and writes nothing. Which replica lands where is the placement engine's business
+(`scheduler/placement.py`); here only the shape of the output and its consistency are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scheduler.catalog import Catalog
+from scheduler.manifests import validate
+from scheduler.registry import Registry
+from scheduler.requests import RequestsError, load_requests, parse_requests
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+CATALOG = Catalog.load()
+REGISTRY = Registry.load(EXAMPLES / "models.yaml", CATALOG)
+EGS = [sys.executable, "-m", "egs.cli", "plan"]
+INPUTS = [
+    "--fleet",
+    str(EXAMPLES / "cluster-nodes.yaml"),
+    "--models",
+    str(EXAMPLES / "models.yaml"),
+    "--sharing",
+    "L4=timeslice",
+]
+EXAMPLE_REQUESTS = ["--requests", str(EXAMPLES / "requests.yaml")]
+GOOD = {"name": "chat", "model": "llama-3.1-8b-instruct"}
+
+
+def egs_plan(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EGS, *args], capture_output=True, text=True, cwd=REPO)
+
+
+def test_the_example_requests_load_with_defaults_filled_in() -> None:
+    requests = load_requests(EXAMPLES / "requests.yaml", REGISTRY, CATALOG)
+    assert 8 <= len(requests) <= 12
+    by_name = {r.name: r for r in requests}
+    assert by_name["frontier"].gpu_classes == ("GB200",)
+    assert by_name["qwen-coder"].min_quality == 1.0
+    assert by_name["mixtral"].replicas == 1 and by_name["mixtral"].namespace == "default"
+    assert by_name["chat-small"].context == 4096 and by_name["mixtral"].context is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({**GOOD, "replica": 2}, r"requests\[1\]\.replica: unknown key"),
+        ({**GOOD, "replicas": 0}, r"requests\[1\]\.replicas: 0 is less than or equal to the minimum of 0"),
+        ({**GOOD, "replicas": "two"}, r"requests\[1\]\.replicas: 'two' is not of type 'integer'"),
+        ({**GOOD, "replicas": True}, r"requests\[1\]\.replicas: True is not of type 'integer'"),
+        ({**GOOD, "min_quality": 1.5}, r"requests\[1\]\.min_quality: 1\.5 is greater than the maximum of 1"),
+        ({**GOOD, "namespace": "Team_A"}, r"requests\[1\]\.namespace: 'Team_A' is not a namespace name"),
+        ({**GOOD, "context": 200_000}, r"requests\[1\]\.context: 200000 tokens is more than .* max_context of 131072"),
+        ({**GOOD, "concurrency": -1}, r"requests\[1\]\.concurrency: -1 is less than or equal to the minimum of 0"),
+        ({**GOOD, "model": "gpt-5"}, r"requests\[1\]\.model: no model 'gpt-5' in the registry"),
+        ({**GOOD, "gpu_classes": ["L4", "TPU-v5"]}, r"requests\[1\]\.gpu_classes\[1\]: no GPU class 'TPU-v5'"),
+        ({"name": "chat"}, r"requests\[1\]\.model: required"),
+        ({**GOOD, "name": "first"}, r"requests\[1\]\.name: duplicate request name 'first'"),
+    ],
+)
+def test_a_bad_request_is_refused_with_the_path_of_the_bad_field(entry: dict[str, Any], message: str) -> None:
+    raw = {"requests": [{**GOOD, "name": "first"}, entry]}
+    with pytest.raises(RequestsError, match=message):
+        parse_requests(raw, REGISTRY, CATALOG)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("requests: []\n", r"requests: \[\] should be non-empty"),
+        ("- name: chat\n", "the requests file: .* is not of type 'object'"),
+        ("requests: [name: chat\n", "is not valid YAML"),
+    ],
+)
+def test_a_malformed_requests_file_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "requests.yaml"
+    path.write_text(text)
+    with pytest.raises(RequestsError, match=message):
+        load_requests(path, REGISTRY, CATALOG)
+
+
+def test_help_explains_every_option() -> None:
+    out = egs_plan("--help").stdout
+    for option in (
+        "--fleet",
+        "--models",
+        "--requests",
+        "--allocations",
+        "--sharing",
+        "--engine",
+        "--time-limit",
+        "--output",
+        "--manifests",
+    ):
+        assert option in out
+
+
+def test_the_examples_print_a_table_of_placements_unplaced_replicas_and_cost() -> None:
+    result = egs_plan(*INPUTS, *EXAMPLE_REQUESTS)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "REQUEST",
+        "REPLICA",
+        "MODEL",
+        "VARIANT",
+        "CLASS",
+        "NODE(S)",
+        "GPUS",
+        "VRAM",
+        "GiB/GPU",
+        "SHARING",
+    ]
+    assert any(line.startswith("frontier") and "gpu-gb200-0,gpu-gb200-1" in line for line in lines)
+    assert "UNPLACED" in lines
+    assert lines[-1].startswith("GPUs used: ") and "/hour" in lines[-1]
+
+
+def test_json_output_has_the_documented_keys_and_yaml_says_the_same() -> None:
+    result = egs_plan(*INPUTS, *EXAMPLE_REQUESTS, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert {"placements", "unplaced", "cost_per_hour"} <= set(plan)
+    assert plan["placements"] and plan["unplaced"]
+    for placement in plan["placements"]:
+        assert {"request", "model", "variant", "node", "gpus", "vram_gib", "sharing"} <= set(placement)
+    for unplaced in plan["unplaced"]:
+        assert {"request", "reason"} <= set(unplaced)
+    assert isinstance(plan["cost_per_hour"], float) and plan["cost_per_hour"] > 0
+    as_yaml = egs_plan(*INPUTS, *EXAMPLE_REQUESTS, "-o", "yaml")
+    assert yaml.safe_load(as_yaml.stdout) == plan
+
+
+def test_manifests_are_written_one_file_per_request_and_validate(tmp_path: Path) -> None:
+    out = tmp_path / "manifests"
+    result = egs_plan(*INPUTS, *EXAMPLE_REQUESTS, "-o", "json", "--manifests", str(out))
+    assert result.returncode == 0, result.stderr
+    assert str(out) in result.stderr
+    placed = {p["request"] for p in json.loads(result.stdout)["placements"]}
+    assert {f.stem for f in out.iterdir()} == placed
+    kinds = set()
+    for file in out.iterdir():
+        objects = list(yaml.safe_load_all(file.read_text()))
+        assert objects[-1]["kind"] == "Service"
+        for obj in objects:
+            validate(obj)
+            kinds.add(obj["kind"])
+    assert kinds == {"Deployment", "LeaderWorkerSet", "Service"}
+
+
+def test_a_bad_requests_file_exits_2_with_the_path_and_writes_nothing(tmp_path: Path) -> None:
+    requests = tmp_path / "requests.yaml"
+    requests.write_text("requests:\n  - {name: chat, model: llama-3.1-8b-instruct, replicas: 0}\n")
+    out = tmp_path / "manifests"
+    result = egs_plan(*INPUTS, "--requests", str(requests), "--manifests", str(out))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"egs: error: {requests}: requests[0].replicas: ")
+    assert result.stdout == ""
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--sharing", "MI300X=kai"], "--sharing MI300X=kai: AMD GPUs"),
+        (["--sharing", "TPU=kai"], "--sharing: sharing.by_class.TPU: no GPU class 'TPU'"),
+        (["--sharing", "L4=sliced"], "'sliced' is not one of"),
+        (["--sharing", "T4=mig"], "T4 has no MIG profiles"),
+    ],
+)
+def test_a_bad_sharing_option_exits_2(option: list[str], message: str) -> None:
+    result = egs_plan(*INPUTS, *EXAMPLE_REQUESTS, *option)
+    assert result.returncode == 2
+    assert message in result.stderr
