@@ -68,8 +68,10 @@ class SharingPolicy:
                 known = ", ".join(SHARING_MECHANISMS)
                 raise ValueError(f"sharing for {name} must be one of {known}, not {mechanism!r}")
 
-    def for_class(self, name: str) -> str:
-        return self.by_class.get(name, self.default)
+    def for_class(self, name: str, labelled: str | None = None) -> str:
+        """The class's mechanism: as configured, else what the node's labels say it runs (the
+        device plugin's time-slicing replicas, a MIG layout), else the default."""
+        return self.by_class.get(name, labelled or self.default)
 
 
 @dataclass(frozen=True)
@@ -343,7 +345,7 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
         gpus=tuple(Gpu(i, memory or model.vram_mib, _domain(name, model, clique, i)) for i in range(whole)),
         physical_gpus=max(physical, whole),
         mig=mig,
-        sharing=policy.for_class(model.name),
+        sharing=policy.for_class(model.name, "mig" if mig and not whole else "timeslice" if replicas > 1 else None),
         timeslice_replicas=replicas,
         ready=any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", ())),
         cordoned=spec.get("unschedulable", False),

@@ -291,3 +291,12 @@ def test_shared_gpus_never_hold_more_than_they_have_and_fit_agrees_with_largest_
     for n in inventory:
         assert all(0 <= g.free_mib <= g.vram_mib for g in n.gpus)
         assert n.fits(need) == (n.largest_free_mib >= need)
+
+
+def test_sharing_follows_the_node_labels_unless_configured() -> None:
+    labelled = build_inventory(NODES, CATALOG)
+    assert labelled.node("gpu-l4-0").sharing == "timeslice", "nvidia.com/gpu.replicas > 1 means time-slicing"
+    assert labelled.node("gpu-h100-0").sharing == "exclusive"
+    configured = build_inventory(NODES, CATALOG, sharing=SharingPolicy({"L4": "exclusive", "H100-80GB": "kai"}))
+    assert configured.node("gpu-l4-0").sharing == "exclusive"
+    assert configured.node("gpu-h100-0").sharing == "kai"
