@@ -67,7 +67,8 @@ def add_parser(sub: Any) -> None:
         action="append",
         default=[],
         help=f"how replicas share GPUs of a class: one of {', '.join(SHARING_MECHANISMS)} (default: what the "
-        "nodes' labels say, time-slicing or MIG, else exclusive); repeat for several classes, e.g. --sharing L4=timeslice --sharing H100-80GB=kai",
+        "nodes' labels say, time-slicing or MIG, else exclusive); repeat for several classes, "
+        "e.g. --sharing L4=timeslice --sharing H100-80GB=kai",
     )
     plan.add_argument(
         "--engine",
