@@ -11,7 +11,7 @@ import pytest
 from scheduler.trace.cluster import Cluster, Request
 from scheduler.trace.data import Nodes, Pods, load_nodes, load_pods
 from scheduler.trace.frag import fragmentation
-from scheduler.trace.policies import POLICIES, Context
+from scheduler.trace.policies import POLICIES, Context, stranded
 from scheduler.trace.simulate import allocation_curve, requests, simulate
 from scheduler.trace.workload import PodKey, PodTypes, TargetWorkload, arrival_order, target_workload
 
@@ -170,3 +170,32 @@ def test_default_trace_one_seed() -> None:
     assert run.pods > len(pods)
     assert 94.0 < run.curve[130] < 96.5  # published mean over seeds 42-51: 95.39
     assert run.curve[50] == pytest.approx(50, abs=1.5)
+
+
+def test_egs_keeps_cpu_for_the_gpus_where_fgd_ties() -> None:
+    # Two G2 nodes with 4 free GPUs; node 0 (first in the node order) has 40 cores, node 1 has 96.
+    # The workload's GPU pods ask 11 cores per GPU on average: (2 + 20) cores over 2 GPUs.
+    nodes = Nodes(
+        names=("cpu-poor", "cpu-rich"),
+        cpu=np.array([40_000, 96_000], dtype=np.int64),
+        memory=np.array([262_144, 262_144], dtype=np.int64),
+        gpus=np.array([4, 4], dtype=np.int64),
+        model=np.array([0, 0], dtype=np.int64),
+        models=MODELS,
+    )
+    t = target((2000, 1000, 1, ""), (20_000, 1000, 1, ""))
+    pod = Request(kind=0, cpu=12_000, memory=1, gpu_milli=1000, num_gpu=1, access=np.ones(2, dtype=np.bool_))
+
+    def choose(policy: str) -> int:
+        ctx = Context(Cluster.empty(nodes), t, np.random.default_rng(0), np.array([0, 1]))
+        assert ctx.cpu_per_milli == 11
+        return POLICIES[policy](ctx, pod, np.array([0, 1]))[0]
+
+    # Both types still fit on either node afterwards, so FGD sees no fragmentation and takes the
+    # first node. On the cpu-poor node 28 cores feed 2,545 of the 3,000 idle milli at 11 cores per
+    # GPU: 455 stranded, up from 364; on the cpu-rich node none, so egs takes that one.
+    before_after = np.array([[1000] * 4, [1000] * 3 + [0]])
+    assert stranded(np.array([40_000, 28_000]), before_after, 11).tolist() == [364, 455]
+    assert stranded(np.array([96_000, 84_000]), before_after, 11).tolist() == [0, 0]
+    assert choose("fgd") == 0
+    assert choose("egs") == 1

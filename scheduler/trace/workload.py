@@ -79,10 +79,6 @@ class TargetWorkload:
     covered: int
     """Pods of all the chosen types: a type's share is count / covered."""
 
-    def gpu_only(self) -> TargetWorkload:
-        """The same workload with CPU-only types weighted 0 (shares of the others kept as they are)."""
-        return TargetWorkload(self.types, np.where(self.types.gpu_milli > 0, self.count, 0), self.covered)
-
 
 def target_workload(pods: Pods, models: tuple[str, ...], popularity: float = POPULARITY) -> TargetWorkload:
     """Most common types first (ties: the larger type first), until `popularity` of the pods."""
