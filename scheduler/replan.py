@@ -393,11 +393,8 @@ def _realise(model: _Model, chosen: list[int], registry: Registry) -> Plan:
                             take(_Option((), item, gpu[0], (gpu[1],)), name)
     for name, n in left.items():
         for _ in range(n):
-            before = len(state.unplaced)
             place_one(state, registry.get(model.requests[name].model), model.requests[name], replica[name])
             replica[name] += 1
-            if len(state.unplaced) == before:
-                continue
     return state.plan()
 
 
