@@ -34,7 +34,6 @@ GPU_LABELS = (
     "vendor",
 )
 INSTANCE_LABELS = ("GPU_I_PROFILE", "GPU_I_ID")
-POD_LABELS = ("pod", "namespace", "container")
 DCGM_COUNTERS = frozenset(f.name for f in FIELDS if f.kind == "counter")
 
 

@@ -2,9 +2,9 @@
 
 One exporter process per node is what a cluster runs; for a benchmark or the autoscaler simulator
 with thousands of simulated nodes that would be thousands of processes. This server renders each
-node's exposition with the same `exposition.render` the exporter uses, from the sim backend, and
-re-renders every `interval_s`; Prometheus scrapes each node as its own target (see
-`scrape_configs()`).
+node's exposition once, with the same `exposition.render` the exporter uses, from the sim backend
+(rule-evaluation cost does not depend on the values moving); Prometheus scrapes each node as its own
+target (see `scrape_configs()`).
 """
 
 from __future__ import annotations
@@ -36,10 +36,9 @@ class FleetServer(ThreadingHTTPServer):
         self._nodes = {name: backend.open() for name, backend in self._backends.items()}
         self._pods = pods or (lambda node, gpu: ())
         self.bodies: dict[str, bytes] = {}
-        self._stop = threading.Event()
-        self.render_all()
+        self._render_all()
 
-    def render_all(self) -> None:
+    def _render_all(self) -> None:
         """Read and render every node once (a collection cycle for the whole fleet)."""
         for name, backend in self._backends.items():
             node = self._nodes[name]
@@ -59,22 +58,12 @@ class FleetServer(ThreadingHTTPServer):
             )
             self.bodies[name] = render(snap)
 
-    def refresh_every(self, interval_s: float) -> threading.Thread:
-        def loop() -> None:
-            while not self._stop.wait(interval_s):
-                self.render_all()
-
-        thread = threading.Thread(target=loop, name="fleet-render", daemon=True)
-        thread.start()
-        return thread
-
     def serve_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="fleet-http", daemon=True)
         thread.start()
         return thread
 
     def close(self) -> None:
-        self._stop.set()
         self.shutdown()
         self.server_close()
 

@@ -35,7 +35,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from scheduler._schema import check, field_path, read_yaml
 from scheduler.catalog import Catalog, GpuModel, MigProfile, cc_tuple
@@ -81,6 +81,20 @@ class Taint:
     key: str
     effect: str
     value: str = ""
+
+
+class GpuRoom(Protocol):
+    """What the room rule of a sharing mechanism reads of a GPU: this inventory's `Gpu`, or the
+    placement's mutable copy of one while a plan is built."""
+
+    @property
+    def vram_mib(self) -> int: ...
+
+    @property
+    def free_mib(self) -> int: ...
+
+    @property
+    def holders(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -142,7 +156,7 @@ class NodeGpus:
         """USD per GPU-hour of this node's class."""
         return self.model.price_per_hour
 
-    def available_mib(self, gpu: Gpu) -> int:
+    def available_mib(self, gpu: GpuRoom) -> int:
         """VRAM a new replica may take on `gpu` under this node's sharing mechanism: exclusive
         sharing (and MIG nodes' unsplit GPUs) hand out idle GPUs only; time-slicing also stops at
         the device plugin's replicas."""

@@ -138,11 +138,7 @@ class NodeState:
 
     def available(self, gpu: GpuState) -> int:
         """VRAM a new replica may take on `gpu` under this node's mechanism (never over-committed)."""
-        if self.sharing in SHARED:
-            if self.sharing == "timeslice" and gpu.holders >= self.inventory.timeslice_replicas:
-                return 0
-            return gpu.free_mib
-        return gpu.vram_mib if gpu.holders == 0 else 0
+        return self.inventory.available_mib(gpu)
 
     def idle(self) -> int:
         return sum(1 for g in self.gpus if g.holders == 0)
