@@ -1,0 +1,195 @@
+"""Warm-pool policy: how many idle GPU nodes of one class to hold, and what to do to get there.
+
+Part of the autoscaler's pure core. A node takes minutes to be ready, so replicas that arrive faster
+than nodes do are served from a pool of idle nodes (empty ready nodes plus orders nobody is waiting
+for). Each decide step the controller (or `egs simulate`) builds a `PoolObservation` per GPU class and
+calls one of the policies in `POLICIES` for the target, then `pool_actions` for the orders and
+releases that reach it. Rules every policy keeps:
+
+- the target is never negative;
+- on missing data (the latest demand sample is a gap) no capacity is released: the target is at least
+  what is idle now and what was targeted before (`hold_on_missing_data` wraps each policy);
+- a warm node that is taken is replaced at once: the target counts idle nodes, so taking one leaves
+  the pool short and `pool_actions` orders the difference in the same step;
+- going down, orders still provisioning are cancelled first (free), then empty ready nodes released.
+
+The EGS policy (`egs_target`) sizes the spare capacity above what is used now as the largest of
+- what the forecast's upper quantile says the lead time's peak needs,
+- capacity freed by a drop in the last `hold_s`: on/off clients come back, so what one freed is held
+  (the need's running maximum over the hold window, less the need now),
+- an allowance for a fresh jump: `allowance_gpus` (fitted on training days), raised to the biggest
+  rise of the last `jump_memory_s` (big switch-ons cluster in time), times `jump_factor`,
+then subtracts the free GPUs on busy nodes, which absorb a rise first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from autoscaler.forecast import DemandSeries, Forecast
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The warm-pool policy's parameters for one GPU class."""
+
+    gpus_per_node: int
+    """GPUs on one node of the class."""
+    static_nodes: int = 0
+    """The `static` policy's pool size, in nodes."""
+    allowance_gpus: float = 0.0
+    """EGS: spare GPUs always held for a jump no history announced (fitted on training days)."""
+    hold_s: float = 4 * 3_600.0
+    """EGS: capacity freed by a drop is held this long (seconds), for the client to come back."""
+    jump_memory_s: float = 12 * 3_600.0
+    """EGS: for this long after a rise, the allowance is at least that rise (times `jump_factor`)."""
+    jump_factor: float = 1.0
+    """EGS: how much of the recent biggest rise the allowance covers (0 turns the memory off)."""
+    max_idle_nodes: int | None = None
+    """Never hold more idle nodes than this (a budget cap); None for no cap."""
+
+    def __post_init__(self) -> None:
+        if self.gpus_per_node < 1:
+            raise ValueError(f"PoolSettings.gpus_per_node must be >= 1, got {self.gpus_per_node}")
+        if self.static_nodes < 0 or self.allowance_gpus < 0 or self.jump_factor < 0:
+            raise ValueError("PoolSettings: static_nodes, allowance_gpus and jump_factor must be >= 0")
+        if self.hold_s < 0 or self.jump_memory_s < 0:
+            raise ValueError("PoolSettings: hold_s and jump_memory_s must be >= 0")
+        if self.max_idle_nodes is not None and self.max_idle_nodes < 0:
+            raise ValueError(f"PoolSettings.max_idle_nodes must be >= 0, got {self.max_idle_nodes}")
+
+
+@dataclass(frozen=True)
+class PoolObservation:
+    """What a pool policy knows about one GPU class at a decide step; plain numbers only."""
+
+    need_gpus: DemandSeries
+    """GPUs the class's replicas need per sample (sum over models of R x GPUs per replica); NaN = gap."""
+    used_gpus: int
+    """GPUs held by replicas now."""
+    free_gpus_on_busy_nodes: int
+    """Free GPUs on ready nodes that already run a replica: they absorb a rise before the pool does."""
+    idle_nodes: int
+    """Idle nodes now: empty ready nodes plus orders no waiting replica is earmarked for."""
+    forecast: Forecast | None = None
+    """The need forecast over the lead time, in GPUs (None: the policy has none)."""
+
+    @property
+    def data_missing(self) -> bool:
+        """True when the latest sample is a gap (or there is none): nothing may be released."""
+        return len(self.need_gpus.values) == 0 or bool(np.isnan(self.need_gpus.values[-1]))
+
+
+PoolPolicy = Callable[[PoolObservation, float, PoolSettings], int]
+"""(observation, now, settings) -> idle nodes to hold. `hold_on_missing_data` adds the previous target."""
+
+
+def reactive_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
+    """No pool: a node is ordered only once a replica waits for it."""
+    return 0
+
+
+def static_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
+    """A constant pool of `static_nodes` idle nodes."""
+    return settings.static_nodes
+
+
+def seasonal_naive_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
+    """Last week's rise over the coming lead time (the forecast is a seasonal-naive one)."""
+    if obs.forecast is None:
+        return 0
+    return _nodes_for(obs.forecast.expected_peak - _need_now(obs), obs, settings)
+
+
+def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
+    """Forecast peak, capacity freed by recent drops, and a jump allowance that remembers recent rises."""
+    need = _need_now(obs)
+    spare = settings.allowance_gpus
+    if obs.forecast is not None:
+        spare = max(spare, obs.forecast.upper_peak - need)
+    recent = _window(obs.need_gpus, now, settings.hold_s)
+    if recent.size:
+        spare = max(spare, float(np.max(recent)) - need)
+    jumps = np.diff(_window(obs.need_gpus, now, settings.jump_memory_s))
+    if jumps.size and settings.jump_factor > 0:
+        spare = max(spare, settings.jump_factor * float(max(0.0, np.max(jumps))))
+    return _nodes_for(spare, obs, settings)
+
+
+POLICIES: dict[str, PoolPolicy] = {
+    "reactive": reactive_target,
+    "static": static_target,
+    "seasonal-naive": seasonal_naive_target,
+    "egs": egs_target,
+}
+"""The warm-pool policies by name (the simulator's `oracle` needs the future, so it lives there)."""
+
+
+def hold_on_missing_data(
+    policy: PoolPolicy, obs: PoolObservation, now: float, settings: PoolSettings, previous_target: int
+) -> int:
+    """The policy's target, capped by `max_idle_nodes`, never releasing anything while data is missing."""
+    target = max(0, policy(obs, now, settings))
+    if settings.max_idle_nodes is not None:
+        target = min(target, settings.max_idle_nodes)
+    if obs.data_missing:
+        target = max(target, previous_target, obs.idle_nodes)
+    return target
+
+
+@dataclass(frozen=True)
+class PoolActions:
+    """What reaching a pool target takes: at most one of `order` or the two release counts is non-zero."""
+
+    order: int = 0
+    """New nodes to order."""
+    cancel_orders: int = 0
+    """Unearmarked orders still provisioning to cancel (free: nothing is billed before a node is ready)."""
+    release_nodes: int = 0
+    """Empty ready nodes to give back."""
+
+
+def pool_actions(target: int, empty_ready_nodes: int, unearmarked_orders: int) -> PoolActions:
+    """Order up to the target at once; going down, cancel orders first, then release empty ready nodes."""
+    idle = empty_ready_nodes + unearmarked_orders
+    if target >= idle:
+        return PoolActions(order=target - idle)
+    surplus = idle - target
+    cancel = min(surplus, unearmarked_orders)
+    return PoolActions(cancel_orders=cancel, release_nodes=surplus - cancel)
+
+
+def nodes_for_waiting(waiting_gpus: list[int], gpus_per_node: int) -> int:
+    """Empty nodes that the waiting replicas (GPUs each, in queue order) fill, packed first-fit."""
+    free: list[int] = []
+    for gpus in waiting_gpus:
+        for i, room in enumerate(free):
+            if room >= gpus:
+                free[i] -= gpus
+                break
+        else:
+            free.append(gpus_per_node - gpus)
+    return len(free)
+
+
+def _need_now(obs: PoolObservation) -> float:
+    last = obs.need_gpus.last_known()
+    return float(obs.used_gpus) if last is None else last
+
+
+def _window(series: DemandSeries, now: float, span_s: float) -> np.ndarray:
+    """The known samples that started within (now - span_s, now]."""
+    past = series.until(now).values
+    keep = math.floor(span_s / series.step_s + 1e-9) + 1
+    recent = past[-keep:]
+    return np.asarray(recent[~np.isnan(recent)], dtype=np.float64)
+
+
+def _nodes_for(spare_gpus: float, obs: PoolObservation, settings: PoolSettings) -> int:
+    """Idle nodes to hold so that `spare_gpus` above the need fit, free GPUs on busy nodes counted."""
+    short = spare_gpus - obs.free_gpus_on_busy_nodes
+    return max(0, math.ceil(short / settings.gpus_per_node - 1e-9))
