@@ -1,4 +1,10 @@
-"""The `egs` command: wires the components together. No logic of its own lives here."""
+"""The `egs` command: wires the components together. No logic of its own lives here.
+
+Exit codes, the same for every subcommand (`EXIT_CODES`, printed by `egs --help`): what a command
+expects to go wrong is one of `common.errors`' types, reported as one line `egs: error: ...` on
+stderr with that type's code. Anything else is a bug: it is not caught, so Python prints its
+traceback and exits 1.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +20,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from common.errors import EgsError, InputError, SetupError, TemporaryError
 from egs.plan_cli import add_parser as add_plan_parser
 from exporter.backends import BACKENDS, make_backend
 from exporter.collector import Collector, CollectorSettings
-from exporter.fleet import DEFAULT_FLEET, Fleet, FleetError, load_fleet
+from exporter.fleet import DEFAULT_FLEET, Fleet, load_fleet
 from exporter.server import ExporterServer
 
 log = logging.getLogger("egs")
 
 DEFAULT_KUBELET_SOCKET = "/var/lib/kubelet/pod-resources/kubelet.sock"
+EXIT_CODES = {
+    0: "success",
+    1: "a bug: an unexpected exception, with its traceback (please report it)",
+    InputError.exit_code: "bad input: a file, field or option is wrong (the message names it); also usage errors",
+    SetupError.exit_code: "the environment lacks something: a driver, a binary, a socket, a permission",
+    TemporaryError.exit_code: "a temporary failure: running the same command again later may succeed",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,15 +49,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.run(args))
-    except (FleetError, ValueError) as e:
+    except EgsError as e:
         print(f"egs: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="egs",
         description="Elastic GPU Service: GPU monitoring and autoscaling for LLM inference on Kubernetes.",
+        epilog="exit codes:\n" + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -110,7 +126,7 @@ def _positive(text: str) -> float:
 def _listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
-        raise ValueError(f"--listen must be HOST:PORT, got {text!r}")
+        raise InputError(f"must be HOST:PORT, got {text!r}", source="--listen")
     return host or "0.0.0.0", int(port)
 
 

@@ -20,8 +20,10 @@ from typing import Any
 
 import yaml
 
+from common.errors import SetupError
 
-class StackError(RuntimeError):
+
+class StackError(SetupError):
     """A local server is missing or did not come up; the message says which and why."""
 
 

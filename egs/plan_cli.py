@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from common.errors import InputError, naming
 from scheduler._schema import read_yaml
 from scheduler.catalog import Catalog
 from scheduler.inventory import (
@@ -138,12 +139,9 @@ def _positive(text: str) -> float:
 
 
 def _loaded(source: str | Path, load: Callable[[], T]) -> T:
-    """`load()`, its error prefixed with where the bad input came from (a file, or an option)."""
-    try:
+    """`load()`, an input error it raises naming where the bad input came from (a file, or an option)."""
+    with naming(source):
         return load()
-    except ValueError as e:
-        message = str(e)
-        raise ValueError(message if str(source) in message else f"{source}: {message}") from e
 
 
 def _inventory(args: argparse.Namespace, catalog: Catalog) -> Inventory:
@@ -151,10 +149,10 @@ def _inventory(args: argparse.Namespace, catalog: Catalog) -> Inventory:
     the input it comes from."""
     by_class = dict(args.sharing)
     if len(by_class) < len(args.sharing):
-        raise ValueError("--sharing: a GPU class is given more than once")
+        raise InputError("a GPU class is given more than once", source="--sharing")
     for name, mechanism in by_class.items():
         if name in catalog and catalog.get(name).vendor == "amd" and mechanism != "exclusive":
-            raise ValueError(f"--sharing {name}={mechanism}: AMD GPUs are placed only whole (exclusive)")
+            raise InputError("AMD GPUs are placed only whole (exclusive)", source=f"--sharing {name}={mechanism}")
     policy = SharingPolicy(by_class)
     _loaded("--sharing", lambda: build_inventory([], catalog, sharing=policy))
     nodes = _loaded(args.fleet, lambda: load_nodes(args.fleet))

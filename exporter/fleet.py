@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from common.errors import InputError, naming
 from exporter.fields import NAMES
 
 FAULT_KINDS = frozenset({"lost", "hang", "error"})
@@ -27,7 +28,7 @@ INTERCONNECTS = frozenset({"nvlink", "xgmi", "pcie"})
 VENDORS = frozenset({"nvidia", "amd"})
 
 
-class FleetError(ValueError):
+class FleetError(InputError):
     """A fleet file that cannot be used; the message names the bad field."""
 
 
@@ -112,13 +113,15 @@ DEFAULT_FLEET = Fleet(
 
 
 def load_fleet(path: str | Path) -> Fleet:
+    """The fleet in the file at `path`; a FleetError names the file and the bad field."""
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except OSError as e:
-        raise FleetError(f"cannot read fleet file {path}: {e.strerror}") from e
+        raise FleetError(f"cannot read: {e.strerror}", source=path) from e
     except yaml.YAMLError as e:
-        raise FleetError(f"{path} is not valid YAML: {e}") from e
-    return parse_fleet(raw)
+        raise FleetError(f"not valid YAML: {e}", source=path) from e
+    with naming(path):
+        return parse_fleet(raw)
 
 
 def parse_fleet(raw: Any) -> Fleet:

@@ -24,20 +24,22 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from common.errors import InputError
+
 DATA = Path(__file__).parent / "data"
 
 
-def read_yaml(path: str | Path, error: type[ValueError]) -> Any:
-    """The parsed document at `path`; an unreadable file or bad YAML raises `error`."""
+def read_yaml(path: str | Path, error: type[InputError]) -> Any:
+    """The parsed document at `path`; an unreadable file or bad YAML raises `error` naming `path`."""
     try:
         return yaml.safe_load(Path(path).read_text())
     except OSError as e:
-        raise error(f"cannot read {path}: {e.strerror}") from e
+        raise error(f"cannot read: {e.strerror}", source=path) from e
     except yaml.YAMLError as e:
-        raise error(f"{path} is not valid YAML: {e}") from e
+        raise error(f"not valid YAML: {e}", source=path) from e
 
 
-def check(raw: Any, schema_file: str, error: type[ValueError], what: str, at: tuple[str | int, ...] = ()) -> None:
+def check(raw: Any, schema_file: str, error: type[InputError], what: str, at: tuple[str | int, ...] = ()) -> None:
     """Raise `error` naming the first field of `raw` that `schema_file` rejects.
 
     `what` names the root in messages; `at` is the path of `raw` inside its file, put before each path.

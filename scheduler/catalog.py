@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from common.errors import InputError
 from scheduler._schema import DATA, check, field_path, read_yaml
 
 DEFAULT_CATALOG = DATA / "gpus.yaml"
@@ -55,7 +56,7 @@ _MIG_SUFFIX = re.compile(r"-MIG-(?:[1-7]g\.\d+gb(?:\+me)?|INVALID)$")
 _PROFILE = re.compile(r"^([1-7])g\.(\d+)gb$")
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """A catalogue (or price override) that cannot be used; the message names the bad field."""
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from common.errors import InputError
 from scheduler._schema import check, field_path, read_yaml
 from scheduler.catalog import Catalog, GpuModel, MigProfile, cc_tuple
 
@@ -49,7 +50,7 @@ _GPU_LABEL_PREFIXES = ("nvidia.com/gpu.", "amd.com/gpu.", "beta.amd.com/gpu.")
 _MIG_RESOURCE = "nvidia.com/mig-"
 
 
-class InventoryError(ValueError):
+class InventoryError(InputError):
     """Nodes or allocations that cannot be read; the message names the bad field."""
 
 

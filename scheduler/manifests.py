@@ -43,6 +43,7 @@ import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import yaml
 
+from common.errors import InputError
 from scheduler._schema import DATA
 from scheduler.catalog import Catalog, GpuModel
 from scheduler.plan import Placement, Plan, Request
@@ -99,7 +100,7 @@ _WAIT_FOR_WORKERS = (
 _JOIN_LEADER = f'until ray start --address="$LWS_LEADER_ADDRESS:{RAY_PORT}" --block; do sleep 5; done'
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """A plan that cannot be rendered, or an object that fails its schema; the message says which."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.errors import InputError
 from scheduler._schema import check, field_path, read_yaml
 from scheduler.catalog import PRECISION_FLOORS, Catalog, GpuModel
 
@@ -56,7 +57,7 @@ LOAD_GIB_PER_S = 2.0
 local NVMe or a warm network volume)."""
 
 
-class RegistryError(ValueError):
+class RegistryError(InputError):
     """A registry that cannot be used; the message names the bad field."""
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from common.errors import InputError
 from scheduler._schema import check, field_path, read_yaml
 from scheduler.catalog import Catalog
 from scheduler.plan import Request
 from scheduler.registry import Registry, RegistryError
 
 
-class RequestsError(ValueError):
+class RequestsError(InputError):
     """A requests file that cannot be used; the message names the bad field."""
 
 

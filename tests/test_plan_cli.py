@@ -82,7 +82,7 @@ def test_a_bad_request_is_refused_with_the_path_of_the_bad_field(entry: dict[str
     [
         ("requests: []\n", r"requests: \[\] should be non-empty"),
         ("- name: chat\n", "the requests file: .* is not of type 'object'"),
-        ("requests: [name: chat\n", "is not valid YAML"),
+        ("requests: [name: chat\n", "not valid YAML"),
     ],
 )
 def test_a_malformed_requests_file_is_refused(tmp_path: Path, text: str, message: str) -> None:

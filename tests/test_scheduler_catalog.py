@@ -219,7 +219,7 @@ def test_an_unreadable_catalogue_file_is_rejected(tmp_path: Any) -> None:
         Catalog.load(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("gpus: [")
-    with pytest.raises(CatalogError, match="is not valid YAML"):
+    with pytest.raises(CatalogError, match="not valid YAML"):
         Catalog.load(bad)
 
 

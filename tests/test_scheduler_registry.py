@@ -237,7 +237,7 @@ def test_registry_files_that_cannot_be_read_are_rejected(tmp_path: Path) -> None
         Registry.load(tmp_path / "missing.yaml", CATALOG)
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [")
-    with pytest.raises(RegistryError, match="is not valid YAML"):
+    with pytest.raises(RegistryError, match="not valid YAML"):
         Registry.load(bad, CATALOG)
 
 
