@@ -1,39 +1,56 @@
 """Which metric names a PromQL expression reads: what the metric-contract test checks.
 
-A small lexical pass, not a parser: it drops strings, label matchers, ranges, offsets, grouping
-clauses and Grafana variables, then keeps every identifier that is not a keyword or a function call.
-That is exact for the selector-and-operator PromQL that EGS writes, and its tests pin the cases.
+The expression is parsed by a real PromQL parser (PyPI `promql-parser`, the Rust parser of
+GreptimeDB), and every vector selector in the tree is read: its name (`DCGM_FI_DEV_GPU_TEMP{gpu="0"}`)
+or its `__name__` matcher (`{__name__="DCGM_FI_DEV_GPU_TEMP"}`, `{__name__=~"DCGM_FI_DEV_.*"}`).
+Grafana's macros (`$__rate_interval`, `$__interval`, `$__range`) are durations: they are replaced by
+one before parsing. An expression that does not parse raises `ValueError` from the parser.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-_DROP = (
-    re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`'),  # strings
-    re.compile(r"\$\{[^}]*\}|\$\w+"),  # Grafana variables
-    re.compile(r"\{[^}]*\}"),  # label matchers
-    re.compile(r"\[[^\]]*\]"),  # ranges and subqueries
-    re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)"),  # grouping labels
-    re.compile(r"\boffset\s+-?[0-9a-z]+"),  # offsets
-)
-_IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
-_KEYWORDS = frozenset(
-    {"and", "or", "unless", "bool", "by", "without", "on", "ignoring", "group_left", "group_right", "inf", "nan"}
-)
+import promql_parser
+
+_GRAFANA_DURATION = re.compile(r"\$\{?__(?:rate_interval|interval|range)(?:_ms|_s)?\}?")
 
 
-def metric_names(expr: str) -> set[str]:
-    """The metric names `expr` selects."""
-    for pattern in _DROP:
-        expr = pattern.sub(" ", expr)
-    names = set()
-    for match in _IDENT.finditer(expr):
-        start = match.start()
-        if start and (expr[start - 1].isdigit() or expr[start - 1] == "."):
-            continue  # the exponent or unit of a number (1e3, 5m)
-        if expr[match.end() :].lstrip().startswith("("):
-            continue  # a function or an aggregation
-        if match.group().lower() not in _KEYWORDS:
-            names.add(match.group())
-    return names
+@dataclass(frozen=True)
+class NameRead:
+    """One selector's metric name: exact, or a regular expression (`__name__=~`)."""
+
+    text: str
+    regex: bool = False
+
+    def matches(self, name: str) -> bool:
+        return re.fullmatch(self.text, name) is not None if self.regex else name == self.text
+
+
+def reads(expr: str) -> set[NameRead]:
+    """The metric names `expr` selects. A selector that names no metric (`{job="x"}`, or only
+    `__name__!=`) reads no particular name and is left out."""
+    tree = promql_parser.parse(_GRAFANA_DURATION.sub("5m", expr))
+    found: set[NameRead] = set()
+
+    def visit(node: promql_parser.Expr) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            found.update(_selected(node))
+
+    promql_parser.walk(tree, visit)
+    return found
+
+
+def _selected(selector: promql_parser.VectorSelector) -> set[NameRead]:
+    if selector.name:
+        return {NameRead(selector.name)}
+    groups = [selector.matchers.matchers, *selector.matchers.or_matchers]
+    found = set()
+    for matchers in groups:
+        for m in matchers:
+            if m.name == "__name__" and m.op == promql_parser.MatchOp.Equal:
+                found.add(NameRead(m.value))
+            elif m.name == "__name__" and m.op == promql_parser.MatchOp.Re:
+                found.add(NameRead(m.value, regex=True))
+    return found

@@ -1,21 +1,30 @@
 """The metric contract: every metric a rule, an alert or a dashboard reads is written by someone.
 
-Writers: the exporter (its rendered exposition, so nothing is taken on trust), the recording rules,
-the autoscaler's series catalogue, and the outside components named in EXTERNAL. Readers: every
-expression in alerts/egs.rules.yaml and every query in the generated dashboards.
+Writers, each taken from what it really writes: the exporter (its rendered exposition, parsed), the
+recording rules, and the outside components named in EXTERNAL. A declaration is not a writer: the
+autoscaler's names (`autoscaler/metrics.py`) are written by the controller, which is not built yet,
+so they are on NOT_BUILT_YET, with the module expected to write them. That list is exact: the check
+fails when a name on it gains a writer, when a name is read that nobody writes, and the day the
+expected writer exists while the test does not read its series yet.
+
+Readers: every expression in alerts/egs.rules.yaml and every query (panel targets, query variables)
+of every Grafana dashboard JSON under dashboards/ and helm/, parsed as PromQL (`alerts/promql.py`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from alerts.promql import metric_names
-from autoscaler.metrics import NAMES as AUTOSCALER_NAMES
+from alerts.promql import reads
 from exporter.attribution import DeviceAssignment, PodRef
 from exporter.backends.sim import SimBackend
 from exporter.collector import Collector
@@ -24,6 +33,7 @@ from exporter.fleet import load_fleet
 from tests.conftest import MIXED_FLEET, REPO
 
 RULES = REPO / "alerts" / "egs.rules.yaml"
+DASHBOARD_DIRS = ("dashboards", "helm")
 EXTERNAL = {
     "up": "Prometheus, for every scrape target",
     "vllm:request_success_total": "vLLM",
@@ -32,6 +42,17 @@ EXTERNAL = {
     "vllm:kv_cache_usage_perc": "vLLM (>= 0.10)",
     "vllm:gpu_cache_usage_perc": "vLLM (older name of kv_cache_usage_perc)",
 }
+NOT_BUILT_YET = {
+    # name -> the module expected to write it (declared in autoscaler/metrics.py)
+    "egs_warm_pool_idle_nodes": "autoscaler.controller",
+    "egs_endpoint_replicas_waiting": "autoscaler.controller",
+    "egs_endpoint_estimated_ready_timestamp_seconds": "autoscaler.controller",
+    "egs_endpoint_ready": "autoscaler.controller",
+    "egs_autoscaler_last_reconcile_timestamp_seconds": "autoscaler.controller",
+}
+# Grafana's templating functions around PromQL: label_values(<expr>, label) and query_result(<expr>)
+GRAFANA_FUNCTION = re.compile(r"^\s*(?:label_values\((?P<expr>.+),\s*\w+\s*\)|query_result\((?P<query>.+)\))\s*$", re.S)
+GRAFANA_NO_METRIC = re.compile(r"^\s*(?:label_values\(\s*\w+\s*\)|label_names\(\)|metrics\(.*\))\s*$", re.S)
 
 
 def exporter_names() -> set[str]:
@@ -51,22 +72,35 @@ def rules() -> list[dict[str, Any]]:
     return [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
 
 
-def dashboard_queries() -> Iterator[tuple[str, str]]:
-    for path in sorted((REPO / "dashboards").rglob("*.json")):
-        board = json.loads(path.read_text())
-        for panel in board.get("panels", []):
-            for target in panel.get("targets", []):
-                if target.get("expr"):
-                    yield f"{path.name}: {panel.get('title')}", target["expr"]
-        for var in board.get("templating", {}).get("list", []):
-            query = var.get("query")
-            if var.get("type") == "query" and query:
-                yield f"{path.name}: ${var['name']}", query["query"] if isinstance(query, dict) else query
+def dashboard_queries(root: Path = REPO) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) for every query of every Grafana dashboard JSON under `root`'s DASHBOARD_DIRS."""
+    for directory in DASHBOARD_DIRS:
+        for path in sorted((root / directory).rglob("*.json")):
+            board = json.loads(path.read_text())
+            if isinstance(board, dict) and "panels" in board:
+                yield from _board_queries(path.relative_to(root).as_posix(), board)
+
+
+def _board_queries(name: str, board: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    panels = list(board.get("panels", []))
+    while panels:
+        panel = panels.pop(0)
+        panels.extend(panel.get("panels", []))  # a row's panels
+        for target in panel.get("targets", []):
+            if target.get("expr"):
+                yield f"{name}: {panel.get('title')}", target["expr"]
+    for var in board.get("templating", {}).get("list", []):
+        query = var.get("query")
+        query = query.get("query") if isinstance(query, dict) else query
+        if var.get("type") != "query" or not query or GRAFANA_NO_METRIC.match(query):
+            continue
+        inner = GRAFANA_FUNCTION.match(query)
+        yield f"{name}: ${var['name']}", (inner["expr"] or inner["query"]) if inner else query
 
 
 def written() -> set[str]:
     recorded = {r["record"] for r in rules() if "record" in r}
-    return exporter_names() | recorded | AUTOSCALER_NAMES | set(EXTERNAL)
+    return exporter_names() | recorded | set(EXTERNAL)
 
 
 def readers() -> Iterator[tuple[str, str]]:
@@ -75,22 +109,87 @@ def readers() -> Iterator[tuple[str, str]]:
     yield from dashboard_queries()
 
 
-def unwritten(reads: Iterator[tuple[str, str]], writes: set[str]) -> dict[str, set[str]]:
+def unwritten(reads_: Iterator[tuple[str, str]], writes: set[str]) -> dict[str, set[str]]:
+    """Reader -> the names (or `__name__` patterns) it reads that nothing in `writes` writes."""
     missing = {}
-    for reader, expr in reads:
-        names = metric_names(expr) - writes
+    for reader, expr in reads_:
+        names = {r.text for r in reads(expr) if not any(r.matches(w) for w in writes)}
         if names:
             missing[reader] = names
     return missing
 
 
-def test_every_metric_read_by_a_rule_alert_or_dashboard_is_written() -> None:
-    assert unwritten(readers(), written()) == {}
+def off_the_list(writes: set[str]) -> tuple[set[str], set[str]]:
+    """(names read that nobody writes and NOT_BUILT_YET does not excuse, listed names that are
+    written or no longer read)."""
+    missing: set[str] = set().union(*unwritten(readers(), writes).values())
+    return missing - set(NOT_BUILT_YET), set(NOT_BUILT_YET) - missing
+
+
+def test_every_name_read_is_written_except_the_listed_ones_whose_writer_is_not_built_yet() -> None:
+    assert off_the_list(written()) == (set(), set())
+
+
+def test_the_list_fails_when_a_listed_name_gains_a_writer_or_a_read_name_loses_one() -> None:
+    assert off_the_list(written() | {"egs_endpoint_ready"}) == (set(), {"egs_endpoint_ready"})
+    assert off_the_list(written() - {"DCGM_FI_DEV_FB_USED"}) == ({"DCGM_FI_DEV_FB_USED"}, set())
+
+
+def test_a_name_waits_for_a_writer_only_until_that_writer_exists() -> None:
+    built = {name: module for name, module in NOT_BUILT_YET.items() if importlib.util.find_spec(module)}
+    assert built == {}, "these writers exist now: read their series in written() and take the names off NOT_BUILT_YET"
 
 
 def test_the_contract_check_catches_a_name_nobody_writes() -> None:
-    reads = iter([("GPUVRAMSaturated", "gpu:vram_used:ratio > 0.95"), ("typo", "DCGM_FI_DEV_FB_USE > 0")])
-    assert unwritten(reads, written()) == {"typo": {"DCGM_FI_DEV_FB_USE"}}
+    reads_ = iter(
+        [
+            ("GPUVRAMSaturated", "gpu:vram_used:ratio > 0.95"),
+            ("typo", "DCGM_FI_DEV_FB_USE > 0"),
+            ("by __name__", 'sum({__name__="DCGM_FI_DEV_FB_USE"})'),
+            ("pattern", '{__name__=~"DCGM_FI_DEV_FB_(USED|FREE)"}'),
+            ("bad pattern", '{__name__=~"DCGM_FI_DEV_FB_NOPE.*"}'),
+        ]
+    )
+    assert unwritten(reads_, written()) == {
+        "typo": {"DCGM_FI_DEV_FB_USE"},
+        "by __name__": {"DCGM_FI_DEV_FB_USE"},
+        "bad pattern": {"DCGM_FI_DEV_FB_NOPE.*"},
+    }
+
+
+def test_a_bad_name_in_a_dashboard_fails_the_contract(tmp_path: Path) -> None:
+    board = {
+        "title": "Fleet",
+        "panels": [
+            {"title": "VRAM", "targets": [{"expr": 'max(DCGM_FI_DEV_FB_USED{Hostname=~"$node"})'}]},
+            {
+                "type": "row",
+                "title": "Saturation",
+                "panels": [{"title": "Busy", "targets": [{"expr": "rate(egs_gpu_busy_typo[$__rate_interval])"}]}],
+            },
+        ],
+        "templating": {
+            "list": [
+                {"name": "node", "type": "query", "query": {"query": "label_values(DCGM_FI_DEV_GPU_TMP, Hostname)"}},
+                {"name": "class", "type": "query", "query": "label_values(gpu_class)"},
+                {"name": "interval", "type": "interval", "query": "1m,5m"},
+            ]
+        },
+    }
+    (tmp_path / "helm" / "egs" / "dashboards").mkdir(parents=True)
+    (tmp_path / "helm" / "egs" / "dashboards" / "fleet.json").write_text(json.dumps(board))
+    assert unwritten(dashboard_queries(tmp_path), written()) == {
+        "helm/egs/dashboards/fleet.json: Busy": {"egs_gpu_busy_typo"},
+        "helm/egs/dashboards/fleet.json: $node": {"DCGM_FI_DEV_GPU_TMP"},
+    }
+
+
+def test_a_dashboard_query_that_is_not_promql_fails(tmp_path: Path) -> None:
+    (tmp_path / "dashboards").mkdir()
+    board = {"panels": [{"title": "x", "targets": [{"expr": "rate(DCGM_FI_DEV_FB_USED[5m)"}]}]}
+    (tmp_path / "dashboards" / "x.json").write_text(json.dumps(board))
+    with pytest.raises(ValueError):
+        unwritten(dashboard_queries(tmp_path), written())
 
 
 def test_the_exporter_writes_every_catalogue_field_and_its_own_series() -> None:
