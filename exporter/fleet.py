@@ -9,7 +9,8 @@ A fleet file is YAML (see `examples/fleet-*.yaml`)::
              compute_capability: "9.0", arch: hopper, interconnect: nvlink}
         faults: [{gpu: 3, kind: lost}]
 
-Bad input raises FleetError naming the path of the bad field; nothing is half-loaded.
+The format is `exporter/data/fleet.schema.json`, checked by `common.schema` as the scheduler's inputs
+are: bad input raises FleetError naming the file and the path of the bad field; nothing is half-loaded.
 """
 
 from __future__ import annotations
@@ -18,14 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from common.errors import InputError, naming
+from common.schema import check, field_path, read_yaml
 from exporter.fields import NAMES
 
-FAULT_KINDS = frozenset({"lost", "hang", "error"})
-INTERCONNECTS = frozenset({"nvlink", "xgmi", "pcie"})
-VENDORS = frozenset({"nvidia", "amd"})
+SCHEMA = Path(__file__).parent / "data" / "fleet.schema.json"
 
 
 class FleetError(InputError):
@@ -114,117 +112,49 @@ DEFAULT_FLEET = Fleet(
 
 def load_fleet(path: str | Path) -> Fleet:
     """The fleet in the file at `path`; a FleetError names the file and the bad field."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except OSError as e:
-        raise FleetError(f"cannot read: {e.strerror}", source=path) from e
-    except yaml.YAMLError as e:
-        raise FleetError(f"not valid YAML: {e}", source=path) from e
     with naming(path):
-        return parse_fleet(raw)
+        return parse_fleet(read_yaml(path, FleetError))
 
 
 def parse_fleet(raw: Any) -> Fleet:
-    data = _mapping(raw, "", {"nodes"})
-    nodes = _sequence(data.get("nodes"), "nodes")
-    parsed = tuple(_node(n, f"nodes[{i}]") for i, n in enumerate(nodes))
-    names = [n.name for n in parsed]
+    """The fleet in `raw`, checked against `exporter/data/fleet.schema.json` and then for what a
+    schema cannot say (unique names, fault indices in range, known field names)."""
+    check(raw, SCHEMA, FleetError, "the fleet file")
+    nodes = tuple(_node(n, i) for i, n in enumerate(raw["nodes"]))
+    names = [n.name for n in nodes]
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise FleetError(f"nodes[{i}].name: duplicate node name {name!r}")
-    return Fleet(nodes=parsed)
+            raise FleetError(f"{field_path('nodes', i, 'name')}: duplicate node name {name!r}")
+    return Fleet(nodes=nodes)
 
 
-def _node(raw: Any, path: str) -> SimNode:
-    data = _mapping(raw, path, {"name", "gpus", "faults"})
-    name = data.get("name")
-    if not isinstance(name, str) or not name:
-        raise FleetError(f"{path}.name: a non-empty string is required")
-    groups = tuple(_group(g, f"{path}.gpus[{i}]") for i, g in enumerate(_sequence(data.get("gpus"), f"{path}.gpus")))
-    node = SimNode(name=name, gpus=groups)
-    faults = tuple(
-        _fault(f, f"{path}.faults[{i}]", node.gpu_count)
-        for i, f in enumerate(_sequence(data.get("faults", []), f"{path}.faults", allow_empty=True))
-    )
-    return SimNode(name=name, gpus=groups, faults=faults)
+def _node(raw: dict[str, Any], i: int) -> SimNode:
+    groups = tuple(_group(g, ("nodes", i, "gpus", j)) for j, g in enumerate(raw["gpus"]))
+    count = sum(g.count for g in groups)
+    faults = []
+    for j, fault in enumerate(raw.get("faults", [])):
+        if fault["gpu"] >= count:
+            where = field_path("nodes", i, "faults", j, "gpu")
+            raise FleetError(f"{where}: an index below the node's {count} GPUs is required, got {fault['gpu']}")
+        faults.append(Fault(gpu=fault["gpu"], kind=fault["kind"], seconds=float(fault.get("seconds", 3600.0))))
+    return SimNode(name=raw["name"], gpus=groups, faults=tuple(faults))
 
 
-def _group(raw: Any, path: str) -> GpuGroup:
-    allowed = {
-        "model",
-        "vendor",
-        "count",
-        "memory_mib",
-        "compute_capability",
-        "arch",
-        "interconnect",
-        "driver_version",
-        "power_max_w",
-        "instances",
-        "unsupported",
-    }
-    data = _mapping(raw, path, allowed)
-    for key in ("model", "vendor", "count", "memory_mib"):
-        if key not in data:
-            raise FleetError(f"{path}.{key}: required")
-    vendor = data["vendor"]
-    if vendor not in VENDORS:
-        raise FleetError(f"{path}.vendor: {vendor!r} is not one of {sorted(VENDORS)}")
-    count, memory = data["count"], data["memory_mib"]
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise FleetError(f"{path}.count: a positive integer is required, got {count!r}")
-    if not isinstance(memory, int) or isinstance(memory, bool) or memory < 1:
-        raise FleetError(f"{path}.memory_mib: a positive integer is required, got {memory!r}")
-    interconnect = data.get("interconnect", "pcie")
-    if interconnect not in INTERCONNECTS:
-        raise FleetError(f"{path}.interconnect: {interconnect!r} is not one of {sorted(INTERCONNECTS)}")
-    unsupported = data.get("unsupported", [])
-    for i, name in enumerate(_sequence(unsupported, f"{path}.unsupported", allow_empty=True)):
+def _group(raw: dict[str, Any], at: tuple[str | int, ...]) -> GpuGroup:
+    unsupported = raw.get("unsupported", [])
+    for k, name in enumerate(unsupported):
         if name not in NAMES:
-            raise FleetError(f"{path}.unsupported[{i}]: {name!r} is not a field of exporter.fields")
-    instances = tuple(str(p) for p in _sequence(data.get("instances", []), f"{path}.instances", allow_empty=True))
-    power = data.get("power_max_w", 700.0)
-    if not isinstance(power, int | float) or power <= 0:
-        raise FleetError(f"{path}.power_max_w: a positive number is required, got {power!r}")
+            raise FleetError(f"{field_path(*at, 'unsupported', k)}: {name!r} is not a field of exporter.fields")
     return GpuGroup(
-        model=str(data["model"]),
-        vendor=vendor,
-        count=count,
-        memory_mib=memory,
-        compute_capability=str(data.get("compute_capability", "")),
-        arch=str(data.get("arch", "")),
-        interconnect=interconnect,
-        driver_version=str(data.get("driver_version", "")),
-        power_max_w=float(power),
-        instances=instances,
+        model=str(raw["model"]),
+        vendor=raw["vendor"],
+        count=raw["count"],
+        memory_mib=raw["memory_mib"],
+        compute_capability=str(raw.get("compute_capability", "")),
+        arch=str(raw.get("arch", "")),
+        interconnect=raw.get("interconnect", "pcie"),
+        driver_version=str(raw.get("driver_version", "")),
+        power_max_w=float(raw.get("power_max_w", 700.0)),
+        instances=tuple(raw.get("instances", ())),
         unsupported=frozenset(unsupported),
     )
-
-
-def _fault(raw: Any, path: str, gpu_count: int) -> Fault:
-    data = _mapping(raw, path, {"gpu", "kind", "seconds"})
-    gpu, kind = data.get("gpu"), data.get("kind")
-    if not isinstance(gpu, int) or not 0 <= gpu < gpu_count:
-        raise FleetError(f"{path}.gpu: an index below the node's {gpu_count} GPUs is required, got {gpu!r}")
-    if kind not in FAULT_KINDS:
-        raise FleetError(f"{path}.kind: {kind!r} is not one of {sorted(FAULT_KINDS)}")
-    seconds = data.get("seconds", 3600.0)
-    if not isinstance(seconds, int | float) or seconds < 0:
-        raise FleetError(f"{path}.seconds: a non-negative number is required, got {seconds!r}")
-    return Fault(gpu=gpu, kind=kind, seconds=float(seconds))
-
-
-def _mapping(raw: Any, path: str, allowed: set[str]) -> dict[str, Any]:
-    where = path or "the fleet file"
-    if not isinstance(raw, dict):
-        raise FleetError(f"{where}: a mapping is required, got {type(raw).__name__}")
-    for key in raw:
-        if key not in allowed:
-            raise FleetError(f"{path + '.' if path else ''}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
-    return raw
-
-
-def _sequence(raw: Any, path: str, allow_empty: bool = False) -> list[Any]:
-    if not isinstance(raw, list) or (not raw and not allow_empty):
-        raise FleetError(f"{path}: a non-empty list is required")
-    return raw

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from common.errors import InputError
+from common.errors import InputError, naming
 from scheduler._schema import DATA, check, field_path, read_yaml
 
 DEFAULT_CATALOG = DATA / "gpus.yaml"
@@ -158,7 +158,8 @@ class Catalog:
     @classmethod
     def load(cls, path: str | Path | None = None, prices: Mapping[str, float] | None = None) -> Catalog:
         """The catalogue at `path` (default: the one shipped in scheduler/data) with `prices` overriding."""
-        return cls.parse(read_yaml(path or DEFAULT_CATALOG, CatalogError), prices)
+        with naming(path or DEFAULT_CATALOG):
+            return cls.parse(read_yaml(path or DEFAULT_CATALOG, CatalogError), prices)
 
     @classmethod
     def parse(cls, raw: Any, prices: Mapping[str, float] | None = None) -> Catalog:

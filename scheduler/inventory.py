@@ -269,7 +269,7 @@ def load_nodes(path: str | Path) -> list[dict[str, Any]]:
     raw = read_yaml(path, InventoryError)
     nodes = raw.get("items") if isinstance(raw, dict) else raw
     if not isinstance(nodes, list):
-        raise InventoryError(f"{path}: a NodeList (items:) or a list of Nodes is required")
+        raise InventoryError("a NodeList (items:) or a list of Nodes is required", source=path)
     return nodes
 
 

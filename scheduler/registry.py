@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.errors import InputError
+from common.errors import InputError, naming
 from scheduler._schema import check, field_path, read_yaml
 from scheduler.catalog import PRECISION_FLOORS, Catalog, GpuModel
 
@@ -179,7 +179,8 @@ class Registry:
 
     @classmethod
     def load(cls, path: str | Path, catalog: Catalog) -> Registry:
-        return cls.parse(read_yaml(path, RegistryError), catalog)
+        with naming(path):
+            return cls.parse(read_yaml(path, RegistryError), catalog)
 
     @classmethod
     def parse(cls, raw: Any, catalog: Catalog) -> Registry:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from common.errors import InputError
+from common.errors import InputError, naming
 from scheduler._schema import check, field_path, read_yaml
 from scheduler.catalog import Catalog
 from scheduler.plan import Request
@@ -28,7 +28,8 @@ class RequestsError(InputError):
 
 
 def load_requests(path: str | Path, registry: Registry, catalog: Catalog) -> tuple[Request, ...]:
-    return parse_requests(read_yaml(path, RequestsError), registry, catalog)
+    with naming(path):
+        return parse_requests(read_yaml(path, RequestsError), registry, catalog)
 
 
 def parse_requests(raw: Any, registry: Registry, catalog: Catalog) -> tuple[Request, ...]:
