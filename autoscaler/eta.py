@@ -3,7 +3,8 @@
 Part of the autoscaler's pure core. When a replica cannot start at once, the endpoint API answers
 202 Accepted with the time it will serve; the controller (and `egs simulate`) calls `queue_etas` for
 the waiting replicas of a GPU class. A replica is served by, in this order: a free GPU now, an order
-already in flight (oldest first), or a node ordered now; it serves `load_s` after it has its GPU.
+already in flight (whichever is ready first), or a node ordered now; it serves `load_s` after it has
+its GPU.
 
 The promise is an upper quantile, not an average: a delay model built from the provisioning delays
 observed so far (an empirical distribution, conditioned on how long an order has already waited)
@@ -75,7 +76,7 @@ class ClassCapacity:
     free_gpus: Sequence[int] = ()
     """Free GPUs per ready node, now."""
     orders_placed_at: Sequence[float] = ()
-    """When each order still provisioning was placed (any order: they are served oldest first)."""
+    """When each order still provisioning was placed (any order: whichever is ready first serves first)."""
 
 
 def queue_etas(
@@ -88,29 +89,68 @@ def queue_etas(
 ) -> list[float]:
     """The promised serving time for each waiting replica (GPUs each, in queue order), in `now`'s clock.
 
-    Replicas take free GPUs first, then the orders in flight, oldest first, then nodes ordered now;
-    each replica's promise is when its GPU is promised plus its own model load time (`load_s`: one
-    value or one per replica).
+    Replicas take free GPUs first; the rest are served by the orders in flight in the order they
+    become ready (whichever finishes first serves the head of the queue), then by nodes ordered now.
+    The replica that needs the j-th node is promised the `quantile` of the j-th earliest ready time
+    of all those orders (each order's remaining delay conditioned on how long it has waited), on the
+    decide-step grid, plus its own model load time (`load_s`: one value or one per replica).
     """
     loads = [float(load_s)] * len(waiting_gpus) if isinstance(load_s, int | float) else [float(x) for x in load_s]
     if len(loads) != len(waiting_gpus):
         raise ValueError(f"queue_etas: {len(loads)} load times for {len(waiting_gpus)} waiting replicas")
-    # Each slot: (time its GPUs are promised, GPUs free in it); consumed in order.
-    slots: list[list[float]] = [[now, float(g)] for g in capacity.free_gpus if g > 0]
-    for placed in sorted(capacity.orders_placed_at):
-        _, promised = remaining_delay(now - placed, observed_delays_s, settings)
-        slots.append([now + promised, float(capacity.gpus_per_node)])
-    _, fresh = remaining_delay(0.0, observed_delays_s, settings)
-    etas = []
-    for gpus, load in zip(waiting_gpus, loads, strict=True):
-        slot = next((s for s in slots if s[1] >= gpus), None)
-        if slot is None:
-            slot = [now + fresh, float(capacity.gpus_per_node)]
-            slots.append(slot)
-        slot[1] -= gpus
-        etas.append(now + _round_up(slot[0] - now, settings.step_s) + load)
-    return etas
+    free = sum(max(0, g) for g in capacity.free_gpus)
+    gpn = capacity.gpus_per_node
+    # Which node each replica needs: 0 = a free GPU now, j >= 1 = the j-th order to be ready.
+    needs, queued = [], 0
+    for gpus in waiting_gpus:
+        if free >= gpus:
+            free -= gpus
+            needs.append(0)
+        else:
+            queued += gpus
+            needs.append(math.ceil(queued / gpn))
+    elapsed = [now - placed for placed in capacity.orders_placed_at]
+    elapsed += [0.0] * max(0, max(needs, default=0) - len(elapsed))  # nodes still to be ordered, now
+    ready_in = _order_statistic_quantiles(elapsed, observed_delays_s, settings)
+    return [now + (ready_in[j - 1] if j else 0.0) + load for j, load in zip(needs, loads, strict=True)]
 
 
-def _round_up(seconds: float, step_s: float) -> float:
-    return math.ceil(seconds / step_s - 1e-9) * step_s
+def _order_statistic_quantiles(
+    elapsed: Sequence[float], observed_s: Sequence[float], settings: EtaSettings
+) -> list[float]:
+    """For j = 1..n: the smallest step-grid t with P(at least j of the orders are ready within t) >= quantile."""
+    if not elapsed:
+        return []
+    high = settings.prior_delay_s[1]
+    observed = np.sort(np.asarray(observed_s, dtype=np.float64))
+    horizon = max(high, float(observed[-1]) if observed.size else 0.0) + settings.step_s
+    grid = settings.step_s * np.arange(1, math.ceil(horizon / settings.step_s) + 1)
+    cdf = np.array([_remaining_cdf(e, grid, observed, settings) for e in elapsed])  # orders x grid
+    # Poisson-binomial: at_least[j, t] = P(at least j orders ready within grid[t]).
+    n = len(elapsed)
+    count = np.zeros((n + 1, len(grid)))
+    count[0] = 1.0
+    for p in cdf:
+        count[1:] = count[1:] * (1 - p) + count[:-1] * p
+        count[0] *= 1 - p
+    at_least = np.cumsum(count[::-1], axis=0)[::-1]
+    out = []
+    for j in range(1, n + 1):
+        hit = np.flatnonzero(at_least[j] >= settings.quantile - 1e-12)
+        out.append(float(grid[hit[0]]) if hit.size else float(grid[-1]))
+    return out
+
+
+def _remaining_cdf(elapsed: float, grid: np.ndarray, observed: np.ndarray, settings: EtaSettings) -> np.ndarray:
+    """P(an order that has waited `elapsed` is ready within each `grid` time from now)."""
+    low, high = settings.prior_delay_s
+    longer = observed[observed > elapsed]
+    if longer.size >= settings.min_observations:
+        return np.asarray(np.searchsorted(longer, elapsed + grid, side="right") / longer.size, dtype=np.float64)
+    if elapsed >= high:
+        return np.ones(len(grid))
+    start = max(low, elapsed)
+    span = high - start
+    if span <= 0:
+        return np.asarray((elapsed + grid >= start).astype(float), dtype=np.float64)
+    return np.asarray(np.clip((elapsed + grid - start) / span, 0.0, 1.0), dtype=np.float64)

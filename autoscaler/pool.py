@@ -106,17 +106,18 @@ def seasonal_naive_target(obs: PoolObservation, now: float, settings: PoolSettin
 
 
 def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
-    """Forecast peak, capacity freed by recent drops, and a jump allowance that remembers recent rises."""
+    """Capacity freed by recent drops, plus a jump allowance that remembers recent rises; the forecast's
+    upper peak when that asks for more."""
     need = _need_now(obs)
-    spare = settings.allowance_gpus
-    if obs.forecast is not None:
-        spare = max(spare, obs.forecast.upper_peak - need)
     recent = _window(obs.need_gpus, now, settings.hold_s)
-    if recent.size:
-        spare = max(spare, float(np.max(recent)) - need)
+    held = max(0.0, float(np.max(recent)) - need) if recent.size else 0.0
+    allowance = settings.allowance_gpus
     jumps = np.diff(_window(obs.need_gpus, now, settings.jump_memory_s))
     if jumps.size and settings.jump_factor > 0:
-        spare = max(spare, settings.jump_factor * float(max(0.0, np.max(jumps))))
+        allowance = max(allowance, settings.jump_factor * float(np.max(jumps)))
+    spare = held + allowance
+    if obs.forecast is not None:
+        spare = max(spare, obs.forecast.upper_peak - need)
     return _nodes_for(spare, obs, settings)
 
 

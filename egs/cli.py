@@ -22,6 +22,8 @@ from types import FrameType
 
 from common.errors import EgsError, InputError, SetupError, TemporaryError
 from egs.plan_cli import add_parser as add_plan_parser
+from egs.simulate_cli import add_parser as add_simulate_parser
+from egs.trace_cli import add_parser as add_trace_parser
 from exporter.backends import BACKENDS, make_backend
 from exporter.collector import Collector, CollectorSettings
 from exporter.fleet import DEFAULT_FLEET, Fleet, load_fleet
@@ -113,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=run_demo)
 
     add_plan_parser(sub)
+    add_simulate_parser(sub)
+    add_trace_parser(sub)
     return parser
 
 

@@ -1,0 +1,311 @@
+"""Trace CSV and scenario YAML: the files `egs simulate` and `egs trace convert` read and write.
+
+The autoscaler's file adapter: it turns files into the simulator's plain data (`Trace`, `Scenario`)
+and refuses bad input with an `InputError` that names the file and the row or field, before anything
+is simulated or written.
+
+Trace CSV, canonical long format with a header: `time_s,model,demand_rps[,client]`, one row per
+sample (and client). Samples lie on one regular grid (the smallest gap between distinct times); time
+is taken relative to the first sample, so day 0 starts there. A model's demand in a sample is the
+sum over its clients' rows; a sample with no row for a model is a collection gap (as is a rate of 0).
+
+ServeGen aggregate CSV (`window_start_s, ..., total_rate_rps, ..., active_clients, ...`) and its
+per-client CSV (`window_start_s, client_id, rate_rps, cv`) are what `read_servegen` converts; a
+window whose rate is 0 with no active client is written as no row (a gap).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import yaml
+
+from autoscaler.simulator import GpuClass, ModelSpec, Scenario, Trace
+from common.errors import InputError
+
+TRACE_COLUMNS = ("time_s", "model", "demand_rps")
+CLIENT_COLUMN = "client"
+
+
+class TraceError(InputError):
+    """A trace, scenario or ServeGen file that cannot be used; the message names the row or field."""
+
+
+@dataclass(frozen=True)
+class TraceRow:
+    """One row of the canonical trace."""
+
+    time_s: float
+    model: str
+    demand_rps: float
+    client: str | None = None
+
+
+@dataclass(frozen=True)
+class TraceFile:
+    """A loaded trace: the simulator's grid, plus each model's clients when the file names them."""
+
+    trace: Trace
+    start_s: float
+    clients: Mapping[str, Mapping[str, npt.NDArray[np.float64]]] | None
+    first_row: Mapping[str, int]
+    """The line each model first appears on, for messages."""
+
+
+def read_trace(path: str | Path) -> TraceFile:
+    """Load and check a trace CSV."""
+    with _open(path) as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise TraceError("empty file: expected the header time_s,model,demand_rps[,client]", source=path)
+        header = [h.strip() for h in header]
+        missing = [c for c in TRACE_COLUMNS if c not in header]
+        if missing:
+            raise TraceError(f"header: missing column {', '.join(missing)} (have {','.join(header)})", source=path)
+        unknown = [c for c in header if c not in (*TRACE_COLUMNS, CLIENT_COLUMN)]
+        if unknown:
+            raise TraceError(f"header: unknown column {', '.join(unknown)}", source=path)
+        col = {c: header.index(c) for c in header}
+        rows = [(line, _row(values, col, line, path)) for line, values in enumerate(reader, start=2) if values]
+    if not rows:
+        raise TraceError("no rows after the header", source=path)
+    return _grid(rows, CLIENT_COLUMN in col, path)
+
+
+def trace_from_rows(rows: list[TraceRow], with_clients: bool) -> TraceFile:
+    """The trace that `rows` (as `read_servegen` returns them) make, as if written and read back."""
+    return _grid(list(enumerate(rows, start=2)), with_clients, "<rows>")
+
+
+def _row(values: list[str], col: Mapping[str, int], line: int, path: str | Path) -> TraceRow:
+    if len(values) != len(col):
+        raise TraceError(f"row {line}: {len(values)} fields, the header has {len(col)}", source=path)
+
+    def number(name: str) -> float:
+        text = values[col[name]].strip()
+        try:
+            value = float(text)
+        except ValueError:
+            raise TraceError(f"row {line}: {name} {text!r} is not a number", source=path) from None
+        if not math.isfinite(value) or value < 0:
+            raise TraceError(f"row {line}: {name} must be a finite number >= 0, got {text}", source=path)
+        return value
+
+    model = values[col["model"]].strip()
+    if not model:
+        raise TraceError(f"row {line}: model is empty", source=path)
+    client = values[col[CLIENT_COLUMN]].strip() if CLIENT_COLUMN in col else None
+    return TraceRow(number("time_s"), model, number("demand_rps"), client)
+
+
+def _grid(rows: list[tuple[int, TraceRow]], with_clients: bool, path: str | Path) -> TraceFile:
+    times = np.unique(np.array([r.time_s for _, r in rows]))
+    start = float(times[0])
+    step = float(np.min(np.diff(times))) if len(times) > 1 else 600.0
+    samples = round((times[-1] - start) / step) + 1
+    index: dict[float, int] = {}
+    for t in times:
+        k = (t - start) / step
+        if abs(k - round(k)) > 1e-6:
+            line = next(i for i, r in rows if r.time_s == t)
+            raise TraceError(
+                f"row {line}: time_s {t:g} is off the {step:g} s grid that starts at {start:g}", source=path
+            )
+        index[float(t)] = round(k)
+    demand: dict[str, npt.NDArray[np.float64]] = {}
+    clients: dict[str, dict[str, npt.NDArray[np.float64]]] = {}
+    seen: set[tuple[str, float, str | None]] = set()
+    first_row: dict[str, int] = {}
+    for line, r in rows:
+        first_row.setdefault(r.model, line)
+        key = (r.model, r.time_s, r.client)
+        if key in seen:
+            what = f"model {r.model}" + (f", client {r.client}" if with_clients else "")
+            raise TraceError(f"row {line}: a second row for {what} at time_s {r.time_s:g}", source=path)
+        seen.add(key)
+        k = index[r.time_s]
+        series = demand.setdefault(r.model, np.full(samples, np.nan))
+        series[k] = r.demand_rps if np.isnan(series[k]) else series[k] + r.demand_rps
+        if with_clients and r.client is not None:
+            per = clients.setdefault(r.model, {}).setdefault(r.client, np.zeros(samples))
+            per[k] += r.demand_rps
+    return TraceFile(Trace(step, demand), start, clients if with_clients else None, first_row)
+
+
+def write_trace(path: str | Path, rows: Iterable[TraceRow], with_clients: bool) -> None:
+    """Write the canonical trace CSV (to a temporary name first, so a failure leaves nothing behind)."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        with tmp.open("w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow([*TRACE_COLUMNS, CLIENT_COLUMN] if with_clients else TRACE_COLUMNS)
+            for r in rows:
+                fields = [f"{r.time_s:g}", r.model, f"{r.demand_rps:.10g}"]
+                out.writerow([*fields, r.client or ""] if with_clients else fields)
+        tmp.replace(target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise TraceError(f"cannot write: {e.strerror}", source=path) from e
+
+
+def read_servegen(aggregate: str | Path, model: str, per_client: str | Path | None = None) -> list[TraceRow]:
+    """The rows of a canonical trace for one model from ServeGen's aggregate (and per-client) CSV."""
+    if not model.strip():
+        raise TraceError("--model must not be empty")
+    agg = _dict_rows(aggregate, ("window_start_s", "total_rate_rps"))
+    gaps: set[float] = set()
+    rows: list[TraceRow] = []
+    for line, rec in agg:
+        t = _number(rec, "window_start_s", line, aggregate)
+        rate = _number(rec, "total_rate_rps", line, aggregate)
+        active = _number(rec, "active_clients", line, aggregate) if "active_clients" in rec else None
+        if rate == 0 and not active:
+            gaps.add(t)
+        elif per_client is None:
+            rows.append(TraceRow(t, model, rate))
+    if per_client is None:
+        return rows
+    for line, rec in _dict_rows(per_client, ("window_start_s", "client_id", "rate_rps")):
+        t = _number(rec, "window_start_s", line, per_client)
+        rate = _number(rec, "rate_rps", line, per_client)
+        if rate > 0 and t not in gaps:
+            rows.append(TraceRow(t, model, rate, rec["client_id"].strip()))
+    rows.sort(key=lambda r: (r.time_s, r.client or ""))
+    return rows
+
+
+def _dict_rows(path: str | Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    with _open(path) as f:
+        reader = csv.DictReader(f)
+        fields = [h.strip() for h in reader.fieldnames or []]
+        missing = [c for c in required if c not in fields]
+        if missing:
+            raise TraceError(f"header: missing column {', '.join(missing)}", source=path)
+        return [(line, {k.strip(): (v or "") for k, v in rec.items() if k}) for line, rec in enumerate(reader, start=2)]
+
+
+def _number(rec: Mapping[str, str], name: str, line: int, path: str | Path) -> float:
+    text = rec.get(name, "").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise TraceError(f"row {line}: {name} {text!r} is not a number", source=path) from None
+    if not math.isfinite(value) or value < 0:
+        raise TraceError(f"row {line}: {name} must be a finite number >= 0, got {text}", source=path)
+    return value
+
+
+def _open(path: str | Path) -> Any:
+    try:
+        return Path(path).open(newline="")
+    except OSError as e:
+        raise TraceError(f"cannot read: {e.strerror}", source=path) from e
+
+
+# -- scenario --------------------------------------------------------------------------------------
+
+
+def read_scenario(path: str | Path) -> Scenario:
+    """Load and check a scenario YAML (`gpu_class`, `headroom`, `models`)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise TraceError(f"cannot read: {e.strerror}", source=path) from e
+    except yaml.YAMLError as e:
+        raise TraceError(f"not valid YAML: {e}", source=path) from e
+    try:
+        return parse_scenario(raw)
+    except TraceError as e:
+        e.source = str(path)
+        raise
+
+
+def parse_scenario(raw: Any) -> Scenario:
+    """A `Scenario` from parsed YAML; a `TraceError` names the first bad field."""
+    top = _mapping(raw, "scenario", {"gpu_class", "headroom", "models"}, {"gpu_class", "headroom", "models"})
+    gc = _mapping(top["gpu_class"], "gpu_class", {"name", "gpus_per_node", "price_per_node_hour", "provision_delay_s"})
+    name = gc["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise TraceError("gpu_class.name: must be a non-empty string")
+    delay = gc["provision_delay_s"]
+    if not isinstance(delay, list) or len(delay) != 2:
+        raise TraceError("gpu_class.provision_delay_s: must be a list [min, max] of seconds")
+    low = _positive(delay[0], "gpu_class.provision_delay_s[0]", allow_zero=True)
+    high = _positive(delay[1], "gpu_class.provision_delay_s[1]", allow_zero=True)
+    if high < low:
+        raise TraceError(f"gpu_class.provision_delay_s: max {high:g} is below min {low:g}")
+    gpu_class = GpuClass(
+        name,
+        _whole(gc["gpus_per_node"], "gpu_class.gpus_per_node"),
+        _positive(gc["price_per_node_hour"], "gpu_class.price_per_node_hour", allow_zero=True),
+        (low, high),
+    )
+    headroom = _positive(top["headroom"], "headroom", allow_zero=True)
+    models_raw = top["models"]
+    if not isinstance(models_raw, dict) or not models_raw:
+        raise TraceError("models: must map at least one model name to {throughput_rps, gpus_per_replica, load_s}")
+    models: dict[str, ModelSpec] = {}
+    for model, spec in models_raw.items():
+        where = f"models.{model}"
+        fields = _mapping(spec, where, {"throughput_rps", "gpus_per_replica", "load_s"})
+        gpus = _whole(fields["gpus_per_replica"], f"{where}.gpus_per_replica")
+        if gpus > gpu_class.gpus_per_node:
+            raise TraceError(f"{where}.gpus_per_replica: {gpus} does not fit a node of {gpu_class.gpus_per_node} GPUs")
+        models[str(model)] = ModelSpec(
+            _positive(fields["throughput_rps"], f"{where}.throughput_rps"),
+            gpus,
+            _positive(fields["load_s"], f"{where}.load_s", allow_zero=True),
+        )
+    return Scenario(gpu_class, headroom, models)
+
+
+def _mapping(raw: Any, where: str, fields: set[str], required: set[str] | None = None) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise TraceError(f"{where}: must be a mapping with {', '.join(sorted(fields))}")
+    unknown = sorted(set(map(str, raw)) - fields)
+    if unknown:
+        raise TraceError(f"{where}.{unknown[0]}: unknown field (expected {', '.join(sorted(fields))})")
+    missing = sorted((required if required is not None else fields) - set(raw))
+    if missing:
+        raise TraceError(f"{where}.{missing[0]}: missing")
+    return raw
+
+
+def _positive(value: Any, where: str, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TraceError(f"{where}: must be a number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise TraceError(f"{where}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return float(value)
+
+
+def _whole(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TraceError(f"{where}: must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def check_trace(loaded: TraceFile, scenario: Scenario, days_needed: float, path: str | Path) -> None:
+    """Refuse a trace with a model the scenario lacks, or with fewer days than train + score."""
+    for model in loaded.trace.demand_rps:
+        if model not in scenario.models:
+            raise TraceError(
+                f"row {loaded.first_row[model]}: model {model!r} is not in the scenario's models "
+                f"({', '.join(sorted(scenario.models))})",
+                source=path,
+            )
+    if loaded.trace.days + 1e-9 < days_needed:
+        raise TraceError(
+            f"covers {loaded.trace.days:.2f} days, fewer than the {days_needed:g} "
+            "that --train-days + --score-days need",
+            source=path,
+        )

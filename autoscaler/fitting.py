@@ -1,0 +1,123 @@
+"""Fitting a policy's parameters on training days only, by the one rule the benchmark states.
+
+Part of the autoscaler's pure core; `egs simulate` (`static:auto`, `egs`) and
+`benchmarks/warm_pool.py` call it. The rule: simulate the training days alone (the trace cut after
+them, so nothing later can leak in), skip the warm-up days (the forecasts need history), and take
+the smallest parameter with at most `RULE_FRACTION` of the replicas added in the rest waiting over
+60 s. For a static pool the parameter is K; for EGS, the jump allowance in GPUs (its other
+parameters are fixed design values, see `autoscaler.pool.PoolSettings`). The hindsight K, the
+smallest that meets p99 <= 60 s on the scored days, is context only: it sees the scored days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from autoscaler.pool import PoolSettings
+from autoscaler.simulator import WAIT_LIMIT_S, Policy, Result, Scenario, Trace, Window, simulate
+
+RULE_FRACTION = 0.005
+"""At most this fraction of the replicas added on the fitting days may wait over 60 s."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Which days train, warm up and score."""
+
+    train_days: float
+    score_days: float
+    warmup_days: float = 3.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.warmup_days < self.train_days:
+            raise ValueError(f"--train-days ({self.train_days:g}) must exceed the {self.warmup_days:g} warm-up days")
+        if self.score_days <= 0:
+            raise ValueError(f"--score-days must be positive, got {self.score_days:g}")
+
+    @property
+    def fit_window(self) -> Window:
+        return Window(self.warmup_days, self.train_days)
+
+    @property
+    def score_window(self) -> Window:
+        return Window(self.train_days, self.train_days + self.score_days)
+
+
+def meets_rule(result: Result) -> bool:
+    return result.frac_wait_gt_60s <= RULE_FRACTION + 1e-12
+
+
+def meets_p99(result: Result) -> bool:
+    return result.p99_wait_s <= WAIT_LIMIT_S
+
+
+def fit_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> int:
+    """The smallest static pool K that meets the rule on the training days."""
+    train = trace.first_days(protocol.train_days)
+    base = Policy("static", PoolSettings(scenario.gpu_class.gpus_per_node))
+    return _smallest(
+        lambda k: meets_rule(
+            simulate(train, scenario, replace(base, pool=replace(base.pool, static_nodes=k)), protocol.fit_window,
+                     protocol.seed)[0]
+        ),
+        _most_nodes(trace, scenario),
+    )  # fmt: skip
+
+
+def hindsight_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> int:
+    """The smallest static pool K with p99 wait <= 60 s on the scored days (it sees them: context only)."""
+    base = Policy("static", PoolSettings(scenario.gpu_class.gpus_per_node))
+    return _smallest(
+        lambda k: meets_p99(
+            simulate(trace, scenario, replace(base, pool=replace(base.pool, static_nodes=k)), protocol.score_window,
+                     protocol.seed)[0]
+        ),
+        _most_nodes(trace, scenario),
+    )  # fmt: skip
+
+
+def fit_egs(trace: Trace, scenario: Scenario, protocol: Protocol, policy: Policy) -> Policy:
+    """`policy` with the smallest jump allowance (whole GPUs) that meets the rule on the training days."""
+    train = trace.first_days(protocol.train_days)
+
+    def with_allowance(gpus: int) -> Policy:
+        return replace(policy, pool=replace(policy.pool, allowance_gpus=float(gpus)))
+
+    most = _most_nodes(trace, scenario) * scenario.gpu_class.gpus_per_node
+    gpus = _smallest(
+        lambda a: meets_rule(simulate(train, scenario, with_allowance(a), protocol.fit_window, protocol.seed)[0]), most
+    )
+    return with_allowance(gpus)
+
+
+def _most_nodes(trace: Trace, scenario: Scenario) -> int:
+    """Nodes that hold the trace's largest need at once: a pool this big never makes anyone wait."""
+    gpn = scenario.gpu_class.gpus_per_node
+    most = 0.0
+    for model, rps in trace.demand_rps.items():
+        spec = scenario.models[model]
+        peak = float(np.nanmax(rps)) if np.any(~np.isnan(rps)) else 0.0
+        most += np.ceil(peak * (1 + scenario.headroom) / spec.throughput_rps) * spec.gpus_per_replica
+    return int(np.ceil(most / gpn)) + 1
+
+
+def _smallest(ok: Callable[[int], bool], high: int) -> int:
+    """The smallest k in [0, high] with ok(k), by bisection (ok is taken as monotone; high is assumed ok)."""
+    if ok(0):
+        return 0
+    low = 0  # not ok
+    probe = 1
+    while probe < high and not ok(probe):
+        low, probe = probe, probe * 2
+    high = min(probe, high)
+    while high - low > 1:
+        mid = (low + high) // 2
+        if ok(mid):
+            high = mid
+        else:
+            low = mid
+    return high

@@ -1,0 +1,570 @@
+"""The warm-pool simulator behind `egs simulate`: DESIGN.md's "Warm-pool simulation model", exactly.
+
+Part of the autoscaler's pure core (plain data in, plain data out; the CLI and the benchmark load the
+files and draw the plots). It drives the same `replica_target`, forecast, pool policy, `pool_actions`
+and `queue_etas` code the controller runs, one 60 s step at a time, for one GPU class:
+
+1. orders that finished become ready nodes (the oracle's orders first, see below);
+2. R is applied per model: a rise queues replicas FIFO; a fall cancels waiting replicas first, then
+   removes running replicas from the emptiest node;
+3. waiting replicas take free GPUs, fullest node first;
+4. nodes are ordered for replicas still waiting;
+5. the policy sets how many idle nodes (empty ready nodes plus unearmarked orders) to hold, and
+   `pool_actions` orders or releases to match; then each newly waiting replica is promised a time.
+
+Where DESIGN.md is silent, these are the choices (an independent implementation compares costs):
+
+- Demand: each trace sample (10 min) holds over its window; a sample whose rate is exactly 0 (so no
+  client is active), or one the trace lacks, is a collection gap: the previous rate carries on for R,
+  while the policies see the gap as missing data (and so release nothing). R = ceil(demand x (1 +
+  headroom) / throughput) with no min/max bound; a multiple within 1e-9 does not round up.
+- Start: at t = 0 the first window's replicas run on just enough ready nodes; nothing is ordered.
+- Delays: each order draws its delay uniformly (continuous) from [min, max] s with numpy's PCG64
+  seeded by `seed`, in the order orders are placed; an order placed at step t whose delay ends at
+  t + d is ready at the first step boundary >= t + d. A cancelled order's draw is not reused.
+- Billing: a node is billed for every whole step that begins with it ready (price x 60 s / 3600),
+  from its ready step until the step it is released in (that step is not billed); orders cost nothing.
+- Scale-down removes from the node with the fewest used GPUs that runs the model, newest node on a
+  tie; placement takes the node with the most used GPUs that has room, oldest node on a tie; among
+  waiting replicas the oldest go first, a later one that fits may pass one that does not. Cancelling
+  waiting replicas takes the newest first; cancelling orders, the newest first, and releasing ready
+  nodes, the newest empty node first.
+- Earmarking: orders in flight serve the waiting replicas first (as many as `nodes_for_waiting`
+  needs); the rest are "unearmarked" and count in the pool.
+- Waits: a replica's capacity wait runs from the step it is added to the step it gets a GPU (model
+  load excluded), so one placed at once waits 0 and one placed a step later 60 s. Replicas cancelled
+  while waiting, or still waiting at the end, have no wait; they do count in replica-minutes short
+  (waiting replicas x 1 min per step). Statistics cover replicas added in the scored days;
+  percentiles are numpy's (linear interpolation). Node-hours, idle GPU-hours (ready GPUs no replica
+  uses) and cost cover the steps of the scored days.
+- ETAs: a replica that has no GPU by the end of its first step is promised `queue_etas`'s time,
+  with every order then in flight (earmarked or in the pool: whichever is ready first serves the
+  queue's head) at the 0.95 quantile of its remaining delay given the delays observed so far
+  (exact drawn delays; the prior [min, max] until 20 are seen), on the 60 s step grid, plus its load
+  time. It is kept when the replica has its GPU and has loaded by then; slack is promised minus
+  actual, averaged over every promised replica that got a GPU.
+- The oracle knows the trace and the drawn delays: it holds nothing idle and, for every rise of the
+  nodes needed (ceil(sum of GPUs the models' R need / GPUs per node)), its order was placed one drawn
+  delay earlier and becomes ready in step 1 of that very step. It is the cost floor of zero waits.
+- Forecasts and the policies' demand history are in GPUs needed (sum over models of R x GPUs per
+  replica) per trace sample; a forecast is recomputed when a new sample starts, with the lead time
+  set to the promised delay of a fresh order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from autoscaler.eta import ClassCapacity, EtaSettings, queue_etas, remaining_delay
+from autoscaler.forecast import (
+    DAY_S,
+    DemandSeries,
+    Forecast,
+    ForecastSettings,
+    forecast_seasonal,
+    forecast_seasonal_naive,
+)
+from autoscaler.pool import (
+    POLICIES,
+    PoolObservation,
+    PoolSettings,
+    hold_on_missing_data,
+    nodes_for_waiting,
+    pool_actions,
+)
+from autoscaler.replicas import replica_target
+
+STEP_S = 60.0
+WAIT_LIMIT_S = 60.0
+"""A replica that waits longer than this for capacity counts against the wait rule and targets."""
+
+PolicyName = Literal["egs", "reactive", "static", "seasonal-naive", "oracle"]
+
+
+@dataclass(frozen=True)
+class GpuClass:
+    """One GPU node class: what a node holds, costs, and takes to be ready."""
+
+    name: str
+    gpus_per_node: int
+    price_per_node_hour: float
+    provision_delay_s: tuple[float, float]
+    """An order's delay is drawn uniformly from [min, max] seconds."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How one model is served."""
+
+    throughput_rps: float
+    """Requests per second one replica serves."""
+    gpus_per_replica: int
+    load_s: float
+    """Seconds from a replica having its GPUs to it serving (model load)."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What is simulated besides the demand: the GPU class, headroom and the models."""
+
+    gpu_class: GpuClass
+    headroom: float
+    models: Mapping[str, ModelSpec]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Demand per model on one regular grid of samples; NaN where a sample is a collection gap."""
+
+    step_s: float
+    demand_rps: Mapping[str, npt.NDArray[np.float64]]
+
+    @property
+    def samples(self) -> int:
+        return len(next(iter(self.demand_rps.values())))
+
+    @property
+    def days(self) -> float:
+        return self.samples * self.step_s / DAY_S
+
+    def first_days(self, days: float) -> Trace:
+        """The trace cut after `days` days (what a policy fitted on them may see)."""
+        keep = round(days * DAY_S / self.step_s)
+        return Trace(self.step_s, {m: v[:keep] for m, v in self.demand_rps.items()})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A warm-pool policy and its parameters, as the simulator runs it."""
+
+    name: PolicyName
+    pool: PoolSettings
+    forecast: ForecastSettings = field(default_factory=ForecastSettings)
+    eta: EtaSettings = field(default_factory=EtaSettings)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The days scored: [start_day, end_day)."""
+
+    start_day: float
+    end_day: float
+
+
+@dataclass
+class Timeline:
+    """Per-step series for plots: time, demand and R per model, nodes, pool, waiting replicas."""
+
+    time_s: npt.NDArray[np.float64]
+    demand_rps: dict[str, npt.NDArray[np.float64]]
+    replicas: dict[str, npt.NDArray[np.int64]]
+    need_gpus: npt.NDArray[np.int64]
+    """GPUs the models' R need, summed."""
+    ready_nodes: npt.NDArray[np.int64]
+    idle_nodes: npt.NDArray[np.int64]
+    target_idle_nodes: npt.NDArray[np.int64]
+    waiting: npt.NDArray[np.int64]
+    forecast_time_s: list[float] = field(default_factory=list)
+    forecast_upper_gpus: list[float] = field(default_factory=list)
+    wait_time_s: list[float] = field(default_factory=list)
+    """When each scored replica got its GPU, with `waits_s` below."""
+    waits_s: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What `egs simulate --json` prints, over the scored days."""
+
+    policy: str
+    p50_wait_s: float
+    p95_wait_s: float
+    p99_wait_s: float
+    max_wait_s: float
+    frac_wait_gt_60s: float
+    short_replica_minutes: float
+    node_hours: float
+    idle_gpu_hours: float
+    cost_usd: float
+    eta_promised: int
+    eta_kept_frac: float
+    eta_mean_slack_s: float
+    replicas_added: int
+    static_k: int | None = None
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {k: v for k, v in self.__dict__.items() if k != "static_k"}
+        if self.static_k is not None:
+            out["static_k"] = self.static_k
+        return out
+
+
+@dataclass
+class _Node:
+    ready_step: int
+    used: int = 0
+    replicas: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Order:
+    placed_s: float
+    ready_s: float
+
+
+@dataclass
+class _Waiting:
+    model: str
+    added_step: int
+    promised_s: float | None = None
+
+
+def simulate(
+    trace: Trace,
+    scenario: Scenario,
+    policy: Policy,
+    score: Window,
+    seed: int = 0,
+    progress: Callable[[float], None] | None = None,
+    timeline: bool = False,
+) -> tuple[Result, Timeline | None]:
+    """Run the model over the whole trace; score the steps and replicas of `score`'s days."""
+    return _Run(trace, scenario, policy, score, seed, progress, timeline).run()
+
+
+class _Run:
+    """One simulation's state; `run` steps it through the trace."""
+
+    def __init__(
+        self,
+        trace: Trace,
+        scenario: Scenario,
+        policy: Policy,
+        score: Window,
+        seed: int,
+        progress: Callable[[float], None] | None,
+        keep_timeline: bool,
+    ) -> None:
+        missing = sorted(set(trace.demand_rps) - set(scenario.models))
+        if missing:
+            raise ValueError(f"trace models not in the scenario: {', '.join(missing)}")
+        per = trace.step_s / STEP_S
+        if per < 1 or abs(per - round(per)) > 1e-9:
+            raise ValueError(f"the trace step ({trace.step_s} s) must be a whole number of {STEP_S:.0f} s steps")
+        self.trace, self.scenario, self.policy, self.progress = trace, scenario, policy, progress
+        self.gc = scenario.gpu_class
+        self.models = list(trace.demand_rps)
+        self.per_sample = round(per)
+        self.steps = trace.samples * self.per_sample
+        self.score_steps = (round(score.start_day * DAY_S / STEP_S), round(score.end_day * DAY_S / STEP_S))
+        self.rng = np.random.default_rng(seed)
+        self.gpr = {m: scenario.models[m].gpus_per_replica for m in self.models}
+        self.load = {m: scenario.models[m].load_s for m in self.models}
+        self._targets(trace, scenario)
+        self.nodes: list[_Node] = []
+        self.orders: list[_Order] = []
+        self.queue: list[_Waiting] = []
+        self.running = {m: 0 for m in self.models}
+        self.observed: list[float] = []
+        self.target = 0
+        self.forecast: Forecast | None = None
+        self.waits: list[float] = []
+        self.kept: list[bool] = []
+        self.slack: list[float] = []
+        self.short_minutes = 0.0
+        self.node_steps = 0
+        self.idle_gpu_steps = 0
+        n = self.steps if keep_timeline else 0
+        self.timeline: Timeline | None = (
+            Timeline(
+                time_s=np.arange(n, dtype=np.float64) * STEP_S,
+                demand_rps={m: np.repeat(self.demand[m], self.per_sample) for m in self.models},
+                replicas={m: np.repeat(self.r[m], self.per_sample) for m in self.models},
+                need_gpus=np.repeat(self.need_gpus, self.per_sample),
+                ready_nodes=np.zeros(n, dtype=np.int64),
+                idle_nodes=np.zeros(n, dtype=np.int64),
+                target_idle_nodes=np.zeros(n, dtype=np.int64),
+                waiting=np.zeros(n, dtype=np.int64),
+            )
+            if keep_timeline
+            else None
+        )
+
+    def _targets(self, trace: Trace, scenario: Scenario) -> None:
+        """R per model and sample (gaps carry the previous rate), and the need series the policies see."""
+        self.demand: dict[str, npt.NDArray[np.float64]] = {}
+        self.r: dict[str, npt.NDArray[np.int64]] = {}
+        gap = np.zeros(trace.samples, dtype=bool)
+        for m in self.models:
+            raw = np.asarray(trace.demand_rps[m], dtype=np.float64)
+            missing = np.isnan(raw) | (raw == 0)
+            gap |= missing
+            carried = _carry(np.where(missing, np.nan, raw))
+            self.demand[m] = carried
+            spec = scenario.models[m]
+            self.r[m] = np.array(
+                [replica_target(d, spec.throughput_rps, scenario.headroom) for d in carried], dtype=np.int64
+            )
+        need = sum(self.r[m] * self.gpr[m] for m in self.models)
+        self.need_gpus = np.asarray(need, dtype=np.int64)
+        # A sample is missing for the policies when every model's is (one model's zero is its own gap).
+        all_gap = np.ones(trace.samples, dtype=bool)
+        for m in self.models:
+            raw = np.asarray(trace.demand_rps[m], dtype=np.float64)
+            all_gap &= np.isnan(raw) | (raw == 0)
+        self.seen_need = np.where(all_gap, np.nan, self.need_gpus.astype(np.float64))
+        self.need_nodes = -(-self.need_gpus // self.gc.gpus_per_node)
+
+    # -- the step -------------------------------------------------------------------------------
+
+    def run(self) -> tuple[Result, Timeline | None]:
+        self._start()
+        report_every = max(1, self.steps // 200)
+        for step in range(self.steps):
+            self._step(step)
+            if self.progress is not None and (step % report_every == 0 or step == self.steps - 1):
+                self.progress((step + 1) / self.steps)
+        return self._result(), self.timeline
+
+    def _start(self) -> None:
+        for m in self.models:
+            for _ in range(int(self.r[m][0])):
+                node = self._fullest_with_room(self.gpr[m])
+                if node is None:
+                    node = _Node(ready_step=0)
+                    self.nodes.append(node)
+                self._place(node, m)
+
+    def _step(self, step: int) -> None:
+        now = step * STEP_S
+        sample = step // self.per_sample
+        self._finish_orders(step, now, sample)
+        if step % self.per_sample == 0:
+            self._apply_targets(step, sample)
+        self._place_waiting(step)
+        self._order_for_waiting(now)
+        self._pool(step, now, sample)
+        self._promise(step, now)
+        self._account(step)
+
+    def _finish_orders(self, step: int, now: float, sample: int) -> None:
+        if self.policy.name == "oracle" and step % self.per_sample == 0:
+            # Ready exactly when the nodes needed rise; each was ordered one drawn delay before.
+            for _ in range(int(self.need_nodes[sample]) - len(self.nodes)):
+                self.observed.append(self._draw())
+                self.nodes.append(_Node(ready_step=step))
+        done = [o for o in self.orders if o.ready_s <= now + 1e-9]
+        if done:
+            self.orders = [o for o in self.orders if o.ready_s > now + 1e-9]
+            for o in done:
+                self.observed.append(o.ready_s - o.placed_s)
+                self.nodes.append(_Node(ready_step=step))
+
+    def _apply_targets(self, step: int, sample: int) -> None:
+        for m in self.models:
+            wanted = int(self.r[m][sample])
+            waiting = sum(1 for w in self.queue if w.model == m)
+            have = self.running[m] + waiting
+            if wanted > have:
+                self.queue.extend(_Waiting(m, step) for _ in range(wanted - have))
+                continue
+            drop = have - wanted
+            for i in range(len(self.queue) - 1, -1, -1):
+                if drop == 0:
+                    break
+                if self.queue[i].model == m:
+                    del self.queue[i]
+                    drop -= 1
+            for _ in range(drop):
+                self._remove(m)
+
+    def _remove(self, model: str) -> None:
+        best: _Node | None = None
+        for node in self.nodes:
+            if node.replicas.get(model, 0) > 0 and (best is None or node.used <= best.used):
+                best = node
+        assert best is not None, "a running replica is on some node"
+        best.replicas[model] -= 1
+        best.used -= self.gpr[model]
+        self.running[model] -= 1
+
+    def _place_waiting(self, step: int) -> None:
+        if not self.queue:
+            return
+        left: list[_Waiting] = []
+        for w in self.queue:
+            node = self._fullest_with_room(self.gpr[w.model])
+            if node is None:
+                left.append(w)
+                continue
+            self._place(node, w.model)
+            self._served(w, step)
+        self.queue = left
+
+    def _fullest_with_room(self, gpus: int) -> _Node | None:
+        best: _Node | None = None
+        for node in self.nodes:
+            if self.gc.gpus_per_node - node.used >= gpus and (best is None or node.used > best.used):
+                best = node
+        return best
+
+    def _place(self, node: _Node, model: str) -> None:
+        node.used += self.gpr[model]
+        node.replicas[model] = node.replicas.get(model, 0) + 1
+        self.running[model] += 1
+
+    def _served(self, w: _Waiting, step: int) -> None:
+        if not self.score_steps[0] <= w.added_step < self.score_steps[1]:
+            return
+        wait = (step - w.added_step) * STEP_S
+        self.waits.append(wait)
+        if self.timeline is not None:
+            self.timeline.wait_time_s.append(step * STEP_S)
+            self.timeline.waits_s.append(wait)
+        if w.promised_s is not None:
+            actual = step * STEP_S + self.load[w.model]
+            self.kept.append(actual <= w.promised_s + 1e-9)
+            self.slack.append(w.promised_s - actual)
+
+    def _earmarked(self) -> int:
+        return min(len(self.orders), nodes_for_waiting([self.gpr[w.model] for w in self.queue], self.gc.gpus_per_node))
+
+    def _order_for_waiting(self, now: float) -> None:
+        if not self.queue:
+            return
+        short = nodes_for_waiting([self.gpr[w.model] for w in self.queue], self.gc.gpus_per_node) - len(self.orders)
+        for _ in range(short):
+            self._order(now)
+
+    def _promise(self, step: int, now: float) -> None:
+        fresh = [i for i, w in enumerate(self.queue) if w.added_step == step and w.promised_s is None]
+        if not fresh:
+            return
+        capacity = ClassCapacity(
+            self.gc.gpus_per_node,
+            [self.gc.gpus_per_node - n.used for n in self.nodes],
+            [o.placed_s for o in self.orders],
+        )
+        etas = queue_etas(
+            now,
+            [self.gpr[w.model] for w in self.queue],
+            capacity,
+            [self.load[w.model] for w in self.queue],
+            self.observed,
+            self.policy.eta,
+        )
+        for i in fresh:
+            self.queue[i].promised_s = etas[i]
+
+    def _pool(self, step: int, now: float, sample: int) -> None:
+        empty = [n for n in self.nodes if n.used == 0]
+        unearmarked = len(self.orders) - self._earmarked()
+        if self.policy.name == "oracle":
+            target = 0
+        else:
+            history = DemandSeries(0.0, self.trace.step_s, self.seen_need[: sample + 1])
+            if step % self.per_sample == 0:
+                self.forecast = self._forecast(history, now)
+            busy_free = sum(self.gc.gpus_per_node - n.used for n in self.nodes if n.used > 0)
+            obs = PoolObservation(
+                history,
+                sum(n.used for n in self.nodes),
+                busy_free,
+                len(empty) + unearmarked,
+                self.forecast,
+            )
+            target = hold_on_missing_data(POLICIES[self.policy.name], obs, now, self.policy.pool, self.target)
+        self.target = target
+        act = pool_actions(target, len(empty), unearmarked)
+        for _ in range(act.order):
+            self._order(now)
+        if act.cancel_orders:
+            self.orders.sort(key=lambda o: o.placed_s)
+            del self.orders[len(self.orders) - act.cancel_orders :]
+        if act.release_nodes:
+            released = 0
+            for i in range(len(self.nodes) - 1, -1, -1):
+                if released == act.release_nodes:
+                    break
+                if self.nodes[i].used == 0:
+                    del self.nodes[i]
+                    released += 1
+        if self.timeline is not None:
+            self.timeline.target_idle_nodes[step] = target
+            self.timeline.idle_nodes[step] = (
+                len(empty) + unearmarked + act.order - act.cancel_orders - act.release_nodes
+            )
+
+    def _forecast(self, history: DemandSeries, now: float) -> Forecast | None:
+        if self.policy.name not in ("egs", "seasonal-naive"):
+            return None
+        _, lead = remaining_delay(0.0, self.observed, self.policy.eta)
+        settings = replace(self.policy.forecast, lead_s=max(lead, 1.0))
+        fc = (forecast_seasonal if self.policy.name == "egs" else forecast_seasonal_naive)(history, now, settings)
+        if self.timeline is not None:
+            self.timeline.forecast_time_s.append(now)
+            self.timeline.forecast_upper_gpus.append(fc.upper_peak)
+        return fc
+
+    def _order(self, now: float) -> None:
+        self.orders.append(_Order(now, now + self._draw()))
+
+    def _draw(self) -> float:
+        low, high = self.gc.provision_delay_s
+        return float(self.rng.uniform(low, high))
+
+    def _account(self, step: int) -> None:
+        if self.timeline is not None:
+            self.timeline.ready_nodes[step] = len(self.nodes)
+            self.timeline.waiting[step] = len(self.queue)
+        if not self.score_steps[0] <= step < self.score_steps[1]:
+            return
+        self.node_steps += len(self.nodes)
+        self.idle_gpu_steps += sum(self.gc.gpus_per_node - n.used for n in self.nodes)
+        self.short_minutes += len(self.queue) * STEP_S / 60.0
+
+    def _result(self) -> Result:
+        waits = np.asarray(self.waits, dtype=np.float64)
+
+        def pct(q: float) -> float:
+            return float(np.percentile(waits, q)) if waits.size else 0.0
+
+        node_hours = self.node_steps * STEP_S / 3600.0
+        return Result(
+            policy=self.policy.name if self.policy.name != "static" else f"static:{self.policy.pool.static_nodes}",
+            p50_wait_s=pct(50),
+            p95_wait_s=pct(95),
+            p99_wait_s=pct(99),
+            max_wait_s=float(waits.max()) if waits.size else 0.0,
+            frac_wait_gt_60s=float(np.mean(waits > WAIT_LIMIT_S)) if waits.size else 0.0,
+            short_replica_minutes=self.short_minutes,
+            node_hours=node_hours,
+            idle_gpu_hours=self.idle_gpu_steps * STEP_S / 3600.0,
+            cost_usd=node_hours * self.gc.price_per_node_hour,
+            eta_promised=len(self.kept),
+            eta_kept_frac=float(np.mean(self.kept)) if self.kept else 1.0,
+            eta_mean_slack_s=float(np.mean(self.slack)) if self.slack else 0.0,
+            replicas_added=int(waits.size),
+            static_k=self.policy.pool.static_nodes if self.policy.name == "static" else None,
+        )
+
+
+def _carry(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each gap takes the last known value before it; a leading gap takes 0."""
+    idx = np.where(~np.isnan(x), np.arange(len(x)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    out = np.where(np.isnan(x[idx]), 0.0, x[idx])
+    return np.asarray(out, dtype=np.float64)
+
+
+def min_zero_wait_node_hours(trace: Trace, scenario: Scenario, score: Window) -> float:
+    """sum over scored steps of ceil(GPUs the models' R need / GPUs per node), in node-hours."""
+    run = _Run(
+        trace, scenario, Policy("reactive", PoolSettings(scenario.gpu_class.gpus_per_node)), score, 0, None, False
+    )
+    nodes = np.repeat(run.need_nodes, run.per_sample)[run.score_steps[0] : run.score_steps[1]]
+    return float(nodes.sum()) * STEP_S / 3600.0
