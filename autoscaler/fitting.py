@@ -64,7 +64,7 @@ def fit_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> int:
             simulate(train, scenario, replace(base, pool=replace(base.pool, static_nodes=k)), protocol.fit_window,
                      protocol.seed)[0]
         ),
-        _most_nodes(trace, scenario),
+        _most_nodes(train, scenario),
     )  # fmt: skip
 
 
@@ -87,7 +87,7 @@ def fit_egs(trace: Trace, scenario: Scenario, protocol: Protocol, policy: Policy
     def with_allowance(gpus: int) -> Policy:
         return replace(policy, pool=replace(policy.pool, allowance_gpus=float(gpus)))
 
-    most = _most_nodes(trace, scenario) * scenario.gpu_class.gpus_per_node
+    most = _most_nodes(train, scenario) * scenario.gpu_class.gpus_per_node
     gpus = _smallest(
         lambda a: meets_rule(simulate(train, scenario, with_allowance(a), protocol.fit_window, protocol.seed)[0]), most
     )

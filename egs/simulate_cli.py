@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -59,7 +60,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     loaded = read_trace(args.trace)
     check_trace(loaded, scenario, args.train_days + args.score_days, args.trace)
     protocol = Protocol(args.train_days, args.score_days, min(WARMUP_DAYS, args.train_days - 1), args.seed)
-    name, k = args.policy
+    name, k, asked = args.policy
     bar = None if args.quiet else ProgressBar(sys.stderr)
     policy = _fitted(name, k, loaded.trace, scenario, protocol, bar)
     result, timeline = simulate(
@@ -73,6 +74,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     )
     if bar:
         bar.done()
+    result = replace(result, policy=asked)
     if timeline is not None:
         write_plots(timeline, args.plot, f"{result.policy} on {args.trace.name}", scenario.gpu_class.gpus_per_node)
     if args.json:
@@ -99,14 +101,15 @@ def _fitted(
     return Policy(name, PoolSettings(gpn))  # type: ignore[arg-type]  # checked by _policy_arg
 
 
-def _policy_arg(text: str) -> tuple[str, int | None]:
+def _policy_arg(text: str) -> tuple[str, int | None, str]:
+    """(policy name, static K or None, the text asked for: what `policy` in the result says)."""
     if text in ("egs", "reactive", "seasonal-naive", "oracle"):
-        return text, None
+        return text, None, text
     if text == "static:auto":
-        return "static", None
+        return "static", None, text
     head, _, k = text.partition(":")
     if head == "static" and k.isdigit():
-        return "static", int(k)
+        return "static", int(k), text
     raise argparse.ArgumentTypeError(
         f"--policy must be egs, reactive, static:K (K a whole number >= 0), static:auto, seasonal-naive or oracle;"
         f" got {text!r}"

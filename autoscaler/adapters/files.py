@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from autoscaler.simulator import GpuClass, ModelSpec, Scenario, Trace
+from autoscaler.simulator import STEP_S, GpuClass, ModelSpec, Scenario, Trace
 from common.errors import InputError
 
 TRACE_COLUMNS = ("time_s", "model", "demand_rps")
@@ -295,7 +295,14 @@ def _whole(value: Any, where: str) -> int:
 
 
 def check_trace(loaded: TraceFile, scenario: Scenario, days_needed: float, path: str | Path) -> None:
-    """Refuse a trace with a model the scenario lacks, or with fewer days than train + score."""
+    """Refuse a trace with a model the scenario lacks, a grid finer than the simulator's step, or fewer
+    days than train + score."""
+    per = loaded.trace.step_s / STEP_S
+    if per < 1 or abs(per - round(per)) > 1e-9:
+        raise TraceError(
+            f"samples are {loaded.trace.step_s:g} s apart, not a whole number of {STEP_S:g} s simulator steps",
+            source=path,
+        )
     for model in loaded.trace.demand_rps:
         if model not in scenario.models:
             raise TraceError(

@@ -1,0 +1,110 @@
+"""The warm-pool simulator's invariants on a small synthetic trace: the oracle is the cheapest policy
+that never makes a replica wait and holds exactly the node-hours the demand needs; every zero-wait
+policy holds at least that; reactive holds nothing idle; a collection gap carries the rate on and
+releases nothing; runs are reproducible from the seed. The ServeGen traces are the benchmark's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autoscaler.fitting import Protocol, fit_egs, fit_static_k
+from autoscaler.pool import PoolSettings
+from autoscaler.simulator import (
+    GpuClass,
+    ModelSpec,
+    Policy,
+    Scenario,
+    Trace,
+    Window,
+    min_zero_wait_node_hours,
+    simulate,
+)
+
+SCENARIO = Scenario(GpuClass("g", 8, 10.0, (300.0, 600.0)), 0.1, {"m": ModelSpec(4.0, 1, 120.0)})
+SCORE = Window(2, 4)
+
+
+def _trace(days: int = 4, seed: int = 5) -> Trace:
+    """A diurnal base with an on/off client that switches on in clusters."""
+    rng = np.random.default_rng(seed)
+    n = days * 144
+    hours = np.arange(n) / 6
+    base = 60 + 30 * np.sin(2 * np.pi * (hours % 24 - 13) / 24) + rng.normal(0, 3, n)
+    burst = np.zeros(n)
+    for start in rng.choice(n - 12, size=days * 3, replace=False):
+        burst[start : start + rng.integers(2, 10)] = 120.0
+    return Trace(600.0, {"m": np.maximum(base + burst, 1.0)})
+
+
+def _run(policy: Policy, trace: Trace | None = None, seed: int = 0, timeline: bool = False):
+    return simulate(trace or _trace(), SCENARIO, policy, SCORE, seed, timeline=timeline)
+
+
+def _zero_wait_policies() -> list[Policy]:
+    return [
+        Policy("oracle", PoolSettings(8)),
+        Policy("static", PoolSettings(8, static_nodes=12)),
+        Policy("egs", PoolSettings(8, allowance_gpus=96)),
+    ]
+
+
+def test_the_oracle_is_the_cheapest_policy_that_never_makes_a_replica_wait():
+    results = [_run(p)[0] for p in _zero_wait_policies()]
+    assert all(r.max_wait_s == 0 and r.short_replica_minutes == 0 for r in results)
+    oracle, *others = results
+    assert all(oracle.cost_usd <= r.cost_usd for r in others)
+    assert oracle.cost_usd < min(r.cost_usd for r in others)
+
+
+def test_every_zero_wait_policy_holds_at_least_the_nodes_the_replicas_fill():
+    floor = min_zero_wait_node_hours(_trace(), SCENARIO, SCORE)
+    results = [_run(p)[0] for p in _zero_wait_policies()]
+    assert results[0].node_hours == pytest.approx(floor)
+    assert all(r.node_hours >= floor - 1e-9 for r in results)
+
+
+def test_reactive_holds_nothing_idle_and_its_replicas_wait_for_orders():
+    result, timeline = _run(Policy("reactive", PoolSettings(8)), timeline=True)
+    assert timeline is not None
+    assert timeline.idle_nodes.max() == 0 and timeline.target_idle_nodes.max() == 0
+    assert result.p99_wait_s >= 300  # a node takes at least 5 minutes
+    assert 0 < result.eta_promised <= result.replicas_added
+
+
+def test_a_collection_gap_carries_the_rate_on_and_releases_nothing():
+    demand = np.full(4 * 144, 40.0)
+    demand[300:306] = 0.0  # one hour with no client active
+    trace = Trace(600.0, {"m": demand})
+    result, timeline = _run(Policy("static", PoolSettings(8, static_nodes=2)), trace, timeline=True)
+    assert timeline is not None
+    assert np.all(timeline.replicas["m"][300 * 10 : 306 * 10] == 11)  # ceil(40 x 1.1 / 4)
+    assert result.replicas_added == 0  # nothing dropped, so nothing had to be added back
+
+
+def test_promised_etas_are_mostly_kept_and_never_optimistic_on_average():
+    result, _ = _run(Policy("reactive", PoolSettings(8)))
+    assert result.eta_kept_frac >= 0.9
+    assert 0 < result.eta_mean_slack_s <= 300
+
+
+def test_the_same_seed_gives_the_same_run_and_another_seed_other_delays():
+    policy = Policy("reactive", PoolSettings(8))
+    assert _run(policy, seed=1)[0] == _run(policy, seed=1)[0]
+    assert _run(policy, seed=1)[0].p50_wait_s != _run(policy, seed=2)[0].p50_wait_s or (
+        _run(policy, seed=1)[0].short_replica_minutes != _run(policy, seed=2)[0].short_replica_minutes
+    )
+
+
+def test_fitting_sees_only_the_training_days():
+    trace = _trace(days=4)
+    protocol = Protocol(train_days=2, score_days=2, warmup_days=1)
+    wild = Trace(600.0, {"m": np.concatenate([trace.demand_rps["m"][:288], np.full(288, 5000.0)])})
+    assert fit_static_k(trace, SCENARIO, protocol) == fit_static_k(wild, SCENARIO, protocol)
+    egs = Policy("egs", PoolSettings(8))
+    assert fit_egs(trace, SCENARIO, protocol, egs) == fit_egs(wild, SCENARIO, protocol, egs)
+
+
+def test_a_trace_model_missing_from_the_scenario_is_refused():
+    with pytest.raises(ValueError, match="not in the scenario"):
+        _run(Policy("reactive", PoolSettings(8)), Trace(600.0, {"other": np.ones(10)}))
