@@ -21,6 +21,7 @@ node labeller sources):
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -60,18 +61,32 @@ class CatalogError(InputError):
     """A catalogue (or price override) that cannot be used; the message names the bad field."""
 
 
+MIG_SLICES = 7
+"""Compute slices of a whole MIG-capable GPU: a MIG instance costs its slices' share of the GPU."""
+
+
 @dataclass(frozen=True)
 class MigProfile:
-    """One MIG instance shape of a GPU class (`1g.10gb`: one compute slice, ~10 GB)."""
+    """One instance shape of a split GPU: a MIG profile (`1g.10gb`: one compute slice, ~10 GB), or
+    an AMD compute x memory partition mode (`cpx_nps4`: one of eight partitions), which placement
+    treats alike."""
 
     name: str
     memory_mib: int
     max_instances: int
     """How many instances of this shape one GPU holds when split into this shape only."""
+    kind: str = "mig"
+    """`mig` (NVIDIA) or `partition` (AMD)."""
 
     @property
     def compute_slices(self) -> int:
-        return int(self.name.split("g.", 1)[0])
+        """MIG compute slices; an AMD partition is one partition of `max_instances`."""
+        return int(self.name.split("g.", 1)[0]) if self.kind == "mig" else 1
+
+    @property
+    def gpu_share(self) -> float:
+        """The share of its GPU one instance is, which is what it costs."""
+        return self.compute_slices / (MIG_SLICES if self.kind == "mig" else self.max_instances)
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,8 @@ class GpuModel:
     mig_profiles: tuple[MigProfile, ...] = ()
     link_domain_size: int | None = None
     """GPUs per NVLink/xGMI domain when fewer than a node has; None means the whole node."""
+    xcds: int | None = None
+    """AMD compute dies; a class with several can be partitioned (CPX: one partition per XCD)."""
 
     @property
     def fp8(self) -> bool:
@@ -194,12 +211,23 @@ class Catalog:
         return found.pop() if len(found) == 1 else None
 
 
+def load_prices(path: str | Path) -> dict[str, float]:
+    """USD per GPU-hour by class from a YAML mapping (`H100-80GB: 2.49`), optionally under `prices:`;
+    `Catalog.load(prices=...)` checks the classes and the numbers."""
+    raw = read_yaml(path, CatalogError)
+    if isinstance(raw, dict) and set(raw) == {"prices"}:
+        raw = raw["prices"]
+    if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
+        raise CatalogError(f"{path}: a mapping of GPU class to USD per GPU-hour is required (H100-80GB: 2.49)")
+    return raw
+
+
 def _gpu(raw: dict[str, Any], i: int) -> GpuModel:
     where = field_path("gpus", i)
     vendor = raw["vendor"]
     foreign = "gfx" if vendor == "nvidia" else "compute_capability"
-    if foreign in raw or (vendor == "amd" and "mig" in raw):
-        key = foreign if foreign in raw else "mig"
+    if foreign in raw or (vendor == "amd" and "mig" in raw) or (vendor == "nvidia" and "xcds" in raw):
+        key = foreign if foreign in raw else "mig" if "mig" in raw else "xcds"
         raise CatalogError(f"{where}.{key}: does not apply to {vendor} GPUs")
     profiles = tuple(_mig(p, f"{where}.mig[{j}]", raw["vram_mib"]) for j, p in enumerate(raw.get("mig", [])))
     return GpuModel(
@@ -216,6 +244,7 @@ def _gpu(raw: dict[str, Any], i: int) -> GpuModel:
         device_ids=tuple(raw.get("device_ids", ())),
         mig_profiles=profiles,
         link_domain_size=raw.get("link_domain_size"),
+        xcds=raw.get("xcds"),
     )
 
 
@@ -249,7 +278,7 @@ def _priced(gpus: tuple[GpuModel, ...], prices: Mapping[str, float]) -> tuple[Gp
     for name, price in prices.items():
         if name not in known:
             raise CatalogError(f"prices.{name}: no GPU class {name!r} in the catalogue")
-        if not isinstance(price, int | float) or isinstance(price, bool) or price < 0:
+        if not isinstance(price, int | float) or isinstance(price, bool) or not 0 <= price < math.inf:
             raise CatalogError(f"prices.{name}: a non-negative number of USD per GPU-hour is required, got {price!r}")
     return tuple(replace(g, price_per_hour=float(prices[g.name])) if g.name in prices else g for g in gpus)
 

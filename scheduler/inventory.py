@@ -3,9 +3,8 @@
 Part of the scheduler's pure core: it reads Kubernetes Node objects given as plain dicts (the shape
 `kubectl get nodes -o yaml` prints; the Kubernetes adapter or `load_nodes` supplies them) and the
 allocations of the replicas already running, and never calls Kubernetes itself. The placement
-engine and `egs plan` query it in sentences:
-
-    inventory.schedulable().of_class("H100-80GB").fitting(vram_mib, gpus=4).cheapest()
+engines copy its schedulable nodes into `scheduler.fleet.FleetState` and ask each node's
+`available_mib` how much a GPU may still take.
 
 What is read from a node (labels of NVIDIA GPU Feature Discovery and the AMD node labeller):
 
@@ -15,12 +14,17 @@ What is read from a node (labels of NVIDIA GPU Feature Discovery and the AMD nod
   multiplies the resource), or `amd.com/gpu`; the physical count from `nvidia.com/gpu.count`;
 - MIG instances from allocatable `nvidia.com/mig-<profile>` (strategy `mixed`), or from
   `nvidia.com/gpu` with a `-MIG-<profile>` product (strategy `single`);
+- AMD partitions (MI300X/MI325X compute SPX/DPX/QPX/CPX x memory NPS1/NPS4): AMD's device plugin
+  advertises each partition as one `amd.com/gpu` (naming strategy `single`, the mode in the
+  labeller's `amd.com/compute-memory-partition`, e.g. `cpx_nps4`) or as `amd.com/<mode>` (strategy
+  `mixed`). They become instances like MIG ones, of the GPU's memory divided by its partitions;
+  `amd.com/gpu.vram` (whole GiB, per device) lowers that where the labeller reports less;
 - the NVLink/xGMI domain: GPUs of one node share one when their class has peer links (split in
   `link_domain_size` groups where the catalogue says so); `nvidia.com/gpu.clique` names a domain
   that spans nodes;
 - schedulability: a node takes new replicas only when its Ready condition is True and it is not
   cordoned (`spec.unschedulable`). Its allocations count either way. Taints are kept for the
-  placement engine to match against tolerations.
+  placement engines to match against tolerations (`scheduler.fleet.untolerated`).
 
 Malformed input (a node or allocation the schema rejects, an allocation on an unknown node or one
 that overfills a GPU) raises `InventoryError` naming the path of the bad field. A well-formed GPU node
@@ -32,6 +36,7 @@ without GPU labels or resources are CPU nodes and are left out.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,6 +53,12 @@ gpu-memory requests; hami: HAMi `nvidia.com/gpumem`."""
 _GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 _GPU_LABEL_PREFIXES = ("nvidia.com/gpu.", "amd.com/gpu.", "beta.amd.com/gpu.")
 _MIG_RESOURCE = "nvidia.com/mig-"
+AMD_PARTITION_LABEL = "amd.com/compute-memory-partition"
+COMPUTE_PARTITIONS = {"spx": 1, "dpx": 2, "qpx": 4}
+"""Partitions per GPU of each AMD compute mode; `cpx` is one per XCD (`GpuModel.xcds`)."""
+MEMORY_PARTITIONS = {"nps1": 1, "nps2": 2, "nps4": 4}
+_AMD_MODE = re.compile(r"^(spx|dpx|qpx|cpx)_(nps[124])$")
+_AMD_VRAM = re.compile(r"^(\d+)G$")
 
 
 class InventoryError(InputError):
@@ -119,11 +130,13 @@ class Gpu:
 
 @dataclass(frozen=True)
 class MigSlots:
-    """The MIG instances of one profile on a node."""
+    """The MIG instances (or AMD partitions) of one profile on a node."""
 
     profile: MigProfile
     count: int
     used: int = 0
+    resource: str = ""
+    """The extended resource one instance is requested as (`nvidia.com/mig-1g.10gb`, `amd.com/gpu`)."""
 
     @property
     def free(self) -> int:
@@ -152,48 +165,15 @@ class NodeGpus:
     def schedulable(self) -> bool:
         return self.ready and not self.cordoned
 
-    @property
-    def price_per_hour(self) -> float:
-        """USD per GPU-hour of this node's class."""
-        return self.model.price_per_hour
-
     def available_mib(self, gpu: GpuRoom) -> int:
         """VRAM a new replica may take on `gpu` under this node's sharing mechanism: exclusive
         sharing (and MIG nodes' unsplit GPUs) hand out idle GPUs only; time-slicing also stops at
         the device plugin's replicas."""
-        if self.sharing in ("exclusive", "mig"):
+        if self.sharing in ("exclusive", "mig", "partition"):
             return gpu.vram_mib if gpu.holders == 0 else 0
         if self.sharing == "timeslice" and gpu.holders >= self.timeslice_replicas:
             return 0
         return gpu.free_mib
-
-    def fitting_gpus(self, vram_mib: int) -> tuple[Gpu, ...]:
-        return tuple(g for g in self.gpus if self.available_mib(g) >= vram_mib)
-
-    def fitting_mig(self, vram_mib: int) -> tuple[MigSlots, ...]:
-        """Profiles with a free instance of at least `vram_mib`, smallest first."""
-        fitting = (s for s in self.mig if s.free and s.profile.memory_mib >= vram_mib)
-        return tuple(sorted(fitting, key=lambda s: s.profile.memory_mib))
-
-    def fits(self, vram_mib: int, gpus: int = 1) -> bool:
-        """Whether one replica of `gpus` GPUs with `vram_mib` on each fits now: on GPUs of one
-        domain, or on one MIG instance for a single-GPU replica."""
-        if gpus == 1 and self.fitting_mig(vram_mib):
-            return True
-        per_domain: dict[str, int] = {}
-        for gpu in self.fitting_gpus(vram_mib):
-            per_domain[gpu.domain] = per_domain.get(gpu.domain, 0) + 1
-        return any(n >= gpus for n in per_domain.values())
-
-    @property
-    def idle_gpus(self) -> tuple[Gpu, ...]:
-        return tuple(g for g in self.gpus if g.holders == 0)
-
-    @property
-    def largest_free_mib(self) -> int:
-        """The most VRAM one new single-GPU replica could get here."""
-        room = [self.available_mib(g) for g in self.gpus] + [s.profile.memory_mib for s in self.mig if s.free]
-        return max(room, default=0)
 
 
 @dataclass(frozen=True)
@@ -206,7 +186,7 @@ class SkippedNode:
 
 @dataclass(frozen=True)
 class Inventory:
-    """The GPU nodes of a cluster; every query returns a narrower inventory or one node."""
+    """The GPU nodes of a cluster; `where` and `schedulable` return a narrower inventory."""
 
     nodes: tuple[NodeGpus, ...]
     skipped: tuple[SkippedNode, ...] = ()
@@ -229,25 +209,6 @@ class Inventory:
     def schedulable(self) -> Inventory:
         """Nodes that take new replicas: Ready and not cordoned."""
         return self.where(lambda n: n.schedulable)
-
-    def of_class(self, name: str) -> Inventory:
-        return self.where(lambda n: n.model.name == name)
-
-    def free_gpus(self, count: int = 1) -> Inventory:
-        """Nodes with at least `count` GPUs that hold nothing."""
-        return self.where(lambda n: len(n.idle_gpus) >= count)
-
-    def fitting(self, vram_mib: int, gpus: int = 1) -> Inventory:
-        """Nodes where a replica of `gpus` GPUs needing `vram_mib` on each fits now."""
-        return self.where(lambda n: n.fits(vram_mib, gpus))
-
-    def cheapest(self) -> NodeGpus | None:
-        """The node of the lowest price per GPU-hour (ties: by name), or None when empty."""
-        return min(self.nodes, key=lambda n: (n.price_per_hour, n.node), default=None)
-
-    def largest_free(self) -> NodeGpus | None:
-        """The node with the most room for one single-GPU replica, for "nearest fit" messages."""
-        return max(self.nodes, key=lambda n: (n.largest_free_mib, -n.price_per_hour, n.node), default=None)
 
 
 @dataclass(frozen=True)
@@ -341,26 +302,37 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
     if mismatch:
         return SkippedNode(name, mismatch)
     replicas = max(int(labels.get("nvidia.com/gpu.replicas", "1")), 1)
-    single = _single_mig_profile(labels)
-    counts = {single: resources.get("nvidia.com/gpu", 0)} if single else _mig_counts(resources)
-    unknown = sorted(p for p in counts if model.mig_profile(p) is None)
-    if unknown:
-        return SkippedNode(name, f"{model.name} has no MIG profile {unknown[0]} in the catalogue")
-    mig = tuple(MigSlots(profile, counts[p]) for p in counts if (profile := model.mig_profile(p)))
-    if single:
-        whole, physical = 0, math.ceil(mig[0].count / mig[0].profile.max_instances)
+    if model.vendor == "amd":
+        amd = _amd_gpus(model, labels, resources)
+        if isinstance(amd, str):
+            return SkippedNode(name, amd)
+        whole, physical, mig, memory = amd
+        labelled = "partition" if mig else None
     else:
-        whole = sum(v for k, v in resources.items() if k in _GPU_RESOURCES) // replicas
-        physical = int(labels.get("nvidia.com/gpu.count", whole))
+        single = _single_mig_profile(labels)
+        counts = {single: resources.get("nvidia.com/gpu", 0)} if single else _mig_counts(resources)
+        unknown = sorted(p for p in counts if model.mig_profile(p) is None)
+        if unknown:
+            return SkippedNode(name, f"{model.name} has no MIG profile {unknown[0]} in the catalogue")
+        resource = "nvidia.com/gpu" if single else _MIG_RESOURCE + "{}"
+        profiles = {p: profile for p in counts if (profile := model.mig_profile(p))}
+        mig = tuple(MigSlots(profile, counts[p], resource=resource.format(p)) for p, profile in profiles.items())
+        if single:
+            whole, physical = 0, math.ceil(mig[0].count / mig[0].profile.max_instances)
+        else:
+            whole = sum(v for k, v in resources.items() if k in _GPU_RESOURCES) // replicas
+            physical = int(labels.get("nvidia.com/gpu.count", whole))
+        memory = int(labels["nvidia.com/gpu.memory"]) if "nvidia.com/gpu.memory" in labels and not single else 0
+        labelled = "mig" if mig and not whole else "timeslice" if replicas > 1 else None
     clique = labels.get("nvidia.com/gpu.clique")
-    memory = int(labels["nvidia.com/gpu.memory"]) if "nvidia.com/gpu.memory" in labels and not single else 0
     return NodeGpus(
         node=name,
         model=model,
         gpus=tuple(Gpu(i, memory or model.vram_mib, _domain(name, model, clique, i)) for i in range(whole)),
         physical_gpus=max(physical, whole),
         mig=mig,
-        sharing=policy.for_class(model.name, "mig" if mig and not whole else "timeslice" if replicas > 1 else None),
+        # A partitioned GPU is split in hardware, whatever sharing is configured for the class.
+        sharing="partition" if labelled == "partition" else policy.for_class(model.name, labelled),
         timeslice_replicas=replicas,
         ready=any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", ())),
         cordoned=spec.get("unschedulable", False),
@@ -370,7 +342,64 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
 
 
 def _is_gpu(resource: str) -> bool:
-    return resource in _GPU_RESOURCES or resource.startswith(_MIG_RESOURCE)
+    return resource in _GPU_RESOURCES or resource.startswith(_MIG_RESOURCE) or _is_amd_mode(resource)
+
+
+def _amd_gpus(
+    model: GpuModel, labels: Mapping[str, str], resources: Mapping[str, int]
+) -> tuple[int, int, tuple[MigSlots, ...], int] | str:
+    """(whole GPUs, physical GPUs, partitions, VRAM per whole GPU) of an AMD node, or why it cannot
+    be used. Partitions come from `amd.com/<mode>` resources (naming strategy `mixed`), or from
+    `amd.com/gpu` on a node the labeller marks partitioned (strategy `single`). Under `mixed`
+    naming even whole GPUs are advertised by mode (`amd.com/spx_nps1`): they become one-per-GPU
+    instances, requested by that name."""
+    by_mode = {k.removeprefix("amd.com/"): v for k, v in resources.items() if _is_amd_mode(k) and v}
+    whole = resources.get("amd.com/gpu", 0)
+    mode = labels.get(AMD_PARTITION_LABEL, "spx_nps1").lower()
+    if whole and mode != "spx_nps1":
+        by_mode[mode] = by_mode.get(mode, 0) + whole
+        whole = 0
+    vram = _amd_vram_mib(labels)
+    slots: list[MigSlots] = []
+    physical = 0
+    for name, count in sorted(by_mode.items()):
+        parts = partitions_per_gpu(model, name)
+        if isinstance(parts, str):
+            return parts
+        memory = model.vram_mib // parts
+        profile = MigProfile(name, min(memory, vram or memory), parts, kind="partition")
+        resource = "amd.com/gpu" if name == mode and resources.get("amd.com/gpu") else f"amd.com/{name}"
+        slots.append(MigSlots(profile, count, resource=resource))
+        physical += math.ceil(count / parts)
+    return whole, physical + whole, tuple(slots), min(vram, model.vram_mib) if vram and not slots else 0
+
+
+def partitions_per_gpu(model: GpuModel, mode: str) -> int | str:
+    """How many partitions one GPU of `model` makes in AMD compute x memory `mode` (`cpx_nps4`), each
+    with its share of the VRAM; or why `model` cannot be split so."""
+    match = _AMD_MODE.match(mode)
+    if match is None:
+        return f"{AMD_PARTITION_LABEL}={mode} is not a compute x memory mode such as cpx_nps4"
+    parts = COMPUTE_PARTITIONS.get(match[1]) or model.xcds or 0
+    if not model.xcds or model.xcds < 2 or parts > model.xcds:
+        return f"{model.name} cannot be partitioned {mode} (the catalogue gives it no compute dies to split)"
+    if parts % MEMORY_PARTITIONS[match[2]]:
+        return f"{mode}: {match[2].upper()} needs a multiple of {MEMORY_PARTITIONS[match[2]]} compute partitions"
+    return parts
+
+
+def _is_amd_mode(resource: str) -> bool:
+    return resource.startswith("amd.com/") and bool(_AMD_MODE.match(resource.removeprefix("amd.com/")))
+
+
+def _amd_vram_mib(labels: Mapping[str, str]) -> int:
+    """The smallest device memory the AMD labeller reports (`amd.com/gpu.vram=192G`, or count-style
+    `beta.amd.com/gpu.vram.24G=64`), in MiB; 0 when it reports none. It rounds to whole GiB, so it
+    is used only where it is below the catalogue's figure."""
+    values = [v for k, v in labels.items() if k in ("amd.com/gpu.vram", "beta.amd.com/gpu.vram")]
+    values += [k.rsplit(".", 1)[1] for k in labels if k.startswith(("amd.com/gpu.vram.", "beta.amd.com/gpu.vram."))]
+    sizes = [int(m[1]) * 1024 for v in values if (m := _AMD_VRAM.match(v))]
+    return min(sizes, default=0)
 
 
 def _contradiction(model: GpuModel, labels: Mapping[str, str]) -> str:

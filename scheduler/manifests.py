@@ -15,10 +15,13 @@ The plan is the limit the objects keep to:
 - the pods may land only on the nodes the plan chose (required node affinity on
   `kubernetes.io/hostname`) and on the GPU product the catalogue names;
 - GPUs are requested per sharing mechanism (exclusive / timeslice: `nvidia.com/gpu` or
-  `amd.com/gpu`; mig: `nvidia.com/mig-<profile>`; kai: KAI Scheduler's `gpu-memory` annotation;
+  `amd.com/gpu`; mig: the instance's resource, `nvidia.com/mig-<profile>`; partition: the AMD
+  device plugin's `amd.com/gpu` or `amd.com/<mode>`; kai: KAI Scheduler's `gpu-memory` annotation;
   hami: `nvidia.com/gpumem`), requests equal to limits;
+- the pods tolerate the GPU taints placement assumed they tolerate (`nvidia.com/gpu`,
+  `amd.com/gpu`) and the request's own tolerations;
 - vLLM's `--gpu-memory-utilization` is the planned VRAM over the memory the server sees (the GPU,
-  its MIG instance, or HAMi's virtual GPU), rounded down, so that it never takes more than planned.
+  its MIG instance or AMD partition, or HAMi's virtual GPU), rounded down, so that it never takes more than planned.
 
 Every object is validated before it is returned: built-in kinds against Kubernetes' own schemas in
 strict mode (kubernetes-validate, offline), LeaderWorkerSets against the LWS CRD's openAPIV3Schema
@@ -46,6 +49,8 @@ import yaml
 from common.errors import InputError
 from scheduler._schema import DATA
 from scheduler.catalog import Catalog, GpuModel
+from scheduler.fleet import GPU_TOLERATIONS
+from scheduler.inventory import AMD_PARTITION_LABEL, partitions_per_gpu
 from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import Model, Registry, Variant
 
@@ -206,10 +211,6 @@ class _Server:
     def nodes(self) -> list[str]:
         return sorted({w.node for p in self.replicas for w in p.workers})
 
-    @property
-    def gpu_resource(self) -> str:
-        return "amd.com/gpu" if self.gpu.vendor == "amd" else "nvidia.com/gpu"
-
 
 def _by_request(placements: Sequence[Placement]) -> Iterator[tuple[str, list[Placement]]]:
     grouped: dict[str, list[Placement]] = {}
@@ -222,7 +223,9 @@ def _by_shape(placements: Sequence[Placement]) -> list[tuple[Placement, ...]]:
     """Replicas that one pod template serves: everything but the nodes and GPU indices alike."""
     grouped: dict[tuple[object, ...], list[Placement]] = {}
     for p in sorted(placements, key=lambda p: p.replica):
-        key = (p.variant, p.gpu_class, p.sharing, p.tp, len(p.workers), p.workers[0].mig_profile, p.vram_mib_per_gpu)
+        worker = p.workers[0]
+        key: tuple[object, ...] = (p.variant, p.gpu_class, p.sharing, p.tp, len(p.workers), worker.mig_profile)
+        key += (worker.resource, p.vram_mib_per_gpu)
         grouped.setdefault(key, []).append(p)
     return [tuple(g) for g in grouped.values()]
 
@@ -303,7 +306,7 @@ def _pod_template(server: _Server, workload: str, role: str) -> dict[str, Any]:
         container["startupProbe"] = _health_probe(math.ceil(2 * server.variant.load_seconds / PROBE_PERIOD_S))
     spec: dict[str, Any] = {
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": _node_selector(server)}},
-        "tolerations": [{"key": server.gpu_resource, "operator": "Exists", "effect": "NoSchedule"}],
+        "tolerations": _tolerations(server.request),
         "containers": [container],
         # Tensor-parallel workers exchange activations through shared memory; the default 64 MiB is too small.
         "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory"}}],
@@ -314,6 +317,15 @@ def _pod_template(server: _Server, workload: str, role: str) -> dict[str, Any]:
     if annotations:
         metadata["annotations"] = annotations
     return {"metadata": metadata, "spec": spec}
+
+
+def _tolerations(request: Request) -> list[dict[str, str]]:
+    """The GPU taints every EGS pod tolerates (what placement assumed, `scheduler.fleet`), then the request's."""
+    rendered = []
+    for t in (*GPU_TOLERATIONS, *request.tolerations):
+        toleration = {"key": t.key, "operator": t.operator, "value": t.value, "effect": t.effect}
+        rendered.append({k: v for k, v in toleration.items() if v})
+    return rendered
 
 
 def _health_probe(failures: int) -> dict[str, Any]:
@@ -372,11 +384,14 @@ def _vllm_args(server: _Server) -> list[str]:
 
 def _gpu_resources(shape: Placement, gpu: GpuModel) -> dict[str, str]:
     """Extended resources per mechanism (KAI asks by annotation instead, so it has none)."""
-    if gpu.vendor == "amd" and shape.sharing != "exclusive":
+    if gpu.vendor == "amd" and shape.sharing not in ("exclusive", "partition"):
         raise ManifestError(f"request {shape.request!r}: {shape.sharing} sharing needs NVIDIA GPUs, not {gpu.name}")
     whole = "amd.com/gpu" if gpu.vendor == "amd" else "nvidia.com/gpu"
-    if shape.sharing == "mig":
-        return {f"nvidia.com/mig-{shape.workers[0].mig_profile}": "1"}
+    if shape.sharing in ("mig", "partition"):
+        # The instance's own resource: nvidia.com/mig-<profile> (MIG mixed), nvidia.com/gpu (MIG
+        # single), amd.com/gpu or amd.com/<mode> (AMD device plugin, single or mixed naming).
+        worker = shape.workers[0]
+        return {worker.resource or f"nvidia.com/mig-{worker.mig_profile}": "1"}
     if shape.sharing == "kai":
         return {}
     if shape.sharing == "hami":
@@ -391,6 +406,11 @@ def _visible_mib(placement: Placement, gpu: GpuModel) -> int:
         if profile is None:
             raise ManifestError(f"request {placement.request!r}: {gpu.name} has no MIG profile in the catalogue")
         return profile.memory_mib
+    if placement.sharing == "partition":
+        parts = partitions_per_gpu(gpu, placement.workers[0].mig_profile or "")
+        if isinstance(parts, str):
+            raise ManifestError(f"request {placement.request!r}: {parts}")
+        return gpu.vram_mib // parts
     if placement.sharing == "hami":
         return placement.vram_mib_per_gpu
     return gpu.vram_mib
@@ -406,6 +426,10 @@ def _node_selector(server: _Server) -> dict[str, Any]:
         {"key": "kubernetes.io/hostname", "operator": "In", "values": server.nodes},
         {"key": key, "operator": "In", "values": products},
     ]
+    if server.shape.sharing == "partition" and server.shape.workers[0].resource == "amd.com/gpu":
+        # Under the device plugin's single naming an amd.com/gpu is a partition only in this mode.
+        mode = server.shape.workers[0].mig_profile or ""
+        expressions.append({"key": AMD_PARTITION_LABEL, "operator": "In", "values": [mode]})
     return {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
 
 

@@ -8,6 +8,40 @@ decides anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Toleration:
+    """A pod toleration, as Kubernetes matches it: `Exists` tolerates any value of `key` (every key
+    when `key` is empty), `Equal` only `value`; an empty `effect` tolerates every effect."""
+
+    key: str = ""
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+
+    def tolerates(self, taint: TaintLike) -> bool:
+        if self.effect and self.effect != taint.effect:
+            return False
+        if not self.key:
+            return self.operator == "Exists"
+        if self.key != taint.key:
+            return False
+        return self.operator == "Exists" or self.value == taint.value
+
+
+class TaintLike(Protocol):
+    """What a toleration reads of a node taint (`scheduler.inventory.Taint`)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+    @property
+    def effect(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -26,6 +60,8 @@ class Request:
     """Sequences resident at once; the model's serving default when None."""
     gpu_classes: tuple[str, ...] = ()
     """Allowed GPU classes; empty allows every class."""
+    tolerations: tuple[Toleration, ...] = ()
+    """Taints the pods tolerate beyond the GPU taints every EGS pod tolerates (`scheduler.fleet`)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +71,10 @@ class Worker:
     node: str
     gpus: tuple[int, ...]
     mig_profile: str | None = None
-    """The MIG instance profile when the replica runs in one (then `gpus` names its parent GPU)."""
+    """The instance profile when the replica runs in a MIG instance (`3g.40gb`) or an AMD partition
+    (`cpx_nps4`); `gpus` is then empty."""
+    resource: str = ""
+    """The extended resource of that instance (`nvidia.com/mig-3g.40gb`, `amd.com/gpu`, `amd.com/cpx_nps4`)."""
 
 
 @dataclass(frozen=True)
@@ -50,10 +89,11 @@ class Placement:
     quality: float
     gpu_class: str
     sharing: str
-    """How the GPUs are shared: exclusive, mig, timeslice, kai or hami."""
+    """How the GPUs are shared: exclusive, mig, partition (AMD), timeslice, kai or hami."""
     tp: int
     """Tensor-parallel GPUs per node; a replica spans `len(workers)` nodes."""
     vram_mib_per_gpu: int
+    """VRAM reserved on each of its GPUs (or in its instance), exactly, in MiB."""
     workers: tuple[Worker, ...]
     """The leader first; more than one worker makes the replica a LeaderWorkerSet."""
     namespace: str = "default"

@@ -1,55 +1,71 @@
 """The exact re-plan: a cutting-stock model of a batch of requests, solved with `scipy.optimize.milp`.
 
 Where the online policy decides one replica at a time, this engine looks at the whole batch. It is
-what an operator runs to re-pack a fleet, and what the benchmarks use for the lower bound.
+what an operator runs to re-pack a fleet, what `scheduler.schedule` runs under a deadline, and what
+the benchmarks use for the lower bound.
 
 A model over single GPUs (one binary per replica and GPU) is too large to solve or bound at a few
-hundred GPUs. This one is over GPU *kinds* and packing *patterns*, as in cutting stock:
+hundred GPUs. This one is over GPU *kinds* (nodes of one class, sharing mechanism and taints,
+`scheduler.fleet`) and packing *patterns*, as in cutting stock:
 
 - a shared GPU (time-slicing, KAI, HAMi) is filled by a pattern: a multiset of single-GPU replicas
   whose VRAM fits it (and, under time-slicing, no more replicas than the device plugin admits);
   one integer counts how many GPUs of a kind take each pattern;
-- a whole GPU (exclusive), a MIG instance of a profile, and a tensor-parallel group of `tp` GPUs of
-  one NVLink/xGMI domain (one unit per node of a multi-node replica) are columns of their own;
-- every request's replicas must be covered; an unplaceable replica pays a penalty instead.
+- a whole GPU (exclusive), a MIG instance or AMD partition of a profile, and a tensor-parallel group
+  of `tp` GPUs (one unit per node of a multi-node replica) are columns of their own;
+- every request's replicas must be covered, only on kinds whose taints it tolerates; an unplaceable
+  replica pays a penalty instead.
+
+Tensor-parallel groups must each fit in one NVLink/xGMI domain of one node. Group sizes are powers of
+two, so one capacity row per kind and size `t` suffices: the GPUs of groups of `t` or more may not
+exceed `t` x (the number of `t`-GPU blocks the domains' idle GPUs make). For sizes that divide one
+another that is exactly the condition for the groups to fit, largest first, and it keeps the
+model's size independent of the number of nodes.
 
 Patterns come from column generation: the LP relaxation is solved, each shared GPU kind prices its
 best new pattern with a bounded knapsack over VRAM in MiB (and replica count under time-slicing),
 itself a small integer programme for HiGHS, and the loop stops when no pattern has a negative
-reduced cost.
-That LP optimum is a proven lower bound on any plan's cost. The integer programme over the generated
-columns then gives the plan, within the time limit; its concrete GPUs are chosen tightest first.
+reduced cost. That LP optimum (or, when time runs out first, its Lagrangian bound) is a proven lower
+bound on any plan's cost. The integer programme over the generated columns then gives the plan,
+within the time limit; its concrete GPUs are chosen tightest first.
 
-Documented limits: up to about 100 requests and 1,000 GPUs (the benchmark's size solves in seconds);
-tensor-parallel replicas on shared classes take idle GPUs only.
+The deadline holds: the online plan is computed first, as the fallback and to size what the rest
+may take; every solver call gets what is left of the time limit; when HiGHS finds no integer
+solution in time, the online plan is returned (`Solution.fell_back`). Matrices are sparse, so memory
+grows with columns, not with nodes x columns.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import ctypes
+import os
+import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, linprog, milp
+from scipy.sparse import csr_array
 
-from scheduler.inventory import Inventory
-from scheduler.placement import (
-    MIG_SLICES,
+from scheduler.fleet import (
     SHARED,
+    TP_DEGREES,
     FleetState,
     GpuState,
     MigState,
     NodeState,
+    Option,
     Shape,
-    _Option,
-    _take,
-    place_one,
+    Workers,
     shapes,
+    take,
 )
+from scheduler.inventory import Inventory
+from scheduler.placement import largest_first, place_all, place_one
 from scheduler.plan import Plan, Request
 from scheduler.registry import Registry
 
@@ -58,6 +74,8 @@ QUALITY_WEIGHT = 1e-3
 UNPLACED_PENALTY = 1e4
 """USD/hour charged per replica left unplaced: more than any real GPU, so only the impossible is."""
 MAX_ROUNDS = 200
+MIN_SOLVER_S = 0.05
+"""The least time a solver call is given; below it the engine stops and falls back."""
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -76,7 +94,7 @@ class Column:
     request: str = ""
     shape: Shape | None = None
     where: str = ""
-    """The domain of a group, the profile of a MIG instance, the resource row of a pattern."""
+    """The node kind of a whole GPU or group, `kind|profile` of an instance, the resource row of a pattern."""
     items: tuple[tuple[str, Shape, int], ...] = ()
     """A pattern's (request, shape, replicas)."""
 
@@ -90,14 +108,19 @@ class Solution:
     """The re-plan's outcome and how good it is proven to be."""
 
     plan: Plan
-    lower_bound: float
-    """USD/hour no plan of this batch can beat (the LP relaxation over all patterns)."""
+    lower_bound: float | None
+    """USD/hour no plan of this batch can beat (the LP relaxation over all patterns); None when the
+    time ran out before the first LP was solved."""
     optimal: bool
     """Whether the solver proved the plan optimal over the generated patterns."""
     seconds: float
     columns: int
     unplaced_in_bound: float = 0.0
     """Replicas the relaxation could not place either; the bound then excludes their penalty."""
+    fell_back: bool = False
+    """True when the integer programme found no solution in time and `plan` is the online plan."""
+    online: Plan | None = None
+    """The online policy's plan of the same batch, computed first as the fallback."""
 
 
 @dataclass
@@ -105,6 +128,8 @@ class _Model:
     requests: dict[str, Request]
     options: dict[str, list[Shape]]
     state: FleetState
+    solver_log: bool = False
+    """Let HiGHS print its progress (on stderr, as everything it prints)."""
     capacity: dict[str, float] = field(default_factory=dict)
     columns: list[Column] = field(default_factory=list)
     seen: set[tuple[object, ...]] = field(default_factory=set)
@@ -112,79 +137,113 @@ class _Model:
     def add(self, column: Column) -> None:
         """Keep a column unless it is known already or uses a resource this fleet lacks."""
         key = column.key
-        if key not in self.seen and all(row in self.capacity for row in column.uses):
+        if key not in self.seen and all(self.capacity.get(row, 0) > 0 for row in column.uses):
             self.seen.add(key)
             self.columns.append(column)
 
 
 @dataclass(frozen=True)
 class _Bin:
-    """A kind of shared GPU: class, room for replicas, whether it already serves (then it is free)."""
+    """A kind of shared GPU: node kind, room for replicas, whether it already serves (then it is free)."""
 
     row: str
+    node_kind: str
     gpu_class: str
     room_mib: int
     holders_left: int
     price: float
 
 
-def replan(requests: Sequence[Request], registry: Registry, inventory: Inventory, time_limit_s: float = 10.0) -> Plan:
-    return solve(requests, registry, inventory, time_limit_s).plan
+class _Deadline:
+    """What is left of the time limit."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.perf_counter() + seconds
+
+    def left(self) -> float:
+        return self.end - time.perf_counter()
 
 
 def solve(
-    requests: Sequence[Request], registry: Registry, inventory: Inventory, time_limit_s: float = 10.0
+    requests: Sequence[Request],
+    registry: Registry,
+    inventory: Inventory,
+    time_limit_s: float = 10.0,
+    solver_log: bool = False,
 ) -> Solution:
+    """The exact plan of `requests`, found within `time_limit_s` seconds (the online plan when the
+    solver finds none in time), with a proven lower bound; `solver_log` shows HiGHS's progress on
+    stderr."""
     started = time.perf_counter()
+    deadline = _Deadline(time_limit_s)
+    online_state = FleetState.of(inventory)
+    place_all(online_state, requests, registry)
+    online = online_state.plan()
+    online_s = time.perf_counter() - started
+    # Turning the integer solution into GPUs costs about what the online policy took: keep it in hand.
+    deadline.end -= online_s + 0.05
+
     state = FleetState.of(inventory)
-    classes = state.classes()
     model = _Model(
         requests={r.name: r for r in requests},
-        options={r.name: shapes(registry.get(r.model), r, classes) for r in requests},
+        options={r.name: shapes(registry.get(r.model), r, state.classes()) for r in requests},
         state=state,
+        solver_log=solver_log,
     )
     bins = _resources(model)
     _fixed_columns(model)
     for b in bins:
         _seed_patterns(model, b)
-    bound, unplaced_lp = _generate(model, bins, started, time_limit_s)
-    chosen, optimal = _integer(model, max(1.0, time_limit_s - (time.perf_counter() - started)))
-    plan = _realise(model, chosen, registry)
-    correction = QUALITY_WEIGHT * sum(
-        r.replicas * min((s.variant.quality for s in model.options[r.name]), default=0.0) for r in requests
-    )
+    bound, unplaced_lp = _generate(model, bins, deadline)
+    solved = _integer(model, deadline) if bound is not None else None
+    if solved is None:
+        plan, optimal = online, False
+    else:
+        plan, optimal = _realise(model, solved[0], registry), solved[1]
+    lower_bound = None
+    if bound is not None:
+        correction = QUALITY_WEIGHT * sum(
+            r.replicas * min((s.variant.quality for s in model.options[r.name]), default=0.0) for r in requests
+        )
+        lower_bound = round(bound + correction - UNPLACED_PENALTY * unplaced_lp, 4)
     return Solution(
         plan=plan,
-        lower_bound=round(bound + correction - UNPLACED_PENALTY * unplaced_lp, 4),
+        lower_bound=lower_bound,
         optimal=optimal,
         seconds=round(time.perf_counter() - started, 3),
         columns=len(model.columns),
         unplaced_in_bound=round(unplaced_lp, 4),
+        fell_back=solved is None,
+        online=online,
     )
 
 
 def _resources(model: _Model) -> list[_Bin]:
-    """Capacity rows: idle GPUs per class and per domain, MIG instances per class and profile, and
-    the kinds of partly used shared GPUs."""
+    """Capacity rows: idle GPUs per kind, tensor-parallel blocks per kind and size, instances per
+    kind and profile, and the kinds of partly used shared GPUs."""
     cap = model.capacity
     bins: dict[str, _Bin] = {}
     for node in model.state.nodes:
-        price = node.inventory.model.price_per_hour
-        name = node.inventory.model.name
+        kind, name, price = node.kind, node.model.name, node.model.price_per_hour
+        idle_per_domain: dict[str, int] = defaultdict(int)
         for gpu in node.gpus:
             if gpu.holders == 0:
-                cap[f"idle:{name}"] = cap.get(f"idle:{name}", 0) + 1
-                cap[f"domain:{gpu.domain}"] = cap.get(f"domain:{gpu.domain}", 0) + 1
+                cap[f"idle:{kind}"] = cap.get(f"idle:{kind}", 0) + 1
+                idle_per_domain[gpu.domain] += 1
             if node.sharing in SHARED:
                 room, left = node.available(gpu), _holders_left(node, gpu)
                 if room <= 0 or left <= 0:
                     continue
-                row = f"idle:{name}" if gpu.holders == 0 else f"open:{name}:{room}:{left}"
+                row = f"idle:{kind}" if gpu.holders == 0 else f"open:{kind}:{room}:{left}"
                 if gpu.holders:
                     cap[row] = cap.get(row, 0) + 1
-                bins.setdefault(row, _Bin(row, name, room, left, price if gpu.holders == 0 else 0.0))
+                bins.setdefault(row, _Bin(row, kind, name, room, left, price if gpu.holders == 0 else 0.0))
+        for t in TP_DEGREES[1:]:
+            blocks = sum(idle // t for idle in idle_per_domain.values())
+            if blocks:
+                cap[f"tp:{kind}:{t}"] = cap.get(f"tp:{kind}:{t}", 0) + t * blocks
         for mig in node.mig:
-            row = f"mig:{name}:{mig.profile.name}"
+            row = f"mig:{kind}:{mig.profile.name}"
             cap[row] = cap.get(row, 0) + mig.free
     return list(bins.values())
 
@@ -196,39 +255,41 @@ def _holders_left(node: NodeState, gpu: GpuState) -> int:
 
 
 def _fixed_columns(model: _Model) -> None:
-    """Every column that needs no pricing: whole GPUs, tensor-parallel groups, MIG instances, the penalty."""
-    shared_classes = {n.inventory.model.name for n in model.state.nodes if n.sharing in SHARED}
-    domains: dict[str, list[str]] = defaultdict(list)
-    for node in model.state.nodes:
-        for gpu in node.gpus:
-            if gpu.domain not in domains[node.inventory.model.name]:
-                domains[node.inventory.model.name].append(gpu.domain)
-    mig_profiles = {(n.inventory.model.name, m.profile.name): m.profile for n in model.state.nodes for m in n.mig}
+    """Every column that needs no pricing: whole GPUs, tensor-parallel groups, instances, the penalty."""
+    state = model.state
+    profiles = {
+        (n.kind, m.profile.name): m.profile for kind in state.kinds() for n in state.candidates(kind) for m in n.mig
+    }
     for name, options in model.options.items():
+        request = model.requests[name]
         for shape in options:
             quality = QUALITY_WEIGHT * shape.variant.quality
-            cls, price = shape.gpu.name, shape.gpu.price_per_hour
-            if shape.gpus == 1 and cls not in shared_classes:
-                model.add(Column("whole", price - quality, {name: 1.0}, {f"idle:{cls}": 1.0}, name, shape))
-            if shape.gpus > 1:
-                for domain in domains[cls]:
-                    uses = {f"idle:{cls}": float(shape.tp), f"domain:{domain}": float(shape.tp)}
+            price = shape.gpu.price_per_hour
+            for kind in state.kinds_for(request, shape.gpu.name):
+                shared = state.first(kind).sharing in SHARED
+                if shape.gpus == 1 and not shared:
+                    model.add(Column("whole", price - quality, {name: 1.0}, {f"idle:{kind}": 1.0}, name, shape, kind))
+                if shape.gpus > 1:
+                    uses = {f"idle:{kind}": float(shape.tp)}
+                    uses |= {f"tp:{kind}:{t}": float(shape.tp) for t in TP_DEGREES[1:] if t <= shape.tp}
                     cost = shape.tp * price - quality / shape.nodes
-                    model.add(Column("group", cost, {name: 1 / shape.nodes}, uses, name, shape, domain))
-            if shape.gpus == 1:
-                for (mig_cls, _), profile in mig_profiles.items():
-                    if mig_cls == cls and profile.memory_mib >= shape.per_gpu_mib:
-                        cost = profile.compute_slices / MIG_SLICES * price - quality
-                        row = f"mig:{cls}:{profile.name}"
-                        model.add(Column("mig", cost, {name: 1.0}, {row: 1.0}, name, shape, profile.name))
+                    model.add(Column("group", cost, {name: 1 / shape.nodes}, uses, name, shape, kind))
+                if shape.gpus == 1:
+                    for (mig_kind, profile_name), profile in profiles.items():
+                        if mig_kind == kind and profile.memory_mib >= shape.per_gpu_mib:
+                            cost = profile.gpu_share * price - quality
+                            uses = {f"mig:{kind}:{profile_name}": 1.0}
+                            model.add(Column("mig", cost, {name: 1.0}, uses, name, shape, f"{kind}|{profile_name}"))
         model.add(Column("unplaced", UNPLACED_PENALTY, {name: 1.0}, {}, name))
 
 
 def _items(model: _Model, b: _Bin) -> list[tuple[str, Shape]]:
-    """(request, shape) of every single-GPU shape that fits an empty `b`."""
+    """(request, shape) of every single-GPU shape that fits an empty `b`, of requests that tolerate it."""
+    first = model.state.first(b.node_kind)
     return [
         (name, shape)
         for name, options in model.options.items()
+        if b.node_kind in model.state.kinds_for(model.requests[name], first.model.name)
         for shape in options
         if shape.gpus == 1 and shape.gpu.name == b.gpu_class and shape.per_gpu_mib <= b.room_mib
     ]
@@ -251,25 +312,43 @@ def _seed_patterns(model: _Model, b: _Bin) -> None:
             model.add(_pattern_column(b, {(name, shape): k}))
 
 
-def _generate(model: _Model, bins: list[_Bin], started: float, time_limit_s: float) -> tuple[float, float]:
-    """Column generation; returns a proven lower bound on the LP optimum and the replicas the last
-    LP leaves unplaced.
+def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline) -> tuple[float | None, float]:
+    """Column generation; returns a proven lower bound on the LP optimum (None when not even one LP
+    was solved in time) and the replicas the last LP leaves unplaced.
 
     Each round's bound is the LP objective plus, for every shared GPU kind, its capacity times the
     most negative reduced cost its pricing found (a Lagrangian bound, valid at any round); at
     convergence that is the LP optimum itself. Stopping early on time keeps the bound honest.
+    Generation stops at half the time left, keeping the other half for the integer programme.
     """
-    bound, unplaced = -math.inf, 0.0
+    bound: float | None = None
+    unplaced = 0.0
+    stop = time.perf_counter() + deadline.left() / 2
+    items = {b.row: _items(model, b) for b in bins}
     for _ in range(MAX_ROUNDS):
         c, a_ub, b_ub, rows = _matrix(model)
-        result = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=(0, None), method="highs")
+        if deadline.left() < MIN_SOLVER_S:
+            break
+        with solver_output_to_stderr():
+            # scipy-stubs type A_ub as dense only; HiGHS takes the sparse matrix as it is.
+            result = linprog(  # type: ignore[call-overload]
+                c,
+                A_ub=a_ub,
+                b_ub=b_ub,
+                bounds=(0, None),
+                method="highs",
+                options={"time_limit": deadline.left(), "disp": model.solver_log},
+            )
         if result.status != 0 or result.x is None or result.fun is None:
-            raise RuntimeError(f"the LP relaxation failed: {result.message}")
+            break  # out of time: the last bound stands
         unplaced = sum(float(x) for x, col in zip(result.x, model.columns, strict=True) if col.kind == "unplaced")
         duals = dict(zip(rows, (-float(m) for m in result.ineqlin.marginals), strict=True))
-        added, shortfall = 0, 0.0
+        added, shortfall, priced_all = 0, 0.0, True
         for b in bins:
-            column = _price(model, b, duals)
+            if deadline.left() < MIN_SOLVER_S:
+                priced_all = False
+                break
+            column = _price(model, b, items[b.row], duals, deadline)
             if column is None:
                 continue
             reduced = column.cost - sum(duals.get(f"cover:{n}", 0.0) * k for n, k in column.cover.items())
@@ -279,18 +358,25 @@ def _generate(model: _Model, bins: list[_Bin], started: float, time_limit_s: flo
                 before = len(model.columns)
                 model.add(column)
                 added += len(model.columns) - before
-        bound = max(bound, float(result.fun) + shortfall)
-        if not added or time.perf_counter() - started > time_limit_s / 2:
+        if priced_all:
+            round_bound = float(result.fun) + shortfall
+            bound = round_bound if bound is None else max(bound, round_bound)
+        if not added or time.perf_counter() > stop:
             break
     return bound, unplaced
 
 
-def _price(model: _Model, b: _Bin, duals: dict[str, float]) -> Column | None:
+def _price(
+    model: _Model, b: _Bin, candidates: list[tuple[str, Shape]], duals: dict[str, float], deadline: _Deadline
+) -> Column | None:
     """The pattern of `b` worth most at these duals: a bounded knapsack over VRAM in MiB (and over
-    replica count under time-slicing), solved exactly by HiGHS through `milp`."""
+    replica count under time-slicing), solved exactly by HiGHS through `milp`.
+
+    A pricing problem cut short by the deadline would not be exact and would void the round's
+    bound, so it is given the time left and its result used only when it is proven optimal."""
     items = [
         (name, shape, duals.get(f"cover:{name}", 0.0) + QUALITY_WEIGHT * shape.variant.quality)
-        for name, shape in _items(model, b)
+        for name, shape in candidates
     ]
     items = [item for item in items if item[2] > 1e-12]
     if not items:
@@ -301,13 +387,15 @@ def _price(model: _Model, b: _Bin, duals: dict[str, float]) -> Column | None:
     if b.holders_left < len(items) * max(model.requests[n].replicas for n, _, _ in items):
         rows.append([1] * len(items))
         upper.append(b.holders_left)
-    result = milp(
-        values,
-        constraints=LinearConstraint(np.array(rows, dtype=float), -np.inf, np.array(upper, dtype=float)),
-        integrality=np.ones(len(items), dtype=np.int64),
-        bounds=Bounds(0, np.array([model.requests[n].replicas for n, _, _ in items], dtype=float)),
-    )
-    if result.x is None or -result.fun <= 0:
+    with solver_output_to_stderr():
+        result = milp(
+            values,
+            constraints=LinearConstraint(np.array(rows, dtype=float), -np.inf, np.array(upper, dtype=float)),
+            integrality=np.ones(len(items), dtype=np.int64),
+            bounds=Bounds(0, np.array([model.requests[n].replicas for n, _, _ in items], dtype=float)),
+            options={"time_limit": max(deadline.left(), MIN_SOLVER_S), "disp": model.solver_log},
+        )
+    if result.x is None or result.status != 0 or -result.fun <= 0:
         return None
     counts = {
         (name, shape): round(float(k)) for (name, shape, _), k in zip(items, result.x, strict=True) if round(float(k))
@@ -315,57 +403,71 @@ def _price(model: _Model, b: _Bin, duals: dict[str, float]) -> Column | None:
     return _pattern_column(b, counts) if counts else None
 
 
-def _matrix(model: _Model) -> tuple[FloatArray, FloatArray, FloatArray, list[str]]:
-    """The model as `A_ub x <= b_ub`: coverage rows negated, then capacity rows."""
+def _matrix(model: _Model) -> tuple[FloatArray, csr_array, FloatArray, list[str]]:
+    """The model as sparse `A_ub x <= b_ub`: coverage rows negated, then capacity rows."""
     rows = [f"cover:{n}" for n in model.requests] + sorted(model.capacity)
     index = {r: i for i, r in enumerate(rows)}
-    a = np.zeros((len(rows), len(model.columns)))
+    r_idx: list[int] = []
+    c_idx: list[int] = []
+    vals: list[float] = []
     for j, col in enumerate(model.columns):
         for name, k in col.cover.items():
-            a[index[f"cover:{name}"], j] = -k
+            r_idx.append(index[f"cover:{name}"])
+            c_idx.append(j)
+            vals.append(-k)
         for row, amount in col.uses.items():
-            a[index[row], j] = amount
+            r_idx.append(index[row])
+            c_idx.append(j)
+            vals.append(amount)
+    a = csr_array((vals, (r_idx, c_idx)), shape=(len(rows), len(model.columns)))
     b = np.array(
         [
             -model.requests[r.removeprefix("cover:")].replicas if r.startswith("cover:") else model.capacity[r]
             for r in rows
-        ]
+        ],
+        dtype=float,
     )
     return np.array([col.cost for col in model.columns]), a, b, rows
 
 
-def _integer(model: _Model, time_limit_s: float) -> tuple[list[int], bool]:
+def _integer(model: _Model, deadline: _Deadline) -> tuple[list[int], bool] | None:
+    """Column counts of the integer programme and whether they are proven optimal; None when HiGHS
+    has no integer solution within the time left."""
+    if deadline.left() < MIN_SOLVER_S:
+        return None
     c, a, b, _ = _matrix(model)
-    result = milp(
-        c,
-        constraints=LinearConstraint(a, -np.inf, b),
-        integrality=np.ones(len(c), dtype=np.int64),
-        bounds=Bounds(0, np.inf),
-        options={"time_limit": time_limit_s},
-    )
+    with solver_output_to_stderr():
+        result: OptimizeResult = milp(
+            c,
+            constraints=LinearConstraint(a, -np.inf, b),
+            integrality=np.ones(len(c), dtype=np.int64),
+            bounds=Bounds(0, np.inf),
+            options={"time_limit": deadline.left(), "disp": model.solver_log},
+        )
     if result.x is None:
-        raise RuntimeError(f"the integer re-plan found no solution: {result.message}")
+        return None
     return [round(float(x)) for x in result.x], result.status == 0
 
 
 def _realise(model: _Model, chosen: list[int], registry: Registry) -> Plan:
-    """Turn column counts into concrete GPUs through the online policy's `_take`: tensor-parallel
-    groups first, then MIG instances, whole GPUs and shared patterns; whatever the integer solution
-    left unplaced (or a GPU the mapping could not find) goes to the online policy, which places it
-    if it can and otherwise records why not."""
+    """Turn column counts into concrete GPUs through `scheduler.fleet.take`: tensor-parallel groups
+    first (largest first, so that they fit as the capacity rows promise), then instances, whole
+    GPUs and shared patterns; whatever the integer solution left unplaced (or a GPU the mapping
+    could not find) goes to the online policy, which places it if it can and otherwise records why."""
     state = model.state
     left = {name: r.replicas for name, r in model.requests.items()}
     replica = dict.fromkeys(model.requests, 0)
 
-    def take(option: _Option, name: str) -> None:
+    def put(option: Option, name: str) -> None:
         if left[name] > 0:
-            state.placements.append(_take(state, option, model.requests[name], replica[name]))
+            state.placements.append(take(state, option, model.requests[name], replica[name]))
             replica[name] += 1
             left[name] -= 1
 
     order = {"group": 0, "mig": 1, "whole": 2, "pattern": 3, "unplaced": 4}
     picked = sorted(
-        ((c, n) for c, n in zip(model.columns, chosen, strict=True) if n > 0), key=lambda p: order[p[0].kind]
+        ((c, n) for c, n in zip(model.columns, chosen, strict=True) if n > 0),
+        key=lambda p: (order[p[0].kind], -(p[0].shape.tp if p[0].shape else 0)),
     )
     for col, n in picked:
         shape = col.shape
@@ -373,86 +475,111 @@ def _realise(model: _Model, chosen: list[int], registry: Registry) -> Plan:
             for _ in range(n // shape.nodes):
                 workers = _group_gpus(state, shape, col.where)
                 if workers:
-                    take(_Option((), shape, workers[0][0], workers[0][1], workers=workers), col.request)
+                    put(Option((), shape, workers[0][0], workers[0][1], workers=workers), col.request)
         elif col.kind == "mig" and shape is not None:
+            kind, profile = col.where.split("|")
             for _ in range(n):
-                mig = _free_mig(state, shape.gpu.name, col.where)
-                if mig is not None:
-                    take(_Option((), shape, _node(state, mig.node), mig=mig), col.request)
+                found = _free_instance(state, kind, profile)
+                if found is not None:
+                    put(Option((), shape, found[0], mig=found[1]), col.request)
         elif col.kind == "whole" and shape is not None:
             for _ in range(n):
-                found = _idle_gpu(state, shape.gpu.name)
-                if found is not None:
-                    take(_Option((), shape, found[0], (found[1],)), col.request)
+                found_gpu = _idle_gpu(state, col.where)
+                if found_gpu is not None:
+                    put(Option((), shape, found_gpu[0], (found_gpu[1],)), col.request)
         elif col.kind == "pattern":
             for _ in range(n):
                 gpu = _bin_gpu(state, col.where)
                 if gpu is not None:
                     for name, item, k in col.items:
                         for _ in range(k):
-                            take(_Option((), item, gpu[0], (gpu[1],)), name)
-    for name, n in left.items():
-        for _ in range(n):
-            place_one(state, registry.get(model.requests[name].model), model.requests[name], replica[name])
-            replica[name] += 1
+                            put(Option((), item, gpu[0], (gpu[1],)), name)
+    leftovers = [replace(model.requests[name], replicas=n) for name, n in left.items() if n > 0]
+    for request, _ in largest_first(leftovers, model.options):
+        original = model.requests[request.name]
+        place_one(state, registry.get(request.model), original, replica[request.name], model.options[request.name])
+        replica[request.name] += 1
     return state.plan()
 
 
-def _group_gpus(state: FleetState, shape: Shape, domain: str) -> tuple[tuple[NodeState, tuple[GpuState, ...]], ...]:
-    """Idle GPUs for one tensor-parallel replica: `tp` of `domain` (or of one domain per node for a
-    multi-node replica, fullest nodes first); empty when they are not there."""
-    workers = []
-    for node in sorted(state.nodes, key=lambda n: (n.idle(), n.name)):
-        if node.inventory.model.name != shape.gpu.name:
-            continue
-        by_domain: dict[str, list[GpuState]] = defaultdict(list)
-        for g in node.gpus:
-            if g.holders == 0 and (shape.nodes > 1 or g.domain == domain):
-                by_domain[g.domain].append(g)
-        group = next((gs[: shape.tp] for gs in by_domain.values() if len(gs) >= shape.tp), None)
-        if group is not None:
-            workers.append((node, tuple(group)))
-        if len(workers) == shape.nodes:
-            return tuple(workers)
+def _domains(node: NodeState) -> Iterator[list[GpuState]]:
+    """The idle GPUs of each peer-link domain of `node`."""
+    by_domain: dict[str, list[GpuState]] = defaultdict(list)
+    for g in node.gpus:
+        if g.holders == 0:
+            by_domain[g.domain].append(g)
+    yield from by_domain.values()
+
+
+def _group_gpus(state: FleetState, shape: Shape, kind: str) -> Workers:
+    """Idle GPUs for one tensor-parallel replica on nodes of `kind`: `tp` of one domain, the domain
+    that fits them tightest (one node) or one domain on each of `shape.nodes` nodes; empty when
+    they are not there."""
+    if shape.nodes == 1:
+        best: tuple[int, int, NodeState, list[GpuState]] | None = None
+        for node in state.candidates(kind):
+            for domain in _domains(node):
+                if len(domain) >= shape.tp and (best is None or (len(domain), node.order) < best[:2]):
+                    best = (len(domain), node.order, node, domain)
+        return () if best is None else ((best[2], tuple(best[3][: shape.tp])),)
+    workers: list[tuple[NodeState, tuple[GpuState, ...]]] = []
+    for members in state.groups(kind):
+        for order in members:
+            node = state.nodes[order]
+            fitting = [d for d in _domains(node) if len(d) >= shape.tp]
+            if not fitting:
+                break  # the rest of its group is in the same state
+            workers.append((node, tuple(min(fitting, key=len)[: shape.tp])))
+            if len(workers) == shape.nodes:
+                return tuple(workers)
     return ()
 
 
-def _node(state: FleetState, name: str) -> NodeState:
-    return next(n for n in state.nodes if n.name == name)
-
-
-def _free_mig(state: FleetState, gpu_class: str, profile: str) -> MigState | None:
-    for node in state.nodes:
-        if node.inventory.model.name == gpu_class:
-            for mig in node.mig:
-                if mig.profile.name == profile and mig.free > 0:
-                    return mig
+def _free_instance(state: FleetState, kind: str, profile: str) -> tuple[NodeState, MigState] | None:
+    for node in state.candidates(kind):
+        for mig in node.mig:
+            if mig.profile.name == profile and mig.free > 0:
+                return node, mig
     return None
 
 
-def _idle_gpu(state: FleetState, gpu_class: str) -> tuple[NodeState, GpuState] | None:
-    """An idle GPU of the class, in the domain with the fewest idle GPUs (keep big domains whole)."""
+def _idle_gpu(state: FleetState, kind: str) -> tuple[NodeState, GpuState] | None:
+    """An idle GPU of the kind, in the domain with the fewest idle GPUs (keep big domains whole)."""
     best: tuple[int, NodeState, GpuState] | None = None
-    for node in state.nodes:
-        if node.inventory.model.name != gpu_class:
-            continue
-        for gpu in node.gpus:
-            if gpu.holders == 0:
-                idle_in_domain = sum(1 for g in node.gpus if g.holders == 0 and g.domain == gpu.domain)
-                if best is None or idle_in_domain < best[0]:
-                    best = (idle_in_domain, node, gpu)
+    for node in state.candidates(kind):
+        for domain in _domains(node):
+            if best is None or len(domain) < best[0]:
+                best = (len(domain), node, domain[0])
     return None if best is None else (best[1], best[2])
 
 
 def _bin_gpu(state: FleetState, row: str) -> tuple[NodeState, GpuState] | None:
     """A GPU of the kind a pattern's resource row names."""
-    kind, cls, *rest = row.split(":")
-    for node in state.nodes:
-        if node.inventory.model.name != cls or node.sharing not in SHARED:
-            continue
+    what, kind, *rest = row.split(":")
+    for node in state.candidates(kind):
         for gpu in node.gpus:
-            if kind == "idle" and gpu.holders == 0:
+            if what == "idle" and gpu.holders == 0:
                 return node, gpu
-            if kind == "open" and gpu.holders > 0 and rest == [str(node.available(gpu)), str(_holders_left(node, gpu))]:
+            if what == "open" and gpu.holders > 0 and rest == [str(node.available(gpu)), str(_holders_left(node, gpu))]:
                 return node, gpu
     return None
+
+
+@contextlib.contextmanager
+def solver_output_to_stderr() -> Iterator[None]:
+    """Send what HiGHS prints on the process's stdout (file descriptor 1, below Python) to stderr.
+
+    Some HiGHS builds print debugging lines from C++ however quiet its options are, which would
+    break a command's one JSON document on stdout. Python's and C's buffers are flushed before the
+    descriptor is restored, so nothing printed inside reaches stdout later. The redirection is
+    process-wide for the length of one solver call.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        ctypes.CDLL(None).fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)

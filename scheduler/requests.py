@@ -19,7 +19,7 @@ from typing import Any
 from common.errors import InputError, naming
 from scheduler._schema import check, field_path, read_yaml
 from scheduler.catalog import Catalog
-from scheduler.plan import Request
+from scheduler.plan import Request, Toleration
 from scheduler.registry import Registry, RegistryError
 
 
@@ -66,4 +66,15 @@ def _request(raw: dict[str, Any], i: int, registry: Registry, catalog: Catalog) 
         context=int(context) if context is not None else None,
         concurrency=int(raw["concurrency"]) if "concurrency" in raw else None,
         gpu_classes=tuple(raw.get("gpu_classes", ())),
+        tolerations=tuple(_toleration(t, (*where, "tolerations", j)) for j, t in enumerate(raw.get("tolerations", ()))),
     )
+
+
+def _toleration(raw: dict[str, Any], where: tuple[str | int, ...]) -> Toleration:
+    """A toleration as Kubernetes defaults it: operator Equal unless given."""
+    operator = raw.get("operator", "Equal")
+    if operator == "Exists" and raw.get("value"):
+        raise RequestsError(f"{field_path(*where, 'value')}: a toleration with operator Exists takes no value")
+    if not raw.get("key") and operator != "Exists":
+        raise RequestsError(f"{field_path(*where, 'operator')}: a toleration without a key needs operator Exists")
+    return Toleration(raw.get("key", ""), operator, raw.get("value", ""), raw.get("effect", ""))

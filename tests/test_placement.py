@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scheduler.catalog import Catalog
+from scheduler.fleet import untolerated
 from scheduler.inventory import Inventory, SharingPolicy, build_inventory
 from scheduler.placement import place
 from scheduler.plan import Plan, Request
@@ -59,10 +60,12 @@ def check_plan(plan: Plan, inventory: Inventory, requests: list[Request]) -> Non
         for worker in p.workers:
             node = inventory.node(worker.node)
             assert node.schedulable
+            assert untolerated(node, request) is None, f"{p.request}: on {node.node} whose taints it does not tolerate"
             if worker.mig_profile:
                 mig[(worker.node, worker.mig_profile)] += 1
-                instance = node.model.mig_profile(worker.mig_profile)
-                assert instance is not None and instance.memory_mib >= p.vram_mib_per_gpu
+                slots = next(s for s in node.mig if s.profile.name == worker.mig_profile)
+                assert slots.profile.memory_mib >= p.vram_mib_per_gpu
+                assert worker.resource == slots.resource
                 continue
             assert len(worker.gpus) == p.tp
             domains = {node.gpus[i].domain for i in worker.gpus}
@@ -73,7 +76,7 @@ def check_plan(plan: Plan, inventory: Inventory, requests: list[Request]) -> Non
     for (node_name, i), used in vram.items():
         node = inventory.node(node_name)
         assert used <= node.gpus[i].free_mib, f"{node_name}/gpu{i}: {used} MiB placed on {node.gpus[i].free_mib}"
-        if node.sharing in ("exclusive", "mig"):
+        if node.sharing in ("exclusive", "mig", "partition"):
             assert holders[(node_name, i)] == 1
         if node.sharing == "timeslice":
             assert holders[(node_name, i)] <= node.timeslice_replicas
@@ -130,6 +133,7 @@ def test_exact_plans_keep_the_same_invariants_and_bound_the_online_cost(groups, 
     exact = solve(requests, REGISTRY, inventory, time_limit_s=5)
     check_plan(exact.plan, inventory, requests)
     online = place(requests, REGISTRY, inventory)
+    assert exact.lower_bound is not None, "a 5 s limit solves these small batches"
     if not exact.plan.unplaced and not online.unplaced and exact.unplaced_in_bound == 0:
         assert exact.lower_bound <= online.cost_per_hour + 1e-6
         assert exact.lower_bound <= exact.plan.cost_per_hour + 1e-6
@@ -215,5 +219,5 @@ def test_the_exact_replan_is_never_worse_than_the_online_policy_on_the_benchmark
     exact = solve(requests, REGISTRY, inventory, time_limit_s=10)
     check_plan(exact.plan, inventory, requests)
     assert exact.plan.cost_per_hour <= online.cost_per_hour + 1e-6
-    assert exact.lower_bound <= exact.plan.cost_per_hour + 1e-6
+    assert exact.lower_bound is not None and exact.lower_bound <= exact.plan.cost_per_hour + 1e-6
     assert online.cost_per_hour <= 1.10 * exact.lower_bound

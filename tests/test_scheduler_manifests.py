@@ -32,7 +32,7 @@ from scheduler.manifests import (
     manifests,
     validate,
 )
-from scheduler.plan import Placement, Plan, Request, Worker
+from scheduler.plan import Placement, Plan, Request, Toleration, Worker
 from scheduler.registry import Registry
 
 REPO = Path(__file__).resolve().parent.parent
@@ -145,7 +145,10 @@ def test_pods_are_pinned_to_the_planned_nodes_and_gpu_product_and_tolerate_the_g
             ]
         }
     ]
-    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert spec["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists"},
+        {"key": "amd.com/gpu", "operator": "Exists"},
+    ]
     amd = only(render(MECHANISMS["amd"][0]), "Deployment")["spec"]["template"]["spec"]
     assert amd["containers"][0]["image"] == IMAGE_AMD
     product = amd["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
@@ -154,7 +157,7 @@ def test_pods_are_pinned_to_the_planned_nodes_and_gpu_product_and_tolerate_the_g
         "operator": "In",
         "values": ["AMD_Instinct_MI300X_OAM", "AMD_Instinct_MI300X"],
     }
-    assert amd["tolerations"][0]["key"] == "amd.com/gpu"
+    assert {"key": "amd.com/gpu", "operator": "Exists"} in amd["tolerations"]
 
 
 def test_the_server_runs_the_planned_variant_with_the_requests_sizing_and_records_the_plan() -> None:
@@ -291,3 +294,14 @@ def test_a_variant_with_its_own_checkpoint_is_served_from_it() -> None:
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[0] == "Qwen/Qwen2.5-14B-Instruct-GPTQ-Int8"
     assert args[args.index("--quantization") + 1] == "gptq"
+
+
+def test_pods_carry_the_requests_own_tolerations_after_the_gpu_ones() -> None:
+    toleration = Toleration("dedicated", "Equal", "batch", "NoSchedule")
+    request = Request("chat", "llama-3.1-8b-instruct", tolerations=(toleration,))
+    pod = only(render(replica(), requests=(request,)), "Deployment")["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists"},
+        {"key": "amd.com/gpu", "operator": "Exists"},
+        {"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoSchedule"},
+    ]

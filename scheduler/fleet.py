@@ -1,0 +1,358 @@
+"""The fleet while a plan is being built: the ways a replica can run, what each GPU has left, and taking it.
+
+Both engines (the online policy in `scheduler.placement`, the exact re-plan in `scheduler.replan`)
+read and change the fleet only through this module, so that they agree on what fits where:
+
+- `shapes()`: the ways one replica of a request can run (variant x GPU class x tensor-parallel GPUs
+  x nodes), quality floors and compute-capability / gfx minima already applied;
+- `FleetState`: mutable copies of the inventory's schedulable GPUs, MIG instances and AMD partitions,
+  grouped so that nodes in the same state are looked at once (a fleet of 5,000 mostly idle nodes
+  has a handful of distinct states, not 5,000);
+- `take()`: hold the GPUs (or the instance) of one chosen `Option` and return its `Placement`;
+- `untolerated()`: the taint of a node that a request's pods do not tolerate, if any.
+
+Taints: a replica goes only where its pod tolerates every `NoSchedule` and `NoExecute` taint. Its
+tolerations are the request's own plus `GPU_TOLERATIONS`, which every manifest EGS writes carries
+(`scheduler.manifests`): the taints GPU node pools usually get (`nvidia.com/gpu`, `amd.com/gpu`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from scheduler.catalog import GpuModel, MigProfile
+from scheduler.inventory import Inventory, NodeGpus, Taint
+from scheduler.plan import Placement, Plan, Request, Toleration, Unplaced, Worker
+from scheduler.registry import Model, Variant, per_gpu_need_mib
+
+MIB_PER_GIB = 1024
+TP_DEGREES = (1, 2, 4, 8)
+MAX_NODES_PER_REPLICA = 8
+SHARED = frozenset({"timeslice", "kai", "hami"})
+"""Mechanisms under which several replicas hold one GPU's VRAM side by side."""
+SCHEDULING_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
+"""Taint effects that keep a pod off a node; `PreferNoSchedule` only discourages it."""
+GPU_TOLERATIONS = (Toleration("nvidia.com/gpu", "Exists"), Toleration("amd.com/gpu", "Exists"))
+"""What every EGS server pod tolerates: the usual taints of GPU node pools, whatever their effect."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One way to run a replica: `variant` on `tp` GPUs of `gpu` per node, over `nodes` nodes."""
+
+    variant: Variant
+    gpu: GpuModel
+    tp: int
+    nodes: int
+    per_gpu_mib: int
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.nodes
+
+
+def shapes(model: Model, request: Request, classes: Iterable[tuple[GpuModel, int]]) -> list[Shape]:
+    """Every way one replica of `request` can run on the given (class, GPUs per node) pairs.
+
+    Per variant and class, the fewest GPUs that hold it: more tensor-parallel GPUs only cost more.
+    """
+    found = []
+    for variant in model.variants:
+        if variant.quality < request.min_quality:
+            continue
+        for gpu, per_node in classes:
+            if request.gpu_classes and gpu.name not in request.gpu_classes:
+                continue
+            if not variant.runs_on(gpu):
+                continue
+            shape = _smallest_shape(model, variant, request, gpu, per_node)
+            if shape is not None:
+                found.append(shape)
+    return found
+
+
+def _smallest_shape(model: Model, variant: Variant, request: Request, gpu: GpuModel, per_node: int) -> Shape | None:
+    degrees = [d for d in TP_DEGREES if d <= per_node] or [1]
+    if gpu.peer_links is False:
+        degrees = [1]  # tensor parallelism over PCIe only: keep such replicas to one GPU
+    for tp in degrees:
+        need = per_gpu_need_mib(model, variant, tp, request.context, request.concurrency)
+        if need <= gpu.vram_mib:
+            return Shape(variant, gpu, tp, 1, need)
+    if not gpu.peer_links:
+        return None
+    tp = degrees[-1]
+    for nodes in range(2, MAX_NODES_PER_REPLICA + 1):
+        need = per_gpu_need_mib(model, variant, tp * nodes, request.context, request.concurrency)
+        if need <= gpu.vram_mib:
+            return Shape(variant, gpu, tp, nodes, need)
+    return None
+
+
+@dataclass
+class GpuState:
+    """What is left of one whole GPU while a plan is being built."""
+
+    node: str
+    index: int
+    vram_mib: int
+    free_mib: int
+    holders: int
+    domain: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.node}/gpu{self.index}"
+
+
+@dataclass
+class MigState:
+    """The free instances of one profile on one node: NVIDIA MIG instances or AMD partitions."""
+
+    node: str
+    profile: MigProfile
+    free: int
+    resource: str
+    """The extended resource a pod requests for one instance (`nvidia.com/mig-3g.40gb`, `amd.com/gpu`)."""
+    taken: int = 0
+
+
+@dataclass
+class NodeState:
+    inventory: NodeGpus
+    gpus: list[GpuState]
+    mig: list[MigState]
+    order: int = 0
+    """Position in the fleet: ties between equally good nodes go to the first."""
+    kind: str = ""
+    """Nodes of one class, sharing mechanism and taints: interchangeable for the exact engine."""
+
+    @property
+    def name(self) -> str:
+        return self.inventory.node
+
+    @property
+    def sharing(self) -> str:
+        return self.inventory.sharing
+
+    @property
+    def model(self) -> GpuModel:
+        return self.inventory.model
+
+    def available(self, gpu: GpuState) -> int:
+        """VRAM a new replica may take on `gpu` under this node's mechanism (never over-committed)."""
+        return self.inventory.available_mib(gpu)
+
+    def idle(self) -> int:
+        return sum(1 for g in self.gpus if g.holders == 0)
+
+    def signature(self) -> tuple[object, ...]:
+        """What a placement decision reads of this node; two nodes with one signature are interchangeable."""
+        domains: dict[str, int] = {}
+        gpus = tuple((g.free_mib, g.holders, domains.setdefault(g.domain, len(domains))) for g in self.gpus)
+        return (gpus, tuple((m.profile.name, m.free) for m in self.mig))
+
+    def has_room(self) -> bool:
+        return any(self.available(g) > 0 for g in self.gpus) or any(m.free > 0 for m in self.mig)
+
+
+@dataclass
+class FleetState:
+    """The schedulable GPUs of an inventory, mutable while a plan is built; `plan()` freezes it."""
+
+    nodes: list[NodeState]
+    placements: list[Placement] = field(default_factory=list)
+    unplaced: list[Unplaced] = field(default_factory=list)
+    occupied: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _groups: dict[str, dict[tuple[object, ...], list[int]]] = field(default_factory=dict)
+    """kind -> node signature -> the `order` of the nodes in that state with room left, sorted."""
+    _first: dict[str, NodeState] = field(default_factory=dict)
+    """kind -> its first node, which stands for the kind's class and taints."""
+    _classes: list[tuple[GpuModel, int]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, inventory: Inventory) -> FleetState:
+        nodes: list[NodeState] = []
+        kinds: dict[tuple[object, ...], str] = {}
+        for n in inventory.schedulable():
+            gpus = [GpuState(n.node, g.index, g.vram_mib, g.free_mib, g.holders, g.domain) for g in n.gpus]
+            mig = [MigState(n.node, s.profile, s.free, s.resource) for s in n.mig if s.free > 0]
+            blocking = tuple(sorted((t.key, t.value, t.effect) for t in n.taints if t.effect in SCHEDULING_EFFECTS))
+            identity = (n.model.name, n.sharing, n.timeslice_replicas, blocking)
+            if identity not in kinds:
+                same_class = sum(1 for other in kinds if other[0] == n.model.name)
+                kinds[identity] = f"{n.model.name}~{same_class}" if same_class else n.model.name
+            kind = kinds[identity]
+            nodes.append(NodeState(n, gpus, mig, len(nodes), kind))
+        state = cls(nodes)
+        for node in nodes:
+            state._first.setdefault(node.kind, node)
+            state._insert(node)
+        per_node: dict[str, tuple[GpuModel, int]] = {}
+        for node in nodes:
+            count = max(len(node.gpus), 1 if node.mig else 0)
+            if node.model.name not in per_node or per_node[node.model.name][1] < count:
+                per_node[node.model.name] = (node.model, count)
+        state._classes = list(per_node.values())
+        return state
+
+    def classes(self) -> list[tuple[GpuModel, int]]:
+        """Each GPU class present, with the most GPUs one of its nodes has."""
+        return self._classes
+
+    def kinds(self) -> list[str]:
+        return list(self._first)
+
+    def groups(self, kind: str) -> list[list[int]]:
+        """The nodes of `kind` with room left, by state: each list holds the `order` of
+        interchangeable nodes, first node first; lists in the order of their first node."""
+        return sorted((g for g in self._groups.get(kind, {}).values() if g), key=lambda g: g[0])
+
+    def candidates(self, kind: str) -> list[NodeState]:
+        """One node of `kind` per distinct state, with room left: the first node of each group."""
+        return [self.nodes[g[0]] for g in self.groups(kind)]
+
+    def kinds_for(self, request: Request, gpu_class: str) -> list[str]:
+        """The kinds of `gpu_class` whose taints `request` tolerates."""
+        return [k for k, n in self._first.items() if n.model.name == gpu_class and untolerated(n, request) is None]
+
+    def first(self, kind: str) -> NodeState:
+        """A node of `kind` (the first), standing for its class, sharing and taints."""
+        return self._first[kind]
+
+    def changed(self, node: NodeState, before: tuple[object, ...]) -> None:
+        """Re-file `node` after its GPUs changed; `before` is its signature before the change."""
+        group = self._groups[node.kind].get(before)
+        if group is not None:
+            i = bisect.bisect_left(group, node.order)
+            if i < len(group) and group[i] == node.order:
+                del group[i]
+        self._insert(node)
+
+    def _insert(self, node: NodeState) -> None:
+        by_state = self._groups.setdefault(node.kind, {})
+        if node.has_room():
+            bisect.insort(by_state.setdefault(node.signature(), []), node.order)
+
+    def plan(self) -> Plan:
+        return Plan(tuple(self.placements), tuple(self.unplaced), dict(self.occupied))
+
+
+def untolerated(node: NodeState | NodeGpus, request: Request) -> Taint | None:
+    """The first `NoSchedule`/`NoExecute` taint of `node` that `request`'s pods do not tolerate."""
+    inventory = node.inventory if isinstance(node, NodeState) else node
+    tolerations = (*request.tolerations, *GPU_TOLERATIONS)
+    for taint in inventory.taints:
+        if taint.effect in SCHEDULING_EFFECTS and not any(t.tolerates(taint) for t in tolerations):
+            return taint
+    return None
+
+
+Workers = tuple[tuple[NodeState, tuple[GpuState, ...]], ...]
+"""The GPUs a replica holds, node by node (the leader first)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """A way to place one replica now; `key` orders options best first (the online policy's)."""
+
+    key: tuple[float, ...]
+    shape: Shape
+    node: NodeState
+    gpus: tuple[GpuState, ...] = ()
+    mig: MigState | None = None
+    workers: Workers = ()
+
+
+def take(state: FleetState, option: Option, request: Request, replica: int) -> Placement:
+    """Hold what `option` names for one replica of `request` and record it in `state`."""
+    shape = option.shape
+    price = shape.gpu.price_per_hour
+    touched = [(option.node, option.node.signature())]
+    if option.mig is not None:
+        mig = option.mig
+        mig.free -= 1
+        mig.taken += 1
+        share = mig.profile.gpu_share
+        state.occupied[f"{mig.node}/{mig.profile.kind}-{mig.profile.name}#{mig.taken}"] = (share, share * price)
+        workers: tuple[Worker, ...] = (Worker(option.node.name, (), mig.profile.name, mig.resource),)
+        sharing = "mig" if mig.profile.kind == "mig" else "partition"
+    else:
+        shared = option.node.sharing in SHARED and shape.gpus == 1
+        groups = option.workers or ((option.node, option.gpus),)
+        touched = [(node, node.signature()) for node, _ in groups]
+        for _, gpus in groups:
+            for gpu in gpus:
+                gpu.free_mib -= shape.per_gpu_mib if shared else gpu.free_mib
+                gpu.holders += 1
+                state.occupied[gpu.key] = (1.0, price)
+        workers = tuple(Worker(node.name, tuple(g.index for g in gpus)) for node, gpus in groups)
+        sharing = option.node.sharing if shared else "exclusive"
+    for node, before in touched:
+        state.changed(node, before)
+    return Placement(
+        request=request.name,
+        replica=replica,
+        model=request.model,
+        variant=shape.variant.name,
+        precision=shape.variant.precision,
+        quality=shape.variant.quality,
+        gpu_class=shape.gpu.name,
+        sharing=sharing,
+        tp=shape.tp,
+        vram_mib_per_gpu=shape.per_gpu_mib,
+        workers=workers,
+        namespace=request.namespace,
+    )
+
+
+def fitting_gpus(node: NodeState, shape: Shape) -> tuple[GpuState, ...] | None:
+    """`tp` GPUs of one peer-link domain with room for the shape, tightest first; None if none."""
+    by_domain: dict[str, list[GpuState]] = {}
+    for gpu in node.gpus:
+        if room(node, gpu, shape) >= shape.per_gpu_mib:
+            by_domain.setdefault(gpu.domain, []).append(gpu)
+    best: tuple[GpuState, ...] | None = None
+    best_key: tuple[int, int] | None = None
+    for fitting in by_domain.values():
+        if len(fitting) < shape.tp:
+            continue
+        fitting.sort(key=lambda g: (room(node, g, shape), g.index))
+        chosen = tuple(fitting[: shape.tp])
+        key = (sum(room(node, g, shape) for g in chosen), len(fitting))
+        if best_key is None or key < best_key:
+            best, best_key = chosen, key
+    return best
+
+
+def room(node: NodeState, gpu: GpuState, shape: Shape) -> int:
+    """VRAM the shape may take on `gpu`: a multi-GPU replica takes idle GPUs only, and whole."""
+    if shape.gpus > 1:
+        return gpu.vram_mib if gpu.holders == 0 else 0
+    return node.available(gpu)
+
+
+def smallest_instance(node: NodeState, need_mib: int) -> MigState | None:
+    """The free MIG instance (or AMD partition) with the least memory that holds `need_mib`."""
+    fitting = [m for m in node.mig if m.free > 0 and m.profile.memory_mib >= need_mib]
+    return min(fitting, key=lambda m: (m.profile.memory_mib, m.profile.name), default=None)
+
+
+def multi_node(state: FleetState, kinds: Sequence[str], shape: Shape) -> Workers:
+    """`shape.nodes` nodes of `kinds`, each with a whole idle domain of `tp` GPUs, fullest nodes
+    first; empty when there are not enough."""
+    groups = [(state.nodes[g[0]], g) for kind in kinds for g in state.groups(kind)]
+    chosen: list[tuple[NodeState, tuple[GpuState, ...]]] = []
+    for first, members in sorted(groups, key=lambda item: (item[0].idle(), item[0].order)):
+        if fitting_gpus(first, shape) is None:
+            continue
+        for order in members:
+            node = state.nodes[order]
+            gpus = fitting_gpus(node, shape)
+            if gpus is not None:
+                chosen.append((node, gpus))
+            if len(chosen) == shape.nodes:
+                return tuple(chosen)
+    return ()

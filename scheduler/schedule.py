@@ -1,0 +1,86 @@
+"""The scheduler's one entry point: place a batch of requests on a fleet with the engine that fits.
+
+    schedule(requests, registry, inventory, engine="auto", time_limit_s=2.0) -> Scheduled
+
+Pure: a function of plain data (a `Registry`, an `Inventory` built from Node objects and the
+allocations of running replicas, `Request`s); nothing is applied. `egs plan` and the controller
+call it; the engines behind it are `scheduler.placement` (online) and `scheduler.replan` (exact).
+
+- `online`: one replica at a time, cheapest first, without fragmenting; milliseconds per batch.
+- `exact`: the cutting-stock re-plan under `time_limit_s`, with a proven lower bound; when HiGHS has
+  no integer solution in time, the online plan (then `engine` says `online`).
+- `auto` (the default): the exact engine under the deadline, and whichever of its plan and the
+  online plan places more replicas, then costs less. The deadline includes the online plan.
+
+What every engine keeps to: VRAM per GPU never over-committed, quality floors, compute-capability and
+gfx minima, tensor-parallel groups in one NVLink/xGMI domain, and node taints (`scheduler.fleet`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scheduler.inventory import Inventory
+from scheduler.placement import place
+from scheduler.plan import Plan, Request
+from scheduler.registry import Registry
+from scheduler.replan import solve
+
+ENGINES = ("auto", "online", "exact")
+DEFAULT_TIME_LIMIT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A plan, the engine whose plan it is, and how good it is proven to be."""
+
+    plan: Plan
+    engine: str
+    """`online` or `exact`: whose plan `plan` is (under `auto`, the better one)."""
+    lower_bound: float | None
+    """USD/hour no plan of the batch can beat, from the exact engine's LP relaxation; None under the
+    online engine, or when the deadline came before the first LP was solved."""
+    optimal: bool
+    """Whether `plan` is proven optimal (over the exact engine's generated patterns)."""
+    seconds: float
+    """Wall time taken, all engines together."""
+
+
+def schedule(
+    requests: Sequence[Request],
+    registry: Registry,
+    inventory: Inventory,
+    engine: str = "auto",
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    solver_log: bool = False,
+) -> Scheduled:
+    """Place every replica of `requests` on `inventory`'s schedulable nodes with `engine` (one of
+    `ENGINES`), within about `time_limit_s` seconds for `exact` and `auto`; `solver_log` lets HiGHS
+    print its progress, on stderr (never on stdout).
+
+    Raises ValueError for an unknown engine or a time limit that is not positive. Unplaceable
+    replicas are not errors: they are in `plan.unplaced`, each with the reason.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
+    if not time_limit_s > 0:
+        raise ValueError(f"the time limit must be a positive number of seconds, not {time_limit_s!r}")
+    started = time.perf_counter()
+    if engine == "online":
+        plan = place(requests, registry, inventory)
+        return Scheduled(plan, "online", None, False, round(time.perf_counter() - started, 3))
+    solution = solve(requests, registry, inventory, time_limit_s, solver_log)
+    plan, chosen = solution.plan, "online" if solution.fell_back else "exact"
+    if engine == "auto" and solution.online is not None and _better(solution.online, plan):
+        plan, chosen = solution.online, "online"
+    optimal = solution.optimal and chosen == "exact"
+    if solution.lower_bound is not None and plan.cost_per_hour <= solution.lower_bound + 1e-6 and not plan.unplaced:
+        optimal = True  # the bound proves it, whichever engine found it
+    return Scheduled(plan, chosen, solution.lower_bound, optimal, round(time.perf_counter() - started, 3))
+
+
+def _better(a: Plan, b: Plan) -> bool:
+    """Whether `a` beats `b`: more replicas placed, then a lower cost per hour."""
+    return (len(a.unplaced), a.cost_per_hour) < (len(b.unplaced), b.cost_per_hour)

@@ -1,0 +1,165 @@
+"""The scheduler's one entry point: engine choice, deadlines and fallback, taints for both engines,
+and a clean stdout while HiGHS talks.
+
+Small fleets stated as data (synthetic nodes labelled as GFD and the AMD labeller label them); the
+exact engine runs under small time limits.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scheduler.catalog import Catalog
+from scheduler.inventory import Inventory, SharingPolicy, build_inventory
+from scheduler.placement import place
+from scheduler.plan import Request, Toleration
+from scheduler.registry import Registry
+from scheduler.replan import solve
+from scheduler.schedule import schedule
+from scheduler.synthetic import gpu_node
+from tests.test_placement import check_plan
+
+REPO = Path(__file__).resolve().parent.parent
+CATALOG = Catalog.load()
+REGISTRY = Registry.load(REPO / "examples" / "models.yaml", CATALOG)
+BATCH_TAINT = {"key": "dedicated", "value": "batch", "effect": "NoSchedule"}
+SMALL = "llama-3.1-8b-instruct"
+
+
+def nodes(*groups: tuple[str, int, int, list[dict[str, str]] | None]) -> list[dict[str, Any]]:
+    """(class, nodes, GPUs per node, taints) groups as Node objects."""
+    out: list[dict[str, Any]] = []
+    for cls, count, per_node, taints in groups:
+        for _ in range(count):
+            out.append(gpu_node(f"{cls.lower()}-{len(out)}", CATALOG.get(cls), per_node, taints=taints))
+    return out
+
+
+def tainted_fleet(taints: list[dict[str, str]]) -> Inventory:
+    """Cheap L4s carrying `taints`, and untainted H100s that cost far more."""
+    return build_inventory(nodes(("L4", 2, 4, taints), ("H100-80GB", 1, 8, None)), CATALOG)
+
+
+def classes_used(plan: Any) -> set[str]:
+    return {p.gpu_class for p in plan.placements}
+
+
+def test_the_engines_answer_through_one_entry_point_with_what_they_proved() -> None:
+    inventory = tainted_fleet([])
+    requests = [Request("chat", SMALL, 3, concurrency=8)]
+    online = schedule(requests, REGISTRY, inventory, engine="online")
+    assert (online.engine, online.lower_bound, online.optimal) == ("online", None, False)
+    exact = schedule(requests, REGISTRY, inventory, engine="exact", time_limit_s=5)
+    assert exact.engine == "exact" and exact.lower_bound is not None
+    assert exact.lower_bound <= exact.plan.cost_per_hour + 1e-6
+    auto = schedule(requests, REGISTRY, inventory)
+    assert auto.engine in ("online", "exact") and auto.plan.cost_per_hour <= online.plan.cost_per_hour
+    assert auto.optimal and auto.plan.cost_per_hour == pytest.approx(exact.plan.cost_per_hour)
+    for engine, limit in (("fastest", 1.0), ("auto", 0.0)):
+        with pytest.raises(ValueError):
+            schedule(requests, REGISTRY, inventory, engine=engine, time_limit_s=limit)
+
+
+@pytest.mark.parametrize("engine", ["online", "exact"])
+def test_replicas_go_only_where_their_pods_tolerate_the_taints(engine: str) -> None:
+    inventory = tainted_fleet([BATCH_TAINT])
+    plain = [Request("chat", SMALL, 2, concurrency=8)]
+    kept_off = schedule(plain, REGISTRY, inventory, engine=engine, time_limit_s=5).plan
+    assert classes_used(kept_off) == {"H100-80GB"} and not kept_off.unplaced
+    check_plan(kept_off, inventory, plain)
+    tolerating = [Request("chat", SMALL, 2, concurrency=8, tolerations=(Toleration("dedicated", "Equal", "batch"),))]
+    allowed = schedule(tolerating, REGISTRY, inventory, engine=engine, time_limit_s=5).plan
+    assert classes_used(allowed) == {"L4"}, "the cheap tainted L4s are open to a pod that tolerates them"
+    check_plan(allowed, inventory, tolerating)
+    wrong_value = [Request("chat", SMALL, 1, concurrency=8, tolerations=(Toleration("dedicated", "Equal", "ml"),))]
+    assert classes_used(schedule(wrong_value, REGISTRY, inventory, engine=engine, time_limit_s=5).plan) == {"H100-80GB"}
+
+
+@pytest.mark.parametrize("engine", ["online", "exact"])
+def test_gpu_taints_and_prefer_no_schedule_do_not_keep_replicas_off(engine: str) -> None:
+    taints = [
+        {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"},
+        {"key": "spot", "effect": "PreferNoSchedule"},
+    ]
+    plan = schedule([Request("chat", SMALL, 2, concurrency=8)], REGISTRY, tainted_fleet(taints), engine=engine).plan
+    assert classes_used(plan) == {"L4"}
+
+
+@pytest.mark.parametrize("engine", ["online", "exact"])
+def test_an_unplaced_replica_names_the_taint_that_keeps_it_off(engine: str) -> None:
+    only_tainted = build_inventory(nodes(("L4", 1, 4, [{"key": "team", "value": "a", "effect": "NoExecute"}])), CATALOG)
+    plan = schedule([Request("chat", SMALL, 1, concurrency=8)], REGISTRY, only_tainted, engine=engine).plan
+    assert not plan.placements
+    assert "tainted team=a:NoExecute" in plan.unplaced[0].reason
+    assert "l4-0" in plan.unplaced[0].reason
+
+
+def fleet_and_batch(replicas: int = 6) -> tuple[Inventory, list[Request]]:
+    fleet = [gpu_node(f"l4-{i}", CATALOG.get("L4"), 4, replicas=4) for i in range(4)]
+    fleet += nodes(("A10G", 2, 8, None), ("H100-80GB", 3, 8, None))
+    inventory = build_inventory(fleet, CATALOG, sharing=SharingPolicy({"H100-80GB": "kai"}))
+    models = [SMALL, "mistral-7b-instruct-v0.3", "qwen2.5-14b-instruct", "llama-3.1-70b-instruct"]
+    return inventory, [Request(f"r{i}-{m}", m, replicas, min_quality=0.95) for i, m in enumerate(models)]
+
+
+def test_exact_falls_back_to_the_online_plan_when_the_deadline_leaves_no_solution() -> None:
+    inventory, requests = fleet_and_batch()
+    solution = solve(requests, REGISTRY, inventory, time_limit_s=0.01)
+    assert solution.fell_back and not solution.optimal
+    assert solution.plan == place(requests, REGISTRY, inventory)
+    scheduled = schedule(requests, REGISTRY, inventory, engine="exact", time_limit_s=0.01)
+    assert scheduled.engine == "online" and len(scheduled.plan.placements) == 4 * 6
+
+
+def test_auto_under_a_tiny_deadline_returns_the_online_plan_complete() -> None:
+    inventory, requests = fleet_and_batch()
+    scheduled = schedule(requests, REGISTRY, inventory, engine="auto", time_limit_s=0.001)
+    assert scheduled.engine == "online" and not scheduled.plan.unplaced
+    check_plan(scheduled.plan, inventory, requests)
+
+
+def test_solver_output_on_file_descriptor_1_goes_to_stderr() -> None:
+    """HiGHS with its log on (`disp`) writes from C straight to descriptor 1; inside the guard it
+    reaches stderr, and Python's own prints around it stay on stdout."""
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from scipy.optimize import LinearConstraint, milp
+        from scheduler.replan import solver_output_to_stderr
+        print("before")
+        with solver_output_to_stderr():
+            milp(-np.ones(3), constraints=LinearConstraint(np.ones((1, 3)), 0, 2.5),
+                 integrality=np.ones(3), options={"disp": True})
+        print("after")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.split() == ["before", "after"]
+    assert "HiGHS" in result.stderr or "Running" in result.stderr
+
+
+def test_plan_json_is_one_document_on_stdout_while_highs_talks(tmp_path: Path) -> None:
+    """A batch solved with HiGHS's log switched on (`--solver-log` makes every solver call talk on
+    descriptor 1 from C): stdout still parses as one JSON document."""
+    inventory_nodes = nodes(("L4", 4, 4, None), ("A10G", 2, 8, None), ("H100-80GB", 2, 8, None))
+    (tmp_path / "nodes.yaml").write_text(yaml.safe_dump({"items": inventory_nodes}))
+    batch = [
+        {"name": f"r{i}", "model": m, "replicas": 4, "min_quality": 0.95}
+        for i, m in enumerate([SMALL, "qwen2.5-14b-instruct"])
+    ]
+    (tmp_path / "requests.yaml").write_text(yaml.safe_dump({"requests": batch}))
+    args = ["--fleet", str(tmp_path / "nodes.yaml"), "--models", str(REPO / "examples" / "models.yaml")]
+    args += ["--requests", str(tmp_path / "requests.yaml"), "--engine", "exact", "--solver-log", "-o", "json"]
+    result = subprocess.run([sys.executable, "-m", "egs.cli", "plan", *args], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "HiGHS" in result.stderr, "the solver did not talk: the test would prove nothing"
+    document = json.loads(result.stdout)
+    assert document["engine"] == "exact" and len(document["placements"]) == 8
