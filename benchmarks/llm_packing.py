@@ -120,7 +120,7 @@ def main() -> int:
             "time_limit_s": args.time_limit,
             "columns": exact.columns,
         },
-        "online_vs_lower_bound": round(online.cost_per_hour / exact.lower_bound, 4) if exact.lower_bound > 0 else None,
+        "online_vs_lower_bound": round(online.cost_per_hour / exact.lower_bound, 4) if exact.lower_bound else None,
         "naive_vs_online": round(naive.cost_per_hour / online.cost_per_hour, 3) if online.cost_per_hour else None,
         "targets": TARGETS,
     }

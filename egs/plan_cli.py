@@ -1,8 +1,9 @@
 """`egs plan`: place inference requests on a fleet and print the plan, or write its manifests.
 
 Composition only: it reads the files (catalogue, nodes, allocations, registry, requests) with the
-scheduler's loaders, builds the inventory, calls `scheduler.placement.place`, and prints the `Plan`
-as a table, JSON or YAML; with `--manifests DIR` it renders and validates the Kubernetes objects
+scheduler's loaders, builds the inventory, calls the scheduler's one entry point
+(`scheduler.schedule.schedule`), and prints the plan as a table, JSON or YAML (one document on
+stdout; the solver's own output is kept off it); with `--manifests DIR` it renders and validates the Kubernetes objects
 (`scheduler.manifests`) and writes one file per request. `egs/cli.py` registers the subcommand.
 
 Everything is loaded, placed and rendered before anything is written, so bad input (reported by
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +24,7 @@ import yaml
 
 from common.errors import InputError, naming
 from scheduler._schema import read_yaml
-from scheduler.catalog import Catalog
+from scheduler.catalog import Catalog, load_prices
 from scheduler.inventory import (
     SHARING_MECHANISMS,
     Inventory,
@@ -32,10 +34,10 @@ from scheduler.inventory import (
     load_nodes,
     parse_allocations,
 )
-from scheduler.placement import place
-from scheduler.plan import Placement, Plan, Request
+from scheduler.plan import Placement, Plan, Request, Worker
 from scheduler.registry import Registry
 from scheduler.requests import load_requests
+from scheduler.schedule import DEFAULT_TIME_LIMIT_S, ENGINES, Scheduled, schedule
 
 T = TypeVar("T")
 MIB_PER_GIB = 1024
@@ -73,16 +75,38 @@ def add_parser(sub: Any) -> None:
     )
     plan.add_argument(
         "--engine",
-        choices=["online", "exact"],
-        default="online",
-        help="online: one replica at a time, cheapest first (default); exact: a re-plan of the whole batch",
+        choices=ENGINES,
+        default="auto",
+        help="auto (default): the exact re-plan under the time limit, or the online plan when that is better "
+        "or the solver finds none in time; online: one replica at a time, cheapest first, in milliseconds; "
+        "exact: the re-plan of the whole batch with a proven lower bound",
     )
     plan.add_argument(
         "--time-limit",
         type=_positive,
-        default=10.0,
+        default=DEFAULT_TIME_LIMIT_S,
         metavar="S",
-        help="seconds the exact engine may search (default %(default)s)",
+        help="seconds auto and exact may take, everything included (default %(default)s)",
+    )
+    plan.add_argument(
+        "--solver-log",
+        action="store_true",
+        help="show the HiGHS solver's progress on stderr (auto and exact engines)",
+    )
+    plan.add_argument(
+        "--price",
+        metavar="CLASS=USD",
+        type=_price,
+        action="append",
+        default=[],
+        help="USD per GPU-hour of a GPU class, overriding the catalogue and --prices (cloud prices differ by "
+        "provider, region and contract); repeat for several classes, e.g. --price H100-80GB=2.49",
+    )
+    plan.add_argument(
+        "--prices",
+        type=Path,
+        metavar="FILE",
+        help="a YAML mapping of GPU class to USD per GPU-hour (H100-80GB: 2.49), overriding the catalogue",
     )
     plan.add_argument(
         "-o",
@@ -102,11 +126,14 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    catalog = Catalog.load()
+    catalog = _catalog(args)
     registry = _loaded(args.models, lambda: Registry.load(args.models, catalog))
     requests = _loaded(args.requests, lambda: load_requests(args.requests, registry, catalog))
     inventory = _inventory(args, catalog)
-    plan = place(requests, registry, inventory, engine=args.engine, time_limit_s=args.time_limit)
+    scheduled = schedule(
+        requests, registry, inventory, engine=args.engine, time_limit_s=args.time_limit, solver_log=args.solver_log
+    )
+    plan = scheduled.plan
     files = _manifest_files(plan, registry, catalog, requests) if args.manifests else {}
     if args.manifests:
         args.manifests.mkdir(parents=True, exist_ok=True)
@@ -114,11 +141,11 @@ def run(args: argparse.Namespace) -> int:
             (args.manifests / name).write_text(text)
         print(f"wrote {len(files)} manifest file(s) to {args.manifests}/", file=sys.stderr)
     if args.output == "table":
-        print(_table(plan, inventory))
+        print(_table(scheduled, inventory))
     elif args.output == "json":
-        print(json.dumps(_document(plan, inventory), indent=2))
+        print(json.dumps(_document(scheduled, inventory), indent=2))
     else:
-        print(yaml.safe_dump(_document(plan, inventory), sort_keys=False), end="")
+        print(yaml.safe_dump(_document(scheduled, inventory), sort_keys=False), end="")
     return 0
 
 
@@ -129,6 +156,32 @@ def _sharing(text: str) -> tuple[str, str]:
     if mechanism not in SHARING_MECHANISMS:
         raise argparse.ArgumentTypeError(f"{mechanism!r} is not one of {', '.join(SHARING_MECHANISMS)}")
     return name, mechanism
+
+
+def _price(text: str) -> tuple[str, float]:
+    name, sep, usd = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected CLASS=USD_PER_GPU_HOUR, got {text!r}")
+    try:
+        value = float(usd)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{usd!r} is not a number of USD per GPU-hour") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"a price must be a finite, non-negative number, got {usd}")
+    return name, value
+
+
+def _catalog(args: argparse.Namespace) -> Catalog:
+    """The catalogue with the prices of `--prices FILE`, then of each `--price`, in force."""
+    prices: dict[str, float] = _loaded(args.prices, lambda: load_prices(args.prices)) if args.prices else {}
+    from_file = dict(prices)
+    flags = dict(args.price)
+    if len(flags) < len(args.price):
+        raise ValueError("--price: a GPU class is given more than once")
+    if from_file:
+        _loaded(args.prices, lambda: Catalog.load(prices=from_file))
+    _loaded("--price", lambda: Catalog.load(prices=flags))
+    return Catalog.load(prices=from_file | flags)
 
 
 def _positive(text: str) -> float:
@@ -177,13 +230,18 @@ def _manifest_files(plan: Plan, registry: Registry, catalog: Catalog, requests: 
     return {name: yaml.safe_dump_all(objs, sort_keys=False) for name, objs in files.items()}
 
 
-def _document(plan: Plan, inventory: Inventory) -> dict[str, Any]:
+def _document(scheduled: Scheduled, inventory: Inventory) -> dict[str, Any]:
     """The plan as `-o json` / `-o yaml` print it."""
+    plan = scheduled.plan
     return {
         "placements": [_placement(p) for p in plan.placements],
         "unplaced": [{"request": u.request, "replica": u.replica, "reason": u.reason} for u in plan.unplaced],
         "cost_per_hour": plan.cost_per_hour,
         "gpus_used": plan.gpus_used,
+        "engine": scheduled.engine,
+        "lower_bound": scheduled.lower_bound,
+        "optimal": scheduled.optimal,
+        "seconds": scheduled.seconds,
         "skipped_nodes": [{"node": s.node, "reason": s.reason} for s in inventory.skipped],
     }
 
@@ -198,16 +256,20 @@ def _placement(p: Placement) -> dict[str, Any]:
         "node": p.node,
         "gpus": list(p.gpus),
         "tp": p.tp,
+        "vram_mib_per_gpu": p.vram_mib_per_gpu,
         "vram_gib": round(p.vram_mib_per_gpu / MIB_PER_GIB, 2),
         "sharing": p.sharing,
         "workers": [{"node": w.node, "gpus": list(w.gpus)} for w in p.workers],
     }
     if p.workers[0].mig_profile:
-        placed["mig_profile"] = p.workers[0].mig_profile
+        key = "partition" if p.sharing == "partition" else "mig_profile"
+        placed[key] = p.workers[0].mig_profile
+        placed["resource"] = p.workers[0].resource
     return placed
 
 
-def _table(plan: Plan, inventory: Inventory) -> str:
+def _table(scheduled: Scheduled, inventory: Inventory) -> str:
+    plan = scheduled.plan
     header = ("REQUEST", "REPLICA", "MODEL", "VARIANT", "CLASS", "NODE(S)", "GPUS", "VRAM GiB/GPU", "SHARING")
     rows = [
         (
@@ -217,7 +279,7 @@ def _table(plan: Plan, inventory: Inventory) -> str:
             p.variant,
             p.gpu_class,
             ",".join(w.node for w in p.workers),
-            " / ".join(f"mig {w.mig_profile}" if w.mig_profile else ",".join(map(str, w.gpus)) for w in p.workers),
+            " / ".join(_instance(p, w) if w.mig_profile else ",".join(map(str, w.gpus)) for w in p.workers),
             f"{p.vram_mib_per_gpu / MIB_PER_GIB:.1f}",
             p.sharing,
         )
@@ -232,7 +294,15 @@ def _table(plan: Plan, inventory: Inventory) -> str:
         lines += ["", "SKIPPED NODES"]
         lines += _columns([("NODE", "REASON"), *((s.node, s.reason) for s in inventory.skipped)])
     lines += ["", f"GPUs used: {plan.gpus_used:.2f}   cost: ${plan.cost_per_hour:.2f}/hour"]
+    proof = "optimal" if scheduled.optimal else "not proven optimal"
+    if scheduled.lower_bound is not None:
+        proof += f", lower bound ${scheduled.lower_bound:.2f}/hour"
+    lines += [f"engine: {scheduled.engine} ({proof}; {scheduled.seconds:.2f} s)"]
     return "\n".join(lines)
+
+
+def _instance(p: Placement, w: Worker) -> str:
+    return f"{'partition' if p.sharing == 'partition' else 'mig'} {w.mig_profile}"
 
 
 def _columns(rows: list[tuple[str, ...]]) -> list[str]:
