@@ -177,7 +177,7 @@ def _catalog(args: argparse.Namespace) -> Catalog:
     from_file = dict(prices)
     flags = dict(args.price)
     if len(flags) < len(args.price):
-        raise ValueError("--price: a GPU class is given more than once")
+        raise InputError("a GPU class is given more than once", source="--price")
     if from_file:
         _loaded(args.prices, lambda: Catalog.load(prices=from_file))
     _loaded("--price", lambda: Catalog.load(prices=flags))

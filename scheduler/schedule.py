@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from common.errors import InputError
 from scheduler.inventory import Inventory
 from scheduler.placement import place
 from scheduler.plan import Plan, Request
@@ -60,13 +61,13 @@ def schedule(
     `ENGINES`), within about `time_limit_s` seconds for `exact` and `auto`; `solver_log` lets HiGHS
     print its progress, on stderr (never on stdout).
 
-    Raises ValueError for an unknown engine or a time limit that is not positive. Unplaceable
+    Raises `InputError` for an unknown engine or a time limit that is not positive. Unplaceable
     replicas are not errors: they are in `plan.unplaced`, each with the reason.
     """
     if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
+        raise InputError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}", source="engine")
     if not time_limit_s > 0:
-        raise ValueError(f"the time limit must be a positive number of seconds, not {time_limit_s!r}")
+        raise InputError(f"must be a positive number of seconds, not {time_limit_s!r}", source="time_limit_s")
     started = time.perf_counter()
     if engine == "online":
         plan = place(requests, registry, inventory)

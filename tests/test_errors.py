@@ -53,7 +53,7 @@ def test_an_expected_error_is_one_line_and_its_documented_exit_code(
     def fail(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr(egs.plan_cli, "place", fail)
+    monkeypatch.setattr(egs.plan_cli, "schedule", fail)
     assert main(PLAN) == code == type(error).exit_code
     assert code in EXIT_CODES
     assert capsys.readouterr().err == f"egs: error: {error}\n"
@@ -63,7 +63,7 @@ def test_an_unexpected_exception_is_a_bug_and_propagates(monkeypatch: pytest.Mon
     def fail(*args: object, **kwargs: object) -> None:
         raise ValueError("an off-by-one somewhere")
 
-    monkeypatch.setattr(egs.plan_cli, "place", fail)
+    monkeypatch.setattr(egs.plan_cli, "schedule", fail)
     with pytest.raises(ValueError, match="off-by-one"):
         main(PLAN)
 

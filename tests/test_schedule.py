@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from common.errors import InputError
 from scheduler.catalog import Catalog
 from scheduler.inventory import Inventory, SharingPolicy, build_inventory
 from scheduler.placement import place
@@ -64,7 +65,7 @@ def test_the_engines_answer_through_one_entry_point_with_what_they_proved() -> N
     assert auto.engine in ("online", "exact") and auto.plan.cost_per_hour <= online.plan.cost_per_hour
     assert auto.optimal and auto.plan.cost_per_hour == pytest.approx(exact.plan.cost_per_hour)
     for engine, limit in (("fastest", 1.0), ("auto", 0.0)):
-        with pytest.raises(ValueError):
+        with pytest.raises(InputError):
             schedule(requests, REGISTRY, inventory, engine=engine, time_limit_s=limit)
 
 
