@@ -173,15 +173,14 @@ def _price(text: str) -> tuple[str, float]:
 
 def _catalog(args: argparse.Namespace) -> Catalog:
     """The catalogue with the prices of `--prices FILE`, then of each `--price`, in force."""
-    prices: dict[str, float] = _loaded(args.prices, lambda: load_prices(args.prices)) if args.prices else {}
-    from_file = dict(prices)
+    catalog = Catalog.load()
+    from_file: dict[str, float] = _loaded(args.prices, lambda: load_prices(args.prices)) if args.prices else {}
     flags = dict(args.price)
     if len(flags) < len(args.price):
         raise InputError("a GPU class is given more than once", source="--price")
-    if from_file:
-        _loaded(args.prices, lambda: Catalog.load(prices=from_file))
-    _loaded("--price", lambda: Catalog.load(prices=flags))
-    return Catalog.load(prices=from_file | flags)
+    _loaded(args.prices or "--prices", lambda: catalog.priced(from_file))
+    _loaded("--price", lambda: catalog.priced(flags))
+    return catalog.priced(from_file | flags)
 
 
 def _positive(text: str) -> float:

@@ -176,7 +176,8 @@ class Catalog:
     def load(cls, path: str | Path | None = None, prices: Mapping[str, float] | None = None) -> Catalog:
         """The catalogue at `path` (default: the one shipped in scheduler/data) with `prices` overriding."""
         with naming(path or DEFAULT_CATALOG):
-            return cls.parse(read_yaml(path or DEFAULT_CATALOG, CatalogError), prices)
+            catalog = cls.parse(read_yaml(path or DEFAULT_CATALOG, CatalogError))
+        return catalog.priced(prices or {})
 
     @classmethod
     def parse(cls, raw: Any, prices: Mapping[str, float] | None = None) -> Catalog:
@@ -184,6 +185,11 @@ class Catalog:
         gpus = tuple(_gpu(entry, i) for i, entry in enumerate(raw["gpus"]))
         _check_unique(gpus)
         return cls(gpus=_priced(gpus, prices or {}))
+
+    def priced(self, prices: Mapping[str, float]) -> Catalog:
+        """This catalogue with `prices` (class -> USD per GPU-hour) in force; a bad entry raises
+        `CatalogError` naming `prices.<class>`."""
+        return Catalog(gpus=_priced(self.gpus, prices)) if prices else self
 
     def __iter__(self) -> Iterator[GpuModel]:
         return iter(self.gpus)
@@ -213,12 +219,12 @@ class Catalog:
 
 def load_prices(path: str | Path) -> dict[str, float]:
     """USD per GPU-hour by class from a YAML mapping (`H100-80GB: 2.49`), optionally under `prices:`;
-    `Catalog.load(prices=...)` checks the classes and the numbers."""
+    `Catalog.priced` checks the classes and the numbers."""
     raw = read_yaml(path, CatalogError)
     if isinstance(raw, dict) and set(raw) == {"prices"}:
         raw = raw["prices"]
     if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
-        raise CatalogError(f"{path}: a mapping of GPU class to USD per GPU-hour is required (H100-80GB: 2.49)")
+        raise CatalogError("a mapping of GPU class to USD per GPU-hour is required (H100-80GB: 2.49)")
     return raw
 
 
