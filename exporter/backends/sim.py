@@ -41,9 +41,16 @@ class SimBackend:
     name = "sim"
     simulated = True
 
-    def __init__(self, node: SimNode, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        node: SimNode,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """`clock` drives the simulated values and `sleep` the `hang` faults: tests pass virtual time."""
         self._node = node
         self._clock = clock
+        self._sleep = sleep
         self._start = clock()
         self._pinned: dict[int, Load] = {}
         self._lock = threading.Lock()
@@ -111,7 +118,7 @@ class SimBackend:
         if fault.kind == "lost":
             raise GpuLost(f"simulated GPU {fault.gpu} is lost")
         if fault.kind == "hang":
-            time.sleep(fault.seconds)
+            self._sleep(fault.seconds)
 
     def _load(self, index: int, now: float) -> Load:
         with self._lock:
