@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEBS   := prometheus prometheus-alertmanager prometheus-node-exporter
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint debs bench clean
+.PHONY: demo test lint debs bench stubs clean
 
 demo: $(STAMP) debs
 	$(BIN)/egs demo
@@ -25,6 +25,10 @@ lint: $(STAMP)
 
 bench: $(STAMP) debs
 	$(BIN)/python benchmarks/exporter_scrape.py
+
+# The kubelet PodResources stubs ship generated; tests/test_podresources_stubs.py checks they match.
+stubs: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. exporter/podresources.proto
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -13,30 +13,26 @@ kubelet down or restarting, deadline exceeded, any gRPC error, an answer that do
 GPU metrics never depend on the kubelet: the collector exports them without pod labels, logs the
 failure once and calls `list()` again next cycle.
 
-The message classes come from `podresources.proto` beside this file, compiled at runtime by
-grpcio-tools, so there is no generated code in the tree.
+The message classes and the stub are generated from `podresources.proto` beside this file into
+`podresources_pb2.py` and `podresources_pb2_grpc.py` (`make stubs`); they ship generated, so that
+grpcio-tools, which costs ~20 MB of RSS to compile the .proto at import, is not a runtime dependency.
+`tests/test_podresources_stubs.py` fails when they no longer match the .proto.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import grpc
 
+from exporter import podresources_pb2, podresources_pb2_grpc
 from exporter.attribution import DeviceAssignment, PodRef
 
-_PROTO = "exporter/podresources.proto"
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """The kubelet's own PodResources client allows 16 MiB; gRPC's default of 4 MiB can be too little
 on a node with many pods, since every pod is listed with its CPU and memory assignments."""
-
-_load_lock = threading.Lock()
 
 
 class PodResourcesUnavailable(Exception):
@@ -45,30 +41,6 @@ class PodResourcesUnavailable(Exception):
     The caller exports the GPU metrics without pod labels, logs this once rather than every cycle,
     and calls `list()` again next cycle; the client reconnects by itself.
     """
-
-
-@functools.cache
-def protos_and_services() -> tuple[Any, Any]:
-    """The `_pb2` and `_pb2_grpc` modules of `podresources.proto`, compiled once per process.
-
-    `grpc.protos_and_services()` looks the .proto up, and resolves its imports, along `sys.path`.
-    Naming it by its path inside the package (`exporter/podresources.proto`) makes the generated
-    modules `exporter.podresources_pb2` and `exporter.podresources_pb2_grpc`, in this package's
-    namespace rather than at top level. The directory that holds the `exporter` package is on
-    `sys.path` in a regular install (site-packages) but not in an editable one, which imports
-    through a finder hook; then it is appended for the duration of the call only, after every
-    other entry, so that it shadows nothing.
-    """
-    with _load_lock:
-        added = _PACKAGE_ROOT not in sys.path
-        if added:
-            sys.path.append(_PACKAGE_ROOT)
-        try:
-            protos, services = grpc.protos_and_services(_PROTO)
-        finally:
-            if added:
-                sys.path.remove(_PACKAGE_ROOT)
-    return protos, services
 
 
 class PodResourcesClient:
@@ -82,8 +54,6 @@ class PodResourcesClient:
     def __init__(self, socket_path: str, timeout_s: float = 2.0) -> None:
         self._socket_path = socket_path
         self._timeout_s = timeout_s
-        # Compiling here, not in list(), makes a broken install fail at startup, loudly.
-        self._protos, self._services = protos_and_services()
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None
         self._stub: Any = None
@@ -126,9 +96,9 @@ class PodResourcesClient:
                 f"unix://{self._socket_path}",
                 options=[("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES)],
             )
-            self._stub = self._services.PodResourcesListerStub(self._channel)
+            self._stub = podresources_pb2_grpc.PodResourcesListerStub(self._channel)
         try:
-            return self._stub.List(self._protos.ListPodResourcesRequest(), timeout=self._timeout_s)
+            return self._stub.List(podresources_pb2.ListPodResourcesRequest(), timeout=self._timeout_s)
         except grpc.RpcError as e:
             # An answer that does not parse arrives here too, as INTERNAL "Exception deserializing".
             self._drop_channel()

@@ -15,9 +15,10 @@ import grpc
 import pytest
 
 from egs.localstack import free_port, wait_http
+from exporter import podresources_pb2 as protos
+from exporter import podresources_pb2_grpc as services
 from exporter.backends.sim import SimBackend
 from exporter.fleet import DEFAULT_FLEET
-from exporter.podresources import protos_and_services
 
 EGS = [sys.executable, "-m", "egs.cli"]
 
@@ -88,7 +89,6 @@ def test_without_a_driver_the_exporter_serves_self_metrics_and_fails_health(expo
 
 
 def test_pod_labels_come_from_a_real_kubelet_socket(exporter: Any, tmp_path: Path) -> None:
-    protos, services = protos_and_services()
     gpu = SimBackend(DEFAULT_FLEET.nodes[0]).open().gpus[5]
     devices = protos.ContainerDevices(resource_name="nvidia.com/gpu", device_ids=[gpu.uuid])
     container = protos.ContainerResources(name="vllm", devices=[devices])
@@ -96,7 +96,7 @@ def test_pod_labels_come_from_a_real_kubelet_socket(exporter: Any, tmp_path: Pat
         pod_resources=[protos.PodResources(name="llama-0", namespace="serving", containers=[container])]
     )
 
-    class Kubelet(services.PodResourcesListerServicer):  # type: ignore[misc,name-defined]
+    class Kubelet(services.PodResourcesListerServicer):  # type: ignore[misc]
         def List(self, request: Any, context: Any) -> Any:
             return answer
 

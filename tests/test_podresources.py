@@ -20,11 +20,11 @@ import grpc
 import pytest
 from google.protobuf.message import DecodeError
 
+from exporter import podresources_pb2 as pb2
+from exporter import podresources_pb2_grpc as services
 from exporter.attribution import DeviceAssignment, PodRef, attribute
 from exporter.gpu import GpuIdentity
-from exporter.podresources import PodResourcesClient, PodResourcesUnavailable, protos_and_services
-
-pb2, services = protos_and_services()
+from exporter.podresources import PodResourcesClient, PodResourcesUnavailable
 
 TIMEOUT_S = 0.5
 GARBAGE = b"\xff\xff\xff garbage"
