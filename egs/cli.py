@@ -16,7 +16,7 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -25,9 +25,15 @@ from egs.plan_cli import add_parser as add_plan_parser
 from egs.simulate_cli import add_parser as add_simulate_parser
 from egs.trace_cli import add_parser as add_trace_parser
 from exporter.backends import BACKENDS, make_backend
-from exporter.collector import Collector, CollectorSettings
+from exporter.collector import (
+    INTERVAL_BOUNDS_S,
+    READ_TIMEOUT_BOUNDS_S,
+    Collector,
+    CollectorSettings,
+    seconds_problem,
+)
 from exporter.fleet import DEFAULT_FLEET, Fleet, load_fleet
-from exporter.server import ExporterServer
+from exporter.server import ExporterServer, parse_listen
 
 log = logging.getLogger("egs")
 
@@ -79,7 +85,11 @@ def _parser() -> argparse.ArgumentParser:
         help="where readings come from: nvml (NVIDIA), amdsmi (AMD), sim (simulated node), "
         "auto (the first driver found; default)",
     )
-    exp.add_argument("--listen", default="127.0.0.1:9400", help="HOST:PORT to serve on (default %(default)s)")
+    exp.add_argument(
+        "--listen",
+        default="127.0.0.1:9400",
+        help="HOST:PORT or [IPV6]:PORT to serve on; :PORT for every IPv4 interface (default %(default)s)",
+    )
     exp.add_argument("--fleet", type=Path, help="fleet file for the sim backend (default: one node of 8 H100 80GB)")
     exp.add_argument("--node", help="which node of the fleet file to simulate (default: the first)")
     exp.add_argument("--hostname", help="Hostname label (default: $NODE_NAME, the sim node's name, or the host name)")
@@ -90,15 +100,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     exp.add_argument(
         "--collect-interval",
-        type=_positive,
+        type=seconds(INTERVAL_BOUNDS_S),
         default=CollectorSettings.interval_s,
-        help="seconds between collection cycles (default %(default)s)",
+        help="seconds between collection cycles, {:g}-{:g} (default %(default)s)".format(*INTERVAL_BOUNDS_S),
     )
     exp.add_argument(
         "--read-timeout",
-        type=_positive,
+        type=seconds(READ_TIMEOUT_BOUNDS_S),
         default=CollectorSettings.read_timeout_s,
-        help="seconds a cycle waits for the GPUs' reads before marking a device down (default %(default)s)",
+        help="seconds a cycle waits for the GPUs' reads before marking a device down, "
+        "{:g}-{:g} (default %(default)s)".format(*READ_TIMEOUT_BOUNDS_S),
     )
     exp.set_defaults(run=run_exporter)
 
@@ -110,8 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--fleet", type=Path, help="fleet file for the simulated node (default: 8 H100 80GB)")
     demo.add_argument("--node", help="which node of the fleet file to simulate")
-    demo.add_argument("--rounds", type=int, default=0, help="print this many times, then stop (default: until Ctrl-C)")
-    demo.add_argument("--every", type=_positive, default=5.0, help="seconds between prints (default %(default)s)")
+    demo.add_argument(
+        "--rounds", type=_count, default=0, help="print this many times, then stop (default: until Ctrl-C)"
+    )
+    demo.add_argument(
+        "--every", type=seconds(INTERVAL_BOUNDS_S), default=5.0, help="seconds between prints (default %(default)s)"
+    )
     demo.set_defaults(run=run_demo)
 
     add_plan_parser(sub)
@@ -120,18 +135,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+def seconds(bounds: tuple[float, float]) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds within `bounds` (nan, inf and negatives refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+        problem = seconds_problem(value, bounds)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    return parse
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
-
-
-def _listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise InputError(f"must be HOST:PORT, got {text!r}", source="--listen")
-    return host or "0.0.0.0", int(port)
 
 
 def _fleet(path: Path | None) -> Fleet:
@@ -139,8 +166,12 @@ def _fleet(path: Path | None) -> Fleet:
 
 
 def run_exporter(args: argparse.Namespace) -> int:
-    address = _listen(args.listen)
+    address = parse_listen(args.listen)
     fleet = _fleet(args.fleet)
+    settings = CollectorSettings(interval_s=args.collect_interval, read_timeout_s=args.read_timeout)
+    # Bound first: a bad address fails in one line before any driver is touched. No request is
+    # served before serve_forever(), by when `collector` exists.
+    server = ExporterServer(address, lambda: collector.last, max_age_s=settings.stale_after_s)
     backend = make_backend(args.backend, fleet, args.node)
     hostname = (
         args.hostname
@@ -152,11 +183,7 @@ def run_exporter(args: argparse.Namespace) -> int:
         from exporter.podresources import PodResourcesClient
 
         pods = PodResourcesClient(args.kubelet_socket).list
-    settings = CollectorSettings(interval_s=args.collect_interval, read_timeout_s=args.read_timeout)
     collector = Collector(backend, hostname, settings, pods=pods)
-    server = ExporterServer(
-        address, lambda: collector.last, max_age_s=3 * settings.interval_s + settings.read_timeout_s
-    )
     threading.Thread(target=collector.run, name="collector", daemon=True).start()
 
     def shutdown(signum: int, frame: FrameType | None) -> None:
@@ -166,7 +193,7 @@ def run_exporter(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    log.info("exporter (%s backend) serving on http://%s:%d/metrics", backend.name, *server.server_address[:2])
+    log.info("exporter (%s backend) serving on http://%s/metrics", backend.name, server.url_host)
     server.serve_forever()
     backend.close()
     return 0
