@@ -24,6 +24,10 @@ from exporter.gpu import GpuIdentity, Node, P2PLink, Reading
 _MIG_MEMORY = re.compile(r"\d+g\.(\d+)gb")
 _RESERVED_FRACTION = 0.006
 """Share of VRAM the driver reserves (H100 80GB: ~510 MiB of 81559)."""
+P2P_DOMAIN_GPUS = 8
+"""GPUs joined peer to peer: one baseboard (HGX, an MI300X OAM platform) holds 8. A larger group is
+several baseboards, so links grow with GPUs, not with their square (2,000 GPUs in one group would
+otherwise make 4 million links)."""
 
 
 @dataclass
@@ -70,14 +74,7 @@ class SimBackend:
                 gpus.append(self._identity(group, index))
                 gpus.extend(self._instances(group, index))
                 index += 1
-            members = range(first, index)
-            kind = group.interconnect
-            links.extend(
-                P2PLink(gpu=a, peer_gpu=b, link_type=kind, links=18 if kind == "nvlink" else 1)
-                for a in members
-                for b in members
-                if a != b
-            )
+            links.extend(_links(range(first, index), group.interconnect))
         return Node(gpus=tuple(gpus), links=tuple(links))
 
     def close(self) -> None:
@@ -221,3 +218,13 @@ class SimBackend:
     def _uuid(self, index: int, vendor: str) -> str:
         value = uuid.uuid5(uuid.NAMESPACE_URL, f"egs-sim/{self._node.name}/{index}")
         return f"GPU-{value}" if vendor == "nvidia" else str(value)
+
+
+def _links(members: range, kind: str) -> list[P2PLink]:
+    """Every ordered pair of GPUs within each baseboard of P2P_DOMAIN_GPUS consecutive GPUs."""
+    lanes = 18 if kind == "nvlink" else 1
+    links: list[P2PLink] = []
+    for start in range(members.start, members.stop, P2P_DOMAIN_GPUS):
+        board = range(start, min(start + P2P_DOMAIN_GPUS, members.stop))
+        links.extend(P2PLink(gpu=a, peer_gpu=b, link_type=kind, links=lanes) for a in board for b in board if a != b)
+    return links
