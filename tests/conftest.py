@@ -12,8 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from egs.localstack import Prometheus, free_port, start_exporter
+
+# The suite runs on a loaded 2-core machine: hypothesis' 200 ms deadline per example fails there on
+# timing alone ("unreliable test timings"), never on a property. Speed is the benchmarks' business.
+settings.register_profile("egs", deadline=None)
+settings.load_profile("egs")
 
 REPO = Path(__file__).resolve().parent.parent
 MIXED_FLEET = REPO / "examples" / "fleet-mixed.yaml"
