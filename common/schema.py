@@ -54,6 +54,8 @@ def read_yaml(path: str | Path, error: type[InputError]) -> Any:
         return None if node is None else loader.construct_document(node)
     except yaml.YAMLError as e:
         raise error(f"not valid YAML: {e}", source=path) from e
+    except ValueError as e:  # what the constructors raise, e.g. an integer of more than 4,300 digits
+        raise error(f"not valid YAML: {e}", source=path) from e
     finally:
         loader.dispose()
 
@@ -159,6 +161,8 @@ def _describe(error: ValidationError, what: str, at: tuple[str | int, ...]) -> s
     if error.validator == "required":
         key = next(k for k in expected if k not in instance)
         return f"{field_path(*path, key)}: required"
+    if error.validator == "maxLength":
+        return f"{where}: longer than {expected} characters"
     if error.validator == "enum":
         return f"{where}: {instance!r} is not one of {expected}"
     if error.validator == "pattern" and "x-expect" in schema:

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from common.errors import EgsError, InputError, SetupError, TemporaryError
+from egs.plan_cli import UNPLACED_EXIT
 from egs.plan_cli import add_parser as add_plan_parser
 from egs.simulate_cli import add_parser as add_simulate_parser
 from egs.trace_cli import add_parser as add_trace_parser
@@ -44,6 +45,7 @@ EXIT_CODES = {
     InputError.exit_code: "bad input: a file, field or option is wrong (the message names it); also usage errors",
     SetupError.exit_code: "the environment lacks something: a driver, a binary, a socket, a permission",
     TemporaryError.exit_code: "a temporary failure: running the same command again later may succeed",
+    UNPLACED_EXIT: "egs plan --fail-unplaced: some replica could not be placed",
 }
 
 

@@ -7,7 +7,9 @@ stdout; the solver's own output is kept off it); with `--manifests DIR` it rende
 (`scheduler.manifests`) and writes one file per request. `egs/cli.py` registers the subcommand.
 
 Everything is loaded, placed and rendered before anything is written, so bad input (reported by
-`egs/cli.py` as `egs: error: <file>: <field path>: <what>`, exit 2) leaves no files behind.
+`egs/cli.py` as `egs: error: <file>: <field path>: <what>`, exit 2) leaves no files behind, and
+the files replace DIR all at once (`egs.manifest_dir`). Exit codes are `egs/cli.py`'s, plus
+UNPLACED_EXIT with `--fail-unplaced` when a replica could not be placed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, TypeVar
 import yaml
 
 from common.errors import InputError, naming
+from egs.manifest_dir import replace_directory
 from scheduler._schema import read_yaml
 from scheduler.catalog import Catalog, load_prices
 from scheduler.inventory import (
@@ -40,6 +43,8 @@ from scheduler.requests import load_requests
 from scheduler.schedule import DEFAULT_TIME_LIMIT_S, ENGINES, Scheduled, schedule
 
 T = TypeVar("T")
+UNPLACED_EXIT = 5
+"""The exit code of `egs plan --fail-unplaced` when some replica could not be placed."""
 MIB_PER_GIB = 1024
 
 
@@ -120,7 +125,13 @@ def add_parser(sub: Any) -> None:
         type=Path,
         metavar="DIR",
         help="also write each request's Deployment (or LeaderWorkerSet) and Service, validated against the "
-        "Kubernetes schemas, to DIR/<request>.yaml",
+        "Kubernetes schemas, to DIR/<request>.yaml; DIR is replaced whole (files of an earlier plan go), and "
+        "only if it is new, empty or written by egs plan",
+    )
+    plan.add_argument(
+        "--fail-unplaced",
+        action="store_true",
+        help=f"exit {UNPLACED_EXIT} when a replica could not be placed (the plan is still printed and written)",
     )
     plan.set_defaults(run=run)
 
@@ -136,17 +147,16 @@ def run(args: argparse.Namespace) -> int:
     plan = scheduled.plan
     files = _manifest_files(plan, registry, catalog, requests) if args.manifests else {}
     if args.manifests:
-        args.manifests.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (args.manifests / name).write_text(text)
-        print(f"wrote {len(files)} manifest file(s) to {args.manifests}/", file=sys.stderr)
+        stale = replace_directory(args.manifests, files)
+        gone = f", removed {stale} of the previous plan" if stale else ""
+        print(f"wrote {len(files)} manifest file(s) to {args.manifests}/{gone}", file=sys.stderr)
     if args.output == "table":
         print(_table(scheduled, inventory))
     elif args.output == "json":
         print(json.dumps(_document(scheduled, inventory), indent=2))
     else:
         print(yaml.safe_dump(_document(scheduled, inventory), sort_keys=False), end="")
-    return 0
+    return UNPLACED_EXIT if args.fail_unplaced and plan.unplaced else 0
 
 
 def _sharing(text: str) -> tuple[str, str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import InputError, naming
+from common.limits import MAX_GPUS_PER_NODE
 from common.schema import check, field_path, read_yaml
 from exporter.fields import NAMES
 
@@ -131,6 +132,9 @@ def parse_fleet(raw: Any) -> Fleet:
 def _node(raw: dict[str, Any], i: int) -> SimNode:
     groups = tuple(_group(g, ("nodes", i, "gpus", j)) for j, g in enumerate(raw["gpus"]))
     count = sum(g.count for g in groups)
+    if count > MAX_GPUS_PER_NODE:
+        where = field_path("nodes", i, "gpus")
+        raise FleetError(f"{where}: node {raw['name']!r} has {count} GPUs; a node has at most {MAX_GPUS_PER_NODE}")
     faults = []
     for j, fault in enumerate(raw.get("faults", [])):
         if fault["gpu"] >= count:

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from common.errors import InputError
+from common.limits import MAX_GPUS_PER_NODE
 from scheduler._schema import check, field_path, read_yaml
 from scheduler.catalog import Catalog, GpuModel, MigProfile, cc_tuple
 
@@ -54,6 +55,15 @@ _GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 _GPU_LABEL_PREFIXES = ("nvidia.com/gpu.", "amd.com/gpu.", "beta.amd.com/gpu.")
 _MIG_RESOURCE = "nvidia.com/mig-"
 AMD_PARTITION_LABEL = "amd.com/compute-memory-partition"
+MAX_SHARES_PER_GPU = 64
+"""Time-slicing replicas of one GPU; MIG (7) and AMD CPX partitions (8) split it less."""
+MAX_DEVICES_PER_NODE = MAX_GPUS_PER_NODE * MAX_SHARES_PER_GPU
+"""What one GPU resource (`nvidia.com/gpu`, `nvidia.com/mig-*`, `amd.com/gpu`) may count on a node."""
+LABEL_BOUNDS = {
+    "nvidia.com/gpu.count": (MAX_GPUS_PER_NODE, "GPUs"),
+    "nvidia.com/gpu.replicas": (MAX_SHARES_PER_GPU, "time-slicing replicas per GPU"),
+    "nvidia.com/gpu.memory": (1 << 20, "MiB of memory per GPU"),  # 1 TiB, 3.5x a B300's 288 GB
+}
 COMPUTE_PARTITIONS = {"spx": 1, "dpx": 2, "qpx": 4}
 """Partitions per GPU of each AMD compute mode; `cpx` is one per XCD (`GpuModel.xcds`)."""
 MEMORY_PARTITIONS = {"nps1": 1, "nps2": 2, "nps4": 4}
@@ -265,6 +275,8 @@ def build_inventory(
         if mechanism == "mig" and not catalog.get(name).mig_profiles:
             raise InventoryError(f"sharing.by_class.{name}: {name} has no MIG profiles")
     check(nodes, "nodes.schema.json", InventoryError, "nodes", at=("items",))
+    for i, node in enumerate(nodes):
+        _refuse_impossible_counts(node, i)
     names = [n["metadata"]["name"] for n in nodes]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -284,6 +296,25 @@ def build_inventory(
             raise InventoryError(f"{where}.node: no usable GPU node {allocation.node!r}")
         by_name[allocation.node] = _allocate(by_name[allocation.node], allocation, where)
     return Inventory(nodes=tuple(by_name[n.node] for n in read), skipped=tuple(skipped))
+
+
+def _refuse_impossible_counts(raw: dict[str, Any], i: int) -> None:
+    """Refuse a label or GPU resource no node can have (`nvidia.com/gpu.count: 100000000`): the
+    inventory makes one object per GPU, so an absurd count is memory and time before it is a plan."""
+    name = raw["metadata"]["name"]
+    labels = raw["metadata"].get("labels") or {}
+    for label, (most, what) in LABEL_BOUNDS.items():
+        if label in labels and int(labels[label]) > most:
+            where = field_path("items", i, "metadata", "labels", label)
+            raise InventoryError(f"{where}: node {name!r} says {labels[label]} {what}; a node has at most {most}")
+    status = raw.get("status") or {}
+    for key in ("allocatable", "capacity"):
+        for resource, quantity in (status.get(key) or {}).items():
+            if _is_gpu(resource) and int(quantity) > MAX_DEVICES_PER_NODE:
+                where = field_path("items", i, "status", key, resource)
+                raise InventoryError(
+                    f"{where}: node {name!r} says {quantity} devices; a node has at most {MAX_DEVICES_PER_NODE}"
+                )
 
 
 def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeGpus | SkippedNode | None:

@@ -158,9 +158,9 @@ def test_manifests_are_written_one_file_per_request_and_validate(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     assert str(out) in result.stderr
     placed = {p["request"] for p in json.loads(result.stdout)["placements"]}
-    assert {f.stem for f in out.iterdir()} == placed
+    assert {f.stem for f in out.glob("*.yaml")} == placed
     kinds = set()
-    for file in out.iterdir():
+    for file in out.glob("*.yaml"):
         objects = list(yaml.safe_load_all(file.read_text()))
         assert objects[-1]["kind"] == "Service"
         for obj in objects:
