@@ -171,9 +171,16 @@ class FleetState:
     _first: dict[str, NodeState] = field(default_factory=dict)
     """kind -> its first node, which stands for the kind's class and taints."""
     _classes: list[tuple[GpuModel, int]] = field(default_factory=list)
+    _tolerated: dict[tuple[object, str], list[str]] = field(default_factory=dict)
+    _ids: dict[tuple[object, ...], int] = field(default_factory=dict)
+    memo: dict[tuple[object, ...], list[Option]] = field(default_factory=dict)
+    """What the engines computed for a node kind and signature: valid for every node in that state."""
 
     @classmethod
-    def of(cls, inventory: Inventory) -> FleetState:
+    def of(cls, inventory: Inventory, like: FleetState | None = None) -> FleetState:
+        """The fleet of `inventory`, nothing placed yet; `like`, a state of the same inventory,
+        lends its memo, so that a second pass over the fleet does not work out again what the
+        first one did."""
         nodes: list[NodeState] = []
         kinds: dict[tuple[object, ...], str] = {}
         for n in inventory.schedulable():
@@ -187,6 +194,8 @@ class FleetState:
             kind = kinds[identity]
             nodes.append(NodeState(n, gpus, mig, len(nodes), kind))
         state = cls(nodes)
+        if like is not None:
+            state._ids, state.memo = like._ids, like.memo
         for node in nodes:
             state._first.setdefault(node.kind, node)
             state._insert(node)
@@ -211,12 +220,23 @@ class FleetState:
         return sorted((g for g in self._groups.get(kind, {}).values() if g), key=lambda g: g[0])
 
     def candidates(self, kind: str) -> list[NodeState]:
-        """One node of `kind` per distinct state, with room left: the first node of each group."""
-        return [self.nodes[g[0]] for g in self.groups(kind)]
+        """One node of `kind` per distinct state, with room left: the first node of each group
+        (in no particular order; `order` breaks ties)."""
+        return [self.nodes[g[0]] for g in self._groups.get(kind, {}).values()]
+
+    def states(self, kind: str) -> list[tuple[int, NodeState]]:
+        """`candidates`, each with a number standing for its signature (the same for nodes in the
+        same state, for as long as the state lives)."""
+        return [(self._ids[signature], self.nodes[g[0]]) for signature, g in self._groups.get(kind, {}).items()]
 
     def kinds_for(self, request: Request, gpu_class: str) -> list[str]:
         """The kinds of `gpu_class` whose taints `request` tolerates."""
-        return [k for k, n in self._first.items() if n.model.name == gpu_class and untolerated(n, request) is None]
+        key = (request.tolerations, gpu_class)
+        if key not in self._tolerated:
+            self._tolerated[key] = [
+                k for k, n in self._first.items() if n.model.name == gpu_class and untolerated(n, request) is None
+            ]
+        return self._tolerated[key]
 
     def first(self, kind: str) -> NodeState:
         """A node of `kind` (the first), standing for its class, sharing and taints."""
@@ -224,17 +244,22 @@ class FleetState:
 
     def changed(self, node: NodeState, before: tuple[object, ...]) -> None:
         """Re-file `node` after its GPUs changed; `before` is its signature before the change."""
-        group = self._groups[node.kind].get(before)
+        by_state = self._groups[node.kind]
+        group = by_state.get(before)
         if group is not None:
             i = bisect.bisect_left(group, node.order)
             if i < len(group) and group[i] == node.order:
                 del group[i]
+            if not group:
+                del by_state[before]
         self._insert(node)
 
     def _insert(self, node: NodeState) -> None:
         by_state = self._groups.setdefault(node.kind, {})
         if node.has_room():
-            bisect.insort(by_state.setdefault(node.signature(), []), node.order)
+            signature = node.signature()
+            self._ids.setdefault(signature, len(self._ids))
+            bisect.insort(by_state.setdefault(signature, []), node.order)
 
     def plan(self) -> Plan:
         return Plan(tuple(self.placements), tuple(self.unplaced), dict(self.occupied))

@@ -29,7 +29,7 @@ a neighbour's load on one of them stalls all of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from scheduler.fleet import (
     MIB_PER_GIB,
@@ -51,26 +51,139 @@ from scheduler.inventory import Inventory
 from scheduler.plan import Placement, Plan, Request, Unplaced
 from scheduler.registry import Model, Registry, per_gpu_need_mib
 
+Order = Callable[[Sequence[Request], dict[str, list[Shape]], FleetState], list[Request]]
+"""Which request's replicas go first: a function of the batch, its shapes and the fleet."""
+
 
 def place(requests: Sequence[Request], registry: Registry, inventory: Inventory) -> Plan:
-    """Place every replica of `requests` with the online policy (`scheduler.schedule` chooses the engine)."""
-    state = FleetState.of(inventory)
-    place_all(state, requests, registry)
-    return state.plan()
+    """Place every replica of `requests` with the online policy (`scheduler.schedule` chooses the
+    engine), keeping the best of a few greedy passes: one per order of `ORDERS`, and one that
+    always places next the replica with the most to lose (`_regret_pass`). A batch of more than
+    `MANY_REPLICAS` gets the first pass only, so that its time stays in proportion to its size."""
+    fresh = FleetState.of(inventory)
+    options = {r.name: shapes(registry.get(r.model), r, fresh.classes()) for r in requests}
+    if sum(r.replicas for r in requests) > MANY_REPLICAS:
+        _place_in(fresh, largest_first(requests, options, fresh), registry, options)
+        return fresh.plan()
+    orders = [order(requests, options, fresh) for order in ORDERS]
+    best: Plan | None = None
+    for order in [*orders, None]:
+        state = FleetState.of(inventory, like=fresh)
+        if order is None:
+            _regret_pass(state, requests, registry, options)
+        else:
+            _place_in(state, order, registry, options)
+        plan = state.plan()
+        if best is None or plan.better_than(best):
+            best = plan
+    assert best is not None
+    return best
+
+
+MANY_REPLICAS = 400
+"""Above this many replicas in a batch, the online policy makes one pass (largest first)."""
+
+
+def _place_in(state: FleetState, order: Sequence[Request], registry: Registry, options: dict[str, list[Shape]]) -> None:
+    for request in order:
+        for replica in range(request.replicas):
+            place_one(state, registry.get(request.model), request, replica, options[request.name])
+
+
+def _regret_pass(
+    state: FleetState, requests: Sequence[Request], registry: Registry, options: dict[str, list[Shape]]
+) -> None:
+    """Regret insertion: place next a replica of the request that loses most if its cheapest GPU
+    class is taken (its second-best class's cost minus its best, on the fleet as it is now), and
+    recompute, after each replica, only the options on the class it took."""
+    left = {r.name: r.replicas for r in requests}
+    by_name = {r.name: r for r in requests}
+    footprint = {r.name: _footprint(options[r.name]) for r in requests}
+    best_on: dict[tuple[str, str], Option | None] = {}
+
+    def refresh(request: Request, gpu_class: str) -> None:
+        found: Option | None = None
+        for shape in options[request.name]:
+            if shape.gpu.name == gpu_class:
+                for option in _options(state, shape, state.kinds_for(request, gpu_class)):
+                    if found is None or option.key < found.key:
+                        found = option
+        best_on[request.name, gpu_class] = found
+
+    classes = [model.name for model, _ in state.classes()]
+    users = {cls: [r for r in requests if any(s.gpu.name == cls for s in options[r.name])] for cls in classes}
+    for cls, wanting in users.items():
+        for r in wanting:
+            refresh(r, cls)
+    while any(left.values()):
+        pick: tuple[tuple[float, ...], str, Option | None] | None = None
+        for name, n in left.items():
+            if n == 0:
+                continue
+            found = sorted((o for cls in classes if (o := best_on.get((name, cls))) is not None), key=lambda o: o.key)
+            first = found[0] if found else None
+            regret = math.inf if len(found) < 2 else found[1].key[0] - found[0].key[0]
+            rank = (-regret if first else -math.inf, -footprint[name])
+            if pick is None or rank < pick[0]:
+                pick = (rank, name, first)
+        assert pick is not None
+        _, name, option = pick
+        request = by_name[name]
+        replica = request.replicas - left[name]
+        left[name] -= 1
+        if option is None:
+            place_one(state, registry.get(request.model), request, replica, options[name])  # records why not
+            continue
+        state.placements.append(take(state, option, request, replica))
+        for r in users[option.shape.gpu.name]:
+            if left[r.name]:
+                refresh(r, option.shape.gpu.name)
 
 
 def place_all(state: FleetState, requests: Sequence[Request], registry: Registry) -> None:
-    """Place every replica of `requests` on `state`, largest first."""
+    """Place every replica of `requests` on `state` in one greedy pass, largest first."""
     options = {r.name: shapes(registry.get(r.model), r, state.classes()) for r in requests}
-    for request, replica in largest_first(requests, options):
-        place_one(state, registry.get(request.model), request, replica, options[request.name])
+    _place_in(state, largest_first(requests, options, state), registry, options)
 
 
-def largest_first(requests: Sequence[Request], options: dict[str, list[Shape]]) -> list[tuple[Request, int]]:
-    """Every replica of every request, those with the largest smallest-footprint first."""
-    footprint = {r.name: min((s.per_gpu_mib * s.gpus for s in options[r.name]), default=math.inf) for r in requests}
-    order = sorted(requests, key=lambda r: (-footprint[r.name], r.name))
-    return [(r, i) for r in order for i in range(r.replicas)]
+def _cheapest(state: FleetState, request: Request, options: Sequence[Shape]) -> float:
+    """What one replica of `request` costs at least on `state` (its cheapest option now)."""
+    costs = (o.key[0] for s in options for o in _options(state, s, state.kinds_for(request, s.gpu.name)))
+    return min(costs, default=math.inf)
+
+
+def _footprint(shapes_of: Sequence[Shape]) -> float:
+    return min((s.per_gpu_mib * s.gpus for s in shapes_of), default=math.inf)
+
+
+def largest_first(requests: Sequence[Request], options: dict[str, list[Shape]], state: FleetState) -> list[Request]:
+    """The requests whose smallest way to run takes the most VRAM first (first-fit decreasing)."""
+    return sorted(requests, key=lambda r: (-_footprint(options[r.name]), r.name))
+
+
+def most_regret_first(requests: Sequence[Request], options: dict[str, list[Shape]], state: FleetState) -> list[Request]:
+    """The requests that lose most when their cheapest GPU class is gone first: what a replica costs
+    on its second-best class minus its best, on the fleet as it is (no alternative: first of all).
+    A request with a good second choice leaves the scarce cheap class to one without."""
+    regret: dict[str, float] = {}
+    for r in requests:
+        by_class: dict[str, float] = {}
+        for shape in options[r.name]:
+            for option in _options(state, shape, state.kinds_for(r, shape.gpu.name)):
+                by_class[shape.gpu.name] = min(by_class.get(shape.gpu.name, math.inf), option.key[0])
+        costs = sorted(by_class.values())
+        regret[r.name] = math.inf if len(costs) < 2 else costs[1] - costs[0]
+    return sorted(requests, key=lambda r: (-regret[r.name], -_footprint(options[r.name]), r.name))
+
+
+def priciest_first(requests: Sequence[Request], options: dict[str, list[Shape]], state: FleetState) -> list[Request]:
+    """The requests whose replicas cost most at their cheapest first: big spenders get first pick."""
+    cheapest = {r.name: _cheapest(state, r, options[r.name]) for r in requests}
+    return sorted(requests, key=lambda r: (-cheapest[r.name], -_footprint(options[r.name]), r.name))
+
+
+ORDERS: tuple[Order, ...] = (largest_first, most_regret_first, priciest_first)
+"""The orders the online policy tries; each is one greedy pass, milliseconds on hundreds of GPUs."""
 
 
 def place_one(
@@ -100,19 +213,50 @@ def _options(state: FleetState, shape: Shape, kinds: Sequence[str]) -> Iterable[
             first = workers[0]
             yield Option(_key(cost, shape, 0, first[0]), shape, first[0], first[1], workers=workers)
         return
+    # What an option is depends on the node's state and on these of the shape, nothing else.
+    what = (shape.gpu.name, shape.tp, shape.per_gpu_mib, shape.variant.quality)
     for kind in kinds:
-        for node in state.candidates(kind):
-            if shape.tp == 1 and node.mig:
-                mig = smallest_instance(node, shape.per_gpu_mib)
-                if mig is not None:
-                    cost = mig.profile.gpu_share * shape.gpu.price_per_hour
-                    leftover = mig.profile.memory_mib - shape.per_gpu_mib
-                    yield Option(_key(cost, shape, leftover, node), shape, node, mig=mig)
-            gpus = fitting_gpus(node, shape)
-            if gpus is not None:
-                cost = sum(_marginal_cost(node, g, shape) for g in gpus)
-                leftover = min(room(node, g, shape) for g in gpus) - shape.per_gpu_mib
-                yield Option(_key(cost, shape, leftover, node, gpus), shape, node, gpus)
+        for signature, node in state.states(kind):
+            memo_key = (kind, signature, *what)
+            found = state.memo.get(memo_key)
+            if found is None:
+                found = state.memo[memo_key] = list(_node_options(node, shape))
+            for option in found:
+                yield _on(option, node, shape)
+
+
+def _node_options(node: NodeState, shape: Shape) -> Iterable[Option]:
+    """The options of one replica of `shape` on `node`: its tightest MIG instance or partition, and
+    its tightest GPUs."""
+    if shape.tp == 1 and node.mig:
+        mig = smallest_instance(node, shape.per_gpu_mib)
+        if mig is not None:
+            cost = mig.profile.gpu_share * shape.gpu.price_per_hour
+            leftover = mig.profile.memory_mib - shape.per_gpu_mib
+            yield Option(_key(cost, shape, leftover, node), shape, node, mig=mig)
+    gpus = fitting_gpus(node, shape)
+    if gpus is not None:
+        cost = sum(_marginal_cost(node, g, shape) for g in gpus)
+        leftover = min(room(node, g, shape) for g in gpus) - shape.per_gpu_mib
+        yield Option(_key(cost, shape, leftover, node, gpus), shape, node, gpus)
+
+
+def _on(option: Option, node: NodeState, shape: Shape) -> Option:
+    """`option`, found on a node in the same state as `node` for a shape like `shape`, on `node`
+    itself for `shape`."""
+    if option.node is node and option.shape is shape:
+        return option
+    position = {id(g): i for i, g in enumerate(option.node.gpus)}
+    mig = option.mig
+    if mig is not None:
+        mig = next(m for m in node.mig if m.profile.name == mig.profile.name)
+    return Option(
+        (*option.key[:-1], node.order),
+        shape,
+        node,
+        tuple(node.gpus[position[id(g)]] for g in option.gpus),
+        mig,
+    )
 
 
 def _key(

@@ -136,3 +136,7 @@ class Plan:
     @property
     def gpus_used(self) -> float:
         return round(sum(share for share, _ in self.occupied.values()), 4)
+
+    def better_than(self, other: Plan) -> bool:
+        """More replicas placed, then a lower cost per hour."""
+        return (len(self.unplaced), self.cost_per_hour) < (len(other.unplaced), other.cost_per_hour)

@@ -44,7 +44,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -65,7 +65,7 @@ from scheduler.fleet import (
     take,
 )
 from scheduler.inventory import Inventory
-from scheduler.placement import largest_first, place_all, place_one
+from scheduler.placement import largest_first, place, place_one
 from scheduler.plan import Plan, Request
 from scheduler.registry import Registry
 
@@ -176,9 +176,7 @@ def solve(
     stderr."""
     started = time.perf_counter()
     deadline = _Deadline(time_limit_s)
-    online_state = FleetState.of(inventory)
-    place_all(online_state, requests, registry)
-    online = online_state.plan()
+    online = place(requests, registry, inventory)
     online_s = time.perf_counter() - started
     # Turning the integer solution into GPUs costs about what the online policy took: keep it in hand.
     deadline.end -= online_s + 0.05
@@ -190,11 +188,13 @@ def solve(
         state=state,
         solver_log=solver_log,
     )
-    bins = _resources(model)
-    _fixed_columns(model)
-    for b in bins:
-        _seed_patterns(model, b)
-    bound, unplaced_lp = _generate(model, bins, deadline)
+    bound, unplaced_lp = None, 0.0
+    if deadline.left() > MIN_SOLVER_S:  # the online plan may have taken it all, on a large fleet
+        bins = _resources(model)
+        _fixed_columns(model)
+        for b in bins:
+            _seed_patterns(model, b)
+        bound, unplaced_lp = _generate(model, bins, deadline)
     solved = _integer(model, deadline) if bound is not None else None
     if solved is None:
         plan, optimal = online, False
@@ -494,11 +494,11 @@ def _realise(model: _Model, chosen: list[int], registry: Registry) -> Plan:
                     for name, item, k in col.items:
                         for _ in range(k):
                             put(Option((), item, gpu[0], (gpu[1],)), name)
-    leftovers = [replace(model.requests[name], replicas=n) for name, n in left.items() if n > 0]
-    for request, _ in largest_first(leftovers, model.options):
-        original = model.requests[request.name]
-        place_one(state, registry.get(request.model), original, replica[request.name], model.options[request.name])
-        replica[request.name] += 1
+    leftovers = [model.requests[name] for name, n in left.items() if n > 0]
+    for request in largest_first(leftovers, model.options, state):
+        for _ in range(left[request.name]):
+            place_one(state, registry.get(request.model), request, replica[request.name], model.options[request.name])
+            replica[request.name] += 1
     return state.plan()
 
 

@@ -74,14 +74,9 @@ def schedule(
         return Scheduled(plan, "online", None, False, round(time.perf_counter() - started, 3))
     solution = solve(requests, registry, inventory, time_limit_s, solver_log)
     plan, chosen = solution.plan, "online" if solution.fell_back else "exact"
-    if engine == "auto" and solution.online is not None and _better(solution.online, plan):
+    if engine == "auto" and solution.online is not None and solution.online.better_than(plan):
         plan, chosen = solution.online, "online"
     optimal = solution.optimal and chosen == "exact"
     if solution.lower_bound is not None and plan.cost_per_hour <= solution.lower_bound + 1e-6 and not plan.unplaced:
         optimal = True  # the bound proves it, whichever engine found it
     return Scheduled(plan, chosen, solution.lower_bound, optimal, round(time.perf_counter() - started, 3))
-
-
-def _better(a: Plan, b: Plan) -> bool:
-    """Whether `a` beats `b`: more replicas placed, then a lower cost per hour."""
-    return (len(a.unplaced), a.cost_per_hour) < (len(b.unplaced), b.cost_per_hour)

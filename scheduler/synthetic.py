@@ -1,13 +1,17 @@
 """Synthetic GPU nodes in the form the inventory reads (`kubectl get nodes -o yaml`), for benchmarks
 and property tests: labels as NVIDIA GPU Feature Discovery and AMD's node labeller write them, and
-resources as the NVIDIA and AMD device plugins advertise them."""
+resources as the NVIDIA and AMD device plugins advertise them; and seeded mixed fleets and request
+batches (`mixed_fleet`, `mixed_requests`) of the shape the packing benchmark is scored on."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
-from scheduler.catalog import GpuModel
+from scheduler.catalog import Catalog, GpuModel
 from scheduler.inventory import AMD_PARTITION_LABEL, partitions_per_gpu
+from scheduler.plan import Request, Toleration
+from scheduler.registry import Registry
 
 MIB_PER_GIB = 1024
 
@@ -60,3 +64,111 @@ def gpu_node(
         "spec": {"taints": taints} if taints else {},
         "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": allocatable},
     }
+
+
+KINDS: tuple[tuple[str, str, int, dict[str, int] | None, int, str | None], ...] = (
+    # (class, sharing, GPUs per node, MIG layout per GPU, time-slice replicas, AMD partition mode)
+    ("H100-80GB", "kai", 8, None, 1, None),
+    ("H100-80GB", "exclusive", 8, None, 1, None),
+    ("H100-80GB", "mig", 8, {"3g.40gb": 2}, 1, None),
+    ("H200-141GB", "exclusive", 8, None, 1, None),
+    ("A100-80GB", "mig", 8, {"3g.40gb": 1, "2g.20gb": 1, "1g.10gb": 2}, 1, None),
+    ("A100-80GB", "exclusive", 8, None, 1, None),
+    ("A100-40GB", "exclusive", 8, None, 1, None),
+    ("L40S", "hami", 4, None, 1, None),
+    ("L40S", "exclusive", 8, None, 1, None),
+    ("L4", "timeslice", 4, None, 4, None),
+    ("L4", "exclusive", 8, None, 1, None),
+    ("A10G", "exclusive", 4, None, 1, None),
+    ("T4", "exclusive", 1, None, 1, None),
+    ("T4", "timeslice", 4, None, 2, None),
+    ("RTX-6000-Ada", "exclusive", 4, None, 1, None),
+    ("MI300X", "exclusive", 8, None, 1, None),
+    ("MI300X", "partition", 8, None, 1, "cpx_nps4"),
+    ("MI300X", "partition", 8, None, 1, "dpx_nps1"),
+    ("MI325X", "exclusive", 8, None, 1, None),
+    ("MI325X", "partition", 8, None, 1, "qpx_nps1"),
+    ("MI210", "exclusive", 4, None, 1, None),
+)
+"""The kinds of GPU node a generated fleet draws from: NVIDIA shared (KAI, HAMi, time-slicing), MIG
+and exclusive classes, whole and partitioned AMD classes."""
+TAINTS = (
+    {"key": "dedicated", "value": "inference", "effect": "NoSchedule"},
+    {"key": "spot", "value": "true", "effect": "NoExecute"},
+    {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"},
+    {"key": "maintenance", "effect": "PreferNoSchedule"},
+)
+"""Taints some generated nodes carry: two that only tolerating requests pass, one every EGS pod
+tolerates, and one that does not keep pods off."""
+
+
+def mixed_fleet(rng: random.Random, catalog: Catalog, kinds: int = 11) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """A fleet of 228-259 GPUs of `kinds` node kinds of both vendors, with at least one MIG kind, one
+    NVIDIA shared and one exclusive kind, one whole and one partitioned AMD kind, and about one node
+    in six tainted; and the sharing policy per class (`SharingPolicy.by_class`) it runs under."""
+    must = [
+        [k for k in KINDS if k[1] == "mig"],
+        [k for k in KINDS if k[1] in ("kai", "hami", "timeslice")],
+        [k for k in KINDS if k[1] == "exclusive" and catalog.get(k[0]).vendor == "nvidia"],
+        [k for k in KINDS if k[1] == "exclusive" and catalog.get(k[0]).vendor == "amd"],
+        [k for k in KINDS if k[1] == "partition"],
+    ]
+    while True:
+        chosen = [rng.choice(group) for group in must]
+        chosen += rng.sample([k for k in KINDS if k not in chosen], kinds - len(chosen))
+        shared = [(k[0], k[1]) for k in chosen if k[1] in ("kai", "hami", "timeslice", "exclusive")]
+        if len({cls for cls, _ in shared}) == len(shared):
+            break  # one sharing mechanism per class, as the policy is per class
+    target = rng.randint(228, 259)
+    counts = [1] * len(chosen)
+    while sum(k[2] * n for k, n in zip(chosen, counts, strict=True)) < target:
+        counts[rng.randrange(len(chosen))] += 1
+    nodes: list[dict[str, Any]] = []
+    for (cls, _, per_node, mig, replicas, partition), count in zip(chosen, counts, strict=True):
+        gpu = catalog.get(cls)
+        layout = {p: n * per_node for p, n in mig.items()} if mig else None
+        for _ in range(count):
+            taints = [rng.choice(TAINTS)] if rng.random() < 1 / 6 else None
+            name = f"{cls.lower()}-{len(nodes)}"
+            nodes.append(gpu_node(name, gpu, per_node, layout, replicas, partition, taints))
+    policy = {cls: mechanism for cls, mechanism in shared}
+    return nodes, policy
+
+
+RESIDENT_TOKENS = 262_144
+"""Context x concurrency of one generated replica at most (4k x 64 ... 32k x 8)."""
+
+
+def mixed_requests(rng: random.Random, registry: Registry, count: int | None = None) -> list[Request]:
+    """40-55 requests (102-177 replicas) over the registry's models up to 72B, with quality floors of
+    0.95-1.0, contexts of 4k-32k tokens (within each model's limit), concurrency 8-64 (at most
+    `RESIDENT_TOKENS` resident), and now and then a toleration of the generated taints."""
+    models = [m for m in registry if m.architecture.parameters_b < 100]
+    n = count or rng.randint(40, 55)
+    while True:
+        replicas = [rng.choice((1, 1, 2, 2, 3, 3, 4, 5, 6)) for _ in range(n)]
+        if 102 <= sum(replicas) <= 177 or count:
+            break
+    drawn = []
+    for i, k in enumerate(replicas):
+        model = rng.choice(models)
+        limit = model.architecture.max_context or 32768
+        context = rng.choice([c for c in (4096, 8192, 16384, 32768) if c <= limit])
+        # Long contexts come with fewer sequences at once: at most 256k tokens resident per replica.
+        concurrency = rng.choice([c for c in (8, 16, 32, 64) if c * context <= RESIDENT_TOKENS])
+        tolerations: tuple[Toleration, ...] = ()
+        if rng.random() < 0.25:
+            taint = rng.choice(TAINTS[:2])
+            tolerations = (Toleration(taint["key"], "Equal", taint["value"], taint["effect"]),)
+        drawn.append(
+            Request(
+                f"r{i:02d}-{model.name}",
+                model.name,
+                k,
+                min_quality=rng.choice((0.95, 0.98, 0.99, 1.0)),
+                context=context,
+                concurrency=concurrency,
+                tolerations=tolerations,
+            )
+        )
+    return drawn
