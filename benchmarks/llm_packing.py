@@ -16,9 +16,14 @@ tolerating the taints). Compared in one run, on the same nodes:
 Targets, per fleet: auto within 3% of exact's cost in <= 2 s; online within 5% in <= 0.5 s; in the
 mean over fleets, exact within 5% of its lower bound.
 
+`--large NODES` instead puts generated fleets together to NODES nodes with 1,600 replicas and
+reports what `exact` and `auto` take under `--time-limit`, in wall time and peak memory: the
+deadline must hold however large the fleet.
+
 Progress on stderr; the last line of stdout is one JSON object.
 
     python benchmarks/llm_packing.py [--fleets 3] [--seed 1] [--time-limit 60]
+    python benchmarks/llm_packing.py --large 5000 --time-limit 2
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import statistics
 import sys
 import time
@@ -37,12 +43,13 @@ from scheduler.catalog import Catalog
 from scheduler.fleet import FleetState
 from scheduler.inventory import SharingPolicy, build_inventory
 from scheduler.placement import place_all
-from scheduler.plan import Plan
+from scheduler.plan import Plan, Request
 from scheduler.registry import Registry
 from scheduler.schedule import DEFAULT_TIME_LIMIT_S, schedule
 from scheduler.synthetic import mixed_fleet, mixed_requests
 
 REPO = Path(__file__).resolve().parent.parent
+LARGE_REPLICAS = 1_600
 TARGETS = {
     "auto_vs_exact": 1.03,
     "auto_seconds": 2.0,
@@ -100,6 +107,39 @@ def one_fleet(rng: random.Random, catalog: Catalog, registry: Registry, time_lim
     }
 
 
+def large(rng: random.Random, catalog: Catalog, registry: Registry, nodes: int, time_limit: float) -> dict[str, Any]:
+    """`nodes` nodes (generated fleets put together) and batches until 1,600 replicas: what `auto`
+    and `exact` take under a short deadline, in wall time and peak memory."""
+    fleet: list[dict[str, Any]] = []
+    policy: dict[str, str] = {}
+    while len(fleet) < nodes:
+        more, sharing = mixed_fleet(rng, catalog)
+        if any(policy.get(cls, mechanism) != mechanism for cls, mechanism in sharing.items()):
+            continue  # one sharing mechanism per class across the fleet
+        policy |= sharing
+        for node in more[: nodes - len(fleet)]:
+            node["metadata"]["name"] = f"node-{len(fleet)}"
+            fleet.append(node)
+    batch: list[Request] = []
+    while sum(r.replicas for r in batch) < LARGE_REPLICAS:
+        batch += [replace(r, name=f"{r.name}-{len(batch) + i}") for i, r in enumerate(mixed_requests(rng, registry))]
+    inventory = build_inventory(fleet, catalog, sharing=SharingPolicy(policy))
+    out: dict[str, Any] = {
+        "nodes": len(inventory),
+        "gpus": sum(n.physical_gpus for n in inventory),
+        "replicas": sum(r.replicas for r in batch),
+        "time_limit_s": time_limit,
+    }
+    for engine in ("exact", "auto"):
+        began = time.perf_counter()
+        done = schedule(batch, registry, inventory, engine=engine, time_limit_s=time_limit)
+        out[engine] = summary(done.plan, time.perf_counter() - began)
+        out[engine] |= {"engine": done.engine, "lower_bound": done.lower_bound}
+        print(f"{engine}: {out[engine]}", file=sys.stderr)
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fleets", type=int, default=3, help="fleets to generate (default %(default)s)")
@@ -107,10 +147,19 @@ def main() -> int:
     parser.add_argument(
         "--time-limit", type=float, default=60.0, help="the exact engine's limit, seconds (default %(default)s)"
     )
+    parser.add_argument(
+        "--large",
+        type=int,
+        metavar="NODES",
+        help="instead: NODES nodes and 1,600 replicas under --time-limit (e.g. --large 5000 --time-limit 2)",
+    )
     args = parser.parse_args()
     catalog = Catalog.load()
     registry = Registry.load(REPO / "examples" / "models.yaml", catalog)
     rng = random.Random(args.seed)
+    if args.large:
+        print(json.dumps(large(rng, catalog, registry, args.large, args.time_limit)))
+        return 0
     fleets = []
     for i in range(args.fleets):
         result = one_fleet(rng, catalog, registry, args.time_limit)
@@ -124,11 +173,18 @@ def main() -> int:
             f" bound ${result['lower_bound']}",
             file=sys.stderr,
         )
-    bounded = [f["exact_vs_lower_bound"] for f in fleets if f["exact_vs_lower_bound"]]
+    bounded = [f["exact_vs_lower_bound"] for f in fleets if f["exact_vs_lower_bound"] and not f["exact"]["unplaced"]]
     met = {
-        "auto_vs_exact": all(f["auto_vs_exact"] <= TARGETS["auto_vs_exact"] for f in fleets),
+        # A plan that leaves more replicas unplaced than the exact one misses, whatever it costs.
+        "auto_vs_exact": all(
+            f["auto_vs_exact"] <= TARGETS["auto_vs_exact"] and f["auto"]["unplaced"] <= f["exact"]["unplaced"]
+            for f in fleets
+        ),
         "auto_seconds": all(f["auto"]["seconds"] <= TARGETS["auto_seconds"] for f in fleets),
-        "online_vs_exact": all(f["online_vs_exact"] <= TARGETS["online_vs_exact"] for f in fleets),
+        "online_vs_exact": all(
+            f["online_vs_exact"] <= TARGETS["online_vs_exact"] and f["online"]["unplaced"] <= f["exact"]["unplaced"]
+            for f in fleets
+        ),
         "online_seconds": all(f["online"]["seconds"] <= TARGETS["online_seconds"] for f in fleets),
         "exact_vs_lower_bound_mean": bool(bounded) and statistics.mean(bounded) <= TARGETS["exact_vs_lower_bound_mean"],
     }

@@ -102,11 +102,18 @@ TAINTS = (
 tolerates, and one that does not keep pods off."""
 
 
+MIN_GPUS, MAX_GPUS = 228, 259
+
+
 def mixed_fleet(rng: random.Random, catalog: Catalog, kinds: int = 11) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """A fleet of 228-259 GPUs of `kinds` node kinds of both vendors, with at least one MIG kind, one
-    NVIDIA shared and one exclusive kind, one whole and one partitioned AMD kind, and about one node
-    in six tainted; and the sharing policy per class (`SharingPolicy.by_class`) it runs under."""
+    NVIDIA shared and one exclusive kind, one whole and one partitioned AMD kind, two kinds of
+    whole GPUs of 80 GB or more (for the 70B models), and about one node in six tainted; and the
+    sharing policy per class (`SharingPolicy.by_class`) it runs under."""
+    big = [k for k in KINDS if k[1] in ("exclusive", "kai") and catalog.get(k[0]).vram_mib >= 80 * MIB_PER_GIB]
     must = [
+        big,
+        big,
         [k for k in KINDS if k[1] == "mig"],
         [k for k in KINDS if k[1] in ("kai", "hami", "timeslice")],
         [k for k in KINDS if k[1] == "exclusive" and catalog.get(k[0]).vendor == "nvidia"],
@@ -114,15 +121,25 @@ def mixed_fleet(rng: random.Random, catalog: Catalog, kinds: int = 11) -> tuple[
         [k for k in KINDS if k[1] == "partition"],
     ]
     while True:
-        chosen = [rng.choice(group) for group in must]
+        chosen = []
+        for group in must:
+            pick = rng.choice(group)
+            if pick not in chosen:
+                chosen.append(pick)
         chosen += rng.sample([k for k in KINDS if k not in chosen], kinds - len(chosen))
         shared = [(k[0], k[1]) for k in chosen if k[1] in ("kai", "hami", "timeslice", "exclusive")]
         if len({cls for cls, _ in shared}) == len(shared):
             break  # one sharing mechanism per class, as the policy is per class
-    target = rng.randint(228, 259)
+    target = rng.randint(MIN_GPUS, MAX_GPUS)
     counts = [1] * len(chosen)
-    while sum(k[2] * n for k, n in zip(chosen, counts, strict=True)) < target:
-        counts[rng.randrange(len(chosen))] += 1
+    total = sum(k[2] for k in chosen)
+    while total < target:
+        fitting = [i for i, k in enumerate(chosen) if total + k[2] <= MAX_GPUS]
+        if not fitting:
+            break
+        i = rng.choice(fitting)
+        counts[i] += 1
+        total += chosen[i][2]
     nodes: list[dict[str, Any]] = []
     for (cls, _, per_node, mig, replicas, partition), count in zip(chosen, counts, strict=True):
         gpu = catalog.get(cls)

@@ -8,6 +8,7 @@ exact engine runs under small time limits.
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,7 @@ from scheduler.plan import Request, Toleration
 from scheduler.registry import Registry
 from scheduler.replan import solve
 from scheduler.schedule import schedule
-from scheduler.synthetic import gpu_node
+from scheduler.synthetic import gpu_node, mixed_fleet, mixed_requests
 from tests.test_placement import check_plan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -164,3 +165,24 @@ def test_plan_json_is_one_document_on_stdout_while_highs_talks(tmp_path: Path) -
     assert "HiGHS" in result.stderr, "the solver did not talk: the test would prove nothing"
     document = json.loads(result.stdout)
     assert document["engine"] == "exact" and len(document["placements"]) == 8
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_generated_mixed_fleets_have_their_shape_and_every_engine_keeps_the_rules_there(seed: int) -> None:
+    """The packing benchmark's fleets: both vendors, MIG, partitioned and whole AMD, shared and
+    exclusive NVIDIA, tainted nodes; the batch has tolerating requests; the online and exact plans
+    keep every invariant (VRAM, floors, domains, taints) there."""
+    rng = random.Random(seed)
+    fleet, policy = mixed_fleet(rng, CATALOG)
+    batch = mixed_requests(rng, REGISTRY)
+    inventory = build_inventory(fleet, CATALOG, sharing=SharingPolicy(policy))
+    assert 228 <= sum(n.physical_gpus for n in inventory) <= 259
+    assert len({(n.model.name, n.sharing) for n in inventory}) >= 9
+    sharings = {n.sharing for n in inventory}
+    assert "partition" in sharings and sharings & {"kai", "hami", "timeslice"}
+    assert any(n.mig and n.model.vendor == "nvidia" for n in inventory), "a MIG-split kind"
+    assert {n.model.vendor for n in inventory} == {"nvidia", "amd"}
+    assert any(n.taints for n in inventory) and any(r.tolerations for r in batch)
+    assert 40 <= len(batch) <= 55 and 102 <= sum(r.replicas for r in batch) <= 177
+    for engine in ("online", "exact"):
+        check_plan(schedule(batch, REGISTRY, inventory, engine=engine, time_limit_s=5).plan, inventory, batch)
