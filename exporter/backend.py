@@ -5,8 +5,12 @@ Error tree (callers branch on the type, never on the message)::
     BackendError
     ├── DriverUnavailable   no driver / library on this machine: the exporter keeps serving its
     │                       self-metrics, fails /health and tries `open()` again next cycle
-    └── GpuLost             one device stopped answering (fell off the bus, XID 79, ...): it is marked
-                            down and read again next cycle; the other devices carry on
+    └── GpuLost             one device stopped answering (fell off the bus, XID 79, a reset): it is
+        │                   marked down and read again next cycle; the other devices carry on, and
+        │                   the collector re-opens the backend with backoff to pick it up again
+        └── DriverLost      the library lost its driver under a read (NVML uninitialised, a driver
+                            reload or upgrade): every device is gone, the collector closes the
+                            backend and re-opens it with backoff
 """
 
 from __future__ import annotations
@@ -29,12 +33,17 @@ class GpuLost(BackendError):
     """A device that was enumerated no longer answers."""
 
 
+class DriverLost(GpuLost):
+    """The driver under the library went away (unloaded, reloaded, upgraded): no device answers."""
+
+
 class GpuBackend(Protocol):
     """A source of GPU readings for one node.
 
     Implementations: `backends.nvml.NvmlBackend`, `backends.amdsmi.AmdSmiBackend`,
-    `backends.sim.SimBackend`. The collector calls `open()` once (again after DriverUnavailable),
-    then `read()` for every device once per cycle, possibly from several threads at once.
+    `backends.sim.SimBackend`. The collector calls `open()`, then `read()` for every device once per
+    cycle, possibly from several threads at once; after DriverUnavailable, DriverLost or a lost
+    device it calls `close()` and `open()` again, backing off, until every device it has seen is back.
     """
 
     name: str
@@ -54,7 +63,8 @@ class GpuBackend(Protocol):
 
         A field the device cannot give goes into `Reading.unsupported` (the caller retries it later,
         less often); one that errs otherwise into `Reading.failed`. Raises GpuLost when the device
-        itself is gone. Must be safe to call from several threads for different devices.
+        itself is gone, DriverLost when the library says its driver is gone (uninitialised, unloaded,
+        version mismatch). Must be safe to call from several threads for different devices.
         """
         ...
 

@@ -1,10 +1,16 @@
 """The collection cycle: read every device once, off the scrape path, and render the result.
 
-`Collector.collect()` is one cycle: open the backend if it is not open yet (a missing driver is
-logged once and retried each cycle), read every device in parallel, each on its own worker thread
-and under one deadline, so a hung GPU stalls neither the others nor a scrape; ask the kubelet who
-holds which GPU; build a `Snapshot` and render it once. `run()` repeats that every interval; the HTTP
-server only ever serves the last rendered bytes.
+`Collector.collect()` is one cycle: open the backend if it is not open yet, read every device in
+parallel, each on its own worker thread and under one deadline, so a hung GPU stalls neither the
+others nor a scrape; ask the kubelet who holds which GPU; build a `Snapshot` and render it once.
+`run()` repeats that every interval; the HTTP server only ever serves the last rendered bytes.
+
+Recovery: a driver reload or a GPU reset leaves the backend's handles stale. When the driver says it
+is gone (DriverLost) or every device is lost, the collector closes the backend and opens it again;
+while some device it has seen is lost or missing, it re-opens it too, so that GPUs that come back
+are picked up. Tries back off along REOPEN_DELAYS_S. GPUs seen before and not back yet stay exported
+as down (`egs_exporter_gpu_up 0`), so that an alert on them keeps firing instead of the series
+vanishing.
 """
 
 from __future__ import annotations
@@ -14,12 +20,12 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from exporter.attribution import DeviceAssignment, PodRef, attribute
-from exporter.backend import DriverUnavailable, GpuBackend, GpuLost
+from exporter.backend import DriverLost, DriverUnavailable, GpuBackend, GpuLost
 from exporter.exposition import render
 from exporter.fields import NAMES
 from exporter.gpu import GpuIdentity, Node, Reading
@@ -33,6 +39,10 @@ PodLister = Callable[[], Sequence[DeviceAssignment]]
 
 INTERVAL_BOUNDS_S = (0.1, 3600.0)
 """Allowed collection intervals: faster spins a core at 64 GPUs; slower makes data an hour stale."""
+REOPEN_DELAYS_S = (0.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0)
+"""Seconds before each further try to open the backend after a failed one (the last repeats): the
+first at the next cycle, since a driver reload takes seconds; then backing off to every 5 minutes,
+because each re-open restarts the profiling (GPM) counters of every GPU for one cycle."""
 READ_TIMEOUT_BOUNDS_S = (0.01, 600.0)
 """Allowed read timeouts: a GPU that takes longer than 10 minutes to answer is hung, not slow."""
 
@@ -115,6 +125,31 @@ class _DeviceWorker:
 
 
 @dataclass
+class Backoff:
+    """When to try again: each failure waits the next of `delays` (the last repeats); success resets."""
+
+    delays: Sequence[float]
+    failures: int = 0
+    due_at: float = float("-inf")
+
+    def due(self, now: float) -> bool:
+        return now >= self.due_at
+
+    def failed(self, now: float) -> None:
+        self.due_at = now + self.delays[min(self.failures, len(self.delays) - 1)]
+        self.failures += 1
+
+    def reset(self) -> None:
+        self.failures = 0
+        self.due_at = float("-inf")
+
+
+def _ident(gpu: GpuIdentity) -> tuple[str, str]:
+    """A device's identity across re-opens: its index may change when a GPU is missing, its UUID not."""
+    return gpu.uuid, gpu.instance_id
+
+
+@dataclass
 class _RetrySchedule:
     """Which fields to ask a device for this cycle: all, minus recently unsupported ones."""
 
@@ -146,6 +181,13 @@ class Collector:
         self._pods = pods
         self._clock = clock
         self._node: Node | None = None
+        self._known: dict[tuple[str, str], GpuIdentity] = {}
+        """Every device any open has found, latest identity: exported as down while not back."""
+        self._reopen = Backoff(REOPEN_DELAYS_S)
+        self._degraded = False
+        """Some device is lost or missing: re-open the backend when `_reopen` is due."""
+        self._lost_now: set[str] = set()
+        self._driver_lost = False
         self._workers: dict[str, _DeviceWorker] = {}
         self._retry = _RetrySchedule(self._settings.unsupported_retry_cycles)
         self._errors: dict[tuple[str, str], int] = {}
@@ -160,9 +202,12 @@ class Collector:
         """Run one cycle, publish its rendering in `last`, and return the snapshot."""
         start = self._clock()
         self._cycle += 1
-        node = self._open()
+        node = self._open(start)
         samples = self._read_all(node.gpus) if node else []
-        pods, attribution_up = self._attribution(node.gpus if node else ())
+        if node is not None:
+            self._judge(node, start)
+        samples += self._not_back(samples)
+        pods, attribution_up = self._attribution([s.gpu for s in samples])
         samples = [GpuSample(s.gpu, s.up, s.values, tuple(pods.get(s.gpu.key, ()))) for s in samples]
         snap = self._snapshot(tuple(samples), self._clock() - start, attribution_up)
         body = render(snap)
@@ -182,19 +227,61 @@ class Collector:
     def stop(self) -> None:
         self._stop.set()
 
-    def _open(self) -> Node | None:
-        if self._node is not None:
+    def _open(self, now: float) -> Node | None:
+        """The open node: opened now if it is not open yet, or re-opened if degraded and due."""
+        if self._node is not None and not (self._degraded and self._reopen.due(now)):
             return self._node
+        if self._node is not None:
+            log.info("%s backend: opening it again to pick up lost GPUs", self._backend.name)
+            self._close()
+        elif not self._reopen.due(now):
+            return None
         try:
-            self._node = self._backend.open()
+            node = self._backend.open()
         except DriverUnavailable as e:
+            self._reopen.failed(now)
             self._warn_once(
                 "driver", "no GPU driver (%s backend): %s; serving self-metrics only", self._backend.name, e
             )
             return None
+        self._node, self._degraded = node, False
         self._warned.discard("driver")
-        log.info("%s backend: %d devices on %s", self._backend.name, len(self._node.gpus), self._hostname)
-        return self._node
+        self._known.update((_ident(g), g) for g in node.gpus)
+        log.info("%s backend: %d devices on %s", self._backend.name, len(node.gpus), self._hostname)
+        return node
+
+    def _judge(self, node: Node, now: float) -> None:
+        """After the reads: close a node whose driver went away, and schedule a re-open of a degraded one."""
+        lost, self._lost_now = self._lost_now, set()
+        driver_lost, self._driver_lost = self._driver_lost, False
+        if driver_lost or (node.gpus and len(lost) == len(node.gpus)):
+            why = "the driver went away" if driver_lost else f"all {len(node.gpus)} devices are lost"
+            log.warning("%s backend: %s; closing it and opening it again", self._backend.name, why)
+            self._close()
+            self._reopen.failed(now)
+            return
+        present = {_ident(g) for g in node.gpus}
+        if lost or any(ident not in present for ident in self._known):
+            if not self._degraded:
+                self._degraded = True
+                self._reopen.failed(now)
+        else:
+            self._reopen.reset()
+
+    def _close(self) -> None:
+        self._node, self._degraded = None, False
+        try:
+            self._backend.close()
+        except Exception:
+            log.exception("%s backend: close failed; opening it again anyway", self._backend.name)
+
+    def _not_back(self, samples: Iterable[GpuSample]) -> list[GpuSample]:
+        """Down samples for the devices seen before that this cycle did not read."""
+        read = {_ident(s.gpu) for s in samples}
+        missing = [GpuSample(g, False, {}) for ident, g in self._known.items() if ident not in read]
+        for sample in missing:
+            self._count(sample.gpu, "lost")
+        return missing
 
     def _read_all(self, gpus: Sequence[GpuIdentity]) -> list[GpuSample]:
         futures: dict[str, Future[Reading]] = {}
@@ -228,6 +315,8 @@ class Collector:
             return None
         except GpuLost as e:
             self._count(gpu, "lost")
+            self._lost_now.add(gpu.key)
+            self._driver_lost |= isinstance(e, DriverLost)
             self._warn_once(f"lost/{gpu.key}", "GPU %s (%s) is lost: %s", gpu.key, gpu.uuid, e)
             return None
         except Exception:

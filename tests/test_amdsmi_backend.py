@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from exporter.backend import DriverUnavailable, GpuLost
+from exporter.backend import DriverLost, DriverUnavailable, GpuLost
 from exporter.backends.amdsmi import AmdSmiBackend
 from exporter.gpu import GpuIdentity, P2PLink
 
@@ -45,6 +45,7 @@ STATUS = SimpleNamespace(
     AMDSMI_STATUS_TIMEOUT=8,
     AMDSMI_STATUS_BUSY=30,
     AMDSMI_STATUS_NOT_FOUND=31,
+    AMDSMI_STATUS_NOT_INIT=32,
     AMDSMI_STATUS_DRIVER_NOT_LOADED=34,
 )
 
@@ -367,12 +368,15 @@ def test_not_supported_status_is_unsupported(opened: Opened) -> None:
     assert not gone & set(reading.values)
 
 
-@pytest.mark.parametrize("code", ["NOT_FOUND", "DRIVER_NOT_LOADED"])
-def test_device_gone_raises_gpu_lost(opened: Opened, code: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "error"), [("NOT_FOUND", GpuLost), ("DRIVER_NOT_LOADED", DriverLost), ("NOT_INIT", DriverLost)]
+)
+def test_device_or_driver_gone_raises_gpu_lost_or_driver_lost(opened: Opened, code: str, error: type) -> None:
     record_readings(opened.fake, "h0")
     opened.fake.recordings[("amdsmi_get_gpu_activity", "h0")] = status(code)
-    with pytest.raises(GpuLost, match=r"0000:0c:00\.0"):
+    with pytest.raises(error, match=r"0000:0c:00\.0") as raised:
         opened.backend.read(opened.gpu(0), MAPPED)
+    assert type(raised.value) is error
 
 
 def test_other_errors_fail_only_their_fields(opened: Opened) -> None:

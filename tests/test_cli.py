@@ -35,9 +35,17 @@ def _get(url: str) -> tuple[int, str]:
 def exporter(tmp_path: Path) -> Iterator[Any]:
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(*args: str) -> str:
+    def start(*args: str, without: str = "") -> str:
+        """`egs exporter ARGS`; `without` names a module the child process cannot import."""
         port = free_port()
-        proc = subprocess.Popen([*EGS, "exporter", "--listen", f"127.0.0.1:{port}", *args], stderr=subprocess.PIPE)
+        egs = EGS
+        if without:
+            egs = [
+                sys.executable,
+                "-c",
+                f"import sys; sys.modules[{without!r}] = None; from egs.cli import main; sys.exit(main())",
+            ]
+        proc = subprocess.Popen([*egs, "exporter", "--listen", f"127.0.0.1:{port}", *args], stderr=subprocess.PIPE)
         procs.append(proc)
         wait_http(f"http://127.0.0.1:{port}/", 20, proc)
         return f"http://127.0.0.1:{port}"
@@ -78,7 +86,8 @@ def test_a_bad_listen_address_is_refused() -> None:
 
 
 def test_without_a_driver_the_exporter_serves_self_metrics_and_fails_health(exporter: Any) -> None:
-    url = exporter("--backend", "nvml", "--kubelet-socket", "none", "--collect-interval", "0.2")
+    # pynvml made unimportable, so that the NVML backend finds no driver on a GPU machine too
+    url = exporter("--backend", "nvml", "--kubelet-socket", "none", "--collect-interval", "0.2", without="pynvml")
     status, body = _get(f"{url}/health")
     assert (status, body.strip()) == (503, "no GPU driver")
     status, metrics = _get(f"{url}/metrics")

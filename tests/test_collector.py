@@ -1,7 +1,8 @@
 """Collector faults: a hung GPU, a lost GPU, a failing GPU, unsupported fields, no driver, a broken kubelet.
 
 The sim backend's injected faults drive the same code paths a real driver's errors do; the no-driver
-case uses the real pynvml on this GPU-less machine. What the collector publishes is checked on the
+case is the NVML backend over FakeNvml answering as pynvml does where libnvidia-ml is missing, so
+that it holds on a GPU machine too. What the collector publishes is checked on the
 samples of its rendered exposition, parsed by prometheus_client's own text parser. A hung GPU hangs
 in virtual time (`FakeTime`): its read blocks until the test moves the clock, never in a real sleep.
 """
@@ -13,6 +14,7 @@ import threading
 from collections import Counter
 from collections.abc import Collection, Iterator
 
+import pynvml
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,6 +24,7 @@ from exporter.collector import Collector, CollectorSettings
 from exporter.fleet import Fault, GpuGroup, SimNode
 from exporter.gpu import GpuIdentity, Reading
 from exporter.snapshot import Snapshot
+from tests.test_nvml_backend import FakeNvml
 
 H100 = GpuGroup(model="NVIDIA H100 80GB HBM3", vendor="nvidia", count=4, memory_mib=81559, compute_capability="9.0")
 
@@ -139,7 +142,8 @@ def test_an_unsupported_field_is_omitted_and_asked_for_again_later() -> None:
 
 
 def test_no_driver_serves_self_metrics_and_fails_health(caplog: pytest.LogCaptureFixture) -> None:
-    collector = Collector(NvmlBackend(), "n")
+    no_library = FakeNvml({("nvmlInit",): pynvml.NVMLError_LibraryNotFound()})
+    collector = Collector(NvmlBackend(no_library), "n")
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
             snap = collector.collect()

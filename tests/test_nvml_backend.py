@@ -19,7 +19,7 @@ from typing import Any
 import pynvml
 import pytest
 
-from exporter.backend import DriverUnavailable, GpuLost
+from exporter.backend import DriverLost, DriverUnavailable, GpuLost
 from exporter.backends.nvml import NvmlBackend
 from exporter.gpu import GpuIdentity, P2PLink
 
@@ -447,6 +447,22 @@ def test_gpu_is_lost_raises_gpu_lost(opened: Opened) -> None:
     record_readings(opened, "gpu1")
     opened.record("nvmlDeviceGetTemperature", "gpu1", pynvml.NVML_TEMPERATURE_GPU, answer=pynvml.NVMLError_GpuIsLost())
     with pytest.raises(GpuLost, match="GPU-00000001"):
+        opened.backend.read(opened.gpu(1), FIELDS)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pynvml.NVML_ERROR_UNINITIALIZED,
+        pynvml.NVML_ERROR_DRIVER_NOT_LOADED,
+        pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH,
+    ],
+)
+def test_a_driver_gone_under_a_read_raises_driver_lost(opened: Opened, code: int) -> None:
+    """After a driver reload NVML answers UNINITIALIZED; after an upgrade, a version mismatch."""
+    record_readings(opened, "gpu1")
+    opened.record("nvmlDeviceGetPowerUsage", "gpu1", answer=pynvml.NVMLError(code))
+    with pytest.raises(DriverLost, match="GPU-00000001"):
         opened.backend.read(opened.gpu(1), FIELDS)
 
 

@@ -235,10 +235,11 @@ def _ecc(smi: ModuleType, handle: Any) -> dict[str, float]:
 
 
 def _classify(smi: ModuleType, error: Any) -> Outcome:
-    """`unsupported`, `lost` or `failed`, from the status code of an amdsmi exception.
+    """`unsupported`, `lost`, `driver` or `failed`, from the status code of an amdsmi exception.
 
     NOT_SUPPORTED and NOT_YET_IMPLEMENTED mean the device cannot give the field. NOT_FOUND ("Device
-    Not found") and DRIVER_NOT_LOADED mean the device or its driver went away, so the GPU is lost.
+    Not found") means the device went away (lost); DRIVER_NOT_LOADED and NOT_INIT that the driver
+    did (the library must be opened again).
     Everything else (BUSY, TIMEOUT, RETRY, I/O errors, a parameter the library rejects) is a failed
     read of that field, tried again next cycle.
     """
@@ -250,11 +251,10 @@ def _classify(smi: ModuleType, error: Any) -> Outcome:
         smi.amdsmi_wrapper.AMDSMI_STATUS_NOT_YET_IMPLEMENTED,
     ):
         return "unsupported"
-    if code in (
-        smi.amdsmi_wrapper.AMDSMI_STATUS_NOT_FOUND,
-        smi.amdsmi_wrapper.AMDSMI_STATUS_DRIVER_NOT_LOADED,
-    ):
+    if code == smi.amdsmi_wrapper.AMDSMI_STATUS_NOT_FOUND:
         return "lost"
+    if code in (smi.amdsmi_wrapper.AMDSMI_STATUS_DRIVER_NOT_LOADED, smi.amdsmi_wrapper.AMDSMI_STATUS_NOT_INIT):
+        return "driver"
     return "failed"
 
 

@@ -334,12 +334,22 @@ class NvmlBackend:
 
 
 def _classify(nvml: ModuleType, error: Any) -> Outcome:
-    """`unsupported`, `lost` or `failed`, from the NVML return code an NVMLError carries."""
+    """`unsupported`, `lost`, `driver` or `failed`, from the NVML return code an NVMLError carries.
+
+    After a driver reload NVML answers UNINITIALIZED (or DRIVER_NOT_LOADED), and after a driver
+    upgrade LIB_RM_VERSION_MISMATCH, for every device: the library must be opened again.
+    """
     code = getattr(error, "value", None)
     if code in (nvml.NVML_ERROR_NOT_SUPPORTED, nvml.NVML_ERROR_FUNCTION_NOT_FOUND):
         return "unsupported"
     if code == nvml.NVML_ERROR_GPU_IS_LOST:
         return "lost"
+    if code in (
+        nvml.NVML_ERROR_UNINITIALIZED,
+        nvml.NVML_ERROR_DRIVER_NOT_LOADED,
+        nvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH,
+    ):
+        return "driver"
     return "failed"
 
 

@@ -3,7 +3,8 @@
 Its numbers are made up, and it says so (`egs_exporter_info{simulated="true"}`): it is never evidence
 that the NVML or amdsmi paths work. Values follow a smooth daily-looking wave per GPU, seeded by the
 node name, so that dashboards show movement; `set_load()` pins a GPU's load for demos and tests, and
-the fleet file's `faults` make GPUs get lost, hang or err.
+the fleet file's `faults` make GPUs get lost, hang or err. `unload_driver()` / `load_driver()` and
+`unplug()` / `replug()` play a driver reload and a GPU reset while the exporter runs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import zlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
-from exporter.backend import GpuLost
+from exporter.backend import DriverLost, DriverUnavailable, GpuLost
 from exporter.fleet import Fault, GpuGroup, SimNode
 from exporter.gpu import GpuIdentity, Node, P2PLink, Reading
 
@@ -60,10 +61,15 @@ class SimBackend:
         self._lock = threading.Lock()
         self._groups: dict[int, GpuGroup] = {}
         self._faults: dict[int, Fault] = {f.gpu: f for f in node.faults}
+        self._driver_loaded = True
+        self._unplugged: set[int] = set()
         self._energy_mj: dict[str, float] = {}
         self._last_read: dict[str, float] = {}
 
     def open(self) -> Node:
+        """The node's GPUs, less the unplugged ones; DriverUnavailable while the driver is unloaded."""
+        if not self._driver_loaded:
+            raise DriverUnavailable("simulated driver is not loaded")
         gpus: list[GpuIdentity] = []
         links: list[P2PLink] = []
         index = 0
@@ -71,8 +77,9 @@ class SimBackend:
             first = index
             for _ in range(group.count):
                 self._groups[index] = group
-                gpus.append(self._identity(group, index))
-                gpus.extend(self._instances(group, index))
+                if index not in self._unplugged:
+                    gpus.append(self._identity(group, index))
+                    gpus.extend(self._instances(group, index))
                 index += 1
             links.extend(_links(range(first, index), group.interconnect))
         return Node(gpus=tuple(gpus), links=tuple(links))
@@ -85,11 +92,29 @@ class SimBackend:
         with self._lock:
             self._pinned[gpu] = Load(util=util, vram=vram, mem_bw=util * 0.6 if mem_bw is None else mem_bw)
 
+    def unload_driver(self) -> None:
+        """Reads raise DriverLost and open() DriverUnavailable until `load_driver()`: a driver reload."""
+        self._driver_loaded = False
+
+    def load_driver(self) -> None:
+        self._driver_loaded = True
+
+    def unplug(self, gpu: int) -> None:
+        """The GPU stops answering and is left out of open() until `replug()`: a reset, or off the bus."""
+        self._unplugged.add(gpu)
+
+    def replug(self, gpu: int) -> None:
+        self._unplugged.discard(gpu)
+
     def release(self, gpu: int) -> None:
         with self._lock:
             self._pinned.pop(gpu, None)
 
     def read(self, gpu: GpuIdentity, fields: Collection[str]) -> Reading:
+        if not self._driver_loaded:
+            raise DriverLost(f"simulated GPU {gpu.key}: the driver is not loaded")
+        if gpu.index in self._unplugged:
+            raise GpuLost(f"simulated GPU {gpu.index} is unplugged")
         now = self._clock() - self._start
         fault = self._faults.get(gpu.index)
         if fault is not None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Literal
 
-from exporter.backend import GpuLost
+from exporter.backend import DriverLost, GpuLost
 from exporter.gpu import Reading
 
-Outcome = Literal["unsupported", "lost", "failed"]
+Outcome = Literal["unsupported", "lost", "driver", "failed"]
 FieldGroup = tuple[frozenset[str], Callable[[], dict[str, float] | None]]
 
 
@@ -27,7 +27,7 @@ def read_groups(
     """Read the `wanted` fields group by group; a field no group covers is unsupported.
 
     `library_error` is the library's exception base (anything else propagates: a bug, not a GPU
-    fault); `classify` tells what one means; `lost` words the GpuLost message.
+    fault); `classify` tells what one means; `lost` words the GpuLost (or DriverLost) message.
     """
     reading = Reading()
     covered: set[str] = set()
@@ -40,6 +40,8 @@ def read_groups(
             values = call()
         except library_error as e:
             outcome = classify(e)
+            if outcome == "driver":
+                raise DriverLost(lost(e)) from e
             if outcome == "lost":
                 raise GpuLost(lost(e)) from e
             (reading.unsupported if outcome == "unsupported" else reading.failed).update(asked)
