@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import yaml
 
 from autoscaler.simulator import STEP_S, GpuClass, ModelSpec, Scenario, Trace
-from common.errors import InputError
+from common.errors import InputError, naming
+from common.schema import read_yaml
 
 TRACE_COLUMNS = ("time_s", "model", "demand_rps")
 CLIENT_COLUMN = "client"
@@ -216,17 +216,8 @@ def _open(path: str | Path) -> Any:
 
 def read_scenario(path: str | Path) -> Scenario:
     """Load and check a scenario YAML (`gpu_class`, `headroom`, `models`)."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except OSError as e:
-        raise TraceError(f"cannot read: {e.strerror}", source=path) from e
-    except yaml.YAMLError as e:
-        raise TraceError(f"not valid YAML: {e}", source=path) from e
-    try:
-        return parse_scenario(raw)
-    except TraceError as e:
-        e.source = str(path)
-        raise
+    with naming(path):
+        return parse_scenario(read_yaml(path, TraceError))
 
 
 def parse_scenario(raw: Any) -> Scenario:
