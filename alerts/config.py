@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+Source = Literal["egs", "dcgm-exporter"]
+SOURCES: tuple[Source, ...] = ("egs", "dcgm-exporter")
+DEFAULT_SELECTORS: dict[Source, str] = {"egs": 'job="egs-exporter"', "dcgm-exporter": 'job=~"(nvidia-)?dcgm-exporter"'}
+"""The `job` each exporter's targets get: the Service name (the GPU Operator's is `nvidia-dcgm-exporter`,
+dcgm-exporter's own chart's `dcgm-exporter`)."""
 
 
 @dataclass(frozen=True)
 class RulesConfig:
-    exporter_selector: str = 'job="egs-exporter"'
-    """Label matchers that select the GPU exporters' `up` series."""
+    source: Source = "egs"
+    """Which exporter writes the GPU series: EGS's (pre-computed per-GPU ratios) or NVIDIA's dcgm-exporter
+    (raw DCGM fields only, as where the GPU Operator runs it). The recorded names are the same either way."""
+    exporter_selector: str = ""
+    """Label matchers that select the GPU exporters' `up` series; empty: the source's DEFAULT_SELECTORS."""
+    slow_interval: str = "1m"
+    """Evaluation interval of the groups whose inputs change slowly: a GPU's VRAM total, the node and
+    GPU-model inventory, the demand a day and a week earlier (the others follow the global interval)."""
     vram_saturated_ratio: float = 0.95
     """VRAM used ratio above which a GPU is full: an LLM server there cannot grow its KV cache."""
     vram_saturated_for: str = "5m"
@@ -26,3 +39,11 @@ class RulesConfig:
     reconcile_stale_seconds: int = 300
     runbook_url: str = "https://github.com/elastic-gpu-service/egs/blob/main/alerts/runbook.md"
     """Each alert links to `<runbook_url>#alert-name-<lowercase alert name>`."""
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"rules source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+
+    @property
+    def selector(self) -> str:
+        return self.exporter_selector or DEFAULT_SELECTORS[self.source]

@@ -117,6 +117,11 @@ class Prometheus:
                 return result
             time.sleep(0.25)
 
+    def rule_groups(self) -> list[dict[str, Any]]:
+        """The rule groups as /api/v1/rules reports them, with each rule's last evaluation time."""
+        groups: list[dict[str, Any]] = self._get("/api/v1/rules", {})["groups"]
+        return groups
+
     def own_metrics(self) -> str:
         """Prometheus' own /metrics text (rule-group timings, TSDB head size ...)."""
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as r:

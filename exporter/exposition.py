@@ -176,8 +176,13 @@ def _gauge(name: str, help: str, value: float | bool) -> GaugeMetricFamily:
 
 def render(snap: Snapshot) -> bytes:
     """The exposition of a snapshot, with dcgm-exporter's counter names (see the module docstring)."""
+    return render_families(families(snap))
+
+
+def render_families(metrics: Iterable[Metric]) -> bytes:
+    """The text exposition of `metrics`, DCGM counters named without `_total` as dcgm-exporter names them."""
     parts = []
-    for family in families(snap):
+    for family in metrics:
         text = generate_latest(_Families([family]))
         if family.name in DCGM_COUNTERS:
             text = text.replace(b"_total ", b" ", 1).replace(b"_total counter", b" counter", 1)

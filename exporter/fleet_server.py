@@ -30,8 +30,17 @@ class FleetServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], fleet: Fleet, pods: PodsFor | None = None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        fleet: Fleet,
+        pods: PodsFor | None = None,
+        exposition: Callable[[Snapshot], bytes] = render,
+    ) -> None:
+        """`exposition` renders a node's snapshot: EGS's exporter's (default) or a stand-in's
+        (`exporter.dcgm_standin.render_dcgm`, what dcgm-exporter writes for the same readings)."""
         super().__init__(address, _Handler)
+        self._exposition = exposition
         self._backends = {node.name: SimBackend(node) for node in fleet.nodes}
         self._nodes = {name: backend.open() for name, backend in self._backends.items()}
         self._pods = pods or (lambda node, gpu: ())
@@ -56,7 +65,7 @@ class FleetServer(ThreadingHTTPServer):
                 links=node.links,
                 collections=1,
             )
-            self.bodies[name] = render(snap)
+            self.bodies[name] = self._exposition(snap)
 
     def serve_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="fleet-http", daemon=True)

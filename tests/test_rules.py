@@ -1,46 +1,97 @@
-"""The rules file: generated from alerts/rules.py and current, valid for promtool, unit-tested, and
+"""The rules files, one per GPU source: generated from alerts/rules.py and current, valid for promtool,
+unit-tested on the input each source really writes, the same recorded names and alerts for both, and
 every alert named, annotated and linked to a runbook section that exists."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from alerts.rules import render, rule_groups
+from alerts.config import SOURCES, RulesConfig, Source
+from alerts.rules import VRAM_TOTAL, main, render, rule_groups
 from exporter.derived import derive
 from tests.conftest import REPO
 
 ALERTS = [r for g in rule_groups()["groups"] for r in g["rules"] if "alert" in r]
+TESTS = REPO / "alerts" / "tests"
 
 
-def test_the_checked_in_rules_file_is_the_generated_one() -> None:
-    assert (REPO / "alerts" / "egs.rules.yaml").read_text() == render(), (
-        "run: python -m alerts.rules > alerts/egs.rules.yaml"
+def rules_file(source: Source) -> Path:
+    return REPO / "alerts" / f"{source}.rules.yaml"
+
+
+def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["promtool", *map(str, args)], cwd=REPO, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_the_checked_in_rules_file_is_the_generated_one(source: Source) -> None:
+    assert rules_file(source).read_text() == render(RulesConfig(source=source)), (
+        f"run: python -m alerts.rules --source {source} > alerts/{source}.rules.yaml"
     )
 
 
-def test_promtool_checks_the_rules_clean() -> None:
-    result = subprocess.run(
-        ["promtool", "check", "rules", "alerts/egs.rules.yaml"], cwd=REPO, capture_output=True, text=True
-    )
+def test_the_command_prints_the_rules_of_the_source_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--source", "dcgm-exporter"]) == 0
+    assert capsys.readouterr().out == rules_file("dcgm-exporter").read_text()
+    with pytest.raises(SystemExit):
+        main(["--source", "nvml"])
+    assert "invalid choice: 'nvml'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_promtool_checks_the_rules_clean(source: Source) -> None:
+    result = promtool("check", "rules", rules_file(source))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_unit_tests_pass() -> None:
-    result = subprocess.run(
-        ["promtool", "test", "rules", "alerts/tests/egs-rules-test.yaml"], cwd=REPO, capture_output=True, text=True
-    )
+@pytest.mark.parametrize("source", SOURCES)
+def test_promtool_unit_tests_pass_on_what_the_source_writes(source: Source) -> None:
+    result = promtool("test", "rules", TESTS / f"{source}-rules-test.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_recording_rule_and_alert_has_a_promtool_unit_test() -> None:
-    tests = (REPO / "alerts" / "tests" / "egs-rules-test.yaml").read_text()
+@pytest.mark.parametrize("source", SOURCES)
+def test_the_rules_that_read_no_gpu_series_pass_the_same_tests_for_every_source(source: Source, tmp_path: Path) -> None:
+    common = yaml.safe_load((TESTS / "common-rules-test.yaml").read_text())
+    common["rule_files"] = [str(rules_file(source))]
+    test_file = tmp_path / "common-rules-test.yaml"
+    test_file.write_text(yaml.safe_dump(common))
+    result = promtool("test", "rules", test_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _defined(source: Source) -> set[str]:
+    return {
+        r.get("record") or r["alert"] for g in rule_groups(RulesConfig(source=source))["groups"] for r in g["rules"]
+    }
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_every_recording_rule_and_alert_has_a_promtool_unit_test(source: Source) -> None:
+    tests = (TESTS / f"{source}-rules-test.yaml").read_text() + (TESTS / "common-rules-test.yaml").read_text()
     tested = set(re.findall(r"expr: ([\w:]+)", tests)) | set(re.findall(r"alertname: (\w+)", tests))
-    defined = {r.get("record") or r["alert"] for g in rule_groups()["groups"] for r in g["rules"]}
-    assert defined - tested == set()
+    assert _defined(source) - tested == set()
+
+
+def test_both_sources_record_the_same_names_and_raise_the_same_alerts() -> None:
+    # The dcgm-exporter source records one input of its own: the VRAM total EGS's exporter computes itself.
+    assert _defined("egs") == _defined("dcgm-exporter") - {VRAM_TOTAL}
+
+
+def test_the_dcgm_exporter_rules_read_no_series_only_egs_writes() -> None:
+    exprs = [r["expr"] for g in rule_groups(RulesConfig(source="dcgm-exporter"))["groups"] for r in g["rules"]]
+    assert not [e for e in exprs if "egs_gpu" in e or "egs_exporter" in e]
+
+
+def test_an_unknown_source_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="one of egs, dcgm-exporter, got 'dcgm'"):
+        RulesConfig(source="dcgm")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("alert", ALERTS, ids=[a["alert"] for a in ALERTS])
