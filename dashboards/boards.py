@@ -1,0 +1,345 @@
+"""The Grafana dashboards: layout only, built with grafana-foundation-sdk (Grafana 11.6's schema).
+
+Every query comes from `dashboards.queries`; this module arranges panels, units and variables.
+`dashboards.render` turns the builders into the JSON the Helm chart ships (`egs render`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from grafana_foundation_sdk.builders import bargauge, dashboard, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    DataSourceRef,
+    Panel,
+    VariableRefresh,
+    VariableSort,
+)
+
+from dashboards import queries as q
+
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+Query = tuple[str, str]
+"""(PromQL, legend)."""
+PanelBuilder = Builder[Panel]
+
+
+def _targets(panel: PanelBuilder, items: Sequence[Query], instant: bool = False) -> PanelBuilder:
+    for i, (expr, legend) in enumerate(items):
+        target = prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(chr(ord("A") + i))
+        target = target.instant() if instant else target.range()
+        panel.with_target(target)  # type: ignore[attr-defined]
+    return panel
+
+
+def series(title: str, description: str, unit: str, *items: Query, height: int = 8, width: int = 12) -> PanelBuilder:
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .unit(unit)
+        .datasource(DATASOURCE)
+        .height(height)
+        .span(width)
+    )
+    return _targets(panel, items)
+
+
+def number(title: str, description: str, unit: str, expr: str, width: int = 6) -> PanelBuilder:
+    panel = stat.Panel().title(title).description(description).unit(unit).datasource(DATASOURCE).height(4)
+    return _targets(panel.span(width), [(expr, "")], instant=True)
+
+
+def bars(title: str, description: str, unit: str, *items: Query, width: int = 12) -> PanelBuilder:
+    panel = bargauge.Panel().title(title).description(description).unit(unit).datasource(DATASOURCE).height(8)
+    return _targets(panel.span(width), items, instant=True)
+
+
+def rows(title: str, description: str, unit: str, *items: Query, width: int = 12) -> PanelBuilder:
+    panel = table.Panel().title(title).description(description).unit(unit).datasource(DATASOURCE).height(8)
+    return _targets(panel.span(width), items, instant=True)
+
+
+def _variable(name: str, label: str, query: str) -> dashboard.QueryVariable:
+    return (
+        dashboard.QueryVariable(name)
+        .label(label)
+        .query(query)
+        .datasource(DATASOURCE)
+        .include_all(True)
+        .all_value(".*")
+        .multi(True)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC)
+    )
+
+
+def _board(uid: str, title: str, description: str, panels: Sequence[PanelBuilder]) -> dashboard.Dashboard:
+    board = (
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["egs", "gpu"])
+        .refresh("30s")
+        .time("now-6h", "now")
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .with_variable(dashboard.DatasourceVariable("datasource").label("Prometheus").type("prometheus"))
+        .with_variable(_variable("cluster", "Cluster", q.cluster_values()))
+        .with_variable(_variable("node", "Node", q.node_values()))
+        .with_variable(_variable("gpu_class", "GPU class", q.gpu_class_values()))
+        .with_variable(_variable("model", "Model", q.model_values()))
+    )
+    for panel in panels:
+        board.with_panel(panel)
+    return board
+
+
+def fleet() -> dashboard.Dashboard:
+    return _board(
+        "egs-fleet",
+        "EGS / Fleet overview",
+        "GPU saturation by node and GPU model (memory, not compute, fills an LLM GPU), memory-bound GPUs, "
+        "KV-cache usage and idle GPUs by class.",
+        [
+            number("GPUs", "Whole GPUs reporting.", "none", q.gpus_total()),
+            number(
+                "Idle GPUs", "Whole GPUs below the idle saturation (no model on them).", "none", q.gpus_idle_total()
+            ),
+            number(
+                "VRAM-saturated GPUs", "GPUs and MIG instances above 95% VRAM used.", "none", q.vram_saturated_gpus()
+            ),
+            number("Free VRAM", "VRAM free on whole GPUs.", "mbytes", f"sum({q.vram_free_by_class()})"),
+            series(
+                "Saturation by node",
+                "The most saturated GPU of each node.",
+                "percentunit",
+                (q.saturation_by_node(), "{{Hostname}}"),
+            ),
+            series(
+                "Saturation by GPU model",
+                "Mean and most saturated GPU of each GPU model.",
+                "percentunit",
+                (q.saturation_by_gpu_class(), "{{modelName}} avg"),
+                (q.saturation_max_by_gpu_class(), "{{modelName}} max"),
+            ),
+            series(
+                "VRAM used per GPU",
+                "VRAM used / (used + free + reserved).",
+                "percentunit",
+                (q.vram_used_by_gpu(), "{{Hostname}} {{gpu}}"),
+            ),
+            series(
+                "Compute per GPU", "DCGM GPU utilisation.", "percentunit", (q.compute_by_gpu(), "{{Hostname}} {{gpu}}")
+            ),
+            rows(
+                "Memory-bound GPUs",
+                "VRAM used minus compute utilisation: at the top, GPUs whose memory is full while compute idles.",
+                "percentunit",
+                (q.memory_bound_gpus(), "{{Hostname}} {{gpu}} {{modelName}}"),
+            ),
+            series(
+                "KV-cache usage by model",
+                "vLLM's KV-cache usage, the busiest replica.",
+                "percentunit",
+                (q.kv_cache_usage(), "{{model_name}}"),
+            ),
+            bars(
+                "Idle GPUs by class",
+                "Whole GPUs holding no model, per GPU model.",
+                "none",
+                (q.idle_gpus_by_class(), "{{modelName}}"),
+            ),
+            bars("GPUs by class", "Whole GPUs per GPU model.", "none", (q.gpus_by_class(), "{{modelName}}")),
+        ],
+    )
+
+
+def models() -> dashboard.Dashboard:
+    return _board(
+        "egs-models",
+        "EGS / Models",
+        "Per model: demand now and a day and a week earlier (the forecast's seasonal inputs), demand per GPU "
+        "class, queue, KV cache, and the endpoints waiting for capacity with their promised ready times.",
+        [
+            series(
+                "Demand",
+                "Requests per second now, a day and a week earlier.",
+                "reqps",
+                (q.demand(), "{{model_name}}"),
+                (q.demand_a_day_earlier(), "{{model_name}} 1d ago"),
+                (q.demand_a_week_earlier(), "{{model_name}} 1w ago"),
+            ),
+            series(
+                "Demand by GPU class",
+                "Requests per second served on each GPU model.",
+                "reqps",
+                (q.demand_by_gpu_class(), "{{modelName}}"),
+            ),
+            series(
+                "Queue",
+                "Requests waiting and running, summed over replicas.",
+                "none",
+                (q.requests_waiting(), "{{model_name}} waiting"),
+                (q.requests_running(), "{{model_name}} running"),
+            ),
+            series(
+                "KV cache",
+                "KV-cache usage: busiest replica and mean.",
+                "percentunit",
+                (q.kv_cache_usage(), "{{model_name}} max"),
+                (q.kv_cache_usage_avg(), "{{model_name}} avg"),
+            ),
+            series(
+                "Capacity by GPU class",
+                "Whole GPUs per GPU model.",
+                "none",
+                (q.gpus_by_class(), "{{modelName}} GPUs"),
+            ),
+            rows(
+                "Endpoints: seconds to promised ready time",
+                "From the controller: negative means late.",
+                "s",
+                (q.endpoint_seconds_to_ready(), "{{namespace}}/{{endpoint}}"),
+            ),
+            series(
+                "Endpoints: replicas waiting for capacity",
+                "From the controller.",
+                "none",
+                (q.endpoint_replicas_waiting(), "{{namespace}}/{{endpoint}} on {{gpu_class}}"),
+            ),
+            rows(
+                "Endpoints ready",
+                "From the controller: 1 once every wanted replica serves.",
+                "none",
+                (q.endpoints_ready(), "{{namespace}}/{{endpoint}}"),
+            ),
+        ],
+    )
+
+
+def warm_pools() -> dashboard.Dashboard:
+    return _board(
+        "egs-warm-pools",
+        "EGS / Warm pools",
+        "Per GPU class (catalogue names): the idle nodes the policy wants held, those held, and the replicas "
+        "waiting for capacity.",
+        [
+            series(
+                "Warm nodes: target and held",
+                "Idle GPU nodes (ready or ordered) the warm-pool policy wants, and those held.",
+                "none",
+                (q.warm_pool_target(), "{{gpu_class}} target"),
+                (q.warm_pool_idle(), "{{gpu_class}} held"),
+                width=24,
+            ),
+            series(
+                "Replicas waiting for capacity",
+                "When this rises while the pool is empty, GPUWarmPoolExhausted fires.",
+                "none",
+                (q.replicas_waiting_by_pool(), "{{gpu_class}}"),
+                width=24,
+            ),
+        ],
+    )
+
+
+def cost() -> dashboard.Dashboard:
+    return _board(
+        "egs-cost",
+        "EGS / Cost",
+        "GPU cost per hour by class and what the idle GPUs cost, at the catalogue's list prices per GPU-hour "
+        "(scheduler/data/gpus.yaml).",
+        [
+            number(
+                "Fleet $/hour", "All whole GPUs at list price.", "currencyUSD", f"sum({q.dollars_per_hour_by_class()})"
+            ),
+            number(
+                "Idle $/hour",
+                "Idle whole GPUs at list price.",
+                "currencyUSD",
+                f"sum({q.idle_dollars_per_hour_by_class()})",
+            ),
+            series(
+                "$/hour by GPU class",
+                "GPUs x list price per GPU-hour.",
+                "currencyUSD",
+                (q.dollars_per_hour_by_class(), "{{modelName}}"),
+            ),
+            series(
+                "Idle $/hour by GPU class",
+                "Idle GPUs x list price.",
+                "currencyUSD",
+                (q.idle_dollars_per_hour_by_class(), "{{modelName}}"),
+            ),
+        ],
+    )
+
+
+def health() -> dashboard.Dashboard:
+    return _board(
+        "egs-health",
+        "EGS / Exporter and controller health",
+        "Scrape targets, the EGS exporter's self-metrics (collection time, snapshot age, read errors, lost "
+        "GPUs, driver and kubelet), and the controller's reconcile loop.",
+        [
+            series(
+                "Exporters up",
+                "1 when Prometheus scrapes the target.",
+                "none",
+                (q.exporters_up(), "{{job}} {{instance}}"),
+            ),
+            series(
+                "GPUs down",
+                "GPUs (or instances) the exporter lost this cycle.",
+                "none",
+                (q.exporter_gpus_down(), "{{Hostname}}"),
+            ),
+            series(
+                "Collection cycle",
+                "Time one cycle takes to read every device.",
+                "s",
+                (q.exporter_collect_seconds(), "{{Hostname}}"),
+            ),
+            series(
+                "Snapshot age", "Age of the snapshot a scrape served.", "s", (q.exporter_snapshot_age(), "{{Hostname}}")
+            ),
+            series(
+                "Read errors",
+                "Reads that gave no value, by reason.",
+                "ops",
+                (q.exporter_read_errors(), "{{Hostname}} {{reason}}"),
+            ),
+            series(
+                "Driver and kubelet",
+                "1 when the GPU driver initialised / the kubelet pod-resources socket answered.",
+                "none",
+                (q.exporter_driver_up(), "{{Hostname}} driver"),
+                (q.exporter_pod_attribution_up(), "{{Hostname}} kubelet"),
+            ),
+            number(
+                "Since last reconcile",
+                "Controller: time since its last reconcile loop finished.",
+                "s",
+                q.controller_seconds_since_reconcile(),
+                width=12,
+            ),
+            series(
+                "Reconcile errors",
+                "Controller: failed reconcile loops per second, by reason.",
+                "ops",
+                (q.controller_reconcile_errors(), "{{reason}}"),
+            ),
+        ],
+    )
+
+
+BOARDS: dict[str, Callable[[], dashboard.Dashboard]] = {
+    "egs-fleet": fleet,
+    "egs-models": models,
+    "egs-warm-pools": warm_pools,
+    "egs-cost": cost,
+    "egs-health": health,
+}
+"""Dashboard uid -> its builder; each renders to `<uid>.json`."""

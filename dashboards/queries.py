@@ -1,0 +1,230 @@
+"""Every PromQL query the dashboards show, as named functions: kept apart from the layout.
+
+The panels in `dashboards/boards.py` call these; the metric-contract test and the dashboard tests read
+the rendered JSON, so a query here is checked against what is really written and run against a real
+Prometheus. Queries read the recorded names of `alerts/` (the same for either GPU source), vLLM's own
+series, the exporter's self-metrics and the controller's series (`autoscaler/metrics.py`).
+
+Selectors use the dashboard variables `$cluster`, `$node`, `$gpu_class` and `$model` (each "All" is
+`.*`, which also matches a series without that label: `cluster` exists only where Thanos, Mimir or a
+relabelling adds it).
+"""
+
+from __future__ import annotations
+
+import re
+
+from scheduler.catalog import Catalog
+
+GPU = 'cluster=~"$cluster", Hostname=~"$node", modelName=~"$gpu_class"'
+"""Selects per-GPU series (and per-node / per-GPU-model aggregates, which carry a subset of these)."""
+NODE = 'cluster=~"$cluster", Hostname=~"$node"'
+CLASS = 'cluster=~"$cluster", modelName=~"$gpu_class"'
+MODEL = 'cluster=~"$cluster", model_name=~"$model"'
+"""vLLM's own series and the per-model rules name the model `model_name`."""
+ENDPOINT = 'cluster=~"$cluster", model=~"$model"'
+"""The controller's endpoint series name the model `model`."""
+POOL = 'cluster=~"$cluster"'
+"""Warm pools are per catalogue class (`gpu_class="H100-80GB"`), not per dcgm modelName."""
+VRAM_SATURATED = 0.95
+
+
+# Fleet overview
+
+
+def saturation_by_node() -> str:
+    return f"Hostname:gpu_saturation:max{{{NODE}}}"
+
+
+def saturation_by_gpu_class() -> str:
+    return f"modelName:gpu_saturation:avg{{{CLASS}}}"
+
+
+def saturation_max_by_gpu_class() -> str:
+    return f"modelName:gpu_saturation:max{{{CLASS}}}"
+
+
+def vram_used_by_gpu() -> str:
+    return f"gpu:vram_used:ratio{{{GPU}}}"
+
+
+def compute_by_gpu() -> str:
+    return f"DCGM_FI_DEV_GPU_UTIL{{{GPU}}} / 100"
+
+
+def memory_bound_gpus() -> str:
+    """VRAM used minus compute utilisation per GPU: the GPUs memory fills long before compute does."""
+    return f"topk(10, gpu:vram_used:ratio{{{GPU}}} - DCGM_FI_DEV_GPU_UTIL{{{GPU}}} / 100)"
+
+
+def vram_saturated_gpus() -> str:
+    return f"count(gpu:vram_used:ratio{{{GPU}}} > {VRAM_SATURATED}) or vector(0)"
+
+
+def gpus_total() -> str:
+    return f"sum(modelName:gpus:count{{{CLASS}}})"
+
+
+def gpus_idle_total() -> str:
+    return f"sum(modelName:gpus_idle:count{{{CLASS}}})"
+
+
+def idle_gpus_by_class() -> str:
+    return f"modelName:gpus_idle:count{{{CLASS}}}"
+
+
+def gpus_by_class() -> str:
+    return f"modelName:gpus:count{{{CLASS}}}"
+
+
+def vram_free_by_class() -> str:
+    return f"modelName:vram_free:mib{{{CLASS}}}"
+
+
+def kv_cache_usage() -> str:
+    return f"model:kv_cache_usage:max{{{MODEL}}}"
+
+
+# Models
+
+
+def demand() -> str:
+    return f"model:requests:rate5m{{{MODEL}}}"
+
+
+def demand_a_day_earlier() -> str:
+    return f"model:requests_1d_ago:rate5m{{{MODEL}}}"
+
+
+def demand_a_week_earlier() -> str:
+    return f"model:requests_1w_ago:rate5m{{{MODEL}}}"
+
+
+def demand_by_gpu_class() -> str:
+    return f"modelName:requests:rate5m{{{CLASS}}}"
+
+
+def requests_waiting() -> str:
+    return f"model:requests_waiting:sum{{{MODEL}}}"
+
+
+def requests_running() -> str:
+    return f"model:requests_running:sum{{{MODEL}}}"
+
+
+def kv_cache_usage_avg() -> str:
+    return f"model:kv_cache_usage:avg{{{MODEL}}}"
+
+
+def endpoint_seconds_to_ready() -> str:
+    """How long until each waiting endpoint's promised ready time (negative: late)."""
+    return f"egs_endpoint_estimated_ready_timestamp_seconds{{{ENDPOINT}}} - time()"
+
+
+def endpoint_replicas_waiting() -> str:
+    return f"egs_endpoint_replicas_waiting{{{ENDPOINT}}}"
+
+
+def endpoints_ready() -> str:
+    return f"egs_endpoint_ready{{{ENDPOINT}}}"
+
+
+# Warm pools
+
+
+def warm_pool_target() -> str:
+    return f"egs_warm_pool_target_nodes{{{POOL}}}"
+
+
+def warm_pool_idle() -> str:
+    return f"egs_warm_pool_idle_nodes{{{POOL}}}"
+
+
+def replicas_waiting_by_pool() -> str:
+    return f"sum by (gpu_class) (egs_endpoint_replicas_waiting{{{POOL}}})"
+
+
+# Cost
+
+
+def _model_name_pattern(products: tuple[str, ...]) -> str:
+    """A regex on dcgm's `modelName` for the node-label product strings of a class: GFD writes the NVML
+    name with spaces as '-', AMD's labeller with spaces as '_'."""
+    return "|".join(r"[-_ ]".join(re.escape(part) for part in re.split(r"[-_ ]", p)) for p in products)
+
+
+def _per_class_price(series: str, catalog: Catalog) -> str:
+    terms = [
+        f'{series}{{{CLASS}, modelName=~"{_model_name_pattern(gpu.products)}"}} * {gpu.price_per_hour:g}'
+        for gpu in catalog
+        if gpu.products
+    ]
+    return "sum by (modelName) (" + " or ".join(terms) + ")"
+
+
+def dollars_per_hour_by_class(catalog: Catalog | None = None) -> str:
+    """GPUs of each class times the catalogue's list price per GPU-hour (`scheduler/data/gpus.yaml`)."""
+    return _per_class_price("modelName:gpus:count", catalog or Catalog.load())
+
+
+def idle_dollars_per_hour_by_class(catalog: Catalog | None = None) -> str:
+    """What the idle GPUs of each class cost per hour at list price."""
+    return _per_class_price("modelName:gpus_idle:count", catalog or Catalog.load())
+
+
+# Exporter and controller health
+
+
+def exporters_up() -> str:
+    return 'up{job=~"egs-exporter|(nvidia-)?dcgm-exporter", cluster=~"$cluster"}'
+
+
+def exporter_gpus_down() -> str:
+    return f'egs_exporter_gpus{{state="down", {NODE}}}'
+
+
+def exporter_collect_seconds() -> str:
+    return f"egs_exporter_collect_duration_seconds{{{NODE}}}"
+
+
+def exporter_snapshot_age() -> str:
+    return f"egs_exporter_snapshot_age_seconds{{{NODE}}}"
+
+
+def exporter_read_errors() -> str:
+    return f"sum by (Hostname, reason) (rate(egs_exporter_read_errors_total{{{NODE}}}[5m]))"
+
+
+def exporter_driver_up() -> str:
+    return f"egs_exporter_driver_up{{{NODE}}}"
+
+
+def exporter_pod_attribution_up() -> str:
+    return f"egs_exporter_pod_attribution_up{{{NODE}}}"
+
+
+def controller_seconds_since_reconcile() -> str:
+    return f"time() - max(egs_autoscaler_last_reconcile_timestamp_seconds{{{POOL}}})"
+
+
+def controller_reconcile_errors() -> str:
+    return f"sum by (reason) (rate(egs_autoscaler_reconcile_errors_total{{{POOL}}}[5m]))"
+
+
+# Variables
+
+
+def cluster_values() -> str:
+    return "label_values(up, cluster)"
+
+
+def node_values() -> str:
+    return 'label_values(gpu_whole:saturation:ratio{cluster=~"$cluster"}, Hostname)'
+
+
+def gpu_class_values() -> str:
+    return 'label_values(gpu_whole:saturation:ratio{cluster=~"$cluster"}, modelName)'
+
+
+def model_values() -> str:
+    return 'label_values(model:requests:rate5m{cluster=~"$cluster"}, model_name)'
