@@ -23,9 +23,9 @@ from types import FrameType
 from common.errors import EgsError, InputError, SetupError, TemporaryError
 from egs.plan_cli import UNPLACED_EXIT
 from egs.plan_cli import add_parser as add_plan_parser
+from egs.render_cli import add_parser as add_render_parser
 from egs.simulate_cli import add_parser as add_simulate_parser
 from egs.trace_cli import add_parser as add_trace_parser
-from egs.render_cli import add_parser as add_render_parser
 from exporter.backends import BACKENDS, make_backend
 from exporter.collector import (
     INTERVAL_BOUNDS_S,

@@ -24,7 +24,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from alerts.config import RulesConfig
-from alerts.promql import metric_names
+from alerts.promql import reads
 from alerts.rules import render as render_rules
 from autoscaler.metrics import NAMES as CONTROLLER_NAMES
 from dashboards.render import rendered
@@ -124,7 +124,7 @@ def test_every_panel_says_what_it_shows_and_reads_the_chosen_prometheus(name: st
 
 
 def _controller_only(expr: str) -> set[str]:
-    return metric_names(expr) & CONTROLLER_NAMES
+    return {r.text for r in reads(expr)} & CONTROLLER_NAMES
 
 
 @pytest.mark.parametrize("panel", PANELS, ids=str)
