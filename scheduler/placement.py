@@ -29,7 +29,9 @@ a neighbour's load on one of them stalls all of them.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from scheduler.fleet import (
     MIB_PER_GIB,
@@ -57,29 +59,65 @@ Order = Callable[[Sequence[Request], dict[str, list[Shape]], FleetState], list[R
 
 def place(requests: Sequence[Request], registry: Registry, inventory: Inventory) -> Plan:
     """Place every replica of `requests` with the online policy (`scheduler.schedule` chooses the
-    engine), keeping the best of a few greedy passes: one per order of `ORDERS`, and one that
-    always places next the replica with the most to lose (`_regret_pass`). A batch of more than
-    `MANY_REPLICAS` gets the first pass only, so that its time stays in proportion to its size."""
+    engine), keeping the best of a few greedy passes: one per order of `ORDERS`, and regret
+    insertion, which always places next the replica with the most to lose (`_regret_pass`), as it
+    is and `PERTURBED_REGRET_PASSES` times with seeded perturbations; when the best leaves
+    replicas unplaced, passes that place the largest replicas last (`_holding_back`), since one
+    replica fewer of 4 GPUs can make room for several of one. A batch of more than `MANY_REPLICAS`
+    gets the first pass only, so that its time stays in proportion to its size."""
     fresh = FleetState.of(inventory)
     options = {r.name: shapes(registry.get(r.model), r, fresh.classes()) for r in requests}
     if sum(r.replicas for r in requests) > MANY_REPLICAS:
         _place_in(fresh, largest_first(requests, options, fresh), registry, options)
         return fresh.plan()
-    orders = [order(requests, options, fresh) for order in ORDERS]
+    orders: list[list[Request] | int] = [order(requests, options, fresh) for order in ORDERS]
     best: Plan | None = None
-    for order in [*orders, None]:
+    for order in [*orders, *range(1 + PERTURBED_REGRET_PASSES)]:
         state = FleetState.of(inventory, like=fresh)
-        if order is None:
-            _regret_pass(state, requests, registry, options)
+        if isinstance(order, int):
+            # Regret insertion as it is, then with each request's regret scaled by a seeded draw
+            # (log-normal, spread 0.5): near-ties broken differently find other packings.
+            draw = random.Random(order)
+            weight = {r.name: math.exp(draw.gauss(0, 0.5)) for r in requests} if order else None
+            _regret_pass(state, requests, registry, options, weight)
         else:
             _place_in(state, order, registry, options)
         plan = state.plan()
         if best is None or plan.better_than(best):
             best = plan
     assert best is not None
+    # Short of room, holding back the largest replicas may leave room for more smaller ones.
+    for held in range(1, min(len(best.unplaced), MAX_HELD_BACK) + 1):
+        state = FleetState.of(inventory, like=fresh)
+        _holding_back(state, requests, registry, options, held)
+        plan = state.plan()
+        if plan.better_than(best):
+            best = plan
     return best
 
 
+MAX_HELD_BACK = 4
+"""The most replicas the online policy tries placing last when a plan leaves some unplaced."""
+
+
+def _holding_back(
+    state: FleetState, requests: Sequence[Request], registry: Registry, options: dict[str, list[Shape]], held: int
+) -> None:
+    """The regret pass over all but the `held` replicas of largest footprint, then those, each
+    where it still fits (or recorded as unplaced)."""
+    back: dict[str, int] = {}
+    for r in largest_first(requests, options, state):
+        if sum(back.values()) < held:
+            back[r.name] = min(r.replicas, held - sum(back.values()))
+    first = [replace(r, replicas=r.replicas - back.get(r.name, 0)) for r in requests]
+    _regret_pass(state, [r for r in first if r.replicas], registry, options)
+    for r in requests:
+        for replica in range(r.replicas - back.get(r.name, 0), r.replicas):
+            place_one(state, registry.get(r.model), r, replica, options[r.name])
+
+
+PERTURBED_REGRET_PASSES = 2
+"""Regret-insertion passes with seeded, perturbed regrets the online policy adds (deterministic)."""
 MANY_REPLICAS = 400
 """Above this many replicas in a batch, the online policy makes one pass (largest first)."""
 
@@ -91,53 +129,78 @@ def _place_in(state: FleetState, order: Sequence[Request], registry: Registry, o
 
 
 def _regret_pass(
-    state: FleetState, requests: Sequence[Request], registry: Registry, options: dict[str, list[Shape]]
+    state: FleetState,
+    requests: Sequence[Request],
+    registry: Registry,
+    options: dict[str, list[Shape]],
+    weight: dict[str, float] | None = None,
 ) -> None:
     """Regret insertion: place next a replica of the request that loses most if its cheapest GPU
     class is taken (its second-best class's cost minus its best, on the fleet as it is now), and
-    recompute, after each replica, only the options on the class it took."""
+    recompute, after each replica, only the options on the node kind it took. `weight` scales
+    each request's regret (1 when not given)."""
     left = {r.name: r.replicas for r in requests}
     by_name = {r.name: r for r in requests}
     footprint = {r.name: _footprint(options[r.name]) for r in requests}
-    best_on: dict[tuple[str, str], Option | None] = {}
+    best_on: dict[str, dict[str, Option]] = {r.name: {} for r in requests}
+    """Per request, its best option on each node kind it may use."""
 
-    def refresh(request: Request, gpu_class: str) -> None:
+    def refresh(request: Request, kind: str) -> None:
         found: Option | None = None
+        cls = state.first(kind).model.name
         for shape in options[request.name]:
-            if shape.gpu.name == gpu_class:
-                for option in _options(state, shape, state.kinds_for(request, gpu_class)):
-                    if found is None or option.key < found.key:
-                        found = option
-        best_on[request.name, gpu_class] = found
+            if shape.gpu.name == cls:
+                option = _best_option(state, shape, [kind])
+                if option is not None and (found is None or option.key < found.key):
+                    found = option
+        if found is None:
+            best_on[request.name].pop(kind, None)
+        else:
+            best_on[request.name][kind] = found
 
-    classes = [model.name for model, _ in state.classes()]
-    users = {cls: [r for r in requests if any(s.gpu.name == cls for s in options[r.name])] for cls in classes}
-    for cls, wanting in users.items():
+    users: dict[str, list[Request]] = {}
+    for r in requests:
+        for cls in {s.gpu.name for s in options[r.name]}:
+            for kind in state.kinds_for(r, cls):
+                users.setdefault(kind, []).append(r)
+    ranked: dict[str, tuple[tuple[float, float], Option | None]] = {}
+
+    def rank(name: str) -> None:
+        """The request's best option now, and its place in the queue: the most regret first."""
+        by_class: dict[str, Option] = {}
+        for o in best_on[name].values():
+            cls = o.shape.gpu.name
+            if cls not in by_class or o.key < by_class[cls].key:
+                by_class[cls] = o
+        first = min(by_class.values(), key=lambda o: o.key, default=None)
+        if first is None:
+            ranked[name] = ((-math.inf, -footprint[name]), None)  # no room anywhere: say so first
+            return
+        second = min((o.key[0] for o in by_class.values() if o is not first), default=math.inf)
+        ranked[name] = ((-(second - first.key[0]) * (weight or {}).get(name, 1.0), -footprint[name]), first)
+
+    for kind, wanting in users.items():
         for r in wanting:
-            refresh(r, cls)
-    while any(left.values()):
-        pick: tuple[tuple[float, ...], str, Option | None] | None = None
-        for name, n in left.items():
-            if n == 0:
-                continue
-            found = sorted((o for cls in classes if (o := best_on.get((name, cls))) is not None), key=lambda o: o.key)
-            first = found[0] if found else None
-            regret = math.inf if len(found) < 2 else found[1].key[0] - found[0].key[0]
-            rank = (-regret if first else -math.inf, -footprint[name])
-            if pick is None or rank < pick[0]:
-                pick = (rank, name, first)
-        assert pick is not None
-        _, name, option = pick
+            refresh(r, kind)
+    for r in requests:
+        rank(r.name)
+    while ranked:
+        name = min(ranked, key=lambda n: ranked[n][0])
+        option = ranked[name][1]
         request = by_name[name]
         replica = request.replicas - left[name]
         left[name] -= 1
+        if not left[name]:
+            del ranked[name]
         if option is None:
             place_one(state, registry.get(request.model), request, replica, options[name])  # records why not
             continue
         state.placements.append(take(state, option, request, replica))
-        for r in users[option.shape.gpu.name]:
-            if left[r.name]:
-                refresh(r, option.shape.gpu.name)
+        for kind in {node.kind for node, _ in option.workers} | {option.node.kind}:
+            for r in users[kind]:
+                if left[r.name]:
+                    refresh(r, kind)
+                    rank(r.name)
 
 
 def place_all(state: FleetState, requests: Sequence[Request], registry: Registry) -> None:
@@ -194,9 +257,9 @@ def place_one(
         options = shapes(model, request, state.classes())
     best: Option | None = None
     for shape in options:
-        for option in _options(state, shape, state.kinds_for(request, shape.gpu.name)):
-            if best is None or option.key < best.key:
-                best = option
+        option = _best_option(state, shape, state.kinds_for(request, shape.gpu.name))
+        if option is not None and (best is None or option.key < best.key):
+            best = option
     if best is None:
         state.unplaced.append(Unplaced(request.name, replica, _why_not(state, model, request, options)))
         return None
@@ -206,6 +269,7 @@ def place_one(
 
 
 def _options(state: FleetState, shape: Shape, kinds: Sequence[str]) -> Iterable[Option]:
+    """Every option of one replica of `shape` on nodes of `kinds` now."""
     if shape.nodes > 1:
         workers = multi_node(state, kinds, shape)
         if workers:
@@ -213,6 +277,26 @@ def _options(state: FleetState, shape: Shape, kinds: Sequence[str]) -> Iterable[
             first = workers[0]
             yield Option(_key(cost, shape, 0, first[0]), shape, first[0], first[1], workers=workers)
         return
+    for node, found in _memoised(state, shape, kinds):
+        for option in found:
+            yield _on(option, node, shape)
+
+
+def _best_option(state: FleetState, shape: Shape, kinds: Sequence[str]) -> Option | None:
+    """The best of `_options`, comparing the memoised keys and building only the winner."""
+    if shape.nodes > 1:
+        return next(iter(_options(state, shape, kinds)), None)
+    best: tuple[tuple[float, ...], Option, NodeState] | None = None
+    for node, found in _memoised(state, shape, kinds):
+        for option in found:
+            key = (*option.key[:-1], node.order)
+            if best is None or key < best[0]:
+                best = (key, option, node)
+    return None if best is None else _on(best[1], best[2], shape)
+
+
+def _memoised(state: FleetState, shape: Shape, kinds: Sequence[str]) -> Iterable[tuple[NodeState, list[Option]]]:
+    """Per distinct node state of `kinds`, a node in it and the options found on one like it."""
     # What an option is depends on the node's state and on these of the shape, nothing else.
     what = (shape.gpu.name, shape.tp, shape.per_gpu_mib, shape.variant.quality)
     for kind in kinds:
@@ -221,8 +305,7 @@ def _options(state: FleetState, shape: Shape, kinds: Sequence[str]) -> Iterable[
             found = state.memo.get(memo_key)
             if found is None:
                 found = state.memo[memo_key] = list(_node_options(node, shape))
-            for option in found:
-                yield _on(option, node, shape)
+            yield node, found
 
 
 def _node_options(node: NodeState, shape: Shape) -> Iterable[Option]:
