@@ -173,6 +173,7 @@ class FleetState:
     _classes: list[tuple[GpuModel, int]] = field(default_factory=list)
     _tolerated: dict[tuple[object, str], list[str]] = field(default_factory=dict)
     _ids: dict[tuple[object, ...], int] = field(default_factory=dict)
+    _states: dict[str, list[tuple[int, NodeState]]] = field(default_factory=dict)
     memo: dict[tuple[object, ...], list[Option]] = field(default_factory=dict)
     """What the engines computed for a node kind and signature: valid for every node in that state."""
 
@@ -227,7 +228,10 @@ class FleetState:
     def states(self, kind: str) -> list[tuple[int, NodeState]]:
         """`candidates`, each with a number standing for its signature (the same for nodes in the
         same state, for as long as the state lives)."""
-        return [(self._ids[signature], self.nodes[g[0]]) for signature, g in self._groups.get(kind, {}).items()]
+        if kind not in self._states:
+            by_state = self._groups.get(kind, {})
+            self._states[kind] = [(self._ids[signature], self.nodes[g[0]]) for signature, g in by_state.items()]
+        return self._states[kind]
 
     def kinds_for(self, request: Request, gpu_class: str) -> list[str]:
         """The kinds of `gpu_class` whose taints `request` tolerates."""
@@ -255,6 +259,7 @@ class FleetState:
         self._insert(node)
 
     def _insert(self, node: NodeState) -> None:
+        self._states.pop(node.kind, None)
         by_state = self._groups.setdefault(node.kind, {})
         if node.has_room():
             signature = node.signature()

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from scheduler.fleet import (
     MIB_PER_GIB,
@@ -142,15 +142,15 @@ def _regret_pass(
     left = {r.name: r.replicas for r in requests}
     by_name = {r.name: r for r in requests}
     footprint = {r.name: _footprint(options[r.name]) for r in requests}
-    best_on: dict[str, dict[str, Option]] = {r.name: {} for r in requests}
+    best_on: dict[str, dict[str, _Found]] = {r.name: {} for r in requests}
     """Per request, its best option on each node kind it may use."""
 
     def refresh(request: Request, kind: str) -> None:
-        found: Option | None = None
+        found: _Found | None = None
         cls = state.first(kind).model.name
         for shape in options[request.name]:
             if shape.gpu.name == cls:
-                option = _best_option(state, shape, [kind])
+                option = _best_found(state, shape, [kind])
                 if option is not None and (found is None or option.key < found.key):
                     found = option
         if found is None:
@@ -163,11 +163,11 @@ def _regret_pass(
         for cls in {s.gpu.name for s in options[r.name]}:
             for kind in state.kinds_for(r, cls):
                 users.setdefault(kind, []).append(r)
-    ranked: dict[str, tuple[tuple[float, float], Option | None]] = {}
+    ranked: dict[str, tuple[tuple[float, float], _Found | None]] = {}
 
     def rank(name: str) -> None:
         """The request's best option now, and its place in the queue: the most regret first."""
-        by_class: dict[str, Option] = {}
+        by_class: dict[str, _Found] = {}
         for o in best_on[name].values():
             cls = o.shape.gpu.name
             if cls not in by_class or o.key < by_class[cls].key:
@@ -186,15 +186,16 @@ def _regret_pass(
         rank(r.name)
     while ranked:
         name = min(ranked, key=lambda n: ranked[n][0])
-        option = ranked[name][1]
+        found = ranked[name][1]
         request = by_name[name]
         replica = request.replicas - left[name]
         left[name] -= 1
         if not left[name]:
             del ranked[name]
-        if option is None:
+        if found is None:
             place_one(state, registry.get(request.model), request, replica, options[name])  # records why not
             continue
+        option = found.build()
         state.placements.append(take(state, option, request, replica))
         for kind in {node.kind for node, _ in option.workers} | {option.node.kind}:
             for r in users[kind]:
@@ -284,15 +285,34 @@ def _options(state: FleetState, shape: Shape, kinds: Sequence[str]) -> Iterable[
 
 def _best_option(state: FleetState, shape: Shape, kinds: Sequence[str]) -> Option | None:
     """The best of `_options`, comparing the memoised keys and building only the winner."""
+    found = _best_found(state, shape, kinds)
+    return None if found is None else found.build()
+
+
+@dataclass(frozen=True)
+class _Found:
+    """The best option of a shape, not built yet: its key, the memoised option, the node it is for."""
+
+    key: tuple[float, ...]
+    option: Option
+    node: NodeState
+    shape: Shape
+
+    def build(self) -> Option:
+        return _on(self.option, self.node, self.shape)
+
+
+def _best_found(state: FleetState, shape: Shape, kinds: Sequence[str]) -> _Found | None:
     if shape.nodes > 1:
-        return next(iter(_options(state, shape, kinds)), None)
+        option = next(iter(_options(state, shape, kinds)), None)
+        return None if option is None else _Found(option.key, option, option.node, shape)
     best: tuple[tuple[float, ...], Option, NodeState] | None = None
     for node, found in _memoised(state, shape, kinds):
         for option in found:
             key = (*option.key[:-1], node.order)
             if best is None or key < best[0]:
                 best = (key, option, node)
-    return None if best is None else _on(best[1], best[2], shape)
+    return None if best is None else _Found(best[0], best[1], best[2], shape)
 
 
 def _memoised(state: FleetState, shape: Shape, kinds: Sequence[str]) -> Iterable[tuple[NodeState, list[Option]]]:
