@@ -76,7 +76,7 @@ def test_a_bad_fleet_file_is_refused_with_the_path_of_the_bad_field(tmp_path: Pa
         [*EGS, "exporter", "--backend", "sim", "--fleet", str(fleet)], capture_output=True, text=True
     )
     assert result.returncode == 2
-    assert "nodes[0].gpus[0].vendor" in result.stderr
+    assert f"{fleet}: nodes[0].gpus[0].vendor" in result.stderr
 
 
 def test_a_bad_listen_address_is_refused() -> None:
