@@ -20,10 +20,15 @@ when one node is too small. For each replica the policy takes, in order:
 Only nodes whose `NoSchedule`/`NoExecute` taints the request tolerates are considered; a replica
 kept off the only nodes where it fits by a taint says so.
 
-Replicas of a batch are placed largest first (by their smallest footprint), as first-fit-decreasing.
-A tensor-parallel replica lands on all its GPUs or on none: GPUs are chosen before anything is taken,
-and it holds them whole, whatever the class's sharing mechanism: its GPUs synchronise every layer, so
-a neighbour's load on one of them stalls all of them.
+Which replica goes first decides what the later ones find, so a batch is placed several times and
+the best plan kept (`place`): largest first (by smallest footprint, as first-fit-decreasing), most
+regret first, priciest first, and regret insertion, which re-ranks after every replica; when room
+is short, also with the largest replicas held back to the end. The passes are deterministic, and a
+batch of more than `MANY_REPLICAS` gets only the first.
+
+A tensor-parallel replica lands on all its GPUs or on none: GPUs are chosen before anything is
+taken, and it holds them whole, whatever the class's sharing mechanism: its GPUs synchronise every
+layer, so a neighbour's load on one of them stalls all of them.
 """
 
 from __future__ import annotations
