@@ -83,7 +83,8 @@ def add_parser(sub: Any) -> None:
         choices=ENGINES,
         default="auto",
         help="auto (default): the exact re-plan under the time limit, or the online plan when that is better "
-        "or the solver finds none in time; online: one replica at a time, cheapest first, in milliseconds; "
+        "or the solver finds none in time; online: one replica at a time, cheapest first, in well under a "
+        "second; "
         "exact: the re-plan of the whole batch with a proven lower bound",
     )
     plan.add_argument(
@@ -118,7 +119,8 @@ def add_parser(sub: Any) -> None:
         "--output",
         choices=["table", "json", "yaml"],
         default="table",
-        help="table (default), or json / yaml with placements, unplaced and cost_per_hour",
+        help="table (default), or json / yaml (one document on stdout) with placements (vram_mib_per_gpu exact), "
+        "unplaced, cost_per_hour, engine, lower_bound and optimal",
     )
     plan.add_argument(
         "--manifests",
