@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import yaml
 
 from common.errors import InputError, naming
+from egs.exit_codes import UNPLACED_EXIT as UNPLACED_EXIT
 from egs.manifest_dir import replace_directory
 from scheduler._schema import read_yaml
 from scheduler.catalog import Catalog, load_prices
@@ -43,8 +44,6 @@ from scheduler.requests import load_requests
 from scheduler.schedule import DEFAULT_TIME_LIMIT_S, ENGINES, Scheduled, schedule
 
 T = TypeVar("T")
-UNPLACED_EXIT = 5
-"""The exit code of `egs plan --fail-unplaced` when some replica could not be placed."""
 MIB_PER_GIB = 1024
 
 

@@ -13,23 +13,24 @@ kubelet down or restarting, deadline exceeded, any gRPC error, an answer that do
 GPU metrics never depend on the kubelet: the collector exports them without pod labels, logs the
 failure once and calls `list()` again next cycle.
 
-The message classes and the stub are generated from `podresources.proto` beside this file into
-`podresources_pb2.py` and `podresources_pb2_grpc.py` (`make stubs`); they ship generated, so that
-grpcio-tools, which costs ~20 MB of RSS to compile the .proto at import, is not a runtime dependency.
-`tests/test_podresources_stubs.py` fails when they no longer match the .proto.
+The call goes through `exporter.h2grpc` (a unary gRPC call on h2, not grpcio: see there why). The
+message classes are generated from `podresources.proto` beside this file into `podresources_pb2.py`
+(with `podresources_pb2_grpc.py`, the service for grpcio, which the tests' stand-in kubelet uses)
+by `make stubs`; they ship generated, so that no protobuf compiler runs, or is installed, at
+runtime. `tests/test_podresources_stubs.py` fails when they no longer match the .proto.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-from typing import Any
 
-import grpc
+from google.protobuf.message import DecodeError
 
-from exporter import podresources_pb2, podresources_pb2_grpc
+from exporter import podresources_pb2
 from exporter.attribution import DeviceAssignment, PodRef
+from exporter.h2grpc import GrpcError, unary_call
 
+_LIST = "/v1.PodResourcesLister/List"
 _MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """The kubelet's own PodResources client allows 16 MiB; gRPC's default of 4 MiB can be too little
 on a node with many pods, since every pod is listed with its CPU and memory assignments."""
@@ -39,24 +40,21 @@ class PodResourcesUnavailable(Exception):
     """The kubelet's PodResources API gave no usable answer this cycle.
 
     The caller exports the GPU metrics without pod labels, logs this once rather than every cycle,
-    and calls `list()` again next cycle; the client reconnects by itself.
+    and calls `list()` again next cycle.
     """
 
 
 class PodResourcesClient:
     """A client of the kubelet's PodResources v1 API on one unix socket.
 
-    One channel is kept open and reused from cycle to cycle. After any failure it is dropped and the
-    next call opens a fresh one: gRPC would reconnect an old channel by itself, but only after an
-    exponential backoff of up to two minutes, and a restarted kubelet should be seen next cycle.
+    Each call opens its own connection: once per cycle, a unix-socket connect is nothing, and a
+    kubelet restarted between two cycles is simply reached anew (nothing to reconnect, no backoff).
+    Safe to call from several threads.
     """
 
     def __init__(self, socket_path: str, timeout_s: float = 2.0) -> None:
         self._socket_path = socket_path
         self._timeout_s = timeout_s
-        self._lock = threading.Lock()
-        self._channel: grpc.Channel | None = None
-        self._stub: Any = None
 
     def list(self) -> list[DeviceAssignment]:
         """Every device id that the kubelet has assigned to a running container.
@@ -64,8 +62,7 @@ class PodResourcesClient:
         One `DeviceAssignment` per device id; entries with an empty resource name or no device ids
         are skipped. Raises PodResourcesUnavailable, and nothing else, when there is no answer.
         """
-        with self._lock:
-            response = self._call()
+        response = self._call()
         assignments: list[DeviceAssignment] = []
         for pod in response.pod_resources:
             for container in pod.containers:
@@ -81,37 +78,19 @@ class PodResourcesClient:
         return assignments
 
     def close(self) -> None:
-        """Close the channel; a later `list()` opens a new one."""
-        with self._lock:
-            self._drop_channel()
+        """Nothing stays open between calls; kept so that callers need not know that."""
 
-    def _call(self) -> Any:
+    def _call(self) -> podresources_pb2.ListPodResourcesResponse:
         if not os.path.exists(self._socket_path):
-            self._drop_channel()
             raise PodResourcesUnavailable(
                 f"{self._socket_path}: no such socket (kubelet down, or the pod-resources directory not mounted)"
             )
-        if self._stub is None:
-            self._channel = grpc.insecure_channel(
-                f"unix://{self._socket_path}",
-                options=[("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES)],
-            )
-            self._stub = podresources_pb2_grpc.PodResourcesListerStub(self._channel)
+        request = podresources_pb2.ListPodResourcesRequest().SerializeToString()
         try:
-            return self._stub.List(podresources_pb2.ListPodResourcesRequest(), timeout=self._timeout_s)
-        except grpc.RpcError as e:
-            # An answer that does not parse arrives here too, as INTERNAL "Exception deserializing".
-            self._drop_channel()
-            raise PodResourcesUnavailable(f"{self._socket_path}: {_describe(e)}") from e
-
-    def _drop_channel(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-        self._channel = None
-        self._stub = None
-
-
-def _describe(error: grpc.RpcError) -> str:
-    if isinstance(error, grpc.Call):
-        return f"{error.code().name}: {error.details()}"
-    return repr(error)
+            answer = unary_call(self._socket_path, _LIST, request, self._timeout_s, _MAX_MESSAGE_BYTES)
+        except GrpcError as e:
+            raise PodResourcesUnavailable(f"{self._socket_path}: {e}") from e
+        try:
+            return podresources_pb2.ListPodResourcesResponse.FromString(answer)
+        except DecodeError as e:
+            raise PodResourcesUnavailable(f"{self._socket_path}: the answer does not parse: {e}") from e

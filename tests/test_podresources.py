@@ -24,6 +24,7 @@ from exporter import podresources_pb2 as pb2
 from exporter import podresources_pb2_grpc as services
 from exporter.attribution import DeviceAssignment, PodRef, attribute
 from exporter.gpu import GpuIdentity
+from exporter.h2grpc import GrpcError
 from exporter.podresources import PodResourcesClient, PodResourcesUnavailable
 
 TIMEOUT_S = 0.5
@@ -210,7 +211,7 @@ def test_stale_socket_with_nobody_listening_is_unavailable(client, socket_path):
 
     error = assert_unavailable_in_time(client)
 
-    assert isinstance(error.__cause__, grpc.RpcError)
+    assert isinstance(error.__cause__, GrpcError) and error.__cause__.code == "UNAVAILABLE"
 
 
 def test_an_answer_that_does_not_parse_is_unavailable(serve, client):
@@ -220,7 +221,7 @@ def test_an_answer_that_does_not_parse_is_unavailable(serve, client):
 
     error = assert_unavailable_in_time(client)
 
-    assert isinstance(error.__cause__, grpc.RpcError)
+    assert isinstance(error.__cause__, DecodeError)
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL])
