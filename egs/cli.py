@@ -14,18 +14,13 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from common.errors import EgsError, InputError, SetupError, TemporaryError
-from egs.plan_cli import UNPLACED_EXIT
-from egs.plan_cli import add_parser as add_plan_parser
-from egs.render_cli import add_parser as add_render_parser
-from egs.simulate_cli import add_parser as add_simulate_parser
-from egs.trace_cli import add_parser as add_trace_parser
+from common.errors import EgsError
+from egs.exit_codes import EXIT_CODES as EXIT_CODES
 from exporter.backends import BACKENDS, make_backend
 from exporter.collector import (
     INTERVAL_BOUNDS_S,
@@ -40,18 +35,16 @@ from exporter.server import ExporterServer, parse_listen
 log = logging.getLogger("egs")
 
 DEFAULT_KUBELET_SOCKET = "/var/lib/kubelet/pod-resources/kubelet.sock"
-EXIT_CODES = {
-    0: "success",
-    1: "a bug: an unexpected exception, with its traceback (please report it)",
-    InputError.exit_code: "bad input: a file, field or option is wrong (the message names it); also usage errors",
-    SetupError.exit_code: "the environment lacks something: a driver, a binary, a socket, a permission",
-    TemporaryError.exit_code: "a temporary failure: running the same command again later may succeed",
-    UNPLACED_EXIT: "egs plan --fail-unplaced: some replica could not be placed",
-}
+LIGHT_COMMANDS = ("exporter", "demo")
+"""Commands wired from this module's own imports. `egs exporter` runs on every GPU node within an
+RSS budget (40 MB at 64 GPUs), so the other commands' modules (the scheduler, scipy, ...) are
+imported inside `_parser()`, and only when their command is the one run or the full help is asked
+for; `tests/test_exporter_imports.py` fails when one is imported at the top of this module."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(_command(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -65,7 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
 
 
-def _parser() -> argparse.ArgumentParser:
+def _command(argv: Sequence[str]) -> str | None:
+    """The light command that `argv` runs, or None when it runs another one or none."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in LIGHT_COMMANDS else None
+    return None
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of the light `command` alone (then nothing else is imported)."""
     parser = argparse.ArgumentParser(
         prog="egs",
         description="Elastic GPU Service: GPU monitoring and autoscaling for LLM inference on Kubernetes.",
@@ -132,10 +137,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=run_demo)
 
-    add_plan_parser(sub)
-    add_simulate_parser(sub)
-    add_trace_parser(sub)
-    add_render_parser(sub)
+    if command is None:
+        from egs.plan_cli import add_parser as add_plan_parser
+        from egs.render_cli import add_parser as add_render_parser
+        from egs.simulate_cli import add_parser as add_simulate_parser
+        from egs.trace_cli import add_parser as add_trace_parser
+
+        add_plan_parser(sub)
+        add_simulate_parser(sub)
+        add_trace_parser(sub)
+        add_render_parser(sub)
     return parser
 
 
@@ -208,8 +219,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     fleet = _fleet(args.fleet)
     fleet.node(args.node)  # a bad fleet file or node name fails here, before anything starts
-    workdir = Path(tempfile.mkdtemp(prefix="egs-demo-"))
-    return run(args.fleet, args.node, rounds=args.rounds, every_s=args.every, workdir=workdir)
+    return run(args.fleet, args.node, rounds=args.rounds, every_s=args.every)
 
 
 if __name__ == "__main__":

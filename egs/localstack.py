@@ -1,22 +1,30 @@
-"""The local stack: real Prometheus (and later Alertmanager) processes on 127.0.0.1.
+"""The local stack: real Prometheus, Alertmanager and exporter processes on 127.0.0.1.
 
-Used by `egs demo` and by the integration tests, so that both run the same servers the same way.
+Used by `egs demo`, the integration tests and the benchmarks, so that all run the same servers the
+same way. `LocalStack` owns what one run starts: every process is stopped and the working directory
+removed however the run ends (it returns, raises, or gets SIGINT, SIGTERM or SIGHUP, which it turns
+into `Stopped`), and `check()` / `wait()` raise StackError, naming the process and the end of its
+log, when one of them has died.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from types import FrameType, TracebackType
+from typing import Any, TypeVar
 
 import yaml
 
@@ -24,7 +32,20 @@ from common.errors import SetupError
 
 
 class StackError(SetupError):
-    """A local server is missing or did not come up; the message says which and why."""
+    """A local server is missing, did not come up, or died; the message says which and why."""
+
+
+class Stopped(BaseException):
+    """A signal asked the stack to stop. A BaseException, as KeyboardInterrupt is, so that no
+    `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Turned into `Stopped` inside a LocalStack; SIGINT is Python's KeyboardInterrupt already."""
 
 
 def free_port() -> int:
@@ -69,7 +90,7 @@ class Prometheus:
     """Replaces the one `egs-exporter` job over `targets` when given."""
     extra_args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
-    _proc: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -84,7 +105,7 @@ class Prometheus:
             "--web.enable-lifecycle",
             *self.extra_args,
         ]
-        self._proc = launch("prometheus", "prometheus", args, self.workdir, f"{self.url}/-/ready")
+        self.proc = launch("prometheus", "prometheus", args, self.workdir, f"{self.url}/-/ready")
         return self
 
     def _config(self) -> dict[str, Any]:
@@ -112,6 +133,7 @@ class Prometheus:
         """Poll until the query returns series (the first scrape lands a few seconds after start)."""
         deadline = time.monotonic() + timeout_s
         while True:
+            _check_alive("prometheus", self.proc, self.workdir / "prometheus.log")
             result = self.query(promql)
             if result or time.monotonic() > deadline:
                 return result
@@ -135,12 +157,19 @@ class Prometheus:
                 body = json.load(r)
         except urllib.error.HTTPError as e:
             body = json.load(e)
+        except OSError as e:
+            # a connection reset can arrive before the dying process is gone: give it a second
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                if self.proc is not None:
+                    self.proc.wait(1)
+            _check_alive("prometheus", self.proc, self.workdir / "prometheus.log")
+            raise StackError(f"Prometheus at {self.url} did not answer {path}: {e}") from e
         if body.get("status") != "success":
             raise StackError(f"Prometheus {path} {params}: {body.get('error', body)}")
         return body["data"]
 
     def stop(self) -> None:
-        _stop(self._proc)
+        _stop(self.proc)
 
     def __enter__(self) -> Prometheus:
         return self.start()
@@ -156,7 +185,7 @@ class Alertmanager:
     workdir: Path
     config: dict[str, Any]
     port: int = field(default_factory=free_port)
-    _proc: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
@@ -171,19 +200,128 @@ class Alertmanager:
             "--cluster.listen-address=",
         ]
         ready = f"http://{self.address}/-/ready"
-        self._proc = launch("prometheus-alertmanager", "prometheus-alertmanager", args, self.workdir, ready)
+        self.proc = launch("prometheus-alertmanager", "prometheus-alertmanager", args, self.workdir, ready)
         return self
 
     def stop(self) -> None:
-        _stop(self._proc)
+        _stop(self.proc)
 
 
-def start_exporter(port: int, log: Path, *options: str) -> subprocess.Popen[bytes]:
-    """The real `egs exporter --backend sim` command in a child process, once /health answers."""
-    cmd = [sys.executable, "-m", "egs.cli", "exporter", "--backend", "sim", "--listen", f"127.0.0.1:{port}", *options]
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    wait_http(f"http://127.0.0.1:{port}/health", 30, proc)
-    return proc
+def exporter_command(port: int, *options: str) -> list[str]:
+    """The real `egs exporter --backend sim` command, serving on 127.0.0.1:`port`."""
+    return [sys.executable, "-m", "egs.cli", "exporter", "--backend", "sim", "--listen", f"127.0.0.1:{port}", *options]
+
+
+_Server = TypeVar("_Server", Prometheus, Alertmanager)
+
+
+class LocalStack:
+    """The processes and working directory of one run; all stopped and removed however it ends.
+
+    Use as a context manager. Inside it (in the main thread) SIGTERM and SIGHUP raise `Stopped`;
+    on the way out, whatever the way, every process it started is terminated (killed after 10 s),
+    the signals it took are given back, and the working directory is removed. The stopping itself is
+    not interrupted: further stop signals are ignored until it is done.
+    """
+
+    def __init__(self, prefix: str = "egs-") -> None:
+        self._prefix = prefix
+        self.workdir = Path()
+        self._procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        self._servers: list[Prometheus | Alertmanager] = []
+        self._taken: dict[int, Any] = {}
+
+    def __enter__(self) -> LocalStack:
+        self.workdir = Path(tempfile.mkdtemp(prefix=self._prefix))
+        if threading_is_main():
+            for signum in STOP_SIGNALS:
+                self._taken[signum] = signal.signal(signum, _raise_stopped)
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (*self._taken, signal.SIGINT)} if self._taken else {}
+        try:
+            for server in reversed(self._servers):
+                server.stop()
+            for _, proc, _ in reversed(self._procs):
+                _stop(proc)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, self._taken.get(signum, handler))
+
+    def exporter(self, name: str, *options: str) -> str:
+        """Start `egs exporter --backend sim OPTIONS` and wait for /health; returns its host:port."""
+        port = free_port()
+        log = self.workdir / f"{name}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(exporter_command(port, *options), stdout=out, stderr=subprocess.STDOUT)
+        self._procs.append((name, proc, log))  # before the wait, so that an interrupted wait stops it too
+        wait_http(f"http://127.0.0.1:{port}/health", 30, proc)
+        return f"127.0.0.1:{port}"
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        """The process started as `name` (an exporter's, or a launched binary's)."""
+        return next(proc for n, proc, _ in self._procs if n == name)
+
+    def prometheus(self, targets: list[str], **options: Any) -> Prometheus:
+        """Start a Prometheus (fields as `Prometheus`) in its own directory of the workdir."""
+        return self._start(Prometheus(self.workdir / "prometheus", targets, **options))
+
+    def alertmanager(self, config: dict[str, Any]) -> Alertmanager:
+        return self._start(Alertmanager(self.workdir / "alertmanager", config))
+
+    def launch(self, binary: str, package: str, args: list[str], ready_url: str) -> subprocess.Popen[bytes]:
+        """Start a Debian-packaged server (see `launch`), stopped with the stack."""
+        proc = launch(binary, package, args, self.workdir, ready_url)
+        self._procs.append((binary, proc, self.workdir / f"{binary}.log"))
+        return proc
+
+    def check(self) -> None:
+        """Raise StackError, naming the process and the end of its log, if one has exited."""
+        for name, proc, log in self._procs:
+            _check_alive(name, proc, log)
+        for server in self._servers:
+            binary = "prometheus" if isinstance(server, Prometheus) else "prometheus-alertmanager"
+            _check_alive(binary, server.proc, server.workdir / f"{binary}.log")
+
+    def wait(self, seconds: float) -> None:
+        """Sleep, checking every 0.2 s that every process is still running."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.check()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(0.2, left))
+
+    def _start(self, server: _Server) -> _Server:
+        self._servers.append(server)
+        server.start()
+        return server
+
+
+def threading_is_main() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+def _check_alive(name: str, proc: subprocess.Popen[bytes] | None, log: Path) -> None:
+    if proc is None or proc.poll() is None:
+        return
+    raise StackError(f"{name} exited with code {proc.returncode}{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 3) -> str:
+    """The last lines of a log, for a message: the log itself goes with the workdir."""
+    try:
+        last = log.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "; its log ends: " + " | ".join(line.strip() for line in last) if last else ""
 
 
 def _write(workdir: Path, name: str, config: dict[str, Any]) -> Path:
@@ -194,14 +332,20 @@ def _write(workdir: Path, name: str, config: dict[str, Any]) -> Path:
 
 
 def launch(binary: str, package: str, args: list[str], workdir: Path, ready_url: str) -> subprocess.Popen[bytes]:
-    """Start a Debian-packaged server with its log in `workdir`, and wait until it says it is ready."""
+    """Start a Debian-packaged server with its log in `workdir`, and wait until it says it is ready.
+
+    If it does not come up, or the wait is interrupted (Ctrl-C, `Stopped`), it is stopped again."""
     log = workdir / f"{binary}.log"
-    proc = subprocess.Popen([require(binary, package), *args], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    with log.open("wb") as out:
+        proc = subprocess.Popen([require(binary, package), *args], stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_http(ready_url, 30, proc)
     except StackError as e:
         _stop(proc)
-        raise StackError(f"{e}; see {log}") from e
+        raise StackError(f"{e}{_tail(log)}") from e
+    except BaseException:
+        _stop(proc)
+        raise
     return proc
 
 

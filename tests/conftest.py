@@ -6,7 +6,6 @@ binary (its first scrape lands seconds after start, so one serves the whole sess
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from egs.localstack import Prometheus, free_port, start_exporter
+from egs.localstack import LocalStack, Prometheus
 
 # The suite runs on a loaded 2-core machine: hypothesis' 200 ms deadline per example fails there on
 # timing alone ("unreliable test timings"), never on a property. Speed is the benchmarks' business.
@@ -34,33 +33,15 @@ class SimCluster:
 
 
 @pytest.fixture(scope="session")
-def sim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
-    workdir = tmp_path_factory.mktemp("cluster")
-    procs: list[subprocess.Popen[bytes]] = []
-    exporters: dict[str, str] = {}
-    prom = None
-    try:
-        for node in SIM_NODES:
-            port = free_port()
-            options = (
-                "--fleet",
-                str(MIXED_FLEET),
-                "--node",
-                node,
-                "--kubelet-socket",
-                "none",
-                "--collect-interval",
-                "1",
+def sim_cluster() -> Iterator[SimCluster]:
+    with LocalStack(prefix="egs-test-cluster-") as stack:
+        exporters = {
+            node: stack.exporter(
+                node, "--fleet", str(MIXED_FLEET), "--node", node, "--kubelet-socket", "none", "--collect-interval", "1"
             )
-            procs.append(start_exporter(port, workdir / f"{node}.log", *options))
-            exporters[node] = f"127.0.0.1:{port}"
-        prom = Prometheus(workdir / "prometheus", list(exporters.values()), interval="1s").start()
+            for node in SIM_NODES
+        }
+        prom = stack.prometheus(list(exporters.values()), interval="1s")
         up = prom.wait_for(f'count(up{{job="egs-exporter"}} == 1) == {len(SIM_NODES)}', timeout_s=60)
         assert up, "Prometheus did not scrape every sim exporter"
         yield SimCluster(prometheus=prom, exporters=exporters)
-    finally:
-        if prom is not None:
-            prom.stop()
-        for p in procs:
-            p.terminate()
-            p.wait(10)
