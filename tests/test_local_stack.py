@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from egs import demo
 from egs.localstack import LocalStack, Stopped
 
 WRAPPER = r"""
@@ -143,3 +144,19 @@ def test_sigterm_inside_the_stack_raises_stopped_and_is_given_back_afterwards() 
     assert stopped.value.signum == signal.SIGTERM
     assert not workdir.exists()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_unexpected_error_in_the_demo_stops_everything_and_says_why_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(prom: object) -> str:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(demo, "table", broken)
+    assert demo.run(None, None, rounds=1, every_s=1.0) == 1
+    out, err = capsys.readouterr()
+    assert "stopped by an unexpected error: ZeroDivisionError: a bug" in err and "Traceback" not in err
+    workdir = out.split("workdir ", 1)[1].split(")", 1)[0]
+    exporter = out.split("exporter on http://", 1)[1].split("/", 1)[0]
+    assert not Path(workdir).exists()
+    assert _pids_mentioning(workdir) == [] and _pids_mentioning(exporter) == []
