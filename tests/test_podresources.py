@@ -283,3 +283,23 @@ def test_close_then_list_opens_a_new_channel(serve, client):
     client.close()
 
     assert len(client.list()) == 5
+
+
+def test_a_large_answer_arrives_whole(serve, client):
+    """A node with many pods answers in many HTTP/2 frames, past the default 64 KiB window."""
+    pods = [_pod(PodRef("ns", f"pod-{i}", "c"), _devices("nvidia.com/gpu", f"GPU-{i:040d}")) for i in range(20000)]
+    answer = pb2.ListPodResourcesResponse(pod_resources=pods)
+    assert answer.ByteSize() > 1024 * 1024
+    serve(kubelet(answer))
+
+    assignments = client.list()
+
+    assert len(assignments) == 20000 and assignments[-1].device_id == f"GPU-{19999:040d}"
+
+
+def test_an_answer_over_16_mib_is_unavailable_not_read_whole(serve, client):
+    serve(list_handler(lambda request, context: b"", response=b"\x0a" * (17 * 1024 * 1024)))
+
+    error = assert_unavailable_in_time(client)
+
+    assert "RESOURCE_EXHAUSTED" in str(error)
