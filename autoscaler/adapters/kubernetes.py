@@ -1,0 +1,375 @@
+"""The controller's and the endpoint API's one door to Kubernetes, through the official client.
+
+Everything EGS reads from or writes to a cluster goes through `Cluster`; the pure core sees plain
+dicts (the JSON the API server sends) and never a `kubernetes` model or exception. What each method
+promises:
+
+- reads (`nodes`, `endpoints`, `owned`, `pending_gpu_pods`) return every matching object, `[]` when
+  there is none; an object gone between list and use is the caller's normal case, not an error;
+- `apply(obj)` is server-side apply under one field manager (`FIELD_MANAGER`) with `force`, so it
+  creates or updates and a second apply of the same object changes nothing; it returns the stored
+  object. A 409 (a write raced another) is retried `conflict_retries` times, then raised;
+- `apply_status` applies an InferenceEndpoint's `status` subresource the same way;
+- `delete` of an object already gone returns quietly (the goal, absence, is reached);
+- `lease`, `take_lease` read and write the leader Lease (coordination.k8s.io/v1); a write carries the
+  resourceVersion it read, so of two replicas racing for it exactly one wins and the other gets
+  `ConflictError`;
+- `review_token` and `review_access` ask the API server who a bearer token is (TokenReview) and
+  whether that user may do a verb on InferenceEndpoints in a namespace (SubjectAccessReview).
+
+Errors, translated from `ApiException` and urllib3 at this edge, most specific first:
+
+    KubernetesError
+    ├── NotFoundError          404 (the object or its namespace is gone)
+    ├── ConflictError          409 (retried by `apply`; a lost Lease race)
+    ├── InvalidError           400 / 422 (the object is wrong; retrying will not help)
+    ├── ForbiddenError         401 / 403 (the controller's RBAC or token)
+    └── TemporaryKubernetesError  5xx, 429, timeouts, refused connections: try again next loop
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from autoscaler.endpoint import GROUP, PLURAL, VERSION
+
+FIELD_MANAGER = "egs-controller"
+MANAGED_BY = "app.kubernetes.io/managed-by=egs"
+"""The label selector of every object the controller writes."""
+APPLY = "application/apply-patch+yaml"
+MERGE = "application/merge-patch+json"
+GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "nvidia.com/mig-", "nvidia.com/gpumem")
+
+
+class KubernetesError(Exception):
+    """A Kubernetes API call failed; `status` is the HTTP status (0 when there was no answer)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFoundError(KubernetesError):
+    """The object (or its namespace, or its resource type) does not exist."""
+
+
+class ConflictError(KubernetesError):
+    """The object changed since it was read, or already exists."""
+
+
+class InvalidError(KubernetesError):
+    """The API server rejected the object; its message names the field."""
+
+
+class ForbiddenError(KubernetesError):
+    """The credentials are wrong or lack the permission."""
+
+
+class TemporaryKubernetesError(KubernetesError):
+    """The API server is unavailable, overloaded or slow; the same call may succeed later."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Where objects of one kind live in the API."""
+
+    api_version: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+        root = f"/apis/{self.api_version}" if self.group else f"/api/{self.version}"
+        parts = [root]
+        if self.namespaced and namespace:
+            parts.append(f"namespaces/{namespace}")
+        parts.append(self.plural)
+        parts += [p for p in (name, sub) if p]
+        return "/".join(parts)
+
+
+KINDS: Mapping[tuple[str, str], Kind] = {
+    ("v1", "Node"): Kind("v1", "nodes", namespaced=False),
+    ("v1", "Pod"): Kind("v1", "pods"),
+    ("v1", "Service"): Kind("v1", "services"),
+    ("apps/v1", "Deployment"): Kind("apps/v1", "deployments"),
+    ("scheduling.k8s.io/v1", "PriorityClass"): Kind("scheduling.k8s.io/v1", "priorityclasses", namespaced=False),
+    ("coordination.k8s.io/v1", "Lease"): Kind("coordination.k8s.io/v1", "leases"),
+    (f"{GROUP}/{VERSION}", "InferenceEndpoint"): Kind(f"{GROUP}/{VERSION}", PLURAL),
+    ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): Kind("leaderworkerset.x-k8s.io/v1", "leaderworkersets"),
+    ("keda.sh/v1alpha1", "ScaledObject"): Kind("keda.sh/v1alpha1", "scaledobjects"),
+    ("autoscaling.x-k8s.io/v1alpha1", "CapacityBuffer"): Kind("autoscaling.x-k8s.io/v1alpha1", "capacitybuffers"),
+    ("karpenter.sh/v1", "NodePool"): Kind("karpenter.sh/v1", "nodepools", namespaced=False),
+}
+"""Every kind EGS reads or writes. The official client's generic `call_api` serves them all, so a
+CRD that is not installed (LeaderWorkerSet, KEDA, CapacityBuffer, Karpenter) costs nothing until
+the controller is configured to write it."""
+
+OWNED_KINDS = (
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+)
+"""Kinds the controller lists back every loop to compare with what it intends; the optional CRDs'
+kinds are added by `Cluster(owned_kinds=...)` when the configuration uses them."""
+
+ENDPOINT = KINDS[(f"{GROUP}/{VERSION}", "InferenceEndpoint")]
+LEASE = KINDS[("coordination.k8s.io/v1", "Lease")]
+
+
+def kind_of(obj: Mapping[str, Any]) -> Kind:
+    try:
+        return KINDS[(obj["apiVersion"], obj["kind"])]
+    except KeyError:
+        raise InvalidError(f"EGS does not write {obj.get('apiVersion')} {obj.get('kind')}") from None
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Turn the client's exceptions into this module's, naming `what` was being done."""
+    try:
+        yield
+    except ApiException as e:
+        raise _error(what, e.status or 0, _message(e)) from e
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise TemporaryKubernetesError(f"{what}: {e}") from e
+
+
+def _error(what: str, status: int, message: str) -> KubernetesError:
+    text = f"{what}: {status} {message}"
+    if status == 404:
+        return NotFoundError(text, status)
+    if status == 409:
+        return ConflictError(text, status)
+    if status in (400, 422):
+        return InvalidError(text, status)
+    if status in (401, 403):
+        return ForbiddenError(text, status)
+    if status == 429 or status >= 500 or status == 0:
+        return TemporaryKubernetesError(text, status)
+    return KubernetesError(text, status)
+
+
+def _message(e: ApiException) -> str:
+    try:
+        body = json.loads(e.body or "{}")
+    except (TypeError, ValueError):
+        return str(e.reason)
+    # 256 characters: a Status message can carry a whole object; the log needs the first sentence.
+    return str(body.get("message") or e.reason)[:256]
+
+
+class Cluster:
+    """A Kubernetes cluster, reached through one `kubernetes.client.ApiClient`."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        field_manager: str = FIELD_MANAGER,
+        conflict_retries: int = 3,
+        timeout_s: float = 10.0,
+        owned_kinds: tuple[tuple[str, str], ...] = OWNED_KINDS,
+    ) -> None:
+        self.api = api
+        self.field_manager = field_manager
+        self.conflict_retries = conflict_retries
+        self.timeout_s = timeout_s
+        self.owned_kinds = owned_kinds
+        self.writes = 0
+        """Write calls made (apply, status, delete, lease), for tests and the reconcile benchmark."""
+
+    @classmethod
+    def connect(cls, kubeconfig: Path | None = None, **options: Any) -> Cluster:
+        """From `kubeconfig`, else in-cluster (a pod's service account), else ~/.kube/config."""
+        configuration = client.Configuration()
+        if kubeconfig is not None:
+            config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            try:
+                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            except config.ConfigException:
+                config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return cls(client.ApiClient(configuration), **options)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self._list(KINDS[("v1", "Node")])
+
+    def endpoints(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self._list(ENDPOINT, namespace)
+
+    def endpoint(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._call("GET", ENDPOINT.path(namespace, name), f"read InferenceEndpoint {namespace}/{name}")
+
+    def owned(self) -> list[dict[str, Any]]:
+        """Every object the controller wrote (label `app.kubernetes.io/managed-by=egs`), all namespaces."""
+        objects: list[dict[str, Any]] = []
+        for api_version, kind in self.owned_kinds:
+            for obj in self._list(KINDS[(api_version, kind)], labels=MANAGED_BY):
+                objects.append({"apiVersion": api_version, "kind": kind, **obj})
+        return objects
+
+    def pending_gpu_pods(self) -> list[dict[str, Any]]:
+        """Pods waiting to be scheduled that ask for a GPU resource."""
+        pods = self._list(KINDS[("v1", "Pod")], fields="status.phase=Pending")
+        return [p for p in pods if _asks_for_gpu(p)]
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        kind = kind_of(obj)
+        meta = obj["metadata"]
+        path = kind.path(meta.get("namespace"), meta["name"])
+        return self._apply(path, obj, f"apply {obj['kind']} {_name(obj)}")
+
+    def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
+        body = {
+            "apiVersion": ENDPOINT.api_version,
+            "kind": "InferenceEndpoint",
+            "metadata": {"name": name, "namespace": namespace},
+            "status": dict(status),
+        }
+        return self._apply(ENDPOINT.path(namespace, name, "status"), body, f"status of {namespace}/{name}")
+
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create `obj`; `ConflictError` when it already exists."""
+        kind = kind_of(obj)
+        self.writes += 1
+        return self._call("POST", kind.path(obj["metadata"].get("namespace")), f"create {_name(obj)}", dict(obj))
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
+        self.writes += 1
+        with suppress(NotFoundError):
+            self._call("DELETE", KINDS[(api_version, kind)].path(namespace, name), f"delete {kind} {name}")
+
+    # -- the leader Lease ----------------------------------------------------------------------
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._call("GET", LEASE.path(namespace, name), f"read Lease {namespace}/{name}")
+        except NotFoundError:
+            return None
+
+    def take_lease(self, namespace: str, name: str, spec: Mapping[str, Any], read: Mapping[str, Any] | None) -> None:
+        """Write the Lease's `spec`: create it when `read` is None, else patch the version `read` came from."""
+        self.writes += 1
+        what = f"take Lease {namespace}/{name}"
+        if read is None:
+            body = {"apiVersion": LEASE.api_version, "kind": "Lease", "metadata": {"name": name}, "spec": dict(spec)}
+            self._call("POST", LEASE.path(namespace), what, body)
+            return
+        version = read.get("metadata", {}).get("resourceVersion")
+        patch = {"metadata": {"resourceVersion": version}, "spec": dict(spec)}
+        self._call("PATCH", LEASE.path(namespace, name), what, patch, content_type=MERGE)
+
+    # -- authentication and authorisation, for the endpoint API --------------------------------
+
+    def review_token(self, token: str) -> tuple[str, tuple[str, ...]] | None:
+        """(user, groups) of a bearer token, or None when the API server does not know it."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+        answer = self._call("POST", "/apis/authentication.k8s.io/v1/tokenreviews", "TokenReview", body)
+        status = answer.get("status") or {}
+        if not status.get("authenticated"):
+            return None
+        user = status.get("user") or {}
+        return str(user.get("username", "")), tuple(user.get("groups") or ())
+
+    def review_access(self, user: str, groups: tuple[str, ...], verb: str, namespace: str) -> bool:
+        """Whether `user` may `verb` InferenceEndpoints in `namespace` (SubjectAccessReview)."""
+        attributes = {"group": GROUP, "resource": PLURAL, "verb": verb, "namespace": namespace}
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": list(groups), "resourceAttributes": attributes},
+        }
+        answer = self._call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", "SubjectAccessReview", body)
+        return bool((answer.get("status") or {}).get("allowed"))
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _apply(self, path: str, body: Mapping[str, Any], what: str) -> dict[str, Any]:
+        query = [("fieldManager", self.field_manager), ("force", "true")]
+        return _retrying(lambda: self._write("PATCH", path, what, dict(body), query, APPLY), self.conflict_retries)
+
+    def _write(
+        self, method: str, path: str, what: str, body: dict[str, Any], query: list[tuple[str, str]], ctype: str
+    ) -> dict[str, Any]:
+        self.writes += 1
+        return self._call(method, path, what, body, query=query, content_type=ctype)
+
+    def _list(
+        self, kind: Kind, namespace: str | None = None, labels: str = "", fields: str = ""
+    ) -> list[dict[str, Any]]:
+        query = [(k, v) for k, v in (("labelSelector", labels), ("fieldSelector", fields)) if v]
+        listed = self._call("GET", kind.path(namespace), f"list {kind.plural}", query=query)
+        items: list[dict[str, Any]] = listed.get("items") or []
+        return items
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        with translated(what):
+            params = self.api.param_serialize(
+                method=method,
+                resource_path=path,
+                query_params=query or [],
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(*params, _request_timeout=self.timeout_s)
+            response.read()  # type: ignore[no-untyped-call]
+            if not 200 <= response.status < 300:
+                raise ApiException(http_resp=response, body=(response.data or b"").decode(errors="replace"))
+        data = response.data
+        decoded: dict[str, Any] = json.loads(data) if data else {}
+        return decoded
+
+
+def _retrying(write: Callable[[], dict[str, Any]], retries: int) -> dict[str, Any]:
+    for attempt in range(retries + 1):
+        try:
+            return write()
+        except ConflictError:
+            if attempt == retries:
+                raise
+            time.sleep(0.05 * 2**attempt)  # a conflicting writer usually finishes within milliseconds
+    raise AssertionError("unreachable")
+
+
+def _asks_for_gpu(pod: Mapping[str, Any]) -> bool:
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        resources = container.get("resources") or {}
+        for key in {**(resources.get("requests") or {}), **(resources.get("limits") or {})}:
+            if key.startswith(GPU_RESOURCES):
+                return True
+    return False
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else str(meta.get("name"))

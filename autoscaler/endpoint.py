@@ -1,0 +1,158 @@
+"""The `InferenceEndpoint` resource as plain data: what a user asked for, read and checked.
+
+Part of the autoscaler's pure core. The CRD in `data/inferenceendpoint-crd.yaml` is the one statement
+of the fields; this module validates objects against its openAPIV3Schema (closed, as the API server's
+strict field validation is, plus the CEL rule `replicas.min <= replicas.max`) so that the endpoint
+API answers bad input with the path of the field, and turns a valid object into an `Endpoint` that
+`decide` reads. The controller and the API call it; nothing here calls Kubernetes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from scheduler._schema import field_path
+from scheduler.plan import Request
+
+GROUP = "egs.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "InferenceEndpoint"
+PLURAL = "inferenceendpoints"
+CRD_PATH = Path(__file__).parent / "data" / "inferenceendpoint-crd.yaml"
+PHASES = ("Pending", "Provisioning", "Ready", "Degraded", "Failed")
+SCALING = ("egs", "keda", "hpa")
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+class EndpointError(ValueError):
+    """An InferenceEndpoint the schema rejects; the message starts with the bad field's path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One InferenceEndpoint as the controller decides on it."""
+
+    namespace: str
+    name: str
+    model: str
+    quality_floor: float
+    min_replicas: int
+    max_replicas: int
+    gpu_classes: tuple[str, ...] = ()
+    context_tokens: int | None = None
+    concurrency: int | None = None
+    throughput_per_replica: float | None = None
+    """Requests per second one replica serves, when the endpoint declares it."""
+    scaling: str = "egs"
+    generation: int = 0
+    uid: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def request(self, replicas: int) -> Request:
+        """What the scheduler places for `replicas` replicas of this endpoint."""
+        return Request(
+            name=self.name,
+            model=self.model,
+            replicas=replicas,
+            min_quality=self.quality_floor,
+            namespace=self.namespace,
+            context=self.context_tokens,
+            concurrency=self.concurrency,
+            gpu_classes=self.gpu_classes,
+        )
+
+
+def validate(obj: Any) -> None:
+    """Raise `EndpointError` naming the first field of `obj` (a whole InferenceEndpoint) that is wrong."""
+    errors = sorted(_validator().iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        error = errors[0]
+        where = field_path(*error.absolute_path) or "(root)"
+        raise EndpointError(where, error.message)
+    replicas = obj["spec"]["replicas"]
+    if replicas["min"] > replicas["max"]:
+        raise EndpointError("spec.replicas.min", "replicas.min must not exceed replicas.max")
+
+
+def parse(obj: Mapping[str, Any]) -> Endpoint:
+    """The `Endpoint` of a valid InferenceEndpoint object (raises `EndpointError` otherwise)."""
+    validate(obj)
+    meta, spec = obj.get("metadata") or {}, obj["spec"]
+    return Endpoint(
+        namespace=meta.get("namespace", "default"),
+        name=meta["name"],
+        model=spec["model"],
+        quality_floor=float(spec["qualityFloor"]),
+        min_replicas=spec["replicas"]["min"],
+        max_replicas=spec["replicas"]["max"],
+        gpu_classes=tuple(spec.get("gpuClasses", ())),
+        context_tokens=spec.get("contextTokens"),
+        concurrency=spec.get("concurrency"),
+        throughput_per_replica=spec.get("throughputPerReplica"),
+        scaling=spec.get("scaling", "egs"),
+        generation=int(meta.get("generation", 0)),
+        uid=meta.get("uid", ""),
+    )
+
+
+def manifest(namespace: str, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A new InferenceEndpoint object with `spec` (validated; raises `EndpointError`)."""
+    obj = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name, "namespace": namespace}}
+    obj["spec"] = dict(spec)
+    validate(obj)
+    return obj
+
+
+def crd() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(CRD_PATH.read_text())
+    return loaded
+
+
+def schema() -> dict[str, Any]:
+    """The openAPIV3Schema of the served version, closed like strict field validation."""
+    version = next(v for v in crd()["spec"]["versions"] if v["name"] == VERSION)
+    root: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    _close(root["properties"]["spec"])
+    root["properties"]["metadata"] = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            # a DNS-1123 subdomain, the rule the API server applies to custom object names
+            "name": {
+                "type": "string",
+                "maxLength": 253,
+                "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+            },
+            "namespace": {"type": "string"},
+        },
+    }
+    return root
+
+
+def _close(node: dict[str, Any]) -> None:
+    if "properties" in node:
+        node.setdefault("additionalProperties", False)
+        for child in node["properties"].values():
+            _close(child)
+    if isinstance(node.get("items"), dict):
+        _close(node["items"])
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(schema())

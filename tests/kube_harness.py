@@ -1,0 +1,310 @@
+"""A Kubernetes API stand-in for the tests: kmock's emulator, taught what a real API server does.
+
+No kube-apiserver can be installed here; kmock serves the real REST paths, so the controller's
+Kubernetes adapter runs its real code through the official `kubernetes` client. kmock is a
+database over HTTP, and where it falls short of a real server this harness teaches it (never the
+adapter):
+
+- server-side apply of an object that does not exist creates it (kmock answers 404);
+- a write sets `uid`, `namespace`, `creationTimestamp`, `resourceVersion` and `generation` (bumped
+  when `spec` changes), and a patch carrying `metadata.resourceVersion` that is not the current one
+  is refused with 409, as optimistic concurrency is;
+- writes to the `status` subresource change only `status`;
+- lists honour equality label selectors and `status.phase` field selectors;
+- deleting an object garbage-collects the objects that name it in `ownerReferences`;
+- TokenReview and SubjectAccessReview answer from `tokens` and `grants` (who may do what);
+- `fail(method, status, times)` makes the next requests fail before they change anything.
+
+`KubeCluster` runs the emulator on 127.0.0.1 in a thread of its own, so synchronous code (the adapter,
+or the `egs` processes through a kubeconfig) talks to it as to any server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import itertools
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+import yaml
+from kmock._internal import enums, rendering
+from kmock._internal.k8s import KubernetesError
+from kubernetes import client
+
+RESOURCES = {
+    "v1/nodes": {"kind": "Node", "namespaced": False},
+    "v1/pods": {"kind": "Pod", "namespaced": True},
+    "v1/services": {"kind": "Service", "namespaced": True},
+    "apps/v1/deployments": {"kind": "Deployment", "namespaced": True},
+    "scheduling.k8s.io/v1/priorityclasses": {"kind": "PriorityClass", "namespaced": False},
+    "coordination.k8s.io/v1/leases": {"kind": "Lease", "namespaced": True},
+    "egs.dev/v1alpha1/inferenceendpoints": {"kind": "InferenceEndpoint", "namespaced": True},
+    "leaderworkerset.x-k8s.io/v1/leaderworkersets": {"kind": "LeaderWorkerSet", "namespaced": True},
+    "keda.sh/v1alpha1/scaledobjects": {"kind": "ScaledObject", "namespaced": True},
+    "autoscaling.x-k8s.io/v1alpha1/capacitybuffers": {"kind": "CapacityBuffer", "namespaced": True},
+    "karpenter.sh/v1/nodepools": {"kind": "NodePool", "namespaced": False},
+}
+APPLY = "application/apply-patch+yaml"
+
+
+@dataclass
+class Fault:
+    method: str
+    status: int
+    times: int
+    path_part: str = ""
+
+
+@attrs.define(kw_only=True)
+class Realistic(kmock.KubernetesEmulator):
+    """kmock's emulator with the behaviours of a real API server listed in the module docstring."""
+
+    tokens: dict[str, tuple[str, tuple[str, ...]]] = attrs.field(factory=dict)
+    """Bearer token -> (user name, groups)."""
+    grants: set[tuple[str, str, str]] = attrs.field(factory=set)
+    """(user, verb, namespace) a SubjectAccessReview allows; namespace `*` allows every one."""
+    faults: list[Fault] = attrs.field(factory=list)
+    _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        for resource, info in RESOURCES.items():
+            self.resources[resource] = {  # type: ignore[assignment]
+                "kind": info["kind"],
+                "namespaced": info["namespaced"],
+                "singular": "",
+                "verbs": ["get", "list", "create", "patch", "delete"],
+                "shortnames": [],
+                "categories": [],
+                "subresources": ["status"],
+            }
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is None:
+            return await super()._handle(request)
+        self._inject_fault(request)
+        if request.resource.plural in ("tokenreviews", "subjectaccessreviews"):
+            return aiohttp.web.json_response(self._review(request))
+        key: Any = (request.resource, request.namespace, request.name)
+        if request.action == enums.action.UPDATE and request.subresource == "status":
+            return await self._write_status(key, request)
+        spec_before = None
+        async with self._lock:
+            if request.action == enums.action.UPDATE:
+                self._check_version(key, request.data or {})
+                spec_before = None if self._absent(key) else self._objects[key].raw.get("spec")
+                if request.headers.get("Content-Type") == APPLY and self._absent(key):
+                    self._objects[key] = request.data  # apply creates
+                    self._stamp(key, created=True, namespace=request.namespace)
+                    spec_before = self._objects[key].raw.get("spec")
+        response = await super()._handle(request)
+        async with self._lock:
+            if request.action == enums.action.CREATE:
+                meta = (request.data or {}).get("metadata", {})
+                created: Any = (request.resource, request.namespace or meta.get("namespace"), meta.get("name"))
+                self._stamp(created, created=True, namespace=created[1])
+            elif request.action == enums.action.UPDATE and not self._absent(key):
+                spec_changed = self._objects[key].raw.get("spec") != spec_before
+                self._stamp(key, created=False, namespace=request.namespace, spec_changed=spec_changed)
+            elif request.action == enums.action.DELETE:
+                self._collect_garbage()
+        if request.action in (enums.action.CREATE, enums.action.UPDATE) and response.status < 300:
+            # the answer is the object as stored, with what the server set
+            meta = (request.data or {}).get("metadata", {})
+            name = request.name or meta.get("name")
+            stored_key: Any = (request.resource, request.namespace or meta.get("namespace"), name)
+            return aiohttp.web.json_response(
+                self._objects[stored_key].raw, status=201 if request.action == enums.action.CREATE else 200
+            )
+        return response
+
+    async def _write_status(self, key: tuple[Any, ...], request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """The status subresource: it changes `status` and nothing else."""
+        async with self._lock:
+            if self._absent(key):
+                raise KubernetesError(status=404, reason="NotFound", message=f"{key[2]} not found")
+            self._objects[key].patch({"status": (request.data or {}).get("status", {})})
+            self._stamp(key, created=False, namespace=request.namespace)
+            return aiohttp.web.json_response(self._objects[key].raw)
+
+    async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+        listed: Any = await super()._serve_list(request)
+        selector = _selector(request.params.get("labelSelector", ""))
+        phase = _selector(request.params.get("fieldSelector", "")).get("status.phase")
+        items = [
+            o
+            for o in listed["items"]
+            if all((o.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in selector.items())
+            and (phase is None or (o.get("status") or {}).get("phase") == phase)
+        ]
+        kind = RESOURCES.get(str(request.resource), {}).get("kind", "")
+        return {**listed, "kind": f"{kind}List", "items": items}
+
+    def _inject_fault(self, request: rendering.Request) -> None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == request.method and fault.path_part in str(request.url.path):
+                fault.times -= 1
+                raise KubernetesError(status=fault.status, reason="Injected", message=f"injected {fault.status}")
+
+    def _review(self, request: rendering.Request) -> dict[str, Any]:
+        body = dict(request.data or {})
+        spec = body.get("spec", {})
+        if request.resource is not None and request.resource.plural == "tokenreviews":
+            who = self.tokens.get(spec.get("token", ""))
+            status: dict[str, Any] = {"authenticated": who is not None}
+            if who is not None:
+                status["user"] = {"username": who[0], "groups": list(who[1])}
+        else:
+            attrs = spec.get("resourceAttributes", {})
+            user, verb, ns = spec.get("user", ""), attrs.get("verb", ""), attrs.get("namespace", "")
+            allowed = (user, verb, ns) in self.grants or (user, verb, "*") in self.grants
+            status = {"allowed": allowed}
+        return {**body, "status": status}
+
+    def _absent(self, key: tuple[Any, ...]) -> bool:
+        return key not in self._objects or bool(self._objects[key].deleted)
+
+    def _check_version(self, key: tuple[Any, ...], data: dict[str, Any]) -> None:
+        wanted = (data.get("metadata") or {}).get("resourceVersion")
+        if wanted is not None and not self._absent(key):
+            current = self._objects[key].get("metadata", {}).get("resourceVersion")
+            if wanted != current:
+                raise KubernetesError(status=409, reason="Conflict", message="the object has been modified")
+
+    def _stamp(self, key: tuple[Any, ...], created: bool, namespace: str | None, spec_changed: bool = False) -> None:
+        obj = self._objects[key]
+        meta = obj.get("metadata", {})
+        stamp: dict[str, Any] = {"resourceVersion": str(next(self._versions))}
+        if created:
+            stamp |= {
+                "uid": str(uuid.uuid4()),
+                "generation": 1,
+                "creationTimestamp": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            if namespace:
+                stamp["namespace"] = namespace
+        elif spec_changed:
+            stamp["generation"] = int(meta.get("generation", 1)) + 1
+        obj.patch({"metadata": stamp})
+
+    def _collect_garbage(self) -> None:
+        """Delete every object whose owners are all gone (the garbage collector's foreground pass)."""
+        while True:
+            alive = {o.get("metadata", {}).get("uid") for o in self._objects.values() if not o.deleted}
+            orphans = [
+                k
+                for k, o in self._objects.items()
+                if not o.deleted
+                and (refs := o.get("metadata", {}).get("ownerReferences"))
+                and not any(r.get("uid") in alive for r in refs)
+            ]
+            if not orphans:
+                return
+            for k in orphans:
+                self._objects[k].delete()
+
+
+def _selector(text: str) -> dict[str, str]:
+    pairs = (part.split("=", 1) for part in text.split(",") if "=" in part)
+    return {k.rstrip("="): v.lstrip("=") for k, v in pairs}
+
+
+class KubeCluster:
+    """The realistic emulator served on 127.0.0.1 from a thread; `objects(...)` reads its state."""
+
+    def __init__(self) -> None:
+        self.emulator = Realistic()
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), name="kmock", daemon=True)
+
+    async def _serve(self) -> None:
+        async with self.emulator, kmock.Server(self.emulator, host="127.0.0.1") as server:
+            self.url = str(server.url).rstrip("/")
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._ready.set()
+            await self._stop.wait()
+
+    def start(self) -> KubeCluster:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("kmock did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def api_client(self, token: str = "") -> client.ApiClient:
+        config = client.Configuration()
+        config.host = self.url
+        if token:
+            config.api_key = {"authorization": token}
+            config.api_key_prefix = {"authorization": "Bearer"}
+        return client.ApiClient(config)
+
+    def kubeconfig(self, path: Path, token: str = "controller-token") -> Path:
+        """A kubeconfig file for the `egs` processes, pointing at this server."""
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "kmock", "cluster": {"server": self.url}}],
+            "users": [{"name": "egs", "user": {"token": token}}],
+            "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "egs"}}],
+            "current-context": "kmock",
+        }
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def put(self, resource: str, obj: dict[str, Any]) -> None:
+        """Store `obj` as if created through the API (uid, generation and namespace set)."""
+        meta = obj["metadata"]
+        key = (kmock.resource(resource), meta.get("namespace"), meta["name"])
+        self._call(self._put, key, obj)
+
+    def _put(self, key: tuple[Any, ...], obj: dict[str, Any]) -> None:
+        self.emulator.objects[key] = obj
+        self.emulator._stamp(key, created=True, namespace=key[1])
+
+    def get(self, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        key = (kmock.resource(resource), namespace, name)
+        objects = self.emulator.objects
+        if key not in objects or objects[key].deleted:
+            return None
+        raw: dict[str, Any] = objects[key].raw
+        return raw
+
+    def all(self, resource: str) -> list[dict[str, Any]]:
+        wanted = kmock.resource(resource)
+        return [o.raw for k, o in self.emulator.objects.items() if k[0] == wanted and not o.deleted]
+
+    def fail(self, method: str, status: int, times: int = 1, path_part: str = "") -> None:
+        self.emulator.faults.append(Fault(method, status, times, path_part))
+
+    def requests(self, method: str | None = None) -> list[Any]:
+        return [r for r in self.emulator._requests if method is None or r.method == method]
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        assert self._loop is not None
+        done = threading.Event()
+        box: list[Any] = []
+
+        def run() -> None:
+            box.append(fn(*args))
+            done.set()
+
+        self._loop.call_soon_threadsafe(run)
+        done.wait(10)
+        return box[0] if box else None
