@@ -1,0 +1,135 @@
+"""The controller's reads from Prometheus: per-model demand and saturation, and demand history.
+
+Only the HTTP query API (`/api/v1/query`, `/api/v1/query_range`, through prometheus-api-client) and
+standard PromQL over the recording rules in `alerts/egs.rules.yaml`, so that Thanos, Mimir or Cortex
+can stand in for Prometheus unchanged. Every name read here is a recorded name, which the
+metric-contract test checks is written by a rule.
+
+What it promises:
+
+- `signals(now)` returns one `ModelSignals` per model that Prometheus has demand for, with the time
+  of the newest sample behind it, so that the decide step can tell fresh data from stale;
+  a model without series is absent (not zero): absence is the decide step's to interpret;
+- `demand_history(start, end, step)` returns each model's request rate as regular samples, NaN
+  where Prometheus has none (a collection gap, not a zero);
+- a Prometheus that cannot be reached, times out or answers an error raises `MetricsUnavailable`
+  (temporary: the loop holds its last decision and tries again).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+
+DEMAND = "model:requests:rate5m"
+WAITING = "model:requests_waiting:sum"
+RUNNING = "model:requests_running:sum"
+KV_CACHE = "model:kv_cache_usage:max"
+SATURATION = "modelName:gpu_saturation:avg"
+"""The recorded series read: demand (req/s), queue and running sequences, KV-cache use (0-1) per
+vLLM `model_name`, and the GPU saturation ratio per GPU product (`modelName`, dcgm-exporter's label)."""
+LABEL = "model_name"
+
+
+class MetricsUnavailable(Exception):
+    """Prometheus could not answer; the message says what was asked and why it failed."""
+
+
+@dataclass(frozen=True)
+class ModelSignals:
+    """What Prometheus says about one model now."""
+
+    model: str
+    demand_rps: float
+    waiting: float | None
+    running: float | None
+    kv_cache_usage: float | None
+    """The highest KV-cache use of the model's servers, 0-1."""
+    sampled_at: float
+    """Unix time of the oldest of the newest samples behind these numbers."""
+
+
+@dataclass(frozen=True)
+class History:
+    """Regular samples of one model's demand; NaN where nothing was recorded."""
+
+    start_s: float
+    step_s: float
+    values: tuple[float, ...]
+
+
+class PrometheusMetrics:
+    """A Prometheus-compatible query API at `url`."""
+
+    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._api = PrometheusConnect(url=self.url, disable_ssl=True, timeout=timeout_s)
+
+    def signals(self) -> dict[str, ModelSignals]:
+        demand = self._instant(DEMAND)
+        if not demand:
+            return {}
+        sampled = self._instant(f"timestamp({DEMAND})")
+        waiting, running, kv = self._instant(WAITING), self._instant(RUNNING), self._instant(KV_CACHE)
+        kv_sampled = self._instant(f"timestamp({KV_CACHE})")
+        out: dict[str, ModelSignals] = {}
+        for model, rate in demand.items():
+            times = [t for t in (sampled.get(model), kv_sampled.get(model)) if t is not None]
+            out[model] = ModelSignals(
+                model=model,
+                demand_rps=rate,
+                waiting=waiting.get(model),
+                running=running.get(model),
+                kv_cache_usage=kv.get(model),
+                sampled_at=min(times) if times else 0.0,
+            )
+        return out
+
+    def gpu_saturation(self) -> dict[str, float]:
+        """The mean GPU saturation ratio per GPU product (dcgm-exporter's `modelName`)."""
+        return self._instant(SATURATION, label="modelName")
+
+    def demand_history(self, start_s: float, end_s: float, step_s: float) -> dict[str, History]:
+        """Each model's demand sampled every `step_s` (whole seconds) over [start_s, end_s]."""
+        # Steps on multiples of `step_s`, as Grafana aligns them: the same samples whenever it is asked.
+        start_s, end_s = math.ceil(start_s / step_s) * step_s, math.floor(end_s / step_s) * step_s
+        start = datetime.datetime.fromtimestamp(start_s, datetime.UTC)
+        end = datetime.datetime.fromtimestamp(end_s, datetime.UTC)
+        result = self._ask(
+            f"query_range {DEMAND}",
+            lambda: self._api.custom_query_range(DEMAND, start, end, f"{int(step_s)}s", timeout=self.timeout_s),
+        )
+        n = math.floor((end_s - start_s) / step_s + 1e-9) + 1
+        history: dict[str, History] = {}
+        for series in result:
+            values = [math.nan] * n
+            for t, v in series.get("values", ()):
+                i = round((float(t) - start_s) / step_s)
+                if 0 <= i < n:
+                    values[i] = float(v)
+            history[series["metric"].get(LABEL, "")] = History(start_s, step_s, tuple(values))
+        return history
+
+    def _instant(self, query: str, label: str = LABEL) -> dict[str, float]:
+        result = self._ask(query, lambda: self._api.custom_query(query, timeout=self.timeout_s))
+        values: dict[str, float] = {}
+        for sample in result:
+            value = float(sample["value"][1])
+            if not math.isnan(value):
+                values[sample["metric"].get(label, "")] = value
+        return values
+
+    def _ask(self, what: str, call: Any) -> Sequence[Mapping[str, Any]]:
+        try:
+            result: Sequence[Mapping[str, Any]] = call()
+        except (requests.RequestException, PrometheusApiClientException, ValueError) as e:
+            raise MetricsUnavailable(f"Prometheus {self.url}: {what}: {e}") from e
+        return result
