@@ -109,6 +109,7 @@ KINDS: Mapping[tuple[str, str], Kind] = {
     ("v1", "Node"): Kind("v1", "nodes", namespaced=False),
     ("v1", "Pod"): Kind("v1", "pods"),
     ("v1", "Service"): Kind("v1", "services"),
+    ("v1", "PodTemplate"): Kind("v1", "podtemplates"),
     ("apps/v1", "Deployment"): Kind("apps/v1", "deployments"),
     ("scheduling.k8s.io/v1", "PriorityClass"): Kind("scheduling.k8s.io/v1", "priorityclasses", namespaced=False),
     ("coordination.k8s.io/v1", "Lease"): Kind("coordination.k8s.io/v1", "leases"),

@@ -21,12 +21,13 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+
+from autoscaler.signals import History, ModelSignals
 
 DEMAND = "model:requests:rate5m"
 WAITING = "model:requests_waiting:sum"
@@ -40,29 +41,6 @@ LABEL = "model_name"
 
 class MetricsUnavailable(Exception):
     """Prometheus could not answer; the message says what was asked and why it failed."""
-
-
-@dataclass(frozen=True)
-class ModelSignals:
-    """What Prometheus says about one model now."""
-
-    model: str
-    demand_rps: float
-    waiting: float | None
-    running: float | None
-    kv_cache_usage: float | None
-    """The highest KV-cache use of the model's servers, 0-1."""
-    sampled_at: float
-    """Unix time of the oldest of the newest samples behind these numbers."""
-
-
-@dataclass(frozen=True)
-class History:
-    """Regular samples of one model's demand; NaN where nothing was recorded."""
-
-    start_s: float
-    step_s: float
-    values: tuple[float, ...]
 
 
 class PrometheusMetrics:

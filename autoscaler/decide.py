@@ -1,0 +1,648 @@
+"""The controller's decide step: the cluster and the metrics in, the objects it should hold out.
+
+Part of the autoscaler's pure core (plain data, `now` a parameter, nothing touches Kubernetes or
+Prometheus). `autoscaler/controller.py` calls `decide` every loop and applies what it returns; the
+endpoint API calls it with one endpoint more to answer 201 or 202; the reconcile benchmark calls it
+at scale. Per InferenceEndpoint:
+
+- **replicas**: `replica_target` (the autoscaler core) of the model's demand over the replica's
+  throughput (the endpoint's `throughputPerReplica`, else the configured figure for the model), plus
+  one replica while the servers saturate (KV cache >= 0.80 or >= 5 queued requests per replica,
+  llm-d's thresholds), clamped to `replicas.min..max`;
+- **variant, GPU class, placement**: the scheduler's entry point (`scheduler.placement.place`) on the
+  nodes' inventory; replicas that fit nowhere are placed again on the nodes each configured GPU class
+  would add, and so wait for provisioning; a replica that fits no class at all gets the scheduler's
+  reason ("needs N GiB ... largest free ...") in a condition;
+- **ETA**: `queue_etas` (the autoscaler core) for every waiting replica; a promise already made
+  (in the status) is kept while the replicas still wait, so a restart does not move it;
+- **objects**: the workload and Service from `scheduler.manifests`, owned by the endpoint, without
+  the per-node pin (the nodes a replica waits for do not exist yet, and a new pin would restart the
+  running pods: kube-scheduler picks the node within the class, the GPU resources keep it honest);
+- per configured GPU class the **warm pool** (`pool` policies of the core, never releasing on
+  missing data) as the configured backend's object: a balloon Deployment at PriorityClass -10, a
+  Cluster Autoscaler CapacityBuffer, or a Karpenter static NodePool's replicas.
+
+Safety: missing, stale or contradictory metrics never scale down. The endpoint keeps the replicas its
+workload has now (what the cluster says, so a restart loses nothing) and the decision says why in
+`holds`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from autoscaler import endpoint as ie
+from autoscaler.endpoint import Endpoint, EndpointError
+from autoscaler.eta import ClassCapacity, EtaSettings, queue_etas
+from autoscaler.forecast import DemandSeries
+from autoscaler.pool import POLICIES, PoolObservation, PoolSettings, hold_on_missing_data
+from autoscaler.replicas import ReplicaBounds, replica_target
+from autoscaler.signals import ModelSignals
+from scheduler.catalog import Catalog, GpuModel
+from scheduler.inventory import Inventory, InventoryError, SharingPolicy, build_inventory
+from scheduler.manifests import PORT, dns_label, manifests, validate
+from scheduler.placement import place
+from scheduler.plan import Placement, Plan, Request
+from scheduler.registry import Registry
+
+KV_CACHE_HIGH = 0.80
+QUEUE_HIGH = 5.0
+"""llm-d's variant autoscaler thresholds: KV-cache use and queued requests per replica."""
+PRIORITY_CLASS = "egs-warm-pool"
+PRIORITY = -10
+"""Below every default priority (0), so any real replica preempts a balloon pod."""
+POOL_IMAGE = "registry.k8s.io/pause:3.10"
+PROVISIONING_PREFIX = "egs-provisioning-"
+MANAGED = {"app.kubernetes.io/managed-by": "egs"}
+POOL_BACKENDS = ("balloon", "capacitybuffer", "karpenter-static")
+REQUEST_NAME = "egs.io/request-name"
+
+
+@dataclass(frozen=True)
+class ClassSettings:
+    """A GPU class the node autoscaler can add nodes of, and its warm pool."""
+
+    gpus_per_node: int
+    pool: str = "balloon"
+    """balloon, capacitybuffer or karpenter-static."""
+    policy: str = "static"
+    """A warm-pool policy of `autoscaler.pool.POLICIES`."""
+    static_nodes: int = 0
+    """Idle nodes the `static` policy holds."""
+    nodepool: str = ""
+    """The Karpenter NodePool whose `replicas` the karpenter-static backend sets."""
+
+    def __post_init__(self) -> None:
+        if self.gpus_per_node < 1:
+            raise ValueError(f"gpus_per_node must be >= 1, got {self.gpus_per_node}")
+        if self.pool not in POOL_BACKENDS:
+            raise ValueError(f"pool must be one of {', '.join(POOL_BACKENDS)}, got {self.pool!r}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+        if self.pool == "karpenter-static" and not self.nodepool:
+            raise ValueError("the karpenter-static pool needs `nodepool`, the NodePool's name")
+
+    @property
+    def pool_settings(self) -> PoolSettings:
+        return PoolSettings(gpus_per_node=self.gpus_per_node, static_nodes=self.static_nodes)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the decide step is configured with (`egs controller --config`)."""
+
+    namespace: str = "egs-system"
+    """Where the controller's own objects live: warm pools, the Lease."""
+    headroom: float = 0.2
+    """Capacity above demand, as a fraction (R = ceil(demand x (1 + headroom) / throughput))."""
+    throughput_rps: Mapping[str, float] = field(default_factory=dict)
+    """Requests per second one replica of a model serves, by model; an endpoint may override it."""
+    default_throughput_rps: float = 1.0
+    stale_after_s: float = 180.0
+    """Metrics older than this are stale: they never scale anything down."""
+    classes: Mapping[str, ClassSettings] = field(default_factory=dict)
+    """GPU classes that can be provisioned, and their warm pools."""
+    sharing: Mapping[str, str] = field(default_factory=dict)
+    """GPU class -> sharing mechanism, as `egs plan --sharing`."""
+    eta: EtaSettings = field(default_factory=EtaSettings)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the controller read this loop: raw objects, and the metrics (None: Prometheus was down)."""
+
+    nodes: Sequence[Mapping[str, Any]]
+    endpoints: Sequence[Mapping[str, Any]]
+    owned: Sequence[Mapping[str, Any]] = ()
+    signals: Mapping[str, ModelSignals] | None = None
+
+
+@dataclass(frozen=True)
+class EndpointDecision:
+    namespace: str
+    name: str
+    model: str
+    replicas: int
+    placed: int
+    """Replicas on nodes that exist now."""
+    waiting: int
+    """Replicas waiting for a node to be provisioned."""
+    unplaceable: int
+    variant: str | None
+    gpu_class: str | None
+    eta: float | None
+    """When every replica is expected to serve (Unix time); None when nothing waits."""
+    phase: str
+    ready_replicas: int = 0
+    reason: str = ""
+    message: str = ""
+    held: str | None = None
+    """Why the replica count was held rather than computed, when it was."""
+
+    @property
+    def serves_now(self) -> bool:
+        """Warm capacity takes every replica now (the API's 201)."""
+        return self.waiting == 0 and self.unplaceable == 0 and self.placed > 0
+
+
+@dataclass(frozen=True)
+class PoolDecision:
+    gpu_class: str
+    idle_nodes: int
+    target: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    objects: tuple[dict[str, Any], ...]
+    """Every object the controller should hold, as server-side apply takes it."""
+    statuses: Mapping[tuple[str, str], dict[str, Any]]
+    """(namespace, name) -> the InferenceEndpoint's status."""
+    endpoints: tuple[EndpointDecision, ...]
+    pools: tuple[PoolDecision, ...]
+    holds: tuple[str, ...]
+    """Why parts of the last decision were kept (missing, stale or contradictory data)."""
+
+
+def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Catalog, now: float) -> Decision:
+    """The objects and statuses the cluster should have, from what it has and what the metrics say."""
+    holds: list[str] = []
+    endpoints, failed = _parse_endpoints(obs.endpoints, registry, now)
+    workloads = _workloads(obs.owned)
+    policy = SharingPolicy(dict(settings.sharing))
+    try:
+        inventory = build_inventory(list(obs.nodes), catalog, sharing=policy)
+    except InventoryError as e:
+        # Nodes that cannot be read are contradictory data: keep everything as it is.
+        return Decision((), {}, (), (), (f"nodes: {e}",))
+    targets: dict[str, tuple[int, str | None]] = {}
+    for ep in endpoints:
+        current = workloads.get(ep.key, _Workload())
+        targets[ep.key] = _replicas(ep, current.replicas, obs.signals, settings, now)
+        held = targets[ep.key][1]
+        if held:
+            holds.append(f"{ep.key}: {held}")
+    requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
+    real = place(requests, registry, inventory) if requests else Plan()
+    waiting_plan = _place_waiting(endpoints, real, registry, catalog, settings, policy)
+    objects: list[dict[str, Any]] = []
+    decisions: list[EndpointDecision] = []
+    statuses: dict[tuple[str, str], dict[str, Any]] = {}
+    etas = _etas(endpoints, waiting_plan, registry, settings, obs.endpoints, now)
+    for ep, request in zip(endpoints, requests, strict=True):
+        placed = [p for p in real.placements if p.request == ep.name and p.namespace == ep.namespace]
+        waiting = [p for p in waiting_plan.placements if p.request == ep.name and p.namespace == ep.namespace]
+        unplaced = [u for u in waiting_plan.unplaced if u.request == ep.name]
+        current = workloads.get(ep.key, _Workload())
+        if placed or waiting:
+            plan = Plan(placements=tuple(_renumbered(placed + waiting)))
+            objects += [_owned_by(_unpinned(o), ep) for o in manifests(plan, registry, catalog, [request])]
+        decision = _endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, current, etas.get(ep.key))
+        decisions.append(decision)
+        statuses[(ep.namespace, ep.name)] = _status(decision, ep, obs.endpoints, now)
+    for decision, ep_raw in failed:
+        decisions.append(decision)
+        statuses[(decision.namespace, decision.name)] = _status(decision, None, [ep_raw], now)
+    pools = _pools(inventory, real, waiting_plan, settings, obs, now)
+    objects += _pool_objects(pools, settings, catalog)
+    return Decision(tuple(objects), statuses, tuple(decisions), tuple(pools), tuple(holds))
+
+
+# -- replicas -------------------------------------------------------------------------------------
+
+
+def _replicas(
+    ep: Endpoint, current: int | None, signals: Mapping[str, ModelSignals] | None, settings: Settings, now: float
+) -> tuple[int, str | None]:
+    """(replicas, why they were held or None)."""
+    bounds = ReplicaBounds(ep.min_replicas, ep.max_replicas)
+    hold = max(current if current is not None else max(ep.min_replicas, 1), ep.min_replicas)
+    hold = min(hold, ep.max_replicas)
+    if signals is None:
+        return hold, f"Prometheus unavailable: holding {hold} replicas"
+    sig = signals.get(ep.model)
+    if sig is None:
+        return hold, f"no metrics for {ep.model}: holding {hold} replicas"
+    if now - sig.sampled_at > settings.stale_after_s:
+        return hold, f"metrics for {ep.model} are {now - sig.sampled_at:.0f}s old: holding {hold} replicas"
+    wrong = _contradiction(sig)
+    if wrong:
+        return hold, f"metrics for {ep.model} contradict each other ({wrong}): holding {hold} replicas"
+    throughput = ep.throughput_per_replica or settings.throughput_rps.get(ep.model, settings.default_throughput_rps)
+    target = replica_target(sig.demand_rps, throughput, settings.headroom, bounds)
+    running = current or 0
+    saturated = (sig.kv_cache_usage or 0.0) >= KV_CACHE_HIGH or (
+        sig.waiting is not None and running > 0 and sig.waiting / running >= QUEUE_HIGH
+    )
+    if saturated:
+        target = min(max(target, running + 1), ep.max_replicas)
+    return target, None
+
+
+def _contradiction(sig: ModelSignals) -> str:
+    if not math.isfinite(sig.demand_rps) or sig.demand_rps < 0:
+        return f"demand {sig.demand_rps}"
+    if sig.kv_cache_usage is not None and not 0 <= sig.kv_cache_usage <= 1:
+        return f"KV-cache use {sig.kv_cache_usage} outside 0-1"
+    if sig.waiting is not None and (sig.waiting < 0 or not math.isfinite(sig.waiting)):
+        return f"queue {sig.waiting}"
+    return ""
+
+
+# -- placement ------------------------------------------------------------------------------------
+
+
+def _place_waiting(
+    endpoints: Sequence[Endpoint],
+    real: Plan,
+    registry: Registry,
+    catalog: Catalog,
+    settings: Settings,
+    policy: SharingPolicy,
+) -> Plan:
+    """The replicas that fit no node now, placed on the nodes each configured class would add."""
+    short: list[Request] = []
+    for ep in endpoints:
+        missing = sum(1 for u in real.unplaced if u.request == ep.name)
+        if missing:
+            short.append(ep.request(missing))
+    if not short:
+        return Plan()
+    wanted = sum(r.replicas for r in short)
+    nodes = [
+        _provisioning_node(catalog.get(name), cls.gpus_per_node, i)
+        for name, cls in sorted(settings.classes.items())
+        if name in catalog
+        for i in range(min(wanted, 64))
+    ]
+    inventory = build_inventory(nodes, catalog, sharing=policy)
+    return place(short, registry, inventory)
+
+
+def _provisioning_node(gpu: GpuModel, gpus: int, index: int) -> dict[str, Any]:
+    """A node of the class as GPU Feature Discovery (or AMD's labeller) would label it once it joins."""
+    vendor = "amd.com" if gpu.vendor == "amd" else "nvidia.com"
+    product = "amd.com/gpu.product-name" if gpu.vendor == "amd" else "nvidia.com/gpu.product"
+    labels = {product: gpu.products[0], f"{vendor}/gpu.count": str(gpus)}
+    return {
+        "metadata": {"name": f"{PROVISIONING_PREFIX}{dns_label(gpu.name, 30)}-{index}", "labels": labels},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {f"{vendor}/gpu": str(gpus)}},
+    }
+
+
+def _renumbered(placements: Sequence[Placement]) -> list[Placement]:
+    return [replace(p, replica=i) for i, p in enumerate(placements)]
+
+
+def _etas(
+    endpoints: Sequence[Endpoint],
+    waiting: Plan,
+    registry: Registry,
+    settings: Settings,
+    raw_endpoints: Sequence[Mapping[str, Any]],
+    now: float,
+) -> dict[str, float]:
+    """Per endpoint with waiting replicas: when the last of them serves; an earlier promise is kept."""
+    promised = {_key(o): _promise(o) for o in raw_endpoints}
+    by_class: dict[str, list[Placement]] = {}
+    for p in waiting.placements:
+        by_class.setdefault(p.gpu_class, []).append(p)
+    etas: dict[str, float] = {}
+    for gpu_class, queue in by_class.items():
+        cls = settings.classes[gpu_class]
+        loads = [registry.get(p.model).variant(p.variant).load_seconds for p in queue]
+        gpus = [p.tp * len(p.workers) for p in queue]
+        times = queue_etas(now, gpus, ClassCapacity(cls.gpus_per_node), loads, (), settings.eta)
+        for p, t in zip(queue, times, strict=True):
+            key = f"{p.namespace}/{p.request}"
+            etas[key] = max(etas.get(key, 0.0), t)
+    for ep in endpoints:
+        kept = promised.get(ep.key)
+        if ep.key in etas and kept is not None and kept > now:
+            etas[ep.key] = kept
+    return etas
+
+
+# -- endpoints ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Workload:
+    replicas: int | None = None
+    ready: int = 0
+
+
+def _workloads(owned: Sequence[Mapping[str, Any]]) -> dict[str, _Workload]:
+    """Per endpoint key, the replicas its workloads have now and how many are ready."""
+    found: dict[str, _Workload] = {}
+    for obj in owned:
+        if obj.get("kind") not in ("Deployment", "LeaderWorkerSet"):
+            continue
+        meta = obj.get("metadata") or {}
+        name = (meta.get("annotations") or {}).get(REQUEST_NAME)
+        if not name:
+            continue
+        key = f"{meta.get('namespace', 'default')}/{name}"
+        had = found.get(key, _Workload())
+        replicas = int((obj.get("spec") or {}).get("replicas", 0))
+        ready = int((obj.get("status") or {}).get("readyReplicas", 0))
+        found[key] = _Workload((had.replicas or 0) + replicas, had.ready + ready)
+    return found
+
+
+def _parse_endpoints(
+    raw: Sequence[Mapping[str, Any]], registry: Registry, now: float
+) -> tuple[list[Endpoint], list[tuple[EndpointDecision, Mapping[str, Any]]]]:
+    endpoints: list[Endpoint] = []
+    failed: list[tuple[EndpointDecision, Mapping[str, Any]]] = []
+    for obj in raw:
+        meta = obj.get("metadata") or {}
+        try:
+            ep = ie.parse(obj)
+            registry.get(ep.model)
+        except (EndpointError, ValueError, KeyError) as e:
+            field_error = e.field if isinstance(e, EndpointError) else "spec.model"
+            message = str(e) if isinstance(e, EndpointError) else f"spec.model: {e}"
+            spec = obj.get("spec") or {}
+            decision = EndpointDecision(
+                meta.get("namespace", "default"), meta.get("name", ""), str(spec.get("model", "")),
+                0, 0, 0, 0, None, None, None, "Failed", reason="InvalidSpec", message=message or field_error,
+            )  # fmt: skip
+            failed.append((decision, obj))
+            continue
+        endpoints.append(ep)
+    return endpoints, failed
+
+
+def _endpoint_decision(
+    ep: Endpoint,
+    target: tuple[int, str | None],
+    placed: Sequence[Placement],
+    waiting: Sequence[Placement],
+    unplaced: Sequence[Any],
+    current: _Workload,
+    eta: float | None,
+) -> EndpointDecision:
+    replicas, held = target
+    shape = (placed or waiting or [None])[0]
+    ready = min(current.ready, replicas)
+    if unplaced and not placed and not waiting:
+        phase, reason = "Failed", "Unschedulable"
+    elif waiting:
+        phase, reason = "Provisioning", "WaitingForCapacity"
+    elif replicas > 0 and ready >= replicas:
+        phase, reason = "Ready", "AllReplicasReady"
+    elif unplaced or (current.ready and ready < replicas):
+        phase, reason = "Degraded", "Unschedulable" if unplaced else "ReplicasNotReady"
+    else:
+        phase, reason = "Pending", "ReplicasStarting"
+    message = unplaced[0].reason if unplaced else _message(phase, len(placed), len(waiting), ready, replicas)
+    return EndpointDecision(
+        namespace=ep.namespace,
+        name=ep.name,
+        model=ep.model,
+        replicas=replicas,
+        placed=len(placed),
+        waiting=len(waiting),
+        unplaceable=len(unplaced),
+        variant=shape.variant if shape else None,
+        gpu_class=shape.gpu_class if shape else None,
+        eta=eta,
+        phase=phase,
+        ready_replicas=ready,
+        reason=reason,
+        message=message,
+        held=held,
+    )
+
+
+def _message(phase: str, placed: int, waiting: int, ready: int, replicas: int) -> str:
+    if phase == "Provisioning":
+        return f"{waiting} of {replicas} replicas wait for a GPU node to be provisioned"
+    return f"{ready} of {replicas} replicas ready"
+
+
+def _status(
+    d: EndpointDecision, ep: Endpoint | None, raw: Sequence[Mapping[str, Any]], now: float
+) -> dict[str, Any]:
+    previous = next((o.get("status") or {} for o in raw if _key(o) == f"{d.namespace}/{d.name}"), {})
+    ready = "True" if d.phase == "Ready" else "False"
+    condition = {"type": "Ready", "status": ready, "reason": d.reason, "message": d.message}
+    before = next((c for c in previous.get("conditions") or () if c.get("type") == "Ready"), None)
+    unchanged = before is not None and before.get("status") == ready and before.get("reason") == d.reason
+    condition["lastTransitionTime"] = before["lastTransitionTime"] if unchanged and before else _rfc3339(now)
+    status: dict[str, Any] = {
+        "phase": d.phase,
+        "readyReplicas": d.ready_replicas,
+        "desiredReplicas": d.replicas,
+        "conditions": [condition],
+    }
+    if ep is not None:
+        status["observedGeneration"] = ep.generation
+        status["url"] = f"http://{dns_label(ep.name)}.{ep.namespace}.svc:{PORT}"
+    if d.variant:
+        status["variant"] = d.variant
+    if d.gpu_class:
+        status["gpuClass"] = d.gpu_class
+    if d.eta is not None:
+        status["estimatedReadyTime"] = _rfc3339(d.eta)
+    return status
+
+
+def _owned_by(obj: dict[str, Any], ep: Endpoint) -> dict[str, Any]:
+    """`obj` garbage-collected with the endpoint (when the endpoint's uid is known)."""
+    if ep.uid:
+        obj["metadata"]["ownerReferences"] = [
+            {
+                "apiVersion": ie.API_VERSION,
+                "kind": ie.KIND,
+                "name": ep.name,
+                "uid": ep.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    return obj
+
+
+def _unpinned(obj: dict[str, Any]) -> dict[str, Any]:
+    """The workload without its `kubernetes.io/hostname` pin; the GPU product selector stays."""
+    templates = []
+    spec = obj.get("spec", {})
+    if "template" in spec:
+        templates.append(spec["template"])
+    for role in ("leaderTemplate", "workerTemplate"):
+        if role in spec.get("leaderWorkerTemplate", {}):
+            templates.append(spec["leaderWorkerTemplate"][role])
+    for template in templates:
+        required = template["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        for term in required["nodeSelectorTerms"]:
+            term["matchExpressions"] = [e for e in term["matchExpressions"] if e["key"] != "kubernetes.io/hostname"]
+    return obj
+
+
+# -- warm pools -----------------------------------------------------------------------------------
+
+
+def _pools(
+    inventory: Inventory, real: Plan, waiting: Plan, settings: Settings, obs: Observation, now: float
+) -> list[PoolDecision]:
+    previous = _pool_replicas(obs.owned, settings)
+    missing = obs.signals is None
+    pools = []
+    for name, cls in sorted(settings.classes.items()):
+        nodes = inventory.schedulable().of_class(name)
+        busy = {p.node for p in real.placements if p.gpu_class == name}
+        idle_nodes = sum(1 for n in nodes if n.node not in busy and len(n.idle_gpus) == len(n.gpus))
+        used = sum(p.tp * len(p.workers) for p in real.placements if p.gpu_class == name)
+        queued = sum(p.tp * len(p.workers) for p in waiting.placements if p.gpu_class == name)
+        free_on_busy = sum(len(n.idle_gpus) for n in nodes if n.node in busy)
+        free_on_busy -= sum(p.tp * len(p.workers) for p in real.placements if p.gpu_class == name)
+        need = np.array([math.nan if missing else float(used + queued)])
+        observation = PoolObservation(
+            need_gpus=DemandSeries(now, 60.0, need),
+            used_gpus=used,
+            free_gpus_on_busy_nodes=max(0, free_on_busy),
+            idle_nodes=idle_nodes,
+        )
+        target = hold_on_missing_data(
+            POLICIES[cls.policy], observation, now, cls.pool_settings, previous.get(name, 0)
+        )
+        pools.append(PoolDecision(name, idle_nodes, target))
+    return pools
+
+
+def _pool_replicas(owned: Sequence[Mapping[str, Any]], settings: Settings) -> dict[str, int]:
+    """The warm-pool size each class's object holds now (the previous target, rebuilt from the cluster)."""
+    sizes: dict[str, int] = {}
+    for obj in owned:
+        meta = obj.get("metadata") or {}
+        gpu_class = (meta.get("annotations") or {}).get("egs.io/warm-pool")
+        if gpu_class:
+            sizes[gpu_class] = int((obj.get("spec") or {}).get("replicas", 0))
+    return sizes
+
+
+def _pool_objects(pools: Sequence[PoolDecision], settings: Settings, catalog: Catalog) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = []
+    if any(settings.classes[p.gpu_class].pool == "balloon" for p in pools):
+        objects.append(
+            {
+                "apiVersion": "scheduling.k8s.io/v1",
+                "kind": "PriorityClass",
+                "metadata": {"name": PRIORITY_CLASS, "labels": dict(MANAGED)},
+                "value": PRIORITY,
+                "preemptionPolicy": "Never",
+                "globalDefault": False,
+                "description": "EGS warm-pool placeholders: any real replica preempts them.",
+            }
+        )
+    for pool in pools:
+        cls = settings.classes[pool.gpu_class]
+        gpu = catalog.get(pool.gpu_class)
+        if cls.pool == "karpenter-static":
+            objects.append(_nodepool(cls, pool))
+            continue
+        template = _balloon_template(gpu, cls)
+        meta = _pool_meta(pool, settings)
+        if cls.pool == "balloon":
+            deployment = {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": meta,
+                "spec": {
+                    "replicas": pool.target,
+                    "selector": {"matchLabels": template["metadata"]["labels"]},
+                    "template": template,
+                },
+            }
+            validate(deployment)
+            objects.append(deployment)
+        else:
+            pod_template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": meta, "template": template}
+            validate(pod_template)
+            objects.append(pod_template)
+            objects.append(
+                {
+                    "apiVersion": "autoscaling.x-k8s.io/v1alpha1",
+                    "kind": "CapacityBuffer",
+                    "metadata": meta,
+                    "spec": {"podTemplateRef": {"name": meta["name"]}, "replicas": pool.target},
+                }
+            )
+    return objects
+
+
+def _pool_meta(pool: PoolDecision, settings: Settings) -> dict[str, Any]:
+    return {
+        "name": f"egs-warm-{dns_label(pool.gpu_class, 40)}",
+        "namespace": settings.namespace,
+        "labels": {**MANAGED, "egs.io/component": "warm-pool"},
+        "annotations": {"egs.io/warm-pool": pool.gpu_class},
+    }
+
+
+def _nodepool(cls: ClassSettings, pool: PoolDecision) -> dict[str, Any]:
+    """Only the replicas of the user's static NodePool: server-side apply leaves its other fields alone."""
+    return {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": cls.nodepool, "annotations": {"egs.io/warm-pool": pool.gpu_class}},
+        "spec": {"replicas": pool.target},
+    }
+
+
+def _balloon_template(gpu: GpuModel, cls: ClassSettings) -> dict[str, Any]:
+    """A pod that holds one whole node of the class idle, until a real replica preempts it."""
+    resource = "amd.com/gpu" if gpu.vendor == "amd" else "nvidia.com/gpu"
+    product = "amd.com/gpu.product-name" if gpu.vendor == "amd" else "nvidia.com/gpu.product"
+    labels = {**MANAGED, "egs.io/warm-pool": dns_label(gpu.name)}
+    gpus = {resource: str(cls.gpus_per_node)}
+    expression = {"key": product, "operator": "In", "values": list(gpu.products)}
+    return {
+        "metadata": {"labels": labels},
+        "spec": {
+            "priorityClassName": PRIORITY_CLASS,
+            "terminationGracePeriodSeconds": 0,
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [expression]}]
+                    }
+                }
+            },
+            "tolerations": [{"key": resource, "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [
+                {"name": "placeholder", "image": POOL_IMAGE, "resources": {"requests": gpus, "limits": gpus}}
+            ],
+        },
+    }
+
+
+# -- small helpers --------------------------------------------------------------------------------
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+
+
+def _promise(obj: Mapping[str, Any]) -> float | None:
+    status = obj.get("status") or {}
+    text = status.get("estimatedReadyTime")
+    if not text or status.get("phase") != "Provisioning":
+        return None
+    try:
+        return datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _rfc3339(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

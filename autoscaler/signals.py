@@ -1,0 +1,33 @@
+"""What the controller knows of each model's traffic, as plain numbers: the decide step's input.
+
+The Prometheus adapter fills these from the recording rules; tests and the reconcile benchmark
+build them directly. `sampled_at` lets the decide step tell fresh data from stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelSignals:
+    """What Prometheus says about one model now."""
+
+    model: str
+    demand_rps: float
+    waiting: float | None = None
+    """Requests queued in the model's servers (all replicas)."""
+    running: float | None = None
+    kv_cache_usage: float | None = None
+    """The highest KV-cache use of the model's servers, 0-1."""
+    sampled_at: float = 0.0
+    """Unix time of the oldest of the newest samples behind these numbers."""
+
+
+@dataclass(frozen=True)
+class History:
+    """Regular samples of one model's demand; NaN where nothing was recorded."""
+
+    start_s: float
+    step_s: float
+    values: tuple[float, ...]
