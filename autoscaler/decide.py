@@ -44,6 +44,7 @@ from autoscaler.forecast import DemandSeries
 from autoscaler.pool import POLICIES, PoolObservation, PoolSettings, hold_on_missing_data
 from autoscaler.replicas import ReplicaBounds, replica_target
 from autoscaler.signals import ModelSignals
+from common.errors import InputError
 from scheduler.catalog import Catalog, GpuModel
 from scheduler.inventory import Inventory, InventoryError, SharingPolicy, build_inventory
 from scheduler.manifests import PORT, dns_label, manifests, validate
@@ -177,7 +178,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     workloads = _workloads(obs.owned)
     policy = SharingPolicy(dict(settings.sharing))
     try:
-        inventory = build_inventory(list(obs.nodes), catalog, sharing=policy)
+        inventory = build_inventory([dict(n) for n in obs.nodes], catalog, sharing=policy)
     except InventoryError as e:
         # Nodes that cannot be read are contradictory data: keep everything as it is.
         return Decision((), {}, (), (), (f"nodes: {e}",))
@@ -362,22 +363,24 @@ def _parse_endpoints(
     endpoints: list[Endpoint] = []
     failed: list[tuple[EndpointDecision, Mapping[str, Any]]] = []
     for obj in raw:
-        meta = obj.get("metadata") or {}
         try:
             ep = ie.parse(obj)
+        except EndpointError as e:
+            failed.append((_invalid(obj, str(e)), obj))
+            continue
+        try:
             registry.get(ep.model)
-        except (EndpointError, ValueError, KeyError) as e:
-            field_error = e.field if isinstance(e, EndpointError) else "spec.model"
-            message = str(e) if isinstance(e, EndpointError) else f"spec.model: {e}"
-            spec = obj.get("spec") or {}
-            decision = EndpointDecision(
-                meta.get("namespace", "default"), meta.get("name", ""), str(spec.get("model", "")),
-                0, 0, 0, 0, None, None, None, "Failed", reason="InvalidSpec", message=message or field_error,
-            )  # fmt: skip
-            failed.append((decision, obj))
+        except InputError as e:
+            failed.append((_invalid(obj, f"spec.model: {e}"), obj))
             continue
         endpoints.append(ep)
     return endpoints, failed
+
+
+def _invalid(obj: Mapping[str, Any], message: str) -> EndpointDecision:
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    namespace, name, model = meta.get("namespace", "default"), meta.get("name", ""), str(spec.get("model", ""))
+    return EndpointDecision(namespace, name, model, 0, 0, 0, 0, None, None, None, "Failed", 0, "InvalidSpec", message)
 
 
 def _endpoint_decision(
@@ -390,7 +393,7 @@ def _endpoint_decision(
     eta: float | None,
 ) -> EndpointDecision:
     replicas, held = target
-    shape = (placed or waiting or [None])[0]
+    shape = next(iter([*placed, *waiting]), None)
     ready = min(current.ready, replicas)
     if unplaced and not placed and not waiting:
         phase, reason = "Failed", "Unschedulable"
@@ -428,9 +431,7 @@ def _message(phase: str, placed: int, waiting: int, ready: int, replicas: int) -
     return f"{ready} of {replicas} replicas ready"
 
 
-def _status(
-    d: EndpointDecision, ep: Endpoint | None, raw: Sequence[Mapping[str, Any]], now: float
-) -> dict[str, Any]:
+def _status(d: EndpointDecision, ep: Endpoint | None, raw: Sequence[Mapping[str, Any]], now: float) -> dict[str, Any]:
     previous = next((o.get("status") or {} for o in raw if _key(o) == f"{d.namespace}/{d.name}"), {})
     ready = "True" if d.phase == "Ready" else "False"
     condition = {"type": "Ready", "status": ready, "reason": d.reason, "message": d.message}
@@ -511,9 +512,7 @@ def _pools(
             free_gpus_on_busy_nodes=max(0, free_on_busy),
             idle_nodes=idle_nodes,
         )
-        target = hold_on_missing_data(
-            POLICIES[cls.policy], observation, now, cls.pool_settings, previous.get(name, 0)
-        )
+        target = hold_on_missing_data(POLICIES[cls.policy], observation, now, cls.pool_settings, previous.get(name, 0))
         pools.append(PoolDecision(name, idle_nodes, target))
     return pools
 

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
+from common.errors import InputError
 from scheduler._schema import field_path
 from scheduler.plan import Request
 
@@ -32,7 +33,7 @@ SCALING = ("egs", "keda", "hpa")
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
-class EndpointError(ValueError):
+class EndpointError(InputError):
     """An InferenceEndpoint the schema rejects; the message starts with the bad field's path."""
 
     def __init__(self, field: str, message: str) -> None:

@@ -17,14 +17,15 @@ promises:
 - `review_token` and `review_access` ask the API server who a bearer token is (TokenReview) and
   whether that user may do a verb on InferenceEndpoints in a namespace (SubjectAccessReview).
 
-Errors, translated from `ApiException` and urllib3 at this edge, most specific first:
+Errors, translated from `ApiException` and urllib3 at this edge, most specific first, each also
+one of the project's kinds (`common.errors`), so the caller knows from the type what to do next:
 
-    KubernetesError
-    ├── NotFoundError          404 (the object or its namespace is gone)
-    ├── ConflictError          409 (retried by `apply`; a lost Lease race)
-    ├── InvalidError           400 / 422 (the object is wrong; retrying will not help)
-    ├── ForbiddenError         401 / 403 (the controller's RBAC or token)
-    └── TemporaryKubernetesError  5xx, 429, timeouts, refused connections: try again next loop
+    KubernetesError (EgsError)
+    ├── NotFoundError                              404 (the object or its namespace is gone)
+    ├── ConflictError (TemporaryError)             409 (retried by `apply`; a lost Lease race)
+    ├── InvalidError (InputError)                  400 / 422 (the object is wrong: retrying will not help)
+    ├── ForbiddenError (SetupError)                401 / 403 (the controller's RBAC or token)
+    └── TemporaryKubernetesError (TemporaryError)  5xx, 429, timeouts, refused connections
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from autoscaler.endpoint import GROUP, PLURAL, VERSION
+from common.errors import EgsError, InputError, SetupError, TemporaryError
 
 FIELD_MANAGER = "egs-controller"
 MANAGED_BY = "app.kubernetes.io/managed-by=egs"
@@ -51,7 +53,7 @@ MERGE = "application/merge-patch+json"
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "nvidia.com/mig-", "nvidia.com/gpumem")
 
 
-class KubernetesError(Exception):
+class KubernetesError(EgsError):
     """A Kubernetes API call failed; `status` is the HTTP status (0 when there was no answer)."""
 
     def __init__(self, message: str, status: int = 0) -> None:
@@ -63,19 +65,19 @@ class NotFoundError(KubernetesError):
     """The object (or its namespace, or its resource type) does not exist."""
 
 
-class ConflictError(KubernetesError):
+class ConflictError(KubernetesError, TemporaryError):
     """The object changed since it was read, or already exists."""
 
 
-class InvalidError(KubernetesError):
+class InvalidError(KubernetesError, InputError):
     """The API server rejected the object; its message names the field."""
 
 
-class ForbiddenError(KubernetesError):
+class ForbiddenError(KubernetesError, SetupError):
     """The credentials are wrong or lack the permission."""
 
 
-class TemporaryKubernetesError(KubernetesError):
+class TemporaryKubernetesError(KubernetesError, TemporaryError):
     """The API server is unavailable, overloaded or slow; the same call may succeed later."""
 
 

@@ -28,6 +28,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
 from autoscaler.signals import History, ModelSignals
+from common.errors import TemporaryError
 
 DEMAND = "model:requests:rate5m"
 WAITING = "model:requests_waiting:sum"
@@ -39,7 +40,7 @@ vLLM `model_name`, and the GPU saturation ratio per GPU product (`modelName`, dc
 LABEL = "model_name"
 
 
-class MetricsUnavailable(Exception):
+class MetricsUnavailable(TemporaryError):
     """Prometheus could not answer; the message says what was asked and why it failed."""
 
 

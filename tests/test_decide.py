@@ -1,0 +1,234 @@
+"""The decide step as data: nodes, endpoints, owned objects and metrics in, intended objects out.
+
+Covers: warm capacity (placed now) against provisioning (waiting, with an ETA from the core),
+scaling on demand, KV cache and queue, the min/max bounds, holding on missing, stale and
+contradictory metrics, an unplaceable endpoint's reason, invalid endpoints, promises kept across a
+restart, warm pools per backend, ready status. Everything at one fixed `now`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+
+from autoscaler.decide import (
+    PRIORITY,
+    PRIORITY_CLASS,
+    ClassSettings,
+    Decision,
+    EndpointDecision,
+    Observation,
+    Settings,
+    decide,
+)
+from autoscaler.eta import EtaSettings
+from autoscaler.signals import ModelSignals
+from scheduler.catalog import Catalog
+from scheduler.registry import Registry
+from tests.conftest import REPO
+
+NOW = 1_800_000_000.0
+MODEL = "llama-3.1-8b-instruct"
+CATALOG = Catalog.load()
+REGISTRY = Registry.load(REPO / "examples" / "models.yaml", CATALOG)
+SETTINGS = Settings(
+    classes={"H100-80GB": ClassSettings(gpus_per_node=8, static_nodes=1)},
+    throughput_rps={MODEL: 2.0},
+    eta=EtaSettings(prior_delay_s=(300.0, 600.0)),
+)
+
+
+def h100(name: str, ready: bool = True) -> dict[str, Any]:
+    labels = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "8"}
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "allocatable": {"nvidia.com/gpu": "8"},
+        },
+    }
+
+
+def endpoint(name: str = "chat", lo: int = 1, hi: int = 8, status: dict[str, Any] | None = None, **spec: Any) -> Any:
+    obj: dict[str, Any] = {
+        "apiVersion": "egs.dev/v1alpha1",
+        "kind": "InferenceEndpoint",
+        "metadata": {"name": name, "namespace": "team-a", "uid": f"uid-{name}", "generation": 3},
+        "spec": {"model": MODEL, "qualityFloor": 0.99, "replicas": {"min": lo, "max": hi}, **spec},
+    }
+    if status:
+        obj["status"] = status
+    return obj
+
+
+def workload(name: str, replicas: int, ready: int = 0) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"{name}-fp8", "namespace": "team-a", "annotations": {"egs.io/request-name": name}},
+        "spec": {"replicas": replicas},
+        "status": {"readyReplicas": ready},
+    }
+
+
+def signals(demand: float = 1.0, age_s: float = 10.0, **kw: Any) -> dict[str, ModelSignals]:
+    return {MODEL: ModelSignals(MODEL, demand, sampled_at=NOW - age_s, **kw)}
+
+
+def run(obs: Observation, settings: Settings = SETTINGS) -> tuple[Decision, EndpointDecision]:
+    decision = decide(obs, settings, REGISTRY, CATALOG, NOW)
+    return decision, decision.endpoints[0]
+
+
+def kinds(decision: Decision) -> list[tuple[str, str]]:
+    return [(o["kind"], o["metadata"]["name"]) for o in decision.objects]
+
+
+def test_warm_capacity_serves_the_endpoint_now() -> None:
+    decision, chat = run(Observation([h100("gpu-0")], [endpoint()], signals=signals()))
+    assert (chat.placed, chat.waiting, chat.eta, chat.serves_now) == (1, 0, None, True)
+    assert chat.gpu_class == "H100-80GB"
+    deployment = next(
+        o for o in decision.objects if o["kind"] == "Deployment" and o["metadata"]["namespace"] == "team-a"
+    )
+    owner = deployment["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("InferenceEndpoint", "uid-chat", True)
+    terms = deployment["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    keys = [e["key"] for t in terms["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            for e in t["matchExpressions"]]  # fmt: skip
+    assert keys == ["nvidia.com/gpu.product"]  # no pin to a node: kube-scheduler picks one of the class
+    assert ("Service", "chat") in kinds(decision)
+    status = decision.statuses[("team-a", "chat")]
+    assert status["url"] == "http://chat.team-a.svc:8000"
+    assert status["observedGeneration"] == 3
+    assert "estimatedReadyTime" not in status
+
+
+def test_without_a_node_the_replica_waits_with_an_eta() -> None:
+    decision, chat = run(Observation([], [endpoint()], signals=signals()))
+    assert (chat.placed, chat.waiting, chat.phase, chat.gpu_class) == (0, 1, "Provisioning", "H100-80GB")
+    load = REGISTRY.get(MODEL).variant(chat.variant or "").load_seconds
+    # prior 300-600 s, promised at its 0.95 quantile and rounded up to the 60 s step, then the load
+    assert chat.eta == NOW + 600 + load
+    status = decision.statuses[("team-a", "chat")]
+    assert status["estimatedReadyTime"] == datetime.datetime.fromtimestamp(NOW + 600 + load, datetime.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    assert status["conditions"][0]["reason"] == "WaitingForCapacity"
+    assert any(k == "Deployment" and n.startswith("chat-") for k, n in kinds(decision))
+
+
+def test_an_earlier_promise_is_kept_across_a_restart() -> None:
+    promised = datetime.datetime.fromtimestamp(NOW + 200, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ep = endpoint(status={"phase": "Provisioning", "estimatedReadyTime": promised})
+    _, chat = run(Observation([], [ep], signals=signals()))
+    assert chat.eta == NOW + 200
+
+
+@pytest.mark.parametrize(
+    ("sig", "current", "replicas"),
+    [
+        (signals(demand=10.0), None, 6),  # ceil(10 x 1.2 / 2)
+        (signals(demand=100.0), None, 8),  # clamped to max
+        (signals(demand=0.0), None, 1),  # never below min
+        (signals(demand=1.0, kv_cache_usage=0.85), 2, 3),  # KV cache >= 0.80: one more
+        (signals(demand=1.0, waiting=12, kv_cache_usage=0.1), 2, 3),  # 6 queued per replica >= 5
+        (signals(demand=1.0, waiting=8, kv_cache_usage=0.5), 2, 1),  # 4 per replica: demand rules
+    ],
+)
+def test_replicas_follow_demand_queue_and_kv_cache(
+    sig: dict[str, ModelSignals], current: int | None, replicas: int
+) -> None:
+    owned = [workload("chat", current)] if current else []
+    _, chat = run(Observation([h100(f"gpu-{i}") for i in range(2)], [endpoint()], owned, sig))
+    assert (chat.replicas, chat.held) == (replicas, None)
+
+
+@pytest.mark.parametrize(
+    ("sig", "why"),
+    [
+        (None, "Prometheus unavailable"),
+        ({}, "no metrics for"),
+        (signals(demand=0.0, age_s=600), "600s old"),
+        (signals(demand=0.0, kv_cache_usage=1.7), "contradict"),
+        (signals(demand=float("nan")), "contradict"),
+    ],
+)
+def test_missing_stale_or_contradictory_metrics_hold_the_replicas(sig: Any, why: str) -> None:
+    decision, chat = run(Observation([h100("gpu-0")], [endpoint()], [workload("chat", 4)], sig))
+    assert chat.replicas == 4
+    assert chat.held is not None and why in chat.held
+    assert decision.holds == (f"team-a/chat: {chat.held}",)
+
+
+def test_a_replica_that_fits_no_class_says_why() -> None:
+    ep = endpoint(gpuClasses=["L4"], contextTokens=131072, concurrency=64)
+    decision, chat = run(Observation([h100("gpu-0")], [ep], signals=signals()))
+    assert (chat.phase, chat.reason, chat.placed, chat.waiting) == ("Failed", "Unschedulable", 0, 0)
+    assert "GiB" in chat.message
+    assert decision.statuses[("team-a", "chat")]["conditions"][0]["message"] == chat.message
+    assert not any(o["metadata"].get("namespace") == "team-a" for o in decision.objects)
+
+
+def test_an_invalid_endpoint_fails_naming_its_field() -> None:
+    bad = endpoint(qualityFloor=3)
+    unknown = endpoint("other", model="no-such-model")
+    decision = decide(Observation([], [bad, unknown], signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    reasons = {(d.name, d.phase, d.reason) for d in decision.endpoints}
+    assert reasons == {("chat", "Failed", "InvalidSpec"), ("other", "Failed", "InvalidSpec")}
+    assert decision.statuses[("team-a", "chat")]["conditions"][0]["message"].startswith("spec.qualityFloor: ")
+    assert "no-such-model" in decision.statuses[("team-a", "other")]["conditions"][0]["message"]
+
+
+def test_ready_replicas_make_the_endpoint_ready() -> None:
+    owned = [workload("chat", 1, ready=1)]
+    decision, chat = run(Observation([h100("gpu-0")], [endpoint()], owned, signals()))
+    assert (chat.phase, chat.ready_replicas) == ("Ready", 1)
+    assert decision.statuses[("team-a", "chat")]["conditions"][0]["status"] == "True"
+
+
+def test_the_balloon_pool_is_a_low_priority_placeholder_deployment() -> None:
+    decision, _ = run(Observation([], [endpoint()], signals=signals()))
+    priority = next(o for o in decision.objects if o["kind"] == "PriorityClass")
+    assert (priority["metadata"]["name"], priority["value"]) == (PRIORITY_CLASS, PRIORITY)
+    balloon = next(o for o in decision.objects if o["metadata"].get("namespace") == "egs-system")
+    assert balloon["spec"]["replicas"] == 1
+    pod = balloon["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] == PRIORITY_CLASS
+    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "8"}
+    assert decision.pools[0].target == 1
+
+
+@pytest.mark.parametrize(
+    ("backend", "kind"),
+    [("capacitybuffer", "CapacityBuffer"), ("karpenter-static", "NodePool")],
+)
+def test_other_pool_backends(backend: str, kind: str) -> None:
+    cls = ClassSettings(gpus_per_node=8, pool=backend, static_nodes=2, nodepool="h100-static")
+    settings = Settings(classes={"H100-80GB": cls}, throughput_rps={MODEL: 2.0})
+    decision, _ = run(Observation([], [endpoint()], signals=signals()), settings)
+    pool = next(o for o in decision.objects if o["kind"] == kind)
+    assert pool["spec"]["replicas"] == 2
+    assert not any(o["kind"] == "PriorityClass" for o in decision.objects)
+
+
+def test_the_pool_is_not_released_while_data_is_missing() -> None:
+    settings = Settings(classes={"H100-80GB": ClassSettings(gpus_per_node=8, static_nodes=0)})
+    held = workload("x", 3)
+    held["metadata"] = {
+        "name": "egs-warm-h100",
+        "namespace": "egs-system",
+        "annotations": {"egs.io/warm-pool": "H100-80GB"},
+    }
+    decision, _ = run(Observation([], [endpoint()], [held], None), settings)
+    assert decision.pools[0].target == 3
+    decision, _ = run(Observation([], [endpoint()], [held], signals()), settings)
+    assert decision.pools[0].target == 0
+
+
+def test_the_same_input_gives_the_same_objects() -> None:
+    obs = Observation([h100("gpu-0"), h100("gpu-1")], [endpoint(), endpoint("docs")], signals=signals(demand=9))
+    assert decide(obs, SETTINGS, REGISTRY, CATALOG, NOW) == decide(obs, SETTINGS, REGISTRY, CATALOG, NOW)
