@@ -592,7 +592,11 @@ def _nodepool(cls: ClassSettings, pool: PoolDecision) -> dict[str, Any]:
     return {
         "apiVersion": "karpenter.sh/v1",
         "kind": "NodePool",
-        "metadata": {"name": cls.nodepool, "annotations": {"egs.io/warm-pool": pool.gpu_class}},
+        "metadata": {
+            "name": cls.nodepool,
+            "labels": dict(MANAGED),
+            "annotations": {"egs.io/warm-pool": pool.gpu_class},
+        },
         "spec": {"replicas": pool.target},
     }
 

@@ -52,6 +52,20 @@ SERIES: tuple[Series, ...] = (
         "When the controller last finished a reconcile loop (Unix time).",
     ),
     Series("egs_autoscaler_reconcile_errors_total", "counter", ("reason",), "Reconcile loops that failed."),
+    Series("egs_autoscaler_reconcile_duration_seconds", "gauge", (), "How long the last reconcile loop took."),
+    Series(
+        "egs_autoscaler_decisions_total",
+        "counter",
+        ("action",),
+        "Objects the controller decided on: applied (written), unchanged (nothing to write), held.",
+    ),
+    Series(
+        "egs_autoscaler_holding",
+        "gauge",
+        (),
+        "1 while the last decision held replicas or pools on missing, stale or contradictory metrics.",
+    ),
+    Series("egs_autoscaler_leader", "gauge", (), "1 while this controller replica holds the leader Lease."),
 )
 
 NAMES: frozenset[str] = frozenset(s.name for s in SERIES)

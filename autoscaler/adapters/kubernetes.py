@@ -225,8 +225,11 @@ class Cluster:
         """Every object the controller wrote (label `app.kubernetes.io/managed-by=egs`), all namespaces."""
         objects: list[dict[str, Any]] = []
         for api_version, kind in self.owned_kinds:
-            for obj in self._list(KINDS[(api_version, kind)], labels=MANAGED_BY):
-                objects.append({"apiVersion": api_version, "kind": kind, **obj})
+            try:
+                listed = self._list(KINDS[(api_version, kind)], labels=MANAGED_BY)
+            except NotFoundError:
+                continue  # the kind's CRD is not installed: nothing of it to own
+            objects += [{"apiVersion": api_version, "kind": kind, **obj} for obj in listed]
         return objects
 
     def pending_gpu_pods(self) -> list[dict[str, Any]]:

@@ -1,0 +1,85 @@
+"""The controller's configuration file (`egs controller --config`, `egs api --config`), read into `Settings`.
+
+Part of the autoscaler's pure core: `parse_config(raw)` takes the parsed YAML and returns the decide
+step's `Settings` and the model registry's path; a wrong field raises `InputError` naming it
+(`gpu_classes.H100-80GB.pool: ...`). The format, with its defaults:
+
+    namespace: egs-system          # the controller's own objects: warm pools, the Lease
+    models: models.yaml            # the model registry (relative to this file)
+    headroom: 0.2
+    stale_after_s: 180
+    default_throughput_rps: 1.0
+    throughput_rps: {llama-3.1-8b-instruct: 5.0}
+    sharing: {L4: timeslice}
+    gpu_classes:                   # what the node autoscaler can add, and the warm pool of each
+      H100-80GB: {gpus_per_node: 8, pool: balloon, policy: static, static_nodes: 1}
+    eta: {prior_delay_s: [300, 600], quantile: 0.95}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from autoscaler.decide import ClassSettings, Settings
+from autoscaler.eta import EtaSettings
+from common.errors import InputError
+
+_TOP = {
+    "namespace", "models", "headroom", "stale_after_s", "default_throughput_rps",
+    "throughput_rps", "sharing", "gpu_classes", "eta",
+}  # fmt: skip
+_CLASS = {"gpus_per_node", "pool", "policy", "static_nodes", "nodepool"}
+_ETA = {"prior_delay_s", "quantile", "min_observations", "step_s"}
+
+
+def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | None]:
+    """(settings, the model registry's path or None) from the parsed configuration file."""
+    raw = {} if raw is None else raw
+    _mapping(raw, "(root)", _TOP)
+    classes = {}
+    for name, cls in _mapping(raw.get("gpu_classes", {}), "gpu_classes").items():
+        where = f"gpu_classes.{name}"
+        _mapping(cls, where, _CLASS)
+        classes[str(name)] = _build(ClassSettings, where, cls)
+    eta = _build(EtaSettings, "eta", _eta(_mapping(raw.get("eta", {}), "eta", _ETA)))
+    fields = {k: raw[k] for k in ("namespace", "headroom", "stale_after_s", "default_throughput_rps") if k in raw}
+    settings = _build(
+        Settings,
+        "(root)",
+        {
+            **fields,
+            "throughput_rps": {
+                str(k): float(v) for k, v in _mapping(raw.get("throughput_rps", {}), "throughput_rps").items()
+            },
+            "sharing": {str(k): str(v) for k, v in _mapping(raw.get("sharing", {}), "sharing").items()},
+            "classes": classes,
+            "eta": eta,
+        },
+    )
+    models = raw.get("models")
+    return settings, (base / str(models)) if models else None
+
+
+def _eta(raw: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(raw)
+    if "prior_delay_s" in out:
+        out["prior_delay_s"] = tuple(float(x) for x in out["prior_delay_s"])
+    return out
+
+
+def _mapping(raw: Any, where: str, allowed: set[str] | None = None) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(map(str, raw)) - allowed) if allowed is not None else []
+    if unknown:
+        raise InputError(f"{where}: unknown field {unknown[0]!r} (known: {', '.join(sorted(allowed or ()))})")
+    return raw
+
+
+def _build(cls: Any, where: str, values: Mapping[str, Any]) -> Any:
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{where}: {e}") from e

@@ -1,0 +1,266 @@
+"""The controller loop: observe the cluster and Prometheus, decide (pure), act with server-side apply.
+
+The one module that wires the adapters to the core; `egs controller` runs it. Each `reconcile()`:
+
+1. **lead**: claim the Lease (`autoscaler.leader`); a replica that does not hold it observes
+   nothing and writes nothing; one whose claim runs out mid-loop stops before its next write;
+2. **observe**: Nodes, InferenceEndpoints and the objects EGS owns (adapter), each model's signals
+   (Prometheus adapter; unreachable = `None`, which the decide step holds on);
+3. **decide**: `autoscaler.decide.decide(observation, settings, registry, catalog, now)`;
+4. **act**: apply each intended object and status that differs from what the cluster holds
+   (an intended object whose every field is already there is not written, so a second reconcile
+   with nothing changed writes nothing); a 409 is retried by the adapter, a temporary failure of
+   one object is counted and the loop goes on with the next;
+5. **record** the series of `autoscaler.metrics` and log the holds.
+
+Nothing is kept between loops that the cluster does not hold: the replicas to hold, the warm-pool
+sizes and the promised ready times are all read back from the objects, so a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from autoscaler import leader
+from autoscaler.adapters.kubernetes import OWNED_KINDS, Cluster, KubernetesError, NotFoundError
+from autoscaler.decide import Decision, Observation, Settings, decide
+from autoscaler.metrics import SERIES
+from autoscaler.signals import ModelSignals
+from common.errors import TemporaryError
+from scheduler.catalog import Catalog
+from scheduler.registry import Registry
+
+log = logging.getLogger("egs.controller")
+
+
+def owned_kinds(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """The kinds the controller writes with this configuration, which it lists back every loop."""
+    kinds = [*OWNED_KINDS, ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")]
+    pools = {c.pool for c in settings.classes.values()}
+    if "balloon" in pools:
+        kinds.append(("scheduling.k8s.io/v1", "PriorityClass"))
+    if "capacitybuffer" in pools:
+        kinds += [("v1", "PodTemplate"), ("autoscaling.x-k8s.io/v1alpha1", "CapacityBuffer")]
+    if "karpenter-static" in pools:
+        kinds.append(("karpenter.sh/v1", "NodePool"))
+    return tuple(kinds)
+
+
+class Signals(Protocol):
+    """Where per-model metrics come from (the Prometheus adapter, or a test's stand-in)."""
+
+    def signals(self) -> Mapping[str, ModelSignals]: ...
+
+
+class LostLease(Exception):
+    """This replica's claim on the Lease ran out: it must not write again until it wins it back."""
+
+
+@dataclass
+class Outcome:
+    """What one reconcile did."""
+
+    leader: bool
+    writes: int = 0
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+    decision: Decision | None = None
+
+
+class ControllerMetrics:
+    """The series of `autoscaler.metrics`, registered on `registry`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.families: dict[str, Gauge | Counter] = {}
+        for s in SERIES:
+            kind = Gauge if s.kind == "gauge" else Counter
+            name = s.name.removesuffix("_total") if s.kind == "counter" else s.name
+            self.families[s.name] = kind(name, s.help, s.labels, registry=registry)
+
+    def gauge(self, name: str) -> Gauge:
+        family = self.families[name]
+        assert isinstance(family, Gauge)
+        return family
+
+    def counter(self, name: str) -> Counter:
+        family = self.families[name]
+        assert isinstance(family, Counter)
+        return family
+
+    def record(self, outcome: Outcome, duration_s: float, now: float) -> None:
+        self.gauge("egs_autoscaler_leader").set(1 if outcome.leader else 0)
+        for error in outcome.errors:
+            self.counter("egs_autoscaler_reconcile_errors_total").labels(error).inc()
+        decision = outcome.decision
+        if decision is None:
+            return
+        self.counter("egs_autoscaler_decisions_total").labels("applied").inc(outcome.writes)
+        self.counter("egs_autoscaler_decisions_total").labels("unchanged").inc(outcome.unchanged)
+        self.counter("egs_autoscaler_decisions_total").labels("held").inc(len(decision.holds))
+        self.gauge("egs_autoscaler_holding").set(1 if decision.holds else 0)
+        for name in ("egs_endpoint_replicas_waiting", "egs_endpoint_estimated_ready_timestamp_seconds"):
+            self.gauge(name).clear()
+        self.gauge("egs_endpoint_ready").clear()
+        for d in decision.endpoints:
+            labels = (d.namespace, d.name, d.model, d.gpu_class or "")
+            self.gauge("egs_endpoint_replicas_waiting").labels(*labels).set(d.waiting)
+            self.gauge("egs_endpoint_ready").labels(*labels).set(1 if d.phase == "Ready" else 0)
+            if d.eta is not None:
+                self.gauge("egs_endpoint_estimated_ready_timestamp_seconds").labels(*labels).set(d.eta)
+        for pool in decision.pools:
+            self.gauge("egs_warm_pool_idle_nodes").labels(pool.gpu_class).set(pool.idle_nodes)
+            self.gauge("egs_warm_pool_target_nodes").labels(pool.gpu_class).set(pool.target)
+        self.gauge("egs_autoscaler_reconcile_duration_seconds").set(duration_s)
+        self.gauge("egs_autoscaler_last_reconcile_timestamp_seconds").set(now)
+
+
+class Controller:
+    """One controller replica: `reconcile()` once, or `run()` every `interval_s` until stopped."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        metrics: Signals | None,
+        settings: Settings,
+        registry: Registry,
+        catalog: Catalog,
+        identity: str,
+        dry_run: bool = False,
+        lease_duration_s: float = 15.0,
+        clock: Callable[[], float] = time.time,
+        exposition: CollectorRegistry | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.metrics = metrics
+        self.settings = settings
+        self.registry = registry
+        self.catalog = catalog
+        self.identity = identity
+        self.dry_run = dry_run
+        self.lease_duration_s = lease_duration_s
+        self.clock = clock
+        self.exposition_registry = exposition or CollectorRegistry()
+        self.exposition = ControllerMetrics(self.exposition_registry)
+        self.leading_until = 0.0
+
+    def reconcile(self) -> Outcome:
+        started = time.monotonic()
+        now = self.clock()
+        try:
+            outcome = self._reconcile(now)
+        except LostLease:
+            log.warning("lost the Lease mid-loop: stopped writing")
+            outcome = Outcome(leader=False, errors=["lease_lost"])
+        except TemporaryError as e:
+            log.warning("reconcile: %s (trying again next loop)", e)
+            outcome = Outcome(leader=self.leading_until > now, errors=["temporary"])
+        self.exposition.record(outcome, time.monotonic() - started, self.clock())
+        return outcome
+
+    def run(self, interval_s: float, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.reconcile()
+            stop.wait(interval_s)
+
+    def _reconcile(self, now: float) -> Outcome:
+        if not self._lead(now):
+            return Outcome(leader=False)
+        obs = self._observe()
+        decision = decide(obs, self.settings, self.registry, self.catalog, now)
+        for hold in decision.holds:
+            log.warning("holding the last decision: %s", hold)
+        outcome = Outcome(leader=True, decision=decision)
+        self._act(decision, obs, outcome)
+        return outcome
+
+    def _lead(self, now: float) -> bool:
+        namespace = self.settings.namespace
+        try:
+            read = self.cluster.lease(namespace, leader.LEASE_NAME)
+            spec = leader.claim((read or {}).get("spec"), self.identity, now, self.lease_duration_s)
+            if spec is None:
+                self.leading_until = 0.0
+                return False
+            if not self.dry_run:
+                self.cluster.take_lease(namespace, leader.LEASE_NAME, spec, read)
+        except KubernetesError as e:
+            log.info("not leading this loop: %s", e)
+            return self.leading_until > self.clock()
+        self.leading_until = now + self.lease_duration_s
+        return True
+
+    def _observe(self) -> Observation:
+        nodes = self.cluster.nodes()
+        endpoints = self.cluster.endpoints()
+        owned = self.cluster.owned()
+        signals: Mapping[str, ModelSignals] | None = None
+        if self.metrics is not None:
+            try:
+                signals = self.metrics.signals()
+            except TemporaryError as e:
+                log.warning("metrics unavailable: %s", e)
+        return Observation(nodes, endpoints, owned, signals)
+
+    def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
+        held = {_identity(o): o for o in obs.owned}
+        statuses = {_identity(o)[2:]: o.get("status") or {} for o in obs.endpoints}
+        writes: list[tuple[str, Callable[[], Any]]] = []
+        for obj in decision.objects:
+            if _within(obj, held.get(_identity(obj))):
+                outcome.unchanged += 1
+            else:
+                writes.append((f"{obj['kind']} {_name(obj)}", partial(self.cluster.apply, obj)))
+        for (namespace, name), status in decision.statuses.items():
+            if _within(status, statuses.get((namespace, name))):
+                outcome.unchanged += 1
+            else:
+                writes.append(
+                    (f"status {namespace}/{name}", partial(self.cluster.apply_status, namespace, name, status))
+                )
+        for what, call in writes:
+            if self.leading_until <= self.clock():
+                raise LostLease(what)
+            if self.dry_run:
+                log.info("dry run: would write %s", what)
+                outcome.writes += 1
+                continue
+            try:
+                call()
+                outcome.writes += 1
+            except NotFoundError:
+                log.info("%s: gone since it was read", what)
+            except KubernetesError as e:
+                log.warning("%s: %s", what, e)
+                outcome.errors.append("temporary" if isinstance(e, TemporaryError) else "rejected")
+
+
+def _identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(obj.get("apiVersion")), str(obj.get("kind")), str(meta.get("namespace", "")), str(meta.get("name")))
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else str(meta.get("name"))
+
+
+def _within(intended: Any, observed: Any) -> bool:
+    """Whether every field of `intended` already has that value in `observed` (which may hold more:
+    defaults the API server filled in, fields other managers own)."""
+    if isinstance(intended, Mapping):
+        return isinstance(observed, Mapping) and all(_within(v, observed.get(k)) for k, v in intended.items())
+    if isinstance(intended, list):
+        return (
+            isinstance(observed, list)
+            and len(observed) == len(intended)
+            and all(_within(a, b) for a, b in zip(intended, observed, strict=True))
+        )
+    return bool(intended == observed)

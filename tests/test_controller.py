@@ -1,0 +1,198 @@
+"""The controller loop against kmock (tests/kube_harness.py) and the real adapters: faults included.
+
+Covers: a first reconcile writes the workload, Service, warm pool and status, a second with nothing
+changed writes nothing; Prometheus down and stale metrics hold the replicas; API 409 (retried) and
+500 (counted, the loop goes on); the Lease lost mid-loop stops the writes; two controllers, one
+writer; a restart in the middle of provisioning keeps the ETA and the pool; --dry-run writes
+nothing; the exposition carries every series of autoscaler/metrics.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from autoscaler.adapters.kubernetes import Cluster
+from autoscaler.adapters.prometheus import PrometheusMetrics
+from autoscaler.controller import Controller, owned_kinds
+from autoscaler.decide import ClassSettings, Settings
+from autoscaler.metrics import SERIES
+from autoscaler.signals import ModelSignals
+from egs.localstack import free_port
+from tests.kube_harness import KubeCluster
+from tests.test_decide import CATALOG, MODEL, REGISTRY, endpoint, h100
+
+NOW = 1_800_000_000.0
+SETTINGS = Settings(classes={"H100-80GB": ClassSettings(gpus_per_node=8, static_nodes=1)}, throughput_rps={MODEL: 2.0})
+ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
+DEPLOYMENTS = "apps/v1/deployments"
+
+
+class FixedSignals:
+    """A stand-in for the Prometheus adapter (the real one is tested against a real Prometheus)."""
+
+    def __init__(self, demand: float, age_s: float = 5.0, clock: Any = None) -> None:
+        self.demand, self.age_s, self.clock = demand, age_s, clock
+
+    def signals(self) -> Mapping[str, ModelSignals]:
+        now = self.clock() if self.clock else NOW
+        return {MODEL: ModelSignals(MODEL, self.demand, 0.0, 1.0, 0.3, now - self.age_s)}
+
+
+class Clock:
+    def __init__(self, t: float = NOW, step: float = 0.0) -> None:
+        self.t, self.step = t, step
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeCluster]:
+    cluster = KubeCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+def controller(kube: KubeCluster, signals: Any, clock: Any = None, name: str = "a", **kw: Any) -> Controller:
+    cluster = Cluster(kube.api_client(), owned_kinds=owned_kinds(SETTINGS))
+    return Controller(
+        cluster,
+        signals,
+        SETTINGS,
+        REGISTRY,
+        CATALOG,
+        name,
+        clock=clock or Clock(),
+        exposition=CollectorRegistry(),
+        **kw,
+    )
+
+
+def chat_deployment(kube: KubeCluster) -> dict[str, Any]:
+    found = [d for d in kube.all(DEPLOYMENTS) if d["metadata"]["namespace"] == "team-a"]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_a_second_reconcile_with_nothing_changed_writes_nothing(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    ctl = controller(kube, FixedSignals(demand=3.0))
+    first = ctl.reconcile()
+    assert first.leader and first.errors == []
+    assert first.writes >= 5  # workload, Service, PriorityClass, balloon, status
+    deployment = chat_deployment(kube)
+    assert deployment["spec"]["replicas"] == 2  # ceil(3 x 1.2 / 2)
+    assert deployment["metadata"]["ownerReferences"][0]["name"] == "chat"
+    assert kube.get("v1/services", "team-a", "chat") is not None
+    assert kube.get(DEPLOYMENTS, "egs-system", "egs-warm-h100-80gb-836f9d") is not None
+    status = kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
+    assert (status["phase"], status["gpuClass"], status["desiredReplicas"]) == ("Pending", "H100-80GB", 2)
+    patches = len(kube.requests("PATCH"))
+    second = ctl.reconcile()
+    assert (second.writes, second.errors) == (0, [])
+    assert len(kube.requests("PATCH")) == patches + 1  # the Lease renewal only
+
+
+def test_prometheus_down_holds_the_replicas(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    controller(kube, FixedSignals(demand=9.0)).reconcile()
+    assert chat_deployment(kube)["spec"]["replicas"] == 6
+    down = PrometheusMetrics(f"http://127.0.0.1:{free_port()}", timeout_s=1)
+    ctl = controller(kube, down)
+    outcome = ctl.reconcile()
+    assert outcome.decision is not None and outcome.decision.holds
+    assert chat_deployment(kube)["spec"]["replicas"] == 6
+    assert b"egs_autoscaler_holding 1.0" in generate_latest(ctl.exposition_registry)
+
+
+def test_stale_metrics_never_scale_down(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    controller(kube, FixedSignals(demand=9.0)).reconcile()
+    outcome = controller(kube, FixedSignals(demand=0.0, age_s=3600)).reconcile()
+    assert outcome.decision is not None and "3600s old" in outcome.decision.holds[0]
+    assert chat_deployment(kube)["spec"]["replicas"] == 6
+
+
+def test_a_conflict_is_retried_and_a_server_error_does_not_stop_the_loop(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    kube.fail("PATCH", 409, times=2, path_part="/deployments/")
+    kube.fail("PATCH", 500, times=1, path_part="/services/")
+    ctl = controller(kube, FixedSignals(demand=3.0))
+    outcome = ctl.reconcile()
+    assert outcome.errors == ["temporary"]
+    assert chat_deployment(kube)["spec"]["replicas"] == 2  # written after two conflicts
+    assert kube.get("v1/services", "team-a", "chat") is None
+    assert kube.get(ENDPOINTS, "team-a", "chat")["status"]["phase"] == "Pending"  # type: ignore[index]
+    again = ctl.reconcile()
+    assert (again.writes, again.errors) == (1, [])
+    assert kube.get("v1/services", "team-a", "chat") is not None
+
+
+def test_a_lost_lease_stops_the_writes_mid_loop(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    # each look at the clock moves it 4 s: the 15 s claim runs out after a few writes
+    ctl = controller(kube, FixedSignals(demand=3.0), clock=Clock(step=4.0))
+    outcome = ctl.reconcile()
+    assert outcome.errors == ["lease_lost"]
+    assert 0 < len([r for r in kube.requests("PATCH") if "/leases/" not in r.url.path]) < 5
+
+
+def test_two_controllers_one_writer(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    a = controller(kube, FixedSignals(demand=3.0), name="a")
+    b = controller(kube, FixedSignals(demand=9.0), name="b")
+    assert a.reconcile().leader
+    patches = len(kube.requests("PATCH"))
+    outcome = b.reconcile()
+    assert (outcome.leader, outcome.writes) == (False, 0)
+    assert len(kube.requests("PATCH")) == patches
+    assert chat_deployment(kube)["spec"]["replicas"] == 2
+    lease = kube.get("coordination.k8s.io/v1/leases", "egs-system", "egs-controller")
+    assert lease is not None and lease["spec"]["holderIdentity"] == "a"
+    # once a's claim has run out, b takes over
+    late = controller(kube, FixedSignals(demand=9.0), clock=Clock(NOW + 60), name="b").reconcile()
+    assert late.leader and chat_deployment(kube)["spec"]["replicas"] == 6
+
+
+def test_a_restart_while_provisioning_keeps_the_eta_and_the_pool(kube: KubeCluster) -> None:
+    kube.put(ENDPOINTS, endpoint())
+    controller(kube, FixedSignals(demand=1.0)).reconcile()
+    status = kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
+    assert status["phase"] == "Provisioning"
+    promised = status["estimatedReadyTime"]
+    clock = Clock(NOW + 120)
+    restarted = controller(kube, FixedSignals(demand=1.0, clock=clock), clock=clock, name="a-restarted")
+    outcome = restarted.reconcile()
+    assert outcome.errors == []
+    assert kube.get(ENDPOINTS, "team-a", "chat")["status"]["estimatedReadyTime"] == promised  # type: ignore[index]
+    assert kube.get(DEPLOYMENTS, "egs-system", "egs-warm-h100-80gb-836f9d")["spec"]["replicas"] == 1  # type: ignore[index]
+
+
+def test_dry_run_writes_nothing(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    outcome = controller(kube, FixedSignals(demand=3.0), dry_run=True).reconcile()
+    assert outcome.writes >= 5
+    assert kube.requests("PATCH") == [] and kube.requests("POST") == []
+
+
+def test_the_exposition_has_every_declared_series(kube: KubeCluster) -> None:
+    kube.put(ENDPOINTS, endpoint())
+    ctl = controller(kube, FixedSignals(demand=1.0))
+    ctl.reconcile()
+    text = generate_latest(ctl.exposition_registry).decode()
+    for series in SERIES:
+        assert f"# TYPE {series.name} {series.kind}" in text, series.name
+    assert 'egs_endpoint_replicas_waiting{endpoint="chat",gpu_class="H100-80GB",model="' in text
+    assert 'egs_warm_pool_target_nodes{gpu_class="H100-80GB"} 1.0' in text
