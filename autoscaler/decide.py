@@ -310,7 +310,7 @@ def _etas(
     now: float,
 ) -> dict[str, float]:
     """Per endpoint with waiting replicas: when the last of them serves; an earlier promise is kept."""
-    promised = {_key(o): _promise(o) for o in raw_endpoints}
+    promised = {endpoint_key(o): _promise(o) for o in raw_endpoints}
     by_class: dict[str, list[Placement]] = {}
     for p in waiting.placements:
         by_class.setdefault(p.gpu_class, []).append(p)
@@ -432,12 +432,12 @@ def _message(phase: str, placed: int, waiting: int, ready: int, replicas: int) -
 
 
 def _status(d: EndpointDecision, ep: Endpoint | None, raw: Sequence[Mapping[str, Any]], now: float) -> dict[str, Any]:
-    previous = next((o.get("status") or {} for o in raw if _key(o) == f"{d.namespace}/{d.name}"), {})
+    previous = next((o.get("status") or {} for o in raw if endpoint_key(o) == f"{d.namespace}/{d.name}"), {})
     ready = "True" if d.phase == "Ready" else "False"
     condition = {"type": "Ready", "status": ready, "reason": d.reason, "message": d.message}
     before = next((c for c in previous.get("conditions") or () if c.get("type") == "Ready"), None)
     unchanged = before is not None and before.get("status") == ready and before.get("reason") == d.reason
-    condition["lastTransitionTime"] = before["lastTransitionTime"] if unchanged and before else _rfc3339(now)
+    condition["lastTransitionTime"] = before["lastTransitionTime"] if unchanged and before else rfc3339(now)
     status: dict[str, Any] = {
         "phase": d.phase,
         "readyReplicas": d.ready_replicas,
@@ -452,7 +452,7 @@ def _status(d: EndpointDecision, ep: Endpoint | None, raw: Sequence[Mapping[str,
     if d.gpu_class:
         status["gpuClass"] = d.gpu_class
     if d.eta is not None:
-        status["estimatedReadyTime"] = _rfc3339(d.eta)
+        status["estimatedReadyTime"] = rfc3339(d.eta)
     return status
 
 
@@ -631,7 +631,8 @@ def _balloon_template(gpu: GpuModel, cls: ClassSettings) -> dict[str, Any]:
 # -- small helpers --------------------------------------------------------------------------------
 
 
-def _key(obj: Mapping[str, Any]) -> str:
+def endpoint_key(obj: Mapping[str, Any]) -> str:
+    """`namespace/name` of a raw object."""
     meta = obj.get("metadata") or {}
     return f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
 
@@ -647,5 +648,6 @@ def _promise(obj: Mapping[str, Any]) -> float | None:
         return None
 
 
-def _rfc3339(t: float) -> str:
+def rfc3339(t: float) -> str:
+    """Unix time as the RFC 3339 the status and the API write (UTC, whole seconds)."""
     return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -39,6 +39,7 @@ class EndpointError(InputError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.problem = message
 
 
 @dataclass(frozen=True)

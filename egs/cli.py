@@ -138,6 +138,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     demo.set_defaults(run=run_demo)
 
     if command is None:
+        from egs.api_cli import add_parser as add_api_parser
+        from egs.controller_cli import add_parser as add_controller_parser
         from egs.plan_cli import add_parser as add_plan_parser
         from egs.render_cli import add_parser as add_render_parser
         from egs.simulate_cli import add_parser as add_simulate_parser
@@ -147,6 +149,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         add_simulate_parser(sub)
         add_trace_parser(sub)
         add_render_parser(sub)
+        add_controller_parser(sub)
+        add_api_parser(sub)
     return parser
 
 

@@ -1,0 +1,277 @@
+"""The endpoint API (`egs api`): users ask for an endpoint over HTTP and hear at once when it serves.
+
+A FastAPI app (the OpenAPI document at `/openapi.json` is generated from the pydantic models below)
+in front of the Kubernetes adapter. `POST /v1/namespaces/{ns}/endpoints` validates the request
+against the InferenceEndpoint CRD's schema, asks the decide step (with the cluster as it is now)
+where its replicas would go, creates the InferenceEndpoint, and answers
+
+- `201 Created` when warm capacity takes every replica now, or
+- `202 Accepted` with `estimatedReadyTime` when a node must be provisioned first (the promise is
+  written to the endpoint's status, where the controller keeps it),
+
+both with `Location`. `GET` one or the list, and `DELETE` (its workloads are garbage-collected with
+it). Kubernetes authenticates and authorises: the bearer token goes to a TokenReview (401 when
+unknown), the user to a SubjectAccessReview for the verb on `inferenceendpoints` in the namespace
+(403 when denied). Bad input is 400 (not JSON) or 422 naming the field, and changes nothing; an
+unknown endpoint is 404, an existing name 409, an API server that does not answer 503.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the dependencies in the route signatures,
+# which name closures, from the evaluated annotations.
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Header, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoscaler import endpoint as ie
+from autoscaler.adapters.kubernetes import Cluster, ConflictError, ForbiddenError, NotFoundError
+from autoscaler.decide import EndpointDecision, Observation, Settings, decide, endpoint_key, rfc3339
+from common.errors import InputError, TemporaryError
+from scheduler.catalog import Catalog
+from scheduler.registry import Registry
+
+NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAMESPACE = Annotated[str, Path(pattern=NAME, max_length=63, description="The Kubernetes namespace.")]
+ENDPOINT = Annotated[str, Path(pattern=NAME, max_length=45, description="The endpoint's name.")]
+
+
+class Replicas(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min: int = Field(ge=0, le=1000, description="Never fewer replicas (0 lets an idle endpoint scale to zero).")
+    max: int = Field(ge=1, le=1000, description="Never more replicas.")
+
+
+class EndpointRequest(BaseModel):
+    """An endpoint to create: the InferenceEndpoint's spec, and its name."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME, max_length=45, description="A DNS label; the Service gets this name.")
+    model: str = Field(min_length=1, max_length=253, description="A model of the EGS model registry.")
+    qualityFloor: float = Field(ge=0, le=1, description="Lowest variant quality accepted (fp16 = 1.0).")
+    replicas: Replicas
+    gpuClasses: list[Annotated[str, Field(min_length=1, max_length=63)]] | None = Field(None, max_length=32)
+    contextTokens: int | None = Field(None, ge=1, le=10_485_760)
+    concurrency: int | None = Field(None, ge=1, le=65_536)
+    throughputPerReplica: float | None = Field(None, ge=0.001, le=1e6)
+    scaling: Literal["egs", "keda", "hpa"] = "egs"
+
+
+class Condition(BaseModel):
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+
+
+class EndpointView(BaseModel):
+    """An endpoint as the API shows it: what was asked, and what EGS has made of it so far."""
+
+    name: str
+    namespace: str
+    model: str
+    phase: str | None = None
+    variant: str | None = None
+    gpuClass: str | None = None
+    readyReplicas: int | None = None
+    desiredReplicas: int | None = None
+    url: str | None = None
+    estimatedReadyTime: str | None = None
+    conditions: list[Condition] = []
+
+
+class EndpointList(BaseModel):
+    items: list[EndpointView]
+
+
+class Problem(BaseModel):
+    """What went wrong; `field` names the bad field of the request when there is one."""
+
+    detail: str
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the app needs: the cluster, and what the decide step is configured with."""
+
+    cluster: Cluster
+    settings: Settings
+    registry: Registry
+    catalog: Catalog
+    clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: str
+    groups: tuple[str, ...]
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="EGS endpoint API",
+        version="v1",
+        description="Create inference endpoints; 201 when warm GPU capacity serves them now, 202 Accepted with an "
+        "estimated ready time when a node must be provisioned.",
+    )
+    cluster = services.cluster
+    problems: dict[int | str, dict[str, Any]] = {
+        400: {"model": Problem, "description": "The body is not JSON."},
+        401: {"model": Problem, "description": "No bearer token, or one Kubernetes does not know."},
+        403: {"model": Problem, "description": "Kubernetes RBAC does not allow this on inferenceendpoints here."},
+        422: {"model": Problem, "description": "A field is wrong; `field` names it."},
+        503: {"model": Problem, "description": "The Kubernetes API server did not answer; try again."},
+    }
+
+    def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _Refused(401, "a bearer token is required (Authorization: Bearer <token>)")
+        who = cluster.review_token(token.strip())
+        if who is None:
+            raise _Refused(401, "Kubernetes does not know this token")
+        return Caller(*who)
+
+    def allowed(verb: str) -> Callable[..., Caller]:
+        def check(namespace: NAMESPACE, who: Annotated[Caller, Depends(caller)]) -> Caller:
+            if not cluster.review_access(who.user, who.groups, verb, namespace):
+                raise _Refused(403, f"{who.user} may not {verb} inferenceendpoints in namespace {namespace}")
+            return who
+
+        return check
+
+    @app.exception_handler(_Refused)
+    def refused(request: Request, e: _Refused) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else {}
+        if e.status == 503:
+            headers["Retry-After"] = "10"
+        return JSONResponse({"detail": e.detail, "field": e.field}, status_code=e.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0]
+        if first.get("type") == "json_invalid":
+            return JSONResponse({"detail": f"the body is not JSON: {first.get('msg')}", "field": None}, 400)
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "(body)"
+        return JSONResponse({"detail": f"{where}: {first.get('msg')}", "field": where}, 422)
+
+    @app.exception_handler(TemporaryError)
+    def unavailable(request: Request, e: TemporaryError) -> JSONResponse:
+        return refused(request, _Refused(503, f"the Kubernetes API did not answer: {e}"))
+
+    @app.exception_handler(ForbiddenError)
+    def misconfigured(request: Request, e: ForbiddenError) -> JSONResponse:
+        return refused(request, _Refused(503, f"the API's own service account is refused: {e}"))
+
+    @app.post(
+        "/v1/namespaces/{namespace}/endpoints",
+        status_code=201,
+        response_model=EndpointView,
+        responses={**problems, 202: {"model": EndpointView, "description": "Accepted: a node is being provisioned."},
+                   409: {"model": Problem, "description": "An endpoint of this name exists."}},
+    )  # fmt: skip
+    def create(
+        namespace: NAMESPACE,
+        body: EndpointRequest,
+        response: Response,
+        who: Annotated[Caller, Depends(allowed("create"))],
+    ) -> EndpointView:
+        spec = body.model_dump(exclude_none=True, exclude={"name"})
+        try:
+            obj = ie.manifest(namespace, body.name, spec)
+        except ie.EndpointError as e:
+            field = e.field.removeprefix("spec.")
+            raise _Refused(422, f"{field}: {e.problem}", field) from e
+        try:
+            services.registry.get(body.model)
+        except InputError as e:
+            raise _Refused(422, f"model: {e}", "model") from e
+        now = services.clock()
+        decision = _admit(services, obj, now)
+        if decision.phase == "Failed":
+            field = "gpuClasses" if body.gpuClasses else "model"
+            raise _Refused(422, f"{field}: no GPU class can serve it: {decision.message}", field)
+        try:
+            created = cluster.create(obj)
+        except ConflictError as e:
+            raise _Refused(409, f"endpoint {namespace}/{body.name} exists", "name") from e
+        status: dict[str, Any] = {"phase": decision.phase, "desiredReplicas": decision.replicas}
+        if decision.eta is not None:
+            status["estimatedReadyTime"] = rfc3339(decision.eta)
+        if decision.variant:
+            status |= {"variant": decision.variant, "gpuClass": decision.gpu_class}
+        cluster.apply_status(namespace, body.name, status)
+        response.status_code = 201 if decision.serves_now else 202
+        response.headers["Location"] = f"/v1/namespaces/{namespace}/endpoints/{body.name}"
+        return _view({**created, "status": status})
+
+    @app.get("/v1/namespaces/{namespace}/endpoints", response_model=EndpointList, responses=problems)
+    def list_endpoints(namespace: NAMESPACE, who: Annotated[Caller, Depends(allowed("list"))]) -> EndpointList:
+        return EndpointList(items=[_view(o) for o in cluster.endpoints(namespace)])
+
+    @app.get(
+        "/v1/namespaces/{namespace}/endpoints/{name}",
+        response_model=EndpointView,
+        responses={**problems, 404: {"model": Problem, "description": "No such endpoint."}},
+    )
+    def read(namespace: NAMESPACE, name: ENDPOINT, who: Annotated[Caller, Depends(allowed("get"))]) -> EndpointView:
+        return _view(_existing(cluster, namespace, name))
+
+    @app.delete(
+        "/v1/namespaces/{namespace}/endpoints/{name}",
+        status_code=204,
+        responses={**problems, 404: {"model": Problem, "description": "No such endpoint."}},
+    )
+    def delete(namespace: NAMESPACE, name: ENDPOINT, who: Annotated[Caller, Depends(allowed("delete"))]) -> Response:
+        _existing(cluster, namespace, name)
+        cluster.delete(ie.API_VERSION, ie.KIND, namespace, name)
+        return Response(status_code=204)
+
+    return app
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.field = status, detail, field
+
+
+def _existing(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    try:
+        return cluster.endpoint(namespace, name)
+    except NotFoundError as e:
+        raise _Refused(404, f"no endpoint {namespace}/{name}") from e
+
+
+def _admit(services: Services, obj: Mapping[str, Any], now: float) -> EndpointDecision:
+    """Where the new endpoint's replicas go with the cluster as it is: the decide step, one endpoint more.
+    Metrics play no part: a new endpoint starts at its minimum (at least one replica)."""
+    cluster = services.cluster
+    others = [e for e in cluster.endpoints() if endpoint_key(e) != endpoint_key(obj)]
+    obs = Observation(cluster.nodes(), [*others, obj], cluster.owned(), signals={})
+    decision = decide(obs, services.settings, services.registry, services.catalog, now)
+    return next(d for d in decision.endpoints if f"{d.namespace}/{d.name}" == endpoint_key(obj))
+
+
+def _view(obj: Mapping[str, Any]) -> EndpointView:
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    return EndpointView(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        model=spec.get("model", ""),
+        phase=status.get("phase"),
+        variant=status.get("variant"),
+        gpuClass=status.get("gpuClass"),
+        readyReplicas=status.get("readyReplicas"),
+        desiredReplicas=status.get("desiredReplicas"),
+        url=status.get("url"),
+        estimatedReadyTime=status.get("estimatedReadyTime"),
+        conditions=[Condition(**{k: str(c.get(k, "")) for k in ("type", "status", "reason", "message")})
+                    for c in status.get("conditions") or ()],
+    )  # fmt: skip

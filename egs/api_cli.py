@@ -1,0 +1,41 @@
+"""`egs api`: serve the endpoint API (`autoscaler.adapters.api`) with uvicorn.
+
+Composition only: the same configuration and registry as `egs controller` (`load_config`), the
+Kubernetes adapter for the cluster, and uvicorn on `--listen`. Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from egs.controller_cli import add_cluster_options, load_config
+
+
+def add_parser(sub: Any) -> None:
+    """Register `egs api` on the `egs` command's subparsers."""
+    api = sub.add_parser(
+        "api",
+        help="serve the endpoint API: POST an endpoint, get 201 or 202 Accepted with its estimated ready time",
+        description="Serve POST/GET/DELETE /v1/namespaces/{ns}/endpoints[/{name}] and /openapi.json. Callers "
+        "authenticate with a Kubernetes bearer token (TokenReview) and need RBAC on inferenceendpoints in the "
+        "namespace (SubjectAccessReview).",
+    )
+    add_cluster_options(api)
+    api.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on (default %(default)s)")
+    api.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from autoscaler.adapters.api import Services, create_app
+    from autoscaler.adapters.kubernetes import Cluster
+    from egs.cli import _listen
+
+    settings, registry, catalog = load_config(args)
+    host, port = _listen(args.listen)
+    cluster = Cluster.connect(args.kubeconfig)
+    app = create_app(Services(cluster, settings, registry, catalog))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0

@@ -1,0 +1,155 @@
+"""`egs controller`: run the InferenceEndpoint operator against a cluster and a Prometheus.
+
+Composition only: it reads the configuration (`autoscaler.config`) and the model registry, connects
+the Kubernetes adapter (`--kubeconfig`, else in-cluster, else ~/.kube/config) and the Prometheus
+adapter, serves the controller's own series on `--metrics-listen`, and runs `autoscaler.controller`
+every `--interval` seconds until SIGTERM. `egs api` loads its configuration with `load_config` too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+
+from autoscaler.config import parse_config
+from autoscaler.decide import Settings
+from common.errors import InputError, naming
+from scheduler.catalog import Catalog
+from scheduler.registry import Registry
+
+log = logging.getLogger("egs.controller")
+
+
+def add_parser(sub: Any) -> None:
+    """Register `egs controller` on the `egs` command's subparsers."""
+    ctl = sub.add_parser(
+        "controller",
+        help="run the InferenceEndpoint operator: place, scale and keep warm capacity for every endpoint",
+        description="Every --interval seconds: read the cluster's GPU nodes, InferenceEndpoints and the objects "
+        "EGS owns, and each model's demand, queue and KV cache from Prometheus; decide each endpoint's variant, "
+        "GPU class and replicas and each GPU class's warm pool; server-side apply what differs. One replica "
+        "writes (a Lease elects it). Missing or stale metrics never scale anything down.",
+    )
+    add_cluster_options(ctl)
+    ctl.add_argument("--prometheus", metavar="URL", help="Prometheus (or Thanos, Mimir) query URL; without it, "
+                     "every endpoint keeps its replicas")  # fmt: skip
+    ctl.add_argument("--interval", type=_positive, default=30.0, help="seconds between loops (default %(default)s)")
+    ctl.add_argument("--dry-run", action="store_true", help="decide and log what would be written; write nothing")
+    ctl.add_argument(
+        "--metrics-listen",
+        default="127.0.0.1:9402",
+        help="HOST:PORT for the controller's /metrics (default %(default)s)",
+    )
+    ctl.add_argument("--identity", help="this replica's name in the Lease (default: $POD_NAME, else host-pid)")
+    ctl.add_argument("--once", action="store_true", help="run one loop, print its outcome as JSON, and exit")
+    ctl.set_defaults(run=run)
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """The options `egs controller` and `egs api` share: the cluster and the configuration."""
+    parser.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, else ~/.kube/config)")
+    parser.add_argument("--config", type=Path, help="controller configuration (YAML; see autoscaler/config.py)")
+    parser.add_argument("--models", type=Path, help="model registry (default: the configuration's `models`)")
+
+
+def load_config(args: argparse.Namespace) -> tuple[Settings, Registry, Catalog]:
+    """The settings, the model registry and the GPU catalogue named by the shared options."""
+    raw: Any = {}
+    if args.config is not None:
+        try:
+            raw = yaml.safe_load(args.config.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise InputError(f"cannot read the configuration: {e}", source=args.config) from e
+    with naming(args.config or "--config"):
+        settings, models = parse_config(raw, (args.config or Path(".")).parent)
+    models = args.models or models
+    if models is None:
+        raise InputError("a model registry is needed: give --models or `models:` in --config", source="--models")
+    catalog = Catalog.load()
+    with naming(models):
+        registry = Registry.load(models, catalog)
+    for name in settings.classes:
+        if name not in catalog:
+            raise InputError(f"gpu_classes.{name}: no GPU class {name!r} in the catalogue", source=args.config)
+    return settings, registry, catalog
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from autoscaler.adapters.kubernetes import Cluster
+    from autoscaler.adapters.prometheus import PrometheusMetrics
+    from autoscaler.controller import Controller, owned_kinds
+    from egs.cli import _listen
+
+    settings, registry, catalog = load_config(args)
+    cluster = Cluster.connect(args.kubeconfig, owned_kinds=owned_kinds(settings))
+    metrics = PrometheusMetrics(args.prometheus) if args.prometheus else None
+    if metrics is None:
+        log.warning("no --prometheus: every endpoint keeps its replicas (nothing scales on demand)")
+    identity = args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    exposition = CollectorRegistry()
+    controller = Controller(
+        cluster, metrics, settings, registry, catalog, identity, dry_run=args.dry_run, exposition=exposition
+    )
+    if args.once:
+        outcome = controller.reconcile()
+        print(json.dumps(_outcome(outcome)))
+        return 4 if outcome.errors else 0
+    host, port = _listen(args.metrics_listen)
+    start_http_server(port, host, registry=exposition)
+    stop = threading.Event()
+
+    def shutdown(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping after this loop", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    log.info("controller %s: every %.0fs, metrics on http://%s:%d/metrics", identity, args.interval, host, port)
+    controller.run(args.interval, stop)
+    return 0
+
+
+def _outcome(outcome: Any) -> dict[str, Any]:
+    """One loop's outcome as `--once` prints it (one JSON document on stdout)."""
+    decision = outcome.decision
+    endpoints = [
+        {
+            "namespace": d.namespace,
+            "name": d.name,
+            "phase": d.phase,
+            "replicas": d.replicas,
+            "waiting": d.waiting,
+            "variant": d.variant,
+            "gpu_class": d.gpu_class,
+            "eta": d.eta,
+        }
+        for d in (decision.endpoints if decision else ())
+    ]
+    return {
+        "leader": outcome.leader,
+        "writes": outcome.writes,
+        "unchanged": outcome.unchanged,
+        "errors": outcome.errors,
+        "holds": list(decision.holds) if decision else [],
+        "endpoints": endpoints,
+    }
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value

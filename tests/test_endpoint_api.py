@@ -1,0 +1,156 @@
+"""The endpoint API: every status code through FastAPI's test client, over kmock and the real adapter.
+
+Covers 201 (warm capacity), 202 with Location and estimatedReadyTime (a node must be provisioned),
+200 for one and the list, 204 on delete, 400 (not JSON), 401 (no or unknown token), 403 (RBAC says
+no), 404, 409 (the name exists), 422 naming the field (request model, CRD schema, unknown model,
+no GPU class can serve it), 503 (the API server fails). A refused request changes nothing.
+The schemathesis run against the real `egs api` process is in test_endpoint_api_fuzz.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from autoscaler.adapters.api import Services, create_app
+from autoscaler.adapters.kubernetes import Cluster
+from tests.kube_harness import KubeCluster
+from tests.test_decide import CATALOG, MODEL, REGISTRY, SETTINGS, h100
+
+ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
+ALICE = {"Authorization": "Bearer t-alice"}
+BOB = {"Authorization": "Bearer t-bob"}
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeCluster]:
+    cluster = KubeCluster().start()
+    cluster.emulator.tokens |= {"t-alice": ("alice", ("team-a",)), "t-bob": ("bob", ())}
+    for verb in ("create", "get", "list", "delete"):
+        cluster.emulator.grants.add(("alice", verb, "team-a"))
+    cluster.emulator.grants.add(("bob", "get", "team-a"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def api(kube: KubeCluster) -> TestClient:
+    services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: NOW)
+    return TestClient(create_app(services))
+
+
+def body(name: str = "chat", **fields: Any) -> dict[str, Any]:
+    return {"name": name, "model": MODEL, "qualityFloor": 0.99, "replicas": {"min": 1, "max": 4}, **fields}
+
+
+def post(api: TestClient, payload: Any, headers: dict[str, str] = ALICE, ns: str = "team-a") -> Any:
+    return api.post(f"/v1/namespaces/{ns}/endpoints", json=payload, headers=headers)
+
+
+def test_201_when_warm_capacity_serves_it_now(kube: KubeCluster, api: TestClient) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    answer = post(api, body())
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["Location"] == "/v1/namespaces/team-a/endpoints/chat"
+    assert answer.json()["gpuClass"] == "H100-80GB"
+    assert answer.json()["estimatedReadyTime"] is None
+    stored = kube.get(ENDPOINTS, "team-a", "chat")
+    assert stored is not None and stored["spec"]["model"] == MODEL
+
+
+def test_202_with_an_eta_when_a_node_must_be_provisioned(kube: KubeCluster, api: TestClient) -> None:
+    answer = post(api, body())
+    assert answer.status_code == 202, answer.text
+    assert answer.headers["Location"] == "/v1/namespaces/team-a/endpoints/chat"
+    eta = answer.json()["estimatedReadyTime"]
+    assert eta is not None and eta > "2027-01-15T08:00:00Z"  # NOW is 2027-01-15T08:00:00Z
+    assert answer.json()["phase"] == "Provisioning"
+    stored = kube.get(ENDPOINTS, "team-a", "chat")
+    assert stored is not None and stored["status"]["estimatedReadyTime"] == eta  # the controller keeps it
+
+
+def test_get_list_and_delete(kube: KubeCluster, api: TestClient) -> None:
+    assert post(api, body()).status_code == 202
+    one = api.get("/v1/namespaces/team-a/endpoints/chat", headers=ALICE)
+    assert one.status_code == 200 and one.json()["model"] == MODEL
+    listed = api.get("/v1/namespaces/team-a/endpoints", headers=ALICE)
+    assert listed.status_code == 200 and [e["name"] for e in listed.json()["items"]] == ["chat"]
+    assert api.delete("/v1/namespaces/team-a/endpoints/chat", headers=ALICE).status_code == 204
+    assert api.get("/v1/namespaces/team-a/endpoints/chat", headers=ALICE).status_code == 404
+    assert api.delete("/v1/namespaces/team-a/endpoints/chat", headers=ALICE).status_code == 404
+
+
+def test_409_when_the_name_exists(kube: KubeCluster, api: TestClient) -> None:
+    assert post(api, body()).status_code == 202
+    again = post(api, body(qualityFloor=1.0))
+    assert again.status_code == 409 and again.json()["field"] == "name"
+    assert kube.get(ENDPOINTS, "team-a", "chat")["spec"]["qualityFloor"] == 0.99  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({}, 401), ({"Authorization": "Basic abc"}, 401), ({"Authorization": "Bearer nobody"}, 401), (BOB, 403)],
+)
+def test_401_and_403_come_from_kubernetes(
+    kube: KubeCluster, api: TestClient, headers: dict[str, str], status: int
+) -> None:
+    answer = post(api, body(), headers=headers)
+    assert answer.status_code == status
+    if status == 401:
+        assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert kube.get(ENDPOINTS, "team-a", "chat") is None
+
+
+def test_403_in_another_namespace(kube: KubeCluster, api: TestClient) -> None:
+    assert post(api, body(), ns="team-b").status_code == 403
+    assert api.get("/v1/namespaces/team-a/endpoints", headers=BOB).status_code == 403  # bob may get, not list
+    assert api.get("/v1/namespaces/team-a/endpoints/x", headers=BOB).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (body(qualityFloor=1.5), "qualityFloor"),
+        (body(replicas={"min": 1}), "replicas.max"),
+        (body(replicas={"min": 5, "max": 2}), "replicas.min"),
+        (body(scaling="vpa"), "scaling"),
+        (body(colour="blue"), "colour"),
+        (body(name="Not_A_Name"), "name"),
+        (body(model="no-such-model"), "model"),
+        (body(gpuClasses=["L4"], contextTokens=131072, concurrency=64), "gpuClasses"),
+    ],
+)
+def test_422_names_the_field_and_changes_nothing(
+    kube: KubeCluster, api: TestClient, payload: dict[str, Any], field: str
+) -> None:
+    answer = post(api, payload)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field
+    assert answer.json()["detail"].startswith(f"{field}: ")
+    assert kube.all(ENDPOINTS) == []
+
+
+def test_400_when_the_body_is_not_json(kube: KubeCluster, api: TestClient) -> None:
+    answer = api.post(
+        "/v1/namespaces/team-a/endpoints", content=b"{not json", headers={**ALICE, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400
+    assert kube.all(ENDPOINTS) == []
+
+
+def test_503_when_the_api_server_fails(kube: KubeCluster, api: TestClient) -> None:
+    kube.fail("POST", 503, path_part="/inferenceendpoints")
+    answer = post(api, body())
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "10"
+    assert kube.all(ENDPOINTS) == []
+
+
+def test_the_openapi_document_declares_every_answer(api: TestClient) -> None:
+    document = api.get("/openapi.json").json()
+    post_op = document["paths"]["/v1/namespaces/{namespace}/endpoints"]["post"]
+    assert {"201", "202", "400", "401", "403", "409", "422", "503"} <= set(post_op["responses"])
+    assert "EndpointRequest" in document["components"]["schemas"]
