@@ -47,28 +47,15 @@ def running_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_schemathesis_finds_no_server_error(running_api: str, tmp_path: Path) -> None:
+    command = [
+        str(SCHEMATHESIS), "run", f"{running_api}/openapi.json",
+        "--checks", "not_a_server_error",
+        "--header", "Authorization: Bearer t-fuzz",
+        "--max-examples", "15", "--max-time", "25", "--seed", "11", "--workers", "1",
+        "--request-timeout", "10", "--report-dir", str(tmp_path),
+    ]  # fmt: skip
     run = subprocess.run(
-        [
-            str(SCHEMATHESIS),
-            "run",
-            f"{running_api}/openapi.json",
-            "--checks",
-            "not_a_server_error",
-            "--header",
-            "Authorization: Bearer t-fuzz",
-            "--max-examples",
-            "15",
-            "--max-time",
-            "25",
-            "--seed",
-            "11",
-            "--workers",
-            "1",
-            "--request-timeout",
-            "10",
-            "--report-dir",
-            str(tmp_path),
-        ],  # fmt: skip
+        command,
         capture_output=True,
         text=True,
         timeout=180,
