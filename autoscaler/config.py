@@ -14,6 +14,8 @@ step's `Settings` and the model registry's path; a wrong field raises `InputErro
     gpu_classes:                   # what the node autoscaler can add, and the warm pool of each
       H100-80GB: {gpus_per_node: 8, pool: balloon, policy: static, static_nodes: 1}
     eta: {prior_delay_s: [300, 600], quantile: 0.95}
+    engine: online                 # the scheduler's engine: online, auto or exact
+    time_limit_s: 2.0
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from common.errors import InputError
 
 _TOP = {
     "namespace", "models", "headroom", "stale_after_s", "default_throughput_rps",
-    "throughput_rps", "sharing", "gpu_classes", "eta",
+    "throughput_rps", "sharing", "gpu_classes", "eta", "engine", "time_limit_s",
 }  # fmt: skip
+_SCALARS = ("namespace", "headroom", "stale_after_s", "default_throughput_rps", "engine", "time_limit_s")
 _CLASS = {"gpus_per_node", "pool", "policy", "static_nodes", "nodepool"}
 _ETA = {"prior_delay_s", "quantile", "min_observations", "step_s"}
 
@@ -44,7 +47,7 @@ def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | Non
         _mapping(cls, where, _CLASS)
         classes[str(name)] = _build(ClassSettings, where, cls)
     eta = _build(EtaSettings, "eta", _eta(_mapping(raw.get("eta", {}), "eta", _ETA)))
-    fields = {k: raw[k] for k in ("namespace", "headroom", "stale_after_s", "default_throughput_rps") if k in raw}
+    fields = {k: raw[k] for k in _SCALARS if k in raw}
     settings = _build(
         Settings,
         "(root)",

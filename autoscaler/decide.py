@@ -9,7 +9,7 @@ at scale. Per InferenceEndpoint:
   throughput (the endpoint's `throughputPerReplica`, else the configured figure for the model), plus
   one replica while the servers saturate (KV cache >= 0.80 or >= 5 queued requests per replica,
   llm-d's thresholds), clamped to `replicas.min..max`;
-- **variant, GPU class, placement**: the scheduler's entry point (`scheduler.placement.place`) on the
+- **variant, GPU class, placement**: the scheduler's entry point (`scheduler.schedule.schedule`) on the
   nodes' inventory; replicas that fit nowhere are placed again on the nodes each configured GPU class
   would add, and so wait for provisioning; a replica that fits no class at all gets the scheduler's
   reason ("needs N GiB ... largest free ...") in a condition;
@@ -46,11 +46,11 @@ from autoscaler.replicas import ReplicaBounds, replica_target
 from autoscaler.signals import ModelSignals
 from common.errors import InputError
 from scheduler.catalog import Catalog, GpuModel
-from scheduler.inventory import Inventory, InventoryError, SharingPolicy, build_inventory
+from scheduler.inventory import Inventory, InventoryError, NodeGpus, SharingPolicy, build_inventory
 from scheduler.manifests import PORT, dns_label, manifests, validate
-from scheduler.placement import place
 from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import Registry
+from scheduler.schedule import schedule
 
 KV_CACHE_HIGH = 0.80
 QUEUE_HIGH = 5.0
@@ -112,6 +112,10 @@ class Settings:
     sharing: Mapping[str, str] = field(default_factory=dict)
     """GPU class -> sharing mechanism, as `egs plan --sharing`."""
     eta: EtaSettings = field(default_factory=EtaSettings)
+    engine: str = "online"
+    """The scheduler's engine (`scheduler.schedule.ENGINES`): online answers in milliseconds, which the
+    loop and the API need; auto and exact search up to `time_limit_s` per call."""
+    time_limit_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         if held:
             holds.append(f"{ep.key}: {held}")
     requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
-    real = place(requests, registry, inventory) if requests else Plan()
+    real = _place(requests, registry, inventory, settings) if requests else Plan()
     waiting_plan = _place_waiting(endpoints, real, registry, catalog, settings, policy)
     objects: list[dict[str, Any]] = []
     decisions: list[EndpointDecision] = []
@@ -283,7 +287,12 @@ def _place_waiting(
         for i in range(min(wanted, 64))
     ]
     inventory = build_inventory(nodes, catalog, sharing=policy)
-    return place(short, registry, inventory)
+    return _place(short, registry, inventory, settings)
+
+
+def _place(requests: Sequence[Request], registry: Registry, inventory: Inventory, settings: Settings) -> Plan:
+    """The scheduler's one entry point, with the configured engine."""
+    return schedule(requests, registry, inventory, engine=settings.engine, time_limit_s=settings.time_limit_s).plan
 
 
 def _provisioning_node(gpu: GpuModel, gpus: int, index: int) -> dict[str, Any]:
@@ -498,12 +507,12 @@ def _pools(
     missing = obs.signals is None
     pools = []
     for name, cls in sorted(settings.classes.items()):
-        nodes = inventory.schedulable().of_class(name)
+        nodes = [n for n in inventory.schedulable() if n.model.name == name]
         busy = {p.node for p in real.placements if p.gpu_class == name}
-        idle_nodes = sum(1 for n in nodes if n.node not in busy and len(n.idle_gpus) == len(n.gpus))
+        idle_nodes = sum(1 for n in nodes if n.node not in busy and _idle_gpus(n) == len(n.gpus))
         used = sum(p.tp * len(p.workers) for p in real.placements if p.gpu_class == name)
         queued = sum(p.tp * len(p.workers) for p in waiting.placements if p.gpu_class == name)
-        free_on_busy = sum(len(n.idle_gpus) for n in nodes if n.node in busy)
+        free_on_busy = sum(_idle_gpus(n) for n in nodes if n.node in busy)
         free_on_busy -= sum(p.tp * len(p.workers) for p in real.placements if p.gpu_class == name)
         need = np.array([math.nan if missing else float(used + queued)])
         observation = PoolObservation(
@@ -515,6 +524,11 @@ def _pools(
         target = hold_on_missing_data(POLICIES[cls.policy], observation, now, cls.pool_settings, previous.get(name, 0))
         pools.append(PoolDecision(name, idle_nodes, target))
     return pools
+
+
+def _idle_gpus(node: NodeGpus) -> int:
+    """GPUs no running replica holds (balloon pods are not replicas: real ones preempt them)."""
+    return sum(1 for g in node.gpus if g.holders == 0)
 
 
 def _pool_replicas(owned: Sequence[Mapping[str, Any]], settings: Settings) -> dict[str, int]:
