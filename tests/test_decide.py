@@ -26,6 +26,7 @@ from autoscaler.decide import (
 from autoscaler.eta import EtaSettings
 from autoscaler.signals import ModelSignals
 from scheduler.catalog import Catalog
+from scheduler.manifests import validate
 from scheduler.registry import Registry
 from tests.conftest import REPO
 
@@ -173,8 +174,9 @@ def test_a_replica_that_fits_no_class_says_why() -> None:
     assert not any(o["metadata"].get("namespace") == "team-a" for o in decision.objects)
 
 
-def test_an_invalid_endpoint_fails_naming_its_field() -> None:
-    bad = endpoint(qualityFloor=3)
+def test_an_endpoint_that_cannot_be_read_fails_naming_its_field() -> None:
+    # The API server checked the schema when the object was written; what decide cannot read fails.
+    bad = endpoint(qualityFloor="high")
     unknown = endpoint("other", model="no-such-model")
     decision = decide(Observation([], [bad, unknown], signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
     reasons = {(d.name, d.phase, d.reason) for d in decision.endpoints}
@@ -227,6 +229,19 @@ def test_the_pool_is_not_released_while_data_is_missing() -> None:
     assert decision.pools[0].target == 3
     decision, _ = run(Observation([], [endpoint()], [held], signals()), settings)
     assert decision.pools[0].target == 0
+
+
+def test_every_object_passes_its_kubernetes_schema() -> None:
+    objects: list[dict[str, Any]] = []
+    for backend in ("balloon", "capacitybuffer"):
+        cls = ClassSettings(gpus_per_node=8, pool=backend, static_nodes=1)
+        settings = Settings(classes={"H100-80GB": cls}, throughput_rps={MODEL: 2.0})
+        obs = Observation([h100("gpu-0")], [endpoint(), endpoint("big", hi=20)], signals=signals(demand=40))
+        objects += decide(obs, settings, REGISTRY, CATALOG, NOW).objects
+    checked = [o for o in objects if o["kind"] in ("Deployment", "Service", "PriorityClass", "PodTemplate")]
+    assert len(checked) >= 8
+    for obj in checked:
+        validate(obj)
 
 
 def test_the_same_input_gives_the_same_objects() -> None:

@@ -69,7 +69,7 @@ def test_apply_creates_then_updates_under_one_field_manager(kube: KubeCluster, c
     assert len(patches) == 2
     for request in patches:
         assert request.headers["Content-Type"] == APPLY
-        assert request.params == {"fieldManager": FIELD_MANAGER, "force": "true"}
+        assert request.params == {"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"}
     assert cluster.writes == 2
 
 

@@ -311,7 +311,8 @@ class Cluster:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _apply(self, path: str, body: Mapping[str, Any], what: str) -> dict[str, Any]:
-        query = [("fieldManager", self.field_manager), ("force", "true")]
+        # Strict: the API server rejects an unknown or duplicate field instead of dropping it.
+        query = [("fieldManager", self.field_manager), ("force", "true"), ("fieldValidation", "Strict")]
         return _retrying(lambda: self._write("PATCH", path, what, dict(body), query, APPLY), self.conflict_retries)
 
     def _write(

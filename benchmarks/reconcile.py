@@ -1,0 +1,244 @@
+"""How fast the controller decides, how little it writes, and how fast the endpoint API answers.
+
+Three measurements in one run, on seeded synthetic inputs (`--seed`):
+
+1. **decide**: `autoscaler.decide.decide` for `--endpoints` InferenceEndpoints (models drawn from
+   examples/models.yaml, demand drawn per model) on a mixed fleet of `--gpus` GPUs (H100, A100, L40S,
+   L4 nodes, as GPU Feature Discovery labels them); the best of `--repeat` runs (target <= 1 s for
+   1,000 endpoints on 10,000 GPUs);
+2. **second reconcile**: the real controller against kmock (tests/kube_harness.py, over HTTP through
+   the official client) with `--cluster-endpoints` endpoints: the writes of a second loop with nothing
+   changed (target 0), against the baseline of a controller that applies everything it intends every
+   loop (its first loop's writes);
+3. **API load**: the real `egs api` app under uvicorn on 127.0.0.1 over kmock, `--requests` requests
+   (90% GET of an endpoint, 10% POST of a new one) from `--clients` threads; latency p50/p99 and
+   errors (any 5xx or transport error; target p99 <= 100 ms, no errors).
+
+Progress on stderr; the last line of stdout is one JSON object:
+
+    python benchmarks/reconcile.py [--endpoints 1000] [--gpus 10000] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # tests/kube_harness.py: the Kubernetes API stand-in the tests use
+
+from autoscaler.decide import ClassSettings, Observation, Settings, decide  # noqa: E402
+from autoscaler.signals import ModelSignals  # noqa: E402
+from scheduler.catalog import Catalog  # noqa: E402
+from scheduler.registry import Registry  # noqa: E402
+from scheduler.synthetic import gpu_node  # noqa: E402
+
+FLEET = (("H100-80GB", 8, 0.35), ("A100-80GB", 8, 0.25), ("L40S", 4, 0.2), ("L4", 4, 0.2))
+"""(class, GPUs per node, share of the fleet's GPUs)."""
+ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def fleet(catalog: Catalog, gpus: int) -> list[dict[str, Any]]:
+    nodes = []
+    for name, per_node, share in FLEET:
+        for i in range(round(gpus * share / per_node)):
+            nodes.append(gpu_node(f"{name.lower()}-{i}", catalog.get(name), per_node))
+    return nodes
+
+
+def endpoints(registry: Registry, n: int, rng: random.Random) -> list[dict[str, Any]]:
+    models = [m.name for m in registry if m.architecture.parameters_b <= 80]
+    out = []
+    for i in range(n):
+        hi = rng.randint(2, 8)
+        spec = {"model": rng.choice(models), "qualityFloor": rng.choice([0.95, 0.99, 1.0])}
+        spec["replicas"] = {"min": 1, "max": hi}
+        meta = {"name": f"ep-{i}", "namespace": f"team-{i % 20}", "uid": f"uid-{i}", "generation": 1}
+        out.append({"apiVersion": "egs.dev/v1alpha1", "kind": "InferenceEndpoint", "metadata": meta, "spec": spec})
+    return out
+
+
+def signals(registry: Registry, rng: random.Random, now: float) -> dict[str, ModelSignals]:
+    return {
+        m.name: ModelSignals(m.name, rng.uniform(0.5, 40.0), rng.uniform(0, 10), 8.0, rng.uniform(0.1, 0.9), now - 5)
+        for m in registry
+    }
+
+
+def settings() -> Settings:
+    classes = {name: ClassSettings(gpus_per_node=per_node, static_nodes=1) for name, per_node, _ in FLEET}
+    return Settings(classes=classes, default_throughput_rps=4.0)
+
+
+def measure_decide(args: argparse.Namespace, catalog: Catalog, registry: Registry) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    now = time.time()
+    nodes = fleet(catalog, args.gpus)
+    obs = Observation(nodes, endpoints(registry, args.endpoints, rng), (), signals(registry, rng, now))
+    gpus = sum(int(n["status"]["allocatable"].get("nvidia.com/gpu", 0)) for n in nodes)
+    times = []
+    decision = None
+    for i in range(args.repeat):
+        started = time.perf_counter()
+        decision = decide(obs, settings(), registry, catalog, now)
+        times.append(time.perf_counter() - started)
+        log(f"decide {i + 1}/{args.repeat}: {times[-1]:.3f} s")
+    assert decision is not None
+    replicas = sum(d.replicas for d in decision.endpoints)
+    placed = sum(d.placed for d in decision.endpoints)
+    log(f"{len(decision.endpoints)} endpoints, {replicas} replicas ({placed} on nodes now), {gpus} GPUs")
+    return {"gpus": gpus, "decide_seconds": round(min(times), 3), "replicas": replicas, "placed_now": placed}
+
+
+def measure_reconcile(args: argparse.Namespace, catalog: Catalog, registry: Registry) -> dict[str, Any]:
+    from prometheus_client import CollectorRegistry
+
+    from autoscaler.adapters.kubernetes import Cluster
+    from autoscaler.controller import Controller, owned_kinds
+    from tests.kube_harness import KubeCluster
+
+    rng = random.Random(args.seed)
+    kube = KubeCluster().start()
+    try:
+        for node in fleet(catalog, 32 * args.cluster_endpoints):
+            kube.put("v1/nodes", node)
+        for ep in endpoints(registry, args.cluster_endpoints, rng):
+            del ep["metadata"]["uid"]
+            kube.put(ENDPOINTS, ep)
+        fixed = signals(registry, rng, time.time())
+
+        class Fixed:
+            def signals(self) -> dict[str, ModelSignals]:
+                return {k: ModelSignals(v.model, v.demand_rps, v.waiting, v.running, v.kv_cache_usage, time.time())
+                        for k, v in fixed.items()}  # fmt: skip
+
+        cluster = Cluster(kube.api_client(), owned_kinds=owned_kinds(settings()))
+        ctl = Controller(cluster, Fixed(), settings(), registry, catalog, "bench", exposition=CollectorRegistry())
+        first = ctl.reconcile()
+        second = ctl.reconcile()
+        log(f"reconcile: first {first.writes} writes, second {second.writes} ({second.errors or 'no errors'})")
+        return {"first_writes": first.writes, "second_writes": second.writes, "errors": first.errors + second.errors}
+    finally:
+        kube.stop()
+
+
+def measure_api(args: argparse.Namespace, catalog: Catalog, registry: Registry) -> dict[str, Any]:
+    import requests
+    import uvicorn
+
+    from autoscaler.adapters.api import Services, create_app
+    from autoscaler.adapters.kubernetes import Cluster
+    from egs.localstack import free_port, wait_http
+    from tests.kube_harness import KubeCluster
+
+    kube = KubeCluster().start()
+    kube.emulator.tokens["t"] = ("bench", ())
+    for verb in ("create", "get", "list", "delete"):
+        kube.emulator.grants.add(("bench", verb, "*"))
+    for node in fleet(catalog, 64):
+        kube.put("v1/nodes", node)
+    port = free_port()
+    app = create_app(Services(Cluster(kube.api_client()), settings(), registry, catalog))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}/v1/namespaces/bench/endpoints"
+    try:
+        wait_http(f"http://127.0.0.1:{port}/openapi.json", 30)
+        headers = {"Authorization": "Bearer t"}
+        session = requests.Session()
+        body: dict[str, Any] = {
+            "model": "llama-3.1-8b-instruct",
+            "qualityFloor": 0.99,
+            "replicas": {"min": 1, "max": 2},
+        }
+        session.post(base, json={"name": "seed", **body}, headers=headers, timeout=10)
+        lock = threading.Lock()
+        latencies: list[float] = []
+        errors = 0
+
+        def one(i: int) -> None:
+            nonlocal errors
+            started = time.perf_counter()
+            try:
+                if i % 10 == 0:
+                    r = requests.post(base, json={"name": f"load-{i}", **body}, headers=headers, timeout=10)
+                else:
+                    r = requests.get(f"{base}/seed", headers=headers, timeout=10)
+                failed = r.status_code >= 500
+            except requests.RequestException:
+                failed = True
+            with lock:
+                latencies.append(time.perf_counter() - started)
+                errors += failed
+
+        with ThreadPoolExecutor(args.clients) as pool:
+            list(pool.map(one, range(args.requests)))
+        ms = np.array(latencies) * 1000
+        result = {
+            "requests": len(latencies),
+            "errors": errors,
+            "p50_ms": round(float(np.percentile(ms, 50)), 1),
+            "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        }
+        log(f"api: {result}")
+        return result
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        kube.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--endpoints", type=int, default=1000)
+    parser.add_argument("--gpus", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cluster-endpoints", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    catalog = Catalog.load()
+    registry = Registry.load(REPO / "examples" / "models.yaml", catalog)
+    decided = measure_decide(args, catalog, registry)
+    reconciled = measure_reconcile(args, catalog, registry)
+    api = measure_api(args, catalog, registry)
+    print(
+        json.dumps(
+            {
+                "endpoints": args.endpoints,
+                "gpus": decided["gpus"],
+                "decide_seconds": decided["decide_seconds"],
+                "second_reconcile_writes": reconciled["second_writes"],
+                "api": api,
+                "replicas": decided["replicas"],
+                "replicas_placed_now": decided["placed_now"],
+                "reconcile": {
+                    "endpoints": args.cluster_endpoints,
+                    "first_writes": reconciled["first_writes"],
+                    "baseline_apply_everything_writes": reconciled["first_writes"],
+                    "errors": reconciled["errors"],
+                },
+                "seed": args.seed,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
