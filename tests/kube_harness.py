@@ -278,6 +278,11 @@ class KubeCluster:
         self.emulator.objects[key] = obj
         self.emulator._stamp(key, created=True, namespace=key[1])
 
+    def patch(self, resource: str, namespace: str | None, name: str, changes: dict[str, Any]) -> None:
+        """Change a stored object as a workload controller or the kubelet would (e.g. its status)."""
+        key = (kmock.resource(resource), namespace, name)
+        self._call(lambda: self.emulator.objects[key].patch(changes))
+
     def get(self, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         key = (kmock.resource(resource), namespace, name)
         objects = self.emulator.objects

@@ -1,0 +1,144 @@
+"""End to end: the real `egs api` and `egs controller` processes on a kmock cluster, with a real
+Prometheus recording from sim exporters and a stand-in vLLM.
+
+kmock runs no scheduler, kubelet or workload controllers, so the test plays them: it adds the GPU
+node (labelled as GPU Feature Discovery labels it) and marks the Deployment's replicas ready.
+
+POST -> 202 with an ETA -> the Deployment, Service and warm-pool object appear -> a GPU node joins ->
+the endpoint is Ready with its url; a POST whose variant fits the warm GPUs now -> 201.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from egs.localstack import Prometheus, free_port, wait_http
+from tests.conftest import REPO, SimCluster
+from tests.kube_harness import KubeCluster
+from tests.test_decide import h100
+from tests.vllm_standin import VllmStandIn
+
+ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
+DEPLOYMENTS = "apps/v1/deployments"
+TOKEN = {"Authorization": "Bearer t-alice"}
+
+
+@dataclass
+class Stack:
+    kube: KubeCluster
+    api: str
+    vllm: VllmStandIn
+
+
+def _egs(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("wb")
+    return subprocess.Popen([sys.executable, "-m", "egs.cli", *args], stdout=out, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="module")
+def stack(sim_cluster: SimCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("e2e")
+    kube = KubeCluster().start()
+    kube.emulator.tokens["t-alice"] = ("alice", ("team-a",))
+    for verb in ("create", "get", "list", "delete"):
+        kube.emulator.grants.add(("alice", verb, "team-a"))
+    vllm = VllmStandIn().start()
+    vllm.serve("llama-3.1-8b-instruct", rps=0.5, waiting=0, running=1, kv=0.3)
+    jobs = [
+        {"job_name": "vllm", "static_configs": [{"targets": [vllm.target]}]},
+        {"job_name": "egs-exporter", "static_configs": [{"targets": list(sim_cluster.exporters.values())}]},
+    ]
+    rules = [REPO / "alerts" / "egs.rules.yaml"]
+    prom = Prometheus(workdir / "prom", [], interval="1s", rule_files=rules, scrape_configs=jobs).start()
+    config = workdir / "egs.yaml"
+    classes = {"H100-80GB": {"gpus_per_node": 8, "pool": "balloon", "static_nodes": 1}}
+    config.write_text(yaml.safe_dump({"models": str(REPO / "examples" / "models.yaml"), "gpu_classes": classes}))
+    kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))
+    port = free_port()
+    api = _egs("api", "--kubeconfig", kubeconfig, "--config", str(config), "--listen", f"127.0.0.1:{port}",
+               log=workdir / "api.log")  # fmt: skip
+    controller = _egs(
+        "controller", "--kubeconfig", kubeconfig, "--config", str(config), "--prometheus", prom.url,
+        "--interval", "1", "--metrics-listen", f"127.0.0.1:{free_port()}", log=workdir / "controller.log",
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/openapi.json", timeout_s=30, proc=api)
+        yield Stack(kube, f"http://127.0.0.1:{port}", vllm)
+    finally:
+        for proc in (api, controller):
+            proc.terminate()
+            proc.wait(10)
+        prom.stop()
+        vllm.stop()
+        kube.stop()
+
+
+def _eventually(what: str, probe: Callable[[], Any], timeout_s: float = 30) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"{what}: not within {timeout_s:.0f}s")
+
+
+def _status(kube: KubeCluster, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = (kube.get(ENDPOINTS, "team-a", name) or {}).get("status") or {}
+    return status
+
+
+def _workloads(kube: KubeCluster, name: str) -> list[dict[str, Any]]:
+    return [d for d in kube.all(DEPLOYMENTS) if d["metadata"].get("annotations", {}).get("egs.io/request-name") == name]
+
+
+def test_post_waits_for_a_node_then_serves_and_a_warm_fit_is_created_at_once(stack: Stack) -> None:
+    kube = stack.kube
+    body: dict[str, Any] = {
+        "name": "chat",
+        "model": "llama-3.1-8b-instruct",
+        "qualityFloor": 0.99,
+        "replicas": {"min": 1, "max": 2},
+    }
+    answer = requests.post(f"{stack.api}/v1/namespaces/team-a/endpoints", json=body, headers=TOKEN, timeout=10)
+    assert answer.status_code == 202, answer.text
+    eta = answer.json()["estimatedReadyTime"]
+    assert eta and answer.headers["Location"] == "/v1/namespaces/team-a/endpoints/chat"
+
+    workloads = _eventually("the Deployment", lambda: _workloads(kube, "chat"))
+    assert workloads[0]["metadata"]["ownerReferences"][0]["name"] == "chat"
+    _eventually("the Service", lambda: kube.get("v1/services", "team-a", "chat"))
+    balloons = _eventually(
+        "the warm pool", lambda: [d for d in kube.all(DEPLOYMENTS) if d["metadata"]["namespace"] == "egs-system"]
+    )
+    assert balloons[0]["spec"]["template"]["spec"]["priorityClassName"] == "egs-warm-pool"
+    status = _eventually("the status", lambda: _status(kube, "chat").get("conditions"))
+    assert _status(kube, "chat")["estimatedReadyTime"] == eta  # the controller keeps the API's promise
+    assert status[0]["reason"] == "WaitingForCapacity"
+
+    # A GPU node joins (the node autoscaler's work), and the Deployment's pods become ready on it.
+    kube.put("v1/nodes", h100("gpu-h100-0"))
+    for deployment in _workloads(kube, "chat"):
+        replicas = deployment["spec"]["replicas"]
+        kube.patch(DEPLOYMENTS, "team-a", deployment["metadata"]["name"], {"status": {"readyReplicas": replicas}})
+
+    status = _eventually(
+        "Ready", lambda: _status(kube, "chat") if _status(kube, "chat").get("phase") == "Ready" else None
+    )
+    assert status["url"] == "http://chat.team-a.svc:8000"
+    assert status["readyReplicas"] == status["desiredReplicas"] >= 1
+
+    small = {**body, "name": "docs", "model": "mistral-7b-instruct-v0.3"}
+    answer = requests.post(f"{stack.api}/v1/namespaces/team-a/endpoints", json=small, headers=TOKEN, timeout=10)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["gpuClass"] == "H100-80GB"
