@@ -43,7 +43,7 @@ log = logging.getLogger("egs.controller")
 
 def owned_kinds(settings: Settings) -> tuple[tuple[str, str], ...]:
     """The kinds the controller writes with this configuration, which it lists back every loop."""
-    kinds = [*OWNED_KINDS, ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")]
+    kinds = [*OWNED_KINDS, ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"), ("keda.sh/v1alpha1", "ScaledObject")]
     pools = {c.pool for c in settings.classes.values()}
     if "balloon" in pools:
         kinds.append(("scheduling.k8s.io/v1", "PriorityClass"))

@@ -114,6 +114,8 @@ class Settings:
     sharing: Mapping[str, str] = field(default_factory=dict)
     """GPU class -> sharing mechanism, as `egs plan --sharing`."""
     eta: EtaSettings = field(default_factory=EtaSettings)
+    prometheus_url: str = ""
+    """Where KEDA's Prometheus trigger queries (the controller's --prometheus)."""
     engine: str = "online"
     """The scheduler's engine (`scheduler.schedule.ENGINES`): online answers in milliseconds, which the
     loop and the API need; auto and exact search up to `time_limit_s` per call."""
@@ -209,8 +211,10 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         current = workloads.get(ep.key, _Workload())
         if placed or waiting:
             plan = Plan(placements=tuple(_renumbered(placed + waiting)))
-            rendered = manifests(plan, registry, catalog, [request], validated=False)
-            objects += [_owned_by(_unpinned(o), ep) for o in rendered]
+            rendered = [
+                _owned_by(_unpinned(o), ep) for o in manifests(plan, registry, catalog, [request], validated=False)
+            ]
+            objects += rendered + _scaled_objects(ep, rendered, settings)
         decision = _endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, current, etas.get(ep.key))
         decisions.append(decision)
         statuses[(ep.namespace, ep.name)] = _status(decision, ep, obs.endpoints, now)
@@ -242,15 +246,23 @@ def _replicas(
     wrong = _contradiction(sig)
     if wrong:
         return hold, f"metrics for {ep.model} contradict each other ({wrong}): holding {hold} replicas"
-    throughput = ep.throughput_per_replica or settings.throughput_rps.get(ep.model, settings.default_throughput_rps)
-    target = replica_target(sig.demand_rps, throughput, settings.headroom, bounds)
     running = current or 0
     saturated = (sig.kv_cache_usage or 0.0) >= KV_CACHE_HIGH or (
         sig.waiting is not None and running > 0 and sig.waiting / running >= QUEUE_HIGH
     )
+    throughput = declared_throughput(ep, settings)
+    if saturated and running:
+        # Saturated servers finish what they can: each serves demand / replicas, whatever was declared.
+        throughput = min(throughput, max(sig.demand_rps / running, 1e-3))
+    target = replica_target(sig.demand_rps, throughput, settings.headroom, bounds)
     if saturated:
         target = min(max(target, running + 1), ep.max_replicas)
     return target, None
+
+
+def declared_throughput(ep: Endpoint, settings: Settings) -> float:
+    """Requests per second one replica serves: the endpoint's own figure, else the model's configured one."""
+    return ep.throughput_per_replica or settings.throughput_rps.get(ep.model, settings.default_throughput_rps)
 
 
 def _contradiction(sig: ModelSignals) -> str:
@@ -482,6 +494,47 @@ def _owned_by(obj: dict[str, Any], ep: Endpoint) -> dict[str, Any]:
             }
         ]
     return obj
+
+
+def _scaled_objects(ep: Endpoint, rendered: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    """With `scaling: keda` or `hpa` someone else sets the replica count: the workloads leave it out
+    (so server-side apply leaves it to them), and for keda a ScaledObject per workload scales on the
+    recording rules as the controller would: ceil(demand x (1 + headroom) / throughput), or queue / 5."""
+    if ep.scaling == "egs":
+        return []
+    scaled = []
+    for obj in rendered:
+        if obj["kind"] not in ("Deployment", "LeaderWorkerSet"):
+            continue
+        obj["spec"].pop("replicas", None)
+        if ep.scaling != "keda":
+            continue
+        selector = f'{{model_name="{ep.model}"}}'
+        per_replica = declared_throughput(ep, settings) / (1 + settings.headroom)
+        triggers = [
+            ("sum(model:requests:rate5m" + selector + ")", f"{per_replica:.3f}"),
+            ("sum(model:requests_waiting:sum" + selector + ")", f"{QUEUE_HIGH:g}"),
+        ]
+        meta = obj["metadata"]
+        target = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"]}
+        scaled.append(
+            {
+                "apiVersion": "keda.sh/v1alpha1",
+                "kind": "ScaledObject",
+                "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "ownerReferences") if k in meta},
+                "spec": {
+                    "scaleTargetRef": target,
+                    "minReplicaCount": ep.min_replicas,
+                    "maxReplicaCount": ep.max_replicas,
+                    "triggers": [
+                        {"type": "prometheus", "metadata": {"serverAddress": settings.prometheus_url,
+                                                            "query": query, "threshold": threshold}}
+                        for query, threshold in triggers
+                    ],
+                },
+            }
+        )  # fmt: skip
+    return scaled
 
 
 def _unpinned(obj: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from egs.cli import _listen
 
     settings, registry, catalog = load_config(args)
+    settings = replace(settings, prometheus_url=args.prometheus or "")
     cluster = Cluster.connect(args.kubeconfig, owned_kinds=owned_kinds(settings))
     metrics = PrometheusMetrics(args.prometheus) if args.prometheus else None
     if metrics is None:

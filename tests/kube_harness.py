@@ -53,6 +53,7 @@ RESOURCES = {
     "karpenter.sh/v1/nodepools": {"kind": "NodePool", "namespaced": False},
 }
 APPLY = "application/apply-patch+yaml"
+_KINDS = {kmock.resource(r): str(info["kind"]) for r, info in RESOURCES.items()}
 
 
 @dataclass
@@ -94,6 +95,10 @@ class Realistic(kmock.KubernetesEmulator):
         if request.resource.plural in ("tokenreviews", "subjectaccessreviews"):
             return aiohttp.web.json_response(self._review(request))
         key: Any = (request.resource, request.namespace, request.name)
+        if request.action in (enums.action.FETCH, enums.action.LIST):
+            # Served here, not by kmock's reaction matching, whose cost grows with every request
+            # served so far: a long benchmark would measure the stand-in, not the client.
+            return aiohttp.web.json_response(await self._read(key, request))
         if request.action == enums.action.UPDATE and request.subresource == "status":
             return await self._write_status(key, request)
         spec_before = None
@@ -135,8 +140,29 @@ class Realistic(kmock.KubernetesEmulator):
             self._stamp(key, created=False, namespace=request.namespace)
             return aiohttp.web.json_response(self._objects[key].raw)
 
+    async def _read(self, key: Any, request: rendering.Request) -> Any:
+        if request.action == enums.action.FETCH:
+            async with self._lock:
+                if self._absent(key):
+                    raise KubernetesError(status=404, reason="NotFound", message=f"{key[2]} not found")
+                return self._objects[key].raw
+        return await self._serve_list(request)
+
     async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
-        listed: Any = await super()._serve_list(request)
+        kind = _KINDS.get(request.resource) if request.resource is not None else None
+        if kind is None:  # a resource whose CRD is not installed
+            raise KubernetesError(
+                status=404, reason="NotFound", message=f"the server could not find {request.resource}"
+            )
+        async with self._lock:
+            items = [
+                o.raw
+                for (resource, namespace, _), o in self._objects.items()
+                if resource == request.resource
+                and (request.namespace is None or namespace == request.namespace)
+                and not o.deleted
+            ]
+        listed: Any = {"metadata": {"resourceVersion": "..."}, "items": items}
         selector = _selector(request.params.get("labelSelector", ""))
         phase = _selector(request.params.get("fieldSelector", "")).get("status.phase")
         items = [
@@ -145,7 +171,6 @@ class Realistic(kmock.KubernetesEmulator):
             if all((o.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in selector.items())
             and (phase is None or (o.get("status") or {}).get("phase") == phase)
         ]
-        kind = RESOURCES.get(str(request.resource), {}).get("kind", "")
         return {**listed, "kind": f"{kind}List", "items": items}
 
     def _inject_fault(self, request: rendering.Request) -> None:

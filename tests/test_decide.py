@@ -247,3 +247,41 @@ def test_every_object_passes_its_kubernetes_schema() -> None:
 def test_the_same_input_gives_the_same_objects() -> None:
     obs = Observation([h100("gpu-0"), h100("gpu-1")], [endpoint(), endpoint("docs")], signals=signals(demand=9))
     assert decide(obs, SETTINGS, REGISTRY, CATALOG, NOW) == decide(obs, SETTINGS, REGISTRY, CATALOG, NOW)
+
+
+def test_keda_scaling_writes_a_scaled_object_and_leaves_replicas_to_it() -> None:
+    settings = Settings(classes=SETTINGS.classes, throughput_rps={MODEL: 2.4}, prometheus_url="http://prom:9090")
+    decision, chat = run(Observation([h100("gpu-0")], [endpoint(scaling="keda")], signals=signals(demand=3)), settings)
+    assert chat.replicas == 2 and chat.placed == 2  # placement and pools still follow the demand
+    workload = next(o for o in decision.objects if o["kind"] == "Deployment" and o["metadata"]["namespace"] == "team-a")
+    assert "replicas" not in workload["spec"]
+    scaled = next(o for o in decision.objects if o["kind"] == "ScaledObject")
+    assert scaled["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                "name": workload["metadata"]["name"]}  # fmt: skip
+    assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (1, 8)
+    demand, queue = scaled["spec"]["triggers"]
+    assert demand["metadata"] == {
+        "serverAddress": "http://prom:9090",
+        "query": f'sum(model:requests:rate5m{{model_name="{MODEL}"}})',
+        "threshold": "2.000",  # 2.4 req/s per replica / (1 + 0.2 headroom)
+    }
+    assert queue["metadata"]["threshold"] == "5"
+    assert scaled["metadata"]["ownerReferences"][0]["uid"] == "uid-chat"
+
+
+def test_hpa_scaling_leaves_replicas_to_the_users_autoscaler() -> None:
+    decision, _ = run(Observation([h100("gpu-0")], [endpoint(scaling="hpa")], signals=signals()))
+    workload = next(o for o in decision.objects if o["kind"] == "Deployment" and o["metadata"]["namespace"] == "team-a")
+    assert "replicas" not in workload["spec"]
+    assert not any(o["kind"] == "ScaledObject" for o in decision.objects)
+
+
+def test_saturated_servers_correct_the_declared_throughput() -> None:
+    # 2 replicas saturated (KV 0.9) at 2 req/s total serve 1 req/s each, not the declared 2:
+    # ceil(2 x 1.2 / 1) = 3 replicas rather than ceil(2 x 1.2 / 2) = 2.
+    sig = signals(demand=2.0, kv_cache_usage=0.9)
+    _, chat = run(Observation([h100("gpu-0")], [endpoint()], [workload("chat", 2)], sig))
+    assert chat.replicas == 3
+    sig = signals(demand=6.0, kv_cache_usage=0.9)
+    _, chat = run(Observation([h100("gpu-0")], [endpoint()], [workload("chat", 2)], sig))
+    assert chat.replicas == 4  # 3 req/s each measured, above the declared 2: ceil(6 x 1.2 / 2) stands
