@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -204,10 +205,14 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     decisions: list[EndpointDecision] = []
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
     etas = _etas(endpoints, waiting_plan, registry, settings, obs.endpoints, now)
+    previous = {endpoint_key(o): o.get("status") or {} for o in obs.endpoints}
+    placed_by, waiting_by = _by_endpoint(real.placements), _by_endpoint(waiting_plan.placements)
+    unplaced_by: dict[str, list[Any]] = {}
+    for u in waiting_plan.unplaced:
+        unplaced_by.setdefault(u.request, []).append(u)
     for ep, request in zip(endpoints, requests, strict=True):
-        placed = [p for p in real.placements if p.request == ep.name and p.namespace == ep.namespace]
-        waiting = [p for p in waiting_plan.placements if p.request == ep.name and p.namespace == ep.namespace]
-        unplaced = [u for u in waiting_plan.unplaced if u.request == ep.name]
+        placed, waiting = placed_by.get(ep.key, []), waiting_by.get(ep.key, [])
+        unplaced = unplaced_by.get(ep.name, [])
         current = workloads.get(ep.key, _Workload())
         if placed or waiting:
             plan = Plan(placements=tuple(_renumbered(placed + waiting)))
@@ -217,10 +222,10 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             objects += rendered + _scaled_objects(ep, rendered, settings)
         decision = _endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, current, etas.get(ep.key))
         decisions.append(decision)
-        statuses[(ep.namespace, ep.name)] = _status(decision, ep, obs.endpoints, now)
+        statuses[(ep.namespace, ep.name)] = _status(decision, ep, previous.get(ep.key, {}), now)
     for decision, ep_raw in failed:
         decisions.append(decision)
-        statuses[(decision.namespace, decision.name)] = _status(decision, None, [ep_raw], now)
+        statuses[(decision.namespace, decision.name)] = _status(decision, None, ep_raw.get("status") or {}, now)
     pools = _pools(inventory, real, waiting_plan, settings, obs, now)
     objects += _pool_objects(pools, settings, catalog)
     return Decision(tuple(objects), statuses, tuple(decisions), tuple(pools), tuple(holds))
@@ -288,8 +293,9 @@ def _place_waiting(
 ) -> Plan:
     """The replicas that fit no node now, placed on the nodes each configured class would add."""
     short: list[Request] = []
+    unplaced = Counter(u.request for u in real.unplaced)
     for ep in endpoints:
-        missing = sum(1 for u in real.unplaced if u.request == ep.name)
+        missing = unplaced[ep.name]
         if missing:
             short.append(ep.request(missing))
     if not short:
@@ -319,6 +325,13 @@ def _provisioning_node(gpu: GpuModel, gpus: int, index: int) -> dict[str, Any]:
         "metadata": {"name": f"{PROVISIONING_PREFIX}{dns_label(gpu.name, 30)}-{index}", "labels": labels},
         "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {f"{vendor}/gpu": str(gpus)}},
     }
+
+
+def _by_endpoint(placements: Sequence[Placement]) -> dict[str, list[Placement]]:
+    grouped: dict[str, list[Placement]] = {}
+    for p in placements:
+        grouped.setdefault(f"{p.namespace}/{p.request}", []).append(p)
+    return grouped
 
 
 def _renumbered(placements: Sequence[Placement]) -> list[Placement]:
@@ -455,8 +468,7 @@ def _message(phase: str, placed: int, waiting: int, ready: int, replicas: int) -
     return f"{ready} of {replicas} replicas ready"
 
 
-def _status(d: EndpointDecision, ep: Endpoint | None, raw: Sequence[Mapping[str, Any]], now: float) -> dict[str, Any]:
-    previous = next((o.get("status") or {} for o in raw if endpoint_key(o) == f"{d.namespace}/{d.name}"), {})
+def _status(d: EndpointDecision, ep: Endpoint | None, previous: Mapping[str, Any], now: float) -> dict[str, Any]:
     ready = "True" if d.phase == "Ready" else "False"
     condition = {"type": "Ready", "status": ready, "reason": d.reason, "message": d.message}
     before = next((c for c in previous.get("conditions") or () if c.get("type") == "Ready"), None)
