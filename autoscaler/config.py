@@ -62,7 +62,9 @@ def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | Non
         },
     )
     models = raw.get("models")
-    return settings, (base / str(models)) if models else None
+    if models is not None and not isinstance(models, str):
+        raise InputError(f"models: the model registry's path, a string, got {type(models).__name__}")
+    return settings, (base / models) if models else None
 
 
 def _eta(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -31,10 +31,12 @@ def run(args: argparse.Namespace) -> int:
 
     from autoscaler.adapters.api import Services, create_app
     from autoscaler.adapters.kubernetes import Cluster
-    from egs.cli import _listen
+    from common.errors import naming
+    from exporter.server import parse_listen
 
+    with naming("--listen"):
+        host, port = parse_listen(args.listen)
     settings, registry, catalog = load_config(args)
-    host, port = _listen(args.listen)
     cluster = Cluster.connect(args.kubeconfig)
     app = create_app(Services(cluster, settings, registry, catalog))
     uvicorn.run(app, host=host, port=port, log_level="warning")

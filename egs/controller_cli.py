@@ -92,8 +92,12 @@ def run(args: argparse.Namespace) -> int:
     from autoscaler.adapters.kubernetes import Cluster
     from autoscaler.adapters.prometheus import PrometheusMetrics
     from autoscaler.controller import Controller, owned_kinds
-    from egs.cli import _listen
+    from exporter.server import parse_listen
 
+    try:
+        host, port = parse_listen(args.metrics_listen)
+    except InputError as e:
+        raise InputError(e.message, source="--metrics-listen") from e
     settings, registry, catalog = load_config(args)
     settings = replace(settings, prometheus_url=args.prometheus or "")
     cluster = Cluster.connect(args.kubeconfig, owned_kinds=owned_kinds(settings))
@@ -109,7 +113,6 @@ def run(args: argparse.Namespace) -> int:
         outcome = controller.reconcile()
         print(json.dumps(_outcome(outcome)))
         return 4 if outcome.errors else 0
-    host, port = _listen(args.metrics_listen)
     start_http_server(port, host, registry=exposition)
     stop = threading.Event()
 

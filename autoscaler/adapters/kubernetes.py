@@ -201,13 +201,18 @@ class Cluster:
     def connect(cls, kubeconfig: Path | None = None, **options: Any) -> Cluster:
         """From `kubeconfig`, else in-cluster (a pod's service account), else ~/.kube/config."""
         configuration = client.Configuration()
-        if kubeconfig is not None:
-            config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            try:
-                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            except config.ConfigException:
-                config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        try:
+            if kubeconfig is not None:
+                config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
+            else:
+                try:
+                    config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                except config.ConfigException:
+                    config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except (config.ConfigException, OSError) as e:
+            if kubeconfig is not None:
+                raise InputError(f"not a usable kubeconfig: {e}", source=kubeconfig) from e
+            raise SetupError(f"no cluster to talk to (not in a pod, no ~/.kube/config): give --kubeconfig ({e})") from e
         return cls(client.ApiClient(configuration), **options)
 
     # -- reads ---------------------------------------------------------------------------------

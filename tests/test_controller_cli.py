@@ -1,0 +1,57 @@
+"""`egs controller` and `egs api` as a user runs them: bad input named, exit codes, `--once` JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from egs.cli import main
+from tests.conftest import REPO
+from tests.kube_harness import KubeCluster
+from tests.test_decide import endpoint, h100
+
+MODELS = str(REPO / "examples" / "models.yaml")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["controller", "--metrics-listen", "bad", "--models", MODELS, "--once"], 2, "--metrics-listen: "),
+        (["api", "--listen", "bad", "--models", MODELS], 2, "--listen: "),
+        (["controller", "--once"], 2, "a model registry is needed"),
+        (["controller", "--kubeconfig", "/no/such/file", "--models", MODELS, "--once"], 2, "not a usable kubeconfig"),
+        (["controller", "--config", MODELS, "--once"], 2, "models: the model registry's path"),
+    ],
+)
+def test_bad_input_is_named(args: list[str], code: int, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(args) == code
+    assert message in capsys.readouterr().err
+
+
+def test_a_bad_configuration_field_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "egs.yaml"
+    config.write_text(yaml.safe_dump({"models": MODELS, "gpu_classes": {"H100-80GB": {"gpus_per_node": 0}}}))
+    assert main(["controller", "--config", str(config), "--once"]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: gpu_classes.H100-80GB: gpus_per_node must be >= 1" in err
+
+
+def test_once_prints_one_json_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kube = KubeCluster().start()
+    try:
+        kube.put("v1/nodes", h100("gpu-0"))
+        kube.put("egs.dev/v1alpha1/inferenceendpoints", endpoint())
+        config = tmp_path / "egs.yaml"
+        config.write_text(yaml.safe_dump({"models": MODELS, "gpu_classes": {"H100-80GB": {"gpus_per_node": 8}}}))
+        kubeconfig = str(kube.kubeconfig(tmp_path / "kubeconfig"))
+        assert main(["controller", "--kubeconfig", kubeconfig, "--config", str(config), "--once", "--dry-run"]) == 0
+        document = json.loads(capsys.readouterr().out)
+        assert document["leader"] is True and document["writes"] > 0
+        assert document["holds"] == ["team-a/chat: Prometheus unavailable: holding 1 replicas"]  # no --prometheus
+        assert [e["name"] for e in document["endpoints"]] == ["chat"]
+        assert kube.requests("PATCH") == []  # --dry-run
+    finally:
+        kube.stop()
