@@ -33,12 +33,17 @@ from autoscaler import leader
 from autoscaler.adapters.kubernetes import OWNED_KINDS, Cluster, KubernetesError, NotFoundError
 from autoscaler.decide import Decision, Observation, Settings, decide
 from autoscaler.metrics import SERIES
-from autoscaler.signals import ModelSignals
+from autoscaler.signals import History, ModelSignals
 from common.errors import TemporaryError
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
 
 log = logging.getLogger("egs.controller")
+
+HISTORY_S = 12 * 3_600.0
+HISTORY_STEP_S = 300.0
+"""The demand history read every loop for the warm-pool policies: the EGS policy's jump memory
+(12 h), at 5-minute steps (144 samples a model)."""
 
 
 def owned_kinds(settings: Settings) -> tuple[tuple[str, str], ...]:
@@ -58,6 +63,8 @@ class Signals(Protocol):
     """Where per-model metrics come from (the Prometheus adapter, or a test's stand-in)."""
 
     def signals(self) -> Mapping[str, ModelSignals]: ...
+
+    def demand_history(self, start_s: float, end_s: float, step_s: float) -> Mapping[str, History]: ...
 
 
 class LostLease(Exception):
@@ -202,12 +209,15 @@ class Controller:
         endpoints = self.cluster.endpoints()
         owned = self.cluster.owned()
         signals: Mapping[str, ModelSignals] | None = None
+        history: Mapping[str, History] = {}
         if self.metrics is not None:
             try:
                 signals = self.metrics.signals()
+                now = self.clock()
+                history = self.metrics.demand_history(now - HISTORY_S, now, HISTORY_STEP_S)
             except TemporaryError as e:
                 log.warning("metrics unavailable: %s", e)
-        return Observation(nodes, endpoints, owned, signals)
+        return Observation(nodes, endpoints, owned, signals, history)
 
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
         held = {_identity(o): o for o in obs.owned}

@@ -43,10 +43,10 @@ import numpy as np
 from autoscaler import endpoint as ie
 from autoscaler.endpoint import Endpoint, EndpointError
 from autoscaler.eta import ClassCapacity, EtaSettings, queue_etas
-from autoscaler.forecast import DemandSeries
+from autoscaler.forecast import DemandSeries, Forecast, ForecastSettings, forecast_seasonal
 from autoscaler.pool import POLICIES, PoolObservation, PoolSettings, hold_on_missing_data
 from autoscaler.replicas import ReplicaBounds, replica_target
-from autoscaler.signals import ModelSignals
+from autoscaler.signals import History, ModelSignals
 from common.errors import InputError
 from scheduler.catalog import Catalog, GpuModel
 from scheduler.inventory import Inventory, InventoryError, NodeGpus, SharingPolicy, build_inventory
@@ -131,6 +131,9 @@ class Observation:
     endpoints: Sequence[Mapping[str, Any]]
     owned: Sequence[Mapping[str, Any]] = ()
     signals: Mapping[str, ModelSignals] | None = None
+    history: Mapping[str, History] = field(default_factory=dict)
+    """Each model's demand over the past hours (req/s, NaN where nothing was recorded), which the
+    warm-pool policies and the forecast read as GPUs needed per class."""
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     for decision, ep_raw in failed:
         decisions.append(decision)
         statuses[(decision.namespace, decision.name)] = _status(decision, None, ep_raw.get("status") or {}, now)
-    pools = _pools(inventory, real, waiting_plan, settings, obs, now)
+    pools = _pools(inventory, real, waiting_plan, endpoints, settings, obs, now)
     objects += _pool_objects(pools, settings, catalog)
     return Decision(tuple(objects), statuses, tuple(decisions), tuple(pools), tuple(holds))
 
@@ -569,10 +572,15 @@ def _unpinned(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pools(
-    inventory: Inventory, real: Plan, waiting: Plan, settings: Settings, obs: Observation, now: float
+    inventory: Inventory,
+    real: Plan,
+    waiting: Plan,
+    endpoints: Sequence[Endpoint],
+    settings: Settings,
+    obs: Observation,
+    now: float,
 ) -> list[PoolDecision]:
     previous = _pool_replicas(obs.owned, settings)
-    missing = obs.signals is None
     pools = []
     for name, cls in sorted(settings.classes.items()):
         nodes = [n for n in inventory.schedulable() if n.model.name == name]
@@ -582,16 +590,60 @@ def _pools(
         queued = sum(p.tp * len(p.workers) for p in waiting.placements if p.gpu_class == name)
         free_on_busy = sum(_idle_gpus(n) for n in nodes if n.node in busy)
         free_on_busy -= sum(p.tp * len(p.workers) for p in real.placements if p.gpu_class == name)
-        need = np.array([math.nan if missing else float(used + queued)])
+        need = _need_series(name, [*real.placements, *waiting.placements], endpoints, settings, obs, now)
+        need.values[-1] = math.nan if obs.signals is None else float(used + queued)
         observation = PoolObservation(
-            need_gpus=DemandSeries(now, 60.0, need),
+            need_gpus=need,
             used_gpus=used,
             free_gpus_on_busy_nodes=max(0, free_on_busy),
             idle_nodes=idle_nodes,
+            forecast=_forecast(need, settings, now),
         )
         target = hold_on_missing_data(POLICIES[cls.policy], observation, now, cls.pool_settings, previous.get(name, 0))
         pools.append(PoolDecision(name, idle_nodes, target))
     return pools
+
+
+def _need_series(
+    gpu_class: str,
+    placements: Sequence[Placement],
+    endpoints: Sequence[Endpoint],
+    settings: Settings,
+    obs: Observation,
+    now: float,
+) -> DemandSeries:
+    """GPUs the class's endpoints needed per past sample: each endpoint's replica target for its model's
+    demand then (shared among the model's endpoints), times its GPUs per replica; the last sample is now."""
+    gpus_per_replica = {
+        f"{p.namespace}/{p.request}": p.tp * len(p.workers) for p in placements if p.gpu_class == gpu_class
+    }
+    series = [obs.history[ep.model] for ep in endpoints if ep.key in gpus_per_replica and ep.model in obs.history]
+    if not series:
+        return DemandSeries(now, 60.0, np.array([math.nan]))
+    start, step = series[0].start_s, series[0].step_s
+    length = math.floor((now - start) / step + 1e-9) + 1
+    need = np.zeros(max(length, 1))
+    sharing = Counter(ep.model for ep in endpoints)
+    for ep in endpoints:
+        history = obs.history.get(ep.model)
+        if ep.key not in gpus_per_replica or history is None or (history.start_s, history.step_s) != (start, step):
+            continue
+        bounds = ReplicaBounds(ep.min_replicas, ep.max_replicas)
+        throughput = declared_throughput(ep, settings)
+        for i, demand in enumerate(history.values[: len(need)]):
+            if math.isnan(demand) or math.isnan(need[i]):
+                need[i] = math.nan
+                continue
+            replicas = replica_target(demand / sharing[ep.model], throughput, settings.headroom, bounds)
+            need[i] += replicas * gpus_per_replica[ep.key]
+    return DemandSeries(start, step, need)
+
+
+def _forecast(need: DemandSeries, settings: Settings, now: float) -> Forecast | None:
+    """The class's need over the provisioning lead time, once there are at least two known samples."""
+    if np.count_nonzero(~np.isnan(need.values)) < 2:
+        return None
+    return forecast_seasonal(need, now, ForecastSettings(lead_s=settings.eta.prior_delay_s[1]))
 
 
 def _idle_gpus(node: NodeGpus) -> int:

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests/kube_harness.py: the Kubernetes API stand-in the tests use
 
 from autoscaler.decide import ClassSettings, Observation, Settings, decide  # noqa: E402
-from autoscaler.signals import ModelSignals  # noqa: E402
+from autoscaler.signals import History, ModelSignals  # noqa: E402
 from scheduler.catalog import Catalog  # noqa: E402
 from scheduler.registry import Registry  # noqa: E402
 from scheduler.synthetic import gpu_node  # noqa: E402
@@ -124,6 +124,9 @@ def measure_reconcile(args: argparse.Namespace, catalog: Catalog, registry: Regi
             def signals(self) -> dict[str, ModelSignals]:
                 return {k: ModelSignals(v.model, v.demand_rps, v.waiting, v.running, v.kv_cache_usage, time.time())
                         for k, v in fixed.items()}  # fmt: skip
+
+            def demand_history(self, start_s: float, end_s: float, step_s: float) -> dict[str, History]:
+                return {}
 
         cluster = Cluster(kube.api_client(), owned_kinds=owned_kinds(settings()))
         ctl = Controller(cluster, Fixed(), settings(), registry, catalog, "bench", exposition=CollectorRegistry())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import numpy as np
 import pytest
 
 from autoscaler.decide import (
@@ -24,7 +25,7 @@ from autoscaler.decide import (
     decide,
 )
 from autoscaler.eta import EtaSettings
-from autoscaler.signals import ModelSignals
+from autoscaler.signals import History, ModelSignals
 from scheduler.catalog import Catalog
 from scheduler.manifests import validate
 from scheduler.registry import Registry
@@ -285,3 +286,20 @@ def test_saturated_servers_correct_the_declared_throughput() -> None:
     sig = signals(demand=6.0, kv_cache_usage=0.9)
     _, chat = run(Observation([h100("gpu-0")], [endpoint()], [workload("chat", 2)], sig))
     assert chat.replicas == 4  # 3 req/s each measured, above the declared 2: ceil(6 x 1.2 / 2) stands
+
+
+def test_the_egs_pool_policy_reads_the_demand_history_as_gpus() -> None:
+    # 20 req/s two hours ago (8 replicas, the max), 2 req/s now (2 replicas): the EGS policy holds the
+    # capacity the drop freed for its hold window, one 8-GPU node here; without history it holds none.
+    settings = Settings(
+        classes={"H100-80GB": ClassSettings(gpus_per_node=8, policy="egs")}, throughput_rps={MODEL: 2.0}
+    )
+    start = NOW - 4 * 3600
+    values = tuple(20.0 if t < NOW - 2 * 3600 else 2.0 for t in np.arange(start, NOW + 1, 300.0))
+    history = {MODEL: History(start, 300.0, values)}
+    obs = Observation([], [endpoint()], signals=signals(demand=2.0), history=history)
+    decision, chat = run(obs, settings)
+    assert chat.waiting == 2
+    assert decision.pools[0].target == 1
+    decision, _ = run(Observation([], [endpoint()], signals=signals(demand=2.0)), settings)
+    assert decision.pools[0].target == 0
