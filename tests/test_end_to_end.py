@@ -26,7 +26,7 @@ from egs.localstack import Prometheus, free_port, wait_http
 from tests.conftest import REPO, SimCluster
 from tests.kube_harness import KubeCluster
 from tests.test_decide import h100
-from tests.vllm_standin import VllmStandIn
+from tests.vllm_standin import Server, VllmStandIn
 
 ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 DEPLOYMENTS = "apps/v1/deployments"
@@ -52,10 +52,11 @@ def stack(sim_cluster: SimCluster, tmp_path_factory: pytest.TempPathFactory) -> 
     kube.emulator.tokens["t-alice"] = ("alice", ("team-a",))
     for verb in ("create", "get", "list", "delete"):
         kube.emulator.grants.add(("alice", verb, "team-a"))
-    vllm = VllmStandIn().start()
-    vllm.serve("llama-3.1-8b-instruct", rps=0.5, waiting=0, running=1, kv=0.3)
+    vllm = VllmStandIn(
+        [Server("llama-3.1-8b-instruct", "team-a", "chat-0", rps=0.5, waiting=0, running=1, kv_cache=0.3)]
+    )
     jobs = [
-        {"job_name": "vllm", "static_configs": [{"targets": [vllm.target]}]},
+        {"job_name": "vllm", "static_configs": [{"targets": [vllm.address]}]},
         {"job_name": "egs-exporter", "static_configs": [{"targets": list(sim_cluster.exporters.values())}]},
     ]
     rules = [REPO / "alerts" / "egs.rules.yaml"]
@@ -79,7 +80,7 @@ def stack(sim_cluster: SimCluster, tmp_path_factory: pytest.TempPathFactory) -> 
             proc.terminate()
             proc.wait(10)
         prom.stop()
-        vllm.stop()
+        vllm.close()
         kube.stop()
 
 
