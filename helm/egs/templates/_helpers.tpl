@@ -1,0 +1,57 @@
+{{/* Names and labels shared by every object of the chart. */}}
+
+{{- define "egs.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "egs.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "egs.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "egs.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: egs
+{{- end -}}
+
+{{- define "egs.exporterSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "egs.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: exporter
+{{- end -}}
+
+{{/* The labels the Prometheus' selectors look for: monitoring.labels, plus release when given. */}}
+{{- define "egs.monitoringLabels" -}}
+{{- $labels := deepCopy .Values.monitoring.labels -}}
+{{- with .Values.monitoring.release }}{{ $_ := set $labels "release" . }}{{ end -}}
+{{- with $labels }}
+{{ toYaml . }}
+{{- end -}}
+{{- end -}}
+
+{{/* rules.source, or the one that follows exporter.enabled. */}}
+{{- define "egs.rulesSource" -}}
+{{- if .Values.rules.source -}}
+{{- .Values.rules.source -}}
+{{- else if .Values.exporter.enabled -}}
+egs
+{{- else -}}
+dcgm-exporter
+{{- end -}}
+{{- end -}}
+
+{{- define "egs.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
