@@ -90,7 +90,8 @@ def of_kind(values: str, kind: str) -> list[dict[str, Any]]:
 @cache
 def operator_schema(kind: str) -> dict[str, Any]:
     schema: dict[str, Any] = yaml.safe_load((OPERATOR_SCHEMAS / f"{OPERATOR_KINDS[kind]}.v1.openapi.yaml").read_text())
-    return _closed(schema)
+    closed: dict[str, Any] = _closed(schema)
+    return closed
 
 
 def _closed(schema: Any) -> Any:
