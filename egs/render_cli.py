@@ -1,7 +1,8 @@
 """`egs render`: write every generated file the Helm chart ships, or check that they are current.
 
 Composition only: the rules come from `alerts.rules` (one file per GPU source, also kept in `alerts/`
-for a plain Prometheus), the dashboards from `dashboards.render`. The chart reads them with
+for a plain Prometheus), the dashboards from `dashboards.render`; the InferenceEndpoint CRD and the
+default model registry are copied in (Helm reads no file outside the chart). The chart reads them with
 `.Files.Get`: `helm/egs/rules/<source>.rules.yaml` becomes the PrometheusRule's groups and
 `helm/egs/dashboards/<uid>.json` a dashboard ConfigMap. `--check` writes nothing and exits 1 naming
 every file that is missing or differs (a test runs it), so a change to a rule or a panel cannot reach
@@ -20,6 +21,9 @@ from alerts.rules import render as render_rules
 from dashboards.render import rendered as rendered_dashboards
 
 CHART = Path("helm") / "egs"
+REPO = Path(__file__).resolve().parent.parent
+CRD = REPO / "autoscaler" / "data" / "inferenceendpoint-crd.yaml"
+MODELS = REPO / "examples" / "models.yaml"
 
 
 def generated_files() -> dict[Path, str]:
@@ -31,6 +35,9 @@ def generated_files() -> dict[Path, str]:
         files[CHART / "rules" / f"{source}.rules.yaml"] = text
     for name, text in rendered_dashboards().items():
         files[CHART / "dashboards" / name] = text
+    # Helm reads nothing outside the chart: the controller's CRD and the default model registry travel in it.
+    files[CHART / "crds" / "inferenceendpoint-crd.yaml"] = CRD.read_text()
+    files[CHART / "files" / "models.yaml"] = MODELS.read_text()
     return files
 
 

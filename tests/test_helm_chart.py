@@ -5,8 +5,9 @@ Aspects: `helm lint --strict` and `helm template` pass for each value set; every
 the prometheus-operator's own openAPIV3Schema (vendored with its provenance in tests/data), with unknown
 fields refused as the API server's strict field validation refuses them; the PrometheusRule is the
 chosen source's rules; the dashboards ship as labelled ConfigMaps; RBAC has no wildcards; the exporter
-runs with the least it needs; bad values fail with the field named. Not covered: the controller's
-Deployment, RBAC, Lease and CRD, which this chart does not hold yet (the controller is not on main).
+runs with the least it needs; the controller gets its configuration, a Lease role in its namespace
+only, and a cluster role naming every verb and resource, with the warm-pool backends' kinds only where
+a GPU class uses them; the InferenceEndpoint CRD ships in `crds/`; bad values fail with the field named.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import shutil
 import subprocess
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -24,6 +26,7 @@ import yaml
 
 from alerts.config import RulesConfig, Source
 from alerts.rules import rule_groups
+from autoscaler.config import parse_config
 from dashboards.render import rendered
 from tests.conftest import REPO
 
@@ -54,6 +57,20 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set",
         "monitoring.vllmPodMonitor.enabled=false",
     ],
+    "capacity-backends": [
+        "--set",
+        "controller.config.gpu_classes.H100-80GB.pool=capacitybuffer",
+        "--set",
+        "controller.config.gpu_classes.H100-80GB.gpus_per_node=8",
+        "--set",
+        "controller.config.gpu_classes.L4.gpus_per_node=4",
+        "--set",
+        "controller.config.gpu_classes.L4.pool=karpenter-static",
+        "--set",
+        "controller.config.gpu_classes.L4.nodepool=l4-static",
+        "--set",
+        "controller.prometheusUrl=http://thanos-query.monitoring:9090",
+    ],
     "no-monitoring-crds": [
         "--set",
         "monitoring.serviceMonitor.enabled=false",
@@ -78,7 +95,7 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
 
 @cache
 def template(values: str) -> tuple[dict[str, Any], ...]:
-    result = helm("template", "egs", str(CHART), "--namespace", "egs-system", *VALUE_SETS[values])
+    result = helm("template", "egs", str(CHART), "--namespace", "egs-system", "--include-crds", *VALUE_SETS[values])
     assert result.returncode == 0, result.stderr
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
@@ -161,10 +178,15 @@ def test_the_prometheus_rule_holds_the_rules_of_the_source_in_use(values: str, s
     assert rule["spec"] == rule_groups(RulesConfig(source=source))
 
 
+def _component(obj: dict[str, Any]) -> str:
+    return str(obj["metadata"].get("labels", {}).get("app.kubernetes.io/component", ""))
+
+
 def test_beside_the_gpu_operator_there_is_no_exporter_and_the_rules_read_dcgm_exporter() -> None:
-    kinds = {o["kind"] for o in template("beside-the-gpu-operator")}
-    assert not kinds & {"DaemonSet", "Service", "ServiceAccount", "ServiceMonitor"}
-    assert {"PrometheusRule", "PodMonitor", "ConfigMap"} <= kinds
+    objects = template("beside-the-gpu-operator")
+    assert not [o for o in objects if _component(o) == "exporter"]
+    assert not {o["kind"] for o in objects} & {"DaemonSet", "ServiceMonitor"}
+    assert {"PrometheusRule", "PodMonitor", "ConfigMap", "Deployment"} <= {o["kind"] for o in objects}
 
 
 def test_without_the_operator_s_crds_nothing_needs_them() -> None:
@@ -177,7 +199,7 @@ def test_scrapes_honour_the_exporter_s_pod_labels_and_name_the_job_the_rules_sel
     assert endpoint["honorLabels"] is True
     assert {"action": "replace", "targetLabel": "job", "replacement": "egs-exporter"} in endpoint["relabelings"]
     assert RulesConfig().selector == 'job="egs-exporter"'
-    (service,) = of_kind("default", "Service")
+    (service,) = [s for s in of_kind("default", "Service") if _component(s) == "exporter"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     (pods,) = of_kind("default", "PodMonitor")
     assert all(e["honorLabels"] for e in pods["spec"]["podMetricsEndpoints"])
@@ -195,7 +217,9 @@ def test_the_release_label_reaches_what_kube_prometheus_stack_selects() -> None:
 
 @pytest.mark.parametrize("values", ["default", "kube-prometheus-stack-release"])
 def test_every_dashboard_ships_as_a_configmap_the_grafana_sidecar_loads(values: str) -> None:
-    maps = {next(iter(m["data"])): m for m in of_kind(values, "ConfigMap")}
+    maps = {
+        next(iter(m["data"])): m for m in of_kind(values, "ConfigMap") if "grafana_dashboard" in m["metadata"]["labels"]
+    }
     assert set(maps) == set(rendered())
     for name, text in rendered().items():
         assert json.loads(maps[name]["data"][name]) == json.loads(text)
@@ -238,11 +262,10 @@ def test_the_exporter_runs_with_only_what_it_needs() -> None:
     assert mount["readOnly"] is True
     assert "resources" not in container or not any("nvidia.com" in k for k in container["resources"].get("limits", {}))
     assert {t["key"] for t in pod["tolerations"]} == {"nvidia.com/gpu", "amd.com/gpu"}
-    (account,) = of_kind("default", "ServiceAccount")
+    (account,) = [a for a in of_kind("default", "ServiceAccount") if _component(a) == "exporter"]
     assert account["automountServiceAccountToken"] is False
-    assert not [
-        o for o in template("default") if o["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
-    ]
+    bound = [s["name"] for o in template("default") if o["kind"].endswith("Binding") for s in o["subjects"]]
+    assert account["metadata"]["name"] not in bound
 
 
 def _mib(quantity: str) -> float:
@@ -273,9 +296,78 @@ def test_the_exporter_command_line_follows_the_values() -> None:
         (["--set", "rules.source=prometheus"], "rules.source must be one of the following"),
         (["--set", "monitoring.serviceMonitor.interval=often"], "monitoring.serviceMonitor.interval"),
         (["--set", "exporter.colectInterval=5"], "colectInterval"),
+        (["--set", "controller.config.gpu_classes.L4.pool=balloon"], "gpus_per_node is required"),
+        (
+            [
+                "--set",
+                "controller.config.gpu_classes.L4.gpus_per_node=4",
+                "--set",
+                "controller.config.gpu_classes.L4.pool=spot",
+            ],
+            "pool",
+        ),
     ],
 )
 def test_bad_values_fail_naming_the_field(flags: list[str], message: str) -> None:
     result = helm("template", "egs", str(CHART), *flags)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def _rules(values: str, kind: str) -> list[dict[str, Any]]:
+    (role,) = of_kind(values, kind)
+    return list(role["rules"])
+
+
+def _granted(values: str) -> dict[str, set[str]]:
+    """apiGroup/resource -> verbs the controller's ClusterRole grants."""
+    granted: dict[str, set[str]] = {}
+    for rule in _rules(values, "ClusterRole"):
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault(f"{group}/{resource}", set()).update(rule["verbs"])
+    return granted
+
+
+def test_the_controller_may_touch_only_what_it_reads_and_writes() -> None:
+    granted = _granted("default")
+    assert granted["/nodes"] == {"list"} and granted["/pods"] == {"list"}
+    assert granted["egs.dev/inferenceendpoints/status"] == {"patch"}
+    assert granted["authentication.k8s.io/tokenreviews"] == {"create"}
+    assert granted["authorization.k8s.io/subjectaccessreviews"] == {"create"}
+    assert "/secrets" not in granted and "/configmaps" not in granted
+    assert not any(k.startswith(("autoscaling.x-k8s.io/", "karpenter.sh/")) for k in granted)
+    assert "scheduling.k8s.io/priorityclasses" in granted  # balloon pools, the default backend
+    (lease,) = _rules("default", "Role")
+    assert lease == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
+    (role,) = of_kind("default", "Role")
+    assert role["metadata"]["namespace"] == "egs-system"
+
+
+def test_a_capacity_backend_s_kind_is_granted_only_when_a_class_uses_it() -> None:
+    granted = _granted("capacity-backends")
+    assert "autoscaling.x-k8s.io/capacitybuffers" in granted
+    assert granted["karpenter.sh/nodepools"] == {"get", "list", "patch"}
+    assert "scheduling.k8s.io/priorityclasses" not in granted
+
+
+def test_the_controller_reads_its_configuration_and_the_registry_the_chart_ships() -> None:
+    (config,) = [m for m in of_kind("capacity-backends", "ConfigMap") if _component(m) == "controller"]
+    settings, models = parse_config(yaml.safe_load(config["data"]["config.yaml"]))
+    assert settings.namespace == "egs-system"
+    assert {c: s.pool for c, s in settings.classes.items()} == {"H100-80GB": "capacitybuffer", "L4": "karpenter-static"}
+    assert models == Path("models.yaml")
+    assert yaml.safe_load(config["data"]["models.yaml"]) == yaml.safe_load(
+        (REPO / "examples" / "models.yaml").read_text()
+    )
+    (deployment,) = of_kind("capacity-backends", "Deployment")
+    controller = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--prometheus=http://thanos-query.monitoring:9090" in controller["args"]
+    assert {c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]} == {"controller", "api"}
+    assert deployment["spec"]["replicas"] == 2  # the Lease elects the one that writes
+
+
+def test_the_inference_endpoint_crd_ships_as_the_controller_defines_it() -> None:
+    (crd,) = of_kind("default", "CustomResourceDefinition")
+    assert crd == yaml.safe_load((REPO / "autoscaler" / "data" / "inferenceendpoint-crd.yaml").read_text())
+    assert crd["spec"]["group"] == "egs.dev" and crd["spec"]["names"]["plural"] == "inferenceendpoints"

@@ -55,3 +55,9 @@ dcgm-exporter
 {{- define "egs.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{- define "egs.controllerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "egs.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end -}}
