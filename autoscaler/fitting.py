@@ -80,18 +80,20 @@ def hindsight_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> 
     )  # fmt: skip
 
 
+QUANTILES = tuple(1.0 - 2.0 ** (-k / 3.0) for k in range(31))
+"""The jump quantiles EGS may be fitted to: 0, 0.21, 0.37, ... 0.999, finer towards 1."""
+
+
 def fit_egs(trace: Trace, scenario: Scenario, protocol: Protocol, policy: Policy) -> Policy:
-    """`policy` with the smallest jump allowance (whole GPUs) that meets the rule on the training days."""
+    """`policy` with the smallest jump quantile of `QUANTILES` that meets the rule on the training days."""
     train = trace.first_days(protocol.train_days)
 
-    def with_allowance(gpus: int) -> Policy:
-        return replace(policy, pool=replace(policy.pool, allowance_gpus=float(gpus)))
+    def at(k: int) -> Policy:
+        return replace(policy, pool=replace(policy.pool, jump_quantile=QUANTILES[k]))
 
-    most = _most_nodes(train, scenario) * scenario.gpu_class.gpus_per_node
-    gpus = _smallest(
-        lambda a: meets_rule(simulate(train, scenario, with_allowance(a), protocol.fit_window, protocol.seed)[0]), most
-    )
-    return with_allowance(gpus)
+    k = _smallest(lambda i: meets_rule(simulate(train, scenario, at(i), protocol.fit_window, protocol.seed)[0]),
+                  len(QUANTILES) - 1)  # fmt: skip
+    return at(k)
 
 
 def _most_nodes(trace: Trace, scenario: Scenario) -> int:

@@ -13,12 +13,14 @@ releases that reach it. Rules every policy keeps:
   the pool short and `pool_actions` orders the difference in the same step;
 - going down, orders still provisioning are cancelled first (free), then empty ready nodes released.
 
-The EGS policy (`egs_target`) sizes the spare capacity above what is used now as the largest of
-- what the forecast's upper quantile says the lead time's peak needs,
-- capacity freed by a drop in the last `hold_s`: on/off clients come back, so what one freed is held
-  (the need's running maximum over the hold window, less the need now),
-- an allowance for a fresh jump: `allowance_gpus` (fitted on training days), raised to the biggest
-  rise of the last `jump_memory_s` (big switch-ons cluster in time), times `jump_factor`,
+The EGS policy (`egs_target`) reads only the GPUs needed per sample (so it works whether or not the
+demand is broken down by client) and sizes the spare capacity above the need now as
+- the capacity freed by sudden drops (changes beyond `jump_threshold` x the median change) in the last
+  `hold_s`: on/off clients come back, so what one freed is held for them; plus
+- the largest of: the fitted `jump_quantile` of the next rise among the `neighbours` past moments
+  whose activity (largest change over the previous `activity_s`) was closest to now's, since big
+  switch-ons cluster in time; the sudden rises seen so far, decayed with `jump_halflife_s`; the
+  rise the point forecast expects over the lead time; the `allowance_gpus` floor;
 then subtracts the free GPUs on busy nodes, which absorb a rise first.
 """
 
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from autoscaler.forecast import DemandSeries, Forecast
 
@@ -42,23 +45,33 @@ class PoolSettings:
     static_nodes: int = 0
     """The `static` policy's pool size, in nodes."""
     allowance_gpus: float = 0.0
-    """EGS: spare GPUs always held for a jump no history announced (fitted on training days)."""
-    hold_s: float = 4 * 3_600.0
-    """EGS: capacity freed by a drop is held this long (seconds), for the client to come back."""
-    jump_memory_s: float = 12 * 3_600.0
-    """EGS: for this long after a rise, the allowance is at least that rise (times `jump_factor`)."""
-    jump_factor: float = 1.0
-    """EGS: how much of the recent biggest rise the allowance covers (0 turns the memory off)."""
+    """EGS: spare GPUs always held, whatever the history says."""
+    hold_s: float = 2 * 3_600.0
+    """EGS: capacity freed by a sudden drop is held this long (seconds), for the client to come back."""
+    jump_threshold: float = 3.0
+    """EGS: a change of more than this many median changes is a client switching (sudden)."""
+    jump_quantile: float = 0.99
+    """EGS: quantile of the next rise at similar activity to cover (fitted on training days; 0 turns it off)."""
+    activity_s: float = 3 * 3_600.0
+    """EGS: activity is the largest change (either way) over this many seconds before a moment."""
+    neighbours: int = 150
+    """EGS: how many past moments of the closest activity the rise quantile is taken over."""
+    jump_halflife_s: float = 12 * 3_600.0
+    """EGS: a sudden rise keeps asking for its size in spare, halved every this many seconds (0: off)."""
+    history_s: float = 7 * 86_400.0
+    """EGS: how much history the policy reads (seconds)."""
     max_idle_nodes: int | None = None
     """Never hold more idle nodes than this (a budget cap); None for no cap."""
 
     def __post_init__(self) -> None:
         if self.gpus_per_node < 1:
             raise ValueError(f"PoolSettings.gpus_per_node must be >= 1, got {self.gpus_per_node}")
-        if self.static_nodes < 0 or self.allowance_gpus < 0 or self.jump_factor < 0:
-            raise ValueError("PoolSettings: static_nodes, allowance_gpus and jump_factor must be >= 0")
-        if self.hold_s < 0 or self.jump_memory_s < 0:
-            raise ValueError("PoolSettings: hold_s and jump_memory_s must be >= 0")
+        if min(self.static_nodes, self.allowance_gpus, self.hold_s, self.jump_halflife_s) < 0:
+            raise ValueError("PoolSettings: static_nodes, allowance_gpus, hold_s and jump_halflife_s must be >= 0")
+        if not 0 <= self.jump_quantile <= 1:
+            raise ValueError(f"PoolSettings.jump_quantile must be in [0, 1], got {self.jump_quantile}")
+        if self.neighbours < 1 or self.activity_s <= 0 or self.history_s <= 0 or self.jump_threshold < 0:
+            raise ValueError("PoolSettings: neighbours >= 1, activity_s and history_s > 0, jump_threshold >= 0")
         if self.max_idle_nodes is not None and self.max_idle_nodes < 0:
             raise ValueError(f"PoolSettings.max_idle_nodes must be >= 0, got {self.max_idle_nodes}")
 
@@ -106,19 +119,44 @@ def seasonal_naive_target(obs: PoolObservation, now: float, settings: PoolSettin
 
 
 def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
-    """Capacity freed by recent drops, plus a jump allowance that remembers recent rises; the forecast's
-    upper peak when that asks for more."""
+    """Held capacity from recent sudden drops plus the rise to expect now (see the module docstring)."""
     need = _need_now(obs)
-    recent = _window(obs.need_gpus, now, settings.hold_s)
-    held = max(0.0, float(np.max(recent)) - need) if recent.size else 0.0
-    allowance = settings.allowance_gpus
-    jumps = np.diff(_window(obs.need_gpus, now, settings.jump_memory_s))
-    if jumps.size and settings.jump_factor > 0:
-        allowance = max(allowance, settings.jump_factor * float(np.max(jumps)))
-    spare = held + allowance
+    step_s = obs.need_gpus.step_s
+    known = _window(obs.need_gpus, now, settings.history_s)
+    steps = np.diff(known)
+    spare = settings.allowance_gpus
     if obs.forecast is not None:
-        spare = max(spare, obs.forecast.upper_peak - need)
+        spare = max(spare, obs.forecast.expected_peak - need)
+    if steps.size == 0:
+        return _nodes_for(spare, obs, settings)
+    threshold = max(1.0, settings.jump_threshold * float(np.median(np.abs(steps))))
+    spare = max(spare, _similar_activity_rise(steps, step_s, settings))
+    if settings.jump_halflife_s > 0:
+        sudden = np.where(steps >= threshold, steps, 0.0)
+        age_s = (len(steps) - 1 - np.arange(len(steps))) * step_s
+        spare = max(spare, float(np.max(sudden * 0.5 ** (age_s / settings.jump_halflife_s))))
+    recent = int(settings.hold_s // step_s)
+    if recent > 0:
+        last = steps[-recent:]
+        dropped = float(-np.sum(last[last <= -threshold]))
+        spare += min(dropped, max(0.0, float(np.max(known[-recent - 1 :])) - need))
     return _nodes_for(spare, obs, settings)
+
+
+def _similar_activity_rise(steps: np.ndarray, step_s: float, settings: PoolSettings) -> float:
+    """The `jump_quantile` of the next rise among the past moments whose activity was closest to now's."""
+    if settings.jump_quantile <= 0:
+        return 0.0
+    span = max(1, int(settings.activity_s // step_s))
+    if steps.size <= span:
+        return float(np.max(np.maximum(steps, 0.0)))
+    size = np.abs(steps)
+    before = sliding_window_view(size[:-1], span).max(axis=1)  # activity just before steps[span:]
+    rise = np.maximum(steps[span:], 0.0)
+    distance = np.abs(np.log1p(before) - np.log1p(float(np.max(size[-span:]))))
+    k = min(len(distance), settings.neighbours)
+    nearest = np.argpartition(distance, k - 1)[:k]
+    return float(np.quantile(rise[nearest], settings.jump_quantile, method="higher"))
 
 
 POLICIES: dict[str, PoolPolicy] = {

@@ -3,6 +3,8 @@ missing data, a taken warm node replaced at once, orders cancelled before ready 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -62,30 +64,57 @@ def test_going_down_cancels_orders_before_releasing_ready_nodes():
     assert pool_actions(3, 2, 2) == PoolActions(cancel_orders=1)
 
 
-def test_capacity_freed_by_a_drop_is_held_for_the_hold_window():
-    pool = PoolSettings(gpus_per_node=8, hold_s=3 * 3600, jump_factor=0.0)
+OFF: dict[str, Any] = {"jump_quantile": 0.0, "jump_halflife_s": 0.0, "hold_s": 0.0}
+
+
+def test_capacity_freed_by_a_sudden_drop_is_held_for_the_hold_window():
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "hold_s": 3 * 3600})
     dropped = [100.0] * 5 + [20.0]
     assert egs_target(_obs(dropped, used=20, free=4), 5 * STEP, pool) == 10  # (100 - 20 - 4) / 8 rounded up
     long_ago = [100.0] * 5 + [20.0] * 30
     assert egs_target(_obs(long_ago, used=20, free=4), 34 * STEP, pool) == 0
 
 
-def test_a_recent_rise_raises_the_allowance_to_its_size():
-    pool = PoolSettings(gpus_per_node=8, hold_s=0, jump_memory_s=6 * 3600, jump_factor=1.0)
-    rose = [10.0] * 5 + [50.0] + [50.0] * 10
-    assert egs_target(_obs(rose, used=50), 15 * STEP, pool) == 5
-    quiet = [10.0] * 5 + [50.0] + [50.0] * 60
-    assert egs_target(_obs(quiet, used=50), 65 * STEP, pool) == 0
+def test_a_gradual_decline_is_not_held():
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "hold_s": 3 * 3600})
+    declining = [100.0 - 4 * i for i in range(20)]  # every change is the median change: no client left
+    assert egs_target(_obs(declining, used=24), 19 * STEP, pool) == 0
+
+
+def test_a_sudden_rise_asks_for_its_size_in_spare_and_decays():
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "jump_halflife_s": 6 * 3600})
+    rose = [10.0] * 5 + [50.0] * 11
+    assert egs_target(_obs(rose, used=50), 15 * STEP, pool) == 5  # 40 x 0.5 ** (6000 / 21600) = 33
+    later = [10.0] * 5 + [50.0] * 61
+    assert egs_target(_obs(later, used=50), 65 * STEP, pool) == 2  # 40 x 0.5 ** (36000 / 21600) = 12.6
+
+
+def test_the_rise_expected_at_similar_activity_is_held():
+    # Quiet stretches (changes of 1) and bursts where one jump of 40 is followed by another.
+    rng = np.random.default_rng(0)
+    need, level = [], 100.0
+    for _ in range(12):
+        for _ in range(30):
+            level += rng.choice([-1.0, 1.0])
+            need.append(level)
+        for jump in (40.0, 40.0, -40.0, -40.0):
+            level += jump
+            need.append(level)
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "jump_quantile": 0.9, "neighbours": 24, "activity_s": STEP})
+    quiet = need[: len(need) - 4]
+    assert egs_target(_obs(quiet, used=int(quiet[-1])), (len(quiet) - 1) * STEP, pool) <= 1
+    active = [*quiet, quiet[-1] + 40]
+    assert egs_target(_obs(active, used=int(active[-1])), (len(active) - 1) * STEP, pool) == 5
 
 
 def test_free_gpus_on_busy_nodes_absorb_the_rise_first():
-    pool = PoolSettings(gpus_per_node=8, allowance_gpus=16, jump_factor=0.0, hold_s=0)
+    pool = PoolSettings(gpus_per_node=8, allowance_gpus=16, **OFF)
     assert egs_target(_obs([40.0], used=40, free=0), 0.0, pool) == 2
     assert egs_target(_obs([40.0], used=40, free=9), 0.0, pool) == 1
 
 
-def test_the_forecast_upper_peak_is_covered():
-    pool = PoolSettings(gpus_per_node=8, jump_factor=0.0, hold_s=0)
+def test_the_rise_the_forecast_expects_over_the_lead_time_is_covered():
+    pool = PoolSettings(gpus_per_node=8, **OFF)
     assert egs_target(_obs([40.0], used=40, forecast=70.0), 0.0, pool) == 4
 
 
