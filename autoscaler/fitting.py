@@ -4,8 +4,9 @@ Part of the autoscaler's pure core; `egs simulate` (`static:auto`, `egs`) and
 `benchmarks/warm_pool.py` call it. The rule: simulate the training days alone (the trace cut after
 them, so nothing later can leak in), skip the warm-up days (the forecasts need history), and take
 the smallest parameter with at most `RULE_FRACTION` of the replicas added in the rest waiting over
-60 s. For a static pool the parameter is K; for EGS, the jump allowance in GPUs (its other
-parameters are fixed design values, see `autoscaler.pool.PoolSettings`). The hindsight K, the
+60 s. For a static pool the parameter is K; for EGS, the quantile of the rise it covers at similar
+activity (`PoolSettings.jump_quantile`; its other parameters are fixed design values, documented
+there, the same for every trace). The hindsight K, the
 smallest that meets p99 <= 60 s on the scored days, is context only: it sees the scored days.
 """
 

@@ -14,14 +14,15 @@ releases that reach it. Rules every policy keeps:
 - going down, orders still provisioning are cancelled first (free), then empty ready nodes released.
 
 The EGS policy (`egs_target`) reads only the GPUs needed per sample (so it works whether or not the
-demand is broken down by client) and sizes the spare capacity above the need now as
-- the capacity freed by sudden drops (changes beyond `jump_threshold` x the median change) in the last
-  `hold_s`: on/off clients come back, so what one freed is held for them; plus
-- the largest of: the fitted `jump_quantile` of the next rise among the `neighbours` past moments
-  whose activity (largest change over the previous `activity_s`) was closest to now's, since big
-  switch-ons cluster in time; the sudden rises seen so far, decayed with `jump_halflife_s`; the
-  rise the point forecast expects over the lead time; the `allowance_gpus` floor;
-then subtracts the free GPUs on busy nodes, which absorb a rise first.
+demand is broken down by client) and holds as spare capacity above the need now the largest of
+- the capacity freed by sudden drops (changes beyond `jump_threshold` x the median change) in the
+  last `hold_s`: on/off clients come back, so what one freed is held for it;
+- the fitted `jump_quantile` of the next rise among the `neighbours` past moments whose activity
+  (largest change over the previous `activity_s`) was closest to now's: big switch-ons cluster;
+- the sudden rises seen so far, each decayed with `jump_halflife_s`;
+- the rise the point forecast expects over the lead time, and the `allowance_gpus` floor;
+less the free GPUs on busy nodes, which absorb a rise first. Every one of these is an estimate of the
+same thing (how much may arrive before a node ordered now is ready), so they are not added up.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class PoolSettings:
     """EGS: activity is the largest change (either way) over this many seconds before a moment."""
     neighbours: int = 150
     """EGS: how many past moments of the closest activity the rise quantile is taken over."""
-    jump_halflife_s: float = 12 * 3_600.0
+    jump_halflife_s: float = 18 * 3_600.0
     """EGS: a sudden rise keeps asking for its size in spare, halved every this many seconds (0: off)."""
     history_s: float = 7 * 86_400.0
     """EGS: how much history the policy reads (seconds)."""
@@ -119,7 +120,7 @@ def seasonal_naive_target(obs: PoolObservation, now: float, settings: PoolSettin
 
 
 def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
-    """Held capacity from recent sudden drops plus the rise to expect now (see the module docstring)."""
+    """The largest of held capacity from recent sudden drops and the rises to expect now (module docstring)."""
     need = _need_now(obs)
     step_s = obs.need_gpus.step_s
     known = _window(obs.need_gpus, now, settings.history_s)
@@ -139,7 +140,7 @@ def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
     if recent > 0:
         last = steps[-recent:]
         dropped = float(-np.sum(last[last <= -threshold]))
-        spare += min(dropped, max(0.0, float(np.max(known[-recent - 1 :])) - need))
+        spare = max(spare, min(dropped, max(0.0, float(np.max(known[-recent - 1 :])) - need)))
     return _nodes_for(spare, obs, settings)
 
 

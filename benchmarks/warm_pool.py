@@ -67,7 +67,7 @@ def run_model(trace: Trace, scenario: Scenario, protocol: Protocol) -> dict[str,
     train_k = fit_static_k(trace, scenario, protocol)
     hindsight_k = hindsight_static_k(trace, scenario, protocol)
     egs = fit_egs(trace, scenario, protocol, Policy("egs", PoolSettings(gpn)))
-    print(f"  fitted: static K {train_k}, EGS jump allowance {egs.pool.allowance_gpus:g} GPUs", file=sys.stderr)
+    print(f"  fitted: static K {train_k}, EGS jump quantile {egs.pool.jump_quantile:.4f}", file=sys.stderr)
     results = {
         "egs": run(egs, "egs"),
         "reactive": run(Policy("reactive", PoolSettings(gpn)), "reactive"),

@@ -96,7 +96,7 @@ def _fitted(
         return Policy("static", PoolSettings(gpn, static_nodes=k))
     if name == "egs":
         if bar:
-            bar.label("fitting the jump allowance on the training days")
+            bar.label("fitting the jump quantile on the training days")
         return fit_egs(trace, scenario, protocol, Policy("egs", PoolSettings(gpn)))
     return Policy(name, PoolSettings(gpn))  # type: ignore[arg-type]  # checked by _policy_arg
 
