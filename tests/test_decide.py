@@ -289,13 +289,13 @@ def test_saturated_servers_correct_the_declared_throughput() -> None:
 
 
 def test_the_egs_pool_policy_reads_the_demand_history_as_gpus() -> None:
-    # 20 req/s two hours ago (8 replicas, the max), 2 req/s now (2 replicas): the EGS policy holds the
-    # capacity the drop freed for its hold window, one 8-GPU node here; without history it holds none.
+    # 20 req/s until an hour ago (8 replicas, the max), 2 req/s now (2 replicas): the EGS policy holds the
+    # capacity the drop freed for its hold window (2 h), one 8-GPU node here; without history it holds none.
     settings = Settings(
         classes={"H100-80GB": ClassSettings(gpus_per_node=8, policy="egs")}, throughput_rps={MODEL: 2.0}
     )
     start = NOW - 4 * 3600
-    values = tuple(20.0 if t < NOW - 2 * 3600 else 2.0 for t in np.arange(start, NOW + 1, 300.0))
+    values = tuple(20.0 if t < NOW - 3600 else 2.0 for t in np.arange(start, NOW + 1, 300.0))
     history = {MODEL: History(start, 300.0, values)}
     obs = Observation([], [endpoint()], signals=signals(demand=2.0), history=history)
     decision, chat = run(obs, settings)
