@@ -10,7 +10,7 @@ Three measurements in one run, on seeded synthetic inputs (`--seed`):
    the official client) with `--cluster-endpoints` endpoints: the writes of a second loop with nothing
    changed (target 0), against the baseline of a controller that applies everything it intends every
    loop (its first loop's writes);
-3. **API load**: the real `egs api` app under uvicorn on 127.0.0.1 over kmock, `--requests` requests
+3. **API load**: the real `egs api` process (uvicorn) on 127.0.0.1 over kmock, `--requests` requests
    (90% GET of an endpoint, 10% POST of a new one) from `--clients` threads; latency p50/p99 and
    errors (any 5xx or transport error; target p99 <= 100 ms, no errors).
 
@@ -139,11 +139,12 @@ def measure_reconcile(args: argparse.Namespace, catalog: Catalog, registry: Regi
 
 
 def measure_api(args: argparse.Namespace, catalog: Catalog, registry: Registry) -> dict[str, Any]:
-    import requests
-    import uvicorn
+    import subprocess
+    import tempfile
 
-    from autoscaler.adapters.api import Services, create_app
-    from autoscaler.adapters.kubernetes import Cluster
+    import requests
+    import yaml
+
     from egs.localstack import free_port, wait_http
     from tests.kube_harness import KubeCluster
 
@@ -154,13 +155,17 @@ def measure_api(args: argparse.Namespace, catalog: Catalog, registry: Registry) 
     for node in fleet(catalog, 64):
         kube.put("v1/nodes", node)
     port = free_port()
-    app = create_app(Services(Cluster(kube.api_client()), settings(), registry, catalog))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    workdir = Path(tempfile.mkdtemp(prefix="egs-bench-api-"))
+    config = workdir / "egs.yaml"
+    classes = {name: {"gpus_per_node": per_node, "static_nodes": 1} for name, per_node, _ in FLEET}
+    config.write_text(yaml.safe_dump({"models": str(REPO / "examples" / "models.yaml"), "gpu_classes": classes}))
+    kubeconfig = kube.kubeconfig(workdir / "kubeconfig")
+    # The real `egs api` process, as users run it: its own interpreter, not this one's GIL.
+    command = ["api", "--kubeconfig", str(kubeconfig), "--config", str(config), "--listen", f"127.0.0.1:{port}"]
+    server = subprocess.Popen([sys.executable, "-m", "egs.cli", *command], stderr=(workdir / "api.log").open("wb"))
     base = f"http://127.0.0.1:{port}/v1/namespaces/bench/endpoints"
     try:
-        wait_http(f"http://127.0.0.1:{port}/openapi.json", 30)
+        wait_http(f"http://127.0.0.1:{port}/openapi.json", 30, proc=server)
         headers = {"Authorization": "Bearer t"}
         session = requests.Session()
         body: dict[str, Any] = {
@@ -170,7 +175,7 @@ def measure_api(args: argparse.Namespace, catalog: Catalog, registry: Registry) 
         }
         session.post(base, json={"name": "seed", **body}, headers=headers, timeout=10)
         lock = threading.Lock()
-        latencies: list[float] = []
+        latencies: dict[str, list[float]] = {"get": [], "post": []}
         errors = 0
 
         def one(i: int) -> None:
@@ -185,23 +190,25 @@ def measure_api(args: argparse.Namespace, catalog: Catalog, registry: Registry) 
             except requests.RequestException:
                 failed = True
             with lock:
-                latencies.append(time.perf_counter() - started)
+                latencies["post" if i % 10 == 0 else "get"].append(time.perf_counter() - started)
                 errors += failed
 
         with ThreadPoolExecutor(args.clients) as pool:
             list(pool.map(one, range(args.requests)))
-        ms = np.array(latencies) * 1000
-        result = {
-            "requests": len(latencies),
+        ms = np.array(latencies["get"] + latencies["post"]) * 1000
+        result: dict[str, Any] = {
+            "requests": len(ms),
             "errors": errors,
             "p50_ms": round(float(np.percentile(ms, 50)), 1),
             "p99_ms": round(float(np.percentile(ms, 99)), 1),
         }
+        for kind, values in latencies.items():
+            result[f"{kind}_p99_ms"] = round(float(np.percentile(np.array(values) * 1000, 99)), 1)
         log(f"api: {result}")
         return result
     finally:
-        server.should_exit = True
-        thread.join(10)
+        server.terminate()
+        server.wait(10)
         kube.stop()
 
 

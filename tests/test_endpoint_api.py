@@ -154,3 +154,18 @@ def test_the_openapi_document_declares_every_answer(api: TestClient) -> None:
     post_op = document["paths"]["/v1/namespaces/{namespace}/endpoints"]["post"]
     assert {"201", "202", "400", "401", "403", "409", "422", "503"} <= set(post_op["responses"])
     assert "EndpointRequest" in document["components"]["schemas"]
+
+
+def test_reviews_are_reused_for_seconds_and_a_grant_counts_once_a_denial_expires(kube: KubeCluster) -> None:
+    clock = [NOW]
+    services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: clock[0])
+    api = TestClient(create_app(services))
+    assert api.get("/v1/namespaces/team-a/endpoints", headers=BOB).status_code == 403
+    kube.emulator.grants.add(("bob", "list", "team-a"))
+    assert api.get("/v1/namespaces/team-a/endpoints", headers=BOB).status_code == 403  # the denial is reused
+    clock[0] += 3  # past DENIAL_TTL_S
+    assert api.get("/v1/namespaces/team-a/endpoints", headers=BOB).status_code == 200
+    reviews = [r for r in kube.requests("POST") if r.url.path.endswith("reviews")]
+    for _ in range(5):
+        assert api.get("/v1/namespaces/team-a/endpoints", headers=BOB).status_code == 200
+    assert [r for r in kube.requests("POST") if r.url.path.endswith("reviews")] == reviews

@@ -12,8 +12,9 @@ where its replicas would go, creates the InferenceEndpoint, and answers
 both with `Location`. `GET` one or the list, and `DELETE` (its workloads are garbage-collected with
 it). Kubernetes authenticates and authorises: the bearer token goes to a TokenReview (401 when
 unknown), the user to a SubjectAccessReview for the verb on `inferenceendpoints` in the namespace
-(403 when denied). Bad input is 400 (not JSON) or 422 naming the field, and changes nothing; an
-unknown endpoint is 404, an existing name 409, an API server that does not answer 503.
+(403 when denied); answers are reused for `REVIEW_TTL_S` (denials `DENIAL_TTL_S`). Bad input is 400
+(not JSON) or 422 naming the field, and changes nothing; an unknown endpoint is 404, an existing name
+409, an API server that does not answer 503.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies in the route signatures,
@@ -121,6 +122,7 @@ def create_app(services: Services) -> FastAPI:
         "estimated ready time when a node must be provisioned.",
     )
     cluster = services.cluster
+    reviews = _Reviews(cluster, services.clock)
     problems: dict[int | str, dict[str, Any]] = {
         400: {"model": Problem, "description": "The body is not JSON."},
         401: {"model": Problem, "description": "No bearer token, or one Kubernetes does not know."},
@@ -133,14 +135,14 @@ def create_app(services: Services) -> FastAPI:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _Refused(401, "a bearer token is required (Authorization: Bearer <token>)")
-        who = cluster.review_token(token.strip())
+        who = reviews.token(token.strip())
         if who is None:
             raise _Refused(401, "Kubernetes does not know this token")
-        return Caller(*who)
+        return who
 
     def allowed(verb: str) -> Callable[..., Caller]:
         def check(namespace: NAMESPACE, who: Annotated[Caller, Depends(caller)]) -> Caller:
-            if not cluster.review_access(who.user, who.groups, verb, namespace):
+            if not reviews.access(who.user, who.groups, verb, namespace):
                 raise _Refused(403, f"{who.user} may not {verb} inferenceendpoints in namespace {namespace}")
             return who
 
@@ -234,6 +236,42 @@ def create_app(services: Services) -> FastAPI:
         return Response(status_code=204)
 
     return app
+
+
+REVIEW_TTL_S = 10.0
+DENIAL_TTL_S = 2.0
+"""How long a TokenReview or SubjectAccessReview answer is reused, as kube-apiserver's own webhook
+authenticator and authoriser cache theirs (there 2 min and 5 min / 30 s): a denial is kept shorter,
+so that a grant takes effect within seconds."""
+
+
+class _Reviews:
+    """TokenReview and SubjectAccessReview answers, each reused for a few seconds."""
+
+    def __init__(self, cluster: Cluster, clock: Callable[[], float]) -> None:
+        self.cluster, self.clock = cluster, clock
+        self._tokens: dict[str, tuple[float, Caller | None]] = {}
+        self._access: dict[tuple[str, tuple[str, ...], str, str], tuple[float, bool]] = {}
+
+    def token(self, token: str) -> Caller | None:
+        now = self.clock()
+        cached = self._tokens.get(token)
+        if cached is None or cached[0] <= now:
+            who = self.cluster.review_token(token)
+            caller = Caller(*who) if who is not None else None
+            cached = (now + (REVIEW_TTL_S if caller else DENIAL_TTL_S), caller)
+            self._tokens[token] = cached
+        return cached[1]
+
+    def access(self, user: str, groups: tuple[str, ...], verb: str, namespace: str) -> bool:
+        now = self.clock()
+        key = (user, groups, verb, namespace)
+        cached = self._access.get(key)
+        if cached is None or cached[0] <= now:
+            allowed = self.cluster.review_access(user, groups, verb, namespace)
+            cached = (now + (REVIEW_TTL_S if allowed else DENIAL_TTL_S), allowed)
+            self._access[key] = cached
+        return cached[1]
 
 
 class _Refused(Exception):
