@@ -197,7 +197,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     targets: dict[str, tuple[int, str | None]] = {}
     for ep in endpoints:
         current = workloads.get(ep.key, _Workload())
-        targets[ep.key] = _replicas(ep, current.replicas, obs.signals, settings, now)
+        targets[ep.key] = _replicas(ep, current, obs.signals, settings, now)
         held = targets[ep.key][1]
         if held:
             holds.append(f"{ep.key}: {held}")
@@ -238,9 +238,10 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
 
 
 def _replicas(
-    ep: Endpoint, current: int | None, signals: Mapping[str, ModelSignals] | None, settings: Settings, now: float
+    ep: Endpoint, workload: _Workload, signals: Mapping[str, ModelSignals] | None, settings: Settings, now: float
 ) -> tuple[int, str | None]:
     """(replicas, why they were held or None)."""
+    current = workload.replicas
     bounds = ReplicaBounds(ep.min_replicas, ep.max_replicas)
     hold = max(current if current is not None else max(ep.min_replicas, 1), ep.min_replicas)
     hold = min(hold, ep.max_replicas)
@@ -259,12 +260,16 @@ def _replicas(
         sig.waiting is not None and running > 0 and sig.waiting / running >= QUEUE_HIGH
     )
     throughput = declared_throughput(ep, settings)
-    if saturated and running:
+    serving = min(workload.ready, running)
+    if saturated and serving:
         # Saturated servers finish what they can: each serves demand / replicas, whatever was declared.
-        throughput = min(throughput, max(sig.demand_rps / running, 1e-3))
+        throughput = min(throughput, max(sig.demand_rps / serving, 1e-3))
     target = replica_target(sig.demand_rps, throughput, settings.headroom, bounds)
     if saturated:
-        target = min(max(target, running + 1), ep.max_replicas)
+        # One more, once the replicas added before serve: a model loads for minutes, and adding one
+        # a loop meanwhile would overshoot.
+        starting = workload.ready < running
+        target = min(max(target, running if starting else running + 1), ep.max_replicas)
     return target, None
 
 

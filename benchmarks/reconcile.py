@@ -121,9 +121,12 @@ def measure_reconcile(args: argparse.Namespace, catalog: Catalog, registry: Regi
         fixed = signals(registry, rng, time.time())
 
         class Fixed:
+            """Metrics that do not change between the loops: demand as drawn, servers not saturated (a
+            saturated server rightly adds a replica each loop until it is not, which is a change)."""
+
             def signals(self) -> dict[str, ModelSignals]:
-                return {k: ModelSignals(v.model, v.demand_rps, v.waiting, v.running, v.kv_cache_usage, time.time())
-                        for k, v in fixed.items()}  # fmt: skip
+                return {k: ModelSignals(v.model, v.demand_rps, 0.0, v.running, min(v.kv_cache_usage or 0, 0.7),
+                                        time.time()) for k, v in fixed.items()}  # fmt: skip
 
             def demand_history(self, start_s: float, end_s: float, step_s: float) -> dict[str, History]:
                 return {}

@@ -138,13 +138,15 @@ def test_an_earlier_promise_is_kept_across_a_restart() -> None:
         (signals(demand=0.0), None, 1),  # never below min
         (signals(demand=1.0, kv_cache_usage=0.85), 2, 3),  # KV cache >= 0.80: one more
         (signals(demand=1.0, waiting=12, kv_cache_usage=0.1), 2, 3),  # 6 queued per replica >= 5
+        (signals(demand=0.1, waiting=12, kv_cache_usage=0.1), -2, 2),  # saturated, one still starting: hold
         (signals(demand=1.0, waiting=8, kv_cache_usage=0.5), 2, 1),  # 4 per replica: demand rules
     ],
 )
 def test_replicas_follow_demand_queue_and_kv_cache(
     sig: dict[str, ModelSignals], current: int | None, replicas: int
 ) -> None:
-    owned = [workload("chat", current)] if current else []
+    # a negative count: that many replicas, one of them not ready yet; else all ready
+    owned = [workload("chat", abs(current), ready=abs(current) - (current < 0))] if current else []
     _, chat = run(Observation([h100(f"gpu-{i}") for i in range(2)], [endpoint()], owned, sig))
     assert (chat.replicas, chat.held) == (replicas, None)
 
@@ -281,10 +283,10 @@ def test_saturated_servers_correct_the_declared_throughput() -> None:
     # 2 replicas saturated (KV 0.9) at 2 req/s total serve 1 req/s each, not the declared 2:
     # ceil(2 x 1.2 / 1) = 3 replicas rather than ceil(2 x 1.2 / 2) = 2.
     sig = signals(demand=2.0, kv_cache_usage=0.9)
-    _, chat = run(Observation([h100("gpu-0")], [endpoint()], [workload("chat", 2)], sig))
+    _, chat = run(Observation([h100("gpu-0")], [endpoint()], [workload("chat", 2, ready=2)], sig))
     assert chat.replicas == 3
     sig = signals(demand=6.0, kv_cache_usage=0.9)
-    _, chat = run(Observation([h100("gpu-0")], [endpoint()], [workload("chat", 2)], sig))
+    _, chat = run(Observation([h100("gpu-0")], [endpoint()], [workload("chat", 2, ready=2)], sig))
     assert chat.replicas == 4  # 3 req/s each measured, above the declared 2: ceil(6 x 1.2 / 2) stands
 
 
