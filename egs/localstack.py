@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -45,7 +46,42 @@ class Stopped(BaseException):
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-"""Turned into `Stopped` inside a LocalStack; SIGINT is Python's KeyboardInterrupt already."""
+"""Turned into `Stopped` inside a LocalStack; SIGINT stays Python's KeyboardInterrupt."""
+
+_held: list[int] | None = None
+"""Signals that landed while a child was being started, or None when none is being started."""
+
+
+@contextlib.contextmanager
+def holding_signals() -> Iterator[None]:
+    """Hold a LocalStack's signals while a child is started and recorded, then raise the first one.
+
+    A Ctrl-C that lands inside `Popen`, after the fork but before the caller has the process,
+    would otherwise leave a child that nobody stops. Outside a LocalStack (whose handlers do the
+    holding) or off the main thread it changes nothing.
+    """
+    global _held
+    if _held is not None or not threading_is_main():
+        yield
+        return
+    _held = []
+    try:
+        yield
+    finally:
+        held, _held = _held, None
+        if held:
+            raise _signal_exception(held[0])
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if _held is not None:
+        _held.append(signum)
+        return
+    raise _signal_exception(signum)
+
+
+def _signal_exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
 
 
 def free_port() -> int:
@@ -105,7 +141,7 @@ class Prometheus:
             "--web.enable-lifecycle",
             *self.extra_args,
         ]
-        self.proc = launch("prometheus", "prometheus", args, self.workdir, f"{self.url}/-/ready")
+        launch("prometheus", "prometheus", args, self.workdir, f"{self.url}/-/ready", self._started)
         return self
 
     def _config(self) -> dict[str, Any]:
@@ -171,6 +207,9 @@ class Prometheus:
     def stop(self) -> None:
         _stop(self.proc)
 
+    def _started(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
     def __enter__(self) -> Prometheus:
         return self.start()
 
@@ -200,11 +239,14 @@ class Alertmanager:
             "--cluster.listen-address=",
         ]
         ready = f"http://{self.address}/-/ready"
-        self.proc = launch("prometheus-alertmanager", "prometheus-alertmanager", args, self.workdir, ready)
+        launch("prometheus-alertmanager", "prometheus-alertmanager", args, self.workdir, ready, self._started)
         return self
 
     def stop(self) -> None:
         _stop(self.proc)
+
+    def _started(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
 
 
 def exporter_command(port: int, *options: str) -> list[str]:
@@ -234,12 +276,13 @@ class LocalStack:
     def __enter__(self) -> LocalStack:
         self.workdir = Path(tempfile.mkdtemp(prefix=self._prefix))
         if threading_is_main():
-            for signum in STOP_SIGNALS:
-                self._taken[signum] = signal.signal(signum, _raise_stopped)
+            for signum in (*STOP_SIGNALS, signal.SIGINT):
+                self._taken[signum] = signal.signal(signum, _on_signal)
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (*self._taken, signal.SIGINT)} if self._taken else {}
+        for signum in self._taken:
+            signal.signal(signum, signal.SIG_IGN)
         try:
             for server in reversed(self._servers):
                 server.stop()
@@ -247,16 +290,16 @@ class LocalStack:
                 _stop(proc)
             shutil.rmtree(self.workdir, ignore_errors=True)
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, self._taken.get(signum, handler))
+            for signum, handler in self._taken.items():
+                signal.signal(signum, handler)
 
     def exporter(self, name: str, *options: str) -> str:
         """Start `egs exporter --backend sim OPTIONS` and wait for /health; returns its host:port."""
         port = free_port()
         log = self.workdir / f"{name}.log"
-        with log.open("wb") as out:
+        with holding_signals(), log.open("wb") as out:
             proc = subprocess.Popen(exporter_command(port, *options), stdout=out, stderr=subprocess.STDOUT)
-        self._procs.append((name, proc, log))  # before the wait, so that an interrupted wait stops it too
+            self._procs.append((name, proc, log))  # before the wait, so that an interrupted wait stops it too
         wait_http(f"http://127.0.0.1:{port}/health", 30, proc)
         return f"127.0.0.1:{port}"
 
@@ -273,9 +316,8 @@ class LocalStack:
 
     def launch(self, binary: str, package: str, args: list[str], ready_url: str) -> subprocess.Popen[bytes]:
         """Start a Debian-packaged server (see `launch`), stopped with the stack."""
-        proc = launch(binary, package, args, self.workdir, ready_url)
-        self._procs.append((binary, proc, self.workdir / f"{binary}.log"))
-        return proc
+        log = self.workdir / f"{binary}.log"
+        return launch(binary, package, args, self.workdir, ready_url, lambda p: self._procs.append((binary, p, log)))
 
     def check(self) -> None:
         """Raise StackError, naming the process and the end of its log, if one has exited."""
@@ -305,10 +347,6 @@ def threading_is_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    raise Stopped(signum)
-
-
 def _check_alive(name: str, proc: subprocess.Popen[bytes] | None, log: Path) -> None:
     if proc is None or proc.poll() is None:
         return
@@ -331,13 +369,23 @@ def _write(workdir: Path, name: str, config: dict[str, Any]) -> Path:
     return path
 
 
-def launch(binary: str, package: str, args: list[str], workdir: Path, ready_url: str) -> subprocess.Popen[bytes]:
+def launch(
+    binary: str,
+    package: str,
+    args: list[str],
+    workdir: Path,
+    ready_url: str,
+    started: Callable[[subprocess.Popen[bytes]], None] = lambda proc: None,
+) -> subprocess.Popen[bytes]:
     """Start a Debian-packaged server with its log in `workdir`, and wait until it says it is ready.
 
+    `started` records the process as soon as it exists (with signals held, see `holding_signals`).
     If it does not come up, or the wait is interrupted (Ctrl-C, `Stopped`), it is stopped again."""
     log = workdir / f"{binary}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([require(binary, package), *args], stdout=out, stderr=subprocess.STDOUT)
+    command = [require(binary, package), *args]
+    with holding_signals(), log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        started(proc)
     try:
         wait_http(ready_url, 30, proc)
     except StackError as e:
