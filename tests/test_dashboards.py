@@ -93,6 +93,10 @@ def prometheus(sim_cluster: SimCluster, tmp_path_factory: pytest.TempPathFactory
     try:
         prom.start()
         assert prom.wait_for("modelName:requests:rate5m > 0", timeout_s=60), "demand per GPU class never recorded"
+        # Every node counted by the inventory rules, so that counts no longer move between the queries
+        # of one test (the serving node's series can arrive an evaluation after the others').
+        nodes = len(sim_cluster.exporters) + 1
+        assert prom.wait_for(f"count(Hostname:gpus:count) == {nodes}", timeout_s=60), "a node's GPUs never counted"
         yield prom
     finally:
         prom.stop()
