@@ -88,22 +88,12 @@ def trace_from_rows(rows: list[TraceRow], with_clients: bool) -> TraceFile:
 def _row(values: list[str], col: Mapping[str, int], line: int, path: str | Path) -> TraceRow:
     if len(values) != len(col):
         raise TraceError(f"row {line}: {len(values)} fields, the header has {len(col)}", source=path)
-
-    def number(name: str) -> float:
-        text = values[col[name]].strip()
-        try:
-            value = float(text)
-        except ValueError:
-            raise TraceError(f"row {line}: {name} {text!r} is not a number", source=path) from None
-        if not math.isfinite(value) or value < 0:
-            raise TraceError(f"row {line}: {name} must be a finite number >= 0, got {text}", source=path)
-        return value
-
-    model = values[col["model"]].strip()
+    rec = {name: values[i] for name, i in col.items()}
+    model = rec["model"].strip()
     if not model:
         raise TraceError(f"row {line}: model is empty", source=path)
-    client = values[col[CLIENT_COLUMN]].strip() if CLIENT_COLUMN in col else None
-    return TraceRow(number("time_s"), model, number("demand_rps"), client)
+    client = rec[CLIENT_COLUMN].strip() if CLIENT_COLUMN in rec else None
+    return TraceRow(_number(rec, "time_s", line, path), model, _number(rec, "demand_rps", line, path), client)
 
 
 def _grid(rows: list[tuple[int, TraceRow]], with_clients: bool, path: str | Path) -> TraceFile:
