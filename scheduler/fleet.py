@@ -165,6 +165,8 @@ class FleetState:
     nodes: list[NodeState]
     placements: list[Placement] = field(default_factory=list)
     unplaced: list[Unplaced] = field(default_factory=list)
+    paid: dict[str, float] = field(default_factory=dict)
+    """Request -> what its replicas added to the bill as the online policy placed them (USD/hour)."""
     occupied: dict[str, tuple[float, float]] = field(default_factory=dict)
     _groups: dict[str, dict[tuple[object, ...], list[int]]] = field(default_factory=dict)
     """kind -> node signature -> the `order` of the nodes in that state with room left, sorted."""

@@ -23,8 +23,9 @@ kept off the only nodes where it fits by a taint says so.
 Which replica goes first decides what the later ones find, so a batch is placed several times and
 the best plan kept (`place`): largest first (by smallest footprint, as first-fit-decreasing), most
 regret first, priciest first, and regret insertion, which re-ranks after every replica; when room
-is short, also with the largest replicas held back to the end. The passes are deterministic, and a
-batch of more than `MANY_REPLICAS` gets only the first.
+is short, also with the largest replicas held back to the end; and squeaky-wheel passes, which put
+first the requests whose replicas paid most above their cheapest option in the pass before. The
+passes are deterministic, and a batch of more than `MANY_REPLICAS` gets only the first.
 
 A tensor-parallel replica lands on all its GPUs or on none: GPUs are chosen before anything is
 taken, and it holds them whole, whatever the class's sharing mechanism: its GPUs synchronise every
@@ -66,7 +67,8 @@ def place(requests: Sequence[Request], registry: Registry, inventory: Inventory)
     """Place every replica of `requests` with the online policy (`scheduler.schedule` chooses the
     engine), keeping the best of a few greedy passes: one per order of `ORDERS`, and regret
     insertion, which always places next the replica with the most to lose (`_regret_pass`), as it
-    is and `PERTURBED_REGRET_PASSES` times with seeded perturbations; when the best leaves
+    is and `PERTURBED_REGRET_PASSES` times with seeded perturbations; `SQUEAKY_PASSES` more
+    that move the requests that overpaid forward (`_squeaky_wheel`); when the best leaves
     replicas unplaced, passes that place the largest replicas last (`_holding_back`), since one
     replica fewer of 4 GPUs can make room for several of one. A batch of more than `MANY_REPLICAS`
     gets the first pass only, so that its time stays in proportion to its size."""
@@ -77,6 +79,7 @@ def place(requests: Sequence[Request], registry: Registry, inventory: Inventory)
         return fresh.plan()
     orders: list[list[Request] | int] = [order(requests, options, fresh) for order in ORDERS]
     best: Plan | None = None
+    best_state = fresh
     for order in [*orders, *range(1 + PERTURBED_REGRET_PASSES)]:
         state = FleetState.of(inventory, like=fresh)
         if isinstance(order, int):
@@ -89,13 +92,54 @@ def place(requests: Sequence[Request], registry: Registry, inventory: Inventory)
             _place_in(state, order, registry, options)
         plan = state.plan()
         if best is None or plan.better_than(best):
-            best = plan
+            best, best_state = plan, state
     assert best is not None
+    best = _squeaky_wheel(inventory, fresh, requests, registry, options, best, best_state)
     # Short of room, holding back the largest replicas may leave room for more smaller ones.
     for held in range(1, min(len(best.unplaced), MAX_HELD_BACK) + 1):
         state = FleetState.of(inventory, like=fresh)
         _holding_back(state, requests, registry, options, held)
         plan = state.plan()
+        if plan.better_than(best):
+            best = plan
+    return best
+
+
+SQUEAKY_PASSES = 4
+"""Squeaky-wheel passes the online policy adds: regret insertion, the requests that overpaid in the
+passes before first."""
+
+
+def _squeaky_wheel(
+    inventory: Inventory,
+    fresh: FleetState,
+    requests: Sequence[Request],
+    registry: Registry,
+    options: dict[str, list[Shape]],
+    best: Plan,
+    last: FleetState,
+) -> Plan:
+    """Squeaky-wheel passes, starting from the best pass so far (`last`): a request whose replicas
+    paid more than their cheapest option on the empty fleet did so because others took that option
+    first, so the next pass places it earlier. Each request's priority adds up, pass after pass,
+    what its replicas overpaid per replica (an unplaced one counts as twice its dearest option), and
+    each pass is regret insertion with the priority added to the regret; the best plan is kept.
+    Regret alone looks one replica ahead; this sees what an early choice cost the rest of the batch
+    (a cheap tensor-parallel pair that leaves three single-GPU replicas without their class)."""
+    cheapest = {r.name: _cheapest(fresh, r, options[r.name]) for r in requests}
+    dearest = {r.name: max((s.gpu.price_per_hour * s.gpus for s in options[r.name]), default=0.0) for r in requests}
+    priority = dict.fromkeys(cheapest, 0.0)
+    for _ in range(SQUEAKY_PASSES):
+        missing: dict[str, int] = {}
+        for u in last.unplaced:
+            missing[u.request] = missing.get(u.request, 0) + 1
+        for r in requests:
+            placed = r.replicas - missing.get(r.name, 0)
+            over = last.paid.get(r.name, 0.0) - placed * cheapest[r.name] if placed else 0.0
+            priority[r.name] += (over + 2 * dearest[r.name] * missing.get(r.name, 0)) / r.replicas
+        last = FleetState.of(inventory, like=fresh)
+        _regret_pass(last, requests, registry, options, None, priority)
+        plan = last.plan()
         if plan.better_than(best):
             best = plan
     return best
@@ -139,11 +183,12 @@ def _regret_pass(
     registry: Registry,
     options: dict[str, list[Shape]],
     weight: dict[str, float] | None = None,
+    extra: dict[str, float] | None = None,
 ) -> None:
     """Regret insertion: place next a replica of the request that loses most if its cheapest GPU
     class is taken (its second-best class's cost minus its best, on the fleet as it is now), and
     recompute, after each replica, only the options on the node kind it took. `weight` scales
-    each request's regret (1 when not given)."""
+    each request's regret (1 when not given), `extra` is added to it (USD/hour, 0 when not given)."""
     left = {r.name: r.replicas for r in requests}
     by_name = {r.name: r for r in requests}
     footprint = {r.name: _footprint(options[r.name]) for r in requests}
@@ -182,7 +227,8 @@ def _regret_pass(
             ranked[name] = ((-math.inf, -footprint[name]), None)  # no room anywhere: say so first
             return
         second = min((o.key[0] for o in by_class.values() if o is not first), default=math.inf)
-        ranked[name] = ((-(second - first.key[0]) * (weight or {}).get(name, 1.0), -footprint[name]), first)
+        regret = (second - first.key[0]) * (weight or {}).get(name, 1.0) + (extra or {}).get(name, 0.0)
+        ranked[name] = ((-regret, -footprint[name]), first)
 
     for kind, wanting in users.items():
         for r in wanting:
@@ -202,6 +248,7 @@ def _regret_pass(
             continue
         option = found.build()
         state.placements.append(take(state, option, request, replica))
+        state.paid[name] = state.paid.get(name, 0.0) + option.key[0]
         for kind in {node.kind for node, _ in option.workers} | {option.node.kind}:
             for r in users[kind]:
                 if left[r.name]:
@@ -271,6 +318,7 @@ def place_one(
         return None
     placement = take(state, best, request, replica)
     state.placements.append(placement)
+    state.paid[request.name] = state.paid.get(request.name, 0.0) + best.key[0]
     return placement
 
 

@@ -206,6 +206,27 @@ def test_nodes_that_are_not_ready_or_cordoned_hold_nothing_new() -> None:
     assert len(plan.unplaced) == 2
 
 
+def test_a_cheap_tensor_parallel_pair_does_not_crowd_out_the_replicas_that_need_its_class() -> None:
+    # Four MI210s ($1.00) are the cheap class. Taken one replica at a time, the 32B model grabs two
+    # of them as a tensor-parallel pair (its alternative, a whole MI325X, costs $6.50: the most
+    # regret), the 14B replicas take the rest and the phi-3s end up on two MI325Xs: $17.77. The
+    # optimum ($11.27: the RTX, the four MI210s, one MI325X) gives the 32B model one MI325X, which a
+    # squeaky-wheel pass finds by putting first the requests that overpaid in the pass before.
+    inventory = fleet(("MI210", 1, 4), ("MI325X", 2, 2), ("RTX-6000-Ada", 1, 1))
+    requests = [
+        Request("phi", "phi-3-mini-4k-instruct", 2, min_quality=0.98, context=4096, concurrency=16),
+        Request("qwen14", "qwen2.5-14b-instruct", 3, min_quality=0.99, context=8192, concurrency=16),
+        Request("qwen32", "qwen2.5-32b-instruct", 1, min_quality=1.0, context=8192, concurrency=8),
+    ]
+    optimum = 0.77 + 4 * 1.00 + 6.50
+    exact = solve(requests, REGISTRY, inventory, time_limit_s=10)
+    assert exact.optimal and exact.plan.cost_per_hour == pytest.approx(optimum)
+    online = place(requests, REGISTRY, inventory)
+    check_plan(online, inventory, requests)
+    assert not online.unplaced
+    assert online.cost_per_hour == pytest.approx(optimum)
+
+
 def test_the_exact_replan_is_never_worse_than_the_online_policy_on_the_benchmark_mix() -> None:
     inventory = fleet(
         ("H100-80GB", 2, 8),
