@@ -59,26 +59,24 @@ def meets_p99(result: Result) -> bool:
 def fit_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> int:
     """The smallest static pool K that meets the rule on the training days."""
     train = trace.first_days(protocol.train_days)
-    base = Policy("static", PoolSettings(scenario.gpu_class.gpus_per_node))
-    return _smallest(
-        lambda k: meets_rule(
-            simulate(train, scenario, replace(base, pool=replace(base.pool, static_nodes=k)), protocol.fit_window,
-                     protocol.seed)[0]
-        ),
-        _most_nodes(train, scenario),
-    )  # fmt: skip
+    return _smallest_static_k(train, scenario, protocol.fit_window, protocol.seed, meets_rule)
 
 
 def hindsight_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> int:
     """The smallest static pool K with p99 wait <= 60 s on the scored days (it sees them: context only)."""
+    return _smallest_static_k(trace, scenario, protocol.score_window, protocol.seed, meets_p99)
+
+
+def _smallest_static_k(
+    trace: Trace, scenario: Scenario, window: Window, seed: int, ok: Callable[[Result], bool]
+) -> int:
     base = Policy("static", PoolSettings(scenario.gpu_class.gpus_per_node))
-    return _smallest(
-        lambda k: meets_p99(
-            simulate(trace, scenario, replace(base, pool=replace(base.pool, static_nodes=k)), protocol.score_window,
-                     protocol.seed)[0]
-        ),
-        _most_nodes(trace, scenario),
-    )  # fmt: skip
+
+    def meets(k: int) -> bool:
+        policy = replace(base, pool=replace(base.pool, static_nodes=k))
+        return ok(simulate(trace, scenario, policy, window, seed)[0])
+
+    return _smallest(meets, _most_nodes(trace, scenario))
 
 
 QUANTILES = tuple(1.0 - 2.0 ** (-k / 3.0) for k in range(31))
