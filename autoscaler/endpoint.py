@@ -19,7 +19,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from common.errors import InputError
-from scheduler._schema import field_path
+from common.schema import field_path
 from scheduler.plan import Request
 
 GROUP = "egs.dev"

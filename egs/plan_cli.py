@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 import yaml
 
 from common.errors import InputError, naming
+from common.schema import read_yaml
 from egs.exit_codes import UNPLACED_EXIT as UNPLACED_EXIT
 from egs.manifest_dir import replace_directory
-from scheduler._schema import read_yaml
 from scheduler.catalog import Catalog, load_prices
 from scheduler.inventory import (
     SHARING_MECHANISMS,

@@ -13,9 +13,6 @@ from typing import Any
 
 from common import schema
 from common.errors import InputError
-from common.schema import field_path, read_yaml
-
-__all__ = ["DATA", "check", "field_path", "read_yaml"]
 
 DATA = Path(__file__).parent / "data"
 

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from common.errors import InputError, naming
-from scheduler._schema import DATA, check, field_path, read_yaml
+from common.schema import field_path, read_yaml
+from scheduler._schema import DATA, check
 
 DEFAULT_CATALOG = DATA / "gpus.yaml"
 

@@ -44,7 +44,8 @@ from typing import Any, Protocol
 
 from common.errors import InputError
 from common.limits import MAX_GPUS_PER_NODE
-from scheduler._schema import check, field_path, read_yaml
+from common.schema import field_path, read_yaml
+from scheduler._schema import check
 from scheduler.catalog import Catalog, GpuModel, MigProfile, cc_tuple
 
 SHARING_MECHANISMS = ("exclusive", "mig", "timeslice", "kai", "hami")

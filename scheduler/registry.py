@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import InputError, naming
-from scheduler._schema import check, field_path, read_yaml
+from common.schema import field_path, read_yaml
+from scheduler._schema import check
 from scheduler.catalog import PRECISION_FLOORS, Catalog, GpuModel
 
 MIB = 1024 * 1024
