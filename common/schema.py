@@ -1,8 +1,9 @@
 """Read a YAML input file and check it against its JSON Schema, naming the file and the first bad field.
 
 The one way EGS validates what it reads from outside: the scheduler's catalogue, model registry,
-nodes, allocations and requests (`scheduler/_schema.py` binds this to `scheduler/data/`), and the
-exporter's simulated fleet (`exporter/fleet.py`, `exporter/data/`). Each format is stated once, by its
+nodes, allocations and requests (`scheduler/_schema.py` binds this to `scheduler/data/`), the
+exporter's simulated fleet (`exporter/fleet.py`, `exporter/data/`), and the simulator's scenario
+(`autoscaler/adapters/files.py`, `autoscaler/data/`). Each format is stated once, by its
 schema; `check` refuses `.inf` and `.nan` anywhere (finite numbers only), runs the schema
 (jsonschema, draft 2020-12) and turns the first violation, in document order, into a one-line message
 (`models[2].variants[0].precision: 'fp4' is not one of [...]`), raised as the caller's own InputError

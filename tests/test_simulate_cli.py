@@ -138,12 +138,15 @@ def test_too_few_days_for_train_and_score_is_refused(trace: Path, tmp_path: Path
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda s: s["gpu_class"].update(gpus_per_node=0), r"gpu_class\.gpus_per_node: must be a whole number >= 1"),
+        (lambda s: s["gpu_class"].update(gpus_per_node=0), r"gpus_per_node: 0 is less than the minimum of 1"),
+        (lambda s: s["gpu_class"].update(gpus_per_node=2.5), r"gpus_per_node: 2\.5 is not of type 'integer'"),
         (lambda s: s["gpu_class"].update(provision_delay_s=[600, 300]), r"provision_delay_s: max 300 is below"),
-        (lambda s: s["models"]["m-small"].pop("load_s"), r"models\.m-small\.load_s: missing"),
-        (lambda s: s["models"]["m-small"].update(throughput_rps=-1), r"models\.m-small\.throughput_rps: must be > 0"),
-        (lambda s: s.update(headroom="lots"), r"headroom: must be a number"),
-        (lambda s: s.update(extra=1), r"scenario\.extra: unknown field"),
+        (lambda s: s["gpu_class"].update(provision_delay_s=[300]), r"provision_delay_s: \[300\] is too short"),
+        (lambda s: s["models"]["m-small"].pop("load_s"), r"models\.m-small\.load_s: required"),
+        (lambda s: s["models"]["m-small"].update(throughput_rps=-1), r"m-small\.throughput_rps: -1 is less than"),
+        (lambda s: s["models"]["m-small"].update(gpus_per_replica=9), r"m-small\.gpus_per_replica: 9 does not fit"),
+        (lambda s: s.update(headroom="lots"), r"headroom: 'lots' is not of type 'number'"),
+        (lambda s: s.update(extra=1), r"extra: unknown key \(allowed: gpu_class, headroom, models\)"),
     ],
 )
 def test_a_scenario_that_does_not_validate_is_refused_naming_the_field(trace: Path, tmp_path: Path, capsys, edit,

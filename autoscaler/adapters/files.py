@@ -28,8 +28,9 @@ import numpy.typing as npt
 
 from autoscaler.simulator import STEP_S, GpuClass, ModelSpec, Scenario, Trace
 from common.errors import InputError, naming
-from common.schema import read_yaml
+from common.schema import check, field_path, read_yaml
 
+SCENARIO_SCHEMA = Path(__file__).parent.parent / "data" / "scenario.schema.json"
 TRACE_COLUMNS = ("time_s", "model", "demand_rps")
 CLIENT_COLUMN = "client"
 
@@ -211,68 +212,26 @@ def read_scenario(path: str | Path) -> Scenario:
 
 
 def parse_scenario(raw: Any) -> Scenario:
-    """A `Scenario` from parsed YAML; a `TraceError` names the first bad field."""
-    top = _mapping(raw, "scenario", {"gpu_class", "headroom", "models"}, {"gpu_class", "headroom", "models"})
-    gc = _mapping(top["gpu_class"], "gpu_class", {"name", "gpus_per_node", "price_per_node_hour", "provision_delay_s"})
-    name = gc["name"]
-    if not isinstance(name, str) or not name.strip():
-        raise TraceError("gpu_class.name: must be a non-empty string")
-    delay = gc["provision_delay_s"]
-    if not isinstance(delay, list) or len(delay) != 2:
-        raise TraceError("gpu_class.provision_delay_s: must be a list [min, max] of seconds")
-    low = _positive(delay[0], "gpu_class.provision_delay_s[0]", allow_zero=True)
-    high = _positive(delay[1], "gpu_class.provision_delay_s[1]", allow_zero=True)
+    """A `Scenario` from parsed YAML; a `TraceError` names the first bad field.
+
+    The format is `autoscaler/data/scenario.schema.json`'s; what follows checks what it cannot state.
+    """
+    check(raw, SCENARIO_SCHEMA, TraceError, "scenario")
+    gc = raw["gpu_class"]
+    low, high = (float(v) for v in gc["provision_delay_s"])
     if high < low:
         raise TraceError(f"gpu_class.provision_delay_s: max {high:g} is below min {low:g}")
-    gpu_class = GpuClass(
-        name,
-        _whole(gc["gpus_per_node"], "gpu_class.gpus_per_node"),
-        _positive(gc["price_per_node_hour"], "gpu_class.price_per_node_hour", allow_zero=True),
-        (low, high),
-    )
-    headroom = _positive(top["headroom"], "headroom", allow_zero=True)
-    models_raw = top["models"]
-    if not isinstance(models_raw, dict) or not models_raw:
-        raise TraceError("models: must map at least one model name to {throughput_rps, gpus_per_replica, load_s}")
+    gpu_class = GpuClass(gc["name"], int(gc["gpus_per_node"]), float(gc["price_per_node_hour"]), (low, high))
     models: dict[str, ModelSpec] = {}
-    for model, spec in models_raw.items():
-        where = f"models.{model}"
-        fields = _mapping(spec, where, {"throughput_rps", "gpus_per_replica", "load_s"})
-        gpus = _whole(fields["gpus_per_replica"], f"{where}.gpus_per_replica")
+    for model, spec in raw["models"].items():
+        gpus = int(spec["gpus_per_replica"])
         if gpus > gpu_class.gpus_per_node:
-            raise TraceError(f"{where}.gpus_per_replica: {gpus} does not fit a node of {gpu_class.gpus_per_node} GPUs")
-        models[str(model)] = ModelSpec(
-            _positive(fields["throughput_rps"], f"{where}.throughput_rps"),
-            gpus,
-            _positive(fields["load_s"], f"{where}.load_s", allow_zero=True),
-        )
-    return Scenario(gpu_class, headroom, models)
-
-
-def _mapping(raw: Any, where: str, fields: set[str], required: set[str] | None = None) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise TraceError(f"{where}: must be a mapping with {', '.join(sorted(fields))}")
-    unknown = sorted(set(map(str, raw)) - fields)
-    if unknown:
-        raise TraceError(f"{where}.{unknown[0]}: unknown field (expected {', '.join(sorted(fields))})")
-    missing = sorted((required if required is not None else fields) - set(raw))
-    if missing:
-        raise TraceError(f"{where}.{missing[0]}: missing")
-    return raw
-
-
-def _positive(value: Any, where: str, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise TraceError(f"{where}: must be a number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise TraceError(f"{where}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return float(value)
-
-
-def _whole(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TraceError(f"{where}: must be a whole number >= 1, got {value!r}")
-    return value
+            raise TraceError(
+                f"{field_path('models', str(model), 'gpus_per_replica')}: {gpus} does not fit a node of "
+                f"{gpu_class.gpus_per_node} GPUs"
+            )
+        models[str(model)] = ModelSpec(float(spec["throughput_rps"]), gpus, float(spec["load_s"]))
+    return Scenario(gpu_class, float(raw["headroom"]), models)
 
 
 def check_trace(loaded: TraceFile, scenario: Scenario, days_needed: float, path: str | Path) -> None:
