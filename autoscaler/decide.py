@@ -181,12 +181,18 @@ class Decision:
     pools: tuple[PoolDecision, ...]
     holds: tuple[str, ...]
     """Why parts of the last decision were kept (missing, stale or contradictory data)."""
+    inventory: Inventory = field(default_factory=lambda: Inventory(()))
+    """The GPU nodes the replicas were placed on (what `autoscaler.admission` takes free capacity from)."""
+    placed: Plan = field(default_factory=Plan)
+    """The replicas on nodes that exist now."""
+    waiting: Plan = field(default_factory=Plan)
+    """The replicas waiting for nodes to be provisioned, in the order their ETAs were given."""
 
 
 def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Catalog, now: float) -> Decision:
     """The objects and statuses the cluster should have, from what it has and what the metrics say."""
     holds: list[str] = []
-    endpoints, failed = _parse_endpoints(obs.endpoints, registry, now)
+    endpoints, failed = parse_endpoints(obs.endpoints, registry, now)
     workloads = _workloads(obs.owned)
     policy = SharingPolicy(dict(settings.sharing))
     try:
@@ -196,14 +202,14 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         return Decision((), {}, (), (), (f"nodes: {e}",))
     targets: dict[str, tuple[int, str | None]] = {}
     for ep in endpoints:
-        current = workloads.get(ep.key, _Workload())
-        targets[ep.key] = _replicas(ep, current, obs.signals, settings, now)
+        current = workloads.get(ep.key, Workload())
+        targets[ep.key] = replica_count(ep, current, obs.signals, settings, now)
         held = targets[ep.key][1]
         if held:
             holds.append(f"{ep.key}: {held}")
     requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
-    real = _place(requests, registry, inventory, settings) if requests else Plan()
-    waiting_plan = _place_waiting(endpoints, real, registry, catalog, settings, policy)
+    real = place_requests(requests, registry, inventory, settings) if requests else Plan()
+    waiting_plan = place_waiting(endpoints, real, registry, catalog, settings, policy)
     objects: list[dict[str, Any]] = []
     decisions: list[EndpointDecision] = []
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
@@ -216,14 +222,14 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     for ep, request in zip(endpoints, requests, strict=True):
         placed, waiting = placed_by.get(ep.key, []), waiting_by.get(ep.key, [])
         unplaced = unplaced_by.get(ep.name, [])
-        current = workloads.get(ep.key, _Workload())
+        current = workloads.get(ep.key, Workload())
         if placed or waiting:
             plan = Plan(placements=tuple(_renumbered(placed + waiting)))
             rendered = [
                 _owned_by(_unpinned(o), ep) for o in manifests(plan, registry, catalog, [request], validated=False)
             ]
             objects += rendered + _scaled_objects(ep, rendered, settings)
-        decision = _endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, current, etas.get(ep.key))
+        decision = endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, current, etas.get(ep.key))
         decisions.append(decision)
         statuses[(ep.namespace, ep.name)] = _status(decision, ep, previous.get(ep.key, {}), now)
     for decision, ep_raw in failed:
@@ -231,14 +237,16 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         statuses[(decision.namespace, decision.name)] = _status(decision, None, ep_raw.get("status") or {}, now)
     pools = _pools(inventory, real, waiting_plan, endpoints, settings, obs, now)
     objects += _pool_objects(pools, settings, catalog)
-    return Decision(tuple(objects), statuses, tuple(decisions), tuple(pools), tuple(holds))
+    return Decision(
+        tuple(objects), statuses, tuple(decisions), tuple(pools), tuple(holds), inventory, real, waiting_plan
+    )
 
 
 # -- replicas -------------------------------------------------------------------------------------
 
 
-def _replicas(
-    ep: Endpoint, workload: _Workload, signals: Mapping[str, ModelSignals] | None, settings: Settings, now: float
+def replica_count(
+    ep: Endpoint, workload: Workload, signals: Mapping[str, ModelSignals] | None, settings: Settings, now: float
 ) -> tuple[int, str | None]:
     """(replicas, why they were held or None)."""
     current = workload.replicas
@@ -291,7 +299,7 @@ def _contradiction(sig: ModelSignals) -> str:
 # -- placement ------------------------------------------------------------------------------------
 
 
-def _place_waiting(
+def place_waiting(
     endpoints: Sequence[Endpoint],
     real: Plan,
     registry: Registry,
@@ -316,10 +324,10 @@ def _place_waiting(
         for i in range(min(wanted, 64))
     ]
     inventory = build_inventory(nodes, catalog, sharing=policy)
-    return _place(short, registry, inventory, settings)
+    return place_requests(short, registry, inventory, settings)
 
 
-def _place(requests: Sequence[Request], registry: Registry, inventory: Inventory, settings: Settings) -> Plan:
+def place_requests(requests: Sequence[Request], registry: Registry, inventory: Inventory, settings: Settings) -> Plan:
     """The scheduler's one entry point, with the configured engine."""
     return schedule(requests, registry, inventory, engine=settings.engine, time_limit_s=settings.time_limit_s).plan
 
@@ -356,15 +364,9 @@ def _etas(
 ) -> dict[str, float]:
     """Per endpoint with waiting replicas: when the last of them serves; an earlier promise is kept."""
     promised = {endpoint_key(o): _promise(o) for o in raw_endpoints}
-    by_class: dict[str, list[Placement]] = {}
-    for p in waiting.placements:
-        by_class.setdefault(p.gpu_class, []).append(p)
     etas: dict[str, float] = {}
-    for gpu_class, queue in by_class.items():
-        cls = settings.classes[gpu_class]
-        loads = [registry.get(p.model).variant(p.variant).load_seconds for p in queue]
-        gpus = [p.tp * len(p.workers) for p in queue]
-        times = queue_etas(now, gpus, ClassCapacity(cls.gpus_per_node), loads, (), settings.eta)
+    for gpu_class, queue in by_class(waiting.placements).items():
+        times = class_etas(gpu_class, queue, registry, settings, now)
         for p, t in zip(queue, times, strict=True):
             key = f"{p.namespace}/{p.request}"
             etas[key] = max(etas.get(key, 0.0), t)
@@ -375,18 +377,44 @@ def _etas(
     return etas
 
 
+def class_etas(
+    gpu_class: str,
+    queue: Sequence[Placement],
+    registry: Registry,
+    settings: Settings,
+    now: float,
+    ahead: Sequence[int] = (),
+) -> list[float]:
+    """When each replica of one class's queue serves, behind `ahead` (GPUs of replicas already waiting)."""
+    loads = [0.0] * len(ahead) + [registry.get(p.model).variant(p.variant).load_seconds for p in queue]
+    gpus = [*ahead, *(gpus_of(p) for p in queue)]
+    times = queue_etas(now, gpus, ClassCapacity(settings.classes[gpu_class].gpus_per_node), loads, (), settings.eta)
+    return times[len(ahead) :]
+
+
+def gpus_of(p: Placement) -> int:
+    return p.tp * len(p.workers)
+
+
+def by_class(placements: Sequence[Placement]) -> dict[str, list[Placement]]:
+    grouped: dict[str, list[Placement]] = {}
+    for p in placements:
+        grouped.setdefault(p.gpu_class, []).append(p)
+    return grouped
+
+
 # -- endpoints ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Workload:
+class Workload:
     replicas: int | None = None
     ready: int = 0
 
 
-def _workloads(owned: Sequence[Mapping[str, Any]]) -> dict[str, _Workload]:
+def _workloads(owned: Sequence[Mapping[str, Any]]) -> dict[str, Workload]:
     """Per endpoint key, the replicas its workloads have now and how many are ready."""
-    found: dict[str, _Workload] = {}
+    found: dict[str, Workload] = {}
     for obj in owned:
         if obj.get("kind") not in ("Deployment", "LeaderWorkerSet"):
             continue
@@ -395,14 +423,14 @@ def _workloads(owned: Sequence[Mapping[str, Any]]) -> dict[str, _Workload]:
         if not name:
             continue
         key = f"{meta.get('namespace', 'default')}/{name}"
-        had = found.get(key, _Workload())
+        had = found.get(key, Workload())
         replicas = int((obj.get("spec") or {}).get("replicas", 0))
         ready = int((obj.get("status") or {}).get("readyReplicas", 0))
-        found[key] = _Workload((had.replicas or 0) + replicas, had.ready + ready)
+        found[key] = Workload((had.replicas or 0) + replicas, had.ready + ready)
     return found
 
 
-def _parse_endpoints(
+def parse_endpoints(
     raw: Sequence[Mapping[str, Any]], registry: Registry, now: float
 ) -> tuple[list[Endpoint], list[tuple[EndpointDecision, Mapping[str, Any]]]]:
     endpoints: list[Endpoint] = []
@@ -428,13 +456,13 @@ def _invalid(obj: Mapping[str, Any], message: str) -> EndpointDecision:
     return EndpointDecision(namespace, name, model, 0, 0, 0, 0, None, None, None, "Failed", 0, "InvalidSpec", message)
 
 
-def _endpoint_decision(
+def endpoint_decision(
     ep: Endpoint,
     target: tuple[int, str | None],
     placed: Sequence[Placement],
     waiting: Sequence[Placement],
     unplaced: Sequence[Any],
-    current: _Workload,
+    current: Workload,
     eta: float | None,
 ) -> EndpointDecision:
     replicas, held = target
@@ -591,10 +619,10 @@ def _pools(
         nodes = [n for n in inventory.schedulable() if n.model.name == name]
         busy = {p.node for p in real.placements if p.gpu_class == name}
         idle_nodes = sum(1 for n in nodes if n.node not in busy and _idle_gpus(n) == len(n.gpus))
-        used = sum(p.tp * len(p.workers) for p in real.placements if p.gpu_class == name)
-        queued = sum(p.tp * len(p.workers) for p in waiting.placements if p.gpu_class == name)
+        used = sum(gpus_of(p) for p in real.placements if p.gpu_class == name)
+        queued = sum(gpus_of(p) for p in waiting.placements if p.gpu_class == name)
         free_on_busy = sum(_idle_gpus(n) for n in nodes if n.node in busy)
-        free_on_busy -= sum(p.tp * len(p.workers) for p in real.placements if p.gpu_class == name)
+        free_on_busy -= sum(gpus_of(p) for p in real.placements if p.gpu_class == name)
         need = _need_series(name, [*real.placements, *waiting.placements], endpoints, settings, obs, now)
         need.values[-1] = math.nan if obs.signals is None else float(used + queued)
         observation = PoolObservation(
@@ -619,9 +647,7 @@ def _need_series(
 ) -> DemandSeries:
     """GPUs the class's endpoints needed per past sample: each endpoint's replica target for its model's
     demand then (shared among the model's endpoints), times its GPUs per replica; the last sample is now."""
-    gpus_per_replica = {
-        f"{p.namespace}/{p.request}": p.tp * len(p.workers) for p in placements if p.gpu_class == gpu_class
-    }
+    gpus_per_replica = {f"{p.namespace}/{p.request}": gpus_of(p) for p in placements if p.gpu_class == gpu_class}
     series = [obs.history[ep.model] for ep in endpoints if ep.key in gpus_per_replica and ep.model in obs.history]
     if not series:
         return DemandSeries(now, 60.0, np.array([math.nan]))

@@ -12,7 +12,9 @@ Three measurements in one run, on seeded synthetic inputs (`--seed`):
    loop (its first loop's writes);
 3. **API load**: the real `egs api` process (uvicorn) on 127.0.0.1 over kmock, `--requests` requests
    (90% GET of an endpoint, 10% POST of a new one) from `--clients` threads; latency p50/p99 and
-   errors (any 5xx or transport error; target p99 <= 100 ms, no errors).
+   errors (any 5xx or transport error; target p99 <= 100 ms, no errors). Run twice: as configured
+   (POSTs answered from the capacity view, `autoscaler.admission`), and the baseline
+   `--capacity-ttl 0`, which runs the decide step over the whole cluster for every POST.
 
 Progress on stderr; the last line of stdout is one JSON object:
 
@@ -141,7 +143,7 @@ def measure_reconcile(args: argparse.Namespace, catalog: Catalog, registry: Regi
         kube.stop()
 
 
-def measure_api(args: argparse.Namespace, catalog: Catalog, registry: Registry) -> dict[str, Any]:
+def measure_api(args: argparse.Namespace, catalog: Catalog, registry: Registry, ttl: float | None) -> dict[str, Any]:
     import subprocess
     import tempfile
 
@@ -165,6 +167,7 @@ def measure_api(args: argparse.Namespace, catalog: Catalog, registry: Registry) 
     kubeconfig = kube.kubeconfig(workdir / "kubeconfig")
     # The real `egs api` process, as users run it: its own interpreter, not this one's GIL.
     command = ["api", "--kubeconfig", str(kubeconfig), "--config", str(config), "--listen", f"127.0.0.1:{port}"]
+    command += ["--capacity-ttl", str(ttl)] if ttl is not None else []
     server = subprocess.Popen([sys.executable, "-m", "egs.cli", *command], stderr=(workdir / "api.log").open("wb"))
     base = f"http://127.0.0.1:{port}/v1/namespaces/bench/endpoints"
     try:
@@ -207,7 +210,7 @@ def measure_api(args: argparse.Namespace, catalog: Catalog, registry: Registry) 
         }
         for kind, values in latencies.items():
             result[f"{kind}_p99_ms"] = round(float(np.percentile(np.array(values) * 1000, 99)), 1)
-        log(f"api: {result}")
+        log(f"api (capacity TTL {'default' if ttl is None else ttl}): {result}")
         return result
     finally:
         server.terminate()
@@ -229,7 +232,8 @@ def main() -> int:
     registry = Registry.load(REPO / "examples" / "models.yaml", catalog)
     decided = measure_decide(args, catalog, registry)
     reconciled = measure_reconcile(args, catalog, registry)
-    api = measure_api(args, catalog, registry)
+    baseline = measure_api(args, catalog, registry, ttl=0)
+    api = measure_api(args, catalog, registry, ttl=None)
     print(
         json.dumps(
             {
@@ -238,6 +242,7 @@ def main() -> int:
                 "decide_seconds": decided["decide_seconds"],
                 "second_reconcile_writes": reconciled["second_writes"],
                 "api": api,
+                "api_baseline_decide_every_post": baseline,
                 "replicas": decided["replicas"],
                 "replicas_placed_now": decided["placed_now"],
                 "reconcile": {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from autoscaler.admission import CAPACITY_TTL_S
 from egs.controller_cli import add_cluster_options, load_config
 
 
@@ -23,6 +24,14 @@ def add_parser(sub: Any) -> None:
     )
     add_cluster_options(api)
     api.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on (default %(default)s)")
+    api.add_argument(
+        "--capacity-ttl",
+        type=_seconds,
+        default=CAPACITY_TTL_S,
+        metavar="SECONDS",
+        help="reuse the free-capacity view POSTs are answered from for this long, then rebuild it from the cluster "
+        "in the background; 0 rebuilds it for every POST (default %(default)s)",
+    )
     api.set_defaults(run=run)
 
 
@@ -31,13 +40,24 @@ def run(args: argparse.Namespace) -> int:
 
     from autoscaler.adapters.api import Services, create_app
     from autoscaler.adapters.kubernetes import Cluster
+    from autoscaler.controller import owned_kinds
     from common.errors import naming
     from exporter.server import parse_listen
 
     with naming("--listen"):
         host, port = parse_listen(args.listen)
     settings, registry, catalog = load_config(args)
-    cluster = Cluster.connect(args.kubeconfig)
-    app = create_app(Services(cluster, settings, registry, catalog))
+    cluster = Cluster.connect(args.kubeconfig, owned_kinds=owned_kinds(settings))
+    app = create_app(Services(cluster, settings, registry, catalog, capacity_ttl_s=args.capacity_ttl))
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value

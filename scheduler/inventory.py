@@ -47,6 +47,7 @@ from common.limits import MAX_GPUS_PER_NODE
 from common.schema import field_path, read_yaml
 from scheduler._schema import check
 from scheduler.catalog import Catalog, GpuModel, MigProfile, cc_tuple
+from scheduler.plan import Placement
 
 SHARING_MECHANISMS = ("exclusive", "mig", "timeslice", "kai", "hami")
 """exclusive: whole GPUs; mig: MIG instances; timeslice: device-plugin replicas; kai: KAI Scheduler
@@ -221,6 +222,16 @@ class Inventory:
         """Nodes that take new replicas: Ready and not cordoned."""
         return self.where(lambda n: n.schedulable)
 
+    def allocated(self, allocations: Iterable[Allocation]) -> Inventory:
+        """This inventory with `allocations` taken as well (`InventoryError` where one cannot be)."""
+        by_name = {n.node: n for n in self.nodes}
+        for i, allocation in enumerate(allocations):
+            where = field_path("allocations", i)
+            if allocation.node not in by_name:
+                raise InventoryError(f"{where}.node: no usable GPU node {allocation.node!r}")
+            by_name[allocation.node] = _allocate(by_name[allocation.node], allocation, where)
+        return replace(self, nodes=tuple(by_name[n.node] for n in self.nodes))
+
 
 @dataclass(frozen=True)
 class Allocation:
@@ -262,6 +273,16 @@ def parse_allocations(raw: Any) -> tuple[Allocation, ...]:
     )
 
 
+def held_by(placement: Placement) -> tuple[Allocation, ...]:
+    """What a placed replica holds on each of its nodes, as the allocations of a running one."""
+    return tuple(
+        Allocation(w.node, mig=w.mig_profile, owner=placement.request)
+        if w.mig_profile
+        else Allocation(w.node, w.gpus, placement.vram_mib_per_gpu, sharing=placement.sharing, owner=placement.request)
+        for w in placement.workers
+    )
+
+
 def build_inventory(
     nodes: list[dict[str, Any]],
     catalog: Catalog,
@@ -290,13 +311,7 @@ def build_inventory(
             read.append(result)
         elif result is not None:
             skipped.append(result)
-    by_name = {n.node: n for n in read}
-    for i, allocation in enumerate(allocations):
-        where = field_path("allocations", i)
-        if allocation.node not in by_name:
-            raise InventoryError(f"{where}.node: no usable GPU node {allocation.node!r}")
-        by_name[allocation.node] = _allocate(by_name[allocation.node], allocation, where)
-    return Inventory(nodes=tuple(by_name[n.node] for n in read), skipped=tuple(skipped))
+    return Inventory(nodes=tuple(read), skipped=tuple(skipped)).allocated(allocations)
 
 
 def _refuse_impossible_counts(raw: dict[str, Any], i: int) -> None:

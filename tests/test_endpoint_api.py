@@ -9,16 +9,18 @@ The schemathesis run against the real `egs api` process is in test_endpoint_api_
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from autoscaler.adapters.api import Services, create_app
+from autoscaler import endpoint as ie
+from autoscaler.adapters.api import Services, _Admissions, create_app
 from autoscaler.adapters.kubernetes import Cluster
 from tests.kube_harness import KubeCluster
-from tests.test_decide import CATALOG, MODEL, REGISTRY, SETTINGS, h100
+from tests.test_decide import CATALOG, MODEL, REGISTRY, SETTINGS, endpoint, h100
 
 ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 ALICE = {"Authorization": "Bearer t-alice"}
@@ -169,3 +171,65 @@ def test_reviews_are_reused_for_seconds_and_a_grant_counts_once_a_denial_expires
     for _ in range(5):
         assert api.get("/v1/namespaces/team-a/endpoints", headers=BOB).status_code == 200
     assert [r for r in kube.requests("POST") if r.url.path.endswith("reviews")] == reviews
+
+
+def endpoint_lists(kube: KubeCluster) -> int:
+    return sum(1 for r in kube.requests("GET") if r.url.path == "/apis/egs.dev/v1alpha1/inferenceendpoints")
+
+
+def test_posts_take_the_capacity_one_after_another_without_deciding_again(kube: KubeCluster, api: TestClient) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    codes = [post(api, body(f"e{i}", replicas={"min": 1, "max": 1})).status_code for i in range(9)]
+    assert codes == [201] * 8 + [202]  # one GPU each on an 8-GPU node
+    assert endpoint_lists(kube) == 1  # the capacity was built once, not for every POST
+
+
+def test_a_node_that_joins_is_seen_by_the_next_post(kube: KubeCluster, api: TestClient) -> None:
+    assert post(api, body("a")).status_code == 202
+    kube.put("v1/nodes", h100("gpu-0"))
+    assert post(api, body("b")).status_code == 201
+    assert endpoint_lists(kube) == 2
+
+
+def test_other_changes_are_seen_once_the_capacity_is_rebuilt_and_a_delete_at_once(kube: KubeCluster) -> None:
+    clock = [NOW]
+    services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: clock[0])
+    api = TestClient(create_app(services))
+    kube.put("v1/nodes", h100("gpu-0"))
+    assert post(api, body("a")).status_code == 201
+    kube.put(ENDPOINTS, endpoint("x", lo=7, hi=7))  # written by someone else: kubectl, another API replica
+    assert post(api, body("b")).status_code == 201  # within the TTL the capacity does not know "x"
+    clock[0] += services.capacity_ttl_s
+    post(api, body("c"))  # answered from the old capacity while a new one is built
+    deadline = time.monotonic() + 10
+    while endpoint_lists(kube) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert post(api, body("d")).status_code == 202  # "x" holds the rest of the node
+    for name in ("x", "c"):
+        assert api.delete(f"/v1/namespaces/team-a/endpoints/{name}", headers=ALICE).status_code == 204
+    assert post(api, body("e")).status_code == 201  # the next POST after a delete builds it again
+
+
+def test_endpoints_admitted_while_the_capacity_is_rebuilt_are_not_forgotten(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: NOW)
+    admissions = _Admissions(services)
+    spec = body(replicas={"min": 8, "max": 8})
+    del spec["name"]
+    decision, created = admissions.admit(ie.manifest("team-a", "a", spec))
+    assert decision.serves_now and created is not None
+    # The rebuild's listing began before "a" was stored: it must take "a"'s GPUs itself.
+    key = next(k for k in kube.emulator.objects if k[2] == "a")
+    kube._call(lambda: kube.emulator.objects[key].delete())
+    admissions._rebuild()
+    assert admissions.capacity is not None and "team-a/a" in admissions.capacity.endpoints
+    assert not any(g.holders == 0 for g in admissions.capacity.free.node("gpu-0").gpus)
+
+
+def test_a_ttl_of_zero_builds_the_capacity_for_every_post(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, capacity_ttl_s=0)
+    api = TestClient(create_app(services))
+    assert [post(api, body(f"e{i}")).status_code for i in range(3)] == [201] * 3
+    assert endpoint_lists(kube) == 3

@@ -2,8 +2,9 @@
 
 A FastAPI app (the OpenAPI document at `/openapi.json` is generated from the pydantic models below)
 in front of the Kubernetes adapter. `POST /v1/namespaces/{ns}/endpoints` validates the request
-against the InferenceEndpoint CRD's schema, asks the decide step (with the cluster as it is now)
-where its replicas would go, creates the InferenceEndpoint, and answers
+against the InferenceEndpoint CRD's schema, asks where its replicas would go (`autoscaler.admission`
+on the capacity the decide step leaves free, built from the cluster and reused for
+`capacity_ttl_s`), creates the InferenceEndpoint, and answers
 
 - `201 Created` when warm capacity takes every replica now, or
 - `202 Accepted` with `estimatedReadyTime` when a node must be provisioned first (the promise is
@@ -20,6 +21,8 @@ unknown), the user to a SubjectAccessReview for the verb on `inferenceendpoints`
 # No `from __future__ import annotations`: FastAPI reads the dependencies in the route signatures,
 # which name closures, from the evaluated annotations.
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,10 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autoscaler import endpoint as ie
 from autoscaler.adapters.kubernetes import Cluster, ConflictError, ForbiddenError, NotFoundError
+from autoscaler.admission import CAPACITY_TTL_S, Capacity, admit, capacity
 from autoscaler.decide import EndpointDecision, Observation, Settings, decide, endpoint_key, rfc3339
 from common.errors import InputError, TemporaryError
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
+
+log = logging.getLogger("egs.api")
 
 NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 NAMESPACE = Annotated[str, Path(pattern=NAME, max_length=63, description="The Kubernetes namespace.")]
@@ -106,6 +112,8 @@ class Services:
     registry: Registry
     catalog: Catalog
     clock: Callable[[], float] = time.time
+    capacity_ttl_s: float = CAPACITY_TTL_S
+    """How long the capacity POSTs are answered from is used before it is built from the cluster again."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,7 @@ def create_app(services: Services) -> FastAPI:
     )
     cluster = services.cluster
     reviews = _Reviews(cluster, services.clock)
+    admissions = _Admissions(services)
     problems: dict[int | str, dict[str, Any]] = {
         400: {"model": Problem, "description": "The body is not JSON."},
         401: {"model": Problem, "description": "No bearer token, or one Kubernetes does not know."},
@@ -194,15 +203,13 @@ def create_app(services: Services) -> FastAPI:
             services.registry.get(body.model)
         except InputError as e:
             raise _Refused(422, f"model: {e}", "model") from e
-        now = services.clock()
-        decision = _admit(services, obj, now)
-        if decision.phase == "Failed":
-            field = "gpuClasses" if body.gpuClasses else "model"
-            raise _Refused(422, f"{field}: no GPU class can serve it: {decision.message}", field)
         try:
-            created = cluster.create(obj)
+            decision, created = admissions.admit(obj)
         except ConflictError as e:
             raise _Refused(409, f"endpoint {namespace}/{body.name} exists", "name") from e
+        if created is None:
+            field = "gpuClasses" if body.gpuClasses else "model"
+            raise _Refused(422, f"{field}: no GPU class can serve it: {decision.message}", field)
         status: dict[str, Any] = {"phase": decision.phase, "desiredReplicas": decision.replicas}
         if decision.eta is not None:
             status["estimatedReadyTime"] = rfc3339(decision.eta)
@@ -233,6 +240,7 @@ def create_app(services: Services) -> FastAPI:
     def delete(namespace: NAMESPACE, name: ENDPOINT, who: Annotated[Caller, Depends(allowed("delete"))]) -> Response:
         _existing(cluster, namespace, name)
         cluster.delete(ie.API_VERSION, ie.KIND, namespace, name)
+        admissions.forget()
         return Response(status_code=204)
 
     return app
@@ -274,6 +282,11 @@ class _Reviews:
         return cached[1]
 
 
+def _versions(nodes: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    meta = [n.get("metadata") or {} for n in nodes]
+    return tuple(sorted((str(m.get("name")), str(m.get("resourceVersion"))) for m in meta))
+
+
 class _Refused(Exception):
     def __init__(self, status: int, detail: str, field: str | None = None) -> None:
         super().__init__(detail)
@@ -287,14 +300,78 @@ def _existing(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
         raise _Refused(404, f"no endpoint {namespace}/{name}") from e
 
 
-def _admit(services: Services, obj: Mapping[str, Any], now: float) -> EndpointDecision:
-    """Where the new endpoint's replicas go with the cluster as it is: the decide step, one endpoint more.
-    Metrics play no part: a new endpoint starts at its minimum (at least one replica)."""
-    cluster = services.cluster
-    others = [e for e in cluster.endpoints() if endpoint_key(e) != endpoint_key(obj)]
-    obs = Observation(cluster.nodes(), [*others, obj], cluster.owned(), signals={})
-    decision = decide(obs, services.settings, services.registry, services.catalog, now)
-    return next(d for d in decision.endpoints if f"{d.namespace}/{d.name}" == endpoint_key(obj))
+class _Admissions:
+    """Where new endpoints go: `autoscaler.admission` on a capacity built from the cluster (the decide
+    step on everything listed). Every POST lists the nodes, and builds the capacity again at once when
+    there is none or the nodes changed (a node joined: warm capacity for a 201). Other changes (an
+    endpoint created with kubectl, a replica scaled by the controller) are picked up by a rebuild in the
+    background once the capacity is `capacity_ttl_s` old, while answers go on from the old one; the
+    endpoints admitted meanwhile are taken from the new one too. One POST at a time admits and
+    creates, so two never count the same GPUs. A TTL of 0 builds the capacity for every POST."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.lock = threading.Lock()
+        self.capacity: Capacity | None = None
+        self.listed_at = 0.0
+        """When the listing behind `capacity` began."""
+        self.admitted: list[tuple[float, Mapping[str, Any]]] = []
+        """(when, object) of the endpoints created since then."""
+        self.rebuilding = False
+        self.nodes: tuple[tuple[str, str], ...] = ()
+        """(name, resourceVersion) of the nodes behind `capacity`."""
+
+    def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None]:
+        """The decision for `obj`, and the object created when it can be served (`ConflictError` when
+        its name exists; nothing is taken from the capacity then)."""
+        s = self.services
+        with self.lock:
+            now = s.clock()
+            nodes = s.cluster.nodes()
+            if self.capacity is None or s.capacity_ttl_s <= 0 or _versions(nodes) != self.nodes:
+                self.capacity, self.listed_at, self.admitted = self._build(now, nodes), now, []
+                self.nodes = _versions(nodes)
+            elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
+                self.rebuilding = True
+                threading.Thread(target=self._rebuild, daemon=True, name="egs-api-capacity").start()
+            admitted = admit(self.capacity, obj, s.settings, s.registry, s.catalog, now)
+            if admitted.decision.phase == "Failed":
+                return admitted.decision, None
+            created = s.cluster.create(obj)
+            self.capacity = admitted.capacity
+            self.admitted.append((s.clock(), obj))
+            return admitted.decision, created
+
+    def forget(self) -> None:
+        """An endpoint was deleted: the next POST builds the capacity again (its GPUs are free)."""
+        with self.lock:
+            self.capacity = None
+
+    def _build(self, now: float, nodes: list[dict[str, Any]]) -> Capacity:
+        s, cluster = self.services, self.services.cluster
+        obs = Observation(nodes, cluster.endpoints(), cluster.owned(), signals={})
+        return capacity(decide(obs, s.settings, s.registry, s.catalog, now))
+
+    def _rebuild(self) -> None:
+        s = self.services
+        started = s.clock()
+        try:
+            nodes = s.cluster.nodes()
+            built = self._build(started, nodes)
+        except TemporaryError as e:
+            log.warning("capacity not rebuilt (the last one is used meanwhile): %s", e)
+            with self.lock:
+                self.rebuilding = False
+            return
+        with self.lock:
+            since = [(t, obj) for t, obj in self.admitted if t >= started]
+            for _, obj in since:
+                if endpoint_key(obj) not in built.endpoints:
+                    built = admit(built, obj, s.settings, s.registry, s.catalog, s.clock()).capacity
+            if self.capacity is not None:  # not forgotten meanwhile
+                self.capacity, self.listed_at, self.admitted = built, started, since
+                self.nodes = _versions(nodes)
+            self.rebuilding = False
 
 
 def _view(obj: Mapping[str, Any]) -> EndpointView:

@@ -1,0 +1,109 @@
+"""The endpoint API's answer for one new endpoint, from the capacity the last full decide left free.
+
+Part of the autoscaler's pure core. To tell `201` (warm capacity serves it now) from `202` (a node
+must be provisioned) the API used to run the decide step over the whole cluster for every POST, which
+places every endpoint again: the cost grows with the cluster, and at 50 endpoints its p99 was over
+100 ms. Instead:
+
+- `capacity(decision)` keeps what one decide step left: the GPUs no replica of its plan holds, and
+  per GPU class the replicas already waiting for a node (in the order their ETAs were given);
+- `admit(capacity, obj, ...)` places only the new endpoint on it, as `decide` would: its minimum
+  replicas (at least one: a new endpoint has no metrics) through the scheduler's entry point on the
+  free GPUs, those that fit nowhere on the nodes each configured class would add, queued behind the
+  replicas already waiting for that class for their ETA; and returns the capacity with the new
+  replicas taken, so that the next POST does not count the same GPUs.
+
+The answer is the one `decide` gives with the other endpoints placed first. The controller's next
+loop re-plans everything together and may place the endpoint otherwise (the online engine takes the
+cheapest replicas first); its status then says so. The API rebuilds a capacity from the cluster
+(`decide` on what it lists) when it has none or its one is old, so a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from autoscaler.decide import (
+    Decision,
+    EndpointDecision,
+    Settings,
+    Workload,
+    by_class,
+    class_etas,
+    endpoint_decision,
+    gpus_of,
+    parse_endpoints,
+    place_requests,
+    place_waiting,
+    replica_count,
+)
+from scheduler.catalog import Catalog
+from scheduler.inventory import Inventory, SharingPolicy, held_by
+from scheduler.plan import Placement
+from scheduler.registry import Registry
+
+CAPACITY_TTL_S = 10.0
+"""How long the endpoint API answers from one capacity before it builds the next from the cluster:
+the cluster's changes (a node joined, a replica started) show in 201/202 within this long."""
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """GPUs free after a decide step's plan, and the replicas that wait for nodes per class."""
+
+    free: Inventory
+    waiting: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """GPU class -> the GPUs of each replica waiting for one of its nodes, in queue order."""
+    endpoints: frozenset[str] = frozenset()
+    """The endpoints (`namespace/name`) whose replicas are counted."""
+
+
+@dataclass(frozen=True)
+class Admitted:
+    decision: EndpointDecision
+    capacity: Capacity
+    """The capacity with the endpoint's replicas taken (unchanged when it was refused)."""
+
+
+def capacity(decision: Decision) -> Capacity:
+    """What `decision` leaves for new endpoints."""
+    free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
+    keys = frozenset(f"{d.namespace}/{d.name}" for d in decision.endpoints)
+    return Capacity(free, _queues(decision.waiting.placements), keys)
+
+
+def admit(
+    capacity: Capacity,
+    obj: Mapping[str, Any],
+    settings: Settings,
+    registry: Registry,
+    catalog: Catalog,
+    now: float,
+) -> Admitted:
+    """Where the new endpoint `obj` (an InferenceEndpoint) would run now, and the capacity after it."""
+    endpoints, failed = parse_endpoints([obj], registry, now)
+    if failed:
+        return Admitted(failed[0][0], capacity)
+    ep = endpoints[0]
+    target = replica_count(ep, Workload(), {}, settings, now)
+    placed = place_requests([ep.request(target[0])], registry, capacity.free, settings)
+    policy = SharingPolicy(dict(settings.sharing))
+    waiting = place_waiting([ep], placed, registry, catalog, settings, policy)
+    eta = None
+    for gpu_class, queue in by_class(waiting.placements).items():
+        times = class_etas(gpu_class, queue, registry, settings, now, capacity.waiting.get(gpu_class, ()))
+        eta = max([eta or 0.0, *times])
+    decision = endpoint_decision(ep, target, placed.placements, waiting.placements, waiting.unplaced, Workload(), eta)
+    if decision.phase == "Failed":
+        return Admitted(decision, capacity)
+    queues = dict(capacity.waiting)
+    for gpu_class, added in _queues(waiting.placements).items():
+        queues[gpu_class] = queues.get(gpu_class, ()) + added
+    free = capacity.free.allocated(a for p in placed.placements for a in held_by(p))
+    return Admitted(decision, Capacity(free, queues, capacity.endpoints | {ep.key}))
+
+
+def _queues(placements: tuple[Placement, ...]) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(gpus_of(p) for p in queue) for name, queue in by_class(placements).items()}
