@@ -49,6 +49,7 @@ from autoscaler.replicas import ReplicaBounds, replica_target
 from autoscaler.signals import History, ModelSignals
 from common.errors import InputError
 from scheduler.catalog import Catalog, GpuModel
+from scheduler.fleet import MAX_NODES_PER_REPLICA
 from scheduler.inventory import Inventory, InventoryError, NodeGpus, SharingPolicy, build_inventory
 from scheduler.manifests import PORT, dns_label, manifests
 from scheduler.plan import Placement, Plan, Request
@@ -63,6 +64,8 @@ PRIORITY = -10
 """Below every default priority (0), so any real replica preempts a balloon pod."""
 POOL_IMAGE = "registry.k8s.io/pause:3.10"
 PROVISIONING_PREFIX = "egs-provisioning-"
+MAX_PROVISIONING_NODES = 64
+"""Nodes of each class the waiting replicas are placed on (what the node autoscaler may add)."""
 MANAGED = {"app.kubernetes.io/managed-by": "egs"}
 POOL_BACKENDS = ("balloon", "capacitybuffer", "karpenter-static")
 REQUEST_NAME = "egs.io/request-name"
@@ -218,10 +221,10 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     placed_by, waiting_by = _by_endpoint(real.placements), _by_endpoint(waiting_plan.placements)
     unplaced_by: dict[str, list[Any]] = {}
     for u in waiting_plan.unplaced:
-        unplaced_by.setdefault(u.request, []).append(u)
+        unplaced_by.setdefault(f"{u.namespace}/{u.request}", []).append(u)
     for ep, request in zip(endpoints, requests, strict=True):
         placed, waiting = placed_by.get(ep.key, []), waiting_by.get(ep.key, [])
-        unplaced = unplaced_by.get(ep.name, [])
+        unplaced = unplaced_by.get(ep.key, [])
         current = workloads.get(ep.key, Workload())
         if placed or waiting:
             plan = Plan(placements=tuple(_renumbered(placed + waiting)))
@@ -309,27 +312,36 @@ def place_waiting(
 ) -> Plan:
     """The replicas that fit no node now, placed on the nodes each configured class would add."""
     short: list[Request] = []
-    unplaced = Counter(u.request for u in real.unplaced)
+    unplaced = Counter(f"{u.namespace}/{u.request}" for u in real.unplaced)
     for ep in endpoints:
-        missing = unplaced[ep.name]
+        missing = unplaced[ep.key]
         if missing:
             short.append(ep.request(missing))
     if not short:
         return Plan()
-    wanted = sum(r.replicas for r in short)
+    # Up to MAX_NODES_PER_REPLICA nodes a replica (a tensor-parallel LeaderWorkerSet group spans several).
+    wanted = sum(r.replicas for r in short) * MAX_NODES_PER_REPLICA
     nodes = [
         _provisioning_node(catalog.get(name), cls.gpus_per_node, i)
         for name, cls in sorted(settings.classes.items())
         if name in catalog
-        for i in range(min(wanted, 64))
+        for i in range(min(wanted, MAX_PROVISIONING_NODES))
     ]
     inventory = build_inventory(nodes, catalog, sharing=policy)
     return place_requests(short, registry, inventory, settings)
 
 
 def place_requests(requests: Sequence[Request], registry: Registry, inventory: Inventory, settings: Settings) -> Plan:
-    """The scheduler's one entry point, with the configured engine."""
-    return schedule(requests, registry, inventory, engine=settings.engine, time_limit_s=settings.time_limit_s).plan
+    """The scheduler's one entry point, with the configured engine. The scheduler tells requests apart
+    by name, and endpoints of one name in two namespaces are two: each goes in as `namespace/name`
+    and its replicas come back under its own name and namespace."""
+    keyed = [replace(r, name=f"{r.namespace}/{r.name}") for r in requests]
+    plan = schedule(keyed, registry, inventory, engine=settings.engine, time_limit_s=settings.time_limit_s).plan
+    placements = tuple(replace(p, request=p.request.partition("/")[2]) for p in plan.placements)
+    unplaced = tuple(
+        replace(u, namespace=u.request.partition("/")[0], request=u.request.partition("/")[2]) for u in plan.unplaced
+    )
+    return Plan(placements, unplaced, plan.occupied)
 
 
 def _provisioning_node(gpu: GpuModel, gpus: int, index: int) -> dict[str, Any]:

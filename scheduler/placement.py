@@ -314,7 +314,9 @@ def place_one(
         if option is not None and (best is None or option.key < best.key):
             best = option
     if best is None:
-        state.unplaced.append(Unplaced(request.name, replica, _why_not(state, model, request, options)))
+        state.unplaced.append(
+            Unplaced(request.name, replica, _why_not(state, model, request, options), request.namespace)
+        )
         return None
     placement = take(state, best, request, replica)
     state.placements.append(placement)

@@ -118,6 +118,8 @@ class Unplaced:
     request: str
     replica: int
     reason: str
+    namespace: str = "default"
+    """The request's namespace: requests of one name in two namespaces are two requests."""
 
 
 @dataclass(frozen=True)

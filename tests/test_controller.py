@@ -29,6 +29,7 @@ NOW = 1_800_000_000.0
 SETTINGS = Settings(classes={"H100-80GB": ClassSettings(gpus_per_node=8, static_nodes=1)}, throughput_rps={MODEL: 2.0})
 ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 DEPLOYMENTS = "apps/v1/deployments"
+LWS = "leaderworkerset.x-k8s.io/v1/leaderworkersets"
 
 
 class FixedSignals:
@@ -199,3 +200,32 @@ def test_the_exposition_has_every_declared_series(kube: KubeCluster) -> None:
         assert f"# TYPE {series.name} {series.kind}" in text, series.name
     assert 'egs_endpoint_replicas_waiting{endpoint="chat",gpu_class="H100-80GB",model="' in text
     assert 'egs_warm_pool_target_nodes{gpu_class="H100-80GB"} 1.0' in text
+
+
+def test_a_multi_node_endpoint_becomes_a_leader_worker_set(kube: KubeCluster) -> None:
+    # Llama 3.1 405B in bf16 (about 760 GiB of weights) takes two 8-GPU H100 nodes per replica.
+    big = endpoint("big", lo=1, hi=1, model="llama-3.1-405b-instruct", qualityFloor=1.0)
+    kube.put(ENDPOINTS, big)
+    ctl = controller(kube, FixedSignals(demand=1.0))
+    assert ctl.reconcile().errors == []
+    (waiting,) = kube.all(LWS)
+    assert waiting["spec"]["leaderWorkerTemplate"]["size"] == 2
+    status = kube.get(ENDPOINTS, "team-a", "big")["status"]  # type: ignore[index]
+    assert (status["phase"], status["variant"]) == ("Provisioning", "bf16")
+    assert status["estimatedReadyTime"]
+    # Two nodes join; the LWS's groups become ready (kmock runs no LWS controller: the test plays it).
+    for i in range(2):
+        kube.put("v1/nodes", h100(f"gpu-{i}"))
+    assert ctl.reconcile().errors == []
+    (lws,) = kube.all(LWS)
+    meta = lws["metadata"]
+    assert (meta["namespace"], meta["ownerReferences"][0]["name"], lws["spec"]["replicas"]) == ("team-a", "big", 1)
+    template = lws["spec"]["leaderWorkerTemplate"]
+    assert template["workerTemplate"]["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "8"}
+    assert kube.get(ENDPOINTS, "team-a", "big")["status"]["phase"] == "Pending"  # type: ignore[index]
+    assert not [d for d in kube.all(DEPLOYMENTS) if d["metadata"]["namespace"] == "team-a"]
+    kube.patch(LWS, "team-a", meta["name"], {"status": {"readyReplicas": 1}})
+    assert ctl.reconcile().errors == []
+    status = kube.get(ENDPOINTS, "team-a", "big")["status"]  # type: ignore[index]
+    assert (status["phase"], status["readyReplicas"], status["url"]) == ("Ready", 1, "http://big.team-a.svc:8000")
+    assert ctl.reconcile().writes == 0  # the LWS is listed back and found as intended

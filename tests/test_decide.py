@@ -305,3 +305,27 @@ def test_the_egs_pool_policy_reads_the_demand_history_as_gpus() -> None:
     assert decision.pools[0].target == 1
     decision, _ = run(Observation([], [endpoint()], signals=signals(demand=2.0)), settings)
     assert decision.pools[0].target == 0
+
+
+def test_endpoints_of_one_name_in_two_namespaces_are_two_endpoints() -> None:
+    unfit = endpoint(gpuClasses=["L4"], contextTokens=131072, concurrency=64)  # team-a/chat: fits no class
+    fits = endpoint(lo=2, hi=2)
+    fits["metadata"] |= {"namespace": "team-b", "uid": "uid-b"}
+    decision = decide(Observation([h100("gpu-0")], [unfit, fits], signals={}), SETTINGS, REGISTRY, CATALOG, NOW)
+    by_ns = {d.namespace: d for d in decision.endpoints}
+    assert (by_ns["team-a"].phase, by_ns["team-a"].placed, by_ns["team-a"].waiting) == ("Failed", 0, 0)
+    assert (by_ns["team-b"].phase, by_ns["team-b"].placed, by_ns["team-b"].waiting) == ("Pending", 2, 0)
+    assert by_ns["team-b"].unplaceable == 0 and "GiB" in by_ns["team-a"].message
+    workloads = [
+        o for o in decision.objects if o["kind"] == "Deployment" and o["metadata"]["namespace"] != "egs-system"
+    ]
+    assert [(o["metadata"]["namespace"], o["spec"]["replicas"]) for o in workloads] == [("team-b", 2)]
+    assert decision.statuses[("team-b", "chat")]["conditions"][0]["reason"] == "ReplicasStarting"
+
+
+def test_a_replica_spanning_two_nodes_waits_for_two() -> None:
+    big = endpoint(model="llama-3.1-405b-instruct", qualityFloor=1.0, lo=1, hi=1)
+    decision, chat = run(Observation([], [big], signals={}))
+    assert (chat.phase, chat.waiting, chat.unplaceable) == ("Provisioning", 1, 0)
+    assert decision.waiting.placements[0].multi_node
+    assert ("LeaderWorkerSet", "chat-bf16-h100-80gb") in kinds(decision)
