@@ -4,7 +4,7 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
 
 1. **lead**: claim the Lease (`autoscaler.leader`); a replica that does not hold it observes
    nothing and writes nothing; one whose claim runs out mid-loop stops before its next write;
-2. **observe**: Nodes, InferenceEndpoints and the objects EGS owns (adapter), each model's signals
+2. **observe**: Nodes, InferenceEndpoints, the objects EGS owns and the GPU pods (adapter), each model's signals
    (Prometheus adapter; unreachable = `None`, which the decide step holds on);
 3. **decide**: `autoscaler.decide.decide(observation, settings, registry, catalog, now)`;
 4. **act**: apply each intended object and status that differs from what the cluster holds
@@ -208,6 +208,7 @@ class Controller:
         nodes = self.cluster.nodes()
         endpoints = self.cluster.endpoints()
         owned = self.cluster.owned()
+        pods = self.cluster.gpu_pods()
         signals: Mapping[str, ModelSignals] | None = None
         history: Mapping[str, History] = {}
         if self.metrics is not None:
@@ -217,7 +218,7 @@ class Controller:
                 history = self.metrics.demand_history(now - HISTORY_S, now, HISTORY_STEP_S)
             except TemporaryError as e:
                 log.warning("metrics unavailable: %s", e)
-        return Observation(nodes, endpoints, owned, signals, history)
+        return Observation(nodes, endpoints, owned, signals, history, pods)
 
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
         held = {_identity(o): o for o in obs.owned}

@@ -44,6 +44,7 @@ from autoscaler import endpoint as ie
 from autoscaler.endpoint import Endpoint, EndpointError
 from autoscaler.eta import ClassCapacity, EtaSettings, queue_etas
 from autoscaler.forecast import DemandSeries, Forecast, ForecastSettings, forecast_seasonal
+from autoscaler.pods import without_foreign_pods
 from autoscaler.pool import POLICIES, PoolObservation, PoolSettings, hold_on_missing_data
 from autoscaler.replicas import ReplicaBounds, replica_target
 from autoscaler.signals import History, ModelSignals
@@ -137,6 +138,8 @@ class Observation:
     history: Mapping[str, History] = field(default_factory=dict)
     """Each model's demand over the past hours (req/s, NaN where nothing was recorded), which the
     warm-pool policies and the forecast read as GPUs needed per class."""
+    pods: Sequence[Mapping[str, Any]] = ()
+    """Pending and Running pods that ask for GPUs (`autoscaler.pods` reads them)."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     workloads = _workloads(obs.owned)
     policy = SharingPolicy(dict(settings.sharing))
     try:
-        inventory = build_inventory([dict(n) for n in obs.nodes], catalog, sharing=policy)
+        inventory = without_foreign_pods(
+            build_inventory([dict(n) for n in obs.nodes], catalog, sharing=policy), obs.pods
+        )
     except InventoryError as e:
         # Nodes that cannot be read are contradictory data: keep everything as it is.
         return Decision((), {}, (), (), (f"nodes: {e}",))

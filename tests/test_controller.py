@@ -23,7 +23,7 @@ from autoscaler.metrics import SERIES
 from autoscaler.signals import History, ModelSignals
 from egs.localstack import free_port
 from tests.kube_harness import KubeCluster
-from tests.test_decide import CATALOG, MODEL, REGISTRY, endpoint, h100
+from tests.test_decide import CATALOG, MODEL, REGISTRY, endpoint, h100, training
 
 NOW = 1_800_000_000.0
 SETTINGS = Settings(classes={"H100-80GB": ClassSettings(gpus_per_node=8, static_nodes=1)}, throughput_rps={MODEL: 2.0})
@@ -229,3 +229,13 @@ def test_a_multi_node_endpoint_becomes_a_leader_worker_set(kube: KubeCluster) ->
     status = kube.get(ENDPOINTS, "team-a", "big")["status"]  # type: ignore[index]
     assert (status["phase"], status["readyReplicas"], status["url"]) == ("Ready", 1, "http://big.team-a.svc:8000")
     assert ctl.reconcile().writes == 0  # the LWS is listed back and found as intended
+
+
+def test_a_node_another_workload_fills_is_not_planned_onto(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put("v1/pods", training("gpu-0", 8))
+    kube.put(ENDPOINTS, endpoint())
+    assert controller(kube, FixedSignals(demand=1.0)).reconcile().errors == []
+    status = kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
+    assert (status["phase"], status["conditions"][0]["reason"]) == ("Provisioning", "WaitingForCapacity")
+    assert status["estimatedReadyTime"]

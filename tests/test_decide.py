@@ -76,6 +76,13 @@ def workload(name: str, replicas: int, ready: int = 0) -> dict[str, Any]:
     }
 
 
+def training(node: str, gpus: int) -> dict[str, Any]:
+    """A running pod of another workload that holds `gpus` GPUs of `node`."""
+    container = {"name": "c", "image": "trainer", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}
+    spec = {"nodeName": node, "containers": [container]}
+    return {"metadata": {"name": f"train-{node}", "namespace": "ml"}, "spec": spec, "status": {"phase": "Running"}}
+
+
 def signals(demand: float = 1.0, age_s: float = 10.0, **kw: Any) -> dict[str, ModelSignals]:
     return {MODEL: ModelSignals(MODEL, demand, sampled_at=NOW - age_s, **kw)}
 
@@ -329,3 +336,13 @@ def test_a_replica_spanning_two_nodes_waits_for_two() -> None:
     assert (chat.phase, chat.waiting, chat.unplaceable) == ("Provisioning", 1, 0)
     assert decision.waiting.placements[0].multi_node
     assert ("LeaderWorkerSet", "chat-bf16-h100-80gb") in kinds(decision)
+
+
+def test_gpus_other_workloads_hold_are_not_planned_onto() -> None:
+    ep = endpoint(lo=2, hi=2)
+    _, free = run(Observation([h100("gpu-0")], [ep], signals={}))
+    _, partly = run(Observation([h100("gpu-0")], [ep], signals={}, pods=[training("gpu-0", 7)]))
+    decision, full = run(Observation([h100("gpu-0")], [ep], signals={}, pods=[training("gpu-0", 8)]))
+    assert [(d.placed, d.waiting) for d in (free, partly, full)] == [(2, 0), (1, 1), (0, 2)]
+    assert full.phase == "Provisioning"
+    assert decision.pools[0].idle_nodes == 0  # a node another workload uses is not an idle warm node

@@ -20,7 +20,7 @@ from autoscaler import endpoint as ie
 from autoscaler.adapters.api import Services, _Admissions, create_app
 from autoscaler.adapters.kubernetes import Cluster
 from tests.kube_harness import KubeCluster
-from tests.test_decide import CATALOG, MODEL, REGISTRY, SETTINGS, endpoint, h100
+from tests.test_decide import CATALOG, MODEL, REGISTRY, SETTINGS, endpoint, h100, training
 
 ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 ALICE = {"Authorization": "Bearer t-alice"}
@@ -233,3 +233,9 @@ def test_a_ttl_of_zero_builds_the_capacity_for_every_post(kube: KubeCluster) -> 
     api = TestClient(create_app(services))
     assert [post(api, body(f"e{i}")).status_code for i in range(3)] == [201] * 3
     assert endpoint_lists(kube) == 3
+
+
+def test_gpus_another_workload_holds_are_not_offered(kube: KubeCluster, api: TestClient) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put("v1/pods", training("gpu-0", 8))
+    assert post(api, body()).status_code == 202

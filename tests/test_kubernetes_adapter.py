@@ -80,7 +80,7 @@ def test_owned_lists_only_what_egs_manages(kube: KubeCluster, cluster: Cluster) 
     assert [(o["kind"], o["metadata"]["name"]) for o in owned] == [("Deployment", "mine")]
 
 
-def test_reads_nodes_endpoints_and_pending_gpu_pods(kube: KubeCluster, cluster: Cluster) -> None:
+def test_reads_nodes_endpoints_and_gpu_pods(kube: KubeCluster, cluster: Cluster) -> None:
     kube.put("v1/nodes", {"metadata": {"name": "gpu-0", "labels": {"nvidia.com/gpu.count": "8"}}})
     kube.put("egs.dev/v1alpha1/inferenceendpoints", {"metadata": {"name": "chat", "namespace": "team-a"}, "spec": {}})
     kube.put("v1/pods", _pod("waits-for-gpu", "Pending", {"nvidia.com/gpu": "1"}))
@@ -89,7 +89,8 @@ def test_reads_nodes_endpoints_and_pending_gpu_pods(kube: KubeCluster, cluster: 
     assert [n["metadata"]["name"] for n in cluster.nodes()] == ["gpu-0"]
     assert [e["metadata"]["name"] for e in cluster.endpoints("team-a")] == ["chat"]
     assert cluster.endpoints("team-b") == []
-    assert [p["metadata"]["name"] for p in cluster.pending_gpu_pods()] == ["waits-for-gpu"]
+    kube.put("v1/pods", _pod("done", "Succeeded", {"nvidia.com/gpu": "1"}))
+    assert [p["metadata"]["name"] for p in cluster.gpu_pods()] == ["waits-for-gpu", "runs"]
 
 
 def test_status_is_written_to_the_subresource_only(kube: KubeCluster, cluster: Cluster) -> None:

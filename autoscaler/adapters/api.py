@@ -349,7 +349,7 @@ class _Admissions:
 
     def _build(self, now: float, nodes: list[dict[str, Any]]) -> Capacity:
         s, cluster = self.services, self.services.cluster
-        obs = Observation(nodes, cluster.endpoints(), cluster.owned(), signals={})
+        obs = Observation(nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=cluster.gpu_pods())
         return capacity(decide(obs, s.settings, s.registry, s.catalog, now))
 
     def _rebuild(self) -> None:

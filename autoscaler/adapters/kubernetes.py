@@ -4,7 +4,7 @@ Everything EGS reads from or writes to a cluster goes through `Cluster`; the pur
 dicts (the JSON the API server sends) and never a `kubernetes` model or exception. What each method
 promises:
 
-- reads (`nodes`, `endpoints`, `owned`, `pending_gpu_pods`) return every matching object, `[]` when
+- reads (`nodes`, `endpoints`, `owned`, `gpu_pods`) return every matching object, `[]` when
   there is none; an object gone between list and use is the caller's normal case, not an error;
 - `apply(obj)` is server-side apply under one field manager (`FIELD_MANAGER`) with `force`, so it
   creates or updates and a second apply of the same object changes nothing; it returns the stored
@@ -237,9 +237,14 @@ class Cluster:
             objects += [{"apiVersion": api_version, "kind": kind, **obj} for obj in listed]
         return objects
 
-    def pending_gpu_pods(self) -> list[dict[str, Any]]:
-        """Pods waiting to be scheduled that ask for a GPU resource."""
-        pods = self._list(KINDS[("v1", "Pod")], fields="status.phase=Pending")
+    def gpu_pods(self) -> list[dict[str, Any]]:
+        """Pending and Running pods, all namespaces, that ask for a GPU resource: what holds GPUs and
+        what waits for them (`autoscaler.pods`). Two lists filtered by phase on the server, not every pod."""
+        pods = [
+            p
+            for phase in ("Pending", "Running")
+            for p in self._list(KINDS[("v1", "Pod")], fields=f"status.phase={phase}")
+        ]
         return [p for p in pods if _asks_for_gpu(p)]
 
     # -- writes --------------------------------------------------------------------------------

@@ -1,0 +1,171 @@
+"""The GPU pods of the cluster as the decide step reads them: who holds GPUs, who waits for them.
+
+Part of the autoscaler's pure core. The Kubernetes adapter lists every Pending or Running pod that
+asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads them three ways:
+
+- `without_foreign_pods(inventory, pods)`: the inventory with the GPUs of pods EGS does not own taken
+  off, so that placement does not plan onto them. A pod bound to a node (`spec.nodeName`) holds what
+  it requests: whole GPUs (`nvidia.com/gpu`, `amd.com/gpu`), a time-slicing replica of one (a share
+  of its VRAM), HAMi `nvidia.com/gpumem` on each of its GPUs, MIG instances (`nvidia.com/mig-<profile>`,
+  or `nvidia.com/gpu` on a `single`-strategy node) or AMD partitions (`amd.com/<mode>`, or
+  `amd.com/gpu` on a partitioned node). Which GPUs of the node the device plugin gave it is not in the
+  pod: the lowest free ones are taken, which keeps the count right (not the NVLink domain). A pod
+  asking more than is free takes what is free: the listing may be a moment old. KAI Scheduler's
+  fractions (annotations, no resource) are not read;
+- `stuck_replicas(pods)`: per endpoint (namespace, DNS label), its replicas whose pod kube-scheduler
+  found no node for (`PodScheduled` False, `Unschedulable`): they wait for capacity like a replica
+  the plan could not place;
+- `foreign_waiting(pods, catalog)`: per GPU class, the GPUs each unschedulable pod EGS does not own
+  waits for (the class from its node selector or node affinity on the GPU product label; a pod that
+  names no class is not counted): the node autoscaler serves them too, so they queue ahead of EGS's
+  waiting replicas and grow the class's need.
+
+`endpoint_of(pod)` says which endpoint an EGS server pod serves, for per-endpoint demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from scheduler.catalog import Catalog
+from scheduler.inventory import Allocation, Inventory, NodeGpus
+
+MANAGED_BY = ("app.kubernetes.io/managed-by", "egs")
+REQUEST_LABEL = "egs.io/request"
+"""The endpoint's DNS label on every pod of its workload (`scheduler.manifests`)."""
+SERVING = ("server", "leader")
+"""`app.kubernetes.io/component` of the pods that serve one replica each (a Deployment's pod, an
+LWS group's leader)."""
+PRODUCT_LABELS = ("nvidia.com/gpu.product", "amd.com/gpu.product-name")
+HAMI_MEMORY = "nvidia.com/gpumem"
+
+
+def ours(pod: Mapping[str, Any]) -> bool:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(MANAGED_BY[0]) == MANAGED_BY[1])
+
+
+def endpoint_of(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(namespace, endpoint DNS label) of an EGS serving pod; None for any other pod."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if not ours(pod) or REQUEST_LABEL not in labels or labels.get("app.kubernetes.io/component") not in SERVING:
+        return None
+    return str(meta.get("namespace", "default")), str(labels[REQUEST_LABEL])
+
+
+def requests(pod: Mapping[str, Any]) -> dict[str, int]:
+    """The GPU resources the pod's containers ask for, summed (limits where requests are absent)."""
+    total: dict[str, int] = {}
+    for container in (pod.get("spec") or {}).get("containers") or ():
+        resources = container.get("resources") or {}
+        asked = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+        for name, quantity in asked.items():
+            if name.startswith(("nvidia.com/", "amd.com/")):
+                try:
+                    total[name] = total.get(name, 0) + int(str(quantity))
+                except ValueError:
+                    continue  # not a count (a GPU resource is never fractional): not read
+    return total
+
+
+def unschedulable(pod: Mapping[str, Any]) -> bool:
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    if spec.get("nodeName") or status.get("phase") != "Pending":
+        return False
+    return any(
+        c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
+        for c in status.get("conditions") or ()
+    )
+
+
+def without_foreign_pods(inventory: Inventory, pods: Iterable[Mapping[str, Any]]) -> Inventory:
+    by_name = {n.node: n for n in inventory}
+    for pod in pods:
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        phase = (pod.get("status") or {}).get("phase")
+        if ours(pod) or node_name not in by_name or phase not in ("Pending", "Running"):
+            continue
+        for allocation in _holds(by_name[node_name], requests(pod)):
+            by_name[node_name] = Inventory((by_name[node_name],)).allocated([allocation]).nodes[0]
+    return Inventory(tuple(by_name[n.node] for n in inventory), inventory.skipped)
+
+
+def stuck_replicas(pods: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], int]:
+    stuck: dict[tuple[str, str], int] = {}
+    for pod in pods:
+        serves = endpoint_of(pod)
+        if serves is not None and unschedulable(pod):
+            stuck[serves] = stuck.get(serves, 0) + 1
+    return stuck
+
+
+def foreign_waiting(pods: Iterable[Mapping[str, Any]], catalog: Catalog) -> dict[str, tuple[int, ...]]:
+    waiting: dict[str, list[int]] = {}
+    for pod in pods:
+        if ours(pod) or not unschedulable(pod):
+            continue
+        gpu = catalog.for_node_labels(_product_selected(pod))
+        if gpu is not None:
+            asked = requests(pod)
+            whole = asked.get("nvidia.com/gpu", 0) + asked.get("amd.com/gpu", 0)
+            waiting.setdefault(gpu.name, []).append(max(1, whole))
+    return {name: tuple(gpus) for name, gpus in waiting.items()}
+
+
+def _product_selected(pod: Mapping[str, Any]) -> dict[str, str]:
+    """The GPU product labels a pod requires of its node (node selector, or required node affinity)."""
+    spec = pod.get("spec") or {}
+    found = {k: str(v) for k, v in (spec.get("nodeSelector") or {}).items() if k in PRODUCT_LABELS}
+    affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    for term in affinity.get("nodeSelectorTerms") or ():
+        for e in term.get("matchExpressions") or ():
+            if e.get("key") in PRODUCT_LABELS and e.get("operator") == "In" and len(e.get("values") or ()) == 1:
+                found.setdefault(e["key"], str(e["values"][0]))
+    return found
+
+
+def _holds(node: NodeGpus, asked: Mapping[str, int]) -> list[Allocation]:
+    """What a pod asking `asked` holds on `node`, within what is free there."""
+    out: list[Allocation] = []
+    for resource, count in asked.items():
+        slot = next((s for s in node.mig if s.resource == resource), None)
+        if slot is not None:
+            if min(count, slot.free) > 0:
+                out.append(Allocation(node.node, mig=slot.profile.name, count=min(count, slot.free), owner="foreign"))
+        elif resource in ("nvidia.com/gpu", "amd.com/gpu"):
+            out += _whole_or_shared(node, count, asked.get(HAMI_MEMORY))
+    return out
+
+
+def _whole_or_shared(node: NodeGpus, count: int, hami_mib: int | None) -> list[Allocation]:
+    if node.sharing == "timeslice":
+        # `count` replicas of the device plugin, each an even share of one GPU's VRAM.
+        room = {g.index: node.timeslice_replicas - g.holders for g in node.gpus}
+        out = []
+        for _ in range(count):
+            index = next((i for i, left in room.items() if left > 0), None)
+            if index is None:
+                break
+            room[index] -= 1
+            share = node.gpus[index].vram_mib // node.timeslice_replicas
+            out.append(Allocation(node.node, (index,), share, sharing="timeslice", owner="foreign"))
+        return out
+    if node.sharing == "hami" and hami_mib:
+        fits = [g.index for g in node.gpus if g.free_mib >= hami_mib and not g.whole][:count]
+        return [Allocation(node.node, tuple(fits), hami_mib, sharing="hami", owner="foreign")] if fits else []
+    idle = [g.index for g in node.gpus if g.holders == 0][:count]
+    return [Allocation(node.node, tuple(idle), owner="foreign")] if idle else []
+
+
+def pods_by_endpoint(pods: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], list[str]]:
+    """(namespace, endpoint DNS label) -> the names of its serving pods."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for pod in pods:
+        serves = endpoint_of(pod)
+        if serves is not None:
+            found.setdefault(serves, []).append(str((pod.get("metadata") or {}).get("name", "")))
+    return found
