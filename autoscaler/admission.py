@@ -71,7 +71,8 @@ def capacity(decision: Decision) -> Capacity:
     """What `decision` leaves for new endpoints."""
     free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
     keys = frozenset(f"{d.namespace}/{d.name}" for d in decision.endpoints)
-    return Capacity(free, _queues(decision.waiting.placements), keys)
+    queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(decision.waiting.placements).items()}
+    return Capacity(free, {**decision.ahead, **queues}, keys)
 
 
 def admit(

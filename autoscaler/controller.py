@@ -33,7 +33,7 @@ from autoscaler import leader
 from autoscaler.adapters.kubernetes import OWNED_KINDS, Cluster, KubernetesError, NotFoundError
 from autoscaler.decide import Decision, Observation, Settings, decide
 from autoscaler.metrics import SERIES
-from autoscaler.signals import History, ModelSignals
+from autoscaler.signals import History, ModelSignals, PodSignals
 from common.errors import TemporaryError
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
@@ -65,6 +65,8 @@ class Signals(Protocol):
     def signals(self) -> Mapping[str, ModelSignals]: ...
 
     def demand_history(self, start_s: float, end_s: float, step_s: float) -> Mapping[str, History]: ...
+
+    def pod_signals(self) -> Mapping[tuple[str, str], PodSignals]: ...
 
 
 class LostLease(Exception):
@@ -122,6 +124,9 @@ class ControllerMetrics:
             self.gauge("egs_endpoint_ready").labels(*labels).set(1 if d.phase == "Ready" else 0)
             if d.eta is not None:
                 self.gauge("egs_endpoint_estimated_ready_timestamp_seconds").labels(*labels).set(d.eta)
+        self.gauge("egs_model_demand_split_evenly").clear()
+        for model in decision.split_evenly:
+            self.gauge("egs_model_demand_split_evenly").labels(model).set(1)
         for pool in decision.pools:
             self.gauge("egs_warm_pool_idle_nodes").labels(pool.gpu_class).set(pool.idle_nodes)
             self.gauge("egs_warm_pool_target_nodes").labels(pool.gpu_class).set(pool.target)
@@ -157,6 +162,7 @@ class Controller:
         self.exposition_registry = exposition or CollectorRegistry()
         self.exposition = ControllerMetrics(self.exposition_registry)
         self.leading_until = 0.0
+        self.split_evenly: set[str] = set()
 
     def reconcile(self) -> Outcome:
         started = time.monotonic()
@@ -184,6 +190,14 @@ class Controller:
         decision = decide(obs, self.settings, self.registry, self.catalog, now)
         for hold in decision.holds:
             log.warning("holding the last decision: %s", hold)
+        if set(decision.split_evenly) != self.split_evenly:
+            self.split_evenly = set(decision.split_evenly)
+            if self.split_evenly:
+                log.warning(
+                    "demand split evenly between the endpoints of %s: their pods' series carry no namespace/pod "
+                    "labels to tell them apart",
+                    ", ".join(sorted(self.split_evenly)),
+                )
         outcome = Outcome(leader=True, decision=decision)
         self._act(decision, obs, outcome)
         return outcome
@@ -211,14 +225,17 @@ class Controller:
         pods = self.cluster.gpu_pods()
         signals: Mapping[str, ModelSignals] | None = None
         history: Mapping[str, History] = {}
+        per_pod: Mapping[tuple[str, str], PodSignals] = {}
         if self.metrics is not None:
             try:
                 signals = self.metrics.signals()
+                per_pod = self.metrics.pod_signals()
                 now = self.clock()
                 history = self.metrics.demand_history(now - HISTORY_S, now, HISTORY_STEP_S)
             except TemporaryError as e:
                 log.warning("metrics unavailable: %s", e)
-        return Observation(nodes, endpoints, owned, signals, history, pods)
+                signals, per_pod = None, {}
+        return Observation(nodes, endpoints, owned, signals, history, pods, per_pod)
 
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
         held = {_identity(o): o for o in obs.owned}

@@ -41,17 +41,18 @@ from typing import Any
 import numpy as np
 
 from autoscaler import endpoint as ie
+from autoscaler.attribution import Attribution, EndpointSignals, attribute
 from autoscaler.endpoint import Endpoint, EndpointError
 from autoscaler.eta import ClassCapacity, EtaSettings, queue_etas
 from autoscaler.forecast import DemandSeries, Forecast, ForecastSettings, forecast_seasonal
-from autoscaler.pods import without_foreign_pods
+from autoscaler.pods import foreign_waiting, pods_by_endpoint, stuck_replicas, without_foreign_pods
 from autoscaler.pool import POLICIES, PoolObservation, PoolSettings, hold_on_missing_data
 from autoscaler.replicas import ReplicaBounds, replica_target
-from autoscaler.signals import History, ModelSignals
+from autoscaler.signals import History, ModelSignals, PodSignals
 from common.errors import InputError
 from scheduler.catalog import Catalog, GpuModel
 from scheduler.fleet import MAX_NODES_PER_REPLICA
-from scheduler.inventory import Inventory, InventoryError, NodeGpus, SharingPolicy, build_inventory
+from scheduler.inventory import Inventory, InventoryError, NodeGpus, SharingPolicy, build_inventory, held_by
 from scheduler.manifests import PORT, dns_label, manifests
 from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import Registry
@@ -60,6 +61,10 @@ from scheduler.schedule import schedule
 KV_CACHE_HIGH = 0.80
 QUEUE_HIGH = 5.0
 """llm-d's variant autoscaler thresholds: KV-cache use and queued requests per replica."""
+GPU_SATURATION_HIGH = 0.95
+"""The GPU saturation ratio (VRAM use or memory bandwidth, the larger) at which an endpoint's GPUs are
+saturated, read when vLLM reports no queue or KV cache. Above vLLM's default
+`--gpu-memory-utilization` (0.90), at which its VRAM use sits whatever the load."""
 PRIORITY_CLASS = "egs-warm-pool"
 PRIORITY = -10
 """Below every default priority (0), so any real replica preempts a balloon pod."""
@@ -140,6 +145,8 @@ class Observation:
     warm-pool policies and the forecast read as GPUs needed per class."""
     pods: Sequence[Mapping[str, Any]] = ()
     """Pending and Running pods that ask for GPUs (`autoscaler.pods` reads them)."""
+    pod_signals: Mapping[tuple[str, str], PodSignals] = field(default_factory=dict)
+    """Per (namespace, pod): demand, queue and GPU saturation, which tell apart endpoints of one model."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +182,8 @@ class PoolDecision:
     gpu_class: str
     idle_nodes: int
     target: int
+    waiting_gpus: int = 0
+    """GPUs waiting for the class's nodes: EGS's waiting replicas and other workloads' pending pods."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,11 @@ class Decision:
     """The replicas on nodes that exist now."""
     waiting: Plan = field(default_factory=Plan)
     """The replicas waiting for nodes to be provisioned, in the order their ETAs were given."""
+    ahead: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Per GPU class, the GPUs of each pod of other workloads that waits for one of its nodes: they
+    queue ahead of the waiting replicas."""
+    split_evenly: tuple[str, ...] = ()
+    """Models whose demand was split evenly between endpoints that could not be told apart."""
 
 
 def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Catalog, now: float) -> Decision:
@@ -209,19 +223,24 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         # Nodes that cannot be read are contradictory data: keep everything as it is.
         return Decision((), {}, (), (), (f"nodes: {e}",))
     targets: dict[str, tuple[int, str | None]] = {}
+    attribution = attribute(endpoints, obs.signals, obs.pod_signals, pods_by_endpoint(obs.pods))
     for ep in endpoints:
         current = workloads.get(ep.key, Workload())
-        targets[ep.key] = replica_count(ep, current, obs.signals, settings, now)
+        targets[ep.key] = replica_count(ep, current, obs.signals, settings, now, attribution.endpoints.get(ep.key))
         held = targets[ep.key][1]
         if held:
             holds.append(f"{ep.key}: {held}")
     requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
     real = place_requests(requests, registry, inventory, settings) if requests else Plan()
-    waiting_plan = place_waiting(endpoints, real, registry, catalog, settings, policy)
+    real, stuck = _unstuck(endpoints, real, stuck_replicas(obs.pods))
+    # The GPUs a stuck replica was planned on are not offered again: kube-scheduler found them taken.
+    inventory = inventory.allocated(a for moved in stuck.values() for p in moved for a in held_by(p))
+    waiting_plan = place_waiting(endpoints, real, registry, catalog, settings, policy, stuck)
+    ahead = {c: gpus for c, gpus in foreign_waiting(obs.pods, catalog).items() if c in settings.classes}
     objects: list[dict[str, Any]] = []
     decisions: list[EndpointDecision] = []
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
-    etas = _etas(endpoints, waiting_plan, registry, settings, obs.endpoints, now)
+    etas = _etas(endpoints, waiting_plan, ahead, registry, settings, obs.endpoints, now)
     previous = {endpoint_key(o): o.get("status") or {} for o in obs.endpoints}
     placed_by, waiting_by = _by_endpoint(real.placements), _by_endpoint(waiting_plan.placements)
     unplaced_by: dict[str, list[Any]] = {}
@@ -243,10 +262,19 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     for decision, ep_raw in failed:
         decisions.append(decision)
         statuses[(decision.namespace, decision.name)] = _status(decision, None, ep_raw.get("status") or {}, now)
-    pools = _pools(inventory, real, waiting_plan, endpoints, settings, obs, now)
+    pools = _pools(inventory, real, waiting_plan, ahead, endpoints, attribution, settings, obs, now)
     objects += _pool_objects(pools, settings, catalog)
     return Decision(
-        tuple(objects), statuses, tuple(decisions), tuple(pools), tuple(holds), inventory, real, waiting_plan
+        tuple(objects),
+        statuses,
+        tuple(decisions),
+        tuple(pools),
+        tuple(holds),
+        inventory,
+        real,
+        waiting_plan,
+        ahead,
+        attribution.split_evenly,
     )
 
 
@@ -254,9 +282,15 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
 
 
 def replica_count(
-    ep: Endpoint, workload: Workload, signals: Mapping[str, ModelSignals] | None, settings: Settings, now: float
+    ep: Endpoint,
+    workload: Workload,
+    signals: Mapping[str, ModelSignals] | None,
+    settings: Settings,
+    now: float,
+    own: EndpointSignals | None = None,
 ) -> tuple[int, str | None]:
-    """(replicas, why they were held or None)."""
+    """(replicas, why they were held or None). `own`: the endpoint's part of its model's signals
+    (`autoscaler.attribution`); without it the endpoint has the model's."""
     current = workload.replicas
     bounds = ReplicaBounds(ep.min_replicas, ep.max_replicas)
     hold = max(current if current is not None else max(ep.min_replicas, 1), ep.min_replicas)
@@ -264,29 +298,45 @@ def replica_count(
     if signals is None:
         return hold, f"Prometheus unavailable: holding {hold} replicas"
     sig = signals.get(ep.model)
+    saturation = own.gpu_saturation if own is not None else None
+    running = current or 0
+    if sig is None and saturation is not None and saturation >= GPU_SATURATION_HIGH and running:
+        # No vLLM series, but its GPUs are saturated: the capacity view says one more (never fewer).
+        return _one_more(max(hold, running), workload, ep), None
     if sig is None:
-        return hold, f"no metrics for {ep.model}: holding {hold} replicas"
+        seen = f" (its GPUs' saturation {saturation:.2f})" if saturation is not None else ""
+        return hold, f"no metrics for {ep.model}{seen}: holding {hold} replicas"
     if now - sig.sampled_at > settings.stale_after_s:
         return hold, f"metrics for {ep.model} are {now - sig.sampled_at:.0f}s old: holding {hold} replicas"
     wrong = _contradiction(sig)
     if wrong:
         return hold, f"metrics for {ep.model} contradict each other ({wrong}): holding {hold} replicas"
-    running = current or 0
-    saturated = (sig.kv_cache_usage or 0.0) >= KV_CACHE_HIGH or (
-        sig.waiting is not None and running > 0 and sig.waiting / running >= QUEUE_HIGH
-    )
+    demand = own.demand_rps if own is not None and own.demand_rps is not None else sig.demand_rps
+    waiting = own.waiting if own is not None else sig.waiting
+    if sig.kv_cache_usage is None and waiting is None:
+        # vLLM says nothing of its queue or KV cache: the GPUs' saturation is the capacity view.
+        saturated = saturation is not None and saturation >= GPU_SATURATION_HIGH
+    else:
+        saturated = (sig.kv_cache_usage or 0.0) >= KV_CACHE_HIGH or (
+            waiting is not None and running > 0 and waiting / running >= QUEUE_HIGH
+        )
     throughput = declared_throughput(ep, settings)
     serving = min(workload.ready, running)
     if saturated and serving:
         # Saturated servers finish what they can: each serves demand / replicas, whatever was declared.
-        throughput = min(throughput, max(sig.demand_rps / serving, 1e-3))
-    target = replica_target(sig.demand_rps, throughput, settings.headroom, bounds)
+        throughput = min(throughput, max(demand / serving, 1e-3))
+    target = replica_target(demand, throughput, settings.headroom, bounds)
     if saturated:
-        # One more, once the replicas added before serve: a model loads for minutes, and adding one
-        # a loop meanwhile would overshoot.
-        starting = workload.ready < running
-        target = min(max(target, running if starting else running + 1), ep.max_replicas)
+        target = _one_more(target, workload, ep)
     return target, None
+
+
+def _one_more(target: int, workload: Workload, ep: Endpoint) -> int:
+    """One more than runs, once the replicas added before serve: a model loads for minutes, and adding
+    one a loop meanwhile would overshoot."""
+    running = workload.replicas or 0
+    starting = workload.ready < running
+    return min(max(target, running if starting else running + 1), ep.max_replicas)
 
 
 def declared_throughput(ep: Endpoint, settings: Settings) -> float:
@@ -314,12 +364,14 @@ def place_waiting(
     catalog: Catalog,
     settings: Settings,
     policy: SharingPolicy,
+    stuck: Mapping[str, Sequence[Placement]] | None = None,
 ) -> Plan:
-    """The replicas that fit no node now, placed on the nodes each configured class would add."""
+    """The replicas that fit no node now (or were placed but are `stuck`), placed on the nodes each
+    configured class would add."""
     short: list[Request] = []
     unplaced = Counter(f"{u.namespace}/{u.request}" for u in real.unplaced)
     for ep in endpoints:
-        missing = unplaced[ep.key]
+        missing = unplaced[ep.key] + len((stuck or {}).get(ep.key, ()))
         if missing:
             short.append(ep.request(missing))
     if not short:
@@ -334,6 +386,26 @@ def place_waiting(
     ]
     inventory = build_inventory(nodes, catalog, sharing=policy)
     return place_requests(short, registry, inventory, settings)
+
+
+def _unstuck(
+    endpoints: Sequence[Endpoint], real: Plan, stuck: Mapping[tuple[str, str], int]
+) -> tuple[Plan, dict[str, list[Placement]]]:
+    """`real` without, per endpoint, as many of its placed replicas as it has pods kube-scheduler found
+    no node for (a node the plan counts as free is not: another pod took it, or it is fragmented),
+    and those replicas by endpoint: they wait for capacity like the replicas that fit nowhere."""
+    if not stuck:
+        return real, {}
+    wanted = {ep.key: stuck.get((ep.namespace, dns_label(ep.name)), 0) for ep in endpoints}
+    moved: dict[str, list[Placement]] = {}
+    kept: list[Placement] = []
+    for p in reversed(real.placements):
+        key = f"{p.namespace}/{p.request}"
+        if len(moved.get(key, ())) < wanted.get(key, 0):
+            moved.setdefault(key, []).append(p)
+        else:
+            kept.append(p)
+    return Plan(tuple(reversed(kept)), real.unplaced, real.occupied), moved
 
 
 def place_requests(requests: Sequence[Request], registry: Registry, inventory: Inventory, settings: Settings) -> Plan:
@@ -374,6 +446,7 @@ def _renumbered(placements: Sequence[Placement]) -> list[Placement]:
 def _etas(
     endpoints: Sequence[Endpoint],
     waiting: Plan,
+    ahead: Mapping[str, tuple[int, ...]],
     registry: Registry,
     settings: Settings,
     raw_endpoints: Sequence[Mapping[str, Any]],
@@ -383,7 +456,7 @@ def _etas(
     promised = {endpoint_key(o): _promise(o) for o in raw_endpoints}
     etas: dict[str, float] = {}
     for gpu_class, queue in by_class(waiting.placements).items():
-        times = class_etas(gpu_class, queue, registry, settings, now)
+        times = class_etas(gpu_class, queue, registry, settings, now, ahead.get(gpu_class, ()))
         for p, t in zip(queue, times, strict=True):
             key = f"{p.namespace}/{p.request}"
             etas[key] = max(etas.get(key, 0.0), t)
@@ -625,7 +698,9 @@ def _pools(
     inventory: Inventory,
     real: Plan,
     waiting: Plan,
+    ahead: Mapping[str, tuple[int, ...]],
     endpoints: Sequence[Endpoint],
+    attribution: Attribution,
     settings: Settings,
     obs: Observation,
     now: float,
@@ -637,10 +712,11 @@ def _pools(
         busy = {p.node for p in real.placements if p.gpu_class == name}
         idle_nodes = sum(1 for n in nodes if n.node not in busy and _idle_gpus(n) == len(n.gpus))
         used = sum(gpus_of(p) for p in real.placements if p.gpu_class == name)
-        queued = sum(gpus_of(p) for p in waiting.placements if p.gpu_class == name)
+        queued = sum(gpus_of(p) for p in waiting.placements if p.gpu_class == name) + sum(ahead.get(name, ()))
         free_on_busy = sum(_idle_gpus(n) for n in nodes if n.node in busy)
         free_on_busy -= sum(gpus_of(p) for p in real.placements if p.gpu_class == name)
-        need = _need_series(name, [*real.placements, *waiting.placements], endpoints, settings, obs, now)
+        placements = [*real.placements, *waiting.placements]
+        need = _need_series(name, placements, endpoints, attribution, settings, obs, now)
         need.values[-1] = math.nan if obs.signals is None else float(used + queued)
         observation = PoolObservation(
             need_gpus=need,
@@ -650,7 +726,7 @@ def _pools(
             forecast=_forecast(need, settings, now),
         )
         target = hold_on_missing_data(POLICIES[cls.policy], observation, now, cls.pool_settings, previous.get(name, 0))
-        pools.append(PoolDecision(name, idle_nodes, target))
+        pools.append(PoolDecision(name, idle_nodes, target, queued))
     return pools
 
 
@@ -658,12 +734,13 @@ def _need_series(
     gpu_class: str,
     placements: Sequence[Placement],
     endpoints: Sequence[Endpoint],
+    attribution: Attribution,
     settings: Settings,
     obs: Observation,
     now: float,
 ) -> DemandSeries:
-    """GPUs the class's endpoints needed per past sample: each endpoint's replica target for its model's
-    demand then (shared among the model's endpoints), times its GPUs per replica; the last sample is now."""
+    """GPUs the class's endpoints needed per past sample: each endpoint's replica target for its part of
+    its model's demand then (its part now), times its GPUs per replica; the last sample is now."""
     gpus_per_replica = {f"{p.namespace}/{p.request}": gpus_of(p) for p in placements if p.gpu_class == gpu_class}
     series = [obs.history[ep.model] for ep in endpoints if ep.key in gpus_per_replica and ep.model in obs.history]
     if not series:
@@ -671,7 +748,7 @@ def _need_series(
     start, step = series[0].start_s, series[0].step_s
     length = math.floor((now - start) / step + 1e-9) + 1
     need = np.zeros(max(length, 1))
-    sharing = Counter(ep.model for ep in endpoints)
+    share = {k: v.share for k, v in attribution.endpoints.items()}
     for ep in endpoints:
         history = obs.history.get(ep.model)
         if ep.key not in gpus_per_replica or history is None or (history.start_s, history.step_s) != (start, step):
@@ -682,7 +759,7 @@ def _need_series(
             if math.isnan(demand) or math.isnan(need[i]):
                 need[i] = math.nan
                 continue
-            replicas = replica_target(demand / sharing[ep.model], throughput, settings.headroom, bounds)
+            replicas = replica_target(demand * share[ep.key], throughput, settings.headroom, bounds)
             need[i] += replicas * gpus_per_replica[ep.key]
     return DemandSeries(start, step, need)
 

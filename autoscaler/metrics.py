@@ -66,6 +66,12 @@ SERIES: tuple[Series, ...] = (
         "1 while the last decision held replicas or pools on missing, stale or contradictory metrics.",
     ),
     Series("egs_autoscaler_leader", "gauge", (), "1 while this controller replica holds the leader Lease."),
+    Series(
+        "egs_model_demand_split_evenly",
+        "gauge",
+        ("model",),
+        "1 while the model's demand is split evenly between endpoints whose pods' series cannot tell them apart.",
+    ),
 )
 
 NAMES: frozenset[str] = frozenset(s.name for s in SERIES)

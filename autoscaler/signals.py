@@ -1,7 +1,8 @@
 """What the controller knows of each model's traffic, as plain numbers: the decide step's input.
 
-The Prometheus adapter fills these from the recording rules; tests and the reconcile benchmark
-build them directly. `sampled_at` lets the decide step tell fresh data from stale.
+The Prometheus adapter fills these from the recording rules (per model, and per pod so that the
+endpoints of one model can be told apart); tests and the reconcile benchmark build them directly.
+`sampled_at` lets the decide step tell fresh data from stale.
 """
 
 from __future__ import annotations
@@ -31,3 +32,13 @@ class History:
     start_s: float
     step_s: float
     values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class PodSignals:
+    """What Prometheus says about one pod, by (namespace, pod): its vLLM server's demand and queue,
+    and the saturation of the GPUs the exporter maps to it; None where there is no series."""
+
+    demand_rps: float | None = None
+    waiting: float | None = None
+    gpu_saturation: float | None = None

@@ -3,8 +3,9 @@
 Three measurements in one run, on seeded synthetic inputs (`--seed`):
 
 1. **decide**: `autoscaler.decide.decide` for `--endpoints` InferenceEndpoints (models drawn from
-   examples/models.yaml, demand drawn per model) on a mixed fleet of `--gpus` GPUs (H100, A100, L40S,
-   L4 nodes, as GPU Feature Discovery labels them); the best of `--repeat` runs (target <= 1 s for
+   examples/models.yaml, demand drawn per endpoint and carried by its serving pod's series) on a mixed
+   fleet of `--gpus` GPUs (H100, A100, L40S, L4 nodes, as GPU Feature Discovery labels them; every
+   20th node half held by another workload's pod); the best of `--repeat` runs (target <= 1 s for
    1,000 endpoints on 10,000 GPUs);
 2. **second reconcile**: the real controller against kmock (tests/kube_harness.py, over HTTP through
    the official client) with `--cluster-endpoints` endpoints: the writes of a second loop with nothing
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests/kube_harness.py: the Kubernetes API stand-in the tests use
 
 from autoscaler.decide import ClassSettings, Observation, Settings, decide  # noqa: E402
-from autoscaler.signals import History, ModelSignals  # noqa: E402
+from autoscaler.signals import History, ModelSignals, PodSignals  # noqa: E402
 from scheduler.catalog import Catalog  # noqa: E402
 from scheduler.registry import Registry  # noqa: E402
 from scheduler.synthetic import gpu_node  # noqa: E402
@@ -80,6 +81,32 @@ def signals(registry: Registry, rng: random.Random, now: float) -> dict[str, Mod
     }
 
 
+def traffic(
+    eps: list[dict[str, Any]], nodes: list[dict[str, Any]], rng: random.Random, now: float
+) -> tuple[dict[str, ModelSignals], list[dict[str, Any]], dict[tuple[str, str], PodSignals]]:
+    """Demand drawn per endpoint (0.5-40 req/s), carried by one serving pod each, and the model's demand
+    their sum, as the recording rules would give them; every 20th node half held by another workload."""
+    pods: list[dict[str, Any]] = []
+    per_pod: dict[tuple[str, str], PodSignals] = {}
+    by_model: dict[str, float] = {}
+    labels = {"app.kubernetes.io/managed-by": "egs", "app.kubernetes.io/component": "server"}
+    for ep in eps:
+        meta, model = ep["metadata"], ep["spec"]["model"]
+        name, demand = f"{meta['name']}-0", rng.uniform(0.5, 40.0)
+        pod_meta = {"name": name, "namespace": meta["namespace"], "labels": {**labels, "egs.io/request": meta["name"]}}
+        pods.append({"metadata": pod_meta, "spec": {"containers": []}, "status": {"phase": "Running"}})
+        per_pod[(meta["namespace"], name)] = PodSignals(demand_rps=demand, waiting=rng.uniform(0, 2))
+        by_model[model] = by_model.get(model, 0.0) + demand
+    for node in nodes[::20]:
+        half = int(node["status"]["allocatable"].get("nvidia.com/gpu", 0)) // 2
+        container = {"name": "c", "resources": {"limits": {"nvidia.com/gpu": str(half)}}}
+        meta = {"name": f"train-{node['metadata']['name']}", "namespace": "ml"}
+        spec = {"nodeName": node["metadata"]["name"], "containers": [container]}
+        pods.append({"metadata": meta, "spec": spec, "status": {"phase": "Running"}})
+    signals = {m: ModelSignals(m, d, None, None, rng.uniform(0.1, 0.9), now - 5) for m, d in by_model.items()}
+    return signals, pods, per_pod
+
+
 def settings() -> Settings:
     classes = {name: ClassSettings(gpus_per_node=per_node, static_nodes=1) for name, per_node, _ in FLEET}
     return Settings(classes=classes, default_throughput_rps=4.0)
@@ -89,7 +116,9 @@ def measure_decide(args: argparse.Namespace, catalog: Catalog, registry: Registr
     rng = random.Random(args.seed)
     now = time.time()
     nodes = fleet(catalog, args.gpus)
-    obs = Observation(nodes, endpoints(registry, args.endpoints, rng), (), signals(registry, rng, now))
+    eps = endpoints(registry, args.endpoints, rng)
+    model_signals, pods, per_pod = traffic(eps, nodes, rng, now)
+    obs = Observation(nodes, eps, (), model_signals, pods=pods, pod_signals=per_pod)
     gpus = sum(int(n["status"]["allocatable"].get("nvidia.com/gpu", 0)) for n in nodes)
     times = []
     decision = None
@@ -131,6 +160,9 @@ def measure_reconcile(args: argparse.Namespace, catalog: Catalog, registry: Regi
                                         time.time()) for k, v in fixed.items()}  # fmt: skip
 
             def demand_history(self, start_s: float, end_s: float, step_s: float) -> dict[str, History]:
+                return {}
+
+            def pod_signals(self) -> dict[tuple[str, str], PodSignals]:
                 return {}
 
         cluster = Cluster(kube.api_client(), owned_kinds=owned_kinds(settings()))

@@ -20,7 +20,7 @@ from autoscaler.adapters.prometheus import PrometheusMetrics
 from autoscaler.controller import Controller, owned_kinds
 from autoscaler.decide import ClassSettings, Settings
 from autoscaler.metrics import SERIES
-from autoscaler.signals import History, ModelSignals
+from autoscaler.signals import History, ModelSignals, PodSignals
 from egs.localstack import free_port
 from tests.kube_harness import KubeCluster
 from tests.test_decide import CATALOG, MODEL, REGISTRY, endpoint, h100, training
@@ -43,6 +43,9 @@ class FixedSignals:
         return {MODEL: ModelSignals(MODEL, self.demand, 0.0, 1.0, 0.3, now - self.age_s)}
 
     def demand_history(self, start_s: float, end_s: float, step_s: float) -> Mapping[str, History]:
+        return {}
+
+    def pod_signals(self) -> Mapping[tuple[str, str], PodSignals]:
         return {}
 
 

@@ -9,6 +9,7 @@ restart, warm pools per backend, ready status. Everything at one fixed `now`.
 from __future__ import annotations
 
 import datetime
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from autoscaler.decide import (
     decide,
 )
 from autoscaler.eta import EtaSettings
-from autoscaler.signals import History, ModelSignals
+from autoscaler.signals import History, ModelSignals, PodSignals
 from scheduler.catalog import Catalog
 from scheduler.manifests import validate
 from scheduler.registry import Registry
@@ -81,6 +82,21 @@ def training(node: str, gpus: int) -> dict[str, Any]:
     container = {"name": "c", "image": "trainer", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}
     spec = {"nodeName": node, "containers": [container]}
     return {"metadata": {"name": f"train-{node}", "namespace": "ml"}, "spec": spec, "status": {"phase": "Running"}}
+
+
+def serving_pod(name: str, endpoint: str, node: str | None = "gpu-0", component: str = "server") -> dict[str, Any]:
+    """A pod of an EGS endpoint's workload: bound to `node`, or one kube-scheduler found no node for."""
+    labels = {
+        "app.kubernetes.io/managed-by": "egs",
+        "egs.io/request": endpoint,
+        "app.kubernetes.io/component": component,
+    }
+    container = {"name": "vllm", "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+    spec: dict[str, Any] = {"containers": [container], **({"nodeName": node} if node else {})}
+    status: dict[str, Any] = {"phase": "Running" if node else "Pending"}
+    if node is None:
+        status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]
+    return {"metadata": {"name": name, "namespace": "team-a", "labels": labels}, "spec": spec, "status": status}
 
 
 def signals(demand: float = 1.0, age_s: float = 10.0, **kw: Any) -> dict[str, ModelSignals]:
@@ -346,3 +362,81 @@ def test_gpus_other_workloads_hold_are_not_planned_onto() -> None:
     assert [(d.placed, d.waiting) for d in (free, partly, full)] == [(2, 0), (1, 1), (0, 2)]
     assert full.phase == "Provisioning"
     assert decision.pools[0].idle_nodes == 0  # a node another workload uses is not an idle warm node
+
+
+def test_a_replica_whose_pod_finds_no_node_waits_with_an_eta() -> None:
+    owned = [workload("chat", 2, ready=1)]
+    pods = [serving_pod("chat-0", "chat"), serving_pod("chat-1", "chat", node=None)]
+    sig = signals(demand=3.0, kv_cache_usage=0.1, waiting=0)
+    decision, chat = run(Observation([h100("gpu-0")], [endpoint()], owned, sig, pods=pods))
+    assert (chat.replicas, chat.placed, chat.waiting, chat.phase) == (2, 1, 1, "Provisioning")
+    assert chat.eta is not None and chat.eta > NOW
+    deployment = next(
+        o for o in decision.objects if o["kind"] == "Deployment" and o["metadata"]["namespace"] == "team-a"
+    )
+    assert deployment["spec"]["replicas"] == 2  # the count is unchanged: the replica waits, it is not dropped
+    assert decision.pools[0].waiting_gpus == 1
+    # The GPU it was planned on is not offered to a new endpoint: kube-scheduler found it taken.
+    assert sum(1 for g in decision.inventory.node("gpu-0").gpus if g.holders == 0) == 7
+
+
+def test_other_workloads_pending_pods_queue_ahead_and_grow_the_pools_need() -> None:
+    settings = replace(SETTINGS, eta=EtaSettings(prior_delay_s=(0.0, 3600.0)))
+    container = {"name": "c", "resources": {"limits": {"nvidia.com/gpu": "8"}}}
+    waits = {
+        "metadata": {"name": "train", "namespace": "ml"},
+        "spec": {"containers": [container], "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
+        },
+    }
+    alone, chat_alone = run(Observation([], [endpoint()], signals=signals()), settings)
+    behind, chat_behind = run(Observation([], [endpoint()], signals=signals(), pods=[waits]), settings)
+    assert chat_alone.eta is not None and chat_behind.eta is not None
+    assert chat_behind.eta > chat_alone.eta  # the pod takes the first node ordered; the replica needs a second
+    assert (alone.pools[0].waiting_gpus, behind.pools[0].waiting_gpus) == (1, 9)
+    assert behind.ahead == {"H100-80GB": (8,)}
+
+
+@pytest.mark.parametrize(
+    ("saturation", "sig", "replicas", "held"),
+    [
+        (0.97, {}, 3, None),  # no vLLM series, its GPUs saturated: one more
+        (0.5, {}, 2, "GPUs' saturation 0.50"),  # not saturated: held, never fewer
+        (0.97, signals(demand=1.0), 3, None),  # vLLM reports demand but no queue or KV cache
+        (0.97, signals(demand=1.0, kv_cache_usage=0.2, waiting=0), 1, None),  # vLLM's own view wins
+    ],
+)
+def test_gpu_saturation_is_the_capacity_view_without_vllms_queue_and_kv_cache(
+    saturation: float, sig: dict[str, ModelSignals], replicas: int, held: str | None
+) -> None:
+    pods = [serving_pod("chat-0", "chat"), serving_pod("chat-1", "chat")]
+    per_pod = {("team-a", p["metadata"]["name"]): PodSignals(gpu_saturation=saturation) for p in pods}
+    obs = Observation(
+        [h100("gpu-0")], [endpoint()], [workload("chat", 2, ready=2)], sig, pods=pods, pod_signals=per_pod
+    )
+    _, chat = run(obs)
+    assert chat.replicas == replicas
+    assert chat.held == held if held is None else (chat.held is not None and held in chat.held)
+
+
+def test_demand_is_told_apart_by_the_pods_that_serve_each_endpoint() -> None:
+    eps = [endpoint("chat", hi=8), endpoint("docs", hi=8), endpoint("fresh", hi=8)]
+    pods = [serving_pod("chat-0", "chat"), serving_pod("chat-1", "chat"), serving_pod("docs-0", "docs")]
+    per_pod = {
+        ("team-a", "chat-0"): PodSignals(demand_rps=4.5),
+        ("team-a", "chat-1"): PodSignals(demand_rps=4.5),
+        ("team-a", "docs-0"): PodSignals(demand_rps=0.5),
+    }
+    sig = signals(demand=10.0)
+    told = decide(
+        Observation([h100("gpu-0")], eps, signals=sig, pods=pods, pod_signals=per_pod), SETTINGS, REGISTRY, CATALOG, NOW
+    )
+    even = decide(Observation([h100("gpu-0")], eps, signals=sig, pods=pods), SETTINGS, REGISTRY, CATALOG, NOW)
+    replicas = {d.name: d.replicas for d in told.endpoints}
+    # chat ceil(9 x 1.2 / 2), docs ceil(0.5 x 1.2 / 2), fresh (no pods yet) what no pod accounts for: 0.5
+    assert replicas == {"chat": 6, "docs": 1, "fresh": 1}
+    assert told.split_evenly == ()
+    assert {d.name: d.replicas for d in even.endpoints} == {"chat": 2, "docs": 2, "fresh": 2}  # 10 / 3 each
+    assert even.split_evenly == (MODEL,)

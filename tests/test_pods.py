@@ -13,7 +13,7 @@ from typing import Any
 
 from autoscaler.pods import endpoint_of, foreign_waiting, pods_by_endpoint, stuck_replicas, without_foreign_pods
 from scheduler.inventory import build_inventory
-from tests.test_decide import CATALOG, h100
+from tests.test_decide import CATALOG, h100, serving_pod
 
 
 def pod(
@@ -36,17 +36,6 @@ def pod(
         },
         "status": status,
     }
-
-
-def egs_pod(name: str, endpoint: str, node: str | None = "gpu-0", component: str = "server") -> dict[str, Any]:
-    labels = {
-        "app.kubernetes.io/managed-by": "egs",
-        "egs.io/request": endpoint,
-        "app.kubernetes.io/component": component,
-    }
-    p = pod(name, {"nvidia.com/gpu": "1"}, node, "Pending" if node is None else "Running", labels)
-    p["metadata"]["namespace"] = "team-a"
-    return p
 
 
 def a100_mig(name: str) -> dict[str, Any]:
@@ -81,7 +70,7 @@ def test_other_workloads_gpus_come_off_the_inventory() -> None:
         pod("done", {"nvidia.com/gpu": "8"}, phase="Succeeded"),
         pod("waits", {"nvidia.com/gpu": "8"}, node=None, phase="Pending"),
         pod("elsewhere", {"nvidia.com/gpu": "8"}, node="cpu-0"),
-        egs_pod("ours", "chat"),  # EGS's replicas are placed again by the decide step itself
+        serving_pod("ours", "chat"),  # EGS's replicas are placed again by the decide step itself
     ]
     after = without_foreign_pods(inventory, pods)
     assert (idle(after, "gpu-0"), idle(after, "gpu-1")) == (3, 0)
@@ -105,10 +94,10 @@ def test_mig_instances_and_time_slicing_replicas() -> None:
 
 def test_stuck_replicas_are_counted_per_endpoint() -> None:
     pods = [
-        egs_pod("chat-1", "chat", node=None),
-        egs_pod("chat-2", "chat", node=None),
-        egs_pod("chat-3", "chat"),
-        egs_pod("big-w", "big", node=None, component="worker"),  # a group's worker: its leader counts
+        serving_pod("chat-1", "chat", node=None),
+        serving_pod("chat-2", "chat", node=None),
+        serving_pod("chat-3", "chat"),
+        serving_pod("big-w", "big", node=None, component="worker"),  # a group's worker: its leader counts
         pod("waits", {"nvidia.com/gpu": "8"}, node=None, phase="Pending"),
     ]
     assert stuck_replicas(pods) == {("team-a", "chat"): 2}

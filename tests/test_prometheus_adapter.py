@@ -1,6 +1,7 @@
 """The Prometheus adapter against a real Prometheus recording from a stand-in vLLM's metrics.
 
-Covers: per-model demand, queue and KV-cache read through the recording rules, sample times for
+Covers: per-model demand, queue and KV-cache read through the recording rules, the same per serving
+pod, sample times for
 staleness, `query_range` history with gaps as NaN, and an unreachable Prometheus. The GPU
 saturation view is checked against the session's sim exporters.
 """
@@ -54,6 +55,16 @@ def test_signals_per_model_from_the_recording_rules(recorded: tuple[Prometheus, 
     assert (llama.waiting, llama.running, llama.kv_cache_usage) == (7, 16, 0.85)
     assert signals["mistral-7b-instruct-v0.3"].kv_cache_usage == 0.2
     assert time.time() - llama.sampled_at < 10
+
+
+def test_signals_per_serving_pod(recorded: tuple[Prometheus, VllmStandIn]) -> None:
+    prom, _ = recorded
+    per_pod = PrometheusMetrics(prom.url).pod_signals()
+    assert set(per_pod) == {("team-a", "vllm-0"), ("team-a", "vllm-1")}
+    llama, mistral = per_pod[("team-a", "vllm-0")], per_pod[("team-a", "vllm-1")]
+    assert (llama.waiting, mistral.waiting) == (7, 0)
+    assert llama.demand_rps is not None and mistral.demand_rps is not None and llama.demand_rps > mistral.demand_rps > 0
+    assert llama.gpu_saturation is None  # no GPU exporter maps a GPU to these pods here
 
 
 def test_history_is_regular_with_gaps_as_nan(recorded: tuple[Prometheus, VllmStandIn]) -> None:

@@ -10,6 +10,7 @@ What it promises:
 - `signals(now)` returns one `ModelSignals` per model that Prometheus has demand for, with the time
   of the newest sample behind it, so that the decide step can tell fresh data from stale;
   a model without series is absent (not zero): absence is the decide step's to interpret;
+- `pod_signals()` returns the same per serving pod (namespace, pod), for the pods that have series;
 - `demand_history(start, end, step)` returns each model's request rate as regular samples, NaN
   where Prometheus has none (a collection gap, not a zero);
 - a Prometheus that cannot be reached, times out or answers an error raises `MetricsUnavailable`
@@ -27,7 +28,7 @@ import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
-from autoscaler.signals import History, ModelSignals
+from autoscaler.signals import History, ModelSignals, PodSignals
 from common.errors import TemporaryError
 
 DEMAND = "model:requests:rate5m"
@@ -37,6 +38,10 @@ KV_CACHE = "model:kv_cache_usage:max"
 SATURATION = "modelName:gpu_saturation:avg"
 """The recorded series read: demand (req/s), queue and running sequences, KV-cache use (0-1) per
 vLLM `model_name`, and the GPU saturation ratio per GPU product (`modelName`, dcgm-exporter's label)."""
+POD_DEMAND = "namespace_pod:requests:rate5m"
+POD_WAITING = "namespace_pod:requests_waiting:sum"
+POD_SATURATION = "namespace_pod:gpu_saturation:avg"
+"""The same per serving pod (`namespace`, `pod`, as Kubernetes service discovery labels a target)."""
 LABEL = "model_name"
 
 
@@ -72,6 +77,12 @@ class PrometheusMetrics:
             )
         return out
 
+    def pod_signals(self) -> dict[tuple[str, str], PodSignals]:
+        """Per (namespace, pod): demand and queue of its vLLM server, saturation of its GPUs."""
+        found = [self._instant_by(q, ("namespace", "pod")) for q in (POD_DEMAND, POD_WAITING, POD_SATURATION)]
+        keys = set().union(*found)
+        return {(k[0], k[1]): PodSignals(found[0].get(k), found[1].get(k), found[2].get(k)) for k in keys}
+
     def gpu_saturation(self) -> dict[str, float]:
         """The mean GPU saturation ratio per GPU product (dcgm-exporter's `modelName`)."""
         return self._instant(SATURATION, label="modelName")
@@ -98,12 +109,15 @@ class PrometheusMetrics:
         return history
 
     def _instant(self, query: str, label: str = LABEL) -> dict[str, float]:
+        return {key[0]: value for key, value in self._instant_by(query, (label,)).items()}
+
+    def _instant_by(self, query: str, labels: tuple[str, ...]) -> dict[tuple[str, ...], float]:
         result = self._ask(query, lambda: self._api.custom_query(query, timeout=self.timeout_s))
-        values: dict[str, float] = {}
+        values: dict[tuple[str, ...], float] = {}
         for sample in result:
             value = float(sample["value"][1])
             if not math.isnan(value):
-                values[sample["metric"].get(label, "")] = value
+                values[tuple(sample["metric"].get(label, "") for label in labels)] = value
         return values
 
     def _ask(self, what: str, call: Any) -> Sequence[Mapping[str, Any]]:
