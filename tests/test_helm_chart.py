@@ -26,7 +26,9 @@ import yaml
 
 from alerts.config import RulesConfig, Source
 from alerts.rules import rule_groups
+from autoscaler.adapters.kubernetes import KINDS
 from autoscaler.config import parse_config
+from autoscaler.controller import owned_kinds
 from dashboards.render import rendered
 from tests.conftest import REPO
 
@@ -342,6 +344,16 @@ def test_the_controller_may_touch_only_what_it_reads_and_writes() -> None:
     assert lease == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
     (role,) = of_kind("default", "Role")
     assert role["metadata"]["namespace"] == "egs-system"
+
+
+@pytest.mark.parametrize("values", ["default", "capacity-backends"])
+def test_every_kind_the_controller_lists_back_is_granted(values: str) -> None:
+    (config,) = [m for m in of_kind(values, "ConfigMap") if _component(m) == "controller"]
+    settings, _ = parse_config(yaml.safe_load(config["data"]["config.yaml"]))
+    granted = _granted(values)
+    for api_version, kind in owned_kinds(settings):
+        resource = KINDS[(api_version, kind)]
+        assert "list" in granted.get(f"{resource.group}/{resource.plural}", set()), kind
 
 
 def test_a_capacity_backend_s_kind_is_granted_only_when_a_class_uses_it() -> None:
