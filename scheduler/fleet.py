@@ -178,12 +178,20 @@ class FleetState:
     _states: dict[str, list[tuple[int, NodeState]]] = field(default_factory=dict)
     memo: dict[tuple[object, ...], list[Option]] = field(default_factory=dict)
     """What the engines computed for a node kind and signature: valid for every node in that state."""
+    shadow: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(kind, instance profile or "") -> USD/hour the online policy adds to an option per unit it takes
+    of that capacity (`scheduler.shadow`); empty: options are compared at their real prices."""
+    surcharges: dict[tuple[object, ...], float] = field(default_factory=dict)
+    """What `shadow` adds to an option, by what it depends on (the option's node kinds, instance
+    profile, VRAM per GPU and GPUs): worked out once per state."""
 
     @classmethod
-    def of(cls, inventory: Inventory, like: FleetState | None = None) -> FleetState:
+    def of(
+        cls, inventory: Inventory, like: FleetState | None = None, shadow: dict[tuple[str, str], float] | None = None
+    ) -> FleetState:
         """The fleet of `inventory`, nothing placed yet; `like`, a state of the same inventory,
         lends its memo, so that a second pass over the fleet does not work out again what the
-        first one did."""
+        first one did (the memo holds real prices, so `shadow` may differ)."""
         nodes: list[NodeState] = []
         kinds: dict[tuple[object, ...], str] = {}
         for n in inventory.schedulable():
@@ -196,7 +204,7 @@ class FleetState:
                 kinds[identity] = f"{n.model.name}~{same_class}" if same_class else n.model.name
             kind = kinds[identity]
             nodes.append(NodeState(n, gpus, mig, len(nodes), kind))
-        state = cls(nodes)
+        state = cls(nodes, shadow=shadow or {})
         if like is not None:
             state._ids, state.memo = like._ids, like.memo
         for node in nodes:

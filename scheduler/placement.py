@@ -20,12 +20,20 @@ when one node is too small. For each replica the policy takes, in order:
 Only nodes whose `NoSchedule`/`NoExecute` taints the request tolerates are considered; a replica
 kept off the only nodes where it fits by a taint says so.
 
+Marginal cost is blind to what a cheap GPU is worth to the replicas still to come: a small model
+takes the last cheap 48 GB GPU that a larger one needed, and the larger one goes to a GPU that
+costs ten times as much. So some passes add to each option's cost what it takes of the fleet's
+capacity at *shadow prices*: the duals of a fluid LP relaxation of the batch (`scheduler.shadow`),
+which are 0 for capacity nobody is short of and, for a class in demand, what its marginal user
+would pay more elsewhere. The plan's cost is still the real one.
+
 Which replica goes first decides what the later ones find, so a batch is placed several times and
 the best plan kept (`place`): largest first (by smallest footprint, as first-fit-decreasing), most
-regret first, priciest first, and regret insertion, which re-ranks after every replica; when room
-is short, also with the largest replicas held back to the end; and squeaky-wheel passes, which put
-first the requests whose replicas paid most above their cheapest option in the pass before. The
-passes are deterministic, and a batch of more than `MANY_REPLICAS` gets only the first.
+regret first, priciest first, and regret insertion, which re-ranks after every replica, at real
+prices and at shadow prices; squeaky-wheel passes, which put first the requests whose replicas paid
+most above their cheapest option in the pass before; when room is short, also with the largest
+replicas held back to the end, or those the relaxation cannot place either. The passes are
+deterministic, and a batch of more than `MANY_REPLICAS` gets only the first.
 
 A tensor-parallel replica lands on all its GPUs or on none: GPUs are chosen before anything is
 taken, and it holds them whole, whatever the class's sharing mechanism: its GPUs synchronise every
@@ -35,7 +43,6 @@ layer, so a neighbour's load on one of them stalls all of them.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -58,6 +65,7 @@ from scheduler.fleet import (
 from scheduler.inventory import Inventory
 from scheduler.plan import Placement, Plan, Request, Unplaced
 from scheduler.registry import Model, Registry, per_gpu_need_mib
+from scheduler.shadow import Row, Shadow, shadow, surcharge
 
 Order = Callable[[Sequence[Request], dict[str, list[Shape]], FleetState], list[Request]]
 """Which request's replicas go first: a function of the batch, its shapes and the fleet."""
@@ -66,46 +74,79 @@ Order = Callable[[Sequence[Request], dict[str, list[Shape]], FleetState], list[R
 def place(requests: Sequence[Request], registry: Registry, inventory: Inventory) -> Plan:
     """Place every replica of `requests` with the online policy (`scheduler.schedule` chooses the
     engine), keeping the best of a few greedy passes: one per order of `ORDERS`, and regret
-    insertion, which always places next the replica with the most to lose (`_regret_pass`), as it
-    is and `PERTURBED_REGRET_PASSES` times with seeded perturbations; `SQUEAKY_PASSES` more
-    that move the requests that overpaid forward (`_squeaky_wheel`); when the best leaves
-    replicas unplaced, passes that place the largest replicas last (`_holding_back`), since one
-    replica fewer of 4 GPUs can make room for several of one. A batch of more than `MANY_REPLICAS`
-    gets the first pass only, so that its time stays in proportion to its size."""
+    insertion, which always places next the replica with the most to lose (`_regret_pass`), at
+    real prices and with the fleet's shadow prices added at each of `SHADOW_SHARES`;
+    `SQUEAKY_PASSES` more that move the requests that overpaid forward (`_squeaky_wheel`); when the
+    best leaves replicas unplaced, a few more (`_short_of_room`). A batch of more than
+    `MANY_REPLICAS` gets the first pass only, so that its time stays in proportion to its size."""
     fresh = FleetState.of(inventory)
     options = {r.name: shapes(registry.get(r.model), r, fresh.classes()) for r in requests}
     if sum(r.replicas for r in requests) > MANY_REPLICAS:
         _place_in(fresh, largest_first(requests, options, fresh), registry, options)
         return fresh.plan()
-    orders: list[list[Request] | int] = [order(requests, options, fresh) for order in ORDERS]
+    passes: list[list[Request] | dict[Row, float]] = [order(requests, options, fresh) for order in ORDERS]
+    relaxed = shadow(fresh, requests, options)
+    prices = relaxed.prices
+    passes += [{}, *({row: share * p for row, p in prices.items()} for share in SHADOW_SHARES if prices)]
     best: Plan | None = None
     best_state = fresh
-    for order in [*orders, *range(1 + PERTURBED_REGRET_PASSES)]:
-        state = FleetState.of(inventory, like=fresh)
-        if isinstance(order, int):
-            # Regret insertion as it is, then with each request's regret scaled by a seeded draw
-            # (log-normal, spread 0.5): near-ties broken differently find other packings.
-            draw = random.Random(order)
-            weight = {r.name: math.exp(draw.gauss(0, 0.5)) for r in requests} if order else None
-            _regret_pass(state, requests, registry, options, weight)
+    for order in passes:
+        if isinstance(order, dict):  # regret insertion, at real prices or with shadow prices added
+            state = FleetState.of(inventory, like=fresh, shadow=order)
+            _regret_pass(state, requests, registry, options)
         else:
+            state = FleetState.of(inventory, like=fresh)
             _place_in(state, order, registry, options)
         plan = state.plan()
         if best is None or plan.better_than(best):
             best, best_state = plan, state
     assert best is not None
     best = _squeaky_wheel(inventory, fresh, requests, registry, options, best, best_state)
-    # Short of room, holding back the largest replicas may leave room for more smaller ones.
+    if best.unplaced:
+        best = _short_of_room(inventory, fresh, requests, registry, options, relaxed, best)
+    return best
+
+
+def _short_of_room(
+    inventory: Inventory,
+    fresh: FleetState,
+    requests: Sequence[Request],
+    registry: Registry,
+    options: dict[str, list[Shape]],
+    relaxed: Shadow,
+    best: Plan,
+) -> Plan:
+    """More passes for a batch the best plan leaves replicas of: regret insertion at `SHORT_SHARE`
+    of the shadow prices; the replicas the fluid relaxation cannot place either held back to the
+    end, the others placed at the largest of `SHADOW_SHARES` and at `SHORT_SHARE` of the shadow
+    prices of the batch without them; and the `held` replicas of largest footprint held back, for
+    each `held` up to `MAX_HELD_BACK` (one replica fewer of 4 GPUs can make room for several of
+    one). Returns the best plan of these and `best`."""
+    tries: list[tuple[dict[str, int], dict[Row, float]]] = []
+    if relaxed.prices and not relaxed.left_out:
+        tries.append(({}, {row: SHORT_SHARE * p for row, p in relaxed.prices.items()}))
+    if relaxed.left_out:
+        rest = [replace(r, replicas=r.replicas - relaxed.left_out.get(r.name, 0)) for r in requests]
+        prices = shadow(fresh, [r for r in rest if r.replicas], options).prices
+        for share in (max(SHADOW_SHARES), 1.0, SHORT_SHARE):
+            tries.append((relaxed.left_out, {row: share * p for row, p in prices.items()}))
     for held in range(1, min(len(best.unplaced), MAX_HELD_BACK) + 1):
-        state = FleetState.of(inventory, like=fresh)
-        _holding_back(state, requests, registry, options, held)
+        tries.append((_largest(requests, options, fresh, held), {}))
+    for back, prices in tries:
+        state = FleetState.of(inventory, like=fresh, shadow=prices)
+        _holding_back(state, requests, registry, options, back)
         plan = state.plan()
         if plan.better_than(best):
             best = plan
     return best
 
 
-SQUEAKY_PASSES = 4
+SHADOW_SHARES = (0.5, 0.8)
+"""Regret-insertion passes the online policy adds with the fleet's shadow prices (`scheduler.shadow`)
+added to every option's cost, each at this share of them. At the full price every option the LP
+relaxation would use costs a request the same, and tie-breaks decide; a share of it keeps the real
+prices in the lead while steering replicas with a good alternative off the classes that are short."""
+SQUEAKY_PASSES = 2
 """Squeaky-wheel passes the online policy adds: regret insertion, the requests that overpaid in the
 passes before first."""
 
@@ -138,26 +179,41 @@ def _squeaky_wheel(
             over = last.paid.get(r.name, 0.0) - placed * cheapest[r.name] if placed else 0.0
             priority[r.name] += (over + 2 * dearest[r.name] * missing.get(r.name, 0)) / r.replicas
         last = FleetState.of(inventory, like=fresh)
-        _regret_pass(last, requests, registry, options, None, priority)
+        _regret_pass(last, requests, registry, options, priority)
         plan = last.plan()
         if plan.better_than(best):
             best = plan
     return best
 
 
-MAX_HELD_BACK = 4
-"""The most replicas the online policy tries placing last when a plan leaves some unplaced."""
+SHORT_SHARE = 1.5
+"""The share of the shadow prices in the passes for a fleet short of room: above the full price, so
+that what a replica takes of the classes in demand counts for more than what it costs."""
+MAX_HELD_BACK = 2
+"""The most replicas of largest footprint the online policy tries placing last when a plan leaves
+some unplaced."""
 
 
-def _holding_back(
-    state: FleetState, requests: Sequence[Request], registry: Registry, options: dict[str, list[Shape]], held: int
-) -> None:
-    """The regret pass over all but the `held` replicas of largest footprint, then those, each
-    where it still fits (or recorded as unplaced)."""
+def _largest(
+    requests: Sequence[Request], options: dict[str, list[Shape]], state: FleetState, held: int
+) -> dict[str, int]:
+    """Request -> how many of its replicas are among the `held` of largest footprint."""
     back: dict[str, int] = {}
     for r in largest_first(requests, options, state):
         if sum(back.values()) < held:
             back[r.name] = min(r.replicas, held - sum(back.values()))
+    return back
+
+
+def _holding_back(
+    state: FleetState,
+    requests: Sequence[Request],
+    registry: Registry,
+    options: dict[str, list[Shape]],
+    back: dict[str, int],
+) -> None:
+    """The regret pass over all but `back` (request -> replicas held back), then those, each where
+    it still fits (or recorded as unplaced)."""
     first = [replace(r, replicas=r.replicas - back.get(r.name, 0)) for r in requests]
     _regret_pass(state, [r for r in first if r.replicas], registry, options)
     for r in requests:
@@ -165,8 +221,6 @@ def _holding_back(
             place_one(state, registry.get(r.model), r, replica, options[r.name])
 
 
-PERTURBED_REGRET_PASSES = 2
-"""Regret-insertion passes with seeded, perturbed regrets the online policy adds (deterministic)."""
 MANY_REPLICAS = 400
 """Above this many replicas in a batch, the online policy makes one pass (largest first)."""
 
@@ -182,13 +236,12 @@ def _regret_pass(
     requests: Sequence[Request],
     registry: Registry,
     options: dict[str, list[Shape]],
-    weight: dict[str, float] | None = None,
     extra: dict[str, float] | None = None,
 ) -> None:
     """Regret insertion: place next a replica of the request that loses most if its cheapest GPU
     class is taken (its second-best class's cost minus its best, on the fleet as it is now), and
-    recompute, after each replica, only the options on the node kind it took. `weight` scales
-    each request's regret (1 when not given), `extra` is added to it (USD/hour, 0 when not given)."""
+    recompute, after each replica, only the options on the node kind it took. `extra` is added to
+    each request's regret (USD/hour, 0 when not given); costs include `state.shadow` prices."""
     left = {r.name: r.replicas for r in requests}
     by_name = {r.name: r for r in requests}
     footprint = {r.name: _footprint(options[r.name]) for r in requests}
@@ -227,7 +280,7 @@ def _regret_pass(
             ranked[name] = ((-math.inf, -footprint[name]), None)  # no room anywhere: say so first
             return
         second = min((o.key[0] for o in by_class.values() if o is not first), default=math.inf)
-        regret = (second - first.key[0]) * (weight or {}).get(name, 1.0) + (extra or {}).get(name, 0.0)
+        regret = second - first.key[0] + (extra or {}).get(name, 0.0)
         ranked[name] = ((-regret, -footprint[name]), first)
 
     for kind, wanting in users.items():
@@ -308,16 +361,17 @@ def place_one(
     """Place one replica on the best option now, or record why it cannot be placed."""
     if options is None:
         options = shapes(model, request, state.classes())
-    best: Option | None = None
+    found: _Found | None = None
     for shape in options:
-        option = _best_option(state, shape, state.kinds_for(request, shape.gpu.name))
-        if option is not None and (best is None or option.key < best.key):
-            best = option
-    if best is None:
+        candidate = _best_found(state, shape, state.kinds_for(request, shape.gpu.name))
+        if candidate is not None and (found is None or candidate.key < found.key):
+            found = candidate
+    if found is None:
         state.unplaced.append(
             Unplaced(request.name, replica, _why_not(state, model, request, options), request.namespace)
         )
         return None
+    best = found.build()
     placement = take(state, best, request, replica)
     state.placements.append(placement)
     state.paid[request.name] = state.paid.get(request.name, 0.0) + best.key[0]
@@ -338,15 +392,10 @@ def _options(state: FleetState, shape: Shape, kinds: Sequence[str]) -> Iterable[
             yield _on(option, node, shape)
 
 
-def _best_option(state: FleetState, shape: Shape, kinds: Sequence[str]) -> Option | None:
-    """The best of `_options`, comparing the memoised keys and building only the winner."""
-    found = _best_found(state, shape, kinds)
-    return None if found is None else found.build()
-
-
 @dataclass(frozen=True)
 class _Found:
-    """The best option of a shape, not built yet: its key, the memoised option, the node it is for."""
+    """The best option of a shape, not built yet: its key (the memoised option's, for `node`, with
+    the state's shadow prices added to the cost), the memoised option, the node it is for."""
 
     key: tuple[float, ...]
     option: Option
@@ -358,16 +407,33 @@ class _Found:
 
 
 def _best_found(state: FleetState, shape: Shape, kinds: Sequence[str]) -> _Found | None:
+    """The best of `_options` by `_priced` key, building none of them."""
     if shape.nodes > 1:
         option = next(iter(_options(state, shape, kinds)), None)
-        return None if option is None else _Found(option.key, option, option.node, shape)
+        return None if option is None else _Found(_priced(state, option, option.key), option, option.node, shape)
     best: tuple[tuple[float, ...], Option, NodeState] | None = None
     for node, found in _memoised(state, shape, kinds):
         for option in found:
-            key = (*option.key[:-1], node.order)
+            key = _priced(state, option, (*option.key[:-1], node.order))
             if best is None or key < best[0]:
                 best = (key, option, node)
     return None if best is None else _Found(best[0], best[1], best[2], shape)
+
+
+def _priced(state: FleetState, option: Option, key: tuple[float, ...]) -> tuple[float, ...]:
+    """`key` (the real cost first) with what `option` takes of capacity at `state.shadow` prices
+    added to the cost; `key` itself when the state has no shadow prices."""
+    if not state.shadow:
+        return key
+    profile = option.mig.profile.name if option.mig is not None else ""
+    shape = option.shape
+    what = (option.node.kind, profile, shape.per_gpu_mib, shape.gpus, *(node.kind for node, _ in option.workers))
+    extra = state.surcharges.get(what)
+    if extra is None:
+        workers = [node for node, _ in option.workers] or [option.node]
+        extra = sum(surcharge(state.shadow, node, shape, profile) for node in workers) / len(workers)
+        state.surcharges[what] = extra
+    return (round(key[0] + extra, 6), *key[1:])
 
 
 def _memoised(state: FleetState, shape: Shape, kinds: Sequence[str]) -> Iterable[tuple[NodeState, list[Option]]]:

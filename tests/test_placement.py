@@ -17,12 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scheduler.catalog import Catalog
-from scheduler.fleet import untolerated
+from scheduler.fleet import FleetState, shapes, untolerated
 from scheduler.inventory import Inventory, SharingPolicy, build_inventory
 from scheduler.placement import place
 from scheduler.plan import Plan, Request
 from scheduler.registry import Registry
 from scheduler.replan import solve
+from scheduler.shadow import UNPLACED_PENALTY, shadow
 from scheduler.synthetic import gpu_node
 
 REPO = Path(__file__).resolve().parent.parent
@@ -225,6 +226,59 @@ def test_a_cheap_tensor_parallel_pair_does_not_crowd_out_the_replicas_that_need_
     check_plan(online, inventory, requests)
     assert not online.unplaced
     assert online.cost_per_hour == pytest.approx(optimum)
+
+
+def mi210_fleet() -> tuple[Inventory, list[Request]]:
+    """Four MI210s ($1.00) on one node, eight A100-80GBs ($3.43), eight MI300Xs ($6.00); three 72B
+    replicas (one MI300X in FP8, $6.00, or a tensor-parallel group of four MI210s, $4.00) and two
+    Gemma-27B replicas (two MI210s, $2.00, or one A100, $3.43)."""
+    inventory = fleet(("MI210", 1, 4), ("A100-80GB", 1, 8), ("MI300X", 1, 8))
+    requests = [
+        Request("qwen72", "qwen2.5-72b-instruct", 3, min_quality=0.99, context=32768, concurrency=8),
+        Request("gemma", "gemma-2-27b-it", 2, min_quality=0.95, context=4096, concurrency=8),
+    ]
+    return inventory, requests
+
+
+def test_the_fluid_relaxation_prices_only_the_class_that_is_short() -> None:
+    # The MI210s are worth at least what a 72B replica saves per GPU with them (($6.00 - $4.00) / 4)
+    # and at most what a Gemma replica saves per GPU (($3.43 - $2.00) / 2); nobody is short of A100s
+    # or MI300Xs, so they are worth nothing more than their price.
+    inventory, requests = mi210_fleet()
+    state = FleetState.of(inventory)
+    options = {r.name: shapes(REGISTRY.get(r.model), r, state.classes()) for r in requests}
+    relaxed = shadow(state, requests, options)
+    assert set(relaxed.prices) == {("MI210", "")}
+    assert 0.5 - 1e-6 <= relaxed.prices[("MI210", "")] <= 0.715 + 1e-6
+    assert relaxed.left_out == {}
+
+
+def test_the_fluid_relaxation_says_which_replicas_cannot_be_placed() -> None:
+    inventory = fleet(("MI300X", 1, 8))
+    requests = [Request("qwen72", "qwen2.5-72b-instruct", 10, min_quality=0.98, context=4096, concurrency=8)]
+    state = FleetState.of(inventory)
+    options = {r.name: shapes(REGISTRY.get(r.model), r, state.classes()) for r in requests}
+    relaxed = shadow(state, requests, options)
+    assert relaxed.left_out == {"qwen72": 2}
+    assert relaxed.prices[("MI300X", "")] == pytest.approx(UNPLACED_PENALTY - 6.0)
+
+
+def test_a_replica_leaves_a_cheap_class_to_those_it_is_worth_more_to() -> None:
+    # At real prices the 72B replica has the most to lose (a $6.00 MI300X against four MI210s at
+    # $4.00, where a Gemma replica loses $1.43): it takes the four MI210s, both Gemma replicas go
+    # to A100s and the other two 72B replicas to MI300Xs: $22.86. Per MI210, though, a Gemma
+    # replica saves more ($0.715 against $0.50). With the MI210s' shadow price added to the cost,
+    # the Gemma replicas go first and take them, and the 72B replicas the MI300Xs: $22.00, the
+    # optimum.
+    inventory, requests = mi210_fleet()
+    optimum = 2 * 2 * 1.00 + 3 * 6.00
+    exact = solve(requests, REGISTRY, inventory, time_limit_s=10)
+    assert exact.optimal and exact.plan.cost_per_hour == pytest.approx(optimum)
+    online = place(requests, REGISTRY, inventory)
+    check_plan(online, inventory, requests)
+    assert not online.unplaced
+    assert online.cost_per_hour == pytest.approx(optimum)
+    assert {(p.request, p.gpu_class) for p in online.placements} == {("gemma", "MI210"), ("qwen72", "MI300X")}
 
 
 def test_the_exact_replan_is_never_worse_than_the_online_policy_on_the_benchmark_mix() -> None:
