@@ -101,7 +101,8 @@ def place(requests: Sequence[Request], registry: Registry, inventory: Inventory)
         if best is None or plan.better_than(best):
             best, best_state = plan, state
     assert best is not None
-    best = _squeaky_wheel(inventory, fresh, requests, registry, options, best, best_state)
+    if not relaxed.left_out:  # short of room, the passes that hold replicas back decide
+        best = _squeaky_wheel(inventory, fresh, requests, registry, options, best, best_state)
     if best.unplaced:
         best = _short_of_room(inventory, fresh, requests, registry, options, relaxed, best)
     return best
@@ -116,22 +117,24 @@ def _short_of_room(
     relaxed: Shadow,
     best: Plan,
 ) -> Plan:
-    """More passes for a batch the best plan leaves replicas of: regret insertion at `SHORT_SHARE`
-    of the shadow prices; the replicas the fluid relaxation cannot place either held back to the
-    end, the others placed at the largest of `SHADOW_SHARES` and at `SHORT_SHARE` of the shadow
-    prices of the batch without them; and the `held` replicas of largest footprint held back, for
-    each `held` up to `MAX_HELD_BACK` (one replica fewer of 4 GPUs can make room for several of
-    one). Returns the best plan of these and `best`."""
+    """More passes for a batch the best plan leaves replicas of. When the fluid relaxation cannot
+    place them all either, the replicas it leaves out are held back to the end and the others
+    placed at shares of the shadow prices of the batch without them (the largest of
+    `SHADOW_SHARES`, the full price and `SHORT_SHARE`). Otherwise regret insertion at `SHORT_SHARE`
+    of the shadow prices, and the `held` replicas of largest footprint held back, for each `held`
+    up to `MAX_HELD_BACK` (one replica fewer of 4 GPUs can make room for several of one). Returns
+    the best plan of these and `best`."""
     tries: list[tuple[dict[str, int], dict[Row, float]]] = []
-    if relaxed.prices and not relaxed.left_out:
-        tries.append(({}, {row: SHORT_SHARE * p for row, p in relaxed.prices.items()}))
     if relaxed.left_out:
         rest = [replace(r, replicas=r.replicas - relaxed.left_out.get(r.name, 0)) for r in requests]
         prices = shadow(fresh, [r for r in rest if r.replicas], options).prices
         for share in (max(SHADOW_SHARES), 1.0, SHORT_SHARE):
             tries.append((relaxed.left_out, {row: share * p for row, p in prices.items()}))
-    for held in range(1, min(len(best.unplaced), MAX_HELD_BACK) + 1):
-        tries.append((_largest(requests, options, fresh, held), {}))
+    else:
+        if relaxed.prices:
+            tries.append(({}, {row: SHORT_SHARE * p for row, p in relaxed.prices.items()}))
+        for held in range(1, min(len(best.unplaced), MAX_HELD_BACK) + 1):
+            tries.append((_largest(requests, options, fresh, held), {}))
     for back, prices in tries:
         state = FleetState.of(inventory, like=fresh, shadow=prices)
         _holding_back(state, requests, registry, options, back)
