@@ -22,6 +22,9 @@ class RulesConfig:
     slow_interval: str = "1m"
     """Evaluation interval of the groups whose inputs change slowly: a GPU's VRAM total, the node and
     GPU-model inventory, the demand a day and a week earlier (the others follow the global interval)."""
+    demand_window: str = "5m"
+    """The rate window of the `*:requests:rate5m` rules. Only a run in compressed time (`egs demo`, where
+    a day passes in minutes) shortens it, as it shortens every other duration."""
     vram_saturated_ratio: float = 0.95
     """VRAM used ratio above which a GPU is full: an LLM server there cannot grow its KV cache."""
     vram_saturated_for: str = "5m"

@@ -152,10 +152,11 @@ def capacity_groups(cfg: RulesConfig) -> list[Group]:
     ]
 
 
-def demand_rules() -> list[Rule]:
+def demand_rules(cfg: RulesConfig) -> list[Rule]:
     per_pod_class = 'group by (namespace, pod, modelName) (DCGM_FI_DEV_FB_USED{pod!=""})'
+    window = cfg.demand_window
     return [
-        _record("model:requests:rate5m", "sum by (model_name) (rate(vllm:request_success_total[5m]))"),
+        _record("model:requests:rate5m", f"sum by (model_name) (rate(vllm:request_success_total[{window}]))"),
         _record("model:requests_waiting:sum", "sum by (model_name) (vllm:num_requests_waiting)"),
         _record("model:requests_running:sum", "sum by (model_name) (vllm:num_requests_running)"),
         # vLLM renamed gpu_cache_usage_perc to kv_cache_usage_perc (both 0-1); read either.
@@ -176,7 +177,7 @@ def demand_rules() -> list[Rule]:
         # GPU model its pod holds, as the exporter's pod attribution reports it.
         _record(
             "modelName:requests:rate5m",
-            "sum by (modelName) (sum by (namespace, pod) (rate(vllm:request_success_total[5m]))"
+            f"sum by (modelName) (sum by (namespace, pod) (rate(vllm:request_success_total[{window}]))"
             f" * on (namespace, pod) group_left (modelName) {per_pod_class})",
         ),
     ]
@@ -352,7 +353,7 @@ def rule_groups(cfg: RulesConfig | None = None) -> dict[str, Any]:
         "groups": [
             *gpu_groups(cfg),
             *capacity_groups(cfg),
-            _group("egs-model-demand.rules", *demand_rules()),
+            _group("egs-model-demand.rules", *demand_rules(cfg)),
             _group("egs-demand-curve.rules", *demand_curve_rules(), interval=cfg.slow_interval),
             _group("egs-gpu-alerts", *(a for a in alerts if a["alert"] in gpu_alerts)),
             _group("egs-gpu-fault-alerts", *(a for a in alerts if a["alert"] in fault_alerts)),

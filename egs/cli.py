@@ -121,21 +121,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     exp.set_defaults(run=run_exporter)
 
-    demo = sub.add_parser(
-        "demo",
-        help="run the local stack: a simulated node's exporter scraped by a real Prometheus",
-        description="Start a simulated GPU node's exporter and a real Prometheus scraping it on 127.0.0.1, "
-        "then print what Prometheus sees every few seconds until Ctrl-C.",
-    )
-    demo.add_argument("--fleet", type=Path, help="fleet file for the simulated node (default: 8 H100 80GB)")
-    demo.add_argument("--node", help="which node of the fleet file to simulate")
-    demo.add_argument(
-        "--rounds", type=_count, default=0, help="print this many times, then stop (default: until Ctrl-C)"
-    )
-    demo.add_argument(
-        "--every", type=seconds(INTERVAL_BOUNDS_S), default=5.0, help="seconds between prints (default %(default)s)"
-    )
-    demo.set_defaults(run=run_demo)
+    from egs.demo_cli import add_parser as add_demo_parser
+
+    add_demo_parser(sub)
 
     if command is None:
         from egs.api_cli import add_parser as add_api_parser
@@ -216,14 +204,6 @@ def run_exporter(args: argparse.Namespace) -> int:
     server.serve_forever()
     backend.close()
     return 0
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    from egs.demo import run
-
-    fleet = _fleet(args.fleet)
-    fleet.node(args.node)  # a bad fleet file or node name fails here, before anything starts
-    return run(args.fleet, args.node, rounds=args.rounds, every_s=args.every)
 
 
 if __name__ == "__main__":

@@ -1,84 +1,375 @@
-"""`egs demo`: a simulated node's exporter scraped by a real Prometheus, and what Prometheus sees.
+"""`egs demo`: the whole local stack on one machine with no GPU and no cluster, replaying a day of demand.
 
-It runs inside a `LocalStack`, so however it ends (Ctrl-C, SIGTERM, SIGHUP, a server dying, a bug)
-both servers are stopped, the working directory is removed, and one line on stderr says why.
+What runs (all on 127.0.0.1, inside a `LocalStack`, so that however it ends, by itself, by Ctrl-C,
+SIGTERM, SIGHUP, a server dying or a bug, everything is stopped and the workdir removed, with one
+line on stderr saying why):
+
+- a simulated mixed fleet's exporters (`egs exporter --backend sim`, one process per node of the
+  fleet file), and an exporter per GPU node the demo's node autoscaler adds (`egs.demo_cluster`);
+- a real Prometheus with the EGS recording rules and alerts (durations compressed as time is), and
+  a real Alertmanager it sends alerts to;
+- the real `egs controller` and `egs api` processes against a Kubernetes API stand-in
+  (`egs.kube_standin`, kmock), and a vLLM metrics stand-in (`egs.vllm_standin`);
+- a day of demand (`egs.demo_replay`) replayed in `--minutes`: endpoints are requested through the
+  API (202 with an ETA while nodes are provisioned, 201 when warm capacity serves at once), the
+  controller scales them and holds a warm pool, the demo plays scheduler, kubelet and node
+  autoscaler, and the capped endpoint's GPUs saturate at the daily peak, which pages.
+
+A summary goes to stdout every `--every` seconds; at the end, or on Ctrl-C, the HTML report
+(`egs.demo_report`) is written and its path printed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import sys
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from egs.localstack import LocalStack, Prometheus, StackError, Stopped
+import yaml
+
+from alerts.config import RulesConfig
+from alerts.rules import render
+from egs.demo_cluster import DEPLOYMENTS, REQUEST_NAME, ClusterPlay, PlaySettings
+from egs.demo_replay import Replay
+from egs.demo_report import Answer, Run, Sample, write_report
+from egs.kube_standin import KubeCluster
+from egs.localstack import LocalStack, Prometheus, StackError, Stopped, egs_command, free_port
+from egs.vllm_standin import VllmStandIn
+from exporter.fleet import load_fleet
 
 log = logging.getLogger(__name__)
 
-QUERIES = {
-    "util %": "DCGM_FI_DEV_GPU_UTIL",
-    "VRAM %": "egs_gpu_vram_used_ratio * 100",
-    "VRAM used MiB": "DCGM_FI_DEV_FB_USED",
-    "VRAM free MiB": "DCGM_FI_DEV_FB_FREE",
-    "power W": "DCGM_FI_DEV_POWER_USAGE",
-    "temp C": "DCGM_FI_DEV_GPU_TEMP",
-}
+REPO = Path(__file__).resolve().parent.parent
+NAMESPACE = "demo"
+TOKEN = "demo-token"
+GPU_CLASS = "H100-80GB"
+ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
+THROUGHPUT_RPS = 5.0
+"""Requests per second one replica serves, for every model of the demo (the controller is told so)."""
+CAPPED_SHARE = 0.6
+"""The first endpoint's `replicas.max` serves this share of its model's peak: its GPUs saturate above it."""
 
 
-def table(prom: Prometheus) -> str:
-    rows: dict[tuple[str, str], dict[str, str]] = {}
-    for column, promql in QUERIES.items():
-        for series in prom.query(promql):
-            m = series["metric"]
-            key = (
-                m.get("Hostname", "?"),
-                m.get("gpu", "?") + (f"/{m['GPU_I_ID']}" if "GPU_I_ID" in m else ""),
-            )
-            row = rows.setdefault(key, {"model": m.get("modelName", "?")})
-            row[column] = f"{float(series['value'][1]):.0f}"
-    header = ["node", "gpu", "model", *QUERIES]
-    lines = [header] + [[*key, row["model"], *(row.get(c, "-") for c in QUERIES)] for key, row in sorted(rows.items())]
-    widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in lines)
+@dataclass(frozen=True)
+class Options:
+    replay: Replay
+    fleet: Path
+    every_s: float = 5.0
+    node_delay_s: float = 8.0
+    report: Path = Path("egs-demo-report.html")
 
 
-def run(fleet_file: Path | None, node: str | None, rounds: int, every_s: float) -> int:
+def run(options: Options) -> int:
     """Run the demo; returns the exit code: 0 when done or Ctrl-C, 128+n for signal n, 1 on a failure."""
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # the stand-in's every request
+    record = Run()
     try:
         with LocalStack(prefix="egs-demo-") as stack:
-            _show(stack, fleet_file, node, rounds, every_s)
+            _Demo(stack, options, record).play()
+        code = 0
     except KeyboardInterrupt:
-        return _stopped("stopped by Ctrl-C (SIGINT)", 0)
+        code = _stopped("stopped by Ctrl-C (SIGINT)", 0)
     except Stopped as e:
-        return _stopped(f"stopped by {e} (signal {e.signum})", 128 + e.signum)
+        code = _stopped(f"stopped by {e} (signal {e.signum})", 128 + e.signum)
     except StackError as e:
         return _stopped(f"stopped: {e}", 1)
     except Exception as e:
         log.debug("the demo failed", exc_info=True)
         return _stopped(f"stopped by an unexpected error: {type(e).__name__}: {e} (--log-level debug shows where)", 1)
-    return 0
+    if record.samples:
+        try:
+            path = write_report(record, options.report, "EGS demo: a day of demand on a simulated GPU fleet")
+        except KeyboardInterrupt:
+            return code
+        print(f"egs demo: report written to {path.resolve()}", flush=True)
+    return code
 
 
-def _show(stack: LocalStack, fleet_file: Path | None, node: str | None, rounds: int, every_s: float) -> None:
-    print(f"egs demo: starting a simulated node's exporter (workdir {stack.workdir})", flush=True)
-    options = ["--kubelet-socket", "none", "--collect-interval", "1"]
-    options += ["--fleet", str(fleet_file)] if fleet_file else []
-    options += ["--node", node] if node else []
-    target = stack.exporter("exporter", *options)
-    print(f"egs demo: simulated node exporter on http://{target}/metrics", flush=True)
-    prom = stack.prometheus([target], interval="2s")
-    print(f"egs demo: Prometheus on {prom.url} scraping it; waiting for the first scrape...", flush=True)
-    if not prom.wait_for('up{job="egs-exporter"} == 1', timeout_s=30):
-        stack.check()
-        raise StackError("Prometheus did not scrape the exporter within 30s")
-    done = 0
-    while rounds == 0 or done < rounds:
-        prom.wait_for("DCGM_FI_DEV_GPU_UTIL", timeout_s=30)
-        stack.check()
-        print(f"\n{time.strftime('%H:%M:%S')} what Prometheus sees (simulated GPUs):\n{table(prom)}", flush=True)
-        done += 1
-        if rounds == 0 or done < rounds:
-            stack.wait(every_s)
+class _Demo:
+    def __init__(self, stack: LocalStack, options: Options, record: Run) -> None:
+        self.stack, self.options, self.record = stack, options, record
+        self.replay = options.replay
+        self.started = time.monotonic()
+        self.requested: dict[str, Answer] = {}
+
+    def play(self) -> None:
+        stack, options = self.stack, self.options
+        print(f"egs demo: starting the local stack (workdir {stack.workdir})", flush=True)
+        nodes = [n.name for n in load_fleet(options.fleet).nodes]
+        opts = ["--fleet", str(options.fleet), "--kubelet-socket", "none", "--collect-interval", "1"]
+        fleet = stack.exporters({node: [*opts, "--node", node] for node in nodes})
+        print(f"egs demo: {len(fleet)} simulated fleet exporters ({', '.join(nodes)})", flush=True)
+        kube = KubeCluster().start()
+        vllm = VllmStandIn([])
+        play: ClusterPlay | None = None
+        try:
+            kube.emulator.tokens[TOKEN] = ("demo-user", ("demo-team",))
+            for verb in ("create", "get", "list", "delete"):
+                kube.emulator.grants.add(("demo-user", verb, NAMESPACE))
+            targets = stack.workdir / "gpu-nodes.yaml"
+            targets.write_text("[]\n")
+            settings = PlaySettings(
+                node_delay_s=options.node_delay_s,
+                load_s=2.0,
+                idle_release_s=2 * options.node_delay_s,
+                throughput_rps=dict.fromkeys(self.replay.models, THROUGHPUT_RPS),
+            )
+            play = ClusterPlay(kube, vllm, settings, targets)
+            self._run(kube, vllm, play, list(fleet.values()), targets)
+        finally:
+            if play is not None:
+                play.close()
+            vllm.close()
+            kube.stop()
+
+    def _run(self, kube: KubeCluster, vllm: VllmStandIn, play: ClusterPlay, fleet: list[str], targets: Path) -> None:
+        stack, workdir = self.stack, self.stack.workdir
+        am = stack.alertmanager(
+            {
+                "route": {"receiver": "pager", "group_by": ["alertname", "Hostname", "gpu"], "group_wait": "1s",
+                          "group_interval": "1s", "repeat_interval": "1h"},
+                "receivers": [{"name": "pager"}],
+            }
+        )  # fmt: skip
+        rules = workdir / "egs.rules.yaml"
+        rules.write_text(render(self._rules_config()))
+        config = self._controller_config(workdir)
+        kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))
+        metrics_port, api_port = free_port(), free_port()
+        jobs = [
+            {
+                "job_name": "egs-exporter",
+                "static_configs": [{"targets": fleet}],
+                "file_sd_configs": [{"files": [str(targets)], "refresh_interval": "1s"}],
+            },
+            {"job_name": "vllm", "honor_labels": True, "static_configs": [{"targets": [vllm.address]}]},
+            {"job_name": "egs-controller", "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]},
+        ]
+        prom = stack.prometheus(
+            [], interval="1s", rule_files=[rules], alertmanagers=[am.address], scrape_configs=jobs,
+            extra_args=["--rules.alert.resend-delay=1s"],
+        )  # fmt: skip
+        print(f"egs demo: Prometheus on {prom.url} (EGS rules), Alertmanager on http://{am.address}", flush=True)
+        shared = ["--kubeconfig", kubeconfig, "--config", str(config)]
+        api = f"http://127.0.0.1:{api_port}"
+        stack.command("api", egs_command("api", *shared, "--listen", f"127.0.0.1:{api_port}"), f"{api}/openapi.json")
+        controller = egs_command(
+            "controller", *shared, "--prometheus", prom.url, "--interval", "1", "--metrics-listen",
+            f"127.0.0.1:{metrics_port}",
+        )  # fmt: skip
+        stack.command("controller", controller, f"http://127.0.0.1:{metrics_port}/metrics")
+        print(f"egs demo: egs api on {api}, egs controller every 1 s, a Kubernetes API stand-in on {kube.url}")
+        minutes = self.replay.duration_s / 60
+        print(f"egs demo: replaying a day of demand in {minutes:.1f} min ({self.replay.speed:.0f}x); Ctrl-C stops")
+        self._loop(kube, play, prom, am.address, api)
+
+    def _rules_config(self) -> RulesConfig:
+        """The rules with their durations compressed as the replay compresses time (2 s at least)."""
+        speed = self.replay.speed
+
+        def scaled(seconds: float, least: float = 2.0) -> str:
+            return f"{max(least, seconds / speed):.0f}s"
+
+        return RulesConfig(
+            demand_window=scaled(300, least=10),
+            vram_saturated_for=scaled(300),
+            bandwidth_saturated_for=scaled(900),
+            warm_pool_exhausted_for=scaled(300),
+            queue_backlog_for=scaled(600),
+        )
+
+    def _controller_config(self, workdir: Path) -> Path:
+        delay = self.options.node_delay_s
+        config = {
+            "models": str(REPO / "examples" / "models.yaml"),
+            "throughput_rps": dict.fromkeys(self.replay.models, THROUGHPUT_RPS),
+            "stale_after_s": 30,
+            "gpu_classes": {GPU_CLASS: {"gpus_per_node": 8, "pool": "balloon", "policy": "static", "static_nodes": 1}},
+            "eta": {"prior_delay_s": [delay, 2 * delay]},
+        }
+        path = workdir / "egs.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    # -- the replay -------------------------------------------------------------------------------
+
+    def _loop(self, kube: KubeCluster, play: ClusterPlay, prom: Prometheus, am: str, api: str) -> None:
+        self.started = time.monotonic()
+        next_print = 0.0
+        while True:
+            elapsed = time.monotonic() - self.started
+            demand = self.replay.demand_at(elapsed)
+            self._request(api, play, elapsed)
+            play.step(time.monotonic(), demand)
+            self._track_ready(kube, elapsed)
+            self.record.samples.append(self._sample(kube, play, prom, am, elapsed, demand))
+            if elapsed >= next_print:
+                print(self._summary(self.record.samples[-1]), flush=True)
+                next_print += self.options.every_s
+            if elapsed >= self.replay.duration_s:
+                break
+            self.stack.wait(1.0)
+        self.record.summary = self._totals(play)
+        print("egs demo: replay done\n" + "\n".join(f"  {line}" for line in self.record.summary), flush=True)
+
+    def _request(self, api: str, play: ClusterPlay, elapsed: float) -> None:
+        """The endpoints the demo asks for: the busiest model's first (no node yet: 202 with an ETA),
+        capped below its peak; the other once a warm node is idle (201), uncapped."""
+        models = sorted(self.replay.models, key=lambda m: -float(self.replay.demand_rps[m].max()))
+        if "chat" not in self.requested:
+            peak = float(self.replay.demand_rps[models[0]].max())
+            cap = max(2, math.floor(CAPPED_SHARE * peak / THROUGHPUT_RPS))
+            self._post(api, play, "chat", models[0], cap, elapsed)
+        elif len(models) > 1 and "docs" not in self.requested and _idle_node(play):
+            self._post(api, play, "docs", models[1], 16, elapsed)
+
+    def _post(self, api: str, play: ClusterPlay, name: str, model: str, cap: int, elapsed: float) -> None:
+        body = {"name": name, "model": model, "qualityFloor": 0.99, "replicas": {"min": 1, "max": cap}}
+        request = urllib.request.Request(
+            f"{api}/v1/namespaces/{NAMESPACE}/endpoints",
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                status, answer = r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            raise StackError(f"the API refused POST {name}: {e.code} {e.read().decode(errors='replace')}") from e
+        except OSError as e:
+            self.stack.check()
+            raise StackError(f"the API did not answer POST {name}: {e}") from e
+        eta = answer.get("estimatedReadyTime")
+        eta_s = _unix(eta) - time.time() if eta else None
+        self.requested[name] = Answer(elapsed, f"{NAMESPACE}/{name}", model, status, eta_s)
+        self.record.answers.append(self.requested[name])
+        play.models[f"{NAMESPACE}/{name}"] = model
+        promise = f", estimatedReadyTime {eta} (in {eta_s:.0f} s)" if eta_s is not None else ""
+        print(f"egs demo: POST {name} ({model}, up to {cap} replicas) -> {status}{promise}", flush=True)
+
+    def _track_ready(self, kube: KubeCluster, elapsed: float) -> None:
+        for name, answer in self.requested.items():
+            if answer.ready_after_s is None:
+                status = (kube.get(ENDPOINTS, NAMESPACE, name) or {}).get("status") or {}
+                if status.get("phase") == "Ready":
+                    answer.ready_after_s = elapsed - answer.at
+                    print(f"egs demo: {name} is Ready ({status.get('url', '')}) {answer.ready_after_s:.0f} s after "
+                          "its request", flush=True)  # fmt: skip
+
+    def _sample(
+        self, kube: KubeCluster, play: ClusterPlay, prom: Prometheus, am: str, elapsed: float, demand: dict[str, float]
+    ) -> Sample:
+        measured = _by(prom.query("model:requests:rate5m"), "model_name")
+        vram = _by(prom.query("max by (Hostname) (gpu:vram_used:ratio)"), "Hostname")
+        target = _by(prom.query("egs_warm_pool_target_nodes"), "gpu_class").get(GPU_CLASS, 0.0)
+        idle = _by(prom.query("egs_warm_pool_idle_nodes"), "gpu_class").get(GPU_CLASS, 0.0)
+        now = time.monotonic()
+        serving = play.serving(now)
+        replicas: dict[str, tuple[int, int]] = {}
+        pools: dict[str, int] = {}
+        for d in kube.all(DEPLOYMENTS):
+            meta = d["metadata"]
+            request = (meta.get("annotations") or {}).get(REQUEST_NAME)
+            if (meta.get("annotations") or {}).get("egs.io/warm-pool"):
+                pools[f"{meta['namespace']}/{meta['name']}"] = int(d["spec"].get("replicas", 0))
+            if request:
+                wanted, ready = int(d["spec"].get("replicas", 0)), int((d.get("status") or {}).get("readyReplicas", 0))
+                before = replicas.get(request, (0, 0))
+                replicas[request] = (before[0] + wanted, before[1] + ready)
+        return Sample(
+            t=elapsed,
+            trace_hour=self.replay.trace_time_s(elapsed) / 3600,
+            replayed_rps=demand,
+            measured_rps=measured,
+            capacity_rps={m: len(pods) * THROUGHPUT_RPS for m, pods in serving.items()},
+            replicas=replicas,
+            pool_target=int(target),
+            pool_idle=int(idle),
+            pool_objects=pools,
+            nodes_ready=sum(1 for n in play.nodes.values() if n.ready_at <= now),
+            nodes_coming=sum(1 for n in play.nodes.values() if n.ready_at > now),
+            vram_max=vram,
+            firing=self._alerts(am, elapsed),
+        )
+
+    def _alerts(self, am: str, elapsed: float) -> list[str]:
+        """The alerts active at Alertmanager now, each remembered with when it was seen."""
+        try:
+            with urllib.request.urlopen(f"http://{am}/api/v2/alerts?active=true", timeout=10) as r:
+                alerts: list[dict[str, Any]] = json.load(r)
+        except OSError as e:
+            self.stack.check()
+            raise StackError(f"Alertmanager did not answer: {e}") from e
+        firing = []
+        for alert in alerts:
+            seen = self.record.alerts.setdefault(alert["fingerprint"], {**alert, "seen_from": elapsed})
+            seen["seen_to"] = elapsed
+            labels = alert["labels"]
+            where = f" {labels['Hostname']}/{labels['gpu']}" if "gpu" in labels and "Hostname" in labels else ""
+            firing.append(f"{labels.get('alertname', '?')}{where}")
+        return sorted(firing)
+
+    def _summary(self, s: Sample) -> str:
+        hour = s.trace_hour
+        lines = [f"\n[{s.t:4.0f} s | trace {int(hour):02d}:{int(hour % 1 * 60):02d}]"]
+        for model in sorted(s.replayed_rps):
+            lines.append(
+                f"  demand  {model}: {s.replayed_rps[model]:6.1f} req/s replayed, "
+                f"{s.measured_rps.get(model, 0.0):6.1f} measured, capacity {s.capacity_rps.get(model, 0.0):5.1f}"
+            )
+        objects = ", ".join(f"Deployment {name} replicas {n}" for name, n in sorted(s.pool_objects.items()))
+        lines.append(
+            f"  pool    {GPU_CLASS}: target {s.pool_target} idle {s.pool_idle} ({objects or 'no pool object yet'}) | "
+            f"GPU nodes {s.nodes_ready} ready, {s.nodes_coming} provisioning"
+        )
+        for name, answer in sorted(self.requested.items()):
+            wanted, ready = s.replicas.get(name, (0, 0))
+            eta = f" ETA {answer.eta_s:.0f} s" if answer.eta_s is not None else ""
+            lines.append(f"  placed  {answer.endpoint} ({answer.model}): {answer.status}{eta}, {ready}/{wanted} ready")
+        top = sorted(s.vram_max.items(), key=lambda kv: -kv[1])[:3]
+        lines.append("  VRAM    highest: " + ", ".join(f"{node} {ratio:.0%}" for node, ratio in top))
+        lines.append("  alerts  " + (", ".join(s.firing) if s.firing else "none firing"))
+        return "\n".join(lines)
+
+    def _totals(self, play: ClusterPlay) -> list[str]:
+        samples = self.record.samples
+        targets = sorted({s.pool_target for s in samples})
+        ready = [s.nodes_ready for s in samples]
+        names = sorted({a["labels"].get("alertname", "?") for a in self.record.alerts.values()})
+        answers = ", ".join(
+            f"{a.endpoint} {a.status}" + (f" (ETA {a.eta_s:.0f} s)" if a.eta_s is not None else "")
+            for a in self.record.answers
+        )
+        return [
+            f"replayed a day of demand ({', '.join(self.replay.models)}) in {samples[-1].t:.0f} s",
+            f"endpoint requests: {answers}",
+            f"GPU nodes: {play.ordered} ordered, {min(ready)}-{max(ready)} ready over the run; warm-pool target "
+            f"{'/'.join(map(str, targets))}",
+            f"alerts seen at Alertmanager: {', '.join(names) if names else 'none'}",
+        ]
+
+
+def _idle_node(play: ClusterPlay) -> bool:
+    """A node in the cluster that no replica holds (only a warm-pool placeholder, or nothing)."""
+    held = {p.node for p in play.pods.values() if not p.placeholder}
+    return any(n.exporter is not None and name not in held for name, n in play.nodes.items())
+
+
+def _by(result: list[dict[str, Any]], label: str) -> dict[str, float]:
+    return {s["metric"].get(label, ""): float(s["value"][1]) for s in result}
+
+
+def _unix(stamp: str) -> float:
+    import datetime
+
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def _stopped(why: str, code: int) -> int:

@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -249,9 +249,14 @@ class Alertmanager:
         self.proc = proc
 
 
+def egs_command(*args: str) -> list[str]:
+    """The real `egs ARGS` command, run by this Python."""
+    return [sys.executable, "-m", "egs.cli", *args]
+
+
 def exporter_command(port: int, *options: str) -> list[str]:
     """The real `egs exporter --backend sim` command, serving on 127.0.0.1:`port`."""
-    return [sys.executable, "-m", "egs.cli", "exporter", "--backend", "sim", "--listen", f"127.0.0.1:{port}", *options]
+    return egs_command("exporter", "--backend", "sim", "--listen", f"127.0.0.1:{port}", *options)
 
 
 _Server = TypeVar("_Server", Prometheus, Alertmanager)
@@ -295,13 +300,30 @@ class LocalStack:
 
     def exporter(self, name: str, *options: str) -> str:
         """Start `egs exporter --backend sim OPTIONS` and wait for /health; returns its host:port."""
-        port = free_port()
+        return self.exporters({name: options})[name]
+
+    def exporters(self, options: Mapping[str, Sequence[str]]) -> dict[str, str]:
+        """Start one `egs exporter --backend sim` per name with its options, all before waiting for any
+        (they import in parallel); returns each one's host:port once all answer /health."""
+        ports = {name: free_port() for name in options}
+        procs = {name: self.command(name, exporter_command(ports[name], *opts)) for name, opts in options.items()}
+        for name, proc in procs.items():
+            wait_http(f"http://127.0.0.1:{ports[name]}/health", 30, proc)
+        return {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+
+    def command(self, name: str, command: list[str], ready_url: str = "") -> subprocess.Popen[bytes]:
+        """Start `command` (its output in `<name>.log` in the workdir), stopped with the stack; with
+        `ready_url`, wait until that answers 200 (StackError, with the log's end, if it does not)."""
         log = self.workdir / f"{name}.log"
         with holding_signals(), log.open("wb") as out:
-            proc = subprocess.Popen(exporter_command(port, *options), stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
             self._procs.append((name, proc, log))  # before the wait, so that an interrupted wait stops it too
-        wait_http(f"http://127.0.0.1:{port}/health", 30, proc)
-        return f"127.0.0.1:{port}"
+        if ready_url:
+            try:
+                wait_http(ready_url, 30, proc)
+            except StackError as e:
+                raise StackError(f"{name}: {e}{_tail(log)}") from e
+        return proc
 
     def process(self, name: str) -> subprocess.Popen[bytes]:
         """The process started as `name` (an exporter's, or a launched binary's)."""

@@ -124,11 +124,3 @@ def test_pod_labels_come_from_a_real_kubelet_socket(exporter: Any, tmp_path: Pat
         assert "egs_exporter_pod_attribution_up 1.0" in metrics
     finally:
         server.stop(None)
-
-
-def test_demo_prints_what_prometheus_sees() -> None:
-    result = subprocess.run([*EGS, "demo", "--rounds", "1"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stdout.splitlines() if line.startswith("sim-h100-0 ")]
-    assert len(lines) == 8
-    assert "what Prometheus sees" in result.stdout

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from egs.cli import main
+from egs.kube_standin import KubeCluster
 from tests.conftest import REPO
-from tests.kube_harness import KubeCluster
 from tests.test_decide import endpoint, h100
 
 MODELS = str(REPO / "examples" / "models.yaml")

@@ -29,12 +29,12 @@ from alerts.rules import render as render_rules
 from autoscaler.metrics import NAMES as CONTROLLER_NAMES
 from dashboards.render import rendered
 from egs.localstack import Prometheus, free_port
+from egs.vllm_standin import Server, VllmStandIn
 from exporter.attribution import PodRef
 from exporter.fleet import DEFAULT_FLEET, Fleet, SimNode
 from exporter.fleet_server import FleetServer
 from scheduler.catalog import Catalog
 from tests.conftest import SimCluster
-from tests.vllm_standin import Server, VllmStandIn
 
 BOARDS = {name: json.loads(text) for name, text in rendered().items()}
 VARIABLES = {"cluster", "node", "gpu_class", "model"}

@@ -22,11 +22,11 @@ import pytest
 import requests
 import yaml
 
+from egs.kube_standin import KubeCluster
 from egs.localstack import Prometheus, free_port, wait_http
+from egs.vllm_standin import Server, VllmStandIn
 from tests.conftest import REPO, SimCluster
-from tests.kube_harness import KubeCluster
 from tests.test_decide import h100
-from tests.vllm_standin import Server, VllmStandIn
 
 ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 DEPLOYMENTS = "apps/v1/deployments"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from egs.kube_standin import KubeCluster
 from egs.localstack import free_port, wait_http
 from tests.conftest import REPO
-from tests.kube_harness import KubeCluster
 from tests.test_decide import h100
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

@@ -1,4 +1,4 @@
-"""The Kubernetes adapter through the official client against kmock (tests/kube_harness.py).
+"""The Kubernetes adapter through the official client against kmock (egs/kube_standin.py).
 
 Covers: reads of nodes, endpoints, owned objects and pending GPU pods; server-side apply creating
 and then updating under one field manager; the status subresource; deletes of absent objects;
@@ -23,7 +23,7 @@ from autoscaler.adapters.kubernetes import (
     NotFoundError,
     TemporaryKubernetesError,
 )
-from tests.kube_harness import KubeCluster
+from egs.kube_standin import KubeCluster
 
 DEPLOYMENTS = "apps/v1/deployments"
 

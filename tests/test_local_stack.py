@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from egs import demo
+from egs.demo_replay import load_replay
 from egs.localstack import LocalStack, Stopped
+from tests.conftest import REPO
 
 WRAPPER = r"""
 import ctypes, json, os, subprocess, sys
@@ -39,8 +41,12 @@ for task in os.listdir("/proc/self/task"):
 json.dump({"code": code, "left": left}, open(report, "w"))
 """
 
-STARTING = "starting a simulated node's exporter"
-SCRAPING = "waiting for the first scrape"
+STARTING = "starting the local stack"
+SCRAPING = "Prometheus on"
+REPLAYING = "  demand  "
+"""A line of the live summary: the replay is under way, the controller and the API are running."""
+ONE_NODE = "nodes:\n  - name: sim-one\n    gpus: [{model: NVIDIA L4, vendor: nvidia, count: 1, memory_mib: 23034}]\n"
+"""A one-node fleet beside the demo's cluster, so that the stack comes up fast."""
 
 
 class Demo:
@@ -48,11 +54,16 @@ class Demo:
 
     def __init__(self, tmp_path: Path) -> None:
         self.report = tmp_path / "report.json"
+        self.html = tmp_path / "report.html"
+        fleet = tmp_path / "fleet.yaml"
+        fleet.write_text(ONE_NODE)
         cmd = [sys.executable, "-c", WRAPPER, str(self.report), sys.executable, "-m", "egs.cli", "demo"]
+        cmd += ["--fleet", str(fleet), "--report", str(self.html), "--every", "1"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -61,7 +72,7 @@ class Demo:
 
     def wait_for(self, text: str) -> str:
         while True:
-            line = self.lines.get(timeout=60)
+            line = self.lines.get(timeout=90)
             self.seen.append(line)
             if text in line:
                 return line
@@ -76,7 +87,12 @@ class Demo:
         return Path(first.split("workdir ", 1)[1].rstrip(")\n"))
 
     def finish(self) -> tuple[int, str, list[str]]:
-        _, err = self.proc.communicate(timeout=60)
+        """(exit code, stderr, processes left); every line of stdout is in `seen` afterwards."""
+        out, err = self.proc.communicate(timeout=60)  # what the reader had not read yet
+        self._reader.join(10)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        self.seen.append(out)
         report = json.loads(self.report.read_text())
         return report["code"], err, report["left"]
 
@@ -97,6 +113,7 @@ def _pids_mentioning(text: str) -> list[int]:
     ("signum", "when", "code", "says"),
     [
         (signal.SIGINT, STARTING, 0, "stopped by Ctrl-C (SIGINT)"),
+        (signal.SIGINT, REPLAYING, 0, "stopped by Ctrl-C (SIGINT)"),
         (signal.SIGTERM, SCRAPING, 143, "stopped by SIGTERM (signal 15)"),
         (signal.SIGHUP, SCRAPING, 129, "stopped by SIGHUP (signal 1)"),
     ],
@@ -111,6 +128,9 @@ def test_a_signal_stops_every_process_and_removes_the_workdir(
     assert (exit_code, left) == (code, [])
     assert says in err and "Traceback" not in err
     assert not demo.workdir.exists()
+    # the report is written, and its path printed, once the replay has sampled something
+    assert demo.html.exists() == (when == REPLAYING)
+    assert (f"report written to {demo.html.resolve()}" in "".join(demo.seen)) == (when == REPLAYING)
 
 
 def test_a_server_that_dies_ends_the_demo_with_its_name_and_no_traceback(tmp_path: Path) -> None:
@@ -147,16 +167,18 @@ def test_sigterm_inside_the_stack_raises_stopped_and_is_given_back_afterwards() 
 
 
 def test_an_unexpected_error_in_the_demo_stops_everything_and_says_why_without_a_traceback(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    def broken(prom: object) -> str:
+    def broken(*args: object) -> str:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(demo, "table", broken)
-    assert demo.run(None, None, rounds=1, every_s=1.0) == 1
+    monkeypatch.setattr(demo._Demo, "_summary", broken)
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(ONE_NODE)
+    replay = load_replay(REPO / "examples" / "demand-day.csv", minutes=0.5, peak_rps=10)
+    assert demo.run(demo.Options(replay, fleet, report=tmp_path / "report.html")) == 1
     out, err = capsys.readouterr()
     assert "stopped by an unexpected error: ZeroDivisionError: a bug" in err and "Traceback" not in err
     workdir = out.split("workdir ", 1)[1].split(")", 1)[0]
-    exporter = out.split("exporter on http://", 1)[1].split("/", 1)[0]
     assert not Path(workdir).exists()
-    assert _pids_mentioning(workdir) == [] and _pids_mentioning(exporter) == []
+    assert _pids_mentioning(workdir) == [] and _pids_mentioning(str(fleet)) == []

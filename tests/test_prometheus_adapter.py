@@ -17,8 +17,8 @@ import pytest
 
 from autoscaler.adapters.prometheus import MetricsUnavailable, PrometheusMetrics
 from egs.localstack import Prometheus, free_port
+from egs.vllm_standin import Server, VllmStandIn
 from tests.conftest import SimCluster
-from tests.vllm_standin import Server, VllmStandIn
 
 RULES = Path(__file__).resolve().parent.parent / "alerts" / "egs.rules.yaml"
 

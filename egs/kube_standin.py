@@ -1,9 +1,9 @@
-"""A Kubernetes API stand-in for the tests: kmock's emulator, taught what a real API server does.
+"""A STAND-IN for a Kubernetes API server: kmock's emulator, taught what a real API server does.
 
-No kube-apiserver can be installed here; kmock serves the real REST paths, so the controller's
-Kubernetes adapter runs its real code through the official `kubernetes` client. kmock is a
-database over HTTP, and where it falls short of a real server this harness teaches it (never the
-adapter):
+For the tests and `egs demo`, where no cluster runs (no kube-apiserver can be installed here):
+kmock serves the real REST paths, so the controller's Kubernetes adapter runs its real code through
+the official `kubernetes` client. kmock is a database over HTTP, and where it falls short of a real
+server this module teaches it (never the adapter):
 
 - server-side apply of an object that does not exist creates it (kmock answers 404);
 - a write sets `uid`, `namespace`, `creationTimestamp`, `resourceVersion` and `generation` (bumped
@@ -318,6 +318,11 @@ class KubeCluster:
         """Change a stored object as a workload controller or the kubelet would (e.g. its status)."""
         key = (kmock.resource(resource), namespace, name)
         self._call(lambda: self.emulator.objects[key].patch(changes))
+
+    def delete(self, resource: str, namespace: str | None, name: str) -> None:
+        """Remove a stored object as its owner would (the node autoscaler giving a node back)."""
+        key = (kmock.resource(resource), namespace, name)
+        self._call(lambda: self.emulator.objects[key].delete())
 
     def get(self, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         key = (kmock.resource(resource), namespace, name)

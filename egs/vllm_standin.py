@@ -1,8 +1,10 @@
-"""A stand-in for vLLM's /metrics endpoint (labelled as one: no model server runs in CI).
+"""A STAND-IN for vLLM's /metrics endpoint (no model server runs in CI or in `egs demo`).
 
 It writes the series the rules read from vLLM, with vLLM's names and labels (`model_name`; `pod` and
-`namespace` as a pod scrape with `honorLabels` keeps them): a request counter that grows with time,
-the running and waiting gauges and the KV-cache usage, each model on the pods given.
+`namespace` as a pod scrape with `honorLabels` keeps them): a request counter that grows with time
+at each pod's rate, the running and waiting gauges and the KV-cache usage, each model on the pods
+given. `update()` replaces the pods and their numbers (the demo replays demand through it); a pod's
+counter keeps what it has counted, as a running server's does.
 """
 
 from __future__ import annotations
@@ -35,11 +37,28 @@ class Server:
 
 class _Collector:
     def __init__(self, servers: Sequence[Server]) -> None:
-        self._servers = servers
-        self._start = time.monotonic()
+        self._servers = list(servers)
+        self._counted: dict[tuple[str, str, str], float] = {}
+        self._since = time.monotonic()
+        self._lock = threading.Lock()
+
+    def update(self, servers: Sequence[Server]) -> None:
+        with self._lock:
+            self._count()
+            self._servers = list(servers)
+
+    def _count(self) -> None:
+        """Add what every pod served since the last count at its rate."""
+        now = time.monotonic()
+        for s in self._servers:
+            key = (s.model, s.namespace, s.pod)
+            self._counted[key] = self._counted.get(key, 0.0) + s.rps * (now - self._since)
+        self._since = now
 
     def collect(self) -> Iterator[Metric]:
-        age = time.monotonic() - self._start
+        with self._lock:
+            self._count()
+            servers, counted = list(self._servers), dict(self._counted)
         labels = ["model_name", "namespace", "pod"]
         success = CounterMetricFamily(
             "vllm:request_success", "Count of successfully processed requests.", labels=[*labels, "finished_reason"]
@@ -47,9 +66,9 @@ class _Collector:
         waiting = GaugeMetricFamily("vllm:num_requests_waiting", "Requests waiting to be processed.", labels=labels)
         running = GaugeMetricFamily("vllm:num_requests_running", "Requests running on GPU.", labels=labels)
         kv = GaugeMetricFamily("vllm:kv_cache_usage_perc", "KV-cache usage (1 = 100%).", labels=labels)
-        for s in self._servers:
+        for s in servers:
             ident = [s.model, s.namespace, s.pod]
-            success.add_metric([*ident, "stop"], s.rps * age)
+            success.add_metric([*ident, "stop"], counted[(s.model, s.namespace, s.pod)])
             waiting.add_metric(ident, s.waiting)
             running.add_metric(ident, s.running)
             kv.add_metric(ident, s.kv_cache)
@@ -61,7 +80,8 @@ class VllmStandIn:
 
     def __init__(self, servers: Sequence[Server]) -> None:
         registry = CollectorRegistry()
-        registry.register(_Collector(servers))
+        self._collector = _Collector(servers)
+        registry.register(self._collector)
 
         class Handler(BaseHTTPRequestHandler):
             # The text format whatever the scraper asks for: prometheus_client's OpenMetrics writer
@@ -79,6 +99,10 @@ class VllmStandIn:
 
         self._http = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
+
+    def update(self, servers: Sequence[Server]) -> None:
+        """Serve these pods from now on (counters of pods that stay go on from where they were)."""
+        self._collector.update(servers)
 
     @property
     def address(self) -> str:

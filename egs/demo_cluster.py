@@ -1,0 +1,312 @@
+"""What the demo plays on the Kubernetes stand-in, which runs no controllers: scheduler, kubelet, node
+autoscaler, the GPUs' load and vLLM's numbers. Simulated, and labelled so: the controller and the API
+it drives are the real processes.
+
+Every `step(now, demand)`:
+
+- scheduler: each Deployment's pods (`<name>-<i>`, `spec.replicas` of them) go on the first ready
+  node with the GPUs they request free; a replica preempts warm-pool placeholders (the pool's
+  PriorityClass is the lowest), and a placeholder takes only a wholly free node;
+- kubelet: a placed replica is ready `load_s` later; each Deployment's `status.readyReplicas` says
+  how many are, which the controller reads;
+- node autoscaler: pods that fit nowhere order nodes, which join `node_delay_s` later, labelled as
+  GPU Feature Discovery labels them; a node that holds no pod for `idle_release_s` is given back;
+- GPUs: every node has a sim-backend exporter (in this process, so that each GPU's load can be set,
+  attributed to the pods on it as the kubelet would); a replica's GPUs are as busy as its share of
+  its model's demand against what one replica serves, and past that their VRAM fills with KV cache
+  (saturation, which pages);
+- vLLM: the stand-in serves each ready replica's pod with its share of its model's demand.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from egs.kube_standin import KubeCluster
+from egs.localstack import free_port
+from egs.vllm_standin import Server, VllmStandIn
+from exporter.attribution import DeviceAssignment, PodRef
+from exporter.backends.sim import SimBackend
+from exporter.collector import Collector, CollectorSettings
+from exporter.fleet import DEFAULT_FLEET
+from exporter.server import ExporterServer
+
+DEPLOYMENTS = "apps/v1/deployments"
+NODES = "v1/nodes"
+GPU = "nvidia.com/gpu"
+PRODUCT = "NVIDIA-H100-80GB-HBM3"
+"""The GPU Feature Discovery product label of the nodes the demo's node autoscaler adds (8 x H100)."""
+GPUS_PER_NODE = 8
+WARM_POOL_PRIORITY_CLASS = "egs-warm-pool"
+REQUEST_NAME = "egs.io/request-name"
+
+
+@dataclass
+class Pod:
+    name: str
+    namespace: str
+    deployment: str
+    gpus: int
+    placeholder: bool
+    node: str = ""
+    first_gpu: int = 0
+    placed_at: float = 0.0
+
+
+@dataclass
+class OrderedNode:
+    """A node the node autoscaler ordered: it joins at `ready_at`, then has an exporter."""
+
+    name: str
+    ready_at: float
+    empty_since: float
+    exporter: NodeExporter | None = None
+
+
+@dataclass(frozen=True)
+class PlaySettings:
+    node_delay_s: float
+    """Seconds from a node's order to its joining (the provisioning the ETAs promise)."""
+    load_s: float
+    """Seconds a placed replica takes to load its model and be ready."""
+    idle_release_s: float
+    """Seconds a node holds no pod before the node autoscaler gives it back."""
+    throughput_rps: Mapping[str, float]
+    """Requests per second one replica of each model serves (the controller's configuration too)."""
+
+
+class NodeExporter:
+    """One simulated 8 x H100 node's exporter (sim backend) on 127.0.0.1, its GPUs' load set from outside."""
+
+    def __init__(self, name: str) -> None:
+        self.backend = SimBackend(replace(DEFAULT_FLEET.nodes[0], name=name))
+        self.uuids = [gpu.uuid for gpu in self.backend.open().gpus]
+        self._pods: list[DeviceAssignment] = []
+        self.collector = Collector(self.backend, name, CollectorSettings(interval_s=1.0), pods=lambda: self._pods)
+        threading.Thread(target=self.collector.run, name=f"collect-{name}", daemon=True).start()
+        self.server = ExporterServer(("127.0.0.1", free_port()), lambda: self.collector.last, max_age_s=10)
+        self.server.serve_in_thread()
+        for gpu in range(len(self.uuids)):
+            self.backend.set_load(gpu, util=0.0, vram=0.0, mem_bw=0.0)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def attribute(self, pods: list[DeviceAssignment]) -> None:
+        self._pods = pods
+
+    def close(self) -> None:
+        self.collector.stop()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def gpu_node(name: str) -> dict[str, Any]:
+    """A ready GPU node as the kubelet and GPU Feature Discovery write it (labels, taint, allocatable)."""
+    return {
+        "metadata": {"name": name, "labels": {"nvidia.com/gpu.product": PRODUCT, "nvidia.com/gpu.count": "8"}},
+        "spec": {"taints": [{"key": GPU, "value": "present", "effect": "NoSchedule"}]},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {GPU: str(GPUS_PER_NODE)}},
+    }
+
+
+def replica_load(share_rps: float, throughput_rps: float) -> tuple[float, float]:
+    """(compute utilisation, VRAM used ratio) of a replica's GPU serving `share_rps`: weights and a
+    KV cache that grows with the load, full (>= 95%) once the load passes about 112% of what it serves."""
+    load = share_rps / throughput_rps if throughput_rps > 0 else 0.0
+    return min(1.0, 0.08 + 0.85 * load), min(0.985, 0.5 + 0.4 * load)
+
+
+@dataclass
+class ClusterPlay:
+    """The simulated cluster parts around the kube stand-in (module docstring); `step()` advances them."""
+
+    kube: KubeCluster
+    vllm: VllmStandIn
+    settings: PlaySettings
+    targets_file: Path
+    """Prometheus' file_sd targets: the nodes' exporters, rewritten as nodes join and leave."""
+    models: dict[str, str] = field(default_factory=dict)
+    """Endpoint (namespace/name) -> model, as the demo requested them."""
+    nodes: dict[str, OrderedNode] = field(default_factory=dict)
+    pods: dict[str, Pod] = field(default_factory=dict)
+    ordered: int = 0
+    _names: int = 0
+
+    def step(self, now: float, demand: Mapping[str, float]) -> None:
+        self._join(now)
+        wanted = self._wanted()
+        for key in [k for k in self.pods if k not in wanted]:
+            del self.pods[key]
+        for key, pod in wanted.items():
+            self.pods.setdefault(key, pod)
+        self._schedule(now)
+        self._order(now)
+        self._release(now)
+        self._report_ready(now)
+        self._load(now, demand)
+
+    # -- scheduler and kubelet --------------------------------------------------------------------
+
+    def _wanted(self) -> dict[str, Pod]:
+        pods = {}
+        for d in self.kube.all(DEPLOYMENTS):
+            meta, spec = d["metadata"], d.get("spec") or {}
+            template = (spec.get("template") or {}).get("spec") or {}
+            gpus = sum(int((c.get("resources") or {}).get("requests", {}).get(GPU, 0)) for c in template["containers"])
+            if gpus == 0:
+                continue
+            placeholder = template.get("priorityClassName") == WARM_POOL_PRIORITY_CLASS
+            for i in range(int(spec.get("replicas", 0))):
+                name = f"{meta['name']}-{i}"
+                pods[f"{meta['namespace']}/{name}"] = Pod(name, meta["namespace"], meta["name"], gpus, placeholder)
+        return pods
+
+    def _ready_nodes(self, now: float) -> list[str]:
+        return sorted(n for n, node in self.nodes.items() if node.ready_at <= now)
+
+    def _free(self, node: str, with_placeholders: bool = False) -> list[int]:
+        """GPU indices on `node` that no pod holds (or only a placeholder, if `with_placeholders`)."""
+        used: set[int] = set()
+        for p in self.pods.values():
+            if p.node == node and not (with_placeholders and p.placeholder):
+                used.update(range(p.first_gpu, p.first_gpu + p.gpus))
+        return [g for g in range(GPUS_PER_NODE) if g not in used]
+
+    def _schedule(self, now: float) -> None:
+        pending = sorted((p for p in self.pods.values() if not p.node), key=lambda p: (p.placeholder, p.name))
+        for pod in pending:
+            for node in self._ready_nodes(now):
+                free = self._free(node)
+                if pod.placeholder and len(free) < GPUS_PER_NODE:
+                    continue
+                if not pod.placeholder and len(free) < pod.gpus and len(self._free(node, True)) >= pod.gpus:
+                    for victim in self.pods.values():  # preempt the placeholder: it goes back to pending
+                        if victim.node == node and victim.placeholder:
+                            victim.node = ""
+                    free = self._free(node)
+                run = _contiguous(free, pod.gpus)
+                if run is not None:
+                    pod.node, pod.first_gpu, pod.placed_at = node, run, now
+                    self.nodes[node].empty_since = now
+                    break
+
+    def _report_ready(self, now: float) -> None:
+        for d in self.kube.all(DEPLOYMENTS):
+            meta = d["metadata"]
+            mine = [p for p in self.pods.values() if p.namespace == meta["namespace"] and p.deployment == meta["name"]]
+            ready = sum(1 for p in mine if p.node and now - p.placed_at >= self.settings.load_s)
+            status = {"replicas": len(mine), "readyReplicas": ready}
+            if {k: (d.get("status") or {}).get(k) for k in status} != status:
+                self.kube.patch(DEPLOYMENTS, meta["namespace"], meta["name"], {"status": status})
+
+    # -- node autoscaler --------------------------------------------------------------------------
+
+    def _order(self, now: float) -> None:
+        pending = [p for p in self.pods.values() if not p.node]
+        needed, room = 0, 0
+        for pod in sorted(pending, key=lambda p: -p.gpus):
+            size = GPUS_PER_NODE if pod.placeholder else pod.gpus
+            if size > room:
+                needed, room = needed + 1, GPUS_PER_NODE
+            room -= size
+        coming = sum(1 for node in self.nodes.values() if node.ready_at > now)
+        for _ in range(needed - coming):
+            self._names += 1
+            name = f"gpu-h100-{self._names}"
+            self.nodes[name] = OrderedNode(name, now + self.settings.node_delay_s, now + self.settings.node_delay_s)
+            self.ordered += 1
+
+    def _join(self, now: float) -> None:
+        for node in self.nodes.values():
+            if node.ready_at <= now and node.exporter is None:
+                node.exporter = NodeExporter(node.name)
+                self.kube.put(NODES, gpu_node(node.name))
+                self._write_targets()
+
+    def _release(self, now: float) -> None:
+        if any(not p.node for p in self.pods.values()):
+            return  # the autoscaler removes nothing while a pod waits
+        for name in self._ready_nodes(now):
+            node = self.nodes[name]
+            if any(p.node == name for p in self.pods.values()):
+                node.empty_since = now
+            elif now - node.empty_since >= self.settings.idle_release_s:
+                self.kube.delete(NODES, None, name)
+                if node.exporter is not None:
+                    node.exporter.close()
+                del self.nodes[name]
+                self._write_targets()
+
+    def _write_targets(self) -> None:
+        exporters = [n.exporter.address for n in self.nodes.values() if n.exporter is not None]
+        tmp = self.targets_file.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump([{"targets": exporters, "labels": {}}]))
+        tmp.replace(self.targets_file)  # Prometheus reads the file whole or not at all
+
+    # -- GPUs and vLLM ----------------------------------------------------------------------------
+
+    def serving(self, now: float) -> dict[str, list[Pod]]:
+        """The ready replica pods of each model."""
+        out: dict[str, list[Pod]] = {}
+        for p in self.pods.values():
+            model = self._model(p)
+            if model and p.node and now - p.placed_at >= self.settings.load_s:
+                out.setdefault(model, []).append(p)
+        return out
+
+    def _model(self, pod: Pod) -> str:
+        for d in self.kube.all(DEPLOYMENTS):
+            meta = d["metadata"]
+            if meta["name"] == pod.deployment and meta["namespace"] == pod.namespace:
+                request = (meta.get("annotations") or {}).get(REQUEST_NAME, "")
+                return self.models.get(f"{pod.namespace}/{request}", "")
+        return ""
+
+    def _load(self, now: float, demand: Mapping[str, float]) -> None:
+        servers: list[Server] = []
+        loads: dict[tuple[str, int], tuple[float, float]] = {}
+        attributed: dict[str, list[DeviceAssignment]] = {n: [] for n in self.nodes}
+        for model, pods in self.serving(now).items():
+            throughput = self.settings.throughput_rps.get(model, 1.0)
+            share = demand.get(model, 0.0) / len(pods)
+            util, vram = replica_load(share, throughput)
+            for p in pods:
+                waiting = max(0, round((share - throughput) * 2))
+                servers.append(Server(model, p.namespace, p.name, share, waiting, min(16, round(share)), vram))
+                for g in range(p.first_gpu, p.first_gpu + p.gpus):
+                    loads[(p.node, g)] = (util, vram)
+        for p in self.pods.values():
+            node = self.nodes.get(p.node)
+            if node is not None and node.exporter is not None:
+                for g in range(p.first_gpu, p.first_gpu + p.gpus):
+                    ref = PodRef(p.namespace, p.name, "placeholder" if p.placeholder else "vllm")
+                    attributed[p.node].append(DeviceAssignment(GPU, node.exporter.uuids[g], ref))
+        for name, node in self.nodes.items():
+            if node.exporter is None:
+                continue
+            node.exporter.attribute(attributed[name])
+            for g in range(GPUS_PER_NODE):
+                util, vram = loads.get((name, g), (0.0, 0.0))
+                node.exporter.backend.set_load(g, util=util, vram=vram, mem_bw=0.6 * util)
+        self.vllm.update(servers)
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            if node.exporter is not None:
+                node.exporter.close()
+
+
+def _contiguous(free: list[int], n: int) -> int | None:
+    """The first GPU of `n` free GPUs in a row (a replica's GPUs share a baseboard's links), or None."""
+    for start in free:
+        if all(g in free for g in range(start, start + n)):
+            return start
+    return None

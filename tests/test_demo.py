@@ -1,0 +1,105 @@
+"""`egs demo` end to end, compressed: a day of demand in 30 s through the whole local stack.
+
+One run (the real command, as `make demo` runs it, with a shorter replay and node delay) serves every
+test here: what its live summary says happened (a 202 with an ETA, a 201, a warm-pool object, a page
+at Alertmanager), the HTML report it wrote, and that report opened by a headless Chromium, whose
+screenshot must show the plots: coloured pixels where the page without its images has none.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import image
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PNG = re.compile(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'")
+
+
+@dataclass
+class DemoRun:
+    code: int
+    out: str
+    err: str
+    report: Path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    report = tmp_path_factory.mktemp("demo") / "report.html"
+    args = ["demo", "--minutes", "0.5", "--node-delay", "4", "--every", "3", "--report", str(report)]
+    done = subprocess.run([sys.executable, "-m", "egs.cli", *args], capture_output=True, text=True, timeout=180)
+    return DemoRun(done.returncode, done.stdout, done.stderr, report)
+
+
+def test_the_demo_requests_endpoints_scales_a_warm_pool_and_pages(demo: DemoRun) -> None:
+    assert demo.code == 0, demo.err[-3000:]
+    assert "Traceback" not in demo.err
+    accepted = re.search(r"POST chat \(.*\) -> 202, estimatedReadyTime (\S+) \(in (\d+) s\)", demo.out)
+    assert accepted, demo.out
+    assert int(accepted.group(2)) > 0
+    assert re.search(r"POST docs \(.*\) -> 201$", demo.out, re.MULTILINE), demo.out
+    assert "chat is Ready" in demo.out and "docs is Ready" in demo.out
+    pools = re.findall(r"Deployment egs-system/egs-warm-h100-80gb\S* replicas (\d+)", demo.out)
+    assert pools and max(map(int, pools)) >= 1
+    nodes = [int(n) for n in re.findall(r"GPU nodes (\d+) ready", demo.out)]
+    assert nodes[0] == 0 and max(nodes) >= 2, "nodes join as the node autoscaler provisions them"
+    alerts = re.search(r"alerts seen at Alertmanager: (.*)", demo.out)
+    assert alerts and "GPUVRAMSaturated" in alerts.group(1), demo.out
+    assert re.search(r"alerts  .*GPUVRAMSaturated gpu-h100-\d+/\d", demo.out), "the live summary shows the page"
+    assert f"report written to {demo.report.resolve()}" in demo.out
+
+
+def test_the_report_is_one_file_with_every_plot_embedded(demo: DemoRun) -> None:
+    page = demo.report.read_text()
+    plots = PNG.findall(page)
+    assert len(plots) == 4
+    for data in plots:
+        png = base64.b64decode(data)
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        pixels = image.imread(io.BytesIO(png))
+        assert pixels.shape[0] > 100 and float(pixels[..., :3].std()) > 0.05, "a plot, not a blank image"
+    assert "GPUVRAMSaturated" in page and "<td>202</td>" in page and "<td>201</td>" in page
+    assert not re.search(r"(src|href)=['\"]?(https?:|//)", page), "self-contained: nothing is fetched"
+
+
+def _screenshot(page: Path, png: Path, profile: Path) -> np.ndarray:
+    assert CHROMIUM is not None
+    subprocess.run(
+        [
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1200,2000", page.as_uri(),
+        ],
+        capture_output=True, timeout=90, check=True,
+    )  # fmt: skip
+    pixels: np.ndarray = image.imread(png)[..., :3]
+    return pixels
+
+
+def _coloured(pixels: np.ndarray) -> float:
+    """Share of the pixels in colour (plot lines, legends, shading): text, tables and rules are grey."""
+    return float(((pixels.max(axis=2) - pixels.min(axis=2)) > 0.15).mean())
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed: `make test` installs Debian's chromium "
+                    "with apt-get, which could not be done here")  # fmt: skip
+def test_headless_chromium_shows_the_reports_plots(demo: DemoRun, tmp_path: Path) -> None:
+    shown = _screenshot(demo.report, tmp_path / "report.png", tmp_path / "profile")
+    without = tmp_path / "without-images.html"
+    without.write_text(PNG.sub("src=''", demo.report.read_text()))
+    bare = _screenshot(without, tmp_path / "bare.png", tmp_path / "profile")
+    assert shown.shape == bare.shape == (2000, 1200, 3)
+    assert _coloured(bare) < 0.001, "the page without its images has no colour of its own"
+    assert _coloured(shown) > 0.01, "the screenshot shows the plots' coloured lines"
+    changed = np.abs(shown - bare).max(axis=2) > 0.1
+    assert changed.mean() > 0.05, "the plots fill a good part of the page"
