@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from alerts.config import RulesConfig
 from alerts.rules import render
-from egs.demo_cluster import DEPLOYMENTS, REQUEST_NAME, ClusterPlay, PlaySettings
+from egs.demo_cluster import DEPLOYMENTS, REQUEST_NAME, SATURATING_LOAD, ClusterPlay, PlaySettings
 from egs.demo_replay import Replay
 from egs.demo_report import Answer, Run, Sample, write_report
 from egs.kube_standin import KubeCluster
@@ -53,8 +54,6 @@ GPU_CLASS = "H100-80GB"
 ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 THROUGHPUT_RPS = 5.0
 """Requests per second one replica serves, for every model of the demo (the controller is told so)."""
-CAPPED_SHARE = 0.6
-"""The first endpoint's `replicas.max` serves this share of its model's peak: its GPUs saturate above it."""
 
 
 @dataclass(frozen=True)
@@ -221,11 +220,12 @@ class _Demo:
 
     def _request(self, api: str, play: ClusterPlay, elapsed: float) -> None:
         """The endpoints the demo asks for: the busiest model's first (no node yet: 202 with an ETA),
-        capped below its peak; the other once a warm node is idle (201), uncapped."""
+        capped at the replicas its median demand saturates, so that its GPUs saturate in the busier half
+        of the day; the other once a warm node is idle (201), uncapped."""
         models = sorted(self.replay.models, key=lambda m: -float(self.replay.demand_rps[m].max()))
         if "chat" not in self.requested:
-            peak = float(self.replay.demand_rps[models[0]].max())
-            cap = max(2, math.floor(CAPPED_SHARE * peak / THROUGHPUT_RPS))
+            median = float(np.median(self.replay.demand_rps[models[0]]))
+            cap = max(2, math.floor(median / (THROUGHPUT_RPS * SATURATING_LOAD)))
             self._post(api, play, "chat", models[0], cap, elapsed)
         elif len(models) > 1 and "docs" not in self.requested and _idle_node(play):
             self._post(api, play, "docs", models[1], 16, elapsed)

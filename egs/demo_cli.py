@@ -35,6 +35,13 @@ def add_parser(sub: Any) -> None:
     demo.add_argument(
         "--speed", type=_positive, help="replay this many times faster than recorded instead (1440: a day in a minute)"
     )
+    demo.add_argument(
+        "--start-hour",
+        type=float,
+        default=12.0,
+        help="hour of the recorded day the replay starts at, wrapping round its end (default %(default)s: "
+        "before the evening peak, through the night's trough)",
+    )
     demo.add_argument("--every", type=_positive, default=5.0, help="seconds between summaries (default %(default)s)")
     demo.add_argument("--trace", type=Path, default=DEFAULT_TRACE, help="demand trace CSV, canonical format "
                       "(`egs trace convert` writes one; default: a day of ServeGen, "
@@ -61,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
     from exporter.fleet import load_fleet
 
     load_fleet(args.fleet)  # a bad fleet file or trace fails here, in one line, before anything starts
-    replay = load_replay(args.trace, args.minutes, args.peak_rps)
+    replay = load_replay(args.trace, args.minutes, args.peak_rps, args.start_hour)
     if args.speed is not None:
-        replay = load_replay(args.trace, replay.duration_s * replay.speed / args.speed / 60, args.peak_rps)
+        replay = load_replay(args.trace, replay.length_s / args.speed / 60, args.peak_rps, args.start_hour)
     options = Options(replay, args.fleet, every_s=args.every, node_delay_s=args.node_delay, report=args.report)
     return run(options)
 

@@ -117,11 +117,15 @@ def gpu_node(name: str) -> dict[str, Any]:
     }
 
 
+SATURATING_LOAD = 1.125
+"""Demand over what a replica serves at which its GPUs' VRAM passes 95% (`replica_load`)."""
+
+
 def replica_load(share_rps: float, throughput_rps: float) -> tuple[float, float]:
     """(compute utilisation, VRAM used ratio) of a replica's GPU serving `share_rps`: weights and a
-    KV cache that grows with the load, full (>= 95%) once the load passes about 112% of what it serves."""
+    KV cache that grows with the load, past 95% once the load passes `SATURATING_LOAD`."""
     load = share_rps / throughput_rps if throughput_rps > 0 else 0.0
-    return min(1.0, 0.08 + 0.85 * load), min(0.985, 0.5 + 0.4 * load)
+    return min(1.0, 0.08 + 0.85 * load), min(0.985, 0.5 + 0.45 / SATURATING_LOAD * load)
 
 
 @dataclass

@@ -21,6 +21,9 @@ import numpy as np
 import pytest
 from matplotlib import image
 
+from common.errors import InputError
+from egs.demo_replay import load_replay
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PNG = re.compile(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'")
 
@@ -103,3 +106,24 @@ def test_headless_chromium_shows_the_reports_plots(demo: DemoRun, tmp_path: Path
     assert _coloured(shown) > 0.01, "the screenshot shows the plots' coloured lines"
     changed = np.abs(shown - bare).max(axis=2) > 0.1
     assert changed.mean() > 0.05, "the plots fill a good part of the page"
+
+
+def test_the_replay_scales_to_the_busiest_peak_fills_gaps_and_wraps_round_the_day(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.csv"
+    rows = ["time_s,model,demand_rps", "0,a,10", "600,a,20", "1200,a,40", "1800,a,30"]
+    rows += ["0,b,5", "1200,b,10", "1800,b,5"]  # no row for b at 600: a gap, which repeats 5
+    trace.write_text("\n".join(rows) + "\n")
+    replay = load_replay(trace, minutes=1, peak_rps=8, start_hour=0.5)  # starts at sample 3 (1800 s)
+    assert replay.speed == 2400 / 60 and replay.duration_s == 60
+    assert replay.demand_rps["a"].tolist() == [2, 4, 8, 6] and replay.demand_rps["b"].tolist() == [1, 1, 2, 1]
+    assert replay.demand_at(0) == {"a": 6, "b": 1}
+    assert replay.demand_at(7.5) == pytest.approx({"a": 4, "b": 1})  # halfway from sample 3 back round to 0
+    assert replay.trace_time_s(60) == 1800  # a whole day later: the same hour
+
+
+def test_a_trace_without_demand_is_refused_naming_the_file(tmp_path: Path) -> None:
+    trace = tmp_path / "zero.csv"
+    trace.write_text("time_s,model,demand_rps\n0,a,0\n600,a,0\n")
+    with pytest.raises(InputError, match="no demand above 0") as refused:
+        load_replay(trace, minutes=1, peak_rps=8)
+    assert str(trace) in str(refused.value)
