@@ -270,6 +270,8 @@ class _Demo:
         vram = _by(prom.query("max by (Hostname) (gpu:vram_used:ratio)"), "Hostname")
         target = _by(prom.query("egs_warm_pool_target_nodes"), "gpu_class").get(GPU_CLASS, 0.0)
         idle = _by(prom.query("egs_warm_pool_idle_nodes"), "gpu_class").get(GPU_CLASS, 0.0)
+        etas = _by(prom.query("egs_endpoint_estimated_ready_timestamp_seconds - time()"), "endpoint")
+        endpoint_ready = _by(prom.query("egs_endpoint_ready"), "endpoint")
         now = time.monotonic()
         serving = play.serving(now)
         replicas: dict[str, tuple[int, int]] = {}
@@ -297,6 +299,8 @@ class _Demo:
             nodes_coming=sum(1 for n in play.nodes.values() if n.ready_at > now),
             vram_max=vram,
             firing=self._alerts(am, elapsed),
+            eta_left_s=etas,
+            endpoint_ready={e: v == 1 for e, v in endpoint_ready.items()},
         )
 
     def _alerts(self, am: str, elapsed: float) -> list[str]:

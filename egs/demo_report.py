@@ -43,6 +43,10 @@ class Sample:
     """Node -> the highest `gpu:vram_used:ratio` of its GPUs."""
     firing: list[str]
     """Alert names firing at Alertmanager, with their GPU where they have one."""
+    eta_left_s: dict[str, float] = field(default_factory=dict)
+    """Endpoint -> seconds until its promised ready time (`egs_endpoint_estimated_ready_timestamp_seconds`)."""
+    endpoint_ready: dict[str, bool] = field(default_factory=dict)
+    """Endpoint -> `egs_endpoint_ready`."""
 
 
 @dataclass
@@ -78,6 +82,8 @@ def write_report(run: Run, path: Path, title: str) -> Path:
         ("Warm pool and nodes", _pool(run.samples)),
         ("VRAM saturation", _vram(run.samples)),
         ("Endpoints: wanted and ready replicas", _replicas(run.samples)),
+        ("Endpoints: time left to the promised ready time", _etas(run.samples)),
+        ("Alerts firing at Alertmanager", _alerts(run.samples)),
     ]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -175,6 +181,33 @@ def _replicas(samples: Sequence[Sample]) -> str:
         ax.step(t, [s.replicas.get(endpoint, (0, 0))[1] for s in samples], where="post", ls="--",
                 label=f"{endpoint} ready")  # fmt: skip
     ax.set_ylabel("replicas")
+    ax.legend(loc="upper left", fontsize=8)
+    return _png(fig)
+
+
+def _etas(samples: Sequence[Sample]) -> str:
+    fig, (ax,) = _axes()
+    t = _t(samples)
+    for endpoint in sorted({e for s in samples for e in s.eta_left_s}):
+        left = [s.eta_left_s.get(endpoint, float("nan")) for s in samples]
+        (line,) = ax.plot(t, left, label=f"{endpoint}: promised ready in")
+        ready = [s.t for s in samples if s.endpoint_ready.get(endpoint)]
+        if ready:
+            ax.axvline(ready[0], color=line.get_color(), ls=":", label=f"{endpoint}: ready")
+    ax.axhline(0, color="grey", lw=1)
+    ax.set_xlim(0, max(t))
+    ax.set_ylabel("seconds")
+    ax.legend(loc="upper right", fontsize=8)
+    return _png(fig)
+
+
+def _alerts(samples: Sequence[Sample]) -> str:
+    fig, (ax,) = _axes()
+    t = _t(samples)
+    for name in sorted({a.split(" ", 1)[0] for s in samples for a in s.firing}):
+        ax.step(t, [sum(1 for a in s.firing if a.split(" ", 1)[0] == name) for s in samples], where="post",
+                label=name)  # fmt: skip
+    ax.set_ylabel("alerts firing")
     ax.legend(loc="upper left", fontsize=8)
     return _png(fig)
 

@@ -65,7 +65,7 @@ def test_the_demo_requests_endpoints_scales_a_warm_pool_and_pages(demo: DemoRun)
 def test_the_report_is_one_file_with_every_plot_embedded(demo: DemoRun) -> None:
     page = demo.report.read_text()
     plots = PNG.findall(page)
-    assert len(plots) == 4
+    assert len(plots) == 6
     for data in plots:
         png = base64.b64decode(data)
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
