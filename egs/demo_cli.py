@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
         "Bailian) is replayed in --minutes: endpoints are requested through the API (202 with an ETA while a "
         "node is provisioned, 201 when warm GPUs serve at once), the controller scales them and keeps a warm "
         "pool, the demo plays scheduler, kubelet and node autoscaler (nodes join after --node-delay), and "
-        "the capped endpoint's GPUs saturate at the daily peak and page through Alertmanager. A summary "
+        "the capped endpoint's GPUs saturate in the busier half of the day and page through Alertmanager. A summary "
         "(demand, pools, placements, ETAs, alerts) is printed every --every seconds; at the end, or on "
         "Ctrl-C, an HTML report with plots is written (--report). Ctrl-C stops everything it started.",
     )
