@@ -325,16 +325,26 @@ class KubeCluster:
         self._call(lambda: self.emulator.objects[key].delete())
 
     def get(self, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The stored object, or None; read in the server's thread, so never while a write is half done."""
         key = (kmock.resource(resource), namespace, name)
-        objects = self.emulator.objects
-        if key not in objects or objects[key].deleted:
-            return None
-        raw: dict[str, Any] = objects[key].raw
-        return raw
+
+        def read() -> dict[str, Any] | None:
+            objects = self.emulator.objects
+            if key not in objects or objects[key].deleted:
+                return None
+            raw: dict[str, Any] = objects[key].raw
+            return raw
+
+        found: dict[str, Any] | None = self._call(read)
+        return found
 
     def all(self, resource: str) -> list[dict[str, Any]]:
+        """Every stored object of `resource`, read in the server's thread (see `get`)."""
         wanted = kmock.resource(resource)
-        return [o.raw for k, o in self.emulator.objects.items() if k[0] == wanted and not o.deleted]
+        found: list[dict[str, Any]] = self._call(
+            lambda: [o.raw for k, o in list(self.emulator.objects.items()) if k[0] == wanted and not o.deleted]
+        )
+        return found
 
     def fail(self, method: str, status: int, times: int = 1, path_part: str = "") -> None:
         self.emulator.faults.append(Fault(method, status, times, path_part))
@@ -343,14 +353,23 @@ class KubeCluster:
         return [r for r in self.emulator._requests if method is None or r.method == method]
 
     def _call(self, fn: Any, *args: Any) -> Any:
+        """`fn(*args)` run in the server's thread; its result, or what it raised, comes back here."""
         assert self._loop is not None
         done = threading.Event()
         box: list[Any] = []
+        failed: list[BaseException] = []
 
         def run() -> None:
-            box.append(fn(*args))
-            done.set()
+            try:
+                box.append(fn(*args))
+            except Exception as e:
+                failed.append(e)
+            finally:
+                done.set()
 
         self._loop.call_soon_threadsafe(run)
-        done.wait(10)
-        return box[0] if box else None
+        if not done.wait(10):
+            raise TimeoutError("the Kubernetes API stand-in's thread did not run the call within 10 s")
+        if failed:
+            raise failed[0]
+        return box[0]
