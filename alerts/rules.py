@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -30,8 +31,10 @@ HEADER = """\
 #   the GPU-model figures are then rolled up from those few series (avg as sum / count).
 # - Joins match `on` the few labels that identify the thing (namespace, pod; gpu_class; namespace,
 #   endpoint), never on every label; `group by` gives the join's right side the value 1 cheaply.
-# - Groups evaluate concurrently: GPU ratios, capacity, model demand, the demand curve (every minute
-#   is enough for a day-ago / week-ago curve) and alerts each in a group of their own.
+# - Groups evaluate concurrently, and a group holds at most two passes over every GPU's series (a
+#   single rule that makes several joins runs as two halves, in two groups): the per-GPU ratios, the
+#   whole GPUs, each capacity figure with its roll-ups, model demand, the demand curve (every minute
+#   is enough for a day-ago / week-ago curve), and the alerts that read every GPU.
 """
 SOURCE_NOTES = {
     "egs": """\
@@ -47,6 +50,7 @@ SOURCE_NOTES = {
 #   the arithmetic allows: the VRAM total is one aggregation over the three FB series selected
 #   together (`sum without ()` keeps every label but the name), which also works where
 #   DCGM_FI_DEV_FB_RESERVED is not exported (dcgm-exporter 3.x's default counters): one join, not two.
+#   Each of these three rules runs over the even- and the odd-numbered GPUs in two groups (GPU_SHARDS).
 #   Saturation is one `max` over the VRAM ratio and the bandwidth ratio (told apart by a label
 #   for the moment), not a comparison join plus an `or`. Bandwidth is DCGM_FI_DEV_MEM_COPY_UTIL (%),
 #   or DCGM_FI_PROF_DRAM_ACTIVE (0-1) on MIG instances, which have no copy utilisation.
@@ -64,6 +68,14 @@ series collapse, and labels nothing downstream groups by (pci_bus_id, device, dr
 again."""
 NODE_MODEL = "Hostname_modelName"
 FB_SERIES = "DCGM_FI_DEV_FB_USED|DCGM_FI_DEV_FB_FREE|DCGM_FI_DEV_FB_RESERVED"
+GPU_SHARDS = ('gpu=~"[0-9]*[02468]"', 'gpu!~"[0-9]*[02468]"')
+"""The dcgm-exporter source computes its per-GPU ratios from raw fields, several joins over every GPU's
+series: each such rule runs as two, over the even- and the odd-numbered GPUs of every node (a matcher
+and its negation: every series is in exactly one half, whatever its `gpu` label), each in a group of its
+own, so that no group holds a whole pass and the halves evaluate concurrently. The GPU index, not the
+UUID: its few values make the matcher cheap, where a regex over 10,000 UUIDs costs more than the half
+of the work it saves. (On nodes of one GPU, every series falls in the even half.)"""
+XID = "DCGM_FI_DEV_XID_ERRORS"
 VRAM_TOTAL = "dcgm_gpu:vram_total:mib"
 """Recorded by the dcgm-exporter source only, as the input of its VRAM ratio (EGS's exporter computes it)."""
 
@@ -84,71 +96,78 @@ def gpu_groups(cfg: RulesConfig) -> list[Group]:
     """The per-GPU ratios: one selection each from EGS's exporter, or computed from dcgm-exporter's fields."""
     if cfg.source == "egs":
         return [
-            _group(
-                "egs-gpu.rules",
-                _record("gpu:vram_used:ratio", "egs_gpu_vram_used_ratio"),
-                _record("gpu:saturation:ratio", "egs_gpu_saturation_ratio"),
-            )
+            _group("egs-gpu.rules", _record("gpu:vram_used:ratio", "egs_gpu_vram_used_ratio")),
+            _group("egs-gpu-saturation.rules", _record("gpu:saturation:ratio", "egs_gpu_saturation_ratio")),
         ]
-    bandwidth = 'DCGM_FI_DEV_MEM_COPY_UTIL / 100 or DCGM_FI_PROF_DRAM_ACTIVE{GPU_I_ID!=""}'
+
+    def shard_groups(name: str, record: str, expr: Callable[[str], str], interval: str = "") -> list[Group]:
+        return [
+            _group(f"{name}-{i}of{len(GPU_SHARDS)}.rules", _record(record, expr(shard)), interval=interval)
+            for i, shard in enumerate(GPU_SHARDS, 1)
+        ]
+
+    def saturation(shard: str) -> str:
+        bandwidth = f'DCGM_FI_DEV_MEM_COPY_UTIL{{{shard}}} / 100 or DCGM_FI_PROF_DRAM_ACTIVE{{GPU_I_ID!="", {shard}}}'
+        return (
+            f"max without (src) (gpu:vram_used:ratio{{{shard}}}"
+            f' or label_replace({bandwidth}, "src", "bandwidth", "", ""))'
+        )
+
     return [
         # A GPU's VRAM total does not change: the costly sum over three series runs once a minute.
-        _group(
-            "egs-gpu-memory.rules",
-            _record(VRAM_TOTAL, f'sum without () ({{__name__=~"{FB_SERIES}"}})'),
+        *shard_groups(
+            "egs-gpu-memory",
+            VRAM_TOTAL,
+            lambda shard: f'sum without () ({{__name__=~"{FB_SERIES}", {shard}}})',
             interval=cfg.slow_interval,
         ),
-        _group("egs-gpu.rules", _record("gpu:vram_used:ratio", f"DCGM_FI_DEV_FB_USED / {VRAM_TOTAL}")),
-        _group(
-            "egs-gpu-saturation.rules",
-            _record(
-                "gpu:saturation:ratio",
-                f'max without (src) (gpu:vram_used:ratio or label_replace({bandwidth}, "src", "bandwidth", "", ""))',
-            ),
+        *shard_groups(
+            "egs-gpu", "gpu:vram_used:ratio", lambda shard: f"DCGM_FI_DEV_FB_USED{{{shard}}} / {VRAM_TOTAL}{{{shard}}}"
         ),
+        *shard_groups("egs-gpu-saturation", "gpu:saturation:ratio", saturation),
     ]
 
 
 def capacity_groups(cfg: RulesConfig) -> list[Group]:
-    """Whole GPUs once, then per (node, GPU model), then rolled up per node and per GPU model."""
+    """Whole GPUs once, then per (node, GPU model), then rolled up per node and per GPU model: one group
+    per pass over every whole GPU, each with the roll-ups of what it recorded."""
     whole = "gpu_whole:saturation:ratio"
-    saturation = _group(
-        "egs-capacity.rules",
-        _record(f"{NODE_MODEL}:gpu_saturation:max", f"max by (Hostname, modelName) ({whole})"),
-        _record(f"{NODE_MODEL}:gpu_saturation:sum", f"sum by (Hostname, modelName) ({whole})"),
-        _record(
-            f"{NODE_MODEL}:gpus_idle:count",
-            f"count by (Hostname, modelName) ({whole} < {cfg.idle_saturation_ratio})"
-            f" or ({NODE_MODEL}:gpu_saturation:max * 0)",
-        ),
-    )
+    per_node_model = {
+        "gpu_saturation:max": f"max by (Hostname, modelName) ({whole})",
+        "gpu_saturation:sum": f"sum by (Hostname, modelName) ({whole})",
+        "gpus_idle:count": f"count by (Hostname, modelName) ({whole} < {cfg.idle_saturation_ratio})"
+        f" or ({NODE_MODEL}:gpu_saturation:max * 0)",
+        "gpus:count": f"count by (Hostname, modelName) ({whole})",
+        "vram_free:mib": f"sum by (Hostname, modelName) ({PER_GPU} (DCGM_FI_DEV_FB_FREE{{{WHOLE_GPU}}}))",
+    }
+
+    def rollup(name: str, level: str) -> Rule:
+        if name == "gpu_saturation:max":
+            return _record(f"{level}:{name}", f"max by ({level}) ({NODE_MODEL}:{name})")
+        if name == "gpu_saturation:avg":
+            sums = (f"sum by ({level}) ({NODE_MODEL}:{n})" for n in ("gpu_saturation:sum", "gpus:count"))
+            return _record(f"{level}:{name}", " / ".join(sums))
+        return _record(f"{level}:{name}", f"sum by ({level}) ({NODE_MODEL}:{name})")
+
+    def passes(group: str, recorded: tuple[str, ...], rolled_up: tuple[str, ...], interval: str = "") -> Group:
+        return _group(
+            group,
+            *(_record(f"{NODE_MODEL}:{n}", per_node_model[n]) for n in recorded),
+            *(rollup(n, level) for level in ("Hostname", "modelName") for n in rolled_up),
+            interval=interval,
+        )
+
     # What a node has changes when a GPU comes or goes, or as VRAM fills: once a minute is enough.
-    inventory = _group(
-        "egs-inventory.rules",
-        _record(f"{NODE_MODEL}:gpus:count", f"count by (Hostname, modelName) ({whole})"),
-        _record(
-            f"{NODE_MODEL}:vram_free:mib",
-            f"sum by (Hostname, modelName) ({PER_GPU} (DCGM_FI_DEV_FB_FREE{{{WHOLE_GPU}}}))",
-        ),
-        interval=cfg.slow_interval,
-    )
-    for level in ("Hostname", "modelName"):
-        saturation["rules"] += [
-            _record(f"{level}:gpu_saturation:max", f"max by ({level}) ({NODE_MODEL}:gpu_saturation:max)"),
-            _record(
-                f"{level}:gpu_saturation:avg",
-                f"sum by ({level}) ({NODE_MODEL}:gpu_saturation:sum) / sum by ({level}) ({NODE_MODEL}:gpus:count)",
-            ),
-            _record(f"{level}:gpus_idle:count", f"sum by ({level}) ({NODE_MODEL}:gpus_idle:count)"),
-        ]
-        inventory["rules"] += [
-            _record(f"{level}:gpus:count", f"sum by ({level}) ({NODE_MODEL}:gpus:count)"),
-            _record(f"{level}:vram_free:mib", f"sum by ({level}) ({NODE_MODEL}:vram_free:mib)"),
-        ]
     return [
         _group("egs-gpu-whole.rules", _record(whole, f"{PER_GPU} (gpu:saturation:ratio{{{WHOLE_GPU}}})")),
-        saturation,
-        inventory,
+        passes(
+            "egs-capacity.rules",
+            ("gpu_saturation:max", "gpu_saturation:sum"),
+            ("gpu_saturation:max", "gpu_saturation:avg"),
+        ),
+        passes("egs-idle.rules", ("gpus_idle:count",), ("gpus_idle:count",)),
+        passes("egs-inventory.rules", ("gpus:count",), ("gpus:count",), interval=cfg.slow_interval),
+        passes("egs-vram-free.rules", ("vram_free:mib",), ("vram_free:mib",), interval=cfg.slow_interval),
     ]
 
 
@@ -213,7 +232,7 @@ def _gpu_lost(cfg: RulesConfig) -> str:
         "(gpu_whole:saturation:ratio offset 10m unless on (UUID) gpu_whole:saturation:ratio)"
         " and on (Hostname) Hostname:gpus:count"
     )
-    return f"DCGM_FI_DEV_XID_ERRORS == 79 or ({vanished})"
+    return f"{XID} == 79 or ({vanished})"
 
 
 def _gpus_fewer(cfg: RulesConfig) -> str:
@@ -272,7 +291,9 @@ def alert_rules(cfg: RulesConfig) -> list[Rule]:
             "GPUXIDError",
             # "changed in the last 15 minutes" as one offset comparison, not a 15-minute range read of
             # every GPU's series (changes()): it misses only an XID that returns to its value of then.
-            "DCGM_FI_DEV_XID_ERRORS != 0 unless (DCGM_FI_DEV_XID_ERRORS offset 15m == DCGM_FI_DEV_XID_ERRORS)",
+            # Both sides of the comparison are the non-zero XIDs only (a value equal to a non-zero one is
+            # non-zero), so it matches a handful of series, not every GPU's.
+            f"{XID} != 0 unless ({XID} offset 15m != 0) == ({XID} != 0)",
             "warning",
             "A GPU reported an XID error.",
             f"{where} reported XID {{{{ $value }}}}{held}.",
@@ -341,23 +362,30 @@ def alert_rules(cfg: RulesConfig) -> list[Rule]:
     ]
 
 
+ALERT_GROUPS = {
+    "egs-gpu-alerts": ("GPUVRAMSaturated", "GPUMemoryBandwidthSaturated"),
+    "egs-gpu-lost-alerts": ("GPULost",),
+    "egs-gpu-fault-alerts": ("GPUDisappeared", "GPUXIDError"),
+}
+"""The alerts that read every GPU's series, at most two passes over them to a group; the rest read the
+controller's and the scrape's few series and share `egs-alerts`."""
+
+
 def rule_groups(cfg: RulesConfig | None = None) -> dict[str, Any]:
     """The whole rules file. Groups evaluate concurrently, each reading the others' last results; rules
-    within a group, in order. A group holds at most a pass or two over every GPU's series, so that none
+    within a group, in order. A group holds at most two passes over every GPU's series, so that none
     takes long at 10,000 GPUs (benchmarks/rules_scale.py)."""
     cfg = cfg or RulesConfig()
-    alerts = alert_rules(cfg)
-    gpu_alerts = {"GPUVRAMSaturated", "GPUMemoryBandwidthSaturated", "GPULost"}
-    fault_alerts = {"GPUDisappeared", "GPUXIDError"}
+    alerts = {a["alert"]: a for a in alert_rules(cfg)}
+    per_gpu = {name for names in ALERT_GROUPS.values() for name in names}
     return {
         "groups": [
             *gpu_groups(cfg),
             *capacity_groups(cfg),
             _group("egs-model-demand.rules", *demand_rules(cfg)),
             _group("egs-demand-curve.rules", *demand_curve_rules(), interval=cfg.slow_interval),
-            _group("egs-gpu-alerts", *(a for a in alerts if a["alert"] in gpu_alerts)),
-            _group("egs-gpu-fault-alerts", *(a for a in alerts if a["alert"] in fault_alerts)),
-            _group("egs-alerts", *(a for a in alerts if a["alert"] not in gpu_alerts | fault_alerts)),
+            *(_group(group, *(alerts[n] for n in names)) for group, names in ALERT_GROUPS.items()),
+            _group("egs-alerts", *(a for n, a in alerts.items() if n not in per_gpu)),
         ]
     }
 
