@@ -364,8 +364,8 @@ def alert_rules(cfg: RulesConfig) -> list[Rule]:
 
 ALERT_GROUPS = {
     "egs-gpu-alerts": ("GPUVRAMSaturated", "GPUMemoryBandwidthSaturated"),
-    "egs-gpu-lost-alerts": ("GPULost",),
-    "egs-gpu-fault-alerts": ("GPUDisappeared", "GPUXIDError"),
+    "egs-gpu-lost-alerts": ("GPULost", "GPUDisappeared"),
+    "egs-gpu-fault-alerts": ("GPUXIDError",),
 }
 """The alerts that read every GPU's series, at most two passes over them to a group; the rest read the
 controller's and the scrape's few series and share `egs-alerts`."""
