@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from autoscaler import leader
 from autoscaler.adapters.kubernetes import OWNED_KINDS, Cluster, KubernetesError, NotFoundError
@@ -59,6 +59,11 @@ def owned_kinds(settings: Settings) -> tuple[tuple[str, str], ...]:
     return tuple(kinds)
 
 
+ERROR_REASONS = ("temporary", "rejected", "lease_lost")
+"""The `reason` of egs_autoscaler_reconcile_errors_total: a temporary failure (the loop goes on), a write
+the API server refused, the Lease lost mid-loop."""
+
+
 class Signals(Protocol):
     """Where per-model metrics come from (the Prometheus adapter, or a test's stand-in)."""
 
@@ -82,17 +87,26 @@ class Outcome:
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
     decision: Decision | None = None
+    observation: Observation | None = None
+    """What the decision was made from (the endpoints' statuses before it, the nodes)."""
 
 
 class ControllerMetrics:
-    """The series of `autoscaler.metrics`, registered on `registry`."""
+    """The series of `autoscaler.metrics`, registered on `registry`. Between loops it keeps only each
+    class's idle nodes, to count the warm nodes taken."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.families: dict[str, Gauge | Counter] = {}
+        self.families: dict[str, Gauge | Counter | Histogram] = {}
         for s in SERIES:
-            kind = Gauge if s.kind == "gauge" else Counter
-            name = s.name.removesuffix("_total") if s.kind == "counter" else s.name
-            self.families[s.name] = kind(name, s.help, s.labels, registry=registry)
+            if s.kind == "histogram":
+                self.families[s.name] = Histogram(s.name, s.help, s.labels, registry=registry, buckets=s.buckets)
+            else:
+                kind = Gauge if s.kind == "gauge" else Counter
+                name = s.name.removesuffix("_total") if s.kind == "counter" else s.name
+                self.families[s.name] = kind(name, s.help, s.labels, registry=registry)
+        self.idle: dict[str, frozenset[str]] = {}
+        for reason in ERROR_REASONS:  # at zero from the start, so that a rate of errors is 0, not nothing
+            self.counter("egs_autoscaler_reconcile_errors_total").labels(reason)
 
     def gauge(self, name: str) -> Gauge:
         family = self.families[name]
@@ -102,6 +116,11 @@ class ControllerMetrics:
     def counter(self, name: str) -> Counter:
         family = self.families[name]
         assert isinstance(family, Counter)
+        return family
+
+    def histogram(self, name: str) -> Histogram:
+        family = self.families[name]
+        assert isinstance(family, Histogram)
         return family
 
     def record(self, outcome: Outcome, duration_s: float, now: float) -> None:
@@ -127,11 +146,46 @@ class ControllerMetrics:
         self.gauge("egs_model_demand_split_evenly").clear()
         for model in decision.split_evenly:
             self.gauge("egs_model_demand_split_evenly").labels(model).set(1)
+        self.gauge("egs_warm_pool_forecast_gpus").clear()
         for pool in decision.pools:
             self.gauge("egs_warm_pool_idle_nodes").labels(pool.gpu_class).set(pool.idle_nodes)
             self.gauge("egs_warm_pool_target_nodes").labels(pool.gpu_class).set(pool.target)
+            # Zero until an endpoint waits for the class, so that its first wait counts as an increase.
+            self.histogram("egs_endpoint_provisioning_seconds").labels(pool.gpu_class)
+            if pool.forecast is not None:
+                forecast = self.gauge("egs_warm_pool_forecast_gpus")
+                forecast.labels(pool.gpu_class, "expected").set(pool.forecast.expected_peak)
+                forecast.labels(pool.gpu_class, "upper").set(pool.forecast.upper_peak)
+        if outcome.observation is not None:
+            self._taken(decision, outcome.observation)
+            self._provisioned(decision, outcome.observation, now)
         self.gauge("egs_autoscaler_reconcile_duration_seconds").set(duration_s)
         self.gauge("egs_autoscaler_last_reconcile_timestamp_seconds").set(now)
+
+    def _taken(self, decision: Decision, obs: Observation) -> None:
+        schedulable = {
+            str((n.get("metadata") or {}).get("name"))
+            for n in obs.nodes
+            if not (n.get("spec") or {}).get("unschedulable")
+        }
+        for pool in decision.pools:
+            taken = (self.idle.get(pool.gpu_class, frozenset()) - set(pool.idle)) & schedulable
+            self.counter("egs_warm_pool_taken_nodes_total").labels(pool.gpu_class).inc(len(taken))
+            self.idle[pool.gpu_class] = frozenset(pool.idle)
+
+    def _provisioned(self, decision: Decision, obs: Observation, now: float) -> None:
+        """An endpoint Provisioning before this decision whose replicas are placed now: it waited from its
+        Ready condition's last transition (the status keeps it while the reason stays WaitingForCapacity)."""
+        before = _statuses(obs)
+        for d in decision.endpoints:
+            status = before.get((d.namespace, d.name)) or {}
+            if status.get("phase") != "Provisioning" or d.phase not in ("Pending", "Ready"):
+                continue
+            ready: Mapping[str, Any] = next((c for c in status.get("conditions") or () if c.get("type") == "Ready"), {})
+            if ready.get("lastTransitionTime"):
+                waited = now - leader.parse_time(str(ready["lastTransitionTime"]))
+                gpu_class = d.gpu_class or str(status.get("gpuClass", ""))
+                self.histogram("egs_endpoint_provisioning_seconds").labels(gpu_class).observe(max(0.0, waited))
 
 
 class Controller:
@@ -198,7 +252,7 @@ class Controller:
                     "labels to tell them apart",
                     ", ".join(sorted(self.split_evenly)),
                 )
-        outcome = Outcome(leader=True, decision=decision)
+        outcome = Outcome(leader=True, decision=decision, observation=obs)
         self._act(decision, obs, outcome)
         return outcome
 
@@ -239,7 +293,7 @@ class Controller:
 
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
         held = {_identity(o): o for o in obs.owned}
-        statuses = {_identity(o)[2:]: o.get("status") or {} for o in obs.endpoints}
+        statuses = _statuses(obs)
         writes: list[tuple[str, Callable[[], Any]]] = []
         for obj in decision.objects:
             if _within(obj, held.get(_identity(obj))):
@@ -273,6 +327,11 @@ class Controller:
 def _identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
     meta = obj.get("metadata") or {}
     return (str(obj.get("apiVersion")), str(obj.get("kind")), str(meta.get("namespace", "")), str(meta.get("name")))
+
+
+def _statuses(obs: Observation) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """(namespace, name) -> each InferenceEndpoint's status as observed."""
+    return {(_identity(o)[2], _identity(o)[3]): o.get("status") or {} for o in obs.endpoints}
 
 
 def _name(obj: Mapping[str, Any]) -> str:

@@ -184,6 +184,10 @@ class PoolDecision:
     target: int
     waiting_gpus: int = 0
     """GPUs waiting for the class's nodes: EGS's waiting replicas and other workloads' pending pods."""
+    idle: tuple[str, ...] = ()
+    """The idle nodes by name: the controller counts the warm nodes taken from one loop to the next."""
+    forecast: Forecast | None = None
+    """The class's GPU need over the provisioning lead time, once its history has two samples."""
 
 
 @dataclass(frozen=True)
@@ -710,7 +714,7 @@ def _pools(
     for name, cls in sorted(settings.classes.items()):
         nodes = [n for n in inventory.schedulable() if n.model.name == name]
         busy = {p.node for p in real.placements if p.gpu_class == name}
-        idle_nodes = sum(1 for n in nodes if n.node not in busy and _idle_gpus(n) == len(n.gpus))
+        idle = tuple(n.node for n in nodes if n.node not in busy and _idle_gpus(n) == len(n.gpus))
         used = sum(gpus_of(p) for p in real.placements if p.gpu_class == name)
         queued = sum(gpus_of(p) for p in waiting.placements if p.gpu_class == name) + sum(ahead.get(name, ()))
         free_on_busy = sum(_idle_gpus(n) for n in nodes if n.node in busy)
@@ -722,11 +726,11 @@ def _pools(
             need_gpus=need,
             used_gpus=used,
             free_gpus_on_busy_nodes=max(0, free_on_busy),
-            idle_nodes=idle_nodes,
+            idle_nodes=len(idle),
             forecast=_forecast(need, settings, now),
         )
         target = hold_on_missing_data(POLICIES[cls.policy], observation, now, cls.pool_settings, previous.get(name, 0))
-        pools.append(PoolDecision(name, idle_nodes, target, queued))
+        pools.append(PoolDecision(name, len(idle), target, queued, idle, observation.forecast))
     return pools
 
 

@@ -14,9 +14,11 @@ from typing import Literal
 @dataclass(frozen=True)
 class Series:
     name: str
-    kind: Literal["gauge", "counter"]
+    kind: Literal["gauge", "counter", "histogram"]
     labels: tuple[str, ...]
     help: str
+    buckets: tuple[float, ...] = ()
+    """A histogram's upper bounds (seconds)."""
 
 
 SERIES: tuple[Series, ...] = (
@@ -28,6 +30,21 @@ SERIES: tuple[Series, ...] = (
     ),
     Series("egs_warm_pool_target_nodes", "gauge", ("gpu_class",), "Idle nodes the warm-pool policy wants held."),
     Series(
+        "egs_warm_pool_taken_nodes_total",
+        "counter",
+        ("gpu_class",),
+        "Warm nodes taken: idle in the controller's previous loop, no longer idle in this one and still "
+        "schedulable (a replica, or another pod, took their GPUs).",
+    ),
+    Series(
+        "egs_warm_pool_forecast_gpus",
+        "gauge",
+        ("gpu_class", "bound"),
+        "GPUs the class's endpoints are forecast to need at the peak of the provisioning lead time: "
+        "bound=expected (the point forecast) or upper (its upper quantile); none until the demand history "
+        "has two samples.",
+    ),
+    Series(
         "egs_endpoint_replicas_waiting",
         "gauge",
         ("namespace", "endpoint", "model", "gpu_class"),
@@ -38,6 +55,14 @@ SERIES: tuple[Series, ...] = (
         "gauge",
         ("namespace", "endpoint", "model", "gpu_class"),
         "When the endpoint was promised to be ready (Unix time), as answered with 202 Accepted.",
+    ),
+    Series(
+        "egs_endpoint_provisioning_seconds",
+        "histogram",
+        ("gpu_class",),
+        "How long endpoints waited for GPU capacity of the class: from entering Provisioning (their Ready "
+        "condition's last transition) to the loop that placed their replicas.",
+        buckets=(60.0, 120.0, 300.0, 450.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0),
     ),
     Series(
         "egs_endpoint_ready",
@@ -74,4 +99,9 @@ SERIES: tuple[Series, ...] = (
     ),
 )
 
-NAMES: frozenset[str] = frozenset(s.name for s in SERIES)
+NAMES: frozenset[str] = frozenset(
+    name
+    for s in SERIES
+    for name in ((f"{s.name}_bucket", f"{s.name}_sum", f"{s.name}_count") if s.kind == "histogram" else (s.name,))
+)
+"""Every series name the controller writes (a histogram's as its _bucket, _sum and _count)."""

@@ -161,7 +161,8 @@ def models() -> dashboard.Dashboard:
         "egs-models",
         "EGS / Models",
         "Per model: demand now and a day and a week earlier (the forecast's seasonal inputs), demand per GPU "
-        "class, queue, KV cache, and the endpoints waiting for capacity with their promised ready times.",
+        "class, queue, KV cache, the controller's forecast of each class's GPU need against capacity, and "
+        "the endpoints waiting for capacity with their promised ready times.",
         [
             series(
                 "Demand",
@@ -190,6 +191,14 @@ def models() -> dashboard.Dashboard:
                 "percentunit",
                 (q.kv_cache_usage(), "{{model_name}} max"),
                 (q.kv_cache_usage_avg(), "{{model_name}} avg"),
+            ),
+            series(
+                "Forecast GPU need by class",
+                "From the controller: the GPUs each class's endpoints are forecast to need at the peak of the "
+                "provisioning lead time, the point forecast and its upper quantile (the warm pool covers the "
+                "rise). None until the demand history holds two samples five minutes apart.",
+                "none",
+                (q.forecast_gpus(), "{{gpu_class}} {{bound}}"),
             ),
             series(
                 "Capacity by GPU class",
@@ -223,8 +232,8 @@ def warm_pools() -> dashboard.Dashboard:
     return _board(
         "egs-warm-pools",
         "EGS / Warm pools",
-        "Per GPU class (catalogue names): the idle nodes the policy wants held, those held, and the replicas "
-        "waiting for capacity.",
+        "Per GPU class (catalogue names): the idle nodes the policy wants held, those held, the replicas "
+        "waiting for capacity, the warm nodes taken and how long endpoints waited for capacity.",
         [
             series(
                 "Warm nodes: target and held",
@@ -240,6 +249,21 @@ def warm_pools() -> dashboard.Dashboard:
                 "none",
                 (q.replicas_waiting_by_pool(), "{{gpu_class}}"),
                 width=24,
+            ),
+            series(
+                "Warm nodes taken",
+                "Warm nodes a replica (or another pod) took, per hour: each one an endpoint served without "
+                "waiting for a node.",
+                "none",
+                (q.warm_nodes_taken_per_hour(), "{{gpu_class}}"),
+            ),
+            series(
+                "Provisioning times",
+                "How long endpoints waited for GPU capacity of each class (Provisioning until their replicas "
+                "were placed), over the last hour: median and 95th percentile.",
+                "s",
+                (q.provisioning_seconds(0.5), "{{gpu_class}} p50"),
+                (q.provisioning_seconds(0.95), "{{gpu_class}} p95"),
             ),
         ],
     )

@@ -116,6 +116,11 @@ def kv_cache_usage_avg() -> str:
     return f"model:kv_cache_usage:avg{{{MODEL}}}"
 
 
+def forecast_gpus() -> str:
+    """The controller's forecast of each class's GPU need at the peak of the provisioning lead time."""
+    return f"egs_warm_pool_forecast_gpus{{{POOL}}}"
+
+
 def endpoint_seconds_to_ready() -> str:
     """How long until each waiting endpoint's promised ready time (negative: late)."""
     return f"egs_endpoint_estimated_ready_timestamp_seconds{{{ENDPOINT}}} - time()"
@@ -142,6 +147,16 @@ def warm_pool_idle() -> str:
 
 def replicas_waiting_by_pool() -> str:
     return f"sum by (gpu_class) (egs_endpoint_replicas_waiting{{{POOL}}})"
+
+
+def warm_nodes_taken_per_hour() -> str:
+    return f"sum by (gpu_class) (increase(egs_warm_pool_taken_nodes_total{{{POOL}}}[1h]))"
+
+
+def provisioning_seconds(quantile: float) -> str:
+    """The `quantile` of how long endpoints waited for capacity of each class, over the last hour."""
+    buckets = f"rate(egs_endpoint_provisioning_seconds_bucket{{{POOL}}}[1h])"
+    return f"histogram_quantile({quantile:g}, sum by (le, gpu_class) ({buckets}))"
 
 
 # Cost

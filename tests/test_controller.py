@@ -4,7 +4,8 @@ Covers: a first reconcile writes the workload, Service, warm pool and status, a 
 changed writes nothing; Prometheus down and stale metrics hold the replicas; API 409 (retried) and
 500 (counted, the loop goes on); the Lease lost mid-loop stops the writes; two controllers, one
 writer; a restart in the middle of provisioning keeps the ETA and the pool; --dry-run writes
-nothing; the exposition carries every series of autoscaler/metrics.py.
+nothing; the exposition carries every series of autoscaler/metrics.py; a warm node taken and an
+endpoint's wait for capacity are counted once.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.adapters.prometheus import PrometheusMetrics
-from autoscaler.controller import Controller, owned_kinds
-from autoscaler.decide import ClassSettings, Settings
+from autoscaler.controller import Controller, ControllerMetrics, Outcome, owned_kinds
+from autoscaler.decide import ClassSettings, Decision, EndpointDecision, Observation, PoolDecision, Settings
 from autoscaler.metrics import SERIES
 from autoscaler.signals import History, ModelSignals, PodSignals
 from egs.kube_standin import KubeCluster
@@ -242,3 +243,33 @@ def test_a_node_another_workload_fills_is_not_planned_onto(kube: KubeCluster) ->
     status = kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
     assert (status["phase"], status["conditions"][0]["reason"]) == ("Provisioning", "WaitingForCapacity")
     assert status["estimatedReadyTime"]
+
+
+def test_a_warm_node_taken_and_an_endpoint_s_wait_for_capacity_are_counted_once() -> None:
+    registry = CollectorRegistry()
+    metrics = ControllerMetrics(registry)
+    waiting_since = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+    condition = {"type": "Ready", "status": "False", "reason": "WaitingForCapacity"}
+    condition["lastTransitionTime"] = "2027-01-15T08:00:00Z"
+    status = {"phase": "Provisioning", "gpuClass": "H100-80GB", "conditions": [condition]}
+    chat = endpoint(status=status)
+    cordoned = h100("warm-2")
+    cordoned["spec"]["unschedulable"] = True
+    nodes = [h100("warm-0"), h100("warm-1"), cordoned]
+
+    def loop(idle: tuple[str, ...], phase: str, now: float, endpoints: list[Any]) -> None:
+        d = EndpointDecision("team-a", "chat", MODEL, 1, 1, 0, 0, "fp8", "H100-80GB", None, phase)
+        decision = Decision((), {}, (d,), (PoolDecision("H100-80GB", len(idle), 1, idle=idle),), ())
+        metrics.record(Outcome(True, decision=decision, observation=Observation(nodes, endpoints)), 0.1, now)
+
+    loop(("warm-0", "warm-1", "warm-2"), "Provisioning", waiting_since + 300, [chat])
+    # warm-0 now holds the replica; warm-2 is no longer idle because it was cordoned: not taken.
+    loop(("warm-1",), "Pending", waiting_since + 420, [chat])
+    loop(("warm-1",), "Ready", waiting_since + 480, [endpoint(status={**status, "phase": "Pending"})])
+
+    def value(name: str) -> float | None:
+        return registry.get_sample_value(name, {"gpu_class": "H100-80GB"})
+
+    assert value("egs_warm_pool_taken_nodes_total") == 1
+    assert value("egs_endpoint_provisioning_seconds_count") == 1
+    assert value("egs_endpoint_provisioning_seconds_sum") == pytest.approx(420)

@@ -5,7 +5,11 @@ kmock runs no scheduler, kubelet or workload controllers, so the test plays them
 node (labelled as GPU Feature Discovery labels it) and marks the Deployment's replicas ready.
 
 POST -> 202 with an ETA -> the Deployment, Service and warm-pool object appear -> a GPU node joins ->
-the endpoint is Ready with its url; a POST whose variant fits the warm GPUs now -> 201.
+the endpoint is Ready with its url; a POST whose variant fits the warm GPUs now -> 201. Then a warm
+node joins and an endpoint of eight GPUs a replica takes it, and every dashboard panel that reads the
+controller's series (tests/test_dashboards.py: CONTROLLER_PANELS) returns series from the Prometheus that
+scrapes the controller, its demand forecast from an hour of demand history backfilled into that
+Prometheus before it starts.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from egs.kube_standin import KubeCluster
 from egs.localstack import Prometheus, free_port, wait_http
 from egs.vllm_standin import Server, VllmStandIn
 from tests.conftest import REPO, SimCluster
+from tests.test_dashboards import CONTROLLER_PANELS, Panel, expand
 from tests.test_decide import h100
 
 ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
@@ -38,6 +43,7 @@ class Stack:
     kube: KubeCluster
     api: str
     vllm: VllmStandIn
+    prom: Prometheus
 
 
 def _egs(*args: str, log: Path) -> subprocess.Popen[bytes]:
@@ -55,11 +61,14 @@ def stack(sim_cluster: SimCluster, tmp_path_factory: pytest.TempPathFactory) -> 
     vllm = VllmStandIn(
         [Server("llama-3.1-8b-instruct", "team-a", "chat-0", rps=0.5, waiting=0, running=1, kv_cache=0.3)]
     )
+    controller_metrics = f"127.0.0.1:{free_port()}"
     jobs = [
         {"job_name": "vllm", "static_configs": [{"targets": [vllm.address]}]},
         {"job_name": "egs-exporter", "static_configs": [{"targets": list(sim_cluster.exporters.values())}]},
+        {"job_name": "egs-controller", "static_configs": [{"targets": [controller_metrics]}]},
     ]
     rules = [REPO / "alerts" / "egs.rules.yaml"]
+    _backfill_demand(workdir / "prom" / "data", "llama-3.1-8b-instruct", rps=0.5)
     prom = Prometheus(workdir / "prom", [], interval="1s", rule_files=rules, scrape_configs=jobs).start()
     config = workdir / "egs.yaml"
     classes = {"H100-80GB": {"gpus_per_node": 8, "pool": "balloon", "static_nodes": 1}}
@@ -70,11 +79,11 @@ def stack(sim_cluster: SimCluster, tmp_path_factory: pytest.TempPathFactory) -> 
                log=workdir / "api.log")  # fmt: skip
     controller = _egs(
         "controller", "--kubeconfig", kubeconfig, "--config", str(config), "--prometheus", prom.url,
-        "--interval", "1", "--metrics-listen", f"127.0.0.1:{free_port()}", log=workdir / "controller.log",
+        "--interval", "1", "--metrics-listen", controller_metrics, log=workdir / "controller.log",
     )  # fmt: skip
     try:
         wait_http(f"http://127.0.0.1:{port}/openapi.json", timeout_s=30, proc=api)
-        yield Stack(kube, f"http://127.0.0.1:{port}", vllm)
+        yield Stack(kube, f"http://127.0.0.1:{port}", vllm, prom)
     finally:
         for proc in (api, controller):
             proc.terminate()
@@ -82,6 +91,20 @@ def stack(sim_cluster: SimCluster, tmp_path_factory: pytest.TempPathFactory) -> 
         prom.stop()
         vllm.close()
         kube.stop()
+
+
+def _backfill_demand(data: Path, model: str, rps: float, minutes: int = 60) -> None:
+    """The last hour of `model:requests:rate5m` for `model`, a sample a minute, written as TSDB blocks
+    into a Prometheus data directory before it starts (promtool's backfill): the controller's demand
+    history, which a fresh Prometheus would not have for five minutes."""
+    now = int(time.time())
+    lines = ["# TYPE model:requests:rate5m gauge"]
+    lines += [f'model:requests:rate5m{{model_name="{model}"}} {rps} {now - 60 * i}' for i in range(minutes, 0, -1)]
+    source = data.parent / "demand.om"
+    data.mkdir(parents=True, exist_ok=True)
+    source.write_text("\n".join([*lines, "# EOF", ""]))
+    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)], check=True,
+                   capture_output=True)  # fmt: skip
 
 
 def _eventually(what: str, probe: Callable[[], Any], timeout_s: float = 30) -> Any:
@@ -143,3 +166,32 @@ def test_post_waits_for_a_node_then_serves_and_a_warm_fit_is_created_at_once(sta
     answer = requests.post(f"{stack.api}/v1/namespaces/team-a/endpoints", json=small, headers=TOKEN, timeout=10)
     assert answer.status_code == 201, answer.text
     assert answer.json()["gpuClass"] == "H100-80GB"
+
+
+def test_a_warm_node_is_taken_and_every_controller_panel_has_series(stack: Stack) -> None:
+    kube, prom = stack.kube, stack.prom
+    kube.put("v1/nodes", h100("gpu-h100-1"))
+    assert prom.wait_for('egs_warm_pool_idle_nodes{gpu_class="H100-80GB"} == 1'), "the warm node never counted idle"
+    # Eight GPUs a replica: only the idle node has them (the first node's replicas hold some of its GPUs).
+    big: dict[str, Any] = {
+        "name": "big",
+        "model": "llama-3.1-405b-instruct",
+        "qualityFloor": 0.99,
+        "replicas": {"min": 1, "max": 1},
+    }
+    answer = requests.post(f"{stack.api}/v1/namespaces/team-a/endpoints", json=big, headers=TOKEN, timeout=10)
+    assert answer.status_code == 201, answer.text
+    assert prom.wait_for('egs_warm_pool_taken_nodes_total{gpu_class="H100-80GB"} >= 1'), "no warm node taken"
+    assert prom.wait_for('egs_endpoint_provisioning_seconds_count{gpu_class="H100-80GB"} == 1'), "no wait observed"
+    # One more such endpoint waits for a node: the promised ready time the dashboards show.
+    answer = requests.post(
+        f"{stack.api}/v1/namespaces/team-a/endpoints", json={**big, "name": "big-2"}, headers=TOKEN, timeout=10
+    )
+    assert answer.status_code in (201, 202), answer.text
+    etas = prom.wait_for("egs_endpoint_estimated_ready_timestamp_seconds")
+    assert etas, [(n, _status(kube, n).get("phase"), _status(kube, n).get("message")) for n in ("big", "big-2")]
+
+
+@pytest.mark.parametrize("panel", CONTROLLER_PANELS, ids=str)
+def test_every_dashboard_panel_of_the_controller_s_series_returns_series(stack: Stack, panel: Panel) -> None:
+    assert stack.prom.wait_for(expand(panel.expr), timeout_s=30), f"{panel}: {panel.expr} returned nothing"
