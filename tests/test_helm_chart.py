@@ -73,6 +73,7 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set",
         "controller.prometheusUrl=http://thanos-query.monitoring:9090",
     ],
+    "kind-e2e": ["--values", "e2e/kind-values.yaml"],
     "no-monitoring-crds": [
         "--set",
         "monitoring.serviceMonitor.enabled=false",
