@@ -76,7 +76,9 @@ def test_the_node_the_script_labels_is_an_h100_node_to_the_controller() -> None:
     assert labels["nvidia.com/gpu.present"] == "true"
     gpus = re.search(r'"path": "/status/capacity/nvidia.com~1gpu", "value": "(\d+)"', TEXT)
     assert gpus, "the script does not advertise nvidia.com/gpu on the node"
-    node = {"metadata": {"name": "kind", "labels": labels}, "status": {"allocatable": {"nvidia.com/gpu": gpus[1]}}}
+    # As the kind node reads once patched: Ready, the GPUs allocatable (the kubelet copies capacity there).
+    status = {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {"nvidia.com/gpu": gpus[1]}}
+    node = {"metadata": {"name": "kind", "labels": labels}, "status": status}
     nodes = build_inventory([node], Catalog.load()).schedulable()
     assert [(n.model.name, len(n.gpus)) for n in nodes] == [("H100-80GB", 8)]
     classes = yaml.safe_load((REPO / "e2e" / "kind-values.yaml").read_text())["controller"]["config"]["gpu_classes"]
