@@ -160,11 +160,8 @@ def capacity_groups(cfg: RulesConfig) -> list[Group]:
     # What a node has changes when a GPU comes or goes, or as VRAM fills: once a minute is enough.
     return [
         _group("egs-gpu-whole.rules", _record(whole, f"{PER_GPU} (gpu:saturation:ratio{{{WHOLE_GPU}}})")),
-        passes(
-            "egs-capacity.rules",
-            ("gpu_saturation:max", "gpu_saturation:sum"),
-            ("gpu_saturation:max", "gpu_saturation:avg"),
-        ),
+        passes("egs-capacity.rules", ("gpu_saturation:max",), ("gpu_saturation:max",)),
+        passes("egs-capacity-avg.rules", ("gpu_saturation:sum",), ("gpu_saturation:avg",)),
         passes("egs-idle.rules", ("gpus_idle:count",), ("gpus_idle:count",)),
         passes("egs-inventory.rules", ("gpus:count",), ("gpus:count",), interval=cfg.slow_interval),
         passes("egs-vram-free.rules", ("vram_free:mib",), ("vram_free:mib",), interval=cfg.slow_interval),

@@ -131,8 +131,9 @@ def measure(source: Source, gpus: int, evaluations: int, work: Path) -> dict[str
         prom.stop()
         server.close()
     medians = {g: round(statistics.median(v), 4) for g, v in sorted(durations.items())}
-    saturation = sum(medians.get(g, 0.0) for g in SATURATION_GROUPS)
-    ratio = saturation / medians[NAIVE_GROUP] if medians.get(NAIVE_GROUP) else None
+    measured = all(g in medians for g in SATURATION_GROUPS)  # the egs source's groups
+    saturation = sum(medians[g] for g in SATURATION_GROUPS) if measured else None
+    ratio = saturation / medians[NAIVE_GROUP] if saturation is not None and medians.get(NAIVE_GROUP) else None
     egs_groups = {g: v for g, v in medians.items() if g != NAIVE_GROUP}
     result = {
         "source": source,
@@ -144,7 +145,7 @@ def measure(source: Source, gpus: int, evaluations: int, work: Path) -> dict[str
         "max_group_seconds": max(egs_groups.values()),
         "total_seconds": round(sum(v * every_interval.get(g, 1.0) for g, v in egs_groups.items()), 4),
         "slowest_rules_last_evaluation": slowest,
-        "saturation_seconds": round(saturation, 4),
+        "saturation_seconds": None if saturation is None else round(saturation, 4),
         "naive_seconds": medians.get(NAIVE_GROUP),
         "ratio_vs_naive": None if ratio is None else round(ratio, 4),
     }
