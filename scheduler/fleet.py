@@ -30,6 +30,9 @@ from scheduler.registry import Model, Variant, per_gpu_need_mib
 MIB_PER_GIB = 1024
 TP_DEGREES = (1, 2, 4, 8)
 MAX_NODES_PER_REPLICA = 8
+UNPLACED_PENALTY = 1e4
+"""USD/hour the exact engine and the shadow-price LP charge per replica left out: more than any real
+GPU, so that they leave out only what cannot be placed."""
 SHARED = frozenset({"timeslice", "kai", "hami"})
 """Mechanisms under which several replicas hold one GPU's VRAM side by side."""
 SCHEDULING_EFFECTS = frozenset({"NoSchedule", "NoExecute"})

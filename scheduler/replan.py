@@ -54,6 +54,7 @@ from scipy.sparse import csr_array
 from scheduler.fleet import (
     SHARED,
     TP_DEGREES,
+    UNPLACED_PENALTY,
     FleetState,
     GpuState,
     MigState,
@@ -71,8 +72,6 @@ from scheduler.registry import Registry
 
 QUALITY_WEIGHT = 1e-3
 """USD/hour one unit of quality is worth: breaks cost ties toward the better variant, nothing more."""
-UNPLACED_PENALTY = 1e4
-"""USD/hour charged per replica left unplaced: more than any real GPU, so only the impossible is."""
 MAX_ROUNDS = 200
 MIN_SOLVER_S = 0.05
 """The least time a solver call is given; below it the engine stops and falls back."""

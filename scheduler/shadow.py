@@ -29,13 +29,11 @@ from scipy.optimize import linprog
 from scipy.sparse import csr_array
 
 from scheduler.catalog import MigProfile
-from scheduler.fleet import SHARED, FleetState, NodeState, Shape
+from scheduler.fleet import SHARED, UNPLACED_PENALTY, FleetState, NodeState, Shape
 from scheduler.plan import Request
 
 Row = tuple[str, str]
 """A capacity row: (node kind, "") for its GPUs, (node kind, profile) for its instances of a profile."""
-UNPLACED_PENALTY = 1e4
-"""USD/hour the LP charges per replica left out: more than any GPU, so that it places all it can."""
 
 
 @dataclass(frozen=True)

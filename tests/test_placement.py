@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scheduler.catalog import Catalog
-from scheduler.fleet import FleetState, shapes, untolerated
+from scheduler.fleet import UNPLACED_PENALTY, FleetState, shapes, untolerated
 from scheduler.inventory import Inventory, SharingPolicy, build_inventory
 from scheduler.placement import place
 from scheduler.plan import Plan, Request
 from scheduler.registry import Registry
 from scheduler.replan import solve
-from scheduler.shadow import UNPLACED_PENALTY, shadow
+from scheduler.shadow import shadow
 from scheduler.synthetic import gpu_node
 
 REPO = Path(__file__).resolve().parent.parent
