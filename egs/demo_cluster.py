@@ -8,7 +8,8 @@ Every `step(now, demand)`:
   node with the GPUs they request free; a replica preempts warm-pool placeholders (the pool's
   PriorityClass is the lowest), and a placeholder takes only a wholly free node;
 - kubelet: a placed replica is ready `load_s` later; each Deployment's `status.readyReplicas` says
-  how many are, which the controller reads;
+  how many are, and each pod is a Pod object (bound and Running, or Pending and Unschedulable), both
+  of which the controller reads;
 - node autoscaler: pods that fit nowhere order nodes, which join `node_delay_s` later, labelled as
   GPU Feature Discovery labels them; a node that holds no pod for `idle_release_s` is given back;
 - GPUs: every node has a sim-backend exporter (in this process, so that each GPU's load can be set,
@@ -39,6 +40,7 @@ from exporter.server import ExporterServer
 
 DEPLOYMENTS = "apps/v1/deployments"
 NODES = "v1/nodes"
+PODS = "v1/pods"
 GPU = "nvidia.com/gpu"
 PRODUCT = "NVIDIA-H100-80GB-HBM3"
 """The GPU Feature Discovery product label of the nodes the demo's node autoscaler adds (8 x H100)."""
@@ -54,6 +56,8 @@ class Pod:
     deployment: str
     gpus: int
     placeholder: bool
+    template: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The Deployment's pod template, which the Pod object is written from."""
     node: str = ""
     first_gpu: int = 0
     placed_at: float = 0.0
@@ -121,6 +125,15 @@ SATURATING_LOAD = 1.125
 """Demand over what a replica serves at which its GPUs' VRAM passes 95% (`replica_load`)."""
 
 
+def pod_status(node: str, ready: bool) -> dict[str, Any]:
+    """A pod's status as the kubelet (bound) or kube-scheduler (no node fits) writes it."""
+    if not node:
+        unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+        return {"phase": "Pending", "conditions": [unschedulable]}
+    scheduled = {"type": "PodScheduled", "status": "True"}
+    return {"phase": "Running", "conditions": [scheduled, {"type": "Ready", "status": str(ready)}]}
+
+
 def replica_load(share_rps: float, throughput_rps: float) -> tuple[float, float]:
     """(compute utilisation, VRAM used ratio) of a replica's GPU serving `share_rps`: weights and a
     KV cache that grows with the load, past 95% once the load passes `SATURATING_LOAD`."""
@@ -143,6 +156,8 @@ class ClusterPlay:
     pods: dict[str, Pod] = field(default_factory=dict)
     ordered: int = 0
     _names: int = 0
+    _written: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    """Pod objects written: namespace/name -> (node, ready) as last written."""
 
     def step(self, now: float, demand: Mapping[str, float]) -> None:
         self._join(now)
@@ -155,6 +170,7 @@ class ClusterPlay:
         self._order(now)
         self._release(now)
         self._report_ready(now)
+        self._write_pods(now)
         self._load(now, demand)
 
     # -- scheduler and kubelet --------------------------------------------------------------------
@@ -170,8 +186,32 @@ class ClusterPlay:
             placeholder = template.get("priorityClassName") == WARM_POOL_PRIORITY_CLASS
             for i in range(int(spec.get("replicas", 0))):
                 name = f"{meta['name']}-{i}"
-                pods[f"{meta['namespace']}/{name}"] = Pod(name, meta["namespace"], meta["name"], gpus, placeholder)
+                pod = Pod(name, meta["namespace"], meta["name"], gpus, placeholder, spec["template"])
+                pods[f"{meta['namespace']}/{name}"] = pod
         return pods
+
+    def _write_pods(self, now: float) -> None:
+        """The Pod objects as the scheduler and the kubelet leave them: bound and Running, or Pending and
+        Unschedulable; the controller reads them (stuck replicas, which pod serves which endpoint)."""
+        for key in [k for k in self._written if k not in self.pods]:
+            namespace, name = key.split("/", 1)
+            self.kube.delete(PODS, namespace, name)
+            del self._written[key]
+        for key, pod in self.pods.items():
+            ready = bool(pod.node) and now - pod.placed_at >= self.settings.load_s
+            state = (pod.node, ready)
+            if self._written.get(key) == state:
+                continue
+            status = pod_status(pod.node, ready)
+            if key in self._written:
+                self.kube.patch(PODS, pod.namespace, pod.name, {"spec": {"nodeName": pod.node}, "status": status})
+            else:
+                labels = pod.template["metadata"].get("labels", {})
+                meta = {"name": pod.name, "namespace": pod.namespace, "labels": labels}
+                spec = {**pod.template["spec"], "nodeName": pod.node}
+                obj = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
+                self.kube.put(PODS, obj)
+            self._written[key] = state
 
     def _ready_nodes(self, now: float) -> list[str]:
         return sorted(n for n, node in self.nodes.items() if node.ready_at <= now)
