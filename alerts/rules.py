@@ -186,7 +186,9 @@ def demand_rules(cfg: RulesConfig) -> list[Rule]:
         ),
         # Per serving pod, so that the controller tells apart endpoints of one model (it knows from
         # Kubernetes which endpoint each pod serves): demand, queue, and its GPUs' saturation.
-        _record("namespace_pod:requests:rate5m", "sum by (namespace, pod) (rate(vllm:request_success_total[5m]))"),
+        _record(
+            "namespace_pod:requests:rate5m", f"sum by (namespace, pod) (rate(vllm:request_success_total[{window}]))"
+        ),
         _record("namespace_pod:requests_waiting:sum", "sum by (namespace, pod) (vllm:num_requests_waiting)"),
         _record("namespace_pod:gpu_saturation:avg", 'avg by (namespace, pod) (gpu:saturation:ratio{pod!=""})'),
         # Demand per GPU class: each server pod's request rate, joined on (namespace, pod) to the

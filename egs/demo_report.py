@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -164,9 +165,11 @@ def _vram(samples: Sequence[Sample]) -> str:
     for node in sorted({n for s in samples for n in s.vram_max}):
         ax.plot(t, [s.vram_max.get(node, float("nan")) for s in samples], label=node)
     ax.axhline(0.95, color="red", ls="--", lw=1, label="GPUVRAMSaturated threshold")
-    paging = [s.t for s in samples if any(a.startswith("GPUVRAMSaturated") for a in s.firing)]
-    if paging:
-        ax.axvspan(min(paging), max(paging), color="red", alpha=0.08, label="paging")
+    label = "GPUVRAMSaturated firing"
+    for before, after in itertools.pairwise(samples):
+        if any(a.startswith("GPUVRAMSaturated") for a in before.firing):
+            ax.axvspan(before.t, after.t, color="red", alpha=0.08, lw=0, label=label)
+            label = "_nolegend_"
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("highest VRAM used ratio")
     ax.legend(loc="lower right", fontsize=8)

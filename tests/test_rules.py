@@ -156,3 +156,12 @@ def test_derived_ratios(values: dict[str, float], expected: tuple[float, float])
 def test_no_ratio_is_made_up_without_its_inputs() -> None:
     assert derive({"DCGM_FI_DEV_FB_USED": 10}) == {}
     assert derive({"DCGM_FI_DEV_FB_USED": 0, "DCGM_FI_DEV_FB_FREE": 0}) == {}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_the_demand_window_sets_every_vllm_rate(source: Source) -> None:
+    """`egs demo` compresses time: each demand rate must follow its window, or endpoints flap there."""
+    text = render(RulesConfig(source=source, demand_window="20s"))
+    rates = re.findall(r"rate\(vllm:[a-z_]+\[(\w+)\]\)", text)
+    assert len(rates) >= 3 and set(rates) == {"20s"}
+    assert set(re.findall(r"rate\(vllm:[a-z_]+\[(\w+)\]\)", render(RulesConfig(source=source)))) == {"5m"}
