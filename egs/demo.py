@@ -272,6 +272,7 @@ class _Demo:
         idle = _by(prom.query("egs_warm_pool_idle_nodes"), "gpu_class").get(GPU_CLASS, 0.0)
         etas = _by(prom.query("egs_endpoint_estimated_ready_timestamp_seconds - time()"), "endpoint")
         endpoint_ready = _by(prom.query("egs_endpoint_ready"), "endpoint")
+        forecast = _by(prom.query(f'egs_warm_pool_forecast_gpus{{gpu_class="{GPU_CLASS}"}}'), "bound")
         now = time.monotonic()
         serving = play.serving(now)
         replicas: dict[str, tuple[int, int]] = {}
@@ -301,6 +302,8 @@ class _Demo:
             firing=self._alerts(am, elapsed),
             eta_left_s=etas,
             endpoint_ready={e: v == 1 for e, v in endpoint_ready.items()},
+            gpus_held=sum(p.gpus for p in play.pods.values() if p.node and not p.placeholder),
+            forecast_gpus=forecast,
         )
 
     def _alerts(self, am: str, elapsed: float) -> list[str]:

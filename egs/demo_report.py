@@ -3,8 +3,9 @@
 The same signals the dashboards show, as the demo sampled them from Prometheus, Alertmanager, the
 API's answers and the cluster stand-in every few seconds: demand (replayed, and as Prometheus
 measured it) against serving capacity, warm-pool target and idle nodes, VRAM saturation per node,
-the endpoints' replicas and promised ready times, and the alerts that fired. No forecast is drawn:
-the controller's needs a day of history, which a demo run does not have (it forecasts persistence).
+the endpoints' replicas and promised ready times, and the alerts that fired. The forecast drawn is the
+controller's (`egs_warm_pool_forecast_gpus`, GPUs of the class): with less than a day of history, as
+in any demo run, it is a persistence forecast, and it appears once the 5-minute history has two samples.
 Needs matplotlib (the `demo` / `plot` extra).
 """
 
@@ -48,6 +49,10 @@ class Sample:
     """Endpoint -> seconds until its promised ready time (`egs_endpoint_estimated_ready_timestamp_seconds`)."""
     endpoint_ready: dict[str, bool] = field(default_factory=dict)
     """Endpoint -> `egs_endpoint_ready`."""
+    gpus_held: int = 0
+    """GPUs the endpoints' placed replicas hold."""
+    forecast_gpus: dict[str, float] = field(default_factory=dict)
+    """`egs_warm_pool_forecast_gpus` by bound (expected, upper): the class's need at the lead time's peak."""
 
 
 @dataclass
@@ -80,7 +85,7 @@ def write_report(run: Run, path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     figures = [
         ("Demand and capacity", _demand(run.samples)),
-        ("Warm pool and nodes", _pool(run.samples)),
+        ("GPU need, its forecast, the warm pool and the nodes", _pool(run.samples)),
         ("VRAM saturation", _vram(run.samples)),
         ("Endpoints: wanted and ready replicas", _replicas(run.samples)),
         ("Endpoints: time left to the promised ready time", _etas(run.samples)),
@@ -148,14 +153,23 @@ def _demand(samples: Sequence[Sample]) -> str:
 
 
 def _pool(samples: Sequence[Sample]) -> str:
-    fig, (ax,) = _axes()
+    fig, (need, nodes) = _axes(2)
     t = _t(samples)
-    ax.step(t, [s.pool_target for s in samples], where="post", label="warm-pool target (nodes)", lw=2)
-    ax.step(t, [s.pool_idle for s in samples], where="post", label="warm-pool idle nodes")
-    ax.step(t, [s.nodes_ready for s in samples], where="post", label="GPU nodes ready")
-    ax.step(t, [s.nodes_coming for s in samples], where="post", label="GPU nodes provisioning", ls=":")
-    ax.set_ylabel("nodes")
-    ax.legend(loc="upper left", fontsize=8)
+    need.step(t, [s.gpus_held for s in samples], where="post", label="GPUs the replicas hold", lw=2)
+    for bound, style in (("expected", "--"), ("upper", ":")):
+        forecast = [s.forecast_gpus.get(bound, float("nan")) for s in samples]
+        need.plot(t, forecast, style, label=f"forecast need at the lead time's peak ({bound}, controller)")
+    if not any(s.forecast_gpus for s in samples):
+        note = "no forecast in this run: the controller's needs two 5-minute samples of demand history"
+        need.text(0.99, 0.03, note, transform=need.transAxes, ha="right", fontsize=8, color="grey")
+    need.set_ylabel("GPUs")
+    need.legend(loc="upper left", fontsize=8)
+    nodes.step(t, [s.pool_target for s in samples], where="post", label="warm-pool target (nodes)", lw=2)
+    nodes.step(t, [s.pool_idle for s in samples], where="post", label="warm-pool idle nodes")
+    nodes.step(t, [s.nodes_ready for s in samples], where="post", label="GPU nodes ready")
+    nodes.step(t, [s.nodes_coming for s in samples], where="post", label="GPU nodes provisioning", ls=":")
+    nodes.set_ylabel("nodes")
+    nodes.legend(loc="upper left", fontsize=8)
     return _png(fig)
 
 
