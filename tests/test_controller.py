@@ -273,3 +273,18 @@ def test_a_warm_node_taken_and_an_endpoint_s_wait_for_capacity_are_counted_once(
     assert value("egs_warm_pool_taken_nodes_total") == 1
     assert value("egs_endpoint_provisioning_seconds_count") == 1
     assert value("egs_endpoint_provisioning_seconds_sum") == pytest.approx(420)
+
+
+def test_demand_split_evenly_is_logged_and_exposed(kube: KubeCluster, caplog: pytest.LogCaptureFixture) -> None:
+    for name in ("chat", "docs"):  # one model, no per-pod series to tell them apart
+        kube.put(ENDPOINTS, endpoint(name))
+    ctl = controller(kube, FixedSignals(demand=4.0))
+    with caplog.at_level("WARNING", logger="egs.controller"):
+        ctl.reconcile()
+        ctl.reconcile()
+    text = generate_latest(ctl.exposition_registry).decode()
+    assert f'egs_model_demand_split_evenly{{model="{MODEL}"}} 1.0' in text
+    assert [r.message for r in caplog.records if "split evenly" in r.message] == [
+        f"demand split evenly between the endpoints of {MODEL}: their pods' series carry no namespace/pod labels "
+        "to tell them apart"
+    ]  # once, not every loop
