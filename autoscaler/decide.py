@@ -2,19 +2,22 @@
 
 Part of the autoscaler's pure core (plain data, `now` a parameter, nothing touches Kubernetes or
 Prometheus). `autoscaler/controller.py` calls `decide` every loop and applies what it returns; the
-endpoint API calls it with one endpoint more to answer 201 or 202; the reconcile benchmark calls it
-at scale. Per InferenceEndpoint:
+endpoint API builds the capacity it answers POSTs from with it (`autoscaler.admission`); the
+reconcile benchmark calls it at scale. Per InferenceEndpoint:
 
-- **replicas**: `replica_target` (the autoscaler core) of the model's demand over the replica's
-  throughput (the endpoint's `throughputPerReplica`, else the configured figure for the model), plus
-  one replica while the servers saturate (KV cache >= 0.80 or >= 5 queued requests per replica,
-  llm-d's thresholds), clamped to `replicas.min..max`;
+- **replicas**: `replica_target` (the autoscaler core) of the endpoint's demand (its part of its
+  model's, `autoscaler.attribution`) over the replica's throughput (the endpoint's
+  `throughputPerReplica`, else the configured figure for the model), plus one replica while the
+  servers saturate (KV cache >= 0.80 or >= 5 queued requests per replica, llm-d's thresholds; where
+  vLLM reports neither, its GPUs' saturation ratio >= 0.95), clamped to `replicas.min..max`;
 - **variant, GPU class, placement**: the scheduler's entry point (`scheduler.schedule.schedule`) on the
-  nodes' inventory; replicas that fit nowhere are placed again on the nodes each configured GPU class
-  would add, and so wait for provisioning; a replica that fits no class at all gets the scheduler's
-  reason ("needs N GiB ... largest free ...") in a condition;
-- **ETA**: `queue_etas` (the autoscaler core) for every waiting replica; a promise already made
-  (in the status) is kept while the replicas still wait, so a restart does not move it;
+  nodes' inventory, less the GPUs other workloads' pods hold (`autoscaler.pods`); replicas that fit
+  nowhere, and placed replicas whose pod kube-scheduler found no node for, are placed again on the
+  nodes each configured GPU class would add, and so wait for provisioning; a replica that fits no
+  class at all gets the scheduler's reason ("needs N GiB ... largest free ...") in a condition;
+- **ETA**: `queue_etas` (the autoscaler core) for every waiting replica, behind other workloads'
+  unschedulable pods that wait for the same class; a promise already made (in the status) is kept
+  while the replicas still wait, so a restart does not move it;
 - **objects**: the workload and Service from `scheduler.manifests` (not schema-checked here, at 0.1 s
   an object: the adapter applies with `fieldValidation=Strict`, so the API server checks each one),
   owned by the endpoint, without the per-node pin (the nodes a replica waits for do not exist yet,
