@@ -9,7 +9,8 @@ the endpoint is Ready with its url; a POST whose variant fits the warm GPUs now 
 node joins and an endpoint of eight GPUs a replica takes it, and every dashboard panel that reads the
 controller's series (tests/test_dashboards.py: CONTROLLER_PANELS) returns series from the Prometheus that
 scrapes the controller, its demand forecast from an hour of demand history backfilled into that
-Prometheus before it starts.
+Prometheus before it starts. Each test first runs the steps of the story before its own, unless they
+have run on the module's stack (`_once`), so that any one of them can run alone.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ class Stack:
     api: str
     vllm: VllmStandIn
     prom: Prometheus
+    done: set[str] = field(default_factory=set)
+    """The steps of the story that have run on this stack (`_once`)."""
 
 
 def _egs(*args: str, log: Path) -> subprocess.Popen[bytes]:
@@ -126,7 +129,16 @@ def _workloads(kube: KubeCluster, name: str) -> list[dict[str, Any]]:
     return [d for d in kube.all(DEPLOYMENTS) if d["metadata"].get("annotations", {}).get("egs.io/request-name") == name]
 
 
-def test_post_waits_for_a_node_then_serves_and_a_warm_fit_is_created_at_once(stack: Stack) -> None:
+def _once(stack: Stack, step: Callable[[Stack], None]) -> None:
+    """Run a step of the story unless it has run: each test runs the steps before its own, so that any
+    one of them can run alone (`pytest -k`) and still start from the state it needs."""
+    if step.__name__ not in stack.done:
+        step(stack)
+        stack.done.add(step.__name__)
+
+
+def _serve(stack: Stack) -> None:
+    """POST -> 202 -> objects -> a node joins -> Ready with a url; then a POST that fits warm GPUs -> 201."""
     kube = stack.kube
     body: dict[str, Any] = {
         "name": "chat",
@@ -168,7 +180,9 @@ def test_post_waits_for_a_node_then_serves_and_a_warm_fit_is_created_at_once(sta
     assert answer.json()["gpuClass"] == "H100-80GB"
 
 
-def test_a_warm_node_is_taken_and_every_controller_panel_has_series(stack: Stack) -> None:
+def _take_a_warm_node(stack: Stack) -> None:
+    """A warm node joins, an endpoint of eight GPUs a replica takes it, and another waits with an ETA."""
+    _once(stack, _serve)
     kube, prom = stack.kube, stack.prom
     kube.put("v1/nodes", h100("gpu-h100-1"))
     assert prom.wait_for('egs_warm_pool_idle_nodes{gpu_class="H100-80GB"} == 1'), "the warm node never counted idle"
@@ -192,6 +206,15 @@ def test_a_warm_node_is_taken_and_every_controller_panel_has_series(stack: Stack
     assert etas, [(n, _status(kube, n).get("phase"), _status(kube, n).get("message")) for n in ("big", "big-2")]
 
 
+def test_post_waits_for_a_node_then_serves_and_a_warm_fit_is_created_at_once(stack: Stack) -> None:
+    _once(stack, _serve)
+
+
+def test_a_warm_node_is_taken_and_a_second_big_endpoint_gets_an_eta(stack: Stack) -> None:
+    _once(stack, _take_a_warm_node)
+
+
 @pytest.mark.parametrize("panel", CONTROLLER_PANELS, ids=str)
 def test_every_dashboard_panel_of_the_controller_s_series_returns_series(stack: Stack, panel: Panel) -> None:
+    _once(stack, _take_a_warm_node)
     assert stack.prom.wait_for(expand(panel.expr), timeout_s=30), f"{panel}: {panel.expr} returned nothing"
