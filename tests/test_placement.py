@@ -94,6 +94,17 @@ def check_plan(plan: Plan, inventory: Inventory, requests: list[Request]) -> Non
         assert placed[r.name] + unplaced[r.name] == r.replicas, f"{r.name}: replicas lost"
 
 
+def _reaches_the_optimum(requests: list[Request], inventory: Inventory, optimum: float) -> Plan:
+    """The exact engine proves `optimum` and the online policy reaches it, placing every replica."""
+    exact = solve(requests, REGISTRY, inventory, time_limit_s=10)
+    assert exact.optimal and exact.plan.cost_per_hour == pytest.approx(optimum)
+    online = place(requests, REGISTRY, inventory)
+    check_plan(online, inventory, requests)
+    assert not online.unplaced
+    assert online.cost_per_hour == pytest.approx(optimum)
+    return online
+
+
 CLASSES = ["H100-80GB", "A100-80GB", "L4", "L40S", "MI300X", "T4", "A10G", "H200-141GB"]
 MECHANISMS = ["exclusive", "timeslice", "kai", "hami"]
 
@@ -220,12 +231,7 @@ def test_a_cheap_tensor_parallel_pair_does_not_crowd_out_the_replicas_that_need_
         Request("qwen32", "qwen2.5-32b-instruct", 1, min_quality=1.0, context=8192, concurrency=8),
     ]
     optimum = 0.77 + 4 * 1.00 + 6.50
-    exact = solve(requests, REGISTRY, inventory, time_limit_s=10)
-    assert exact.optimal and exact.plan.cost_per_hour == pytest.approx(optimum)
-    online = place(requests, REGISTRY, inventory)
-    check_plan(online, inventory, requests)
-    assert not online.unplaced
-    assert online.cost_per_hour == pytest.approx(optimum)
+    _reaches_the_optimum(requests, inventory, optimum)
 
 
 def mi210_fleet() -> tuple[Inventory, list[Request]]:
@@ -272,12 +278,7 @@ def test_a_replica_leaves_a_cheap_class_to_those_it_is_worth_more_to() -> None:
     # optimum.
     inventory, requests = mi210_fleet()
     optimum = 2 * 2 * 1.00 + 3 * 6.00
-    exact = solve(requests, REGISTRY, inventory, time_limit_s=10)
-    assert exact.optimal and exact.plan.cost_per_hour == pytest.approx(optimum)
-    online = place(requests, REGISTRY, inventory)
-    check_plan(online, inventory, requests)
-    assert not online.unplaced
-    assert online.cost_per_hour == pytest.approx(optimum)
+    online = _reaches_the_optimum(requests, inventory, optimum)
     assert {(p.request, p.gpu_class) for p in online.placements} == {("gemma", "MI210"), ("qwen72", "MI300X")}
 
 
