@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from autoscaler.admission import CAPACITY_TTL_S
+from egs.arguments import number
 from egs.controller_cli import add_cluster_options, load_config
 
 
@@ -26,7 +27,7 @@ def add_parser(sub: Any) -> None:
     api.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on (default %(default)s)")
     api.add_argument(
         "--capacity-ttl",
-        type=_seconds,
+        type=number(at_least=0, unit="seconds"),
         default=CAPACITY_TTL_S,
         metavar="SECONDS",
         help="reuse the free-capacity view POSTs are answered from for this long, then rebuild it from the cluster "
@@ -51,13 +52,3 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(Services(cluster, settings, registry, catalog, capacity_ttl_s=args.capacity_ttl))
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
-    return value

@@ -24,6 +24,7 @@ import yaml
 from autoscaler.config import parse_config
 from autoscaler.decide import Settings
 from common.errors import InputError, naming
+from egs.arguments import POSITIVE
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
 
@@ -43,7 +44,7 @@ def add_parser(sub: Any) -> None:
     add_cluster_options(ctl)
     ctl.add_argument("--prometheus", metavar="URL", help="Prometheus (or Thanos, Mimir) query URL; without it, "
                      "every endpoint keeps its replicas")  # fmt: skip
-    ctl.add_argument("--interval", type=_positive, default=30.0, help="seconds between loops (default %(default)s)")
+    ctl.add_argument("--interval", type=POSITIVE, default=30.0, help="seconds between loops (default %(default)s)")
     ctl.add_argument("--dry-run", action="store_true", help="decide and log what would be written; write nothing")
     ctl.add_argument(
         "--metrics-listen",
@@ -151,10 +152,3 @@ def _outcome(outcome: Any) -> dict[str, Any]:
         "holds": list(decision.holds) if decision else [],
         "endpoints": endpoints,
     }
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value

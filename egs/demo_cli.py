@@ -8,6 +8,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from egs.arguments import POSITIVE
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRACE = REPO / "examples" / "demand-day.csv"
 DEFAULT_FLEET = REPO / "examples" / "fleet-mixed.yaml"
@@ -30,10 +32,10 @@ def add_parser(sub: Any) -> None:
         "Ctrl-C, an HTML report with plots is written (--report). Ctrl-C stops everything it started.",
     )
     demo.add_argument(
-        "--minutes", type=_positive, default=3.0, help="real minutes the day of demand takes (default %(default)s)"
+        "--minutes", type=POSITIVE, default=3.0, help="real minutes the day of demand takes (default %(default)s)"
     )
     demo.add_argument(
-        "--speed", type=_positive, help="replay this many times faster than recorded instead (1440: a day in a minute)"
+        "--speed", type=POSITIVE, help="replay this many times faster than recorded instead (1440: a day in a minute)"
     )
     demo.add_argument(
         "--start-hour",
@@ -42,18 +44,18 @@ def add_parser(sub: Any) -> None:
         help="hour of the recorded day the replay starts at, wrapping round its end (default %(default)s: "
         "before the evening peak, through the night's trough)",
     )
-    demo.add_argument("--every", type=_positive, default=5.0, help="seconds between summaries (default %(default)s)")
+    demo.add_argument("--every", type=POSITIVE, default=5.0, help="seconds between summaries (default %(default)s)")
     demo.add_argument("--trace", type=Path, default=DEFAULT_TRACE, help="demand trace CSV, canonical format "
                       "(`egs trace convert` writes one; default: a day of ServeGen, "
                       "examples/demand-day.csv)")  # fmt: skip
     demo.add_argument(
-        "--peak-rps", type=_positive, default=40.0, help="the busiest model's peak, req/s (default %(default)s)"
+        "--peak-rps", type=POSITIVE, default=40.0, help="the busiest model's peak, req/s (default %(default)s)"
     )
     demo.add_argument("--fleet", type=Path, default=DEFAULT_FLEET, help="fleet file of the simulated nodes that "
                       "run beside the cluster's (default: examples/fleet-mixed.yaml)")  # fmt: skip
     demo.add_argument(
         "--node-delay",
-        type=_positive,
+        type=POSITIVE,
         default=8.0,
         help="seconds a GPU node takes from order to joining (default %(default)s)",
     )
@@ -73,13 +75,3 @@ def run(args: argparse.Namespace) -> int:
         replay = load_replay(args.trace, replay.length_s / args.speed / 60, args.peak_rps, args.start_hour)
     options = Options(replay, args.fleet, every_s=args.every, node_delay_s=args.node_delay, report=args.report)
     return run(options)
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value

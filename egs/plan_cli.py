@@ -26,6 +26,7 @@ import yaml
 
 from common.errors import InputError, naming
 from common.schema import read_yaml
+from egs.arguments import POSITIVE
 from egs.exit_codes import UNPLACED_EXIT as UNPLACED_EXIT
 from egs.manifest_dir import replace_directory
 from scheduler.catalog import Catalog, load_prices
@@ -88,7 +89,7 @@ def add_parser(sub: Any) -> None:
     )
     plan.add_argument(
         "--time-limit",
-        type=_positive,
+        type=POSITIVE,
         default=DEFAULT_TIME_LIMIT_S,
         metavar="S",
         help="seconds auto and exact may take, everything included (default %(default)s)",
@@ -192,13 +193,6 @@ def _catalog(args: argparse.Namespace) -> Catalog:
     _loaded(args.prices or "--prices", lambda: catalog.priced(from_file))
     _loaded("--price", lambda: catalog.priced(flags))
     return catalog.priced(from_file | flags)
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def _loaded(source: str | Path, load: Callable[[], T]) -> T:

@@ -23,12 +23,14 @@ from autoscaler.adapters.plots import write_plots
 from autoscaler.fitting import Protocol, fit_egs, fit_static_k
 from autoscaler.pool import PoolSettings
 from autoscaler.simulator import Policy, Result, Scenario, Trace, simulate
+from egs.arguments import number
 
 POLICY_HELP = (
     "egs (forecast + held capacity + jump allowance, fitted on the training days), reactive (no pool), "
     "static:K (K idle nodes), static:auto (K fitted on the training days), seasonal-naive (last week's rise), "
     "oracle (knows the future: the cost floor)"
 )
+DAYS = number(at_least=1, unit="days")
 WARMUP_DAYS = 3.0
 
 
@@ -46,8 +48,8 @@ def add_parser(sub: Any) -> None:
     sim.add_argument("--trace", type=Path, required=True, help="trace CSV: time_s,model,demand_rps[,client]")
     sim.add_argument("--scenario", type=Path, required=True, help="scenario YAML (examples/scenario-servegen.yaml)")
     sim.add_argument("--policy", required=True, type=_policy_arg, metavar="POLICY", help=POLICY_HELP)
-    sim.add_argument("--train-days", type=_days, required=True, metavar="N", help="days to fit on (from day 0)")
-    sim.add_argument("--score-days", type=_days, required=True, metavar="M", help="days scored after training")
+    sim.add_argument("--train-days", type=DAYS, required=True, metavar="N", help="days to fit on (from day 0)")
+    sim.add_argument("--score-days", type=DAYS, required=True, metavar="M", help="days scored after training")
     sim.add_argument("--seed", type=int, default=0, help="seed of the provisioning delays (default %(default)s)")
     sim.add_argument("--json", action="store_true", help="print one JSON object (last line of stdout)")
     sim.add_argument("--plot", type=Path, metavar="DIR", help="write PNGs of demand, forecast, replicas, pool, waits")
@@ -114,16 +116,6 @@ def _policy_arg(text: str) -> tuple[str, int | None, str]:
         f"--policy must be egs, reactive, static:K (K a whole number >= 0), static:auto, seasonal-naive or oracle;"
         f" got {text!r}"
     )
-
-
-def _days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of days, got {text!r}") from None
-    if not value >= 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 day, got {text}")
-    return value
 
 
 def _print_table(result: Result) -> None:
