@@ -48,6 +48,7 @@ RESOURCES = {
     "apps/v1/deployments": {"kind": "Deployment", "namespaced": True},
     "scheduling.k8s.io/v1/priorityclasses": {"kind": "PriorityClass", "namespaced": False},
     "coordination.k8s.io/v1/leases": {"kind": "Lease", "namespaced": True},
+    "events.k8s.io/v1/events": {"kind": "Event", "namespaced": True},
     "egs.dev/v1alpha1/inferenceendpoints": {"kind": "InferenceEndpoint", "namespaced": True},
     "leaderworkerset.x-k8s.io/v1/leaderworkersets": {"kind": "LeaderWorkerSet", "namespaced": True},
     "keda.sh/v1alpha1/scaledobjects": {"kind": "ScaledObject", "namespaced": True},

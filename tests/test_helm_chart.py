@@ -337,6 +337,7 @@ def test_the_controller_may_touch_only_what_it_reads_and_writes() -> None:
     assert granted["/nodes"] == {"list"} and granted["/pods"] == {"list"}
     assert granted["egs.dev/inferenceendpoints/status"] == {"patch"}
     assert granted["authentication.k8s.io/tokenreviews"] == {"create"}
+    assert granted["events.k8s.io/events"] == {"create", "patch"}  # autoscaler.events.Recorder
     assert granted["authorization.k8s.io/subjectaccessreviews"] == {"create"}
     assert "/secrets" not in granted and "/configmaps" not in granted
     assert not any(k.startswith(("autoscaling.x-k8s.io/", "karpenter.sh/")) for k in granted)

@@ -11,6 +11,7 @@ promises:
   object. A 409 (a write raced another) is retried `conflict_retries` times, then raised;
 - `apply_status` applies an InferenceEndpoint's `status` subresource the same way;
 - `delete` of an object already gone returns quietly (the goal, absence, is reached);
+- `create_event`, `patch_event` write an events.k8s.io/v1 Event and its `series` (`autoscaler.events`);
 - `lease`, `take_lease` read and write the leader Lease (coordination.k8s.io/v1); a write carries the
   resourceVersion it read, so of two replicas racing for it exactly one wins and the other gets
   `ConflictError`;
@@ -115,6 +116,7 @@ KINDS: Mapping[tuple[str, str], Kind] = {
     ("apps/v1", "Deployment"): Kind("apps/v1", "deployments"),
     ("scheduling.k8s.io/v1", "PriorityClass"): Kind("scheduling.k8s.io/v1", "priorityclasses", namespaced=False),
     ("coordination.k8s.io/v1", "Lease"): Kind("coordination.k8s.io/v1", "leases"),
+    ("events.k8s.io/v1", "Event"): Kind("events.k8s.io/v1", "events"),
     (f"{GROUP}/{VERSION}", "InferenceEndpoint"): Kind(f"{GROUP}/{VERSION}", PLURAL),
     ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): Kind("leaderworkerset.x-k8s.io/v1", "leaderworkersets"),
     ("keda.sh/v1alpha1", "ScaledObject"): Kind("keda.sh/v1alpha1", "scaledobjects"),
@@ -134,6 +136,7 @@ kinds are added by `Cluster(owned_kinds=...)` when the configuration uses them."
 
 ENDPOINT = KINDS[(f"{GROUP}/{VERSION}", "InferenceEndpoint")]
 LEASE = KINDS[("coordination.k8s.io/v1", "Lease")]
+EVENT = KINDS[("events.k8s.io/v1", "Event")]
 
 
 def kind_of(obj: Mapping[str, Any]) -> Kind:
@@ -294,6 +297,18 @@ class Cluster:
         version = read.get("metadata", {}).get("resourceVersion")
         patch = {"metadata": {"resourceVersion": version}, "spec": dict(spec)}
         self._call("PATCH", LEASE.path(namespace, name), what, patch, content_type=MERGE)
+
+    # -- Events (autoscaler.events.Recorder writes them) ----------------------------------------
+
+    def create_event(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self.writes += 1
+        return self._call("POST", EVENT.path(namespace), f"create Event {namespace}", dict(body))
+
+    def patch_event(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """A merge patch of an Event (its `series` when it recurs)."""
+        self.writes += 1
+        what = f"update Event {namespace}/{name}"
+        return self._call("PATCH", EVENT.path(namespace, name), what, dict(patch), content_type=MERGE)
 
     # -- authentication and authorisation, for the endpoint API --------------------------------
 

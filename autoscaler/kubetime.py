@@ -1,0 +1,20 @@
+"""Kubernetes' time formats, for the fields EGS writes and reads back (Lease, Event, conditions)."""
+
+from __future__ import annotations
+
+import datetime
+
+
+def micro_time(t: float) -> str:
+    """metav1.MicroTime (Lease renewTime, Event eventTime): RFC 3339 with microseconds, in UTC."""
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rfc3339(t: float) -> str:
+    """metav1.Time (a condition's lastTransitionTime): RFC 3339 to the second, in UTC."""
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> float:
+    """Either format back to Unix time."""
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
