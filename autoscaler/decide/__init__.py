@@ -1,0 +1,168 @@
+"""The controller's decide step: the cluster and the metrics in, the objects it should hold out.
+
+Part of the autoscaler's pure core (plain data, `now` a parameter, nothing touches Kubernetes or
+Prometheus). `autoscaler/controller.py` calls `decide` every loop and applies what it returns; the
+endpoint API builds the capacity it answers POSTs from with it (`autoscaler.admission`); the
+reconcile benchmark calls it at scale. Per InferenceEndpoint:
+
+- **replicas**: `replica_target` (the autoscaler core) of the endpoint's demand (its part of its
+  model's, `autoscaler.attribution`) over the replica's throughput (the endpoint's
+  `throughputPerReplica`, else the configured figure for the model), plus one replica while the
+  servers saturate (KV cache >= 0.80 or >= 5 queued requests per replica, llm-d's thresholds; where
+  vLLM reports neither, its GPUs' saturation ratio >= 0.95), clamped to `replicas.min..max`;
+- **variant, GPU class, placement**: the scheduler's entry point (`scheduler.schedule.schedule`) on the
+  nodes' inventory, less the GPUs other workloads' pods hold (`autoscaler.pods`); replicas that fit
+  nowhere, and placed replicas whose pod kube-scheduler found no node for, are placed again on the
+  nodes each configured GPU class would add, and so wait for provisioning; a replica that fits no
+  class at all gets the scheduler's reason ("needs N GiB ... largest free ...") in a condition;
+- **ETA**: `queue_etas` (the autoscaler core) for every waiting replica, behind other workloads'
+  unschedulable pods that wait for the same class; a promise already made (in the status) is kept
+  while the replicas still wait, so a restart does not move it;
+- **objects**: the workload and Service from `scheduler.manifests` (not schema-checked here, at 0.1 s
+  an object: the adapter applies with `fieldValidation=Strict`, so the API server checks each one),
+  owned by the endpoint, without the per-node pin (the nodes a replica waits for do not exist yet,
+  and a new pin would restart the running pods: kube-scheduler picks the node within the class, the
+  GPU resources keep it honest);
+- per configured GPU class the **warm pool** (`pool` policies of the core, never releasing on
+  missing data) as the configured backend's object: a balloon Deployment at PriorityClass -10, a
+  Cluster Autoscaler CapacityBuffer, or a Karpenter static NodePool's replicas.
+
+One module per job: `targets` (replica counts), `placement` and `waiting` (placement now, provisioning
+and ETAs), `status`, `workloads` (the objects), `warm_pools`, and `state` (what the cluster holds that
+the controller keeps: incumbents, promises); `settings` and `decision` are the data in and out. Callers
+import from this package.
+
+Safety: missing, stale or contradictory metrics never scale down. The endpoint keeps the replicas its
+workload has now (what the cluster says, so a restart loses nothing) and the decision says why in
+`holds`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autoscaler.attribution import attribute
+from autoscaler.decide.decision import Decision, EndpointDecision, Observation, PoolDecision
+from autoscaler.decide.placement import by_class, by_endpoint, gpus_of, place_requests, renumbered
+from autoscaler.decide.settings import POOL_BACKENDS, ClassSettings, Settings
+from autoscaler.decide.state import REQUEST_NAME, Workload, endpoint_key, read_workloads
+from autoscaler.decide.status import endpoint_decision, endpoint_status, parse_endpoints, rfc3339
+from autoscaler.decide.targets import GPU_SATURATION_HIGH, KV_CACHE_HIGH, QUEUE_HIGH, declared_throughput, replica_count
+from autoscaler.decide.waiting import (
+    MAX_PROVISIONING_NODES,
+    PROVISIONING_PREFIX,
+    class_etas,
+    endpoint_etas,
+    place_waiting,
+    unstuck,
+)
+from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, pool_decisions, pool_objects
+from autoscaler.decide.workloads import MANAGED, owned_by, scaled_objects, unpinned
+from autoscaler.pods import foreign_waiting, pods_by_endpoint, stuck_replicas, without_foreign_pods
+from scheduler.catalog import Catalog
+from scheduler.inventory import InventoryError, SharingPolicy, build_inventory, held_by
+from scheduler.manifests import manifests
+from scheduler.plan import Plan
+from scheduler.registry import Registry
+
+__all__ = [
+    "GPU_SATURATION_HIGH",
+    "KV_CACHE_HIGH",
+    "MANAGED",
+    "MAX_PROVISIONING_NODES",
+    "POOL_BACKENDS",
+    "POOL_IMAGE",
+    "PRIORITY",
+    "PRIORITY_CLASS",
+    "PROVISIONING_PREFIX",
+    "QUEUE_HIGH",
+    "REQUEST_NAME",
+    "ClassSettings",
+    "Decision",
+    "EndpointDecision",
+    "Observation",
+    "PoolDecision",
+    "Settings",
+    "Workload",
+    "by_class",
+    "class_etas",
+    "decide",
+    "declared_throughput",
+    "endpoint_decision",
+    "endpoint_key",
+    "gpus_of",
+    "parse_endpoints",
+    "place_requests",
+    "place_waiting",
+    "replica_count",
+    "rfc3339",
+]
+
+
+def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Catalog, now: float) -> Decision:
+    """The objects and statuses the cluster should have, from what it has and what the metrics say."""
+    holds: list[str] = []
+    endpoints, failed = parse_endpoints(obs.endpoints, registry, now)
+    workloads = read_workloads(obs.owned)
+    policy = SharingPolicy(dict(settings.sharing))
+    try:
+        inventory = without_foreign_pods(
+            build_inventory([dict(n) for n in obs.nodes], catalog, sharing=policy), obs.pods
+        )
+    except InventoryError as e:
+        # Nodes that cannot be read are contradictory data: keep everything as it is.
+        return Decision((), {}, (), (), (f"nodes: {e}",))
+    targets: dict[str, tuple[int, str | None]] = {}
+    attribution = attribute(endpoints, obs.signals, obs.pod_signals, pods_by_endpoint(obs.pods))
+    for ep in endpoints:
+        current = workloads.get(ep.key, Workload())
+        targets[ep.key] = replica_count(ep, current, obs.signals, settings, now, attribution.endpoints.get(ep.key))
+        held = targets[ep.key][1]
+        if held:
+            holds.append(f"{ep.key}: {held}")
+    requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
+    real = place_requests(requests, registry, inventory, settings) if requests else Plan()
+    real, stuck = unstuck(endpoints, real, stuck_replicas(obs.pods))
+    # The GPUs a stuck replica was planned on are not offered again: kube-scheduler found them taken.
+    inventory = inventory.allocated(a for moved in stuck.values() for p in moved for a in held_by(p))
+    waiting_plan = place_waiting(endpoints, real, registry, catalog, settings, policy, stuck)
+    ahead = {c: gpus for c, gpus in foreign_waiting(obs.pods, catalog).items() if c in settings.classes}
+    objects: list[dict[str, Any]] = []
+    decisions: list[EndpointDecision] = []
+    statuses: dict[tuple[str, str], dict[str, Any]] = {}
+    etas = endpoint_etas(endpoints, waiting_plan, ahead, registry, settings, obs.endpoints, now)
+    previous = {endpoint_key(o): o.get("status") or {} for o in obs.endpoints}
+    placed_by, waiting_by = by_endpoint(real.placements), by_endpoint(waiting_plan.placements)
+    unplaced_by: dict[str, list[Any]] = {}
+    for u in waiting_plan.unplaced:
+        unplaced_by.setdefault(f"{u.namespace}/{u.request}", []).append(u)
+    for ep, request in zip(endpoints, requests, strict=True):
+        placed, waiting = placed_by.get(ep.key, []), waiting_by.get(ep.key, [])
+        unplaced = unplaced_by.get(ep.key, [])
+        current = workloads.get(ep.key, Workload())
+        if placed or waiting:
+            plan = Plan(placements=tuple(renumbered(placed + waiting)))
+            rendered = [
+                owned_by(unpinned(o), ep) for o in manifests(plan, registry, catalog, [request], validated=False)
+            ]
+            objects += rendered + scaled_objects(ep, rendered, settings)
+        decision = endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, current, etas.get(ep.key))
+        decisions.append(decision)
+        statuses[(ep.namespace, ep.name)] = endpoint_status(decision, ep, previous.get(ep.key, {}), now)
+    for decision, ep_raw in failed:
+        decisions.append(decision)
+        statuses[(decision.namespace, decision.name)] = endpoint_status(decision, None, ep_raw.get("status") or {}, now)
+    pools = pool_decisions(inventory, real, waiting_plan, ahead, endpoints, attribution, settings, obs, now)
+    objects += pool_objects(pools, settings, catalog)
+    return Decision(
+        tuple(objects),
+        statuses,
+        tuple(decisions),
+        tuple(pools),
+        tuple(holds),
+        inventory,
+        real,
+        waiting_plan,
+        ahead,
+        attribution.split_evenly,
+    )

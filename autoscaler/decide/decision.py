@@ -1,0 +1,97 @@
+"""What the decide step reads (`Observation`) and returns (`Decision`), as plain data.
+
+The controller builds the `Observation` from its reads and applies the `Decision`; the endpoint API
+(`autoscaler.admission`) and the simulator read the same types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from autoscaler.forecast import Forecast
+from autoscaler.signals import History, ModelSignals, PodSignals
+from scheduler.inventory import Inventory
+from scheduler.plan import Plan
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the controller read this loop: raw objects, and the metrics (None: Prometheus was down)."""
+
+    nodes: Sequence[Mapping[str, Any]]
+    endpoints: Sequence[Mapping[str, Any]]
+    owned: Sequence[Mapping[str, Any]] = ()
+    signals: Mapping[str, ModelSignals] | None = None
+    history: Mapping[str, History] = field(default_factory=dict)
+    """Each model's demand over the past hours (req/s, NaN where nothing was recorded), which the
+    warm-pool policies and the forecast read as GPUs needed per class."""
+    pods: Sequence[Mapping[str, Any]] = ()
+    """Pending and Running pods that ask for GPUs (`autoscaler.pods` reads them)."""
+    pod_signals: Mapping[tuple[str, str], PodSignals] = field(default_factory=dict)
+    """Per (namespace, pod): demand, queue and GPU saturation, which tell apart endpoints of one model."""
+
+
+@dataclass(frozen=True)
+class EndpointDecision:
+    namespace: str
+    name: str
+    model: str
+    replicas: int
+    placed: int
+    """Replicas on nodes that exist now."""
+    waiting: int
+    """Replicas waiting for a node to be provisioned."""
+    unplaceable: int
+    variant: str | None
+    gpu_class: str | None
+    eta: float | None
+    """When every replica is expected to serve (Unix time); None when nothing waits."""
+    phase: str
+    ready_replicas: int = 0
+    reason: str = ""
+    message: str = ""
+    held: str | None = None
+    """Why the replica count was held rather than computed, when it was."""
+
+    @property
+    def serves_now(self) -> bool:
+        """Warm capacity takes every replica now (the API's 201)."""
+        return self.waiting == 0 and self.unplaceable == 0 and self.placed > 0
+
+
+@dataclass(frozen=True)
+class PoolDecision:
+    gpu_class: str
+    idle_nodes: int
+    target: int
+    waiting_gpus: int = 0
+    """GPUs waiting for the class's nodes: EGS's waiting replicas and other workloads' pending pods."""
+    idle: tuple[str, ...] = ()
+    """The idle nodes by name: the controller counts the warm nodes taken from one loop to the next."""
+    forecast: Forecast | None = None
+    """The class's GPU need over the provisioning lead time, once its history has two samples."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    objects: tuple[dict[str, Any], ...]
+    """Every object the controller should hold, as server-side apply takes it."""
+    statuses: Mapping[tuple[str, str], dict[str, Any]]
+    """(namespace, name) -> the InferenceEndpoint's status."""
+    endpoints: tuple[EndpointDecision, ...]
+    pools: tuple[PoolDecision, ...]
+    holds: tuple[str, ...]
+    """Why parts of the last decision were kept (missing, stale or contradictory data)."""
+    inventory: Inventory = field(default_factory=lambda: Inventory(()))
+    """The GPU nodes the replicas were placed on (what `autoscaler.admission` takes free capacity from)."""
+    placed: Plan = field(default_factory=Plan)
+    """The replicas on nodes that exist now."""
+    waiting: Plan = field(default_factory=Plan)
+    """The replicas waiting for nodes to be provisioned, in the order their ETAs were given."""
+    ahead: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Per GPU class, the GPUs of each pod of other workloads that waits for one of its nodes: they
+    queue ahead of the waiting replicas."""
+    split_evenly: tuple[str, ...] = ()
+    """Models whose demand was split evenly between endpoints that could not be told apart."""

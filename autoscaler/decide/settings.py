@@ -1,0 +1,70 @@
+"""What the decide step is configured with (`egs controller --config`, `autoscaler.config`).
+
+The GPU classes the node autoscaler may add and their warm pools, throughput per replica, staleness,
+the ETA model and the scheduler's engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from autoscaler.eta import EtaSettings
+from autoscaler.pool import POLICIES, PoolSettings
+
+POOL_BACKENDS = ("balloon", "capacitybuffer", "karpenter-static")
+
+
+@dataclass(frozen=True)
+class ClassSettings:
+    """A GPU class the node autoscaler can add nodes of, and its warm pool."""
+
+    gpus_per_node: int
+    pool: str = "balloon"
+    """balloon, capacitybuffer or karpenter-static."""
+    policy: str = "static"
+    """A warm-pool policy of `autoscaler.pool.POLICIES`."""
+    static_nodes: int = 0
+    """Idle nodes the `static` policy holds."""
+    nodepool: str = ""
+    """The Karpenter NodePool whose `replicas` the karpenter-static backend sets."""
+
+    def __post_init__(self) -> None:
+        if self.gpus_per_node < 1:
+            raise ValueError(f"gpus_per_node must be >= 1, got {self.gpus_per_node}")
+        if self.pool not in POOL_BACKENDS:
+            raise ValueError(f"pool must be one of {', '.join(POOL_BACKENDS)}, got {self.pool!r}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+        if self.pool == "karpenter-static" and not self.nodepool:
+            raise ValueError("the karpenter-static pool needs `nodepool`, the NodePool's name")
+
+    @property
+    def pool_settings(self) -> PoolSettings:
+        return PoolSettings(gpus_per_node=self.gpus_per_node, static_nodes=self.static_nodes)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the decide step is configured with (`egs controller --config`)."""
+
+    namespace: str = "egs-system"
+    """Where the controller's own objects live: warm pools, the Lease."""
+    headroom: float = 0.2
+    """Capacity above demand, as a fraction (R = ceil(demand x (1 + headroom) / throughput))."""
+    throughput_rps: Mapping[str, float] = field(default_factory=dict)
+    """Requests per second one replica of a model serves, by model; an endpoint may override it."""
+    default_throughput_rps: float = 1.0
+    stale_after_s: float = 180.0
+    """Metrics older than this are stale: they never scale anything down."""
+    classes: Mapping[str, ClassSettings] = field(default_factory=dict)
+    """GPU classes that can be provisioned, and their warm pools."""
+    sharing: Mapping[str, str] = field(default_factory=dict)
+    """GPU class -> sharing mechanism, as `egs plan --sharing`."""
+    eta: EtaSettings = field(default_factory=EtaSettings)
+    prometheus_url: str = ""
+    """Where KEDA's Prometheus trigger queries (the controller's --prometheus)."""
+    engine: str = "online"
+    """The scheduler's engine (`scheduler.schedule.ENGINES`): online answers in milliseconds, which the
+    loop and the API need; auto and exact search up to `time_limit_s` per call."""
+    time_limit_s: float = 2.0

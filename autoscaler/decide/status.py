@@ -1,0 +1,125 @@
+"""Status: each InferenceEndpoint's phase, reason and counts, and the status object written back.
+
+Also parses the endpoints: one that cannot be read, or names a model the registry lacks, gets a
+`Failed` status of its own instead of stopping the others.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from autoscaler import endpoint as ie
+from autoscaler.decide.decision import EndpointDecision
+from autoscaler.decide.state import Workload
+from autoscaler.endpoint import Endpoint, EndpointError
+from common.errors import InputError
+from scheduler.manifests import PORT, dns_label
+from scheduler.plan import Placement
+from scheduler.registry import Registry
+
+
+def parse_endpoints(
+    raw: Sequence[Mapping[str, Any]], registry: Registry, now: float
+) -> tuple[list[Endpoint], list[tuple[EndpointDecision, Mapping[str, Any]]]]:
+    endpoints: list[Endpoint] = []
+    failed: list[tuple[EndpointDecision, Mapping[str, Any]]] = []
+    for obj in raw:
+        try:
+            ep = ie.parse(obj, checked=True)
+        except EndpointError as e:
+            failed.append((_invalid(obj, str(e)), obj))
+            continue
+        try:
+            registry.get(ep.model)
+        except InputError as e:
+            failed.append((_invalid(obj, f"spec.model: {e}"), obj))
+            continue
+        endpoints.append(ep)
+    return endpoints, failed
+
+
+def _invalid(obj: Mapping[str, Any], message: str) -> EndpointDecision:
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    namespace, name, model = meta.get("namespace", "default"), meta.get("name", ""), str(spec.get("model", ""))
+    return EndpointDecision(namespace, name, model, 0, 0, 0, 0, None, None, None, "Failed", 0, "InvalidSpec", message)
+
+
+def endpoint_decision(
+    ep: Endpoint,
+    target: tuple[int, str | None],
+    placed: Sequence[Placement],
+    waiting: Sequence[Placement],
+    unplaced: Sequence[Any],
+    current: Workload,
+    eta: float | None,
+) -> EndpointDecision:
+    replicas, held = target
+    shape = next(iter([*placed, *waiting]), None)
+    ready = min(current.ready, replicas)
+    if unplaced and not placed and not waiting:
+        phase, reason = "Failed", "Unschedulable"
+    elif waiting:
+        phase, reason = "Provisioning", "WaitingForCapacity"
+    elif replicas > 0 and ready >= replicas:
+        phase, reason = "Ready", "AllReplicasReady"
+    elif unplaced or (current.ready and ready < replicas):
+        phase, reason = "Degraded", "Unschedulable" if unplaced else "ReplicasNotReady"
+    else:
+        phase, reason = "Pending", "ReplicasStarting"
+    message = unplaced[0].reason if unplaced else _message(phase, len(placed), len(waiting), ready, replicas)
+    return EndpointDecision(
+        namespace=ep.namespace,
+        name=ep.name,
+        model=ep.model,
+        replicas=replicas,
+        placed=len(placed),
+        waiting=len(waiting),
+        unplaceable=len(unplaced),
+        variant=shape.variant if shape else None,
+        gpu_class=shape.gpu_class if shape else None,
+        eta=eta,
+        phase=phase,
+        ready_replicas=ready,
+        reason=reason,
+        message=message,
+        held=held,
+    )
+
+
+def _message(phase: str, placed: int, waiting: int, ready: int, replicas: int) -> str:
+    if phase == "Provisioning":
+        return f"{waiting} of {replicas} replicas wait for a GPU node to be provisioned"
+    return f"{ready} of {replicas} replicas ready"
+
+
+def endpoint_status(
+    d: EndpointDecision, ep: Endpoint | None, previous: Mapping[str, Any], now: float
+) -> dict[str, Any]:
+    ready = "True" if d.phase == "Ready" else "False"
+    condition = {"type": "Ready", "status": ready, "reason": d.reason, "message": d.message}
+    before = next((c for c in previous.get("conditions") or () if c.get("type") == "Ready"), None)
+    unchanged = before is not None and before.get("status") == ready and before.get("reason") == d.reason
+    condition["lastTransitionTime"] = before["lastTransitionTime"] if unchanged and before else rfc3339(now)
+    status: dict[str, Any] = {
+        "phase": d.phase,
+        "readyReplicas": d.ready_replicas,
+        "desiredReplicas": d.replicas,
+        "conditions": [condition],
+    }
+    if ep is not None:
+        status["observedGeneration"] = ep.generation
+        status["url"] = f"http://{dns_label(ep.name)}.{ep.namespace}.svc:{PORT}"
+    if d.variant:
+        status["variant"] = d.variant
+    if d.gpu_class:
+        status["gpuClass"] = d.gpu_class
+    if d.eta is not None:
+        status["estimatedReadyTime"] = rfc3339(d.eta)
+    return status
+
+
+def rfc3339(t: float) -> str:
+    """Unix time as the RFC 3339 the status and the API write (UTC, whole seconds)."""
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,98 @@
+"""Replica targets: how many replicas each endpoint should run, or why its count is held.
+
+`replica_target` (the autoscaler core) of the endpoint's demand over a replica's throughput, plus one
+while the servers saturate; missing, stale or contradictory metrics hold the count the cluster has.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from autoscaler.attribution import EndpointSignals
+from autoscaler.decide.settings import Settings
+from autoscaler.decide.state import Workload
+from autoscaler.endpoint import Endpoint
+from autoscaler.replicas import ReplicaBounds, replica_target
+from autoscaler.signals import ModelSignals
+
+KV_CACHE_HIGH = 0.80
+QUEUE_HIGH = 5.0
+"""llm-d's variant autoscaler thresholds: KV-cache use and queued requests per replica."""
+GPU_SATURATION_HIGH = 0.95
+"""The GPU saturation ratio (VRAM use or memory bandwidth, the larger) at which an endpoint's GPUs are
+saturated, read when vLLM reports no queue or KV cache. Above vLLM's default
+`--gpu-memory-utilization` (0.90), at which its VRAM use sits whatever the load."""
+
+
+def replica_count(
+    ep: Endpoint,
+    workload: Workload,
+    signals: Mapping[str, ModelSignals] | None,
+    settings: Settings,
+    now: float,
+    own: EndpointSignals | None = None,
+) -> tuple[int, str | None]:
+    """(replicas, why they were held or None). `own`: the endpoint's part of its model's signals
+    (`autoscaler.attribution`); without it the endpoint has the model's."""
+    current = workload.replicas
+    bounds = ReplicaBounds(ep.min_replicas, ep.max_replicas)
+    hold = max(current if current is not None else max(ep.min_replicas, 1), ep.min_replicas)
+    hold = min(hold, ep.max_replicas)
+    if signals is None:
+        return hold, f"Prometheus unavailable: holding {hold} replicas"
+    sig = signals.get(ep.model)
+    saturation = own.gpu_saturation if own is not None else None
+    running = current or 0
+    if sig is None and saturation is not None and saturation >= GPU_SATURATION_HIGH and running:
+        # No vLLM series, but its GPUs are saturated: the capacity view says one more (never fewer).
+        return _one_more(max(hold, running), workload, ep), None
+    if sig is None:
+        seen = f" (its GPUs' saturation {saturation:.2f})" if saturation is not None else ""
+        return hold, f"no metrics for {ep.model}{seen}: holding {hold} replicas"
+    if now - sig.sampled_at > settings.stale_after_s:
+        return hold, f"metrics for {ep.model} are {now - sig.sampled_at:.0f}s old: holding {hold} replicas"
+    wrong = _contradiction(sig)
+    if wrong:
+        return hold, f"metrics for {ep.model} contradict each other ({wrong}): holding {hold} replicas"
+    demand = own.demand_rps if own is not None and own.demand_rps is not None else sig.demand_rps
+    waiting = own.waiting if own is not None else sig.waiting
+    if sig.kv_cache_usage is None and waiting is None:
+        # vLLM says nothing of its queue or KV cache: the GPUs' saturation is the capacity view.
+        saturated = saturation is not None and saturation >= GPU_SATURATION_HIGH
+    else:
+        saturated = (sig.kv_cache_usage or 0.0) >= KV_CACHE_HIGH or (
+            waiting is not None and running > 0 and waiting / running >= QUEUE_HIGH
+        )
+    throughput = declared_throughput(ep, settings)
+    serving = min(workload.ready, running)
+    if saturated and serving:
+        # Saturated servers finish what they can: each serves demand / replicas, whatever was declared.
+        throughput = min(throughput, max(demand / serving, 1e-3))
+    target = replica_target(demand, throughput, settings.headroom, bounds)
+    if saturated:
+        target = _one_more(target, workload, ep)
+    return target, None
+
+
+def _one_more(target: int, workload: Workload, ep: Endpoint) -> int:
+    """One more than runs, once the replicas added before serve: a model loads for minutes, and adding
+    one a loop meanwhile would overshoot."""
+    running = workload.replicas or 0
+    starting = workload.ready < running
+    return min(max(target, running if starting else running + 1), ep.max_replicas)
+
+
+def declared_throughput(ep: Endpoint, settings: Settings) -> float:
+    """Requests per second one replica serves: the endpoint's own figure, else the model's configured one."""
+    return ep.throughput_per_replica or settings.throughput_rps.get(ep.model, settings.default_throughput_rps)
+
+
+def _contradiction(sig: ModelSignals) -> str:
+    if not math.isfinite(sig.demand_rps) or sig.demand_rps < 0:
+        return f"demand {sig.demand_rps}"
+    if sig.kv_cache_usage is not None and not 0 <= sig.kv_cache_usage <= 1:
+        return f"KV-cache use {sig.kv_cache_usage} outside 0-1"
+    if sig.waiting is not None and (sig.waiting < 0 or not math.isfinite(sig.waiting)):
+        return f"queue {sig.waiting}"
+    return ""

@@ -1,0 +1,128 @@
+"""Waiting and ETAs: replicas that fit no node now, placed on nodes the node autoscaler would add.
+
+Also the replicas kube-scheduler found no node for (stuck), and when each waiting replica serves
+(`queue_etas`, behind other workloads' pods that wait for the same class), keeping a promise made.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from autoscaler.decide.placement import by_class, gpus_of, place_requests
+from autoscaler.decide.settings import Settings
+from autoscaler.decide.state import endpoint_key, promised_eta
+from autoscaler.endpoint import Endpoint
+from autoscaler.eta import ClassCapacity, queue_etas
+from scheduler.catalog import Catalog, GpuModel
+from scheduler.fleet import MAX_NODES_PER_REPLICA
+from scheduler.inventory import SharingPolicy, build_inventory
+from scheduler.manifests import dns_label
+from scheduler.plan import Placement, Plan, Request
+from scheduler.registry import Registry
+
+PROVISIONING_PREFIX = "egs-provisioning-"
+MAX_PROVISIONING_NODES = 64
+"""Nodes of each class the waiting replicas are placed on (what the node autoscaler may add)."""
+
+
+def place_waiting(
+    endpoints: Sequence[Endpoint],
+    real: Plan,
+    registry: Registry,
+    catalog: Catalog,
+    settings: Settings,
+    policy: SharingPolicy,
+    stuck: Mapping[str, Sequence[Placement]] | None = None,
+) -> Plan:
+    """The replicas that fit no node now (or were placed but are `stuck`), placed on the nodes each
+    configured class would add."""
+    short: list[Request] = []
+    unplaced = Counter(f"{u.namespace}/{u.request}" for u in real.unplaced)
+    for ep in endpoints:
+        missing = unplaced[ep.key] + len((stuck or {}).get(ep.key, ()))
+        if missing:
+            short.append(ep.request(missing))
+    if not short:
+        return Plan()
+    # Up to MAX_NODES_PER_REPLICA nodes a replica (a tensor-parallel LeaderWorkerSet group spans several).
+    wanted = sum(r.replicas for r in short) * MAX_NODES_PER_REPLICA
+    nodes = [
+        _provisioning_node(catalog.get(name), cls.gpus_per_node, i)
+        for name, cls in sorted(settings.classes.items())
+        if name in catalog
+        for i in range(min(wanted, MAX_PROVISIONING_NODES))
+    ]
+    inventory = build_inventory(nodes, catalog, sharing=policy)
+    return place_requests(short, registry, inventory, settings)
+
+
+def unstuck(
+    endpoints: Sequence[Endpoint], real: Plan, stuck: Mapping[tuple[str, str], int]
+) -> tuple[Plan, dict[str, list[Placement]]]:
+    """`real` without, per endpoint, as many of its placed replicas as it has pods kube-scheduler found
+    no node for (a node the plan counts as free is not: another pod took it, or it is fragmented),
+    and those replicas by endpoint: they wait for capacity like the replicas that fit nowhere."""
+    if not stuck:
+        return real, {}
+    wanted = {ep.key: stuck.get((ep.namespace, dns_label(ep.name)), 0) for ep in endpoints}
+    moved: dict[str, list[Placement]] = {}
+    kept: list[Placement] = []
+    for p in reversed(real.placements):
+        key = f"{p.namespace}/{p.request}"
+        if len(moved.get(key, ())) < wanted.get(key, 0):
+            moved.setdefault(key, []).append(p)
+        else:
+            kept.append(p)
+    return Plan(tuple(reversed(kept)), real.unplaced, real.occupied), moved
+
+
+def _provisioning_node(gpu: GpuModel, gpus: int, index: int) -> dict[str, Any]:
+    """A node of the class as GPU Feature Discovery (or AMD's labeller) would label it once it joins."""
+    vendor = "amd.com" if gpu.vendor == "amd" else "nvidia.com"
+    product = "amd.com/gpu.product-name" if gpu.vendor == "amd" else "nvidia.com/gpu.product"
+    labels = {product: gpu.products[0], f"{vendor}/gpu.count": str(gpus)}
+    return {
+        "metadata": {"name": f"{PROVISIONING_PREFIX}{dns_label(gpu.name, 30)}-{index}", "labels": labels},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {f"{vendor}/gpu": str(gpus)}},
+    }
+
+
+def endpoint_etas(
+    endpoints: Sequence[Endpoint],
+    waiting: Plan,
+    ahead: Mapping[str, tuple[int, ...]],
+    registry: Registry,
+    settings: Settings,
+    raw_endpoints: Sequence[Mapping[str, Any]],
+    now: float,
+) -> dict[str, float]:
+    """Per endpoint with waiting replicas: when the last of them serves; an earlier promise is kept."""
+    promised = {endpoint_key(o): promised_eta(o) for o in raw_endpoints}
+    etas: dict[str, float] = {}
+    for gpu_class, queue in by_class(waiting.placements).items():
+        times = class_etas(gpu_class, queue, registry, settings, now, ahead.get(gpu_class, ()))
+        for p, t in zip(queue, times, strict=True):
+            key = f"{p.namespace}/{p.request}"
+            etas[key] = max(etas.get(key, 0.0), t)
+    for ep in endpoints:
+        kept = promised.get(ep.key)
+        if ep.key in etas and kept is not None and kept > now:
+            etas[ep.key] = kept
+    return etas
+
+
+def class_etas(
+    gpu_class: str,
+    queue: Sequence[Placement],
+    registry: Registry,
+    settings: Settings,
+    now: float,
+    ahead: Sequence[int] = (),
+) -> list[float]:
+    """When each replica of one class's queue serves, behind `ahead` (GPUs of replicas already waiting)."""
+    loads = [0.0] * len(ahead) + [registry.get(p.model).variant(p.variant).load_seconds for p in queue]
+    gpus = [*ahead, *(gpus_of(p) for p in queue)]
+    times = queue_etas(now, gpus, ClassCapacity(settings.classes[gpu_class].gpus_per_node), loads, (), settings.eta)
+    return times[len(ahead) :]

@@ -1,0 +1,89 @@
+"""Workloads: the scheduler's manifests as the controller holds them.
+
+Owned by the endpoint (garbage-collected with it), without the per-node pin, and with the replica
+count left to KEDA (a ScaledObject) or an HPA where the endpoint asks for one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autoscaler import endpoint as ie
+from autoscaler.decide.settings import Settings
+from autoscaler.decide.targets import QUEUE_HIGH, declared_throughput
+from autoscaler.endpoint import Endpoint
+
+MANAGED = {"app.kubernetes.io/managed-by": "egs"}
+
+
+def owned_by(obj: dict[str, Any], ep: Endpoint) -> dict[str, Any]:
+    """`obj` garbage-collected with the endpoint (when the endpoint's uid is known)."""
+    if ep.uid:
+        obj["metadata"]["ownerReferences"] = [
+            {
+                "apiVersion": ie.API_VERSION,
+                "kind": ie.KIND,
+                "name": ep.name,
+                "uid": ep.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    return obj
+
+
+def scaled_objects(ep: Endpoint, rendered: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    """With `scaling: keda` or `hpa` someone else sets the replica count: the workloads leave it out
+    (so server-side apply leaves it to them), and for keda a ScaledObject per workload scales on the
+    recording rules as the controller would: ceil(demand x (1 + headroom) / throughput), or queue / 5."""
+    if ep.scaling == "egs":
+        return []
+    scaled = []
+    for obj in rendered:
+        if obj["kind"] not in ("Deployment", "LeaderWorkerSet"):
+            continue
+        obj["spec"].pop("replicas", None)
+        if ep.scaling != "keda":
+            continue
+        selector = f'{{model_name="{ep.model}"}}'
+        per_replica = declared_throughput(ep, settings) / (1 + settings.headroom)
+        triggers = [
+            ("sum(model:requests:rate5m" + selector + ")", f"{per_replica:.3f}"),
+            ("sum(model:requests_waiting:sum" + selector + ")", f"{QUEUE_HIGH:g}"),
+        ]
+        meta = obj["metadata"]
+        target = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"]}
+        scaled.append(
+            {
+                "apiVersion": "keda.sh/v1alpha1",
+                "kind": "ScaledObject",
+                "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "ownerReferences") if k in meta},
+                "spec": {
+                    "scaleTargetRef": target,
+                    "minReplicaCount": ep.min_replicas,
+                    "maxReplicaCount": ep.max_replicas,
+                    "triggers": [
+                        {"type": "prometheus", "metadata": {"serverAddress": settings.prometheus_url,
+                                                            "query": query, "threshold": threshold}}
+                        for query, threshold in triggers
+                    ],
+                },
+            }
+        )  # fmt: skip
+    return scaled
+
+
+def unpinned(obj: dict[str, Any]) -> dict[str, Any]:
+    """The workload without its `kubernetes.io/hostname` pin; the GPU product selector stays."""
+    templates = []
+    spec = obj.get("spec", {})
+    if "template" in spec:
+        templates.append(spec["template"])
+    for role in ("leaderTemplate", "workerTemplate"):
+        if role in spec.get("leaderWorkerTemplate", {}):
+            templates.append(spec["leaderWorkerTemplate"][role])
+    for template in templates:
+        required = template["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        for term in required["nodeSelectorTerms"]:
+            term["matchExpressions"] = [e for e in term["matchExpressions"] if e["key"] != "kubernetes.io/hostname"]
+    return obj
