@@ -27,7 +27,6 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import lfilter
 
 DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
@@ -195,15 +194,35 @@ def _fit_seasonal(past: DemandSeries, settings: ForecastSettings) -> _Seasonal:
 def _ewma(x: npt.NDArray[np.float64], alpha: float) -> npt.NDArray[np.float64]:
     """Exponentially weighted mean that skips missing samples (the level holds across a gap)."""
     known = ~np.isnan(x)
-    filled = np.where(known, x, 0.0)
-    weight = known.astype(float)
     first = np.flatnonzero(known)
-    num = lfilter([alpha], [1.0, alpha - 1.0], filled)
-    den = lfilter([alpha], [1.0, alpha - 1.0], weight)
+    num = _decayed_sum(np.where(known, x, 0.0), alpha)
+    den = _decayed_sum(known.astype(np.float64), alpha)
     out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     if first.size:
         out[: first[0]] = x[first[0]]
     return np.asarray(out, dtype=np.float64)
+
+
+def _decayed_sum(x: npt.NDArray[np.float64], alpha: float) -> npt.NDArray[np.float64]:
+    """y[i] = alpha x[i] + (1 - alpha) y[i-1], y[-1] = 0, vectorised in blocks.
+
+    Within a block y[j] = d^(j+1) y_before + alpha d^j cumsum(x[k] d^-k), with d = 1 - alpha; the block
+    is short enough that d^-k stays far from overflow (d^-k <= 1e150). numpy instead of
+    `scipy.signal.lfilter`, which made importing the autoscaler's core (and so `egs --help`) load scipy.
+    """
+    decay = 1.0 - alpha
+    if decay <= 0.0:
+        return np.asarray(alpha * x, dtype=np.float64)
+    block = max(1, min(len(x), int(150 * np.log(10) / -np.log(decay)) if decay < 1.0 else len(x)))
+    powers = decay ** np.arange(block, dtype=np.float64)
+    out = np.empty(len(x), dtype=np.float64)
+    before = 0.0
+    for start in range(0, len(x), block):
+        chunk = x[start : start + block]
+        p = powers[: len(chunk)]
+        out[start : start + len(chunk)] = decay * p * before + alpha * p * np.cumsum(chunk / p)
+        before = float(out[start + len(chunk) - 1])
+    return out
 
 
 def _horizon(past: DemandSeries, settings: ForecastSettings) -> int:

@@ -12,8 +12,11 @@ import math
 from collections.abc import Callable
 
 
-def number(*, above: float | None = None, at_least: float | None = None, unit: str = "") -> Callable[[str], float]:
-    """A finite number, above `above` or at least `at_least`; `unit` ("seconds", "days") names it in messages."""
+def number(
+    *, above: float | None = None, at_least: float | None = None, at_most: float | None = None, unit: str = ""
+) -> Callable[[str], float]:
+    """A finite number, above `above` or at least `at_least`, and at most `at_most`; `unit` ("seconds",
+    "days") names it in messages."""
     of = f" of {unit}" if unit else ""
 
     def parse(text: str) -> float:
@@ -27,6 +30,8 @@ def number(*, above: float | None = None, at_least: float | None = None, unit: s
             raise argparse.ArgumentTypeError(f"must be above {above:g}, got {text}")
         if at_least is not None and not value >= at_least:
             raise argparse.ArgumentTypeError(f"must be at least {at_least:g}, got {text}")
+        if at_most is not None and not value <= at_most:
+            raise argparse.ArgumentTypeError(f"must be at most {at_most:g}, got {text}")
         return value
 
     return parse

@@ -19,11 +19,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import yaml
-
 from autoscaler.config import parse_config
 from autoscaler.decide import Settings
 from common.errors import InputError, naming
+from common.schema import read_yaml
 from egs.arguments import POSITIVE
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
@@ -67,10 +66,7 @@ def load_config(args: argparse.Namespace) -> tuple[Settings, Registry, Catalog]:
     """The settings, the model registry and the GPU catalogue named by the shared options."""
     raw: Any = {}
     if args.config is not None:
-        try:
-            raw = yaml.safe_load(args.config.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise InputError(f"cannot read the configuration: {e}", source=args.config) from e
+        raw = read_yaml(args.config, InputError)  # libyaml, depth- and alias-bounded: a deep file is no traceback
     with naming(args.config or "--config"):
         settings, models = parse_config(raw, (args.config or Path(".")).parent)
     models = args.models or models

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from autoscaler.adapters.files import check_trace, read_scenario, read_trace
-from autoscaler.adapters.plots import write_plots
+from autoscaler.adapters.plots import check_plot_dir, write_plots
 from autoscaler.fitting import Protocol, fit_egs, fit_static_k
 from autoscaler.pool import PoolSettings
 from autoscaler.simulator import Policy, Result, Scenario, Trace, simulate
@@ -30,8 +30,11 @@ POLICY_HELP = (
     "static:K (K idle nodes), static:auto (K fitted on the training days), seasonal-naive (last week's rise), "
     "oracle (knows the future: the cost floor)"
 )
-DAYS = number(at_least=1, unit="days")
+DAYS = number(at_least=1, at_most=366, unit="days")
 WARMUP_DAYS = 3.0
+MAX_STATIC_NODES = 10_000
+"""static:K above this is refused: K idle nodes are simulated one by one (static:1000000000 took 22.7 GB)."""
+MAX_SEED = 2**32 - 1
 
 
 def add_parser(sub: Any) -> None:
@@ -50,7 +53,9 @@ def add_parser(sub: Any) -> None:
     sim.add_argument("--policy", required=True, type=_policy_arg, metavar="POLICY", help=POLICY_HELP)
     sim.add_argument("--train-days", type=DAYS, required=True, metavar="N", help="days to fit on (from day 0)")
     sim.add_argument("--score-days", type=DAYS, required=True, metavar="M", help="days scored after training")
-    sim.add_argument("--seed", type=int, default=0, help="seed of the provisioning delays (default %(default)s)")
+    sim.add_argument(
+        "--seed", type=_seed, default=0, help="seed of the provisioning delays, 0 to 2^32-1 (default %(default)s)"
+    )
     sim.add_argument("--json", action="store_true", help="print one JSON object (last line of stdout)")
     sim.add_argument("--plot", type=Path, metavar="DIR", help="write PNGs of demand, forecast, replicas, pool, waits")
     sim.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
@@ -61,6 +66,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     scenario = read_scenario(args.scenario)
     loaded = read_trace(args.trace)
     check_trace(loaded, scenario, args.train_days + args.score_days, args.trace)
+    if args.plot is not None:
+        check_plot_dir(args.plot)
     protocol = Protocol(args.train_days, args.score_days, min(WARMUP_DAYS, args.train_days - 1), args.seed)
     name, k, asked = args.policy
     bar = None if args.quiet else ProgressBar(sys.stderr)
@@ -110,12 +117,24 @@ def _policy_arg(text: str) -> tuple[str, int | None, str]:
     if text == "static:auto":
         return "static", None, text
     head, _, k = text.partition(":")
-    if head == "static" and k.isdigit():
+    if head == "static" and k.isascii() and k.isdigit():
+        if int(k) > MAX_STATIC_NODES:
+            raise argparse.ArgumentTypeError(f"static:K takes K from 0 to {MAX_STATIC_NODES:,} nodes; got {text!r}")
         return "static", int(k), text
     raise argparse.ArgumentTypeError(
         f"--policy must be egs, reactive, static:K (K a whole number >= 0), static:auto, seasonal-naive or oracle;"
         f" got {text!r}"
     )
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_SEED}, got {text}")
+    return value
 
 
 def _print_table(result: Result) -> None:

@@ -31,6 +31,17 @@ def test_bad_input_is_named(args: list[str], code: int, message: str, capsys: py
     assert message in capsys.readouterr().err
 
 
+def test_a_deeply_nested_configuration_is_refused_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 900 nested mappings: PyYAML's pure-Python composer recursed past Python's limit (issue 21).
+    config = tmp_path / "egs.yaml"
+    config.write_text("models: " + "{a: " * 900 + "1" + "}" * 900 + "\n")
+    assert main(["controller", "--config", str(config), "--once"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"egs: error: {config}: ") and "Traceback" not in err
+
+
 def test_a_bad_configuration_field_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "egs.yaml"
     config.write_text(yaml.safe_dump({"models": MODELS, "gpu_classes": {"H100-80GB": {"gpus_per_node": 0}}}))

@@ -114,6 +114,17 @@ BAD_TRACES = {
         "time_s,model,demand_rps\n0,m-small,1\n30,m-small,1\n",
         r"30 s apart, not a whole number of 60 s",
     ),
+    # Sizes and numbers are bounded before anything is allocated (issue 21: MemoryError, tracebacks).
+    "demand of 1e9": (
+        "time_s,model,demand_rps\n0,m-small,1\n600,m-small,1e9\n",
+        r"demand_rps: the peak demand needs 55,000,000 GPUs .* at most 100,000",
+    ),
+    "demand of 1e300": ("time_s,model,demand_rps\n0,m-small,1e300\n", r"row 2: demand_rps must be a finite number"),
+    "a line of 1 MB": ("time_s,model,demand_rps\n0,m-small," + "1" * 2**20 + "\n", r"row 2: longer than 4,096"),
+    "a year and more": (
+        "time_s,model,demand_rps\n0,m-small,1\n60,m-small,1\n1e10,m-small,1\n",
+        r"time_s spans 166,666,668 samples of 60 s; at most 527,040",
+    ),
 }
 
 
@@ -146,6 +157,9 @@ def test_too_few_days_for_train_and_score_is_refused(trace: Path, tmp_path: Path
         (lambda s: s["models"]["m-small"].update(throughput_rps=-1), r"m-small\.throughput_rps: -1 is less than"),
         (lambda s: s["models"]["m-small"].update(gpus_per_replica=9), r"m-small\.gpus_per_replica: 9 does not fit"),
         (lambda s: s.update(headroom="lots"), r"headroom: 'lots' is not of type 'number'"),
+        (lambda s: s["gpu_class"].update(gpus_per_node=10**9), r"gpus_per_node: 1000000000 is greater than the max"),
+        (lambda s: s["gpu_class"].update(provision_delay_s=[300, 1e300]), r"provision_delay_s\[1\]: 1e\+300 is gre"),
+        (lambda s: s["models"]["m-small"].update(throughput_rps=1e-300), r"throughput_rps: 1e-300 is less than"),
         (lambda s: s.update(extra=1), r"extra: unknown key \(allowed: gpu_class, headroom, models\)"),
     ],
 )
@@ -157,6 +171,27 @@ def test_a_scenario_that_does_not_validate_is_refused_naming_the_field(trace: Pa
     code = main(["simulate", "--scenario", str(bad), "--trace", str(trace), "--policy", "reactive", *DAYS])
     err = capsys.readouterr().err
     assert code == 2 and "scenario.yaml" in err and re.search(message, err), err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--policy", "static:1000000000"], r"--policy: static:K takes K from 0 to 10,000 nodes"),
+        (["--policy", "static:auto", "--seed", "-1"], r"--seed: must be from 0 to 4294967295, got -1"),
+        (["--policy", "egs", "--train-days", "1e9"], r"--train-days: must be at most 366, got 1e9"),
+    ],
+)
+def test_an_option_out_of_bounds_is_refused_by_the_parser_naming_it(trace: Path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--scenario", str(SCENARIO), "--trace", str(trace), *DAYS, *args])
+    assert exit_.value.code == 2 and re.search(message, capsys.readouterr().err)
+
+
+def test_an_unwritable_plot_folder_is_refused_before_simulating(trace: Path, tmp_path: Path, capsys):
+    blocker = _write(tmp_path / "a-file", "")
+    code, out, err = _simulate(capsys, "--trace", str(trace), "--policy", "reactive", *DAYS, "--plot",
+                               str(blocker / "plots"))  # fmt: skip
+    assert code == 2 and out == "" and re.search(r"--plot .*a-file/plots: cannot write plots there", err), err
 
 
 def test_an_unknown_policy_is_refused_by_the_parser(trace: Path, capsys):

@@ -12,13 +12,17 @@ sum over its clients' rows; a sample with no row for a model is a collection gap
 ServeGen aggregate CSV (`window_start_s, ..., total_rate_rps, ..., active_clients, ...`) and its
 per-client CSV (`window_start_s, client_id, rate_rps, cv`) are what `read_servegen` converts; a
 window whose rate is 0 with no active client is written as no row (a gap).
+
+Every size is bounded before it is allocated, and the message names the bound (issue 21: a demand of
+1e9 was a MemoryError, a 1 GB line a traceback): the file's bytes, a line's characters, the samples
+the grid spans, the values all series hold, and (`check_trace`) the GPUs the peak demand needs.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,20 @@ from common.schema import check, field_path, read_yaml
 SCENARIO_SCHEMA = Path(__file__).parent.parent / "data" / "scenario.schema.json"
 TRACE_COLUMNS = ("time_s", "model", "demand_rps")
 CLIENT_COLUMN = "client"
+
+MAX_FILE_BYTES = 512 * 2**20
+"""A trace or ServeGen file larger than this is refused unread (a 14-day 1-minute trace with 100 clients
+is about 100 MB)."""
+MAX_LINE_CHARS = 4096
+"""A row longer than this is refused before it is read whole (a row is four short fields)."""
+MAX_SAMPLES = 366 * 1440
+"""A grid of more samples than a year of 60 s steps is refused before it is allocated."""
+MAX_SERIES_VALUES = 20_000_000
+"""Samples x (models + clients) held in memory at most (160 MB of float64)."""
+MAX_NUMBER = 1e12
+"""time_s and demand_rps above this are refused (Unix time is ~1.8e9; no demand comes near)."""
+MAX_GPUS = 100_000
+"""GPUs the peak demand may need at once: the simulator holds each replica as an object."""
 
 
 class TraceError(InputError):
@@ -63,8 +81,8 @@ class TraceFile:
 def read_trace(path: str | Path) -> TraceFile:
     """Load and check a trace CSV."""
     with _open(path) as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
+        reader = csv.reader(_lines(f, path))
+        header = _next(reader, path)
         if header is None:
             raise TraceError("empty file: expected the header time_s,model,demand_rps[,client]", source=path)
         header = [h.strip() for h in header]
@@ -75,7 +93,7 @@ def read_trace(path: str | Path) -> TraceFile:
         if unknown:
             raise TraceError(f"header: unknown column {', '.join(unknown)}", source=path)
         col = {c: header.index(c) for c in header}
-        rows = [(line, _row(values, col, line, path)) for line, values in enumerate(reader, start=2) if values]
+        rows = [(line, _row(values, col, line, path)) for line, values in _numbered(reader, path) if values]
     if not rows:
         raise TraceError("no rows after the header", source=path)
     return _grid(rows, CLIENT_COLUMN in col, path)
@@ -102,6 +120,18 @@ def _grid(rows: list[tuple[int, TraceRow]], with_clients: bool, path: str | Path
     start = float(times[0])
     step = float(np.min(np.diff(times))) if len(times) > 1 else 600.0
     samples = round((times[-1] - start) / step) + 1
+    if samples > MAX_SAMPLES:
+        raise TraceError(
+            f"time_s spans {samples:,} samples of {step:g} s; at most {MAX_SAMPLES:,} (a year of 60 s steps)",
+            source=path,
+        )
+    held = len({r.model for _, r in rows}) + (len({(r.model, r.client) for _, r in rows}) if with_clients else 0)
+    if held * samples > MAX_SERIES_VALUES:
+        raise TraceError(
+            f"{held:,} series (models and clients) x {samples:,} samples is more than the "
+            f"{MAX_SERIES_VALUES:,} values a trace may hold",
+            source=path,
+        )
     index: dict[float, int] = {}
     for t in times:
         k = (t - start) / step
@@ -169,19 +199,19 @@ def read_servegen(aggregate: str | Path, model: str, per_client: str | Path | No
         t = _number(rec, "window_start_s", line, per_client)
         rate = _number(rec, "rate_rps", line, per_client)
         if rate > 0 and t not in gaps:
-            rows.append(TraceRow(t, model, rate, rec["client_id"].strip()))
+            rows.append(TraceRow(t, model, rate, rec.get("client_id", "").strip()))
     rows.sort(key=lambda r: (r.time_s, r.client or ""))
     return rows
 
 
 def _dict_rows(path: str | Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
     with _open(path) as f:
-        reader = csv.DictReader(f)
-        fields = [h.strip() for h in reader.fieldnames or []]
+        reader = csv.reader(_lines(f, path))
+        fields = [h.strip() for h in _next(reader, path) or []]
         missing = [c for c in required if c not in fields]
         if missing:
             raise TraceError(f"header: missing column {', '.join(missing)}", source=path)
-        return [(line, {k.strip(): (v or "") for k, v in rec.items() if k}) for line, rec in enumerate(reader, start=2)]
+        return [(line, dict(zip(fields, values, strict=False))) for line, values in _numbered(reader, path) if values]
 
 
 def _number(rec: Mapping[str, str], name: str, line: int, path: str | Path) -> float:
@@ -190,16 +220,48 @@ def _number(rec: Mapping[str, str], name: str, line: int, path: str | Path) -> f
         value = float(text)
     except ValueError:
         raise TraceError(f"row {line}: {name} {text!r} is not a number", source=path) from None
-    if not math.isfinite(value) or value < 0:
-        raise TraceError(f"row {line}: {name} must be a finite number >= 0, got {text}", source=path)
+    if not math.isfinite(value) or not 0 <= value <= MAX_NUMBER:
+        raise TraceError(
+            f"row {line}: {name} must be a finite number from 0 to {MAX_NUMBER:g}, got {text}", source=path
+        )
     return value
 
 
 def _open(path: str | Path) -> Any:
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise TraceError(f"{size:,} bytes; at most {MAX_FILE_BYTES:,} are read", source=path)
         return Path(path).open(newline="")
     except OSError as e:
         raise TraceError(f"cannot read: {e.strerror}", source=path) from e
+
+
+def _lines(f: Any, path: str | Path) -> Iterator[str]:
+    """The file's lines, each read at most MAX_LINE_CHARS at a time, so a huge line is refused unread."""
+    for number, line in enumerate(iter(lambda: f.readline(MAX_LINE_CHARS + 1), ""), start=1):
+        if len(line) > MAX_LINE_CHARS:
+            raise TraceError(f"row {number}: longer than {MAX_LINE_CHARS:,} characters", source=path)
+        yield line
+
+
+def _next(reader: Iterator[list[str]], path: str | Path) -> list[str] | None:
+    """The header row (None for an empty file)."""
+    return next((values for _, values in _numbered(reader, path, start=1)), None)
+
+
+def _numbered(reader: Iterator[list[str]], path: str | Path, start: int = 2) -> Iterator[tuple[int, list[str]]]:
+    """(line, fields) per row; a row the csv module or the decoder cannot read is refused by its line."""
+    line = start
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise TraceError(f"row {line}: cannot be read: {e}", source=path) from e
+        yield line, values
+        line += 1
 
 
 # -- scenario --------------------------------------------------------------------------------------
@@ -250,6 +312,17 @@ def check_trace(loaded: TraceFile, scenario: Scenario, days_needed: float, path:
                 f"({', '.join(sorted(scenario.models))})",
                 source=path,
             )
+    gpus = 0.0
+    for model, rps in loaded.trace.demand_rps.items():
+        spec = scenario.models[model]
+        peak = float(np.nanmax(rps)) if np.any(~np.isnan(rps)) else 0.0
+        gpus += peak * (1 + scenario.headroom) / spec.throughput_rps * spec.gpus_per_replica
+    if gpus > MAX_GPUS:
+        raise TraceError(
+            f"demand_rps: the peak demand needs {gpus:,.0f} GPUs at once (at the scenario's throughput_rps); "
+            f"a simulation holds at most {MAX_GPUS:,}",
+            source=path,
+        )
     if loaded.trace.days + 1e-9 < days_needed:
         raise TraceError(
             f"covers {loaded.trace.days:.2f} days, fewer than the {days_needed:g} "

@@ -13,10 +13,23 @@ from typing import Any
 import numpy as np
 
 from autoscaler.simulator import Timeline
-from common.errors import SetupError
+from common.errors import InputError, SetupError
 
 PLOTS = ("demand", "forecast", "replicas", "pool", "waits")
 """The files written, `<name>.png` each."""
+
+
+def check_plot_dir(directory: str | Path) -> None:
+    """Refuse, before a long simulation, a plot folder that cannot be written or a missing matplotlib."""
+    _pyplot()
+    out = Path(directory)
+    probe = out / ".egs-write-test"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise InputError(f"cannot write plots there: {e.strerror or e}", source=f"--plot {directory}") from e
 
 
 def write_plots(timeline: Timeline, directory: str | Path, title: str, gpus_per_node: int) -> list[Path]:
