@@ -8,10 +8,12 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
   it requests: whole GPUs (`nvidia.com/gpu`, `amd.com/gpu`), a time-slicing replica of one (a share
   of its VRAM), HAMi `nvidia.com/gpumem` on each of its GPUs, MIG instances (`nvidia.com/mig-<profile>`,
   or `nvidia.com/gpu` on a `single`-strategy node) or AMD partitions (`amd.com/<mode>`, or
-  `amd.com/gpu` on a partitioned node). Which GPUs of the node the device plugin gave it is not in the
+  `amd.com/gpu` on a partitioned node), and KAI Scheduler's `gpu-memory` (MiB on each of
+  `gpu-fraction-num-devices` GPUs) or `gpu-fraction` annotations, which ask for no resource at all.
+  Which GPUs of the node the device plugin gave it is not in the
   pod: the lowest free ones are taken, which keeps the count right (not the NVLink domain). A pod
-  asking more than is free takes what is free: the listing may be a moment old. KAI Scheduler's
-  fractions (annotations, no resource) are not read;
+  asking more than is free takes what is free: the listing may be a moment old. Quantities are read
+  in every form the API server writes (`common.quantity`: `40k`, `1Ki`);
 - `stuck_replicas(pods)`: per endpoint (namespace, DNS label), its replicas whose pod kube-scheduler
   found no node for (`PodScheduled` False, `Unschedulable`): they wait for capacity like a replica
   the plan could not place;
@@ -28,8 +30,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from common import quantity
 from scheduler.catalog import Catalog
 from scheduler.inventory import Allocation, Inventory, NodeGpus
+from scheduler.manifests import HAMI_GPU_MEMORY, KAI_GPU_MEMORY, KAI_NUM_DEVICES
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "egs")
 REQUEST_LABEL = "egs.io/request"
@@ -38,7 +42,9 @@ SERVING = ("server", "leader")
 """`app.kubernetes.io/component` of the pods that serve one replica each (a Deployment's pod, an
 LWS group's leader)."""
 PRODUCT_LABELS = ("nvidia.com/gpu.product", "amd.com/gpu.product-name")
-HAMI_MEMORY = "nvidia.com/gpumem"
+KAI_GPU_FRACTION = "gpu-fraction"
+"""KAI Scheduler's other way to share a GPU: a fraction of one (`"0.5"`), on each requested device."""
+GPU_RESOURCE_PREFIXES = ("nvidia.com/", "amd.com/")
 
 
 def ours(pod: Mapping[str, Any]) -> bool:
@@ -61,13 +67,35 @@ def requests(pod: Mapping[str, Any]) -> dict[str, int]:
     for container in (pod.get("spec") or {}).get("containers") or ():
         resources = container.get("resources") or {}
         asked = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
-        for name, quantity in asked.items():
-            if name.startswith(("nvidia.com/", "amd.com/")):
+        for name, amount in asked.items():
+            if name.startswith(GPU_RESOURCE_PREFIXES):
                 try:
-                    total[name] = total.get(name, 0) + int(str(quantity))
+                    total[name] = total.get(name, 0) + quantity.count(amount)
                 except ValueError:
                     continue  # not a count (a GPU resource is never fractional): not read
     return total
+
+
+def kai_share(pod: Mapping[str, Any]) -> tuple[int, int, float] | None:
+    """(devices, MiB on each, or else the fraction of each GPU) of a pod that KAI Scheduler shares GPUs
+    for by annotation; None for any other pod."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    try:
+        devices = max(1, quantity.count(annotations.get(KAI_NUM_DEVICES, 1)))
+        if KAI_GPU_MEMORY in annotations:
+            mib = quantity.count(annotations[KAI_GPU_MEMORY])
+            return (devices, mib, 0.0) if mib > 0 else None
+        if KAI_GPU_FRACTION in annotations:
+            fraction = float(quantity.parse(annotations[KAI_GPU_FRACTION]))
+            return (devices, 0, fraction) if 0 < fraction <= 1 else None
+    except ValueError:
+        return None  # not a number: KAI's admission refuses such a pod, so it holds nothing
+    return None
+
+
+def asks_for_gpu(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod asks for GPUs: a GPU resource, or KAI Scheduler's annotations."""
+    return bool(requests(pod)) or kai_share(pod) is not None
 
 
 def unschedulable(pod: Mapping[str, Any]) -> bool:
@@ -87,7 +115,7 @@ def without_foreign_pods(inventory: Inventory, pods: Iterable[Mapping[str, Any]]
         phase = (pod.get("status") or {}).get("phase")
         if ours(pod) or node_name not in by_name or phase not in ("Pending", "Running"):
             continue
-        for allocation in _holds(by_name[node_name], requests(pod)):
+        for allocation in _holds(by_name[node_name], pod):
             by_name[node_name] = Inventory((by_name[node_name],)).allocated([allocation]).nodes[0]
     return Inventory(tuple(by_name[n.node] for n in inventory), inventory.skipped)
 
@@ -108,9 +136,9 @@ def foreign_waiting(pods: Iterable[Mapping[str, Any]], catalog: Catalog) -> dict
             continue
         gpu = catalog.for_node_labels(_product_selected(pod))
         if gpu is not None:
-            asked = requests(pod)
+            asked, kai = requests(pod), kai_share(pod)
             whole = asked.get("nvidia.com/gpu", 0) + asked.get("amd.com/gpu", 0)
-            waiting.setdefault(gpu.name, []).append(max(1, whole))
+            waiting.setdefault(gpu.name, []).append(max(1, whole, kai[0] if kai else 0))
     return {name: tuple(gpus) for name, gpus in waiting.items()}
 
 
@@ -128,25 +156,29 @@ def _product_selected(pod: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-def _holds(node: NodeGpus, asked: Mapping[str, int]) -> list[Allocation]:
-    """What a pod asking `asked` holds on `node`, within what is free there."""
+def _holds(node: NodeGpus, pod: Mapping[str, Any]) -> list[Allocation]:
+    """What `pod` holds on `node`, within what is free there."""
+    asked = requests(pod)
     out: list[Allocation] = []
-    for resource, count in asked.items():
+    for resource, n in asked.items():
         slot = next((s for s in node.mig if s.resource == resource), None)
         if slot is not None:
-            if min(count, slot.free) > 0:
-                out.append(Allocation(node.node, mig=slot.profile.name, count=min(count, slot.free), owner="foreign"))
+            if min(n, slot.free) > 0:
+                out.append(Allocation(node.node, mig=slot.profile.name, count=min(n, slot.free), owner="foreign"))
         elif resource in ("nvidia.com/gpu", "amd.com/gpu"):
-            out += _whole_or_shared(node, count, asked.get(HAMI_MEMORY))
+            out += _whole_or_shared(node, n, asked.get(HAMI_GPU_MEMORY, 0))
+    kai = kai_share(pod)
+    if kai is not None and not out:
+        out += _memory(node, *kai, sharing="kai")
     return out
 
 
-def _whole_or_shared(node: NodeGpus, count: int, hami_mib: int | None) -> list[Allocation]:
+def _whole_or_shared(node: NodeGpus, n: int, hami_mib: int) -> list[Allocation]:
     if node.sharing == "timeslice":
-        # `count` replicas of the device plugin, each an even share of one GPU's VRAM.
+        # `n` replicas of the device plugin, each an even share of one GPU's VRAM.
         room = {g.index: node.timeslice_replicas - g.holders for g in node.gpus}
         out = []
-        for _ in range(count):
+        for _ in range(n):
             index = next((i for i, left in room.items() if left > 0), None)
             if index is None:
                 break
@@ -154,11 +186,21 @@ def _whole_or_shared(node: NodeGpus, count: int, hami_mib: int | None) -> list[A
             share = node.gpus[index].vram_mib // node.timeslice_replicas
             out.append(Allocation(node.node, (index,), share, sharing="timeslice", owner="foreign"))
         return out
-    if node.sharing == "hami" and hami_mib:
-        fits = [g.index for g in node.gpus if g.free_mib >= hami_mib and not g.whole][:count]
-        return [Allocation(node.node, tuple(fits), hami_mib, sharing="hami", owner="foreign")] if fits else []
-    idle = [g.index for g in node.gpus if g.holders == 0][:count]
+    if hami_mib:
+        return _memory(node, n, hami_mib, 0.0, sharing="hami")
+    idle = [g.index for g in node.gpus if g.holders == 0][:n]
     return [Allocation(node.node, tuple(idle), owner="foreign")] if idle else []
+
+
+def _memory(node: NodeGpus, devices: int, mib: int, fraction: float, sharing: str) -> list[Allocation]:
+    """`mib` (or `fraction` of each GPU's VRAM) on `devices` GPUs that have it free, whatever the node's
+    own mechanism: under exclusive sharing a GPU with any holder is taken for new replicas."""
+    out: list[Allocation] = []
+    for g in node.gpus:
+        need = mib or int(g.vram_mib * fraction)
+        if len(out) < devices and not g.whole and 0 < need <= g.free_mib:
+            out.append(Allocation(node.node, (g.index,), need, sharing=sharing, owner="foreign"))
+    return out
 
 
 def pods_by_endpoint(pods: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], list[str]]:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from common import quantity
 from common.errors import InputError
 from common.limits import MAX_GPUS_PER_NODE
 from common.schema import field_path, read_yaml
@@ -288,30 +289,55 @@ def build_inventory(
     catalog: Catalog,
     allocations: Iterable[Allocation] = (),
     sharing: SharingPolicy | None = None,
+    strict: bool = True,
 ) -> Inventory:
-    """The inventory of `nodes` (Node dicts) with `allocations` subtracted."""
+    """The inventory of `nodes` (Node dicts) with `allocations` subtracted.
+
+    `strict` (a file a user gives `egs plan`): a node the schema rejects raises `InventoryError`.
+    Otherwise (the controller, reading a live cluster) such a node is skipped with the error as its
+    reason and the rest of the fleet is read: one Node labelled `nvidia.com/gpu.replicas: "two"`
+    must not stop every endpoint's placement."""
     policy = sharing or SharingPolicy()
     for name, mechanism in policy.by_class.items():
         if name not in catalog:
             raise InventoryError(f"sharing.by_class.{name}: no GPU class {name!r} in the catalogue")
         if mechanism == "mig" and not catalog.get(name).mig_profiles:
             raise InventoryError(f"sharing.by_class.{name}: {name} has no MIG profiles")
-    check(nodes, "nodes.schema.json", InventoryError, "nodes", at=("items",))
-    for i, node in enumerate(nodes):
-        _refuse_impossible_counts(node, i)
-    names = [n["metadata"]["name"] for n in nodes]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            raise InventoryError(f"items[{i}].metadata.name: duplicate node name {name!r}")
+    if not isinstance(nodes, list):
+        check(nodes, "nodes.schema.json", InventoryError, "nodes", at=("items",))
     read: list[NodeGpus] = []
     skipped: list[SkippedNode] = []
-    for raw in nodes:
+    seen: set[str] = set()
+    for i, raw in enumerate(nodes):
+        try:
+            check([raw], "nodes.schema.json", InventoryError, "nodes", at=("items",))
+            name = raw["metadata"]["name"]
+            if name in seen:
+                raise InventoryError(f"items[0].metadata.name: duplicate node name {name!r}")
+            _refuse_impossible_counts(raw, 0)
+        except InventoryError as e:
+            if strict:
+                raise InventoryError(_renumbered(e.message, i)) from e
+            skipped.append(SkippedNode(_node_name(raw, i), _renumbered(e.message, i)))
+            continue
+        seen.add(name)
         result = _node(raw, catalog, policy)
         if isinstance(result, NodeGpus):
             read.append(result)
         elif result is not None:
             skipped.append(result)
     return Inventory(nodes=tuple(read), skipped=tuple(skipped)).allocated(allocations)
+
+
+def _renumbered(message: str, i: int) -> str:
+    """A message about `items[0]` (a node checked alone) as one about `items[i]`."""
+    return message.replace("items[0]", f"items[{i}]", 1)
+
+
+def _node_name(raw: Any, i: int) -> str:
+    meta = raw.get("metadata") if isinstance(raw, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) and name else f"items[{i}]"
 
 
 def _refuse_impossible_counts(raw: dict[str, Any], i: int) -> None:
@@ -325,11 +351,11 @@ def _refuse_impossible_counts(raw: dict[str, Any], i: int) -> None:
             raise InventoryError(f"{where}: node {name!r} says {labels[label]} {what}; a node has at most {most}")
     status = raw.get("status") or {}
     for key in ("allocatable", "capacity"):
-        for resource, quantity in (status.get(key) or {}).items():
-            if _is_gpu(resource) and int(quantity) > MAX_DEVICES_PER_NODE:
-                where = field_path("items", i, "status", key, resource)
+        for resource, amount in (status.get(key) or {}).items():
+            where = field_path("items", i, "status", key, resource)
+            if _is_gpu(resource) and _devices(amount, where) > MAX_DEVICES_PER_NODE:
                 raise InventoryError(
-                    f"{where}: node {name!r} says {quantity} devices; a node has at most {MAX_DEVICES_PER_NODE}"
+                    f"{where}: node {name!r} says {amount} devices; a node has at most {MAX_DEVICES_PER_NODE}"
                 )
 
 
@@ -338,7 +364,7 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
     labels: dict[str, str] = raw["metadata"].get("labels") or {}
     spec, status = raw.get("spec") or {}, raw.get("status") or {}
     quantities = status.get("allocatable") or status.get("capacity") or {}
-    resources = {k: int(v) for k, v in quantities.items() if _is_gpu(k)}
+    resources = {k: quantity.count(v) for k, v in quantities.items() if _is_gpu(k)}
     if not resources and not any(k.startswith(_GPU_LABEL_PREFIXES) for k in labels):
         return None
     model = catalog.for_node_labels(labels)
@@ -386,6 +412,13 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
         taints=tuple(Taint(t["key"], t["effect"], t.get("value", "")) for t in spec.get("taints", ())),
         clique=clique,
     )
+
+
+def _devices(value: Any, where: str) -> int:
+    try:
+        return quantity.count(value)
+    except ValueError as e:
+        raise InventoryError(f"{where}: {e}; a GPU resource counts whole devices") from e
 
 
 def _is_gpu(resource: str) -> bool:

@@ -52,7 +52,7 @@ from scheduler.catalog import Catalog, GpuModel
 from scheduler.fleet import GPU_TOLERATIONS
 from scheduler.inventory import AMD_PARTITION_LABEL, partitions_per_gpu
 from scheduler.plan import Placement, Plan, Request
-from scheduler.registry import Model, Registry, Variant
+from scheduler.registry import PRECISION_FLAGS, Model, Registry, Variant
 
 KUBERNETES_VERSION = "1.31"
 """The Kubernetes version whose schemas the objects are validated against."""
@@ -81,15 +81,6 @@ HAMI_GPU_MEMORY = "nvidia.com/gpumem"
 HF_TOKEN_SECRET = "hf-token"
 """Secret (key `token`) holding a Hugging Face token for gated models; optional."""
 
-PRECISION_FLAGS: Mapping[str, tuple[str, ...]] = {
-    "fp16": ("--dtype", "float16"),
-    "bf16": ("--dtype", "bfloat16"),
-    # vLLM quantizes a 16-bit checkpoint to fp8 while loading it, and to 4-bit with bitsandbytes.
-    "fp8": ("--quantization", "fp8"),
-    "int4": ("--quantization", "bitsandbytes"),
-}
-"""Server flags per precision, for the model's (16-bit) checkpoint. int8 is missing: vLLM has no
-in-flight int8 for dense models, so an int8 variant needs its own pre-quantised `source`."""
 
 RECORDED = "egs.io/"
 

@@ -13,7 +13,9 @@ need is computed, never written by hand, so that one formula decides what fits e
 Under tensor parallelism vLLM gives each GPU kv_heads / tp heads, and replicates heads when tp is
 larger than kv_heads, hence the ceil. Bad input raises `RegistryError` naming the path of the bad
 field, including a variant that fits on no GPU of the catalogue even split over MAX_TP GPUs of one
-node. Nothing is half-loaded.
+node, and one vLLM cannot load (a precision it does not quantize to in flight, without a
+pre-quantised `source`): the endpoint API and the controller choose among the registry's variants,
+so one that cannot be served must be refused here, not found in the loop. Nothing is half-loaded.
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ DEFAULT_QUALITY: Mapping[str, float] = {"fp16": 1.0, "bf16": 1.0, "fp8": 0.99, "
 """Quality relative to fp16 when a variant gives none: published evaluations of fp8 and int8 (W8A8)
 checkpoints of Llama-3.1 recover ~99% of the baseline scores, 4-bit AWQ/GPTQ ~95-98%; the int
 figures are rounded down to stay on the cautious side."""
+
+PRECISION_FLAGS: Mapping[str, tuple[str, ...]] = {
+    "fp16": ("--dtype", "float16"),
+    "bf16": ("--dtype", "bfloat16"),
+    # vLLM quantizes a 16-bit checkpoint to fp8 while loading it, and to 4-bit with bitsandbytes.
+    "fp8": ("--quantization", "fp8"),
+    "int4": ("--quantization", "bitsandbytes"),
+}
+"""vLLM's server flags per precision, to serve it from the model's own (16-bit) checkpoint. int8 is
+missing: vLLM has no in-flight int8 for dense models, so an int8 variant needs its own pre-quantised
+`source`, and the registry refuses one without it (`scheduler.manifests` renders these flags)."""
 
 OVERHEAD_FIXED_MIB = 1536
 """Per GPU: the CUDA/HIP context (~0.5-0.8 GiB), NCCL buffers and CUDA graphs, and the activation
@@ -231,6 +244,7 @@ def _model(raw: dict[str, Any], i: int, catalog: Catalog) -> Model:
         where = field_path("models", i, "variants", j)
         if variant.name in (v.name for v in variants[:j]):
             raise RegistryError(f"{where}.name: duplicate variant name {variant.name!r}")
+        _check_loadable(model, variant, where)
         _check_fits(model, variant, catalog, where)
     return model
 
@@ -253,6 +267,17 @@ def _variant(raw: dict[str, Any], arch: Architecture) -> Variant:
         source=raw.get("source"),
         quantization=raw.get("quantization"),
     )
+
+
+def _check_loadable(model: Model, variant: Variant, where: str) -> None:
+    """Reject a variant vLLM cannot load: its precision from the model's own checkpoint, with no
+    pre-quantised `source` of its own."""
+    if variant.source is None and variant.precision not in PRECISION_FLAGS:
+        raise RegistryError(
+            f"{where}: vLLM cannot load {model.name} in {variant.precision} from {model.source or model.name} "
+            f"(it quantizes to {', '.join(sorted(PRECISION_FLAGS))} in flight); give the variant a pre-quantised "
+            "`source` (and its `quantization`)"
+        )
 
 
 def _check_fits(model: Model, variant: Variant, catalog: Catalog, where: str) -> None:

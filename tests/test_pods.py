@@ -11,8 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from autoscaler.pods import endpoint_of, foreign_waiting, pods_by_endpoint, stuck_replicas, without_foreign_pods
-from scheduler.inventory import build_inventory
+from autoscaler.pods import (
+    asks_for_gpu,
+    endpoint_of,
+    foreign_waiting,
+    pods_by_endpoint,
+    stuck_replicas,
+    without_foreign_pods,
+)
+from scheduler.inventory import SharingPolicy, build_inventory
 from tests.test_decide import CATALOG, h100, serving_pod
 
 
@@ -123,3 +130,37 @@ def test_other_workloads_waiting_for_a_class() -> None:
         pod("bound", {"nvidia.com/gpu": "2"}, phase="Pending", nodeSelector=selector),  # has its node
     ]
     assert foreign_waiting(pods, CATALOG) == {"H100-80GB": (4,), "L4": (1,)}
+
+
+def test_quantities_in_canonical_forms_are_read() -> None:
+    """The API server may write a request back as `1e0` or `8k`-style canonical quantities; `int()`
+    dropped them silently (issue 16), leaving their GPUs counted free."""
+    inventory = build_inventory([h100("gpu-0")], CATALOG)
+    pods = [pod("train", {"nvidia.com/gpu": "3e0"}), pod("x", {"nvidia.com/gpu": "1"})]
+    after = without_foreign_pods(inventory, pods)
+    assert idle(after, "gpu-0") == 4
+
+
+def test_kai_and_hami_pods_hold_vram() -> None:
+    """KAI Scheduler's pods ask for no GPU resource, only a `gpu-memory` (MiB) or `gpu-fraction`
+    annotation; HAMi's ask `nvidia.com/gpumem` (here in a canonical form). Each holds its VRAM."""
+    kai = pod("kai", {}, schedulerName="kai-scheduler")
+    kai["metadata"]["annotations"] = {"gpu-memory": "40960", "gpu-fraction-num-devices": "2"}
+    half = pod("half", {})
+    half["metadata"]["annotations"] = {"gpu-fraction": "0.5"}
+    hami = pod("hami", {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "40k"})  # 40,000 MiB as the API server writes it
+    inventory = build_inventory([h100("gpu-0")], CATALOG, sharing=SharingPolicy({"H100-80GB": "kai"}))
+    gpus = without_foreign_pods(inventory, [kai, half, hami]).node("gpu-0").gpus
+    half_gpu = CATALOG.get("H100-80GB").vram_mib // 2  # 40,779 MiB: no room left beside KAI's on GPUs 0-1
+    assert [g.used_mib for g in gpus[:4]] == [40960 + 40000, 40960, half_gpu, 0]
+    assert [g.holders for g in gpus[:4]] == [2, 1, 1, 0]
+    assert asks_for_gpu(kai) and asks_for_gpu(half) and not asks_for_gpu(pod("cpu", {"cpu": "1"}))
+    # On a class that hands out whole GPUs, a GPU any such pod holds part of takes no replica.
+    exclusive = without_foreign_pods(build_inventory([h100("gpu-0")], CATALOG), [kai])
+    assert idle(exclusive, "gpu-0") == 6
+
+
+def test_a_waiting_kai_pod_counts_its_devices() -> None:
+    waits = pod("kai", {}, node=None, phase="Pending", nodeSelector={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"})
+    waits["metadata"]["annotations"] = {"gpu-memory": "1000", "gpu-fraction-num-devices": "3"}
+    assert foreign_waiting([waits], CATALOG) == {"H100-80GB": (3,)}

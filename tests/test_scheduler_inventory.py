@@ -286,3 +286,27 @@ def test_sharing_follows_the_node_labels_unless_configured() -> None:
     configured = build_inventory(NODES, CATALOG, sharing=SharingPolicy({"L4": "exclusive", "H100-80GB": "kai"}))
     assert configured.node("gpu-l4-0").sharing == "exclusive"
     assert configured.node("gpu-h100-0").sharing == "kai"
+
+
+def test_a_live_cluster_s_unreadable_node_is_skipped_and_the_rest_is_read() -> None:
+    """Issue 16: one Node labelled `nvidia.com/gpu.replicas: "two"` made the controller place nothing
+    for any endpoint; read from a live cluster (not strict), only that node is left out, with why."""
+    bad = node("bad", T4 | {"nvidia.com/gpu.replicas": "two"}, {"nvidia.com/gpu": "1"})
+    nodes = [node("a", T4, {"nvidia.com/gpu": "1"}), bad, node("a", T4, {}), node("c", T4, {"nvidia.com/gpu": "5k"})]
+    inventory = build_inventory(nodes, CATALOG, strict=False)
+    assert [n.node for n in inventory] == ["a"]
+    reasons = {s.node: s.reason for s in inventory.skipped}
+    assert reasons["bad"].startswith("items[1].metadata.labels[\"nvidia.com/gpu.replicas\"]: 'two' is not a whole")
+    assert "duplicate node name 'a'" in reasons["a"]
+    assert "says 5k devices; a node has at most 4096" in reasons["c"]  # 5,000 devices, read as a quantity
+    with pytest.raises(InventoryError, match=r"^items\[1\]\.metadata\.labels"):
+        build_inventory(nodes, CATALOG)
+
+
+def test_gpu_resources_are_read_in_every_canonical_quantity_form() -> None:
+    """The API server writes allocatable back canonicalised: 1000 replicas of a time-sliced node read as `1k`."""
+    labels = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.replicas": "64"}
+    sliced = node("ts", labels, {"nvidia.com/gpu": "512"})
+    assert len(build_inventory([sliced], CATALOG).node("ts").gpus) == 8
+    sliced["status"]["allocatable"]["nvidia.com/gpu"] = "5e2"  # 500 = 7 whole GPUs of 64 replicas (and a part)
+    assert len(build_inventory([sliced], CATALOG).node("ts").gpus) == 7

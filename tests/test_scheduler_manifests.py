@@ -9,12 +9,12 @@ whether a real API server, device plugin, KAI or HAMi admits the pods; that need
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -277,10 +277,10 @@ def test_names_are_dns_labels_and_distinct_names_stay_distinct() -> None:
 
 
 def test_a_plan_that_cannot_be_served_is_refused() -> None:
-    raw = yaml.safe_load((REPO / "examples" / "models.yaml").read_text())
-    qwen = next(m for m in raw["models"] if m["name"] == "qwen2.5-14b-instruct")
-    qwen["variants"] = [{"precision": "int8"}]  # int8 without a pre-quantised checkpoint
-    registry = Registry.parse(raw, CATALOG)
+    # int8 without a pre-quantised checkpoint: the registry refuses it when read, so built here by hand
+    qwen = REGISTRY.get("qwen2.5-14b-instruct")
+    int8 = dataclasses.replace(qwen.variant("int8"), source=None, quantization=None)
+    registry = Registry((dataclasses.replace(qwen, variants=(int8,)),))
     plan = Plan(placements=(replica(model="qwen2.5-14b-instruct", variant="int8"),))
     with pytest.raises(ManifestError, match="pre-quantised `source`"):
         manifests(plan, registry, CATALOG)

@@ -137,7 +137,7 @@ def model_entry(**change: Any) -> dict[str, Any]:
         "name": "test-13b",
         "architecture": {"parameters_b": 13.0, "layers": 40, "kv_heads": 40, "head_dim": 128, "max_context": 4096},
         "serving": {"context_tokens": 4096, "concurrency": 8},
-        "variants": [{"precision": "fp16"}, {"precision": "int8"}],
+        "variants": [{"precision": "fp16"}, {"precision": "int8", "source": "example/test-13b-w8a8"}],
     }
     entry.update(change)
     return entry
@@ -239,6 +239,23 @@ def test_registry_files_that_cannot_be_read_are_rejected(tmp_path: Path) -> None
     bad.write_text("models: [")
     with pytest.raises(RegistryError, match="not valid YAML"):
         Registry.load(bad, CATALOG)
+
+
+def test_a_variant_vllm_cannot_load_is_refused_naming_the_file_and_the_field(tmp_path: Path) -> None:
+    """int8 from the model's own 16-bit checkpoint: vLLM has no in-flight int8, so the controller's
+    manifests could never render it (issue 16: a re-plan chose it on an MI250X and the controller exited)."""
+    import yaml
+
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    qwen = next(i for i, m in enumerate(raw["models"]) if m["name"] == "qwen2.5-14b-instruct")
+    int8 = next(j for j, v in enumerate(raw["models"][qwen]["variants"]) if v["precision"] == "int8")
+    raw["models"][qwen]["variants"][int8] = {"precision": "int8"}
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(RegistryError, match=rf"models\[{qwen}\]\.variants\[{int8}\]: vLLM cannot load .* int8") as e:
+        Registry.load(path, CATALOG)
+    assert str(path) in str(e.value)
+    assert Registry.load(EXAMPLE, CATALOG)  # with its pre-quantised checkpoint it loads
 
 
 def test_unknown_model_and_variant_names_say_what_exists(registry: Registry) -> None:

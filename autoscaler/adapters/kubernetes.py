@@ -44,6 +44,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from autoscaler.endpoint import GROUP, PLURAL, VERSION
+from autoscaler.pods import asks_for_gpu
 from common.errors import EgsError, InputError, SetupError, TemporaryError
 
 FIELD_MANAGER = "egs-controller"
@@ -51,7 +52,6 @@ MANAGED_BY = "app.kubernetes.io/managed-by=egs"
 """The label selector of every object the controller writes."""
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
-GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "nvidia.com/mig-", "nvidia.com/gpumem")
 
 
 class KubernetesError(EgsError):
@@ -248,7 +248,7 @@ class Cluster:
             for phase in ("Pending", "Running")
             for p in self._list(KINDS[("v1", "Pod")], fields=f"status.phase={phase}")
         ]
-        return [p for p in pods if _asks_for_gpu(p)]
+        return [p for p in pods if asks_for_gpu(p)]
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -391,15 +391,6 @@ def _retrying(write: Callable[[], dict[str, Any]], retries: int) -> dict[str, An
                 raise
             time.sleep(0.05 * 2**attempt)  # a conflicting writer usually finishes within milliseconds
     raise AssertionError("unreachable")
-
-
-def _asks_for_gpu(pod: Mapping[str, Any]) -> bool:
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        resources = container.get("resources") or {}
-        for key in {**(resources.get("requests") or {}), **(resources.get("limits") or {})}:
-            if key.startswith(GPU_RESOURCES):
-                return True
-    return False
 
 
 def _name(obj: Mapping[str, Any]) -> str:
