@@ -31,10 +31,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from autoscaler import leader
 from autoscaler.adapters.kubernetes import OWNED_KINDS, Cluster, KubernetesError, NotFoundError
-from autoscaler.decide import Decision, Observation, Settings, decide
+from autoscaler.decide import Decision, Observation, Settings, decide, status_of
 from autoscaler.metrics import SERIES
 from autoscaler.signals import History, ModelSignals, PodSignals
-from common.errors import TemporaryError
+from common.errors import SetupError, TemporaryError
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
 
@@ -59,9 +59,9 @@ def owned_kinds(settings: Settings) -> tuple[tuple[str, str], ...]:
     return tuple(kinds)
 
 
-ERROR_REASONS = ("temporary", "rejected", "lease_lost")
+ERROR_REASONS = ("temporary", "rejected", "lease_lost", "internal")
 """The `reason` of egs_autoscaler_reconcile_errors_total: a temporary failure (the loop goes on), a write
-the API server refused, the Lease lost mid-loop."""
+the API server refused, the Lease lost mid-loop, a fault of the loop itself (logged with its trace)."""
 
 
 class Signals(Protocol):
@@ -146,6 +146,14 @@ class ControllerMetrics:
         self.gauge("egs_model_demand_split_evenly").clear()
         for model in decision.split_evenly:
             self.gauge("egs_model_demand_split_evenly").labels(model).set(1)
+        self.gauge("egs_autoscaler_skipped_nodes").clear()
+        for skipped in decision.inventory.skipped:
+            self.gauge("egs_autoscaler_skipped_nodes").labels(skipped.node).set(1)
+        self.gauge("egs_autoscaler_held_endpoints").clear()
+        kept = set(decision.kept)
+        for d in decision.endpoints:
+            if f"{d.namespace}/{d.name}" in kept:
+                self.gauge("egs_autoscaler_held_endpoints").labels(d.namespace, d.name, d.reason).set(1)
         self.gauge("egs_warm_pool_forecast_gpus").clear()
         for pool in decision.pools:
             self.gauge("egs_warm_pool_idle_nodes").labels(pool.gpu_class).set(pool.idle_nodes)
@@ -217,6 +225,8 @@ class Controller:
         self.exposition = ControllerMetrics(self.exposition_registry)
         self.leading_until = 0.0
         self.split_evenly: set[str] = set()
+        self.skipped: set[tuple[str, str]] = set()
+        """The nodes skipped last loop and why: each is logged once, when it starts being skipped."""
 
     def reconcile(self) -> Outcome:
         started = time.monotonic()
@@ -229,6 +239,13 @@ class Controller:
         except TemporaryError as e:
             log.warning("reconcile: %s (trying again next loop)", e)
             outcome = Outcome(leader=self.leading_until > now, errors=["temporary"])
+        except (SetupError, KubernetesError):
+            raise  # the process's own environment (credentials, a missing CRD): the one reason to exit
+        except Exception:
+            # Whatever one object does to a loop, the next loop runs: objects are reported on
+            # themselves (decide), and a fault nobody foresaw is logged with its trace, not fatal.
+            log.exception("reconcile failed (trying again next loop)")
+            outcome = Outcome(leader=self.leading_until > now, errors=["internal"])
         self.exposition.record(outcome, time.monotonic() - started, self.clock())
         return outcome
 
@@ -244,6 +261,10 @@ class Controller:
         decision = decide(obs, self.settings, self.registry, self.catalog, now)
         for hold in decision.holds:
             log.warning("holding the last decision: %s", hold)
+        skipped = {(n.node, n.reason) for n in decision.inventory.skipped}
+        for node, reason in sorted(skipped - self.skipped):
+            log.warning("node %s skipped: %s", node, reason)
+        self.skipped = skipped
         if set(decision.split_evenly) != self.split_evenly:
             self.split_evenly = set(decision.split_evenly)
             if self.split_evenly:
@@ -331,7 +352,7 @@ def _identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
 
 def _statuses(obs: Observation) -> dict[tuple[str, str], Mapping[str, Any]]:
     """(namespace, name) -> each InferenceEndpoint's status as observed."""
-    return {(_identity(o)[2], _identity(o)[3]): o.get("status") or {} for o in obs.endpoints}
+    return {(_identity(o)[2], _identity(o)[3]): status_of(o) for o in obs.endpoints}
 
 
 def _name(obj: Mapping[str, Any]) -> str:

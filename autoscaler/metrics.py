@@ -97,6 +97,20 @@ SERIES: tuple[Series, ...] = (
         ("model",),
         "1 while the model's demand is split evenly between endpoints whose pods' series cannot tell them apart.",
     ),
+    Series(
+        "egs_autoscaler_skipped_nodes",
+        "gauge",
+        ("node",),
+        "1 for each GPU node the controller cannot read (a label or resource it cannot parse, a class the "
+        "catalogue lacks): nothing is placed on it, the rest of the fleet is; the reason is logged.",
+    ),
+    Series(
+        "egs_autoscaler_held_endpoints",
+        "gauge",
+        ("namespace", "endpoint", "reason"),
+        "1 for each endpoint whose objects are left as they are: reason=InvalidSpec (its spec cannot be read) "
+        "or CannotRender (its new shape cannot be written); its status condition says why.",
+    ),
 )
 
 NAMES: frozenset[str] = frozenset(

@@ -318,7 +318,7 @@ def build_inventory(
         except InventoryError as e:
             if strict:
                 raise InventoryError(_renumbered(e.message, i)) from e
-            skipped.append(SkippedNode(_node_name(raw, i), _renumbered(e.message, i)))
+            skipped.append(SkippedNode(_node_name(raw, i), e.message.removeprefix("items[0].")))
             continue
         seen.add(name)
         result = _node(raw, catalog, policy)

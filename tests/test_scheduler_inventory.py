@@ -296,7 +296,7 @@ def test_a_live_cluster_s_unreadable_node_is_skipped_and_the_rest_is_read() -> N
     inventory = build_inventory(nodes, CATALOG, strict=False)
     assert [n.node for n in inventory] == ["a"]
     reasons = {s.node: s.reason for s in inventory.skipped}
-    assert reasons["bad"].startswith("items[1].metadata.labels[\"nvidia.com/gpu.replicas\"]: 'two' is not a whole")
+    assert reasons["bad"].startswith("metadata.labels[\"nvidia.com/gpu.replicas\"]: 'two' is not a whole")
     assert "duplicate node name 'a'" in reasons["a"]
     assert "says 5k devices; a node has at most 4096" in reasons["c"]  # 5,000 devices, read as a quantity
     with pytest.raises(InventoryError, match=r"^items\[1\]\.metadata\.labels"):

@@ -43,10 +43,10 @@ from typing import Any
 
 from autoscaler.attribution import attribute
 from autoscaler.decide.decision import Decision, EndpointDecision, Observation, PoolDecision
-from autoscaler.decide.placement import by_class, by_endpoint, gpus_of, place_requests, renumbered
+from autoscaler.decide.placement import by_class, by_endpoint, gpus_of, place_requests
 from autoscaler.decide.settings import POOL_BACKENDS, ClassSettings, Settings
-from autoscaler.decide.state import REQUEST_NAME, Workload, endpoint_key, read_workloads
-from autoscaler.decide.status import endpoint_decision, endpoint_status, parse_endpoints, rfc3339
+from autoscaler.decide.state import REQUEST_NAME, Workload, endpoint_key, read_workloads, status_of
+from autoscaler.decide.status import cannot_render, endpoint_decision, endpoint_status, parse_endpoints, rfc3339
 from autoscaler.decide.targets import GPU_SATURATION_HIGH, KV_CACHE_HIGH, QUEUE_HIGH, declared_throughput, replica_count
 from autoscaler.decide.waiting import (
     MAX_PROVISIONING_NODES,
@@ -57,11 +57,11 @@ from autoscaler.decide.waiting import (
     unstuck,
 )
 from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, pool_decisions, pool_objects
-from autoscaler.decide.workloads import MANAGED, owned_by, scaled_objects, unpinned
+from autoscaler.decide.workloads import MANAGED, workload_objects
 from autoscaler.pods import foreign_waiting, pods_by_endpoint, stuck_replicas, without_foreign_pods
 from scheduler.catalog import Catalog
 from scheduler.inventory import InventoryError, SharingPolicy, build_inventory, held_by
-from scheduler.manifests import manifests
+from scheduler.manifests import ManifestError
 from scheduler.plan import Plan
 from scheduler.registry import Registry
 
@@ -96,6 +96,7 @@ __all__ = [
     "place_waiting",
     "replica_count",
     "rfc3339",
+    "status_of",
 ]
 
 
@@ -106,12 +107,12 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     workloads = read_workloads(obs.owned)
     policy = SharingPolicy(dict(settings.sharing))
     try:
-        inventory = without_foreign_pods(
-            build_inventory([dict(n) for n in obs.nodes], catalog, sharing=policy), obs.pods
-        )
+        # A Node that cannot be read is skipped with its reason (`Inventory.skipped`); the rest is placed.
+        nodes = build_inventory([dict(n) for n in obs.nodes], catalog, sharing=policy, strict=False)
     except InventoryError as e:
-        # Nodes that cannot be read are contradictory data: keep everything as it is.
+        # Only the sharing configuration is left to refuse here: keep everything as it is.
         return Decision((), {}, (), (), (f"nodes: {e}",))
+    inventory = without_foreign_pods(nodes, obs.pods)
     targets: dict[str, tuple[int, str | None]] = {}
     attribution = attribute(endpoints, obs.signals, obs.pod_signals, pods_by_endpoint(obs.pods))
     for ep in endpoints:
@@ -128,10 +129,11 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     waiting_plan = place_waiting(endpoints, real, registry, catalog, settings, policy, stuck)
     ahead = {c: gpus for c, gpus in foreign_waiting(obs.pods, catalog).items() if c in settings.classes}
     objects: list[dict[str, Any]] = []
+    kept: list[str] = []
     decisions: list[EndpointDecision] = []
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
     etas = endpoint_etas(endpoints, waiting_plan, ahead, registry, settings, obs.endpoints, now)
-    previous = {endpoint_key(o): o.get("status") or {} for o in obs.endpoints}
+    previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
     placed_by, waiting_by = by_endpoint(real.placements), by_endpoint(waiting_plan.placements)
     unplaced_by: dict[str, list[Any]] = {}
     for u in waiting_plan.unplaced:
@@ -140,18 +142,21 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         placed, waiting = placed_by.get(ep.key, []), waiting_by.get(ep.key, [])
         unplaced = unplaced_by.get(ep.key, [])
         current = workloads.get(ep.key, Workload())
-        if placed or waiting:
-            plan = Plan(placements=tuple(renumbered(placed + waiting)))
-            rendered = [
-                owned_by(unpinned(o), ep) for o in manifests(plan, registry, catalog, [request], validated=False)
-            ]
-            objects += rendered + scaled_objects(ep, rendered, settings)
         decision = endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, current, etas.get(ep.key))
+        if placed or waiting:
+            try:
+                objects += workload_objects(ep, request, placed + waiting, registry, catalog, settings)
+            except ManifestError as e:
+                # This endpoint's new shape cannot be written: it keeps what it runs, and says why.
+                decision = cannot_render(decision, current, previous.get(ep.key, {}), str(e))
+                holds.append(f"{ep.key}: {e}")
+                kept.append(ep.key)
         decisions.append(decision)
         statuses[(ep.namespace, ep.name)] = endpoint_status(decision, ep, previous.get(ep.key, {}), now)
     for decision, ep_raw in failed:
         decisions.append(decision)
-        statuses[(decision.namespace, decision.name)] = endpoint_status(decision, None, ep_raw.get("status") or {}, now)
+        statuses[(decision.namespace, decision.name)] = endpoint_status(decision, None, status_of(ep_raw), now)
+        kept.append(f"{decision.namespace}/{decision.name}")
     pools = pool_decisions(inventory, real, waiting_plan, ahead, endpoints, attribution, settings, obs, now)
     objects += pool_objects(pools, settings, catalog)
     return Decision(
@@ -165,4 +170,5 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         waiting_plan,
         ahead,
         attribution.split_evenly,
+        tuple(kept),
     )

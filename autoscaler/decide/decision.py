@@ -95,3 +95,7 @@ class Decision:
     queue ahead of the waiting replicas."""
     split_evenly: tuple[str, ...] = ()
     """Models whose demand was split evenly between endpoints that could not be told apart."""
+    kept: tuple[str, ...] = ()
+    """Endpoints (namespace/name) whose objects are left as the cluster holds them: their spec cannot be
+    read, or their new shape cannot be rendered. Nothing of theirs is intended anew, and nothing of
+    theirs is to be removed for that."""

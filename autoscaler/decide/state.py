@@ -45,8 +45,15 @@ def endpoint_key(obj: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
 
 
+def status_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An endpoint's status as observed; {} when it has none, or one that is not an object (a
+    malformed endpoint is reported on itself, and its status written anew)."""
+    status = obj.get("status")
+    return status if isinstance(status, Mapping) else {}
+
+
 def promised_eta(obj: Mapping[str, Any]) -> float | None:
-    status = obj.get("status") or {}
+    status = status_of(obj)
     text = status.get("estimatedReadyTime")
     if not text or status.get("phase") != "Provisioning":
         return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from autoscaler import endpoint as ie
@@ -41,9 +42,30 @@ def parse_endpoints(
 
 
 def _invalid(obj: Mapping[str, Any], message: str) -> EndpointDecision:
-    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
-    namespace, name, model = meta.get("namespace", "default"), meta.get("name", ""), str(spec.get("model", ""))
+    meta, spec = obj.get("metadata") or {}, obj.get("spec")
+    model = str(spec.get("model", "")) if isinstance(spec, Mapping) else ""
+    namespace, name = meta.get("namespace", "default"), meta.get("name", "")
     return EndpointDecision(namespace, name, model, 0, 0, 0, 0, None, None, None, "Failed", 0, "InvalidSpec", message)
+
+
+def cannot_render(
+    decision: EndpointDecision, current: Workload, previous: Mapping[str, Any], message: str
+) -> EndpointDecision:
+    """An endpoint whose new workloads cannot be written: it keeps the replicas, variant and class it
+    runs (Degraded while any replica does, Failed otherwise), nothing of it waits, and its condition
+    says why."""
+    return replace(
+        decision,
+        phase="Degraded" if current.replicas else "Failed",
+        reason="CannotRender",
+        message=message,
+        held=message,
+        placed=0,
+        waiting=0,
+        eta=None,
+        variant=previous.get("variant"),
+        gpu_class=previous.get("gpuClass"),
+    )
 
 
 def endpoint_decision(

@@ -6,14 +6,35 @@ count left to KEDA (a ScaledObject) or an HPA where the endpoint asks for one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from autoscaler import endpoint as ie
+from autoscaler.decide.placement import renumbered
 from autoscaler.decide.settings import Settings
 from autoscaler.decide.targets import QUEUE_HIGH, declared_throughput
 from autoscaler.endpoint import Endpoint
+from scheduler.catalog import Catalog
+from scheduler.manifests import manifests
+from scheduler.plan import Placement, Plan, Request
+from scheduler.registry import Registry
 
 MANAGED = {"app.kubernetes.io/managed-by": "egs"}
+
+
+def workload_objects(
+    ep: Endpoint,
+    request: Request,
+    placements: Sequence[Placement],
+    registry: Registry,
+    catalog: Catalog,
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """The workloads, Service and ScaledObjects of one endpoint's replicas (placed and waiting);
+    `ManifestError` when the plan cannot be rendered, which the caller reports on that endpoint alone."""
+    plan = Plan(placements=tuple(renumbered(placements)))
+    rendered = [owned_by(unpinned(o), ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
+    return rendered + scaled_objects(ep, rendered, settings)
 
 
 def owned_by(obj: dict[str, Any], ep: Endpoint) -> dict[str, Any]:
