@@ -21,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from egs.localstack import LocalStack, free_port
 from exporter.backends.sim import SimBackend
 from exporter.collector import Collector, CollectorSettings
 from exporter.fleet import DEFAULT_FLEET, Fleet, GpuGroup, SimNode
+from localplay.localstack import LocalStack, free_port
 
 TARGETS = {"p99_ms": 10.0, "ratio_vs_node_exporter": 1.0, "cpu_percent_64": 1.0, "rss_mb_64": 40.0}
 IMPORTS = {

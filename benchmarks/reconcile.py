@@ -7,7 +7,7 @@ Three measurements in one run, on seeded synthetic inputs (`--seed`):
    fleet of `--gpus` GPUs (H100, A100, L40S, L4 nodes, as GPU Feature Discovery labels them; every
    20th node half held by another workload's pod); the best of `--repeat` runs (target <= 1 s for
    1,000 endpoints on 10,000 GPUs);
-2. **second reconcile**: the real controller against kmock (egs/kube_standin.py, over HTTP through
+2. **second reconcile**: the real controller against kmock (localplay/kube_standin.py, over HTTP through
    the official client) with `--cluster-endpoints` endpoints: the writes of a second loop with nothing
    changed (target 0), against the baseline of a controller that applies everything it intends every
    loop (its first loop's writes);
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # egs/kube_standin.py: the Kubernetes API stand-in the tests and the demo use
+sys.path.insert(0, str(REPO))  # localplay/kube_standin.py: the Kubernetes API stand-in the tests and the demo use
 
 from autoscaler.decide import ClassSettings, Observation, Settings, decide  # noqa: E402
 from autoscaler.signals import History, ModelSignals, PodSignals  # noqa: E402
@@ -139,7 +139,7 @@ def measure_reconcile(args: argparse.Namespace, catalog: Catalog, registry: Regi
 
     from autoscaler.adapters.kubernetes import Cluster
     from autoscaler.controller import Controller, owned_kinds
-    from egs.kube_standin import KubeCluster
+    from localplay.kube_standin import KubeCluster
 
     rng = random.Random(args.seed)
     kube = KubeCluster().start()
@@ -182,8 +182,8 @@ def measure_api(args: argparse.Namespace, catalog: Catalog, registry: Registry, 
     import requests
     import yaml
 
-    from egs.kube_standin import KubeCluster
-    from egs.localstack import free_port, wait_http
+    from localplay.kube_standin import KubeCluster
+    from localplay.localstack import free_port, wait_http
 
     kube = KubeCluster().start()
     kube.emulator.tokens["t"] = ("bench", ())

@@ -31,11 +31,11 @@ import yaml
 
 from alerts.config import SOURCES, RulesConfig, Source
 from alerts.rules import render
-from egs.localstack import Prometheus, free_port
 from exporter.attribution import PodRef
-from exporter.dcgm_standin import render_dcgm
 from exporter.exposition import render as render_egs
-from exporter.fleet_server import FleetServer, uniform_fleet
+from localplay.dcgm_standin import render_dcgm
+from localplay.fleet_server import FleetServer, uniform_fleet
+from localplay.localstack import Prometheus, free_port
 
 INTERVAL = "15s"
 NAIVE_GROUP = "naive-saturation.rules"

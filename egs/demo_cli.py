@@ -1,4 +1,4 @@
-"""`egs demo`: the command's options; `egs.demo` runs it (imported only when the demo runs).
+"""`egs demo`: the command's options; `localplay.demo` runs it (imported only when the demo runs).
 
 Registered by `egs/cli.py`, which keeps `demo` a light command: nothing heavy is imported here."""
 
@@ -65,9 +65,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from egs.demo import Options, run
-    from egs.demo_replay import load_replay
     from exporter.fleet import load_fleet
+    from localplay.demo import Options, run
+    from localplay.demo_replay import load_replay
 
     load_fleet(args.fleet)  # a bad fleet file or trace fails here, in one line, before anything starts
     replay = load_replay(args.trace, args.minutes, args.peak_rps, args.start_hour)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from egs.localstack import LocalStack, Prometheus
+from localplay.localstack import LocalStack, Prometheus
 
 # The suite runs on a loaded 2-core machine: hypothesis' 200 ms deadline per example fails there on
 # timing alone ("unreliable test timings"), never on a property. Speed is the benchmarks' business.

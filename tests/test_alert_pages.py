@@ -19,12 +19,12 @@ import pytest
 
 from alerts.config import RulesConfig
 from alerts.rules import render
-from egs.localstack import Alertmanager, Prometheus, free_port
 from exporter.attribution import DeviceAssignment, PodRef
 from exporter.backends.sim import SimBackend
 from exporter.collector import Collector, CollectorSettings
 from exporter.fleet import DEFAULT_FLEET
 from exporter.server import ExporterServer
+from localplay.localstack import Alertmanager, Prometheus, free_port
 
 
 class Pager:

@@ -14,11 +14,11 @@ from typing import Any
 import grpc
 import pytest
 
-from egs.localstack import free_port, wait_http
 from exporter import podresources_pb2 as protos
 from exporter import podresources_pb2_grpc as services
 from exporter.backends.sim import SimBackend
 from exporter.fleet import DEFAULT_FLEET
+from localplay.localstack import free_port, wait_http
 
 EGS = [sys.executable, "-m", "egs.cli"]
 

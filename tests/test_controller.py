@@ -1,4 +1,4 @@
-"""The controller loop against kmock (egs/kube_standin.py) and the real adapters: faults included.
+"""The controller loop against kmock (localplay/kube_standin.py) and the real adapters: faults included.
 
 Covers: a first reconcile writes the workload, Service, warm pool and status, a second with nothing
 changed writes nothing; Prometheus down and stale metrics hold the replicas; API 409 (retried) and
@@ -22,8 +22,8 @@ from autoscaler.controller import Controller, ControllerMetrics, Outcome, owned_
 from autoscaler.decide import ClassSettings, Decision, EndpointDecision, Observation, PoolDecision, Settings
 from autoscaler.metrics import SERIES
 from autoscaler.signals import History, ModelSignals, PodSignals
-from egs.kube_standin import KubeCluster
-from egs.localstack import free_port
+from localplay.kube_standin import KubeCluster
+from localplay.localstack import free_port
 from tests.test_decide import CATALOG, MODEL, REGISTRY, endpoint, h100, training
 
 NOW = 1_800_000_000.0

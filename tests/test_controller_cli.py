@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from egs.cli import main
-from egs.kube_standin import KubeCluster
+from localplay.kube_standin import KubeCluster
 from tests.conftest import REPO
 from tests.test_decide import endpoint, h100
 

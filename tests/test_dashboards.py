@@ -28,11 +28,11 @@ from alerts.promql import reads
 from alerts.rules import render as render_rules
 from autoscaler.metrics import NAMES as CONTROLLER_NAMES
 from dashboards.render import rendered
-from egs.localstack import Prometheus, free_port
-from egs.vllm_standin import Server, VllmStandIn
 from exporter.attribution import PodRef
 from exporter.fleet import DEFAULT_FLEET, Fleet, SimNode
-from exporter.fleet_server import FleetServer
+from localplay.fleet_server import FleetServer
+from localplay.localstack import Prometheus, free_port
+from localplay.vllm_standin import Server, VllmStandIn
 from scheduler.catalog import Catalog
 from tests.conftest import SimCluster
 

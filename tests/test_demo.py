@@ -22,7 +22,7 @@ import pytest
 from matplotlib import image
 
 from common.errors import InputError
-from egs.demo_replay import load_replay
+from localplay.demo_replay import load_replay
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PNG = re.compile(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'")

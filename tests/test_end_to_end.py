@@ -27,9 +27,9 @@ import pytest
 import requests
 import yaml
 
-from egs.kube_standin import KubeCluster
-from egs.localstack import Prometheus, free_port, wait_http
-from egs.vllm_standin import Server, VllmStandIn
+from localplay.kube_standin import KubeCluster
+from localplay.localstack import Prometheus, free_port, wait_http
+from localplay.vllm_standin import Server, VllmStandIn
 from tests.conftest import REPO, SimCluster
 from tests.test_dashboards import CONTROLLER_PANELS, Panel, expand
 from tests.test_decide import h100

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from autoscaler import endpoint as ie
 from autoscaler.adapters.api import Services, _Admissions, create_app
 from autoscaler.adapters.kubernetes import Cluster
-from egs.kube_standin import KubeCluster
+from localplay.kube_standin import KubeCluster
 from tests.test_decide import CATALOG, MODEL, REGISTRY, SETTINGS, endpoint, h100, training
 
 ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"

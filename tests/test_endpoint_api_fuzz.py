@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from egs.kube_standin import KubeCluster
-from egs.localstack import free_port, wait_http
+from localplay.kube_standin import KubeCluster
+from localplay.localstack import free_port, wait_http
 from tests.conftest import REPO
 from tests.test_decide import h100
 

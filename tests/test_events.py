@@ -14,7 +14,7 @@ import pytest
 
 from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.events import Recorder, event, find_condition, set_condition
-from egs.kube_standin import KubeCluster
+from localplay.kube_standin import KubeCluster
 from tests.test_decide import endpoint, h100
 
 EVENTS = "events.k8s.io/v1/events"

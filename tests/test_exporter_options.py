@@ -19,9 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from egs.cli import seconds
-from egs.localstack import wait_http
 from exporter.collector import INTERVAL_BOUNDS_S, READ_TIMEOUT_BOUNDS_S, CollectorSettings
 from exporter.server import ListenError, parse_listen
+from localplay.localstack import wait_http
 
 EGS = [sys.executable, "-m", "egs.cli"]
 ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([math.nan, math.inf, -math.inf, -0.0])

@@ -7,9 +7,9 @@ import urllib.request
 
 import pytest
 
-from egs.localstack import free_port
 from exporter.attribution import PodRef
-from exporter.fleet_server import FleetServer, uniform_fleet
+from localplay.fleet_server import FleetServer, uniform_fleet
+from localplay.localstack import free_port
 
 
 def test_each_node_is_served_on_its_own_path_with_its_own_gpus_and_pods() -> None:

@@ -3,8 +3,8 @@
 `make lint` runs `lint-imports` on the tree as it is; these tests run it on a copy of the tree with
 one import added, and check that the contract meant to catch it breaks (and names that import), and
 that the imports the layout allows (an adapter importing its library, the controller its adapters,
-a dashboard the metric names) keep every contract. New modules are among the additions, because
-the rules must cover a core module the day it is written.
+a dashboard the metric names, the local play the product) keep every contract. New modules are
+among the additions, because the rules must cover a core module the day it is written.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import REPO
 
-PACKAGES = ("egs", "common", "exporter", "scheduler", "autoscaler", "alerts", "dashboards")
+PACKAGES = ("egs", "localplay", "common", "exporter", "scheduler", "autoscaler", "alerts", "dashboards")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 # contract id -> the file that gains an import, the import, and the chain the report must show
@@ -55,8 +55,26 @@ FORBIDDEN = [
         "import autoscaler.controller",
         "autoscaler.decide_x -> autoscaler.controller",
     ),
-    ("no-component-imports-egs", "scheduler/plan.py", "import egs.localstack", "scheduler.plan -> egs.localstack"),
+    ("no-component-imports-egs", "scheduler/plan.py", "import egs.plan_cli", "scheduler.plan -> egs.plan_cli"),
     ("no-component-imports-egs", "exporter/fields.py", "from egs import cli", "exporter.fields -> egs.cli"),
+    (
+        "no-product-module-imports-localplay",
+        "autoscaler/controller.py",
+        "import localplay.kube_standin",
+        "autoscaler.controller -> localplay.kube_standin",
+    ),
+    (
+        "no-product-module-imports-localplay",
+        "egs/cli.py",
+        "from localplay import localstack",
+        "egs.cli -> localplay.localstack",
+    ),
+    (
+        "no-product-module-imports-localplay",
+        "exporter/fields.py",
+        "import localplay.dcgm_standin",
+        "exporter.fields -> localplay.dcgm_standin",
+    ),
     ("common-imports-no-component", "common/errors.py", "import scheduler.plan", "common.errors -> scheduler.plan"),
     (
         "exporter-imports-no-component",
@@ -93,6 +111,7 @@ ALLOWED = {
     "autoscaler/forecast_x.py": "import numpy\nimport scheduler.plan\nimport autoscaler.metrics",
     "dashboards/fleet_x.py": "import autoscaler.metrics\nimport alerts.config\nimport exporter.fields",
     "egs/controller_cli.py": "import autoscaler.controller",
+    "localplay/kube_standin.py": "import autoscaler.controller\nimport egs.cli",
 }
 
 

@@ -1,4 +1,4 @@
-"""The Kubernetes adapter through the official client against kmock (egs/kube_standin.py).
+"""The Kubernetes adapter through the official client against kmock (localplay/kube_standin.py).
 
 Covers: reads of nodes, endpoints, owned objects and pending GPU pods; server-side apply creating
 and then updating under one field manager; the status subresource; deletes of absent objects;
@@ -23,7 +23,7 @@ from autoscaler.adapters.kubernetes import (
     NotFoundError,
     TemporaryKubernetesError,
 )
-from egs.kube_standin import KubeCluster
+from localplay.kube_standin import KubeCluster
 
 DEPLOYMENTS = "apps/v1/deployments"
 
@@ -134,7 +134,7 @@ def test_api_errors_map_to_what_the_caller_does_next(
 def test_an_unreachable_server_is_temporary() -> None:
     from kubernetes import client
 
-    from egs.localstack import free_port
+    from localplay.localstack import free_port
 
     config = client.Configuration()
     config.host = f"http://127.0.0.1:{free_port()}"

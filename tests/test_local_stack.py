@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from egs import demo
-from egs.demo_replay import load_replay
-from egs.localstack import LocalStack, Stopped
+from localplay import demo
+from localplay.demo_replay import load_replay
+from localplay.localstack import LocalStack, Stopped
 from tests.conftest import REPO
 
 WRAPPER = r"""

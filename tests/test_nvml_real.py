@@ -19,7 +19,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from egs.localstack import free_port, wait_http
+from localplay.localstack import free_port, wait_http
 
 LABELS = {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION", "vendor"}
 RANGES = {

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from autoscaler.adapters.prometheus import MetricsUnavailable, PrometheusMetrics
-from egs.localstack import Prometheus, free_port
-from egs.vllm_standin import Server, VllmStandIn
+from localplay.localstack import Prometheus, free_port
+from localplay.vllm_standin import Server, VllmStandIn
 from tests.conftest import SimCluster
 
 RULES = Path(__file__).resolve().parent.parent / "alerts" / "egs.rules.yaml"

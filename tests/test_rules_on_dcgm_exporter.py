@@ -1,7 +1,7 @@
 """The `dcgm-exporter` rules, in a real Prometheus scraping what dcgm-exporter writes, record what EGS's
 exporter computes itself.
 
-The mixed sim fleet is served as the dcgm-exporter stand-in writes it (`exporter/dcgm_standin.py`: DCGM
+The mixed sim fleet is served as the dcgm-exporter stand-in writes it (`localplay/dcgm_standin.py`: DCGM
 fields only, dcgm-exporter's labels, NVIDIA devices, no `egs_*` series), under both common counters
 files. For every GPU and MIG instance, `gpu:vram_used:ratio` and `gpu:saturation:ratio` must equal
 `exporter.derived.derive()` of the same readings: the exporter's own per-GPU ratios, which the `egs`
@@ -20,12 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.config import RulesConfig
 from alerts.rules import render
-from egs.localstack import Prometheus, free_port
-from exporter.dcgm_standin import DCP_METRICS_INCLUDED, DEFAULT_COUNTERS, render_dcgm
 from exporter.derived import SATURATION_RATIO, VRAM_USED_RATIO, derive
 from exporter.fleet import Fleet, load_fleet
-from exporter.fleet_server import FleetServer
 from exporter.snapshot import Snapshot
+from localplay.dcgm_standin import DCP_METRICS_INCLUDED, DEFAULT_COUNTERS, render_dcgm
+from localplay.fleet_server import FleetServer
+from localplay.localstack import Prometheus, free_port
 from tests.conftest import MIXED_FLEET
 
 Key = tuple[str, str, str]

@@ -38,7 +38,7 @@ class FleetServer(ThreadingHTTPServer):
         exposition: Callable[[Snapshot], bytes] = render,
     ) -> None:
         """`exposition` renders a node's snapshot: EGS's exporter's (default) or a stand-in's
-        (`exporter.dcgm_standin.render_dcgm`, what dcgm-exporter writes for the same readings)."""
+        (`localplay.dcgm_standin.render_dcgm`, what dcgm-exporter writes for the same readings)."""
         super().__init__(address, _Handler)
         self._exposition = exposition
         self._backends = {node.name: SimBackend(node) for node in fleet.nodes}

@@ -5,18 +5,18 @@ SIGTERM, SIGHUP, a server dying or a bug, everything is stopped and the workdir 
 line on stderr saying why):
 
 - a simulated mixed fleet's exporters (`egs exporter --backend sim`, one process per node of the
-  fleet file), and an exporter per GPU node the demo's node autoscaler adds (`egs.demo_cluster`);
+  fleet file), and an exporter per GPU node the demo's node autoscaler adds (`localplay.demo_cluster`);
 - a real Prometheus with the EGS recording rules and alerts (durations compressed as time is), and
   a real Alertmanager it sends alerts to;
 - the real `egs controller` and `egs api` processes against a Kubernetes API stand-in
-  (`egs.kube_standin`, kmock), and a vLLM metrics stand-in (`egs.vllm_standin`);
-- a day of demand (`egs.demo_replay`) replayed in `--minutes`: endpoints are requested through the
+  (`localplay.kube_standin`, kmock), and a vLLM metrics stand-in (`localplay.vllm_standin`);
+- a day of demand (`localplay.demo_replay`) replayed in `--minutes`: endpoints are requested through the
   API (202 with an ETA while nodes are provisioned, 201 when warm capacity serves at once), the
   controller scales them and holds a warm pool, the demo plays scheduler, kubelet and node
   autoscaler, and the capped endpoint's GPUs saturate at the daily peak, which pages.
 
 A summary goes to stdout every `--every` seconds; at the end, or on Ctrl-C, the HTML report
-(`egs.demo_report`) is written and its path printed.
+(`localplay.demo_report`) is written and its path printed.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ import yaml
 
 from alerts.config import RulesConfig
 from alerts.rules import render
-from egs.demo_cluster import DEPLOYMENTS, REQUEST_NAME, SATURATING_LOAD, ClusterPlay, PlaySettings
-from egs.demo_replay import Replay
-from egs.demo_report import Answer, Run, Sample, write_report
-from egs.kube_standin import KubeCluster
-from egs.localstack import LocalStack, Prometheus, StackError, Stopped, egs_command, free_port
-from egs.vllm_standin import VllmStandIn
 from exporter.fleet import load_fleet
+from localplay.demo_cluster import DEPLOYMENTS, REQUEST_NAME, SATURATING_LOAD, ClusterPlay, PlaySettings
+from localplay.demo_replay import Replay
+from localplay.demo_report import Answer, Run, Sample, write_report
+from localplay.kube_standin import KubeCluster
+from localplay.localstack import LocalStack, Prometheus, StackError, Stopped, egs_command, free_port
+from localplay.vllm_standin import VllmStandIn
 
 log = logging.getLogger(__name__)
 

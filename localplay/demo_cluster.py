@@ -29,14 +29,14 @@ from typing import Any
 
 import yaml
 
-from egs.kube_standin import KubeCluster
-from egs.localstack import free_port
-from egs.vllm_standin import Server, VllmStandIn
 from exporter.attribution import DeviceAssignment, PodRef
 from exporter.backends.sim import SimBackend
 from exporter.collector import Collector, CollectorSettings
 from exporter.fleet import DEFAULT_FLEET
 from exporter.server import ExporterServer
+from localplay.kube_standin import KubeCluster
+from localplay.localstack import free_port
+from localplay.vllm_standin import Server, VllmStandIn
 
 DEPLOYMENTS = "apps/v1/deployments"
 NODES = "v1/nodes"
