@@ -7,7 +7,8 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
 2. **observe**: Nodes, InferenceEndpoints, the objects EGS owns and the GPU pods (adapter), each model's signals
    (Prometheus adapter; unreachable = `None`, which the decide step holds on);
 3. **decide**: `autoscaler.decide.decide(observation, settings, registry, catalog, now)`;
-4. **act**: apply each intended object and status that differs from what the cluster holds
+4. **act**: apply each intended object and status that differs from what the cluster holds, then
+   delete what the decision no longer intends (`Decision.deletions`)
    (an intended object whose every field is already there is not written, so a second reconcile
    with nothing changed writes nothing); a 409 is retried by the adapter, a temporary failure of
    one object is counted and the loop goes on with the next;
@@ -328,6 +329,10 @@ class Controller:
                 writes.append(
                     (f"status {namespace}/{name}", partial(self.cluster.apply_status, namespace, name, status))
                 )
+        # After the applies: a replaced workload goes once its replacement serves (make-before-break).
+        for api_version, kind, namespace, name in decision.deletions:
+            what = f"delete {kind} {f'{namespace}/' if namespace else ''}{name}"
+            writes.append((what, partial(self.cluster.delete, api_version, kind, namespace or None, name)))
         for what, call in writes:
             if self.leading_until <= self.clock():
                 raise LostLease(what)

@@ -13,7 +13,9 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
   Which GPUs of the node the device plugin gave it is not in the
   pod: the lowest free ones are taken, which keeps the count right (not the NVLink domain). A pod
   asking more than is free takes what is free: the listing may be a moment old. Quantities are read
-  in every form the API server writes (`common.quantity`: `40k`, `1Ki`);
+  in every form the API server writes (`common.quantity`: `40k`, `1Ki`). With `placed` (the pods
+  whose replicas are already placed: the incumbents), EGS's other pods count too: a replaced
+  workload's pods hold their GPUs until they are gone;
 - `stuck_replicas(pods)`: per endpoint (namespace, DNS label), its replicas whose pod kube-scheduler
   found no node for (`PodScheduled` False, `Unschedulable`): they wait for capacity like a replica
   the plan could not place;
@@ -27,7 +29,7 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from common import quantity
@@ -108,12 +110,16 @@ def unschedulable(pod: Mapping[str, Any]) -> bool:
     )
 
 
-def without_foreign_pods(inventory: Inventory, pods: Iterable[Mapping[str, Any]]) -> Inventory:
+def without_foreign_pods(
+    inventory: Inventory, pods: Iterable[Mapping[str, Any]], placed: Collection[tuple[str, str]] | None = None
+) -> Inventory:
     by_name = {n.node: n for n in inventory}
     for pod in pods:
+        meta = pod.get("metadata") or {}
         node_name = (pod.get("spec") or {}).get("nodeName")
         phase = (pod.get("status") or {}).get("phase")
-        if ours(pod) or node_name not in by_name or phase not in ("Pending", "Running"):
+        skipped = ours(pod) if placed is None else (meta.get("namespace", "default"), meta.get("name")) in placed
+        if skipped or node_name not in by_name or phase not in ("Pending", "Running"):
             continue
         for allocation in _holds(by_name[node_name], pod):
             by_name[node_name] = Inventory((by_name[node_name],)).allocated([allocation]).nodes[0]

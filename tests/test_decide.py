@@ -67,11 +67,29 @@ def endpoint(name: str = "chat", lo: int = 1, hi: int = 8, status: dict[str, Any
     return obj
 
 
+SHAPE = {
+    "egs.io/model": MODEL,
+    "egs.io/variant": "bf16",
+    "egs.io/precision": "bf16",
+    "egs.io/gpu-class": "H100-80GB",
+    "egs.io/sharing": "exclusive",
+    "egs.io/tensor-parallel": "1",
+    "egs.io/nodes-per-replica": "1",
+    "egs.io/vram-mib-per-gpu": "34003",
+}
+"""What `scheduler.manifests` records on the workload of one bf16 replica per H100 (the endpoints' choice)."""
+
+
 def workload(name: str, replicas: int, ready: int = 0) -> dict[str, Any]:
+    """The endpoint's Deployment as the controller applied it, with `ready` of its replicas ready."""
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": f"{name}-fp8", "namespace": "team-a", "annotations": {"egs.io/request-name": name}},
+        "metadata": {
+            "name": f"{name}-bf16-h100-80gb",
+            "namespace": "team-a",
+            "annotations": {"egs.io/request-name": name, **SHAPE},
+        },
         "spec": {"replicas": replicas},
         "status": {"readyReplicas": ready},
     }
@@ -89,6 +107,7 @@ def serving_pod(name: str, endpoint: str, node: str | None = "gpu-0", component:
     labels = {
         "app.kubernetes.io/managed-by": "egs",
         "egs.io/request": endpoint,
+        "egs.io/workload": f"{endpoint}-bf16-h100-80gb",
         "app.kubernetes.io/component": component,
     }
     container = {"name": "vllm", "resources": {"limits": {"nvidia.com/gpu": "1"}}}

@@ -45,7 +45,19 @@ from autoscaler.attribution import attribute
 from autoscaler.decide.decision import Decision, EndpointDecision, Observation, PoolDecision
 from autoscaler.decide.placement import by_class, by_endpoint, gpus_of, place_requests
 from autoscaler.decide.settings import POOL_BACKENDS, ClassSettings, Settings
-from autoscaler.decide.state import REQUEST_NAME, Workload, endpoint_key, read_workloads, status_of
+from autoscaler.decide.state import (
+    REQUEST_NAME,
+    WORKLOAD_KINDS,
+    Owned,
+    Workload,
+    admits,
+    current,
+    endpoint_key,
+    incumbents,
+    read_owned,
+    spec_changed,
+    status_of,
+)
 from autoscaler.decide.status import cannot_render, endpoint_decision, endpoint_status, parse_endpoints, rfc3339
 from autoscaler.decide.targets import GPU_SATURATION_HIGH, KV_CACHE_HIGH, QUEUE_HIGH, declared_throughput, replica_count
 from autoscaler.decide.waiting import (
@@ -57,7 +69,7 @@ from autoscaler.decide.waiting import (
     unstuck,
 )
 from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, pool_decisions, pool_objects
-from autoscaler.decide.workloads import MANAGED, workload_objects
+from autoscaler.decide.workloads import MANAGED, orphans, workload_objects
 from autoscaler.pods import foreign_waiting, pods_by_endpoint, stuck_replicas, without_foreign_pods
 from scheduler.catalog import Catalog
 from scheduler.inventory import InventoryError, SharingPolicy, build_inventory, held_by
@@ -104,7 +116,11 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     """The objects and statuses the cluster should have, from what it has and what the metrics say."""
     holds: list[str] = []
     endpoints, failed = parse_endpoints(obs.endpoints, registry, now)
-    workloads = read_workloads(obs.owned)
+    owned = read_owned(obs.owned)
+    workloads: dict[str, list[Owned]] = {}
+    for w in owned:
+        workloads.setdefault(w.key, []).append(w)
+    changed = frozenset(endpoint_key(o) for o in obs.endpoints if spec_changed(o))
     policy = SharingPolicy(dict(settings.sharing))
     try:
         # A Node that cannot be read is skipped with its reason (`Inventory.skipped`); the rest is placed.
@@ -112,20 +128,30 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     except InventoryError as e:
         # Only the sharing configuration is left to refuse here: keep everything as it is.
         return Decision((), {}, (), (), (f"nodes: {e}",))
-    inventory = without_foreign_pods(nodes, obs.pods)
+    # The incumbents' pods are placed as replicas; every other bound pod (other workloads', and EGS's
+    # replaced or surplus ones until they are gone) holds what it asks for.
+    first = incumbents(endpoints, changed, owned, obs.pods, nodes, registry)
+    inventory = without_foreign_pods(nodes, obs.pods, first.pods)
+    held = incumbents(endpoints, changed, owned, obs.pods, inventory, registry)
     targets: dict[str, tuple[int, str | None]] = {}
     attribution = attribute(endpoints, obs.signals, obs.pod_signals, pods_by_endpoint(obs.pods))
     for ep in endpoints:
-        current = workloads.get(ep.key, Workload())
-        targets[ep.key] = replica_count(ep, current, obs.signals, settings, now, attribution.endpoints.get(ep.key))
-        held = targets[ep.key][1]
-        if held:
-            holds.append(f"{ep.key}: {held}")
+        mine = workloads.get(ep.key, [])
+        admitted = [w for w in mine if ep.key not in changed and admits(ep, w.shape, registry)]
+        running = current(admitted or mine)
+        targets[ep.key] = replica_count(ep, running, obs.signals, settings, now, attribution.endpoints.get(ep.key))
+        if targets[ep.key][1]:
+            holds.append(f"{ep.key}: {targets[ep.key][1]}")
+    staying = {ep.key: held.placements.get(ep.key, ())[: targets[ep.key][0]] for ep in endpoints}
     requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
-    real = place_requests(requests, registry, inventory, settings) if requests else Plan()
-    real, stuck = unstuck(endpoints, real, stuck_replicas(obs.pods))
+    new = [ep.request(targets[ep.key][0] - len(staying[ep.key])) for ep in endpoints]
+    new = [r for r in new if r.replicas > 0]
+    fresh = place_requests(new, registry, held.inventory, settings) if new else Plan()
+    fresh, stuck = unstuck(endpoints, fresh, stuck_replicas(obs.pods))
     # The GPUs a stuck replica was planned on are not offered again: kube-scheduler found them taken.
     inventory = inventory.allocated(a for moved in stuck.values() for p in moved for a in held_by(p))
+    placed_all = tuple(p for ep in endpoints for p in staying[ep.key]) + fresh.placements
+    real = Plan(placed_all, fresh.unplaced, fresh.occupied)
     waiting_plan = place_waiting(endpoints, real, registry, catalog, settings, policy, stuck)
     ahead = {c: gpus for c, gpus in foreign_waiting(obs.pods, catalog).items() if c in settings.classes}
     objects: list[dict[str, Any]] = []
@@ -141,16 +167,23 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     for ep, request in zip(endpoints, requests, strict=True):
         placed, waiting = placed_by.get(ep.key, []), waiting_by.get(ep.key, [])
         unplaced = unplaced_by.get(ep.key, [])
-        current = workloads.get(ep.key, Workload())
-        decision = endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, current, etas.get(ep.key))
+        mine = workloads.get(ep.key, [])
+        rendered: list[dict[str, Any]] = []
+        failure = None
         if placed or waiting:
             try:
-                objects += workload_objects(ep, request, placed + waiting, registry, catalog, settings)
+                rendered = workload_objects(ep, request, placed + waiting, registry, catalog, settings)
             except ManifestError as e:
-                # This endpoint's new shape cannot be written: it keeps what it runs, and says why.
-                decision = cannot_render(decision, current, previous.get(ep.key, {}), str(e))
-                holds.append(f"{ep.key}: {e}")
-                kept.append(ep.key)
+                failure = str(e)
+        names = {o["metadata"]["name"] for o in rendered if o["kind"] in WORKLOAD_KINDS}
+        serving = current(w for w in mine if w.name in names)
+        decision = endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, serving, etas.get(ep.key))
+        objects += rendered
+        if failure is not None:
+            # This endpoint's new shape cannot be written: it keeps what it runs, and says why.
+            decision = cannot_render(decision, current(mine), previous.get(ep.key, {}), failure)
+            holds.append(f"{ep.key}: {failure}")
+            kept.append(ep.key)
         decisions.append(decision)
         statuses[(ep.namespace, ep.name)] = endpoint_status(decision, ep, previous.get(ep.key, {}), now)
     for decision, ep_raw in failed:
@@ -171,4 +204,5 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         ahead,
         attribution.split_evenly,
         tuple(kept),
+        orphans(obs.owned, owned, objects, decisions, obs.endpoints, kept),
     )

@@ -99,3 +99,6 @@ class Decision:
     """Endpoints (namespace/name) whose objects are left as the cluster holds them: their spec cannot be
     read, or their new shape cannot be rendered. Nothing of theirs is intended anew, and nothing of
     theirs is to be removed for that."""
+    deletions: tuple[tuple[str, str, str, str], ...] = ()
+    """(apiVersion, kind, namespace, name) of owned objects no longer intended, to delete now: their
+    replacement serves, or they serve nothing (`autoscaler.decide.workloads.orphans`)."""

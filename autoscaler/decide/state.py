@@ -1,42 +1,273 @@
 """Reconcile state: what the cluster holds now, read back each loop, that the controller keeps its word on.
 
-Nothing here lives in memory between loops (DESIGN.md, "Reconcile state"): the replicas each endpoint's
-workloads hold, and the ETA a status promised, are read from the objects the controller observes, so a
-restart or a new leader decides as the old one would have.
+Nothing here lives in memory between loops (DESIGN.md, "Reconcile state"): it is read from the objects
+the controller observes, so a restart or a new leader decides as the old one would have.
+
+- **Workloads** (`read_owned`): each Deployment or LeaderWorkerSet EGS owns, with the shape it was
+  applied with (the `egs.io/` annotations `scheduler.manifests` records: variant, GPU class, sharing,
+  tensor-parallel GPUs, VRAM, the GPUs planned per replica).
+- **Incumbents** (`incumbents`): the replicas whose pod is bound to a node, as placements on that node
+  in their workload's shape. A replica keeps its placement unless its endpoint's spec changed since
+  it was placed (`status.observedGeneration` behind `metadata.generation`, or a shape the spec no
+  longer admits), its node went (gone from the inventory, or not Ready), or consolidation moves it;
+  the decide step places only the replicas beyond them, around them.
+- **Promises** (`promised_eta`): the ETA a status promised while the endpoint waited.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from autoscaler.endpoint import Endpoint
+from autoscaler.pods import SERVING, requests
+from common.errors import InputError
+from scheduler.inventory import Inventory, InventoryError, NodeGpus, held_by
+from scheduler.plan import Placement, Worker
+from scheduler.registry import Registry
+
 REQUEST_NAME = "egs.io/request-name"
+WORKLOAD_LABEL = "egs.io/workload"
+"""The label `scheduler.manifests` puts on every pod of a workload: the workload's name."""
+WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 
 
 @dataclass(frozen=True)
 class Workload:
+    """An endpoint's replicas as its workloads hold them now, summed."""
+
     replicas: int | None = None
     ready: int = 0
 
 
-def read_workloads(owned: Sequence[Mapping[str, Any]]) -> dict[str, Workload]:
-    """Per endpoint key, the replicas its workloads have now and how many are ready."""
-    found: dict[str, Workload] = {}
+@dataclass(frozen=True)
+class Shape:
+    """The shape a workload was applied with, as `scheduler.manifests` records it on the object."""
+
+    variant: str
+    precision: str
+    gpu_class: str
+    sharing: str
+    tp: int
+    nodes: int
+    vram_mib_per_gpu: int
+    mig_profile: str | None = None
+    planned: tuple[tuple[tuple[str, tuple[int, ...]], ...], ...] = ()
+    """Per replica planned, its workers as (node, GPU indices)."""
+
+
+@dataclass(frozen=True)
+class Owned:
+    """One workload EGS owns, read back from the cluster."""
+
+    key: str
+    """The endpoint's `namespace/name`."""
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    replicas: int
+    ready: int
+    shape: Shape | None = None
+    """None when the workload does not say (written before shapes were recorded)."""
+
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        return (self.api_version, self.kind, self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class Incumbents:
+    """The replicas that keep their placement, by endpoint, and the inventory with their GPUs taken."""
+
+    placements: Mapping[str, tuple[Placement, ...]]
+    inventory: Inventory
+    pods: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    """(namespace, name) of the incumbents' pods (every other bound pod's GPUs are taken as it asks)."""
+
+
+def read_owned(owned: Sequence[Mapping[str, Any]]) -> list[Owned]:
+    """The workloads among the owned objects, with the endpoint each serves and its recorded shape."""
+    found = []
     for obj in owned:
-        if obj.get("kind") not in ("Deployment", "LeaderWorkerSet"):
+        if obj.get("kind") not in WORKLOAD_KINDS:
             continue
         meta = obj.get("metadata") or {}
-        name = (meta.get("annotations") or {}).get(REQUEST_NAME)
+        annotations = meta.get("annotations") or {}
+        name = annotations.get(REQUEST_NAME)
         if not name:
             continue
-        key = f"{meta.get('namespace', 'default')}/{name}"
-        had = found.get(key, Workload())
-        replicas = int((obj.get("spec") or {}).get("replicas", 0))
-        ready = int((obj.get("status") or {}).get("readyReplicas", 0))
-        found[key] = Workload((had.replicas or 0) + replicas, had.ready + ready)
+        namespace = str(meta.get("namespace", "default"))
+        found.append(
+            Owned(
+                key=f"{namespace}/{name}",
+                api_version=str(obj.get("apiVersion", "")),
+                kind=str(obj["kind"]),
+                namespace=namespace,
+                name=str(meta.get("name", "")),
+                replicas=_count((obj.get("spec") or {}).get("replicas")),
+                ready=_count((obj.get("status") or {}).get("readyReplicas")),
+                shape=_shape(annotations),
+            )
+        )
     return found
+
+
+def current(workloads: Iterable[Owned]) -> Workload:
+    """The replicas and ready replicas of `workloads` together (no workload: replicas None)."""
+    listed = list(workloads)
+    if not listed:
+        return Workload()
+    return Workload(sum(w.replicas for w in listed), sum(w.ready for w in listed))
+
+
+def admits(ep: Endpoint, shape: Shape | None, registry: Registry) -> bool:
+    """Whether the endpoint's spec, as it is now, still admits a replica of `shape`."""
+    if shape is None or (ep.gpu_classes and shape.gpu_class not in ep.gpu_classes):
+        return False
+    try:
+        return registry.get(ep.model).variant(shape.variant).quality >= ep.quality_floor
+    except (InputError, KeyError):
+        return False
+
+
+def spec_changed(raw: Mapping[str, Any]) -> bool:
+    """Whether the endpoint's spec changed since the controller last wrote its status."""
+    meta, status = raw.get("metadata") or {}, raw.get("status") or {}
+    observed = status.get("observedGeneration")
+    return observed is not None and observed != meta.get("generation")
+
+
+def incumbents(
+    endpoints: Sequence[Endpoint],
+    changed: frozenset[str],
+    owned: Sequence[Owned],
+    pods: Sequence[Mapping[str, Any]],
+    inventory: Inventory,
+    registry: Registry,
+) -> Incumbents:
+    """The replicas that keep their node, GPU class and variant: each bound, live pod of a workload whose
+    shape its endpoint's spec still admits (endpoints in `changed` have none), on a node that is
+    Ready, taking the GPUs its workload planned for it there (else the lowest that hold it).
+    Ready pods come first; an endpoint's pods in order of their workload and name."""
+    by_workload: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for pod in pods:
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        labels = meta.get("labels") or {}
+        bound = spec.get("nodeName") and (pod.get("status") or {}).get("phase") in ("Pending", "Running")
+        if bound and not meta.get("deletionTimestamp") and labels.get("app.kubernetes.io/component") in SERVING:
+            by_workload.setdefault((str(meta.get("namespace", "default")), str(labels.get(WORKLOAD_LABEL))), []).append(
+                pod
+            )
+    workloads: dict[str, list[Owned]] = {}
+    for w in owned:
+        workloads.setdefault(w.key, []).append(w)
+    placements: dict[str, tuple[Placement, ...]] = {}
+    taken: set[tuple[str, str]] = set()
+    for ep in endpoints:
+        if ep.key in changed:
+            continue
+        kept: list[Placement] = []
+        candidates = [
+            (not _ready(pod), w.name, str((pod.get("metadata") or {}).get("name")), w, pod)
+            for w in workloads.get(ep.key, ())
+            if w.shape is not None and admits(ep, w.shape, registry)
+            for pod in by_workload.get((w.namespace, w.name), ())
+        ]
+        for *_, w, pod in sorted(candidates, key=lambda c: c[:3]):
+            assert w.shape is not None
+            placement = _placement(ep, w.shape, pod, inventory, registry, len(kept))
+            if placement is None:
+                continue
+            inventory = inventory.allocated(held_by(placement))
+            kept.append(placement)
+            taken.add((w.namespace, str((pod.get("metadata") or {}).get("name"))))
+        if kept:
+            placements[ep.key] = tuple(kept)
+    return Incumbents(placements, inventory, frozenset(taken))
+
+
+def _placement(
+    ep: Endpoint, shape: Shape, pod: Mapping[str, Any], inventory: Inventory, registry: Registry, replica: int
+) -> Placement | None:
+    """The pod's replica as a placement that fits `inventory` now, or None (its node went, or is full)."""
+    node_name = str((pod.get("spec") or {}).get("nodeName"))
+    nodes = {n.node: n for n in inventory}
+    node = nodes.get(node_name)
+    if node is None or not node.ready:
+        return None
+    quality = registry.get(ep.model).variant(shape.variant).quality
+    base = Placement(
+        ep.name, replica, ep.model, shape.variant, shape.precision, quality, shape.gpu_class, shape.sharing,
+        shape.tp, shape.vram_mib_per_gpu, (), ep.namespace,
+    )  # fmt: skip
+    options: list[tuple[Worker, ...]] = []
+    if shape.nodes > 1:
+        options = [
+            tuple(Worker(n, gpus) for n, gpus in planned)
+            for planned in shape.planned
+            if planned and planned[0][0] == node_name and all(n in nodes and nodes[n].ready for n, _ in planned)
+        ]
+    elif shape.mig_profile:
+        resource = next(iter(requests(pod)), "")
+        options = [(Worker(node_name, (), shape.mig_profile, resource),)]
+    else:
+        options = [(Worker(node_name, gpus),) for planned in shape.planned for n, gpus in planned[:1] if n == node_name]
+        options.append((Worker(node_name, _room(node, shape)),))
+    for workers in options:
+        placement = replace(base, workers=workers)
+        try:
+            inventory.allocated(held_by(placement))
+        except InventoryError:
+            continue
+        return placement
+    return None
+
+
+def _room(node: NodeGpus, shape: Shape) -> tuple[int, ...]:
+    """The lowest GPUs of `node` that hold a replica of `shape` (whole ones under exclusive sharing)."""
+    if shape.sharing == "exclusive" or shape.tp > 1:
+        free = [g.index for g in node.gpus if g.holders == 0]
+    else:
+        free = [g.index for g in node.gpus if not g.whole and g.free_mib >= shape.vram_mib_per_gpu]
+    return tuple(free[: shape.tp]) if len(free) >= shape.tp else ()
+
+
+def _ready(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _shape(annotations: Mapping[str, Any]) -> Shape | None:
+    a = {k.removeprefix("egs.io/"): str(v) for k, v in annotations.items() if k.startswith("egs.io/")}
+    try:
+        planned = tuple(
+            tuple((str(n), tuple(int(g) for g in gpus)) for n, gpus in replica["workers"])
+            for replica in json.loads(a.get("placement", "[]"))
+        )
+        return Shape(
+            variant=a["variant"],
+            precision=a["precision"],
+            gpu_class=a["gpu-class"],
+            sharing=a["sharing"],
+            tp=int(a["tensor-parallel"]),
+            nodes=int(a["nodes-per-replica"]),
+            vram_mib_per_gpu=int(a["vram-mib-per-gpu"]),
+            mig_profile=a.get("mig-profile"),
+            planned=planned,
+        )
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _count(value: Any) -> int:
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def endpoint_key(obj: Mapping[str, Any]) -> str:

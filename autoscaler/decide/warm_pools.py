@@ -17,7 +17,7 @@ from autoscaler.decide.decision import Observation, PoolDecision
 from autoscaler.decide.placement import gpus_of
 from autoscaler.decide.settings import ClassSettings, Settings
 from autoscaler.decide.targets import declared_throughput
-from autoscaler.decide.workloads import MANAGED
+from autoscaler.decide.workloads import MANAGED, WARM_POOL
 from autoscaler.endpoint import Endpoint
 from autoscaler.forecast import DemandSeries, Forecast, ForecastSettings, forecast_seasonal
 from autoscaler.pool import POLICIES, PoolObservation, hold_on_missing_data
@@ -120,7 +120,7 @@ def _pool_replicas(owned: Sequence[Mapping[str, Any]], settings: Settings) -> di
     sizes: dict[str, int] = {}
     for obj in owned:
         meta = obj.get("metadata") or {}
-        gpu_class = (meta.get("annotations") or {}).get("egs.io/warm-pool")
+        gpu_class = (meta.get("annotations") or {}).get(WARM_POOL)
         if gpu_class:
             sizes[gpu_class] = int((obj.get("spec") or {}).get("replicas", 0))
     return sizes
@@ -179,7 +179,7 @@ def _pool_meta(pool: PoolDecision, settings: Settings) -> dict[str, Any]:
         "name": f"egs-warm-{dns_label(pool.gpu_class, 40)}",
         "namespace": settings.namespace,
         "labels": {**MANAGED, "egs.io/component": "warm-pool"},
-        "annotations": {"egs.io/warm-pool": pool.gpu_class},
+        "annotations": {WARM_POOL: pool.gpu_class},
     }
 
 
@@ -191,7 +191,7 @@ def _nodepool(cls: ClassSettings, pool: PoolDecision) -> dict[str, Any]:
         "metadata": {
             "name": cls.nodepool,
             "labels": dict(MANAGED),
-            "annotations": {"egs.io/warm-pool": pool.gpu_class},
+            "annotations": {WARM_POOL: pool.gpu_class},
         },
         "spec": {"replicas": pool.target},
     }
@@ -201,7 +201,7 @@ def _balloon_template(gpu: GpuModel, cls: ClassSettings) -> dict[str, Any]:
     """A pod that holds one whole node of the class idle, until a real replica preempts it."""
     resource = "amd.com/gpu" if gpu.vendor == "amd" else "nvidia.com/gpu"
     product = "amd.com/gpu.product-name" if gpu.vendor == "amd" else "nvidia.com/gpu.product"
-    labels = {**MANAGED, "egs.io/warm-pool": dns_label(gpu.name)}
+    labels = {**MANAGED, WARM_POOL: dns_label(gpu.name)}
     gpus = {resource: str(cls.gpus_per_node)}
     expression = {"key": product, "operator": "In", "values": list(gpu.products)}
     return {

@@ -6,12 +6,14 @@ count left to KEDA (a ScaledObject) or an HPA where the endpoint asks for one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from autoscaler import endpoint as ie
+from autoscaler.decide.decision import EndpointDecision
 from autoscaler.decide.placement import renumbered
 from autoscaler.decide.settings import Settings
+from autoscaler.decide.state import REQUEST_NAME, Owned, endpoint_key
 from autoscaler.decide.targets import QUEUE_HIGH, declared_throughput
 from autoscaler.endpoint import Endpoint
 from scheduler.catalog import Catalog
@@ -20,6 +22,8 @@ from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import Registry
 
 MANAGED = {"app.kubernetes.io/managed-by": "egs"}
+WARM_POOL = "egs.io/warm-pool"
+"""The annotation naming the GPU class of a warm pool's objects."""
 
 
 def workload_objects(
@@ -108,3 +112,54 @@ def unpinned(obj: dict[str, Any]) -> dict[str, Any]:
         for term in required["nodeSelectorTerms"]:
             term["matchExpressions"] = [e for e in term["matchExpressions"] if e["key"] != "kubernetes.io/hostname"]
     return obj
+
+
+def orphans(
+    raw: Sequence[Mapping[str, Any]],
+    owned: Sequence[Owned],
+    intended: Sequence[Mapping[str, Any]],
+    decisions: Sequence[EndpointDecision],
+    endpoints: Sequence[Mapping[str, Any]],
+    kept: Sequence[str],
+) -> tuple[tuple[str, str, str, str], ...]:
+    """What the controller owns and no longer intends, to delete now; make-before-break: an endpoint's
+    replaced workload goes once its intended workloads serve every replica it wants, or at once when
+    it serves nothing itself; everything of an endpoint that is gone goes. The `kept` endpoints (their
+    spec cannot be read, or their new shape cannot be rendered) keep what they have, and so do
+    warm-pool objects the user owns the rest of (a Karpenter NodePool) and the shared PriorityClass."""
+    keep = {_identity(o) for o in intended}
+    listed = {endpoint_key(o) for o in endpoints}
+    by_key = {f"{d.namespace}/{d.name}": d for d in decisions}
+    held = set(kept)
+    gone: list[tuple[str, str, str, str]] = []
+    for w in owned:
+        if w.identity in keep:
+            continue
+        d = by_key.get(w.key)
+        if w.key not in listed or (
+            d is not None and w.key not in held and (d.ready_replicas >= d.replicas or not w.ready)
+        ):
+            gone.append(w.identity)
+    # A ScaledObject EGS no longer writes goes, unless it scales a workload of a held endpoint.
+    workloads = {(w.namespace, w.name): w.key for w in owned}
+    for obj in raw:
+        identity = _identity(obj)
+        meta = obj.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        if identity in keep or identity in gone:
+            continue
+        if obj.get("kind") == "Service" and REQUEST_NAME in annotations:
+            if f"{identity[2]}/{annotations[REQUEST_NAME]}" not in listed:
+                gone.append(identity)
+        elif obj.get("kind") == "ScaledObject":
+            target = str(((obj.get("spec") or {}).get("scaleTargetRef") or {}).get("name"))
+            if workloads.get((identity[2], target), "") not in held:
+                gone.append(identity)
+        elif annotations.get(WARM_POOL) and obj.get("kind") in ("Deployment", "PodTemplate", "CapacityBuffer"):
+            gone.append(identity)
+    return tuple(gone)
+
+
+def _identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(obj.get("apiVersion")), str(obj.get("kind")), str(meta.get("namespace", "")), str(meta.get("name")))

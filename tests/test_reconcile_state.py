@@ -1,0 +1,135 @@
+"""The controller keeps its word (DESIGN.md, "Reconcile state"), as decide-step scenarios over loops.
+
+Each test applies a decision to a small cluster as kube-scheduler and the kubelet would (`applied`: the
+workloads written, a pod bound per planned replica, ready or not), changes one thing, and decides again.
+Covers: incumbents keep their node, class and variant; what replaced workloads held is neither free
+nor counted ready, and goes once the replacement serves; promises; the stabilization window;
+consolidation. Skips: the controller's writes (tests/test_controller.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from autoscaler.decide import Decision, Observation, decide
+from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals
+
+WORKLOADS = ("Deployment", "LeaderWorkerSet")
+
+
+def node(name: str, product: str, gpus: int) -> dict[str, Any]:
+    labels = {"nvidia.com/gpu.product": product, "nvidia.com/gpu.count": str(gpus)}
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {"nvidia.com/gpu": str(gpus)}},
+    }
+
+
+def l40s(name: str, gpus: int = 1) -> dict[str, Any]:
+    return node(name, "NVIDIA-L40S", gpus)
+
+
+def applied(decision: Decision, ready: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The endpoints' objects of `decision` as the cluster holds them once applied, and their pods: one
+    bound to the node planned for each replica, Ready when `ready`."""
+    owned, pods = [], []
+    for intended in decision.objects:
+        if intended["metadata"].get("namespace") == SETTINGS.namespace or intended["kind"] == "PriorityClass":
+            continue
+        obj = copy.deepcopy(intended)
+        owned.append(obj)
+        if obj["kind"] not in WORKLOADS:
+            continue
+        replicas = obj["spec"]["replicas"]
+        obj["status"] = {"readyReplicas": replicas if ready else 0}
+        planned = json.loads(obj["metadata"]["annotations"]["egs.io/placement"])
+        template = obj["spec"]["template"]
+        for i, replica in enumerate(planned):
+            pods.append(
+                {
+                    "metadata": {
+                        "name": f"{obj['metadata']['name']}-{i}",
+                        "namespace": obj["metadata"]["namespace"],
+                        "labels": template["metadata"]["labels"],
+                    },
+                    "spec": {"nodeName": replica["workers"][0][0], "containers": template["spec"]["containers"]},
+                    "status": {
+                        "phase": "Running",
+                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                    },
+                }
+            )
+    return owned, pods
+
+
+def observed(decision: Decision, endpoints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`endpoints` with the statuses `decision` wrote."""
+    out = []
+    for ep in endpoints:
+        meta = ep["metadata"]
+        status = decision.statuses.get((meta["namespace"], meta["name"]))
+        out.append({**ep, "status": status} if status else ep)
+    return out
+
+
+def workloads(decision: Decision, name: str) -> dict[str, dict[str, Any]]:
+    return {
+        o["metadata"]["name"]: o
+        for o in decision.objects
+        if o["kind"] in WORKLOADS and o["metadata"]["annotations"].get("egs.io/request-name") == name
+    }
+
+
+def test_a_running_replica_keeps_its_class_when_an_unrelated_endpoint_goes() -> None:
+    # One L40S GPU (the cheaper class) and an H100 node: one endpoint gets the L40S, the other an H100.
+    nodes = [l40s("l40s-0"), h100("gpu-0")]
+    eps = [endpoint("alpha"), endpoint("beta")]
+    first = decide(Observation(nodes, eps, signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    classes = {d.name: d.gpu_class for d in first.endpoints}
+    assert sorted(classes.values()) == ["H100-80GB", "L40S"]
+    on_h100 = next(name for name, c in classes.items() if c == "H100-80GB")
+    owned, pods = applied(first)
+    # The endpoint on the L40S is deleted: its pods go, and the L40S is free.
+    rest = [e for e in observed(first, eps) if e["metadata"]["name"] == on_h100]
+    pods = [p for p in pods if p["metadata"]["labels"]["egs.io/request"] == on_h100]
+    second = decide(Observation(nodes, rest, owned, signals(), pods=pods), SETTINGS, REGISTRY, CATALOG, NOW + 60)
+    assert second.endpoints[0].gpu_class == "H100-80GB"
+    assert workloads(second, on_h100) == workloads(first, on_h100)  # nothing rewritten, nothing restarted
+    assert all(d[3] not in workloads(first, on_h100) for d in second.deletions)
+
+
+def test_a_replaced_workload_holds_its_gpus_uncounted_until_its_replacement_serves() -> None:
+    nodes = [l40s("l40s-0"), h100("gpu-0")]
+    eps = [endpoint(gpuClasses=["H100-80GB"])]
+    first = decide(Observation(nodes, eps, signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    old = set(workloads(first, "chat"))
+    owned, pods = applied(first)
+    # The user moves the endpoint to the L40S: a new generation of its spec.
+    moved = observed(first, [endpoint(gpuClasses=["L40S"])])
+    moved[0]["metadata"]["generation"] = 4
+    second = decide(Observation(nodes, moved, owned, signals(), pods=pods), SETTINGS, REGISTRY, CATALOG, NOW + 60)
+    chat = second.endpoints[0]
+    assert (chat.gpu_class, chat.ready_replicas, chat.phase) == ("L40S", 0, "Pending")  # the H100 replica is not it
+    assert not set(workloads(second, "chat")) & old
+    assert second.deletions == ()  # make-before-break: the old replica serves until the new one does
+    assert [g.holders for g in second.inventory.node("gpu-0").gpus][:1] == [1]  # its GPU is not free
+    # The L40S replica is ready: the H100 workload goes.
+    owned_new, pods_new = applied(second)
+    third = decide(
+        Observation(nodes, observed(second, moved), owned + owned_new, signals(), pods=pods + pods_new),
+        SETTINGS,
+        REGISTRY,
+        CATALOG,
+        NOW + 120,
+    )
+    assert (third.endpoints[0].phase, third.endpoints[0].ready_replicas) == ("Ready", 1)
+    assert {d[3] for d in third.deletions} == old
+
+
+def test_an_endpoint_scaled_to_nothing_or_gone_leaves_nothing_behind() -> None:
+    first = decide(Observation([h100("gpu-0")], [endpoint()], signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    owned, pods = applied(first)
+    gone = decide(Observation([h100("gpu-0")], [], owned, signals(), pods=pods), SETTINGS, REGISTRY, CATALOG, NOW)
+    assert sorted((d[1], d[3]) for d in gone.deletions) == [("Deployment", "chat-bf16-h100-80gb"), ("Service", "chat")]
