@@ -4,17 +4,22 @@ Each test applies a decision to a small cluster as kube-scheduler and the kubele
 workloads written, a pod bound per planned replica, ready or not), changes one thing, and decides again.
 Covers: incumbents keep their node, class and variant; what replaced workloads held is neither free
 nor counted ready, and goes once the replacement serves; promises; the stabilization window;
-consolidation. Skips: the controller's writes (tests/test_controller.py).
+consolidation. The controller's side: it deletes what the decision no longer intends.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from autoscaler.decide import Decision, Observation, decide
-from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals
+from egs.kube_standin import KubeCluster
+from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
+from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals, workload
 
 WORKLOADS = ("Deployment", "LeaderWorkerSet")
 
@@ -87,7 +92,7 @@ def test_a_running_replica_keeps_its_class_when_an_unrelated_endpoint_goes() -> 
     nodes = [l40s("l40s-0"), h100("gpu-0")]
     eps = [endpoint("alpha"), endpoint("beta")]
     first = decide(Observation(nodes, eps, signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
-    classes = {d.name: d.gpu_class for d in first.endpoints}
+    classes = {d.name: str(d.gpu_class) for d in first.endpoints}
     assert sorted(classes.values()) == ["H100-80GB", "L40S"]
     on_h100 = next(name for name, c in classes.items() if c == "H100-80GB")
     owned, pods = applied(first)
@@ -133,3 +138,23 @@ def test_an_endpoint_scaled_to_nothing_or_gone_leaves_nothing_behind() -> None:
     owned, pods = applied(first)
     gone = decide(Observation([h100("gpu-0")], [], owned, signals(), pods=pods), SETTINGS, REGISTRY, CATALOG, NOW)
     assert sorted((d[1], d[3]) for d in gone.deletions) == [("Deployment", "chat-bf16-h100-80gb"), ("Service", "chat")]
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeCluster]:
+    cluster = KubeCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+def test_the_controller_deletes_the_workloads_of_an_endpoint_that_is_gone(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    left = workload("gone", 1, ready=1)
+    left["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "egs"}
+    kube.put(DEPLOYMENTS, left)
+    outcome = controller(kube, FixedSignals(demand=1.0)).reconcile()
+    assert outcome.errors == []
+    assert kube.get(DEPLOYMENTS, "team-a", "gone-bf16-h100-80gb") is None
+    assert kube.get(DEPLOYMENTS, "team-a", "chat-bf16-h100-80gb") is not None
+    assert len(kube.requests("DELETE")) == 1

@@ -136,9 +136,9 @@ def admits(ep: Endpoint, shape: Shape | None, registry: Registry) -> bool:
 
 def spec_changed(raw: Mapping[str, Any]) -> bool:
     """Whether the endpoint's spec changed since the controller last wrote its status."""
-    meta, status = raw.get("metadata") or {}, raw.get("status") or {}
-    observed = status.get("observedGeneration")
-    return observed is not None and observed != meta.get("generation")
+    meta = raw.get("metadata")
+    observed = status_of(raw).get("observedGeneration")
+    return observed is not None and isinstance(meta, Mapping) and observed != meta.get("generation")
 
 
 def incumbents(
