@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from autoscaler.decide import Decision, Observation, decide
-from egs.kube_standin import KubeCluster
+from localplay.kube_standin import KubeCluster
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals, workload
 
