@@ -17,15 +17,15 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autoscaler.config import parse_config
-from autoscaler.decide import Settings
 from common.errors import InputError, naming
-from common.schema import read_yaml
 from egs.arguments import POSITIVE
-from scheduler.catalog import Catalog
-from scheduler.registry import Registry
+
+if TYPE_CHECKING:  # `egs controller --help` and `egs api --help` load none of these (and not scipy)
+    from autoscaler.decide import Settings
+    from scheduler.catalog import Catalog
+    from scheduler.registry import Registry
 
 log = logging.getLogger("egs.controller")
 
@@ -34,7 +34,6 @@ def add_parser(sub: Any) -> None:
     """Register `egs controller` on the `egs` command's subparsers."""
     ctl = sub.add_parser(
         "controller",
-        help="run the InferenceEndpoint operator: place, scale and keep warm capacity for every endpoint",
         description="Every --interval seconds: read the cluster's GPU nodes, InferenceEndpoints and the objects "
         "EGS owns, and each model's demand, queue and KV cache from Prometheus; decide each endpoint's variant, "
         "GPU class and replicas and each GPU class's warm pool; server-side apply what differs. One replica "
@@ -64,6 +63,11 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
 
 def load_config(args: argparse.Namespace) -> tuple[Settings, Registry, Catalog]:
     """The settings, the model registry and the GPU catalogue named by the shared options."""
+    from autoscaler.config import parse_config
+    from common.schema import read_yaml
+    from scheduler.catalog import Catalog
+    from scheduler.registry import Registry
+
     raw: Any = {}
     if args.config is not None:
         raw = read_yaml(args.config, InputError)  # libyaml, depth- and alias-bounded: a deep file is no traceback

@@ -19,8 +19,6 @@ def add_parser(sub: Any) -> None:
     """Register `egs demo` on the `egs` command's subparsers."""
     demo = sub.add_parser(
         "demo",
-        help="run the whole local stack and replay a day of demand: exporters, Prometheus, Alertmanager, "
-        "controller, API",
         description="On this machine, no GPU and no cluster needed: a simulated GPU fleet's exporters, a real "
         "Prometheus with the EGS rules and alerts, a real Alertmanager, and the real `egs controller` and "
         "`egs api` against a Kubernetes API stand-in (kmock). A day of recorded demand (ServeGen, Alibaba "

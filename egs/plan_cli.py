@@ -52,7 +52,6 @@ def add_parser(sub: Any) -> None:
     """Register `egs plan` on the `egs` command's subparsers."""
     plan = sub.add_parser(
         "plan",
-        help="place inference requests on a fleet; print the plan or write its Kubernetes manifests",
         description="Place every replica of the requests on the fleet's GPUs (cheapest first, without "
         "fragmenting), then print which variant runs where, what could not be placed and why, and the "
         "cost per hour. Nothing is applied to a cluster.",

@@ -50,7 +50,6 @@ def add_parser(sub: Any) -> None:
     """Register `egs render` on the `egs` command's subparsers."""
     render = sub.add_parser(
         "render",
-        help="write the rules and dashboards into the Helm chart (and alerts/); --check: fail if stale",
         description="Render the recording rules and alerts for each GPU source and the Grafana dashboards, "
         "and write them where the Helm chart (helm/egs/rules, helm/egs/dashboards) and a plain Prometheus "
         "(alerts/*.rules.yaml) read them. With --check, write nothing: exit 1 listing the files that are "

@@ -41,7 +41,6 @@ def add_parser(sub: Any) -> None:
     """Register `egs simulate` on the `egs` command's subparsers."""
     sim = sub.add_parser(
         "simulate",
-        help="replay a demand trace through a warm-pool policy: waits, node-hours, cost, ETA accuracy",
         description="Simulate one GPU class's nodes, warm pool and replicas in 60 s steps over a demand trace "
         "(DESIGN.md's warm-pool model), driven by the autoscaler's own forecast, pool and ETA code. Parameters "
         "are fitted on the first --train-days only (the first min(3, N-1) of them warm the forecasts up): the "

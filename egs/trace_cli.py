@@ -17,7 +17,7 @@ from autoscaler.adapters.files import read_servegen, write_trace
 
 def add_parser(sub: Any) -> None:
     """Register `egs trace convert` on the `egs` command's subparsers."""
-    trace = sub.add_parser("trace", help="convert demand traces for `egs simulate`")
+    trace = sub.add_parser("trace", description="Convert demand traces for `egs simulate`.")
     actions = trace.add_subparsers(required=True, metavar="ACTION")
     convert = actions.add_parser(
         "convert",

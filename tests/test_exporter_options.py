@@ -18,9 +18,9 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from egs.cli import seconds
-from exporter.collector import INTERVAL_BOUNDS_S, READ_TIMEOUT_BOUNDS_S, CollectorSettings
+from egs.exporter_cli import seconds
 from exporter.server import ListenError, parse_listen
+from exporter.settings import INTERVAL_BOUNDS_S, READ_TIMEOUT_BOUNDS_S, CollectorSettings
 from localplay.localstack import wait_http
 
 EGS = [sys.executable, "-m", "egs.cli"]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from exporter.backend import DriverUnavailable, GpuBackend
-from exporter.fleet import Fleet
+
+if TYPE_CHECKING:  # the fleet's loader (YAML, JSON Schema) is not needed to name the backends
+    from exporter.fleet import Fleet
 
 log = logging.getLogger(__name__)
 
