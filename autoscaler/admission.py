@@ -44,10 +44,6 @@ from scheduler.inventory import Inventory, SharingPolicy, held_by
 from scheduler.plan import Placement
 from scheduler.registry import Registry
 
-CAPACITY_TTL_S = 10.0
-"""How long the endpoint API answers from one capacity before it builds the next from the cluster:
-the cluster's changes (a node joined, a replica started) show in 201/202 within this long."""
-
 
 @dataclass(frozen=True)
 class Capacity:

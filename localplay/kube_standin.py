@@ -12,7 +12,9 @@ server this module teaches it (never the adapter):
 - writes to the `status` subresource change only `status`;
 - lists honour equality label selectors and `status.phase` field selectors;
 - deleting an object garbage-collects the objects that name it in `ownerReferences`;
-- TokenReview and SubjectAccessReview answer from `tokens` and `grants` (who may do what);
+- TokenReview and SubjectAccessReview answer from `tokens` and `grants` (who may do what); a token
+  listed in `audiences` is valid only for those, and a review naming audiences is answered, as a
+  real server does, with those of them the token is valid for (a token not listed: all asked);
 - `fail(method, status, times)` makes the next requests fail before they change anything;
 - reads and writes are answered here rather than by kmock's reaction matching, whose cost grows
   with every request served (a benchmark would measure the stand-in).
@@ -75,6 +77,8 @@ class Realistic(kmock.KubernetesEmulator):
     """Bearer token -> (user name, groups)."""
     grants: set[tuple[str, str, str]] = attrs.field(factory=set)
     """(user, verb, namespace) a SubjectAccessReview allows; namespace `*` allows every one."""
+    audiences: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+    """Bearer token -> the audiences it was issued for (absent: the API server's own, which any review accepts)."""
     faults: list[Fault] = attrs.field(factory=list)
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
 
@@ -195,10 +199,16 @@ class Realistic(kmock.KubernetesEmulator):
         body = dict(request.data or {})
         spec = body.get("spec", {})
         if request.resource is not None and request.resource.plural == "tokenreviews":
-            who = self.tokens.get(spec.get("token", ""))
+            token = spec.get("token", "")
+            who = self.tokens.get(token)
+            asked = spec.get("audiences") or []
+            valid = [a for a in asked if a in self.audiences[token]] if token in self.audiences else asked
+            if asked and not valid:
+                who = None
             status: dict[str, Any] = {"authenticated": who is not None}
             if who is not None:
                 status["user"] = {"username": who[0], "groups": list(who[1])}
+                status["audiences"] = valid
         else:
             attrs = spec.get("resourceAttributes", {})
             user, verb, ns = spec.get("user", ""), attrs.get("verb", ""), attrs.get("namespace", "")

@@ -165,7 +165,7 @@ def test_reviews_are_reused_for_seconds_and_a_grant_counts_once_a_denial_expires
     assert api.get("/v1/namespaces/team-a/endpoints", headers=BOB).status_code == 403
     kube.emulator.grants.add(("bob", "list", "team-a"))
     assert api.get("/v1/namespaces/team-a/endpoints", headers=BOB).status_code == 403  # the denial is reused
-    clock[0] += 3  # past DENIAL_TTL_S
+    clock[0] += 3  # past Limits.denial_ttl_s
     assert api.get("/v1/namespaces/team-a/endpoints", headers=BOB).status_code == 200
     reviews = [r for r in kube.requests("POST") if r.url.path.endswith("reviews")]
     for _ in range(5):

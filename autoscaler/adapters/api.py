@@ -12,30 +12,54 @@ on the capacity the decide step leaves free, built from the cluster and reused f
 
 both with `Location`. `GET` one or the list, and `DELETE` (its workloads are garbage-collected with
 it). Kubernetes authenticates and authorises: the bearer token goes to a TokenReview (401 when
-unknown), the user to a SubjectAccessReview for the verb on `inferenceendpoints` in the namespace
-(403 when denied); answers are reused for `REVIEW_TTL_S` (denials `DENIAL_TTL_S`). Bad input is 400
-(not JSON) or 422 naming the field, and changes nothing; an unknown endpoint is 404, an existing name
-409, an API server that does not answer 503.
+unknown; `Limits.token_audiences` when set), the user to a SubjectAccessReview for the verb on
+`inferenceendpoints` in the namespace (403 when denied). `GET /healthz` answers without either.
+
+What a caller can cost is bounded (`autoscaler.adapters.api_limits.Limits`), unauthenticated ones
+first: a body over `max_body_bytes` is answered 413 by the outermost layer, before it is read or
+the token reviewed; answers to reviews are kept in a bounded cache keyed by the token's SHA-256, for
+`review_ttl_s` (a no for `denial_ttl_s`); TokenReviews for tokens not in the cache are rate-limited
+(`reviews_per_s`, 429 beyond it), so a flood of made-up tokens neither grows memory nor floods the
+API server. Bad input is 400 (not JSON) or 422 naming the field, and changes nothing.
+
+Kubernetes errors, wherever they happen (review, create, status write), are answered by type, with
+the API server's message and never a traceback: not found 404, an object the API server refuses 422,
+an existing name 409, anything else (unavailable, overloaded, the API's own RBAC) 503 with
+`Retry-After`. A POST is all or nothing: when the status write after the create fails, the endpoint
+is deleted again; should that delete fail too, the same POST retried completes the endpoint left
+behind (same spec, no promise yet) and answers as the first one would have, instead of 409.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies in the route signatures,
 # which name closures, from the evaluated annotations.
 
+import hashlib
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from autoscaler import endpoint as ie
-from autoscaler.adapters.kubernetes import Cluster, ConflictError, ForbiddenError, NotFoundError
-from autoscaler.admission import CAPACITY_TTL_S, Capacity, admit, capacity
+from autoscaler.adapters.api_limits import CAPACITY_TTL_S, Limits
+from autoscaler.adapters.kubernetes import (
+    Cluster,
+    ConflictError,
+    ForbiddenError,
+    InvalidError,
+    KubernetesError,
+    NotFoundError,
+)
+from autoscaler.admission import Capacity, admit, capacity
 from autoscaler.decide import EndpointDecision, Observation, Settings, decide, endpoint_key, rfc3339
 from common.errors import InputError, TemporaryError
 from scheduler.catalog import Catalog
@@ -114,6 +138,8 @@ class Services:
     clock: Callable[[], float] = time.time
     capacity_ttl_s: float = CAPACITY_TTL_S
     """How long the capacity POSTs are answered from is used before it is built from the cluster again."""
+    limits: Limits = field(default_factory=Limits)
+    """What one request, and unauthenticated requests together, may cost."""
 
 
 @dataclass(frozen=True)
@@ -129,14 +155,17 @@ def create_app(services: Services) -> FastAPI:
         description="Create inference endpoints; 201 when warm GPU capacity serves them now, 202 Accepted with an "
         "estimated ready time when a node must be provisioned.",
     )
+    app.add_middleware(_BodyLimit, max_bytes=services.limits.max_body_bytes)
     cluster = services.cluster
-    reviews = _Reviews(cluster, services.clock)
+    reviews = _Reviews(cluster, services.clock, services.limits)
     admissions = _Admissions(services)
     problems: dict[int | str, dict[str, Any]] = {
         400: {"model": Problem, "description": "The body is not JSON."},
         401: {"model": Problem, "description": "No bearer token, or one Kubernetes does not know."},
         403: {"model": Problem, "description": "Kubernetes RBAC does not allow this on inferenceendpoints here."},
+        413: {"model": Problem, "description": "The body is larger than the API reads; nothing of it was read."},
         422: {"model": Problem, "description": "A field is wrong; `field` names it."},
+        429: {"model": Problem, "description": "Too many new tokens to review at once; try again after Retry-After."},
         503: {"model": Problem, "description": "The Kubernetes API server did not answer; try again."},
     }
 
@@ -160,8 +189,8 @@ def create_app(services: Services) -> FastAPI:
     @app.exception_handler(_Refused)
     def refused(request: Request, e: _Refused) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else {}
-        if e.status == 503:
-            headers["Retry-After"] = "10"
+        if e.status in (429, 503):
+            headers["Retry-After"] = str(e.retry_after_s)
         return JSONResponse({"detail": e.detail, "field": e.field}, status_code=e.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -172,13 +201,32 @@ def create_app(services: Services) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "(body)"
         return JSONResponse({"detail": f"{where}: {first.get('msg')}", "field": where}, 422)
 
+    # Kubernetes errors by type (Starlette picks the handler of the most specific class): whatever
+    # call they come from, the caller hears what it can do next, never a 500 with a traceback.
     @app.exception_handler(TemporaryError)
     def unavailable(request: Request, e: TemporaryError) -> JSONResponse:
         return refused(request, _Refused(503, f"the Kubernetes API did not answer: {e}"))
 
+    @app.exception_handler(KubernetesError)
+    def failed(request: Request, e: KubernetesError) -> JSONResponse:
+        return refused(request, _Refused(503, f"the Kubernetes API failed: {e}"))
+
     @app.exception_handler(ForbiddenError)
     def misconfigured(request: Request, e: ForbiddenError) -> JSONResponse:
         return refused(request, _Refused(503, f"the API's own service account is refused: {e}"))
+
+    @app.exception_handler(NotFoundError)
+    def not_found(request: Request, e: NotFoundError) -> JSONResponse:
+        return refused(request, _Refused(404, f"the Kubernetes API found no such object: {e}"))
+
+    @app.exception_handler(InvalidError)
+    def invalid_object(request: Request, e: InvalidError) -> JSONResponse:
+        return refused(request, _Refused(422, f"the Kubernetes API refused the endpoint: {e}"))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> PlainTextResponse:
+        """Liveness and readiness: the process serves. Neither authenticates nor calls Kubernetes."""
+        return PlainTextResponse("ok\n")
 
     @app.post(
         "/v1/namespaces/{namespace}/endpoints",
@@ -215,7 +263,11 @@ def create_app(services: Services) -> FastAPI:
             status["estimatedReadyTime"] = rfc3339(decision.eta)
         if decision.variant:
             status |= {"variant": decision.variant, "gpuClass": decision.gpu_class}
-        cluster.apply_status(namespace, body.name, status)
+        try:
+            cluster.apply_status(namespace, body.name, status)
+        except KubernetesError:
+            admissions.undo(namespace, body.name)
+            raise
         response.status_code = 201 if decision.serves_now else 202
         response.headers["Location"] = f"/v1/namespaces/{namespace}/endpoints/{body.name}"
         return _view({**created, "status": status})
@@ -246,40 +298,138 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
-REVIEW_TTL_S = 10.0
-DENIAL_TTL_S = 2.0
-"""How long a TokenReview or SubjectAccessReview answer is reused, as kube-apiserver's own webhook
-authenticator and authoriser cache theirs (there 2 min and 5 min / 30 s): a denial is kept shorter,
-so that a grant takes effect within seconds."""
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Expiring(Generic[K, V]):
+    """Answers reused until they expire, at most `size` of them: the least recently used goes first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._lock = threading.Lock()  # FastAPI runs the routes' dependencies on a thread pool
+
+    def get(self, key: K, now: float) -> tuple[bool, V | None]:
+        """(True, the answer) while one is kept for `key` and not expired, else (False, None)."""
+        with self._lock:
+            kept = self._entries.get(key)
+            if kept is None or kept[0] <= now:
+                return False, None
+            self._entries.move_to_end(key)
+            return True, kept[1]
+
+    def put(self, key: K, value: V, until: float) -> None:
+        with self._lock:
+            self._entries[key] = (until, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class _Bucket:
+    """A token bucket: `rate` takes per second, up to `burst` at once."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self._level, self._at = float(burst), clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            self._level = min(self.burst, self._level + max(0.0, now - self._at) * self.rate)
+            self._at = now
+            if self._level < 1:
+                return False
+            self._level -= 1
+            return True
 
 
 class _Reviews:
-    """TokenReview and SubjectAccessReview answers, each reused for a few seconds."""
+    """TokenReview and SubjectAccessReview answers, each reused for a few seconds, within `Limits`."""
 
-    def __init__(self, cluster: Cluster, clock: Callable[[], float]) -> None:
-        self.cluster, self.clock = cluster, clock
-        self._tokens: dict[str, tuple[float, Caller | None]] = {}
-        self._access: dict[tuple[str, tuple[str, ...], str, str], tuple[float, bool]] = {}
+    def __init__(self, cluster: Cluster, clock: Callable[[], float], limits: Limits) -> None:
+        self.cluster, self.clock, self.limits = cluster, clock, limits
+        self._tokens: _Expiring[bytes, Caller | None] = _Expiring(limits.cached_answers)
+        self._access: _Expiring[tuple[str, tuple[str, ...], str, str], bool] = _Expiring(limits.cached_answers)
+        self._new_tokens = _Bucket(limits.reviews_per_s, limits.review_burst, clock)
 
     def token(self, token: str) -> Caller | None:
+        """Who `token` is (None: Kubernetes does not know it); `_Refused` 429 when too many new
+        tokens are being reviewed."""
         now = self.clock()
-        cached = self._tokens.get(token)
-        if cached is None or cached[0] <= now:
-            who = self.cluster.review_token(token)
-            caller = Caller(*who) if who is not None else None
-            cached = (now + (REVIEW_TTL_S if caller else DENIAL_TTL_S), caller)
-            self._tokens[token] = cached
-        return cached[1]
+        key = hashlib.sha256(token.encode()).digest()  # a leaked cache leaks no token
+        found, caller = self._tokens.get(key, now)
+        if found:
+            return caller
+        if not self._new_tokens.take():
+            raise _Refused(429, "too many new bearer tokens to review right now; try again", retry_after_s=1)
+        try:
+            who = self.cluster.review_token(token, self.limits.token_audiences)
+        except InvalidError as e:  # the API server would not review it: as good as unknown
+            log.info("TokenReview refused: %s", e)
+            who = None
+        caller = Caller(*who) if who is not None else None
+        self._tokens.put(key, caller, now + (self.limits.review_ttl_s if caller else self.limits.denial_ttl_s))
+        return caller
 
     def access(self, user: str, groups: tuple[str, ...], verb: str, namespace: str) -> bool:
         now = self.clock()
         key = (user, groups, verb, namespace)
-        cached = self._access.get(key)
-        if cached is None or cached[0] <= now:
-            allowed = self.cluster.review_access(user, groups, verb, namespace)
-            cached = (now + (REVIEW_TTL_S if allowed else DENIAL_TTL_S), allowed)
-            self._access[key] = cached
-        return cached[1]
+        found, allowed = self._access.get(key, now)
+        if found:
+            return bool(allowed)
+        allowed = self.cluster.review_access(user, groups, verb, namespace)
+        self._access.put(key, allowed, now + (self.limits.review_ttl_s if allowed else self.limits.denial_ttl_s))
+        return allowed
+
+
+class _BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` is answered 413 before any of it reaches the
+    app (and so before authentication): at once when its Content-Length says so, else (chunked) as
+    soon as the bytes received pass the limit; the rest is never read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
+                await self._too_large(send)
+                return
+            await self.app(scope, receive, send)  # the server delivers exactly Content-Length bytes
+            return
+        received: list[Message] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            received.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                await self._too_large(send)
+                return
+
+        async def replay() -> Message:
+            return received.pop(0) if received else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send) -> None:
+        body = json.dumps({"detail": f"the body is larger than {self.max_bytes} bytes", "field": None}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _versions(nodes: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
@@ -288,9 +438,9 @@ def _versions(nodes: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, detail: str, field: str | None = None) -> None:
+    def __init__(self, status: int, detail: str, field: str | None = None, retry_after_s: int = 10) -> None:
         super().__init__(detail)
-        self.status, self.detail, self.field = status, detail, field
+        self.status, self.detail, self.field, self.retry_after_s = status, detail, field, retry_after_s
 
 
 def _existing(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
@@ -323,7 +473,8 @@ class _Admissions:
 
     def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None]:
         """The decision for `obj`, and the object created when it can be served (`ConflictError` when
-        its name exists; nothing is taken from the capacity then)."""
+        its name exists, unless as what a failed POST of the same spec left; nothing is taken from
+        the capacity then)."""
         s = self.services
         with self.lock:
             now = s.clock()
@@ -337,7 +488,7 @@ class _Admissions:
             admitted = admit(self.capacity, obj, s.settings, s.registry, s.catalog, now)
             if admitted.decision.phase == "Failed":
                 return admitted.decision, None
-            created = s.cluster.create(obj)
+            created = self._create(obj)
             self.capacity = admitted.capacity
             self.admitted.append((s.clock(), obj))
             return admitted.decision, created
@@ -346,6 +497,27 @@ class _Admissions:
         """An endpoint was deleted: the next POST builds the capacity again (its GPUs are free)."""
         with self.lock:
             self.capacity = None
+
+    def undo(self, namespace: str, name: str) -> None:
+        """A POST failed after its create: delete the endpoint again and give its GPUs back. When the
+        delete fails too, the endpoint stays without a promise, and the POST retried completes it."""
+        try:
+            self.services.cluster.delete(ie.API_VERSION, ie.KIND, namespace, name)
+        except KubernetesError as e:
+            log.warning("endpoint %s/%s left without a promise (a retried POST completes it): %s", namespace, name, e)
+        self.forget()
+
+    def _create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create `obj`, or take the one a failed POST of the same spec left behind (no status yet)."""
+        cluster = self.services.cluster
+        try:
+            return cluster.create(obj)
+        except ConflictError:
+            meta = obj["metadata"]
+            existing = cluster.endpoint(meta["namespace"], meta["name"])
+            if existing.get("spec") != obj["spec"] or (existing.get("status") or {}).get("phase"):
+                raise
+            return existing
 
     def _build(self, now: float, nodes: list[dict[str, Any]]) -> Capacity:
         s, cluster = self.services, self.services.cluster

@@ -312,12 +312,20 @@ class Cluster:
 
     # -- authentication and authorisation, for the endpoint API --------------------------------
 
-    def review_token(self, token: str) -> tuple[str, tuple[str, ...]] | None:
-        """(user, groups) of a bearer token, or None when the API server does not know it."""
-        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+    def review_token(self, token: str, audiences: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]] | None:
+        """(user, groups) of a bearer token, or None when the API server does not know it, or (with
+        `audiences`) it was issued for none of them."""
+        spec: dict[str, Any] = {"token": token}
+        if audiences:
+            spec["audiences"] = list(audiences)
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
         answer = self._call("POST", "/apis/authentication.k8s.io/v1/tokenreviews", "TokenReview", body)
         status = answer.get("status") or {}
         if not status.get("authenticated"):
+            return None
+        # The API server answers with the audiences the token is valid for among those asked; an
+        # authenticator that ignores audiences answers none, which must not pass for a match.
+        if audiences and not set(status.get("audiences") or ()) & set(audiences):
             return None
         user = status.get("user") or {}
         return str(user.get("username", "")), tuple(user.get("groups") or ())
