@@ -34,8 +34,8 @@ from autoscaler.adapters.api import Services, create_app
 from autoscaler.adapters.api_limits import Limits
 from autoscaler.adapters.kubernetes import Cluster
 from egs.cli import main
-from egs.kube_standin import KubeCluster
-from egs.localstack import free_port
+from localplay.kube_standin import KubeCluster
+from localplay.localstack import free_port
 from tests.conftest import REPO
 from tests.test_decide import CATALOG, REGISTRY, SETTINGS, endpoint, h100
 from tests.test_endpoint_api import ALICE, ENDPOINTS, NOW, body, post
