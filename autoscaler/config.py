@@ -16,6 +16,7 @@ step's `Settings` and the model registry's path; a wrong field raises `InputErro
     eta: {prior_delay_s: [300, 600], quantile: 0.95}
     engine: online                 # the scheduler's engine: online, auto or exact
     time_limit_s: 2.0
+    scaleDownStabilizationSeconds: 300  # a lower replica target waits this long (HPA's); up is at once
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from common.errors import InputError
 
 _TOP = {
     "namespace", "models", "headroom", "stale_after_s", "default_throughput_rps",
-    "throughput_rps", "sharing", "gpu_classes", "eta", "engine", "time_limit_s",
+    "throughput_rps", "sharing", "gpu_classes", "eta", "engine", "time_limit_s", "scaleDownStabilizationSeconds",
 }  # fmt: skip
 _SCALARS = ("namespace", "headroom", "stale_after_s", "default_throughput_rps", "engine", "time_limit_s")
 _CLASS = {"gpus_per_node", "pool", "policy", "static_nodes", "nodepool"}
@@ -48,6 +49,10 @@ def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | Non
         classes[str(name)] = _build(ClassSettings, where, cls)
     eta = _build(EtaSettings, "eta", _eta(_mapping(raw.get("eta", {}), "eta", _ETA)))
     fields = {k: raw[k] for k in _SCALARS if k in raw}
+    if "scaleDownStabilizationSeconds" in raw:
+        fields["scale_down_stabilization_s"] = _seconds(
+            raw["scaleDownStabilizationSeconds"], "scaleDownStabilizationSeconds"
+        )
     settings = _build(
         Settings,
         "(root)",
@@ -65,6 +70,12 @@ def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | Non
     if models is not None and not isinstance(models, str):
         raise InputError(f"models: the model registry's path, a string, got {type(models).__name__}")
     return settings, (base / models) if models else None
+
+
+def _seconds(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{where}: a number of seconds, got {value!r}")
+    return float(value)
 
 
 def _eta(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,11 +12,14 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from autoscaler.config import parse_config
 from autoscaler.decide import Decision, Observation, decide
+from common.errors import InputError
 from localplay.kube_standin import KubeCluster
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals, workload
@@ -158,3 +161,34 @@ def test_the_controller_deletes_the_workloads_of_an_endpoint_that_is_gone(kube: 
     assert kube.get(DEPLOYMENTS, "team-a", "gone-bf16-h100-80gb") is None
     assert kube.get(DEPLOYMENTS, "team-a", "chat-bf16-h100-80gb") is not None
     assert len(kube.requests("DELETE")) == 1
+
+
+def test_a_dip_in_demand_scales_down_only_after_the_stabilization_window() -> None:
+    nodes = [h100("gpu-0")]
+    high = decide(Observation(nodes, [endpoint()], signals=signals(demand=5.0)), SETTINGS, REGISTRY, CATALOG, NOW)
+    assert high.endpoints[0].replicas == 3  # ceil(5 x 1.2 / 2)
+    owned, pods = applied(high)
+
+    def at(t: float, demand: float, before: Decision) -> Decision:
+        # Each loop reads only what the cluster holds: the statuses written before (a restart loses nothing).
+        eps = observed(before, [endpoint()])
+        sig = {k: replace(v, sampled_at=t - 10) for k, v in signals(demand=demand).items()}
+        return decide(Observation(nodes, eps, owned, sig, pods=pods), SETTINGS, REGISTRY, CATALOG, t)
+
+    dip = at(NOW + 30, 1.0, high)
+    assert dip.endpoints[0].replicas == 3  # the dip is inside the window: no replica removed
+    later = at(NOW + 30 + 299, 1.0, dip)
+    assert later.endpoints[0].replicas == 3
+    done = at(NOW + 30 + 300, 1.0, later)
+    assert done.endpoints[0].replicas == 1
+    # Up is at once, whatever the window holds.
+    assert at(NOW + 60, 9.0, dip).endpoints[0].replicas == 6
+
+
+def test_the_window_is_configured_in_the_controllers_file() -> None:
+    assert parse_config({"scaleDownStabilizationSeconds": 60})[0].scale_down_stabilization_s == 60
+    assert parse_config({})[0].scale_down_stabilization_s == 300
+    with pytest.raises(InputError, match="scaleDownStabilizationSeconds"):
+        parse_config({"scaleDownStabilizationSeconds": "soon"})
+    with pytest.raises(InputError, match="scaleDownStabilizationSeconds"):
+        parse_config({"scaleDownStabilizationSeconds": -1})

@@ -39,6 +39,7 @@ workload has now (what the cluster says, so a restart loses nothing) and the dec
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from autoscaler.attribution import attribute
@@ -49,17 +50,26 @@ from autoscaler.decide.state import (
     REQUEST_NAME,
     WORKLOAD_KINDS,
     Owned,
+    Recommendation,
     Workload,
     admits,
     current,
     endpoint_key,
     incumbents,
     read_owned,
+    recommendations,
     spec_changed,
     status_of,
 )
 from autoscaler.decide.status import cannot_render, endpoint_decision, endpoint_status, parse_endpoints, rfc3339
-from autoscaler.decide.targets import GPU_SATURATION_HIGH, KV_CACHE_HIGH, QUEUE_HIGH, declared_throughput, replica_count
+from autoscaler.decide.targets import (
+    GPU_SATURATION_HIGH,
+    KV_CACHE_HIGH,
+    QUEUE_HIGH,
+    declared_throughput,
+    replica_count,
+    stabilized,
+)
 from autoscaler.decide.waiting import (
     MAX_PROVISIONING_NODES,
     PROVISIONING_PREFIX,
@@ -134,12 +144,19 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     inventory = without_foreign_pods(nodes, obs.pods, first.pods)
     held = incumbents(endpoints, changed, owned, obs.pods, inventory, registry)
     targets: dict[str, tuple[int, str | None]] = {}
+    windows: dict[str, tuple[Recommendation, ...]] = {}
+    raw_by_key = {endpoint_key(o): o for o in obs.endpoints}
     attribution = attribute(endpoints, obs.signals, obs.pod_signals, pods_by_endpoint(obs.pods))
     for ep in endpoints:
         mine = workloads.get(ep.key, [])
         admitted = [w for w in mine if ep.key not in changed and admits(ep, w.shape, registry)]
         running = current(admitted or mine)
-        targets[ep.key] = replica_count(ep, running, obs.signals, settings, now, attribution.endpoints.get(ep.key))
+        recommended, why = replica_count(ep, running, obs.signals, settings, now, attribution.endpoints.get(ep.key))
+        if ep.scaling == "egs":
+            window = settings.scale_down_stabilization_s
+            history = recommendations(status_of(raw_by_key[ep.key]))
+            recommended, windows[ep.key] = stabilized(recommended, running.replicas, history, window, now)
+        targets[ep.key] = (recommended, why)
         if targets[ep.key][1]:
             holds.append(f"{ep.key}: {targets[ep.key][1]}")
     staying = {ep.key: held.placements.get(ep.key, ())[: targets[ep.key][0]] for ep in endpoints}
@@ -178,6 +195,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         names = {o["metadata"]["name"] for o in rendered if o["kind"] in WORKLOAD_KINDS}
         serving = current(w for w in mine if w.name in names)
         decision = endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, serving, etas.get(ep.key))
+        decision = replace(decision, recommendations=windows.get(ep.key, ()))
         objects += rendered
         if failure is not None:
             # This endpoint's new shape cannot be written: it keeps what it runs, and says why.

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoscaler.decide.state import Recommendation
 from autoscaler.forecast import Forecast
 from autoscaler.signals import History, ModelSignals, PodSignals
 from scheduler.inventory import Inventory
@@ -54,6 +55,9 @@ class EndpointDecision:
     message: str = ""
     held: str | None = None
     """Why the replica count was held rather than computed, when it was."""
+    recommendations: tuple[Recommendation, ...] = ()
+    """The replica counts recommended within the scale-down stabilization window (change points),
+    recorded in the status so that the window survives a restart."""
 
     @property
     def serves_now(self) -> bool:

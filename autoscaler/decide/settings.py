@@ -68,3 +68,10 @@ class Settings:
     """The scheduler's engine (`scheduler.schedule.ENGINES`): online answers in milliseconds, which the
     loop and the API need; auto and exact search up to `time_limit_s` per call."""
     time_limit_s: float = 2.0
+    scale_down_stabilization_s: float = 300.0
+    """Seconds a lower replica target must persist before an endpoint scales down (config key
+    `scaleDownStabilizationSeconds`; HPA's default); scaling up is at once."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.scale_down_stabilization_s <= 86_400:
+            raise ValueError(f"scaleDownStabilizationSeconds must be 0-86400, got {self.scale_down_stabilization_s}")

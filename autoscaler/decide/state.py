@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autoscaler.endpoint import Endpoint
+from autoscaler.kubetime import parse_time
 from autoscaler.pods import SERVING, requests
 from common.errors import InputError
 from scheduler.inventory import Inventory, InventoryError, NodeGpus, held_by
@@ -41,6 +42,14 @@ class Workload:
 
     replicas: int | None = None
     ready: int = 0
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A replica count the targets recommended, from `time` on (Unix time) until the next one."""
+
+    time: float
+    replicas: int
 
 
 @dataclass(frozen=True)
@@ -292,3 +301,15 @@ def promised_eta(obj: Mapping[str, Any]) -> float | None:
         return datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def recommendations(status: Mapping[str, Any]) -> tuple[Recommendation, ...]:
+    """The replica counts recommended within the stabilization window, as the status recorded them
+    (an entry that cannot be read is left out: at worst the window restarts shorter)."""
+    found = []
+    for entry in status.get("recommendations") or ():
+        try:
+            found.append(Recommendation(parse_time(str(entry["time"])), int(entry["replicas"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return tuple(sorted(found, key=lambda r: r.time))

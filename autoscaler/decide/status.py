@@ -139,6 +139,8 @@ def endpoint_status(
         status["gpuClass"] = d.gpu_class
     if d.eta is not None:
         status["estimatedReadyTime"] = rfc3339(d.eta)
+    if d.recommendations:
+        status["recommendations"] = [{"time": rfc3339(r.time), "replicas": r.replicas} for r in d.recommendations]
     return status
 
 

@@ -7,11 +7,11 @@ while the servers saturate; missing, stale or contradictory metrics hold the cou
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from autoscaler.attribution import EndpointSignals
 from autoscaler.decide.settings import Settings
-from autoscaler.decide.state import Workload
+from autoscaler.decide.state import Recommendation, Workload
 from autoscaler.endpoint import Endpoint
 from autoscaler.replicas import ReplicaBounds, replica_target
 from autoscaler.signals import ModelSignals
@@ -96,3 +96,28 @@ def _contradiction(sig: ModelSignals) -> str:
     if sig.waiting is not None and (sig.waiting < 0 or not math.isfinite(sig.waiting)):
         return f"queue {sig.waiting}"
     return ""
+
+
+MAX_RECOMMENDATIONS = 32
+"""Change points kept in an endpoint's status; older ones merge (keeping the larger count, so the
+window never scales down sooner for the cap)."""
+
+
+def stabilized(
+    recommended: int, running: int | None, history: Sequence[Recommendation], window_s: float, now: float
+) -> tuple[int, tuple[Recommendation, ...]]:
+    """HPA's scale-down stabilization: up at once, down only to the largest count recommended within
+    the last `window_s` seconds. `history` holds the recommendations as change points (each in force
+    until the next), read back from the endpoint's status, so a restart keeps the window; returns
+    the replicas to run and the history to record."""
+    kept = [r for r in history if r.time <= now]
+    if not kept or kept[-1].replicas != recommended:
+        kept.append(Recommendation(now, recommended))
+    # The last change point at or before the window's start is still in force at its start.
+    while len(kept) > 1 and kept[1].time <= now - window_s:
+        kept.pop(0)
+    while len(kept) > MAX_RECOMMENDATIONS:
+        kept[:2] = [Recommendation(kept[0].time, max(kept[0].replicas, kept[1].replicas))]
+    if running is None or recommended >= running:
+        return recommended, tuple(kept)
+    return max(recommended, min(running, max(r.replicas for r in kept))), tuple(kept)
