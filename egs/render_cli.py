@@ -18,7 +18,6 @@ from typing import Any
 
 from alerts.config import SOURCES, RulesConfig
 from alerts.rules import render as render_rules
-from dashboards.render import rendered as rendered_dashboards
 
 CHART = Path("helm") / "egs"
 REPO = Path(__file__).resolve().parent.parent
@@ -28,6 +27,10 @@ MODELS = REPO / "examples" / "models.yaml"
 
 def generated_files() -> dict[Path, str]:
     """Path relative to the repository root -> its content."""
+    # Grafana's SDK is the `render` extra: the control-plane image, whose `egs` registers this command's
+    # parser too, does not have it.
+    from dashboards.render import rendered as rendered_dashboards
+
     files: dict[Path, str] = {}
     for source in SOURCES:
         text = render_rules(RulesConfig(source=source))

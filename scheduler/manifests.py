@@ -43,7 +43,6 @@ from functools import cache
 from typing import Any
 
 import jsonschema
-import kubernetes_validate  # type: ignore[import-untyped]
 import yaml
 
 from common.errors import InputError
@@ -137,6 +136,10 @@ def manifests(
 def validate(obj: Mapping[str, Any]) -> None:
     """Raise `ManifestError` unless `obj` passes its schema: Kubernetes' own in strict mode (unknown
     fields rejected), or for a LeaderWorkerSet the LWS CRD's with its pod templates as PodTemplateSpecs."""
+    # Imported here, not above: the schemas are 108 MB that the controller, which builds objects with
+    # validated=False, leaves out of its image (the `plan` extra, not `controller`).
+    import kubernetes_validate  # type: ignore[import-untyped]
+
     what = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
     try:
         if obj.get("apiVersion") == LWS_API and obj.get("kind") == "LeaderWorkerSet":
