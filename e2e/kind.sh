@@ -5,8 +5,8 @@
 #   e2e/kind.sh            # create, install, create an endpoint, print its status, tear down
 #   KEEP=1 e2e/kind.sh     # leave the cluster up (kind delete cluster --name egs-e2e)
 #
-# Steps: a kind cluster; kube-prometheus-stack (release kps, namespace monitoring); the EGS image built
-# from the Dockerfile and loaded into kind; the chart helm/egs beside it with e2e/kind-values.yaml
+# Steps: a kind cluster; kube-prometheus-stack (release kps, namespace monitoring); the two EGS images
+# (images/*.Dockerfile) built and loaded into kind; the chart helm/egs beside it with e2e/kind-values.yaml
 # (simulated exporter, one H100 class with a warm pool of one node); the kind node labelled as NVIDIA
 # GPU Feature Discovery labels an 8 x H100 node, and its status given 8 `nvidia.com/gpu` (there is no
 # device plugin); the InferenceEndpoint e2e/endpoint.yaml; then the script waits until the controller
@@ -23,7 +23,8 @@ KEEP=${KEEP:-0}
 KPS_VERSION=${KPS_VERSION:-}
 TIMEOUT=${TIMEOUT:-300}
 NAMESPACE=egs-system
-IMAGE=egs:e2e
+IMAGES=(exporter control-plane)
+TAG=e2e
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '[kind-e2e %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -57,9 +58,11 @@ helm --kube-context "$CONTEXT" upgrade --install kps prometheus-community/kube-p
   --set fullnameOverride=kps --set grafana.sidecar.dashboards.searchNamespace=ALL \
   --wait --timeout 10m >&2
 
-log "building $IMAGE and loading it into the cluster"
-docker build -t "$IMAGE" "$REPO" >&2
-kind load docker-image "$IMAGE" --name "$CLUSTER" >&2
+for image in "${IMAGES[@]}"; do
+  log "building egs-$image:$TAG (images/$image.Dockerfile) and loading it into the cluster"
+  docker build -f "$REPO/images/$image.Dockerfile" -t "egs-$image:$TAG" "$REPO" >&2
+  kind load docker-image "egs-$image:$TAG" --name "$CLUSTER" >&2
+done
 
 NODE=$(k get nodes -o jsonpath='{.items[0].metadata.name}')
 log "labelling $NODE as GPU Feature Discovery labels an 8 x H100 node, with 8 nvidia.com/gpu"

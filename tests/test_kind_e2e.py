@@ -28,7 +28,7 @@ TEXT = SCRIPT.read_text()
 
 
 def _assigned(name: str) -> str:
-    found = re.search(rf"^{name}=(\S+)$", TEXT, re.M)
+    found = re.search(rf"^{name}=(.+)$", TEXT, re.M)
     assert found, f"{name}= not in {SCRIPT}"
     return found.group(1)
 
@@ -58,8 +58,11 @@ def test_the_values_name_what_the_script_installs() -> None:
     assert _assigned("NAMESPACE") == controller["metadata"]["namespace"] == "egs-system"
     containers = {c["name"]: c for c in controller["spec"]["template"]["spec"]["containers"]}
     assert "deployment/egs-controller -c controller" in TEXT and "controller" in containers
-    # The image the script builds and loads, never pulled.
-    assert {c["image"] for c in containers.values()} == {_assigned("IMAGE")}
+    # The images the script builds from images/*.Dockerfile and loads, never pulled.
+    built = {f"egs-{image}:{_assigned('TAG')}" for image in re.findall(r"\w[\w-]*", _assigned("IMAGES"))}
+    dockerfiles = {f"egs-{p.name.removesuffix('.Dockerfile')}:e2e" for p in (REPO / "images").glob("*.Dockerfile")}
+    assert built == dockerfiles
+    assert {c["image"] for c in containers.values()} == {"egs-control-plane:e2e"}
     assert {c["imagePullPolicy"] for c in containers.values()} == {"Never"}
     # kube-prometheus-stack as release kps with fullnameOverride=kps: its Prometheus is kps-prometheus.
     assert "upgrade --install kps prometheus-community/kube-prometheus-stack" in TEXT
@@ -69,6 +72,7 @@ def test_the_values_name_what_the_script_installs() -> None:
         assert all(o["metadata"]["labels"]["release"] == "kps" for o in of_kind("kind-e2e", kind)), kind
     exporter = of_kind("kind-e2e", "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0]
     assert "--backend=sim" in exporter["args"]
+    assert exporter["image"] == "egs-exporter:e2e" and exporter["imagePullPolicy"] == "Never"
 
 
 def test_the_node_the_script_labels_is_an_h100_node_to_the_controller() -> None:

@@ -52,8 +52,11 @@ dcgm-exporter
 {{- end -}}
 {{- end -}}
 
+{{/* An image of the chart: `include "egs.image" (list . "exporter")` or `(list . "controlPlane")`. */}}
 {{- define "egs.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- $root := index . 0 -}}
+{{- $image := index $root.Values.image (index . 1) -}}
+{{- printf "%s:%s" $image.repository (default $root.Chart.AppVersion $root.Values.image.tag) -}}
 {{- end -}}
 
 {{- define "egs.controllerSelectorLabels" -}}
