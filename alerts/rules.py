@@ -210,6 +210,31 @@ def demand_curve_rules() -> list[Rule]:
     return rules
 
 
+NAMESPACE_GPUS = "max by (namespace, gpu_class) (egs_namespace_gpus)"
+CLASS_GPUS = "max by (gpu_class) (egs_gpu_class_gpus)"
+CLASS_PRICE = "max by (gpu_class) (egs_gpu_class_price_usd_per_hour)"
+"""The controller's cost inputs, one series per namespace and class: `max by` drops the scrape's labels
+(instance, pod), so that the controller's replicas (only the leader exports them) never count twice."""
+
+
+def cost_rules() -> list[Rule]:
+    """Cost per team: each namespace's GPUs (a shared GPU by the share a pod holds) at its class's price,
+    and per class the GPUs no pod holds at that price, so that the two add up to the fleet's cost."""
+    held_by_class = f"sum by (gpu_class) ({NAMESPACE_GPUS})"
+    return [
+        _record(
+            "namespace:egs_gpu_cost_usd_per_hour:sum",
+            f"sum by (namespace) ({NAMESPACE_GPUS} * on (gpu_class) group_left () {CLASS_PRICE})",
+        ),
+        # A class nobody's pods hold is idle whole (`or` its GPUs times 0); a listing a moment old that
+        # shows more held than there is clamps at 0 instead of a negative cost.
+        _record(
+            "gpu_class:egs_gpu_idle_cost_usd_per_hour:sum",
+            f"clamp_min({CLASS_GPUS} - ({held_by_class} or {CLASS_GPUS} * 0), 0) * on (gpu_class) {CLASS_PRICE}",
+        ),
+    ]
+
+
 def _alert(cfg: RulesConfig, name: str, expr: str, severity: str, summary: str, description: str, for_: str) -> Rule:
     rule: Rule = {"alert": name, "expr": expr}
     if for_:
@@ -383,6 +408,7 @@ def rule_groups(cfg: RulesConfig | None = None) -> dict[str, Any]:
             *capacity_groups(cfg),
             _group("egs-model-demand.rules", *demand_rules(cfg)),
             _group("egs-demand-curve.rules", *demand_curve_rules(), interval=cfg.slow_interval),
+            _group("egs-cost.rules", *cost_rules()),
             *(_group(group, *(alerts[n] for n in names)) for group, names in ALERT_GROUPS.items()),
             _group("egs-alerts", *(a for n, a in alerts.items() if n not in per_gpu)),
         ]

@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from autoscaler import leader
 from autoscaler.adapters.kubernetes import OWNED_KINDS, Cluster, KubernetesError, NotFoundError
+from autoscaler.cost import Holdings, holdings
 from autoscaler.decide import Decision, Observation, Settings, decide, status_of
 from autoscaler.metrics import SERIES
 from autoscaler.signals import History, ModelSignals, PodSignals
@@ -90,6 +91,8 @@ class Outcome:
     decision: Decision | None = None
     observation: Observation | None = None
     """What the decision was made from (the endpoints' statuses before it, the nodes)."""
+    cost: Holdings | None = None
+    """The GPUs each namespace holds and the fleet has, for cost per team (None: not observed)."""
 
 
 class ControllerMetrics:
@@ -128,6 +131,7 @@ class ControllerMetrics:
         self.gauge("egs_autoscaler_leader").set(1 if outcome.leader else 0)
         for error in outcome.errors:
             self.counter("egs_autoscaler_reconcile_errors_total").labels(error).inc()
+        self._cost(outcome.cost)
         decision = outcome.decision
         if decision is None:
             return
@@ -170,6 +174,21 @@ class ControllerMetrics:
             self._provisioned(decision, outcome.observation, now)
         self.gauge("egs_autoscaler_reconcile_duration_seconds").set(duration_s)
         self.gauge("egs_autoscaler_last_reconcile_timestamp_seconds").set(now)
+
+    def _cost(self, held: Holdings | None) -> None:
+        """Cost per team's inputs; none from a replica that did not observe (it does not lead), so that
+        only the leader's figures are summed."""
+        names = ("egs_namespace_gpus", "egs_gpu_class_gpus", "egs_gpu_class_price_usd_per_hour")
+        for name in names:
+            self.gauge(name).clear()
+        if held is None:
+            return
+        for (namespace, gpu_class), gpus in held.namespace_gpus.items():
+            self.gauge("egs_namespace_gpus").labels(namespace, gpu_class).set(gpus)
+        for gpu_class, count in held.class_gpus.items():
+            self.gauge("egs_gpu_class_gpus").labels(gpu_class).set(count)
+        for gpu_class, price in held.price_usd_per_hour.items():
+            self.gauge("egs_gpu_class_price_usd_per_hour").labels(gpu_class).set(price)
 
     def _taken(self, decision: Decision, obs: Observation) -> None:
         schedulable = {
@@ -274,7 +293,8 @@ class Controller:
                     "labels to tell them apart",
                     ", ".join(sorted(self.split_evenly)),
                 )
-        outcome = Outcome(leader=True, decision=decision, observation=obs)
+        held = holdings(obs.nodes, obs.pods, self.catalog, self.settings.sharing)
+        outcome = Outcome(leader=True, decision=decision, observation=obs, cost=held)
         self._act(decision, obs, outcome)
         return outcome
 

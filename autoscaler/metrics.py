@@ -111,6 +111,22 @@ SERIES: tuple[Series, ...] = (
         "1 for each endpoint whose objects are left as they are: reason=InvalidSpec (its spec cannot be read) "
         "or CannotRender (its new shape cannot be written); its status condition says why.",
     ),
+    # Cost per team (autoscaler/cost.py): names other tools read, so they stay as they are.
+    Series(
+        "egs_namespace_gpus",
+        "gauge",
+        ("namespace", "gpu_class"),
+        "GPUs the namespace's pods (EGS's and any other) hold on Ready nodes of the class: a whole GPU counts 1, "
+        "a shared one the share of its memory the pod holds (time-slicing, HAMi, KAI), a MIG instance or AMD "
+        "partition its share of the GPU.",
+    ),
+    Series("egs_gpu_class_gpus", "gauge", ("gpu_class",), "GPUs on the Ready nodes of the class."),
+    Series(
+        "egs_gpu_class_price_usd_per_hour",
+        "gauge",
+        ("gpu_class",),
+        "USD per GPU-hour of the class: the configured price, else the catalogue's list price.",
+    ),
 )
 
 NAMES: frozenset[str] = frozenset(
