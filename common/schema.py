@@ -41,10 +41,10 @@ ALIAS_RATIO = 10
 
 
 def read_yaml(path: str | Path, error: type[InputError]) -> Any:
-    """The parsed document at `path`; an unreadable file, bad YAML or an alias bomb raises `error`
-    naming `path`."""
+    """The parsed document at `path`; an unreadable file, bytes that are not UTF-8, bad YAML or an
+    alias bomb raises `error` naming `path`."""
     try:
-        text = Path(path).read_text()
+        text = utf8(Path(path).read_bytes(), path, error)
     except OSError as e:
         raise error(f"cannot read: {e.strerror}", source=path) from e
     loader = LOADER(text)
@@ -59,6 +59,21 @@ def read_yaml(path: str | Path, error: type[InputError]) -> Any:
         raise error(f"not valid YAML: {e}", source=path) from e
     finally:
         loader.dispose()
+
+
+def utf8(data: bytes, path: str | Path, error: type[InputError]) -> str:
+    """`data` decoded as UTF-8 (the encoding every EGS input is written in, whatever the locale);
+    `error` naming `path` and where the first undecodable byte is otherwise."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise error(
+            f"not UTF-8 text: byte 0x{data[e.start]:02x} at line {line}, column {column} cannot be decoded "
+            "(save the file as UTF-8)",
+            source=path,
+        ) from e
 
 
 def check(raw: Any, schema: Path, error: type[InputError], what: str, at: tuple[str | int, ...] = ()) -> None:

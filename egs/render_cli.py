@@ -46,7 +46,13 @@ def generated_files() -> dict[Path, str]:
 
 def stale(root: Path) -> list[Path]:
     """The generated files under `root` that are missing or differ from what the code renders."""
-    return [p for p, text in generated_files().items() if not (root / p).is_file() or (root / p).read_text() != text]
+    return [p for p, text in generated_files().items() if not _holds(root / p, text)]
+
+
+def _holds(path: Path, text: str) -> bool:
+    """Whether `path` holds `text` as UTF-8; compared as bytes, so that a file damaged into bytes that
+    are not UTF-8 is out of date rather than a traceback."""
+    return path.is_file() and path.read_bytes() == text.encode()
 
 
 def add_parser(sub: Any) -> None:
@@ -84,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     for path, text in generated_files().items():
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.is_file() or target.read_text() != text:
-            target.write_text(text)
+        if not _holds(target, text):
+            target.write_bytes(text.encode())
             print(f"egs render: wrote {path}", file=sys.stderr)
     return 0

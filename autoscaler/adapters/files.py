@@ -232,7 +232,7 @@ def _open(path: str | Path) -> Any:
         size = Path(path).stat().st_size
         if size > MAX_FILE_BYTES:
             raise TraceError(f"{size:,} bytes; at most {MAX_FILE_BYTES:,} are read", source=path)
-        return Path(path).open(newline="")
+        return Path(path).open(newline="", encoding="utf-8")  # whatever the locale: a bad byte is refused by its row
     except OSError as e:
         raise TraceError(f"cannot read: {e.strerror}", source=path) from e
 

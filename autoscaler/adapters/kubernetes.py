@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -212,7 +213,7 @@ class Cluster:
                     config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
                 except config.ConfigException:
                     config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except (config.ConfigException, OSError) as e:
+        except (config.ConfigException, OSError, ValueError, yaml.YAMLError) as e:  # ValueError: not UTF-8
             if kubeconfig is not None:
                 raise InputError(f"not a usable kubeconfig: {e}", source=kubeconfig) from e
             raise SetupError(f"no cluster to talk to (not in a pod, no ~/.kube/config): give --kubeconfig ({e})") from e
