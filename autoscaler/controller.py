@@ -2,8 +2,9 @@
 
 The one module that wires the adapters to the core; `egs controller` runs it. Each `reconcile()`:
 
-1. **lead**: claim the Lease (`autoscaler.leader`); a replica that does not hold it observes
-   nothing and writes nothing; one whose claim runs out mid-loop stops before its next write;
+1. **lead**: a replica that does not hold the Lease observes nothing and writes nothing. The Lease
+   is renewed apart from the loop, by `autoscaler.leader.Elector` in a thread of its own; a loop
+   whose replica stops leading mid-loop stops before its next write;
 2. **observe**: Nodes, InferenceEndpoints, the objects EGS owns and the GPU pods (adapter), each model's signals
    (Prometheus adapter; unreachable = `None`, which the decide step holds on);
 3. **decide**: `autoscaler.decide.decide(observation, settings, registry, catalog, now)`;
@@ -12,7 +13,9 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
    (an intended object whose every field is already there is not written, so a second reconcile
    with nothing changed writes nothing); a 409 is retried by the adapter, a temporary failure of
    one object is counted and the loop goes on with the next;
-5. **record** the series of `autoscaler.metrics` and log the holds.
+5. **record** the series of `autoscaler.metrics`, log the holds, and write Events
+   (`autoscaler.events`) on each endpoint whose phase changed, that is held, or whose object could
+   not be written.
 
 Nothing is kept between loops that the cluster does not hold: the replicas to hold, the warm-pool
 sizes and the promised ready times are all read back from the objects, so a restart loses nothing.
@@ -30,12 +33,15 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from autoscaler import leader
 from autoscaler.adapters.kubernetes import OWNED_KINDS, Cluster, KubernetesError, NotFoundError
 from autoscaler.cost import Holdings, holdings
 from autoscaler.decide import Decision, Observation, Settings, decide, status_of
+from autoscaler.endpoint import API_VERSION, KIND
+from autoscaler.events import Event, ObjectRef, Recorder, event
+from autoscaler.kubetime import parse_time
+from autoscaler.leader import Elector, LeaderSettings
 from autoscaler.metrics import SERIES
-from autoscaler.signals import History, ModelSignals, PodSignals
+from autoscaler.signals import BadSample, Snapshot
 from common.errors import SetupError, TemporaryError
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
@@ -64,16 +70,18 @@ def owned_kinds(settings: Settings) -> tuple[tuple[str, str], ...]:
 ERROR_REASONS = ("temporary", "rejected", "lease_lost", "internal")
 """The `reason` of egs_autoscaler_reconcile_errors_total: a temporary failure (the loop goes on), a write
 the API server refused, the Lease lost mid-loop, a fault of the loop itself (logged with its trace)."""
+RESULTS = ("success", "error", "lease_lost", "follower")
+"""The `result` of egs_autoscaler_reconcile_total: a loop that decided and wrote without an error, one
+with at least one error, one that stopped because its replica stopped leading, one of a replica that
+does not lead (it does nothing)."""
 
 
 class Signals(Protocol):
     """Where per-model metrics come from (the Prometheus adapter, or a test's stand-in)."""
 
-    def signals(self) -> Mapping[str, ModelSignals]: ...
-
-    def demand_history(self, start_s: float, end_s: float, step_s: float) -> Mapping[str, History]: ...
-
-    def pod_signals(self) -> Mapping[tuple[str, str], PodSignals]: ...
+    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
+        """Everything one loop reads, evaluated at `at`; raises a TemporaryError when it cannot."""
+        ...
 
 
 class LostLease(Exception):
@@ -93,6 +101,19 @@ class Outcome:
     """What the decision was made from (the endpoints' statuses before it, the nodes)."""
     cost: Holdings | None = None
     """The GPUs each namespace holds and the fleet has, for cost per team (None: not observed)."""
+    bad_samples: tuple[BadSample, ...] = ()
+    """Prometheus samples dropped because they were not finite numbers."""
+    events: list[Event] = field(default_factory=list)
+    """What the loop tells about each object (`kubectl describe`): recorded after the writes."""
+
+    @property
+    def result(self) -> str:
+        """This loop's `result` label (`RESULTS`)."""
+        if "lease_lost" in self.errors:
+            return "lease_lost"
+        if self.errors:
+            return "error"
+        return "success" if self.leader else "follower"
 
 
 class ControllerMetrics:
@@ -111,6 +132,8 @@ class ControllerMetrics:
         self.idle: dict[str, frozenset[str]] = {}
         for reason in ERROR_REASONS:  # at zero from the start, so that a rate of errors is 0, not nothing
             self.counter("egs_autoscaler_reconcile_errors_total").labels(reason)
+        for result in RESULTS:
+            self.counter("egs_autoscaler_reconcile_total").labels(result)
 
     def gauge(self, name: str) -> Gauge:
         family = self.families[name]
@@ -132,6 +155,11 @@ class ControllerMetrics:
         for error in outcome.errors:
             self.counter("egs_autoscaler_reconcile_errors_total").labels(error).inc()
         self._cost(outcome.cost)
+        self.counter("egs_autoscaler_reconcile_total").labels(outcome.result).inc()
+        for bad in outcome.bad_samples:
+            self.counter("egs_autoscaler_bad_samples_total").labels(bad.series, bad.reason).inc()
+        if outcome.result != "follower":
+            self.histogram("egs_autoscaler_reconcile_duration_seconds").observe(duration_s)
         decision = outcome.decision
         if decision is None:
             return
@@ -172,7 +200,6 @@ class ControllerMetrics:
         if outcome.observation is not None:
             self._taken(decision, outcome.observation)
             self._provisioned(decision, outcome.observation, now)
-        self.gauge("egs_autoscaler_reconcile_duration_seconds").set(duration_s)
         self.gauge("egs_autoscaler_last_reconcile_timestamp_seconds").set(now)
 
     def _cost(self, held: Holdings | None) -> None:
@@ -211,13 +238,13 @@ class ControllerMetrics:
                 continue
             ready: Mapping[str, Any] = next((c for c in status.get("conditions") or () if c.get("type") == "Ready"), {})
             if ready.get("lastTransitionTime"):
-                waited = now - leader.parse_time(str(ready["lastTransitionTime"]))
+                waited = now - parse_time(str(ready["lastTransitionTime"]))
                 gpu_class = d.gpu_class or str(status.get("gpuClass", ""))
                 self.histogram("egs_endpoint_provisioning_seconds").labels(gpu_class).observe(max(0.0, waited))
 
 
 class Controller:
-    """One controller replica: `reconcile()` once, or `run()` every `interval_s` until stopped."""
+    """One controller replica: `reconcile()` once, or `run()` until `shutdown()`."""
 
     def __init__(
         self,
@@ -228,10 +255,12 @@ class Controller:
         catalog: Catalog,
         identity: str,
         dry_run: bool = False,
-        lease_duration_s: float = 15.0,
+        leadership: LeaderSettings | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         exposition: CollectorRegistry | None = None,
     ) -> None:
+        """`clock` is the wall clock the decisions are dated by; `monotonic` times the Lease."""
         self.cluster = cluster
         self.metrics = metrics
         self.settings = settings
@@ -239,14 +268,23 @@ class Controller:
         self.catalog = catalog
         self.identity = identity
         self.dry_run = dry_run
-        self.lease_duration_s = lease_duration_s
         self.clock = clock
+        self.monotonic = monotonic
+        self.started_at = monotonic()
+        self.last_loop_at: float | None = None
+        """When (`monotonic`) the last loop finished, leader or not: what liveness is judged on."""
+        self.elector = Elector(
+            cluster, settings.namespace, identity, leadership, clock=monotonic, wall=clock, write=not dry_run
+        )
+        self.events = Recorder(cluster, identity, clock)
         self.exposition_registry = exposition or CollectorRegistry()
         self.exposition = ControllerMetrics(self.exposition_registry)
-        self.leading_until = 0.0
         self.split_evenly: set[str] = set()
         self.skipped: set[tuple[str, str]] = set()
         """The nodes skipped last loop and why: each is logged once, when it starts being skipped."""
+        self.wake = threading.Event()
+        """Set to start the next loop now (a watch saw a change, this replica started leading)."""
+        self.stop = threading.Event()
 
     def reconcile(self) -> Outcome:
         started = time.monotonic()
@@ -254,30 +292,56 @@ class Controller:
         try:
             outcome = self._reconcile(now)
         except LostLease:
-            log.warning("lost the Lease mid-loop: stopped writing")
+            log.warning("stopped leading mid-loop: stopped writing")
             outcome = Outcome(leader=False, errors=["lease_lost"])
         except TemporaryError as e:
             log.warning("reconcile: %s (trying again next loop)", e)
-            outcome = Outcome(leader=self.leading_until > now, errors=["temporary"])
+            outcome = Outcome(leader=self.elector.leading(), errors=["temporary"])
         except (SetupError, KubernetesError):
             raise  # the process's own environment (credentials, a missing CRD): the one reason to exit
         except Exception:
             # Whatever one object does to a loop, the next loop runs: objects are reported on
             # themselves (decide), and a fault nobody foresaw is logged with its trace, not fatal.
             log.exception("reconcile failed (trying again next loop)")
-            outcome = Outcome(leader=self.leading_until > now, errors=["internal"])
+            outcome = Outcome(leader=self.elector.leading(), errors=["internal"])
+        if not self.dry_run:
+            for happened in outcome.events:
+                self.events.record(happened)
         self.exposition.record(outcome, time.monotonic() - started, self.clock())
+        self.last_loop_at = self.monotonic()
         return outcome
 
-    def run(self, interval_s: float, stop: threading.Event) -> None:
-        while not stop.is_set():
+    def health(self, interval_s: float) -> tuple[bool, str]:
+        """Liveness: whether the last loop finished less than 3 intervals and a Lease ago (a loop stuck
+        on a read with no deadline, or a dead loop thread, fails it), and why, in a sentence."""
+        what = "started" if self.last_loop_at is None else "the last loop finished"
+        age = self.monotonic() - (self.started_at if self.last_loop_at is None else self.last_loop_at)
+        limit = 3 * interval_s + self.elector.settings.lease_duration_s
+        if age < limit:
+            return True, f"{what} {age:.1f}s ago"
+        return False, f"{what} {age:.1f}s ago, more than {limit:g}s (3 intervals and a Lease): the loop is stuck"
+
+    def run(self, interval_s: float) -> None:
+        """Hold the Lease in a thread, and reconcile every `interval_s` or when woken, until `shutdown()`;
+        then hand the Lease back."""
+        self.elector.on_change = lambda leading: self.wake.set()
+        elector = threading.Thread(target=self.elector.run, args=(self.stop,), name="lease", daemon=True)
+        elector.start()
+        while not self.stop.is_set():
+            self.wake.clear()
             self.reconcile()
-            stop.wait(interval_s)
+            self.wake.wait(interval_s)
+        elector.join()
+
+    def shutdown(self) -> None:
+        """Stop after the loop in progress (safe from a signal handler)."""
+        self.stop.set()
+        self.wake.set()
 
     def _reconcile(self, now: float) -> Outcome:
-        if not self._lead(now):
+        if not self.elector.leading():
             return Outcome(leader=False)
-        obs = self._observe()
+        obs, read = self._observe(now)
         decision = decide(obs, self.settings, self.registry, self.catalog, now)
         for hold in decision.holds:
             log.warning("holding the last decision: %s", hold)
@@ -294,67 +358,64 @@ class Controller:
                     ", ".join(sorted(self.split_evenly)),
                 )
         held = holdings(obs.nodes, obs.pods, self.catalog, self.settings.sharing)
-        outcome = Outcome(leader=True, decision=decision, observation=obs, cost=held)
+        bad = read.bad if read else ()
+        outcome = Outcome(leader=True, decision=decision, observation=obs, cost=held, bad_samples=bad)
         self._act(decision, obs, outcome)
         return outcome
 
-    def _lead(self, now: float) -> bool:
-        namespace = self.settings.namespace
-        try:
-            read = self.cluster.lease(namespace, leader.LEASE_NAME)
-            spec = leader.claim((read or {}).get("spec"), self.identity, now, self.lease_duration_s)
-            if spec is None:
-                self.leading_until = 0.0
-                return False
-            if not self.dry_run:
-                self.cluster.take_lease(namespace, leader.LEASE_NAME, spec, read)
-        except KubernetesError as e:
-            log.info("not leading this loop: %s", e)
-            return self.leading_until > self.clock()
-        self.leading_until = now + self.lease_duration_s
-        return True
-
-    def _observe(self) -> Observation:
+    def _observe(self, now: float) -> tuple[Observation, Snapshot | None]:
         nodes = self.cluster.nodes()
         endpoints = self.cluster.endpoints()
         owned = self.cluster.owned()
         pods = self.cluster.gpu_pods()
-        signals: Mapping[str, ModelSignals] | None = None
-        history: Mapping[str, History] = {}
-        per_pod: Mapping[tuple[str, str], PodSignals] = {}
+        read: Snapshot | None = None
         if self.metrics is not None:
             try:
-                signals = self.metrics.signals()
-                per_pod = self.metrics.pod_signals()
-                now = self.clock()
-                history = self.metrics.demand_history(now - HISTORY_S, now, HISTORY_STEP_S)
+                read = self.metrics.snapshot(now, HISTORY_S, HISTORY_STEP_S)
             except TemporaryError as e:
                 log.warning("metrics unavailable: %s", e)
-                signals, per_pod = None, {}
-        return Observation(nodes, endpoints, owned, signals, history, pods, per_pod)
+        if read is None:
+            return Observation(nodes, endpoints, owned, None, {}, pods, {}), None
+        for bad in read.bad:
+            log.warning("dropped a bad sample of %s{%s}: %s (%s)", bad.series, bad.labels, bad.value, bad.reason)
+        return Observation(nodes, endpoints, owned, read.signals, read.history, pods, read.pods), read
 
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
         held = {_identity(o): o for o in obs.owned}
         statuses = _statuses(obs)
-        writes: list[tuple[str, Callable[[], Any]]] = []
+        uids = {
+            (_identity(o)[2], _identity(o)[3]): str((o.get("metadata") or {}).get("uid") or "") for o in obs.endpoints
+        }
+        writes: list[tuple[str, ObjectRef, Callable[[], Any], Event | None]] = []
         for obj in decision.objects:
             if _within(obj, held.get(_identity(obj))):
                 outcome.unchanged += 1
             else:
-                writes.append((f"{obj['kind']} {_name(obj)}", partial(self.cluster.apply, obj)))
+                writes.append((f"{obj['kind']} {_name(obj)}", _regarding(obj), partial(self.cluster.apply, obj), None))
+        decided = {(d.namespace, d.name): d for d in decision.endpoints}
         for (namespace, name), status in decision.statuses.items():
-            if _within(status, statuses.get((namespace, name))):
+            regarding = ObjectRef(API_VERSION, KIND, namespace, name, uids.get((namespace, name), ""))
+            d = decided.get((namespace, name))
+            if d is not None and d.held:
+                outcome.events.append(event(regarding, "Warning", "HoldingReplicas", "Scale", d.held))
+            before = statuses.get((namespace, name)) or {}
+            if _within(status, before):
                 outcome.unchanged += 1
-            else:
-                writes.append(
-                    (f"status {namespace}/{name}", partial(self.cluster.apply_status, namespace, name, status))
-                )
+                continue
+            changed = None
+            if d is not None and before.get("phase") != d.phase:
+                note = f"{before.get('phase') or 'New'} -> {d.phase}: {d.message}"
+                warning = d.phase in ("Degraded", "Failed")
+                changed = event(regarding, "Warning" if warning else "Normal", d.reason or d.phase, "Reconcile", note)
+            write = partial(self.cluster.apply_status, namespace, name, status)
+            writes.append((f"status {namespace}/{name}", regarding, write, changed))
         # After the applies: a replaced workload goes once its replacement serves (make-before-break).
         for api_version, kind, namespace, name in decision.deletions:
             what = f"delete {kind} {f'{namespace}/' if namespace else ''}{name}"
-            writes.append((what, partial(self.cluster.delete, api_version, kind, namespace or None, name)))
-        for what, call in writes:
-            if self.leading_until <= self.clock():
+            gone = ObjectRef(api_version, kind, namespace, name)
+            writes.append((what, gone, partial(self.cluster.delete, api_version, kind, namespace or None, name), None))
+        for what, regarding, call, written in writes:
+            if not self.elector.leading():
                 raise LostLease(what)
             if self.dry_run:
                 log.info("dry run: would write %s", what)
@@ -363,11 +424,22 @@ class Controller:
             try:
                 call()
                 outcome.writes += 1
+                outcome.events += [written] if written else []
             except NotFoundError:
                 log.info("%s: gone since it was read", what)
             except KubernetesError as e:
                 log.warning("%s: %s", what, e)
                 outcome.errors.append("temporary" if isinstance(e, TemporaryError) else "rejected")
+                outcome.events.append(event(regarding, "Warning", "WriteFailed", "Apply", f"{what}: {e}"))
+
+
+def _regarding(obj: Mapping[str, Any]) -> ObjectRef:
+    """Whom an Event about writing `obj` is on: the endpoint that owns it, else the object itself."""
+    meta = obj.get("metadata") or {}
+    for owner in meta.get("ownerReferences") or ():
+        if owner.get("kind") == KIND and owner.get("apiVersion") == API_VERSION:
+            return ObjectRef(API_VERSION, KIND, str(meta.get("namespace") or ""), owner["name"], owner.get("uid", ""))
+    return ObjectRef(str(obj["apiVersion"]), str(obj["kind"]), str(meta.get("namespace") or ""), str(meta["name"]))
 
 
 def _identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:

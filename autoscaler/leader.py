@@ -1,50 +1,195 @@
 """Leader election on a coordination.k8s.io/v1 Lease: which controller replica may write.
 
-Part of the autoscaler's pure core: `claim` says what Lease spec to write to become or stay leader
-(or that another replica holds it), from the spec read and `now`. The controller writes it through
-the Kubernetes adapter with the resourceVersion it read, so of two replicas that claim at once one
-write fails with a conflict and that replica stays a follower. A leader whose Lease write failed
-stops writing once `valid_until` has passed, before the next replica may take over.
+The controller (`autoscaler.controller`) runs an `Elector` in a thread of its own, apart from the
+reconcile loop, so that a loop longer than the Lease (a slow Prometheus, many writes) never lets the
+Lease lapse, and a loop that runs rarely (`--interval 30`) never leaves a gap for the other replica.
+It follows client-go's `leaderelection` (and the `kubernetes` Python client's copy of it):
+
+- every `retry_period_s` it reads the Lease and, when it may, writes itself as holder with the
+  resourceVersion it read, so of two replicas that claim at once one write fails with a conflict;
+- another holder's claim is timed from when **this** replica observed the record change, on this
+  replica's clock (`lease_duration_s` after that), never from the other replica's `renewTime`, so a
+  skewed clock on either side decides nothing;
+- the leader leads while its last successful renewal is younger than `renew_deadline_s`; that is
+  shorter than the Lease, so it stops writing (`leading()` turns false) before any other replica
+  may take over, even when it cannot reach the API server to learn that it lost;
+- `release()` (on SIGTERM) hands the Lease back (empty holder, 1 s), so the next replica takes over
+  at its next retry instead of a whole Lease later.
 """
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Mapping
-from typing import Any
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from autoscaler.kubetime import micro_time
+from common.errors import EgsError, InputError
+
+log = logging.getLogger("egs.leader")
 
 LEASE_NAME = "egs-controller"
 
 
-def claim(spec: Mapping[str, Any] | None, me: str, now: float, duration_s: float) -> dict[str, Any] | None:
-    """The spec that makes `me` the holder from `now`, or None while another holder's Lease is valid."""
-    spec = spec or {}
-    holder = spec.get("holderIdentity")
-    if holder and holder != me and valid_until(spec) > now:
-        return None
-    transitions = int(spec.get("leaseTransitions", 0)) + (1 if holder and holder != me else 0)
-    acquired = spec.get("acquireTime") if holder == me and spec.get("acquireTime") else micro_time(now)
-    return {
-        "holderIdentity": me,
-        "leaseDurationSeconds": max(1, round(duration_s)),
-        "acquireTime": acquired,
-        "renewTime": micro_time(now),
-        "leaseTransitions": transitions,
-    }
+@dataclass(frozen=True)
+class LeaderSettings:
+    """How the Lease is held (client-go's defaults; `egs controller --lease-duration` etc.)."""
+
+    lease_duration_s: float = 15.0
+    """How long another replica waits, from when it saw the last renewal, before it takes over."""
+    renew_deadline_s: float = 10.0
+    """How long the leader keeps writing without a successful renewal; less than the Lease."""
+    retry_period_s: float = 2.0
+    """Seconds between two attempts to acquire or renew."""
+
+    def __post_init__(self) -> None:
+        if not self.lease_duration_s > self.renew_deadline_s > self.retry_period_s > 0:
+            raise InputError(
+                "the Lease settings need lease duration > renew deadline > retry period > 0 "
+                f"(got {self.lease_duration_s:g} s, {self.renew_deadline_s:g} s, {self.retry_period_s:g} s)",
+                source="--lease-duration",
+            )
 
 
-def valid_until(spec: Mapping[str, Any]) -> float:
-    """When the holder's claim runs out (0 when the spec has never been renewed)."""
-    renewed = spec.get("renewTime")
-    if not renewed:
-        return 0.0
-    return parse_time(str(renewed)) + float(spec.get("leaseDurationSeconds", 0))
+class LeaseStore(Protocol):
+    """Where the Lease lives: the Kubernetes adapter's `lease` and `take_lease`. Both raise an
+    `EgsError` when the API server cannot be reached or refuses (`ConflictError` on a lost race)."""
+
+    def lease(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+    def take_lease(
+        self, namespace: str, name: str, spec: Mapping[str, Any], read: Mapping[str, Any] | None
+    ) -> None: ...
 
 
-def micro_time(t: float) -> str:
-    """Kubernetes' MicroTime: RFC 3339 with microseconds, in UTC."""
-    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+class Elector:
+    """One replica's candidacy for the Lease `namespace`/`LEASE_NAME`."""
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        namespace: str,
+        identity: str,
+        settings: LeaderSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        write: bool = True,
+    ) -> None:
+        """`clock` times this replica's own observations and deadlines; `wall` stamps the Lease's
+        times for people to read. `write=False` (a dry run) leads without writing the Lease."""
+        self.store = store
+        self.namespace = namespace
+        self.identity = identity
+        self.settings = settings or LeaderSettings()
+        self.clock = clock
+        self.wall = wall
+        self.write = write
+        self.on_change: Callable[[bool], None] = lambda leading: None
+        """Called (in the elector's thread) when this replica starts or stops leading."""
+        self._lock = threading.Lock()
+        self._observed: tuple[Any, ...] | None = None
+        self._observed_at = 0.0
+        self._renewed_at: float | None = None
+        self._was_leading = False
+
+    def leading(self) -> bool:
+        """Whether this replica may write now: its last renewal is younger than the renew deadline."""
+        with self._lock:
+            renewed = self._renewed_at
+        return renewed is not None and self.clock() < renewed + self.settings.renew_deadline_s
+
+    def step(self) -> bool:
+        """One attempt to acquire or renew (client-go's tryAcquireOrRenew); whether this replica leads."""
+        now = self.clock()
+        try:
+            read = self.store.lease(self.namespace, LEASE_NAME)
+            spec: Mapping[str, Any] = (read or {}).get("spec") or {}
+            self._observe(spec, now)
+            holder = spec.get("holderIdentity")
+            if holder and holder != self.identity and not self._expired(spec, now):
+                with self._lock:
+                    self._renewed_at = None
+                return self._changed()
+            claimed = self._claim(spec, holder)
+            if self.write:
+                self.store.take_lease(self.namespace, LEASE_NAME, claimed, read)
+        except EgsError as e:
+            log.info("Lease %s/%s not renewed: %s", self.namespace, LEASE_NAME, e)
+            return self._changed()
+        with self._lock:
+            self._observed, self._observed_at, self._renewed_at = _record(claimed), now, now
+        return self._changed()
+
+    def run(self, stop: threading.Event) -> None:
+        """Acquire and renew every retry period until `stop`, then release the Lease."""
+        while not stop.is_set():
+            self.step()
+            stop.wait(self.settings.retry_period_s)
+        self.release()
+
+    def release(self) -> None:
+        """Hand the Lease back when this replica holds it, so the next one need not wait it out."""
+        if not self.leading():
+            return
+        with self._lock:
+            self._renewed_at = None
+        self._changed()
+        if not self.write:
+            return
+        try:
+            read = self.store.lease(self.namespace, LEASE_NAME)
+            spec: Mapping[str, Any] = (read or {}).get("spec") or {}
+            if spec.get("holderIdentity") != self.identity:
+                return
+            stamp = micro_time(self.wall())
+            released = {
+                "holderIdentity": "",
+                "leaseDurationSeconds": 1,
+                "acquireTime": stamp,
+                "renewTime": stamp,
+                "leaseTransitions": int(spec.get("leaseTransitions", 0)),
+            }
+            self.store.take_lease(self.namespace, LEASE_NAME, released, read)
+            log.info("released the Lease %s/%s", self.namespace, LEASE_NAME)
+        except EgsError as e:
+            log.warning("could not release the Lease %s/%s: %s", self.namespace, LEASE_NAME, e)
+
+    def _observe(self, spec: Mapping[str, Any], now: float) -> None:
+        record = _record(spec)
+        with self._lock:
+            if record != self._observed:
+                self._observed, self._observed_at = record, now
+
+    def _expired(self, spec: Mapping[str, Any], now: float) -> bool:
+        """Whether the holder's claim ran out, timed from when this replica saw it last change."""
+        with self._lock:
+            observed_at = self._observed_at
+        return observed_at + float(spec.get("leaseDurationSeconds") or 0) <= now
+
+    def _claim(self, spec: Mapping[str, Any], holder: Any) -> dict[str, Any]:
+        stamp = micro_time(self.wall())
+        mine = holder == self.identity
+        return {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": max(1, round(self.settings.lease_duration_s)),
+            "acquireTime": spec.get("acquireTime") if mine and spec.get("acquireTime") else stamp,
+            "renewTime": stamp,
+            "leaseTransitions": int(spec.get("leaseTransitions", 0)) + (0 if mine or not holder else 1),
+        }
+
+    def _changed(self) -> bool:
+        leading = self.leading()
+        if leading != self._was_leading:
+            self._was_leading = leading
+            log.info("%s %s the Lease %s/%s", self.identity, "holds" if leading else "lost", self.namespace, LEASE_NAME)
+            self.on_change(leading)
+        return leading
 
 
-def parse_time(text: str) -> float:
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+def _record(spec: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What identifies one version of the Lease record (client-go compares the whole record)."""
+    keys = ("holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime", "leaseTransitions")
+    return tuple(spec.get(k) for k in keys)

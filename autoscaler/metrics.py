@@ -76,8 +76,34 @@ SERIES: tuple[Series, ...] = (
         (),
         "When the controller last finished a reconcile loop (Unix time).",
     ),
-    Series("egs_autoscaler_reconcile_errors_total", "counter", ("reason",), "Reconcile loops that failed."),
-    Series("egs_autoscaler_reconcile_duration_seconds", "gauge", (), "How long the last reconcile loop took."),
+    Series(
+        "egs_autoscaler_reconcile_errors_total",
+        "counter",
+        ("reason",),
+        "Failures within reconcile loops: a write refused (rejected) or failed for now (temporary), the Lease "
+        "lost mid-loop.",
+    ),
+    Series(
+        "egs_autoscaler_reconcile_total",
+        "counter",
+        ("result",),
+        "Reconcile loops by result: success, error (at least one failure), lease_lost (stopped mid-loop), "
+        "follower (a replica that does not lead, doing nothing). The error ratio is error over all but follower.",
+    ),
+    Series(
+        "egs_autoscaler_reconcile_duration_seconds",
+        "histogram",
+        (),
+        "How long reconcile loops took (followers' empty loops not counted).",
+        buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+    ),
+    Series(
+        "egs_autoscaler_bad_samples_total",
+        "counter",
+        ("series", "reason"),
+        "Prometheus samples dropped because they were not finite numbers (reason nan, infinite or not_a_number); "
+        "the log names the labels. The model of a dropped demand sample is held, as if it had no series.",
+    ),
     Series(
         "egs_autoscaler_decisions_total",
         "counter",

@@ -7,6 +7,7 @@ endpoints of one model can be told apart); tests and the reconcile benchmark bui
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -42,3 +43,27 @@ class PodSignals:
     demand_rps: float | None = None
     waiting: float | None = None
     gpu_saturation: float | None = None
+
+
+@dataclass(frozen=True)
+class BadSample:
+    """A sample Prometheus answered that is not a usable number (NaN, +-Inf, not a number): dropped,
+    as if absent, and reported on itself by the controller."""
+
+    series: str
+    """The recorded series (the query) it came from."""
+    labels: str
+    """Which one, e.g. `model_name="llama"`."""
+    reason: str
+    """`nan`, `infinite` or `not_a_number`."""
+    value: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one loop reads from Prometheus, evaluated at one time."""
+
+    signals: Mapping[str, ModelSignals]
+    pods: Mapping[tuple[str, str], PodSignals]
+    history: Mapping[str, History]
+    bad: tuple[BadSample, ...] = ()

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # localplay/kube_standin.py: the Kubernetes API stand-in the tests and the demo use
 
 from autoscaler.decide import ClassSettings, Observation, Settings, decide  # noqa: E402
-from autoscaler.signals import History, ModelSignals, PodSignals  # noqa: E402
+from autoscaler.signals import ModelSignals, PodSignals, Snapshot  # noqa: E402
 from scheduler.catalog import Catalog  # noqa: E402
 from scheduler.registry import Registry  # noqa: E402
 from scheduler.synthetic import gpu_node  # noqa: E402
@@ -155,18 +155,14 @@ def measure_reconcile(args: argparse.Namespace, catalog: Catalog, registry: Regi
             """Metrics that do not change between the loops: demand as drawn, servers not saturated (a
             saturated server rightly adds a replica each loop until it is not, which is a change)."""
 
-            def signals(self) -> dict[str, ModelSignals]:
-                return {k: ModelSignals(v.model, v.demand_rps, 0.0, v.running, min(v.kv_cache_usage or 0, 0.7),
-                                        time.time()) for k, v in fixed.items()}  # fmt: skip
-
-            def demand_history(self, start_s: float, end_s: float, step_s: float) -> dict[str, History]:
-                return {}
-
-            def pod_signals(self) -> dict[tuple[str, str], PodSignals]:
-                return {}
+            def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
+                return Snapshot({k: ModelSignals(v.model, v.demand_rps, 0.0, v.running,
+                                                 min(v.kv_cache_usage or 0, 0.7), time.time())
+                                 for k, v in fixed.items()}, {}, {})  # fmt: skip
 
         cluster = Cluster(kube.api_client(), owned_kinds=owned_kinds(settings()))
         ctl = Controller(cluster, Fixed(), settings(), registry, catalog, "bench", exposition=CollectorRegistry())
+        ctl.elector.step()
         first = ctl.reconcile()
         second = ctl.reconcile()
         log(f"reconcile: first {first.writes} writes, second {second.writes} ({second.errors or 'no errors'})")

@@ -13,13 +13,12 @@ import logging
 import os
 import signal
 import socket
-import threading
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from common.errors import InputError, naming
+from common.errors import InputError, SetupError, naming
 from egs.arguments import POSITIVE
 
 if TYPE_CHECKING:  # `egs controller --help` and `egs api --help` load none of these (and not scipy)
@@ -47,9 +46,51 @@ def add_parser(sub: Any) -> None:
     ctl.add_argument(
         "--metrics-listen",
         default="127.0.0.1:9402",
-        help="HOST:PORT for the controller's /metrics (default %(default)s)",
+        help="HOST:PORT for the controller's /metrics, /healthz and /readyz (default %(default)s)",
     )
     ctl.add_argument("--identity", help="this replica's name in the Lease (default: $POD_NAME, else host-pid)")
+    lease = ctl.add_argument_group("leader election (client-go's defaults)")
+    lease.add_argument(
+        "--lease-duration",
+        type=POSITIVE,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long another replica waits, from when it saw the last renewal, before it takes "
+        "the Lease (default %(default)s)",
+    )
+    lease.add_argument(
+        "--renew-deadline",
+        type=POSITIVE,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long the leader keeps writing without renewing; less than the Lease (default %(default)s)",
+    )
+    lease.add_argument(
+        "--retry-period",
+        type=POSITIVE,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between two attempts to acquire or renew the Lease (default %(default)s)",
+    )
+    prom = ctl.add_argument_group("Prometheus")
+    prom.add_argument(
+        "--prometheus-timeout",
+        type=POSITIVE,
+        default=5.0,
+        metavar="SECONDS",
+        help="deadline for all of one loop's reads, without retries; less than --renew-deadline (default %(default)s)",
+    )
+    prom.add_argument(
+        "--prometheus-ca-file",
+        type=Path,
+        metavar="FILE",
+        help="CA bundle that signs an https Prometheus' certificate (default: the system's)",
+    )
+    prom.add_argument(
+        "--prometheus-insecure-skip-verify",
+        action="store_true",
+        help="do not verify an https Prometheus' certificate (TLS is verified by default)",
+    )
     ctl.add_argument("--once", action="store_true", help="run one loop, print its outcome as JSON, and exit")
     ctl.set_defaults(run=run)
 
@@ -88,43 +129,78 @@ def load_config(args: argparse.Namespace) -> tuple[Settings, Registry, Catalog]:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry, ProcessCollector
 
     from autoscaler.adapters.kubernetes import Cluster
     from autoscaler.adapters.prometheus import PrometheusMetrics
     from autoscaler.controller import Controller, owned_kinds
+    from autoscaler.leader import LeaderSettings
+    from autoscaler.probes import ProbeServer
     from exporter.server import parse_listen
 
     try:
         host, port = parse_listen(args.metrics_listen)
     except InputError as e:
         raise InputError(e.message, source="--metrics-listen") from e
+    leadership = LeaderSettings(args.lease_duration, args.renew_deadline, args.retry_period)
+    if args.prometheus_timeout >= args.renew_deadline:
+        raise InputError(
+            f"must be less than --renew-deadline ({args.renew_deadline:g} s), got {args.prometheus_timeout:g}",
+            source="--prometheus-timeout",
+        )
     settings, registry, catalog = load_config(args)
     settings = replace(settings, prometheus_url=args.prometheus or "")
     cluster = Cluster.connect(args.kubeconfig, owned_kinds=owned_kinds(settings))
-    metrics = PrometheusMetrics(args.prometheus) if args.prometheus else None
+    metrics = None
+    if args.prometheus:
+        metrics = PrometheusMetrics(
+            args.prometheus,
+            timeout_s=args.prometheus_timeout,
+            ca_file=args.prometheus_ca_file,
+            verify=not args.prometheus_insecure_skip_verify,
+        )
     if metrics is None:
         log.warning("no --prometheus: every endpoint keeps its replicas (nothing scales on demand)")
     identity = args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     exposition = CollectorRegistry()
+    ProcessCollector(registry=exposition)
     controller = Controller(
-        cluster, metrics, settings, registry, catalog, identity, dry_run=args.dry_run, exposition=exposition
+        cluster,
+        metrics,
+        settings,
+        registry,
+        catalog,
+        identity,
+        dry_run=args.dry_run,
+        leadership=leadership,
+        exposition=exposition,
     )
     if args.once:
+        controller.elector.step()
         outcome = controller.reconcile()
+        controller.elector.release()
         print(json.dumps(_outcome(outcome)))
         return 4 if outcome.errors else 0
-    start_http_server(port, host, registry=exposition)
-    stop = threading.Event()
+
+    def ready() -> tuple[bool, str]:
+        ran = controller.last_loop_at is not None
+        return ran, "the first loop ran" if ran else "the first loop has not finished yet"
+
+    try:
+        server = ProbeServer((host, port), exposition, lambda: controller.health(args.interval), ready)
+    except OSError as e:
+        raise SetupError(f"cannot serve on {host}:{port}: {e.strerror or e}") from e
+    server.serve_in_thread()
 
     def shutdown(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping after this loop", signum)
-        stop.set()
+        log.info("signal %d: stopping after this loop and handing the Lease back", signum)
+        controller.shutdown()
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     log.info("controller %s: every %.0fs, metrics on http://%s:%d/metrics", identity, args.interval, host, port)
-    controller.run(args.interval, stop)
+    controller.run(args.interval)
+    server.shutdown()
     return 0
 
 

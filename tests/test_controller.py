@@ -10,27 +10,30 @@ endpoint's wait for capacity are counted once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from autoscaler.adapters.kubernetes import Cluster
-from autoscaler.adapters.prometheus import PrometheusMetrics
+from autoscaler.adapters.prometheus import DEMAND, PrometheusMetrics
 from autoscaler.controller import Controller, ControllerMetrics, Outcome, owned_kinds
 from autoscaler.decide import ClassSettings, Decision, EndpointDecision, Observation, PoolDecision, Settings
 from autoscaler.metrics import SERIES
-from autoscaler.signals import History, ModelSignals, PodSignals
+from autoscaler.signals import ModelSignals, Snapshot
 from localplay.kube_standin import KubeCluster
 from localplay.localstack import free_port
 from tests.test_decide import CATALOG, MODEL, REGISTRY, endpoint, h100, training
+from tests.test_prometheus_reads import BlackHole, FakePrometheus
 
 NOW = 1_800_000_000.0
 SETTINGS = Settings(classes={"H100-80GB": ClassSettings(gpus_per_node=8, static_nodes=1)}, throughput_rps={MODEL: 2.0})
 ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 DEPLOYMENTS = "apps/v1/deployments"
 LWS = "leaderworkerset.x-k8s.io/v1/leaderworkersets"
+EVENTS = "events.k8s.io/v1/events"
 
 
 class FixedSignals:
@@ -39,15 +42,9 @@ class FixedSignals:
     def __init__(self, demand: float, age_s: float = 5.0, clock: Any = None) -> None:
         self.demand, self.age_s, self.clock = demand, age_s, clock
 
-    def signals(self) -> Mapping[str, ModelSignals]:
+    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
         now = self.clock() if self.clock else NOW
-        return {MODEL: ModelSignals(MODEL, self.demand, 0.0, 1.0, 0.3, now - self.age_s)}
-
-    def demand_history(self, start_s: float, end_s: float, step_s: float) -> Mapping[str, History]:
-        return {}
-
-    def pod_signals(self) -> Mapping[tuple[str, str], PodSignals]:
-        return {}
+        return Snapshot({MODEL: ModelSignals(MODEL, self.demand, 0.0, 1.0, 0.3, now - self.age_s)}, {}, {})
 
 
 class Clock:
@@ -66,9 +63,12 @@ def kube() -> Iterator[KubeCluster]:
     cluster.stop()
 
 
-def controller(kube: KubeCluster, signals: Any, clock: Any = None, name: str = "a", **kw: Any) -> Controller:
+def controller(
+    kube: KubeCluster, signals: Any, clock: Any = None, name: str = "a", lead: bool = True, **kw: Any
+) -> Controller:
+    """A controller replica; `lead`: it has tried once for the Lease, as its elector's thread does first."""
     cluster = Cluster(kube.api_client(), owned_kinds=owned_kinds(SETTINGS))
-    return Controller(
+    ctl = Controller(
         cluster,
         signals,
         SETTINGS,
@@ -79,6 +79,9 @@ def controller(kube: KubeCluster, signals: Any, clock: Any = None, name: str = "
         exposition=CollectorRegistry(),
         **kw,
     )
+    if lead:
+        ctl.elector.step()
+    return ctl
 
 
 def chat_deployment(kube: KubeCluster) -> dict[str, Any]:
@@ -104,7 +107,7 @@ def test_a_second_reconcile_with_nothing_changed_writes_nothing(kube: KubeCluste
     patches = len(kube.requests("PATCH"))
     second = ctl.reconcile()
     assert (second.writes, second.errors) == (0, [])
-    assert len(kube.requests("PATCH")) == patches + 1  # the Lease renewal only
+    assert len(kube.requests("PATCH")) == patches  # the Lease is renewed apart from the loop
 
 
 def test_prometheus_down_holds_the_replicas(kube: KubeCluster) -> None:
@@ -148,10 +151,10 @@ def test_a_conflict_is_retried_and_a_server_error_does_not_stop_the_loop(kube: K
 def test_a_lost_lease_stops_the_writes_mid_loop(kube: KubeCluster) -> None:
     kube.put("v1/nodes", h100("gpu-0"))
     kube.put(ENDPOINTS, endpoint())
-    # each look at the clock moves it 4 s: the 15 s claim runs out after a few writes
-    ctl = controller(kube, FixedSignals(demand=3.0), clock=Clock(step=4.0))
+    # each look at the Lease's clock moves it 2 s: the 10 s renew deadline passes after a few writes
+    ctl = controller(kube, FixedSignals(demand=3.0), monotonic=Clock(step=2.0))
     outcome = ctl.reconcile()
-    assert outcome.errors == ["lease_lost"]
+    assert (outcome.errors, outcome.result) == (["lease_lost"], "lease_lost")
     assert 0 < len([r for r in kube.requests("PATCH") if "/leases/" not in r.url.path]) < 5
 
 
@@ -159,18 +162,20 @@ def test_two_controllers_one_writer(kube: KubeCluster) -> None:
     kube.put("v1/nodes", h100("gpu-0"))
     kube.put(ENDPOINTS, endpoint())
     a = controller(kube, FixedSignals(demand=3.0), name="a")
-    b = controller(kube, FixedSignals(demand=9.0), name="b")
+    lease_clock = Clock(0.0)
+    b = controller(kube, FixedSignals(demand=9.0), name="b", monotonic=lease_clock)
     assert a.reconcile().leader
     patches = len(kube.requests("PATCH"))
     outcome = b.reconcile()
-    assert (outcome.leader, outcome.writes) == (False, 0)
+    assert (outcome.leader, outcome.writes, outcome.result) == (False, 0, "follower")
     assert len(kube.requests("PATCH")) == patches
     assert chat_deployment(kube)["spec"]["replicas"] == 2
     lease = kube.get("coordination.k8s.io/v1/leases", "egs-system", "egs-controller")
     assert lease is not None and lease["spec"]["holderIdentity"] == "a"
-    # once a's claim has run out, b takes over
-    late = controller(kube, FixedSignals(demand=9.0), clock=Clock(NOW + 60), name="b").reconcile()
-    assert late.leader and chat_deployment(kube)["spec"]["replicas"] == 6
+    # once a has not renewed for a Lease (15 s after b saw it last), b takes over
+    lease_clock.t = 16.0
+    assert b.elector.step()
+    assert b.reconcile().leader and chat_deployment(kube)["spec"]["replicas"] == 6
 
 
 def test_a_restart_while_provisioning_keeps_the_eta_and_the_pool(kube: KubeCluster) -> None:
@@ -288,3 +293,84 @@ def test_demand_split_evenly_is_logged_and_exposed(kube: KubeCluster, caplog: py
         f"demand split evenly between the endpoints of {MODEL}: their pods' series carry no namespace/pod labels "
         "to tell them apart"
     ]  # once, not every loop
+
+
+def test_a_hung_prometheus_costs_the_loop_one_deadline_and_the_writes_go_on(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    hole = BlackHole()
+    try:
+        ctl = controller(kube, PrometheusMetrics(hole.url, timeout_s=0.5))
+        started = time.monotonic()
+        outcome = ctl.reconcile()
+        took = time.monotonic() - started
+    finally:
+        hole.close()
+    # before: 4 x the timeout and 6 s of back-off per query, past the Lease, so every loop ended lease_lost
+    assert took < 3.0
+    assert (outcome.result, outcome.writes > 0) == ("success", True)
+    assert outcome.decision is not None and "Prometheus unavailable" in outcome.decision.holds[0]
+    assert len(hole.accepted) == 1
+
+
+def test_a_bad_sample_is_counted_on_its_series_and_the_loop_goes_on(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    prom = FakePrometheus({DEMAND: [{"metric": {"model_name": MODEL}, "value": [NOW, "1e400x"]}]})
+    try:
+        ctl = controller(kube, PrometheusMetrics(prom.url, timeout_s=2))
+        outcome = ctl.reconcile()  # before: float("1e400x") raised out of the loop and the process exited
+    finally:
+        prom.shutdown()
+    assert outcome.result == "success"
+    assert outcome.decision is not None and f"no metrics for {MODEL}" in outcome.decision.holds[0]
+    labels = {"series": DEMAND, "reason": "not_a_number"}
+    assert ctl.exposition_registry.get_sample_value("egs_autoscaler_bad_samples_total", labels) == 1
+
+
+def test_events_on_a_phase_change_a_hold_and_a_failed_write(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    ctl = controller(kube, FixedSignals(demand=3.0))
+    ctl.reconcile()
+    (created,) = kube.all(EVENTS)
+    assert (created["reason"], created["type"], created["note"]) == (
+        "ReplicasStarting",
+        "Normal",
+        "New -> Pending: 0 of 2 replicas ready",
+    )
+    assert created["regarding"]["name"] == "chat" and created["regarding"]["uid"]
+    held = controller(kube, FixedSignals(demand=0.0, age_s=3600), clock=Clock(NOW + 30))
+    kube.fail("PATCH", 422, times=1, path_part="/services/")
+    kube.delete("v1/services", "team-a", "chat")
+    for _ in range(3):
+        held.reconcile()
+    by_reason = {e["reason"]: e for e in kube.all(EVENTS)}
+    assert by_reason["HoldingReplicas"]["series"]["count"] == 3  # one object, counting up
+    assert "3630s old" in by_reason["HoldingReplicas"]["note"]
+    assert by_reason["WriteFailed"]["type"] == "Warning"
+    assert by_reason["WriteFailed"]["note"].startswith("Service team-a/chat: apply Service team-a/chat: 422")
+    assert len(kube.all(EVENTS)) == 3
+
+
+def test_loops_are_counted_by_result_and_timed_in_a_histogram(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    ctl = controller(kube, FixedSignals(demand=3.0))
+    kube.fail("PATCH", 500, times=1, path_part="/services/")
+    ctl.reconcile()
+    ctl.reconcile()
+    follower = controller(kube, FixedSignals(demand=3.0), name="b")
+    follower.reconcile()
+
+    def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    loops = ctl.exposition_registry
+    assert value(loops, "egs_autoscaler_reconcile_total", result="error") == 1
+    assert value(loops, "egs_autoscaler_reconcile_total", result="success") == 1
+    assert value(loops, "egs_autoscaler_reconcile_total", result="lease_lost") == 0
+    assert value(loops, "egs_autoscaler_reconcile_duration_seconds_count") == 2
+    assert value(loops, "egs_autoscaler_reconcile_duration_seconds_bucket", le="60.0") == 2
+    assert value(follower.exposition_registry, "egs_autoscaler_reconcile_total", result="follower") == 1
+    assert value(follower.exposition_registry, "egs_autoscaler_reconcile_duration_seconds_count") == 0

@@ -44,7 +44,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometh
 
 def test_signals_per_model_from_the_recording_rules(recorded: tuple[Prometheus, VllmStandIn]) -> None:
     prom, _ = recorded
-    signals = PrometheusMetrics(prom.url).signals()
+    signals = PrometheusMetrics(prom.url).snapshot(time.time(), 600, 5).signals
     assert set(signals) == {"llama-3.1-8b-instruct", "mistral-7b-instruct-v0.3"}
     llama = signals["llama-3.1-8b-instruct"]
     # rate() over 5m divides by the whole window, so a young Prometheus records less than 4 req/s:
@@ -59,7 +59,7 @@ def test_signals_per_model_from_the_recording_rules(recorded: tuple[Prometheus, 
 
 def test_signals_per_serving_pod(recorded: tuple[Prometheus, VllmStandIn]) -> None:
     prom, _ = recorded
-    per_pod = PrometheusMetrics(prom.url).pod_signals()
+    per_pod = PrometheusMetrics(prom.url).snapshot(time.time(), 600, 5).pods
     assert set(per_pod) == {("team-a", "vllm-0"), ("team-a", "vllm-1")}
     llama, mistral = per_pod[("team-a", "vllm-0")], per_pod[("team-a", "vllm-1")]
     assert (llama.waiting, mistral.waiting) == (7, 0)
@@ -73,7 +73,7 @@ def test_history_is_regular_with_gaps_as_nan(recorded: tuple[Prometheus, VllmSta
     deadline = time.monotonic() + 20
     while True:  # the newest aligned step must be younger than the first recorded sample
         now = time.time()
-        llama = metrics.demand_history(now - 600, now, 5).get("llama-3.1-8b-instruct")
+        llama = metrics.snapshot(now, 600, 5).history.get("llama-3.1-8b-instruct")
         if (llama is not None and not math.isnan(llama.values[-1])) or time.monotonic() > deadline:
             break
         time.sleep(1)
@@ -85,10 +85,10 @@ def test_history_is_regular_with_gaps_as_nan(recorded: tuple[Prometheus, VllmSta
 
 
 def test_gpu_saturation_by_product(sim_cluster: SimCluster) -> None:
-    saturation = PrometheusMetrics(sim_cluster.prometheus.url).gpu_saturation()
+    saturation = PrometheusMetrics(sim_cluster.prometheus.url).gpu_saturation(time.time())
     assert saturation == {} or all(0 <= v <= 1.5 for v in saturation.values())
 
 
 def test_an_unreachable_prometheus_is_unavailable() -> None:
     with pytest.raises(MetricsUnavailable, match="model:requests:rate5m"):
-        PrometheusMetrics(f"http://127.0.0.1:{free_port()}", timeout_s=2).signals()
+        PrometheusMetrics(f"http://127.0.0.1:{free_port()}", timeout_s=2).snapshot(time.time(), 600, 5)

@@ -7,28 +7,40 @@ metric-contract test checks is written by a rule.
 
 What it promises:
 
-- `signals(now)` returns one `ModelSignals` per model that Prometheus has demand for, with the time
-  of the newest sample behind it, so that the decide step can tell fresh data from stale;
-  a model without series is absent (not zero): absence is the decide step's to interpret;
-- `pod_signals()` returns the same per serving pod (namespace, pod), for the pods that have series;
-- `demand_history(start, end, step)` returns each model's request rate as regular samples, NaN
-  where Prometheus has none (a collection gap, not a zero);
-- a Prometheus that cannot be reached, times out or answers an error raises `MetricsUnavailable`
-  (temporary: the loop holds its last decision and tries again).
+- `snapshot(at, history_s, step_s)` reads everything one loop needs, every instant query evaluated
+  at the one time `at` (so that the numbers of one decision belong together), all of it within
+  `timeout_s` in total: no retries (prometheus-api-client's default `Retry(total=3,
+  backoff_factor=1)` turned one unanswered read into 4 timeouts and 6 s of back-off, longer than
+  the Lease), each request given what is left of the deadline. prometheus-api-client is kept: it
+  takes the `Retry`, a `requests.Session` (TLS verified by default, or against `ca_file`) and a
+  per-request timeout, which is all this needs;
+- `signals` has one `ModelSignals` per model that Prometheus has demand for, with the time of the
+  newest sample behind it, so that the decide step can tell fresh data from stale; a model
+  without series is absent (not zero): absence is the decide step's to interpret;
+- `pods` has the same per serving pod (namespace, pod), for the pods that have series;
+- `history` has each model's request rate as regular samples, NaN where Prometheus has none (a
+  collection gap, not a zero);
+- a sample that is not a finite number (NaN, +Inf, text) is dropped, as if absent, and listed in
+  `bad`, so that one bad series costs its own model its signal and nothing else;
+- a Prometheus that cannot be reached, times out, runs past the deadline or answers an error
+  raises `MetricsUnavailable` (temporary: the loop holds its last decision and tries again).
 """
 
 from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
 
-from autoscaler.signals import History, ModelSignals, PodSignals
+from autoscaler.signals import BadSample, History, ModelSignals, PodSignals, Snapshot
 from common.errors import TemporaryError
 
 DEMAND = "model:requests:rate5m"
@@ -52,18 +64,51 @@ class MetricsUnavailable(TemporaryError):
 class PrometheusMetrics:
     """A Prometheus-compatible query API at `url`."""
 
-    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 5.0,
+        ca_file: Path | None = None,
+        verify: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`timeout_s`: the deadline of one snapshot, all its requests together. `verify=False` skips
+        TLS verification (`--prometheus-insecure-skip-verify`); `ca_file` is the bundle to verify with."""
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
-        self._api = PrometheusConnect(url=self.url, disable_ssl=True, timeout=timeout_s)
+        self.clock = clock
+        session = requests.Session()
+        session.verify = str(ca_file) if ca_file is not None and verify else verify
+        # Retry(0, read=False) is requests' own default: one attempt, a failure raised at once.
+        self._api = PrometheusConnect(url=self.url, session=session, retry=Retry(0, read=False), timeout=timeout_s)
+
+    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
+        """Signals per model and per pod at `at`, and demand over [at - history_s, at] every `step_s`."""
+        read = _Read(self, at, self.clock() + self.timeout_s)
+        return Snapshot(read.signals(), read.pod_signals(), read.demand_history(at - history_s, at, step_s), read.bad)
+
+    def gpu_saturation(self, at: float) -> dict[str, float]:
+        """The mean GPU saturation ratio per GPU product (dcgm-exporter's `modelName`) at `at`."""
+        return _Read(self, at, self.clock() + self.timeout_s).instant(SATURATION, label="modelName")
+
+
+class _Read:
+    """One snapshot's queries: one evaluation time, one deadline, the bad samples met on the way."""
+
+    def __init__(self, prometheus: PrometheusMetrics, at: float, deadline: float) -> None:
+        self.prometheus = prometheus
+        self.api = prometheus._api
+        self.at = at
+        self.deadline = deadline
+        self.bad: tuple[BadSample, ...] = ()
 
     def signals(self) -> dict[str, ModelSignals]:
-        demand = self._instant(DEMAND)
+        demand = self.instant(DEMAND)
         if not demand:
             return {}
-        sampled = self._instant(f"timestamp({DEMAND})")
-        waiting, running, kv = self._instant(WAITING), self._instant(RUNNING), self._instant(KV_CACHE)
-        kv_sampled = self._instant(f"timestamp({KV_CACHE})")
+        sampled = self.instant(f"timestamp({DEMAND})")
+        waiting, running, kv = self.instant(WAITING), self.instant(RUNNING), self.instant(KV_CACHE)
+        kv_sampled = self.instant(f"timestamp({KV_CACHE})")
         out: dict[str, ModelSignals] = {}
         for model, rate in demand.items():
             times = [t for t in (sampled.get(model), kv_sampled.get(model)) if t is not None]
@@ -79,13 +124,9 @@ class PrometheusMetrics:
 
     def pod_signals(self) -> dict[tuple[str, str], PodSignals]:
         """Per (namespace, pod): demand and queue of its vLLM server, saturation of its GPUs."""
-        found = [self._instant_by(q, ("namespace", "pod")) for q in (POD_DEMAND, POD_WAITING, POD_SATURATION)]
+        found = [self.instant_by(q, ("namespace", "pod")) for q in (POD_DEMAND, POD_WAITING, POD_SATURATION)]
         keys = set().union(*found)
         return {(k[0], k[1]): PodSignals(found[0].get(k), found[1].get(k), found[2].get(k)) for k in keys}
-
-    def gpu_saturation(self) -> dict[str, float]:
-        """The mean GPU saturation ratio per GPU product (dcgm-exporter's `modelName`)."""
-        return self._instant(SATURATION, label="modelName")
 
     def demand_history(self, start_s: float, end_s: float, step_s: float) -> dict[str, History]:
         """Each model's demand sampled every `step_s` (whole seconds) over [start_s, end_s]."""
@@ -95,7 +136,7 @@ class PrometheusMetrics:
         end = datetime.datetime.fromtimestamp(end_s, datetime.UTC)
         result = self._ask(
             f"query_range {DEMAND}",
-            lambda: self._api.custom_query_range(DEMAND, start, end, f"{int(step_s)}s", timeout=self.timeout_s),
+            lambda timeout: self.api.custom_query_range(DEMAND, start, end, f"{int(step_s)}s", timeout=timeout),
         )
         n = math.floor((end_s - start_s) / step_s + 1e-9) + 1
         history: dict[str, History] = {}
@@ -103,26 +144,49 @@ class PrometheusMetrics:
             values = [math.nan] * n
             for t, v in series.get("values", ()):
                 i = round((float(t) - start_s) / step_s)
-                if 0 <= i < n:
-                    values[i] = float(v)
+                number = self._number(DEMAND, series.get("metric") or {}, (LABEL,), v)
+                if 0 <= i < n and number is not None:
+                    values[i] = number
             history[series["metric"].get(LABEL, "")] = History(start_s, step_s, tuple(values))
         return history
 
-    def _instant(self, query: str, label: str = LABEL) -> dict[str, float]:
-        return {key[0]: value for key, value in self._instant_by(query, (label,)).items()}
+    def instant(self, query: str, label: str = LABEL) -> dict[str, float]:
+        return {key[0]: value for key, value in self.instant_by(query, (label,)).items()}
 
-    def _instant_by(self, query: str, labels: tuple[str, ...]) -> dict[tuple[str, ...], float]:
-        result = self._ask(query, lambda: self._api.custom_query(query, timeout=self.timeout_s))
+    def instant_by(self, query: str, labels: tuple[str, ...]) -> dict[tuple[str, ...], float]:
+        params = {"time": repr(self.at)}
+        result = self._ask(query, lambda timeout: self.api.custom_query(query, params=params, timeout=timeout))
         values: dict[tuple[str, ...], float] = {}
         for sample in result:
-            value = float(sample["value"][1])
-            if not math.isnan(value):
-                values[tuple(sample["metric"].get(label, "") for label in labels)] = value
+            metric = sample.get("metric") or {}
+            value = self._number(query, metric, labels, (sample.get("value") or (None, None))[1])
+            if value is not None:
+                values[tuple(metric.get(label, "") for label in labels)] = value
         return values
 
-    def _ask(self, what: str, call: Any) -> Sequence[Mapping[str, Any]]:
+    def _number(self, query: str, metric: Mapping[str, Any], labels: tuple[str, ...], raw: Any) -> float | None:
+        """`raw` as a finite float, or None after noting it in `bad`."""
         try:
-            result: Sequence[Mapping[str, Any]] = call()
-        except (requests.RequestException, PrometheusApiClientException, ValueError) as e:
-            raise MetricsUnavailable(f"Prometheus {self.url}: {what}: {e}") from e
+            value = float(raw)
+        except (TypeError, ValueError):
+            reason = "not_a_number"
+        else:
+            if math.isfinite(value):
+                return value
+            reason = "nan" if math.isnan(value) else "infinite"
+        which = ",".join(f'{label}="{metric.get(label, "")}"' for label in labels)
+        self.bad += (BadSample(query, which, reason, str(raw)[:64]),)
+        return None
+
+    def _ask(self, what: str, call: Callable[[float], Any]) -> Sequence[Mapping[str, Any]]:
+        url = self.prometheus.url
+        left = self.deadline - self.prometheus.clock()
+        if left <= 0:
+            raise MetricsUnavailable(f"Prometheus {url}: {what}: the {self.prometheus.timeout_s:g}s deadline passed")
+        try:
+            result = call(left)
+        except (requests.RequestException, PrometheusApiClientException, ValueError, KeyError, TypeError) as e:
+            raise MetricsUnavailable(f"Prometheus {url}: {what}: {e}") from e
+        if not isinstance(result, list):
+            raise MetricsUnavailable(f"Prometheus {url}: {what}: not a query result")
         return result
