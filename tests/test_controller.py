@@ -307,7 +307,7 @@ def test_a_hung_prometheus_costs_the_loop_one_deadline_and_the_writes_go_on(kube
     finally:
         hole.close()
     # before: 4 x the timeout and 6 s of back-off per query, past the Lease, so every loop ended lease_lost
-    assert took < 3.0
+    assert took < 5.0  # a loaded machine's slack; the old default took 8 s for the first query alone
     assert (outcome.result, outcome.writes > 0) == ("success", True)
     assert outcome.decision is not None and "Prometheus unavailable" in outcome.decision.holds[0]
     assert len(hole.accepted) == 1
@@ -318,7 +318,7 @@ def test_a_bad_sample_is_counted_on_its_series_and_the_loop_goes_on(kube: KubeCl
     kube.put(ENDPOINTS, endpoint())
     prom = FakePrometheus({DEMAND: [{"metric": {"model_name": MODEL}, "value": [NOW, "1e400x"]}]})
     try:
-        ctl = controller(kube, PrometheusMetrics(prom.url, timeout_s=2))
+        ctl = controller(kube, PrometheusMetrics(prom.url, timeout_s=10))
         outcome = ctl.reconcile()  # before: float("1e400x") raised out of the loop and the process exited
     finally:
         prom.shutdown()

@@ -112,7 +112,7 @@ def test_a_hung_prometheus_costs_one_deadline_and_one_request(black_hole: BlackH
         PrometheusMetrics(black_hole.url, timeout_s=0.5).snapshot(AT, 600, 60)
     took = time.monotonic() - started
     # prometheus-api-client's default Retry(total=3, backoff_factor=1): 4 x 0.5 s + 6 s of back-off
-    assert took < 1.5
+    assert took < 3.0  # a loaded machine's slack; the old default took 8 s
     assert len(black_hole.accepted) == 1
 
 
@@ -121,14 +121,14 @@ def test_the_deadline_is_for_the_whole_snapshot_not_each_query() -> None:
 
     class Late(_Answer):
         def do_GET(self) -> None:
-            time.sleep(0.3)
+            time.sleep(0.5)
             super().do_GET()
 
     slow.RequestHandlerClass = Late
     started = time.monotonic()
     with pytest.raises(MetricsUnavailable, match=r"deadline passed|timed out"):
         PrometheusMetrics(slow.url, timeout_s=1.0).snapshot(AT, 600, 60)
-    assert time.monotonic() - started < 1.5  # 10 queries of 0.3 s each would take 3 s
+    assert time.monotonic() - started < 2.5  # 10 queries of 0.5 s each would take 5 s
     slow.shutdown()
 
 
@@ -180,11 +180,11 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
 def test_tls_is_verified_by_default(tls: tuple[str, Path]) -> None:
     url, _ = tls
     with pytest.raises(MetricsUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
-        PrometheusMetrics(url, timeout_s=2).snapshot(AT, 600, 60)
+        PrometheusMetrics(url, timeout_s=10).snapshot(AT, 600, 60)
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_tls_verifies_against_a_ca_file_or_is_skipped_by_choice(tls: tuple[str, Path]) -> None:
     url, cert = tls
-    assert set(PrometheusMetrics(url, timeout_s=2, ca_file=cert).snapshot(AT, 600, 60).signals) == {"llama"}
-    assert set(PrometheusMetrics(url, timeout_s=2, verify=False).snapshot(AT, 600, 60).signals) == {"llama"}
+    assert set(PrometheusMetrics(url, timeout_s=10, ca_file=cert).snapshot(AT, 600, 60).signals) == {"llama"}
+    assert set(PrometheusMetrics(url, timeout_s=10, verify=False).snapshot(AT, 600, 60).signals) == {"llama"}
