@@ -22,7 +22,7 @@ cheapest replicas first); its status then says so. The API rebuilds a capacity f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autoscaler.decide import (
@@ -32,6 +32,7 @@ from autoscaler.decide import (
     Workload,
     by_class,
     class_etas,
+    endpoint_cost,
     endpoint_decision,
     gpus_of,
     parse_endpoints,
@@ -93,6 +94,7 @@ def admit(
         times = class_etas(gpu_class, queue, registry, settings, now, capacity.waiting.get(gpu_class, ()))
         eta = max([eta or 0.0, *times])
     decision = endpoint_decision(ep, target, placed.placements, waiting.placements, waiting.unplaced, Workload(), eta)
+    decision = replace(decision, cost_per_hour=endpoint_cost([*placed.placements, *waiting.placements], catalog))
     if decision.phase == "Failed":
         return Admitted(decision, capacity)
     queues = dict(capacity.waiting)

@@ -17,6 +17,11 @@ step's `Settings` and the model registry's path; a wrong field raises `InputErro
     engine: online                 # the scheduler's engine: online, auto or exact
     time_limit_s: 2.0
     scaleDownStabilizationSeconds: 300  # a lower replica target waits this long (HPA's); up is at once
+    prices: {H100-80GB: 2.49}      # USD per GPU-hour overriding the catalogue's, as `egs plan --prices`
+                                   # takes them; or the path of such a file (relative to this file)
+
+The prices are the catalogue's (`parse_prices`), not the decide step's settings: placement ranks
+classes by them, and the status and the series say what an endpoint costs at them.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from typing import Any
 
 from autoscaler.decide import ClassSettings, Settings
 from autoscaler.eta import EtaSettings
-from common.errors import InputError
+from common.errors import InputError, naming
+from scheduler.catalog import load_prices, parse_prices
 
 _TOP = {
     "namespace", "models", "headroom", "stale_after_s", "default_throughput_rps",
     "throughput_rps", "sharing", "gpu_classes", "eta", "engine", "time_limit_s", "scaleDownStabilizationSeconds",
+    "prices",
 }  # fmt: skip
 _SCALARS = ("namespace", "headroom", "stale_after_s", "default_throughput_rps", "engine", "time_limit_s")
 _CLASS = {"gpus_per_node", "pool", "policy", "static_nodes", "nodepool"}
@@ -76,6 +83,21 @@ def _seconds(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(f"{where}: a number of seconds, got {value!r}")
     return float(value)
+
+
+def parse_config_prices(raw: Any, base: Path = Path(".")) -> dict[str, float]:
+    """The configuration's `prices:` (class -> USD per GPU-hour, inline or the path of a prices file), in
+    the format of `egs plan --prices` and read by its parser; {} when there are none."""
+    prices = (raw or {}).get("prices") if isinstance(raw, Mapping) else None
+    if prices is None:
+        return {}
+    if isinstance(prices, str):
+        with naming(base / prices):
+            return load_prices(base / prices)
+    try:
+        return parse_prices(prices)
+    except InputError as e:
+        raise InputError(f"prices: {e.message}") from e
 
 
 def _eta(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -170,10 +170,12 @@ class ControllerMetrics:
         for name in ("egs_endpoint_replicas_waiting", "egs_endpoint_estimated_ready_timestamp_seconds"):
             self.gauge(name).clear()
         self.gauge("egs_endpoint_ready").clear()
+        self.gauge("egs_endpoint_cost_usd_per_hour").clear()
         for d in decision.endpoints:
             labels = (d.namespace, d.name, d.model, d.gpu_class or "")
             self.gauge("egs_endpoint_replicas_waiting").labels(*labels).set(d.waiting)
             self.gauge("egs_endpoint_ready").labels(*labels).set(1 if d.phase == "Ready" else 0)
+            self.gauge("egs_endpoint_cost_usd_per_hour").labels(*labels).set(d.cost_per_hour)
             if d.eta is not None:
                 self.gauge("egs_endpoint_estimated_ready_timestamp_seconds").labels(*labels).set(d.eta)
         self.gauge("egs_model_demand_split_evenly").clear()

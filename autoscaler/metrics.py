@@ -124,6 +124,13 @@ SERIES: tuple[Series, ...] = (
         "1 while the model's demand is split evenly between endpoints whose pods' series cannot tell them apart.",
     ),
     Series(
+        "egs_endpoint_cost_usd_per_hour",
+        "gauge",
+        ("namespace", "endpoint", "model", "gpu_class"),
+        "USD per hour of the endpoint's replicas (placed and waiting) at the configured prices (`prices:`, "
+        "else the catalogue's), as its status's costPerHour.",
+    ),
+    Series(
         "egs_autoscaler_skipped_nodes",
         "gauge",
         ("node",),

@@ -104,7 +104,7 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
 
 def load_config(args: argparse.Namespace) -> tuple[Settings, Registry, Catalog]:
     """The settings, the model registry and the GPU catalogue named by the shared options."""
-    from autoscaler.config import parse_config
+    from autoscaler.config import parse_config, parse_config_prices
     from common.schema import read_yaml
     from scheduler.catalog import Catalog
     from scheduler.registry import Registry
@@ -112,12 +112,13 @@ def load_config(args: argparse.Namespace) -> tuple[Settings, Registry, Catalog]:
     raw: Any = {}
     if args.config is not None:
         raw = read_yaml(args.config, InputError)  # libyaml, depth- and alias-bounded: a deep file is no traceback
+    base = (args.config or Path(".")).parent
     with naming(args.config or "--config"):
-        settings, models = parse_config(raw, (args.config or Path(".")).parent)
+        settings, models = parse_config(raw, base)
+        catalog = Catalog.load(prices=parse_config_prices(raw, base))
     models = args.models or models
     if models is None:
         raise InputError("a model registry is needed: give --models or `models:` in --config", source="--models")
-    catalog = Catalog.load()
     with naming(models):
         registry = Registry.load(models, catalog)
     for name in settings.classes:

@@ -219,9 +219,14 @@ class Catalog:
 
 
 def load_prices(path: str | Path) -> dict[str, float]:
-    """USD per GPU-hour by class from a YAML mapping (`H100-80GB: 2.49`), optionally under `prices:`;
-    `Catalog.priced` checks the classes and the numbers."""
-    raw = read_yaml(path, CatalogError)
+    """USD per GPU-hour by class from a YAML file (`egs plan --prices`): see `parse_prices`."""
+    return parse_prices(read_yaml(path, CatalogError))
+
+
+def parse_prices(raw: Any) -> dict[str, float]:
+    """USD per GPU-hour by class from a parsed mapping (`H100-80GB: 2.49`), optionally under `prices:`;
+    `Catalog.priced` checks the classes and the numbers. The format of `egs plan --prices` and of the
+    controller's and the API's `prices:`."""
     if isinstance(raw, dict) and set(raw) == {"prices"}:
         raw = raw["prices"]
     if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):

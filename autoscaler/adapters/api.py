@@ -113,6 +113,7 @@ class EndpointView(BaseModel):
     desiredReplicas: int | None = None
     url: str | None = None
     estimatedReadyTime: str | None = None
+    costPerHour: float | None = Field(None, description="USD per hour of its replicas at the configured prices.")
     conditions: list[Condition] = []
 
 
@@ -263,6 +264,8 @@ def create_app(services: Services) -> FastAPI:
             status["estimatedReadyTime"] = rfc3339(decision.eta)
         if decision.variant:
             status |= {"variant": decision.variant, "gpuClass": decision.gpu_class}
+        if decision.cost_per_hour:
+            status["costPerHour"] = decision.cost_per_hour
         try:
             cluster.apply_status(namespace, body.name, status)
         except KubernetesError:
@@ -559,6 +562,7 @@ def _view(obj: Mapping[str, Any]) -> EndpointView:
         desiredReplicas=status.get("desiredReplicas"),
         url=status.get("url"),
         estimatedReadyTime=status.get("estimatedReadyTime"),
+        costPerHour=status.get("costPerHour"),
         conditions=[Condition(**{k: str(c.get(k, "")) for k in ("type", "status", "reason", "message")})
                     for c in status.get("conditions") or ()],
     )  # fmt: skip

@@ -44,7 +44,7 @@ from typing import Any
 
 from autoscaler.attribution import attribute
 from autoscaler.decide.decision import Decision, EndpointDecision, Observation, PoolDecision
-from autoscaler.decide.placement import by_class, by_endpoint, gpus_of, place_requests
+from autoscaler.decide.placement import by_class, by_endpoint, endpoint_cost, gpus_of, place_requests
 from autoscaler.decide.settings import POOL_BACKENDS, ClassSettings, Settings
 from autoscaler.decide.state import (
     REQUEST_NAME,
@@ -110,6 +110,7 @@ __all__ = [
     "class_etas",
     "decide",
     "declared_throughput",
+    "endpoint_cost",
     "endpoint_decision",
     "endpoint_key",
     "gpus_of",
@@ -196,6 +197,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         serving = current(w for w in mine if w.name in names)
         decision = endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, serving, etas.get(ep.key))
         decision = replace(decision, recommendations=windows.get(ep.key, ()))
+        decision = replace(decision, cost_per_hour=endpoint_cost(placed + waiting, catalog))
         objects += rendered
         if failure is not None:
             # This endpoint's new shape cannot be written: it keeps what it runs, and says why.

@@ -58,6 +58,8 @@ class EndpointDecision:
     recommendations: tuple[Recommendation, ...] = ()
     """The replica counts recommended within the scale-down stabilization window (change points),
     recorded in the status so that the window survives a restart."""
+    cost_per_hour: float = 0.0
+    """USD per hour of its replicas (placed and waiting) at the configured prices."""
 
     @property
     def serves_now(self) -> bool:

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from autoscaler.decide.settings import Settings
-from scheduler.inventory import Inventory
+from scheduler.catalog import Catalog
+from scheduler.fleet import SHARED
+from scheduler.inventory import Inventory, partitions_per_gpu
 from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import Registry
 from scheduler.schedule import schedule
@@ -49,3 +51,24 @@ def by_class(placements: Sequence[Placement]) -> dict[str, list[Placement]]:
     for p in placements:
         grouped.setdefault(p.gpu_class, []).append(p)
     return grouped
+
+
+def replica_cost(p: Placement, catalog: Catalog) -> float:
+    """USD per hour of what one replica holds, at the catalogue's prices (the configured `prices:`): its
+    whole GPUs, its MIG instance's or AMD partition's share of one, or its share of a shared GPU's VRAM."""
+    gpu = catalog.get(p.gpu_class)
+    share = 1.0
+    if p.sharing == "mig":
+        profile = gpu.mig_profile(p.workers[0].mig_profile or "")
+        share = profile.gpu_share if profile is not None else 1.0
+    elif p.sharing == "partition":
+        parts = partitions_per_gpu(gpu, p.workers[0].mig_profile or "")
+        share = 1.0 / parts if isinstance(parts, int) else 1.0
+    elif p.sharing in SHARED:
+        share = min(1.0, p.vram_mib_per_gpu / gpu.vram_mib)
+    return share * gpus_of(p) * gpu.price_per_hour
+
+
+def endpoint_cost(placements: Sequence[Placement], catalog: Catalog) -> float:
+    """USD per hour of an endpoint's replicas, rounded so that the status it is written to is stable."""
+    return round(sum(replica_cost(p, catalog) for p in placements), 4)

@@ -65,6 +65,7 @@ def cannot_render(
         eta=None,
         variant=previous.get("variant"),
         gpu_class=previous.get("gpuClass"),
+        cost_per_hour=float(previous.get("costPerHour") or 0.0),
     )
 
 
@@ -137,6 +138,8 @@ def endpoint_status(
         status["variant"] = d.variant
     if d.gpu_class:
         status["gpuClass"] = d.gpu_class
+    if d.cost_per_hour:
+        status["costPerHour"] = d.cost_per_hour
     if d.eta is not None:
         status["estimatedReadyTime"] = rfc3339(d.eta)
     if d.recommendations:
