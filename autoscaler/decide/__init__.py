@@ -196,8 +196,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         names = {o["metadata"]["name"] for o in rendered if o["kind"] in WORKLOAD_KINDS}
         serving = current(w for w in mine if w.name in names)
         decision = endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, serving, etas.get(ep.key))
-        decision = replace(decision, recommendations=windows.get(ep.key, ()))
-        decision = replace(decision, cost_per_hour=endpoint_cost(placed + waiting, catalog))
+        decision = replace(
+            decision, recommendations=windows.get(ep.key, ()), cost_per_hour=endpoint_cost(placed + waiting, catalog)
+        )
         objects += rendered
         if failure is not None:
             # This endpoint's new shape cannot be written: it keeps what it runs, and says why.
