@@ -74,6 +74,13 @@ def add_parser(sub: Any) -> None:
         help="TokenReviews per second for tokens not seen lately, all callers together; 429 beyond it "
         "(default %(default)s)",
     )
+    api.add_argument(
+        "--max-connections",
+        type=_at_least_one,
+        default=Limits.max_connections,
+        metavar="N",
+        help="connections served at once; a request beyond them is answered 503 (default %(default)s)",
+    )
     api.set_defaults(run=run)
 
 
@@ -110,12 +117,13 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         reviews_per_s=args.token_reviews_per_second,
+        max_connections=args.max_connections,
         token_audiences=tuple(args.token_audience),
     )
     services = Services(cluster, settings, registry, catalog, capacity_ttl_s=args.capacity_ttl, limits=limits)
     app = create_app(services)
     files: dict[str, Any] = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
-    uvicorn.run(app, host=host, port=port, log_level="warning", **files)
+    uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=limits.max_connections, **files)
     return 0
 
 

@@ -8,7 +8,8 @@ cache bounded and keyed by a hash, and does not lock out a caller already review
 error during review, create and status write is a 4xx or 503 with the API server's message and no
 traceback; a POST whose status write fails leaves nothing (or, when the rollback fails too, a retry
 that answers as the first POST would, not 409); TokenReview audiences; HTTPS from a self-signed
-certificate made here, and plain HTTP refused off loopback. Skips: certificate rotation (files are
+certificate made here, and plain HTTP refused off loopback; connections beyond `--max-connections`
+answered 503. Skips: certificate rotation (files are
 read once, at start).
 """
 
@@ -284,6 +285,24 @@ def test_a_300_mb_body_leaves_the_real_process_rss_where_it_was(
         grown_mib = (rss_kib(proc.pid) - before) / 1024
         assert grown_mib < 16, f"peak RSS grew by {grown_mib:.0f} MiB"  # was 154 -> 975 MB
         assert reviews(kube) == 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_connections_beyond_the_limit_are_answered_503(kube: KubeCluster, tmp_path: Path) -> None:
+    proc, port = start_api(kube, tmp_path, "--max-connections", "3")
+    idle: list[socket.socket] = []
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        time.sleep(0.5)  # the server has accepted them
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 503
+        for s in idle:
+            s.close()
+        time.sleep(0.5)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
     finally:
         proc.terminate()
         proc.wait(10)

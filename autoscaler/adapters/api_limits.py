@@ -35,11 +35,14 @@ class Limits:
     Tokens already reviewed keep being served from the cache meanwhile."""
     review_burst: int = 100
     """TokenReviews allowed at once before `reviews_per_s` applies (a restart's returning callers)."""
+    max_connections: int = 512
+    """Connections served at once (uvicorn's `limit_concurrency`); beyond it a request is answered 503
+    at once. With `max_body_bytes`, this bounds what bodies in flight can hold: 512 x 64 KiB = 32 MiB."""
     token_audiences: tuple[str, ...] = ()
     """Audiences a token must be issued for (TokenReview `spec.audiences`); empty: the API server's own."""
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "cached_answers", "review_burst"):
+        for name in ("max_body_bytes", "cached_answers", "review_burst", "max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("review_ttl_s", "denial_ttl_s", "reviews_per_s"):
