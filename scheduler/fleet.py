@@ -63,7 +63,7 @@ def shapes(model: Model, request: Request, classes: Iterable[tuple[GpuModel, int
     """
     found = []
     for variant in model.variants:
-        if variant.quality < request.min_quality:
+        if variant.quality < request.min_quality or (request.variants and variant.name not in request.variants):
             continue
         for gpu, per_node in classes:
             if request.gpu_classes and gpu.name not in request.gpu_classes:

@@ -62,6 +62,9 @@ class Request:
     """Allowed GPU classes; empty allows every class."""
     tolerations: tuple[Toleration, ...] = ()
     """Taints the pods tolerate beyond the GPU taints every EGS pod tolerates (`scheduler.fleet`)."""
+    variants: tuple[str, ...] = ()
+    """Allowed variants of the model; empty allows every variant at or above `min_quality` (the
+    controller pins a replica the endpoint API promised to the variant it promised)."""
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ from autoscaler.adapters.kubernetes import (
     NotFoundError,
 )
 from autoscaler.admission import Capacity, admit, capacity
-from autoscaler.decide import EndpointDecision, Observation, Settings, decide, endpoint_key, rfc3339
+from autoscaler.decide import EndpointDecision, Observation, Settings, answer_status, decide, endpoint_key
 from common.errors import InputError, TemporaryError
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
@@ -259,13 +259,7 @@ def create_app(services: Services) -> FastAPI:
         if created is None:
             field = "gpuClasses" if body.gpuClasses else "model"
             raise _Refused(422, f"{field}: no GPU class can serve it: {decision.message}", field)
-        status: dict[str, Any] = {"phase": decision.phase, "desiredReplicas": decision.replicas}
-        if decision.eta is not None:
-            status["estimatedReadyTime"] = rfc3339(decision.eta)
-        if decision.variant:
-            status |= {"variant": decision.variant, "gpuClass": decision.gpu_class}
-        if decision.cost_per_hour:
-            status["costPerHour"] = decision.cost_per_hour
+        status = answer_status(decision, int((created.get("metadata") or {}).get("generation") or 1))
         try:
             cluster.apply_status(namespace, body.name, status)
         except KubernetesError:

@@ -44,24 +44,29 @@ from typing import Any
 
 from autoscaler.attribution import attribute
 from autoscaler.decide.decision import Decision, EndpointDecision, Observation, PoolDecision
-from autoscaler.decide.placement import by_class, by_endpoint, endpoint_cost, gpus_of, place_requests
+from autoscaler.decide.placement import by_class, by_endpoint, endpoint_cost, gpus_of, place_new, place_requests
 from autoscaler.decide.settings import POOL_BACKENDS, ClassSettings, Settings
 from autoscaler.decide.state import (
+    ACCEPTED,
+    CREATED,
     REQUEST_NAME,
     WORKLOAD_KINDS,
     Owned,
+    Promise,
     Recommendation,
     Workload,
     admits,
     current,
     endpoint_key,
     incumbents,
+    keep,
+    promise_of,
     read_owned,
     recommendations,
     spec_changed,
     status_of,
 )
-from autoscaler.decide.status import cannot_render, endpoint_decision, endpoint_status, parse_endpoints, rfc3339
+from autoscaler.decide.status import answer_status, cannot_render, endpoint_decision, endpoint_status, parse_endpoints
 from autoscaler.decide.targets import (
     GPU_SATURATION_HIGH,
     KV_CACHE_HIGH,
@@ -80,6 +85,8 @@ from autoscaler.decide.waiting import (
 )
 from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, pool_decisions, pool_objects
 from autoscaler.decide.workloads import MANAGED, orphans, workload_objects
+from autoscaler.events import Event, event
+from autoscaler.kubetime import rfc3339
 from autoscaler.pods import foreign_waiting, pods_by_endpoint, stuck_replicas, without_foreign_pods
 from scheduler.catalog import Catalog
 from scheduler.inventory import InventoryError, SharingPolicy, build_inventory, held_by
@@ -106,6 +113,7 @@ __all__ = [
     "PoolDecision",
     "Settings",
     "Workload",
+    "answer_status",
     "by_class",
     "class_etas",
     "decide",
@@ -164,19 +172,24 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
     new = [ep.request(targets[ep.key][0] - len(staying[ep.key])) for ep in endpoints]
     new = [r for r in new if r.replicas > 0]
-    fresh = place_requests(new, registry, held.inventory, settings) if new else Plan()
+    # A promise binds the endpoint's first replicas; once some run, they are its incumbents.
+    promises = {ep.key: p for ep in endpoints if (p := promise_of(raw_by_key[ep.key])) is not None}
+    pins = {k: p for k, p in promises.items() if not staying[k]}
+    fresh = place_new(new, pins, registry, held.inventory, settings)
     fresh, stuck = unstuck(endpoints, fresh, stuck_replicas(obs.pods))
     # The GPUs a stuck replica was planned on are not offered again: kube-scheduler found them taken.
     inventory = inventory.allocated(a for moved in stuck.values() for p in moved for a in held_by(p))
     placed_all = tuple(p for ep in endpoints for p in staying[ep.key]) + fresh.placements
     real = Plan(placed_all, fresh.unplaced, fresh.occupied)
-    waiting_plan = place_waiting(endpoints, real, registry, catalog, settings, policy, stuck)
+    waiting_pins = {k: p for k, p in pins.items() if p.gpu_class in settings.classes}
+    waiting_plan = place_waiting(endpoints, real, registry, catalog, settings, policy, stuck, waiting_pins)
     ahead = {c: gpus for c, gpus in foreign_waiting(obs.pods, catalog).items() if c in settings.classes}
     objects: list[dict[str, Any]] = []
     kept: list[str] = []
     decisions: list[EndpointDecision] = []
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
-    etas = endpoint_etas(endpoints, waiting_plan, ahead, registry, settings, obs.endpoints, now)
+    etas = endpoint_etas(waiting_plan, ahead, registry, settings, now)
+    events: list[Event] = []
     previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
     placed_by, waiting_by = by_endpoint(real.placements), by_endpoint(waiting_plan.placements)
     unplaced_by: dict[str, list[Any]] = {}
@@ -205,6 +218,12 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             decision = cannot_render(decision, current(mine), previous.get(ep.key, {}), failure)
             holds.append(f"{ep.key}: {failure}")
             kept.append(ep.key)
+        answer = ACCEPTED if decision.waiting else CREATED
+        made = Promise(answer, decision.eta, decision.variant, decision.gpu_class, ep.generation)
+        promise = keep(promises.get(ep.key), made, decision.phase, decision.waiting, now)
+        decision = replace(decision, eta=promise.eta, promise=promise.promise, revised=promise.revised)
+        if promise.revised:
+            events.append(event(raw_by_key[ep.key], "Warning", promise.revised[0], "Revise", promise.revised[1]))
         decisions.append(decision)
         statuses[(ep.namespace, ep.name)] = endpoint_status(decision, ep, previous.get(ep.key, {}), now)
     for decision, ep_raw in failed:
@@ -226,4 +245,5 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         attribution.split_evenly,
         tuple(kept),
         orphans(obs.owned, owned, objects, decisions, obs.endpoints, kept),
+        tuple(events),
     )

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoscaler.decide.state import Recommendation
+from autoscaler.decide.state import Promise, Recommendation
+from autoscaler.events import Event
 from autoscaler.forecast import Forecast
 from autoscaler.signals import History, ModelSignals, PodSignals
 from scheduler.inventory import Inventory
@@ -55,6 +56,10 @@ class EndpointDecision:
     message: str = ""
     held: str | None = None
     """Why the replica count was held rather than computed, when it was."""
+    promise: Promise | None = None
+    """What the endpoint was told and is kept to (`state.keep`), recorded in `status.promise`."""
+    revised: tuple[str, str] | None = None
+    """(reason, message) when the promise was revised in this decision."""
     recommendations: tuple[Recommendation, ...] = ()
     """The replica counts recommended within the scale-down stabilization window (change points),
     recorded in the status so that the window survives a restart."""
@@ -108,3 +113,5 @@ class Decision:
     deletions: tuple[tuple[str, str, str, str], ...] = ()
     """(apiVersion, kind, namespace, name) of owned objects no longer intended, to delete now: their
     replacement serves, or they serve nothing (`autoscaler.decide.workloads.orphans`)."""
+    events: tuple[Event, ...] = ()
+    """Events to record (a promise revised), which the controller hands to its recorder."""

@@ -6,13 +6,15 @@ Every replica the decide step places, on nodes that exist or on nodes being prov
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from autoscaler.decide.settings import Settings
+from autoscaler.decide.state import CREATED, Promise, pinned
 from scheduler.catalog import Catalog
 from scheduler.fleet import SHARED
-from scheduler.inventory import Inventory, partitions_per_gpu
+from scheduler.inventory import Inventory, held_by, partitions_per_gpu
 from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import Registry
 from scheduler.schedule import schedule
@@ -72,3 +74,30 @@ def replica_cost(p: Placement, catalog: Catalog) -> float:
 def endpoint_cost(placements: Sequence[Placement], catalog: Catalog) -> float:
     """USD per hour of an endpoint's replicas, rounded so that the status it is written to is stable."""
     return round(sum(replica_cost(p, catalog) for p in placements), 4)
+
+
+def place_new(
+    requests: Sequence[Request],
+    promises: Mapping[str, Promise],
+    registry: Registry,
+    inventory: Inventory,
+    settings: Settings,
+) -> Plan:
+    """The replicas beyond the incumbents, placed on what the incumbents leave: first those of endpoints
+    with a promise (`promises`, by `namespace/name`: nothing of theirs runs yet), in the variant and
+    class promised, so that what the API answered is what the controller does; then the others. A
+    201's replicas that no longer fit in their promised shape (its capacity is gone) are placed with
+    the others; a 202's wait for the class promised (`waiting.place_waiting` with the same pins)."""
+    first = [pinned(r, promises[f"{r.namespace}/{r.name}"]) for r in requests if f"{r.namespace}/{r.name}" in promises]
+    promised = place_requests(first, registry, inventory, settings) if first else Plan()
+    gone = Counter(
+        f"{u.namespace}/{u.request}"
+        for u in promised.unplaced
+        if promises[f"{u.namespace}/{u.request}"].answer == CREATED
+    )
+    rest = [r for r in requests if f"{r.namespace}/{r.name}" not in promises]
+    rest += [replace(r, replicas=gone[f"{r.namespace}/{r.name}"]) for r in requests if gone[f"{r.namespace}/{r.name}"]]
+    left = inventory.allocated(a for p in promised.placements for a in held_by(p))
+    others = place_requests(rest, registry, left, settings) if rest else Plan()
+    unplaced = tuple(u for u in promised.unplaced if f"{u.namespace}/{u.request}" not in gone) + others.unplaced
+    return Plan(promised.placements + others.placements, unplaced, {**promised.occupied, **others.occupied})

@@ -11,23 +11,25 @@ the controller observes, so a restart or a new leader decides as the old one wou
   it was placed (`status.observedGeneration` behind `metadata.generation`, or a shape the spec no
   longer admits), its node went (gone from the inventory, or not Ready), or consolidation moves it;
   the decide step places only the replicas beyond them, around them.
-- **Promises** (`promised_eta`): the ETA a status promised while the endpoint waited.
+- **Promises** (`promise_of`, `keep`, `pinned`): what the endpoint was told, by the API's 201 or 202 or
+  by the controller when it started to wait, recorded in `status.promise` with the variant and GPU
+  class chosen; until the endpoint is Ready its replicas are placed in that variant and class, first,
+  and the ETA shown is the one promised until it has passed (then revised, with the reason).
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autoscaler.endpoint import Endpoint
-from autoscaler.kubetime import parse_time
+from autoscaler.kubetime import parse_time, rfc3339
 from autoscaler.pods import SERVING, requests
 from common.errors import InputError
 from scheduler.inventory import Inventory, InventoryError, NodeGpus, held_by
-from scheduler.plan import Placement, Worker
+from scheduler.plan import Placement, Request, Worker
 from scheduler.registry import Registry
 
 REQUEST_NAME = "egs.io/request-name"
@@ -292,17 +294,6 @@ def status_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return status if isinstance(status, Mapping) else {}
 
 
-def promised_eta(obj: Mapping[str, Any]) -> float | None:
-    status = status_of(obj)
-    text = status.get("estimatedReadyTime")
-    if not text or status.get("phase") != "Provisioning":
-        return None
-    try:
-        return datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def recommendations(status: Mapping[str, Any]) -> tuple[Recommendation, ...]:
     """The replica counts recommended within the stabilization window, as the status recorded them
     (an entry that cannot be read is left out: at worst the window restarts shorter)."""
@@ -313,3 +304,113 @@ def recommendations(status: Mapping[str, Any]) -> tuple[Recommendation, ...]:
         except (KeyError, TypeError, ValueError):
             continue
     return tuple(sorted(found, key=lambda r: r.time))
+
+
+CREATED, ACCEPTED = "Created", "Accepted"
+"""A promise's answer: 201 (warm capacity serves it now) or 202 (ready by `estimatedReadyTime`)."""
+OVERDUE_STEP_S = 60.0
+"""How far past now an overdue promise with nothing left waiting for a node is moved (the replicas are
+placed and starting: the next loop sees them ready, or moves it again)."""
+
+
+@dataclass(frozen=True)
+class Promise:
+    """What the endpoint was told (by the API's answer, or by the controller when it started to wait):
+    recorded in `status.promise`, kept until the endpoint is Ready, revised only with a reason."""
+
+    answer: str
+    """`Created` (201: serving now) or `Accepted` (202: ready by `eta`)."""
+    eta: float | None = None
+    variant: str | None = None
+    gpu_class: str | None = None
+    generation: int | None = None
+    """The spec's generation it was made for: a new spec is a new request, and the promise no longer binds."""
+
+    def as_status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"answer": self.answer}
+        if self.eta is not None:
+            out["estimatedReadyTime"] = rfc3339(self.eta)
+        if self.variant and self.gpu_class:
+            out |= {"variant": self.variant, "gpuClass": self.gpu_class}
+        if self.generation is not None:
+            out["observedGeneration"] = self.generation
+        return out
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A promise after this loop: the one to record, the ETA the status shows, and why it was revised."""
+
+    promise: Promise | None
+    eta: float | None
+    revised: tuple[str, str] | None = None
+    """(reason, message) when the promise changed this loop."""
+
+
+def promise_of(raw: Mapping[str, Any]) -> Promise | None:
+    """The promise recorded on an endpoint that still binds (made for its spec as it is now); an
+    `estimatedReadyTime` of a Provisioning status written before promises were recorded counts as one."""
+    status = status_of(raw)
+    recorded = status.get("promise")
+    meta = raw.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    if isinstance(recorded, Mapping) and recorded.get("answer") in (CREATED, ACCEPTED):
+        generation = recorded.get("observedGeneration")
+        if isinstance(generation, int) and generation != meta.get("generation"):
+            return None
+        return Promise(
+            str(recorded["answer"]),
+            _time(recorded.get("estimatedReadyTime")),
+            _str(recorded.get("variant")),
+            _str(recorded.get("gpuClass")),
+            generation if isinstance(generation, int) else None,
+        )
+    eta = _time(status.get("estimatedReadyTime"))
+    if eta is not None and status.get("phase") == "Provisioning":
+        return Promise(ACCEPTED, eta)
+    return None
+
+
+def keep(promise: Promise | None, made: Promise, phase: str, waiting: int, now: float) -> Kept:
+    """The promise after a loop whose decision is `made` (its answer, ETA, shape) and `phase`.
+
+    Ready fulfils it (nothing recorded). A 201 stays one while nothing waits for a node; when replicas
+    wait, its capacity is gone: revised to the ETA. A 202's ETA stays while it is ahead, even when the
+    replicas were placed on nodes that exist (they serve sooner); once passed, it is revised to the new
+    estimate. Without a promise, an endpoint that starts to wait is promised the estimate."""
+    if phase == "Ready":
+        return Kept(None, None)
+    if promise is None:
+        return Kept(made if made.answer == ACCEPTED else None, made.eta)
+    if promise.eta is None:
+        if not waiting:
+            return Kept(promise, None)
+        message = f"answered 201 but its capacity is gone: {waiting} replicas wait for a node"
+        return Kept(made, made.eta, ("CapacityGone", _by(message, made.eta)))
+    if promise.eta > now:
+        return Kept(promise, promise.eta)
+    eta = made.eta if made.eta is not None and made.eta > now else now + OVERDUE_STEP_S
+    message = f"not ready by {rfc3339(promise.eta)} as promised"
+    return Kept(replace(made, answer=ACCEPTED, eta=eta), eta, ("Overdue", _by(message, eta)))
+
+
+def _by(message: str, eta: float | None) -> str:
+    return f"{message}; now expected by {rfc3339(eta)}" if eta is not None else message
+
+
+def _time(text: Any) -> float | None:
+    try:
+        return parse_time(str(text)) if text else None
+    except ValueError:
+        return None
+
+
+def _str(value: Any) -> str | None:
+    return str(value) if isinstance(value, str) and value else None
+
+
+def pinned(request: Request, promise: Promise | None) -> Request:
+    """`request` held to the variant and GPU class `promise` names (unchanged without one)."""
+    if promise is None or not promise.variant or not promise.gpu_class:
+        return request
+    return replace(request, variants=(promise.variant,), gpu_classes=(promise.gpu_class,))

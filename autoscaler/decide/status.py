@@ -6,19 +6,24 @@ Also parses the endpoints: one that cannot be read, or names a model the registr
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from autoscaler import endpoint as ie
 from autoscaler.decide.decision import EndpointDecision
-from autoscaler.decide.state import Workload
+from autoscaler.decide.state import ACCEPTED, CREATED, Promise, Workload
 from autoscaler.endpoint import Endpoint, EndpointError
+from autoscaler.events import find_condition, set_condition
+from autoscaler.kubetime import rfc3339
 from common.errors import InputError
 from scheduler.manifests import PORT, dns_label
 from scheduler.plan import Placement
 from scheduler.registry import Registry
+
+PROMISE_KEPT = "PromiseKept"
+"""The condition a revised promise sets False, with the reason (`CapacityGone`, `Overdue`); it stays
+while the revised promise is, and goes with the promise once the endpoint is Ready."""
 
 
 def parse_endpoints(
@@ -142,11 +147,28 @@ def endpoint_status(
         status["costPerHour"] = d.cost_per_hour
     if d.eta is not None:
         status["estimatedReadyTime"] = rfc3339(d.eta)
+    if d.promise is not None:
+        status["promise"] = d.promise.as_status()
+        before_kept = find_condition(previous.get("conditions"), PROMISE_KEPT)
+        if d.revised is not None:
+            status["conditions"] = set_condition(status["conditions"], PROMISE_KEPT, "False", *d.revised, now)
+        elif before_kept is not None:
+            status["conditions"].append(dict(before_kept))
     if d.recommendations:
         status["recommendations"] = [{"time": rfc3339(r.time), "replicas": r.replicas} for r in d.recommendations]
     return status
 
 
-def rfc3339(t: float) -> str:
-    """Unix time as the RFC 3339 the status and the API write (UTC, whole seconds)."""
-    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def answer_status(d: EndpointDecision, generation: int) -> dict[str, Any]:
+    """The status the endpoint API writes with its answer: the promise it makes (201: this variant and
+    class serve now; 202: ready by the ETA), which the controller then keeps (`state.keep`)."""
+    status: dict[str, Any] = {"phase": d.phase, "desiredReplicas": d.replicas}
+    if d.eta is not None:
+        status["estimatedReadyTime"] = rfc3339(d.eta)
+    if d.variant:
+        status |= {"variant": d.variant, "gpuClass": d.gpu_class}
+    if d.cost_per_hour:
+        status["costPerHour"] = d.cost_per_hour
+    answer = CREATED if d.serves_now else ACCEPTED
+    status["promise"] = Promise(answer, d.eta, d.variant, d.gpu_class, generation).as_status()
+    return status

@@ -12,7 +12,7 @@ from typing import Any
 
 from autoscaler.decide.placement import by_class, gpus_of, place_requests
 from autoscaler.decide.settings import Settings
-from autoscaler.decide.state import endpoint_key, promised_eta
+from autoscaler.decide.state import Promise, pinned
 from autoscaler.endpoint import Endpoint
 from autoscaler.eta import ClassCapacity, queue_etas
 from scheduler.catalog import Catalog, GpuModel
@@ -35,15 +35,16 @@ def place_waiting(
     settings: Settings,
     policy: SharingPolicy,
     stuck: Mapping[str, Sequence[Placement]] | None = None,
+    pins: Mapping[str, Promise] | None = None,
 ) -> Plan:
     """The replicas that fit no node now (or were placed but are `stuck`), placed on the nodes each
-    configured class would add."""
+    configured class would add; an endpoint in `pins` waits for the class and variant promised."""
     short: list[Request] = []
     unplaced = Counter(f"{u.namespace}/{u.request}" for u in real.unplaced)
     for ep in endpoints:
         missing = unplaced[ep.key] + len((stuck or {}).get(ep.key, ()))
         if missing:
-            short.append(ep.request(missing))
+            short.append(pinned(ep.request(missing), (pins or {}).get(ep.key)))
     if not short:
         return Plan()
     # Up to MAX_NODES_PER_REPLICA nodes a replica (a tensor-parallel LeaderWorkerSet group spans several).
@@ -90,26 +91,15 @@ def _provisioning_node(gpu: GpuModel, gpus: int, index: int) -> dict[str, Any]:
 
 
 def endpoint_etas(
-    endpoints: Sequence[Endpoint],
-    waiting: Plan,
-    ahead: Mapping[str, tuple[int, ...]],
-    registry: Registry,
-    settings: Settings,
-    raw_endpoints: Sequence[Mapping[str, Any]],
-    now: float,
+    waiting: Plan, ahead: Mapping[str, tuple[int, ...]], registry: Registry, settings: Settings, now: float
 ) -> dict[str, float]:
-    """Per endpoint with waiting replicas: when the last of them serves; an earlier promise is kept."""
-    promised = {endpoint_key(o): promised_eta(o) for o in raw_endpoints}
+    """Per endpoint with waiting replicas: when the last of them serves (`state.keep` keeps a promise)."""
     etas: dict[str, float] = {}
     for gpu_class, queue in by_class(waiting.placements).items():
         times = class_etas(gpu_class, queue, registry, settings, now, ahead.get(gpu_class, ()))
         for p, t in zip(queue, times, strict=True):
             key = f"{p.namespace}/{p.request}"
             etas[key] = max(etas.get(key, 0.0), t)
-    for ep in endpoints:
-        kept = promised.get(ep.key)
-        if ep.key in etas and kept is not None and kept > now:
-            etas[ep.key] = kept
     return etas
 
 
