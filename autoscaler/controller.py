@@ -388,6 +388,7 @@ class Controller:
         uids = {
             (_identity(o)[2], _identity(o)[3]): str((o.get("metadata") or {}).get("uid") or "") for o in obs.endpoints
         }
+        outcome.events += decision.events  # what the decision says happened (a promise revised)
         writes: list[tuple[str, ObjectRef, Callable[[], Any], Event | None]] = []
         for obj in decision.objects:
             if _within(obj, held.get(_identity(obj))):

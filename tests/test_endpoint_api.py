@@ -62,6 +62,8 @@ def test_201_when_warm_capacity_serves_it_now(kube: KubeCluster, api: TestClient
     assert answer.json()["estimatedReadyTime"] is None
     stored = kube.get(ENDPOINTS, "team-a", "chat")
     assert stored is not None and stored["spec"]["model"] == MODEL
+    promise = stored["status"]["promise"]  # what the controller keeps: this variant and class, serving now
+    assert (promise["answer"], promise["gpuClass"], promise["variant"]) == ("Created", "H100-80GB", "bf16")
 
 
 def test_202_with_an_eta_when_a_node_must_be_provisioned(kube: KubeCluster, api: TestClient) -> None:
@@ -73,6 +75,8 @@ def test_202_with_an_eta_when_a_node_must_be_provisioned(kube: KubeCluster, api:
     assert answer.json()["phase"] == "Provisioning"
     stored = kube.get(ENDPOINTS, "team-a", "chat")
     assert stored is not None and stored["status"]["estimatedReadyTime"] == eta  # the controller keeps it
+    assert stored["status"]["promise"]["answer"] == "Accepted"
+    assert stored["status"]["promise"]["estimatedReadyTime"] == eta
 
 
 def test_get_list_and_delete(kube: KubeCluster, api: TestClient) -> None:

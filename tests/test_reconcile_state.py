@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from autoscaler.config import parse_config
-from autoscaler.decide import Decision, Observation, decide
+from autoscaler.decide import Decision, Observation, decide, rfc3339
 from common.errors import InputError
 from localplay.kube_standin import KubeCluster
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
@@ -192,3 +192,72 @@ def test_the_window_is_configured_in_the_controllers_file() -> None:
         parse_config({"scaleDownStabilizationSeconds": "soon"})
     with pytest.raises(InputError, match="scaleDownStabilizationSeconds"):
         parse_config({"scaleDownStabilizationSeconds": -1})
+
+
+def promised(
+    name: str, answer: str, gpu_class: str, eta: float | None = None, generation: int = 3, **spec: Any
+) -> dict[str, Any]:
+    """An endpoint as the API left it: its answer recorded as the promise, for the spec's `generation`."""
+    promise: dict[str, Any] = {
+        "answer": answer,
+        "variant": "bf16",
+        "gpuClass": gpu_class,
+        "observedGeneration": generation,
+    }
+    status: dict[str, Any] = {"phase": "Provisioning" if eta else "Pending", "promise": promise}
+    if eta is not None:
+        promise["estimatedReadyTime"] = status["estimatedReadyTime"] = rfc3339(eta)
+    obj: dict[str, Any] = endpoint(name, status=status, **spec)
+    return obj
+
+
+def test_a_201_keeps_the_capacity_it_was_promised_against_endpoints_placed_with_it() -> None:
+    # `alpha` was created with kubectl (no promise) and sorts first; the API answered `chat` 201 on the L40S.
+    eps = [endpoint("alpha"), promised("chat", "Created", "L40S")]
+    decision = decide(Observation([l40s("l40s-0")], eps, signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    chat = next(d for d in decision.endpoints if d.name == "chat")
+    assert (chat.gpu_class, chat.variant, chat.placed, chat.waiting) == ("L40S", "bf16", 1, 0)
+    assert decision.statuses[("team-a", "chat")]["promise"]["answer"] == "Created"
+    assert decision.events == ()
+
+
+def test_a_202_keeps_its_eta_when_its_replica_is_placed_on_a_node_that_exists() -> None:
+    eps = [promised("chat", "Accepted", "H100-80GB", eta=NOW + 900)]
+    decision = decide(Observation([h100("gpu-0")], eps, signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    chat = decision.endpoints[0]
+    assert (chat.phase, chat.placed, chat.eta) == ("Pending", 1, NOW + 900)
+    assert decision.statuses[("team-a", "chat")]["estimatedReadyTime"] == rfc3339(NOW + 900)
+
+
+def test_a_promise_is_revised_only_with_a_reason_and_an_event() -> None:
+    # A 202 whose ETA has passed while its replica still waits: a new estimate, said why.
+    late = decide(
+        Observation([], [promised("chat", "Accepted", "H100-80GB", eta=NOW - 10)], signals=signals()),
+        SETTINGS,
+        REGISTRY,
+        CATALOG,
+        NOW,
+    )
+    status = late.statuses[("team-a", "chat")]
+    condition = next(c for c in status["conditions"] if c["type"] == "PromiseKept")
+    assert (condition["status"], condition["reason"]) == ("False", "Overdue")
+    assert late.endpoints[0].eta is not None and late.endpoints[0].eta > NOW
+    assert status["promise"]["estimatedReadyTime"] == status["estimatedReadyTime"]
+    assert [(e.type, e.reason, e.regarding.name) for e in late.events] == [("Warning", "Overdue", "chat")]
+    # A 201 whose L40S went: it waits for a node now, and says so.
+    gone = decide(
+        Observation([], [promised("chat", "Created", "L40S")], signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW
+    )
+    assert gone.endpoints[0].phase == "Provisioning"
+    assert [e.reason for e in gone.events] == ["CapacityGone"]
+    assert gone.statuses[("team-a", "chat")]["promise"]["answer"] == "Accepted"
+
+
+def test_the_controller_records_a_revised_promise_as_an_event(kube: KubeCluster) -> None:
+    kube.put(ENDPOINTS, promised("chat", "Accepted", "H100-80GB", eta=NOW - 10, generation=1))  # kmock's first
+    outcome = controller(kube, FixedSignals(demand=1.0)).reconcile()
+    assert outcome.errors == []
+    events = kube.all("events.k8s.io/v1/events")
+    assert [(e["reason"], e["regarding"]["name"]) for e in events] == [("Overdue", "chat")]
+    status = kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
+    assert status["estimatedReadyTime"] > rfc3339(NOW)
