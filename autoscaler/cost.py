@@ -95,3 +95,45 @@ def gpus_held(pod: Mapping[str, Any], node: NodeGpus) -> float:
         devices, mib, fraction = kai
         total = devices * min(1.0, mib / vram if mib else fraction)
     return total
+
+
+@dataclass(frozen=True)
+class TeamCost:
+    """Cost per team as Prometheus records it, what `egs cost` prints: $/hour per namespace and idle $/hour
+    per class (the recording rules), with the GPUs and prices behind them (the controller's series)."""
+
+    namespace_usd_per_hour: Mapping[str, float]
+    idle_usd_per_hour: Mapping[str, float]
+    namespace_gpus: Mapping[tuple[str, str], float]
+    class_gpus: Mapping[str, float]
+    price_usd_per_hour: Mapping[str, float]
+
+    @property
+    def fleet_usd_per_hour(self) -> float:
+        """Every GPU on a Ready node, held or idle, at its class's price."""
+        return sum(n * self.price_usd_per_hour.get(c, 0.0) for c, n in self.class_gpus.items())
+
+    def as_json(self) -> dict[str, Any]:
+        namespaces = sorted(self.namespace_usd_per_hour, key=lambda ns: (-self.namespace_usd_per_hour[ns], ns))
+        return {
+            "fleet_usd_per_hour": self.fleet_usd_per_hour,
+            "teams_usd_per_hour": sum(self.namespace_usd_per_hour.values()),
+            "idle_usd_per_hour": sum(self.idle_usd_per_hour.values()),
+            "namespaces": [
+                {
+                    "namespace": ns,
+                    "usd_per_hour": self.namespace_usd_per_hour[ns],
+                    "gpus": {c: g for (n, c), g in sorted(self.namespace_gpus.items()) if n == ns},
+                }
+                for ns in namespaces
+            ],
+            "gpu_classes": [
+                {
+                    "gpu_class": c,
+                    "gpus": self.class_gpus[c],
+                    "price_usd_per_hour": self.price_usd_per_hour.get(c),
+                    "idle_usd_per_hour": self.idle_usd_per_hour.get(c, 0.0),
+                }
+                for c in sorted(self.class_gpus)
+            ],
+        }

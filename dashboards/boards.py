@@ -272,30 +272,77 @@ def warm_pools() -> dashboard.Dashboard:
 def cost() -> dashboard.Dashboard:
     return _board(
         "egs-cost",
-        "EGS / Cost",
-        "GPU cost per hour by class and what the idle GPUs cost, at the catalogue's list prices per GPU-hour "
-        "(scheduler/data/gpus.yaml).",
+        "EGS / Cost by team",
+        "What each team (namespace) pays for the GPUs its pods hold, a shared GPU by the share of its memory a "
+        "pod holds, and what the GPUs nobody holds cost, at each class's price per GPU-hour (the configured "
+        "price, else the catalogue's). Teams plus idle add up to the fleet.",
         [
             number(
-                "Fleet $/hour", "All whole GPUs at list price.", "currencyUSD", f"sum({q.dollars_per_hour_by_class()})"
+                "Fleet $/hour",
+                "Every GPU on a Ready node, held or idle.",
+                "currencyUSD",
+                f"sum({q.dollars_per_hour_by_class()})",
+            ),
+            number(
+                "Teams $/hour",
+                "The GPUs the namespaces' pods hold.",
+                "currencyUSD",
+                f"sum({q.dollars_per_hour_by_namespace()})",
             ),
             number(
                 "Idle $/hour",
-                "Idle whole GPUs at list price.",
+                "The GPUs no pod holds: warm pools and free room on busy nodes.",
                 "currencyUSD",
                 f"sum({q.idle_dollars_per_hour_by_class()})",
             ),
+            number(
+                "Idle share",
+                "Idle cost over the fleet's cost.",
+                "percentunit",
+                f"sum({q.idle_dollars_per_hour_by_class()}) / sum({q.dollars_per_hour_by_class()})",
+            ),
             series(
-                "$/hour by GPU class",
-                "GPUs x list price per GPU-hour.",
+                "$/hour by team",
+                "Each namespace's GPUs (by the share held) times its classes' prices.",
                 "currencyUSD",
-                (q.dollars_per_hour_by_class(), "{{modelName}}"),
+                (q.dollars_per_hour_by_namespace(), "{{namespace}}"),
             ),
             series(
                 "Idle $/hour by GPU class",
-                "Idle GPUs x list price.",
+                "GPUs of the class no pod holds, times its price: what the warm pool and free room cost.",
                 "currencyUSD",
-                (q.idle_dollars_per_hour_by_class(), "{{modelName}}"),
+                (q.idle_dollars_per_hour_by_class(), "{{gpu_class}}"),
+            ),
+            rows(
+                "$ by team, last 24 hours and 7 days",
+                "Each namespace's mean $/hour over the window times its hours.",
+                "currencyUSD",
+                (q.dollars_by_namespace_over("24h"), "{{namespace}} 24h"),
+                (q.dollars_by_namespace_over("7d"), "{{namespace}} 7d"),
+            ),
+            rows(
+                "$/hour by team and GPU class",
+                "Which classes each namespace pays for, now.",
+                "currencyUSD",
+                (q.dollars_per_hour_by_namespace_and_class(), "{{namespace}} {{gpu_class}}"),
+            ),
+            series(
+                "GPUs held by team",
+                "GPUs each namespace's pods hold: a whole GPU counts 1, a quarter of one's memory 0.25.",
+                "none",
+                (q.gpus_by_namespace(), "{{namespace}}"),
+            ),
+            series(
+                "$/hour by GPU class",
+                "Every GPU of the class on a Ready node, held or idle, at its price.",
+                "currencyUSD",
+                (q.dollars_per_hour_by_class(), "{{gpu_class}}"),
+            ),
+            bars(
+                "Price per GPU-hour by class",
+                "The price the cost is computed at: the configured one, else the catalogue's list price.",
+                "currencyUSD",
+                (q.price_by_class(), "{{gpu_class}}"),
             ),
         ],
     )

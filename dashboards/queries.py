@@ -12,10 +12,6 @@ relabelling adds it).
 
 from __future__ import annotations
 
-import re
-
-from scheduler.catalog import Catalog
-
 GPU = 'cluster=~"$cluster", Hostname=~"$node", modelName=~"$gpu_class"'
 """Selects per-GPU series (and per-node / per-GPU-model aggregates, which carry a subset of these)."""
 NODE = 'cluster=~"$cluster", Hostname=~"$node"'
@@ -159,32 +155,42 @@ def provisioning_seconds(quantile: float) -> str:
     return f"histogram_quantile({quantile:g}, sum by (le, gpu_class) ({buckets}))"
 
 
-# Cost
+# Cost by team: the controller's GPUs held per namespace and per class, at the price series it exports
+# (the configured price, else the catalogue's), and the two recording rules built on them.
+
+CLASS_PRICE = f"max by (gpu_class) (egs_gpu_class_price_usd_per_hour{{{POOL}}})"
 
 
-def _model_name_pattern(products: tuple[str, ...]) -> str:
-    """A regex on dcgm's `modelName` for the node-label product strings of a class: GFD writes the NVML
-    name with spaces as '-', AMD's labeller with spaces as '_'."""
-    return "|".join(r"[-_ ]".join(re.escape(part) for part in re.split(r"[-_ ]", p)) for p in products)
+def dollars_per_hour_by_namespace() -> str:
+    return f"namespace:egs_gpu_cost_usd_per_hour:sum{{{POOL}}}"
 
 
-def _per_class_price(series: str, catalog: Catalog) -> str:
-    terms = [
-        f'{series}{{{CLASS}, modelName=~"{_model_name_pattern(gpu.products)}"}} * {gpu.price_per_hour:g}'
-        for gpu in catalog
-        if gpu.products
-    ]
-    return "sum by (modelName) (" + " or ".join(terms) + ")"
+def idle_dollars_per_hour_by_class() -> str:
+    return f"gpu_class:egs_gpu_idle_cost_usd_per_hour:sum{{{POOL}}}"
 
 
-def dollars_per_hour_by_class(catalog: Catalog | None = None) -> str:
-    """GPUs of each class times the catalogue's list price per GPU-hour (`scheduler/data/gpus.yaml`)."""
-    return _per_class_price("modelName:gpus:count", catalog or Catalog.load())
+def dollars_per_hour_by_class() -> str:
+    """Every GPU of each class on a Ready node, held or idle, at the class's price per GPU-hour."""
+    return f"max by (gpu_class) (egs_gpu_class_gpus{{{POOL}}}) * on (gpu_class) {CLASS_PRICE}"
 
 
-def idle_dollars_per_hour_by_class(catalog: Catalog | None = None) -> str:
-    """What the idle GPUs of each class cost per hour at list price."""
-    return _per_class_price("modelName:gpus_idle:count", catalog or Catalog.load())
+def dollars_per_hour_by_namespace_and_class() -> str:
+    return f"max by (namespace, gpu_class) (egs_namespace_gpus{{{POOL}}}) * on (gpu_class) group_left () {CLASS_PRICE}"
+
+
+def gpus_by_namespace() -> str:
+    """GPUs each namespace holds, a shared GPU by the share of its memory a pod holds."""
+    return f"sum by (namespace) (max by (namespace, gpu_class) (egs_namespace_gpus{{{POOL}}}))"
+
+
+def dollars_by_namespace_over(window: str) -> str:
+    """What each namespace's GPUs cost over `window` (its mean $/hour times the window's hours)."""
+    hours = {"24h": 24, "7d": 168}[window]
+    return f"avg_over_time(namespace:egs_gpu_cost_usd_per_hour:sum{{{POOL}}}[{window}]) * {hours}"
+
+
+def price_by_class() -> str:
+    return CLASS_PRICE
 
 
 # Exporter and controller health

@@ -45,6 +45,7 @@ COMMANDS: Mapping[str, tuple[str, str]] = {
         "egs.controller_cli",
         "run the InferenceEndpoint operator: place, scale and keep warm capacity for every endpoint",
     ),
+    "cost": ("egs.cost_cli", "GPU cost per team (namespace) and idle cost per GPU class, read from Prometheus"),
     "api": (
         "egs.api_cli",
         "serve the endpoint API: POST an endpoint, get 201 or 202 Accepted with its estimated ready time",

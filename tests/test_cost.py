@@ -5,7 +5,8 @@ Covers: whole GPUs count 1; a shared GPU counts by the share of its memory a pod
 quarter-GPU pods are exactly one GPU; MIG instances by their share of the GPU; every namespace's pods,
 EGS's and others'; only Ready nodes (for the fleet and the pods on them), only bound pods that have
 not finished; the namespaces' GPUs plus the idle ones are the fleet's; prices from the catalogue or
-the configured ones; the controller's series, and none from a replica that does not lead. The
+the configured ones; the controller's series, and none from a replica that does not lead; `egs cost`
+without a Prometheus (its figures from a real one are checked in tests/test_end_to_end.py). The
 recording rules that turn these into dollars are tested by promtool (`alerts/tests/common-rules-test.yaml`).
 """
 
@@ -18,6 +19,8 @@ from prometheus_client import CollectorRegistry
 
 from autoscaler.controller import ControllerMetrics, Outcome
 from autoscaler.cost import holdings
+from egs.cli import main
+from localplay.localstack import free_port
 from tests.test_decide import CATALOG, serving_pod
 from tests.test_decide import h100 as labelled_h100
 from tests.test_pods import a100_mig, pod, timesliced
@@ -123,3 +126,11 @@ def test_the_controller_exports_them_and_a_replica_that_does_not_lead_exports_no
     assert registry.get_sample_value("egs_gpu_class_price_usd_per_hour", {"gpu_class": "H100-80GB"}) == 2.0
     metrics.record(Outcome(leader=False), 0.1, 2.0)
     assert registry.get_sample_value("egs_gpu_class_gpus", {"gpu_class": "H100-80GB"}) is None
+
+
+def test_egs_cost_without_prometheus_says_so_in_one_line_and_prints_no_document(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["cost", "--prometheus", f"http://127.0.0.1:{free_port()}", "--timeout", "2", "-o", "json"]) == 4
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("egs: error: Prometheus http://127.0.0.1:") and err.count("\n") == 1

@@ -6,7 +6,8 @@ node (labelled as GPU Feature Discovery labels it) and marks the Deployment's re
 
 POST -> 202 with an ETA -> the Deployment, Service and warm-pool object appear -> a GPU node joins ->
 the endpoint is Ready with its url; a POST whose variant fits the warm GPUs now -> 201. Then a warm
-node joins and an endpoint of eight GPUs a replica takes it, and every dashboard panel that reads the
+node joins and an endpoint of eight GPUs a replica takes it, another team's pod holds a quarter of a GPU
+(`egs cost` charges it that quarter), and every dashboard panel that reads the
 controller's series (tests/test_dashboards.py: CONTROLLER_PANELS) returns series from the Prometheus that
 scrapes the controller, its demand forecast from an hour of demand history backfilled into that
 Prometheus before it starts. Each test first runs the steps of the story before its own, unless they
@@ -15,6 +16,7 @@ have run on the module's stack (`_once`), so that any one of them can run alone.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -27,6 +29,7 @@ import pytest
 import requests
 import yaml
 
+from egs.cli import main
 from localplay.kube_standin import KubeCluster
 from localplay.localstack import Prometheus, free_port, wait_http
 from localplay.vllm_standin import Server, VllmStandIn
@@ -204,6 +207,19 @@ def _take_a_warm_node(stack: Stack) -> None:
     assert answer.status_code in (201, 202), answer.text
     etas = prom.wait_for("egs_endpoint_estimated_ready_timestamp_seconds")
     assert etas, [(n, _status(kube, n).get("phase"), _status(kube, n).get("message")) for n in ("big", "big-2")]
+    # Another team's job holds a quarter of one GPU through KAI Scheduler (an annotation, no resource):
+    # cost per team charges it a quarter, not the GPU.
+    kube.put("v1/pods", _kai_pod("research", "notebook", "gpu-h100-0", "0.25"))
+
+
+def _kai_pod(namespace: str, name: str, node: str, fraction: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "annotations": {"gpu-fraction": fraction}},
+        "spec": {"nodeName": node, "schedulerName": "kai-scheduler", "containers": [{"name": "c", "image": "x"}]},
+        "status": {"phase": "Running"},
+    }
 
 
 def test_post_waits_for_a_node_then_serves_and_a_warm_fit_is_created_at_once(stack: Stack) -> None:
@@ -212,6 +228,18 @@ def test_post_waits_for_a_node_then_serves_and_a_warm_fit_is_created_at_once(sta
 
 def test_a_warm_node_is_taken_and_a_second_big_endpoint_gets_an_eta(stack: Stack) -> None:
     _once(stack, _take_a_warm_node)
+
+
+def test_egs_cost_prints_what_each_team_holds_and_teams_plus_idle_is_the_fleet(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _once(stack, _take_a_warm_node)
+    assert stack.prom.wait_for('namespace:egs_gpu_cost_usd_per_hour:sum{namespace="research"}'), "no cost recorded"
+    assert main(["cost", "--prometheus", stack.prom.url, "-o", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {n["namespace"]: n["gpus"] for n in doc["namespaces"]}["research"] == {"H100-80GB": 0.25}
+    assert [(c["gpu_class"], c["gpus"]) for c in doc["gpu_classes"]] == [("H100-80GB", 16)]
+    assert doc["teams_usd_per_hour"] + doc["idle_usd_per_hour"] == pytest.approx(doc["fleet_usd_per_hour"], rel=0.01)
 
 
 @pytest.mark.parametrize("panel", CONTROLLER_PANELS, ids=str)

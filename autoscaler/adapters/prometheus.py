@@ -40,6 +40,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from autoscaler.cost import TeamCost
 from autoscaler.signals import BadSample, History, ModelSignals, PodSignals, Snapshot
 from common.errors import TemporaryError
 
@@ -55,6 +56,10 @@ POD_WAITING = "namespace_pod:requests_waiting:sum"
 POD_SATURATION = "namespace_pod:gpu_saturation:avg"
 """The same per serving pod (`namespace`, `pod`, as Kubernetes service discovery labels a target)."""
 LABEL = "model_name"
+NAMESPACE_COST = "namespace:egs_gpu_cost_usd_per_hour:sum"
+IDLE_COST = "gpu_class:egs_gpu_idle_cost_usd_per_hour:sum"
+"""Cost per team, recorded from the controller's series; those are read once per (namespace,) class:
+`max by` drops the scrape labels, so two controller replicas' copies count once."""
 
 
 class MetricsUnavailable(TemporaryError):
@@ -90,6 +95,18 @@ class PrometheusMetrics:
     def gpu_saturation(self, at: float) -> dict[str, float]:
         """The mean GPU saturation ratio per GPU product (dcgm-exporter's `modelName`) at `at`."""
         return _Read(self, at, self.clock() + self.timeout_s).instant(SATURATION, label="modelName")
+
+    def team_cost(self, at: float) -> TeamCost:
+        """Cost per team at `at`: the recording rules' $/hour and the controller's GPUs and prices behind them."""
+        read = _Read(self, at, self.clock() + self.timeout_s)
+        held = read.instant_by("max by (namespace, gpu_class) (egs_namespace_gpus)", ("namespace", "gpu_class"))
+        return TeamCost(
+            namespace_usd_per_hour=read.instant(NAMESPACE_COST, label="namespace"),
+            idle_usd_per_hour=read.instant(IDLE_COST, label="gpu_class"),
+            namespace_gpus={(k[0], k[1]): v for k, v in held.items()},
+            class_gpus=read.instant("max by (gpu_class) (egs_gpu_class_gpus)", label="gpu_class"),
+            price_usd_per_hour=read.instant("max by (gpu_class) (egs_gpu_class_price_usd_per_hour)", label="gpu_class"),
+        )
 
 
 class _Read:
