@@ -121,7 +121,7 @@ def without_foreign_pods(
         skipped = ours(pod) if placed is None else (meta.get("namespace", "default"), meta.get("name")) in placed
         if skipped or node_name not in by_name or phase not in ("Pending", "Running"):
             continue
-        for allocation in _holds(by_name[node_name], pod):
+        for allocation in holds(by_name[node_name], pod):
             by_name[node_name] = Inventory((by_name[node_name],)).allocated([allocation]).nodes[0]
     return Inventory(tuple(by_name[n.node] for n in inventory), inventory.skipped)
 
@@ -140,7 +140,7 @@ def foreign_waiting(pods: Iterable[Mapping[str, Any]], catalog: Catalog) -> dict
     for pod in pods:
         if ours(pod) or not unschedulable(pod):
             continue
-        gpu = catalog.for_node_labels(_product_selected(pod))
+        gpu = catalog.for_node_labels(product_selected(pod))
         if gpu is not None:
             asked, kai = requests(pod), kai_share(pod)
             whole = asked.get("nvidia.com/gpu", 0) + asked.get("amd.com/gpu", 0)
@@ -148,7 +148,7 @@ def foreign_waiting(pods: Iterable[Mapping[str, Any]], catalog: Catalog) -> dict
     return {name: tuple(gpus) for name, gpus in waiting.items()}
 
 
-def _product_selected(pod: Mapping[str, Any]) -> dict[str, str]:
+def product_selected(pod: Mapping[str, Any]) -> dict[str, str]:
     """The GPU product labels a pod requires of its node (node selector, or required node affinity)."""
     spec = pod.get("spec") or {}
     found = {k: str(v) for k, v in (spec.get("nodeSelector") or {}).items() if k in PRODUCT_LABELS}
@@ -162,8 +162,9 @@ def _product_selected(pod: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-def _holds(node: NodeGpus, pod: Mapping[str, Any]) -> list[Allocation]:
-    """What `pod` holds on `node`, within what is free there."""
+def holds(node: NodeGpus, pod: Mapping[str, Any]) -> list[Allocation]:
+    """What `pod` holds on `node`, within what is free there (all it asks for, when it fits there: the
+    churn benchmark's scheduler binds a pod where this covers its request)."""
     asked = requests(pod)
     out: list[Allocation] = []
     for resource, n in asked.items():
