@@ -48,6 +48,7 @@ RESOURCES = {
     "v1/pods": {"kind": "Pod", "namespaced": True},
     "v1/services": {"kind": "Service", "namespaced": True},
     "apps/v1/deployments": {"kind": "Deployment", "namespaced": True},
+    "policy/v1/poddisruptionbudgets": {"kind": "PodDisruptionBudget", "namespaced": True},
     "scheduling.k8s.io/v1/priorityclasses": {"kind": "PriorityClass", "namespaced": False},
     "coordination.k8s.io/v1/leases": {"kind": "Lease", "namespaced": True},
     "events.k8s.io/v1/events": {"kind": "Event", "namespaced": True},

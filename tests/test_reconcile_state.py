@@ -21,6 +21,7 @@ from autoscaler.config import parse_config
 from autoscaler.decide import Decision, Observation, decide, rfc3339
 from common.errors import InputError
 from localplay.kube_standin import KubeCluster
+from scheduler.manifests import validate
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals, workload
 
@@ -140,7 +141,11 @@ def test_an_endpoint_scaled_to_nothing_or_gone_leaves_nothing_behind() -> None:
     first = decide(Observation([h100("gpu-0")], [endpoint()], signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
     owned, pods = applied(first)
     gone = decide(Observation([h100("gpu-0")], [], owned, signals(), pods=pods), SETTINGS, REGISTRY, CATALOG, NOW)
-    assert sorted((d[1], d[3]) for d in gone.deletions) == [("Deployment", "chat-bf16-h100-80gb"), ("Service", "chat")]
+    assert sorted((d[1], d[3]) for d in gone.deletions) == [
+        ("Deployment", "chat-bf16-h100-80gb"),
+        ("PodDisruptionBudget", "chat"),
+        ("Service", "chat"),
+    ]
 
 
 @pytest.fixture
@@ -261,3 +266,13 @@ def test_the_controller_records_a_revised_promise_as_an_event(kube: KubeCluster)
     assert [(e["reason"], e["regarding"]["name"]) for e in events] == [("Overdue", "chat")]
     status = kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
     assert status["estimatedReadyTime"] > rfc3339(NOW)
+
+
+@pytest.mark.parametrize(("lo", "limit"), [(2, {"minAvailable": 2}), (0, {"maxUnavailable": 1})])
+def test_each_endpoint_has_a_disruption_budget_at_its_minimum(lo: int, limit: dict[str, int]) -> None:
+    obs = Observation([h100("gpu-0")], [endpoint(lo=lo)], signals=signals())
+    (pdb,) = [o for o in decide(obs, SETTINGS, REGISTRY, CATALOG, NOW).objects if o["kind"] == "PodDisruptionBudget"]
+    selector = {"egs.io/request": "chat", "app.kubernetes.io/component": "server"}
+    assert pdb["spec"] == {**limit, "selector": {"matchLabels": selector}}
+    assert pdb["metadata"]["ownerReferences"][0]["uid"] == "uid-chat"
+    validate(pdb)

@@ -114,6 +114,7 @@ KINDS: Mapping[tuple[str, str], Kind] = {
     ("v1", "Pod"): Kind("v1", "pods"),
     ("v1", "Service"): Kind("v1", "services"),
     ("v1", "PodTemplate"): Kind("v1", "podtemplates"),
+    ("policy/v1", "PodDisruptionBudget"): Kind("policy/v1", "poddisruptionbudgets"),
     ("apps/v1", "Deployment"): Kind("apps/v1", "deployments"),
     ("scheduling.k8s.io/v1", "PriorityClass"): Kind("scheduling.k8s.io/v1", "priorityclasses", namespaced=False),
     ("coordination.k8s.io/v1", "Lease"): Kind("coordination.k8s.io/v1", "leases"),
@@ -131,6 +132,7 @@ the controller is configured to write it."""
 OWNED_KINDS = (
     ("apps/v1", "Deployment"),
     ("v1", "Service"),
+    ("policy/v1", "PodDisruptionBudget"),
 )
 """Kinds the controller lists back every loop to compare with what it intends; the optional CRDs'
 kinds are added by `Cluster(owned_kinds=...)` when the configuration uses them."""

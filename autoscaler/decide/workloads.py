@@ -17,11 +17,12 @@ from autoscaler.decide.state import REQUEST_NAME, Owned, endpoint_key
 from autoscaler.decide.targets import QUEUE_HIGH, declared_throughput
 from autoscaler.endpoint import Endpoint
 from scheduler.catalog import Catalog
-from scheduler.manifests import manifests
+from scheduler.manifests import dns_label, manifests
 from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import Registry
 
 MANAGED = {"app.kubernetes.io/managed-by": "egs"}
+COMPONENT = "app.kubernetes.io/component"
 WARM_POOL = "egs.io/warm-pool"
 """The annotation naming the GPU class of a warm pool's objects."""
 
@@ -34,11 +35,35 @@ def workload_objects(
     catalog: Catalog,
     settings: Settings,
 ) -> list[dict[str, Any]]:
-    """The workloads, Service and ScaledObjects of one endpoint's replicas (placed and waiting);
-    `ManifestError` when the plan cannot be rendered, which the caller reports on that endpoint alone."""
+    """The workloads, Service, PodDisruptionBudget and ScaledObjects of one endpoint's replicas (placed
+    and waiting); `ManifestError` when the plan cannot be rendered, which the caller reports on that
+    endpoint alone."""
     plan = Plan(placements=tuple(renumbered(placements)))
     rendered = [owned_by(unpinned(o), ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
-    return rendered + scaled_objects(ep, rendered, settings)
+    return [*rendered, owned_by(disruption_budget(ep), ep), *scaled_objects(ep, rendered, settings)]
+
+
+def disruption_budget(ep: Endpoint) -> dict[str, Any]:
+    """The endpoint's PodDisruptionBudget over its serving pods: a node drain (Cluster Autoscaler's,
+    Karpenter's, an upgrade's) never takes it below `replicas.min` ready; with a minimum of 0, one
+    server at a time. A budget of 1 for one replica would block every drain of its node, so the
+    floor is the user's, not ours."""
+    label = dns_label(ep.name)
+    limit = {"minAvailable": ep.min_replicas} if ep.min_replicas > 0 else {"maxUnavailable": 1}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {
+            "name": label,
+            "namespace": ep.namespace,
+            "labels": {**MANAGED, "egs.io/request": label},
+            "annotations": {REQUEST_NAME: ep.name},
+        },
+        "spec": {
+            **limit,
+            "selector": {"matchLabels": {"egs.io/request": label, "app.kubernetes.io/component": "server"}},
+        },
+    }
 
 
 def owned_by(obj: dict[str, Any], ep: Endpoint) -> dict[str, Any]:
@@ -148,7 +173,7 @@ def orphans(
         annotations = meta.get("annotations") or {}
         if identity in keep or identity in gone:
             continue
-        if obj.get("kind") == "Service" and REQUEST_NAME in annotations:
+        if obj.get("kind") in ("Service", "PodDisruptionBudget") and REQUEST_NAME in annotations:
             if f"{identity[2]}/{annotations[REQUEST_NAME]}" not in listed:
                 gone.append(identity)
         elif obj.get("kind") == "ScaledObject":
