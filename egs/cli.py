@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from common.errors import EgsError
 from egs.exit_codes import EXIT_CODES as EXIT_CODES
@@ -85,6 +87,26 @@ def _command(argv: Sequence[str]) -> str | None:
     return None
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVEL_HELP = "what is logged, on stderr only (default info); before or after the command"
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser (and its subcommands'): it takes the global options too, so that they may follow
+    the command (`egs plan ... --log-level debug`); given nowhere, the value before the command stands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, help=LOG_LEVEL_HELP)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("egs")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def _parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser with every command listed and `command`'s options (its module is the only one imported)."""
     parser = argparse.ArgumentParser(
@@ -93,8 +115,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         epilog="exit codes:\n" + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, help=LOG_LEVEL_HELP)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_CommandParser)
     for name, (module, help_) in COMMANDS.items():
         if name == command:
             importlib.import_module(module).add_parser(sub)

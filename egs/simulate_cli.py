@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> None:
         description="Simulate one GPU class's nodes, warm pool and replicas in 60 s steps over a demand trace "
         "(DESIGN.md's warm-pool model), driven by the autoscaler's own forecast, pool and ETA code. Parameters "
         "are fitted on the first --train-days only (the first min(3, N-1) of them warm the forecasts up): the "
-        "smallest value with at most 0.5%% of the replicas added waiting over 60 s. The next --score-days are "
+        "smallest value with at most 0.5% of the replicas added waiting over 60 s. The next --score-days are "
         "scored.",
     )
     sim.add_argument("--trace", type=Path, required=True, help="trace CSV: time_s,model,demand_rps[,client]")

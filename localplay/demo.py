@@ -68,6 +68,10 @@ class Options:
 def run(options: Options) -> int:
     """Run the demo; returns the exit code: 0 when done or Ctrl-C, 128+n for signal n, 1 on a failure."""
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # the stand-in's every request
+    if not log.isEnabledFor(logging.DEBUG):
+        # The exporters of the nodes the demo's autoscaler adds run in this process: their start-up lines
+        # would land between the live summaries on a terminal. Warnings and errors still show, on stderr.
+        logging.getLogger("exporter").setLevel(logging.WARNING)
     record = Run()
     try:
         with LocalStack(prefix="egs-demo-") as stack:

@@ -62,6 +62,12 @@ def test_the_demo_requests_endpoints_scales_a_warm_pool_and_pages(demo: DemoRun)
     assert f"report written to {demo.report.resolve()}" in demo.out
 
 
+def test_logs_go_to_stderr_and_none_below_warning_lands_between_the_summaries(demo: DemoRun) -> None:
+    log_line = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ", re.MULTILINE)
+    assert not log_line.search(demo.out), demo.out
+    assert not re.search(r"^\S+ \S+ (DEBUG|INFO) ", demo.err, re.MULTILINE), demo.err
+
+
 def test_the_report_is_one_file_with_every_plot_embedded(demo: DemoRun) -> None:
     page = demo.report.read_text()
     plots = PNG.findall(page)
