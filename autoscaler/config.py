@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from autoscaler.decide import ClassSettings, Settings
+from autoscaler.decide import ClassSettings, ConsolidationSettings, Settings
 from autoscaler.eta import EtaSettings
 from common.errors import InputError, naming
 from scheduler.catalog import load_prices, parse_prices
@@ -38,10 +38,16 @@ from scheduler.catalog import load_prices, parse_prices
 _TOP = {
     "namespace", "models", "headroom", "stale_after_s", "default_throughput_rps",
     "throughput_rps", "sharing", "gpu_classes", "eta", "engine", "time_limit_s", "scaleDownStabilizationSeconds",
-    "prices",
+    "prices", "consolidation",
 }  # fmt: skip
 _SCALARS = ("namespace", "headroom", "stale_after_s", "default_throughput_rps", "engine", "time_limit_s")
 _CLASS = {"gpus_per_node", "pool", "policy", "static_nodes", "nodepool"}
+_CONSOLIDATION = {
+    "enabled": "enabled",
+    "minSavingFraction": "min_saving_fraction",
+    "maxDisruptionsPerInterval": "max_disruptions_per_interval",
+    "interval": "interval_s",
+}
 _ETA = {"prior_delay_s", "quantile", "min_observations", "step_s"}
 
 
@@ -60,6 +66,12 @@ def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | Non
         fields["scale_down_stabilization_s"] = _seconds(
             raw["scaleDownStabilizationSeconds"], "scaleDownStabilizationSeconds"
         )
+    raw_consolidation = _mapping(raw.get("consolidation", {}), "consolidation", set(_CONSOLIDATION))
+    fields["consolidation"] = _build(
+        ConsolidationSettings,
+        "consolidation",
+        {_CONSOLIDATION[k]: _consolidation_value(k, v) for k, v in raw_consolidation.items()},
+    )
     settings = _build(
         Settings,
         "(root)",
@@ -77,6 +89,19 @@ def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | Non
     if models is not None and not isinstance(models, str):
         raise InputError(f"models: the model registry's path, a string, got {type(models).__name__}")
     return settings, (base / models) if models else None
+
+
+def _consolidation_value(key: str, value: Any) -> Any:
+    where = f"consolidation.{key}"
+    if key == "enabled":
+        if not isinstance(value, bool):
+            raise InputError(f"{where}: true or false, got {value!r}")
+        return value
+    if key == "maxDisruptionsPerInterval":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{where}: a whole number, got {value!r}")
+        return value
+    return _seconds(value, where)
 
 
 def _seconds(value: Any, where: str) -> float:

@@ -18,14 +18,15 @@ from typing import Any
 import pytest
 
 from autoscaler.config import parse_config
-from autoscaler.decide import Decision, Observation, decide, rfc3339
+from autoscaler.decide import ConsolidationSettings, Decision, Observation, decide, rfc3339
 from common.errors import InputError
 from localplay.kube_standin import KubeCluster
 from scheduler.manifests import validate
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
-from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals, workload
+from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals, training, workload
 
 WORKLOADS = ("Deployment", "LeaderWorkerSet")
+AT = (SETTINGS, REGISTRY, CATALOG, NOW)
 
 
 def node(name: str, product: str, gpus: int) -> dict[str, Any]:
@@ -276,3 +277,62 @@ def test_each_endpoint_has_a_disruption_budget_at_its_minimum(lo: int, limit: di
     assert pdb["spec"] == {**limit, "selector": {"matchLabels": selector}}
     assert pdb["metadata"]["ownerReferences"][0]["uid"] == "uid-chat"
     validate(pdb)
+
+
+CONSOLIDATING = replace(SETTINGS, consolidation=ConsolidationSettings(enabled=True))
+
+
+def test_consolidation_moves_an_endpoint_to_a_cheaper_class_make_before_break() -> None:
+    # The L40S was taken by a training job when `chat` came: it runs on an H100 ($6.88/h).
+    nodes = [l40s("l40s-0"), h100("gpu-0")]
+    first = decide(Observation(nodes, [endpoint()], signals=signals(), pods=[training("l40s-0", 1)]), *AT)
+    assert first.endpoints[0].gpu_class == "H100-80GB"
+    owned, pods = applied(first)
+    eps = observed(first, [endpoint()])
+    # The job ends. Without consolidation the replica stays where it serves.
+    assert decide(Observation(nodes, eps, owned, signals(), pods=pods), *AT).objects == first.objects
+    moved = decide(Observation(nodes, eps, owned, signals(), pods=pods), CONSOLIDATING, *AT[1:])
+    chat = moved.endpoints[0]
+    assert (chat.gpu_class, chat.ready_replicas) == ("L40S", 0)
+    assert moved.deletions == ()  # the H100 replica serves until the L40S one does
+    assert moved.statuses[("team-a", "chat")]["consolidation"]["replacing"] == ["chat-bf16-h100-80gb"]
+    assert [e.reason for e in moved.events] == ["Consolidating"]
+    # Next loop (a restart, say): the move is read back; the old replica is no incumbent, still holds its GPU.
+    owned_new, pods_new = applied(moved, ready=False)
+    eps = observed(moved, eps)
+    later = decide(Observation(nodes, eps, owned + owned_new, signals(), pods=pods + pods_new), CONSOLIDATING, *AT[1:])
+    assert (later.endpoints[0].gpu_class, later.deletions, later.events) == ("L40S", (), ())
+    assert later.inventory.node("gpu-0").gpus[0].holders == 1
+    # The L40S replica serves: the H100 one goes.
+    owned_new, pods_new = applied(moved, ready=True)
+    eps = observed(later, eps)
+    done = decide(Observation(nodes, eps, owned + owned_new, signals(), pods=pods + pods_new), CONSOLIDATING, *AT[1:])
+    assert [d[3] for d in done.deletions] == ["chat-bf16-h100-80gb"]
+    assert done.endpoints[0].phase == "Ready"
+
+
+def test_consolidation_keeps_to_its_budget_and_its_threshold() -> None:
+    nodes = [l40s("l40s-0", gpus=2), h100("gpu-0")]
+    eps = [endpoint("alpha"), endpoint("beta")]
+    busy = [training("l40s-0", 2)]
+    first = decide(Observation(nodes, eps, signals=signals(), pods=busy), *AT)
+    owned, pods = applied(first)
+    eps = observed(first, eps)
+    picky = replace(CONSOLIDATING, consolidation=ConsolidationSettings(enabled=True, min_saving_fraction=0.9))
+    assert decide(Observation(nodes, eps, owned, signals(), pods=pods), picky, *AT[1:]).events == ()
+    moved = decide(Observation(nodes, eps, owned, signals(), pods=pods), CONSOLIDATING, *AT[1:])
+    assert sorted(d.gpu_class or "" for d in moved.endpoints) == ["H100-80GB", "L40S"]  # one move an interval
+    # Within the interval the other stays, even with room for it.
+    again = decide(Observation(nodes, observed(moved, eps), owned, signals(), pods=pods), CONSOLIDATING, *AT[1:])
+    assert [e.reason for e in again.events] == []
+    assert sorted(d.gpu_class or "" for d in again.endpoints) == ["H100-80GB", "L40S"]
+
+
+def test_consolidation_is_configured_in_the_controllers_file() -> None:
+    raw = {"enabled": True, "minSavingFraction": 0.3, "maxDisruptionsPerInterval": 2, "interval": 900}
+    assert parse_config({"consolidation": raw})[0].consolidation == ConsolidationSettings(True, 0.3, 2, 900.0)
+    assert parse_config({})[0].consolidation.enabled is False
+    with pytest.raises(InputError, match=r"consolidation.enabled"):
+        parse_config({"consolidation": {"enabled": "yes"}})
+    with pytest.raises(InputError, match="minSavingFraction"):
+        parse_config({"consolidation": {"minSavingFraction": 1.5}})

@@ -43,9 +43,10 @@ from dataclasses import replace
 from typing import Any
 
 from autoscaler.attribution import attribute
+from autoscaler.decide.consolidation import consolidate
 from autoscaler.decide.decision import Decision, EndpointDecision, Observation, PoolDecision
 from autoscaler.decide.placement import by_class, by_endpoint, endpoint_cost, gpus_of, place_new, place_requests
-from autoscaler.decide.settings import POOL_BACKENDS, ClassSettings, Settings
+from autoscaler.decide.settings import POOL_BACKENDS, ClassSettings, ConsolidationSettings, Settings
 from autoscaler.decide.state import (
     ACCEPTED,
     CREATED,
@@ -60,6 +61,7 @@ from autoscaler.decide.state import (
     endpoint_key,
     incumbents,
     keep,
+    move_of,
     promise_of,
     read_owned,
     recommendations,
@@ -107,6 +109,7 @@ __all__ = [
     "QUEUE_HIGH",
     "REQUEST_NAME",
     "ClassSettings",
+    "ConsolidationSettings",
     "Decision",
     "EndpointDecision",
     "Observation",
@@ -149,12 +152,16 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         return Decision((), {}, (), (), (f"nodes: {e}",))
     # The incumbents' pods are placed as replicas; every other bound pod (other workloads', and EGS's
     # replaced or surplus ones until they are gone) holds what it asks for.
-    first = incumbents(endpoints, changed, owned, obs.pods, nodes, registry)
+    raw_by_key = {endpoint_key(o): o for o in obs.endpoints}
+    recorded = {ep.key: m for ep in endpoints if (m := move_of(raw_by_key[ep.key], workloads.get(ep.key, ())))}
+    replaced = frozenset(
+        (ep.namespace, name) for ep in endpoints for name in getattr(recorded.get(ep.key), "replacing", ())
+    )
+    first = incumbents(endpoints, changed, owned, obs.pods, nodes, registry, replaced)
     inventory = without_foreign_pods(nodes, obs.pods, first.pods)
-    held = incumbents(endpoints, changed, owned, obs.pods, inventory, registry)
+    held = incumbents(endpoints, changed, owned, obs.pods, inventory, registry, replaced)
     targets: dict[str, tuple[int, str | None]] = {}
     windows: dict[str, tuple[Recommendation, ...]] = {}
-    raw_by_key = {endpoint_key(o): o for o in obs.endpoints}
     attribution = attribute(endpoints, obs.signals, obs.pod_signals, pods_by_endpoint(obs.pods))
     for ep in endpoints:
         mine = workloads.get(ep.key, [])
@@ -169,12 +176,18 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         if targets[ep.key][1]:
             holds.append(f"{ep.key}: {targets[ep.key][1]}")
     staying = {ep.key: held.placements.get(ep.key, ())[: targets[ep.key][0]] for ep in endpoints}
-    requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
-    new = [ep.request(targets[ep.key][0] - len(staying[ep.key])) for ep in endpoints]
-    new = [r for r in new if r.replicas > 0]
     # A promise binds the endpoint's first replicas; once some run, they are its incumbents.
     promises = {ep.key: p for ep in endpoints if (p := promise_of(raw_by_key[ep.key])) is not None}
     pins = {k: p for k, p in promises.items() if not staying[k]}
+    # Consolidation, the one step that moves running replicas: a moved endpoint is placed anew, while
+    # its old replicas keep their GPUs and serve until the new ones do.
+    moving = consolidate(
+        endpoints, staying, workloads, recorded, list(promises), held.inventory, registry, catalog, settings, now
+    )
+    staying |= dict.fromkeys(moving, ())
+    requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
+    new = [ep.request(targets[ep.key][0] - len(staying[ep.key])) for ep in endpoints]
+    new = [r for r in new if r.replicas > 0]
     fresh = place_new(new, pins, registry, held.inventory, settings)
     fresh, stuck = unstuck(endpoints, fresh, stuck_replicas(obs.pods))
     # The GPUs a stuck replica was planned on are not offered again: kube-scheduler found them taken.
@@ -224,6 +237,12 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         decision = replace(decision, eta=promise.eta, promise=promise.promise, revised=promise.revised)
         if promise.revised:
             events.append(event(raw_by_key[ep.key], "Warning", promise.revised[0], "Revise", promise.revised[1]))
+        move = moving.get(ep.key) or recorded.get(ep.key)
+        if move is not None and (move.replacing or now - move.at < settings.consolidation.interval_s):
+            decision = replace(decision, move=move)  # recorded while it replaces, and for the budget's interval
+        if ep.key in moving:
+            note = f"moving to {decision.variant} on {decision.gpu_class}: saves ${moving[ep.key].saving:g}/h"
+            events.append(event(raw_by_key[ep.key], "Normal", "Consolidating", "Consolidate", note))
         decisions.append(decision)
         statuses[(ep.namespace, ep.name)] = endpoint_status(decision, ep, previous.get(ep.key, {}), now)
     for decision, ep_raw in failed:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoscaler.decide.state import Promise, Recommendation
+from autoscaler.decide.state import Move, Promise, Recommendation
 from autoscaler.events import Event
 from autoscaler.forecast import Forecast
 from autoscaler.signals import History, ModelSignals, PodSignals
@@ -60,6 +60,8 @@ class EndpointDecision:
     """What the endpoint was told and is kept to (`state.keep`), recorded in `status.promise`."""
     revised: tuple[str, str] | None = None
     """(reason, message) when the promise was revised in this decision."""
+    move: Move | None = None
+    """The consolidation moving the endpoint (or within its interval), recorded in `status.consolidation`."""
     recommendations: tuple[Recommendation, ...] = ()
     """The replica counts recommended within the scale-down stabilization window (change points),
     recorded in the status so that the window survives a restart."""

@@ -45,6 +45,28 @@ class ClassSettings:
 
 
 @dataclass(frozen=True)
+class ConsolidationSettings:
+    """Moving running replicas to a cheaper shape (`autoscaler.decide.consolidation`; config key
+    `consolidation: {enabled, minSavingFraction, maxDisruptionsPerInterval, interval}`)."""
+
+    enabled: bool = False
+    """Off unless switched on: a move restarts a model server (minutes of loading) to save money."""
+    min_saving_fraction: float = 0.2
+    """The least saving, as a fraction of the endpoint's cost per hour, worth a move."""
+    max_disruptions_per_interval: int = 1
+    """Endpoints moved per `interval_s` at most, counted from their statuses."""
+    interval_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_saving_fraction < 1:
+            raise ValueError(f"minSavingFraction must be between 0 and 1, got {self.min_saving_fraction}")
+        if self.max_disruptions_per_interval < 0:
+            raise ValueError(f"maxDisruptionsPerInterval must be >= 0, got {self.max_disruptions_per_interval}")
+        if not self.interval_s > 0:
+            raise ValueError(f"interval must be a positive number of seconds, got {self.interval_s}")
+
+
+@dataclass(frozen=True)
 class Settings:
     """What the decide step is configured with (`egs controller --config`)."""
 
@@ -68,6 +90,7 @@ class Settings:
     """The scheduler's engine (`scheduler.schedule.ENGINES`): online answers in milliseconds, which the
     loop and the API need; auto and exact search up to `time_limit_s` per call."""
     time_limit_s: float = 2.0
+    consolidation: ConsolidationSettings = field(default_factory=ConsolidationSettings)
     scale_down_stabilization_s: float = 300.0
     """Seconds a lower replica target must persist before an endpoint scales down (config key
     `scaleDownStabilizationSeconds`; HPA's default); scaling up is at once."""

@@ -159,11 +159,13 @@ def incumbents(
     pods: Sequence[Mapping[str, Any]],
     inventory: Inventory,
     registry: Registry,
+    replaced: frozenset[tuple[str, str]] = frozenset(),
 ) -> Incumbents:
     """The replicas that keep their node, GPU class and variant: each bound, live pod of a workload whose
     shape its endpoint's spec still admits (endpoints in `changed` have none), on a node that is
     Ready, taking the GPUs its workload planned for it there (else the lowest that hold it).
-    Ready pods come first; an endpoint's pods in order of their workload and name."""
+    Ready pods come first; an endpoint's pods in order of their workload and name. The `replaced`
+    workloads (namespace, name), which a consolidation moves away from, have none."""
     by_workload: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for pod in pods:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
@@ -175,7 +177,8 @@ def incumbents(
             )
     workloads: dict[str, list[Owned]] = {}
     for w in owned:
-        workloads.setdefault(w.key, []).append(w)
+        if (w.namespace, w.name) not in replaced:
+            workloads.setdefault(w.key, []).append(w)
     placements: dict[str, tuple[Placement, ...]] = {}
     taken: set[tuple[str, str]] = set()
     for ep in endpoints:
@@ -414,3 +417,32 @@ def pinned(request: Request, promise: Promise | None) -> Request:
     if promise is None or not promise.variant or not promise.gpu_class:
         return request
     return replace(request, variants=(promise.variant,), gpu_classes=(promise.gpu_class,))
+
+
+@dataclass(frozen=True)
+class Move:
+    """An endpoint being moved to a cheaper shape: since `at`, replacing the workloads `replacing`."""
+
+    at: float
+    namespace: str
+    replacing: tuple[str, ...]
+    saving: float = 0.0
+    """USD per hour the move saves, as estimated when it began (0 when read back)."""
+
+    def as_status(self) -> dict[str, Any]:
+        return {"at": rfc3339(self.at), "replacing": list(self.replacing)}
+
+
+def move_of(raw: Mapping[str, Any], owned: Sequence[Owned]) -> Move | None:
+    """The move recorded on an endpoint's status, with the workloads it replaces that still exist."""
+    recorded = status_of(raw).get("consolidation")
+    if not isinstance(recorded, Mapping):
+        return None
+    try:
+        at = parse_time(str(recorded["at"]))
+    except (KeyError, ValueError):
+        return None
+    names = {w.name for w in owned}
+    replacing = tuple(str(n) for n in recorded.get("replacing") or () if str(n) in names)
+    meta = raw.get("metadata")
+    return Move(at, str(meta.get("namespace", "default")) if isinstance(meta, Mapping) else "default", replacing)

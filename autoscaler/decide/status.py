@@ -154,6 +154,8 @@ def endpoint_status(
             status["conditions"] = set_condition(status["conditions"], PROMISE_KEPT, "False", *d.revised, now)
         elif before_kept is not None:
             status["conditions"].append(dict(before_kept))
+    if d.move is not None:
+        status["consolidation"] = d.move.as_status()
     if d.recommendations:
         status["recommendations"] = [{"time": rfc3339(r.time), "replicas": r.replicas} for r in d.recommendations]
     return status
