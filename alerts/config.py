@@ -28,6 +28,10 @@ class RulesConfig:
     vram_saturated_ratio: float = 0.95
     """VRAM used ratio above which a GPU is full: an LLM server there cannot grow its KV cache."""
     vram_saturated_for: str = "5m"
+    vram_saturated_keep_firing_for: str = "15m"
+    """How long GPUVRAMSaturated keeps firing once VRAM is back under the threshold (Prometheus 2.42's
+    `keep_firing_for`): a KV cache that fills and drains around 95% pages once per busy spell, not at
+    every swing (without it, 16 state changes in the demo's replayed day)."""
     bandwidth_saturated_ratio: float = 0.90
     bandwidth_saturated_for: str = "15m"
     gpu_lost_for: str = "1m"

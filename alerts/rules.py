@@ -235,10 +235,21 @@ def cost_rules() -> list[Rule]:
     ]
 
 
-def _alert(cfg: RulesConfig, name: str, expr: str, severity: str, summary: str, description: str, for_: str) -> Rule:
+def _alert(
+    cfg: RulesConfig,
+    name: str,
+    expr: str,
+    severity: str,
+    summary: str,
+    description: str,
+    for_: str,
+    keep_firing_for: str = "",
+) -> Rule:
     rule: Rule = {"alert": name, "expr": expr}
     if for_:
         rule["for"] = for_
+    if keep_firing_for:
+        rule["keep_firing_for"] = keep_firing_for
     rule["labels"] = {"severity": severity}
     rule["annotations"] = {
         "summary": summary,
@@ -280,6 +291,7 @@ def alert_rules(cfg: RulesConfig) -> list[Rule]:
             f"{where} has {{{{ $value | humanizePercentage }}}} of its VRAM in use{held}, whatever its compute "
             "utilisation says.",
             cfg.vram_saturated_for,
+            keep_firing_for=cfg.vram_saturated_keep_firing_for,
         ),
         _alert(
             cfg,

@@ -183,6 +183,7 @@ class _Demo:
         return RulesConfig(
             demand_window=scaled(300, least=10),
             vram_saturated_for=scaled(300),
+            vram_saturated_keep_firing_for=scaled(900),
             bandwidth_saturated_for=scaled(900),
             warm_pool_exhausted_for=scaled(300),
             queue_backlog_for=scaled(600),

@@ -91,7 +91,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[SimBackend, Pager, str]]:
         },
     ).start()
     rules = tmp_path / "egs.rules.yaml"
-    rules.write_text(render(RulesConfig(vram_saturated_for="2s")))
+    rules.write_text(render(RulesConfig(vram_saturated_for="2s", vram_saturated_keep_firing_for="2s")))
     prom = Prometheus(
         tmp_path / "prometheus",
         [f"127.0.0.1:{exporter.server_address[1]}"],
