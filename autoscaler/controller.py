@@ -2,6 +2,8 @@
 
 The one module that wires the adapters to the core; `egs controller` runs it. Each `reconcile()`:
 
+0. **wake**: every `--interval`, or at once when a watch sees an InferenceEndpoint, a Node or an
+   owned object change (`autoscaler.watches`); the periodic loop is the resync;
 1. **lead**: a replica that does not hold the Lease observes nothing and writes nothing. The Lease
    is renewed apart from the loop, by `autoscaler.leader.Elector` in a thread of its own; a loop
    whose replica stops leading mid-loop stops before its next write;
@@ -42,6 +44,7 @@ from autoscaler.kubetime import parse_time
 from autoscaler.leader import Elector, LeaderSettings
 from autoscaler.metrics import SERIES
 from autoscaler.signals import BadSample, Snapshot
+from autoscaler.watches import NODE, Watches
 from common.errors import SetupError, TemporaryError
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
@@ -70,6 +73,8 @@ def owned_kinds(settings: Settings) -> tuple[tuple[str, str], ...]:
 ERROR_REASONS = ("temporary", "rejected", "lease_lost", "internal")
 """The `reason` of egs_autoscaler_reconcile_errors_total: a temporary failure (the loop goes on), a write
 the API server refused, the Lease lost mid-loop, a fault of the loop itself (logged with its trace)."""
+COALESCE_S = 0.1
+"""After a watch wakes the loop, how long it waits for the rest of a burst of changes."""
 RESULTS = ("success", "error", "lease_lost", "follower")
 """The `result` of egs_autoscaler_reconcile_total: a loop that decided and wrote without an error, one
 with at least one error, one that stopped because its replica stopped leading, one of a replica that
@@ -324,15 +329,22 @@ class Controller:
         return False, f"{what} {age:.1f}s ago, more than {limit:g}s (3 intervals and a Lease): the loop is stuck"
 
     def run(self, interval_s: float) -> None:
-        """Hold the Lease in a thread, and reconcile every `interval_s` or when woken, until `shutdown()`;
-        then hand the Lease back."""
+        """Hold the Lease in a thread, watch what the decision reads, and reconcile every `interval_s`
+        or as soon as something changed, until `shutdown()`; then hand the Lease back."""
+        self.elector.step()  # so that the first loop of a replica that can lead does
         self.elector.on_change = lambda leading: self.wake.set()
         elector = threading.Thread(target=self.elector.run, args=(self.stop,), name="lease", daemon=True)
         elector.start()
+        watched = (NODE, (API_VERSION, KIND), *self.cluster.owned_kinds)
+        watches = Watches(self.cluster, watched, self.wake.set)
+        watches.start()
         while not self.stop.is_set():
             self.wake.clear()
             self.reconcile()
-            self.wake.wait(interval_s)
+            if self.wake.wait(interval_s):
+                # A burst of changes (an apply touches several objects) is one loop, not one each.
+                self.stop.wait(COALESCE_S)
+        watches.stop()
         elector.join()
 
     def shutdown(self) -> None:

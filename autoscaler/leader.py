@@ -125,9 +125,8 @@ class Elector:
 
     def run(self, stop: threading.Event) -> None:
         """Acquire and renew every retry period until `stop`, then release the Lease."""
-        while not stop.is_set():
+        while not stop.wait(self.settings.retry_period_s):
             self.step()
-            stop.wait(self.settings.retry_period_s)
         self.release()
 
     def release(self) -> None:

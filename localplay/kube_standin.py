@@ -16,6 +16,11 @@ server this module teaches it (never the adapter):
   listed in `audiences` is valid only for those, and a review naming audiences is answered, as a
   real server does, with those of them the token is valid for (a token not listed: all asked);
 - `fail(method, status, times)` makes the next requests fail before they change anything;
+- watches stream every change, whoever made it (a write through the API, or `put`, `patch` and
+  `delete` here, which play the other controllers and the kubelet), filtered by namespace and label
+  selector; a watch from a `resourceVersion` starts with the changes after it (this stand-in keeps no
+  history, so it starts at the present), one without starts with every object ADDED, and
+  `timeoutSeconds` ends the stream, as a real server does;
 - reads and writes are answered here rather than by kmock's reaction matching, whose cost grows
   with every request served (a benchmark would measure the stand-in).
 
@@ -28,9 +33,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import itertools
+import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +88,7 @@ class Realistic(kmock.KubernetesEmulator):
     """Bearer token -> the audiences it was issued for (absent: the API server's own, which any review accepts)."""
     faults: list[Fault] = attrs.field(factory=list)
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
+    _watchers: list[tuple[Any, asyncio.Queue[dict[str, Any]]]] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -132,6 +139,7 @@ class Realistic(kmock.KubernetesEmulator):
             if request.action == enums.action.DELETE:
                 last = self._objects[key].raw
                 self._objects[key].delete()
+                self.publish(key, "DELETED")
                 self._collect_garbage()
                 return aiohttp.web.json_response(last)
             self._check_version(key, data)
@@ -242,6 +250,45 @@ class Realistic(kmock.KubernetesEmulator):
         elif spec_changed:
             stamp["generation"] = int(meta.get("generation", 1)) + 1
         obj.patch({"metadata": stamp})
+        self.publish(key, "ADDED" if created else "MODIFIED")
+
+    def publish(self, key: tuple[Any, ...], change: str) -> None:
+        """Tell every watch of the object's resource (call in the server's thread)."""
+        watching = [queue for resource, queue in self._watchers if resource == key[0]]
+        if watching:
+            raw = json.loads(json.dumps(self._objects[key].raw if change != "DELETED" else self._objects[key].last.raw))
+            for queue in watching:
+                queue.put_nowait({"type": change, "object": raw})
+
+    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
+        yield b""  # the headers, at once
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        watcher = (request.resource, queue)
+        timeout = float(request.params.get("timeoutSeconds") or 1800)
+        deadline = asyncio.get_running_loop().time() + timeout
+        selector = _selector(request.params.get("labelSelector", ""))
+        async with self._lock:
+            self._watchers.append(watcher)
+            if not request.params.get("resourceVersion"):
+                for key, o in list(self._objects.items()):
+                    if key[0] == request.resource and not o.deleted:
+                        queue.put_nowait({"type": "ADDED", "object": json.loads(json.dumps(o.raw))})
+        try:
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    return
+                try:
+                    change = await asyncio.wait_for(queue.get(), left)
+                except TimeoutError:
+                    return
+                meta = change["object"].get("metadata") or {}
+                if request.namespace not in (None, meta.get("namespace")):
+                    continue
+                if all((meta.get("labels") or {}).get(k) == v for k, v in selector.items()):
+                    yield change
+        finally:
+            self._watchers.remove(watcher)
 
     def _collect_garbage(self) -> None:
         """Delete every object whose owners are all gone (the garbage collector's foreground pass)."""
@@ -258,6 +305,7 @@ class Realistic(kmock.KubernetesEmulator):
                 return
             for k in orphans:
                 self._objects[k].delete()
+                self.publish(k, "DELETED")
 
 
 def _selector(text: str) -> dict[str, str]:
@@ -329,12 +377,22 @@ class KubeCluster:
     def patch(self, resource: str, namespace: str | None, name: str, changes: dict[str, Any]) -> None:
         """Change a stored object as a workload controller or the kubelet would (e.g. its status)."""
         key = (kmock.resource(resource), namespace, name)
-        self._call(lambda: self.emulator.objects[key].patch(changes))
+
+        def change() -> None:
+            self.emulator.objects[key].patch(changes)
+            self.emulator._stamp(key, created=False, namespace=namespace)  # a new resourceVersion, told to watches
+
+        self._call(change)
 
     def delete(self, resource: str, namespace: str | None, name: str) -> None:
         """Remove a stored object as its owner would (the node autoscaler giving a node back)."""
         key = (kmock.resource(resource), namespace, name)
-        self._call(lambda: self.emulator.objects[key].delete())
+
+        def remove() -> None:
+            self.emulator.objects[key].delete()
+            self.emulator.publish(key, "DELETED")
+
+        self._call(remove)
 
     def get(self, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The stored object, or None; read in the server's thread, so never while a write is half done."""

@@ -334,7 +334,8 @@ def _granted(values: str) -> dict[str, set[str]]:
 
 def test_the_controller_may_touch_only_what_it_reads_and_writes() -> None:
     granted = _granted("default")
-    assert granted["/nodes"] == {"list"} and granted["/pods"] == {"list"}
+    assert granted["/nodes"] == {"list", "watch"} and granted["/pods"] == {"list"}
+    assert "watch" in granted["egs.dev/inferenceendpoints"]  # a change starts a loop (autoscaler.watches)
     assert granted["egs.dev/inferenceendpoints/status"] == {"patch"}
     assert granted["authentication.k8s.io/tokenreviews"] == {"create"}
     assert granted["events.k8s.io/events"] == {"create", "patch"}  # autoscaler.events.Recorder
@@ -349,19 +350,19 @@ def test_the_controller_may_touch_only_what_it_reads_and_writes() -> None:
 
 
 @pytest.mark.parametrize("values", ["default", "capacity-backends"])
-def test_every_kind_the_controller_lists_back_is_granted(values: str) -> None:
+def test_every_kind_the_controller_lists_back_and_watches_is_granted(values: str) -> None:
     (config,) = [m for m in of_kind(values, "ConfigMap") if _component(m) == "controller"]
     settings, _ = parse_config(yaml.safe_load(config["data"]["config.yaml"]))
     granted = _granted(values)
     for api_version, kind in owned_kinds(settings):
         resource = KINDS[(api_version, kind)]
-        assert "list" in granted.get(f"{resource.group}/{resource.plural}", set()), kind
+        assert {"list", "watch"} <= granted.get(f"{resource.group}/{resource.plural}", set()), kind
 
 
 def test_a_capacity_backend_s_kind_is_granted_only_when_a_class_uses_it() -> None:
     granted = _granted("capacity-backends")
     assert "autoscaling.x-k8s.io/capacitybuffers" in granted
-    assert granted["karpenter.sh/nodepools"] == {"get", "list", "patch"}
+    assert granted["karpenter.sh/nodepools"] == {"get", "list", "watch", "patch"}
     assert "scheduling.k8s.io/priorityclasses" not in granted
 
 

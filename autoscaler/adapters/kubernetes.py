@@ -11,6 +11,11 @@ promises:
   object. A 409 (a write raced another) is retried `conflict_retries` times, then raised;
 - `apply_status` applies an InferenceEndpoint's `status` subresource the same way;
 - `delete` of an object already gone returns quietly (the goal, absence, is reached);
+- `watch(api_version, kind)` streams the kind's changes from now on (the owned kinds: only what EGS
+  wrote), as (type, object); the stream ends when the server ends it (`timeout_s`), raises
+  `KubernetesError` when it breaks (an `ERROR` event such as 410 Gone included), and `close()` ends
+  it from another thread. `wrote(api_version, kind, obj)` says whether `obj` is the version this
+  client's own last write of it returned, so that a watcher can pass over the echo of its own writes;
 - `create_event`, `patch_event` write an events.k8s.io/v1 Event and its `series` (`autoscaler.events`);
 - `lease`, `take_lease` read and write the leader Lease (coordination.k8s.io/v1); a write carries the
   resourceVersion it read, so of two replicas racing for it exactly one wins and the other gets
@@ -33,9 +38,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +209,10 @@ class Cluster:
         self.owned_kinds = owned_kinds
         self.writes = 0
         """Write calls made (apply, status, delete, lease), for tests and the reconcile benchmark."""
+        self._written: OrderedDict[str, str] = OrderedDict()
+        """Object path -> the resourceVersion this client's last write of it returned (`wrote`)."""
+        self._writing: set[str] = set()
+        """Object paths being written now."""
 
     @classmethod
     def connect(cls, kubeconfig: Path | None = None, **options: Any) -> Cluster:
@@ -281,6 +292,40 @@ class Cluster:
         with suppress(NotFoundError):
             self._call("DELETE", KINDS[(api_version, kind)].path(namespace, name), f"delete {kind} {name}")
 
+    # -- watches -------------------------------------------------------------------------------
+
+    def watch(self, api_version: str, kind: str, timeout_s: float = 300.0) -> WatchStream:
+        """Changes to objects of the kind from now: a list for the current resourceVersion, then a
+        watch from it, which the server ends after `timeout_s`."""
+        resource = KINDS[(api_version, kind)]
+        labels = [("labelSelector", MANAGED_BY)] if (api_version, kind) in self.owned_kinds else []
+        what = f"watch {resource.plural}"
+        listed = self._call("GET", resource.path(), f"list {resource.plural}", query=[("limit", "1"), *labels])
+        version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+        query = [("watch", "true"), ("timeoutSeconds", str(round(timeout_s))), *labels]
+        query += [("resourceVersion", version)] if version else []
+        headers = {"Accept": "application/json"}
+        with translated(what):
+            params = self.api.param_serialize(
+                method="GET", resource_path=resource.path(), query_params=query, header_params=headers,
+                auth_settings=["BearerToken"],
+            )  # fmt: skip
+            # The read timeout outlasts the server's own end of the stream, so a quiet watch is not an error.
+            response = self.api.call_api(*params, _request_timeout=(self.timeout_s, timeout_s + 30))
+            if not 200 <= response.status < 300:
+                response.read()  # type: ignore[no-untyped-call]
+                raise ApiException(http_resp=response, body=(response.data or b"").decode(errors="replace"))
+        return WatchStream(response.response, what)
+
+    def wrote(self, api_version: str, kind: str, obj: Mapping[str, Any]) -> bool:
+        meta = obj.get("metadata") or {}
+        path = KINDS[(api_version, kind)].path(meta.get("namespace"), meta.get("name"))
+        # A watch may tell of a write before its answer reached this client: wait for the answer.
+        deadline = time.monotonic() + self.timeout_s
+        while path in self._writing and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return bool(meta.get("resourceVersion")) and self._written.get(path) == meta.get("resourceVersion")
+
     # -- the leader Lease ----------------------------------------------------------------------
 
     def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -349,7 +394,20 @@ class Cluster:
     def _apply(self, path: str, body: Mapping[str, Any], what: str) -> dict[str, Any]:
         # Strict: the API server rejects an unknown or duplicate field instead of dropping it.
         query = [("fieldManager", self.field_manager), ("force", "true"), ("fieldValidation", "Strict")]
-        return _retrying(lambda: self._write("PATCH", path, what, dict(body), query, APPLY), self.conflict_retries)
+        key = path.removesuffix("/status")
+        self._writing.add(key)
+        try:
+            write = partial(self._write, "PATCH", path, what, dict(body), query, APPLY)
+            stored = _retrying(write, self.conflict_retries)
+            version = (stored.get("metadata") or {}).get("resourceVersion")
+            if version:
+                self._written[key] = str(version)
+                self._written.move_to_end(key)
+                while len(self._written) > WRITTEN_REMEMBERED:
+                    self._written.popitem(last=False)
+        finally:
+            self._writing.discard(key)
+        return stored
 
     def _write(
         self, method: str, path: str, what: str, body: dict[str, Any], query: list[tuple[str, str]], ctype: str
@@ -391,6 +449,44 @@ class Cluster:
         data = response.data
         decoded: dict[str, Any] = json.loads(data) if data else {}
         return decoded
+
+
+WRITTEN_REMEMBERED = 100_000
+"""Objects whose last written version `wrote` remembers: more than one cluster's EGS objects."""
+
+
+class WatchStream:
+    """One watch's changes, as (type, object); `close()` from another thread ends the iteration."""
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse, what: str) -> None:
+        self.raw = raw
+        self.what = what
+
+    def __enter__(self) -> WatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        with translated(self.what):
+            for line in self.raw:
+                if not line.strip():
+                    continue
+                try:
+                    change = json.loads(line)
+                except ValueError as e:
+                    raise TemporaryKubernetesError(f"{self.what}: not a watch event: {e}") from e
+                obj = change.get("object") or {}
+                if change.get("type") == "ERROR":  # e.g. 410 Gone: the version is too old, list again
+                    raise _error(self.what, int(obj.get("code") or 0), str(obj.get("message", "")))
+                yield str(change.get("type")), obj
+
+    def close(self) -> None:
+        # urllib3 refuses to shut down a stream that already ended (ValueError, RuntimeError): nothing to end
+        with suppress(OSError, ValueError, RuntimeError, urllib3.exceptions.HTTPError):
+            self.raw.shutdown()
+        self.raw.release_conn()
 
 
 def _retrying(write: Callable[[], dict[str, Any]], retries: int) -> dict[str, Any]:
