@@ -237,7 +237,8 @@ class ControllerMetrics:
 
     def _provisioned(self, decision: Decision, obs: Observation, now: float) -> None:
         """An endpoint Provisioning before this decision whose replicas are placed now: it waited from its
-        Ready condition's last transition (the status keeps it while the reason stays WaitingForCapacity)."""
+        Ready condition's last transition to False (KEP-1623: the time moves only when Ready's status does, so an
+        endpoint that was Pending before it waited counts from then)."""
         before = _statuses(obs)
         for d in decision.endpoints:
             status = before.get((d.namespace, d.name)) or {}

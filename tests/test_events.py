@@ -9,10 +9,12 @@ lastTransitionTime moves on a status change only.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from autoscaler.adapters.kubernetes import Cluster
+from autoscaler.decide import EndpointDecision, endpoint_status
 from autoscaler.events import Recorder, event, find_condition, set_condition
 from localplay.kube_standin import KubeCluster
 from tests.test_decide import endpoint, h100
@@ -117,3 +119,30 @@ def test_a_condition_s_transition_time_moves_only_when_its_status_does() -> None
     assert [c["type"] for c in ready] == ["Ready", "Progressing"]  # kept in place
     assert find_condition(ready, "Ready")["lastTransitionTime"] == "2027-01-15T08:02:00Z"  # type: ignore[index]
     assert find_condition(ready, "Progressing")["lastTransitionTime"] == "2027-01-15T08:01:00Z"  # type: ignore[index]
+
+
+def test_an_endpoint_s_conditions_move_on_a_status_change_only_and_say_progressing_and_degraded() -> None:
+    # The finding: Ready's lastTransitionTime moved when only its reason changed (WaitingForCapacity ->
+    # ReplicasStarting), and there was no Progressing or Degraded condition.
+    def decided(phase: str, reason: str) -> EndpointDecision:
+        return EndpointDecision("team-a", "chat", "m", 1, 1, 0, 0, None, None, None, phase, 0, reason, "why")
+
+    waiting = endpoint_status(decided("Provisioning", "WaitingForCapacity"), None, {}, NOW)
+    starting = endpoint_status(decided("Pending", "ReplicasStarting"), None, waiting, NOW + 300)
+    ready = endpoint_status(decided("Ready", "AllReplicasReady"), None, starting, NOW + 400)
+    failed = endpoint_status(decided("Failed", "Unschedulable"), None, ready, NOW + 500)
+
+    def seen(status: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+        return [(c["type"], c["status"], c["reason"], c["lastTransitionTime"][11:19]) for c in status["conditions"]]
+
+    assert seen(starting) == [
+        ("Ready", "False", "ReplicasStarting", "08:00:00"),
+        ("Progressing", "True", "ReplicasStarting", "08:00:00"),
+        ("Degraded", "False", "ReplicasStarting", "08:00:00"),
+    ]
+    assert seen(ready) == [
+        ("Ready", "True", "AllReplicasReady", "08:06:40"),
+        ("Progressing", "False", "AllReplicasReady", "08:06:40"),
+        ("Degraded", "False", "AllReplicasReady", "08:00:00"),
+    ]
+    assert seen(failed)[2] == ("Degraded", "True", "Unschedulable", "08:08:20")

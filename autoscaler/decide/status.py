@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from autoscaler import endpoint as ie
 from autoscaler.decide.decision import EndpointDecision
@@ -125,16 +125,16 @@ def _message(phase: str, placed: int, waiting: int, ready: int, replicas: int) -
 def endpoint_status(
     d: EndpointDecision, ep: Endpoint | None, previous: Mapping[str, Any], now: float
 ) -> dict[str, Any]:
-    ready = "True" if d.phase == "Ready" else "False"
-    condition = {"type": "Ready", "status": ready, "reason": d.reason, "message": d.message}
-    before = next((c for c in previous.get("conditions") or () if c.get("type") == "Ready"), None)
-    unchanged = before is not None and before.get("status") == ready and before.get("reason") == d.reason
-    condition["lastTransitionTime"] = before["lastTransitionTime"] if unchanged and before else rfc3339(now)
+    generation = ep.generation if ep is not None else None
+    # The conditions this function owns; PromiseKept is carried over below while its promise is.
+    conditions = [c for c in previous.get("conditions") or () if c.get("type") in ENDPOINT_CONDITIONS]
+    for type, holds in conditions_of(d).items():
+        conditions = set_condition(conditions, type, holds, d.reason, d.message, now, generation)
     status: dict[str, Any] = {
         "phase": d.phase,
         "readyReplicas": d.ready_replicas,
         "desiredReplicas": d.replicas,
-        "conditions": [condition],
+        "conditions": conditions,
     }
     if ep is not None:
         status["observedGeneration"] = ep.generation
@@ -174,3 +174,18 @@ def answer_status(d: EndpointDecision, generation: int) -> dict[str, Any]:
     answer = CREATED if d.serves_now else ACCEPTED
     status["promise"] = Promise(answer, d.eta, d.variant, d.gpu_class, generation).as_status()
     return status
+
+
+ENDPOINT_CONDITIONS = ("Ready", "Progressing", "Degraded")
+
+
+def conditions_of(d: EndpointDecision) -> dict[str, Literal["True", "False"]]:
+    """KEP-1623 conditions of a phase: Ready; Progressing while replicas are on their way (placed or
+    waiting for capacity, or not ready yet in a degraded endpoint); Degraded when some or all of what
+    was asked for cannot run."""
+    progressing = d.phase in ("Provisioning", "Pending") or (d.phase == "Degraded" and d.reason == "ReplicasNotReady")
+    return {
+        "Ready": "True" if d.phase == "Ready" else "False",
+        "Progressing": "True" if progressing else "False",
+        "Degraded": "True" if d.phase in ("Degraded", "Failed") else "False",
+    }
