@@ -1,10 +1,11 @@
-"""`egs controller` as a process, against kmock: watches, probes, process metrics, SIGTERM.
+"""`egs controller` as a process, against kmock: watches, probes, process metrics, SIGTERM; and the API's
+process metrics.
 
 Covers the findings of issue 21 that need the whole process: an endpoint created while the loop sleeps
 (`--interval 30`) has its workload within 2 s (a watch starts the loop; before, up to 30 s), and so
 does a Node that joins for an endpoint waiting for capacity; `/healthz` and `/readyz` answer beside
 `/metrics`, which carries `process_*` series; SIGTERM hands the Lease back. One process serves all
-of it, to keep the suite fast.
+of it, to keep the suite fast. The API serves `process_*` on `/metrics` too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,9 +110,26 @@ def test_a_node_that_joins_is_used_at_once(running: tuple[KubeCluster, str, subp
     until(lambda: (kube.get(ENDPOINTS, "team-a", "big") or {}).get("status", {}).get("phase") == "Pending", 2)
 
 
-def test_sigterm_hands_the_lease_back(running: tuple[KubeCluster, str, subprocess.Popen[str]], tmp_path: Path) -> None:
+def test_sigterm_hands_the_lease_back(running: tuple[KubeCluster, str, subprocess.Popen[str]]) -> None:
     kube, _, process = running
     assert (kube.get(LEASES, "egs-system", "egs-controller") or {})["spec"]["holderIdentity"] == "ctl-0"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=15) == 0
     assert (kube.get(LEASES, "egs-system", "egs-controller") or {})["spec"]["holderIdentity"] == ""
+
+
+def test_the_api_serves_its_process_metrics_without_a_token() -> None:
+    from fastapi.testclient import TestClient
+
+    from autoscaler.adapters.api import Services, create_app
+    from autoscaler.adapters.kubernetes import Cluster
+    from tests.test_decide import CATALOG, REGISTRY, SETTINGS
+
+    kube = KubeCluster().start()
+    try:
+        api = TestClient(create_app(Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG)))
+        answer = api.get("/metrics")
+        assert answer.status_code == 200 and "process_resident_memory_bytes " in answer.text
+        assert kube.requests() == []  # no TokenReview, nothing asked of Kubernetes
+    finally:
+        kube.stop()

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from autoscaler.adapters.kubernetes import Cluster
-from autoscaler.decide import EndpointDecision, endpoint_status
+from autoscaler.decide import EndpointDecision
+from autoscaler.decide.status import endpoint_status
 from autoscaler.events import Recorder, event, find_condition, set_condition
 from localplay.kube_standin import KubeCluster
 from tests.test_decide import endpoint, h100

@@ -13,7 +13,8 @@ on the capacity the decide step leaves free, built from the cluster and reused f
 both with `Location`. `GET` one or the list, and `DELETE` (its workloads are garbage-collected with
 it). Kubernetes authenticates and authorises: the bearer token goes to a TokenReview (401 when
 unknown; `Limits.token_audiences` when set), the user to a SubjectAccessReview for the verb on
-`inferenceendpoints` in the namespace (403 when denied). `GET /healthz` answers without either.
+`inferenceendpoints` in the namespace (403 when denied). `GET /healthz` and `GET /metrics` (the
+process's own `process_*` series) answer without either.
 
 What a caller can cost is bounded (`autoscaler.adapters.api_limits.Limits`), unauthenticated ones
 first: a body over `max_body_bytes` is answered 413 by the outermost layer, before it is read or
@@ -46,6 +47,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from fastapi import Depends, FastAPI, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -128,6 +130,13 @@ class Problem(BaseModel):
     field: str | None = None
 
 
+def _process_series() -> CollectorRegistry:
+    """A registry with prometheus_client's process_* series (CPU, memory, file descriptors)."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    return registry
+
+
 @dataclass(frozen=True)
 class Services:
     """What the app needs: the cluster, and what the decide step is configured with."""
@@ -141,6 +150,8 @@ class Services:
     """How long the capacity POSTs are answered from is used before it is built from the cluster again."""
     limits: Limits = field(default_factory=Limits)
     """What one request, and unauthenticated requests together, may cost."""
+    exposition: CollectorRegistry = field(default_factory=_process_series)
+    """What `GET /metrics` serves: the process's own series."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +234,11 @@ def create_app(services: Services) -> FastAPI:
     @app.exception_handler(InvalidError)
     def invalid_object(request: Request, e: InvalidError) -> JSONResponse:
         return refused(request, _Refused(422, f"the Kubernetes API refused the endpoint: {e}"))
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """The process's own series (process_*), for its ServiceMonitor: no authentication, no Kubernetes call."""
+        return Response(generate_latest(services.exposition), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> PlainTextResponse:
