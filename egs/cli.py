@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.metadata
 import logging
 import sys
 from collections.abc import Mapping, Sequence
@@ -100,11 +99,22 @@ class _CommandParser(argparse.ArgumentParser):
         self.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, help=LOG_LEVEL_HELP)
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("egs")
-    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
+class _Version(argparse.Action):
+    """`--version`: the installed distribution's version, looked up only when asked for (reading the
+    installed packages' metadata costs ~100 ms, more than the rest of `egs --help`)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        import importlib.metadata
+
+        try:
+            version = importlib.metadata.version("egs")
+        except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+            version = "unknown (not installed)"
+        print(f"{parser.prog} {version}")  # on stdout, as argparse's own version action
+        parser.exit()
 
 
 def _parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -115,7 +125,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         epilog="exit codes:\n" + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_Version, help="show the version of egs and exit")
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, help=LOG_LEVEL_HELP)
     sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_CommandParser)
     for name, (module, help_) in COMMANDS.items():
