@@ -31,6 +31,7 @@ from egs.exit_codes import UNPLACED_EXIT as UNPLACED_EXIT
 from egs.manifest_dir import replace_directory
 from scheduler.catalog import Catalog, load_prices
 from scheduler.inventory import (
+    PCIE_DOMAINS_LABEL,
     SHARING_MECHANISMS,
     Inventory,
     InventoryError,
@@ -240,13 +241,34 @@ def _document(scheduled: Scheduled, inventory: Inventory) -> dict[str, Any]:
         "placements": [_placement(p) for p in plan.placements],
         "unplaced": [{"request": u.request, "replica": u.replica, "reason": u.reason} for u in plan.unplaced],
         "cost_per_hour": plan.cost_per_hour,
+        "effective_cost_per_hour": plan.effective_cost_per_hour,
         "gpus_used": plan.gpus_used,
         "engine": scheduled.engine,
         "lower_bound": scheduled.lower_bound,
         "optimal": scheduled.optimal,
         "seconds": scheduled.seconds,
         "skipped_nodes": [{"node": s.node, "reason": s.reason} for s in inventory.skipped],
+        "notes": _notes(plan, inventory),
     }
+
+
+def _notes(plan: Plan, inventory: Inventory) -> list[str]:
+    """What the plan assumed that the nodes' labels did not say."""
+    assumed = sorted(
+        {
+            w.node
+            for p in plan.placements
+            if p.tp > 1 and p.interconnect == "pcie"
+            for w in p.workers
+            if inventory.node(w.node).pcie_domains is None
+        }
+    )
+    if not assumed:
+        return []
+    return [
+        f"PCIe tensor parallel on {', '.join(assumed)} assumes each node's GPUs share one PCIe root: no "
+        f"{PCIE_DOMAINS_LABEL} label says how many roots they hang off"
+    ]
 
 
 def _placement(p: Placement) -> dict[str, Any]:
@@ -262,6 +284,8 @@ def _placement(p: Placement) -> dict[str, Any]:
         "vram_mib_per_gpu": p.vram_mib_per_gpu,
         "vram_gib": round(p.vram_mib_per_gpu / MIB_PER_GIB, 2),
         "sharing": p.sharing,
+        "interconnect": p.interconnect,
+        "throughput_factor": p.throughput,
         "workers": [{"node": w.node, "gpus": list(w.gpus)} for w in p.workers],
     }
     if p.workers[0].mig_profile:
@@ -273,7 +297,18 @@ def _placement(p: Placement) -> dict[str, Any]:
 
 def _table(scheduled: Scheduled, inventory: Inventory) -> str:
     plan = scheduled.plan
-    header = ("REQUEST", "REPLICA", "MODEL", "VARIANT", "CLASS", "NODE(S)", "GPUS", "VRAM GiB/GPU", "SHARING")
+    header = (
+        "REQUEST",
+        "REPLICA",
+        "MODEL",
+        "VARIANT",
+        "CLASS",
+        "NODE(S)",
+        "GPUS",
+        "VRAM GiB/GPU",
+        "SHARING",
+        "THROUGHPUT",
+    )
     rows = [
         (
             p.request,
@@ -285,6 +320,7 @@ def _table(scheduled: Scheduled, inventory: Inventory) -> str:
             " / ".join(_instance(p, w) if w.mig_profile else ",".join(map(str, w.gpus)) for w in p.workers),
             f"{p.vram_mib_per_gpu / MIB_PER_GIB:.1f}",
             p.sharing,
+            f"{p.throughput:.2f} ({p.interconnect})" if p.tp > 1 else "1",
         )
         for p in plan.placements
     ]
@@ -296,7 +332,11 @@ def _table(scheduled: Scheduled, inventory: Inventory) -> str:
     if inventory.skipped:
         lines += ["", "SKIPPED NODES"]
         lines += _columns([("NODE", "REASON"), *((s.node, s.reason) for s in inventory.skipped)])
-    lines += ["", f"GPUs used: {plan.gpus_used:.2f}   cost: ${plan.cost_per_hour:.2f}/hour"]
+    cost = f"cost: ${plan.cost_per_hour:.2f}/hour"
+    if plan.effective_cost_per_hour != plan.cost_per_hour:
+        cost += f" (${plan.effective_cost_per_hour:.2f}/hour per unit of throughput)"
+    lines += ["", f"GPUs used: {plan.gpus_used:.2f}   {cost}"]
+    lines += [f"note: {note}" for note in _notes(plan, inventory)]
     proof = "optimal" if scheduled.optimal else "not proven optimal"
     if scheduled.lower_bound is not None:
         proof += f", lower bound ${scheduled.lower_bound:.2f}/hour"

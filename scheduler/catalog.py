@@ -58,6 +58,14 @@ _MIG_SUFFIX = re.compile(r"-MIG-(?:[1-7]g\.\d+gb(?:\+me)?|INVALID)$")
 _PROFILE = re.compile(r"^([1-7])g\.(\d+)gb$")
 
 
+LINK_LATENCY_US: Mapping[str, float] = {"nvlink": 6.0, "xgmi": 8.0, "pcie": 20.0}
+"""What one small all-reduce of a decoding step takes over each kind of link when the catalogue
+gives no `latency_us`: vLLM's own all-reduce kernel over NVLink takes a few microseconds; over PCIe
+vLLM hands all-reduce to NCCL (its kernel needs peer links for more than two GPUs), whose ring
+steps cost about 20 us for messages this small on PCIe gen4 (nccl-tests' all_reduce_perf, 8 KiB-
+1 MiB)."""
+
+
 class CatalogError(InputError):
     """A catalogue (or price override) that cannot be used; the message names the bad field."""
 
@@ -112,6 +120,12 @@ class GpuModel:
     """GPUs per NVLink/xGMI domain when fewer than a node has; None means the whole node."""
     xcds: int | None = None
     """AMD compute dies; a class with several can be partitioned (CPX: one partition per XCD)."""
+    interconnect_latency_us: float | None = None
+    """Microseconds one small all-reduce takes over the link; None: `LINK_LATENCY_US` of its kind."""
+
+    @property
+    def link_latency_us(self) -> float:
+        return self.interconnect_latency_us or LINK_LATENCY_US[self.interconnect]
 
     @property
     def fp8(self) -> bool:
@@ -119,7 +133,7 @@ class GpuModel:
 
     @property
     def peer_links(self) -> bool:
-        """Whether GPUs of one node talk over NVLink/xGMI, which tensor parallelism wants."""
+        """Whether GPUs of one node talk over NVLink/xGMI rather than through their PCIe root."""
         return self.interconnect != "pcie"
 
     def mig_profile(self, name: str) -> MigProfile | None:
@@ -257,6 +271,7 @@ def _gpu(raw: dict[str, Any], i: int) -> GpuModel:
         mig_profiles=profiles,
         link_domain_size=raw.get("link_domain_size"),
         xcds=raw.get("xcds"),
+        interconnect_latency_us=raw["interconnect"].get("latency_us"),
     )
 
 

@@ -4,7 +4,9 @@ Both engines (the online policy in `scheduler.placement`, the exact re-plan in `
 read and change the fleet only through this module, so that they agree on what fits where:
 
 - `shapes()`: the ways one replica of a request can run (variant x GPU class x tensor-parallel GPUs
-  x nodes), quality floors and compute-capability / gfx minima already applied;
+  x nodes), quality floors and compute-capability / gfx minima already applied, each with the
+  throughput its interconnect leaves it (`scheduler.interconnect`) and so its cost per unit of
+  throughput (`Shape.cost`), which is what the engines compare;
 - `FleetState`: mutable copies of the inventory's schedulable GPUs, MIG instances and AMD partitions,
   grouped so that nodes in the same state are looked at once (a fleet of 5,000 mostly idle nodes
   has a handful of distinct states, not 5,000);
@@ -23,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from scheduler.catalog import GpuModel, MigProfile
+from scheduler.interconnect import tensor_parallel_throughput
 from scheduler.inventory import Inventory, NodeGpus, Taint
 from scheduler.plan import Placement, Plan, Request, Toleration, Unplaced, Worker
 from scheduler.registry import Model, Variant, per_gpu_need_mib
@@ -50,16 +53,30 @@ class Shape:
     tp: int
     nodes: int
     per_gpu_mib: int
+    throughput: float = 1.0
+    """The share of its undivided throughput the replica keeps over its interconnect (1.0 on one GPU)."""
 
     @property
     def gpus(self) -> int:
         return self.tp * self.nodes
 
+    def cost(self, price: float) -> float:
+        """`price` (USD/hour of what the replica holds) per unit of throughput: what the engines compare."""
+        return price / self.throughput
+
+    @property
+    def link(self) -> str:
+        """What its tensor-parallel GPUs talk over: `nvlink`, `xgmi`, `pcie`, or `none` on one GPU."""
+        return self.gpu.interconnect if self.tp > 1 else "none"
+
 
 def shapes(model: Model, request: Request, classes: Iterable[tuple[GpuModel, int]]) -> list[Shape]:
     """Every way one replica of `request` can run on the given (class, GPUs per node) pairs.
 
-    Per variant and class, the fewest GPUs that hold it: more tensor-parallel GPUs only cost more.
+    Per variant and class, the fewest GPUs of one tensor-parallel domain (NVLink/xGMI, or PCIe
+    root) that hold it: more GPUs only cost more and lose more throughput to the all-reduce. A
+    replica larger than a node's domain spans nodes, which only nodes with RDMA take
+    (`FleetState.kinds_for`).
     """
     found = []
     for variant in model.variants:
@@ -76,21 +93,20 @@ def shapes(model: Model, request: Request, classes: Iterable[tuple[GpuModel, int
     return found
 
 
-def _smallest_shape(model: Model, variant: Variant, request: Request, gpu: GpuModel, per_node: int) -> Shape | None:
-    degrees = [d for d in TP_DEGREES if d <= per_node] or [1]
-    if gpu.peer_links is False:
-        degrees = [1]  # tensor parallelism over PCIe only: keep such replicas to one GPU
+def _smallest_shape(model: Model, variant: Variant, request: Request, gpu: GpuModel, per_domain: int) -> Shape | None:
+    degrees = [d for d in TP_DEGREES if d <= per_domain] or [1]
+    context, concurrency = request.context, request.concurrency
     for tp in degrees:
-        need = per_gpu_need_mib(model, variant, tp, request.context, request.concurrency)
+        need = per_gpu_need_mib(model, variant, tp, context, concurrency)
         if need <= gpu.vram_mib:
-            return Shape(variant, gpu, tp, 1, need)
-    if not gpu.peer_links:
-        return None
+            throughput = tensor_parallel_throughput(model, variant, gpu, tp, context, concurrency)
+            return Shape(variant, gpu, tp, 1, need, throughput)
     tp = degrees[-1]
     for nodes in range(2, MAX_NODES_PER_REPLICA + 1):
-        need = per_gpu_need_mib(model, variant, tp * nodes, request.context, request.concurrency)
+        need = per_gpu_need_mib(model, variant, tp * nodes, context, concurrency)
         if need <= gpu.vram_mib:
-            return Shape(variant, gpu, tp, nodes, need)
+            throughput = tensor_parallel_throughput(model, variant, gpu, tp, context, concurrency)
+            return Shape(variant, gpu, tp, nodes, need, throughput)
     return None
 
 
@@ -176,7 +192,7 @@ class FleetState:
     _first: dict[str, NodeState] = field(default_factory=dict)
     """kind -> its first node, which stands for the kind's class and taints."""
     _classes: list[tuple[GpuModel, int]] = field(default_factory=list)
-    _tolerated: dict[tuple[object, str], list[str]] = field(default_factory=dict)
+    _tolerated: dict[tuple[object, str, bool], list[str]] = field(default_factory=dict)
     _ids: dict[tuple[object, ...], int] = field(default_factory=dict)
     _states: dict[str, list[tuple[int, NodeState]]] = field(default_factory=dict)
     memo: dict[tuple[object, ...], list[Option]] = field(default_factory=dict)
@@ -201,7 +217,7 @@ class FleetState:
             gpus = [GpuState(n.node, g.index, g.vram_mib, g.free_mib, g.holders, g.domain) for g in n.gpus]
             mig = [MigState(n.node, s.profile, s.free, s.resource) for s in n.mig if s.free > 0]
             blocking = tuple(sorted((t.key, t.value, t.effect) for t in n.taints if t.effect in SCHEDULING_EFFECTS))
-            identity = (n.model.name, n.sharing, n.timeslice_replicas, blocking)
+            identity = (n.model.name, n.sharing, n.timeslice_replicas, blocking, n.rdma)
             if identity not in kinds:
                 same_class = sum(1 for other in kinds if other[0] == n.model.name)
                 kinds[identity] = f"{n.model.name}~{same_class}" if same_class else n.model.name
@@ -213,16 +229,19 @@ class FleetState:
         for node in nodes:
             state._first.setdefault(node.kind, node)
             state._insert(node)
-        per_node: dict[str, tuple[GpuModel, int]] = {}
+        per_domain: dict[str, tuple[GpuModel, int]] = {}
         for node in nodes:
-            count = max(len(node.gpus), 1 if node.mig else 0)
-            if node.model.name not in per_node or per_node[node.model.name][1] < count:
-                per_node[node.model.name] = (node.model, count)
-        state._classes = list(per_node.values())
+            domains: dict[str, int] = {}
+            for gpu in node.gpus:
+                domains[gpu.domain] = domains.get(gpu.domain, 0) + 1
+            count = max(domains.values(), default=1 if node.mig else 0)
+            if node.model.name not in per_domain or per_domain[node.model.name][1] < count:
+                per_domain[node.model.name] = (node.model, count)
+        state._classes = list(per_domain.values())
         return state
 
     def classes(self) -> list[tuple[GpuModel, int]]:
-        """Each GPU class present, with the most GPUs one of its nodes has."""
+        """Each GPU class present, with the most GPUs one node has in one tensor-parallel domain."""
         return self._classes
 
     def kinds(self) -> list[str]:
@@ -246,12 +265,17 @@ class FleetState:
             self._states[kind] = [(self._ids[signature], self.nodes[g[0]]) for signature, g in by_state.items()]
         return self._states[kind]
 
-    def kinds_for(self, request: Request, gpu_class: str) -> list[str]:
-        """The kinds of `gpu_class` whose taints `request` tolerates."""
-        key = (request.tolerations, gpu_class)
+    def kinds_for(self, request: Request, shape: Shape) -> list[str]:
+        """The kinds of `shape`'s class whose taints `request` tolerates and, for a replica over
+        several nodes, whose network does RDMA."""
+        key = (request.tolerations, shape.gpu.name, shape.nodes > 1)
         if key not in self._tolerated:
             self._tolerated[key] = [
-                k for k, n in self._first.items() if n.model.name == gpu_class and untolerated(n, request) is None
+                k
+                for k, n in self._first.items()
+                if n.model.name == shape.gpu.name
+                and untolerated(n, request) is None
+                and (shape.nodes == 1 or n.inventory.rdma)
             ]
         return self._tolerated[key]
 
@@ -348,11 +372,13 @@ def take(state: FleetState, option: Option, request: Request, replica: int) -> P
         vram_mib_per_gpu=shape.per_gpu_mib,
         workers=workers,
         namespace=request.namespace,
+        throughput=shape.throughput,
+        interconnect=shape.link,
     )
 
 
 def fitting_gpus(node: NodeState, shape: Shape) -> tuple[GpuState, ...] | None:
-    """`tp` GPUs of one peer-link domain with room for the shape, tightest first; None if none."""
+    """`tp` GPUs of one tensor-parallel domain with room for the shape, tightest first; None if none."""
     by_domain: dict[str, list[GpuState]] = {}
     for gpu in node.gpus:
         if room(node, gpu, shape) >= shape.per_gpu_mib:

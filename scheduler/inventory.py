@@ -22,6 +22,16 @@ What is read from a node (labels of NVIDIA GPU Feature Discovery and the AMD nod
 - the NVLink/xGMI domain: GPUs of one node share one when their class has peer links (split in
   `link_domain_size` groups where the catalogue says so); `nvidia.com/gpu.clique` names a domain
   that spans nodes;
+- the PCIe domain of a class without peer links: the GPUs that share a PCIe root complex or NUMA
+  node, which a tensor-parallel replica keeps to. Neither GPU Feature Discovery nor the AMD
+  labeller says which GPU hangs off which root (NFD's `feature.node.kubernetes.io/memory-numa`
+  says only that there are several NUMA nodes), so the operator may say it with
+  `egs.io/gpu-pcie-domains=<n>`: the GPUs split into n equal domains in index order (the device
+  plugin's order, which is PCI bus order). Without it the node is taken as ONE domain (most 4- and
+  8-GPU PCIe servers hang all GPUs off PCIe switches under one root), and plans say so
+  (`NodeGpus.pcie_domains` None);
+- RDMA: whether the node's network carries a replica split over nodes (pipeline parallel), from
+  `RDMA_LABELS` (NFD rule labels, an NVIDIA/Mellanox NIC found by NFD, or EGS's own);
 - schedulability: a node takes new replicas only when its Ready condition is True and it is not
   cordoned (`spec.unschedulable`). Its allocations count either way. Taints are kept for the
   placement engines to match against tolerations (`scheduler.fleet.untolerated`).
@@ -70,6 +80,17 @@ LABEL_BOUNDS = {
 COMPUTE_PARTITIONS = {"spx": 1, "dpx": 2, "qpx": 4}
 """Partitions per GPU of each AMD compute mode; `cpx` is one per XCD (`GpuModel.xcds`)."""
 MEMORY_PARTITIONS = {"nps1": 1, "nps2": 2, "nps4": 4}
+PCIE_DOMAINS_LABEL = "egs.io/gpu-pcie-domains"
+"""How many PCIe roots (or NUMA nodes) a node's GPUs are split over, in index order; unset: one."""
+RDMA_LABELS = (
+    "egs.io/rdma",
+    "feature.node.kubernetes.io/rdma.available",
+    "feature.node.kubernetes.io/rdma.capable",
+    "feature.node.kubernetes.io/pci-15b3.present",
+)
+"""Labels (value `true`) saying a node's network does RDMA (InfiniBand or RoCE): EGS's own, the
+NodeFeatureRule names NFD's `rdma` feature source publishes, and an NVIDIA/Mellanox (PCI vendor
+15b3) NIC that NFD found. Only such nodes take a replica split over nodes."""
 _AMD_MODE = re.compile(r"^(spx|dpx|qpx|cpx)_(nps[124])$")
 _AMD_VRAM = re.compile(r"^(\d+)G$")
 
@@ -129,7 +150,8 @@ class Gpu:
     index: int
     vram_mib: int
     domain: str
-    """The peer-link domain it shares with others (`node/nvlink0`, a clique id), or `node/pcie`."""
+    """The domain it does tensor parallelism in with others: its peer links' (`node/nvlink0`, a
+    clique id) or its PCIe root's (`node/pcie0`)."""
     used_mib: int = 0
     holders: int = 0
     """Replicas on it."""
@@ -173,6 +195,12 @@ class NodeGpus:
     cordoned: bool = False
     taints: tuple[Taint, ...] = ()
     clique: str | None = None
+    rdma: bool = False
+    """Whether its network does RDMA (`RDMA_LABELS`), or it shares an NVLink clique with others:
+    what a replica over several nodes needs."""
+    pcie_domains: int | None = None
+    """PCIe roots its GPUs are split over as labelled (`PCIE_DOMAINS_LABEL`); None: not labelled,
+    taken as one."""
 
     @property
     def schedulable(self) -> bool:
@@ -398,10 +426,14 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
         memory = int(labels["nvidia.com/gpu.memory"]) if "nvidia.com/gpu.memory" in labels and not single else 0
         labelled = "mig" if mig and not whole else "timeslice" if replicas > 1 else None
     clique = labels.get("nvidia.com/gpu.clique")
+    pcie_domains = _pcie_domains(labels, whole)
+    if isinstance(pcie_domains, str):
+        return SkippedNode(name, pcie_domains)
+    domain = _domain(name, model, clique, whole, pcie_domains or 1)
     return NodeGpus(
         node=name,
         model=model,
-        gpus=tuple(Gpu(i, memory or model.vram_mib, _domain(name, model, clique, i)) for i in range(whole)),
+        gpus=tuple(Gpu(i, memory or model.vram_mib, domain(i)) for i in range(whole)),
         physical_gpus=max(physical, whole),
         mig=mig,
         # A partitioned GPU is split in hardware, whatever sharing is configured for the class.
@@ -411,6 +443,8 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
         cordoned=spec.get("unschedulable", False),
         taints=tuple(Taint(t["key"], t["effect"], t.get("value", "")) for t in spec.get("taints", ())),
         clique=clique,
+        rdma=bool(clique) or any(labels.get(label, "").lower() == "true" for label in RDMA_LABELS),
+        pcie_domains=pcie_domains,
     )
 
 
@@ -419,6 +453,16 @@ def _devices(value: Any, where: str) -> int:
         return quantity.count(value)
     except ValueError as e:
         raise InventoryError(f"{where}: {e}; a GPU resource counts whole devices") from e
+
+
+def _pcie_domains(labels: Mapping[str, str], gpus: int) -> int | str | None:
+    """The node's labelled PCIe domains (None when not labelled), or why the label cannot be used."""
+    value = labels.get(PCIE_DOMAINS_LABEL)
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < 1 or (gpus and gpus % int(value)):
+        return f"{PCIE_DOMAINS_LABEL}={value} is not a number of equal GPU groups (the node has {gpus} GPUs)"
+    return int(value)
 
 
 def _is_gpu(resource: str) -> bool:
@@ -506,12 +550,18 @@ def _mig_counts(resources: Mapping[str, int]) -> dict[str, int]:
     return {k.removeprefix(_MIG_RESOURCE): v for k, v in sorted(resources.items()) if k.startswith(_MIG_RESOURCE) and v}
 
 
-def _domain(node: str, model: GpuModel, clique: str | None, index: int) -> str:
-    if not model.peer_links:
-        return f"{node}/pcie"
-    if clique:
-        return clique
-    return f"{node}/{model.interconnect}{index // model.link_domain_size if model.link_domain_size else 0}"
+def _domain(node: str, model: GpuModel, clique: str | None, gpus: int, pcie_domains: int) -> Callable[[int], str]:
+    """GPU index -> the domain it does tensor parallelism in: its NVLink/xGMI domain (or clique),
+    or for a class without peer links its share of the node's `pcie_domains` PCIe roots."""
+
+    def of(index: int) -> str:
+        if not model.peer_links:
+            return f"{node}/pcie{index * pcie_domains // gpus}"
+        if clique:
+            return clique
+        return f"{node}/{model.interconnect}{index // model.link_domain_size if model.link_domain_size else 0}"
+
+    return of
 
 
 def _allocate(node: NodeGpus, allocation: Allocation, where: str) -> NodeGpus:

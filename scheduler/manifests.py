@@ -21,7 +21,11 @@ The plan is the limit the objects keep to:
 - the pods tolerate the GPU taints placement assumed they tolerate (`nvidia.com/gpu`,
   `amd.com/gpu`) and the request's own tolerations;
 - vLLM's `--gpu-memory-utilization` is the planned VRAM over the memory the server sees (the GPU,
-  its MIG instance or AMD partition, or HAMi's virtual GPU), rounded down, so that it never takes more than planned.
+  its MIG instance or AMD partition, or HAMi's virtual GPU), rounded down, so that it never takes more than planned;
+- a tensor-parallel replica over PCIe runs with `--disable-custom-all-reduce`: vLLM's own
+  all-reduce kernel needs peer links (it turns itself off with a warning beyond two PCIe GPUs, and
+  on two it depends on PCIe P2P the platform may not give), so NCCL carries it, as the plan's
+  throughput factor assumes; the workload records the interconnect and that factor.
 
 Every object is validated before it is returned: built-in kinds against Kubernetes' own schemas in
 strict mode (kubernetes-validate, offline), LeaderWorkerSets against the LWS CRD's openAPIV3Schema
@@ -376,6 +380,8 @@ def _vllm_args(server: _Server) -> list[str]:
     ]
     if (variant.kv_cache_dtype or model.serving.kv_cache_dtype) == "fp8":
         args += ["--kv-cache-dtype", "fp8"]
+    if shape.tp > 1 and not server.gpu.peer_links:
+        args.append("--disable-custom-all-reduce")
     return args
 
 
@@ -479,6 +485,9 @@ def _recorded(server: _Server) -> dict[str, str]:
     }
     if shape.workers[0].mig_profile:
         recorded["mig-profile"] = shape.workers[0].mig_profile
+    if shape.tp > 1:
+        recorded["interconnect"] = server.gpu.interconnect
+        recorded["throughput-factor"] = f"{shape.throughput:g}"
     return {f"{RECORDED}{k}": v for k, v in recorded.items()}
 
 

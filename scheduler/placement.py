@@ -62,7 +62,7 @@ from scheduler.fleet import (
     take,
     untolerated,
 )
-from scheduler.inventory import Inventory
+from scheduler.inventory import PCIE_DOMAINS_LABEL, RDMA_LABELS, Inventory
 from scheduler.plan import Placement, Plan, Request, Unplaced
 from scheduler.registry import Model, Registry, per_gpu_need_mib
 from scheduler.shadow import Row, Shadow, shadow, surcharge
@@ -171,7 +171,9 @@ def _squeaky_wheel(
     Regret alone looks one replica ahead; this sees what an early choice cost the rest of the batch
     (a cheap tensor-parallel pair that leaves three single-GPU replicas without their class)."""
     cheapest = {r.name: _cheapest(fresh, r, options[r.name]) for r in requests}
-    dearest = {r.name: max((s.gpu.price_per_hour * s.gpus for s in options[r.name]), default=0.0) for r in requests}
+    dearest = {
+        r.name: max((s.cost(s.gpu.price_per_hour * s.gpus) for s in options[r.name]), default=0.0) for r in requests
+    }
     priority = dict.fromkeys(cheapest, 0.0)
     for _ in range(SQUEAKY_PASSES):
         missing: dict[str, int] = {}
@@ -255,7 +257,7 @@ def _regret_pass(
         found: _Found | None = None
         cls = state.first(kind).model.name
         for shape in options[request.name]:
-            if shape.gpu.name == cls:
+            if shape.gpu.name == cls and kind in state.kinds_for(request, shape):
                 option = _best_found(state, shape, [kind])
                 if option is not None and (found is None or option.key < found.key):
                     found = option
@@ -267,7 +269,7 @@ def _regret_pass(
     users: dict[str, list[Request]] = {}
     for r in requests:
         for cls in {s.gpu.name for s in options[r.name]}:
-            for kind in state.kinds_for(r, cls):
+            for kind in {k for s in options[r.name] if s.gpu.name == cls for k in state.kinds_for(r, s)}:
                 users.setdefault(kind, []).append(r)
     ranked: dict[str, tuple[tuple[float, float], _Found | None]] = {}
 
@@ -320,7 +322,7 @@ def place_all(state: FleetState, requests: Sequence[Request], registry: Registry
 
 def _cheapest(state: FleetState, request: Request, options: Sequence[Shape]) -> float:
     """What one replica of `request` costs at least on `state` (its cheapest option now)."""
-    costs = (o.key[0] for s in options for o in _options(state, s, state.kinds_for(request, s.gpu.name)))
+    costs = (o.key[0] for s in options for o in _options(state, s, state.kinds_for(request, s)))
     return min(costs, default=math.inf)
 
 
@@ -341,7 +343,7 @@ def most_regret_first(requests: Sequence[Request], options: dict[str, list[Shape
     for r in requests:
         by_class: dict[str, float] = {}
         for shape in options[r.name]:
-            for option in _options(state, shape, state.kinds_for(r, shape.gpu.name)):
+            for option in _options(state, shape, state.kinds_for(r, shape)):
                 by_class[shape.gpu.name] = min(by_class.get(shape.gpu.name, math.inf), option.key[0])
         costs = sorted(by_class.values())
         regret[r.name] = math.inf if len(costs) < 2 else costs[1] - costs[0]
@@ -366,7 +368,7 @@ def place_one(
         options = shapes(model, request, state.classes())
     found: _Found | None = None
     for shape in options:
-        candidate = _best_found(state, shape, state.kinds_for(request, shape.gpu.name))
+        candidate = _best_found(state, shape, state.kinds_for(request, shape))
         if candidate is not None and (found is None or candidate.key < found.key):
             found = candidate
     if found is None:
@@ -495,20 +497,23 @@ def _key(
 
 
 def _marginal_cost(node: NodeState, gpu: GpuState, shape: Shape) -> float:
-    """What taking room on `gpu` adds to the bill: nothing if it already serves something."""
+    """What taking room on `gpu` adds to the bill, per unit of the replica's throughput: nothing if
+    it already serves something."""
     if gpu.holders > 0:
         return 0.0
     if node.sharing in SHARED and shape.gpus == 1:
         return shape.gpu.price_per_hour * shape.per_gpu_mib / gpu.vram_mib
-    return shape.gpu.price_per_hour
+    return shape.cost(shape.gpu.price_per_hour)
 
 
 def _why_not(state: FleetState, model: Model, request: Request, options: Sequence[Shape]) -> str:
     """What the replica needs at its smallest and the nearest fit (the most VRAM one GPU has free
-    where the request may go), or the taint that keeps it off the nodes where it would fit."""
+    where the request may go), or what keeps it off the nodes where it would fit: a taint, a
+    network without RDMA for a replica over several nodes, or GPUs idle but not in one domain of
+    the interconnect."""
     for shape in options:
-        barred = [k for k in state.kinds() if state.first(k).model.name == shape.gpu.name]
-        barred = [k for k in barred if k not in state.kinds_for(request, shape.gpu.name)]
+        of_class = [k for k in state.kinds() if state.first(k).model.name == shape.gpu.name]
+        barred = [k for k in of_class if untolerated(state.first(k), request) is not None]
         option = next(iter(_options(state, shape, barred)), None)
         if option is not None:
             taint = untolerated(option.node, request)
@@ -518,7 +523,15 @@ def _why_not(state: FleetState, model: Model, request: Request, options: Sequenc
                 f"fits only on nodes tainted {named} (such as {option.node.name}), which the request does not "
                 f"tolerate: add a toleration for {taint.key} to the request"
             )
-    tolerated = {k for shape in options for k in state.kinds_for(request, shape.gpu.name)} or set(state.kinds())
+        without_rdma = [k for k in of_class if k not in barred and not state.first(k).inventory.rdma]
+        if shape.nodes > 1 and next(iter(_options(state, shape, without_rdma)), None) is not None:
+            return (
+                f"needs {shape.per_gpu_mib / MIB_PER_GIB:.0f} GiB on each of {shape.tp} GPUs of {shape.nodes} "
+                f"{shape.gpu.name} nodes ({shape.variant.name}, pipeline parallel), which only nodes with "
+                f"RDMA/InfiniBand between them take; no such node is labelled {RDMA_LABELS[0]}=true "
+                f"(or {RDMA_LABELS[1]}=true)"
+            )
+    tolerated = {k for shape in options for k in state.kinds_for(request, shape)} or set(state.kinds())
     room_left = [
         (n.model.name, max([n.available(g) for g in n.gpus] + [m.profile.memory_mib for m in n.mig if m.free] + [0]))
         for kind in tolerated
@@ -528,6 +541,9 @@ def _why_not(state: FleetState, model: Model, request: Request, options: Sequenc
     free = f"largest free: {best[0]}, {best[1] / MIB_PER_GIB:.0f} GiB" if best and best[1] else "no GPU is free"
     if options:
         smallest = min(options, key=lambda s: (s.per_gpu_mib * s.gpus, s.gpus))
+        split = _split_domains(state, smallest, tolerated)
+        if split:
+            return split
         variant, need, gpus, nodes = smallest.variant, smallest.per_gpu_mib, smallest.gpus, smallest.nodes
     else:
         allowed = [v for v in model.variants if v.quality >= request.min_quality]
@@ -537,9 +553,44 @@ def _why_not(state: FleetState, model: Model, request: Request, options: Sequenc
         need, gpus, nodes = per_gpu_need_mib(model, variant, 1, request.context, request.concurrency), 1, 1
     needs = f"needs {need / MIB_PER_GIB:.0f} GiB"
     if gpus > 1:
-        needs += f" on each of {gpus} GPUs" + (f" over {nodes} nodes" if nodes > 1 else " of one NVLink/xGMI domain")
+        needs += f" on each of {gpus} GPUs"
+        per_node = f"{gpus // nodes} per node in {_domain_words(smallest)}"
+        needs += (
+            f" over {nodes} nodes with RDMA/InfiniBand between them, {per_node}"
+            if nodes > 1
+            else f" of {_domain_words(smallest)}"
+        )
     if variant.min_compute_capability:
         needs += f" and compute capability >= {variant.min_compute_capability}"
     if variant.min_gfx:
         needs += f" (AMD: {variant.min_gfx} or newer)"
     return f"{needs} ({variant.name}); {free}"
+
+
+def _domain_words(shape: Shape) -> str:
+    """The domain a tensor-parallel group of `shape` keeps to, in words."""
+    if shape.gpu.peer_links:
+        return f"one {'NVLink' if shape.gpu.interconnect == 'nvlink' else 'xGMI'} domain"
+    return f"one PCIe root (PCIe tensor parallel keeps {shape.throughput:.0%} of the throughput)"
+
+
+def _split_domains(state: FleetState, shape: Shape, kinds: Iterable[str]) -> str:
+    """Why a single-node tensor-parallel `shape` does not fit when a node has enough idle GPUs but
+    not in one domain of its interconnect (PCIe roots as labelled, NVLink pairs), or ""."""
+    if shape.nodes > 1 or shape.tp == 1:
+        return ""
+    for kind in kinds:
+        for node in state.candidates(kind):
+            if node.model.name != shape.gpu.name or fitting_gpus(node, shape) is not None:
+                continue
+            idle = [g for g in node.gpus if room(node, g, shape) >= shape.per_gpu_mib]
+            if len(idle) >= shape.tp:
+                most = max(sum(1 for g in idle if g.domain == d.domain) for d in idle)
+                labelled = f"{PCIE_DOMAINS_LABEL}={node.inventory.pcie_domains}"
+                where = "its links" if shape.gpu.peer_links else labelled
+                return (
+                    f"needs {shape.per_gpu_mib / MIB_PER_GIB:.0f} GiB on each of {shape.tp} GPUs of "
+                    f"{_domain_words(shape)} ({shape.variant.name}); {node.name} has {len(idle)} idle "
+                    f"{shape.gpu.name} GPUs but at most {most} in one domain ({where})"
+                )
+    return ""

@@ -100,6 +100,11 @@ class Placement:
     workers: tuple[Worker, ...]
     """The leader first; more than one worker makes the replica a LeaderWorkerSet."""
     namespace: str = "default"
+    throughput: float = 1.0
+    """The share of its undivided throughput the replica keeps after its tensor-parallel
+    all-reduces (`scheduler.interconnect`): 1.0 on one GPU, ~0.8 for a 70B model over 4-8 PCIe GPUs."""
+    interconnect: str = "none"
+    """What its tensor-parallel GPUs talk over: `nvlink`, `xgmi`, `pcie`; `none` on one GPU."""
 
     @property
     def node(self) -> str:
@@ -142,6 +147,20 @@ class Plan:
     def gpus_used(self) -> float:
         return round(sum(share for share, _ in self.occupied.values()), 4)
 
+    @property
+    def effective_cost_per_hour(self) -> float:
+        """The cost per hour with what the interconnect takes of each tensor-parallel replica's
+        throughput bought back at the same price (its GPUs' price / its throughput): the cost per
+        unit of throughput that the engines minimise. Equal to `cost_per_hour` when every replica
+        is on one GPU."""
+        lost = 0.0
+        for p in self.placements:
+            if p.throughput < 1.0:
+                price = sum(self.occupied.get(f"{w.node}/gpu{i}", (0.0, 0.0))[1] for w in p.workers for i in w.gpus)
+                lost += price * (1 / p.throughput - 1)
+        return round(self.cost_per_hour + lost, 4)
+
     def better_than(self, other: Plan) -> bool:
-        """More replicas placed, then a lower cost per hour."""
-        return (len(self.unplaced), self.cost_per_hour) < (len(other.unplaced), other.cost_per_hour)
+        """More replicas placed, then a lower cost per unit of throughput."""
+        mine = (len(self.unplaced), self.effective_cost_per_hour)
+        return mine < (len(other.unplaced), other.effective_cost_per_hour)

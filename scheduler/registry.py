@@ -84,6 +84,16 @@ class Architecture:
     kv_heads: int
     head_dim: int
     max_context: int | None = None
+    hidden_size: int | None = None
+
+    @property
+    def hidden(self) -> int:
+        """`hidden_size`, or estimated: a dense transformer has about 12 x layers x hidden^2
+        parameters (attention 4 h^2, MLP 8 h^2), rounded to a multiple of 128 (Llama-3.1-70B:
+        8576 for 8192)."""
+        if self.hidden_size:
+            return self.hidden_size
+        return max(128, round(math.sqrt(self.parameters_b * 1e9 / (12 * self.layers)) / 128) * 128)
 
 
 @dataclass(frozen=True)
@@ -227,6 +237,7 @@ def _model(raw: dict[str, Any], i: int, catalog: Catalog) -> Model:
         kv_heads=a["kv_heads"],
         head_dim=a["head_dim"],
         max_context=a.get("max_context"),
+        hidden_size=a.get("hidden_size"),
     )
     serving = Serving(
         context_tokens=s["context_tokens"], concurrency=s["concurrency"], kv_cache_dtype=s.get("kv_cache_dtype", "fp16")

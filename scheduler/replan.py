@@ -264,14 +264,14 @@ def _fixed_columns(model: _Model) -> None:
         for shape in options:
             quality = QUALITY_WEIGHT * shape.variant.quality
             price = shape.gpu.price_per_hour
-            for kind in state.kinds_for(request, shape.gpu.name):
+            for kind in state.kinds_for(request, shape):
                 shared = state.first(kind).sharing in SHARED
                 if shape.gpus == 1 and not shared:
                     model.add(Column("whole", price - quality, {name: 1.0}, {f"idle:{kind}": 1.0}, name, shape, kind))
                 if shape.gpus > 1:
                     uses = {f"idle:{kind}": float(shape.tp)}
                     uses |= {f"tp:{kind}:{t}": float(shape.tp) for t in TP_DEGREES[1:] if t <= shape.tp}
-                    cost = shape.tp * price - quality / shape.nodes
+                    cost = shape.cost(shape.tp * price) - quality / shape.nodes
                     model.add(Column("group", cost, {name: 1 / shape.nodes}, uses, name, shape, kind))
                 if shape.gpus == 1:
                     for (mig_kind, profile_name), profile in profiles.items():
@@ -284,13 +284,14 @@ def _fixed_columns(model: _Model) -> None:
 
 def _items(model: _Model, b: _Bin) -> list[tuple[str, Shape]]:
     """(request, shape) of every single-GPU shape that fits an empty `b`, of requests that tolerate it."""
-    first = model.state.first(b.node_kind)
     return [
         (name, shape)
         for name, options in model.options.items()
-        if b.node_kind in model.state.kinds_for(model.requests[name], first.model.name)
         for shape in options
-        if shape.gpus == 1 and shape.gpu.name == b.gpu_class and shape.per_gpu_mib <= b.room_mib
+        if shape.gpus == 1
+        and shape.gpu.name == b.gpu_class
+        and shape.per_gpu_mib <= b.room_mib
+        and b.node_kind in model.state.kinds_for(model.requests[name], shape)
     ]
 
 

@@ -41,8 +41,9 @@ class Scheduled:
     engine: str
     """`online` or `exact`: whose plan `plan` is (under `auto`, the better one)."""
     lower_bound: float | None
-    """USD/hour no plan of the batch can beat, from the exact engine's LP relaxation; None under the
-    online engine, or when the deadline came before the first LP was solved."""
+    """USD/hour per unit of throughput (`Plan.effective_cost_per_hour`) no plan of the batch can
+    beat, from the exact engine's LP relaxation; None under the online engine, or when the deadline
+    came before the first LP was solved."""
     optimal: bool
     """Whether `plan` is proven optimal (over the exact engine's generated patterns)."""
     seconds: float
@@ -77,6 +78,7 @@ def schedule(
     if engine == "auto" and solution.online is not None and solution.online.better_than(plan):
         plan, chosen = solution.online, "online"
     optimal = solution.optimal and chosen == "exact"
-    if solution.lower_bound is not None and plan.cost_per_hour <= solution.lower_bound + 1e-6 and not plan.unplaced:
+    proven = solution.lower_bound is not None and plan.effective_cost_per_hour <= solution.lower_bound + 1e-6
+    if proven and not plan.unplaced:
         optimal = True  # the bound proves it, whichever engine found it
     return Scheduled(plan, chosen, solution.lower_bound, optimal, round(time.perf_counter() - started, 3))

@@ -100,7 +100,7 @@ def shadow(state: FleetState, requests: Sequence[Request], options: dict[str, li
     for index, request in enumerate(requests):
         for shape in options[request.name]:
             price = shape.gpu.price_per_hour
-            for kind in state.kinds_for(request, shape.gpu.name):
+            for kind in state.kinds_for(request, shape):
                 node = state.first(kind)
                 ways = [(replica_use(node, shape), price)]
                 if shape.gpus == 1:
@@ -113,7 +113,7 @@ def shadow(state: FleetState, requests: Sequence[Request], options: dict[str, li
                     if use.row in rows:
                         uses.append((rows[use.row], len(costs), use.amount))
                         serves.append((index, len(costs)))
-                        costs.append(unit_price * use.amount)
+                        costs.append(shape.cost(unit_price * use.amount))
         left_out.append(len(costs))
         serves.append((index, len(costs)))
         costs.append(UNPLACED_PENALTY)

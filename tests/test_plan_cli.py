@@ -123,6 +123,7 @@ def test_the_examples_print_a_table_of_placements_unplaced_replicas_and_cost() -
         "VRAM",
         "GiB/GPU",
         "SHARING",
+        "THROUGHPUT",
     ]
     assert any(line.startswith("frontier") and "gpu-gb200-0,gpu-gb200-1" in line for line in lines)
     assert "UNPLACED" in lines
@@ -145,7 +146,8 @@ def test_json_output_has_the_documented_keys_and_yaml_says_the_same() -> None:
         assert {"request", "reason"} <= set(unplaced)
     assert isinstance(plan["cost_per_hour"], float) and plan["cost_per_hour"] > 0
     assert plan["engine"] in ("online", "exact") and isinstance(plan["optimal"], bool)
-    assert plan["lower_bound"] is not None and plan["lower_bound"] <= plan["cost_per_hour"] + 1e-6
+    assert plan["cost_per_hour"] <= plan["effective_cost_per_hour"]
+    assert plan["lower_bound"] is not None and plan["lower_bound"] <= plan["effective_cost_per_hour"] + 1e-6
     as_yaml = egs_plan(*INPUTS, *EXAMPLE_REQUESTS, "-o", "yaml")
     same = yaml.safe_load(as_yaml.stdout)
     assert same.pop("seconds") >= 0 and plan.pop("seconds") >= 0  # wall time differs between runs

@@ -102,7 +102,7 @@ def test_nvlink_domains_and_cliques() -> None:
     inventory = fleet()
     assert {g.domain for g in inventory.node("gpu-h100-0").gpus} == {"gpu-h100-0/nvlink0"}
     assert {g.domain for g in inventory.node("gpu-mi300x-0").gpus} == {"gpu-mi300x-0/xgmi0"}
-    assert {g.domain for g in inventory.node("gpu-l4-0").gpus} == {"gpu-l4-0/pcie"}
+    assert {g.domain for g in inventory.node("gpu-l4-0").gpus} == {"gpu-l4-0/pcie0"}
     for name in ("gpu-gb200-0", "gpu-gb200-1"):
         assert inventory.node(name).clique == CLIQUE
         assert {g.domain for g in inventory.node(name).gpus} == {CLIQUE}
