@@ -335,8 +335,7 @@ def _table(scheduled: Scheduled, inventory: Inventory) -> str:
     cost = f"cost: ${plan.cost_per_hour:.2f}/hour"
     if plan.effective_cost_per_hour != plan.cost_per_hour:
         cost += f" (${plan.effective_cost_per_hour:.2f}/hour per unit of throughput)"
-    lines += ["", f"GPUs used: {plan.gpus_used:.2f}   {cost}"]
-    lines += [f"note: {note}" for note in _notes(plan, inventory)]
+    lines += ["", *(f"note: {note}" for note in _notes(plan, inventory)), f"GPUs used: {plan.gpus_used:.2f}   {cost}"]
     proof = "optimal" if scheduled.optimal else "not proven optimal"
     if scheduled.lower_bound is not None:
         proof += f", lower bound ${scheduled.lower_bound:.2f}/hour"

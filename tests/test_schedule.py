@@ -188,12 +188,12 @@ def test_generated_mixed_fleets_have_their_shape_and_every_engine_keeps_the_rule
         check_plan(schedule(batch, REGISTRY, inventory, engine=engine, time_limit_s=5).plan, inventory, batch)
 
 
-@pytest.mark.parametrize(("seed", "fleet"), [(4, 2), (11, 1)])
+@pytest.mark.parametrize(("seed", "fleet"), [(15, 1), (11, 1)])
 def test_the_online_policy_is_deterministic_and_short_of_room_leaves_no_more_unplaced_than_exact(
     seed: int, fleet: int
 ) -> None:
     """Generated fleets too small for their batch: placing the large replicas first strands small
-    ones; the online policy's passes that hold back the large ones (seed 4's fleet 2), or those the
+    ones; the online policy's passes that hold back the large ones (seed 15's fleet 1), or those the
     fluid relaxation cannot place either (seed 11's fleet 1, where holding back the largest left
     3 more unplaced), place as many as the exact plan. And the same inputs give the same plan, as
     the controller's idempotence needs."""

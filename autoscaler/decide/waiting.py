@@ -17,7 +17,7 @@ from autoscaler.endpoint import Endpoint
 from autoscaler.eta import ClassCapacity, queue_etas
 from scheduler.catalog import Catalog, GpuModel
 from scheduler.fleet import MAX_NODES_PER_REPLICA
-from scheduler.inventory import SharingPolicy, build_inventory
+from scheduler.inventory import RDMA_LABELS, SharingPolicy, build_inventory
 from scheduler.manifests import dns_label
 from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import Registry
@@ -80,10 +80,14 @@ def unstuck(
 
 
 def _provisioning_node(gpu: GpuModel, gpus: int, index: int) -> dict[str, Any]:
-    """A node of the class as GPU Feature Discovery (or AMD's labeller) would label it once it joins."""
+    """A node of the class as GPU Feature Discovery (or AMD's labeller) would label it once it joins;
+    a class with NVLink/xGMI is taken to come, as cloud HGX/OAM servers do, with an RDMA network
+    (InfiniBand, RoCE or EFA), so that a replica over several nodes may wait for them."""
     vendor = "amd.com" if gpu.vendor == "amd" else "nvidia.com"
     product = "amd.com/gpu.product-name" if gpu.vendor == "amd" else "nvidia.com/gpu.product"
     labels = {product: gpu.products[0], f"{vendor}/gpu.count": str(gpus)}
+    if gpu.peer_links:
+        labels[RDMA_LABELS[0]] = "true"
     return {
         "metadata": {"name": f"{PROVISIONING_PREFIX}{dns_label(gpu.name, 30)}-{index}", "labels": labels},
         "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {f"{vendor}/gpu": str(gpus)}},
