@@ -1,4 +1,4 @@
-"""The exact re-plan: a cutting-stock model of a batch of requests, solved with `scipy.optimize.milp`.
+"""The exact re-plan: a cutting-stock model of a batch of requests, solved with HiGHS (`scheduler.solver`).
 
 Where the online policy decides one replica at a time, this engine looks at the whole batch. It is
 what an operator runs to re-pack a fleet, what `scheduler.schedule` runs under a deadline, and what
@@ -37,19 +37,11 @@ grows with columns, not with nodes x columns.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
-import sys
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
-import numpy.typing as npt
-from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, linprog, milp
-from scipy.sparse import csr_array
 
 from scheduler.fleet import (
     SHARED,
@@ -69,13 +61,13 @@ from scheduler.inventory import Inventory
 from scheduler.placement import largest_first, place, place_one
 from scheduler.plan import Plan, Request
 from scheduler.registry import Registry
+from scheduler.solver import Model, knapsack
 
 QUALITY_WEIGHT = 1e-3
 """USD/hour one unit of quality is worth: breaks cost ties toward the better variant, nothing more."""
 MAX_ROUNDS = 200
 MIN_SOLVER_S = 0.05
 """The least time a solver call is given; below it the engine stops and falls back."""
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -132,6 +124,27 @@ class _Model:
     capacity: dict[str, float] = field(default_factory=dict)
     columns: list[Column] = field(default_factory=list)
     seen: set[tuple[object, ...]] = field(default_factory=set)
+    rows: dict[str, int] = field(default_factory=dict)
+    """Row -> its index in `solver`: coverage rows (negated), then capacity rows."""
+    solver: Model | None = None
+    """The master programme, built once the rows are known and grown column by column."""
+
+    def master(self) -> Model:
+        """The master programme with every column added so far: `A x <= b`, coverage rows negated
+        (`-replicas covered <= -replicas`), then capacity rows."""
+        if self.solver is None:
+            names = [f"cover:{n}" for n in self.requests] + sorted(self.capacity)
+            self.rows = {r: i for i, r in enumerate(names)}
+            upper = [-float(r.replicas) for r in self.requests.values()]
+            upper += [self.capacity[r] for r in names[len(self.requests) :]]
+            self.solver = Model([-math.inf] * len(names), upper, self.solver_log)
+        fresh = self.columns[self.solver.columns :]
+        entries = [
+            {self.rows[f"cover:{n}"]: -k for n, k in col.cover.items()} | {self.rows[r]: a for r, a in col.uses.items()}
+            for col in fresh
+        ]
+        self.solver.add_columns([col.cost for col in fresh], entries)
+        return self.solver
 
     def add(self, column: Column) -> None:
         """Keep a column unless it is known already or uses a resource this fleet lacks."""
@@ -326,29 +339,21 @@ def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline) -> tuple[flo
     stop = time.perf_counter() + deadline.left() / 2
     items = {b.row: _items(model, b) for b in bins}
     for _ in range(MAX_ROUNDS):
-        c, a_ub, b_ub, rows = _matrix(model)
         if deadline.left() < MIN_SOLVER_S:
             break
-        with solver_output_to_stderr():
-            # scipy-stubs type A_ub as dense only; HiGHS takes the sparse matrix as it is.
-            result = linprog(  # type: ignore[call-overload]
-                c,
-                A_ub=a_ub,
-                b_ub=b_ub,
-                bounds=(0, None),
-                method="highs",
-                options={"time_limit": deadline.left(), "disp": model.solver_log},
-            )
-        if result.status != 0 or result.x is None or result.fun is None:
+        master = model.master()
+        result = master.solve(deadline.left())
+        if result is None or not result.optimal:
             break  # out of time: the last bound stands
         unplaced = sum(float(x) for x, col in zip(result.x, model.columns, strict=True) if col.kind == "unplaced")
-        duals = dict(zip(rows, (-float(m) for m in result.ineqlin.marginals), strict=True))
+        duals = {row: -float(result.duals[i]) for row, i in model.rows.items()}
         added, shortfall, priced_all = 0, 0.0, True
         for b in bins:
             if deadline.left() < MIN_SOLVER_S:
                 priced_all = False
                 break
-            column = _price(model, b, items[b.row], duals, deadline)
+            column, exact = _price(model, b, items[b.row], duals, deadline)
+            priced_all = priced_all and exact
             if column is None:
                 continue
             reduced = column.cost - sum(duals.get(f"cover:{n}", 0.0) * k for n, k in column.cover.items())
@@ -359,7 +364,7 @@ def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline) -> tuple[flo
                 model.add(column)
                 added += len(model.columns) - before
         if priced_all:
-            round_bound = float(result.fun) + shortfall
+            round_bound = result.objective + shortfall
             bound = round_bound if bound is None else max(bound, round_bound)
         if not added or time.perf_counter() > stop:
             break
@@ -368,9 +373,10 @@ def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline) -> tuple[flo
 
 def _price(
     model: _Model, b: _Bin, candidates: list[tuple[str, Shape]], duals: dict[str, float], deadline: _Deadline
-) -> Column | None:
-    """The pattern of `b` worth most at these duals: a bounded knapsack over VRAM in MiB (and over
-    replica count under time-slicing), solved exactly by HiGHS through `milp`.
+) -> tuple[Column | None, bool]:
+    """The pattern of `b` worth most at these duals (None when none is worth anything), and whether
+    that is proven: a bounded knapsack over VRAM in MiB (and over replica count under
+    time-slicing), solved exactly by HiGHS (`scheduler.solver.knapsack`).
 
     A pricing problem cut short by the deadline would not be exact and would void the round's
     bound, so it is given the time left and its result used only when it is proven optimal."""
@@ -380,54 +386,18 @@ def _price(
     ]
     items = [item for item in items if item[2] > 1e-12]
     if not items:
-        return None
-    values = np.array([-v for _, _, v in items])
-    rows = [[shape.per_gpu_mib for _, shape, _ in items]]
-    upper = [b.room_mib]
+        return None, True
+    weights = [[float(shape.per_gpu_mib) for _, shape, _ in items]]
+    capacities = [float(b.room_mib)]
     if b.holders_left < len(items) * max(model.requests[n].replicas for n, _, _ in items):
-        rows.append([1] * len(items))
-        upper.append(b.holders_left)
-    with solver_output_to_stderr():
-        result = milp(
-            values,
-            constraints=LinearConstraint(np.array(rows, dtype=float), -np.inf, np.array(upper, dtype=float)),
-            integrality=np.ones(len(items), dtype=np.int64),
-            bounds=Bounds(0, np.array([model.requests[n].replicas for n, _, _ in items], dtype=float)),
-            options={"time_limit": max(deadline.left(), MIN_SOLVER_S), "disp": model.solver_log},
-        )
-    if result.x is None or result.status != 0 or -result.fun <= 0:
-        return None
-    counts = {
-        (name, shape): round(float(k)) for (name, shape, _), k in zip(items, result.x, strict=True) if round(float(k))
-    }
-    return _pattern_column(b, counts) if counts else None
-
-
-def _matrix(model: _Model) -> tuple[FloatArray, csr_array, FloatArray, list[str]]:
-    """The model as sparse `A_ub x <= b_ub`: coverage rows negated, then capacity rows."""
-    rows = [f"cover:{n}" for n in model.requests] + sorted(model.capacity)
-    index = {r: i for i, r in enumerate(rows)}
-    r_idx: list[int] = []
-    c_idx: list[int] = []
-    vals: list[float] = []
-    for j, col in enumerate(model.columns):
-        for name, k in col.cover.items():
-            r_idx.append(index[f"cover:{name}"])
-            c_idx.append(j)
-            vals.append(-k)
-        for row, amount in col.uses.items():
-            r_idx.append(index[row])
-            c_idx.append(j)
-            vals.append(amount)
-    a = csr_array((vals, (r_idx, c_idx)), shape=(len(rows), len(model.columns)))
-    b = np.array(
-        [
-            -model.requests[r.removeprefix("cover:")].replicas if r.startswith("cover:") else model.capacity[r]
-            for r in rows
-        ],
-        dtype=float,
-    )
-    return np.array([col.cost for col in model.columns]), a, b, rows
+        weights.append([1.0] * len(items))
+        capacities.append(float(b.holders_left))
+    most = [float(model.requests[n].replicas) for n, _, _ in items]
+    found = knapsack([v for _, _, v in items], weights, capacities, most, max(deadline.left(), MIN_SOLVER_S))
+    if found is None:
+        return None, False
+    counts = {(name, shape): k for (name, shape, _), k in zip(items, found[0], strict=True) if k}
+    return (_pattern_column(b, counts) if counts else None), found[1]
 
 
 def _integer(model: _Model, deadline: _Deadline) -> tuple[list[int], bool] | None:
@@ -435,18 +405,12 @@ def _integer(model: _Model, deadline: _Deadline) -> tuple[list[int], bool] | Non
     has no integer solution within the time left."""
     if deadline.left() < MIN_SOLVER_S:
         return None
-    c, a, b, _ = _matrix(model)
-    with solver_output_to_stderr():
-        result: OptimizeResult = milp(
-            c,
-            constraints=LinearConstraint(a, -np.inf, b),
-            integrality=np.ones(len(c), dtype=np.int64),
-            bounds=Bounds(0, np.inf),
-            options={"time_limit": deadline.left(), "disp": model.solver_log},
-        )
-    if result.x is None:
+    master = model.master()
+    master.integer()
+    result = master.solve(deadline.left())
+    if result is None:
         return None
-    return [round(float(x)) for x in result.x], result.status == 0
+    return [round(float(x)) for x in result.x], result.optimal
 
 
 def _realise(model: _Model, chosen: list[int], registry: Registry) -> Plan:
@@ -563,23 +527,3 @@ def _bin_gpu(state: FleetState, row: str) -> tuple[NodeState, GpuState] | None:
             if what == "open" and gpu.holders > 0 and rest == [str(node.available(gpu)), str(_holders_left(node, gpu))]:
                 return node, gpu
     return None
-
-
-@contextlib.contextmanager
-def solver_output_to_stderr() -> Iterator[None]:
-    """Send what HiGHS prints on the process's stdout (file descriptor 1, below Python) to stderr.
-
-    Some HiGHS builds print debugging lines from C++ however quiet its options are, which would
-    break a command's one JSON document on stdout. Python's and C's buffers are flushed before the
-    descriptor is restored, so nothing printed inside reaches stdout later. The redirection is
-    process-wide for the length of one solver call.
-    """
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        ctypes.CDLL(None).fflush(None)
-        os.dup2(saved, 1)
-        os.close(saved)

@@ -12,7 +12,7 @@ an exclusive or tensor-parallel one its GPUs, one in a MIG instance or AMD parti
 Variables are (request, shape, node kind) counts; rows are each request's replicas (met exactly, or
 at a dear penalty per replica left out) and each capacity row: the GPUs of a node kind, the
 instances of a profile on it. A few thousand variables and a hundred rows: milliseconds for HiGHS
-(`scipy.optimize.linprog`).
+(`scheduler.solver`).
 
 The duals of the capacity rows are the shadow prices: USD/hour one more unit of that capacity would
 save the batch. Capacity nobody is short of is worth 0; a class every request wants is worth what
@@ -21,17 +21,18 @@ its marginal user pays more at its next best place.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
-from scipy.optimize import linprog
-from scipy.sparse import csr_array
 
 from scheduler.catalog import MigProfile
 from scheduler.fleet import SHARED, UNPLACED_PENALTY, FleetState, NodeState, Shape
 from scheduler.plan import Request
+from scheduler.solver import Model
 
+SHADOW_TIME_LIMIT_S = 5.0
+"""A bound on the fluid LP's time, which takes milliseconds: what HiGHS cannot solve in it gives no
+shadow prices, and the online policy compares options at real prices."""
 Row = tuple[str, str]
 """A capacity row: (node kind, "") for its GPUs, (node kind, profile) for its instances of a profile."""
 
@@ -119,22 +120,21 @@ def shadow(state: FleetState, requests: Sequence[Request], options: dict[str, li
         costs.append(UNPLACED_PENALTY)
     if not uses:
         return Shadow({}, {})
-    n = len(costs)
-    a_ub = csr_array(([a for *_, a in uses], ([i for i, *_ in uses], [j for _, j, _ in uses])), shape=(len(rows), n))
-    a_eq = csr_array((np.ones(len(serves)), ([i for i, _ in serves], [j for _, j in serves])), shape=(len(requests), n))
-    result = linprog(  # type: ignore[call-overload]  # the stubs do not take sparse matrices; HiGHS does
-        np.array(costs),
-        A_ub=a_ub,
-        b_ub=np.array(list(free.values())),
-        A_eq=a_eq,
-        b_eq=np.array([float(r.replicas) for r in requests]),
-        bounds=(0, None),
-        method="highs",
+    capacity_rows = len(rows)
+    lp = Model(
+        [-math.inf] * capacity_rows + [float(r.replicas) for r in requests],
+        [*free.values(), *(float(r.replicas) for r in requests)],
     )
-    if result.status != 0:
+    columns: list[dict[int, float]] = [{} for _ in costs]
+    for i, j, amount in uses:
+        columns[j][i] = amount
+    for index, j in serves:
+        columns[j][capacity_rows + index] = 1.0
+    lp.add_columns(costs, columns)
+    result = lp.solve(SHADOW_TIME_LIMIT_S)
+    if result is None or not result.optimal:
         return Shadow({}, {})
-    marginals = result.ineqlin.marginals
-    prices = {row: -float(marginals[i]) for row, i in rows.items() if marginals[i] < -1e-9}
+    prices = {row: -float(result.duals[i]) for row, i in rows.items() if result.duals[i] < -1e-9}
     out = {r.name: round(float(result.x[j])) for r, j in zip(requests, left_out, strict=True)}
     return Shadow(prices, {name: n for name, n in out.items() if n})
 

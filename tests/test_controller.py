@@ -222,9 +222,12 @@ def test_a_multi_node_endpoint_becomes_a_leader_worker_set(kube: KubeCluster) ->
     status = kube.get(ENDPOINTS, "team-a", "big")["status"]  # type: ignore[index]
     assert (status["phase"], status["variant"]) == ("Provisioning", "bf16")
     assert status["estimatedReadyTime"]
-    # Two nodes join; the LWS's groups become ready (kmock runs no LWS controller: the test plays it).
+    # Two nodes with an RDMA network join; the LWS's groups become ready (kmock runs no LWS
+    # controller: the test plays it).
     for i in range(2):
-        kube.put("v1/nodes", h100(f"gpu-{i}"))
+        node = h100(f"gpu-{i}")
+        node["metadata"]["labels"]["feature.node.kubernetes.io/rdma.available"] = "true"
+        kube.put("v1/nodes", node)
     assert ctl.reconcile().errors == []
     (lws,) = kube.all(LWS)
     meta = lws["metadata"]

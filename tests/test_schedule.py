@@ -129,17 +129,20 @@ def test_auto_under_a_tiny_deadline_returns_the_online_plan_complete() -> None:
 
 
 def test_solver_output_on_file_descriptor_1_goes_to_stderr() -> None:
-    """HiGHS with its log on (`disp`) writes from C straight to descriptor 1; inside the guard it
-    reaches stderr, and Python's own prints around it stay on stdout."""
+    """HiGHS with its log on writes from C++ straight to descriptor 1; inside the guard it reaches
+    stderr, and Python's own prints around it stay on stdout."""
     script = textwrap.dedent(
         """
-        import numpy as np
-        from scipy.optimize import LinearConstraint, milp
-        from scheduler.replan import solver_output_to_stderr
+        import highspy
+        from scheduler.solver import solver_output_to_stderr
         print("before")
         with solver_output_to_stderr():
-            milp(-np.ones(3), constraints=LinearConstraint(np.ones((1, 3)), 0, 2.5),
-                 integrality=np.ones(3), options={"disp": True})
+            highs = highspy.Highs()
+            highs.setOptionValue("output_flag", True)
+            highs.setOptionValue("log_to_console", True)
+            x = highs.addVariable(0, 2.5, -1.0)
+            highs.setInteger(x)
+            highs.run()
         print("after")
         """
     )
@@ -160,6 +163,7 @@ def test_plan_json_is_one_document_on_stdout_while_highs_talks(tmp_path: Path) -
     (tmp_path / "requests.yaml").write_text(yaml.safe_dump({"requests": batch}))
     args = ["--fleet", str(tmp_path / "nodes.yaml"), "--models", str(REPO / "examples" / "models.yaml")]
     args += ["--requests", str(tmp_path / "requests.yaml"), "--engine", "exact", "--solver-log", "-o", "json"]
+    args += ["--time-limit", "30"]
     result = subprocess.run([sys.executable, "-m", "egs.cli", "plan", *args], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert "HiGHS" in result.stderr, "the solver did not talk: the test would prove nothing"

@@ -1,0 +1,159 @@
+"""HiGHS, the LP and MIP solver of the placement engines, behind one small class.
+
+The only module that imports `highspy`, HiGHS's own Python interface: importing it takes about a
+tenth of a second where `scipy.optimize` (the same HiGHS, wrapped) took 0.5-1.5 s, which was a
+third of `egs plan`'s wall time on two busy cores. `scheduler.shadow` solves one LP with it;
+`scheduler.replan` keeps one `Model` alive through its column generation, adding columns and
+re-solving from the last basis (HiGHS warm-starts the simplex), then makes that model integer.
+
+Every model is `row_lower <= A x <= row_upper`, `0 <= x <= column upper`, minimised. Duals follow
+HiGHS (and scipy's `marginals`): for a binding `<=` row of a minimisation, <= 0.
+
+What HiGHS prints goes to stderr (`solver_output_to_stderr`), whatever its options say, so that a
+command's one JSON document on stdout stays whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import math
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+Column = Mapping[int, float]
+"""A column of `A`: row index -> coefficient."""
+
+
+@dataclass(frozen=True)
+class Solved:
+    """What a solve found: the variables' values, the objective, and (for an LP) the rows' duals."""
+
+    x: FloatArray
+    objective: float
+    duals: FloatArray
+    optimal: bool
+    """Proven optimal; False when the time ran out with a feasible solution in hand."""
+
+
+class Model:
+    """A linear (then, if asked, integer) programme that grows by columns."""
+
+    def __init__(self, row_lower: Sequence[float], row_upper: Sequence[float], log: bool = False) -> None:
+        with solver_output_to_stderr(discard=not log):  # HiGHS greets with a banner, once a process
+            self._highs = highspy.Highs()  # type: ignore[no-untyped-call]  # its __init__ has no annotations
+        self._highs.setOptionValue("output_flag", log)
+        self._highs.setOptionValue("log_to_console", log)
+        lower = np.array(row_lower, dtype=np.float64)
+        upper = np.array(row_upper, dtype=np.float64)
+        inf = self._highs.getInfinity()
+        lower[np.isinf(lower)] = -inf
+        upper[np.isinf(upper)] = inf
+        empty = np.zeros(0, dtype=np.int32)
+        self._highs.addRows(len(lower), lower, upper, 0, empty, empty, np.zeros(0))
+        self.columns = 0
+
+    def add_columns(self, costs: Sequence[float], columns: Sequence[Column], upper: Sequence[float] = ()) -> None:
+        """Append columns (cost, entries, upper bound: unbounded when not given), lower bound 0."""
+        if not columns:
+            return
+        inf = self._highs.getInfinity()
+        bounds = np.array([inf if math.isinf(u) else u for u in upper] if upper else [inf] * len(columns))
+        starts: list[int] = []
+        indices: list[int] = []
+        values: list[float] = []
+        for column in columns:
+            starts.append(len(indices))
+            indices.extend(column)
+            values.extend(column.values())
+        self._highs.addCols(
+            len(columns),
+            np.array(costs, dtype=np.float64),
+            np.zeros(len(columns)),
+            bounds,
+            len(indices),
+            np.array(starts, dtype=np.int32),
+            np.array(indices, dtype=np.int32),
+            np.array(values, dtype=np.float64),
+        )
+        self.columns += len(columns)
+
+    def integer(self) -> None:
+        """Make every column integer: the next `solve` is a MIP."""
+        n = self.columns
+        self._highs.changeColsIntegrality(
+            n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger.value, dtype=np.uint8)
+        )
+
+    def solve(self, time_limit_s: float) -> Solved | None:
+        """Solve within `time_limit_s`; None when there is no feasible solution in hand then."""
+        highs = self._highs
+        highs.setOptionValue("time_limit", max(time_limit_s, 1e-3))
+        with solver_output_to_stderr():
+            highs.run()
+        status = highs.getModelStatus()
+        info = highs.getInfo()
+        optimal = status == highspy.HighsModelStatus.kOptimal
+        if not optimal and info.primal_solution_status != 2:  # 2: feasible
+            return None
+        solution = highs.getSolution()
+        return Solved(
+            x=np.array(solution.col_value, dtype=np.float64),
+            objective=float(info.objective_function_value),
+            duals=np.array(solution.row_dual, dtype=np.float64),
+            optimal=optimal,
+        )
+
+
+def knapsack(
+    values: Sequence[float],
+    weights: Sequence[Sequence[float]],
+    capacities: Sequence[float],
+    most: Sequence[float],
+    time_limit_s: float,
+) -> tuple[list[int], bool] | None:
+    """The most valuable integer counts of items (at most `most[i]` of item i) within every row of
+    `weights` x counts <= `capacities`, and whether that is proven optimal; None when HiGHS has no
+    solution within `time_limit_s`."""
+    model = Model([-math.inf] * len(capacities), capacities)
+    model.add_columns(
+        [-v for v in values],
+        [{r: float(row[i]) for r, row in enumerate(weights) if row[i]} for i in range(len(values))],
+        most,
+    )
+    model.integer()
+    solved = model.solve(time_limit_s)
+    if solved is None:
+        return None
+    return [round(float(k)) for k in solved.x], solved.optimal
+
+
+@contextlib.contextmanager
+def solver_output_to_stderr(discard: bool = False) -> Iterator[None]:
+    """Send what HiGHS prints on the process's stdout (file descriptor 1, below Python) to stderr,
+    or nowhere when `discard`.
+
+    Some HiGHS builds print a banner, or debugging lines from C++ however quiet its options are,
+    which would break a command's one JSON document on stdout. Python's and C's buffers are flushed
+    before the descriptor is restored, so nothing printed inside reaches stdout later. The
+    redirection is process-wide for the length of one solver call.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    target = os.open(os.devnull, os.O_WRONLY) if discard else 2
+    try:
+        os.dup2(target, 1)
+        yield
+    finally:
+        ctypes.CDLL(None).fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+        if discard:
+            os.close(target)
