@@ -387,13 +387,12 @@ def _price(
     items = [item for item in items if item[2] > 1e-12]
     if not items:
         return None, True
-    weights = [[float(shape.per_gpu_mib) for _, shape, _ in items]]
-    capacities = [float(b.room_mib)]
-    if b.holders_left < len(items) * max(model.requests[n].replicas for n, _, _ in items):
-        weights.append([1.0] * len(items))
-        capacities.append(float(b.holders_left))
-    most = [float(model.requests[n].replicas) for n, _, _ in items]
-    found = knapsack([v for _, _, v in items], weights, capacities, most, max(deadline.left(), MIN_SOLVER_S))
+    weights = [float(shape.per_gpu_mib) for _, shape, _ in items]
+    most = [model.requests[n].replicas for n, _, _ in items]
+    at_most = b.holders_left if b.holders_left < sum(most) else None
+    found = knapsack(
+        [v for _, _, v in items], weights, float(b.room_mib), most, at_most, max(deadline.left(), MIN_SOLVER_S)
+    )
     if found is None:
         return None, False
     counts = {(name, shape): k for (name, shape, _), k in zip(items, found[0], strict=True) if k}

@@ -112,27 +112,124 @@ class Model:
         )
 
 
+BRANCH_LIMIT = 20_000
+"""Branch-and-bound nodes `knapsack` visits before it hands the problem to HiGHS. Pricing problems
+hold a few dozen items of which a GPU takes a handful: they close in tens to hundreds of nodes,
+well under a millisecond, where a HiGHS MIP takes ~15 ms to set up and solve."""
+
+
 def knapsack(
     values: Sequence[float],
-    weights: Sequence[Sequence[float]],
-    capacities: Sequence[float],
-    most: Sequence[float],
+    weights: Sequence[float],
+    capacity: float,
+    most: Sequence[int],
+    items_at_most: int | None,
     time_limit_s: float,
 ) -> tuple[list[int], bool] | None:
-    """The most valuable integer counts of items (at most `most[i]` of item i) within every row of
-    `weights` x counts <= `capacities`, and whether that is proven optimal; None when HiGHS has no
-    solution within `time_limit_s`."""
+    """The most valuable integer counts of items (at most `most[i]` of item i, at most
+    `items_at_most` in all when given) whose `weights` fit `capacity`, and whether that is proven
+    optimal; None when no solution is found within `time_limit_s`.
+
+    Depth-first branch and bound over items by value per unit of weight, bounded by the fractional
+    (LP) relaxation and by the best `items_at_most` values left; HiGHS when that takes more than
+    `BRANCH_LIMIT` nodes."""
+    found = _branch_and_bound(values, weights, capacity, most, items_at_most)
+    if found is not None:
+        return found, True
+    weight_rows = [list(weights)]
+    capacities = [capacity]
+    if items_at_most is not None:
+        weight_rows.append([1.0] * len(values))
+        capacities.append(float(items_at_most))
     model = Model([-math.inf] * len(capacities), capacities)
     model.add_columns(
         [-v for v in values],
-        [{r: float(row[i]) for r, row in enumerate(weights) if row[i]} for i in range(len(values))],
-        most,
+        [{r: float(row[i]) for r, row in enumerate(weight_rows) if row[i]} for i in range(len(values))],
+        [float(m) for m in most],
     )
     model.integer()
     solved = model.solve(time_limit_s)
     if solved is None:
         return None
     return [round(float(k)) for k in solved.x], solved.optimal
+
+
+def _branch_and_bound(
+    values: Sequence[float], weights: Sequence[float], capacity: float, most: Sequence[int], items_at_most: int | None
+) -> list[int] | None:
+    """`knapsack` by branch and bound; None when it needs more than `BRANCH_LIMIT` nodes."""
+    order = sorted((i for i, v in enumerate(values) if v > 0 and most[i] > 0), key=lambda i: -values[i] / weights[i])
+    value = [values[i] for i in order]
+    weight = [weights[i] for i in order]
+    bound_of = [most[i] for i in order]
+    n = len(order)
+    limit = items_at_most if items_at_most is not None else sum(bound_of)
+    best_value = 0.0
+    best: list[int] = [0] * n
+    counts = [0] * n
+    visited = 0
+
+    by_value = sorted(range(n), key=lambda j: -value[j])
+    suffix = [0] * (n + 1)
+    """Items i.. may take at most this many in all."""
+    for j in range(n - 1, -1, -1):
+        suffix[j] = suffix[j + 1] + bound_of[j]
+
+    def ceiling(i: int, room: float, left: int, total: float) -> float:
+        """A bound on what items i.. add within `room` and `left` items: the lesser of two
+        relaxations of the items that fit the room, VRAM alone taken fractionally (by value per
+        MiB), and the count alone (the most valuable first)."""
+        by_room, space = 0.0, room
+        for j in range(i, n):
+            if space <= 0:
+                break
+            if weight[j] > room:
+                continue  # it fits no completion
+            take = min(bound_of[j], space / weight[j])
+            by_room += take * value[j]
+            space -= take * weight[j]
+        if left >= suffix[i]:
+            return total + by_room  # the count cannot bind
+        by_count, slots = 0.0, left
+        for j in by_value:
+            if slots <= 0:
+                break
+            if j >= i and weight[j] <= room:
+                take = min(bound_of[j], slots)
+                by_count += take * value[j]
+                slots -= take
+        return total + min(by_room, by_count)
+
+    def search(i: int, room: float, left: int, total: float) -> bool:
+        nonlocal best_value, best, visited
+        visited += 1
+        if visited > BRANCH_LIMIT:
+            return False
+        if total > best_value + 1e-12:
+            best_value, best = total, counts.copy()
+        if i == n or left == 0 or ceiling(i, room, left, total) <= best_value + 1e-12:
+            return True
+        for k in range(min(bound_of[i], left, int(room // weight[i])), -1, -1):
+            counts[i] = k
+            if not search(i + 1, room - k * weight[i], left - k, total + k * value[i]):
+                return False
+        counts[i] = 0
+        return True
+
+    # A greedy fill (by value per MiB) first: a good incumbent from the start prunes most branches.
+    room, left = capacity, limit
+    for j in range(n):
+        counts[j] = min(bound_of[j], left, int(room // weight[j]))
+        room -= counts[j] * weight[j]
+        left -= counts[j]
+    best_value, best = sum(k * v for k, v in zip(counts, value, strict=True)), counts.copy()
+    counts = [0] * n
+    if not search(0, capacity, limit, 0.0):
+        return None
+    result = [0] * len(values)
+    for position, i in enumerate(order):
+        result[i] = best[position]
+    return result
 
 
 @contextlib.contextmanager

@@ -6,10 +6,11 @@ batches (`mixed_fleet`, `mixed_requests`) of the shape the packing benchmark is 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from typing import Any
 
 from scheduler.catalog import Catalog, GpuModel
-from scheduler.inventory import AMD_PARTITION_LABEL, partitions_per_gpu
+from scheduler.inventory import AMD_PARTITION_LABEL, RDMA_LABELS, partitions_per_gpu
 from scheduler.plan import Request, Toleration
 from scheduler.registry import Registry
 
@@ -66,32 +67,39 @@ def gpu_node(
     }
 
 
-KINDS: tuple[tuple[str, str, int, dict[str, int] | None, int, str | None], ...] = (
-    # (class, sharing, GPUs per node, MIG layout per GPU, time-slice replicas, AMD partition mode)
+Kind = tuple[str, str, int, dict[str, int] | None, int, str | None]
+"""(class, sharing, GPUs per node, MIG layout per GPU, time-slice replicas, AMD partition mode)."""
+KINDS: tuple[Kind, ...] = (
     ("H100-80GB", "kai", 8, None, 1, None),
-    ("H100-80GB", "exclusive", 8, None, 1, None),
+    ("H100-80GB", "hami", 8, None, 1, None),
     ("H100-80GB", "mig", 8, {"3g.40gb": 2}, 1, None),
-    ("H200-141GB", "exclusive", 8, None, 1, None),
+    ("H200-141GB", "kai", 8, None, 1, None),
+    ("H200-141GB", "hami", 8, None, 1, None),
     ("A100-80GB", "mig", 8, {"3g.40gb": 1, "2g.20gb": 1, "1g.10gb": 2}, 1, None),
-    ("A100-80GB", "exclusive", 8, None, 1, None),
-    ("A100-40GB", "exclusive", 8, None, 1, None),
+    ("A100-80GB", "kai", 8, None, 1, None),
+    ("A100-40GB", "timeslice", 8, None, 2, None),
+    ("H100-PCIE", "hami", 4, None, 1, None),
     ("L40S", "hami", 4, None, 1, None),
-    ("L40S", "exclusive", 8, None, 1, None),
+    ("L40S", "kai", 8, None, 1, None),
     ("L4", "timeslice", 4, None, 4, None),
-    ("L4", "exclusive", 8, None, 1, None),
-    ("A10G", "exclusive", 4, None, 1, None),
-    ("T4", "exclusive", 1, None, 1, None),
+    ("L4", "hami", 8, None, 1, None),
+    ("A10G", "timeslice", 4, None, 2, None),
+    ("A10G", "hami", 8, None, 1, None),
     ("T4", "timeslice", 4, None, 2, None),
-    ("RTX-6000-Ada", "exclusive", 4, None, 1, None),
+    ("RTX-6000-Ada", "hami", 4, None, 1, None),
+    ("RTX-4090", "timeslice", 8, None, 2, None),
     ("MI300X", "exclusive", 8, None, 1, None),
     ("MI300X", "partition", 8, None, 1, "cpx_nps4"),
     ("MI300X", "partition", 8, None, 1, "dpx_nps1"),
     ("MI325X", "exclusive", 8, None, 1, None),
     ("MI325X", "partition", 8, None, 1, "qpx_nps1"),
     ("MI210", "exclusive", 4, None, 1, None),
+    ("MI250X", "exclusive", 8, None, 1, None),
 )
-"""The kinds of GPU node a generated fleet draws from: NVIDIA shared (KAI, HAMi, time-slicing), MIG
-and exclusive classes, whole and partitioned AMD classes."""
+"""The kinds of GPU node a generated fleet draws from, as production LLM fleets run them: every
+NVIDIA class shares its GPUs' memory (KAI, HAMi, time-slicing, or MIG-split), PCIe-only classes
+come in nodes of 4 and 8 (where 70B models run tensor parallel over PCIe), AMD classes whole or
+partitioned."""
 TAINTS = (
     {"key": "dedicated", "value": "inference", "effect": "NoSchedule"},
     {"key": "spot", "value": "true", "effect": "NoExecute"},
@@ -100,28 +108,33 @@ TAINTS = (
 )
 """Taints some generated nodes carry: two that only tolerating requests pass, one every EGS pod
 tolerates, and one that does not keep pods off."""
+RDMA_SHARE = 0.5
+"""The share of NVLink/xGMI nodes a generated fleet labels RDMA-capable (NFD's rdma.available)."""
+PRICE_RANGE = (0.5, 1.5)
+"""Generated prices per GPU-hour are the catalogue's times a factor drawn from this range: clouds,
+regions and contracts differ by about that much."""
 
 
 MIN_GPUS, MAX_GPUS = 228, 259
 
 
 def mixed_fleet(rng: random.Random, catalog: Catalog, kinds: int = 11) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """A fleet of 228-259 GPUs of `kinds` node kinds of both vendors, with at least one MIG kind, one
-    NVIDIA shared and one exclusive kind, one whole and one partitioned AMD kind, two kinds of
-    whole GPUs of 80 GB or more (for the 70B models), and about one node in six tainted; and the
-    sharing policy per class (`SharingPolicy.by_class`) it runs under."""
-    big = [k for k in KINDS if k[1] in ("exclusive", "kai") and catalog.get(k[0]).vram_mib >= 80 * MIB_PER_GIB]
+    """A fleet of 228-259 GPUs of `kinds` node kinds of both vendors, with at least one MIG kind,
+    one PCIe-only kind of 4 or more GPUs per node, one whole and one partitioned AMD kind, two
+    kinds of 80 GB or more (for the 70B models), NVLink/xGMI nodes labelled RDMA-capable about
+    half the time, and about one node in six tainted; and the sharing policy per class
+    (`SharingPolicy.by_class`) it runs under, which shares every NVIDIA class."""
+    big = [k for k in KINDS if k[1] in ("kai", "hami", "exclusive") and catalog.get(k[0]).vram_mib >= 80 * MIB_PER_GIB]
     must = [
         big,
         big,
         [k for k in KINDS if k[1] == "mig"],
-        [k for k in KINDS if k[1] in ("kai", "hami", "timeslice")],
-        [k for k in KINDS if k[1] == "exclusive" and catalog.get(k[0]).vendor == "nvidia"],
+        [k for k in KINDS if not catalog.get(k[0]).peer_links and k[2] >= 4],
         [k for k in KINDS if k[1] == "exclusive" and catalog.get(k[0]).vendor == "amd"],
         [k for k in KINDS if k[1] == "partition"],
     ]
     while True:
-        chosen = []
+        chosen: list[Kind] = []
         for group in must:
             pick = rng.choice(group)
             if pick not in chosen:
@@ -147,9 +160,18 @@ def mixed_fleet(rng: random.Random, catalog: Catalog, kinds: int = 11) -> tuple[
         for _ in range(count):
             taints = [rng.choice(TAINTS)] if rng.random() < 1 / 6 else None
             name = f"{cls.lower()}-{len(nodes)}"
-            nodes.append(gpu_node(name, gpu, per_node, layout, replicas, partition, taints))
+            node = gpu_node(name, gpu, per_node, layout, replicas, partition, taints)
+            if gpu.peer_links and rng.random() < RDMA_SHARE:
+                node["metadata"]["labels"][RDMA_LABELS[1]] = "true"
+            nodes.append(node)
     policy = {cls: mechanism for cls, mechanism in shared}
     return nodes, policy
+
+
+def drawn_prices(rng: random.Random, catalog: Catalog, classes: Iterable[str]) -> dict[str, float]:
+    """USD per GPU-hour for `classes`, each the catalogue's times a factor of `PRICE_RANGE`, in cents."""
+    low, high = PRICE_RANGE
+    return {cls: round(catalog.get(cls).price_per_hour * rng.uniform(low, high), 2) for cls in sorted(set(classes))}
 
 
 RESIDENT_TOKENS = 262_144
