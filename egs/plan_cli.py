@@ -22,30 +22,21 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from common.errors import InputError, naming
-from common.schema import read_yaml
 from egs.arguments import POSITIVE
 from egs.exit_codes import UNPLACED_EXIT as UNPLACED_EXIT
 from egs.manifest_dir import replace_directory
-from scheduler.catalog import Catalog, load_prices
-from scheduler.inventory import (
-    PCIE_DOMAINS_LABEL,
-    SHARING_MECHANISMS,
-    Inventory,
-    InventoryError,
-    SharingPolicy,
-    build_inventory,
-    load_nodes,
-    parse_allocations,
-)
-from scheduler.plan import Placement, Plan, Request, Worker
-from scheduler.registry import Registry
-from scheduler.requests import load_requests
+from scheduler.plan import SHARING_MECHANISMS, Placement, Plan, Request, Worker
 from scheduler.schedule import DEFAULT_TIME_LIMIT_S, ENGINES, Scheduled, schedule
+
+if TYPE_CHECKING:  # `egs plan --help` imports none of these (jsonschema, numpy, HiGHS): `run` does
+    from scheduler.catalog import Catalog
+    from scheduler.inventory import Inventory
+    from scheduler.registry import Registry
 
 T = TypeVar("T")
 MIB_PER_GIB = 1024
@@ -163,6 +154,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scheduler.registry import Registry
+    from scheduler.requests import load_requests
+
     catalog = _catalog(args)
     registry = _loaded(args.models, lambda: Registry.load(args.models, catalog))
     requests = _loaded(args.requests, lambda: load_requests(args.requests, registry, catalog))
@@ -213,6 +207,8 @@ def _price(text: str) -> tuple[str, float]:
 
 def _catalog(args: argparse.Namespace) -> Catalog:
     """The catalogue with the prices of `--prices FILE`, then of each `--price`, in force."""
+    from scheduler.catalog import Catalog, load_prices
+
     catalog = Catalog.load()
     from_file: dict[str, float] = _loaded(args.prices, lambda: load_prices(args.prices)) if args.prices else {}
     flags = dict(args.price)
@@ -232,6 +228,9 @@ def _loaded(source: str | Path, load: Callable[[], T]) -> T:
 def _inventory(args: argparse.Namespace, catalog: Catalog) -> Inventory:
     """The fleet with its allocations subtracted; each stage runs alone first so that an error names
     the input it comes from."""
+    from common.schema import read_yaml
+    from scheduler.inventory import InventoryError, SharingPolicy, build_inventory, load_nodes, parse_allocations
+
     by_class = dict(args.sharing)
     if len(by_class) < len(args.sharing):
         raise InputError("a GPU class is given more than once", source="--sharing")
@@ -282,6 +281,8 @@ def _document(scheduled: Scheduled, inventory: Inventory) -> dict[str, Any]:
 
 def _notes(plan: Plan, inventory: Inventory) -> list[str]:
     """What the plan assumed that the nodes' labels did not say."""
+    from scheduler.inventory import PCIE_DOMAINS_LABEL
+
     assumed = sorted(
         {
             w.node

@@ -58,11 +58,8 @@ from common.limits import MAX_GPUS_PER_NODE
 from common.schema import field_path, read_yaml
 from scheduler._schema import check
 from scheduler.catalog import Catalog, GpuModel, MigProfile, cc_tuple
+from scheduler.plan import SHARING_MECHANISMS as SHARING_MECHANISMS
 from scheduler.plan import Placement
-
-SHARING_MECHANISMS = ("exclusive", "mig", "timeslice", "kai", "hami")
-"""exclusive: whole GPUs; mig: MIG instances; timeslice: device-plugin replicas; kai: KAI Scheduler
-gpu-memory requests; hami: HAMi `nvidia.com/gpumem`."""
 
 _GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 _GPU_LABEL_PREFIXES = ("nvidia.com/gpu.", "amd.com/gpu.", "beta.amd.com/gpu.")

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+SHARING_MECHANISMS = ("exclusive", "mig", "timeslice", "kai", "hami")
+"""exclusive: whole GPUs; mig: MIG instances; timeslice: device-plugin replicas; kai: KAI Scheduler
+gpu-memory requests; hami: HAMi `nvidia.com/gpumem`."""
+
 
 @dataclass(frozen=True)
 class Toleration:

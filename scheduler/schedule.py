@@ -21,13 +21,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from common.errors import InputError
-from scheduler.inventory import Inventory
-from scheduler.placement import place
 from scheduler.plan import Plan, Request
-from scheduler.registry import Registry
-from scheduler.replan import solve
+
+if TYPE_CHECKING:  # the engines (numpy, HiGHS) are imported when one runs: `egs plan --help` needs none
+    from scheduler.inventory import Inventory
+    from scheduler.registry import Registry
 
 ENGINES = ("auto", "online", "exact")
 DEFAULT_TIME_LIMIT_S = 2.0
@@ -70,9 +71,13 @@ def schedule(
     if not time_limit_s > 0:
         raise InputError(f"must be a positive number of seconds, not {time_limit_s!r}", source="time_limit_s")
     started = time.perf_counter()
+    from scheduler.placement import place
+
     if engine == "online":
         plan = place(requests, registry, inventory)
         return Scheduled(plan, "online", None, False, round(time.perf_counter() - started, 3))
+    from scheduler.replan import solve
+
     solution = solve(requests, registry, inventory, time_limit_s, solver_log)
     plan, chosen = solution.plan, "online" if solution.fell_back else "exact"
     if engine == "auto" and solution.online is not None and solution.online.better_than(plan):

@@ -264,3 +264,16 @@ def test_the_time_limit_counts_from_the_process_start() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True)
     wall = time.perf_counter() - began
     assert 0 < float(result.stdout) <= wall
+
+
+def test_plan_help_imports_neither_the_engines_nor_the_schema_checker() -> None:
+    """`egs plan --help` builds the parser only: numpy, HiGHS, scipy and jsonschema come with `run`."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from egs.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['plan', '--help'])\n"
+        "print(' '.join(m for m in ('numpy', 'highspy', 'scipy', 'jsonschema') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.split() == []
