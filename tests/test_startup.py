@@ -19,7 +19,9 @@ import pytest
 
 from egs.cli import COMMANDS, _parser
 
-HEAVY = ("scipy", "numpy", "kubernetes", "fastapi", "uvicorn", "pydantic", "prometheus_client", "jsonschema")
+HEAVY = ("scipy", "numpy", "kubernetes", "fastapi", "uvicorn", "pydantic", "prometheus_client", "jsonschema",
+         "importlib.metadata")  # fmt: skip
+"""importlib.metadata: `--version`'s lookup of the installed packages costs ~100 ms, so only `--version` does it."""
 
 
 def loaded_by(argv: list[str]) -> list[str]:
