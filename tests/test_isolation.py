@@ -137,3 +137,31 @@ def test_a_fault_nobody_foresaw_is_logged_and_the_next_loop_runs(kube: Any, capl
     assert ctl.reconcile().errors == []
     text = generate_latest(ctl.exposition_registry).decode()
     assert 'egs_autoscaler_reconcile_errors_total{reason="internal"} 1.0' in text
+
+
+def test_the_api_lists_a_namespace_that_holds_a_malformed_endpoint() -> None:
+    """One endpoint whose `spec` is a string answered 500 for the whole namespace's list."""
+    from fastapi.testclient import TestClient
+
+    from autoscaler.adapters.api import Services, create_app
+    from autoscaler.adapters.kubernetes import Cluster
+    from localplay.kube_standin import KubeCluster
+
+    cluster = KubeCluster().start()
+    try:
+        cluster.emulator.tokens["t"] = ("alice", ())
+        cluster.emulator.grants |= {("alice", "list", "team-a"), ("alice", "get", "team-a")}
+        cluster.put(ENDPOINTS, malformed())
+        cluster.put(ENDPOINTS, endpoint())
+        app = TestClient(create_app(Services(Cluster(cluster.api_client()), SETTINGS, REGISTRY, CATALOG)))
+        answer = app.get("/v1/namespaces/team-a/endpoints", headers={"Authorization": "Bearer t"})
+        assert answer.status_code == 200, answer.text
+        assert sorted((e["name"], e["model"]) for e in answer.json()["items"]) == [
+            ("broken", ""),
+            ("chat", "llama-3.1-8b-instruct"),
+        ]
+        assert (
+            app.get("/v1/namespaces/team-a/endpoints/broken", headers={"Authorization": "Bearer t"}).status_code == 200
+        )
+    finally:
+        cluster.stop()

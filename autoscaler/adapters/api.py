@@ -560,7 +560,10 @@ class _Admissions:
 
 
 def _view(obj: Mapping[str, Any]) -> EndpointView:
-    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    # A malformed endpoint (`spec` a string) is shown as what can be read of it, not a 500 for the whole list.
+    meta, spec, status = (
+        part if isinstance(part := obj.get(k), Mapping) else {} for k in ("metadata", "spec", "status")
+    )
     return EndpointView(
         name=meta.get("name", ""),
         namespace=meta.get("namespace", ""),
