@@ -116,6 +116,7 @@ SHARING = {"L40S": "kai"}
 FOREIGN_TAINT = {"key": "egs.dev/team", "value": "research", "effect": "NoSchedule"}
 DELAY_S = (300.0, 600.0)
 MINUTE = 60.0
+LOOP = "egs_autoscaler_reconcile_duration_seconds"
 
 
 def log(message: str) -> None:
@@ -267,6 +268,8 @@ class Play:
     coming: list[tuple[float, str, str]] = field(default_factory=list)
     """(joins at, node name, class) of the nodes ordered."""
     ordered: int = 0
+    seen: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Endpoint -> (when its first pod appeared, when its last pod was bound), for the log."""
     joined: set[str] = field(default_factory=set)
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     """Each node's labels as last read."""
@@ -279,6 +282,7 @@ class Play:
             del self.pods[key]
         for key, pod in wanted.items():
             self.pods.setdefault(key, pod)
+            self.seen.setdefault(pod.endpoint, (now, 0.0))
         self._schedule(now)
         self._order(now)
         for pod in self.pods.values():
@@ -330,6 +334,7 @@ class Play:
                 taken = holds(node, obj)
                 if _units(taken) >= _asked_units(obj):
                     pod.node, pod.bound_at = name, now
+                    self.seen[pod.endpoint] = (self.seen.get(pod.endpoint, (now, 0.0))[0], now)
                     by_name[name] = Inventory((node,)).allocated(taken).nodes[0]
                     break
 
@@ -492,6 +497,11 @@ class Run:
     t0: float
     tally: Tally = field(default_factory=Tally)
     session: requests.Session = field(default_factory=requests.Session)
+    tick_s: list[float] = field(default_factory=list)
+    """How long each step of the play took (real seconds)."""
+    loops: tuple[float, float] = (0.0, 0.0)
+    """The controller's reconcile seconds (real) and loops, as it last exported them."""
+    metrics_url: str = ""
 
     def minutes(self) -> float:
         return (time.time() - self.t0) * self.factor / MINUTE
@@ -506,6 +516,7 @@ class Run:
     def tick(self) -> None:
         now = time.time()
         self.play.step(now)
+        self.tick_s.append(time.time() - now)
         if self.controller.poll() is not None:
             self.tally.exits += 1
             log(f"the controller exited with {self.controller.returncode}: restarted")
@@ -576,6 +587,18 @@ class Run:
         while time.time() < self.at(minute):
             self.tick()
             time.sleep(self.args.tick_s)
+            if len(self.tick_s) % 20 == 0:
+                self.sample_loop()
+
+    def sample_loop(self) -> None:
+        """The controller's reconcile durations so far (sum, count), from its own /metrics."""
+        try:
+            text = self.session.get(self.metrics_url, timeout=2).text
+        except requests.RequestException:
+            return
+        found = dict(line.split()[:2] for line in text.splitlines() if line.startswith(LOOP))
+        if f"{LOOP}_count" in found:
+            self.loops = (float(found[f"{LOOP}_sum"]), float(found[f"{LOOP}_count"]))
 
 
 def _start(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -637,11 +660,11 @@ def main() -> int:
         "scaleDownStabilizationSeconds": 300.0 / f,
     }))  # fmt: skip
     kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     api_command = ["api", "--kubeconfig", kubeconfig, "--config", str(config), "--listen", f"127.0.0.1:{port}"]
     controller_command = [
         "controller", "--kubeconfig", kubeconfig, "--config", str(config), "--prometheus", prometheus.url,
-        "--interval", f"{20.0 / f:g}", "--metrics-listen", f"127.0.0.1:{free_port()}",
+        "--interval", f"{20.0 / f:g}", "--metrics-listen", f"127.0.0.1:{metrics_port}",
     ]  # fmt: skip
     api = _start(api_command, workdir / "api.log")
     controller = _start(controller_command, workdir / "controller.log")
@@ -650,10 +673,11 @@ def main() -> int:
     try:
         wait_http(f"http://127.0.0.1:{port}/openapi.json", 60, proc=api)
         run = Run(args, workdir, kube, play, prometheus, f"http://127.0.0.1:{port}", controller_command,
-                  controller, time.time())  # fmt: skip
+                  controller, time.time(), metrics_url=f"http://127.0.0.1:{metrics_port}/metrics")  # fmt: skip
         scenario(run, bodies, catalog)
         figures = settled_figures(kube, catalog)
         quiet = quiet_writes(run)
+        run.sample_loop()
     finally:
         for proc in (api, run.controller if run else controller):
             proc.terminate()
@@ -666,6 +690,8 @@ def main() -> int:
     for key, eta in sorted(tally.promised.items()):
         ready = tally.ready_at.get(key)
         when = f"Ready {(ready - tally.posted[key]) * f:.0f} s" if ready else "never Ready"
+        first, bound = play.seen.get(key, (0.0, 0.0))
+        when += f" (pods {(first - tally.posted[key]) * f:.0f} s, bound {(bound - tally.posted[key]) * f:.0f} s)"
         log(f"202 {key}: promised {(eta - tally.posted[key]) * f:.0f} s after its POST, {when}")
     slack = [(tally.promised[k] - tally.ready_at[k]) * f for k in kept]
     result = {
@@ -687,6 +713,13 @@ def main() -> int:
         "factor": f,
         "seed": args.seed,
     }
+    ticks = sorted(run.tick_s) or [0.0]
+    loop_s = run.loops[0] / run.loops[1] if run.loops[1] else 0.0
+    log(
+        f"controller: {run.loops[1]:.0f} loops of {loop_s:.2f} s on average (real; {loop_s * f:.0f} s uncompressed, "
+        f"one every 20 s uncompressed); the play's step: median {ticks[len(ticks) // 2]:.2f} s"
+    )
+    result["controller_loop_s"] = round(loop_s, 2)
     not_ready = [k for k, s in figures["statuses"].items() if s.get("phase") != "Ready"]
     log(f"not Ready at the end: {len(not_ready)} {not_ready[:8]}; nodes ordered: {play.ordered}")
     print(json.dumps(result))
