@@ -107,6 +107,7 @@ def load_config(args: argparse.Namespace) -> tuple[Settings, Registry, Catalog]:
     from autoscaler.config import parse_config, parse_config_prices
     from common.schema import read_yaml
     from scheduler.catalog import Catalog
+    from scheduler.inventory import SharingPolicy, build_inventory
     from scheduler.registry import Registry
 
     raw: Any = {}
@@ -124,6 +125,8 @@ def load_config(args: argparse.Namespace) -> tuple[Settings, Registry, Catalog]:
     for name in settings.classes:
         if name not in catalog:
             raise InputError(f"gpu_classes.{name}: no GPU class {name!r} in the catalogue", source=args.config)
+    with naming(args.config or "--config"):  # a sharing no manifest can express stops the start, not a loop
+        build_inventory([], catalog, sharing=SharingPolicy(dict(settings.sharing)))
     return settings, registry, catalog
 
 

@@ -61,6 +61,8 @@ from scheduler.catalog import Catalog, GpuModel, MigProfile, cc_tuple
 from scheduler.plan import SHARING_MECHANISMS as SHARING_MECHANISMS
 from scheduler.plan import Placement
 
+NVIDIA_ONLY = ("timeslice", "kai", "hami")
+"""Sharing mechanisms only NVIDIA GPUs have (AMD GPUs are shared by partitions)."""
 _GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 _GPU_LABEL_PREFIXES = ("nvidia.com/gpu.", "amd.com/gpu.", "beta.amd.com/gpu.")
 _MIG_RESOURCE = "nvidia.com/mig-"
@@ -328,6 +330,10 @@ def build_inventory(
             raise InventoryError(f"sharing.by_class.{name}: no GPU class {name!r} in the catalogue")
         if mechanism == "mig" and not catalog.get(name).mig_profiles:
             raise InventoryError(f"sharing.by_class.{name}: {name} has no MIG profiles")
+        if mechanism in NVIDIA_ONLY and catalog.get(name).vendor != "nvidia":
+            # AMD's device plugin has no replicas, KAI's and HAMi's memory sharing are NVIDIA's: no
+            # manifest could ask for it (`scheduler.manifests`), so it is refused here, not in the loop.
+            raise InventoryError(f"sharing.by_class.{name}: {mechanism} sharing needs NVIDIA GPUs, not {name}")
     if not isinstance(nodes, list):
         check(nodes, "nodes.schema.json", InventoryError, "nodes", at=("items",))
     read: list[NodeGpus] = []

@@ -165,3 +165,19 @@ def test_the_api_lists_a_namespace_that_holds_a_malformed_endpoint() -> None:
         )
     finally:
         cluster.stop()
+
+
+def test_a_sharing_no_manifest_can_express_is_refused_at_start(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """KAI sharing configured for an AMD class: every replica placed there would raise ManifestError in
+    the loop (as the re-plan of issue 16 did); it is a configuration error, named when the file is read."""
+    import yaml
+
+    from egs.cli import main
+    from tests.conftest import REPO
+
+    config = tmp_path / "egs.yaml"
+    config.write_text(yaml.safe_dump({"models": str(REPO / "examples" / "models.yaml"), "sharing": {"MI300X": "kai"}}))
+    assert main(["controller", "--config", str(config), "--once"]) == 2
+    assert f"{config}: sharing.by_class.MI300X: kai sharing needs NVIDIA GPUs, not MI300X" in capsys.readouterr().err
