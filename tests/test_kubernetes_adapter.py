@@ -93,6 +93,18 @@ def test_reads_nodes_endpoints_and_gpu_pods(kube: KubeCluster, cluster: Cluster)
     assert [p["metadata"]["name"] for p in cluster.gpu_pods()] == ["waits-for-gpu", "runs"]
 
 
+def test_gpu_pods_include_kai_shared_and_partitioned_ones(kube: KubeCluster, cluster: Cluster) -> None:
+    """KAI Scheduler's pods ask for no GPU resource (only its `gpu-memory` annotation), and AMD's mixed
+    naming asks `amd.com/<mode>`: both were left out, so neither held VRAM nor counted as stuck (issue 16)."""
+    kai = _pod("kai-shared", "Running", {})
+    kube.put(
+        "v1/pods",
+        {**kai, "metadata": {"name": "kai-shared", "namespace": "team-a", "annotations": {"gpu-memory": "20480"}}},
+    )
+    kube.put("v1/pods", _pod("partition", "Pending", {"amd.com/cpx_nps4": "1"}))
+    assert sorted(p["metadata"]["name"] for p in cluster.gpu_pods()) == ["kai-shared", "partition"]
+
+
 def test_status_is_written_to_the_subresource_only(kube: KubeCluster, cluster: Cluster) -> None:
     kube.put("egs.dev/v1alpha1/inferenceendpoints", {"metadata": {"name": "chat", "namespace": "team-a"}, "spec": {}})
     cluster.apply_status("team-a", "chat", {"phase": "Provisioning", "desiredReplicas": 2})
