@@ -13,6 +13,7 @@ a GPU class uses them; the InferenceEndpoint CRD ships in `crds/`; bad values fa
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from functools import cache
@@ -74,6 +75,30 @@ VALUE_SETS: dict[str, list[str]] = {
         "controller.prometheusUrl=http://thanos-query.monitoring:9090",
     ],
     "kind-e2e": ["--values", "e2e/kind-values.yaml"],
+    "cert-manager": ["--api-versions", "cert-manager.io/v1", "--set", "monitoring.release=kps"],
+    "cert-manager-issuer": [
+        "--api-versions",
+        "cert-manager.io/v1",
+        "--set",
+        "controller.api.tls.certManager.issuerRef.name=letsencrypt",
+        "--set",
+        "controller.api.tls.certManager.issuerRef.kind=ClusterIssuer",
+    ],
+    "api-behind-a-tls-proxy": ["--set", "controller.api.tls.insecureHTTP=true", "--set", "exporter.amd.enabled=false"],
+    "prometheus-over-https": [
+        "--set",
+        "controller.prometheusUrl=https://thanos.monitoring:10902",
+        "--set",
+        "controller.prometheus.caBundle.configMap=thanos-ca",
+        "--set",
+        "controller.prometheus.timeout=4",
+        "--set",
+        "controller.leaderElection.leaseDuration=20",
+        "--set",
+        "controller.leaderElection.renewDeadline=15",
+        "--set",
+        "controller.leaderElection.retryPeriod=3",
+    ],
     "no-monitoring-crds": [
         "--set",
         "monitoring.serviceMonitor.enabled=false",
@@ -82,7 +107,11 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set",
         "rules.enabled=false",
     ],
+    # the values files docs/install.md documents, one per install path
+    **{f"ci/{p.name}": ["--values", str(p.relative_to(REPO))] for p in sorted((CHART / "ci").glob("*-values.yaml"))},
 }
+CERT_MANAGER_KINDS = {"Certificate", "Issuer"}
+"""cert-manager's kinds: no schema is vendored for them; test_api_tls_* checks the fields the chart sets."""
 
 
 def helm_binary() -> str:
@@ -145,13 +174,17 @@ def rbac_wildcards(objects: Any) -> list[str]:
 
 @pytest.mark.parametrize("values", VALUE_SETS)
 def test_helm_lint_strict_passes(values: str) -> None:
-    result = helm("lint", "--strict", str(CHART), *VALUE_SETS[values])
+    flags = VALUE_SETS[values]
+    if "--api-versions" in flags:  # lint takes no capabilities: it lints the other branch
+        at = flags.index("--api-versions")
+        flags = flags[:at] + flags[at + 2 :]
+    result = helm("lint", "--strict", str(CHART), *flags)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
 def test_every_built_in_object_passes_kubernetes_validate_strict(values: str) -> None:
-    built_in = [o for o in template(values) if o["kind"] not in OPERATOR_KINDS]
+    built_in = [o for o in template(values) if o["kind"] not in {*OPERATOR_KINDS, *CERT_MANAGER_KINDS}]
     assert built_in
     for obj in built_in:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
@@ -185,11 +218,41 @@ def _component(obj: dict[str, Any]) -> str:
     return str(obj["metadata"].get("labels", {}).get("app.kubernetes.io/component", ""))
 
 
-def test_beside_the_gpu_operator_there_is_no_exporter_and_the_rules_read_dcgm_exporter() -> None:
+def test_beside_the_gpu_operator_there_is_no_exporter_and_dcgm_exporter_is_scraped_with_honor_labels() -> None:
     objects = template("beside-the-gpu-operator")
     assert not [o for o in objects if _component(o) == "exporter"]
-    assert not {o["kind"] for o in objects} & {"DaemonSet", "ServiceMonitor"}
+    assert "DaemonSet" not in {o["kind"] for o in objects}
     assert {"PrometheusRule", "PodMonitor", "ConfigMap", "Deployment"} <= {o["kind"] for o in objects}
+    monitors = {_component(m): m for m in of_kind("beside-the-gpu-operator", "ServiceMonitor")}
+    assert set(monitors) == {"dcgm-exporter", "controller", "api"}
+    dcgm = monitors["dcgm-exporter"]["spec"]
+    # the GPU Operator's Service, in its namespace, as its defaults make it: nothing to change there
+    assert dcgm["namespaceSelector"] == {"matchNames": ["gpu-operator"]}
+    assert dcgm["selector"] == {"matchLabels": {"app": "nvidia-dcgm-exporter"}}
+    (endpoint,) = dcgm["endpoints"]
+    assert endpoint["port"] == "gpu-metrics" and endpoint["honorLabels"] is True
+    # its job stays the Service's name, which the dcgm-exporter rules select
+    assert "relabelings" not in endpoint
+    assert re.fullmatch(RulesConfig(source="dcgm-exporter").selector.split('"')[1], "nvidia-dcgm-exporter")
+
+
+@pytest.mark.parametrize("values", ["default", "beside-the-gpu-operator", "no-monitoring-crds"])
+def test_the_controller_and_the_api_are_scraped_in_every_mode_with_honor_labels(values: str) -> None:
+    monitors = {_component(m): m for m in of_kind(values, "ServiceMonitor")}
+    if values == "no-monitoring-crds":
+        assert monitors == {}
+        return
+    services = {_component(s): s for s in of_kind(values, "Service")}
+    for component, job, port in (("controller", "egs-controller", "metrics"), ("api", "egs-api", "api")):
+        (endpoint,) = monitors[component]["spec"]["endpoints"]
+        assert endpoint["honorLabels"] is True and endpoint["port"] == port
+        assert {"action": "replace", "targetLabel": "job", "replacement": job} in endpoint["relabelings"]
+        selector = monitors[component]["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= services[component]["spec"]["selector"].items()
+        assert port in {p["name"] for p in services[component]["spec"]["ports"]}
+    api = monitors["api"]["spec"]["endpoints"][0]
+    assert api["scheme"] == "https" and api["tlsConfig"]["ca"]["secret"]["key"] == "ca.crt"
+    assert api["tlsConfig"]["serverName"] == "egs-api.egs-system.svc"
 
 
 def test_without_the_operator_s_crds_nothing_needs_them() -> None:
@@ -197,7 +260,7 @@ def test_without_the_operator_s_crds_nothing_needs_them() -> None:
 
 
 def test_scrapes_honour_the_exporter_s_pod_labels_and_name_the_job_the_rules_select() -> None:
-    (monitor,) = of_kind("default", "ServiceMonitor")
+    (monitor,) = [m for m in of_kind("default", "ServiceMonitor") if _component(m) == "exporter"]
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["honorLabels"] is True
     assert {"action": "replace", "targetLabel": "job", "replacement": "egs-exporter"} in endpoint["relabelings"]
@@ -249,9 +312,15 @@ def test_the_wildcard_check_catches_one() -> None:
     assert rbac_wildcards([role]) == ["ClusterRole/too-much rules[1].resources"]
 
 
-def test_the_exporter_runs_with_only_what_it_needs() -> None:
-    (ds,) = of_kind("default", "DaemonSet")
-    pod = ds["spec"]["template"]["spec"]
+def _daemonset(values: str, vendor: str) -> dict[str, Any]:
+    (ds,) = [
+        d for d in of_kind(values, "DaemonSet") if d["spec"]["selector"]["matchLabels"]["egs.io/gpu-vendor"] == vendor
+    ]
+    return ds
+
+
+def test_the_nvidia_exporter_runs_with_only_what_it_needs() -> None:
+    pod = _daemonset("default", "nvidia")["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
     (container,) = pod["containers"]
@@ -265,10 +334,40 @@ def test_the_exporter_runs_with_only_what_it_needs() -> None:
     assert mount["readOnly"] is True
     assert "resources" not in container or not any("nvidia.com" in k for k in container["resources"].get("limits", {}))
     assert {t["key"] for t in pod["tolerations"]} == {"nvidia.com/gpu", "amd.com/gpu"}
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert not [t for t in terms if "amd" in json.dumps(t)], "AMD nodes have a DaemonSet of their own"
     (account,) = [a for a in of_kind("default", "ServiceAccount") if _component(a) == "exporter"]
     assert account["automountServiceAccountToken"] is False
     bound = [s["name"] for o in template("default") if o["kind"].endswith("Binding") for s in o["subjects"]]
     assert account["metadata"]["name"] not in bound
+
+
+def test_the_amd_exporter_reaches_the_devices_and_rocm_and_nothing_else() -> None:
+    ds = _daemonset("default", "amd")
+    pod = ds["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "--backend=amdsmi" in container["args"]
+    assert container["securityContext"] == {"privileged": True, "readOnlyRootFilesystem": True}
+    assert pod["automountServiceAccountToken"] is False and "runtimeClassName" not in pod
+    assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
+    assert {v["name"]: v["hostPath"]["path"] for v in pod["volumes"]} == {
+        "pod-resources": "/var/lib/kubelet/pod-resources",
+        "rocm": "/opt/rocm",
+    }
+    assert all(m["readOnly"] for m in container["volumeMounts"])
+    assert {"name": "ROCM_PATH", "value": "/opt/rocm"} in container["env"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert {e["key"] for t in terms for e in t["matchExpressions"]} == {
+        "amd.com/gpu.product-name",
+        "feature.node.kubernetes.io/amd-gpu",
+    }
+    # one headless Service and one scrape job over both vendors' pods
+    (service,) = [s for s in of_kind("default", "Service") if _component(s) == "exporter"]
+    for vendor in ("nvidia", "amd"):
+        labels = _daemonset("default", vendor)["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items()
+    assert [d["metadata"]["name"] for d in of_kind("api-behind-a-tls-proxy", "DaemonSet")] == ["egs-exporter"]
+    assert [d["metadata"]["name"] for d in of_kind("sim-exporter-dcgm-rules", "DaemonSet")] == ["egs-exporter"]
 
 
 def _mib(quantity: str) -> float:
@@ -277,7 +376,7 @@ def _mib(quantity: str) -> float:
 
 
 def test_the_exporter_s_memory_request_and_limit_cover_its_measured_rss() -> None:
-    (ds,) = of_kind("default", "DaemonSet")
+    ds = _daemonset("default", "nvidia")
     resources = ds["spec"]["template"]["spec"]["containers"][0]["resources"]
     rss_mib = MEASURED_RSS_MB * 1e6 / 2**20
     assert rss_mib <= _mib(resources["requests"]["memory"]) <= _mib(resources["limits"]["memory"])
@@ -286,7 +385,7 @@ def test_the_exporter_s_memory_request_and_limit_cover_its_measured_rss() -> Non
 
 
 def test_the_exporter_command_line_follows_the_values() -> None:
-    (ds,) = of_kind("sim-exporter-dcgm-rules", "DaemonSet")
+    ds = _daemonset("sim-exporter-dcgm-rules", "nvidia")
     pod = ds["spec"]["template"]["spec"]
     assert "--backend=sim" in pod["containers"][0]["args"]
     assert pod["runtimeClassName"] == "nvidia"
@@ -317,46 +416,109 @@ def test_bad_values_fail_naming_the_field(flags: list[str], message: str) -> Non
     assert message in result.stderr
 
 
-def _rules(values: str, kind: str) -> list[dict[str, Any]]:
-    (role,) = of_kind(values, kind)
+def _rules(values: str, kind: str, component: str = "controller") -> list[dict[str, Any]]:
+    (role,) = [r for r in of_kind(values, kind) if _component(r) == component]
     return list(role["rules"])
 
 
-def _granted(values: str) -> dict[str, set[str]]:
-    """apiGroup/resource -> verbs the controller's ClusterRole grants."""
+def _granted(
+    values: str, component: str = "controller", kinds: tuple[str, ...] = ("ClusterRole",)
+) -> dict[str, set[str]]:
+    """apiGroup/resource -> verbs the component's roles of `kinds` grant."""
     granted: dict[str, set[str]] = {}
-    for rule in _rules(values, "ClusterRole"):
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                granted.setdefault(f"{group}/{resource}", set()).update(rule["verbs"])
+    for kind in kinds:
+        for rule in _rules(values, kind, component):
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    granted.setdefault(f"{group}/{resource}", set()).update(rule["verbs"])
     return granted
 
 
-def test_the_controller_may_touch_only_what_it_reads_and_writes() -> None:
-    granted = _granted("default")
-    assert granted["/nodes"] == {"list", "watch"} and granted["/pods"] == {"list"}
-    assert "watch" in granted["egs.dev/inferenceendpoints"]  # a change starts a loop (autoscaler.watches)
-    assert granted["egs.dev/inferenceendpoints/status"] == {"patch"}
-    assert granted["authentication.k8s.io/tokenreviews"] == {"create"}
-    assert granted["events.k8s.io/events"] == {"create", "patch"}  # autoscaler.events.Recorder
-    assert granted["authorization.k8s.io/subjectaccessreviews"] == {"create"}
-    assert "/secrets" not in granted and "/configmaps" not in granted
-    assert not any(k.startswith(("autoscaling.x-k8s.io/", "karpenter.sh/")) for k in granted)
-    assert "scheduling.k8s.io/priorityclasses" in granted  # balloon pools, the default backend
+CLUSTER_CALLS: dict[str, set[tuple[str, str]]] = {
+    # autoscaler.adapters.kubernetes.Cluster method -> the (apiGroup/resource, verb) it needs; "owned"
+    # stands for every kind owned_kinds() names, "applied" for what the controller applies
+    "nodes": {("/nodes", "list")},
+    "gpu_pods": {("/pods", "list")},
+    "endpoints": {("egs.dev/inferenceendpoints", "list")},
+    "endpoint": {("egs.dev/inferenceendpoints", "get")},
+    "create": {("egs.dev/inferenceendpoints", "create")},
+    "apply_status": {("egs.dev/inferenceendpoints/status", "patch")},
+    "owned": {("owned", "list")},
+    "apply": {("owned", "create"), ("owned", "patch")},
+    "review_token": {("authentication.k8s.io/tokenreviews", "create")},
+    "review_access": {("authorization.k8s.io/subjectaccessreviews", "create")},
+    "lease": {("coordination.k8s.io/leases", "get")},
+    "take_lease": {("coordination.k8s.io/leases", "create"), ("coordination.k8s.io/leases", "patch")},
+    "create_event": {("events.k8s.io/events", "create")},
+    "patch_event": {("events.k8s.io/events", "patch")},
+}
+"""What each call of the Kubernetes adapter needs; `delete` is per call site (DELETE_CALLS)."""
+CALLERS = {"controller": ("autoscaler/controller.py", "autoscaler/events.py"), "api": ("autoscaler/adapters/api.py",)}
+DELETE_CALLS = {"controller": {("owned", "delete")}, "api": {("egs.dev/inferenceendpoints", "delete")}}
+
+
+def needed(component: str, values: str) -> set[tuple[str, str]]:
+    """(apiGroup/resource, verb) for every Kubernetes call the component's code makes, read from its
+    source: a call the table does not know fails, so a new call cannot go ungranted."""
+    sources = [(REPO / path).read_text() for path in CALLERS[component]]
+    calls = {m for text in sources for m in re.findall(r"\bcluster\.([a-z]\w*)\b(?!\s*=)", text)} - {"writes"}
+    calls |= {"create_event", "patch_event"} if component == "controller" else set()  # through events.Recorder
+    unknown = calls - set(CLUSTER_CALLS) - {"delete"}
+    assert not unknown, f"{component} calls {unknown}: say in CLUSTER_CALLS what each needs"
+    (config,) = [m for m in of_kind(values, "ConfigMap") if _component(m) == "controller"]
+    settings, _ = parse_config(yaml.safe_load(config["data"]["config.yaml"]))
+    owned = {f"{KINDS[k].group}/{KINDS[k].plural}" for k in owned_kinds(settings)}
+    wanted = {need for call in calls - {"delete"} for need in CLUSTER_CALLS[call]}
+    wanted |= DELETE_CALLS[component] if "delete" in calls else set()
+    return {(r, verb) for resource, verb in wanted for r in (owned if resource == "owned" else {resource})}
+
+
+def granted_pairs(values: str, component: str) -> set[tuple[str, str]]:
+    granted = _granted(values, component, ("ClusterRole", "Role") if component == "controller" else ("ClusterRole",))
+    return {(resource, verb) for resource, verbs in granted.items() for verb in verbs}
+
+
+@pytest.mark.parametrize("values", ["default", "capacity-backends"])
+@pytest.mark.parametrize("component", ["controller", "api"])
+def test_each_account_is_granted_exactly_what_its_code_calls(values: str, component: str) -> None:
+    granted, wanted = granted_pairs(values, component), needed(component, values)
+    # a karpenter NodePool is named in the configuration, never created or deleted: get it, patch it
+    karpenter = {("karpenter.sh/nodepools", v) for v in ("create", "delete")}
+    assert wanted - karpenter <= granted, f"missing: {sorted(wanted - karpenter - granted)}"
+    extra = granted - wanted - {("karpenter.sh/nodepools", "get")}
+    assert not extra, f"granted but never used: {sorted(extra)}"
+
+
+def test_the_api_s_account_writes_only_inference_endpoints() -> None:
+    writes = {(r, v) for r, v in granted_pairs("capacity-backends", "api") if v not in ("get", "list")}
+    assert writes == {
+        ("egs.dev/inferenceendpoints", "create"),
+        ("egs.dev/inferenceendpoints", "delete"),
+        ("egs.dev/inferenceendpoints/status", "patch"),
+        ("authentication.k8s.io/tokenreviews", "create"),
+        ("authorization.k8s.io/subjectaccessreviews", "create"),
+    }
+    (deployment,) = [d for d in of_kind("default", "Deployment") if _component(d) == "api"]
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "egs-api"
+
+
+def test_the_table_of_calls_catches_a_call_it_does_not_know(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "evict.py").write_text("def evict(self, pod):\n    self.cluster.evict(pod)\n")
+    monkeypatch.setitem(CALLERS, "api", ("autoscaler/adapters/api.py", str(tmp_path / "evict.py")))
+    with pytest.raises(AssertionError, match="say in CLUSTER_CALLS"):
+        needed("api", "default")
+
+
+def test_the_controller_writes_the_lease_and_capacity_buffers_in_its_namespace_only() -> None:
     (lease,) = _rules("default", "Role")
     assert lease == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
     (role,) = of_kind("default", "Role")
     assert role["metadata"]["namespace"] == "egs-system"
-
-
-@pytest.mark.parametrize("values", ["default", "capacity-backends"])
-def test_every_kind_the_controller_lists_back_and_watches_is_granted(values: str) -> None:
-    (config,) = [m for m in of_kind(values, "ConfigMap") if _component(m) == "controller"]
-    settings, _ = parse_config(yaml.safe_load(config["data"]["config.yaml"]))
-    granted = _granted(values)
-    for api_version, kind in owned_kinds(settings):
-        resource = KINDS[(api_version, kind)]
-        assert {"list", "watch"} <= granted.get(f"{resource.group}/{resource.plural}", set()), kind
+    cluster = _granted("capacity-backends")
+    assert cluster["autoscaling.x-k8s.io/capacitybuffers"] == {"list"} and cluster["/podtemplates"] == {"list"}
+    local = _granted("capacity-backends", kinds=("Role",))
+    assert local["autoscaling.x-k8s.io/capacitybuffers"] == {"create", "patch", "delete"}
+    assert "/secrets" not in _granted("default") and "/configmaps" not in _granted("default")
 
 
 def test_a_capacity_backend_s_kind_is_granted_only_when_a_class_uses_it() -> None:
@@ -364,6 +526,9 @@ def test_a_capacity_backend_s_kind_is_granted_only_when_a_class_uses_it() -> Non
     assert "autoscaling.x-k8s.io/capacitybuffers" in granted
     assert granted["karpenter.sh/nodepools"] == {"get", "list", "watch", "patch"}
     assert "scheduling.k8s.io/priorityclasses" not in granted
+    default = _granted("default")  # no GPU class: no warm pool
+    assert not any(k.startswith(("autoscaling.x-k8s.io/", "karpenter.sh/", "scheduling.k8s.io/")) for k in default)
+    assert "scheduling.k8s.io/priorityclasses" in _granted("kind-e2e")  # a balloon pool, the default backend
 
 
 def test_the_controller_reads_its_configuration_and_the_registry_the_chart_ships() -> None:
@@ -375,11 +540,12 @@ def test_the_controller_reads_its_configuration_and_the_registry_the_chart_ships
     assert yaml.safe_load(config["data"]["models.yaml"]) == yaml.safe_load(
         (REPO / "examples" / "models.yaml").read_text()
     )
-    (deployment,) = of_kind("capacity-backends", "Deployment")
-    controller = deployment["spec"]["template"]["spec"]["containers"][0]
+    deployments = {_component(d): d for d in of_kind("capacity-backends", "Deployment")}
+    (controller,) = deployments["controller"]["spec"]["template"]["spec"]["containers"]
     assert "--prometheus=http://thanos-query.monitoring:9090" in controller["args"]
-    assert {c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]} == {"controller", "api"}
-    assert deployment["spec"]["replicas"] == 2  # the Lease elects the one that writes
+    assert deployments["controller"]["spec"]["replicas"] == 2  # the Lease elects the one that writes
+    (api,) = deployments["api"]["spec"]["template"]["spec"]["containers"]
+    assert "--config=/etc/egs/config.yaml" in api["args"]
 
 
 def test_the_inference_endpoint_crd_ships_as_the_controller_defines_it() -> None:

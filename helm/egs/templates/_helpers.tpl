@@ -64,3 +64,43 @@ app.kubernetes.io/name: {{ include "egs.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: controller
 {{- end -}}
+
+{{- define "egs.apiSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "egs.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: api
+{{- end -}}
+
+{{/* kube-prometheus-stack's Prometheus Service for monitoring.release, named as that chart names it:
+its fullname (fullnameOverride, else the release name when it holds the chart name, else
+<release>-kube-prometheus-stack), cut to 26 characters, then `-prometheus`. */}}
+{{- define "egs.kubePrometheusStackUrl" -}}
+{{- $kps := .Values.monitoring.kubePrometheusStack -}}
+{{- with .Values.monitoring.release -}}
+{{- $full := $kps.fullnameOverride -}}
+{{- if not $full -}}
+{{- $full = ternary . (printf "%s-kube-prometheus-stack" .) (contains "kube-prometheus-stack" .) -}}
+{{- end -}}
+{{- printf "http://%s-prometheus.%s:9090" ($full | trunc 26 | trimSuffix "-") $kps.namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Prometheus the controller reads: controller.prometheusUrl, else kube-prometheus-stack's. */}}
+{{- define "egs.prometheusUrl" -}}
+{{- .Values.controller.prometheusUrl | default (include "egs.kubePrometheusStackUrl" .) -}}
+{{- end -}}
+
+{{/* How the API serves TLS: secret (controller.api.tls.secretName), cert-manager (its CRDs are
+installed), generated (a CA and certificate Helm makes, kept across upgrades), or none (insecureHTTP). */}}
+{{- define "egs.apiTLSMode" -}}
+{{- $tls := .Values.controller.api.tls -}}
+{{- if $tls.insecureHTTP -}}none
+{{- else if $tls.secretName -}}secret
+{{- else if .Capabilities.APIVersions.Has "cert-manager.io/v1" -}}cert-manager
+{{- else -}}generated
+{{- end -}}
+{{- end -}}
+
+{{- define "egs.apiTLSSecret" -}}
+{{- .Values.controller.api.tls.secretName | default (printf "%s-api-tls" (include "egs.fullname" .)) -}}
+{{- end -}}
