@@ -44,6 +44,12 @@ class RulesConfig:
     queue_backlog_requests: int = 20
     queue_backlog_for: str = "10m"
     reconcile_stale_seconds: int = 300
+    controller_selector: str = 'job="egs-controller"'
+    """Label matchers of the controller's scrape job (the chart's ServiceMonitor names it egs-controller)."""
+    controller_absent_for: str = "5m"
+    no_leader_for: str = "2m"
+    """Longer than a Lease takeover (lease duration 15 s + retry period 2 s) with room for a slow renewal."""
+    prometheus_unreachable_for: str = "5m"
     runbook_url: str = "https://github.com/elastic-gpu-service/egs/blob/main/alerts/runbook.md"
     """Each alert links to `<runbook_url>#alert-name-<lowercase alert name>`."""
 

@@ -395,6 +395,42 @@ def alert_rules(cfg: RulesConfig) -> list[Rule]:
             "being sized.",
             "",
         ),
+        # AutoscalerNotReconciling reads the controller's own series, which go stale when no controller is
+        # scraped: these three read `up` and the controller's gauges, so a controller that is gone, has no
+        # leader, or cannot read Prometheus is said, not silent.
+        _alert(
+            cfg,
+            "AutoscalerAbsent",
+            f"absent(up{{{cfg.controller_selector}}} == 1)",
+            "warning",
+            "No EGS controller is being scraped: nothing scales endpoints or warm pools.",
+            "Prometheus has no up target matching {" + cfg.controller_selector.replace('"', "'") + "}: check the "
+            "controller Deployment and its ServiceMonitor.",
+            cfg.controller_absent_for,
+        ),
+        _alert(
+            cfg,
+            "AutoscalerNoLeader",
+            f"max(egs_autoscaler_leader{{{cfg.controller_selector}}}) == 0",
+            "warning",
+            "No EGS controller replica holds the leader Lease: nothing is written.",
+            "{{ $value }} of the scraped controller replicas lead: check the egs-controller Lease and the "
+            "replicas' logs (the API server unreachable, or clock trouble).",
+            cfg.no_leader_for,
+        ),
+        _alert(
+            cfg,
+            "AutoscalerPrometheusUnreachable",
+            # the leader reads Prometheus; a standby's gauge stays 0, so the best replica's value counts
+            f"max(egs_autoscaler_prometheus_up{{{cfg.controller_selector}}}) == 0",
+            "warning",
+            "The EGS controller cannot read Prometheus: endpoints keep their replicas, warm pools their size.",
+            "No controller replica has read Prometheus for "
+            + cfg.prometheus_unreachable_for
+            + ": check controller.prometheusUrl (empty: none was given) and that Prometheus answers from the "
+            "controller's namespace.",
+            cfg.prometheus_unreachable_for,
+        ),
     ]
 
 

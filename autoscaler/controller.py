@@ -157,6 +157,8 @@ class ControllerMetrics:
 
     def record(self, outcome: Outcome, duration_s: float, now: float) -> None:
         self.gauge("egs_autoscaler_leader").set(1 if outcome.leader else 0)
+        if outcome.observation is not None:  # a loop that observed: did it read Prometheus?
+            self.gauge("egs_autoscaler_prometheus_up").set(0 if outcome.observation.signals is None else 1)
         for error in outcome.errors:
             self.counter("egs_autoscaler_reconcile_errors_total").labels(error).inc()
         self._cost(outcome.cost)

@@ -118,6 +118,13 @@ SERIES: tuple[Series, ...] = (
     ),
     Series("egs_autoscaler_leader", "gauge", (), "1 while this controller replica holds the leader Lease."),
     Series(
+        "egs_autoscaler_prometheus_up",
+        "gauge",
+        (),
+        "1 when this replica's last loop read Prometheus; 0 when the read failed, when no Prometheus was given "
+        "(endpoints then keep their replicas), or when it has not led a loop yet.",
+    ),
+    Series(
         "egs_model_demand_split_evenly",
         "gauge",
         ("model",),
