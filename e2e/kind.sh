@@ -78,8 +78,12 @@ k label node "$NODE" --overwrite \
 k patch node "$NODE" --subresource=status --type=json \
   -p '[{"op": "add", "path": "/status/capacity/nvidia.com~1gpu", "value": "8"}]' >&2
 
+log "namespace $NAMESPACE at the privileged Pod Security level (the exporter mounts host paths: docs/install.md)"
+k create namespace "$NAMESPACE" --dry-run=client -o yaml | k apply -f - >&2
+k label namespace "$NAMESPACE" --overwrite pod-security.kubernetes.io/enforce=privileged >&2
+
 log "installing helm/egs beside it (e2e/kind-values.yaml)"
-helm --kube-context "$CONTEXT" upgrade --install egs "$REPO/helm/egs" --namespace "$NAMESPACE" --create-namespace \
+helm --kube-context "$CONTEXT" upgrade --install egs "$REPO/helm/egs" --namespace "$NAMESPACE" \
   --values "$REPO/e2e/kind-values.yaml" --wait --timeout 5m >&2
 
 log "creating the InferenceEndpoint team-a/chat"

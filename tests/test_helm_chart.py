@@ -453,7 +453,11 @@ CLUSTER_CALLS: dict[str, set[tuple[str, str]]] = {
     "patch_event": {("events.k8s.io/events", "patch")},
 }
 """What each call of the Kubernetes adapter needs; `delete` is per call site (DELETE_CALLS)."""
-CALLERS = {"controller": ("autoscaler/controller.py", "autoscaler/events.py"), "api": ("autoscaler/adapters/api.py",)}
+CALLERS = {
+    "controller": ("autoscaler/controller.py", "autoscaler/leader.py", "autoscaler/events.py"),
+    "api": ("autoscaler/adapters/api.py",),
+}
+"""Where each account's calls are made: on `cluster` (the adapter), `store` (the Lease's) or `sink` (Events')."""
 DELETE_CALLS = {"controller": {("owned", "delete")}, "api": {("egs.dev/inferenceendpoints", "delete")}}
 
 
@@ -461,8 +465,8 @@ def needed(component: str, values: str) -> set[tuple[str, str]]:
     """(apiGroup/resource, verb) for every Kubernetes call the component's code makes, read from its
     source: a call the table does not know fails, so a new call cannot go ungranted."""
     sources = [(REPO / path).read_text() for path in CALLERS[component]]
-    calls = {m for text in sources for m in re.findall(r"\bcluster\.([a-z]\w*)\b(?!\s*=)", text)} - {"writes"}
-    calls |= {"create_event", "patch_event"} if component == "controller" else set()  # through events.Recorder
+    pattern = r"\b(?:cluster|store|sink)\.([a-z]\w*)\b(?!\s*=)"
+    calls = {m for text in sources for m in re.findall(pattern, text)} - {"writes"}
     unknown = calls - set(CLUSTER_CALLS) - {"delete"}
     assert not unknown, f"{component} calls {unknown}: say in CLUSTER_CALLS what each needs"
     (config,) = [m for m in of_kind(values, "ConfigMap") if _component(m) == "controller"]

@@ -56,6 +56,8 @@ def _deployment(name: str) -> dict[str, Any]:
 def test_the_values_name_what_the_script_installs() -> None:
     controller = _deployment("egs-controller")
     assert _assigned("NAMESPACE") == controller["metadata"]["namespace"] == "egs-system"
+    # as docs/install.md: the exporter's namespace at the privileged Pod Security level, before the install
+    assert TEXT.index("pod-security.kubernetes.io/enforce=privileged") < TEXT.index("upgrade --install egs")
     containers = {c["name"]: c for c in controller["spec"]["template"]["spec"]["containers"]}
     assert "deployment/egs-controller -c controller" in TEXT and "controller" in containers
     # The images the script builds from images/*.Dockerfile and loads, never pulled.
