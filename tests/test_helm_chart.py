@@ -451,13 +451,18 @@ CLUSTER_CALLS: dict[str, set[tuple[str, str]]] = {
     "take_lease": {("coordination.k8s.io/leases", "create"), ("coordination.k8s.io/leases", "patch")},
     "create_event": {("events.k8s.io/events", "create")},
     "patch_event": {("events.k8s.io/events", "patch")},
+    # autoscaler.watches: a change of a Node, an endpoint or an owned object starts a loop
+    "watch": {("/nodes", "watch"), ("egs.dev/inferenceendpoints", "watch"), ("owned", "watch")},
 }
 """What each call of the Kubernetes adapter needs; `delete` is per call site (DELETE_CALLS)."""
 CALLERS = {
-    "controller": ("autoscaler/controller.py", "autoscaler/leader.py", "autoscaler/events.py"),
+    "controller": ("autoscaler/controller.py", "autoscaler/leader.py", "autoscaler/events.py", "autoscaler/watches.py"),
     "api": ("autoscaler/adapters/api.py",),
 }
-"""Where each account's calls are made: on `cluster` (the adapter), `store` (the Lease's) or `sink` (Events')."""
+"""Where each account's calls are made: on `cluster` (the adapter), `store` (the Lease's), `sink` (Events')
+or `source` (the watches')."""
+LOCAL = {"writes", "wrote", "owned_kinds"}
+"""The adapter's own bookkeeping (a write count, its last writes' versions, the kinds it lists): no API call."""
 DELETE_CALLS = {"controller": {("owned", "delete")}, "api": {("egs.dev/inferenceendpoints", "delete")}}
 
 
@@ -465,8 +470,8 @@ def needed(component: str, values: str) -> set[tuple[str, str]]:
     """(apiGroup/resource, verb) for every Kubernetes call the component's code makes, read from its
     source: a call the table does not know fails, so a new call cannot go ungranted."""
     sources = [(REPO / path).read_text() for path in CALLERS[component]]
-    pattern = r"\b(?:cluster|store|sink)\.([a-z]\w*)\b(?!\s*=)"
-    calls = {m for text in sources for m in re.findall(pattern, text)} - {"writes"}
+    pattern = r"\b(?:cluster|store|sink|source)\.([a-z]\w*)\b(?!\s*=)"
+    calls = {m for text in sources for m in re.findall(pattern, text)} - LOCAL
     unknown = calls - set(CLUSTER_CALLS) - {"delete"}
     assert not unknown, f"{component} calls {unknown}: say in CLUSTER_CALLS what each needs"
     (config,) = [m for m in of_kind(values, "ConfigMap") if _component(m) == "controller"]
@@ -519,7 +524,7 @@ def test_the_controller_writes_the_lease_and_capacity_buffers_in_its_namespace_o
     (role,) = of_kind("default", "Role")
     assert role["metadata"]["namespace"] == "egs-system"
     cluster = _granted("capacity-backends")
-    assert cluster["autoscaling.x-k8s.io/capacitybuffers"] == {"list"} and cluster["/podtemplates"] == {"list"}
+    assert cluster["autoscaling.x-k8s.io/capacitybuffers"] == cluster["/podtemplates"] == {"list", "watch"}
     local = _granted("capacity-backends", kinds=("Role",))
     assert local["autoscaling.x-k8s.io/capacitybuffers"] == {"create", "patch", "delete"}
     assert "/secrets" not in _granted("default") and "/configmaps" not in _granted("default")
