@@ -34,7 +34,15 @@ from tests.conftest import REPO
 IMAGES_DIR = REPO / "images"
 IMAGES = ("exporter", "control-plane")
 CONTROL_PLANE_ONLY = ("kubernetes", "highspy", "numpy", "fastapi", "uvicorn", "prometheus-api-client")
-NEVER_IN_AN_IMAGE = ("kubernetes-validate", "grafana-foundation-sdk", "matplotlib", "kmock", "pytest", "grpcio")
+NEVER_IN_AN_IMAGE = (
+    "scipy",
+    "kubernetes-validate",
+    "grafana-foundation-sdk",
+    "matplotlib",
+    "kmock",
+    "pytest",
+    "grpcio",
+)
 EXPORTER_SITE_PACKAGES_MB = 40
 """The exporter's packages, pip and setuptools left out (the image keeps them): about 16 MB measured."""
 
