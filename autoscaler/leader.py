@@ -126,7 +126,10 @@ class Elector:
     def run(self, stop: threading.Event) -> None:
         """Acquire and renew every retry period until `stop`, then release the Lease."""
         while not stop.wait(self.settings.retry_period_s):
-            self.step()
+            try:
+                self.step()
+            except Exception:  # a bug must not end the thread: leadership would lapse for good, unseen
+                log.exception("Lease %s/%s: the attempt failed (trying again)", self.namespace, LEASE_NAME)
         self.release()
 
     def release(self) -> None:

@@ -111,12 +111,15 @@ class Watches:
                     failures = 0
                     for change, obj in stream:
                         self._changed(kind, change, obj)
-            except EgsError as e:
+            except Exception as e:  # a bug too must not end the thread: the kind would go unwatched, unseen
                 if self._stop.is_set():
                     return
                 wait = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
                 failures += 1
-                log.info("%s: %s (watching again in %.0fs)", kind[1], e, wait)
+                if isinstance(e, EgsError):
+                    log.info("%s: %s (watching again in %.0fs)", kind[1], e, wait)
+                else:
+                    log.exception("%s: the watch failed (watching again in %.0fs)", kind[1], wait)
                 self._stop.wait(wait)
 
     def _changed(self, kind: tuple[str, str], change: str, obj: Mapping[str, Any]) -> None:

@@ -24,6 +24,8 @@ MODELS = str(REPO / "examples" / "models.yaml")
         (["controller", "--once"], 2, "a model registry is needed"),
         (["controller", "--kubeconfig", "/no/such/file", "--models", MODELS, "--once"], 2, "not a usable kubeconfig"),
         (["controller", "--config", MODELS, "--once"], 2, "models: the model registry's path"),
+        (["controller", "--models", MODELS, "--prometheus-timeout", "10", "--once"], 2, "--prometheus-timeout: "),
+        (["controller", "--models", MODELS, "--lease-duration", "8", "--once"], 2, "--lease-duration: "),
     ],
 )
 def test_bad_input_is_named(args: list[str], code: int, message: str, capsys: pytest.CaptureFixture[str]) -> None:
