@@ -32,12 +32,12 @@ DEPLOYMENTS = "apps/v1/deployments"
 LEASES = "coordination.k8s.io/v1/leases"
 
 
-def until(check: Callable[[], Any], timeout_s: float) -> float:
-    """Seconds until `check()` is true; fails after `timeout_s`."""
+def until(check: Callable[[], Any], timeout_s: float, show: Callable[[], Any] = lambda: None) -> float:
+    """Seconds until `check()` is true; fails after `timeout_s`, saying what `show()` says."""
     started = time.monotonic()
     while not check():
         if time.monotonic() - started > timeout_s:
-            pytest.fail(f"not within {timeout_s}s")
+            pytest.fail(f"not within {timeout_s}s: {show()}")
         time.sleep(0.05)
     return time.monotonic() - started
 
@@ -104,10 +104,16 @@ def test_an_endpoint_created_between_loops_has_its_workload_within_2s(
 def test_a_node_that_joins_is_used_at_once(running: tuple[KubeCluster, str, subprocess.Popen[str]]) -> None:
     kube, _, _ = running
     kube.put(ENDPOINTS, endpoint("big", lo=1, hi=1, model="llama-3.1-405b-instruct", qualityFloor=1.0))
-    until(lambda: (kube.get(ENDPOINTS, "team-a", "big") or {}).get("status", {}).get("phase") == "Provisioning", 2)
-    for i in (1, 2):
-        kube.put("v1/nodes", h100(f"gpu-{i}"))
-    until(lambda: (kube.get(ENDPOINTS, "team-a", "big") or {}).get("status", {}).get("phase") == "Pending", 2)
+
+    def big() -> dict[str, Any]:
+        return kube.get(ENDPOINTS, "team-a", "big") or {}
+
+    until(lambda: big().get("status", {}).get("phase") == "Provisioning", 2, big)
+    for i in (1, 2):  # with an RDMA network: a replica larger than a node spans two
+        node = h100(f"gpu-{i}")
+        node["metadata"]["labels"]["feature.node.kubernetes.io/rdma.available"] = "true"
+        kube.put("v1/nodes", node)
+    until(lambda: big().get("status", {}).get("phase") == "Pending", 2, big)
 
 
 def test_sigterm_hands_the_lease_back(running: tuple[KubeCluster, str, subprocess.Popen[str]]) -> None:
