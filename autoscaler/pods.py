@@ -113,7 +113,17 @@ def unschedulable(pod: Mapping[str, Any]) -> bool:
 def without_foreign_pods(
     inventory: Inventory, pods: Iterable[Mapping[str, Any]], placed: Collection[tuple[str, str]] | None = None
 ) -> Inventory:
+    return inventory.allocated(pod_allocations(inventory, pods, placed))
+
+
+def pod_allocations(
+    inventory: Inventory, pods: Iterable[Mapping[str, Any]], placed: Collection[tuple[str, str]] | None = None
+) -> list[Allocation]:
+    """What `without_foreign_pods` takes off `inventory`, pod by pod: allocations that fit beside what
+    `inventory` already holds (the decide step's incumbents, on the GPUs they hold), so that they can
+    be taken off an inventory without those too."""
     by_name = {n.node: n for n in inventory}
+    taken: list[Allocation] = []
     for pod in pods:
         meta = pod.get("metadata") or {}
         node_name = (pod.get("spec") or {}).get("nodeName")
@@ -123,7 +133,8 @@ def without_foreign_pods(
             continue
         for allocation in holds(by_name[node_name], pod):
             by_name[node_name] = Inventory((by_name[node_name],)).allocated([allocation]).nodes[0]
-    return Inventory(tuple(by_name[n.node] for n in inventory), inventory.skipped)
+            taken.append(allocation)
+    return taken
 
 
 def stuck_replicas(pods: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], int]:

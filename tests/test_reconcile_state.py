@@ -336,3 +336,26 @@ def test_consolidation_is_configured_in_the_controllers_file() -> None:
         parse_config({"consolidation": {"enabled": "yes"}})
     with pytest.raises(InputError, match="minSavingFraction"):
         parse_config({"consolidation": {"minSavingFraction": 1.5}})
+
+
+def test_an_incumbent_keeps_its_gpus_before_other_pods_are_counted() -> None:
+    # Where a pod of another workload sits on a node is not in the pod: it is counted on what the
+    # incumbents leave, never on them (here a training pod listed as asking for all eight GPUs).
+    first = decide(Observation([h100("gpu-0")], [endpoint()], signals=signals()), *AT)
+    owned, pods = applied(first)
+    eps = observed(first, [endpoint()])
+    later = decide(Observation([h100("gpu-0")], eps, owned, signals(), pods=[*pods, training("gpu-0", 8)]), *AT)
+    assert later.objects == first.objects
+    assert (later.endpoints[0].placed, later.endpoints[0].waiting) == (1, 0)
+
+
+def test_more_replicas_of_a_running_endpoint_take_its_shape_where_it_fits() -> None:
+    nodes = [h100("gpu-0")]
+    first = decide(Observation(nodes, [endpoint()], signals=signals()), *AT)
+    owned, pods = applied(first)
+    # A cheaper L40S joins, and demand asks for a second replica: it goes beside the first, on an H100.
+    more = decide(
+        Observation([*nodes, l40s("l40s-0")], observed(first, [endpoint()]), owned, signals(3.0), pods=pods), *AT
+    )
+    assert (more.endpoints[0].replicas, more.endpoints[0].placed) == (2, 2)
+    assert set(workloads(more, "chat")) == set(workloads(first, "chat"))

@@ -52,6 +52,7 @@ from autoscaler.decide.state import (
     CREATED,
     REQUEST_NAME,
     WORKLOAD_KINDS,
+    Incumbents,
     Owned,
     Promise,
     Recommendation,
@@ -89,7 +90,7 @@ from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, p
 from autoscaler.decide.workloads import MANAGED, orphans, workload_objects
 from autoscaler.events import Event, event
 from autoscaler.kubetime import rfc3339
-from autoscaler.pods import foreign_waiting, pods_by_endpoint, stuck_replicas, without_foreign_pods
+from autoscaler.pods import foreign_waiting, pod_allocations, pods_by_endpoint, stuck_replicas
 from scheduler.catalog import Catalog
 from scheduler.inventory import InventoryError, SharingPolicy, build_inventory, held_by
 from scheduler.manifests import ManifestError
@@ -150,16 +151,18 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     except InventoryError as e:
         # Only the sharing configuration is left to refuse here: keep everything as it is.
         return Decision((), {}, (), (), (f"nodes: {e}",))
-    # The incumbents' pods are placed as replicas; every other bound pod (other workloads', and EGS's
-    # replaced or surplus ones until they are gone) holds what it asks for.
     raw_by_key = {endpoint_key(o): o for o in obs.endpoints}
     recorded = {ep.key: m for ep in endpoints if (m := move_of(raw_by_key[ep.key], workloads.get(ep.key, ())))}
     replaced = frozenset(
         (ep.namespace, name) for ep in endpoints for name in getattr(recorded.get(ep.key), "replacing", ())
     )
-    first = incumbents(endpoints, changed, owned, obs.pods, nodes, registry, replaced)
-    inventory = without_foreign_pods(nodes, obs.pods, first.pods)
-    held = incumbents(endpoints, changed, owned, obs.pods, inventory, registry, replaced)
+    # Incumbents first, on the GPUs they hold; every other bound pod (other workloads', and EGS's
+    # replaced or surplus ones until they are gone) then holds what it asks for of what is left
+    # (where on a node is not in the pod: the lowest free GPUs).
+    held = incumbents(endpoints, changed, owned, obs.pods, nodes, registry, replaced)
+    others = pod_allocations(held.inventory, obs.pods, held.pods)
+    inventory = nodes.allocated(others)
+    held = Incumbents(held.placements, held.inventory.allocated(others), held.pods)
     targets: dict[str, tuple[int, str | None]] = {}
     windows: dict[str, tuple[Recommendation, ...]] = {}
     attribution = attribute(endpoints, obs.signals, obs.pod_signals, pods_by_endpoint(obs.pods))
@@ -188,13 +191,15 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
     new = [ep.request(targets[ep.key][0] - len(staying[ep.key])) for ep in endpoints]
     new = [r for r in new if r.replicas > 0]
-    fresh = place_new(new, pins, registry, held.inventory, settings)
+    # More replicas of an endpoint that runs take its incumbents' shape where it fits: one shape an endpoint.
+    keeps = {k: Promise(CREATED, None, kept[0].variant, kept[0].gpu_class) for k, kept in staying.items() if kept}
+    fresh = place_new(new, pins, registry, held.inventory, settings, keeps)
     fresh, stuck = unstuck(endpoints, fresh, stuck_replicas(obs.pods))
     # The GPUs a stuck replica was planned on are not offered again: kube-scheduler found them taken.
     inventory = inventory.allocated(a for moved in stuck.values() for p in moved for a in held_by(p))
     placed_all = tuple(p for ep in endpoints for p in staying[ep.key]) + fresh.placements
     real = Plan(placed_all, fresh.unplaced, fresh.occupied)
-    waiting_pins = {k: p for k, p in pins.items() if p.gpu_class in settings.classes}
+    waiting_pins = {k: p for k, p in {**keeps, **pins}.items() if p.gpu_class in settings.classes}
     waiting_plan = place_waiting(endpoints, real, registry, catalog, settings, policy, stuck, waiting_pins)
     ahead = {c: gpus for c, gpus in foreign_waiting(obs.pods, catalog).items() if c in settings.classes}
     objects: list[dict[str, Any]] = []

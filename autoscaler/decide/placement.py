@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from autoscaler.decide.settings import Settings
-from autoscaler.decide.state import CREATED, Promise, pinned
+from autoscaler.decide.state import ACCEPTED, CREATED, Promise, pinned
 from scheduler.catalog import Catalog
 from scheduler.fleet import SHARED
 from scheduler.inventory import Inventory, held_by, partitions_per_gpu
-from scheduler.plan import Placement, Plan, Request
+from scheduler.plan import Placement, Plan, Request, Unplaced
 from scheduler.registry import Registry
 from scheduler.schedule import schedule
 
@@ -82,22 +82,37 @@ def place_new(
     registry: Registry,
     inventory: Inventory,
     settings: Settings,
+    keeps: Mapping[str, Promise] | None = None,
 ) -> Plan:
     """The replicas beyond the incumbents, placed on what the incumbents leave: first those of endpoints
-    with a promise (`promises`, by `namespace/name`: nothing of theirs runs yet), in the variant and
-    class promised, so that what the API answered is what the controller does; then the others. A
-    201's replicas that no longer fit in their promised shape (its capacity is gone) are placed with
-    the others; a 202's wait for the class promised (`waiting.place_waiting` with the same pins)."""
-    first = [pinned(r, promises[f"{r.namespace}/{r.name}"]) for r in requests if f"{r.namespace}/{r.name}" in promises]
-    promised = place_requests(first, registry, inventory, settings) if first else Plan()
-    gone = Counter(
-        f"{u.namespace}/{u.request}"
-        for u in promised.unplaced
-        if promises[f"{u.namespace}/{u.request}"].answer == CREATED
-    )
-    rest = [r for r in requests if f"{r.namespace}/{r.name}" not in promises]
-    rest += [replace(r, replicas=gone[f"{r.namespace}/{r.name}"]) for r in requests if gone[f"{r.namespace}/{r.name}"]]
-    left = inventory.allocated(a for p in promised.placements for a in held_by(p))
-    others = place_requests(rest, registry, left, settings) if rest else Plan()
-    unplaced = tuple(u for u in promised.unplaced if f"{u.namespace}/{u.request}" not in gone) + others.unplaced
-    return Plan(promised.placements + others.placements, unplaced, {**promised.occupied, **others.occupied})
+    answered 201, then 202 (`promises`, by `namespace/name`: nothing of theirs runs yet), in the variant
+    and class promised, so that what the API answered is what the controller does; then more replicas
+    of endpoints that run (`keeps`: their incumbents' shape) in that shape; then the others. A 201's
+    replicas that no longer fit in their promised shape (its capacity is gone), and an endpoint's that
+    do not fit in its incumbents' shape, are placed with the others; a 202's wait for the class
+    promised (`waiting.place_waiting` with the same pins)."""
+    placements: tuple[Placement, ...] = ()
+    unplaced: tuple[Unplaced, ...] = ()
+    occupied: dict[str, tuple[float, float]] = {}
+    gone: Counter[str] = Counter()
+    pinned_by = {**(keeps or {}), **promises}
+    tiers = ((promises, CREATED), (promises, ACCEPTED), (keeps or {}, CREATED))
+    for told, answer in tiers:
+        batch = [pinned(r, told[_key(r)]) for r in requests if _key(r) in told and told[_key(r)].answer == answer]
+        batch = [r for r in batch if r.replicas > 0 and pinned_by[_key(r)] is told[_key(r)]]
+        placed = place_requests(batch, registry, inventory, settings) if batch else Plan()
+        for u in placed.unplaced:
+            if answer == CREATED:
+                gone[f"{u.namespace}/{u.request}"] += 1
+            else:
+                unplaced += (u,)
+        inventory = inventory.allocated(a for p in placed.placements for a in held_by(p))
+        placements, occupied = placements + placed.placements, occupied | placed.occupied
+    rest = [r for r in requests if _key(r) not in pinned_by]
+    rest += [replace(r, replicas=gone[_key(r)]) for r in requests if gone[_key(r)]]
+    others = place_requests(rest, registry, inventory, settings) if rest else Plan()
+    return Plan(placements + others.placements, unplaced + others.unplaced, occupied | others.occupied)
+
+
+def _key(r: Request) -> str:
+    return f"{r.namespace}/{r.name}"
