@@ -231,9 +231,10 @@ def test_beside_the_gpu_operator_there_is_no_exporter_and_dcgm_exporter_is_scrap
     assert dcgm["selector"] == {"matchLabels": {"app": "nvidia-dcgm-exporter"}}
     (endpoint,) = dcgm["endpoints"]
     assert endpoint["port"] == "gpu-metrics" and endpoint["honorLabels"] is True
-    # its job stays the Service's name, which the dcgm-exporter rules select
-    assert "relabelings" not in endpoint
-    assert re.fullmatch(RulesConfig(source="dcgm-exporter").selector.split('"')[1], "nvidia-dcgm-exporter")
+    # one job name whatever the Service is called (the GPU Operator's, dcgm-exporter's own chart's), which
+    # the dcgm-exporter rules select
+    assert endpoint["relabelings"] == [{"action": "replace", "targetLabel": "job", "replacement": "dcgm-exporter"}]
+    assert re.fullmatch(RulesConfig(source="dcgm-exporter").selector.split('"')[1], "dcgm-exporter")
 
 
 @pytest.mark.parametrize("values", ["default", "beside-the-gpu-operator", "no-monitoring-crds"])
