@@ -28,6 +28,9 @@ class RulesConfig:
     vram_saturated_ratio: float = 0.95
     """VRAM used ratio above which a GPU is full: an LLM server there cannot grow its KV cache."""
     vram_saturated_for: str = "5m"
+    vram_saturated_clear_ratio: float = 0.90
+    """Once GPUVRAMSaturated fires, it stays firing while VRAM stays above this (hysteresis): a cache
+    hovering between 90% and 95% is still full, not resolved and paged again at every crossing."""
     vram_saturated_keep_firing_for: str = "15m"
     """How long GPUVRAMSaturated keeps firing once VRAM is back under the threshold (Prometheus 2.42's
     `keep_firing_for`): a KV cache that fills and drains around 95% pages once per busy spell, not at

@@ -235,6 +235,11 @@ def cost_rules() -> list[Rule]:
     ]
 
 
+GPU_IDENTITY = "Hostname, UUID, gpu, GPU_I_ID"
+"""The labels that name one GPU (or MIG instance) in an alert, whatever pod holds it: the hysteresis of
+GPUVRAMSaturated matches its own firing alert on them."""
+
+
 def _alert(
     cfg: RulesConfig,
     name: str,
@@ -285,7 +290,9 @@ def alert_rules(cfg: RulesConfig) -> list[Rule]:
         _alert(
             cfg,
             "GPUVRAMSaturated",
-            f"gpu:vram_used:ratio > {cfg.vram_saturated_ratio}",
+            f"gpu:vram_used:ratio > {cfg.vram_saturated_ratio}"
+            f" or (gpu:vram_used:ratio > {cfg.vram_saturated_clear_ratio}"
+            f' and on ({GPU_IDENTITY}) ALERTS{{alertname="GPUVRAMSaturated", alertstate="firing"}})',
             "page",
             "A GPU's memory is full: its model server cannot grow its KV cache or take more requests.",
             f"{where} has {{{{ $value | humanizePercentage }}}} of its VRAM in use{held}, whatever its compute "

@@ -42,6 +42,7 @@ RULES = sorted((REPO / "alerts").glob("*.rules.yaml"))
 DASHBOARD_DIRS = ("dashboards", "helm")
 EXTERNAL = {
     "up": "Prometheus, for every scrape target",
+    "ALERTS": "Prometheus, for every pending or firing alert (GPUVRAMSaturated's hysteresis reads its own)",
     "vllm:request_success_total": "vLLM",
     "vllm:num_requests_waiting": "vLLM",
     "vllm:num_requests_running": "vLLM",
