@@ -15,9 +15,12 @@ the engines minimise; equal to the cost per hour where no replica is tensor para
   cluster without EGS does;
 - online: the online policy (`scheduler.schedule`, engine `online`), in-process, placement time;
 - auto: the whole `egs plan` command as a user runs it (the fleet, models and requests as files,
-  `--sharing` and `--price` flags, `-o json`), its wall time from start to the last byte of JSON,
-  beside two baselines run just before it: Python's bare start-up and the same command with
-  `--engine online`; and the load average;
+  `--sharing` and `--price` flags, `-o json`), its wall and CPU time from start to the last byte of
+  JSON, beside two baselines run just before it: Python's bare start-up and the same command with
+  `--engine online`; and the load average. On a busy machine the 2 s deadline cuts the solver short
+  (the command's wall time is its CPU time stretched by the others' load), so the command runs once
+  more with `--time-limit` stretched by the online command's wall/CPU ratio: `auto_at_quiet_budget`,
+  what the 2 s of a quiet machine give it;
 - exact: the exact re-plan under `--time-limit` (default 60 s), in-process, with its proven lower
   bound.
 
@@ -65,6 +68,8 @@ from scheduler.synthetic import drawn_prices, mixed_fleet, mixed_requests
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "examples" / "models.yaml"
 LARGE_REPLICAS = 1_600
+AUTO_LIMIT_S = 2.0
+"""`egs plan`'s default --time-limit, which the command's wall time is held to."""
 TARGETS = {
     "auto_vs_exact": 1.02,
     "auto_command_seconds": 2.0,
@@ -132,11 +137,12 @@ def command_run(
     command += [f"--price={cls}={usd}" for cls, usd in sorted(prices.items())]
     timed([*command, "--engine", "online"])  # compiles the bytecode and warms the page cache
     out: dict[str, Any] = {"load_average_1m": round(os.getloadavg()[0], 2)}
-    for engine in ("auto", "online"):
+    runs = [("auto", []), ("online", ["--engine", "online"])]
+    for name, flags in runs:
         python_s, _, _ = timed([sys.executable, "-c", "pass"])
-        wall, cpu, stdout = timed([*command, "--engine", engine])
+        wall, cpu, stdout = timed([*command, "--engine", "auto", *flags])
         document = json.loads(stdout)
-        out[engine] = {
+        out[name] = {
             "cost_per_hour": document["cost_per_hour"],
             "effective_cost_per_hour": document["effective_cost_per_hour"],
             "unplaced": len(document["unplaced"]),
@@ -147,6 +153,21 @@ def command_run(
             "vs_python_startup": round(wall / python_s, 1),
         }
     out["auto_vs_online_command"] = round(out["auto"]["command_seconds"] / out["online"]["command_seconds"], 3)
+    # On a busy machine the command's wall time is its CPU time stretched by the others' load, and the
+    # 2 s deadline cuts the solver short. The same command with the deadline stretched alike gets the
+    # CPU a quiet machine gives it in 2 s: what `auto` does there.
+    stretch = max(1.0, out["online"]["command_seconds"] / out["online"]["command_cpu_seconds"])
+    limit = round(AUTO_LIMIT_S * stretch, 2)
+    wall, cpu, stdout = timed([*command, "--time-limit", str(limit)])
+    document = json.loads(stdout)
+    out["auto_at_quiet_budget"] = {
+        "effective_cost_per_hour": document["effective_cost_per_hour"],
+        "unplaced": len(document["unplaced"]),
+        "engine": document["engine"],
+        "time_limit_s": limit,
+        "command_seconds": round(wall, 3),
+        "command_cpu_seconds": round(cpu, 3),
+    }
     return out
 
 
@@ -186,6 +207,9 @@ def one_fleet(rng: random.Random, catalog: Catalog, folder: Path, time_limit: fl
         "lower_bound": bound,
         "online_vs_exact": round(online.effective_cost_per_hour / exact_cost, 4),
         "auto_vs_exact": round(command["auto"]["effective_cost_per_hour"] / exact_cost, 4),
+        "auto_at_quiet_budget_vs_exact": round(
+            command["auto_at_quiet_budget"]["effective_cost_per_hour"] / exact_cost, 4
+        ),
         "exact_vs_lower_bound": round(exact_cost / bound, 4) if bound else None,
     }
 
@@ -257,6 +281,7 @@ def main() -> int:
                 f" naive ${result['naive']['effective_cost_per_hour']} ({result['naive']['unplaced']} unplaced)"
                 f" online ${result['online']['effective_cost_per_hour']} ({result['online']['seconds']} s)"
                 f" auto ${auto['effective_cost_per_hour']} ({auto['engine']}, command {auto['command_seconds']} s,"
+                f" at the quiet budget ${result['command']['auto_at_quiet_budget']['effective_cost_per_hour']},"
                 f" python {auto['python_startup_seconds']} s, load {result['command']['load_average_1m']})"
                 f" exact ${result['exact']['effective_cost_per_hour']} ({result['exact']['seconds']} s)"
                 f" bound ${result['lower_bound']}",
@@ -270,6 +295,12 @@ def main() -> int:
             for f in fleets
         ),
         "auto_command_seconds": all(f["auto"]["command_seconds"] <= TARGETS["auto_command_seconds"] for f in fleets),
+        # What a quiet machine would give: the deadline stretched by this one's load, CPU held to 2 s.
+        "auto_at_quiet_budget": all(
+            f["auto_at_quiet_budget_vs_exact"] <= TARGETS["auto_vs_exact"]
+            and f["command"]["auto_at_quiet_budget"]["command_cpu_seconds"] <= TARGETS["auto_command_seconds"]
+            for f in fleets
+        ),
         "online_vs_exact": all(
             f["online_vs_exact"] <= TARGETS["online_vs_exact"] and f["online"]["unplaced"] <= f["exact"]["unplaced"]
             for f in fleets
@@ -280,7 +311,10 @@ def main() -> int:
     result = {
         "seed": args.seed,
         "fleets": fleets,
-        "mean": {key: round(statistics.mean(f[key] for f in fleets), 4) for key in ("online_vs_exact", "auto_vs_exact")}
+        "mean": {
+            key: round(statistics.mean(f[key] for f in fleets), 4)
+            for key in ("online_vs_exact", "auto_vs_exact", "auto_at_quiet_budget_vs_exact")
+        }
         | {"exact_vs_lower_bound": round(statistics.mean(bounded), 4) if bounded else None},
         "targets": TARGETS,
         "met": met,
