@@ -13,7 +13,8 @@ the engines minimise; equal to the cost per hour where no replica is tensor para
 - naive: one FP16/BF16 replica per whole GPU (tensor-parallel where one GPU is too small), no
   sharing, no quantisation, no MIG instances or partitions, the cheapest class that fits: what a
   cluster without EGS does;
-- online: the online policy (`scheduler.schedule`, engine `online`), in-process, placement time;
+- online: the online policy (`scheduler.schedule`, engine `online`), in-process: placement wall
+  and CPU time;
 - auto: the whole `egs plan` command as a user runs it (the fleet, models and requests as files,
   `--sharing` and `--price` flags, `-o json`), its wall and CPU time from start to the last byte of
   JSON, beside two baselines run just before it: Python's bare start-up and the same command with
@@ -183,9 +184,9 @@ def one_fleet(rng: random.Random, catalog: Catalog, folder: Path, time_limit: fl
     naive_state = FleetState.of(plain)
     place_all(naive_state, fp16, registry)  # one greedy pass, largest first
     naive = naive_state.plan()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     online = schedule(batch, registry, inventory, engine="online").plan
-    online_s = time.perf_counter() - began
+    online_s, online_cpu = time.perf_counter() - began, time.process_time() - cpu
     began = time.perf_counter()
     exact = schedule(batch, registry, inventory, engine="exact", time_limit_s=time_limit)
     exact_s = time.perf_counter() - began
@@ -200,7 +201,7 @@ def one_fleet(rng: random.Random, catalog: Catalog, folder: Path, time_limit: fl
         "replicas": sum(r.replicas for r in batch),
         "prices": prices,
         "naive": summary(naive),
-        "online": summary(online, online_s),
+        "online": summary(online, online_s) | {"cpu_seconds": round(online_cpu, 3)},
         "auto": command["auto"],
         "exact": summary(exact.plan, exact_s) | {"engine": exact.engine, "optimal": exact.optimal},
         "command": command,
@@ -279,7 +280,8 @@ def main() -> int:
             print(
                 f"fleet {i}: {result['gpus']} GPUs, {result['replicas']} replicas, per unit of throughput:"
                 f" naive ${result['naive']['effective_cost_per_hour']} ({result['naive']['unplaced']} unplaced)"
-                f" online ${result['online']['effective_cost_per_hour']} ({result['online']['seconds']} s)"
+                f" online ${result['online']['effective_cost_per_hour']} ({result['online']['seconds']} s,"
+                f" {result['online']['cpu_seconds']} s CPU)"
                 f" auto ${auto['effective_cost_per_hour']} ({auto['engine']}, command {auto['command_seconds']} s,"
                 f" at the quiet budget ${result['command']['auto_at_quiet_budget']['effective_cost_per_hour']},"
                 f" python {auto['python_startup_seconds']} s, load {result['command']['load_average_1m']})"
