@@ -130,7 +130,8 @@ batches = st.lists(
 def _build(
     groups: list[tuple[str, int, int, str]], reqs: list[tuple[str, int, float]]
 ) -> tuple[Inventory, list[Request]]:
-    sharing = {cls: mech for cls, _, _, mech in groups}
+    # AMD GPUs are shared only by partitioning them (the inventory refuses the other mechanisms there).
+    sharing = {cls: mech if CATALOG.get(cls).vendor == "nvidia" else "exclusive" for cls, _, _, mech in groups}
     use_mig = any(mech == "exclusive" and cls == "A100-80GB" for cls, _, _, mech in groups)
     inventory = fleet(*((c, n, g) for c, n, g, _ in groups), sharing=sharing, mig={"3g.40gb": 4} if use_mig else None)
     requests = [Request(f"r{i}", m, n, min_quality=q) for i, (m, n, q) in enumerate(reqs)]
