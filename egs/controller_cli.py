@@ -107,7 +107,7 @@ def load_config(args: argparse.Namespace) -> tuple[Settings, Registry, Catalog]:
     from autoscaler.config import parse_config, parse_config_prices
     from common.schema import read_yaml
     from scheduler.catalog import Catalog
-    from scheduler.inventory import SharingPolicy, build_inventory
+    from scheduler.inventory import SharingPolicy, build_inventory, unrenderable_sharing
     from scheduler.registry import Registry
 
     raw: Any = {}
@@ -125,8 +125,11 @@ def load_config(args: argparse.Namespace) -> tuple[Settings, Registry, Catalog]:
     for name in settings.classes:
         if name not in catalog:
             raise InputError(f"gpu_classes.{name}: no GPU class {name!r} in the catalogue", source=args.config)
-    with naming(args.config or "--config"):  # a sharing no manifest can express stops the start, not a loop
+    with naming(args.config or "--config"):
         build_inventory([], catalog, sharing=SharingPolicy(dict(settings.sharing)))
+    amd = unrenderable_sharing(settings.sharing, catalog)
+    if amd is not None:  # no manifest could ask for it: refused at start, not for every replica in the loop
+        raise InputError(f"sharing.{amd}: AMD GPUs are placed only whole (exclusive)", source=args.config)
     return settings, registry, catalog
 
 

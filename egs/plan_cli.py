@@ -229,14 +229,21 @@ def _inventory(args: argparse.Namespace, catalog: Catalog) -> Inventory:
     """The fleet with its allocations subtracted; each stage runs alone first so that an error names
     the input it comes from."""
     from common.schema import read_yaml
-    from scheduler.inventory import InventoryError, SharingPolicy, build_inventory, load_nodes, parse_allocations
+    from scheduler.inventory import (
+        InventoryError,
+        SharingPolicy,
+        build_inventory,
+        load_nodes,
+        parse_allocations,
+        unrenderable_sharing,
+    )
 
     by_class = dict(args.sharing)
     if len(by_class) < len(args.sharing):
         raise InputError("a GPU class is given more than once", source="--sharing")
-    for name, mechanism in by_class.items():
-        if name in catalog and catalog.get(name).vendor == "amd" and mechanism != "exclusive":
-            raise InputError("AMD GPUs are placed only whole (exclusive)", source=f"--sharing {name}={mechanism}")
+    amd = unrenderable_sharing(by_class, catalog)
+    if amd is not None:
+        raise InputError("AMD GPUs are placed only whole (exclusive)", source=f"--sharing {amd}={by_class[amd]}")
     policy = SharingPolicy(by_class)
     _loaded("--sharing", lambda: build_inventory([], catalog, sharing=policy))
     nodes = _loaded(args.fleet, lambda: load_nodes(args.fleet))

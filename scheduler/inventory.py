@@ -61,8 +61,6 @@ from scheduler.catalog import Catalog, GpuModel, MigProfile, cc_tuple
 from scheduler.plan import SHARING_MECHANISMS as SHARING_MECHANISMS
 from scheduler.plan import Placement
 
-NVIDIA_ONLY = ("timeslice", "kai", "hami")
-"""Sharing mechanisms only NVIDIA GPUs have (AMD GPUs are shared by partitions)."""
 _GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 _GPU_LABEL_PREFIXES = ("nvidia.com/gpu.", "amd.com/gpu.", "beta.amd.com/gpu.")
 _MIG_RESOURCE = "nvidia.com/mig-"
@@ -117,6 +115,16 @@ class SharingPolicy:
         """The class's mechanism: as configured, else what the node's labels say it runs (the
         device plugin's time-slicing replicas, a MIG layout), else the default."""
         return self.by_class.get(name, labelled or self.default)
+
+
+def unrenderable_sharing(by_class: Mapping[str, str], catalog: Catalog) -> str | None:
+    """The first class configured to share AMD GPUs other than whole (AMD's are split by partitions,
+    which the node says): placement could plan it, but no manifest can ask for it (`scheduler.manifests`),
+    so `egs plan` and the controller refuse it when they read it, not for every replica placed there."""
+    for name, mechanism in by_class.items():
+        if name in catalog and catalog.get(name).vendor == "amd" and mechanism != "exclusive":
+            return name
+    return None
 
 
 @dataclass(frozen=True)
@@ -330,10 +338,7 @@ def build_inventory(
             raise InventoryError(f"sharing.by_class.{name}: no GPU class {name!r} in the catalogue")
         if mechanism == "mig" and not catalog.get(name).mig_profiles:
             raise InventoryError(f"sharing.by_class.{name}: {name} has no MIG profiles")
-        if mechanism in NVIDIA_ONLY and catalog.get(name).vendor != "nvidia":
-            # AMD's device plugin has no replicas, KAI's and HAMi's memory sharing are NVIDIA's: no
-            # manifest could ask for it (`scheduler.manifests`), so it is refused here, not in the loop.
-            raise InventoryError(f"sharing.by_class.{name}: {mechanism} sharing needs NVIDIA GPUs, not {name}")
+
     if not isinstance(nodes, list):
         check(nodes, "nodes.schema.json", InventoryError, "nodes", at=("items",))
     read: list[NodeGpus] = []

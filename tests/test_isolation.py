@@ -180,4 +180,4 @@ def test_a_sharing_no_manifest_can_express_is_refused_at_start(
     config = tmp_path / "egs.yaml"
     config.write_text(yaml.safe_dump({"models": str(REPO / "examples" / "models.yaml"), "sharing": {"MI300X": "kai"}}))
     assert main(["controller", "--config", str(config), "--once"]) == 2
-    assert f"{config}: sharing.by_class.MI300X: kai sharing needs NVIDIA GPUs, not MI300X" in capsys.readouterr().err
+    assert f"{config}: sharing.MI300X: AMD GPUs are placed only whole (exclusive)" in capsys.readouterr().err
