@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from prometheus_client import CollectorRegistry, generate_latest
 
 from autoscaler.adapters.kubernetes import Cluster
@@ -22,6 +23,7 @@ from autoscaler.adapters.prometheus import DEMAND, PrometheusMetrics
 from autoscaler.controller import Controller, ControllerMetrics, Outcome, owned_kinds
 from autoscaler.decide import ClassSettings, Decision, EndpointDecision, Observation, PoolDecision, Settings
 from autoscaler.metrics import SERIES
+from autoscaler.probes import ProbeServer
 from autoscaler.signals import ModelSignals, Snapshot
 from localplay.kube_standin import KubeCluster
 from localplay.localstack import free_port
@@ -377,3 +379,25 @@ def test_loops_are_counted_by_result_and_timed_in_a_histogram(kube: KubeCluster)
     assert value(loops, "egs_autoscaler_reconcile_duration_seconds_bucket", le="60.0") == 2
     assert value(follower.exposition_registry, "egs_autoscaler_reconcile_total", result="follower") == 1
     assert value(follower.exposition_registry, "egs_autoscaler_reconcile_duration_seconds_count") == 0
+
+
+def test_liveness_fails_once_the_loop_is_older_than_three_intervals_and_a_lease(kube: KubeCluster) -> None:
+    lease_clock = Clock(0.0)
+    ctl = controller(kube, FixedSignals(demand=1.0), monotonic=lease_clock)
+    server = ProbeServer(("127.0.0.1", 0), ctl.exposition_registry, lambda: ctl.health(30), lambda: (True, "ran"))
+    server.serve_in_thread()
+    url = f"http://127.0.0.1:{server.server_address[1]}/healthz"
+    try:
+        lease_clock.t = 104.0  # no loop yet: judged from the start, 3 x 30 s + 15 s = 105 s
+        assert requests.get(url, timeout=5).status_code == 200
+        ctl.reconcile()
+        lease_clock.t = 208.0
+        assert requests.get(url, timeout=5).status_code == 200
+        lease_clock.t = 209.0  # no loop for 105 s: the kubelet restarts the pod
+        answer = requests.get(url, timeout=5)
+        assert answer.status_code == 503
+        assert answer.text == (
+            "failing: the last loop finished 105.0s ago, more than 105s (3 intervals and a Lease): the loop is stuck\n"
+        )
+    finally:
+        server.shutdown()

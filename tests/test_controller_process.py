@@ -2,8 +2,9 @@
 process metrics.
 
 Covers the findings of issue 21 that need the whole process: an endpoint created while the loop sleeps
-(`--interval 30`) has its workload within 2 s (a watch starts the loop; before, up to 30 s), and so
-does a Node that joins for an endpoint waiting for capacity; `/healthz` and `/readyz` answer beside
+(`--interval 30`), by the stand-in or by `egs api` answering 201, has its workload within 2 s (a watch
+starts the loop; before, up to 30 s), and a Node that joins is used at once for an endpoint waiting
+for capacity; `/healthz` and `/readyz` answer beside
 `/metrics`, which carries `process_*` series; SIGTERM hands the Lease back. One process serves all
 of it, to keep the suite fast. The API serves `process_*` on `/metrics` too.
 """
@@ -30,6 +31,7 @@ from tests.test_decide import endpoint, h100
 ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 DEPLOYMENTS = "apps/v1/deployments"
 LEASES = "coordination.k8s.io/v1/leases"
+MODELS = REPO / "examples" / "models.yaml"
 
 
 def until(check: Callable[[], Any], timeout_s: float, show: Callable[[], Any] = lambda: None) -> float:
@@ -47,8 +49,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KubeClus
     kube = KubeCluster().start()
     folder = tmp_path_factory.mktemp("controller")
     config = folder / "egs.yaml"
-    models = str(REPO / "examples" / "models.yaml")
-    config.write_text(yaml.safe_dump({"models": models, "gpu_classes": {"H100-80GB": {"gpus_per_node": 8}}}))
+    config.write_text(yaml.safe_dump({"models": str(MODELS), "gpu_classes": {"H100-80GB": {"gpus_per_node": 8}}}))
     port = free_port()
     args = ["--kubeconfig", str(kube.kubeconfig(folder / "kubeconfig")), "--config", str(config)]
     args += ["--interval", "30", "--metrics-listen", f"127.0.0.1:{port}", "--identity", "ctl-0"]
@@ -114,6 +115,33 @@ def test_a_node_that_joins_is_used_at_once(running: tuple[KubeCluster, str, subp
         node["metadata"]["labels"]["feature.node.kubernetes.io/rdma.available"] = "true"
         kube.put("v1/nodes", node)
     until(lambda: big().get("status", {}).get("phase") == "Pending", 2, big)
+
+
+def test_a_201_from_the_api_has_its_workload_within_2s(
+    running: tuple[KubeCluster, str, subprocess.Popen[str]],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from autoscaler.adapters.api import Services, create_app
+    from autoscaler.adapters.kubernetes import Cluster
+    from autoscaler.decide import ClassSettings, Settings
+    from scheduler.catalog import Catalog
+    from scheduler.registry import Registry
+
+    kube, _, _ = running
+    kube.emulator.tokens["t-alice"] = ("alice", ())
+    kube.emulator.grants.add(("alice", "create", "team-a"))
+    catalog = Catalog.load()
+    settings = Settings(classes={"H100-80GB": ClassSettings(gpus_per_node=8)})
+    services = Services(Cluster(kube.api_client()), settings, Registry.load(MODELS, catalog), catalog)
+    body = {"name": "docs", "model": "llama-3.1-8b-instruct", "qualityFloor": 0.99, "replicas": {"min": 1, "max": 1}}
+    answer = TestClient(create_app(services)).post(
+        "/v1/namespaces/team-a/endpoints", json=body, headers={"Authorization": "Bearer t-alice"}
+    )
+    answered = time.monotonic()
+    assert answer.status_code == 201, answer.text  # "serves now": warm capacity takes it
+    until(lambda: _workloads(kube, "docs"), 2.0)
+    assert time.monotonic() - answered < 2.0
 
 
 def test_sigterm_hands_the_lease_back(running: tuple[KubeCluster, str, subprocess.Popen[str]]) -> None:
