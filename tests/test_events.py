@@ -147,3 +147,19 @@ def test_an_endpoint_s_conditions_move_on_a_status_change_only_and_say_progressi
         ("Degraded", "False", "AllReplicasReady", "08:00:00"),
     ]
     assert seen(failed)[2] == ("Degraded", "True", "Unschedulable", "08:08:20")
+
+
+def test_an_event_on_a_listed_object_names_its_kind(kube: KubeCluster) -> None:
+    # A list's items carry no apiVersion and kind; the adapter puts them back, or `regarding` would be
+    # nameless and `kubectl describe` would not find the Event.
+    bare = endpoint()
+    del bare["apiVersion"], bare["kind"]  # as a real API server's list items come
+    kube.put("egs.dev/v1alpha1/inferenceendpoints", bare)
+    cluster = Cluster(kube.api_client())
+    (listed,) = cluster.endpoints()
+    Recorder(cluster, "a", Clock()).record(event(listed, "Warning", "CapacityGone", "Revise", "the node went"))
+    (written,) = kube.all(EVENTS)
+    assert (written["regarding"]["apiVersion"], written["regarding"]["kind"]) == (
+        "egs.dev/v1alpha1",
+        "InferenceEndpoint",
+    )

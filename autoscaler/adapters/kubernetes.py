@@ -4,8 +4,9 @@ Everything EGS reads from or writes to a cluster goes through `Cluster`; the pur
 dicts (the JSON the API server sends) and never a `kubernetes` model or exception. What each method
 promises:
 
-- reads (`nodes`, `endpoints`, `owned`, `gpu_pods`) return every matching object, `[]` when
-  there is none; an object gone between list and use is the caller's normal case, not an error;
+- reads (`nodes`, `endpoints`, `owned`, `gpu_pods`) return every matching object, whole (with its
+  `apiVersion` and `kind`), `[]` when there is none; an object gone between list and use is the
+  caller's normal case, not an error;
 - `apply(obj)` is server-side apply under one field manager (`FIELD_MANAGER`) with `force`, so it
   creates or updates and a second apply of the same object changes nothing; it returns the stored
   object. A 409 (a write raced another) is retried `conflict_retries` times, then raised;
@@ -144,6 +145,7 @@ OWNED_KINDS = (
 """Kinds the controller lists back every loop to compare with what it intends; the optional CRDs'
 kinds are added by `Cluster(owned_kinds=...)` when the configuration uses them."""
 
+KIND_NAMES = {k: name for (_, name), k in KINDS.items()}
 ENDPOINT = KINDS[(f"{GROUP}/{VERSION}", "InferenceEndpoint")]
 LEASE = KINDS[("coordination.k8s.io/v1", "Lease")]
 EVENT = KINDS[("events.k8s.io/v1", "Event")]
@@ -251,7 +253,7 @@ class Cluster:
                 listed = self._list(KINDS[(api_version, kind)], labels=MANAGED_BY)
             except NotFoundError:
                 continue  # the kind's CRD is not installed: nothing of it to own
-            objects += [{"apiVersion": api_version, "kind": kind, **obj} for obj in listed]
+            objects += listed
         return objects
 
     def gpu_pods(self) -> list[dict[str, Any]]:
@@ -420,8 +422,10 @@ class Cluster:
     ) -> list[dict[str, Any]]:
         query = [(k, v) for k, v in (("labelSelector", labels), ("fieldSelector", fields)) if v]
         listed = self._call("GET", kind.path(namespace), f"list {kind.plural}", query=query)
-        items: list[dict[str, Any]] = listed.get("items") or []
-        return items
+        # A list's items carry no apiVersion and kind (the list's own kind says them): put them back, so
+        # that an item is a whole object, which an Event can name (`regarding`).
+        name = KIND_NAMES[kind]
+        return [{"apiVersion": kind.api_version, "kind": name, **item} for item in listed.get("items") or []]
 
     def _call(
         self,
