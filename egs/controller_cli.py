@@ -157,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
         )
     settings, registry, catalog = load_config(args)
     settings = replace(settings, prometheus_url=args.prometheus or "")
-    cluster = Cluster.connect(args.kubeconfig, owned_kinds=owned_kinds(settings))
+    margin = leadership.lease_duration_s - leadership.renew_deadline_s  # a write ends before another may lead
+    cluster = Cluster.connect(args.kubeconfig, owned_kinds=owned_kinds(settings), write_timeout_s=margin)
     metrics = None
     if args.prometheus:
         metrics = PrometheusMetrics(

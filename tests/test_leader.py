@@ -4,21 +4,24 @@ Covers the findings of issue 21: at the chart's defaults (2 replicas, `--interva
 the leader never changes while it is healthy; another replica's skewed clock decides nothing (expiry is
 timed from when this replica saw the record change); a crashed leader is replaced one Lease after it was
 last seen renewing, not before; a leader that cannot renew stops writing at its renew deadline, before
-anyone may take over; a leader handing the Lease back on SIGTERM is replaced at the next retry. What
-it skips: real API-server latency (kmock answers at once).
+anyone may take over, and a write it began ends before then; a leader handing the Lease back on SIGTERM
+is replaced at the next retry. What it skips: real API-server latency (kmock answers at once).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
+from kubernetes import client
 
-from autoscaler.adapters.kubernetes import Cluster
+from autoscaler.adapters.kubernetes import Cluster, TemporaryKubernetesError
 from autoscaler.leader import LEASE_NAME, Elector, LeaderSettings
 from common.errors import InputError
 from localplay.kube_standin import KubeCluster
+from tests.test_prometheus_reads import BlackHole
 
 LEASES = "coordination.k8s.io/v1/leases"
 NAMESPACE = "egs-system"
@@ -129,3 +132,22 @@ def test_a_leader_hands_the_lease_back_when_stopped(kube: KubeCluster) -> None:
 def test_lease_settings_must_nest() -> None:
     with pytest.raises(InputError, match="lease duration > renew deadline > retry period"):
         LeaderSettings(lease_duration_s=10, renew_deadline_s=10)
+
+
+def test_a_write_begun_at_the_renew_deadline_ends_before_another_replica_may_lead() -> None:
+    # The controller bounds each write by the Lease's margin (15 s - 10 s): an API server that takes a
+    # write and never answers costs that much, not the 10 s of a read, which would outlast the Lease.
+    hole = BlackHole()
+    configuration = client.Configuration()
+    configuration.host = hole.url
+    settings = LeaderSettings()
+    margin = settings.lease_duration_s - settings.renew_deadline_s
+    cluster = Cluster(client.ApiClient(configuration), write_timeout_s=margin / 10)  # a tenth: a fast test
+    obj = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "chat", "namespace": "team-a"}, "spec": {}}
+    started = time.monotonic()
+    try:
+        with pytest.raises(TemporaryKubernetesError, match="apply Service team-a/chat"):
+            cluster.apply(obj)
+    finally:
+        hole.close()
+    assert margin / 10 <= time.monotonic() - started < margin / 10 + 2.0

@@ -203,11 +203,16 @@ class Cluster:
         conflict_retries: int = 3,
         timeout_s: float = 10.0,
         owned_kinds: tuple[tuple[str, str], ...] = OWNED_KINDS,
+        write_timeout_s: float | None = None,
     ) -> None:
+        """`write_timeout_s` (default `timeout_s`) bounds each apply and delete: the controller gives it
+        the Lease's margin (lease duration - renew deadline), so that a write begun by a leader ends
+        before another replica may lead."""
         self.api = api
         self.field_manager = field_manager
         self.conflict_retries = conflict_retries
         self.timeout_s = timeout_s
+        self.write_timeout_s = write_timeout_s or timeout_s
         self.owned_kinds = owned_kinds
         self.writes = 0
         """Write calls made (apply, status, delete, lease), for tests and the reconcile benchmark."""
@@ -292,7 +297,8 @@ class Cluster:
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
         self.writes += 1
         with suppress(NotFoundError):
-            self._call("DELETE", KINDS[(api_version, kind)].path(namespace, name), f"delete {kind} {name}")
+            path = KINDS[(api_version, kind)].path(namespace, name)
+            self._call("DELETE", path, f"delete {kind} {name}", timeout_s=self.write_timeout_s)
 
     # -- watches -------------------------------------------------------------------------------
 
@@ -415,7 +421,7 @@ class Cluster:
         self, method: str, path: str, what: str, body: dict[str, Any], query: list[tuple[str, str]], ctype: str
     ) -> dict[str, Any]:
         self.writes += 1
-        return self._call(method, path, what, body, query=query, content_type=ctype)
+        return self._call(method, path, what, body, query=query, content_type=ctype, timeout_s=self.write_timeout_s)
 
     def _list(
         self, kind: Kind, namespace: str | None = None, labels: str = "", fields: str = ""
@@ -435,6 +441,7 @@ class Cluster:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        timeout_s: float | None = None,
     ) -> dict[str, Any]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         with translated(what):
@@ -446,7 +453,7 @@ class Cluster:
                 body=body,
                 auth_settings=["BearerToken"],
             )
-            response = self.api.call_api(*params, _request_timeout=self.timeout_s)
+            response = self.api.call_api(*params, _request_timeout=timeout_s or self.timeout_s)
             response.read()  # type: ignore[no-untyped-call]
             if not 200 <= response.status < 300:
                 raise ApiException(http_resp=response, body=(response.data or b"").decode(errors="replace"))
