@@ -157,7 +157,12 @@ class ControllerMetrics:
 
     def record(self, outcome: Outcome, duration_s: float, now: float) -> None:
         self.gauge("egs_autoscaler_leader").set(1 if outcome.leader else 0)
-        if outcome.observation is not None:  # a loop that observed: did it read Prometheus?
+        # Did this replica's loop read Prometheus? A standby reads nothing (0, so that the alert's max over
+        # replicas is the leader's word, not a former leader's); a leader's loop that failed before
+        # reading leaves the last word.
+        if not outcome.leader:
+            self.gauge("egs_autoscaler_prometheus_up").set(0)
+        elif outcome.observation is not None:
             self.gauge("egs_autoscaler_prometheus_up").set(0 if outcome.observation.signals is None else 1)
         for error in outcome.errors:
             self.counter("egs_autoscaler_reconcile_errors_total").labels(error).inc()

@@ -121,8 +121,8 @@ SERIES: tuple[Series, ...] = (
         "egs_autoscaler_prometheus_up",
         "gauge",
         (),
-        "1 when this replica's last loop read Prometheus; 0 when the read failed, when no Prometheus was given "
-        "(endpoints then keep their replicas), or when it has not led a loop yet.",
+        "1 when this replica leads and its last loop read Prometheus; 0 when the read failed, when no "
+        "Prometheus was given (endpoints then keep their replicas), or while it does not lead.",
     ),
     Series(
         "egs_model_demand_split_evenly",
