@@ -78,13 +78,11 @@ def mode_readers(values: str) -> Iterator[tuple[str, str]]:
 
 
 def recorded(values: str) -> set[str]:
-    return {
-        r["record"]
-        for o in of_kind(values, "PrometheusRule")
-        for g in o["spec"]["groups"]
-        for r in g["rules"]
-        if "record" in r
-    }
+    """What the mode's PrometheusRule writes: its recording rules' names, and Prometheus' ALERTS series
+    for its alerts (GPUVRAMSaturated's hysteresis reads its own)."""
+    rules = [r for o in of_kind(values, "PrometheusRule") for g in o["spec"]["groups"] for r in g["rules"]]
+    alerts = {"ALERTS", "ALERTS_FOR_STATE"} if any("alert" in r for r in rules) else set()
+    return {r["record"] for r in rules if "record" in r} | alerts
 
 
 def job_matchers(expr: str) -> set[tuple[str, str]]:
