@@ -8,19 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from grafana_foundation_sdk.builders import bargauge, dashboard, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.builders import bargauge, common, dashboard, prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.models.common import GraphThresholdsStyleMode
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DataSourceRef,
     Panel,
+    Threshold,
+    ThresholdsMode,
     VariableRefresh,
     VariableSort,
 )
 
+from alerts.config import RulesConfig
 from dashboards import queries as q
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+RULES = RulesConfig()
+"""The alerts' thresholds, which the panels draw where they show what an alert reads."""
 Query = tuple[str, str]
 """(PromQL, legend)."""
 PanelBuilder = Builder[Panel]
@@ -62,6 +68,16 @@ def rows(title: str, description: str, unit: str, *items: Query, width: int = 12
     return _targets(panel.span(width), items, instant=True)
 
 
+def threshold(panel: PanelBuilder, value: float, above: str = "red", below: str = "green") -> PanelBuilder:
+    """Colour `panel` by an alert's (or a target's) threshold: `below` under `value`, `above` from it; a time
+    series draws it as a dashed line. Cells and stats take the colour."""
+    steps = dashboard.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE)
+    panel.thresholds(steps.steps([Threshold(value=None, color=below), Threshold(value=value, color=above)]))  # type: ignore[attr-defined]
+    if isinstance(panel, timeseries.Panel):
+        panel.thresholds_style(common.GraphThresholdsStyleConfig().mode(GraphThresholdsStyleMode.DASHED))
+    return panel
+
+
 def _variable(name: str, label: str, query: str) -> dashboard.QueryVariable:
     return (
         dashboard.QueryVariable(name)
@@ -88,7 +104,7 @@ def _board(uid: str, title: str, description: str, panels: Sequence[PanelBuilder
         .with_variable(dashboard.DatasourceVariable("datasource").label("Prometheus").type("prometheus"))
         .with_variable(_variable("cluster", "Cluster", q.cluster_values()))
         .with_variable(_variable("node", "Node", q.node_values()))
-        .with_variable(_variable("gpu_class", "GPU class", q.gpu_class_values()))
+        .with_variable(_variable("gpu_model", "GPU model", q.gpu_model_values()))
         .with_variable(_variable("model", "Model", q.model_values()))
     )
     for panel in panels:
@@ -101,34 +117,49 @@ def fleet() -> dashboard.Dashboard:
         "egs-fleet",
         "EGS / Fleet overview",
         "GPU saturation by node and GPU model (memory, not compute, fills an LLM GPU), memory-bound GPUs, "
-        "KV-cache usage and idle GPUs by class.",
+        "KV-cache usage and idle GPUs by GPU model.",
         [
             number("GPUs", "Whole GPUs reporting.", "none", q.gpus_total()),
             number(
                 "Idle GPUs", "Whole GPUs below the idle saturation (no model on them).", "none", q.gpus_idle_total()
             ),
-            number(
-                "VRAM-saturated GPUs", "GPUs and MIG instances above 95% VRAM used.", "none", q.vram_saturated_gpus()
+            threshold(
+                number(
+                    "VRAM-saturated GPUs",
+                    "GPUs and MIG instances above 95% VRAM used (GPUVRAMSaturated pages on each).",
+                    "none",
+                    q.vram_saturated_gpus(),
+                ),
+                1,
             ),
-            number("Free VRAM", "VRAM free on whole GPUs.", "mbytes", f"sum({q.vram_free_by_class()})"),
-            series(
-                "Saturation by node",
-                "The most saturated GPU of each node.",
-                "percentunit",
-                (q.saturation_by_node(), "{{Hostname}}"),
+            number("Free VRAM", "VRAM free on whole GPUs.", "mbytes", f"sum({q.vram_free_by_model()})"),
+            threshold(
+                series(
+                    "Saturation by node",
+                    "The most saturated GPU of each node; the dashed line is where GPUVRAMSaturated pages.",
+                    "percentunit",
+                    (q.saturation_by_node(), "{{Hostname}}"),
+                ),
+                RULES.vram_saturated_ratio,
             ),
-            series(
-                "Saturation by GPU model",
-                "Mean and most saturated GPU of each GPU model.",
-                "percentunit",
-                (q.saturation_by_gpu_class(), "{{modelName}} avg"),
-                (q.saturation_max_by_gpu_class(), "{{modelName}} max"),
+            threshold(
+                series(
+                    "Saturation by GPU model",
+                    "Mean and most saturated GPU of each GPU model; the dashed line is where GPUVRAMSaturated pages.",
+                    "percentunit",
+                    (q.saturation_by_gpu_model(), "{{modelName}} avg"),
+                    (q.saturation_max_by_gpu_model(), "{{modelName}} max"),
+                ),
+                RULES.vram_saturated_ratio,
             ),
-            series(
-                "VRAM used per GPU",
-                "VRAM used / (used + free + reserved).",
-                "percentunit",
-                (q.vram_used_by_gpu(), "{{Hostname}} {{gpu}}"),
+            threshold(
+                series(
+                    "VRAM used per GPU",
+                    "VRAM used / (used + free + reserved); the dashed line is the 95% at which GPUVRAMSaturated pages.",
+                    "percentunit",
+                    (q.vram_used_by_gpu(), "{{Hostname}} {{gpu}}"),
+                ),
+                RULES.vram_saturated_ratio,
             ),
             series(
                 "Compute per GPU", "DCGM GPU utilisation.", "percentunit", (q.compute_by_gpu(), "{{Hostname}} {{gpu}}")
@@ -146,12 +177,12 @@ def fleet() -> dashboard.Dashboard:
                 (q.kv_cache_usage(), "{{model_name}}"),
             ),
             bars(
-                "Idle GPUs by class",
+                "Idle GPUs by GPU model",
                 "Whole GPUs holding no model, per GPU model.",
                 "none",
-                (q.idle_gpus_by_class(), "{{modelName}}"),
+                (q.idle_gpus_by_model(), "{{modelName}}"),
             ),
-            bars("GPUs by class", "Whole GPUs per GPU model.", "none", (q.gpus_by_class(), "{{modelName}}")),
+            bars("GPUs by GPU model", "Whole GPUs per GPU model.", "none", (q.gpus_by_model(), "{{modelName}}")),
         ],
     )
 
@@ -161,7 +192,7 @@ def models() -> dashboard.Dashboard:
         "egs-models",
         "EGS / Models",
         "Per model: demand now and a day and a week earlier (the forecast's seasonal inputs), demand per GPU "
-        "class, queue, KV cache, the controller's forecast of each class's GPU need against capacity, and "
+        "model, queue, KV cache, the controller's forecast of each class's GPU need against capacity, and "
         "the endpoints waiting for capacity with their promised ready times.",
         [
             series(
@@ -173,17 +204,22 @@ def models() -> dashboard.Dashboard:
                 (q.demand_a_week_earlier(), "{{model_name}} 1w ago"),
             ),
             series(
-                "Demand by GPU class",
+                "Demand by GPU model",
                 "Requests per second served on each GPU model.",
                 "reqps",
-                (q.demand_by_gpu_class(), "{{modelName}}"),
+                (q.demand_by_gpu_model(), "{{modelName}}"),
             ),
-            series(
-                "Queue",
-                "Requests waiting and running, summed over replicas.",
-                "none",
-                (q.requests_waiting(), "{{model_name}} waiting"),
-                (q.requests_running(), "{{model_name}} running"),
+            threshold(
+                series(
+                    "Queue",
+                    "Requests waiting and running, summed over replicas; ModelQueueBacklog warns while the waiting "
+                    "stay above the dashed line.",
+                    "none",
+                    (q.requests_waiting(), "{{model_name}} waiting"),
+                    (q.requests_running(), "{{model_name}} running"),
+                ),
+                RULES.queue_backlog_requests,
+                above="orange",
             ),
             series(
                 "KV cache",
@@ -202,15 +238,20 @@ def models() -> dashboard.Dashboard:
             ),
             series(
                 "Capacity by GPU class",
-                "Whole GPUs per GPU model.",
+                "From the controller: GPUs on the Ready nodes of each class, the same classes as the forecast's.",
                 "none",
-                (q.gpus_by_class(), "{{modelName}} GPUs"),
+                (q.capacity_gpus_by_class(), "{{gpu_class}} GPUs"),
             ),
-            rows(
-                "Endpoints: seconds to promised ready time",
-                "From the controller: negative means late.",
-                "s",
-                (q.endpoint_seconds_to_ready(), "{{namespace}}/{{endpoint}}"),
+            threshold(
+                rows(
+                    "Endpoints: seconds to promised ready time",
+                    "From the controller: negative means late; red once EndpointProvisioningSlow warns.",
+                    "s",
+                    (q.endpoint_seconds_to_ready(), "{{namespace}}/{{endpoint}}"),
+                ),
+                -RULES.provisioning_grace_seconds,
+                above="green",
+                below="red",
             ),
             series(
                 "Endpoints: replicas waiting for capacity",
@@ -233,7 +274,8 @@ def warm_pools() -> dashboard.Dashboard:
         "egs-warm-pools",
         "EGS / Warm pools",
         "Per GPU class (catalogue names): the idle nodes the policy wants held, those held, the replicas "
-        "waiting for capacity, the warm nodes taken and how long endpoints waited for capacity.",
+        "waiting for capacity, the warm nodes taken, how long endpoints waited for capacity, what the idle "
+        "GPUs cost per hour, and the endpoints late on their promised ready time.",
         [
             series(
                 "Warm nodes: target and held",
@@ -264,6 +306,24 @@ def warm_pools() -> dashboard.Dashboard:
                 "s",
                 (q.provisioning_seconds(0.5), "{{gpu_class}} p50"),
                 (q.provisioning_seconds(0.95), "{{gpu_class}} p95"),
+            ),
+            series(
+                "What the idle GPUs cost",
+                "Per class, $/hour of the GPUs no pod holds (the warm pool's nodes and free room on busy ones), at "
+                "the class's price (the Cost by team board has the rest).",
+                "currencyUSD",
+                (q.idle_dollars_per_hour_by_class(), "{{gpu_class}}"),
+            ),
+            threshold(
+                number(
+                    "Endpoints late on their promise",
+                    "Endpoints past their promised ready time and not ready yet (EndpointProvisioningSlow warns "
+                    "after a grace period).",
+                    "none",
+                    q.endpoints_late(),
+                    width=12,
+                ),
+                1,
             ),
         ],
     )
@@ -389,12 +449,15 @@ def health() -> dashboard.Dashboard:
                 (q.exporter_driver_up(), "{{Hostname}} driver"),
                 (q.exporter_pod_attribution_up(), "{{Hostname}} kubelet"),
             ),
-            number(
-                "Since last reconcile",
-                "Controller: time since its last reconcile loop finished.",
-                "s",
-                q.controller_seconds_since_reconcile(),
-                width=12,
+            threshold(
+                number(
+                    "Since last reconcile",
+                    "Controller: time since its last reconcile loop finished; red once AutoscalerNotReconciling warns.",
+                    "s",
+                    q.controller_seconds_since_reconcile(),
+                    width=12,
+                ),
+                RULES.reconcile_stale_seconds,
             ),
             series(
                 "Reconcile errors",

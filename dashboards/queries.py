@@ -5,23 +5,27 @@ the rendered JSON, so a query here is checked against what is really written and
 Prometheus. Queries read the recorded names of `alerts/` (the same for either GPU source), vLLM's own
 series, the exporter's self-metrics and the controller's series (`autoscaler/metrics.py`).
 
-Selectors use the dashboard variables `$cluster`, `$node`, `$gpu_class` and `$model` (each "All" is
+Selectors use the dashboard variables `$cluster`, `$node`, `$gpu_model` and `$model` (each "All" is
 `.*`, which also matches a series without that label: `cluster` exists only where Thanos, Mimir or a
 relabelling adds it).
 """
 
 from __future__ import annotations
 
-GPU = 'cluster=~"$cluster", Hostname=~"$node", modelName=~"$gpu_class"'
+GPU = 'cluster=~"$cluster", Hostname=~"$node", modelName=~"$gpu_model"'
 """Selects per-GPU series (and per-node / per-GPU-model aggregates, which carry a subset of these)."""
 NODE = 'cluster=~"$cluster", Hostname=~"$node"'
-CLASS = 'cluster=~"$cluster", modelName=~"$gpu_class"'
+CLASS = 'cluster=~"$cluster", modelName=~"$gpu_model"'
 MODEL = 'cluster=~"$cluster", model_name=~"$model"'
 """vLLM's own series and the per-model rules name the model `model_name`."""
 ENDPOINT = 'cluster=~"$cluster", model=~"$model"'
 """The controller's endpoint series name the model `model`."""
 POOL = 'cluster=~"$cluster"'
-"""Warm pools are per catalogue class (`gpu_class="H100-80GB"`), not per dcgm modelName."""
+"""The controller's series: per GPU class (`gpu_class="H100-80GB"`, the catalogue's names).
+
+One vocabulary on every board: a *GPU class* is a catalogue class (`gpu_class`: warm pools, forecast,
+capacity, cost), a *GPU model* is the name the exporter reports (dcgm's `modelName`: saturation, VRAM,
+demand served per model)."""
 VRAM_SATURATED = 0.95
 
 
@@ -32,11 +36,11 @@ def saturation_by_node() -> str:
     return f"Hostname:gpu_saturation:max{{{NODE}}}"
 
 
-def saturation_by_gpu_class() -> str:
+def saturation_by_gpu_model() -> str:
     return f"modelName:gpu_saturation:avg{{{CLASS}}}"
 
 
-def saturation_max_by_gpu_class() -> str:
+def saturation_max_by_gpu_model() -> str:
     return f"modelName:gpu_saturation:max{{{CLASS}}}"
 
 
@@ -65,15 +69,15 @@ def gpus_idle_total() -> str:
     return f"sum(modelName:gpus_idle:count{{{CLASS}}})"
 
 
-def idle_gpus_by_class() -> str:
+def idle_gpus_by_model() -> str:
     return f"modelName:gpus_idle:count{{{CLASS}}}"
 
 
-def gpus_by_class() -> str:
+def gpus_by_model() -> str:
     return f"modelName:gpus:count{{{CLASS}}}"
 
 
-def vram_free_by_class() -> str:
+def vram_free_by_model() -> str:
     return f"modelName:vram_free:mib{{{CLASS}}}"
 
 
@@ -96,7 +100,7 @@ def demand_a_week_earlier() -> str:
     return f"model:requests_1w_ago:rate5m{{{MODEL}}}"
 
 
-def demand_by_gpu_class() -> str:
+def demand_by_gpu_model() -> str:
     return f"modelName:requests:rate5m{{{CLASS}}}"
 
 
@@ -110,6 +114,11 @@ def requests_running() -> str:
 
 def kv_cache_usage_avg() -> str:
     return f"model:kv_cache_usage:avg{{{MODEL}}}"
+
+
+def capacity_gpus_by_class() -> str:
+    """GPUs on the Ready nodes of each class, from the controller: the same class names as its forecast."""
+    return f"max by (gpu_class) (egs_gpu_class_gpus{{{POOL}}})"
 
 
 def forecast_gpus() -> str:
@@ -147,6 +156,14 @@ def replicas_waiting_by_pool() -> str:
 
 def warm_nodes_taken_per_hour() -> str:
     return f"sum by (gpu_class) (increase(egs_warm_pool_taken_nodes_total{{{POOL}}}[1h]))"
+
+
+def endpoints_late() -> str:
+    """Endpoints past their promised ready time and not ready: the promises being broken now."""
+    late = f"time() - egs_endpoint_estimated_ready_timestamp_seconds{{{POOL}}} > 0"
+    # 0, not nothing, while a controller reports and none is late
+    reporting = f"0 * max(egs_autoscaler_last_reconcile_timestamp_seconds{{{POOL}}})"
+    return f"count(({late}) and on (namespace, endpoint) egs_endpoint_ready{{{POOL}}} == 0) or {reporting}"
 
 
 def provisioning_seconds(quantile: float) -> str:
@@ -243,7 +260,7 @@ def node_values() -> str:
     return 'label_values(gpu_whole:saturation:ratio{cluster=~"$cluster"}, Hostname)'
 
 
-def gpu_class_values() -> str:
+def gpu_model_values() -> str:
     return 'label_values(gpu_whole:saturation:ratio{cluster=~"$cluster"}, modelName)'
 
 

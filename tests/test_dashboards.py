@@ -15,6 +15,7 @@ rules on a week of data).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ from localplay.vllm_standin import Server, VllmStandIn
 from tests.conftest import SimCluster
 
 BOARDS = {name: json.loads(text) for name, text in rendered().items()}
-VARIABLES = {"cluster", "node", "gpu_class", "model"}
+VARIABLES = {"cluster", "node", "gpu_model", "model"}
 NEEDS_HISTORY = ("_1d_ago:", "_1w_ago:")
 SERVING_NODE = "sim-serving-0"
 VLLM = [
@@ -198,5 +199,61 @@ def test_the_variables_offer_the_fleet_s_nodes_classes_and_models(prometheus: Pr
     board = BOARDS["egs-fleet.json"]
     by_name = {v["name"]: _variable_query(v) for v in board["templating"]["list"] if v["type"] == "query"}
     assert SERVING_NODE in prometheus.label_values(by_name["node"][1], by_name["node"][0])
-    assert "NVIDIA H100 80GB HBM3" in prometheus.label_values(by_name["gpu_class"][1], by_name["gpu_class"][0])
+    assert "NVIDIA H100 80GB HBM3" in prometheus.label_values(by_name["gpu_model"][1], by_name["gpu_model"][0])
     assert set(prometheus.label_values(by_name["model"][1], by_name["model"][0])) == {s.model for s in VLLM}
+
+
+ALERT_THRESHOLD = re.compile(r"^(?:time\(\) - (?:max\()?)?(?P<name>[\w:]+)\)?(?:\{[^}]*\})? > (?P<value>[\d.]+)")
+"""An alert of the form `NAME > N` (or `time() - NAME > N`): a panel showing NAME must show N."""
+
+
+def _alert_thresholds() -> dict[str, float]:
+    groups = yaml.safe_load(render_rules(RulesConfig()))["groups"]
+    found = {}
+    for rule in (r for g in groups for r in g["rules"] if "alert" in r):
+        match = ALERT_THRESHOLD.match(rule["expr"])
+        if match:
+            found[match["name"]] = float(match["value"])
+    return found
+
+
+def test_every_panel_showing_what_an_alert_compares_draws_the_alert_s_threshold() -> None:
+    thresholds = _alert_thresholds()
+    assert thresholds["gpu:vram_used:ratio"] == RulesConfig().vram_saturated_ratio == 0.95
+    checked = []
+    for name, board in BOARDS.items():
+        for panel in board["panels"]:
+            # the series as it is, or the time since / until it (not a difference of two series)
+            shown = {re.sub(r"\{[^}]*\}|\s", "", t["expr"]) for t in panel["targets"]}
+            for series, value in thresholds.items():
+                if not shown & {series, f"time()-max({series})", f"{series}-time()"}:
+                    continue
+                defaults = panel["fieldConfig"]["defaults"]
+                steps = {abs(s["value"]) for s in defaults.get("thresholds", {}).get("steps", []) if s["value"]}
+                assert value in steps, f"{name}: {panel['title']} shows {series} without its alert's {value:g}"
+                if panel["type"] == "timeseries":
+                    assert defaults["custom"]["thresholdsStyle"]["mode"] in ("line", "dashed"), panel["title"]
+                checked.append(panel["title"])
+    assert {"VRAM used per GPU", "Queue", "Since last reconcile", "Endpoints: seconds to promised ready time"} <= set(
+        checked
+    )
+
+
+def test_a_gpu_class_is_a_catalogue_class_and_a_gpu_model_dcgm_s_name_on_every_board() -> None:
+    # One vocabulary: panels grouped by dcgm's modelName say "GPU model", those by gpu_class say "class",
+    # so that the forecast (per class) and capacity (per class) read alike.
+    for name, board in BOARDS.items():
+        for panel in board["panels"]:
+            legends = " ".join(t.get("legendFormat", "") for t in panel["targets"])
+            words = f"{panel['title']} {panel['description']}".lower()
+            if "{{modelName}}" in legends:
+                assert "class" not in words, f"{name}: {panel['title']} groups by GPU model but says class"
+            if "{{gpu_class}}" in legends:
+                assert "gpu model" not in words, f"{name}: {panel['title']} groups by class but says GPU model"
+        for var in board["templating"]["list"]:
+            if var["name"] == "gpu_model":
+                assert var["label"] == "GPU model" and "modelName" in str(var["query"])
+    # the forecast and the capacity it is read against speak of the same classes
+    first = {p["title"]: p["targets"][0]["legendFormat"] for p in BOARDS["egs-models.json"]["panels"]}
+    assert first["Capacity by GPU class"].startswith("{{gpu_class}}")
+    assert first["Forecast GPU need by class"].startswith("{{gpu_class}}")
