@@ -721,7 +721,12 @@ def main() -> int:
     )
     result["controller_loop_s"] = round(loop_s, 2)
     not_ready = [k for k, s in figures["statuses"].items() if s.get("phase") != "Ready"]
-    log(f"not Ready at the end: {len(not_ready)} {not_ready[:8]}; nodes ordered: {play.ordered}")
+    log(f"not Ready at the end: {len(not_ready)}; nodes ordered: {play.ordered}")
+    for key in not_ready[:8]:
+        status = figures["statuses"][key]
+        condition = next(iter(status.get("conditions") or ()), {})
+        pods = [f"{p.name}@{p.node or 'pending'}" for p in play.pods.values() if p.endpoint == key]
+        log(f"  {key}: {status.get('phase')} {condition.get('reason')}: {condition.get('message', '')[:160]}; {pods}")
     print(json.dumps(result))
     return 0
 
