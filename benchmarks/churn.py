@@ -7,7 +7,8 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
 - node autoscaler: a pod no node takes, of a configured GPU class, orders nodes of that class; each
   joins after a delay drawn uniformly from 5-10 minutes per order (seeded), labelled as GPU Feature
   Discovery or AMD's labeller labels it (`scheduler.synthetic.gpu_node`); nodes are not given back;
-- scheduler: each Deployment's pods (`<name>-<i>`) are bound, in name order, to the first Ready node
+- scheduler: each Deployment's pods (`<name>-<template hash>-<i>`: a changed template rolls them over,
+  a Ready pod of the old one staying until as many new ones are Ready) are bound, in name order, to the first Ready node
   whose labels its node selector and affinity accept, whose taints it tolerates, and where what it asks
   for fits: whole GPUs, MIG instances, AMD partitions, KAI `gpu-memory`, HAMi memory, as
   `autoscaler.pods.holds` reads a bound pod (the controller's own reading of other workloads' pods);
@@ -40,7 +41,8 @@ The last line of stdout is one JSON object:
 - `applied_over_intended`: $/h of the replicas the workloads hold (each Deployment's replicas at its
   recorded shape, `autoscaler.decide.placement.replica_cost`) over $/h the statuses intend
   (`costPerHour`), once settled (target <= 1.02);
-- `stale_workloads`: workloads whose shape is not their endpoint's, or whose endpoint is gone (0);
+- `stale_workloads`: workloads whose endpoint is gone, or beyond those (of the status's shape first) that
+  hold its desired replicas (0);
 - `disruptions_outside_consolidation`: Ready replicas of endpoints whose spec did not change that went
   away, unless an Event on the endpoint names consolidation (0); `consolidation_disruptions` those;
 - `etas_kept`, `eta_mean_slack_s`: of the 202 answers, the share Ready by their `estimatedReadyTime`,
@@ -58,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import math
 import random
@@ -278,7 +281,21 @@ class Play:
     def step(self, now: float) -> None:
         self._join(now)
         wanted = self._wanted()
+        replicas = {(p.namespace, p.deployment): 0 for p in wanted.values()}
+        for pod in wanted.values():
+            replicas[(pod.namespace, pod.deployment)] += 1
+        serving = dict.fromkeys(replicas, 0)
+        for key, pod in self.pods.items():
+            if key in wanted and pod.ready:
+                serving[(pod.namespace, pod.deployment)] += 1
         for key in [k for k in self.pods if k not in wanted]:
+            # A rolling update (maxUnavailable 0): a Ready pod of the Deployment's previous template stays
+            # until as many pods of its new one are Ready; anything else goes at once.
+            pod = self.pods[key]
+            deployment = (pod.namespace, pod.deployment)
+            if pod.ready and deployment in replicas and serving[deployment] < replicas[deployment]:
+                serving[deployment] += 1
+                continue
             del self.pods[key]
         for key, pod in wanted.items():
             self.pods.setdefault(key, pod)
@@ -299,10 +316,11 @@ class Play:
                 continue
             variant = self.registry.get(annotations["egs.io/model"]).variant(annotations["egs.io/variant"])
             endpoint = f"{meta['namespace']}/{annotations['egs.io/request-name']}"
+            revision = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()[:6]
             for i in range(int(spec.get("replicas", 0))):
                 pod = Pod(
                     meta["namespace"],
-                    f"{meta['name']}-{i}",
+                    f"{meta['name']}-{revision}-{i}",
                     meta["name"],
                     endpoint,
                     template,
@@ -457,6 +475,11 @@ def workload_cost(d: Mapping[str, Any], catalog: Catalog) -> float:
     return int((d.get("spec") or {}).get("replicas", 0)) * replica_cost(shape, catalog)
 
 
+def _shape(d: Mapping[str, Any]) -> tuple[str, str]:
+    a = d["metadata"].get("annotations") or {}
+    return a.get("egs.io/variant", ""), a.get("egs.io/gpu-class", "")
+
+
 def settled_figures(kube: KubeCluster, catalog: Catalog) -> dict[str, Any]:
     statuses: dict[str, dict[str, Any]] = {
         f"{e['metadata']['namespace']}/{e['metadata']['name']}": e["status"]
@@ -465,19 +488,26 @@ def settled_figures(kube: KubeCluster, catalog: Catalog) -> dict[str, Any]:
     }
     intended = sum(float(s.get("costPerHour") or 0.0) for s in statuses.values())
     applied, stale = 0.0, 0
+    by_endpoint: dict[str, list[dict[str, Any]]] = {}
     for d in kube.all(DEPLOYMENTS):
         a = d["metadata"].get("annotations") or {}
-        if "egs.io/request-name" not in a:
-            continue
-        applied += workload_cost(d, catalog)
-        status = statuses.get(f"{d['metadata']['namespace']}/{a['egs.io/request-name']}") or {}
-        if (status.get("variant"), status.get("gpuClass")) != (a["egs.io/variant"], a["egs.io/gpu-class"]):
+        if "egs.io/request-name" in a:
+            applied += workload_cost(d, catalog)
+            by_endpoint.setdefault(f"{d['metadata']['namespace']}/{a['egs.io/request-name']}", []).append(d)
+    for key, workloads in by_endpoint.items():
+        # An endpoint may run replicas of several shapes (incumbents kept, new ones elsewhere): its workloads
+        # count, those of the status's shape first, until they hold its desired replicas; the rest are stale.
+        status = statuses.get(key) or {}
+        shape = (status.get("variant"), status.get("gpuClass"))
+        workloads.sort(key=lambda d: (_shape(d) != shape, -int((d.get("spec") or {}).get("replicas", 0))))
+        held = 0
+        for d in workloads:
+            if status and held < int(status.get("desiredReplicas") or 0):
+                held += int((d.get("spec") or {}).get("replicas", 0))
+                continue
             stale += 1
-            replicas = (d.get("spec") or {}).get("replicas")
-            log(
-                f"stale: {d['metadata']['namespace']}/{d['metadata']['name']} ({replicas} x {a['egs.io/variant']} "
-                f"on {a['egs.io/gpu-class']}; its endpoint: {status.get('variant')} on {status.get('gpuClass')})"
-            )
+            log(f"stale: {d['metadata']['namespace']}/{d['metadata']['name']} ({d['spec'].get('replicas')} x "
+                f"{_shape(d)}; its endpoint: {status.get('desiredReplicas')} x {shape})")  # fmt: skip
     return {"applied": applied, "intended": intended, "stale": stale, "statuses": statuses}
 
 
@@ -724,7 +754,7 @@ def main() -> int:
     log(f"not Ready at the end: {len(not_ready)}; nodes ordered: {play.ordered}")
     for key in not_ready[:8]:
         status = figures["statuses"][key]
-        condition = next(iter(status.get("conditions") or ()), {})
+        condition: dict[str, Any] = next(iter(status.get("conditions") or ()), {})
         pods = [f"{p.name}@{p.node or 'pending'}" for p in play.pods.values() if p.endpoint == key]
         log(f"  {key}: {status.get('phase')} {condition.get('reason')}: {condition.get('message', '')[:160]}; {pods}")
     print(json.dumps(result))
