@@ -11,7 +11,8 @@
 # GPU Feature Discovery labels an 8 x H100 node, and its status given 8 `nvidia.com/gpu` (there is no
 # device plugin); the InferenceEndpoint e2e/endpoint.yaml; then the script waits until the controller
 # has written the endpoint's status (a phase) and prints it. The vLLM image is not pulled: the phase is
-# Pending or Provisioning, never Ready, and the script does not wait for it.
+# Pending or Provisioning, never Ready, and the script does not wait for it. Last, it prints Prometheus'
+# `up` for the EGS scrape jobs (exporter, controller, API), as docs/install.md's checks do.
 #
 # Needs docker, kind, kubectl and helm on PATH. Environment: CLUSTER (egs-e2e), KEEP (0),
 # KPS_VERSION (the kube-prometheus-stack chart version; empty: the latest), TIMEOUT (seconds to wait
@@ -104,4 +105,11 @@ while [[ -z "$phase" ]]; do
 done
 log "phase: $phase"
 k get inferenceendpoint chat -n team-a -o jsonpath='{.status}'
+echo
+
+# As docs/install.md's "See that it works": Prometheus scrapes every EGS job (exporter, controller, API).
+log 'Prometheus: up{job=~"egs-.*"} (each target 1 once scraped)'
+k -n monitoring exec statefulset/prometheus-kps-prometheus -c prometheus -- \
+  wget -qO- 'http://127.0.0.1:9090/api/v1/query?query=up%7Bjob%3D~%22egs-.%2A%22%7D' ||
+  log "could not query Prometheus (its first scrapes take up to a minute)"
 echo

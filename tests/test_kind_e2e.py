@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -75,6 +76,20 @@ def test_the_values_name_what_the_script_installs() -> None:
     exporter = of_kind("kind-e2e", "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0]
     assert "--backend=sim" in exporter["args"]
     assert exporter["image"] == "egs-exporter:e2e" and exporter["imagePullPolicy"] == "Never"
+
+
+def test_the_script_asks_prometheus_for_every_job_the_chart_scrapes() -> None:
+    encoded = re.search(r"query\?query=(\S+)'", TEXT)
+    assert encoded and urllib.parse.unquote(encoded[1]) == 'up{job=~"egs-.*"}'
+    jobs = [
+        e["relabelings"][0]["replacement"]
+        for m in of_kind("kind-e2e", "ServiceMonitor")
+        for e in m["spec"]["endpoints"]
+    ]
+    assert sorted(jobs) == ["egs-api", "egs-controller", "egs-exporter"]
+    assert all(re.fullmatch("egs-.*", job) for job in jobs)
+    # kube-prometheus-stack with fullnameOverride=kps: the operator names the StatefulSet prometheus-<its CR>
+    assert "statefulset/prometheus-kps-prometheus" in TEXT
 
 
 def test_the_node_the_script_labels_is_an_h100_node_to_the_controller() -> None:
