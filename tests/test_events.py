@@ -140,11 +140,13 @@ def test_an_endpoint_s_conditions_move_on_a_status_change_only_and_say_progressi
         ("Ready", "False", "ReplicasStarting", "08:00:00"),
         ("Progressing", "True", "ReplicasStarting", "08:00:00"),
         ("Degraded", "False", "ReplicasStarting", "08:00:00"),
+        ("ScalingActive", "True", "ReplicasFollowDemand", "08:00:00"),
     ]
     assert seen(ready) == [
         ("Ready", "True", "AllReplicasReady", "08:06:40"),
         ("Progressing", "False", "AllReplicasReady", "08:06:40"),
         ("Degraded", "False", "AllReplicasReady", "08:00:00"),
+        ("ScalingActive", "True", "ReplicasFollowDemand", "08:00:00"),
     ]
     assert seen(failed)[2] == ("Degraded", "True", "Unschedulable", "08:08:20")
 

@@ -130,6 +130,14 @@ def endpoint_status(
     conditions = [c for c in previous.get("conditions") or () if c.get("type") in ENDPOINT_CONDITIONS]
     for type, holds in conditions_of(d).items():
         conditions = set_condition(conditions, type, holds, d.reason, d.message, now, generation)
+    # As HPA's ScalingActive: False while the replica count is held instead of following demand (Prometheus
+    # unreachable or not given, a model's metrics missing, stale or contradictory), so that `kubectl
+    # describe` says autoscaling is off for this endpoint, and why.
+    if d.held:
+        conditions = set_condition(conditions, SCALING_ACTIVE, "False", "ReplicasHeld", d.held, now, generation)
+    else:
+        follow = "replicas follow demand"
+        conditions = set_condition(conditions, SCALING_ACTIVE, "True", "ReplicasFollowDemand", follow, now, generation)
     status: dict[str, Any] = {
         "phase": d.phase,
         "readyReplicas": d.ready_replicas,
@@ -176,7 +184,8 @@ def answer_status(d: EndpointDecision, generation: int) -> dict[str, Any]:
     return status
 
 
-ENDPOINT_CONDITIONS = ("Ready", "Progressing", "Degraded")
+SCALING_ACTIVE = "ScalingActive"
+ENDPOINT_CONDITIONS = ("Ready", "Progressing", "Degraded", SCALING_ACTIVE)
 
 
 def conditions_of(d: EndpointDecision) -> dict[str, Literal["True", "False"]]:
