@@ -14,15 +14,19 @@ releases that reach it. Rules every policy keeps:
 - going down, orders still provisioning are cancelled first (free), then empty ready nodes released.
 
 The EGS policy (`egs_target`) reads only the GPUs needed per sample (so it works whether or not the
-demand is broken down by client) and holds as spare capacity above the need now the largest of
-- the capacity freed by sudden drops (changes beyond `jump_threshold` x the median change) in the
-  last `hold_s`: on/off clients come back, so what one freed is held for it;
-- the fitted `jump_quantile` of the next rise among the `neighbours` past moments whose activity
-  (largest change over the previous `activity_s`) was closest to now's: big switch-ons cluster;
-- the sudden rises seen so far, each decayed with `jump_halflife_s`;
-- the rise the point forecast expects over the lead time, and the `allowance_gpus` floor;
-less the free GPUs on busy nodes, which absorb a rise first. Every one of these is an estimate of the
-same thing (how much may arrive before a node ordered now is ready), so they are not added up.
+demand is broken down by client, and whatever the sampling interval). It looks at the history in blocks
+of one lead time (`lead_s`, a node's provisioning time), each block's mean and peak, so that "a rise"
+(the next block's peak over this block's mean) is what arrived within about one lead time, measured
+the same way at 1-minute and 10-minute sampling. It holds as spare capacity above the need now the largest of
+- the `quantile` of the rises seen at this time of day (within `tod_window_s`) on the past days: the
+  hours in which switch-ons happen keep their pool through a calm spell (fitted on training days);
+- the largest sudden rise (a switch-on: beyond `jump_threshold` x the median rise, and at least one
+  GPU) in the last `recent_s`: switch-ons cluster, so one just seen says the next is near;
+- the capacity freed by sudden drops in the last `hold_s`, for the on/off client to come back;
+- the `allowance_gpus` floor;
+less the free GPUs on busy nodes, which absorb a rise first. Each is an estimate of the same thing (what
+may arrive before a node ordered now is ready), so they are not added up. It reads no forecast: the
+seasonal forecast costs a fit per sample, and the rises at this time of day already carry the season.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from autoscaler.forecast import DemandSeries, Forecast
+from autoscaler.forecast import DAY_S, DemandSeries, Forecast
 
 
 @dataclass(frozen=True)
@@ -47,18 +52,18 @@ class PoolSettings:
     """The `static` policy's pool size, in nodes."""
     allowance_gpus: float = 0.0
     """EGS: spare GPUs always held, whatever the history says."""
+    lead_s: float = 600.0
+    """EGS: a node's provisioning time (seconds): rises are measured over blocks this long."""
+    quantile: float = 0.9
+    """EGS: quantile of the rises seen at this time of day that the pool covers (fitted on training days)."""
+    tod_window_s: float = 2 * 3_600.0
+    """EGS: rises within this many seconds of now's time of day, on past days, count as "this time of day"."""
+    recent_s: float = 6 * 3_600.0
+    """EGS: a sudden rise (a switch-on) is held as spare this long (seconds): switch-ons cluster."""
     hold_s: float = 2 * 3_600.0
     """EGS: capacity freed by a sudden drop is held this long (seconds), for the client to come back."""
     jump_threshold: float = 3.0
-    """EGS: a change of more than this many median changes is a client switching (sudden)."""
-    jump_quantile: float = 0.99
-    """EGS: quantile of the next rise at similar activity to cover (fitted on training days; 0 turns it off)."""
-    activity_s: float = 3 * 3_600.0
-    """EGS: activity is the largest change (either way) over this many seconds before a moment."""
-    neighbours: int = 150
-    """EGS: how many past moments of the closest activity the rise quantile is taken over."""
-    jump_halflife_s: float = 18 * 3_600.0
-    """EGS: a sudden rise keeps asking for its size in spare, halved every this many seconds (0: off)."""
+    """EGS: a rise (or drop) over one lead time beyond this many median rises is sudden (a client switching)."""
     history_s: float = 7 * 86_400.0
     """EGS: how much history the policy reads (seconds)."""
     max_idle_nodes: int | None = None
@@ -67,12 +72,12 @@ class PoolSettings:
     def __post_init__(self) -> None:
         if self.gpus_per_node < 1:
             raise ValueError(f"PoolSettings.gpus_per_node must be >= 1, got {self.gpus_per_node}")
-        if min(self.static_nodes, self.allowance_gpus, self.hold_s, self.jump_halflife_s) < 0:
-            raise ValueError("PoolSettings: static_nodes, allowance_gpus, hold_s and jump_halflife_s must be >= 0")
-        if not 0 <= self.jump_quantile <= 1:
-            raise ValueError(f"PoolSettings.jump_quantile must be in [0, 1], got {self.jump_quantile}")
-        if self.neighbours < 1 or self.activity_s <= 0 or self.history_s <= 0 or self.jump_threshold < 0:
-            raise ValueError("PoolSettings: neighbours >= 1, activity_s and history_s > 0, jump_threshold >= 0")
+        if min(self.static_nodes, self.allowance_gpus, self.hold_s, self.recent_s, self.tod_window_s) < 0:
+            raise ValueError("PoolSettings: static_nodes, allowance_gpus, hold_s, recent_s, tod_window_s must be >= 0")
+        if not 0 <= self.quantile <= 1:
+            raise ValueError(f"PoolSettings.quantile must be in [0, 1], got {self.quantile}")
+        if self.lead_s <= 0 or self.history_s <= 0 or self.jump_threshold < 0:
+            raise ValueError("PoolSettings: lead_s and history_s > 0, jump_threshold >= 0")
         if self.max_idle_nodes is not None and self.max_idle_nodes < 0:
             raise ValueError(f"PoolSettings.max_idle_nodes must be >= 0, got {self.max_idle_nodes}")
 
@@ -98,6 +103,10 @@ class PoolObservation:
         return len(self.need_gpus.values) == 0 or bool(np.isnan(self.need_gpus.values[-1]))
 
 
+SUSTAIN_S = 180.0
+"""EGS sees a level only once it has lasted this long: replicas for a one- or two-minute spike are cancelled
+before any wait over 60 s (at 10-minute sampling, every sample has)."""
+
 PoolPolicy = Callable[[PoolObservation, float, PoolSettings], int]
 """(observation, now, settings) -> idle nodes to hold. `hold_on_missing_data` adds the previous target."""
 
@@ -120,44 +129,74 @@ def seasonal_naive_target(obs: PoolObservation, now: float, settings: PoolSettin
 
 
 def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
-    """The largest of held capacity from recent sudden drops and the rises to expect now (module docstring)."""
-    need = _need_now(obs)
-    step_s = obs.need_gpus.step_s
-    known = _window(obs.need_gpus, now, settings.history_s)
-    steps = np.diff(known)
-    spare = settings.allowance_gpus
-    if obs.forecast is not None:
-        spare = max(spare, obs.forecast.expected_peak - need)
-    if steps.size == 0:
-        return _nodes_for(spare, obs, settings)
-    threshold = max(1.0, settings.jump_threshold * float(np.median(np.abs(steps))))
-    spare = max(spare, _similar_activity_rise(steps, step_s, settings))
-    if settings.jump_halflife_s > 0:
-        sudden = np.where(steps >= threshold, steps, 0.0)
-        age_s = (len(steps) - 1 - np.arange(len(steps))) * step_s
-        spare = max(spare, float(np.max(sudden * 0.5 ** (age_s / settings.jump_halflife_s))))
-    recent = int(settings.hold_s // step_s)
-    if recent > 0:
-        last = steps[-recent:]
-        dropped = float(-np.sum(last[last <= -threshold]))
-        spare = max(spare, min(dropped, max(0.0, float(np.max(known[-recent - 1 :])) - need)))
+    """The largest of the rises expected at this time of day and recently (module docstring)."""
+    past = obs.need_gpus.until(now)
+    keep = math.floor(settings.history_s / past.step_s + 1e-9) + 1
+    recent = past.values[-keep:]
+    spare = _egs_spare(recent.tobytes(), past.start_s + (len(past.values) - len(recent)) * past.step_s,
+                       past.step_s, settings)  # fmt: skip
     return _nodes_for(spare, obs, settings)
 
 
-def _similar_activity_rise(steps: np.ndarray, step_s: float, settings: PoolSettings) -> float:
-    """The `jump_quantile` of the next rise among the past moments whose activity was closest to now's."""
-    if settings.jump_quantile <= 0:
-        return 0.0
-    span = max(1, int(settings.activity_s // step_s))
-    if steps.size <= span:
-        return float(np.max(np.maximum(steps, 0.0)))
-    size = np.abs(steps)
-    before = sliding_window_view(size[:-1], span).max(axis=1)  # activity just before steps[span:]
-    rise = np.maximum(steps[span:], 0.0)
-    distance = np.abs(np.log1p(before) - np.log1p(float(np.max(size[-span:]))))
-    k = min(len(distance), settings.neighbours)
-    nearest = np.argpartition(distance, k - 1)[:k]
-    return float(np.quantile(rise[nearest], settings.jump_quantile, method="higher"))
+@lru_cache(maxsize=64)
+def _egs_spare(values: bytes, start_s: float, step_s: float, settings: PoolSettings) -> float:
+    """Spare GPUs to hold above the need after the history `values` (float64 bytes) that starts at `start_s`.
+
+    A function of the history alone (its latest sample is "now"), so that the ten decide steps a
+    10-minute sample spans (and a controller's loops between samples) compute it once.
+    """
+    blocks = _lead_blocks(np.frombuffer(values, dtype=np.float64), start_s, step_s, settings.lead_s)
+    spare = settings.allowance_gpus
+    if blocks is None:
+        return spare
+    mean, peak, end_s, need = blocks
+    now = float(end_s[-1])
+    rise = peak[1:] - mean[:-1]  # what arrived within about one lead time after each block
+    start = end_s[:-1]
+    if rise.size == 0:
+        return spare
+    tod = np.abs((start - now + DAY_S / 2) % DAY_S - DAY_S / 2) <= settings.tod_window_s
+    same_hours = rise[tod & (start <= now - DAY_S / 2)]  # past days only: today's are "recent"
+    if same_hours.size:
+        spare = max(spare, float(np.quantile(same_hours, settings.quantile, method="higher")))
+    threshold = max(1.0, settings.jump_threshold * float(np.median(np.abs(rise))))
+    switched_on = (start > now - settings.recent_s) & (rise >= threshold)
+    if switched_on.any():
+        spare = max(spare, float(np.max(rise[switched_on])))
+    drop = mean[:-1] - mean[1:]  # fall from one block to the next
+    within = end_s[1:] > now - settings.hold_s
+    freed = float(np.sum(drop[within & (drop >= threshold)]))
+    if freed > 0:  # held up to the peak it fell from: the client may come back to it
+        spare = max(spare, min(freed, float(np.max(peak[1:][within])) - need))
+    return spare
+
+
+def _lead_blocks(
+    values: np.ndarray, start_s: float, step_s: float, lead_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """(mean, lasting peak, end time) of each block of one lead time, the last block ending with the latest
+    sample, and the latest lasting value; gaps carry the value before them. A lasting value is the least
+    of the last `SUSTAIN_S` (a one-minute spike is gone before a node could serve it). None while
+    nothing is known."""
+    known = np.flatnonzero(~np.isnan(values))
+    if known.size == 0:
+        return None
+    latest = start_s + (len(values) - 1) * step_s
+    values = values[known[0] :]
+    if known.size < len(values):
+        idx = np.where(np.isnan(values), 0, np.arange(len(values)))
+        values = values[np.maximum.accumulate(idx)]
+    span = math.ceil(SUSTAIN_S / step_s - 1e-9)  # samples a level must last to count
+    lasting = values
+    if span > 1 and len(values) >= span:
+        lasting = np.concatenate([values[: span - 1], sliding_window_view(values, span).min(axis=1)])
+    size = max(1, round(lead_s / step_s))
+    whole = len(values) // size * size
+    if whole == 0:
+        return np.array([values.mean()]), np.array([lasting.max()]), np.array([latest]), float(lasting[-1])
+    grid, lasting_grid = (v[len(v) - whole :].reshape(-1, size) for v in (values, lasting))
+    end_s = latest - step_s * size * np.arange(len(grid) - 1, -1, -1, dtype=np.float64)
+    return grid.mean(axis=1), lasting_grid.max(axis=1), end_s, float(lasting[-1])
 
 
 POLICIES: dict[str, PoolPolicy] = {
@@ -219,14 +258,6 @@ def nodes_for_waiting(waiting_gpus: list[int], gpus_per_node: int) -> int:
 def _need_now(obs: PoolObservation) -> float:
     last = obs.need_gpus.last_known()
     return float(obs.used_gpus) if last is None else last
-
-
-def _window(series: DemandSeries, now: float, span_s: float) -> np.ndarray:
-    """The known samples that started within (now - span_s, now]."""
-    past = series.until(now).values
-    keep = math.floor(span_s / series.step_s + 1e-9) + 1
-    recent = past[-keep:]
-    return np.asarray(recent[~np.isnan(recent)], dtype=np.float64)
 
 
 def _nodes_for(spare_gpus: float, obs: PoolObservation, settings: PoolSettings) -> int:

@@ -138,6 +138,12 @@ class Trace:
         return Trace(self.step_s, {m: v[:keep] for m, v in self.demand_rps.items()})
 
 
+def pool_settings(scenario: Scenario, static_nodes: int = 0) -> PoolSettings:
+    """A pool's settings for the scenario's GPU class: its node size, and a lead time of its slowest order."""
+    gc = scenario.gpu_class
+    return PoolSettings(gc.gpus_per_node, static_nodes=static_nodes, lead_s=max(STEP_S, gc.provision_delay_s[1]))
+
+
 @dataclass(frozen=True)
 class Policy:
     """A warm-pool policy and its parameters, as the simulator runs it."""
@@ -169,11 +175,19 @@ class Timeline:
     idle_nodes: npt.NDArray[np.int64]
     target_idle_nodes: npt.NDArray[np.int64]
     waiting: npt.NDArray[np.int64]
+    busy_gpus: npt.NDArray[np.int64]
+    """GPUs replicas hold (the rest of the ready nodes' GPUs are idle)."""
     forecast_time_s: list[float] = field(default_factory=list)
     forecast_upper_gpus: list[float] = field(default_factory=list)
     wait_time_s: list[float] = field(default_factory=list)
     """When each scored replica got its GPU, with `waits_s` below."""
     waits_s: list[float] = field(default_factory=list)
+    eta_made_s: list[float] = field(default_factory=list)
+    """For each scored replica that was promised a time and got its GPU: when the promise was made,"""
+    eta_promised_s: list[float] = field(default_factory=list)
+    """the time promised (ready and loaded),"""
+    eta_actual_s: list[float] = field(default_factory=list)
+    """and when it was ready and loaded."""
 
 
 @dataclass(frozen=True)
@@ -289,6 +303,7 @@ class _Run:
                 idle_nodes=np.zeros(n, dtype=np.int64),
                 target_idle_nodes=np.zeros(n, dtype=np.int64),
                 waiting=np.zeros(n, dtype=np.int64),
+                busy_gpus=np.zeros(n, dtype=np.int64),
             )
             if keep_timeline
             else None
@@ -429,6 +444,10 @@ class _Run:
             actual = step * STEP_S + self.load[w.model]
             self.kept.append(actual <= w.promised_s + 1e-9)
             self.slack.append(w.promised_s - actual)
+            if self.timeline is not None:
+                self.timeline.eta_made_s.append(w.added_step * STEP_S)
+                self.timeline.eta_promised_s.append(w.promised_s)
+                self.timeline.eta_actual_s.append(actual)
 
     def _earmarked(self) -> int:
         return min(len(self.orders), nodes_for_waiting([self.gpr[w.model] for w in self.queue], self.gc.gpus_per_node))
@@ -500,7 +519,8 @@ class _Run:
             )
 
     def _forecast(self, history: DemandSeries, now: float) -> Forecast | None:
-        if self.policy.name not in ("egs", "seasonal-naive"):
+        # EGS's pool reads no forecast; it is drawn for the plots (a fit per sample: only when asked).
+        if not (self.policy.name == "seasonal-naive" or (self.policy.name == "egs" and self.timeline is not None)):
             return None
         _, lead = remaining_delay(0.0, self.observed, self.policy.eta)
         settings = replace(self.policy.forecast, lead_s=max(lead, 1.0))
@@ -521,6 +541,7 @@ class _Run:
         if self.timeline is not None:
             self.timeline.ready_nodes[step] = len(self.nodes)
             self.timeline.waiting[step] = len(self.queue)
+            self.timeline.busy_gpus[step] = sum(n.used for n in self.nodes)
         if not self.score_steps[0] <= step < self.score_steps[1]:
             return
         self.node_steps += len(self.nodes)

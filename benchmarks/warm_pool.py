@@ -1,19 +1,30 @@
-"""Warm-pool benchmark: EGS against static pools, reactive, seasonal-naive and the oracle on ServeGen.
+"""Warm-pool benchmark: EGS against static pools, reactive, seasonal-naive and the oracle on every trace.
 
-The three 14-day ServeGen language models (`language-m-{large,mid,small}`), each alone on one GPU
-class (examples/scenario-servegen.yaml: 8-GPU nodes at $98.32 per node-hour, 5-10 min provisioning,
-120 s load, 1 GPU per replica, 10% headroom). Every parameter is fitted on days 0-9 only (days 0-2
-warm the forecasts up; the rule is applied to days 3-9) and days 10-13 are scored, through the same
-code `egs simulate` runs. The training-picked static pool is the smallest K with at most 0.5% of
-added replicas waiting over 60 s on days 3-9 (`static:auto`); the hindsight one the smallest K with
-p99 <= 60 s on the scored days (context only). Progress and a table go to stderr; the last line of
-stdout is one JSON object:
+Traces (each alone on its scenario in `examples/`, through the same code `egs simulate` runs; every
+parameter is fitted on the training days only, the first 3 of them warming up, and the days after are
+scored):
 
-    {"models": {"m-large": {"policies": {POLICY: <egs simulate --json>}, "train_static_k",
-     "hindsight_static_k", "egs_cost_over_train_static", "egs_cost_over_oracle",
-     "egs_cost_over_hindsight_static"}, "m-mid": ..., "m-small": ...}}
+- `servegen-m-{large,mid,small}`: the three 14-day ServeGen language models (10-minute samples;
+  `scenario-servegen.yaml`), trained on days 0-9, scored on 10-13;
+- `burstgpt-10min`, `burstgpt-1min`: BurstGPT's first week in tokens/s (`scenario-burstgpt.yaml`),
+  trained on days 0-4, scored on 5-6;
+- `alibaba-genai`: 22.7 days of Stable Diffusion requests (`scenario-alibaba-genai.yaml`), trained on
+  days 0-14, scored on 15-21;
+- `synthetic-S` (seeds 0-9, 10-minute samples) and `synthetic-1min-S` (seeds 0-1):
+  `benchmarks/demand.py`'s generator (`scenario-synthetic.yaml`, 4 req/s per replica), 0-9 / 10-13.
 
-    python benchmarks/warm_pool.py [--data DIR] [--clients] [--seed S]
+Policies per trace: `egs` (fitted), `reactive`, `static:auto` (the training-picked K: the smallest
+with at most 0.5% of added replicas waiting over 60 s on the fitting days), `seasonal-naive`,
+`oracle`, the hindsight static K (smallest with p99 <= 60 s on the scored days: context, it sees them)
+and the smallest static K at least as good as EGS on both wait figures (`static:match`: if it is
+cheaper, a static pool dominates EGS). With `--slow-orders`, every trace is run a second time with
+5-20 minute provisioning. Ratios against each target are in the JSON; `cpu_s` is the process CPU of
+each run, and `egs_cpu_over_reactive` the EGS simulation's CPU over reactive's.
+
+Progress and a table go to stderr; the last line of stdout is one JSON object
+`{"traces": {NAME: {"policies": {POLICY: <egs simulate --json>}, ...ratios...}}, "summary": {...}}`.
+
+    python benchmarks/warm_pool.py [--traces NAME,...] [--seed S] [--slow-orders]
 """
 
 from __future__ import annotations
@@ -22,104 +33,229 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from autoscaler.adapters.files import read_scenario, read_servegen, trace_from_rows
-from autoscaler.fitting import Protocol, fit_egs, fit_static_k, hindsight_static_k
-from autoscaler.pool import PoolSettings
-from autoscaler.simulator import Policy, Result, Scenario, Trace, simulate
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIO = REPO / "examples" / "scenario-servegen.yaml"
-MODELS = ("m-large", "m-mid", "m-small")
-TARGETS = {"m-large": 0.75, "m-mid": 0.90, "m-small": 1.00}
-"""EGS cost over the training-picked static pool must stay at or below these, with p99 wait <= 60 s."""
+sys.path.insert(0, str(REPO))  # benchmarks/demand.py, the generator
+
+from autoscaler.adapters.files import (  # noqa: E402
+    read_alibaba_genai,
+    read_burstgpt,
+    read_scenario,
+    read_servegen,
+    trace_from_rows,
+)
+from autoscaler.fitting import Protocol, fit_egs, fit_static_k, hindsight_static_k, smallest  # noqa: E402
+from autoscaler.simulator import Policy, Result, Scenario, Trace, pool_settings, simulate  # noqa: E402
+from benchmarks.demand import generate, resample  # noqa: E402
+
+EXAMPLES = REPO / "examples"
+SERVEGEN_TARGETS = {"m-large": 0.75, "m-mid": 0.90, "m-small": 1.00}
+"""EGS cost over the training-picked static pool on ServeGen must stay at or below these."""
 
 
-def default_data() -> Path:
-    """`shared/data/servegen-bailian` beside the repository (or beside the folder that holds it)."""
+def data_dir() -> Path:
+    """`shared/data` beside the repository (or beside the folder that holds it)."""
     for base in (REPO.parent, REPO.parent.parent):
-        folder = base / "shared" / "data" / "servegen-bailian"
+        folder = base / "shared" / "data"
         if folder.is_dir():
             return folder
-    return REPO.parent / "shared" / "data" / "servegen-bailian"
+    return REPO.parent / "shared" / "data"
 
 
-def load(data: Path, model: str, clients: bool) -> Trace:
-    aggregate = data / f"language-{model}_aggregate_10min.csv"
-    per_client = data / f"language-{model}_per_client_10min.csv" if clients else None
-    return trace_from_rows(read_servegen(aggregate, model, per_client), clients).trace
+@dataclass(frozen=True)
+class Case:
+    """One trace of the benchmark: how to load it, its scenario, protocol and target kind."""
+
+    name: str
+    load: Callable[[Path], Trace]
+    scenario: str
+    protocol: Protocol
+    kind: str
+    """servegen (cost ratio vs static:auto), public (no static dominates), synthetic (the generator's)."""
+    model: str
 
 
-def run_model(trace: Trace, scenario: Scenario, protocol: Protocol) -> dict[str, Any]:
-    gpn = scenario.gpu_class.gpus_per_node
+def _servegen(model: str) -> Callable[[Path], Trace]:
+    def load(data: Path) -> Trace:
+        rows = read_servegen(data / "servegen-bailian" / f"language-{model}_aggregate_10min.csv", model)
+        return trace_from_rows(rows, False).trace
+
+    return load
+
+
+def _burstgpt(step: int) -> Callable[[Path], Trace]:
+    def load(data: Path) -> Trace:
+        path = data / "burstgpt-derived-third-party" / "week1_per_minute_tokens_per_s.csv"
+        return trace_from_rows(read_burstgpt(path, "burstgpt", step), False).trace
+
+    return load
+
+
+def _genai(data: Path) -> Trace:
+    path = data / "alibaba-genai-v2026" / "lora_request_trace.csv"
+    return trace_from_rows(read_alibaba_genai(path, "genai", 600), False).trace
+
+
+def _synthetic(seed: int, step_min: int) -> Callable[[Path], Trace]:
+    def load(data: Path) -> Trace:
+        return Trace(step_min * 60.0, {"synthetic": resample(generate(seed)[0], step_min)})
+
+    return load
+
+
+def cases(seed: int) -> list[Case]:
+    fourteen = Protocol(10, 4, 3, seed)
+    week = Protocol(5, 2, 3, seed)
+    out = [Case(f"servegen-{m}", _servegen(m), "scenario-servegen.yaml", fourteen, "servegen", m)
+           for m in SERVEGEN_TARGETS]  # fmt: skip
+    out += [
+        Case("burstgpt-10min", _burstgpt(600), "scenario-burstgpt.yaml", week, "public", "burstgpt"),
+        Case("burstgpt-1min", _burstgpt(60), "scenario-burstgpt.yaml", week, "public", "burstgpt"),
+        Case("alibaba-genai", _genai, "scenario-alibaba-genai.yaml", Protocol(15, 7, 3, seed), "public", "genai"),
+    ]
+    out += [Case(f"synthetic-{s}", _synthetic(s, 10), "scenario-synthetic.yaml", fourteen, "synthetic", "synthetic")
+            for s in range(10)]  # fmt: skip
+    out += [Case(f"synthetic-1min-{s}", _synthetic(s, 1), "scenario-synthetic.yaml", fourteen, "synthetic",
+                 "synthetic") for s in range(2)]  # fmt: skip
+    return out
+
+
+def run_case(case: Case, data: Path, slow_orders: bool) -> dict[str, Any]:
+    scenario = read_scenario(EXAMPLES / case.scenario)
+    gc = scenario.gpu_class
+    if slow_orders:
+        gc = replace(gc, provision_delay_s=(300.0, 1200.0))
+    scenario = Scenario(gc, scenario.headroom, {case.model: scenario.models[case.model]})
+    protocol = case.protocol
     score = protocol.score_window
-    trace = trace.first_days(score.end_day)
+    trace = case.load(data).first_days(score.end_day)
+    cpu: dict[str, float] = {}
 
     def run(policy: Policy, label: str) -> Result:
-        t0 = time.monotonic()
+        t0 = time.process_time()
         result = replace(simulate(trace, scenario, policy, score, protocol.seed)[0], policy=label)
-        print(f"  {label:16} {time.monotonic() - t0:5.1f} s", file=sys.stderr)
+        cpu[label] = time.process_time() - t0
         return result
 
+    def static(k: int) -> Policy:
+        return Policy("static", pool_settings(scenario, k))
+
+    t0 = time.process_time()
     train_k = fit_static_k(trace, scenario, protocol)
+    cpu["fit static"] = time.process_time() - t0
+    t0 = time.process_time()
+    egs_policy = fit_egs(trace, scenario, protocol, Policy("egs", pool_settings(scenario)))
+    cpu["fit egs"] = time.process_time() - t0
     hindsight_k = hindsight_static_k(trace, scenario, protocol)
-    egs = fit_egs(trace, scenario, protocol, Policy("egs", PoolSettings(gpn)))
-    print(f"  fitted: static K {train_k}, EGS jump quantile {egs.pool.jump_quantile:.4f}", file=sys.stderr)
     results = {
-        "egs": run(egs, "egs"),
-        "reactive": run(Policy("reactive", PoolSettings(gpn)), "reactive"),
-        "static:auto": run(Policy("static", PoolSettings(gpn, static_nodes=train_k)), "static:auto"),
-        "seasonal-naive": run(Policy("seasonal-naive", PoolSettings(gpn)), "seasonal-naive"),
-        "oracle": run(Policy("oracle", PoolSettings(gpn)), "oracle"),
+        "egs": run(egs_policy, "egs"),
+        "reactive": run(Policy("reactive", pool_settings(scenario)), "reactive"),
+        "static:auto": run(static(train_k), "static:auto"),
+        "seasonal-naive": run(Policy("seasonal-naive", pool_settings(scenario)), "seasonal-naive"),
+        "oracle": run(Policy("oracle", pool_settings(scenario)), "oracle"),
+        "static:hindsight": run(static(hindsight_k), "static:hindsight"),
     }
-    hindsight_label = f"static:{hindsight_k}"
-    results[hindsight_label] = run(Policy("static", PoolSettings(gpn, static_nodes=hindsight_k)), hindsight_label)
+    egs = results["egs"]
+
+    def as_good(k: int) -> bool:
+        r = simulate(trace, scenario, static(k), score, protocol.seed)[0]
+        return r.p99_wait_s <= egs.p99_wait_s and r.frac_wait_gt_60s <= egs.frac_wait_gt_60s
+
+    match_k = smallest(as_good, max(train_k, hindsight_k) * 2 + 2)
+    results["static:match"] = run(static(match_k), "static:match")
     cost = {name: r.cost_usd for name, r in results.items()}
-    return {
+    out: dict[str, Any] = {
+        "kind": case.kind,
         "policies": {name: r.as_json() for name, r in results.items()},
-        "train_static_k": train_k,
+        "fitted": {
+            "static_k": train_k,
+            "egs_quantile": egs_policy.pool.quantile,
+            "egs_tod_window_s": egs_policy.pool.tod_window_s,
+        },
         "hindsight_static_k": hindsight_k,
-        "egs_cost_over_train_static": cost["egs"] / cost["static:auto"],
+        "match_static_k": match_k,
+        "egs_cost_over_static_auto": cost["egs"] / cost["static:auto"],
         "egs_cost_over_oracle": cost["egs"] / cost["oracle"],
-        "egs_cost_over_hindsight_static": cost["egs"] / cost[hindsight_label],
+        "egs_cost_over_hindsight_static": cost["egs"] / cost["static:hindsight"],
+        "static_dominates_egs": cost["static:match"] < cost["egs"],
+        "egs_cpu_over_reactive": cpu["egs"] / max(cpu["reactive"], 1e-9),
+        "cpu_s": {k: round(v, 3) for k, v in cpu.items()},
     }
+    out["meets_target"] = _meets(case, out, results)
+    return out
 
 
-def table(models: dict[str, dict[str, Any]]) -> str:
-    cols = ("p99_wait_s", "frac_wait_gt_60s", "node_hours", "cost_usd", "eta_promised", "eta_kept_frac",
-            "eta_mean_slack_s")  # fmt: skip
-    lines = [f"{'model':8} {'policy':16} " + " ".join(f"{c:>16}" for c in cols)]
-    for model, out in models.items():
-        for name, r in out["policies"].items():
-            lines.append(f"{model:8} {name:16} " + " ".join(f"{r[c]:16.4g}" for c in cols))
-        ratio = out["egs_cost_over_train_static"]
+def _meets(case: Case, out: dict[str, Any], results: dict[str, Result]) -> bool:
+    egs = results["egs"]
+    etas = egs.eta_kept_frac >= 0.95 and egs.eta_mean_slack_s <= 120
+    if case.kind == "servegen":
+        ratio = out["egs_cost_over_static_auto"] <= SERVEGEN_TARGETS[case.model] + 1e-9
+        return bool(ratio and egs.p99_wait_s <= 60 and etas)
+    if case.kind == "public":
+        cheapest_ok = results["static:hindsight"].cost_usd
+        return bool(not out["static_dominates_egs"] and egs.cost_usd <= cheapest_ok + 1e-6 and etas)
+    return bool(egs.p99_wait_s <= 60 and egs.frac_wait_gt_60s <= 0.005 and etas)
+
+
+def summary(traces: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    synthetic = [t for n, t in traces.items() if t["kind"] == "synthetic" and "1min" not in n]
+    out: dict[str, Any] = {"traces_meeting_target": sum(t["meets_target"] for t in traces.values()),
+                           "traces": len(traces)}  # fmt: skip
+    if synthetic:
+        egs = [t["policies"]["egs"] for t in synthetic]
+        out["synthetic_p99_le_60s"] = sum(r["p99_wait_s"] <= 60 for r in egs)
+        out["synthetic_frac_gt_60s_le_0.5pct"] = sum(r["frac_wait_gt_60s"] <= 0.005 for r in egs)
+        out["synthetic_mean_cost_over_static_auto"] = float(
+            np.mean([t["egs_cost_over_static_auto"] for t in synthetic])
+        )
+        out["synthetic_seeds"] = len(synthetic)
+    cpu = [t["egs_cpu_over_reactive"] for t in traces.values()]
+    out["max_egs_cpu_over_reactive"] = max(cpu) if cpu else 0.0
+    return out
+
+
+def table(traces: dict[str, dict[str, Any]]) -> str:
+    cols = ("p99_wait_s", "frac_wait_gt_60s", "cost_usd", "eta_kept_frac", "eta_mean_slack_s")
+    lines = [f"{'trace':18} {'policy':17} " + " ".join(f"{c:>16}" for c in cols)]
+    for name, out in traces.items():
+        for policy, r in out["policies"].items():
+            lines.append(f"{name:18} {policy:17} " + " ".join(f"{r[c]:16.4g}" for c in cols))
         lines.append(
-            f"{model:8} EGS/static {ratio:.3f} (target <= {TARGETS.get(model, 1.0):.2f}), "
-            f"EGS/oracle {out['egs_cost_over_oracle']:.3f}, EGS/hindsight {out['egs_cost_over_hindsight_static']:.3f}, "
-            f"K train {out['train_static_k']}, K hindsight {out['hindsight_static_k']}"
+            f"{name:18} EGS/static:auto {out['egs_cost_over_static_auto']:.3f}, EGS/oracle "
+            f"{out['egs_cost_over_oracle']:.3f}, EGS/hindsight {out['egs_cost_over_hindsight_static']:.3f}, "
+            f"K auto/hindsight/match {out['fitted']['static_k']}/{out['hindsight_static_k']}/{out['match_static_k']}, "
+            f"q {out['fitted']['egs_quantile']} +-{out['fitted']['egs_tod_window_s'] / 3600:g} h, "
+            f"CPU EGS/reactive {out['egs_cpu_over_reactive']:.1f}, "
+            f"target {'met' if out['meets_target'] else 'MISSED'}"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=default_data(), help="the servegen-bailian folder")
-    parser.add_argument("--clients", action="store_true", help="read the per-client files (the client column)")
+    parser.add_argument("--data", type=Path, default=data_dir(), help="the shared data folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the provisioning delays")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
+    parser.add_argument("--traces", default="", help="comma-separated names or prefixes (default: all)")
+    parser.add_argument("--slow-orders", action="store_true", help="5-20 minute provisioning instead of 5-10")
     args = parser.parse_args()
-    scenario = read_scenario(SCENARIO)
-    protocol = Protocol(train_days=10, score_days=4, warmup_days=3, seed=args.seed)
-    models: dict[str, dict[str, Any]] = {}
-    for model in args.models.split(","):
-        print(f"{model}:", file=sys.stderr)
-        one = Scenario(scenario.gpu_class, scenario.headroom, {model: scenario.models[model]})
-        models[model] = run_model(load(args.data, model, args.clients), one, protocol)
-    print(table(models), file=sys.stderr)
-    print(json.dumps({"models": models}))
+    wanted = [w for w in args.traces.split(",") if w]
+    traces: dict[str, dict[str, Any]] = {}
+    start = time.process_time()
+    for case in cases(args.seed):
+        if wanted and not any(case.name.startswith(w) for w in wanted):
+            continue
+        print(f"{case.name} ...", file=sys.stderr, flush=True)
+        traces[case.name] = run_case(case, args.data, args.slow_orders)
+        print(table({case.name: traces[case.name]}), file=sys.stderr, flush=True)
+    out = {"traces": traces, "summary": summary(traces), "cpu_s": round(time.process_time() - start, 1)}
+    print(json.dumps(out["summary"]), file=sys.stderr)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from autoscaler.adapters.files import check_trace, read_scenario, read_trace
-from autoscaler.adapters.plots import check_plot_dir, write_plots
+from autoscaler.adapters.plots import PlotInput, check_plot_dir, write_plots
 from autoscaler.fitting import Protocol, fit_egs, fit_static_k
-from autoscaler.pool import PoolSettings
-from autoscaler.simulator import Policy, Result, Scenario, Trace, simulate
+from autoscaler.simulator import Policy, Scenario, Timeline, Trace, pool_settings, simulate
 from egs.arguments import number
 
 POLICY_HELP = (
@@ -56,7 +55,18 @@ def add_parser(sub: Any) -> None:
         "--seed", type=_seed, default=0, help="seed of the provisioning delays, 0 to 2^32-1 (default %(default)s)"
     )
     sim.add_argument("--json", action="store_true", help="print one JSON object (last line of stdout)")
-    sim.add_argument("--plot", type=Path, metavar="DIR", help="write PNGs of demand, forecast, replicas, pool, waits")
+    sim.add_argument(
+        "--plot",
+        type=Path,
+        metavar="DIR",
+        help="write PNGs for a capacity planner: cost against static:auto and the oracle, GPUs, pool, ETAs, demand",
+    )
+    sim.add_argument(
+        "--demand-unit",
+        default="req/s",
+        metavar="UNIT",
+        help="the trace's demand unit, for the plots' axis (default %(default)s; tokens/s for BurstGPT)",
+    )
     sim.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     sim.set_defaults(run=run_simulate)
 
@@ -84,29 +94,74 @@ def run_simulate(args: argparse.Namespace) -> int:
         bar.done()
     result = replace(result, policy=asked)
     if timeline is not None:
-        write_plots(timeline, args.plot, f"{result.policy} on {args.trace.name}", scenario.gpu_class.gpus_per_node)
+        write_plots(_plot_input(args, timeline, loaded.trace, scenario, protocol, result.policy), args.plot)
+    report = {**result.as_json(), "fitted": fitted_parameters(policy, asked)}
     if args.json:
-        print(json.dumps(result.as_json()))
+        print(json.dumps(report))
     else:
-        _print_table(result)
+        _print_table(report)
     return 0
+
+
+def _plot_input(
+    args: argparse.Namespace, timeline: Timeline, trace: Trace, scenario: Scenario, protocol: Protocol, asked: str
+) -> PlotInput:
+    """The plots' data: the policy's run beside `static:auto`'s and the oracle's (run here, for their $/h)."""
+    cut = trace.first_days(protocol.score_window.end_day)
+    k = fit_static_k(trace, scenario, protocol)
+    baselines = {}
+    for label, policy in ((f"static:auto (K={k})", Policy("static", pool_settings(scenario, k))),
+                          ("oracle", Policy("oracle", pool_settings(scenario)))):  # fmt: skip
+        _, other = simulate(cut, scenario, policy, protocol.score_window, args.seed, timeline=True)
+        assert other is not None
+        baselines[label] = other
+    return PlotInput(
+        title=f"{asked} on {args.trace.name}",
+        timeline=timeline,
+        baselines=baselines,
+        gpus_per_node=scenario.gpu_class.gpus_per_node,
+        price_per_node_hour=scenario.gpu_class.price_per_node_hour,
+        score_start_day=protocol.score_window.start_day,
+        demand_unit=args.demand_unit,
+    )
+
+
+def fitted_parameters(policy: Policy, asked: str) -> dict[str, object]:
+    """What was fitted on the training days (`static:auto`'s K, EGS's quantile) and EGS's fixed design
+    parameters beside it, so that a reader of `--json` can rerun the same policy."""
+    if policy.name == "static":
+        return {"static_k": policy.pool.static_nodes} if asked == "static:auto" else {}
+    if policy.name != "egs":
+        return {}
+    pool = policy.pool
+    return {
+        "quantile": pool.quantile,
+        "tod_window_s": pool.tod_window_s,
+        "fixed": {
+            "lead_s": pool.lead_s,
+            "recent_s": pool.recent_s,
+            "hold_s": pool.hold_s,
+            "jump_threshold": pool.jump_threshold,
+            "history_s": pool.history_s,
+            "allowance_gpus": pool.allowance_gpus,
+        },
+    }
 
 
 def _fitted(
     name: str, k: int | None, trace: Trace, scenario: Scenario, protocol: Protocol, bar: ProgressBar | None
 ) -> Policy:
-    gpn = scenario.gpu_class.gpus_per_node
     if name == "static":
         if k is None:
             if bar:
                 bar.label("fitting K on the training days")
             k = fit_static_k(trace, scenario, protocol)
-        return Policy("static", PoolSettings(gpn, static_nodes=k))
+        return Policy("static", pool_settings(scenario, k))
     if name == "egs":
         if bar:
-            bar.label("fitting the jump quantile on the training days")
-        return fit_egs(trace, scenario, protocol, Policy("egs", PoolSettings(gpn)))
-    return Policy(name, PoolSettings(gpn))  # type: ignore[arg-type]  # checked by _policy_arg
+            bar.label("fitting the quantile on the training days")
+        return fit_egs(trace, scenario, protocol, Policy("egs", pool_settings(scenario)))
+    return Policy(name, pool_settings(scenario))  # type: ignore[arg-type]  # checked by _policy_arg
 
 
 def _policy_arg(text: str) -> tuple[str, int | None, str]:
@@ -136,9 +191,9 @@ def _seed(text: str) -> int:
     return value
 
 
-def _print_table(result: Result) -> None:
-    for key, value in result.as_json().items():
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+def _print_table(report: dict[str, object]) -> None:
+    for key, value in report.items():
+        shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value) if isinstance(value, dict) else value
         print(f"{key:24} {shown}")
 
 

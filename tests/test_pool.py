@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,11 +65,23 @@ def test_going_down_cancels_orders_before_releasing_ready_nodes():
     assert pool_actions(3, 2, 2) == PoolActions(cancel_orders=1)
 
 
-OFF: dict[str, Any] = {"jump_quantile": 0.0, "jump_halflife_s": 0.0, "hold_s": 0.0}
+OFF: dict[str, Any] = {"quantile": 0.0, "recent_s": 0.0, "hold_s": 0.0}
+HOUR = 3600.0
+
+
+def _at(need: list[float], step: float, used: int, free: int = 0) -> tuple[PoolObservation, float]:
+    series = DemandSeries(0.0, step, np.array(need, dtype=float))
+    return PoolObservation(series, used, free, 0), (len(need) - 1) * step
+
+
+def _sampled(minutes: list[float], step: float) -> list[float]:
+    """A per-minute demand as a series of `step` seconds (window means), as a trace would give it."""
+    per = int(step // 60)
+    return [float(np.mean(minutes[i : i + per])) for i in range(0, len(minutes) - per + 1, per)]
 
 
 def test_capacity_freed_by_a_sudden_drop_is_held_for_the_hold_window():
-    pool = PoolSettings(gpus_per_node=8, **{**OFF, "hold_s": 3 * 3600})
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "hold_s": 3 * HOUR})
     dropped = [100.0] * 5 + [20.0]
     assert egs_target(_obs(dropped, used=20, free=4), 5 * STEP, pool) == 10  # (100 - 20 - 4) / 8 rounded up
     long_ago = [100.0] * 5 + [20.0] * 30
@@ -76,35 +89,52 @@ def test_capacity_freed_by_a_sudden_drop_is_held_for_the_hold_window():
 
 
 def test_a_gradual_decline_is_not_held():
-    pool = PoolSettings(gpus_per_node=8, **{**OFF, "hold_s": 3 * 3600})
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "hold_s": 3 * HOUR})
     declining = [100.0 - 4 * i for i in range(20)]  # every change is the median change: no client left
     assert egs_target(_obs(declining, used=24), 19 * STEP, pool) == 0
 
 
-def test_a_sudden_rise_asks_for_its_size_in_spare_and_decays():
-    pool = PoolSettings(gpus_per_node=8, **{**OFF, "jump_halflife_s": 6 * 3600})
-    rose = [10.0] * 5 + [50.0] * 11
-    assert egs_target(_obs(rose, used=50), 15 * STEP, pool) == 5  # 40 x 0.5 ** (6000 / 21600) = 33
-    later = [10.0] * 5 + [50.0] * 61
-    assert egs_target(_obs(later, used=50), 65 * STEP, pool) == 2  # 40 x 0.5 ** (36000 / 21600) = 12.6
+@pytest.mark.parametrize("step", [60.0, 600.0])
+def test_the_pool_is_never_empty_while_a_recent_switch_on_says_it_should_not_be(step: float):
+    # A client switched on 40 GPUs 5 hours ago and nothing happened since (a calm spell): whatever the
+    # fitted quantile says, the pool still holds what that switch-on needed, at either sampling interval.
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "recent_s": 6 * HOUR})
+    minutes = [10.0] * 600 + [50.0] * 300
+    need = _sampled(minutes, step)
+    obs, now = _at(need, step, used=50)
+    assert egs_target(obs, now, pool) == 5
+    later = _sampled(minutes + [50.0] * 120, step)  # 7 hours after: no longer recent
+    obs, now = _at(later, step, used=50)
+    assert egs_target(obs, now, pool) == 0
 
 
-def test_the_rise_expected_at_similar_activity_is_held():
-    # Quiet stretches (changes of 1) and bursts where one jump of 40 is followed by another.
-    rng = np.random.default_rng(0)
-    need, level = [], 100.0
-    for _ in range(12):
-        for _ in range(30):
-            level += rng.choice([-1.0, 1.0])
-            need.append(level)
-        for jump in (40.0, 40.0, -40.0, -40.0):
-            level += jump
-            need.append(level)
-    pool = PoolSettings(gpus_per_node=8, **{**OFF, "jump_quantile": 0.9, "neighbours": 24, "activity_s": STEP})
-    quiet = need[: len(need) - 4]
-    assert egs_target(_obs(quiet, used=int(quiet[-1])), (len(quiet) - 1) * STEP, pool) <= 1
-    active = [*quiet, quiet[-1] + 40]
-    assert egs_target(_obs(active, used=int(active[-1])), (len(active) - 1) * STEP, pool) == 5
+def test_minute_to_minute_swings_are_not_sudden_and_the_verdict_does_not_depend_on_the_interval():
+    # Noise of +-6 GPUs every minute around 40, then one switch-on of 40: sampled every minute or every
+    # ten, only the switch-on asks for spare, and both ask for the same.
+    rng = np.random.default_rng(2)
+    noise = list(40.0 + rng.uniform(-6, 6, 600))
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "recent_s": 6 * HOUR})
+    for step in (60.0, 600.0):
+        obs, now = _at(_sampled(noise, step), step, used=46)
+        assert egs_target(obs, now, pool) == 0, step
+    targets = set()
+    for step in (60.0, 600.0):
+        obs, now = _at(_sampled([*noise, *([80.0] * 60)], step), step, used=80)
+        targets.add(egs_target(obs, now, pool))
+    assert targets == {5}
+
+
+def test_the_hours_in_which_switch_ons_happen_keep_their_pool_through_a_calm_spell():
+    # Every morning at 9 a client switches on 32 GPUs for an hour; day 3 is calm. At 8:30 on day 3 the
+    # pool holds what the mornings needed; at 21:00, hours away from any morning, it holds nothing.
+    day = [8.0] * 144
+    day[54:60] = [40.0] * 6  # 9:00-10:00 in 10-minute samples
+    history = day * 3
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "quantile": 1.0})
+    morning = history + [8.0] * 51  # day 3, 8:30
+    assert egs_target(_obs(morning, used=8), (len(morning) - 1) * STEP, pool) == 4
+    evening = history + [8.0] * 126  # day 3, 21:00
+    assert egs_target(_obs(evening, used=8), (len(evening) - 1) * STEP, pool) == 0
 
 
 def test_free_gpus_on_busy_nodes_absorb_the_rise_first():
@@ -113,9 +143,12 @@ def test_free_gpus_on_busy_nodes_absorb_the_rise_first():
     assert egs_target(_obs([40.0], used=40, free=9), 0.0, pool) == 1
 
 
-def test_the_rise_the_forecast_expects_over_the_lead_time_is_covered():
-    pool = PoolSettings(gpus_per_node=8, **OFF)
-    assert egs_target(_obs([40.0], used=40, forecast=70.0), 0.0, pool) == 4
+def test_the_egs_target_is_a_function_of_the_history_not_of_the_step_within_a_sample():
+    # Ten decide steps within one 10-minute sample see the same history: they agree (and the policy
+    # computes it once).
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "recent_s": 6 * HOUR})
+    obs = _obs([10.0] * 20 + [50.0], used=50)
+    assert {egs_target(obs, 20 * STEP + k * 60.0, pool) for k in range(10)} == {5}
 
 
 def test_waiting_replicas_pack_first_fit_into_new_nodes():

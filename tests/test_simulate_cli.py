@@ -26,8 +26,12 @@ DAYS = ["--train-days", "4", "--score-days", "1"]
 
 
 def _servegen(name: str) -> Path:
+    return _data(f"servegen-bailian/{name}")
+
+
+def _data(name: str) -> Path:
     for base in (REPO.parent, REPO.parent.parent):
-        path = base / "shared" / "data" / "servegen-bailian" / name
+        path = base / "shared" / "data" / name
         if path.exists():
             return path
     pytest.fail(f"{name} is missing: the shared data folder must sit beside the repository")
@@ -72,12 +76,50 @@ def test_convert_with_clients_writes_the_long_format_that_sums_to_the_aggregate(
     assert np.allclose(summed, aggregate["total_rate_rps"], rtol=1e-3, atol=0.01)
 
 
+@pytest.mark.parametrize("step", [60, 600])
+def test_convert_burstgpt_keeps_every_token_and_leaves_out_only_windows_without_a_request(tmp_path: Path, step: int):
+    source = _data("burstgpt-derived-third-party/week1_per_minute_tokens_per_s.csv")
+    minutes = np.genfromtxt(source, delimiter=",", names=True)
+    out = tmp_path / "burstgpt.csv"
+    assert main(["trace", "convert", "--burstgpt", str(source), "--model", "m-large", "--step", str(step),
+                 "-o", str(out)]) == 0  # fmt: skip
+    loaded = read_trace(out)
+    rate = loaded.trace.demand_rps["m-large"]
+    assert loaded.trace.step_s == step
+    assert np.isclose(np.nansum(rate) * step, np.sum(minutes["total_tokens_per_s"]) * 60)  # tokens kept
+    assert np.all(rate[~np.isnan(rate)] > 0)
+    if step == 60:
+        assert np.count_nonzero(~np.isnan(rate)) == np.count_nonzero(minutes["total_tokens_per_s"] > 0)
+
+
+def test_convert_alibaba_genai_counts_every_request_once(tmp_path: Path):
+    source = _data("alibaba-genai-v2026/lora_request_trace.csv")
+    out = tmp_path / "genai.csv"
+    assert main(["trace", "convert", "--alibaba-genai", str(source), "--model", "m-large", "-o", str(out)]) == 0
+    loaded = read_trace(out)
+    assert loaded.trace.step_s == 600 and 23 < loaded.trace.days < 23.1  # 2024-11-15 16:50 to 12-08 17:40
+    assert round(np.nansum(loaded.trace.demand_rps["m-large"]) * 600) == 26_823  # the requests in the file
+
+
+def test_convert_refuses_a_request_time_that_is_not_a_date(tmp_path: Path, capsys):
+    bad = _write(tmp_path / "genai.csv", "gmt_create,predict_type\n2024-11-15 16:57:50,TXT\nyesterday,TXT\n")
+    assert main(["trace", "convert", "--alibaba-genai", str(bad), "--model", "m", "-o", str(tmp_path / "o.csv")]) == 2
+    assert "genai.csv: row 3: gmt_create 'yesterday' is not a date and time" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+
+
 @pytest.mark.parametrize("policy", ["egs", "reactive", "static:3", "static:auto", "seasonal-naive", "oracle"])
 def test_every_policy_simulates_and_prints_one_json_object(trace: Path, capsys, policy: str):
     code, out, err = _simulate(capsys, "--trace", str(trace), "--policy", policy, *DAYS, "--json")
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     assert set(result) >= KEYS and result["policy"] == policy
+    if policy == "static:auto":
+        assert result["fitted"] == {"static_k": result["static_k"]}
+    elif policy == "egs":  # what was fitted on the training days, and the fixed parameters beside it
+        assert 0 <= result["fitted"]["quantile"] <= 1 and result["fitted"]["fixed"]["lead_s"] == 600
+    else:
+        assert result["fitted"] == {}
     assert result["node_hours"] > 0 and result["cost_usd"] == pytest.approx(result["node_hours"] * 98.32)
     assert ("static_k" in result) == policy.startswith("static")
     if policy == "static:3":

@@ -20,6 +20,7 @@ from autoscaler.simulator import (
     min_zero_wait_node_hours,
     simulate,
 )
+from benchmarks.demand import generate
 
 SCENARIO = Scenario(GpuClass("g", 8, 10.0, (300.0, 600.0)), 0.1, {"m": ModelSpec(4.0, 1, 120.0)})
 SCORE = Window(2, 4)
@@ -41,11 +42,11 @@ def _run(policy: Policy, trace: Trace | None = None, seed: int = 0, timeline: bo
     return simulate(trace or _trace(), SCENARIO, policy, SCORE, seed, timeline=timeline)
 
 
-def _zero_wait_policies() -> list[Policy]:
+def _zero_wait_policies(allowance: float = 96, static: int = 12) -> list[Policy]:
     return [
         Policy("oracle", PoolSettings(8)),
-        Policy("static", PoolSettings(8, static_nodes=12)),
-        Policy("egs", PoolSettings(8, allowance_gpus=96)),
+        Policy("static", PoolSettings(8, static_nodes=static)),
+        Policy("egs", PoolSettings(8, allowance_gpus=allowance)),
     ]
 
 
@@ -55,6 +56,18 @@ def test_the_oracle_is_the_cheapest_policy_that_never_makes_a_replica_wait():
     oracle, *others = results
     assert all(oracle.cost_usd <= r.cost_usd for r in others)
     assert oracle.cost_usd < min(r.cost_usd for r in others)
+
+
+def test_the_oracle_stays_the_cheapest_zero_wait_policy_on_generated_minute_demand():
+    # The generator's on/off clients at 1-minute sampling: EGS made zero-wait (a large allowance) and a
+    # large static pool both wait nothing, and both cost more than the oracle, which also waits nothing.
+    demand, _ = generate(seed=4, days=4)
+    trace = Trace(60.0, {"m": demand})
+    results = [_run(p, trace)[0] for p in _zero_wait_policies(allowance=400, static=60)]
+    assert all(r.max_wait_s == 0 for r in results), [r.max_wait_s for r in results]
+    oracle, *others = results
+    assert oracle.cost_usd < min(r.cost_usd for r in others)
+    assert oracle.node_hours == pytest.approx(min_zero_wait_node_hours(trace, SCENARIO, SCORE))
 
 
 def test_every_zero_wait_policy_holds_at_least_the_nodes_the_replicas_fill():

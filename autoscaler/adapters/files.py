@@ -24,6 +24,7 @@ import csv
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ def write_trace(path: str | Path, rows: Iterable[TraceRow], with_clients: bool) 
             out = csv.writer(f)
             out.writerow([*TRACE_COLUMNS, CLIENT_COLUMN] if with_clients else TRACE_COLUMNS)
             for r in rows:
-                fields = [f"{r.time_s:g}", r.model, f"{r.demand_rps:.10g}"]
+                fields = [f"{r.time_s:.12g}", r.model, f"{r.demand_rps:.10g}"]
                 out.writerow([*fields, r.client or ""] if with_clients else fields)
         tmp.replace(target)
     except OSError as e:
@@ -202,6 +203,46 @@ def read_servegen(aggregate: str | Path, model: str, per_client: str | Path | No
             rows.append(TraceRow(t, model, rate, rec.get("client_id", "").strip()))
     rows.sort(key=lambda r: (r.time_s, r.client or ""))
     return rows
+
+
+def read_burstgpt(path: str | Path, model: str, step_s: float) -> list[TraceRow]:
+    """Rows for one model from BurstGPT's per-minute aggregate (`minute_index, total_tokens_per_s`).
+
+    The demand is in the file's own unit, tokens/s (the scenario's `throughput_rps` is then tokens/s per
+    replica). A minute the file lacks had no request: it counts as 0 in a window's mean; a window with no
+    request at all gets no row (the simulator's gap).
+    """
+    return _binned(
+        [(_number(rec, "minute_index", line, path) * 60.0, _number(rec, "total_tokens_per_s", line, path) * 60.0)
+         for line, rec in _dict_rows(path, ("minute_index", "total_tokens_per_s"))],
+        model, step_s,
+    )  # fmt: skip
+
+
+def read_alibaba_genai(path: str | Path, model: str, step_s: float) -> list[TraceRow]:
+    """Rows for one model from Alibaba GenAI's request trace (`gmt_create, ...`): requests per second per
+    window of `step_s`, every request counted whatever its status; a window without one gets no row.
+    `gmt_create` is read as UTC (the trace shifted it by an undisclosed offset anyway)."""
+    events = []
+    for line, rec in _dict_rows(path, ("gmt_create",)):
+        text = rec.get("gmt_create", "").strip()
+        try:
+            when = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        except ValueError:
+            raise TraceError(f"row {line}: gmt_create {text!r} is not a date and time", source=path) from None
+        events.append((when.timestamp(), 1.0))
+    return _binned(events, model, step_s)
+
+
+def _binned(events: list[tuple[float, float]], model: str, step_s: float) -> list[TraceRow]:
+    """(time, amount) summed per window of `step_s` and divided by it: a rate per window with anything in it."""
+    if not model.strip():
+        raise TraceError("--model must not be empty")
+    totals: dict[int, float] = {}
+    for when, amount in events:
+        window = math.floor(when / step_s)
+        totals[window] = totals.get(window, 0.0) + amount
+    return [TraceRow(w * step_s, model, total / step_s) for w, total in sorted(totals.items()) if total > 0]
 
 
 def _dict_rows(path: str | Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:

@@ -1,0 +1,145 @@
+"""A seeded generator of LLM demand that is hard for a warm pool: what the public traces hide.
+
+`benchmarks/warm_pool.py` scores every policy on traces from here beside ServeGen and the public
+traces; `python benchmarks/demand.py --seed S -o gen.csv` writes one for `egs simulate`
+(`examples/scenario-synthetic.yaml`: 4 req/s per replica). Every seed draws its own shape:
+
+- a background that follows a daily cycle (peak hour and depth drawn), a weekly one (a weekend dip
+  drawn) and a trend over the trace (from -30% to +80%), with minute-to-minute noise and a slow wander;
+- a few on/off clients (3-8, each a heavy-tailed rate of 4-200 req/s) whose switch-ons cluster: bursts
+  arrive as a Poisson process busier in business hours, and each wakes 1-3 clients within half an
+  hour; a client stays on for a lognormal time (median 90 min) and is off again at once;
+- hours-long calm spells (3-14 h, one or two a week) in which no burst comes and every client is off;
+- rare collection gaps (a few minutes each, written as no row).
+
+Sampled every minute; `--step 600` writes 10-minute means. The last line of stdout is one JSON object
+describing the trace (what was drawn); the CSV goes to `-o`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+DAY_MIN = 1440
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What a seed drew: enough to tell two generated traces apart in a report."""
+
+    seed: int
+    base_rps: float
+    peak_hour: float
+    daily_depth: float
+    weekend_factor: float
+    trend: float
+    clients: int
+    client_rps: tuple[float, ...]
+    bursts: int
+    calm_spells: int
+    gap_minutes: int
+
+
+def generate(seed: int, days: int = 14) -> tuple[npt.NDArray[np.float64], Drawn]:
+    """Demand in req/s for each minute of `days` days (NaN where a collection gap is), and what was drawn."""
+    rng = np.random.default_rng(seed)
+    minutes = days * DAY_MIN
+    t = np.arange(minutes, dtype=np.float64)
+    hour = (t % DAY_MIN) / 60.0
+    day = t // DAY_MIN
+
+    base = float(rng.uniform(8.0, 40.0))
+    peak_hour = float(rng.uniform(9.0, 21.0))
+    depth = float(rng.uniform(0.3, 0.85))
+    weekend = float(rng.uniform(0.45, 0.95))
+    first_weekday = int(rng.integers(0, 7))
+    trend = float(rng.uniform(-0.3, 0.8))
+    daily = np.maximum(0.05, 1.0 + depth * np.cos(2 * np.pi * (hour - peak_hour) / 24.0))
+    weekly = np.where((day + first_weekday) % 7 >= 5, weekend, 1.0)
+    wander = np.exp(np.cumsum(rng.normal(0.0, 0.004, minutes)))  # a slow random walk of the level
+    wander /= np.exp(np.convolve(np.log(wander), np.ones(720) / 720, mode="same")).mean()
+    background = base * daily * weekly * (1.0 + trend * t / minutes) * wander
+    background *= rng.lognormal(0.0, 0.08, minutes)
+
+    calm = np.zeros(minutes, dtype=bool)
+    spells = int(rng.integers(1, 3)) * max(1, days // 7)
+    for _ in range(spells):
+        start = int(rng.integers(0, minutes))
+        calm[start : start + int(rng.uniform(3, 14) * 60)] = True
+
+    clients = int(rng.integers(3, 9))
+    rates = np.clip(rng.lognormal(np.log(25.0), 0.9, clients), 4.0, 200.0)
+    # Bursts of switch-ons: busier from 8 to 20 h local, none in a calm spell.
+    busy = np.where((hour >= 8) & (hour < 20), 1.0, 0.3)
+    per_minute = float(rng.uniform(4.0, 12.0)) / DAY_MIN * busy * ~calm
+    burst_at = np.flatnonzero(rng.random(minutes) < per_minute)
+    on = np.zeros((clients, minutes), dtype=bool)
+    for b in burst_at:
+        for c in rng.choice(clients, size=min(clients, int(rng.integers(1, 4))), replace=False):
+            start = int(b + rng.integers(0, 30))
+            on[c, start : start + max(5, int(rng.lognormal(np.log(90.0), 0.8)))] = True
+    on &= ~calm
+    load = (rates[:, None] * on * rng.lognormal(0.0, 0.05, (clients, minutes))).sum(axis=0)
+
+    demand = background + load
+    gaps = np.zeros(minutes, dtype=bool)
+    for start in rng.integers(DAY_MIN, minutes, size=int(rng.integers(1, 5))):
+        gaps[start : start + int(rng.integers(2, 15))] = True
+    demand[gaps] = np.nan
+    drawn = Drawn(
+        seed,
+        round(base, 2),
+        round(peak_hour, 1),
+        round(depth, 2),
+        round(weekend, 2),
+        round(trend, 2),
+        clients,
+        tuple(round(float(r), 1) for r in rates),
+        len(burst_at),
+        spells,
+        int(gaps.sum()),
+    )
+    return demand, drawn
+
+
+def resample(demand: npt.NDArray[np.float64], step_min: int) -> npt.NDArray[np.float64]:
+    """Means over windows of `step_min` minutes; a window that is all gap stays a gap."""
+    if step_min == 1:
+        return demand
+    windows = demand[: len(demand) // step_min * step_min].reshape(-1, step_min)
+    known = ~np.isnan(windows)
+    total = np.where(known, windows, 0.0).sum(axis=1)
+    count = known.sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def write_csv(path: Path, demand: npt.NDArray[np.float64], step_s: int, model: str) -> None:
+    """The canonical trace CSV `egs simulate` reads; a gap is no row."""
+    with path.open("w") as f:
+        f.write("time_s,model,demand_rps\n")
+        for i, value in enumerate(demand):
+            if not np.isnan(value):
+                f.write(f"{i * step_s},{model},{value:.4f}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--step", type=int, choices=(60, 600), default=60, help="sampling interval (s)")
+    parser.add_argument("--model", default="synthetic", help="the trace's model name")
+    parser.add_argument("-o", "--output", type=Path, required=True)
+    args = parser.parse_args()
+    demand, drawn = generate(args.seed, args.days)
+    write_csv(args.output, resample(demand, args.step // 60), args.step, args.model)
+    print(json.dumps(asdict(drawn)))
+
+
+if __name__ == "__main__":
+    main()
