@@ -4,9 +4,9 @@ Part of the autoscaler's pure core; `egs simulate` (`static:auto`, `egs`) and
 `benchmarks/warm_pool.py` call it. The rule: simulate the training days alone (the trace cut after
 them, so nothing later can leak in), skip the warm-up days (the forecasts need history), and take
 the smallest parameter with at most `RULE_FRACTION` of the replicas added in the rest waiting over
-60 s. For a static pool the parameter is K; for EGS, one rung of `LEVELS`: the quantile of the rises at
-this time of day it covers and how wide "this time of day" is (`PoolSettings.quantile`, `tod_window_s`;
-its other parameters are fixed design values, documented there, the same for every trace). The
+60 s. For a static pool the parameter is K; for EGS, the quantile of the rise it covers at similar
+activity (`PoolSettings.quantile`; its other parameters are fixed design values, documented there, the
+same for every trace). The
 hindsight K, the smallest that meets p99 <= 60 s on the scored days, is context only: it sees them.
 """
 
@@ -79,25 +79,19 @@ def _smallest_static_k(
     return smallest(meets, _most_nodes(trace, scenario))
 
 
-HOUR_S = 3_600.0
-LEVELS = (
-    *((q, 2 * HOUR_S) for q in (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)),
-    *((1.0, h * HOUR_S) for h in (3, 4, 6, 9, 12)),
-)
-"""(quantile, time-of-day window) pairs EGS may be fitted to, each holding at least as much as the one
-before: finer quantiles towards 1, then the largest rise over ever wider hours (at 12 h: any hour)."""
+QUANTILES = tuple(1.0 - 2.0 ** (-k / 3.0) for k in range(31))
+"""The quantiles EGS may be fitted to: 0, 0.21, 0.37, ... 0.999, finer towards 1."""
 
 
 def fit_egs(trace: Trace, scenario: Scenario, protocol: Protocol, policy: Policy) -> Policy:
-    """`policy` at the first of `LEVELS` that meets the rule on the training days."""
+    """`policy` with the smallest quantile of `QUANTILES` that meets the rule on the training days."""
     train = trace.first_days(protocol.train_days)
 
     def at(k: int) -> Policy:
-        quantile, window = LEVELS[k]
-        return replace(policy, pool=replace(policy.pool, quantile=quantile, tod_window_s=window))
+        return replace(policy, pool=replace(policy.pool, quantile=QUANTILES[k]))
 
     k = smallest(lambda i: meets_rule(simulate(train, scenario, at(i), protocol.fit_window, protocol.seed)[0]),
-                  len(LEVELS) - 1)  # fmt: skip
+                  len(QUANTILES) - 1)  # fmt: skip
     return at(k)
 
 

@@ -14,19 +14,21 @@ releases that reach it. Rules every policy keeps:
 - going down, orders still provisioning are cancelled first (free), then empty ready nodes released.
 
 The EGS policy (`egs_target`) reads only the GPUs needed per sample (so it works whether or not the
-demand is broken down by client, and whatever the sampling interval). It looks at the history in blocks
-of one lead time (`lead_s`, a node's provisioning time), each block's mean and peak, so that "a rise"
-(the next block's peak over this block's mean) is what arrived within about one lead time, measured
-the same way at 1-minute and 10-minute sampling. It holds as spare capacity above the need now the largest of
-- the `quantile` of the rises seen at this time of day (within `tod_window_s`) on the past days: the
-  hours in which switch-ons happen keep their pool through a calm spell (fitted on training days);
+demand is broken down by client, and whatever the sampling interval). It reads the history in blocks of
+one lead time (`lead_s`, a node's provisioning time): each block's mean, and its peak of levels that
+lasted `SUSTAIN_S` (a one-minute spike is over before a node could serve it). "A rise" is the next
+block's peak over a block's mean, what arrived within about one lead time, so a sudden change is judged
+the same way at 1-minute and 10-minute sampling and minute-to-minute noise is not a switch-on. It holds
+as spare capacity above the need now the largest of
+- the fitted `quantile` of the next rise among the `neighbours` past blocks whose activity (largest
+  change between blocks over the previous `activity_s`) was closest to now's: big switch-ons cluster;
 - the largest sudden rise (a switch-on: beyond `jump_threshold` x the median rise, and at least one
-  GPU) in the last `recent_s`: switch-ons cluster, so one just seen says the next is near;
+  GPU) in the last `recent_s`, so a calm spell after a switch-on does not empty the pool at once;
 - the capacity freed by sudden drops in the last `hold_s`, for the on/off client to come back;
 - the `allowance_gpus` floor;
 less the free GPUs on busy nodes, which absorb a rise first. Each is an estimate of the same thing (what
-may arrive before a node ordered now is ready), so they are not added up. It reads no forecast: the
-seasonal forecast costs a fit per sample, and the rises at this time of day already carry the season.
+may arrive before a node ordered now is ready), so they are not added up. It is a function of the
+history alone (cached), and reads no forecast: the seasonal forecast costs a fit per sample.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from autoscaler.forecast import DAY_S, DemandSeries, Forecast
+from autoscaler.forecast import DemandSeries, Forecast
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,12 @@ class PoolSettings:
     """EGS: spare GPUs always held, whatever the history says."""
     lead_s: float = 600.0
     """EGS: a node's provisioning time (seconds): rises are measured over blocks this long."""
-    quantile: float = 0.9
-    """EGS: quantile of the rises seen at this time of day that the pool covers (fitted on training days)."""
-    tod_window_s: float = 2 * 3_600.0
-    """EGS: rises within this many seconds of now's time of day, on past days, count as "this time of day"."""
+    quantile: float = 0.99
+    """EGS: quantile of the next rise at similar activity to cover (fitted on training days; 0 turns it off)."""
+    activity_s: float = 3 * 3_600.0
+    """EGS: activity is the largest change between lead-time blocks over this many seconds before a moment."""
+    neighbours: int = 150
+    """EGS: how many past moments of the closest activity the rise quantile is taken over."""
     recent_s: float = 6 * 3_600.0
     """EGS: a sudden rise (a switch-on) is held as spare this long (seconds): switch-ons cluster."""
     hold_s: float = 2 * 3_600.0
@@ -72,10 +76,12 @@ class PoolSettings:
     def __post_init__(self) -> None:
         if self.gpus_per_node < 1:
             raise ValueError(f"PoolSettings.gpus_per_node must be >= 1, got {self.gpus_per_node}")
-        if min(self.static_nodes, self.allowance_gpus, self.hold_s, self.recent_s, self.tod_window_s) < 0:
-            raise ValueError("PoolSettings: static_nodes, allowance_gpus, hold_s, recent_s, tod_window_s must be >= 0")
+        if min(self.static_nodes, self.allowance_gpus, self.hold_s, self.recent_s) < 0:
+            raise ValueError("PoolSettings: static_nodes, allowance_gpus, hold_s and recent_s must be >= 0")
         if not 0 <= self.quantile <= 1:
             raise ValueError(f"PoolSettings.quantile must be in [0, 1], got {self.quantile}")
+        if self.neighbours < 1 or self.activity_s <= 0:
+            raise ValueError("PoolSettings: neighbours >= 1 and activity_s > 0")
         if self.lead_s <= 0 or self.history_s <= 0 or self.jump_threshold < 0:
             raise ValueError("PoolSettings: lead_s and history_s > 0, jump_threshold >= 0")
         if self.max_idle_nodes is not None and self.max_idle_nodes < 0:
@@ -152,15 +158,13 @@ def _egs_spare(values: bytes, start_s: float, step_s: float, settings: PoolSetti
     mean, peak, end_s, need = blocks
     now = float(end_s[-1])
     rise = peak[1:] - mean[:-1]  # what arrived within about one lead time after each block
-    start = end_s[:-1]
     if rise.size == 0:
         return spare
-    tod = np.abs((start - now + DAY_S / 2) % DAY_S - DAY_S / 2) <= settings.tod_window_s
-    same_hours = rise[tod & (start <= now - DAY_S / 2)]  # past days only: today's are "recent"
-    if same_hours.size:
-        spare = max(spare, float(np.quantile(same_hours, settings.quantile, method="higher")))
+    change = np.abs(np.diff(mean))
     threshold = max(1.0, settings.jump_threshold * float(np.median(np.abs(rise))))
-    switched_on = (start > now - settings.recent_s) & (rise >= threshold)
+    spare = max(spare, _similar_activity_rise(rise, change, round(settings.activity_s / (end_s[-1] - end_s[-2]))
+                                              if len(end_s) > 1 else 1, settings))  # fmt: skip
+    switched_on = (end_s[:-1] > now - settings.recent_s) & (rise >= threshold)
     if switched_on.any():
         spare = max(spare, float(np.max(rise[switched_on])))
     drop = mean[:-1] - mean[1:]  # fall from one block to the next
@@ -169,6 +173,23 @@ def _egs_spare(values: bytes, start_s: float, step_s: float, settings: PoolSetti
     if freed > 0:  # held up to the peak it fell from: the client may come back to it
         spare = max(spare, min(freed, float(np.max(peak[1:][within])) - need))
     return spare
+
+
+def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, settings: PoolSettings) -> float:
+    """The `quantile` of the next rise among the past blocks whose activity (largest change between blocks
+    over the `activity_s` before them) was closest to now's. `rise[j]` follows block j, `change[j]` is
+    the change from block j to j+1."""
+    if settings.quantile <= 0:
+        return 0.0
+    span = max(1, span)
+    if change.size <= span:
+        return float(np.max(rise))
+    before = sliding_window_view(change[:-1], span).max(axis=1)  # activity up to block j, j = span .. n-2
+    after = rise[span:]  # the rise after each of those blocks
+    distance = np.abs(np.log1p(before) - np.log1p(float(np.max(change[-span:]))))
+    k = min(len(distance), settings.neighbours)
+    nearest = np.argpartition(distance, k - 1)[:k]
+    return float(np.quantile(after[nearest], settings.quantile, method="higher"))
 
 
 def _lead_blocks(

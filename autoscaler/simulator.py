@@ -30,7 +30,8 @@ Where DESIGN.md is silent, these are the choices (an independent implementation 
   waiting replicas takes the newest first; cancelling orders, the newest first, and releasing ready
   nodes, the newest empty node first.
 - Earmarking: orders in flight serve the waiting replicas first (as many as `nodes_for_waiting`
-  needs); the rest are "unearmarked" and count in the pool.
+  needs); the rest are "unearmarked" and count in the pool. No order is cancelled while a replica
+  waits: its promise counted every order in flight, and whichever is ready first serves it.
 - Waits: a replica's capacity wait runs from the step it is added to the step it gets a GPU (model
   load excluded), so one placed at once waits 0 and one placed a step later 60 s. Replicas cancelled
   while waiting, or still waiting at the end, have no wait; they do count in replica-minutes short
@@ -40,7 +41,7 @@ Where DESIGN.md is silent, these are the choices (an independent implementation 
 - ETAs: a replica that has no GPU by the end of its first step is promised `queue_etas`'s time,
   with every order then in flight (earmarked or in the pool: whichever is ready first serves the
   queue's head) at the 0.95 quantile of its remaining delay given the delays observed so far
-  (exact drawn delays; the prior [min, max] until 20 are seen), on the 60 s step grid, plus its load
+  (exact drawn delays; the scenario's [min, max] until 20 are seen), on the 60 s step grid, plus its load
   time. It is kept when the replica has its GPU and has loaded by then; slack is promised minus
   actual, averaged over every promised replica that got a GPU.
 - The oracle knows the trace and the drawn delays: it holds nothing idle and, for every rise of the
@@ -271,6 +272,8 @@ class _Run:
             raise ValueError(f"the trace step ({trace.step_s} s) must be a whole number of {STEP_S:.0f} s steps")
         self.trace, self.scenario, self.policy, self.progress = trace, scenario, policy, progress
         self.gc = scenario.gpu_class
+        # Promises start from the class's own delay range (as the controller's settings give it).
+        self.eta = replace(policy.eta, prior_delay_s=self.gc.provision_delay_s)
         self.models = list(trace.demand_rps)
         self.per_sample = round(per)
         self.steps = trace.samples * self.per_sample
@@ -474,7 +477,7 @@ class _Run:
             capacity,
             [self.load[w.model] for w in self.queue],
             self.observed,
-            self.policy.eta,
+            self.eta,
         )
         for i in fresh:
             self.queue[i].promised_s = etas[i]
@@ -499,6 +502,8 @@ class _Run:
             target = hold_on_missing_data(POLICIES[self.policy.name], obs, now, self.policy.pool, self.target)
         self.target = target
         act = pool_actions(target, len(empty), unearmarked)
+        if self.queue and act.cancel_orders:  # a promise rests on every order in flight: keep them
+            act = replace(act, cancel_orders=0)
         for _ in range(act.order):
             self._order(now)
         if act.cancel_orders:
@@ -522,7 +527,7 @@ class _Run:
         # EGS's pool reads no forecast; it is drawn for the plots (a fit per sample: only when asked).
         if not (self.policy.name == "seasonal-naive" or (self.policy.name == "egs" and self.timeline is not None)):
             return None
-        _, lead = remaining_delay(0.0, self.observed, self.policy.eta)
+        _, lead = remaining_delay(0.0, self.observed, self.eta)
         settings = replace(self.policy.forecast, lead_s=max(lead, 1.0))
         fc = (forecast_seasonal if self.policy.name == "egs" else forecast_seasonal_naive)(history, now, settings)
         if self.timeline is not None:

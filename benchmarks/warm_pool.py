@@ -176,7 +176,6 @@ def run_case(case: Case, data: Path, slow_orders: bool) -> dict[str, Any]:
         "fitted": {
             "static_k": train_k,
             "egs_quantile": egs_policy.pool.quantile,
-            "egs_tod_window_s": egs_policy.pool.tod_window_s,
         },
         "hindsight_static_k": hindsight_k,
         "match_static_k": match_k,
@@ -230,7 +229,7 @@ def table(traces: dict[str, dict[str, Any]]) -> str:
             f"{name:18} EGS/static:auto {out['egs_cost_over_static_auto']:.3f}, EGS/oracle "
             f"{out['egs_cost_over_oracle']:.3f}, EGS/hindsight {out['egs_cost_over_hindsight_static']:.3f}, "
             f"K auto/hindsight/match {out['fitted']['static_k']}/{out['hindsight_static_k']}/{out['match_static_k']}, "
-            f"q {out['fitted']['egs_quantile']} +-{out['fitted']['egs_tod_window_s'] / 3600:g} h, "
+            f"EGS quantile {out['fitted']['egs_quantile']:.4f}, "
             f"CPU EGS/reactive {out['egs_cpu_over_reactive']:.1f}, "
             f"target {'met' if out['meets_target'] else 'MISSED'}"
         )

@@ -136,9 +136,10 @@ def fitted_parameters(policy: Policy, asked: str) -> dict[str, object]:
     pool = policy.pool
     return {
         "quantile": pool.quantile,
-        "tod_window_s": pool.tod_window_s,
         "fixed": {
             "lead_s": pool.lead_s,
+            "activity_s": pool.activity_s,
+            "neighbours": pool.neighbours,
             "recent_s": pool.recent_s,
             "hold_s": pool.hold_s,
             "jump_threshold": pool.jump_threshold,
@@ -159,7 +160,7 @@ def _fitted(
         return Policy("static", pool_settings(scenario, k))
     if name == "egs":
         if bar:
-            bar.label("fitting the quantile on the training days")
+            bar.label("fitting EGS's covered rise on the training days")
         return fit_egs(trace, scenario, protocol, Policy("egs", pool_settings(scenario)))
     return Policy(name, pool_settings(scenario))  # type: ignore[arg-type]  # checked by _policy_arg
 

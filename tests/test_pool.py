@@ -124,17 +124,23 @@ def test_minute_to_minute_swings_are_not_sudden_and_the_verdict_does_not_depend_
     assert targets == {5}
 
 
-def test_the_hours_in_which_switch_ons_happen_keep_their_pool_through_a_calm_spell():
-    # Every morning at 9 a client switches on 32 GPUs for an hour; day 3 is calm. At 8:30 on day 3 the
-    # pool holds what the mornings needed; at 21:00, hours away from any morning, it holds nothing.
-    day = [8.0] * 144
-    day[54:60] = [40.0] * 6  # 9:00-10:00 in 10-minute samples
-    history = day * 3
-    pool = PoolSettings(gpus_per_node=8, **{**OFF, "quantile": 1.0})
-    morning = history + [8.0] * 51  # day 3, 8:30
-    assert egs_target(_obs(morning, used=8), (len(morning) - 1) * STEP, pool) == 4
-    evening = history + [8.0] * 126  # day 3, 21:00
-    assert egs_target(_obs(evening, used=8), (len(evening) - 1) * STEP, pool) == 0
+def test_the_rise_expected_at_similar_activity_is_held():
+    # Quiet stretches (changes of 1) and bursts where one jump of 40 is followed by another: once a jump
+    # is seen the next is expected; in a quiet stretch, nothing is.
+    rng = np.random.default_rng(0)
+    need, level = [], 100.0
+    for _ in range(12):
+        for _ in range(30):
+            level += rng.choice([-1.0, 1.0])
+            need.append(level)
+        for jump in (40.0, 40.0, -40.0, -40.0):
+            level += jump
+            need.append(level)
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "quantile": 0.9, "neighbours": 24, "activity_s": STEP})
+    quiet = need[: len(need) - 4]
+    assert egs_target(_obs(quiet, used=int(quiet[-1])), (len(quiet) - 1) * STEP, pool) <= 1
+    active = [*quiet, quiet[-1] + 40]
+    assert egs_target(_obs(active, used=int(active[-1])), (len(active) - 1) * STEP, pool) == 5
 
 
 def test_free_gpus_on_busy_nodes_absorb_the_rise_first():
