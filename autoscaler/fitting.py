@@ -4,9 +4,10 @@ Part of the autoscaler's pure core; `egs simulate` (`static:auto`, `egs`) and
 `benchmarks/warm_pool.py` call it. The rule: simulate the training days alone (the trace cut after
 them, so nothing later can leak in), skip the warm-up days (the forecasts need history), and take
 the smallest parameter with at most `RULE_FRACTION` of the replicas added in the rest waiting over
-60 s. For a static pool the parameter is K; for EGS, the quantile of the rise it covers at similar
-activity (`PoolSettings.quantile`; its other parameters are fixed design values, documented there, the
-same for every trace). The
+60 s. For a static pool the parameter is K; for EGS, one rung of `LEVELS`: the quantile of the rise it
+covers at similar activity, among how many past blocks, and how long recent switch-ons and freed
+capacity are held (`PoolSettings.quantile`, `neighbours`, `recent_s`, `hold_s`; its other parameters are
+fixed design values, documented there, the same for every trace). The
 hindsight K, the smallest that meets p99 <= 60 s on the scored days, is context only: it sees them.
 """
 
@@ -79,19 +80,32 @@ def _smallest_static_k(
     return smallest(meets, _most_nodes(trace, scenario))
 
 
-QUANTILES = tuple(1.0 - 2.0 ** (-k / 3.0) for k in range(31))
-"""The quantiles EGS may be fitted to: 0, 0.21, 0.37, ... 0.999, finer towards 1."""
+HOUR_S = 3_600.0
+LEVELS = (
+    (0.0, 150, 0.0, 0.0),
+    (0.0, 150, 1 * HOUR_S, 0.5 * HOUR_S),
+    (0.0, 150, 3 * HOUR_S, 1 * HOUR_S),
+    *((1.0 - 2.0 ** (-k / 3.0), 150, 6 * HOUR_S, 2 * HOUR_S) for k in range(31)),
+    *((1.0, n, 6 * HOUR_S, 2 * HOUR_S) for n in (150, 400, 1_000_000)),
+)
+"""(quantile, neighbours, recent_s, hold_s) rungs EGS may be fitted to, each holding at least as much as
+the one before: first no pool but the recent switch-ons and freed capacity, held 0, 1 and 3 h (minute
+-level demand whose rises end before a node is ready needs no more), then with the switch-ons held 6 h
+and freed capacity 2 h, the quantiles 0, 0.21, 0.37, ... 0.999 (finer towards 1) of the next rise at
+the 150 most similar activities, then the largest such rise among 150, 400 and every past block."""
 
 
 def fit_egs(trace: Trace, scenario: Scenario, protocol: Protocol, policy: Policy) -> Policy:
-    """`policy` with the smallest quantile of `QUANTILES` that meets the rule on the training days."""
+    """`policy` at the first of `LEVELS` that meets the rule on the training days."""
     train = trace.first_days(protocol.train_days)
 
     def at(k: int) -> Policy:
-        return replace(policy, pool=replace(policy.pool, quantile=QUANTILES[k]))
+        quantile, neighbours, recent_s, hold_s = LEVELS[k]
+        pool = replace(policy.pool, quantile=quantile, neighbours=neighbours, recent_s=recent_s, hold_s=hold_s)
+        return replace(policy, pool=pool)
 
     k = smallest(lambda i: meets_rule(simulate(train, scenario, at(i), protocol.fit_window, protocol.seed)[0]),
-                  len(QUANTILES) - 1)  # fmt: skip
+                  len(LEVELS) - 1)  # fmt: skip
     return at(k)
 
 

@@ -22,8 +22,9 @@ the same way at 1-minute and 10-minute sampling and minute-to-minute noise is no
 as spare capacity above the need now the largest of
 - the fitted `quantile` of the next rise among the `neighbours` past blocks whose activity (largest
   change between blocks over the previous `activity_s`) was closest to now's: big switch-ons cluster;
-- the largest sudden rise (a switch-on: beyond `jump_threshold` x the median rise, and at least one
-  GPU) in the last `recent_s`, so a calm spell after a switch-on does not empty the pool at once;
+- the largest rise in the last `recent_s` that was a switch-on (its block's mean rose beyond
+  `jump_threshold` x the median rise, and at least one GPU: a level that lasted a lead time), so a calm
+  spell after a switch-on does not empty the pool at once;
 - the capacity freed by sudden drops in the last `hold_s`, for the on/off client to come back;
 - the `allowance_gpus` floor;
 less the free GPUs on busy nodes, which absorb a rise first. Each is an estimate of the same thing (what
@@ -135,44 +136,46 @@ def seasonal_naive_target(obs: PoolObservation, now: float, settings: PoolSettin
 
 
 def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
-    """The largest of the rises expected at this time of day and recently (module docstring)."""
-    past = obs.need_gpus.until(now)
-    keep = math.floor(settings.history_s / past.step_s + 1e-9) + 1
-    recent = past.values[-keep:]
-    spare = _egs_spare(recent.tobytes(), past.start_s + (len(past.values) - len(recent)) * past.step_s,
-                       past.step_s, settings)  # fmt: skip
+    """The largest of the rises expected at similar activity and the recent switch-ons (module docstring)."""
+    past = obs.need_gpus.until(now).values
+    size = max(1, round(settings.lead_s / obs.need_gpus.step_s))
+    whole = len(past) // size * size  # blocks end at whole multiples of the lead time from the start
+    keep = min(whole, (math.floor(settings.history_s / settings.lead_s + 1e-9) + 1) * size)
+    history = past[whole - keep : whole]
+    span = max(1, math.ceil(SUSTAIN_S / obs.need_gpus.step_s - 1e-9))  # samples a level must last
+    spare = settings.allowance_gpus
+    if history.size and not np.all(np.isnan(history)):
+        rise, floor, freed, freed_from = _block_spare(history.tobytes(), size, span, settings)
+        latest = past[-span:]
+        need = float(np.min(latest[~np.isnan(latest)])) if np.any(~np.isnan(latest)) else freed_from
+        spare = max(spare, rise, floor, min(freed, freed_from - need))
     return _nodes_for(spare, obs, settings)
 
 
 @lru_cache(maxsize=64)
-def _egs_spare(values: bytes, start_s: float, step_s: float, settings: PoolSettings) -> float:
-    """Spare GPUs to hold above the need after the history `values` (float64 bytes) that starts at `start_s`.
+def _block_spare(values: bytes, size: int, span: int, settings: PoolSettings) -> tuple[float, float, float, float]:
+    """(rise at similar activity, recent switch-on, freed capacity, the peak it fell from) after the whole
+    lead-time blocks of `size` samples in `values` (float64 bytes; the latest block ends "now").
 
-    A function of the history alone (its latest sample is "now"), so that the ten decide steps a
-    10-minute sample spans (and a controller's loops between samples) compute it once.
+    A function of completed blocks alone, so that the decide steps within one block (ten at 1-minute
+    sampling and 10-minute lead, or the ten 60 s steps of a 10-minute sample) compute it once.
     """
-    blocks = _lead_blocks(np.frombuffer(values, dtype=np.float64), start_s, step_s, settings.lead_s)
-    spare = settings.allowance_gpus
-    if blocks is None:
-        return spare
-    mean, peak, end_s, need = blocks
-    now = float(end_s[-1])
+    mean, peak = _lead_blocks(np.frombuffer(values, dtype=np.float64), size, span)
     rise = peak[1:] - mean[:-1]  # what arrived within about one lead time after each block
     if rise.size == 0:
-        return spare
-    change = np.abs(np.diff(mean))
+        return 0.0, 0.0, 0.0, 0.0
+    lead_s = settings.lead_s
+    age_s = lead_s * np.arange(len(rise) - 1, -1, -1, dtype=np.float64)  # of each block's end, from now
     threshold = max(1.0, settings.jump_threshold * float(np.median(np.abs(rise))))
-    spare = max(spare, _similar_activity_rise(rise, change, round(settings.activity_s / (end_s[-1] - end_s[-2]))
-                                              if len(end_s) > 1 else 1, settings))  # fmt: skip
-    switched_on = (end_s[:-1] > now - settings.recent_s) & (rise >= threshold)
-    if switched_on.any():
-        spare = max(spare, float(np.max(rise[switched_on])))
+    similar = _similar_activity_rise(rise, np.abs(np.diff(mean)), round(settings.activity_s / lead_s), settings)
+    step_up = mean[1:] - mean[:-1]  # a switch-on that lasted a whole lead time moves the blocks' mean
+    switched_on = (age_s < settings.recent_s) & (step_up >= threshold)
+    floor = float(np.max(rise[switched_on])) if switched_on.any() else 0.0
     drop = mean[:-1] - mean[1:]  # fall from one block to the next
-    within = end_s[1:] > now - settings.hold_s
+    within = age_s < settings.hold_s
     freed = float(np.sum(drop[within & (drop >= threshold)]))
-    if freed > 0:  # held up to the peak it fell from: the client may come back to it
-        spare = max(spare, min(freed, float(np.max(peak[1:][within])) - need))
-    return spare
+    freed_from = float(np.max(peak[1:][within])) if freed > 0 else 0.0
+    return similar, floor, freed, freed_from
 
 
 def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, settings: PoolSettings) -> float:
@@ -192,32 +195,21 @@ def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, sett
     return float(np.quantile(after[nearest], settings.quantile, method="higher"))
 
 
-def _lead_blocks(
-    values: np.ndarray, start_s: float, step_s: float, lead_s: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
-    """(mean, lasting peak, end time) of each block of one lead time, the last block ending with the latest
-    sample, and the latest lasting value; gaps carry the value before them. A lasting value is the least
-    of the last `SUSTAIN_S` (a one-minute spike is gone before a node could serve it). None while
-    nothing is known."""
-    known = np.flatnonzero(~np.isnan(values))
-    if known.size == 0:
-        return None
-    latest = start_s + (len(values) - 1) * step_s
-    values = values[known[0] :]
-    if known.size < len(values):
-        idx = np.where(np.isnan(values), 0, np.arange(len(values)))
+def _lead_blocks(values: np.ndarray, size: int, span: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, lasting peak) of each block of `size` samples; gaps carry the value before them (blocks
+    before the first known sample are dropped). A lasting value is the least of the last `span` samples
+    (`SUSTAIN_S`): a one-minute spike is over before a node could serve it."""
+    first = int(np.flatnonzero(~np.isnan(values))[0]) // size * size
+    values = values[first:]
+    known = ~np.isnan(values)
+    if not known.all():
+        idx = np.where(known, np.arange(len(values)), 0)
         values = values[np.maximum.accumulate(idx)]
-    span = math.ceil(SUSTAIN_S / step_s - 1e-9)  # samples a level must last to count
+        values = np.where(np.isnan(values), values[np.flatnonzero(~np.isnan(values))[0]], values)
     lasting = values
-    if span > 1 and len(values) >= span:
+    if 1 < span <= len(values):
         lasting = np.concatenate([values[: span - 1], sliding_window_view(values, span).min(axis=1)])
-    size = max(1, round(lead_s / step_s))
-    whole = len(values) // size * size
-    if whole == 0:
-        return np.array([values.mean()]), np.array([lasting.max()]), np.array([latest]), float(lasting[-1])
-    grid, lasting_grid = (v[len(v) - whole :].reshape(-1, size) for v in (values, lasting))
-    end_s = latest - step_s * size * np.arange(len(grid) - 1, -1, -1, dtype=np.float64)
-    return grid.mean(axis=1), lasting_grid.max(axis=1), end_s, float(lasting[-1])
+    return values.reshape(-1, size).mean(axis=1), lasting.reshape(-1, size).max(axis=1)
 
 
 POLICIES: dict[str, PoolPolicy] = {

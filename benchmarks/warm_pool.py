@@ -176,6 +176,9 @@ def run_case(case: Case, data: Path, slow_orders: bool) -> dict[str, Any]:
         "fitted": {
             "static_k": train_k,
             "egs_quantile": egs_policy.pool.quantile,
+            "egs_neighbours": egs_policy.pool.neighbours,
+            "egs_recent_s": egs_policy.pool.recent_s,
+            "egs_hold_s": egs_policy.pool.hold_s,
         },
         "hindsight_static_k": hindsight_k,
         "match_static_k": match_k,
@@ -229,7 +232,8 @@ def table(traces: dict[str, dict[str, Any]]) -> str:
             f"{name:18} EGS/static:auto {out['egs_cost_over_static_auto']:.3f}, EGS/oracle "
             f"{out['egs_cost_over_oracle']:.3f}, EGS/hindsight {out['egs_cost_over_hindsight_static']:.3f}, "
             f"K auto/hindsight/match {out['fitted']['static_k']}/{out['hindsight_static_k']}/{out['match_static_k']}, "
-            f"EGS quantile {out['fitted']['egs_quantile']:.4f}, "
+            f"EGS quantile {out['fitted']['egs_quantile']:.4f} of {out['fitted']['egs_neighbours']} "
+            f"recent {out['fitted']['egs_recent_s'] / 3600:g} h, "
             f"CPU EGS/reactive {out['egs_cpu_over_reactive']:.1f}, "
             f"target {'met' if out['meets_target'] else 'MISSED'}"
         )

@@ -136,12 +136,12 @@ def fitted_parameters(policy: Policy, asked: str) -> dict[str, object]:
     pool = policy.pool
     return {
         "quantile": pool.quantile,
+        "neighbours": pool.neighbours,
+        "recent_s": pool.recent_s,
+        "hold_s": pool.hold_s,
         "fixed": {
             "lead_s": pool.lead_s,
             "activity_s": pool.activity_s,
-            "neighbours": pool.neighbours,
-            "recent_s": pool.recent_s,
-            "hold_s": pool.hold_s,
             "jump_threshold": pool.jump_threshold,
             "history_s": pool.history_s,
             "allowance_gpus": pool.allowance_gpus,
