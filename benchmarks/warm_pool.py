@@ -19,7 +19,8 @@ with at most 0.5% of added replicas waiting over 60 s on the fitting days), `sea
 and the smallest static K at least as good as EGS on both wait figures (`static:match`: if it is
 cheaper, a static pool dominates EGS). With `--slow-orders`, every trace is run a second time with
 5-20 minute provisioning. Ratios against each target are in the JSON; `cpu_s` is the process CPU of
-each run, and `egs_cpu_over_reactive` the EGS simulation's CPU over reactive's.
+each run, `egs_cpu_over_reactive` the EGS simulation's CPU over reactive's, and `trace_cpu_s` the
+CPU of the whole trace (every fit and run).
 
 Progress and a table go to stderr; the last line of stdout is one JSON object
 `{"traces": {NAME: {"policies": {POLICY: <egs simulate --json>}, ...ratios...}}, "summary": {...}}`.
@@ -254,7 +255,9 @@ def main() -> None:
         if wanted and not any(case.name.startswith(w) for w in wanted):
             continue
         print(f"{case.name} ...", file=sys.stderr, flush=True)
+        t0 = time.process_time()
         traces[case.name] = run_case(case, args.data, args.slow_orders)
+        traces[case.name]["trace_cpu_s"] = round(time.process_time() - t0, 1)
         print(table({case.name: traces[case.name]}), file=sys.stderr, flush=True)
     out = {"traces": traces, "summary": summary(traces), "cpu_s": round(time.process_time() - start, 1)}
     print(json.dumps(out["summary"]), file=sys.stderr)

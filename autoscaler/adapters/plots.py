@@ -11,7 +11,8 @@ plain; `overview.png` stacks them all, and each is also written alone:
 - `demand`: the trace's demand in its own unit, per model;
 - `cost`: $/h over time of the policy against `static:auto` and the oracle, and each one's cumulative
   cost over the scored days;
-- `gpus`: GPUs busy (held by replicas) against GPUs idle (ready, held by none) and the GPUs needed;
+- `gpus`: GPUs busy (held by replicas) against GPUs idle (ready, held by none), the GPUs needed and,
+  for `egs` and `seasonal-naive`, the seasonal forecast's upper peak (what the controller exports);
 - `pool`: the pool's target against the idle nodes it holds, and the replicas waiting for capacity;
 - `etas`: each promised replica's promised wait against the wait it had (above the diagonal: late).
 """
@@ -133,6 +134,9 @@ def _gpus(ax: Any, data: PlotInput, days: np.ndarray) -> None:
     ax.stackplot(days, tl.busy_gpus, idle, labels=("busy GPUs (replicas)", "idle GPUs (ready, unused)"),
                  colors=("C0", "C1"), alpha=0.6, step="post")  # fmt: skip
     ax.step(days, tl.need_gpus, where="post", lw=0.7, color="k", label="GPUs needed (R)")
+    if tl.forecast_time_s:
+        ax.step(np.asarray(tl.forecast_time_s) / DAY, tl.forecast_upper_gpus, where="post", lw=0.7, color="C4",
+                label="forecast: upper peak over the lead time")  # fmt: skip
     ax.set_ylabel("GPUs")
 
 
@@ -155,7 +159,9 @@ def _etas(ax: Any, data: PlotInput, days: np.ndarray) -> None:
         ax.scatter(made[~late] / DAY, actual[~late], s=6, color="C2", label="actual: kept")
         ax.scatter(made[late] / DAY, actual[late], s=10, color="C3", label=f"actual: late ({int(late.sum())})")
     else:
-        ax.text(0.5, 0.5, "no replica had to wait: no ETA was promised", transform=ax.transAxes, ha="center")
+        ax.text(
+            0.5, 0.5, "no replica of the scored days waited: no ETA was promised", transform=ax.transAxes, ha="center"
+        )
     ax.set_ylabel("minutes from request")
 
 
