@@ -382,6 +382,10 @@ class Controller:
         held = holdings(obs.nodes, obs.pods, self.catalog, self.settings.sharing)
         bad = read.bad if read else ()
         outcome = Outcome(leader=True, decision=decision, observation=obs, cost=held, bad_samples=bad)
+        # A Node that cannot be used is reported on itself, every loop while it is (one Event counting up).
+        by_name = {str((n.get("metadata") or {}).get("name")): n for n in obs.nodes}
+        for node, reason in sorted(skipped):
+            outcome.events.append(event(by_name.get(node, _node(node)), "Warning", "NodeSkipped", "Place", reason))
         self._act(decision, obs, outcome)
         return outcome
 
@@ -454,6 +458,10 @@ class Controller:
                 log.warning("%s: %s", what, e)
                 outcome.errors.append("temporary" if isinstance(e, TemporaryError) else "rejected")
                 outcome.events.append(event(regarding, "Warning", "WriteFailed", "Apply", f"{what}: {e}"))
+
+
+def _node(name: str) -> ObjectRef:
+    return ObjectRef(*NODE, "", name)
 
 
 def _regarding(obj: Mapping[str, Any]) -> ObjectRef:

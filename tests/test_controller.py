@@ -401,3 +401,17 @@ def test_liveness_fails_once_the_loop_is_older_than_three_intervals_and_a_lease(
         )
     finally:
         server.shutdown()
+
+
+def test_a_node_that_cannot_be_used_is_reported_on_itself_in_an_event(kube: KubeCluster) -> None:
+    bad = h100("gpu-bad")
+    bad["metadata"]["labels"]["nvidia.com/gpu.replicas"] = "two"
+    kube.put("v1/nodes", bad)
+    kube.put(ENDPOINTS, endpoint())
+    ctl = controller(kube, FixedSignals(demand=1.0))
+    ctl.reconcile()
+    ctl.reconcile()
+    (skipped,) = [e for e in kube.all(EVENTS) if e["reason"] == "NodeSkipped"]
+    assert (skipped["metadata"]["namespace"], skipped["type"]) == ("default", "Warning")
+    assert (skipped["regarding"]["kind"], skipped["regarding"]["name"]) == ("Node", "gpu-bad")
+    assert "'two' is not a whole number" in skipped["note"] and skipped["series"]["count"] == 2
