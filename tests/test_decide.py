@@ -155,8 +155,9 @@ def test_without_a_node_the_replica_waits_with_an_eta() -> None:
     decision, chat = run(Observation([], [endpoint()], signals=signals()))
     assert (chat.placed, chat.waiting, chat.phase, chat.gpu_class) == (0, 1, "Provisioning", "H100-80GB")
     load = REGISTRY.get(MODEL).variant(chat.variant or "").load_seconds
-    # prior 300-600 s, promised at its 0.95 quantile and rounded up to the 60 s step, then the load
-    assert chat.eta == NOW + 600 + load
+    # the node is ordered at the next step (60 s), then the prior 300-600 s, promised at its 0.95
+    # quantile and rounded up to the 60 s step, then the load
+    assert chat.eta == NOW + 60 + 600 + load
     status = decision.statuses[("team-a", "chat")]
     assert status["estimatedReadyTime"] == datetime.datetime.fromtimestamp(NOW + 600 + load, datetime.UTC).strftime(
         "%Y-%m-%dT%H:%M:%SZ"

@@ -115,8 +115,13 @@ def class_etas(
     now: float,
     ahead: Sequence[int] = (),
 ) -> list[float]:
-    """When each replica of one class's queue serves, behind `ahead` (GPUs of replicas already waiting)."""
+    """When each replica of one class's queue serves, behind `ahead` (GPUs of replicas already waiting).
+
+    The delays count from the next decide step (`eta.step_s` on): a node is ordered once the workload
+    is written and its pod found no node, not at the answer (the churn benchmark's 202s were late by
+    that reaction, 20-40 s, when counted from the answer)."""
     loads = [0.0] * len(ahead) + [registry.get(p.model).variant(p.variant).load_seconds for p in queue]
     gpus = [*ahead, *(gpus_of(p) for p in queue)]
-    times = queue_etas(now, gpus, ClassCapacity(settings.classes[gpu_class].gpus_per_node), loads, (), settings.eta)
+    capacity = ClassCapacity(settings.classes[gpu_class].gpus_per_node)
+    times = queue_etas(now + settings.eta.step_s, gpus, capacity, loads, (), settings.eta)
     return times[len(ahead) :]
