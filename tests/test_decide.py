@@ -159,7 +159,7 @@ def test_without_a_node_the_replica_waits_with_an_eta() -> None:
     # quantile and rounded up to the 60 s step, then the load
     assert chat.eta == NOW + 60 + 600 + load
     status = decision.statuses[("team-a", "chat")]
-    assert status["estimatedReadyTime"] == datetime.datetime.fromtimestamp(NOW + 600 + load, datetime.UTC).strftime(
+    assert status["estimatedReadyTime"] == datetime.datetime.fromtimestamp(NOW + 660 + load, datetime.UTC).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )
     assert status["conditions"][0]["reason"] == "WaitingForCapacity"
