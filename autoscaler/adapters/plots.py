@@ -137,6 +137,9 @@ def _gpus(ax: Any, data: PlotInput, days: np.ndarray) -> None:
     if tl.forecast_time_s:
         ax.step(np.asarray(tl.forecast_time_s) / DAY, tl.forecast_upper_gpus, where="post", lw=0.7, color="C4",
                 label="forecast: upper peak over the lead time")  # fmt: skip
+    # The forecast's first day (persistence with a wide quantile) must not squash the GPUs held.
+    held = max(float(np.max(tl.ready_nodes * data.gpus_per_node, initial=0)), float(np.max(tl.need_gpus, initial=0)))
+    ax.set_ylim(0, max(1.0, 1.3 * held))
     ax.set_ylabel("GPUs")
 
 
