@@ -755,8 +755,15 @@ def main() -> int:
     for key in not_ready[:8]:
         status = figures["statuses"][key]
         condition: dict[str, Any] = next(iter(status.get("conditions") or ()), {})
-        pods = [f"{p.name}@{p.node or 'pending'}" for p in play.pods.values() if p.endpoint == key]
-        log(f"  {key}: {status.get('phase')} {condition.get('reason')}: {condition.get('message', '')[:160]}; {pods}")
+        pods = [p for p in play.pods.values() if p.endpoint == key]
+        where = [f"{p.name}@{p.node or 'pending'}" for p in pods]
+        log(f"  {key}: {status.get('phase')} {condition.get('reason')}: {condition.get('message', '')[:160]}; {where}")
+        for pod in [p for p in pods if not p.node][:1]:
+            spec = pod.template["spec"]
+            log(
+                f"    asks {asked_of(pod.obj())} {kai_share(pod.obj()) or ''}, selects {spec.get('nodeSelector')} "
+                f"{json.dumps(spec.get('affinity', {}).get('nodeAffinity'))[:300]}"
+            )
     print(json.dumps(result))
     return 0
 
