@@ -88,6 +88,10 @@ RDMA_LABELS = (
 """Labels (value `true`) saying a node's network does RDMA (InfiniBand or RoCE): EGS's own, the
 NodeFeatureRule names NFD's `rdma` feature source publishes, and an NVIDIA/Mellanox (PCI vendor
 15b3) NIC that NFD found. Only such nodes take a replica split over nodes."""
+PARTITIONED_MODES = tuple(
+    f"{c}_{m}" for c in (*COMPUTE_PARTITIONS, "cpx") for m in MEMORY_PARTITIONS if (c, m) != ("spx", "nps1")
+)
+"""The AMD compute x memory modes that split a GPU (all but spx_nps1), as the labeller writes them."""
 _AMD_MODE = re.compile(r"^(spx|dpx|qpx|cpx)_(nps[124])$")
 _AMD_VRAM = re.compile(r"^(\d+)G$")
 

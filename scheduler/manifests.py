@@ -53,7 +53,7 @@ from common.errors import InputError
 from scheduler._schema import DATA
 from scheduler.catalog import Catalog, GpuModel
 from scheduler.fleet import GPU_TOLERATIONS
-from scheduler.inventory import AMD_PARTITION_LABEL, partitions_per_gpu
+from scheduler.inventory import AMD_PARTITION_LABEL, PARTITIONED_MODES, partitions_per_gpu
 from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import PRECISION_FLAGS, Model, Registry, Variant
 
@@ -433,6 +433,10 @@ def _node_selector(server: _Server) -> dict[str, Any]:
         # Under the device plugin's single naming an amd.com/gpu is a partition only in this mode.
         mode = server.shape.workers[0].mig_profile or ""
         expressions.append({"key": AMD_PARTITION_LABEL, "operator": "In", "values": [mode]})
+    elif server.gpu.vendor == "amd" and server.shape.sharing != "partition":
+        # Whole GPUs, and a partitioned node's amd.com/gpu is a partition: keep off partitioned nodes
+        # (NotIn also takes the nodes the labeller gives no mode).
+        expressions.append({"key": AMD_PARTITION_LABEL, "operator": "NotIn", "values": list(PARTITIONED_MODES)})
     return {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
 
 

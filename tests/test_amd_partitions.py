@@ -141,3 +141,17 @@ def test_mixed_naming_renders_the_mode_resource() -> None:
     [deployment] = [o for o in manifests(plan, REGISTRY, CATALOG, [request]) if o["kind"] == "Deployment"]
     limits = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits == {"amd.com/cpx_nps1": "1"}
+
+
+def test_whole_gpu_replicas_keep_off_partitioned_nodes() -> None:
+    """Under single naming a partitioned node's `amd.com/gpu` is a partition: a whole-GPU replica asking
+    `amd.com/gpu` would be bound to one by kube-scheduler (the churn benchmark's MI300X endpoints, placed on
+    whole GPUs, sat Pending on partitions the plan had given to others, rewritten every loop)."""
+    inventory = build_inventory([gpu_node("mi300x-0", MI300X, 8)], CATALOG)
+    request = Request("whole", "llama-3.1-70b-instruct", 1, min_quality=1.0)
+    plan = schedule([request], REGISTRY, inventory, engine="online").plan
+    [deployment] = [o for o in manifests(plan, REGISTRY, CATALOG, [request]) if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    (keep_off,) = [e for e in terms[0]["matchExpressions"] if e["key"] == "amd.com/compute-memory-partition"]
+    assert keep_off["operator"] == "NotIn" and "dpx_nps1" in keep_off["values"] and "spx_nps1" not in keep_off["values"]
