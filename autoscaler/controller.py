@@ -37,7 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from autoscaler.adapters.kubernetes import OWNED_KINDS, Cluster, KubernetesError, NotFoundError
 from autoscaler.cost import Holdings, holdings
-from autoscaler.decide import Decision, Observation, Settings, decide, status_of
+from autoscaler.decide import Decision, Observation, Settings, decide, promise_outcome, status_of
 from autoscaler.endpoint import API_VERSION, KIND
 from autoscaler.events import Event, ObjectRef, Recorder, event
 from autoscaler.kubetime import parse_time
@@ -207,6 +207,8 @@ class ControllerMetrics:
             self.gauge("egs_warm_pool_target_nodes").labels(pool.gpu_class).set(pool.target)
             # Zero until an endpoint waits for the class, so that its first wait counts as an increase.
             self.histogram("egs_endpoint_provisioning_seconds").labels(pool.gpu_class)
+            for resolved in ("kept", "late"):
+                self.counter("egs_endpoint_promises_total").labels(pool.gpu_class, resolved)
             if pool.forecast is not None:
                 forecast = self.gauge("egs_warm_pool_forecast_gpus")
                 forecast.labels(pool.gpu_class, "expected").set(pool.forecast.expected_peak)
@@ -214,6 +216,7 @@ class ControllerMetrics:
         if outcome.observation is not None:
             self._taken(decision, outcome.observation)
             self._provisioned(decision, outcome.observation, now)
+            self._promises(decision, outcome.observation, now)
         self.gauge("egs_autoscaler_last_reconcile_timestamp_seconds").set(now)
 
     def _cost(self, held: Holdings | None) -> None:
@@ -256,6 +259,16 @@ class ControllerMetrics:
                 waited = now - parse_time(str(ready["lastTransitionTime"]))
                 gpu_class = d.gpu_class or str(status.get("gpuClass", ""))
                 self.histogram("egs_endpoint_provisioning_seconds").labels(gpu_class).observe(max(0.0, waited))
+
+    def _promises(self, decision: Decision, obs: Observation, now: float) -> None:
+        """Each ETA promised once, in the loop that sees it resolve (`promise_outcome`)."""
+        before = {(_identity(o)[2], _identity(o)[3]): o for o in obs.endpoints}
+        for d in decision.endpoints:
+            raw = before.get((d.namespace, d.name))
+            resolved = promise_outcome(raw, d, now) if raw is not None else None
+            if raw is not None and resolved is not None:
+                gpu_class = d.gpu_class or str(status_of(raw).get("gpuClass", ""))
+                self.counter("egs_endpoint_promises_total").labels(gpu_class, resolved).inc()
 
 
 class Controller:

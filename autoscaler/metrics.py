@@ -65,6 +65,14 @@ SERIES: tuple[Series, ...] = (
         buckets=(60.0, 120.0, 300.0, 450.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0),
     ),
     Series(
+        "egs_endpoint_promises_total",
+        "counter",
+        ("gpu_class", "outcome"),
+        "ETAs promised to endpoints (202 Accepted, or set when they started to wait), once each as it resolves: "
+        "outcome=kept (Ready by the promised time, as seen by the loop that saw it Ready) or late (Ready after "
+        "it, or the promise revised: the revision is not counted again).",
+    ),
+    Series(
         "egs_endpoint_ready",
         "gauge",
         ("namespace", "endpoint", "model", "gpu_class"),

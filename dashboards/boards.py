@@ -275,7 +275,7 @@ def warm_pools() -> dashboard.Dashboard:
         "EGS / Warm pools",
         "Per GPU class (catalogue names): the idle nodes the policy wants held, those held, the replicas "
         "waiting for capacity, the warm nodes taken, how long endpoints waited for capacity, what the idle "
-        "GPUs cost per hour, and the endpoints late on their promised ready time.",
+        "GPUs cost per hour, how often promised ready times were kept, and the endpoints late on theirs.",
         [
             series(
                 "Warm nodes: target and held",
@@ -313,6 +313,13 @@ def warm_pools() -> dashboard.Dashboard:
                 "the class's price (the Cost by team board has the rest).",
                 "currencyUSD",
                 (q.idle_dollars_per_hour_by_class(), "{{gpu_class}}"),
+            ),
+            bars(
+                "ETAs kept",
+                "Per class, the share of the ready times promised to endpoints (202 Accepted) that were kept "
+                "over the dashboard's range: Ready by the promised time, against late or revised.",
+                "percentunit",
+                (q.etas_kept_share(), "{{gpu_class}}"),
             ),
             threshold(
                 number(

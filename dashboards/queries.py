@@ -172,6 +172,15 @@ def provisioning_seconds(quantile: float) -> str:
     return f"histogram_quantile({quantile:g}, sum by (le, gpu_class) ({buckets}))"
 
 
+def etas_kept_share() -> str:
+    """Per class, the share of the ETAs resolved over the dashboard's range that were kept (nothing where
+    none resolved, rather than 0/0)."""
+    resolved = f"egs_endpoint_promises_total{{{POOL}}}[$__range]"
+    kept = f'egs_endpoint_promises_total{{{POOL}, outcome="kept"}}[$__range]'
+    all_ = f"sum by (gpu_class) (increase({resolved}))"
+    return f"sum by (gpu_class) (increase({kept})) / ({all_} > 0)"
+
+
 # Cost by team: the controller's GPUs held per namespace and per class, at the price series it exports
 # (the configured price, else the catalogue's), and the two recording rules built on them.
 

@@ -84,10 +84,10 @@ CONTROLLER_PANELS = [p for p in PANELS if _controller_only(p.expr)]
 
 
 def expand(expr: str) -> str:
-    """The query as Grafana sends it with every variable at "All"."""
+    """The query as Grafana sends it with every variable at "All" (and a range of an hour)."""
     for name in VARIABLES:
         expr = expr.replace(f"${name}", ".*")
-    return expr
+    return expr.replace("$__range", "1h")
 
 
 def _pods(node: str, gpu: int) -> tuple[PodRef, ...]:

@@ -69,7 +69,14 @@ from autoscaler.decide.state import (
     spec_changed,
     status_of,
 )
-from autoscaler.decide.status import answer_status, cannot_render, endpoint_decision, endpoint_status, parse_endpoints
+from autoscaler.decide.status import (
+    answer_status,
+    cannot_render,
+    endpoint_decision,
+    endpoint_status,
+    parse_endpoints,
+    promise_outcome,
+)
 from autoscaler.decide.targets import (
     GPU_SATURATION_HIGH,
     KV_CACHE_HIGH,
@@ -129,6 +136,7 @@ __all__ = [
     "parse_endpoints",
     "place_requests",
     "place_waiting",
+    "promise_outcome",
     "replica_count",
     "rfc3339",
     "status_of",

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from autoscaler import endpoint as ie
 from autoscaler.decide.decision import EndpointDecision
-from autoscaler.decide.state import ACCEPTED, CREATED, Promise, Workload
+from autoscaler.decide.state import ACCEPTED, CREATED, Promise, Workload, promise_of, status_of
 from autoscaler.endpoint import Endpoint, EndpointError
 from autoscaler.events import find_condition, set_condition
 from autoscaler.kubetime import rfc3339
@@ -24,6 +24,24 @@ from scheduler.registry import Registry
 PROMISE_KEPT = "PromiseKept"
 """The condition a revised promise sets False, with the reason (`CapacityGone`, `Overdue`); it stays
 while the revised promise is, and goes with the promise once the endpoint is Ready."""
+
+
+def promise_outcome(before: Mapping[str, Any], d: EndpointDecision, now: float) -> Literal["kept", "late"] | None:
+    """How the ETA promised to the endpoint as observed (`before`, the object the controller read) resolves
+    in decision `d`: `kept` when it is Ready by then, `late` when Ready after it or revised; None while it
+    stands, or when there was no ETA (a 201) or it was already revised. It is read from the transition
+    between the status read and the one decided, so a restarted controller, which reads the status the
+    last loop wrote (Ready without a promise, or `PromiseKept` False), counts nothing twice."""
+    promise = promise_of(before)
+    if promise is None or promise.eta is None:
+        return None
+    if find_condition(status_of(before).get("conditions"), PROMISE_KEPT) is not None:
+        return None  # revised earlier: counted late then
+    if d.revised is not None:
+        return "late"
+    if d.phase == "Ready":
+        return "kept" if now <= promise.eta else "late"
+    return None
 
 
 def parse_endpoints(
