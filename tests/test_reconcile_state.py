@@ -259,6 +259,27 @@ def test_a_promise_is_revised_only_with_a_reason_and_an_event() -> None:
     assert gone.statuses[("team-a", "chat")]["promise"]["answer"] == "Accepted"
 
 
+def test_an_endpoint_that_stays_overdue_is_not_revised_again_each_loop() -> None:
+    # A 202 whose replica was placed on a node that exists but does not get ready: once its ETA has
+    # passed it is revised once, with a reason; a quiet loop after that writes nothing and says nothing.
+    eps = [promised("chat", "Accepted", "H100-80GB", eta=NOW - 10)]
+    nodes = [h100("gpu-0")]
+    first = decide(Observation(nodes, eps, signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    assert [e.reason for e in first.events] == ["Overdue"]
+    owned, pods = applied(first, ready=False)
+    decisions = [first]
+    for at in (NOW + 180, NOW + 360):  # each past the revised ETA
+        obs = Observation(nodes, observed(decisions[-1], eps), owned, signals(age_s=NOW - at + 10), pods=pods)
+        decisions.append(decide(obs, SETTINGS, REGISTRY, CATALOG, at))
+    second, third = decisions[1:]
+    assert second.endpoints[0].phase != "Ready"
+    assert second.events == third.events == ()
+    key = ("team-a", "chat")
+    assert second.statuses[key]["promise"] == first.statuses[key]["promise"]
+    assert json.dumps(third.statuses[key], sort_keys=True) == json.dumps(second.statuses[key], sort_keys=True)
+    assert json.dumps(third.objects, sort_keys=True) == json.dumps(second.objects, sort_keys=True)
+
+
 def test_the_controller_records_a_revised_promise_as_an_event(kube: KubeCluster) -> None:
     kube.put(ENDPOINTS, promised("chat", "Accepted", "H100-80GB", eta=NOW - 10, generation=1))  # kmock's first
     outcome = controller(kube, FixedSignals(demand=1.0)).reconcile()

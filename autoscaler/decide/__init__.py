@@ -70,6 +70,7 @@ from autoscaler.decide.state import (
     status_of,
 )
 from autoscaler.decide.status import (
+    PROMISE_KEPT,
     answer_status,
     cannot_render,
     endpoint_decision,
@@ -95,7 +96,7 @@ from autoscaler.decide.waiting import (
 )
 from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, pool_decisions, pool_objects
 from autoscaler.decide.workloads import MANAGED, orphans, workload_objects
-from autoscaler.events import Event, event
+from autoscaler.events import Event, event, find_condition
 from autoscaler.kubetime import rfc3339
 from autoscaler.pods import foreign_waiting, pod_allocations, pods_by_endpoint, stuck_replicas
 from scheduler.catalog import Catalog
@@ -246,7 +247,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             kept.append(ep.key)
         answer = ACCEPTED if decision.waiting else CREATED
         made = Promise(answer, decision.eta, decision.variant, decision.gpu_class, ep.generation)
-        promise = keep(promises.get(ep.key), made, decision.phase, decision.waiting, now)
+        said = find_condition(previous.get(ep.key, {}).get("conditions"), PROMISE_KEPT) or {}
+        overdue_said = (said.get("status"), said.get("reason")) == ("False", "Overdue")
+        promise = keep(promises.get(ep.key), made, decision.phase, decision.waiting, now, overdue_said)
         decision = replace(decision, eta=promise.eta, promise=promise.promise, revised=promise.revised)
         if promise.revised:
             events.append(event(raw_by_key[ep.key], "Warning", promise.revised[0], "Revise", promise.revised[1]))

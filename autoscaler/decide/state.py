@@ -374,13 +374,21 @@ def promise_of(raw: Mapping[str, Any]) -> Promise | None:
     return None
 
 
-def keep(promise: Promise | None, made: Promise, phase: str, waiting: int, now: float) -> Kept:
+def keep(
+    promise: Promise | None, made: Promise, phase: str, waiting: int, now: float, overdue_said: bool = False
+) -> Kept:
     """The promise after a loop whose decision is `made` (its answer, ETA, shape) and `phase`.
 
     Ready fulfils it (nothing recorded). A 201 stays one while nothing waits for a node; when replicas
     wait, its capacity is gone: revised to the ETA. A 202's ETA stays while it is ahead, even when the
     replicas were placed on nodes that exist (they serve sooner); once passed, it is revised to the new
-    estimate. Without a promise, an endpoint that starts to wait is promised the estimate."""
+    estimate. Without a promise, an endpoint that starts to wait is promised the estimate.
+
+    An overdue promise with no new estimate of its own (nothing waits for a node) is moved
+    `OVERDUE_STEP_S` ahead once; when that passes too and the status already says so (`overdue_said`:
+    its PromiseKept condition is False, Overdue), it stays as it is: moving it again each minute would
+    be a status write and an Event per minute for an endpoint that does not get ready, with nothing new
+    to say."""
     if phase == "Ready":
         return Kept(None, None)
     if promise is None:
@@ -391,6 +399,8 @@ def keep(promise: Promise | None, made: Promise, phase: str, waiting: int, now: 
         message = f"answered 201 but its capacity is gone: {waiting} replicas wait for a node"
         return Kept(made, made.eta, ("CapacityGone", _by(message, made.eta)))
     if promise.eta > now:
+        return Kept(promise, promise.eta)
+    if overdue_said and (made.eta is None or made.eta <= now):
         return Kept(promise, promise.eta)
     eta = made.eta if made.eta is not None and made.eta > now else now + OVERDUE_STEP_S
     message = f"not ready by {rfc3339(promise.eta)} as promised"
