@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from localplay.kube_standin import KubeCluster
 from localplay.localstack import LocalStack, Prometheus
 
 # The suite runs on a loaded 2-core machine: hypothesis' 200 ms deadline per example fails there on
@@ -45,3 +46,11 @@ def sim_cluster() -> Iterator[SimCluster]:
         up = prom.wait_for(f'count(up{{job="egs-exporter"}} == 1) == {len(SIM_NODES)}', timeout_s=60)
         assert up, "Prometheus did not scrape every sim exporter"
         yield SimCluster(prometheus=prom, exporters=exporters)
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeCluster]:
+    """A Kubernetes API stand-in of the test's own (a test file may define a `kube` with tokens and grants)."""
+    cluster = KubeCluster().start()
+    yield cluster
+    cluster.stop()

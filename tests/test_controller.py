@@ -11,7 +11,6 @@ endpoint's wait for capacity are counted once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from autoscaler.probes import ProbeServer
 from autoscaler.signals import ModelSignals, Snapshot
 from localplay.kube_standin import KubeCluster
 from localplay.localstack import free_port
+from tests.clock import Clock
 from tests.test_decide import CATALOG, MODEL, REGISTRY, endpoint, h100, training
 from tests.test_prometheus_reads import BlackHole, FakePrometheus
 
@@ -49,22 +49,6 @@ class FixedSignals:
         return Snapshot({MODEL: ModelSignals(MODEL, self.demand, 0.0, 1.0, 0.3, now - self.age_s)}, {}, {})
 
 
-class Clock:
-    def __init__(self, t: float = NOW, step: float = 0.0) -> None:
-        self.t, self.step = t, step
-
-    def __call__(self) -> float:
-        self.t += self.step
-        return self.t
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeCluster]:
-    cluster = KubeCluster().start()
-    yield cluster
-    cluster.stop()
-
-
 def controller(
     kube: KubeCluster, signals: Any, clock: Any = None, name: str = "a", lead: bool = True, **kw: Any
 ) -> Controller:
@@ -77,7 +61,7 @@ def controller(
         REGISTRY,
         CATALOG,
         name,
-        clock=clock or Clock(),
+        clock=clock or Clock(NOW),
         exposition=CollectorRegistry(),
         **kw,
     )
@@ -154,7 +138,7 @@ def test_a_lost_lease_stops_the_writes_mid_loop(kube: KubeCluster) -> None:
     kube.put("v1/nodes", h100("gpu-0"))
     kube.put(ENDPOINTS, endpoint())
     # each look at the Lease's clock moves it 2 s: the 10 s renew deadline passes after a few writes
-    ctl = controller(kube, FixedSignals(demand=3.0), monotonic=Clock(step=2.0))
+    ctl = controller(kube, FixedSignals(demand=3.0), monotonic=Clock(NOW, step=2.0))
     outcome = ctl.reconcile()
     assert (outcome.errors, outcome.result) == (["lease_lost"], "lease_lost")
     assert 0 < len([r for r in kube.requests("PATCH") if "/leases/" not in r.url.path]) < 5

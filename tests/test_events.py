@@ -8,39 +8,22 @@ lastTransitionTime moves on a status change only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.decide import EndpointDecision
 from autoscaler.decide.status import endpoint_status
 from autoscaler.events import Recorder, event, find_condition, set_condition
 from localplay.kube_standin import KubeCluster
+from tests.clock import Clock
 from tests.test_decide import endpoint, h100
 
 EVENTS = "events.k8s.io/v1/events"
 NOW = 1_800_000_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = NOW
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeCluster]:
-    cluster = KubeCluster().start()
-    yield cluster
-    cluster.stop()
-
-
 def test_a_repeated_event_is_one_object_whose_series_counts_up(kube: KubeCluster) -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     recorder = Recorder(Cluster(kube.api_client()), "egs-controller-0", clock)
     chat = endpoint()
     chat["metadata"]["uid"] = "uid-chat"
@@ -64,7 +47,7 @@ def test_a_repeated_event_is_one_object_whose_series_counts_up(kube: KubeCluster
 
 
 def test_another_reason_or_a_repeat_after_the_window_is_a_new_event(kube: KubeCluster) -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     recorder = Recorder(Cluster(kube.api_client()), "a", clock)
     chat = endpoint()
     recorder.record(event(chat, "Normal", "WaitingForCapacity", "Provision", "1 of 1 replicas wait"))
@@ -77,7 +60,7 @@ def test_another_reason_or_a_repeat_after_the_window_is_a_new_event(kube: KubeCl
 
 
 def test_a_node_s_events_live_in_the_default_namespace(kube: KubeCluster) -> None:
-    recorder = Recorder(Cluster(kube.api_client()), "a", Clock())
+    recorder = Recorder(Cluster(kube.api_client()), "a", Clock(NOW))
     node = {"apiVersion": "v1", "kind": "Node", **h100("gpu-0")}
     recorder.record(event(node, "Warning", "UnusableNode", "Place", "no GPU product label"))
     (written,) = kube.all(EVENTS)
@@ -86,7 +69,7 @@ def test_a_node_s_events_live_in_the_default_namespace(kube: KubeCluster) -> Non
 
 
 def test_an_event_that_cannot_be_written_is_dropped_without_raising(kube: KubeCluster) -> None:
-    recorder = Recorder(Cluster(kube.api_client()), "a", Clock())
+    recorder = Recorder(Cluster(kube.api_client()), "a", Clock(NOW))
     kube.fail("POST", 403, times=1, path_part="/events")
     recorder.record(event(endpoint(), "Warning", "WriteFailed", "Apply", "422"))
     assert (recorder.failures, kube.all(EVENTS)) == (1, [])
@@ -159,7 +142,7 @@ def test_an_event_on_a_listed_object_names_its_kind(kube: KubeCluster) -> None:
     kube.put("egs.dev/v1alpha1/inferenceendpoints", bare)
     cluster = Cluster(kube.api_client())
     (listed,) = cluster.endpoints()
-    Recorder(cluster, "a", Clock()).record(event(listed, "Warning", "CapacityGone", "Revise", "the node went"))
+    Recorder(cluster, "a", Clock(NOW)).record(event(listed, "Warning", "CapacityGone", "Revise", "the node went"))
     (written,) = kube.all(EVENTS)
     assert (written["regarding"]["apiVersion"], written["regarding"]["kind"]) == (
         "egs.dev/v1alpha1",

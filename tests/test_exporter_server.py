@@ -22,19 +22,10 @@ from exporter.backend import GpuBackend
 from exporter.collector import Collector, CollectorSettings, Rendered
 from exporter.gpu import GpuIdentity, Node, Reading
 from exporter.server import ExporterServer, health
+from tests.clock import Clock
 
 BODY = b"DCGM_FI_DEV_GPU_UTIL 1.0\n"
 FRESH = Rendered(BODY, 1000.0, True)
-
-
-class Clock:
-    """A clock that moves only when told."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 ServerFactory = Callable[..., ExporterServer]
@@ -179,7 +170,7 @@ class _NeverOpens:
 def test_health_fails_when_the_collector_is_stuck_whatever_the_interval(
     serve: ServerFactory, interval_s: float
 ) -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     backend = _NeverOpens()
     typed: GpuBackend = backend
     settings = CollectorSettings(interval_s=interval_s)
@@ -191,7 +182,7 @@ def test_health_fails_when_the_collector_is_stuck_whatever_the_interval(
     server.max_age_s = settings.stale_after_s
     try:
         assert _request(server, "GET", "/health")[0] == 200
-        clock.now += settings.stale_after_s + 1
+        clock.t += settings.stale_after_s + 1
         status, _, body = _request(server, "GET", "/health")
         assert status == 503
         assert b"has not completed a cycle" in body

@@ -20,10 +20,8 @@ from prometheus_client import generate_latest
 from autoscaler.decide import Observation, decide
 from autoscaler.signals import ModelSignals
 from scheduler.registry import Registry
-from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller, kube
+from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals
-
-__all__ = ["kube"]
 
 
 def malformed(name: str = "broken") -> dict[str, Any]:

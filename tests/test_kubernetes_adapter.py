@@ -9,8 +9,6 @@ Skips: watches (the controller polls) and everything kmock cannot answer (admiss
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from autoscaler.adapters.kubernetes import (
@@ -26,13 +24,6 @@ from autoscaler.adapters.kubernetes import (
 from localplay.kube_standin import KubeCluster
 
 DEPLOYMENTS = "apps/v1/deployments"
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeCluster]:
-    cluster = KubeCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

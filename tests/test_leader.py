@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
@@ -21,26 +20,12 @@ from autoscaler.adapters.kubernetes import Cluster, TemporaryKubernetesError
 from autoscaler.leader import LEASE_NAME, Elector, LeaderSettings
 from common.errors import InputError
 from localplay.kube_standin import KubeCluster
+from tests.clock import Clock
 from tests.test_prometheus_reads import BlackHole
 
 LEASES = "coordination.k8s.io/v1/leases"
 NAMESPACE = "egs-system"
 NOW = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self, t: float = 0.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeCluster]:
-    cluster = KubeCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 def elector(kube: KubeCluster, name: str, clock: Clock, wall_offset_s: float = 0.0) -> Elector:

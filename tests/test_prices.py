@@ -21,10 +21,9 @@ from egs.controller_cli import load_config
 from scheduler.catalog import Catalog
 from scheduler.synthetic import gpu_node
 from tests.conftest import REPO
-from tests.test_controller import ENDPOINTS, FixedSignals, controller, kube
+from tests.test_controller import ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals
 
-__all__ = ["kube"]
 MODELS = str(REPO / "examples" / "models.yaml")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -147,13 +146,6 @@ def test_an_endpoint_scaled_to_nothing_or_gone_leaves_nothing_behind() -> None:
         ("PodDisruptionBudget", "chat"),
         ("Service", "chat"),
     ]
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeCluster]:
-    cluster = KubeCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 def test_the_controller_deletes_the_workloads_of_an_endpoint_that_is_gone(kube: KubeCluster) -> None:

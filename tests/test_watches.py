@@ -8,10 +8,7 @@ opened again. The whole process (a 201's workload within 2 s) is in test_control
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.watches import Watches
@@ -21,13 +18,6 @@ from tests.test_decide import h100
 DEPLOYMENTS = "apps/v1/deployments"
 NODE = ("v1", "Node")
 DEPLOYMENT = ("apps/v1", "Deployment")
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeCluster]:
-    cluster = KubeCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 class Woken:
