@@ -372,3 +372,30 @@ def test_more_replicas_of_a_running_endpoint_take_its_shape_where_it_fits() -> N
     )
     assert (more.endpoints[0].replicas, more.endpoints[0].placed) == (2, 2)
     assert set(workloads(more, "chat")) == set(workloads(first, "chat"))
+
+
+@pytest.mark.xfail(strict=True, reason="diagnosed, not fixed: the stuck-replica memory lasts one loop (issue 16)")
+def test_a_replica_moved_off_gpus_kube_scheduler_found_taken_is_not_put_back_on_them_next_loop() -> None:
+    # One DPX-partitioned MI300X whose partition the plan counts free but kube-scheduler cannot bind
+    # (the churn play's never-Ready MI300X endpoints): the replica is placed there, its pod is
+    # Unschedulable, so it is moved to wait for a node; the new pod is not (yet) Unschedulable, and
+    # the next loop places it on the partition again: the Deployment flips every loop.
+    from scheduler.synthetic import gpu_node
+
+    settings = replace(SETTINGS, classes={"MI300X": SETTINGS.classes["H100-80GB"]})
+    nodes = [gpu_node("mi300x-dpx-0", CATALOG.get("MI300X"), 1, partition="dpx_nps1")]
+    eps = [endpoint("chat")]
+    prev = decide(Observation(nodes, eps, signals=signals()), settings, REGISTRY, CATALOG, NOW)
+    shapes = []
+    for at in (NOW + 20, NOW + 40, NOW + 60):
+        owned, pods = applied(prev, ready=False)
+        for p in pods:
+            on_partition = not p["spec"].pop("nodeName").startswith("egs-provisioning")
+            unschedulable = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]
+            p["status"] = {"phase": "Pending", "conditions": unschedulable if on_partition else []}
+        obs = Observation(nodes, observed(prev, eps), owned, signals(age_s=NOW - at + 10), pods=pods)
+        prev = decide(obs, settings, REGISTRY, CATALOG, at)
+        shapes.append(
+            [o["metadata"]["annotations"]["egs.io/sharing"] for o in prev.objects if o["kind"] == "Deployment"]
+        )
+    assert shapes[1] == shapes[2]
