@@ -32,8 +32,6 @@ from tests.test_metric_contract import EXTERNAL, _board_queries, controller_name
 MODES = ["default", "beside-the-gpu-operator", "kind-e2e", *(v for v in VALUE_SETS if v.startswith("ci/"))]
 PROMETHEUS = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 """What Prometheus itself writes for every target."""
-ALERT_STATE = {"ALERTS", "ALERTS_FOR_STATE"}
-"""What Prometheus writes for the alerting rules it evaluates (GPUVRAMSaturated's hysteresis reads ALERTS)."""
 
 
 def api_names() -> set[str]:
@@ -106,7 +104,7 @@ def unscraped(values: str) -> dict[str, set[str]]:
     """Reader -> what it reads that no job of the mode writes and no rule of it records, or a `job` it
     selects that the mode does not scrape."""
     jobs = scrape_jobs(values)
-    written = set().union(*jobs.values()) | recorded(values) | ALERT_STATE
+    written = set().union(*jobs.values()) | recorded(values)
     missing: dict[str, set[str]] = {}
     for reader, expr in mode_readers(values):
         names = {r.text for r in reads(expr) if not any(r.matches(w) for w in written)}
