@@ -213,27 +213,12 @@ def create_app(services: Services) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "(body)"
         return JSONResponse({"detail": f"{where}: {first.get('msg')}", "field": where}, 422)
 
-    # Kubernetes errors by type (Starlette picks the handler of the most specific class): whatever
-    # call they come from, the caller hears what it can do next, never a 500 with a traceback.
-    @app.exception_handler(TemporaryError)
-    def unavailable(request: Request, e: TemporaryError) -> JSONResponse:
-        return refused(request, _Refused(503, f"the Kubernetes API did not answer: {e}"))
+    for kind, (status, what) in _KUBERNETES_ANSWERS.items():
 
-    @app.exception_handler(KubernetesError)
-    def failed(request: Request, e: KubernetesError) -> JSONResponse:
-        return refused(request, _Refused(503, f"the Kubernetes API failed: {e}"))
+        def answer(request: Request, e: Exception, status: int = status, what: str = what) -> JSONResponse:
+            return refused(request, _Refused(status, f"{what}: {e}"))
 
-    @app.exception_handler(ForbiddenError)
-    def misconfigured(request: Request, e: ForbiddenError) -> JSONResponse:
-        return refused(request, _Refused(503, f"the API's own service account is refused: {e}"))
-
-    @app.exception_handler(NotFoundError)
-    def not_found(request: Request, e: NotFoundError) -> JSONResponse:
-        return refused(request, _Refused(404, f"the Kubernetes API found no such object: {e}"))
-
-    @app.exception_handler(InvalidError)
-    def invalid_object(request: Request, e: InvalidError) -> JSONResponse:
-        return refused(request, _Refused(422, f"the Kubernetes API refused the endpoint: {e}"))
+        app.add_exception_handler(kind, answer)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -448,6 +433,17 @@ class _BodyLimit:
 def _versions(nodes: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
     meta = [n.get("metadata") or {} for n in nodes]
     return tuple(sorted((str(m.get("name")), str(m.get("resourceVersion"))) for m in meta))
+
+
+# Kubernetes errors by type (Starlette picks the handler of the most specific class): whatever call they
+# come from, the caller hears what it can do next, never a 500 with a traceback.
+_KUBERNETES_ANSWERS: dict[type[Exception], tuple[int, str]] = {
+    TemporaryError: (503, "the Kubernetes API did not answer"),
+    KubernetesError: (503, "the Kubernetes API failed"),
+    ForbiddenError: (503, "the API's own service account is refused"),
+    NotFoundError: (404, "the Kubernetes API found no such object"),
+    InvalidError: (422, "the Kubernetes API refused the endpoint"),
+}
 
 
 class _Refused(Exception):
