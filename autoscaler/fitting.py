@@ -19,10 +19,20 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from autoscaler.pool import PoolSettings
-from autoscaler.simulator import WAIT_LIMIT_S, Policy, Result, Scenario, Trace, Window, simulate
+from autoscaler.simulator import (
+    WAIT_LIMIT_S,
+    Policy,
+    Result,
+    Scenario,
+    Trace,
+    Window,
+    simulate,
+    simulate_unless_late,
+)
 
 RULE_FRACTION = 0.005
 """At most this fraction of the replicas added on the fitting days may wait over 60 s."""
+_RULE_LIMIT = RULE_FRACTION + 1e-12
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,13 @@ class Protocol:
 
 
 def meets_rule(result: Result) -> bool:
-    return result.frac_wait_gt_60s <= RULE_FRACTION + 1e-12
+    return result.frac_wait_gt_60s <= _RULE_LIMIT
+
+
+def _rule_met(trace: Trace, scenario: Scenario, policy: Policy, window: Window, seed: int) -> bool:
+    """`meets_rule` of the run, stopped as soon as too many replicas waited (most rejected candidates do)."""
+    result = simulate_unless_late(trace, scenario, policy, window, seed, _RULE_LIMIT)
+    return result is not None and meets_rule(result)
 
 
 def meets_p99(result: Result) -> bool:
@@ -60,24 +76,21 @@ def meets_p99(result: Result) -> bool:
 def fit_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> int:
     """The smallest static pool K that meets the rule on the training days."""
     train = trace.first_days(protocol.train_days)
-    return _smallest_static_k(train, scenario, protocol.fit_window, protocol.seed, meets_rule)
+    return _smallest_static_k(
+        train, scenario, lambda p: _rule_met(train, scenario, p, protocol.fit_window, protocol.seed)
+    )
 
 
 def hindsight_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> int:
     """The smallest static pool K with p99 wait <= 60 s on the scored days (it sees them: context only)."""
-    return _smallest_static_k(trace, scenario, protocol.score_window, protocol.seed, meets_p99)
+    return _smallest_static_k(
+        trace, scenario, lambda p: meets_p99(simulate(trace, scenario, p, protocol.score_window, protocol.seed)[0])
+    )
 
 
-def _smallest_static_k(
-    trace: Trace, scenario: Scenario, window: Window, seed: int, ok: Callable[[Result], bool]
-) -> int:
+def _smallest_static_k(trace: Trace, scenario: Scenario, ok: Callable[[Policy], bool]) -> int:
     base = Policy("static", PoolSettings(scenario.gpu_class.gpus_per_node))
-
-    def meets(k: int) -> bool:
-        policy = replace(base, pool=replace(base.pool, static_nodes=k))
-        return ok(simulate(trace, scenario, policy, window, seed)[0])
-
-    return smallest(meets, _most_nodes(trace, scenario))
+    return smallest(lambda k: ok(replace(base, pool=replace(base.pool, static_nodes=k))), _most_nodes(trace, scenario))
 
 
 HOUR_S = 3_600.0
@@ -107,8 +120,7 @@ def fit_egs(trace: Trace, scenario: Scenario, protocol: Protocol, policy: Policy
         pool = replace(policy.pool, quantile=quantile, neighbours=neighbours, recent_s=recent_s, hold_s=hold_s)
         return replace(policy, pool=pool)
 
-    k = smallest(lambda i: meets_rule(simulate(train, scenario, at(i), protocol.fit_window, protocol.seed)[0]),
-                  len(LEVELS) - 1)  # fmt: skip
+    k = smallest(lambda i: _rule_met(train, scenario, at(i), protocol.fit_window, protocol.seed), len(LEVELS) - 1)
     return at(k)
 
 

@@ -248,7 +248,26 @@ def simulate(
     timeline: bool = False,
 ) -> tuple[Result, Timeline | None]:
     """Run the model over the whole trace; score the steps and replicas of `score`'s days."""
-    return _Run(trace, scenario, policy, score, seed, progress, timeline).run()
+    run = _Run(trace, scenario, policy, score, seed, progress, timeline)
+    run.run()
+    return run.result(), run.timeline
+
+
+def simulate_unless_late(
+    trace: Trace, scenario: Scenario, policy: Policy, score: Window, seed: int, fraction: float
+) -> Result | None:
+    """`simulate`'s result, or None as soon as its `frac_wait_gt_60s` is sure to exceed `fraction`.
+
+    For fitting, where most candidates fail the wait rule, many within hours of the window's start.
+    The replicas added in `score` are at most those the trace's rises queue there (a replica cancelled
+    while it waits is not added), so once the replicas that waited over 60 s are more than `fraction`
+    of those, the whole run's fraction is too; nothing else in the run depends on stopping early.
+    """
+    run = _Run(trace, scenario, policy, score, seed, None, False)
+    queued = run.queued_in_score()
+    if not run.run(lambda: queued > 0 and run.late / queued > fraction):
+        return None
+    return run.result()
 
 
 class _Run:
@@ -290,6 +309,8 @@ class _Run:
         self.target = 0
         self.forecast: Forecast | None = None
         self.waits: list[float] = []
+        self.late = 0
+        """Scored replicas that got their GPU after waiting over `WAIT_LIMIT_S`."""
         self.kept: list[bool] = []
         self.slack: list[float] = []
         self.short_minutes = 0.0
@@ -339,14 +360,25 @@ class _Run:
 
     # -- the step -------------------------------------------------------------------------------
 
-    def run(self) -> tuple[Result, Timeline | None]:
+    def run(self, stop: Callable[[], bool] = lambda: False) -> bool:
+        """Step through the whole trace; False if `stop()` said so after some step (the run is then cut)."""
         self._start()
         report_every = max(1, self.steps // 200)
         for step in range(self.steps):
             self._step(step)
             if self.progress is not None and (step % report_every == 0 or step == self.steps - 1):
                 self.progress((step + 1) / self.steps)
-        return self._result(), self.timeline
+            if stop():
+                return False
+        return True
+
+    def queued_in_score(self) -> int:
+        """Replicas the trace's rises queue in the scored steps: R rises only at a sample's first step,
+        and after each such step every model has exactly R replicas running or waiting."""
+        rises = sum(np.maximum(np.diff(self.r[m]), 0) for m in self.models)
+        steps = np.arange(1, self.trace.samples) * self.per_sample
+        scored = (steps >= self.score_steps[0]) & (steps < self.score_steps[1])
+        return int(np.sum(np.asarray(rises)[scored]))
 
     def _start(self) -> None:
         for m in self.models:
@@ -440,6 +472,7 @@ class _Run:
             return
         wait = (step - w.added_step) * STEP_S
         self.waits.append(wait)
+        self.late += wait > WAIT_LIMIT_S
         if self.timeline is not None:
             self.timeline.wait_time_s.append(step * STEP_S)
             self.timeline.waits_s.append(wait)
@@ -553,7 +586,7 @@ class _Run:
         self.idle_gpu_steps += sum(self.gc.gpus_per_node - n.used for n in self.nodes)
         self.short_minutes += len(self.queue) * STEP_S / 60.0
 
-    def _result(self) -> Result:
+    def result(self) -> Result:
         waits = np.asarray(self.waits, dtype=np.float64)
 
         def pct(q: float) -> float:

@@ -1,0 +1,79 @@
+"""The simulator's and the fit's shortcuts change no answer (issue 18: an EGS simulation at most 5x the
+CPU of a reactive one, with identical results).
+
+Covered: a run stopped early for too many late replicas would have failed the wait rule, and a run not
+stopped is the full run; fitting with the stopped runs picks what fitting with full runs picks. The
+whole `egs simulate --json` on the benchmark's traces is compared against a reference revision by
+`benchmarks/simulate_cpu.py --against REV`, too slow for the suite.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from autoscaler import fitting
+from autoscaler.pool import PoolSettings
+from autoscaler.simulator import (
+    GpuClass,
+    ModelSpec,
+    Policy,
+    Result,
+    Scenario,
+    Trace,
+    Window,
+    simulate,
+    simulate_unless_late,
+)
+from benchmarks.demand import generate, resample
+
+SCENARIO = Scenario(GpuClass("g", 8, 10.0, (300.0, 600.0)), 0.1, {"m": ModelSpec(4.0, 1, 120.0)})
+PROTOCOL = fitting.Protocol(train_days=2, score_days=1, warmup_days=1)
+WINDOW = Window(1, 2)
+
+
+def _traces() -> list[Trace]:
+    """Generated on/off demand at 1- and 10-minute sampling (seeded): waits the rule rejects and passes."""
+    demand, _ = generate(seed=3, days=2)
+    return [Trace(60.0, {"m": demand}), Trace(600.0, {"m": resample(demand, 10)})]
+
+
+def _policies() -> list[Policy]:
+    return [
+        Policy("reactive", PoolSettings(8)),
+        *(Policy("static", PoolSettings(8, static_nodes=k)) for k in (2, 8)),
+        *(Policy("egs", PoolSettings(8, quantile=q)) for q in (0.0, 1.0)),
+    ]
+
+
+def test_a_run_stopped_for_late_replicas_fails_the_rule_and_one_not_stopped_is_the_full_run():
+    stopped = 0
+    for trace in _traces():
+        for policy in _policies():
+            full = simulate(trace, SCENARIO, policy, WINDOW)[0]
+            for fraction in (0.0, 0.005):
+                cut = simulate_unless_late(trace, SCENARIO, policy, WINDOW, 0, fraction)
+                if cut is None:
+                    stopped += 1
+                    assert full.frac_wait_gt_60s > fraction, (policy, fraction)
+                else:
+                    assert cut == full, (policy, fraction)
+    assert stopped > 0  # the shortcut was taken at least once
+
+
+def test_fitting_with_runs_stopped_early_picks_what_full_runs_pick(monkeypatch: pytest.MonkeyPatch):
+    def fitted() -> list[object]:
+        out: list[object] = []
+        for trace in _traces():
+            out.append(fitting.fit_static_k(trace, SCENARIO, PROTOCOL))
+            out.append(fitting.fit_egs(trace, SCENARIO, PROTOCOL, Policy("egs", PoolSettings(8))))
+        return out
+
+    shortcut = fitted()
+
+    def full_run(
+        trace: Trace, scenario: Scenario, policy: Policy, score: Window, seed: int, fraction: float
+    ) -> Result | None:
+        return simulate(trace, scenario, policy, score, seed)[0]
+
+    monkeypatch.setattr(fitting, "simulate_unless_late", full_run)
+    assert fitted() == shortcut
