@@ -71,8 +71,8 @@ child imports that revision's `autoscaler`, not this checkout's); it uses only t
 
 
 def write_case(case: Case, data: Path, folder: Path) -> Path:
-    """The case's trace as the CSV `egs simulate --trace` reads (a gap is no row)."""
-    trace = case.load(data).first_days(case.protocol.score_window.end_day)
+    """The case's whole trace as the CSV `egs simulate --trace` reads (a gap is no row)."""
+    trace = case.load(data)
     rows = [
         TraceRow(i * trace.step_s, model, float(value))
         for model, values in trace.demand_rps.items()
