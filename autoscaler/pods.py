@@ -16,9 +16,11 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
   in every form the API server writes (`common.quantity`: `40k`, `1Ki`). With `placed` (the pods
   whose replicas are already placed: the incumbents), EGS's other pods count too: a replaced
   workload's pods hold their GPUs until they are gone;
-- `stuck_replicas(pods)`: per endpoint (namespace, DNS label), its replicas whose pod kube-scheduler
-  found no node for (`PodScheduled` False, `Unschedulable`): they wait for capacity like a replica
-  the plan could not place;
+- `stuck_replicas(pods, known)`: per endpoint (namespace, DNS label), its replicas whose pod
+  kube-scheduler found no node for (`PodScheduled` False, `Unschedulable`): they wait for capacity like
+  a replica the plan could not place; for the `known` endpoints (whose replicas were found stuck
+  before, `decide.state.Taken`), every unbound pod: a new pod of theirs is not tried yet, and trying
+  it where the old one found no room would rewrite the workload every loop;
 - `foreign_waiting(pods, catalog)`: per GPU class, the GPUs each unschedulable pod EGS does not own
   waits for (the class from its node selector or node affinity on the GPU product label; a pod that
   names no class is not counted): the node autoscaler serves them too, so they queue ahead of EGS's
@@ -137,13 +139,22 @@ def pod_allocations(
     return taken
 
 
-def stuck_replicas(pods: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], int]:
+def stuck_replicas(
+    pods: Iterable[Mapping[str, Any]], known: Collection[tuple[str, str]] = ()
+) -> dict[tuple[str, str], int]:
     stuck: dict[tuple[str, str], int] = {}
     for pod in pods:
         serves = endpoint_of(pod)
-        if serves is not None and unschedulable(pod):
+        if serves is not None and (unschedulable(pod) or (serves in known and unbound(pod))):
             stuck[serves] = stuck.get(serves, 0) + 1
     return stuck
+
+
+def unbound(pod: Mapping[str, Any]) -> bool:
+    """Pending on no node, and not going away."""
+    spec, status, meta = pod.get("spec") or {}, pod.get("status") or {}, pod.get("metadata") or {}
+    pending = status.get("phase", "Pending") == "Pending"
+    return pending and not spec.get("nodeName") and not meta.get("deletionTimestamp")
 
 
 def foreign_waiting(pods: Iterable[Mapping[str, Any]], catalog: Catalog) -> dict[str, tuple[int, ...]]:

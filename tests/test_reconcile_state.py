@@ -374,7 +374,6 @@ def test_more_replicas_of_a_running_endpoint_take_its_shape_where_it_fits() -> N
     assert set(workloads(more, "chat")) == set(workloads(first, "chat"))
 
 
-@pytest.mark.xfail(strict=True, reason="diagnosed, not fixed: the stuck-replica memory lasts one loop (issue 16)")
 def test_a_replica_moved_off_gpus_kube_scheduler_found_taken_is_not_put_back_on_them_next_loop() -> None:
     # One DPX-partitioned MI300X whose partition the plan counts free but kube-scheduler cannot bind
     # (the churn play's never-Ready MI300X endpoints): the replica is placed there, its pod is

@@ -60,6 +60,7 @@ from autoscaler.decide.state import (
     admits,
     current,
     endpoint_key,
+    found_taken,
     incumbents,
     keep,
     move_of,
@@ -68,6 +69,7 @@ from autoscaler.decide.state import (
     recommendations,
     spec_changed,
     status_of,
+    still_taken,
 )
 from autoscaler.decide.status import (
     PROMISE_KEPT,
@@ -101,7 +103,7 @@ from autoscaler.kubetime import rfc3339
 from autoscaler.pods import foreign_waiting, pod_allocations, pods_by_endpoint, stuck_replicas
 from scheduler.catalog import Catalog
 from scheduler.inventory import InventoryError, SharingPolicy, build_inventory, held_by
-from scheduler.manifests import ManifestError
+from scheduler.manifests import ManifestError, dns_label
 from scheduler.plan import Plan
 from scheduler.registry import Registry
 
@@ -171,7 +173,10 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     held = incumbents(endpoints, changed, owned, obs.pods, nodes, registry, replaced)
     others = pod_allocations(held.inventory, obs.pods, held.pods)
     inventory = nodes.allocated(others)
-    held = Incumbents(held.placements, held.inventory.allocated(others), held.pods)
+    # The GPUs kube-scheduler found taken, while the evidence stands, are taken before anything is placed.
+    remembered, held_inventory = still_taken(workloads, held.inventory.allocated(others), obs.pods)
+    inventory = inventory.allocated(t.allocation for taken in remembered.values() for t in taken)
+    held = Incumbents(held.placements, held_inventory, held.pods)
     targets: dict[str, tuple[int, str | None]] = {}
     windows: dict[str, tuple[Recommendation, ...]] = {}
     attribution = attribute(endpoints, obs.signals, obs.pod_signals, pods_by_endpoint(obs.pods))
@@ -203,8 +208,10 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     # More replicas of an endpoint that runs take its incumbents' shape where it fits: one shape an endpoint.
     keeps = {k: Promise(CREATED, None, kept[0].variant, kept[0].gpu_class) for k, kept in staying.items() if kept}
     fresh = place_new(new, pins, registry, held.inventory, settings, keeps)
-    fresh, stuck = unstuck(endpoints, fresh, stuck_replicas(obs.pods))
+    known = {(ep.namespace, dns_label(ep.name)) for ep in endpoints if ep.key in remembered}
+    fresh, stuck = unstuck(endpoints, fresh, stuck_replicas(obs.pods, known))
     # The GPUs a stuck replica was planned on are not offered again: kube-scheduler found them taken.
+    found = {k: remembered.get(k, ()) + found_taken(moved, obs.pods) for k, moved in stuck.items()}
     inventory = inventory.allocated(a for moved in stuck.values() for p in moved for a in held_by(p))
     placed_all = tuple(p for ep in endpoints for p in staying[ep.key]) + fresh.placements
     real = Plan(placed_all, fresh.unplaced, fresh.occupied)
@@ -228,9 +235,11 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         mine = workloads.get(ep.key, [])
         rendered: list[dict[str, Any]] = []
         failure = None
+        # Remembered while the endpoint waits; once its pods are bound, the evidence is gone.
+        taken = {**remembered, **found}.get(ep.key, ()) if waiting or unplaced else ()
         if placed or waiting:
             try:
-                rendered = workload_objects(ep, request, placed + waiting, registry, catalog, settings)
+                rendered = workload_objects(ep, request, placed + waiting, registry, catalog, settings, taken)
             except ManifestError as e:
                 failure = str(e)
         names = {o["metadata"]["name"] for o in rendered if o["kind"] in WORKLOAD_KINDS}

@@ -15,6 +15,13 @@ the controller observes, so a restart or a new leader decides as the old one wou
   by the controller when it started to wait, recorded in `status.promise` with the variant and GPU
   class chosen; until the endpoint is Ready its replicas are placed in that variant and class, first,
   and the ETA shown is the one promised until it has passed (then revised, with the reason).
+- **GPUs found taken** (`Taken`, `still_taken`): where a replica was placed and kube-scheduler found no
+  room for its pod (it was Unschedulable: something EGS cannot see holds them, or the plan's reading of
+  the node is not the device plugin's). Recorded on the waiting endpoint's workloads (`egs.io/taken`),
+  so that the next loop, whose new pod kube-scheduler has not tried yet, does not put the replica back
+  there; taken off the inventory before any replica is placed. Forgotten when the evidence goes: the
+  node went, a pod that was on the node then is gone, a pod is bound where they were, or the endpoint
+  waits for nothing (its pods are bound).
 """
 
 from __future__ import annotations
@@ -28,11 +35,13 @@ from autoscaler.endpoint import Endpoint
 from autoscaler.kubetime import parse_time, rfc3339
 from autoscaler.pods import SERVING, requests
 from common.errors import InputError
-from scheduler.inventory import Inventory, InventoryError, NodeGpus, held_by
+from scheduler.inventory import Allocation, Inventory, InventoryError, NodeGpus, held_by
 from scheduler.plan import Placement, Request, Worker
 from scheduler.registry import Registry
 
 REQUEST_NAME = "egs.io/request-name"
+TAKEN = "egs.io/taken"
+"""The annotation on an endpoint's workloads recording the GPUs kube-scheduler found taken (`Taken`)."""
 WORKLOAD_LABEL = "egs.io/workload"
 """The label `scheduler.manifests` puts on every pod of a workload: the workload's name."""
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
@@ -71,6 +80,29 @@ class Shape:
 
 
 @dataclass(frozen=True)
+class Taken:
+    """GPUs kube-scheduler found taken though the plan counted them free, and the pods (`namespace/name`)
+    bound on their node when it did: one of them going may free them."""
+
+    allocation: Allocation
+    pods: tuple[str, ...] = ()
+
+    def as_record(self) -> dict[str, Any]:
+        a = self.allocation
+        where: dict[str, Any] = {"mig": a.mig, "count": a.count} if a.mig else {"gpus": list(a.gpus)}
+        if not a.mig and a.sharing != "exclusive":
+            where |= {"sharing": a.sharing, "vramMiB": a.vram_mib}
+        return {"node": a.node, **where, "pods": list(self.pods)}
+
+
+def taken_annotation(taken: Sequence[Taken]) -> dict[str, str]:
+    """The `egs.io/taken` annotation recording `taken` (none when nothing is), in a stable form: the
+    same GPUs are the same text, and a quiet loop writes nothing."""
+    records = sorted((t.as_record() for t in taken), key=lambda r: json.dumps(r, sort_keys=True))
+    return {TAKEN: json.dumps(records, sort_keys=True, separators=(",", ":"))} if records else {}
+
+
+@dataclass(frozen=True)
 class Owned:
     """One workload EGS owns, read back from the cluster."""
 
@@ -84,6 +116,8 @@ class Owned:
     ready: int
     shape: Shape | None = None
     """None when the workload does not say (written before shapes were recorded)."""
+    taken: tuple[Taken, ...] = ()
+    """The GPUs its endpoint's replicas were found unable to bind to (`egs.io/taken`)."""
 
     @property
     def identity(self) -> tuple[str, str, str, str]:
@@ -122,6 +156,7 @@ def read_owned(owned: Sequence[Mapping[str, Any]]) -> list[Owned]:
                 replicas=_count((obj.get("spec") or {}).get("replicas")),
                 ready=_count((obj.get("status") or {}).get("readyReplicas")),
                 shape=_shape(annotations),
+                taken=_taken(annotations.get(TAKEN)),
             )
         )
     return found
@@ -275,6 +310,72 @@ def _shape(annotations: Mapping[str, Any]) -> Shape | None:
         )
     except (KeyError, ValueError, TypeError, AttributeError):
         return None
+
+
+def _taken(text: Any) -> tuple[Taken, ...]:
+    """The `egs.io/taken` records; a record that cannot be read is left out (at worst its GPUs are
+    tried again, and found taken again)."""
+    try:
+        records = json.loads(str(text)) if text else []
+    except ValueError:
+        return ()
+    found = []
+    for r in records if isinstance(records, list) else ():
+        try:
+            node, mig = str(r["node"]), r.get("mig")
+            if mig:
+                allocation = Allocation(node, mig=str(mig), count=int(r["count"]))
+            else:
+                gpus, sharing = tuple(int(g) for g in r["gpus"]), str(r.get("sharing", "exclusive"))
+                allocation = Allocation(node, gpus, int(r.get("vramMiB", 0)), sharing=sharing)
+            found.append(Taken(allocation, tuple(str(p) for p in r.get("pods") or ())))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def still_taken(
+    workloads: Mapping[str, Sequence[Owned]],
+    inventory: Inventory,
+    pods: Sequence[Mapping[str, Any]],
+) -> tuple[dict[str, tuple[Taken, ...]], Inventory]:
+    """Per endpoint, the GPUs its workloads record as found taken whose evidence stands, and `inventory`
+    (the incumbents' and other pods' GPUs already off) with them taken too. Dropped: GPUs of a node that
+    is gone or not Ready, of a node a pod then on it has left, and GPUs that no longer fit what is
+    held there (a pod is bound on them: they were not taken after all)."""
+    on_node = bound_pods(pods)
+    kept: dict[str, tuple[Taken, ...]] = {}
+    for key in sorted(workloads):
+        recorded = next((w.taken for w in sorted(workloads[key], key=lambda w: w.name) if w.taken), ())
+        standing = []
+        for t in recorded:
+            node = next((n for n in inventory if n.node == t.allocation.node), None)
+            if node is None or not node.ready or not set(t.pods) <= on_node.get(node.node, set()):
+                continue
+            try:
+                inventory = inventory.allocated([t.allocation])
+            except InventoryError:
+                continue
+            standing.append(t)
+        if standing:
+            kept[key] = tuple(standing)
+    return kept, inventory
+
+
+def found_taken(placements: Iterable[Placement], pods: Sequence[Mapping[str, Any]]) -> tuple[Taken, ...]:
+    """The GPUs of `placements` (replicas whose pods kube-scheduler found no room for), as found taken now."""
+    on_node = bound_pods(pods)
+    return tuple(Taken(a, tuple(sorted(on_node.get(a.node, ())))) for p in placements for a in held_by(p))
+
+
+def bound_pods(pods: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
+    """Node -> the pods (`namespace/name`) bound to it."""
+    found: dict[str, set[str]] = {}
+    for pod in pods:
+        meta, node = pod.get("metadata") or {}, (pod.get("spec") or {}).get("nodeName")
+        if node:
+            found.setdefault(str(node), set()).add(f"{meta.get('namespace', 'default')}/{meta.get('name')}")
+    return found
 
 
 def _count(value: Any) -> int:

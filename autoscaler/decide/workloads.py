@@ -13,7 +13,7 @@ from autoscaler import endpoint as ie
 from autoscaler.decide.decision import EndpointDecision
 from autoscaler.decide.placement import renumbered
 from autoscaler.decide.settings import Settings
-from autoscaler.decide.state import REQUEST_NAME, Owned, endpoint_key
+from autoscaler.decide.state import REQUEST_NAME, WORKLOAD_KINDS, Owned, Taken, endpoint_key, taken_annotation
 from autoscaler.decide.targets import QUEUE_HIGH, declared_throughput
 from autoscaler.endpoint import Endpoint
 from scheduler.catalog import Catalog
@@ -34,12 +34,16 @@ def workload_objects(
     registry: Registry,
     catalog: Catalog,
     settings: Settings,
+    taken: Sequence[Taken] = (),
 ) -> list[dict[str, Any]]:
     """The workloads, Service, PodDisruptionBudget and ScaledObjects of one endpoint's replicas (placed
-    and waiting); `ManifestError` when the plan cannot be rendered, which the caller reports on that
-    endpoint alone."""
+    and waiting), the workloads recording the GPUs its replicas were found unable to bind to (`taken`);
+    `ManifestError` when the plan cannot be rendered, which the caller reports on that endpoint alone."""
     plan = Plan(placements=tuple(renumbered(placements)))
     rendered = [owned_by(unpinned(o), ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
+    for obj in rendered:
+        if obj["kind"] in WORKLOAD_KINDS:
+            obj["metadata"]["annotations"] |= taken_annotation(taken)
     return [*rendered, owned_by(disruption_budget(ep), ep), *scaled_objects(ep, rendered, settings)]
 
 
