@@ -27,13 +27,14 @@ the controller observes, so a restart or a new leader decides as the old one wou
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autoscaler.endpoint import Endpoint
 from autoscaler.kubetime import parse_time, rfc3339
-from autoscaler.pods import SERVING, requests
+from autoscaler.pods import SERVING, endpoint_of, requests, unschedulable
 from common.errors import InputError
 from scheduler.inventory import Allocation, Inventory, InventoryError, NodeGpus, held_by
 from scheduler.plan import Placement, Request, Worker
@@ -339,16 +340,18 @@ def still_taken(
     inventory: Inventory,
     pods: Sequence[Mapping[str, Any]],
 ) -> tuple[dict[str, tuple[Taken, ...]], Inventory]:
-    """Per endpoint, the GPUs its workloads record as found taken whose evidence stands, and `inventory`
-    (the incumbents' and other pods' GPUs already off) with them taken too. Dropped: GPUs of a node that
-    is gone or not Ready, of a node a pod then on it has left, and GPUs that no longer fit what is
-    held there (a pod is bound on them: they were not taken after all)."""
+    """Per endpoint, the GPUs found taken whose evidence stands (those its workloads record, and those
+    `refused` now), and `inventory` (the incumbents' and other pods' GPUs already off) with them taken
+    too. Dropped: GPUs of a node that is gone or not Ready, of a node a pod then on it has left, and
+    GPUs that no longer fit what is held there (a pod is bound on them: they were not taken after all)."""
     on_node = bound_pods(pods)
     kept: dict[str, tuple[Taken, ...]] = {}
     for key in sorted(workloads):
-        recorded = next((w.taken for w in sorted(workloads[key], key=lambda w: w.name) if w.taken), ())
+        mine = sorted(workloads[key], key=lambda w: w.name)
+        recorded = next((w.taken for w in mine if w.taken), ())
+        known = {t.allocation for t in recorded}
         standing = []
-        for t in recorded:
+        for t in (*recorded, *(t for t in refused(mine, pods) if t.allocation not in known)):
             node = next((n for n in inventory if n.node == t.allocation.node), None)
             if node is None or not node.ready or not set(t.pods) <= on_node.get(node.node, set()):
                 continue
@@ -360,6 +363,42 @@ def still_taken(
         if standing:
             kept[key] = tuple(standing)
     return kept, inventory
+
+
+def refused(owned: Sequence[Owned], pods: Sequence[Mapping[str, Any]]) -> list[Taken]:
+    """The GPUs kube-scheduler found no room on: of each workload with a pod it found no node for
+    (Unschedulable: it tried every node, so none of the workload's planned replicas had room), the
+    replicas it planned that no pod of it is bound to."""
+    stuck: Counter[tuple[str, str]] = Counter()
+    bound: dict[tuple[str, str], Counter[str]] = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        workload = (str(meta.get("namespace", "default")), str((meta.get("labels") or {}).get(WORKLOAD_LABEL)))
+        node = (pod.get("spec") or {}).get("nodeName")
+        if endpoint_of(pod) is None:
+            continue
+        if unschedulable(pod):
+            stuck[workload] += 1
+        elif node:
+            bound.setdefault(workload, Counter())[str(node)] += 1
+    on_node = bound_pods(pods)
+    found = []
+    for w in owned:
+        if w.shape is None or not stuck[(w.namespace, w.name)]:
+            continue
+        running = Counter(bound.get((w.namespace, w.name), Counter()))
+        for planned in w.shape.planned:
+            if planned and running[planned[0][0]] > 0:
+                running[planned[0][0]] -= 1
+                continue
+            for node, gpus in planned:
+                allocation = (
+                    Allocation(node, mig=w.shape.mig_profile)
+                    if w.shape.mig_profile
+                    else Allocation(node, gpus, w.shape.vram_mib_per_gpu, sharing=w.shape.sharing)
+                )
+                found.append(Taken(allocation, tuple(sorted(on_node.get(node, ())))))
+    return found
 
 
 def found_taken(placements: Iterable[Placement], pods: Sequence[Mapping[str, Any]]) -> tuple[Taken, ...]:
