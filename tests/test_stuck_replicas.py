@@ -21,6 +21,7 @@ from tests.test_reconcile_state import applied, node, observed
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 TAKEN = "egs.io/taken"
+AT = (SETTINGS, REGISTRY, CATALOG, NOW)
 
 
 def next_loop(
@@ -79,8 +80,6 @@ def stuck_on(nodes: list[dict[str, Any]], more_pods: Sequence[dict[str, Any]] = 
     return stuck
 
 
-AT = (SETTINGS, REGISTRY, CATALOG, NOW)
-
 
 def test_a_new_endpoint_is_not_placed_on_gpus_kube_scheduler_found_taken() -> None:
     nodes = [node("gpu-0", H100, 1)]
@@ -106,10 +105,12 @@ def test_the_memory_is_written_once_and_a_quiet_loop_rewrites_nothing() -> None:
 def test_gpus_found_taken_are_tried_again_once_their_node_has_gone_and_come_back() -> None:
     nodes = [node("gpu-0", H100, 1)]
     eps = [endpoint("chat")]
-    stuck = stuck_on(nodes)
-    gone = next_loop(stuck, [], eps, NOW + 40)
-    assert (planned_nodes(gone, "chat") != ["gpu-0"], taken(gone, "chat")) == (True, [])
-    back = next_loop(gone, nodes, eps, NOW + 60)
+    still = next_loop(stuck_on(nodes), nodes, eps, NOW + 40)
+    assert planned_nodes(still, "chat") != ["gpu-0"]
+    # The node goes (a replaced VM, say) and comes back under its name: what held its GPUs went with it.
+    gone = next_loop(still, [], eps, NOW + 60)
+    assert taken(gone, "chat") == []
+    back = next_loop(gone, nodes, eps, NOW + 80)
     assert planned_nodes(back, "chat") == ["gpu-0"]
 
 
