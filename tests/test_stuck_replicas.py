@@ -80,7 +80,6 @@ def stuck_on(nodes: list[dict[str, Any]], more_pods: Sequence[dict[str, Any]] = 
     return stuck
 
 
-
 def test_a_new_endpoint_is_not_placed_on_gpus_kube_scheduler_found_taken() -> None:
     nodes = [node("gpu-0", H100, 1)]
     stuck = stuck_on(nodes)
