@@ -60,7 +60,6 @@ from autoscaler.decide.state import (
     admits,
     current,
     endpoint_key,
-    found_taken,
     incumbents,
     keep,
     move_of,
@@ -208,10 +207,11 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     # More replicas of an endpoint that runs take its incumbents' shape where it fits: one shape an endpoint.
     keeps = {k: Promise(CREATED, None, kept[0].variant, kept[0].gpu_class) for k, kept in staying.items() if kept}
     fresh = place_new(new, pins, registry, held.inventory, settings, keeps)
+    # An endpoint that remembers GPUs found taken keeps waiting until its pods are bound: a new pod of
+    # its, not tried yet, is stuck as the one before it was (not put on GPUs that kube-scheduler refused).
     known = {(ep.namespace, dns_label(ep.name)) for ep in endpoints if ep.key in remembered}
     fresh, stuck = unstuck(endpoints, fresh, stuck_replicas(obs.pods, known))
     # The GPUs a stuck replica was planned on are not offered again: kube-scheduler found them taken.
-    found = {k: remembered.get(k, ()) + found_taken(moved, obs.pods) for k, moved in stuck.items()}
     inventory = inventory.allocated(a for moved in stuck.values() for p in moved for a in held_by(p))
     placed_all = tuple(p for ep in endpoints for p in staying[ep.key]) + fresh.placements
     real = Plan(placed_all, fresh.unplaced, fresh.occupied)
@@ -236,7 +236,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         rendered: list[dict[str, Any]] = []
         failure = None
         # Remembered while the endpoint waits; once its pods are bound, the evidence is gone.
-        taken = {**remembered, **found}.get(ep.key, ()) if waiting or unplaced else ()
+        taken = remembered.get(ep.key, ()) if waiting or unplaced else ()
         if placed or waiting:
             try:
                 rendered = workload_objects(ep, request, placed + waiting, registry, catalog, settings, taken)

@@ -15,13 +15,14 @@ the controller observes, so a restart or a new leader decides as the old one wou
   by the controller when it started to wait, recorded in `status.promise` with the variant and GPU
   class chosen; until the endpoint is Ready its replicas are placed in that variant and class, first,
   and the ETA shown is the one promised until it has passed (then revised, with the reason).
-- **GPUs found taken** (`Taken`, `still_taken`): where a replica was placed and kube-scheduler found no
-  room for its pod (it was Unschedulable: something EGS cannot see holds them, or the plan's reading of
-  the node is not the device plugin's). Recorded on the waiting endpoint's workloads (`egs.io/taken`),
-  so that the next loop, whose new pod kube-scheduler has not tried yet, does not put the replica back
-  there; taken off the inventory before any replica is placed. Forgotten when the evidence goes: the
-  node went, a pod that was on the node then is gone, a pod is bound where they were, or the endpoint
-  waits for nothing (its pods are bound).
+- **GPUs found taken** (`Taken`, `still_taken`, `refused`): where a workload planned a replica and
+  kube-scheduler found no room for its pod (Unschedulable: something EGS cannot see holds them, or the
+  plan's reading of the node is not the device plugin's). Recorded on the waiting endpoint's workloads
+  (`egs.io/taken`) and taken off the inventory before any replica is placed, so that neither the next
+  loop, whose new pod kube-scheduler has not tried yet, nor a new endpoint puts a replica back there
+  (while it remembers, the endpoint's untried pods count as stuck too). Forgotten when the evidence
+  goes: the node went, a pod that was on the node then is gone, a pod is bound where they were, or the
+  endpoint waits for nothing (its pods are bound).
 """
 
 from __future__ import annotations
@@ -399,12 +400,6 @@ def refused(owned: Sequence[Owned], pods: Sequence[Mapping[str, Any]]) -> list[T
                 )
                 found.append(Taken(allocation, tuple(sorted(on_node.get(node, ())))))
     return found
-
-
-def found_taken(placements: Iterable[Placement], pods: Sequence[Mapping[str, Any]]) -> tuple[Taken, ...]:
-    """The GPUs of `placements` (replicas whose pods kube-scheduler found no room for), as found taken now."""
-    on_node = bound_pods(pods)
-    return tuple(Taken(a, tuple(sorted(on_node.get(a.node, ())))) for p in placements for a in held_by(p))
 
 
 def bound_pods(pods: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
