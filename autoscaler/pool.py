@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from autoscaler.forecast import DemandSeries, Forecast
 
@@ -141,26 +140,48 @@ def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
     size = max(1, round(settings.lead_s / obs.need_gpus.step_s))
     whole = len(past) // size * size  # blocks end at whole multiples of the lead time from the start
     keep = min(whole, (math.floor(settings.history_s / settings.lead_s + 1e-9) + 1) * size)
-    history = past[whole - keep : whole]
     span = max(1, math.ceil(SUSTAIN_S / obs.need_gpus.step_s - 1e-9))  # samples a level must last
     spare = settings.allowance_gpus
-    if history.size and not np.all(np.isnan(history)):
-        rise, floor, freed, freed_from = _block_spare(history.tobytes(), size, span, settings)
-        latest = past[-span:]
-        need = float(np.min(latest[~np.isnan(latest)])) if np.any(~np.isnan(latest)) else freed_from
+    blocks = _block_spare(_Samples(past[whole - keep : whole]), size, span, settings)
+    if blocks is not None:
+        rise, floor, freed, freed_from = blocks
+        latest = [v for v in past[-span:].tolist() if not math.isnan(v)]
+        need = min(latest) if latest else freed_from
         spare = max(spare, rise, floor, min(freed, freed_from - need))
     return _nodes_for(spare, obs, settings)
 
 
+class _Samples:
+    """A float64 series as a cache key, compared in full but hashed on a few dozen of its samples: hashing
+    a week of minute samples (80 kB) at every decide step cost more than the steps' own work."""
+
+    __slots__ = ("_hash", "data")
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.data = values.tobytes()
+        self._hash = hash((len(values), values[:: max(1, len(values) // 32)].tobytes(), values[-1:].tobytes()))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Samples) and self.data == other.data
+
+
 @lru_cache(maxsize=64)
-def _block_spare(values: bytes, size: int, span: int, settings: PoolSettings) -> tuple[float, float, float, float]:
+def _block_spare(
+    samples: _Samples, size: int, span: int, settings: PoolSettings
+) -> tuple[float, float, float, float] | None:
     """(rise at similar activity, recent switch-on, freed capacity, the peak it fell from) after the whole
-    lead-time blocks of `size` samples in `values` (float64 bytes; the latest block ends "now").
+    lead-time blocks of `size` samples (the latest block ends "now"); None when no sample is known.
 
     A function of completed blocks alone, so that the decide steps within one block (ten at 1-minute
     sampling and 10-minute lead, or the ten 60 s steps of a 10-minute sample) compute it once.
     """
-    mean, peak = _lead_blocks(np.frombuffer(values, dtype=np.float64), size, span)
+    values = np.frombuffer(samples.data, dtype=np.float64)
+    if np.all(np.isnan(values)):
+        return None
+    mean, peak = _lead_blocks(values, size, span)
     rise = peak[1:] - mean[:-1]  # what arrived within about one lead time after each block
     if rise.size == 0:
         return 0.0, 0.0, 0.0, 0.0
@@ -187,7 +208,7 @@ def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, sett
     span = max(1, span)
     if change.size <= span:
         return float(np.max(rise))
-    before = sliding_window_view(change[:-1], span).max(axis=1)  # activity up to block j, j = span .. n-2
+    before = _window_extreme(np.maximum, change[:-1], span)  # activity up to block j, j = span .. n-2
     after = rise[span:]  # the rise after each of those blocks
     distance = np.abs(np.log1p(before) - np.log1p(float(np.max(change[-span:]))))
     k = min(len(distance), settings.neighbours)
@@ -208,8 +229,17 @@ def _lead_blocks(values: np.ndarray, size: int, span: int) -> tuple[np.ndarray, 
         values = np.where(np.isnan(values), values[np.flatnonzero(~np.isnan(values))[0]], values)
     lasting = values
     if 1 < span <= len(values):
-        lasting = np.concatenate([values[: span - 1], sliding_window_view(values, span).min(axis=1)])
+        lasting = np.concatenate([values[: span - 1], _window_extreme(np.minimum, values, span)])
     return values.reshape(-1, size).mean(axis=1), lasting.reshape(-1, size).max(axis=1)
+
+
+def _window_extreme(pick: np.ufunc, values: np.ndarray, span: int) -> np.ndarray:
+    """out[i] = pick over values[i : i + span] (np.minimum or np.maximum): `span` whole-array passes, where
+    reducing a sliding window view took 70x as long (numpy reduces each short window apart)."""
+    out = values[: len(values) - span + 1]
+    for shift in range(1, span):
+        out = pick(out, values[shift : len(values) - span + 1 + shift])
+    return out
 
 
 POLICIES: dict[str, PoolPolicy] = {
