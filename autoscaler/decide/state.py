@@ -89,12 +89,17 @@ class Taken:
     allocation: Allocation
     pods: tuple[str, ...] = ()
 
-    def as_record(self) -> dict[str, Any]:
+    @property
+    def where(self) -> str:
+        """The GPUs alone, as recorded (an exclusive GPU's VRAM is not)."""
         a = self.allocation
         where: dict[str, Any] = {"mig": a.mig, "count": a.count} if a.mig else {"gpus": list(a.gpus)}
         if not a.mig and a.sharing != "exclusive":
             where |= {"sharing": a.sharing, "vramMiB": a.vram_mib}
-        return {"node": a.node, **where, "pods": list(self.pods)}
+        return json.dumps({"node": a.node, **where}, sort_keys=True)
+
+    def as_record(self) -> dict[str, Any]:
+        return {**json.loads(self.where), "pods": list(self.pods)}
 
 
 def taken_annotation(taken: Sequence[Taken]) -> dict[str, str]:
@@ -350,9 +355,9 @@ def still_taken(
     for key in sorted(workloads):
         mine = sorted(workloads[key], key=lambda w: w.name)
         recorded = next((w.taken for w in mine if w.taken), ())
-        known = {t.allocation for t in recorded}
+        known = {t.where for t in recorded}
         standing = []
-        for t in (*recorded, *(t for t in refused(mine, pods) if t.allocation not in known)):
+        for t in (*recorded, *(t for t in refused(mine, pods) if t.where not in known)):
             node = next((n for n in inventory if n.node == t.allocation.node), None)
             if node is None or not node.ready or not set(t.pods) <= on_node.get(node.node, set()):
                 continue
