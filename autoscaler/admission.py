@@ -38,11 +38,13 @@ from autoscaler.decide import (
     parse_endpoints,
     place_requests,
     place_waiting,
+    promise_of,
     replica_count,
+    reserved,
 )
 from scheduler.catalog import Catalog
 from scheduler.inventory import Inventory, SharingPolicy, held_by
-from scheduler.plan import Placement
+from scheduler.plan import Placement, Plan
 from scheduler.registry import Registry
 
 
@@ -62,6 +64,8 @@ class Admitted:
     decision: EndpointDecision
     capacity: Capacity
     """The capacity with the endpoint's replicas taken (unchanged when it was refused)."""
+    placed: tuple[Placement, ...] = ()
+    """Its replicas placed on warm GPUs (what a 201 records: `answer_status`)."""
 
 
 def capacity(decision: Decision) -> Capacity:
@@ -86,7 +90,11 @@ def admit(
         return Admitted(failed[0][0], capacity)
     ep = endpoints[0]
     target = replica_count(ep, Workload(), {}, settings, now)
-    placed = place_requests([ep.request(target[0])], registry, capacity.free, settings)
+    # Admitted again (the API's capacity rebuilt meanwhile): a 201 takes the GPUs it was answered from.
+    kept, free = reserved(ep, promise_of(obj), target[0], capacity.free, registry)
+    more = ep.request(target[0] - len(kept))
+    placed = place_requests([more], registry, free, settings) if more.replicas else Plan()
+    placed = Plan(kept + placed.placements, placed.unplaced, placed.occupied)
     policy = SharingPolicy(dict(settings.sharing))
     waiting = place_waiting([ep], placed, registry, catalog, settings, policy)
     eta = None
@@ -97,11 +105,11 @@ def admit(
     decision = replace(decision, cost_per_hour=endpoint_cost([*placed.placements, *waiting.placements], catalog))
     if decision.phase == "Failed":
         return Admitted(decision, capacity)
+    free = capacity.free.allocated(a for p in placed.placements for a in held_by(p))
     queues = dict(capacity.waiting)
     for gpu_class, added in _queues(waiting.placements).items():
         queues[gpu_class] = queues.get(gpu_class, ()) + added
-    free = capacity.free.allocated(a for p in placed.placements for a in held_by(p))
-    return Admitted(decision, Capacity(free, queues, capacity.endpoints | {ep.key}))
+    return Admitted(decision, Capacity(free, queues, capacity.endpoints | {ep.key}), placed.placements)
 
 
 def _queues(placements: tuple[Placement, ...]) -> dict[str, tuple[int, ...]]:

@@ -221,7 +221,7 @@ def test_endpoints_admitted_while_the_capacity_is_rebuilt_are_not_forgotten(kube
     admissions = _Admissions(services)
     spec = body(replicas={"min": 8, "max": 8})
     del spec["name"]
-    decision, created = admissions.admit(ie.manifest("team-a", "a", spec))
+    decision, created, _ = admissions.admit(ie.manifest("team-a", "a", spec))
     assert decision.serves_now and created is not None
     # The rebuild's listing began before "a" was stored: it must take "a"'s GPUs itself.
     key = next(k for k in kube.emulator.objects if k[2] == "a")

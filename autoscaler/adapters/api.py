@@ -62,7 +62,15 @@ from autoscaler.adapters.kubernetes import (
     NotFoundError,
 )
 from autoscaler.admission import Capacity, admit, capacity
-from autoscaler.decide import EndpointDecision, Observation, Settings, answer_status, decide, endpoint_key
+from autoscaler.decide import (
+    PROMISE_ANNOTATION,
+    EndpointDecision,
+    Observation,
+    Settings,
+    answer_status,
+    decide,
+    endpoint_key,
+)
 from common.errors import InputError, TemporaryError
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
@@ -254,13 +262,12 @@ def create_app(services: Services) -> FastAPI:
         except InputError as e:
             raise _Refused(422, f"model: {e}", "model") from e
         try:
-            decision, created = admissions.admit(obj)
+            decision, created, status = admissions.admit(obj)
         except ConflictError as e:
             raise _Refused(409, f"endpoint {namespace}/{body.name} exists", "name") from e
         if created is None:
             field = "gpuClasses" if body.gpuClasses else "model"
             raise _Refused(422, f"{field}: no GPU class can serve it: {decision.message}", field)
-        status = answer_status(decision, int((created.get("metadata") or {}).get("generation") or 1))
         try:
             cluster.apply_status(namespace, body.name, status)
         except KubernetesError:
@@ -480,10 +487,12 @@ class _Admissions:
         self.nodes: tuple[tuple[str, str], ...] = ()
         """(name, resourceVersion) of the nodes behind `capacity`."""
 
-    def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None]:
-        """The decision for `obj`, and the object created when it can be served (`ConflictError` when
+    def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None, dict[str, Any]]:
+        """The decision for `obj`, the object created when it can be served (`ConflictError` when
         its name exists, unless as what a failed POST of the same spec left; nothing is taken from
-        the capacity then)."""
+        the capacity then), and the status that answers it. The object is created with its promise
+        annotated (`PROMISE_ANNOTATION`), so that whoever lists it before its status is written (the
+        controller, this API's capacity rebuilt) holds it to the answer."""
         s = self.services
         with self.lock:
             now = s.clock()
@@ -496,11 +505,17 @@ class _Admissions:
                 threading.Thread(target=self._rebuild, daemon=True, name="egs-api-capacity").start()
             admitted = admit(self.capacity, obj, s.settings, s.registry, s.catalog, now)
             if admitted.decision.phase == "Failed":
-                return admitted.decision, None
-            created = self._create(obj)
+                return admitted.decision, None, {}
+            # A new object's generation is 1; a spec changed before the status is written voids the promise.
+            status = answer_status(admitted.decision, 1, admitted.placed)
+            meta = obj["metadata"]
+            annotations = {**(meta.get("annotations") or {}), PROMISE_ANNOTATION: json.dumps(status["promise"])}
+            promised = {**obj, "metadata": {**meta, "annotations": annotations}}
+            created = self._create(promised)
             self.capacity = admitted.capacity
-            self.admitted.append((s.clock(), obj))
-            return admitted.decision, created
+            self.admitted.append((s.clock(), promised))
+            generation = int((created.get("metadata") or {}).get("generation") or 1)
+            return admitted.decision, created, answer_status(admitted.decision, generation, admitted.placed)
 
     def forget(self) -> None:
         """An endpoint was deleted: the next POST builds the capacity again (its GPUs are free)."""

@@ -46,10 +46,12 @@ from autoscaler.attribution import attribute
 from autoscaler.decide.consolidation import consolidate
 from autoscaler.decide.decision import Decision, EndpointDecision, Observation, PoolDecision
 from autoscaler.decide.placement import by_class, by_endpoint, endpoint_cost, gpus_of, place_new, place_requests
+from autoscaler.decide.promises import reserved
 from autoscaler.decide.settings import POOL_BACKENDS, ClassSettings, ConsolidationSettings, Settings
 from autoscaler.decide.state import (
     ACCEPTED,
     CREATED,
+    PROMISE_ANNOTATION,
     REQUEST_NAME,
     WORKLOAD_KINDS,
     Incumbents,
@@ -115,6 +117,7 @@ __all__ = [
     "POOL_IMAGE",
     "PRIORITY",
     "PRIORITY_CLASS",
+    "PROMISE_ANNOTATION",
     "PROVISIONING_PREFIX",
     "QUEUE_HIGH",
     "REQUEST_NAME",
@@ -138,8 +141,10 @@ __all__ = [
     "parse_endpoints",
     "place_requests",
     "place_waiting",
+    "promise_of",
     "promise_outcome",
     "replica_count",
+    "reserved",
     "rfc3339",
     "status_of",
 ]
@@ -194,6 +199,20 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     staying = {ep.key: held.placements.get(ep.key, ())[: targets[ep.key][0]] for ep in endpoints}
     # A promise binds the endpoint's first replicas; once some run, they are its incumbents.
     promises = {ep.key: p for ep in endpoints if (p := promise_of(raw_by_key[ep.key])) is not None}
+    # An endpoint that remembers GPUs found taken keeps waiting until its pods are bound: a new pod of
+    # its, not tried yet, is stuck as the one before it was (not put on GPUs that kube-scheduler refused).
+    known = {(ep.namespace, dns_label(ep.name)) for ep in endpoints if ep.key in remembered}
+    stuck_pods = stuck_replicas(obs.pods, known)
+    # A 201's replicas take the GPUs the API answered from, as incumbents, until their pods are bound
+    # (unless kube-scheduler found no room for them there: they are placed again, and wait if need be).
+    free = held.inventory
+    for ep in endpoints:
+        if stuck_pods.get((ep.namespace, dns_label(ep.name))):
+            continue
+        room, have = targets[ep.key][0] - len(staying[ep.key]), len(staying[ep.key])
+        kept_promise, free = reserved(ep, promises.get(ep.key), room, free, registry, have)
+        staying[ep.key] += kept_promise
+    held = Incumbents(held.placements, free, held.pods)
     pins = {k: p for k, p in promises.items() if not staying[k]}
     # Consolidation, the one step that moves running replicas: a moved endpoint is placed anew, while
     # its old replicas keep their GPUs and serve until the new ones do.
@@ -207,10 +226,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     # More replicas of an endpoint that runs take its incumbents' shape where it fits: one shape an endpoint.
     keeps = {k: Promise(CREATED, None, kept[0].variant, kept[0].gpu_class) for k, kept in staying.items() if kept}
     fresh = place_new(new, pins, registry, held.inventory, settings, keeps)
-    # An endpoint that remembers GPUs found taken keeps waiting until its pods are bound: a new pod of
-    # its, not tried yet, is stuck as the one before it was (not put on GPUs that kube-scheduler refused).
-    known = {(ep.namespace, dns_label(ep.name)) for ep in endpoints if ep.key in remembered}
-    fresh, stuck = unstuck(endpoints, fresh, stuck_replicas(obs.pods, known))
+    fresh, stuck = unstuck(endpoints, fresh, stuck_pods)
     # The GPUs a stuck replica was planned on are not offered again: kube-scheduler found them taken.
     inventory = inventory.allocated(a for moved in stuck.values() for p in moved for a in held_by(p))
     placed_all = tuple(p for ep in endpoints for p in staying[ep.key]) + fresh.placements

@@ -456,6 +456,32 @@ OVERDUE_STEP_S = 60.0
 placed and starting: the next loop sees them ready, or moves it again)."""
 
 
+PROMISE_ANNOTATION = "egs.io/promise"
+"""The API's answer, on the InferenceEndpoint from its creation (as `status.promise`): the status is
+written only after the create, and a loop (the controller's, or the API's own capacity) that lists
+the endpoint in between must not take it for one nobody answered."""
+
+
+@dataclass(frozen=True)
+class Promised:
+    """One replica where a 201 placed it: its variant and class (an endpoint's replicas may be answered
+    in several), sharing, tensor-parallel GPUs, VRAM per GPU and workers."""
+
+    variant: str
+    gpu_class: str
+    sharing: str
+    tp: int
+    vram_mib_per_gpu: int
+    workers: tuple[Worker, ...]
+
+    def as_status(self) -> dict[str, Any]:
+        workers = [{"node": w.node, "gpus": list(w.gpus), "profile": w.mig_profile, "resource": w.resource}
+                   for w in self.workers]  # fmt: skip
+        return {"variant": self.variant, "gpuClass": self.gpu_class, "sharing": self.sharing, "tensorParallel": self.tp,
+                "vramMiBPerGpu": self.vram_mib_per_gpu,
+                "workers": [{k: v for k, v in w.items() if v not in (None, "")} for w in workers]}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Promise:
     """What the endpoint was told (by the API's answer, or by the controller when it started to wait):
@@ -468,6 +494,9 @@ class Promise:
     gpu_class: str | None = None
     generation: int | None = None
     """The spec's generation it was made for: a new spec is a new request, and the promise no longer binds."""
+    placements: tuple[Promised, ...] = ()
+    """Where a 201's replicas were placed (the GPUs the API took them from): the controller holds them
+    as incumbents until the pods are bound."""
 
     def as_status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"answer": self.answer}
@@ -477,6 +506,8 @@ class Promise:
             out |= {"variant": self.variant, "gpuClass": self.gpu_class}
         if self.generation is not None:
             out["observedGeneration"] = self.generation
+        if self.placements:
+            out["placements"] = [p.as_status() for p in self.placements]
         return out
 
 
@@ -491,12 +522,14 @@ class Kept:
 
 
 def promise_of(raw: Mapping[str, Any]) -> Promise | None:
-    """The promise recorded on an endpoint that still binds (made for its spec as it is now); an
-    `estimatedReadyTime` of a Provisioning status written before promises were recorded counts as one."""
+    """The promise recorded on an endpoint that still binds (made for its spec as it is now): its
+    `status.promise`, or before any status is written the API's answer annotated at its creation
+    (`PROMISE_ANNOTATION`); an `estimatedReadyTime` of a Provisioning status written before promises
+    were recorded counts as one."""
     status = status_of(raw)
-    recorded = status.get("promise")
     meta = raw.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
+    recorded = status.get("promise") if status else _annotated(meta)
     if isinstance(recorded, Mapping) and recorded.get("answer") in (CREATED, ACCEPTED):
         generation = recorded.get("observedGeneration")
         if isinstance(generation, int) and generation != meta.get("generation"):
@@ -507,6 +540,7 @@ def promise_of(raw: Mapping[str, Any]) -> Promise | None:
             _str(recorded.get("variant")),
             _str(recorded.get("gpuClass")),
             generation if isinstance(generation, int) else None,
+            _promised(recorded.get("placements")),
         )
     eta = _time(status.get("estimatedReadyTime"))
     if eta is not None and status.get("phase") == "Provisioning":
@@ -545,6 +579,46 @@ def keep(
     eta = made.eta if made.eta is not None and made.eta > now else now + OVERDUE_STEP_S
     message = f"not ready by {rfc3339(promise.eta)} as promised"
     return Kept(replace(made, answer=ACCEPTED, eta=eta), eta, ("Overdue", _by(message, eta)))
+
+
+def _annotated(meta: Mapping[str, Any]) -> Any:
+    annotations = meta.get("annotations")
+    text = annotations.get(PROMISE_ANNOTATION) if isinstance(annotations, Mapping) else None
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _promised(recorded: Any) -> tuple[Promised, ...]:
+    """The placements of a recorded promise; none when any cannot be read (the promise then binds
+    the variant and class only)."""
+    try:
+        return tuple(
+            Promised(
+                str(r["variant"]),
+                str(r["gpuClass"]),
+                str(r["sharing"]),
+                int(r["tensorParallel"]),
+                int(r["vramMiBPerGpu"]),
+                _workers(r["workers"]),
+            )
+            for r in recorded or ()
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return ()
+
+
+def _workers(recorded: Any) -> tuple[Worker, ...]:
+    return tuple(
+        Worker(
+            str(w["node"]),
+            tuple(int(g) for g in w.get("gpus") or ()),
+            _str(w.get("profile")),
+            str(w.get("resource") or ""),
+        )
+        for w in recorded
+    )
 
 
 def _by(message: str, eta: float | None) -> str:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from autoscaler import endpoint as ie
 from autoscaler.decide.decision import EndpointDecision
-from autoscaler.decide.state import ACCEPTED, CREATED, Promise, Workload, promise_of, status_of
+from autoscaler.decide.state import ACCEPTED, CREATED, Promise, Promised, Workload, promise_of, status_of
 from autoscaler.endpoint import Endpoint, EndpointError
 from autoscaler.events import find_condition, set_condition
 from autoscaler.kubetime import rfc3339
@@ -187,9 +187,10 @@ def endpoint_status(
     return status
 
 
-def answer_status(d: EndpointDecision, generation: int) -> dict[str, Any]:
+def answer_status(d: EndpointDecision, generation: int, placed: Sequence[Placement] = ()) -> dict[str, Any]:
     """The status the endpoint API writes with its answer: the promise it makes (201: this variant and
-    class serve now; 202: ready by the ETA), which the controller then keeps (`state.keep`)."""
+    class serve now, on the GPUs `placed` took; 202: ready by the ETA), which the controller then
+    keeps (`state.keep`, `promises.reserved`)."""
     status: dict[str, Any] = {"phase": d.phase, "desiredReplicas": d.replicas}
     if d.eta is not None:
         status["estimatedReadyTime"] = rfc3339(d.eta)
@@ -198,7 +199,9 @@ def answer_status(d: EndpointDecision, generation: int) -> dict[str, Any]:
     if d.cost_per_hour:
         status["costPerHour"] = d.cost_per_hour
     answer = CREATED if d.serves_now else ACCEPTED
-    status["promise"] = Promise(answer, d.eta, d.variant, d.gpu_class, generation).as_status()
+    where = tuple(Promised(p.variant, p.gpu_class, p.sharing, p.tp, p.vram_mib_per_gpu, p.workers) for p in placed)
+    where = where if d.serves_now else ()
+    status["promise"] = Promise(answer, d.eta, d.variant, d.gpu_class, generation, where).as_status()
     return status
 
 
