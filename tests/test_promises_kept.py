@@ -9,6 +9,7 @@ gone (the node) makes a 201 wait. Skips the ETA of a 202 (tests/test_reconcile_s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from autoscaler import endpoint as ie
@@ -20,7 +21,9 @@ from localplay.kube_standin import KubeCluster
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
 from scheduler.synthetic import gpu_node
-from tests.test_decide import NOW, REPO
+from tests.test_decide import NOW
+
+REPO = Path(__file__).resolve().parent.parent
 
 CATALOG = Catalog.load()
 REGISTRY = Registry.load(REPO / "examples" / "models.yaml", CATALOG)
@@ -100,7 +103,7 @@ def test_an_endpoint_listed_before_its_status_is_written_is_held_to_its_answer(k
     admissions = _Admissions(Services(cluster, SETTINGS, REGISTRY, CATALOG, clock=lambda: NOW))
     answers = {}
     for spec in ASKED:
-        decision, created, status = admissions.admit(asked(*spec))
+        _, created, status = admissions.admit(asked(*spec))
         assert created is not None
         answers[spec[0]] = status
     # Nothing has written a status yet (the API's route writes it next): what a loop listing now sees.
@@ -112,3 +115,14 @@ def test_an_endpoint_listed_before_its_status_is_written_is_held_to_its_answer(k
     rebuilt = admissions._build(NOW, cluster.nodes())
     again = capacity(decision)
     assert [n.gpus for n in rebuilt.free] == [n.gpus for n in again.free]
+
+
+def test_the_workloads_of_endpoints_that_wait_are_written_after_those_that_serve_now() -> None:
+    # kube-scheduler binds first in, first out: a waiting replica's pod written first would take a 201's room.
+    endpoints = answered(NODES)[::-1]
+    assert endpoints[0]["status"]["promise"]["answer"] == "Accepted"
+    decision = decide(Observation(NODES, endpoints, signals={}), SETTINGS, REGISTRY, CATALOG, NOW)
+    waits = {d.name for d in decision.endpoints if d.waiting}
+    served = [(o.get("metadata") or {}).get("annotations", {}).get("egs.io/request-name") for o in decision.objects]
+    order = [name in waits for name in served if name]
+    assert order == sorted(order) and order[0] is False and order[-1] is True
