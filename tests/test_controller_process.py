@@ -32,6 +32,9 @@ ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 DEPLOYMENTS = "apps/v1/deployments"
 LEASES = "coordination.k8s.io/v1/leases"
 MODELS = REPO / "examples" / "models.yaml"
+INTERVAL_S = 30
+RESYNC_S = INTERVAL_S - 10
+"""Sooner than the loop's periodic resync (`--interval 30`), with room for the loop's own time."""
 
 
 def until(check: Callable[[], Any], timeout_s: float, show: Callable[[], Any] = lambda: None) -> float:
@@ -52,7 +55,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KubeClus
     config.write_text(yaml.safe_dump({"models": str(MODELS), "gpu_classes": {"H100-80GB": {"gpus_per_node": 8}}}))
     port = free_port()
     args = ["--kubeconfig", str(kube.kubeconfig(folder / "kubeconfig")), "--config", str(config)]
-    args += ["--interval", "30", "--metrics-listen", f"127.0.0.1:{port}", "--identity", "ctl-0"]
+    args += ["--interval", str(INTERVAL_S), "--metrics-listen", f"127.0.0.1:{port}", "--identity", "ctl-0"]
     process = subprocess.Popen(
         [sys.executable, "-m", "egs.cli", "controller", *args],
         cwd=REPO,
@@ -109,12 +112,15 @@ def test_a_node_that_joins_is_used_at_once(running: tuple[KubeCluster, str, subp
     def big() -> dict[str, Any]:
         return kube.get(ENDPOINTS, "team-a", "big") or {}
 
-    until(lambda: big().get("status", {}).get("phase") == "Provisioning", 2, big)
+    until(lambda: big().get("status", {}).get("phase") == "Provisioning", RESYNC_S, big)
     for i in (1, 2):  # with an RDMA network: a replica larger than a node spans two
         node = h100(f"gpu-{i}")
         node["metadata"]["labels"]["feature.node.kubernetes.io/rdma.available"] = "true"
         kube.put("v1/nodes", node)
-    until(lambda: big().get("status", {}).get("phase") == "Pending", 2, big)
+    # "At once": by a loop the Node's watch started. The loop that wrote Provisioning (and the one its own
+    # writes woke) restarted the 30 s interval, so a change seen sooner than RESYNC_S is the watch's doing,
+    # on however loaded a machine (a fixed 2 s flaked at a load of 19).
+    until(lambda: big().get("status", {}).get("phase") == "Pending", RESYNC_S, big)
 
 
 def test_a_201_from_the_api_has_its_workload_within_2s(
