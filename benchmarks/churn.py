@@ -8,7 +8,8 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
   joins after a delay drawn uniformly from 5-10 minutes per order (seeded), labelled as GPU Feature
   Discovery or AMD's labeller labels it (`scheduler.synthetic.gpu_node`); nodes are not given back;
 - scheduler: each Deployment's pods (`<name>-<template hash>-<i>`: a changed template rolls them over,
-  a Ready pod of the old one staying until as many new ones are Ready) are bound, in name order, to the first Ready node
+  a Ready pod of the old one staying until as many new ones are Ready) are bound, first in first out as
+  kube-scheduler's queue takes them (the order the controller wrote their Deployments), to the first Ready node
   whose labels its node selector and affinity accept, whose taints it tolerates, and where what it asks
   for fits: whole GPUs, MIG instances, AMD partitions, KAI `gpu-memory`, HAMi memory, as
   `autoscaler.pods.holds` reads a bound pod (the controller's own reading of other workloads' pods);
@@ -27,14 +28,20 @@ Fleet (seeded): H100 nodes (one tainted for another team), A100 nodes split into
 nodes shared through KAI Scheduler, MI300X nodes partitioned DPX, MI250X nodes, tainted L4 nodes;
 H100, MI300X and L40S can be provisioned. Prices configured (`prices:`) as a cluster's own.
 
-Scenario (uncompressed minutes): 0 a burst of `--endpoints` POSTs from three namespaces (models 4-70B,
-quality floors 0.95-1.0, 1-2 replicas); 8 a malformed InferenceEndpoint (`spec` a string) applied
-directly; 10 a Node labelled `nvidia.com/gpu.replicas: "two"` joins; 12-15 Prometheus answers `+Inf`,
-`NaN` and a non-number for three models; 16 a Ready endpoint's GPU class changed; 20 a third of the
-endpoints deleted through the API, 23 posted again; then the cluster settles (until every endpoint is
-Ready, at most `--settle` minutes), and three controller loops run with nothing changing. Before the
-run, a registry holding a variant vLLM cannot load (int8 without a pre-quantised checkpoint) is given
-to `egs controller --once`: it must refuse it when it reads it, naming the file and the field.
+Scenario (uncompressed minutes), drawn from the seed (`Script`, logged at the start) so that each seed is
+another run of the same kinds of churn: `--endpoints` POSTs from three namespaces (models 4-70B, quality
+floors 0.95-1.0, 1-2 replicas) in one to three bursts, the first at 0 and the others within 2-12, each
+posted while the cluster runs; one to three malformed InferenceEndpoints applied directly (`spec` a
+string, no model, a minimum above the maximum, a model the registry lacks) within 3-14; one or two Nodes
+with a label that cannot be read (`nvidia.com/gpu.replicas: "two"`, a GPU count or memory that is not a
+number) within 4-14; for three minutes from 6-14, Prometheus answers `+Inf`, `NaN` and a non-number for
+three models; up to three GPU nodes nobody ordered (A100 MIG, MI250X, H100, L40S) join within 2-20; within
+12-18 the GPU class of one or two Ready endpoints changes; within 16-22 a quarter to a half of the
+endpoints, drawn, are deleted through the API, and 2-5 minutes later posted again (all, or all but one or
+two). Then the cluster settles (until every endpoint is Ready or Failed, at most `--settle` minutes), and
+three controller loops run with nothing changing. Before the run, a registry holding a variant vLLM
+cannot load (int8 without a pre-quantised checkpoint) is given to `egs controller --once`: it must refuse
+it when it reads it, naming the file and the field.
 
 The last line of stdout is one JSON object:
 
@@ -240,6 +247,9 @@ class Pod:
     template: dict[str, Any]
     load_s: float
     gpu_class: str
+    queued: tuple[float, int] = (0.0, 0)
+    """(when it was first seen, its Deployment's resourceVersion then): kube-scheduler's queue is first in,
+    first out, so a pod the controller wrote first is bound first."""
     node: str = ""
     bound_at: float = 0.0
     ready: bool = False
@@ -280,7 +290,7 @@ class Play:
 
     def step(self, now: float) -> None:
         self._join(now)
-        wanted = self._wanted()
+        wanted = self._wanted(now)
         replicas = {(p.namespace, p.deployment): 0 for p in wanted.values()}
         for pod in wanted.values():
             replicas[(pod.namespace, pod.deployment)] += 1
@@ -306,7 +316,7 @@ class Play:
             pod.ready = bool(pod.node) and now - pod.bound_at >= pod.load_s
         self._report(now)
 
-    def _wanted(self) -> dict[str, Pod]:
+    def _wanted(self, now: float) -> dict[str, Pod]:
         pods = {}
         for d in self.kube.all(DEPLOYMENTS):
             meta, spec = d["metadata"], d.get("spec") or {}
@@ -326,6 +336,7 @@ class Play:
                     template,
                     variant.load_seconds,
                     annotations["egs.io/gpu-class"],
+                    (now, int(meta.get("resourceVersion") or 0)),
                 )
                 pods[pod.key] = pod
         return pods
@@ -344,7 +355,7 @@ class Play:
     def _schedule(self, now: float) -> None:
         inventory = self._inventory()
         by_name = {n.node: n for n in inventory}
-        for pod in sorted((p for p in self.pods.values() if not p.node), key=lambda p: p.name):
+        for pod in sorted((p for p in self.pods.values() if not p.node), key=lambda p: (p.queued, p.name)):
             obj = pod.obj()
             for name, node in by_name.items():
                 if not node.schedulable or not _selects(obj, self.labels.get(name, {})) or not _tolerates(obj, node):
@@ -532,6 +543,10 @@ class Run:
     loops: tuple[float, float] = (0.0, 0.0)
     """The controller's reconcile seconds (real) and loops, as it last exported them."""
     metrics_url: str = ""
+    script_rng: random.Random = field(default_factory=random.Random)
+    """Draws what the script leaves to the moment (which Ready endpoints change class)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """The tally, between a burst's POSTs and the play's steps."""
 
     def minutes(self) -> float:
         return (time.time() - self.t0) * self.factor / MINUTE
@@ -551,7 +566,18 @@ class Run:
             self.tally.exits += 1
             log(f"the controller exited with {self.controller.returncode}: restarted")
             self.controller = _start(self.controller_command, self.workdir / "controller.log")
-        self._observe(now)
+        with self.lock:
+            self._observe(now)
+
+    def burst(self, bodies: list[tuple[str, dict[str, Any]]]) -> None:
+        """POST `bodies`, each namespace's team at once, while the cluster runs."""
+        with ThreadPoolExecutor(len(TEAMS)) as pool:
+            posts = [pool.submit(self.post, namespace, body) for namespace, body in bodies]
+            while not all(p.done() for p in posts):
+                self.tick()
+                time.sleep(self.args.tick_s)
+            for p in posts:
+                p.result()
 
     def _observe(self, now: float) -> None:
         tally = self.tally
@@ -560,8 +586,10 @@ class Run:
             status: dict[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
             if status.get("phase") == "Ready":
                 tally.ready_at.setdefault(key, now)
-            if key in tally.answered_201 and status.get("phase") == "Provisioning":
+            demoted = status.get("phase") == "Provisioning" and key not in tally.changed | tally.demoted
+            if key in tally.answered_201 and demoted:
                 tally.demoted.add(key)
+                self._log_demoted(key, status)
         ready: dict[str, set[str]] = {}
         for pod in self.play.pods.values():
             if pod.ready:
@@ -573,8 +601,19 @@ class Run:
                     tally.consolidations += len(gone)
                 else:
                     tally.disruptions += len(gone)
-                    log(f"disrupted: {endpoint} lost {sorted(gone)}")
+                    now_at = sorted(f"{p.name}@{p.node or 'pending'}" for p in self.play.pods.values()
+                                    if p.endpoint == endpoint)  # fmt: skip
+                    log(f"disrupted: {endpoint} lost {sorted(gone)} at minute {self.minutes():.1f}; now {now_at}")
         tally.ready_pods = ready
+
+    def _log_demoted(self, key: str, status: Mapping[str, Any]) -> None:
+        """A 201 reported Provisioning: what it was promised, what it is told now, and where its pods are."""
+        pods = [f"{p.name}@{p.node or 'pending'}{'' if p.ready else ' (not Ready)'}"
+                for p in self.play.pods.values() if p.endpoint == key]  # fmt: skip
+        said = [f"{c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
+                for c in status.get("conditions") or () if c.get("status") == "False"]  # fmt: skip
+        log(f"demoted 201: {key} at minute {self.minutes():.1f}: promise {status.get('promise')}, now "
+            f"{status.get('variant')} on {status.get('gpuClass')}; {said}; pods {pods}")  # fmt: skip
 
     def _consolidated(self, endpoint: str) -> bool:
         namespace, name = endpoint.split("/", 1)
@@ -589,16 +628,17 @@ class Run:
         url = f"{self.api}/v1/namespaces/{namespace}/endpoints"
         answer = self.session.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
         key = f"{namespace}/{body['name']}"
-        self.tally.posted[key] = time.time()
-        self.tally.ready_at.pop(key, None)
-        self.tally.changed.discard(key)  # a new endpoint of that name: unchanged from here on
-        if answer.status_code == 201:
-            self.tally.answered_201.add(key)
-        elif answer.status_code == 202:
-            eta = answer.json()["estimatedReadyTime"]
-            self.tally.promised[key] = datetime.datetime.fromisoformat(eta.replace("Z", "+00:00")).timestamp()
-        else:
-            log(f"POST {key}: {answer.status_code} {answer.text[:200]}")
+        with self.lock:
+            self.tally.posted[key] = time.time()
+            self.tally.ready_at.pop(key, None)
+            self.tally.changed.discard(key)  # a new endpoint of that name: unchanged from here on
+            if answer.status_code == 201:
+                self.tally.answered_201.add(key)
+            elif answer.status_code == 202:
+                eta = answer.json()["estimatedReadyTime"]
+                self.tally.promised[key] = datetime.datetime.fromisoformat(eta.replace("Z", "+00:00")).timestamp()
+            else:
+                log(f"POST {key}: {answer.status_code} {answer.text[:200]}")
 
     def delete(self, namespace: str, name: str) -> None:
         url = f"{self.api}/v1/namespaces/{namespace}/endpoints/{name}"
@@ -668,6 +708,8 @@ def main() -> int:
     refused = refuses_unloadable(workdir, catalog)
     registry = compressed_registry(workdir / "models.yaml", args.factor, catalog)
     bodies = endpoint_bodies(args.endpoints, rng)
+    plan = script(args.seed, args.endpoints)
+    log(f"script: {plan}")
     per_model: dict[str, int] = {}
     for _, body in bodies:
         per_model[body["model"]] = per_model.get(body["model"], 0) + 1
@@ -703,8 +745,9 @@ def main() -> int:
     try:
         wait_http(f"http://127.0.0.1:{port}/openapi.json", 60, proc=api)
         run = Run(args, workdir, kube, play, prometheus, f"http://127.0.0.1:{port}", controller_command,
-                  controller, time.time(), metrics_url=f"http://127.0.0.1:{metrics_port}/metrics")  # fmt: skip
-        scenario(run, bodies, catalog)
+                  controller, time.time(), metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+                  script_rng=random.Random(f"churn-moment-{args.seed}"))  # fmt: skip
+        scenario(run, bodies, catalog, plan)
         figures = settled_figures(kube, catalog)
         quiet = quiet_writes(run)
         run.sample_loop()
@@ -768,55 +811,127 @@ def main() -> int:
     return 0
 
 
-def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalog) -> None:
-    run.tick()
-    with ThreadPoolExecutor(len(TEAMS)) as burst:  # each namespace's team posts at once
-        list(burst.map(lambda nb: run.post(*nb), bodies))
-    answered = f"{len(run.tally.answered_201)} x 201, {len(run.tally.promised)} x 202"
-    log(f"burst posted by minute {run.minutes():.1f}: {answered}")
-    run.until(8)
-    broken = {"apiVersion": "egs.dev/v1alpha1", "kind": "InferenceEndpoint",
-              "metadata": {"name": "malformed", "namespace": TEAMS[0]}, "spec": "llama, please"}  # fmt: skip
-    run.kube.put(ENDPOINTS, broken)
-    run.until(10)
-    bad = gpu_node("h100-badlabel", catalog.get("H100-80GB"), 8)
-    bad["metadata"]["labels"]["nvidia.com/gpu.replicas"] = "two"
-    run.kube.put(NODES, bad)
-    run.until(12)
-    models = sorted(run.prometheus.demand)
-    for (query, raw), model in zip(((DEMAND, "+Inf"), (KV_CACHE, "NaN"), (WAITING, "many")), models, strict=False):
-        run.prometheus.bad[(query, model)] = raw
-    run.until(15)
-    run.prometheus.bad.clear()
-    run.until(16)
-    posted = {f"{namespace}/{body['name']}" for namespace, body in bodies}
-    ready = sorted(k for k in run.tally.ready_at if k in posted)
-    if ready:
-        namespace, name = ready[0].split("/", 1)
-        status = (run.kube.get(ENDPOINTS, namespace, name) or {}).get("status") or {}
-        other = "MI300X" if status.get("gpuClass") != "MI300X" else "H100-80GB"
-        from kubernetes import client
+MALFORMED: dict[str, Any] = {
+    "spec-a-string": "llama, please",
+    "no-model": {"qualityFloor": 1.0, "replicas": {"min": 1, "max": 2}},
+    "min-above-max": {"model": MODELS[0], "qualityFloor": 1.0, "replicas": {"min": 3, "max": 1}},
+    "unknown-model": {"model": "no-such-model", "qualityFloor": 1.0, "replicas": {"min": 1, "max": 2}},
+}
+"""The spec of each kind of InferenceEndpoint the API would refuse, applied directly."""
+BAD_LABELS = (("nvidia.com/gpu.replicas", "two"), ("nvidia.com/gpu.count", "-1"), ("nvidia.com/gpu.memory", "lots"))
+UNORDERED = {"a100-mig": ("A100-80GB", 2), "mi250x": ("MI250X", 1), "h100": ("H100-80GB", 4), "l40s-kai": ("L40S", 1)}
+"""Nodes that may join without the play's node autoscaler ordering them: class, GPUs."""
 
-        api = client.CustomObjectsApi(run.kube.api_client())
-        api.patch_namespaced_custom_object("egs.dev", "v1alpha1", namespace, "inferenceendpoints", name,
-                                           {"spec": {"gpuClasses": [other]}})  # fmt: skip
-        run.tally.changed.add(ready[0])
-        log(f"minute {run.minutes():.1f}: {ready[0]} moved from {status.get('gpuClass')} to {other}")
-    run.until(20)
-    third = bodies[::3]
-    for namespace, body in third:
-        run.delete(namespace, body["name"])
-    run.until(23)
-    for namespace, body in third:
-        run.post(namespace, body)
-    log(f"minute {run.minutes():.1f}: {len(third)} deleted and posted again")
-    deadline = 23 + run.args.settle
+
+@dataclass(frozen=True)
+class Script:
+    """What happens when (uncompressed minutes), drawn from the seed."""
+
+    bursts: tuple[tuple[float, tuple[int, ...]], ...]
+    """(minute, indices of the endpoints posted at once)."""
+    malformed: tuple[tuple[float, str], ...]
+    bad_nodes: tuple[tuple[float, str, str], ...]
+    """(minute, label, value)."""
+    bad_samples: float
+    late_nodes: tuple[tuple[float, str], ...]
+    """(minute, kind of `UNORDERED`)."""
+    class_changes: tuple[float, int]
+    """(minute, how many Ready endpoints)."""
+    deleted: tuple[float, tuple[int, ...]]
+    reposted: tuple[float, tuple[int, ...]]
+
+    @property
+    def last(self) -> float:
+        return max(self.reposted[0], self.class_changes[0], *(m for m, _ in self.late_nodes))
+
+
+def script(seed: int, endpoints: int) -> Script:
+    rng = random.Random(f"churn-script-{seed}")
+    cuts = sorted(rng.sample(range(endpoints // 3, endpoints), rng.choice((0, 1, 2))))
+    starts = [0.0, *sorted(round(rng.uniform(2, 12), 1) for _ in cuts)]
+    edges = [0, *cuts, endpoints]
+    bursts = tuple((m, tuple(range(a, b))) for m, a, b in zip(starts, edges, edges[1:], strict=False))
+    malformed = tuple((round(rng.uniform(3, 14), 1), k) for k in rng.sample(sorted(MALFORMED), rng.randint(1, 3)))
+    bad_nodes = tuple((round(rng.uniform(4, 14), 1), *label) for label in rng.sample(BAD_LABELS, rng.randint(1, 2)))
+    late = tuple((round(rng.uniform(2, 20), 1), rng.choice(sorted(UNORDERED))) for _ in range(rng.randint(0, 3)))
+    deleted = tuple(sorted(rng.sample(range(endpoints), max(1, round(endpoints * rng.choice((0.25, 1 / 3, 0.5)))))))
+    at = round(rng.uniform(16, 22), 1)
+    kept_away = rng.randint(0, min(2, len(deleted) - 1))
+    reposted = tuple(sorted(rng.sample(deleted, len(deleted) - kept_away)))
+    return Script(
+        bursts, malformed, bad_nodes, round(rng.uniform(6, 14), 1), late,
+        (round(rng.uniform(12, 18), 1), rng.randint(1, 2)), (at, deleted), (round(at + rng.uniform(2, 5), 1), reposted),
+    )  # fmt: skip
+
+
+def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalog, plan: Script) -> None:
+    events: list[tuple[float, str, Any]] = [
+        *((m, "burst", ids) for m, ids in plan.bursts),
+        *((m, "malformed", k) for m, k in plan.malformed),
+        *((m, "bad-node", (label, value)) for m, label, value in plan.bad_nodes),
+        (plan.bad_samples, "bad-samples", True),
+        (plan.bad_samples + 3, "bad-samples", False),
+        *((m, "late-node", kind) for m, kind in plan.late_nodes),
+        (plan.class_changes[0], "class-change", plan.class_changes[1]),
+        (plan.deleted[0], "delete", plan.deleted[1]),
+        (plan.reposted[0], "repost", plan.reposted[1]),
+    ]
+    run.tick()
+    for i, (minute, what, arg) in enumerate(sorted(events, key=lambda e: (e[0], e[1]))):
+        run.until(minute)
+        if what == "burst":
+            run.burst([bodies[j] for j in arg])
+            answered = f"{len(run.tally.answered_201)} x 201, {len(run.tally.promised)} x 202 so far"
+            log(f"burst of {len(arg)} posted by minute {run.minutes():.1f}: {answered}")
+        elif what == "malformed":
+            run.kube.put(ENDPOINTS, {"apiVersion": "egs.dev/v1alpha1", "kind": "InferenceEndpoint",
+                                     "metadata": {"name": f"malformed-{arg}", "namespace": TEAMS[i % len(TEAMS)]},
+                                     "spec": MALFORMED[arg]})  # fmt: skip
+        elif what == "bad-node":
+            bad = gpu_node(f"h100-badlabel-{i}", catalog.get("H100-80GB"), 8)
+            bad["metadata"]["labels"][arg[0]] = arg[1]
+            run.kube.put(NODES, bad)
+        elif what == "bad-samples":
+            models = sorted(run.prometheus.demand)
+            broken = zip(((DEMAND, "+Inf"), (KV_CACHE, "NaN"), (WAITING, "many")), models, strict=False)
+            run.prometheus.bad = {(query, model): raw for (query, raw), model in broken} if arg else {}
+        elif what == "late-node":
+            gpu_class, gpus = UNORDERED[arg]
+            mig = {"3g.40gb": 2, "1g.10gb": 3} if arg == "a100-mig" else None
+            run.kube.put(NODES, gpu_node(f"{arg}-late-{i}", catalog.get(gpu_class), gpus, mig=mig))
+            log(f"minute {run.minutes():.1f}: {arg}-late-{i} joined")
+        elif what == "class-change":
+            change_class(run, bodies, arg)
+        elif what == "delete":
+            for j in arg:
+                run.delete(bodies[j][0], bodies[j][1]["name"])
+        else:
+            run.burst([bodies[j] for j in arg])
+            log(f"minute {run.minutes():.1f}: {len(plan.deleted[1])} deleted, {len(arg)} posted again")
+    deadline = plan.last + run.args.settle
     while run.minutes() < deadline:
         run.until(run.minutes() + 1)
         statuses = [s for e in run.kube.all(ENDPOINTS) if isinstance(s := e.get("status"), dict)]
         if statuses and all(s.get("phase") in ("Ready", "Failed") for s in statuses):
             break
     log(f"settled at minute {run.minutes():.1f}")
+
+
+def change_class(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int) -> None:
+    """The GPU class of `count` Ready endpoints, drawn, changed to another class that can be provisioned."""
+    posted = {f"{namespace}/{body['name']}" for namespace, body in bodies}
+    ready = sorted(k for k in run.tally.ready_at if k in posted and k not in run.tally.changed)
+    from kubernetes import client
+
+    api = client.CustomObjectsApi(run.kube.api_client())
+    for key in run.script_rng.sample(ready, min(count, len(ready))):
+        namespace, name = key.split("/", 1)
+        status = (run.kube.get(ENDPOINTS, namespace, name) or {}).get("status") or {}
+        other = run.script_rng.choice(sorted(c for c in PROVISIONABLE if c != status.get("gpuClass")))
+        api.patch_namespaced_custom_object("egs.dev", "v1alpha1", namespace, "inferenceendpoints", name,
+                                           {"spec": {"gpuClasses": [other]}})  # fmt: skip
+        run.tally.changed.add(key)
+        log(f"minute {run.minutes():.1f}: {key} moved from {status.get('gpuClass')} to {other}")
 
 
 def quiet_writes(run: Run) -> int:
