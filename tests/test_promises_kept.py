@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from autoscaler import endpoint as ie
 from autoscaler.adapters.api import Services, _Admissions
 from autoscaler.adapters.kubernetes import Cluster
@@ -126,3 +128,17 @@ def test_the_workloads_of_endpoints_that_wait_are_written_after_those_that_serve
     served = [(o.get("metadata") or {}).get("annotations", {}).get("egs.io/request-name") for o in decision.objects]
     order = [name in waits for name in served if name]
     assert order == sorted(order) and order[0] is False and order[-1] is True
+
+
+def test_the_promise_with_its_placements_is_what_the_crd_keeps() -> None:
+    # A structural schema prunes what it does not declare: undeclared placements would be dropped on write.
+    schema = ie.schema()["properties"]["status"]
+    for e in answered(NODES):
+        jsonschema.validate(e["status"], schema)
+        assert set(e["status"]["promise"]) <= set(schema["properties"]["promise"]["properties"])
+        for placed in e["status"]["promise"].get("placements", ()):
+            declared = schema["properties"]["promise"]["properties"]["placements"]["items"]
+            assert set(placed) <= set(declared["properties"])
+            assert all(
+                set(w) <= set(declared["properties"]["workers"]["items"]["properties"]) for w in placed["workers"]
+            )
