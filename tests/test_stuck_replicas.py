@@ -140,3 +140,17 @@ def test_gpus_found_taken_are_forgotten_once_the_replica_is_bound() -> None:
     more = [*eps, endpoint("code")]
     later = next_loop(bound, nodes, more, NOW + 80, refuses={"gpu-0"})
     assert planned_nodes(later, "code") == ["gpu-0"]
+
+
+def test_a_record_of_gpus_found_taken_that_cannot_be_read_is_left_out() -> None:
+    # Hand-edited, or written by another version: a readable record holds, the rest is tried again.
+    nodes = [node("gpu-0", H100, 1)]
+    readable = taken(stuck_on(nodes), "chat")
+    assert readable
+    for text, kept in (("{oops", []), ('{"node": "gpu-0"}', []), (json.dumps([*readable, {"node": 7}, 7]), readable)):
+        stuck = stuck_on(nodes)
+        for o in stuck.objects:
+            if TAKEN in o["metadata"].get("annotations", {}):
+                o["metadata"]["annotations"][TAKEN] = text
+        later = next_loop(stuck, nodes, [endpoint("chat")], NOW + 40)
+        assert taken(later, "chat") == kept
