@@ -380,13 +380,13 @@ def refused(owned: Sequence[Owned], pods: Sequence[Mapping[str, Any]]) -> list[T
     for pod in pods:
         meta = pod.get("metadata") or {}
         workload = (str(meta.get("namespace", "default")), str((meta.get("labels") or {}).get(WORKLOAD_LABEL)))
-        node = (pod.get("spec") or {}).get("nodeName")
+        bound_to = (pod.get("spec") or {}).get("nodeName")
         if endpoint_of(pod) is None:
             continue
         if unschedulable(pod):
             stuck[workload] += 1
-        elif node:
-            bound.setdefault(workload, Counter())[str(node)] += 1
+        elif bound_to:
+            bound.setdefault(workload, Counter())[str(bound_to)] += 1
     on_node = bound_pods(pods)
     found = []
     for w in owned:
