@@ -351,13 +351,13 @@ def still_taken(
     too. Dropped: GPUs of a node that is gone or not Ready, of a node a pod then on it has left, and
     GPUs that no longer fit what is held there (a pod is bound on them: they were not taken after all)."""
     on_node = bound_pods(pods)
+    refused_now = refused([w for key in sorted(workloads) for w in sorted(workloads[key], key=lambda w: w.name)], pods)
     kept: dict[str, tuple[Taken, ...]] = {}
     for key in sorted(workloads):
-        mine = sorted(workloads[key], key=lambda w: w.name)
-        recorded = next((w.taken for w in mine if w.taken), ())
+        recorded = next((w.taken for w in sorted(workloads[key], key=lambda w: w.name) if w.taken), ())
         known = {t.where for t in recorded}
         standing = []
-        for t in (*recorded, *(t for t in refused(mine, pods) if t.where not in known)):
+        for t in (*recorded, *(t for t in refused_now.get(key, ()) if t.where not in known)):
             node = next((n for n in inventory if n.node == t.allocation.node), None)
             if node is None or not node.ready or not set(t.pods) <= on_node.get(node.node, set()):
                 continue
@@ -371,10 +371,10 @@ def still_taken(
     return kept, inventory
 
 
-def refused(owned: Sequence[Owned], pods: Sequence[Mapping[str, Any]]) -> list[Taken]:
-    """The GPUs kube-scheduler found no room on: of each workload with a pod it found no node for
-    (Unschedulable: it tried every node, so none of the workload's planned replicas had room), the
-    replicas it planned that no pod of it is bound to."""
+def refused(owned: Sequence[Owned], pods: Sequence[Mapping[str, Any]]) -> dict[str, list[Taken]]:
+    """Per endpoint, the GPUs kube-scheduler found no room on: of each workload with a pod it found no
+    node for (Unschedulable: it tried every node, so none of the workload's planned replicas had room),
+    the replicas it planned that no pod of it is bound to."""
     stuck: Counter[tuple[str, str]] = Counter()
     bound: dict[tuple[str, str], Counter[str]] = {}
     for pod in pods:
@@ -388,7 +388,7 @@ def refused(owned: Sequence[Owned], pods: Sequence[Mapping[str, Any]]) -> list[T
         elif bound_to:
             bound.setdefault(workload, Counter())[str(bound_to)] += 1
     on_node = bound_pods(pods)
-    found = []
+    found: dict[str, list[Taken]] = {}
     for w in owned:
         if w.shape is None or not stuck[(w.namespace, w.name)]:
             continue
@@ -403,7 +403,7 @@ def refused(owned: Sequence[Owned], pods: Sequence[Mapping[str, Any]]) -> list[T
                     if w.shape.mig_profile
                     else Allocation(node, gpus, w.shape.vram_mib_per_gpu, sharing=w.shape.sharing)
                 )
-                found.append(Taken(allocation, tuple(sorted(on_node.get(node, ())))))
+                found.setdefault(w.key, []).append(Taken(allocation, tuple(sorted(on_node.get(node, ())))))
     return found
 
 
