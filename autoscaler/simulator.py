@@ -43,7 +43,12 @@ Where DESIGN.md is silent, these are the choices (an independent implementation 
   queue's head) at the 0.95 quantile of its remaining delay given the delays observed so far
   (exact drawn delays; the scenario's [min, max] until 20 are seen), on the 60 s step grid, plus its load
   time. It is kept when the replica has its GPU and has loaded by then; slack is promised minus
-  actual, averaged over every promised replica that got a GPU.
+  actual, averaged over every promised replica that got a GPU. That first promise is what the user
+  was answered, and what `eta_kept_frac` and `eta_mean_slack_s` score. Each later step the whole
+  queue is promised again with what is known then (orders placed since, for later replicas or the
+  pool; replicas ahead cancelled; GPUs freed); a promise that comes out earlier is revised to it, a
+  later one never (a replica keeps the earlier word): `eta_revised` counts the revisions, and
+  `eta_kept_last_frac` and `eta_mean_slack_last_s` score the last promise each replica had.
 - The oracle knows the trace and the drawn delays: it holds nothing idle and, for every rise of the
   nodes needed (ceil(sum of GPUs the models' R need / GPUs per node)), its order was placed one drawn
   delay earlier and becomes ready in step 1 of that very step. It is the cost floor of zero waits.
@@ -186,7 +191,9 @@ class Timeline:
     eta_made_s: list[float] = field(default_factory=list)
     """For each scored replica that was promised a time and got its GPU: when the promise was made,"""
     eta_promised_s: list[float] = field(default_factory=list)
-    """the time promised (ready and loaded),"""
+    """the time first promised (ready and loaded),"""
+    eta_last_s: list[float] = field(default_factory=list)
+    """the last promise (revised earlier as orders were placed since),"""
     eta_actual_s: list[float] = field(default_factory=list)
     """and when it was ready and loaded."""
 
@@ -209,6 +216,12 @@ class Result:
     eta_kept_frac: float
     eta_mean_slack_s: float
     replicas_added: int
+    eta_revised: int = 0
+    """Promises revised earlier while their replica waited."""
+    eta_kept_last_frac: float = 1.0
+    """Share of promises kept, each replica's last one."""
+    eta_mean_slack_last_s: float = 0.0
+    """Mean of last promise minus actual."""
     static_k: int | None = None
 
     def as_json(self) -> dict[str, object]:
@@ -235,6 +248,8 @@ class _Order:
 class _Waiting:
     model: str
     added_step: int
+    first_s: float | None = None
+    """The time first promised (the answer); `promised_s` only moves earlier from it."""
     promised_s: float | None = None
 
 
@@ -313,6 +328,9 @@ class _Run:
         """Scored replicas that got their GPU after waiting over `WAIT_LIMIT_S`."""
         self.kept: list[bool] = []
         self.slack: list[float] = []
+        self.kept_last: list[bool] = []
+        self.slack_last: list[float] = []
+        self.revised = 0
         self.short_minutes = 0.0
         self.node_steps = 0
         self.idle_gpu_steps = 0
@@ -476,13 +494,16 @@ class _Run:
         if self.timeline is not None:
             self.timeline.wait_time_s.append(step * STEP_S)
             self.timeline.waits_s.append(wait)
-        if w.promised_s is not None:
+        if w.first_s is not None and w.promised_s is not None:
             actual = step * STEP_S + self.load[w.model]
-            self.kept.append(actual <= w.promised_s + 1e-9)
-            self.slack.append(w.promised_s - actual)
+            self.kept.append(actual <= w.first_s + 1e-9)
+            self.slack.append(w.first_s - actual)
+            self.kept_last.append(actual <= w.promised_s + 1e-9)
+            self.slack_last.append(w.promised_s - actual)
             if self.timeline is not None:
                 self.timeline.eta_made_s.append(w.added_step * STEP_S)
-                self.timeline.eta_promised_s.append(w.promised_s)
+                self.timeline.eta_promised_s.append(w.first_s)
+                self.timeline.eta_last_s.append(w.promised_s)
                 self.timeline.eta_actual_s.append(actual)
 
     def _earmarked(self) -> int:
@@ -496,8 +517,8 @@ class _Run:
             self._order(now)
 
     def _promise(self, step: int, now: float) -> None:
-        fresh = [i for i, w in enumerate(self.queue) if w.added_step == step and w.promised_s is None]
-        if not fresh:
+        """Promise the replicas added this step; revise the others' promises where they come out earlier."""
+        if not any(w.promised_s is not None or w.added_step == step for w in self.queue):
             return
         capacity = ClassCapacity(
             self.gc.gpus_per_node,
@@ -512,8 +533,13 @@ class _Run:
             self.observed,
             self.eta,
         )
-        for i in fresh:
-            self.queue[i].promised_s = etas[i]
+        for w, eta in zip(self.queue, etas, strict=True):
+            if w.promised_s is None:
+                if w.added_step == step:
+                    w.first_s = w.promised_s = eta
+            elif eta < w.promised_s - 1e-9:
+                w.promised_s = eta
+                self.revised += int(self.score_steps[0] <= w.added_step < self.score_steps[1])
 
     def _pool(self, step: int, now: float, sample: int) -> None:
         empty = [n for n in self.nodes if n.used == 0]
@@ -608,6 +634,9 @@ class _Run:
             eta_kept_frac=float(np.mean(self.kept)) if self.kept else 1.0,
             eta_mean_slack_s=float(np.mean(self.slack)) if self.slack else 0.0,
             replicas_added=int(waits.size),
+            eta_revised=self.revised,
+            eta_kept_last_frac=float(np.mean(self.kept_last)) if self.kept_last else 1.0,
+            eta_mean_slack_last_s=float(np.mean(self.slack_last)) if self.slack_last else 0.0,
             static_k=self.policy.pool.static_nodes if self.policy.name == "static" else None,
         )
 
