@@ -94,6 +94,7 @@ from autoscaler.decide.waiting import (
     PROVISIONING_PREFIX,
     class_etas,
     endpoint_etas,
+    loaded_by,
     place_waiting,
     unstuck,
 )
@@ -245,6 +246,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     events: list[Event] = []
     previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
     placed_by, waiting_by = by_endpoint(real.placements), by_endpoint(waiting_plan.placements)
+    loaded = loaded_by(endpoints, placed_by, obs.pods, registry, settings, now)
     unplaced_by: dict[str, list[Any]] = {}
     for u in waiting_plan.unplaced:
         unplaced_by.setdefault(f"{u.namespace}/{u.request}", []).append(u)
@@ -274,13 +276,17 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             holds.append(f"{ep.key}: {failure}")
             kept.append(ep.key)
         answer = ACCEPTED if decision.waiting else CREATED
-        made = Promise(answer, decision.eta, decision.variant, decision.gpu_class, ep.generation)
+        # Once nothing waits, a promise still pending is estimated from its bound pods' load (`keep`).
+        eta = decision.eta if decision.waiting or ep.key not in promises else loaded.get(ep.key)
+        made = Promise(answer, eta, decision.variant, decision.gpu_class, ep.generation)
         said = find_condition(previous.get(ep.key, {}).get("conditions"), PROMISE_KEPT) or {}
         overdue_said = (said.get("status"), said.get("reason")) == ("False", "Overdue")
         promise = keep(promises.get(ep.key), made, decision.phase, decision.waiting, now, overdue_said)
         decision = replace(decision, eta=promise.eta, promise=promise.promise, revised=promise.revised)
         if promise.revised:
             events.append(event(raw_by_key[ep.key], "Warning", promise.revised[0], "Revise", promise.revised[1]))
+        if promise.sooner:
+            events.append(event(raw_by_key[ep.key], "Normal", promise.sooner[0], "Revise", promise.sooner[1]))
         move = moving.get(ep.key) or recorded.get(ep.key)
         if move is not None and (move.replacing or now - move.at < settings.consolidation.interval_s):
             decision = replace(decision, move=move)  # recorded while it replaces, and for the budget's interval

@@ -14,7 +14,8 @@ the controller observes, so a restart or a new leader decides as the old one wou
 - **Promises** (`promise_of`, `keep`, `pinned`): what the endpoint was told, by the API's 201 or 202 or
   by the controller when it started to wait, recorded in `status.promise` with the variant and GPU
   class chosen; until the endpoint is Ready its replicas are placed in that variant and class, first,
-  and the ETA shown is the one promised until it has passed (then revised, with the reason).
+  and the ETA shown is the one promised until it has passed (then revised, with the reason), or until
+  a new estimate comes out earlier (revised to it, with an Event: never later that way).
 - **GPUs found taken** (`Taken`, `still_taken`, `refused`): where a workload planned a replica and
   kube-scheduler found no room for its pod (Unschedulable: something EGS cannot see holds them, or the
   plan's reading of the node is not the device plugin's). Recorded on the waiting endpoint's workloads
@@ -518,7 +519,9 @@ class Kept:
     promise: Promise | None
     eta: float | None
     revised: tuple[str, str] | None = None
-    """(reason, message) when the promise changed this loop."""
+    """(reason, message) when the promise was broken this loop (PromiseKept False)."""
+    sooner: tuple[str, str] | None = None
+    """(reason, message) when it was moved earlier this loop (a new promise, kept to the same rules)."""
 
 
 def promise_of(raw: Mapping[str, Any]) -> Promise | None:
@@ -554,9 +557,12 @@ def keep(
     """The promise after a loop whose decision is `made` (its answer, ETA, shape) and `phase`.
 
     Ready fulfils it (nothing recorded). A 201 stays one while nothing waits for a node; when replicas
-    wait, its capacity is gone: revised to the ETA. A 202's ETA stays while it is ahead, even when the
-    replicas were placed on nodes that exist (they serve sooner); once passed, it is revised to the new
-    estimate. Without a promise, an endpoint that starts to wait is promised the estimate.
+    wait, its capacity is gone: revised to the ETA. A 202's ETA stays while it is ahead, unless the new
+    estimate is earlier because nothing waits any more and its pods load (`waiting.loaded_by`:
+    `CapacityArrived`), which it is moved to; once passed, it is revised to the new estimate. An
+    estimate while replicas wait is not evidence enough to move it: it assumes a queue order that
+    kube-scheduler need not follow. Without a promise, an endpoint that starts to wait is promised the
+    estimate.
 
     An overdue promise with no new estimate of its own (nothing waits for a node) is moved
     `OVERDUE_STEP_S` ahead once; when that passes too and the status already says so (`overdue_said`:
@@ -573,10 +579,15 @@ def keep(
         message = f"answered 201 but its capacity is gone: {waiting} replicas wait for a node"
         return Kept(made, made.eta, ("CapacityGone", _by(message, made.eta)))
     if promise.eta > now:
+        if not waiting and made.eta is not None and made.eta < promise.eta:
+            message = _by("its nodes came and its replicas load", made.eta)
+            return Kept(replace(promise, eta=made.eta), made.eta, sooner=("CapacityArrived", message))
         return Kept(promise, promise.eta)
-    if overdue_said and (made.eta is None or made.eta <= now):
+    # A load estimate (nothing waits) moves a promise that is ahead; an overdue one is moved as before.
+    estimate = made.eta if waiting else None
+    if overdue_said and (estimate is None or estimate <= now):
         return Kept(promise, promise.eta)
-    eta = made.eta if made.eta is not None and made.eta > now else now + OVERDUE_STEP_S
+    eta = estimate if estimate is not None and estimate > now else now + OVERDUE_STEP_S
     message = f"not ready by {rfc3339(promise.eta)} as promised"
     return Kept(replace(made, answer=ACCEPTED, eta=eta), eta, ("Overdue", _by(message, eta)))
 

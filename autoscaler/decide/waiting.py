@@ -1,13 +1,14 @@
 """Waiting and ETAs: replicas that fit no node now, placed on nodes the node autoscaler would add.
 
-Also the replicas kube-scheduler found no node for (stuck), and when each waiting replica serves
-(`queue_etas`, behind other workloads' pods that wait for the same class), keeping a promise made.
+Also the replicas kube-scheduler found no node for (stuck), when each waiting replica serves
+(`queue_etas`, behind other workloads' pods that wait for the same class), keeping a promise made, and
+when an endpoint whose pods were all bound serves (`loaded_by`: the evidence a promise moves earlier on).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from autoscaler.decide.placement import by_class, gpus_of, place_requests
@@ -15,6 +16,7 @@ from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import Promise, pinned
 from autoscaler.endpoint import Endpoint
 from autoscaler.eta import ClassCapacity, queue_etas
+from autoscaler.pods import endpoint_of
 from scheduler.catalog import Catalog, GpuModel
 from scheduler.fleet import MAX_NODES_PER_REPLICA
 from scheduler.inventory import RDMA_LABELS, SharingPolicy, build_inventory
@@ -125,3 +127,28 @@ def class_etas(
     capacity = ClassCapacity(settings.classes[gpu_class].gpus_per_node)
     times = queue_etas(now + settings.eta.step_s, gpus, capacity, loads, (), settings.eta)
     return times[len(ahead) :]
+
+
+def loaded_by(
+    endpoints: Sequence[Endpoint],
+    placed: Mapping[str, Sequence[Placement]],
+    pods: Iterable[Mapping[str, Any]],
+    registry: Registry,
+    settings: Settings,
+    now: float,
+) -> dict[str, float]:
+    """Per endpoint with placed replicas and a pod bound to a node for each, none unbound: when they
+    serve, now + their load time + one step (bound at most now; the status says Ready at a loop after
+    they are). The node came: what is left is the load, which the promise may move earlier to."""
+    bound: dict[tuple[str, str], list[bool]] = {}
+    for pod in pods:
+        serves = endpoint_of(pod)
+        if serves is not None:
+            bound.setdefault(serves, []).append(bool((pod.get("spec") or {}).get("nodeName")))
+    etas: dict[str, float] = {}
+    for ep in endpoints:
+        mine, replicas = bound.get((ep.namespace, dns_label(ep.name)), []), placed.get(ep.key, ())
+        if replicas and len(mine) >= len(replicas) and all(mine):
+            load = max(registry.get(p.model).variant(p.variant).load_seconds for p in replicas)
+            etas[ep.key] = now + load + settings.eta.step_s
+    return etas
