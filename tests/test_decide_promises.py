@@ -7,6 +7,7 @@ same status and say nothing."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from autoscaler.decide import Observation, decide, rfc3339
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, h100, signals
@@ -15,7 +16,7 @@ from tests.test_reconcile_state import applied, observed, promised
 KEY = ("team-a", "chat")
 
 
-def _loading(eta: float, bound: bool = True) -> tuple[Observation, list[dict]]:
+def _loading(eta: float, bound: bool = True) -> tuple[Observation, list[dict[str, Any]]]:
     """A 202 for `chat` promised by `eta` whose H100 node has come; its pod bound (or not) and loading."""
     eps = [promised("chat", "Accepted", "H100-80GB", eta=eta)]
     nodes = [h100("gpu-0")]

@@ -15,7 +15,7 @@ the controller observes, so a restart or a new leader decides as the old one wou
   by the controller when it started to wait, recorded in `status.promise` with the variant and GPU
   class chosen; until the endpoint is Ready its replicas are placed in that variant and class, first,
   and the ETA shown is the one promised until it has passed (then revised, with the reason), or until
-  a new estimate comes out earlier (revised to it, with an Event: never later that way).
+  its pods are bound and would have loaded sooner (moved to that, with an Event: never later that way).
 - **GPUs found taken** (`Taken`, `still_taken`, `refused`): where a workload planned a replica and
   kube-scheduler found no room for its pod (Unschedulable: something EGS cannot see holds them, or the
   plan's reading of the node is not the device plugin's). Recorded on the waiting endpoint's workloads
