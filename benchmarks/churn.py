@@ -640,6 +640,7 @@ class Run:
             self.tally.ready_at.pop(key, None)
             self.tally.last_promised.pop(key, None)
             self.tally.changed.discard(key)  # a new endpoint of that name: unchanged from here on
+            self.play.seen.pop(key, None)  # its pods are timed from this POST
             if answer.status_code == 201:
                 self.tally.answered_201.add(key)
             elif answer.status_code == 202:
