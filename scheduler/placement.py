@@ -1,8 +1,11 @@
-"""The online placement policy: place replicas one at a time, cheapest first, without fragmenting.
+"""The greedy placement policy: place replicas one at a time, cheapest first, without fragmenting.
 
 Pure: functions of a `Registry`, an `Inventory` and `Request`s, returning a `Plan`. The fleet state,
 shapes and taking GPUs live in `scheduler.fleet`, shared with the exact re-plan (`scheduler.replan`);
-`scheduler.schedule` is the one entry point that chooses between them.
+`scheduler.schedule` is the one entry point that chooses between them. The online engine
+(`scheduler.replan.online`) rounds an LP relaxation and places with `place_one` what the rounding
+leaves; `place`, all the passes below, is its fallback where no LP is solved in time or the
+rounding leaves replicas out, and the exact engine's where HiGHS finds no integer solution.
 
 A replica's *shapes* are the ways it can run: a variant (at or above the quality floor, runnable on
 the class) on a GPU class, on the fewest tensor-parallel GPUs that hold it, or across several nodes
@@ -72,7 +75,7 @@ Order = Callable[[Sequence[Request], dict[str, list[Shape]], FleetState], list[R
 
 
 def place(requests: Sequence[Request], registry: Registry, inventory: Inventory) -> Plan:
-    """Place every replica of `requests` with the online policy (`scheduler.schedule` chooses the
+    """Place every replica of `requests` with the greedy policy (`scheduler.schedule` chooses the
     engine), keeping the best of a few greedy passes: one per order of `ORDERS`, and regret
     insertion, which always places next the replica with the most to lose (`_regret_pass`), at
     real prices and with the fleet's shadow prices added at each of `SHADOW_SHARES`;

@@ -95,7 +95,10 @@ class Model:
     def solve(self, time_limit_s: float) -> Solved | None:
         """Solve within `time_limit_s`; None when there is no feasible solution in hand then."""
         highs = self._highs
-        highs.setOptionValue("time_limit", max(time_limit_s, 1e-3))
+        # HiGHS (before 2.0) holds `time_limit` against the run time of every `run` of this object
+        # together, not of this one: a model re-solved through column generation would otherwise
+        # stop short by all its earlier solves.
+        highs.setOptionValue("time_limit", highs.getRunTime() + max(time_limit_s, 1e-3))
         with solver_output_to_stderr():
             highs.run()
         status = highs.getModelStatus()
