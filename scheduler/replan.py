@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from scheduler.fleet import (
@@ -179,13 +179,15 @@ class _Bin:
 
 
 class _Deadline:
-    """What is left of the time limit."""
+    """What is left of a time limit, on `clock`: wall time (`time.perf_counter`), or the process's
+    CPU time (`time.process_time`) for a budget that a busy machine must not shrink."""
 
-    def __init__(self, seconds: float) -> None:
-        self.end = time.perf_counter() + seconds
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+        self.end = clock() + seconds
 
     def left(self) -> float:
-        return self.end - time.perf_counter()
+        return self.end - self.clock()
 
 
 def solve(
@@ -212,7 +214,7 @@ def solve(
     deadline.end -= REALISE_SHARE * online_s + 0.05
     bound, unplaced_lp = None, 0.0
     if deadline.left() > MIN_SOLVER_S:  # the online plan may have taken it all, on a large fleet
-        bound, unplaced_lp = _generate(model, bins, deadline, time.perf_counter() + deadline.left() / 2)
+        bound, unplaced_lp = _generate(model, bins, deadline, _Deadline(deadline.left() / 2))
     solved = _integer(model, deadline) if bound is not None else None
     if solved is None:
         plan, optimal = online, False
@@ -240,9 +242,11 @@ def online(
     requests: Sequence[Request], registry: Registry, inventory: Inventory, time_limit_s: float = ONLINE_LP_S
 ) -> Plan:
     """The online engine's plan of `requests`: the cutting-stock LP relaxation, generated for at most
-    `time_limit_s` seconds and rounded (`_online`), or the greedy passes (`scheduler.placement.place`)."""
+    `time_limit_s` seconds of CPU and rounded (`_online`), or the greedy passes
+    (`scheduler.placement.place`). CPU, not wall time: on a busy machine the same batch gets the
+    same plan, as the controller's reconcile loop needs, only later."""
     model, bins = _model(requests, registry, inventory)
-    return _online(model, bins, registry, _Deadline(time_limit_s))
+    return _online(model, bins, registry, _Deadline(time_limit_s, time.process_time))
 
 
 def _model(
@@ -284,7 +288,7 @@ def _online(model: _Model, bins: list[_Bin], registry: Registry, deadline: _Dead
     requests = list(model.requests.values())
     rounded: Plan | None = None
     if deadline.left() > MIN_SOLVER_S:
-        _generate(model, bins, deadline, deadline.end)
+        _generate(model, bins, deadline, deadline)
     short = False  # a rounding left more replicas unplaced than the LP does
     if model.relaxed is not None:
         # Columns priced after the last LP have no value in it: 0.
@@ -400,8 +404,8 @@ def _seed_patterns(model: _Model, b: _Bin) -> None:
             model.add(_pattern_column(b, {(name, shape): k}))
 
 
-def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline, stop: float) -> tuple[float | None, float]:
-    """Column generation until no column pays or `stop` (a `time.perf_counter()` time) passes;
+def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline, stop: _Deadline) -> tuple[float | None, float]:
+    """Column generation until no column pays or `stop` passes (`deadline` bounds each solver call);
     returns a proven lower bound on the LP optimum (None when not even one LP was solved in time)
     and the replicas the last LP leaves unplaced (kept, with its solution, on `model`).
 
@@ -443,7 +447,7 @@ def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline, stop: float)
         if priced_all:
             round_bound = result.objective + shortfall
             bound = round_bound if bound is None else max(bound, round_bound)
-        if not added or time.perf_counter() > stop:
+        if not added or stop.left() < 0:
             break
     return bound, unplaced
 
