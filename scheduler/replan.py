@@ -58,7 +58,7 @@ from scheduler.fleet import (
     take,
 )
 from scheduler.inventory import Inventory
-from scheduler.placement import largest_first, place, place_one
+from scheduler.placement import MANY_REPLICAS, largest_first, place, place_one
 from scheduler.plan import Plan, Request
 from scheduler.registry import Registry
 from scheduler.solver import FloatArray, Model, knapsack
@@ -140,6 +140,10 @@ class _Model:
     """The last optimal LP solution of the master programme (column values), None before one."""
     unplaced_lp: float = 0.0
     """The replicas that LP leaves unplaced."""
+    items: dict[str, list[tuple[str, Shape]]] = field(default_factory=dict)
+    """Per shared GPU kind (its capacity row), what may go in its patterns (`_items`)."""
+    built: bool = False
+    """Whether every first column is in (`_model`): the deadline may come first."""
 
     def master(self) -> Model:
         """The master programme with every column added so far: `A x <= b`, coverage rows negated
@@ -205,15 +209,16 @@ def solve(
     exact engine's column generation goes on from."""
     started = time.perf_counter()
     deadline = _Deadline(time_limit_s)
-    model, bins = _model(requests, registry, inventory, solver_log)
-    online = _online(model, bins, registry, _Deadline(min(ONLINE_LP_S, time_limit_s)))
+    greedy = _greedy_first(requests, registry, inventory)
+    model, bins = _model(requests, registry, inventory, deadline, solver_log)
+    online = _online(model, bins, registry, _Deadline(min(ONLINE_LP_S, deadline.left())), greedy)
     online_s = time.perf_counter() - started
     # Turning the integer solution into GPUs is one pass over the chosen columns, and the online
     # policy's placement of what they leave (3-6 ms against the online plan's 100-300 ms on the
     # packing benchmark's fleets): keep a tenth of the online plan's time in hand for it.
     deadline.end -= REALISE_SHARE * online_s + 0.05
     bound, unplaced_lp = None, 0.0
-    if deadline.left() > MIN_SOLVER_S:  # the online plan may have taken it all, on a large fleet
+    if model.built and deadline.left() > MIN_SOLVER_S:  # building it, or the online plan, may have taken it all
         bound, unplaced_lp = _generate(model, bins, deadline, _Deadline(deadline.left() / 2))
     solved = _integer(model, deadline) if bound is not None else None
     if solved is None:
@@ -245,14 +250,28 @@ def online(
     `time_limit_s` seconds of CPU and rounded (`_online`), or the greedy passes
     (`scheduler.placement.place`). CPU, not wall time: on a busy machine the same batch gets the
     same plan, as the controller's reconcile loop needs, only later."""
-    model, bins = _model(requests, registry, inventory)
-    return _online(model, bins, registry, _Deadline(time_limit_s, time.process_time))
+    deadline = _Deadline(time_limit_s, time.process_time)
+    greedy = _greedy_first(requests, registry, inventory)
+    model, bins = _model(requests, registry, inventory, deadline)
+    return _online(model, bins, registry, deadline, greedy)
+
+
+def _greedy_first(requests: Sequence[Request], registry: Registry, inventory: Inventory) -> Plan | None:
+    """The greedy plan of a batch of more than `MANY_REPLICAS` (one pass, largest first), computed
+    before anything else: setting up its LP takes seconds, and the plan to fall back on must be in
+    hand when the deadline comes. None for a smaller batch, whose LP is set up in milliseconds and
+    whose greedy passes (tenths of a second) are needed only where the LP is not solved in time."""
+    if sum(r.replicas for r in requests) <= MANY_REPLICAS:
+        return None
+    return place(requests, registry, inventory)
 
 
 def _model(
-    requests: Sequence[Request], registry: Registry, inventory: Inventory, solver_log: bool = False
+    requests: Sequence[Request], registry: Registry, inventory: Inventory, deadline: _Deadline, solver_log: bool = False
 ) -> tuple[_Model, list[_Bin]]:
-    """The cutting-stock model of the batch with its first columns, and the fleet's kinds of shared GPU."""
+    """The cutting-stock model of the batch with its first columns, and the fleet's kinds of shared
+    GPU; `model.built` is False when `deadline` came first (a batch of a thousand requests takes
+    seconds to set up): the engines then fall back to the greedy passes."""
     state = FleetState.of(inventory)
     model = _Model(
         requests={r.name: r for r in requests},
@@ -262,18 +281,25 @@ def _model(
         solver_log=solver_log,
     )
     bins = _resources(model)
-    _fixed_columns(model)
+    if not _fixed_columns(model, deadline):
+        return model, bins
     for b in bins:
+        if deadline.left() < MIN_SOLVER_S:
+            return model, bins
+        model.items[b.row] = _items(model, b)
         _seed_patterns(model, b)
+    model.built = True
     return model, bins
 
 
-def _online(model: _Model, bins: list[_Bin], registry: Registry, deadline: _Deadline) -> Plan:
+def _online(
+    model: _Model, bins: list[_Bin], registry: Registry, deadline: _Deadline, greedy: Plan | None = None
+) -> Plan:
     """The online plan: the LP relaxation of the cutting-stock model (column generation until
     `deadline`) rounded to whole columns, down and to the nearest, each realised on the fleet with
     the greedy policy placing what the rounding left (`_realise`); the better of the two. The
-    greedy passes (`scheduler.placement.place`) instead when no LP was solved in time, and beside the
-    rounding when it leaves more replicas unplaced than the LP does.
+    greedy passes (`scheduler.placement.place`, or `greedy` when given) instead when no LP was
+    solved in time, and beside the rounding when it leaves more replicas unplaced than the LP does.
 
     Why not the greedy passes alone: one replica at a time, the cost of a GPU shared by several
     replicas is only guessed (its price times the share the replica takes), and which replicas fill
@@ -287,7 +313,7 @@ def _online(model: _Model, bins: list[_Bin], registry: Registry, deadline: _Dead
     than it has."""
     requests = list(model.requests.values())
     rounded: Plan | None = None
-    if deadline.left() > MIN_SOLVER_S:
+    if model.built and deadline.left() > MIN_SOLVER_S:
         _generate(model, bins, deadline, deadline)
     short = False  # a rounding left more replicas unplaced than the LP does
     if model.relaxed is not None:
@@ -301,7 +327,8 @@ def _online(model: _Model, bins: list[_Bin], registry: Registry, deadline: _Dead
                 rounded = plan
     if rounded is not None and not short:
         return rounded
-    greedy = place(requests, registry, model.inventory)
+    if greedy is None:
+        greedy = place(requests, registry, model.inventory)
     return greedy if rounded is None or greedy.better_than(rounded) else rounded
 
 
@@ -345,8 +372,9 @@ def _holders_left(node: NodeState, gpu: GpuState) -> int:
     return 1 << 16
 
 
-def _fixed_columns(model: _Model) -> None:
-    """Every column that needs no pricing: whole GPUs, tensor-parallel groups, instances, the penalty."""
+def _fixed_columns(model: _Model, deadline: _Deadline) -> bool:
+    """Every column that needs no pricing: whole GPUs, tensor-parallel groups, instances, the
+    penalty; False when `deadline` came before they were all added."""
     state = model.state
     profiles = {
         (n.kind, m.profile.name): m.profile for kind in state.kinds() for n in state.candidates(kind) for m in n.mig
@@ -372,6 +400,9 @@ def _fixed_columns(model: _Model) -> None:
                             uses = {f"mig:{kind}:{profile_name}": 1.0}
                             model.add(Column("mig", cost, {name: 1.0}, uses, name, shape, f"{kind}|{profile_name}"))
         model.add(Column("unplaced", UNPLACED_PENALTY, {name: 1.0}, {}, name))
+        if deadline.left() < MIN_SOLVER_S:
+            return False
+    return True
 
 
 def _items(model: _Model, b: _Bin) -> list[tuple[str, Shape]]:
@@ -398,7 +429,7 @@ def _pattern_column(b: _Bin, counts: dict[tuple[str, Shape], int]) -> Column:
 
 def _seed_patterns(model: _Model, b: _Bin) -> None:
     """One pattern per item, as many copies as fit: enough for a first feasible LP."""
-    for name, shape in _items(model, b):
+    for name, shape in model.items[b.row]:
         k = min(b.room_mib // shape.per_gpu_mib, b.holders_left, model.requests[name].replicas)
         if k > 0:
             model.add(_pattern_column(b, {(name, shape): k}))
@@ -417,7 +448,6 @@ def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline, stop: _Deadl
     """
     bound: float | None = None
     unplaced = 0.0
-    items = {b.row: _items(model, b) for b in bins}
     for _ in range(MAX_ROUNDS):
         if deadline.left() < MIN_SOLVER_S:
             break
@@ -433,7 +463,7 @@ def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline, stop: _Deadl
             if deadline.left() < MIN_SOLVER_S:
                 priced_all = False
                 break
-            column, exact = _price(model, b, items[b.row], duals, deadline)
+            column, exact = _price(model, b, model.items[b.row], duals, deadline)
             priced_all = priced_all and exact
             if column is None:
                 continue
