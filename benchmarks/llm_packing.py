@@ -13,8 +13,10 @@ the engines minimise; equal to the cost per hour where no replica is tensor para
 - naive: one FP16/BF16 replica per whole GPU (tensor-parallel where one GPU is too small), no
   sharing, no quantisation, no MIG instances or partitions, the cheapest class that fits: what a
   cluster without EGS does;
-- online: the online policy (`scheduler.schedule`, engine `online`), in-process: placement wall
-  and CPU time;
+- greedy: the greedy passes alone (`scheduler.placement.place`), in-process: what the online
+  engine was before it rounded the LP relaxation, and is where it has no LP in time;
+- online: the online engine (`scheduler.schedule`, engine `online`: the cutting-stock LP relaxation
+  rounded), in-process: placement wall and CPU time;
 - auto: the whole `egs plan` command as a user runs it (the fleet, models and requests as files,
   `--sharing` and `--price` flags, `-o json`), its wall and CPU time from start to the last byte of
   JSON, beside two baselines run just before it: Python's bare start-up and the same command with
@@ -60,7 +62,7 @@ import yaml
 from scheduler.catalog import Catalog
 from scheduler.fleet import FleetState
 from scheduler.inventory import SharingPolicy, build_inventory
-from scheduler.placement import place_all
+from scheduler.placement import place, place_all
 from scheduler.plan import Plan, Request
 from scheduler.registry import Registry
 from scheduler.schedule import schedule
@@ -184,6 +186,7 @@ def one_fleet(rng: random.Random, catalog: Catalog, folder: Path, time_limit: fl
     naive_state = FleetState.of(plain)
     place_all(naive_state, fp16, registry)  # one greedy pass, largest first
     naive = naive_state.plan()
+    greedy = place(batch, registry, inventory)
     began, cpu = time.perf_counter(), time.process_time()
     online = schedule(batch, registry, inventory, engine="online").plan
     online_s, online_cpu = time.perf_counter() - began, time.process_time() - cpu
@@ -201,12 +204,14 @@ def one_fleet(rng: random.Random, catalog: Catalog, folder: Path, time_limit: fl
         "replicas": sum(r.replicas for r in batch),
         "prices": prices,
         "naive": summary(naive),
+        "greedy": summary(greedy),
         "online": summary(online, online_s) | {"cpu_seconds": round(online_cpu, 3)},
         "auto": command["auto"],
         "exact": summary(exact.plan, exact_s) | {"engine": exact.engine, "optimal": exact.optimal},
         "command": command,
         "lower_bound": bound,
         "online_vs_exact": round(online.effective_cost_per_hour / exact_cost, 4),
+        "greedy_vs_exact": round(greedy.effective_cost_per_hour / exact_cost, 4),
         "auto_vs_exact": round(command["auto"]["effective_cost_per_hour"] / exact_cost, 4),
         "auto_at_quiet_budget_vs_exact": round(
             command["auto_at_quiet_budget"]["effective_cost_per_hour"] / exact_cost, 4
@@ -280,6 +285,7 @@ def main() -> int:
             print(
                 f"fleet {i}: {result['gpus']} GPUs, {result['replicas']} replicas, per unit of throughput:"
                 f" naive ${result['naive']['effective_cost_per_hour']} ({result['naive']['unplaced']} unplaced)"
+                f" greedy ${result['greedy']['effective_cost_per_hour']}"
                 f" online ${result['online']['effective_cost_per_hour']} ({result['online']['seconds']} s,"
                 f" {result['online']['cpu_seconds']} s CPU)"
                 f" auto ${auto['effective_cost_per_hour']} ({auto['engine']}, command {auto['command_seconds']} s,"
@@ -315,7 +321,7 @@ def main() -> int:
         "fleets": fleets,
         "mean": {
             key: round(statistics.mean(f[key] for f in fleets), 4)
-            for key in ("online_vs_exact", "auto_vs_exact", "auto_at_quiet_budget_vs_exact")
+            for key in ("greedy_vs_exact", "online_vs_exact", "auto_vs_exact", "auto_at_quiet_budget_vs_exact")
         }
         | {"exact_vs_lower_bound": round(statistics.mean(bounded), 4) if bounded else None},
         "targets": TARGETS,

@@ -12,6 +12,8 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +241,29 @@ def test_the_online_engine_is_within_2_percent_of_exact_where_the_greedy_passes_
     assert len(plan.unplaced) <= len(exact.unplaced)
     assert plan.effective_cost_per_hour <= 1.02 * exact.effective_cost_per_hour
     check_plan(plan, inventory, batch)
+
+
+def test_auto_keeps_its_deadline_where_setting_up_the_model_would_pass_it() -> None:
+    """A batch of 1,600 replicas (about 550 requests) on 300 nodes: the greedy pass comes first (the
+    plan to fall back on), and setting up the cutting-stock model for such a batch takes longer
+    than the half second left after it, so it must stop at the deadline rather than after it (it
+    ran a second past a 2 s limit). Wall-clock bounds, with a quarter of a second of slack."""
+    rng = random.Random(1)
+    fleet: list[dict[str, Any]] = []
+    policy: dict[str, str] = {}
+    while len(fleet) < 300:
+        more, sharing = mixed_fleet(rng, CATALOG)
+        if all(policy.get(cls, mechanism) == mechanism for cls, mechanism in sharing.items()):
+            policy |= sharing
+            fleet += [n | {"metadata": {**n["metadata"], "name": f"node-{len(fleet) + i}"}} for i, n in enumerate(more)]
+    batch: list[Request] = []
+    while sum(r.replicas for r in batch) < 1_600:
+        batch += [replace(r, name=f"{r.name}-{len(batch)}") for r in mixed_requests(rng, REGISTRY)]
+    inventory = build_inventory(fleet[:300], CATALOG, sharing=SharingPolicy(policy))
+    began = time.perf_counter()
+    greedy = place(batch, REGISTRY, inventory)
+    limit = time.perf_counter() - began + 0.5
+    began = time.perf_counter()
+    scheduled = schedule(batch, REGISTRY, inventory, engine="auto", time_limit_s=limit)
+    assert time.perf_counter() - began <= limit + 0.25
+    assert len(scheduled.plan.unplaced) <= len(greedy.unplaced)
