@@ -234,12 +234,14 @@ def _lead_blocks(values: np.ndarray, size: int, span: int) -> tuple[np.ndarray, 
 
 
 def _window_extreme(pick: np.ufunc, values: np.ndarray, span: int) -> np.ndarray:
-    """out[i] = pick over values[i : i + span] (np.minimum or np.maximum): `span` whole-array passes, where
-    reducing a sliding window view took 70x as long (numpy reduces each short window apart)."""
-    out = values[: len(values) - span + 1]
-    for shift in range(1, span):
-        out = pick(out, values[shift : len(values) - span + 1 + shift])
-    return out
+    """out[i] = pick over values[i : i + span] (np.minimum or np.maximum), exactly, in whole-array passes:
+    windows of 2, 4, 8 ... samples from the previous size, then two overlapping ones of the largest power
+    of two cover `span` (reducing a sliding window view took 70x as long: numpy reduces each window apart)."""
+    out, width = values, 1
+    while 2 * width <= span:
+        out = pick(out[:-width], out[width:])
+        width *= 2
+    return pick(out[: len(values) - span + 1], out[span - width : len(out)])
 
 
 POLICIES: dict[str, PoolPolicy] = {

@@ -317,11 +317,15 @@ class _Run:
         self.load = {m: scenario.models[m].load_s for m in self.models}
         self._targets(trace, scenario)
         self.nodes: list[_Node] = []
+        self.used_gpus = 0
+        self.empty_nodes = 0
+        """GPUs replicas hold and nodes none runs on, kept as they change: every step reads them."""
         self.orders: list[_Order] = []
         self.queue: list[_Waiting] = []
         self.running = {m: 0 for m in self.models}
         self.observed: list[float] = []
         self.target = 0
+        self.history = DemandSeries(0.0, trace.step_s, self.seen_need[:1])
         self.forecast: Forecast | None = None
         self.waits: list[float] = []
         self.late = 0
@@ -402,10 +406,7 @@ class _Run:
         for m in self.models:
             for _ in range(int(self.r[m][0])):
                 node = self._fullest_with_room(self.gpr[m])
-                if node is None:
-                    node = _Node(ready_step=0)
-                    self.nodes.append(node)
-                self._place(node, m)
+                self._place(node or self._add_node(0), m)
 
     def _step(self, step: int) -> None:
         now = step * STEP_S
@@ -424,13 +425,19 @@ class _Run:
             # Ready exactly when the nodes needed rise; each was ordered one drawn delay before.
             for _ in range(int(self.need_nodes[sample]) - len(self.nodes)):
                 self.observed.append(self._draw())
-                self.nodes.append(_Node(ready_step=step))
+                self._add_node(step)
         done = [o for o in self.orders if o.ready_s <= now + 1e-9]
         if done:
             self.orders = [o for o in self.orders if o.ready_s > now + 1e-9]
             for o in done:
                 self.observed.append(o.ready_s - o.placed_s)
-                self.nodes.append(_Node(ready_step=step))
+                self._add_node(step)
+
+    def _add_node(self, step: int) -> _Node:
+        node = _Node(ready_step=step)
+        self.nodes.append(node)
+        self.empty_nodes += 1
+        return node
 
     def _apply_targets(self, step: int, sample: int) -> None:
         for m in self.models:
@@ -458,6 +465,8 @@ class _Run:
         assert best is not None, "a running replica is on some node"
         best.replicas[model] -= 1
         best.used -= self.gpr[model]
+        self.used_gpus -= self.gpr[model]
+        self.empty_nodes += best.used == 0
         self.running[model] -= 1
 
     def _place_waiting(self, step: int) -> None:
@@ -481,7 +490,9 @@ class _Run:
         return best
 
     def _place(self, node: _Node, model: str) -> None:
+        self.empty_nodes -= node.used == 0
         node.used += self.gpr[model]
+        self.used_gpus += self.gpr[model]
         node.replicas[model] = node.replicas.get(model, 0) + 1
         self.running[model] += 1
 
@@ -507,6 +518,8 @@ class _Run:
                 self.timeline.eta_actual_s.append(actual)
 
     def _earmarked(self) -> int:
+        if not self.queue:
+            return 0
         return min(len(self.orders), nodes_for_waiting([self.gpr[w.model] for w in self.queue], self.gc.gpus_per_node))
 
     def _order_for_waiting(self, now: float) -> None:
@@ -542,25 +555,19 @@ class _Run:
                 self.revised += int(self.score_steps[0] <= w.added_step < self.score_steps[1])
 
     def _pool(self, step: int, now: float, sample: int) -> None:
-        empty = [n for n in self.nodes if n.used == 0]
+        empty = self.empty_nodes
         unearmarked = len(self.orders) - self._earmarked()
         if self.policy.name == "oracle":
             target = 0
         else:
-            history = DemandSeries(0.0, self.trace.step_s, self.seen_need[: sample + 1])
             if step % self.per_sample == 0:
-                self.forecast = self._forecast(history, now)
-            busy_free = sum(self.gc.gpus_per_node - n.used for n in self.nodes if n.used > 0)
-            obs = PoolObservation(
-                history,
-                sum(n.used for n in self.nodes),
-                busy_free,
-                len(empty) + unearmarked,
-                self.forecast,
-            )
+                self.history = DemandSeries(0.0, self.trace.step_s, self.seen_need[: sample + 1])
+                self.forecast = self._forecast(self.history, now)
+            busy_free = self.gc.gpus_per_node * (len(self.nodes) - empty) - self.used_gpus
+            obs = PoolObservation(self.history, self.used_gpus, busy_free, empty + unearmarked, self.forecast)
             target = hold_on_missing_data(POLICIES[self.policy.name], obs, now, self.policy.pool, self.target)
         self.target = target
-        act = pool_actions(target, len(empty), unearmarked)
+        act = pool_actions(target, empty, unearmarked)
         if self.queue and act.cancel_orders:  # a promise rests on every order in flight: keep them
             act = replace(act, cancel_orders=0)
         for _ in range(act.order):
@@ -576,11 +583,10 @@ class _Run:
                 if self.nodes[i].used == 0:
                     del self.nodes[i]
                     released += 1
+            self.empty_nodes -= released
         if self.timeline is not None:
             self.timeline.target_idle_nodes[step] = target
-            self.timeline.idle_nodes[step] = (
-                len(empty) + unearmarked + act.order - act.cancel_orders - act.release_nodes
-            )
+            self.timeline.idle_nodes[step] = empty + unearmarked + act.order - act.cancel_orders - act.release_nodes
 
     def _forecast(self, history: DemandSeries, now: float) -> Forecast | None:
         # EGS's pool reads no forecast; it is drawn for the plots (a fit per sample: only when asked).
@@ -605,11 +611,11 @@ class _Run:
         if self.timeline is not None:
             self.timeline.ready_nodes[step] = len(self.nodes)
             self.timeline.waiting[step] = len(self.queue)
-            self.timeline.busy_gpus[step] = sum(n.used for n in self.nodes)
+            self.timeline.busy_gpus[step] = self.used_gpus
         if not self.score_steps[0] <= step < self.score_steps[1]:
             return
         self.node_steps += len(self.nodes)
-        self.idle_gpu_steps += sum(self.gc.gpus_per_node - n.used for n in self.nodes)
+        self.idle_gpu_steps += self.gc.gpus_per_node * len(self.nodes) - self.used_gpus
         self.short_minutes += len(self.queue) * STEP_S / 60.0
 
     def result(self) -> Result:
