@@ -241,7 +241,8 @@ def _window_extreme(pick: np.ufunc, values: np.ndarray, span: int) -> np.ndarray
     while 2 * width <= span:
         out = pick(out[:-width], out[width:])
         width *= 2
-    return pick(out[: len(values) - span + 1], out[span - width : len(out)])
+    extreme: np.ndarray = pick(out[: len(values) - span + 1], out[span - width : len(out)])
+    return extreme
 
 
 POLICIES: dict[str, PoolPolicy] = {

@@ -1,18 +1,24 @@
-"""The simulator's and the fit's shortcuts change no answer (issue 18: an EGS simulation at most 5x the
-CPU of a reactive one, with identical results).
+"""The simulator's, the fit's and the EGS policy's shortcuts change no answer (issue 18: an EGS
+simulation at most 5x the CPU of a reactive one, with identical results).
 
 Covered: a run stopped early for too many late replicas would have failed the wait rule, and a run not
-stopped is the full run; fitting with the stopped runs picks what fitting with full runs picks. The
-whole `egs simulate --json` on the benchmark's traces is compared against a reference revision by
-`benchmarks/simulate_cpu.py --against REV`, too slow for the suite.
+stopped is the full run; fitting with the stopped runs picks what fitting with full runs picks; the
+policy's windowed minima and maxima are those of every window; two histories its cache hashes alike
+keep their own targets. The whole `egs simulate --json` on the benchmark's traces is compared against
+a reference revision by `benchmarks/simulate_cpu.py --against REV`, too slow for the suite.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from numpy.lib.stride_tricks import sliding_window_view
 
 from autoscaler import fitting
-from autoscaler.pool import PoolSettings
+from autoscaler.forecast import DemandSeries
+from autoscaler.pool import PoolObservation, PoolSettings, _window_extreme, egs_target
 from autoscaler.simulator import (
     GpuClass,
     ModelSpec,
@@ -77,3 +83,27 @@ def test_fitting_with_runs_stopped_early_picks_what_full_runs_pick(monkeypatch: 
 
     monkeypatch.setattr(fitting, "simulate_unless_late", full_run)
     assert fitted() == shortcut
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=80), st.data())
+def test_windowed_extremes_are_those_of_every_window(values: list[float], data: st.DataObject):
+    x = np.array(values)
+    span = data.draw(st.integers(1, len(x)))
+    assert np.array_equal(_window_extreme(np.minimum, x, span), sliding_window_view(x, span).min(axis=1))
+    assert np.array_equal(_window_extreme(np.maximum, x, span), sliding_window_view(x, span).max(axis=1))
+
+
+def test_two_histories_the_policy_cache_hashes_alike_keep_their_own_targets():
+    # Same length, same every-other sample and same last sample (what the cache key hashes, 65 samples):
+    # one has a switch-on of 40 GPUs half an hour ago, lasting one sample; asked in either order, it
+    # holds 5 nodes for it and the flat one holds none.
+    flat = np.full(65, 10.0)
+    blip = flat.copy()
+    blip[61] = 50.0
+    pool = PoolSettings(8, quantile=0.0, recent_s=6 * 3_600.0, hold_s=0.0)
+
+    def target(need: np.ndarray) -> int:
+        return egs_target(PoolObservation(DemandSeries(0.0, 600.0, need), 10, 0, 0), 64 * 600.0, pool)
+
+    assert (target(flat), target(blip)) == (0, 5)
+    assert (target(blip), target(flat)) == (5, 0)
