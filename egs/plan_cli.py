@@ -95,7 +95,7 @@ def add_parser(sub: Any) -> None:
         choices=ENGINES,
         default="auto",
         help="auto (default): the exact re-plan under the time limit, or the online plan when that is better "
-        "or the solver finds none in time; online: one replica at a time, cheapest first, in well under a "
+        "or the solver finds none in time; online: the re-plan's LP relaxation rounded, in well under a "
         "second; "
         "exact: the re-plan of the whole batch with a proven lower bound",
     )

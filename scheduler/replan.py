@@ -29,10 +29,17 @@ reduced cost. That LP optimum (or, when time runs out first, its Lagrangian boun
 bound on any plan's cost. The integer programme over the generated columns then gives the plan,
 within the time limit; its concrete GPUs are chosen tightest first.
 
-The deadline holds: the online plan is computed first, as the fallback and to size what the rest
-may take; every solver call gets what is left of the time limit; when HiGHS finds no integer
-solution in time, the online plan is returned (`Solution.fell_back`). Matrices are sparse, so memory
-grows with columns, not with nodes x columns.
+The online engine (`online`) is the same model stopped earlier: its LP relaxation, generated for
+at most `ONLINE_LP_S`, rounded to whole columns and realised, what the rounding leaves placed by
+the greedy policy (`scheduler.placement`). The exact engine computes that plan first, as its
+fallback, and goes on generating columns from where it stopped.
+
+The deadline holds: the plan to fall back on is in hand first (a batch of more than
+`MANY_REPLICAS` gets its greedy pass before anything else); setting up the model stops at the
+deadline; every solver call gets what is left of the time limit (HiGHS's own limit counts its
+earlier runs of the model, `scheduler.solver`); when HiGHS finds no integer solution in time, the
+online plan is returned (`Solution.fell_back`). Matrices are sparse, so memory grows with columns,
+not with nodes x columns.
 """
 
 from __future__ import annotations
