@@ -328,10 +328,13 @@ def _online(
         values = [*model.relaxed, *[0.0] * (len(model.columns) - len(model.relaxed))]
         for rounding in (math.floor, _nearest):
             counts = [0 if c.kind == "unplaced" else rounding(x) for x, c in zip(values, model.columns, strict=True)]
-            plan = _realise(model, counts, registry)
-            short = short or len(plan.unplaced) > math.ceil(model.unplaced_lp - 1e-6)
-            if rounded is None or plan.better_than(rounded):
-                rounded = plan
+            plans = [_realise(model, counts, registry)]
+            if plans[0].unplaced:  # short of room: more fit when the smallest of what is left go first
+                plans.append(_realise(model, counts, registry, smallest_first=True))
+            for plan in plans:
+                short = short or len(plan.unplaced) > math.ceil(model.unplaced_lp - 1e-6)
+                if rounded is None or plan.better_than(rounded):
+                    rounded = plan
     if rounded is not None and not short:
         return rounded
     if greedy is None:
@@ -530,12 +533,14 @@ def _integer(model: _Model, deadline: _Deadline) -> tuple[list[int], bool] | Non
     return [round(float(x)) for x in result.x], result.optimal
 
 
-def _realise(model: _Model, chosen: list[int], registry: Registry) -> Plan:
+def _realise(model: _Model, chosen: list[int], registry: Registry, smallest_first: bool = False) -> Plan:
     """Turn column counts into concrete GPUs through `scheduler.fleet.take`: tensor-parallel groups
     first (largest first, so that they fit as the capacity rows promise), then instances, whole
     GPUs and shared patterns; whatever the integer solution left unplaced (or a GPU the mapping
     could not find) goes to the online policy, which places it if it can and otherwise records why.
-    A rounded LP may ask for more of a kind than it has: those replicas go to the online policy too."""
+    A rounded LP may ask for more of a kind than it has: those replicas go to the online policy too.
+    What is left goes largest first (it packs tightest), or with `smallest_first` smallest first
+    (short of room, more replicas fit)."""
     state = FleetState.of(model.inventory, like=model.state)
     left = {name: r.replicas for name, r in model.requests.items()}
     replica = dict.fromkeys(model.requests, 0)
@@ -576,8 +581,8 @@ def _realise(model: _Model, chosen: list[int], registry: Registry) -> Plan:
                     for name, item, k in col.items:
                         for _ in range(k):
                             put(Option((), item, gpu[0], (gpu[1],)), name)
-    leftovers = [model.requests[name] for name, n in left.items() if n > 0]
-    for request in largest_first(leftovers, model.options, state):
+    leftovers = largest_first([model.requests[name] for name, n in left.items() if n > 0], model.options, state)
+    for request in reversed(leftovers) if smallest_first else leftovers:
         for _ in range(left[request.name]):
             place_one(state, registry.get(request.model), request, replica[request.name], model.options[request.name])
             replica[request.name] += 1
