@@ -16,8 +16,9 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
   a pod that fits nowhere is Pending and Unschedulable;
 - kubelet: a bound pod is Ready once its variant's load time has passed; Pod objects and each
   Deployment's `readyReplicas` say so (`localplay.demo_cluster.pod_status`);
-- Prometheus: a stand-in of its query API answers each model's demand, constant and low (every
-  endpoint wants its minimum replicas: a change of replicas is the controller's own, not the load's).
+- Prometheus: a stand-in of its query API answers each model's demand, low and in step with its
+  endpoints (`DEMAND_RPS` for each one posted and not deleted: every endpoint wants its minimum
+  replicas, and a change of replicas is the controller's own, not the load's).
 
 Time is compressed by `--factor` F: the provisioning delays, the model load times (written into the
 registry both processes read), the controller's ETA prior (300-600 s) and step (60 s) and its
@@ -128,6 +129,8 @@ SHARING = {"L40S": "kai"}
 FOREIGN_TAINT = {"key": "egs.dev/team", "value": "research", "effect": "NoSchedule"}
 DELAY_S = (300.0, 600.0)
 MINUTE = 60.0
+DEMAND_RPS = 0.05
+"""Requests per second each endpoint adds to its model's demand: far below a replica's throughput."""
 LOOP = "egs_autoscaler_reconcile_duration_seconds"
 
 
@@ -641,6 +644,8 @@ class Run:
             self.tally.last_promised.pop(key, None)
             self.tally.changed.discard(key)  # a new endpoint of that name: unchanged from here on
             self.play.seen.pop(key, None)  # its pods are timed from this POST
+            if answer.status_code in (201, 202):
+                self.prometheus.demand[body["model"]] += DEMAND_RPS
             if answer.status_code == 201:
                 self.tally.answered_201.add(key)
             elif answer.status_code == 202:
@@ -649,11 +654,13 @@ class Run:
             else:
                 log(f"POST {key}: {answer.status_code} {answer.text[:200]}")
 
-    def delete(self, namespace: str, name: str) -> None:
+    def delete(self, namespace: str, name: str, model: str) -> None:
         url = f"{self.api}/v1/namespaces/{namespace}/endpoints/{name}"
         answer = self.session.delete(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
         if answer.status_code != 204:
             log(f"DELETE {namespace}/{name}: {answer.status_code} {answer.text[:200]}")
+        else:
+            self.prometheus.demand[model] = max(0.0, self.prometheus.demand[model] - DEMAND_RPS)
         key = f"{namespace}/{name}"
         self.tally.changed.add(key)
         for book in (self.tally.promised, self.tally.last_promised, self.tally.ready_at):
@@ -719,10 +726,7 @@ def main() -> int:
     bodies = endpoint_bodies(args.endpoints, rng)
     plan = script(args.seed, args.endpoints)
     log(f"script: {plan}")
-    per_model: dict[str, int] = {}
-    for _, body in bodies:
-        per_model[body["model"]] = per_model.get(body["model"], 0) + 1
-    prometheus = PrometheusStandIn({m: 0.05 * n for m, n in per_model.items()})
+    prometheus = PrometheusStandIn(dict.fromkeys(sorted({body["model"] for _, body in bodies}), 0.0))
     kube = KubeCluster().start()
     kube.emulator.tokens[TOKEN] = ("churn", ())
     for verb in ("create", "get", "list", "delete"):
@@ -921,7 +925,7 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
             change_class(run, bodies, arg)
         elif what == "delete":
             for j in arg:
-                run.delete(bodies[j][0], bodies[j][1]["name"])
+                run.delete(bodies[j][0], bodies[j][1]["name"], bodies[j][1]["model"])
         else:
             run.burst([bodies[j] for j in arg])
             log(f"minute {run.minutes():.1f}: {len(plan.deleted[1])} deleted, {len(arg)} posted again")
