@@ -90,12 +90,17 @@ def test_each_201_is_placed_where_it_was_answered_when_the_new_endpoints_are_pla
 
 def test_a_201_waits_only_when_its_node_is_gone() -> None:
     endpoints = answered(NODES)
-    gone = {w["node"] for e in endpoints for r in e["status"]["promise"].get("placements", ()) for w in r["workers"]}
-    assert "l40s-kai-0" in gone
+
+    def on(e: dict[str, Any]) -> set[str]:
+        return {w["node"] for r in e["status"]["promise"].get("placements", ()) for w in r["workers"]}
+
+    assert any("l40s-kai-0" in on(e) for e in endpoints) and any(on(e) == {"mi300x-dpx-0"} for e in endpoints)
     left = [n for n in NODES if n["metadata"]["name"] != "l40s-kai-0"]
     decision = decide(Observation(left, endpoints, signals={}), SETTINGS, REGISTRY, CATALOG, NOW)
-    on_l40s = {e["metadata"]["name"] for e in endpoints if e["status"]["promise"].get("gpuClass") == "L40S"}
-    assert {d.name for d in decision.endpoints if d.waiting} == on_l40s
+    # Those with a replica on the node that went, and the 202s that waited already; not the others.
+    gone = {e["metadata"]["name"] for e in endpoints if "l40s-kai-0" in on(e)}
+    accepted = {e["metadata"]["name"] for e in endpoints if e["status"]["promise"]["answer"] == "Accepted"}
+    assert {d.name for d in decision.endpoints if d.waiting} == gone | accepted
 
 
 def test_an_endpoint_listed_before_its_status_is_written_is_held_to_its_answer(kube: KubeCluster) -> None:
@@ -142,3 +147,15 @@ def test_the_promise_with_its_placements_is_what_the_crd_keeps() -> None:
             assert all(
                 set(w) <= set(declared["properties"]["workers"]["items"]["properties"]) for w in placed["workers"]
             )
+
+
+def test_a_tensor_parallel_replica_is_written_before_one_gpu_replicas() -> None:
+    # A one-GPU pod bound first (first fit) may split the node a tensor-parallel replica was planned on.
+    nodes = [gpu_node(f"h100-{i}", CATALOG.get("H100-80GB"), 4) for i in range(2)]
+    small = asked("small", "mistral-7b-instruct-v0.3", 1.0, 1)
+    big = asked("big", "llama-3.1-70b-instruct", 1.0, 1)
+    decision = decide(Observation(nodes, [small, big], signals={}), SETTINGS, REGISTRY, CATALOG, NOW)
+    gpus = {p.request: p.tp * len(p.workers) for p in decision.placed.placements}
+    assert gpus["big"] > gpus["small"] == 1
+    served = [(o.get("metadata") or {}).get("annotations", {}).get("egs.io/request-name") for o in decision.objects]
+    assert [name for name in served if name in gpus][:1] == ["big"]

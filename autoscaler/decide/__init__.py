@@ -236,9 +236,11 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     waiting_plan = place_waiting(endpoints, real, registry, catalog, settings, policy, stuck, waiting_pins)
     ahead = {c: gpus for c, gpus in foreign_waiting(obs.pods, catalog).items() if c in settings.classes}
     objects: list[dict[str, Any]] = []
-    # The workloads of endpoints with replicas waiting for a node go last: kube-scheduler takes pods first
-    # in, first out, and a waiting replica's pod, written first, would take the room a 201 was answered on.
-    waiting_objects: list[dict[str, Any]] = []
+    # Written in the order kube-scheduler should meet their pods, as it takes them first in, first out:
+    # the endpoints with replicas waiting for a node last (a waiting pod written first would take the room
+    # a 201 was answered on), and the others largest replica first (a one-GPU pod bound first may split
+    # the node a tensor-parallel replica was planned on).
+    by_order: list[tuple[tuple[bool, int], list[dict[str, Any]]]] = []
     kept: list[str] = []
     decisions: list[EndpointDecision] = []
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
@@ -269,7 +271,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         decision = replace(
             decision, recommendations=windows.get(ep.key, ()), cost_per_hour=endpoint_cost(placed + waiting, catalog)
         )
-        (waiting_objects if waiting else objects).extend(rendered)
+        by_order.append(((bool(waiting), -max((gpus_of(p) for p in placed), default=0)), rendered))
         if failure is not None:
             # This endpoint's new shape cannot be written: it keeps what it runs, and says why.
             decision = cannot_render(decision, current(mine), previous.get(ep.key, {}), failure)
@@ -300,7 +302,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         statuses[(decision.namespace, decision.name)] = endpoint_status(decision, None, status_of(ep_raw), now)
         kept.append(f"{decision.namespace}/{decision.name}")
     pools = pool_decisions(inventory, real, waiting_plan, ahead, endpoints, attribution, settings, obs, now)
-    objects += waiting_objects + pool_objects(pools, settings, catalog)
+    objects += [o for _, rendered in sorted(by_order, key=lambda r: r[0]) for o in rendered]
+    objects += pool_objects(pools, settings, catalog)
     return Decision(
         tuple(objects),
         statuses,
