@@ -2,14 +2,19 @@
 node came and kube-scheduler bound the endpoint's pods, what is left is the model load, so the promise
 is moved to now + load + one step, in `status.promise` with a Normal Event (PromiseKept untouched);
 a pod still unbound, or an estimate later than the promise, moves nothing; the loops after write the
-same status and say nothing."""
+same status and say nothing; over any inputs, `keep` never drops a promise before Ready and never
+moves one later but through PromiseKept=False."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from autoscaler.decide import Observation, decide, rfc3339
+from autoscaler.decide.state import ACCEPTED, CREATED, Promise, keep
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, h100, signals
 from tests.test_reconcile_state import applied, observed, promised
 
@@ -63,3 +68,28 @@ def test_a_promise_stays_while_a_pod_is_unbound_or_the_load_ends_after_it() -> N
     close, _ = _loading(eta=NOW + 60)  # the load would end after the promise: it is not moved later
     kept = decide(close, SETTINGS, REGISTRY, CATALOG, NOW + 30)
     assert kept.statuses[KEY]["estimatedReadyTime"] == rfc3339(NOW + 60) and kept.events == ()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    promised_in=st.one_of(st.none(), st.floats(-600, 1200)),
+    made_in=st.one_of(st.none(), st.floats(-600, 1200)),
+    phase=st.sampled_from(["Ready", "Provisioning", "Pending", "Degraded"]),
+    waiting=st.integers(0, 3),
+    overdue_said=st.booleans(),
+)
+def test_a_promise_is_never_dropped_and_never_later_but_through_promise_kept_false(
+    promised_in: float | None, made_in: float | None, phase: str, waiting: int, overdue_said: bool
+) -> None:
+    promise = Promise(ACCEPTED, NOW + promised_in) if promised_in is not None else Promise(CREATED)
+    made = Promise(ACCEPTED if waiting else CREATED, NOW + made_in if made_in is not None else None)
+    after = keep(promise, made, phase, waiting, NOW, overdue_said)
+    if phase == "Ready":
+        assert after.promise is None
+        return
+    assert after.promise is not None and after.promise.eta == after.eta  # never dropped
+    if promise.eta is not None and after.eta is not None and after.eta > promise.eta:
+        assert after.revised is not None  # later only with a reason: PromiseKept=False
+    if after.sooner is not None:
+        assert promise.eta is not None and after.eta is not None and NOW < after.eta < promise.eta
+        assert after.revised is None and not waiting

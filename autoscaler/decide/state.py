@@ -579,7 +579,7 @@ def keep(
         message = f"answered 201 but its capacity is gone: {waiting} replicas wait for a node"
         return Kept(made, made.eta, ("CapacityGone", _by(message, made.eta)))
     if promise.eta > now:
-        if not waiting and made.eta is not None and made.eta < promise.eta:
+        if not waiting and made.eta is not None and now < made.eta < promise.eta:
             message = _by("its nodes came and its replicas load", made.eta)
             return Kept(replace(promise, eta=made.eta), made.eta, sooner=("CapacityArrived", message))
         return Kept(promise, promise.eta)
