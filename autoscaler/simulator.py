@@ -335,6 +335,8 @@ class _Run:
         self.kept_last: list[bool] = []
         self.slack_last: list[float] = []
         self.revised = 0
+        self.known: tuple[float, ...] = ()
+        """What the promises were last made from (`_promise`)."""
         self.short_minutes = 0.0
         self.node_steps = 0
         self.idle_gpu_steps = 0
@@ -530,9 +532,20 @@ class _Run:
             self._order(now)
 
     def _promise(self, step: int, now: float) -> None:
-        """Promise the replicas added this step; revise the others' promises where they come out earlier."""
-        if not any(w.promised_s is not None or w.added_step == step for w in self.queue):
+        """Promise the replicas added this step; revise the others' promises where they come out earlier.
+
+        Promises are made again only when something known changed (an order placed, ready or cancelled,
+        a replica served or cancelled, GPUs freed, a delay observed): with nothing new, time passing
+        alone moves no promise earlier under the uniform delays drawn here, and recomputing every step
+        would cost a reactive run, the CPU baseline, twice its time."""
+        if not self.queue:
             return
+        last = self.orders[-1].placed_s if self.orders else -1.0
+        known: tuple[float, ...] = (len(self.orders), last, len(self.queue), id(self.queue[0]), self.used_gpus)
+        known += (len(self.nodes), len(self.observed))
+        if known == self.known and all(w.added_step != step for w in self.queue):
+            return
+        self.known = known
         capacity = ClassCapacity(
             self.gc.gpus_per_node,
             [self.gc.gpus_per_node - n.used for n in self.nodes],
