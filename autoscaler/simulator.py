@@ -44,9 +44,9 @@ Where DESIGN.md is silent, these are the choices (an independent implementation 
   (exact drawn delays; the scenario's [min, max] until 20 are seen), on the 60 s step grid, plus its load
   time. It is kept when the replica has its GPU and has loaded by then; slack is promised minus
   actual, averaged over every promised replica that got a GPU. That first promise is what the user
-  was answered, and what `eta_kept_frac` and `eta_mean_slack_s` score. Each later step the whole
-  queue is promised again with what is known then (orders placed since, for later replicas or the
-  pool; replicas ahead cancelled; GPUs freed); a promise that comes out earlier is revised to it, a
+  was answered, and what `eta_kept_frac` and `eta_mean_slack_s` score. At each later step where
+  something known changed, the whole queue is promised again (orders placed since, for later replicas
+  or the pool; replicas ahead cancelled; GPUs freed); a promise that comes out earlier is revised to it, a
   later one never (a replica keeps the earlier word): `eta_revised` counts the revisions, and
   `eta_kept_last_frac` and `eta_mean_slack_last_s` score the last promise each replica had.
 - The oracle knows the trace and the drawn delays: it holds nothing idle and, for every rise of the
