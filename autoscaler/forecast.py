@@ -18,6 +18,7 @@ where the numbers came from (Prometheus, a trace file) or what unit they are in 
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,9 +51,12 @@ class DemandSeries:
             raise ValueError(f"DemandSeries.step_s must be positive, got {self.step_s}")
 
     def until(self, now: float) -> DemandSeries:
-        """The samples that have started by `now` (what a controller at `now` can know)."""
-        n = int(np.floor((now - self.start_s) / self.step_s + 1e-9)) + 1
-        return DemandSeries(self.start_s, self.step_s, self.values[: max(0, min(n, len(self.values)))])
+        """The samples that have started by `now` (what a controller at `now` can know): itself when that is
+        all of them (the pool policies ask at every decide step)."""
+        n = math.floor((now - self.start_s) / self.step_s + 1e-9) + 1
+        if n >= len(self.values):
+            return self
+        return DemandSeries(self.start_s, self.step_s, self.values[: max(0, n)])
 
     def last_known(self) -> float | None:
         """The latest sample that is not missing, or None."""

@@ -18,7 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from autoscaler import fitting
 from autoscaler.forecast import DemandSeries
-from autoscaler.pool import PoolObservation, PoolSettings, _window_extreme, egs_target
+from autoscaler.pool import PoolObservation, PoolSettings, _Samples, _window_extreme, egs_target
 from autoscaler.simulator import (
     GpuClass,
     ModelSpec,
@@ -94,12 +94,12 @@ def test_windowed_extremes_are_those_of_every_window(values: list[float], data: 
 
 
 def test_two_histories_the_policy_cache_hashes_alike_keep_their_own_targets():
-    # Same length, same every-other sample and same last sample (what the cache key hashes, 65 samples):
-    # one has a switch-on of 40 GPUs half an hour ago, lasting one sample; asked in either order, it
-    # holds 5 nodes for it and the flat one holds none.
+    # Same length and alike where the cache key hashes them: one has a switch-on of 40 GPUs half an hour
+    # ago, lasting one sample; asked in either order, it holds 5 nodes for it and the flat one holds none.
     flat = np.full(65, 10.0)
     blip = flat.copy()
     blip[61] = 50.0
+    assert hash(_Samples(flat)) == hash(_Samples(blip))
     pool = PoolSettings(8, quantile=0.0, recent_s=6 * 3_600.0, hold_s=0.0)
 
     def target(need: np.ndarray) -> int:
