@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 from autoscaler.decide import Decision, Observation, decide
+from scheduler.synthetic import gpu_node
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, signals, training
 from tests.test_reconcile_state import applied, node, observed
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 TAKEN = "egs.io/taken"
 AT = (SETTINGS, REGISTRY, CATALOG, NOW)
+UNSCHEDULABLE = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
 
 
 def next_loop(
@@ -154,3 +157,37 @@ def test_a_record_of_gpus_found_taken_that_cannot_be_read_is_left_out() -> None:
                 o["metadata"]["annotations"][TAKEN] = text
         later = next_loop(stuck, nodes, [endpoint("chat")], NOW + 40)
         assert taken(later, "chat") == kept
+
+
+def test_a_replica_keeps_its_place_where_the_apply_left_annotations_of_the_shape_it_had_before() -> None:
+    # An apply that merges annotations (the stand-in's; or another field manager's) leaves the
+    # partition's `mig-profile` and the dropped `taken` on the workload once it holds whole GPUs.
+    settings = replace(SETTINGS, classes={"MI300X": SETTINGS.classes["H100-80GB"]})
+    at = (settings, REGISTRY, CATALOG)
+    nodes = [gpu_node("mi300x-dpx-0", CATALOG.get("MI300X"), 1, partition="dpx_nps1")]
+    eps = [endpoint("chat")]
+    history = [decide(Observation(nodes, eps, signals=signals()), *at, NOW)]
+    owned, pods = applied(history[0], ready=False)
+    for p in pods:
+        p["spec"].pop("nodeName")
+        p["status"] = {"phase": "Pending", "conditions": [UNSCHEDULABLE]}
+    history.append(decide(Observation(nodes, observed(history[0], eps), owned, signals(), pods=pods), *at, NOW + 20))
+    assert [t["node"] for t in taken(history[1], "chat")] == ["mi300x-dpx-0"]
+    # A node of whole MI300X GPUs joins and the waiting pod is bound there; the partition frees.
+    nodes = [*nodes, gpu_node("mi300x-new-0", CATALOG.get("MI300X"), 8)]
+    for at_s in (NOW + 40, NOW + 60):
+        owned, pods = applied(history[-1], ready=True)
+        for p in pods:
+            p["spec"]["nodeName"] = "mi300x-new-0"
+        for workload in owned:
+            name, merged = workload["metadata"]["name"], dict[str, str]()
+            for before in history:
+                merged |= next(
+                    (o["metadata"]["annotations"] for o in before.objects if o["metadata"]["name"] == name), {}
+                )
+            workload["metadata"]["annotations"] = merged
+        obs = Observation(nodes, observed(history[-1], eps), owned, signals(age_s=NOW - at_s + 10), pods=pods)
+        history.append(decide(obs, *at, at_s))
+    assert planned_nodes(history[2], "chat") == planned_nodes(history[3], "chat") == ["mi300x-new-0"]
+    assert history[3].objects == history[2].objects
+    assert history[3].inventory.node("mi300x-dpx-0").mig[0].used == 0  # the record left behind is not read

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -48,6 +48,8 @@ TAKEN = "egs.io/taken"
 WORKLOAD_LABEL = "egs.io/workload"
 """The label `scheduler.manifests` puts on every pod of a workload: the workload's name."""
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
+MIG_SHARING = ("mig", "partition")
+"""The sharing of replicas that hold a MIG instance or an AMD partition (`egs.io/mig-profile`)."""
 
 
 @dataclass(frozen=True)
@@ -313,7 +315,9 @@ def _shape(annotations: Mapping[str, Any]) -> Shape | None:
             tp=int(a["tensor-parallel"]),
             nodes=int(a["nodes-per-replica"]),
             vram_mib_per_gpu=int(a["vram-mib-per-gpu"]),
-            mig_profile=a.get("mig-profile"),
+            # Only MIG instances and AMD partitions have one; an annotation left from a shape the
+            # workload had before (an apply that merged, not replaced, its annotations) is not read.
+            mig_profile=a.get("mig-profile") if a["sharing"] in MIG_SHARING else None,
             planned=planned,
         )
     except (KeyError, ValueError, TypeError, AttributeError):
@@ -353,9 +357,11 @@ def still_taken(
     GPUs that no longer fit what is held there (a pod is bound on them: they were not taken after all)."""
     on_node = bound_pods(pods)
     refused_now = refused([w for key in sorted(workloads) for w in sorted(workloads[key], key=lambda w: w.name)], pods)
+    nodes = {n.node for n in inventory}
     kept: dict[str, tuple[Taken, ...]] = {}
     for key in sorted(workloads):
-        recorded = next((w.taken for w in sorted(workloads[key], key=lambda w: w.name) if w.taken), ())
+        mine = sorted(workloads[key], key=lambda w: w.name)
+        recorded = next((w.taken for w in mine if w.taken and _waits(w, nodes)), ())
         known = {t.where for t in recorded}
         standing = []
         for t in (*recorded, *(t for t in refused_now.get(key, ()) if t.where not in known)):
@@ -370,6 +376,12 @@ def still_taken(
         if standing:
             kept[key] = tuple(standing)
     return kept, inventory
+
+
+def _waits(w: Owned, nodes: Collection[str]) -> bool:
+    """Whether the workload plans a replica on a node that is not there (one being provisioned): a
+    record on a workload that waits for nothing is one the apply that dropped it left behind."""
+    return w.shape is not None and any(planned and planned[0][0] not in nodes for planned in w.shape.planned)
 
 
 def refused(owned: Sequence[Owned], pods: Sequence[Mapping[str, Any]]) -> dict[str, list[Taken]]:
