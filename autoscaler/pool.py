@@ -68,6 +68,9 @@ class PoolSettings:
     """EGS: capacity freed by a sudden drop is held this long (seconds), for the client to come back."""
     jump_threshold: float = 3.0
     """EGS: a rise (or drop) over one lead time beyond this many median rises is sudden (a client switching)."""
+    learn_s: float = 0.0
+    """EGS: the largest rise of the last this many seconds that the spare held before it would have missed
+    is held (0 turns it off)."""
     history_s: float = 7 * 86_400.0
     """EGS: how much history the policy reads (seconds)."""
     max_idle_nodes: int | None = None
@@ -135,20 +138,45 @@ def seasonal_naive_target(obs: PoolObservation, now: float, settings: PoolSettin
 
 
 def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
-    """The largest of the rises expected at similar activity and the recent switch-ons (module docstring)."""
+    """The largest of the rises expected at similar activity, the recent switch-ons, the freed capacity and
+    the rises it would have missed lately (module docstring)."""
     past = obs.need_gpus.until(now).values
     size = max(1, round(settings.lead_s / obs.need_gpus.step_s))
+    span = max(1, math.ceil(SUSTAIN_S / obs.need_gpus.step_s - 1e-9))  # samples a level must last
+    spare = max(_held(past, size, span, settings), _missed_rise(past, size, span, settings))
+    return _nodes_for(spare, obs, settings)
+
+
+def _held(past: np.ndarray, size: int, span: int, settings: PoolSettings) -> float:
+    """The spare GPUs held after `past` from everything but the missed rises."""
     whole = len(past) // size * size  # blocks end at whole multiples of the lead time from the start
     keep = min(whole, (math.floor(settings.history_s / settings.lead_s + 1e-9) + 1) * size)
-    span = max(1, math.ceil(SUSTAIN_S / obs.need_gpus.step_s - 1e-9))  # samples a level must last
-    spare = settings.allowance_gpus
     blocks = _block_spare(_Samples(past[whole - keep : whole]), size, span, settings)
-    if blocks is not None:
-        rise, floor, freed, freed_from = blocks
-        latest = [v for v in past[-span:].tolist() if not math.isnan(v)]
-        need = min(latest) if latest else freed_from
-        spare = max(spare, rise, floor, min(freed, freed_from - need))
-    return _nodes_for(spare, obs, settings)
+    if blocks is None:
+        return settings.allowance_gpus
+    rise, floor, freed, freed_from = blocks
+    latest = [v for v in past[-span:].tolist() if not math.isnan(v)]
+    need = min(latest) if latest else freed_from
+    return max(settings.allowance_gpus, rise, floor, min(freed, freed_from - need))
+
+
+def _missed_rise(past: np.ndarray, size: int, span: int, settings: PoolSettings) -> float:
+    """The largest rise of the last `learn_s` that the spare held before it (`_held` on the history up to
+    then, rounded up to whole nodes) would not have covered: a wait the pool caused, as far as the need
+    series tells; 0 if none. A rise within one node is left to the rounding and the busy nodes' room."""
+    whole = len(past) // size * size
+    blocks = min(whole // size - 1, math.ceil(settings.learn_s / settings.lead_s - 1e-9))
+    if settings.learn_s <= 0 or blocks < 1 or np.all(np.isnan(past[whole - (blocks + 1) * size : whole])):
+        return 0.0
+    mean, peak = _lead_blocks(past[whole - (blocks + 1) * size : whole], size, span)
+    rise = peak[1:] - mean[:-1]
+    missed = 0.0
+    gpn = settings.gpus_per_node
+    for j in np.flatnonzero(rise > gpn):
+        end = whole - (len(rise) - j) * size  # block j's end: "now" when the spare before the rise was set
+        if rise[j] > missed and rise[j] > gpn * math.ceil(_held(past[:end], size, span, settings) / gpn - 1e-9):
+            missed = float(rise[j])
+    return missed
 
 
 class _Samples:
@@ -168,7 +196,7 @@ class _Samples:
         return isinstance(other, _Samples) and self.data == other.data
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=1024)
 def _block_spare(
     samples: _Samples, size: int, span: int, settings: PoolSettings
 ) -> tuple[float, float, float, float] | None:
@@ -176,7 +204,8 @@ def _block_spare(
     lead-time blocks of `size` samples (the latest block ends "now"); None when no sample is known.
 
     A function of completed blocks alone, so that the decide steps within one block (ten at 1-minute
-    sampling and 10-minute lead, or the ten 60 s steps of a 10-minute sample) compute it once.
+    sampling and 10-minute lead, or the ten 60 s steps of a 10-minute sample) compute it once; the cache
+    holds a week of 10-minute blocks, so that `_missed_rise` finds each past block's spare in it.
     """
     values = np.frombuffer(samples.data, dtype=np.float64)
     if np.all(np.isnan(values)):

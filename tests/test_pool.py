@@ -65,7 +65,7 @@ def test_going_down_cancels_orders_before_releasing_ready_nodes():
     assert pool_actions(3, 2, 2) == PoolActions(cancel_orders=1)
 
 
-OFF: dict[str, Any] = {"quantile": 0.0, "recent_s": 0.0, "hold_s": 0.0}
+OFF: dict[str, Any] = {"learn_s": 0.0, "quantile": 0.0, "recent_s": 0.0, "hold_s": 0.0}
 HOUR = 3600.0
 
 
