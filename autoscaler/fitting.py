@@ -4,10 +4,11 @@ Part of the autoscaler's pure core; `egs simulate` (`static:auto`, `egs`) and
 `benchmarks/warm_pool.py` call it. The rule: simulate the training days alone (the trace cut after
 them, so nothing later can leak in), skip the warm-up days (the forecasts need history), and take
 the smallest parameter with at most `RULE_FRACTION` of the replicas added in the rest waiting over
-60 s. For a static pool the parameter is K; for EGS, one rung of `LEVELS`: the quantile of the rise it
-covers at similar activity, among how many past blocks, and how long recent switch-ons and freed
-capacity are held (`PoolSettings.quantile`, `neighbours`, `recent_s`, `hold_s`; its other parameters are
-fixed design values, documented there, the same for every trace). The
+60 s. For a static pool the parameter is K; for EGS, one rung of `LEARNING` (learning from the rises
+it would have missed over a week, nothing else but a short switch-on floor) or else of `LEVELS`: the
+quantile of the rise it covers at similar activity, among how many past blocks, and how long recent
+switch-ons and freed capacity are held (`PoolSettings.quantile`, `neighbours`, `recent_s`, `hold_s`,
+`learn_s`; its other parameters are fixed design values, documented there, the same for every trace). The
 hindsight K, the smallest that meets p99 <= 60 s on the scored days, is context only: it sees them.
 """
 
@@ -96,6 +97,8 @@ def _smallest_static_k(trace: Trace, scenario: Scenario, ok: Callable[[Policy], 
 HOUR_S = 3_600.0
 WEEK_S = 7 * 24 * HOUR_S
 LEARNING = tuple((0.0, 150, recent_s, hold_s, WEEK_S) for recent_s, hold_s in ((0.0, 0.0), (HOUR_S, HOUR_S / 2)))
+"""(quantile, neighbours, recent_s, hold_s, learn_s) rungs of the learning policy, tried before `LEVELS`:
+the largest rise of the last week it would have missed, alone or with switch-ons held 1 h."""
 LEVELS = (
     (0.0, 150, 0.0, 0.0, 0.0),
     (0.0, 150, 1 * HOUR_S, 0.5 * HOUR_S, 0.0),
@@ -103,14 +106,14 @@ LEVELS = (
     *((q, 150, 6 * HOUR_S, 2 * HOUR_S, 0.0) for q in (0.0, 0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)),
     *((1.0, n, 6 * HOUR_S, 2 * HOUR_S, 0.0) for n in (150, 400)),
 )
-"""(quantile, neighbours, recent_s, hold_s, learn_s) rungs EGS may be fitted to, each holding at least as
-much as the one before: first no pool but the recent switch-ons and freed capacity, held 0, 1 and 3 h
-(minute-level demand whose rises end before a node is ready needs no more), then with the switch-ons held
-6 h and freed capacity 2 h, the quantiles 0, 0.5, 0.75, 0.9, ... 0.999 of the next rise at the 150 most
-similar activities, then the largest such rise among 150 and 400. Where even that misses the rule on the
-training days the top rung is taken: a rung of the largest rise ever seen cost 1.08-1.13x `static:auto`
-on ServeGen m-small and m-large. Few, distinct rungs: the rule is judged on a few hundred replicas, so
-neighbouring quantiles pass or fail by chance, and the bisection must not hinge on that."""
+"""The activity rungs (same fields, nothing learnt), each holding at least as much as the one before:
+first no pool but the recent switch-ons and freed capacity, held 0, 1 and 3 h (minute-level demand whose
+rises end before a node is ready needs no more), then with the switch-ons held 6 h and freed capacity
+2 h, the quantiles 0, 0.5, 0.75, 0.9, ... 0.999 of the next rise at the 150 most similar activities,
+then the largest such rise among 150 and 400. Where even that misses the rule on the training days the
+top rung is taken: a rung of the largest rise ever seen cost 1.08-1.13x `static:auto` on ServeGen m-small
+and m-large. Few, distinct rungs: the rule is judged on a few hundred replicas, so neighbouring quantiles
+pass or fail by chance, and the bisection must not hinge on that."""
 
 
 def fit_egs(trace: Trace, scenario: Scenario, protocol: Protocol, policy: Policy) -> Policy:

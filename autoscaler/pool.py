@@ -26,6 +26,9 @@ as spare capacity above the need now the largest of
   `jump_threshold` x the median rise, and at least one GPU: a level that lasted a lead time), so a calm
   spell after a switch-on does not empty the pool at once;
 - the capacity freed by sudden drops in the last `hold_s`, for the on/off client to come back;
+- what it learnt from the waits it caused: the largest rise of the last `learn_s` that the spare it held
+  just before (the terms above, recomputed from the history up to then) would not have covered, so that
+  a switch-on larger than the activity model expects is held from the first time it came;
 - the `allowance_gpus` floor;
 less the free GPUs on busy nodes, which absorb a rise first. Each is an estimate of the same thing (what
 may arrive before a node ordered now is ready), so they are not added up. It is a function of the

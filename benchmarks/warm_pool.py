@@ -10,7 +10,7 @@ scored):
   trained on days 0-4, scored on 5-6;
 - `alibaba-genai`: 22.7 days of Stable Diffusion requests (`scenario-alibaba-genai.yaml`), trained on
   days 0-14, scored on 15-21;
-- `synthetic-S` (seeds 0-9, 10-minute samples) and `synthetic-1min-S` (seeds 0-1):
+- `synthetic-S` (seeds 0-9, or `--generator-seeds`, 10-minute samples) and `synthetic-1min-S` (the first two):
   `benchmarks/demand.py`'s generator (`scenario-synthetic.yaml`, 4 req/s per replica), 0-9 / 10-13.
 
 Policies per trace: `egs` (fitted), `reactive`, `static:auto` (the training-picked K: the smallest
@@ -25,7 +25,7 @@ CPU of the whole trace (every fit and run).
 Progress and a table go to stderr; the last line of stdout is one JSON object
 `{"traces": {NAME: {"policies": {POLICY: <egs simulate --json>}, ...ratios...}}, "summary": {...}}`.
 
-    python benchmarks/warm_pool.py [--traces NAME,...] [--seed S] [--slow-orders]
+    python benchmarks/warm_pool.py [--traces NAME,...] [--seed S] [--slow-orders] [--generator-seeds 100-109]
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def _synthetic(seed: int, step_min: int) -> Callable[[Path], Trace]:
     return load
 
 
-def cases(seed: int) -> list[Case]:
+def cases(seed: int, generator_seeds: range = range(10)) -> list[Case]:
     fourteen = Protocol(10, 4, 3, seed)
     week = Protocol(5, 2, 3, seed)
     out = [Case(f"servegen-{m}", _servegen(m), "scenario-servegen.yaml", fourteen, "servegen", m)
@@ -121,9 +121,9 @@ def cases(seed: int) -> list[Case]:
         Case("alibaba-genai", _genai, "scenario-alibaba-genai.yaml", Protocol(15, 7, 3, seed), "public", "genai"),
     ]
     out += [Case(f"synthetic-{s}", _synthetic(s, 10), "scenario-synthetic.yaml", fourteen, "synthetic", "synthetic")
-            for s in range(10)]  # fmt: skip
+            for s in generator_seeds]  # fmt: skip
     out += [Case(f"synthetic-1min-{s}", _synthetic(s, 1), "scenario-synthetic.yaml", fourteen, "synthetic",
-                 "synthetic") for s in range(2)]  # fmt: skip
+                 "synthetic") for s in generator_seeds[:2]]  # fmt: skip
     return out
 
 
@@ -180,6 +180,7 @@ def run_case(case: Case, data: Path, slow_orders: bool) -> dict[str, Any]:
             "egs_neighbours": egs_policy.pool.neighbours,
             "egs_recent_s": egs_policy.pool.recent_s,
             "egs_hold_s": egs_policy.pool.hold_s,
+            "egs_learn_s": egs_policy.pool.learn_s,
         },
         "hindsight_static_k": hindsight_k,
         "match_static_k": match_k,
@@ -234,7 +235,7 @@ def table(traces: dict[str, dict[str, Any]]) -> str:
             f"{out['egs_cost_over_oracle']:.3f}, EGS/hindsight {out['egs_cost_over_hindsight_static']:.3f}, "
             f"K auto/hindsight/match {out['fitted']['static_k']}/{out['hindsight_static_k']}/{out['match_static_k']}, "
             f"EGS quantile {out['fitted']['egs_quantile']:.4f} of {out['fitted']['egs_neighbours']} "
-            f"recent {out['fitted']['egs_recent_s'] / 3600:g} h, "
+            f"recent {out['fitted']['egs_recent_s'] / 3600:g} h, learn {out['fitted']['egs_learn_s'] / 3600:g} h, "
             f"CPU EGS/reactive {out['egs_cpu_over_reactive']:.1f}, "
             f"target {'met' if out['meets_target'] else 'MISSED'}"
         )
@@ -247,11 +248,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the provisioning delays")
     parser.add_argument("--traces", default="", help="comma-separated names or prefixes (default: all)")
     parser.add_argument("--slow-orders", action="store_true", help="5-20 minute provisioning instead of 5-10")
+    parser.add_argument(
+        "--generator-seeds", default="0-9", help="the generator's seeds, FIRST-LAST (tune on others than 0-9)"
+    )
     args = parser.parse_args()
+    first, last = (int(x) for x in args.generator_seeds.split("-"))
     wanted = [w for w in args.traces.split(",") if w]
     traces: dict[str, dict[str, Any]] = {}
     start = time.process_time()
-    for case in cases(args.seed):
+    for case in cases(args.seed, range(first, last + 1)):
         if wanted and not any(case.name.startswith(w) for w in wanted):
             continue
         print(f"{case.name} ...", file=sys.stderr, flush=True)

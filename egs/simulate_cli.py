@@ -139,6 +139,7 @@ def fitted_parameters(policy: Policy, asked: str) -> dict[str, object]:
         "neighbours": pool.neighbours,
         "recent_s": pool.recent_s,
         "hold_s": pool.hold_s,
+        "learn_s": pool.learn_s,
         "fixed": {
             "lead_s": pool.lead_s,
             "activity_s": pool.activity_s,

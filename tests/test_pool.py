@@ -161,3 +161,28 @@ def test_waiting_replicas_pack_first_fit_into_new_nodes():
     assert nodes_for_waiting([1] * 17, 8) == 3
     assert nodes_for_waiting([4, 4, 4, 2, 2], 8) == 2
     assert nodes_for_waiting([], 8) == 0
+
+
+@pytest.mark.parametrize("step", [60.0, 600.0])
+def test_a_rise_the_pool_would_have_missed_is_held_for_the_learning_window_and_no_longer(step: float):
+    # 3 spare GPUs always held; a client switches on 40 GPUs (the 3 held would not have covered it) for an
+    # hour, then a calm day: the pool holds 40 spare until a day after the rise, at either sampling
+    # interval, and nothing more than the allowance once the day has passed.
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "allowance_gpus": 3.0, "learn_s": 24 * HOUR})
+    minutes = [10.0] * 600 + [50.0] * 60 + [10.0] * 600
+    obs, now = _at(_sampled(minutes, step), step, used=10)
+    assert egs_target(obs, now, pool) == 5
+    obs, now = _at(_sampled(minutes + [10.0] * 900, step), step, used=10)  # 25 h after the rise
+    assert egs_target(obs, now, pool) == 1
+
+
+def test_a_rise_the_pool_covered_is_not_learned():
+    # Two switch-ons of 40 GPUs half an hour apart; the first one's switch-on floor (held 2 h) covers the
+    # second. A day after the first, only the second is within the learning window: covered, it teaches
+    # nothing, while without that floor it would have been missed and is held.
+    minutes = [10.0] * 600 + [50.0] * 60 + [10.0] * 30 + [50.0] * 60 + [10.0] * 1350
+    obs, now = _at(_sampled(minutes, 600.0), 600.0, used=10)
+    covered = PoolSettings(gpus_per_node=8, **{**OFF, "recent_s": 2 * HOUR, "learn_s": 24 * HOUR})
+    assert egs_target(obs, now, covered) == 0
+    missed = PoolSettings(gpus_per_node=8, **{**OFF, "learn_s": 24 * HOUR})
+    assert egs_target(obs, now, missed) == 5
