@@ -315,8 +315,8 @@ def _online(
     replicas is only guessed (its price times the share the replica takes), and which replicas fill
     a cheap class together is decided by the order they come in. The LP prices whole GPUs filled
     by whole patterns, so its solution already says which replicas share what; rounding it keeps
-    that: 0.3% above the exact plan in the mean (at worst 1.7%) on the packing benchmark's fleets of
-    seeds 20-40, where the greedy passes' best was 2.4% above (at worst 8.9%).
+    that: 0.3% above the exact plan in the mean (at worst 1.4%) on the packing benchmark's fleets of
+    seeds 20-40, where the greedy passes' best was 2.3% above (at worst 5.4%).
 
     Two roundings because neither is always better: rounding down leaves the replicas of every
     fractional column to the greedy policy, rounding to the nearest may ask for more of a kind
