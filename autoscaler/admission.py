@@ -14,7 +14,7 @@ places every endpoint again: the cost grows with the cluster, and at 50 endpoint
   replicas taken, so that the next POST does not count the same GPUs.
 
 The answer is the one `decide` gives with the other endpoints placed first. The controller's next
-loop re-plans everything together and may place the endpoint otherwise (the online engine takes the
+loop re-plans everything together and may place the endpoint otherwise (the greedy engine takes the
 cheapest replicas first); its status then says so. The API rebuilds a capacity from the cluster
 (`decide` on what it lists) when it has none or its one is old, so a restart loses nothing.
 """

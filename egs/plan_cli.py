@@ -97,7 +97,8 @@ def add_parser(sub: Any) -> None:
         help="auto (default): the exact re-plan under the time limit, or the online plan when that is better "
         "or the solver finds none in time; online: the re-plan's LP relaxation rounded, in well under a "
         "second; "
-        "exact: the re-plan of the whole batch with a proven lower bound",
+        "exact: the re-plan of the whole batch with a proven lower bound; greedy: one replica at a time, "
+        "cheapest first (the controller's engine)",
     )
     plan.add_argument(
         "--time-limit",

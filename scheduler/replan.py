@@ -283,13 +283,11 @@ def _model(
     GPU; `model.built` is False when `deadline` came first (a batch of a thousand requests takes
     seconds to set up): the engines then fall back to the greedy passes."""
     state = FleetState.of(inventory)
-    model = _Model(
-        requests={r.name: r for r in requests},
-        options={r.name: shapes(registry.get(r.model), r, state.classes()) for r in requests},
-        state=state,
-        inventory=inventory,
-        solver_log=solver_log,
-    )
+    model = _Model({r.name: r for r in requests}, {}, state, inventory, solver_log)
+    for r in requests:
+        if deadline.left() < MIN_SOLVER_S:
+            return model, []
+        model.options[r.name] = shapes(registry.get(r.model), r, state.classes())
     bins = _resources(model)
     if not _fixed_columns(model, deadline):
         return model, bins
@@ -309,7 +307,8 @@ def _online(
     `deadline`) rounded to whole columns, down and to the nearest, each realised on the fleet with
     the greedy policy placing what the rounding left (`_realise`); the better of the two. The
     greedy passes (`scheduler.placement.place`, or `greedy` when given) instead when no LP was
-    solved in time, and beside the rounding when it leaves more replicas unplaced than the LP does.
+    solved in time, and beside the rounding when the fleet is short of room (the LP leaves replicas
+    out) or the rounding leaves more out than the LP does.
 
     Why not the greedy passes alone: one replica at a time, the cost of a GPU shared by several
     replicas is only guessed (its price times the share the replica takes), and which replicas fill
@@ -324,11 +323,14 @@ def _online(
     if model.built and deadline.left() > MIN_SOLVER_S:
         _generate(model, bins, deadline, deadline)
     rounded, short = _rounded(model, registry)
-    if rounded is not None and not short:
+    if rounded is not None and not short and model.unplaced_lp < 1e-6:
         return rounded
     if greedy is None:
         greedy = place(list(model.requests.values()), registry, model.inventory)
-    return greedy if rounded is None or greedy.better_than(rounded) else rounded
+    # Short of room the greedy plan is kept unless the rounding's is better: which replicas wait
+    # then follows the greedy order (the largest last, names breaking ties), so that an endpoint
+    # admitted alone against what the others left finds what deciding them all together gives it.
+    return rounded if rounded is not None and rounded.better_than(greedy) else greedy
 
 
 def _rounded(model: _Model, registry: Registry) -> tuple[Plan | None, bool]:

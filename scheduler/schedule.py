@@ -13,6 +13,10 @@ call it; the engines behind it are in `scheduler.replan`, with the greedy policy
   replicas out that the LP places; 0.05-0.35 s per batch of ~150 replicas on ~250 GPUs.
 - `exact`: the cutting-stock re-plan under `time_limit_s`, with a proven lower bound; when HiGHS has
   no integer solution in time, the online plan (then `engine` says `online`).
+- `greedy`: the greedy passes of `scheduler.placement` alone, 0.1-0.5 s per batch: the controller's
+  engine, because short of room which replicas wait follows their order (the largest last, names
+  breaking ties), the same whether endpoints are admitted one by one or decided together, where
+  the rounded LP may choose otherwise among equally good plans.
 - `auto` (the default): the exact engine under the deadline, and whichever of its plan and the
   online plan places more replicas, then costs less. The deadline includes the online plan.
 
@@ -34,7 +38,7 @@ if TYPE_CHECKING:  # the engines (numpy, HiGHS) are imported when one runs: `egs
     from scheduler.inventory import Inventory
     from scheduler.registry import Registry
 
-ENGINES = ("auto", "online", "exact")
+ENGINES = ("auto", "online", "exact", "greedy")
 DEFAULT_TIME_LIMIT_S = 2.0
 
 
@@ -44,7 +48,7 @@ class Scheduled:
 
     plan: Plan
     engine: str
-    """`online` or `exact`: whose plan `plan` is (under `auto`, the better one)."""
+    """`online`, `exact` or `greedy`: whose plan `plan` is (under `auto`, the better one)."""
     lower_bound: float | None
     """USD/hour per unit of throughput (`Plan.effective_cost_per_hour`) no plan of the batch can
     beat, from the exact engine's LP relaxation; None under the online engine, or when the deadline
@@ -75,6 +79,11 @@ def schedule(
     if not time_limit_s > 0:
         raise InputError(f"must be a positive number of seconds, not {time_limit_s!r}", source="time_limit_s")
     started = time.perf_counter()
+    if engine == "greedy":
+        from scheduler.placement import place
+
+        plan = place(requests, registry, inventory)
+        return Scheduled(plan, "greedy", None, False, round(time.perf_counter() - started, 3))
     from scheduler.replan import ONLINE_LP_S, online, solve
 
     if engine == "online":

@@ -86,9 +86,11 @@ class Settings:
     eta: EtaSettings = field(default_factory=EtaSettings)
     prometheus_url: str = ""
     """Where KEDA's Prometheus trigger queries (the controller's --prometheus)."""
-    engine: str = "online"
-    """The scheduler's engine (`scheduler.schedule.ENGINES`): online answers in milliseconds, which the
-    loop and the API need; auto and exact search up to `time_limit_s` per call."""
+    engine: str = "greedy"
+    """The scheduler's engine (`scheduler.schedule.ENGINES`): greedy answers in tenths of a second, which
+    the loop and the API need, and leaves the same replicas waiting whether endpoints are admitted one
+    by one or decided together; online rounds an LP (cheaper plans, not that); auto and exact search
+    up to `time_limit_s` per call."""
     time_limit_s: float = 2.0
     consolidation: ConsolidationSettings = field(default_factory=ConsolidationSettings)
     scale_down_stabilization_s: float = 300.0
