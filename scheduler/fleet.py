@@ -36,6 +36,17 @@ MAX_NODES_PER_REPLICA = 8
 UNPLACED_PENALTY = 1e4
 """USD/hour the exact engine and the shadow-price LP charge per replica left out: more than any real
 GPU, so that they leave out only what cannot be placed."""
+ORDER_TIE_USD = 1e-4
+"""USD/hour more per replica left out for each place a request stands earlier in its batch: where
+leaving out one request's replicas or another's costs the same, the later one waits, as it would had
+they been placed one after another (the API answers an endpoint on what those before it left)."""
+
+
+def unplaced_penalty(position: int, count: int) -> float:
+    """USD/hour charged per replica left out of the request at `position` of a batch of `count`."""
+    return UNPLACED_PENALTY + ORDER_TIE_USD * (count - position)
+
+
 SHARED = frozenset({"timeslice", "kai", "hami"})
 """Mechanisms under which several replicas hold one GPU's VRAM side by side."""
 SCHEDULING_EFFECTS = frozenset({"NoSchedule", "NoExecute"})

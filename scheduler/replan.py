@@ -53,7 +53,6 @@ from dataclasses import dataclass, field
 from scheduler.fleet import (
     SHARED,
     TP_DEGREES,
-    UNPLACED_PENALTY,
     FleetState,
     GpuState,
     MigState,
@@ -63,6 +62,7 @@ from scheduler.fleet import (
     Workers,
     shapes,
     take,
+    unplaced_penalty,
 )
 from scheduler.inventory import Inventory
 from scheduler.placement import MANY_REPLICAS, largest_first, place, place_one
@@ -240,7 +240,7 @@ def solve(
         correction = QUALITY_WEIGHT * sum(
             r.replicas * min((s.variant.quality for s in model.options[r.name]), default=0.0) for r in requests
         )
-        lower_bound = round(bound + correction - UNPLACED_PENALTY * unplaced_lp, 4)
+        lower_bound = round(bound + correction - _unplaced_cost(model), 4)
     return Solution(
         plan=plan,
         lower_bound=lower_bound,
@@ -354,6 +354,12 @@ def _rounded(model: _Model, registry: Registry) -> tuple[Plan | None, bool]:
     return rounded, short
 
 
+def _unplaced_cost(model: _Model) -> float:
+    """The penalties the last LP solution pays for the replicas it leaves out."""
+    values = model.relaxed if model.relaxed is not None else ()
+    return sum(float(x) * c.cost for x, c in zip(values, model.columns, strict=False) if c.kind == "unplaced")
+
+
 def _plan_patterns(model: _Model, bins: list[_Bin], plan: Plan) -> None:
     """What `plan` puts on each shared GPU, as pattern columns: the integer programme can then do
     no worse than the plan. Column generation stops when the LP needs no more patterns, but the
@@ -423,7 +429,7 @@ def _fixed_columns(model: _Model, deadline: _Deadline) -> bool:
     profiles = {
         (n.kind, m.profile.name): m.profile for kind in state.kinds() for n in state.candidates(kind) for m in n.mig
     }
-    for name, options in model.options.items():
+    for position, (name, options) in enumerate(model.options.items()):
         request = model.requests[name]
         for shape in options:
             quality = QUALITY_WEIGHT * shape.variant.quality
@@ -443,7 +449,7 @@ def _fixed_columns(model: _Model, deadline: _Deadline) -> bool:
                             cost = profile.gpu_share * price - quality
                             uses = {f"mig:{kind}:{profile_name}": 1.0}
                             model.add(Column("mig", cost, {name: 1.0}, uses, name, shape, f"{kind}|{profile_name}"))
-        model.add(Column("unplaced", UNPLACED_PENALTY, {name: 1.0}, {}, name))
+        model.add(Column("unplaced", unplaced_penalty(position, len(model.options)), {name: 1.0}, {}, name))
         if deadline.left() < MIN_SOLVER_S:
             return False
     return True

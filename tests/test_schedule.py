@@ -280,3 +280,16 @@ def test_the_exact_plan_is_no_worse_than_the_rounded_lp_it_could_have_found() ->
     solution = solve(batch, registry, inventory, time_limit_s=30)
     assert solution.lower_bound is not None and not solution.plan.unplaced
     assert solution.plan.effective_cost_per_hour <= 1.002 * solution.lower_bound
+
+
+@pytest.mark.parametrize("engine", ["online", "exact", "auto"])
+def test_short_of_room_at_equal_cost_the_requests_listed_later_wait(engine: str) -> None:
+    """One 8-GPU node, eight one-replica requests and then one of two: leaving out the last request's
+    two replicas or two of the others' costs the same; the last waits, as the API answered it on what
+    the others left (a degenerate LP chose freely, and the API's 202 became the controller's 201)."""
+    inventory = build_inventory(nodes(("H100-80GB", 1, 8, None)), CATALOG)
+    first = [Request(f"e{i}", SMALL, 1, concurrency=8) for i in range(8)]
+    for batch in (first, list(reversed(first))):
+        plan = schedule([*batch, Request("late", SMALL, 2, concurrency=8)], REGISTRY, inventory, engine=engine).plan
+        assert sorted({p.request for p in plan.placements}) == sorted(r.name for r in first)
+        assert {u.request for u in plan.unplaced} == {"late"}
