@@ -117,12 +117,14 @@ pass or fail by chance, and the bisection must not hinge on that."""
 
 
 def fit_egs(trace: Trace, scenario: Scenario, protocol: Protocol, policy: Policy) -> Policy:
-    """`policy` at the first of `LEARNING` that meets the rule on the training days, else the first of `LEVELS`.
+    """`policy` with no pool if that meets the rule on the training days, else at the first of `LEARNING`
+    that does, else at the first of the rest of `LEVELS` that does.
 
-    Learning from the rises it would have missed (a week of them) is tried first: it holds what the
-    trace's own switch-ons need, and the training days cannot show a switch-on larger than the ones they
-    hold, which the activity rungs then miss (generator seeds >= 100: p99 <= 60 s on 9 of 10 instead of
-    6). Where it misses the rule (rises that cluster with activity, as on ServeGen), the activity rungs.
+    Learning from the rises it would have missed (a week of them) comes before the activity rungs: it
+    holds what the trace's own switch-ons need, and the training days cannot show a switch-on larger than
+    the ones they hold, which the activity rungs then miss (generator seeds 100-109: p99 <= 60 s on 9 of
+    10 instead of 6). Where it misses the rule (rises that cluster with activity, as on ServeGen), the
+    activity rungs; where no pool is needed (BurstGPT at 1-minute samples), none.
     """
     train = trace.first_days(protocol.train_days)
 
@@ -136,10 +138,10 @@ def fit_egs(trace: Trace, scenario: Scenario, protocol: Protocol, policy: Policy
     def meets(rung: tuple[float, int, float, float, float]) -> bool:
         return _rule_met(train, scenario, at(rung), protocol.fit_window, protocol.seed)
 
-    for rung in LEARNING:
+    for rung in (LEVELS[0], *LEARNING):
         if meets(rung):
             return at(rung)
-    return at(LEVELS[smallest(lambda i: meets(LEVELS[i]), len(LEVELS) - 1)])
+    return at(LEVELS[smallest(lambda i: i > 0 and meets(LEVELS[i]), len(LEVELS) - 1)])
 
 
 def _most_nodes(trace: Trace, scenario: Scenario) -> int:

@@ -169,14 +169,25 @@ def _missed_rise(past: np.ndarray, size: int, span: int, settings: PoolSettings)
     series tells; 0 if none. A rise within one node is left to the rounding and the busy nodes' room."""
     whole = len(past) // size * size
     blocks = min(whole // size - 1, math.ceil(settings.learn_s / settings.lead_s - 1e-9))
-    if settings.learn_s <= 0 or blocks < 1 or np.all(np.isnan(past[whole - (blocks + 1) * size : whole])):
+    if settings.learn_s <= 0 or blocks < 1:
         return 0.0
-    mean, peak = _lead_blocks(past[whole - (blocks + 1) * size : whole], size, span)
+    keep = (math.floor(settings.history_s / settings.lead_s + 1e-9) + 1) * size
+    return _missed_in(_Samples(past[max(0, whole - blocks * size - keep) : whole]), blocks, size, span, settings)
+
+
+@lru_cache(maxsize=64)
+def _missed_in(samples: _Samples, blocks: int, size: int, span: int, settings: PoolSettings) -> float:
+    """`_missed_rise` over the last `blocks` blocks of `samples` (and the history before them), once a block."""
+    past = np.frombuffer(samples.data, dtype=np.float64)
+    recent = past[len(past) - (blocks + 1) * size :]
+    if np.all(np.isnan(recent)):
+        return 0.0
+    mean, peak = _lead_blocks(recent, size, span)
     rise = peak[1:] - mean[:-1]
     missed = 0.0
     gpn = settings.gpus_per_node
     for j in np.flatnonzero(rise > gpn):
-        end = whole - (len(rise) - j) * size  # block j's end: "now" when the spare before the rise was set
+        end = len(past) - (len(rise) - j) * size  # block j's end: "now" when the spare before the rise was set
         if rise[j] > missed and rise[j] > gpn * math.ceil(_held(past[:end], size, span, settings) / gpn - 1e-9):
             missed = float(rise[j])
     return missed
