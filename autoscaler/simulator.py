@@ -55,6 +55,9 @@ Where DESIGN.md is silent, these are the choices (an independent implementation 
 - Forecasts and the policies' demand history are in GPUs needed (sum over models of R x GPUs per
   replica) per trace sample; a forecast is recomputed when a new sample starts, with the lead time
   set to the promised delay of a fresh order.
+- A pool policy answers from what it observes (its `now` only selects the samples started), so a step
+  that observes what the step before did (the same sample, GPUs used, free GPUs on busy nodes, idle
+  nodes and previous target) reuses its answer: most steps of a 10-minute sample change none of these.
 """
 
 from __future__ import annotations
@@ -327,6 +330,10 @@ class _Run:
         self.target = 0
         self.history = DemandSeries(0.0, trace.step_s, self.seen_need[:1])
         self.forecast: Forecast | None = None
+        self.asked: tuple[int, ...] = ()
+        self.answer = 0
+        """The policy's last observation (sample, GPUs used, free on busy nodes, idle, previous target) and
+        its answer: a step that observes the same reuses it (tests/test_simulator_shortcuts.py)."""
         self.waits: list[float] = []
         self.late = 0
         """Scored replicas that got their GPU after waiting over `WAIT_LIMIT_S`."""
@@ -577,8 +584,12 @@ class _Run:
                 self.history = DemandSeries(0.0, self.trace.step_s, self.seen_need[: sample + 1])
                 self.forecast = self._forecast(self.history, now)
             busy_free = self.gc.gpus_per_node * (len(self.nodes) - empty) - self.used_gpus
-            obs = PoolObservation(self.history, self.used_gpus, busy_free, empty + unearmarked, self.forecast)
-            target = hold_on_missing_data(POLICIES[self.policy.name], obs, now, self.policy.pool, self.target)
+            asked = (sample, self.used_gpus, busy_free, empty + unearmarked, self.target)
+            if asked != self.asked:  # most steps of a sample change nothing the policy reads
+                obs = PoolObservation(self.history, self.used_gpus, busy_free, empty + unearmarked, self.forecast)
+                self.asked = asked
+                self.answer = hold_on_missing_data(POLICIES[self.policy.name], obs, now, self.policy.pool, self.target)
+            target = self.answer
         self.target = target
         act = pool_actions(target, empty, unearmarked)
         if self.queue and act.cancel_orders:  # a promise rests on every order in flight: keep them

@@ -4,21 +4,31 @@ simulation at most 5x the CPU of a reactive one, with identical results).
 Covered: a run stopped early for too many late replicas would have failed the wait rule, and a run not
 stopped is the full run; fitting with the stopped runs picks what fitting with full runs picks; the
 policy's windowed minima and maxima are those of every window; two histories its cache hashes alike
-keep their own targets. The whole `egs simulate --json` on the benchmark's traces is compared against
-a reference revision by `benchmarks/simulate_cpu.py --against REV`, too slow for the suite.
+keep their own targets; every pool policy answers the same at every step of a sample (the simulator
+reuses an answer where nothing observed changed). The whole `egs simulate --json` on the benchmark's
+traces is compared against a reference revision by `benchmarks/simulate_cpu.py --against REV`, too slow
+for the suite.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
 from autoscaler import fitting
-from autoscaler.forecast import DemandSeries
-from autoscaler.pool import PoolObservation, PoolSettings, _Samples, _window_extreme, egs_target
+from autoscaler.forecast import DemandSeries, Forecast
+from autoscaler.pool import (
+    POLICIES,
+    PoolObservation,
+    PoolSettings,
+    _Samples,
+    _window_extreme,
+    egs_target,
+    hold_on_missing_data,
+)
 from autoscaler.simulator import (
     GpuClass,
     ModelSpec,
@@ -107,3 +117,23 @@ def test_two_histories_the_policy_cache_hashes_alike_keep_their_own_targets():
 
     assert (target(flat), target(blip)) == (0, 5)
     assert (target(blip), target(flat)) == (5, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    need=st.lists(st.one_of(st.floats(0, 300), st.just(float("nan"))), min_size=1, max_size=300),
+    used=st.integers(0, 300),
+    free=st.integers(0, 20),
+    idle=st.integers(0, 10),
+    previous=st.integers(0, 10),
+    quantile=st.sampled_from([0.0, 0.9, 1.0]),
+)
+def test_every_pool_policy_answers_the_same_at_every_step_of_a_sample(need, used, free, idle, previous, quantile):
+    values = np.array(need)
+    forecast = Forecast(0.0, "seasonal-naive", float(np.nansum(values[-3:])), float(np.nansum(values[-3:])))
+    obs = PoolObservation(DemandSeries(0.0, 600.0, values), used, free, idle, forecast)
+    pool = PoolSettings(8, static_nodes=3, quantile=quantile)
+    start = (len(values) - 1) * 600.0
+    for name, policy in POLICIES.items():
+        answers = {hold_on_missing_data(policy, obs, start + k * 60.0, pool, previous) for k in range(10)}
+        assert len(answers) == 1, name
