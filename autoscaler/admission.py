@@ -13,10 +13,11 @@ places every endpoint again: the cost grows with the cluster, and at 50 endpoint
   replicas already waiting for that class for their ETA; and returns the capacity with the new
   replicas taken, so that the next POST does not count the same GPUs.
 
-The answer is the one `decide` gives with the other endpoints placed first. The controller's next
-loop re-plans everything together and may place the endpoint otherwise (the greedy engine takes the
-cheapest replicas first); its status then says so. The API rebuilds a capacity from the cluster
-(`decide` on what it lists) when it has none or its one is old, so a restart loses nothing.
+The answer is the one `decide` gives with the other endpoints placed first, and the controller's
+loops keep it: the API records it in `status.promise`, which the controller places first
+(`autoscaler.decide.promises`); a 201 is placed otherwise only when its capacity is gone. The API
+rebuilds a capacity from the cluster (`decide` on what it lists) when it has none or its one is old,
+so a restart loses nothing.
 """
 
 from __future__ import annotations

@@ -86,11 +86,12 @@ class Settings:
     eta: EtaSettings = field(default_factory=EtaSettings)
     prometheus_url: str = ""
     """Where KEDA's Prometheus trigger queries (the controller's --prometheus)."""
-    engine: str = "greedy"
-    """The scheduler's engine (`scheduler.schedule.ENGINES`): greedy answers in tenths of a second, which
-    the loop and the API need, and leaves the same replicas waiting whether endpoints are admitted one
-    by one or decided together; online rounds an LP (cheaper plans, not that); auto and exact search
-    up to `time_limit_s` per call."""
+    engine: str = "online"
+    """The scheduler's engine (`scheduler.schedule.ENGINES`): online rounds the re-plan's LP within 0.3 s
+    of CPU (batches too large for that get the greedy passes), which the loop and the API can afford,
+    and short of room leaves the later requests waiting where the choice costs the same, as the API
+    answered them one by one; greedy is the passes alone; auto and exact search up to `time_limit_s`
+    per call."""
     time_limit_s: float = 2.0
     consolidation: ConsolidationSettings = field(default_factory=ConsolidationSettings)
     scale_down_stabilization_s: float = 300.0
