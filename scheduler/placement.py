@@ -74,14 +74,16 @@ Order = Callable[[Sequence[Request], dict[str, list[Shape]], FleetState], list[R
 """Which request's replicas go first: a function of the batch, its shapes and the fleet."""
 
 
-def place(requests: Sequence[Request], registry: Registry, inventory: Inventory) -> Plan:
+def place(requests: Sequence[Request], registry: Registry, inventory: Inventory, hold_back: bool = True) -> Plan:
     """Place every replica of `requests` with the greedy policy (`scheduler.schedule` chooses the
     engine), keeping the best of a few greedy passes: one per order of `ORDERS`, and regret
     insertion, which always places next the replica with the most to lose (`_regret_pass`), at
     real prices and with the fleet's shadow prices added at each of `SHADOW_SHARES`;
     `SQUEAKY_PASSES` more that move the requests that overpaid forward (`_squeaky_wheel`); when the
-    best leaves replicas unplaced, a few more (`_short_of_room`). A batch of more than
-    `MANY_REPLICAS` gets the first pass only, so that its time stays in proportion to its size."""
+    best leaves replicas unplaced, a few more (`_short_of_room`), unless `hold_back` is False (the
+    caller has a plan that leaves out no more than the LP relaxation does: those passes, which are
+    there to place more, cost as much as all the others). A batch of more than `MANY_REPLICAS` gets
+    the first pass only, so that its time stays in proportion to its size."""
     fresh = FleetState.of(inventory)
     options = {r.name: shapes(registry.get(r.model), r, fresh.classes()) for r in requests}
     if sum(r.replicas for r in requests) > MANY_REPLICAS:
@@ -112,7 +114,7 @@ def place(requests: Sequence[Request], registry: Registry, inventory: Inventory)
             best, best_state = plan, state
     if not relaxed.left_out:  # short of room, the passes that hold replicas back decide
         best = _squeaky_wheel(inventory, fresh, requests, registry, options, best, best_state)
-    if best.unplaced:
+    if best.unplaced and hold_back:
         best = _short_of_room(inventory, fresh, requests, registry, options, relaxed, best)
     return best
 
