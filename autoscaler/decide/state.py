@@ -95,14 +95,17 @@ class Taken:
     @property
     def where(self) -> str:
         """The GPUs alone, as recorded (an exclusive GPU's VRAM is not)."""
+        return json.dumps(self._gpus(), sort_keys=True)
+
+    def as_record(self) -> dict[str, Any]:
+        return {**self._gpus(), "pods": list(self.pods)}
+
+    def _gpus(self) -> dict[str, Any]:
         a = self.allocation
         where: dict[str, Any] = {"mig": a.mig, "count": a.count} if a.mig else {"gpus": list(a.gpus)}
         if not a.mig and a.sharing != "exclusive":
             where |= {"sharing": a.sharing, "vramMiB": a.vram_mib}
-        return json.dumps({"node": a.node, **where}, sort_keys=True)
-
-    def as_record(self) -> dict[str, Any]:
-        return {**json.loads(self.where), "pods": list(self.pods)}
+        return {"node": a.node, **where}
 
 
 def taken_annotation(taken: Sequence[Taken]) -> dict[str, str]:
@@ -356,17 +359,19 @@ def still_taken(
     too. Dropped: GPUs of a node that is gone or not Ready, of a node a pod then on it has left, and
     GPUs that no longer fit what is held there (a pod is bound on them: they were not taken after all)."""
     on_node = bound_pods(pods)
-    refused_now = refused([w for key in sorted(workloads) for w in sorted(workloads[key], key=lambda w: w.name)], pods)
+    ordered = {key: sorted(workloads[key], key=lambda w: w.name) for key in sorted(workloads)}
+    refused_now = refused([w for mine in ordered.values() for w in mine], pods, on_node)
     nodes = {n.node for n in inventory}
     kept: dict[str, tuple[Taken, ...]] = {}
-    for key in sorted(workloads):
-        mine = sorted(workloads[key], key=lambda w: w.name)
+    for key, mine in ordered.items():
         recorded = next((w.taken for w in mine if w.taken and _waits(w, nodes)), ())
         known = {t.where for t in recorded}
         standing = []
         for t in (*recorded, *(t for t in refused_now.get(key, ()) if t.where not in known)):
-            node = next((n for n in inventory if n.node == t.allocation.node), None)
-            if node is None or not node.ready or not set(t.pods) <= on_node.get(node.node, set()):
+            if t.allocation.node not in nodes:
+                continue
+            node = inventory.node(t.allocation.node)
+            if not node.ready or not set(t.pods) <= on_node.get(node.node, set()):
                 continue
             try:
                 inventory = inventory.allocated([t.allocation])
@@ -384,10 +389,12 @@ def _waits(w: Owned, nodes: Collection[str]) -> bool:
     return w.shape is not None and any(planned and planned[0][0] not in nodes for planned in w.shape.planned)
 
 
-def refused(owned: Sequence[Owned], pods: Sequence[Mapping[str, Any]]) -> dict[str, list[Taken]]:
+def refused(
+    owned: Sequence[Owned], pods: Sequence[Mapping[str, Any]], on_node: Mapping[str, set[str]]
+) -> dict[str, list[Taken]]:
     """Per endpoint, the GPUs kube-scheduler found no room on: of each workload with a pod it found no
     node for (Unschedulable: it tried every node, so none of the workload's planned replicas had room),
-    the replicas it planned that no pod of it is bound to."""
+    the replicas it planned that no pod of it is bound to; `on_node` is `bound_pods(pods)`."""
     stuck: Counter[tuple[str, str]] = Counter()
     bound: dict[tuple[str, str], Counter[str]] = {}
     for pod in pods:
@@ -400,7 +407,6 @@ def refused(owned: Sequence[Owned], pods: Sequence[Mapping[str, Any]]) -> dict[s
             stuck[workload] += 1
         elif bound_to:
             bound.setdefault(workload, Counter())[str(bound_to)] += 1
-    on_node = bound_pods(pods)
     found: dict[str, list[Taken]] = {}
     for w in owned:
         if w.shape is None or not stuck[(w.namespace, w.name)]:
