@@ -152,6 +152,11 @@ class _Model:
     built: bool = False
     """Whether every first column is in (`_model`): the deadline may come first."""
 
+    @property
+    def left_out_floor(self) -> int:
+        """The fewest replicas any plan leaves out, as the last LP says: its unplaced, rounded up."""
+        return math.ceil(self.unplaced_lp - 1e-6)
+
     def master(self) -> Model:
         """The master programme with every column added so far: `A x <= b`, coverage rows negated
         (`-replicas covered <= -replicas`), then capacity rows."""
@@ -235,9 +240,9 @@ def solve(
     # policy's placement of what they leave (3-6 ms against the online plan's 100-300 ms on the
     # packing benchmark's fleets): keep a tenth of the online plan's time in hand for it.
     deadline.end -= REALISE_SHARE * online_s + 0.05
-    bound, unplaced_lp = None, 0.0
+    bound = None
     if model.built and deadline.left() > MIN_SOLVER_S:  # building it, or the online plan, may have taken it all
-        bound, unplaced_lp = _generate(model, bins, deadline, _Deadline(deadline.left() / 2))
+        bound = _generate(model, bins, deadline, _Deadline(deadline.left() / 2))
         for plan in (online, _rounded(model, registry)[0]):
             if plan is not None:
                 _plan_patterns(model, bins, plan)
@@ -258,7 +263,7 @@ def solve(
         optimal=optimal,
         seconds=round(time.perf_counter() - started, 3),
         columns=len(model.columns),
-        unplaced_in_bound=round(unplaced_lp, 4),
+        unplaced_in_bound=round(model.unplaced_lp, 4) if bound is not None else 0.0,
         fell_back=solved is None,
         online=online,
     )
@@ -345,7 +350,7 @@ def _online(
         # no more cannot be beaten on that count: the greedy passes that hold replicas back to
         # place more (0.2-0.3 s of CPU on the packing benchmark's fleets short of room, half of
         # `place`) run only where the rounding leaves out more.
-        floor = math.ceil(model.unplaced_lp - 1e-6)
+        floor = model.left_out_floor
         hold_back = rounded is None or len(rounded.unplaced) > floor
         greedy = place(list(model.requests.values()), registry, model.inventory, hold_back)
     # Short of room the greedy plan is kept unless the rounding's is better: which replicas wait
@@ -369,7 +374,7 @@ def _rounded(model: _Model, registry: Registry) -> tuple[Plan | None, bool]:
         if plans[0].unplaced:  # short of room: more fit when the smallest of what is left go first
             plans.append(_realise(model, counts, registry, smallest_first=True))
         for plan in plans:
-            short = short or len(plan.unplaced) > math.ceil(model.unplaced_lp - 1e-6)
+            short = short or len(plan.unplaced) > model.left_out_floor
             if rounded is None or plan.better_than(rounded):
                 rounded = plan
     return rounded, short
@@ -524,10 +529,10 @@ def _seed_patterns(model: _Model, b: _Bin) -> None:
             model.add(_pattern_column(b, {(name, shape): k}))
 
 
-def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline, stop: _Deadline) -> tuple[float | None, float]:
+def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline, stop: _Deadline) -> float | None:
     """Column generation until no column pays or `stop` passes (`deadline` bounds each solver call);
-    returns a proven lower bound on the LP optimum (None when not even one LP was solved in time)
-    and the replicas the last LP leaves unplaced (kept, with its solution, on `model`).
+    returns a proven lower bound on the LP optimum (None when not even one LP was solved in time).
+    The last LP's solution, and the replicas it leaves unplaced, are kept on `model`.
 
     Each round's bound is the LP objective plus, for every shared GPU kind, its capacity times the
     most negative reduced cost its pricing found (a Lagrangian bound, valid at any round); at
@@ -536,7 +541,6 @@ def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline, stop: _Deadl
     programme.
     """
     bound: float | None = None
-    unplaced = 0.0
     for _ in range(MAX_ROUNDS):
         if deadline.left() < MIN_SOLVER_S:
             break
@@ -544,8 +548,8 @@ def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline, stop: _Deadl
         result = master.solve(deadline.left())
         if result is None or not result.optimal:
             break  # out of time: the last bound stands
-        unplaced = sum(float(x) for x, col in zip(result.x, model.columns, strict=True) if col.kind == "unplaced")
-        model.relaxed, model.unplaced_lp = result.x, unplaced
+        model.relaxed = result.x
+        model.unplaced_lp = sum(float(x) for x, c in zip(result.x, model.columns, strict=True) if c.kind == "unplaced")
         duals = {row: -float(result.duals[i]) for row, i in model.rows.items()}
         added, shortfall, priced_all = 0, 0.0, True
         for b in bins:
@@ -568,7 +572,7 @@ def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline, stop: _Deadl
             bound = round_bound if bound is None else max(bound, round_bound)
         if not added or stop.left() < 0:
             break
-    return bound, unplaced
+    return bound
 
 
 def _price(
