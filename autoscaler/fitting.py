@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from autoscaler.pool import PoolSettings
 from autoscaler.simulator import (
     WAIT_LIMIT_S,
     Policy,
@@ -27,6 +26,7 @@ from autoscaler.simulator import (
     Scenario,
     Trace,
     Window,
+    pool_settings,
     simulate,
     simulate_unless_late,
 )
@@ -90,8 +90,7 @@ def hindsight_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> 
 
 
 def _smallest_static_k(trace: Trace, scenario: Scenario, ok: Callable[[Policy], bool]) -> int:
-    base = Policy("static", PoolSettings(scenario.gpu_class.gpus_per_node))
-    return smallest(lambda k: ok(replace(base, pool=replace(base.pool, static_nodes=k))), _most_nodes(trace, scenario))
+    return smallest(lambda k: ok(Policy("static", pool_settings(scenario, k))), _most_nodes(trace, scenario))
 
 
 HOUR_S = 3_600.0

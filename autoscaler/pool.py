@@ -153,7 +153,7 @@ def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
 def _held(past: np.ndarray, size: int, span: int, settings: PoolSettings) -> float:
     """The spare GPUs held after `past` from everything but the missed rises."""
     whole = len(past) // size * size  # blocks end at whole multiples of the lead time from the start
-    keep = min(whole, (math.floor(settings.history_s / settings.lead_s + 1e-9) + 1) * size)
+    keep = min(whole, _history_samples(size, settings))
     blocks = _block_spare(_Samples(past[whole - keep : whole]), size, span, settings)
     if blocks is None:
         return settings.allowance_gpus
@@ -161,6 +161,12 @@ def _held(past: np.ndarray, size: int, span: int, settings: PoolSettings) -> flo
     latest = [v for v in past[-span:].tolist() if not math.isnan(v)]
     need = min(latest) if latest else freed_from
     return max(settings.allowance_gpus, rise, floor, min(freed, freed_from - need))
+
+
+def _history_samples(size: int, settings: PoolSettings) -> int:
+    """Samples of history the spare is worked out from: `history_s` in whole lead-time blocks, and the
+    block it ends in."""
+    return (math.floor(settings.history_s / settings.lead_s + 1e-9) + 1) * size
 
 
 def _missed_rise(past: np.ndarray, size: int, span: int, settings: PoolSettings) -> float:
@@ -171,7 +177,7 @@ def _missed_rise(past: np.ndarray, size: int, span: int, settings: PoolSettings)
     blocks = min(whole // size - 1, math.ceil(settings.learn_s / settings.lead_s - 1e-9))
     if settings.learn_s <= 0 or blocks < 1:
         return 0.0
-    keep = (math.floor(settings.history_s / settings.lead_s + 1e-9) + 1) * size
+    keep = _history_samples(size, settings)
     return _missed_in(_Samples(past[max(0, whole - blocks * size - keep) : whole]), blocks, size, span, settings)
 
 

@@ -188,9 +188,6 @@ class Timeline:
     """GPUs replicas hold (the rest of the ready nodes' GPUs are idle)."""
     forecast_time_s: list[float] = field(default_factory=list)
     forecast_upper_gpus: list[float] = field(default_factory=list)
-    wait_time_s: list[float] = field(default_factory=list)
-    """When each scored replica got its GPU, with `waits_s` below."""
-    waits_s: list[float] = field(default_factory=list)
     eta_made_s: list[float] = field(default_factory=list)
     """For each scored replica that was promised a time and got its GPU: when the promise was made,"""
     eta_promised_s: list[float] = field(default_factory=list)
@@ -511,9 +508,6 @@ class _Run:
         wait = (step - w.added_step) * STEP_S
         self.waits.append(wait)
         self.late += wait > WAIT_LIMIT_S
-        if self.timeline is not None:
-            self.timeline.wait_time_s.append(step * STEP_S)
-            self.timeline.waits_s.append(wait)
         if w.first_s is not None and w.promised_s is not None:
             actual = step * STEP_S + self.load[w.model]
             self.kept.append(actual <= w.first_s + 1e-9)
