@@ -183,20 +183,22 @@ def _missed_rise(past: np.ndarray, size: int, span: int, settings: PoolSettings)
 
 @lru_cache(maxsize=64)
 def _missed_in(samples: _Samples, blocks: int, size: int, span: int, settings: PoolSettings) -> float:
-    """`_missed_rise` over the last `blocks` blocks of `samples` (and the history before them), once a block."""
+    """`_missed_rise` over the last `blocks` blocks of `samples` (and the history before them), once a block.
+    The largest rises are tried first: the first one missed is the answer, and each try looks the spare
+    held before it up (`_held`, cached since the simulation passed there)."""
     past = np.frombuffer(samples.data, dtype=np.float64)
-    recent = past[len(past) - (blocks + 1) * size :]
-    if np.all(np.isnan(recent)):
+    blocked = _lead_blocks(_Samples(past[len(past) - (blocks + 1) * size :]), size, span)
+    if blocked is None:
         return 0.0
-    mean, peak = _lead_blocks(recent, size, span)
+    mean, peak = blocked
     rise = peak[1:] - mean[:-1]
-    missed = 0.0
     gpn = settings.gpus_per_node
-    for j in np.flatnonzero(rise > gpn):
+    above = np.flatnonzero(rise > gpn)
+    for j in above[np.argsort(-rise[above], kind="stable")].tolist():
         end = len(past) - (len(rise) - j) * size  # block j's end: "now" when the spare before the rise was set
-        if rise[j] > missed and rise[j] > gpn * math.ceil(_held(past[:end], size, span, settings) / gpn - 1e-9):
-            missed = float(rise[j])
-    return missed
+        if rise[j] > gpn * math.ceil(_held(past[:end], size, span, settings) / gpn - 1e-9):
+            return float(rise[j])
+    return 0.0
 
 
 class _Samples:
@@ -227,24 +229,30 @@ def _block_spare(
     sampling and 10-minute lead, or the ten 60 s steps of a 10-minute sample) compute it once; the cache
     holds a week of 10-minute blocks, so that `_missed_rise` finds each past block's spare in it.
     """
-    values = np.frombuffer(samples.data, dtype=np.float64)
-    if np.all(np.isnan(values)):
+    blocked = _lead_blocks(samples, size, span)
+    if blocked is None:
         return None
-    mean, peak = _lead_blocks(values, size, span)
+    mean, peak = blocked
     rise = peak[1:] - mean[:-1]  # what arrived within about one lead time after each block
     if rise.size == 0:
         return 0.0, 0.0, 0.0, 0.0
     lead_s = settings.lead_s
-    age_s = lead_s * np.arange(len(rise) - 1, -1, -1, dtype=np.float64)  # of each block's end, from now
-    threshold = max(1.0, settings.jump_threshold * float(np.median(np.abs(rise))))
     similar = _similar_activity_rise(rise, np.abs(np.diff(mean)), round(settings.activity_s / lead_s), settings)
+    horizon_s = max(settings.recent_s, settings.hold_s)
+    if horizon_s <= 0:  # no switch-on nor freed capacity is held
+        return similar, 0.0, 0.0, 0.0
+    threshold = max(1.0, settings.jump_threshold * _median(np.abs(rise)))
+    # Only the blocks younger than `horizon_s` count below: the tail that holds them (and one more).
+    tail = min(len(rise), math.ceil(horizon_s / lead_s) + 1)
+    age_s = lead_s * np.arange(tail - 1, -1, -1, dtype=np.float64)  # of each block's end, from now
+    rise, mean, peak = rise[-tail:], mean[-tail - 1 :], peak[-tail:]
     step_up = mean[1:] - mean[:-1]  # a switch-on that lasted a whole lead time moves the blocks' mean
     switched_on = (age_s < settings.recent_s) & (step_up >= threshold)
     floor = float(np.max(rise[switched_on])) if switched_on.any() else 0.0
-    drop = mean[:-1] - mean[1:]  # fall from one block to the next
+    drop = -step_up  # fall from one block to the next
     within = age_s < settings.hold_s
     freed = float(np.sum(drop[within & (drop >= threshold)]))
-    freed_from = float(np.max(peak[1:][within])) if freed > 0 else 0.0
+    freed_from = float(np.max(peak[within])) if freed > 0 else 0.0
     return similar, floor, freed, freed_from
 
 
@@ -261,24 +269,40 @@ def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, sett
     after = rise[span:]  # the rise after each of those blocks
     distance = np.abs(np.log1p(before) - np.log1p(float(np.max(change[-span:]))))
     k = min(len(distance), settings.neighbours)
-    nearest = np.argpartition(distance, k - 1)[:k]
-    return float(np.quantile(after[nearest], settings.quantile, method="higher"))
+    nearest = np.sort(after[np.argpartition(distance, k - 1)[:k]])  # sorting ties is cheaper than selecting
+    return float(nearest[math.ceil((k - 1) * settings.quantile)])  # np.quantile's "higher", without its overhead
 
 
-def _lead_blocks(values: np.ndarray, size: int, span: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, lasting peak) of each block of `size` samples; gaps carry the value before them (blocks
-    before the first known sample are dropped). A lasting value is the least of the last `span` samples
-    (`SUSTAIN_S`): a one-minute spike is over before a node could serve it."""
-    first = int(np.flatnonzero(~np.isnan(values))[0]) // size * size
-    values = values[first:]
+def _median(values: np.ndarray) -> float:
+    """np.median of values with no NaN, exactly (the mean of the two middle ones), at half its cost: the
+    rises are mostly ties, which numpy's selection handles slower than a sort."""
+    ordered, half = np.sort(values), len(values) // 2
+    return float(ordered[half] if len(values) % 2 else (ordered[half - 1] + ordered[half]) / 2)
+
+
+@lru_cache(maxsize=8)
+def _lead_blocks(samples: _Samples, size: int, span: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean, lasting peak) of each block of `size` samples; None when no sample is known. Gaps carry the
+    value before them (blocks before the first known sample are dropped). A lasting value is the least of
+    the last `span` samples (`SUSTAIN_S`): a one-minute spike is over before a node could serve it.
+    Cached: `_held` and `_missed_in` read the same week when `learn_s` is `history_s`."""
+    values = np.frombuffer(samples.data, dtype=np.float64)
     known = ~np.isnan(values)
-    if not known.all():
-        idx = np.where(known, np.arange(len(values)), 0)
-        values = values[np.maximum.accumulate(idx)]
-        values = np.where(np.isnan(values), values[np.flatnonzero(~np.isnan(values))[0]], values)
+    if not known.any():
+        return None
+    first_known = int(np.argmax(known))
+    first = first_known // size * size
+    if not known[first:].all():
+        idx = np.where(known[first:], np.arange(len(values) - first), 0)
+        values = values[first:][np.maximum.accumulate(idx)]
+        values[: first_known - first] = values[first_known - first]  # before the first known sample
+    else:
+        values = values[first:]
     lasting = values
     if 1 < span <= len(values):
         lasting = np.concatenate([values[: span - 1], _window_extreme(np.minimum, values, span)])
+    if size == 1:  # a block of one sample: its mean and peak are the sample (exactly what reshaping gives)
+        return values, lasting
     return values.reshape(-1, size).mean(axis=1), lasting.reshape(-1, size).max(axis=1)
 
 

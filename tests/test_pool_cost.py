@@ -1,0 +1,36 @@
+"""The EGS policy's work per decide step stays small and exact (issue 18: an EGS simulation at most 5x
+the CPU of a reactive one, with identical results).
+
+Covered: the median the sudden-change threshold reads is numpy's on the tie-heavy rises of GPU counts;
+a learning run works out each lead-time block's means and peaks once, though both the spare held and the
+missed-rise scan read them. Not covered: CPU time itself (`benchmarks/simulate_cpu.py` measures it,
+and compares every answer against a reference revision).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autoscaler.pool import PoolSettings, _lead_blocks, _median
+from autoscaler.simulator import GpuClass, ModelSpec, Policy, Scenario, Trace, Window, simulate
+from benchmarks.demand import generate, resample
+
+SCENARIO = Scenario(GpuClass("g", 8, 10.0, (300.0, 600.0)), 0.1, {"m": ModelSpec(4.0, 1, 120.0)})
+
+
+@given(st.lists(st.integers(-3, 3).map(float) | st.floats(-1e6, 1e6), min_size=1, max_size=300))
+def test_the_median_is_numpys_on_tie_heavy_rises(values: list[float]):
+    x = np.array(values)
+    assert _median(x) == float(np.median(x))
+
+
+def test_a_learning_run_works_out_each_lead_time_blocks_means_and_peaks_once():
+    demand, _ = generate(seed=3, days=2)
+    learning = Policy("egs", PoolSettings(8, quantile=0.0, recent_s=3_600.0, learn_s=7 * 86_400.0))
+    for trace in (Trace(60.0, {"m": demand}), Trace(600.0, {"m": resample(demand, 10)})):
+        _lead_blocks.cache_clear()
+        simulate(trace, SCENARIO, learning, Window(1, 2))
+        blocks = trace.samples * trace.step_s / learning.pool.lead_s
+        assert _lead_blocks.cache_info().misses <= blocks + 1  # and the empty history before the first
