@@ -237,23 +237,29 @@ def _block_spare(
     if rise.size == 0:
         return 0.0, 0.0, 0.0, 0.0
     lead_s = settings.lead_s
-    similar = _similar_activity_rise(rise, np.abs(np.diff(mean)), round(settings.activity_s / lead_s), settings)
-    horizon_s = max(settings.recent_s, settings.hold_s)
-    if horizon_s <= 0:  # no switch-on nor freed capacity is held
-        return similar, 0.0, 0.0, 0.0
-    threshold = max(1.0, settings.jump_threshold * _median(np.abs(rise)))
-    # Only the blocks younger than `horizon_s` count below: the tail that holds them (and one more).
-    tail = min(len(rise), math.ceil(horizon_s / lead_s) + 1)
-    age_s = lead_s * np.arange(tail - 1, -1, -1, dtype=np.float64)  # of each block's end, from now
-    rise, mean, peak = rise[-tail:], mean[-tail - 1 :], peak[-tail:]
     step_up = mean[1:] - mean[:-1]  # a switch-on that lasted a whole lead time moves the blocks' mean
-    switched_on = (age_s < settings.recent_s) & (step_up >= threshold)
-    floor = float(np.max(rise[switched_on])) if switched_on.any() else 0.0
-    drop = -step_up  # fall from one block to the next
-    within = age_s < settings.hold_s
-    freed = float(np.sum(drop[within & (drop >= threshold)]))
-    freed_from = float(np.max(peak[within])) if freed > 0 else 0.0
+    change = np.abs(step_up)
+    similar = _similar_activity_rise(rise, change, round(settings.activity_s / lead_s), settings)
+    recent, hold = _younger(len(rise), lead_s, settings.recent_s), _younger(len(rise), lead_s, settings.hold_s)
+    if not recent and not hold:  # no switch-on nor freed capacity is held
+        return similar, 0.0, 0.0, 0.0
+    # (With one-sample blocks and no sustain, peak is mean: the rises' sizes are the changes.)
+    threshold = max(1.0, settings.jump_threshold * _median(change if peak is mean else np.abs(rise)))
+    switched_on = step_up[len(rise) - recent :] >= threshold
+    floor = float(np.max(rise[len(rise) - recent :][switched_on])) if switched_on.any() else 0.0
+    drop = -step_up[len(rise) - hold :]  # fall from one block to the next
+    freed = float(np.sum(drop[drop >= threshold]))
+    freed_from = float(np.max(peak[len(peak) - hold :])) if freed > 0 else 0.0
     return similar, floor, freed, freed_from
+
+
+def _younger(blocks: int, lead_s: float, horizon_s: float) -> int:
+    """How many of the latest `blocks` blocks ended less than `horizon_s` ago (block ages 0, lead_s, 2 x
+    lead_s ... from now): the switch-ons and drops that count are in them alone."""
+    young = min(blocks, math.ceil(horizon_s / lead_s) + 1)
+    while young and lead_s * (young - 1) >= horizon_s:
+        young -= 1
+    return young
 
 
 def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, settings: PoolSettings) -> float:
@@ -267,7 +273,7 @@ def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, sett
         return float(np.max(rise))
     before = _window_extreme(np.maximum, change[:-1], span)  # activity up to block j, j = span .. n-2
     after = rise[span:]  # the rise after each of those blocks
-    distance = np.abs(np.log1p(before) - np.log1p(float(np.max(change[-span:]))))
+    distance = np.abs(np.log1p(before) - np.log1p(float(change[-span:].max())))
     k = min(len(distance), settings.neighbours)
     nearest = np.sort(after[np.argpartition(distance, k - 1)[:k]])  # sorting ties is cheaper than selecting
     return float(nearest[math.ceil((k - 1) * settings.quantile)])  # np.quantile's "higher", without its overhead

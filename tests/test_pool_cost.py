@@ -2,6 +2,7 @@
 the CPU of a reactive one, with identical results).
 
 Covered: the median the sudden-change threshold reads is numpy's on the tie-heavy rises of GPU counts;
+the blocks young enough for a switch-on or a drop to count are those whose age is under the horizon;
 a learning run works out each lead-time block's means and peaks once, though both the spare held and the
 missed-rise scan read them. Not covered: CPU time itself (`benchmarks/simulate_cpu.py` measures it,
 and compares every answer against a reference revision).
@@ -13,7 +14,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoscaler.pool import PoolSettings, _lead_blocks, _median
+from autoscaler.pool import PoolSettings, _lead_blocks, _median, _younger
 from autoscaler.simulator import GpuClass, ModelSpec, Policy, Scenario, Trace, Window, simulate
 from benchmarks.demand import generate, resample
 
@@ -24,6 +25,12 @@ SCENARIO = Scenario(GpuClass("g", 8, 10.0, (300.0, 600.0)), 0.1, {"m": ModelSpec
 def test_the_median_is_numpys_on_tie_heavy_rises(values: list[float]):
     x = np.array(values)
     assert _median(x) == float(np.median(x))
+
+
+@given(st.integers(0, 2_000), st.sampled_from([60.0, 300.0, 600.0, 1_200.0, 777.7]), st.floats(0, 2e5))
+def test_the_young_blocks_are_those_whose_age_is_under_the_horizon(blocks: int, lead_s: float, horizon_s: float):
+    ages = lead_s * np.arange(blocks, dtype=np.float64)
+    assert _younger(blocks, lead_s, horizon_s) == int(np.count_nonzero(ages < horizon_s))
 
 
 def test_a_learning_run_works_out_each_lead_time_blocks_means_and_peaks_once():
