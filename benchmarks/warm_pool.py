@@ -151,7 +151,7 @@ def run_case(case: Case, data: Path, slow_orders: bool) -> dict[str, Any]:
     train_k = fit_static_k(trace, scenario, protocol)
     cpu["fit static"] = time.process_time() - t0
     t0 = time.process_time()
-    egs_policy = fit_egs(trace, scenario, protocol, Policy("egs", pool_settings(scenario)))
+    egs_policy = fit_egs(trace, scenario, protocol, Policy("egs", pool_settings(scenario)), train_k)
     cpu["fit egs"] = time.process_time() - t0
     hindsight_k = hindsight_static_k(trace, scenario, protocol)
     results = {
@@ -181,6 +181,7 @@ def run_case(case: Case, data: Path, slow_orders: bool) -> dict[str, Any]:
             "egs_recent_s": egs_policy.pool.recent_s,
             "egs_hold_s": egs_policy.pool.hold_s,
             "egs_learn_s": egs_policy.pool.learn_s,
+            "egs_allowance_gpus": egs_policy.pool.allowance_gpus,
         },
         "hindsight_static_k": hindsight_k,
         "match_static_k": match_k,
@@ -236,6 +237,7 @@ def table(traces: dict[str, dict[str, Any]]) -> str:
             f"K auto/hindsight/match {out['fitted']['static_k']}/{out['hindsight_static_k']}/{out['match_static_k']}, "
             f"EGS quantile {out['fitted']['egs_quantile']:.4f} of {out['fitted']['egs_neighbours']} "
             f"recent {out['fitted']['egs_recent_s'] / 3600:g} h, learn {out['fitted']['egs_learn_s'] / 3600:g} h, "
+            f"allowance {out['fitted']['egs_allowance_gpus']:g} GPUs, "
             f"CPU EGS/reactive {out['egs_cpu_over_reactive']:.1f}, "
             f"target {'met' if out['meets_target'] else 'MISSED'}"
         )
