@@ -241,15 +241,22 @@ def _block_spare(
     change = np.abs(step_up)
     similar = _similar_activity_rise(rise, change, round(settings.activity_s / lead_s), settings)
     recent, hold = _younger(len(rise), lead_s, settings.recent_s), _younger(len(rise), lead_s, settings.hold_s)
-    if not recent and not hold:  # no switch-on nor freed capacity is held
+    # The largest step up and down among the young blocks: below the threshold's least (1 GPU), nothing
+    # young is sudden, and the median over the week need not be worked out.
+    up = float(step_up[len(rise) - recent :].max()) if recent else -math.inf
+    down = -float(step_up[len(rise) - hold :].min()) if hold else -math.inf
+    if max(up, down) < 1.0:
         return similar, 0.0, 0.0, 0.0
     # (With one-sample blocks and no sustain, peak is mean: the rises' sizes are the changes.)
     threshold = max(1.0, settings.jump_threshold * _median(change if peak is mean else np.abs(rise)))
-    switched_on = step_up[len(rise) - recent :] >= threshold
-    floor = float(np.max(rise[len(rise) - recent :][switched_on])) if switched_on.any() else 0.0
-    drop = -step_up[len(rise) - hold :]  # fall from one block to the next
-    freed = float(np.sum(drop[drop >= threshold]))
-    freed_from = float(np.max(peak[len(peak) - hold :])) if freed > 0 else 0.0
+    floor = freed = freed_from = 0.0
+    if up >= threshold:
+        switched_on = step_up[len(rise) - recent :] >= threshold
+        floor = float(np.max(rise[len(rise) - recent :][switched_on]))
+    if down >= threshold:
+        drop = -step_up[len(rise) - hold :]  # fall from one block to the next
+        freed = float(np.sum(drop[drop >= threshold]))
+        freed_from = float(np.max(peak[len(peak) - hold :]))
     return similar, floor, freed, freed_from
 
 
