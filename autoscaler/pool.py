@@ -282,8 +282,10 @@ def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, sett
     after = rise[span:]  # the rise after each of those blocks
     distance = np.abs(np.log1p(before) - np.log1p(float(change[-span:].max())))
     k = min(len(distance), settings.neighbours)
-    nearest = np.sort(after[np.argpartition(distance, k - 1)[:k]])  # sorting ties is cheaper than selecting
-    return float(nearest[math.ceil((k - 1) * settings.quantile)])  # np.quantile's "higher", without its overhead
+    nearest = after[np.argpartition(distance, k - 1)[:k]]
+    at = math.ceil((k - 1) * settings.quantile)  # np.quantile's "higher", without its overhead
+    # The highest is the largest; otherwise sorting the ties is cheaper than numpy's selection.
+    return float(nearest.max() if at == k - 1 else np.sort(nearest)[at])
 
 
 def _median(values: np.ndarray) -> float:
@@ -303,7 +305,7 @@ def _lead_blocks(samples: _Samples, size: int, span: int) -> tuple[np.ndarray, n
     known = ~np.isnan(values)
     if not known.any():
         return None
-    first_known = int(np.argmax(known))
+    first_known = int(known.argmax())
     first = first_known // size * size
     if not known[first:].all():
         idx = np.where(known[first:], np.arange(len(values) - first), 0)
