@@ -12,12 +12,13 @@ With `--against REV` the same runs are made a second time with the code of git r
 to a temporary folder and run by the same interpreter), and every `--json` output is compared field by
 field: a speed-up must not change a result. Fields only one revision reports (added meanwhile by other
 work) are listed apart (`new_fields`), not compared. The traces are `benchmarks/warm_pool.py`'s, written as
-trace CSVs to a temporary folder, each with its scenario and days from there.
+trace CSVs to a temporary folder, each with its scenario and days from there; with `--slow-orders`, the
+scenario's provisioning delays are 5-20 minutes instead (as `warm_pool.py --slow-orders` runs them).
 
 Progress goes to stderr; the last line of stdout is one JSON object
 `{"traces": {NAME: {"current": {...}, "reference": {...}, "identical": bool}}, "summary": {...}}`.
 
-    python benchmarks/simulate_cpu.py [--traces NAME,...] [--against REV] [--repeat N] [--seed S]
+    python benchmarks/simulate_cpu.py [--traces NAME,...] [--against REV] [--repeat N] [--seed S] [--slow-orders]
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -87,17 +90,28 @@ def write_case(case: Case, data: Path, folder: Path) -> Path:
     return path
 
 
+def write_scenario(case: Case, folder: Path, slow_orders: bool) -> Path:
+    """The case's scenario file, or a copy of it with 5-20 minute provisioning (`slow_orders`)."""
+    path = EXAMPLES / case.scenario
+    if not slow_orders:
+        return path
+    raw = yaml.safe_load(path.read_text())
+    raw["gpu_class"]["provision_delay_s"] = [300, 1200]
+    slow = folder / f"slow-{case.scenario}"
+    slow.write_text(yaml.safe_dump(raw))
+    return slow
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
-def run_code(code: Path, case: Case, trace_csv: Path, repeat: int) -> dict[str, Any]:
+def run_code(code: Path, case: Case, trace_csv: Path, scenario: str, repeat: int) -> dict[str, Any]:
     """Each policy's `egs simulate --json` (output and least CPU of `repeat` runs, which must agree) and the
     in-process CPU, with the code in `code`. The least CPU: the machine is shared, and load only adds."""
     p = case.protocol
     days = [str(p.train_days), str(p.score_days)]
-    scenario = str(EXAMPLES / case.scenario)
     out: dict[str, Any] = {"json": {}, "command_cpu_s": {}}
     for policy in POLICIES:
         args = ["--trace", str(trace_csv), "--scenario", scenario, "--policy", policy]
@@ -162,6 +176,7 @@ def main() -> None:
     parser.add_argument("--traces", default=",".join(DEFAULT_TRACES), help="comma-separated trace names")
     parser.add_argument("--against", metavar="REV", help="also run git revision REV and compare every output")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the least CPU counts")
+    parser.add_argument("--slow-orders", action="store_true", help="5-20 minute provisioning instead of 5-10")
     args = parser.parse_args()
     wanted = [w for w in args.traces.split(",") if w]
     chosen = [c for c in cases(args.seed) if c.name in wanted]
@@ -172,9 +187,10 @@ def main() -> None:
         for case in chosen:
             print(f"{case.name} ...", file=sys.stderr, flush=True)
             trace_csv = write_case(case, args.data, folder)
-            row: dict[str, Any] = {"current": run_code(REPO, case, trace_csv, args.repeat)}
+            scenario = str(write_scenario(case, folder, args.slow_orders))
+            row: dict[str, Any] = {"current": run_code(REPO, case, trace_csv, scenario, args.repeat)}
             if reference is not None:
-                row["reference"] = run_code(reference, case, trace_csv, args.repeat)
+                row["reference"] = run_code(reference, case, trace_csv, scenario, args.repeat)
                 row["identical"], row["new_fields"] = compare(row["current"]["json"], row["reference"]["json"])
             traces[case.name] = row
             print(line(case.name, row), file=sys.stderr, flush=True)
