@@ -9,7 +9,8 @@ it would have missed over a week, nothing else but a short switch-on floor) or e
 quantile of the rise it covers at similar activity, among how many past blocks, and how long recent
 switch-ons and freed capacity are held (`PoolSettings.quantile`, `neighbours`, `recent_s`, `hold_s`,
 `learn_s`; its other parameters are fixed design values, documented there, the same for every trace),
-capped at the static pool's K (`max_idle_nodes`). The
+capped at the static pool's K (`max_idle_nodes`), and in the quiet hours of the day at the fewest
+nodes that add no wait there (`quiet_nodes`). The
 hindsight K, the smallest that meets p99 <= 60 s on the scored days, is context only: it sees them.
 """
 
@@ -61,14 +62,13 @@ class Protocol:
         return Window(self.train_days, self.train_days + self.score_days)
 
 
-def meets_rule(result: Result) -> bool:
-    return result.frac_wait_gt_60s <= _RULE_LIMIT
-
-
-def _rule_met(trace: Trace, scenario: Scenario, policy: Policy, window: Window, seed: int) -> bool:
-    """`meets_rule` of the run, stopped as soon as too many replicas waited (most rejected candidates do)."""
-    result = simulate_unless_late(trace, scenario, policy, window, seed, _RULE_LIMIT)
-    return result is not None and meets_rule(result)
+def _rule_met(
+    trace: Trace, scenario: Scenario, policy: Policy, window: Window, seed: int, limit: float = _RULE_LIMIT
+) -> bool:
+    """Whether at most `limit` of the replicas added waited over 60 s (by default the rule), the run stopped
+    as soon as too many did (most rejected candidates do)."""
+    result = simulate_unless_late(trace, scenario, policy, window, seed, limit)
+    return result is not None and result.frac_wait_gt_60s <= limit
 
 
 def meets_p99(result: Result) -> bool:
@@ -153,10 +153,35 @@ def fit_egs(
     def meets(rung: tuple[float, int, float, float, float]) -> bool:
         return _rule_met(train, scenario, at(rung), protocol.fit_window, protocol.seed)
 
-    for rung in (LEVELS[0], *LEARNING):
-        if meets(rung):
-            return at(rung)
-    return at(LEVELS[smallest(lambda i: i > 0 and meets(LEVELS[i]), len(LEVELS) - 1)])
+    if meets(LEVELS[0]):
+        return at(LEVELS[0])
+    chosen = next((rung for rung in LEARNING if meets(rung)), None)
+    if chosen is None:
+        top = len(LEVELS) - 1
+        i = smallest(lambda i: i > 0 and meets(LEVELS[i]), top)
+        if i == top and not meets(LEVELS[top]):
+            return at(LEVELS[top])  # every wait it adds in quiet hours would break the rule further
+        chosen = LEVELS[i]
+    return _fit_quiet_nodes(train, scenario, protocol, at(chosen))
+
+
+def _fit_quiet_nodes(train: Trace, scenario: Scenario, protocol: Protocol, policy: Policy) -> Policy:
+    """`policy` with the fewest idle nodes in the quiet hours of the day (`PoolSettings.quiet_nodes`, at
+    most its `max_idle_nodes`) that lets no more replicas wait over 60 s on the training days than it does.
+
+    Not merely within the rule: a quiet-hours cap the rule allows trades waits for cost on days it has not
+    seen (5-20 minute orders, tuning seeds 100-119: 2 more seeds past p99 60 s); one that adds no wait
+    on the training days saves 0.7% of `static:auto` on average (up to 14%) at the same waits."""
+    cap = policy.pool.max_idle_nodes
+    if not cap:
+        return policy
+    window, seed = protocol.fit_window, protocol.seed
+    limit = simulate(train, scenario, policy, window, seed)[0].frac_wait_gt_60s + 1e-12
+
+    def at(quiet_nodes: int) -> Policy:
+        return replace(policy, pool=replace(policy.pool, quiet_nodes=quiet_nodes))
+
+    return at(smallest(lambda q: _rule_met(train, scenario, at(q), window, seed, limit), cap))
 
 
 def _most_nodes(trace: Trace, scenario: Scenario) -> int:

@@ -31,8 +31,10 @@ as spare capacity above the need now the largest of
   a switch-on larger than the activity model expects is held from the first time it came;
 - the `allowance_gpus` floor;
 less the free GPUs on busy nodes, which absorb a rise first. Each is an estimate of the same thing (what
-may arrive before a node ordered now is ready), so they are not added up. It is a function of the
-history alone (cached), and reads no forecast: the seasonal forecast costs a fit per sample.
+may arrive before a node ordered now is ready), so they are not added up. In the quiet hours of the day
+(fewer switch-ons came near this time of day over the history than on average) it holds at most
+`quiet_nodes` idle nodes. It is a function of the history alone (cached), and reads no forecast: the
+seasonal forecast costs a fit per sample.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from autoscaler.forecast import DemandSeries, Forecast
+from autoscaler.forecast import DAY_S, DemandSeries, Forecast
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class PoolSettings:
     is held (0 turns it off)."""
     history_s: float = 7 * 86_400.0
     """EGS: how much history the policy reads (seconds)."""
+    quiet_nodes: int | None = None
+    """EGS: at most this many idle nodes in the quiet hours of the day (`QUIET_WINDOW_S`); None for no cap."""
     max_idle_nodes: int | None = None
     """Never hold more idle nodes than this (a budget cap); None for no cap."""
 
@@ -92,6 +96,8 @@ class PoolSettings:
             raise ValueError("PoolSettings: lead_s and history_s > 0, jump_threshold >= 0")
         if self.max_idle_nodes is not None and self.max_idle_nodes < 0:
             raise ValueError(f"PoolSettings.max_idle_nodes must be >= 0, got {self.max_idle_nodes}")
+        if self.quiet_nodes is not None and self.quiet_nodes < 0:
+            raise ValueError(f"PoolSettings.quiet_nodes must be >= 0, got {self.quiet_nodes}")
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,36 @@ def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
     size = max(1, round(settings.lead_s / obs.need_gpus.step_s))
     span = max(1, math.ceil(SUSTAIN_S / obs.need_gpus.step_s - 1e-9))  # samples a level must last
     spare = max(_held(past, size, span, settings), _missed_rise(past, size, span, settings))
-    return _nodes_for(spare, obs, settings)
+    nodes = _nodes_for(spare, obs, settings)
+    if settings.quiet_nodes is not None and nodes > settings.quiet_nodes and _quiet(past, size, span, settings):
+        return settings.quiet_nodes
+    return nodes
+
+
+QUIET_WINDOW_S = 2 * 3_600.0
+"""EGS: now is a quiet hour when, over the history, fewer switch-ons came within this long of its time of day
+than on average over the day (a window of 4 h holds a week's few switch-ons of one time of day)."""
+
+
+def _quiet(past: np.ndarray, size: int, span: int, settings: PoolSettings) -> bool:
+    """True in the quiet hours of the day, judged on the history's whole lead-time blocks (as `_held`)."""
+    whole = len(past) // size * size
+    keep = min(whole, _history_samples(size, settings))
+    return _quiet_in(_Samples(past[whole - keep : whole]), size, span, settings.lead_s, settings.jump_threshold)
+
+
+@lru_cache(maxsize=64)
+def _quiet_in(samples: _Samples, size: int, span: int, lead_s: float, jump_threshold: float) -> bool:
+    """`_quiet` on the blocks of `samples`, the latest ending now; the switch-ons are `_block_spare`'s."""
+    blocked = _lead_blocks(samples, size, span)
+    if blocked is None or len(blocked[0]) < 2:
+        return False
+    mean, peak = blocked
+    step_up = mean[1:] - mean[:-1]
+    on = step_up >= _sudden(np.abs(step_up), peak[1:] - mean[:-1], peak is mean, jump_threshold)
+    apart = lead_s * np.flatnonzero(on[::-1]) % DAY_S  # each switch-on's age, as a time of day from now's
+    near = np.count_nonzero(np.minimum(apart, DAY_S - apart) <= QUIET_WINDOW_S)
+    return bool(near * DAY_S / (2 * QUIET_WINDOW_S) < len(apart))
 
 
 def _held(past: np.ndarray, size: int, span: int, settings: PoolSettings) -> float:
@@ -247,8 +282,7 @@ def _block_spare(
     down = -float(step_up[len(rise) - hold :].min()) if hold else -math.inf
     if max(up, down) < 1.0:
         return similar, 0.0, 0.0, 0.0
-    # (With one-sample blocks and no sustain, peak is mean: the rises' sizes are the changes.)
-    threshold = max(1.0, settings.jump_threshold * _median(change if peak is mean else np.abs(rise)))
+    threshold = _sudden(change, rise, peak is mean, settings.jump_threshold)
     floor = freed = freed_from = 0.0
     if up >= threshold:
         switched_on = step_up[len(rise) - recent :] >= threshold
@@ -258,6 +292,13 @@ def _block_spare(
         freed = float(np.sum(drop[drop >= threshold]))
         freed_from = float(np.max(peak[len(peak) - hold :]))
     return similar, floor, freed, freed_from
+
+
+def _sudden(change: np.ndarray, rise: np.ndarray, peak_is_mean: bool, jump_threshold: float) -> float:
+    """The change between blocks beyond which it is sudden (a client switching): `jump_threshold` median
+    rises, and at least one GPU. With one-sample blocks and no sustain, peak is mean: the rises' sizes are
+    the changes."""
+    return max(1.0, jump_threshold * _median(change if peak_is_mean else np.abs(rise)))
 
 
 def _younger(blocks: int, lead_s: float, horizon_s: float) -> int:

@@ -182,6 +182,7 @@ def run_case(case: Case, data: Path, slow_orders: bool) -> dict[str, Any]:
             "egs_hold_s": egs_policy.pool.hold_s,
             "egs_learn_s": egs_policy.pool.learn_s,
             "egs_max_idle_nodes": egs_policy.pool.max_idle_nodes,
+            "egs_quiet_nodes": egs_policy.pool.quiet_nodes,
         },
         "hindsight_static_k": hindsight_k,
         "match_static_k": match_k,
@@ -237,7 +238,7 @@ def table(traces: dict[str, dict[str, Any]]) -> str:
             f"K auto/hindsight/match {out['fitted']['static_k']}/{out['hindsight_static_k']}/{out['match_static_k']}, "
             f"EGS quantile {out['fitted']['egs_quantile']:.4f} of {out['fitted']['egs_neighbours']} "
             f"recent {out['fitted']['egs_recent_s'] / 3600:g} h, learn {out['fitted']['egs_learn_s'] / 3600:g} h, "
-            f"at most {out['fitted']['egs_max_idle_nodes']} idle nodes, "
+            f"at most {out['fitted']['egs_max_idle_nodes']} idle nodes ({out['fitted']['egs_quiet_nodes']} quiet), "
             f"CPU EGS/reactive {out['egs_cpu_over_reactive']:.1f}, "
             f"target {'met' if out['meets_target'] else 'MISSED'}"
         )

@@ -141,6 +141,7 @@ def fitted_parameters(policy: Policy, asked: str) -> dict[str, object]:
         "hold_s": pool.hold_s,
         "learn_s": pool.learn_s,
         "max_idle_nodes": pool.max_idle_nodes,
+        "quiet_nodes": pool.quiet_nodes,
         "fixed": {
             "lead_s": pool.lead_s,
             "activity_s": pool.activity_s,

@@ -186,3 +186,18 @@ def test_a_rise_the_pool_covered_is_not_learned():
     assert egs_target(obs, now, covered) == 0
     missed = PoolSettings(gpus_per_node=8, **{**OFF, "learn_s": 24 * HOUR})
     assert egs_target(obs, now, missed) == 5
+
+
+@pytest.mark.parametrize("step", [60.0, 600.0])
+def test_in_the_quiet_hours_of_the_day_the_pool_holds_at_most_quiet_nodes(step: float):
+    # A client switches on 40 GPUs at 10:00 for half an hour every day; the rise is learnt (5 nodes). At
+    # 09:50 its switch-ons came near this time of day: the pool holds all 5. At 22:00 none ever came
+    # within 2 hours of it: the pool holds `quiet_nodes`, and all 5 without that cap.
+    day = [10.0] * 600 + [50.0] * 30 + [10.0] * 810
+    learnt = {**OFF, "learn_s": 3 * 24 * HOUR}
+    quiet = PoolSettings(gpus_per_node=8, **learnt, quiet_nodes=1)
+    busy_hour = _at(_sampled(day * 3 + [10.0] * 590, step), step, used=10)
+    assert egs_target(*busy_hour, quiet) == 5
+    quiet_hour = _at(_sampled(day * 2 + day[: 22 * 60], step), step, used=10)
+    assert egs_target(*quiet_hour, quiet) == 1
+    assert egs_target(*quiet_hour, PoolSettings(gpus_per_node=8, **learnt)) == 5

@@ -5,6 +5,8 @@ releases nothing; runs are reproducible from the seed. The ServeGen traces are t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -137,3 +139,20 @@ def test_the_fitted_egs_pool_never_holds_more_idle_nodes_than_the_training_picke
     static = simulate(train, SCENARIO, Policy("static", PoolSettings(8, static_nodes=k)), protocol.fit_window)[0]
     assert timeline is not None and timeline.target_idle_nodes.max() <= k
     assert held.cost_usd <= 1.01 * static.cost_usd
+
+
+def test_the_fit_holds_fewer_nodes_in_quiet_hours_only_where_that_adds_no_wait_on_the_training_days():
+    # Generator seed 105 (a tuning seed): its switch-ons come in business hours; outside them the fitted
+    # pool holds fewer nodes than its cap, and that costs less on the training days with no more waits.
+    trace = Trace(600.0, {"m": resample(generate(seed=105)[0], 10)})
+    protocol = Protocol(train_days=10, score_days=4)
+    egs = fit_egs(trace, SCENARIO, protocol, Policy("egs", PoolSettings(8, lead_s=600.0)))
+    assert egs.pool.max_idle_nodes is not None and egs.pool.quiet_nodes is not None
+    assert egs.pool.quiet_nodes < egs.pool.max_idle_nodes
+    train = trace.first_days(protocol.train_days)
+    quiet, always = (
+        simulate(train, SCENARIO, p, protocol.fit_window)[0]
+        for p in (egs, replace(egs, pool=replace(egs.pool, quiet_nodes=None)))
+    )
+    assert quiet.frac_wait_gt_60s <= always.frac_wait_gt_60s
+    assert quiet.cost_usd < always.cost_usd
