@@ -39,7 +39,11 @@ number) within 4-14; for three minutes from 6-14, Prometheus answers `+Inf`, `Na
 three models; up to three GPU nodes nobody ordered (A100 MIG, MI250X, H100, L40S) join within 2-20; within
 12-18 the GPU class of one or two Ready endpoints changes; within 16-22 a quarter to a half of the
 endpoints, drawn, are deleted through the API, and 2-5 minutes later posted again (all, or all but one or
-two). Then the cluster settles (until every endpoint is Ready or Failed, at most `--settle` minutes), and
+two). Drawn apart (so the draws above are what they were before these were added): within 1-5 minutes of
+the first burst, up to two endpoints still waiting for capacity are deleted for good; within 4-20 a new
+controller replica takes over (a rolling update: the old one gets SIGTERM and hands the Lease back);
+within 10-20 one or two Ready nodes that serve replicas go away (their pods go; their endpoints count as
+changed); within 12-18 the minimum replicas of one or two Ready endpoints go up by one. Then the cluster settles (until every endpoint is Ready or Failed, at most `--settle` minutes), and
 three controller loops run with nothing changing. Before the run, a registry holding a variant vLLM
 cannot load (int8 without a pre-quantised checkpoint) is given to `egs controller --once`: it must refuse
 it when it reads it, naming the file and the field.
@@ -295,6 +299,10 @@ class Play:
 
     def step(self, now: float) -> None:
         self._join(now)
+        # Pod garbage collection: a pod bound to a Node that is gone goes (its Deployment makes another).
+        present = {n["metadata"]["name"] for n in self.kube.all(NODES)}
+        for key in [k for k, p in self.pods.items() if p.node and p.node not in present]:
+            del self.pods[key]
         wanted = self._wanted(now)
         replicas = {(p.namespace, p.deployment): 0 for p in wanted.values()}
         for pod in wanted.values():
@@ -549,6 +557,8 @@ class Run:
     """How long each step of the play took (real seconds)."""
     loops: tuple[float, float] = (0.0, 0.0)
     """The controller's reconcile seconds (real) and loops, as it last exported them."""
+    loops_before: tuple[float, float] = (0.0, 0.0)
+    """The same of the controller replicas that ran before it (`hand_over`)."""
     metrics_url: str = ""
     script_rng: random.Random = field(default_factory=random.Random)
     """Draws what the script leaves to the moment (which Ready endpoints change class)."""
@@ -575,6 +585,22 @@ class Run:
             self.controller = _start(self.controller_command, self.workdir / "controller.log")
         with self.lock:
             self._observe(now)
+
+    def hand_over(self) -> None:
+        """A rolling update of the controller: a new replica starts, the old one is stopped (SIGTERM: it
+        hands the Lease back after its loop) and the new one leads from what the cluster holds."""
+        self.sample_loop()
+        self.loops_before = (self.loops_before[0] + self.loops[0], self.loops_before[1] + self.loops[1])
+        self.loops = (0.0, 0.0)
+        old, port = self.controller, free_port()
+        self.controller_command = [*self.controller_command[:-1], f"127.0.0.1:{port}"]
+        self.metrics_url = f"http://127.0.0.1:{port}/metrics"
+        self.controller = _start(self.controller_command, self.workdir / "controller.log")
+        old.terminate()
+        while old.poll() is None:
+            self.tick()
+            time.sleep(self.args.tick_s)
+        log(f"minute {self.minutes():.1f}: a new controller replica took over (the old one ended {old.returncode})")
 
     def burst(self, bodies: list[tuple[str, dict[str, Any]]]) -> None:
         """POST `bodies`, each namespace's team at once, while the cluster runs."""
@@ -808,9 +834,10 @@ def main() -> int:
         "seed": args.seed,
     }
     ticks = sorted(run.tick_s) or [0.0]
-    loop_s = run.loops[0] / run.loops[1] if run.loops[1] else 0.0
+    seconds, loops = (a + b for a, b in zip(run.loops, run.loops_before, strict=True))
+    loop_s = seconds / loops if loops else 0.0
     log(
-        f"controller: {run.loops[1]:.0f} loops of {loop_s:.2f} s on average (real; {loop_s * f:.0f} s uncompressed, "
+        f"controller: {loops:.0f} loops of {loop_s:.2f} s on average (real; {loop_s * f:.0f} s uncompressed, "
         f"one every 20 s uncompressed); the play's step: median {ticks[len(ticks) // 2]:.2f} s"
     )
     result["controller_loop_s"] = round(loop_s, 2)
@@ -860,10 +887,21 @@ class Script:
     """(minute, how many Ready endpoints)."""
     deleted: tuple[float, tuple[int, ...]]
     reposted: tuple[float, tuple[int, ...]]
+    handover: float = 0.0
+    """When a new controller replica takes over (a rolling update: SIGTERM, the Lease handed back)."""
+    lost_nodes: tuple[float, int] = (0.0, 0)
+    """(minute, how many Ready nodes serving replicas go away: spot reclaimed, scaled in)."""
+    replica_changes: tuple[float, int] = (0.0, 0)
+    """(minute, how many Ready endpoints' minimum replicas go up by one)."""
+    early_deletes: tuple[float, int] = (0.0, 0)
+    """(minute, how many endpoints still waiting for capacity are deleted for good)."""
 
     @property
     def last(self) -> float:
-        return max(self.reposted[0], self.class_changes[0], *(m for m, _ in self.late_nodes))
+        return max(
+            self.reposted[0], self.class_changes[0], *(m for m, _ in self.late_nodes), self.handover,
+            self.lost_nodes[0], self.replica_changes[0],
+        )  # fmt: skip
 
 
 def script(seed: int, endpoints: int) -> Script:
@@ -879,9 +917,14 @@ def script(seed: int, endpoints: int) -> Script:
     at = round(rng.uniform(16, 22), 1)
     kept_away = rng.randint(0, min(2, len(deleted) - 1))
     reposted = tuple(sorted(rng.sample(deleted, len(deleted) - kept_away)))
+    # Drawn apart, so that the draws above stay what they were for every seed.
+    more = random.Random(f"churn-script-more-{seed}")
     return Script(
         bursts, malformed, bad_nodes, round(rng.uniform(6, 14), 1), late,
         (round(rng.uniform(12, 18), 1), rng.randint(1, 2)), (at, deleted), (round(at + rng.uniform(2, 5), 1), reposted),
+        round(more.uniform(4, 20), 1), (round(more.uniform(10, 20), 1), more.randint(1, 2)),
+        (round(more.uniform(12, 18), 1), more.randint(1, 2)), (round(bursts[0][0] + more.uniform(1, 5), 1),
+        more.randint(0, 2)),
     )  # fmt: skip
 
 
@@ -896,6 +939,10 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
         (plan.class_changes[0], "class-change", plan.class_changes[1]),
         (plan.deleted[0], "delete", plan.deleted[1]),
         (plan.reposted[0], "repost", plan.reposted[1]),
+        (plan.handover, "handover", None),
+        (plan.lost_nodes[0], "lose-nodes", plan.lost_nodes[1]),
+        (plan.replica_changes[0], "more-replicas", plan.replica_changes[1]),
+        (plan.early_deletes[0], "early-delete", plan.early_deletes[1]),
     ]
     run.tick()
     for i, (minute, what, arg) in enumerate(sorted(events, key=lambda e: (e[0], e[1]))):
@@ -923,6 +970,14 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
             log(f"minute {run.minutes():.1f}: {arg}-late-{i} joined")
         elif what == "class-change":
             change_class(run, bodies, arg)
+        elif what == "handover":
+            run.hand_over()
+        elif what == "lose-nodes":
+            lose_nodes(run, arg)
+        elif what == "more-replicas":
+            more_replicas(run, bodies, arg)
+        elif what == "early-delete":
+            delete_waiting(run, bodies, [j for j in range(len(bodies)) if j not in plan.deleted[1]], arg)
         elif what == "delete":
             for j in arg:
                 run.delete(bodies[j][0], bodies[j][1]["name"], bodies[j][1]["model"])
@@ -953,6 +1008,49 @@ def change_class(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int)
                                            {"spec": {"gpuClasses": [other]}})  # fmt: skip
         run.tally.changed.add(key)
         log(f"minute {run.minutes():.1f}: {key} moved from {status.get('gpuClass')} to {other}")
+
+
+def lose_nodes(run: Run, count: int) -> None:
+    """`count` Ready nodes that serve replicas, drawn, go away (spot capacity reclaimed, a node scaled in):
+    their pods go, and their endpoints' replicas may move."""
+    serving: dict[str, set[str]] = {}
+    for pod in run.play.pods.values():
+        if pod.ready:
+            serving.setdefault(pod.node, set()).add(pod.endpoint)
+    for node in run.script_rng.sample(sorted(serving), min(count, len(serving))):
+        run.kube.delete(NODES, None, node)
+        run.tally.changed |= serving[node]
+        log(f"minute {run.minutes():.1f}: node {node} went away, serving {sorted(serving[node])}")
+
+
+def delete_waiting(run: Run, bodies: list[tuple[str, dict[str, Any]]], among: list[int], count: int) -> None:
+    """`count` endpoints of `among`, drawn of those posted and not Ready yet, deleted for good while they wait."""
+    waiting = [
+        j
+        for j in among
+        if f"{bodies[j][0]}/{bodies[j][1]['name']}" in run.tally.posted.keys() - run.tally.ready_at.keys()
+    ]
+    for j in run.script_rng.sample(waiting, min(count, len(waiting))):
+        namespace, body = bodies[j]
+        run.delete(namespace, body["name"], body["model"])
+        log(f"minute {run.minutes():.1f}: {namespace}/{body['name']} deleted while it waits")
+
+
+def more_replicas(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int) -> None:
+    """The minimum replicas of `count` Ready endpoints, drawn, raised by one (the maximum with it if need be)."""
+    posted = {f"{namespace}/{body['name']}": body for namespace, body in bodies}
+    ready = sorted(k for k in run.tally.ready_at if k in posted and k not in run.tally.changed)
+    from kubernetes import client
+
+    api = client.CustomObjectsApi(run.kube.api_client())
+    for key in run.script_rng.sample(ready, min(count, len(ready))):
+        namespace, name = key.split("/", 1)
+        spec = (run.kube.get(ENDPOINTS, namespace, name) or {}).get("spec") or {}
+        low, high = int(spec["replicas"]["min"]) + 1, int(spec["replicas"]["max"])
+        api.patch_namespaced_custom_object("egs.dev", "v1alpha1", namespace, "inferenceendpoints", name,
+                                           {"spec": {"replicas": {"min": low, "max": max(low, high)}}})  # fmt: skip
+        run.tally.changed.add(key)
+        log(f"minute {run.minutes():.1f}: {key} wants at least {low} replicas")
 
 
 def quiet_writes(run: Run) -> int:
