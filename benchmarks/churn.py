@@ -42,11 +42,13 @@ endpoints, drawn, are deleted through the API, and 2-5 minutes later posted agai
 two). Drawn apart (so the draws above are what they were before these were added): within 1-5 minutes of
 the first burst, up to two endpoints still waiting for capacity are deleted for good; within 4-20 a new
 controller replica takes over (a rolling update: the old one gets SIGTERM and hands the Lease back);
-within 10-20 one or two Ready nodes that serve replicas go away (their pods go; their endpoints count as
-changed); within 12-18 the minimum replicas of one or two Ready endpoints go up by one. Then the cluster settles (until every endpoint is Ready or Failed, at most `--settle` minutes), and
-three controller loops run with nothing changing. Before the run, a registry holding a variant vLLM
-cannot load (int8 without a pre-quantised checkpoint) is given to `egs controller --once`: it must refuse
-it when it reads it, naming the file and the field.
+within 10-20 one or two Ready nodes that serve replicas are lost, deleted (their pods go) or NotReady for
+good (their pods are evicted 5 minutes later), and their endpoints count as changed; within 12-18 the
+minimum replicas of one or two Ready endpoints go up by one. Then the cluster settles (until every
+endpoint is Ready or Failed, at most `--settle` minutes), and three controller loops run with nothing
+changing. Before the run, a registry holding a variant vLLM cannot load (int8 without a pre-quantised
+checkpoint) is given to `egs controller --once`: it must refuse it when it reads it, naming the file and
+the field.
 
 The last line of stdout is one JSON object:
 
@@ -133,6 +135,8 @@ SHARING = {"L40S": "kai"}
 FOREIGN_TAINT = {"key": "egs.dev/team", "value": "research", "effect": "NoSchedule"}
 DELAY_S = (300.0, 600.0)
 MINUTE = 60.0
+EVICTION_S = 300.0
+"""How long a pod stays bound to a NotReady node: the toleration seconds Kubernetes adds to every pod."""
 DEMAND_RPS = 0.05
 """Requests per second each endpoint adds to its model's demand: far below a replica's throughput."""
 LOOP = "egs_autoscaler_reconcile_duration_seconds"
@@ -296,12 +300,17 @@ class Play:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     """Each node's labels as last read."""
     _written: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    down: dict[str, float] = field(default_factory=dict)
+    """Node -> when it went NotReady (its kubelet stopped posting): its pods are not Ready from then on, and
+    evicted `EVICTION_S` later (the default toleration of `node.kubernetes.io/unreachable`)."""
 
     def step(self, now: float) -> None:
         self._join(now)
-        # Pod garbage collection: a pod bound to a Node that is gone goes (its Deployment makes another).
+        # Pod garbage collection and eviction: a pod bound to a Node that is gone, or NotReady for longer than
+        # it tolerates, goes (its Deployment makes another).
         present = {n["metadata"]["name"] for n in self.kube.all(NODES)}
-        for key in [k for k, p in self.pods.items() if p.node and p.node not in present]:
+        evicted = {n for n, since in self.down.items() if now - since >= EVICTION_S / self.factor}
+        for key in [k for k, p in self.pods.items() if p.node and (p.node not in present or p.node in evicted)]:
             del self.pods[key]
         wanted = self._wanted(now)
         replicas = {(p.namespace, p.deployment): 0 for p in wanted.values()}
@@ -326,7 +335,7 @@ class Play:
         self._schedule(now)
         self._order(now)
         for pod in self.pods.values():
-            pod.ready = bool(pod.node) and now - pod.bound_at >= pod.load_s
+            pod.ready = bool(pod.node) and pod.node not in self.down and now - pod.bound_at >= pod.load_s
         self._report(now)
 
     def _wanted(self, now: float) -> dict[str, Pod]:
@@ -1011,16 +1020,23 @@ def change_class(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int)
 
 
 def lose_nodes(run: Run, count: int) -> None:
-    """`count` Ready nodes that serve replicas, drawn, go away (spot capacity reclaimed, a node scaled in):
-    their pods go, and their endpoints' replicas may move."""
+    """`count` Ready nodes that serve replicas, drawn, are lost: deleted (spot capacity reclaimed, a node
+    scaled in: their pods go at once) or, as often, NotReady for good (the kubelet stopped posting: their pods
+    stop being Ready and are evicted `EVICTION_S` later). Their endpoints' replicas may move."""
     serving: dict[str, set[str]] = {}
     for pod in run.play.pods.values():
         if pod.ready:
             serving.setdefault(pod.node, set()).add(pod.endpoint)
     for node in run.script_rng.sample(sorted(serving), min(count, len(serving))):
-        run.kube.delete(NODES, None, node)
+        if run.script_rng.random() < 0.5:
+            run.kube.delete(NODES, None, node)
+            how = "went away"
+        else:
+            run.kube.patch(NODES, None, node, {"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})
+            run.play.down[node] = time.time()
+            how = "went NotReady"
         run.tally.changed |= serving[node]
-        log(f"minute {run.minutes():.1f}: node {node} went away, serving {sorted(serving[node])}")
+        log(f"minute {run.minutes():.1f}: node {node} {how}, serving {sorted(serving[node])}")
 
 
 def delete_waiting(run: Run, bodies: list[tuple[str, dict[str, Any]]], among: list[int], count: int) -> None:
