@@ -1036,6 +1036,10 @@ def lose_nodes(run: Run, count: int) -> None:
             run.play.down[node] = time.time()
             how = "went NotReady"
         run.tally.changed |= serving[node]
+        for key in serving[node] - run.tally.ready_at.keys():
+            # Some of its replicas served, not all yet: its promise was made on capacity that is gone.
+            run.tally.promised.pop(key, None)
+            run.tally.last_promised.pop(key, None)
         log(f"minute {run.minutes():.1f}: node {node} {how}, serving {sorted(serving[node])}")
 
 
