@@ -27,7 +27,9 @@ seconds below is uncompressed.
 
 Fleet (seeded): H100 nodes (one tainted for another team), A100 nodes split into MIG instances, L40S
 nodes shared through KAI Scheduler, MI300X nodes partitioned DPX, MI250X nodes, tainted L4 nodes;
-H100, MI300X and L40S can be provisioned. Prices configured (`prices:`) as a cluster's own.
+H100, MI300X and L40S can be provisioned; and two to six further kinds, drawn (`MORE_KINDS`: A10G
+time-sliced, H200 shared through HAMi, MI325X partitioned CPX, plain L4 and MI210, A100-40GB split into
+small MIG instances). Prices configured (`prices:`) as a cluster's own.
 
 Scenario (uncompressed minutes), drawn from the seed (`Script`, logged at the start) so that each seed is
 another run of the same kinds of churn: `--endpoints` POSTs from three namespaces (models 4-70B, quality
@@ -131,7 +133,7 @@ MODELS = (
 PRICES = {"H100-80GB": 2.49, "A100-80GB": 1.79, "L40S": 0.99, "MI300X": 1.99, "MI250X": 1.1, "L4": 0.6}
 """USD per GPU-hour: a cluster's own contract prices, below the catalogue's list prices."""
 PROVISIONABLE = {"H100-80GB": 8, "MI300X": 8, "L40S": 4}
-SHARING = {"L40S": "kai"}
+SHARING = {"L40S": "kai", "H200-141GB": "hami"}
 FOREIGN_TAINT = {"key": "egs.dev/team", "value": "research", "effect": "NoSchedule"}
 DELAY_S = (300.0, 600.0)
 MINUTE = 60.0
@@ -166,7 +168,25 @@ def fleet(catalog: Catalog, rng: random.Random, endpoints: int) -> list[dict[str
         add(f"mi250x-{i}", "MI250X", 1)
     add("h100-research", "H100-80GB", 8, taints=[FOREIGN_TAINT])
     add("l4-research", "L4", 4, taints=[FOREIGN_TAINT])
+    # Drawn apart, so that the nodes above are what they were before these were added.
+    more = random.Random(f"churn-fleet-more-{rng.random()}")
+    for kind in more.sample(sorted(MORE_KINDS), more.randint(2, len(MORE_KINDS))):
+        gpu, count, kw = MORE_KINDS[kind]
+        for i in range(max(1, scale // 2)):
+            add(f"{kind}-{i}", gpu, count, **kw)
     return nodes
+
+
+MORE_KINDS: dict[str, tuple[str, int, dict[str, Any]]] = {
+    "a10g-ts": ("A10G", 4, {"replicas": 4}),
+    "h200-hami": ("H200-141GB", 2, {}),
+    "mi325x-cpx": ("MI325X", 1, {"partition": "cpx_nps4"}),
+    "l4": ("L4", 2, {}),
+    "a100-40-mig": ("A100-40GB", 1, {"mig": {"2g.10gb": 3}}),
+    "mi210": ("MI210", 2, {}),
+}
+"""Further kinds a fleet may hold (name prefix: class, GPUs a node, how it is split): time-slicing,
+HAMi memory sharing, AMD CPX partitions, plain GPUs, a smaller MIG split."""
 
 
 def endpoint_bodies(n: int, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
@@ -766,7 +786,9 @@ def main() -> int:
     kube.emulator.tokens[TOKEN] = ("churn", ())
     for verb in ("create", "get", "list", "delete"):
         kube.emulator.grants.add(("churn", verb, "*"))
-    for node in fleet(catalog, rng, args.endpoints):
+    nodes = fleet(catalog, rng, args.endpoints)
+    log(f"fleet: {', '.join(n['metadata']['name'] for n in nodes)}")
+    for node in nodes:
         kube.put(NODES, node)
     f = args.factor
     config = workdir / "egs.yaml"
