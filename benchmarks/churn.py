@@ -46,11 +46,11 @@ the first burst, up to two endpoints still waiting for capacity are deleted for 
 controller replica takes over (a rolling update: the old one gets SIGTERM and hands the Lease back);
 within 10-20 one or two Ready nodes that serve replicas are lost, deleted (their pods go) or NotReady for
 good (their pods are evicted 5 minutes later), and their endpoints count as changed; within 12-18 the
-minimum replicas of one or two Ready endpoints go up by one. Then the cluster settles (until every
-endpoint is Ready or Failed, at most `--settle` minutes), and three controller loops run with nothing
-changing. Before the run, a registry holding a variant vLLM cannot load (int8 without a pre-quantised
-checkpoint) is given to `egs controller --once`: it must refuse it when it reads it, naming the file and
-the field.
+minimum replicas of one or two Ready endpoints go up by one, and one Ready endpoint is changed to
+serve another model. Then the cluster settles (until every endpoint is Ready or Failed, at most
+`--settle` minutes), and three controller loops run with nothing changing. Before the run, a registry
+holding a variant vLLM cannot load (int8 without a pre-quantised checkpoint) is given to `egs controller
+--once`: it must refuse it when it reads it, naming the file and the field.
 
 The last line of stdout is one JSON object:
 
@@ -710,6 +710,7 @@ class Run:
                 log(f"POST {key}: {answer.status_code} {answer.text[:200]}")
 
     def delete(self, namespace: str, name: str, model: str) -> None:
+        model = ((self.kube.get(ENDPOINTS, namespace, name) or {}).get("spec") or {}).get("model", model)
         url = f"{self.api}/v1/namespaces/{namespace}/endpoints/{name}"
         answer = self.session.delete(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
         if answer.status_code != 204:
@@ -926,12 +927,14 @@ class Script:
     """(minute, how many Ready endpoints' minimum replicas go up by one)."""
     early_deletes: tuple[float, int] = (0.0, 0)
     """(minute, how many endpoints still waiting for capacity are deleted for good)."""
+    model_change: float = 0.0
+    """When one Ready endpoint is changed to serve another model."""
 
     @property
     def last(self) -> float:
         return max(
             self.reposted[0], self.class_changes[0], *(m for m, _ in self.late_nodes), self.handover,
-            self.lost_nodes[0], self.replica_changes[0],
+            self.lost_nodes[0], self.replica_changes[0], self.model_change,
         )  # fmt: skip
 
 
@@ -955,7 +958,7 @@ def script(seed: int, endpoints: int) -> Script:
         (round(rng.uniform(12, 18), 1), rng.randint(1, 2)), (at, deleted), (round(at + rng.uniform(2, 5), 1), reposted),
         round(more.uniform(4, 20), 1), (round(more.uniform(10, 20), 1), more.randint(1, 2)),
         (round(more.uniform(12, 18), 1), more.randint(1, 2)), (round(bursts[0][0] + more.uniform(1, 5), 1),
-        more.randint(0, 2)),
+        more.randint(0, 2)), round(more.uniform(12, 18), 1),
     )  # fmt: skip
 
 
@@ -974,6 +977,7 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
         (plan.lost_nodes[0], "lose-nodes", plan.lost_nodes[1]),
         (plan.replica_changes[0], "more-replicas", plan.replica_changes[1]),
         (plan.early_deletes[0], "early-delete", plan.early_deletes[1]),
+        (plan.model_change, "model-change", None),
     ]
     run.tick()
     for i, (minute, what, arg) in enumerate(sorted(events, key=lambda e: (e[0], e[1]))):
@@ -1007,6 +1011,8 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
             lose_nodes(run, arg)
         elif what == "more-replicas":
             more_replicas(run, bodies, arg)
+        elif what == "model-change":
+            change_model(run, bodies)
         elif what == "early-delete":
             delete_waiting(run, bodies, [j for j in range(len(bodies)) if j not in plan.deleted[1]], arg)
         elif what == "delete":
@@ -1076,6 +1082,25 @@ def delete_waiting(run: Run, bodies: list[tuple[str, dict[str, Any]]], among: li
         namespace, body = bodies[j]
         run.delete(namespace, body["name"], body["model"])
         log(f"minute {run.minutes():.1f}: {namespace}/{body['name']} deleted while it waits")
+
+
+def change_model(run: Run, bodies: list[tuple[str, dict[str, Any]]]) -> None:
+    """One Ready endpoint, drawn, made to serve another model (its demand moves with it)."""
+    posted = {f"{namespace}/{body['name']}" for namespace, body in bodies}
+    ready = sorted(k for k in run.tally.ready_at if k in posted and k not in run.tally.changed)
+    from kubernetes import client
+
+    api = client.CustomObjectsApi(run.kube.api_client())
+    for key in run.script_rng.sample(ready, min(1, len(ready))):
+        namespace, name = key.split("/", 1)
+        was = ((run.kube.get(ENDPOINTS, namespace, name) or {}).get("spec") or {}).get("model", "")
+        model = run.script_rng.choice(sorted(m for m in run.prometheus.demand if m != was))
+        api.patch_namespaced_custom_object("egs.dev", "v1alpha1", namespace, "inferenceendpoints", name,
+                                           {"spec": {"model": model}})  # fmt: skip
+        run.prometheus.demand[was] = max(0.0, run.prometheus.demand[was] - DEMAND_RPS)
+        run.prometheus.demand[model] += DEMAND_RPS
+        run.tally.changed.add(key)
+        log(f"minute {run.minutes():.1f}: {key} now serves {model} (was {was})")
 
 
 def more_replicas(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int) -> None:
