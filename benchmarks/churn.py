@@ -47,7 +47,8 @@ controller replica takes over (a rolling update: the old one gets SIGTERM and ha
 within 10-20 one or two Ready nodes that serve replicas are lost, deleted (their pods go) or NotReady for
 good (their pods are evicted 5 minutes later), and their endpoints count as changed; within 12-18 the
 minimum replicas of one or two Ready endpoints go up by one, and one Ready endpoint is changed to
-serve another model. Then the cluster settles (until every endpoint is Ready or Failed, at most
+serve another model; within 2-20 the API server fails a few lists, applies and status writes (503,
+500, 409). Then the cluster settles (until every endpoint is Ready or Failed, at most
 `--settle` minutes), and three controller loops run with nothing changing. Before the run, a registry
 holding a variant vLLM cannot load (int8 without a pre-quantised checkpoint) is given to `egs controller
 --once`: it must refuse it when it reads it, naming the file and the field.
@@ -691,7 +692,12 @@ class Run:
 
     def post(self, namespace: str, body: dict[str, Any]) -> None:
         url = f"{self.api}/v1/namespaces/{namespace}/endpoints"
-        answer = self.session.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        for _ in range(5):  # as a client does on 503 (the API server failed it) or 429, after Retry-After
+            answer = self.session.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+            if answer.status_code not in (429, 503):
+                break
+            log(f"POST {namespace}/{body['name']}: {answer.status_code}, tried again")
+            time.sleep(min(float(answer.headers.get("Retry-After", 1)), 1.0))
         key = f"{namespace}/{body['name']}"
         with self.lock:
             self.tally.posted[key] = time.time()
@@ -899,6 +905,15 @@ MALFORMED: dict[str, Any] = {
 }
 """The spec of each kind of InferenceEndpoint the API would refuse, applied directly."""
 BAD_LABELS = (("nvidia.com/gpu.replicas", "two"), ("nvidia.com/gpu.count", "-1"), ("nvidia.com/gpu.memory", "lots"))
+API_TROUBLE = (
+    ("GET", 503, 3, "/pods"),
+    ("GET", 503, 2, "/nodes"),
+    ("PATCH", 500, 3, "/deployments/"),
+    ("PATCH", 409, 2, "/status"),
+    ("PATCH", 503, 2, "/services/"),
+)
+"""(method, status, how many requests, path part) the API server fails when it has a bad minute: lists, applies
+and status writes, from the controller and the endpoint API alike."""
 UNORDERED = {"a100-mig": ("A100-80GB", 2), "mi250x": ("MI250X", 1), "h100": ("H100-80GB", 4), "l40s-kai": ("L40S", 1)}
 """Nodes that may join without the play's node autoscaler ordering them: class, GPUs."""
 
@@ -929,12 +944,14 @@ class Script:
     """(minute, how many endpoints still waiting for capacity are deleted for good)."""
     model_change: float = 0.0
     """When one Ready endpoint is changed to serve another model."""
+    api_trouble: float = 0.0
+    """When the Kubernetes API server has a bad minute (`API_TROUBLE`: a restart, an overloaded etcd)."""
 
     @property
     def last(self) -> float:
         return max(
             self.reposted[0], self.class_changes[0], *(m for m, _ in self.late_nodes), self.handover,
-            self.lost_nodes[0], self.replica_changes[0], self.model_change,
+            self.lost_nodes[0], self.replica_changes[0], self.model_change, self.api_trouble,
         )  # fmt: skip
 
 
@@ -958,7 +975,7 @@ def script(seed: int, endpoints: int) -> Script:
         (round(rng.uniform(12, 18), 1), rng.randint(1, 2)), (at, deleted), (round(at + rng.uniform(2, 5), 1), reposted),
         round(more.uniform(4, 20), 1), (round(more.uniform(10, 20), 1), more.randint(1, 2)),
         (round(more.uniform(12, 18), 1), more.randint(1, 2)), (round(bursts[0][0] + more.uniform(1, 5), 1),
-        more.randint(0, 2)), round(more.uniform(12, 18), 1),
+        more.randint(0, 2)), round(more.uniform(12, 18), 1), round(more.uniform(2, 20), 1),
     )  # fmt: skip
 
 
@@ -978,6 +995,7 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
         (plan.replica_changes[0], "more-replicas", plan.replica_changes[1]),
         (plan.early_deletes[0], "early-delete", plan.early_deletes[1]),
         (plan.model_change, "model-change", None),
+        (plan.api_trouble, "api-trouble", None),
     ]
     run.tick()
     for i, (minute, what, arg) in enumerate(sorted(events, key=lambda e: (e[0], e[1]))):
@@ -1013,6 +1031,10 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
             more_replicas(run, bodies, arg)
         elif what == "model-change":
             change_model(run, bodies)
+        elif what == "api-trouble":
+            for method, status, times, path in API_TROUBLE:
+                run.kube.fail(method, status, times, path)
+            log(f"minute {run.minutes():.1f}: the API server fails {len(API_TROUBLE)} kinds of request for a while")
         elif what == "early-delete":
             delete_waiting(run, bodies, [j for j in range(len(bodies)) if j not in plan.deleted[1]], arg)
         elif what == "delete":
