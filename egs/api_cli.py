@@ -57,7 +57,7 @@ def add_parser(sub: Any) -> None:
         default=CAPACITY_TTL_S,
         metavar="SECONDS",
         help="reuse the free-capacity view POSTs are answered from for this long, then rebuild it from the cluster "
-        "in the background; 0 rebuilds it for every POST (default %(default)s)",
+        "in the background (at once when it is twice this old); 0 rebuilds it for every POST (default %(default)s)",
     )
     api.add_argument(
         "--max-body-bytes",

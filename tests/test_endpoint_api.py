@@ -215,6 +215,21 @@ def test_other_changes_are_seen_once_the_capacity_is_rebuilt_and_a_delete_at_onc
     assert post(api, body("e")).status_code == 201  # the next POST after a delete builds it again
 
 
+def test_a_post_after_a_quiet_while_is_not_answered_from_a_capacity_that_old(kube: KubeCluster) -> None:
+    # Found by the churn benchmark's reading: the first POST after a quiet while was answered from the
+    # capacity of the last burst, however old (only a node change or a delete built it again), so a 201
+    # could promise GPUs that an endpoint written meanwhile holds, and be reported Provisioning later.
+    clock = [NOW]
+    services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: clock[0])
+    api = TestClient(create_app(services))
+    kube.put("v1/nodes", h100("gpu-0"))
+    assert post(api, body("a")).status_code == 201
+    kube.put(ENDPOINTS, endpoint("x", lo=7, hi=7))  # written by someone else: kubectl, another API replica
+    clock[0] += 2 * services.capacity_ttl_s  # nothing rebuilt it meanwhile: no POST came
+    assert post(api, body("b")).status_code == 202  # "x" holds the rest of the node
+    assert endpoint_lists(kube) == 2
+
+
 def test_endpoints_admitted_while_the_capacity_is_rebuilt_are_not_forgotten(kube: KubeCluster) -> None:
     kube.put("v1/nodes", h100("gpu-0"))
     services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: NOW)

@@ -471,8 +471,9 @@ class _Admissions:
     step on everything listed). Every POST lists the nodes, and builds the capacity again at once when
     there is none or the nodes changed (a node joined: warm capacity for a 201). Other changes (an
     endpoint created with kubectl, a replica scaled by the controller) are picked up by a rebuild in the
-    background once the capacity is `capacity_ttl_s` old, while answers go on from the old one; the
-    endpoints admitted meanwhile are taken from the new one too. One POST at a time admits and
+    background once the capacity is `capacity_ttl_s` old, while answers go on from the old one (for at
+    most another TTL: a capacity two TTLs old is built again at once); the endpoints admitted meanwhile
+    are taken from the new one too. One POST at a time admits and
     creates, so two never count the same GPUs. A TTL of 0 builds the capacity for every POST."""
 
     def __init__(self, services: Services) -> None:
@@ -497,7 +498,10 @@ class _Admissions:
         with self.lock:
             now = s.clock()
             nodes = s.cluster.nodes()
-            if self.capacity is None or s.capacity_ttl_s <= 0 or _versions(nodes) != self.nodes:
+            # Answers go on from a capacity being rebuilt only while it is younger than two TTLs: older, no
+            # POST came for a while (or the rebuild is stuck), and it may be as old as the last burst.
+            stale = now - self.listed_at >= 2 * s.capacity_ttl_s
+            if self.capacity is None or s.capacity_ttl_s <= 0 or stale or _versions(nodes) != self.nodes:
                 self.capacity, self.listed_at, self.admitted = self._build(now, nodes), now, []
                 self.nodes = _versions(nodes)
             elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
@@ -564,7 +568,7 @@ class _Admissions:
             for _, obj in since:
                 if endpoint_key(obj) not in built.endpoints:
                     built = admit(built, obj, s.settings, s.registry, s.catalog, s.clock()).capacity
-            if self.capacity is not None:  # not forgotten meanwhile
+            if self.capacity is not None and started >= self.listed_at:  # not forgotten, nor built anew, meanwhile
                 self.capacity, self.listed_at, self.admitted = built, started, since
                 self.nodes = _versions(nodes)
             self.rebuilding = False

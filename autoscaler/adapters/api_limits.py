@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CAPACITY_TTL_S = 10.0
-"""How long the endpoint API answers from one capacity before it builds the next from the cluster:
-the cluster's changes (a node joined, a replica started) show in 201/202 within this long."""
+"""How long the endpoint API answers from one capacity before it builds the next from the cluster (in
+the background; before answering once it is twice this old): the cluster's changes (a node joined, a
+replica started) show in 201/202 within about this long."""
 
 
 @dataclass(frozen=True)
