@@ -58,6 +58,8 @@ class Capacity:
     """GPU class -> the GPUs of each replica waiting for one of its nodes, in queue order."""
     endpoints: frozenset[str] = frozenset()
     """The endpoints (`namespace/name`) whose replicas are counted."""
+    orders: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """GPU class -> when each node order in flight was placed: the waiting replicas' nodes come first."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def capacity(decision: Decision) -> Capacity:
     free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
     keys = frozenset(f"{d.namespace}/{d.name}" for d in decision.endpoints)
     queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(decision.waiting.placements).items()}
-    return Capacity(free, {**decision.ahead, **queues}, keys)
+    return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders)
 
 
 def admit(
@@ -100,7 +102,8 @@ def admit(
     waiting = place_waiting([ep], placed, registry, catalog, settings, policy)
     eta = None
     for gpu_class, queue in by_class(waiting.placements).items():
-        times = class_etas(gpu_class, queue, registry, settings, now, capacity.waiting.get(gpu_class, ()))
+        ahead, orders = capacity.waiting.get(gpu_class, ()), capacity.orders.get(gpu_class, ())
+        times = class_etas(gpu_class, queue, registry, settings, now, ahead, orders)
         eta = max([eta or 0.0, *times])
     decision = endpoint_decision(ep, target, placed.placements, waiting.placements, waiting.unplaced, Workload(), eta)
     decision = replace(decision, cost_per_hour=endpoint_cost([*placed.placements, *waiting.placements], catalog))
@@ -110,7 +113,8 @@ def admit(
     queues = dict(capacity.waiting)
     for gpu_class, added in _queues(waiting.placements).items():
         queues[gpu_class] = queues.get(gpu_class, ()) + added
-    return Admitted(decision, Capacity(free, queues, capacity.endpoints | {ep.key}), placed.placements)
+    after = Capacity(free, queues, capacity.endpoints | {ep.key}, capacity.orders)
+    return Admitted(decision, after, placed.placements)
 
 
 def _queues(placements: tuple[Placement, ...]) -> dict[str, tuple[int, ...]]:

@@ -43,6 +43,7 @@ from autoscaler.events import Event, ObjectRef, Recorder, event
 from autoscaler.kubetime import parse_time
 from autoscaler.leader import Elector, LeaderSettings
 from autoscaler.metrics import SERIES
+from autoscaler.orders import OrderBook, track
 from autoscaler.signals import BadSample, Snapshot
 from autoscaler.watches import NODE, Watches
 from common.errors import SetupError, TemporaryError
@@ -308,6 +309,9 @@ class Controller:
         self.exposition_registry = exposition or CollectorRegistry()
         self.exposition = ControllerMetrics(self.exposition_registry)
         self.split_evenly: set[str] = set()
+        self.orders = OrderBook()
+        """The node orders in flight as last read (`autoscaler.orders`): lost on a restart, which only
+        makes promises later until the pods show them again."""
         self.skipped: set[tuple[str, str]] = set()
         """The nodes skipped last loop and why: each is logged once, when it starts being skipped."""
         self.wake = threading.Event()
@@ -407,6 +411,8 @@ class Controller:
         endpoints = self.cluster.endpoints()
         owned = self.cluster.owned()
         pods = self.cluster.gpu_pods()
+        self.orders = track(self.orders, pods, nodes, self.catalog, self.settings, now)
+        orders = self.orders.orders
         read: Snapshot | None = None
         if self.metrics is not None:
             try:
@@ -414,10 +420,10 @@ class Controller:
             except TemporaryError as e:
                 log.warning("metrics unavailable: %s", e)
         if read is None:
-            return Observation(nodes, endpoints, owned, None, {}, pods, {}), None
+            return Observation(nodes, endpoints, owned, None, {}, pods, {}, orders), None
         for bad in read.bad:
             log.warning("dropped a bad sample of %s{%s}: %s (%s)", bad.series, bad.labels, bad.value, bad.reason)
-        return Observation(nodes, endpoints, owned, read.signals, read.history, pods, read.pods), read
+        return Observation(nodes, endpoints, owned, read.signals, read.history, pods, read.pods, orders), read
 
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
         held = {_identity(o): o for o in obs.owned}

@@ -35,7 +35,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from common import quantity
-from scheduler.catalog import Catalog
+from scheduler.catalog import Catalog, GpuModel
 from scheduler.inventory import Allocation, Inventory, NodeGpus
 from scheduler.manifests import HAMI_GPU_MEMORY, KAI_GPU_MEMORY, KAI_NUM_DEVICES
 
@@ -160,28 +160,37 @@ def unbound(pod: Mapping[str, Any]) -> bool:
 def foreign_waiting(pods: Iterable[Mapping[str, Any]], catalog: Catalog) -> dict[str, tuple[int, ...]]:
     waiting: dict[str, list[int]] = {}
     for pod in pods:
-        if ours(pod) or not unschedulable(pod):
-            continue
-        gpu = catalog.for_node_labels(product_selected(pod))
-        if gpu is not None:
-            asked, kai = requests(pod), kai_share(pod)
-            whole = asked.get("nvidia.com/gpu", 0) + asked.get("amd.com/gpu", 0)
-            waiting.setdefault(gpu.name, []).append(max(1, whole, kai[0] if kai else 0))
+        wants = None if ours(pod) or not unschedulable(pod) else waiting_for(pod, catalog)
+        if wants is not None:
+            waiting.setdefault(wants[0], []).append(wants[1])
     return {name: tuple(gpus) for name, gpus in waiting.items()}
 
 
-def product_selected(pod: Mapping[str, Any]) -> dict[str, str]:
-    """The GPU product labels a pod requires of its node (node selector, or required node affinity)."""
+def waiting_for(pod: Mapping[str, Any], catalog: Catalog) -> tuple[str, int] | None:
+    """(GPU class, GPUs) a pod needs of a node, None when it selects no one class."""
+    gpu = selected_class(pod, catalog)
+    if gpu is None:
+        return None
+    asked, kai = requests(pod), kai_share(pod)
+    whole = asked.get("nvidia.com/gpu", 0) + asked.get("amd.com/gpu", 0)
+    return gpu.name, max(1, whole, kai[0] if kai else 0)
+
+
+def selected_class(pod: Mapping[str, Any], catalog: Catalog) -> GpuModel | None:
+    """The GPU class a pod requires of its node, by the product label of its node selector or its
+    required node affinity (an `In` whose values all name one class: EGS's own pods list the product
+    and its time-sliced `-SHARED` form); None when it names none or several."""
     spec = pod.get("spec") or {}
-    found = {k: str(v) for k, v in (spec.get("nodeSelector") or {}).items() if k in PRODUCT_LABELS}
+    found = [{k: str(v)} for k, v in (spec.get("nodeSelector") or {}).items() if k in PRODUCT_LABELS]
     affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
         "requiredDuringSchedulingIgnoredDuringExecution"
     ) or {}
     for term in affinity.get("nodeSelectorTerms") or ():
         for e in term.get("matchExpressions") or ():
-            if e.get("key") in PRODUCT_LABELS and e.get("operator") == "In" and len(e.get("values") or ()) == 1:
-                found.setdefault(e["key"], str(e["values"][0]))
-    return found
+            if e.get("key") in PRODUCT_LABELS and e.get("operator") == "In":
+                found += [{e["key"]: str(v)} for v in e.get("values") or ()]
+    classes = {catalog.for_node_labels(labels) for labels in found}
+    return classes.pop() if len(classes) == 1 else None
 
 
 def holds(node: NodeGpus, pod: Mapping[str, Any]) -> list[Allocation]:

@@ -71,6 +71,7 @@ from autoscaler.decide import (
     decide,
     endpoint_key,
 )
+from autoscaler.orders import OrderBook, track
 from common.errors import InputError, TemporaryError
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
@@ -487,6 +488,9 @@ class _Admissions:
         self.rebuilding = False
         self.nodes: tuple[tuple[str, str], ...] = ()
         """(name, resourceVersion) of the nodes behind `capacity`."""
+        self.orders = OrderBook()
+        """The node orders in flight as read at the last build (`autoscaler.orders`): an order whose
+        pods went between two builds is remembered, so a POST then is promised the node coming."""
 
     def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None, dict[str, Any]]:
         """The decision for `obj`, the object created when it can be served (`ConflictError` when
@@ -549,7 +553,9 @@ class _Admissions:
 
     def _build(self, now: float, nodes: list[dict[str, Any]]) -> Capacity:
         s, cluster = self.services, self.services.cluster
-        obs = Observation(nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=cluster.gpu_pods())
+        pods = cluster.gpu_pods()
+        self.orders = track(self.orders, pods, nodes, s.catalog, s.settings, now)
+        obs = Observation(nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=self.orders.orders)
         return capacity(decide(obs, s.settings, s.registry, s.catalog, now))
 
     def _rebuild(self) -> None:

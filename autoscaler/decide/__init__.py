@@ -244,7 +244,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     kept: list[str] = []
     decisions: list[EndpointDecision] = []
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
-    etas = endpoint_etas(waiting_plan, ahead, registry, settings, now)
+    etas = endpoint_etas(waiting_plan, ahead, obs.orders, registry, settings, now)
     events: list[Event] = []
     previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
     placed_by, waiting_by = by_endpoint(real.placements), by_endpoint(waiting_plan.placements)
@@ -314,6 +314,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         real,
         waiting_plan,
         ahead,
+        obs.orders,
         attribution.split_evenly,
         tuple(kept),
         orphans(obs.owned, owned, objects, decisions, obs.endpoints, kept),

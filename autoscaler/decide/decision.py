@@ -33,6 +33,9 @@ class Observation:
     """Pending and Running pods that ask for GPUs (`autoscaler.pods` reads them)."""
     pod_signals: Mapping[tuple[str, str], PodSignals] = field(default_factory=dict)
     """Per (namespace, pod): demand, queue and GPU saturation, which tell apart endpoints of one model."""
+    orders: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per GPU class, when each node order in flight was placed (`autoscaler.orders`): waiting replicas
+    are promised the nodes already coming before any ordered anew."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,8 @@ class Decision:
     ahead: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     """Per GPU class, the GPUs of each pod of other workloads that waits for one of its nodes: they
     queue ahead of the waiting replicas."""
+    orders: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """The observation's node orders in flight per GPU class, which the ETAs counted on."""
     split_evenly: tuple[str, ...] = ()
     """Models whose demand was split evenly between endpoints that could not be told apart."""
     kept: tuple[str, ...] = ()

@@ -97,12 +97,19 @@ def _provisioning_node(gpu: GpuModel, gpus: int, index: int) -> dict[str, Any]:
 
 
 def endpoint_etas(
-    waiting: Plan, ahead: Mapping[str, tuple[int, ...]], registry: Registry, settings: Settings, now: float
+    waiting: Plan,
+    ahead: Mapping[str, tuple[int, ...]],
+    orders: Mapping[str, tuple[float, ...]],
+    registry: Registry,
+    settings: Settings,
+    now: float,
 ) -> dict[str, float]:
     """Per endpoint with waiting replicas: when the last of them serves (`state.keep` keeps a promise)."""
     etas: dict[str, float] = {}
     for gpu_class, queue in by_class(waiting.placements).items():
-        times = class_etas(gpu_class, queue, registry, settings, now, ahead.get(gpu_class, ()))
+        times = class_etas(
+            gpu_class, queue, registry, settings, now, ahead.get(gpu_class, ()), orders.get(gpu_class, ())
+        )
         for p, t in zip(queue, times, strict=True):
             key = f"{p.namespace}/{p.request}"
             etas[key] = max(etas.get(key, 0.0), t)
@@ -116,15 +123,17 @@ def class_etas(
     settings: Settings,
     now: float,
     ahead: Sequence[int] = (),
+    orders: Sequence[float] = (),
 ) -> list[float]:
-    """When each replica of one class's queue serves, behind `ahead` (GPUs of replicas already waiting).
+    """When each replica of one class's queue serves, behind `ahead` (GPUs of replicas already waiting),
+    on the nodes `orders` (placed at those times) bring first, then on nodes ordered anew.
 
-    The delays count from the next decide step (`eta.step_s` on): a node is ordered once the workload
+    New orders count from the next decide step (`eta.step_s` on): a node is ordered once the workload
     is written and its pod found no node, not at the answer (the churn benchmark's 202s were late by
     that reaction, 20-40 s, when counted from the answer)."""
     loads = [0.0] * len(ahead) + [registry.get(p.model).variant(p.variant).load_seconds for p in queue]
     gpus = [*ahead, *(gpus_of(p) for p in queue)]
-    capacity = ClassCapacity(settings.classes[gpu_class].gpus_per_node)
+    capacity = ClassCapacity(settings.classes[gpu_class].gpus_per_node, (), tuple(orders))
     times = queue_etas(now + settings.eta.step_s, gpus, capacity, loads, (), settings.eta)
     return times[len(ahead) :]
 

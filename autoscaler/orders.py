@@ -1,0 +1,116 @@
+"""Node orders in flight per GPU class, and when each was placed: what a 202's promise counts on.
+
+Part of the autoscaler's pure core. A replica that waits for a node is served by the next node of
+its class to join, and a node ordered minutes ago joins sooner than one ordered now (`queue_etas`
+conditions each order's delay on its age). Neither Cluster Autoscaler nor Karpenter says per order
+when it was placed, but both order for pods kube-scheduler found no node for, and neither cancels an
+order once placed: Cluster Autoscaler raises a node group's target size and lowers it only by
+scaling an empty node down after it joined; a Karpenter NodeClaim launched for pods that went is
+consolidated once its node registers. So the orders are read from the pods and remembered:
+
+- `pending_orders`: the nodes the unschedulable pods of each class need, packed by GPUs in the order
+  they were found unschedulable (`PodScheduled=False`'s `lastTransitionTime`, else the pod's
+  creation), each placed when the pod that needed it was found (kube-scheduler's condition is
+  what the node autoscaler reacts to);
+- `track`: the orders remembered from earlier reads, less one (the oldest) per node of the class
+  that joined and those older than the prior's longest delay, plus the newest pending ones beyond
+  them (a node autoscaler orders what the pending pods need beyond what it has coming). An order
+  whose pods were deleted, or bound on a node nobody ordered, stays until a node of its class joins.
+
+Every error this makes is late, never early, but one: an order the node autoscaler did not place
+(its node group at its maximum) is counted until the prior's longest delay. The controller and the
+endpoint API each keep an `OrderBook` in memory and read it every loop or capacity build; after a
+restart it starts from the pending pods alone, which only makes promises later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from autoscaler.decide.settings import Settings
+from autoscaler.kubetime import parse_time
+from autoscaler.pods import unschedulable, waiting_for
+from scheduler.catalog import Catalog
+
+TIME_RESOLUTION_S = 1.0
+"""metav1.Time is written to the second and truncated: the event came up to this much later."""
+
+
+@dataclass(frozen=True)
+class OrderBook:
+    """Per GPU class: when each node order still in flight was placed, and the nodes seen."""
+
+    orders: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """GPU class -> Unix times the orders were placed, oldest first."""
+    nodes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """GPU class -> the names of its nodes at the last read (a new name is a node that joined)."""
+
+
+def pending_orders(
+    pods: Iterable[Mapping[str, Any]], catalog: Catalog, gpus_per_node: Mapping[str, int], now: float
+) -> dict[str, tuple[float, ...]]:
+    """Per class of `gpus_per_node`: when each node its unschedulable pods need was ordered, oldest first."""
+    found: dict[str, list[tuple[float, int]]] = {}
+    for pod in pods:
+        wants = waiting_for(pod, catalog) if unschedulable(pod) else None
+        if wants is not None and wants[0] in gpus_per_node:
+            found.setdefault(wants[0], []).append((min(now, _unschedulable_since(pod, now)), wants[1]))
+    orders: dict[str, tuple[float, ...]] = {}
+    for gpu_class, waiting in found.items():
+        times: list[float] = []
+        asked = 0
+        for since, gpus in sorted(waiting):
+            asked += gpus
+            times += [since] * (math.ceil(asked / gpus_per_node[gpu_class]) - len(times))
+        orders[gpu_class] = tuple(times)
+    return orders
+
+
+def track(
+    book: OrderBook,
+    pods: Iterable[Mapping[str, Any]],
+    nodes: Iterable[Mapping[str, Any]],
+    catalog: Catalog,
+    settings: Settings,
+    now: float,
+) -> OrderBook:
+    """The orders in flight now for the configured classes, from those `book` remembers and what the
+    cluster shows (module docstring)."""
+    gpus_per_node = {name: cls.gpus_per_node for name, cls in settings.classes.items()}
+    longest_delay_s = settings.eta.prior_delay_s[1]
+    seen: dict[str, set[str]] = {c: set() for c in gpus_per_node}
+    for node in nodes:
+        gpu = catalog.for_node_labels((node.get("metadata") or {}).get("labels") or {})
+        if gpu is not None and gpu.name in seen:
+            seen[gpu.name].add(str((node.get("metadata") or {}).get("name")))
+    pending = pending_orders(pods, catalog, gpus_per_node, now)
+    orders: dict[str, tuple[float, ...]] = {}
+    for gpu_class, names in seen.items():
+        before = book.nodes.get(gpu_class)
+        joined = len(names - before) if before is not None else 0
+        kept = [t for t in book.orders.get(gpu_class, ())[joined:] if now - t < longest_delay_s]
+        new = pending.get(gpu_class, ())
+        kept += new[len(kept) :]
+        if kept:
+            orders[gpu_class] = tuple(sorted(kept))
+    return OrderBook(orders, {c: frozenset(names) for c, names in seen.items()})
+
+
+def _unschedulable_since(pod: Mapping[str, Any], now: float) -> float:
+    """When kube-scheduler first found no node for `pod` (to the second, so up to a second later)."""
+    status, meta = pod.get("status") or {}, pod.get("metadata") or {}
+    for c in status.get("conditions") or ():
+        if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("lastTransitionTime"):
+            return _parsed(str(c["lastTransitionTime"]), now)
+    created = meta.get("creationTimestamp")
+    return _parsed(str(created), now) if created else now
+
+
+def _parsed(text: str, now: float) -> float:
+    try:
+        return parse_time(text) + TIME_RESOLUTION_S
+    except ValueError:
+        return now  # unreadable: as if found now, which only makes the promise later
