@@ -14,8 +14,10 @@ consolidated once its node registers. So the orders are read from the pods and r
   what the node autoscaler reacts to);
 - `track`: the orders remembered from earlier reads, less one (the oldest) per node of the class
   that joined and those older than the prior's longest delay, plus the newest pending ones beyond
-  them (a node autoscaler orders what the pending pods need beyond what it has coming). An order
-  whose pods were deleted, or bound on a node nobody ordered, stays until a node of its class joins.
+  them (a node autoscaler orders what the pending pods need beyond what it has coming), placed no
+  earlier than the last read (a pod still pending when its node went to another is not dated by
+  its own order). An order whose pods were deleted, or bound on a node nobody ordered, stays until
+  a node of its class joins.
 
 Every error this makes is late, never early, but one: an order the node autoscaler did not place
 (its node group at its maximum) is counted until the prior's longest delay. The controller and the
@@ -47,6 +49,8 @@ class OrderBook:
     """GPU class -> Unix times the orders were placed, oldest first."""
     nodes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """GPU class -> the names of its nodes at the last read (a new name is a node that joined)."""
+    read_at: float | None = None
+    """When the last read was (None: never): an order not known then was placed after it."""
 
 
 def pending_orders(
@@ -93,10 +97,10 @@ def track(
         joined = len(names - before) if before is not None else 0
         kept = [t for t in book.orders.get(gpu_class, ())[joined:] if now - t < longest_delay_s]
         new = pending.get(gpu_class, ())
-        kept += new[len(kept) :]
+        kept += [max(t, book.read_at or t) for t in new[len(kept) :]]
         if kept:
             orders[gpu_class] = tuple(sorted(kept))
-    return OrderBook(orders, {c: frozenset(names) for c, names in seen.items()})
+    return OrderBook(orders, {c: frozenset(names) for c, names in seen.items()}, now)
 
 
 def _unschedulable_since(pod: Mapping[str, Any], now: float) -> float:

@@ -137,6 +137,8 @@ PROVISIONABLE = {"H100-80GB": 8, "MI300X": 8, "L40S": 4}
 SHARING = {"L40S": "kai", "H200-141GB": "hami"}
 FOREIGN_TAINT = {"key": "egs.dev/team", "value": "research", "effect": "NoSchedule"}
 DELAY_S = (300.0, 600.0)
+LOOP_S = 20.0
+"""The controller's interval (uncompressed): its decide step, so the ETA's step too."""
 MINUTE = 60.0
 EVICTION_S = 300.0
 """How long a pod stays bound to a NotReady node: the toleration seconds Kubernetes adds to every pod."""
@@ -805,7 +807,7 @@ def main() -> int:
         "sharing": SHARING,
         "gpu_classes": {name: {"gpus_per_node": n, "policy": "static", "static_nodes": 0}
                         for name, n in PROVISIONABLE.items()},
-        "eta": {"prior_delay_s": [DELAY_S[0] / f, DELAY_S[1] / f], "step_s": 60.0 / f},
+        "eta": {"prior_delay_s": [DELAY_S[0] / f, DELAY_S[1] / f], "step_s": LOOP_S / f},
         "scaleDownStabilizationSeconds": 300.0 / f,
     }))  # fmt: skip
     kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))
@@ -813,7 +815,7 @@ def main() -> int:
     api_command = ["api", "--kubeconfig", kubeconfig, "--config", str(config), "--listen", f"127.0.0.1:{port}"]
     controller_command = [
         "controller", "--kubeconfig", kubeconfig, "--config", str(config), "--prometheus", prometheus.url,
-        "--interval", f"{20.0 / f:g}", "--metrics-listen", f"127.0.0.1:{metrics_port}",
+        "--interval", f"{LOOP_S / f:g}", "--metrics-listen", f"127.0.0.1:{metrics_port}",
     ]  # fmt: skip
     api = _start(api_command, workdir / "api.log")
     controller = _start(controller_command, workdir / "controller.log")
