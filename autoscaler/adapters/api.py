@@ -41,7 +41,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Path, Request, Response
@@ -489,8 +489,10 @@ class _Admissions:
         self.nodes: tuple[tuple[str, str], ...] = ()
         """(name, resourceVersion) of the nodes behind `capacity`."""
         self.orders = OrderBook()
-        """The node orders in flight as read at the last build (`autoscaler.orders`): an order whose
-        pods went between two builds is remembered, so a POST then is promised the node coming."""
+        """The node orders in flight (`autoscaler.orders`), read at every build and, once a POST came,
+        every decide step between them as the controller reads them: an order placed for pods that went
+        before the next POST is known to it, and promised."""
+        self.tracking = False
 
     def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None, dict[str, Any]]:
         """The decision for `obj`, the object created when it can be served (`ConflictError` when
@@ -511,7 +513,11 @@ class _Admissions:
             elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
                 self.rebuilding = True
                 threading.Thread(target=self._rebuild, daemon=True, name="egs-api-capacity").start()
-            admitted = admit(self.capacity, obj, s.settings, s.registry, s.catalog, now)
+            if not self.tracking:
+                self.tracking = True
+                threading.Thread(target=self._track, daemon=True, name="egs-api-orders").start()
+            current = replace(self.capacity, orders=self.orders.orders)
+            admitted = admit(current, obj, s.settings, s.registry, s.catalog, now)
             if admitted.decision.phase == "Failed":
                 return admitted.decision, None, {}
             # A new object's generation is 1; a spec changed before the status is written voids the promise.
@@ -557,6 +563,18 @@ class _Admissions:
         self.orders = track(self.orders, pods, nodes, s.catalog, s.settings, now)
         obs = Observation(nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=self.orders.orders)
         return capacity(decide(obs, s.settings, s.registry, s.catalog, now))
+
+    def _track(self) -> None:
+        s = self.services
+        while True:
+            time.sleep(s.settings.eta.step_s)
+            try:
+                nodes, pods = s.cluster.nodes(), s.cluster.gpu_pods()
+            except (TemporaryError, KubernetesError) as e:
+                log.warning("node orders not read (the last ones are used meanwhile): %s", e)
+                continue
+            with self.lock:
+                self.orders = track(self.orders, pods, nodes, s.catalog, s.settings, s.clock())
 
     def _rebuild(self) -> None:
         s = self.services
