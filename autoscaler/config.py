@@ -13,7 +13,7 @@ step's `Settings` and the model registry's path; a wrong field raises `InputErro
     sharing: {L4: timeslice}
     gpu_classes:                   # what the node autoscaler can add, and the warm pool of each
       H100-80GB: {gpus_per_node: 8, pool: balloon, policy: static, static_nodes: 1}
-    eta: {prior_delay_s: [300, 600], quantile: 0.95}
+    eta: {prior_delay_s: [300, 600], quantile: 0.95, step_s: 60}  # step_s: the controller's --interval
     engine: online                 # the scheduler's engine: greedy, online, auto or exact
     time_limit_s: 2.0
     scaleDownStabilizationSeconds: 300  # a lower replica target waits this long (HPA's); up is at once
