@@ -67,8 +67,15 @@ def _rule_met(
 ) -> bool:
     """Whether at most `limit` of the replicas added waited over 60 s (by default the rule), the run stopped
     as soon as too many did (most rejected candidates do)."""
+    return _run_within(trace, scenario, policy, window, seed, limit) is not None
+
+
+def _run_within(
+    trace: Trace, scenario: Scenario, policy: Policy, window: Window, seed: int, limit: float = _RULE_LIMIT
+) -> Result | None:
+    """The whole run's result if at most `limit` of the replicas added waited over 60 s, else None."""
     result = simulate_unless_late(trace, scenario, policy, window, seed, limit)
-    return result is not None and result.frac_wait_gt_60s <= limit
+    return result if result is not None and result.frac_wait_gt_60s <= limit else None
 
 
 def meets_p99(result: Result) -> bool:
@@ -150,8 +157,13 @@ def fit_egs(
         )
         return replace(policy, pool=pool)
 
+    runs: dict[Policy, Result] = {}  # the rungs' runs that met the rule: the chosen one's is not run again
+
     def meets(rung: tuple[float, int, float, float, float]) -> bool:
-        return _rule_met(train, scenario, at(rung), protocol.fit_window, protocol.seed)
+        result = _run_within(train, scenario, at(rung), protocol.fit_window, protocol.seed)
+        if result is not None:
+            runs[at(rung)] = result
+        return result is not None
 
     if meets(LEVELS[0]):
         return at(LEVELS[0])
@@ -162,12 +174,13 @@ def fit_egs(
         if i == top and not meets(LEVELS[top]):
             return at(LEVELS[top])  # every wait it adds in quiet hours would break the rule further
         chosen = LEVELS[i]
-    return _fit_quiet_nodes(train, scenario, protocol, at(chosen))
+    return _fit_quiet_nodes(train, scenario, protocol, at(chosen), runs[at(chosen)])
 
 
-def _fit_quiet_nodes(train: Trace, scenario: Scenario, protocol: Protocol, policy: Policy) -> Policy:
+def _fit_quiet_nodes(train: Trace, scenario: Scenario, protocol: Protocol, policy: Policy, run: Result) -> Policy:
     """`policy` with the fewest idle nodes in the quiet hours of the day (`PoolSettings.quiet_nodes`, at
-    most its `max_idle_nodes`) that lets no more replicas wait over 60 s on the training days than it does.
+    most its `max_idle_nodes`) that lets no more replicas wait over 60 s on the training days than it does
+    (`run`, its training run).
 
     Not merely within the rule: a quiet-hours cap the rule allows trades waits for cost on days it has not
     seen (5-20 minute orders, tuning seeds 100-119: 2 more seeds past p99 60 s); one that adds no wait
@@ -176,7 +189,7 @@ def _fit_quiet_nodes(train: Trace, scenario: Scenario, protocol: Protocol, polic
     if not cap:
         return policy
     window, seed = protocol.fit_window, protocol.seed
-    limit = simulate(train, scenario, policy, window, seed)[0].frac_wait_gt_60s + 1e-12
+    limit = run.frac_wait_gt_60s + 1e-12
 
     def at(quiet_nodes: int) -> Policy:
         return replace(policy, pool=replace(policy.pool, quiet_nodes=quiet_nodes))
