@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -189,7 +189,7 @@ def _held(past: np.ndarray, size: int, span: int, settings: PoolSettings) -> flo
     """The spare GPUs held after `past` from everything but the missed rises."""
     whole = len(past) // size * size  # blocks end at whole multiples of the lead time from the start
     keep = min(whole, _history_samples(size, settings))
-    blocks = _block_spare(_Samples(past[whole - keep : whole]), size, span, settings)
+    blocks = _block_spare(_Samples(past[whole - keep : whole]), size, span, _spare_settings(settings))
     if blocks is None:
         return settings.allowance_gpus
     rise, floor, freed, freed_from = blocks
@@ -253,7 +253,14 @@ class _Samples:
         return isinstance(other, _Samples) and self.data == other.data
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=64)
+def _spare_settings(settings: PoolSettings) -> PoolSettings:
+    """`settings` without the quiet-hours cap, which `_block_spare` does not read: the fit's runs of one rung
+    at several caps, and the scored run after them, then share its cache."""
+    return replace(settings, quiet_nodes=None)
+
+
+@lru_cache(maxsize=2400)
 def _block_spare(
     samples: _Samples, size: int, span: int, settings: PoolSettings
 ) -> tuple[float, float, float, float] | None:
@@ -262,7 +269,9 @@ def _block_spare(
 
     A function of completed blocks alone, so that the decide steps within one block (ten at 1-minute
     sampling and 10-minute lead, or the ten 60 s steps of a 10-minute sample) compute it once; the cache
-    holds a week of 10-minute blocks, so that `_missed_rise` finds each past block's spare in it.
+    holds a run's 10-minute blocks (a 15-day training window, and more), so that `_missed_rise` finds each
+    past block's spare in it and the next run of the same settings (the fit's next cap, the scored run
+    after the fit) need not work them out again (`forget` empties it).
     """
     blocked = _lead_blocks(samples, size, span)
     if blocked is None:
@@ -372,6 +381,12 @@ def _window_extreme(pick: np.ufunc, values: np.ndarray, span: int) -> np.ndarray
         width *= 2
     extreme: np.ndarray = pick(out[: len(values) - span + 1], out[span - width : len(out)])
     return extreme
+
+
+def forget() -> None:
+    """Empty the EGS policy's caches, as a fresh process starts: a benchmark times a cold simulation."""
+    for cache in (_block_spare, _spare_settings, _lead_blocks, _missed_in, _quiet_in):
+        cache.cache_clear()
 
 
 POLICIES: dict[str, PoolPolicy] = {

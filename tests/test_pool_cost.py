@@ -1,11 +1,12 @@
 """The EGS policy's work per decide step stays small and exact (issue 18: an EGS simulation at most 5x
 the CPU of a reactive one, with identical results).
 
-Covered: the median the sudden-change threshold reads is numpy's on the tie-heavy rises of GPU counts;
-the blocks young enough for a switch-on or a drop to count are those whose age is under the horizon;
-a learning run works out each lead-time block's means and peaks once, though both the spare held and the
-missed-rise scan read them. Not covered: CPU time itself (`benchmarks/simulate_cpu.py` measures it,
-and compares every answer against a reference revision).
+Covered: the median the sudden-change threshold reads is numpy's on the tie-heavy rises of GPU counts; the
+blocks young enough for a switch-on or a drop to count are those whose age is under the horizon; a learning
+run works out each lead-time block's means and peaks once, though both the spare held and the missed-rise scan
+read them; runs of one rung at two quiet-hours caps (the fit's probes, and the scored run after them) work
+each block's spare out once, and `forget` empties what they cached. Not covered: CPU time itself
+(`benchmarks/simulate_cpu.py` measures it, and compares every answer against a reference revision).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoscaler.pool import PoolSettings, _lead_blocks, _median, _younger
+from autoscaler.pool import PoolSettings, _block_spare, _lead_blocks, _median, _younger, forget
 from autoscaler.simulator import GpuClass, ModelSpec, Policy, Scenario, Trace, Window, simulate
 from benchmarks.demand import generate, resample
 
@@ -41,3 +42,19 @@ def test_a_learning_run_works_out_each_lead_time_blocks_means_and_peaks_once():
         simulate(trace, SCENARIO, learning, Window(1, 2))
         blocks = trace.samples * trace.step_s / learning.pool.lead_s
         assert _lead_blocks.cache_info().misses <= blocks + 1  # and the empty history before the first
+
+
+def test_runs_at_two_quiet_hours_caps_work_each_blocks_spare_out_once_until_forgotten():
+    demand, _ = generate(seed=3, days=2)
+    trace = Trace(600.0, {"m": resample(demand, 10)})
+    forget()
+    assert _block_spare.cache_info().currsize == 0
+    for quiet_nodes in (None, 1, 0):
+        simulate(
+            trace, SCENARIO, Policy("egs", PoolSettings(8, max_idle_nodes=4, quiet_nodes=quiet_nodes)), Window(1, 2)
+        )
+        if quiet_nodes is None:
+            first = _block_spare.cache_info().misses
+    assert _block_spare.cache_info().misses == first > 0
+    forget()
+    assert _block_spare.cache_info().currsize == 0
