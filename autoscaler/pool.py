@@ -152,10 +152,12 @@ def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
     past = obs.need_gpus.until(now).values
     size = max(1, round(settings.lead_s / obs.need_gpus.step_s))
     span = max(1, math.ceil(SUSTAIN_S / obs.need_gpus.step_s - 1e-9))  # samples a level must last
-    spare = max(_held(past, size, span, settings), _missed_rise(past, size, span, settings))
+    window = _history(past, size, settings)
+    spare = max(_held(window, past, size, span, settings), _missed_rise(past, size, span, settings))
     nodes = _nodes_for(spare, obs, settings)
-    if settings.quiet_nodes is not None and nodes > settings.quiet_nodes and _quiet(past, size, span, settings):
-        return settings.quiet_nodes
+    quiet = settings.quiet_nodes
+    if quiet is not None and nodes > quiet and _quiet_in(window, size, span, settings.lead_s, settings.jump_threshold):
+        return quiet
     return nodes
 
 
@@ -164,16 +166,10 @@ QUIET_WINDOW_S = 2 * 3_600.0
 than on average over the day (a window of 4 h holds a week's few switch-ons of one time of day)."""
 
 
-def _quiet(past: np.ndarray, size: int, span: int, settings: PoolSettings) -> bool:
-    """True in the quiet hours of the day, judged on the history's whole lead-time blocks (as `_held`)."""
-    whole = len(past) // size * size
-    keep = min(whole, _history_samples(size, settings))
-    return _quiet_in(_Samples(past[whole - keep : whole]), size, span, settings.lead_s, settings.jump_threshold)
-
-
 @lru_cache(maxsize=64)
 def _quiet_in(samples: _Samples, size: int, span: int, lead_s: float, jump_threshold: float) -> bool:
-    """`_quiet` on the blocks of `samples`, the latest ending now; the switch-ons are `_block_spare`'s."""
+    """True in the quiet hours of the day, judged on the whole lead-time blocks of `samples` (`_history`),
+    the latest ending now; the switch-ons are `_block_spare`'s."""
     blocked = _lead_blocks(samples, size, span)
     if blocked is None or len(blocked[0]) < 2:
         return False
@@ -185,11 +181,17 @@ def _quiet_in(samples: _Samples, size: int, span: int, lead_s: float, jump_thres
     return bool(near * DAY_S / (2 * QUIET_WINDOW_S) < len(apart))
 
 
-def _held(past: np.ndarray, size: int, span: int, settings: PoolSettings) -> float:
-    """The spare GPUs held after `past` from everything but the missed rises."""
+def _history(past: np.ndarray, size: int, settings: PoolSettings) -> _Samples:
+    """The whole lead-time blocks of `past` that the spare and the quiet hours are judged on, as the key of
+    their caches (built once a decide step: at 1-minute sampling a week of samples is 80 kB)."""
     whole = len(past) // size * size  # blocks end at whole multiples of the lead time from the start
     keep = min(whole, _history_samples(size, settings))
-    blocks = _block_spare(_Samples(past[whole - keep : whole]), size, span, _spare_settings(settings))
+    return _Samples(past[whole - keep : whole])
+
+
+def _held(window: _Samples, past: np.ndarray, size: int, span: int, settings: PoolSettings) -> float:
+    """The spare GPUs held after `past` (its `_history` is `window`) from everything but the missed rises."""
+    blocks = _block_spare(window, size, span, _spare_settings(settings))
     if blocks is None:
         return settings.allowance_gpus
     rise, floor, freed, freed_from = blocks
@@ -231,7 +233,9 @@ def _missed_in(samples: _Samples, blocks: int, size: int, span: int, settings: P
     above = np.flatnonzero(rise > gpn)
     for j in above[np.argsort(-rise[above], kind="stable")].tolist():
         end = len(past) - (len(rise) - j) * size  # block j's end: "now" when the spare before the rise was set
-        if rise[j] > gpn * math.ceil(_held(past[:end], size, span, settings) / gpn - 1e-9):
+        before = past[:end]
+        held = _held(_history(before, size, settings), before, size, span, settings)
+        if rise[j] > gpn * math.ceil(held / gpn - 1e-9):
             return float(rise[j])
     return 0.0
 
