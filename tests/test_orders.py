@@ -4,8 +4,8 @@ Covers: the nodes unschedulable pods need, packed by GPUs in the order kube-sche
 dated by its pod's `PodScheduled=False` condition (EGS's own pods, which list a product and its
 `-SHARED` form, included); an order whose pods went is remembered until a node of its class joins or
 the prior's longest delay passes; the endpoint API promises a waiting replica the order already in
-flight, by its age. Skips the processes (the churn
-benchmark runs them).
+flight, by its age, and the controller remembers an order whose pod went and promises its node.
+Skips the processes (the churn benchmark runs them).
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from autoscaler.admission import admit, capacity
 from autoscaler.decide import Observation, decide
 from autoscaler.kubetime import rfc3339
 from autoscaler.orders import TIME_RESOLUTION_S, OrderBook, pending_orders, track
+from localplay.kube_standin import KubeCluster
+from tests.clock import Clock
+from tests.test_controller import ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint, h100
 from tests.test_pods import pod
 
@@ -97,3 +100,23 @@ def test_an_order_found_after_a_read_is_dated_no_earlier_than_that_read() -> Non
     pods = [waiting("a", 8, NOW - 400), waiting("b", 8, NOW - 350)]
     book = track(book, pods, [h100("gpu-1")], CATALOG, SETTINGS, NOW)
     assert book.orders == {H100: (NOW - 300, NOW - 300)}
+
+
+def test_the_controller_remembers_an_order_whose_pod_went_and_promises_its_node(kube: KubeCluster) -> None:
+    """Another team's pod found no H100 node 400 s ago and was deleted: the node it made the node
+    autoscaler order still comes, and an endpoint created after is promised it, not a node ordered anew."""
+    pending = waiting("train", 8, NOW - 400)
+    pending["metadata"]["namespace"] = "batch"
+    kube.put("v1/pods", pending)
+    clock = Clock(NOW)
+    ctl = controller(kube, FixedSignals(demand=1.0, clock=clock), clock=clock)
+    assert ctl.reconcile().observation.orders == {H100: (NOW - 400 + TIME_RESOLUTION_S,)}  # type: ignore[union-attr]
+    kube.delete("v1/pods", "batch", "train")
+    kube.put(ENDPOINTS, endpoint())
+    clock.t = NOW + 20
+    outcome = ctl.reconcile()
+    assert outcome.observation.orders == {H100: (NOW - 400 + TIME_RESOLUTION_S,)}  # type: ignore[union-attr]
+    status = kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
+    load = REGISTRY.get(MODEL).variant(status["variant"]).load_seconds
+    # From the next step the order has waited 479 s of 300-600: 95% of the rest is 115 s, 120 s on the grid.
+    assert status["estimatedReadyTime"] == rfc3339(NOW + 20 + 60 + 120 + load)
