@@ -8,12 +8,13 @@ decide step is not offered again.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from autoscaler.admission import admit, capacity
-from autoscaler.decide import EndpointDecision, Observation, decide
+from autoscaler.decide import ClassSettings, EndpointDecision, Observation, decide
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint, h100
 
 
@@ -74,3 +75,16 @@ def test_the_capacity_counts_what_the_decide_step_placed() -> None:
     free = capacity(decision).free.node("gpu-0")
     assert sum(1 for g in free.gpus if g.holders == 0) == 8 - decision.endpoints[0].placed
     assert decision.endpoints[0].model == MODEL
+
+
+def test_replicas_that_wait_wait_in_the_shape_of_those_placed_warm() -> None:
+    """One H100 GPU free, L40S nodes cheaper to add: the second replica used to wait for an L40S node
+    while the first ran on the H100 (its 202's ETA from the L40S queue), but the controller keeps an
+    endpoint in one shape and made it wait for an H100 node instead (churn seed 1: promised 167 s,
+    Ready at 700 s)."""
+    both = replace(SETTINGS, classes={**SETTINGS.classes, "L40S": ClassSettings(gpus_per_node=4)})
+    others = [endpoint(f"e{i}", lo=1, hi=1) for i in range(7)]
+    base = capacity(decide(Observation([h100("gpu-0")], others, signals={}), both, REGISTRY, CATALOG, NOW))
+    result = admit(base, endpoint("new", lo=2, hi=2), both, REGISTRY, CATALOG, NOW)
+    assert (result.decision.placed, result.decision.waiting, result.decision.gpu_class) == (1, 1, "H100-80GB")
+    assert result.capacity.waiting == {"H100-80GB": (1,)}
