@@ -1,6 +1,6 @@
 """The controller's 202 promises move earlier only on evidence, and never later that way: once the
 node came and kube-scheduler bound the endpoint's pods, what is left is the model load, so the promise
-is moved to now + load + one step, in `status.promise` with a Normal Event (PromiseKept untouched);
+is moved to now + load + two steps, in `status.promise` with a Normal Event (PromiseKept untouched);
 a pod still unbound, or an estimate later than the promise, moves nothing; the loops after write the
 same status and say nothing; over any inputs, `keep` never drops a promise before Ready and never
 moves one later but through PromiseKept=False."""
@@ -43,7 +43,7 @@ def test_a_promise_moves_earlier_when_the_pods_are_bound_and_load() -> None:
     at = NOW + 30
     moved = decide(obs, SETTINGS, REGISTRY, CATALOG, at)
     status = moved.statuses[KEY]
-    expected = at + _load_s() + SETTINGS.eta.step_s
+    expected = at + _load_s() + 2 * SETTINGS.eta.step_s
     assert expected < NOW + 900
     assert status["promise"]["estimatedReadyTime"] == status["estimatedReadyTime"] == rfc3339(expected)
     assert status["promise"]["answer"] == "Accepted"

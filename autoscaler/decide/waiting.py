@@ -147,8 +147,10 @@ def loaded_by(
     now: float,
 ) -> dict[str, float]:
     """Per endpoint with placed replicas and a pod bound to a node for each, none unbound: when they
-    serve, now + their load time + one step (bound at most now; the status says Ready at a loop after
-    they are). The node came: what is left is the load, which the promise may move earlier to."""
+    serve, now + their load time + two steps (bound at most now; the kubelet reports them Ready once
+    loaded, and the status says Ready at the loop after it sees that: with one step, the churn
+    benchmark's last promises at 20 s loops were 20-30 s late). The node came: what is left is the
+    load, which the promise may move earlier to."""
     bound: dict[tuple[str, str], list[bool]] = {}
     for pod in pods:
         serves = endpoint_of(pod)
@@ -159,5 +161,5 @@ def loaded_by(
         mine, replicas = bound.get((ep.namespace, dns_label(ep.name)), []), placed.get(ep.key, ())
         if replicas and len(mine) >= len(replicas) and all(mine):
             load = max(registry.get(p.model).variant(p.variant).load_seconds for p in replicas)
-            etas[ep.key] = now + load + settings.eta.step_s
+            etas[ep.key] = now + load + 2 * settings.eta.step_s
     return etas
