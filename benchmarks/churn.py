@@ -45,7 +45,7 @@ two). Drawn apart (so the draws above are what they were before these were added
 the first burst, up to two endpoints still waiting for capacity are deleted for good; within 4-20 a new
 controller replica takes over (a rolling update: the old one gets SIGTERM and hands the Lease back);
 within 10-20 one or two Ready nodes that serve replicas are lost, deleted (their pods go) or NotReady for
-good (their pods are evicted 5 minutes later), and their endpoints count as changed; within 12-18 the
+good (their pods are evicted 5 minutes later; only their replicas there may move); within 12-18 the
 minimum replicas of one or two Ready endpoints go up by one, and one Ready endpoint is changed to
 serve another model; within 2-20 the API server fails a few lists, applies and status writes (503,
 500, 409). Then the cluster settles (until every endpoint is Ready or Failed, at most
@@ -514,6 +514,10 @@ class Tally:
     changed: set[str] = field(default_factory=set)
     """Endpoints whose spec changed or that were deleted (their replicas may move)."""
     ready_pods: dict[str, set[str]] = field(default_factory=dict)
+    lost_pods: set[str] = field(default_factory=set)
+    """Pods on a node that was lost, until a pod of that name is Ready again: their going is no disruption."""
+    lost_capacity: set[str] = field(default_factory=set)
+    """Endpoints that served on a node that was lost: a 201 among them may wait again."""
     disruptions: int = 0
     consolidations: int = 0
     exits: int = 0
@@ -654,7 +658,8 @@ class Run:
             elif key in tally.promised and key not in tally.ready_at and status.get("estimatedReadyTime"):
                 eta = str(status["estimatedReadyTime"]).replace("Z", "+00:00")
                 tally.last_promised[key] = datetime.datetime.fromisoformat(eta).timestamp()
-            demoted = status.get("phase") == "Provisioning" and key not in tally.changed | tally.demoted
+            excused = tally.changed | tally.demoted | tally.lost_capacity
+            demoted = status.get("phase") == "Provisioning" and key not in excused
             if key in tally.answered_201 and demoted:
                 tally.demoted.add(key)
                 self._log_demoted(key, status)
@@ -663,7 +668,7 @@ class Run:
             if pod.ready:
                 ready.setdefault(pod.endpoint, set()).add(pod.key)
         for endpoint, before in tally.ready_pods.items():
-            gone = before - ready.get(endpoint, set())
+            gone = before - ready.get(endpoint, set()) - tally.lost_pods
             if gone and endpoint not in tally.changed:
                 if self._consolidated(endpoint):
                     tally.consolidations += len(gone)
@@ -673,6 +678,7 @@ class Run:
                                     if p.endpoint == endpoint)  # fmt: skip
                     log(f"disrupted: {endpoint} lost {sorted(gone)} at minute {self.minutes():.1f}; now {now_at}")
         tally.ready_pods = ready
+        tally.lost_pods -= {key for keys in ready.values() for key in keys}
 
     def _log_demoted(self, key: str, status: Mapping[str, Any]) -> None:
         """A 201 reported Provisioning: what it was promised, what it is told now, and where its pods are."""
@@ -706,6 +712,7 @@ class Run:
             self.tally.ready_at.pop(key, None)
             self.tally.last_promised.pop(key, None)
             self.tally.changed.discard(key)  # a new endpoint of that name: unchanged from here on
+            self.tally.lost_capacity.discard(key)
             self.play.seen.pop(key, None)  # its pods are timed from this POST
             if answer.status_code in (201, 202):
                 self.prometheus.demand[body["model"]] += DEMAND_RPS
@@ -1074,11 +1081,15 @@ def change_class(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int)
 def lose_nodes(run: Run, count: int) -> None:
     """`count` Ready nodes that serve replicas, drawn, are lost: deleted (spot capacity reclaimed, a node
     scaled in: their pods go at once) or, as often, NotReady for good (the kubelet stopped posting: their pods
-    stop being Ready and are evicted `EVICTION_S` later). Their endpoints' replicas may move."""
+    stop being Ready and are evicted `EVICTION_S` later). Their replicas there may move (no other replica of
+    their endpoints), and a 201 among them may wait again."""
     serving: dict[str, set[str]] = {}
     for pod in run.play.pods.values():
         if pod.ready:
             serving.setdefault(pod.node, set()).add(pod.endpoint)
+    on: dict[str, set[str]] = {}
+    for pod in run.play.pods.values():
+        on.setdefault(pod.node, set()).add(pod.key)
     for node in run.script_rng.sample(sorted(serving), min(count, len(serving))):
         if run.script_rng.random() < 0.5:
             run.kube.delete(NODES, None, node)
@@ -1087,7 +1098,8 @@ def lose_nodes(run: Run, count: int) -> None:
             run.kube.patch(NODES, None, node, {"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})
             run.play.down[node] = time.time()
             how = "went NotReady"
-        run.tally.changed |= serving[node]
+        run.tally.lost_pods |= on[node]
+        run.tally.lost_capacity |= serving[node]
         for key in serving[node] - run.tally.ready_at.keys():
             # Some of its replicas served, not all yet: its promise was made on capacity that is gone.
             run.tally.promised.pop(key, None)
