@@ -41,17 +41,17 @@ number) within 4-14; for three minutes from 6-14, Prometheus answers `+Inf`, `Na
 three models; up to three GPU nodes nobody ordered (A100 MIG, MI250X, H100, L40S) join within 2-20; within
 12-18 the GPU class of one or two Ready endpoints changes; within 16-22 a quarter to a half of the
 endpoints, drawn, are deleted through the API, and 2-5 minutes later posted again (all, or all but one or
-two). Drawn apart (so the draws above are what they were before these were added): within 1-5 minutes of
-the first burst, up to two endpoints still waiting for capacity are deleted for good; within 4-20 a new
-controller replica takes over (a rolling update: the old one gets SIGTERM and hands the Lease back);
-within 10-20 one or two Ready nodes that serve replicas are lost, deleted (their pods go) or NotReady for
-good (their pods are evicted 5 minutes later; only their replicas there may move); within 12-18 the
-minimum replicas of one or two Ready endpoints go up by one, and one Ready endpoint is changed to
-serve another model; within 2-20 the API server fails a few lists, applies and status writes (503,
-500, 409). Then the cluster settles (until every endpoint is Ready or Failed, at most
-`--settle` minutes), and three controller loops run with nothing changing. Before the run, a registry
-holding a variant vLLM cannot load (int8 without a pre-quantised checkpoint) is given to `egs controller
---once`: it must refuse it when it reads it, naming the file and the field.
+two). Drawn apart (so the draws above are what they were before these were added): within 1-5 minutes of the
+first burst, up to two endpoints still waiting for capacity are deleted for good; within 4-20 a new
+controller replica takes over (a rolling update: the old one gets SIGTERM and hands the Lease back); within
+10-20 one or two Ready nodes that serve replicas are lost, deleted (their pods go) or NotReady for good
+(their pods are evicted 5 minutes later; only their replicas there may move); within 12-18 the minimum
+replicas of one or two Ready endpoints go up by one, and one Ready endpoint is changed to serve another
+model; within 12-16 one to three more endpoints are posted; within 2-20 the API server fails a few lists,
+applies and status writes (503, 500, 409). Then the cluster settles (until every endpoint is Ready or
+Failed, at most `--settle` minutes), and three controller loops run with nothing changing. Before the run, a
+registry holding a variant vLLM cannot load (int8 without a pre-quantised checkpoint) is given to `egs
+controller --once`: it must refuse it when it reads it, naming the file and the field.
 
 The last line of stdout is one JSON object:
 
@@ -192,13 +192,13 @@ MORE_KINDS: dict[str, tuple[str, int, dict[str, Any]]] = {
 HAMi memory sharing, AMD CPX partitions, plain GPUs, a smaller MIG split."""
 
 
-def endpoint_bodies(n: int, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
+def endpoint_bodies(n: int, rng: random.Random, prefix: str = "ep") -> list[tuple[str, dict[str, Any]]]:
     """(namespace, POST body) per endpoint."""
     out = []
     for i in range(n):
         low = rng.choice((1, 1, 2))
         body = {
-            "name": f"ep-{i}",
+            "name": f"{prefix}-{i}",
             "model": rng.choice(MODELS),
             "qualityFloor": rng.choice((0.95, 0.98, 0.99, 1.0)),
             "replicas": {"min": low, "max": low + 2},
@@ -795,6 +795,7 @@ def main() -> int:
     refused = refuses_unloadable(workdir, catalog)
     registry = compressed_registry(workdir / "models.yaml", args.factor, catalog)
     bodies = endpoint_bodies(args.endpoints, rng)
+    bodies += endpoint_bodies(LATE, random.Random(f"churn-late-{args.seed}"), "late")
     plan = script(args.seed, args.endpoints)
     log(f"script: {plan}")
     prometheus = PrometheusStandIn(dict.fromkeys(sorted({body["model"] for _, body in bodies}), 0.0))
@@ -914,6 +915,8 @@ MALFORMED: dict[str, Any] = {
 }
 """The spec of each kind of InferenceEndpoint the API would refuse, applied directly."""
 BAD_LABELS = (("nvidia.com/gpu.replicas", "two"), ("nvidia.com/gpu.count", "-1"), ("nvidia.com/gpu.memory", "lots"))
+LATE = 3
+"""Most endpoints posted late (`Script.late_burst`), beyond `--endpoints`."""
 API_TROUBLE = (
     ("GET", 503, 3, "/pods"),
     ("GET", 503, 2, "/nodes"),
@@ -955,12 +958,14 @@ class Script:
     """When one Ready endpoint is changed to serve another model."""
     api_trouble: float = 0.0
     """When the Kubernetes API server has a bad minute (`API_TROUBLE`: a restart, an overloaded etcd)."""
+    late_burst: tuple[float, tuple[int, ...]] = (0.0, ())
+    """(minute, indices) of the few endpoints posted late, after the others settled and some changed."""
 
     @property
     def last(self) -> float:
         return max(
             self.reposted[0], self.class_changes[0], *(m for m, _ in self.late_nodes), self.handover,
-            self.lost_nodes[0], self.replica_changes[0], self.model_change, self.api_trouble,
+            self.lost_nodes[0], self.replica_changes[0], self.model_change, self.api_trouble, self.late_burst[0],
         )  # fmt: skip
 
 
@@ -985,6 +990,7 @@ def script(seed: int, endpoints: int) -> Script:
         round(more.uniform(4, 20), 1), (round(more.uniform(10, 20), 1), more.randint(1, 2)),
         (round(more.uniform(12, 18), 1), more.randint(1, 2)), (round(bursts[0][0] + more.uniform(1, 5), 1),
         more.randint(0, 2)), round(more.uniform(12, 18), 1), round(more.uniform(2, 20), 1),
+        (round(more.uniform(12, 16), 1), tuple(range(endpoints, endpoints + more.randint(1, LATE)))),
     )  # fmt: skip
 
 
@@ -1005,6 +1011,7 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
         (plan.early_deletes[0], "early-delete", plan.early_deletes[1]),
         (plan.model_change, "model-change", None),
         (plan.api_trouble, "api-trouble", None),
+        (plan.late_burst[0], "burst", plan.late_burst[1]),
     ]
     run.tick()
     for i, (minute, what, arg) in enumerate(sorted(events, key=lambda e: (e[0], e[1]))):
