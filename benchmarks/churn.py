@@ -688,6 +688,14 @@ class Run:
                 for c in status.get("conditions") or () if c.get("status") == "False"]  # fmt: skip
         log(f"demoted 201: {key} at minute {self.minutes():.1f}: promise {status.get('promise')}, now "
             f"{status.get('variant')} on {status.get('gpuClass')}; {said}; pods {pods}")  # fmt: skip
+        # What the API answered (annotated on the endpoint when it created it), and who holds those nodes now.
+        namespace, name = key.split("/", 1)
+        meta = (self.kube.get(ENDPOINTS, namespace, name) or {}).get("metadata") or {}
+        answered = json.loads((meta.get("annotations") or {}).get("egs.io/promise", "{}"))
+        nodes = {w.get("node") for p in answered.get("placements") or () for w in p.get("workers") or ()}
+        there = sorted(f"{p.key}@{p.node} (bound at minute {(p.bound_at - self.t0) * self.factor / MINUTE:.1f})"
+                       for p in self.play.pods.values() if p.node in nodes)  # fmt: skip
+        log(f"  answered {answered}; bound on its nodes: {there}")
 
     def _consolidated(self, endpoint: str) -> bool:
         namespace, name = endpoint.split("/", 1)
