@@ -65,6 +65,7 @@ from autoscaler.decide.state import (
     incumbents,
     keep,
     move_of,
+    owed,
     promise_of,
     read_owned,
     recommendations,
@@ -214,7 +215,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         kept_promise, free = reserved(ep, promises.get(ep.key), room, free, registry, have)
         staying[ep.key] += kept_promise
     held = Incumbents(held.placements, free, held.pods)
-    pins = {k: p for k, p in promises.items() if not staying[k]}
+    # A 201's replicas still owed go first, as answered; a promise binds the placing of an endpoint that has none.
+    pins = {k: o for k, p in promises.items() if p.answer == CREATED and (o := owed(p, staying[k], targets[k][0]))}
+    pins |= {k: p for k, p in promises.items() if not staying[k] and k not in pins}
     # Consolidation, the one step that moves running replicas: a moved endpoint is placed anew, while
     # its old replicas keep their GPUs and serve until the new ones do.
     moving = consolidate(
