@@ -66,7 +66,8 @@ The last line of stdout is one JSON object:
   and the mean of (promised - ready) over those kept (targets >= 0.95, <= 120 s): the first promise,
   the answer; `etas_kept_last`, `eta_mean_slack_last_s` the same against the last ETA the endpoint's
   status showed before it was Ready (the controller moves a promise earlier once its pods are bound);
-- `demoted_201`: endpoints answered 201 that a status later reported Provisioning (0);
+- `demoted_201`: 201 answers that a status later reported Provisioning, those of endpoints deleted since
+  included (0); `answered_201` all 201 answers;
 - `controller_exits`: times the controller process ended (it is restarted) (0);
 - `quiet_reconcile_writes`: writes to the API server (Leases and Events aside) during three loops
   with nothing changed (0);
@@ -511,6 +512,10 @@ class Tally:
     ready_at: dict[str, float] = field(default_factory=dict)
     answered_201: set[str] = field(default_factory=set)
     demoted: set[str] = field(default_factory=set)
+    """Of the endpoints answered 201 and not deleted since, those a status reported Provisioning."""
+    answers_201: int = 0
+    demotions: int = 0
+    """201s answered, and reported Provisioning, over the run: a delete does not take one back."""
     changed: set[str] = field(default_factory=set)
     """Endpoints whose spec changed or that were deleted (their replicas may move)."""
     ready_pods: dict[str, set[str]] = field(default_factory=dict)
@@ -662,6 +667,7 @@ class Run:
             demoted = status.get("phase") == "Provisioning" and key not in excused
             if key in tally.answered_201 and demoted:
                 tally.demoted.add(key)
+                tally.demotions += 1
                 self._log_demoted(key, status)
         ready: dict[str, set[str]] = {}
         for pod in self.play.pods.values():
@@ -726,6 +732,7 @@ class Run:
                 self.prometheus.demand[body["model"]] += DEMAND_RPS
             if answer.status_code == 201:
                 self.tally.answered_201.add(key)
+                self.tally.answers_201 += 1
             elif answer.status_code == 202:
                 eta = answer.json()["estimatedReadyTime"]
                 self.tally.promised[key] = datetime.datetime.fromisoformat(eta.replace("Z", "+00:00")).timestamp()
@@ -880,8 +887,8 @@ def main() -> int:
         "eta_mean_slack_s": round(sum(slack) / len(slack), 1) if slack else None,
         "etas_kept_last": round(len(kept_last) / len(last), 3) if last else None,
         "eta_mean_slack_last_s": round(sum(slack_last) / len(slack_last), 1) if slack_last else None,
-        "answered_201": len(tally.answered_201),
-        "demoted_201": len(tally.demoted),
+        "answered_201": tally.answers_201,
+        "demoted_201": tally.demotions,
         "controller_exits": tally.exits,
         "quiet_reconcile_writes": quiet,
         "unloadable_variant_refused": refused,
@@ -1026,7 +1033,7 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
         run.until(minute)
         if what == "burst":
             run.burst([bodies[j] for j in arg])
-            answered = f"{len(run.tally.answered_201)} x 201, {len(run.tally.promised)} x 202 so far"
+            answered = f"{run.tally.answers_201} x 201, {len(run.tally.promised)} x 202 so far"
             log(f"burst of {len(arg)} posted by minute {run.minutes():.1f}: {answered}")
         elif what == "malformed":
             run.kube.put(ENDPOINTS, {"apiVersion": "egs.dev/v1alpha1", "kind": "InferenceEndpoint",
