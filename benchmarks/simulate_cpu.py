@@ -18,7 +18,7 @@ scenario's provisioning delays are 5-20 minutes instead (as `warm_pool.py --slow
 Progress goes to stderr; the last line of stdout is one JSON object
 `{"traces": {NAME: {"current": {...}, "reference": {...}, "identical": bool}}, "summary": {...}}`.
 
-    python benchmarks/simulate_cpu.py [--traces NAME,...] [--against REV] [--repeat N] [--seed S] [--slow-orders]
+    python benchmarks/simulate_cpu.py [--traces NAME,...|all] [--against REV] [--repeat N] [--seed S] [--slow-orders]
 """
 
 from __future__ import annotations
@@ -177,13 +177,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=data_dir(), help="the shared data folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the provisioning delays")
-    parser.add_argument("--traces", default=",".join(DEFAULT_TRACES), help="comma-separated trace names")
+    parser.add_argument("--traces", default=",".join(DEFAULT_TRACES), help="comma-separated trace names, or all")
     parser.add_argument("--against", metavar="REV", help="also run git revision REV and compare every output")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the least CPU counts")
     parser.add_argument("--slow-orders", action="store_true", help="5-20 minute provisioning instead of 5-10")
     args = parser.parse_args()
     wanted = [w for w in args.traces.split(",") if w]
-    chosen = [c for c in cases(args.seed) if c.name in wanted]
+    chosen = [c for c in cases(args.seed) if c.name in wanted or args.traces == "all"]
     traces: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
