@@ -336,10 +336,21 @@ def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, sett
     after = rise[span:]  # the rise after each of those blocks
     distance = np.abs(np.log1p(before) - np.log1p(float(change[-span:].max())))
     k = min(len(distance), settings.neighbours)
-    nearest = after[np.argpartition(distance, k - 1)[:k]]
+    nearest = after[_nearest(distance, k)]
     at = math.ceil((k - 1) * settings.quantile)  # np.quantile's "higher", without its overhead
     # The highest is the largest; otherwise sorting the ties is cheaper than numpy's selection.
     return float(nearest.max() if at == k - 1 else np.sort(nearest)[at])
+
+
+def _nearest(distance: np.ndarray, k: int) -> np.ndarray:
+    """The indices of the `k` smallest distances, ties at the k-th broken towards the latest blocks.
+
+    Activity takes few distinct values, so ties are the rule: `np.argpartition` breaks them as its
+    (CPU-dependent, SIMD) selection happens to, and the policy's answer would differ between machines."""
+    kth = np.partition(distance, k - 1)[k - 1]
+    closer = np.flatnonzero(distance < kth)
+    tied = np.flatnonzero(distance == kth)
+    return np.concatenate([closer, tied[len(tied) - (k - len(closer)) :]])
 
 
 def _median(values: np.ndarray) -> float:

@@ -5,7 +5,8 @@ Covered: the median the sudden-change threshold reads is numpy's on the tie-heav
 blocks young enough for a switch-on or a drop to count are those whose age is under the horizon; a learning
 run works out each lead-time block's means and peaks once, though both the spare held and the missed-rise scan
 read them; runs of one rung at two quiet-hours caps (the fit's probes, and the scored run after them) work
-each block's spare out once, and `forget` empties what they cached. Not covered: CPU time itself
+each block's spare out once, and `forget` empties what they cached; the nearest blocks are chosen the same
+way on every machine (ties to the latest). Not covered: CPU time itself
 (`benchmarks/simulate_cpu.py` measures it, and compares every answer against a reference revision).
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoscaler.pool import PoolSettings, _block_spare, _lead_blocks, _median, _younger, forget
+from autoscaler.pool import PoolSettings, _block_spare, _lead_blocks, _median, _nearest, _younger, forget
 from autoscaler.simulator import GpuClass, ModelSpec, Policy, Scenario, Trace, Window, simulate
 from benchmarks.demand import generate, resample
 
@@ -26,6 +27,15 @@ SCENARIO = Scenario(GpuClass("g", 8, 10.0, (300.0, 600.0)), 0.1, {"m": ModelSpec
 def test_the_median_is_numpys_on_tie_heavy_rises(values: list[float]):
     x = np.array(values)
     assert _median(x) == float(np.median(x))
+
+
+@given(st.lists(st.integers(0, 4).map(float), min_size=1, max_size=400), st.integers(1, 200))
+def test_the_nearest_blocks_are_the_k_closest_ties_going_to_the_latest(values: list[float], k: int):
+    distance = np.array(values)
+    k = min(k, len(values))
+    # The definition, slowly: by distance, then latest first.
+    expected = sorted(range(len(values)), key=lambda i: (values[i], -i))[:k]
+    assert sorted(_nearest(distance, k).tolist()) == sorted(expected)
 
 
 @given(st.integers(0, 2_000), st.sampled_from([60.0, 300.0, 600.0, 1_200.0, 777.7]), st.floats(0, 2e5))
