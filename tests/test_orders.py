@@ -4,22 +4,30 @@ Covers: the nodes unschedulable pods need, packed by GPUs in the order kube-sche
 dated by its pod's `PodScheduled=False` condition (EGS's own pods, which list a product and its
 `-SHARED` form, included); an order whose pods went is remembered until a node of its class joins or
 the prior's longest delay passes; the endpoint API promises a waiting replica the order already in
-flight, by its age, and the controller remembers an order whose pod went and promises its node.
-Skips the processes (the churn benchmark runs them).
+flight, by its age, and the controller (every loop) and the API (every decide step) remember an order
+whose pod went and promise its node. Skips the processes (the churn benchmark runs them).
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
+
+from autoscaler.adapters.api import Services, create_app
+from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.admission import admit, capacity
 from autoscaler.decide import Observation, decide
-from autoscaler.kubetime import rfc3339
+from autoscaler.kubetime import parse_time, rfc3339
 from autoscaler.orders import TIME_RESOLUTION_S, OrderBook, pending_orders, track
 from localplay.kube_standin import KubeCluster
 from tests.clock import Clock
 from tests.test_controller import ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint, h100
+from tests.test_endpoint_api import ALICE, body, post
 from tests.test_pods import pod
 
 H100 = "H100-80GB"
@@ -120,3 +128,38 @@ def test_the_controller_remembers_an_order_whose_pod_went_and_promises_its_node(
     load = REGISTRY.get(MODEL).variant(status["variant"]).load_seconds
     # From the next step the order has waited 479 s of 300-600: 95% of the rest is 115 s, 120 s on the grid.
     assert status["estimatedReadyTime"] == rfc3339(NOW + 20 + 60 + 120 + load)
+
+
+@pytest.fixture
+def alice(kube: KubeCluster) -> KubeCluster:
+    """The stand-in, where Alice may create endpoints in team-a."""
+    kube.emulator.tokens |= {ALICE["Authorization"].removeprefix("Bearer "): ("alice", ("team-a",))}
+    kube.emulator.grants |= {("alice", verb, "team-a") for verb in ("create", "get", "list")}
+    return kube
+
+
+def test_the_api_promises_an_order_placed_for_pods_that_went_between_two_posts(alice: KubeCluster) -> None:
+    """The API reads the orders every decide step once a POST came: a pod that waited for an H100 node
+    between two POSTs, and went, left its order coming, and the second POST is promised it."""
+    step = 0.05  # the API reads the orders this often (real seconds) and promises on this grid
+    settings = replace(SETTINGS, eta=replace(SETTINGS.eta, step_s=step))
+    clock = Clock(NOW)
+    api = TestClient(create_app(Services(Cluster(alice.api_client()), settings, REGISTRY, CATALOG, clock=clock)))
+    load = REGISTRY.get(MODEL).variant("bf16").load_seconds
+    first = post(api, body("first"))
+    assert first.status_code == 202, first.text
+    assert parse_time(first.json()["estimatedReadyTime"]) == pytest.approx(NOW + step + 585 + load, abs=1.0)
+    clock.t = NOW + 100
+    pending = waiting("train", 8, NOW + 90)
+    pending["metadata"]["namespace"] = "batch"
+    alice.put("v1/pods", pending)
+    time.sleep(20 * step)
+    alice.delete("v1/pods", "batch", "train")
+    clock.t = NOW + 400
+    second = post(api, body("second"))
+    assert second.status_code == 202, second.text
+    # Its node is the order placed at NOW + 91: 95% of what is left of the range, not 585 s for a new one.
+    waited = 400 + step - 91
+    assert parse_time(second.json()["estimatedReadyTime"]) == pytest.approx(
+        NOW + 400 + step + 0.95 * (600 - waited) + load, abs=1.0
+    )
