@@ -213,8 +213,8 @@ def holds(node: NodeGpus, pod: Mapping[str, Any]) -> list[Allocation]:
 
 def _whole_or_shared(node: NodeGpus, n: int, hami_mib: int) -> list[Allocation]:
     if node.sharing == "timeslice":
-        # `n` replicas of the device plugin, each an even share of one GPU's VRAM.
-        room = {g.index: node.timeslice_replicas - g.holders for g in node.gpus}
+        # `n` replicas of the device plugin, each an even share of one GPU's VRAM (none of a GPU held whole).
+        room = {g.index: node.timeslice_replicas - g.holders for g in node.gpus if not g.whole}
         out = []
         for _ in range(n):
             index = next((i for i, left in room.items() if left > 0), None)
