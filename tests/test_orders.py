@@ -139,24 +139,24 @@ def alice(kube: KubeCluster) -> KubeCluster:
 
 
 def test_the_api_promises_an_order_placed_for_pods_that_went_between_two_posts(alice: KubeCluster) -> None:
-    """The API reads the orders every decide step once a POST came: a pod that waited for an H100 node
+    """The API reads the orders every decide step while it runs: a pod that waited for an H100 node
     between two POSTs, and went, left its order coming, and the second POST is promised it."""
     step = 0.05  # the API reads the orders this often (real seconds) and promises on this grid
     settings = replace(SETTINGS, eta=replace(SETTINGS.eta, step_s=step))
     clock = Clock(NOW)
-    api = TestClient(create_app(Services(Cluster(alice.api_client()), settings, REGISTRY, CATALOG, clock=clock)))
     load = REGISTRY.get(MODEL).variant("bf16").load_seconds
-    first = post(api, body("first"))
-    assert first.status_code == 202, first.text
-    assert parse_time(first.json()["estimatedReadyTime"]) == pytest.approx(NOW + step + 585 + load, abs=1.0)
-    clock.t = NOW + 100
-    pending = waiting("train", 8, NOW + 90)
-    pending["metadata"]["namespace"] = "batch"
-    alice.put("v1/pods", pending)
-    time.sleep(20 * step)
-    alice.delete("v1/pods", "batch", "train")
-    clock.t = NOW + 400
-    second = post(api, body("second"))
+    with TestClient(create_app(Services(Cluster(alice.api_client()), settings, REGISTRY, CATALOG, clock=clock))) as api:
+        first = post(api, body("first"))
+        assert first.status_code == 202, first.text
+        assert parse_time(first.json()["estimatedReadyTime"]) == pytest.approx(NOW + step + 585 + load, abs=1.0)
+        clock.t = NOW + 100
+        pending = waiting("train", 8, NOW + 90)
+        pending["metadata"]["namespace"] = "batch"
+        alice.put("v1/pods", pending)
+        time.sleep(20 * step)
+        alice.delete("v1/pods", "batch", "train")
+        clock.t = NOW + 400
+        second = post(api, body("second"))
     assert second.status_code == 202, second.text
     # Its node is the order placed at NOW + 91: 95% of what is left of the range, not 585 s for a new one.
     waited = 400 + step - 91

@@ -40,7 +40,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -170,16 +171,26 @@ class Caller:
 
 
 def create_app(services: Services) -> FastAPI:
+    admissions = _Admissions(services)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The node orders are read while the server runs (uvicorn's startup to its shutdown).
+        stop = threading.Event()
+        threading.Thread(target=admissions.track, args=(stop,), daemon=True, name="egs-api-orders").start()
+        yield
+        stop.set()
+
     app = FastAPI(
         title="EGS endpoint API",
         version="v1",
         description="Create inference endpoints; 201 when warm GPU capacity serves them now, 202 Accepted with an "
         "estimated ready time when a node must be provisioned.",
+        lifespan=lifespan,
     )
     app.add_middleware(_BodyLimit, max_bytes=services.limits.max_body_bytes)
     cluster = services.cluster
     reviews = _Reviews(cluster, services.clock, services.limits)
-    admissions = _Admissions(services)
     problems: dict[int | str, dict[str, Any]] = {
         400: {"model": Problem, "description": "The body is not JSON."},
         401: {"model": Problem, "description": "No bearer token, or one Kubernetes does not know."},
@@ -489,10 +500,9 @@ class _Admissions:
         self.nodes: tuple[tuple[str, str], ...] = ()
         """(name, resourceVersion) of the nodes behind `capacity`."""
         self.orders = OrderBook()
-        """The node orders in flight (`autoscaler.orders`), read at every build and, once a POST came,
-        every decide step between them as the controller reads them: an order placed for pods that went
-        before the next POST is known to it, and promised."""
-        self.tracking = False
+        """The node orders in flight (`autoscaler.orders`), read at every build and, while the server
+        runs (`track`), every decide step between them as the controller reads them: an order placed
+        for pods that went before the next POST is known to it, and promised."""
 
     def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None, dict[str, Any]]:
         """The decision for `obj`, the object created when it can be served (`ConflictError` when
@@ -513,9 +523,6 @@ class _Admissions:
             elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
                 self.rebuilding = True
                 threading.Thread(target=self._rebuild, daemon=True, name="egs-api-capacity").start()
-            if not self.tracking:
-                self.tracking = True
-                threading.Thread(target=self._track, daemon=True, name="egs-api-orders").start()
             current = replace(self.capacity, orders=self.orders.orders)
             admitted = admit(current, obj, s.settings, s.registry, s.catalog, now)
             if admitted.decision.phase == "Failed":
@@ -564,10 +571,10 @@ class _Admissions:
         obs = Observation(nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=self.orders.orders)
         return capacity(decide(obs, s.settings, s.registry, s.catalog, now))
 
-    def _track(self) -> None:
+    def track(self, stop: threading.Event) -> None:
+        """Read the node orders every decide step until `stop` is set."""
         s = self.services
-        while True:
-            time.sleep(s.settings.eta.step_s)
+        while not stop.wait(s.settings.eta.step_s):
             try:
                 nodes, pods = s.cluster.nodes(), s.cluster.gpu_pods()
             except (TemporaryError, KubernetesError) as e:
