@@ -13,6 +13,8 @@ step's `Settings` and the model registry's path; a wrong field raises `InputErro
     sharing: {L4: timeslice}
     gpu_classes:                   # what the node autoscaler can add, and the warm pool of each
       H100-80GB: {gpus_per_node: 8, pool: balloon, policy: static, static_nodes: 1}
+      L4:                          # the egs policy with what `egs simulate --json` fitted (the rest default)
+        {gpus_per_node: 4, policy: egs, egs: {quantile: 0.9, learn_s: 604800, max_idle_nodes: 3, quiet_nodes: 1}}
     eta: {prior_delay_s: [300, 600], quantile: 0.95, step_s: 60}  # step_s: the controller's --interval
     engine: online                 # the scheduler's engine: greedy, online, auto or exact
     time_limit_s: 2.0
@@ -41,7 +43,7 @@ _TOP = {
     "prices", "consolidation",
 }  # fmt: skip
 _SCALARS = ("namespace", "headroom", "stale_after_s", "default_throughput_rps", "engine", "time_limit_s")
-_CLASS = {"gpus_per_node", "pool", "policy", "static_nodes", "nodepool"}
+_CLASS = {"gpus_per_node", "pool", "policy", "static_nodes", "nodepool", "egs"}
 _CONSOLIDATION = {
     "enabled": "enabled",
     "minSavingFraction": "min_saving_fraction",
@@ -59,6 +61,8 @@ def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | Non
     for name, cls in _mapping(raw.get("gpu_classes", {}), "gpu_classes").items():
         where = f"gpu_classes.{name}"
         _mapping(cls, where, _CLASS)
+        if "egs" in cls:
+            cls = {**cls, "egs": dict(_mapping(cls["egs"], f"{where}.egs"))}
         classes[str(name)] = _build(ClassSettings, where, cls)
     eta = _build(EtaSettings, "eta", _eta(_mapping(raw.get("eta", {}), "eta", _ETA)))
     fields = {k: raw[k] for k in _SCALARS if k in raw}

@@ -7,7 +7,8 @@ the ETA model and the scheduler's engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from autoscaler.eta import EtaSettings
 from autoscaler.pool import POLICIES, PoolSettings
@@ -28,8 +29,14 @@ class ClassSettings:
     """Idle nodes the `static` policy holds."""
     nodepool: str = ""
     """The Karpenter NodePool whose `replicas` the karpenter-static backend sets."""
+    egs: Mapping[str, Any] = field(default_factory=dict)
+    """The `egs` policy's parameters (`PoolSettings` fields, the keys `egs simulate --json` reports as
+    `fitted`, its `fixed` ones included): what a fit on this class's demand chose; unset ones default."""
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.egs) - set(EGS_PARAMETERS))
+        if unknown:
+            raise ValueError(f"egs: unknown parameter {unknown[0]!r} (known: {', '.join(EGS_PARAMETERS)})")
         if self.gpus_per_node < 1:
             raise ValueError(f"gpus_per_node must be >= 1, got {self.gpus_per_node}")
         if self.pool not in POOL_BACKENDS:
@@ -38,10 +45,15 @@ class ClassSettings:
             raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
         if self.pool == "karpenter-static" and not self.nodepool:
             raise ValueError("the karpenter-static pool needs `nodepool`, the NodePool's name")
+        self.pool_settings  # noqa: B018 (PoolSettings' checks of `egs`, at load rather than in the first loop)
 
     @property
     def pool_settings(self) -> PoolSettings:
-        return PoolSettings(gpus_per_node=self.gpus_per_node, static_nodes=self.static_nodes)
+        return PoolSettings(gpus_per_node=self.gpus_per_node, static_nodes=self.static_nodes, **self.egs)
+
+
+EGS_PARAMETERS = tuple(f.name for f in fields(PoolSettings) if f.name not in {"gpus_per_node", "static_nodes"})
+"""What a class's `egs:` may set."""
 
 
 @dataclass(frozen=True)
