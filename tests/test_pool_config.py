@@ -9,6 +9,8 @@ a value the policy refuses are named with their class, before any loop. Not cove
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pytest
 
@@ -19,7 +21,7 @@ from common.errors import InputError
 from tests.test_decide import MODEL, NOW, endpoint, run, signals
 
 
-def _config(egs: dict[str, object]) -> dict[str, object]:
+def _config(egs: Mapping[str, object]) -> dict[str, object]:
     return {
         "throughput_rps": {MODEL: 2.0},
         "gpu_classes": {"H100-80GB": {"gpus_per_node": 8, "policy": "egs", "egs": egs}},
