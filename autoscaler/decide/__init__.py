@@ -97,6 +97,7 @@ from autoscaler.decide.waiting import (
     endpoint_etas,
     loaded_by,
     place_waiting,
+    refused,
     unstuck,
 )
 from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, pool_decisions, pool_objects
@@ -232,7 +233,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     fresh = place_new(new, pins, registry, held.inventory, settings, keeps)
     fresh, stuck = unstuck(endpoints, fresh, stuck_pods)
     # The GPUs a stuck replica was planned on are not offered again: kube-scheduler found them taken.
-    inventory = inventory.allocated(a for moved in stuck.values() for p in moved for a in held_by(p))
+    inventory = inventory.allocated(a for p in refused(stuck, obs.pods, catalog) for a in held_by(p))
     placed_all = tuple(p for ep in endpoints for p in staying[ep.key]) + fresh.placements
     real = Plan(placed_all, fresh.unplaced, fresh.occupied)
     waiting_pins = {k: p for k, p in {**keeps, **pins}.items() if p.gpu_class in settings.classes}

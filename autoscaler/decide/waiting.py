@@ -16,7 +16,7 @@ from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import Promise, pinned
 from autoscaler.endpoint import Endpoint
 from autoscaler.eta import ClassCapacity, queue_etas
-from autoscaler.pods import endpoint_of
+from autoscaler.pods import endpoint_of, unbound, waiting_for
 from scheduler.catalog import Catalog, GpuModel
 from scheduler.fleet import MAX_NODES_PER_REPLICA
 from scheduler.inventory import RDMA_LABELS, SharingPolicy, build_inventory
@@ -79,6 +79,27 @@ def unstuck(
         else:
             kept.append(p)
     return Plan(tuple(reversed(kept)), real.unplaced, real.occupied), moved
+
+
+def refused(
+    moved: Mapping[str, Sequence[Placement]], pods: Iterable[Mapping[str, Any]], catalog: Catalog
+) -> list[Placement]:
+    """Of the replicas `unstuck` moved, those on GPUs kube-scheduler may have found taken: in a class one
+    of the endpoint's unbound pods selects (or one that selects no one class). A replica the plan put
+    in another class was never tried there: withholding its GPUs hid a free MI300X from the API, whose
+    next POST was answered 202 on a fresh order while that GPU served another endpoint at once."""
+    asked: dict[tuple[str, str], set[str | None]] = {}
+    for pod in pods:
+        serves = endpoint_of(pod)
+        if serves is not None and unbound(pod):
+            wants = waiting_for(pod, catalog)
+            asked.setdefault(serves, set()).add(wants[0] if wants else None)
+    return [
+        p
+        for placements in moved.values()
+        for p in placements
+        if {p.gpu_class, None} & asked.get((p.namespace, dns_label(p.request)), {None})
+    ]
 
 
 def _provisioning_node(gpu: GpuModel, gpus: int, index: int) -> dict[str, Any]:
