@@ -81,6 +81,10 @@ KAI_NUM_DEVICES = "gpu-fraction-num-devices"
 package): `gpu-memory` is MiB per device, `gpu-fraction-num-devices` asks for several devices."""
 HAMI_GPU_MEMORY = "nvidia.com/gpumem"
 """HAMi's per-GPU memory limit in MiB (Project-HAMi/HAMi examples/nvidia/default_use.yaml)."""
+HAMI_BINPACK = {"hami.io/node-scheduler-policy": "binpack", "hami.io/gpu-scheduler-policy": "binpack"}
+"""HAMi's per-pod scheduling policy (its default spreads a node's pods over its GPUs): packed, on the
+GPU with the least memory left, as placement plans them, so that the room left for the next replica
+is where the plan (and a 201's answer) expects it."""
 HF_TOKEN_SECRET = "hf-token"
 """Secret (key `token`) holding a Hugging Face token for gated models; optional."""
 
@@ -286,6 +290,8 @@ def _pod_template(server: _Server, workload: str, role: str) -> dict[str, Any]:
         annotations[KAI_GPU_MEMORY] = str(shape.vram_mib_per_gpu)
         if shape.tp > 1:
             annotations[KAI_NUM_DEVICES] = str(shape.tp)
+    elif shape.sharing == "hami":
+        annotations |= HAMI_BINPACK
     gpus = _gpu_resources(shape, gpu)
     container: dict[str, Any] = {
         "name": "vllm",
