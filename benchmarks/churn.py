@@ -11,8 +11,10 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
   a Ready pod of the old one staying until as many new ones are Ready) are bound, first in first out as
   kube-scheduler's queue takes them (the order the controller wrote their Deployments), to the first Ready node
   whose labels its node selector and affinity accept, whose taints it tolerates, and where what it asks
-  for fits: whole GPUs, MIG instances, AMD partitions, KAI `gpu-memory`, HAMi memory, as
-  `autoscaler.pods.holds` reads a bound pod (the controller's own reading of other workloads' pods);
+  for fits: whole GPUs, MIG instances, AMD partitions, as `autoscaler.pods.holds` reads a bound pod (the
+  controller's own reading of other workloads' pods); a share of a GPU's memory (KAI `gpu-memory`, HAMi
+  memory) binpacked instead, on the GPU of any node with the least memory left that holds it, as KAI
+  Scheduler does by default and HAMi for pods that ask (`_packed`); a pod keeps the GPUs it was given;
   a pod that fits nowhere is Pending and Unschedulable;
 - kubelet: a bound pod is Ready once its variant's load time has passed; Pod objects and each
   Deployment's `readyReplicas` say so (`localplay.demo_cluster.pod_status`);
@@ -112,6 +114,7 @@ from localplay.kube_standin import KubeCluster  # noqa: E402
 from localplay.localstack import free_port, wait_http  # noqa: E402
 from scheduler.catalog import Catalog  # noqa: E402
 from scheduler.inventory import Allocation, Inventory, NodeGpus, SharingPolicy, build_inventory  # noqa: E402
+from scheduler.manifests import HAMI_GPU_MEMORY  # noqa: E402
 from scheduler.plan import Placement, Toleration, Worker  # noqa: E402
 from scheduler.registry import Registry  # noqa: E402
 from scheduler.synthetic import gpu_node  # noqa: E402
@@ -290,6 +293,8 @@ class Pod:
     node: str = ""
     bound_at: float = 0.0
     ready: bool = False
+    held: tuple[Allocation, ...] = ()
+    """What the scheduler and device plugin gave it when it was bound: kept while it runs."""
 
     @property
     def key(self) -> str:
@@ -393,8 +398,7 @@ class Play:
         by_name = {n.node: n for n in inventory}
         for pod in sorted((p for p in self.pods.values() if p.node), key=lambda p: p.bound_at):
             if pod.node in by_name:
-                taken = holds(by_name[pod.node], pod.obj())
-                by_name[pod.node] = Inventory((by_name[pod.node],)).allocated(taken).nodes[0]
+                by_name[pod.node] = Inventory((by_name[pod.node],)).allocated(pod.held).nodes[0]
         self.labels = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in nodes}
         return Inventory(tuple(by_name[n.node] for n in inventory))
 
@@ -403,15 +407,21 @@ class Play:
         by_name = {n.node: n for n in inventory}
         for pod in sorted((p for p in self.pods.values() if not p.node), key=lambda p: (p.queued, p.name)):
             obj = pod.obj()
+            fits = []
             for name, node in by_name.items():
                 if not node.schedulable or not _selects(obj, self.labels.get(name, {})) or not _tolerates(obj, node):
                     continue
-                taken = holds(node, obj)
+                taken = _packed(node, obj)
+                if taken is None:
+                    taken = holds(node, obj)
                 if _units(taken) >= _asked_units(obj):
-                    pod.node, pod.bound_at = name, now
-                    self.seen[pod.endpoint] = (self.seen.get(pod.endpoint, (now, 0.0))[0], now)
-                    by_name[name] = Inventory((node,)).allocated(taken).nodes[0]
-                    break
+                    fits.append((_left_over(node, taken), name, taken))
+            if fits:
+                # The tightest fit (for shared GPUs; the first node for any other pod): stable, so first among equals.
+                _, name, taken = min(fits, key=lambda f: f[0])
+                pod.node, pod.bound_at, pod.held = name, now, tuple(taken)
+                self.seen[pod.endpoint] = (self.seen.get(pod.endpoint, (now, 0.0))[0], now)
+                by_name[name] = Inventory((by_name[name],)).allocated(taken).nodes[0]
 
     def _order(self, now: float) -> None:
         """Nodes for the pods no node takes, of the classes the node autoscaler can add, packed by GPUs."""
@@ -454,6 +464,30 @@ class Play:
             status = {"replicas": len(mine), "readyReplicas": sum(p.ready for p in mine)}
             if {k: (d.get("status") or {}).get(k) for k in status} != status:
                 self.kube.patch(DEPLOYMENTS, meta["namespace"], meta["name"], {"status": status})
+
+
+def _packed(node: NodeGpus, pod: Mapping[str, Any]) -> list[Allocation] | None:
+    """Where a pod that asks for a share of GPU memory (KAI `gpu-memory` or `gpu-fraction`, HAMi
+    `gpumem`) is put: binpacked, the GPUs with the least memory left that hold its share, as KAI
+    Scheduler's default placement strategy does and HAMi does for the pods that ask for it (EGS's do:
+    `hami.io/gpu-scheduler-policy`); None for any other pod."""
+    asked = asked_of(pod)
+    share = kai_share(pod)
+    sharing = "kai"
+    if share is None and HAMI_GPU_MEMORY in asked and node.sharing != "timeslice":
+        share, sharing = (max(1, asked.get("nvidia.com/gpu", 1)), asked[HAMI_GPU_MEMORY], 0.0), "hami"
+    if share is None:
+        return None
+    devices, mib, fraction = share
+    room = [(g.free_mib, g.index, mib or int(g.vram_mib * fraction)) for g in node.gpus if not g.whole]
+    tightest = sorted((free, index, need) for free, index, need in room if 0 < need <= free)[:devices]
+    return [Allocation(node.node, (index,), need, sharing=sharing, owner="foreign") for _, index, need in tightest]
+
+
+def _left_over(node: NodeGpus, taken: list[Allocation]) -> int:
+    """Memory a shared pod leaves free on the GPUs it takes (0 for any other pod: first fit)."""
+    shared = [a for a in taken if a.sharing in ("kai", "hami")]
+    return sum(node.gpus[a.gpus[0]].free_mib - a.vram_mib for a in shared)
 
 
 def _units(taken: list[Allocation]) -> int:
