@@ -496,7 +496,7 @@ def _units(taken: list[Allocation]) -> int:
 
 def _asked_units(pod: Mapping[str, Any]) -> int:
     """Devices a pod asks for: GPUs, MIG instances or partitions, or KAI's devices."""
-    asked = {k: v for k, v in asked_of(pod).items() if k != "nvidia.com/gpumem"}
+    asked = {k: v for k, v in asked_of(pod).items() if k != HAMI_GPU_MEMORY}
     kai = kai_share(pod)
     return sum(asked.values()) or (kai[0] if kai else 0)
 

@@ -195,13 +195,20 @@ def test_a_node_that_joins_is_seen_by_the_next_post(kube: KubeCluster, api: Test
     assert endpoint_lists(kube) == 2
 
 
-def test_other_changes_are_seen_once_the_capacity_is_rebuilt_and_a_delete_at_once(kube: KubeCluster) -> None:
+def _after_a_201_and_another_writer(kube: KubeCluster) -> tuple[list[float], Services, TestClient]:
+    """An API on a settable clock that answered "a" 201 on one H100 node, then "x" (7 GPUs) written by
+    someone else (kubectl, another API replica) that its capacity does not know yet."""
     clock = [NOW]
     services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: clock[0])
     api = TestClient(create_app(services))
     kube.put("v1/nodes", h100("gpu-0"))
     assert post(api, body("a")).status_code == 201
-    kube.put(ENDPOINTS, endpoint("x", lo=7, hi=7))  # written by someone else: kubectl, another API replica
+    kube.put(ENDPOINTS, endpoint("x", lo=7, hi=7))
+    return clock, services, api
+
+
+def test_other_changes_are_seen_once_the_capacity_is_rebuilt_and_a_delete_at_once(kube: KubeCluster) -> None:
+    clock, services, api = _after_a_201_and_another_writer(kube)
     assert post(api, body("b")).status_code == 201  # within the TTL the capacity does not know "x"
     clock[0] += services.capacity_ttl_s
     post(api, body("c"))  # answered from the old capacity while a new one is built
@@ -219,12 +226,7 @@ def test_a_post_after_a_quiet_while_is_not_answered_from_a_capacity_that_old(kub
     # Found by the churn benchmark's reading: the first POST after a quiet while was answered from the
     # capacity of the last burst, however old (only a node change or a delete built it again), so a 201
     # could promise GPUs that an endpoint written meanwhile holds, and be reported Provisioning later.
-    clock = [NOW]
-    services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: clock[0])
-    api = TestClient(create_app(services))
-    kube.put("v1/nodes", h100("gpu-0"))
-    assert post(api, body("a")).status_code == 201
-    kube.put(ENDPOINTS, endpoint("x", lo=7, hi=7))  # written by someone else: kubectl, another API replica
+    clock, services, api = _after_a_201_and_another_writer(kube)
     clock[0] += 2 * services.capacity_ttl_s  # nothing rebuilt it meanwhile: no POST came
     assert post(api, body("b")).status_code == 202  # "x" holds the rest of the node
     assert endpoint_lists(kube) == 2
