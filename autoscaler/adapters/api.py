@@ -177,7 +177,7 @@ def create_app(services: Services) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # The node orders are read while the server runs (uvicorn's startup to its shutdown).
         stop = threading.Event()
-        threading.Thread(target=admissions.track, args=(stop,), daemon=True, name="egs-api-orders").start()
+        threading.Thread(target=admissions.follow_orders, args=(stop,), daemon=True, name="egs-api-orders").start()
         yield
         stop.set()
 
@@ -490,7 +490,7 @@ class _Admissions:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.capacity: Capacity | None = None
         self.listed_at = 0.0
         """When the listing behind `capacity` began."""
@@ -501,8 +501,8 @@ class _Admissions:
         """(name, resourceVersion) of the nodes behind `capacity`."""
         self.orders = OrderBook()
         """The node orders in flight (`autoscaler.orders`), read at every build and, while the server
-        runs (`track`), every decide step between them as the controller reads them: an order placed
-        for pods that went before the next POST is known to it, and promised."""
+        runs (`follow_orders`), every decide step between them as the controller reads them: an order
+        placed for pods that went before the next POST is known to it, and promised."""
 
     def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None, dict[str, Any]]:
         """The decision for `obj`, the object created when it can be served (`ConflictError` when
@@ -567,11 +567,23 @@ class _Admissions:
     def _build(self, now: float, nodes: list[dict[str, Any]]) -> Capacity:
         s, cluster = self.services, self.services.cluster
         pods = cluster.gpu_pods()
-        self.orders = track(self.orders, pods, nodes, s.catalog, s.settings, now)
-        obs = Observation(nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=self.orders.orders)
+        with self.lock:  # a background rebuild holds no lock, and the order thread writes the book too
+            orders = self._read_orders(nodes, pods, now)
+        obs = Observation(nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=orders)
         return capacity(decide(obs, s.settings, s.registry, s.catalog, now))
 
-    def track(self, stop: threading.Event) -> None:
+    def _read_orders(
+        self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], at: float
+    ) -> Mapping[str, tuple[float, ...]]:
+        """The orders in flight after a read of the cluster made at `at` (the caller holds the lock). A read
+        older than the book's last is not applied: it would take back what a newer read saw, and date
+        the orders it finds by its older time."""
+        if self.orders.read_at is None or at >= self.orders.read_at:
+            s = self.services
+            self.orders = track(self.orders, pods, nodes, s.catalog, s.settings, at)
+        return self.orders.orders
+
+    def follow_orders(self, stop: threading.Event) -> None:
         """Read the node orders every decide step until `stop` is set."""
         s = self.services
         while not stop.wait(s.settings.eta.step_s):
@@ -581,7 +593,7 @@ class _Admissions:
                 log.warning("node orders not read (the last ones are used meanwhile): %s", e)
                 continue
             with self.lock:
-                self.orders = track(self.orders, pods, nodes, s.catalog, s.settings, s.clock())
+                self._read_orders(nodes, pods, s.clock())
 
     def _rebuild(self) -> None:
         s = self.services
