@@ -114,7 +114,6 @@ def test_the_controller_remembers_an_order_whose_pod_went_and_promises_its_node(
     """Another team's pod found no H100 node 400 s ago and was deleted: the node it made the node
     autoscaler order still comes, and an endpoint created after is promised it, not a node ordered anew."""
     pending = waiting("train", 8, NOW - 400)
-    pending["metadata"]["namespace"] = "batch"
     kube.put("v1/pods", pending)
     clock = Clock(NOW)
     ctl = controller(kube, FixedSignals(demand=1.0, clock=clock), clock=clock)
@@ -151,7 +150,6 @@ def test_the_api_promises_an_order_placed_for_pods_that_went_between_two_posts(a
         assert parse_time(first.json()["estimatedReadyTime"]) == pytest.approx(NOW + step + 585 + load, abs=1.0)
         clock.t = NOW + 100
         pending = waiting("train", 8, NOW + 90)
-        pending["metadata"]["namespace"] = "batch"
         alice.put("v1/pods", pending)
         time.sleep(20 * step)
         alice.delete("v1/pods", "batch", "train")

@@ -97,7 +97,7 @@ from autoscaler.decide.waiting import (
     endpoint_etas,
     loaded_by,
     place_waiting,
-    refused,
+    refused_placements,
     unstuck,
 )
 from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, pool_decisions, pool_objects
@@ -232,8 +232,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     keeps = {k: Promise(CREATED, None, kept[0].variant, kept[0].gpu_class) for k, kept in staying.items() if kept}
     fresh = place_new(new, pins, registry, held.inventory, settings, keeps)
     fresh, stuck = unstuck(endpoints, fresh, stuck_pods)
-    # The GPUs a stuck replica was planned on are not offered again: kube-scheduler found them taken.
-    inventory = inventory.allocated(a for p in refused(stuck, obs.pods, catalog) for a in held_by(p))
+    # The GPUs a stuck replica was planned on in a class its pod selects are not offered again:
+    # kube-scheduler found them taken.
+    inventory = inventory.allocated(a for p in refused_placements(stuck, obs.pods, catalog) for a in held_by(p))
     placed_all = tuple(p for ep in endpoints for p in staying[ep.key]) + fresh.placements
     real = Plan(placed_all, fresh.unplaced, fresh.occupied)
     waiting_pins = {k: p for k, p in {**keeps, **pins}.items() if p.gpu_class in settings.classes}

@@ -676,11 +676,13 @@ def owed(promise: Promise, kept: Sequence[Placement], replicas: int) -> Promise 
     """A 201 with replicas beyond those `kept` for it: `promise` held to the shape of the first of its
     `replicas` promised that none kept holds (an endpoint may be answered in several shapes), so that a
     replica whose GPUs were taken is placed again as it was answered; None when every promised shape is held."""
+    if len(kept) >= replicas:
+        return None
     held = Counter((p.variant, p.gpu_class) for p in kept)
     for p in promise.placements[:replicas]:
         if held[(p.variant, p.gpu_class)] > 0:
             held[(p.variant, p.gpu_class)] -= 1
-        elif len(kept) < replicas:
+        else:
             return replace(promise, variant=p.variant, gpu_class=p.gpu_class)
     return None
 

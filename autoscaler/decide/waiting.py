@@ -16,7 +16,7 @@ from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import Promise, pinned
 from autoscaler.endpoint import Endpoint
 from autoscaler.eta import ClassCapacity, queue_etas
-from autoscaler.pods import endpoint_of, unbound, waiting_for
+from autoscaler.pods import endpoint_of, selected_class, unbound
 from scheduler.catalog import Catalog, GpuModel
 from scheduler.fleet import MAX_NODES_PER_REPLICA
 from scheduler.inventory import RDMA_LABELS, SharingPolicy, build_inventory
@@ -81,7 +81,7 @@ def unstuck(
     return Plan(tuple(reversed(kept)), real.unplaced, real.occupied), moved
 
 
-def refused(
+def refused_placements(
     moved: Mapping[str, Sequence[Placement]], pods: Iterable[Mapping[str, Any]], catalog: Catalog
 ) -> list[Placement]:
     """Of the replicas `unstuck` moved, those on GPUs kube-scheduler may have found taken: in a class one
@@ -92,8 +92,8 @@ def refused(
     for pod in pods:
         serves = endpoint_of(pod)
         if serves is not None and unbound(pod):
-            wants = waiting_for(pod, catalog)
-            asked.setdefault(serves, set()).add(wants[0] if wants else None)
+            gpu = selected_class(pod, catalog)
+            asked.setdefault(serves, set()).add(gpu.name if gpu else None)
     return [
         p
         for placements in moved.values()
