@@ -153,7 +153,8 @@ def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
     size = max(1, round(settings.lead_s / obs.need_gpus.step_s))
     span = max(1, math.ceil(SUSTAIN_S / obs.need_gpus.step_s - 1e-9))  # samples a level must last
     window = _history(past, size, settings)
-    spare = max(_held(window, past, size, span, settings), _missed_rise(past, size, span, settings))
+    spare_settings = _spare_settings(settings)  # all the spare reads: its caches shared across quiet caps
+    spare = max(_held(window, past, size, span, spare_settings), _missed_rise(past, size, span, spare_settings))
     nodes = _nodes_for(spare, obs, settings)
     quiet = settings.quiet_nodes
     if quiet is not None and nodes > quiet and _quiet_in(window, size, span, settings.lead_s, settings.jump_threshold):
@@ -191,7 +192,7 @@ def _history(past: np.ndarray, size: int, settings: PoolSettings) -> _Samples:
 
 def _held(window: _Samples, past: np.ndarray, size: int, span: int, settings: PoolSettings) -> float:
     """The spare GPUs held after `past` (its `_history` is `window`) from everything but the missed rises."""
-    blocks = _block_spare(window, size, span, _spare_settings(settings))
+    blocks = _block_spare(window, size, span, settings)
     if blocks is None:
         return settings.allowance_gpus
     rise, floor, freed, freed_from = blocks
@@ -259,8 +260,8 @@ class _Samples:
 
 @lru_cache(maxsize=64)
 def _spare_settings(settings: PoolSettings) -> PoolSettings:
-    """`settings` without the quiet-hours cap, which `_block_spare` does not read: the fit's runs of one rung
-    at several caps, and the scored run after them, then share its cache."""
+    """`settings` without the quiet-hours cap, which the spare (`_held`, `_missed_rise`) does not read: the
+    fit's runs of one rung at several caps, and the scored run after them, then share their caches."""
     return replace(settings, quiet_nodes=None)
 
 

@@ -935,7 +935,7 @@ def main() -> int:
     loop_s = seconds / loops if loops else 0.0
     log(
         f"controller: {loops:.0f} loops of {loop_s:.2f} s on average (real; {loop_s * f:.0f} s uncompressed, "
-        f"one every 20 s uncompressed); the play's step: median {ticks[len(ticks) // 2]:.2f} s"
+        f"one every {LOOP_S:g} s uncompressed); the play's step: median {ticks[len(ticks) // 2]:.2f} s"
     )
     result["controller_loop_s"] = round(loop_s, 2)
     not_ready = [k for k, s in figures["statuses"].items() if s.get("phase") != "Ready"]
@@ -1214,9 +1214,9 @@ def more_replicas(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int
 
 def quiet_writes(run: Run) -> int:
     """Writes to the API server over three controller loops with nothing changing (Leases, Events aside)."""
-    run.until(run.minutes() + 20 / MINUTE * 2)  # a loop in flight finishes
+    run.until(run.minutes() + LOOP_S / MINUTE * 2)  # a loop in flight finishes
     before = len(run.kube.requests())
-    run.until(run.minutes() + 3 * 20 / MINUTE)
+    run.until(run.minutes() + 3 * LOOP_S / MINUTE)
     writes = [
         r
         for r in run.kube.requests()[before:]

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from autoscaler.adapters.files import TraceRow, write_trace  # noqa: E402
-from benchmarks.warm_pool import EXAMPLES, Case, cases, data_dir  # noqa: E402
+from benchmarks.warm_pool import EXAMPLES, SLOW_ORDERS_S, Case, cases, data_dir  # noqa: E402
 
 DEFAULT_TRACES = (
     "servegen-m-large",
@@ -100,7 +100,7 @@ def write_scenario(case: Case, folder: Path, slow_orders: bool) -> Path:
     if not slow_orders:
         return path
     raw = yaml.safe_load(path.read_text())
-    raw["gpu_class"]["provision_delay_s"] = [300, 1200]
+    raw["gpu_class"]["provision_delay_s"] = list(SLOW_ORDERS_S)
     slow = folder / f"slow-{case.scenario}"
     slow.write_text(yaml.safe_dump(raw))
     return slow

@@ -57,6 +57,8 @@ from autoscaler.simulator import Policy, Result, Scenario, Trace, pool_settings,
 from benchmarks.demand import generate, resample  # noqa: E402
 
 EXAMPLES = REPO / "examples"
+SLOW_ORDERS_S = (300.0, 1200.0)
+"""`--slow-orders`: provisioning delays of 5-20 minutes instead of the scenarios' 5-10."""
 SERVEGEN_TARGETS = {"m-large": 0.75, "m-mid": 0.90, "m-small": 1.00}
 """EGS cost over the training-picked static pool on ServeGen must stay at or below these."""
 
@@ -132,7 +134,7 @@ def run_case(case: Case, data: Path, slow_orders: bool) -> dict[str, Any]:
     scenario = read_scenario(EXAMPLES / case.scenario)
     gc = scenario.gpu_class
     if slow_orders:
-        gc = replace(gc, provision_delay_s=(300.0, 1200.0))
+        gc = replace(gc, provision_delay_s=SLOW_ORDERS_S)
     scenario = Scenario(gc, scenario.headroom, {case.model: scenario.models[case.model]})
     protocol = case.protocol
     score = protocol.score_window

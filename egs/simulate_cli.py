@@ -80,7 +80,13 @@ def run_simulate(args: argparse.Namespace) -> int:
     protocol = Protocol(args.train_days, args.score_days, min(WARMUP_DAYS, args.train_days - 1), args.seed)
     name, k, asked = args.policy
     bar = None if args.quiet else ProgressBar(sys.stderr)
-    policy = _fitted(name, k, loaded.trace, scenario, protocol, bar)
+    # static:auto's K: the policy asked, EGS's cap and the plots' baseline read it, fitted once.
+    static_k = None
+    if args.plot is not None or name == "egs" or (name == "static" and k is None):
+        if bar:
+            bar.label("fitting K on the training days")
+        static_k = fit_static_k(loaded.trace, scenario, protocol)
+    policy = _fitted(name, k, static_k, loaded.trace, scenario, protocol, bar)
     result, timeline = simulate(
         loaded.trace.first_days(protocol.score_window.end_day),
         scenario,
@@ -94,7 +100,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         bar.done()
     result = replace(result, policy=asked)
     if timeline is not None:
-        write_plots(_plot_input(args, timeline, loaded.trace, scenario, protocol, result.policy), args.plot)
+        assert static_k is not None  # fitted above for the plots
+        write_plots(_plot_input(args, timeline, loaded.trace, scenario, protocol, result.policy, static_k), args.plot)
     report = {**result.as_json(), "fitted": fitted_parameters(policy, asked)}
     if args.json:
         print(json.dumps(report))
@@ -104,11 +111,16 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def _plot_input(
-    args: argparse.Namespace, timeline: Timeline, trace: Trace, scenario: Scenario, protocol: Protocol, asked: str
+    args: argparse.Namespace,
+    timeline: Timeline,
+    trace: Trace,
+    scenario: Scenario,
+    protocol: Protocol,
+    asked: str,
+    k: int,
 ) -> PlotInput:
     """The plots' data: the policy's run beside `static:auto`'s and the oracle's (run here, for their $/h)."""
     cut = trace.first_days(protocol.score_window.end_day)
-    k = fit_static_k(trace, scenario, protocol)
     baselines = {}
     for label, policy in ((f"static:auto (K={k})", Policy("static", pool_settings(scenario, k))),
                           ("oracle", Policy("oracle", pool_settings(scenario)))):  # fmt: skip
@@ -153,18 +165,23 @@ def fitted_parameters(policy: Policy, asked: str) -> dict[str, object]:
 
 
 def _fitted(
-    name: str, k: int | None, trace: Trace, scenario: Scenario, protocol: Protocol, bar: ProgressBar | None
+    name: str,
+    k: int | None,
+    static_k: int | None,
+    trace: Trace,
+    scenario: Scenario,
+    protocol: Protocol,
+    bar: ProgressBar | None,
 ) -> Policy:
+    """The policy asked, its parameters fitted on the training days (`static_k`: static:auto's K, fitted)."""
     if name == "static":
-        if k is None:
-            if bar:
-                bar.label("fitting K on the training days")
-            k = fit_static_k(trace, scenario, protocol)
-        return Policy("static", pool_settings(scenario, k))
+        size = k if k is not None else static_k
+        assert size is not None  # static:auto: the caller fitted it
+        return Policy("static", pool_settings(scenario, size))
     if name == "egs":
         if bar:
             bar.label("fitting EGS's covered rise on the training days")
-        return fit_egs(trace, scenario, protocol, Policy("egs", pool_settings(scenario)))
+        return fit_egs(trace, scenario, protocol, Policy("egs", pool_settings(scenario)), static_k)
     return Policy(name, pool_settings(scenario))  # type: ignore[arg-type]  # checked by _policy_arg
 
 
