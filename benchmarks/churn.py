@@ -1117,20 +1117,30 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
     log(f"settled at minute {run.minutes():.1f}")
 
 
-def change_class(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int) -> None:
-    """The GPU class of `count` Ready endpoints, drawn, changed to another class that can be provisioned."""
+def _draw_ready(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int) -> list[str]:
+    """`count` of the posted endpoints that are Ready and whose spec nobody changed yet, drawn."""
     posted = {f"{namespace}/{body['name']}" for namespace, body in bodies}
     ready = sorted(k for k in run.tally.ready_at if k in posted and k not in run.tally.changed)
+    return run.script_rng.sample(ready, min(count, len(ready)))
+
+
+def _change_spec(run: Run, key: str, spec: dict[str, Any]) -> None:
+    """Patch the spec of endpoint `key` through the API server, as a user would; its replicas may move now."""
     from kubernetes import client
 
-    api = client.CustomObjectsApi(run.kube.api_client())
-    for key in run.script_rng.sample(ready, min(count, len(ready))):
-        namespace, name = key.split("/", 1)
-        status = (run.kube.get(ENDPOINTS, namespace, name) or {}).get("status") or {}
+    namespace, name = key.split("/", 1)
+    client.CustomObjectsApi(run.kube.api_client()).patch_namespaced_custom_object(
+        "egs.dev", "v1alpha1", namespace, "inferenceendpoints", name, {"spec": spec}
+    )
+    run.tally.changed.add(key)
+
+
+def change_class(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int) -> None:
+    """The GPU class of `count` Ready endpoints, drawn, changed to another class that can be provisioned."""
+    for key in _draw_ready(run, bodies, count):
+        status = (run.kube.get(ENDPOINTS, *key.split("/", 1)) or {}).get("status") or {}
         other = run.script_rng.choice(sorted(c for c in PROVISIONABLE if c != status.get("gpuClass")))
-        api.patch_namespaced_custom_object("egs.dev", "v1alpha1", namespace, "inferenceendpoints", name,
-                                           {"spec": {"gpuClasses": [other]}})  # fmt: skip
-        run.tally.changed.add(key)
+        _change_spec(run, key, {"gpuClasses": [other]})
         log(f"minute {run.minutes():.1f}: {key} moved from {status.get('gpuClass')} to {other}")
 
 
@@ -1178,37 +1188,21 @@ def delete_waiting(run: Run, bodies: list[tuple[str, dict[str, Any]]], among: li
 
 def change_model(run: Run, bodies: list[tuple[str, dict[str, Any]]]) -> None:
     """One Ready endpoint, drawn, made to serve another model (its demand moves with it)."""
-    posted = {f"{namespace}/{body['name']}" for namespace, body in bodies}
-    ready = sorted(k for k in run.tally.ready_at if k in posted and k not in run.tally.changed)
-    from kubernetes import client
-
-    api = client.CustomObjectsApi(run.kube.api_client())
-    for key in run.script_rng.sample(ready, min(1, len(ready))):
-        namespace, name = key.split("/", 1)
-        was = ((run.kube.get(ENDPOINTS, namespace, name) or {}).get("spec") or {}).get("model", "")
+    for key in _draw_ready(run, bodies, 1):
+        was = ((run.kube.get(ENDPOINTS, *key.split("/", 1)) or {}).get("spec") or {}).get("model", "")
         model = run.script_rng.choice(sorted(m for m in run.prometheus.demand if m != was))
-        api.patch_namespaced_custom_object("egs.dev", "v1alpha1", namespace, "inferenceendpoints", name,
-                                           {"spec": {"model": model}})  # fmt: skip
+        _change_spec(run, key, {"model": model})
         run.prometheus.demand[was] = max(0.0, run.prometheus.demand[was] - DEMAND_RPS)
         run.prometheus.demand[model] += DEMAND_RPS
-        run.tally.changed.add(key)
         log(f"minute {run.minutes():.1f}: {key} now serves {model} (was {was})")
 
 
 def more_replicas(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int) -> None:
     """The minimum replicas of `count` Ready endpoints, drawn, raised by one (the maximum with it if need be)."""
-    posted = {f"{namespace}/{body['name']}": body for namespace, body in bodies}
-    ready = sorted(k for k in run.tally.ready_at if k in posted and k not in run.tally.changed)
-    from kubernetes import client
-
-    api = client.CustomObjectsApi(run.kube.api_client())
-    for key in run.script_rng.sample(ready, min(count, len(ready))):
-        namespace, name = key.split("/", 1)
-        spec = (run.kube.get(ENDPOINTS, namespace, name) or {}).get("spec") or {}
+    for key in _draw_ready(run, bodies, count):
+        spec = (run.kube.get(ENDPOINTS, *key.split("/", 1)) or {}).get("spec") or {}
         low, high = int(spec["replicas"]["min"]) + 1, int(spec["replicas"]["max"])
-        api.patch_namespaced_custom_object("egs.dev", "v1alpha1", namespace, "inferenceendpoints", name,
-                                           {"spec": {"replicas": {"min": low, "max": max(low, high)}}})  # fmt: skip
-        run.tally.changed.add(key)
+        _change_spec(run, key, {"replicas": {"min": low, "max": max(low, high)}})
         log(f"minute {run.minutes():.1f}: {key} wants at least {low} replicas")
 
 
