@@ -156,3 +156,19 @@ def test_the_fit_holds_fewer_nodes_in_quiet_hours_only_where_that_adds_no_wait_o
     )
     assert quiet.frac_wait_gt_60s <= always.frac_wait_gt_60s
     assert quiet.cost_usd < always.cost_usd
+
+
+def test_where_no_rung_meets_the_rule_the_fit_keeps_the_one_that_keeps_p99_on_the_training_days():
+    # Generator seed 119 (a tuning seed): no rung lets at most 0.5% wait over 60 s on the training days;
+    # the top activity rung lets 1.1% wait (p99 over 60 s), learning 0.5% (p99 within), and the fit keeps
+    # learning (the top rung, kept alone before, let 3.7% wait on the scored days, static:auto none).
+    trace = Trace(600.0, {"m": resample(generate(seed=119)[0], 10)})
+    protocol = Protocol(train_days=10, score_days=4)
+    egs = fit_egs(trace, SCENARIO, protocol, Policy("egs", PoolSettings(8, lead_s=600.0)))
+    top = replace(egs, pool=replace(egs.pool, quantile=1.0, neighbours=400, recent_s=6 * 3600.0, hold_s=7200.0,
+                                    learn_s=0.0))  # fmt: skip
+    train = trace.first_days(protocol.train_days)
+    kept, dropped = (simulate(train, SCENARIO, p, protocol.fit_window)[0] for p in (egs, top))
+    assert egs.pool.learn_s > 0
+    assert kept.p99_wait_s <= 60 < dropped.p99_wait_s
+    assert kept.frac_wait_gt_60s > 0.005  # the rule was broken by both
