@@ -5,7 +5,7 @@ must be provisioned) the API used to run the decide step over the whole cluster 
 places every endpoint again: the cost grows with the cluster, and at 50 endpoints its p99 was over
 100 ms. Instead:
 
-- `capacity(decision)` keeps what one decide step left: the GPUs no replica of its plan holds, and
+- `capacity(decision, catalog)` keeps what one decide step left: the GPUs no replica of its plan holds, and
   per GPU class the replicas already waiting for a node (in the order their ETAs were given);
 - `admit(capacity, obj, ...)` places only the new endpoint on it, as `decide` would: its minimum
   replicas (at least one: a new endpoint has no metrics) through the scheduler's entry point on the
@@ -35,7 +35,6 @@ from autoscaler.decide import (
     class_etas,
     endpoint_cost,
     endpoint_decision,
-    gpus_of,
     parse_endpoints,
     place_requests,
     place_waiting,
@@ -44,6 +43,7 @@ from autoscaler.decide import (
     reserved,
 )
 from autoscaler.decide.state import CREATED, Promise
+from autoscaler.decide.waiting import queued_gpus
 from scheduler.catalog import Catalog
 from scheduler.inventory import Inventory, SharingPolicy, held_by
 from scheduler.plan import Placement, Plan
@@ -55,8 +55,9 @@ class Capacity:
     """GPUs free after a decide step's plan, and the replicas that wait for nodes per class."""
 
     free: Inventory
-    waiting: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
-    """GPU class -> the GPUs of each replica waiting for one of its nodes, in queue order."""
+    waiting: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """GPU class -> the GPUs of each replica waiting for one of its nodes, in queue order (a share of one
+    below 1: `queued_gpus`)."""
     endpoints: frozenset[str] = frozenset()
     """The endpoints (`namespace/name`) whose replicas are counted."""
     orders: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
@@ -72,11 +73,11 @@ class Admitted:
     """Its replicas placed on warm GPUs (what a 201 records: `answer_status`)."""
 
 
-def capacity(decision: Decision) -> Capacity:
+def capacity(decision: Decision, catalog: Catalog) -> Capacity:
     """What `decision` leaves for new endpoints."""
     free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
     keys = frozenset(f"{d.namespace}/{d.name}" for d in decision.endpoints)
-    queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(decision.waiting.placements).items()}
+    queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(decision.waiting.placements, catalog).items()}
     return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders)
 
 
@@ -111,7 +112,7 @@ def admit(
     eta = None
     for gpu_class, queue in by_class(waiting.placements).items():
         ahead, orders = capacity.waiting.get(gpu_class, ()), capacity.orders.get(gpu_class, ())
-        times = class_etas(gpu_class, queue, registry, settings, now, ahead, orders)
+        times = class_etas(gpu_class, queue, registry, catalog, settings, now, ahead, orders)
         eta = max([eta or 0.0, *times])
     decision = endpoint_decision(ep, target, placed.placements, waiting.placements, waiting.unplaced, Workload(), eta)
     decision = replace(decision, cost_per_hour=endpoint_cost([*placed.placements, *waiting.placements], catalog))
@@ -119,11 +120,11 @@ def admit(
         return Admitted(decision, capacity)
     free = capacity.free.allocated(a for p in placed.placements for a in held_by(p))
     queues = dict(capacity.waiting)
-    for gpu_class, added in _queues(waiting.placements).items():
+    for gpu_class, added in _queues(waiting.placements, catalog).items():
         queues[gpu_class] = queues.get(gpu_class, ()) + added
     after = Capacity(free, queues, capacity.endpoints | {ep.key}, capacity.orders)
     return Admitted(decision, after, placed.placements)
 
 
-def _queues(placements: tuple[Placement, ...]) -> dict[str, tuple[int, ...]]:
-    return {name: tuple(gpus_of(p) for p in queue) for name, queue in by_class(placements).items()}
+def _queues(placements: tuple[Placement, ...], catalog: Catalog) -> dict[str, tuple[float, ...]]:
+    return {name: tuple(queued_gpus(p, catalog) for p in queue) for name, queue in by_class(placements).items()}

@@ -25,7 +25,7 @@ def full(nodes: list[dict[str, Any]], endpoints: list[dict[str, Any]]) -> Endpoi
 
 
 def admitted(nodes: list[dict[str, Any]], others: list[dict[str, Any]], new: dict[str, Any]) -> EndpointDecision:
-    base = capacity(decide(Observation(nodes, others, signals={}), SETTINGS, REGISTRY, CATALOG, NOW))
+    base = capacity(decide(Observation(nodes, others, signals={}), SETTINGS, REGISTRY, CATALOG, NOW), CATALOG)
     return admit(base, new, SETTINGS, REGISTRY, CATALOG, NOW).decision
 
 
@@ -48,7 +48,7 @@ def test_the_answer_is_the_full_decide_steps(nodes: list[dict[str, Any]], others
 
 
 def test_a_model_no_class_can_serve_fails_and_takes_nothing() -> None:
-    base = capacity(decide(Observation([h100("gpu-0")], [], signals={}), SETTINGS, REGISTRY, CATALOG, NOW))
+    base = capacity(decide(Observation([h100("gpu-0")], [], signals={}), SETTINGS, REGISTRY, CATALOG, NOW), CATALOG)
     ep = endpoint("big", gpuClasses=["L4"], contextTokens=131072, concurrency=64)
     result = admit(base, ep, SETTINGS, REGISTRY, CATALOG, NOW)
     assert (result.decision.phase, result.capacity) == ("Failed", base)
@@ -56,7 +56,7 @@ def test_a_model_no_class_can_serve_fails_and_takes_nothing() -> None:
 
 
 def test_admitted_replicas_take_their_gpus() -> None:
-    cap = capacity(decide(Observation([h100("gpu-0")], [], signals={}), SETTINGS, REGISTRY, CATALOG, NOW))
+    cap = capacity(decide(Observation([h100("gpu-0")], [], signals={}), SETTINGS, REGISTRY, CATALOG, NOW), CATALOG)
     answers = []
     for i in range(9):  # one GPU each on an 8-GPU node
         result = admit(cap, endpoint(f"e{i}", lo=1, hi=1), SETTINGS, REGISTRY, CATALOG, NOW)
@@ -72,7 +72,7 @@ def test_the_capacity_counts_what_the_decide_step_placed() -> None:
     decision = decide(
         Observation([h100("gpu-0")], [endpoint("a", lo=3, hi=3)], signals={}), SETTINGS, REGISTRY, CATALOG, NOW
     )
-    free = capacity(decision).free.node("gpu-0")
+    free = capacity(decision, CATALOG).free.node("gpu-0")
     assert sum(1 for g in free.gpus if g.holders == 0) == 8 - decision.endpoints[0].placed
     assert decision.endpoints[0].model == MODEL
 
@@ -84,7 +84,7 @@ def test_replicas_that_wait_wait_in_the_shape_of_those_placed_warm() -> None:
     Ready at 700 s)."""
     both = replace(SETTINGS, classes={**SETTINGS.classes, "L40S": ClassSettings(gpus_per_node=4)})
     others = [endpoint(f"e{i}", lo=1, hi=1) for i in range(7)]
-    base = capacity(decide(Observation([h100("gpu-0")], others, signals={}), both, REGISTRY, CATALOG, NOW))
+    base = capacity(decide(Observation([h100("gpu-0")], others, signals={}), both, REGISTRY, CATALOG, NOW), CATALOG)
     result = admit(base, endpoint("new", lo=2, hi=2), both, REGISTRY, CATALOG, NOW)
     assert (result.decision.placed, result.decision.waiting, result.decision.gpu_class) == (1, 1, "H100-80GB")
     assert result.capacity.waiting == {"H100-80GB": (1,)}

@@ -88,7 +88,8 @@ def test_a_202_is_promised_the_node_already_coming_by_its_age() -> None:
     step = SETTINGS.eta.step_s
 
     def promised(orders: dict[str, tuple[float, ...]]) -> float | None:
-        cap = capacity(decide(Observation([], [], signals={}, orders=orders), SETTINGS, REGISTRY, CATALOG, NOW))
+        decision = decide(Observation([], [], signals={}, orders=orders), SETTINGS, REGISTRY, CATALOG, NOW)
+        cap = capacity(decision, CATALOG)
         return admit(cap, endpoint("new", lo=1, hi=1), SETTINGS, REGISTRY, CATALOG, NOW).decision.eta
 
     # From the next step, 540 s waited: ready within the last 60 s of the range; 95% of it on the step grid.

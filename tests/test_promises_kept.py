@@ -51,7 +51,7 @@ def asked(name: str, model: str, floor: float, replicas: int) -> dict[str, Any]:
 
 def answered(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The endpoints as the API leaves them: each admitted on what the ones before left, its answer recorded."""
-    cap = capacity(decide(Observation(nodes, [], signals={}), SETTINGS, REGISTRY, CATALOG, NOW))
+    cap = capacity(decide(Observation(nodes, [], signals={}), SETTINGS, REGISTRY, CATALOG, NOW), CATALOG)
     out = []
     for spec in ASKED:
         obj = asked(*spec)
@@ -120,7 +120,7 @@ def test_an_endpoint_listed_before_its_status_is_written_is_held_to_its_answer(k
     assert broken(decision, [{**e, "status": answers[e["metadata"]["name"]]} for e in listed]) == []
     # The API's own capacity, rebuilt from that listing, counts the GPUs it promised as taken.
     rebuilt = admissions._build(NOW, cluster.nodes())
-    again = capacity(decision)
+    again = capacity(decision, CATALOG)
     assert [n.gpus for n in rebuilt.free] == [n.gpus for n in again.free]
 
 

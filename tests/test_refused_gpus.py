@@ -12,7 +12,7 @@ from typing import Any
 
 from autoscaler.admission import capacity
 from autoscaler.decide import Decision, Observation, decide
-from tests.test_decide import NOW, endpoint, signals
+from tests.test_decide import CATALOG, NOW, endpoint, signals
 from tests.test_reconcile_state import applied, node, observed
 from tests.test_stuck_replicas import AT, H100, UNSCHEDULABLE
 
@@ -20,7 +20,7 @@ A100 = "NVIDIA-A100-SXM4-80GB"
 
 
 def free_gpus(decision: Decision, name: str) -> int:
-    return sum(1 for n in capacity(decision).free if n.node == name for g in n.gpus if g.holders == 0)
+    return sum(1 for n in capacity(decision, CATALOG).free if n.node == name for g in n.gpus if g.holders == 0)
 
 
 def second_replica_stuck_once(joined: dict[str, Any]) -> Decision:

@@ -570,7 +570,7 @@ class _Admissions:
         with self.lock:  # a background rebuild holds no lock, and the order thread writes the book too
             orders = self._read_orders(nodes, pods, now)
         obs = Observation(nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=orders)
-        return capacity(decide(obs, s.settings, s.registry, s.catalog, now))
+        return capacity(decide(obs, s.settings, s.registry, s.catalog, now), s.catalog)
 
     def _read_orders(
         self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], at: float

@@ -27,6 +27,8 @@ from scheduler.registry import Registry
 PROVISIONING_PREFIX = "egs-provisioning-"
 MAX_PROVISIONING_NODES = 64
 """Nodes of each class the waiting replicas are placed on (what the node autoscaler may add)."""
+MEMORY_SHARED = frozenset({"kai", "hami"})
+"""Sharing by GPU memory, binpacked: KAI Scheduler's default, and HAMi's for the pods EGS writes."""
 
 
 def place_waiting(
@@ -119,9 +121,10 @@ def _provisioning_node(gpu: GpuModel, gpus: int, index: int) -> dict[str, Any]:
 
 def endpoint_etas(
     waiting: Plan,
-    ahead: Mapping[str, tuple[int, ...]],
+    ahead: Mapping[str, tuple[float, ...]],
     orders: Mapping[str, tuple[float, ...]],
     registry: Registry,
+    catalog: Catalog,
     settings: Settings,
     now: float,
 ) -> dict[str, float]:
@@ -129,7 +132,7 @@ def endpoint_etas(
     etas: dict[str, float] = {}
     for gpu_class, queue in by_class(waiting.placements).items():
         times = class_etas(
-            gpu_class, queue, registry, settings, now, ahead.get(gpu_class, ()), orders.get(gpu_class, ())
+            gpu_class, queue, registry, catalog, settings, now, ahead.get(gpu_class, ()), orders.get(gpu_class, ())
         )
         for p, t in zip(queue, times, strict=True):
             key = f"{p.namespace}/{p.request}"
@@ -141,22 +144,31 @@ def class_etas(
     gpu_class: str,
     queue: Sequence[Placement],
     registry: Registry,
+    catalog: Catalog,
     settings: Settings,
     now: float,
-    ahead: Sequence[int] = (),
+    ahead: Sequence[float] = (),
     orders: Sequence[float] = (),
 ) -> list[float]:
-    """When each replica of one class's queue serves, behind `ahead` (GPUs of replicas already waiting),
-    on the nodes `orders` (placed at those times) bring first, then on nodes ordered anew.
+    """When each replica of one class's queue serves, behind `ahead` (`queued_gpus` of replicas already
+    waiting), on the nodes `orders` (placed at those times) bring first, then on nodes ordered anew.
 
     New orders count from the next decide step (`eta.step_s` on): a node is ordered once the workload
     is written and its pod found no node, not at the answer (the churn benchmark's 202s were late by
     that reaction, 20-40 s, when counted from the answer)."""
     loads = [0.0] * len(ahead) + [registry.get(p.model).variant(p.variant).load_seconds for p in queue]
-    gpus = [*ahead, *(gpus_of(p) for p in queue)]
+    gpus = [*ahead, *(queued_gpus(p, catalog) for p in queue)]
     capacity = ClassCapacity(settings.classes[gpu_class].gpus_per_node, (), tuple(orders))
     times = queue_etas(now + settings.eta.step_s, gpus, capacity, loads, (), settings.eta)
     return times[len(ahead) :]
+
+
+def queued_gpus(p: Placement, catalog: Catalog) -> float:
+    """What a waiting replica takes of the nodes to come, for `queue_etas`: its whole GPUs, or the share
+    of one GPU's memory where it shares that GPU by memory (KAI, HAMi: binpacked)."""
+    if p.sharing in MEMORY_SHARED and gpus_of(p) == 1:
+        return min(1.0, p.vram_mib_per_gpu / catalog.get(p.gpu_class).vram_mib)
+    return float(gpus_of(p))
 
 
 def loaded_by(
