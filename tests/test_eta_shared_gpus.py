@@ -9,6 +9,7 @@ Skips: how the node autoscaler counts such pods (`autoscaler.orders`).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from autoscaler.admission import admit, capacity
 from autoscaler.decide import ClassSettings, Observation, decide
@@ -16,7 +17,7 @@ from autoscaler.eta import ClassCapacity, EtaSettings, nodes_needed, queue_etas
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint
 
 KAI_L40S = replace(SETTINGS, classes={"L40S": ClassSettings(gpus_per_node=4)}, sharing={"L40S": "kai"})
-SMALL = {"gpuClasses": ["L40S"], "contextTokens": 4096}
+SMALL: dict[str, Any] = {"gpuClasses": ["L40S"], "contextTokens": 4096}
 """An 8B model at fp8 with a short context: 17770 MiB, two to an L40S (46068 MiB)."""
 
 
