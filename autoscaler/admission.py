@@ -62,6 +62,8 @@ class Capacity:
     """The endpoints (`namespace/name`) whose replicas are counted."""
     orders: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """GPU class -> when each node order in flight was placed: the waiting replicas' nodes come first."""
+    delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """GPU class -> the provisioning delays observed (`autoscaler.orders`)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def capacity(decision: Decision, catalog: Catalog) -> Capacity:
     free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
     keys = frozenset(f"{d.namespace}/{d.name}" for d in decision.endpoints)
     queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(decision.waiting.placements, catalog).items()}
-    return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders)
+    return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders, decision.delays)
 
 
 def admit(
@@ -112,7 +114,8 @@ def admit(
     eta = None
     for gpu_class, queue in by_class(waiting.placements).items():
         ahead, orders = capacity.waiting.get(gpu_class, ()), capacity.orders.get(gpu_class, ())
-        times = class_etas(gpu_class, queue, registry, catalog, settings, now, ahead, orders)
+        delays = capacity.delays.get(gpu_class, ())
+        times = class_etas(gpu_class, queue, registry, catalog, settings, now, ahead, orders, delays)
         eta = max([eta or 0.0, *times])
     decision = endpoint_decision(ep, target, placed.placements, waiting.placements, waiting.unplaced, Workload(), eta)
     decision = replace(decision, cost_per_hour=endpoint_cost([*placed.placements, *waiting.placements], catalog))
@@ -122,7 +125,7 @@ def admit(
     queues = dict(capacity.waiting)
     for gpu_class, added in _queues(waiting.placements, catalog).items():
         queues[gpu_class] = queues.get(gpu_class, ()) + added
-    after = Capacity(free, queues, capacity.endpoints | {ep.key}, capacity.orders)
+    after = replace(capacity, free=free, waiting=queues, endpoints=capacity.endpoints | {ep.key})
     return Admitted(decision, after, placed.placements)
 
 

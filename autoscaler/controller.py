@@ -412,7 +412,7 @@ class Controller:
         owned = self.cluster.owned()
         pods = self.cluster.gpu_pods()
         self.orders = track(self.orders, pods, nodes, self.catalog, self.settings, now)
-        orders = self.orders.orders
+        orders, delays = self.orders.orders, self.orders.delays
         read: Snapshot | None = None
         if self.metrics is not None:
             try:
@@ -420,10 +420,10 @@ class Controller:
             except TemporaryError as e:
                 log.warning("metrics unavailable: %s", e)
         if read is None:
-            return Observation(nodes, endpoints, owned, None, {}, pods, {}, orders), None
+            return Observation(nodes, endpoints, owned, None, {}, pods, {}, orders, delays), None
         for bad in read.bad:
             log.warning("dropped a bad sample of %s{%s}: %s (%s)", bad.series, bad.labels, bad.value, bad.reason)
-        return Observation(nodes, endpoints, owned, read.signals, read.history, pods, read.pods, orders), read
+        return Observation(nodes, endpoints, owned, read.signals, read.history, pods, read.pods, orders, delays), read
 
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
         held = {_identity(o): o for o in obs.owned}

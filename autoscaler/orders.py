@@ -17,7 +17,10 @@ consolidated once its node registers. So the orders are read from the pods and r
   them (a node autoscaler orders what the pending pods need beyond what it has coming), placed no
   earlier than the last read (a pod still pending when its node went to another is not dated by
   its own order). An order whose pods were deleted, or bound on a node nobody ordered, stays until
-  a node of its class joins.
+  a node of its class joins. Each order a joining node ends is a provisioning delay observed (the
+  oldest orders paired with the nodes that joined first: the mean is exact, the spread about it),
+  the latest `OBSERVED_DELAYS` per class, which promises learn from (`eta.EtaSettings.min_observations`)
+  instead of the configured prior alone.
 
 Every error this makes is late, never early, but one: an order the node autoscaler did not place
 (its node group at its maximum) is counted until the prior's longest delay. The controller and the
@@ -39,6 +42,8 @@ from scheduler.catalog import Catalog
 
 TIME_RESOLUTION_S = 1.0
 """metav1.Time is written to the second and truncated: the event came up to this much later."""
+OBSERVED_DELAYS = 200
+"""Delays remembered per class: the latest, so that promises follow a provider that slows down."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class OrderBook:
     """GPU class -> the names of its nodes at the last read (a new name is a node that joined)."""
     read_at: float | None = None
     """When the last read was (None: never): an order not known then was placed after it."""
+    delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """GPU class -> provisioning delays observed (order placed -> its node joined), the latest last."""
 
 
 def pending_orders(
@@ -85,22 +92,38 @@ def track(
     cluster shows (module docstring)."""
     gpus_per_node = {name: cls.gpus_per_node for name, cls in settings.classes.items()}
     longest_delay_s = settings.eta.prior_delay_s[1]
-    seen: dict[str, set[str]] = {c: set() for c in gpus_per_node}
+    seen: dict[str, dict[str, float]] = {c: {} for c in gpus_per_node}
     for node in nodes:
-        gpu = catalog.for_node_labels((node.get("metadata") or {}).get("labels") or {})
+        meta = node.get("metadata") or {}
+        gpu = catalog.for_node_labels(meta.get("labels") or {})
         if gpu is not None and gpu.name in seen:
-            seen[gpu.name].add(str((node.get("metadata") or {}).get("name")))
+            seen[gpu.name][str(meta.get("name"))] = _joined_at(node, now)
     pending = pending_orders(pods, catalog, gpus_per_node, now)
     orders: dict[str, tuple[float, ...]] = {}
+    delays = dict(book.delays)
     for gpu_class, names in seen.items():
         before = book.nodes.get(gpu_class)
-        joined = len(names - before) if before is not None else 0
-        kept = [t for t in book.orders.get(gpu_class, ())[joined:] if now - t < longest_delay_s]
+        joined = sorted(at for name, at in names.items() if before is not None and name not in before)
+        ended = book.orders.get(gpu_class, ())[: len(joined)]
+        if ended:
+            observed = [max(0.0, at - t) for t, at in zip(ended, joined, strict=False)]
+            delays[gpu_class] = (*delays.get(gpu_class, ()), *observed)[-OBSERVED_DELAYS:]
+        kept = [t for t in book.orders.get(gpu_class, ())[len(joined) :] if now - t < longest_delay_s]
         new = pending.get(gpu_class, ())
         kept += [max(t, book.read_at or t) for t in new[len(kept) :]]
         if kept:
             orders[gpu_class] = tuple(sorted(kept))
-    return OrderBook(orders, {c: frozenset(names) for c, names in seen.items()}, now)
+    return OrderBook(orders, {c: frozenset(names) for c, names in seen.items()}, now, delays)
+
+
+def _joined_at(node: Mapping[str, Any], now: float) -> float:
+    """When a node became Ready (its condition's transition, else its creation; no later than `now`)."""
+    conditions = (node.get("status") or {}).get("conditions") or ()
+    ready = [c for c in conditions if c.get("type") == "Ready" and c.get("status") == "True"]
+    when = (ready[0].get("lastTransitionTime") if ready else None) or (node.get("metadata") or {}).get(
+        "creationTimestamp"
+    )
+    return min(now, _parsed(str(when), now)) if when else now
 
 
 def _unschedulable_since(pod: Mapping[str, Any], now: float) -> float:

@@ -523,7 +523,7 @@ class _Admissions:
             elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
                 self.rebuilding = True
                 threading.Thread(target=self._rebuild, daemon=True, name="egs-api-capacity").start()
-            current = replace(self.capacity, orders=self.orders.orders)
+            current = replace(self.capacity, orders=self.orders.orders, delays=self.orders.delays)
             admitted = admit(current, obj, s.settings, s.registry, s.catalog, now)
             if admitted.decision.phase == "Failed":
                 return admitted.decision, None, {}
@@ -568,20 +568,20 @@ class _Admissions:
         s, cluster = self.services, self.services.cluster
         pods = cluster.gpu_pods()
         with self.lock:  # a background rebuild holds no lock, and the order thread writes the book too
-            orders = self._read_orders(nodes, pods, now)
-        obs = Observation(nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=orders)
+            book = self._read_orders(nodes, pods, now)
+        obs = Observation(
+            nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=book.orders, delays=book.delays
+        )
         return capacity(decide(obs, s.settings, s.registry, s.catalog, now), s.catalog)
 
-    def _read_orders(
-        self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], at: float
-    ) -> Mapping[str, tuple[float, ...]]:
-        """The orders in flight after a read of the cluster made at `at` (the caller holds the lock). A read
+    def _read_orders(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], at: float) -> OrderBook:
+        """The order book after a read of the cluster made at `at` (the caller holds the lock). A read
         older than the book's last is not applied: it would take back what a newer read saw, and date
         the orders it finds by its older time."""
         if self.orders.read_at is None or at >= self.orders.read_at:
             s = self.services
             self.orders = track(self.orders, pods, nodes, s.catalog, s.settings, at)
-        return self.orders.orders
+        return self.orders
 
     def follow_orders(self, stop: threading.Event) -> None:
         """Read the node orders every decide step until `stop` is set."""

@@ -36,6 +36,8 @@ class Observation:
     orders: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """Per GPU class, when each node order in flight was placed (`autoscaler.orders`): waiting replicas
     are promised the nodes already coming before any ordered anew."""
+    delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per GPU class, the provisioning delays observed (`autoscaler.orders`), which promises learn."""
 
 
 @dataclass(frozen=True)
@@ -122,3 +124,5 @@ class Decision:
     replacement serves, or they serve nothing (`autoscaler.decide.workloads.orphans`)."""
     events: tuple[Event, ...] = ()
     """Events to record (a promise revised), which the controller hands to its recorder."""
+    delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """The observation's provisioning delays observed per GPU class, which the ETAs learnt from."""
