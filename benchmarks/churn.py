@@ -8,7 +8,8 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
   joins after a delay drawn uniformly from 5-10 minutes per order (seeded), labelled as GPU Feature
   Discovery or AMD's labeller labels it (`scheduler.synthetic.gpu_node`); nodes are not given back;
 - scheduler: each Deployment's pods (`<name>-<template hash>-<i>`: a changed template rolls them over,
-  a Ready pod of the old one staying until as many new ones are Ready) are bound, first in first out as
+  a Ready pod of the old one staying until as many new ones are Ready; scaled down, the pods not bound
+  go first, then those not Ready, as a ReplicaSet's do) are bound, first in first out as
   kube-scheduler's queue takes them (the order the controller wrote their Deployments), to the first Ready node
   whose labels its node selector and affinity accept, whose taints it tolerates, and where what it asks
   for fits: whole GPUs, MIG instances, AMD partitions, as `autoscaler.pods.holds` reads a bound pod (the
@@ -23,8 +24,9 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
   replicas, and a change of replicas is the controller's own, not the load's).
 
 Time is compressed by `--factor` F: the provisioning delays, the model load times (written into the
-registry both processes read), the controller's ETA prior (300-600 s) and step (60 s) and its
-scale-down stabilization window are divided by F, the controller loops every 20/F s; every figure in
+registry both processes read), the controller's ETA prior (300-600 s) and step (20 s), its
+scale-down stabilization window and the age at which the endpoint API rebuilds the capacity it answers
+from (`--capacity-ttl`, 10 s) are divided by F, the controller loops every 20/F s; every figure in
 seconds below is uncompressed.
 
 Fleet (seeded): H100 nodes (one tainted for another team), A100 nodes split into MIG instances, L40S
@@ -69,7 +71,9 @@ The last line of stdout is one JSON object:
   the answer; `etas_kept_last`, `eta_mean_slack_last_s` the same against the last ETA the endpoint's
   status showed before it was Ready (the controller moves a promise earlier once its pods are bound);
 - `demoted_201`: 201 answers that a status later reported Provisioning, those of endpoints deleted since
-  included (0); `answered_201` all 201 answers;
+  included (0); `answered_201` all 201 answers; `pods_201_off_answer`: their pods bound to another node
+  than the API answered (the workloads carry no per-node pin, so the scheduler picks the node within the
+  class: a figure, not a target);
 - `controller_exits`: times the controller process ended (it is restarted) (0);
 - `quiet_reconcile_writes`: writes to the API server (Leases and Events aside) during three loops
   with nothing changed (0);
@@ -83,6 +87,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
+import itertools
 import json
 import math
 import random
@@ -105,7 +110,9 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # localplay/: the stand-ins the tests and the demo use
 
+from autoscaler.adapters.api_limits import CAPACITY_TTL_S  # noqa: E402
 from autoscaler.adapters.prometheus import DEMAND, KV_CACHE, RUNNING, WAITING  # noqa: E402
+from autoscaler.decide import PROMISE_ANNOTATION  # noqa: E402
 from autoscaler.decide.placement import replica_cost  # noqa: E402
 from autoscaler.pods import asks_for_gpu, holds, kai_share  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
@@ -337,7 +344,8 @@ class Play:
         self._join(now)
         # Pod garbage collection and eviction: a pod bound to a Node that is gone, or NotReady for longer than
         # it tolerates, goes (its Deployment makes another).
-        present = {n["metadata"]["name"] for n in self.kube.all(NODES)}
+        nodes = self.kube.all(NODES)
+        present = {n["metadata"]["name"] for n in nodes}
         evicted = {n for n, since in self.down.items() if now - since >= EVICTION_S / self.factor}
         for key in [k for k, p in self.pods.items() if p.node and (p.node not in present or p.node in evicted)]:
             del self.pods[key]
@@ -361,7 +369,7 @@ class Play:
         for key, pod in wanted.items():
             self.pods.setdefault(key, pod)
             self.seen.setdefault(pod.endpoint, (now, 0.0))
-        self._schedule(now)
+        self._schedule(now, nodes)
         self._order(now)
         for pod in self.pods.values():
             pod.ready = bool(pod.node) and pod.node not in self.down and now - pod.bound_at >= pod.load_s
@@ -369,6 +377,9 @@ class Play:
 
     def _wanted(self, now: float) -> dict[str, Pod]:
         pods = {}
+        running: dict[tuple[str, str], list[Pod]] = {}
+        for p in self.pods.values():
+            running.setdefault((p.namespace, p.deployment), []).append(p)
         for d in self.kube.all(DEPLOYMENTS):
             meta, spec = d["metadata"], d.get("spec") or {}
             annotations = meta.get("annotations") or {}
@@ -378,10 +389,18 @@ class Play:
             variant = self.registry.get(annotations["egs.io/model"]).variant(annotations["egs.io/variant"])
             endpoint = f"{meta['namespace']}/{annotations['egs.io/request-name']}"
             revision = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()[:6]
-            for i in range(int(spec.get("replicas", 0))):
+            prefix = f"{meta['name']}-{revision}-"
+            # Scaled down, its ReplicaSet removes the pods not bound first, then those not Ready, the newest
+            # first (kube-controller-manager's `ActivePods` order); new pods take the lowest free names.
+            have = [p for p in running.get((meta["namespace"], meta["name"]), ()) if p.name.startswith(prefix)]
+            have.sort(key=lambda p: (not p.node, not p.ready, p.bound_at, p.name))
+            names = [p.name for p in have[: int(spec.get("replicas", 0))]]
+            free = (f"{prefix}{i}" for i in itertools.count() if f"{prefix}{i}" not in names)
+            names += list(itertools.islice(free, int(spec.get("replicas", 0)) - len(names)))
+            for name in names:
                 pod = Pod(
                     meta["namespace"],
-                    f"{meta['name']}-{revision}-{i}",
+                    name,
                     meta["name"],
                     endpoint,
                     template,
@@ -392,8 +411,7 @@ class Play:
                 pods[pod.key] = pod
         return pods
 
-    def _inventory(self) -> Inventory:
-        nodes = self.kube.all(NODES)
+    def _inventory(self, nodes: list[dict[str, Any]]) -> Inventory:
         inventory = build_inventory(nodes, self.catalog, sharing=SharingPolicy(SHARING), strict=False)
         by_name = {n.node: n for n in inventory}
         for pod in sorted((p for p in self.pods.values() if p.node), key=lambda p: p.bound_at):
@@ -402,8 +420,8 @@ class Play:
         self.labels = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in nodes}
         return Inventory(tuple(by_name[n.node] for n in inventory))
 
-    def _schedule(self, now: float) -> None:
-        inventory = self._inventory()
+    def _schedule(self, now: float, nodes: list[dict[str, Any]]) -> None:
+        inventory = self._inventory(nodes)
         by_name = {n.node: n for n in inventory}
         for pod in sorted((p for p in self.pods.values() if not p.node), key=lambda p: (p.queued, p.name)):
             obj = pod.obj()
@@ -560,6 +578,10 @@ class Tally:
     disruptions: int = 0
     consolidations: int = 0
     exits: int = 0
+    off_answer: int = 0
+    """Pods of a 201 bound to another node than the API answered it on (the workloads carry no per-node pin)."""
+    bound: set[str] = field(default_factory=set)
+    """The pods of 201s whose node was compared with the answer."""
 
 
 def workload_cost(d: Mapping[str, Any], catalog: Catalog) -> float:
@@ -689,6 +711,7 @@ class Run:
 
     def _observe(self, now: float) -> None:
         tally = self.tally
+        answered: dict[str, set[str]] = {}
         for e in self.kube.all(ENDPOINTS):
             key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
             status: dict[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
@@ -703,6 +726,14 @@ class Run:
                 tally.demoted.add(key)
                 tally.demotions += 1
                 self._log_demoted(key, status)
+            if key in tally.answered_201 and key not in excused:
+                answered[key] = _answered_nodes(_answer(e))
+        for pod in self.play.pods.values():
+            if pod.node and pod.endpoint in answered and pod.key not in tally.bound:
+                tally.bound.add(pod.key)
+                if pod.node not in answered[pod.endpoint]:
+                    tally.off_answer += 1
+                    log(f"off its answer: {pod.key}@{pod.node}, answered on {sorted(answered[pod.endpoint])}")
         ready: dict[str, set[str]] = {}
         for pod in self.play.pods.values():
             if pod.ready:
@@ -729,10 +760,8 @@ class Run:
         log(f"demoted 201: {key} at minute {self.minutes():.1f}: promise {status.get('promise')}, now "
             f"{status.get('variant')} on {status.get('gpuClass')}; {said}; pods {pods}")  # fmt: skip
         # What the API answered (annotated on the endpoint when it created it), and who holds those nodes now.
-        namespace, name = key.split("/", 1)
-        meta = (self.kube.get(ENDPOINTS, namespace, name) or {}).get("metadata") or {}
-        answered = json.loads((meta.get("annotations") or {}).get("egs.io/promise", "{}"))
-        nodes = {w.get("node") for p in answered.get("placements") or () for w in p.get("workers") or ()}
+        answered = _answer(self.kube.get(ENDPOINTS, *key.split("/", 1)) or {})
+        nodes = _answered_nodes(answered)
         there = sorted(f"{p.key}@{p.node} (bound at minute {(p.bound_at - self.t0) * self.factor / MINUTE:.1f})"
                        for p in self.play.pods.values() if p.node in nodes)  # fmt: skip
         log(f"  answered {answered}; bound on its nodes: {there}")
@@ -807,6 +836,18 @@ class Run:
             self.loops = (float(found[f"{LOOP}_sum"]), float(found[f"{LOOP}_count"]))
 
 
+def _answer(endpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """What the API answered, as it annotated the endpoint when it created it."""
+    annotations = (endpoint.get("metadata") or {}).get("annotations") or {}
+    answer: dict[str, Any] = json.loads(annotations.get(PROMISE_ANNOTATION, "{}"))
+    return answer
+
+
+def _answered_nodes(answer: Mapping[str, Any]) -> set[str]:
+    """The nodes a 201 was answered on."""
+    return {w.get("node") for p in answer.get("placements") or () for w in p.get("workers") or ()}
+
+
 def _start(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "egs.cli", *command], stdout=subprocess.DEVNULL,
                             stderr=log_path.open("ab"))  # fmt: skip
@@ -869,7 +910,10 @@ def main() -> int:
     }))  # fmt: skip
     kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))
     port, metrics_port = free_port(), free_port()
-    api_command = ["api", "--kubeconfig", kubeconfig, "--config", str(config), "--listen", f"127.0.0.1:{port}"]
+    api_command = [
+        "api", "--kubeconfig", kubeconfig, "--config", str(config), "--listen", f"127.0.0.1:{port}",
+        "--capacity-ttl", f"{CAPACITY_TTL_S / f:g}",
+    ]  # fmt: skip
     controller_command = [
         "controller", "--kubeconfig", kubeconfig, "--config", str(config), "--prometheus", prometheus.url,
         "--interval", f"{LOOP_S / f:g}", "--metrics-listen", f"127.0.0.1:{metrics_port}",
@@ -923,6 +967,7 @@ def main() -> int:
         "eta_mean_slack_last_s": round(sum(slack_last) / len(slack_last), 1) if slack_last else None,
         "answered_201": tally.answers_201,
         "demoted_201": tally.demotions,
+        "pods_201_off_answer": tally.off_answer,
         "controller_exits": tally.exits,
         "quiet_reconcile_writes": quiet,
         "unloadable_variant_refused": refused,
@@ -1150,12 +1195,11 @@ def lose_nodes(run: Run, count: int) -> None:
     stop being Ready and are evicted `EVICTION_S` later). Their replicas there may move (no other replica of
     their endpoints), and a 201 among them may wait again."""
     serving: dict[str, set[str]] = {}
-    for pod in run.play.pods.values():
-        if pod.ready:
-            serving.setdefault(pod.node, set()).add(pod.endpoint)
     on: dict[str, set[str]] = {}
     for pod in run.play.pods.values():
         on.setdefault(pod.node, set()).add(pod.key)
+        if pod.ready:
+            serving.setdefault(pod.node, set()).add(pod.endpoint)
     for node in run.script_rng.sample(sorted(serving), min(count, len(serving))):
         if run.script_rng.random() < 0.5:
             run.kube.delete(NODES, None, node)

@@ -56,11 +56,11 @@ def bind(gpu_class: str, nodes: list[str], first: Pod, second: Pod) -> Pod:
     kube = Nodes(listed[-1:])
     play = Play(cast(KubeCluster, kube), CATALOG, REGISTRY, random.Random(0), 20.0)
     play.pods[first.key] = first
-    play._schedule(0.0)
+    play._schedule(0.0, kube.nodes)
     assert first.node == nodes[-1]
     kube.nodes = listed
     play.pods[second.key] = second
-    play._schedule(1.0)
+    play._schedule(1.0, kube.nodes)
     assert first.node == nodes[-1]
     return second
 

@@ -1,0 +1,59 @@
+"""The churn benchmark's play of the Deployment controller: which pods a scaled-down Deployment keeps.
+
+A ReplicaSet scaled down removes its pods that are not bound first, then those not Ready (kube-controller-
+manager's `ActivePods` order). The play removed the pod of the highest index instead: on seed 102 an
+endpoint whose replica's node went NotReady was scaled from two MI250X replicas to one (the other placed on
+an MI300X); the play kept the pod on the NotReady node and held the Ready one as if a rolling update's,
+and once the NotReady pod was evicted and bound again the endpoint had three Ready pods: the controller
+kept two of them and the MI300X replica, Ready and unchanged, went (a disruption Kubernetes never makes).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, cast
+
+from benchmarks.churn import Play
+from localplay.kube_standin import KubeCluster
+from scheduler.catalog import Catalog
+from scheduler.registry import Registry
+
+REPO = Path(__file__).resolve().parent.parent
+CATALOG = Catalog.load()
+REGISTRY = Registry.load(REPO / "examples" / "models.yaml", CATALOG)
+
+
+class Deployments:
+    """The one list `Play._wanted` reads of the cluster."""
+
+    def __init__(self) -> None:
+        self.replicas = 0
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        annotations = {
+            "egs.io/request-name": "ep",
+            "egs.io/model": "llama-3.1-8b-instruct",
+            "egs.io/variant": "bf16",
+            "egs.io/gpu-class": "MI250X",
+        }
+        resources = {"amd.com/gpu": "1"}
+        template = {"spec": {"containers": [{"name": "vllm", "resources": {"requests": resources}}]}}
+        meta = {"name": "ep-bf16-mi250x", "namespace": "team", "annotations": annotations, "resourceVersion": "1"}
+        return [{"metadata": meta, "spec": {"replicas": self.replicas, "template": template}}]
+
+
+def test_a_deployment_scaled_down_keeps_its_ready_pod_and_drops_the_one_on_a_node_gone_not_ready() -> None:
+    deployments = Deployments()
+    play = Play(cast(KubeCluster, deployments), CATALOG, REGISTRY, random.Random(0), 20.0)
+    deployments.replicas = 2
+    play.pods = play._wanted(0.0)
+    first, second = sorted(play.pods.values(), key=lambda p: p.name)
+    first.node, first.bound_at = "mi250x-0", 1.0  # its node went NotReady: not Ready since
+    second.node, second.bound_at, second.ready = "mi250x-1", 1.0, True
+    deployments.replicas = 1
+    assert list(play._wanted(2.0)) == [second.key]
+    # Scaled up again, the new pod takes the lowest free name.
+    play.pods = {second.key: second}
+    deployments.replicas = 2
+    assert sorted(play._wanted(3.0)) == sorted([first.key, second.key])
