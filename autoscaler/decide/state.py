@@ -10,7 +10,8 @@ the controller observes, so a restart or a new leader decides as the old one wou
   in their workload's shape. A replica keeps its placement unless its endpoint's spec changed since
   it was placed (`status.observedGeneration` behind `metadata.generation`, or a shape the spec no
   longer admits), its node went (gone from the inventory, or not Ready), or consolidation moves it;
-  the decide step places only the replicas beyond them, around them.
+  the decide step places only the replicas beyond them, around them. A Node skipped for a label that
+  cannot be read has not gone: its replicas stay, and nothing new is placed there.
 - **Promises** (`promise_of`, `keep`, `pinned`): what the endpoint was told, by the API's 201 or 202 or
   by the controller when it started to wait, recorded in `status.promise` with the variant and GPU
   class chosen; until the endpoint is Ready its replicas are placed in that variant and class, first,
@@ -211,7 +212,7 @@ def incumbents(
 ) -> Incumbents:
     """The replicas that keep their node, GPU class and variant: each bound, live pod of a workload whose
     shape its endpoint's spec still admits (endpoints in `changed` have none), on a node that is
-    Ready, taking the GPUs its workload planned for it there (else the lowest that hold it).
+    Ready (or skipped: `_placement`), taking the GPUs its workload planned for it there (else the lowest that hold it).
     Ready pods come first; an endpoint's pods in order of their workload and name. The `replaced`
     workloads (namespace, name), which a consolidation moves away from, have none."""
     by_workload: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
@@ -229,6 +230,7 @@ def incumbents(
             workloads.setdefault(w.key, []).append(w)
     placements: dict[str, tuple[Placement, ...]] = {}
     taken: set[tuple[str, str]] = set()
+    listed = {n.node for n in inventory}
     for ep in endpoints:
         if ep.key in changed:
             continue
@@ -244,7 +246,7 @@ def incumbents(
             placement = _placement(ep, w.shape, pod, inventory, registry, len(kept))
             if placement is None:
                 continue
-            inventory = inventory.allocated(held_by(placement))
+            inventory = inventory.allocated(a for a in held_by(placement) if a.node in listed)
             kept.append(placement)
             taken.add((w.namespace, str((pod.get("metadata") or {}).get("name"))))
         if kept:
@@ -255,11 +257,15 @@ def incumbents(
 def _placement(
     ep: Endpoint, shape: Shape, pod: Mapping[str, Any], inventory: Inventory, registry: Registry, replica: int
 ) -> Placement | None:
-    """The pod's replica as a placement that fits `inventory` now, or None (its node went, or is full)."""
+    """The pod's replica as a placement that fits `inventory` now, or None (its node went, or is full).
+    On a Node the inventory skipped (a label it cannot read), the replica stays where its workload
+    planned it, without a check: the Node is there and the pod runs on it, and moving the replica
+    for a label would restart what its endpoint never asked to move."""
     node_name = str((pod.get("spec") or {}).get("nodeName"))
     nodes = {n.node: n for n in inventory}
     node = nodes.get(node_name)
-    if node is None or not node.ready:
+    skipped = node is None and node_name in {s.node for s in inventory.skipped}
+    if not skipped and (node is None or not node.ready):
         return None
     quality = registry.get(ep.model).variant(shape.variant).quality
     base = Placement(
@@ -271,14 +277,18 @@ def _placement(
         options = [
             tuple(Worker(n, gpus) for n, gpus in planned)
             for planned in shape.planned
-            if planned and planned[0][0] == node_name and all(n in nodes and nodes[n].ready for n, _ in planned)
+            if planned
+            and planned[0][0] == node_name
+            and (skipped or all(n in nodes and nodes[n].ready for n, _ in planned))
         ]
     elif shape.mig_profile:
         resource = next(iter(requests(pod)), "")
         options = [(Worker(node_name, (), shape.mig_profile, resource),)]
     else:
         options = [(Worker(node_name, gpus),) for planned in shape.planned for n, gpus in planned[:1] if n == node_name]
-        options.append((Worker(node_name, _room(node, shape)),))
+        options.append((Worker(node_name, _room(node, shape) if node else ()),))
+    if skipped:
+        return replace(base, workers=options[0]) if options else None
     for workers in options:
         placement = replace(base, workers=workers)
         try:
