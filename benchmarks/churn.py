@@ -52,7 +52,8 @@ controller replica takes over (a rolling update: the old one gets SIGTERM and ha
 (their pods are evicted 5 minutes later; only their replicas there may move); within 12-18 the minimum
 replicas of one or two Ready endpoints go up by one, and one Ready endpoint is changed to serve another
 model; within 12-16 one to three more endpoints are posted; within 2-20 the API server fails a few lists,
-applies and status writes (503, 500, 409). Then the cluster settles (until every endpoint is Ready or
+applies and status writes (503, 500, 409); within 6-16 a label of an NVIDIA node that serves Ready replicas
+cannot be read for 2-6 minutes (its replicas stay: the node did not go). Then the cluster settles (until every endpoint is Ready or
 Failed, at most `--settle` minutes), and three controller loops run with nothing changing. Before the run, a
 registry holding a variant vLLM cannot load (int8 without a pre-quantised checkpoint) is given to `egs
 controller --once`: it must refuse it when it reads it, naming the file and the field.
@@ -661,6 +662,8 @@ class Run:
     """Draws what the script leaves to the moment (which Ready endpoints change class)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     """The tally, between a burst's POSTs and the play's steps."""
+    relabelled: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """Node -> (label, its value before) while it cannot be read (`unreadable_label`)."""
 
     def minutes(self) -> float:
         return (time.time() - self.t0) * self.factor / MINUTE
@@ -1054,12 +1057,16 @@ class Script:
     """When the Kubernetes API server has a bad minute (`API_TROUBLE`: a restart, an overloaded etcd)."""
     late_burst: tuple[float, tuple[int, ...]] = (0.0, ())
     """(minute, indices) of the few endpoints posted late, after the others settled and some changed."""
+    unreadable: tuple[float, float] = (0.0, 0.0)
+    """(minute, minutes until it is mended) a label of an NVIDIA node that serves replicas cannot be read (a
+    time-slicing or GPU Feature Discovery configuration gone wrong): the node is there and its pods run."""
 
     @property
     def last(self) -> float:
         return max(
             self.reposted[0], self.class_changes[0], *(m for m, _ in self.late_nodes), self.handover,
             self.lost_nodes[0], self.replica_changes[0], self.model_change, self.api_trouble, self.late_burst[0],
+            sum(self.unreadable),
         )  # fmt: skip
 
 
@@ -1085,6 +1092,7 @@ def script(seed: int, endpoints: int) -> Script:
         (round(more.uniform(12, 18), 1), more.randint(1, 2)), (round(bursts[0][0] + more.uniform(1, 5), 1),
         more.randint(0, 2)), round(more.uniform(12, 18), 1), round(more.uniform(2, 20), 1),
         (round(more.uniform(12, 16), 1), tuple(range(endpoints, endpoints + more.randint(1, LATE)))),
+        (round(more.uniform(6, 16), 1), round(more.uniform(2, 6), 1)),
     )  # fmt: skip
 
 
@@ -1106,6 +1114,8 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
         (plan.model_change, "model-change", None),
         (plan.api_trouble, "api-trouble", None),
         (plan.late_burst[0], "burst", plan.late_burst[1]),
+        (plan.unreadable[0], "unreadable", True),
+        (sum(plan.unreadable), "unreadable", False),
     ]
     run.tick()
     for i, (minute, what, arg) in enumerate(sorted(events, key=lambda e: (e[0], e[1]))):
@@ -1145,6 +1155,8 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
             for method, status, times, path in API_TROUBLE:
                 run.kube.fail(method, status, times, path)
             log(f"minute {run.minutes():.1f}: the API server fails {len(API_TROUBLE)} kinds of request for a while")
+        elif what == "unreadable":
+            unreadable_label(run, arg)
         elif what == "early-delete":
             delete_waiting(run, bodies, [j for j in range(len(bodies)) if j not in plan.deleted[1]], arg)
         elif what == "delete":
@@ -1215,6 +1227,26 @@ def lose_nodes(run: Run, count: int) -> None:
             run.tally.promised.pop(key, None)
             run.tally.last_promised.pop(key, None)
         log(f"minute {run.minutes():.1f}: node {node} {how}, serving {sorted(serving[node])}")
+
+
+def unreadable_label(run: Run, broken: bool) -> None:
+    """A label of one NVIDIA node that serves Ready replicas, drawn, made unreadable (`BAD_LABELS`), or mended
+    again: nothing of it went, so none of its replicas may move."""
+    if not broken:
+        for node, (label, value) in run.relabelled.items():
+            run.kube.patch(NODES, None, node, {"metadata": {"labels": {label: value}}})
+            log(f"minute {run.minutes():.1f}: the labels of node {node} mended")
+        run.relabelled.clear()
+        return
+    rng = random.Random(f"churn-unreadable-{run.args.seed}")
+    serving = {p.node for p in run.play.pods.values() if p.ready}
+    nvidia = sorted(n for n in serving if "nvidia.com/gpu.count" in run.play.labels.get(n, {}))
+    for node in rng.sample(nvidia, min(1, len(nvidia))):
+        label, value = rng.choice(BAD_LABELS)
+        run.relabelled[node] = (label, run.play.labels[node].get(label))
+        run.kube.patch(NODES, None, node, {"metadata": {"labels": {label: value}}})
+        log(f"minute {run.minutes():.1f}: node {node} labelled {label}={value!r}, serving "
+            f"{sorted({p.endpoint for p in run.play.pods.values() if p.node == node})}")  # fmt: skip
 
 
 def delete_waiting(run: Run, bodies: list[tuple[str, dict[str, Any]]], among: list[int], count: int) -> None:
