@@ -52,11 +52,14 @@ controller replica takes over (a rolling update: the old one gets SIGTERM and ha
 (their pods are evicted 5 minutes later; only their replicas there may move); within 12-18 the minimum
 replicas of one or two Ready endpoints go up by one, and one Ready endpoint is changed to serve another
 model; within 12-16 one to three more endpoints are posted; within 2-20 the API server fails a few lists,
-applies and status writes (503, 500, 409); within 6-16 a label of an NVIDIA node that serves Ready replicas
-cannot be read for 2-6 minutes (its replicas stay: the node did not go). Then the cluster settles (until every endpoint is Ready or
-Failed, at most `--settle` minutes), and three controller loops run with nothing changing. Before the run, a
-registry holding a variant vLLM cannot load (int8 without a pre-quantised checkpoint) is given to `egs
-controller --once`: it must refuse it when it reads it, naming the file and the field.
+applies and status writes (503, 500, 409); within 3-14 one or two more malformed InferenceEndpoints, with
+values the CRD's schema refuses (a minimum of -1 or 1.5, a throughput of -1, a context that is a word), as
+an object stored before the schema was tightened holds them; within 6-16 a label of an NVIDIA node that
+serves Ready replicas cannot be read for 2-6 minutes (its replicas stay: the node did not go). Then the
+cluster settles (until every endpoint is Ready or Failed, at most `--settle` minutes), and three controller
+loops run with nothing changing. Before the run, a registry holding a variant vLLM cannot load (int8
+without a pre-quantised checkpoint) is given to `egs controller --once`: it must refuse it when it reads
+it, naming the file and the field.
 
 The last line of stdout is one JSON object:
 
@@ -1011,6 +1014,16 @@ MALFORMED: dict[str, Any] = {
     "unknown-model": {"model": "no-such-model", "qualityFloor": 1.0, "replicas": {"min": 1, "max": 2}},
 }
 """The spec of each kind of InferenceEndpoint the API would refuse, applied directly."""
+MORE_MALFORMED: dict[str, Any] = {
+    "negative-minimum": {"model": MODELS[0], "qualityFloor": 1.0, "replicas": {"min": -1, "max": 2}},
+    "fractional-minimum": {"model": MODELS[1], "qualityFloor": 1.0, "replicas": {"min": 1.5, "max": 2}},
+    "negative-throughput": {"model": MODELS[2], "qualityFloor": 1.0, "replicas": {"min": 1, "max": 2},
+                            "throughputPerReplica": -1},
+    "context-a-word": {"model": MODELS[3], "qualityFloor": 1.0, "replicas": {"min": 1, "max": 2},
+                       "contextTokens": "long"},
+}  # fmt: skip
+"""More kinds (drawn apart): values of the right shape that the CRD's schema refuses, as an object stored
+before the schema was tightened holds them."""
 BAD_LABELS = (("nvidia.com/gpu.replicas", "two"), ("nvidia.com/gpu.count", "-1"), ("nvidia.com/gpu.memory", "lots"))
 LATE = 3
 """Most endpoints posted late (`Script.late_burst`), beyond `--endpoints`."""
@@ -1057,6 +1070,8 @@ class Script:
     """When the Kubernetes API server has a bad minute (`API_TROUBLE`: a restart, an overloaded etcd)."""
     late_burst: tuple[float, tuple[int, ...]] = (0.0, ())
     """(minute, indices) of the few endpoints posted late, after the others settled and some changed."""
+    more_malformed: tuple[tuple[float, str], ...] = ()
+    """(minute, kind of `MORE_MALFORMED`) applied directly."""
     unreadable: tuple[float, float] = (0.0, 0.0)
     """(minute, minutes until it is mended) a label of an NVIDIA node that serves replicas cannot be read (a
     time-slicing or GPU Feature Discovery configuration gone wrong): the node is there and its pods run."""
@@ -1092,6 +1107,7 @@ def script(seed: int, endpoints: int) -> Script:
         (round(more.uniform(12, 18), 1), more.randint(1, 2)), (round(bursts[0][0] + more.uniform(1, 5), 1),
         more.randint(0, 2)), round(more.uniform(12, 18), 1), round(more.uniform(2, 20), 1),
         (round(more.uniform(12, 16), 1), tuple(range(endpoints, endpoints + more.randint(1, LATE)))),
+        tuple((round(more.uniform(3, 14), 1), k) for k in more.sample(sorted(MORE_MALFORMED), more.randint(1, 2))),
         (round(more.uniform(6, 16), 1), round(more.uniform(2, 6), 1)),
     )  # fmt: skip
 
@@ -1099,7 +1115,7 @@ def script(seed: int, endpoints: int) -> Script:
 def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalog, plan: Script) -> None:
     events: list[tuple[float, str, Any]] = [
         *((m, "burst", ids) for m, ids in plan.bursts),
-        *((m, "malformed", k) for m, k in plan.malformed),
+        *((m, "malformed", k) for m, k in plan.malformed + plan.more_malformed),
         *((m, "bad-node", (label, value)) for m, label, value in plan.bad_nodes),
         (plan.bad_samples, "bad-samples", True),
         (plan.bad_samples + 3, "bad-samples", False),
@@ -1127,7 +1143,7 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
         elif what == "malformed":
             run.kube.put(ENDPOINTS, {"apiVersion": "egs.dev/v1alpha1", "kind": "InferenceEndpoint",
                                      "metadata": {"name": f"malformed-{arg}", "namespace": TEAMS[i % len(TEAMS)]},
-                                     "spec": MALFORMED[arg]})  # fmt: skip
+                                     "spec": (MALFORMED | MORE_MALFORMED)[arg]})  # fmt: skip
         elif what == "bad-node":
             bad = gpu_node(f"h100-badlabel-{i}", catalog.get("H100-80GB"), 8)
             bad["metadata"]["labels"][arg[0]] = arg[1]
