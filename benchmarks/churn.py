@@ -1087,7 +1087,7 @@ class Script:
 
 def script(seed: int, endpoints: int) -> Script:
     rng = random.Random(f"churn-script-{seed}")
-    cuts = sorted(rng.sample(range(endpoints // 3, endpoints), rng.choice((0, 1, 2))))
+    cuts = sorted(rng.sample(range(endpoints // 3, endpoints), min(rng.choice((0, 1, 2)), endpoints - endpoints // 3)))
     starts = [0.0, *sorted(round(rng.uniform(2, 12), 1) for _ in cuts)]
     edges = [0, *cuts, endpoints]
     bursts = tuple((m, tuple(range(a, b))) for m, a, b in zip(starts, edges, edges[1:], strict=False))
