@@ -74,6 +74,8 @@ The last line of stdout is one JSON object:
   and the mean of (promised - ready) over those kept (targets >= 0.95, <= 120 s): the first promise,
   the answer; `etas_kept_last`, `eta_mean_slack_last_s` the same against the last ETA the endpoint's
   status showed before it was Ready (the controller moves a promise earlier once its pods are bound);
+  `promises_revised_without_reason`: times a 202's ETA moved later while no PromiseKept condition said
+  why (0);
 - `demoted_201`: 201 answers that a status later reported Provisioning, those of endpoints deleted since
   included (0); `answered_201` all 201 answers; `pods_201_off_answer`: their pods bound to another node
   than the API answered (the workloads carry no per-node pin, so the scheduler picks the node within the
@@ -118,6 +120,7 @@ from autoscaler.adapters.api_limits import CAPACITY_TTL_S  # noqa: E402
 from autoscaler.adapters.prometheus import DEMAND, KV_CACHE, RUNNING, WAITING  # noqa: E402
 from autoscaler.decide import PROMISE_ANNOTATION  # noqa: E402
 from autoscaler.decide.placement import replica_cost  # noqa: E402
+from autoscaler.decide.status import PROMISE_KEPT  # noqa: E402
 from autoscaler.pods import asks_for_gpu, holds, kai_share  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
 from localplay.demo_cluster import pod_status  # noqa: E402
@@ -582,6 +585,8 @@ class Tally:
     disruptions: int = 0
     consolidations: int = 0
     exits: int = 0
+    unexplained: int = 0
+    """A 202's ETA moved later with no PromiseKept condition False saying why."""
     off_answer: int = 0
     """Pods of a 201 bound to another node than the API answered it on (the workloads carry no per-node pin)."""
     bound: set[str] = field(default_factory=set)
@@ -724,8 +729,12 @@ class Run:
             if status.get("phase") == "Ready":
                 tally.ready_at.setdefault(key, now)
             elif key in tally.promised and key not in tally.ready_at and status.get("estimatedReadyTime"):
-                eta = str(status["estimatedReadyTime"]).replace("Z", "+00:00")
-                tally.last_promised[key] = datetime.datetime.fromisoformat(eta).timestamp()
+                eta = datetime.datetime.fromisoformat(str(status["estimatedReadyTime"]).replace("Z", "+00:00"))
+                later = eta.timestamp() > tally.last_promised.get(key, tally.promised[key]) + 1.0
+                if later and not _said_why(status):
+                    tally.unexplained += 1
+                    log(f"promise revised without a reason: {key} to {status['estimatedReadyTime']}: {status}")
+                tally.last_promised[key] = eta.timestamp()
             excused = tally.changed | tally.demoted | tally.lost_capacity
             demoted = status.get("phase") == "Provisioning" and key not in excused
             if key in tally.answered_201 and demoted:
@@ -840,6 +849,12 @@ class Run:
         found = dict(line.split()[:2] for line in text.splitlines() if line.startswith(LOOP))
         if f"{LOOP}_count" in found:
             self.loops = (float(found[f"{LOOP}_sum"]), float(found[f"{LOOP}_count"]))
+
+
+def _said_why(status: Mapping[str, Any]) -> bool:
+    """Whether the status says why its promise was revised: PromiseKept False, with a reason."""
+    return any(c.get("type") == PROMISE_KEPT and c.get("status") == "False" and c.get("reason")
+               for c in status.get("conditions") or ())  # fmt: skip
 
 
 def _answer(endpoint: Mapping[str, Any]) -> dict[str, Any]:
@@ -970,6 +985,7 @@ def main() -> int:
         "etas_kept": round(len(kept) / len(tally.promised), 3) if tally.promised else None,
         "eta_mean_slack_s": round(sum(slack) / len(slack), 1) if slack else None,
         "etas_kept_last": round(len(kept_last) / len(last), 3) if last else None,
+        "promises_revised_without_reason": tally.unexplained,
         "eta_mean_slack_last_s": round(sum(slack_last) / len(slack_last), 1) if slack_last else None,
         "answered_201": tally.answers_201,
         "demoted_201": tally.demotions,
