@@ -38,6 +38,6 @@ def test_a_ready_replica_stays_on_its_node_when_a_label_of_that_node_cannot_be_r
     assert workloads(second, "alpha") == workloads(first, "alpha")  # nothing rewritten, nothing restarted
     assert second.deletions == ()
     # The endpoint API answers beside it: the skipped Node offers nothing, the H100 node all it has.
-    free = capacity(second).free
+    free = capacity(second, CATALOG).free
     assert [n.node for n in free] == ["gpu-0"]
     assert all(g.holders == 0 for g in free.node("gpu-0").gpus)
