@@ -36,6 +36,9 @@ from autoscaler.simulator import (
 RULE_FRACTION = 0.005
 """At most this fraction of the replicas added on the fitting days may wait over 60 s."""
 _RULE_LIMIT = RULE_FRACTION + 1e-12
+P99_FRACTION = 0.01
+"""p99 wait <= 60 s on the fitting days, as a share: at most this fraction of the replicas added wait over 60 s."""
+_P99_LIMIT = P99_FRACTION + 1e-12
 
 
 @dataclass(frozen=True)
@@ -172,30 +175,38 @@ def fit_egs(
     if chosen is None:
         top = len(LEVELS) - 1
         i = smallest(lambda i: i > 0 and meets(LEVELS[i]), top)
-        if i == top and not meets(LEVELS[top]):
-            # Every wait a quiet-hours cap adds would break the rule further: none is fitted.
-            return _fewer_waits(train, scenario, protocol, (at(LEVELS[top]), at(LEARNING[-1])))
+        if i == top:  # run once, as far as p99 tells, for `_fewer_waits` too
+            top_run = _run_within(train, scenario, at(LEVELS[top]), protocol.fit_window, protocol.seed, _P99_LIMIT)
+            if top_run is None or top_run.frac_wait_gt_60s > _RULE_LIMIT:
+                # Every wait a quiet-hours cap adds would break the rule further: none is fitted.
+                return _fewer_waits(train, scenario, protocol, (at(LEVELS[top]), top_run), at(LEARNING[-1]))
+            runs[at(LEVELS[top])] = top_run
         chosen = LEVELS[i]
     return _fit_quiet_nodes(train, scenario, protocol, at(chosen), runs[at(chosen)])
 
 
-def _fewer_waits(train: Trace, scenario: Scenario, protocol: Protocol, candidates: tuple[Policy, ...]) -> Policy:
-    """Of rungs that all break the rule on the training days, the one to keep: those that keep p99 <= 60 s
-    there first, then (among those) the fewest replicas over 60 s, then the cheapest.
+def _fewer_waits(
+    train: Trace, scenario: Scenario, protocol: Protocol, top: tuple[Policy, Result | None], learning: Policy
+) -> Policy:
+    """Of the top activity rung (and its training run, `_run_within` at `P99_FRACTION`) and learning, both
+    breaking the rule on the training days, the one to keep: of those that keep p99 within 60 s there (at
+    most `P99_FRACTION` over 60 s), the one with fewer replicas over 60 s, then the cheaper; the top rung
+    where neither keeps it.
 
     Where no rung met the rule (16 of the 40 tuning seeds 100-139), the top activity rung, kept alone,
     waited more than `static:auto` on the scored days of 6; learning, beside it, waits less where it keeps
     p99 on the training days and the top rung does not (seeds 104 and 119: none over 60 s on the scored
-    days instead of 0.5% and 3.7%, at 0.93x `static:auto` instead of 0.91x and 0.82x).
-    Where neither keeps p99 the waits are the trace's, not the rung's (ServeGen m-small: 1.9% and 1.2% over
-    60 s, learning at 1.15x the cost), and the cheaper rung is kept."""
+    days instead of 0.5% and 3.7%, at 0.93x `static:auto` instead of 0.91x and 0.82x). Where neither keeps
+    p99 the waits are the trace's, not the rung's, and the top rung was the cheaper on every such tuning
+    seed (learning 1.02-1.18x) and on ServeGen m-small (1.9% and 1.2% over 60 s, learning at 1.15x). A
+    run stops once it cannot keep p99; learning's run adds 0.25 s to `egs simulate` on ServeGen m-large."""
 
-    def rank(policy: Policy) -> tuple[bool, float, float]:
-        result = simulate(train, scenario, policy, protocol.fit_window, protocol.seed)[0]
-        keeps_p99 = meets_p99(result)
-        return not keeps_p99, result.frac_wait_gt_60s if keeps_p99 else 0.0, result.cost_usd
+    learnt = _run_within(train, scenario, learning, protocol.fit_window, protocol.seed, _P99_LIMIT)
 
-    return min(candidates, key=rank)
+    def rank(result: Result | None) -> tuple[bool, float, float]:
+        return (True, 0.0, 0.0) if result is None else (False, result.frac_wait_gt_60s, result.cost_usd)
+
+    return learning if rank(learnt) < rank(top[1]) else top[0]
 
 
 def _fit_quiet_nodes(train: Trace, scenario: Scenario, protocol: Protocol, policy: Policy, run: Result) -> Policy:
