@@ -41,7 +41,8 @@ Where DESIGN.md is silent, these are the choices (an independent implementation 
 - ETAs: a replica that has no GPU by the end of its first step is promised `queue_etas`'s time,
   with every order then in flight (earmarked or in the pool: whichever is ready first serves the
   queue's head) at the 0.95 quantile of its remaining delay given the delays observed so far
-  (exact drawn delays; the scenario's [min, max] until 20 are seen), on the 60 s step grid, plus its load
+  (exact drawn delays, weighed with the ages of the orders cancelled or still in flight, which were
+  longer: Kaplan-Meier; the scenario's [min, max] until 20 are seen), on the 60 s step grid, plus its load
   time. It is kept when the replica has its GPU and has loaded by then; slack is promised minus
   actual, averaged over every promised replica that got a GPU. That first promise is what the user
   was answered, and what `eta_kept_frac` and `eta_mean_slack_s` score. At each later step where
@@ -324,6 +325,8 @@ class _Run:
         self.queue: list[_Waiting] = []
         self.running = {m: 0 for m in self.models}
         self.observed: list[float] = []
+        self.cancelled: list[float] = []
+        """Ages at which orders were cancelled: their delays were longer (`eta._survival`)."""
         self.target = 0
         self.history = DemandSeries(0.0, trace.step_s, self.seen_need[:1])
         self.forecast: Forecast | None = None
@@ -559,6 +562,7 @@ class _Run:
             [self.load[w.model] for w in self.queue],
             self.observed,
             self.eta,
+            self.cancelled,
         )
         for w, eta in zip(self.queue, etas, strict=True):
             if w.promised_s is None:
@@ -592,6 +596,7 @@ class _Run:
             self._order(now)
         if act.cancel_orders:
             self.orders.sort(key=lambda o: o.placed_s)
+            self.cancelled += [now - o.placed_s for o in self.orders[len(self.orders) - act.cancel_orders :]]
             del self.orders[len(self.orders) - act.cancel_orders :]
         if act.release_nodes:
             released = 0
