@@ -83,6 +83,9 @@ The last line of stdout is one JSON object:
 - `controller_exits`: times the controller process ended (it is restarted) (0);
 - `quiet_reconcile_writes`: writes to the API server (Leases and Events aside) during three loops
   with nothing changed (0);
+- `ready_with_conditions_stuck`: Ready endpoints whose status, once settled, still shows Ready or
+  ScalingActive False, Degraded True or a PromiseKept False (0); `endpoints_without_metrics`: endpoints
+  with no `egs_endpoint_ready` series on the controller's /metrics (0);
 - `unloadable_variant_refused`: the registry check above.
 
     python benchmarks/churn.py [--endpoints 49] [--factor 20] [--seed 1] [--quick]
@@ -112,6 +115,7 @@ from urllib.parse import parse_qs, urlparse
 
 import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # localplay/: the stand-ins the tests and the demo use
@@ -120,7 +124,7 @@ from autoscaler.adapters.api_limits import CAPACITY_TTL_S  # noqa: E402
 from autoscaler.adapters.prometheus import DEMAND, KV_CACHE, RUNNING, WAITING  # noqa: E402
 from autoscaler.decide import PROMISE_ANNOTATION  # noqa: E402
 from autoscaler.decide.placement import replica_cost  # noqa: E402
-from autoscaler.decide.status import PROMISE_KEPT  # noqa: E402
+from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE  # noqa: E402
 from autoscaler.pods import asks_for_gpu, holds, kai_share  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
 from localplay.demo_cluster import pod_status  # noqa: E402
@@ -951,6 +955,7 @@ def main() -> int:
         scenario(run, bodies, catalog, plan)
         figures = settled_figures(kube, catalog)
         quiet = quiet_writes(run)
+        stuck, unmetered = loose_ends(run, figures["statuses"])
         run.sample_loop()
     finally:
         for proc in (api, run.controller if run else controller):
@@ -992,6 +997,8 @@ def main() -> int:
         "pods_201_off_answer": tally.off_answer,
         "controller_exits": tally.exits,
         "quiet_reconcile_writes": quiet,
+        "ready_with_conditions_stuck": stuck,
+        "endpoints_without_metrics": unmetered,
         "unloadable_variant_refused": refused,
         "endpoints": args.endpoints,
         "factor": f,
@@ -1312,6 +1319,28 @@ def more_replicas(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int
         low, high = int(spec["replicas"]["min"]) + 1, int(spec["replicas"]["max"])
         _change_spec(run, key, {"replicas": {"min": low, "max": max(low, high)}})
         log(f"minute {run.minutes():.1f}: {key} wants at least {low} replicas")
+
+
+STUCK = {("Ready", "False"), ("Degraded", "True"), (SCALING_ACTIVE, "False"), (PROMISE_KEPT, "False")}
+"""A condition that says something is wrong, which a Ready endpoint, once settled, should no longer show."""
+
+
+def loose_ends(run: Run, statuses: Mapping[str, Mapping[str, Any]]) -> tuple[int, int]:
+    """Once settled: the Ready endpoints whose status still shows a condition of `STUCK`, and the endpoints
+    with no `egs_endpoint_ready` series on the controller's /metrics."""
+    stuck = 0
+    for key, status in sorted(statuses.items()):
+        wrong = [c for c in status.get("conditions") or () if (c.get("type"), c.get("status")) in STUCK]
+        if status.get("phase") == "Ready" and wrong:
+            stuck += 1
+            log(f"Ready with a condition stuck: {key}: {wrong}")
+    metered: set[str] = set()
+    for family in text_string_to_metric_families(run.session.get(run.metrics_url, timeout=10).text):
+        if family.name == "egs_endpoint_ready":
+            metered |= {f"{x.labels['namespace']}/{x.labels['name']}" for x in family.samples}
+    for key in sorted(statuses.keys() - metered):
+        log(f"no egs_endpoint_ready series: {key}")
+    return stuck, len(statuses.keys() - metered)
 
 
 def quiet_writes(run: Run) -> int:
