@@ -1273,8 +1273,9 @@ def unreadable_label(run: Run, broken: bool) -> None:
     again: nothing of it went, so none of its replicas may move."""
     if not broken:
         for node, (label, value) in run.relabelled.items():
-            run.kube.patch(NODES, None, node, {"metadata": {"labels": {label: value}}})
-            log(f"minute {run.minutes():.1f}: the labels of node {node} mended")
+            if run.kube.get(NODES, None, node):  # unless it was lost meanwhile (`lose_nodes`)
+                run.kube.patch(NODES, None, node, {"metadata": {"labels": {label: value}}})
+                log(f"minute {run.minutes():.1f}: the labels of node {node} mended")
         run.relabelled.clear()
         return
     rng = random.Random(f"churn-unreadable-{run.args.seed}")
