@@ -157,7 +157,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     """The objects and statuses the cluster should have, from what it has and what the metrics say."""
     holds: list[str] = []
     endpoints, failed = parse_endpoints(obs.endpoints, registry, now)
-    owned = read_owned(obs.owned)
+    owned = read_owned(obs.owned, catalog)
     workloads: dict[str, list[Owned]] = {}
     for w in owned:
         workloads.setdefault(w.key, []).append(w)

@@ -39,6 +39,7 @@ from autoscaler.endpoint import Endpoint
 from autoscaler.kubetime import parse_time, rfc3339
 from autoscaler.pods import SERVING, endpoint_of, requests, unschedulable
 from common.errors import InputError
+from scheduler.catalog import Catalog
 from scheduler.inventory import Allocation, Inventory, InventoryError, NodeGpus, held_by
 from scheduler.plan import Placement, Request, Worker
 from scheduler.registry import Registry
@@ -148,8 +149,10 @@ class Incumbents:
     """(namespace, name) of the incumbents' pods (every other bound pod's GPUs are taken as it asks)."""
 
 
-def read_owned(owned: Sequence[Mapping[str, Any]]) -> list[Owned]:
-    """The workloads among the owned objects, with the endpoint each serves and its recorded shape."""
+def read_owned(owned: Sequence[Mapping[str, Any]], catalog: Catalog) -> list[Owned]:
+    """The workloads among the owned objects, with the endpoint each serves and its recorded shape; a
+    shape whose GPU class is not in `catalog` (renamed since the workload was written, or an annotation
+    edited) is not read: its replicas are placed again, and it goes once they serve."""
     found = []
     for obj in owned:
         if obj.get("kind") not in WORKLOAD_KINDS:
@@ -169,7 +172,7 @@ def read_owned(owned: Sequence[Mapping[str, Any]]) -> list[Owned]:
                 name=str(meta.get("name", "")),
                 replicas=_count((obj.get("spec") or {}).get("replicas")),
                 ready=_count((obj.get("status") or {}).get("readyReplicas")),
-                shape=_shape(annotations),
+                shape=shape if (shape := _shape(annotations)) is None or shape.gpu_class in catalog else None,
                 taken=_taken(annotations.get(TAKEN)),
             )
         )
@@ -463,7 +466,14 @@ def status_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """An endpoint's status as observed; {} when it has none, or one that is not an object (a
     malformed endpoint is reported on itself, and its status written anew)."""
     status = obj.get("status")
-    return status if isinstance(status, Mapping) else {}
+    if not isinstance(status, Mapping):
+        return {}
+    conditions = status.get("conditions")
+    if conditions is None or (isinstance(conditions, list) and all(isinstance(c, Mapping) for c in conditions)):
+        return status
+    # Conditions another writer left unreadable are dropped (and written anew), not read as what they are not.
+    readable = [c for c in conditions if isinstance(c, Mapping)] if isinstance(conditions, list) else []
+    return {**status, "conditions": readable}
 
 
 def recommendations(status: Mapping[str, Any]) -> tuple[Recommendation, ...]:
