@@ -726,7 +726,7 @@ class Run:
 
     def _observe(self, now: float) -> None:
         tally = self.tally
-        answered: dict[str, set[str]] = {}
+        answered: dict[str, dict[str, Any]] = {}
         for e in self.kube.all(ENDPOINTS):
             key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
             status: dict[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
@@ -746,13 +746,15 @@ class Run:
                 tally.demotions += 1
                 self._log_demoted(key, status)
             if key in tally.answered_201 and key not in excused:
-                answered[key] = _answered_nodes(_answer(e))
+                answered[key] = _answer(e)
         for pod in self.play.pods.values():
             if pod.node and pod.endpoint in answered and pod.key not in tally.bound:
                 tally.bound.add(pod.key)
-                if pod.node not in answered[pod.endpoint]:
+                nodes = _answered_nodes(answered[pod.endpoint])
+                if pod.node not in nodes:
                     tally.off_answer += 1
-                    log(f"off its answer: {pod.key}@{pod.node}, answered on {sorted(answered[pod.endpoint])}")
+                    classes = sorted({p.get("gpuClass") for p in answered[pod.endpoint].get("placements") or ()})
+                    log(f"off its answer: {pod.key}@{pod.node} ({pod.gpu_class}), answered {sorted(nodes)} {classes}")
         ready: dict[str, set[str]] = {}
         for pod in self.play.pods.values():
             if pod.ready:
