@@ -1340,7 +1340,7 @@ def loose_ends(run: Run, statuses: Mapping[str, Mapping[str, Any]]) -> tuple[int
     metered: set[str] = set()
     for family in text_string_to_metric_families(run.session.get(run.metrics_url, timeout=10).text):
         if family.name == "egs_endpoint_ready":
-            metered |= {f"{x.labels['namespace']}/{x.labels['name']}" for x in family.samples}
+            metered |= {f"{x.labels['namespace']}/{x.labels['endpoint']}" for x in family.samples}
     for key in sorted(statuses.keys() - metered):
         log(f"no egs_endpoint_ready series: {key}")
     return stuck, len(statuses.keys() - metered)
