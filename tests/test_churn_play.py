@@ -1,4 +1,4 @@
-"""The churn benchmark's play of the Deployment controller: which pods a scaled-down Deployment keeps.
+"""The churn benchmark's play: which pods a scaled-down Deployment keeps, and what it checks once settled.
 
 A ReplicaSet scaled down removes its pods that are not bound first, then those not Ready (kube-controller-
 manager's `ActivePods` order). The play removed the pod of the highest index instead: on seed 102 an
@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
-from benchmarks.churn import Play
+from prometheus_client import CollectorRegistry, generate_latest
+
+from autoscaler.controller import ControllerMetrics
+from benchmarks.churn import Play, Run, loose_ends
 from localplay.kube_standin import KubeCluster
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
@@ -57,3 +61,25 @@ def test_a_deployment_scaled_down_keeps_its_ready_pod_and_drops_the_one_on_a_nod
     play.pods = {second.key: second}
     deployments.replicas = 2
     assert sorted(play._wanted(3.0)) == sorted([first.key, second.key])
+
+
+class Metrics:
+    """The controller's /metrics, as `loose_ends` reads them through the run's session."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def get(self, url: str, timeout: float) -> Metrics:
+        return self
+
+
+def test_once_settled_the_play_counts_ready_endpoints_with_a_condition_stuck_and_endpoints_without_metrics() -> None:
+    exposition = CollectorRegistry()
+    ControllerMetrics(exposition).gauge("egs_endpoint_ready").labels("team", "ep", "llama", "L40S").set(1)
+    run = SimpleNamespace(session=Metrics(generate_latest(exposition).decode()), metrics_url="")
+    held = {"type": "ScalingActive", "status": "False", "reason": "ReplicasHeld"}
+    statuses = {
+        "team/ep": {"phase": "Ready", "conditions": [{"type": "Ready", "status": "True"}, held]},
+        "team/other": {"phase": "Pending", "conditions": [held]},
+    }
+    assert loose_ends(cast(Run, run), statuses) == (1, 1)
