@@ -84,6 +84,8 @@ class Shape:
     mig_profile: str | None = None
     planned: tuple[tuple[tuple[str, tuple[int, ...]], ...], ...] = ()
     """Per replica planned, its workers as (node, GPU indices)."""
+    model: str = ""
+    """The model it serves ("" when the workload does not say)."""
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,11 @@ def current(workloads: Iterable[Owned]) -> Workload:
 
 
 def admits(ep: Endpoint, shape: Shape | None, registry: Registry) -> bool:
-    """Whether the endpoint's spec, as it is now, still admits a replica of `shape`."""
+    """Whether the endpoint's spec, as it is now, still admits a replica of `shape`: of its model (a replica
+    of the model it served before is no replica of the new one, though the variant's name is the same)."""
     if shape is None or (ep.gpu_classes and shape.gpu_class not in ep.gpu_classes):
+        return False
+    if shape.model and shape.model != ep.model:
         return False
     try:
         return registry.get(ep.model).variant(shape.variant).quality >= ep.quality_floor
@@ -335,6 +340,7 @@ def _shape(annotations: Mapping[str, Any]) -> Shape | None:
             # workload had before (an apply that merged, not replaced, its annotations) is not read.
             mig_profile=a.get("mig-profile") if a["sharing"] in MIG_SHARING else None,
             planned=planned,
+            model=a.get("model", ""),
         )
     except (KeyError, ValueError, TypeError, AttributeError):
         return None
