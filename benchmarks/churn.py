@@ -125,6 +125,7 @@ from autoscaler.adapters.prometheus import DEMAND, KV_CACHE, RUNNING, WAITING  #
 from autoscaler.decide import PROMISE_ANNOTATION  # noqa: E402
 from autoscaler.decide.placement import replica_cost  # noqa: E402
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE  # noqa: E402
+from autoscaler.decide.workloads import HOSTNAME  # noqa: E402
 from autoscaler.pods import asks_for_gpu, holds, kai_share  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
 from localplay.demo_cluster import pod_status  # noqa: E402
@@ -428,7 +429,11 @@ class Play:
         for pod in sorted((p for p in self.pods.values() if p.node), key=lambda p: p.bound_at):
             if pod.node in by_name:
                 by_name[pod.node] = Inventory((by_name[pod.node],)).allocated(pod.held).nodes[0]
-        self.labels = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in nodes}
+        # As the kubelet labels every Node, with its hostname.
+        self.labels = {
+            n["metadata"]["name"]: {**(n["metadata"].get("labels") or {}), HOSTNAME: n["metadata"]["name"]}
+            for n in nodes
+        }
         return Inventory(tuple(by_name[n.node] for n in inventory))
 
     def _schedule(self, now: float, nodes: list[dict[str, Any]]) -> None:
@@ -444,9 +449,10 @@ class Play:
                 if taken is None:
                     taken = holds(node, obj)
                 if _units(taken) >= _asked_units(obj):
-                    fits.append((_left_over(node, taken), name, taken))
+                    fits.append(((-_preferred(obj, self.labels.get(name, {})), _left_over(node, taken)), name, taken))
             if fits:
-                # The tightest fit (for shared GPUs; the first node for any other pod): stable, so first among equals.
+                # The nodes it prefers first, then the tightest fit (for shared GPUs; the first node for any other
+                # pod): stable, so first among equals.
                 _, name, taken = min(fits, key=lambda f: f[0])
                 pod.node, pod.bound_at, pod.held = name, now, tuple(taken)
                 self.seen[pod.endpoint] = (self.seen.get(pod.endpoint, (now, 0.0))[0], now)
@@ -541,16 +547,25 @@ def _selects(pod: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     if not affinity:
         return True
 
-    def matches(e: Mapping[str, Any]) -> bool:
-        key, op, values = e["key"], e["operator"], e.get("values") or ()
-        return {
-            "In": key in labels and labels[key] in values,
-            "NotIn": labels.get(key) not in values,
-            "Exists": key in labels,
-            "DoesNotExist": key not in labels,
-        }[op]
+    return any(all(_matches(e, labels) for e in t.get("matchExpressions") or ()) for t in affinity["nodeSelectorTerms"])
 
-    return any(all(matches(e) for e in t.get("matchExpressions") or ()) for t in affinity["nodeSelectorTerms"])
+
+def _preferred(pod: Mapping[str, Any], labels: Mapping[str, str]) -> int:
+    """The weight of the pod's preferred node affinity terms a node with `labels` matches (kube-scheduler's
+    NodeAffinity score)."""
+    affinity = ((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}
+    terms = affinity.get("preferredDuringSchedulingIgnoredDuringExecution") or ()
+    return sum(t["weight"] for t in terms if all(_matches(e, labels) for e in t["preference"]["matchExpressions"]))
+
+
+def _matches(e: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    key, op, values = e["key"], e["operator"], e.get("values") or ()
+    return {
+        "In": key in labels and labels[key] in values,
+        "NotIn": labels.get(key) not in values,
+        "Exists": key in labels,
+        "DoesNotExist": key not in labels,
+    }[op]
 
 
 def _tolerates(pod: Mapping[str, Any], node: NodeGpus) -> bool:

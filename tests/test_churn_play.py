@@ -1,4 +1,5 @@
-"""The churn benchmark's play: which pods a scaled-down Deployment keeps, and what it checks once settled.
+"""The churn benchmark's play: which pods a scaled-down Deployment keeps, which node a pod that prefers one
+is bound to, and what it checks once settled.
 
 A ReplicaSet scaled down removes its pods that are not bound first, then those not Ready (kube-controller-
 manager's `ActivePods` order). The play removed the pod of the highest index instead: on seed 102 an
@@ -18,10 +19,12 @@ from typing import Any, cast
 from prometheus_client import CollectorRegistry, generate_latest
 
 from autoscaler.controller import ControllerMetrics
-from benchmarks.churn import Play, Run, loose_ends
+from autoscaler.decide.workloads import HOSTNAME, PREFERRED
+from benchmarks.churn import Play, Pod, Run, loose_ends
 from localplay.kube_standin import KubeCluster
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
+from scheduler.synthetic import gpu_node
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOG = Catalog.load()
@@ -83,3 +86,22 @@ def test_once_settled_the_play_counts_ready_endpoints_with_a_condition_stuck_and
         "team/other": {"phase": "Pending", "conditions": [held]},
     }
     assert loose_ends(cast(Run, run), statuses) == (1, 1)
+
+
+def test_the_play_binds_a_pod_on_a_node_it_prefers_though_another_is_listed_first() -> None:
+    nodes = [gpu_node(f"h100-{i}", CATALOG.get("H100-80GB"), 2) for i in range(2)]
+    play = Play(cast(KubeCluster, Deployments()), CATALOG, REGISTRY, random.Random(0), 20.0)
+    prefers = {"weight": 100, "preference": {"matchExpressions": [{"key": HOSTNAME, "operator": "In",
+                                                                  "values": ["h100-1"]}]}}  # fmt: skip
+    resources = {"nvidia.com/gpu": "1"}
+    template = {
+        "spec": {
+            "affinity": {"nodeAffinity": {PREFERRED: [prefers]}},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+            "containers": [{"name": "vllm", "resources": {"requests": resources, "limits": resources}}],
+        }
+    }
+    pod = Pod("team", "ep-0", "ep", "team/ep", template, 1.0, "H100-80GB")
+    play.pods[pod.key] = pod
+    play._schedule(0.0, nodes)
+    assert pod.node == "h100-1"

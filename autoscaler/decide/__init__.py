@@ -20,8 +20,9 @@ reconcile benchmark calls it at scale. Per InferenceEndpoint:
   while the replicas still wait, so a restart does not move it;
 - **objects**: the workload and Service from `scheduler.manifests` (not schema-checked here, at 0.1 s
   an object: the adapter applies with `fieldValidation=Strict`, so the API server checks each one),
-  owned by the endpoint, without the per-node pin (the nodes a replica waits for do not exist yet,
-  and a new pin would restart the running pods: kube-scheduler picks the node within the class, the
+  owned by the endpoint, with the per-node pin made a preference that the workload keeps as it was
+  created (the nodes a replica waits for do not exist yet, and a new pin would restart the running
+  pods: kube-scheduler picks the node within the class, the planned ones first where they fit, the
   GPU resources keep it honest);
 - per configured GPU class the **warm pool** (`pool` policies of the core, never releasing on
   missing data) as the configured backend's object: a balloon Deployment at PriorityClass -10, a
@@ -101,7 +102,7 @@ from autoscaler.decide.waiting import (
     unstuck,
 )
 from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, pool_decisions, pool_objects
-from autoscaler.decide.workloads import MANAGED, orphans, workload_objects
+from autoscaler.decide.workloads import MANAGED, by_identity, orphans, workload_objects
 from autoscaler.events import Event, event, find_condition
 from autoscaler.kubetime import rfc3339
 from autoscaler.pods import foreign_waiting, pod_allocations, pods_by_endpoint, stuck_replicas
@@ -254,6 +255,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
     placed_by, waiting_by = by_endpoint(real.placements), by_endpoint(waiting_plan.placements)
     loaded = loaded_by(endpoints, placed_by, obs.pods, registry, settings, now)
+    observed = by_identity(obs.owned)
     unplaced_by: dict[str, list[Any]] = {}
     for u in waiting_plan.unplaced:
         unplaced_by.setdefault(f"{u.namespace}/{u.request}", []).append(u)
@@ -267,7 +269,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         taken = remembered.get(ep.key, ()) if waiting or unplaced else ()
         if placed or waiting:
             try:
-                rendered = workload_objects(ep, request, placed + waiting, registry, catalog, settings, taken)
+                rendered = workload_objects(ep, request, placed + waiting, registry, catalog, settings, taken, observed)
             except ManifestError as e:
                 failure = str(e)
         names = {o["metadata"]["name"] for o in rendered if o["kind"] in WORKLOAD_KINDS}

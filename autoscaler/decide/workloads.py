@@ -1,7 +1,8 @@
 """Workloads: the scheduler's manifests as the controller holds them.
 
-Owned by the endpoint (garbage-collected with it), without the per-node pin, and with the replica
-count left to KEDA (a ScaledObject) or an HPA where the endpoint asks for one.
+Owned by the endpoint (garbage-collected with it), with the per-node pin made a preference that a new
+plan never changes (`preferring`), and with the replica count left to KEDA (a ScaledObject) or an HPA
+where the endpoint asks for one.
 """
 
 from __future__ import annotations
@@ -35,14 +36,17 @@ def workload_objects(
     catalog: Catalog,
     settings: Settings,
     taken: Sequence[Taken] = (),
+    observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The workloads, Service, PodDisruptionBudget and ScaledObjects of one endpoint's replicas (placed
-    and waiting), the workloads recording the GPUs its replicas were found unable to bind to (`taken`);
+    and waiting), the workloads recording the GPUs its replicas were found unable to bind to (`taken`)
+    and keeping the node preference they were created with (`observed`: the owned objects by identity);
     `ManifestError` when the plan cannot be rendered, which the caller reports on that endpoint alone."""
     plan = Plan(placements=tuple(renumbered(placements)))
-    rendered = [owned_by(unpinned(o), ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
+    rendered = [owned_by(o, ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
     for obj in rendered:
         if obj["kind"] in WORKLOAD_KINDS:
+            preferring(obj, (observed or {}).get(_identity(obj)))
             obj["metadata"]["annotations"] |= taken_annotation(taken)
     return [*rendered, owned_by(disruption_budget(ep), ep), *scaled_objects(ep, rendered, settings)]
 
@@ -127,20 +131,46 @@ def scaled_objects(ep: Endpoint, rendered: list[dict[str, Any]], settings: Setti
     return scaled
 
 
-def unpinned(obj: dict[str, Any]) -> dict[str, Any]:
-    """The workload without its `kubernetes.io/hostname` pin; the GPU product selector stays."""
-    templates = []
-    spec = obj.get("spec", {})
-    if "template" in spec:
-        templates.append(spec["template"])
-    for role in ("leaderTemplate", "workerTemplate"):
-        if role in spec.get("leaderWorkerTemplate", {}):
-            templates.append(spec["leaderWorkerTemplate"][role])
-    for template in templates:
-        required = template["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-        for term in required["nodeSelectorTerms"]:
-            term["matchExpressions"] = [e for e in term["matchExpressions"] if e["key"] != "kubernetes.io/hostname"]
+HOSTNAME = "kubernetes.io/hostname"
+PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
+
+
+def preferring(obj: dict[str, Any], observed: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The workload with its `kubernetes.io/hostname` pin made a preference (the GPU product selector
+    stays required): kube-scheduler puts its pods on the planned nodes where they fit, so that a pod
+    does not take GPUs planned (or answered 201) for another endpoint, and elsewhere in the class where
+    they do not (a node waited for does not exist yet). A workload that exists keeps the preference it
+    was created with (none, if written before there was one): a changed preference is a changed pod
+    template, and a new template restarts every pod."""
+    before = _templates(observed) if observed is not None else None
+    for i, template in enumerate(_templates(obj)):
+        affinity = template["spec"]["affinity"]["nodeAffinity"]
+        pinned = []
+        for term in affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]:
+            pinned += [e for e in term["matchExpressions"] if e["key"] == HOSTNAME]
+            term["matchExpressions"] = [e for e in term["matchExpressions"] if e["key"] != HOSTNAME]
+        if before is not None:
+            kept = _preference(before[i]) if i < len(before) else None
+            affinity.update({PREFERRED: kept} if kept is not None else {})
+        elif pinned:
+            affinity[PREFERRED] = [{"weight": 100, "preference": {"matchExpressions": pinned[:1]}}]
     return obj
+
+
+def _templates(obj: Mapping[str, Any]) -> list[Any]:
+    """The pod templates of a Deployment or LeaderWorkerSet (leader, then workers)."""
+    spec = obj.get("spec") or {}
+    found = [spec["template"]] if "template" in spec else []
+    lws = spec.get("leaderWorkerTemplate") or {}
+    return found + [lws[role] for role in ("leaderTemplate", "workerTemplate") if role in lws]
+
+
+def _preference(template: Any) -> Any:
+    """The node preference of an observed pod template, None when it has none."""
+    spec = template.get("spec") if isinstance(template, Mapping) else None
+    affinity = (spec or {}).get("affinity") if isinstance(spec, Mapping) else None
+    node = (affinity or {}).get("nodeAffinity") if isinstance(affinity, Mapping) else None
+    return node.get(PREFERRED) if isinstance(node, Mapping) else None
 
 
 def orphans(
@@ -187,6 +217,11 @@ def orphans(
         elif annotations.get(WARM_POOL) and obj.get("kind") in ("Deployment", "PodTemplate", "CapacityBuffer"):
             gone.append(identity)
     return tuple(gone)
+
+
+def by_identity(objects: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str, str], Mapping[str, Any]]:
+    """Objects by (apiVersion, kind, namespace, name)."""
+    return {_identity(o): o for o in objects}
 
 
 def _identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
