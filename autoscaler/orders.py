@@ -105,8 +105,9 @@ def track(
         before = book.nodes.get(gpu_class)
         joined = sorted(at for name, at in names.items() if before is not None and name not in before)
         ended = book.orders.get(gpu_class, ())[: len(joined)]
-        if ended:
-            observed = [max(0.0, at - t) for t, at in zip(ended, joined, strict=False)]
+        # A node Ready before the order was placed did not come for it: no delay to learn.
+        observed = [at - t for t, at in zip(ended, joined, strict=False) if at > t]
+        if observed:
             delays[gpu_class] = (*delays.get(gpu_class, ()), *observed)[-OBSERVED_DELAYS:]
         kept = [t for t in book.orders.get(gpu_class, ())[len(joined) :] if now - t < longest_delay_s]
         new = pending.get(gpu_class, ())

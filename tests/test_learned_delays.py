@@ -77,3 +77,11 @@ def test_the_controller_learns_the_delays_of_the_nodes_that_join(kube: KubeClust
     status = kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
     load = REGISTRY.get(MODEL).variant(status["variant"]).load_seconds
     assert status["estimatedReadyTime"] == rfc3339(NOW + 20 + SETTINGS.eta.step_s + 180 + load)
+
+
+def test_a_node_ready_before_the_order_was_placed_teaches_no_delay() -> None:
+    """A node that was Ready before the pod needing it was found (one nobody ordered, listed late) still
+    ends an order, but did not come for it: a delay of 0 would say nodes come at once."""
+    book = track(OrderBook(), [waiting("a", 8, NOW - 100)], [], CATALOG, SETTINGS, NOW)
+    book = track(book, [], [ready_since("old", NOW - 3600)], CATALOG, SETTINGS, NOW + 20)
+    assert (book.orders, book.delays) == ({}, {})
