@@ -9,10 +9,9 @@ its GPU.
 The promise is an upper quantile, not an average: a delay model built from the provisioning delays
 observed so far (an empirical distribution, Kaplan-Meier's where orders went or are still in flight
 unready, conditioned on how long an order has already waited) falls back to a prior range until
-`min_observations` delays are known. A promise is never earlier
-than physically possible: not before now + load, and for an order not before its placement plus the
-shortest delay known, plus load. Capacity is handed out at decide steps, so a promise rounds up to
-the next step.
+`min_observations` delays are known. A promise is never earlier than physically possible: not before
+now + load, and for an order not before its placement plus the shortest delay known, plus load.
+Capacity is handed out at decide steps, so a promise rounds up to the next step.
 """
 
 from __future__ import annotations
@@ -117,9 +116,8 @@ def nodes_needed(waiting_gpus: Sequence[float], free: int, gpus_per_node: int) -
 
     Whole GPUs are taken in queue order. A share of a GPU goes, as KAI Scheduler and HAMi binpack, to
     a GPU already shared that holds it (of the first node to join, the least room), else to a GPU of
-    its own: counted as a
-    whole GPU, the churn benchmark promised a KAI replica a node ordered anew (640 s) that the node
-    already coming for the replicas ahead of it served (Ready 97 s after its POST)."""
+    its own. Counted as a whole GPU, a KAI replica in the churn benchmark was promised a node ordered
+    anew (640 s) that the node already coming for the replicas ahead of it served (Ready at 97 s)."""
     needs: list[int] = []
     opened = 0  # GPUs taken of the nodes to come
     shared: list[tuple[float, int]] = []  # (room left, node) of each GPU the shares are on
@@ -156,7 +154,8 @@ def _order_statistic_quantiles(
     longest = max(float(observed[-1]) if observed.size else 0.0, float(unready[-1]) if unready.size else 0.0)
     horizon = max(high, longest) + settings.step_s
     grid = settings.step_s * np.arange(1, math.ceil(horizon / settings.step_s) + 1)
-    cdf = np.array([_remaining_cdf(e, grid, observed, unready, settings) for e in elapsed])  # orders x grid
+    known = _survival(observed, unready)
+    cdf = np.array([_remaining_cdf(e, grid, observed, known, settings) for e in elapsed])  # orders x grid
     # Poisson-binomial: at_least[j, t] = P(at least j orders ready within grid[t]).
     n = len(elapsed)
     count = np.zeros((n + 1, len(grid)))
@@ -173,12 +172,16 @@ def _order_statistic_quantiles(
 
 
 def _remaining_cdf(
-    elapsed: float, grid: np.ndarray, observed: np.ndarray, unready: np.ndarray, settings: EtaSettings
+    elapsed: float,
+    grid: np.ndarray,
+    observed: np.ndarray,
+    survival: tuple[np.ndarray, np.ndarray],
+    settings: EtaSettings,
 ) -> np.ndarray:
     """P(an order that has waited `elapsed` is ready within each `grid` time from now)."""
     low, high = settings.prior_delay_s
     if np.count_nonzero(observed > elapsed) >= settings.min_observations:
-        times, waiting = _survival(observed, unready)
+        times, waiting = survival
 
         def left(t: np.ndarray) -> np.ndarray:
             i = np.searchsorted(times, t, side="right")
@@ -199,7 +202,7 @@ def _survival(observed: np.ndarray, unready: np.ndarray) -> tuple[np.ndarray, np
     just after it, where an order not ready at an age (in flight, or cancelled then) counts as longer.
     Left out, the sample is the orders that came, the fast ones first: in the warm-pool simulator, whose
     pools cancel most of their orders, those observed were 15 s shorter on average than those drawn
-    (synthetic-1min-0), and a promise on the grid came a step early for seven replicas at once."""
+    (synthetic-1min-0 with a static pool of 3: 438 against 453 s)."""
     times = np.unique(observed)
     at_risk = observed.size - np.searchsorted(observed, times) + unready.size - np.searchsorted(unready, times)
     ready = np.searchsorted(observed, times, side="right") - np.searchsorted(observed, times)
