@@ -10,9 +10,10 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
 - scheduler: each Deployment's pods (`<name>-<template hash>-<i>`: a changed template rolls them over,
   a Ready pod of the old one staying until as many new ones are Ready; scaled down, the pods not bound
   go first, then those not Ready, as a ReplicaSet's do) are bound, first in first out as
-  kube-scheduler's queue takes them (the order the controller wrote their Deployments), to the first Ready node
-  whose labels its node selector and affinity accept, whose taints it tolerates, and where what it asks
-  for fits: whole GPUs, MIG instances, AMD partitions, as `autoscaler.pods.holds` reads a bound pod (the
+  kube-scheduler's queue takes them (the order the controller wrote their Deployments), to a Ready node
+  whose labels its node selector and required affinity accept, whose taints it tolerates, and where what
+  it asks for fits, those its preferred node affinity names first (by weight), then the first listed:
+  whole GPUs, MIG instances, AMD partitions, as `autoscaler.pods.holds` reads a bound pod (the
   controller's own reading of other workloads' pods); a share of a GPU's memory (KAI `gpu-memory`, HAMi
   memory) binpacked instead, on the GPU of any node with the least memory left that holds it, as KAI
   Scheduler does by default and HAMi for pods that ask (`_packed`); a pod keeps the GPUs it was given;
