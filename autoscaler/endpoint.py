@@ -9,9 +9,10 @@ API answers bad input with the path of the field, and turns a valid object into 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ def parse(obj: Mapping[str, Any], checked: bool = False) -> Endpoint:
     """The `Endpoint` of a valid InferenceEndpoint object (raises `EndpointError` otherwise).
 
     `checked=True` trusts the API server's check of the object's metadata and status (the controller
-    reads thousands every loop) and checks its spec only (about 40 us): an object stored before its CRD's
+    reads thousands every loop) and checks its spec only (`_spec_problem`): an object stored before its CRD's
     schema was tightened, or where the CRD has none, is refused on itself, not in the middle of a decide
     step (a minimum of -1 raised there, and no endpoint was decided).
     """
@@ -112,9 +113,18 @@ def parse(obj: Mapping[str, Any], checked: bool = False) -> Endpoint:
 
 def _check_spec(obj: Mapping[str, Any]) -> None:
     """Raise `EndpointError` naming the first field of `obj`'s spec that is wrong."""
-    errors = sorted(_spec_validator().iter_errors(obj.get("spec")), key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        raise EndpointError(field_path("spec", *errors[0].absolute_path), errors[0].message)
+    problem = _spec_problem(json.dumps(obj.get("spec"), sort_keys=True))
+    if problem is not None:
+        raise EndpointError(*problem)
+
+
+@lru_cache(maxsize=8192)
+def _spec_problem(spec: str) -> tuple[str, str] | None:
+    """The first wrong field of a spec (as JSON) and what is wrong with it, or None. Cached: the controller
+    checks every endpoint every loop, and a spec seldom changes (3.5 us a spec to key it, 36 to check it)."""
+    errors = _spec_validator().iter_errors(json.loads(spec))
+    first = min(errors, key=lambda e: [str(p) for p in e.absolute_path], default=None)
+    return None if first is None else (field_path("spec", *first.absolute_path), first.message)
 
 
 def _read(obj: Mapping[str, Any]) -> Endpoint:
