@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 
 
 def micro_time(t: float) -> str:
@@ -13,6 +14,11 @@ def micro_time(t: float) -> str:
 def rfc3339(t: float) -> str:
     """metav1.Time (a condition's lastTransitionTime): RFC 3339 to the second, in UTC."""
     return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def deadline(t: float) -> str:
+    """A promised time (an ETA) to the second, rounded up: written, a promise never reads earlier than made."""
+    return rfc3339(math.ceil(t))
 
 
 def parse_time(text: str) -> float:

@@ -71,7 +71,8 @@ The last line of stdout is one JSON object:
   hold its desired replicas (0);
 - `disruptions_outside_consolidation`: Ready replicas of endpoints whose spec did not change that went
   away, unless an Event on the endpoint names consolidation (0); `consolidation_disruptions` those;
-- `etas_kept`, `eta_mean_slack_s`: of the 202 answers, the share Ready by their `estimatedReadyTime`,
+- `etas_kept`, `eta_mean_slack_s`: of the 202 answers, the share Ready by their `estimatedReadyTime`
+  (Ready at the middle of the play's two reads between which the status turned Ready; no other grace),
   and the mean of (promised - ready) over those kept (targets >= 0.95, <= 120 s): the first promise,
   the answer; `etas_kept_last`, `eta_mean_slack_last_s` the same against the last ETA the endpoint's
   status showed before it was Ready (the controller moves a promise earlier once its pods are bound);
@@ -692,6 +693,8 @@ class Run:
     """The tally, between a burst's POSTs and the play's steps."""
     relabelled: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     """Node -> (label, its value before) while it cannot be read (`unreadable_label`)."""
+    last_read: float = 0.0
+    """When the play last read the endpoints: an endpoint first read Ready became Ready since then."""
 
     def minutes(self) -> float:
         return (time.time() - self.t0) * self.factor / MINUTE
@@ -742,12 +745,14 @@ class Run:
 
     def _observe(self, now: float) -> None:
         tally = self.tally
+        read, since = time.time(), self.last_read or now
+        self.last_read = read
         answered: dict[str, dict[str, Any]] = {}
         for e in self.kube.all(ENDPOINTS):
             key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
             status: dict[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
             if status.get("phase") == "Ready":
-                tally.ready_at.setdefault(key, now)
+                tally.ready_at.setdefault(key, (since + read) / 2)  # the middle of when it can have become Ready
             elif key in tally.promised and key not in tally.ready_at and status.get("estimatedReadyTime"):
                 eta = datetime.datetime.fromisoformat(str(status["estimatedReadyTime"]).replace("Z", "+00:00"))
                 later = eta.timestamp() > tally.last_promised.get(key, tally.promised[key]) + 1.0
@@ -983,7 +988,7 @@ def main() -> int:
         kube.stop()
     assert run is not None
     tally = run.tally
-    kept = [k for k, eta in tally.promised.items() if k in tally.ready_at and tally.ready_at[k] <= eta + 1.0]
+    kept = [k for k, eta in tally.promised.items() if k in tally.ready_at and tally.ready_at[k] <= eta]
     for key, eta in sorted(tally.promised.items()):
         ready = tally.ready_at.get(key)
         when = f"Ready {(ready - tally.posted[key]) * f:.0f} s" if ready else "never Ready"
@@ -995,7 +1000,7 @@ def main() -> int:
         log(f"202 {key}: promised {(eta - tally.posted[key]) * f:.0f} s after its POST{revised}, {when}")
     slack = [(tally.promised[k] - tally.ready_at[k]) * f for k in kept]
     last = {k: tally.last_promised.get(k, eta) for k, eta in tally.promised.items()}
-    kept_last = [k for k, eta in last.items() if k in tally.ready_at and tally.ready_at[k] <= eta + 1.0]
+    kept_last = [k for k, eta in last.items() if k in tally.ready_at and tally.ready_at[k] <= eta]
     slack_last = [(last[k] - tally.ready_at[k]) * f for k in kept_last]
     result = {
         "applied_over_intended": round(figures["applied"] / figures["intended"], 3) if figures["intended"] else None,

@@ -26,6 +26,7 @@ from autoscaler.decide import (
     decide,
 )
 from autoscaler.eta import EtaSettings
+from autoscaler.kubetime import deadline
 from autoscaler.signals import History, ModelSignals, PodSignals
 from scheduler.catalog import Catalog
 from scheduler.manifests import validate
@@ -159,9 +160,7 @@ def test_without_a_node_the_replica_waits_with_an_eta() -> None:
     # quantile and rounded up to the 60 s step, then the load
     assert chat.eta == NOW + 60 + 600 + load
     status = decision.statuses[("team-a", "chat")]
-    assert status["estimatedReadyTime"] == datetime.datetime.fromtimestamp(NOW + 660 + load, datetime.UTC).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
+    assert status["estimatedReadyTime"] == deadline(NOW + 660 + load)
     assert status["conditions"][0]["reason"] == "WaitingForCapacity"
     assert any(k == "Deployment" and n.startswith("chat-") for k, n in kinds(decision))
 

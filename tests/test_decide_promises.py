@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from autoscaler.decide import Observation, decide, rfc3339
 from autoscaler.decide.state import ACCEPTED, CREATED, Promise, keep
+from autoscaler.kubetime import deadline
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, h100, signals
 from tests.test_reconcile_state import applied, observed, promised
 
@@ -45,7 +46,7 @@ def test_a_promise_moves_earlier_when_the_pods_are_bound_and_load() -> None:
     status = moved.statuses[KEY]
     expected = at + _load_s() + 2 * SETTINGS.eta.step_s
     assert expected < NOW + 900
-    assert status["promise"]["estimatedReadyTime"] == status["estimatedReadyTime"] == rfc3339(expected)
+    assert status["promise"]["estimatedReadyTime"] == status["estimatedReadyTime"] == deadline(expected)
     assert status["promise"]["answer"] == "Accepted"
     assert not any(c["type"] == "PromiseKept" for c in status["conditions"])
     assert [(e.type, e.reason, e.action) for e in moved.events] == [("Normal", "CapacityArrived", "Revise")]

@@ -13,7 +13,7 @@ from typing import Any
 
 from autoscaler.admission import admit, capacity
 from autoscaler.decide import Observation, decide
-from autoscaler.kubetime import rfc3339
+from autoscaler.kubetime import deadline, rfc3339
 from autoscaler.orders import TIME_RESOLUTION_S, OrderBook, track
 from localplay.kube_standin import KubeCluster
 from tests.clock import Clock
@@ -76,7 +76,7 @@ def test_the_controller_learns_the_delays_of_the_nodes_that_join(kube: KubeClust
     assert outcome.observation.delays == {H100: (150.0,) * n}  # type: ignore[union-attr]
     status = kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
     load = REGISTRY.get(MODEL).variant(status["variant"]).load_seconds
-    assert status["estimatedReadyTime"] == rfc3339(NOW + 20 + SETTINGS.eta.step_s + 180 + load)
+    assert status["estimatedReadyTime"] == deadline(NOW + 20 + SETTINGS.eta.step_s + 180 + load)
 
 
 def test_a_node_ready_before_the_order_was_placed_teaches_no_delay() -> None:

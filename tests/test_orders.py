@@ -21,7 +21,7 @@ from autoscaler.adapters.api import Services, create_app
 from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.admission import admit, capacity
 from autoscaler.decide import Observation, decide
-from autoscaler.kubetime import parse_time, rfc3339
+from autoscaler.kubetime import deadline, parse_time, rfc3339
 from autoscaler.orders import TIME_RESOLUTION_S, OrderBook, pending_orders, track
 from localplay.kube_standin import KubeCluster
 from tests.clock import Clock
@@ -127,7 +127,7 @@ def test_the_controller_remembers_an_order_whose_pod_went_and_promises_its_node(
     status = kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
     load = REGISTRY.get(MODEL).variant(status["variant"]).load_seconds
     # From the next step the order has waited 479 s of 300-600: 95% of the rest is 115 s, 120 s on the grid.
-    assert status["estimatedReadyTime"] == rfc3339(NOW + 20 + 60 + 120 + load)
+    assert status["estimatedReadyTime"] == deadline(NOW + 20 + 60 + 120 + load)
 
 
 @pytest.fixture

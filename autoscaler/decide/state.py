@@ -30,13 +30,14 @@ the controller observes, so a restart or a new leader decides as the old one wou
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autoscaler.endpoint import Endpoint
-from autoscaler.kubetime import parse_time, rfc3339
+from autoscaler.kubetime import deadline, parse_time, rfc3339
 from autoscaler.pods import SERVING, endpoint_of, requests, unschedulable
 from common.errors import InputError
 from scheduler.catalog import Catalog
@@ -546,7 +547,7 @@ class Promise:
     def as_status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"answer": self.answer}
         if self.eta is not None:
-            out["estimatedReadyTime"] = rfc3339(self.eta)
+            out["estimatedReadyTime"] = deadline(self.eta)
         if self.variant and self.gpu_class:
             out |= {"variant": self.variant, "gpuClass": self.gpu_class}
         if self.generation is not None:
@@ -623,7 +624,7 @@ def keep(
         message = f"answered 201 but its capacity is gone: {waiting} replicas wait for a node"
         return Kept(made, made.eta, ("CapacityGone", _by(message, made.eta)))
     if promise.eta > now:
-        if not waiting and made.eta is not None and now < made.eta < promise.eta:
+        if not waiting and made.eta is not None and now < made.eta and math.ceil(made.eta) < promise.eta:
             message = _by("its nodes came and its replicas load", made.eta)
             return Kept(replace(promise, eta=made.eta), made.eta, sooner=("CapacityArrived", message))
         return Kept(promise, promise.eta)
@@ -632,7 +633,7 @@ def keep(
     if overdue_said and (estimate is None or estimate <= now):
         return Kept(promise, promise.eta)
     eta = estimate if estimate is not None and estimate > now else now + OVERDUE_STEP_S
-    message = f"not ready by {rfc3339(promise.eta)} as promised"
+    message = f"not ready by {deadline(promise.eta)} as promised"
     return Kept(replace(made, answer=ACCEPTED, eta=eta), eta, ("Overdue", _by(message, eta)))
 
 
@@ -677,7 +678,7 @@ def _workers(recorded: Any) -> tuple[Worker, ...]:
 
 
 def _by(message: str, eta: float | None) -> str:
-    return f"{message}; now expected by {rfc3339(eta)}" if eta is not None else message
+    return f"{message}; now expected by {deadline(eta)}" if eta is not None else message
 
 
 def _time(text: Any) -> float | None:

@@ -15,7 +15,7 @@ from autoscaler.decide.decision import EndpointDecision
 from autoscaler.decide.state import ACCEPTED, CREATED, Promise, Promised, Workload, promise_of, status_of
 from autoscaler.endpoint import Endpoint, EndpointError
 from autoscaler.events import find_condition, set_condition
-from autoscaler.kubetime import rfc3339
+from autoscaler.kubetime import deadline, rfc3339
 from common.errors import InputError
 from scheduler.manifests import PORT, dns_label
 from scheduler.plan import Placement
@@ -172,7 +172,7 @@ def endpoint_status(
     if d.cost_per_hour:
         status["costPerHour"] = d.cost_per_hour
     if d.eta is not None:
-        status["estimatedReadyTime"] = rfc3339(d.eta)
+        status["estimatedReadyTime"] = deadline(d.eta)
     if d.promise is not None:
         status["promise"] = d.promise.as_status()
         before_kept = find_condition(previous.get("conditions"), PROMISE_KEPT)
@@ -193,7 +193,7 @@ def answer_status(d: EndpointDecision, generation: int, placed: Sequence[Placeme
     keeps (`state.keep`, `promises.reserved`)."""
     status: dict[str, Any] = {"phase": d.phase, "desiredReplicas": d.replicas}
     if d.eta is not None:
-        status["estimatedReadyTime"] = rfc3339(d.eta)
+        status["estimatedReadyTime"] = deadline(d.eta)
     if d.variant:
         status |= {"variant": d.variant, "gpuClass": d.gpu_class}
     if d.cost_per_hour:
