@@ -38,6 +38,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from autoscaler.adapters.kubernetes import OWNED_KINDS, Cluster, KubernetesError, NotFoundError
 from autoscaler.cost import Holdings, holdings
 from autoscaler.decide import Decision, Observation, Settings, decide, promise_outcome, status_of
+from autoscaler.decide.workloads import by_identity
+from autoscaler.decide.workloads import identity as object_identity
 from autoscaler.endpoint import API_VERSION, KIND
 from autoscaler.events import Event, ObjectRef, Recorder, event
 from autoscaler.kubetime import parse_time
@@ -263,7 +265,7 @@ class ControllerMetrics:
 
     def _promises(self, decision: Decision, obs: Observation, now: float) -> None:
         """Each ETA promised once, in the loop that sees it resolve (`promise_outcome`)."""
-        before = {(_identity(o)[2], _identity(o)[3]): o for o in obs.endpoints}
+        before = {object_identity(o)[2:]: o for o in obs.endpoints}
         for d in decision.endpoints:
             raw = before.get((d.namespace, d.name))
             resolved = promise_outcome(raw, d, now) if raw is not None else None
@@ -426,15 +428,13 @@ class Controller:
         return Observation(nodes, endpoints, owned, read.signals, read.history, pods, read.pods, orders, delays), read
 
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
-        held = {_identity(o): o for o in obs.owned}
+        held = by_identity(obs.owned)
         statuses = _statuses(obs)
-        uids = {
-            (_identity(o)[2], _identity(o)[3]): str((o.get("metadata") or {}).get("uid") or "") for o in obs.endpoints
-        }
+        uids = {object_identity(o)[2:]: str((o.get("metadata") or {}).get("uid") or "") for o in obs.endpoints}
         outcome.events += decision.events  # what the decision says happened (a promise revised)
         writes: list[tuple[str, ObjectRef, Callable[[], Any], Event | None]] = []
         for obj in decision.objects:
-            if _within(obj, held.get(_identity(obj))):
+            if _within(obj, held.get(object_identity(obj))):
                 outcome.unchanged += 1
             else:
                 writes.append((f"{obj['kind']} {_name(obj)}", _regarding(obj), partial(self.cluster.apply, obj), None))
@@ -492,14 +492,9 @@ def _regarding(obj: Mapping[str, Any]) -> ObjectRef:
     return ObjectRef(str(obj["apiVersion"]), str(obj["kind"]), str(meta.get("namespace") or ""), str(meta["name"]))
 
 
-def _identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    meta = obj.get("metadata") or {}
-    return (str(obj.get("apiVersion")), str(obj.get("kind")), str(meta.get("namespace", "")), str(meta.get("name")))
-
-
 def _statuses(obs: Observation) -> dict[tuple[str, str], Mapping[str, Any]]:
     """(namespace, name) -> each InferenceEndpoint's status as observed."""
-    return {(_identity(o)[2], _identity(o)[3]): status_of(o) for o in obs.endpoints}
+    return {object_identity(o)[2:]: status_of(o) for o in obs.endpoints}
 
 
 def _name(obj: Mapping[str, Any]) -> str:

@@ -82,11 +82,9 @@ class Endpoint:
 
 def validate(obj: Any) -> None:
     """Raise `EndpointError` naming the first field of `obj` (a whole InferenceEndpoint) that is wrong."""
-    errors = sorted(_validator().iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        error = errors[0]
-        where = field_path(*error.absolute_path) or "(root)"
-        raise EndpointError(where, error.message)
+    problem = _first_problem(_validator(), obj)
+    if problem is not None:
+        raise EndpointError(*problem)
     replicas = obj["spec"]["replicas"]
     if replicas["min"] > replicas["max"]:
         raise EndpointError("spec.replicas.min", "replicas.min must not exceed replicas.max")
@@ -122,9 +120,13 @@ def _check_spec(obj: Mapping[str, Any]) -> None:
 def _spec_problem(spec: str) -> tuple[str, str] | None:
     """The first wrong field of a spec (as JSON) and what is wrong with it, or None. Cached: the controller
     checks every endpoint every loop, and a spec seldom changes (3.5 us a spec to key it, 36 to check it)."""
-    errors = _spec_validator().iter_errors(json.loads(spec))
-    first = min(errors, key=lambda e: [str(p) for p in e.absolute_path], default=None)
-    return None if first is None else (field_path("spec", *first.absolute_path), first.message)
+    return _first_problem(_spec_validator(), json.loads(spec), "spec")
+
+
+def _first_problem(validator: Draft202012Validator, obj: Any, *at: str) -> tuple[str, str] | None:
+    """The path (under `at`) of the first field of `obj`, in document order, that `validator` rejects, and why."""
+    first = min(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path], default=None)
+    return None if first is None else (field_path(*at, *first.absolute_path) or "(root)", first.message)
 
 
 def _read(obj: Mapping[str, Any]) -> Endpoint:

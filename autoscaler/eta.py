@@ -104,10 +104,9 @@ def queue_etas(
     if len(loads) != len(waiting_gpus):
         raise ValueError(f"queue_etas: {len(loads)} load times for {len(waiting_gpus)} waiting replicas")
     needs = nodes_needed(waiting_gpus, sum(max(0, g) for g in capacity.free_gpus), capacity.gpus_per_node)
-    elapsed = [now - placed for placed in capacity.orders_placed_at]
-    elapsed += [0.0] * max(0, max(needs, default=0) - len(elapsed))  # nodes still to be ordered, now
-    ages = [*cancelled_s, *elapsed[: len(capacity.orders_placed_at)]]
-    ready_in = _order_statistic_quantiles(elapsed, observed_delays_s, ages, settings)
+    in_flight = [now - placed for placed in capacity.orders_placed_at]
+    elapsed = in_flight + [0.0] * max(0, max(needs, default=0) - len(in_flight))  # nodes still to be ordered, now
+    ready_in = _order_statistic_quantiles(elapsed, observed_delays_s, [*cancelled_s, *in_flight], settings)
     return [now + (ready_in[j - 1] if j else 0.0) + load for j, load in zip(needs, loads, strict=True)]
 
 

@@ -37,7 +37,8 @@ RULE_FRACTION = 0.005
 """At most this fraction of the replicas added on the fitting days may wait over 60 s."""
 _RULE_LIMIT = RULE_FRACTION + 1e-12
 P99_FRACTION = 0.01
-"""p99 wait <= 60 s on the fitting days, as a share: at most this fraction of the replicas added wait over 60 s."""
+"""`meets_p99` as a share, the form `simulate_unless_late` can stop early on: at most this fraction of the
+replicas added on the fitting days wait over 60 s."""
 _P99_LIMIT = P99_FRACTION + 1e-12
 
 

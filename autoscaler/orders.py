@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoscaler.decide.settings import Settings
+from autoscaler.events import find_condition
 from autoscaler.kubetime import parse_time
 from autoscaler.pods import unschedulable, waiting_for
 from scheduler.catalog import Catalog
@@ -119,11 +120,9 @@ def track(
 
 def _joined_at(node: Mapping[str, Any], now: float) -> float:
     """When a node became Ready (its condition's transition, else its creation; no later than `now`)."""
-    conditions = (node.get("status") or {}).get("conditions") or ()
-    ready = [c for c in conditions if c.get("type") == "Ready" and c.get("status") == "True"]
-    when = (ready[0].get("lastTransitionTime") if ready else None) or (node.get("metadata") or {}).get(
-        "creationTimestamp"
-    )
+    ready = find_condition((node.get("status") or {}).get("conditions"), "Ready")
+    became = ready.get("lastTransitionTime") if ready is not None and ready.get("status") == "True" else None
+    when = became or (node.get("metadata") or {}).get("creationTimestamp")
     return min(now, _parsed(str(when), now)) if when else now
 
 

@@ -567,21 +567,21 @@ class _Admissions:
     def _build(self, now: float, nodes: list[dict[str, Any]]) -> Capacity:
         s, cluster = self.services, self.services.cluster
         pods = cluster.gpu_pods()
-        with self.lock:  # a background rebuild holds no lock, and the order thread writes the book too
-            book = self._read_orders(nodes, pods, now)
+        book = self._read_orders(nodes, pods, now)
         obs = Observation(
             nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=book.orders, delays=book.delays
         )
         return capacity(decide(obs, s.settings, s.registry, s.catalog, now), s.catalog)
 
     def _read_orders(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], at: float) -> OrderBook:
-        """The order book after a read of the cluster made at `at` (the caller holds the lock). A read
-        older than the book's last is not applied: it would take back what a newer read saw, and date
-        the orders it finds by its older time."""
-        if self.orders.read_at is None or at >= self.orders.read_at:
-            s = self.services
-            self.orders = track(self.orders, pods, nodes, s.catalog, s.settings, at)
-        return self.orders
+        """The order book after a read of the cluster made at `at`. A read older than the book's last is
+        not applied: it would take back what a newer read saw, and date the orders it finds by its older
+        time. Under the lock: a background rebuild holds none, and the order thread writes the book too."""
+        with self.lock:
+            if self.orders.read_at is None or at >= self.orders.read_at:
+                s = self.services
+                self.orders = track(self.orders, pods, nodes, s.catalog, s.settings, at)
+            return self.orders
 
     def follow_orders(self, stop: threading.Event) -> None:
         """Read the node orders every decide step until `stop` is set."""
@@ -592,8 +592,7 @@ class _Admissions:
             except (TemporaryError, KubernetesError) as e:
                 log.warning("node orders not read (the last ones are used meanwhile): %s", e)
                 continue
-            with self.lock:
-                self._read_orders(nodes, pods, s.clock())
+            self._read_orders(nodes, pods, s.clock())
 
     def _rebuild(self) -> None:
         s = self.services

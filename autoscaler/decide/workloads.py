@@ -46,7 +46,7 @@ def workload_objects(
     rendered = [owned_by(o, ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
     for obj in rendered:
         if obj["kind"] in WORKLOAD_KINDS:
-            preferring(obj, (observed or {}).get(_identity(obj)))
+            preferring(obj, (observed or {}).get(identity(obj)))
             obj["metadata"]["annotations"] |= taken_annotation(taken)
     return [*rendered, owned_by(disruption_budget(ep), ep), *scaled_objects(ep, rendered, settings)]
 
@@ -151,7 +151,8 @@ def preferring(obj: dict[str, Any], observed: Mapping[str, Any] | None) -> dict[
             term["matchExpressions"] = [e for e in term["matchExpressions"] if e["key"] != HOSTNAME]
         if before is not None:
             kept = _preference(before[i]) if i < len(before) else None
-            affinity.update({PREFERRED: kept} if kept is not None else {})
+            if kept is not None:
+                affinity[PREFERRED] = kept
         elif pinned:
             affinity[PREFERRED] = [{"weight": 100, "preference": {"matchExpressions": pinned[:1]}}]
     return obj
@@ -186,7 +187,7 @@ def orphans(
     it serves nothing itself; everything of an endpoint that is gone goes. The `kept` endpoints (their
     spec cannot be read, or their new shape cannot be rendered) keep what they have, and so do
     warm-pool objects the user owns the rest of (a Karpenter NodePool) and the shared PriorityClass."""
-    keep = {_identity(o) for o in intended}
+    keep = {identity(o) for o in intended}
     listed = {endpoint_key(o) for o in endpoints}
     by_key = {f"{d.namespace}/{d.name}": d for d in decisions}
     held = set(kept)
@@ -202,28 +203,29 @@ def orphans(
     # A ScaledObject EGS no longer writes goes, unless it scales a workload of a held endpoint.
     workloads = {(w.namespace, w.name): w.key for w in owned}
     for obj in raw:
-        identity = _identity(obj)
+        named = identity(obj)
         meta = obj.get("metadata") or {}
         annotations = meta.get("annotations") or {}
-        if identity in keep or identity in gone:
+        if named in keep or named in gone:
             continue
         if obj.get("kind") in ("Service", "PodDisruptionBudget") and REQUEST_NAME in annotations:
-            if f"{identity[2]}/{annotations[REQUEST_NAME]}" not in listed:
-                gone.append(identity)
+            if f"{named[2]}/{annotations[REQUEST_NAME]}" not in listed:
+                gone.append(named)
         elif obj.get("kind") == "ScaledObject":
             target = str(((obj.get("spec") or {}).get("scaleTargetRef") or {}).get("name"))
-            if workloads.get((identity[2], target), "") not in held:
-                gone.append(identity)
+            if workloads.get((named[2], target), "") not in held:
+                gone.append(named)
         elif annotations.get(WARM_POOL) and obj.get("kind") in ("Deployment", "PodTemplate", "CapacityBuffer"):
-            gone.append(identity)
+            gone.append(named)
     return tuple(gone)
 
 
 def by_identity(objects: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str, str], Mapping[str, Any]]:
     """Objects by (apiVersion, kind, namespace, name)."""
-    return {_identity(o): o for o in objects}
+    return {identity(o): o for o in objects}
 
 
-def _identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
+def identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """(apiVersion, kind, namespace, name): what names an object to the API server."""
     meta = obj.get("metadata") or {}
     return (str(obj.get("apiVersion")), str(obj.get("kind")), str(meta.get("namespace", "")), str(meta.get("name")))
