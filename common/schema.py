@@ -20,18 +20,23 @@ a NodeList of thousands of nodes, and a document whose aliases expand it far bey
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from common.errors import InputError
+
+T = TypeVar("T")
 
 LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ALIAS_ALLOWANCE = 10_000
@@ -88,6 +93,36 @@ def check(raw: Any, schema: Path, error: type[InputError], what: str, at: tuple[
     violations = sorted(_validator(schema).iter_errors(raw), key=lambda e: _order(e.absolute_path))
     if violations:
         raise error(_describe(violations[0], what, at))
+
+
+def by_json_text(held: int) -> Callable[[Callable[[Any], T]], Callable[[Any], T]]:
+    """Remember a check of JSON data by a digest of its JSON text (sorted keys), the `held` latest used: the
+    controller checks every Node and endpoint every loop, and they seldom change. A digest, not the text, so
+    that a large fleet's Nodes (kilobytes each) are not held twice; data JSON cannot write is checked each time."""
+
+    def remember(check: Callable[[Any], T]) -> Callable[[Any], T]:
+        answers: OrderedDict[bytes, T] = OrderedDict()
+        lock = threading.Lock()  # the API checks from its request threads and its rebuild thread
+
+        def checked(raw: Any) -> T:
+            try:
+                key = hashlib.blake2b(json.dumps(raw, sort_keys=True).encode(), digest_size=16).digest()
+            except (TypeError, ValueError):
+                return check(raw)
+            with lock:
+                if key in answers:
+                    answers.move_to_end(key)
+                    return answers[key]
+            answer = check(raw)
+            with lock:
+                answers[key] = answer
+                if len(answers) > held:
+                    answers.popitem(last=False)
+            return answer
+
+        return checked
+
+    return remember
 
 
 def field_path(*parts: str | int) -> str:
