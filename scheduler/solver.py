@@ -59,6 +59,7 @@ class Model:
         empty = np.zeros(0, dtype=np.int32)
         self._highs.addRows(len(lower), lower, upper, 0, empty, empty, np.zeros(0))
         self.columns = 0
+        self._integer = False
 
     def add_columns(self, costs: Sequence[float], columns: Sequence[Column], upper: Sequence[float] = ()) -> None:
         """Append columns (cost, entries, upper bound: unbounded when not given), lower bound 0."""
@@ -91,14 +92,17 @@ class Model:
         self._highs.changeColsIntegrality(
             n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger.value, dtype=np.uint8)
         )
+        self._integer = True
 
     def solve(self, time_limit_s: float) -> Solved | None:
         """Solve within `time_limit_s`; None when there is no feasible solution in hand then."""
         highs = self._highs
-        # HiGHS (before 2.0) holds `time_limit` against the run time of every `run` of this object
-        # together, not of this one: a model re-solved through column generation would otherwise
-        # stop short by all its earlier solves.
-        highs.setOptionValue("time_limit", highs.getRunTime() + max(time_limit_s, 1e-3))
+        # HiGHS (1.x) holds an LP's `time_limit` against the run time of every `run` of this object
+        # together, a MIP's against the MIP's own start: an LP re-solved through column generation
+        # would otherwise stop short by all its earlier solves, and the MIP made of it must not be
+        # given them again.
+        spent = 0.0 if self._integer else highs.getRunTime()
+        highs.setOptionValue("time_limit", spent + max(time_limit_s, 1e-3))
         with solver_output_to_stderr():
             highs.run()
         status = highs.getModelStatus()
