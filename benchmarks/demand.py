@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from autoscaler.adapters.files import TraceRow, write_trace
+
 DAY_MIN = 1440
 
 
@@ -120,12 +122,10 @@ def resample(demand: npt.NDArray[np.float64], step_min: int) -> npt.NDArray[np.f
 
 
 def write_csv(path: Path, demand: npt.NDArray[np.float64], step_s: int, model: str) -> None:
-    """The canonical trace CSV `egs simulate` reads; a gap is no row."""
-    with path.open("w") as f:
-        f.write("time_s,model,demand_rps\n")
-        for i, value in enumerate(demand):
-            if not np.isnan(value):
-                f.write(f"{i * step_s},{model},{value:.4f}\n")
+    """The canonical trace CSV `egs simulate` reads, by the writer `egs trace convert` uses (quoting
+    a model name that holds a comma); a gap is no row."""
+    rows = (TraceRow(i * step_s, model, float(value)) for i, value in enumerate(demand) if not np.isnan(value))
+    write_trace(path, rows, with_clients=False)
 
 
 def main() -> None:
