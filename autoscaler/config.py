@@ -2,7 +2,9 @@
 
 Part of the autoscaler's pure core: `parse_config(raw)` takes the parsed YAML and returns the decide
 step's `Settings` and the model registry's path; a wrong field raises `InputError` naming it
-(`gpu_classes.H100-80GB.pool: ...`). The format, with its defaults:
+(`gpu_classes.H100-80GB: pool must be ...`), and an unknown key at any depth is refused here, by
+`_mapping`, with its path (`gpu_classes.L4.egs: unknown field 'quantil'`): a misspelt key is never
+silently a default. The format, with its defaults:
 
     namespace: egs-system          # the controller's own objects: warm pools, the Lease
     models: models.yaml            # the model registry (relative to this file)
@@ -28,12 +30,14 @@ classes by them, and the status and the series say what an endpoint costs at the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from autoscaler.decide import ClassSettings, ConsolidationSettings, Settings
 from autoscaler.eta import EtaSettings
+from autoscaler.pool import PoolSettings
 from common.errors import InputError, naming
 from scheduler.catalog import load_prices, parse_prices
 
@@ -51,6 +55,8 @@ _CONSOLIDATION = {
     "interval": "interval_s",
 }
 _ETA = {"prior_delay_s", "quantile", "min_observations", "step_s"}
+_EGS = {f.name for f in dataclasses.fields(PoolSettings)} - {"gpus_per_node", "static_nodes"}
+"""What a class's `egs:` may set: the policy's parameters (the class's own keys give the other two)."""
 
 
 def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | None]:
@@ -62,7 +68,7 @@ def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | Non
         where = f"gpu_classes.{name}"
         _mapping(cls, where, _CLASS)
         if "egs" in cls:
-            cls = {**cls, "egs": dict(_mapping(cls["egs"], f"{where}.egs"))}
+            cls = {**cls, "egs": dict(_mapping(cls["egs"], f"{where}.egs", _EGS))}
         classes[str(name)] = _build(ClassSettings, where, cls)
     eta = _build(EtaSettings, "eta", _eta(_mapping(raw.get("eta", {}), "eta", _ETA)))
     fields = {k: raw[k] for k in _SCALARS if k in raw}

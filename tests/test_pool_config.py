@@ -53,7 +53,7 @@ def test_the_controllers_warm_pool_holds_no_more_than_the_configured_cap() -> No
 @pytest.mark.parametrize(
     ("egs", "named"),
     [
-        ({"quantil": 0.9}, "gpu_classes.H100-80GB: egs: unknown parameter 'quantil'"),
+        ({"quantil": 0.9}, "gpu_classes.H100-80GB.egs: unknown field 'quantil'"),
         ({"quantile": 2}, "gpu_classes.H100-80GB: PoolSettings.quantile must be in [0, 1]"),
         ({"quantile": "high"}, "gpu_classes.H100-80GB:"),
     ],

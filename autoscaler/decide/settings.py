@@ -7,7 +7,7 @@ the ETA model and the scheduler's engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from autoscaler.eta import EtaSettings
@@ -34,9 +34,6 @@ class ClassSettings:
     `fitted`, its `fixed` ones included): what a fit on this class's demand chose; unset ones default."""
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.egs) - set(EGS_PARAMETERS))
-        if unknown:
-            raise ValueError(f"egs: unknown parameter {unknown[0]!r} (known: {', '.join(EGS_PARAMETERS)})")
         if self.gpus_per_node < 1:
             raise ValueError(f"gpus_per_node must be >= 1, got {self.gpus_per_node}")
         if self.pool not in POOL_BACKENDS:
@@ -50,10 +47,6 @@ class ClassSettings:
     @property
     def pool_settings(self) -> PoolSettings:
         return PoolSettings(gpus_per_node=self.gpus_per_node, static_nodes=self.static_nodes, **self.egs)
-
-
-EGS_PARAMETERS = tuple(f.name for f in fields(PoolSettings) if f.name not in {"gpus_per_node", "static_nodes"})
-"""What a class's `egs:` may set."""
 
 
 @dataclass(frozen=True)
