@@ -77,9 +77,7 @@ class Admitted:
 
 def capacity(decision: Decision, catalog: Catalog) -> Capacity:
     """What `decision` leaves for new endpoints."""
-    # A replica kept on a Node the inventory skipped (`decide.state`: a label it cannot read) holds none of it.
-    listed = {n.node for n in decision.inventory}
-    free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p) if a.node in listed)
+    free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
     keys = frozenset(f"{d.namespace}/{d.name}" for d in decision.endpoints)
     queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(decision.waiting.placements, catalog).items()}
     return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders, decision.delays)

@@ -263,10 +263,15 @@ class Inventory:
         return self.where(lambda n: n.schedulable)
 
     def allocated(self, allocations: Iterable[Allocation]) -> Inventory:
-        """This inventory with `allocations` taken as well (`InventoryError` where one cannot be)."""
+        """This inventory with `allocations` taken as well (`InventoryError` where one cannot be). One on a
+        skipped node takes nothing: that node's GPUs are not counted, so there is nothing to take them from
+        (a replica still runs there: the node did not go, its labels cannot be read)."""
         by_name = {n.node: n for n in self.nodes}
+        skipped = {s.node for s in self.skipped}
         for i, allocation in enumerate(allocations):
             where = field_path("allocations", i)
+            if allocation.node in skipped:
+                continue
             if allocation.node not in by_name:
                 raise InventoryError(f"{where}.node: no usable GPU node {allocation.node!r}")
             by_name[allocation.node] = _allocate(by_name[allocation.node], allocation, where)

@@ -239,7 +239,7 @@ def incumbents(
             workloads.setdefault(w.key, []).append(w)
     placements: dict[str, tuple[Placement, ...]] = {}
     taken: set[tuple[str, str]] = set()
-    listed = {n.node for n in inventory}
+    skipped = frozenset(s.node for s in inventory.skipped)
     for ep in endpoints:
         if ep.key in changed:
             continue
@@ -252,10 +252,10 @@ def incumbents(
         ]
         for *_, w, pod in sorted(candidates, key=lambda c: c[:3]):
             assert w.shape is not None
-            placement = _placement(ep, w.shape, pod, inventory, registry, len(kept))
+            placement = _placement(ep, w.shape, pod, inventory, skipped, registry, len(kept))
             if placement is None:
                 continue
-            inventory = inventory.allocated(a for a in held_by(placement) if a.node in listed)
+            inventory = inventory.allocated(held_by(placement))
             kept.append(placement)
             taken.add((w.namespace, str((pod.get("metadata") or {}).get("name"))))
         if kept:
@@ -264,16 +264,22 @@ def incumbents(
 
 
 def _placement(
-    ep: Endpoint, shape: Shape, pod: Mapping[str, Any], inventory: Inventory, registry: Registry, replica: int
+    ep: Endpoint,
+    shape: Shape,
+    pod: Mapping[str, Any],
+    inventory: Inventory,
+    skipped_nodes: Collection[str],
+    registry: Registry,
+    replica: int,
 ) -> Placement | None:
     """The pod's replica as a placement that fits `inventory` now, or None (its node went, or is full).
-    On a Node the inventory skipped (a label it cannot read), the replica stays where its workload
-    planned it, without a check: the Node is there and the pod runs on it, and moving the replica
-    for a label would restart what its endpoint never asked to move."""
+    On a Node the inventory skipped (`skipped_nodes`: a label it cannot read), the replica stays where
+    its workload planned it, without a check: the Node is there and the pod runs on it, and moving the
+    replica for a label would restart what its endpoint never asked to move."""
     node_name = str((pod.get("spec") or {}).get("nodeName"))
     nodes = {n.node: n for n in inventory}
     node = nodes.get(node_name)
-    skipped = node is None and node_name in {s.node for s in inventory.skipped}
+    skipped = node is None and node_name in skipped_nodes
     if not skipped and (node is None or not node.ready):
         return None
     quality = registry.get(ep.model).variant(shape.variant).quality
