@@ -107,7 +107,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -117,6 +117,7 @@ from urllib.parse import parse_qs, urlparse
 
 import requests
 import yaml
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
@@ -447,11 +448,10 @@ class Play:
             for name, node in by_name.items():
                 if not node.schedulable or not _selects(obj, self.labels.get(name, {})) or not _tolerates(obj, node):
                     continue
-                taken = _packed(node, obj)
-                if taken is None:
-                    taken = holds(node, obj)
+                packed = _packed(node, obj)
+                taken, left = packed if packed is not None else (holds(node, obj), 0)
                 if _units(taken) >= _asked_units(obj):
-                    fits.append(((-_preferred(obj, self.labels.get(name, {})), _left_over(node, taken)), name, taken))
+                    fits.append(((-_preferred(obj, self.labels.get(name, {})), left), name, taken))
             if fits:
                 # The nodes it prefers first, then the tightest fit (for shared GPUs; the first node for any other
                 # pod): stable, so first among equals.
@@ -503,11 +503,12 @@ class Play:
                 self.kube.patch(DEPLOYMENTS, meta["namespace"], meta["name"], {"status": status})
 
 
-def _packed(node: NodeGpus, pod: Mapping[str, Any]) -> list[Allocation] | None:
+def _packed(node: NodeGpus, pod: Mapping[str, Any]) -> tuple[list[Allocation], int] | None:
     """Where a pod that asks for a share of GPU memory (KAI `gpu-memory` or `gpu-fraction`, HAMi
     `gpumem`) is put: binpacked, the GPUs with the least memory left that hold its share, as KAI
     Scheduler's default placement strategy does and HAMi does for the pods that ask for it (EGS's do:
-    `hami.io/gpu-scheduler-policy`); None for any other pod."""
+    `hami.io/gpu-scheduler-policy`), with the memory it leaves free on them (the tightest node is
+    chosen by it); None for any other pod (first fit)."""
     asked = asked_of(pod)
     share = kai_share(pod)
     sharing = "kai"
@@ -518,13 +519,8 @@ def _packed(node: NodeGpus, pod: Mapping[str, Any]) -> list[Allocation] | None:
     devices, mib, fraction = share
     room = [(g.free_mib, g.index, mib or int(g.vram_mib * fraction)) for g in node.gpus if not g.whole]
     tightest = sorted((free, index, need) for free, index, need in room if 0 < need <= free)[:devices]
-    return [Allocation(node.node, (index,), need, sharing=sharing, owner="foreign") for _, index, need in tightest]
-
-
-def _left_over(node: NodeGpus, taken: list[Allocation]) -> int:
-    """Memory a shared pod leaves free on the GPUs it takes (0 for any other pod: first fit)."""
-    shared = [a for a in taken if a.sharing in ("kai", "hami")]
-    return sum(node.gpus[a.gpus[0]].free_mib - a.vram_mib for a in shared)
+    taken = [Allocation(node.node, (index,), need, sharing=sharing, owner="foreign") for _, index, need in tightest]
+    return taken, sum(free - need for free, _, need in tightest)
 
 
 def _units(taken: list[Allocation]) -> int:
@@ -747,7 +743,7 @@ class Run:
         tally = self.tally
         read, since = time.time(), self.last_read or now
         self.last_read = read
-        answered: dict[str, dict[str, Any]] = {}
+        answered: dict[str, dict[str, Any]] = {}  # the 201s held to their answer; read once a pod is bound
         for e in self.kube.all(ENDPOINTS):
             key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
             status: dict[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
@@ -767,14 +763,15 @@ class Run:
                 tally.demotions += 1
                 self._log_demoted(key, status)
             if key in tally.answered_201 and key not in excused:
-                answered[key] = _answer(e)
+                answered[key] = e
         for pod in self.play.pods.values():
             if pod.node and pod.endpoint in answered and pod.key not in tally.bound:
                 tally.bound.add(pod.key)
-                nodes = _answered_nodes(answered[pod.endpoint])
+                answer = _answer(answered[pod.endpoint])
+                nodes = _answered_nodes(answer)
                 if pod.node not in nodes:
                     tally.off_answer += 1
-                    classes = sorted({p.get("gpuClass") for p in answered[pod.endpoint].get("placements") or ()})
+                    classes = sorted({p.get("gpuClass") for p in answer.get("placements") or ()})
                     log(f"off its answer: {pod.key}@{pod.node} ({pod.gpu_class}), answered {sorted(nodes)} {classes}")
         ready: dict[str, set[str]] = {}
         for pod in self.play.pods.values():
@@ -867,15 +864,21 @@ class Run:
             if len(self.tick_s) % 20 == 0:
                 self.sample_loop()
 
-    def sample_loop(self) -> None:
-        """The controller's reconcile durations so far (sum, count), from its own /metrics."""
+    def metrics(self, timeout: float = 2.0) -> list[Metric]:
+        """The controller's own /metrics, parsed (none while it does not answer)."""
         try:
-            text = self.session.get(self.metrics_url, timeout=2).text
+            text = self.session.get(self.metrics_url, timeout=timeout).text
         except requests.RequestException:
-            return
-        found = dict(line.split()[:2] for line in text.splitlines() if line.startswith(LOOP))
-        if f"{LOOP}_count" in found:
-            self.loops = (float(found[f"{LOOP}_sum"]), float(found[f"{LOOP}_count"]))
+            return []
+        return list(text_string_to_metric_families(text))
+
+    def sample_loop(self, families: Iterable[Metric] | None = None) -> None:
+        """The controller's reconcile durations so far (sum, count), from `families` (its /metrics read now
+        when not given)."""
+        for family in self.metrics() if families is None else families:
+            found = {x.name: x.value for x in family.samples}
+            if family.name == LOOP and f"{LOOP}_count" in found:
+                self.loops = (found[f"{LOOP}_sum"], found[f"{LOOP}_count"])
 
 
 def _said_why(status: Mapping[str, Any]) -> bool:
@@ -978,8 +981,9 @@ def main() -> int:
         scenario(run, bodies, catalog, plan)
         figures = settled_figures(kube, catalog)
         quiet = quiet_writes(run)
-        stuck, unmetered = loose_ends(run, figures["statuses"])
-        run.sample_loop()
+        families = run.metrics(timeout=10)
+        stuck, unmetered = loose_ends(figures["statuses"], families)
+        run.sample_loop(families)
     finally:
         for proc in (api, run.controller if run else controller):
             proc.terminate()
@@ -1349,9 +1353,9 @@ STUCK = {("Ready", "False"), ("Degraded", "True"), (SCALING_ACTIVE, "False"), (P
 """A condition that says something is wrong, which a Ready endpoint, once settled, should no longer show."""
 
 
-def loose_ends(run: Run, statuses: Mapping[str, Mapping[str, Any]]) -> tuple[int, int]:
+def loose_ends(statuses: Mapping[str, Mapping[str, Any]], families: Iterable[Metric]) -> tuple[int, int]:
     """Once settled: the Ready endpoints whose status still shows a condition of `STUCK`, and the endpoints
-    with no `egs_endpoint_ready` series on the controller's /metrics."""
+    with no `egs_endpoint_ready` series in the controller's /metrics (`families`)."""
     stuck = 0
     for key, status in sorted(statuses.items()):
         wrong = [c for c in status.get("conditions") or () if (c.get("type"), c.get("status")) in STUCK]
@@ -1359,7 +1363,7 @@ def loose_ends(run: Run, statuses: Mapping[str, Mapping[str, Any]]) -> tuple[int
             stuck += 1
             log(f"Ready with a condition stuck: {key}: {wrong}")
     metered: set[str] = set()
-    for family in text_string_to_metric_families(run.session.get(run.metrics_url, timeout=10).text):
+    for family in families:
         if family.name == "egs_endpoint_ready":
             metered |= {f"{x.labels['namespace']}/{x.labels['endpoint']}" for x in family.samples}
     for key in sorted(statuses.keys() - metered):

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from autoscaler.controller import ControllerMetrics
 from autoscaler.decide.workloads import HOSTNAME, PREFERRED
@@ -66,26 +67,26 @@ def test_a_deployment_scaled_down_keeps_its_ready_pod_and_drops_the_one_on_a_nod
     assert sorted(play._wanted(3.0)) == sorted([first.key, second.key])
 
 
-class Metrics:
-    """The controller's /metrics, as `loose_ends` reads them through the run's session."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def get(self, url: str, timeout: float) -> Metrics:
-        return self
-
-
 def test_once_settled_the_play_counts_ready_endpoints_with_a_condition_stuck_and_endpoints_without_metrics() -> None:
     exposition = CollectorRegistry()
     ControllerMetrics(exposition).gauge("egs_endpoint_ready").labels("team", "ep", "llama", "L40S").set(1)
-    run = SimpleNamespace(session=Metrics(generate_latest(exposition).decode()), metrics_url="")
+    families = text_string_to_metric_families(generate_latest(exposition).decode())
     held = {"type": "ScalingActive", "status": "False", "reason": "ReplicasHeld"}
     statuses = {
         "team/ep": {"phase": "Ready", "conditions": [{"type": "Ready", "status": "True"}, held]},
         "team/other": {"phase": "Pending", "conditions": [held]},
     }
-    assert loose_ends(cast(Run, run), statuses) == (1, 1)
+    assert loose_ends(statuses, families) == (1, 1)
+
+
+def test_the_play_reads_the_controllers_loop_time_from_the_same_parse_as_its_series() -> None:
+    exposition = CollectorRegistry()
+    loops = ControllerMetrics(exposition).histogram("egs_autoscaler_reconcile_duration_seconds")
+    for seconds in (0.25, 0.5):
+        loops.observe(seconds)
+    run = SimpleNamespace(loops=(0.0, 0.0))
+    Run.sample_loop(cast(Run, run), text_string_to_metric_families(generate_latest(exposition).decode()))
+    assert run.loops == (0.75, 2.0)
 
 
 def test_the_play_binds_a_pod_on_a_node_it_prefers_though_another_is_listed_first() -> None:
