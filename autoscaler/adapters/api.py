@@ -285,6 +285,8 @@ def create_app(services: Services) -> FastAPI:
         except KubernetesError:
             admissions.undo(namespace, body.name)
             raise
+        finally:
+            admissions.answered(namespace, body.name)
         response.status_code = 201 if decision.serves_now else 202
         response.headers["Location"] = f"/v1/namespaces/{namespace}/endpoints/{body.name}"
         return _view({**created, "status": status})
@@ -497,6 +499,9 @@ class _Admissions:
         self.admitted: list[tuple[float, Mapping[str, Any]]] = []
         """(when, object) of the endpoints created since then."""
         self.rebuilding = False
+        self.answering: set[tuple[str, str]] = set()
+        """(namespace, name) of the endpoints created whose answer's status is not written yet: a POST of
+        the same name meanwhile is refused 409 (the object looks like one a failed POST left behind)."""
         self.nodes: tuple[tuple[str, str], ...] = ()
         """(name, resourceVersion) of the nodes behind `capacity`."""
         self.orders = OrderBook()
@@ -507,9 +512,10 @@ class _Admissions:
     def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None, dict[str, Any]]:
         """The decision for `obj`, the object created when it can be served (`ConflictError` when
         its name exists, unless as what a failed POST of the same spec left; nothing is taken from
-        the capacity then), and the status that answers it. The object is created with its promise
-        annotated (`PROMISE_ANNOTATION`), so that whoever lists it before its status is written (the
-        controller, this API's capacity rebuilt) holds it to the answer."""
+        the capacity then), and the status that answers it (written, or the POST failed: `answered`).
+        The object is created with its promise annotated (`PROMISE_ANNOTATION`), so that whoever lists
+        it before its status is written (the controller, this API's capacity rebuilt) holds it to the
+        answer."""
         s = self.services
         with self.lock:
             now = s.clock()
@@ -533,10 +539,16 @@ class _Admissions:
             annotations = {**(meta.get("annotations") or {}), PROMISE_ANNOTATION: json.dumps(status["promise"])}
             promised = {**obj, "metadata": {**meta, "annotations": annotations}}
             created = self._create(promised)
+            self.answering.add((meta["namespace"], meta["name"]))
             self.capacity = admitted.capacity
             self.admitted.append((s.clock(), promised))
             generation = int((created.get("metadata") or {}).get("generation") or 1)
             return admitted.decision, created, answer_status(admitted.decision, generation, admitted.placed)
+
+    def answered(self, namespace: str, name: str) -> None:
+        """The status answering the POST of `namespace/name` was written, or the POST failed."""
+        with self.lock:
+            self.answering.discard((namespace, name))
 
     def forget(self) -> None:
         """An endpoint was deleted: the next POST builds the capacity again (its GPUs are free)."""
@@ -559,6 +571,8 @@ class _Admissions:
             return cluster.create(obj)
         except ConflictError:
             meta = obj["metadata"]
+            if (meta["namespace"], meta["name"]) in self.answering:
+                raise  # a POST in flight, not one that failed
             existing = cluster.endpoint(meta["namespace"], meta["name"])
             if existing.get("spec") != obj["spec"] or (existing.get("status") or {}).get("phase"):
                 raise

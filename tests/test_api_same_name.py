@@ -1,0 +1,58 @@
+"""Two POSTs of one name at once (a client that retries on its own timeout, a double submit).
+
+Kubernetes' create is not idempotent: the second is refused 409 AlreadyExists. The endpoint API takes
+the object a failed POST left behind (same spec, no status yet) as its own, so that a client retrying
+after a 503 is answered as the first try would have been. A POST still in flight leaves the same object
+(created, its status not yet written): the second POST was answered 201 or 202 from the capacity less
+the first's GPUs, a promise of its own, written over the first's status, and the first's GPUs taken
+twice from the capacity the next POSTs are answered from.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from autoscaler.adapters.api import Services, create_app
+from autoscaler.adapters.kubernetes import Cluster
+from localplay.kube_standin import KubeCluster
+from scheduler.synthetic import gpu_node
+from tests.test_decide import CATALOG, REGISTRY, SETTINGS
+from tests.test_endpoint_api import ALICE, ENDPOINTS, NOW, body, kube  # noqa: F401 (the fixture)
+
+
+class HeldStatus(Cluster):
+    """The adapter, whose first status write waits until `release` is set (a slow API server)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.writing, self.release = threading.Event(), threading.Event()
+
+    def apply_status(self, namespace: str, name: str, status: Any) -> dict[str, Any]:
+        if not self.writing.is_set():
+            self.writing.set()
+            assert self.release.wait(10)
+        return super().apply_status(namespace, name, status)
+
+
+def test_a_second_post_of_a_name_whose_first_post_is_in_flight_is_refused_409(kube: KubeCluster) -> None:  # noqa: F811
+    kube.put("v1/nodes", gpu_node("gpu-0", CATALOG.get("H100-80GB"), 1))
+    cluster = HeldStatus(kube.api_client())
+    app = create_app(Services(cluster, SETTINGS, REGISTRY, CATALOG, clock=lambda: NOW))
+    answers: list[Any] = []
+    first = threading.Thread(target=lambda: answers.append(
+        TestClient(app).post("/v1/namespaces/team-a/endpoints", json=body(), headers=ALICE)
+    ))  # fmt: skip
+    first.start()
+    assert cluster.writing.wait(10)  # created, its status not written yet
+    second = TestClient(app).post("/v1/namespaces/team-a/endpoints", json=body(), headers=ALICE)
+    cluster.release.set()
+    first.join(10)
+    assert answers[0].status_code == 201, answers[0].text
+    assert second.status_code == 409 and second.json()["field"] == "name"
+    stored = kube.get(ENDPOINTS, "team-a", "chat")
+    assert stored is not None and stored["status"]["promise"]["answer"] == "Created"
+    # The one GPU is the first POST's: another endpoint is not served now.
+    assert TestClient(app).post("/v1/namespaces/team-a/endpoints", json=body("other"), headers=ALICE).status_code == 202
