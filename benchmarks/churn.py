@@ -598,7 +598,8 @@ class Tally:
     lost_pods: set[str] = field(default_factory=set)
     """Pods on a node that was lost, until a pod of that name is Ready again: their going is no disruption."""
     lost_capacity: set[str] = field(default_factory=set)
-    """Endpoints that served on a node that was lost: a 201 among them may wait again."""
+    """Endpoints with capacity on a node that was lost (a pod bound there, or a 201 answered there): a 201 among
+    them may wait again."""
     disruptions: int = 0
     consolidations: int = 0
     exits: int = 0
@@ -1271,13 +1272,21 @@ def lose_nodes(run: Run, count: int) -> None:
     """`count` Ready nodes that serve replicas, drawn, are lost: deleted (spot capacity reclaimed, a node
     scaled in: their pods go at once) or, as often, NotReady for good (the kubelet stopped posting: their pods
     stop being Ready and are evicted `EVICTION_S` later). Their replicas there may move (no other replica of
-    their endpoints), and a 201 among them may wait again."""
+    their endpoints), and an endpoint not Ready yet with a pod bound there, or a 201 answered there, may wait
+    again (its capacity went: no promise broken)."""
     serving: dict[str, set[str]] = {}
     on: dict[str, set[str]] = {}
+    there: dict[str, set[str]] = {}  # the endpoints with a pod bound there or a 201 answered there
     for pod in run.play.pods.values():
         on.setdefault(pod.node, set()).add(pod.key)
+        there.setdefault(pod.node, set()).add(pod.endpoint)
         if pod.ready:
             serving.setdefault(pod.node, set()).add(pod.endpoint)
+    for e in run.kube.all(ENDPOINTS):
+        key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
+        if key in run.tally.answered_201:
+            for answered in _answered_nodes(_answer(e)):
+                there.setdefault(answered, set()).add(key)
     for node in run.script_rng.sample(sorted(serving), min(count, len(serving))):
         if run.script_rng.random() < 0.5:
             run.kube.delete(NODES, None, node)
@@ -1287,9 +1296,9 @@ def lose_nodes(run: Run, count: int) -> None:
             run.play.down[node] = time.time()
             how = "went NotReady"
         run.tally.lost_pods |= on[node]
-        run.tally.lost_capacity |= serving[node]
-        for key in serving[node] - run.tally.ready_at.keys():
-            # Some of its replicas served, not all yet: its promise was made on capacity that is gone.
+        run.tally.lost_capacity |= there[node]
+        for key in there[node] - run.tally.ready_at.keys():
+            # Not Ready yet: its promise was made on capacity that is gone.
             run.tally.promised.pop(key, None)
             run.tally.last_promised.pop(key, None)
         log(f"minute {run.minutes():.1f}: node {node} {how}, serving {sorted(serving[node])}")

@@ -11,6 +11,7 @@ kept two of them and the MI300X replica, Ready and unchanged, went (a disruption
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,8 +21,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from autoscaler.controller import ControllerMetrics
+from autoscaler.decide import PROMISE_ANNOTATION
 from autoscaler.decide.workloads import HOSTNAME, PREFERRED
-from benchmarks.churn import Play, Pod, Run, loose_ends
+from benchmarks.churn import Play, Pod, Run, Tally, loose_ends, lose_nodes
 from localplay.kube_standin import KubeCluster
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
@@ -106,3 +108,35 @@ def test_the_play_binds_a_pod_on_a_node_it_prefers_though_another_is_listed_firs
     play.pods[pod.key] = pod
     play._schedule(0.0, nodes)
     assert pod.node == "h100-1"
+
+
+class Lost:
+    """The cluster `lose_nodes` reads and writes: one endpoint answered 201 on `l40s-0`, before its pod is bound."""
+
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        answer = {"answer": "Created", "placements": [{"workers": [{"node": "l40s-0", "gpus": [1]}]}]}
+        meta = {"name": "late", "namespace": "team", "annotations": {PROMISE_ANNOTATION: json.dumps(answer)}}
+        return [{"metadata": meta}]
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> None:
+        self.deleted.append(name)
+
+    def patch(self, kind: str, namespace: str | None, name: str, body: Any) -> None:
+        self.deleted.append(name)
+
+
+def test_a_201_answered_on_a_node_lost_before_its_pod_is_bound_may_wait_again() -> None:
+    # Seed 202: late-0 and late-2 were answered 201 on l40s-new-5 and the node went 12 s later, before their
+    # pods were bound; only the endpoint Ready there was excused, so theirs counted as broken promises.
+    kube = Lost()
+    play = Play(cast(KubeCluster, kube), CATALOG, REGISTRY, random.Random(0), 20.0)
+    serving = Pod("team", "ep-0", "ep", "team/ep", {}, 1.0, "L40S", node="l40s-0", ready=True)
+    play.pods = {serving.key: serving}
+    tally = Tally(answered_201={"team/late"})
+    run = SimpleNamespace(kube=kube, play=play, tally=tally, script_rng=random.Random(0), minutes=lambda: 15.5)
+    lose_nodes(cast(Run, run), 1)
+    assert kube.deleted == ["l40s-0"]
+    assert tally.lost_capacity == {"team/ep", "team/late"}
