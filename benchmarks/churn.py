@@ -5,8 +5,11 @@ Kubernetes stand-in (localplay/kube_standin.py), with the rest of the cluster pl
 tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no controllers):
 
 - node autoscaler: a pod no node takes, of a configured GPU class, orders nodes of that class; each
-  joins after a delay drawn uniformly from 5-10 minutes per order (seeded), labelled as GPU Feature
-  Discovery or AMD's labeller labels it (`scheduler.synthetic.gpu_node`); nodes are not given back;
+  is Ready after a delay drawn uniformly from 5-10 minutes per order (seeded), labelled as GPU Feature
+  Discovery or AMD's labeller labels it (`scheduler.synthetic.gpu_node`), and registers 30-90 s before
+  that (drawn apart), NotReady and tainted `node.kubernetes.io/not-ready` as the node lifecycle
+  controller taints it (the node autoscaler counts it as coming until it is Ready); nodes are not
+  given back;
 - scheduler: each Deployment's pods (`<name>-<template hash>-<i>`: a changed template rolls them over,
   a Ready pod of the old one staying until as many new ones are Ready; scaled down, the pods not bound
   go first, then those not Ready, as a ReplicaSet's do) are bound, first in first out as
@@ -56,7 +59,9 @@ model; within 12-16 one to three more endpoints are posted; within 2-20 the API 
 applies and status writes (503, 500, 409); within 3-14 one or two more malformed InferenceEndpoints, with
 values the CRD's schema refuses (a minimum of -1 or 1.5, a throughput of -1, a context that is a word), as
 an object stored before the schema was tightened holds them; within 6-16 a label of an NVIDIA node that
-serves Ready replicas cannot be read for 2-6 minutes (its replicas stay: the node did not go). Then the
+serves Ready replicas cannot be read for 2-6 minutes (its replicas stay: the node did not go); one or two
+endpoints of the first burst POSTed twice at once, as a client that retries on its own timeout does (one
+answer, the other refused 409; drawn apart again). Then the
 cluster settles (until every endpoint is Ready or Failed, at most `--settle` minutes), and three controller
 loops run with nothing changing. Before the run, a registry holding a variant vLLM cannot load (int8
 without a pre-quantised checkpoint) is given to `egs controller --once`: it must refuse it when it reads
@@ -84,7 +89,8 @@ The last line of stdout is one JSON object:
   class: a figure, not a target);
 - `controller_exits`: times the controller process ended (it is restarted) (0);
 - `quiet_reconcile_writes`: writes to the API server (Leases and Events aside) during three loops
-  with nothing changed (0);
+  with nothing changed (0); `posts_answered_twice`: POSTs of a pair sent at once answered 201 or 202
+  after the other was (0: the second is refused 409, as Kubernetes' create is);
 - `ready_with_conditions_stuck`: Ready endpoints whose status, once settled, still shows Ready or
   ScalingActive False, Degraded True or a PromiseKept False (0); `endpoints_without_metrics`: endpoints
   with no `egs_endpoint_ready` series on the controller's /metrics (0);
@@ -107,7 +113,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -129,6 +135,7 @@ from autoscaler.decide import PROMISE_ANNOTATION  # noqa: E402
 from autoscaler.decide.placement import replica_cost  # noqa: E402
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE  # noqa: E402
 from autoscaler.decide.workloads import HOSTNAME  # noqa: E402
+from autoscaler.kubetime import rfc3339  # noqa: E402
 from autoscaler.pods import asks_for_gpu, holds, kai_share  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
 from localplay.demo_cluster import pod_status  # noqa: E402
@@ -163,6 +170,9 @@ PROVISIONABLE = {"H100-80GB": 8, "MI300X": 8, "L40S": 4}
 SHARING = {"L40S": "kai", "H200-141GB": "hami"}
 FOREIGN_TAINT = {"key": "egs.dev/team", "value": "research", "effect": "NoSchedule"}
 DELAY_S = (300.0, 600.0)
+STARTUP_S = (30.0, 90.0)
+"""From a node's registration to Ready (kubelet, network and device plugin up): the last part of its delay."""
+NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
 LOOP_S = 20.0
 """The controller's interval (uncompressed): its decide step, so the ETA's step too."""
 MINUTE = 60.0
@@ -348,6 +358,12 @@ class Play:
     seen: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Endpoint -> (when its first pod appeared, when its last pod was bound), for the log."""
     joined: set[str] = field(default_factory=set)
+    registers: dict[str, float] = field(default_factory=dict)
+    """Node ordered -> when it registers, NotReady and tainted `node.kubernetes.io/not-ready` (`STARTUP_S`
+    before it is Ready, within its provisioning delay)."""
+    registered: set[str] = field(default_factory=set)
+    startup_rng: random.Random = field(default_factory=random.Random)
+    """Draws each order's `STARTUP_S`, apart from its delay (so that the delays are what they were)."""
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     """Each node's labels as last read."""
     _written: dict[str, tuple[str, bool]] = field(default_factory=dict)
@@ -471,13 +487,29 @@ class Play:
             for _ in range(math.ceil(gpus / PROVISIONABLE[gpu_class]) - coming):
                 self.ordered += 1
                 delay = self.rng.uniform(*DELAY_S) / self.factor
-                self.coming.append((now + delay, f"{gpu_class.lower()}-new-{self.ordered}", gpu_class))
+                name = f"{gpu_class.lower()}-new-{self.ordered}"
+                self.coming.append((now + delay, name, gpu_class))
+                self.registers[name] = now + delay - self.startup_rng.uniform(*STARTUP_S) / self.factor
 
     def _join(self, now: float) -> None:
+        """Nodes ordered register NotReady, tainted as the node lifecycle controller taints them, and are
+        Ready, untainted, when their delay is over (the node autoscaler counts them as coming until then)."""
         for t, name, gpu_class in self.coming:
-            if t <= now and name not in self.joined:
+            if name not in self.registered and self.registers.get(name, t) <= now < t:
+                node = gpu_node(name, self.catalog.get(gpu_class), PROVISIONABLE[gpu_class])
+                node["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]
+                node["spec"]["taints"] = [*node["spec"].get("taints", []), NOT_READY_TAINT]
+                self.kube.put(NODES, node)
+                self.registered.add(name)
+            elif t <= now and name not in self.joined:
                 self.joined.add(name)
-                self.kube.put(NODES, gpu_node(name, self.catalog.get(gpu_class), PROVISIONABLE[gpu_class]))
+                node = gpu_node(name, self.catalog.get(gpu_class), PROVISIONABLE[gpu_class])
+                if name in self.registered:  # registered: Ready now, and the not-ready taint is taken off
+                    ready = {"type": "Ready", "status": "True", "lastTransitionTime": rfc3339(now)}
+                    changes = {"status": {"conditions": [ready]}, "spec": {"taints": node["spec"].get("taints", [])}}
+                    self.kube.patch(NODES, None, name, changes)
+                else:
+                    self.kube.put(NODES, node)
 
     def _report(self, now: float) -> None:
         """Pod objects and each Deployment's counts, as the kubelet and the Deployment controller write them."""
@@ -609,6 +641,10 @@ class Tally:
     """Pods of a 201 bound to another node than the API answered it on (the workloads carry no per-node pin)."""
     bound: set[str] = field(default_factory=set)
     """The pods of 201s whose node was compared with the answer."""
+    doubled: set[str] = field(default_factory=set)
+    """Endpoints POSTed twice at once, one of whose POSTs was answered."""
+    answered_twice: int = 0
+    """POSTs of such a pair answered 201 or 202 after the other was: Kubernetes' create is not idempotent."""
 
 
 def workload_cost(d: Mapping[str, Any], catalog: Catalog) -> float:
@@ -730,10 +766,15 @@ class Run:
             time.sleep(self.args.tick_s)
         log(f"minute {self.minutes():.1f}: a new controller replica took over (the old one ended {old.returncode})")
 
-    def burst(self, bodies: list[tuple[str, dict[str, Any]]]) -> None:
-        """POST `bodies`, each namespace's team at once, while the cluster runs."""
+    def burst(self, bodies: list[tuple[str, dict[str, Any]]], twice: Collection[int] = ()) -> None:
+        """POST `bodies`, each namespace's team at once, while the cluster runs; those at the positions
+        `twice` twice at once (a client that retries on its own timeout, a double submit)."""
         with ThreadPoolExecutor(len(TEAMS)) as pool:
-            posts = [pool.submit(self.post, namespace, body) for namespace, body in bodies]
+            posts = [
+                pool.submit(self.post, namespace, body, i in twice)
+                for i, (namespace, body) in enumerate(bodies)
+                for _ in range(2 if i in twice else 1)
+            ]
             while not all(p.done() for p in posts):
                 self.tick()
                 time.sleep(self.args.tick_s)
@@ -815,7 +856,9 @@ class Run:
             for e in self.kube.all(EVENTS)
         )
 
-    def post(self, namespace: str, body: dict[str, Any]) -> None:
+    def post(self, namespace: str, body: dict[str, Any], twice: bool = False) -> None:
+        """POST one endpoint and tally its answer; of a pair POSTed at once (`twice`), the one answered 201 or
+        202 is tallied, the other must be refused 409 (`Tally.answered_twice` counts it where it was not)."""
         url = f"{self.api}/v1/namespaces/{namespace}/endpoints"
         for _ in range(5):  # as a client does on 503 (the API server failed it) or 429, after Retry-After
             answer = self.session.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
@@ -825,6 +868,14 @@ class Run:
             time.sleep(min(float(answer.headers.get("Retry-After", 1)), 1.0))
         key = f"{namespace}/{body['name']}"
         with self.lock:
+            if twice and answer.status_code == 409:
+                return  # the other POST of the pair created it
+            if twice and key in self.tally.doubled:
+                self.tally.answered_twice += 1
+                log(f"POST {key} answered twice: {answer.status_code} {answer.text[:300]}")
+                return
+            if twice:
+                self.tally.doubled.add(key)
             self.tally.posted[key] = time.time()
             self.tally.ready_at.pop(key, None)
             self.tally.last_promised.pop(key, None)
@@ -972,7 +1023,14 @@ def main() -> int:
     ]  # fmt: skip
     api = _start(api_command, workdir / "api.log")
     controller = _start(controller_command, workdir / "controller.log")
-    play = Play(kube, catalog, registry, random.Random(args.seed + 1), f)
+    play = Play(
+        kube,
+        catalog,
+        registry,
+        random.Random(args.seed + 1),
+        f,
+        startup_rng=random.Random(f"churn-startup-{args.seed}"),
+    )
     run: Run | None = None
     try:
         wait_http(f"http://127.0.0.1:{port}/openapi.json", 60, proc=api)
@@ -1025,6 +1083,7 @@ def main() -> int:
         "pods_201_off_answer": tally.off_answer,
         "controller_exits": tally.exits,
         "quiet_reconcile_writes": quiet,
+        "posts_answered_twice": tally.answered_twice,
         "ready_with_conditions_stuck": stuck,
         "endpoints_without_metrics": unmetered,
         "unloadable_variant_refused": refused,
@@ -1124,6 +1183,8 @@ class Script:
     more_malformed: tuple[tuple[float, str], ...] = ()
     """(minute, kind of `MORE_MALFORMED`) applied directly."""
     unreadable: tuple[float, float] = (0.0, 0.0)
+    twice: tuple[int, ...] = ()
+    """Endpoints of the first burst POSTed twice at once (a client that retries on its own timeout)."""
     """(minute, minutes until it is mended) a label of an NVIDIA node that serves replicas cannot be read (a
     time-slicing or GPU Feature Discovery configuration gone wrong): the node is there and its pods run."""
 
@@ -1151,6 +1212,7 @@ def script(seed: int, endpoints: int) -> Script:
     reposted = tuple(sorted(rng.sample(deleted, len(deleted) - kept_away)))
     # Drawn apart, so that the draws above stay what they were for every seed.
     more = random.Random(f"churn-script-more-{seed}")
+    twice = random.Random(f"churn-script-twice-{seed}")
     return Script(
         bursts, malformed, bad_nodes, round(rng.uniform(6, 14), 1), late,
         (round(rng.uniform(12, 18), 1), rng.randint(1, 2)), (at, deleted), (round(at + rng.uniform(2, 5), 1), reposted),
@@ -1160,6 +1222,7 @@ def script(seed: int, endpoints: int) -> Script:
         (round(more.uniform(12, 16), 1), tuple(range(endpoints, endpoints + more.randint(1, LATE)))),
         tuple((round(more.uniform(3, 14), 1), k) for k in more.sample(sorted(MORE_MALFORMED), more.randint(1, 2))),
         (round(more.uniform(6, 16), 1), round(more.uniform(2, 6), 1)),
+        tuple(sorted(twice.sample(bursts[0][1], min(len(bursts[0][1]), twice.randint(1, 2))))),
     )  # fmt: skip
 
 
@@ -1188,7 +1251,7 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
     for i, (minute, what, arg) in enumerate(sorted(events, key=lambda e: (e[0], e[1]))):
         run.until(minute)
         if what == "burst":
-            run.burst([bodies[j] for j in arg])
+            run.burst([bodies[j] for j in arg], [i for i, j in enumerate(arg) if j in plan.twice])
             answered = f"{run.tally.answers_201} x 201, {len(run.tally.promised)} x 202 so far"
             log(f"burst of {len(arg)} posted by minute {run.minutes():.1f}: {answered}")
         elif what == "malformed":
