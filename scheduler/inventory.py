@@ -234,6 +234,8 @@ class SkippedNode:
 
     node: str
     reason: str
+    ready: bool = True
+    """Whether it says Ready (or its status cannot be read): a replica there stays only while it does."""
 
 
 @dataclass(frozen=True)
@@ -365,15 +367,25 @@ def build_inventory(
         except InventoryError as e:
             if strict:
                 raise InventoryError(_renumbered(e.message, i)) from e
-            skipped.append(SkippedNode(_node_name(raw, i), e.message.removeprefix("items[0].")))
+            skipped.append(SkippedNode(_node_name(raw, i), e.message.removeprefix("items[0]."), _says_ready(raw)))
             continue
         seen.add(name)
         result = _node(raw, catalog, policy)
         if isinstance(result, NodeGpus):
             read.append(result)
         elif result is not None:
-            skipped.append(result)
+            skipped.append(replace(result, ready=_says_ready(raw)))
     return Inventory(nodes=tuple(read), skipped=tuple(skipped)).allocated(allocations)
+
+
+def _says_ready(raw: Any) -> bool:
+    """Whether a Node's Ready condition is True; a status that cannot be read is taken as Ready (a node
+    skipped for it keeps its replicas, as one skipped for a label does: nothing says it went)."""
+    try:
+        conditions = (raw.get("status") or {}).get("conditions") or ()
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    except AttributeError:
+        return True
 
 
 @by_json_text(held=65_536)
@@ -469,7 +481,7 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
         # A partitioned GPU is split in hardware, whatever sharing is configured for the class.
         sharing="partition" if labelled == "partition" else policy.for_class(model.name, labelled),
         timeslice_replicas=replicas,
-        ready=any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", ())),
+        ready=_says_ready(raw),
         cordoned=spec.get("unschedulable", False),
         taints=tuple(Taint(t["key"], t["effect"], t.get("value", "")) for t in spec.get("taints", ())),
         clique=clique,

@@ -41,3 +41,18 @@ def test_a_ready_replica_stays_on_its_node_when_a_label_of_that_node_cannot_be_r
     free = capacity(second, CATALOG).free
     assert [n.node for n in free] == ["gpu-0"]
     assert all(g.holders == 0 for g in free.node("gpu-0").gpus)
+
+
+def test_a_replica_on_a_node_skipped_and_not_ready_is_placed_again_as_on_any_node_not_ready() -> None:
+    # Its kubelet stopped posting too: the pod is not Ready and will be evicted, so the replica is
+    # placed again now (it stayed until its eviction, minutes later, while nothing served).
+    nodes = [l40s("l40s-0"), h100("gpu-0")]
+    eps = [endpoint("alpha")]
+    first = decide(Observation(nodes, eps, signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    owned, pods = applied(first)
+    broken = unreadable(nodes[0])
+    broken["status"]["conditions"] = [{"type": "Ready", "status": "Unknown"}]
+    obs = Observation([broken, nodes[1]], observed(first, eps), owned, signals(), pods=pods)
+    second = decide(obs, SETTINGS, REGISTRY, CATALOG, NOW + 60)
+    assert [(s.node, s.ready) for s in second.inventory.skipped] == [("l40s-0", False)]
+    assert second.endpoints[0].gpu_class == "H100-80GB"

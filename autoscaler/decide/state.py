@@ -221,7 +221,8 @@ def incumbents(
 ) -> Incumbents:
     """The replicas that keep their node, GPU class and variant: each bound, live pod of a workload whose
     shape its endpoint's spec still admits (endpoints in `changed` have none), on a node that is
-    Ready (or skipped: `_placement`), taking the GPUs its workload planned for it there (else the lowest that hold it).
+    Ready (skipped or not: `_placement`), taking the GPUs its workload planned for it there (else the
+    lowest that hold it).
     Ready pods come first; an endpoint's pods in order of their workload and name. The `replaced`
     workloads (namespace, name), which a consolidation moves away from, have none."""
     by_workload: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
@@ -239,7 +240,7 @@ def incumbents(
             workloads.setdefault(w.key, []).append(w)
     placements: dict[str, tuple[Placement, ...]] = {}
     taken: set[tuple[str, str]] = set()
-    skipped = frozenset(s.node for s in inventory.skipped)
+    skipped = frozenset(s.node for s in inventory.skipped if s.ready)
     for ep in endpoints:
         if ep.key in changed:
             continue
@@ -273,9 +274,9 @@ def _placement(
     replica: int,
 ) -> Placement | None:
     """The pod's replica as a placement that fits `inventory` now, or None (its node went, or is full).
-    On a Node the inventory skipped (`skipped_nodes`: a label it cannot read), the replica stays where
-    its workload planned it, without a check: the Node is there and the pod runs on it, and moving the
-    replica for a label would restart what its endpoint never asked to move."""
+    On a Ready Node the inventory skipped (`skipped_nodes`: a label it cannot read), the replica stays
+    where its workload planned it, without a check: the Node is there and the pod runs on it, and moving
+    the replica for a label would restart what its endpoint never asked to move."""
     node_name = str((pod.get("spec") or {}).get("nodeName"))
     nodes = {n.node: n for n in inventory}
     node = nodes.get(node_name)
