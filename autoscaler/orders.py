@@ -13,7 +13,8 @@ consolidated once its node registers. So the orders are read from the pods and r
   creation), each placed when the pod that needed it was found (kube-scheduler's condition is
   what the node autoscaler reacts to);
 - `track`: the orders remembered from earlier reads, less one (the oldest) per node of the class
-  that joined and those older than the prior's longest delay, plus the newest pending ones beyond
+  that joined (became Ready: a node registers NotReady and takes no pod before) and those older than
+  the prior's longest delay, plus the newest pending ones beyond
   them (a node autoscaler orders what the pending pods need beyond what it has coming), placed no
   earlier than the last read (a pod still pending when its node went to another is not dated by
   its own order). An order whose pods were deleted, or bound on a node nobody ordered, stays until
@@ -54,7 +55,8 @@ class OrderBook:
     orders: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """GPU class -> Unix times the orders were placed, oldest first."""
     nodes: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    """GPU class -> the names of its nodes at the last read (a new name is a node that joined)."""
+    """GPU class -> the names of its nodes seen Ready, still there at the last read (a new name is a node
+    that joined)."""
     read_at: float | None = None
     """When the last read was (None: never): an order not known then was placed after it."""
     delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
@@ -93,12 +95,16 @@ def track(
     cluster shows (module docstring)."""
     gpus_per_node = {name: cls.gpus_per_node for name, cls in settings.classes.items()}
     longest_delay_s = settings.eta.prior_delay_s[1]
+    # A node joins when it is Ready: one registers NotReady (tainted not-ready) and takes no pod until then.
     seen: dict[str, dict[str, float]] = {c: {} for c in gpus_per_node}
+    present: dict[str, set[str]] = {c: set() for c in gpus_per_node}
     for node in nodes:
         meta = node.get("metadata") or {}
         gpu = catalog.for_node_labels(meta.get("labels") or {})
         if gpu is not None and gpu.name in seen:
-            seen[gpu.name][str(meta.get("name"))] = _joined_at(node, now)
+            present[gpu.name].add(str(meta.get("name")))
+            if _is_ready(node):
+                seen[gpu.name][str(meta.get("name"))] = _joined_at(node, now)
     pending = pending_orders(pods, catalog, gpus_per_node, now)
     orders: dict[str, tuple[float, ...]] = {}
     delays = dict(book.delays)
@@ -115,7 +121,14 @@ def track(
         kept += [max(t, book.read_at or t) for t in new[len(kept) :]]
         if kept:
             orders[gpu_class] = tuple(sorted(kept))
-    return OrderBook(orders, {c: frozenset(names) for c, names in seen.items()}, now, delays)
+    # A node seen Ready stays known while it is there: back from NotReady, it came for no order.
+    known = {c: frozenset(names) | (book.nodes.get(c, frozenset()) & present[c]) for c, names in seen.items()}
+    return OrderBook(orders, known, now, delays)
+
+
+def _is_ready(node: Mapping[str, Any]) -> bool:
+    ready = find_condition((node.get("status") or {}).get("conditions"), "Ready")
+    return ready is not None and ready.get("status") == "True"
 
 
 def _joined_at(node: Mapping[str, Any], now: float) -> float:
