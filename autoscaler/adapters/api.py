@@ -75,6 +75,7 @@ from autoscaler.decide import (
 from autoscaler.orders import OrderBook, track
 from common.errors import InputError, TemporaryError
 from scheduler.catalog import Catalog
+from scheduler.inventory import Inventory
 from scheduler.registry import Registry
 
 log = logging.getLogger("egs.api")
@@ -540,6 +541,13 @@ class _Admissions:
             promised = {**obj, "metadata": {**meta, "annotations": annotations}}
             created = self._create(promised)
             self.answering.add((meta["namespace"], meta["name"]))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "POST %s: %s, ETA in %s s, from a capacity %.1f s old; free %s; waiting %s; orders %s",
+                    endpoint_key(obj), admitted.decision.phase, None if admitted.decision.eta is None
+                    else round(admitted.decision.eta - now), now - self.listed_at, _room(current.free),
+                    dict(current.waiting), {c: [round(now - t) for t in ts] for c, ts in current.orders.items()},
+                )  # fmt: skip
             self.capacity = admitted.capacity
             self.admitted.append((s.clock(), promised))
             generation = int((created.get("metadata") or {}).get("generation") or 1)
@@ -628,6 +636,20 @@ class _Admissions:
                 self.capacity, self.listed_at, self.admitted = built, started, since
                 self.nodes = _versions(nodes)
             self.rebuilding = False
+
+
+def _room(free: Inventory) -> dict[str, list[str]]:
+    """GPU class -> `node:whole GPUs idle[+MIB of shared room]/GPUs` of the schedulable nodes with room: what a
+    debug log shows the answer came from."""
+    room: dict[str, list[str]] = {}
+    for node in free.schedulable():
+        idle = sum(1 for g in node.gpus if g.holders == 0)
+        shared = sum(node.available_mib(g) for g in node.gpus if g.holders)
+        slots = sum(s.free for s in node.mig)
+        if idle or shared or slots:
+            extra = f"+{shared}MiB" if shared else f"+{slots}mig" if slots else ""
+            room.setdefault(node.model.name, []).append(f"{node.node}:{idle}{extra}/{len(node.gpus)}")
+    return room
 
 
 def _view(obj: Mapping[str, Any]) -> EndpointView:
