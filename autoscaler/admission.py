@@ -22,7 +22,9 @@ so a restart loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,8 +44,9 @@ from autoscaler.decide import (
     replica_count,
     reserved,
 )
-from autoscaler.decide.state import CREATED, Promise
+from autoscaler.decide.state import CREATED, WORKLOAD_LABEL, Promise, read_owned
 from autoscaler.decide.waiting import queued_gpus
+from autoscaler.pods import endpoint_of
 from scheduler.catalog import Catalog
 from scheduler.inventory import Inventory, SharingPolicy, held_by
 from scheduler.plan import Placement, Plan
@@ -75,12 +78,79 @@ class Admitted:
     """Its replicas placed on warm GPUs (what a 201 records: `answer_status`)."""
 
 
-def capacity(decision: Decision, catalog: Catalog) -> Capacity:
-    """What `decision` leaves for new endpoints."""
-    free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
+ShapeKey = tuple[str, str, str, str]
+"""(namespace, endpoint name, variant, GPU class): the replicas of one workload."""
+
+
+@dataclass(frozen=True)
+class WorkloadPods:
+    """A workload's pods, by what they take of the GPUs its replicas are placed on."""
+
+    stranded: int = 0
+    """Bound to a node that is not Ready, and not evicted before the capacity is used (`pods.stranded`): they
+    count towards the workload's replicas, so no pod is made for a replica placed anew in their stead."""
+    others: int = 0
+    """Bound elsewhere, or pending, and not being deleted: each holds, or takes at once, a placed replica's GPUs."""
+
+
+def workload_pods(
+    pods: Sequence[Mapping[str, Any]],
+    owned: Sequence[Mapping[str, Any]],
+    catalog: Catalog,
+    stranded: AbstractSet[tuple[str, str]],
+) -> dict[ShapeKey, WorkloadPods]:
+    """The pods of each EGS workload in `owned`, those `stranded` ((namespace, name) of pods) apart."""
+    shapes = {
+        (w.namespace, w.name): (w.namespace, w.key.split("/", 1)[1], w.shape.variant, w.shape.gpu_class)
+        for w in read_owned(owned, catalog)
+        if w.shape is not None
+    }
+    counts: dict[ShapeKey, WorkloadPods] = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        namespace, name = str(meta.get("namespace", "default")), str(meta.get("name"))
+        key = shapes.get((namespace, str((meta.get("labels") or {}).get(WORKLOAD_LABEL))))
+        if key is None or endpoint_of(pod) is None or meta.get("deletionTimestamp"):
+            continue
+        was, on = counts.get(key, WorkloadPods()), (namespace, name) in stranded
+        counts[key] = WorkloadPods(was.stranded + on, was.others + (not on))
+    return counts
+
+
+def capacity(decision: Decision, catalog: Catalog, pods: Mapping[ShapeKey, WorkloadPods] | None = None) -> Capacity:
+    """What `decision` leaves for new endpoints. Given the workloads' `pods`, a replica placed anew for a pod
+    stranded on a node not Ready (its workload makes no pod for it before that pod is evicted) holds no GPUs
+    and waits in no queue: a new endpoint's pod takes them first, as kube-scheduler binds what is pending
+    (churn seed 3: a 202 promised 692 s was bound 9 s after its POST on GPUs planned for such replicas)."""
+    placed, waiting = _with_pods(decision.placed.placements, decision.waiting.placements, pods or {})
+    free = decision.inventory.allocated(a for p in placed for a in held_by(p))
     keys = frozenset(f"{d.namespace}/{d.name}" for d in decision.endpoints)
-    queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(decision.waiting.placements, catalog).items()}
+    queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(tuple(waiting), catalog).items()}
     return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders, decision.delays)
+
+
+def _with_pods(
+    placed: Sequence[Placement], waiting: Sequence[Placement], pods: Mapping[ShapeKey, WorkloadPods]
+) -> tuple[list[Placement], list[Placement]]:
+    """The replicas placed and waiting that a pod takes: per workload, as many as its pods not stranded and
+    the pods made for the replicas beyond all of its pods, placed ones first (a pending pod binds to free
+    GPUs), each workload's first (incumbents, then replicas placed anew)."""
+
+    def key(p: Placement) -> ShapeKey:
+        return (p.namespace, p.request, p.variant, p.gpu_class)
+
+    wanted = Counter(key(p) for p in [*placed, *waiting])
+    taken = {}
+    for k, count in wanted.items():
+        have = pods.get(k, WorkloadPods())
+        taken[k] = have.others + max(0, count - have.others - have.stranded)
+    out: tuple[list[Placement], list[Placement]] = ([], [])
+    for plan, kept in zip((placed, waiting), out, strict=True):
+        for p in plan:
+            if taken[key(p)] > 0:
+                taken[key(p)] -= 1
+                kept.append(p)
+    return out
 
 
 def admit(

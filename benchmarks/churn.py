@@ -136,7 +136,7 @@ from autoscaler.decide.placement import replica_cost  # noqa: E402
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE  # noqa: E402
 from autoscaler.decide.workloads import HOSTNAME  # noqa: E402
 from autoscaler.kubetime import rfc3339  # noqa: E402
-from autoscaler.pods import asks_for_gpu, holds, kai_share  # noqa: E402
+from autoscaler.pods import NOT_READY_TAINTS, asks_for_gpu, holds, kai_share  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
 from localplay.demo_cluster import pod_status  # noqa: E402
 from localplay.kube_standin import KubeCluster  # noqa: E402
@@ -420,6 +420,7 @@ class Play:
             variant = self.registry.get(annotations["egs.io/model"]).variant(annotations["egs.io/variant"])
             endpoint = f"{meta['namespace']}/{annotations['egs.io/request-name']}"
             revision = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()[:6]
+            template = self._admitted(template)
             prefix = f"{meta['name']}-{revision}-"
             # Scaled down, its ReplicaSet removes the pods not bound first, then those not Ready, the newest
             # first (kube-controller-manager's `ActivePods` order); new pods take the lowest free names.
@@ -441,6 +442,19 @@ class Play:
                 )
                 pods[pod.key] = pod
         return pods
+
+    def _admitted(self, template: dict[str, Any]) -> dict[str, Any]:
+        """A pod of `template` as the API server admits it: the DefaultTolerationSeconds admission plugin adds
+        `EVICTION_S` (compressed, whole seconds) of toleration of a node not Ready, what its eviction counts."""
+        spec = template.get("spec") or {}
+        keys = {t.get("key") for t in spec.get("tolerations") or ()}
+        seconds = math.floor(EVICTION_S / self.factor)
+        added = [
+            {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}
+            for key in NOT_READY_TAINTS.values()
+            if key not in keys
+        ]
+        return {**template, "spec": {**spec, "tolerations": [*(spec.get("tolerations") or ()), *added]}}
 
     def _inventory(self, nodes: list[dict[str, Any]]) -> Inventory:
         inventory = build_inventory(nodes, self.catalog, sharing=SharingPolicy(SHARING), strict=False)
@@ -599,7 +613,10 @@ def _matches(e: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
 
 
 def _tolerates(pod: Mapping[str, Any], node: NodeGpus) -> bool:
-    tolerations = [Toleration(**t) for t in (pod.get("spec") or {}).get("tolerations") or ()]
+    fields = ("key", "operator", "value", "effect")
+    tolerations = [
+        Toleration(**{k: t[k] for k in fields if k in t}) for t in (pod.get("spec") or {}).get("tolerations") or ()
+    ]
     return all(
         any(t.tolerates(taint) for t in tolerations)
         for taint in node.taints
@@ -1355,7 +1372,8 @@ def lose_nodes(run: Run, count: int) -> None:
             run.kube.delete(NODES, None, node)
             how = "went away"
         else:
-            run.kube.patch(NODES, None, node, {"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})
+            went = {"type": "Ready", "status": "Unknown", "lastTransitionTime": rfc3339(time.time())}
+            run.kube.patch(NODES, None, node, {"status": {"conditions": [went]}})
             run.play.down[node] = time.time()
             how = "went NotReady"
         run.tally.lost_pods |= on[node]
