@@ -92,7 +92,8 @@ def test_a_mip_is_given_no_more_than_its_time_limit_whatever_ran_before() -> Non
     A market split problem (Cornuejols and Dawande: equality rows of random weights, each summing
     to half its row's total, which branch and bound cannot close in minutes) runs out of every
     limit. Counted in this process's CPU time, which a busy machine does not lengthen: given the
-    first solve's 0.6 s again, the second solve used about as much."""
+    first solve's 0.6 s again, the second solve used about as much; held to its 0.02 s, it stays
+    under 0.3 s of CPU even were eight HiGHS threads busy throughout."""
     weights = np.random.default_rng(0).integers(0, 100, (5, 40))
     halves = [float(total // 2) for total in weights.sum(axis=1)]
     model = Model(halves, halves)
@@ -101,5 +102,5 @@ def test_a_mip_is_given_no_more_than_its_time_limit_whatever_ran_before() -> Non
     model.integer()
     assert model.solve(0.6) is None  # no split found: the limit ran out
     began = time.process_time()
-    assert model.solve(0.03) is None
+    assert model.solve(0.02) is None
     assert time.process_time() - began < 0.3
