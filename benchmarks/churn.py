@@ -86,7 +86,8 @@ The last line of stdout is one JSON object:
 - `demoted_201`: 201 answers that a status later reported Provisioning, those of endpoints deleted since
   included (0); `answered_201` all 201 answers; `pods_201_off_answer`: their pods bound to another node
   than the API answered (the workloads carry no per-node pin, so the scheduler picks the node within the
-  class: a figure, not a target);
+  class: a figure, not a target); `served_201_otherwise`: 201s first Ready in another variant or GPU class
+  than answered, their spec unchanged (a figure: logged with their conditions);
 - `controller_exits`: times the controller process ended (it is restarted) (0);
 - `quiet_reconcile_writes`: writes to the API server (Leases and Events aside) during three loops
   with nothing changed (0); `posts_answered_twice`: POSTs of a pair sent at once answered 201 or 202
@@ -658,6 +659,8 @@ class Tally:
     """Pods of a 201 bound to another node than the API answered it on (the workloads carry no per-node pin)."""
     bound: set[str] = field(default_factory=set)
     """The pods of 201s whose node was compared with the answer."""
+    served_otherwise: int = 0
+    """201s Ready for the first time in another variant or class than answered (their spec unchanged)."""
     doubled: set[str] = field(default_factory=set)
     """Endpoints POSTed twice at once, one of whose POSTs was answered."""
     answered_twice: int = 0
@@ -807,6 +810,8 @@ class Run:
             key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
             status: dict[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
             if status.get("phase") == "Ready":
+                if key not in tally.ready_at and key in tally.answered_201 - tally.changed - tally.lost_capacity:
+                    self._served(key, e, status)
                 tally.ready_at.setdefault(key, (since + read) / 2)  # the middle of when it can have become Ready
             elif key in tally.promised and key not in tally.ready_at and status.get("estimatedReadyTime"):
                 eta = datetime.datetime.fromisoformat(str(status["estimatedReadyTime"]).replace("Z", "+00:00"))
@@ -848,6 +853,15 @@ class Run:
                     log(f"disrupted: {endpoint} lost {sorted(gone)} at minute {self.minutes():.1f}; now {now_at}")
         tally.ready_pods = ready
         tally.lost_pods -= {key for keys in ready.values() for key in keys}
+
+    def _served(self, key: str, endpoint: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        """A 201 Ready for the first time: in the variant and class it was answered, or otherwise (counted)."""
+        answer = _answer(endpoint)
+        if (status.get("variant"), status.get("gpuClass")) != (answer.get("variant"), answer.get("gpuClass")):
+            self.tally.served_otherwise += 1
+            pods = sorted(f"{p.name}@{p.node}" for p in self.play.pods.values() if p.endpoint == key)
+            log(f"201 served otherwise: {key} answered {answer}, Ready as {status.get('variant')} on "
+                f"{status.get('gpuClass')}: {status.get('conditions')}; pods {pods}")  # fmt: skip
 
     def _log_demoted(self, key: str, status: Mapping[str, Any]) -> None:
         """A 201 reported Provisioning: what it was promised, what it is told now, and where its pods are."""
@@ -1098,6 +1112,7 @@ def main() -> int:
         "answered_201": tally.answers_201,
         "demoted_201": tally.demotions,
         "pods_201_off_answer": tally.off_answer,
+        "served_201_otherwise": tally.served_otherwise,
         "controller_exits": tally.exits,
         "quiet_reconcile_writes": quiet,
         "posts_answered_twice": tally.answered_twice,
