@@ -86,8 +86,8 @@ The last line of stdout is one JSON object:
 - `demoted_201`: 201 answers that a status later reported Provisioning, those of endpoints deleted since
   included (0); `answered_201` all 201 answers; `pods_201_off_answer`: their pods bound to another node
   than the API answered (the workloads carry no per-node pin, so the scheduler picks the node within the
-  class: a figure, not a target); `served_201_otherwise`: 201s first Ready in another variant or GPU class
-  than answered, their spec unchanged (a figure: logged with their conditions);
+  class: a figure, not a target); `served_201_otherwise`: 201s first Ready in a variant and GPU class none
+  of their replicas was answered in, their spec unchanged (a figure: logged with their conditions);
 - `controller_exits`: times the controller process ended (it is restarted) (0);
 - `quiet_reconcile_writes`: writes to the API server (Leases and Events aside) during three loops
   with nothing changed (0); `posts_answered_twice`: POSTs of a pair sent at once answered 201 or 202
@@ -855,9 +855,12 @@ class Run:
         tally.lost_pods -= {key for keys in ready.values() for key in keys}
 
     def _served(self, key: str, endpoint: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        """A 201 Ready for the first time: in the variant and class it was answered, or otherwise (counted)."""
+        """A 201 Ready for the first time: in a variant and class it was answered (its replicas may have been
+        answered in several: the status names one), or otherwise (counted)."""
         answer = _answer(endpoint)
-        if (status.get("variant"), status.get("gpuClass")) != (answer.get("variant"), answer.get("gpuClass")):
+        shapes = {(answer.get("variant"), answer.get("gpuClass"))}
+        shapes |= {(p.get("variant"), p.get("gpuClass")) for p in answer.get("placements") or ()}
+        if (status.get("variant"), status.get("gpuClass")) not in shapes:
             self.tally.served_otherwise += 1
             pods = sorted(f"{p.name}@{p.node}" for p in self.play.pods.values() if p.endpoint == key)
             log(f"201 served otherwise: {key} answered {answer}, Ready as {status.get('variant')} on "
