@@ -16,7 +16,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -62,13 +64,15 @@ class Demo:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
+        self._errors: list[str] = []
+        # One reader per pipe, each to its end: stderr is drained as it comes, so the demo never blocks
+        # on a full pipe, and nothing else reads stdout while its reader does.
+        self._readers = [
+            threading.Thread(target=_read, args=(self.proc.stdout, self.lines.put), daemon=True),
+            threading.Thread(target=_read, args=(self.proc.stderr, self._errors.append), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
 
     def wait_for(self, text: str) -> str:
         while True:
@@ -88,13 +92,20 @@ class Demo:
 
     def finish(self) -> tuple[int, str, list[str]]:
         """(exit code, stderr, processes left); every line of stdout is in `seen` afterwards."""
-        out, err = self.proc.communicate(timeout=60)  # what the reader had not read yet
-        self._reader.join(10)
+        self.proc.wait(timeout=60)
+        for reader in self._readers:
+            reader.join(10)
         while not self.lines.empty():
             self.seen.append(self.lines.get())
-        self.seen.append(out)
         report = json.loads(self.report.read_text())
-        return report["code"], err, report["left"]
+        return report["code"], "".join(self._errors), report["left"]
+
+
+def _read(stream: IO[str] | None, sink: Callable[[str], object]) -> None:
+    assert stream is not None
+    with stream:
+        for line in stream:
+            sink(line)
 
 
 def _pids_mentioning(text: str) -> list[int]:
