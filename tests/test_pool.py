@@ -198,6 +198,37 @@ def test_in_the_quiet_hours_of_the_day_the_pool_holds_at_most_quiet_nodes(step: 
     quiet = PoolSettings(gpus_per_node=8, **learnt, quiet_nodes=1)
     busy_hour = _at(_sampled(day * 3 + [10.0] * 590, step), step, used=10)
     assert egs_target(*busy_hour, quiet) == 5
-    quiet_hour = _at(_sampled(day * 2 + day[: 22 * 60], step), step, used=10)
+    quiet_hour = _at(_sampled(day * 3 + day[: 22 * 60], step), step, used=10)
     assert egs_target(*quiet_hour, quiet) == 1
     assert egs_target(*quiet_hour, PoolSettings(gpus_per_node=8, **learnt)) == 5
+
+
+def _business_days(days: int, night_switch_on_gpus: float) -> list[float]:
+    """Minutes of `days` days: 40 GPUs switch on for half an hour at 9:00, 10:00 ... 14:00 every day, and
+    on day 1 `night_switch_on_gpus` more at 21:30 for half an hour; 10 GPUs otherwise."""
+    day = [10.0] * 540 + ([50.0] * 30 + [10.0] * 30) * 6 + [10.0] * 540
+    minutes = day * days
+    start = 1440 + 21 * 60 + 30
+    minutes[start : start + 30] = [10.0 + night_switch_on_gpus] * 30
+    return minutes
+
+
+@pytest.mark.parametrize("step", [60.0, 600.0])
+def test_a_switch_on_larger_than_the_quiet_cap_near_this_time_of_day_ends_its_quiet_hours(step: float):
+    # 25 switch-ons in business hours and one at 21:30 on day 1: at 22:00 on day 3 that one is fewer than
+    # the average near 22:00 (a 4 h window of the day holds 25 / 6), but a cap of one node would not have
+    # held it, so these hours are not quiet and the pool holds the 5 nodes it learnt. One the cap would
+    # have held (8 GPUs) leaves them quiet.
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "learn_s": 3 * 24 * HOUR}, quiet_nodes=1)
+    now = 3 * 1440 + 22 * 60
+    larger = _at(_sampled(_business_days(4, 40.0)[:now], step), step, used=10)
+    assert egs_target(*larger, pool) == 5
+    held = _at(_sampled(_business_days(4, 8.0)[:now], step), step, used=10)
+    assert egs_target(*held, pool) == 1
+
+
+def test_no_hour_is_quiet_before_three_days_of_history():
+    # The same business hours, seen for two days only: 22:00 has been seen twice, too few to call it quiet.
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "learn_s": 3 * 24 * HOUR}, quiet_nodes=1)
+    two_days = _at(_sampled(_business_days(3, 0.0)[: 2 * 1440 + 22 * 60], 600.0), 600.0, used=10)
+    assert egs_target(*two_days, pool) == 5

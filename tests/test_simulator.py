@@ -142,9 +142,10 @@ def test_the_fitted_egs_pool_never_holds_more_idle_nodes_than_the_training_picke
 
 
 def test_the_fit_holds_fewer_nodes_in_quiet_hours_only_where_that_adds_no_wait_on_the_training_days():
-    # Generator seed 105 (a tuning seed): its switch-ons come in business hours; outside them the fitted
-    # pool holds fewer nodes than its cap, and that costs less on the training days with no more waits.
-    trace = Trace(600.0, {"m": resample(generate(seed=105)[0], 10)})
+    # Generator seed 101 (a tuning seed): its switch-ons come in business hours; in the hours where none
+    # larger than one node came all week the fitted pool holds fewer nodes than its cap, and that costs
+    # less on the training days with no more waits.
+    trace = Trace(600.0, {"m": resample(generate(seed=101)[0], 10)})
     protocol = Protocol(train_days=10, score_days=4)
     egs = fit_egs(trace, SCENARIO, protocol, Policy("egs", PoolSettings(8, lead_s=600.0)))
     assert egs.pool.max_idle_nodes is not None and egs.pool.quiet_nodes is not None
