@@ -101,7 +101,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     result = replace(result, policy=asked)
     if timeline is not None:
         assert static_k is not None  # fitted above for the plots
-        write_plots(_plot_input(args, timeline, loaded.trace, scenario, protocol, result.policy, static_k), args.plot)
+        write_plots(_plot_input(args, (policy, timeline), loaded.trace, scenario, protocol, asked, static_k), args.plot)
     report = {**result.as_json(), "fitted": fitted_parameters(policy, asked)}
     if args.json:
         print(json.dumps(report))
@@ -112,24 +112,26 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def _plot_input(
     args: argparse.Namespace,
-    timeline: Timeline,
+    ran: tuple[Policy, Timeline],
     trace: Trace,
     scenario: Scenario,
     protocol: Protocol,
     asked: str,
     k: int,
 ) -> PlotInput:
-    """The plots' data: the policy's run beside `static:auto`'s and the oracle's (run here, for their $/h)."""
+    """The plots' data: the policy's run (`ran`) beside `static:auto`'s and the oracle's (run here, for their
+    $/h, unless one of them is the policy's run: a baseline asked for is not simulated twice)."""
     cut = trace.first_days(protocol.score_window.end_day)
     baselines = {}
     for label, policy in ((f"static:auto (K={k})", Policy("static", pool_settings(scenario, k))),
                           ("oracle", Policy("oracle", pool_settings(scenario)))):  # fmt: skip
-        _, other = simulate(cut, scenario, policy, protocol.score_window, args.seed, timeline=True)
+        other = ran[1] if policy == ran[0] else simulate(cut, scenario, policy, protocol.score_window, args.seed,
+                                                         timeline=True)[1]  # fmt: skip
         assert other is not None
         baselines[label] = other
     return PlotInput(
         title=f"{asked} on {args.trace.name}",
-        timeline=timeline,
+        timeline=ran[1],
         baselines=baselines,
         gpus_per_node=scenario.gpu_class.gpus_per_node,
         price_per_node_hour=scenario.gpu_class.price_per_node_hour,

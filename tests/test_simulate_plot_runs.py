@@ -1,0 +1,45 @@
+"""`egs simulate --plot` draws the policy's run beside `static:auto`'s and the oracle's: a baseline that is
+the policy asked is the same run (same policy, trace, days and seed), drawn from the run already made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import egs.simulate_cli as simulate_cli
+from autoscaler.simulator import simulate
+from egs.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _servegen_small(tmp_path: Path) -> Path:
+    for base in (REPO.parent, REPO.parent.parent):
+        source = base / "shared" / "data" / "servegen-bailian" / "language-m-small_aggregate_10min.csv"
+        if source.exists():
+            out = tmp_path / "m-small.csv"
+            assert main(["trace", "convert", "--servegen", str(source), "--model", "m-small", "-o", str(out)]) == 0
+            return out
+    pytest.fail("the shared data folder must sit beside the repository")
+
+
+@pytest.mark.parametrize(("policy", "runs"), [("static:auto", 2), ("oracle", 2), ("reactive", 3)])
+def test_a_baseline_the_policy_asked_is_is_not_simulated_again_for_the_plots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], policy: str, runs: int
+) -> None:
+    calls: list[str] = []
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[2].name)
+        return simulate(*args, **kwargs)
+
+    monkeypatch.setattr(simulate_cli, "simulate", counting)
+    trace = _servegen_small(tmp_path)
+    code = main(["simulate", "--scenario", str(REPO / "examples" / "scenario-servegen.yaml"), "--trace", str(trace),
+                 "--policy", policy, "--train-days", "4", "--score-days", "1", "--quiet", "--plot",
+                 str(tmp_path / "p")])  # fmt: skip
+    capsys.readouterr()
+    assert code == 0
+    assert len(calls) == runs, calls
+    assert all((tmp_path / "p").iterdir())
