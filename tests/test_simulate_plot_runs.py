@@ -30,6 +30,7 @@ def test_a_baseline_the_policy_asked_is_is_not_simulated_again_for_the_plots(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], policy: str, runs: int
 ) -> None:
     calls: list[str] = []
+
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[2].name)
         return simulate(*args, **kwargs)
