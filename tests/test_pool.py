@@ -3,6 +3,7 @@ missing data, a taken warm node replaced at once, orders cancelled before ready 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -218,13 +219,16 @@ def test_a_switch_on_larger_than_the_quiet_cap_near_this_time_of_day_ends_its_qu
     # 25 switch-ons in business hours and one at 21:30 on day 1: at 22:00 on day 3 that one is fewer than
     # the average near 22:00 (a 4 h window of the day holds 25 / 6), but a cap of one node would not have
     # held it, so these hours are not quiet and the pool holds the 5 nodes it learnt. One the cap would
-    # have held (8 GPUs) leaves them quiet.
+    # have held (8 GPUs) leaves them quiet, and so does the larger one once it has left the week's history.
     pool = PoolSettings(gpus_per_node=8, **{**OFF, "learn_s": 3 * 24 * HOUR}, quiet_nodes=1)
     now = 3 * 1440 + 22 * 60
-    larger = _at(_sampled(_business_days(4, 40.0)[:now], step), step, used=10)
+    larger = _at(_sampled(_business_days(9, 40.0)[:now], step), step, used=10)
     assert egs_target(*larger, pool) == 5
-    held = _at(_sampled(_business_days(4, 8.0)[:now], step), step, used=10)
+    held = _at(_sampled(_business_days(9, 8.0)[:now], step), step, used=10)
     assert egs_target(*held, pool) == 1
+    a_week_on = _at(_sampled(_business_days(9, 40.0)[: now + 6 * 1440], step), step, used=10)
+    assert egs_target(*a_week_on, pool) == 1
+    assert egs_target(*a_week_on, replace(pool, quiet_nodes=None)) == 5
 
 
 def test_no_hour_is_quiet_before_three_days_of_history():
