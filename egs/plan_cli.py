@@ -98,7 +98,7 @@ def add_parser(sub: Any) -> None:
         "or the solver finds none in time; online: the re-plan's LP relaxation rounded, in well under a "
         "second; "
         "exact: the re-plan of the whole batch with a proven lower bound; greedy: one replica at a time, "
-        "cheapest first (the controller's engine)",
+        "cheapest first. The controller and the API use online (their configuration's `engine`)",
     )
     plan.add_argument(
         "--time-limit",

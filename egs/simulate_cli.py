@@ -25,9 +25,9 @@ from autoscaler.simulator import Policy, Scenario, Timeline, Trace, pool_setting
 from egs.arguments import number
 
 POLICY_HELP = (
-    "egs (forecast + held capacity + jump allowance, fitted on the training days), reactive (no pool), "
-    "static:K (K idle nodes), static:auto (K fitted on the training days), seasonal-naive (last week's rise), "
-    "oracle (knows the future: the cost floor)"
+    "egs (spare GPUs for the next rise, from the demand history alone; fitted on the training days), reactive "
+    "(no pool), static:K (K idle nodes), static:auto (K fitted on the training days), seasonal-naive (last week's "
+    "rise), oracle (knows the future: the cost floor)"
 )
 DAYS = number(at_least=1, at_most=366, unit="days")
 WARMUP_DAYS = 3.0
