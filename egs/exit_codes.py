@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from common.errors import InputError, SetupError, TemporaryError
 
-UNPLACED_EXIT = 5
-"""The exit code of `egs plan --fail-unplaced` when some replica could not be placed."""
+CHECK_FAILED_EXIT = 5
+"""A check the user asked for failed (a replica unplaced under `egs plan --fail-unplaced`, a stale file under
+`egs render --check`): not 1, which says the command itself has a bug."""
 
 EXIT_CODES = {
     0: "success",
@@ -13,5 +14,6 @@ EXIT_CODES = {
     InputError.exit_code: "bad input: a file, field or option is wrong (the message names it); also usage errors",
     SetupError.exit_code: "the environment lacks something: a driver, a binary, a socket, a permission",
     TemporaryError.exit_code: "a temporary failure: running the same command again later may succeed",
-    UNPLACED_EXIT: "egs plan --fail-unplaced: some replica could not be placed",
+    CHECK_FAILED_EXIT: "a check failed: egs plan --fail-unplaced left a replica unplaced, or egs render --check "
+    "found a file out of date",
 }

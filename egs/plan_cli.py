@@ -9,7 +9,7 @@ stdout; the solver's own output is kept off it); with `--manifests DIR` it rende
 Everything is loaded, placed and rendered before anything is written, so bad input (reported by
 `egs/cli.py` as `egs: error: <file>: <field path>: <what>`, exit 2) leaves no files behind, and
 the files replace DIR all at once (`egs.manifest_dir`). Exit codes are `egs/cli.py`'s, plus
-UNPLACED_EXIT with `--fail-unplaced` when a replica could not be placed.
+CHECK_FAILED_EXIT with `--fail-unplaced` when a replica could not be placed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import yaml
 
 from common.errors import InputError, naming
 from egs.arguments import POSITIVE
-from egs.exit_codes import UNPLACED_EXIT as UNPLACED_EXIT
+from egs.exit_codes import CHECK_FAILED_EXIT as CHECK_FAILED_EXIT
 from egs.manifest_dir import replace_directory
 from scheduler.plan import SHARING_MECHANISMS, Placement, Plan, Request, Worker
 from scheduler.schedule import DEFAULT_TIME_LIMIT_S, ENGINES, Scheduled, schedule
@@ -148,7 +148,7 @@ def add_parser(sub: Any) -> None:
     plan.add_argument(
         "--fail-unplaced",
         action="store_true",
-        help=f"exit {UNPLACED_EXIT} when a replica could not be placed (the plan is still printed and written)",
+        help=f"exit {CHECK_FAILED_EXIT} when a replica could not be placed (the plan is still printed and written)",
     )
     # The command's clock: it started when the process did, before this parser was built.
     plan.set_defaults(run=run, started=time.perf_counter() - startup_seconds())
@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(_document(scheduled, inventory), indent=2))
     else:
         print(yaml.safe_dump(_document(scheduled, inventory), sort_keys=False), end="")
-    return UNPLACED_EXIT if args.fail_unplaced and plan.unplaced else 0
+    return CHECK_FAILED_EXIT if args.fail_unplaced and plan.unplaced else 0
 
 
 def _sharing(text: str) -> tuple[str, str]:

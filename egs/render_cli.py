@@ -4,7 +4,7 @@ Composition only: the rules come from `alerts.rules` (one file per GPU source, a
 for a plain Prometheus), the dashboards from `dashboards.render`; the InferenceEndpoint CRD and the
 default model registry are copied in (Helm reads no file outside the chart). The chart reads them with
 `.Files.Get`: `helm/egs/rules/<source>.rules.yaml` becomes the PrometheusRule's groups and
-`helm/egs/dashboards/<uid>.json` a dashboard ConfigMap. `--check` writes nothing and exits 1 naming
+`helm/egs/dashboards/<uid>.json` a dashboard ConfigMap. `--check` writes nothing and exits 5 (a failed check) naming
 every file that is missing or differs (a test runs it), so a change to a rule or a panel cannot reach
 the chart without its rendered files.
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 from alerts.config import SOURCES, RulesConfig
 from alerts.rules import render as render_rules
+from egs.exit_codes import CHECK_FAILED_EXIT
 
 CHART = Path("helm") / "egs"
 REPO = Path(__file__).resolve().parent.parent
@@ -61,13 +62,13 @@ def add_parser(sub: Any) -> None:
         "render",
         description="Render the recording rules and alerts for each GPU source and the Grafana dashboards, "
         "and write them where the Helm chart (helm/egs/rules, helm/egs/dashboards) and a plain Prometheus "
-        "(alerts/*.rules.yaml) read them. With --check, write nothing: exit 1 listing the files that are "
+        "(alerts/*.rules.yaml) read them. With --check, write nothing: exit 5 listing the files that are "
         "missing or out of date.",
     )
     render.add_argument(
         "--root", type=Path, default=Path("."), help="the repository's root directory (default: the current one)"
     )
-    render.add_argument("--check", action="store_true", help="write nothing; fail when a file is out of date")
+    render.add_argument("--check", action="store_true", help="write nothing; exit 5 when a file is out of date")
     render.set_defaults(run=run)
 
 
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"egs render: out of date: {path}", file=sys.stderr)
         if out_of_date:
             print("egs render: run `egs render` and commit the result", file=sys.stderr)
-            return 1
+            return CHECK_FAILED_EXIT
         return 0
     for path, text in generated_files().items():
         target = root / path

@@ -23,7 +23,7 @@ import yaml
 from common.errors import InputError, SetupError
 from egs.cli import main
 from egs.manifest_dir import MARKER, replace_directory
-from egs.plan_cli import UNPLACED_EXIT
+from egs.plan_cli import CHECK_FAILED_EXIT
 from exporter.fleet import FleetError, load_fleet
 from tests.conftest import REPO
 from tests.test_input_files import billion_laughs
@@ -172,5 +172,5 @@ def test_fail_unplaced_makes_an_incomplete_plan_a_non_zero_exit() -> None:
     plain = egs_plan("-o", "json")
     assert plain.returncode == 0 and json.loads(plain.stdout)["unplaced"], "the examples leave a replica unplaced"
     strict = egs_plan("-o", "json", "--fail-unplaced")
-    assert strict.returncode == UNPLACED_EXIT == 5
+    assert strict.returncode == CHECK_FAILED_EXIT == 5
     assert json.loads(strict.stdout) == json.loads(plain.stdout) | {"seconds": json.loads(strict.stdout)["seconds"]}
