@@ -175,10 +175,9 @@ class _Demo:
 
     def _rules_config(self) -> RulesConfig:
         """The rules with their durations compressed as the replay compresses time (2 s at least)."""
-        speed = self.replay.speed
 
         def scaled(seconds: float, least: float = 2.0) -> str:
-            return f"{max(least, seconds / speed):.0f}s"
+            return f"{compressed(seconds, self.replay.speed, least):.0f}s"
 
         return RulesConfig(
             demand_window=scaled(300, least=10),
@@ -190,16 +189,8 @@ class _Demo:
         )
 
     def _controller_config(self, workdir: Path) -> Path:
-        delay = self.options.node_delay_s
-        config = {
-            "models": str(REPO / "examples" / "models.yaml"),
-            "throughput_rps": dict.fromkeys(self.replay.models, THROUGHPUT_RPS),
-            "stale_after_s": 30,
-            "gpu_classes": {GPU_CLASS: {"gpus_per_node": 8, "pool": "balloon", "policy": "static", "static_nodes": 1}},
-            "eta": {"prior_delay_s": [delay, 2 * delay]},
-        }
         path = workdir / "egs.yaml"
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(controller_config(self.replay, self.options.node_delay_s)))
         return path
 
     # -- the replay -------------------------------------------------------------------------------
@@ -366,6 +357,25 @@ class _Demo:
             f"{'/'.join(map(str, targets))}",
             f"alerts seen at Alertmanager: {', '.join(names) if names else 'none'}",
         ]
+
+
+def compressed(seconds: float, speed: float, least: float = 2.0) -> float:
+    """A duration of the recorded day in real seconds at the replay's speed: at least `least`, two of the
+    controller's 1 s loops, so that a one-loop blip still counts for nothing."""
+    return max(least, seconds / speed)
+
+
+def controller_config(replay: Replay, node_delay_s: float) -> dict[str, Any]:
+    """The demo's controller configuration. Its scale-down window is compressed as the rules' durations
+    are: 300 real seconds would be 40 replayed hours at the default 480x, and nothing would scale down."""
+    return {
+        "models": str(REPO / "examples" / "models.yaml"),
+        "throughput_rps": dict.fromkeys(replay.models, THROUGHPUT_RPS),
+        "stale_after_s": 30,
+        "scaleDownStabilizationSeconds": compressed(300, replay.speed),
+        "gpu_classes": {GPU_CLASS: {"gpus_per_node": 8, "pool": "balloon", "policy": "static", "static_nodes": 1}},
+        "eta": {"prior_delay_s": [node_delay_s, 2 * node_delay_s]},
+    }
 
 
 def _idle_node(play: ClusterPlay) -> bool:

@@ -21,8 +21,11 @@ import numpy as np
 import pytest
 from matplotlib import image
 
+from autoscaler.config import parse_config
 from common.errors import InputError
+from localplay.demo import controller_config
 from localplay.demo_replay import load_replay
+from tests.conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PNG = re.compile(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'")
@@ -133,3 +136,15 @@ def test_a_trace_without_demand_is_refused_naming_the_file(tmp_path: Path) -> No
     with pytest.raises(InputError, match="no demand above 0") as refused:
         load_replay(trace, minutes=1, peak_rps=8)
     assert str(trace) in str(refused.value)
+
+
+def test_the_demos_controller_scales_down_within_replayed_minutes_not_days() -> None:
+    """HPA's 300 s window, uncompressed, is 40 replayed hours at the default 480x: no endpoint would
+    shrink and no node would be given back in the night's trough."""
+    replay = load_replay(REPO / "examples" / "demand-day.csv", minutes=3, peak_rps=40)
+    settings, _ = parse_config(controller_config(replay, node_delay_s=8))
+    replayed_minutes = settings.scale_down_stabilization_s * replay.speed / 60
+    assert replayed_minutes <= 20, f"a lower replica target waits {replayed_minutes:.0f} replayed minutes"
+    assert settings.scale_down_stabilization_s >= 2, (
+        "a one-loop dip (the controller loops every second) removes nothing"
+    )
