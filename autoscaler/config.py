@@ -31,6 +31,7 @@ classes by them, and the status and the series say what an endpoint costs at the
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from autoscaler.eta import EtaSettings
 from autoscaler.pool import PoolSettings
 from common.errors import InputError, naming
 from scheduler.catalog import load_prices, parse_prices
+from scheduler.schedule import ENGINES
 
 _TOP = {
     "namespace", "models", "headroom", "stale_after_s", "default_throughput_rps",
@@ -72,6 +74,13 @@ def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | Non
         classes[str(name)] = _build(ClassSettings, where, cls)
     eta = _build(EtaSettings, "eta", _eta(_mapping(raw.get("eta", {}), "eta", _ETA)))
     fields = {k: raw[k] for k in _SCALARS if k in raw}
+    # Checked here, not by the scheduler at every loop: a wrong one would fail each decide step, not the start.
+    if "engine" in fields and fields["engine"] not in ENGINES:
+        raise InputError(f"engine: one of {', '.join(ENGINES)}, got {fields['engine']!r}")
+    if "time_limit_s" in fields:
+        fields["time_limit_s"] = _seconds(fields["time_limit_s"], "time_limit_s")
+        if not 0 < fields["time_limit_s"] < math.inf:
+            raise InputError(f"time_limit_s: a positive number of seconds, got {raw['time_limit_s']!r}")
     if "scaleDownStabilizationSeconds" in raw:
         fields["scale_down_stabilization_s"] = _seconds(
             raw["scaleDownStabilizationSeconds"], "scaleDownStabilizationSeconds"

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from common.errors import InputError, SetupError, naming
+from common.errors import InputError, SetupError, TemporaryError, naming
 from egs.arguments import POSITIVE
 
 if TYPE_CHECKING:  # `egs controller --help` and `egs api --help` load none of these (and not scipy)
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     from autoscaler.adapters.kubernetes import Cluster
     from autoscaler.adapters.prometheus import PrometheusMetrics
     from autoscaler.controller import Controller, owned_kinds
-    from autoscaler.leader import LeaderSettings
+    from autoscaler.leader import LEASE_NAME, LeaderSettings
     from autoscaler.probes import ProbeServer
     from exporter.server import parse_listen
 
@@ -184,7 +184,12 @@ def run(args: argparse.Namespace) -> int:
         exposition=exposition,
     )
     if args.once:
-        controller.elector.step()
+        if not controller.elector.step():  # a follower decides nothing: `{"leader": false}` and exit 0 hid that
+            raise TemporaryError(
+                f"--once: not the leader, so nothing was decided: the Lease {settings.namespace}/{LEASE_NAME} is "
+                f"held by another controller (`kubectl -n {settings.namespace} get lease {LEASE_NAME}` says which; "
+                "delete it if none runs) or could not be read (the log says why)"
+            )
         outcome = controller.reconcile()
         controller.elector.release()
         print(json.dumps(_outcome(outcome)))
