@@ -310,10 +310,9 @@ class _Demo:
         except OSError as e:
             self.stack.check()
             raise StackError(f"Alertmanager did not answer: {e}") from e
+        self.record.saw(alerts, elapsed)
         firing = []
         for alert in alerts:
-            seen = self.record.alerts.setdefault(alert["fingerprint"], {**alert, "seen_from": elapsed})
-            seen["seen_to"] = elapsed
             labels = alert["labels"]
             where = f" {labels['Hostname']}/{labels['gpu']}" if "gpu" in labels and "Hostname" in labels else ""
             firing.append(f"{labels.get('alertname', '?')}{where}")

@@ -22,7 +22,7 @@ import io
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,8 +80,17 @@ class Run:
     samples: list[Sample] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Fingerprint -> the alert as Alertmanager's API gave it, with `seen_from` / `seen_to` (run seconds)."""
+    """One firing spell (fingerprint and `startsAt`) -> the alert as Alertmanager's API gave it, with
+    `seen_from` / `seen_to` (run seconds)."""
     summary: list[str] = field(default_factory=list)
+
+    def saw(self, alerts: Sequence[Mapping[str, Any]], elapsed: float) -> None:
+        """Record the alerts active at Alertmanager at `elapsed`. An alert that resolved and fired again
+        has the same fingerprint but a new `startsAt`: a row of its own, so that the table does not
+        stretch one spell over the hours it was quiet."""
+        for alert in alerts:
+            spell = f"{alert['fingerprint']} {alert.get('startsAt', '')}"
+            self.alerts.setdefault(spell, {**alert, "seen_from": elapsed})["seen_to"] = elapsed
 
 
 def write_report(run: Run, path: Path, title: str) -> Path:

@@ -110,3 +110,15 @@ def test_each_endpoint_s_promise_is_drawn_beside_when_it_was_ready_and_said_in_a
     page = write_report(run, tmp_path / "report.html", "t").read_text()
     assert "demo/chat: promised ready in 96 s (202), ready after 11 s: kept, 85 s early" in page
     assert "<td>22:00 (0 s)</td>" in page
+
+
+def test_an_alert_that_resolves_and_fires_again_is_two_rows_not_one_long_spell(tmp_path: Path) -> None:
+    samples = [sample(t, 22 + t / 10) for t in range(0, 41, 2)]
+    record = Run(samples=samples)
+    alert = {"fingerprint": "f1", "labels": {"alertname": "GPUVRAMSaturated", "Hostname": "gpu-h100-0", "gpu": "0"}}
+    for t in range(0, 41, 2):
+        spell = {**alert, "startsAt": "first"} if t <= 10 else {**alert, "startsAt": "again"} if t >= 30 else None
+        record.saw([spell] if spell else [], float(t))
+    table = write_report(record, tmp_path / "report.html", "t").read_text()
+    assert "<td>22:00-23:00 (0-10 s)</td>" in table and "<td>01:00-02:00 (30-40 s)</td>" in table
+    assert "(0-40 s)" not in table  # the quiet hours between the spells are not shown as firing
