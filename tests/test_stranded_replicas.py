@@ -15,12 +15,16 @@ import copy
 from dataclasses import replace
 from typing import Any
 
+from autoscaler.adapters.api import Services, _Admissions
+from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.admission import Admitted, admit, capacity, workload_pods
 from autoscaler.decide import Decision, Observation, answer_status, decide, rfc3339
 from autoscaler.pods import DEFAULT_TOLERATION_S, stranded
+from localplay.kube_standin import KubeCluster
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals
 from tests.test_reconcile_state import applied, l40s, observed
 
+ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 WENT = NOW + 30.0
 """When the node serving `alpha` stopped being Ready."""
 
@@ -92,6 +96,19 @@ def test_a_replacement_in_another_shape_holds_its_gpus() -> None:
     pods = workload_pods(obs.pods, obs.owned, CATALOG, stranded(obs.pods, obs.nodes, WENT + 120))
     held = [g.index for g in capacity(decision, CATALOG, pods).free.node("gpu-0").gpus if g.holders]
     assert held == [g.index for g in capacity(decision, CATALOG).free.node("gpu-0").gpus if g.holders] != []
+
+
+def test_the_endpoint_api_answers_201_there_from_the_cluster(kube: KubeCluster) -> None:
+    obs, _ = alpha_on_a_lost_node([l40s("l40s-1")])
+    for path, objects in (("v1/nodes", obs.nodes), (ENDPOINTS, obs.endpoints), ("v1/pods", obs.pods)):
+        for obj in objects:
+            kube.put(path, dict(obj))
+    for obj in obs.owned:
+        kube.put(f"{obj['apiVersion']}/{obj['kind'].lower()}s", dict(obj))
+    services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: WENT + 60)
+    decision, created, status = _Admissions(services).admit(endpoint("beta"))
+    assert created is not None and decision.serves_now
+    assert [w["node"] for r in status["promise"]["placements"] for w in r["workers"]] == ["l40s-1"]
 
 
 def pod(node: str, name: str = "p", **spec: Any) -> dict[str, Any]:
