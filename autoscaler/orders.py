@@ -14,8 +14,8 @@ consolidated once its node registers. So the orders are read from the pods and r
   what the node autoscaler reacts to);
 - `track`: the orders remembered from earlier reads, less one (the oldest) per node of the class
   that joined (became Ready: a node registers NotReady and takes no pod before) and those older than
-  the prior's longest delay, plus the newest pending ones beyond
-  them (a node autoscaler orders what the pending pods need beyond what it has coming), placed no
+  the prior's longest delay, plus the newest pending ones beyond them and beyond the nodes that just
+  joined (a node autoscaler orders what the pending pods need beyond what it has coming), placed no
   earlier than the last read (a pod still pending when its node went to another is not dated by
   its own order). An order whose pods were deleted, or bound on a node nobody ordered, stays until
   a node of its class joins. Each order a joining node ends is a provisioning delay observed (the
@@ -117,7 +117,10 @@ def track(
         if observed:
             delays[gpu_class] = (*delays.get(gpu_class, ()), *observed)[-OBSERVED_DELAYS:]
         kept = [t for t in book.orders.get(gpu_class, ())[len(joined) :] if now - t < longest_delay_s]
-        new = pending.get(gpu_class, ())
+        # The nodes that joined take the pods that waited longest: a read between a node turning Ready and its
+        # pods being bound saw them pending still, and counted an order nobody placed (churn seed 137: three
+        # 202s promised 346-380 s on it, served by an order placed after them, 64-74 s late).
+        new = pending.get(gpu_class, ())[len(joined) :]
         kept += [max(t, book.read_at or t) for t in new[len(kept) :]]
         if kept:
             orders[gpu_class] = tuple(sorted(kept))

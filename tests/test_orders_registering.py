@@ -40,3 +40,17 @@ def test_a_node_back_from_not_ready_serves_no_order() -> None:
     book = track(book, pods, [ready_at("gpu-0", NOW + 30)], CATALOG, SETTINGS, NOW + 40)
     assert book.orders == {H100: (NOW + 10 + TIME_RESOLUTION_S,)}
     assert book.delays == {}
+
+
+def test_pods_a_node_just_ready_takes_need_no_order_while_they_are_bound() -> None:
+    pods = [waiting("a", 8, NOW - 400)]
+    book = track(OrderBook(), pods, [h100("gpu-0")], CATALOG, SETTINGS, NOW)
+    book = track(book, pods, [h100("gpu-0"), h100("gpu-1", ready=False)], CATALOG, SETTINGS, NOW + 20)
+    # Read between gpu-1 turning Ready and its pod being bound: the pod is still pending.
+    book = track(book, pods, [h100("gpu-0"), ready_at("gpu-1", NOW + 39)], CATALOG, SETTINGS, NOW + 40)
+    assert book.orders == {}
+    assert track(book, [], [h100("gpu-0"), ready_at("gpu-1", NOW + 39)], CATALOG, SETTINGS, NOW + 60).orders == {}
+    # A pod still pending once the node is taken needs an order, placed since the last read.
+    later = [waiting("b", 8, NOW - 300)]
+    book = track(book, later, [h100("gpu-0"), ready_at("gpu-1", NOW + 39)], CATALOG, SETTINGS, NOW + 60)
+    assert book.orders == {H100: (NOW + 40,)}
