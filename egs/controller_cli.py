@@ -106,7 +106,7 @@ def load_config(args: argparse.Namespace) -> tuple[Settings, Registry, Catalog]:
     """The settings, the model registry and the GPU catalogue named by the shared options."""
     from autoscaler.config import parse_config, parse_config_prices
     from common.schema import read_yaml
-    from scheduler.catalog import Catalog
+    from scheduler.catalog import Catalog, unknown_class
     from scheduler.inventory import SharingPolicy, build_inventory, unrenderable_sharing
     from scheduler.registry import Registry
 
@@ -124,7 +124,8 @@ def load_config(args: argparse.Namespace) -> tuple[Settings, Registry, Catalog]:
         registry = Registry.load(models, catalog)
     for name in settings.classes:
         if name not in catalog:
-            raise InputError(f"gpu_classes.{name}: no GPU class {name!r} in the catalogue", source=args.config)
+            known = (g.name for g in catalog)
+            raise InputError(f"gpu_classes.{name}: {unknown_class(name, known)}", source=args.config)
     with naming(args.config or "--config"):
         build_inventory([], catalog, sharing=SharingPolicy(dict(settings.sharing)))
     amd = unrenderable_sharing(settings.sharing, catalog)

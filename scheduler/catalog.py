@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -219,7 +219,7 @@ class Catalog:
         try:
             return self._by_name[name]
         except KeyError:
-            raise CatalogError(f"no GPU class {name!r} in the catalogue (known: {', '.join(self._by_name)})") from None
+            raise CatalogError(unknown_class(name, self._by_name)) from None
 
     def for_node_labels(self, labels: Mapping[str, str]) -> GpuModel | None:
         """The class a node's GFD / AMD-labeller labels name, or None when they name none or several."""
@@ -287,6 +287,11 @@ def _mig(raw: dict[str, Any], where: str, vram_mib: int) -> MigProfile:
     return MigProfile(name=name, memory_mib=memory, max_instances=raw["max_instances"])
 
 
+def unknown_class(name: str, known: Iterable[str]) -> str:
+    """What to say of a GPU class the catalogue lacks: the classes it has, so that `H100` leads to `H100-80GB`."""
+    return f"no GPU class {name!r} in the catalogue (known: {', '.join(known)})"
+
+
 def _check_unique(gpus: tuple[GpuModel, ...]) -> None:
     names: set[str] = set()
     products: dict[str, str] = {}
@@ -304,7 +309,7 @@ def _priced(gpus: tuple[GpuModel, ...], prices: Mapping[str, float]) -> tuple[Gp
     known = {g.name for g in gpus}
     for name, price in prices.items():
         if name not in known:
-            raise CatalogError(f"prices.{name}: no GPU class {name!r} in the catalogue")
+            raise CatalogError(f"prices.{name}: {unknown_class(name, (g.name for g in gpus))}")
         if not isinstance(price, int | float) or isinstance(price, bool) or not 0 <= price < math.inf:
             raise CatalogError(f"prices.{name}: a non-negative number of USD per GPU-hour is required, got {price!r}")
     return tuple(replace(g, price_per_hour=float(prices[g.name])) if g.name in prices else g for g in gpus)

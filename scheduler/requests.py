@@ -19,7 +19,7 @@ from typing import Any
 from common.errors import InputError, naming
 from common.schema import field_path, read_yaml
 from scheduler._schema import check
-from scheduler.catalog import Catalog
+from scheduler.catalog import Catalog, unknown_class
 from scheduler.plan import Request, Toleration
 from scheduler.registry import Registry, RegistryError
 
@@ -51,7 +51,9 @@ def _request(raw: dict[str, Any], i: int, registry: Registry, catalog: Catalog) 
         raise RequestsError(f"{field_path(*where, 'model')}: {e}") from None
     for j, name in enumerate(raw.get("gpu_classes", ())):
         if name not in catalog:
-            raise RequestsError(f"{field_path(*where, 'gpu_classes', j)}: no GPU class {name!r} in the catalogue")
+            raise RequestsError(
+                f"{field_path(*where, 'gpu_classes', j)}: {unknown_class(name, (g.name for g in catalog))}"
+            )
     context = raw.get("context")
     limit = model.architecture.max_context
     if context is not None and limit is not None and context > limit:
