@@ -1,11 +1,13 @@
-"""docs/concepts.md names every alert the rules define, under the severity the rules give it.
+"""The names a newcomer looks for are the product's: alerts and dashboards, as the pages say them.
 
-The list is the one a newcomer reads to know what pages and what only warns; it had lost the three
-controller alerts (`AutoscalerAbsent`, `AutoscalerNoLeader`, `AutoscalerPrometheusUnreachable`).
+docs/concepts.md names every alert the rules define, under the severity the rules give it (the list had
+lost the three controller alerts); install.md and the chart's NOTES.txt name the dashboards by their
+titles in Grafana (both said "EGS / Cost" for "EGS / Cost by team").
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import yaml
@@ -30,3 +32,10 @@ def test_the_concepts_page_lists_every_alert_with_its_severity() -> None:
     severities = _severities()
     assert paged == {a for a, s in severities.items() if s == "page"}
     assert warned == {a for a, s in severities.items() if s == "warning"}
+
+
+def test_install_and_the_chart_s_notes_name_every_dashboard_by_its_title() -> None:
+    titles = {json.loads(f.read_text())["title"] for f in (REPO / "helm" / "egs" / "dashboards").glob("*.json")}
+    for page in (REPO / "docs" / "install.md", REPO / "helm" / "egs" / "templates" / "NOTES.txt"):
+        named = set(re.findall(r'"(EGS / [^"]+)"', " ".join(page.read_text().split())))
+        assert named == titles, page.name
