@@ -195,6 +195,18 @@ def test_the_configuration_passes_the_documented_keys_through() -> None:
     assert settings.consolidation.enabled and settings.scale_down_stabilization_s == 120
 
 
+@pytest.mark.parametrize(
+    ("flags", "step_s"),
+    [([], 30), (["--set", "controller.interval=20"], 20), (["--set", "controller.config.eta.step_s=45"], 45)],
+)
+def test_the_eta_step_is_the_controller_s_interval_unless_set(flags: list[str], step_s: float) -> None:
+    result = helm("template", "egs", str(CHART), "--show-only", "templates/controller-config.yaml", *flags)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(yaml.safe_load(result.stdout)["data"]["config.yaml"])
+    settings, _ = parse_config(config)
+    assert settings.eta.step_s == step_s
+
+
 def _api_tls_volume(values: str) -> str | None:
     pod = deployment(values, "api")["spec"]["template"]["spec"]
     names = [v["secret"]["secretName"] for v in pod["volumes"] if v["name"] == "tls"]
