@@ -116,13 +116,13 @@ class TeamCost:
     def as_json(self) -> dict[str, Any]:
         namespaces = sorted(self.namespace_usd_per_hour, key=lambda ns: (-self.namespace_usd_per_hour[ns], ns))
         return {
-            "fleet_usd_per_hour": self.fleet_usd_per_hour,
-            "teams_usd_per_hour": sum(self.namespace_usd_per_hour.values()),
-            "idle_usd_per_hour": sum(self.idle_usd_per_hour.values()),
+            "fleet_usd_per_hour": _usd(self.fleet_usd_per_hour),
+            "teams_usd_per_hour": _usd(sum(self.namespace_usd_per_hour.values())),
+            "idle_usd_per_hour": _usd(sum(self.idle_usd_per_hour.values())),
             "namespaces": [
                 {
                     "namespace": ns,
-                    "usd_per_hour": self.namespace_usd_per_hour[ns],
+                    "usd_per_hour": _usd(self.namespace_usd_per_hour[ns]),
                     "gpus": {c: g for (n, c), g in sorted(self.namespace_gpus.items()) if n == ns},
                 }
                 for ns in namespaces
@@ -132,8 +132,13 @@ class TeamCost:
                     "gpu_class": c,
                     "gpus": self.class_gpus[c],
                     "price_usd_per_hour": self.price_usd_per_hour.get(c),
-                    "idle_usd_per_hour": self.idle_usd_per_hour.get(c, 0.0),
+                    "idle_usd_per_hour": _usd(self.idle_usd_per_hour.get(c, 0.0)),
                 }
                 for c in sorted(self.class_gpus)
             ],
         }
+
+
+def _usd(amount: float) -> float:
+    """Dollars to a hundredth of a cent: sums of float products print as 151.35999999999999 otherwise."""
+    return round(amount, 4)

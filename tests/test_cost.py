@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from autoscaler.controller import ControllerMetrics, Outcome
-from autoscaler.cost import holdings
+from autoscaler.cost import TeamCost, holdings
 from egs.cli import main
 from localplay.localstack import free_port
 from tests.test_decide import CATALOG, serving_pod
@@ -134,3 +134,16 @@ def test_egs_cost_without_prometheus_says_so_in_one_line_and_prints_no_document(
     assert main(["cost", "--prometheus", f"http://127.0.0.1:{free_port()}", "--timeout", "2", "-o", "json"]) == 4
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("egs: error: Prometheus http://127.0.0.1:") and err.count("\n") == 1
+
+
+def test_dollars_print_as_cents_not_float_noise() -> None:
+    cost = TeamCost(
+        namespace_usd_per_hour={"a": 0.1, "b": 0.2},
+        idle_usd_per_hour={"L4": 0.1 * 3},
+        namespace_gpus={("a", "L4"): 1.0, ("b", "L4"): 2.0},
+        class_gpus={"L4": 6.0},
+        price_usd_per_hour={"L4": 0.1},
+    )
+    doc = cost.as_json()
+    assert (doc["teams_usd_per_hour"], doc["idle_usd_per_hour"], doc["fleet_usd_per_hour"]) == (0.3, 0.3, 0.6)
+    assert doc["gpu_classes"][0]["idle_usd_per_hour"] == 0.3
