@@ -63,6 +63,7 @@ from autoscaler.decide.state import (
     admits,
     current,
     endpoint_key,
+    held_shape,
     incumbents,
     keep,
     move_of,
@@ -231,6 +232,15 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     new = [r for r in new if r.replicas > 0]
     # More replicas of an endpoint that runs take its incumbents' shape where it fits: one shape an endpoint.
     keeps = {k: Promise(CREATED, None, kept[0].variant, kept[0].gpu_class) for k, kept in staying.items() if kept}
+    # So do the replicas of an endpoint whose node went: its workload makes them again, pending in its shape
+    # (placed afresh in the cheapest, they were a second workload, and the first one's pods, bound again
+    # in their class, were pushed out once both served).
+    for ep in endpoints:
+        if staying[ep.key] or ep.key in changed or ep.key in moving:
+            continue
+        mine = [w for w in workloads.get(ep.key, ()) if (w.namespace, w.name) not in replaced]
+        if (shape := held_shape(ep, mine, registry)) is not None:
+            keeps[ep.key] = Promise(CREATED, None, shape.variant, shape.gpu_class)
     fresh = place_new(new, pins, registry, held.inventory, settings, keeps)
     fresh, stuck = unstuck(endpoints, fresh, stuck_pods)
     # The GPUs a stuck replica was planned on in a class its pod selects are not offered again:

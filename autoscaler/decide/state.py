@@ -203,6 +203,13 @@ def admits(ep: Endpoint, shape: Shape | None, registry: Registry) -> bool:
         return False
 
 
+def held_shape(ep: Endpoint, workloads: Iterable[Owned], registry: Registry) -> Shape | None:
+    """The shape of the endpoint's workload that asks for the most replicas, where its spec still admits
+    it: a replica whose node went is made again in its workload at once, pending in that shape."""
+    admitted = [w for w in workloads if w.replicas > 0 and admits(ep, w.shape, registry)]
+    return max(admitted, key=lambda w: (w.replicas, w.ready, w.name)).shape if admitted else None
+
+
 def spec_changed(raw: Mapping[str, Any]) -> bool:
     """Whether the endpoint's spec changed since the controller last wrote its status."""
     meta = raw.get("metadata")
