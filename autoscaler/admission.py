@@ -5,8 +5,10 @@ must be provisioned) the API used to run the decide step over the whole cluster 
 places every endpoint again: the cost grows with the cluster, and at 50 endpoints its p99 was over
 100 ms. Instead:
 
-- `capacity(decision, catalog)` keeps what one decide step left: the GPUs no replica of its plan holds, and
-  per GPU class the replicas already waiting for a node (in the order their ETAs were given);
+- `capacity(decision, catalog, pods)` keeps what one decide step left: the GPUs no replica of its plan
+  holds, and per GPU class the replicas already waiting for a node (in the order their ETAs were given);
+  given the workloads' pods (`workload_pods`), a replica placed anew for a pod stranded on a node not
+  Ready holds nothing, since its workload makes no pod for it before that pod is evicted;
 - `admit(capacity, obj, ...)` places only the new endpoint on it, as `decide` would: its minimum
   replicas (at least one: a new endpoint has no metrics) through the scheduler's entry point on the
   free GPUs, those that fit nowhere on the nodes each configured class would add, queued behind the
@@ -105,16 +107,16 @@ def workload_pods(
         for w in read_owned(owned, catalog)
         if w.shape is not None
     }
-    counts: dict[ShapeKey, WorkloadPods] = {}
+    on_stranded: Counter[ShapeKey] = Counter()
+    others: Counter[ShapeKey] = Counter()
     for pod in pods:
         meta = pod.get("metadata") or {}
         namespace, name = str(meta.get("namespace", "default")), str(meta.get("name"))
         key = shapes.get((namespace, str((meta.get("labels") or {}).get(WORKLOAD_LABEL))))
         if key is None or endpoint_of(pod) is None or meta.get("deletionTimestamp"):
             continue
-        was, on = counts.get(key, WorkloadPods()), (namespace, name) in stranded
-        counts[key] = WorkloadPods(was.stranded + on, was.others + (not on))
-    return counts
+        (on_stranded if (namespace, name) in stranded else others)[key] += 1
+    return {k: WorkloadPods(on_stranded[k], others[k]) for k in on_stranded.keys() | others.keys()}
 
 
 def capacity(decision: Decision, catalog: Catalog, pods: Mapping[ShapeKey, WorkloadPods] | None = None) -> Capacity:
@@ -143,7 +145,7 @@ def _with_pods(
     taken = {}
     for k, count in wanted.items():
         have = pods.get(k, WorkloadPods())
-        taken[k] = have.others + max(0, count - have.others - have.stranded)
+        taken[k] = max(have.others, count - have.stranded)
     out: tuple[list[Placement], list[Placement]] = ([], [])
     for plan, kept in zip((placed, waiting), out, strict=True):
         for p in plan:

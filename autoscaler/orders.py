@@ -103,8 +103,9 @@ def track(
         gpu = catalog.for_node_labels(meta.get("labels") or {})
         if gpu is not None and gpu.name in seen:
             present[gpu.name].add(str(meta.get("name")))
-            if _is_ready(node):
-                seen[gpu.name][str(meta.get("name"))] = _joined_at(node, now)
+            ready = find_condition((node.get("status") or {}).get("conditions"), "Ready")
+            if ready is not None and ready.get("status") == "True":
+                seen[gpu.name][str(meta.get("name"))] = _joined_at(meta, ready, now)
     pending = pending_orders(pods, catalog, gpus_per_node, now)
     orders: dict[str, tuple[float, ...]] = {}
     delays = dict(book.delays)
@@ -129,16 +130,9 @@ def track(
     return OrderBook(orders, known, now, delays)
 
 
-def _is_ready(node: Mapping[str, Any]) -> bool:
-    ready = find_condition((node.get("status") or {}).get("conditions"), "Ready")
-    return ready is not None and ready.get("status") == "True"
-
-
-def _joined_at(node: Mapping[str, Any], now: float) -> float:
-    """When a node became Ready (its condition's transition, else its creation; no later than `now`)."""
-    ready = find_condition((node.get("status") or {}).get("conditions"), "Ready")
-    became = ready.get("lastTransitionTime") if ready is not None and ready.get("status") == "True" else None
-    when = became or (node.get("metadata") or {}).get("creationTimestamp")
+def _joined_at(meta: Mapping[str, Any], ready: Mapping[str, Any], now: float) -> float:
+    """When a node became Ready (its `ready` condition's transition, else its creation; no later than `now`)."""
+    when = ready.get("lastTransitionTime") or meta.get("creationTimestamp")
     return min(now, _parsed(str(when), now)) if when else now
 
 

@@ -28,7 +28,7 @@ import yaml
 
 from common.errors import InputError, naming
 from egs.arguments import POSITIVE
-from egs.exit_codes import CHECK_FAILED_EXIT as CHECK_FAILED_EXIT
+from egs.exit_codes import CHECK_FAILED_EXIT
 from egs.manifest_dir import replace_directory
 from scheduler.plan import SHARING_MECHANISMS, Placement, Plan, Request, Worker
 from scheduler.schedule import DEFAULT_TIME_LIMIT_S, ENGINES, Scheduled, schedule

@@ -62,13 +62,15 @@ def add_parser(sub: Any) -> None:
         "render",
         description="Render the recording rules and alerts for each GPU source and the Grafana dashboards, "
         "and write them where the Helm chart (helm/egs/rules, helm/egs/dashboards) and a plain Prometheus "
-        "(alerts/*.rules.yaml) read them. With --check, write nothing: exit 5 listing the files that are "
-        "missing or out of date.",
+        f"(alerts/*.rules.yaml) read them. With --check, write nothing: exit {CHECK_FAILED_EXIT} listing the files "
+        "that are missing or out of date.",
     )
     render.add_argument(
         "--root", type=Path, default=Path("."), help="the repository's root directory (default: the current one)"
     )
-    render.add_argument("--check", action="store_true", help="write nothing; exit 5 when a file is out of date")
+    render.add_argument(
+        "--check", action="store_true", help=f"write nothing; exit {CHECK_FAILED_EXIT} when a file is out of date"
+    )
     render.set_defaults(run=run)
 
 

@@ -22,8 +22,8 @@ import yaml
 
 from common.errors import InputError, SetupError
 from egs.cli import main
+from egs.exit_codes import CHECK_FAILED_EXIT
 from egs.manifest_dir import MARKER, replace_directory
-from egs.plan_cli import CHECK_FAILED_EXIT
 from exporter.fleet import FleetError, load_fleet
 from tests.conftest import REPO
 from tests.test_input_files import billion_laughs
