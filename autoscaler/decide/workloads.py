@@ -40,13 +40,14 @@ def workload_objects(
 ) -> list[dict[str, Any]]:
     """The workloads, Service, PodDisruptionBudget and ScaledObjects of one endpoint's replicas (placed
     and waiting), the workloads recording the GPUs its replicas were found unable to bind to (`taken`)
-    and keeping the node preference they were created with (`observed`: the owned objects by identity);
-    `ManifestError` when the plan cannot be rendered, which the caller reports on that endpoint alone."""
+    and keeping the node preference they were created with (`observed`: the owned objects by identity)
+    for this incarnation of the endpoint; `ManifestError` when the plan cannot be rendered, which the
+    caller reports on that endpoint alone."""
     plan = Plan(placements=tuple(renumbered(placements)))
     rendered = [owned_by(o, ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
     for obj in rendered:
         if obj["kind"] in WORKLOAD_KINDS:
-            preferring(obj, (observed or {}).get(identity(obj)))
+            preferring(obj, _incarnation((observed or {}).get(identity(obj)), ep))
             obj["metadata"]["annotations"] |= taken_annotation(taken)
     return [*rendered, owned_by(disruption_budget(ep), ep), *scaled_objects(ep, rendered, settings)]
 
@@ -156,6 +157,18 @@ def preferring(obj: dict[str, Any], observed: Mapping[str, Any] | None) -> dict[
         elif pinned:
             affinity[PREFERRED] = [{"weight": 100, "preference": {"matchExpressions": pinned[:1]}}]
     return obj
+
+
+def _incarnation(observed: Mapping[str, Any] | None, ep: Endpoint) -> Mapping[str, Any] | None:
+    """`observed` unless it was written for another uid: an endpoint deleted and posted again under
+    its name finds its old workload until garbage collection (asynchronous) takes it, and the preference
+    written for the old answer is not the new one's (its pods would bind where the old plan put them)."""
+    if observed is None or not ep.uid:
+        return observed
+    uids = [
+        o.get("uid") for o in (observed.get("metadata") or {}).get("ownerReferences") or () if isinstance(o, Mapping)
+    ]
+    return None if uids and ep.uid not in uids else observed
 
 
 def _templates(obj: Mapping[str, Any]) -> list[Any]:
