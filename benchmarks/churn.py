@@ -114,7 +114,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -137,7 +137,7 @@ from autoscaler.decide.placement import replica_cost  # noqa: E402
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE  # noqa: E402
 from autoscaler.decide.workloads import HOSTNAME  # noqa: E402
 from autoscaler.kubetime import rfc3339  # noqa: E402
-from autoscaler.pods import NOT_READY_TAINTS, asks_for_gpu, holds, kai_share  # noqa: E402
+from autoscaler.pods import DEFAULT_TOLERATION_S, NOT_READY_TAINTS, asks_for_gpu, holds, kai_share  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
 from localplay.demo_cluster import pod_status  # noqa: E402
 from localplay.kube_standin import KubeCluster  # noqa: E402
@@ -173,11 +173,11 @@ FOREIGN_TAINT = {"key": "egs.dev/team", "value": "research", "effect": "NoSchedu
 DELAY_S = (300.0, 600.0)
 STARTUP_S = (30.0, 90.0)
 """From a node's registration to Ready (kubelet, network and device plugin up): the last part of its delay."""
-NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
+NOT_READY_TAINT = {"key": NOT_READY_TAINTS["False"], "effect": "NoSchedule"}
 LOOP_S = 20.0
 """The controller's interval (uncompressed): its decide step, so the ETA's step too."""
 MINUTE = 60.0
-EVICTION_S = 300.0
+EVICTION_S = DEFAULT_TOLERATION_S
 """How long a pod stays bound to a NotReady node: the toleration seconds Kubernetes adds to every pod."""
 DEMAND_RPS = 0.05
 """Requests per second each endpoint adds to its model's demand: far below a replica's throughput."""
@@ -353,17 +353,15 @@ class Play:
     rng: random.Random
     factor: float
     pods: dict[str, Pod] = field(default_factory=dict)
-    coming: list[tuple[float, str, str]] = field(default_factory=list)
-    """(joins at, node name, class) of the nodes ordered."""
+    coming: list[tuple[float, float, str, str]] = field(default_factory=list)
+    """(Ready at, registers at, node name, class) of the nodes ordered: each registers NotReady and tainted
+    `node.kubernetes.io/not-ready` `STARTUP_S` before it is Ready, within its provisioning delay."""
     ordered: int = 0
     seen: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Endpoint -> (when its first pod appeared, when its last pod was bound), for the log."""
     joined: set[str] = field(default_factory=set)
-    registers: dict[str, float] = field(default_factory=dict)
-    """Node ordered -> when it registers, NotReady and tainted `node.kubernetes.io/not-ready` (`STARTUP_S`
-    before it is Ready, within its provisioning delay)."""
     registered: set[str] = field(default_factory=set)
-    startup_rng: random.Random = field(default_factory=random.Random)
+    startup_rng: random.Random = field(default_factory=lambda: random.Random(0))
     """Draws each order's `STARTUP_S`, apart from its delay (so that the delays are what they were)."""
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     """Each node's labels as last read."""
@@ -498,19 +496,19 @@ class Play:
             if not pod.node and pod.gpu_class in PROVISIONABLE:
                 need[pod.gpu_class] = need.get(pod.gpu_class, 0) + max(1, _asked_units(pod.obj()))
         for gpu_class, gpus in need.items():
-            coming = sum(1 for t, _, c in self.coming if c == gpu_class and t > now)
+            coming = sum(1 for t, _, _, c in self.coming if c == gpu_class and t > now)
             for _ in range(math.ceil(gpus / PROVISIONABLE[gpu_class]) - coming):
                 self.ordered += 1
                 delay = self.rng.uniform(*DELAY_S) / self.factor
                 name = f"{gpu_class.lower()}-new-{self.ordered}"
-                self.coming.append((now + delay, name, gpu_class))
-                self.registers[name] = now + delay - self.startup_rng.uniform(*STARTUP_S) / self.factor
+                registers = now + delay - self.startup_rng.uniform(*STARTUP_S) / self.factor
+                self.coming.append((now + delay, registers, name, gpu_class))
 
     def _join(self, now: float) -> None:
         """Nodes ordered register NotReady, tainted as the node lifecycle controller taints them, and are
         Ready, untainted, when their delay is over (the node autoscaler counts them as coming until then)."""
-        for t, name, gpu_class in self.coming:
-            if name not in self.registered and self.registers.get(name, t) <= now < t:
+        for t, registers, name, gpu_class in self.coming:
+            if name not in self.registered and registers <= now < t:
                 node = gpu_node(name, self.catalog.get(gpu_class), PROVISIONABLE[gpu_class])
                 node["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]
                 node["spec"]["taints"] = [*node["spec"].get("taints", []), NOT_READY_TAINT]
@@ -786,14 +784,14 @@ class Run:
             time.sleep(self.args.tick_s)
         log(f"minute {self.minutes():.1f}: a new controller replica took over (the old one ended {old.returncode})")
 
-    def burst(self, bodies: list[tuple[str, dict[str, Any]]], twice: Collection[int] = ()) -> None:
-        """POST `bodies`, each namespace's team at once, while the cluster runs; those at the positions
-        `twice` twice at once (a client that retries on its own timeout, a double submit)."""
+    def burst(self, bodies: list[tuple[tuple[str, dict[str, Any]], bool]]) -> None:
+        """POST `bodies` ((namespace, body), twice), each namespace's team at once, while the cluster runs;
+        those marked twice twice at once (a client that retries on its own timeout, a double submit)."""
         with ThreadPoolExecutor(len(TEAMS)) as pool:
             posts = [
-                pool.submit(self.post, namespace, body, i in twice)
-                for i, (namespace, body) in enumerate(bodies)
-                for _ in range(2 if i in twice else 1)
+                pool.submit(self.post, namespace, body, twice)
+                for (namespace, body), twice in bodies
+                for _ in range(2 if twice else 1)
             ]
             while not all(p.done() for p in posts):
                 self.tick()
@@ -806,11 +804,13 @@ class Run:
         read, since = time.time(), self.last_read or now
         self.last_read = read
         answered: dict[str, dict[str, Any]] = {}  # the 201s held to their answer; read once a pod is bound
+        excused = tally.changed | tally.demoted | tally.lost_capacity
         for e in self.kube.all(ENDPOINTS):
             key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
             status: dict[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
             if status.get("phase") == "Ready":
-                if key not in tally.ready_at and key in tally.answered_201 - tally.changed - tally.lost_capacity:
+                held = key not in tally.changed and key not in tally.lost_capacity
+                if key not in tally.ready_at and key in tally.answered_201 and held:
                     self._served(key, e, status)
                 tally.ready_at.setdefault(key, (since + read) / 2)  # the middle of when it can have become Ready
             elif key in tally.promised and key not in tally.ready_at and status.get("estimatedReadyTime"):
@@ -820,7 +820,6 @@ class Run:
                     tally.unexplained += 1
                     log(f"promise revised without a reason: {key} to {status['estimatedReadyTime']}: {status}")
                 tally.last_promised[key] = eta.timestamp()
-            excused = tally.changed | tally.demoted | tally.lost_capacity
             demoted = status.get("phase") == "Provisioning" and key not in excused
             if key in tally.answered_201 and demoted:
                 tally.demoted.add(key)
@@ -962,8 +961,10 @@ class Run:
         """The controller's reconcile durations so far (sum, count), from `families` (its /metrics read now
         when not given)."""
         for family in self.metrics() if families is None else families:
+            if family.name != LOOP:
+                continue
             found = {x.name: x.value for x in family.samples}
-            if family.name == LOOP and f"{LOOP}_count" in found:
+            if f"{LOOP}_count" in found:
                 self.loops = (found[f"{LOOP}_sum"], found[f"{LOOP}_count"])
 
 
@@ -1218,10 +1219,10 @@ class Script:
     more_malformed: tuple[tuple[float, str], ...] = ()
     """(minute, kind of `MORE_MALFORMED`) applied directly."""
     unreadable: tuple[float, float] = (0.0, 0.0)
-    twice: tuple[int, ...] = ()
-    """Endpoints of the first burst POSTed twice at once (a client that retries on its own timeout)."""
     """(minute, minutes until it is mended) a label of an NVIDIA node that serves replicas cannot be read (a
     time-slicing or GPU Feature Discovery configuration gone wrong): the node is there and its pods run."""
+    twice: tuple[int, ...] = ()
+    """Endpoints of the first burst POSTed twice at once (a client that retries on its own timeout)."""
 
     @property
     def last(self) -> float:
@@ -1286,7 +1287,7 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
     for i, (minute, what, arg) in enumerate(sorted(events, key=lambda e: (e[0], e[1]))):
         run.until(minute)
         if what == "burst":
-            run.burst([bodies[j] for j in arg], [i for i, j in enumerate(arg) if j in plan.twice])
+            run.burst([(bodies[j], j in plan.twice) for j in arg])
             answered = f"{run.tally.answers_201} x 201, {len(run.tally.promised)} x 202 so far"
             log(f"burst of {len(arg)} posted by minute {run.minutes():.1f}: {answered}")
         elif what == "malformed":
@@ -1328,7 +1329,7 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
             for j in arg:
                 run.delete(bodies[j][0], bodies[j][1]["name"], bodies[j][1]["model"])
         else:
-            run.burst([bodies[j] for j in arg])
+            run.burst([(bodies[j], False) for j in arg])
             log(f"minute {run.minutes():.1f}: {len(plan.deleted[1])} deleted, {len(arg)} posted again")
     deadline = plan.last + run.args.settle
     while run.minutes() < deadline:
