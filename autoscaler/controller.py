@@ -54,10 +54,9 @@ from scheduler.registry import Registry
 
 log = logging.getLogger("egs.controller")
 
-HISTORY_S = 12 * 3_600.0
 HISTORY_STEP_S = 300.0
-"""The demand history read every loop for the warm-pool policies: the EGS policy's jump memory
-(12 h), at 5-minute steps (144 samples a model)."""
+"""The step of the demand history read every loop for the warm-pool policies (`Settings.history_s`,
+a week by default: 2,016 samples a model)."""
 
 
 def owned_kinds(settings: Settings) -> tuple[tuple[str, str], ...]:
@@ -418,7 +417,7 @@ class Controller:
         read: Snapshot | None = None
         if self.metrics is not None:
             try:
-                read = self.metrics.snapshot(now, HISTORY_S, HISTORY_STEP_S)
+                read = self.metrics.snapshot(now, self.settings.history_s, HISTORY_STEP_S)
             except TemporaryError as e:
                 log.warning("metrics unavailable: %s", e)
         if read is None:

@@ -399,3 +399,21 @@ def test_a_node_that_cannot_be_used_is_reported_on_itself_in_an_event(kube: Kube
     assert (skipped["metadata"]["namespace"], skipped["type"]) == ("default", "Warning")
     assert (skipped["regarding"]["kind"], skipped["regarding"]["name"]) == ("Node", "gpu-bad")
     assert "'two' is not a whole number" in skipped["note"] and skipped["series"]["count"] == 2
+
+
+class RecordedReads(FixedSignals):
+    """FixedSignals that remembers the history each snapshot asked for."""
+
+    def __init__(self, demand: float) -> None:
+        super().__init__(demand)
+        self.asked: list[float] = []
+
+    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
+        self.asked.append(history_s)
+        return super().snapshot(at, history_s, step_s)
+
+
+def test_the_loop_reads_the_week_of_demand_the_warm_pool_policy_was_fitted_on(kube: KubeCluster) -> None:
+    reads = RecordedReads(demand=2.0)
+    controller(kube, reads).reconcile()
+    assert reads.asked == [7 * 86_400.0]  # PoolSettings.history_s: learning's week, the quiet hours' days

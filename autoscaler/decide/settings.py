@@ -14,6 +14,8 @@ from autoscaler.eta import EtaSettings
 from autoscaler.pool import POLICIES, PoolSettings
 
 POOL_BACKENDS = ("balloon", "capacitybuffer", "karpenter-static")
+MIN_HISTORY_S = 12 * 3_600.0
+"""The demand history a loop reads where no class has a warm pool (no policy reads it then)."""
 
 
 @dataclass(frozen=True)
@@ -106,3 +108,10 @@ class Settings:
     def __post_init__(self) -> None:
         if not 0 <= self.scale_down_stabilization_s <= 86_400:
             raise ValueError(f"scaleDownStabilizationSeconds must be 0-86400, got {self.scale_down_stabilization_s}")
+
+    @property
+    def history_s(self) -> float:
+        """The demand history a loop reads: what the warm-pool policies remember (`PoolSettings.history_s`, a
+        week unless a class's fit says otherwise), so that the controller runs the policy `egs simulate`
+        fitted and scored (learning's week, the quiet hours' three days), not a shorter-sighted one."""
+        return max((c.pool_settings.history_s for c in self.classes.values()), default=MIN_HISTORY_S)
