@@ -5,10 +5,8 @@ must be provisioned) the API used to run the decide step over the whole cluster 
 places every endpoint again: the cost grows with the cluster, and at 50 endpoints its p99 was over
 100 ms. Instead:
 
-- `capacity(decision, catalog, pods)` keeps what one decide step left: the GPUs no replica of its plan
-  holds, and per GPU class the replicas already waiting for a node (in the order their ETAs were given);
-  given the workloads' pods (`workload_pods`), a replica placed anew for a pod stranded on a node not
-  Ready holds nothing, since its workload makes no pod for it before that pod is evicted;
+- `capacity(decision, catalog)` keeps what one decide step left: the GPUs no replica of its plan holds, and
+  per GPU class the replicas already waiting for a node (in the order their ETAs were given);
 - `admit(capacity, obj, ...)` places only the new endpoint on it, as `decide` would: its minimum
   replicas (at least one: a new endpoint has no metrics) through the scheduler's entry point on the
   free GPUs, those that fit nowhere on the nodes each configured class would add, queued behind the
@@ -24,9 +22,7 @@ so a restart loses nothing.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,9 +42,8 @@ from autoscaler.decide import (
     replica_count,
     reserved,
 )
-from autoscaler.decide.state import CREATED, WORKLOAD_LABEL, Promise, read_owned
+from autoscaler.decide.state import CREATED, Promise
 from autoscaler.decide.waiting import queued_gpus
-from autoscaler.pods import endpoint_of
 from scheduler.catalog import Catalog
 from scheduler.inventory import Inventory, SharingPolicy, held_by
 from scheduler.plan import Placement, Plan
@@ -80,79 +75,12 @@ class Admitted:
     """Its replicas placed on warm GPUs (what a 201 records: `answer_status`)."""
 
 
-ShapeKey = tuple[str, str, str, str]
-"""(namespace, endpoint name, variant, GPU class): the replicas of one workload."""
-
-
-@dataclass(frozen=True)
-class WorkloadPods:
-    """A workload's pods, by what they take of the GPUs its replicas are placed on."""
-
-    stranded: int = 0
-    """Bound to a node that is not Ready, and not evicted before the capacity is used (`pods.stranded`): they
-    count towards the workload's replicas, so no pod is made for a replica placed anew in their stead."""
-    others: int = 0
-    """Bound elsewhere, or pending, and not being deleted: each holds, or takes at once, a placed replica's GPUs."""
-
-
-def workload_pods(
-    pods: Sequence[Mapping[str, Any]],
-    owned: Sequence[Mapping[str, Any]],
-    catalog: Catalog,
-    stranded: AbstractSet[tuple[str, str]],
-) -> dict[ShapeKey, WorkloadPods]:
-    """The pods of each EGS workload in `owned`, those `stranded` ((namespace, name) of pods) apart."""
-    shapes = {
-        (w.namespace, w.name): (w.namespace, w.key.split("/", 1)[1], w.shape.variant, w.shape.gpu_class)
-        for w in read_owned(owned, catalog)
-        if w.shape is not None
-    }
-    on_stranded: Counter[ShapeKey] = Counter()
-    others: Counter[ShapeKey] = Counter()
-    for pod in pods:
-        meta = pod.get("metadata") or {}
-        namespace, name = str(meta.get("namespace", "default")), str(meta.get("name"))
-        key = shapes.get((namespace, str((meta.get("labels") or {}).get(WORKLOAD_LABEL))))
-        if key is None or endpoint_of(pod) is None or meta.get("deletionTimestamp"):
-            continue
-        (on_stranded if (namespace, name) in stranded else others)[key] += 1
-    return {k: WorkloadPods(on_stranded[k], others[k]) for k in on_stranded.keys() | others.keys()}
-
-
-def capacity(decision: Decision, catalog: Catalog, pods: Mapping[ShapeKey, WorkloadPods] | None = None) -> Capacity:
-    """What `decision` leaves for new endpoints. Given the workloads' `pods`, a replica placed anew for a pod
-    stranded on a node not Ready (its workload makes no pod for it before that pod is evicted) holds no GPUs
-    and waits in no queue: a new endpoint's pod takes them first, as kube-scheduler binds what is pending
-    (churn seed 3: a 202 promised 692 s was bound 9 s after its POST on GPUs planned for such replicas)."""
-    placed, waiting = _with_pods(decision.placed.placements, decision.waiting.placements, pods or {})
-    free = decision.inventory.allocated(a for p in placed for a in held_by(p))
+def capacity(decision: Decision, catalog: Catalog) -> Capacity:
+    """What `decision` leaves for new endpoints."""
+    free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
     keys = frozenset(f"{d.namespace}/{d.name}" for d in decision.endpoints)
-    queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(tuple(waiting), catalog).items()}
+    queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(decision.waiting.placements, catalog).items()}
     return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders, decision.delays)
-
-
-def _with_pods(
-    placed: Sequence[Placement], waiting: Sequence[Placement], pods: Mapping[ShapeKey, WorkloadPods]
-) -> tuple[list[Placement], list[Placement]]:
-    """The replicas placed and waiting that a pod takes: per workload, as many as its pods not stranded and
-    the pods made for the replicas beyond all of its pods, placed ones first (a pending pod binds to free
-    GPUs), each workload's first (incumbents, then replicas placed anew)."""
-
-    def key(p: Placement) -> ShapeKey:
-        return (p.namespace, p.request, p.variant, p.gpu_class)
-
-    wanted = Counter(key(p) for p in [*placed, *waiting])
-    taken = {}
-    for k, count in wanted.items():
-        have = pods.get(k, WorkloadPods())
-        taken[k] = max(have.others, count - have.stranded)
-    out: tuple[list[Placement], list[Placement]] = ([], [])
-    for plan, kept in zip((placed, waiting), out, strict=True):
-        for p in plan:
-            if taken[key(p)] > 0:
-                taken[key(p)] -= 1
-                kept.append(p)
-    return out
 
 
 def admit(

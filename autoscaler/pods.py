@@ -39,8 +39,6 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from autoscaler.events import find_condition
-from autoscaler.kubetime import parse_time
 from common import quantity
 from scheduler.catalog import Catalog, GpuModel
 from scheduler.inventory import Allocation, Inventory, NodeGpus
@@ -56,12 +54,6 @@ PRODUCT_LABELS = ("nvidia.com/gpu.product", "amd.com/gpu.product-name")
 KAI_GPU_FRACTION = "gpu-fraction"
 """KAI Scheduler's other way to share a GPU: a fraction of one (`"0.5"`), on each requested device."""
 GPU_RESOURCE_PREFIXES = ("nvidia.com/", "amd.com/")
-NOT_READY_TAINTS = {"False": "node.kubernetes.io/not-ready", "Unknown": "node.kubernetes.io/unreachable"}
-"""The NoExecute taint the node lifecycle controller puts on a node, by the status of its Ready condition."""
-DEFAULT_TOLERATION_S = 300.0
-"""How long a pod stays bound to a node that is not Ready before it is evicted, where it carries no
-toleration of that node's taint: what the DefaultTolerationSeconds admission plugin (on by default)
-gives every pod."""
 
 
 def ours(pod: Mapping[str, Any]) -> bool:
@@ -150,43 +142,6 @@ def pod_allocations(
             by_name[node_name] = Inventory((by_name[node_name],)).allocated([allocation]).nodes[0]
             taken.append(allocation)
     return taken
-
-
-def stranded(
-    pods: Iterable[Mapping[str, Any]], nodes: Iterable[Mapping[str, Any]], until: float
-) -> frozenset[tuple[str, str]]:
-    """(namespace, name) of the pods bound to a node that is not Ready, not being deleted, that Kubernetes
-    evicts after `until` (the Ready condition's transition plus the pod's tolerationSeconds of the
-    node's NoExecute taint; a node whose transition is not known strands none)."""
-    since: dict[str, tuple[float, str]] = {}
-    for node in nodes:
-        ready = find_condition((node.get("status") or {}).get("conditions"), "Ready") or {}
-        taint = NOT_READY_TAINTS.get(str(ready.get("status")))
-        if taint is not None:
-            try:
-                since[str((node.get("metadata") or {}).get("name"))] = (
-                    parse_time(str(ready["lastTransitionTime"])),
-                    taint,
-                )
-            except (KeyError, ValueError):
-                continue
-    out = set()
-    for pod in pods:
-        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-        went = since.get(str(spec.get("nodeName")))
-        if went is not None and not meta.get("deletionTimestamp") and went[0] + _tolerated_s(spec, went[1]) > until:
-            out.add((str(meta.get("namespace", "default")), str(meta.get("name"))))
-    return frozenset(out)
-
-
-def _tolerated_s(spec: Mapping[str, Any], taint: str) -> float:
-    """How long a pod of `spec` stays on a node with the NoExecute `taint` (inf: for good)."""
-    for t in spec.get("tolerations") or ():
-        key_matches = t.get("key") == taint or (not t.get("key") and t.get("operator") == "Exists")
-        if key_matches and t.get("effect") in (None, "", "NoExecute"):
-            seconds = t.get("tolerationSeconds")
-            return float("inf") if seconds is None else max(0.0, float(seconds))
-    return DEFAULT_TOLERATION_S
 
 
 def stuck_replicas(

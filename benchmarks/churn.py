@@ -137,7 +137,7 @@ from autoscaler.decide.placement import replica_cost  # noqa: E402
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE  # noqa: E402
 from autoscaler.decide.workloads import HOSTNAME  # noqa: E402
 from autoscaler.kubetime import rfc3339  # noqa: E402
-from autoscaler.pods import DEFAULT_TOLERATION_S, NOT_READY_TAINTS, asks_for_gpu, holds, kai_share  # noqa: E402
+from autoscaler.pods import asks_for_gpu, holds, kai_share  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
 from localplay.demo_cluster import pod_status  # noqa: E402
 from localplay.kube_standin import KubeCluster  # noqa: E402
@@ -173,12 +173,16 @@ FOREIGN_TAINT = {"key": "egs.dev/team", "value": "research", "effect": "NoSchedu
 DELAY_S = (300.0, 600.0)
 STARTUP_S = (30.0, 90.0)
 """From a node's registration to Ready (kubelet, network and device plugin up): the last part of its delay."""
+NOT_READY_TAINTS = {"False": "node.kubernetes.io/not-ready", "Unknown": "node.kubernetes.io/unreachable"}
+"""The NoExecute taint the node lifecycle controller puts on a node, by the status of its Ready condition."""
+EVICTION_S = 300.0
+"""How long a pod stays bound to a node that is not Ready before it is evicted, where it carries no
+toleration of that node's taint: what the DefaultTolerationSeconds admission plugin (on by default)
+gives every pod."""
 NOT_READY_TAINT = {"key": NOT_READY_TAINTS["False"], "effect": "NoSchedule"}
 LOOP_S = 20.0
 """The controller's interval (uncompressed): its decide step, so the ETA's step too."""
 MINUTE = 60.0
-EVICTION_S = DEFAULT_TOLERATION_S
-"""How long a pod stays bound to a NotReady node: the toleration seconds Kubernetes adds to every pod."""
 DEMAND_RPS = 0.05
 """Requests per second each endpoint adds to its model's demand: far below a replica's throughput."""
 LOOP = "egs_autoscaler_reconcile_duration_seconds"
