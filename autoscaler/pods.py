@@ -26,11 +26,6 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
   names no class is not counted): the node autoscaler serves them too, so they queue ahead of EGS's
   waiting replicas and grow the class's need.
 
-- `stranded(pods, nodes, until)`: the pods bound to a node that is not Ready which Kubernetes will not
-  have evicted by `until`: until then they count towards their workload's replicas, so no pod is made
-  for a replica placed anew in that workload, and any pod that waits takes its GPUs first
-  (`admission.capacity`).
-
 `endpoint_of(pod)` says which endpoint an EGS server pod serves, for per-endpoint demand.
 """
 
