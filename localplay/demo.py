@@ -1,4 +1,4 @@
-"""`egs demo`: the whole local stack on one machine with no GPU and no cluster, replaying a day of demand.
+"""`egs demo`: the whole local stack on one machine with no GPU and no cluster, replaying a day of demand (or any `--trace`).
 
 What runs (all on 127.0.0.1, inside a `LocalStack`, so that however it ends, by itself, by Ctrl-C,
 SIGTERM, SIGHUP, a server dying or a bug, everything is stopped and the workdir removed, with one
@@ -88,7 +88,9 @@ def run(options: Options) -> int:
         return _stopped(f"stopped by an unexpected error: {type(e).__name__}: {e} (--log-level debug shows where)", 1)
     if record.samples:
         try:
-            path = write_report(record, options.report, "EGS demo: a day of demand on a simulated GPU fleet")
+            path = write_report(
+                record, options.report, f"EGS demo: {options.replay.span} of demand on a simulated GPU fleet"
+            )
         except KeyboardInterrupt:
             return code
         print(f"egs demo: report written to {path.resolve()}", flush=True)
@@ -170,7 +172,8 @@ class _Demo:
         stack.command("controller", controller, f"http://127.0.0.1:{metrics_port}/metrics")
         print(f"egs demo: egs api on {api}, egs controller every 1 s, a Kubernetes API stand-in on {kube.url}")
         minutes = self.replay.duration_s / 60
-        print(f"egs demo: replaying a day of demand in {minutes:.1f} min ({self.replay.speed:.0f}x); Ctrl-C stops")
+        span, speed = self.replay.span, self.replay.speed
+        print(f"egs demo: replaying {span} of demand in {minutes:.1f} min ({speed:.0f}x); Ctrl-C stops")
         self._loop(kube, play, prom, am.address, api)
 
     def _rules_config(self) -> RulesConfig:
@@ -350,7 +353,7 @@ class _Demo:
             for a in self.record.answers
         )
         return [
-            f"replayed a day of demand ({', '.join(self.replay.models)}) in {samples[-1].t:.0f} s",
+            f"replayed {self.replay.span} of demand ({', '.join(self.replay.models)}) in {samples[-1].t:.0f} s",
             f"endpoint requests: {answers}",
             f"GPU nodes: {play.ordered} ordered, {min(ready)}-{max(ready)} ready over the run; warm-pool target "
             f"{'/'.join(map(str, targets))}",

@@ -42,6 +42,14 @@ class Replay:
         return len(next(iter(self.demand_rps.values()))) * self.step_s
 
     @property
+    def span(self) -> str:
+        """The recorded time the trace covers, as the demo says it: "a day" for the default trace."""
+        hours = self.length_s / 3600
+        if abs(hours - 24) < 0.5:
+            return "a day"
+        return f"{hours / 24:.1f} days" if hours > 36 else f"{hours:.1f} h"
+
+    @property
     def duration_s(self) -> float:
         """Real seconds the whole trace takes to replay."""
         return self.length_s / self.speed

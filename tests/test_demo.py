@@ -148,3 +148,11 @@ def test_the_demos_controller_scales_down_within_replayed_minutes_not_days() -> 
     assert settings.scale_down_stabilization_s >= 2, (
         "a one-loop dip (the controller loops every second) removes nothing"
     )
+
+
+@pytest.mark.parametrize(("samples", "span"), [(144, "a day"), (6, "1.0 h"), (2016, "14.0 days")])
+def test_the_demo_says_how_much_recorded_time_its_trace_covers(tmp_path: Path, samples: int, span: str) -> None:
+    """`egs demo --trace` replays any trace: its lines and report must not call a fortnight "a day"."""
+    trace = tmp_path / "trace.csv"
+    trace.write_text("time_s,model,demand_rps\n" + "".join(f"{600 * i},a,{1 + i % 7}\n" for i in range(samples)))
+    assert load_replay(trace, minutes=1, peak_rps=8).span == span
