@@ -1,4 +1,4 @@
-"""`egs demo`: the whole local stack on one machine with no GPU and no cluster, replaying a day of demand (or any `--trace`).
+"""`egs demo`: the whole local stack on one machine with no GPU and no cluster, replaying recorded demand.
 
 What runs (all on 127.0.0.1, inside a `LocalStack`, so that however it ends, by itself, by Ctrl-C,
 SIGTERM, SIGHUP, a server dying or a bug, everything is stopped and the workdir removed, with one
