@@ -48,5 +48,9 @@ def make_backend(name: str, fleet: Fleet, node: str | None) -> GpuBackend:
         backend.close()
         log.info("backend auto: using %s", candidate)
         return backend
-    log.warning("backend auto: no GPU driver found (%s); using nvml and retrying", "; ".join(reasons))
+    log.warning(
+        "backend auto: no GPU driver found (%s); using nvml and retrying (on a machine with no GPU, "
+        "--backend sim serves a simulated node)",
+        "; ".join(reasons),
+    )
     return factories["nvml"]()
