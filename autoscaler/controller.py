@@ -21,6 +21,9 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
 
 Nothing is kept between loops that the cluster does not hold: the replicas to hold, the warm-pool
 sizes and the promised ready times are all read back from the objects, so a restart loses nothing.
+The one cache is the demand history: read whole (a week) on start, when this replica starts leading
+and after a failed read, and otherwise only from a little before the last read (`HISTORY_OVERLAP_S`),
+so that a loop costs Prometheus a few samples a model instead of a week of them.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
 
@@ -46,7 +49,7 @@ from autoscaler.kubetime import parse_time
 from autoscaler.leader import Elector, LeaderSettings
 from autoscaler.metrics import SERIES
 from autoscaler.orders import OrderBook, track
-from autoscaler.signals import BadSample, Snapshot
+from autoscaler.signals import BadSample, History, Snapshot, extended
 from autoscaler.watches import NODE, Watches
 from common.errors import SetupError, TemporaryError
 from scheduler.catalog import Catalog
@@ -55,8 +58,12 @@ from scheduler.registry import Registry
 log = logging.getLogger("egs.controller")
 
 HISTORY_STEP_S = 300.0
-"""The step of the demand history read every loop for the warm-pool policies (`Settings.history_s`,
-a week by default: 2,016 samples a model)."""
+"""The step of the demand history the warm-pool policies read (`Settings.history_s`, a week by default:
+2,016 samples a model)."""
+HISTORY_OVERLAP_S = 600.0
+"""How far before its last read a loop reads the demand history again: a step's value moves until every
+sample up to it is in Prometheus, a rule evaluation and a scrape later, or minutes later through remote
+write (Thanos, Mimir); two steps cover both, and cost two samples a model more per loop."""
 
 
 def owned_kinds(settings: Settings) -> tuple[tuple[str, str], ...]:
@@ -89,6 +96,14 @@ class Signals(Protocol):
     def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
         """Everything one loop reads, evaluated at `at`; raises a TemporaryError when it cannot."""
         ...
+
+
+@dataclass(frozen=True)
+class KeptHistory:
+    """The demand history as read at `read_at` (the loop's time), for the next loop to extend."""
+
+    read_at: float
+    history: Mapping[str, History]
 
 
 class LostLease(Exception):
@@ -313,6 +328,8 @@ class Controller:
         self.orders = OrderBook()
         """The node orders in flight as last read (`autoscaler.orders`): lost on a restart, which only
         makes promises later until the pods show them again."""
+        self.history: KeptHistory | None = None
+        """The demand history as last read, while this replica leads and reads without a failure."""
         self.skipped: set[tuple[str, str]] = set()
         """The nodes skipped last loop and why: each is logged once, when it starts being skipped."""
         self.wake = threading.Event()
@@ -380,6 +397,7 @@ class Controller:
 
     def _reconcile(self, now: float) -> Outcome:
         if not self.elector.leading():
+            self.history = None  # another replica read on: a new leader reads the whole week again
             return Outcome(leader=False)
         obs, read = self._observe(now)
         decision = decide(obs, self.settings, self.registry, self.catalog, now)
@@ -417,14 +435,26 @@ class Controller:
         read: Snapshot | None = None
         if self.metrics is not None:
             try:
-                read = self.metrics.snapshot(now, self.settings.history_s, HISTORY_STEP_S)
+                read = self._read(self.metrics, now)
             except TemporaryError as e:
+                self.history = None
                 log.warning("metrics unavailable: %s", e)
         if read is None:
             return Observation(nodes, endpoints, owned, None, {}, pods, {}, orders, delays), None
         for bad in read.bad:
             log.warning("dropped a bad sample of %s{%s}: %s (%s)", bad.series, bad.labels, bad.value, bad.reason)
         return Observation(nodes, endpoints, owned, read.signals, read.history, pods, read.pods, orders, delays), read
+
+    def _read(self, metrics: Signals, now: float) -> Snapshot:
+        """One loop's read, the demand history whole or from a little before the last read on."""
+        whole, kept = self.settings.history_s, self.history
+        since = whole if kept is None or now <= kept.read_at else min(whole, now - kept.read_at + HISTORY_OVERLAP_S)
+        read = metrics.snapshot(now, since, HISTORY_STEP_S)
+        if kept is not None and since < whole:
+            history = extended(kept.history, read.history, now - since, now - whole, now, HISTORY_STEP_S)
+            read = replace(read, history=history)
+        self.history = KeptHistory(now, read.history)
+        return read
 
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
         held = by_identity(obs.owned)

@@ -2,11 +2,13 @@
 
 The Prometheus adapter fills these from the recording rules (per model, and per pod so that the
 endpoints of one model can be told apart); tests and the reconcile benchmark build them directly.
-`sampled_at` lets the decide step tell fresh data from stale.
+`sampled_at` lets the decide step tell fresh data from stale. `extended` lets the controller read
+the week of demand history once and then only what is new.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -33,6 +35,46 @@ class History:
     start_s: float
     step_s: float
     values: tuple[float, ...]
+
+    def window(self, first_s: float, n: int) -> tuple[float, ...]:
+        """The `n` samples from `first_s` (a step of this series) on, NaN outside what it holds."""
+        offset = round((first_s - self.start_s) / self.step_s)
+        before = min(n, max(0, -offset))
+        held = self.values[max(0, offset) : max(0, offset + n)]
+        return (math.nan,) * before + held + (math.nan,) * (n - before - len(held))
+
+
+def steps(start_s: float, end_s: float, step_s: float) -> tuple[float, int]:
+    """The first step time and the number of steps over [start_s, end_s] on multiples of `step_s`, as
+    Grafana aligns them: the same samples whenever they are asked for."""
+    first, last = math.ceil(start_s / step_s) * step_s, math.floor(end_s / step_s) * step_s
+    return first, max(0, math.floor((last - first) / step_s + 1e-9) + 1)
+
+
+def extended(
+    kept: Mapping[str, History],
+    fresh: Mapping[str, History],
+    fresh_start_s: float,
+    start_s: float,
+    end_s: float,
+    step_s: float,
+) -> dict[str, History]:
+    """Each model's demand over [start_s, end_s] from a history read before (`kept`) and a read of
+    [fresh_start_s, end_s] (`fresh`, which has the say from its first step on): what one read of the
+    whole window gives, as long as no sample before `fresh_start_s` changed since `kept` was read. A
+    model with no sample left in the window is absent, as a read leaves it out."""
+    first, n = steps(start_s, end_s, step_s)
+    fresh_first, _ = steps(fresh_start_s, end_s, step_s)
+    old = max(0, min(n, round((fresh_first - first) / step_s)))
+    out: dict[str, History] = {}
+    for model in kept.keys() | fresh.keys():
+        before, after = kept.get(model), fresh.get(model)
+        values = (before.window(first, old) if before else (math.nan,) * old) + (
+            after.window(fresh_first, n - old) if after else (math.nan,) * (n - old)
+        )
+        if not all(map(math.isnan, values)):
+            out[model] = History(first, step_s, values)
+    return out
 
 
 @dataclass(frozen=True)

@@ -7,19 +7,26 @@
 2. **A new endpoint's workload**: seconds from the InferenceEndpoint's creation (as `egs api` creates it
    before answering 201) to its Deployment, with `Controller.run` (watches) against the old loop
    (reconcile every `--interval`, nothing else), on the Kubernetes stand-in, `--endpoints` each.
+3. **The demand history per loop**: a real Prometheus holding a week of `model:requests:rate5m` for
+   `--models` models (backfilled with promtool, a sample every 5 minutes); `--loops` loops of the real
+   controller 30 s apart (its history read whole once, then from a little before the last read) against
+   the adapter asked for the whole week every loop, as the loop read before: seconds and samples per loop.
 
 Prints a table on stderr and one JSON object on the last line of stdout.
 
-    python benchmarks/controller_runtime.py [--timeout 1] [--interval 10] [--endpoints 3]
+    python benchmarks/controller_runtime.py [--timeout 1] [--interval 10] [--endpoints 3] [--models 100] [--loops 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import suppress
@@ -34,11 +41,12 @@ from prometheus_client import CollectorRegistry
 
 from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.adapters.prometheus import DEMAND, MetricsUnavailable, PrometheusMetrics
-from autoscaler.controller import Controller, owned_kinds
+from autoscaler.controller import HISTORY_STEP_S, Controller, owned_kinds
 from autoscaler.decide import ClassSettings, Settings
 from autoscaler.endpoint import manifest
 from autoscaler.signals import Snapshot
 from localplay.kube_standin import KubeCluster
+from localplay.localstack import Prometheus
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
 from scheduler.synthetic import gpu_node
@@ -146,12 +154,82 @@ def create_to_workload(interval_s: float, endpoints: int, watch: bool) -> list[f
     return waits
 
 
+class Timed:
+    """The Prometheus adapter, timing each snapshot and counting the history samples it answered."""
+
+    def __init__(self, inner: PrometheusMetrics) -> None:
+        self.inner = inner
+        self.reads: list[tuple[float, int]] = []
+
+    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
+        started = time.monotonic()
+        read = self.inner.snapshot(at, history_s, step_s)
+        samples = sum(1 for h in read.history.values() for v in h.values if not math.isnan(v))
+        self.reads.append((time.monotonic() - started, samples))
+        return read
+
+
+def history_reads(models: int, loops: int) -> dict[str, Any]:
+    settings = Settings(classes={"H100-80GB": ClassSettings(gpus_per_node=8)})
+    end = float(int(time.time()) // 300 * 300 - 300)
+    with tempfile.TemporaryDirectory() as work:
+        data = Path(work) / "data"
+        source = Path(work) / "demand.om"
+        with source.open("w") as out:
+            out.write(f"# TYPE {DEMAND} gauge\n")
+            for t in range(int(end - settings.history_s), int(end) + 1, 300):
+                rates = ((m, 1 + (t // 300 * 7 + m) % 11) for m in range(models))
+                out.writelines(f'{DEMAND}{{model_name="m{m}"}} {rate} {t}\n' for m, rate in rates)
+            out.write("# EOF\n")
+        subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+                       check=True, capture_output=True)  # fmt: skip
+        prom = Prometheus(Path(work), [], interval="15s").start()
+        kube = KubeCluster().start()
+        try:
+            catalog = Catalog.load()
+            registry = Registry.load(REPO / "examples" / "models.yaml", catalog)
+            cluster = Cluster(kube.api_client(), owned_kinds=owned_kinds(settings))
+            clock = [end - 30 * loops]
+            timed = Timed(PrometheusMetrics(prom.url, timeout_s=30))
+            ctl = Controller(cluster, timed, settings, registry, catalog, "bench", clock=lambda: clock[0],
+                             exposition=CollectorRegistry())  # fmt: skip
+            ctl.elector.step()
+            whole = Timed(PrometheusMetrics(prom.url, timeout_s=30))
+            for _ in range(loops):
+                clock[0] += 30
+                ctl.reconcile()
+                whole.snapshot(clock[0], settings.history_s, HISTORY_STEP_S)
+        finally:
+            kube.stop()
+            prom.stop()
+    later, before = timed.reads[1:], whole.reads[1:]  # the first loop reads the whole week either way
+    egs_s, egs_samples = statistics.mean(r[0] for r in later), statistics.mean(r[1] for r in later)
+    week_s, week_samples = statistics.mean(r[0] for r in before), statistics.mean(r[1] for r in before)
+    first_s = timed.reads[0][0]
+    log(f"history per loop, {models} models: egs {egs_s * 1000:.1f} ms, {egs_samples:.0f} samples; whole week "
+        f"{week_s * 1000:.1f} ms, {week_samples:.0f} samples (first loop {first_s * 1000:.1f} ms)")  # fmt: skip
+    return {
+        "models": models,
+        "loops": loops,
+        "first_loop_s": round(first_s, 4),
+        "egs_s": round(egs_s, 4),
+        "egs_samples": round(egs_samples),
+        "week_s": round(week_s, 4),
+        "week_samples": round(week_samples),
+        "ratio_week_vs_egs_s": round(week_s / egs_s, 1),
+        "ratio_week_vs_egs_samples": round(week_samples / egs_samples, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--timeout", type=float, default=1.0, help="Prometheus timeout, seconds (default 1)")
     parser.add_argument("--interval", type=float, default=10.0, help="controller --interval (default 10)")
     parser.add_argument("--endpoints", type=int, default=3, help="endpoints created per variant (default 3)")
+    parser.add_argument("--models", type=int, default=100, help="models with a week of demand history (default 100)")
+    parser.add_argument("--loops", type=int, default=10, help="controller loops reading the history (default 10)")
     args = parser.parse_args()
+    history = history_reads(args.models, args.loops)
     hung = hung_prometheus(args.timeout)
     watched = create_to_workload(args.interval, args.endpoints, watch=True)
     polled = create_to_workload(args.interval, args.endpoints, watch=False)
@@ -166,6 +244,7 @@ def main() -> None:
             "poll_mean_s": round(statistics.mean(polled), 3),
             "ratio_poll_vs_watch": round(statistics.mean(polled) / statistics.mean(watched), 1),
         },
+        "history_reads": history,
     }
     print(json.dumps(result))
 

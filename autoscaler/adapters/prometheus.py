@@ -41,7 +41,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from autoscaler.cost import TeamCost
-from autoscaler.signals import BadSample, History, ModelSignals, PodSignals, Snapshot
+from autoscaler.signals import BadSample, History, ModelSignals, PodSignals, Snapshot, steps
 from common.errors import TemporaryError
 
 DEMAND = "model:requests:rate5m"
@@ -147,15 +147,13 @@ class _Read:
 
     def demand_history(self, start_s: float, end_s: float, step_s: float) -> dict[str, History]:
         """Each model's demand sampled every `step_s` (whole seconds) over [start_s, end_s]."""
-        # Steps on multiples of `step_s`, as Grafana aligns them: the same samples whenever it is asked.
-        start_s, end_s = math.ceil(start_s / step_s) * step_s, math.floor(end_s / step_s) * step_s
+        start_s, n = steps(start_s, end_s, step_s)
         start = datetime.datetime.fromtimestamp(start_s, datetime.UTC)
-        end = datetime.datetime.fromtimestamp(end_s, datetime.UTC)
+        end = datetime.datetime.fromtimestamp(start_s + (n - 1) * step_s, datetime.UTC)
         result = self._ask(
             f"query_range {DEMAND}",
             lambda timeout: self.api.custom_query_range(DEMAND, start, end, f"{int(step_s)}s", timeout=timeout),
         )
-        n = math.floor((end_s - start_s) / step_s + 1e-9) + 1
         history: dict[str, History] = {}
         for series in result:
             values = [math.nan] * n

@@ -1,0 +1,120 @@
+"""The controller reads the week of demand history once, then only what is new.
+
+Covers: against a real Prometheus holding backfilled demand (promtool), a second and third loop ask for
+a short range and hand the decide step the same history as one read of the whole week; a failed read
+and a replica that starts leading again read the whole week; `extended` drops a model whose samples left
+the window, as a whole read does. Skips: late samples changing a step within the overlap (Prometheus
+cannot be made to ingest a sample in the past on cue here).
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from autoscaler.adapters.prometheus import DEMAND, MetricsUnavailable, PrometheusMetrics
+from autoscaler.controller import HISTORY_OVERLAP_S, HISTORY_STEP_S
+from autoscaler.signals import History, Snapshot, extended
+from localplay.kube_standin import KubeCluster
+from localplay.localstack import Prometheus
+from tests.clock import Clock
+from tests.test_controller import FixedSignals, controller
+
+WEEK = 7 * 86_400.0
+END = float(int(time.time()) // 60 * 60 - 120)
+"""The newest backfilled sample: two minutes ago, so that nothing Prometheus does now moves a step."""
+
+
+@pytest.fixture(scope="module")
+def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    """Three hours of demand for two models, a sample a minute, one with a gap and one that stopped."""
+    work = tmp_path_factory.mktemp("prom-history")
+    lines = [f"# TYPE {DEMAND} gauge"]
+    for i in range(180, -1, -1):
+        t = END - 60 * i
+        if not 100 < i < 130:  # a half-hour collection gap
+            lines.append(f'{DEMAND}{{model_name="llama"}} {1 + (i * 7919) % 13 / 4} {t:.0f}')
+        if i > 60:  # stopped an hour ago
+            lines.append(f'{DEMAND}{{model_name="mistral"}} {0.5 + i % 5} {t:.0f}')
+    source = work / "demand.om"
+    source.write_text("\n".join([*lines, "# EOF", ""]))
+    (work / "prom" / "data").mkdir(parents=True)
+    subprocess.run(
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(work / "prom" / "data")],
+        check=True,
+        capture_output=True,
+    )
+    prom = Prometheus(work / "prom", [], interval="1s").start()
+    try:
+        yield prom
+    finally:
+        prom.stop()
+
+
+class Asked:
+    """The Prometheus adapter, remembering how much history each loop asked for."""
+
+    def __init__(self, inner: PrometheusMetrics | FixedSignals, fail: int = 0) -> None:
+        self.inner, self.fail = inner, fail
+        self.asked: list[float] = []
+
+    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
+        self.asked.append(history_s)
+        if self.fail:
+            self.fail -= 1
+            raise MetricsUnavailable("Prometheus: down for this test")
+        return self.inner.snapshot(at, history_s, step_s)
+
+
+def comparable(history: Mapping[str, History]) -> dict[str, tuple[float, float, tuple[float | None, ...]]]:
+    """NaN as None, so that two histories compare equal where both have no sample."""
+    return {m: (h.start_s, h.step_s, tuple(None if math.isnan(v) else v for v in h.values)) for m, h in history.items()}
+
+
+def test_later_loops_read_a_short_range_and_hand_on_the_whole_weeks_history(
+    kube: KubeCluster, backfilled: Prometheus
+) -> None:
+    clock = Clock(END - 1234.5)
+    reads = Asked(PrometheusMetrics(backfilled.url, timeout_s=10))
+    ctl = controller(kube, reads, clock=clock)
+    whole = PrometheusMetrics(backfilled.url, timeout_s=10)
+    for moved in (0.0, 30.0, 700.0):  # the same step, then across two step boundaries
+        clock.t += moved
+        outcome = ctl.reconcile()
+        assert outcome.errors == [] and outcome.observation is not None
+        handed = comparable(outcome.observation.history)
+        assert handed == comparable(whole.snapshot(clock.t, WEEK, HISTORY_STEP_S).history)
+        assert set(handed) == {"llama", "mistral"}
+    assert reads.asked == [WEEK, 30.0 + HISTORY_OVERLAP_S, 700.0 + HISTORY_OVERLAP_S]
+
+
+def test_a_failed_read_and_a_new_leader_read_the_whole_week(kube: KubeCluster) -> None:
+    clock, lease_clock = Clock(1_800_000_000.0), Clock(0.0)
+    reads = Asked(FixedSignals(demand=1.0), fail=0)
+    ctl = controller(kube, reads, clock=clock, monotonic=lease_clock)
+    ctl.reconcile()
+    clock.t += 30
+    ctl.reconcile()
+    reads.fail = 1
+    clock.t += 30
+    assert ctl.reconcile().observation.signals is None  # type: ignore[union-attr]
+    clock.t += 30
+    ctl.reconcile()
+    lease_clock.t += 11  # past the renew deadline: this replica stops leading, and reads nothing
+    assert not ctl.reconcile().leader
+    assert ctl.elector.step()
+    clock.t += 30
+    ctl.reconcile()
+    assert reads.asked == [WEEK, 30 + HISTORY_OVERLAP_S, 30 + HISTORY_OVERLAP_S, WEEK, WEEK]
+
+
+def test_a_model_whose_samples_left_the_window_is_dropped_as_a_whole_read_drops_it() -> None:
+    kept = {"gone": History(0.0, 10.0, (1.0, math.nan, math.nan)), "kept": History(0.0, 10.0, (1.0, 2.0, 3.0))}
+    fresh = {"new": History(20.0, 10.0, (5.0, 6.0))}
+    joined = extended(kept, fresh, 15.0, 5.0, 30.0, 10.0)
+    assert comparable(joined) == {"kept": (10.0, 10.0, (2.0, None, None)), "new": (10.0, 10.0, (None, 5.0, 6.0))}
