@@ -13,7 +13,6 @@ import math
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
 import pytest
 
