@@ -10,8 +10,13 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
   or `nvidia.com/gpu` on a `single`-strategy node) or AMD partitions (`amd.com/<mode>`, or
   `amd.com/gpu` on a partitioned node), and KAI Scheduler's `gpu-memory` (MiB on each of
   `gpu-fraction-num-devices` GPUs) or `gpu-fraction` annotations, which ask for no resource at all.
-  Which GPUs of the node the device plugin gave it is not in the
-  pod: the lowest free ones are taken, which keeps the count right (not the NVLink domain). A pod
+  A share of GPU memory is where its scheduler recorded it (`placed_on`): HAMi's device annotation
+  (`HAMI_DEVICES`, UUIDs the node registers, `scheduler.inventory.HAMI_REGISTER`), KAI's GPU group
+  (`KAI_GPU_GROUP`, the GPU its reservation pod holds: `KAI_RESERVED`; that pod itself holds nothing
+  more); `with_devices` maps what the node does not register, once per step. Both schedulers binpack
+  such shares, so inferring their GPU put them where they are not. Where nothing is recorded (a pod
+  not bound yet, another scheduler, an annotation that cannot be read: logged once) the lowest free
+  GPUs are taken, which keeps the count right (not the NVLink domain). A pod
   asking more than is free takes what is free: the listing may be a moment old. Quantities are read
   in every form the API server writes (`common.quantity`: `40k`, `1Ki`). With `placed` (the pods
   whose replicas are already placed: the incumbents), EGS's other pods count too: a replaced
@@ -31,7 +36,9 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from common import quantity
@@ -49,6 +56,22 @@ PRODUCT_LABELS = ("nvidia.com/gpu.product", "amd.com/gpu.product-name")
 KAI_GPU_FRACTION = "gpu-fraction"
 """KAI Scheduler's other way to share a GPU: a fraction of one (`"0.5"`), on each requested device."""
 GPU_RESOURCE_PREFIXES = ("nvidia.com/", "amd.com/")
+HAMI_DEVICES = ("hami.io/vgpu-devices-allocated", "hami.io/vgpu-devices-to-allocate")
+"""Where HAMi's scheduler records the NVIDIA devices it gave a pod (both written at once; the device
+plugin empties the second once it has allocated them): per container, `;`-terminated, each device
+`UUID,Type,MiB,cores:` (Project-HAMi/HAMi pkg/device/devices.go `EncodeContainerDevices`,
+`EncodePodSingleDevice`; the keys in pkg/device/nvidia/device.go)."""
+KAI_GPU_GROUP = "runai-gpu-group"
+"""KAI Scheduler's label naming the GPU group of a shared pod (`runai-gpu-group/<group>`, one per device,
+on a pod of several) and of the reservation pod that holds that GPU (NVIDIA/KAI-Scheduler
+pkg/common/constants/constants.go `GPUGroup`, set in pkg/binder/binding/resourcereservation)."""
+KAI_RESERVED = "run.ai/reserve_for_gpu_index"
+"""On KAI's reservation pod: the GPU it holds for its group, the UUID NVML gives it inside that pod
+(pkg/resourcereservation/patcher/pod_patcher.go); an index where a scheduler wrote one."""
+
+log = logging.getLogger(__name__)
+_unreadable: set[tuple[str, str]] = set()
+"""(pod, value) of device annotations already logged as unreadable: each is logged once, not every step."""
 
 
 def ours(pod: Mapping[str, Any]) -> bool:
@@ -126,7 +149,8 @@ def pod_allocations(
     be taken off an inventory without those too."""
     by_name = {n.node: n for n in inventory}
     taken: list[Allocation] = []
-    for pod in pods:
+    # Pods whose GPUs are recorded first: one whose GPUs are inferred must not take their room.
+    for pod in sorted(pods, key=lambda p: not _recorded(p)):
         meta = pod.get("metadata") or {}
         node_name = (pod.get("spec") or {}).get("nodeName")
         phase = (pod.get("status") or {}).get("phase")
@@ -137,6 +161,12 @@ def pod_allocations(
             by_name[node_name] = Inventory((by_name[node_name],)).allocated([allocation]).nodes[0]
             taken.append(allocation)
     return taken
+
+
+def _recorded(pod: Mapping[str, Any]) -> bool:
+    meta = pod.get("metadata") or {}
+    annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+    return any(annotations.get(k) for k in HAMI_DEVICES) or any(k.startswith(KAI_GPU_GROUP) for k in labels)
 
 
 def stuck_replicas(
@@ -196,7 +226,10 @@ def selected_class(pod: Mapping[str, Any], catalog: Catalog) -> GpuModel | None:
 def holds(node: NodeGpus, pod: Mapping[str, Any]) -> list[Allocation]:
     """What `pod` holds on `node`, within what is free there (all it asks for, when it fits there: the
     churn benchmark's scheduler binds a pod where this covers its request)."""
+    if kai_reservation(pod):
+        return []
     asked = requests(pod)
+    at = placed_on(node, pod)
     out: list[Allocation] = []
     for resource, n in asked.items():
         slot = next((s for s in node.mig if s.resource == resource), None)
@@ -204,14 +237,108 @@ def holds(node: NodeGpus, pod: Mapping[str, Any]) -> list[Allocation]:
             if min(n, slot.free) > 0:
                 out.append(Allocation(node.node, mig=slot.profile.name, count=min(n, slot.free), owner="foreign"))
         elif resource in ("nvidia.com/gpu", "amd.com/gpu"):
-            out += _whole_or_shared(node, n, asked.get(HAMI_GPU_MEMORY, 0))
+            out += _whole_or_shared(node, n, asked.get(HAMI_GPU_MEMORY, 0), at)
     kai = kai_share(pod)
     if kai is not None and not out:
-        out += _memory(node, *kai, sharing="kai")
+        out += _memory(node, *kai, sharing="kai", at=at)
     return out
 
 
-def _whole_or_shared(node: NodeGpus, n: int, hami_mib: int) -> list[Allocation]:
+def kai_reservation(pod: Mapping[str, Any]) -> bool:
+    """Whether `pod` is KAI Scheduler's reservation pod for a shared GPU: it asks for the whole GPU, so
+    that no other pod gets it, while the shares of its group are what the GPU holds."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return KAI_GPU_GROUP in labels and kai_share(pod) is None and "nvidia.com/gpu" in requests(pod)
+
+
+def placed_on(node: NodeGpus, pod: Mapping[str, Any]) -> dict[int, int] | None:
+    """GPU index -> MiB held there (0: as the pod asks) where the pod's scheduler recorded its share on
+    `node`; None where nothing is recorded, or it names a device the node does not map."""
+    meta = pod.get("metadata") or {}
+    annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+    value = next((str(annotations[k]) for k in HAMI_DEVICES if annotations.get(k)), None)
+    if value is not None:
+        devices = _hami_devices(value)
+        if devices is None:
+            _log_unreadable(pod, value)
+            return None
+    else:
+        groups = {str(v) for k, v in labels.items() if k == KAI_GPU_GROUP or k.startswith(KAI_GPU_GROUP + "/")}
+        devices = [(group, 0) for group in sorted(groups)]
+    at: dict[int, int] = {}
+    for device, mib in devices:
+        index = node.device(device)
+        if index is None or index >= len(node.gpus):
+            return None
+        at[index] = at.get(index, 0) + mib
+    return at or None
+
+
+def _hami_devices(value: str) -> list[tuple[str, int]] | None:
+    """(UUID, MiB) of each device of HAMi's annotation, as HAMi's `DecodePodDevices` reads it (an entry
+    without a comma is none); None when it cannot be read so."""
+    out: list[tuple[str, int]] = []
+    for container in value.split(";"):
+        for entry in container.split(":"):
+            if "," not in entry:
+                continue
+            fields = entry.split(",")
+            if len(fields) < 4 or not fields[0] or not fields[2].isdigit() or not fields[3].lstrip("-").isdigit():
+                return None
+            out.append((fields[0], int(fields[2])))
+    return out
+
+
+def _log_unreadable(pod: Mapping[str, Any], value: str) -> None:
+    meta = pod.get("metadata") or {}
+    key = (f"{meta.get('namespace', 'default')}/{meta.get('name')}", value)
+    if key not in _unreadable:
+        if len(_unreadable) >= 4096:  # bounded: a cluster that churns pods with bad values for days
+            _unreadable.clear()
+        _unreadable.add(key)
+        log.warning("pod %s: HAMi device annotation %r cannot be read; its GPUs are inferred", key[0], value[:200])
+
+
+def with_devices(inventory: Inventory, pods: Iterable[Mapping[str, Any]]) -> Inventory:
+    """`inventory` with the devices that bound pods name mapped to GPUs of their node, once per step so
+    that the controller and the API read every pod against one map: each KAI GPU group to the GPU its
+    reservation pod holds, and each UUID the node does not register (KAI's nodes register none) to the
+    lowest GPU that no registered one is, the UUID whose oldest pod is oldest first (stable while its
+    pods run). Such an index is not NVML's; it only keeps the shares of one GPU together."""
+    named: dict[str, dict[str, str]] = {}
+    groups: dict[str, dict[str, str]] = {}
+    for pod in pods:
+        meta, node = pod.get("metadata") or {}, str((pod.get("spec") or {}).get("nodeName") or "")
+        created = str(meta.get("creationTimestamp") or "")
+        annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+        ids: list[str] = []
+        if kai_reservation(pod) and annotations.get(KAI_RESERVED):
+            groups.setdefault(node, {})[str(labels[KAI_GPU_GROUP])] = str(annotations[KAI_RESERVED])
+            ids.append(str(annotations[KAI_RESERVED]))
+        value = next((str(annotations[k]) for k in HAMI_DEVICES if annotations.get(k)), "")
+        ids += [device for device, _ in _hami_devices(value) or ()]
+        for device in ids:
+            seen = named.setdefault(node, {})
+            seen[device] = min(seen.get(device, created), created)
+    nodes = []
+    for n in inventory:
+        table = dict(n.devices)
+        unmapped = sorted(
+            (created, device)
+            for device, created in named.get(n.node, {}).items()
+            if device not in table and not device.isdigit()
+        )
+        free = [g.index for g in n.gpus if g.index not in table.values()]
+        table |= {device: index for (_, device), index in zip(unmapped, free, strict=False)}
+        for group, device in groups.get(n.node, {}).items():
+            index = int(device) if device.isdigit() else table.get(device)
+            if index is not None and index < len(n.gpus):
+                table[group] = index
+        nodes.append(replace(n, devices=tuple(table.items())) if table else n)
+    return replace(inventory, nodes=tuple(nodes))
+
+
+def _whole_or_shared(node: NodeGpus, n: int, hami_mib: int, at: Mapping[int, int] | None) -> list[Allocation]:
     if node.sharing == "timeslice":
         # `n` replicas of the device plugin, each an even share of one GPU's VRAM (none of a GPU held whole).
         room = {g.index: node.timeslice_replicas - g.holders for g in node.gpus if not g.whole}
@@ -225,15 +352,25 @@ def _whole_or_shared(node: NodeGpus, n: int, hami_mib: int) -> list[Allocation]:
             out.append(Allocation(node.node, (index,), share, sharing="timeslice", owner="foreign"))
         return out
     if hami_mib:
-        return _memory(node, n, hami_mib, 0.0, sharing="hami")
+        return _memory(node, n, hami_mib, 0.0, sharing="hami", at=at)
     idle = [g.index for g in node.gpus if g.holders == 0][:n]
     return [Allocation(node.node, tuple(idle), owner="foreign")] if idle else []
 
 
-def _memory(node: NodeGpus, devices: int, mib: int, fraction: float, sharing: str) -> list[Allocation]:
+def _memory(
+    node: NodeGpus, devices: int, mib: int, fraction: float, sharing: str, at: Mapping[int, int] | None = None
+) -> list[Allocation]:
     """`mib` (or `fraction` of each GPU's VRAM) on `devices` GPUs that have it free, whatever the node's
-    own mechanism: under exclusive sharing a GPU with any holder is taken for new replicas."""
+    own mechanism: under exclusive sharing a GPU with any holder is taken for new replicas. Where the
+    scheduler recorded the GPUs (`at`, with the MiB it gave on each), there, within what is free."""
     out: list[Allocation] = []
+    if at is not None:
+        for index, held in sorted(at.items()):
+            g = node.gpus[index]
+            need = min(held or mib or int(g.vram_mib * fraction), g.free_mib)
+            if not g.whole and need > 0:
+                out.append(Allocation(node.node, (index,), need, sharing=sharing, owner="foreign"))
+        return out
     for g in node.gpus:
         need = mib or int(g.vram_mib * fraction)
         if len(out) < devices and not g.whole and 0 < need <= g.free_mib:

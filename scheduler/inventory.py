@@ -32,6 +32,9 @@ What is read from a node (labels of NVIDIA GPU Feature Discovery and the AMD nod
   (`NodeGpus.pcie_domains` None);
 - RDMA: whether the node's network carries a replica split over nodes (pipeline parallel), from
   `RDMA_LABELS` (NFD rule labels, an NVIDIA/Mellanox NIC found by NFD, or EGS's own);
+- which device is which GPU: HAMi's device plugin registers each GPU's UUID with its index on the node
+  (`HAMI_REGISTER`, JSON), what a pod's device annotations name (`autoscaler.pods`); a value that
+  cannot be read leaves the node without them (`NodeGpus.devices` empty), not skipped;
 - schedulability: a node takes new replicas only when its Ready condition is True and it is not
   cordoned (`spec.unschedulable`). Its allocations count either way. Taints are kept for the
   placement engines to match against tolerations (`scheduler.fleet.untolerated`).
@@ -45,6 +48,7 @@ without GPU labels or resources are CPU nodes and are left out.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -92,6 +96,9 @@ PARTITIONED_MODES = tuple(
     f"{c}_{m}" for c in (*COMPUTE_PARTITIONS, "cpx") for m in MEMORY_PARTITIONS if (c, m) != ("spx", "nps1")
 )
 """The AMD compute x memory modes that split a GPU (all but spx_nps1), as the labeller writes them."""
+HAMI_REGISTER = "hami.io/node-nvidia-register"
+"""The node annotation HAMi's NVIDIA device plugin writes: a JSON list of its devices (`id`: the UUID,
+`index`: NVML's, omitted when 0), Project-HAMi/HAMi pkg/device/devices.go `MarshalNodeDevices`."""
 _AMD_MODE = re.compile(r"^(spx|dpx|qpx|cpx)_(nps[124])$")
 _AMD_VRAM = re.compile(r"^(\d+)G$")
 
@@ -212,6 +219,14 @@ class NodeGpus:
     pcie_domains: int | None = None
     """PCIe roots its GPUs are split over as labelled (`PCIE_DOMAINS_LABEL`); None: not labelled,
     taken as one."""
+    devices: tuple[tuple[str, int], ...] = ()
+    """(device id, GPU index) of the devices the node or its pods name: the UUIDs HAMi registers
+    (`HAMI_REGISTER`), and those `autoscaler.pods.with_devices` adds; what a pod's device
+    annotations are read against."""
+
+    def device(self, device_id: str) -> int | None:
+        """The index of the GPU `device_id` names, None when nothing says."""
+        return next((i for d, i in self.devices if d == device_id), None)
 
     @property
     def schedulable(self) -> bool:
@@ -487,7 +502,23 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
         clique=clique,
         rdma=bool(clique) or any(labels.get(label, "").lower() == "true" for label in RDMA_LABELS),
         pcie_domains=pcie_domains,
+        devices=_registered(raw["metadata"].get("annotations") or {}, whole),
     )
+
+
+def _registered(annotations: Mapping[str, Any], gpus: int) -> tuple[tuple[str, int], ...]:
+    """(UUID, index) of the GPUs HAMi's device plugin registers on the node; none when the annotation is
+    absent or cannot be read (HAMi's older `:`-separated form has no index): the pods' shares are then
+    placed as inferred, and a wrong index would be worse than none."""
+    try:
+        listed = json.loads(str(annotations.get(HAMI_REGISTER) or "[]"))
+        found = [(str(d["id"]), int(d.get("index", 0))) for d in listed]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return ()
+    indexes = [i for _, i in found]
+    if len(set(indexes)) != len(indexes) or not all(0 <= i < gpus for i in indexes):
+        return ()
+    return tuple(found)
 
 
 def _devices(value: Any, where: str) -> int:

@@ -106,7 +106,7 @@ from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, p
 from autoscaler.decide.workloads import MANAGED, by_identity, orphans, workload_objects
 from autoscaler.events import Event, event, find_condition
 from autoscaler.kubetime import rfc3339
-from autoscaler.pods import foreign_waiting, pod_allocations, pods_by_endpoint, stuck_replicas
+from autoscaler.pods import foreign_waiting, pod_allocations, pods_by_endpoint, stuck_replicas, with_devices
 from scheduler.catalog import Catalog
 from scheduler.inventory import InventoryError, SharingPolicy, build_inventory, held_by
 from scheduler.manifests import ManifestError, dns_label
@@ -168,6 +168,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     try:
         # A Node that cannot be read is skipped with its reason (`Inventory.skipped`); the rest is placed.
         nodes = build_inventory([dict(n) for n in obs.nodes], catalog, sharing=policy, strict=False)
+        nodes = with_devices(nodes, obs.pods)
     except InventoryError as e:
         # Only the sharing configuration is left to refuse here: keep everything as it is.
         return Decision((), {}, (), (), (f"nodes: {e}",))
@@ -178,7 +179,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     )
     # Incumbents first, on the GPUs they hold; every other bound pod (other workloads', and EGS's
     # replaced or surplus ones until they are gone) then holds what it asks for of what is left
-    # (where on a node is not in the pod: the lowest free GPUs).
+    # (on the GPUs its scheduler recorded, else the lowest free ones).
     held = incumbents(endpoints, changed, owned, obs.pods, nodes, registry, replaced)
     others = pod_allocations(held.inventory, obs.pods, held.pods)
     inventory = nodes.allocated(others)

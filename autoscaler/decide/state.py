@@ -10,8 +10,9 @@ the controller observes, so a restart or a new leader decides as the old one wou
   in their workload's shape. A replica keeps its placement unless its endpoint's spec changed since
   it was placed (`status.observedGeneration` behind `metadata.generation`, or a shape the spec no
   longer admits), its node went (gone from the inventory, or not Ready), or consolidation moves it;
-  the decide step places only the replicas beyond them, around them. A Node skipped for a label that
-  cannot be read has not gone: its replicas stay, and nothing new is placed there.
+  the decide step places only the replicas beyond them, around them. A shared GPU's replica is on the
+  GPU its scheduler recorded (`autoscaler.pods.placed_on`), else on the one planned. A Node skipped for
+  a label that cannot be read has not gone: its replicas stay, and nothing new is placed there.
 - **Promises** (`promise_of`, `keep`, `pinned`): what the endpoint was told, by the API's 201 or 202 or
   by the controller when it started to wait, recorded in `status.promise` with the variant and GPU
   class chosen; until the endpoint is Ready its replicas are placed in that variant and class, first,
@@ -38,7 +39,7 @@ from typing import Any
 
 from autoscaler.endpoint import Endpoint
 from autoscaler.kubetime import deadline, parse_time, rfc3339
-from autoscaler.pods import SERVING, endpoint_of, requests, unschedulable
+from autoscaler.pods import SERVING, endpoint_of, placed_on, requests, unschedulable
 from common.errors import InputError
 from scheduler.catalog import Catalog
 from scheduler.inventory import Allocation, Inventory, InventoryError, NodeGpus, held_by
@@ -308,7 +309,10 @@ def _placement(
         resource = next(iter(requests(pod)), "")
         options = [(Worker(node_name, (), shape.mig_profile, resource),)]
     else:
-        options = [(Worker(node_name, gpus),) for planned in shape.planned for n, gpus in planned[:1] if n == node_name]
+        # Where its scheduler recorded the pod's share first (KAI and HAMi binpack, whatever was planned).
+        at = sorted(placed_on(node, pod) or ()) if node else []
+        options = [(Worker(node_name, tuple(at)),)] if at and len(at) == shape.tp else []
+        options += [(Worker(node_name, g),) for planned in shape.planned for n, g in planned[:1] if n == node_name]
         options.append((Worker(node_name, _room(node, shape) if node else ()),))
     if skipped:
         return replace(base, workers=options[0]) if options else None

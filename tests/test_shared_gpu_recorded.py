@@ -1,0 +1,184 @@
+"""Which GPU a KAI or HAMi share is on: read from what the scheduler wrote on the pod, not inferred.
+
+Both schedulers binpack a memory share onto the tightest GPU; the decide step used to put a bound share
+of another workload on the lowest GPU with room, and EGS's own at the GPU its workload planned, so the
+controller's (and the API's) free memory per GPU could differ from the scheduler's: a GPU answered as
+free could be full. Covers: HAMi's device annotation against the UUIDs the node registers (a foreign
+share and an incumbent), KAI's GPU group against its reservation pod (a UUID, or an index), the
+reservation pod holding nothing more, and annotations that cannot be read (inferred, logged once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from autoscaler.admission import capacity
+from autoscaler.decide import Observation, Settings, decide
+from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, with_devices, without_foreign_pods
+from scheduler.inventory import HAMI_REGISTER, SharingPolicy, build_inventory
+from scheduler.synthetic import gpu_node
+from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, endpoint
+
+H200 = CATALOG.get("H200-141GB").vram_mib
+L40S = CATALOG.get("L40S").vram_mib
+SHARING = {"H200-141GB": "hami", "L40S": "kai"}
+UUIDS = ("GPU-5f0c3e1a-0000-4000-8000-000000000000", "GPU-9b7d2c4e-0000-4000-8000-000000000001")
+
+
+def hami_node(name: str = "h200-0", register: str | None = None) -> dict[str, Any]:
+    """An H200 node with two GPUs, registered by HAMi's device plugin (GPU 1 listed first, as NVML may)."""
+    node = gpu_node(name, CATALOG.get("H200-141GB"), 2)
+    listed = [{"id": UUIDS[1], "index": 1, "count": 10, "devmem": H200}, {"id": UUIDS[0], "count": 10, "devmem": H200}]
+    node["metadata"]["annotations"] = {HAMI_REGISTER: json.dumps(listed) if register is None else register}
+    return node
+
+
+def hami_pod(name: str, mib: int, recorded: str | None, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A pod HAMi bound to `h200-0` with `mib` on one GPU; `recorded`: its device annotation."""
+    limits = {"nvidia.com/gpu": "1", "nvidia.com/gpumem": str(mib)}
+    annotations = {HAMI_DEVICES[0]: recorded, HAMI_DEVICES[1]: recorded} if recorded is not None else {}
+    return {
+        "metadata": {"name": name, "namespace": "ml", "labels": labels or {}, "annotations": annotations},
+        "spec": {"nodeName": "h200-0", "containers": [{"name": "c", "resources": {"limits": limits}}]},
+        "status": {"phase": "Running"},
+    }
+
+
+def free_mib(obs: Observation, node: str) -> list[int]:
+    """Free MiB per GPU of `node` in the capacity the API answers from, after one decide step."""
+    decision = decide(obs, Settings(sharing=SHARING), REGISTRY, CATALOG, NOW)
+    return [g.free_mib for g in capacity(decision, CATALOG).free.node(node).gpus]
+
+
+def test_a_foreign_hami_share_binpacked_on_gpu_1_leaves_gpu_0_free_in_the_apis_view() -> None:
+    # 100 GiB on GPU 1, where HAMi binpacked it; the lowest GPU with room (0) is what was inferred.
+    share = hami_pod("train", 102400, f"{UUIDS[1]},NVIDIA,102400,0:;")
+    assert free_mib(Observation(nodes=[hami_node()], endpoints=[], pods=[share]), "h200-0") == [H200, H200 - 102400]
+
+
+def test_an_incumbent_hami_replica_stays_on_the_gpu_hami_gave_it_not_the_one_planned() -> None:
+    shape = {
+        "egs.io/model": MODEL,
+        "egs.io/variant": "bf16",
+        "egs.io/precision": "bf16",
+        "egs.io/gpu-class": "H200-141GB",
+        "egs.io/sharing": "hami",
+        "egs.io/tensor-parallel": "1",
+        "egs.io/nodes-per-replica": "1",
+        "egs.io/vram-mib-per-gpu": "34003",
+        "egs.io/placement": json.dumps([{"workers": [["h200-0", [0]]]}]),
+    }
+    workload = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "chat-bf16-h200",
+            "namespace": "team-a",
+            "annotations": {"egs.io/request-name": "chat", **shape},
+        },
+        "spec": {"replicas": 1},
+        "status": {"readyReplicas": 1},
+    }
+    labels = {
+        "app.kubernetes.io/managed-by": "egs",
+        "egs.io/request": "chat",
+        "egs.io/workload": "chat-bf16-h200",
+        "app.kubernetes.io/component": "server",
+    }
+    ours = hami_pod("chat-0", 34003, f"{UUIDS[1]},NVIDIA,34003,0:;", labels)
+    ours["metadata"]["namespace"] = "team-a"
+    ours["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    # Another workload's 117 GiB share, binpacked by HAMi on GPU 0: it fits there only if chat is on GPU 1.
+    train = hami_pod("train", 120000, f"{UUIDS[0]},NVIDIA,120000,0:;")
+    obs = Observation(nodes=[hami_node()], endpoints=[endpoint(lo=1, hi=1)], owned=[workload], pods=[ours, train])
+    decision = decide(obs, Settings(sharing=SHARING), REGISTRY, CATALOG, NOW)
+    chat = [p for p in decision.placed.placements if p.request == "chat"]
+    assert [w.gpus for p in chat for w in p.workers] == [(1,)]
+    assert [g.free_mib for g in capacity(decision, CATALOG).free.node("h200-0").gpus] == [H200 - 120000, H200 - 34003]
+
+
+def kai_node(name: str = "l40s-0") -> dict[str, Any]:
+    return gpu_node(name, CATALOG.get("L40S"), 2)
+
+
+def kai_pod(name: str, mib: int, group: str | None, node: str = "l40s-0") -> dict[str, Any]:
+    """A pod KAI Scheduler shares a GPU for, bound to `node`, in GPU group `group`."""
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "ml",
+            "labels": {KAI_GPU_GROUP: group} if group else {},
+            "annotations": {"gpu-memory": str(mib)},
+        },
+        "spec": {"nodeName": node, "schedulerName": "kai-scheduler", "containers": [{"name": "c"}]},
+        "status": {"phase": "Running"},
+    }
+
+
+def reservation(group: str, device: str, node: str = "l40s-0") -> dict[str, Any]:
+    """KAI's reservation pod for `group`: it asks for the whole GPU and names it."""
+    limits = {"nvidia.com/gpu": "1"}
+    return {
+        "metadata": {
+            "name": f"gpu-reservation-{node}-{group[:5]}",
+            "namespace": "kai-resource-reservation",
+            "labels": {"app": "kai-resource-reservation", KAI_GPU_GROUP: group},
+            "annotations": {KAI_RESERVED: device},
+            "creationTimestamp": f"2026-12-07T02:0{len(group) % 10}:00Z",
+        },
+        "spec": {"nodeName": node, "containers": [{"name": "resource-reservation", "resources": {"limits": limits}}]},
+        "status": {"phase": "Running"},
+    }
+
+
+def kai_free(pods: list[dict[str, Any]]) -> list[int]:
+    inventory = build_inventory([kai_node()], CATALOG, sharing=SharingPolicy(SHARING))
+    return [g.free_mib for g in without_foreign_pods(with_devices(inventory, pods), pods).node("l40s-0").gpus]
+
+
+def test_kai_shares_of_two_gpu_groups_are_on_two_gpus_and_their_reservation_pods_hold_nothing_more() -> None:
+    # 20 GiB each, on the GPUs of two groups: inferred, both went on GPU 0 (and each reservation pod took a
+    # GPU whole), so a 30 GiB replica was planned on a GPU 1 that is not free.
+    pods = [
+        reservation("group-a", "GPU-aaaa"),
+        reservation("group-bb", "GPU-bbbb"),
+        kai_pod("a", 20480, "group-a"),
+        kai_pod("b", 20480, "group-bb"),
+    ]
+    assert kai_free(pods) == [L40S - 20480, L40S - 20480]
+
+
+def test_kai_shares_of_one_group_are_on_one_gpu_as_kai_gives_its_index() -> None:
+    # An index in the reservation (as a scheduler of old wrote it) is the GPU; both shares are there.
+    pods = [reservation("group-a", "1"), kai_pod("a", 10240, "group-a"), kai_pod("b", 10240, "group-a")]
+    assert kai_free(pods) == [L40S, L40S - 20480]
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    ["GPU-x,NVIDIA", f"{UUIDS[1]},NVIDIA,lots,0:;", f"{UUIDS[1]},NVIDIA,-5,0:;"],
+    ids=["fields-missing", "memory-not-a-number", "memory-negative"],
+)
+def test_a_hami_annotation_that_cannot_be_read_is_inferred_and_logged_once(
+    recorded: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    share = hami_pod(f"bad-{len(recorded)}", 102400, recorded)
+    obs = Observation(nodes=[hami_node()], endpoints=[], pods=[share])
+    with caplog.at_level(logging.WARNING, logger="autoscaler.pods"):
+        first, second = free_mib(obs, "h200-0"), free_mib(obs, "h200-0")
+    assert first == second == [H200 - 102400, H200]
+    assert sum("cannot be read" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("register", ["not json", '[{"index": 0}]', json.dumps([{"id": UUIDS[1], "index": 5}])])
+def test_a_register_annotation_that_cannot_be_read_maps_nothing_and_the_share_stays_counted(register: str) -> None:
+    # Unmapped, HAMi's UUID is given a GPU of its own (the lowest), as a KAI node's: the share is counted once.
+    share = hami_pod("train", 102400, f"{UUIDS[1]},NVIDIA,102400,0:;")
+    assert free_mib(Observation(nodes=[hami_node(register=register)], endpoints=[], pods=[share]), "h200-0") == [
+        H200 - 102400,
+        H200,
+    ]
