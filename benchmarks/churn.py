@@ -19,7 +19,9 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
   whole GPUs, MIG instances, AMD partitions, as `autoscaler.pods.holds` reads a bound pod (the
   controller's own reading of other workloads' pods); a share of a GPU's memory (KAI `gpu-memory`, HAMi
   memory) binpacked instead, on the GPU of any node with the least memory left that holds it, as KAI
-  Scheduler does by default and HAMi for pods that ask (`_packed`); a pod keeps the GPUs it was given;
+  Scheduler does by default and HAMi for pods that ask (`_packed`), and recorded on the pod as they record
+  it (`Pod.recorded`: HAMi's device annotation against the UUIDs its HAMi nodes register, KAI's GPU group
+  with a reservation pod per shared GPU); a pod keeps the GPUs it was given;
   a pod that fits nowhere is Pending and Unschedulable;
 - kubelet: a bound pod is Ready once its variant's load time has passed; Pod objects and each
   Deployment's `readyReplicas` say so (`localplay.demo_cluster.pod_status`);
@@ -114,6 +116,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -137,13 +140,20 @@ from autoscaler.decide.placement import replica_cost  # noqa: E402
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE  # noqa: E402
 from autoscaler.decide.workloads import HOSTNAME  # noqa: E402
 from autoscaler.kubetime import rfc3339  # noqa: E402
-from autoscaler.pods import asks_for_gpu, holds, kai_share  # noqa: E402
+from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, asks_for_gpu, holds, kai_share  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
 from localplay.demo_cluster import pod_status  # noqa: E402
 from localplay.kube_standin import KubeCluster  # noqa: E402
 from localplay.localstack import free_port, wait_http  # noqa: E402
 from scheduler.catalog import Catalog  # noqa: E402
-from scheduler.inventory import Allocation, Inventory, NodeGpus, SharingPolicy, build_inventory  # noqa: E402
+from scheduler.inventory import (  # noqa: E402
+    HAMI_REGISTER,
+    Allocation,
+    Inventory,
+    NodeGpus,
+    SharingPolicy,
+    build_inventory,
+)
 from scheduler.manifests import HAMI_GPU_MEMORY  # noqa: E402
 from scheduler.plan import Placement, Toleration, Worker  # noqa: E402
 from scheduler.registry import Registry  # noqa: E402
@@ -153,6 +163,8 @@ ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 DEPLOYMENTS = "apps/v1/deployments"
 NODES = "v1/nodes"
 PODS = "v1/pods"
+RESERVATIONS = "kai-resource-reservation"
+"""KAI's namespace (and `app` label) of its reservation pods."""
 EVENTS = "events.k8s.io/v1/events"
 TEAMS = ("team-a", "team-b", "team-c")
 TOKEN = "t-churn"
@@ -202,7 +214,8 @@ def fleet(catalog: Catalog, rng: random.Random, endpoints: int) -> list[dict[str
     nodes = []
 
     def add(name: str, gpu: str, count: int, **kw: Any) -> None:
-        nodes.append(gpu_node(name, catalog.get(gpu), count, **kw))
+        node = gpu_node(name, catalog.get(gpu), count, **kw)
+        nodes.append(hami_registered(node) if SHARING.get(gpu) == "hami" else node)
 
     for i in range(scale):
         add(f"h100-{i}", "H100-80GB", rng.choice((2, 4)))
@@ -343,10 +356,59 @@ class Pod:
             "metadata": {
                 "name": self.name,
                 "namespace": self.namespace,
-                **{k: meta[k] for k in ("labels", "annotations") if k in meta},
+                **{k: {**(meta.get(k) or {}), **v} for k, v in self.recorded().items() if k in meta or v},
             },
             "spec": {**self.template["spec"], **({"nodeName": self.node} if self.node else {})},
         }
+
+    def recorded(self) -> dict[str, dict[str, str]]:
+        """The labels and annotations its scheduler writes on a pod it gives a share of GPU memory, in their
+        real form (`autoscaler.pods.placed_on` reads them): HAMi's devices (UUID, type, MiB, cores per
+        device, one container), KAI's GPU group of each GPU (`runai-gpu-group/<group>` for several)."""
+        hami = [a for a in self.held if a.sharing == "hami"]
+        kai = [gpu_group(self.node, i) for a in self.held if a.sharing == "kai" for i in a.gpus]
+        devices = "".join(f"{gpu_uuid(self.node, a.gpus[0])},NVIDIA,{a.vram_mib},0:" for a in hami)
+        labels = {KAI_GPU_GROUP: kai[0]} if len(kai) == 1 else {f"{KAI_GPU_GROUP}/{g}": g for g in kai}
+        return {"labels": labels, "annotations": dict.fromkeys(HAMI_DEVICES, devices + ";") if devices else {}}
+
+
+def gpu_uuid(node: str, index: int) -> str:
+    """The UUID NVML gives GPU `index` of `node` in the play: fixed, as a GPU's is."""
+    return f"GPU-{uuid.uuid5(uuid.NAMESPACE_DNS, f'{node}.gpu{index}')}"
+
+
+def gpu_group(node: str, index: int) -> str:
+    """KAI's GPU group of the shares on GPU `index` of `node` (KAI draws one per GPU it starts sharing)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{node}.gpu{index}.group"))
+
+
+def reservation_pod(node: str, index: int) -> dict[str, Any]:
+    """KAI's reservation pod of a shared GPU: it asks for the whole GPU and names it by its UUID
+    (NVIDIA/KAI-Scheduler pkg/binder/binding/resourcereservation, pkg/resourcereservation/patcher)."""
+    group = gpu_group(node, index)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"gpu-reservation-{node}-{group[:5]}",
+            "namespace": RESERVATIONS,
+            "labels": {"app": RESERVATIONS, KAI_GPU_GROUP: group},
+            "annotations": {KAI_RESERVED: gpu_uuid(node, index)},
+        },
+        "spec": {
+            "nodeName": node,
+            "containers": [{"name": "resource-reservation", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+        },
+        "status": pod_status(node, True),
+    }
+
+
+def hami_registered(node: dict[str, Any]) -> dict[str, Any]:
+    """`node` with its GPUs registered as HAMi's device plugin registers them (UUID and index)."""
+    name, gpus = node["metadata"]["name"], int(node["metadata"]["labels"]["nvidia.com/gpu.count"])
+    listed = [{"id": gpu_uuid(name, i), "index": i, "type": "NVIDIA"} for i in range(gpus)]
+    node["metadata"]["annotations"] = {**(node["metadata"].get("annotations") or {}), HAMI_REGISTER: json.dumps(listed)}
+    return node
 
 
 @dataclass
@@ -370,6 +432,8 @@ class Play:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     """Each node's labels as last read."""
     _written: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    reserved: set[tuple[str, int]] = field(default_factory=set)
+    """(node, GPU) of each KAI reservation pod written: one per GPU that KAI shares."""
     down: dict[str, float] = field(default_factory=dict)
     """Node -> when it went NotReady (its kubelet stopped posting): its pods are not Ready from then on, and
     evicted `EVICTION_S` later (the default toleration of `node.kubernetes.io/unreachable`)."""
@@ -540,10 +604,19 @@ class Play:
                 continue
             status = pod_status(pod.node, pod.ready)
             if key in self._written:
-                self.kube.patch(PODS, pod.namespace, pod.name, {"spec": {"nodeName": pod.node}, "status": status})
+                bound = {"metadata": pod.recorded(), "spec": {"nodeName": pod.node}, "status": status}
+                self.kube.patch(PODS, pod.namespace, pod.name, bound)
             else:
                 self.kube.put(PODS, {"apiVersion": "v1", "kind": "Pod", **pod.obj(), "status": status})
             self._written[key] = state
+        shared = {
+            (p.node, i) for p in self.pods.values() if p.node for a in p.held if a.sharing == "kai" for i in a.gpus
+        }
+        for node, index in shared - self.reserved:
+            self.kube.put(PODS, reservation_pod(node, index))
+        for node, index in self.reserved - shared:
+            self.kube.delete(PODS, RESERVATIONS, reservation_pod(node, index)["metadata"]["name"])
+        self.reserved = shared
         for d in self.kube.all(DEPLOYMENTS):
             meta = d["metadata"]
             mine = [p for p in self.pods.values() if p.namespace == meta["namespace"] and p.deployment == meta["name"]]

@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+import random
+from typing import Any, cast
 
 import pytest
 
 from autoscaler.admission import capacity
 from autoscaler.decide import Observation, Settings, decide
 from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, with_devices, without_foreign_pods
+from benchmarks.churn import Play, hami_registered, reservation_pod
+from localplay.kube_standin import KubeCluster
 from scheduler.inventory import HAMI_REGISTER, SharingPolicy, build_inventory
 from scheduler.synthetic import gpu_node
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, endpoint
+from tests.test_shared_gpu_binpack import REGISTRY as REGISTRY_PLAY
+from tests.test_shared_gpu_binpack import Nodes, pod
 
 H200 = CATALOG.get("H200-141GB").vram_mib
 L40S = CATALOG.get("L40S").vram_mib
@@ -182,3 +187,37 @@ def test_a_register_annotation_that_cannot_be_read_maps_nothing_and_the_share_st
         H200 - 102400,
         H200,
     ]
+
+
+@pytest.mark.parametrize(
+    ("gpu_class", "asks"),
+    [
+        ("H200-141GB", [({}, {"nvidia.com/gpu": "1", "nvidia.com/gpumem": str(m)}) for m in (50000, 100000, 40000)]),
+        ("L40S", [({"gpu-memory": str(m)}, {}) for m in (20000, 40000, 5000)]),
+    ],
+    ids=["hami", "kai"],
+)
+def test_the_churn_plays_scheduler_writes_where_it_binpacked_as_the_controller_reads_it(
+    gpu_class: str, asks: list[tuple[dict[str, str], dict[str, str]]]
+) -> None:
+    """The play binpacks shares itself and records them as HAMi and KAI do; the controller's reading of
+    those pods (with KAI's reservation pods) is the play's own per-GPU view, GPU by GPU."""
+    node = gpu_node("n-0", CATALOG.get(gpu_class), 4)
+    node = hami_registered(node) if gpu_class == "H200-141GB" else node
+    kube = Nodes([node])
+    play = Play(cast(KubeCluster, kube), CATALOG, REGISTRY_PLAY, random.Random(0), 20.0)
+    for i, (kai, resources) in enumerate(asks):
+        share = pod(f"p{i}", gpu_class, kai, resources)
+        play.pods[share.key] = share
+        play._schedule(float(i), kube.nodes)  # one at a time: the second binpacks beside the first
+    bound = [{**p.obj(), "status": {"phase": "Running"}} for p in play.pods.values()]
+    bound += [
+        reservation_pod("n-0", i) for p in play.pods.values() for a in p.held for i in a.gpus if a.sharing == "kai"
+    ]
+    inventory = build_inventory([node], CATALOG, sharing=SharingPolicy(SHARING))
+    read = without_foreign_pods(with_devices(inventory, bound), bound).node("n-0")
+    played = play._inventory(kube.nodes).node("n-0")
+    # The third share is binpacked on GPU 1, where the lowest GPU with room (0) was inferred.
+    assert sorted(g.free_mib for g in read.gpus) == sorted(g.free_mib for g in played.gpus)
+    if gpu_class == "H200-141GB":  # UUIDs the node registers: the very GPUs, not only the same split
+        assert [g.free_mib for g in read.gpus] == [g.free_mib for g in played.gpus]
