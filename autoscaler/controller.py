@@ -13,8 +13,11 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
 4. **act**: apply each intended object and status that differs from what the cluster holds, then
    delete what the decision no longer intends (`Decision.deletions`)
    (an intended object whose every field is already there is not written, so a second reconcile
-   with nothing changed writes nothing); a 409 is retried by the adapter, a temporary failure of
-   one object is counted and the loop goes on with the next;
+   with nothing changed writes nothing); a 409 is retried by the adapter; a write that fails for a
+   while (5xx, 429, no answer) is retried after the others, after 0.25, 1 and 2 s (`RETRY_DELAYS_S`,
+   or the 429's `Retry-After` if longer, up to 2 s), a round trying the rest only once its first passes; what
+   still fails is counted and waits for the next loop, and a write the API server refuses (4xx) is
+   counted at once: one object's failure never stops the others;
 5. **record** the series of `autoscaler.metrics`, log the holds, and write Events
    (`autoscaler.events`) on each endpoint whose phase changed, that is held, or whose object could
    not be written.
@@ -104,6 +107,17 @@ class KeptHistory:
 
     read_at: float
     history: Mapping[str, History]
+
+
+Write = tuple[str, ObjectRef, Callable[[], Any], Event | None]
+"""One write of a loop: what it is (for the log), whom an Event about it is on, the call, and the Event to
+record once it is made (a phase change)."""
+Failed = tuple[Write, TemporaryError]
+"""A write that failed for a while, and how."""
+RETRY_DELAYS_S = (0.25, 1.0, 2.0)
+"""The waits before each retry of the writes that failed for a while (5xx, 429, a refused connection):
+a blip of the API server (a restart behind its load balancer, an overload shed with a 429) passes within
+seconds, so the loop waits 3.25 s at most; what lasts longer is an outage the next loop meets."""
 
 
 class LostLease(Exception):
@@ -304,8 +318,10 @@ class Controller:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         exposition: CollectorRegistry | None = None,
+        retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
     ) -> None:
-        """`clock` is the wall clock the decisions are dated by; `monotonic` times the Lease."""
+        """`clock` is the wall clock the decisions are dated by; `monotonic` times the Lease;
+        `retry_delays_s` the waits before each retry of a loop's failed writes (`RETRY_DELAYS_S`)."""
         self.cluster = cluster
         self.metrics = metrics
         self.settings = settings
@@ -313,6 +329,7 @@ class Controller:
         self.catalog = catalog
         self.identity = identity
         self.dry_run = dry_run
+        self.retry_delays_s = retry_delays_s
         self.clock = clock
         self.monotonic = monotonic
         self.started_at = monotonic()
@@ -461,7 +478,7 @@ class Controller:
         statuses = _statuses(obs)
         uids = {object_identity(o)[2:]: str((o.get("metadata") or {}).get("uid") or "") for o in obs.endpoints}
         outcome.events += decision.events  # what the decision says happened (a promise revised)
-        writes: list[tuple[str, ObjectRef, Callable[[], Any], Event | None]] = []
+        writes: list[Write] = []
         for obj in decision.objects:
             if _within(obj, held.get(object_identity(obj))):
                 outcome.unchanged += 1
@@ -489,7 +506,27 @@ class Controller:
             what = f"delete {kind} {f'{namespace}/' if namespace else ''}{name}"
             gone = ObjectRef(api_version, kind, namespace, name)
             writes.append((what, gone, partial(self.cluster.delete, api_version, kind, namespace or None, name), None))
-        for what, regarding, call, written in writes:
+        failed = self._write(writes, outcome)
+        for delay in self.retry_delays_s:
+            # The API server asked for a longer wait than this loop's retries (a 429's Retry-After): next loop.
+            wait = max(delay, failed[0][1].retry_after_s) if failed else 0.0
+            if not failed or wait > self.retry_delays_s[-1] or self.stop.wait(wait):
+                break
+            log.info("retrying %d write(s) that failed for a while (%s)", len(failed), failed[0][1])
+            # The first again; the rest only once it passes: an API server still failing gets one request a round.
+            first = self._write([failed[0][0]], outcome)
+            failed = first + failed[1:] if first else self._write([w for w, _ in failed[1:]], outcome)
+        for (what, regarding, _, _), e in failed:
+            log.warning("%s: %s", what, e)
+            outcome.errors.append("temporary")
+            outcome.events.append(event(regarding, "Warning", "WriteFailed", "Apply", f"{what}: {e}"))
+
+    def _write(self, writes: list[Write], outcome: Outcome) -> list[Failed]:
+        """Make `writes` in order; return those that failed for a while, with their errors (a write the API
+        server refused is reported at once)."""
+        failed: list[Failed] = []
+        for write in writes:
+            what, regarding, call, written = write
             if not self.elector.leading():
                 raise LostLease(what)
             if self.dry_run:
@@ -503,9 +540,13 @@ class Controller:
             except NotFoundError:
                 log.info("%s: gone since it was read", what)
             except KubernetesError as e:
+                if isinstance(e, TemporaryError):
+                    failed.append((write, e))
+                    continue
                 log.warning("%s: %s", what, e)
-                outcome.errors.append("temporary" if isinstance(e, TemporaryError) else "rejected")
+                outcome.errors.append("rejected")
                 outcome.events.append(event(regarding, "Warning", "WriteFailed", "Apply", f"{what}: {e}"))
+        return failed
 
 
 def _node(name: str) -> ObjectRef:

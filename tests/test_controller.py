@@ -2,10 +2,11 @@
 
 Covers: a first reconcile writes the workload, Service, warm pool and status, a second with nothing
 changed writes nothing; Prometheus down and stale metrics hold the replicas; API 409 (retried) and
-500 (counted, the loop goes on); the Lease lost mid-loop stops the writes; two controllers, one
-writer; a restart in the middle of provisioning keeps the ETA and the pool; --dry-run writes
-nothing; the exposition carries every series of autoscaler/metrics.py; a warm node taken and an
-endpoint's wait for capacity are counted once.
+500 past the loop's retries (counted, the loop goes on; the retries: test_write_retries.py); the
+Lease lost mid-loop stops the writes; two controllers, one writer; a restart in the middle of
+provisioning keeps the ETA and the pool; --dry-run writes nothing; the exposition carries every
+series of autoscaler/metrics.py; a warm node taken and an endpoint's wait for capacity are counted
+once.
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ def test_a_conflict_is_retried_and_a_server_error_does_not_stop_the_loop(kube: K
     kube.put("v1/nodes", h100("gpu-0"))
     kube.put(ENDPOINTS, endpoint())
     kube.fail("PATCH", 409, times=2, path_part="/deployments/")
-    kube.fail("PATCH", 500, times=1, path_part="/services/")
-    ctl = controller(kube, FixedSignals(demand=3.0))
+    kube.fail("PATCH", 500, times=3, path_part="/services/")  # the first write and both retries
+    ctl = controller(kube, FixedSignals(demand=3.0), retry_delays_s=(0.01, 0.01))
     outcome = ctl.reconcile()
     assert outcome.errors == ["temporary"]
     assert chat_deployment(kube)["spec"]["replicas"] == 2  # written after two conflicts
@@ -345,7 +346,7 @@ def test_events_on_a_phase_change_a_hold_and_a_failed_write(kube: KubeCluster) -
 def test_loops_are_counted_by_result_and_timed_in_a_histogram(kube: KubeCluster) -> None:
     kube.put("v1/nodes", h100("gpu-0"))
     kube.put(ENDPOINTS, endpoint())
-    ctl = controller(kube, FixedSignals(demand=3.0))
+    ctl = controller(kube, FixedSignals(demand=3.0), retry_delays_s=())
     kube.fail("PATCH", 500, times=1, path_part="/services/")
     ctl.reconcile()
     ctl.reconcile()

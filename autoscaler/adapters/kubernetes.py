@@ -33,6 +33,7 @@ one of the project's kinds (`common.errors`), so the caller knows from the type 
     ├── InvalidError (InputError)                  400 / 422 (the object is wrong: retrying will not help)
     ├── ForbiddenError (SetupError)                401 / 403 (the controller's RBAC or token)
     └── TemporaryKubernetesError (TemporaryError)  5xx, 429, timeouts, refused connections
+                                                   (`retry_after_s`: the server's `Retry-After`, else 0)
 """
 
 from __future__ import annotations
@@ -89,6 +90,12 @@ class ForbiddenError(KubernetesError, SetupError):
 
 class TemporaryKubernetesError(KubernetesError, TemporaryError):
     """The API server is unavailable, overloaded or slow; the same call may succeed later."""
+
+    def __init__(self, message: str, status: int = 0, retry_after_s: float = 0.0) -> None:
+        """`retry_after_s`: the wait the API server asked for (a 429's or 503's `Retry-After`), else 0:
+        the caller's own backoff decides."""
+        super().__init__(message, status)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -164,12 +171,12 @@ def translated(what: str) -> Iterator[None]:
     try:
         yield
     except ApiException as e:
-        raise _error(what, e.status or 0, _message(e)) from e
+        raise _error(what, e.status or 0, _message(e), _retry_after(e)) from e
     except (urllib3.exceptions.HTTPError, OSError) as e:
         raise TemporaryKubernetesError(f"{what}: {e}") from e
 
 
-def _error(what: str, status: int, message: str) -> KubernetesError:
+def _error(what: str, status: int, message: str, retry_after_s: float = 0.0) -> KubernetesError:
     text = f"{what}: {status} {message}"
     if status == 404:
         return NotFoundError(text, status)
@@ -180,8 +187,17 @@ def _error(what: str, status: int, message: str) -> KubernetesError:
     if status in (401, 403):
         return ForbiddenError(text, status)
     if status == 429 or status >= 500 or status == 0:
-        return TemporaryKubernetesError(text, status)
+        return TemporaryKubernetesError(text, status, retry_after_s)
     return KubernetesError(text, status)
+
+
+def _retry_after(e: ApiException) -> float:
+    """The seconds of a `Retry-After` header (API Priority and Fairness sends one with its 429s); 0 when
+    there is none or it is a date (the API server sends seconds)."""
+    try:
+        return max(0.0, float((e.headers or {}).get("Retry-After", 0)))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _message(e: ApiException) -> str:

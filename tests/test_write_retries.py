@@ -1,0 +1,62 @@
+"""A write that fails for a moment is retried within the loop, not a whole loop later.
+
+Covers: a 503 on one object's apply retried after a short wait in the same loop; an API server that
+fails everything costs one request per retry round, not one per object; a 429's `Retry-After` read into
+the error. Skips: a `Retry-After` longer than the retries through the loop (kmock's faults carry no
+headers; the rule is one comparison in `Controller._act`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from autoscaler.adapters.kubernetes import TemporaryKubernetesError, translated
+from localplay.kube_standin import KubeCluster
+from tests.test_controller import ENDPOINTS, FixedSignals, controller
+from tests.test_decide import endpoint, h100
+
+FAST = (0.01, 0.02, 0.03)
+
+
+def test_a_write_that_fails_for_a_moment_is_retried_within_the_loop(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    kube.fail("PATCH", 503, times=2, path_part="/services/")
+    outcome = controller(kube, FixedSignals(demand=3.0), retry_delays_s=FAST).reconcile()
+    assert outcome.errors == []
+    assert kube.get("v1/services", "team-a", "chat") is not None
+    assert len([r for r in kube.requests("PATCH") if "/services/" in r.url.path]) == 3
+
+
+def test_an_api_server_failing_everything_gets_one_request_per_retry_round(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    kube.fail("PATCH", 500, times=1000, path_part="/namespaces/team-a/")
+    outcome = controller(kube, FixedSignals(demand=3.0), retry_delays_s=FAST).reconcile()
+    paths = [r.url.path for r in kube.requests("PATCH")]
+    tried = [p for p in paths if "/namespaces/team-a/" in p and "/events/" not in p]
+    failed = len(outcome.errors)
+    assert failed >= 3 and outcome.errors == ["temporary"] * failed  # workload, Service, status at least
+    assert len(tried) == failed + len(FAST)  # each once, then the first of them once a round
+    assert outcome.writes > 0  # the other namespace's objects (the warm pool) were written
+
+
+@dataclass
+class Answer:
+    """What urllib3 hands the client for an HTTP answer: the parts ApiException reads."""
+
+    status: int
+    reason: str = "Too Many Requests"
+    data: bytes = b'{"message": "the request was throttled"}'
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.mark.parametrize(("headers", "wait"), [({"Retry-After": "3"}, 3.0), ({}, 0.0), ({"Retry-After": "soon"}, 0.0)])
+def test_a_throttled_write_carries_the_wait_the_api_server_asked_for(headers: dict[str, str], wait: float) -> None:
+    with pytest.raises(TemporaryKubernetesError) as raised, translated("apply Service team-a/chat"):
+        raise ApiException(http_resp=Answer(429, headers=headers))
+    assert (raised.value.status, raised.value.retry_after_s) == (429, wait)
+    assert "the request was throttled" in str(raised.value)
