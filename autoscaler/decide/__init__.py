@@ -79,6 +79,7 @@ from autoscaler.decide.status import (
     PROMISE_KEPT,
     answer_status,
     cannot_render,
+    change_held,
     endpoint_decision,
     endpoint_status,
     parse_endpoints,
@@ -294,6 +295,11 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             # This endpoint's new shape cannot be written: it keeps what it runs, and says why.
             decision = cannot_render(decision, current(mine), previous.get(ep.key, {}), failure)
             holds.append(f"{ep.key}: {failure}")
+            kept.append(ep.key)
+        elif decision.phase == "Failed" and current(mine).ready:
+            # Its changed spec fits nowhere, and what it ran before still serves: that goes on, and says why.
+            decision = change_held(decision, mine, previous.get(ep.key, {}), decision.message)
+            holds.append(f"{ep.key}: {decision.held}")
             kept.append(ep.key)
         answer = ACCEPTED if decision.waiting else CREATED
         # Once nothing waits, a promise still pending is estimated from its bound pods' load (`keep`).

@@ -72,6 +72,8 @@ class EndpointDecision:
     recorded in the status so that the window survives a restart."""
     cost_per_hour: float = 0.0
     """USD per hour of its replicas (placed and waiting) at the configured prices."""
+    change_held: str | None = None
+    """Why a change of its spec is held (no node can serve it) while its replicas from before serve."""
 
     @property
     def serves_now(self) -> bool:

@@ -12,7 +12,17 @@ from typing import Any, Literal
 
 from autoscaler import endpoint as ie
 from autoscaler.decide.decision import EndpointDecision
-from autoscaler.decide.state import ACCEPTED, CREATED, Promise, Promised, Workload, promise_of, status_of
+from autoscaler.decide.state import (
+    ACCEPTED,
+    CREATED,
+    Owned,
+    Promise,
+    Promised,
+    Workload,
+    current,
+    promise_of,
+    status_of,
+)
 from autoscaler.endpoint import Endpoint, EndpointError
 from autoscaler.events import find_condition, set_condition
 from autoscaler.kubetime import deadline, rfc3339
@@ -92,6 +102,30 @@ def cannot_render(
     )
 
 
+def change_held(
+    decision: EndpointDecision, serving: Sequence[Owned], previous: Mapping[str, Any], why: str
+) -> EndpointDecision:
+    """An endpoint whose changed spec no node can serve, while its replicas from before serve: what is
+    true is that they serve, so its phase, variant and class are theirs, its replica count is held, and
+    the `SpecApplied` condition says the change waits and why (Failed would tell its users it is down)."""
+    now = current(serving)
+    shape = next((w.shape for w in serving if w.shape is not None), None)
+    replicas = now.replicas or 0
+    phase, reason = ("Ready", "AllReplicasReady") if now.ready >= replicas else ("Degraded", "ReplicasNotReady")
+    return replace(
+        decision,
+        phase=phase,
+        reason=reason,
+        message=_message(phase, replicas, 0, now.ready, replicas),
+        held=f"the spec's change is held: {why}",
+        change_held=why,
+        ready_replicas=now.ready,
+        variant=shape.variant if shape else None,
+        gpu_class=shape.gpu_class if shape else None,
+        cost_per_hour=float(previous.get("costPerHour") or 0.0),
+    )
+
+
 def endpoint_decision(
     ep: Endpoint,
     target: tuple[int, str | None],
@@ -145,9 +179,12 @@ def endpoint_status(
 ) -> dict[str, Any]:
     generation = ep.generation if ep is not None else None
     # The conditions this function owns; PromiseKept is carried over below while its promise is.
-    conditions = [c for c in previous.get("conditions") or () if c.get("type") in ENDPOINT_CONDITIONS]
+    owned = (*ENDPOINT_CONDITIONS, SPEC_APPLIED) if d.change_held else ENDPOINT_CONDITIONS
+    conditions = [c for c in previous.get("conditions") or () if c.get("type") in owned]
     for type, holds in conditions_of(d).items():
         conditions = set_condition(conditions, type, holds, d.reason, d.message, now, generation)
+    if d.change_held:  # present while the change waits, gone with it
+        conditions = set_condition(conditions, SPEC_APPLIED, "False", "Unschedulable", d.change_held, now, generation)
     # As HPA's ScalingActive: False while the replica count is held instead of following demand (Prometheus
     # unreachable or not given, a model's metrics missing, stale or contradictory), so that `kubectl
     # describe` says autoscaling is off for this endpoint, and why.
@@ -207,6 +244,8 @@ def answer_status(d: EndpointDecision, generation: int, placed: Sequence[Placeme
 
 SCALING_ACTIVE = "ScalingActive"
 ENDPOINT_CONDITIONS = ("Ready", "Progressing", "Degraded", SCALING_ACTIVE)
+SPEC_APPLIED = "SpecApplied"
+"""False while a change of the spec is held (`change_held`); absent otherwise."""
 
 
 def conditions_of(d: EndpointDecision) -> dict[str, Literal["True", "False"]]:
