@@ -14,7 +14,9 @@ It follows client-go's `leaderelection` (and the `kubernetes` Python client's co
   shorter than the Lease, so it stops writing (`leading()` turns false) before any other replica
   may take over, even when it cannot reach the API server to learn that it lost;
 - `release()` (on SIGTERM) hands the Lease back (empty holder, 1 s), so the next replica takes over
-  at its next retry instead of a whole Lease later.
+  at its next retry instead of a whole Lease later;
+- `acquire()` is the same for a one-shot run (`--once`): it waits while the holder's record stands
+  still, up to one Lease duration, so a crashed holder's Lease is taken and a live holder's is not.
 """
 
 from __future__ import annotations
@@ -122,6 +124,25 @@ class Elector:
         with self._lock:
             self._observed, self._observed_at, self._renewed_at = _record(claimed), now, now
         return self._changed()
+
+    def acquire(self, stop: threading.Event) -> bool:
+        """Try every retry period until this replica leads, the holder shows it is alive (its record
+        changes) or the holder's Lease has run out unchanged and could still not be taken: whether it
+        leads. A one-shot run (`egs controller --once`) takes a crashed holder's Lease this way, one Lease
+        duration after its first look, timed on its own clock as the loop's thread does."""
+        if self.step():
+            return True
+        with self._lock:
+            seen = self._observed
+        duration = float(seen[1] or 0) if seen else 0.0  # the record's leaseDurationSeconds
+        give_up = self.clock() + duration + self.settings.retry_period_s
+        while self.clock() < give_up and not stop.wait(self.settings.retry_period_s):
+            if self.step():
+                return True
+            with self._lock:
+                if self._observed != seen:
+                    return False  # renewed: the holder is alive
+        return False
 
     def run(self, stop: threading.Event) -> None:
         """Acquire and renew every retry period until `stop`, then release the Lease."""

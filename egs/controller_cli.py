@@ -91,7 +91,12 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="do not verify an https Prometheus' certificate (TLS is verified by default)",
     )
-    ctl.add_argument("--once", action="store_true", help="run one loop, print its outcome as JSON, and exit")
+    ctl.add_argument(
+        "--once",
+        action="store_true",
+        help="run one loop, print its outcome as JSON, and exit (a Lease no controller renews is taken once it "
+        "has run out)",
+    )
     ctl.set_defaults(run=run)
 
 
@@ -185,11 +190,13 @@ def run(args: argparse.Namespace) -> int:
         exposition=exposition,
     )
     if args.once:
-        if not controller.elector.step():  # a follower decides nothing: `{"leader": false}` and exit 0 hid that
+        # A crashed holder's Lease is taken once it has stood still for its duration; a follower decides
+        # nothing (`{"leader": false}` and exit 0 hid that).
+        if not controller.elector.acquire(controller.stop):
             raise TemporaryError(
                 f"--once: not the leader, so nothing was decided: the Lease {settings.namespace}/{LEASE_NAME} is "
-                f"held by another controller (`kubectl -n {settings.namespace} get lease {LEASE_NAME}` says which; "
-                "delete it if none runs) or could not be read (the log says why)"
+                f"held by another controller that renews it (`kubectl -n {settings.namespace} get lease "
+                f"{LEASE_NAME}` says which) or could not be read (the log says why)"
             )
         outcome = controller.reconcile()
         controller.elector.release()
