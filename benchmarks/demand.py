@@ -50,6 +50,8 @@ class Drawn:
 
 def generate(seed: int, days: int = 14) -> tuple[npt.NDArray[np.float64], Drawn]:
     """Demand in req/s for each minute of `days` days (NaN where a collection gap is), and what was drawn."""
+    if days < 1:
+        raise ValueError(f"generate: days must be at least 1, got {days}")
     rng = np.random.default_rng(seed)
     minutes = days * DAY_MIN
     t = np.arange(minutes, dtype=np.float64)
@@ -91,7 +93,8 @@ def generate(seed: int, days: int = 14) -> tuple[npt.NDArray[np.float64], Drawn]
 
     demand = background + load
     gaps = np.zeros(minutes, dtype=bool)
-    for start in rng.integers(DAY_MIN, minutes, size=int(rng.integers(1, 5))):
+    # Not in the first day (half of a one-day trace), so a trace starts with demand to carry over a gap.
+    for start in rng.integers(min(DAY_MIN, minutes // 2), minutes, size=int(rng.integers(1, 5))):
         gaps[start : start + int(rng.integers(2, 15))] = True
     demand[gaps] = np.nan
     drawn = Drawn(
@@ -136,7 +139,10 @@ def main() -> None:
     parser.add_argument("--model", default="synthetic", help="the trace's model name")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
-    demand, drawn = generate(args.seed, args.days)
+    try:
+        demand, drawn = generate(args.seed, args.days)
+    except ValueError as e:
+        parser.error(str(e))
     write_csv(args.output, resample(demand, args.step // 60), args.step, args.model)
     print(json.dumps(asdict(drawn)))
 

@@ -6,12 +6,14 @@ Covers `benchmarks/demand.py`'s writer against the reader `egs simulate` uses
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from autoscaler.adapters.files import read_trace
-from benchmarks.demand import write_csv
+from benchmarks.demand import generate, main, write_csv
 
 
 def test_a_generated_trace_reads_back_with_its_gaps_whatever_its_model_is_called(tmp_path: Path) -> None:
@@ -23,3 +25,24 @@ def test_a_generated_trace_reads_back_with_its_gaps_whatever_its_model_is_called
     assert loaded.trace.step_s == 600
     assert list(loaded.trace.demand_rps) == [model]
     np.testing.assert_array_equal(loaded.trace.demand_rps[model], demand)
+
+
+def test_a_one_day_trace_is_generated_with_its_gaps_after_the_first_half(tmp_path: Path) -> None:
+    """`--days 1` crashed: gaps were drawn from the second day on, which a one-day trace lacks."""
+    for seed in range(5):
+        demand, drawn = generate(seed, days=1)
+        assert demand.shape == (1440,)
+        assert np.isnan(demand).sum() == drawn.gap_minutes > 0
+        assert not np.isnan(demand[:720]).any()
+
+
+def test_the_command_writes_a_one_day_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "day.csv"
+    monkeypatch.setattr(sys, "argv", ["demand.py", "--days", "1", "--step", "600", "-o", str(path)])
+    main()
+    assert read_trace(path).trace.days == 1.0
+
+
+def test_fewer_than_one_day_is_refused_with_a_sentence() -> None:
+    with pytest.raises(ValueError, match="days must be at least 1"):
+        generate(0, days=0)
