@@ -105,6 +105,8 @@ def _smallest_static_k(trace: Trace, scenario: Scenario, ok: Callable[[Policy], 
     return smallest(lambda k: ok(Policy("static", pool_settings(scenario, k))), _most_nodes(trace, scenario))
 
 
+Rung = tuple[float, int, float, float, float]
+"""(quantile, neighbours, recent_s, hold_s, learn_s): one EGS policy fitting may pick."""
 HOUR_S = 3_600.0
 WEEK_S = 7 * 24 * HOUR_S
 LEARNING = tuple((0.0, 150, recent_s, hold_s, WEEK_S) for recent_s, hold_s in ((0.0, 0.0), (HOUR_S, HOUR_S / 2)))
@@ -149,7 +151,7 @@ def fit_egs(
     k = fit_static_k(trace, scenario, protocol) if static_k is None else static_k
     cap = k if policy.pool.max_idle_nodes is None else min(k, policy.pool.max_idle_nodes)
 
-    def at(rung: tuple[float, int, float, float, float]) -> Policy:
+    def at(rung: Rung) -> Policy:
         quantile, neighbours, recent_s, hold_s, learn_s = rung
         pool = replace(
             policy.pool,
@@ -164,34 +166,32 @@ def fit_egs(
 
     runs: dict[Policy, Result] = {}  # the rungs' runs that met the rule: the chosen one's is not run again
 
-    def run(rung: tuple[float, int, float, float, float], limit: float = _RULE_LIMIT) -> Result | None:
+    def run(rung: Rung, limit: float = _RULE_LIMIT) -> Result | None:
         """The rung's training run if at most `limit` waited over 60 s; kept in `runs` if it meets the rule."""
         result = _run_within(train, scenario, at(rung), protocol.fit_window, protocol.seed, limit)
         if result is not None and result.frac_wait_gt_60s <= _RULE_LIMIT:
             runs[at(rung)] = result
         return result
 
-    def meets(rung: tuple[float, int, float, float, float]) -> bool:
+    def meets(rung: Rung) -> bool:
         run(rung)
         return at(rung) in runs
 
+    def climb(ladder: tuple[Rung, ...], skip: int = 0) -> tuple[Rung, Result | None]:
+        """The first rung of `ladder` from `skip` on that meets the rule (by bisection), with its run; else
+        the last, run once as far as p99 tells (None where p99 broke), for `_fewer_waits` to read too."""
+        last = len(ladder) - 1
+        i = smallest(lambda i: i >= skip and meets(ladder[i]), last)
+        return ladder[i], runs[at(ladder[i])] if i < last else run(ladder[last], _P99_LIMIT)
+
     if meets(LEVELS[0]):
         return at(LEVELS[0])
-    chosen = next((rung for rung in LEARNING[:-1] if meets(rung)), None)
-    if chosen is None:
-        # Learning's last rung runs once, as far as p99 tells: where no rung meets the rule, `_fewer_waits`
-        # reads the same run.
-        learnt = run(LEARNING[-1], _P99_LIMIT)
-        chosen = LEARNING[-1] if at(LEARNING[-1]) in runs else None
-    if chosen is None:
-        top = len(LEVELS) - 1
-        i = smallest(lambda i: i > 0 and meets(LEVELS[i]), top)
-        if i == top:  # run once, as far as p99 tells, for `_fewer_waits` too
-            top_run = run(LEVELS[top], _P99_LIMIT)
-            if at(LEVELS[top]) not in runs:
-                # Every wait a quiet-hours cap adds would break the rule further: none is fitted.
-                return _fewer_waits((at(LEVELS[top]), top_run), (at(LEARNING[-1]), learnt))
-        chosen = LEVELS[i]
+    chosen, learnt = climb(LEARNING)
+    if at(chosen) not in runs:
+        chosen, top = climb(LEVELS, 1)
+        if at(chosen) not in runs:
+            # Every wait a quiet-hours cap adds would break the rule further: none is fitted.
+            return _fewer_waits((at(chosen), top), (at(LEARNING[-1]), learnt))
     return _fit_quiet_nodes(train, scenario, protocol, at(chosen), runs[at(chosen)])
 
 
