@@ -240,7 +240,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     for ep in endpoints:
         if staying[ep.key] or ep.key in changed or ep.key in moving:
             continue
-        mine = [w for w in workloads.get(ep.key, ()) if (w.namespace, w.name) not in replaced]
+        mine = [w for w in workloads.get(ep.key, ()) if w.workload not in replaced]
         if (shape := held_shape(ep, mine, registry)) is not None:
             keeps[ep.key] = Promise(CREATED, None, shape.variant, shape.gpu_class)
     fresh = place_new(new, pins, registry, held.inventory, settings, keeps)

@@ -142,6 +142,18 @@ class Owned:
     def identity(self) -> tuple[str, str, str, str]:
         return (self.api_version, self.kind, self.namespace, self.name)
 
+    @property
+    def workload(self) -> tuple[str, str]:
+        """(namespace, name): what `workload_of` says of each of its pods."""
+        return (self.namespace, self.name)
+
+
+def workload_of(pod: Mapping[str, Any]) -> tuple[str, str]:
+    """(namespace, name) of the workload an EGS pod belongs to: its `egs.io/workload` label, which
+    `scheduler.manifests` writes on every pod of a Deployment or LeaderWorkerSet (`Owned.workload`)."""
+    meta = pod.get("metadata") or {}
+    return str(meta.get("namespace", "default")), str((meta.get("labels") or {}).get(WORKLOAD_LABEL))
+
 
 @dataclass(frozen=True)
 class Incumbents:
@@ -239,12 +251,10 @@ def incumbents(
         labels = meta.get("labels") or {}
         bound = spec.get("nodeName") and (pod.get("status") or {}).get("phase") in ("Pending", "Running")
         if bound and not meta.get("deletionTimestamp") and labels.get("app.kubernetes.io/component") in SERVING:
-            by_workload.setdefault((str(meta.get("namespace", "default")), str(labels.get(WORKLOAD_LABEL))), []).append(
-                pod
-            )
+            by_workload.setdefault(workload_of(pod), []).append(pod)
     workloads: dict[str, list[Owned]] = {}
     for w in owned:
-        if (w.namespace, w.name) not in replaced:
+        if w.workload not in replaced:
             workloads.setdefault(w.key, []).append(w)
     placements: dict[str, tuple[Placement, ...]] = {}
     taken: set[tuple[str, str]] = set()
@@ -257,7 +267,7 @@ def incumbents(
             (not _ready(pod), w.name, str((pod.get("metadata") or {}).get("name")), w, pod)
             for w in workloads.get(ep.key, ())
             if w.shape is not None and admits(ep, w.shape, registry)
-            for pod in by_workload.get((w.namespace, w.name), ())
+            for pod in by_workload.get(w.workload, ())
         ]
         for *_, w, pod in sorted(candidates, key=lambda c: c[:3]):
             assert w.shape is not None
@@ -436,8 +446,7 @@ def refused(
     stuck: Counter[tuple[str, str]] = Counter()
     bound: dict[tuple[str, str], Counter[str]] = {}
     for pod in pods:
-        meta = pod.get("metadata") or {}
-        workload = (str(meta.get("namespace", "default")), str((meta.get("labels") or {}).get(WORKLOAD_LABEL)))
+        workload = workload_of(pod)
         bound_to = (pod.get("spec") or {}).get("nodeName")
         if endpoint_of(pod) is None:
             continue
@@ -447,9 +456,9 @@ def refused(
             bound.setdefault(workload, Counter())[str(bound_to)] += 1
     found: dict[str, list[Taken]] = {}
     for w in owned:
-        if w.shape is None or not stuck[(w.namespace, w.name)]:
+        if w.shape is None or not stuck[w.workload]:
             continue
-        running = Counter(bound.get((w.namespace, w.name), Counter()))
+        running = Counter(bound.get(w.workload, Counter()))
         for planned in w.shape.planned:
             if planned and running[planned[0][0]] > 0:
                 running[planned[0][0]] -= 1

@@ -214,7 +214,7 @@ def orphans(
         ):
             gone.append(w.identity)
     # A ScaledObject EGS no longer writes goes, unless it scales a workload of a held endpoint.
-    workloads = {(w.namespace, w.name): w.key for w in owned}
+    workloads = {w.workload: w.key for w in owned}
     for obj in raw:
         named = identity(obj)
         meta = obj.get("metadata") or {}
