@@ -68,6 +68,7 @@ from autoscaler.decide.state import (
     keep,
     move_of,
     owed,
+    placed_afresh,
     promise_of,
     read_owned,
     recommendations,
@@ -222,6 +223,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     held = Incumbents(held.placements, free, held.pods)
     # A 201's replicas still owed go first, as answered; a promise binds the placing of an endpoint that has none.
     pins = {k: o for k, p in promises.items() if p.answer == CREATED and (o := owed(p, staying[k], targets[k][0]))}
+    afresh = frozenset(pins)  # 201s with a replica whose answered GPUs could not be held: placed again
     pins |= {k: p for k, p in promises.items() if not staying[k] and k not in pins}
     # Consolidation, the one step that moves running replicas: a moved endpoint is placed anew, while
     # its old replicas keep their GPUs and serve until the new ones do.
@@ -308,6 +310,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         said = find_condition(previous.get(ep.key, {}).get("conditions"), PROMISE_KEPT) or {}
         overdue_said = (said.get("status"), said.get("reason")) == ("False", "Overdue")
         promise = keep(promises.get(ep.key), made, decision.phase, decision.waiting, now, overdue_said)
+        if ep.key in afresh and promise.promise is not None and promise.revised is None and placed and not waiting:
+            promise = placed_afresh(promise.promise, placed)
         decision = replace(decision, eta=promise.eta, promise=promise.promise, revised=promise.revised)
         if promise.revised:
             events.append(event(raw_by_key[ep.key], "Warning", promise.revised[0], "Revise", promise.revised[1]))

@@ -704,6 +704,27 @@ def _workers(recorded: Any) -> tuple[Worker, ...]:
     )
 
 
+def promised(placements: Sequence[Placement]) -> tuple[Promised, ...]:
+    """Where `placements` put an endpoint's replicas, as a 201's promise records it."""
+    return tuple(Promised(p.variant, p.gpu_class, p.sharing, p.tp, p.vram_mib_per_gpu, p.workers) for p in placements)
+
+
+def placed_afresh(promise: Promise, placements: Sequence[Placement]) -> Kept:
+    """A 201 whose answered GPUs could not be held this loop (a pod bound there, its node went) and whose
+    replicas were placed again, in the shape answered, on `placements`: the promise moves there, with a
+    reason. The bound is that one loop: the workload written now prefers the new node for good (a changed
+    preference is a changed pod template, which restarts pods), so a promise left on the old GPUs would
+    pull the plan back to GPUs its pod no longer prefers once they come free."""
+    before = ", ".join(sorted({_where(p.workers) for p in promise.placements}))
+    now = ", ".join(sorted({_where(p.workers) for p in placements}))
+    message = f"answered 201 on {before}, which could not be held: placed again on {now}, serving now as answered"
+    return Kept(replace(promise, placements=promised(placements)), None, ("PlacementTaken", message))
+
+
+def _where(workers: Sequence[Worker]) -> str:
+    return " + ".join(f"{w.node} {w.mig_profile or list(w.gpus)}" for w in workers)
+
+
 def _by(message: str, eta: float | None) -> str:
     return f"{message}; now expected by {deadline(eta)}" if eta is not None else message
 

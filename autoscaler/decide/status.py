@@ -17,10 +17,10 @@ from autoscaler.decide.state import (
     CREATED,
     Owned,
     Promise,
-    Promised,
     Workload,
     current,
     promise_of,
+    promised,
     status_of,
 )
 from autoscaler.endpoint import Endpoint, EndpointError
@@ -236,8 +236,7 @@ def answer_status(d: EndpointDecision, generation: int, placed: Sequence[Placeme
     if d.cost_per_hour:
         status["costPerHour"] = d.cost_per_hour
     answer = CREATED if d.serves_now else ACCEPTED
-    where = tuple(Promised(p.variant, p.gpu_class, p.sharing, p.tp, p.vram_mib_per_gpu, p.workers) for p in placed)
-    where = where if d.serves_now else ()
+    where = promised(placed) if d.serves_now else ()
     status["promise"] = Promise(answer, d.eta, d.variant, d.gpu_class, generation, where).as_status()
     return status
 
