@@ -156,8 +156,9 @@ SERIES: tuple[Series, ...] = (
         "egs_autoscaler_held_endpoints",
         "gauge",
         ("namespace", "endpoint", "reason"),
-        "1 for each endpoint whose objects are left as they are: reason=InvalidSpec (its spec cannot be read) "
-        "or CannotRender (its new shape cannot be written); its status condition says why.",
+        "1 for each endpoint whose objects are left as they are: reason=InvalidSpec (its spec cannot be read), "
+        "CannotRender (its new shape cannot be written) or Unschedulable (its changed spec fits no node while "
+        "its replicas from before serve); its status condition says why.",
     ),
     # Cost per team (autoscaler/cost.py): names other tools read, so they stay as they are.
     Series(

@@ -1,12 +1,16 @@
 """A change of an endpoint's spec that no node can serve is held while its replicas from before serve.
 
 Covers: the status says what is true (Ready on the old class and variant, the change held with the
-scheduler's reason in `SpecApplied`), the old workload is neither deleted nor rewritten, a loop after it
-writes the same status, and once a node can serve the change it goes ahead and the condition goes.
+scheduler's reason in `SpecApplied`, counted as held for that reason), the old workload is neither
+deleted nor rewritten, a loop after it writes the same status, and once a node can serve the change
+it goes ahead and the condition goes.
 """
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry
+
+from autoscaler.controller import ControllerMetrics, Outcome
 from autoscaler.decide import Observation, decide
 from autoscaler.events import find_condition
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals
@@ -30,6 +34,10 @@ def test_a_class_no_node_can_serve_is_held_while_the_old_replica_serves() -> Non
     assert held is not None and (held["status"], held["reason"]) == ("False", "Unschedulable")
     assert held["message"].startswith("needs 25 GiB")  # the scheduler's reason
     assert second.deletions == () and not set(workloads(second, "chat"))  # the old one stays as it is
+    exposed = CollectorRegistry()
+    ControllerMetrics(exposed).record(Outcome(leader=True, decision=second), 0.1, NOW + 60)
+    labels = {"namespace": "team-a", "endpoint": "chat", "reason": "Unschedulable"}
+    assert exposed.get_sample_value("egs_autoscaler_held_endpoints", labels) == 1
     third = decide(Observation(nodes, observed(second, moved), owned, signals(), pods=pods), SETTINGS, REGISTRY,
                    CATALOG, NOW + 120)  # fmt: skip
     assert third.statuses == second.statuses and third.deletions == ()  # a quiet loop writes nothing

@@ -78,6 +78,7 @@ from autoscaler.decide.state import (
 )
 from autoscaler.decide.status import (
     PROMISE_KEPT,
+    SPEC_CHANGE_HELD,
     answer_status,
     cannot_render,
     change_held,
@@ -128,6 +129,7 @@ __all__ = [
     "PROVISIONING_PREFIX",
     "QUEUE_HIGH",
     "REQUEST_NAME",
+    "SPEC_CHANGE_HELD",
     "ClassSettings",
     "ConsolidationSettings",
     "Decision",

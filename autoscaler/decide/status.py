@@ -184,7 +184,7 @@ def endpoint_status(
     for type, holds in conditions_of(d).items():
         conditions = set_condition(conditions, type, holds, d.reason, d.message, now, generation)
     if d.change_held:  # present while the change waits, gone with it
-        conditions = set_condition(conditions, SPEC_APPLIED, "False", "Unschedulable", d.change_held, now, generation)
+        conditions = set_condition(conditions, SPEC_APPLIED, "False", SPEC_CHANGE_HELD, d.change_held, now, generation)
     # As HPA's ScalingActive: False while the replica count is held instead of following demand (Prometheus
     # unreachable or not given, a model's metrics missing, stale or contradictory), so that `kubectl
     # describe` says autoscaling is off for this endpoint, and why.
@@ -244,7 +244,8 @@ def answer_status(d: EndpointDecision, generation: int, placed: Sequence[Placeme
 SCALING_ACTIVE = "ScalingActive"
 ENDPOINT_CONDITIONS = ("Ready", "Progressing", "Degraded", SCALING_ACTIVE)
 SPEC_APPLIED = "SpecApplied"
-"""False while a change of the spec is held (`change_held`); absent otherwise."""
+"""False while a change of the spec is held (`change_held`), with reason `SPEC_CHANGE_HELD`; absent otherwise."""
+SPEC_CHANGE_HELD = "Unschedulable"
 
 
 def conditions_of(d: EndpointDecision) -> dict[str, Literal["True", "False"]]:
