@@ -100,6 +100,11 @@ The last line of stdout is one JSON object:
 - `unloadable_variant_refused`: the registry check above.
 
     python benchmarks/churn.py [--endpoints 49] [--factor 20] [--seed 1] [--quick]
+
+The run's folder (named on the first line of stderr) keeps what a late promise is traced from:
+`api.log` (debug: each POST's answer and the capacity, queues and orders it came from),
+`controller.log`, and `play.log` (each node ordered with its drawn delay, registered, Ready; each pod
+created, bound with its GPUs, gone or evicted; wall-clock times as the other logs have them).
 """
 
 from __future__ import annotations
@@ -122,7 +127,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qs, urlparse
 
 import requests
@@ -437,6 +442,10 @@ class Play:
     down: dict[str, float] = field(default_factory=dict)
     """Node -> when it went NotReady (its kubelet stopped posting): its pods are not Ready from then on, and
     evicted `EVICTION_S` later (the default toleration of `node.kubernetes.io/unreachable`)."""
+    journal: TextIO | None = None
+    """Where the play's events go (`play.log` in the run's folder): each order and its delay, each node
+    registered and Ready, each pod created, bound and gone, so that a late promise can be traced after the
+    run (who took the GPUs it was counted on) beside `api.log`'s capacity of each answer."""
 
     def step(self, now: float) -> None:
         self._join(now)
@@ -446,6 +455,7 @@ class Play:
         present = {n["metadata"]["name"] for n in nodes}
         evicted = {n for n, since in self.down.items() if now - since >= EVICTION_S / self.factor}
         for key in [k for k, p in self.pods.items() if p.node and (p.node not in present or p.node in evicted)]:
+            self._note(now, f"evicted {key} from {self.pods[key].node}")
             del self.pods[key]
         wanted = self._wanted(now)
         replicas = {(p.namespace, p.deployment): 0 for p in wanted.values()}
@@ -463,8 +473,11 @@ class Play:
             if pod.ready and deployment in replicas and serving[deployment] < replicas[deployment]:
                 serving[deployment] += 1
                 continue
+            self._note(now, f"gone {key}")
             del self.pods[key]
         for key, pod in wanted.items():
+            if key not in self.pods:
+                self._note(now, f"created {key} ({pod.gpu_class})")
             self.pods.setdefault(key, pod)
             self.seen.setdefault(pod.endpoint, (now, 0.0))
         self._schedule(now, nodes)
@@ -554,6 +567,7 @@ class Play:
                 # pod): stable, so first among equals.
                 _, name, taken = min(fits, key=lambda f: f[0])
                 pod.node, pod.bound_at, pod.held = name, now, tuple(taken)
+                self._note(now, f"bound {pod.key} to {name} {[a.gpus for a in taken]}")
                 self.seen[pod.endpoint] = (self.seen.get(pod.endpoint, (now, 0.0))[0], now)
                 by_name[name] = Inventory((by_name[name],)).allocated(taken).nodes[0]
 
@@ -571,6 +585,7 @@ class Play:
                 name = f"{gpu_class.lower()}-new-{self.ordered}"
                 registers = now + delay - self.startup_rng.uniform(*STARTUP_S) / self.factor
                 self.coming.append((now + delay, registers, name, gpu_class))
+                self._note(now, f"ordered {name}, Ready in {delay * self.factor:.0f} s ({gpus} {gpu_class} GPUs wait)")
 
     def _join(self, now: float) -> None:
         """Nodes ordered register NotReady, tainted as the node lifecycle controller taints them, and are
@@ -582,8 +597,10 @@ class Play:
                 node["spec"]["taints"] = [*node["spec"].get("taints", []), NOT_READY_TAINT]
                 self.kube.put(NODES, node)
                 self.registered.add(name)
+                self._note(now, f"registered {name}, NotReady")
             elif t <= now and name not in self.joined:
                 self.joined.add(name)
+                self._note(now, f"Ready {name}")
                 node = gpu_node(name, self.catalog.get(gpu_class), PROVISIONABLE[gpu_class])
                 if name in self.registered:  # registered: Ready now, and the not-ready taint is taken off
                     ready = {"type": "Ready", "status": "True", "lastTransitionTime": rfc3339(now)}
@@ -591,6 +608,11 @@ class Play:
                     self.kube.patch(NODES, None, name, changes)
                 else:
                     self.kube.put(NODES, node)
+
+    def _note(self, now: float, event: str) -> None:
+        if self.journal is not None:
+            stamp = time.strftime("%H:%M:%S", time.gmtime(now))
+            self.journal.write(f"{stamp}.{int(now * 1000) % 1000:03d} {event}\n")
 
     def _report(self, now: float) -> None:
         """Pod objects and each Deployment's counts, as the kubelet and the Deployment controller write them."""
@@ -1128,6 +1150,8 @@ def main() -> int:
     api_command = [
         "api", "--kubeconfig", kubeconfig, "--config", str(config), "--listen", f"127.0.0.1:{port}",
         "--capacity-ttl", f"{CAPACITY_TTL_S / f:g}",
+        # api.log says per POST what its answer came from (capacity, queues, orders), beside play.log.
+        "--log-level", "debug",
     ]  # fmt: skip
     controller_command = [
         "controller", "--kubeconfig", kubeconfig, "--config", str(config), "--prometheus", prometheus.url,
@@ -1142,6 +1166,7 @@ def main() -> int:
         random.Random(args.seed + 1),
         f,
         startup_rng=random.Random(f"churn-startup-{args.seed}"),
+        journal=(workdir / "play.log").open("w", buffering=1),
     )
     run: Run | None = None
     try:
