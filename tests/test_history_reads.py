@@ -3,8 +3,8 @@
 Covers: against a real Prometheus holding backfilled demand (promtool), a second and third loop ask for
 a short range and hand the decide step the same history as one read of the whole week; a failed read
 and a replica that starts leading again read the whole week; `extended` drops a model whose samples left
-the window, as a whole read does. Skips: late samples changing a step within the overlap (Prometheus
-cannot be made to ingest a sample in the past on cue here).
+the window, as a whole read does; a step that moved within the overlap (late samples) is taken from the
+new read (on plain data: Prometheus cannot be made to ingest a sample in the past on cue here).
 """
 
 from __future__ import annotations
@@ -117,3 +117,11 @@ def test_a_model_whose_samples_left_the_window_is_dropped_as_a_whole_read_drops_
     fresh = {"new": History(20.0, 10.0, (5.0, 6.0))}
     joined = extended(kept, fresh, 15.0, 5.0, 30.0, 10.0)
     assert comparable(joined) == {"kept": (10.0, 10.0, (2.0, None, None)), "new": (10.0, 10.0, (None, 5.0, 6.0))}
+
+
+def test_a_step_that_moved_since_it_was_kept_is_taken_from_the_new_read() -> None:
+    # Read at 25: the step at 20 had only its early samples; the read at 55 from 15 on (the overlap) has all.
+    kept = {"llama": History(0.0, 10.0, (1.0, 2.0, 3.0))}
+    fresh = {"llama": History(20.0, 10.0, (4.0, 5.0, 6.0, 7.0))}
+    joined = extended(kept, fresh, 15.0, 5.0, 55.0, 10.0)
+    assert comparable(joined) == {"llama": (10.0, 10.0, (2.0, 4.0, 5.0, 6.0, 7.0))}

@@ -2,21 +2,26 @@
 
 Covers: a 503 on one object's apply retried after a short wait in the same loop; an API server that
 fails everything costs one request per retry round, not one per object; a 429's `Retry-After` read into
-the error. Skips: a `Retry-After` longer than the retries through the loop (kmock's faults carry no
-headers; the rule is one comparison in `Controller._act`).
+the error; a `Retry-After` longer than the retries left to the next loop (the real adapter with its
+Service applies throttled, as kmock's faults carry no headers).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import CollectorRegistry
 
-from autoscaler.adapters.kubernetes import TemporaryKubernetesError, translated
+from autoscaler.adapters.kubernetes import Cluster, TemporaryKubernetesError, translated
+from autoscaler.controller import Controller, owned_kinds
 from localplay.kube_standin import KubeCluster
-from tests.test_controller import ENDPOINTS, FixedSignals, controller
-from tests.test_decide import endpoint, h100
+from tests.clock import Clock
+from tests.test_controller import ENDPOINTS, NOW, SETTINGS, FixedSignals, controller
+from tests.test_decide import CATALOG, REGISTRY, endpoint, h100
 
 FAST = (0.01, 0.02, 0.03)
 
@@ -60,3 +65,31 @@ def test_a_throttled_write_carries_the_wait_the_api_server_asked_for(headers: di
         raise ApiException(http_resp=Answer(429, headers=headers))
     assert (raised.value.status, raised.value.retry_after_s) == (429, wait)
     assert "the request was throttled" in str(raised.value)
+
+
+class Throttled(Cluster):
+    """The real adapter, its Service applies throttled `times` times with a `Retry-After` of `wait_s`."""
+
+    def __init__(self, kube: KubeCluster, wait_s: float, times: int) -> None:
+        super().__init__(kube.api_client(), owned_kinds=owned_kinds(SETTINGS))
+        self.wait_s, self.times, self.tried = wait_s, times, 0
+
+    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        if obj["kind"] == "Service":
+            self.tried += 1
+            if self.times:
+                self.times -= 1
+                raise TemporaryKubernetesError("apply Service: 429 throttled", 429, self.wait_s)
+        return super().apply(obj)
+
+
+def test_a_wait_longer_than_the_retries_is_left_to_the_next_loop(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    cluster = Throttled(kube, wait_s=30, times=1)
+    ctl = Controller(cluster, FixedSignals(demand=3.0), SETTINGS, REGISTRY, CATALOG, "a", clock=Clock(NOW),
+                     exposition=CollectorRegistry(), retry_delays_s=FAST)  # fmt: skip
+    ctl.elector.step()
+    assert (ctl.reconcile().errors, cluster.tried) == (["temporary"], 1)  # not retried: the server asked for 30 s
+    assert (ctl.reconcile().errors, cluster.tried) == ([], 2)
+    assert kube.get("v1/services", "team-a", "chat") is not None
