@@ -442,6 +442,8 @@ class Play:
     down: dict[str, float] = field(default_factory=dict)
     """Node -> when it went NotReady (its kubelet stopped posting): its pods are not Ready from then on, and
     evicted `EVICTION_S` later (the default toleration of `node.kubernetes.io/unreachable`)."""
+    binds: list[tuple[float, Pod]] = field(default_factory=list)
+    """(when, pod) of every pod bound: who took which GPUs before a late 202 (`overtaken`)."""
     journal: TextIO | None = None
     """Where the play's events go (`play.log` in the run's folder): each order and its delay, each node
     registered and Ready, each pod created, bound and gone, so that a late promise can be traced after the
@@ -568,6 +570,7 @@ class Play:
                 _, name, taken = min(fits, key=lambda f: f[0])
                 pod.node, pod.bound_at, pod.held = name, now, tuple(taken)
                 self._note(now, f"bound {pod.key} to {name} {[a.gpus for a in taken]}")
+                self.binds.append((now, pod))
                 self.seen[pod.endpoint] = (self.seen.get(pod.endpoint, (now, 0.0))[0], now)
                 by_name[name] = Inventory((by_name[name],)).allocated(taken).nodes[0]
 
@@ -608,6 +611,21 @@ class Play:
                     self.kube.patch(NODES, None, name, changes)
                 else:
                     self.kube.put(NODES, node)
+
+    def overtaken(self, endpoint: str, posted: float) -> list[str]:
+        """The pods bound in the class of `endpoint`'s pods after its POST, at a step before its last bind,
+        that were created after its first: first in, first out they would have been bound after it, so they
+        took GPUs it was counted on (none: it waited for what it was counted on, a node or a pod's going)."""
+        mine = [(t, p) for t, p in self.binds if p.endpoint == endpoint and t >= posted]
+        if not mine:
+            return []
+        first, last = min(p.queued for _, p in mine), max(t for t, _ in mine)
+        classes = {p.gpu_class for _, p in mine}
+        return [
+            f"{p.key}@{p.node}"
+            for t, p in self.binds
+            if posted <= t < last and p.endpoint != endpoint and p.gpu_class in classes and p.queued > first
+        ]
 
     def _note(self, now: float, event: str) -> None:
         if self.journal is not None:
@@ -1198,6 +1216,8 @@ def main() -> int:
             f" (last {(tally.last_promised[key] - tally.posted[key]) * f:.0f} s)" if key in tally.last_promised else ""
         )
         log(f"202 {key}: promised {(eta - tally.posted[key]) * f:.0f} s after its POST{revised}, {when}")
+        if ready is None or ready > eta:
+            log(f"  late; bound after pods created after its own: {play.overtaken(key, tally.posted[key]) or 'none'}")
     slack = [(tally.promised[k] - tally.ready_at[k]) * f for k in kept]
     last = {k: tally.last_promised.get(k, eta) for k, eta in tally.promised.items()}
     kept_last = [k for k, eta in last.items() if k in tally.ready_at and tally.ready_at[k] <= eta]

@@ -140,3 +140,19 @@ def test_a_201_answered_on_a_node_lost_before_its_pod_is_bound_may_wait_again() 
     lose_nodes(cast(Run, run), 1)
     assert kube.deleted == ["l40s-0"]
     assert tally.lost_capacity == {"team/ep", "team/late"}
+
+
+def test_a_late_202_names_the_pods_created_after_its_own_that_were_bound_first_in_its_class() -> None:
+    play = Play(cast(KubeCluster, Deployments()), CATALOG, REGISTRY, random.Random(0), 20.0)
+
+    def bound(endpoint: str, name: str, gpu_class: str, created: float, at: float) -> None:
+        pod = Pod("team", name, name, f"team/{endpoint}", {}, 1.0, gpu_class, (created, 1), node=f"{gpu_class}-new")
+        play.binds.append((at, pod))
+
+    bound("late", "late-0", "MI300X", created=2.0, at=30.0)
+    bound("older", "older-0", "MI300X", created=1.0, at=20.0)  # first in, first out: before it, rightly
+    bound("jumped", "jumped-0", "MI300X", created=5.0, at=20.0)  # created after it, bound before it
+    bound("other-class", "other-0", "L40S", created=5.0, at=20.0)
+    bound("after", "after-0", "MI300X", created=6.0, at=40.0)  # bound after it: took nothing of its
+    assert play.overtaken("team/late", posted=1.5) == ["team/jumped-0@MI300X-new"]
+    assert play.overtaken("team/older", posted=0.5) == []
