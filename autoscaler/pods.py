@@ -326,16 +326,25 @@ def with_devices(inventory: Inventory, pods: Iterable[Mapping[str, Any]]) -> Inv
         unmapped = sorted(
             (created, device)
             for device, created in named.get(n.node, {}).items()
-            if device not in table and not device.isdigit()
+            if device not in table and _index(device) is None
         )
         free = [g.index for g in n.gpus if g.index not in table.values()]
         table |= {device: index for (_, device), index in zip(unmapped, free, strict=False)}
         for group, device in groups.get(n.node, {}).items():
-            index = int(device) if device.isdigit() else table.get(device)
-            if index is not None and index < len(n.gpus):
+            index = _index(device)
+            index = table.get(device) if index is None else index
+            if index is not None and 0 <= index < len(n.gpus):
                 table[group] = index
         nodes.append(replace(n, devices=tuple(table.items())) if table else n)
     return replace(inventory, nodes=tuple(nodes))
+
+
+def _index(device: str) -> int | None:
+    """The GPU index a device value is, where it is a number (KAI writes -1 while it knows none)."""
+    try:
+        return int(device)
+    except ValueError:
+        return None
 
 
 def _whole_or_shared(node: NodeGpus, n: int, hami_mib: int, at: Mapping[int, int] | None) -> list[Allocation]:

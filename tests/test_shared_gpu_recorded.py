@@ -163,6 +163,13 @@ def test_kai_shares_of_one_group_are_on_one_gpu_as_kai_gives_its_index() -> None
     assert kai_free(pods) == [L40S, L40S - 20480]
 
 
+def test_kai_saying_it_knows_no_gpu_yet_leaves_its_shares_inferred() -> None:
+    # KAI writes -1 while its reservation pod has not named the GPU: not a GPU of its own, so the
+    # shares of the group are where inference puts them (the lowest GPU with room), not on a made-up one.
+    pods = [reservation("group-a", "-1"), kai_pod("a", 10240, "group-a"), kai_pod("b", 40000, "group-a")]
+    assert kai_free(pods) == [L40S - 10240, L40S - 40000]
+
+
 @pytest.mark.parametrize(
     "recorded",
     ["GPU-x,NVIDIA", f"{UUIDS[1]},NVIDIA,lots,0:;", f"{UUIDS[1]},NVIDIA,-5,0:;"],
