@@ -165,8 +165,16 @@ def pod_allocations(
 
 def _recorded(pod: Mapping[str, Any]) -> bool:
     meta = pod.get("metadata") or {}
-    annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
-    return any(annotations.get(k) for k in HAMI_DEVICES) or any(k.startswith(KAI_GPU_GROUP) for k in labels)
+    return _hami_value(meta.get("annotations") or {}) is not None or bool(_kai_groups(meta.get("labels") or {}))
+
+
+def _hami_value(annotations: Mapping[str, Any]) -> str | None:
+    return next((str(annotations[k]) for k in HAMI_DEVICES if annotations.get(k)), None)
+
+
+def _kai_groups(labels: Mapping[str, Any]) -> list[str]:
+    """The GPU groups KAI labelled a pod with: `runai-gpu-group`, or one `runai-gpu-group/<group>` a device."""
+    return sorted({str(v) for k, v in labels.items() if k == KAI_GPU_GROUP or k.startswith(KAI_GPU_GROUP + "/")})
 
 
 def stuck_replicas(
@@ -256,15 +264,14 @@ def placed_on(node: NodeGpus, pod: Mapping[str, Any]) -> dict[int, int] | None:
     `node`; None where nothing is recorded, or it names a device the node does not map."""
     meta = pod.get("metadata") or {}
     annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
-    value = next((str(annotations[k]) for k in HAMI_DEVICES if annotations.get(k)), None)
+    value = _hami_value(annotations)
     if value is not None:
         devices = _hami_devices(value)
         if devices is None:
             _log_unreadable(pod, value)
             return None
     else:
-        groups = {str(v) for k, v in labels.items() if k == KAI_GPU_GROUP or k.startswith(KAI_GPU_GROUP + "/")}
-        devices = [(group, 0) for group in sorted(groups)]
+        devices = [(group, 0) for group in _kai_groups(labels)]
     at: dict[int, int] = {}
     for device, mib in devices:
         index = node.device(device)
@@ -315,8 +322,7 @@ def with_devices(inventory: Inventory, pods: Iterable[Mapping[str, Any]]) -> Inv
         if kai_reservation(pod) and annotations.get(KAI_RESERVED):
             groups.setdefault(node, {})[str(labels[KAI_GPU_GROUP])] = str(annotations[KAI_RESERVED])
             ids.append(str(annotations[KAI_RESERVED]))
-        value = next((str(annotations[k]) for k in HAMI_DEVICES if annotations.get(k)), "")
-        ids += [device for device, _ in _hami_devices(value) or ()]
+        ids += [device for device, _ in _hami_devices(_hami_value(annotations) or "") or ()]
         for device in ids:
             seen = named.setdefault(node, {})
             seen[device] = min(seen.get(device, created), created)
