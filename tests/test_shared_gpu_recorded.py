@@ -228,3 +228,28 @@ def test_the_churn_plays_scheduler_writes_where_it_binpacked_as_the_controller_r
     assert sorted(g.free_mib for g in read.gpus) == sorted(g.free_mib for g in played.gpus)
     if gpu_class == "H200-141GB":  # UUIDs the node registers: the very GPUs, not only the same split
         assert [g.free_mib for g in read.gpus] == [g.free_mib for g in played.gpus]
+
+
+def test_a_201_whose_answered_gpu_a_binpacked_share_filled_keeps_its_node_on_another_gpu() -> None:
+    # chat was answered 201 on GPU 0 of h200-0; HAMi then binpacked another workload's 117 GiB share there.
+    # GPU 1 holds chat as well, and HAMi, not EGS, picks the GPU: the promise is kept on its node, not
+    # placed again (on h200-1's GPU 0, the tightest fit) and revised.
+    promised = {"variant": "bf16", "gpuClass": "H200-141GB", "sharing": "hami", "tensorParallel": 1}
+    promised |= {"vramMiBPerGpu": 34003, "workers": [{"node": "h200-0", "gpus": [0]}]}
+    promise = {"answer": "Created", "variant": "bf16", "gpuClass": "H200-141GB", "observedGeneration": 3}
+    chat = endpoint(lo=1, hi=1, status={"promise": {**promise, "placements": [promised]}})
+    other = hami_node("h200-1")
+    other["metadata"]["annotations"][HAMI_REGISTER] = json.dumps(
+        [{"id": "GPU-other-0"}, {"id": "GPU-other-1", "index": 1}]
+    )
+    pods = [
+        hami_pod("train", 120000, f"{UUIDS[0]},NVIDIA,120000,0:;"),
+        hami_pod("batch", 100000, "GPU-other-0,NVIDIA,100000,0:;"),
+    ]
+    pods[1]["spec"]["nodeName"] = "h200-1"
+    obs = Observation(nodes=[hami_node(), other], endpoints=[chat], pods=pods)
+    decision = decide(obs, Settings(sharing=SHARING), REGISTRY, CATALOG, NOW)
+    placed = [(w.node, w.gpus) for p in decision.placed.placements if p.request == "chat" for w in p.workers]
+    assert placed == [("h200-0", (1,))]
+    conditions = decision.statuses[("team-a", "chat")].get("conditions") or []
+    assert not [c for c in conditions if c["type"] == "PromiseKept" and c["status"] == "False"]

@@ -6,17 +6,23 @@ next loop places every new replica together, and the scheduler, given several at
 them otherwise: a 201 then found no room in its class and was reported Provisioning, its capacity
 "gone" although no node went. So until its pods are bound, a 201's replicas take the GPUs it was
 answered from, right after the incumbents, before anything new is placed; only those whose node
-went (or is not Ready) or whose GPUs a bound pod holds are placed again.
+went (or is not Ready) or whose GPUs a bound pod holds are placed again, but a share of a GPU's memory
+(KAI, HAMi) whose answered GPU a bound pod filled keeps its node on another of its GPUs that holds it.
 """
 
 from __future__ import annotations
 
-from autoscaler.decide.state import CREATED, Promise
+from dataclasses import replace
+
+from autoscaler.decide.state import CREATED, Promise, Promised
 from autoscaler.endpoint import Endpoint
 from common.errors import InputError
 from scheduler.inventory import Inventory, held_by
-from scheduler.plan import Placement
+from scheduler.plan import Placement, Worker
 from scheduler.registry import Registry
+
+MEMORY_SHARES = ("kai", "hami")
+"""Sharing mechanisms whose scheduler, not EGS, picks the GPU of the node (`autoscaler.pods.placed_on`)."""
 
 
 def reserved(
@@ -35,12 +41,28 @@ def reserved(
             continue  # its node went, is not Ready or is cordoned: that capacity is gone
         try:
             variant = registry.get(ep.model).variant(p.variant)
-            placement = Placement(
-                ep.name, first + len(kept), ep.model, variant.name, variant.precision, variant.quality,
-                p.gpu_class, p.sharing, p.tp, p.vram_mib_per_gpu, p.workers, ep.namespace,
-            )  # fmt: skip
-            inventory = inventory.allocated(held_by(placement))
         except (InputError, KeyError):
-            continue  # the registry no longer has that variant, or a bound pod holds those GPUs now
-        kept.append(placement)
+            continue  # the registry no longer has that variant
+        placement = Placement(
+            ep.name, first + len(kept), ep.model, variant.name, variant.precision, variant.quality,
+            p.gpu_class, p.sharing, p.tp, p.vram_mib_per_gpu, p.workers, ep.namespace,
+        )  # fmt: skip
+        for workers in (p.workers, *_elsewhere_on_its_node(p, inventory)):
+            try:
+                inventory = inventory.allocated(held_by(replace(placement, workers=workers)))
+            except InputError:
+                continue  # a bound pod holds those GPUs now
+            kept.append(replace(placement, workers=workers))
+            break
     return tuple(kept), inventory
+
+
+def _elsewhere_on_its_node(p: Promised, inventory: Inventory) -> tuple[tuple[Worker, ...], ...]:
+    """For a share of one GPU's memory (KAI, HAMi), the GPU of its node its scheduler would bind it to
+    (the tightest that holds it): the GPU of the answer is EGS's own reading, not pinned on the pod, and
+    both schedulers binpack, so another GPU of the answered node keeps the promise as well as that one."""
+    if p.sharing not in MEMORY_SHARES or p.tp != 1 or len(p.workers) != 1:
+        return ()
+    node = next((n for n in inventory if n.node == p.workers[0].node), None)
+    fits = [(g.free_mib, g.index) for g in node.gpus if node.available_mib(g) >= p.vram_mib_per_gpu] if node else []
+    return ((Worker(p.workers[0].node, (min(fits)[1],)),),) if fits else ()
