@@ -43,7 +43,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from autoscaler.adapters.kubernetes import OWNED_KINDS, Cluster, KubernetesError, NotFoundError
 from autoscaler.cost import Holdings, holdings
-from autoscaler.decide import SPEC_CHANGE_HELD, Decision, Observation, Settings, decide, promise_outcome, status_of
+from autoscaler.decide import Decision, Observation, Settings, decide, promise_outcome, status_of
 from autoscaler.decide.workloads import by_identity
 from autoscaler.decide.workloads import identity as object_identity
 from autoscaler.endpoint import API_VERSION, KIND
@@ -231,8 +231,8 @@ class ControllerMetrics:
         kept = set(decision.kept)
         for d in decision.endpoints:
             if f"{d.namespace}/{d.name}" in kept:
-                # A held change's phase is its serving replicas' (Ready): why it is held is SpecApplied's reason.
-                reason = SPEC_CHANGE_HELD if d.change_held else d.reason
+                # A spec not applied has its serving replicas' phase (Ready): why is SpecApplied's reason.
+                reason = d.not_applied[0] if d.not_applied else d.reason
                 self.gauge("egs_autoscaler_held_endpoints").labels(d.namespace, d.name, reason).set(1)
         self.gauge("egs_warm_pool_forecast_gpus").clear()
         for pool in decision.pools:

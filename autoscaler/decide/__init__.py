@@ -77,13 +77,13 @@ from autoscaler.decide.state import (
     still_taken,
 )
 from autoscaler.decide.status import (
+    CANNOT_RENDER,
     PROMISE_KEPT,
     SPEC_CHANGE_HELD,
     answer_status,
-    cannot_render,
-    change_held,
     endpoint_decision,
     endpoint_status,
+    not_applied,
     parse_endpoints,
     promise_outcome,
 )
@@ -129,7 +129,6 @@ __all__ = [
     "PROVISIONING_PREFIX",
     "QUEUE_HIGH",
     "REQUEST_NAME",
-    "SPEC_CHANGE_HELD",
     "ClassSettings",
     "ConsolidationSettings",
     "Decision",
@@ -295,14 +294,11 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             decision, recommendations=windows.get(ep.key, ()), cost_per_hour=endpoint_cost(placed + waiting, catalog)
         )
         by_order.append(((bool(waiting), -max((gpus_of(p) for p in placed), default=0)), rendered))
-        if failure is not None:
-            # This endpoint's new shape cannot be written: it keeps what it runs, and says why.
-            decision = cannot_render(decision, current(mine), previous.get(ep.key, {}), failure)
-            holds.append(f"{ep.key}: {failure}")
-            kept.append(ep.key)
-        elif decision.phase == "Failed" and current(mine).ready:
-            # Its changed spec fits nowhere, and what it ran before still serves: that goes on, and says why.
-            decision = change_held(decision, mine, previous.get(ep.key, {}), decision.message)
+        if failure is not None or (decision.phase == "Failed" and current(mine).ready):
+            # Its new shape cannot be written, or its changed spec fits nowhere while what it ran before
+            # still serves: that goes on as it is, and says why.
+            cause = (CANNOT_RENDER, failure) if failure is not None else (SPEC_CHANGE_HELD, decision.message)
+            decision = not_applied(decision, mine, previous.get(ep.key, {}), *cause)
             holds.append(f"{ep.key}: {decision.held}")
             kept.append(ep.key)
         answer = ACCEPTED if decision.waiting else CREATED

@@ -72,8 +72,9 @@ class EndpointDecision:
     recorded in the status so that the window survives a restart."""
     cost_per_hour: float = 0.0
     """USD per hour of its replicas (placed and waiting) at the configured prices."""
-    change_held: str | None = None
-    """Why a change of its spec is held (no node can serve it) while its replicas from before serve."""
+    not_applied: tuple[str, str] | None = None
+    """(reason, message) when its spec is not applied (its new shape cannot be rendered, or its changed
+    spec fits no node): what its replicas from before serve is reported instead (`status.not_applied`)."""
 
     @property
     def serves_now(self) -> bool:

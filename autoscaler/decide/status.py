@@ -81,47 +81,36 @@ def _invalid(obj: Mapping[str, Any], message: str) -> EndpointDecision:
     return EndpointDecision(namespace, name, model, 0, 0, 0, 0, None, None, None, "Failed", 0, "InvalidSpec", message)
 
 
-def cannot_render(
-    decision: EndpointDecision, current: Workload, previous: Mapping[str, Any], message: str
+def not_applied(
+    decision: EndpointDecision, serving: Sequence[Owned], previous: Mapping[str, Any], reason: str, why: str
 ) -> EndpointDecision:
-    """An endpoint whose new workloads cannot be written: it keeps the replicas, variant and class it
-    runs (Degraded while any replica does, Failed otherwise), nothing of it waits, and its condition
-    says why."""
-    return replace(
-        decision,
-        phase="Degraded" if current.replicas else "Failed",
-        reason="CannotRender",
-        message=message,
-        held=message,
-        placed=0,
-        waiting=0,
-        eta=None,
-        variant=previous.get("variant"),
-        gpu_class=previous.get("gpuClass"),
-        cost_per_hour=float(previous.get("costPerHour") or 0.0),
-    )
-
-
-def change_held(
-    decision: EndpointDecision, serving: Sequence[Owned], previous: Mapping[str, Any], why: str
-) -> EndpointDecision:
-    """An endpoint whose changed spec no node can serve, while its replicas from before serve: what is
-    true is that they serve, so its phase, variant and class are theirs, its replica count is held, and
-    the `SpecApplied` condition says the change waits and why (Failed would tell its users it is down)."""
+    """An endpoint whose spec cannot be applied (its new shape cannot be rendered, `CANNOT_RENDER`, or
+    its changed spec fits no node, `SPEC_CHANGE_HELD`): what its replicas from before serve is reported
+    as it is (their phase, variant and class: Failed would tell its users it is down while they serve,
+    and Failed only when nothing does), its replica count is held, nothing of it waits, and the
+    `SpecApplied` condition says why."""
     now = current(serving)
     shape = next((w.shape for w in serving if w.shape is not None), None)
     replicas = now.replicas or 0
-    phase, reason = ("Ready", "AllReplicasReady") if now.ready >= replicas else ("Degraded", "ReplicasNotReady")
+    if now.ready and now.ready >= replicas:
+        phase, state = "Ready", "AllReplicasReady"
+    elif now.ready:
+        phase, state = "Degraded", "ReplicasNotReady"
+    else:
+        phase, state = "Failed", reason
     return replace(
         decision,
         phase=phase,
-        reason=reason,
-        message=_message(phase, replicas, 0, now.ready, replicas),
-        held=f"the spec's change is held: {why}",
-        change_held=why,
+        reason=state,
+        message=why if phase == "Failed" else _message(phase, replicas, 0, now.ready, replicas),
+        held=f"its spec is not applied: {why}",
+        not_applied=(reason, why),
+        placed=0,
+        waiting=0,
+        eta=None,
         ready_replicas=now.ready,
-        variant=shape.variant if shape else None,
-        gpu_class=shape.gpu_class if shape else None,
+        variant=shape.variant if shape else previous.get("variant"),
+        gpu_class=shape.gpu_class if shape else previous.get("gpuClass"),
         cost_per_hour=float(previous.get("costPerHour") or 0.0),
     )
 
@@ -179,12 +168,12 @@ def endpoint_status(
 ) -> dict[str, Any]:
     generation = ep.generation if ep is not None else None
     # The conditions this function owns; PromiseKept is carried over below while its promise is.
-    owned = (*ENDPOINT_CONDITIONS, SPEC_APPLIED) if d.change_held else ENDPOINT_CONDITIONS
+    owned = (*ENDPOINT_CONDITIONS, SPEC_APPLIED) if d.not_applied else ENDPOINT_CONDITIONS
     conditions = [c for c in previous.get("conditions") or () if c.get("type") in owned]
     for type, holds in conditions_of(d).items():
         conditions = set_condition(conditions, type, holds, d.reason, d.message, now, generation)
-    if d.change_held:  # present while the change waits, gone with it
-        conditions = set_condition(conditions, SPEC_APPLIED, "False", SPEC_CHANGE_HELD, d.change_held, now, generation)
+    if d.not_applied:  # present while the spec is not applied, gone with it
+        conditions = set_condition(conditions, SPEC_APPLIED, "False", *d.not_applied, now, generation)
     # As HPA's ScalingActive: False while the replica count is held instead of following demand (Prometheus
     # unreachable or not given, a model's metrics missing, stale or contradictory), so that `kubectl
     # describe` says autoscaling is off for this endpoint, and why.
@@ -244,8 +233,10 @@ def answer_status(d: EndpointDecision, generation: int, placed: Sequence[Placeme
 SCALING_ACTIVE = "ScalingActive"
 ENDPOINT_CONDITIONS = ("Ready", "Progressing", "Degraded", SCALING_ACTIVE)
 SPEC_APPLIED = "SpecApplied"
-"""False while a change of the spec is held (`change_held`), with reason `SPEC_CHANGE_HELD`; absent otherwise."""
+"""False while the spec is not applied (`not_applied`), with reason `SPEC_CHANGE_HELD` or `CANNOT_RENDER`;
+absent otherwise."""
 SPEC_CHANGE_HELD = "Unschedulable"
+CANNOT_RENDER = "CannotRender"
 
 
 def conditions_of(d: EndpointDecision) -> dict[str, Literal["True", "False"]]:
