@@ -41,6 +41,7 @@ from autoscaler.decide import (
     promise_of,
     replica_count,
     reserved,
+    shape_of,
 )
 from autoscaler.decide.state import CREATED, Promise
 from autoscaler.decide.waiting import queued_gpus
@@ -103,13 +104,11 @@ def admit(
     placed = place_requests([more], registry, free, settings) if more.replicas else Plan()
     placed = Plan(kept + placed.placements, placed.unplaced, placed.occupied)
     policy = SharingPolicy(dict(settings.sharing))
-    # The replicas that wait, wait in the shape of those placed warm, as the controller places them once
-    # these run (an endpoint keeps one shape); a 202 whose ETA came from another class's queue was
+    # The replicas that wait, wait in the shape of those placed warm (`shape_of`), as the controller places
+    # them once these run (an endpoint keeps one shape); a 202 whose ETA came from another class's queue was
     # promised nodes its replicas never waited for (churn seed 1: 167 s promised, 700 s taken).
-    first = placed.placements[0] if placed.placements else None
-    pins = {}
-    if first is not None and first.gpu_class in settings.classes:
-        pins[ep.key] = Promise(CREATED, None, first.variant, first.gpu_class)
+    shape = shape_of(placed.placements)
+    pins = {ep.key: Promise(CREATED, None, *shape)} if shape is not None and shape[1] in settings.classes else {}
     waiting = place_waiting([ep], placed, registry, catalog, settings, policy, pins=pins)
     eta = None
     for gpu_class, queue in by_class(waiting.placements).items():

@@ -86,6 +86,7 @@ from autoscaler.decide.status import (
     not_applied,
     parse_endpoints,
     promise_outcome,
+    shape_of,
 )
 from autoscaler.decide.targets import (
     GPU_SATURATION_HIGH,
@@ -154,6 +155,7 @@ __all__ = [
     "replica_count",
     "reserved",
     "rfc3339",
+    "shape_of",
     "status_of",
 ]
 
@@ -236,7 +238,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     new = [ep.request(targets[ep.key][0] - len(staying[ep.key])) for ep in endpoints]
     new = [r for r in new if r.replicas > 0]
     # More replicas of an endpoint that runs take its incumbents' shape where it fits: one shape an endpoint.
-    keeps = {k: Promise(CREATED, None, kept[0].variant, kept[0].gpu_class) for k, kept in staying.items() if kept}
+    keeps = {k: Promise(CREATED, None, *main) for k, kept in staying.items() if (main := shape_of(kept))}
     # So do the replicas of an endpoint whose node went: its workload makes them again, pending in its shape
     # (placed afresh in the cheapest, they were a second workload, and the first one's pods, bound again
     # in their class, were pushed out once both served).

@@ -6,7 +6,8 @@ Also parses the endpoints: one that cannot be read, or names a model the registr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -90,7 +91,7 @@ def not_applied(
     and Failed only when nothing does), its replica count is held, nothing of it waits, and the
     `SpecApplied` condition says why."""
     now = current(serving)
-    shape = next((w.shape for w in serving if w.shape is not None), None)
+    shape = main_shape((w.shape.variant, w.shape.gpu_class) for w in serving if w.shape for _ in range(w.replicas))
     replicas = now.replicas or 0
     if now.ready and now.ready >= replicas:
         phase, state = "Ready", "AllReplicasReady"
@@ -109,10 +110,25 @@ def not_applied(
         waiting=0,
         eta=None,
         ready_replicas=now.ready,
-        variant=shape.variant if shape else previous.get("variant"),
-        gpu_class=shape.gpu_class if shape else previous.get("gpuClass"),
+        variant=shape[0] if shape else previous.get("variant"),
+        gpu_class=shape[1] if shape else previous.get("gpuClass"),
         cost_per_hour=float(previous.get("costPerHour") or 0.0),
     )
+
+
+def main_shape(replicas: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
+    """The (variant, GPU class) an endpoint whose `replicas` (one pair each) take several shapes is
+    reported in: the one most of them take, ties to the first by name. The API's answer and the
+    controller's status both name it (`endpoint_decision`), so that it depends on neither the order the
+    replicas were placed in nor the order they became ready in (a 201 split over two classes was
+    answered in one and reported in the other)."""
+    counts = Counter(replicas)
+    return min(counts, key=lambda shape: (-counts[shape], shape), default=None)
+
+
+def shape_of(placements: Iterable[Placement]) -> tuple[str, str] | None:
+    """`main_shape` of placed replicas: also the shape more replicas of theirs take, and wait in."""
+    return main_shape((p.variant, p.gpu_class) for p in placements)
 
 
 def endpoint_decision(
@@ -125,7 +141,7 @@ def endpoint_decision(
     eta: float | None,
 ) -> EndpointDecision:
     replicas, held = target
-    shape = next(iter([*placed, *waiting]), None)
+    shape = shape_of([*placed, *waiting])
     ready = min(current.ready, replicas)
     if unplaced and not placed and not waiting:
         phase, reason = "Failed", "Unschedulable"
@@ -146,8 +162,8 @@ def endpoint_decision(
         placed=len(placed),
         waiting=len(waiting),
         unplaceable=len(unplaced),
-        variant=shape.variant if shape else None,
-        gpu_class=shape.gpu_class if shape else None,
+        variant=shape[0] if shape else None,
+        gpu_class=shape[1] if shape else None,
         eta=eta,
         phase=phase,
         ready_replicas=ready,
