@@ -41,7 +41,13 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from autoscaler.adapters.kubernetes import OWNED_KINDS, Cluster, KubernetesError, NotFoundError
+from autoscaler.adapters.kubernetes import (
+    OWNED_KINDS,
+    Cluster,
+    KubernetesError,
+    NotFoundError,
+    TemporaryKubernetesError,
+)
 from autoscaler.cost import Holdings, holdings
 from autoscaler.decide import Decision, Observation, Settings, decide, promise_outcome, status_of
 from autoscaler.decide.workloads import by_identity
@@ -112,12 +118,13 @@ class KeptHistory:
 Write = tuple[str, ObjectRef, Callable[[], Any], Event | None]
 """One write of a loop: what it is (for the log), whom an Event about it is on, the call, and the Event to
 record once it is made (a phase change)."""
-Failed = tuple[Write, TemporaryError]
+Failed = tuple[Write, TemporaryKubernetesError]
 """A write that failed for a while, and how."""
 RETRY_DELAYS_S = (0.25, 1.0, 2.0)
 """The waits before each retry of the writes that failed for a while (5xx, 429, a refused connection):
 a blip of the API server (a restart behind its load balancer, an overload shed with a 429) passes within
-seconds, so the loop waits 3.25 s at most; what lasts longer is an outage the next loop meets."""
+seconds, so the loop waits 3.25 s at most (6 s where a 429 asks for 2 s each time); what lasts longer is an
+outage the next loop meets. A 409 is not among them: the adapter retried it already."""
 
 
 class LostLease(Exception):
@@ -525,7 +532,7 @@ class Controller:
 
     def _write(self, writes: list[Write], outcome: Outcome) -> list[Failed]:
         """Make `writes` in order; return those that failed for a while, with their errors (a write the API
-        server refused is reported at once)."""
+        server refused, or a conflict that outlasted the adapter's retries, is reported at once)."""
         failed: list[Failed] = []
         for write in writes:
             what, regarding, call, written = write
@@ -541,12 +548,11 @@ class Controller:
                 outcome.events += [written] if written else []
             except NotFoundError:
                 log.info("%s: gone since it was read", what)
-            except KubernetesError as e:
-                if isinstance(e, TemporaryError):
-                    failed.append((write, e))
-                    continue
+            except TemporaryKubernetesError as e:
+                failed.append((write, e))
+            except KubernetesError as e:  # refused, or a conflict the adapter retried already
                 log.warning("%s: %s", what, e)
-                outcome.errors.append("rejected")
+                outcome.errors.append("temporary" if isinstance(e, TemporaryError) else "rejected")
                 outcome.events.append(event(regarding, "Warning", "WriteFailed", "Apply", f"{what}: {e}"))
         return failed
 

@@ -93,3 +93,17 @@ def test_a_wait_longer_than_the_retries_is_left_to_the_next_loop(kube: KubeClust
     assert (ctl.reconcile().errors, cluster.tried) == (["temporary"], 1)  # not retried: the server asked for 30 s
     assert (ctl.reconcile().errors, cluster.tried) == ([], 2)
     assert kube.get("v1/services", "team-a", "chat") is not None
+
+
+def test_a_conflict_left_after_the_adapters_own_retries_does_not_hold_back_the_other_retries(
+    kube: KubeCluster,
+) -> None:
+    """A 409 is retried by the adapter; one that outlasts those retries is reported at once, and must not be
+    taken for a 429 asking for 10 s, which ended the loop's retries of every other failed write."""
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    kube.fail("PATCH", 409, times=1000, path_part="/namespaces/team-a/deployments/")
+    kube.fail("PATCH", 503, times=1, path_part="/services/")
+    outcome = controller(kube, FixedSignals(demand=3.0), retry_delays_s=FAST).reconcile()
+    assert kube.get("v1/services", "team-a", "chat") is not None, "the Service's 503 was retried in the loop"
+    assert outcome.errors == ["temporary"]  # the Deployment's conflict, reported once, as before the retries
