@@ -134,7 +134,7 @@ class Elector:
             return True
         with self._lock:
             seen = self._observed
-        duration = float(seen[1] or 0) if seen else 0.0  # the record's leaseDurationSeconds
+        duration = float(seen[RECORD.index("leaseDurationSeconds")] or 0) if seen else 0.0
         give_up = self.clock() + duration + self.settings.retry_period_s
         while self.clock() < give_up and not stop.wait(self.settings.retry_period_s):
             if self.step():
@@ -212,7 +212,10 @@ class Elector:
         return leading
 
 
+RECORD = ("holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime", "leaseTransitions")
+"""The fields of the Lease record, in `_record`'s order."""
+
+
 def _record(spec: Mapping[str, Any]) -> tuple[Any, ...]:
     """What identifies one version of the Lease record (client-go compares the whole record)."""
-    keys = ("holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime", "leaseTransitions")
-    return tuple(spec.get(k) for k in keys)
+    return tuple(spec.get(k) for k in RECORD)
