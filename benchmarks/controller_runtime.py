@@ -24,7 +24,6 @@ import json
 import math
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -173,17 +172,11 @@ def history_reads(models: int, loops: int) -> dict[str, Any]:
     settings = Settings(classes={"H100-80GB": ClassSettings(gpus_per_node=8)})
     end = float(int(time.time()) // 300 * 300 - 300)
     with tempfile.TemporaryDirectory() as work:
-        data = Path(work) / "data"
-        source = Path(work) / "demand.om"
-        with source.open("w") as out:
-            out.write(f"# TYPE {DEMAND} gauge\n")
-            for t in range(int(end - settings.history_s), int(end) + 1, 300):
-                rates = ((m, 1 + (t // 300 * 7 + m) % 11) for m in range(models))
-                out.writelines(f'{DEMAND}{{model_name="m{m}"}} {rate} {t}\n' for m, rate in rates)
-            out.write("# EOF\n")
-        subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
-                       check=True, capture_output=True)  # fmt: skip
-        prom = Prometheus(Path(work), [], interval="15s").start()
+        lines = [f"# TYPE {DEMAND} gauge"]
+        for t in range(int(end - settings.history_s), int(end) + 1, 300):
+            rates = ((m, 1 + (t // 300 * 7 + m) % 11) for m in range(models))
+            lines += [f'{DEMAND}{{model_name="m{m}"}} {rate} {t}' for m, rate in rates]
+        prom = Prometheus(Path(work), [], interval="15s").backfill(lines).start()
         kube = KubeCluster().start()
         try:
             catalog = Catalog.load()

@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -142,6 +142,19 @@ class Prometheus:
             *self.extra_args,
         ]
         launch("prometheus", "prometheus", args, self.workdir, f"{self.url}/-/ready", self._started)
+        return self
+
+    def backfill(self, lines: Iterable[str]) -> Prometheus:
+        """Write OpenMetrics `lines` (with their `# TYPE` lines and timestamps, no `# EOF`) as TSDB blocks
+        into the data directory, before `start`: history a fresh server would not have (promtool's backfill)."""
+        source = self.workdir / "backfill.om"
+        data = self.workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        with source.open("w") as out:
+            out.writelines(f"{line}\n" for line in lines)
+            out.write("# EOF\n")
+        run = [require("promtool", "prometheus"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)]
+        subprocess.run(run, check=True, capture_output=True)
         return self
 
     def _config(self) -> dict[str, Any]:

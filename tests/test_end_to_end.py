@@ -74,8 +74,8 @@ def stack(sim_cluster: SimCluster, tmp_path_factory: pytest.TempPathFactory) -> 
         {"job_name": "egs-controller", "static_configs": [{"targets": [controller_metrics]}]},
     ]
     rules = [REPO / "alerts" / "egs.rules.yaml"]
-    _backfill_demand(workdir / "prom" / "data", "llama-3.1-8b-instruct", rps=0.5)
-    prom = Prometheus(workdir / "prom", [], interval="1s", rule_files=rules, scrape_configs=jobs).start()
+    prom = Prometheus(workdir / "prom", [], interval="1s", rule_files=rules, scrape_configs=jobs)
+    prom.backfill(_demand_history("llama-3.1-8b-instruct", rps=0.5)).start()
     config = workdir / "egs.yaml"
     classes = {"H100-80GB": {"gpus_per_node": 8, "pool": "balloon", "static_nodes": 1}}
     config.write_text(yaml.safe_dump({"models": str(REPO / "examples" / "models.yaml"), "gpu_classes": classes}))
@@ -99,18 +99,14 @@ def stack(sim_cluster: SimCluster, tmp_path_factory: pytest.TempPathFactory) -> 
         kube.stop()
 
 
-def _backfill_demand(data: Path, model: str, rps: float, minutes: int = 60) -> None:
-    """The last hour of `model:requests:rate5m` for `model`, a sample a minute, written as TSDB blocks
-    into a Prometheus data directory before it starts (promtool's backfill): the controller's demand
+def _demand_history(model: str, rps: float, minutes: int = 60) -> list[str]:
+    """The last hour of `model:requests:rate5m` for `model`, a sample a minute: the controller's demand
     history, which a fresh Prometheus would not have for five minutes."""
     now = int(time.time())
     lines = ["# TYPE model:requests:rate5m gauge"]
-    lines += [f'model:requests:rate5m{{model_name="{model}"}} {rps} {now - 60 * i}' for i in range(minutes, 0, -1)]
-    source = data.parent / "demand.om"
-    data.mkdir(parents=True, exist_ok=True)
-    source.write_text("\n".join([*lines, "# EOF", ""]))
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)], check=True,
-                   capture_output=True)  # fmt: skip
+    return lines + [
+        f'model:requests:rate5m{{model_name="{model}"}} {rps} {now - 60 * i}' for i in range(minutes, 0, -1)
+    ]
 
 
 def _eventually(what: str, probe: Callable[[], Any], timeout_s: float = 30) -> Any:

@@ -10,7 +10,6 @@ new read (on plain data: Prometheus cannot be made to ingest a sample in the pas
 from __future__ import annotations
 
 import math
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 
@@ -40,15 +39,7 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
             lines.append(f'{DEMAND}{{model_name="llama"}} {1 + (i * 7919) % 13 / 4} {t:.0f}')
         if i > 60:  # stopped an hour ago
             lines.append(f'{DEMAND}{{model_name="mistral"}} {0.5 + i % 5} {t:.0f}')
-    source = work / "demand.om"
-    source.write_text("\n".join([*lines, "# EOF", ""]))
-    (work / "prom" / "data").mkdir(parents=True)
-    subprocess.run(
-        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(work / "prom" / "data")],
-        check=True,
-        capture_output=True,
-    )
-    prom = Prometheus(work / "prom", [], interval="1s").start()
+    prom = Prometheus(work / "prom", [], interval="1s").backfill(lines).start()
     try:
         yield prom
     finally:
