@@ -149,8 +149,13 @@ def pod_allocations(
     be taken off an inventory without those too."""
     by_name = {n.node: n for n in inventory}
     taken: list[Allocation] = []
+
+    def inferred(pod: Mapping[str, Any]) -> bool:
+        node = by_name.get(str((pod.get("spec") or {}).get("nodeName")))
+        return node is None or placed_on(node, pod) is None
+
     # Pods whose GPUs are recorded first: one whose GPUs are inferred must not take their room.
-    for pod in sorted(pods, key=lambda p: not _recorded(p)):
+    for pod in sorted(pods, key=inferred):
         meta = pod.get("metadata") or {}
         node_name = (pod.get("spec") or {}).get("nodeName")
         phase = (pod.get("status") or {}).get("phase")
@@ -161,11 +166,6 @@ def pod_allocations(
             by_name[node_name] = Inventory((by_name[node_name],)).allocated([allocation]).nodes[0]
             taken.append(allocation)
     return taken
-
-
-def _recorded(pod: Mapping[str, Any]) -> bool:
-    meta = pod.get("metadata") or {}
-    return _hami_value(meta.get("annotations") or {}) is not None or bool(_kai_groups(meta.get("labels") or {}))
 
 
 def _hami_value(annotations: Mapping[str, Any]) -> str | None:

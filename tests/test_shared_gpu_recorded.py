@@ -253,3 +253,12 @@ def test_a_201_whose_answered_gpu_a_binpacked_share_filled_keeps_its_node_on_ano
     assert placed == [("h200-0", (1,))]
     conditions = decision.statuses[("team-a", "chat")].get("conditions") or []
     assert not [c for c in conditions if c["type"] == "PromiseKept" and c["status"] == "False"]
+
+
+def test_a_share_whose_annotation_cannot_be_read_is_inferred_after_the_shares_recorded() -> None:
+    """Listed first, a pod with an unreadable annotation was taken as recorded and put on GPU 0 by inference,
+    so the share HAMi recorded on GPU 0 found no room there and GPU 1 read as empty."""
+    unreadable = hami_pod("odd", 102400, "not,a,device")
+    recorded = hami_pod("train", 102400, f"{UUIDS[0]},NVIDIA,102400,0:;")
+    obs = Observation(nodes=[hami_node()], endpoints=[], pods=[unreadable, recorded])
+    assert free_mib(obs, "h200-0") == [H200 - 102400, H200 - 102400]
