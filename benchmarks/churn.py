@@ -219,8 +219,7 @@ def fleet(catalog: Catalog, rng: random.Random, endpoints: int) -> list[dict[str
     nodes = []
 
     def add(name: str, gpu: str, count: int, **kw: Any) -> None:
-        node = gpu_node(name, catalog.get(gpu), count, **kw)
-        nodes.append(hami_registered(node) if SHARING.get(gpu) == "hami" else node)
+        nodes.append(play_node(catalog, name, gpu, count, **kw))
 
     for i in range(scale):
         add(f"h100-{i}", "H100-80GB", rng.choice((2, 4)))
@@ -387,6 +386,10 @@ def gpu_group(node: str, index: int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{node}.gpu{index}.group"))
 
 
+def reservation_name(node: str, index: int) -> str:
+    return f"gpu-reservation-{node}-{gpu_group(node, index)[:5]}"
+
+
 def reservation_pod(node: str, index: int) -> dict[str, Any]:
     """KAI's reservation pod of a shared GPU: it asks for the whole GPU and names it by its UUID
     (NVIDIA/KAI-Scheduler pkg/binder/binding/resourcereservation, pkg/resourcereservation/patcher)."""
@@ -395,7 +398,7 @@ def reservation_pod(node: str, index: int) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": f"gpu-reservation-{node}-{group[:5]}",
+            "name": reservation_name(node, index),
             "namespace": RESERVATIONS,
             "labels": {"app": RESERVATIONS, KAI_GPU_GROUP: group},
             "annotations": {KAI_RESERVED: gpu_uuid(node, index)},
@@ -406,6 +409,12 @@ def reservation_pod(node: str, index: int) -> dict[str, Any]:
         },
         "status": pod_status(node, True),
     }
+
+
+def play_node(catalog: Catalog, name: str, gpu: str, count: int, **kw: Any) -> dict[str, Any]:
+    """A node of the play's fleet, at the start or joining later: on a HAMi class, registered as HAMi registers."""
+    node = gpu_node(name, catalog.get(gpu), count, **kw)
+    return hami_registered(node) if SHARING.get(gpu) == "hami" else node
 
 
 def hami_registered(node: dict[str, Any]) -> dict[str, Any]:
@@ -595,7 +604,7 @@ class Play:
         Ready, untainted, when their delay is over (the node autoscaler counts them as coming until then)."""
         for t, registers, name, gpu_class in self.coming:
             if name not in self.registered and registers <= now < t:
-                node = gpu_node(name, self.catalog.get(gpu_class), PROVISIONABLE[gpu_class])
+                node = play_node(self.catalog, name, gpu_class, PROVISIONABLE[gpu_class])
                 node["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]
                 node["spec"]["taints"] = [*node["spec"].get("taints", []), NOT_READY_TAINT]
                 self.kube.put(NODES, node)
@@ -604,7 +613,7 @@ class Play:
             elif t <= now and name not in self.joined:
                 self.joined.add(name)
                 self._note(now, f"Ready {name}")
-                node = gpu_node(name, self.catalog.get(gpu_class), PROVISIONABLE[gpu_class])
+                node = play_node(self.catalog, name, gpu_class, PROVISIONABLE[gpu_class])
                 if name in self.registered:  # registered: Ready now, and the not-ready taint is taken off
                     ready = {"type": "Ready", "status": "True", "lastTransitionTime": rfc3339(now)}
                     changes = {"status": {"conditions": [ready]}, "spec": {"taints": node["spec"].get("taints", [])}}
@@ -655,7 +664,7 @@ class Play:
         for node, index in shared - self.reserved:
             self.kube.put(PODS, reservation_pod(node, index))
         for node, index in self.reserved - shared:
-            self.kube.delete(PODS, RESERVATIONS, reservation_pod(node, index)["metadata"]["name"])
+            self.kube.delete(PODS, RESERVATIONS, reservation_name(node, index))
         self.reserved = shared
         for d in self.kube.all(DEPLOYMENTS):
             meta = d["metadata"]
@@ -1204,6 +1213,8 @@ def main() -> int:
             proc.wait(10)
         prometheus.close()
         kube.stop()
+        if play.journal is not None:
+            play.journal.close()
     assert run is not None
     tally = run.tally
     kept = [k for k, eta in tally.promised.items() if k in tally.ready_at and tally.ready_at[k] <= eta]
@@ -1427,7 +1438,7 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
         elif what == "late-node":
             gpu_class, gpus = UNORDERED[arg]
             mig = {"3g.40gb": 2, "1g.10gb": 3} if arg == "a100-mig" else None
-            run.kube.put(NODES, gpu_node(f"{arg}-late-{i}", catalog.get(gpu_class), gpus, mig=mig))
+            run.kube.put(NODES, play_node(catalog, f"{arg}-late-{i}", gpu_class, gpus, mig=mig))
             log(f"minute {run.minutes():.1f}: {arg}-late-{i} joined")
         elif what == "class-change":
             change_class(run, bodies, arg)
