@@ -120,7 +120,8 @@ class Decision:
     """Models whose demand was split evenly between endpoints that could not be told apart."""
     kept: tuple[str, ...] = ()
     """Endpoints (namespace/name) whose objects are left as the cluster holds them: their spec cannot be
-    read, or their new shape cannot be rendered. Nothing of theirs is intended anew, and nothing of
+    read, their new shape cannot be rendered, or their changed spec fits no node while what they ran
+    before serves. Nothing of theirs is intended anew, and nothing of
     theirs is to be removed for that."""
     deletions: tuple[tuple[str, str, str, str], ...] = ()
     """(apiVersion, kind, namespace, name) of owned objects no longer intended, to delete now: their

@@ -198,7 +198,8 @@ def orphans(
     """What the controller owns and no longer intends, to delete now; make-before-break: an endpoint's
     replaced workload goes once its intended workloads serve every replica it wants, or at once when
     it serves nothing itself; everything of an endpoint that is gone goes. The `kept` endpoints (their
-    spec cannot be read, or their new shape cannot be rendered) keep what they have, and so do
+    spec cannot be read, their new shape cannot be rendered, or their changed spec fits nowhere while the
+    old shape serves) keep what they have, and so do
     warm-pool objects the user owns the rest of (a Karpenter NodePool) and the shared PriorityClass."""
     keep = {identity(o) for o in intended}
     listed = {endpoint_key(o) for o in endpoints}
