@@ -567,7 +567,9 @@ class _Run:
         )
         gpus, loads = [self.gpr[w.model] for w in self.queue], [self.load[w.model] for w in self.queue]
         etas = queue_etas(now, gpus, capacity, loads, self.observed, self.eta, self.cancelled)
-        new = [w.promised_s is None and w.added_step == step for w in self.queue]
+        # The median only where a promise is scored: reactive runs, the CPU baseline, promise the most.
+        scored = self.score_steps[0] <= step < self.score_steps[1]
+        new = [scored and w.promised_s is None and w.added_step == step for w in self.queue]
         if any(new):
             even = replace(self.eta, quantile=0.5)
             medians = queue_etas(now, gpus, capacity, loads, self.observed, even, self.cancelled)
