@@ -15,14 +15,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from autoscaler.decide.state import CREATED, Promise, Promised
+from autoscaler.decide.waiting import MEMORY_SHARED
 from autoscaler.endpoint import Endpoint
 from common.errors import InputError
 from scheduler.inventory import Inventory, held_by
 from scheduler.plan import Placement, Worker
 from scheduler.registry import Registry
-
-MEMORY_SHARES = ("kai", "hami")
-"""Sharing mechanisms whose scheduler, not EGS, picks the GPU of the node (`autoscaler.pods.placed_on`)."""
 
 
 def reserved(
@@ -47,22 +45,30 @@ def reserved(
             ep.name, first + len(kept), ep.model, variant.name, variant.precision, variant.quality,
             p.gpu_class, p.sharing, p.tp, p.vram_mib_per_gpu, p.workers, ep.namespace,
         )  # fmt: skip
-        for workers in (p.workers, *_elsewhere_on_its_node(p, inventory)):
-            try:
-                inventory = inventory.allocated(held_by(replace(placement, workers=workers)))
-            except InputError:
-                continue  # a bound pod holds those GPUs now
-            kept.append(replace(placement, workers=workers))
-            break
+        held = _held(placement, inventory)
+        if held is None and (elsewhere := _elsewhere_on_its_node(p, inventory)) is not None:
+            placement = replace(placement, workers=elsewhere)
+            held = _held(placement, inventory)
+        if held is not None:
+            inventory = held
+            kept.append(placement)
     return tuple(kept), inventory
 
 
-def _elsewhere_on_its_node(p: Promised, inventory: Inventory) -> tuple[tuple[Worker, ...], ...]:
+def _held(placement: Placement, inventory: Inventory) -> Inventory | None:
+    """`inventory` with `placement`'s GPUs taken; None where a bound pod holds them now."""
+    try:
+        return inventory.allocated(held_by(placement))
+    except InputError:
+        return None
+
+
+def _elsewhere_on_its_node(p: Promised, inventory: Inventory) -> tuple[Worker, ...] | None:
     """For a share of one GPU's memory (KAI, HAMi), the GPU of its node its scheduler would bind it to
     (the tightest that holds it): the GPU of the answer is EGS's own reading, not pinned on the pod, and
     both schedulers binpack, so another GPU of the answered node keeps the promise as well as that one."""
-    if p.sharing not in MEMORY_SHARES or p.tp != 1 or len(p.workers) != 1:
-        return ()
-    node = next((n for n in inventory if n.node == p.workers[0].node), None)
-    fits = [(g.free_mib, g.index) for g in node.gpus if node.available_mib(g) >= p.vram_mib_per_gpu] if node else []
-    return ((Worker(p.workers[0].node, (min(fits)[1],)),),) if fits else ()
+    if p.sharing not in MEMORY_SHARED or p.tp != 1 or len(p.workers) != 1:
+        return None
+    node = inventory.node(p.workers[0].node)
+    fits = [(g.free_mib, g.index) for g in node.gpus if node.available_mib(g) >= p.vram_mib_per_gpu]
+    return (Worker(node.node, (min(fits)[1],)),) if fits else None
