@@ -32,7 +32,8 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
 Time is compressed by `--factor` F: the provisioning delays, the model load times (written into the
 registry both processes read), the controller's ETA prior (300-600 s) and step (20 s), its
 scale-down stabilization window and the age at which the endpoint API rebuilds the capacity it answers
-from (`--capacity-ttl`, 10 s) are divided by F, the controller loops every 20/F s; every figure in
+from (`--capacity-ttl`, 10 s) are divided by F, the controller loops every 20/F s and retries its Lease
+every 2/F s (its duration and renew deadline bound real reads and writes: not compressed); every figure in
 seconds below is uncompressed.
 
 Fleet (seeded): H100 nodes (one tainted for another team), A100 nodes split into MIG instances, L40S
@@ -53,8 +54,8 @@ three models; up to three GPU nodes nobody ordered (A100 MIG, MI250X, H100, L40S
 endpoints, drawn, are deleted through the API, and 2-5 minutes later posted again (all, or all but one or
 two). Drawn apart (so the draws above are what they were before these were added): within 1-5 minutes of the
 first burst, up to two endpoints still waiting for capacity are deleted for good; within 4-20 a new
-controller replica takes over (a rolling update: the old one gets SIGTERM and hands the Lease back); within
-10-20 one or two Ready nodes that serve replicas are lost, deleted (their pods go) or NotReady for good
+controller replica takes over (a rolling update: once it is Ready the old one gets SIGTERM, hands back the Lease);
+within 10-20 one or two Ready nodes that serve replicas are lost, deleted (their pods go) or NotReady for good
 (their pods are evicted 5 minutes later; only their replicas there may move); within 12-18 the minimum
 replicas of one or two Ready endpoints go up by one, and one Ready endpoint is changed to serve another
 model; within 12-16 one to three more endpoints are posted; within 2-20 the API server fails a few lists,
@@ -145,6 +146,7 @@ from autoscaler.decide.placement import replica_cost  # noqa: E402
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE  # noqa: E402
 from autoscaler.decide.workloads import HOSTNAME  # noqa: E402
 from autoscaler.kubetime import rfc3339  # noqa: E402
+from autoscaler.leader import LeaderSettings  # noqa: E402
 from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, asks_for_gpu, holds, kai_share  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
 from localplay.demo_cluster import pod_status  # noqa: E402
@@ -904,6 +906,12 @@ class Run:
         self.controller_command = [*self.controller_command[:-1], f"127.0.0.1:{port}"]
         self.metrics_url = f"http://127.0.0.1:{port}/metrics"
         self.controller = _start(self.controller_command, self.workdir / "controller.log")
+        # Kubernetes' default rolling update (maxSurge and maxUnavailable 25% of one replica: one more, none
+        # less) stops the old pod once the new one is Ready (its /readyz: its first loop, a follower's, ran);
+        # stopped at once, the old one handed the Lease back while the new one still started, and nobody led.
+        while not _ready(f"http://127.0.0.1:{port}/readyz"):
+            self.tick()
+            time.sleep(self.args.tick_s)
         old.terminate()
         while old.poll() is None:
             self.tick()
@@ -1112,6 +1120,13 @@ def _answered_nodes(answer: Mapping[str, Any]) -> set[str]:
     return {w.get("node") for p in answer.get("placements") or () for w in p.get("workers") or ()}
 
 
+def _ready(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def _start(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "egs.cli", *command], stdout=subprocess.DEVNULL,
                             stderr=log_path.open("ab"))  # fmt: skip
@@ -1182,7 +1197,12 @@ def main() -> int:
     ]  # fmt: skip
     controller_command = [
         "controller", "--kubeconfig", kubeconfig, "--config", str(config), "--prometheus", prometheus.url,
-        "--interval", f"{LOOP_S / f:g}", "--metrics-listen", f"127.0.0.1:{metrics_port}",
+        "--interval", f"{LOOP_S / f:g}",
+        # How soon a new replica leads once the old one hands the Lease back. The Lease's duration and renew
+        # deadline stay: they bound real reads and writes (the Prometheus timeout, each write's deadline),
+        # which are not compressed, and only a holder that never hands it back is waited out for them.
+        "--retry-period", f"{LeaderSettings().retry_period_s / f:g}",
+        "--metrics-listen", f"127.0.0.1:{metrics_port}",  # last: `Run.hand_over` gives a new replica its own
     ]  # fmt: skip
     api = _start(api_command, workdir / "api.log")
     controller = _start(controller_command, workdir / "controller.log")
