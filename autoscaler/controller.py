@@ -508,7 +508,8 @@ class Controller:
                 note = f"{before.get('phase') or 'New'} -> {d.phase}: {d.message}"
                 warning = d.phase in ("Degraded", "Failed")
                 changed = event(regarding, "Warning" if warning else "Normal", d.reason or d.phase, "Reconcile", note)
-            write = partial(self.cluster.apply_status, namespace, name, status)
+            # Written to the endpoint read: one deleted and posted again since keeps the status it was answered.
+            write = partial(self.cluster.apply_status, namespace, name, status, uids.get((namespace, name), ""))
             writes.append((f"status {namespace}/{name}", regarding, write, changed))
         # After the applies: a replaced workload goes once its replacement serves (make-before-break).
         for api_version, kind, namespace, name in decision.deletions:

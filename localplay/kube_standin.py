@@ -161,6 +161,11 @@ class Realistic(kmock.KubernetesEmulator):
         async with self._lock:
             if self._absent(key):
                 raise KubernetesError(status=404, reason="NotFound", message=f"{key[2]} not found")
+            # A uid in the body is a precondition, as the API server's storage checks it.
+            uid = ((request.data or {}).get("metadata") or {}).get("uid")
+            if uid and uid != (self._objects[key].raw.get("metadata") or {}).get("uid"):
+                message = f"Precondition failed: UID in precondition: {uid}, UID in object meta: another"
+                raise KubernetesError(status=409, reason="Conflict", message=message)
             self._objects[key].patch({"status": (request.data or {}).get("status", {})})
             self._stamp(key, created=False, namespace=request.namespace)
             return aiohttp.web.json_response(self._objects[key].raw)

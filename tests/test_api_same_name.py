@@ -30,11 +30,11 @@ class HeldStatus(Cluster):
         super().__init__(*args)
         self.writing, self.release = threading.Event(), threading.Event()
 
-    def apply_status(self, namespace: str, name: str, status: Any) -> dict[str, Any]:
+    def apply_status(self, namespace: str, name: str, status: Any, uid: str = "") -> dict[str, Any]:
         if not self.writing.is_set():
             self.writing.set()
             assert self.release.wait(10)
-        return super().apply_status(namespace, name, status)
+        return super().apply_status(namespace, name, status, uid)
 
 
 def test_a_second_post_of_a_name_whose_first_post_is_in_flight_is_refused_409(kube: KubeCluster) -> None:  # noqa: F811

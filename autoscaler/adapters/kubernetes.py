@@ -295,14 +295,19 @@ class Cluster:
         path = kind.path(meta.get("namespace"), meta["name"])
         return self._apply(path, obj, f"apply {obj['kind']} {_name(obj)}")
 
-    def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
-        body = {
-            "apiVersion": ENDPOINT.api_version,
-            "kind": "InferenceEndpoint",
-            "metadata": {"name": name, "namespace": namespace},
-            "status": dict(status),
-        }
-        return self._apply(ENDPOINT.path(namespace, name, "status"), body, f"status of {namespace}/{name}")
+    def apply_status(self, namespace: str, name: str, status: Mapping[str, Any], uid: str = "") -> dict[str, Any]:
+        """`uid`, when given, is the endpoint the status was decided for: the API server refuses the write
+        (409) when the name now holds another one, deleted and posted again meanwhile, whose own status (its
+        promise) the write would otherwise replace; that endpoint is gone (`NotFoundError`), not busy."""
+        meta = {"name": name, "namespace": namespace} | ({"uid": uid} if uid else {})
+        body = {"apiVersion": ENDPOINT.api_version, "kind": "InferenceEndpoint", "metadata": meta}
+        body["status"] = dict(status)
+        try:
+            return self._apply(ENDPOINT.path(namespace, name, "status"), body, f"status of {namespace}/{name}")
+        except ConflictError as e:
+            if uid and (self.endpoint(namespace, name).get("metadata") or {}).get("uid") != uid:
+                raise NotFoundError(f"InferenceEndpoint {namespace}/{name} {uid}: posted again since", 409) from e
+            raise
 
     def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Create `obj`; `ConflictError` when it already exists."""
