@@ -103,7 +103,7 @@ def not_applied(
         decision,
         phase=phase,
         reason=state,
-        message=why if phase == "Failed" else _message(phase, replicas, 0, now.ready, replicas),
+        message=why if phase == "Failed" else _message(phase, 0, now.ready, replicas),
         held=f"its spec is not applied: {why}",
         not_applied=(reason, why),
         placed=0,
@@ -153,7 +153,7 @@ def endpoint_decision(
         phase, reason = "Degraded", "Unschedulable" if unplaced else "ReplicasNotReady"
     else:
         phase, reason = "Pending", "ReplicasStarting"
-    message = unplaced[0].reason if unplaced else _message(phase, len(placed), len(waiting), ready, replicas)
+    message = unplaced[0].reason if unplaced else _message(phase, len(waiting), ready, replicas)
     return EndpointDecision(
         namespace=ep.namespace,
         name=ep.name,
@@ -173,7 +173,7 @@ def endpoint_decision(
     )
 
 
-def _message(phase: str, placed: int, waiting: int, ready: int, replicas: int) -> str:
+def _message(phase: str, waiting: int, ready: int, replicas: int) -> str:
     if phase == "Provisioning":
         return f"{waiting} of {replicas} replicas wait for a GPU node to be provisioned"
     return f"{ready} of {replicas} replicas ready"
