@@ -137,6 +137,7 @@ class Realistic(kmock.KubernetesEmulator):
                     return aiohttp.web.json_response(self._objects[key].raw, status=201)
                 raise KubernetesError(status=404, reason="NotFound", message=f"{key[2]} not found")
             if request.action == enums.action.DELETE:
+                self._check_uid(key, (data.get("preconditions") or {}).get("uid"))
                 last = self._objects[key].raw
                 self._objects[key].delete()
                 self.publish(key, "DELETED")
@@ -161,14 +162,17 @@ class Realistic(kmock.KubernetesEmulator):
         async with self._lock:
             if self._absent(key):
                 raise KubernetesError(status=404, reason="NotFound", message=f"{key[2]} not found")
-            # A uid in the body is a precondition, as the API server's storage checks it.
-            uid = ((request.data or {}).get("metadata") or {}).get("uid")
-            if uid and uid != (self._objects[key].raw.get("metadata") or {}).get("uid"):
-                message = f"Precondition failed: UID in precondition: {uid}, UID in object meta: another"
-                raise KubernetesError(status=409, reason="Conflict", message=message)
+            self._check_uid(key, ((request.data or {}).get("metadata") or {}).get("uid"))
             self._objects[key].patch({"status": (request.data or {}).get("status", {})})
             self._stamp(key, created=False, namespace=request.namespace)
             return aiohttp.web.json_response(self._objects[key].raw)
+
+    def _check_uid(self, key: tuple[Any, ...], uid: str | None) -> None:
+        """A uid in a status write's metadata or a delete's preconditions is checked as the API server's
+        storage checks it: the name may hold another object now, deleted and created again."""
+        if uid and uid != (self._objects[key].raw.get("metadata") or {}).get("uid"):
+            message = f"Precondition failed: UID in precondition: {uid}, UID in object meta: another"
+            raise KubernetesError(status=409, reason="Conflict", message=message)
 
     async def _read(self, key: Any, request: rendering.Request) -> Any:
         if request.action == enums.action.FETCH:

@@ -56,3 +56,27 @@ def test_a_second_post_of_a_name_whose_first_post_is_in_flight_is_refused_409(ku
     assert stored is not None and stored["status"]["promise"]["answer"] == "Created"
     # The one GPU is the first POST's: another endpoint is not served now.
     assert TestClient(app).post("/v1/namespaces/team-a/endpoints", json=body("other"), headers=ALICE).status_code == 202
+
+
+class RepostedMeanwhile(Cluster):
+    """The adapter, where the endpoint is deleted and posted again (by another client) between the API's
+    create and its status write: the name now holds another endpoint."""
+
+    kube: KubeCluster
+
+    def apply_status(self, namespace: str, name: str, status: Any, uid: str = "") -> dict[str, Any]:
+        self.kube.delete(ENDPOINTS, namespace, name)
+        other = {"name": name, "namespace": namespace}
+        self.kube.put(ENDPOINTS, {"apiVersion": "egs.dev/v1alpha1", "kind": "InferenceEndpoint", "metadata": other})
+        return super().apply_status(namespace, name, status, uid)
+
+
+def test_the_apis_answer_is_not_written_on_an_endpoint_posted_again_before_its_status(kube: KubeCluster) -> None:  # noqa: F811
+    kube.put("v1/nodes", gpu_node("gpu-0", CATALOG.get("H100-80GB"), 1))
+    cluster = RepostedMeanwhile(kube.api_client())
+    cluster.kube = kube
+    app = create_app(Services(cluster, SETTINGS, REGISTRY, CATALOG, clock=lambda: NOW))
+    answer = TestClient(app).post("/v1/namespaces/team-a/endpoints", json=body(), headers=ALICE)
+    assert answer.status_code == 404, answer.text  # what it created is gone: no promise to answer
+    stored = kube.get(ENDPOINTS, "team-a", "chat")
+    assert stored is not None and "status" not in stored, "the other endpoint keeps a status of its own"

@@ -281,10 +281,12 @@ def create_app(services: Services) -> FastAPI:
         if created is None:
             field = "gpuClasses" if body.gpuClasses else "model"
             raise _Refused(422, f"{field}: no GPU class can serve it: {decision.message}", field)
+        uid = str((created.get("metadata") or {}).get("uid") or "")
         try:
-            cluster.apply_status(namespace, body.name, status)
+            # The endpoint it created: one deleted and posted again meanwhile keeps its own status.
+            cluster.apply_status(namespace, body.name, status, uid)
         except KubernetesError:
-            admissions.undo(namespace, body.name)
+            admissions.undo(namespace, body.name, uid)
             raise
         finally:
             admissions.answered(namespace, body.name)
@@ -563,11 +565,12 @@ class _Admissions:
         with self.lock:
             self.capacity = None
 
-    def undo(self, namespace: str, name: str) -> None:
-        """A POST failed after its create: delete the endpoint again and give its GPUs back. When the
-        delete fails too, the endpoint stays without a promise, and the POST retried completes it."""
+    def undo(self, namespace: str, name: str, uid: str) -> None:
+        """A POST failed after its create: delete the endpoint it created again (not another one posted
+        since under its name) and give its GPUs back. When the delete fails too, the endpoint stays
+        without a promise, and the POST retried completes it."""
         try:
-            self.services.cluster.delete(ie.API_VERSION, ie.KIND, namespace, name)
+            self.services.cluster.delete(ie.API_VERSION, ie.KIND, namespace, name, uid)
         except KubernetesError as e:
             log.warning("endpoint %s/%s left without a promise (a retried POST completes it): %s", namespace, name, e)
         self.forget()

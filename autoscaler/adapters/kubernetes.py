@@ -315,11 +315,18 @@ class Cluster:
         self.writes += 1
         return self._call("POST", kind.path(obj["metadata"].get("namespace")), f"create {_name(obj)}", dict(obj))
 
-    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str, uid: str = "") -> None:
+        """Delete the object, if there; with `uid`, only that one (a precondition: the name may hold another
+        object now, deleted and created again, which is left alone)."""
         self.writes += 1
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}} if uid else None
         with suppress(NotFoundError):
             path = KINDS[(api_version, kind)].path(namespace, name)
-            self._call("DELETE", path, f"delete {kind} {name}", timeout_s=self.write_timeout_s)
+            try:
+                self._call("DELETE", path, f"delete {kind} {name}", body, timeout_s=self.write_timeout_s)
+            except ConflictError:
+                if not uid:
+                    raise
 
     # -- watches -------------------------------------------------------------------------------
 
