@@ -53,7 +53,7 @@ from autoscaler.decide import Decision, Observation, Settings, decide, promise_o
 from autoscaler.decide.workloads import by_identity
 from autoscaler.decide.workloads import identity as object_identity
 from autoscaler.endpoint import API_VERSION, KIND
-from autoscaler.events import Event, ObjectRef, Recorder, event
+from autoscaler.events import Event, ObjectRef, Recorder, event, ref
 from autoscaler.kubetime import parse_time
 from autoscaler.leader import Elector, LeaderSettings
 from autoscaler.metrics import SERIES
@@ -485,7 +485,7 @@ class Controller:
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
         held = by_identity(obs.owned)
         statuses = _statuses(obs)
-        uids = {object_identity(o)[2:]: str((o.get("metadata") or {}).get("uid") or "") for o in obs.endpoints}
+        uids = {(r.namespace, r.name): r.uid for r in map(ref, obs.endpoints)}
         outcome.events += decision.events  # what the decision says happened (a promise revised)
         writes: list[Write] = []
         for obj in decision.objects:
@@ -509,7 +509,7 @@ class Controller:
                 warning = d.phase in ("Degraded", "Failed")
                 changed = event(regarding, "Warning" if warning else "Normal", d.reason or d.phase, "Reconcile", note)
             # Written to the endpoint read: one deleted and posted again since keeps the status it was answered.
-            write = partial(self.cluster.apply_status, namespace, name, status, uids.get((namespace, name), ""))
+            write = partial(self.cluster.apply_status, namespace, name, status, regarding.uid)
             writes.append((f"status {namespace}/{name}", regarding, write, changed))
         # After the applies: a replaced workload goes once its replacement serves (make-before-break).
         for api_version, kind, namespace, name in decision.deletions:

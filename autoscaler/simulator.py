@@ -373,6 +373,10 @@ class _Run:
             else None
         )
 
+    def _scored(self, step: int) -> bool:
+        """Whether `step` is on the scored days."""
+        return self.score_steps[0] <= step < self.score_steps[1]
+
     def _targets(self, trace: Trace, scenario: Scenario) -> None:
         """R per model and sample (gaps carry the previous rate), and the need series the policies see."""
         self.demand: dict[str, npt.NDArray[np.float64]] = {}
@@ -515,7 +519,7 @@ class _Run:
         self.running[model] += 1
 
     def _served(self, w: _Waiting, step: int) -> None:
-        if not self.score_steps[0] <= w.added_step < self.score_steps[1]:
+        if not self._scored(w.added_step):
             return
         wait = (step - w.added_step) * STEP_S
         self.waits.append(wait)
@@ -568,7 +572,7 @@ class _Run:
         gpus, loads = [self.gpr[w.model] for w in self.queue], [self.load[w.model] for w in self.queue]
         etas = queue_etas(now, gpus, capacity, loads, self.observed, self.eta, self.cancelled)
         # The median only where a promise is scored: reactive runs, the CPU baseline, promise the most.
-        scored = self.score_steps[0] <= step < self.score_steps[1]
+        scored = self._scored(step)
         new = [scored and w.promised_s is None and w.added_step == step for w in self.queue]
         if any(new):
             even = replace(self.eta, quantile=0.5)
@@ -582,7 +586,7 @@ class _Run:
                     w.first_s = w.promised_s = eta
             elif eta < w.promised_s - 1e-9:
                 w.promised_s = eta
-                self.revised += int(self.score_steps[0] <= w.added_step < self.score_steps[1])
+                self.revised += int(self._scored(w.added_step))
 
     def _pool(self, step: int, now: float, sample: int) -> None:
         empty = self.empty_nodes
@@ -647,7 +651,7 @@ class _Run:
             self.timeline.ready_nodes[step] = len(self.nodes)
             self.timeline.waiting[step] = len(self.queue)
             self.timeline.busy_gpus[step] = self.used_gpus
-        if not self.score_steps[0] <= step < self.score_steps[1]:
+        if not self._scored(step):
             return
         self.node_steps += len(self.nodes)
         self.idle_gpu_steps += self.gc.gpus_per_node * len(self.nodes) - self.used_gpus

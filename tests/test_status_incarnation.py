@@ -30,6 +30,7 @@ def test_a_status_for_a_deleted_endpoint_is_refused_on_the_one_posted_again(kube
     assert new != old
     with pytest.raises(NotFoundError):  # that endpoint is gone: nothing to retry
         cluster.apply_status("team-a", "chat", {"phase": "Provisioning", "promise": {"answer": "Accepted"}}, old)
+    assert len(kube.requests("PATCH")) == 1, "a uid that conflicts conflicts again: written once, not retried"
     assert kube.get(ENDPOINTS, "team-a", "chat")["status"] == answered  # type: ignore[index]
     cluster.apply_status("team-a", "chat", {"phase": "Ready"}, new)
     assert kube.get(ENDPOINTS, "team-a", "chat")["status"]["phase"] == "Ready"  # type: ignore[index]

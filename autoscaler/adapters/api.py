@@ -72,6 +72,7 @@ from autoscaler.decide import (
     decide,
     endpoint_key,
 )
+from autoscaler.events import ref
 from autoscaler.orders import OrderBook, track
 from common.errors import InputError, TemporaryError
 from scheduler.catalog import Catalog
@@ -281,7 +282,7 @@ def create_app(services: Services) -> FastAPI:
         if created is None:
             field = "gpuClasses" if body.gpuClasses else "model"
             raise _Refused(422, f"{field}: no GPU class can serve it: {decision.message}", field)
-        uid = str((created.get("metadata") or {}).get("uid") or "")
+        uid = ref(created).uid
         try:
             # The endpoint it created: one deleted and posted again meanwhile keeps its own status.
             cluster.apply_status(namespace, body.name, status, uid)

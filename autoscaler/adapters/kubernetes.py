@@ -10,8 +10,11 @@ promises:
 - `apply(obj)` is server-side apply under one field manager (`FIELD_MANAGER`) with `force`, so it
   creates or updates and a second apply of the same object changes nothing; it returns the stored
   object. A 409 (a write raced another) is retried `conflict_retries` times, then raised;
-- `apply_status` applies an InferenceEndpoint's `status` subresource the same way;
-- `delete` of an object already gone returns quietly (the goal, absence, is reached);
+- `apply_status` applies an InferenceEndpoint's `status` subresource the same way; with the uid of the
+  endpoint it was decided for, a name that holds another endpoint now (deleted and posted again) is
+  `NotFoundError`, at once;
+- `delete` of an object already gone returns quietly (the goal, absence, is reached), and so does one
+  given a uid whose name holds another object now;
 - `watch(api_version, kind)` streams the kind's changes from now on (the owned kinds: only what EGS
   wrote), as (type, object); the stream ends when the server ends it (`timeout_s`), raises
   `KubernetesError` when it breaks (an `ERROR` event such as 410 Gone included), and `close()` ends
@@ -302,8 +305,10 @@ class Cluster:
         meta = {"name": name, "namespace": namespace} | ({"uid": uid} if uid else {})
         body = {"apiVersion": ENDPOINT.api_version, "kind": "InferenceEndpoint", "metadata": meta}
         body["status"] = dict(status)
+        # Forced, with no resourceVersion, a status apply conflicts only on its uid: retrying it cannot help.
+        path, what = ENDPOINT.path(namespace, name, "status"), f"status of {namespace}/{name}"
         try:
-            return self._apply(ENDPOINT.path(namespace, name, "status"), body, f"status of {namespace}/{name}")
+            return self._apply(path, body, what, retries=0 if uid else None)
         except ConflictError as e:
             if uid and (self.endpoint(namespace, name).get("metadata") or {}).get("uid") != uid:
                 raise NotFoundError(f"InferenceEndpoint {namespace}/{name} {uid}: posted again since", 409) from e
@@ -427,14 +432,15 @@ class Cluster:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _apply(self, path: str, body: Mapping[str, Any], what: str) -> dict[str, Any]:
+    def _apply(self, path: str, body: Mapping[str, Any], what: str, retries: int | None = None) -> dict[str, Any]:
+        """Server-side apply, a 409 retried `retries` times (`conflict_retries` by default)."""
         # Strict: the API server rejects an unknown or duplicate field instead of dropping it.
         query = [("fieldManager", self.field_manager), ("force", "true"), ("fieldValidation", "Strict")]
         key = path.removesuffix("/status")
         self._writing.add(key)
         try:
             write = partial(self._write, "PATCH", path, what, dict(body), query, APPLY)
-            stored = _retrying(write, self.conflict_retries)
+            stored = _retrying(write, self.conflict_retries if retries is None else retries)
             version = (stored.get("metadata") or {}).get("resourceVersion")
             if version:
                 self._written[key] = str(version)
