@@ -148,21 +148,18 @@ def pod_allocations(
     `inventory` already holds (the decide step's incumbents, on the GPUs they hold), so that they can
     be taken off an inventory without those too."""
     by_name = {n.node: n for n in inventory}
-    taken: list[Allocation] = []
-
-    def inferred(pod: Mapping[str, Any]) -> bool:
-        node = by_name.get(str((pod.get("spec") or {}).get("nodeName")))
-        return node is None or placed_on(node, pod) is None
-
-    # Pods whose GPUs are recorded first: one whose GPUs are inferred must not take their room.
-    for pod in sorted(pods, key=inferred):
+    bound: list[tuple[str, Mapping[str, Any], dict[int, int] | None]] = []
+    for pod in pods:
         meta = pod.get("metadata") or {}
-        node_name = (pod.get("spec") or {}).get("nodeName")
+        node_name = str((pod.get("spec") or {}).get("nodeName"))
         phase = (pod.get("status") or {}).get("phase")
         skipped = ours(pod) if placed is None else (meta.get("namespace", "default"), meta.get("name")) in placed
-        if skipped or node_name not in by_name or phase not in ("Pending", "Running"):
-            continue
-        for allocation in holds(by_name[node_name], pod):
+        if not skipped and node_name in by_name and phase in ("Pending", "Running"):
+            bound.append((node_name, pod, placed_on(by_name[node_name], pod)))
+    taken: list[Allocation] = []
+    # Pods whose GPUs are recorded first: one whose GPUs are inferred must not take their room.
+    for node_name, pod, at in sorted(bound, key=lambda b: b[2] is None):
+        for allocation in holds(by_name[node_name], pod, at):
             by_name[node_name] = Inventory((by_name[node_name],)).allocated([allocation]).nodes[0]
             taken.append(allocation)
     return taken
@@ -231,13 +228,14 @@ def selected_class(pod: Mapping[str, Any], catalog: Catalog) -> GpuModel | None:
     return classes.pop() if len(classes) == 1 else None
 
 
-def holds(node: NodeGpus, pod: Mapping[str, Any]) -> list[Allocation]:
+def holds(node: NodeGpus, pod: Mapping[str, Any], at: dict[int, int] | None = None) -> list[Allocation]:
     """What `pod` holds on `node`, within what is free there (all it asks for, when it fits there: the
-    churn benchmark's scheduler binds a pod where this covers its request)."""
+    churn benchmark's scheduler binds a pod where this covers its request); `at`: its `placed_on(node,
+    pod)`, where the caller has it already."""
     if kai_reservation(pod):
         return []
     asked = requests(pod)
-    at = placed_on(node, pod)
+    at = placed_on(node, pod) if at is None else at
     out: list[Allocation] = []
     for resource, n in asked.items():
         slot = next((s for s in node.mig if s.resource == resource), None)
