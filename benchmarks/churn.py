@@ -151,7 +151,7 @@ from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, asks_for_
 from autoscaler.pods import requests as asked_of  # noqa: E402
 from localplay.demo_cluster import pod_status  # noqa: E402
 from localplay.kube_standin import KubeCluster  # noqa: E402
-from localplay.localstack import free_port, wait_http  # noqa: E402
+from localplay.localstack import StackError, answers, free_port, wait_http  # noqa: E402
 from scheduler.catalog import Catalog  # noqa: E402
 from scheduler.inventory import (  # noqa: E402
     HAMI_REGISTER,
@@ -199,6 +199,9 @@ EVICTION_S = 300.0
 toleration of that node's taint: what the DefaultTolerationSeconds admission plugin (on by default)
 gives every pod."""
 NOT_READY_TAINT = {"key": NOT_READY_TAINTS["False"], "effect": "NoSchedule"}
+HANDOVER_S = 60.0
+"""Real seconds a new controller replica has to be Ready in a handover before the play gives up, and the old
+one to end after its SIGTERM before it is killed."""
 LOOP_S = 20.0
 """The controller's interval (uncompressed): its decide step, so the ETA's step too."""
 MINUTE = 60.0
@@ -909,11 +912,17 @@ class Run:
         # Kubernetes' default rolling update (maxSurge and maxUnavailable 25% of one replica: one more, none
         # less) stops the old pod once the new one is Ready (its /readyz: its first loop, a follower's, ran);
         # stopped at once, the old one handed the Lease back while the new one still started, and nobody led.
-        while not _ready(f"http://127.0.0.1:{port}/readyz"):
+        ready_by = time.monotonic() + HANDOVER_S
+        while not answers(f"http://127.0.0.1:{port}/readyz"):
+            if self.controller.poll() is not None or time.monotonic() > ready_by:
+                raise StackError(f"the new controller replica was not Ready in {HANDOVER_S:.0f} s (controller.log)")
             self.tick()
             time.sleep(self.args.tick_s)
         old.terminate()
+        stopped_by = time.monotonic() + HANDOVER_S
         while old.poll() is None:
+            if time.monotonic() > stopped_by:
+                old.kill()  # as the kubelet does once terminationGracePeriodSeconds has passed
             self.tick()
             time.sleep(self.args.tick_s)
         log(f"minute {self.minutes():.1f}: a new controller replica took over (the old one ended {old.returncode})")
@@ -1118,13 +1127,6 @@ def _answer(endpoint: Mapping[str, Any]) -> dict[str, Any]:
 def _answered_nodes(answer: Mapping[str, Any]) -> set[str]:
     """The nodes a 201 was answered on."""
     return {w.get("node") for p in answer.get("placements") or () for w in p.get("workers") or ()}
-
-
-def _ready(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def _start(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
