@@ -49,7 +49,7 @@ from autoscaler.adapters.kubernetes import (
     TemporaryKubernetesError,
 )
 from autoscaler.cost import Holdings, holdings
-from autoscaler.decide import Decision, Observation, Settings, decide, promise_outcome, status_of
+from autoscaler.decide import Decision, Observation, Settings, decide, promise_outcome, report, status_of
 from autoscaler.decide.workloads import by_identity
 from autoscaler.decide.workloads import identity as object_identity
 from autoscaler.endpoint import API_VERSION, KIND
@@ -356,8 +356,9 @@ class Controller:
         makes promises later until the pods show them again."""
         self.history: KeptHistory | None = None
         """The demand history as last read, while this replica leads and reads without a failure."""
-        self.skipped: set[tuple[str, str]] = set()
-        """The nodes skipped last loop and why: each is logged once, when it starts being skipped."""
+        self.said: frozenset[str] = frozenset()
+        """The last decision's notices (a node skipped, an annotation that cannot be read): each is
+        logged once, when it starts."""
         self.wake = threading.Event()
         """Set to start the next loop now (a watch saw a change, this replica started leading)."""
         self.stop = threading.Event()
@@ -429,10 +430,8 @@ class Controller:
         decision = decide(obs, self.settings, self.registry, self.catalog, now)
         for hold in decision.holds:
             log.warning("holding the last decision: %s", hold)
+        self.said = report(decision, self.said, log)
         skipped = {(n.node, n.reason) for n in decision.inventory.skipped}
-        for node, reason in sorted(skipped - self.skipped):
-            log.warning("node %s skipped: %s", node, reason)
-        self.skipped = skipped
         if set(decision.split_evenly) != self.split_evenly:
             self.split_evenly = set(decision.split_evenly)
             if self.split_evenly:

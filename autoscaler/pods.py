@@ -15,12 +15,12 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
   (`KAI_GPU_GROUP`, the GPU its reservation pod holds: `KAI_RESERVED`; that pod itself holds nothing
   more); `with_devices` maps what the node does not register, once per step. Both schedulers binpack
   such shares, so inferring their GPU put them where they are not. Where nothing is recorded (a pod
-  not bound yet, another scheduler, an annotation that cannot be read: logged once) the lowest free
-  GPUs are taken, which keeps the count right (not the NVLink domain). A pod
-  asking more than is free takes what is free: the listing may be a moment old. Quantities are read
-  in every form the API server writes (`common.quantity`: `40k`, `1Ki`). With `placed` (the pods
-  whose replicas are already placed: the incumbents), EGS's other pods count too: a replaced
-  workload's pods hold their GPUs until they are gone;
+  not bound yet, another scheduler, an annotation that cannot be read: `unreadable_annotations`, which
+  the decide step's caller reports) the lowest free GPUs are taken, which keeps the count right (not
+  the NVLink domain). A pod asking more than is free takes what is free: the listing may be a moment
+  old. Quantities are read in every form the API server writes (`common.quantity`: `40k`, `1Ki`).
+  With `placed` (the pods whose replicas are already placed: the incumbents), EGS's other pods count
+  too: a replaced workload's pods hold their GPUs until they are gone;
 - `stuck_replicas(pods, known)`: per endpoint (namespace, DNS label), its replicas whose pod
   kube-scheduler found no node for (`PodScheduled` False, `Unschedulable`): they wait for capacity like
   a replica the plan could not place; for the `known` endpoints (whose replicas were found stuck
@@ -36,7 +36,6 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -68,10 +67,6 @@ pkg/common/constants/constants.go `GPUGroup`, set in pkg/binder/binding/resource
 KAI_RESERVED = "run.ai/reserve_for_gpu_index"
 """On KAI's reservation pod: the GPU it holds for its group, the UUID NVML gives it inside that pod
 (pkg/resourcereservation/patcher/pod_patcher.go); an index where a scheduler wrote one."""
-
-log = logging.getLogger(__name__)
-_unreadable: set[tuple[str, str]] = set()
-"""(pod, value) of device annotations already logged as unreadable: each is logged once, not every step."""
 
 
 def ours(pod: Mapping[str, Any]) -> bool:
@@ -266,8 +261,7 @@ def placed_on(node: NodeGpus, pod: Mapping[str, Any]) -> dict[int, int] | None:
     if value is not None:
         devices = _hami_devices(value)
         if devices is None:
-            _log_unreadable(pod, value)
-            return None
+            return None  # `unreadable_annotations` says so
     else:
         devices = [(group, 0) for group in _kai_groups(labels)]
     at: dict[int, int] = {}
@@ -294,14 +288,16 @@ def _hami_devices(value: str) -> list[tuple[str, int]] | None:
     return out
 
 
-def _log_unreadable(pod: Mapping[str, Any], value: str) -> None:
-    meta = pod.get("metadata") or {}
-    key = (f"{meta.get('namespace', 'default')}/{meta.get('name')}", value)
-    if key not in _unreadable:
-        if len(_unreadable) >= 4096:  # bounded: a cluster that churns pods with bad values for days
-            _unreadable.clear()
-        _unreadable.add(key)
-        log.warning("pod %s: HAMi device annotation %r cannot be read; its GPUs are inferred", key[0], value[:200])
+def unreadable_annotations(pods: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """(namespace/name, value) of the pods whose HAMi device annotation cannot be read, whose GPUs are
+    inferred: plain data, which the decide step's caller reports once (`Decision.unreadable`)."""
+    found: list[tuple[str, str]] = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        value = _hami_value(meta.get("annotations") or {})
+        if value is not None and _hami_devices(value) is None:
+            found.append((f"{meta.get('namespace', 'default')}/{meta.get('name')}", value))
+    return tuple(found)
 
 
 def with_devices(inventory: Inventory, pods: Iterable[Mapping[str, Any]]) -> Inventory:

@@ -5,7 +5,8 @@ of another workload on the lowest GPU with room, and EGS's own at the GPU its wo
 controller's (and the API's) free memory per GPU could differ from the scheduler's: a GPU answered as
 free could be full. Covers: HAMi's device annotation against the UUIDs the node registers (a foreign
 share and an incumbent), KAI's GPU group against its reservation pod (a UUID, or an index), the
-reservation pod holding nothing more, and annotations that cannot be read (inferred, logged once).
+reservation pod holding nothing more, and annotations that cannot be read (inferred, carried in the
+decision, logged once by the controller and by the API).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import random
 from typing import Any, cast
 
 import pytest
+from fastapi.testclient import TestClient
 
+from autoscaler.adapters.api import Services, create_app
+from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.admission import capacity
 from autoscaler.decide import Observation, Settings, decide
 from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, with_devices, without_foreign_pods
@@ -24,7 +28,10 @@ from benchmarks.churn import Play, hami_registered, reservation_pod
 from localplay.kube_standin import KubeCluster
 from scheduler.inventory import HAMI_REGISTER, SharingPolicy, build_inventory
 from scheduler.synthetic import gpu_node
+from tests.test_controller import FixedSignals, controller
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, endpoint
+from tests.test_decide import SETTINGS as SETTINGS_API
+from tests.test_endpoint_api import ALICE, body, kube  # noqa: F401 (the fixture)
 from tests.test_shared_gpu_binpack import REGISTRY as REGISTRY_PLAY
 from tests.test_shared_gpu_binpack import Nodes, pod
 
@@ -175,15 +182,35 @@ def test_kai_saying_it_knows_no_gpu_yet_leaves_its_shares_inferred() -> None:
     ["GPU-x,NVIDIA", f"{UUIDS[1]},NVIDIA,lots,0:;", f"{UUIDS[1]},NVIDIA,-5,0:;"],
     ids=["fields-missing", "memory-not-a-number", "memory-negative"],
 )
-def test_a_hami_annotation_that_cannot_be_read_is_inferred_and_logged_once(
-    recorded: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    share = hami_pod(f"bad-{len(recorded)}", 102400, recorded)
+def test_a_hami_annotation_that_cannot_be_read_is_inferred_and_carried_in_the_decision(recorded: str) -> None:
+    share = hami_pod("bad", 102400, recorded)
     obs = Observation(nodes=[hami_node()], endpoints=[], pods=[share])
-    with caplog.at_level(logging.WARNING, logger="autoscaler.pods"):
-        first, second = free_mib(obs, "h200-0"), free_mib(obs, "h200-0")
-    assert first == second == [H200 - 102400, H200]
-    assert sum("cannot be read" in r.getMessage() for r in caplog.records) == 1
+    assert free_mib(obs, "h200-0") == [H200 - 102400, H200]
+    decision = decide(obs, Settings(sharing=SHARING), REGISTRY, CATALOG, NOW)
+    assert decision.unreadable == (("ml/bad", recorded),)
+
+
+def test_an_unreadable_annotation_is_logged_once_by_the_controller_and_by_the_api(
+    kube: KubeCluster,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The decide step, which the API runs too, logs nothing itself: each caller reports what the decision
+    carries once, when it starts, as it reports a skipped node."""
+    kube.put("v1/nodes", hami_node())
+    kube.put("v1/pods", hami_pod("bad", 102400, "GPU-x,NVIDIA"))
+    services = Services(
+        Cluster(kube.api_client()), SETTINGS_API, REGISTRY, CATALOG, clock=lambda: NOW, capacity_ttl_s=0
+    )
+    app = TestClient(create_app(services))
+    ctl = controller(kube, FixedSignals(demand=1.0))
+    with caplog.at_level(logging.WARNING):
+        ctl.reconcile()
+        ctl.reconcile()
+        for name in ("one", "two"):
+            assert app.post("/v1/namespaces/team-a/endpoints", json=body(name), headers=ALICE).status_code < 300
+    said = [(r.name, r.getMessage()) for r in caplog.records if "cannot be read" in r.getMessage()]
+    line = "pod ml/bad: HAMi device annotation 'GPU-x,NVIDIA' cannot be read; its GPUs are inferred"
+    assert sorted(said) == [("egs.api", line), ("egs.controller", line)]
 
 
 @pytest.mark.parametrize("register", ["not json", '[{"index": 0}]', json.dumps([{"id": UUIDS[1], "index": 5}])])
@@ -211,19 +238,19 @@ def test_the_churn_plays_scheduler_writes_where_it_binpacked_as_the_controller_r
     those pods (with KAI's reservation pods) is the play's own per-GPU view, GPU by GPU."""
     node = gpu_node("n-0", CATALOG.get(gpu_class), 4)
     node = hami_registered(node) if gpu_class == "H200-141GB" else node
-    kube = Nodes([node])
-    play = Play(cast(KubeCluster, kube), CATALOG, REGISTRY_PLAY, random.Random(0), 20.0)
+    stand_in = Nodes([node])
+    play = Play(cast(KubeCluster, stand_in), CATALOG, REGISTRY_PLAY, random.Random(0), 20.0)
     for i, (kai, resources) in enumerate(asks):
         share = pod(f"p{i}", gpu_class, kai, resources)
         play.pods[share.key] = share
-        play._schedule(float(i), kube.nodes)  # one at a time: the second binpacks beside the first
+        play._schedule(float(i), stand_in.nodes)  # one at a time: the second binpacks beside the first
     bound = [{**p.obj(), "status": {"phase": "Running"}} for p in play.pods.values()]
     bound += [
         reservation_pod("n-0", i) for p in play.pods.values() for a in p.held for i in a.gpus if a.sharing == "kai"
     ]
     inventory = build_inventory([node], CATALOG, sharing=SharingPolicy(SHARING))
     read = without_foreign_pods(with_devices(inventory, bound), bound).node("n-0")
-    played = play._inventory(kube.nodes).node("n-0")
+    played = play._inventory(stand_in.nodes).node("n-0")
     # The third share is binpacked on GPU 1, where the lowest GPU with room (0) was inferred.
     assert sorted(g.free_mib for g in read.gpus) == sorted(g.free_mib for g in played.gpus)
     if gpu_class == "H200-141GB":  # UUIDs the node registers: the very GPUs, not only the same split

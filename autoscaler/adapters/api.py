@@ -71,6 +71,7 @@ from autoscaler.decide import (
     answer_status,
     decide,
     endpoint_key,
+    report,
 )
 from autoscaler.events import ref
 from autoscaler.orders import OrderBook, track
@@ -512,6 +513,8 @@ class _Admissions:
         """The node orders in flight (`autoscaler.orders`), read at every build and, while the server
         runs (`follow_orders`), every decide step between them as the controller reads them: an order
         placed for pods that went before the next POST is known to it, and promised."""
+        self.said: frozenset[str] = frozenset()
+        """The last build's notices (a node skipped, an annotation that cannot be read), logged once."""
 
     def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None, dict[str, Any]]:
         """The decision for `obj`, the object created when it can be served (`ConflictError` when
@@ -600,7 +603,9 @@ class _Admissions:
         # GPUs the plan gives a replacement for a pod stranded on a NotReady node stay held here, though its
         # workload makes no pod for it before the eviction: answered 201 on them, new endpoints were demoted
         # when the controller kept them for the replacement (churn seed 4); a 202 there is only early.
-        return capacity(decide(obs, s.settings, s.registry, s.catalog, now), s.catalog)
+        decision = decide(obs, s.settings, s.registry, s.catalog, now)
+        self.said = report(decision, self.said, log)
+        return capacity(decision, s.catalog)
 
     def _read_orders(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], at: float) -> OrderBook:
         """The order book after a read of the cluster made at `at`. A read older than the book's last is

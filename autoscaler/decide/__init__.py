@@ -45,7 +45,7 @@ from typing import Any
 
 from autoscaler.attribution import attribute
 from autoscaler.decide.consolidation import consolidate
-from autoscaler.decide.decision import Decision, EndpointDecision, Observation, PoolDecision
+from autoscaler.decide.decision import Decision, EndpointDecision, Observation, PoolDecision, report
 from autoscaler.decide.placement import by_class, by_endpoint, endpoint_cost, gpus_of, place_new, place_requests
 from autoscaler.decide.promises import reserved
 from autoscaler.decide.settings import POOL_BACKENDS, ClassSettings, ConsolidationSettings, Settings
@@ -110,7 +110,14 @@ from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, p
 from autoscaler.decide.workloads import MANAGED, by_identity, orphans, workload_objects
 from autoscaler.events import Event, event, find_condition
 from autoscaler.kubetime import rfc3339
-from autoscaler.pods import foreign_waiting, pod_allocations, pods_by_endpoint, stuck_replicas, with_devices
+from autoscaler.pods import (
+    foreign_waiting,
+    pod_allocations,
+    pods_by_endpoint,
+    stuck_replicas,
+    unreadable_annotations,
+    with_devices,
+)
 from scheduler.catalog import Catalog
 from scheduler.inventory import InventoryError, SharingPolicy, build_inventory, held_by
 from scheduler.manifests import ManifestError, dns_label
@@ -153,6 +160,7 @@ __all__ = [
     "promise_of",
     "promise_outcome",
     "replica_count",
+    "report",
     "reserved",
     "rfc3339",
     "shape_of",
@@ -348,4 +356,5 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         orphans(obs.owned, owned, objects, decisions, obs.endpoints, kept),
         tuple(events),
         obs.delays,
+        unreadable_annotations(obs.pods),
     )

@@ -6,6 +6,7 @@ The controller builds the `Observation` from its reads and applies the `Decision
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,3 +131,26 @@ class Decision:
     """Events to record (a promise revised), which the controller hands to its recorder."""
     delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """The observation's provisioning delays observed per GPU class, which the ETAs learnt from."""
+    unreadable: tuple[tuple[str, str], ...] = ()
+    """(namespace/name, value) of pods whose device annotation cannot be read: their GPUs were inferred
+    (`autoscaler.pods.unreadable_annotations`)."""
+
+    def notices(self) -> frozenset[str]:
+        """What the caller tells its user about objects the decision could not use (`report`): the step
+        itself logs nothing, as the API runs it too."""
+        return frozenset(
+            [f"node {s.node} skipped: {s.reason}" for s in self.inventory.skipped]
+            + [
+                f"pod {pod}: HAMi device annotation {value[:200]!r} cannot be read; its GPUs are inferred"
+                for pod, value in self.unreadable
+            ]
+        )
+
+
+def report(decision: Decision, said: frozenset[str], log: logging.Logger) -> frozenset[str]:
+    """Log the decision's notices that `said` (what the last call returned) lacks: each once, when it
+    starts, not every loop while it stays."""
+    notices = decision.notices()
+    for notice in sorted(notices - said):
+        log.warning("%s", notice)
+    return notices
