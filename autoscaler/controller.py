@@ -50,7 +50,7 @@ from autoscaler.adapters.kubernetes import (
 )
 from autoscaler.cost import Holdings, holdings
 from autoscaler.decide import Decision, Observation, Settings, decide, promise_outcome, report, status_of
-from autoscaler.decide.workloads import by_identity
+from autoscaler.decide.workloads import by_identity, owning_endpoint
 from autoscaler.decide.workloads import identity as object_identity
 from autoscaler.endpoint import API_VERSION, KIND
 from autoscaler.events import Event, ObjectRef, Recorder, event, ref
@@ -564,9 +564,9 @@ def _node(name: str) -> ObjectRef:
 def _regarding(obj: Mapping[str, Any]) -> ObjectRef:
     """Whom an Event about writing `obj` is on: the endpoint that owns it, else the object itself."""
     meta = obj.get("metadata") or {}
-    for owner in meta.get("ownerReferences") or ():
-        if owner.get("kind") == KIND and owner.get("apiVersion") == API_VERSION:
-            return ObjectRef(API_VERSION, KIND, str(meta.get("namespace") or ""), owner["name"], owner.get("uid", ""))
+    owner = owning_endpoint(obj)
+    if owner is not None:
+        return ObjectRef(API_VERSION, KIND, str(meta.get("namespace") or ""), *owner)
     return ObjectRef(str(obj["apiVersion"]), str(obj["kind"]), str(meta.get("namespace") or ""), str(meta["name"]))
 
 

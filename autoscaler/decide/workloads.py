@@ -165,10 +165,17 @@ def _incarnation(observed: Mapping[str, Any] | None, ep: Endpoint) -> Mapping[st
     written for the old answer is not the new one's (its pods would bind where the old plan put them)."""
     if observed is None or not ep.uid:
         return observed
-    uids = [
-        o.get("uid") for o in (observed.get("metadata") or {}).get("ownerReferences") or () if isinstance(o, Mapping)
-    ]
-    return None if uids and ep.uid not in uids else observed
+    owner = owning_endpoint(observed)
+    return None if owner is not None and owner[1] != ep.uid else observed
+
+
+def owning_endpoint(obj: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(name, uid) of the InferenceEndpoint that owns `obj` (`owned_by`), None when none does: the one
+    reader of `ownerReferences`, for the incarnation a workload was written for and whom an Event is on."""
+    for owner in (obj.get("metadata") or {}).get("ownerReferences") or ():
+        if isinstance(owner, Mapping) and (owner.get("apiVersion"), owner.get("kind")) == (ie.API_VERSION, ie.KIND):
+            return str(owner.get("name", "")), str(owner.get("uid", ""))
+    return None
 
 
 def _templates(obj: Mapping[str, Any]) -> list[Any]:
