@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from autoscaler.kubetime import micro_time
 from common.errors import EgsError, InputError
@@ -92,7 +92,7 @@ class Elector:
         self.on_change: Callable[[bool], None] = lambda leading: None
         """Called (in the elector's thread) when this replica starts or stops leading."""
         self._lock = threading.Lock()
-        self._observed: tuple[Any, ...] | None = None
+        self._observed: Record | None = None
         self._observed_at = 0.0
         self._renewed_at: float | None = None
         self._was_leading = False
@@ -134,7 +134,7 @@ class Elector:
             return True
         with self._lock:
             seen = self._observed
-        duration = float(seen[RECORD.index("leaseDurationSeconds")] or 0) if seen else 0.0
+        duration = float(seen.leaseDurationSeconds or 0) if seen else 0.0
         give_up = self.clock() + duration + self.settings.retry_period_s
         while self.clock() < give_up and not stop.wait(self.settings.retry_period_s):
             if self.step():
@@ -212,10 +212,16 @@ class Elector:
         return leading
 
 
-RECORD = ("holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime", "leaseTransitions")
-"""The fields of the Lease record, in `_record`'s order."""
+class Record(NamedTuple):
+    """One version of the Lease record, its fields as the Lease names them: client-go compares the whole
+    record to tell a holder that renews from one that stands still."""
+
+    holderIdentity: Any
+    leaseDurationSeconds: Any
+    acquireTime: Any
+    renewTime: Any
+    leaseTransitions: Any
 
 
-def _record(spec: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What identifies one version of the Lease record (client-go compares the whole record)."""
-    return tuple(spec.get(k) for k in RECORD)
+def _record(spec: Mapping[str, Any]) -> Record:
+    return Record(*(spec.get(k) for k in Record._fields))
