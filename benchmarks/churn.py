@@ -100,7 +100,13 @@ The last line of stdout is one JSON object:
   with no `egs_endpoint_ready` series on the controller's /metrics (0);
 - `unloadable_variant_refused`: the registry check above.
 
-    python benchmarks/churn.py [--endpoints 49] [--factor 20] [--seed 1] [--quick]
+    python benchmarks/churn.py [--endpoints 49] [--factor 20] [--seed 1] [--quick] [shape knobs]
+
+The scenario's shape has knobs (`Shape`, `--help`): namespaces, bursts and their minutes, the share deleted
+and posted again, class changes, malformed and schema-refused endpoints, bad Nodes, late nodes nobody
+ordered, a share of the fleet joining late and when, the provisioning delay (the ETA's prior configured to
+it). Their defaults are the ranges above: under them a seed draws the scenario it always drew; the JSON's
+`shape` names the knobs a run changed.
 
 The run's folder (named on the first line of stderr) keeps what a late promise is traced from:
 `api.log` (debug: each POST's answer and the capacity, queues and orders it came from),
@@ -123,9 +129,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
@@ -173,7 +179,14 @@ PODS = "v1/pods"
 RESERVATIONS = "kai-resource-reservation"
 """KAI's namespace (and `app` label) of its reservation pods."""
 EVENTS = "events.k8s.io/v1/events"
-TEAMS = ("team-a", "team-b", "team-c")
+
+
+def teams(n: int) -> tuple[str, ...]:
+    """The namespaces the endpoints are posted from: `team-a` on."""
+    return tuple(f"team-{chr(ord('a') + i)}" for i in range(n))
+
+
+TEAMS = teams(3)
 TOKEN = "t-churn"
 MODELS = (
     "llama-3.1-8b-instruct",
@@ -255,8 +268,10 @@ MORE_KINDS: dict[str, tuple[str, int, dict[str, Any]]] = {
 HAMi memory sharing, AMD CPX partitions, plain GPUs, a smaller MIG split."""
 
 
-def endpoint_bodies(n: int, rng: random.Random, prefix: str = "ep") -> list[tuple[str, dict[str, Any]]]:
-    """(namespace, POST body) per endpoint."""
+def endpoint_bodies(
+    n: int, rng: random.Random, prefix: str = "ep", namespaces: tuple[str, ...] = TEAMS
+) -> list[tuple[str, dict[str, Any]]]:
+    """(namespace, POST body) per endpoint, the namespaces in turn."""
     out = []
     for i in range(n):
         low = rng.choice((1, 1, 2))
@@ -266,7 +281,7 @@ def endpoint_bodies(n: int, rng: random.Random, prefix: str = "ep") -> list[tupl
             "qualityFloor": rng.choice((0.95, 0.98, 0.99, 1.0)),
             "replicas": {"min": low, "max": low + 2},
         }
-        out.append((TEAMS[i % len(TEAMS)], body))
+        out.append((namespaces[i % len(namespaces)], body))
     return out
 
 
@@ -448,6 +463,8 @@ class Play:
     registered: set[str] = field(default_factory=set)
     startup_rng: random.Random = field(default_factory=lambda: random.Random(0))
     """Draws each order's `STARTUP_S`, apart from its delay (so that the delays are what they were)."""
+    delay_s: tuple[float, float] = DELAY_S
+    """An order's delay until its node is Ready (uncompressed), drawn uniformly (`Shape.provision_minutes`)."""
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     """Each node's labels as last read."""
     _written: dict[str, tuple[str, bool]] = field(default_factory=dict)
@@ -598,7 +615,7 @@ class Play:
             coming = sum(1 for t, _, _, c in self.coming if c == gpu_class and t > now)
             for _ in range(math.ceil(gpus / PROVISIONABLE[gpu_class]) - coming):
                 self.ordered += 1
-                delay = self.rng.uniform(*DELAY_S) / self.factor
+                delay = self.rng.uniform(*self.delay_s) / self.factor
                 name = f"{gpu_class.lower()}-new-{self.ordered}"
                 registers = now + delay - self.startup_rng.uniform(*STARTUP_S) / self.factor
                 self.coming.append((now + delay, registers, name, gpu_class))
@@ -930,7 +947,7 @@ class Run:
     def burst(self, bodies: list[tuple[tuple[str, dict[str, Any]], bool]]) -> None:
         """POST `bodies` ((namespace, body), twice), each namespace's team at once, while the cluster runs;
         those marked twice twice at once (a client that retries on its own timeout, a double submit)."""
-        with ThreadPoolExecutor(len(TEAMS)) as pool:
+        with ThreadPoolExecutor(max(1, len({namespace for (namespace, _), _ in bodies}))) as pool:
             posts = [
                 pool.submit(self.post, namespace, body, twice)
                 for (namespace, body), twice in bodies
@@ -1156,28 +1173,42 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="16 endpoints, factor 40")
     parser.add_argument("--tick-s", type=float, default=0.25, help=argparse.SUPPRESS)
+    knobs = parser.add_argument_group(
+        "the scenario's shape (ranges LEAST-MOST, minutes uncompressed; the defaults are today's)"
+    )
+    for name, what in SHAPE_HELP.items():
+        default = getattr(Shape(), name.replace("-", "_"))
+        knobs.add_argument(f"--{name}", type=_knob(default), default=default, help=f"{what} ({_shown(default)})")
     args = parser.parse_args()
     if args.quick:
         args.endpoints, args.factor = 16, 40.0
+    try:
+        shape = Shape(**{name.replace("-", "_"): getattr(args, name.replace("-", "_")) for name in SHAPE_HELP})
+    except ValueError as e:
+        parser.error(str(e))
     rng = random.Random(args.seed)
     catalog = Catalog.load(prices=PRICES)
     workdir = Path(tempfile.mkdtemp(prefix="egs-churn-"))
     log(f"churn: {args.endpoints} endpoints, time compressed {args.factor:g}x, seed {args.seed}; logs in {workdir}")
     refused = refuses_unloadable(workdir, catalog)
     registry = compressed_registry(workdir / "models.yaml", args.factor, catalog)
-    bodies = endpoint_bodies(args.endpoints, rng)
-    bodies += endpoint_bodies(LATE, random.Random(f"churn-late-{args.seed}"), "late")
-    plan = script(args.seed, args.endpoints)
+    namespaces = teams(shape.namespaces)
+    bodies = endpoint_bodies(args.endpoints, rng, namespaces=namespaces)
+    bodies += endpoint_bodies(LATE, random.Random(f"churn-late-{args.seed}"), "late", namespaces)
+    nodes = fleet(catalog, rng, args.endpoints)
+    plan = script(args.seed, args.endpoints, shape, [n["metadata"]["name"] for n in nodes])
+    log(f"shape: {shape}")
     log(f"script: {plan}")
     prometheus = PrometheusStandIn(dict.fromkeys(sorted({body["model"] for _, body in bodies}), 0.0))
     kube = KubeCluster().start()
     kube.emulator.tokens[TOKEN] = ("churn", ())
     for verb in ("create", "get", "list", "delete"):
         kube.emulator.grants.add(("churn", verb, "*"))
-    nodes = fleet(catalog, rng, args.endpoints)
     log(f"fleet: {', '.join(n['metadata']['name'] for n in nodes)}")
+    late = {name for _, name in plan.late_fleet}
     for node in nodes:
-        kube.put(NODES, node)
+        if node["metadata"]["name"] not in late:
+            kube.put(NODES, node)
     f = args.factor
     config = workdir / "egs.yaml"
     config.write_text(yaml.safe_dump({
@@ -1186,7 +1217,7 @@ def main() -> int:
         "sharing": SHARING,
         "gpu_classes": {name: {"gpus_per_node": n, "policy": "static", "static_nodes": 0}
                         for name, n in PROVISIONABLE.items()},
-        "eta": {"prior_delay_s": [DELAY_S[0] / f, DELAY_S[1] / f], "step_s": LOOP_S / f},
+        "eta": {"prior_delay_s": [m * MINUTE / f for m in shape.provision_minutes], "step_s": LOOP_S / f},
         "scaleDownStabilizationSeconds": 300.0 / f,
     }))  # fmt: skip
     kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))
@@ -1215,6 +1246,7 @@ def main() -> int:
         random.Random(args.seed + 1),
         f,
         startup_rng=random.Random(f"churn-startup-{args.seed}"),
+        delay_s=(shape.provision_minutes[0] * MINUTE, shape.provision_minutes[1] * MINUTE),
         journal=(workdir / "play.log").open("w", buffering=1),
     )
     run: Run | None = None
@@ -1223,7 +1255,7 @@ def main() -> int:
         run = Run(args, workdir, kube, play, prometheus, f"http://127.0.0.1:{port}", controller_command,
                   controller, time.time(), metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
                   script_rng=random.Random(f"churn-moment-{args.seed}"))  # fmt: skip
-        scenario(run, bodies, catalog, plan)
+        scenario(run, bodies, catalog, plan, {n["metadata"]["name"]: n for n in nodes if n["metadata"]["name"] in late})
         figures = settled_figures(kube, catalog)
         quiet = quiet_writes(run)
         families = run.metrics(timeout=10)
@@ -1281,6 +1313,7 @@ def main() -> int:
         "endpoints": args.endpoints,
         "factor": f,
         "seed": args.seed,
+        "shape": {k: v for k, v in asdict(shape).items() if v != getattr(Shape(), k)},  # the knobs not today's
     }
     ticks = sorted(run.tick_s) or [0.0]
     seconds, loops = (a + b for a, b in zip(run.loops, run.loops_before, strict=True))
@@ -1339,6 +1372,98 @@ API_TROUBLE = (
 and status writes, from the controller and the endpoint API alike."""
 UNORDERED = {"a100-mig": ("A100-80GB", 2), "mi250x": ("MI250X", 1), "h100": ("H100-80GB", 4), "l40s-kai": ("L40S", 1)}
 """Nodes that may join without the play's node autoscaler ordering them: class, GPUs."""
+SHAPE_HELP = {
+    "namespaces": "how many namespaces the endpoints are posted from, in turn",
+    "bursts": "how many bursts the --endpoints POSTs come in, the first at minute 0 with a third of them or more",
+    "burst-minutes": "when the bursts after the first come",
+    "deleted": "shares of the endpoints, one drawn, deleted through the API and posted again 2-5 minutes later "
+    "(all, or all but one or two)",
+    "class-changes": "Ready endpoints whose GPU class is changed",
+    "malformed": f"InferenceEndpoints the API would refuse, applied directly (at most {len(MALFORMED)})",
+    "schema-refused": f"InferenceEndpoints the CRD's schema refuses, applied directly (at most {len(MORE_MALFORMED)})",
+    "bad-nodes": f"Nodes with a label that cannot be read (at most {len(BAD_LABELS)})",
+    "late-nodes": "GPU nodes nobody ordered that join late",
+    "late-minutes": "when the late nodes join, and the fleet's late share",
+    "late-fleet": "the share of the fleet's nodes, drawn, that join late instead of being there at the start",
+    "provision-minutes": "an ordered node's delay until Ready, drawn per order (the ETA's prior is configured to it)",
+}
+"""`Shape`'s knobs on the command line, and what each says in --help."""
+
+
+def _knob(default: object) -> Callable[[str], object]:
+    """The parser of a knob's value, of its default's kind: `N`, `LEAST-MOST` (or `N` for N-N), or shares `A,B`."""
+
+    def parse(text: str) -> object:
+        if isinstance(default, tuple) and len(default) == 2:
+            low, _, high = text.partition("-")
+            kind = float if isinstance(default[0], float) else int
+            return kind(low), kind(high or low)
+        if isinstance(default, tuple):
+            return tuple(float(share) for share in text.split(","))
+        return float(text) if isinstance(default, float) else int(text)
+
+    return parse
+
+
+def _shown(default: object) -> str:
+    """A knob's default as it is typed."""
+    if isinstance(default, tuple) and len(default) == 2:
+        return f"{default[0]:g}-{default[1]:g}"
+    if isinstance(default, tuple):
+        return ",".join(f"{share:.3g}" for share in default)
+    return f"{default:g}"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The scenario's knobs (`--help`), today's by default: under them a seed draws the scenario it always drew.
+    Ranges are (least, most), counts drawn uniformly, minutes uncompressed."""
+
+    namespaces: int = 3
+    bursts: tuple[int, int] = (1, 3)
+    """How many bursts the `--endpoints` POSTs come in (the first holds at least a third of them)."""
+    burst_minutes: tuple[float, float] = (2.0, 12.0)
+    """When the bursts after the first come."""
+    deleted: tuple[float, ...] = (0.25, 1 / 3, 0.5)
+    """The share of the endpoints deleted through the API and posted again (all, or all but one or two), drawn."""
+    class_changes: tuple[int, int] = (1, 2)
+    malformed: tuple[int, int] = (1, 3)
+    """InferenceEndpoints the API would refuse (`MALFORMED`), applied directly."""
+    schema_refused: tuple[int, int] = (1, 2)
+    """InferenceEndpoints the CRD's schema refuses (`MORE_MALFORMED`), applied directly."""
+    bad_nodes: tuple[int, int] = (1, 2)
+    """Nodes with a label that cannot be read (`BAD_LABELS`)."""
+    late_nodes: tuple[int, int] = (0, 3)
+    """GPU nodes nobody ordered (`UNORDERED`) joining late."""
+    late_minutes: tuple[float, float] = (2.0, 20.0)
+    """When the late nodes join, and the fleet's (`late_fleet`)."""
+    late_fleet: float = 0.0
+    """The share of the fleet's nodes, drawn, that join late instead of being there at the start."""
+    provision_minutes: tuple[float, float] = (DELAY_S[0] / MINUTE, DELAY_S[1] / MINUTE)
+    """An ordered node's delay until Ready, drawn per order; the ETA's prior is configured to it, as an operator
+    configures it to their cloud's."""
+
+    def __post_init__(self) -> None:
+        ranges = {
+            "bursts": (self.bursts, 1), "burst-minutes": (self.burst_minutes, 0), "class-changes":
+            (self.class_changes, 0), "malformed": (self.malformed, 0), "schema-refused": (self.schema_refused, 0),
+            "bad-nodes": (self.bad_nodes, 0), "late-nodes": (self.late_nodes, 0), "late-minutes":
+            (self.late_minutes, 0), "provision-minutes": (self.provision_minutes, STARTUP_S[1] / MINUTE),
+        }  # fmt: skip
+        kinds = {"malformed": len(MALFORMED), "schema-refused": len(MORE_MALFORMED), "bad-nodes": len(BAD_LABELS)}
+        for name, ((low, high), least) in ranges.items():
+            if not least <= low <= high:
+                raise ValueError(
+                    f"--{name} {low:g}-{high:g}: the least must be at least {least:g} and at most the most"
+                )
+            if high > kinds.get(name, high):
+                raise ValueError(f"--{name} {low:g}-{high:g}: there are {kinds[name]} kinds, each used once at most")
+        if not 1 <= self.namespaces <= 26:
+            raise ValueError(f"--namespaces {self.namespaces}: 1 to 26 (team-a to team-z)")
+        if not self.deleted or not all(0 < share <= 1 for share in self.deleted):
+            raise ValueError(f"--deleted {self.deleted}: shares above 0 and at most 1")
+        if not 0 <= self.late_fleet <= 1:
+            raise ValueError(f"--late-fleet {self.late_fleet:g}: a share from 0 to 1")
 
 
 @dataclass(frozen=True)
@@ -1378,46 +1503,70 @@ class Script:
     time-slicing or GPU Feature Discovery configuration gone wrong): the node is there and its pods run."""
     twice: tuple[int, ...] = ()
     """Endpoints of the first burst POSTed twice at once (a client that retries on its own timeout)."""
+    late_fleet: tuple[tuple[float, str], ...] = ()
+    """(minute, name) of the fleet's nodes that join late (`Shape.late_fleet`)."""
 
     @property
     def last(self) -> float:
         return max(
             self.reposted[0], self.class_changes[0], *(m for m, _ in self.late_nodes), self.handover,
             self.lost_nodes[0], self.replica_changes[0], self.model_change, self.api_trouble, self.late_burst[0],
-            sum(self.unreadable),
+            sum(self.unreadable), *(m for m, _ in self.late_fleet),
         )  # fmt: skip
 
 
-def script(seed: int, endpoints: int) -> Script:
+def script(seed: int, endpoints: int, shape: Shape = Shape(), fleet: Sequence[str] = ()) -> Script:
+    """The scenario of `seed` for `endpoints` in `shape`; `fleet` names the nodes of which `shape.late_fleet` join
+    late."""
     rng = random.Random(f"churn-script-{seed}")
-    cuts = sorted(rng.sample(range(endpoints // 3, endpoints), min(rng.choice((0, 1, 2)), endpoints - endpoints // 3)))
-    starts = [0.0, *sorted(round(rng.uniform(2, 12), 1) for _ in cuts)]
+    bursts_after = rng.choice(range(shape.bursts[0] - 1, shape.bursts[1]))
+    cuts = sorted(rng.sample(range(endpoints // 3, endpoints), min(bursts_after, endpoints - endpoints // 3)))
+    starts = [0.0, *sorted(round(rng.uniform(*shape.burst_minutes), 1) for _ in cuts)]
     edges = [0, *cuts, endpoints]
     bursts = tuple((m, tuple(range(a, b))) for m, a, b in zip(starts, edges, edges[1:], strict=False))
-    malformed = tuple((round(rng.uniform(3, 14), 1), k) for k in rng.sample(sorted(MALFORMED), rng.randint(1, 3)))
-    bad_nodes = tuple((round(rng.uniform(4, 14), 1), *label) for label in rng.sample(BAD_LABELS, rng.randint(1, 2)))
-    late = tuple((round(rng.uniform(2, 20), 1), rng.choice(sorted(UNORDERED))) for _ in range(rng.randint(0, 3)))
-    deleted = tuple(sorted(rng.sample(range(endpoints), max(1, round(endpoints * rng.choice((0.25, 1 / 3, 0.5)))))))
+    malformed = tuple(
+        (round(rng.uniform(3, 14), 1), k) for k in rng.sample(sorted(MALFORMED), rng.randint(*shape.malformed))
+    )
+    bad_nodes = tuple(
+        (round(rng.uniform(4, 14), 1), *label) for label in rng.sample(BAD_LABELS, rng.randint(*shape.bad_nodes))
+    )
+    late = tuple(
+        (round(rng.uniform(*shape.late_minutes), 1), rng.choice(sorted(UNORDERED)))
+        for _ in range(rng.randint(*shape.late_nodes))
+    )
+    deleted = tuple(sorted(rng.sample(range(endpoints), max(1, round(endpoints * rng.choice(shape.deleted))))))
     at = round(rng.uniform(16, 22), 1)
     kept_away = rng.randint(0, min(2, len(deleted) - 1))
     reposted = tuple(sorted(rng.sample(deleted, len(deleted) - kept_away)))
     # Drawn apart, so that the draws above stay what they were for every seed.
     more = random.Random(f"churn-script-more-{seed}")
     twice = random.Random(f"churn-script-twice-{seed}")
+    late_fleet = random.Random(f"churn-script-fleet-{seed}")
     return Script(
         bursts, malformed, bad_nodes, round(rng.uniform(6, 14), 1), late,
-        (round(rng.uniform(12, 18), 1), rng.randint(1, 2)), (at, deleted), (round(at + rng.uniform(2, 5), 1), reposted),
+        (round(rng.uniform(12, 18), 1), rng.randint(*shape.class_changes)), (at, deleted),
+        (round(at + rng.uniform(2, 5), 1), reposted),
         round(more.uniform(4, 20), 1), (round(more.uniform(10, 20), 1), more.randint(1, 2)),
         (round(more.uniform(12, 18), 1), more.randint(1, 2)), (round(bursts[0][0] + more.uniform(1, 5), 1),
         more.randint(0, 2)), round(more.uniform(12, 18), 1), round(more.uniform(2, 20), 1),
         (round(more.uniform(12, 16), 1), tuple(range(endpoints, endpoints + more.randint(1, LATE)))),
-        tuple((round(more.uniform(3, 14), 1), k) for k in more.sample(sorted(MORE_MALFORMED), more.randint(1, 2))),
+        tuple((round(more.uniform(3, 14), 1), k)
+              for k in more.sample(sorted(MORE_MALFORMED), more.randint(*shape.schema_refused))),
         (round(more.uniform(6, 16), 1), round(more.uniform(2, 6), 1)),
         tuple(sorted(twice.sample(bursts[0][1], min(len(bursts[0][1]), twice.randint(1, 2))))),
+        tuple((round(late_fleet.uniform(*shape.late_minutes), 1), name)
+              for name in late_fleet.sample(sorted(fleet), round(len(fleet) * shape.late_fleet))),
     )  # fmt: skip
 
 
-def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalog, plan: Script) -> None:
+def scenario(
+    run: Run,
+    bodies: list[tuple[str, dict[str, Any]]],
+    catalog: Catalog,
+    plan: Script,
+    late_fleet: Mapping[str, dict[str, Any]],
+) -> None:
+    """Play `plan`; `late_fleet` holds the fleet's nodes that join late, by name."""
     events: list[tuple[float, str, Any]] = [
         *((m, "burst", ids) for m, ids in plan.bursts),
         *((m, "malformed", k) for m, k in plan.malformed + plan.more_malformed),
@@ -1425,6 +1574,7 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
         (plan.bad_samples, "bad-samples", True),
         (plan.bad_samples + 3, "bad-samples", False),
         *((m, "late-node", kind) for m, kind in plan.late_nodes),
+        *((m, "fleet-node", name) for m, name in plan.late_fleet),
         (plan.class_changes[0], "class-change", plan.class_changes[1]),
         (plan.deleted[0], "delete", plan.deleted[1]),
         (plan.reposted[0], "repost", plan.reposted[1]),
@@ -1438,6 +1588,7 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
         (plan.unreadable[0], "unreadable", True),
         (sum(plan.unreadable), "unreadable", False),
     ]
+    namespaces = sorted({namespace for namespace, _ in bodies})
     run.tick()
     for i, (minute, what, arg) in enumerate(sorted(events, key=lambda e: (e[0], e[1]))):
         run.until(minute)
@@ -1446,8 +1597,8 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
             answered = f"{run.tally.answers_201} x 201, {len(run.tally.promised)} x 202 so far"
             log(f"burst of {len(arg)} posted by minute {run.minutes():.1f}: {answered}")
         elif what == "malformed":
-            run.kube.put(ENDPOINTS, {"apiVersion": "egs.dev/v1alpha1", "kind": "InferenceEndpoint",
-                                     "metadata": {"name": f"malformed-{arg}", "namespace": TEAMS[i % len(TEAMS)]},
+            meta = {"name": f"malformed-{arg}", "namespace": namespaces[i % len(namespaces)]}
+            run.kube.put(ENDPOINTS, {"apiVersion": "egs.dev/v1alpha1", "kind": "InferenceEndpoint", "metadata": meta,
                                      "spec": (MALFORMED | MORE_MALFORMED)[arg]})  # fmt: skip
         elif what == "bad-node":
             bad = gpu_node(f"h100-badlabel-{i}", catalog.get("H100-80GB"), 8)
@@ -1462,6 +1613,9 @@ def scenario(run: Run, bodies: list[tuple[str, dict[str, Any]]], catalog: Catalo
             mig = {"3g.40gb": 2, "1g.10gb": 3} if arg == "a100-mig" else None
             run.kube.put(NODES, play_node(catalog, f"{arg}-late-{i}", gpu_class, gpus, mig=mig))
             log(f"minute {run.minutes():.1f}: {arg}-late-{i} joined")
+        elif what == "fleet-node":
+            run.kube.put(NODES, late_fleet[arg])
+            log(f"minute {run.minutes():.1f}: {arg} joined")
         elif what == "class-change":
             change_class(run, bodies, arg)
         elif what == "handover":
