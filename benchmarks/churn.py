@@ -84,6 +84,8 @@ The last line of stdout is one JSON object:
   and the mean of (promised - ready) over those kept (targets >= 0.95, <= 120 s): the first promise,
   the answer; `etas_kept_last`, `eta_mean_slack_last_s` the same against the last ETA the endpoint's
   status showed before it was Ready (the controller moves a promise earlier once its pods are bound);
+  each incarnation (uid) of an endpoint on its own promise: one deleted and posted again is scored twice,
+  and one deleted (or whose node was lost) before it was Ready is not scored;
   `promises_revised_without_reason`: times a 202's ETA moved later while no PromiseKept condition said
   why (0);
 - `demoted_201`: 201 answers that a status later reported Provisioning, those of endpoints deleted since
@@ -775,11 +777,24 @@ def _tolerates(pod: Mapping[str, Any], node: NodeGpus) -> bool:
 
 
 @dataclass
+class Promised:
+    """A 202's promise, scored once per incarnation (uid): an endpoint deleted and posted again is another
+    endpoint, whose promise neither replaces its first incarnation's nor is read from that one's status."""
+
+    key: str
+    """The endpoint (namespace/name)."""
+    posted: float
+    eta: float
+    """The ETA the 202 answered."""
+    last: float
+    """The ETA its status last showed before it was Ready (revised earlier or later)."""
+    ready: float | None = None
+
+
+@dataclass
 class Tally:
-    promised: dict[str, float] = field(default_factory=dict)
-    """Endpoint (namespace/name) -> the ETA a 202 answered."""
-    last_promised: dict[str, float] = field(default_factory=dict)
-    """Endpoint -> the ETA its status last showed before it was Ready (revised earlier or later)."""
+    promises: dict[str, Promised] = field(default_factory=dict)
+    """Incarnation (uid) -> its 202's promise."""
     posted: dict[str, float] = field(default_factory=dict)
     ready_at: dict[str, float] = field(default_factory=dict)
     answered_201: set[str] = field(default_factory=set)
@@ -811,6 +826,23 @@ class Tally:
     """Endpoints POSTed twice at once, one of whose POSTs was answered."""
     answered_twice: int = 0
     """POSTs of such a pair answered 201 or 202 after the other was: Kubernetes' create is not idempotent."""
+
+    def drop_waiting(self, key: str) -> None:
+        """Drop the promise of endpoint `key` not Ready yet (deleted, or its capacity lost): nothing is left to
+        hold it to. A promise of an incarnation that was Ready before stays scored."""
+        self.promises = {uid: p for uid, p in self.promises.items() if p.key != key or p.ready is not None}
+
+
+def promise_figures(promises: Iterable[Promised], factor: float) -> dict[str, Any]:
+    """The 202s' figures (`etas_kept`, `eta_mean_slack_s` and the same against the last ETA shown), each
+    incarnation's promise once; slack in uncompressed seconds."""
+    scored = list(promises)
+    figures: dict[str, Any] = {"answered_202": len(scored)}
+    for suffix, etas in (("", [p.eta for p in scored]), ("_last", [p.last for p in scored])):
+        slack = [(eta - p.ready) * factor for p, eta in zip(scored, etas, strict=True) if p.ready and p.ready <= eta]
+        figures[f"etas_kept{suffix}"] = round(len(slack) / len(scored), 3) if scored else None
+        figures[f"eta_mean_slack{suffix}_s"] = round(sum(slack) / len(slack), 1) if slack else None
+    return figures
 
 
 def workload_cost(d: Mapping[str, Any], catalog: Catalog) -> float:
@@ -968,18 +1000,20 @@ class Run:
         for e in self.kube.all(ENDPOINTS):
             key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
             status: dict[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
+            promise = tally.promises.get(str(e["metadata"].get("uid")))  # this incarnation's, if a 202
             if status.get("phase") == "Ready":
                 held = key not in tally.changed and key not in tally.lost_capacity
                 if key not in tally.ready_at and key in tally.answered_201 and held:
                     self._served(key, e, status)
                 tally.ready_at.setdefault(key, (since + read) / 2)  # the middle of when it can have become Ready
-            elif key in tally.promised and key not in tally.ready_at and status.get("estimatedReadyTime"):
+                if promise is not None and promise.ready is None:
+                    promise.ready = tally.ready_at[key]
+            elif promise is not None and promise.ready is None and status.get("estimatedReadyTime"):
                 eta = datetime.datetime.fromisoformat(str(status["estimatedReadyTime"]).replace("Z", "+00:00"))
-                later = eta.timestamp() > tally.last_promised.get(key, tally.promised[key]) + 1.0
-                if later and not _said_why(status):
+                if eta.timestamp() > promise.last + 1.0 and not _said_why(status):
                     tally.unexplained += 1
                     log(f"promise revised without a reason: {key} to {status['estimatedReadyTime']}: {status}")
-                tally.last_promised[key] = eta.timestamp()
+                promise.last = eta.timestamp()
             demoted = status.get("phase") == "Provisioning" and key not in excused
             if key in tally.answered_201 and demoted:
                 tally.demoted.add(key)
@@ -1071,7 +1105,6 @@ class Run:
                 self.tally.doubled.add(key)
             self.tally.posted[key] = time.time()
             self.tally.ready_at.pop(key, None)
-            self.tally.last_promised.pop(key, None)
             self.tally.changed.discard(key)  # a new endpoint of that name: unchanged from here on
             self.tally.lost_capacity.discard(key)
             self.play.seen.pop(key, None)  # its pods are timed from this POST
@@ -1082,7 +1115,10 @@ class Run:
                 self.tally.answers_201 += 1
             elif answer.status_code == 202:
                 eta = answer.json()["estimatedReadyTime"]
-                self.tally.promised[key] = datetime.datetime.fromisoformat(eta.replace("Z", "+00:00")).timestamp()
+                at = datetime.datetime.fromisoformat(eta.replace("Z", "+00:00")).timestamp()
+                created = self.kube.get(ENDPOINTS, namespace, body["name"]) or {}
+                uid = str((created.get("metadata") or {}).get("uid"))
+                self.tally.promises[uid] = Promised(key, self.tally.posted[key], at, at)
             else:
                 log(f"POST {key}: {answer.status_code} {answer.text[:200]}")
 
@@ -1096,8 +1132,8 @@ class Run:
             self.prometheus.demand[model] = max(0.0, self.prometheus.demand[model] - DEMAND_RPS)
         key = f"{namespace}/{name}"
         self.tally.changed.add(key)
-        for book in (self.tally.promised, self.tally.last_promised, self.tally.ready_at):
-            book.pop(key, None)
+        self.tally.drop_waiting(key)
+        self.tally.ready_at.pop(key, None)
         self.tally.answered_201.discard(key)
         self.tally.demoted.discard(key)
         self.tally.ready_pods.pop(key, None)
@@ -1271,22 +1307,14 @@ def main() -> int:
             play.journal.close()
     assert run is not None
     tally = run.tally
-    kept = [k for k, eta in tally.promised.items() if k in tally.ready_at and tally.ready_at[k] <= eta]
-    for key, eta in sorted(tally.promised.items()):
-        ready = tally.ready_at.get(key)
-        when = f"Ready {(ready - tally.posted[key]) * f:.0f} s" if ready else "never Ready"
-        first, bound = play.seen.get(key, (0.0, 0.0))
-        when += f" (pods {(first - tally.posted[key]) * f:.0f} s, bound {(bound - tally.posted[key]) * f:.0f} s)"
-        revised = (
-            f" (last {(tally.last_promised[key] - tally.posted[key]) * f:.0f} s)" if key in tally.last_promised else ""
-        )
-        log(f"202 {key}: promised {(eta - tally.posted[key]) * f:.0f} s after its POST{revised}, {when}")
-        if ready is None or ready > eta:
-            log(f"  late; bound after pods created after its own: {play.overtaken(key, tally.posted[key]) or 'none'}")
-    slack = [(tally.promised[k] - tally.ready_at[k]) * f for k in kept]
-    last = {k: tally.last_promised.get(k, eta) for k, eta in tally.promised.items()}
-    kept_last = [k for k, eta in last.items() if k in tally.ready_at and tally.ready_at[k] <= eta]
-    slack_last = [(last[k] - tally.ready_at[k]) * f for k in kept_last]
+    for p in sorted(tally.promises.values(), key=lambda p: (p.key, p.posted)):
+        when = f"Ready {(p.ready - p.posted) * f:.0f} s" if p.ready else "never Ready"
+        first, bound = play.seen.get(p.key, (0.0, 0.0))
+        when += f" (pods {(first - p.posted) * f:.0f} s, bound {(bound - p.posted) * f:.0f} s)"
+        revised = f" (last {(p.last - p.posted) * f:.0f} s)" if p.last != p.eta else ""
+        log(f"202 {p.key}: promised {(p.eta - p.posted) * f:.0f} s after its POST{revised}, {when}")
+        if p.ready is None or p.ready > p.eta:
+            log(f"  late; bound after pods created after its own: {play.overtaken(p.key, p.posted) or 'none'}")
     result = {
         "applied_over_intended": round(figures["applied"] / figures["intended"], 3) if figures["intended"] else None,
         "applied_usd_per_hour": round(figures["applied"], 2),
@@ -1294,12 +1322,8 @@ def main() -> int:
         "stale_workloads": figures["stale"],
         "disruptions_outside_consolidation": tally.disruptions,
         "consolidation_disruptions": tally.consolidations,
-        "answered_202": len(tally.promised),
-        "etas_kept": round(len(kept) / len(tally.promised), 3) if tally.promised else None,
-        "eta_mean_slack_s": round(sum(slack) / len(slack), 1) if slack else None,
-        "etas_kept_last": round(len(kept_last) / len(last), 3) if last else None,
+        **promise_figures(tally.promises.values(), f),
         "promises_revised_without_reason": tally.unexplained,
-        "eta_mean_slack_last_s": round(sum(slack_last) / len(slack_last), 1) if slack_last else None,
         "answered_201": tally.answers_201,
         "demoted_201": tally.demotions,
         "pods_201_off_answer": tally.off_answer,
@@ -1594,7 +1618,7 @@ def scenario(
         run.until(minute)
         if what == "burst":
             run.burst([(bodies[j], j in plan.twice) for j in arg])
-            answered = f"{run.tally.answers_201} x 201, {len(run.tally.promised)} x 202 so far"
+            answered = f"{run.tally.answers_201} x 201, {len(run.tally.promises)} x 202 so far"
             log(f"burst of {len(arg)} posted by minute {run.minutes():.1f}: {answered}")
         elif what == "malformed":
             meta = {"name": f"malformed-{arg}", "namespace": namespaces[i % len(namespaces)]}
@@ -1706,10 +1730,8 @@ def lose_nodes(run: Run, count: int) -> None:
             how = "went NotReady"
         run.tally.lost_pods |= on[node]
         run.tally.lost_capacity |= there[node]
-        for key in there[node] - run.tally.ready_at.keys():
-            # Not Ready yet: its promise was made on capacity that is gone.
-            run.tally.promised.pop(key, None)
-            run.tally.last_promised.pop(key, None)
+        for key in there[node]:
+            run.tally.drop_waiting(key)  # not Ready yet: its promise was made on capacity that is gone
         log(f"minute {run.minutes():.1f}: node {node} {how}, serving {sorted(serving[node])}")
 
 
