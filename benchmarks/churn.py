@@ -1203,10 +1203,14 @@ def refuses_unloadable(workdir: Path, catalog: Catalog) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--endpoints", type=int, default=49)
+    parser.add_argument("--endpoints", type=int, default=49, help="endpoints POSTed (default %(default)s)")
     parser.add_argument("--factor", type=float, default=20.0, help="time compression (default %(default)s)")
-    parser.add_argument("--settle", type=float, default=30.0, help="uncompressed minutes to settle at most")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--settle", type=float, default=30.0, help="uncompressed minutes to settle at most (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1, help="draws the fleet, the delays and the scenario (default %(default)s)"
+    )
     parser.add_argument("--quick", action="store_true", help="16 endpoints, factor 40")
     parser.add_argument("--tick-s", type=float, default=0.25, help=argparse.SUPPRESS)
     knobs = parser.add_argument_group(

@@ -133,11 +133,11 @@ def write_csv(path: Path, demand: npt.NDArray[np.float64], step_s: int, model: s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--seed", type=int, default=0, help="draws the trace's shape (default %(default)s)")
+    parser.add_argument("--days", type=int, default=14, help="days of demand, one at least (default %(default)s)")
     parser.add_argument("--step", type=int, choices=(60, 600), default=60, help="sampling interval (s)")
     parser.add_argument("--model", default="synthetic", help="the trace's model name")
-    parser.add_argument("-o", "--output", type=Path, required=True)
+    parser.add_argument("-o", "--output", type=Path, required=True, help="the CSV to write")
     args = parser.parse_args()
     try:
         demand, drawn = generate(args.seed, args.days)

@@ -89,10 +89,12 @@ def summarise(workload: str, runs: dict[str, list[Run]], expected: dict[str, tup
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workload", default="default", help="a workload name, or 'all' for the 17")
-    ap.add_argument("--seeds", default="42-51")
-    ap.add_argument("--policies", default="random,bestfit,fgd,egs")
+    ap.add_argument("--seeds", default="42-51", help="the protocol's seeds, FIRST-LAST or a,b,c (default %(default)s)")
+    ap.add_argument(
+        "--policies", default="random,bestfit,fgd,egs", help="comma-separated policies (default %(default)s)"
+    )
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the alibaba-gpu-v2023 folder")
-    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="processes (default %(default)s)")
     args = ap.parse_args(argv)
 
     data_dir: Path = args.data.resolve()

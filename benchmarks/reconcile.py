@@ -248,13 +248,15 @@ def measure_api(args: argparse.Namespace, catalog: Catalog, registry: Registry, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--endpoints", type=int, default=1000)
-    parser.add_argument("--gpus", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--cluster-endpoints", type=int, default=40)
-    parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--endpoints", type=int, default=1000, help="endpoints decided for (default %(default)s)")
+    parser.add_argument("--gpus", type=int, default=10_000, help="GPUs of the fleet decided on (default %(default)s)")
+    parser.add_argument("--repeat", type=int, default=3, help="decide runs, the best counts (default %(default)s)")
+    parser.add_argument(
+        "--cluster-endpoints", type=int, default=40, help="endpoints of the controller's run (default %(default)s)"
+    )
+    parser.add_argument("--requests", type=int, default=500, help="requests to the API (default %(default)s)")
+    parser.add_argument("--clients", type=int, default=4, help="threads sending them (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="draws models and demand (default %(default)s)")
     args = parser.parse_args()
     catalog = Catalog.load()
     registry = Registry.load(REPO / "examples" / "models.yaml", catalog)
