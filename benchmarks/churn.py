@@ -73,7 +73,7 @@ it, naming the file and the field.
 The last line of stdout is one JSON object:
 
 - `applied_over_intended`: $/h of the replicas the workloads hold (each Deployment's replicas at its
-  recorded shape, `autoscaler.decide.placement.replica_cost`) over $/h the statuses intend
+  recorded shape, `autoscaler.decide.placement.serving_cost`) over $/h the statuses intend
   (`costPerHour`), once settled (target <= 1.02);
 - `stale_workloads`: workloads whose endpoint is gone, or beyond those (of the status's shape first) that
   hold its desired replicas (0);
@@ -150,7 +150,8 @@ sys.path.insert(0, str(REPO))  # localplay/: the stand-ins the tests and the dem
 from autoscaler.adapters.api_limits import CAPACITY_TTL_S  # noqa: E402
 from autoscaler.adapters.prometheus import DEMAND, KV_CACHE, RUNNING, WAITING  # noqa: E402
 from autoscaler.decide import PROMISE_ANNOTATION  # noqa: E402
-from autoscaler.decide.placement import replica_cost  # noqa: E402
+from autoscaler.decide.placement import serving_cost  # noqa: E402
+from autoscaler.decide.state import read_owned  # noqa: E402
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE  # noqa: E402
 from autoscaler.decide.workloads import HOSTNAME  # noqa: E402
 from autoscaler.kubetime import rfc3339  # noqa: E402
@@ -170,7 +171,7 @@ from scheduler.inventory import (  # noqa: E402
     build_inventory,
 )
 from scheduler.manifests import HAMI_GPU_MEMORY  # noqa: E402
-from scheduler.plan import Placement, Toleration, Worker  # noqa: E402
+from scheduler.plan import Toleration  # noqa: E402
 from scheduler.registry import Registry  # noqa: E402
 from scheduler.synthetic import gpu_node  # noqa: E402
 
@@ -847,16 +848,7 @@ def promise_figures(promises: Iterable[Promised], factor: float) -> dict[str, An
 
 def workload_cost(d: Mapping[str, Any], catalog: Catalog) -> float:
     """$/h of a Deployment's replicas at the shape recorded on it (`scheduler.manifests`)."""
-    a = d["metadata"].get("annotations") or {}
-    workers = tuple(
-        Worker("", (), a.get("egs.io/mig-profile")) for _ in range(int(a.get("egs.io/nodes-per-replica", "1")))
-    )
-    shape = Placement(
-        a["egs.io/request-name"], 0, a["egs.io/model"], a["egs.io/variant"], a["egs.io/precision"], 0.0,
-        a["egs.io/gpu-class"], a["egs.io/sharing"], int(a["egs.io/tensor-parallel"]),
-        int(a["egs.io/vram-mib-per-gpu"]), workers,
-    )  # fmt: skip
-    return int((d.get("spec") or {}).get("replicas", 0)) * replica_cost(shape, catalog)
+    return serving_cost(read_owned([d], catalog), catalog)
 
 
 def _shape(d: Mapping[str, Any]) -> tuple[str, str]:

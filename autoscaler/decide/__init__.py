@@ -308,7 +308,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             # Its new shape cannot be written, or its changed spec fits nowhere while what it ran before
             # still serves: that goes on as it is, and says why.
             cause = (CANNOT_RENDER, failure) if failure is not None else (SPEC_CHANGE_HELD, decision.message)
-            decision = not_applied(decision, mine, previous.get(ep.key, {}), *cause)
+            decision = not_applied(decision, mine, previous.get(ep.key, {}), catalog, *cause)
             holds.append(f"{ep.key}: {decision.held}")
             kept.append(ep.key)
         answer = ACCEPTED if decision.waiting else CREATED

@@ -7,15 +7,15 @@ Every replica the decide step places, on nodes that exist or on nodes being prov
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from autoscaler.decide.settings import Settings
-from autoscaler.decide.state import ACCEPTED, CREATED, Promise, pinned
+from autoscaler.decide.state import ACCEPTED, CREATED, Owned, Promise, pinned
 from scheduler.catalog import Catalog
 from scheduler.fleet import SHARED
 from scheduler.inventory import Inventory, held_by, partitions_per_gpu
-from scheduler.plan import Placement, Plan, Request, Unplaced
+from scheduler.plan import Placement, Plan, Request, Unplaced, Worker
 from scheduler.registry import Registry
 from scheduler.schedule import schedule
 
@@ -74,6 +74,21 @@ def replica_cost(p: Placement, catalog: Catalog) -> float:
 def endpoint_cost(placements: Sequence[Placement], catalog: Catalog) -> float:
     """USD per hour of an endpoint's replicas, rounded so that the status it is written to is stable."""
     return round(sum(replica_cost(p, catalog) for p in placements), 4)
+
+
+def serving_cost(workloads: Iterable[Owned], catalog: Catalog) -> float:
+    """USD per hour of `workloads`' replicas at the shapes they record, rounded as `endpoint_cost` (one that
+    records none, written before shapes were, is not counted): what an endpoint whose spec is not applied
+    runs, whatever its last status said."""
+    cost = 0.0
+    for w in workloads:
+        if w.shape is not None:
+            s = w.shape
+            workers = tuple(Worker("", (), s.mig_profile) for _ in range(s.nodes))
+            one = Placement("", 0, s.model, s.variant, s.precision, 0.0, s.gpu_class, s.sharing, s.tp,
+                            s.vram_mib_per_gpu, workers)  # fmt: skip
+            cost += w.replicas * replica_cost(one, catalog)
+    return round(cost, 4)
 
 
 def place_new(

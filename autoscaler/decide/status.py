@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from autoscaler import endpoint as ie
 from autoscaler.decide.decision import EndpointDecision
+from autoscaler.decide.placement import serving_cost
 from autoscaler.decide.state import (
     ACCEPTED,
     CREATED,
@@ -28,6 +29,7 @@ from autoscaler.endpoint import Endpoint, EndpointError
 from autoscaler.events import find_condition, set_condition
 from autoscaler.kubetime import deadline, rfc3339
 from common.errors import InputError
+from scheduler.catalog import Catalog
 from scheduler.manifests import PORT, dns_label
 from scheduler.plan import Placement
 from scheduler.registry import Registry
@@ -83,13 +85,18 @@ def _invalid(obj: Mapping[str, Any], message: str) -> EndpointDecision:
 
 
 def not_applied(
-    decision: EndpointDecision, serving: Sequence[Owned], previous: Mapping[str, Any], reason: str, why: str
+    decision: EndpointDecision,
+    serving: Sequence[Owned],
+    previous: Mapping[str, Any],
+    catalog: Catalog,
+    reason: str,
+    why: str,
 ) -> EndpointDecision:
     """An endpoint whose spec cannot be applied (its new shape cannot be rendered, `CANNOT_RENDER`, or
     its changed spec fits no node, `SPEC_CHANGE_HELD`): what its replicas from before serve is reported
-    as it is (their phase, variant and class: Failed would tell its users it is down while they serve,
-    and Failed only when nothing does), its replica count is held, nothing of it waits, and the
-    `SpecApplied` condition says why."""
+    as it is (their phase, variant, class and cost, worked out from them: the last status may be a
+    Failed one without a cost), its replica count is held, nothing of it waits, and the `SpecApplied`
+    condition says why. Failed would tell its users it is down while they serve: only when nothing does."""
     now = current(serving)
     shape = main_shape((w.shape.variant, w.shape.gpu_class) for w in serving if w.shape for _ in range(w.replicas))
     replicas = now.replicas or 0
@@ -112,7 +119,7 @@ def not_applied(
         ready_replicas=now.ready,
         variant=shape[0] if shape else previous.get("variant"),
         gpu_class=shape[1] if shape else previous.get("gpuClass"),
-        cost_per_hour=float(previous.get("costPerHour") or 0.0),
+        cost_per_hour=serving_cost(serving, catalog),
     )
 
 
