@@ -65,6 +65,8 @@ class Capacity:
     """GPU class -> when each node order in flight was placed: the waiting replicas' nodes come first."""
     delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """GPU class -> the provisioning delays observed (`autoscaler.orders`)."""
+    lapsed: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """GPU class -> the ages at which orders lapsed without their node (`autoscaler.orders`)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def capacity(decision: Decision, catalog: Catalog) -> Capacity:
     free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
     keys = frozenset(f"{d.namespace}/{d.name}" for d in decision.endpoints)
     queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(decision.waiting.placements, catalog).items()}
-    return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders, decision.delays)
+    return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders, decision.delays, decision.lapsed)
 
 
 def admit(
@@ -113,8 +115,8 @@ def admit(
     eta = None
     for gpu_class, queue in by_class(waiting.placements).items():
         ahead, orders = capacity.waiting.get(gpu_class, ()), capacity.orders.get(gpu_class, ())
-        delays = capacity.delays.get(gpu_class, ())
-        times = class_etas(gpu_class, queue, registry, catalog, settings, now, ahead, orders, delays)
+        delays, lapsed = capacity.delays.get(gpu_class, ()), capacity.lapsed.get(gpu_class, ())
+        times = class_etas(gpu_class, queue, registry, catalog, settings, now, ahead, orders, delays, lapsed)
         eta = max([eta or 0.0, *times])
     decision = endpoint_decision(ep, target, placed.placements, waiting.placements, waiting.unplaced, Workload(), eta)
     decision = replace(decision, cost_per_hour=endpoint_cost([*placed.placements, *waiting.placements], catalog))

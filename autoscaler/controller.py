@@ -456,7 +456,7 @@ class Controller:
         owned = self.cluster.owned()
         pods = self.cluster.gpu_pods()
         self.orders = track(self.orders, pods, nodes, self.catalog, self.settings, now)
-        orders, delays = self.orders.orders, self.orders.delays
+        orders, delays, lapsed = self.orders.orders, self.orders.delays, self.orders.lapsed
         read: Snapshot | None = None
         if self.metrics is not None:
             try:
@@ -465,10 +465,11 @@ class Controller:
                 self.history = None
                 log.warning("metrics unavailable: %s", e)
         if read is None:
-            return Observation(nodes, endpoints, owned, None, {}, pods, {}, orders, delays), None
+            return Observation(nodes, endpoints, owned, None, {}, pods, {}, orders, delays, lapsed), None
         for bad in read.bad:
             log.warning("dropped a bad sample of %s{%s}: %s (%s)", bad.series, bad.labels, bad.value, bad.reason)
-        return Observation(nodes, endpoints, owned, read.signals, read.history, pods, read.pods, orders, delays), read
+        observed = (read.signals, read.history, pods, read.pods, orders, delays, lapsed)
+        return Observation(nodes, endpoints, owned, *observed), read
 
     def _read(self, metrics: Signals, now: float) -> Snapshot:
         """One loop's read, the demand history whole or from a little before the last read on."""

@@ -98,7 +98,8 @@ def queue_etas(
     A replica of less than one GPU (`waiting_gpus` below 1: the share of one GPU's memory it takes
     where GPUs are shared by memory) is binpacked with the others sharing a GPU (`nodes_needed`).
     The delays observed are weighed with the orders that have not brought their node: those in
-    flight and those cancelled at the ages `cancelled_s` (`_survival`).
+    flight and those cancelled at the ages `cancelled_s` (`_survival`; in a cluster, where nothing
+    cancels an order, those that lapsed: `autoscaler.orders`).
     """
     loads = [float(load_s)] * len(waiting_gpus) if isinstance(load_s, int | float) else [float(x) for x in load_s]
     if len(loads) != len(waiting_gpus):

@@ -21,7 +21,9 @@ consolidated once its node registers. So the orders are read from the pods and r
   a node of its class joins. Each order a joining node ends is a provisioning delay observed (the
   oldest orders paired with the nodes that joined first: the mean is exact, the spread about it),
   the latest `OBSERVED_DELAYS` per class, which promises learn from (`eta.EtaSettings.min_observations`)
-  instead of the configured prior alone.
+  instead of the configured prior alone. Each order dropped past the prior's longest delay lapsed
+  unready at its age: promises weigh those with the delays observed (`OrderBook.lapsed`), as the
+  warm-pool simulator weighs the orders its pools cancel.
 
 Every error this makes is late, never early, but one: an order the node autoscaler did not place
 (its node group at its maximum) is counted until the prior's longest delay. The controller and the
@@ -61,6 +63,11 @@ class OrderBook:
     """When the last read was (None: never): an order not known then was placed after it."""
     delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """GPU class -> provisioning delays observed (order placed -> its node joined), the latest last."""
+    lapsed: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """GPU class -> the ages at which orders left the book without their node, the latest last. Their
+    delays were longer: left out of what promises learn (`eta._survival`), the sample is the orders that
+    came, the fast ones first, and promises come out early; `queue_etas` counts them as the simulator
+    counts the orders it cancels, one rule for both."""
 
 
 def pending_orders(
@@ -108,7 +115,7 @@ def track(
                 seen[gpu.name][str(meta.get("name"))] = _joined_at(meta, ready, now)
     pending = pending_orders(pods, catalog, gpus_per_node, now)
     orders: dict[str, tuple[float, ...]] = {}
-    delays = dict(book.delays)
+    delays, lapsed = dict(book.delays), dict(book.lapsed)
     for gpu_class, names in seen.items():
         before = book.nodes.get(gpu_class)
         joined = sorted(at for name, at in names.items() if before is not None and name not in before)
@@ -117,7 +124,10 @@ def track(
         observed = [at - t for t, at in zip(ended, joined, strict=False) if at > t]
         if observed:
             delays[gpu_class] = (*delays.get(gpu_class, ()), *observed)[-OBSERVED_DELAYS:]
-        kept = [t for t in book.orders.get(gpu_class, ())[len(joined) :] if now - t < longest_delay_s]
+        left = book.orders.get(gpu_class, ())[len(joined) :]
+        kept = [t for t in left if now - t < longest_delay_s]
+        if aged := [now - t for t in left if now - t >= longest_delay_s]:
+            lapsed[gpu_class] = (*lapsed.get(gpu_class, ()), *aged)[-OBSERVED_DELAYS:]
         # The nodes that joined take the pods that waited longest: a read between a node turning Ready and its
         # pods being bound saw them pending still, and counted an order nobody placed (churn seed 137: three
         # 202s promised 346-380 s on it, served by an order placed after them, 64-74 s late).
@@ -127,7 +137,7 @@ def track(
             orders[gpu_class] = tuple(sorted(kept))
     # A node seen Ready stays known while it is there: back from NotReady, it came for no order.
     known = {c: frozenset(names) | (book.nodes.get(c, frozenset()) & present[c]) for c, names in seen.items()}
-    return OrderBook(orders, known, now, delays)
+    return OrderBook(orders, known, now, delays, lapsed)
 
 
 def _joined_at(meta: Mapping[str, Any], ready: Mapping[str, Any], now: float) -> float:

@@ -536,7 +536,8 @@ class _Admissions:
             elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
                 self.rebuilding = True
                 threading.Thread(target=self._rebuild, daemon=True, name="egs-api-capacity").start()
-            current = replace(self.capacity, orders=self.orders.orders, delays=self.orders.delays)
+            book = self.orders
+            current = replace(self.capacity, orders=book.orders, delays=book.delays, lapsed=book.lapsed)
             admitted = admit(current, obj, s.settings, s.registry, s.catalog, now)
             if admitted.decision.phase == "Failed":
                 return admitted.decision, None, {}
@@ -598,8 +599,9 @@ class _Admissions:
         pods = cluster.gpu_pods()
         book = self._read_orders(nodes, pods, now)
         obs = Observation(
-            nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=book.orders, delays=book.delays
-        )
+            nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=book.orders,
+            delays=book.delays, lapsed=book.lapsed,
+        )  # fmt: skip
         # GPUs the plan gives a replacement for a pod stranded on a NotReady node stay held here, though its
         # workload makes no pod for it before the eviction: answered 201 on them, new endpoints were demoted
         # when the controller kept them for the replacement (churn seed 4); a 202 there is only early.

@@ -39,6 +39,9 @@ class Observation:
     are promised the nodes already coming before any ordered anew."""
     delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """Per GPU class, the provisioning delays observed (`autoscaler.orders`), which promises learn."""
+    lapsed: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per GPU class, the ages at which orders lapsed without their node (`autoscaler.orders`): promises
+    weigh them with the delays observed."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ class Decision:
     """Events to record (a promise revised), which the controller hands to its recorder."""
     delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """The observation's provisioning delays observed per GPU class, which the ETAs learnt from."""
+    lapsed: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """The observation's orders lapsed without their node per GPU class, which the ETAs weighed too."""
     unreadable: tuple[tuple[str, str], ...] = ()
     """(namespace/name, value) of pods whose device annotation cannot be read: their GPUs were inferred
     (`autoscaler.pods.unreadable_annotations`)."""

@@ -124,6 +124,7 @@ def endpoint_etas(
     ahead: Mapping[str, tuple[float, ...]],
     orders: Mapping[str, tuple[float, ...]],
     delays: Mapping[str, tuple[float, ...]],
+    lapsed: Mapping[str, tuple[float, ...]],
     registry: Registry,
     catalog: Catalog,
     settings: Settings,
@@ -142,6 +143,7 @@ def endpoint_etas(
             ahead.get(gpu_class, ()),
             orders.get(gpu_class, ()),
             delays.get(gpu_class, ()),
+            lapsed.get(gpu_class, ()),
         )
         for p, t in zip(queue, times, strict=True):
             key = f"{p.namespace}/{p.request}"
@@ -159,10 +161,12 @@ def class_etas(
     ahead: Sequence[float] = (),
     orders: Sequence[float] = (),
     delays: Sequence[float] = (),
+    lapsed: Sequence[float] = (),
 ) -> list[float]:
     """When each replica of one class's queue serves, behind `ahead` (`queued_gpus` of replicas already
     waiting), on the nodes `orders` (placed at those times) bring first, then on nodes ordered anew,
-    each ready after a delay learnt from those observed (`delays`) once there are enough of them.
+    each ready after a delay learnt from those observed (`delays`) once there are enough of them,
+    weighed with the orders that lapsed unready at the ages `lapsed` (as the simulator's cancelled ones).
 
     New orders count from the next decide step (`eta.step_s` on): a node is ordered once the workload
     is written and its pod found no node, not at the answer (the churn benchmark's 202s were late by
@@ -170,7 +174,7 @@ def class_etas(
     loads = [0.0] * len(ahead) + [registry.get(p.model).variant(p.variant).load_seconds for p in queue]
     gpus = [*ahead, *(queued_gpus(p, catalog) for p in queue)]
     capacity = ClassCapacity(settings.classes[gpu_class].gpus_per_node, (), tuple(orders))
-    times = queue_etas(now + settings.eta.step_s, gpus, capacity, loads, delays, settings.eta)
+    times = queue_etas(now + settings.eta.step_s, gpus, capacity, loads, delays, settings.eta, lapsed)
     return times[len(ahead) :]
 
 
