@@ -15,7 +15,11 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
   go first, then those not Ready, as a ReplicaSet's do) are bound, first in first out as
   kube-scheduler's queue takes them (the order the controller wrote their Deployments), to a Ready node
   whose labels its node selector and required affinity accept, whose taints it tolerates, and where what
-  it asks for fits, those its preferred node affinity names first (by weight), then the first listed:
+  it asks for fits, those its preferred node affinity names first (by weight), among them the node with
+  the fewest pods of its ReplicaSet (kube-scheduler's default PodTopologySpread constraints, `kubernetes.io/
+  hostname` with maxSkew 3, ScheduleAnyway, score such a pod's nodes so for pods a ReplicaSet owns: two
+  replicas of one Deployment answered on two nodes both prefer, one on each; the preference's weight,
+  normalised, still outscores the spread of a few pods), then the first listed:
   whole GPUs, MIG instances, AMD partitions, as `autoscaler.pods.holds` reads a bound pod (the
   controller's own reading of other workloads' pods); a share of a GPU's memory (KAI `gpu-memory`, HAMi
   memory) binpacked instead, on the GPU of any node with the least memory left that holds it, as KAI
@@ -131,6 +135,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -377,6 +382,11 @@ class Pod:
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    @property
+    def replica_set(self) -> tuple[str, str]:
+        """Its ReplicaSet: its Deployment at its template's revision (the name less the pod's index)."""
+        return self.namespace, self.name.rsplit("-", 1)[0]
+
     def obj(self) -> dict[str, Any]:
         meta = self.template.get("metadata") or {}
         return {
@@ -588,6 +598,7 @@ class Play:
     def _schedule(self, now: float, nodes: list[dict[str, Any]]) -> None:
         inventory = self._inventory(nodes)
         by_name = {n.node: n for n in inventory}
+        siblings = Counter((p.replica_set, p.node) for p in self.pods.values() if p.node)
         for pod in sorted((p for p in self.pods.values() if not p.node), key=lambda p: (p.queued, p.name)):
             obj = pod.obj()
             fits = []
@@ -597,11 +608,14 @@ class Play:
                 packed = _packed(node, obj)
                 taken, left = packed if packed is not None else (holds(node, obj), 0)
                 if _units(taken) >= _asked_units(obj):
-                    fits.append(((-_preferred(obj, self.labels.get(name, {})), left), name, taken))
+                    rank = (-_preferred(obj, self.labels.get(name, {})), siblings[(pod.replica_set, name)], left)
+                    fits.append((rank, name, taken))
             if fits:
-                # The nodes it prefers first, then the tightest fit (for shared GPUs; the first node for any other
-                # pod): stable, so first among equals.
+                # The nodes it prefers first; among those, the node with the fewest pods of its ReplicaSet, as
+                # kube-scheduler's default topology spreading scores them (`SPREAD`); then the tightest fit (for
+                # shared GPUs; the first node for any other pod): stable, so first among equals.
                 _, name, taken = min(fits, key=lambda f: f[0])
+                siblings[(pod.replica_set, name)] += 1
                 pod.node, pod.bound_at, pod.held = name, now, tuple(taken)
                 self._note(now, f"bound {pod.key} to {name} {[a.gpus for a in taken]}")
                 self.binds.append((now, pod))

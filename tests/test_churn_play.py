@@ -110,6 +110,30 @@ def test_the_play_binds_a_pod_on_a_node_it_prefers_though_another_is_listed_firs
     assert pod.node == "h100-1"
 
 
+def test_two_pods_of_one_deployment_preferring_two_nodes_are_spread_one_on_each_as_kube_scheduler_does() -> None:
+    # An endpoint answered 201 with a replica on each H100 node: both its pods prefer both nodes, and each node
+    # has room for both. Bound on the first listed, both took h100-0, where the next 201 had been answered.
+    nodes = [gpu_node(f"h100-{i}", CATALOG.get("H100-80GB"), 2) for i in range(2)]
+    play = Play(cast(KubeCluster, Deployments()), CATALOG, REGISTRY, random.Random(0), 20.0)
+    prefers = {"weight": 100, "preference": {"matchExpressions": [{"key": HOSTNAME, "operator": "In",
+                                                                  "values": ["h100-0", "h100-1"]}]}}  # fmt: skip
+    resources = {"nvidia.com/gpu": "1"}
+    template = {
+        "spec": {
+            "affinity": {"nodeAffinity": {PREFERRED: [prefers]}},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+            "containers": [{"name": "vllm", "resources": {"requests": resources, "limits": resources}}],
+        }
+    }
+    pods = [Pod("team", f"ep-abc123-{i}", "ep", "team/ep", template, 1.0, "H100-80GB") for i in range(2)]
+    other = Pod("team", "other-def456-0", "other", "team/other", template, 1.0, "H100-80GB")
+    for pod in (*pods, other):
+        play.pods[pod.key] = pod
+    play._schedule(0.0, nodes)
+    assert sorted(p.node for p in pods) == ["h100-0", "h100-1"]
+    assert other.node == "h100-0"  # another ReplicaSet's pod is not spread from them: first listed among equals
+
+
 class Lost:
     """The cluster `lose_nodes` reads and writes: one endpoint answered 201 on `l40s-0`, before its pod is bound."""
 
