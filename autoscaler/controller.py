@@ -356,6 +356,9 @@ class Controller:
         makes promises later until the pods show them again."""
         self.history: KeptHistory | None = None
         """The demand history as last read, while this replica leads and reads without a failure."""
+        self.gpu_indexes: Mapping[str, Mapping[str, int]] = {}
+        """NVML's index of each GPU UUID per node, as last read: hardware, so a node's is kept through a read
+        that failed or lacks it (numbered by EGS meanwhile, KAI's shares could move GPUs between loops)."""
         self.said: frozenset[str] = frozenset()
         """The last decision's notices (a node skipped, an annotation that cannot be read): each is
         logged once, when it starts."""
@@ -464,11 +467,13 @@ class Controller:
             except TemporaryError as e:
                 self.history = None
                 log.warning("metrics unavailable: %s", e)
+        indexes = self.gpu_indexes
         if read is None:
-            return Observation(nodes, endpoints, owned, None, {}, pods, {}, orders, delays, lapsed), None
+            return Observation(nodes, endpoints, owned, None, {}, pods, {}, orders, delays, lapsed, indexes), None
         for bad in read.bad:
             log.warning("dropped a bad sample of %s{%s}: %s (%s)", bad.series, bad.labels, bad.value, bad.reason)
-        observed = (read.signals, read.history, pods, read.pods, orders, delays, lapsed)
+        self.gpu_indexes = indexes = {**indexes, **read.gpu_indexes}
+        observed = (read.signals, read.history, pods, read.pods, orders, delays, lapsed, indexes)
         return Observation(nodes, endpoints, owned, *observed), read
 
     def _read(self, metrics: Signals, now: float) -> Snapshot:

@@ -13,7 +13,8 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
   A share of GPU memory is where its scheduler recorded it (`placed_on`): HAMi's device annotation
   (`HAMI_DEVICES`, UUIDs the node registers, `scheduler.inventory.HAMI_REGISTER`), KAI's GPU group
   (`KAI_GPU_GROUP`, the GPU its reservation pod holds: `KAI_RESERVED`; that pod itself holds nothing
-  more); `with_devices` maps what the node does not register, once per step. Both schedulers binpack
+  more); `with_devices` maps what the node does not register, once per step, to NVML's index as the GPU
+  exporter's series label it (`Observation.gpu_indexes`), else to an index of EGS's own. Both schedulers binpack
   such shares, so inferring their GPU put them where they are not. Where nothing is recorded (a pod
   not bound yet, another scheduler, an annotation that cannot be read: `unreadable_annotations`, which
   the decide step's caller reports) the lowest free GPUs are taken, which keeps the count right (not
@@ -36,6 +37,7 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -300,12 +302,17 @@ def unreadable_annotations(pods: Iterable[Mapping[str, Any]]) -> tuple[tuple[str
     return tuple(found)
 
 
-def with_devices(inventory: Inventory, pods: Iterable[Mapping[str, Any]]) -> Inventory:
+def with_devices(
+    inventory: Inventory, pods: Iterable[Mapping[str, Any]], indexes: Mapping[str, Mapping[str, int]] | None = None
+) -> tuple[Inventory, tuple[str, ...]]:
     """`inventory` with the devices that bound pods name mapped to GPUs of their node, once per step so
-    that the controller and the API read every pod against one map: each KAI GPU group to the GPU its
-    reservation pod holds, and each UUID the node does not register (KAI's nodes register none) to the
-    lowest GPU that no registered one is, the UUID whose oldest pod is oldest first (stable while its
-    pods run). Such an index is not NVML's; it only keeps the shares of one GPU together."""
+    that the controller and the API read every pod against one map, and the nodes where a UUID was
+    numbered by EGS. Each KAI GPU group is mapped to the GPU its reservation pod holds; each UUID the
+    node does not register (KAI's nodes register none) to NVML's index as the GPU exporter labels it
+    (`indexes`: node -> UUID -> index, from the series that carry `Hostname`, `UUID` and `gpu`); where
+    no series says, to the lowest GPU that nothing else is, the UUID whose oldest pod is oldest first:
+    an index of EGS's own, which keeps the shares of one GPU together but moves as GPUs stop being
+    shared, so that a share counted on it may be read on another GPU than its scheduler gave it."""
     named: dict[str, dict[str, str]] = {}
     groups: dict[str, dict[str, str]] = {}
     for pod in pods:
@@ -320,9 +327,10 @@ def with_devices(inventory: Inventory, pods: Iterable[Mapping[str, Any]]) -> Inv
         for device in ids:
             seen = named.setdefault(node, {})
             seen[device] = min(seen.get(device, created), created)
-    nodes = []
+    nodes, guessed = [], []
     for n in inventory:
         table = dict(n.devices)
+        table |= {d: i for d, i in _exported(n, (indexes or {}).get(n.node, {})).items() if d not in table}
         unmapped = sorted(
             (created, device)
             for device, created in named.get(n.node, {}).items()
@@ -330,13 +338,22 @@ def with_devices(inventory: Inventory, pods: Iterable[Mapping[str, Any]]) -> Inv
         )
         free = [g.index for g in n.gpus if g.index not in table.values()]
         table |= {device: index for (_, device), index in zip(unmapped, free, strict=False)}
+        if unmapped:
+            guessed.append(n.node)
         for group, device in groups.get(n.node, {}).items():
             index = _index(device)
             index = table.get(device) if index is None else index
             if index is not None and 0 <= index < len(n.gpus):
                 table[group] = index
         nodes.append(replace(n, devices=tuple(table.items())) if table else n)
-    return replace(inventory, nodes=tuple(nodes))
+    return replace(inventory, nodes=tuple(nodes)), tuple(guessed)
+
+
+def _exported(node: NodeGpus, indexes: Mapping[str, int]) -> dict[str, int]:
+    """The UUID -> index pairs the exporter gives for `node` that name one of its GPUs each: an index
+    out of range, or given to two UUIDs (a GPU replaced while its old series stands), says nothing."""
+    held = Counter(indexes.values())
+    return {d: i for d, i in indexes.items() if 0 <= i < len(node.gpus) and held[i] == 1}
 
 
 def _index(device: str) -> int | None:

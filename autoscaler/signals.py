@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,5 @@ class Snapshot:
     pods: Mapping[tuple[str, str], PodSignals]
     history: Mapping[str, History]
     bad: tuple[BadSample, ...] = ()
+    gpu_indexes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Per node, NVML's index of each GPU UUID (`autoscaler.decide.Observation.gpu_indexes`)."""

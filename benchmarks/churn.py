@@ -139,6 +139,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
@@ -153,7 +154,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # localplay/: the stand-ins the tests and the demo use
 
 from autoscaler.adapters.api_limits import CAPACITY_TTL_S  # noqa: E402
-from autoscaler.adapters.prometheus import DEMAND, KV_CACHE, RUNNING, WAITING  # noqa: E402
+from autoscaler.adapters.prometheus import DEMAND, GPU_INDEXES, KV_CACHE, RUNNING, WAITING  # noqa: E402
 from autoscaler.decide import PROMISE_ANNOTATION  # noqa: E402
 from autoscaler.decide.placement import serving_cost  # noqa: E402
 from autoscaler.decide.state import read_owned  # noqa: E402
@@ -308,11 +309,13 @@ def compressed_registry(path: Path, factor: float, catalog: Catalog) -> Registry
 
 
 class PrometheusStandIn:
-    """`/api/v1/query` and `/api/v1/query_range` answering each model's demand; `bad` replaces a
-    (query, model) sample's value with what a broken exporter or proxy would give."""
+    """`/api/v1/query` and `/api/v1/query_range` answering each model's demand, and the GPU index of each
+    UUID on the Ready NVIDIA nodes of `nodes` as the GPU exporter's series label them (`GPU_INDEXES`); `bad`
+    replaces a (query, model) sample's value with what a broken exporter or proxy would give."""
 
-    def __init__(self, demand: Mapping[str, float]) -> None:
+    def __init__(self, demand: Mapping[str, float], nodes: Callable[[], list[dict[str, Any]]] = list) -> None:
         self.demand = dict(demand)
+        self.nodes = nodes
         self.bad: dict[tuple[str, str], str] = {}
         outer = self
 
@@ -340,6 +343,8 @@ class PrometheusStandIn:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def answer(self, query: str, at: float) -> list[dict[str, Any]]:
+        if query == GPU_INDEXES:
+            return [{"metric": labels, "value": [at, "1"]} for labels in exported_gpus(self.nodes())]
         values = {DEMAND: None, WAITING: "0", RUNNING: "1", KV_CACHE: "0.3"}
         stamped = query.removeprefix("timestamp(").removesuffix(")")
         if stamped not in values:
@@ -412,6 +417,20 @@ class Pod:
 def gpu_uuid(node: str, index: int) -> str:
     """The UUID NVML gives GPU `index` of `node` in the play: fixed, as a GPU's is."""
     return f"GPU-{uuid.uuid5(uuid.NAMESPACE_DNS, f'{node}.gpu{index}')}"
+
+
+def exported_gpus(nodes: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """`Hostname`, `UUID` and `gpu` of each GPU of the Ready NVIDIA `nodes`, as the exporter each runs (a
+    DaemonSet, `$NODE_NAME`) labels its series: the UUID NVML gives the GPU in the play (`gpu_uuid`)."""
+    out = []
+    for node in nodes:
+        name, labels = node["metadata"]["name"], node["metadata"].get("labels") or {}
+        conditions = (node.get("status") or {}).get("conditions") or ()
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        count = str(labels.get("nvidia.com/gpu.count", ""))
+        if ready and count.isdigit():
+            out += [{"Hostname": name, "UUID": gpu_uuid(name, i), "gpu": str(i)} for i in range(int(count))]
+    return out
 
 
 def gpu_group(node: str, index: int) -> str:
@@ -1247,6 +1266,7 @@ def main() -> int:
     log(f"script: {plan}")
     prometheus = PrometheusStandIn(dict.fromkeys(sorted({body["model"] for _, body in bodies}), 0.0))
     kube = KubeCluster().start()
+    prometheus.nodes = partial(kube.all, NODES)
     kube.emulator.tokens[TOKEN] = ("churn", ())
     for verb in ("create", "get", "list", "delete"):
         kube.emulator.grants.add(("churn", verb, "*"))
@@ -1270,7 +1290,7 @@ def main() -> int:
     port, metrics_port = free_port(), free_port()
     api_command = [
         "api", "--kubeconfig", kubeconfig, "--config", str(config), "--listen", f"127.0.0.1:{port}",
-        "--capacity-ttl", f"{CAPACITY_TTL_S / f:g}",
+        "--capacity-ttl", f"{CAPACITY_TTL_S / f:g}", "--prometheus", prometheus.url,
         # api.log says per POST what its answer came from (capacity, queues, orders), beside play.log.
         "--log-level", "debug",
     ]  # fmt: skip

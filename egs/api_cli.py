@@ -22,7 +22,7 @@ from typing import Any
 from autoscaler.adapters.api_limits import CAPACITY_TTL_S, Limits
 from common.errors import InputError
 from egs.arguments import number
-from egs.controller_cli import add_cluster_options, load_config
+from egs.controller_cli import add_cluster_options, add_prometheus_options, connect_prometheus, load_config
 
 
 def add_parser(sub: Any) -> None:
@@ -35,6 +35,11 @@ def add_parser(sub: Any) -> None:
         "loopback address or with --insecure-http.",
     )
     add_cluster_options(api)
+    add_prometheus_options(
+        api,
+        "KAI Scheduler's shared GPUs are numbered by EGS, not by NVML's index (the GPU exporter's UUID and gpu labels)",
+        "each read of the GPU indexes, at every capacity build",
+    )
     api.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on (default %(default)s)")
     api.add_argument("--tls-cert-file", type=Path, metavar="FILE", help="PEM certificate (chain) to serve HTTPS with")
     api.add_argument("--tls-key-file", type=Path, metavar="FILE", help="PEM private key of --tls-cert-file")
@@ -120,7 +125,16 @@ def run(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         token_audiences=tuple(args.token_audience),
     )
-    services = Services(cluster, settings, registry, catalog, capacity_ttl_s=args.capacity_ttl, limits=limits)
+    prometheus = connect_prometheus(args)
+    services = Services(
+        cluster,
+        settings,
+        registry,
+        catalog,
+        capacity_ttl_s=args.capacity_ttl,
+        limits=limits,
+        gpu_indexes=prometheus.gpu_indexes if prometheus is not None else None,
+    )
     app = create_app(services)
     files: dict[str, Any] = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
     uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=limits.max_connections, **files)

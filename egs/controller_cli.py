@@ -22,6 +22,7 @@ from common.errors import InputError, SetupError, TemporaryError, naming
 from egs.arguments import POSITIVE
 
 if TYPE_CHECKING:  # `egs controller --help` and `egs api --help` load none of these (and not scipy)
+    from autoscaler.adapters.prometheus import PrometheusMetrics
     from autoscaler.decide import Settings
     from scheduler.catalog import Catalog
     from scheduler.registry import Registry
@@ -39,8 +40,6 @@ def add_parser(sub: Any) -> None:
         "writes (a Lease elects it). Missing or stale metrics never scale anything down.",
     )
     add_cluster_options(ctl)
-    ctl.add_argument("--prometheus", metavar="URL", help="Prometheus (or Thanos, Mimir) query URL; without it, "
-                     "every endpoint keeps its replicas")  # fmt: skip
     ctl.add_argument("--interval", type=POSITIVE, default=30.0, help="seconds between loops (default %(default)s)")
     ctl.add_argument("--dry-run", action="store_true", help="decide and log what would be written; write nothing")
     ctl.add_argument(
@@ -72,13 +71,31 @@ def add_parser(sub: Any) -> None:
         metavar="SECONDS",
         help="seconds between two attempts to acquire or renew the Lease (default %(default)s)",
     )
-    prom = ctl.add_argument_group("Prometheus")
+    add_prometheus_options(
+        ctl, "every endpoint keeps its replicas", "all of one loop's reads, without retries; less than --renew-deadline"
+    )
+    ctl.add_argument(
+        "--once",
+        action="store_true",
+        help="run one loop, print its outcome as JSON, and exit (a Lease no controller renews is taken once it "
+        "has run out)",
+    )
+    ctl.set_defaults(run=run)
+
+
+def add_prometheus_options(parser: argparse.ArgumentParser, without: str, deadline: str) -> None:
+    """The Prometheus options `egs controller` and `egs api` share: `without` says what happens with no URL,
+    `deadline` what `--prometheus-timeout` bounds."""
+    parser.add_argument(
+        "--prometheus", metavar="URL", help=f"Prometheus (or Thanos, Mimir) query URL; without it, {without}"
+    )
+    prom = parser.add_argument_group("Prometheus")
     prom.add_argument(
         "--prometheus-timeout",
         type=POSITIVE,
         default=5.0,
         metavar="SECONDS",
-        help="deadline for all of one loop's reads, without retries; less than --renew-deadline (default %(default)s)",
+        help=f"deadline for {deadline} (default %(default)s)",
     )
     prom.add_argument(
         "--prometheus-ca-file",
@@ -91,13 +108,16 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="do not verify an https Prometheus' certificate (TLS is verified by default)",
     )
-    ctl.add_argument(
-        "--once",
-        action="store_true",
-        help="run one loop, print its outcome as JSON, and exit (a Lease no controller renews is taken once it "
-        "has run out)",
-    )
-    ctl.set_defaults(run=run)
+
+
+def connect_prometheus(args: argparse.Namespace) -> PrometheusMetrics | None:
+    """The Prometheus of `add_prometheus_options`, None without `--prometheus`."""
+    from autoscaler.adapters.prometheus import PrometheusMetrics
+
+    if not args.prometheus:
+        return None
+    verify = not args.prometheus_insecure_skip_verify
+    return PrometheusMetrics(args.prometheus, args.prometheus_timeout, args.prometheus_ca_file, verify)
 
 
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +165,6 @@ def run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry, ProcessCollector
 
     from autoscaler.adapters.kubernetes import Cluster
-    from autoscaler.adapters.prometheus import PrometheusMetrics
     from autoscaler.controller import Controller, owned_kinds
     from autoscaler.leader import LEASE_NAME, LeaderSettings
     from autoscaler.probes import ProbeServer
@@ -165,14 +184,7 @@ def run(args: argparse.Namespace) -> int:
     settings = replace(settings, prometheus_url=args.prometheus or "")
     margin = leadership.lease_duration_s - leadership.renew_deadline_s  # a write ends before another may lead
     cluster = Cluster.connect(args.kubeconfig, owned_kinds=owned_kinds(settings), write_timeout_s=margin)
-    metrics = None
-    if args.prometheus:
-        metrics = PrometheusMetrics(
-            args.prometheus,
-            timeout_s=args.prometheus_timeout,
-            ca_file=args.prometheus_ca_file,
-            verify=not args.prometheus_insecure_skip_verify,
-        )
+    metrics = connect_prometheus(args)
     if metrics is None:
         log.warning("no --prometheus: every endpoint keeps its replicas (nothing scales on demand)")
     identity = args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"

@@ -136,7 +136,7 @@ def test_every_instant_query_of_a_snapshot_is_evaluated_at_one_time() -> None:
     prom = FakePrometheus({DEMAND: [sample("llama", "2")], f"timestamp({DEMAND})": [sample("llama", str(AT - 5))]})
     snapshot = PrometheusMetrics(prom.url).snapshot(AT, 600, 60)
     assert snapshot.signals["llama"].demand_rps == 2.0
-    assert len(prom.times) == 9 and set(prom.times) == {repr(AT)}
+    assert len(prom.times) == 10 and set(prom.times) == {repr(AT)}  # 9 signals and the GPU indexes
     prom.shutdown()
 
 

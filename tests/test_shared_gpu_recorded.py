@@ -24,7 +24,7 @@ from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.admission import capacity
 from autoscaler.decide import Observation, Settings, decide
 from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, with_devices, without_foreign_pods
-from benchmarks.churn import Play, hami_registered, reservation_pod
+from benchmarks.churn import Play, exported_gpus, hami_registered, reservation_pod
 from localplay.kube_standin import KubeCluster
 from scheduler.inventory import HAMI_REGISTER, SharingPolicy, build_inventory
 from scheduler.synthetic import gpu_node
@@ -149,7 +149,7 @@ def reservation(group: str, device: str, node: str = "l40s-0") -> dict[str, Any]
 
 def kai_free(pods: list[dict[str, Any]]) -> list[int]:
     inventory = build_inventory([kai_node()], CATALOG, sharing=SharingPolicy(SHARING))
-    return [g.free_mib for g in without_foreign_pods(with_devices(inventory, pods), pods).node("l40s-0").gpus]
+    return [g.free_mib for g in without_foreign_pods(with_devices(inventory, pods)[0], pods).node("l40s-0").gpus]
 
 
 def test_kai_shares_of_two_gpu_groups_are_on_two_gpus_and_their_reservation_pods_hold_nothing_more() -> None:
@@ -249,12 +249,12 @@ def test_the_churn_plays_scheduler_writes_where_it_binpacked_as_the_controller_r
         reservation_pod("n-0", i) for p in play.pods.values() for a in p.held for i in a.gpus if a.sharing == "kai"
     ]
     inventory = build_inventory([node], CATALOG, sharing=SharingPolicy(SHARING))
-    read = without_foreign_pods(with_devices(inventory, bound), bound).node("n-0")
+    # KAI's UUIDs at NVML's index, as the play's exporter series give them (HAMi's the node registers).
+    indexes = {"n-0": {s["UUID"]: int(s["gpu"]) for s in exported_gpus([node])}}
+    read = without_foreign_pods(with_devices(inventory, bound, indexes)[0], bound).node("n-0")
     played = play._inventory(stand_in.nodes).node("n-0")
-    # The third share is binpacked on GPU 1, where the lowest GPU with room (0) was inferred.
-    assert sorted(g.free_mib for g in read.gpus) == sorted(g.free_mib for g in played.gpus)
-    if gpu_class == "H200-141GB":  # UUIDs the node registers: the very GPUs, not only the same split
-        assert [g.free_mib for g in read.gpus] == [g.free_mib for g in played.gpus]
+    # The third share is binpacked on GPU 1, where the lowest GPU with room (0) was inferred: the very GPUs.
+    assert [g.free_mib for g in read.gpus] == [g.free_mib for g in played.gpus]
 
 
 def test_a_201_whose_answered_gpu_a_binpacked_share_filled_keeps_its_node_on_another_gpu() -> None:

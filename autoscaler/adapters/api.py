@@ -165,6 +165,10 @@ class Services:
     """What one request, and unauthenticated requests together, may cost."""
     exposition: CollectorRegistry = field(default_factory=_process_series)
     """What `GET /metrics` serves: the process's own series."""
+    gpu_indexes: Callable[[float], Mapping[str, Mapping[str, int]]] | None = None
+    """Per node, NVML's index of each GPU UUID at a time (`PrometheusMetrics.gpu_indexes`; raises a
+    TemporaryError when it cannot say), read at every capacity build as the controller reads it, so that
+    both number KAI's shared GPUs alike; None: numbered by EGS (`autoscaler.pods.with_devices`)."""
 
 
 @dataclass(frozen=True)
@@ -515,6 +519,8 @@ class _Admissions:
         placed for pods that went before the next POST is known to it, and promised."""
         self.said: frozenset[str] = frozenset()
         """The last build's notices (a node skipped, an annotation that cannot be read), logged once."""
+        self.gpu_indexes: Mapping[str, Mapping[str, int]] = {}
+        """Per node, NVML's index of each GPU UUID as last read (kept through a read that fails or lacks it)."""
 
     def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None, dict[str, Any]]:
         """The decision for `obj`, the object created when it can be served (`ConflictError` when
@@ -600,7 +606,7 @@ class _Admissions:
         book = self._read_orders(nodes, pods, now)
         obs = Observation(
             nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=book.orders,
-            delays=book.delays, lapsed=book.lapsed,
+            delays=book.delays, lapsed=book.lapsed, gpu_indexes=self._gpu_indexes(now),
         )  # fmt: skip
         # GPUs the plan gives a replacement for a pod stranded on a NotReady node stay held here, though its
         # workload makes no pod for it before the eviction: answered 201 on them, new endpoints were demoted
@@ -608,6 +614,15 @@ class _Admissions:
         decision = decide(obs, s.settings, s.registry, s.catalog, now)
         self.said = report(decision, self.said, log)
         return capacity(decision, s.catalog)
+
+    def _gpu_indexes(self, now: float) -> Mapping[str, Mapping[str, int]]:
+        read = self.services.gpu_indexes
+        if read is not None:
+            try:
+                self.gpu_indexes = {**self.gpu_indexes, **read(now)}
+            except TemporaryError as e:
+                log.warning("GPU indexes not read (the last ones are used meanwhile): %s", e)
+        return self.gpu_indexes
 
     def _read_orders(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], at: float) -> OrderBook:
         """The order book after a read of the cluster made at `at`. A read older than the book's last is

@@ -1,4 +1,4 @@
-"""The controller's reads from Prometheus: per-model demand and saturation, and demand history.
+"""The controller's reads from Prometheus: per-model demand and saturation, demand history, GPU indexes.
 
 Only the HTTP query API (`/api/v1/query`, `/api/v1/query_range`, through prometheus-api-client) and
 standard PromQL over the recording rules in `alerts/egs.rules.yaml`, so that Thanos, Mimir or Cortex
@@ -20,6 +20,8 @@ What it promises:
 - `pods` has the same per serving pod (namespace, pod), for the pods that have series;
 - `history` has each model's request rate as regular samples, NaN where Prometheus has none (a
   collection gap, not a zero);
+- `gpu_indexes` has, per node, NVML's index of each GPU UUID (`GPU_INDEXES`): what KAI Scheduler's
+  UUIDs are read against; `egs api` reads only this (`PrometheusMetrics.gpu_indexes`);
 - a sample that is not a finite number (NaN, +Inf, text) is dropped, as if absent, and listed in
   `bad`, so that one bad series costs its own model its signal and nothing else;
 - a Prometheus that cannot be reached, times out, runs past the deadline or answers an error
@@ -56,6 +58,11 @@ POD_WAITING = "namespace_pod:requests_waiting:sum"
 POD_SATURATION = "namespace_pod:gpu_saturation:avg"
 """The same per serving pod (`namespace`, `pod`, as Kubernetes service discovery labels a target)."""
 LABEL = "model_name"
+GPU_INDEXES = "group by (Hostname, UUID, gpu) (gpu_whole:saturation:ratio)"
+"""Which GPU index each UUID is on each node: one series per whole GPU, recorded from either exporter,
+both of which label a GPU's series with NVML's index (`gpu`), its UUID and the node (`Hostname`: the
+Kubernetes node name, dcgm-exporter's and EGS's exporter's `$NODE_NAME`). KAI Scheduler names a shared
+GPU by its UUID only (`autoscaler.pods.KAI_RESERVED`)."""
 NAMESPACE_COST = "namespace:egs_gpu_cost_usd_per_hour:sum"
 IDLE_COST = "gpu_class:egs_gpu_idle_cost_usd_per_hour:sum"
 """Cost per team, recorded from the controller's series; those are read once per (namespace,) class:
@@ -90,7 +97,13 @@ class PrometheusMetrics:
     def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
         """Signals per model and per pod at `at`, and demand over [at - history_s, at] every `step_s`."""
         read = _Read(self, at, self.clock() + self.timeout_s)
-        return Snapshot(read.signals(), read.pod_signals(), read.demand_history(at - history_s, at, step_s), read.bad)
+        history = read.demand_history(at - history_s, at, step_s)
+        return Snapshot(read.signals(), read.pod_signals(), history, read.bad, read.gpu_indexes())
+
+    def gpu_indexes(self, at: float) -> dict[str, dict[str, int]]:
+        """Per node, NVML's index of each GPU UUID at `at` (`GPU_INDEXES`), for the endpoint API, which reads
+        nothing else of Prometheus."""
+        return _Read(self, at, self.clock() + self.timeout_s).gpu_indexes()
 
     def gpu_saturation(self, at: float) -> dict[str, float]:
         """The mean GPU saturation ratio per GPU product (dcgm-exporter's `modelName`) at `at`."""
@@ -164,6 +177,14 @@ class _Read:
                     values[i] = number
             history[series["metric"].get(LABEL, "")] = History(start_s, step_s, tuple(values))
         return history
+
+    def gpu_indexes(self) -> dict[str, dict[str, int]]:
+        """`GPU_INDEXES` as node -> UUID -> index; a `gpu` label that is not an index is left out."""
+        found: dict[str, dict[str, int]] = {}
+        for node, uuid, gpu in self.instant_by(GPU_INDEXES, ("Hostname", "UUID", "gpu")):
+            if node and uuid and gpu.isdigit():
+                found.setdefault(node, {})[uuid] = int(gpu)
+        return found
 
     def instant(self, query: str, label: str = LABEL) -> dict[str, float]:
         return {key[0]: value for key, value in self.instant_by(query, (label,)).items()}

@@ -181,7 +181,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     try:
         # A Node that cannot be read is skipped with its reason (`Inventory.skipped`); the rest is placed.
         nodes = build_inventory([dict(n) for n in obs.nodes], catalog, sharing=policy, strict=False)
-        nodes = with_devices(nodes, obs.pods)
+        nodes, guessed = with_devices(nodes, obs.pods, obs.gpu_indexes)
     except InventoryError as e:
         # Only the sharing configuration is left to refuse here: keep everything as it is.
         return Decision((), {}, (), (), (f"nodes: {e}",))
@@ -358,4 +358,5 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         obs.delays,
         obs.lapsed,
         unreadable_annotations(obs.pods),
+        guessed,
     )

@@ -42,6 +42,10 @@ class Observation:
     lapsed: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """Per GPU class, the ages at which orders lapsed without their node (`autoscaler.orders`): promises
     weigh them with the delays observed."""
+    gpu_indexes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Per node (the exporter's `Hostname`), NVML's index of each GPU UUID, as dcgm-exporter and EGS's
+    exporter label their series (`autoscaler.adapters.prometheus`): what a KAI reservation's UUID is
+    read against (`autoscaler.pods.with_devices`). Empty where Prometheus was not read."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,8 @@ class Decision:
     unreadable: tuple[tuple[str, str], ...] = ()
     """(namespace/name, value) of pods whose device annotation cannot be read: their GPUs were inferred
     (`autoscaler.pods.unreadable_annotations`)."""
+    numbered_here: tuple[str, ...] = ()
+    """Nodes with a GPU UUID that no series maps to NVML's index: numbered by EGS (`with_devices`)."""
 
     def notices(self) -> frozenset[str]:
         """What the caller tells its user about objects the decision could not use (`report`): the step
@@ -148,6 +154,12 @@ class Decision:
             + [
                 f"pod {pod}: HAMi device annotation {value[:200]!r} cannot be read; its GPUs are inferred"
                 for pod, value in self.unreadable
+            ]
+            + [
+                f"node {node}: no exporter series maps its shared GPUs' UUIDs to NVML's index (gpu_whole:saturation:"
+                "ratio by Hostname, UUID, gpu); they are numbered by EGS, which keeps each GPU's shares together "
+                "but not always on the GPU their scheduler gave them"
+                for node in self.numbered_here
             ]
         )
 

@@ -90,6 +90,48 @@ its fullname (fullnameOverride, else the release name when it holds the chart na
 {{- .Values.controller.prometheusUrl | default (include "egs.kubePrometheusStackUrl" .) -}}
 {{- end -}}
 
+{{/* The Prometheus arguments, volume mount and volume of the controller and the API (which reads only
+the GPU indexes from it): one URL, timeout, CA bundle and TLS setting for both. */}}
+{{- define "egs.prometheusArgs" -}}
+{{- $p := .Values.controller.prometheus -}}
+{{- with include "egs.prometheusUrl" . }}
+- --prometheus={{ . }}
+{{- end }}
+{{- with $p.timeout }}
+- --prometheus-timeout={{ . }}
+{{- end }}
+{{- if or $p.caBundle.configMap $p.caBundle.secret }}
+- --prometheus-ca-file=/etc/egs/prometheus-ca/{{ $p.caBundle.key }}
+{{- end }}
+{{- if $p.insecureSkipVerify }}
+- --prometheus-insecure-skip-verify
+{{- end }}
+{{- end -}}
+
+{{- define "egs.prometheusCAMount" -}}
+{{- $ca := .Values.controller.prometheus.caBundle -}}
+{{- if or $ca.configMap $ca.secret }}
+- name: prometheus-ca
+  mountPath: /etc/egs/prometheus-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "egs.prometheusCAVolume" -}}
+{{- $ca := .Values.controller.prometheus.caBundle -}}
+{{- with $ca.configMap }}
+- name: prometheus-ca
+  configMap:
+    name: {{ . }}
+{{- else }}
+{{- with $ca.secret }}
+- name: prometheus-ca
+  secret:
+    secretName: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* How the API serves TLS: secret (controller.api.tls.secretName), cert-manager (its CRDs are
 installed), generated (a CA and certificate Helm makes, kept across upgrades), or none (insecureHTTP). */}}
 {{- define "egs.apiTLSMode" -}}
