@@ -104,7 +104,10 @@ The last line of stdout is one JSON object:
 - `ready_with_conditions_stuck`: Ready endpoints whose status, once settled, still shows Ready or
   ScalingActive False, Degraded True or a PromiseKept False (0); `endpoints_without_metrics`: endpoints
   with no `egs_endpoint_ready` series on the controller's /metrics (0);
-- `unloadable_variant_refused`: the registry check above.
+- `unloadable_variant_refused`: the registry check above;
+- `handover_status_gap_s`: across the controller's handover, from the old replica's last status write to
+  the new replica's first (each replica has a token of its own; the stand-in times each request): how long
+  a status turning Ready may wait on the handover (a figure; `handover_gap` logs its parts).
 
     python benchmarks/churn.py [--endpoints 49] [--factor 20] [--seed 1] [--quick] [shape knobs]
 
@@ -951,6 +954,10 @@ class Run:
     """Node -> (label, its value before) while it cannot be read (`unreadable_label`)."""
     last_read: float = 0.0
     """When the play last read the endpoints: an endpoint first read Ready became Ready since then."""
+    replicas: int = 1
+    """Controller replicas started so far (a handover starts one): each has its own token (`replica_kubeconfig`)."""
+    handed_over: float | None = None
+    """When the old replica got its SIGTERM in the handover."""
 
     def minutes(self) -> float:
         return (time.time() - self.t0) * self.factor / MINUTE
@@ -980,7 +987,10 @@ class Run:
         self.loops_before = (self.loops_before[0] + self.loops[0], self.loops_before[1] + self.loops[1])
         self.loops = (0.0, 0.0)
         old, port = self.controller, free_port()
-        self.controller_command = [*self.controller_command[:-1], f"127.0.0.1:{port}"]
+        self.replicas += 1
+        command = list(self.controller_command)
+        command[command.index("--kubeconfig") + 1] = replica_kubeconfig(self.kube, self.workdir, self.replicas)
+        self.controller_command = [*command[:-1], f"127.0.0.1:{port}"]
         self.metrics_url = f"http://127.0.0.1:{port}/metrics"
         self.controller = _start(self.controller_command, self.workdir / "controller.log")
         # Kubernetes' default rolling update (maxSurge and maxUnavailable 25% of one replica: one more, none
@@ -993,6 +1003,7 @@ class Run:
             self.tick()
             time.sleep(self.args.tick_s)
         old.terminate()
+        self.handed_over = time.time()
         stopped_by = time.monotonic() + HANDOVER_S
         while old.poll() is None:
             if time.monotonic() > stopped_by:
@@ -1207,6 +1218,44 @@ def _answered_nodes(answer: Mapping[str, Any]) -> set[str]:
     return {w.get("node") for p in answer.get("placements") or () for w in p.get("workers") or ()}
 
 
+def replica_kubeconfig(kube: KubeCluster, workdir: Path, replica: int) -> str:
+    """Controller replica `replica`'s kubeconfig: a token of its own tells its requests from the other
+    replica's and the API's."""
+    return str(kube.kubeconfig(workdir / f"controller-{replica}.kubeconfig", token=f"controller-{replica}"))
+
+
+def handover_gap(run: Run) -> float | None:
+    """Uncompressed seconds from the old replica's last status write to the new replica's first, across the
+    handover (None without one): how long statuses, a 202's Ready among them, went unwritten. Logged with
+    the Lease's release and the new replica's claim, timed from the SIGTERM."""
+    if run.handed_over is None:
+        return None
+    old, new = f"Bearer controller-{run.replicas - 1}", f"Bearer controller-{run.replicas}"
+    emulator = run.kube.emulator
+    statuses: dict[str, list[float]] = {old: [], new: []}
+    leases: dict[str, list[float]] = {old: [], new: []}
+    for r in run.kube.requests():
+        token = next((v for k, v in r.headers.items() if k.lower() == "authorization"), "")
+        written = r.method in ("POST", "PUT", "PATCH") and token in statuses and r.resource is not None
+        if written and r.resource.plural == "inferenceendpoints" and r.subresource == "status":
+            statuses[token].append(emulator.arrived[r.id])
+        elif written and r.resource.plural == "leases" and emulator.arrived[r.id] >= run.handed_over:
+            leases[token].append(emulator.arrived[r.id])
+    if not statuses[old] or not statuses[new]:
+        return None
+    last, first = max(statuses[old]), min(statuses[new])
+
+    def since(t: float | None, sigterm: float = run.handed_over) -> str:
+        return "none" if t is None else f"{(t - sigterm) * run.factor:+.1f} s"
+
+    log(
+        f"handover, from the SIGTERM (uncompressed): the old replica's last status write {since(last)}, its Lease "
+        f"handed back {since(max(leases[old], default=None))}, the new replica's claim "
+        f"{since(min(leases[new], default=None))} and first status write {since(first)}"
+    )
+    return round((first - last) * run.factor, 1)
+
+
 def _start(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "egs.cli", *command], stdout=subprocess.DEVNULL,
                             stderr=log_path.open("ab"))  # fmt: skip
@@ -1286,7 +1335,7 @@ def main() -> int:
         "eta": {"prior_delay_s": [m * MINUTE / f for m in shape.provision_minutes], "step_s": LOOP_S / f},
         "scaleDownStabilizationSeconds": 300.0 / f,
     }))  # fmt: skip
-    kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))
+    kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))  # the API's
     port, metrics_port = free_port(), free_port()
     api_command = [
         "api", "--kubeconfig", kubeconfig, "--config", str(config), "--listen", f"127.0.0.1:{port}",
@@ -1295,7 +1344,8 @@ def main() -> int:
         "--log-level", "debug",
     ]  # fmt: skip
     controller_command = [
-        "controller", "--kubeconfig", kubeconfig, "--config", str(config), "--prometheus", prometheus.url,
+        "controller", "--kubeconfig", replica_kubeconfig(kube, workdir, 1), "--config", str(config),
+        "--prometheus", prometheus.url,
         "--interval", f"{LOOP_S / f:g}",
         # How soon a new replica leads once the old one hands the Lease back. The Lease's duration and renew
         # deadline stay: they bound real reads and writes (the Prometheus timeout, each write's deadline),
@@ -1363,6 +1413,7 @@ def main() -> int:
         "posts_answered_twice": tally.answered_twice,
         "ready_with_conditions_stuck": stuck,
         "endpoints_without_metrics": unmetered,
+        "handover_status_gap_s": handover_gap(run),
         "unloadable_variant_refused": refused,
         "endpoints": args.endpoints,
         "factor": f,

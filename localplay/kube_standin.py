@@ -15,6 +15,7 @@ server this module teaches it (never the adapter):
 - TokenReview and SubjectAccessReview answer from `tokens` and `grants` (who may do what); a token
   listed in `audiences` is valid only for those, and a review naming audiences is answered, as a
   real server does, with those of them the token is valid for (a token not listed: all asked);
+- each request's arrival is timed (`arrived`), which kmock does not do;
 - `fail(method, status, times)` makes the next requests fail before they change anything;
 - watches stream every change, whoever made it (a write through the API, or `put`, `patch` and
   `delete` here, which play the other controllers and the kubelet), filtered by namespace and label
@@ -35,6 +36,7 @@ import datetime
 import itertools
 import json
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -87,6 +89,8 @@ class Realistic(kmock.KubernetesEmulator):
     audiences: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
     """Bearer token -> the audiences it was issued for (absent: the API server's own, which any review accepts)."""
     faults: list[Fault] = attrs.field(factory=list)
+    arrived: dict[int, float] = attrs.field(factory=dict)
+    """Request id -> when it arrived (`time.time()`): kmock keeps no time, and a benchmark times clients by it."""
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
     _watchers: list[tuple[Any, asyncio.Queue[dict[str, Any]]]] = attrs.field(factory=list)
 
@@ -104,6 +108,7 @@ class Realistic(kmock.KubernetesEmulator):
             }
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        self.arrived[request.id] = time.time()
         if request.resource is None:
             return await super()._handle(request)
         self._inject_fault(request)
