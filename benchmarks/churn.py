@@ -105,9 +105,11 @@ The last line of stdout is one JSON object:
   ScalingActive False, Degraded True or a PromiseKept False (0); `endpoints_without_metrics`: endpoints
   with no `egs_endpoint_ready` series on the controller's /metrics (0);
 - `unloadable_variant_refused`: the registry check above;
-- `handover_status_gap_s`: across the controller's handover, from the old replica's last status write to
-  the new replica's first (each replica has a token of its own; the stand-in times each request): how long
-  a status turning Ready may wait on the handover (a figure; `handover_gap` logs its parts).
+- `handover_read_gap_s`: across the controller's handover, from the old replica's last read of the
+  endpoints before its SIGTERM to the new replica's first (each replica has a token of its own; the stand-in times each
+  request): how long a change, a 202's pods turning Ready, may wait on the handover (a figure; a loop at
+  most in steady state); `handover_status_gap_s` from the old replica's last status write to the new one's
+  first, which adds the quiet loops on either side (`handover_gaps` logs the parts).
 
     python benchmarks/churn.py [--endpoints 49] [--factor 20] [--seed 1] [--quick] [shape knobs]
 
@@ -1224,36 +1226,45 @@ def replica_kubeconfig(kube: KubeCluster, workdir: Path, replica: int) -> str:
     return str(kube.kubeconfig(workdir / f"controller-{replica}.kubeconfig", token=f"controller-{replica}"))
 
 
-def handover_gap(run: Run) -> float | None:
-    """Uncompressed seconds from the old replica's last status write to the new replica's first, across the
-    handover (None without one): how long statuses, a 202's Ready among them, went unwritten. Logged with
+def handover_gaps(run: Run) -> dict[str, float | None]:
+    """Across the controller's handover, in uncompressed seconds (None without one): `handover_read_gap_s`, from
+    the old replica's last read of the endpoints before its SIGTERM (a loop in flight then writes nothing) to the
+    new replica's first, the time a change (a 202's pods turning Ready) may wait on the handover, a loop at most
+    in steady state; and `handover_status_gap_s`, from
+    the old replica's last status write to the new one's first, that and the quiet loops around it. Logged with
     the Lease's release and the new replica's claim, timed from the SIGTERM."""
+    gaps: dict[str, float | None] = {"handover_read_gap_s": None, "handover_status_gap_s": None}
     if run.handed_over is None:
-        return None
+        return gaps
     old, new = f"Bearer controller-{run.replicas - 1}", f"Bearer controller-{run.replicas}"
-    emulator = run.kube.emulator
-    statuses: dict[str, list[float]] = {old: [], new: []}
-    leases: dict[str, list[float]] = {old: [], new: []}
+    seen: dict[tuple[str, str], list[float]] = {}
     for r in run.kube.requests():
         token = next((v for k, v in r.headers.items() if k.lower() == "authorization"), "")
-        written = r.method in ("POST", "PUT", "PATCH") and token in statuses and r.resource is not None
-        if written and r.resource.plural == "inferenceendpoints" and r.subresource == "status":
-            statuses[token].append(emulator.arrived[r.id])
-        elif written and r.resource.plural == "leases" and emulator.arrived[r.id] >= run.handed_over:
-            leases[token].append(emulator.arrived[r.id])
-    if not statuses[old] or not statuses[new]:
-        return None
-    last, first = max(statuses[old]), min(statuses[new])
+        at, plural = run.kube.emulator.arrived[r.id], r.resource.plural if r.resource else ""
+        if token not in (old, new):
+            continue
+        if plural == "inferenceendpoints" and r.action == "LIST" and (token == new or at < run.handed_over):
+            seen.setdefault((token, "read"), []).append(at)
+        elif plural == "inferenceendpoints" and r.subresource == "status" and r.method == "PATCH":
+            seen.setdefault((token, "status"), []).append(at)
+        elif plural == "leases" and r.method in ("POST", "PATCH") and at >= run.handed_over:
+            seen.setdefault((token, "lease"), []).append(at)
 
-    def since(t: float | None, sigterm: float = run.handed_over) -> str:
-        return "none" if t is None else f"{(t - sigterm) * run.factor:+.1f} s"
+    def since(times: list[float] | None, pick: Any) -> str:
+        return f"{(pick(times) - run.handed_over) * run.factor:+.1f} s" if times else "none"
 
+    for what in ("read", "status"):
+        before, after = seen.get((old, what)), seen.get((new, what))
+        if before and after:
+            gaps[f"handover_{what}_gap_s"] = round((min(after) - max(before)) * run.factor, 1)
     log(
-        f"handover, from the SIGTERM (uncompressed): the old replica's last status write {since(last)}, its Lease "
-        f"handed back {since(max(leases[old], default=None))}, the new replica's claim "
-        f"{since(min(leases[new], default=None))} and first status write {since(first)}"
+        "handover, from the SIGTERM (uncompressed): the old replica's last read of the endpoints before it "
+        f"{since(seen.get((old, 'read')), max)} and status write {since(seen.get((old, 'status')), max)}, its Lease "
+        f"handed back {since(seen.get((old, 'lease')), max)}; the new replica's claim "
+        f"{since(seen.get((new, 'lease')), min)}, first read {since(seen.get((new, 'read')), min)} and status write "
+        f"{since(seen.get((new, 'status')), min)}"
     )
-    return round((first - last) * run.factor, 1)
+    return gaps
 
 
 def _start(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -1413,7 +1424,7 @@ def main() -> int:
         "posts_answered_twice": tally.answered_twice,
         "ready_with_conditions_stuck": stuck,
         "endpoints_without_metrics": unmetered,
-        "handover_status_gap_s": handover_gap(run),
+        **handover_gaps(run),
         "unloadable_variant_refused": refused,
         "endpoints": args.endpoints,
         "factor": f,
