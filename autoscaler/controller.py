@@ -2,11 +2,14 @@
 
 The one module that wires the adapters to the core; `egs controller` runs it. Each `reconcile()`:
 
-0. **wake**: every `--interval`, or at once when a watch sees an InferenceEndpoint, a Node or an
-   owned object change (`autoscaler.watches`); the periodic loop is the resync;
-1. **lead**: a replica that does not hold the Lease observes nothing and writes nothing. The Lease
-   is renewed apart from the loop, by `autoscaler.leader.Elector` in a thread of its own; a loop
-   whose replica stops leading mid-loop stops before its next write;
+0. **wake**: every `--interval`, or, while this replica leads, at once when a watch sees an
+   InferenceEndpoint, a Node or an owned object change (`autoscaler.watches`); the periodic loop is
+   the resync;
+1. **lead**: a replica that does not hold the Lease (a standby) writes nothing; every interval it reads
+   only what it keeps warm for when it leads (the node orders in flight, from the Nodes and GPU pods,
+   and Prometheus, for the demand history), so that a new leader's first loop costs what any loop
+   costs. The Lease is renewed apart from the loop, by `autoscaler.leader.Elector` in a thread of its
+   own; a loop whose replica stops leading mid-loop stops before its next write;
 2. **observe**: Nodes, InferenceEndpoints, the objects EGS owns and the GPU pods (adapter), each model's signals
    (Prometheus adapter; unreachable = `None`, which the decide step holds on);
 3. **decide**: `autoscaler.decide.decide(observation, settings, registry, catalog, now)`;
@@ -24,9 +27,10 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
 
 Nothing is kept between loops that the cluster does not hold: the replicas to hold, the warm-pool
 sizes and the promised ready times are all read back from the objects, so a restart loses nothing.
-The one cache is the demand history: read whole (a week) on start, when this replica starts leading
-and after a failed read, and otherwise only from a little before the last read (`HISTORY_OVERLAP_S`),
-so that a loop costs Prometheus a few samples a model instead of a week of them.
+The one cache is the demand history: read whole (a week) on start and after a failed read, and
+otherwise only from a little before the last read (`HISTORY_OVERLAP_S`), by a standby as by the
+leader, so that a loop costs Prometheus a few samples a model instead of a week of them, a new
+leader's first loop included.
 """
 
 from __future__ import annotations
@@ -195,9 +199,9 @@ class ControllerMetrics:
 
     def record(self, outcome: Outcome, duration_s: float, now: float) -> None:
         self.gauge("egs_autoscaler_leader").set(1 if outcome.leader else 0)
-        # Did this replica's loop read Prometheus? A standby reads nothing (0, so that the alert's max over
-        # replicas is the leader's word, not a former leader's); a leader's loop that failed before
-        # reading leaves the last word.
+        # Did this replica's loop read Prometheus? A standby's reads (the history it keeps warm) are not
+        # the word: 0, so that the alert's max over replicas is the leader's, not a former leader's; a
+        # leader's loop that failed before reading leaves the last word.
         if not outcome.leader:
             self.gauge("egs_autoscaler_prometheus_up").set(0)
         elif outcome.observation is not None:
@@ -352,10 +356,10 @@ class Controller:
         self.exposition = ControllerMetrics(self.exposition_registry)
         self.split_evenly: set[str] = set()
         self.orders = OrderBook()
-        """The node orders in flight as last read (`autoscaler.orders`): lost on a restart, which only
-        makes promises later until the pods show them again."""
+        """The node orders in flight as last read (`autoscaler.orders`), by the leader or a standby: lost on
+        a restart, which only makes promises later until the pods show them again."""
         self.history: KeptHistory | None = None
-        """The demand history as last read, while this replica leads and reads without a failure."""
+        """The demand history as last read, by the leader or a standby, until a read fails."""
         self.gpu_indexes: Mapping[str, Mapping[str, int]] = {}
         """NVML's index of each GPU UUID per node, as last read: hardware, so a node's is kept through a read
         that failed or lacks it (numbered by EGS meanwhile, KAI's shares could move GPUs between loops)."""
@@ -409,7 +413,7 @@ class Controller:
         elector = threading.Thread(target=self.elector.run, args=(self.stop,), name="lease", daemon=True)
         elector.start()
         watched = (NODE, (API_VERSION, KIND), *self.cluster.owned_kinds)
-        watches = Watches(self.cluster, watched, self.wake.set)
+        watches = Watches(self.cluster, watched, self._changed)
         watches.start()
         while not self.stop.is_set():
             self.wake.clear()
@@ -420,6 +424,12 @@ class Controller:
         watches.stop()
         elector.join()
 
+    def _changed(self) -> None:
+        """A watch saw a change: the leader acts on it now; a standby, which writes nothing, keeps its
+        interval (a loop per change would double what the API server serves for nothing)."""
+        if self.elector.leading():
+            self.wake.set()
+
     def shutdown(self) -> None:
         """Stop after the loop in progress (safe from a signal handler)."""
         self.stop.set()
@@ -427,7 +437,7 @@ class Controller:
 
     def _reconcile(self, now: float) -> Outcome:
         if not self.elector.leading():
-            self.history = None  # another replica read on: a new leader reads the whole week again
+            self._keep(self.cluster.nodes(), self.cluster.gpu_pods(), now)
             return Outcome(leader=False)
         obs, read = self._observe(now)
         decision = decide(obs, self.settings, self.registry, self.catalog, now)
@@ -458,23 +468,30 @@ class Controller:
         endpoints = self.cluster.endpoints()
         owned = self.cluster.owned()
         pods = self.cluster.gpu_pods()
-        self.orders = track(self.orders, pods, nodes, self.catalog, self.settings, now)
+        read = self._keep(nodes, pods, now)
         orders, delays, lapsed = self.orders.orders, self.orders.delays, self.orders.lapsed
-        read: Snapshot | None = None
-        if self.metrics is not None:
-            try:
-                read = self._read(self.metrics, now)
-            except TemporaryError as e:
-                self.history = None
-                log.warning("metrics unavailable: %s", e)
         indexes = self.gpu_indexes
         if read is None:
             return Observation(nodes, endpoints, owned, None, {}, pods, {}, orders, delays, lapsed, indexes), None
         for bad in read.bad:
             log.warning("dropped a bad sample of %s{%s}: %s (%s)", bad.series, bad.labels, bad.value, bad.reason)
-        self.gpu_indexes = indexes = {**indexes, **read.gpu_indexes}
         observed = (read.signals, read.history, pods, read.pods, orders, delays, lapsed, indexes)
         return Observation(nodes, endpoints, owned, *observed), read
+
+    def _keep(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], now: float) -> Snapshot | None:
+        """Track the node orders and read Prometheus: what the leader's loops and a standby's keep between
+        loops (the orders, the demand history, the GPUs' indexes); the snapshot, or None where there is none."""
+        self.orders = track(self.orders, pods, nodes, self.catalog, self.settings, now)
+        if self.metrics is None:
+            return None
+        try:
+            read = self._read(self.metrics, now)
+        except TemporaryError as e:
+            self.history = None
+            log.warning("metrics unavailable: %s", e)
+            return None
+        self.gpu_indexes = {**self.gpu_indexes, **read.gpu_indexes}
+        return read
 
     def _read(self, metrics: Signals, now: float) -> Snapshot:
         """One loop's read, the demand history whole or from a little before the last read on."""

@@ -14,7 +14,8 @@ It follows client-go's `leaderelection` (and the `kubernetes` Python client's co
   shorter than the Lease, so it stops writing (`leading()` turns false) before any other replica
   may take over, even when it cannot reach the API server to learn that it lost;
 - `release()` (on SIGTERM) hands the Lease back (empty holder, 1 s), so the next replica takes over
-  at its next retry instead of a whole Lease later;
+  at its next retry instead of a whole Lease later: one write, of the version this replica last wrote
+  (client-go's `release`), with no read before it to wait on;
 - `acquire()` is the same for a one-shot run (`--once`): it waits while the holder's record stands
   still, up to one Lease duration, so a crashed holder's Lease is taken and a live holder's is not.
 """
@@ -64,7 +65,9 @@ class LeaseStore(Protocol):
 
     def take_lease(
         self, namespace: str, name: str, spec: Mapping[str, Any], read: Mapping[str, Any] | None
-    ) -> None: ...
+    ) -> Mapping[str, Any]:
+        """The Lease as written."""
+        ...
 
 
 class Elector:
@@ -95,6 +98,8 @@ class Elector:
         self._observed: Record | None = None
         self._observed_at = 0.0
         self._renewed_at: float | None = None
+        self._written: Mapping[str, Any] | None = None
+        """The Lease as this replica last wrote it: what `release` hands back."""
         self._was_leading = False
 
     def leading(self) -> bool:
@@ -116,13 +121,13 @@ class Elector:
                     self._renewed_at = None
                 return self._changed()
             claimed = self._claim(spec, holder)
-            if self.write:
-                self.store.take_lease(self.namespace, LEASE_NAME, claimed, read)
+            written = self.store.take_lease(self.namespace, LEASE_NAME, claimed, read) if self.write else None
         except EgsError as e:
             log.info("Lease %s/%s not renewed: %s", self.namespace, LEASE_NAME, e)
             return self._changed()
         with self._lock:
             self._observed, self._observed_at, self._renewed_at = _record(claimed), now, now
+            self._written = written
         return self._changed()
 
     def acquire(self, stop: threading.Event) -> bool:
@@ -154,28 +159,26 @@ class Elector:
         self.release()
 
     def release(self) -> None:
-        """Hand the Lease back when this replica holds it, so the next one need not wait it out."""
+        """Hand the Lease back when this replica holds it, so the next one need not wait it out. One write
+        of the version it last wrote: a read first waited on an API server busy with the next replica's
+        start, and a version written by anyone since (the Lease is not this replica's) fails it."""
         if not self.leading():
             return
         with self._lock:
-            self._renewed_at = None
+            self._renewed_at, written = None, self._written
         self._changed()
-        if not self.write:
+        if written is None:
             return
+        stamp = micro_time(self.wall())
+        released = {
+            "holderIdentity": "",
+            "leaseDurationSeconds": 1,
+            "acquireTime": stamp,
+            "renewTime": stamp,
+            "leaseTransitions": int((written.get("spec") or {}).get("leaseTransitions", 0)),
+        }
         try:
-            read = self.store.lease(self.namespace, LEASE_NAME)
-            spec: Mapping[str, Any] = (read or {}).get("spec") or {}
-            if spec.get("holderIdentity") != self.identity:
-                return
-            stamp = micro_time(self.wall())
-            released = {
-                "holderIdentity": "",
-                "leaseDurationSeconds": 1,
-                "acquireTime": stamp,
-                "renewTime": stamp,
-                "leaseTransitions": int(spec.get("leaseTransitions", 0)),
-            }
-            self.store.take_lease(self.namespace, LEASE_NAME, released, read)
+            self.store.take_lease(self.namespace, LEASE_NAME, released, written)
             log.info("released the Lease %s/%s", self.namespace, LEASE_NAME)
         except EgsError as e:
             log.warning("could not release the Lease %s/%s: %s", self.namespace, LEASE_NAME, e)

@@ -23,7 +23,7 @@ promises:
 - `create_event`, `patch_event` write an events.k8s.io/v1 Event and its `series` (`autoscaler.events`);
 - `lease`, `take_lease` read and write the leader Lease (coordination.k8s.io/v1); a write carries the
   resourceVersion it read, so of two replicas racing for it exactly one wins and the other gets
-  `ConflictError`;
+  `ConflictError`, is bounded as an apply is, and returns the Lease as written (its next write's version);
 - `review_token` and `review_access` ask the API server who a bearer token is (TokenReview) and
   whether that user may do a verb on InferenceEndpoints in a namespace (SubjectAccessReview).
 
@@ -375,17 +375,20 @@ class Cluster:
         except NotFoundError:
             return None
 
-    def take_lease(self, namespace: str, name: str, spec: Mapping[str, Any], read: Mapping[str, Any] | None) -> None:
-        """Write the Lease's `spec`: create it when `read` is None, else patch the version `read` came from."""
+    def take_lease(
+        self, namespace: str, name: str, spec: Mapping[str, Any], read: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Write the Lease's `spec`: create it when `read` is None, else patch the version `read` came from;
+        the Lease as the API server wrote it."""
         self.writes += 1
         what = f"take Lease {namespace}/{name}"
         if read is None:
             body = {"apiVersion": LEASE.api_version, "kind": "Lease", "metadata": {"name": name}, "spec": dict(spec)}
-            self._call("POST", LEASE.path(namespace), what, body)
-            return
+            return self._call("POST", LEASE.path(namespace), what, body, timeout_s=self.write_timeout_s)
         version = read.get("metadata", {}).get("resourceVersion")
         patch = {"metadata": {"resourceVersion": version}, "spec": dict(spec)}
-        self._call("PATCH", LEASE.path(namespace, name), what, patch, content_type=MERGE)
+        path = LEASE.path(namespace, name)
+        return self._call("PATCH", path, what, patch, content_type=MERGE, timeout_s=self.write_timeout_s)
 
     # -- Events (autoscaler.events.Recorder writes them) ----------------------------------------
 
