@@ -2,9 +2,10 @@
 
 Covers: against a real Prometheus holding backfilled demand (promtool), a second and third loop ask for
 a short range and hand the decide step the same history as one read of the whole week; a failed read
-reads the whole week again (a standby keeps it warm for when it leads: tests/test_handover.py); `extended` drops a model whose samples left
-the window, as a whole read does; a step that moved within the overlap (late samples) is taken from the
-new read (on plain data: Prometheus cannot be made to ingest a sample in the past on cue here).
+reads the whole week again (a standby keeps it warm for when it leads: tests/test_handover.py);
+`extended` drops a model whose samples left the window, as a whole read does; a step that moved within
+the overlap (late samples) is taken from the new read (on plain data: Prometheus cannot be made to
+ingest a sample in the past on cue here).
 """
 
 from __future__ import annotations
