@@ -1243,7 +1243,8 @@ def handover_gaps(run: Run) -> dict[str, float | None]:
         at, plural = run.kube.emulator.arrived[r.id], r.resource.plural if r.resource else ""
         if token not in (old, new):
             continue
-        if plural == "inferenceendpoints" and r.action == "LIST" and (token == new or at < run.handed_over):
+        listed = plural == "inferenceendpoints" and r.action == "LIST" and "limit" not in r.params  # not a watch's
+        if listed and (token == new or at < run.handed_over):
             seen.setdefault((token, "read"), []).append(at)
         elif plural == "inferenceendpoints" and r.subresource == "status" and r.method == "PATCH":
             seen.setdefault((token, "status"), []).append(at)
