@@ -10,7 +10,9 @@
 3. **The demand history per loop**: a real Prometheus holding a week of `model:requests:rate5m` for
    `--models` models (backfilled with promtool, a sample every 5 minutes); `--loops` loops of the real
    controller 30 s apart (its history read whole once, then from a little before the last read) against
-   the adapter asked for the whole week every loop, as the loop read before: seconds and samples per loop.
+   the adapter asked for the whole week every loop, as the loop read before: seconds and samples per loop;
+   and a standby replica beside it, whose first loop once it leads (the leader handed the Lease back) is
+   timed against the leader's own first loop, which read the whole week cold, as every new leader did.
 
 Prints a table on stderr and one JSON object on the last line of stdout.
 
@@ -181,30 +183,45 @@ def history_reads(models: int, loops: int) -> dict[str, Any]:
         try:
             catalog = Catalog.load()
             registry = Registry.load(REPO / "examples" / "models.yaml", catalog)
-            cluster = Cluster(kube.api_client(), owned_kinds=owned_kinds(settings))
             clock = [end - 30 * loops]
-            timed = Timed(PrometheusMetrics(prom.url, timeout_s=30))
-            ctl = Controller(cluster, timed, settings, registry, catalog, "bench", clock=lambda: clock[0],
-                             exposition=CollectorRegistry())  # fmt: skip
-            ctl.elector.step()
+
+            def replica(name: str) -> tuple[Controller, Timed]:
+                timed = Timed(PrometheusMetrics(prom.url, timeout_s=30))
+                cluster = Cluster(kube.api_client(), owned_kinds=owned_kinds(settings))
+                ctl = Controller(cluster, timed, settings, registry, catalog, name, clock=lambda: clock[0],
+                                 exposition=CollectorRegistry())  # fmt: skip
+                ctl.elector.step()
+                return ctl, timed
+
+            (ctl, timed), (standby, warm) = replica("bench"), replica("standby")
             whole = Timed(PrometheusMetrics(prom.url, timeout_s=30))
             for _ in range(loops):
                 clock[0] += 30
                 ctl.reconcile()
+                standby.reconcile()
                 whole.snapshot(clock[0], settings.history_s, HISTORY_STEP_S)
+            ctl.elector.release()
+            if not standby.elector.step():
+                raise RuntimeError("the standby did not take the Lease handed back")
+            clock[0] += 30
+            standby.reconcile()
         finally:
             kube.stop()
             prom.stop()
     later, before = timed.reads[1:], whole.reads[1:]  # the first loop reads the whole week either way
     egs_s, egs_samples = statistics.mean(r[0] for r in later), statistics.mean(r[1] for r in later)
     week_s, week_samples = statistics.mean(r[0] for r in before), statistics.mean(r[1] for r in before)
-    first_s = timed.reads[0][0]
+    first_s, (led_s, led_samples) = timed.reads[0][0], warm.reads[-1]
     log(f"history per loop, {models} models: egs {egs_s * 1000:.1f} ms, {egs_samples:.0f} samples; whole week "
-        f"{week_s * 1000:.1f} ms, {week_samples:.0f} samples (first loop {first_s * 1000:.1f} ms)")  # fmt: skip
+        f"{week_s * 1000:.1f} ms, {week_samples:.0f} samples (first loop {first_s * 1000:.1f} ms; a standby's "
+        f"first loop as leader {led_s * 1000:.1f} ms, {led_samples} samples)")  # fmt: skip
     return {
         "models": models,
         "loops": loops,
         "first_loop_s": round(first_s, 4),
+        "new_leader_first_loop_s": round(led_s, 4),
+        "new_leader_first_loop_samples": led_samples,
+        "ratio_cold_vs_warm_first_loop_s": round(first_s / led_s, 1),
         "egs_s": round(egs_s, 4),
         "egs_samples": round(egs_samples),
         "week_s": round(week_s, 4),
