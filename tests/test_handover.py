@@ -1,7 +1,7 @@
 """The controller's handover: the old replica lets go at once, and the new one is ready to lead.
 
-Covers: a leader hands the Lease back in one write, with no read before it (a read waited on the API
-server while the next replica started), bounded as a write is; a standby replica writes nothing but
+Covers: a leader renews, and hands the Lease back, in one write, with no read before it (a read waited
+on the API server while the next replica started), bounded as a write is; a standby replica writes nothing but
 keeps warm what a new leader would read cold: the demand history, read from a little before its last
 read, and the node orders in flight with the provisioning delays they showed; a watch's change wakes a
 leader, not a standby. Skips the processes and the SIGTERM (tests/test_controller_process.py, the churn
@@ -74,6 +74,22 @@ def test_a_leader_hands_the_lease_back_in_one_write_with_no_read_before_it(kube:
     assert held is not None and held["spec"]["holderIdentity"] == ""
     b = Elector(Cluster(kube.api_client()), NAMESPACE, "b", clock=clock)
     assert b.step()  # at its next retry, not a Lease later
+
+
+def test_a_leader_renews_the_version_it_wrote_in_one_write_and_reads_when_another_wrote_since(
+    kube: KubeCluster,
+) -> None:
+    clock = Clock()
+    a = Elector(Cluster(kube.api_client()), NAMESPACE, "a", clock=clock)
+    assert a.step()
+    for t in (2.0, 4.0):
+        before = len(kube.requests())
+        clock.t = t
+        assert a.step()
+        assert [r.method for r in kube.requests()[before:]] == ["PATCH"]
+    kube.patch(LEASES, NAMESPACE, LEASE_NAME, {"spec": {"holderIdentity": "b"}})  # b took it meanwhile
+    clock.t = 6.0
+    assert not a.step()  # its write refused, it read the Lease: b's now
 
 
 def test_a_lease_written_by_another_since_is_not_handed_back(kube: KubeCluster) -> None:
