@@ -291,7 +291,8 @@ def test_auto_keeps_its_deadline_where_setting_up_the_model_would_pass_it() -> N
     """A batch of 1,600 replicas (about 550 requests) on 300 nodes: the greedy pass comes first (the
     plan to fall back on), and setting up the cutting-stock model for such a batch takes longer
     than the half second left after it, so it must stop at the deadline rather than after it (it
-    ran 1.6 s past a 1.7 s limit). Wall-clock bounds, with a quarter of the limit of slack."""
+    ran 1.6 s past a 1.7 s limit, 1.9x it). Wall-clock bounds, with half the limit of slack: the
+    greedy pass runs again inside `schedule`, slower on a busy machine (1.26x once under load)."""
     rng = random.Random(1)
     fleet: list[dict[str, Any]] = []
     policy: dict[str, str] = {}
@@ -309,7 +310,7 @@ def test_auto_keeps_its_deadline_where_setting_up_the_model_would_pass_it() -> N
     limit = time.perf_counter() - began + 0.5
     began = time.perf_counter()
     scheduled = schedule(batch, REGISTRY, inventory, engine="auto", time_limit_s=limit)
-    assert time.perf_counter() - began <= 1.25 * limit  # a busy machine runs the greedy pass slower twice
+    assert time.perf_counter() - began <= 1.5 * limit
     assert len(scheduled.plan.unplaced) <= len(greedy.unplaced)
 
 
