@@ -1067,7 +1067,10 @@ class Run:
                 if pod.node not in nodes:
                     tally.off_answer += 1
                     classes = sorted({p.get("gpuClass") for p in answer.get("placements") or ()})
-                    log(f"off its answer: {pod.key}@{pod.node} ({pod.gpu_class}), answered {sorted(nodes)} {classes}")
+                    log(
+                        f"off its answer: {pod.key}@{pod.node} ({pod.gpu_class}), answered {sorted(nodes)} {classes}; "
+                        f"bound there: {self._bound_on(nodes)}"
+                    )
         ready: dict[str, set[str]] = {}
         for pod in self.play.pods.values():
             if pod.ready:
@@ -1107,10 +1110,12 @@ class Run:
             f"{status.get('variant')} on {status.get('gpuClass')}; {said}; pods {pods}")  # fmt: skip
         # What the API answered (annotated on the endpoint when it created it), and who holds those nodes now.
         answered = _answer(self.kube.get(ENDPOINTS, *key.split("/", 1)) or {})
-        nodes = _answered_nodes(answered)
-        there = sorted(f"{p.key}@{p.node} (bound at minute {(p.bound_at - self.t0) * self.factor / MINUTE:.1f})"
-                       for p in self.play.pods.values() if p.node in nodes)  # fmt: skip
-        log(f"  answered {answered}; bound on its nodes: {there}")
+        log(f"  answered {answered}; bound on its nodes: {self._bound_on(_answered_nodes(answered))}")
+
+    def _bound_on(self, nodes: set[str]) -> list[str]:
+        """The pods bound on `nodes`, with when: who took what a 201 was answered."""
+        return sorted(f"{p.key}@{p.node} (bound at minute {(p.bound_at - self.t0) * self.factor / MINUTE:.1f})"
+                      for p in self.play.pods.values() if p.node in nodes)  # fmt: skip
 
     def _consolidated(self, endpoint: str) -> bool:
         namespace, name = endpoint.split("/", 1)
