@@ -21,9 +21,9 @@ consolidated once its node registers. So the orders are read from the pods and r
   a node of its class joins. Each order a joining node ends is a provisioning delay observed (the
   oldest orders paired with the nodes that joined first: the mean is exact, the spread about it),
   the latest `OBSERVED_DELAYS` per class, which promises learn from (`eta.EtaSettings.min_observations`)
-  instead of the configured prior alone. Each order dropped past the prior's longest delay lapsed
-  unready at its age: promises weigh those with the delays observed (`OrderBook.lapsed`), as the
-  warm-pool simulator weighs the orders its pools cancel.
+  instead of the configured prior alone. Each order dropped past the prior's longest delay, no pod
+  pending for it still, lapsed unready at its age: promises weigh those with the delays observed
+  (`OrderBook.lapsed`), as the warm-pool simulator weighs the orders its pools cancel.
 
 Every error this makes is late, never early, but one: an order the node autoscaler did not place
 (its node group at its maximum) is counted until the prior's longest delay. The controller and the
@@ -126,12 +126,16 @@ def track(
             delays[gpu_class] = (*delays.get(gpu_class, ()), *observed)[-OBSERVED_DELAYS:]
         left = book.orders.get(gpu_class, ())[len(joined) :]
         kept = [t for t in left if now - t < longest_delay_s]
-        if aged := [now - t for t in left if now - t >= longest_delay_s]:
-            lapsed[gpu_class] = (*lapsed.get(gpu_class, ()), *aged)[-OBSERVED_DELAYS:]
         # The nodes that joined take the pods that waited longest: a read between a node turning Ready and its
         # pods being bound saw them pending still, and counted an order nobody placed (churn seed 137: three
         # 202s promised 346-380 s on it, served by an order placed after them, 64-74 s late).
         new = pending.get(gpu_class, ())[len(joined) :]
+        # An aged order whose pods still pend is placed again below, not lapsed: counted, one pod stuck for good
+        # (its node group at its maximum) lapsed again every longest delay, and two such ages among 20 delays
+        # put every promise of the class at the horizon.
+        aged = [now - t for t in left if now - t >= longest_delay_s]
+        if gone := aged[max(0, len(new) - len(kept)) :]:
+            lapsed[gpu_class] = (*lapsed.get(gpu_class, ()), *gone)[-OBSERVED_DELAYS:]
         kept += [max(t, book.read_at or t) for t in new[len(kept) :]]
         if kept:
             orders[gpu_class] = tuple(sorted(kept))

@@ -24,6 +24,16 @@ def test_an_order_dropped_unready_past_the_longest_delay_lapsed_at_its_age() -> 
     assert (book.orders, book.lapsed) == ({}, {H100: (700.0 - TIME_RESOLUTION_S,)})
 
 
+def test_an_order_whose_pod_pends_for_good_lapses_never() -> None:
+    """A pod no node comes for (its node group at its maximum) is ordered again each longest delay: none of
+    those orders lapsed, or one stuck pod would put every promise of its class at the horizon."""
+    pod = waiting("stuck", 8, NOW - 100)
+    book = OrderBook()
+    for after in range(0, 3_600, 120):
+        book = track(book, [pod], [], CATALOG, SETTINGS, NOW + after)
+    assert book.lapsed == {} and len(book.orders[H100]) == 1
+
+
 def test_the_apis_promise_weighs_lapsed_orders_as_the_simulator_weighs_cancelled_ones() -> None:
     load = REGISTRY.get(MODEL).variant("bf16").load_seconds
     step = SETTINGS.eta.step_s
