@@ -11,7 +11,10 @@ scored):
 - `alibaba-genai`: 22.7 days of Stable Diffusion requests (`scenario-alibaba-genai.yaml`), trained on
   days 0-14, scored on 15-21;
 - `synthetic-S` (seeds 0-9, or `--generator-seeds`, 10-minute samples) and `synthetic-1min-S` (the first two):
-  `benchmarks/demand.py`'s generator (`scenario-synthetic.yaml`, 4 req/s per replica), 0-9 / 10-13.
+  `benchmarks/demand.py`'s generator (`scenario-synthetic.yaml`, 4 req/s per replica), 0-9 / 10-13;
+- only when named (`--traces check`, `check-flash`, ...): `check-<family>-S` (`--check-seeds`, 10-minute
+  samples) and `check-<family>-1min-S` (the first two), `benchmarks/check_demand.py`'s independent check
+  set (a family per mechanism, never tuned on), scored as the generator is and summed up per family.
 
 Policies per trace: `egs` (fitted), `reactive`, `static:auto` (the training-picked K: the smallest
 with at most 0.5% of added replicas waiting over 60 s on the fitting days), `seasonal-naive`,
@@ -26,6 +29,7 @@ Progress and a table go to stderr; the last line of stdout is one JSON object
 `{"traces": {NAME: {"policies": {POLICY: <egs simulate --json>}, ...ratios...}}, "summary": {...}}`.
 
     python benchmarks/warm_pool.py [--traces NAME,...] [--seed S] [--slow-orders] [--generator-seeds 100-109]
+                                   [--check-seeds 0-9]
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from autoscaler.adapters.files import (  # noqa: E402
 from autoscaler.fitting import Protocol, fit_egs, fit_static_k, hindsight_static_k, smallest  # noqa: E402
 from autoscaler.pool import forget  # noqa: E402
 from autoscaler.simulator import Policy, Result, Scenario, Trace, pool_settings, simulate  # noqa: E402
+from benchmarks import check_demand  # noqa: E402
 from benchmarks.demand import generate, resample  # noqa: E402
 
 EXAMPLES = REPO / "examples"
@@ -81,7 +86,8 @@ class Case:
     scenario: str
     protocol: Protocol
     kind: str
-    """servegen (cost ratio vs static:auto), public (no static dominates), synthetic (the generator's)."""
+    """servegen (cost ratio vs static:auto), public (no static dominates), synthetic and check (the generator's
+    targets; check: `benchmarks/check_demand.py`, summed up per family)."""
     model: str
 
 
@@ -111,6 +117,26 @@ def _synthetic(seed: int, step_min: int) -> Callable[[Path], Trace]:
         return Trace(step_min * 60.0, {"synthetic": resample(generate(seed)[0], step_min)})
 
     return load
+
+
+def _check(family: str, seed: int, step_min: int) -> Callable[[Path], Trace]:
+    def load(data: Path) -> Trace:
+        return Trace(step_min * 60.0, {"synthetic": resample(check_demand.generate(family, seed)[0], step_min)})
+
+    return load
+
+
+def check_cases(seed: int, check_seeds: range) -> list[Case]:
+    """`benchmarks/check_demand.py`'s families: `check-<family>-S` (10-minute samples) and
+    `check-<family>-1min-S` (the first two seeds), on the generator's scenario and protocol, never tuned on."""
+    fourteen = Protocol(10, 4, 3, seed)
+    out = []
+    for family in check_demand.FAMILIES:
+        out += [Case(f"check-{family}-{s}", _check(family, s, 10), "scenario-synthetic.yaml", fourteen, "check",
+                     "synthetic") for s in check_seeds]  # fmt: skip
+        out += [Case(f"check-{family}-1min-{s}", _check(family, s, 1), "scenario-synthetic.yaml", fourteen, "check",
+                     "synthetic") for s in check_seeds[:2]]  # fmt: skip
+    return out
 
 
 def cases(seed: int, generator_seeds: range = range(10)) -> list[Case]:
@@ -225,9 +251,31 @@ def summary(traces: dict[str, dict[str, Any]]) -> dict[str, Any]:
             np.mean([t["egs_cost_over_static_auto"] for t in synthetic])
         )
         out["synthetic_seeds"] = len(synthetic)
+    for family in check_demand.FAMILIES:
+        checked = [t for n, t in traces.items() if n.startswith(f"check-{family}-") and "1min" not in n]
+        if checked:
+            out[f"check_{family}"] = _check_summary(checked)
     cpu = [t["egs_cpu_over_reactive"] for t in traces.values()]
     out["max_egs_cpu_over_reactive"] = max(cpu) if cpu else 0.0
     return out
+
+
+def _check_summary(traces: list[dict[str, Any]]) -> dict[str, Any]:
+    """One check family's 10-minute seeds against the generator's targets and the pathologies looked for."""
+    egs = [t["policies"]["egs"] for t in traces]
+    auto = [t["policies"]["static:auto"] for t in traces]
+    ratio = [t["egs_cost_over_static_auto"] for t in traces]
+    return {
+        "seeds": len(traces),
+        "mean_cost_over_static_auto": float(np.mean(ratio)),
+        "max_cost_over_static_auto": float(np.max(ratio)),
+        "p99_le_60s": sum(r["p99_wait_s"] <= 60 for r in egs),
+        "frac_gt_60s_le_0.5pct": sum(r["frac_wait_gt_60s"] <= 0.005 for r in egs),
+        "p99_over_static_auto": sum(e["p99_wait_s"] > max(a["p99_wait_s"], 60) for e, a in zip(egs, auto, strict=True)),
+        "static_dominates": sum(t["static_dominates_egs"] for t in traces),
+        "etas_kept_lt_95pct": sum(r["eta_kept_frac"] < 0.95 for r in egs),
+        "max_cpu_over_reactive": max(t["egs_cpu_over_reactive"] for t in traces),
+    }
 
 
 def table(traces: dict[str, dict[str, Any]]) -> str:
@@ -249,6 +297,11 @@ def table(traces: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _seeds(text: str) -> tuple[int, int]:
+    first, last = (int(x) for x in text.split("-"))
+    return first, last
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=data_dir(), help="the shared data folder")
@@ -258,13 +311,18 @@ def main() -> None:
     parser.add_argument(
         "--generator-seeds", default="0-9", help="the generator's seeds, FIRST-LAST (tune on others than 0-9)"
     )
+    parser.add_argument(
+        "--check-seeds", default="0-9", help="check_demand.py's seeds, FIRST-LAST (its traces run only when named)"
+    )
     args = parser.parse_args()
-    first, last = (int(x) for x in args.generator_seeds.split("-"))
+    first, last = _seeds(args.generator_seeds)
+    check_first, check_last = _seeds(args.check_seeds)
     wanted = [w for w in args.traces.split(",") if w]
     traces: dict[str, dict[str, Any]] = {}
     start = time.process_time()
-    for case in cases(args.seed, range(first, last + 1)):
-        if wanted and not any(case.name.startswith(w) for w in wanted):
+    for case in cases(args.seed, range(first, last + 1)) + check_cases(args.seed, range(check_first, check_last + 1)):
+        named = any(case.name.startswith(w) for w in wanted)
+        if not named and (wanted or case.kind == "check"):
             continue
         print(f"{case.name} ...", file=sys.stderr, flush=True)
         t0 = time.process_time()
