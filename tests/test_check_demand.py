@@ -1,0 +1,123 @@
+"""The check generator (`benchmarks/check_demand.py`): seeded, in the trace format `egs simulate` reads at
+1- and 10-minute sampling, and each family shows the mechanism it is named for.
+
+Covers the generator and its place in `benchmarks/warm_pool.py` (named traces only); what the policy does
+on its traces is the benchmark's business, not a test's.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from autoscaler.adapters.files import read_trace
+from benchmarks.check_demand import FAMILIES, generate, main
+from benchmarks.demand import DAY_MIN
+from benchmarks.warm_pool import cases, check_cases
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_a_seed_draws_the_same_trace_and_another_seed_another(family: str) -> None:
+    first, drawn = generate(family, 3, days=2)
+    again, drawn_again = generate(family, 3, days=2)
+    other, _ = generate(family, 4, days=2)
+    np.testing.assert_array_equal(first, again)
+    assert drawn == drawn_again
+    assert not np.array_equal(first, other)
+    assert first.shape == (2 * DAY_MIN,) and np.all(first >= 0) and np.all(np.isfinite(first))
+
+
+@pytest.mark.parametrize("step_s", [60, 600])
+def test_the_command_writes_a_trace_egs_simulate_reads(
+    step_s: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "check.csv"
+    argv = ["check_demand.py", "--family", "sessions", "--seed", "1", "--days", "2", "--step", str(step_s)]
+    monkeypatch.setattr(sys, "argv", [*argv, "-o", str(path)])
+    main()
+    loaded = read_trace(path).trace
+    assert loaded.step_s == step_s and loaded.days == 2.0
+    demand = generate("sessions", 1, days=2)[0]
+    expected = demand.reshape(-1, step_s // 60).mean(axis=1)
+    np.testing.assert_allclose(loaded.demand_rps["synthetic"], expected)
+    assert '"family": "sessions"' in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_an_unknown_family_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="one of mmpp, sessions"):
+        generate("diurnal", 0)
+
+
+def _rate(family: str, seed: int, days: int = 14) -> tuple[np.ndarray, dict[str, Any]]:
+    rng = np.random.default_rng([seed, list(FAMILIES).index(family)])
+    return FAMILIES[family](rng, days * DAY_MIN)
+
+
+def test_mmpp_holds_a_few_levels_and_switches_between_them() -> None:
+    for seed in range(5):
+        rate, drawn = _rate("mmpp", seed)
+        levels = np.unique(rate)
+        assert 2 <= len(levels) <= 4
+        assert np.count_nonzero(np.diff(rate)) == drawn["switches"] - 1 >= 10
+
+
+def test_sessions_have_heavy_tailed_lengths() -> None:
+    """Pareto lengths from 10 minutes: some sessions last more than a day (a lognormal of the same median
+    would not reach it in a few thousand draws)."""
+    longest = [_rate("sessions", seed)[1]["longest_min"] for seed in range(5)]
+    assert max(longest) > DAY_MIN and min(longest) > 12 * 10
+
+
+def test_a_flash_crowd_rises_in_minutes_and_decays() -> None:
+    for seed in range(5):
+        rate, drawn = _rate("flash", seed)
+        if not drawn["crowds"]:
+            continue
+        top = int(np.argmax(rate))
+        base = float(drawn["base_rps"])
+        assert rate[top] - rate[max(0, top - 15)] > 0.5 * base  # within a quarter of an hour
+        assert rate[min(len(rate) - 1, top + 8 * 60)] < rate[top] - 0.5 * base  # most of it gone in 8 h
+
+
+def test_a_launch_lifts_the_level_by_its_factor_over_days() -> None:
+    for seed in range(5):
+        rate, drawn = _rate("launch", seed, days=20)
+        first, last = rate[:DAY_MIN].mean(), rate[-DAY_MIN:].mean()
+        assert last / first == pytest.approx(drawn["factor"], rel=0.1)
+        assert np.abs(np.diff(rate)).max() < 0.2 * last  # a ramp and a daily cycle: no jump
+
+
+def test_weekends_and_the_holiday_follow_their_own_regime() -> None:
+    for seed in range(3):
+        rate, drawn = _rate("regimes", seed)
+        days = rate.reshape(14, DAY_MIN)
+        shapes, which = np.unique(days, axis=0, return_inverse=True)
+        assert len(shapes) == 2  # a working day's and a rest day's
+        shape_of = np.asarray(which).ravel()
+        rest = shape_of == shape_of[int(drawn["holiday_day"])]
+        assert rest.sum() == 5  # two weekends and the holiday
+        assert 19 <= np.argmax(days[rest][0]) / 60 <= 21  # the evening hump
+        work = days[~rest][0]
+        assert work[3 * 60] < 0.5 * work.max()  # closed at night
+
+
+def test_a_level_steps_once_from_one_minute_to_the_next() -> None:
+    for seed in range(5):
+        rate, drawn = _rate("step", seed)
+        at = int(np.argmax(np.abs(np.diff(rate)))) + 1
+        assert abs(at - float(drawn["at_day"]) * DAY_MIN) <= 0.005 * DAY_MIN
+        assert rate[at] / rate[at - 1] == pytest.approx(drawn["factor"], rel=0.01)
+        assert np.count_nonzero(np.abs(np.diff(rate)) > 0.1 * rate[1:]) == 1  # once
+
+
+def test_the_benchmark_runs_each_family_only_when_named() -> None:
+    named = check_cases(0, range(3))
+    for family in FAMILIES:
+        mine = [c.name for c in named if c.name.startswith(f"check-{family}-")]
+        assert mine == [f"check-{family}-{s}" for s in range(3)] + [f"check-{family}-1min-{s}" for s in range(2)]
+    assert {c.kind for c in named} == {"check"}
+    assert not any(c.name.startswith("check") for c in cases(0))
