@@ -67,7 +67,8 @@ class PoolSettings:
     activity_s: float = 3 * 3_600.0
     """EGS: activity is the largest change between lead-time blocks over this many seconds before a moment."""
     neighbours: int = 150
-    """EGS: how many past moments of the closest activity the rise quantile is taken over."""
+    """EGS: how many past moments of the closest activity the rise quantile is taken over (with every one as
+    close as the last of them)."""
     recent_s: float = 6 * 3_600.0
     """EGS: a sudden rise (a switch-on) is held as spare this long (seconds): switch-ons cluster."""
     hold_s: float = 2 * 3_600.0
@@ -341,8 +342,14 @@ def _younger(blocks: int, lead_s: float, horizon_s: float) -> int:
 
 def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, settings: PoolSettings) -> float:
     """The `quantile` of the next rise among the past blocks whose activity (largest change between blocks
-    over the `activity_s` before them) was closest to now's. `rise[j]` follows block j, `change[j]` is
-    the change from block j to j+1."""
+    over the `activity_s` before them) was closest to now's: the `neighbours` closest, and every block as close
+    as the last of them. `rise[j]` follows block j, `change[j]` is the change from block j to j+1.
+
+    Activity is a whole number of GPUs, so ties are the rule: in a calm week most blocks share one value
+    (750 of 990 on check_demand.py's flash crowds). Keeping only the latest `neighbours` of equals made the
+    model a memory of the last 3 days in calm weather, and a flash crowd 4 days old was forgotten by the top
+    rung (check-flash-8: 24% of replicas over 60 s where `static:auto` let 1.9%); equally close blocks are
+    equal evidence, and all of them are read, on every machine alike."""
     if settings.quantile <= 0:
         return 0.0
     span = max(1, span)
@@ -352,21 +359,10 @@ def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, sett
     after = rise[span:]  # the rise after each of those blocks
     distance = np.abs(np.log1p(before) - np.log1p(float(change[-span:].max())))
     k = min(len(distance), settings.neighbours)
-    nearest = after[_nearest(distance, k)]
-    at = math.ceil((k - 1) * settings.quantile)  # np.quantile's "higher", without its overhead
+    nearest = after[distance <= np.partition(distance, k - 1)[k - 1]]  # the k closest, and all tied with them
+    at = math.ceil((len(nearest) - 1) * settings.quantile)  # np.quantile's "higher", without its overhead
     # The highest is the largest; otherwise sorting the ties is cheaper than numpy's selection.
-    return float(nearest.max() if at == k - 1 else np.sort(nearest)[at])
-
-
-def _nearest(distance: np.ndarray, k: int) -> np.ndarray:
-    """The indices of the `k` smallest distances, ties at the k-th broken towards the latest blocks.
-
-    Activity takes few distinct values, so ties are the rule: `np.argpartition` breaks them as its
-    (CPU-dependent, SIMD) selection happens to, and the policy's answer would differ between machines."""
-    kth = np.partition(distance, k - 1)[k - 1]
-    closer = np.flatnonzero(distance < kth)
-    tied = np.flatnonzero(distance == kth)
-    return np.concatenate([closer, tied[len(tied) - (k - len(closer)) :]])
+    return float(nearest.max() if at == len(nearest) - 1 else np.sort(nearest)[at])
 
 
 def _median(values: np.ndarray) -> float:

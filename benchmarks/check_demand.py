@@ -91,7 +91,7 @@ def flash(rng: np.random.Generator, minutes: int) -> tuple[Rates, dict[str, Any]
         rise, decay = int(rng.integers(1, 11)), float(rng.uniform(15.0, 240.0))
         since = t - start
         rate += height * np.where(
-            since < 0, 0.0, np.where(since < rise, (since + 1) / rise, np.exp(-(since - rise) / decay))
+            since < 0, 0.0, np.where(since < rise, (since + 1) / rise, np.exp(-np.maximum(since - rise, 0) / decay))
         )
     return rate, drawn | {"base_rps": round(base, 1), "crowds": int(crowds)}
 

@@ -144,6 +144,16 @@ def test_the_rise_expected_at_similar_activity_is_held():
     assert egs_target(_obs(active, used=int(active[-1])), (len(active) - 1) * STEP, pool) == 5
 
 
+def test_a_rise_seen_days_ago_in_calm_weather_is_held_however_many_calm_blocks_came_since():
+    """Activity is whole GPUs, so a calm week's blocks tie: every one of them is a neighbour, not the latest
+    `neighbours` (which forgot a flash crowd 4 days old: check_demand.py's check-flash-8)."""
+    calm = [40.0, 41.0] * 72  # a day of 10-minute samples, activity 1 throughout
+    crowd = [40.0, *([64.0] * 6), *([40.0] * 17)]  # a rise of 24 GPUs for an hour, then calm again
+    need = [*calm, *crowd, *calm * 4]  # 600 calm blocks after it: more than the 400 neighbours
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "quantile": 1.0, "neighbours": 400})
+    assert egs_target(_obs(need, used=40), _now(_obs(need, used=40)), pool) == 3
+
+
 def test_free_gpus_on_busy_nodes_absorb_the_rise_first():
     pool = PoolSettings(gpus_per_node=8, allowance_gpus=16, **OFF)
     assert egs_target(_obs([40.0], used=40, free=0), 0.0, pool) == 2

@@ -6,7 +6,7 @@ blocks young enough for a switch-on or a drop to count are those whose age is un
 run works out each lead-time block's means and peaks once, though both the spare held and the missed-rise scan
 read them; runs of one rung at two quiet-hours caps (the fit's probes, and the scored run after them) work
 each block's spare out once, and `forget` empties what they cached; the nearest blocks are chosen the same
-way on every machine (ties to the latest). Not covered: CPU time itself
+way on every machine (every block tied with the last of them). Not covered: CPU time itself
 (`benchmarks/simulate_cpu.py` measures it, and compares every answer against a reference revision).
 """
 
@@ -16,7 +16,15 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoscaler.pool import PoolSettings, _block_spare, _lead_blocks, _median, _nearest, _younger, forget
+from autoscaler.pool import (
+    PoolSettings,
+    _block_spare,
+    _lead_blocks,
+    _median,
+    _similar_activity_rise,
+    _younger,
+    forget,
+)
 from autoscaler.simulator import GpuClass, ModelSpec, Policy, Scenario, Trace, Window, simulate
 from benchmarks.demand import generate, resample
 
@@ -29,13 +37,23 @@ def test_the_median_is_numpys_on_tie_heavy_rises(values: list[float]):
     assert _median(x) == float(np.median(x))
 
 
-@given(st.lists(st.integers(0, 4).map(float), min_size=1, max_size=400), st.integers(1, 200))
-def test_the_nearest_blocks_are_the_k_closest_ties_going_to_the_latest(values: list[float], k: int):
-    distance = np.array(values)
-    k = min(k, len(values))
-    # The definition, slowly: by distance, then latest first.
-    expected = sorted(range(len(values)), key=lambda i: (values[i], -i))[:k]
-    assert sorted(_nearest(distance, k).tolist()) == sorted(expected)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(-9, 30)), min_size=3, max_size=400),
+    st.integers(1, 200),
+    st.sampled_from([0.5, 0.9, 1.0]),
+)
+def test_the_rise_at_similar_activity_reads_the_k_closest_blocks_and_every_one_tied_with_them(
+    blocks: list[tuple[int, int]], k: int, quantile: float
+):
+    change = np.array([float(c) for c, _ in blocks])
+    rise = np.array([float(r) for _, r in blocks])
+    settings = PoolSettings(8, quantile=quantile, neighbours=k)
+    # The definition, slowly: activity is the change before each block (a span of 1), compared with the latest.
+    distance = [abs(np.log1p(change[j]) - np.log1p(change[-1])) for j in range(len(change) - 1)]
+    kth = sorted(distance)[min(k, len(distance)) - 1]
+    near = sorted(rise[j + 1] for j, d in enumerate(distance) if d <= kth)
+    expected = near[int(np.ceil((len(near) - 1) * quantile))]
+    assert _similar_activity_rise(rise, change, 1, settings) == expected
 
 
 @given(st.integers(0, 2_000), st.sampled_from([60.0, 300.0, 600.0, 1_200.0, 777.7]), st.floats(0, 2e5))
