@@ -19,6 +19,9 @@ Progress goes to stderr; the last line of stdout is one JSON object
 `{"traces": {NAME: {"current": {...}, "reference": {...}, "identical": bool}}, "summary": {...}}`.
 
     python benchmarks/simulate_cpu.py [--traces NAME,...|all] [--against REV] [--repeat N] [--seed S] [--slow-orders]
+
+`all` is the 18 traces of `warm_pool.py`'s default run; `benchmarks/check_demand.py`'s traces
+(`check-flash-3`, seeds 0-9) are run when named.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from autoscaler.adapters.files import TraceRow, write_trace  # noqa: E402
-from benchmarks.warm_pool import EXAMPLES, SLOW_ORDERS_S, Case, cases, data_dir  # noqa: E402
+from benchmarks.warm_pool import EXAMPLES, SLOW_ORDERS_S, Case, cases, check_cases, data_dir  # noqa: E402
 
 DEFAULT_TRACES = (
     "servegen-m-large",
@@ -184,6 +187,7 @@ def main() -> None:
     args = parser.parse_args()
     wanted = [w for w in args.traces.split(",") if w]
     chosen = [c for c in cases(args.seed) if c.name in wanted or args.traces == "all"]
+    chosen += [c for c in check_cases(args.seed, range(10)) if c.name in wanted]  # the check set: only by name
     traces: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
