@@ -34,7 +34,8 @@ What is read from a node (labels of NVIDIA GPU Feature Discovery and the AMD nod
   `RDMA_LABELS` (NFD rule labels, an NVIDIA/Mellanox NIC found by NFD, or EGS's own);
 - which device is which GPU: HAMi's device plugin registers each GPU's UUID with its index on the node
   (`HAMI_REGISTER`, JSON), what a pod's device annotations name (`autoscaler.pods`); a value that
-  cannot be read leaves the node without them (`NodeGpus.devices` empty), not skipped;
+  cannot be read leaves the node without them (`NodeGpus.devices` empty), not skipped. No label maps
+  the UUIDs KAI Scheduler names: `autoscaler.pods.with_devices` adds them from the GPU exporter's series;
 - schedulability: a node takes new replicas only when its Ready condition is True and it is not
   cordoned (`spec.unschedulable`). Its allocations count either way. Taints are kept for the
   placement engines to match against tolerations (`scheduler.fleet.untolerated`).
