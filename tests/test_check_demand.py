@@ -17,7 +17,7 @@ import pytest
 from autoscaler.adapters.files import read_trace
 from benchmarks.check_demand import FAMILIES, generate, main
 from benchmarks.demand import DAY_MIN
-from benchmarks.warm_pool import cases, check_cases
+from benchmarks.warm_pool import cases, check_cases, summary
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
@@ -121,3 +121,41 @@ def test_the_benchmark_runs_each_family_only_when_named() -> None:
         assert mine == [f"check-{family}-{s}" for s in range(3)] + [f"check-{family}-1min-{s}" for s in range(2)]
     assert {c.kind for c in named} == {"check"}
     assert not any(c.name.startswith("check") for c in cases(0))
+
+
+def _scored(egs: tuple[float, float, float], auto_p99: float, ratio: float, dominated: bool) -> dict[str, Any]:
+    p99, frac, kept = egs
+    return {
+        "kind": "check",
+        "policies": {
+            "egs": {"p99_wait_s": p99, "frac_wait_gt_60s": frac, "eta_kept_frac": kept},
+            "static:auto": {"p99_wait_s": auto_p99, "frac_wait_gt_60s": 0.0, "eta_kept_frac": 1.0},
+        },
+        "egs_cost_over_static_auto": ratio,
+        "static_dominates_egs": dominated,
+        "egs_cpu_over_reactive": 2.0,
+        "meets_target": False,
+    }
+
+
+def test_the_summary_counts_each_familys_ten_minute_seeds_against_the_pathologies_looked_for() -> None:
+    traces = {
+        "check-flash-0": _scored((420.0, 0.2, 1.0), 0.0, 0.5, True),
+        "check-flash-1": _scored((0.0, 0.004, 0.9), 0.0, 0.9, False),
+        "check-flash-1min-0": _scored((600.0, 0.5, 0.0), 0.0, 3.0, True),  # 1-minute seeds: reported apart
+        "check-step-0": _scored((120.0, 0.01, 1.0), 240.0, 1.0, False),
+    }
+    out = summary(traces)
+    assert out["check_flash"] == {
+        "seeds": 2,
+        "mean_cost_over_static_auto": pytest.approx(0.7),
+        "max_cost_over_static_auto": 0.9,
+        "p99_le_60s": 1,
+        "frac_gt_60s_le_0.5pct": 1,
+        "p99_over_static_auto": 1,
+        "static_dominates": 1,
+        "etas_kept_lt_95pct": 1,
+        "max_cpu_over_reactive": 2.0,
+    }
+    assert out["check_step"]["p99_over_static_auto"] == 0  # 120 s, under static:auto's 240 s
+    assert "check_mmpp" not in out and "synthetic_seeds" not in out
