@@ -166,12 +166,12 @@ def generate(family: str, seed: int, days: int = 14) -> tuple[Rates, dict[str, A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--family", choices=list(FAMILIES), required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--family", choices=list(FAMILIES), required=True, help="the mechanism that draws the demand")
+    parser.add_argument("--seed", type=int, default=0, help="the seed (each family draws its own stream of it)")
+    parser.add_argument("--days", type=int, default=14, help="days of demand, one sample a minute before resampling")
     parser.add_argument("--step", type=int, choices=(60, 600), default=60, help="sampling interval (s)")
     parser.add_argument("--model", default="synthetic", help="the trace's model name")
-    parser.add_argument("-o", "--output", type=Path, required=True)
+    parser.add_argument("-o", "--output", type=Path, required=True, help="the trace CSV to write")
     args = parser.parse_args()
     try:
         demand, drawn = generate(args.family, args.seed, args.days)
