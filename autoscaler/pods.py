@@ -366,16 +366,22 @@ def _index(device: str) -> int | None:
 
 def _whole_or_shared(node: NodeGpus, n: int, hami_mib: int, at: Mapping[int, int] | None) -> list[Allocation]:
     if node.sharing == "timeslice":
-        # `n` replicas of the device plugin, each an even share of one GPU's VRAM (none of a GPU held whole).
+        # `n` replicas of the device plugin, each an even share of one GPU's VRAM (none of a GPU held whole), on a
+        # GPU whose VRAM the replicas there left free first, and within what is free: a replica may hold more of
+        # a GPU than its share, and a quarter of its GPU beside it failed the controller's loop (churn seed 306).
         room = {g.index: node.timeslice_replicas - g.holders for g in node.gpus if not g.whole}
+        free = {g.index: g.free_mib for g in node.gpus}
+        share = {g.index: g.vram_mib // node.timeslice_replicas for g in node.gpus}
         out = []
         for _ in range(n):
-            index = next((i for i, left in room.items() if left > 0), None)
+            candidates = [i for i, left in room.items() if left > 0 and free[i] > 0]
+            index = next((i for i in candidates if free[i] >= share[i]), next(iter(candidates), None))
             if index is None:
                 break
             room[index] -= 1
-            share = node.gpus[index].vram_mib // node.timeslice_replicas
-            out.append(Allocation(node.node, (index,), share, sharing="timeslice", owner="foreign"))
+            held = min(share[index], free[index])
+            free[index] -= held
+            out.append(Allocation(node.node, (index,), held, sharing="timeslice", owner="foreign"))
         return out
     if hami_mib:
         return _memory(node, n, hami_mib, 0.0, sharing="hami", at=at)
