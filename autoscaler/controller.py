@@ -7,9 +7,10 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
    the resync;
 1. **lead**: a replica that does not hold the Lease (a standby) writes nothing; every interval it reads
    only what it keeps warm for when it leads (the node orders in flight, from the Nodes and GPU pods,
-   and Prometheus, for the demand history), so that a new leader's first loop costs what any loop
-   costs. The Lease is renewed apart from the loop, by `autoscaler.leader.Elector` in a thread of its
-   own; a loop whose replica stops leading mid-loop stops before its next write;
+   and Prometheus, for the demand history and the GPUs' indexes), so that a new leader's first loop
+   reads no more than any loop. The Lease is renewed apart from the loop, by
+   `autoscaler.leader.Elector` in a thread of its own; a loop whose replica stops leading mid-loop
+   stops before its next write;
 2. **observe**: Nodes, InferenceEndpoints, the objects EGS owns and the GPU pods (adapter), each model's signals
    (Prometheus adapter; unreachable = `None`, which the decide step holds on);
 3. **decide**: `autoscaler.decide.decide(observation, settings, registry, catalog, now)`;
