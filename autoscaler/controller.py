@@ -27,11 +27,13 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
    not be written.
 
 Nothing is kept between loops that the cluster does not hold: the replicas to hold, the warm-pool
-sizes and the promised ready times are all read back from the objects, so a restart loses nothing.
-The one cache is the demand history: read whole (a week) on start and after a failed read, and
-otherwise only from a little before the last read (`HISTORY_OVERLAP_S`), by a standby as by the
-leader, so that a loop costs Prometheus a few samples a model instead of a week of them, a new
-leader's first loop included.
+sizes and the promised ready times are all read back from the objects, so a restart loses nothing
+it needs. What is kept in memory only makes a loop cheaper or a promise better, kept by a standby as
+by the leader: the demand history (read whole, a week, on start and after a failed read, and
+otherwise only from a little before the last read, `HISTORY_OVERLAP_S`, so that a loop costs
+Prometheus a few samples a model instead of a week of them, a new leader's first loop included); the
+node orders in flight and the provisioning delays learnt (`autoscaler.orders`: after a restart the
+promises start from the prior again); and the GPU index map, kept per node through a failed read.
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ class Observation:
     gpu_indexes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     """Per node (the exporter's `Hostname`), NVML's index of each GPU UUID, as dcgm-exporter and EGS's
     exporter label their series (`autoscaler.adapters.prometheus`): what a KAI reservation's UUID is
-    read against (`autoscaler.pods.with_devices`). Empty where Prometheus was not read."""
+    read against (`autoscaler.pods.with_devices`): the last read that answered, kept per node through
+    a failed one; empty until Prometheus first answers."""
 
 
 @dataclass(frozen=True)
