@@ -65,6 +65,7 @@ from autoscaler.kubetime import parse_time
 from autoscaler.leader import Elector, LeaderSettings
 from autoscaler.metrics import SERIES
 from autoscaler.orders import OrderBook, track
+from autoscaler.pods import merged_indexes
 from autoscaler.signals import BadSample, History, Snapshot, extended
 from autoscaler.watches import NODE, Watches
 from common.errors import SetupError, TemporaryError
@@ -493,7 +494,7 @@ class Controller:
             self.history = None
             log.warning("metrics unavailable: %s", e)
             return None
-        self.gpu_indexes = {**self.gpu_indexes, **read.gpu_indexes}
+        self.gpu_indexes = merged_indexes(self.gpu_indexes, read.gpu_indexes, nodes)
         return read
 
     def _read(self, metrics: Signals, now: float) -> Snapshot:

@@ -349,6 +349,23 @@ def with_devices(
     return replace(inventory, nodes=tuple(nodes)), tuple(guessed)
 
 
+def merged_indexes(
+    kept: Mapping[str, Mapping[str, int]], read: Mapping[str, Mapping[str, int]], nodes: Iterable[Mapping[str, Any]]
+) -> dict[str, dict[str, int]]:
+    """The GPU index map after a read (node -> UUID -> NVML index), merged UUID by UUID: a read that lacks
+    some of a node's series keeps their last index, unless the read gives that index to another UUID (the
+    GPU was replaced). A node neither read nor listed (`nodes`, the Node objects) is dropped: an exporter
+    whose `Hostname` changed with its restart leaves no map behind."""
+    listed = {str((n.get("metadata") or {}).get("name")) for n in nodes}
+    merged: dict[str, dict[str, int]] = {}
+    for node in set(read) | (set(kept) & listed):
+        fresh = dict(read.get(node, {}))
+        taken = set(fresh.values())
+        last = {uuid: i for uuid, i in kept.get(node, {}).items() if uuid not in fresh and i not in taken}
+        merged[node] = last | fresh
+    return merged
+
+
 def _exported(node: NodeGpus, indexes: Mapping[str, int]) -> dict[str, int]:
     """The UUID -> index pairs the exporter gives for `node` that name one of its GPUs each: an index
     out of range, or given to two UUIDs (a GPU replaced while its old series stands), says nothing."""

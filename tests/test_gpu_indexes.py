@@ -23,11 +23,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from autoscaler.adapters.api import Services, create_app
+from autoscaler.adapters.api import Services, _Admissions, create_app
 from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.adapters.prometheus import GPU_INDEXES, PrometheusMetrics
 from autoscaler.admission import capacity
 from autoscaler.decide import PROMISE_ANNOTATION, Decision, Observation, Settings, decide, report
+from autoscaler.pods import merged_indexes
 from benchmarks.churn import PrometheusStandIn, gpu_uuid
 from common.errors import TemporaryError
 from localplay.kube_standin import KubeCluster
@@ -116,9 +117,23 @@ def test_the_api_answers_on_the_gpu_left_free_by_nvmls_index(kube: KubeCluster) 
     assert answered_gpus(kube, api(kube, lambda at: EXPORTED)) == [0]
 
 
-def test_the_api_answers_from_the_last_indexes_read_when_prometheus_fails(
-    kube: KubeCluster, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_posts_build_reads_the_indexes_only_until_a_read_answered(kube: KubeCluster) -> None:
+    # Read under the API's lock at every build, a slow Prometheus held every POST back while Nodes changed;
+    # the map is refreshed every decide step and by a background rebuild instead.
+    reads: list[float] = []
+
+    def counted(at: float) -> Any:
+        reads.append(at)
+        return EXPORTED
+
+    client = api(kube, counted)
+    kube.put("v1/nodes", gpu_node("h100-0", CATALOG.get("H100-80GB"), 1))
+    assert post(client, body("first"), ALICE).status_code == 201  # its capacity build read the indexes
+    assert answered_gpus(kube, client) == [0]  # the L40S node joined: built again, from the map read before
+    assert len(reads) == 1
+
+
+def test_a_failed_read_of_the_indexes_keeps_the_last_one(kube: KubeCluster, caplog: pytest.LogCaptureFixture) -> None:
     reads: list[Any] = [EXPORTED]
 
     def flaky(at: float) -> Any:
@@ -126,12 +141,30 @@ def test_the_api_answers_from_the_last_indexes_read_when_prometheus_fails(
             raise TemporaryError("Prometheus down")
         return reads.pop()
 
-    client = api(kube, flaky)
-    kube.put("v1/nodes", gpu_node("h100-0", CATALOG.get("H100-80GB"), 1))
-    assert post(client, body("first"), ALICE).status_code == 201  # its capacity build read the indexes
+    services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: NOW, gpu_indexes=flaky)
+    admissions = _Admissions(services)
+    assert admissions._read_indexes([kai_node()], NOW) == EXPORTED
     with caplog.at_level(logging.WARNING, logger="egs.api"):
-        assert answered_gpus(kube, client) == [0]  # the L40S node joined: built again, the read failed
+        assert admissions._read_indexes([kai_node()], NOW) == EXPORTED
     assert any("GPU indexes not read" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("read", "listed", "merged"),
+    [
+        ({"l40s-0": {"GPU-aaaa": 0}}, ["l40s-0"], EXPORTED),  # a read without one series keeps its index
+        ({"l40s-0": {"GPU-cccc": 1}}, ["l40s-0"], {"l40s-0": {"GPU-aaaa": 0, "GPU-cccc": 1}}),  # GPU 1 replaced
+        ({}, ["l40s-0"], EXPORTED),  # a node listed but not read keeps its map
+        ({}, [], {}),  # neither read nor listed (an exporter's Hostname changed): dropped
+        ({"l40s-9": {"GPU-dddd": 0}}, [], {"l40s-9": {"GPU-dddd": 0}}),  # read before its Node is listed
+    ],
+    ids=["partial", "replaced", "listed", "gone", "read-first"],
+)
+def test_the_index_map_is_merged_uuid_by_uuid(
+    read: dict[str, dict[str, int]], listed: list[str], merged: dict[str, dict[str, int]]
+) -> None:
+    nodes = [{"metadata": {"name": name}} for name in listed]
+    assert merged_indexes(EXPORTED, read, nodes) == merged
 
 
 def test_the_adapter_reads_the_indexes_the_churn_plays_exporters_publish() -> None:

@@ -75,6 +75,7 @@ from autoscaler.decide import (
 )
 from autoscaler.events import ref
 from autoscaler.orders import OrderBook, track
+from autoscaler.pods import merged_indexes
 from common.errors import InputError, TemporaryError
 from scheduler.catalog import Catalog
 from scheduler.inventory import Inventory
@@ -519,8 +520,10 @@ class _Admissions:
         placed for pods that went before the next POST is known to it, and promised."""
         self.said: frozenset[str] = frozenset()
         """The last build's notices (a node skipped, an annotation that cannot be read), logged once."""
-        self.gpu_indexes: Mapping[str, Mapping[str, int]] = {}
-        """Per node, NVML's index of each GPU UUID as last read (kept through a read that fails or lacks it)."""
+        self.gpu_indexes: Mapping[str, Mapping[str, int]] | None = None
+        """Per node, NVML's index of each GPU UUID as last read (`merged_indexes`; None: never read). Read every
+        decide step (`follow_orders`) and by a background rebuild, not under the lock: a POST's build reads
+        Prometheus only before the first read answered, so a slow Prometheus holds no admission back."""
 
     def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None, dict[str, Any]]:
         """The decision for `obj`, the object created when it can be served (`ConflictError` when
@@ -606,7 +609,8 @@ class _Admissions:
         book = self._read_orders(nodes, pods, now)
         obs = Observation(
             nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=book.orders,
-            delays=book.delays, lapsed=book.lapsed, gpu_indexes=self._gpu_indexes(now),
+            delays=book.delays, lapsed=book.lapsed,
+            gpu_indexes=self.gpu_indexes if self.gpu_indexes is not None else self._read_indexes(nodes, now),
         )  # fmt: skip
         # GPUs the plan gives a replacement for a pod stranded on a NotReady node stay held here, though its
         # workload makes no pod for it before the eviction: answered 201 on them, new endpoints were demoted
@@ -615,14 +619,15 @@ class _Admissions:
         self.said = report(decision, self.said, log)
         return capacity(decision, s.catalog)
 
-    def _gpu_indexes(self, now: float) -> Mapping[str, Mapping[str, int]]:
+    def _read_indexes(self, nodes: list[dict[str, Any]], now: float) -> Mapping[str, Mapping[str, int]]:
+        """The GPU index map after a read of Prometheus (the last one where it fails)."""
         read = self.services.gpu_indexes
         if read is not None:
             try:
-                self.gpu_indexes = {**self.gpu_indexes, **read(now)}
+                self.gpu_indexes = merged_indexes(self.gpu_indexes or {}, read(now), nodes)
             except TemporaryError as e:
                 log.warning("GPU indexes not read (the last ones are used meanwhile): %s", e)
-        return self.gpu_indexes
+        return self.gpu_indexes or {}
 
     def _read_orders(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], at: float) -> OrderBook:
         """The order book after a read of the cluster made at `at`. A read older than the book's last is
@@ -635,7 +640,7 @@ class _Admissions:
             return self.orders
 
     def follow_orders(self, stop: threading.Event) -> None:
-        """Read the node orders every decide step until `stop` is set."""
+        """Read the node orders and the GPU index map every decide step until `stop` is set."""
         s = self.services
         while not stop.wait(s.settings.eta.step_s):
             try:
@@ -644,12 +649,14 @@ class _Admissions:
                 log.warning("node orders not read (the last ones are used meanwhile): %s", e)
                 continue
             self._read_orders(nodes, pods, s.clock())
+            self._read_indexes(nodes, s.clock())
 
     def _rebuild(self) -> None:
         s = self.services
         started = s.clock()
         try:
             nodes = s.cluster.nodes()
+            self._read_indexes(nodes, started)
             built = self._build(started, nodes)
         except TemporaryError as e:
             log.warning("capacity not rebuilt (the last one is used meanwhile): %s", e)
