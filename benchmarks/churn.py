@@ -866,10 +866,13 @@ class Tally:
     answered_twice: int = 0
     """POSTs of such a pair answered 201 or 202 after the other was: Kubernetes' create is not idempotent."""
 
-    def drop_waiting(self, key: str) -> None:
-        """Drop the promise of endpoint `key` not Ready yet (deleted, or its capacity lost): nothing is left to
-        hold it to. A promise of an incarnation that was Ready before stays scored."""
-        self.promises = {uid: p for uid, p in self.promises.items() if p.key != key or p.ready is not None}
+    def drop_waiting(self, key: str, now: float) -> None:
+        """Drop the promise of endpoint `key` not Ready yet (deleted, or its capacity lost) and not due yet:
+        nothing is left to hold it to. A promise of an incarnation that was Ready before stays scored, and so
+        does one already past its ETA (broken before the delete: dropped, a late 202 deleted went unseen)."""
+        self.promises = {
+            uid: p for uid, p in self.promises.items() if p.key != key or p.ready is not None or p.eta < now
+        }
 
 
 def promise_figures(promises: Iterable[Promised], factor: float) -> dict[str, Any]:
@@ -1175,7 +1178,7 @@ class Run:
             self.prometheus.demand[model] = max(0.0, self.prometheus.demand[model] - DEMAND_RPS)
         key = f"{namespace}/{name}"
         self.tally.changed.add(key)
-        self.tally.drop_waiting(key)
+        self.tally.drop_waiting(key, time.time())
         self.tally.ready_at.pop(key, None)
         self.tally.answered_201.discard(key)
         self.tally.demoted.discard(key)
@@ -1829,7 +1832,7 @@ def lose_nodes(run: Run, count: int) -> None:
         run.tally.lost_pods |= on[node]
         run.tally.lost_capacity |= there[node]
         for key in there[node]:
-            run.tally.drop_waiting(key)  # not Ready yet: its promise was made on capacity that is gone
+            run.tally.drop_waiting(key, time.time())  # not Ready yet: its promise was made on capacity that is gone
         log(f"minute {run.minutes():.1f}: node {node} {how}, serving {sorted(serving[node])}")
 
 

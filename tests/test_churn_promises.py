@@ -96,6 +96,16 @@ def test_each_incarnation_of_a_reposted_endpoint_is_scored_on_its_own_promise() 
     assert 0 < figures["eta_mean_slack_s"] <= HOUR * run.factor
 
 
+def test_a_202_deleted_after_its_promise_passed_unready_is_scored_broken() -> None:
+    api, now = Api(), time.time()
+    run = play(api)
+    api.etas["late"] = now - 60  # its promise passed a minute ago, and it is not Ready
+    run.post("team", {"name": "late", "model": "m"})
+    run.delete("team", "late", "m")
+    figures = promise_figures(run.tally.promises.values(), run.factor)
+    assert (figures["answered_202"], figures["etas_kept"]) == (1, 0.0)
+
+
 def test_a_status_of_another_incarnation_is_not_read_as_this_ones() -> None:
     api, now = Api(), time.time()
     run = play(api)
