@@ -6,9 +6,10 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
    InferenceEndpoint, a Node or an owned object change (`autoscaler.watches`); the periodic loop is
    the resync;
 1. **lead**: a replica that does not hold the Lease (a standby) writes nothing; every interval it reads
-   only what it keeps warm for when it leads (the node orders in flight, from the Nodes and GPU pods,
-   and Prometheus, for the demand history and the GPUs' indexes), so that a new leader's first loop
-   reads no more than any loop. The Lease is renewed apart from the loop, by
+   the Nodes and GPU pods (for the node orders in flight) and Prometheus as a loop does, and keeps what
+   a new leader needs warm (the orders, the demand history, the GPUs' indexes), so that a new leader's
+   first loop reads no more than any loop; a read that fails there is logged, not counted as an error.
+   The Lease is renewed apart from the loop, by
    `autoscaler.leader.Elector` in a thread of its own; a loop whose replica stops leading mid-loop
    stops before its next write;
 2. **observe**: Nodes, InferenceEndpoints, the objects EGS owns and the GPU pods (adapter), each model's signals
@@ -441,7 +442,10 @@ class Controller:
 
     def _reconcile(self, now: float) -> Outcome:
         if not self.elector.leading():
-            self._keep(self.cluster.nodes(), self.cluster.gpu_pods(), now)
+            try:
+                self._keep(self.cluster.nodes(), self.cluster.gpu_pods(), now)
+            except TemporaryError as e:  # a standby's reads only warm it: no reconcile failed
+                log.info("standby: cluster not read (kept warm at the next interval): %s", e)
             return Outcome(leader=False)
         obs, read = self._observe(now)
         decision = decide(obs, self.settings, self.registry, self.catalog, now)
@@ -473,14 +477,15 @@ class Controller:
         owned = self.cluster.owned()
         pods = self.cluster.gpu_pods()
         read = self._keep(nodes, pods, now)
-        orders, delays, lapsed = self.orders.orders, self.orders.delays, self.orders.lapsed
-        indexes = self.gpu_indexes
-        if read is None:
-            return Observation(nodes, endpoints, owned, None, {}, pods, {}, orders, delays, lapsed, indexes), None
-        for bad in read.bad:
+        for bad in read.bad if read else ():
             log.warning("dropped a bad sample of %s{%s}: %s (%s)", bad.series, bad.labels, bad.value, bad.reason)
-        observed = (read.signals, read.history, pods, read.pods, orders, delays, lapsed, indexes)
-        return Observation(nodes, endpoints, owned, *observed), read
+        book = self.orders
+        obs = Observation(
+            nodes, endpoints, owned, signals=read.signals if read else None, history=read.history if read else {},
+            pods=pods, pod_signals=read.pods if read else {}, orders=book.orders, delays=book.delays,
+            lapsed=book.lapsed, gpu_indexes=self.gpu_indexes,
+        )  # fmt: skip
+        return obs, read
 
     def _keep(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], now: float) -> Snapshot | None:
         """Track the node orders and read Prometheus: what the leader's loops and a standby's keep between

@@ -38,7 +38,7 @@ def add_parser(sub: Any) -> None:
     add_prometheus_options(
         api,
         "KAI Scheduler's shared GPUs are numbered by EGS, not by NVML's index (the GPU exporter's UUID and gpu labels)",
-        "each read of the GPU indexes, at every capacity build",
+        "each read of the GPU indexes (every decide step)",
     )
     api.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on (default %(default)s)")
     api.add_argument("--tls-cert-file", type=Path, metavar="FILE", help="PEM certificate (chain) to serve HTTPS with")

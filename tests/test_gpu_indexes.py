@@ -133,6 +133,21 @@ def test_a_posts_build_reads_the_indexes_only_until_a_read_answered(kube: KubeCl
     assert len(reads) == 1
 
 
+def test_a_prometheus_that_never_answers_is_tried_by_one_build_only(kube: KubeCluster) -> None:
+    reads: list[float] = []
+
+    def down(at: float) -> Any:
+        reads.append(at)
+        raise TemporaryError("Prometheus down")
+
+    client = api(kube, down)
+    kube.put("v1/nodes", gpu_node("h100-0", CATALOG.get("H100-80GB"), 1))
+    assert post(client, body("first"), ALICE).status_code == 201
+    kube.put("v1/nodes", gpu_node("h100-1", CATALOG.get("H100-80GB"), 1))  # the nodes changed: built again
+    assert post(client, body("second"), ALICE).status_code == 201
+    assert len(reads) == 1
+
+
 def test_a_failed_read_of_the_indexes_keeps_the_last_one(kube: KubeCluster, caplog: pytest.LogCaptureFixture) -> None:
     reads: list[Any] = [EXPORTED]
 

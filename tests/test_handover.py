@@ -158,6 +158,15 @@ def test_a_standby_learns_the_orders_and_their_delays_that_a_new_leader_promises
     assert first.observation is not None and dict(first.observation.delays) == {H100: (300.0,)}
 
 
+def test_a_standby_whose_reads_fail_is_a_follower_not_a_failed_reconcile(kube: KubeCluster) -> None:
+    # Its reads only keep it warm: counted as errors, an API server's hiccup on a standby raised the
+    # leader's error ratio (errors over every result but follower).
+    _, b = pair(kube, Clock(NOW), Clock(0.0))
+    kube.fail("GET", 503, times=20, path_part="/nodes")
+    outcome = b.reconcile()
+    assert (outcome.leader, outcome.errors, outcome.result) == (False, [], "follower")
+
+
 def test_a_watched_change_wakes_the_leader_and_not_a_standby(kube: KubeCluster) -> None:
     leader = controller(kube, None)
     standby = controller(kube, None, name="b")

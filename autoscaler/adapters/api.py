@@ -168,8 +168,9 @@ class Services:
     """What `GET /metrics` serves: the process's own series."""
     gpu_indexes: Callable[[float], Mapping[str, Mapping[str, int]]] | None = None
     """Per node, NVML's index of each GPU UUID at a time (`PrometheusMetrics.gpu_indexes`; raises a
-    TemporaryError when it cannot say), read at every capacity build as the controller reads it, so that
-    both number KAI's shared GPUs alike; None: numbered by EGS (`autoscaler.pods.with_devices`)."""
+    TemporaryError when it cannot say), read every decide step (a POST's build only tries it once, before any
+    read was tried), so that the API numbers KAI's shared GPUs as the
+    controller does; None: numbered by EGS (`autoscaler.pods.with_devices`)."""
 
 
 @dataclass(frozen=True)
@@ -521,9 +522,10 @@ class _Admissions:
         self.said: frozenset[str] = frozenset()
         """The last build's notices (a node skipped, an annotation that cannot be read), logged once."""
         self.gpu_indexes: Mapping[str, Mapping[str, int]] | None = None
-        """Per node, NVML's index of each GPU UUID as last read (`merged_indexes`; None: never read). Read every
-        decide step (`follow_orders`) and by a background rebuild, not under the lock: a POST's build reads
-        Prometheus only before the first read answered, so a slow Prometheus holds no admission back."""
+        """Per node, NVML's index of each GPU UUID as last read (`merged_indexes`; None: never tried). Read every
+        decide step (`follow_orders`), not under the lock: a POST's build tries
+        Prometheus only once, before any read was tried, so a slow or absent Prometheus holds no admission
+        back."""
 
     def admit(self, obj: Mapping[str, Any]) -> tuple[EndpointDecision, dict[str, Any] | None, dict[str, Any]]:
         """The decision for `obj`, the object created when it can be served (`ConflictError` when
@@ -621,13 +623,14 @@ class _Admissions:
 
     def _read_indexes(self, nodes: list[dict[str, Any]], now: float) -> Mapping[str, Mapping[str, int]]:
         """The GPU index map after a read of Prometheus (the last one where it fails)."""
-        read = self.services.gpu_indexes
+        read, last = self.services.gpu_indexes, self.gpu_indexes or {}
+        self.gpu_indexes = last  # tried: a build under the lock does not wait on it again
         if read is not None:
             try:
-                self.gpu_indexes = merged_indexes(self.gpu_indexes or {}, read(now), nodes)
+                self.gpu_indexes = merged_indexes(last, read(now), nodes)
             except TemporaryError as e:
                 log.warning("GPU indexes not read (the last ones are used meanwhile): %s", e)
-        return self.gpu_indexes or {}
+        return self.gpu_indexes
 
     def _read_orders(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], at: float) -> OrderBook:
         """The order book after a read of the cluster made at `at`. A read older than the book's last is
@@ -656,7 +659,6 @@ class _Admissions:
         started = s.clock()
         try:
             nodes = s.cluster.nodes()
-            self._read_indexes(nodes, started)
             built = self._build(started, nodes)
         except TemporaryError as e:
             log.warning("capacity not rebuilt (the last one is used meanwhile): %s", e)
