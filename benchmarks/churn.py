@@ -835,6 +835,8 @@ class Tally:
     promises: dict[str, Promised] = field(default_factory=dict)
     """Incarnation (uid) -> its 202's promise."""
     posted: dict[str, float] = field(default_factory=dict)
+    incarnation: dict[str, str] = field(default_factory=dict)
+    """Endpoint (namespace/name) -> the uid its last answered POST created: a status of another is not read."""
     ready_at: dict[str, float] = field(default_factory=dict)
     answered_201: set[str] = field(default_factory=set)
     demoted: set[str] = field(default_factory=set)
@@ -1039,9 +1041,11 @@ class Run:
         answered: dict[str, dict[str, Any]] = {}  # the 201s held to their answer; read once a pod is bound
         excused = tally.changed | tally.demoted | tally.lost_capacity
         for e in self.kube.all(ENDPOINTS):
-            key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
+            key, uid = f"{e['metadata']['namespace']}/{e['metadata']['name']}", str(e["metadata"].get("uid"))
+            if tally.incarnation.get(key, uid) != uid:
+                continue  # a read of an incarnation deleted since: its status is not the repost's
             status: dict[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
-            promise = tally.promises.get(str(e["metadata"].get("uid")))  # this incarnation's, if a 202
+            promise = tally.promises.get(uid)  # this incarnation's, if a 202
             if status.get("phase") == "Ready":
                 held = key not in tally.changed and key not in tally.lost_capacity
                 if key not in tally.ready_at and key in tally.answered_201 and held:
@@ -1156,15 +1160,15 @@ class Run:
             self.play.seen.pop(key, None)  # its pods are timed from this POST
             if answer.status_code in (201, 202):
                 self.prometheus.demand[body["model"]] += DEMAND_RPS
+                created = self.kube.get(ENDPOINTS, namespace, body["name"]) or {}
+                self.tally.incarnation[key] = str((created.get("metadata") or {}).get("uid"))
             if answer.status_code == 201:
                 self.tally.answered_201.add(key)
                 self.tally.answers_201 += 1
             elif answer.status_code == 202:
                 eta = answer.json()["estimatedReadyTime"]
                 at = datetime.datetime.fromisoformat(eta.replace("Z", "+00:00")).timestamp()
-                created = self.kube.get(ENDPOINTS, namespace, body["name"]) or {}
-                uid = str((created.get("metadata") or {}).get("uid"))
-                self.tally.promises[uid] = Promised(key, self.tally.posted[key], at, at)
+                self.tally.promises[self.tally.incarnation[key]] = Promised(key, self.tally.posted[key], at, at)
             else:
                 log(f"POST {key}: {answer.status_code} {answer.text[:200]}")
 

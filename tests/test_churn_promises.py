@@ -114,8 +114,13 @@ def test_a_status_of_another_incarnation_is_not_read_as_this_ones() -> None:
     first = api.objects[("team", "chat")]
     run.delete("team", "chat", "m")
     run.post("team", {"name": "chat", "model": "m"})
+    second = api.objects[("team", "chat")]
     # A read made before the delete, handled after the repost: the first incarnation, Ready.
     api.objects[("team", "chat")] = {**first, "status": {"phase": "Ready"}}
     run._observe(now)
     (promise,) = run.tally.promises.values()
     assert promise.ready is None
+    stale_read = run.last_read
+    api.objects[("team", "chat")] = {**second, "status": {"phase": "Ready"}}  # the repost turns Ready
+    run._observe(now)
+    assert promise.ready is not None and promise.ready > stale_read  # timed by this read, not the stale one
