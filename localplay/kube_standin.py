@@ -21,7 +21,8 @@ server this module teaches it (never the adapter):
   `delete` here, which play the other controllers and the kubelet), filtered by namespace and label
   selector; a watch from a `resourceVersion` starts with the changes after it (this stand-in keeps no
   history, so it starts at the present), one without starts with every object ADDED, and
-  `timeoutSeconds` ends the stream, as a real server does;
+  `timeoutSeconds` ends the stream, as a real server does, and so does stopping the server (which
+  would otherwise wait out every open watch);
 - reads and writes are answered here rather than by kmock's reaction matching, whose cost grows
   with every request served (a benchmark would measure the stand-in).
 
@@ -92,7 +93,10 @@ class Realistic(kmock.KubernetesEmulator):
     arrived: dict[int, float] = attrs.field(factory=dict)
     """Request id -> when it arrived (`time.time()`): kmock keeps no time, and a benchmark times clients by it."""
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
-    _watchers: list[tuple[Any, asyncio.Queue[dict[str, Any]]]] = attrs.field(factory=list)
+    _watchers: list[tuple[Any, asyncio.Queue[dict[str, Any] | None]]] = attrs.field(factory=list)
+    """Each open watch's resource and queue; None in a queue ends that watch."""
+    _ended: bool = False
+    """Set once the server stops: a watch that arrives after is ended at once."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -274,14 +278,22 @@ class Realistic(kmock.KubernetesEmulator):
             for queue in watching:
                 queue.put_nowait({"type": change, "object": raw})
 
+    def end_watches(self) -> None:
+        """End every open watch, as a stopping API server does: its server would wait out each one."""
+        self._ended = True
+        for _, queue in self._watchers:
+            queue.put_nowait(None)
+
     async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
         yield b""  # the headers, at once
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         watcher = (request.resource, queue)
         timeout = float(request.params.get("timeoutSeconds") or 1800)
         deadline = asyncio.get_running_loop().time() + timeout
         selector = _selector(request.params.get("labelSelector", ""))
         async with self._lock:
+            if self._ended:
+                return
             self._watchers.append(watcher)
             if not request.params.get("resourceVersion"):
                 for key, o in list(self._objects.items()):
@@ -295,6 +307,8 @@ class Realistic(kmock.KubernetesEmulator):
                 try:
                     change = await asyncio.wait_for(queue.get(), left)
                 except TimeoutError:
+                    return
+                if change is None:
                     return
                 meta = change["object"].get("metadata") or {}
                 if request.namespace not in (None, meta.get("namespace")):
@@ -345,6 +359,7 @@ class KubeCluster:
             self._stop = asyncio.Event()
             self._ready.set()
             await self._stop.wait()
+            self.emulator.end_watches()
 
     def start(self) -> KubeCluster:
         self._thread.start()

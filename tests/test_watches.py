@@ -2,12 +2,14 @@
 
 Covers: another writer's change wakes the loop and the echo of the controller's own write does not; a
 Node's heartbeat does not and a new label does; a watch the server ends, or that fails to open, is
-opened again. The whole process (a 201's workload within 2 s) is in test_controller_process.py.
+opened again; the stand-in, stopping, ends the watches still open. The whole process (a 201's
+workload within 2 s) is in test_controller_process.py.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from autoscaler.adapters.kubernetes import Cluster
@@ -91,5 +93,18 @@ def test_a_watch_that_ends_or_fails_to_open_is_opened_again(kube: KubeCluster) -
         assert not woken.within(2.5)  # the server ended the first stream after 1 s; a second is open
         kube.put("v1/nodes", h100("gpu-1"))
         assert woken.within(2)
+    finally:
+        watches.stop()
+
+
+def test_a_stopping_stand_in_ends_its_open_watches_rather_than_waiting_them_out() -> None:
+    kube = KubeCluster().start()
+    _, _, watches = watching(kube, (NODE,))
+    try:
+        while not any("watch=" in str(r.url) for r in kube.requests("GET")):
+            time.sleep(0.02)
+        started = time.monotonic()
+        kube.stop()
+        assert time.monotonic() - started < 5  # it waited out its 10 s join while a watch was open
     finally:
         watches.stop()
