@@ -121,7 +121,7 @@ def regimes(rng: np.random.Generator, minutes: int) -> tuple[Rates, dict[str, An
     weekday = peak * (low + (1.0 - low) * open_ * lunch)
     weekend = peak * float(rng.uniform(0.15, 0.5)) * (1.0 + 0.8 * np.exp(-(((hour - 20.0) / 1.5) ** 2)))
     first = int(rng.integers(0, 7))
-    days = minutes // DAY_MIN + 1
+    days = -(-minutes // DAY_MIN)  # the days the trace touches, a part day included
     working = [d for d in range(days) if (d + first) % 7 < 5]
     holiday = int(rng.choice(working)) if working else -1
     rests = ((day + first) % 7 >= 5) | (day == holiday)

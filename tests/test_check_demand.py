@@ -105,6 +105,21 @@ def test_weekends_and_the_holiday_follow_their_own_regime() -> None:
         assert work[3 * 60] < 0.5 * work.max()  # closed at night
 
 
+def test_the_holiday_falls_on_a_working_day_within_the_trace() -> None:
+    for days in (1, 3, 14):
+        for seed in range(30):
+            rate, drawn = _rate("regimes", seed, days)
+            holiday = int(drawn["holiday_day"])
+            if holiday == -1:  # no working day to take
+                assert days < 3
+                continue
+            assert 0 <= holiday < days
+            if days == 14:  # the holiday looks like a weekend day, unlike a working day
+                shaped = rate.reshape(days, DAY_MIN)
+                rests = [d for d in range(days) if np.array_equal(shaped[d], shaped[holiday])]
+                assert len(rests) == 5
+
+
 def test_a_level_steps_once_from_one_minute_to_the_next() -> None:
     for seed in range(5):
         rate, drawn = _rate("step", seed)
