@@ -151,16 +151,23 @@ FAMILIES: dict[str, Family] = {
 """The mechanism families, by the name `--family` and the benchmark's `check-<family>` traces take."""
 
 
-def generate(family: str, seed: int, days: int = 14) -> tuple[Rates, dict[str, Any]]:
-    """Demand in req/s for each minute of `days` days from `family`, as Poisson counts per minute of its
-    rate, and what was drawn. Each family draws from its own stream of `seed`."""
+def rate(family: str, seed: int, days: int = 14) -> tuple[Rates, dict[str, Any], np.random.Generator]:
+    """The rate (req/s) of each minute of `days` days from `family`, what was drawn, and the stream it was
+    drawn from, left where the family stopped (the counts are drawn from it next). Each family draws from
+    its own stream of `seed`; a test reads the mechanism here, before the counting noise."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}: one of {', '.join(FAMILIES)}")
     if days < 1:
-        raise ValueError(f"generate: days must be at least 1, got {days}")
+        raise ValueError(f"days must be at least 1, got {days}")
     rng = np.random.default_rng([seed, list(FAMILIES).index(family)])
-    rate, drawn = FAMILIES[family](rng, days * DAY_MIN)
-    demand = rng.poisson(rate * 60.0) / 60.0
+    return (*FAMILIES[family](rng, days * DAY_MIN), rng)
+
+
+def generate(family: str, seed: int, days: int = 14) -> tuple[Rates, dict[str, Any]]:
+    """Demand in req/s for each minute of `days` days from `family`, as Poisson counts per minute of its
+    rate, and what was drawn."""
+    rates, drawn, rng = rate(family, seed, days)
+    demand = rng.poisson(rates * 60.0) / 60.0
     return demand, {"family": family, "seed": seed, "mean_rps": round(float(demand.mean()), 2)} | drawn
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from autoscaler.adapters.files import read_trace
-from benchmarks.check_demand import FAMILIES, generate, main
+from benchmarks.check_demand import FAMILIES, generate, main, rate
 from benchmarks.demand import DAY_MIN
 from benchmarks.warm_pool import cases, check_cases, summary
 
@@ -52,49 +52,44 @@ def test_an_unknown_family_is_refused_with_the_known_ones() -> None:
         generate("diurnal", 0)
 
 
-def _rate(family: str, seed: int, days: int = 14) -> tuple[np.ndarray, dict[str, Any]]:
-    rng = np.random.default_rng([seed, list(FAMILIES).index(family)])
-    return FAMILIES[family](rng, days * DAY_MIN)
-
-
 def test_mmpp_holds_a_few_levels_and_switches_between_them() -> None:
     for seed in range(5):
-        rate, drawn = _rate("mmpp", seed)
-        levels = np.unique(rate)
+        rates, drawn, _ = rate("mmpp", seed)
+        levels = np.unique(rates)
         assert 2 <= len(levels) <= 4
-        assert np.count_nonzero(np.diff(rate)) == drawn["switches"] - 1 >= 10
+        assert np.count_nonzero(np.diff(rates)) == drawn["switches"] - 1 >= 10
 
 
 def test_sessions_have_heavy_tailed_lengths() -> None:
     """Pareto lengths from 10 minutes: some sessions last more than a day (a lognormal of the same median
     would not reach it in a few thousand draws)."""
-    longest = [_rate("sessions", seed)[1]["longest_min"] for seed in range(5)]
+    longest = [rate("sessions", seed)[1]["longest_min"] for seed in range(5)]
     assert max(longest) > DAY_MIN and min(longest) > 12 * 10
 
 
 def test_a_flash_crowd_rises_in_minutes_and_decays() -> None:
     for seed in range(5):
-        rate, drawn = _rate("flash", seed)
+        rates, drawn, _ = rate("flash", seed)
         if not drawn["crowds"]:
             continue
-        top = int(np.argmax(rate))
+        top = int(np.argmax(rates))
         base = float(drawn["base_rps"])
-        assert rate[top] - rate[max(0, top - 15)] > 0.5 * base  # within a quarter of an hour
-        assert rate[min(len(rate) - 1, top + 8 * 60)] < rate[top] - 0.5 * base  # most of it gone in 8 h
+        assert rates[top] - rates[max(0, top - 15)] > 0.5 * base  # within a quarter of an hour
+        assert rates[min(len(rates) - 1, top + 8 * 60)] < rates[top] - 0.5 * base  # most of it gone in 8 h
 
 
 def test_a_launch_lifts_the_level_by_its_factor_over_days() -> None:
     for seed in range(5):
-        rate, drawn = _rate("launch", seed, days=20)
-        first, last = rate[:DAY_MIN].mean(), rate[-DAY_MIN:].mean()
+        rates, drawn, _ = rate("launch", seed, days=20)
+        first, last = rates[:DAY_MIN].mean(), rates[-DAY_MIN:].mean()
         assert last / first == pytest.approx(drawn["factor"], rel=0.1)
-        assert np.abs(np.diff(rate)).max() < 0.2 * last  # a ramp and a daily cycle: no jump
+        assert np.abs(np.diff(rates)).max() < 0.2 * last  # a ramp and a daily cycle: no jump
 
 
 def test_weekends_and_the_holiday_follow_their_own_regime() -> None:
     for seed in range(3):
-        rate, drawn = _rate("regimes", seed)
-        days = rate.reshape(14, DAY_MIN)
+        rates, drawn, _ = rate("regimes", seed)
+        days = rates.reshape(14, DAY_MIN)
         shapes, which = np.unique(days, axis=0, return_inverse=True)
         assert len(shapes) == 2  # a working day's and a rest day's
         shape_of = np.asarray(which).ravel()
@@ -108,25 +103,25 @@ def test_weekends_and_the_holiday_follow_their_own_regime() -> None:
 def test_the_holiday_falls_on_a_working_day_within_the_trace() -> None:
     for days in (1, 3, 14):
         for seed in range(30):
-            rate, drawn = _rate("regimes", seed, days)
+            rates, drawn, _ = rate("regimes", seed, days)
             holiday = int(drawn["holiday_day"])
             if holiday == -1:  # no working day to take
                 assert days < 3
                 continue
             assert 0 <= holiday < days
             if days == 14:  # the holiday looks like a weekend day, unlike a working day
-                shaped = rate.reshape(days, DAY_MIN)
+                shaped = rates.reshape(days, DAY_MIN)
                 rests = [d for d in range(days) if np.array_equal(shaped[d], shaped[holiday])]
                 assert len(rests) == 5
 
 
 def test_a_level_steps_once_from_one_minute_to_the_next() -> None:
     for seed in range(5):
-        rate, drawn = _rate("step", seed)
-        at = int(np.argmax(np.abs(np.diff(rate)))) + 1
+        rates, drawn, _ = rate("step", seed)
+        at = int(np.argmax(np.abs(np.diff(rates)))) + 1
         assert abs(at - float(drawn["at_day"]) * DAY_MIN) <= 0.005 * DAY_MIN
-        assert rate[at] / rate[at - 1] == pytest.approx(drawn["factor"], rel=0.01)
-        assert np.count_nonzero(np.abs(np.diff(rate)) > 0.1 * rate[1:]) == 1  # once
+        assert rates[at] / rates[at - 1] == pytest.approx(drawn["factor"], rel=0.01)
+        assert np.count_nonzero(np.abs(np.diff(rates)) > 0.1 * rates[1:]) == 1  # once
 
 
 def test_the_benchmark_runs_each_family_only_when_named() -> None:
