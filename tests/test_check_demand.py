@@ -17,7 +17,7 @@ import pytest
 from autoscaler.adapters.files import read_trace
 from benchmarks.check_demand import FAMILIES, generate, main, rate
 from benchmarks.demand import DAY_MIN
-from benchmarks.warm_pool import cases, check_cases, summary
+from benchmarks.warm_pool import cases, check_cases, selected, summary
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
@@ -130,7 +130,13 @@ def test_the_benchmark_runs_each_family_only_when_named() -> None:
         mine = [c.name for c in named if c.name.startswith(f"check-{family}-")]
         assert mine == [f"check-{family}-{s}" for s in range(3)] + [f"check-{family}-1min-{s}" for s in range(2)]
     assert {c.kind for c in named} == {"check"}
-    assert not any(c.name.startswith("check") for c in cases(0))
+    every = cases(0, range(2)) + named
+    assert selected(every, "") == every[: -len(named)]  # all but the check set
+    assert selected(every, "check") == named
+    assert [c.name for c in selected(every, "check-flash")] == [
+        "check-flash-0", "check-flash-1", "check-flash-2", "check-flash-1min-0", "check-flash-1min-1"]  # fmt: skip
+    assert [c.name for c in selected(every, "synthetic,check-step-2")] == [
+        "synthetic-0", "synthetic-1", "synthetic-1min-0", "synthetic-1min-1", "check-step-2"]  # fmt: skip
 
 
 def _scored(egs: tuple[float, float, float], auto_p99: float, ratio: float, dominated: bool) -> dict[str, Any]:
