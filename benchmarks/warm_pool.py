@@ -112,16 +112,11 @@ def _genai(data: Path) -> Trace:
     return trace_from_rows(read_alibaba_genai(path, "genai", 600), False).trace
 
 
-def _synthetic(seed: int, step_min: int) -> Callable[[Path], Trace]:
+def _drawn(step_min: int, draw: Callable[..., tuple[check_demand.Rates, Any]], *args: Any) -> Callable[[Path], Trace]:
+    """A generator's trace (`draw(*args)`: demand.py's or check_demand.py's), for model `synthetic`."""
+
     def load(data: Path) -> Trace:
-        return Trace(step_min * 60.0, {"synthetic": resample(generate(seed)[0], step_min)})
-
-    return load
-
-
-def _check(family: str, seed: int, step_min: int) -> Callable[[Path], Trace]:
-    def load(data: Path) -> Trace:
-        return Trace(step_min * 60.0, {"synthetic": resample(check_demand.generate(family, seed)[0], step_min)})
+        return Trace(step_min * 60.0, {"synthetic": resample(draw(*args)[0], step_min)})
 
     return load
 
@@ -132,10 +127,10 @@ def check_cases(seed: int, check_seeds: range) -> list[Case]:
     fourteen = Protocol(10, 4, 3, seed)
     out = []
     for family in check_demand.FAMILIES:
-        out += [Case(f"check-{family}-{s}", _check(family, s, 10), "scenario-synthetic.yaml", fourteen, "check",
-                     "synthetic") for s in check_seeds]  # fmt: skip
-        out += [Case(f"check-{family}-1min-{s}", _check(family, s, 1), "scenario-synthetic.yaml", fourteen, "check",
-                     "synthetic") for s in check_seeds[:2]]  # fmt: skip
+        out += [Case(f"check-{family}-{s}", _drawn(10, check_demand.generate, family, s), "scenario-synthetic.yaml",
+                     fourteen, "check", "synthetic") for s in check_seeds]  # fmt: skip
+        out += [Case(f"check-{family}-1min-{s}", _drawn(1, check_demand.generate, family, s),
+                     "scenario-synthetic.yaml", fourteen, "check", "synthetic") for s in check_seeds[:2]]  # fmt: skip
     return out
 
 
@@ -149,9 +144,9 @@ def cases(seed: int, generator_seeds: range = range(10)) -> list[Case]:
         Case("burstgpt-1min", _burstgpt(60), "scenario-burstgpt.yaml", week, "public", "burstgpt"),
         Case("alibaba-genai", _genai, "scenario-alibaba-genai.yaml", Protocol(15, 7, 3, seed), "public", "genai"),
     ]
-    out += [Case(f"synthetic-{s}", _synthetic(s, 10), "scenario-synthetic.yaml", fourteen, "synthetic", "synthetic")
-            for s in generator_seeds]  # fmt: skip
-    out += [Case(f"synthetic-1min-{s}", _synthetic(s, 1), "scenario-synthetic.yaml", fourteen, "synthetic",
+    out += [Case(f"synthetic-{s}", _drawn(10, generate, s), "scenario-synthetic.yaml", fourteen, "synthetic",
+                 "synthetic") for s in generator_seeds]  # fmt: skip
+    out += [Case(f"synthetic-1min-{s}", _drawn(1, generate, s), "scenario-synthetic.yaml", fourteen, "synthetic",
                  "synthetic") for s in generator_seeds[:2]]  # fmt: skip
     return out
 
@@ -253,24 +248,19 @@ def summary(traces: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"traces_meeting_target": sum(t["meets_target"] for t in traces.values()),
                            "traces": len(traces)}  # fmt: skip
     if synthetic:
-        egs = [t["policies"]["egs"] for t in synthetic]
-        out["synthetic_p99_le_60s"] = sum(r["p99_wait_s"] <= 60 for r in egs)
-        out["synthetic_frac_gt_60s_le_0.5pct"] = sum(r["frac_wait_gt_60s"] <= 0.005 for r in egs)
-        out["synthetic_mean_cost_over_static_auto"] = float(
-            np.mean([t["egs_cost_over_static_auto"] for t in synthetic])
-        )
-        out["synthetic_seeds"] = len(synthetic)
+        out |= {f"synthetic_{k}": v for k, v in _seeds_summary(synthetic).items()}
     for family in check_demand.FAMILIES:
         checked = [t for n, t in traces.items() if n.startswith(f"check-{family}-") and "1min" not in n]
         if checked:
-            out[f"check_{family}"] = _check_summary(checked)
+            out[f"check_{family}"] = _seeds_summary(checked)
     cpu = [t["egs_cpu_over_reactive"] for t in traces.values()]
     out["max_egs_cpu_over_reactive"] = max(cpu) if cpu else 0.0
     return out
 
 
-def _check_summary(traces: list[dict[str, Any]]) -> dict[str, Any]:
-    """One check family's 10-minute seeds against the generator's targets and the pathologies looked for."""
+def _seeds_summary(traces: list[dict[str, Any]]) -> dict[str, Any]:
+    """A generator's 10-minute seeds (demand.py's, or one check family's) against the generator's targets and
+    the pathologies looked for."""
     egs = [t["policies"]["egs"] for t in traces]
     auto = [t["policies"]["static:auto"] for t in traces]
     ratio = [t["egs_cost_over_static_auto"] for t in traces]
@@ -306,9 +296,10 @@ def table(traces: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _seeds(text: str) -> tuple[int, int]:
+def _seeds(text: str) -> range:
+    """`FIRST-LAST`, both included."""
     first, last = (int(x) for x in text.split("-"))
-    return first, last
+    return range(first, last + 1)
 
 
 def main() -> None:
@@ -324,9 +315,7 @@ def main() -> None:
         "--check-seeds", default="0-9", help="check_demand.py's seeds, FIRST-LAST (its traces run only when named)"
     )
     args = parser.parse_args()
-    first, last = _seeds(args.generator_seeds)
-    check_first, check_last = _seeds(args.check_seeds)
-    every = cases(args.seed, range(first, last + 1)) + check_cases(args.seed, range(check_first, check_last + 1))
+    every = cases(args.seed, _seeds(args.generator_seeds)) + check_cases(args.seed, _seeds(args.check_seeds))
     traces: dict[str, dict[str, Any]] = {}
     start = time.process_time()
     for case in selected(every, args.traces):

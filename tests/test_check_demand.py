@@ -175,3 +175,9 @@ def test_the_summary_counts_each_familys_ten_minute_seeds_against_the_pathologie
     }
     assert out["check_step"]["p99_over_static_auto"] == 0  # 120 s, under static:auto's 240 s
     assert "check_mmpp" not in out and "synthetic_seeds" not in out
+    synthetic = {"synthetic-0": {**traces["check-flash-0"], "kind": "synthetic"},
+                 "synthetic-1min-0": {**traces["check-flash-1min-0"], "kind": "synthetic"}}  # fmt: skip
+    counted = summary(synthetic)
+    assert {k: counted[f"synthetic_{k}"] for k in out["check_flash"]} == summary(
+        {"check-flash-0": traces["check-flash-0"]}
+    )["check_flash"]  # demand.py's seeds are counted as a check family's
