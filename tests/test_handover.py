@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from kubernetes import client
 
 from autoscaler.adapters.kubernetes import Cluster
@@ -27,11 +25,9 @@ from tests.clock import Clock
 from tests.test_controller import ENDPOINTS, FixedSignals, controller
 from tests.test_decide import NOW, endpoint, h100
 from tests.test_history_reads import WEEK, Asked
+from tests.test_leader import LEASES, NAMESPACE, elector, lease
 from tests.test_orders import H100, waiting
-from tests.test_prometheus_reads import BlackHole
-
-LEASES = "coordination.k8s.io/v1/leases"
-NAMESPACE = "egs-system"
+from tests.test_prometheus_reads import BlackHole, black_hole  # noqa: F401 (the fixture)
 
 
 class Switched:
@@ -47,13 +43,6 @@ class Switched:
         return self.to.take_lease(namespace, name, spec, read)
 
 
-@pytest.fixture
-def hole() -> Iterator[BlackHole]:
-    found = BlackHole()
-    yield found
-    found.close()
-
-
 def pair(kube: KubeCluster, clock: Clock, lease_clock: Clock, **signals: Any) -> tuple[Controller, Controller]:
     """Replica a leading and replica b standing by, on one cluster and one clock."""
     a = controller(kube, signals.get("a"), clock=clock, monotonic=lease_clock)
@@ -63,24 +52,20 @@ def pair(kube: KubeCluster, clock: Clock, lease_clock: Clock, **signals: Any) ->
 
 
 def test_a_leader_hands_the_lease_back_in_one_write_with_no_read_before_it(kube: KubeCluster) -> None:
-    clock = Clock()
-    a = Elector(Cluster(kube.api_client()), NAMESPACE, "a", clock=clock)
+    # That the next replica then takes it at its next retry is test_leader.py's.
+    a = elector(kube, "a", Clock())
     assert a.step()
     before = len(kube.requests())
     a.release()
     made = [(r.method, r.url.path) for r in kube.requests()[before:]]
     assert made == [("PATCH", f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{LEASE_NAME}")]
-    held = kube.get(LEASES, NAMESPACE, LEASE_NAME)
-    assert held is not None and held["spec"]["holderIdentity"] == ""
-    b = Elector(Cluster(kube.api_client()), NAMESPACE, "b", clock=clock)
-    assert b.step()  # at its next retry, not a Lease later
 
 
 def test_a_leader_renews_the_version_it_wrote_in_one_write_and_reads_when_another_wrote_since(
     kube: KubeCluster,
 ) -> None:
     clock = Clock()
-    a = Elector(Cluster(kube.api_client()), NAMESPACE, "a", clock=clock)
+    a = elector(kube, "a", clock)
     assert a.step()
     for t in (2.0, 4.0):
         before = len(kube.requests())
@@ -93,17 +78,16 @@ def test_a_leader_renews_the_version_it_wrote_in_one_write_and_reads_when_anothe
 
 
 def test_a_lease_written_by_another_since_is_not_handed_back(kube: KubeCluster) -> None:
-    clock = Clock()
-    a = Elector(Cluster(kube.api_client()), NAMESPACE, "a", clock=clock)
+    a = elector(kube, "a", Clock())
     assert a.step()
     kube.patch(LEASES, NAMESPACE, LEASE_NAME, {"spec": {"holderIdentity": "b"}})  # b took it meanwhile
     a.release()
-    held = kube.get(LEASES, NAMESPACE, LEASE_NAME)
-    assert held is not None and held["spec"]["holderIdentity"] == "b"
+    assert lease(kube)["holderIdentity"] == "b"
 
 
 def test_handing_the_lease_back_to_an_api_server_that_never_answers_is_bounded_as_a_write(
-    kube: KubeCluster, hole: BlackHole
+    kube: KubeCluster,
+    black_hole: BlackHole,  # noqa: F811
 ) -> None:
     # SIGTERM's release runs before the process ends: bounded by the write deadline (the Lease's margin),
     # where the read before it waited the whole read timeout first.
@@ -111,7 +95,7 @@ def test_handing_the_lease_back_to_an_api_server_that_never_answers_is_bounded_a
     a = Elector(store, NAMESPACE, "a", LeaderSettings(), clock=Clock())
     assert a.step()
     configuration = client.Configuration()
-    configuration.host = hole.url
+    configuration.host = black_hole.url
     store.to = Cluster(client.ApiClient(configuration), timeout_s=10.0, write_timeout_s=0.5)
     started = time.monotonic()
     a.release()
