@@ -3,16 +3,23 @@
 The AMD node labeller writes `amd.com/compute-memory-partition` (e.g. `cpx_nps4`) and
 `amd.com/gpu.vram`; the device plugin advertises each partition as one `amd.com/gpu` (naming
 strategy `single`) or as `amd.com/<mode>` (`mixed`). Placement treats partitions as MIG instances;
-the manifests request the resource the node advertises.
+the manifests request the resource the node advertises, and a 201 names the node and the mode, never a
+partition (the kubelet hands a pod any free one of a mode, all alike).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from autoscaler.adapters.api import Services, create_app
+from autoscaler.adapters.kubernetes import Cluster
+from autoscaler.decide import PROMISE_ANNOTATION
+from localplay.kube_standin import KubeCluster
 from scheduler.catalog import Catalog
 from scheduler.inventory import build_inventory
 from scheduler.manifests import manifests
@@ -20,6 +27,9 @@ from scheduler.plan import Request
 from scheduler.registry import Registry
 from scheduler.schedule import schedule
 from scheduler.synthetic import gpu_node
+from tests.test_decide import NOW, SETTINGS
+from tests.test_endpoint_api import body, post
+from tests.test_endpoint_api import kube as kube  # the API's fixture: kmock with alice allowed in team-a
 from tests.test_placement import check_plan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -155,3 +165,17 @@ def test_whole_gpu_replicas_keep_off_partitioned_nodes() -> None:
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     (keep_off,) = [e for e in terms[0]["matchExpressions"] if e["key"] == "amd.com/compute-memory-partition"]
     assert keep_off["operator"] == "NotIn" and "dpx_nps1" in keep_off["values"] and "spx_nps1" not in keep_off["values"]
+
+
+def test_a_201_on_cpx_partitions_names_the_node_and_the_mode_not_a_partition(kube: KubeCluster) -> None:
+    """A guard of the answer's shape: pods of 201s bound off their MI325X CPX node were one Deployment's
+    replicas answered on two nodes (the churn play did not spread them as kube-scheduler does), not a
+    partition's index."""
+    kube.put("v1/nodes", gpu_node("mi325x-0", CATALOG.get("MI325X"), 2, partition="cpx_nps4"))
+    services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: NOW)
+    assert post(TestClient(create_app(services)), body(replicas={"min": 2, "max": 2})).status_code == 201
+    created = kube.get("egs.dev/v1alpha1/inferenceendpoints", "team-a", "chat") or {}
+    placements = json.loads(created["metadata"]["annotations"][PROMISE_ANNOTATION])["placements"]
+    workers = [w for p in placements for w in p["workers"]]
+    assert [p["sharing"] for p in placements] == ["partition", "partition"]
+    assert workers == [{"node": "mi325x-0", "gpus": [], "profile": "cpx_nps4", "resource": "amd.com/gpu"}] * 2
