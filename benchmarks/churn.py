@@ -128,12 +128,15 @@ created, bound with its GPUs, gone or evicted; wall-clock times as the other log
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import itertools
 import json
 import math
+import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -229,6 +232,11 @@ NOT_READY_TAINT = {"key": NOT_READY_TAINTS["False"], "effect": "NoSchedule"}
 HANDOVER_S = 60.0
 """Real seconds a new controller replica has to be Ready in a handover before the play gives up, and the old
 one to end after its SIGTERM before it is killed."""
+STARTING_NICE = 19
+"""The niceness a new controller replica starts at in a handover, until it leads: in a cluster its pod runs on
+CPU of its own (its requests), while here its start-up (imports, first reads) would take the old leader's
+cores and slow its last loops. With Linux's autogroups (on by default) niceness is weighed within a session:
+it yields to the play's own processes, not to the rest of the machine."""
 LOOP_S = 20.0
 """The controller's interval (uncompressed): its decide step, so the ETA's step too."""
 MINUTE = 60.0
@@ -999,7 +1007,9 @@ class Run:
         command[command.index("--kubeconfig") + 1] = replica_kubeconfig(self.kube, self.workdir, self.replicas)
         self.controller_command = [*command[:-1], f"127.0.0.1:{port}"]
         self.metrics_url = f"http://127.0.0.1:{port}/metrics"
-        self.controller = _start(self.controller_command, self.workdir / "controller.log")
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        starting = STARTING_NICE if own < STARTING_NICE and may_renice(own) else 0
+        self.controller = _start(self.controller_command, self.workdir / "controller.log", nice=starting)
         # Kubernetes' default rolling update (maxSurge and maxUnavailable 25% of one replica: one more, none
         # less) stops the old pod once the new one is Ready (its /readyz: its first loop, a follower's, ran);
         # stopped at once, the old one handed the Lease back while the new one still started, and nobody led.
@@ -1017,6 +1027,8 @@ class Run:
                 old.kill()  # as the kubelet does once terminationGracePeriodSeconds has passed
             self.tick()
             time.sleep(self.args.tick_s)
+        if starting:  # it leads now: back to the play's own niceness, as the old replica ran
+            renice(self.controller.pid, own)
         log(f"minute {self.minutes():.1f}: a new controller replica took over (the old one ended {old.returncode})")
 
     def burst(self, bodies: list[tuple[tuple[str, dict[str, Any]], bool]]) -> None:
@@ -1280,9 +1292,25 @@ def handover_gaps(run: Run) -> dict[str, float | None]:
     return gaps
 
 
-def _start(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "egs.cli", *command], stdout=subprocess.DEVNULL,
+def _start(command: list[str], log_path: Path, nice: int = 0) -> subprocess.Popen[bytes]:
+    """`egs <command>`, its niceness `nice` above this process's (19 at most) from its first instruction, so
+    for every thread it starts too."""
+    niced = ["nice", "-n", str(nice)] if nice else []
+    return subprocess.Popen([*niced, sys.executable, "-m", "egs.cli", *command], stdout=subprocess.DEVNULL,
                             stderr=log_path.open("ab"))  # fmt: skip
+
+
+def may_renice(nice: int) -> bool:
+    """Whether this process may give a niced child back niceness `nice` (root, or RLIMIT_NICE up to it):
+    where it may not, a replica started niced would lead niced, slower than the old one, so it is not niced."""
+    return os.geteuid() == 0 or 20 - nice <= resource.getrlimit(resource.RLIMIT_NICE)[0]
+
+
+def renice(pid: int, nice: int) -> None:
+    """Each thread of `pid` at `nice` (Linux keeps a niceness per thread, and `setpriority` sets one)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended since it was listed
+            os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
 
 
 def refuses_unloadable(workdir: Path, catalog: Catalog) -> bool:
