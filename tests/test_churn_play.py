@@ -91,11 +91,12 @@ def test_the_play_reads_the_controllers_loop_time_from_the_same_parse_as_its_ser
     assert run.loops == (0.75, 2.0)
 
 
-def test_the_play_binds_a_pod_on_a_node_it_prefers_though_another_is_listed_first() -> None:
+def two_h100_nodes_preferring(*names: str) -> tuple[list[dict[str, Any]], Play, dict[str, Any]]:
+    """Two 2-GPU H100 nodes, the play, and a one-GPU pod template whose node affinity prefers `names`."""
     nodes = [gpu_node(f"h100-{i}", CATALOG.get("H100-80GB"), 2) for i in range(2)]
     play = Play(cast(KubeCluster, Deployments()), CATALOG, REGISTRY, random.Random(0), 20.0)
     prefers = {"weight": 100, "preference": {"matchExpressions": [{"key": HOSTNAME, "operator": "In",
-                                                                  "values": ["h100-1"]}]}}  # fmt: skip
+                                                                  "values": list(names)}]}}  # fmt: skip
     resources = {"nvidia.com/gpu": "1"}
     template = {
         "spec": {
@@ -104,6 +105,11 @@ def test_the_play_binds_a_pod_on_a_node_it_prefers_though_another_is_listed_firs
             "containers": [{"name": "vllm", "resources": {"requests": resources, "limits": resources}}],
         }
     }
+    return nodes, play, template
+
+
+def test_the_play_binds_a_pod_on_a_node_it_prefers_though_another_is_listed_first() -> None:
+    nodes, play, template = two_h100_nodes_preferring("h100-1")
     pod = Pod("team", "ep-0", "ep", "team/ep", template, 1.0, "H100-80GB")
     play.pods[pod.key] = pod
     play._schedule(0.0, nodes)
@@ -113,18 +119,7 @@ def test_the_play_binds_a_pod_on_a_node_it_prefers_though_another_is_listed_firs
 def test_two_pods_of_one_deployment_preferring_two_nodes_are_spread_one_on_each_as_kube_scheduler_does() -> None:
     # An endpoint answered 201 with a replica on each H100 node: both its pods prefer both nodes, and each node
     # has room for both. Bound on the first listed, both took h100-0, where the next 201 had been answered.
-    nodes = [gpu_node(f"h100-{i}", CATALOG.get("H100-80GB"), 2) for i in range(2)]
-    play = Play(cast(KubeCluster, Deployments()), CATALOG, REGISTRY, random.Random(0), 20.0)
-    prefers = {"weight": 100, "preference": {"matchExpressions": [{"key": HOSTNAME, "operator": "In",
-                                                                  "values": ["h100-0", "h100-1"]}]}}  # fmt: skip
-    resources = {"nvidia.com/gpu": "1"}
-    template = {
-        "spec": {
-            "affinity": {"nodeAffinity": {PREFERRED: [prefers]}},
-            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
-            "containers": [{"name": "vllm", "resources": {"requests": resources, "limits": resources}}],
-        }
-    }
+    nodes, play, template = two_h100_nodes_preferring("h100-0", "h100-1")
     pods = [Pod("team", f"ep-abc123-{i}", "ep", "team/ep", template, 1.0, "H100-80GB") for i in range(2)]
     other = Pod("team", "other-def456-0", "other", "team/other", template, 1.0, "H100-80GB")
     for pod in (*pods, other):
