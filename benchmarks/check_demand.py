@@ -24,8 +24,7 @@ line of stdout is one JSON object of what was drawn.
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.demand import DAY_MIN, resample, write_csv
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/demand.py
+from benchmarks.demand import DAY_MIN, trace_parser, write_generated
 
 Rates = npt.NDArray[np.float64]
 Family = Callable[[np.random.Generator, int], tuple[Rates, dict[str, Any]]]
@@ -172,20 +172,10 @@ def generate(family: str, seed: int, days: int = 14) -> tuple[Rates, dict[str, A
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = trace_parser(__doc__.split("\n\n")[0], "the seed (each family draws its own stream of it)")
     parser.add_argument("--family", choices=list(FAMILIES), required=True, help="the mechanism that draws the demand")
-    parser.add_argument("--seed", type=int, default=0, help="the seed (each family draws its own stream of it)")
-    parser.add_argument("--days", type=int, default=14, help="days of demand, one sample a minute before resampling")
-    parser.add_argument("--step", type=int, choices=(60, 600), default=60, help="sampling interval (s)")
-    parser.add_argument("--model", default="synthetic", help="the trace's model name")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="the trace CSV to write")
     args = parser.parse_args()
-    try:
-        demand, drawn = generate(args.family, args.seed, args.days)
-    except ValueError as e:
-        parser.error(str(e))
-    write_csv(args.output, resample(demand, args.step // 60), args.step, args.model)
-    print(json.dumps(drawn))
+    write_generated(parser, args, lambda: generate(args.family, args.seed, args.days))
 
 
 if __name__ == "__main__":

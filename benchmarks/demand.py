@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -131,20 +133,41 @@ def write_csv(path: Path, demand: npt.NDArray[np.float64], step_s: int, model: s
     write_trace(path, rows, with_clients=False)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0, help="draws the trace's shape (default %(default)s)")
+def trace_parser(description: str, seed_help: str) -> argparse.ArgumentParser:
+    """The options a demand generator's command line shares: its seed, the days, the sampling, the output."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default %(default)s)")
     parser.add_argument("--days", type=int, default=14, help="days of demand, one at least (default %(default)s)")
     parser.add_argument("--step", type=int, choices=(60, 600), default=60, help="sampling interval (s)")
     parser.add_argument("--model", default="synthetic", help="the trace's model name")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="the CSV to write")
-    args = parser.parse_args()
+    parser.add_argument("-o", "--output", type=Path, required=True, help="the trace CSV to write")
+    return parser
+
+
+def write_generated(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    generated: Callable[[], tuple[npt.NDArray[np.float64], Mapping[str, Any]]],
+) -> None:
+    """Write the demand `generated` draws at the sampling `args` ask for, and print what was drawn (JSON); a
+    value it refuses is the parser's error."""
     try:
-        demand, drawn = generate(args.seed, args.days)
+        demand, drawn = generated()
     except ValueError as e:
         parser.error(str(e))
     write_csv(args.output, resample(demand, args.step // 60), args.step, args.model)
-    print(json.dumps(asdict(drawn)))
+    print(json.dumps(drawn))
+
+
+def main() -> None:
+    parser = trace_parser(__doc__.split("\n\n")[0], "draws the trace's shape")
+    args = parser.parse_args()
+
+    def generated() -> tuple[npt.NDArray[np.float64], dict[str, Any]]:
+        demand, drawn = generate(args.seed, args.days)
+        return demand, asdict(drawn)
+
+    write_generated(parser, args, generated)
 
 
 if __name__ == "__main__":

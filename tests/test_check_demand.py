@@ -7,6 +7,7 @@ on its traces is the benchmark's business, not a test's.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,14 @@ def test_the_summary_counts_each_familys_ten_minute_seeds_against_the_pathologie
     assert {k: counted[f"synthetic_{k}"] for k in out["check_flash"]} == summary(
         {"check-flash-0": traces["check-flash-0"]}
     )["check_flash"]  # demand.py's seeds are counted as a check family's
+
+
+def test_the_generator_runs_as_the_script_its_docs_call(tmp_path: Path) -> None:
+    # Run as `python benchmarks/check_demand.py` from outside the repository, its import of
+    # benchmarks.demand failed: only warm_pool.py put the repository on the path.
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "check_demand.py"
+    out = tmp_path / "step.csv"
+    args = [sys.executable, str(script), "--family", "step", "--days", "1", "-o", str(out)]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert read_trace(out).trace.days == 1.0
