@@ -452,7 +452,6 @@ class Controller:
         for hold in decision.holds:
             log.warning("holding the last decision: %s", hold)
         self.said = report(decision, self.said, log)
-        skipped = {(n.node, n.reason) for n in decision.inventory.skipped}
         if set(decision.split_evenly) != self.split_evenly:
             self.split_evenly = set(decision.split_evenly)
             if self.split_evenly:
@@ -466,7 +465,7 @@ class Controller:
         outcome = Outcome(leader=True, decision=decision, observation=obs, cost=held, bad_samples=bad)
         # A Node that cannot be used is reported on itself, every loop while it is (one Event counting up).
         by_name = {str((n.get("metadata") or {}).get("name")): n for n in obs.nodes}
-        for node, reason in sorted(skipped):
+        for node, reason in sorted({(n.node, n.reason) for n in decision.inventory.skipped}):
             outcome.events.append(event(by_name.get(node, _node(node)), "Warning", "NodeSkipped", "Place", reason))
         self._act(decision, obs, outcome)
         return outcome

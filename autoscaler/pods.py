@@ -225,14 +225,13 @@ def selected_class(pod: Mapping[str, Any], catalog: Catalog) -> GpuModel | None:
     return classes.pop() if len(classes) == 1 else None
 
 
-def holds(node: NodeGpus, pod: Mapping[str, Any], at: dict[int, int] | None = None) -> list[Allocation]:
+def holds(node: NodeGpus, pod: Mapping[str, Any], at: dict[int, int] | None) -> list[Allocation]:
     """What `pod` holds on `node`, within what is free there (all it asks for, when it fits there: the
     churn benchmark's scheduler binds a pod where this covers its request); `at`: its `placed_on(node,
-    pod)`, where the caller has it already."""
+    pod)`, which the caller reads once (None: nothing recorded, its GPUs are inferred)."""
     if kai_reservation(pod):
         return []
     asked = requests(pod)
-    at = placed_on(node, pod) if at is None else at
     out: list[Allocation] = []
     for resource, n in asked.items():
         slot = next((s for s in node.mig if s.resource == resource), None)
