@@ -170,7 +170,7 @@ from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE  # noqa: E402
 from autoscaler.decide.workloads import HOSTNAME  # noqa: E402
 from autoscaler.kubetime import rfc3339  # noqa: E402
 from autoscaler.leader import LeaderSettings  # noqa: E402
-from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, asks_for_gpu, holds, kai_share  # noqa: E402
+from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, asks_for_gpu, holds, kai_share, placed_on  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
 from localplay.demo_cluster import pod_status  # noqa: E402
 from localplay.kube_standin import KubeCluster  # noqa: E402
@@ -203,7 +203,6 @@ def teams(n: int) -> tuple[str, ...]:
     return tuple(f"team-{chr(ord('a') + i)}" for i in range(n))
 
 
-TEAMS = teams(3)
 TOKEN = "t-churn"
 MODELS = (
     "llama-3.1-8b-instruct",
@@ -291,7 +290,7 @@ HAMi memory sharing, AMD CPX partitions, plain GPUs, a smaller MIG split."""
 
 
 def endpoint_bodies(
-    n: int, rng: random.Random, prefix: str = "ep", namespaces: tuple[str, ...] = TEAMS
+    n: int, rng: random.Random, prefix: str, namespaces: tuple[str, ...]
 ) -> list[tuple[str, dict[str, Any]]]:
     """(namespace, POST body) per endpoint, the namespaces in turn."""
     out = []
@@ -326,7 +325,7 @@ class PrometheusStandIn:
     UUID on the Ready NVIDIA nodes of `nodes` as the GPU exporter's series label them (`GPU_INDEXES`); `bad`
     replaces a (query, model) sample's value with what a broken exporter or proxy would give."""
 
-    def __init__(self, demand: Mapping[str, float], nodes: Callable[[], list[dict[str, Any]]] = list) -> None:
+    def __init__(self, demand: Mapping[str, float], nodes: Callable[[], list[dict[str, Any]]]) -> None:
         self.demand = dict(demand)
         self.nodes = nodes
         self.bad: dict[tuple[str, str], str] = {}
@@ -638,7 +637,7 @@ class Play:
                 if not node.schedulable or not _selects(obj, self.labels.get(name, {})) or not _tolerates(obj, node):
                     continue
                 packed = _packed(node, obj)
-                taken, left = packed if packed is not None else (holds(node, obj), 0)
+                taken, left = packed if packed is not None else (holds(node, obj, placed_on(node, obj)), 0)
                 if _units(taken) >= _asked_units(obj):
                     rank = (-_preferred(obj, self.labels.get(name, {})), siblings[(pod.replica_set, name)], left)
                     fits.append((rank, name, taken))
@@ -1359,15 +1358,16 @@ def main() -> int:
     refused = refuses_unloadable(workdir, catalog)
     registry = compressed_registry(workdir / "models.yaml", args.factor, catalog)
     namespaces = teams(shape.namespaces)
-    bodies = endpoint_bodies(args.endpoints, rng, namespaces=namespaces)
+    bodies = endpoint_bodies(args.endpoints, rng, "ep", namespaces)
     bodies += endpoint_bodies(LATE, random.Random(f"churn-late-{args.seed}"), "late", namespaces)
     nodes = fleet(catalog, rng, args.endpoints)
     plan = script(args.seed, args.endpoints, shape, [n["metadata"]["name"] for n in nodes])
     log(f"shape: {shape}")
     log(f"script: {plan}")
-    prometheus = PrometheusStandIn(dict.fromkeys(sorted({body["model"] for _, body in bodies}), 0.0))
     kube = KubeCluster().start()
-    prometheus.nodes = partial(kube.all, NODES)
+    prometheus = PrometheusStandIn(
+        dict.fromkeys(sorted({body["model"] for _, body in bodies}), 0.0), partial(kube.all, NODES)
+    )
     kube.emulator.tokens[TOKEN] = ("churn", ())
     for verb in ("create", "get", "list", "delete"):
         kube.emulator.grants.add(("churn", verb, "*"))
@@ -1384,7 +1384,7 @@ def main() -> int:
         "sharing": SHARING,
         "gpu_classes": {name: {"gpus_per_node": n, "policy": "static", "static_nodes": 0}
                         for name, n in PROVISIONABLE.items()},
-        "eta": {"prior_delay_s": [m * MINUTE / f for m in shape.provision_minutes], "step_s": LOOP_S / f},
+        "eta": {"prior_delay_s": [d / f for d in shape.provision_s], "step_s": LOOP_S / f},
         "scaleDownStabilizationSeconds": 300.0 / f,
     }))  # fmt: skip
     kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))  # the API's
@@ -1414,7 +1414,7 @@ def main() -> int:
         random.Random(args.seed + 1),
         f,
         startup_rng=random.Random(f"churn-startup-{args.seed}"),
-        delay_s=(shape.provision_minutes[0] * MINUTE, shape.provision_minutes[1] * MINUTE),
+        delay_s=shape.provision_s,
         journal=(workdir / "play.log").open("w", buffering=1),
     )
     run: Run | None = None
@@ -1599,6 +1599,11 @@ class Shape:
     provision_minutes: tuple[float, float] = (DELAY_S[0] / MINUTE, DELAY_S[1] / MINUTE)
     """An ordered node's delay until Ready, drawn per order; the ETA's prior is configured to it, as an operator
     configures it to their cloud's."""
+
+    @property
+    def provision_s(self) -> tuple[float, float]:
+        """`provision_minutes` in (uncompressed) seconds."""
+        return self.provision_minutes[0] * MINUTE, self.provision_minutes[1] * MINUTE
 
     def __post_init__(self) -> None:
         ranges = {
