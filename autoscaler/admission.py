@@ -45,6 +45,7 @@ from autoscaler.decide import (
 )
 from autoscaler.decide.state import CREATED, Promise
 from autoscaler.decide.waiting import queued_gpus
+from autoscaler.orders import OrderBook
 from scheduler.catalog import Catalog
 from scheduler.inventory import Inventory, SharingPolicy, held_by
 from scheduler.plan import Placement, Plan
@@ -61,12 +62,9 @@ class Capacity:
     below 1: `queued_gpus`)."""
     endpoints: frozenset[str] = frozenset()
     """The endpoints (`namespace/name`) whose replicas are counted."""
-    orders: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    """GPU class -> when each node order in flight was placed: the waiting replicas' nodes come first."""
-    delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    """GPU class -> the provisioning delays observed (`autoscaler.orders`)."""
-    lapsed: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    """GPU class -> the ages at which orders lapsed without their node (`autoscaler.orders`)."""
+    orders: OrderBook = field(default_factory=OrderBook)
+    """The node orders in flight (the waiting replicas' nodes come first), the delays observed and the
+    orders lapsed (`autoscaler.orders`)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ def capacity(decision: Decision, catalog: Catalog) -> Capacity:
     free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
     keys = frozenset(f"{d.namespace}/{d.name}" for d in decision.endpoints)
     queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(decision.waiting.placements, catalog).items()}
-    return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders, decision.delays, decision.lapsed)
+    return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders)
 
 
 def admit(
@@ -114,9 +112,8 @@ def admit(
     waiting = place_waiting([ep], placed, registry, catalog, settings, policy, pins=pins)
     eta = None
     for gpu_class, queue in by_class(waiting.placements).items():
-        ahead, orders = capacity.waiting.get(gpu_class, ()), capacity.orders.get(gpu_class, ())
-        delays, lapsed = capacity.delays.get(gpu_class, ()), capacity.lapsed.get(gpu_class, ())
-        times = class_etas(gpu_class, queue, registry, catalog, settings, now, ahead, orders, delays, lapsed)
+        ahead = capacity.waiting.get(gpu_class, ())
+        times = class_etas(gpu_class, queue, registry, catalog, settings, now, ahead, capacity.orders)
         eta = max([eta or 0.0, *times])
     decision = endpoint_decision(ep, target, placed.placements, waiting.placements, waiting.unplaced, Workload(), eta)
     decision = replace(decision, cost_per_hour=endpoint_cost([*placed.placements, *waiting.placements], catalog))

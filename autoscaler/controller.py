@@ -478,11 +478,9 @@ class Controller:
         read = self._keep(nodes, pods, now)
         for bad in read.bad if read else ():
             log.warning("dropped a bad sample of %s{%s}: %s (%s)", bad.series, bad.labels, bad.value, bad.reason)
-        book = self.orders
         obs = Observation(
             nodes, endpoints, owned, signals=read.signals if read else None, history=read.history if read else {},
-            pods=pods, pod_signals=read.pods if read else {}, orders=book.orders, delays=book.delays,
-            lapsed=book.lapsed, gpu_indexes=self.gpu_indexes,
+            pods=pods, pod_signals=read.pods if read else {}, orders=self.orders, gpu_indexes=self.gpu_indexes,
         )  # fmt: skip
         return obs, read
 

@@ -36,13 +36,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autoscaler.decide.settings import Settings
 from autoscaler.events import find_condition
 from autoscaler.kubetime import parse_time
 from autoscaler.pods import unschedulable, waiting_for
 from scheduler.catalog import Catalog
+
+if TYPE_CHECKING:  # the decide step's data carries an OrderBook: importing the package here would be a cycle
+    from autoscaler.decide.settings import Settings
 
 TIME_RESOLUTION_S = 1.0
 """metav1.Time is written to the second and truncated: the event came up to this much later."""

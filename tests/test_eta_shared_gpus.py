@@ -14,6 +14,7 @@ from typing import Any
 from autoscaler.admission import admit, capacity
 from autoscaler.decide import ClassSettings, Observation, decide
 from autoscaler.eta import ClassCapacity, EtaSettings, nodes_needed, queue_etas
+from autoscaler.orders import OrderBook
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint
 
 KAI_L40S = replace(SETTINGS, classes={"L40S": ClassSettings(gpus_per_node=4)}, sharing={"L40S": "kai"})
@@ -41,7 +42,7 @@ def test_the_api_promises_a_kai_replica_the_node_coming_for_those_ahead() -> Non
     """Four KAI L40S replicas wait for the one L40S node in flight; a fifth shares their GPUs there."""
     others = [endpoint(f"e{i}", lo=1, hi=1, **SMALL) for i in range(4)]
     orders = {"L40S": (NOW - 500.0,)}
-    decision = decide(Observation([], others, signals={}, orders=orders), KAI_L40S, REGISTRY, CATALOG, NOW)
+    decision = decide(Observation([], others, signals={}, orders=OrderBook(orders)), KAI_L40S, REGISTRY, CATALOG, NOW)
     assert {d.waiting for d in decision.endpoints} == {1}
     new = admit(capacity(decision, CATALOG), endpoint("new", lo=1, hi=1, **SMALL), KAI_L40S,
                 REGISTRY, CATALOG, NOW).decision  # fmt: skip

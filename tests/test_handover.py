@@ -139,7 +139,7 @@ def test_a_standby_learns_the_orders_and_their_delays_that_a_new_leader_promises
     assert b.elector.step()
     clock.t += 30
     first = b.reconcile()
-    assert first.observation is not None and dict(first.observation.delays) == {H100: (300.0,)}
+    assert first.observation is not None and dict(first.observation.orders.delays) == {H100: (300.0,)}
 
 
 def test_a_standby_whose_reads_fail_is_a_follower_not_a_failed_reconcile(kube: KubeCluster) -> None:

@@ -40,7 +40,7 @@ def test_the_apis_promise_weighs_lapsed_orders_as_the_simulator_weighs_cancelled
     came = (150.0,) * SETTINGS.eta.min_observations
 
     def promised(lapsed: tuple[float, ...]) -> float | None:
-        obs = Observation([], [], signals={}, delays={H100: came}, lapsed={H100: lapsed})
+        obs = Observation([], [], signals={}, orders=OrderBook(delays={H100: came}, lapsed={H100: lapsed}))
         decision = decide(obs, SETTINGS, REGISTRY, CATALOG, NOW)
         return admit(
             capacity(decision, CATALOG), endpoint("new", lo=1, hi=1), SETTINGS, REGISTRY, CATALOG, NOW

@@ -47,7 +47,8 @@ def test_promises_follow_the_observed_delays_once_enough_are_known() -> None:
     enough = SETTINGS.eta.min_observations
 
     def promised(delays: tuple[float, ...]) -> float | None:
-        decision = decide(Observation([], [], signals={}, delays={H100: delays}), SETTINGS, REGISTRY, CATALOG, NOW)
+        obs = Observation([], [], signals={}, orders=OrderBook(delays={H100: delays}))
+        decision = decide(obs, SETTINGS, REGISTRY, CATALOG, NOW)
         return admit(
             capacity(decision, CATALOG), endpoint("new", lo=1, hi=1), SETTINGS, REGISTRY, CATALOG, NOW
         ).decision.eta
@@ -73,7 +74,7 @@ def test_the_controller_learns_the_delays_of_the_nodes_that_join(kube: KubeClust
     kube.put(ENDPOINTS, endpoint(lo=1, hi=1))
     clock.t = NOW + 20
     outcome = ctl.reconcile()
-    assert outcome.observation.delays == {H100: (150.0,) * n}  # type: ignore[union-attr]
+    assert outcome.observation.orders.delays == {H100: (150.0,) * n}  # type: ignore[union-attr]
     status = kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
     load = REGISTRY.get(MODEL).variant(status["variant"]).load_seconds
     assert status["estimatedReadyTime"] == deadline(NOW + 20 + SETTINGS.eta.step_s + 180 + load)

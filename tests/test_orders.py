@@ -88,7 +88,7 @@ def test_a_202_is_promised_the_node_already_coming_by_its_age() -> None:
     step = SETTINGS.eta.step_s
 
     def promised(orders: dict[str, tuple[float, ...]]) -> float | None:
-        decision = decide(Observation([], [], signals={}, orders=orders), SETTINGS, REGISTRY, CATALOG, NOW)
+        decision = decide(Observation([], [], signals={}, orders=OrderBook(orders)), SETTINGS, REGISTRY, CATALOG, NOW)
         cap = capacity(decision, CATALOG)
         return admit(cap, endpoint("new", lo=1, hi=1), SETTINGS, REGISTRY, CATALOG, NOW).decision.eta
 
@@ -121,12 +121,12 @@ def test_the_controller_remembers_an_order_whose_pod_went_and_promises_its_node(
     kube.put("v1/pods", pending)
     clock = Clock(NOW)
     ctl = controller(kube, FixedSignals(demand=1.0, clock=clock), clock=clock)
-    assert ctl.reconcile().observation.orders == {H100: (NOW - 400 + TIME_RESOLUTION_S,)}  # type: ignore[union-attr]
+    assert ctl.reconcile().observation.orders.orders == {H100: (NOW - 400 + TIME_RESOLUTION_S,)}  # type: ignore[union-attr]
     kube.delete("v1/pods", "batch", "train")
     kube.put(ENDPOINTS, endpoint())
     clock.t = NOW + 20
     outcome = ctl.reconcile()
-    assert outcome.observation.orders == {H100: (NOW - 400 + TIME_RESOLUTION_S,)}  # type: ignore[union-attr]
+    assert outcome.observation.orders.orders == {H100: (NOW - 400 + TIME_RESOLUTION_S,)}  # type: ignore[union-attr]
     status = kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
     load = REGISTRY.get(MODEL).variant(status["variant"]).load_seconds
     # From the next step the order has waited 479 s of 300-600: 95% of the rest is 115 s, 120 s on the grid.

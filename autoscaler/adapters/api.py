@@ -547,8 +547,7 @@ class _Admissions:
             elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
                 self.rebuilding = True
                 threading.Thread(target=self._rebuild, daemon=True, name="egs-api-capacity").start()
-            book = self.orders
-            current = replace(self.capacity, orders=book.orders, delays=book.delays, lapsed=book.lapsed)
+            current = replace(self.capacity, orders=self.orders)
             admitted = admit(current, obj, s.settings, s.registry, s.catalog, now)
             if admitted.decision.phase == "Failed":
                 return admitted.decision, None, {}
@@ -564,7 +563,7 @@ class _Admissions:
                     "POST %s: %s, ETA in %s s, from a capacity %.1f s old; free %s; waiting %s; orders %s",
                     endpoint_key(obj), admitted.decision.phase, None if admitted.decision.eta is None
                     else round(admitted.decision.eta - now), now - self.listed_at, _room(current.free),
-                    dict(current.waiting), {c: [round(now - t) for t in ts] for c, ts in current.orders.items()},
+                    dict(current.waiting), {c: [round(now - t) for t in ts] for c, ts in current.orders.orders.items()},
                 )  # fmt: skip
             self.capacity = admitted.capacity
             self.admitted.append((s.clock(), promised))
@@ -610,8 +609,7 @@ class _Admissions:
         pods = cluster.gpu_pods()
         book = self._read_orders(nodes, pods, now)
         obs = Observation(
-            nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=book.orders,
-            delays=book.delays, lapsed=book.lapsed,
+            nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=book,
             gpu_indexes=self.gpu_indexes if self.gpu_indexes is not None else self._read_indexes(nodes, now),
         )  # fmt: skip
         # GPUs the plan gives a replacement for a pod stranded on a NotReady node stay held here, though its

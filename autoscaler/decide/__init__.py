@@ -275,7 +275,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     kept: list[str] = []
     decisions: list[EndpointDecision] = []
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
-    etas = endpoint_etas(waiting_plan, ahead, obs.orders, obs.delays, obs.lapsed, registry, catalog, settings, now)
+    etas = endpoint_etas(waiting_plan, ahead, obs.orders, registry, catalog, settings, now)
     events: list[Event] = []
     previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
     placed_by, waiting_by = by_endpoint(real.placements), by_endpoint(waiting_plan.placements)
@@ -355,8 +355,6 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         tuple(kept),
         orphans(obs.owned, owned, objects, decisions, obs.endpoints, kept),
         tuple(events),
-        obs.delays,
-        obs.lapsed,
         unreadable_annotations(obs.pods),
         guessed,
     )

@@ -14,6 +14,7 @@ from typing import Any
 from autoscaler.decide.state import Move, Promise, Recommendation
 from autoscaler.events import Event
 from autoscaler.forecast import Forecast
+from autoscaler.orders import OrderBook
 from autoscaler.signals import History, ModelSignals, PodSignals
 from scheduler.inventory import Inventory
 from scheduler.plan import Plan
@@ -34,14 +35,10 @@ class Observation:
     """Pending and Running pods that ask for GPUs (`autoscaler.pods` reads them)."""
     pod_signals: Mapping[tuple[str, str], PodSignals] = field(default_factory=dict)
     """Per (namespace, pod): demand, queue and GPU saturation, which tell apart endpoints of one model."""
-    orders: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    """Per GPU class, when each node order in flight was placed (`autoscaler.orders`): waiting replicas
-    are promised the nodes already coming before any ordered anew."""
-    delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    """Per GPU class, the provisioning delays observed (`autoscaler.orders`), which promises learn."""
-    lapsed: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    """Per GPU class, the ages at which orders lapsed without their node (`autoscaler.orders`): promises
-    weigh them with the delays observed."""
+    orders: OrderBook = field(default_factory=OrderBook)
+    """The node orders in flight per GPU class, the provisioning delays observed and the orders that lapsed
+    (`autoscaler.orders`): waiting replicas are promised the nodes already coming before any ordered anew,
+    each after a delay learnt from those observed, weighed with those that lapsed."""
     gpu_indexes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     """Per node (the exporter's `Hostname`), NVML's index of each GPU UUID, as dcgm-exporter and EGS's
     exporter label their series (`autoscaler.adapters.prometheus`): what a KAI reservation's UUID is
@@ -123,8 +120,8 @@ class Decision:
     ahead: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     """Per GPU class, the GPUs of each pod of other workloads that waits for one of its nodes: they
     queue ahead of the waiting replicas."""
-    orders: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    """The observation's node orders in flight per GPU class, which the ETAs counted on."""
+    orders: OrderBook = field(default_factory=OrderBook)
+    """The observation's node orders, delays observed and orders lapsed, which the ETAs counted on."""
     split_evenly: tuple[str, ...] = ()
     """Models whose demand was split evenly between endpoints that could not be told apart."""
     kept: tuple[str, ...] = ()
@@ -137,10 +134,6 @@ class Decision:
     replacement serves, or they serve nothing (`autoscaler.decide.workloads.orphans`)."""
     events: tuple[Event, ...] = ()
     """Events to record (a promise revised), which the controller hands to its recorder."""
-    delays: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    """The observation's provisioning delays observed per GPU class, which the ETAs learnt from."""
-    lapsed: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    """The observation's orders lapsed without their node per GPU class, which the ETAs weighed too."""
     unreadable: tuple[tuple[str, str], ...] = ()
     """(namespace/name, value) of pods whose device annotation cannot be read: their GPUs were inferred
     (`autoscaler.pods.unreadable_annotations`)."""

@@ -16,6 +16,7 @@ from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import Promise, pinned
 from autoscaler.endpoint import Endpoint
 from autoscaler.eta import ClassCapacity, queue_etas
+from autoscaler.orders import OrderBook
 from autoscaler.pods import endpoint_of, selected_class, unbound
 from scheduler.catalog import Catalog, GpuModel
 from scheduler.fleet import MAX_NODES_PER_REPLICA
@@ -122,9 +123,7 @@ def _provisioning_node(gpu: GpuModel, gpus: int, index: int) -> dict[str, Any]:
 def endpoint_etas(
     waiting: Plan,
     ahead: Mapping[str, tuple[float, ...]],
-    orders: Mapping[str, tuple[float, ...]],
-    delays: Mapping[str, tuple[float, ...]],
-    lapsed: Mapping[str, tuple[float, ...]],
+    orders: OrderBook,
     registry: Registry,
     catalog: Catalog,
     settings: Settings,
@@ -133,18 +132,7 @@ def endpoint_etas(
     """Per endpoint with waiting replicas: when the last of them serves (`state.keep` keeps a promise)."""
     etas: dict[str, float] = {}
     for gpu_class, queue in by_class(waiting.placements).items():
-        times = class_etas(
-            gpu_class,
-            queue,
-            registry,
-            catalog,
-            settings,
-            now,
-            ahead.get(gpu_class, ()),
-            orders.get(gpu_class, ()),
-            delays.get(gpu_class, ()),
-            lapsed.get(gpu_class, ()),
-        )
+        times = class_etas(gpu_class, queue, registry, catalog, settings, now, ahead.get(gpu_class, ()), orders)
         for p, t in zip(queue, times, strict=True):
             key = f"{p.namespace}/{p.request}"
             etas[key] = max(etas.get(key, 0.0), t)
@@ -158,22 +146,21 @@ def class_etas(
     catalog: Catalog,
     settings: Settings,
     now: float,
-    ahead: Sequence[float] = (),
-    orders: Sequence[float] = (),
-    delays: Sequence[float] = (),
-    lapsed: Sequence[float] = (),
+    ahead: Sequence[float],
+    orders: OrderBook,
 ) -> list[float]:
     """When each replica of one class's queue serves, behind `ahead` (`queued_gpus` of replicas already
-    waiting), on the nodes `orders` (placed at those times) bring first, then on nodes ordered anew,
-    each ready after a delay learnt from those observed (`delays`) once there are enough of them,
-    weighed with the orders that lapsed unready at the ages `lapsed` (as the simulator's cancelled ones).
+    waiting), on the nodes the class's `orders` in flight bring first, then on nodes ordered anew, each
+    ready after a delay learnt from the delays `orders` observed once there are enough of them, weighed
+    with the orders that lapsed unready (as the simulator's cancelled ones).
 
     New orders count from the next decide step (`eta.step_s` on): a node is ordered once the workload
     is written and its pod found no node, not at the answer (the churn benchmark's 202s were late by
     that reaction, 20-40 s, when counted from the answer)."""
     loads = [0.0] * len(ahead) + [registry.get(p.model).variant(p.variant).load_seconds for p in queue]
     gpus = [*ahead, *(queued_gpus(p, catalog) for p in queue)]
-    capacity = ClassCapacity(settings.classes[gpu_class].gpus_per_node, (), tuple(orders))
+    capacity = ClassCapacity(settings.classes[gpu_class].gpus_per_node, (), orders.orders.get(gpu_class, ()))
+    delays, lapsed = orders.delays.get(gpu_class, ()), orders.lapsed.get(gpu_class, ())
     times = queue_etas(now + settings.eta.step_s, gpus, capacity, loads, delays, settings.eta, lapsed)
     return times[len(ahead) :]
 
