@@ -16,7 +16,7 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
   more); `with_devices` maps what the node does not register, once per step, to NVML's index as the GPU
   exporter's series label it (`Observation.gpu_indexes`), else to an index of EGS's own. Both schedulers binpack
   such shares, so inferring their GPU put them where they are not. Where nothing is recorded (a pod
-  not bound yet, another scheduler, an annotation that cannot be read: `unreadable_annotations`, which
+  not bound yet, another scheduler, an annotation that cannot be read: `Devices.unreadable`, which
   the decide step's caller reports) the lowest free GPUs are taken, which keeps the count right (not
   the NVLink domain). A pod asking more than is free takes what is free: the listing may be a moment
   old. Quantities are read in every form the API server writes (`common.quantity`: `40k`, `1Ki`).
@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from common import quantity
 from scheduler.catalog import Catalog, GpuModel
@@ -262,7 +262,7 @@ def placed_on(node: NodeGpus, pod: Mapping[str, Any]) -> dict[int, int] | None:
     if value is not None:
         devices = _hami_devices(value)
         if devices is None:
-            return None  # `unreadable_annotations` says so
+            return None  # `Devices.unreadable` says so
     else:
         devices = [(group, 0) for group in _kai_groups(labels)]
     at: dict[int, int] = {}
@@ -289,31 +289,33 @@ def _hami_devices(value: str) -> list[tuple[str, int]] | None:
     return out
 
 
-def unreadable_annotations(pods: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, str], ...]:
-    """(namespace/name, value) of the pods whose HAMi device annotation cannot be read, whose GPUs are
-    inferred: plain data, which the decide step's caller reports once (`Decision.unreadable`)."""
-    found: list[tuple[str, str]] = []
-    for pod in pods:
-        meta = pod.get("metadata") or {}
-        value = _hami_value(meta.get("annotations") or {})
-        if value is not None and _hami_devices(value) is None:
-            found.append((f"{meta.get('namespace', 'default')}/{meta.get('name')}", value))
-    return tuple(found)
+class Devices(NamedTuple):
+    """The inventory with the devices bound pods name mapped to its GPUs (`with_devices`), and what could
+    not be mapped: plain data, which the decide step's caller reports once (`Decision.notices`)."""
+
+    inventory: Inventory
+    numbered_here: tuple[str, ...]
+    """Nodes with a GPU UUID that no series maps to NVML's index: numbered by EGS."""
+    unreadable: tuple[tuple[str, str], ...]
+    """(namespace/name, value) of the pods whose HAMi device annotation cannot be read: their GPUs are
+    inferred."""
 
 
 def with_devices(
     inventory: Inventory, pods: Iterable[Mapping[str, Any]], indexes: Mapping[str, Mapping[str, int]] | None = None
-) -> tuple[Inventory, tuple[str, ...]]:
+) -> Devices:
     """`inventory` with the devices that bound pods name mapped to GPUs of their node, once per step so
-    that the controller and the API read every pod against one map, and the nodes where a UUID was
-    numbered by EGS. Each KAI GPU group is mapped to the GPU its reservation pod holds; each UUID the
-    node does not register (KAI's nodes register none) to NVML's index as the GPU exporter labels it
-    (`indexes`: node -> UUID -> index, from the series that carry `Hostname`, `UUID` and `gpu`); where
-    no series says, to the lowest GPU that nothing else is, the UUID whose oldest pod is oldest first:
-    an index of EGS's own, which keeps the shares of one GPU together but moves as GPUs stop being
-    shared, so that a share counted on it may be read on another GPU than its scheduler gave it."""
+    that the controller and the API read every pod against one map, the nodes where a UUID was numbered
+    by EGS, and the pods whose HAMi annotation this reading found unreadable. Each KAI GPU group is mapped
+    to the GPU its reservation pod holds; each UUID the node does not register (KAI's nodes register none)
+    to NVML's index as the GPU exporter labels it (`indexes`: node -> UUID -> index, from the series that
+    carry `Hostname`, `UUID` and `gpu`); where no series says, to the lowest GPU that nothing else is, the
+    UUID whose oldest pod is oldest first: an index of EGS's own, which keeps the shares of one GPU
+    together but moves as GPUs stop being shared, so that a share counted on it may be read on another
+    GPU than its scheduler gave it."""
     named: dict[str, dict[str, str]] = {}
     groups: dict[str, dict[str, str]] = {}
+    unreadable: list[tuple[str, str]] = []
     for pod in pods:
         meta, node = pod.get("metadata") or {}, str((pod.get("spec") or {}).get("nodeName") or "")
         created = str(meta.get("creationTimestamp") or "")
@@ -322,7 +324,11 @@ def with_devices(
         if kai_reservation(pod) and annotations.get(KAI_RESERVED):
             groups.setdefault(node, {})[str(labels[KAI_GPU_GROUP])] = str(annotations[KAI_RESERVED])
             ids.append(str(annotations[KAI_RESERVED]))
-        ids += [device for device, _ in _hami_devices(_hami_value(annotations) or "") or ()]
+        value = _hami_value(annotations) or ""
+        devices = _hami_devices(value)
+        if devices is None:
+            unreadable.append((f"{meta.get('namespace', 'default')}/{meta.get('name')}", value))
+        ids += [device for device, _ in devices or ()]
         for device in ids:
             seen = named.setdefault(node, {})
             seen[device] = min(seen.get(device, created), created)
@@ -345,7 +351,7 @@ def with_devices(
             if index is not None and 0 <= index < len(n.gpus):
                 table[group] = index
         nodes.append(replace(n, devices=tuple(table.items())) if table else n)
-    return replace(inventory, nodes=tuple(nodes)), tuple(guessed)
+    return Devices(replace(inventory, nodes=tuple(nodes)), tuple(guessed), tuple(unreadable))
 
 
 def merged_indexes(

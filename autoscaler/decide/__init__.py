@@ -115,7 +115,6 @@ from autoscaler.pods import (
     pod_allocations,
     pods_by_endpoint,
     stuck_replicas,
-    unreadable_annotations,
     with_devices,
 )
 from scheduler.catalog import Catalog
@@ -181,7 +180,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     try:
         # A Node that cannot be read is skipped with its reason (`Inventory.skipped`); the rest is placed.
         nodes = build_inventory([dict(n) for n in obs.nodes], catalog, sharing=policy, strict=False)
-        nodes, guessed = with_devices(nodes, obs.pods, obs.gpu_indexes)
+        nodes, guessed, unreadable = with_devices(nodes, obs.pods, obs.gpu_indexes)
     except InventoryError as e:
         # Only the sharing configuration is left to refuse here: keep everything as it is.
         return Decision((), {}, (), (), (f"nodes: {e}",))
@@ -355,6 +354,6 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         tuple(kept),
         orphans(obs.owned, owned, objects, decisions, obs.endpoints, kept),
         tuple(events),
-        unreadable_annotations(obs.pods),
+        unreadable,
         guessed,
     )

@@ -136,7 +136,7 @@ class Decision:
     """Events to record (a promise revised), which the controller hands to its recorder."""
     unreadable: tuple[tuple[str, str], ...] = ()
     """(namespace/name, value) of pods whose device annotation cannot be read: their GPUs were inferred
-    (`autoscaler.pods.unreadable_annotations`)."""
+    (`autoscaler.pods.Devices`)."""
     numbered_here: tuple[str, ...] = ()
     """Nodes with a GPU UUID that no series maps to NVML's index: numbered by EGS (`with_devices`)."""
 
