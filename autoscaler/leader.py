@@ -17,7 +17,8 @@ It follows client-go's `leaderelection` (and the `kubernetes` Python client's co
   may take over, even when it cannot reach the API server to learn that it lost;
 - `release()` (on SIGTERM) hands the Lease back (empty holder, 1 s), so the next replica takes over
   at its next retry instead of a whole Lease later: one write, of the version this replica last wrote
-  (client-go's `release`), with no read before it to wait on;
+  (client-go's `release`), with no read before it to wait on; where that version moved (a renewal applied
+  whose answer was lost), one read, and the Lease is handed back only if this replica still holds it;
 - `acquire()` is the same for a one-shot run (`--once`): it waits while the holder's record stands
   still, up to one Lease duration, so a crashed holder's Lease is taken and a live holder's is not.
 """
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from autoscaler.kubetime import micro_time
-from common.errors import EgsError, InputError
+from common.errors import EgsError, InputError, StaleVersionError
 
 log = logging.getLogger("egs.leader")
 
@@ -61,7 +62,7 @@ class LeaderSettings:
 
 class LeaseStore(Protocol):
     """Where the Lease lives: the Kubernetes adapter's `lease` and `take_lease`. Both raise an
-    `EgsError` when the API server cannot be reached or refuses (`ConflictError` on a lost race)."""
+    `EgsError` when the API server cannot be reached or refuses (`StaleVersionError` on a lost race)."""
 
     def lease(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
 
@@ -178,7 +179,8 @@ class Elector:
     def release(self) -> None:
         """Hand the Lease back when this replica holds it, so the next one need not wait it out. One write
         of the version it last wrote: a read first waited on an API server busy with the next replica's
-        start, and a version written by anyone since (the Lease is not this replica's) fails it."""
+        start. A version written since fails that write; only then is the Lease read, and handed back if
+        this replica still holds it."""
         if not self.leading():
             return
         with self._lock:
@@ -186,19 +188,34 @@ class Elector:
         self._changed()
         if written is None:
             return
+        try:
+            try:
+                self._hand_back(written)
+            except StaleVersionError:
+                # The version moved since this replica wrote it: a renewal the API server applied but whose
+                # answer was lost, the read after it failing too (else the next replica waited out the Lease),
+                # or another replica took the Lease meanwhile. One read tells which; another's is left alone.
+                read = self.store.lease(self.namespace, LEASE_NAME)
+                holder = ((read or {}).get("spec") or {}).get("holderIdentity")
+                if read is None or holder != self.identity:
+                    log.info("Lease %s/%s not handed back: %s holds it now", self.namespace, LEASE_NAME, holder)
+                    return
+                self._hand_back(read)
+        except EgsError as e:
+            log.warning("could not release the Lease %s/%s: %s", self.namespace, LEASE_NAME, e)
+
+    def _hand_back(self, version: Mapping[str, Any]) -> None:
+        """Write the Lease `version` (as read or written) free: empty holder, 1 s."""
         stamp = micro_time(self.wall())
         released = {
             "holderIdentity": "",
             "leaseDurationSeconds": 1,
             "acquireTime": stamp,
             "renewTime": stamp,
-            "leaseTransitions": int((written.get("spec") or {}).get("leaseTransitions", 0)),
+            "leaseTransitions": int((version.get("spec") or {}).get("leaseTransitions", 0)),
         }
-        try:
-            self.store.take_lease(self.namespace, LEASE_NAME, released, written)
-            log.info("released the Lease %s/%s", self.namespace, LEASE_NAME)
-        except EgsError as e:
-            log.warning("could not release the Lease %s/%s: %s", self.namespace, LEASE_NAME, e)
+        self.store.take_lease(self.namespace, LEASE_NAME, released, version)
+        log.info("released the Lease %s/%s", self.namespace, LEASE_NAME)
 
     def _observe(self, spec: Mapping[str, Any], now: float) -> None:
         record = _record(spec)

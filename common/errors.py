@@ -11,7 +11,8 @@ translate their library's exceptions into these at the edge, most specific first
      +-- SetupError        the environment lacks something (a driver, a binary, a       exit 3
      |                     socket, a permission, a free port): fix the host, not the input
      +-- TemporaryError    worth retrying unchanged (a server not ready, a conflict);    exit 4
-                           `retry_after_s` says when
+          |                `retry_after_s` says when
+          +-- StaleVersionError  a write of a version changed since: read it again first
 
 Component errors subclass one of these (`exporter.fleet.FleetError` and the scheduler's
 `CatalogError`, `RegistryError`, ... are InputErrors). Branch on the type, never on the message:
@@ -61,6 +62,11 @@ class TemporaryError(EgsError):
     def __init__(self, message: str, retry_after_s: float = 10.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class StaleVersionError(TemporaryError):
+    """A write based on a version of the object that was written since (optimistic concurrency): a core
+    (`autoscaler.leader`) reads it again to know who wrote it, without knowing the adapter's types."""
 
 
 @contextmanager

@@ -58,7 +58,7 @@ from kubernetes.client.exceptions import ApiException
 
 from autoscaler.endpoint import GROUP, PLURAL, VERSION
 from autoscaler.pods import asks_for_gpu
-from common.errors import EgsError, InputError, SetupError, TemporaryError
+from common.errors import EgsError, InputError, SetupError, StaleVersionError, TemporaryError
 
 FIELD_MANAGER = "egs-controller"
 MANAGED_BY = "app.kubernetes.io/managed-by=egs"
@@ -79,7 +79,7 @@ class NotFoundError(KubernetesError):
     """The object (or its namespace, or its resource type) does not exist."""
 
 
-class ConflictError(KubernetesError, TemporaryError):
+class ConflictError(KubernetesError, StaleVersionError):
     """The object changed since it was read, or already exists."""
 
 
