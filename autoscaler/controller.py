@@ -6,8 +6,8 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
    InferenceEndpoint, a Node or an owned object change (`autoscaler.watches`); the periodic loop is
    the resync;
 1. **lead**: a replica that does not hold the Lease (a standby) writes nothing; every interval it reads
-   the Nodes and GPU pods (for the node orders in flight) and Prometheus as a loop does, and keeps what
-   a new leader needs warm (the orders, the demand history, the GPUs' indexes), so that a new leader's
+   the Nodes and GPU pods (for the node orders in flight) and, of Prometheus, what it keeps: what a new
+   leader needs warm (the orders, the demand history, the GPUs' indexes), so that a new leader's
    first loop reads no more than any loop; a read that fails there is logged, not counted as an error.
    The Lease is renewed apart from the loop, by
    `autoscaler.leader.Elector` in a thread of its own; a loop whose replica stops leading mid-loop
@@ -111,8 +111,9 @@ does not lead (it does nothing)."""
 class Signals(Protocol):
     """Where per-model metrics come from (the Prometheus adapter, or a test's stand-in)."""
 
-    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
-        """Everything one loop reads, evaluated at `at`; raises a TemporaryError when it cannot."""
+    def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Snapshot:
+        """Everything one loop reads, evaluated at `at`; raises a TemporaryError when it cannot. Not `live`
+        (a standby's read): the demand history and the GPU indexes only, the signals of now left empty."""
         ...
 
 
@@ -443,7 +444,7 @@ class Controller:
     def _reconcile(self, now: float) -> Outcome:
         if not self.elector.leading():
             try:
-                self._keep(self.cluster.nodes(), self.cluster.gpu_pods(), now)
+                self._keep(self.cluster.nodes(), self.cluster.gpu_pods(), now, live=False)
             except TemporaryError as e:  # a standby's reads only warm it: no reconcile failed
                 log.info("standby: cluster not read (kept warm at the next interval): %s", e)
             return Outcome(leader=False)
@@ -484,14 +485,17 @@ class Controller:
         )  # fmt: skip
         return obs, read
 
-    def _keep(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], now: float) -> Snapshot | None:
+    def _keep(
+        self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], now: float, live: bool = True
+    ) -> Snapshot | None:
         """Track the node orders and read Prometheus: what the leader's loops and a standby's keep between
-        loops (the orders, the demand history, the GPUs' indexes); the snapshot, or None where there is none."""
+        loops (the orders, the demand history, the GPUs' indexes); the snapshot, or None where there is none.
+        A standby (not `live`) reads no signals of now: it would drop them."""
         self.orders = track(self.orders, pods, nodes, self.catalog, self.settings, now)
         if self.metrics is None:
             return None
         try:
-            read = self._read(self.metrics, now)
+            read = self._read(self.metrics, now, live)
         except TemporaryError as e:
             self.history = None
             log.warning("metrics unavailable: %s", e)
@@ -499,11 +503,11 @@ class Controller:
         self.gpu_indexes = merged_indexes(self.gpu_indexes, read.gpu_indexes, nodes)
         return read
 
-    def _read(self, metrics: Signals, now: float) -> Snapshot:
+    def _read(self, metrics: Signals, now: float, live: bool) -> Snapshot:
         """One loop's read, the demand history whole or from a little before the last read on."""
         whole, kept = self.settings.history_s, self.history
         since = whole if kept is None or now <= kept.read_at else min(whole, now - kept.read_at + HISTORY_OVERLAP_S)
-        read = metrics.snapshot(now, since, HISTORY_STEP_S)
+        read = metrics.snapshot(now, since, HISTORY_STEP_S, live)
         if kept is not None and since < whole:
             history = extended(kept.history, read.history, now - since, now - whole, now, HISTORY_STEP_S)
             read = replace(read, history=history)

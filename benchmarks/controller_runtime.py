@@ -109,7 +109,7 @@ def hung_prometheus(timeout_s: float) -> dict[str, Any]:
 class Steady:
     """Metrics that say nothing changed (the endpoint keeps its minimum)."""
 
-    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
+    def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Snapshot:
         return Snapshot({}, {}, {})
 
 
@@ -162,9 +162,9 @@ class Timed:
         self.inner = inner
         self.reads: list[tuple[float, int]] = []
 
-    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
+    def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Snapshot:
         started = time.monotonic()
-        read = self.inner.snapshot(at, history_s, step_s)
+        read = self.inner.snapshot(at, history_s, step_s, live)
         samples = sum(1 for h in read.history.values() for v in h.values if not math.isnan(v))
         self.reads.append((time.monotonic() - started, samples))
         return read

@@ -155,7 +155,7 @@ def measure_reconcile(args: argparse.Namespace, catalog: Catalog, registry: Regi
             """Metrics that do not change between the loops: demand as drawn, servers not saturated (a
             saturated server rightly adds a replica each loop until it is not, which is a change)."""
 
-            def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
+            def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Snapshot:
                 return Snapshot({k: ModelSignals(v.model, v.demand_rps, 0.0, v.running,
                                                  min(v.kv_cache_usage or 0, 0.7), time.time())
                                  for k, v in fixed.items()}, {}, {})  # fmt: skip

@@ -45,7 +45,7 @@ class FixedSignals:
     def __init__(self, demand: float, age_s: float = 5.0, clock: Any = None) -> None:
         self.demand, self.age_s, self.clock = demand, age_s, clock
 
-    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
+    def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Snapshot:
         now = self.clock() if self.clock else NOW
         return Snapshot({MODEL: ModelSignals(MODEL, self.demand, 0.0, 1.0, 0.3, now - self.age_s)}, {}, {})
 
@@ -409,9 +409,9 @@ class RecordedReads(FixedSignals):
         super().__init__(demand)
         self.asked: list[float] = []
 
-    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
+    def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Snapshot:
         self.asked.append(history_s)
-        return super().snapshot(at, history_s, step_s)
+        return super().snapshot(at, history_s, step_s, live)
 
 
 def test_the_loop_reads_the_week_of_demand_the_warm_pool_policy_was_fitted_on(kube: KubeCluster) -> None:

@@ -54,12 +54,12 @@ class Asked:
         self.inner, self.fail = inner, fail
         self.asked: list[float] = []
 
-    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
+    def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Snapshot:
         self.asked.append(history_s)
         if self.fail:
             self.fail -= 1
             raise MetricsUnavailable("Prometheus: down for this test")
-        return self.inner.snapshot(at, history_s, step_s)
+        return self.inner.snapshot(at, history_s, step_s, live)
 
 
 def comparable(history: Mapping[str, History]) -> dict[str, tuple[float, float, tuple[float | None, ...]]]:

@@ -124,7 +124,7 @@ def test_a_fault_nobody_foresaw_is_logged_and_the_next_loop_runs(kube: Any, capl
     real = ctl.metrics
 
     class Broken(FixedSignals):
-        def snapshot(self, at: float, history_s: float, step_s: float) -> Any:
+        def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Any:
             raise ZeroDivisionError("a bug")
 
     ctl.metrics = Broken(demand=1.0)

@@ -94,11 +94,13 @@ class PrometheusMetrics:
         # Retry(0, read=False) is requests' own default: one attempt, a failure raised at once.
         self._api = PrometheusConnect(url=self.url, session=session, retry=Retry(0, read=False), timeout=timeout_s)
 
-    def snapshot(self, at: float, history_s: float, step_s: float) -> Snapshot:
-        """Signals per model and per pod at `at`, and demand over [at - history_s, at] every `step_s`."""
+    def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Snapshot:
+        """Signals per model and per pod at `at` (`live`; else none, not read), and demand over
+        [at - history_s, at] every `step_s`."""
         read = _Read(self, at, self.clock() + self.timeout_s)
         history = read.demand_history(at - history_s, at, step_s)
-        return Snapshot(read.signals(), read.pod_signals(), history, read.bad, read.gpu_indexes())
+        signals, pods = (read.signals(), read.pod_signals()) if live else ({}, {})
+        return Snapshot(signals, pods, history, read.bad, read.gpu_indexes())
 
     def gpu_indexes(self, at: float) -> dict[str, dict[str, int]]:
         """Per node, NVML's index of each GPU UUID at `at` (`GPU_INDEXES`), for the endpoint API, which reads
