@@ -189,9 +189,9 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 @cache
 def _validator(schema: Path) -> Draft202012Validator:
-    document = json.loads(schema.read_text())
-    Draft202012Validator.check_schema(document)
-    return Draft202012Validator(document)
+    """Built at the first check of `schema`, once. The schemas are the package's own, each checked against
+    the metaschema by its tests (`tests/test_schemas.py`), not at every start (8 ms for the first)."""
+    return Draft202012Validator(json.loads(schema.read_text()))
 
 
 def _order(path: Sequence[str | int]) -> tuple[tuple[int, str], ...]:
