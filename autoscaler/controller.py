@@ -58,6 +58,7 @@ from autoscaler.adapters.kubernetes import (
 )
 from autoscaler.cost import Holdings, holdings
 from autoscaler.decide import Decision, Observation, Settings, decide, promise_outcome, report, status_of
+from autoscaler.decide.state import WORKLOAD_KINDS
 from autoscaler.decide.workloads import by_identity, owning_endpoint
 from autoscaler.decide.workloads import identity as object_identity
 from autoscaler.endpoint import API_VERSION, KIND
@@ -450,6 +451,12 @@ class Controller:
             return Outcome(leader=False)
         obs, read = self._observe(now)
         decision = decide(obs, self.settings, self.registry, self.catalog, now)
+        if _places(decision, obs) and (listed := self._endpoints_since(obs)) is not None:
+            # An endpoint was created or changed while this loop decided (a 201 the API answered meanwhile
+            # holds GPUs this decision may give away): decided again on the cluster as it is now, once.
+            log.info("an InferenceEndpoint was created or changed while the loop decided: deciding again")
+            obs = self._observed_again(obs, listed)
+            decision = decide(obs, self.settings, self.registry, self.catalog, now)
         for hold in decision.holds:
             log.warning("holding the last decision: %s", hold)
         self.said = report(decision, self.said, log)
@@ -484,6 +491,19 @@ class Controller:
             pods=pods, pod_signals=read.pods if read else {}, orders=self.orders, gpu_indexes=self.gpu_indexes,
         )  # fmt: skip
         return obs, read
+
+    def _endpoints_since(self, obs: Observation) -> list[dict[str, Any]] | None:
+        """The InferenceEndpoints listed again, where one was created or its spec changed since `obs` (a uid
+        or a generation it did not hold); None where none was."""
+        listed = self.cluster.endpoints()
+        seen = {_incarnation(o) for o in obs.endpoints}
+        return listed if any(_incarnation(o) not in seen for o in listed) else None
+
+    def _observed_again(self, obs: Observation, endpoints: list[dict[str, Any]]) -> Observation:
+        """`obs` with the cluster listed again around `endpoints` (the metrics and the node orders, read a
+        moment ago, are kept)."""
+        nodes, owned, pods = self.cluster.nodes(), self.cluster.owned(), self.cluster.gpu_pods()
+        return replace(obs, nodes=nodes, endpoints=endpoints, owned=owned, pods=pods)
 
     def _keep(
         self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], now: float, live: bool = True
@@ -588,6 +608,21 @@ class Controller:
                 outcome.errors.append("temporary" if isinstance(e, TemporaryError) else "rejected")
                 outcome.events.append(event(regarding, "Warning", "WriteFailed", "Apply", f"{what}: {e}"))
         return failed
+
+
+def _places(decision: Decision, obs: Observation) -> bool:
+    """Whether `decision` writes a workload the cluster does not hold as it is: where a new replica is
+    placed (what a loop in flight could give away), and where nothing is, no check is needed."""
+    held = by_identity(obs.owned)
+    return any(o["kind"] in WORKLOAD_KINDS and not _within(o, held.get(object_identity(o))) for o in decision.objects)
+
+
+def _incarnation(endpoint: Mapping[str, Any]) -> tuple[str, Any, Any]:
+    """An InferenceEndpoint's name, uid and spec generation: what changes when it is posted, posted again
+    or its spec edited, and not when a status is written."""
+    meta = endpoint.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    return (f"{meta.get('namespace')}/{meta.get('name')}", meta.get("uid"), meta.get("generation"))
 
 
 def _node(name: str) -> ObjectRef:
