@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -103,6 +104,9 @@ ERROR_REASONS = ("temporary", "rejected", "lease_lost", "internal")
 the API server refused, the Lease lost mid-loop, a fault of the loop itself (logged with its trace)."""
 COALESCE_S = 0.1
 """After a watch wakes the loop, how long it waits for the rest of a burst of changes."""
+LOOPS_TIMED = 10
+"""The recent loops whose longest time, added to the interval, gives `Observation.loop_period_s`: about
+3-4 minutes at a 20 s interval, so a slow spell (a loaded node, a large burst) counts while it lasts."""
 RESULTS = ("success", "error", "lease_lost", "follower")
 """The `result` of egs_autoscaler_reconcile_total: a loop that decided and wrote without an error, one
 with at least one error, one that stopped because its replica stopped leading, one of a replica that
@@ -373,6 +377,10 @@ class Controller:
         self.said: frozenset[str] = frozenset()
         """The last decision's notices (a node skipped, an annotation that cannot be read): each is
         logged once, when it starts."""
+        self.interval_s: float | None = None
+        """The interval `run()` loops at (None: loops run one by one, by whoever calls `reconcile()`)."""
+        self.loop_s: deque[float] = deque(maxlen=LOOPS_TIMED)
+        """How long each recent loop took (real seconds)."""
         self.wake = threading.Event()
         """Set to start the next loop now (a watch saw a change, this replica started leading)."""
         self.stop = threading.Event()
@@ -398,7 +406,8 @@ class Controller:
         if not self.dry_run:
             for happened in outcome.events:
                 self.events.record(happened)
-        self.exposition.record(outcome, time.monotonic() - started, self.clock())
+        self.loop_s.append(time.monotonic() - started)
+        self.exposition.record(outcome, self.loop_s[-1], self.clock())
         self.last_loop_at = self.monotonic()
         return outcome
 
@@ -415,6 +424,7 @@ class Controller:
     def run(self, interval_s: float) -> None:
         """Hold the Lease in a thread, watch what the decision reads, and reconcile every `interval_s`
         or as soon as something changed, until `shutdown()`; then hand the Lease back."""
+        self.interval_s = interval_s
         self.elector.step()  # so that the first loop of a replica that can lead does
         self.elector.on_change = lambda leading: self.wake.set()
         elector = threading.Thread(target=self.elector.run, args=(self.stop,), name="lease", daemon=True)
@@ -489,6 +499,7 @@ class Controller:
         obs = Observation(
             nodes, endpoints, owned, signals=read.signals if read else None, history=read.history if read else {},
             pods=pods, pod_signals=read.pods if read else {}, orders=self.orders, gpu_indexes=self.gpu_indexes,
+            loop_period_s=self.loop_period_s(),
         )  # fmt: skip
         return obs, read
 
@@ -504,6 +515,13 @@ class Controller:
         moment ago, are kept)."""
         nodes, owned, pods = self.cluster.nodes(), self.cluster.owned(), self.cluster.gpu_pods()
         return replace(obs, nodes=nodes, endpoints=endpoints, owned=owned, pods=pods)
+
+    def loop_period_s(self) -> float | None:
+        """At most how long from one loop's start to the next's, as measured: the interval after a loop, plus
+        the longest of the recent loops (a watch may start one sooner, never later)."""
+        if self.interval_s is None:
+            return None
+        return self.interval_s + max(self.loop_s, default=0.0)
 
     def _keep(
         self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], now: float, live: bool = True

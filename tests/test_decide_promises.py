@@ -1,9 +1,9 @@
 """The controller's 202 promises move earlier only on evidence, and never later that way: once the
 node came and kube-scheduler bound the endpoint's pods, what is left is the model load, so the promise
-is moved to now + load + two steps, in `status.promise` with a Normal Event (PromiseKept untouched);
-a pod still unbound, or an estimate later than the promise, moves nothing; the loops after write the
-same status and say nothing; over any inputs, `keep` never drops a promise before Ready and never
-moves one later but through PromiseKept=False."""
+is moved to now + load + two loop periods (the ETA step where none was measured: test_revised_promises.py),
+in `status.promise` with a Normal Event (PromiseKept untouched); a pod still unbound, or an estimate later
+than the promise, moves nothing; the loops after write the same status and say nothing; over any inputs,
+`keep` never drops a promise before Ready and never moves one later but through PromiseKept=False."""
 
 from __future__ import annotations
 

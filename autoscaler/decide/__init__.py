@@ -278,7 +278,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     events: list[Event] = []
     previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
     placed_by, waiting_by = by_endpoint(real.placements), by_endpoint(waiting_plan.placements)
-    loaded = loaded_by(endpoints, placed_by, obs.pods, registry, settings, now)
+    loaded = loaded_by(endpoints, placed_by, obs.pods, registry, obs.loop_period_s or settings.eta.step_s, now)
     observed = by_identity(obs.owned)
     unplaced_by: dict[str, list[Any]] = {}
     for u in waiting_plan.unplaced:

@@ -39,6 +39,9 @@ class Observation:
     """The node orders in flight per GPU class, the provisioning delays observed and the orders that lapsed
     (`autoscaler.orders`): waiting replicas are promised the nodes already coming before any ordered anew,
     each after a delay learnt from those observed, weighed with those that lapsed."""
+    loop_period_s: float | None = None
+    """The longest time between the starts of the controller's recent loops (its interval, plus a loop's own
+    time): how late its status may say what changed, measured; None where nothing measured it (`eta.step_s`)."""
     gpu_indexes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     """Per node (the exporter's `Hostname`), NVML's index of each GPU UUID, as dcgm-exporter and EGS's
     exporter label their series (`autoscaler.adapters.prometheus`): what a KAI reservation's UUID is
