@@ -323,16 +323,22 @@ def compressed_registry(path: Path, factor: float, catalog: Catalog) -> Registry
 class PrometheusStandIn:
     """`/api/v1/query` and `/api/v1/query_range` answering each model's demand, and the GPU index of each
     UUID on the Ready NVIDIA nodes of `nodes` as the GPU exporter's series label them (`GPU_INDEXES`); `bad`
-    replaces a (query, model) sample's value with what a broken exporter or proxy would give."""
+    replaces a (query, model) sample's value with what a broken exporter or proxy would give; while `down`,
+    every connection is closed unanswered, so each read fails at once as it does against a Prometheus whose
+    Service has no ready endpoint (restarting, its volume full, OOM-killed)."""
 
     def __init__(self, demand: Mapping[str, float], nodes: Callable[[], list[dict[str, Any]]]) -> None:
         self.demand = dict(demand)
         self.nodes = nodes
         self.bad: dict[tuple[str, str], str] = {}
+        self.down = False
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if outer.down:
+                    self.close_connection = True
+                    return
                 url = urlparse(self.path)
                 args = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 result = outer.answer(args.get("query", ""), float(args.get("time", time.time())))
@@ -1543,6 +1549,7 @@ SHAPE_HELP = {
     "late-minutes": "when the late nodes join, and the fleet's late share",
     "late-fleet": "the share of the fleet's nodes, drawn, that join late instead of being there at the start",
     "provision-minutes": "an ordered node's delay until Ready, drawn per order (the ETA's prior is configured to it)",
+    "prometheus-outage": "how long Prometheus is unreachable, once, from a minute drawn within 4-18 (0: never)",
 }
 """`Shape`'s knobs on the command line, and what each says in --help."""
 
@@ -1599,6 +1606,8 @@ class Shape:
     provision_minutes: tuple[float, float] = (DELAY_S[0] / MINUTE, DELAY_S[1] / MINUTE)
     """An ordered node's delay until Ready, drawn per order; the ETA's prior is configured to it, as an operator
     configures it to their cloud's."""
+    prometheus_outage: tuple[float, float] = (0.0, 0.0)
+    """How long Prometheus is unreachable (`PrometheusStandIn.down`), once; (0, 0): never."""
 
     @property
     def provision_s(self) -> tuple[float, float]:
@@ -1611,6 +1620,7 @@ class Shape:
             (self.class_changes, 0), "malformed": (self.malformed, 0), "schema-refused": (self.schema_refused, 0),
             "bad-nodes": (self.bad_nodes, 0), "late-nodes": (self.late_nodes, 0), "late-minutes":
             (self.late_minutes, 0), "provision-minutes": (self.provision_minutes, STARTUP_S[1] / MINUTE),
+            "prometheus-outage": (self.prometheus_outage, 0),
         }  # fmt: skip
         kinds = {"malformed": len(MALFORMED), "schema-refused": len(MORE_MALFORMED), "bad-nodes": len(BAD_LABELS)}
         for name, ((low, high), least) in ranges.items():
@@ -1667,13 +1677,15 @@ class Script:
     """Endpoints of the first burst POSTed twice at once (a client that retries on its own timeout)."""
     late_fleet: tuple[tuple[float, str], ...] = ()
     """(minute, name) of the fleet's nodes that join late (`Shape.late_fleet`)."""
+    prometheus_outage: tuple[float, float] = (0.0, 0.0)
+    """(minute, minutes until it answers again) Prometheus is unreachable (`Shape.prometheus_outage`)."""
 
     @property
     def last(self) -> float:
         return max(
             self.reposted[0], self.class_changes[0], *(m for m, _ in self.late_nodes), self.handover,
             self.lost_nodes[0], self.replica_changes[0], self.model_change, self.api_trouble, self.late_burst[0],
-            sum(self.unreadable), *(m for m, _ in self.late_fleet),
+            sum(self.unreadable), *(m for m, _ in self.late_fleet), sum(self.prometheus_outage),
         )  # fmt: skip
 
 
@@ -1704,6 +1716,7 @@ def script(seed: int, endpoints: int, shape: Shape = Shape(), fleet: Sequence[st
     more = random.Random(f"churn-script-more-{seed}")
     twice = random.Random(f"churn-script-twice-{seed}")
     late_fleet = random.Random(f"churn-script-fleet-{seed}")
+    outage = random.Random(f"churn-script-outage-{seed}")
     return Script(
         bursts, malformed, bad_nodes, round(rng.uniform(6, 14), 1), late,
         (round(rng.uniform(12, 18), 1), rng.randint(*shape.class_changes)), (at, deleted),
@@ -1718,6 +1731,8 @@ def script(seed: int, endpoints: int, shape: Shape = Shape(), fleet: Sequence[st
         tuple(sorted(twice.sample(bursts[0][1], min(len(bursts[0][1]), twice.randint(1, 2))))),
         tuple((round(late_fleet.uniform(*shape.late_minutes), 1), name)
               for name in late_fleet.sample(sorted(fleet), round(len(fleet) * shape.late_fleet))),
+        (round(outage.uniform(4, 18), 1), round(outage.uniform(*shape.prometheus_outage), 1))
+        if shape.prometheus_outage[1] else (0.0, 0.0),
     )  # fmt: skip
 
 
@@ -1749,7 +1764,9 @@ def scenario(
         (plan.late_burst[0], "burst", plan.late_burst[1]),
         (plan.unreadable[0], "unreadable", True),
         (sum(plan.unreadable), "unreadable", False),
-    ]
+        *(((plan.prometheus_outage[0], "outage", True), (sum(plan.prometheus_outage), "outage", False))
+          if plan.prometheus_outage[1] else ()),
+    ]  # fmt: skip
     namespaces = sorted({namespace for namespace, _ in bodies})
     run.tick()
     for i, (minute, what, arg) in enumerate(sorted(events, key=lambda e: (e[0], e[1]))):
@@ -1794,6 +1811,9 @@ def scenario(
             log(f"minute {run.minutes():.1f}: the API server fails {len(API_TROUBLE)} kinds of request for a while")
         elif what == "unreadable":
             unreadable_label(run, arg)
+        elif what == "outage":
+            run.prometheus.down = arg
+            log(f"minute {run.minutes():.1f}: Prometheus " + ("unreachable" if arg else "answers again"))
         elif what == "early-delete":
             delete_waiting(run, bodies, [j for j in range(len(bodies)) if j not in plan.deleted[1]], arg)
         elif what == "delete":

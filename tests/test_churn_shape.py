@@ -13,8 +13,21 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+import requests
 
-from benchmarks.churn import BAD_LABELS, MALFORMED, Play, Pod, Script, Shape, _knob, script, teams
+from autoscaler.adapters.prometheus import GPU_INDEXES
+from benchmarks.churn import (
+    BAD_LABELS,
+    MALFORMED,
+    Play,
+    Pod,
+    PrometheusStandIn,
+    Script,
+    Shape,
+    _knob,
+    script,
+    teams,
+)
 from localplay.kube_standin import KubeCluster
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
@@ -77,6 +90,31 @@ def test_a_late_share_of_the_fleet_joins_within_the_late_minutes_and_the_scenari
     assert plan.last >= max(m for m, _ in plan.late_fleet)
 
 
+@pytest.mark.parametrize("seed", [5, 12, 401])
+def test_prometheus_is_unreachable_for_the_minutes_asked_and_never_by_default(seed: int) -> None:
+    assert script(seed, 49, Shape(), FLEET).prometheus_outage == (0.0, 0.0)
+    plan = script(seed, 49, Shape(prometheus_outage=(3.0, 5.0)), FLEET)
+    start, minutes = plan.prometheus_outage
+    assert 4.0 <= start <= 18.0
+    assert 3.0 <= minutes <= 5.0
+    assert plan.last >= start + minutes
+    # Drawn apart: the rest of the scenario is what the seed draws without it.
+    assert plan == Script(**{**script(seed, 49, Shape(), FLEET).__dict__, "prometheus_outage": (start, minutes)})
+
+
+def test_an_unreachable_prometheus_fails_each_read_at_once_and_answers_again_after() -> None:
+    prometheus = PrometheusStandIn({"m": 0.05}, lambda: [])
+    query = f"{prometheus.url}/api/v1/query"
+    try:
+        prometheus.down = True
+        with pytest.raises(requests.ConnectionError):
+            requests.get(query, params={"query": GPU_INDEXES}, timeout=2)
+        prometheus.down = False
+        assert requests.get(query, params={"query": GPU_INDEXES}, timeout=2).json()["status"] == "success"
+    finally:
+        prometheus.close()
+
+
 def test_namespaces_are_named_in_turn() -> None:
     assert teams(3) == ("team-a", "team-b", "team-c")
     assert teams(5)[-1] == "team-e"
@@ -92,6 +130,7 @@ def test_namespaces_are_named_in_turn() -> None:
         ({"late_fleet": 1.2}, "--late-fleet 1.2"),
         ({"provision_minutes": (1.0, 3.0)}, "--provision-minutes 1-3: the least must be at least 1.5"),
         ({"namespaces": 27}, "--namespaces 27"),
+        ({"prometheus_outage": (5.0, 2.0)}, "--prometheus-outage 5-2"),
     ],
 )
 def test_a_shape_that_cannot_be_played_is_refused_naming_its_knob(shape: dict[str, object], named: str) -> None:
