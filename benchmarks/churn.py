@@ -972,6 +972,8 @@ class Run:
     """The tally, between a burst's POSTs and the play's steps."""
     relabelled: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     """Node -> (label, its value before) while it cannot be read (`unreadable_label`)."""
+    cordoned: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Node -> its taints before, while it is cordoned (`cordon`)."""
     last_read: float = 0.0
     """When the play last read the endpoints: an endpoint first read Ready became Ready since then."""
     replicas: int = 1
@@ -1550,6 +1552,7 @@ SHAPE_HELP = {
     "late-fleet": "the share of the fleet's nodes, drawn, that join late instead of being there at the start",
     "provision-minutes": "an ordered node's delay until Ready, drawn per order (the ETA's prior is configured to it)",
     "prometheus-outage": "how long Prometheus is unreachable, once, from a minute drawn within 4-18 (0: never)",
+    "cordons": "Ready nodes that serve replicas cordoned for maintenance within 6-18, for 2-6 minutes",
 }
 """`Shape`'s knobs on the command line, and what each says in --help."""
 
@@ -1608,6 +1611,8 @@ class Shape:
     configures it to their cloud's."""
     prometheus_outage: tuple[float, float] = (0.0, 0.0)
     """How long Prometheus is unreachable (`PrometheusStandIn.down`), once; (0, 0): never."""
+    cordons: tuple[int, int] = (0, 0)
+    """Ready nodes that serve replicas cordoned for a while (`cordon`)."""
 
     @property
     def provision_s(self) -> tuple[float, float]:
@@ -1620,7 +1625,7 @@ class Shape:
             (self.class_changes, 0), "malformed": (self.malformed, 0), "schema-refused": (self.schema_refused, 0),
             "bad-nodes": (self.bad_nodes, 0), "late-nodes": (self.late_nodes, 0), "late-minutes":
             (self.late_minutes, 0), "provision-minutes": (self.provision_minutes, STARTUP_S[1] / MINUTE),
-            "prometheus-outage": (self.prometheus_outage, 0),
+            "prometheus-outage": (self.prometheus_outage, 0), "cordons": (self.cordons, 0),
         }  # fmt: skip
         kinds = {"malformed": len(MALFORMED), "schema-refused": len(MORE_MALFORMED), "bad-nodes": len(BAD_LABELS)}
         for name, ((low, high), least) in ranges.items():
@@ -1679,6 +1684,8 @@ class Script:
     """(minute, name) of the fleet's nodes that join late (`Shape.late_fleet`)."""
     prometheus_outage: tuple[float, float] = (0.0, 0.0)
     """(minute, minutes until it answers again) Prometheus is unreachable (`Shape.prometheus_outage`)."""
+    cordons: tuple[float, float, int] = (0.0, 0.0, 0)
+    """(minute, minutes until they are uncordoned, how many) Ready nodes serving replicas are cordoned."""
 
     @property
     def last(self) -> float:
@@ -1686,6 +1693,7 @@ class Script:
             self.reposted[0], self.class_changes[0], *(m for m, _ in self.late_nodes), self.handover,
             self.lost_nodes[0], self.replica_changes[0], self.model_change, self.api_trouble, self.late_burst[0],
             sum(self.unreadable), *(m for m, _ in self.late_fleet), sum(self.prometheus_outage),
+            sum(self.cordons[:2]),
         )  # fmt: skip
 
 
@@ -1717,6 +1725,7 @@ def script(seed: int, endpoints: int, shape: Shape = Shape(), fleet: Sequence[st
     twice = random.Random(f"churn-script-twice-{seed}")
     late_fleet = random.Random(f"churn-script-fleet-{seed}")
     outage = random.Random(f"churn-script-outage-{seed}")
+    cordons = random.Random(f"churn-script-cordons-{seed}")
     return Script(
         bursts, malformed, bad_nodes, round(rng.uniform(6, 14), 1), late,
         (round(rng.uniform(12, 18), 1), rng.randint(*shape.class_changes)), (at, deleted),
@@ -1733,6 +1742,8 @@ def script(seed: int, endpoints: int, shape: Shape = Shape(), fleet: Sequence[st
               for name in late_fleet.sample(sorted(fleet), round(len(fleet) * shape.late_fleet))),
         (round(outage.uniform(4, 18), 1), round(outage.uniform(*shape.prometheus_outage), 1))
         if shape.prometheus_outage[1] else (0.0, 0.0),
+        (round(cordons.uniform(6, 18), 1), round(cordons.uniform(2, 6), 1), cordons.randint(*shape.cordons))
+        if shape.cordons[1] else (0.0, 0.0, 0),
     )  # fmt: skip
 
 
@@ -1766,6 +1777,8 @@ def scenario(
         (sum(plan.unreadable), "unreadable", False),
         *(((plan.prometheus_outage[0], "outage", True), (sum(plan.prometheus_outage), "outage", False))
           if plan.prometheus_outage[1] else ()),
+        *(((plan.cordons[0], "cordon", plan.cordons[2]), (sum(plan.cordons[:2]), "cordon", 0))
+          if plan.cordons[2] else ()),
     ]  # fmt: skip
     namespaces = sorted({namespace for namespace, _ in bodies})
     run.tick()
@@ -1811,6 +1824,8 @@ def scenario(
             log(f"minute {run.minutes():.1f}: the API server fails {len(API_TROUBLE)} kinds of request for a while")
         elif what == "unreadable":
             unreadable_label(run, arg)
+        elif what == "cordon":
+            cordon(run, arg)
         elif what == "outage":
             run.prometheus.down = arg
             log(f"minute {run.minutes():.1f}: Prometheus " + ("unreachable" if arg else "answers again"))
@@ -1864,19 +1879,7 @@ def lose_nodes(run: Run, count: int) -> None:
     stop being Ready and are evicted `EVICTION_S` later). Their replicas there may move (no other replica of
     their endpoints), and an endpoint not Ready yet with a pod bound there, or a 201 answered there, may wait
     again (its capacity went: no promise broken)."""
-    serving: dict[str, set[str]] = {}
-    on: dict[str, set[str]] = {}
-    there: dict[str, set[str]] = {}  # the endpoints with a pod bound there or a 201 answered there
-    for pod in run.play.pods.values():
-        on.setdefault(pod.node, set()).add(pod.key)
-        there.setdefault(pod.node, set()).add(pod.endpoint)
-        if pod.ready:
-            serving.setdefault(pod.node, set()).add(pod.endpoint)
-    for e in run.kube.all(ENDPOINTS):
-        key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
-        if key in run.tally.answered_201:
-            for answered in _answered_nodes(_answer(e)):
-                there.setdefault(answered, set()).add(key)
+    serving, on, there = _held_on(run)
     for node in run.script_rng.sample(sorted(serving), min(count, len(serving))):
         if run.script_rng.random() < 0.5:
             run.kube.delete(NODES, None, node)
@@ -1887,10 +1890,64 @@ def lose_nodes(run: Run, count: int) -> None:
             run.play.down[node] = time.time()
             how = "went NotReady"
         run.tally.lost_pods |= on[node]
-        run.tally.lost_capacity |= there[node]
-        for key in there[node]:
-            run.tally.drop_waiting(key, time.time())  # not Ready yet: its promise was made on capacity that is gone
+        _capacity_gone(run, there[node])
         log(f"minute {run.minutes():.1f}: node {node} {how}, serving {sorted(serving[node])}")
+
+
+def _held_on(run: Run) -> tuple[dict[str, set[str]], dict[str, set[str]], dict[str, set[str]]]:
+    """Per node: the endpoints with a Ready pod there, the pods bound there, and the endpoints with a pod bound
+    there or a 201 answered there."""
+    serving: dict[str, set[str]] = {}
+    on: dict[str, set[str]] = {}
+    there: dict[str, set[str]] = {}
+    for pod in run.play.pods.values():
+        on.setdefault(pod.node, set()).add(pod.key)
+        there.setdefault(pod.node, set()).add(pod.endpoint)
+        if pod.ready:
+            serving.setdefault(pod.node, set()).add(pod.endpoint)
+    for e in run.kube.all(ENDPOINTS):
+        key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
+        if key in run.tally.answered_201:
+            for answered in _answered_nodes(_answer(e)):
+                there.setdefault(answered, set()).add(key)
+    return serving, on, there
+
+
+def _capacity_gone(run: Run, endpoints: set[str]) -> None:
+    """`endpoints` had capacity on a node that went or was cordoned: one not Ready yet may wait again (a 201
+    demoted, a 202 not held to a promise made on that capacity), no promise broken."""
+    run.tally.lost_capacity |= endpoints
+    for key in endpoints:
+        run.tally.drop_waiting(key, time.time())
+
+
+UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+"""The taint the node lifecycle controller puts on a cordoned node."""
+
+
+def cordon(run: Run, count: int) -> None:
+    """`count` Ready nodes that serve replicas, drawn, cordoned for maintenance (`kubectl cordon`, or a drain that
+    waits on the endpoints' PodDisruptionBudgets: a budget of `replicas.min` lets no pod of an endpoint at its
+    minimum go), or with `count` 0 the cordoned ones uncordoned. Nothing of them went: their replicas stay, and
+    nothing new is bound there meanwhile; an endpoint with a pod there not Ready yet, or a 201 answered there,
+    may wait again (its capacity is cordoned: no promise broken)."""
+    if not count:
+        for node, taints in run.cordoned.items():
+            if run.kube.get(NODES, None, node):  # unless it was lost meanwhile (`lose_nodes`)
+                run.kube.patch(NODES, None, node, {"spec": {"unschedulable": False, "taints": taints}})
+                log(f"minute {run.minutes():.1f}: node {node} uncordoned")
+        run.cordoned.clear()
+        return
+    serving, _, there = _held_on(run)
+    rng = random.Random(f"churn-cordon-{run.args.seed}")
+    up = sorted(serving.keys() - run.play.down.keys())  # a node gone NotReady (`lose_nodes`) is no one's to cordon
+    for node in rng.sample(up, min(count, len(up))):
+        taints = list(((run.kube.get(NODES, None, node) or {}).get("spec") or {}).get("taints") or ())
+        run.cordoned[node] = taints
+        cordoned = [*taints, {**UNSCHEDULABLE_TAINT, "timeAdded": rfc3339(time.time())}]
+        run.kube.patch(NODES, None, node, {"spec": {"unschedulable": True, "taints": cordoned}})
+        _capacity_gone(run, {key for key in there[node] if key not in run.tally.ready_at})
+        log(f"minute {run.minutes():.1f}: node {node} cordoned, serving {sorted(serving[node])}")
 
 
 def unreadable_label(run: Run, broken: bool) -> None:

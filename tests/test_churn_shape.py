@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from types import SimpleNamespace
 from typing import cast
 
 import pytest
@@ -18,19 +19,26 @@ import requests
 from autoscaler.adapters.prometheus import GPU_INDEXES
 from benchmarks.churn import (
     BAD_LABELS,
+    FOREIGN_TAINT,
     MALFORMED,
+    NODES,
+    UNSCHEDULABLE_TAINT,
     Play,
     Pod,
     PrometheusStandIn,
+    Run,
     Script,
     Shape,
+    Tally,
     _knob,
+    cordon,
     script,
     teams,
 )
 from localplay.kube_standin import KubeCluster
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
+from scheduler.synthetic import gpu_node
 
 REPO = Path(__file__).resolve().parent.parent
 FLEET = tuple(f"node-{i}" for i in range(20))
@@ -131,6 +139,7 @@ def test_namespaces_are_named_in_turn() -> None:
         ({"provision_minutes": (1.0, 3.0)}, "--provision-minutes 1-3: the least must be at least 1.5"),
         ({"namespaces": 27}, "--namespaces 27"),
         ({"prometheus_outage": (5.0, 2.0)}, "--prometheus-outage 5-2"),
+        ({"cordons": (-1, 2)}, "--cordons -1-2"),
     ],
 )
 def test_a_shape_that_cannot_be_played_is_refused_naming_its_knob(shape: dict[str, object], named: str) -> None:
@@ -153,3 +162,40 @@ def test_an_ordered_node_is_ready_after_the_configured_provisioning_delay() -> N
     play.pods["team/p"] = Pod("team", "p", "d", "team/ep", {"spec": {}}, 1.0, "H100-80GB")
     play._order(100.0)
     assert [(t, name) for t, _, name, _ in play.coming] == [(160.0, "h100-80gb-new-1")]
+
+
+@pytest.mark.parametrize("seed", [5, 12, 401])
+def test_cordons_come_within_their_minutes_and_never_by_default(seed: int) -> None:
+    assert script(seed, 49, Shape(), FLEET).cordons == (0.0, 0.0, 0)
+    plan = script(seed, 49, Shape(cordons=(2, 3)), FLEET)
+    start, minutes, count = plan.cordons
+    assert (6.0 <= start <= 18.0, 2.0 <= minutes <= 6.0, 2 <= count <= 3) == (True, True, True)
+    assert plan.last >= start + minutes
+    assert plan == Script(**{**script(seed, 49, Shape(), FLEET).__dict__, "cordons": plan.cordons})
+
+
+def test_a_cordoned_node_keeps_its_own_taints_and_gets_them_back_uncordoned() -> None:
+    catalog = Catalog.load()
+    kube = KubeCluster().start()
+    try:
+        tainted = gpu_node("h100-0", catalog.get("H100-80GB"), 4, taints=[FOREIGN_TAINT])
+        kube.put(NODES, tainted)
+        kube.put(NODES, gpu_node("h100-1", catalog.get("H100-80GB"), 4))
+        pods = {
+            "team/a-0": SimpleNamespace(node="h100-0", key="team/a-0", endpoint="team/a", ready=True),
+            "team/b-0": SimpleNamespace(node="h100-1", key="team/b-0", endpoint="team/b", ready=True),
+        }
+        run = SimpleNamespace(
+            kube=kube, play=SimpleNamespace(pods=pods, down={"h100-1": 0.0}), tally=Tally(), cordoned={},
+            args=SimpleNamespace(seed=1), minutes=lambda: 10.0,
+        )  # fmt: skip
+        cordon(cast(Run, run), 2)
+        node = kube.get(NODES, None, "h100-0") or {}
+        assert node["spec"]["unschedulable"] is True
+        assert [t["key"] for t in node["spec"]["taints"]] == [FOREIGN_TAINT["key"], UNSCHEDULABLE_TAINT["key"]]
+        assert not (kube.get(NODES, None, "h100-1") or {})["spec"].get("unschedulable")  # NotReady: not cordoned
+        cordon(cast(Run, run), 0)
+        node = kube.get(NODES, None, "h100-0") or {}
+        assert (node["spec"]["unschedulable"], node["spec"]["taints"]) == (False, [FOREIGN_TAINT])
+    finally:
+        kube.stop()
