@@ -323,7 +323,10 @@ def _placement(
         at = sorted(placed_on(node, pod) or ()) if node else []
         options = [(Worker(node_name, tuple(at)),)] if at and len(at) == shape.tp else []
         options += [(Worker(node_name, g),) for planned in shape.planned for n, g in planned[:1] if n == node_name]
-        options.append((Worker(node_name, _room(node, shape) if node else ()),))
+        # No room of its shape there (a pod of the workload's template before a change of shape, on a partition
+        # or MIG instance): it holds nothing of that shape, so it is no incumbent, and what it asks stays held.
+        room = _room(node, shape) if node else ()
+        options += [(Worker(node_name, room),)] if room or skipped else []
     if skipped:
         return replace(base, workers=options[0]) if options else None
     for workers in options:
