@@ -90,6 +90,10 @@ The last line of stdout is one JSON object:
   status showed before it was Ready (the controller moves a promise earlier once its pods are bound);
   each incarnation (uid) of an endpoint on its own promise: one deleted and posted again is scored twice,
   and one deleted (or whose node was lost) before it was Ready is not scored;
+  `eta_quantile_slack_s`: of the first promises kept, the mean of the promise less the median the same
+  ETA rule gave then (`egs api`'s debug line), the slack the 0.95 quantile alone leaves (one fresh 5-10
+  minute order: about 135-140 s); the rest of `eta_mean_slack_s` is the delays' draw, or a promise that
+  ignored something known;
   `promises_revised_without_reason`: times a 202's ETA moved later while no PromiseKept condition said
   why (0);
 - `demoted_201`: 201 answers that a status later reported Provisioning, those of endpoints deleted since
@@ -136,6 +140,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import subprocess
 import sys
@@ -841,6 +846,9 @@ class Promised:
     last: float
     """The ETA its status last showed before it was Ready (revised earlier or later)."""
     ready: float | None = None
+    median: float | None = None
+    """The median the same ETA rule gave when it answered (`answered_medians`): the promise less this is the
+    slack its quantile alone leaves."""
 
 
 @dataclass
@@ -892,14 +900,27 @@ class Tally:
 
 def promise_figures(promises: Iterable[Promised], factor: float) -> dict[str, Any]:
     """The 202s' figures (`etas_kept`, `eta_mean_slack_s` and the same against the last ETA shown), each
-    incarnation's promise once; slack in uncompressed seconds."""
+    incarnation's promise once, and of the first promises kept the slack their quantile alone leaves
+    (`eta_quantile_slack_s`: the promise less the median then); slack in uncompressed seconds."""
     scored = list(promises)
     figures: dict[str, Any] = {"answered_202": len(scored)}
     for suffix, etas in (("", [p.eta for p in scored]), ("_last", [p.last for p in scored])):
         slack = [(eta - p.ready) * factor for p, eta in zip(scored, etas, strict=True) if p.ready and p.ready <= eta]
         figures[f"etas_kept{suffix}"] = round(len(slack) / len(scored), 3) if scored else None
         figures[f"eta_mean_slack{suffix}_s"] = round(sum(slack) / len(slack), 1) if slack else None
+    spread = [(p.eta - p.median) * factor for p in scored if p.median is not None and p.ready and p.ready <= p.eta]
+    figures["eta_quantile_slack_s"] = round(sum(spread) / len(spread), 1) if spread else None
     return figures
+
+
+ANSWERED = re.compile(r"POST (\S+): \w+, ETA in \S+ s \(at ([\d.]+), its median at ([\d.]+)\)")
+"""`egs api`'s debug line for a POST it answered 202 (`autoscaler.adapters.api`)."""
+
+
+def answered_medians(api_log: str) -> dict[tuple[str, int], float]:
+    """(endpoint, the ETA answered: to the second, rounded up as written) -> the median the same ETA rule
+    gave it then, read from `egs api`'s debug log."""
+    return {(m[1], math.ceil(float(m[2]))): float(m[3]) for m in ANSWERED.finditer(api_log)}
 
 
 def workload_cost(d: Mapping[str, Any], catalog: Catalog) -> float:
@@ -1447,12 +1468,15 @@ def main() -> int:
             play.journal.close()
     assert run is not None
     tally = run.tally
+    medians = answered_medians((workdir / "api.log").read_text())
     for p in sorted(tally.promises.values(), key=lambda p: (p.key, p.posted)):
+        p.median = medians.get((p.key, round(p.eta)))
         when = f"Ready {(p.ready - p.posted) * f:.0f} s" if p.ready else "never Ready"
         first, bound = play.seen.get(p.key, (0.0, 0.0))
         when += f" (pods {(first - p.posted) * f:.0f} s, bound {(bound - p.posted) * f:.0f} s)"
         revised = f" (last {(p.last - p.posted) * f:.0f} s)" if p.last != p.eta else ""
-        log(f"202 {p.key}: promised {(p.eta - p.posted) * f:.0f} s after its POST{revised}, {when}")
+        median = f" (its median {(p.median - p.posted) * f:.0f} s)" if p.median is not None else ""
+        log(f"202 {p.key}: promised {(p.eta - p.posted) * f:.0f} s after its POST{median}{revised}, {when}")
         if p.ready is None or p.ready > p.eta:
             log(f"  late; bound after pods created after its own: {play.overtaken(p.key, p.posted) or 'none'}")
     result = {

@@ -559,10 +559,16 @@ class _Admissions:
             created = self._create(promised)
             self.answering.add((meta["namespace"], meta["name"]))
             if log.isEnabledFor(logging.DEBUG):
+                eta = admitted.decision.eta
+                # The median the same rule gives (its quantile at 0.5): how much of a 202's slack is the quantile's.
+                even = replace(s.settings, eta=replace(s.settings.eta, quantile=0.5))
+                median = None if eta is None else admit(current, obj, even, s.registry, s.catalog, now).decision.eta
                 log.debug(
-                    "POST %s: %s, ETA in %s s, from a capacity %.1f s old; free %s; waiting %s; orders %s",
-                    endpoint_key(obj), admitted.decision.phase, None if admitted.decision.eta is None
-                    else round(admitted.decision.eta - now), now - self.listed_at, _room(current.free),
+                    "POST %s: %s, ETA in %s s (at %s, its median at %s), from a capacity %.1f s old; free %s; "
+                    "waiting %s; orders %s",
+                    endpoint_key(obj), admitted.decision.phase, None if eta is None else round(eta - now),
+                    None if eta is None else f"{eta:.3f}", None if median is None else f"{median:.3f}",
+                    now - self.listed_at, _room(current.free),
                     dict(current.waiting), {c: [round(now - t) for t in ts] for c, ts in current.orders.orders.items()},
                 )  # fmt: skip
             self.capacity = admitted.capacity
