@@ -121,7 +121,11 @@ The scenario's shape has knobs (`Shape`, `--help`): namespaces, bursts and their
 and posted again, class changes, malformed and schema-refused endpoints, bad Nodes, late nodes nobody
 ordered, a share of the fleet joining late and when, the provisioning delay (the ETA's prior configured to
 it). Their defaults are the ranges above: under them a seed draws the scenario it always drew; the JSON's
-`shape` names the knobs a run changed.
+`shape` names the knobs a run changed. Two events are played only when asked (drawn apart, off by default):
+`--prometheus-outage` (Prometheus unreachable for those minutes from a minute within 4-18: each read fails at
+once; the controller holds its replica targets and still places what is new) and `--cordons` (Ready nodes
+that serve replicas cordoned within 6-18 for 2-6 minutes, as a drain that waits on the endpoints'
+PodDisruptionBudgets leaves them: their replicas stay, nothing new is bound there).
 
 The run's folder (named on the first line of stderr) keeps what a late promise is traced from:
 `api.log` (debug: each POST's answer and the capacity, queues and orders it came from),

@@ -4,7 +4,8 @@ make-before-break): such a pod holds what it asks for, not a replica of the new 
 Found by churn seed 403 (`--provision-minutes 20-20 --late-fleet 0.7`): an endpoint on a partition of an MI300X
 DPX node had its minimum raised and moved to whole GPUs of a new node; its old pod, still Ready, was read as
 an incumbent of the new shape holding no GPU, so its partition counted free and `egs api` answered a 201 there,
-demoted by the next loop (`CapacityGone`).
+demoted by the next loop (`CapacityGone`); and it took the place of one of the endpoint's new pods, whose
+whole GPU was answered to another 201 (served on another class).
 """
 
 from __future__ import annotations
@@ -43,5 +44,8 @@ def test_a_pod_of_a_workloads_old_shape_holds_its_partition_until_it_goes() -> N
     )  # fmt: skip
     alpha = [p for p in later.placed.placements if p.request == "alpha"]
     assert {w.node for p in alpha for w in p.workers} == {"mi300x-new"}
-    [partitions] = capacity(later, CATALOG).free.node("mi300x-dpx-0").mig
+    free = capacity(later, CATALOG).free
+    [partitions] = free.node("mi300x-dpx-0").mig
     assert partitions.used == partitions.count  # beta's and alpha's old pod: nothing to answer a 201 on
+    # Both new pods hold their GPUs: the old pod took no incumbent's place (the second's GPU was answered too).
+    assert [g.holders for g in free.node("mi300x-new").gpus] == [1, 1, 0, 0, 0, 0, 0, 0]
