@@ -572,8 +572,12 @@ class _Admissions:
                     dict(current.waiting), {c: [round(now - t) for t in ts] for c, ts in current.orders.orders.items()},
                 )  # fmt: skip
             self.capacity = admitted.capacity
-            self.admitted.append((s.clock(), promised))
             generation = int((created.get("metadata") or {}).get("generation") or 1)
+            # With the generation the server gave it: admitted again on a capacity rebuilt meanwhile, it is held to
+            # its answer (a promise for another generation is void), not placed afresh on GPUs answered since.
+            self.admitted.append(
+                (s.clock(), {**promised, "metadata": {**promised["metadata"], "generation": generation}})
+            )
             return admitted.decision, created, answer_status(admitted.decision, generation, admitted.placed)
 
     def answered(self, namespace: str, name: str) -> None:
