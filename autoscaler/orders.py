@@ -23,7 +23,9 @@ consolidated once its node registers. So the orders are read from the pods and r
   the latest `OBSERVED_DELAYS` per class, which promises learn from (`eta.EtaSettings.min_observations`)
   instead of the configured prior alone. Each order dropped past the prior's longest delay, no pod
   pending for it still, lapsed unready at its age: promises weigh those with the delays observed
-  (`OrderBook.lapsed`), as the warm-pool simulator weighs the orders its pools cancel.
+  (`OrderBook.lapsed`), as the warm-pool simulator weighs the orders its pools cancel. The nodes
+  that registered and were not Ready yet, with how long those that joined took from registering to
+  Ready (`OrderBook.registered`, `OrderBook.leads`), come first (`eta.registered_ready_in`).
 
 Every error this makes is late, never early, but one: an order the node autoscaler did not place
 (its node group at its maximum) is counted until the prior's longest delay. The controller and the
@@ -70,6 +72,11 @@ class OrderBook:
     delays were longer: left out of what promises learn (`eta._survival`), the sample is the orders that
     came, the fast ones first, and promises come out early; `queue_etas` counts them as the simulator
     counts the orders it cancels, one rule for both."""
+    registered: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """GPU class -> when each of its nodes that registered and was not seen Ready yet registered (its
+    creation): the next to join, whether the book still holds their orders or not."""
+    leads: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """GPU class -> how long its nodes that joined took from registering to Ready, the latest last."""
 
 
 def pending_orders(
@@ -107,20 +114,27 @@ def track(
     # A node joins when it is Ready: one registers NotReady (tainted not-ready) and takes no pod until then.
     seen: dict[str, dict[str, float]] = {c: {} for c in gpus_per_node}
     present: dict[str, set[str]] = {c: set() for c in gpus_per_node}
+    created: dict[str, float] = {}
     for node in nodes:
         meta = node.get("metadata") or {}
         gpu = catalog.for_node_labels(meta.get("labels") or {})
         if gpu is not None and gpu.name in seen:
             present[gpu.name].add(str(meta.get("name")))
+            if meta.get("creationTimestamp"):
+                created[str(meta.get("name"))] = _parsed(str(meta["creationTimestamp"]), now)
             ready = find_condition((node.get("status") or {}).get("conditions"), "Ready")
             if ready is not None and ready.get("status") == "True":
                 seen[gpu.name][str(meta.get("name"))] = _joined_at(meta, ready, now)
     pending = pending_orders(pods, catalog, gpus_per_node, now)
     orders: dict[str, tuple[float, ...]] = {}
-    delays, lapsed = dict(book.delays), dict(book.lapsed)
+    delays, lapsed, leads = dict(book.delays), dict(book.lapsed), dict(book.leads)
     for gpu_class, names in seen.items():
         before = book.nodes.get(gpu_class)
-        joined = sorted(at for name, at in names.items() if before is not None and name not in before)
+        arrived = {name: at for name, at in names.items() if before is not None and name not in before}
+        joined = sorted(arrived.values())
+        # Both times are to the second: the lead counted is the longest they allow.
+        if came := [at - created[name] + TIME_RESOLUTION_S for name, at in arrived.items() if name in created]:
+            leads[gpu_class] = (*leads.get(gpu_class, ()), *came)[-OBSERVED_DELAYS:]
         ended = book.orders.get(gpu_class, ())[: len(joined)]
         # A node Ready before the order was placed did not come for it: no delay to learn.
         observed = [at - t for t, at in zip(ended, joined, strict=False) if at > t]
@@ -143,7 +157,9 @@ def track(
             orders[gpu_class] = tuple(sorted(kept))
     # A node seen Ready stays known while it is there: back from NotReady, it came for no order.
     known = {c: frozenset(names) | (book.nodes.get(c, frozenset()) & present[c]) for c, names in seen.items()}
-    return OrderBook(orders, known, now, delays, lapsed)
+    registering = {c: tuple(sorted(created[n] for n in present[c] - known[c] if n in created)) for c in seen}
+    registered = {c: times for c, times in registering.items() if times}
+    return OrderBook(orders, known, now, delays, lapsed, registered, leads)
 
 
 def _joined_at(meta: Mapping[str, Any], ready: Mapping[str, Any], now: float) -> float:

@@ -150,7 +150,8 @@ def class_etas(
     orders: OrderBook,
 ) -> list[float]:
     """When each replica of one class's queue serves, behind `ahead` (`queued_gpus` of replicas already
-    waiting), on the nodes the class's `orders` in flight bring first, then on nodes ordered anew, each
+    waiting), on the nodes that registered first, then those the class's `orders` in flight bring, then on
+    nodes ordered anew, each
     ready after a delay learnt from the delays `orders` observed once there are enough of them, weighed
     with the orders that lapsed unready (as the simulator's cancelled ones).
 
@@ -159,7 +160,13 @@ def class_etas(
     that reaction, 20-40 s, when counted from the answer)."""
     loads = [0.0] * len(ahead) + [registry.get(p.model).variant(p.variant).load_seconds for p in queue]
     gpus = [*ahead, *(queued_gpus(p, catalog) for p in queue)]
-    capacity = ClassCapacity(settings.classes[gpu_class].gpus_per_node, (), orders.orders.get(gpu_class, ()))
+    capacity = ClassCapacity(
+        settings.classes[gpu_class].gpus_per_node,
+        (),
+        orders.orders.get(gpu_class, ()),
+        orders.registered.get(gpu_class, ()),
+        orders.leads.get(gpu_class, ()),
+    )
     delays, lapsed = orders.delays.get(gpu_class, ()), orders.lapsed.get(gpu_class, ())
     times = queue_etas(now + settings.eta.step_s, gpus, capacity, loads, delays, settings.eta, lapsed)
     return times[len(ahead) :]
