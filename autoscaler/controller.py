@@ -14,7 +14,11 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
    stops before its next write;
 2. **observe**: Nodes, InferenceEndpoints, the objects EGS owns and the GPU pods (adapter), each model's signals
    (Prometheus adapter; unreachable = `None`, which the decide step holds on);
-3. **decide**: `autoscaler.decide.decide(observation, settings, registry, catalog, now)`;
+3. **decide**: `autoscaler.decide.decide(observation, settings, registry, catalog, now)`; where the
+   decision writes a workload the cluster does not hold as it is (a replica placed anew), the endpoints
+   are listed again first, and where one was created or its spec changed meanwhile (a 201 the API
+   answered while the loop decided), the cluster is listed again and decided once more, at most once a
+   loop: a decision made without that answer would give its GPUs away;
 4. **act**: apply each intended object and status that differs from what the cluster holds, then
    delete what the decision no longer intends (`Decision.deletions`)
    (an intended object whose every field is already there is not written, so a second reconcile
