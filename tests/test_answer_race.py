@@ -31,11 +31,13 @@ TOKEN = {"Authorization": "Bearer t-alice"}
 
 
 class MidLoop(Cluster):
-    """The controller's adapter, running `then` once, right after the loop has listed everything."""
+    """The controller's adapter, running `then` right after a loop has listed everything (once, or each
+    time when `always`)."""
 
-    def __init__(self, *args: Any, then: Callable[[], None], **kw: Any) -> None:
+    def __init__(self, *args: Any, then: Callable[[], None], always: bool = False, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.then: Callable[[], None] | None = then
+        self.always = always
         self.endpoint_lists = 0
 
     def endpoints(self, namespace: str | None = None) -> list[dict[str, Any]]:
@@ -44,7 +46,8 @@ class MidLoop(Cluster):
 
     def gpu_pods(self) -> list[dict[str, Any]]:
         pods = super().gpu_pods()
-        then, self.then = self.then, None
+        then = self.then
+        self.then = then if self.always else None
         if then is not None:
             then()
         return pods
@@ -60,9 +63,9 @@ def kube() -> Iterator[KubeCluster]:
     cluster.stop()
 
 
-def leading(kube: KubeCluster, then: Callable[[], None]) -> tuple[Controller, MidLoop]:
-    """A controller replica that leads, on a `MidLoop` adapter running `then` in its first loop."""
-    cluster = MidLoop(kube.api_client(), owned_kinds=owned_kinds(SETTINGS), then=then)
+def leading(kube: KubeCluster, then: Callable[[], None], always: bool = False) -> tuple[Controller, MidLoop]:
+    """A controller replica that leads, on a `MidLoop` adapter running `then` mid-loop."""
+    cluster = MidLoop(kube.api_client(), owned_kinds=owned_kinds(SETTINGS), then=then, always=always)
     ctl = Controller(cluster, FixedSignals(demand=1.0), SETTINGS, REGISTRY, CATALOG, "a", clock=Clock(NOW))
     ctl.elector.step()
     return ctl, cluster
@@ -153,3 +156,18 @@ def test_a_loop_that_applies_nothing_new_lists_the_endpoints_once(kube: KubeClus
     quiet = ctl.reconcile()
     assert (quiet.writes, quiet.errors) == (0, [])
     assert cluster.endpoint_lists == 3
+
+
+def test_endpoints_created_during_every_listing_delay_a_loop_by_one_decision_at_most(kube: KubeCluster) -> None:
+    kube.put("v1/nodes", one_gpu("gpu-0"))
+    kube.put(ENDPOINTS, endpoint("alpha", lo=1, hi=1))
+    posted = iter(range(100))
+    ctl, cluster = leading(
+        kube, then=lambda: kube.put(ENDPOINTS, endpoint(f"ep-{next(posted)}", lo=1, hi=1)), always=True
+    )
+    outcome = ctl.reconcile()
+    assert outcome.errors == []
+    assert cluster.endpoint_lists == 2  # listed, then checked once: ep-0 found, decided again, and acted
+    written = {d["metadata"]["annotations"].get("egs.io/request-name") for d in kube.all(DEPLOYMENTS)}
+    assert {"alpha", "ep-0"} <= written
+    assert "ep-1" not in written  # created during the second listing: it waits for the next loop
