@@ -221,7 +221,7 @@ def _fit_quiet_nodes(train: Trace, scenario: Scenario, protocol: Protocol, polic
 
     Not merely within the rule: a quiet-hours cap the rule allows trades waits for cost on days it has not
     seen (5-20 minute orders, tuning seeds 100-119: 2 more seeds past p99 60 s). The hours it holds in are
-    those where no switch-on larger than it came all week (`autoscaler.pool._quiet_in`): on the tuning
+    those where no switch-on larger than it came all week (`autoscaler.pool._quiet_background`): on the tuning
     seeds 100-139 it saves 0.1% of `static:auto` on average (3% on seed 101) at the same wait targets."""
     cap = policy.pool.max_idle_nodes
     if not cap:

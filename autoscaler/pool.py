@@ -33,9 +33,11 @@ as spare capacity above the need now the largest of
 - the `allowance_gpus` floor;
 less the free GPUs on busy nodes, which absorb a rise first. Each is an estimate of the same thing (what
 may arrive before a node ordered now is ready), so they are not added up. In the quiet hours of the day
-it holds at most `quiet_nodes` idle nodes: hours where the history (at least `QUIET_EVIDENCE_S` of it)
-holds no switch-on larger than those nodes within `QUIET_WINDOW_S` of this time of day, so one such
-switch-on ends the cap in its hours until it leaves the history. It is a function of the history alone
+it holds at most `quiet_nodes` idle nodes, or what the background's own rise needs if that is more (a rise
+below the switch-on threshold: the cap forgoes switch-ons, not the drift past a full node): hours where
+the history (at least `QUIET_EVIDENCE_S` of it) holds no switch-on larger than those nodes within
+`QUIET_WINDOW_S` of this time of day, so one such switch-on ends the cap in its hours until it leaves the
+history. It is a function of the history alone
 (cached), and reads no forecast: the seasonal forecast costs a fit per sample.
 """
 
@@ -83,7 +85,8 @@ class PoolSettings:
     """EGS: how much history the policy reads (seconds)."""
     quiet_nodes: int | None = None
     """EGS: at most this many idle nodes in the quiet hours of the day, those where no switch-on larger than
-    them came near this time of day over the history (`QUIET_WINDOW_S`); None for no cap."""
+    them came near this time of day over the history (`QUIET_WINDOW_S`), or what the background's own rise
+    needs if that is more; None for no cap."""
     max_idle_nodes: int | None = None
     """Never hold more idle nodes than this (a budget cap); None for no cap."""
 
@@ -163,8 +166,9 @@ def egs_target(obs: PoolObservation, now: float, settings: PoolSettings) -> int:
     quiet = settings.quiet_nodes
     if quiet is not None and nodes > quiet:
         covered = float(quiet * settings.gpus_per_node)
-        if _quiet_in(window, size, span, settings.lead_s, settings.jump_threshold, covered):
-            return quiet
+        background = _quiet_background(window, size, span, settings.lead_s, settings.jump_threshold, covered)
+        if background is not None:
+            return max(quiet, _nodes_for(min(spare, background), obs, settings))
     return nodes
 
 
@@ -177,11 +181,13 @@ day" is a claim about several days, and a controller started an hour ago has see
 
 
 @lru_cache(maxsize=64)
-def _quiet_in(
+def _quiet_background(
     samples: _Samples, size: int, span: int, lead_s: float, jump_threshold: float, covered_gpus: float
-) -> bool:
-    """True in the quiet hours of the day for a cap of `covered_gpus`, judged on the whole lead-time blocks of
-    `samples` (`_history`), the latest ending now; the switch-ons are `_block_spare`'s.
+) -> float | None:
+    """In the quiet hours of the day for a cap of `covered_gpus`, the switch-on threshold (the background's
+    largest rise: the cap still holds that where the busy nodes cannot absorb it); None outside them. Judged
+    on the whole lead-time blocks of `samples` (`_history`), the latest ending now; the switch-ons are
+    `_block_spare`'s.
 
     Not "fewer switch-ons than on average near this time of day": a week of them (most of them small) left
     half the day below average by chance, and a cap fitted to add no wait on the training days then held
@@ -190,13 +196,16 @@ def _quiet_in(
     seen near this time of day ends the claim that these hours are quiet."""
     blocked = _lead_blocks(samples, size, span)
     if blocked is None or lead_s * len(blocked[0]) < QUIET_EVIDENCE_S:
-        return False
+        return None
     mean, peak = blocked
     rise = peak[1:] - mean[:-1]
     step_up = mean[1:] - mean[:-1]
-    on = step_up >= _sudden(np.abs(step_up), rise, peak is mean, jump_threshold)
+    sudden = _sudden(np.abs(step_up), rise, peak is mean, jump_threshold)
+    on = step_up >= sudden
     apart = lead_s * np.flatnonzero((on & (rise > covered_gpus))[::-1]) % DAY_S  # their ages, as times of day
-    return not np.any(np.minimum(apart, DAY_S - apart) <= QUIET_WINDOW_S)
+    if np.any(np.minimum(apart, DAY_S - apart) <= QUIET_WINDOW_S):
+        return None
+    return sudden
 
 
 def _history(past: np.ndarray, size: int, settings: PoolSettings) -> _Samples:
@@ -413,7 +422,7 @@ def _window_extreme(pick: np.ufunc, values: np.ndarray, span: int) -> np.ndarray
 
 def forget() -> None:
     """Empty the EGS policy's caches, as a fresh process starts: a benchmark times a cold simulation."""
-    for cache in (_block_spare, _spare_settings, _lead_blocks, _missed_in, _quiet_in):
+    for cache in (_block_spare, _spare_settings, _lead_blocks, _missed_in, _quiet_background):
         cache.cache_clear()
 
 

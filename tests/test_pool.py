@@ -214,6 +214,22 @@ def test_in_the_quiet_hours_of_the_day_the_pool_holds_at_most_quiet_nodes(step: 
     assert egs_target(*quiet_hour, PoolSettings(gpus_per_node=8, **learnt)) == 5
 
 
+@pytest.mark.parametrize("step", [60.0, 600.0])
+def test_in_the_quiet_hours_the_pool_still_holds_the_backgrounds_own_rise_where_the_busy_nodes_are_full(step: float):
+    # The daily 40-GPU switch-on at 10:00 is learnt (5 nodes), and 22:00 is quiet for a cap of no node. A
+    # rise below the switch-on threshold (1 GPU on this flat background) is the background's, not a
+    # switch-on's: with the busy nodes full, one more replica would wait a whole order (synthetic-9's two
+    # such waits: 0.91% of replicas over 60 s where `static:auto` let 0.45%), so one node is held; with a
+    # free GPU on them, none; outside the quiet hours all 5.
+    day = [16.0] * 600 + [56.0] * 30 + [16.0] * 810
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "learn_s": 3 * 24 * HOUR}, quiet_nodes=0)
+    quiet_hour = _sampled(day * 3 + day[: 22 * 60], step)
+    assert egs_target(*_at(quiet_hour, step, used=16, free=0), pool) == 1
+    assert egs_target(*_at(quiet_hour, step, used=16, free=1), pool) == 0
+    busy_hour = _sampled(day * 3 + [16.0] * 590, step)
+    assert egs_target(*_at(busy_hour, step, used=16, free=0), pool) == 5
+
+
 def _business_days(days: int, night_switch_on_gpus: float) -> list[float]:
     """Minutes of `days` days: 40 GPUs switch on for half an hour at 9:00, 10:00 ... 14:00 every day, and
     on day 1 `night_switch_on_gpus` more at 21:30 for half an hour; 10 GPUs otherwise."""
