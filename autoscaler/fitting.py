@@ -86,12 +86,15 @@ def meets_p99(result: Result) -> bool:
     return result.p99_wait_s <= WAIT_LIMIT_S
 
 
+def meets_rule(trace: Trace, scenario: Scenario, protocol: Protocol, policy: Policy) -> bool:
+    """Whether `policy` meets the rule on the training days of `trace` (the trace cut after them)."""
+    return _rule_met(trace.first_days(protocol.train_days), scenario, policy, protocol.fit_window, protocol.seed)
+
+
 def fit_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> int:
     """The smallest static pool K that meets the rule on the training days."""
     train = trace.first_days(protocol.train_days)
-    return _smallest_static_k(
-        train, scenario, lambda p: _rule_met(train, scenario, p, protocol.fit_window, protocol.seed)
-    )
+    return _smallest_static_k(train, scenario, lambda p: meets_rule(train, scenario, protocol, p))
 
 
 def hindsight_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> int:

@@ -160,15 +160,21 @@ def selected(all_cases: list[Case], wanted: str) -> list[Case]:
     return [c for c in all_cases if any(c.name.startswith(w) for w in prefixes)]
 
 
-def run_case(case: Case, data: Path, slow_orders: bool) -> dict[str, Any]:
+def loaded(case: Case, data: Path, slow_orders: bool) -> tuple[Scenario, Trace]:
+    """The case's scenario (its one model; 5-20 minute orders with `slow_orders`) and its trace up to the end
+    of the scored days."""
     scenario = read_scenario(EXAMPLES / case.scenario)
     gc = scenario.gpu_class
     if slow_orders:
         gc = replace(gc, provision_delay_s=SLOW_ORDERS_S)
     scenario = Scenario(gc, scenario.headroom, {case.model: scenario.models[case.model]})
+    return scenario, case.load(data).first_days(case.protocol.score_window.end_day)
+
+
+def run_case(case: Case, data: Path, slow_orders: bool) -> dict[str, Any]:
+    scenario, trace = loaded(case, data, slow_orders)
     protocol = case.protocol
     score = protocol.score_window
-    trace = case.load(data).first_days(score.end_day)
     cpu: dict[str, float] = {}
 
     def run(policy: Policy, label: str) -> Result:
@@ -296,7 +302,7 @@ def table(traces: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _seeds(text: str) -> range:
+def seed_range(text: str) -> range:
     """`FIRST-LAST`, both included."""
     first, last = (int(x) for x in text.split("-"))
     return range(first, last + 1)
@@ -315,7 +321,7 @@ def main() -> None:
         "--check-seeds", default="0-9", help="check_demand.py's seeds, FIRST-LAST (its traces run only when named)"
     )
     args = parser.parse_args()
-    every = cases(args.seed, _seeds(args.generator_seeds)) + check_cases(args.seed, _seeds(args.check_seeds))
+    every = cases(args.seed, seed_range(args.generator_seeds)) + check_cases(args.seed, seed_range(args.check_seeds))
     traces: dict[str, dict[str, Any]] = {}
     start = time.process_time()
     for case in selected(every, args.traces):
