@@ -76,9 +76,7 @@ def label(policy: Policy) -> str:
     return f"{rung}; <= {pool.max_idle_nodes}{quiet}"
 
 
-def bound(
-    case: Case, data: Path, tried: Callable[[Scenario, int], list[Policy]] = configurations
-) -> dict[str, Any]:
+def bound(case: Case, data: Path, tried: Callable[[Scenario, int], list[Policy]] = configurations) -> dict[str, Any]:
     """The case's three cheapest picks (module docstring) among the configurations `tried` gives for its
     scenario and K, each as its label, cost ratio and waits."""
     scenario, trace = loaded(case, data, False)
