@@ -74,6 +74,8 @@ class Admitted:
     """The capacity with the endpoint's replicas taken (unchanged when it was refused)."""
     placed: tuple[Placement, ...] = ()
     """Its replicas placed on warm GPUs (what a 201 records: `answer_status`)."""
+    waiting: tuple[Placement, ...] = ()
+    """Its replicas waiting for nodes (their ETA on the capacity before it: `waiting_eta`)."""
 
 
 def capacity(decision: Decision, catalog: Catalog) -> Capacity:
@@ -110,11 +112,7 @@ def admit(
     shape = shape_of(placed.placements)
     pins = {ep.key: Promise(CREATED, None, *shape)} if shape is not None and shape[1] in settings.classes else {}
     waiting = place_waiting([ep], placed, registry, catalog, settings, policy, pins=pins)
-    eta = None
-    for gpu_class, queue in by_class(waiting.placements).items():
-        ahead = capacity.waiting.get(gpu_class, ())
-        times = class_etas(gpu_class, queue, registry, catalog, settings, now, ahead, capacity.orders)
-        eta = max([eta or 0.0, *times])
+    eta = waiting_eta(capacity, waiting.placements, settings, registry, catalog, now)
     decision = endpoint_decision(ep, target, placed.placements, waiting.placements, waiting.unplaced, Workload(), eta)
     decision = replace(decision, cost_per_hour=endpoint_cost([*placed.placements, *waiting.placements], catalog))
     if decision.phase == "Failed":
@@ -124,7 +122,26 @@ def admit(
     for gpu_class, added in _queues(waiting.placements, catalog).items():
         queues[gpu_class] = queues.get(gpu_class, ()) + added
     after = replace(capacity, free=free, waiting=queues, endpoints=capacity.endpoints | {ep.key})
-    return Admitted(decision, after, placed.placements)
+    return Admitted(decision, after, placed.placements, waiting.placements)
+
+
+def waiting_eta(
+    capacity: Capacity,
+    waiting: tuple[Placement, ...],
+    settings: Settings,
+    registry: Registry,
+    catalog: Catalog,
+    now: float,
+) -> float | None:
+    """When the last of `waiting` (one endpoint's replicas that wait for nodes) serves, queued behind the
+    replicas `capacity` already has waiting; None when none waits. The API's debug line calls it again at
+    another quantile, without placing the endpoint twice."""
+    eta = None
+    for gpu_class, queue in by_class(waiting).items():
+        ahead = capacity.waiting.get(gpu_class, ())
+        times = class_etas(gpu_class, queue, registry, catalog, settings, now, ahead, capacity.orders)
+        eta = max([eta or 0.0, *times])
+    return eta
 
 
 def _queues(placements: tuple[Placement, ...], catalog: Catalog) -> dict[str, tuple[float, ...]]:

@@ -1474,7 +1474,7 @@ def main() -> int:
     tally = run.tally
     medians = answered_medians((workdir / "api.log").read_text())
     for p in sorted(tally.promises.values(), key=lambda p: (p.key, p.posted)):
-        p.median = medians.get((p.key, round(p.eta)))
+        p.median = medians.get((p.key, math.ceil(p.eta)))
         when = f"Ready {(p.ready - p.posted) * f:.0f} s" if p.ready else "never Ready"
         first, bound = play.seen.get(p.key, (0.0, 0.0))
         when += f" (pods {(first - p.posted) * f:.0f} s, bound {(bound - p.posted) * f:.0f} s)"

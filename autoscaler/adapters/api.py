@@ -62,7 +62,7 @@ from autoscaler.adapters.kubernetes import (
     KubernetesError,
     NotFoundError,
 )
-from autoscaler.admission import Capacity, admit, capacity
+from autoscaler.admission import Capacity, admit, capacity, waiting_eta
 from autoscaler.decide import (
     PROMISE_ANNOTATION,
     EndpointDecision,
@@ -562,7 +562,7 @@ class _Admissions:
                 eta = admitted.decision.eta
                 # The median the same rule gives (its quantile at 0.5): how much of a 202's slack is the quantile's.
                 even = replace(s.settings, eta=replace(s.settings.eta, quantile=0.5))
-                median = None if eta is None else admit(current, obj, even, s.registry, s.catalog, now).decision.eta
+                median = waiting_eta(current, admitted.waiting, even, s.registry, s.catalog, now)
                 log.debug(
                     "POST %s: %s, ETA in %s s (at %s, its median at %s), from a capacity %.1f s old; free %s; "
                     "waiting %s; orders %s",
