@@ -62,7 +62,16 @@ from autoscaler.adapters.kubernetes import (
     TemporaryKubernetesError,
 )
 from autoscaler.cost import Holdings, holdings
-from autoscaler.decide import Decision, Observation, Settings, decide, promise_outcome, report, status_of
+from autoscaler.decide import (
+    Decision,
+    Observation,
+    Settings,
+    decide,
+    endpoint_key,
+    promise_outcome,
+    report,
+    status_of,
+)
 from autoscaler.decide.state import WORKLOAD_KINDS
 from autoscaler.decide.workloads import by_identity, owning_endpoint
 from autoscaler.decide.workloads import identity as object_identity
@@ -511,8 +520,8 @@ class Controller:
         """The InferenceEndpoints listed again, where one was created or its spec changed since `obs` (a uid
         or a generation it did not hold); None where none was."""
         listed = self.cluster.endpoints()
-        seen = {_incarnation(o) for o in obs.endpoints}
-        return listed if any(_incarnation(o) not in seen for o in listed) else None
+        seen = {_spec_version(o) for o in obs.endpoints}
+        return listed if any(_spec_version(o) not in seen for o in listed) else None
 
     def _observed_again(self, obs: Observation, endpoints: list[dict[str, Any]]) -> Observation:
         """`obs` with the cluster listed again around `endpoints` (the metrics and the node orders, read a
@@ -557,16 +566,14 @@ class Controller:
         return read
 
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
-        held = by_identity(obs.owned)
         statuses = _statuses(obs)
         uids = {(r.namespace, r.name): r.uid for r in map(ref, obs.endpoints)}
         outcome.events += decision.events  # what the decision says happened (a promise revised)
-        writes: list[Write] = []
-        for obj in decision.objects:
-            if _within(obj, held.get(object_identity(obj))):
-                outcome.unchanged += 1
-            else:
-                writes.append((f"{obj['kind']} {_name(obj)}", _regarding(obj), partial(self.cluster.apply, obj), None))
+        to_write = _to_write(decision, obs)
+        outcome.unchanged += len(decision.objects) - len(to_write)
+        writes: list[Write] = [
+            (f"{obj['kind']} {_name(obj)}", _regarding(obj), partial(self.cluster.apply, obj), None) for obj in to_write
+        ]
         decided = {(d.namespace, d.name): d for d in decision.endpoints}
         for (namespace, name), status in decision.statuses.items():
             regarding = ObjectRef(API_VERSION, KIND, namespace, name, uids.get((namespace, name), ""))
@@ -632,19 +639,23 @@ class Controller:
         return failed
 
 
+def _to_write(decision: Decision, obs: Observation) -> list[dict[str, Any]]:
+    """The objects of `decision` that the cluster does not hold as they are (the others need no write)."""
+    held = by_identity(obs.owned)
+    return [o for o in decision.objects if not _within(o, held.get(object_identity(o)))]
+
+
 def _places(decision: Decision, obs: Observation) -> bool:
     """Whether `decision` writes a workload the cluster does not hold as it is: where a new replica is
     placed (what a loop in flight could give away), and where nothing is, no check is needed."""
-    held = by_identity(obs.owned)
-    return any(o["kind"] in WORKLOAD_KINDS and not _within(o, held.get(object_identity(o))) for o in decision.objects)
+    return any(o["kind"] in WORKLOAD_KINDS for o in _to_write(decision, obs))
 
 
-def _incarnation(endpoint: Mapping[str, Any]) -> tuple[str, Any, Any]:
+def _spec_version(endpoint: Mapping[str, Any]) -> tuple[str, Any, Any]:
     """An InferenceEndpoint's name, uid and spec generation: what changes when it is posted, posted again
     or its spec edited, and not when a status is written."""
-    meta = endpoint.get("metadata")
-    meta = meta if isinstance(meta, Mapping) else {}
-    return (f"{meta.get('namespace')}/{meta.get('name')}", meta.get("uid"), meta.get("generation"))
+    meta = endpoint.get("metadata") or {}
+    return (endpoint_key(endpoint), meta.get("uid"), meta.get("generation"))
 
 
 def _node(name: str) -> ObjectRef:
