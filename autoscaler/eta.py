@@ -58,15 +58,24 @@ def remaining_delay(elapsed_s: float, observed_s: Sequence[float], settings: Eta
     observed = np.asarray(observed_s, dtype=np.float64)
     shortest = min(low, float(observed.min())) if observed.size else low
     earliest = max(0.0, shortest - elapsed_s)
-    longer = observed[observed > elapsed_s]
-    if longer.size >= settings.min_observations:
-        promised = float(np.quantile(longer, settings.quantile, method="higher")) - elapsed_s
+    left = _quantile_left(observed, elapsed_s, settings, settings.min_observations)
+    if left is not None:
+        promised = left
     elif elapsed_s < high:
         start = max(low, elapsed_s)
         promised = start + settings.quantile * (high - start) - elapsed_s
     else:
         promised = settings.step_s
     return earliest, max(earliest, promised)
+
+
+def _quantile_left(observed: np.ndarray, elapsed_s: float, settings: EtaSettings, at_least: int = 1) -> float | None:
+    """The `quantile` of the `observed` durations longer than `elapsed_s`, less `elapsed_s` (what is left of
+    one that lasted that long already); None when fewer than `at_least` are that long."""
+    longer = observed[observed > elapsed_s]
+    if longer.size < at_least:
+        return None
+    return float(np.quantile(longer, settings.quantile, method="higher")) - elapsed_s
 
 
 @dataclass(frozen=True)
@@ -129,9 +138,8 @@ def registered_ready_in(ages_s: Sequence[float], leads_s: Sequence[float], setti
     leads = np.asarray(leads_s, dtype=np.float64)
     out = []
     for age in ages_s:
-        longer = leads[leads > age]
-        if longer.size:
-            left = float(np.quantile(longer, settings.quantile, method="higher")) - age
+        left = _quantile_left(leads, age, settings)
+        if left is not None:
             out.append(settings.step_s * max(1, math.ceil(left / settings.step_s)))
     return sorted(out)
 

@@ -94,7 +94,7 @@ def meets_rule(trace: Trace, scenario: Scenario, protocol: Protocol, policy: Pol
 def fit_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> int:
     """The smallest static pool K that meets the rule on the training days."""
     train = trace.first_days(protocol.train_days)
-    return _smallest_static_k(train, scenario, lambda p: meets_rule(train, scenario, protocol, p))
+    return _smallest_static_k(train, scenario, lambda p: meets_rule(trace, scenario, protocol, p))
 
 
 def hindsight_static_k(trace: Trace, scenario: Scenario, protocol: Protocol) -> int:
