@@ -23,7 +23,8 @@ reconcile benchmark calls it at scale. Per InferenceEndpoint:
   owned by the endpoint, with the per-node pin made a preference that the workload keeps as it was
   created (the nodes a replica waits for do not exist yet, and a new pin would restart the running
   pods: kube-scheduler picks the node within the class, the planned ones first where they fit, the
-  GPU resources keep it honest);
+  GPU resources keep it honest), asking for no new pod that would wait for a node while a new endpoint's
+  replica on warm GPUs of its class has no pod bound (`workloads.asked`: such a pod binds to any room);
 - per configured GPU class the **warm pool** (`pool` policies of the core, never releasing on
   missing data) as the configured backend's object: a balloon Deployment at PriorityClass -10, a
   Cluster Autoscaler CapacityBuffer, or a Karpenter static NodePool's replicas.
@@ -46,7 +47,15 @@ from typing import Any
 from autoscaler.attribution import attribute
 from autoscaler.decide.consolidation import consolidate
 from autoscaler.decide.decision import Decision, EndpointDecision, Observation, PoolDecision, report
-from autoscaler.decide.placement import by_class, by_endpoint, endpoint_cost, gpus_of, place_new, place_requests
+from autoscaler.decide.placement import (
+    by_class,
+    by_endpoint,
+    endpoint_cost,
+    gpus_of,
+    place_new,
+    place_requests,
+    unbound,
+)
 from autoscaler.decide.promises import reserved
 from autoscaler.decide.settings import POOL_BACKENDS, ClassSettings, ConsolidationSettings, Settings
 from autoscaler.decide.state import (
@@ -61,6 +70,7 @@ from autoscaler.decide.state import (
     Recommendation,
     Workload,
     admits,
+    created_at,
     current,
     endpoint_key,
     held_shape,
@@ -215,6 +225,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         if targets[ep.key][1]:
             holds.append(f"{ep.key}: {targets[ep.key][1]}")
     staying = {ep.key: held.placements.get(ep.key, ())[: targets[ep.key][0]] for ep in endpoints}
+    bound = {k: len(kept) for k, kept in staying.items()}  # the replicas whose pods are bound: first in `staying`
     # A promise binds the endpoint's first replicas; once some run, they are its incumbents.
     promises = {ep.key: p for ep in endpoints if (p := promise_of(raw_by_key[ep.key])) is not None}
     # An endpoint that remembers GPUs found taken keeps waiting until its pods are bound: a new pod of
@@ -241,6 +252,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         endpoints, staying, workloads, recorded, list(promises), held.inventory, registry, catalog, settings, now
     )
     staying |= dict.fromkeys(moving, ())
+    bound |= dict.fromkeys(moving, 0)
     requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
     new = [ep.request(targets[ep.key][0] - len(staying[ep.key])) for ep in endpoints]
     new = [r for r in new if r.replicas > 0]
@@ -278,6 +290,12 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     events: list[Event] = []
     previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
     placed_by, waiting_by = by_endpoint(real.placements), by_endpoint(waiting_plan.placements)
+    # The new endpoints' replicas placed on warm GPUs (a 201's) whose pods are not bound yet: where they are,
+    # the others ask for no pod that waits for a node (`workloads.asked`); for two loops at most, so that one
+    # whose pod is never made (a quota, a webhook) does not hold the others.
+    period = obs.loop_period_s or settings.eta.step_s
+    young = [k for k, o in raw_by_key.items() if (t := created_at(o)) is not None and now - t < 2 * period]
+    unbound_by_class = unbound(placed_by, bound, young)
     loaded = loaded_by(endpoints, placed_by, obs.pods, registry, obs.loop_period_s or settings.eta.step_s, now)
     observed = by_identity(obs.owned)
     unplaced_by: dict[str, list[Any]] = {}
@@ -293,7 +311,10 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         taken = remembered.get(ep.key, ()) if waiting or unplaced else ()
         if placed or waiting:
             try:
-                rendered = workload_objects(ep, request, placed + waiting, registry, catalog, settings, taken, observed)
+                behind = frozenset(c for c, keys in unbound_by_class.items() if keys - {ep.key})
+                rendered = workload_objects(
+                    ep, request, placed + waiting, registry, catalog, settings, taken, observed, behind
+                )
             except ManifestError as e:
                 failure = str(e)
         names = {o["metadata"]["name"] for o in rendered if o["kind"] in WORKLOAD_KINDS}

@@ -7,7 +7,7 @@ Every replica the decide step places, on nodes that exist or on nodes being prov
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from autoscaler.decide.settings import Settings
@@ -89,6 +89,18 @@ def serving_cost(workloads: Iterable[Owned], catalog: Catalog) -> float:
                             s.vram_mib_per_gpu, workers)  # fmt: skip
             cost += w.replicas * replica_cost(one, catalog)
     return round(cost, 4)
+
+
+def unbound(
+    placed: Mapping[str, Sequence[Placement]], bound: Mapping[str, int], new: Collection[str]
+) -> dict[str, frozenset[str]]:
+    """GPU class -> the `new` endpoints with a replica placed on a node there whose pod is not bound yet:
+    `placed` lists each endpoint's replicas on nodes that exist, its `bound` ones (incumbents) first."""
+    found: dict[str, set[str]] = {}
+    for key in new:
+        for p in placed.get(key, ())[bound.get(key, 0) :]:
+            found.setdefault(p.gpu_class, set()).add(key)
+    return {c: frozenset(keys) for c, keys in found.items()}
 
 
 def place_new(

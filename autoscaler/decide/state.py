@@ -499,6 +499,14 @@ def endpoint_key(obj: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
 
 
+def created_at(obj: Mapping[str, Any]) -> float | None:
+    """When the API server created the object (`metadata.creationTimestamp`, to the second); None where it
+    does not say."""
+    meta = obj.get("metadata")
+    stamp = meta.get("creationTimestamp") if isinstance(meta, Mapping) else None
+    return _time(stamp)
+
+
 def status_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """An endpoint's status as observed; {} when it has none, or one that is not an object (a
     malformed endpoint is reported on itself, and its status written anew)."""

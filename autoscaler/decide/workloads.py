@@ -7,7 +7,8 @@ where the endpoint asks for one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from autoscaler import endpoint as ie
@@ -16,6 +17,7 @@ from autoscaler.decide.placement import renumbered
 from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import REQUEST_NAME, WORKLOAD_KINDS, Owned, Taken, endpoint_key, taken_annotation
 from autoscaler.decide.targets import QUEUE_HIGH, declared_throughput
+from autoscaler.decide.waiting import PROVISIONING_PREFIX
 from autoscaler.endpoint import Endpoint
 from scheduler.catalog import Catalog
 from scheduler.manifests import dns_label, manifests
@@ -26,6 +28,8 @@ MANAGED = {"app.kubernetes.io/managed-by": "egs"}
 COMPONENT = "app.kubernetes.io/component"
 WARM_POOL = "egs.io/warm-pool"
 """The annotation naming the GPU class of a warm pool's objects."""
+GPU_CLASS, PLACEMENT = "egs.io/gpu-class", "egs.io/placement"
+"""The annotations `scheduler.manifests` records a workload's GPU class and its replicas' planned workers in."""
 
 
 def workload_objects(
@@ -37,19 +41,38 @@ def workload_objects(
     settings: Settings,
     taken: Sequence[Taken] = (),
     observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]] | None = None,
+    unbound: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """The workloads, Service, PodDisruptionBudget and ScaledObjects of one endpoint's replicas (placed
     and waiting), the workloads recording the GPUs its replicas were found unable to bind to (`taken`)
     and keeping the node preference they were created with (`observed`: the owned objects by identity)
-    for this incarnation of the endpoint; `ManifestError` when the plan cannot be rendered, which the
+    for this incarnation of the endpoint, those of a GPU class in `unbound` asking for no new replica
+    that waits for a node (`asked`); `ManifestError` when the plan cannot be rendered, which the
     caller reports on that endpoint alone."""
     plan = Plan(placements=tuple(renumbered(placements)))
     rendered = [owned_by(o, ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
     for obj in rendered:
         if obj["kind"] in WORKLOAD_KINDS:
-            preferring(obj, _incarnation((observed or {}).get(identity(obj)), ep))
+            before = _incarnation((observed or {}).get(identity(obj)), ep)
+            preferring(obj, before)
             obj["metadata"]["annotations"] |= taken_annotation(taken)
+            if obj["metadata"]["annotations"].get(GPU_CLASS) in unbound and "replicas" in obj["spec"]:
+                obj["spec"]["replicas"] = asked(obj, before)
     return [*rendered, owned_by(disruption_budget(ep), ep), *scaled_objects(ep, rendered, settings)]
+
+
+def asked(obj: Mapping[str, Any], observed: Mapping[str, Any] | None) -> int:
+    """The replicas a workload asks for while another endpoint's new replicas in its GPU class have no pod
+    bound yet: those planned on nodes that are there, and those it has (their pods stay), never more than
+    planned. kube-scheduler binds a pod that waits for a node to any room of its class that fits, and takes
+    pods in no order the controller can set (the ReplicaSets make them concurrently): asked alongside a 201's
+    pod, it can take the GPUs that 201 was answered on (churn seed 4, a reposted 202 on h100-1). It is asked
+    once they are bound, a loop or two later."""
+    planned = json.loads(obj["metadata"]["annotations"][PLACEMENT])
+    there = sum(1 for replica in planned if not str(replica["workers"][0][0]).startswith(PROVISIONING_PREFIX))
+    spec = (observed or {}).get("spec")
+    had = spec.get("replicas") if isinstance(spec, Mapping) else None
+    return min(int(obj["spec"]["replicas"]), max(there, had if isinstance(had, int) else 0))
 
 
 def disruption_budget(ep: Endpoint) -> dict[str, Any]:
