@@ -37,8 +37,8 @@ it holds at most `quiet_nodes` idle nodes, or what the background's own rise nee
 below the switch-on threshold: the cap forgoes switch-ons, not the drift past a full node): hours where
 the history (at least `QUIET_EVIDENCE_S` of it) holds no switch-on larger than those nodes within
 `QUIET_WINDOW_S` of this time of day, so one such switch-on ends the cap in its hours until it leaves the
-history. It is a function of the history alone
-(cached), and reads no forecast: the seasonal forecast costs a fit per sample.
+history. It is a function of the history alone (cached), and reads no forecast: the seasonal forecast
+costs a fit per sample.
 """
 
 from __future__ import annotations

@@ -65,8 +65,10 @@ class TemporaryError(EgsError):
 
 
 class StaleVersionError(TemporaryError):
-    """A write based on a version of the object that was written since (optimistic concurrency): a core
-    (`autoscaler.leader`) reads it again to know who wrote it, without knowing the adapter's types."""
+    """A write refused because the object was written since the version it was based on (optimistic
+    concurrency), or, for a create, because it exists already (the Kubernetes adapter's `ConflictError`:
+    both are a 409): a core (`autoscaler.leader`) reads it again to know who wrote it, without knowing the
+    adapter's types."""
 
 
 @contextmanager

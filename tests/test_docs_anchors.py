@@ -5,6 +5,7 @@ files; this checks the sections).
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -21,7 +22,9 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
+@functools.cache
 def anchors(page: Path) -> set[str]:
+    """The page's anchors, read once: many links name the same page."""
     return {slug(h) for h in HEADING.findall(FENCE.sub("", page.read_text()))}
 
 

@@ -151,9 +151,8 @@ def class_etas(
 ) -> list[float]:
     """When each replica of one class's queue serves, behind `ahead` (`queued_gpus` of replicas already
     waiting), on the nodes that registered first, then those the class's `orders` in flight bring, then on
-    nodes ordered anew, each
-    ready after a delay learnt from the delays `orders` observed once there are enough of them, weighed
-    with the orders that lapsed unready (as the simulator's cancelled ones).
+    nodes ordered anew, each ready after a delay learnt from the delays `orders` observed once there are
+    enough of them, weighed with the orders that lapsed unready (as the simulator's cancelled ones).
 
     New orders count from the next decide step (`eta.step_s` on): a node is ordered once the workload
     is written and its pod found no node, not at the answer (the churn benchmark's 202s were late by
