@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from autoscaler.adapters.api import Services, create_app
 from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.controller import Controller, owned_kinds
 from localplay.kube_standin import KubeCluster
+from scheduler.synthetic import gpu_node
 from tests.clock import Clock
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, SETTINGS, FixedSignals
-from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, endpoint, h100
-
-TOKEN = {"Authorization": "Bearer t-alice"}
+from tests.test_decide import CATALOG, NOW, REGISTRY, endpoint
+from tests.test_endpoint_api import body, post
+from tests.test_endpoint_api import kube as kube  # kmock, as the API's tests start it
 
 
 class MidLoop(Cluster):
@@ -53,16 +53,6 @@ class MidLoop(Cluster):
         return pods
 
 
-@pytest.fixture
-def kube() -> Iterator[KubeCluster]:
-    cluster = KubeCluster().start()
-    cluster.emulator.tokens |= {"t-alice": ("alice", ("team-a",))}
-    for verb in ("create", "get", "list"):
-        cluster.emulator.grants.add(("alice", verb, "team-a"))
-    yield cluster
-    cluster.stop()
-
-
 def leading(kube: KubeCluster, then: Callable[[], None], always: bool = False) -> tuple[Controller, MidLoop]:
     """A controller replica that leads, on a `MidLoop` adapter running `then` mid-loop."""
     cluster = MidLoop(kube.api_client(), owned_kinds=owned_kinds(SETTINGS), then=then, always=always)
@@ -72,15 +62,12 @@ def leading(kube: KubeCluster, then: Callable[[], None], always: bool = False) -
 
 
 def one_gpu(name: str) -> dict[str, Any]:
-    node = h100(name)
-    node["metadata"]["labels"]["nvidia.com/gpu.count"] = "1"
-    node["status"]["allocatable"]["nvidia.com/gpu"] = "1"
-    return node
+    return gpu_node(name, CATALOG.get("H100-80GB"), 1)
 
 
-def post(api: TestClient, name: str) -> dict[str, Any]:
-    body = {"name": name, "model": MODEL, "qualityFloor": 0.99, "replicas": {"min": 1, "max": 1}}
-    answer = api.post("/v1/namespaces/team-a/endpoints", json=body, headers=TOKEN)
+def answered(api: TestClient, name: str) -> dict[str, Any]:
+    """The API's answer to a new endpoint of one replica, with its status code."""
+    answer = post(api, body(name, replicas={"min": 1, "max": 1}))
     assert answer.status_code in (201, 202), answer.text
     return {"status": answer.status_code, **answer.json()}
 
@@ -119,11 +106,11 @@ def test_a_201_answered_while_a_loop_is_in_flight_is_not_demoted_by_it(kube: Kub
     kube.put("v1/nodes", one_gpu("gpu-1"))
     # The API's capacity is built at its first POST: gamma takes one GPU, one is left warm.
     api = TestClient(create_app(Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: NOW)))
-    assert post(api, "gamma")["status"] == 201
+    assert answered(api, "gamma")["status"] == 201
     # alpha, created with kubectl, has no promise: the API's capacity (built before it) does not count it.
     kube.put(ENDPOINTS, endpoint("alpha", lo=1, hi=1))
     answers: list[dict[str, Any]] = []
-    ctl, _ = leading(kube, then=lambda: answers.append(post(api, "beta")))
+    ctl, _ = leading(kube, then=lambda: answers.append(answered(api, "beta")))
 
     # The loop lists gamma and alpha; beta is answered 201 on the GPU left before the loop acts.
     first = ctl.reconcile()
