@@ -57,7 +57,7 @@ from autoscaler.adapters.files import (  # noqa: E402
 )
 from autoscaler.fitting import Protocol, fit_egs, fit_static_k, hindsight_static_k, smallest  # noqa: E402
 from autoscaler.pool import forget  # noqa: E402
-from autoscaler.simulator import Policy, Result, Scenario, Trace, pool_settings, simulate  # noqa: E402
+from autoscaler.simulator import WAIT_LIMIT_S, Policy, Result, Scenario, Trace, pool_settings, simulate  # noqa: E402
 from benchmarks import check_demand  # noqa: E402
 from benchmarks.demand import generate, resample  # noqa: E402
 
@@ -66,6 +66,8 @@ SLOW_ORDERS_S = (300.0, 1200.0)
 """`--slow-orders`: provisioning delays of 5-20 minutes instead of the scenarios' 5-10."""
 SERVEGEN_TARGETS = {"m-large": 0.75, "m-mid": 0.90, "m-small": 1.00}
 """EGS cost over the training-picked static pool on ServeGen must stay at or below these."""
+SHARE_TARGET = 0.005
+"""The generator's target for the share of added replicas waiting over 60 s (beside p99 <= `WAIT_LIMIT_S`)."""
 
 
 def data_dir() -> Path:
@@ -246,11 +248,22 @@ def _meets(case: Case, out: dict[str, Any], results: dict[str, Result]) -> bool:
     if case.kind == "public":
         cheapest_ok = results["static:hindsight"].cost_usd
         return bool(not out["static_dominates_egs"] and egs.cost_usd <= cheapest_ok + 1e-6 and etas)
-    return bool(egs.p99_wait_s <= 60 and egs.frac_wait_gt_60s <= 0.005 and etas)
+    return bool(meets_wait_targets(egs) and etas)
+
+
+def meets_wait_targets(result: Result) -> bool:
+    """Whether `result` meets the generator's wait targets: p99 <= 60 s and at most `SHARE_TARGET` over 60 s."""
+    return result.p99_wait_s <= WAIT_LIMIT_S and result.frac_wait_gt_60s <= SHARE_TARGET
+
+
+def generator_seed(name: str, kind: str) -> bool:
+    """Whether the trace `name` of `kind` is one of the generator's 10-minute seeds (demand.py's), which its
+    targets are scored on."""
+    return kind == "synthetic" and "1min" not in name
 
 
 def summary(traces: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    synthetic = [t for n, t in traces.items() if t["kind"] == "synthetic" and "1min" not in n]
+    synthetic = [t for n, t in traces.items() if generator_seed(n, t["kind"])]
     out: dict[str, Any] = {"traces_meeting_target": sum(t["meets_target"] for t in traces.values()),
                            "traces": len(traces)}  # fmt: skip
     if synthetic:
@@ -274,8 +287,8 @@ def _seeds_summary(traces: list[dict[str, Any]]) -> dict[str, Any]:
         "seeds": len(traces),
         "mean_cost_over_static_auto": float(np.mean(ratio)),
         "max_cost_over_static_auto": float(np.max(ratio)),
-        "p99_le_60s": sum(r["p99_wait_s"] <= 60 for r in egs),
-        "frac_gt_60s_le_0.5pct": sum(r["frac_wait_gt_60s"] <= 0.005 for r in egs),
+        "p99_le_60s": sum(r["p99_wait_s"] <= WAIT_LIMIT_S for r in egs),
+        "frac_gt_60s_le_0.5pct": sum(r["frac_wait_gt_60s"] <= SHARE_TARGET for r in egs),
         "p99_over_static_auto": sum(e["p99_wait_s"] > max(a["p99_wait_s"], 60) for e, a in zip(egs, auto, strict=True)),
         "static_dominates": sum(t["static_dominates_egs"] for t in traces),
         "etas_kept_lt_95pct": sum(r["eta_kept_frac"] < 0.95 for r in egs),

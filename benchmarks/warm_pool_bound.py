@@ -39,10 +39,16 @@ sys.path.insert(0, str(REPO))
 
 from autoscaler.fitting import LEARNING, LEVELS, fit_static_k, meets_rule  # noqa: E402
 from autoscaler.simulator import WAIT_LIMIT_S, Policy, Result, Scenario, pool_settings, simulate  # noqa: E402
-from benchmarks.warm_pool import Case, cases, data_dir, loaded, seed_range  # noqa: E402
-
-SHARE_TARGET = 0.005
-"""The generator's target for the share of added replicas waiting over 60 s."""
+from benchmarks.warm_pool import (  # noqa: E402
+    SHARE_TARGET,
+    Case,
+    cases,
+    data_dir,
+    generator_seed,
+    loaded,
+    meets_wait_targets,
+    seed_range,
+)
 
 
 def configurations(scenario: Scenario, k: int) -> list[Policy]:
@@ -106,7 +112,7 @@ def bound(case: Case, data: Path, tried: Callable[[Scenario, int], list[Policy]]
         "configurations": len(runs),
         "hindsight": cheapest(lambda _, r: no_worse(r)),
         "rule": cheapest(lambda p, r: no_worse(r) and meets_rule(trace, scenario, protocol, p)),
-        "targets": cheapest(lambda _, r: r.p99_wait_s <= WAIT_LIMIT_S and r.frac_wait_gt_60s <= SHARE_TARGET),
+        "targets": cheapest(lambda _, r: meets_wait_targets(r)),
     }
 
 
@@ -130,7 +136,7 @@ def main() -> None:
     start = time.process_time()
     seeds: dict[str, dict[str, Any]] = {}
     for case in cases(args.seed, seed_range(args.generator_seeds)):
-        if case.kind != "synthetic" or "1min" in case.name:
+        if not generator_seed(case.name, case.kind):
             continue
         seeds[case.name] = bound(case, args.data)
         print(case.name, json.dumps(seeds[case.name]), file=sys.stderr, flush=True)
