@@ -69,15 +69,17 @@ def configurations(scenario: Scenario, k: int) -> list[Policy]:
 
 
 def label(policy: Policy) -> str:
-    """A configuration as the warm-pool table's "EGS fitted" column names it."""
+    """A configuration as docs/benchmarks.md's warm-pool table writes a fit in its "EGS fitted" column: the
+    rung (`learn 7 d`, `q 1 of 400, 6 h`, or `no pool`: `LEVELS[0]`) and the caps."""
     pool = policy.pool
     if policy.name == "static":
         return f"static:{pool.static_nodes}"
-    rung = (
-        f"learn {pool.learn_s / 86_400:g} d"
-        if pool.learn_s
-        else f"q {pool.quantile:g} of {pool.neighbours}, {pool.recent_s / 3_600:g} h"
-    )
+    if (pool.quantile, pool.neighbours, pool.recent_s, pool.hold_s, pool.learn_s) == LEVELS[0]:
+        rung = "no pool"
+    elif pool.learn_s:
+        rung = f"learn {pool.learn_s / 86_400:g} d"
+    else:
+        rung = f"q {pool.quantile:g} of {pool.neighbours}, {pool.recent_s / 3_600:g} h"
     quiet = "" if pool.quiet_nodes is None else f" ({pool.quiet_nodes} quiet)"
     return f"{rung}; <= {pool.max_idle_nodes}{quiet}"
 

@@ -27,10 +27,14 @@ def test_the_bound_tries_static_auto_and_every_rung_the_fit_chooses_among_at_its
     assert all(p.pool.max_idle_nodes != 0 for p in tried if p.name == "egs")  # a cap of 0 is static:0
 
 
-def test_a_configuration_is_labelled_as_the_warm_pool_table_names_a_fit():
+def test_a_configuration_is_labelled_as_the_warm_pool_docs_write_a_fit():
     scenario = _scenario()
-    learnt = configurations(scenario, 2)[6]  # after static:0 ... static:5, learning alone at a cap of 1
+    tried = configurations(scenario, 2)
+    learnt = tried[6]  # after static:0 ... static:5, learning alone at a cap of 1
     assert label(learnt) == "learn 7 d; <= 1"
+    first_level = next(p for p in tried if p.name == "egs" and not p.pool.learn_s)  # LEVELS[0] at a cap of 1
+    assert label(first_level) == "no pool; <= 1"
+    assert label(replace(first_level, pool=replace(first_level.pool, recent_s=3_600.0))) == "q 0 of 150, 1 h; <= 1"
     assert label(Policy("static", pool_settings(scenario, 2))) == "static:2"
 
 
