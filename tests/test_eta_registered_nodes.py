@@ -2,8 +2,8 @@
 by how long the class's nodes took from registering to Ready, not a node ordered anew.
 
 Churn seed 341 (80 endpoints): an L40S node nobody ordered joined and ended the oldest L40S order in the
-book, so when `l40s-new-5` had registered (NotReady) the book held no L40S order; four 202s POSTed 2.5 s
-real later were promised a fresh order (650-670 s) and were Ready at 73-97 s on that node.
+book, so when `l40s-new-5` had registered (NotReady) the book held no L40S order; three 202s POSTed 2.5 s
+real later were promised a fresh order (650-670 s) and were Ready at 73-85 s on that node.
 
 Covers: the promise from the registered node (the quantile of the leads longer than its age, on the step
 grid), its own order not counted twice, no node counted before a lead is known or once it is older than
