@@ -137,7 +137,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import hashlib
 import itertools
 import json
@@ -176,8 +175,8 @@ from autoscaler.decide import PROMISE_ANNOTATION  # noqa: E402
 from autoscaler.decide.placement import serving_cost  # noqa: E402
 from autoscaler.decide.state import read_owned  # noqa: E402
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE  # noqa: E402
-from autoscaler.decide.workloads import HOSTNAME  # noqa: E402
-from autoscaler.kubetime import rfc3339  # noqa: E402
+from autoscaler.decide.workloads import HOSTNAME, owning_endpoint  # noqa: E402
+from autoscaler.kubetime import parse_time, rfc3339  # noqa: E402
 from autoscaler.leader import LeaderSettings  # noqa: E402
 from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, asks_for_gpu, holds, kai_share, placed_on  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
@@ -409,6 +408,8 @@ class Pod:
     ready: bool = False
     held: tuple[Allocation, ...] = ()
     """What the scheduler and device plugin gave it when it was bound: kept while it runs."""
+    uid: str = ""
+    """The uid of the InferenceEndpoint incarnation its Deployment was written for (its ownerReference)."""
 
     @property
     def key(self) -> str:
@@ -517,7 +518,8 @@ class Play:
     `node.kubernetes.io/not-ready` `STARTUP_S` before it is Ready, within its provisioning delay."""
     ordered: int = 0
     seen: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """Endpoint -> (when its first pod appeared, when its last pod was bound), for the log."""
+    """Endpoint incarnation (uid) -> (when its first pod appeared, when its last pod was bound), for the log:
+    a reposted endpoint's pods are not its first incarnation's."""
     joined: set[str] = field(default_factory=set)
     registered: set[str] = field(default_factory=set)
     startup_rng: random.Random = field(default_factory=lambda: random.Random(0))
@@ -571,7 +573,7 @@ class Play:
             if key not in self.pods:
                 self._note(now, f"created {key} ({pod.gpu_class})")
             self.pods.setdefault(key, pod)
-            self.seen.setdefault(pod.endpoint, (now, 0.0))
+            self.seen.setdefault(pod.uid, (now, 0.0))
         self._schedule(now, nodes)
         self._order(now)
         for pod in self.pods.values():
@@ -611,6 +613,7 @@ class Play:
                     variant.load_seconds,
                     annotations["egs.io/gpu-class"],
                     (now, int(meta.get("resourceVersion") or 0)),
+                    uid=(owning_endpoint(d) or ("", ""))[1],
                 )
                 pods[pod.key] = pod
         return pods
@@ -665,7 +668,7 @@ class Play:
                 pod.node, pod.bound_at, pod.held = name, now, tuple(taken)
                 self._note(now, f"bound {pod.key} to {name} {[a.gpus for a in taken]}")
                 self.binds.append((now, pod))
-                self.seen[pod.endpoint] = (self.seen.get(pod.endpoint, (now, 0.0))[0], now)
+                self.seen[pod.uid] = (self.seen.get(pod.uid, (now, 0.0))[0], now)
                 by_name[name] = Inventory((by_name[name],)).allocated(taken).nodes[0]
 
     def _order(self, now: float) -> None:
@@ -1098,11 +1101,11 @@ class Run:
                 if promise is not None and promise.ready is None:
                     promise.ready = tally.ready_at[key]
             elif promise is not None and promise.ready is None and status.get("estimatedReadyTime"):
-                eta = datetime.datetime.fromisoformat(str(status["estimatedReadyTime"]).replace("Z", "+00:00"))
-                if eta.timestamp() > promise.last + 1.0 and not _said_why(status):
+                eta = parse_time(str(status["estimatedReadyTime"]))
+                if eta > promise.last + 1.0 and not _said_why(status):
                     tally.unexplained += 1
                     log(f"promise revised without a reason: {key} to {status['estimatedReadyTime']}: {status}")
-                promise.last = eta.timestamp()
+                promise.last = eta
             demoted = status.get("phase") == "Provisioning" and key not in excused
             if key in tally.answered_201 and demoted:
                 tally.demoted.add(key)
@@ -1201,7 +1204,6 @@ class Run:
             self.tally.ready_at.pop(key, None)
             self.tally.changed.discard(key)  # a new endpoint of that name: unchanged from here on
             self.tally.lost_capacity.discard(key)
-            self.play.seen.pop(key, None)  # its pods are timed from this POST
             if answer.status_code in (201, 202):
                 self.prometheus.demand[body["model"]] += DEMAND_RPS
                 created = self.kube.get(ENDPOINTS, namespace, body["name"]) or {}
@@ -1210,8 +1212,7 @@ class Run:
                 self.tally.answered_201.add(key)
                 self.tally.answers_201 += 1
             elif answer.status_code == 202:
-                eta = answer.json()["estimatedReadyTime"]
-                at = datetime.datetime.fromisoformat(eta.replace("Z", "+00:00")).timestamp()
+                at = parse_time(answer.json()["estimatedReadyTime"])
                 self.tally.promises[self.tally.incarnation[key]] = Promised(key, self.tally.posted[key], at, at)
             else:
                 log(f"POST {key}: {answer.status_code} {answer.text[:200]}")
@@ -1473,10 +1474,10 @@ def main() -> int:
     assert run is not None
     tally = run.tally
     medians = answered_medians((workdir / "api.log").read_text())
-    for p in sorted(tally.promises.values(), key=lambda p: (p.key, p.posted)):
+    for uid, p in sorted(tally.promises.items(), key=lambda promised: (promised[1].key, promised[1].posted)):
         p.median = medians.get((p.key, math.ceil(p.eta)))
         when = f"Ready {(p.ready - p.posted) * f:.0f} s" if p.ready else "never Ready"
-        first, bound = play.seen.get(p.key, (0.0, 0.0))
+        first, bound = play.seen.get(uid, (0.0, 0.0))
         when += f" (pods {(first - p.posted) * f:.0f} s, bound {(bound - p.posted) * f:.0f} s)"
         revised = f" (last {(p.last - p.posted) * f:.0f} s)" if p.last != p.eta else ""
         median = f" (its median {(p.median - p.posted) * f:.0f} s)" if p.median is not None else ""
