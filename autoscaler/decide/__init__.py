@@ -193,7 +193,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         nodes, guessed, unreadable = with_devices(nodes, obs.pods, obs.gpu_indexes)
     except InventoryError as e:
         # Only the sharing configuration is left to refuse here: keep everything as it is.
-        return Decision((), {}, (), (), (f"nodes: {e}",))
+        return Decision((), {}, (), (), (f"nodes: {e}",), nodes_read=False)
     raw_by_key = {endpoint_key(o): o for o in obs.endpoints}
     recorded = {ep.key: m for ep in endpoints if (m := move_of(raw_by_key[ep.key], workloads.get(ep.key, ())))}
     replaced = frozenset(

@@ -142,6 +142,9 @@ class Decision:
     (`autoscaler.pods.Devices`)."""
     numbered_here: tuple[str, ...] = ()
     """Nodes with a GPU UUID that no series maps to NVML's index: numbered by EGS (`with_devices`)."""
+    nodes_read: bool = True
+    """False where the step refused the sharing configuration before reading a node or pod: its notices
+    (none) say nothing of theirs."""
 
     def notices(self) -> frozenset[str]:
         """What the caller tells its user about objects the decision could not use (`report`): the step
@@ -163,7 +166,9 @@ class Decision:
 
 def report(decision: Decision, said: frozenset[str], log: logging.Logger) -> frozenset[str]:
     """Log the decision's notices that `said` (what the last call returned) lacks: each once, when it
-    starts, not every loop while it stays."""
+    starts, not every loop while it stays, nor again after a step that read no node between."""
+    if not decision.nodes_read:
+        return said
     notices = decision.notices()
     for notice in sorted(notices - said):
         log.warning("%s", notice)
