@@ -410,6 +410,8 @@ class Pod:
     """What the scheduler and device plugin gave it when it was bound: kept while it runs."""
     uid: str = ""
     """The uid of the InferenceEndpoint incarnation its Deployment was written for (its ownerReference)."""
+    gone_at: float | None = None
+    """When it went (deleted or evicted): its GPUs were held until then (`early_cause`)."""
 
     @property
     def key(self) -> str:
@@ -536,6 +538,11 @@ class Play:
     evicted `EVICTION_S` later (the default toleration of `node.kubernetes.io/unreachable`)."""
     binds: list[tuple[float, Pod]] = field(default_factory=list)
     """(when, pod) of every pod bound: who took which GPUs before a late 202 (`overtaken`)."""
+    orders: dict[str, tuple[float, str]] = field(default_factory=dict)
+    """Node ordered -> (when, the endpoint of the last pod then waiting in its class, first in, first out: the
+    pod the node was ordered for), what served a 202 early (`early_cause`)."""
+    arrived: dict[str, float] = field(default_factory=dict)
+    """Node nobody ordered that joined during the play (late nodes, the fleet's late share) -> when."""
     journal: TextIO | None = None
     """Where the play's events go (`play.log` in the run's folder): each order and its delay, each node
     registered and Ready, each pod created, bound and gone, so that a late promise can be traced after the
@@ -550,7 +557,7 @@ class Play:
         evicted = {n for n, since in self.down.items() if now - since >= EVICTION_S / self.factor}
         for key in [k for k, p in self.pods.items() if p.node and (p.node not in present or p.node in evicted)]:
             self._note(now, f"evicted {key} from {self.pods[key].node}")
-            del self.pods[key]
+            self.pods.pop(key).gone_at = now
         wanted = self._wanted(now)
         replicas = {(p.namespace, p.deployment): 0 for p in wanted.values()}
         for pod in wanted.values():
@@ -568,7 +575,7 @@ class Play:
                 serving[deployment] += 1
                 continue
             self._note(now, f"gone {key}")
-            del self.pods[key]
+            self.pods.pop(key).gone_at = now
         for key, pod in wanted.items():
             if key not in self.pods:
                 self._note(now, f"created {key} ({pod.gpu_class})")
@@ -674,9 +681,11 @@ class Play:
     def _order(self, now: float) -> None:
         """Nodes for the pods no node takes, of the classes the node autoscaler can add, packed by GPUs."""
         need: dict[str, int] = {}
-        for pod in self.pods.values():
+        last: dict[str, Pod] = {}
+        for pod in sorted(self.pods.values(), key=lambda p: (p.queued, p.name)):
             if not pod.node and pod.gpu_class in PROVISIONABLE:
                 need[pod.gpu_class] = need.get(pod.gpu_class, 0) + max(1, _asked_units(pod.obj()))
+                last[pod.gpu_class] = pod
         for gpu_class, gpus in need.items():
             coming = sum(1 for t, _, _, c in self.coming if c == gpu_class and t > now)
             for _ in range(math.ceil(gpus / PROVISIONABLE[gpu_class]) - coming):
@@ -685,6 +694,7 @@ class Play:
                 name = f"{gpu_class.lower()}-new-{self.ordered}"
                 registers = now + delay - self.startup_rng.uniform(*STARTUP_S) / self.factor
                 self.coming.append((now + delay, registers, name, gpu_class))
+                self.orders[name] = (now, last[gpu_class].endpoint)
                 self._note(now, f"ordered {name}, Ready in {delay * self.factor:.0f} s ({gpus} {gpu_class} GPUs wait)")
 
     def _join(self, now: float) -> None:
@@ -723,6 +733,28 @@ class Play:
             for t, p in self.binds
             if posted <= t < last and p.endpoint != endpoint and p.gpu_class in classes and p.queued > first
         ]
+
+    def early_cause(self, endpoint: str, posted: float, ready: float) -> str:
+        """What served the last pod of `endpoint` bound between its POST and its Ready : the node its
+        202 was promised on, or capacity the answer knew of (an order in flight, a GPU free), or could not."""
+        mine = [(t, p) for t, p in self.binds if p.endpoint == endpoint and posted <= t <= ready]
+        if not mine:
+            return "not bound"
+        pod = max(mine, key=lambda b: b[0])[1]
+        if pod.node in self.orders:
+            ordered, wanted_by = self.orders[pod.node]
+            if ordered < posted:
+                return "order in flight at the answer"
+            return "its own order" if wanted_by == endpoint else "an order a later POST placed"
+        if self.arrived.get(pod.node, 0.0) > posted:
+            return "a node nobody ordered, joined later"
+        taken = {g for a in pod.held for g in a.gpus}
+        held = any(
+            q.node == pod.node and q.bound_at <= posted and (q.gone_at is None or q.gone_at > posted)
+            and taken & {g for a in q.held for g in a.gpus}
+            for _, q in self.binds if q is not pod
+        )  # fmt: skip
+        return "a GPU freed after the answer" if held else "a GPU free at the answer"
 
     def _note(self, now: float, event: str) -> None:
         if self.journal is not None:
@@ -856,6 +888,8 @@ class Promised:
     median: float | None = None
     """The median the same ETA rule gave when it answered (`answered_medians`): the promise less this is the
     slack its quantile alone leaves."""
+    cause: str | None = None
+    """What served it (`Play.early_cause`), once Ready."""
 
 
 @dataclass
@@ -915,8 +949,15 @@ def promise_figures(promises: Iterable[Promised], factor: float) -> dict[str, An
         slack = [(eta - p.ready) * factor for p, eta in zip(scored, etas, strict=True) if p.ready and p.ready <= eta]
         figures[f"etas_kept{suffix}"] = round(len(slack) / len(scored), 3) if scored else None
         figures[f"eta_mean_slack{suffix}_s"] = round(sum(slack) / len(slack), 1) if slack else None
-    spread = [(p.eta - p.median) * factor for p in scored if p.median is not None and p.ready and p.ready <= p.eta]
+    kept = [(p, p.median, p.ready) for p in scored if p.median is not None and p.ready and p.ready <= p.eta]
+    spread = [(p.eta - median) * factor for p, median, _ in kept]
     figures["eta_quantile_slack_s"] = round(sum(spread) / len(spread), 1) if spread else None
+    early: dict[str, list[float]] = {}
+    for p, median, ready in kept:
+        early.setdefault(p.cause or "not traced", []).append((median - ready) * factor)
+    figures["eta_early_by_cause"] = {
+        cause: {"promises": len(e), "mean_early_s": round(sum(e) / len(e), 1)} for cause, e in sorted(early.items())
+    }
     return figures
 
 
@@ -1476,12 +1517,14 @@ def main() -> int:
     medians = answered_medians((workdir / "api.log").read_text())
     for uid, p in sorted(tally.promises.items(), key=lambda promised: (promised[1].key, promised[1].posted)):
         p.median = medians.get((p.key, math.ceil(p.eta)))
+        p.cause = play.early_cause(p.key, p.posted, p.ready) if p.ready else None
         when = f"Ready {(p.ready - p.posted) * f:.0f} s" if p.ready else "never Ready"
         first, bound = play.seen.get(uid, (0.0, 0.0))
         when += f" (pods {(first - p.posted) * f:.0f} s, bound {(bound - p.posted) * f:.0f} s)"
         revised = f" (last {(p.last - p.posted) * f:.0f} s)" if p.last != p.eta else ""
         median = f" (its median {(p.median - p.posted) * f:.0f} s)" if p.median is not None else ""
-        log(f"202 {p.key}: promised {(p.eta - p.posted) * f:.0f} s after its POST{median}{revised}, {when}")
+        served = f"; served by {p.cause}" if p.cause else ""
+        log(f"202 {p.key}: promised {(p.eta - p.posted) * f:.0f} s after its POST{median}{revised}, {when}{served}")
         if p.ready is None or p.ready > p.eta:
             log(f"  late; bound after pods created after its own: {play.overtaken(p.key, p.posted) or 'none'}")
     result = {
@@ -1833,9 +1876,11 @@ def scenario(
             gpu_class, gpus = UNORDERED[arg]
             mig = {"3g.40gb": 2, "1g.10gb": 3} if arg == "a100-mig" else None
             run.kube.put(NODES, play_node(catalog, f"{arg}-late-{i}", gpu_class, gpus, mig=mig))
+            run.play.arrived[f"{arg}-late-{i}"] = time.time()
             log(f"minute {run.minutes():.1f}: {arg}-late-{i} joined")
         elif what == "fleet-node":
             run.kube.put(NODES, late_fleet[arg])
+            run.play.arrived[arg] = time.time()
             log(f"minute {run.minutes():.1f}: {arg} joined")
         elif what == "class-change":
             change_class(run, bodies, arg)

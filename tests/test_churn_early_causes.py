@@ -1,0 +1,59 @@
+"""What served a 202 before its rule's median: the churn benchmark classifies each first promise kept by
+the capacity its last pod was bound on (`Play.early_cause`) and reports per class how many and how early
+(`eta_early_by_cause`), so that the bias a promise could have known is told from what no answer can know.
+
+Covers: its own order, an order in flight at the answer, an order a later POST placed, a node nobody
+ordered, a GPU free at the answer and one freed after it; the figure's grouping. Skips: the runs.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, cast
+
+from benchmarks.churn import Play, Pod, Promised, promise_figures
+from scheduler.inventory import Allocation
+
+
+def play() -> Play:
+    return Play(cast(Any, None), cast(Any, None), cast(Any, None), random.Random(0), factor=20.0)
+
+
+def bind(p: Play, endpoint: str, node: str, at: float, gpus: tuple[int, ...] = (0,), gone: float | None = None) -> Pod:
+    pod = Pod("t", f"{endpoint}-{at}", endpoint, f"t/{endpoint}", {}, 1.0, "H100", node=node, bound_at=at)
+    pod.held, pod.gone_at = (Allocation(node, gpus),), gone
+    p.binds.append((at, pod))
+    return pod
+
+
+def test_each_kept_promise_is_classified_by_the_capacity_its_last_pod_was_bound_on() -> None:
+    p = play()
+    p.orders = {"h100-new-1": (5.0, "t/a"), "h100-new-2": (12.0, "t/b"), "h100-new-3": (20.0, "t/a")}
+    p.arrived = {"h100-late-1": 30.0, "h100-fleet-0": 1.0}
+    bind(p, "a", "h100-new-1", 40.0)
+    assert p.early_cause("t/a", posted=10.0, ready=50.0) == "order in flight at the answer"
+    bind(p, "b", "h100-new-3", 41.0)
+    assert p.early_cause("t/b", posted=11.0, ready=50.0) == "an order a later POST placed"
+    assert p.early_cause("t/a", posted=2.0, ready=50.0) == "its own order"
+    bind(p, "c", "h100-late-1", 35.0)
+    assert p.early_cause("t/c", posted=25.0, ready=50.0) == "a node nobody ordered, joined later"
+    # On a node there at the answer: GPU 0 held then by a pod that went at 28, GPU 1 free all along.
+    bind(p, "old", "h100-fleet-0", 3.0, gone=28.0)
+    bind(p, "d", "h100-fleet-0", 29.0)
+    assert p.early_cause("t/d", posted=25.0, ready=50.0) == "a GPU freed after the answer"
+    bind(p, "e", "h100-fleet-0", 29.0, gpus=(1,))
+    assert p.early_cause("t/e", posted=25.0, ready=50.0) == "a GPU free at the answer"
+    # The pod that gates its Ready is the last bound before it: one bound before its POST is another's.
+    assert p.early_cause("t/e", posted=30.0, ready=50.0) == "not bound"
+
+
+def test_the_early_seconds_are_grouped_by_cause_over_the_first_promises_kept() -> None:
+    own = Promised("t/a", posted=0.0, eta=30.0, last=30.0, ready=20.0, median=21.0, cause="its own order")
+    own_too = Promised("t/b", posted=0.0, eta=30.0, last=30.0, ready=24.0, median=21.0, cause="its own order")
+    later = Promised("t/c", posted=0.0, eta=40.0, last=40.0, ready=10.0, median=20.0, cause="a later POST's")
+    broken = Promised("t/d", posted=0.0, eta=30.0, last=30.0, ready=31.0, median=20.0, cause="its own order")
+    figures = promise_figures([own, own_too, later, broken], factor=20.0)
+    assert figures["eta_early_by_cause"] == {
+        "its own order": {"promises": 2, "mean_early_s": (1.0 - 3.0) / 2 * 20},
+        "a later POST's": {"promises": 1, "mean_early_s": 10.0 * 20},
+    }
