@@ -538,9 +538,9 @@ class Play:
     evicted `EVICTION_S` later (the default toleration of `node.kubernetes.io/unreachable`)."""
     binds: list[tuple[float, Pod]] = field(default_factory=list)
     """(when, pod) of every pod bound: who took which GPUs before a late 202 (`overtaken`)."""
-    orders: dict[str, tuple[float, str]] = field(default_factory=dict)
-    """Node ordered -> (when, the endpoint of the last pod then waiting in its class, first in, first out: the
-    pod the node was ordered for), what served a 202 early (`early_cause`)."""
+    orders: dict[str, tuple[float, tuple[tuple[str, tuple[float, int]], ...]]] = field(default_factory=dict)
+    """Node ordered -> (when, (endpoint, place in kube-scheduler's queue) of each pod it was ordered for), what
+    served a 202 early (`early_cause`)."""
     arrived: dict[str, float] = field(default_factory=dict)
     """Node nobody ordered that joined during the play (late nodes, the fleet's late share) -> when."""
     journal: TextIO | None = None
@@ -681,20 +681,24 @@ class Play:
     def _order(self, now: float) -> None:
         """Nodes for the pods no node takes, of the classes the node autoscaler can add, packed by GPUs."""
         need: dict[str, int] = {}
-        last: dict[str, Pod] = {}
+        queue: dict[str, list[tuple[int, int, Pod]]] = {}  # per class: the GPUs each pod asks, first in first out
         for pod in sorted(self.pods.values(), key=lambda p: (p.queued, p.name)):
             if not pod.node and pod.gpu_class in PROVISIONABLE:
-                need[pod.gpu_class] = need.get(pod.gpu_class, 0) + max(1, _asked_units(pod.obj()))
-                last[pod.gpu_class] = pod
+                start = need.get(pod.gpu_class, 0)
+                need[pod.gpu_class] = start + max(1, _asked_units(pod.obj()))
+                queue.setdefault(pod.gpu_class, []).append((start, need[pod.gpu_class], pod))
         for gpu_class, gpus in need.items():
+            per_node = PROVISIONABLE[gpu_class]
             coming = sum(1 for t, _, _, c in self.coming if c == gpu_class and t > now)
-            for _ in range(math.ceil(gpus / PROVISIONABLE[gpu_class]) - coming):
+            for i in range(coming, math.ceil(gpus / per_node)):
                 self.ordered += 1
                 delay = self.rng.uniform(*self.delay_s) / self.factor
                 name = f"{gpu_class.lower()}-new-{self.ordered}"
                 registers = now + delay - self.startup_rng.uniform(*STARTUP_S) / self.factor
                 self.coming.append((now + delay, registers, name, gpu_class))
-                self.orders[name] = (now, last[gpu_class].endpoint)
+                # The pods whose GPUs it brings, behind those of the nodes coming.
+                wanted = [p for start, end, p in queue[gpu_class] if start < (i + 1) * per_node and end > i * per_node]
+                self.orders[name] = (now, tuple((p.endpoint, p.queued) for p in wanted))
                 self._note(now, f"ordered {name}, Ready in {delay * self.factor:.0f} s ({gpus} {gpu_class} GPUs wait)")
 
     def _join(self, now: float) -> None:
@@ -742,10 +746,14 @@ class Play:
             return "not bound"
         pod = max(mine, key=lambda b: b[0])[1]
         if pod.node in self.orders:
-            ordered, wanted_by = self.orders[pod.node]
+            ordered, wanted = self.orders[pod.node]
             if ordered < posted:
-                return "order in flight at the answer"
-            return "its own order" if wanted_by == endpoint else "an order a later POST placed"
+                return "an order in flight at the answer"
+            if any(e == endpoint for e, _ in wanted):
+                return "its own order"
+            if all(queued < pod.queued for _, queued in wanted):
+                return "an order for pods queued ahead of it"
+            return "an order for pods queued after it"
         if self.arrived.get(pod.node, 0.0) > posted:
             return "a node nobody ordered, joined later"
         taken = {g for a in pod.held for g in a.gpus}

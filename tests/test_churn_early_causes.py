@@ -20,7 +20,7 @@ def play() -> Play:
 
 
 def bind(p: Play, endpoint: str, node: str, at: float, gpus: tuple[int, ...] = (0,), gone: float | None = None) -> Pod:
-    pod = Pod("t", f"{endpoint}-{at}", endpoint, f"t/{endpoint}", {}, 1.0, "H100", node=node, bound_at=at)
+    pod = Pod("t", f"{endpoint}-{at}", endpoint, f"t/{endpoint}", {}, 1.0, "H100", (at - 30.0, 0), node, at)
     pod.held, pod.gone_at = (Allocation(node, gpus),), gone
     p.binds.append((at, pod))
     return pod
@@ -28,23 +28,33 @@ def bind(p: Play, endpoint: str, node: str, at: float, gpus: tuple[int, ...] = (
 
 def test_each_kept_promise_is_classified_by_the_capacity_its_last_pod_was_bound_on() -> None:
     p = play()
-    p.orders = {"h100-new-1": (5.0, "t/a"), "h100-new-2": (12.0, "t/b"), "h100-new-3": (20.0, "t/a")}
+    p.orders = {
+        "h100-new-1": (5.0, (("t/a", (5.0, 1)),)),
+        "h100-new-2": (12.0, (("t/x", (1.0, 2)), ("t/y", (11.0, 3)))),
+        "h100-new-3": (20.0, (("t/x", (1.0, 2)), ("t/a", (5.0, 1)))),
+        "h100-new-4": (20.0, (("t/x", (1.0, 2)),)),
+    }
     p.arrived = {"h100-late-1": 30.0, "h100-fleet-0": 1.0}
     bind(p, "a", "h100-new-1", 40.0)
-    assert p.early_cause("t/a", posted=10.0, ready=50.0) == "order in flight at the answer"
-    bind(p, "b", "h100-new-3", 41.0)
-    assert p.early_cause("t/b", posted=11.0, ready=50.0) == "an order a later POST placed"
+    assert p.early_cause("t/a", posted=10.0, ready=50.0) == "an order in flight at the answer"
     assert p.early_cause("t/a", posted=2.0, ready=50.0) == "its own order"
-    bind(p, "c", "h100-late-1", 35.0)
-    assert p.early_cause("t/c", posted=25.0, ready=50.0) == "a node nobody ordered, joined later"
+    # Queued at 11 (bound at 41): one pod of the order's was queued after it, at 11.0 and a later version.
+    bind(p, "b", "h100-new-2", 41.0)
+    assert p.early_cause("t/b", posted=11.0, ready=50.0) == "an order for pods queued after it"
+    bind(p, "c", "h100-new-4", 42.0)
+    assert p.early_cause("t/c", posted=11.0, ready=50.0) == "an order for pods queued ahead of it"
+    bind(p, "a", "h100-new-3", 45.0)
+    assert p.early_cause("t/a", posted=2.0, ready=50.0) == "its own order"
+    bind(p, "d", "h100-late-1", 35.0)
+    assert p.early_cause("t/d", posted=25.0, ready=50.0) == "a node nobody ordered, joined later"
     # On a node there at the answer: GPU 0 held then by a pod that went at 28, GPU 1 free all along.
     bind(p, "old", "h100-fleet-0", 3.0, gone=28.0)
-    bind(p, "d", "h100-fleet-0", 29.0)
-    assert p.early_cause("t/d", posted=25.0, ready=50.0) == "a GPU freed after the answer"
-    bind(p, "e", "h100-fleet-0", 29.0, gpus=(1,))
-    assert p.early_cause("t/e", posted=25.0, ready=50.0) == "a GPU free at the answer"
+    bind(p, "e", "h100-fleet-0", 29.0)
+    assert p.early_cause("t/e", posted=25.0, ready=50.0) == "a GPU freed after the answer"
+    bind(p, "f", "h100-fleet-0", 29.0, gpus=(1,))
+    assert p.early_cause("t/f", posted=25.0, ready=50.0) == "a GPU free at the answer"
     # The pod that gates its Ready is the last bound before it: one bound before its POST is another's.
-    assert p.early_cause("t/e", posted=30.0, ready=50.0) == "not bound"
+    assert p.early_cause("t/f", posted=30.0, ready=50.0) == "not bound"
 
 
 def test_the_early_seconds_are_grouped_by_cause_over_the_first_promises_kept() -> None:
