@@ -738,13 +738,18 @@ class Play:
             if posted <= t < last and p.endpoint != endpoint and p.gpu_class in classes and p.queued > first
         ]
 
-    def early_cause(self, endpoint: str, posted: float, ready: float) -> str:
-        """What served the last pod of `endpoint` bound between its POST and its Ready : the node its
-        202 was promised on, or capacity the answer knew of (an order in flight, a GPU free), or could not."""
+    def early_cause(self, endpoint: str, posted: float, ready: float) -> tuple[str, str]:
+        """What served the last pod of `endpoint` bound between its POST and its Ready, and that pod's node: the
+        node its 202 was promised on, or capacity the answer knew of (an order in flight, a GPU free), or could
+        not."""
         mine = [(t, p) for t, p in self.binds if p.endpoint == endpoint and posted <= t <= ready]
         if not mine:
-            return "not bound"
+            return "not bound", ""
         pod = max(mine, key=lambda b: b[0])[1]
+        return self._served_by(endpoint, posted, pod), pod.node
+
+    def _served_by(self, endpoint: str, posted: float, pod: Pod) -> str:
+        """The kind of capacity `pod` of `endpoint` (POSTed at `posted`) was bound on (`early_cause`)."""
         if pod.node in self.orders:
             ordered, wanted = self.orders[pod.node]
             if ordered < posted:
@@ -896,8 +901,8 @@ class Promised:
     median: float | None = None
     """The median the same ETA rule gave when it answered (`answered_medians`): the promise less this is the
     slack its quantile alone leaves."""
-    cause: str | None = None
-    """What served it (`Play.early_cause`), once Ready."""
+    cause: tuple[str, str] | None = None
+    """What served it and the node (`Play.early_cause`), once Ready."""
 
 
 @dataclass
@@ -960,11 +965,18 @@ def promise_figures(promises: Iterable[Promised], factor: float) -> dict[str, An
     kept = [(p, p.median, p.ready) for p in scored if p.median is not None and p.ready and p.ready <= p.eta]
     spread = [(p.eta - median) * factor for p, median, _ in kept]
     figures["eta_quantile_slack_s"] = round(sum(spread) / len(spread), 1) if spread else None
-    early: dict[str, list[float]] = {}
+    early: dict[str, list[tuple[str, float]]] = {}
     for p, median, ready in kept:
-        early.setdefault(p.cause or "not traced", []).append((median - ready) * factor)
+        cause, node = p.cause or ("not traced", "")
+        early.setdefault(cause, []).append((node, (median - ready) * factor))
+    # Promises served by one node share its draw: the nodes say how many draws a mean stands on.
     figures["eta_early_by_cause"] = {
-        cause: {"promises": len(e), "mean_early_s": round(sum(e) / len(e), 1)} for cause, e in sorted(early.items())
+        cause: {
+            "promises": len(e),
+            "nodes": len({node for node, _ in e}),
+            "mean_early_s": round(sum(s for _, s in e) / len(e), 1),
+        }
+        for cause, e in sorted(early.items())
     }
     return figures
 
@@ -1531,7 +1543,7 @@ def main() -> int:
         when += f" (pods {(first - p.posted) * f:.0f} s, bound {(bound - p.posted) * f:.0f} s)"
         revised = f" (last {(p.last - p.posted) * f:.0f} s)" if p.last != p.eta else ""
         median = f" (its median {(p.median - p.posted) * f:.0f} s)" if p.median is not None else ""
-        served = f"; served by {p.cause}" if p.cause else ""
+        served = f"; served by {p.cause[0]} ({p.cause[1]})" if p.cause else ""
         log(f"202 {p.key}: promised {(p.eta - p.posted) * f:.0f} s after its POST{median}{revised}, {when}{served}")
         if p.ready is None or p.ready > p.eta:
             log(f"  late; bound after pods created after its own: {play.overtaken(p.key, p.posted) or 'none'}")

@@ -36,34 +36,35 @@ def test_each_kept_promise_is_classified_by_the_capacity_its_last_pod_was_bound_
     }
     p.arrived = {"h100-late-1": 30.0, "h100-fleet-0": 1.0}
     bind(p, "a", "h100-new-1", 40.0)
-    assert p.early_cause("t/a", posted=10.0, ready=50.0) == "an order in flight at the answer"
-    assert p.early_cause("t/a", posted=2.0, ready=50.0) == "its own order"
+    assert p.early_cause("t/a", posted=10.0, ready=50.0)[0] == "an order in flight at the answer"
+    assert p.early_cause("t/a", posted=2.0, ready=50.0)[0] == "its own order"
     # Queued at 11 (bound at 41): one pod of the order's was queued after it, at 11.0 and a later version.
     bind(p, "b", "h100-new-2", 41.0)
-    assert p.early_cause("t/b", posted=11.0, ready=50.0) == "an order for pods queued after it"
+    assert p.early_cause("t/b", posted=11.0, ready=50.0)[0] == "an order for pods queued after it"
     bind(p, "c", "h100-new-4", 42.0)
-    assert p.early_cause("t/c", posted=11.0, ready=50.0) == "an order for pods queued ahead of it"
+    assert p.early_cause("t/c", posted=11.0, ready=50.0)[0] == "an order for pods queued ahead of it"
     bind(p, "a", "h100-new-3", 45.0)
-    assert p.early_cause("t/a", posted=2.0, ready=50.0) == "its own order"
+    assert p.early_cause("t/a", posted=2.0, ready=50.0)[0] == "its own order"
     bind(p, "d", "h100-late-1", 35.0)
-    assert p.early_cause("t/d", posted=25.0, ready=50.0) == "a node nobody ordered, joined later"
+    assert p.early_cause("t/d", posted=25.0, ready=50.0)[0] == "a node nobody ordered, joined later"
     # On a node there at the answer: GPU 0 held then by a pod that went at 28, GPU 1 free all along.
     bind(p, "old", "h100-fleet-0", 3.0, gone=28.0)
     bind(p, "e", "h100-fleet-0", 29.0)
-    assert p.early_cause("t/e", posted=25.0, ready=50.0) == "a GPU freed after the answer"
+    assert p.early_cause("t/e", posted=25.0, ready=50.0)[0] == "a GPU freed after the answer"
     bind(p, "f", "h100-fleet-0", 29.0, gpus=(1,))
-    assert p.early_cause("t/f", posted=25.0, ready=50.0) == "a GPU free at the answer"
+    assert p.early_cause("t/f", posted=25.0, ready=50.0)[0] == "a GPU free at the answer"
     # The pod that gates its Ready is the last bound before it: one bound before its POST is another's.
-    assert p.early_cause("t/f", posted=30.0, ready=50.0) == "not bound"
+    assert p.early_cause("t/f", posted=30.0, ready=50.0) == ("not bound", "")
+    assert p.early_cause("t/a", posted=2.0, ready=50.0)[1] == "h100-new-3"
 
 
 def test_the_early_seconds_are_grouped_by_cause_over_the_first_promises_kept() -> None:
-    own = Promised("t/a", posted=0.0, eta=30.0, last=30.0, ready=20.0, median=21.0, cause="its own order")
-    own_too = Promised("t/b", posted=0.0, eta=30.0, last=30.0, ready=24.0, median=21.0, cause="its own order")
-    later = Promised("t/c", posted=0.0, eta=40.0, last=40.0, ready=10.0, median=20.0, cause="a later POST's")
-    broken = Promised("t/d", posted=0.0, eta=30.0, last=30.0, ready=31.0, median=20.0, cause="its own order")
+    own = Promised("t/a", posted=0.0, eta=30.0, last=30.0, ready=20.0, median=21.0, cause=("its own order", "n1"))
+    own_too = Promised("t/b", posted=0.0, eta=30.0, last=30.0, ready=24.0, median=21.0, cause=("its own order", "n1"))
+    later = Promised("t/c", posted=0.0, eta=40.0, last=40.0, ready=10.0, median=20.0, cause=("a later POST's", "n2"))
+    broken = Promised("t/d", posted=0.0, eta=30.0, last=30.0, ready=31.0, median=20.0, cause=("its own order", "n3"))
     figures = promise_figures([own, own_too, later, broken], factor=20.0)
     assert figures["eta_early_by_cause"] == {
-        "its own order": {"promises": 2, "mean_early_s": (1.0 - 3.0) / 2 * 20},
-        "a later POST's": {"promises": 1, "mean_early_s": 10.0 * 20},
+        "its own order": {"promises": 2, "nodes": 1, "mean_early_s": (1.0 - 3.0) / 2 * 20},
+        "a later POST's": {"promises": 1, "nodes": 1, "mean_early_s": 10.0 * 20},
     }
