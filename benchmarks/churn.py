@@ -538,9 +538,9 @@ class Play:
     evicted `EVICTION_S` later (the default toleration of `node.kubernetes.io/unreachable`)."""
     binds: list[tuple[float, Pod]] = field(default_factory=list)
     """(when, pod) of every pod bound: who took which GPUs before a late 202 (`overtaken`)."""
-    orders: dict[str, tuple[float, tuple[tuple[str, tuple[float, int]], ...]]] = field(default_factory=dict)
-    """Node ordered -> (when, (endpoint, place in kube-scheduler's queue) of each pod it was ordered for), what
-    served a 202 early (`early_cause`)."""
+    orders: dict[str, tuple[float, float, tuple[tuple[str, tuple[float, int]], ...]]] = field(default_factory=dict)
+    """Node ordered -> (when, its delay drawn (uncompressed), (endpoint, place in kube-scheduler's queue) of each
+    pod it was ordered for): what served a 202 early (`early_cause`)."""
     arrived: dict[str, float] = field(default_factory=dict)
     """Node nobody ordered that joined during the play (late nodes, the fleet's late share) -> when."""
     journal: TextIO | None = None
@@ -698,7 +698,7 @@ class Play:
                 self.coming.append((now + delay, registers, name, gpu_class))
                 # The pods whose GPUs it brings, behind those of the nodes coming.
                 wanted = [p for start, end, p in queue[gpu_class] if start < (i + 1) * per_node and end > i * per_node]
-                self.orders[name] = (now, tuple((p.endpoint, p.queued) for p in wanted))
+                self.orders[name] = (now, delay * self.factor, tuple((p.endpoint, p.queued) for p in wanted))
                 self._note(now, f"ordered {name}, Ready in {delay * self.factor:.0f} s ({gpus} {gpu_class} GPUs wait)")
 
     def _join(self, now: float) -> None:
@@ -738,20 +738,21 @@ class Play:
             if posted <= t < last and p.endpoint != endpoint and p.gpu_class in classes and p.queued > first
         ]
 
-    def early_cause(self, endpoint: str, posted: float, ready: float) -> tuple[str, str]:
-        """What served the last pod of `endpoint` bound between its POST and its Ready, and that pod's node: the
-        node its 202 was promised on, or capacity the answer knew of (an order in flight, a GPU free), or could
-        not."""
+    def early_cause(self, endpoint: str, posted: float, ready: float) -> tuple[str, str, float | None]:
+        """What served the last pod of `endpoint` bound between its POST and its Ready, that pod's node and, where
+        it was ordered, its delay drawn: the node its 202 was promised on, or capacity the answer knew of (an
+        order in flight, a GPU free), or could not."""
         mine = [(t, p) for t, p in self.binds if p.endpoint == endpoint and posted <= t <= ready]
         if not mine:
-            return "not bound", ""
+            return "not bound", "", None
         pod = max(mine, key=lambda b: b[0])[1]
-        return self._served_by(endpoint, posted, pod), pod.node
+        delay = self.orders[pod.node][1] if pod.node in self.orders else None
+        return self._served_by(endpoint, posted, pod), pod.node, delay
 
     def _served_by(self, endpoint: str, posted: float, pod: Pod) -> str:
         """The kind of capacity `pod` of `endpoint` (POSTed at `posted`) was bound on (`early_cause`)."""
         if pod.node in self.orders:
-            ordered, wanted = self.orders[pod.node]
+            ordered, _, wanted = self.orders[pod.node]
             if ordered < posted:
                 return "an order in flight at the answer"
             if any(e == endpoint for e, _ in wanted):
@@ -901,8 +902,8 @@ class Promised:
     median: float | None = None
     """The median the same ETA rule gave when it answered (`answered_medians`): the promise less this is the
     slack its quantile alone leaves."""
-    cause: tuple[str, str] | None = None
-    """What served it and the node (`Play.early_cause`), once Ready."""
+    cause: tuple[str, str, float | None] | None = None
+    """What served it, the node and the delay drawn for it if ordered (`Play.early_cause`), once Ready."""
 
 
 @dataclass
@@ -965,20 +966,26 @@ def promise_figures(promises: Iterable[Promised], factor: float) -> dict[str, An
     kept = [(p, p.median, p.ready) for p in scored if p.median is not None and p.ready and p.ready <= p.eta]
     spread = [(p.eta - median) * factor for p, median, _ in kept]
     figures["eta_quantile_slack_s"] = round(sum(spread) / len(spread), 1) if spread else None
-    early: dict[str, list[tuple[str, float]]] = {}
+    early: dict[str, list[tuple[str, float | None, float]]] = {}
     for p, median, ready in kept:
-        cause, node = p.cause or ("not traced", "")
-        early.setdefault(cause, []).append((node, (median - ready) * factor))
-    # Promises served by one node share its draw: the nodes say how many draws a mean stands on.
-    figures["eta_early_by_cause"] = {
-        cause: {
-            "promises": len(e),
-            "nodes": len({node for node, _ in e}),
-            "mean_early_s": round(sum(s for _, s in e) / len(e), 1),
-        }
-        for cause, e in sorted(early.items())
-    }
+        cause, node, delay = p.cause or ("not traced", "", None)
+        early.setdefault(cause, []).append((node, delay, (median - ready) * factor))
+    # Promises served by one node share its draw: the nodes say how many draws a mean stands on, and the delays
+    # drawn how much of it is their luck (against the prior's median) rather than the rule's bias.
+    figures["eta_early_by_cause"] = {cause: _early_figures(e) for cause, e in sorted(early.items())}
     return figures
+
+
+def _early_figures(served: Sequence[tuple[str, float | None, float]]) -> dict[str, Any]:
+    """Of (node, its delay drawn if ordered, seconds Ready before the median) per promise: how many promises
+    and nodes, the mean seconds early, and the mean delay drawn where the nodes were ordered."""
+    delays = [d for _, d, _ in served if d is not None]
+    figures = {
+        "promises": len(served),
+        "nodes": len({node for node, _, _ in served}),
+        "mean_early_s": round(sum(s for _, _, s in served) / len(served), 1),
+    }
+    return figures | ({"mean_delay_drawn_s": round(sum(delays) / len(delays), 1)} if delays else {})
 
 
 ANSWERED = re.compile(r"POST (\S+): \w+, ETA in \S+ s \(at ([\d.]+), its median at ([\d.]+)\)")

@@ -29,10 +29,10 @@ def bind(p: Play, endpoint: str, node: str, at: float, gpus: tuple[int, ...] = (
 def test_each_kept_promise_is_classified_by_the_capacity_its_last_pod_was_bound_on() -> None:
     p = play()
     p.orders = {
-        "h100-new-1": (5.0, (("t/a", (5.0, 1)),)),
-        "h100-new-2": (12.0, (("t/x", (1.0, 2)), ("t/y", (11.0, 3)))),
-        "h100-new-3": (20.0, (("t/x", (1.0, 2)), ("t/a", (5.0, 1)))),
-        "h100-new-4": (20.0, (("t/x", (1.0, 2)),)),
+        "h100-new-1": (5.0, 400.0, (("t/a", (5.0, 1)),)),
+        "h100-new-2": (12.0, 400.0, (("t/x", (1.0, 2)), ("t/y", (11.0, 3)))),
+        "h100-new-3": (20.0, 480.0, (("t/x", (1.0, 2)), ("t/a", (5.0, 1)))),
+        "h100-new-4": (20.0, 400.0, (("t/x", (1.0, 2)),)),
     }
     p.arrived = {"h100-late-1": 30.0, "h100-fleet-0": 1.0}
     bind(p, "a", "h100-new-1", 40.0)
@@ -54,17 +54,26 @@ def test_each_kept_promise_is_classified_by_the_capacity_its_last_pod_was_bound_
     bind(p, "f", "h100-fleet-0", 29.0, gpus=(1,))
     assert p.early_cause("t/f", posted=25.0, ready=50.0)[0] == "a GPU free at the answer"
     # The pod that gates its Ready is the last bound before it: one bound before its POST is another's.
-    assert p.early_cause("t/f", posted=30.0, ready=50.0) == ("not bound", "")
-    assert p.early_cause("t/a", posted=2.0, ready=50.0)[1] == "h100-new-3"
+    assert p.early_cause("t/f", posted=30.0, ready=50.0) == ("not bound", "", None)
+    assert p.early_cause("t/a", posted=2.0, ready=50.0)[1:] == ("h100-new-3", 480.0)
+    assert p.early_cause("t/d", posted=25.0, ready=50.0)[1:] == ("h100-late-1", None)
 
 
 def test_the_early_seconds_are_grouped_by_cause_over_the_first_promises_kept() -> None:
-    own = Promised("t/a", posted=0.0, eta=30.0, last=30.0, ready=20.0, median=21.0, cause=("its own order", "n1"))
-    own_too = Promised("t/b", posted=0.0, eta=30.0, last=30.0, ready=24.0, median=21.0, cause=("its own order", "n1"))
-    later = Promised("t/c", posted=0.0, eta=40.0, last=40.0, ready=10.0, median=20.0, cause=("a later POST's", "n2"))
-    broken = Promised("t/d", posted=0.0, eta=30.0, last=30.0, ready=31.0, median=20.0, cause=("its own order", "n3"))
+    own = Promised(
+        "t/a", posted=0.0, eta=30.0, last=30.0, ready=20.0, median=21.0, cause=("its own order", "n1", 300.0)
+    )
+    own_too = Promised(
+        "t/b", posted=0.0, eta=30.0, last=30.0, ready=24.0, median=21.0, cause=("its own order", "n1", 300.0)
+    )
+    later = Promised(
+        "t/c", posted=0.0, eta=40.0, last=40.0, ready=10.0, median=20.0, cause=("a later POST's", "n2", None)
+    )
+    broken = Promised(
+        "t/d", posted=0.0, eta=30.0, last=30.0, ready=31.0, median=20.0, cause=("its own order", "n3", 500.0)
+    )
     figures = promise_figures([own, own_too, later, broken], factor=20.0)
     assert figures["eta_early_by_cause"] == {
-        "its own order": {"promises": 2, "nodes": 1, "mean_early_s": (1.0 - 3.0) / 2 * 20},
+        "its own order": {"promises": 2, "nodes": 1, "mean_early_s": (1.0 - 3.0) / 2 * 20, "mean_delay_drawn_s": 300.0},
         "a later POST's": {"promises": 1, "nodes": 1, "mean_early_s": 10.0 * 20},
     }
