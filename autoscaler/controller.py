@@ -70,6 +70,7 @@ from autoscaler.decide import (
     endpoint_key,
     promise_outcome,
     report,
+    report_holds,
     status_of,
 )
 from autoscaler.decide.state import WORKLOAD_KINDS
@@ -390,6 +391,10 @@ class Controller:
         self.said: frozenset[str] = frozenset()
         """The last decision's notices (a node skipped, an annotation that cannot be read): each is
         logged once, when it starts."""
+        self.metrics_down = False
+        """Whether the last read of Prometheus failed."""
+        self.holding: frozenset[str] = frozenset()
+        """The causes the last decision held parts of itself for: each is logged when it starts and ends."""
         self.interval_s: float | None = None
         """The interval `run()` loops at (None: loops run one by one, by whoever calls `reconcile()`)."""
         self.loop_s: deque[float] = deque(maxlen=LOOPS_TIMED)
@@ -480,8 +485,7 @@ class Controller:
             log.info("an InferenceEndpoint was created or changed while the loop decided: deciding again")
             obs = self._observed_again(obs, listed)
             decision = decide(obs, self.settings, self.registry, self.catalog, now)
-        for hold in decision.holds:
-            log.warning("holding the last decision: %s", hold)
+        self.holding = report_holds(decision, self.holding, log)
         self.said = report(decision, self.said, log)
         if set(decision.split_evenly) != self.split_evenly:
             self.split_evenly = set(decision.split_evenly)
@@ -549,8 +553,13 @@ class Controller:
             read = self._read(self.metrics, now, live)
         except TemporaryError as e:
             self.history = None
-            log.warning("metrics unavailable: %s", e)
+            # Said when the outage starts and when it ends, not every loop while it lasts.
+            log.log(logging.DEBUG if self.metrics_down else logging.WARNING, "metrics unavailable: %s", e)
+            self.metrics_down = True
             return None
+        if self.metrics_down:
+            log.info("metrics available again")
+            self.metrics_down = False
         self.gpu_indexes = merged_indexes(self.gpu_indexes, read.gpu_indexes, nodes)
         return read
 

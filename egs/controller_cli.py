@@ -258,6 +258,6 @@ def _outcome(outcome: Any) -> dict[str, Any]:
         "writes": outcome.writes,
         "unchanged": outcome.unchanged,
         "errors": outcome.errors,
-        "holds": list(decision.holds) if decision else [],
+        "holds": [str(h) for h in decision.holds] if decision else [],
         "endpoints": endpoints,
     }

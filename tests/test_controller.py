@@ -115,7 +115,7 @@ def test_stale_metrics_never_scale_down(kube: KubeCluster) -> None:
     kube.put(ENDPOINTS, endpoint())
     controller(kube, FixedSignals(demand=9.0)).reconcile()
     outcome = controller(kube, FixedSignals(demand=0.0, age_s=3600)).reconcile()
-    assert outcome.decision is not None and "3600s old" in outcome.decision.holds[0]
+    assert outcome.decision is not None and "3600s old" in outcome.decision.holds[0].message
     assert chat_deployment(kube)["spec"]["replicas"] == 6
 
 
@@ -299,7 +299,7 @@ def test_a_hung_prometheus_costs_the_loop_one_deadline_and_the_writes_go_on(kube
     # before: 4 x the timeout and 6 s of back-off per query, past the Lease, so every loop ended lease_lost
     assert took < 5.0  # a loaded machine's slack; the old default took 8 s for the first query alone
     assert (outcome.result, outcome.writes > 0) == ("success", True)
-    assert outcome.decision is not None and "Prometheus unavailable" in outcome.decision.holds[0]
+    assert outcome.decision is not None and "Prometheus unavailable" in outcome.decision.holds[0].message
     assert len(hole.accepted) == 1
 
 
@@ -313,7 +313,7 @@ def test_a_bad_sample_is_counted_on_its_series_and_the_loop_goes_on(kube: KubeCl
     finally:
         prom.shutdown()
     assert outcome.result == "success"
-    assert outcome.decision is not None and f"no metrics for {MODEL}" in outcome.decision.holds[0]
+    assert outcome.decision is not None and f"no metrics for {MODEL}" in outcome.decision.holds[0].message
     labels = {"series": DEMAND, "reason": "not_a_number"}
     assert ctl.exposition_registry.get_sample_value("egs_autoscaler_bad_samples_total", labels) == 1
 

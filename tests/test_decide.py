@@ -207,7 +207,7 @@ def test_missing_stale_or_contradictory_metrics_hold_the_replicas(sig: Any, why:
     decision, chat = run(Observation([h100("gpu-0")], [endpoint()], [workload("chat", 4)], sig))
     assert chat.replicas == 4
     assert chat.held is not None and why in chat.held
-    assert decision.holds == (f"team-a/chat: {chat.held}",)
+    assert [str(h) for h in decision.holds] == [f"team-a/chat: {chat.held}"]
 
 
 def test_a_replica_that_fits_no_class_says_why() -> None:

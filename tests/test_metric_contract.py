@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.promql import reads
 from autoscaler.controller import ControllerMetrics, Outcome
 from autoscaler.cost import Holdings
-from autoscaler.decide import Decision, EndpointDecision, Observation, PoolDecision
+from autoscaler.decide import Decision, EndpointDecision, Hold, Observation, PoolDecision
 from autoscaler.forecast import Forecast
 from exporter.attribution import DeviceAssignment, PodRef
 from exporter.backends.sim import SimBackend
@@ -76,7 +76,7 @@ def controller_names() -> set[str]:
     registry = CollectorRegistry()
     waiting = EndpointDecision("ns", "chat", "m", 1, 0, 1, 0, "fp8", "H100-80GB", 1.0, "Provisioning")
     pool = PoolDecision("H100-80GB", 0, 1, forecast=Forecast(1.0, "seasonal", 8.0, 12.0))
-    decision = Decision((), {}, (waiting,), (pool,), ("a hold",))
+    decision = Decision((), {}, (waiting,), (pool,), (Hold("ns/chat", "a hold", "a hold"),))
     cost = Holdings({("ns", "H100-80GB"): 0.25}, {"H100-80GB": 8}, {"H100-80GB": 2.5})
     outcome = Outcome(True, 1, 0, ["temporary"], decision, Observation(nodes=(), endpoints=()), cost)
     ControllerMetrics(registry).record(outcome, 0.1, 1.0)

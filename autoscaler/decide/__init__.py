@@ -46,7 +46,7 @@ from typing import Any
 
 from autoscaler.attribution import attribute
 from autoscaler.decide.consolidation import consolidate
-from autoscaler.decide.decision import Decision, EndpointDecision, Observation, PoolDecision, report
+from autoscaler.decide.decision import Decision, EndpointDecision, Hold, Observation, PoolDecision, report, report_holds
 from autoscaler.decide.placement import (
     by_class,
     by_endpoint,
@@ -150,6 +150,7 @@ __all__ = [
     "ConsolidationSettings",
     "Decision",
     "EndpointDecision",
+    "Hold",
     "Observation",
     "PoolDecision",
     "Settings",
@@ -170,6 +171,7 @@ __all__ = [
     "promise_outcome",
     "replica_count",
     "report",
+    "report_holds",
     "reserved",
     "rfc3339",
     "shape_of",
@@ -179,7 +181,7 @@ __all__ = [
 
 def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Catalog, now: float) -> Decision:
     """The objects and statuses the cluster should have, from what it has and what the metrics say."""
-    holds: list[str] = []
+    holds: list[Hold] = []
     endpoints, failed = parse_endpoints(obs.endpoints, registry, now)
     owned = read_owned(obs.owned, catalog)
     workloads: dict[str, list[Owned]] = {}
@@ -193,7 +195,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         nodes, guessed, unreadable = with_devices(nodes, obs.pods, obs.gpu_indexes)
     except InventoryError as e:
         # Only the sharing configuration is left to refuse here: keep everything as it is.
-        return Decision((), {}, (), (), (f"nodes: {e}",), nodes_read=False)
+        return Decision((), {}, (), (), (Hold("nodes", str(e), str(e)),), nodes_read=False)
     raw_by_key = {endpoint_key(o): o for o in obs.endpoints}
     recorded = {ep.key: m for ep in endpoints if (m := move_of(raw_by_key[ep.key], workloads.get(ep.key, ())))}
     replaced = frozenset(
@@ -209,7 +211,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     remembered, held_inventory = still_taken(workloads, held.inventory.allocated(others), obs.pods)
     inventory = inventory.allocated(t.allocation for taken in remembered.values() for t in taken)
     held = Incumbents(held.placements, held_inventory, held.pods)
-    targets: dict[str, tuple[int, str | None]] = {}
+    targets: dict[str, tuple[int, Hold | None]] = {}
     windows: dict[str, tuple[Recommendation, ...]] = {}
     attribution = attribute(endpoints, obs.signals, obs.pod_signals, pods_by_endpoint(obs.pods))
     for ep in endpoints:
@@ -222,8 +224,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             history = recommendations(status_of(raw_by_key[ep.key]))
             recommended, windows[ep.key] = stabilized(recommended, running.replicas, history, window, now)
         targets[ep.key] = (recommended, why)
-        if targets[ep.key][1]:
-            holds.append(f"{ep.key}: {targets[ep.key][1]}")
+        if why:
+            holds.append(why)
     staying = {ep.key: held.placements.get(ep.key, ())[: targets[ep.key][0]] for ep in endpoints}
     bound = {k: len(kept) for k, kept in staying.items()}  # the replicas whose pods are bound: first in `staying`
     # A promise binds the endpoint's first replicas; once some run, they are its incumbents.
@@ -329,7 +331,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             # still serves: that goes on as it is, and says why.
             cause = (CANNOT_RENDER, failure) if failure is not None else (SPEC_CHANGE_HELD, decision.message)
             decision = not_applied(decision, mine, previous.get(ep.key, {}), catalog, *cause)
-            holds.append(f"{ep.key}: {decision.held}")
+            assert decision.held is not None  # `not_applied` says why
+            holds.append(Hold(ep.key, decision.held, decision.held))
             kept.append(ep.key)
         answer = ACCEPTED if decision.waiting else CREATED
         # Once nothing waits, a promise still pending is estimated from its bound pods' load (`keep`).

@@ -105,6 +105,21 @@ class PoolDecision:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """A part of the last decision kept as it was, and why."""
+
+    subject: str
+    """The endpoint held (namespace/name), or `nodes`."""
+    cause: str
+    """Why, the same for as long as it lasts (what the controller logs when holding for it starts and ends)."""
+    message: str
+    """Why in full, with the subject's own figures (which may change from one loop to the next)."""
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.message}"
+
+
+@dataclass(frozen=True)
 class Decision:
     objects: tuple[dict[str, Any], ...]
     """Every object the controller should hold, as server-side apply takes it."""
@@ -112,7 +127,7 @@ class Decision:
     """(namespace, name) -> the InferenceEndpoint's status."""
     endpoints: tuple[EndpointDecision, ...]
     pools: tuple[PoolDecision, ...]
-    holds: tuple[str, ...]
+    holds: tuple[Hold, ...]
     """Why parts of the last decision were kept (missing, stale or contradictory data)."""
     inventory: Inventory = field(default_factory=lambda: Inventory(()))
     """The GPU nodes the replicas were placed on (what `autoscaler.admission` takes free capacity from)."""
@@ -173,3 +188,20 @@ def report(decision: Decision, said: frozenset[str], log: logging.Logger) -> fro
     for notice in sorted(notices - said):
         log.warning("%s", notice)
     return notices
+
+
+def report_holds(decision: Decision, holding: frozenset[str], log: logging.Logger) -> frozenset[str]:
+    """Log each cause of the decision's holds that `holding` (what the last call returned) lacks, once,
+    with how many it holds, and each that ended, once: not every endpoint every loop while it lasts
+    (a Prometheus outage at 150 endpoints logged 1,158 lines in 4 minutes). Each endpoint held says so
+    itself, in its `ScalingActive` condition and a `HoldingReplicas` Event."""
+    held: dict[str, list[str]] = {}
+    for hold in decision.holds:
+        held.setdefault(hold.cause, []).append(hold.subject)
+    for cause in sorted(held.keys() - holding):
+        subjects = sorted(held[cause])
+        some = ", ".join(subjects[:3]) + (", ..." if len(subjects) > 3 else "")
+        log.warning("holding the last decision for %d (%s): %s", len(subjects), some, cause)
+    for cause in sorted(holding - held.keys()):
+        log.info("no longer holding the last decision: %s", cause)
+    return frozenset(held)

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from autoscaler import endpoint as ie
-from autoscaler.decide.decision import EndpointDecision
+from autoscaler.decide.decision import EndpointDecision, Hold
 from autoscaler.decide.placement import serving_cost
 from autoscaler.decide.state import (
     ACCEPTED,
@@ -140,14 +140,14 @@ def shape_of(placements: Iterable[Placement]) -> tuple[str, str] | None:
 
 def endpoint_decision(
     ep: Endpoint,
-    target: tuple[int, str | None],
+    target: tuple[int, Hold | None],
     placed: Sequence[Placement],
     waiting: Sequence[Placement],
     unplaced: Sequence[Any],
     current: Workload,
     eta: float | None,
 ) -> EndpointDecision:
-    replicas, held = target
+    replicas, hold = target
     shape = shape_of([*placed, *waiting])
     ready = min(current.ready, replicas)
     if unplaced and not placed and not waiting:
@@ -176,7 +176,7 @@ def endpoint_decision(
         ready_replicas=ready,
         reason=reason,
         message=message,
-        held=held,
+        held=hold.message if hold else None,
     )
 
 

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from autoscaler.attribution import EndpointSignals
+from autoscaler.decide.decision import Hold
 from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import Recommendation, Workload
 from autoscaler.endpoint import Endpoint
@@ -32,7 +33,7 @@ def replica_count(
     settings: Settings,
     now: float,
     own: EndpointSignals | None = None,
-) -> tuple[int, str | None]:
+) -> tuple[int, Hold | None]:
     """(replicas, why they were held or None). `own`: the endpoint's part of its model's signals
     (`autoscaler.attribution`); without it the endpoint has the model's."""
     current = workload.replicas
@@ -40,7 +41,7 @@ def replica_count(
     hold = max(current if current is not None else max(ep.min_replicas, 1), ep.min_replicas)
     hold = min(hold, ep.max_replicas)
     if signals is None:
-        return hold, f"Prometheus unavailable: holding {hold} replicas"
+        return hold, _held(ep, hold, "Prometheus unavailable")
     sig = signals.get(ep.model)
     saturation = own.gpu_saturation if own is not None else None
     running = current or 0
@@ -49,12 +50,12 @@ def replica_count(
         return _one_more(max(hold, running), workload, ep), None
     if sig is None:
         seen = f" (its GPUs' saturation {saturation:.2f})" if saturation is not None else ""
-        return hold, f"no metrics for {ep.model}{seen}: holding {hold} replicas"
+        return hold, _held(ep, hold, f"no metrics for {ep.model}", seen)
     if now - sig.sampled_at > settings.stale_after_s:
-        return hold, f"metrics for {ep.model} are {now - sig.sampled_at:.0f}s old: holding {hold} replicas"
+        return hold, _held(ep, hold, f"stale metrics for {ep.model}", f" ({now - sig.sampled_at:.0f}s old)")
     wrong = _contradiction(sig)
     if wrong:
-        return hold, f"metrics for {ep.model} contradict each other ({wrong}): holding {hold} replicas"
+        return hold, _held(ep, hold, f"metrics for {ep.model} contradict each other", f" ({wrong})")
     demand = own.demand_rps if own is not None and own.demand_rps is not None else sig.demand_rps
     waiting = own.waiting if own is not None else sig.waiting
     if sig.kv_cache_usage is None and waiting is None:
@@ -73,6 +74,11 @@ def replica_count(
     if saturated:
         target = _one_more(target, workload, ep)
     return target, None
+
+
+def _held(ep: Endpoint, replicas: int, cause: str, detail: str = "") -> Hold:
+    """`ep`'s replica count held at `replicas` for `cause`, which `detail` (its own figures) follows."""
+    return Hold(ep.key, cause, f"{cause}{detail}: holding {replicas} replicas")
 
 
 def _one_more(target: int, workload: Workload, ep: Endpoint) -> int:
