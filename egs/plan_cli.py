@@ -375,7 +375,7 @@ def _table(scheduled: Scheduled, inventory: Inventory) -> str:
     lines += ["", *(f"note: {note}" for note in _notes(plan, inventory)), f"GPUs used: {plan.gpus_used:.2f}   {cost}"]
     proof = "optimal" if scheduled.optimal else "not proven optimal"
     if scheduled.lower_bound is not None:
-        proof += f", lower bound ${scheduled.lower_bound:.2f}/hour"
+        proof += f", lower bound ${scheduled.lower_bound:.2f}/hour per unit of throughput"
     lines += [f"engine: {scheduled.engine} ({proof}; {scheduled.seconds:.2f} s)"]
     return "\n".join(lines)
 

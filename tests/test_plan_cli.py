@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -111,7 +112,7 @@ def test_help_explains_every_option() -> None:
 
 
 def test_the_examples_print_a_table_of_placements_unplaced_replicas_and_cost() -> None:
-    result = egs_plan(*INPUTS, *EXAMPLE_REQUESTS)
+    result = egs_plan(*INPUTS, *EXAMPLE_REQUESTS, "--time-limit", "30")  # the lower bound needs the exact engine
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
@@ -131,6 +132,8 @@ def test_the_examples_print_a_table_of_placements_unplaced_replicas_and_cost() -
     assert "UNPLACED" in lines
     assert lines[-2].startswith("GPUs used: ") and "/hour" in lines[-2]
     assert lines[-1].startswith("engine: ")
+    # The bound is on the cost per unit of throughput, which may be above the cost billed beside it.
+    assert re.search(r"lower bound \$[0-9.]+/hour per unit of throughput", lines[-1]), lines[-1]
 
 
 def test_json_output_has_the_documented_keys_and_yaml_says_the_same() -> None:
