@@ -226,9 +226,14 @@ def endpoint_status(
         status["promise"] = d.promise.as_status()
         before_kept = find_condition(previous.get("conditions"), PROMISE_KEPT)
         if d.revised is not None:
-            status["conditions"] = set_condition(status["conditions"], PROMISE_KEPT, "False", *d.revised, now)
-        elif before_kept is not None:
-            status["conditions"].append(dict(before_kept))
+            status["conditions"] = set_condition(
+                status["conditions"], PROMISE_KEPT, "False", *d.revised, now, generation
+            )
+        elif before_kept is not None:  # carried over: still said of the spec read now, as the conditions above are
+            carried = dict(before_kept)
+            if generation is not None:
+                carried["observedGeneration"] = generation
+            status["conditions"].append(carried)
     if d.move is not None:
         status["consolidation"] = d.move.as_status()
     if d.recommendations:
