@@ -8,9 +8,10 @@ that fired. The forecast drawn is the controller's (`egs_warm_pool_forecast_gpus
 with less than a day of history, as in any demo run, it is a persistence forecast, and it appears once the
 5-minute history has two samples (until then it is neither drawn nor in a legend).
 
-Every time axis is the hour of the replayed day (the demo starts at --start-hour and may wrap past
-midnight: hours run on, 23:00 then 24:00 = 00:00), legends sit outside the plotting area, and a series
-without data has no legend entry. `figures(run)` returns the matplotlib figures, which the tests read.
+Every time axis but the promises' is the hour of the replayed day (the demo starts at --start-hour and
+may wrap past midnight: hours run on, 23:00 then 24:00 = 00:00); the promises' counts seconds from each
+request, on the demo's clock. Legends sit outside the plotting area, and a series without data has no
+legend entry. `figures(run)` returns the matplotlib figures, which the tests read.
 Needs matplotlib (the `demo` / `plot` extra).
 """
 
@@ -104,7 +105,8 @@ def write_report(run: Run, path: Path, title: str) -> Path:
         f"<h1>{html.escape(title)}</h1>",
         f"<p>Written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}. Simulated GPUs, a Kubernetes API stand-in and a "
         "vLLM stand-in; the real EGS exporter code, Prometheus with the EGS rules, Alertmanager, controller and "
-        "API. Time axes show the hour of the replayed day.</p>",
+        f"API. Time axes show the hour of the replayed day, but in &ldquo;{html.escape(ETA_HEADING)}&rdquo;, which "
+        "counts seconds from each request on the demo's clock.</p>",
         "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in run.summary) + "</ul>",
     ]
     for heading, fig in figures(run):

@@ -1,10 +1,11 @@
 """The demo report's plots, from a run given as data (no demo needed): what a reader of them relies on.
 
-Covers: every time axis is the hour of the replayed day, running on past midnight and labelled as a clock;
-legends sit outside the plotting area; a series without data (the forecast before the controller has
-history, demand Prometheus has not measured yet) has no legend entry; each endpoint's promised time to
-ready is drawn beside the actual one and said in a sentence (kept and by how much, or late). The whole
-report from a real run, and its screenshot in Chromium, are tests/test_demo.py's.
+Covers: every time axis but the promises' (seconds from the request) is the hour of the replayed day,
+running on past midnight and labelled as a clock; legends sit outside the plotting area; a series without
+data (the forecast before the controller has history, demand Prometheus has not measured yet) has no
+legend entry; each endpoint's promised time to ready is drawn beside the actual one and said in a sentence
+(kept and by how much, or late). The whole report from a real run, and its screenshot in Chromium, are
+tests/test_demo.py's.
 """
 
 from __future__ import annotations
