@@ -93,7 +93,10 @@ The last line of stdout is one JSON object:
   `eta_quantile_slack_s`: of the first promises kept, the mean of the promise less the median the same
   ETA rule gave then (`egs api`'s debug line), the slack the 0.95 quantile alone leaves (one fresh 5-10
   minute order: about 135-140 s); the rest of `eta_mean_slack_s` is the delays' draw, or a promise that
-  ignored something known;
+  ignored something known; `eta_early_by_cause`: those promises by what served the last pod bound before
+  Ready (`Play.early_cause`: its own order, an order in flight at the answer, one placed for pods queued
+  ahead of it or after it, a node nobody ordered, a GPU free at the answer or freed after it), each with
+  its promises, their nodes, the mean of (median - ready) and the mean delay drawn for the ordered nodes;
   `promises_revised_without_reason`: times a 202's ETA moved later while no PromiseKept condition said
   why (0);
 - `demoted_201`: 201 answers that a status later reported Provisioning, those of endpoints deleted since
