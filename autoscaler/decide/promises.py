@@ -1,4 +1,5 @@
-"""Promised placements: the GPUs a `201` was answered from, held for it as incumbents are.
+"""Promised placements: the GPUs a `201` (or a `202`'s replicas placed warm) was answered from, held for it
+as incumbents are.
 
 The endpoint API places a new endpoint alone, on the capacity the last decide step left
 (`autoscaler.admission`), and records where in `status.promise` (`state.Promised`). The controller's
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from autoscaler.decide.state import CREATED, Promise, Promised
+from autoscaler.decide.state import Promise, Promised
 from autoscaler.decide.waiting import MEMORY_SHARED
 from autoscaler.endpoint import Endpoint
 from common.errors import InputError
@@ -26,9 +27,9 @@ from scheduler.registry import Registry
 def reserved(
     ep: Endpoint, promise: Promise | None, room: int, inventory: Inventory, registry: Registry, first: int = 0
 ) -> tuple[tuple[Placement, ...], Inventory]:
-    """Up to `room` of the replicas `promise` placed (a 201's) that still fit `inventory`, numbered
-    from `first`, and the inventory with their GPUs taken."""
-    if promise is None or promise.answer != CREATED:
+    """Up to `room` of the replicas `promise` placed (a 201's, a 202's placed warm) that still fit
+    `inventory`, numbered from `first`, and the inventory with their GPUs taken."""
+    if promise is None:
         return (), inventory
     kept: list[Placement] = []
     schedulable = {n.node for n in inventory.schedulable()}

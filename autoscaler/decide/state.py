@@ -579,8 +579,8 @@ class Promise:
     generation: int | None = None
     """The spec's generation it was made for: a new spec is a new request, and the promise no longer binds."""
     placements: tuple[Promised, ...] = ()
-    """Where a 201's replicas were placed (the GPUs the API took them from): the controller holds them
-    as incumbents until the pods are bound."""
+    """Where the replicas placed at once were (a 201's, a 202's placed warm: the GPUs the API took them
+    from): the controller holds them as incumbents until the pods are bound."""
 
     def as_status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"answer": self.answer}

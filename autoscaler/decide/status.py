@@ -243,8 +243,9 @@ def endpoint_status(
 
 def answer_status(d: EndpointDecision, generation: int, placed: Sequence[Placement] = ()) -> dict[str, Any]:
     """The status the endpoint API writes with its answer: the promise it makes (201: this variant and
-    class serve now, on the GPUs `placed` took; 202: ready by the ETA), which the controller then
-    keeps (`state.keep`, `promises.reserved`)."""
+    class serve now; 202: ready by the ETA) and the GPUs `placed` took (a 202's warm replicas too: not
+    recorded, a capacity rebuilt placed them again, maybe elsewhere), which the controller then keeps
+    (`state.keep`, `promises.reserved`)."""
     status: dict[str, Any] = {"phase": d.phase, "desiredReplicas": d.replicas}
     if d.eta is not None:
         status["estimatedReadyTime"] = deadline(d.eta)
@@ -253,8 +254,7 @@ def answer_status(d: EndpointDecision, generation: int, placed: Sequence[Placeme
     if d.cost_per_hour:
         status["costPerHour"] = d.cost_per_hour
     answer = CREATED if d.serves_now else ACCEPTED
-    where = promised(placed) if d.serves_now else ()
-    status["promise"] = Promise(answer, d.eta, d.variant, d.gpu_class, generation, where).as_status()
+    status["promise"] = Promise(answer, d.eta, d.variant, d.gpu_class, generation, promised(placed)).as_status()
     return status
 
 
