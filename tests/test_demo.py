@@ -22,9 +22,13 @@ import pytest
 from matplotlib import image
 
 from autoscaler.config import parse_config
+from autoscaler.decide import Observation, decide
+from autoscaler.signals import ModelSignals
 from common.errors import InputError
-from localplay.demo import controller_config
+from localplay.demo import INTERVAL_S, LOAD_S, controller_config, demo_registry
 from localplay.demo_replay import load_replay
+from scheduler.catalog import Catalog
+from scheduler.registry import Registry
 from tests.conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -142,12 +146,41 @@ def test_the_demos_controller_scales_down_within_replayed_minutes_not_days() -> 
     """HPA's 300 s window, uncompressed, is 40 replayed hours at the default 480x: no endpoint would
     shrink and no node would be given back in the night's trough."""
     replay = load_replay(REPO / "examples" / "demand-day.csv", minutes=3, peak_rps=40)
-    settings, _ = parse_config(controller_config(replay, node_delay_s=8))
+    settings, _ = parse_config(controller_config(replay, node_delay_s=8, models=REPO / "examples" / "models.yaml"))
     replayed_minutes = settings.scale_down_stabilization_s * replay.speed / 60
     assert replayed_minutes <= 20, f"a lower replica target waits {replayed_minutes:.0f} replayed minutes"
     assert settings.scale_down_stabilization_s >= 2, (
         "a one-loop dip (the controller loops every second) removes nothing"
     )
+
+
+def test_the_demos_202_promises_its_own_node_delay_and_load_with_the_quantiles_slack(tmp_path: Path) -> None:
+    """Configured as a cluster is (its loop for the step, its kubelet's load in the registry), the demo's
+    controller promises a replica on a node ordered now what its play takes, plus the prior's quantile:
+    with the defaults' 60 s step and a vLLM's 37 s load, `make demo` promised 157 s and was Ready in 11 s."""
+    replay = load_replay(REPO / "examples" / "demand-day.csv", minutes=3, peak_rps=40)
+    node_delay_s, now = 8.0, 1_800_000_000.0
+    settings, models = parse_config(controller_config(replay, node_delay_s, demo_registry(tmp_path / "models.yaml")))
+    assert models is not None
+    catalog = Catalog.load()
+    model = replay.models[0]
+    endpoint = {
+        "apiVersion": "egs.dev/v1alpha1",
+        "kind": "InferenceEndpoint",
+        "metadata": {"name": "chat", "namespace": "demo", "uid": "uid-chat", "generation": 1},
+        "spec": {"model": model, "qualityFloor": 0.99, "replicas": {"min": 1, "max": 1}},
+    }
+    demand = {model: ModelSignals(model, 1.0, sampled_at=now)}
+    decision = decide(
+        Observation([], [endpoint], signals=demand), settings, Registry.load(models, catalog), catalog, now
+    )
+    (chat,) = decision.endpoints
+    assert chat.phase == "Provisioning" and chat.eta is not None
+    takes = node_delay_s + LOAD_S  # the play's node, then its kubelet
+    low, high = settings.eta.prior_delay_s
+    assert low == node_delay_s and settings.eta.step_s == INTERVAL_S
+    # The slack is the prior's quantile above its shortest delay, and a step for each round-up (order, delay).
+    assert 0 <= chat.eta - now - takes <= settings.eta.quantile * (high - low) + 2 * settings.eta.step_s
 
 
 @pytest.mark.parametrize(("samples", "span"), [(144, "a day"), (6, "1.0 h"), (2016, "14.0 days")])
