@@ -188,7 +188,7 @@ def read_owned(owned: Sequence[Mapping[str, Any]], catalog: Catalog) -> list[Own
                 name=str(meta.get("name", "")),
                 replicas=_count((obj.get("spec") or {}).get("replicas")),
                 ready=_count((obj.get("status") or {}).get("readyReplicas")),
-                shape=shape if (shape := _shape(annotations)) is None or shape.gpu_class in catalog else None,
+                shape=shape if (shape := recorded_shape(annotations)) is None or shape.gpu_class in catalog else None,
                 taken=_taken(annotations.get(TAKEN)),
             )
         )
@@ -353,7 +353,8 @@ def _ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def _shape(annotations: Mapping[str, Any]) -> Shape | None:
+def recorded_shape(annotations: Mapping[str, Any]) -> Shape | None:
+    """The shape `scheduler.manifests` recorded in a workload's annotations; None where one cannot be read."""
     a = {k.removeprefix("egs.io/"): str(v) for k, v in annotations.items() if k.startswith("egs.io/")}
     try:
         planned = tuple(
@@ -548,8 +549,8 @@ the endpoint in between must not take it for one nobody answered."""
 
 @dataclass(frozen=True)
 class Promised:
-    """One replica where a 201 placed it: its variant and class (an endpoint's replicas may be answered
-    in several), sharing, tensor-parallel GPUs, VRAM per GPU and workers."""
+    """One replica where the API placed it (a 201's, or a 202's placed warm): its variant and class (an
+    endpoint's replicas may be answered in several), sharing, tensor-parallel GPUs, VRAM per GPU and workers."""
 
     variant: str
     gpu_class: str
@@ -716,7 +717,7 @@ def _workers(recorded: Any) -> tuple[Worker, ...]:
 
 
 def promised(placements: Sequence[Placement]) -> tuple[Promised, ...]:
-    """Where `placements` put an endpoint's replicas, as a 201's promise records it."""
+    """Where `placements` put an endpoint's replicas, as a 201's or a 202's promise records it."""
     return tuple(Promised(p.variant, p.gpu_class, p.sharing, p.tp, p.vram_mib_per_gpu, p.workers) for p in placements)
 
 

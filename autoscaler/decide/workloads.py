@@ -7,7 +7,6 @@ where the endpoint asks for one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -15,7 +14,16 @@ from autoscaler import endpoint as ie
 from autoscaler.decide.decision import EndpointDecision
 from autoscaler.decide.placement import renumbered
 from autoscaler.decide.settings import Settings
-from autoscaler.decide.state import REQUEST_NAME, WORKLOAD_KINDS, Owned, Taken, endpoint_key, taken_annotation
+from autoscaler.decide.state import (
+    REQUEST_NAME,
+    WORKLOAD_KINDS,
+    Owned,
+    Shape,
+    Taken,
+    endpoint_key,
+    recorded_shape,
+    taken_annotation,
+)
 from autoscaler.decide.targets import QUEUE_HIGH, declared_throughput
 from autoscaler.decide.waiting import PROVISIONING_PREFIX
 from autoscaler.endpoint import Endpoint
@@ -28,8 +36,6 @@ MANAGED = {"app.kubernetes.io/managed-by": "egs"}
 COMPONENT = "app.kubernetes.io/component"
 WARM_POOL = "egs.io/warm-pool"
 """The annotation naming the GPU class of a warm pool's objects."""
-GPU_CLASS, PLACEMENT = "egs.io/gpu-class", "egs.io/placement"
-"""The annotations `scheduler.manifests` records a workload's GPU class and its replicas' planned workers in."""
 
 
 def workload_objects(
@@ -56,20 +62,20 @@ def workload_objects(
             before = _incarnation((observed or {}).get(identity(obj)), ep)
             preferring(obj, before)
             obj["metadata"]["annotations"] |= taken_annotation(taken)
-            if obj["metadata"]["annotations"].get(GPU_CLASS) in unbound and "replicas" in obj["spec"]:
-                obj["spec"]["replicas"] = asked(obj, before)
+            shape = recorded_shape(obj["metadata"]["annotations"])
+            if shape is not None and shape.gpu_class in unbound and "replicas" in obj["spec"]:
+                obj["spec"]["replicas"] = asked(obj, shape, before)
     return [*rendered, owned_by(disruption_budget(ep), ep), *scaled_objects(ep, rendered, settings)]
 
 
-def asked(obj: Mapping[str, Any], observed: Mapping[str, Any] | None) -> int:
+def asked(obj: Mapping[str, Any], shape: Shape, observed: Mapping[str, Any] | None) -> int:
     """The replicas a workload asks for while another endpoint's new replicas in its GPU class have no pod
     bound yet: those planned on nodes that are there, and those it has (their pods stay), never more than
     planned. kube-scheduler binds a pod that waits for a node to any room of its class that fits, and takes
     pods in no order the controller can set (the ReplicaSets make them concurrently): asked alongside a 201's
     pod, it can take the GPUs that 201 was answered on (churn seed 4, a reposted 202 on h100-1). It is asked
     once they are bound, a loop or two later."""
-    planned = json.loads(obj["metadata"]["annotations"][PLACEMENT])
-    there = sum(1 for replica in planned if not str(replica["workers"][0][0]).startswith(PROVISIONING_PREFIX))
+    there = sum(1 for replica in shape.planned if not replica[0][0].startswith(PROVISIONING_PREFIX))
     spec = (observed or {}).get("spec")
     had = spec.get("replicas") if isinstance(spec, Mapping) else None
     return min(int(obj["spec"]["replicas"]), max(there, had if isinstance(had, int) else 0))
