@@ -15,9 +15,9 @@ places every endpoint again: the cost grows with the cluster, and at 50 endpoint
 
 The answer is the one `decide` gives with the other endpoints placed first, and the controller's
 loops keep it: the API records it in `status.promise`, which the controller places first
-(`autoscaler.decide.promises`); a 201 is placed otherwise only when its capacity is gone. The API
-rebuilds a capacity from the cluster (`decide` on what it lists) when it has none or its one is old,
-so a restart loses nothing.
+(`autoscaler.decide.promises`); a 201's or a 202's warm replicas are placed otherwise only when their
+capacity is gone. The API rebuilds a capacity from the cluster (`decide` on what it lists) when it has
+none or its one is old, so a restart loses nothing.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class Admitted:
     capacity: Capacity
     """The capacity with the endpoint's replicas taken (unchanged when it was refused)."""
     placed: tuple[Placement, ...] = ()
-    """Its replicas placed on warm GPUs (what a 201 records: `answer_status`)."""
+    """Its replicas placed on warm GPUs (what a 201 or a 202 records: `answer_status`)."""
     waiting: tuple[Placement, ...] = ()
     """Its replicas waiting for nodes (their ETA on the capacity before it: `waiting_eta`)."""
 
@@ -100,7 +100,8 @@ def admit(
         return Admitted(failed[0][0], capacity)
     ep = endpoints[0]
     target = replica_count(ep, Workload(), {}, settings, now)
-    # Admitted again (the API's capacity rebuilt meanwhile): a 201 takes the GPUs it was answered from.
+    # Admitted again (the API's capacity rebuilt meanwhile): a 201's or a 202's warm replicas take the GPUs they
+    # were answered from.
     kept, free = reserved(ep, promise_of(obj), target[0], capacity.free, registry)
     more = ep.request(target[0] - len(kept))
     placed = place_requests([more], registry, free, settings) if more.replicas else Plan()

@@ -234,8 +234,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     # its, not tried yet, is stuck as the one before it was (not put on GPUs that kube-scheduler refused).
     known = {(ep.namespace, dns_label(ep.name)) for ep in endpoints if ep.key in remembered}
     stuck_pods = stuck_replicas(obs.pods, known)
-    # A 201's replicas take the GPUs the API answered from, as incumbents, until their pods are bound
-    # (unless kube-scheduler found no room for them there: they are placed again, and wait if need be).
+    # A 201's or a 202's warm replicas take the GPUs the API answered from, as incumbents, until their pods
+    # are bound (unless kube-scheduler found no room for them there: they are placed again, and wait if need
+    # be).
     free = held.inventory
     for ep in endpoints:
         if stuck_pods.get((ep.namespace, dns_label(ep.name))):
@@ -292,9 +293,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     events: list[Event] = []
     previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
     placed_by, waiting_by = by_endpoint(real.placements), by_endpoint(waiting_plan.placements)
-    # The new endpoints' replicas placed on warm GPUs (a 201's) whose pods are not bound yet: where they are,
-    # the others ask for no pod that waits for a node (`workloads.asked`); for two loops at most, so that one
-    # whose pod is never made (a quota, a webhook) does not hold the others.
+    # The new endpoints' replicas placed on warm GPUs (a 201's or a 202's) whose pods are not bound yet: where
+    # they are, the others ask for no pod that waits for a node (`workloads.asked`); for two loops at most, so
+    # that one whose pod is never made (a quota, a webhook) does not hold the others.
     period = obs.loop_period_s or settings.eta.step_s
     young = [k for k, o in raw_by_key.items() if (t := created_at(o)) is not None and now - t < 2 * period]
     unbound_by_class = unbound(placed_by, bound, young)

@@ -243,8 +243,8 @@ def endpoint_status(
 
 def answer_status(d: EndpointDecision, generation: int, placed: Sequence[Placement] = ()) -> dict[str, Any]:
     """The status the endpoint API writes with its answer: the promise it makes (201: this variant and
-    class serve now; 202: ready by the ETA) and the GPUs `placed` took (a 202's warm replicas too: not
-    recorded, a capacity rebuilt placed them again, maybe elsewhere), which the controller then keeps
+    class serve now; 202: ready by the ETA) and the GPUs `placed` took (a 202's warm replicas too, so that
+    a capacity rebuilt holds them where answered), which the controller then keeps
     (`state.keep`, `promises.reserved`)."""
     status: dict[str, Any] = {"phase": d.phase, "desiredReplicas": d.replicas}
     if d.eta is not None:
