@@ -299,7 +299,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     period = obs.loop_period_s or settings.eta.step_s
     young = [k for k, o in raw_by_key.items() if (t := created_at(o)) is not None and now - t < 2 * period]
     unbound_by_class = unbound(placed_by, bound, young)
-    loaded = loaded_by(endpoints, placed_by, obs.pods, registry, obs.loop_period_s or settings.eta.step_s, now)
+    loaded = loaded_by(endpoints, placed_by, obs.pods, registry, period, now)
     observed = by_identity(obs.owned)
     unplaced_by: dict[str, list[Any]] = {}
     for u in waiting_plan.unplaced:
