@@ -281,10 +281,11 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     waiting_plan = place_waiting(endpoints, real, registry, catalog, settings, policy, stuck, waiting_pins)
     ahead = {c: gpus for c, gpus in foreign_waiting(obs.pods, catalog).items() if c in settings.classes}
     objects: list[dict[str, Any]] = []
-    # Written in the order kube-scheduler should meet their pods, as it takes them first in, first out:
-    # the endpoints with replicas waiting for a node last (a waiting pod written first would take the room
-    # a 201 was answered on), and the others largest replica first (a one-GPU pod bound first may split
-    # the node a tensor-parallel replica was planned on).
+    # Written in the order kube-scheduler should meet their pods where it takes them first in, first out:
+    # the endpoints with replicas waiting for a node last, and the others largest replica first (a one-GPU
+    # pod bound first may split the node a tensor-parallel replica was planned on). No order keeps a waiting
+    # pod off the room a new endpoint was answered on (the ReplicaSets make pods concurrently): that pod is
+    # not asked for until those replicas are bound (`workloads.asked`).
     by_order: list[tuple[tuple[bool, int], list[dict[str, Any]]]] = []
     kept: list[str] = []
     decisions: list[EndpointDecision] = []
