@@ -298,7 +298,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     # they are, the others ask for no pod that waits for a node (`workloads.asked`); for two loops at most, so
     # that one whose pod is never made (a quota, a webhook) does not hold the others.
     period = obs.loop_period_s or settings.eta.step_s
-    young = [k for k, o in raw_by_key.items() if (t := created_at(o)) is not None and now - t < 2 * period]
+    placing = [k for k, placed in placed_by.items() if len(placed) > bound.get(k, 0)]
+    young = [k for k in placing if (t := created_at(raw_by_key[k])) is not None and now - t < 2 * period]
     unbound_by_class = unbound(placed_by, bound, young)
     loaded = loaded_by(endpoints, placed_by, obs.pods, registry, period, now)
     observed = by_identity(obs.owned)
