@@ -183,7 +183,7 @@ from autoscaler.kubetime import parse_time, rfc3339  # noqa: E402
 from autoscaler.leader import LeaderSettings  # noqa: E402
 from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, asks_for_gpu, holds, kai_share, placed_on  # noqa: E402
 from autoscaler.pods import requests as asked_of  # noqa: E402
-from localplay.demo_cluster import pod_status  # noqa: E402
+from localplay.demo_cluster import pod_status, registry_with_loads  # noqa: E402
 from localplay.kube_standin import KubeCluster  # noqa: E402
 from localplay.localstack import StackError, answers, free_port, wait_http  # noqa: E402
 from scheduler.catalog import Catalog  # noqa: E402
@@ -319,13 +319,8 @@ def endpoint_bodies(
 
 def compressed_registry(path: Path, factor: float, catalog: Catalog) -> Registry:
     """examples/models.yaml with every variant's load time divided by `factor`, written to `path`."""
-    raw = yaml.safe_load((REPO / "examples" / "models.yaml").read_text())
-    full = Registry.load(REPO / "examples" / "models.yaml", catalog)
-    for model in raw["models"]:
-        for variant, loaded in zip(model["variants"], full.get(model["name"]).variants, strict=True):
-            variant["load_seconds"] = round(loaded.load_seconds / factor, 3)
-    path.write_text(yaml.safe_dump(raw))
-    return Registry.load(path, catalog)
+    loads = registry_with_loads(path, lambda variant: round(variant.load_seconds / factor, 3), catalog)
+    return Registry.load(loads, catalog)
 
 
 # -- Prometheus' query API, played --------------------------------------------------------------

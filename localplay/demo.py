@@ -38,16 +38,23 @@ import yaml
 from alerts.config import RulesConfig
 from alerts.rules import render
 from exporter.fleet import load_fleet
-from localplay.demo_cluster import DEPLOYMENTS, REQUEST_NAME, SATURATING_LOAD, ClusterPlay, PlaySettings
+from localplay.demo_cluster import (
+    DEPLOYMENTS,
+    REQUEST_NAME,
+    SATURATING_LOAD,
+    ClusterPlay,
+    PlaySettings,
+    registry_with_loads,
+)
 from localplay.demo_replay import Replay
 from localplay.demo_report import Answer, Run, Sample, write_report
 from localplay.kube_standin import KubeCluster
 from localplay.localstack import LocalStack, Prometheus, StackError, Stopped, egs_command, free_port
 from localplay.vllm_standin import VllmStandIn
+from scheduler.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "demo"
 TOKEN = "demo-token"
 GPU_CLASS = "H100-80GB"
@@ -393,12 +400,7 @@ def controller_config(replay: Replay, node_delay_s: float, models: Path) -> dict
 
 def demo_registry(path: Path) -> Path:
     """examples/models.yaml, written to `path` with every variant's load time the demo's kubelet's (`LOAD_S`)."""
-    raw = yaml.safe_load((REPO / "examples" / "models.yaml").read_text())
-    for model in raw["models"]:
-        for variant in model["variants"]:
-            variant["load_seconds"] = LOAD_S
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    return registry_with_loads(path, lambda _: LOAD_S, Catalog.load())
 
 
 def _idle_node(play: ClusterPlay) -> bool:

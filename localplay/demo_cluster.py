@@ -22,7 +22,7 @@ Every `step(now, demand)`:
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,8 @@ from exporter.server import ExporterServer
 from localplay.kube_standin import KubeCluster
 from localplay.localstack import free_port
 from localplay.vllm_standin import Server, VllmStandIn
+from scheduler.catalog import Catalog
+from scheduler.registry import Registry, Variant
 
 DEPLOYMENTS = "apps/v1/deployments"
 NODES = "v1/nodes"
@@ -47,6 +49,7 @@ PRODUCT = "NVIDIA-H100-80GB-HBM3"
 GPUS_PER_NODE = 8
 WARM_POOL_PRIORITY_CLASS = "egs-warm-pool"
 REQUEST_NAME = "egs.io/request-name"
+EXAMPLE_MODELS = Path(__file__).resolve().parent.parent / "examples" / "models.yaml"
 
 
 @dataclass
@@ -123,6 +126,18 @@ def gpu_node(name: str) -> dict[str, Any]:
 
 SATURATING_LOAD = 1.125
 """Demand over what a replica serves at which its GPUs' VRAM passes 95% (`replica_load`)."""
+
+
+def registry_with_loads(path: Path, load_of: Callable[[Variant], float], catalog: Catalog) -> Path:
+    """examples/models.yaml written to `path` with each variant's load time `load_of` it (as parsed): the
+    registry a controller is given for the play's kubelet, whose loads take what the play makes them."""
+    raw = yaml.safe_load(EXAMPLE_MODELS.read_text())
+    parsed = Registry.load(EXAMPLE_MODELS, catalog)
+    for model in raw["models"]:
+        for variant, loaded in zip(model["variants"], parsed.get(model["name"]).variants, strict=True):
+            variant["load_seconds"] = load_of(loaded)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
 
 
 def pod_status(node: str, ready: bool) -> dict[str, Any]:
