@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
+from autoscaler.pool import PoolSettings
 from autoscaler.simulator import (
     WAIT_LIMIT_S,
     Policy,
@@ -132,6 +134,26 @@ top rung or learning is taken (`_fewer_waits`): a rung of the largest rise ever 
 replicas, so neighbouring quantiles pass or fail by chance, and the bisection must not hinge on that."""
 
 
+def at_rung(policy: Policy, rung: Rung, cap: int | None) -> Policy:
+    """`policy` with its pool at `rung`, holding at most `cap` idle nodes."""
+    quantile, neighbours, recent_s, hold_s, learn_s = rung
+    pool = replace(
+        policy.pool,
+        quantile=quantile,
+        neighbours=neighbours,
+        recent_s=recent_s,
+        hold_s=hold_s,
+        learn_s=learn_s,
+        max_idle_nodes=cap,
+    )
+    return replace(policy, pool=pool)
+
+
+def rung_of(pool: PoolSettings) -> Rung:
+    """The rung `pool` is at (`at_rung`'s inverse, but the cap)."""
+    return (pool.quantile, pool.neighbours, pool.recent_s, pool.hold_s, pool.learn_s)
+
+
 def fit_egs(
     trace: Trace, scenario: Scenario, protocol: Protocol, policy: Policy, static_k: int | None = None
 ) -> Policy:
@@ -153,19 +175,7 @@ def fit_egs(
     train = trace.first_days(protocol.train_days)
     k = fit_static_k(trace, scenario, protocol) if static_k is None else static_k
     cap = k if policy.pool.max_idle_nodes is None else min(k, policy.pool.max_idle_nodes)
-
-    def at(rung: Rung) -> Policy:
-        quantile, neighbours, recent_s, hold_s, learn_s = rung
-        pool = replace(
-            policy.pool,
-            quantile=quantile,
-            neighbours=neighbours,
-            recent_s=recent_s,
-            hold_s=hold_s,
-            learn_s=learn_s,
-            max_idle_nodes=cap,
-        )
-        return replace(policy, pool=pool)
+    at = partial(at_rung, policy, cap=cap)
 
     runs: dict[Policy, Result] = {}  # the rungs' runs that met the rule: the chosen one's is not run again
 

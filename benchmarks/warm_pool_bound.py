@@ -37,7 +37,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from autoscaler.fitting import LEARNING, LEVELS, fit_static_k, meets_rule  # noqa: E402
+from autoscaler.fitting import LEARNING, LEVELS, at_rung, fit_static_k, meets_rule, rung_of  # noqa: E402
 from autoscaler.simulator import WAIT_LIMIT_S, Policy, Result, Scenario, pool_settings, simulate  # noqa: E402
 from benchmarks.warm_pool import (  # noqa: E402
     SHARE_TARGET,
@@ -58,13 +58,11 @@ def configurations(scenario: Scenario, k: int) -> list[Policy]:
     statics = [Policy("static", pool_settings(scenario, n)) for n in range(k + 4)]
     base = Policy("egs", pool_settings(scenario))
     egs = []
-    for quantile, neighbours, recent_s, hold_s, learn_s in LEARNING + LEVELS:
-        rung = replace(
-            base.pool, quantile=quantile, neighbours=neighbours, recent_s=recent_s, hold_s=hold_s, learn_s=learn_s
-        )
+    for rung in LEARNING + LEVELS:
         for cap in range(1, k + 3):
             quiet = [None, *range(cap)] if k - 1 <= cap <= k + 1 else [None]
-            egs += [replace(base, pool=replace(rung, max_idle_nodes=cap, quiet_nodes=q)) for q in quiet]
+            capped = at_rung(base, rung, cap)
+            egs += [replace(capped, pool=replace(capped.pool, quiet_nodes=q)) for q in quiet]
     return statics + egs
 
 
@@ -74,7 +72,7 @@ def label(policy: Policy) -> str:
     pool = policy.pool
     if policy.name == "static":
         return f"static:{pool.static_nodes}"
-    if (pool.quantile, pool.neighbours, pool.recent_s, pool.hold_s, pool.learn_s) == LEVELS[0]:
+    if rung_of(pool) == LEVELS[0]:
         rung = "no pool"
     elif pool.learn_s:
         rung = f"learn {pool.learn_s / 86_400:g} d"

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from autoscaler.adapters.files import read_scenario
-from autoscaler.fitting import LEARNING, LEVELS
+from autoscaler.fitting import LEARNING, LEVELS, rung_of
 from autoscaler.simulator import Policy, Scenario, pool_settings
 from benchmarks.warm_pool import EXAMPLES, cases
 from benchmarks.warm_pool_bound import bound, configurations, label, summary
@@ -21,8 +21,9 @@ def test_the_bound_tries_static_auto_and_every_rung_the_fit_chooses_among_at_its
     scenario = _scenario()
     tried = configurations(scenario, 3)
     assert Policy("static", pool_settings(scenario, 3)) in tried
-    at_k = {(p.pool.quantile, p.pool.neighbours, p.pool.recent_s, p.pool.hold_s, p.pool.learn_s)
-            for p in tried if p.name == "egs" and p.pool.max_idle_nodes == 3 and p.pool.quiet_nodes == 0}  # fmt: skip
+    at_k = {
+        rung_of(p.pool) for p in tried if p.name == "egs" and p.pool.max_idle_nodes == 3 and p.pool.quiet_nodes == 0
+    }
     assert at_k == set(LEARNING + LEVELS)
     assert all(p.pool.max_idle_nodes != 0 for p in tried if p.name == "egs")  # a cap of 0 is static:0
 
