@@ -14,47 +14,27 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from autoscaler.adapters.api import Services, create_app
 from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.pods import requests
 from localplay.kube_standin import KubeCluster
+from scheduler.synthetic import gpu_node
 from tests.clock import Clock
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, SETTINGS, FixedSignals, controller
-from tests.test_decide import CATALOG, MODEL, REGISTRY, h100
+from tests.test_decide import CATALOG, REGISTRY
+from tests.test_endpoint_api import body, post
+from tests.test_endpoint_api import kube as kube  # kmock, as the API's tests start it
 
-TOKEN = {"Authorization": "Bearer t-alice"}
 GPU = "nvidia.com/gpu"
 REQUEST = "egs.io/request-name"
 
 
-@pytest.fixture
-def kube() -> Iterator[KubeCluster]:
-    cluster = KubeCluster().start()
-    cluster.emulator.tokens |= {"t-alice": ("alice", ("team-a",))}
-    for verb in ("create", "get", "list"):
-        cluster.emulator.grants.add(("alice", verb, "team-a"))
-    yield cluster
-    cluster.stop()
-
-
 def two_gpus(name: str) -> dict[str, Any]:
-    node = h100(name)
-    node["metadata"]["labels"]["nvidia.com/gpu.count"] = "2"
-    node["status"]["allocatable"][GPU] = "2"
-    return node
-
-
-def post(api: TestClient, name: str, replicas: int) -> int:
-    body = {"name": name, "model": MODEL, "qualityFloor": 0.99, "replicas": {"min": replicas, "max": replicas}}
-    answer = api.post("/v1/namespaces/team-a/endpoints", json=body, headers=TOKEN)
-    assert answer.status_code in (201, 202), answer.text
-    return int(answer.status_code)
+    return gpu_node(name, CATALOG.get("H100-80GB"), 2)
 
 
 def schedule(kube: KubeCluster, first: str) -> None:
@@ -106,8 +86,9 @@ def test_a_pod_that_waits_for_a_node_is_asked_for_only_once_the_201_beside_it_is
     clock = Clock(time.time())  # near the API server's creationTimestamps: both endpoints are new
     cluster = Cluster(kube.api_client())
     api = TestClient(create_app(Services(cluster, SETTINGS, REGISTRY, CATALOG, clock=clock)))
-    assert post(api, "beta", 1) == 201  # one GPU of gpu-0
-    assert post(api, "gamma", 2) == 202  # the other, and one on a node to come
+    assert post(api, body("beta", replicas={"min": 1, "max": 1})).status_code == 201  # one GPU of gpu-0
+    # gamma: the other GPU of gpu-0, and one on a node to come
+    assert post(api, body("gamma", replicas={"min": 2, "max": 2})).status_code == 202
     ctl = controller(kube, FixedSignals(demand=1.0, clock=clock), clock=clock)
 
     assert ctl.reconcile().errors == []
@@ -135,8 +116,8 @@ def test_a_201_whose_pod_is_never_made_holds_the_waiting_pods_of_its_class_two_l
     kube.put("v1/nodes", two_gpus("gpu-0"))
     clock = Clock(time.time())
     api = TestClient(create_app(Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=clock)))
-    assert post(api, "beta", 1) == 201
-    assert post(api, "gamma", 2) == 202
+    assert post(api, body("beta", replicas={"min": 1, "max": 1})).status_code == 201
+    assert post(api, body("gamma", replicas={"min": 2, "max": 2})).status_code == 202
     ctl = controller(kube, FixedSignals(demand=1.0, clock=clock), clock=clock)
     assert ctl.reconcile().errors == []
     assert [d["spec"]["replicas"] for d in endpoint_deployments(kube, "gamma")] == [1]  # beta's pod is not bound
