@@ -537,8 +537,8 @@ class Play:
     binds: list[tuple[float, Pod]] = field(default_factory=list)
     """(when, pod) of every pod bound: who took which GPUs before a late 202 (`overtaken`)."""
     orders: dict[str, tuple[float, float, tuple[tuple[str, tuple[float, int]], ...]]] = field(default_factory=dict)
-    """Node ordered -> (when, its delay drawn (uncompressed), (endpoint, place in kube-scheduler's queue) of each
-    pod it was ordered for): what served a 202 early (`early_cause`)."""
+    """Node ordered -> (when, its delay drawn (uncompressed), (endpoint incarnation's uid, place in kube-scheduler's
+    queue) of each pod it was ordered for): what served a 202 early (`early_cause`)."""
     arrived: dict[str, float] = field(default_factory=dict)
     """Node nobody ordered that joined during the play (late nodes, the fleet's late share) -> when."""
     journal: TextIO | None = None
@@ -696,7 +696,7 @@ class Play:
                 self.coming.append((now + delay, registers, name, gpu_class))
                 # The pods whose GPUs it brings, behind those of the nodes coming.
                 wanted = [p for start, end, p in queue[gpu_class] if start < (i + 1) * per_node and end > i * per_node]
-                self.orders[name] = (now, delay * self.factor, tuple((p.endpoint, p.queued) for p in wanted))
+                self.orders[name] = (now, delay * self.factor, tuple((p.uid, p.queued) for p in wanted))
                 self._note(now, f"ordered {name}, Ready in {delay * self.factor:.0f} s ({gpus} {gpu_class} GPUs wait)")
 
     def _join(self, now: float) -> None:
@@ -736,24 +736,25 @@ class Play:
             if posted <= t < last and p.endpoint != endpoint and p.gpu_class in classes and p.queued > first
         ]
 
-    def early_cause(self, endpoint: str, posted: float, ready: float) -> tuple[str, str, float | None]:
-        """What served the last pod of `endpoint` bound between its POST and its Ready, that pod's node and, where
-        it was ordered, its delay drawn: the node its 202 was promised on, or capacity the answer knew of (an
-        order in flight, a GPU free), or could not."""
-        mine = [(t, p) for t, p in self.binds if p.endpoint == endpoint and posted <= t <= ready]
+    def early_cause(self, uid: str, posted: float, ready: float) -> tuple[str, str, float | None]:
+        """What served the last pod of the endpoint incarnation `uid` (a reposted endpoint's name is another's
+        too) bound between its POST and its Ready, that pod's node and, where it was ordered, its delay drawn:
+        the node its 202 was promised on, or capacity the answer knew of (an order in flight, a GPU free), or
+        could not."""
+        mine = [(t, p) for t, p in self.binds if p.uid == uid and posted <= t <= ready]
         if not mine:
             return "not bound", "", None
         pod = max(mine, key=lambda b: b[0])[1]
         delay = self.orders[pod.node][1] if pod.node in self.orders else None
-        return self._served_by(endpoint, posted, pod), pod.node, delay
+        return self._served_by(uid, posted, pod), pod.node, delay
 
-    def _served_by(self, endpoint: str, posted: float, pod: Pod) -> str:
-        """The kind of capacity `pod` of `endpoint` (POSTed at `posted`) was bound on (`early_cause`)."""
+    def _served_by(self, uid: str, posted: float, pod: Pod) -> str:
+        """The kind of capacity `pod` of the incarnation `uid` (POSTed at `posted`) was bound on (`early_cause`)."""
         if pod.node in self.orders:
             ordered, _, wanted = self.orders[pod.node]
             if ordered < posted:
                 return "an order in flight at the answer"
-            if any(e == endpoint for e, _ in wanted):
+            if any(u == uid for u, _ in wanted):
                 return "its own order"
             if all(queued < pod.queued for _, queued in wanted):
                 return "an order for pods queued ahead of it"
@@ -1542,7 +1543,7 @@ def main() -> int:
     medians = answered_medians((workdir / "api.log").read_text())
     for uid, p in sorted(tally.promises.items(), key=lambda promised: (promised[1].key, promised[1].posted)):
         p.median = medians.get((p.key, math.ceil(p.eta)))
-        p.cause = play.early_cause(p.key, p.posted, p.ready) if p.ready else None
+        p.cause = play.early_cause(uid, p.posted, p.ready) if p.ready else None
         when = f"Ready {(p.ready - p.posted) * f:.0f} s" if p.ready else "never Ready"
         first, bound = play.seen.get(uid, (0.0, 0.0))
         when += f" (pods {(first - p.posted) * f:.0f} s, bound {(bound - p.posted) * f:.0f} s)"
