@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -25,31 +24,33 @@ from autoscaler.decide import PROMISE_ANNOTATION
 from autoscaler.decide.workloads import HOSTNAME, PREFERRED
 from benchmarks.churn import Play, Pod, Run, Tally, loose_ends, lose_nodes
 from localplay.kube_standin import KubeCluster
-from scheduler.catalog import Catalog
-from scheduler.registry import Registry
 from scheduler.synthetic import gpu_node
-
-REPO = Path(__file__).resolve().parent.parent
-CATALOG = Catalog.load()
-REGISTRY = Registry.load(REPO / "examples" / "models.yaml", CATALOG)
+from tests.test_decide import CATALOG, REGISTRY
 
 
 class Deployments:
-    """The one list `Play._wanted` reads of the cluster."""
+    """The one list `Play._wanted` reads of the cluster: endpoint team/ep's Deployment in `gpu_class` (its
+    pods asking for one `resource`), written for the endpoint's incarnation `uid` where one is given."""
 
-    def __init__(self) -> None:
+    def __init__(self, gpu_class: str = "MI250X", resource: str = "amd.com/gpu", uid: str | None = None) -> None:
         self.replicas = 0
+        self.gpu_class, self.resource, self.uid = gpu_class, resource, uid
 
     def all(self, kind: str) -> list[dict[str, Any]]:
         annotations = {
             "egs.io/request-name": "ep",
             "egs.io/model": "llama-3.1-8b-instruct",
             "egs.io/variant": "bf16",
-            "egs.io/gpu-class": "MI250X",
+            "egs.io/gpu-class": self.gpu_class,
         }
-        resources = {"amd.com/gpu": "1"}
+        resources = {self.resource: "1"}
         template = {"spec": {"containers": [{"name": "vllm", "resources": {"requests": resources}}]}}
-        meta = {"name": "ep-bf16-mi250x", "namespace": "team", "annotations": annotations, "resourceVersion": "1"}
+        name = f"ep-bf16-{self.gpu_class.lower()}"
+        meta: dict[str, Any] = {"name": name, "namespace": "team", "annotations": annotations, "resourceVersion": "1"}
+        if self.uid is not None:
+            meta["ownerReferences"] = [
+                {"apiVersion": "egs.dev/v1alpha1", "kind": "InferenceEndpoint", "name": "ep", "uid": self.uid}
+            ]
         return [{"metadata": meta, "spec": {"replicas": self.replicas, "template": template}}]
 
 

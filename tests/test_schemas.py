@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
+
 SCHEMAS = sorted(
     p for package in ("scheduler", "autoscaler", "exporter") for p in (REPO / package).rglob("*.schema.json")
 )
