@@ -198,7 +198,7 @@ def test_replicas_follow_demand_queue_and_kv_cache(
     [
         (None, "Prometheus unavailable"),
         ({}, "no metrics for"),
-        (signals(demand=0.0, age_s=600), "600s old"),
+        (signals(demand=0.0, age_s=600), "last sampled 2027-01-15T07:50:00Z"),
         (signals(demand=0.0, kv_cache_usage=1.7), "contradict"),
         (signals(demand=float("nan")), "contradict"),
     ],

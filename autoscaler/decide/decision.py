@@ -113,7 +113,8 @@ class Hold:
     cause: str
     """Why, the same for as long as it lasts (what the controller logs when holding for it starts and ends)."""
     message: str
-    """Why in full, with the subject's own figures (which may change from one loop to the next)."""
+    """Why in full, with the subject's own figures: the `ScalingActive` message, so none that moves every loop
+    of itself (an age), or each quiet loop would write the status again."""
 
     def __str__(self) -> str:
         return f"{self.subject}: {self.message}"

@@ -14,6 +14,7 @@ from autoscaler.decide.decision import Hold
 from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import Recommendation, Workload
 from autoscaler.endpoint import Endpoint
+from autoscaler.kubetime import rfc3339
 from autoscaler.replicas import ReplicaBounds, replica_target
 from autoscaler.signals import ModelSignals
 
@@ -52,7 +53,8 @@ def replica_count(
         seen = f" (its GPUs' saturation {saturation:.2f})" if saturation is not None else ""
         return hold, _held(ep, hold, f"no metrics for {ep.model}", seen)
     if now - sig.sampled_at > settings.stale_after_s:
-        return hold, _held(ep, hold, f"stale metrics for {ep.model}", f" ({now - sig.sampled_at:.0f}s old)")
+        # When last sampled, not how long ago: the message is the status's, and an age would write it every loop.
+        return hold, _held(ep, hold, f"stale metrics for {ep.model}", f" (last sampled {rfc3339(sig.sampled_at)})")
     wrong = _contradiction(sig)
     if wrong:
         return hold, _held(ep, hold, f"metrics for {ep.model} contradict each other", f" ({wrong})")
