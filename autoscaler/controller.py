@@ -390,11 +390,12 @@ class Controller:
         that failed or lacks it (numbered by EGS meanwhile, KAI's shares could move GPUs between loops)."""
         self.said: frozenset[str] = frozenset()
         """The last decision's notices (a node skipped, an annotation that cannot be read): each is
-        logged once, when it starts."""
+        logged once, when it starts, and again in a new term."""
         self.metrics_down = False
         """Whether the last read of Prometheus failed."""
         self.holding: frozenset[str] = frozenset()
-        """The causes the last decision held parts of itself for: each is logged when it starts and ends."""
+        """The causes the last decision held parts of itself for: each is logged when it starts and ends, and
+        again when a new term finds it."""
         self.interval_s: float | None = None
         """The interval `run()` loops at (None: loops run one by one, by whoever calls `reconcile()`)."""
         self.loop_s: deque[float] = deque(maxlen=LOOPS_TIMED)
@@ -421,6 +422,10 @@ class Controller:
             # themselves (decide), and a fault nobody foresaw is logged with its trace, not fatal.
             log.exception("reconcile failed (trying again next loop)")
             outcome = Outcome(leader=self.elector.leading(), errors=["internal"])
+        if not outcome.leader:
+            # Another replica may lead meanwhile: a new term logs the holds and notices it finds, as a first
+            # term does. The outage's memory is kept: a standby reads Prometheus too, and keeps it true.
+            self.holding, self.said, self.split_evenly = frozenset(), frozenset(), set()
         if not self.dry_run:
             for happened in outcome.events:
                 self.events.record(happened)

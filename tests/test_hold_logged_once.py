@@ -1,6 +1,6 @@
 """What the controller logs while it holds its last decision: each cause once when holding for it starts
 (with how many endpoints it holds) and once when it ends, as Kubernetes controllers report a condition's
-transitions. It logged every held endpoint every loop: 1,158 lines in 4 minutes of a Prometheus outage at
+transitions; a replica that stops leading and leads again logs a hold it finds anew, as another would. It logged every held endpoint every loop: 1,158 lines in 4 minutes of a Prometheus outage at
 150 endpoints (churn seed 405). Each endpoint still says so itself (`ScalingActive`, a `HoldingReplicas`
 Event), which tests/test_controller.py covers."""
 
@@ -59,3 +59,22 @@ def test_a_held_run_of_loops_logs_its_start_and_its_end_not_each_endpoint_each_l
         "metrics available again",
         "no longer holding the last decision: Prometheus unavailable",
     ]
+
+
+def test_a_new_term_logs_a_hold_it_finds_though_the_last_term_logged_it(
+    kube: KubeCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint("chat-0"))
+    clock, lease_clock = Clock(NOW), Clock(0.0)
+    prometheus = Outage(clock)
+    prometheus.down = True
+    ctl = controller(kube, prometheus, clock=clock, monotonic=lease_clock)
+    with caplog.at_level(logging.WARNING, logger="egs.controller"):
+        assert ctl.reconcile().leader
+        lease_clock.t += 11.0  # past the renew deadline, not renewed: this replica stops leading
+        assert not ctl.reconcile().leader
+        assert ctl.elector.step()  # and leads again, the outage still on
+        assert ctl.reconcile().leader
+    held = [r.getMessage() for r in caplog.records if r.getMessage().startswith("holding")]
+    assert held == ["holding the last decision for 1 (team-a/chat-0): Prometheus unavailable"] * 2
