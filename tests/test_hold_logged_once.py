@@ -1,8 +1,9 @@
 """What the controller logs while it holds its last decision: each cause once when holding for it starts
 (with how many endpoints it holds) and once when it ends, as Kubernetes controllers report a condition's
-transitions; a replica that stops leading and leads again logs a hold it finds anew, as another would. It logged every held endpoint every loop: 1,158 lines in 4 minutes of a Prometheus outage at
-150 endpoints (churn seed 405). Each endpoint still says so itself (`ScalingActive`, a `HoldingReplicas`
-Event), which tests/test_controller.py covers."""
+transitions; a replica that stops leading and leads again logs a hold it finds anew, as another would.
+It logged every held endpoint every loop: 1,158 lines in 4 minutes of a Prometheus outage at 150 endpoints
+(churn seed 405). Each endpoint still says so itself (`ScalingActive`, a `HoldingReplicas` Event), which
+tests/test_controller.py covers."""
 
 from __future__ import annotations
 
