@@ -721,11 +721,12 @@ class Play:
                 else:
                     self.kube.put(NODES, node)
 
-    def overtaken(self, endpoint: str, posted: float) -> list[str]:
-        """The pods bound in the class of `endpoint`'s pods after its POST, at a step before its last bind,
-        that were created after its first: first in, first out they would have been bound after it, so they
-        took GPUs it was counted on (none: it waited for what it was counted on, a node or a pod's going)."""
-        mine = [(t, p) for t, p in self.binds if p.endpoint == endpoint and t >= posted]
+    def overtaken(self, uid: str, posted: float) -> list[str]:
+        """The pods bound in the class of the endpoint incarnation `uid`'s pods after its POST, at a step before
+        its last bind, that were created after its first: first in, first out they would have been bound after
+        it, so they took GPUs it was counted on (none: it waited for what it was counted on, a node or a pod's
+        going). By uid, as `early_cause`: a reposted endpoint's earlier incarnation is another's pods."""
+        mine = [(t, p) for t, p in self.binds if p.uid == uid and t >= posted]
         if not mine:
             return []
         first, last = min(p.queued for _, p in mine), max(t for t, _ in mine)
@@ -733,7 +734,7 @@ class Play:
         return [
             f"{p.key}@{p.node}"
             for t, p in self.binds
-            if posted <= t < last and p.endpoint != endpoint and p.gpu_class in classes and p.queued > first
+            if posted <= t < last and p.uid != uid and p.gpu_class in classes and p.queued > first
         ]
 
     def early_cause(self, uid: str, posted: float, ready: float) -> tuple[str, str, float | None]:
@@ -1552,7 +1553,7 @@ def main() -> int:
         served = f"; served by {p.cause[0]} ({p.cause[1]})" if p.cause else ""
         log(f"202 {p.key}: promised {(p.eta - p.posted) * f:.0f} s after its POST{median}{revised}, {when}{served}")
         if p.ready is None or p.ready > p.eta:
-            log(f"  late; bound after pods created after its own: {play.overtaken(p.key, p.posted) or 'none'}")
+            log(f"  late; bound after pods created after its own: {play.overtaken(uid, p.posted) or 'none'}")
     result = {
         "applied_over_intended": round(figures["applied"] / figures["intended"], 3) if figures["intended"] else None,
         "applied_usd_per_hour": round(figures["applied"], 2),

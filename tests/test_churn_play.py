@@ -165,8 +165,9 @@ def test_a_201_answered_on_a_node_lost_before_its_pod_is_bound_may_wait_again() 
 def test_a_late_202_names_the_pods_created_after_its_own_that_were_bound_first_in_its_class() -> None:
     play = Play(cast(KubeCluster, Deployments()), CATALOG, REGISTRY, random.Random(0), 20.0)
 
-    def bound(endpoint: str, name: str, gpu_class: str, created: float, at: float) -> None:
+    def bound(endpoint: str, name: str, gpu_class: str, created: float, at: float, uid: str = "") -> None:
         pod = Pod("team", name, name, f"team/{endpoint}", {}, 1.0, gpu_class, (created, 1), node=f"{gpu_class}-new")
+        pod.uid = uid or f"uid-{endpoint}"
         play.binds.append((at, pod))
 
     bound("late", "late-0", "MI300X", created=2.0, at=30.0)
@@ -174,5 +175,14 @@ def test_a_late_202_names_the_pods_created_after_its_own_that_were_bound_first_i
     bound("jumped", "jumped-0", "MI300X", created=5.0, at=20.0)  # created after it, bound before it
     bound("other-class", "other-0", "L40S", created=5.0, at=20.0)
     bound("after", "after-0", "MI300X", created=6.0, at=40.0)  # bound after it: took nothing of its
-    assert play.overtaken("team/late", posted=1.5) == ["team/jumped-0@MI300X-new"]
-    assert play.overtaken("team/older", posted=0.5) == []
+    assert play.overtaken("uid-late", posted=1.5) == ["team/jumped-0@MI300X-new"]
+    assert play.overtaken("uid-older", posted=0.5) == []
+
+
+def test_a_reposted_endpoint_is_overtaken_by_its_earlier_incarnation_not_counted_as_it() -> None:
+    play = Play(cast(KubeCluster, Deployments()), CATALOG, REGISTRY, random.Random(0), 20.0)
+    for name, created, at, uid in [("chat-0", 2.0, 30.0, "uid-new"), ("chat-1", 5.0, 20.0, "uid-old")]:
+        pod = Pod("team", name, name, "team/chat", {}, 1.0, "MI300X", (created, 1), node="MI300X-new", uid=uid)
+        play.binds.append((at, pod))
+    # The deleted incarnation's pod, created after the reposted one's and bound first, took its GPUs.
+    assert play.overtaken("uid-new", posted=1.5) == ["team/chat-1@MI300X-new"]
