@@ -62,10 +62,13 @@ def test_a_held_run_of_loops_logs_its_start_and_its_end_not_each_endpoint_each_l
     ]
 
 
-def test_a_new_term_logs_a_hold_it_finds_though_the_last_term_logged_it(
+def test_a_new_term_logs_the_hold_and_the_notice_it_finds_though_the_last_term_logged_them(
     kube: KubeCluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     kube.put("v1/nodes", h100("gpu-0"))
+    bad = h100("gpu-bad")
+    bad["metadata"]["labels"]["nvidia.com/gpu.replicas"] = "two"
+    kube.put("v1/nodes", bad)
     kube.put(ENDPOINTS, endpoint("chat-0"))
     clock, lease_clock = Clock(NOW), Clock(0.0)
     prometheus = Outage(clock)
@@ -79,3 +82,5 @@ def test_a_new_term_logs_a_hold_it_finds_though_the_last_term_logged_it(
         assert ctl.reconcile().leader
     held = [r.getMessage() for r in caplog.records if r.getMessage().startswith("holding")]
     assert held == ["holding the last decision for 1 (team-a/chat-0): Prometheus unavailable"] * 2
+    skipped = [r.getMessage() for r in caplog.records if "gpu-bad" in r.getMessage()]
+    assert len(skipped) == 2 and skipped[0] == skipped[1] and "'two' is not a whole number" in skipped[0]
