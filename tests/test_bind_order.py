@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from autoscaler.adapters.api import Services, create_app
 from autoscaler.adapters.kubernetes import Cluster
+from autoscaler.kubetime import parse_time
 from autoscaler.pods import requests
 from localplay.kube_standin import KubeCluster
 from scheduler.synthetic import gpu_node
@@ -122,7 +123,10 @@ def test_a_201_whose_pod_is_never_made_holds_the_waiting_pods_of_its_class_two_l
     assert ctl.reconcile().errors == []
     assert [d["spec"]["replicas"] for d in endpoint_deployments(kube, "gamma")] == [1]  # beta's pod is not bound
 
-    # No pod of beta's is ever made (a quota, a webhook refusing it): two loops on, gamma's is asked for.
-    clock.t += 2 * SETTINGS.eta.step_s
+    # No pod of beta's is ever made (a quota, a webhook refusing it): two loops on, gamma's is asked for. Two
+    # loops from beta's creation as the API server dates it (to the second, maybe the second after `clock`'s
+    # start): from `clock`'s start, the test failed whenever a second began between it and the POST.
+    created = parse_time(kube.get(ENDPOINTS, "team-a", "beta")["metadata"]["creationTimestamp"])  # type: ignore[index]
+    clock.t = created + 2 * SETTINGS.eta.step_s
     assert ctl.reconcile().errors == []
     assert [d["spec"]["replicas"] for d in endpoint_deployments(kube, "gamma")] == [2]
