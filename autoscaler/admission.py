@@ -47,7 +47,7 @@ from autoscaler.decide.state import CREATED, Promise
 from autoscaler.decide.waiting import queued_gpus
 from autoscaler.orders import OrderBook
 from scheduler.catalog import Catalog
-from scheduler.inventory import Inventory, SharingPolicy, held_by
+from scheduler.inventory import Allocation, Inventory, SharingPolicy, held_by
 from scheduler.plan import Placement, Plan
 from scheduler.registry import Registry
 
@@ -65,6 +65,9 @@ class Capacity:
     orders: OrderBook = field(default_factory=OrderBook)
     """The node orders in flight (the waiting replicas' nodes come first), the delays observed and the
     orders lapsed (`autoscaler.orders`)."""
+    unbound: tuple[Allocation, ...] = ()
+    """What `free` lacks for replicas whose pods are not bound yet, those answered since included
+    (`autoscaler.decide.placement.place_requests`)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def capacity(decision: Decision, catalog: Catalog) -> Capacity:
     free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
     keys = frozenset(f"{d.namespace}/{d.name}" for d in decision.endpoints)
     queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(decision.waiting.placements, catalog).items()}
-    return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders)
+    return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders, decision.unbound)
 
 
 def admit(
@@ -104,7 +107,8 @@ def admit(
     # were answered from.
     kept, free = reserved(ep, promise_of(obj), target[0], capacity.free, registry)
     more = ep.request(target[0] - len(kept))
-    placed = place_requests([more], registry, free, settings) if more.replicas else Plan()
+    unbound = (*capacity.unbound, *(a for p in kept for a in held_by(p)))
+    placed = place_requests([more], registry, free, settings, unbound) if more.replicas else Plan()
     placed = Plan(kept + placed.placements, placed.unplaced, placed.occupied)
     policy = SharingPolicy(dict(settings.sharing))
     # The replicas that wait, wait in the shape of those placed warm (`shape_of`), as the controller places
@@ -122,7 +126,8 @@ def admit(
     queues = dict(capacity.waiting)
     for gpu_class, added in _queues(waiting.placements, catalog).items():
         queues[gpu_class] = queues.get(gpu_class, ()) + added
-    after = replace(capacity, free=free, waiting=queues, endpoints=capacity.endpoints | {ep.key})
+    unbound = (*capacity.unbound, *(a for p in placed.placements for a in held_by(p)))
+    after = replace(capacity, free=free, waiting=queues, endpoints=capacity.endpoints | {ep.key}, unbound=unbound)
     return Admitted(decision, after, placed.placements, waiting.placements)
 
 

@@ -270,7 +270,10 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         mine = [w for w in workloads.get(ep.key, ()) if w.workload not in replaced]
         if (shape := held_shape(ep, mine, registry)) is not None:
             keeps[ep.key] = Promise(CREATED, None, shape.variant, shape.gpu_class)
-    fresh = place_new(new, pins, registry, held.inventory, settings, keeps)
+    # The promised replicas held above whose pods are not bound: a share placed beside them on a HAMi node must
+    # bind in whatever order HAMi meets their pods.
+    promised = [a for k, kept in staying.items() for p in kept[bound.get(k, 0) :] for a in held_by(p)]
+    fresh = place_new(new, pins, registry, held.inventory, settings, keeps, promised)
     fresh, stuck = unstuck(endpoints, fresh, stuck_pods)
     # The GPUs a stuck replica was planned on in a class its pod selects are not offered again:
     # kube-scheduler found them taken.
@@ -374,6 +377,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         tuple(holds),
         inventory,
         real,
+        tuple(a for k, placed in placed_by.items() for p in placed[bound.get(k, 0) :] for a in held_by(p)),
         waiting_plan,
         ahead,
         obs.orders,

@@ -16,7 +16,7 @@ from autoscaler.events import Event
 from autoscaler.forecast import Forecast
 from autoscaler.orders import OrderBook
 from autoscaler.signals import History, ModelSignals, PodSignals
-from scheduler.inventory import Inventory
+from scheduler.inventory import Allocation, Inventory
 from scheduler.plan import Plan
 
 
@@ -134,6 +134,9 @@ class Decision:
     """The GPU nodes the replicas were placed on (what `autoscaler.admission` takes free capacity from)."""
     placed: Plan = field(default_factory=Plan)
     """The replicas on nodes that exist now."""
+    unbound: tuple[Allocation, ...] = ()
+    """What `placed` holds for replicas whose pods are not bound yet (where HAMi puts them is its choice:
+    `autoscaler.decide.placement.place_requests`)."""
     waiting: Plan = field(default_factory=Plan)
     """The replicas waiting for nodes to be provisioned, in the order their ETAs were given."""
     ahead: Mapping[str, tuple[int, ...]] = field(default_factory=dict)

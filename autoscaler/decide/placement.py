@@ -12,25 +12,83 @@ from dataclasses import replace
 
 from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import ACCEPTED, CREATED, Owned, Promise, pinned
+from scheduler.binpack import binds_in_every_order
 from scheduler.catalog import Catalog
 from scheduler.fleet import SHARED
-from scheduler.inventory import Inventory, held_by, partitions_per_gpu
+from scheduler.inventory import Allocation, Inventory, held_by, partitions_per_gpu
 from scheduler.plan import Placement, Plan, Request, Unplaced, Worker
 from scheduler.registry import Registry
 from scheduler.schedule import schedule
 
 
-def place_requests(requests: Sequence[Request], registry: Registry, inventory: Inventory, settings: Settings) -> Plan:
+def place_requests(
+    requests: Sequence[Request],
+    registry: Registry,
+    inventory: Inventory,
+    settings: Settings,
+    unbound: Sequence[Allocation] = (),
+    barred: frozenset[str] = frozenset(),
+) -> Plan:
     """The scheduler's one entry point, with the configured engine. The scheduler tells requests apart
     by name, and endpoints of one name in two namespaces are two: each goes in as `namespace/name`
-    and its replicas come back under its own name and namespace."""
+    and its replicas come back under its own name and namespace.
+
+    A HAMi node keeps only the new shares that bind there in every order their pods may arrive, counting
+    the shares `unbound` holds on it (taken from `inventory`, pods not bound yet: `scheduler.binpack`);
+    the others are placed again without that node (`barred`), elsewhere or not at all."""
     keyed = [replace(r, name=f"{r.namespace}/{r.name}") for r in requests]
-    plan = schedule(keyed, registry, inventory, engine=settings.engine, time_limit_s=settings.time_limit_s).plan
+    allowed = inventory.where(lambda n: n.node not in barred) if barred else inventory
+    plan = schedule(keyed, registry, allowed, engine=settings.engine, time_limit_s=settings.time_limit_s).plan
     placements = tuple(replace(p, request=p.request.partition("/")[2]) for p in plan.placements)
     unplaced = tuple(
         replace(u, namespace=u.request.partition("/")[0], request=u.request.partition("/")[2]) for u in plan.unplaced
     )
-    return Plan(placements, unplaced, plan.occupied)
+    kept, stranded = _bindable(placements, inventory, unbound)
+    if not stranded:
+        return Plan(placements, unplaced, plan.occupied)
+    count = Counter((p.namespace, p.request) for p in stranded)
+    again = [replace(r, replicas=count[(r.namespace, r.name)]) for r in requests if count[(r.namespace, r.name)]]
+    taken = [a for p in kept for a in held_by(p)]
+    left = frozenset(p.workers[0].node for p in stranded)
+    more = place_requests(again, registry, inventory.allocated(taken), settings, (*unbound, *taken), barred | left)
+    # The GPUs of the nodes left that no kept replica holds are not the plan's to pay for.
+    held = {f"{w.node}/gpu{i}" for p in kept for w in p.workers for i in w.gpus}
+    occupied = {k: v for k, v in plan.occupied.items() if k.partition("/")[0] not in left or k in held}
+    return Plan(kept + more.placements, unplaced + more.unplaced, occupied | more.occupied)
+
+
+def _bindable(
+    placements: Sequence[Placement], inventory: Inventory, unbound: Sequence[Allocation]
+) -> tuple[tuple[Placement, ...], tuple[Placement, ...]]:
+    """`placements` split into those kept and the HAMi shares that some arrival order would strand,
+    taken in plan order: a share is kept where it binds in every order with those kept before it."""
+    hami = {n.node: n for n in inventory.nodes if n.sharing == "hami"}
+    pending: dict[str, list[int]] = {}
+    # The GPUs' room counting bound pods only: where a pending share lands is HAMi's choice, not ours.
+    free = {name: [g.free_mib for g in n.gpus] for name, n in hami.items()}
+    for a in unbound:
+        if a.node in hami and a.sharing == "hami":
+            pending.setdefault(a.node, []).append(a.vram_mib)
+            for index in a.gpus:
+                free[a.node][index] += a.vram_mib
+    kept: list[Placement] = []
+    stranded: list[Placement] = []
+    for p in placements:
+        node = p.workers[0].node if p.sharing == "hami" and len(p.workers) == 1 else ""
+        if node not in hami:
+            # A replica held whole (tensor parallel) on a HAMi node: no share binds on its GPUs.
+            for w in (w for w in p.workers if w.node in hami):
+                for index in w.gpus:
+                    free[w.node][index] = 0
+            kept.append(p)
+            continue
+        shares = [*pending.get(node, ()), p.vram_mib_per_gpu]
+        if binds_in_every_order(free[node], shares):
+            pending[node] = shares
+            kept.append(p)
+        else:
+            stranded.append(p)
+    return tuple(kept), tuple(stranded)
 
 
 def by_endpoint(placements: Sequence[Placement]) -> dict[str, list[Placement]]:
@@ -110,6 +168,7 @@ def place_new(
     inventory: Inventory,
     settings: Settings,
     keeps: Mapping[str, Promise] | None = None,
+    unbound: Sequence[Allocation] = (),
 ) -> Plan:
     """The replicas beyond the incumbents, placed on what the incumbents leave: first those of endpoints
     answered 201, then 202 (`promises`, by `namespace/name`: nothing of theirs runs yet), in the variant
@@ -117,7 +176,8 @@ def place_new(
     of endpoints that run (`keeps`: their incumbents' shape) in that shape; then the others. A 201's
     replicas that no longer fit in their promised shape (its capacity is gone), and an endpoint's that
     do not fit in its incumbents' shape, are placed with the others; a 202's wait for the class
-    promised (`waiting.place_waiting` with the same pins)."""
+    promised (`waiting.place_waiting` with the same pins). `unbound`: what `inventory` holds for
+    replicas whose pods are not bound yet (`place_requests`)."""
     placements: tuple[Placement, ...] = ()
     unplaced: tuple[Unplaced, ...] = ()
     occupied: dict[str, tuple[float, float]] = {}
@@ -127,17 +187,18 @@ def place_new(
     for told, answer in tiers:
         batch = [pinned(r, told[_key(r)]) for r in requests if _key(r) in told and told[_key(r)].answer == answer]
         batch = [r for r in batch if r.replicas > 0 and pinned_by[_key(r)] is told[_key(r)]]
-        placed = place_requests(batch, registry, inventory, settings) if batch else Plan()
+        placed = place_requests(batch, registry, inventory, settings, unbound) if batch else Plan()
         for u in placed.unplaced:
             if answer == CREATED:
                 gone[f"{u.namespace}/{u.request}"] += 1
             else:
                 unplaced += (u,)
-        inventory = inventory.allocated(a for p in placed.placements for a in held_by(p))
+        taken = [a for p in placed.placements for a in held_by(p)]
+        inventory, unbound = inventory.allocated(taken), (*unbound, *taken)
         placements, occupied = placements + placed.placements, occupied | placed.occupied
     rest = [r for r in requests if _key(r) not in pinned_by]
     rest += [replace(r, replicas=gone[_key(r)]) for r in requests if gone[_key(r)]]
-    others = place_requests(rest, registry, inventory, settings) if rest else Plan()
+    others = place_requests(rest, registry, inventory, settings, unbound) if rest else Plan()
     return Plan(placements + others.placements, unplaced + others.unplaced, occupied | others.occupied)
 
 
