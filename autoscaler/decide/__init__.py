@@ -52,6 +52,7 @@ from autoscaler.decide.placement import (
     by_endpoint,
     endpoint_cost,
     gpus_of,
+    not_bound,
     place_new,
     place_requests,
     unbound,
@@ -272,7 +273,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             keeps[ep.key] = Promise(CREATED, None, shape.variant, shape.gpu_class)
     # The promised replicas held above whose pods are not bound: a share placed beside them on a HAMi node must
     # bind in whatever order HAMi meets their pods.
-    promised = [a for k, kept in staying.items() for p in kept[bound.get(k, 0) :] for a in held_by(p)]
+    promised = [a for kept in not_bound(staying, bound).values() for p in kept for a in held_by(p)]
     fresh = place_new(new, pins, registry, held.inventory, settings, keeps, promised)
     fresh, stuck = unstuck(endpoints, fresh, stuck_pods)
     # The GPUs a stuck replica was planned on in a class its pod selects are not offered again:
@@ -301,9 +302,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     # they are, the others ask for no pod that waits for a node (`workloads.asked`); for two loops at most, so
     # that one whose pod is never made (a quota, a webhook) does not hold the others.
     period = obs.loop_period_s or settings.eta.step_s
-    placing = [k for k, placed in placed_by.items() if len(placed) > bound.get(k, 0)]
+    placing = not_bound(placed_by, bound)
     young = [k for k in placing if (t := created_at(raw_by_key[k])) is not None and now - t < 2 * period]
-    unbound_by_class = unbound(placed_by, bound, young)
+    unbound_by_class = unbound(placing, young)
     loaded = loaded_by(endpoints, placed_by, obs.pods, registry, period, now)
     observed = by_identity(obs.owned)
     unplaced_by: dict[str, list[Any]] = {}
@@ -377,7 +378,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         tuple(holds),
         inventory,
         real,
-        tuple(a for k, placed in placed_by.items() for p in placed[bound.get(k, 0) :] for a in held_by(p)),
+        tuple(a for placed in placing.values() for p in placed for a in held_by(p)),
         waiting_plan,
         ahead,
         obs.orders,

@@ -149,14 +149,18 @@ def serving_cost(workloads: Iterable[Owned], catalog: Catalog) -> float:
     return round(cost, 4)
 
 
-def unbound(
-    placed: Mapping[str, Sequence[Placement]], bound: Mapping[str, int], new: Collection[str]
-) -> dict[str, frozenset[str]]:
-    """GPU class -> the `new` endpoints with a replica placed on a node there whose pod is not bound yet:
-    `placed` lists each endpoint's replicas on nodes that exist, its `bound` ones (incumbents) first."""
+def not_bound(placed: Mapping[str, Sequence[Placement]], bound: Mapping[str, int]) -> dict[str, Sequence[Placement]]:
+    """Each endpoint's replicas whose pods are not bound yet, where it has any: `placed` lists its
+    `bound` ones (incumbents) first."""
+    return {k: ps[bound.get(k, 0) :] for k, ps in placed.items() if len(ps) > bound.get(k, 0)}
+
+
+def unbound(placing: Mapping[str, Sequence[Placement]], new: Collection[str]) -> dict[str, frozenset[str]]:
+    """GPU class -> the `new` endpoints with a replica placed on a node there whose pod is not bound yet
+    (`placing`: `not_bound`'s)."""
     found: dict[str, set[str]] = {}
     for key in new:
-        for p in placed.get(key, ())[bound.get(key, 0) :]:
+        for p in placing.get(key, ()):
             found.setdefault(p.gpu_class, set()).add(key)
     return {c: frozenset(keys) for c, keys in found.items()}
 
