@@ -422,7 +422,7 @@ def test_other_workloads_pending_pods_queue_ahead_and_grow_the_pools_need() -> N
     ("saturation", "sig", "replicas", "held"),
     [
         (0.97, {}, 3, None),  # no vLLM series, its GPUs saturated: one more
-        (0.5, {}, 2, "GPUs' saturation 0.50"),  # not saturated: held, never fewer
+        (0.5, {}, 2, "GPUs' saturation under 0.95"),  # not saturated: held, never fewer
         (0.97, signals(demand=1.0), 3, None),  # vLLM reports demand but no queue or KV cache
         (0.97, signals(demand=1.0, kv_cache_usage=0.2, waiting=0), 1, None),  # vLLM's own view wins
     ],

@@ -50,7 +50,10 @@ def replica_count(
         # No vLLM series, but its GPUs are saturated: the capacity view says one more (never fewer).
         return _one_more(max(hold, running), workload, ep), None
     if sig is None:
-        seen = f" (its GPUs' saturation {saturation:.2f})" if saturation is not None else ""
+        # Against the mark, not the figure: the message is the status's, and a load that moves would write it
+        # every loop.
+        under = saturation is not None and saturation < GPU_SATURATION_HIGH
+        seen = f" (its GPUs' saturation under {GPU_SATURATION_HIGH})" if under else ""
         return hold, _held(ep, hold, f"no metrics for {ep.model}", seen)
     if now - sig.sampled_at > settings.stale_after_s:
         # When last sampled, not how long ago: the message is the status's, and an age would write it every loop.
