@@ -104,6 +104,11 @@ class PoolDecision:
     """The class's GPU need over the provisioning lead time, once its history has two samples."""
 
 
+UNAVAILABLE = "Prometheus unavailable"
+"""The cause of every hold while Prometheus does not answer: the controller, which saw its error, says the
+outage itself (`report_holds` does not)."""
+
+
 @dataclass(frozen=True)
 class Hold:
     """A part of the last decision kept as it was, and why."""
@@ -198,10 +203,12 @@ def report_holds(decision: Decision, holding: frozenset[str], log: logging.Logge
     """Log each cause of the decision's holds that `holding` (what the last call returned) lacks, once,
     with how many it holds, and each that ended, once: not every endpoint every loop while it lasts
     (a Prometheus outage at 150 endpoints logged 1,158 lines in 4 minutes). Each endpoint held says so
-    itself, in its `ScalingActive` condition and a `HoldingReplicas` Event."""
+    itself, in its `ScalingActive` condition and a `HoldingReplicas` Event. A Prometheus outage is left to
+    the caller's line, which names the error: two lines at each end of it said one thing."""
     held: dict[str, list[str]] = {}
     for hold in decision.holds:
-        held.setdefault(hold.cause, []).append(hold.subject)
+        if hold.cause != UNAVAILABLE:
+            held.setdefault(hold.cause, []).append(hold.subject)
     for cause in sorted(held.keys() - holding):
         subjects = sorted(held[cause])
         some = ", ".join(subjects[:3]) + (", ..." if len(subjects) > 3 else "")

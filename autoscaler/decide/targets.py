@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from autoscaler.attribution import EndpointSignals
-from autoscaler.decide.decision import Hold
+from autoscaler.decide.decision import UNAVAILABLE, Hold
 from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import Recommendation, Workload
 from autoscaler.endpoint import Endpoint
@@ -42,7 +42,7 @@ def replica_count(
     hold = max(current if current is not None else max(ep.min_replicas, 1), ep.min_replicas)
     hold = min(hold, ep.max_replicas)
     if signals is None:
-        return hold, _held(ep, hold, "Prometheus unavailable")
+        return hold, _held(ep, hold, UNAVAILABLE)
     sig = signals.get(ep.model)
     saturation = own.gpu_saturation if own is not None else None
     running = current or 0
