@@ -204,6 +204,8 @@ ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 DEPLOYMENTS = "apps/v1/deployments"
 NODES = "v1/nodes"
 PODS = "v1/pods"
+OTHER_TEAM = "research"
+"""The namespace of another team's pods (`--occupied`)."""
 RESERVATIONS = "kai-resource-reservation"
 """KAI's namespace (and `app` label) of its reservation pods."""
 EVENTS = "events.k8s.io/v1/events"
@@ -226,8 +228,6 @@ MODELS = (
 )
 PRICES = {"H100-80GB": 2.49, "A100-80GB": 1.79, "L40S": 0.99, "MI300X": 1.99, "MI250X": 1.1, "L4": 0.6}
 """USD per GPU-hour: a cluster's own contract prices, below the catalogue's list prices."""
-PROVISIONABLE = {"H100-80GB": 8, "MI300X": 8, "L40S": 4}
-SHARING = {"L40S": "kai", "H200-141GB": "hami"}
 FOREIGN_TAINT = {"key": "egs.dev/team", "value": "research", "effect": "NoSchedule"}
 DELAY_S = (300.0, 600.0)
 STARTUP_S = (30.0, 90.0)
@@ -262,29 +262,29 @@ def log(message: str) -> None:
 # -- the fleet and the requests -------------------------------------------------------------------
 
 
-def fleet(catalog: Catalog, rng: random.Random, endpoints: int) -> list[dict[str, Any]]:
-    """The nodes present at the start, about half the GPUs the endpoints want (the rest are provisioned):
-    both vendors, MIG, KAI, AMD partitions, and nodes tainted for another team."""
-    scale = max(1, round(endpoints / 16))
+def fleet(catalog: Catalog, rng: random.Random, endpoints: int, shape: Shape | None = None) -> list[dict[str, Any]]:
+    """The nodes present at the start, of the shape's fleet kind (`FLEETS`): today's (`mixed`) holds about half
+    the GPUs the endpoints want (the rest are provisioned), `--fleet-size` times that."""
+    shape = shape or Shape()
+    kind = FLEETS[shape.fleet]
+    scale = round(endpoints * shape.fleet_size / 16)
+    scale = max(1, scale) if shape.fleet_size else 0
     nodes = []
 
     def add(name: str, gpu: str, count: int, **kw: Any) -> None:
-        nodes.append(play_node(catalog, name, gpu, count, **kw))
+        nodes.append(play_node(catalog, name, gpu, count, kind.sharing, **kw))
 
     for i in range(scale):
-        add(f"h100-{i}", "H100-80GB", rng.choice((2, 4)))
-        add(f"a100-mig-{i}", "A100-80GB", 2, mig={"3g.40gb": 2, "1g.10gb": 3})
-        add(f"l40s-kai-{i}", "L40S", 1)
-        add(f"mi300x-dpx-{i}", "MI300X", 1, partition="dpx_nps1")
-        add(f"mi250x-{i}", "MI250X", 1)
-    add("h100-research", "H100-80GB", 8, taints=[FOREIGN_TAINT])
-    add("l4-research", "L4", 4, taints=[FOREIGN_TAINT])
+        for prefix, gpu, count, kw in kind.nodes:
+            add(f"{prefix}-{i}", gpu, rng.choice(count) if isinstance(count, tuple) else count, **kw)
+    for name, gpu, count in kind.tainted:
+        add(name, gpu, count, taints=[FOREIGN_TAINT])
     # Drawn apart, so that the nodes above are what they were before these were added.
     more = random.Random(f"churn-fleet-more-{rng.random()}")
-    for kind in more.sample(sorted(MORE_KINDS), more.randint(2, len(MORE_KINDS))):
-        gpu, count, kw = MORE_KINDS[kind]
-        for i in range(max(1, scale // 2)):
-            add(f"{kind}-{i}", gpu, count, **kw)
+    for name in more.sample(sorted(kind.more), more.randint(min(2, len(kind.more)), len(kind.more))):
+        gpu, count, kw = kind.more[name]
+        for i in range(max(1, scale // 2) if scale else 0):
+            add(f"{name}-{i}", gpu, count, **kw)
     return nodes
 
 
@@ -298,6 +298,95 @@ MORE_KINDS: dict[str, tuple[str, int, dict[str, Any]]] = {
 }
 """Further kinds a fleet may hold (name prefix: class, GPUs a node, how it is split): time-slicing,
 HAMi memory sharing, AMD CPX partitions, plain GPUs, a smaller MIG split."""
+RARE_KINDS: dict[str, tuple[str, int, dict[str, Any]]] = {
+    "t4-ts": ("T4", 4, {"replicas": 2}),
+    "rtx6000": ("RTX-6000-Ada", 4, {}),
+    "h100-pcie": ("H100-PCIE", 2, {}),
+    "a100-pcie-mig": ("A100-80GB-PCIE", 1, {"mig": {"3g.40gb": 1, "2g.20gb": 1}}),
+    "v100": ("V100-32GB", 4, {}),
+    "h100-nvl": ("H100-NVL-94GB", 2, {}),
+    "b200": ("B200", 2, {}),
+}
+"""Kinds only the `many` fleet holds, beside today's: older, PCIe, workstation and newer GPUs."""
+
+Counts = int | tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FleetKind:
+    """A kind of fleet the play can make (`--fleet`): its nodes, what the node autoscaler adds, how GPUs are shared."""
+
+    nodes: tuple[tuple[str, str, Counts, Mapping[str, Any]], ...]
+    """(name prefix, class, GPUs a node (a tuple: drawn per node), how they are split) of each `scale` of nodes."""
+    tainted: tuple[tuple[str, str, int], ...]
+    """(name, class, GPUs) of the nodes tainted for another team."""
+    provisionable: Mapping[str, int]
+    """Class -> GPUs a node of the classes the node autoscaler adds (whole GPUs, unshared but by `sharing`)."""
+    sharing: Mapping[str, str]
+    """The `sharing:` configured, per class (`SharingPolicy`)."""
+    unordered: Mapping[str, tuple[str, int, Mapping[str, Any]]]
+    """Nodes that may join without an order (`--late-nodes`): name prefix -> class, GPUs, how they are split."""
+    more: Mapping[str, tuple[str, int, Mapping[str, Any]]] = field(default_factory=dict)
+    """Further kinds, at least two (or all there are) drawn, `scale // 2` nodes each."""
+
+
+A100_MIG = {"3g.40gb": 2, "1g.10gb": 3}
+FLEETS: dict[str, FleetKind] = {
+    "mixed": FleetKind(
+        (("h100", "H100-80GB", (2, 4), {}), ("a100-mig", "A100-80GB", 2, {"mig": A100_MIG}),
+         ("l40s-kai", "L40S", 1, {}), ("mi300x-dpx", "MI300X", 1, {"partition": "dpx_nps1"}),
+         ("mi250x", "MI250X", 1, {})),
+        (("h100-research", "H100-80GB", 8), ("l4-research", "L4", 4)),
+        {"H100-80GB": 8, "MI300X": 8, "L40S": 4}, {"L40S": "kai", "H200-141GB": "hami"},
+        {"a100-mig": ("A100-80GB", 2, {"mig": A100_MIG}), "mi250x": ("MI250X", 1, {}), "h100": ("H100-80GB", 4, {}),
+         "l40s-kai": ("L40S", 1, {})},
+        MORE_KINDS,
+    ),
+    "amd": FleetKind(
+        (("mi300x-dpx", "MI300X", 1, {"partition": "dpx_nps1"}), ("mi300x-cpx", "MI300X", (1, 2),
+         {"partition": "cpx_nps4"}), ("mi325x-qpx", "MI325X", 1, {"partition": "qpx_nps1"}),
+         ("mi250x", "MI250X", (1, 2), {}), ("mi210", "MI210", 2, {})),
+        (("mi300x-research", "MI300X", 8),),
+        {"MI300X": 8, "MI325X": 8}, {},
+        {"mi300x-cpx": ("MI300X", 1, {"partition": "cpx_nps4"}), "mi250x": ("MI250X", 2, {})},
+    ),
+    "nvidia": FleetKind(
+        (("a100-mig", "A100-80GB", 2, {"mig": A100_MIG}), ("h100-mig", "H100-80GB", 2,
+         {"mig": {"3g.40gb": 2, "2g.20gb": 1, "1g.10gb": 1}}), ("a100-40-mig", "A100-40GB", 1,
+         {"mig": {"2g.10gb": 3}}), ("h100", "H100-80GB", (1, 2), {}), ("l4", "L4", 2, {})),
+        (("h100-research", "H100-80GB", 8),),
+        {"H100-80GB": 8, "A100-80GB": 8}, {},
+        {"a100-mig": ("A100-80GB", 2, {"mig": A100_MIG}), "h100": ("H100-80GB", 4, {})},
+    ),
+    "shared": FleetKind(
+        (("h200-hami", "H200-141GB", (1, 2), {}), ("l40s-kai", "L40S", (1, 2), {}), ("h100-kai", "H100-80GB", 2, {}),
+         ("l4-hami", "L4", 2, {}), ("a10g-ts", "A10G", 4, {"replicas": 4}), ("mi300x-dpx", "MI300X", 1,
+         {"partition": "dpx_nps1"})),
+        (("h100-research", "H100-80GB", 8),),
+        {"H200-141GB": 8, "L40S": 4, "H100-80GB": 8},
+        {"H200-141GB": "hami", "L4": "hami", "L40S": "kai", "H100-80GB": "kai"},
+        {"h200-hami": ("H200-141GB", 2, {}), "l40s-kai": ("L40S", 2, {})},
+    ),
+    "pcie": FleetKind(
+        (("h100-pcie", "H100-PCIE", (2, 4), {}), ("l40s", "L40S", 4, {}), ("l4", "L4", 4, {}),
+         ("a10g", "A10G", 4, {}), ("rtx6000", "RTX-6000-Ada", 2, {})),
+        (("l4-research", "L4", 4),),
+        {"H100-PCIE": 4, "L40S": 8}, {},
+        {"h100-pcie": ("H100-PCIE", 4, {}), "l40s": ("L40S", 4, {})},
+    ),
+}  # fmt: skip
+FLEETS["many"] = FleetKind(
+    (*FLEETS["mixed"].nodes, *((name, gpu, count, kw) for name, (gpu, count, kw) in RARE_KINDS.items())),
+    FLEETS["mixed"].tainted,
+    FLEETS["mixed"].provisionable,
+    FLEETS["mixed"].sharing,
+    FLEETS["mixed"].unordered,
+    MORE_KINDS,
+)
+"""The fleets `--fleet` names: `mixed` is today's (both vendors, MIG, KAI, AMD partitions, HAMi and time-slicing
+among the kinds drawn); `amd` AMD alone, mostly partitioned; `nvidia` NVIDIA alone, mostly MIG; `shared` mostly
+HAMi and KAI shares; `pcie` PCIe-only GPUs, unshared (models too big for one GPU run tensor parallel over PCIe);
+`many` today's with the rare kinds beside (14-18 kinds, 14 or more classes)."""
 
 
 def endpoint_bodies(
@@ -491,10 +580,34 @@ def reservation_pod(node: str, index: int) -> dict[str, Any]:
     }
 
 
-def play_node(catalog: Catalog, name: str, gpu: str, count: int, **kw: Any) -> dict[str, Any]:
+def play_node(
+    catalog: Catalog, name: str, gpu: str, count: int, sharing: Mapping[str, str], **kw: Any
+) -> dict[str, Any]:
     """A node of the play's fleet, at the start or joining later: on a HAMi class, registered as HAMi registers."""
     node = gpu_node(name, catalog.get(gpu), count, **kw)
-    return hami_registered(node) if SHARING.get(gpu) == "hami" else node
+    return hami_registered(node) if sharing.get(gpu) == "hami" else node
+
+
+def occupying(nodes: Sequence[dict[str, Any]], share: float, rng: random.Random) -> list[dict[str, Any]]:
+    """Pods of another team (`OTHER_TEAM`) holding every GPU, MIG instance or partition of `share` of the
+    untainted `nodes`, drawn: a fleet already busy when EGS starts, which it must read as taken."""
+    free = sorted(n["metadata"]["name"] for n in nodes if not n["spec"].get("taints"))
+    taken = set(rng.sample(free, round(len(free) * share)))
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"work-{name}-{i}", "namespace": OTHER_TEAM},
+            "spec": {
+                "nodeName": name,
+                "containers": [{"name": "train", "resources": {"limits": {resource: count}}}],
+            },
+            "status": pod_status(name, True),
+        }
+        for node in nodes
+        if (name := node["metadata"]["name"]) in taken
+        for i, (resource, count) in enumerate(sorted(node["status"]["allocatable"].items()))
+    ]
 
 
 def hami_registered(node: dict[str, Any]) -> dict[str, Any]:
@@ -541,6 +654,10 @@ class Play:
     queue) of each pod it was ordered for): what served a 202 early (`early_cause`)."""
     arrived: dict[str, float] = field(default_factory=dict)
     """Node nobody ordered that joined during the play (late nodes, the fleet's late share) -> when."""
+    kind: FleetKind = field(default_factory=lambda: FLEETS["mixed"])
+    """The fleet's kind: the classes its node autoscaler adds, and how each class shares its GPUs."""
+    others: list[dict[str, Any]] = field(default_factory=list)
+    """Pods of another team bound at the start (`--occupied`): their GPUs are held all along."""
     journal: TextIO | None = None
     """Where the play's events go (`play.log` in the run's folder): each order and its delay, each node
     registered and Ready, each pod created, bound and gone, so that a late promise can be traced after the
@@ -637,8 +754,12 @@ class Play:
         return {**template, "spec": {**spec, "tolerations": [*(spec.get("tolerations") or ()), *added]}}
 
     def _inventory(self, nodes: list[dict[str, Any]]) -> Inventory:
-        inventory = build_inventory(nodes, self.catalog, sharing=SharingPolicy(SHARING), strict=False)
+        inventory = build_inventory(nodes, self.catalog, sharing=SharingPolicy(self.kind.sharing), strict=False)
         by_name = {n.node: n for n in inventory}
+        for other in self.others:
+            if (name := other["spec"]["nodeName"]) in by_name:
+                node = by_name[name]
+                by_name[name] = Inventory((node,)).allocated(holds(node, other, None)).nodes[0]
         for pod in sorted((p for p in self.pods.values() if p.node), key=lambda p: p.bound_at):
             if pod.node in by_name:
                 by_name[pod.node] = Inventory((by_name[pod.node],)).allocated(pod.held).nodes[0]
@@ -681,12 +802,12 @@ class Play:
         need: dict[str, int] = {}
         queue: dict[str, list[tuple[int, int, Pod]]] = {}  # per class: the GPUs each pod asks, first in first out
         for pod in sorted(self.pods.values(), key=lambda p: (p.queued, p.name)):
-            if not pod.node and pod.gpu_class in PROVISIONABLE:
+            if not pod.node and pod.gpu_class in self.kind.provisionable:
                 start = need.get(pod.gpu_class, 0)
                 need[pod.gpu_class] = start + max(1, _asked_units(pod.obj()))
                 queue.setdefault(pod.gpu_class, []).append((start, need[pod.gpu_class], pod))
         for gpu_class, gpus in need.items():
-            per_node = PROVISIONABLE[gpu_class]
+            per_node = self.kind.provisionable[gpu_class]
             coming = sum(1 for t, _, _, c in self.coming if c == gpu_class and t > now)
             for i in range(coming, math.ceil(gpus / per_node)):
                 self.ordered += 1
@@ -704,7 +825,7 @@ class Play:
         Ready, untainted, when their delay is over (the node autoscaler counts them as coming until then)."""
         for t, registers, name, gpu_class in self.coming:
             if name not in self.registered and registers <= now < t:
-                node = play_node(self.catalog, name, gpu_class, PROVISIONABLE[gpu_class])
+                node = play_node(self.catalog, name, gpu_class, self.kind.provisionable[gpu_class], self.kind.sharing)
                 node["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]
                 node["spec"]["taints"] = [*node["spec"].get("taints", []), NOT_READY_TAINT]
                 self.kube.put(NODES, node)
@@ -713,7 +834,7 @@ class Play:
             elif t <= now and name not in self.joined:
                 self.joined.add(name)
                 self._note(now, f"Ready {name}")
-                node = play_node(self.catalog, name, gpu_class, PROVISIONABLE[gpu_class])
+                node = play_node(self.catalog, name, gpu_class, self.kind.provisionable[gpu_class], self.kind.sharing)
                 if name in self.registered:  # registered: Ready now, and the not-ready taint is taken off
                     ready = {"type": "Ready", "status": "True", "lastTransitionTime": rfc3339(now)}
                     changes = {"status": {"conditions": [ready]}, "spec": {"taints": node["spec"].get("taints", [])}}
@@ -1462,7 +1583,8 @@ def main() -> int:
     namespaces = teams(shape.namespaces)
     bodies = endpoint_bodies(args.endpoints, rng, "ep", namespaces)
     bodies += endpoint_bodies(LATE, random.Random(f"churn-late-{args.seed}"), "late", namespaces)
-    nodes = fleet(catalog, rng, args.endpoints)
+    nodes = fleet(catalog, rng, args.endpoints, shape)
+    kind = FLEETS[shape.fleet]
     plan = script(args.seed, args.endpoints, shape, [n["metadata"]["name"] for n in nodes])
     log(f"shape: {shape}")
     log(f"script: {plan}")
@@ -1475,17 +1597,22 @@ def main() -> int:
         kube.emulator.grants.add(("churn", verb, "*"))
     log(f"fleet: {', '.join(n['metadata']['name'] for n in nodes)}")
     late = {name for _, name in plan.late_fleet}
-    for node in nodes:
-        if node["metadata"]["name"] not in late:
-            kube.put(NODES, node)
+    at_start = [n for n in nodes if n["metadata"]["name"] not in late]
+    for node in at_start:
+        kube.put(NODES, node)
+    others = occupying(at_start, shape.occupied, random.Random(f"churn-occupied-{args.seed}"))
+    for other in others:
+        kube.put(PODS, other)
+    if others:
+        log(f"occupied by another team: {', '.join(sorted({p['spec']['nodeName'] for p in others}))}")
     f = args.factor
     config = workdir / "egs.yaml"
     config.write_text(yaml.safe_dump({
         "models": str(workdir / "models.yaml"),
         "prices": PRICES,
-        "sharing": SHARING,
+        "sharing": dict(kind.sharing),
         "gpu_classes": {name: {"gpus_per_node": n, "policy": "static", "static_nodes": 0}
-                        for name, n in PROVISIONABLE.items()},
+                        for name, n in kind.provisionable.items()},
         "eta": {"prior_delay_s": [d / f for d in shape.provision_s], "step_s": LOOP_S / f},
         "scaleDownStabilizationSeconds": 300.0 / f,
     }))  # fmt: skip
@@ -1517,6 +1644,8 @@ def main() -> int:
         f,
         startup_rng=random.Random(f"churn-startup-{args.seed}"),
         delay_s=shape.provision_s,
+        kind=kind,
+        others=others,
         journal=(workdir / "play.log").open("w", buffering=1),
     )
     run: Run | None = None
@@ -1634,8 +1763,6 @@ API_TROUBLE = (
 )
 """(method, status, how many requests, path part) the API server fails when it has a bad minute: lists, applies
 and status writes, from the controller and the endpoint API alike."""
-UNORDERED = {"a100-mig": ("A100-80GB", 2), "mi250x": ("MI250X", 1), "h100": ("H100-80GB", 4), "l40s-kai": ("L40S", 1)}
-"""Nodes that may join without the play's node autoscaler ordering them: class, GPUs."""
 SHAPE_HELP = {
     "namespaces": "how many namespaces the endpoints are posted from, in turn",
     "bursts": "how many bursts the --endpoints POSTs come in, the first at minute 0 with a third of them or more",
@@ -1652,6 +1779,9 @@ SHAPE_HELP = {
     "provision-minutes": "an ordered node's delay until Ready, drawn per order (the ETA's prior is configured to it)",
     "prometheus-outage": "how long Prometheus is unreachable, once, from a minute drawn within 4-18 (0: never)",
     "cordons": "Ready nodes that serve replicas cordoned for maintenance within 6-18, for 2-6 minutes",
+    "fleet": f"the fleet's kind: {', '.join(FLEETS)}",
+    "fleet-size": "the nodes at the start, a multiple of today's (0: only those tainted for another team)",
+    "occupied": "the share of the untainted nodes at the start whose GPUs another team's pods hold all along",
 }
 """`Shape`'s knobs on the command line, and what each says in --help."""
 
@@ -1666,6 +1796,8 @@ def _knob(default: object) -> Callable[[str], object]:
             return kind(low), kind(high or low)
         if isinstance(default, tuple):
             return tuple(float(share) for share in text.split(","))
+        if isinstance(default, str):
+            return text
         return float(text) if isinstance(default, float) else int(text)
 
     return parse
@@ -1677,7 +1809,7 @@ def _shown(default: object) -> str:
         return f"{default[0]:g}-{default[1]:g}"
     if isinstance(default, tuple):
         return ",".join(f"{share:.3g}" for share in default)
-    return f"{default:g}"
+    return default if isinstance(default, str) else f"{default:g}"
 
 
 @dataclass(frozen=True)
@@ -1700,7 +1832,7 @@ class Shape:
     bad_nodes: tuple[int, int] = (1, 2)
     """Nodes with a label that cannot be read (`BAD_LABELS`)."""
     late_nodes: tuple[int, int] = (0, 3)
-    """GPU nodes nobody ordered (`UNORDERED`) joining late."""
+    """GPU nodes nobody ordered (`FleetKind.unordered`) joining late."""
     late_minutes: tuple[float, float] = (2.0, 20.0)
     """When the late nodes join, and the fleet's (`late_fleet`)."""
     late_fleet: float = 0.0
@@ -1712,6 +1844,13 @@ class Shape:
     """How long Prometheus is unreachable (`PrometheusStandIn.down`), once; (0, 0): never."""
     cordons: tuple[int, int] = (0, 0)
     """Ready nodes that serve replicas cordoned for a while (`cordon`)."""
+    fleet: str = "mixed"
+    """The fleet's kind (`FLEETS`): its nodes, the classes ordered, how GPUs are shared."""
+    fleet_size: float = 1.0
+    """The nodes at the start, as a multiple of today's (about half the GPUs the endpoints want); 0: none but
+    those tainted for another team, so that every POST waits for an order."""
+    occupied: float = 0.0
+    """The share of the untainted nodes at the start, drawn, whose GPUs another team's pods hold all along."""
 
     @property
     def provision_s(self) -> tuple[float, float]:
@@ -1740,6 +1879,12 @@ class Shape:
             raise ValueError(f"--deleted {self.deleted}: shares above 0 and at most 1")
         if not 0 <= self.late_fleet <= 1:
             raise ValueError(f"--late-fleet {self.late_fleet:g}: a share from 0 to 1")
+        if self.fleet not in FLEETS:
+            raise ValueError(f"--fleet {self.fleet}: one of {', '.join(FLEETS)}")
+        if self.fleet_size < 0:
+            raise ValueError(f"--fleet-size {self.fleet_size:g}: a multiple of today's, 0 or more")
+        if not 0 <= self.occupied <= 1:
+            raise ValueError(f"--occupied {self.occupied:g}: a share from 0 to 1")
 
 
 @dataclass(frozen=True)
@@ -1753,7 +1898,7 @@ class Script:
     """(minute, label, value)."""
     bad_samples: float
     late_nodes: tuple[tuple[float, str], ...]
-    """(minute, kind of `UNORDERED`)."""
+    """(minute, kind of `FleetKind.unordered`)."""
     class_changes: tuple[float, int]
     """(minute, how many Ready endpoints)."""
     deleted: tuple[float, tuple[int, ...]]
@@ -1812,7 +1957,7 @@ def script(seed: int, endpoints: int, shape: Shape = Shape(), fleet: Sequence[st
         (round(rng.uniform(4, 14), 1), *label) for label in rng.sample(BAD_LABELS, rng.randint(*shape.bad_nodes))
     )
     late = tuple(
-        (round(rng.uniform(*shape.late_minutes), 1), rng.choice(sorted(UNORDERED)))
+        (round(rng.uniform(*shape.late_minutes), 1), rng.choice(sorted(FLEETS[shape.fleet].unordered)))
         for _ in range(rng.randint(*shape.late_nodes))
     )
     deleted = tuple(sorted(rng.sample(range(endpoints), max(1, round(endpoints * rng.choice(shape.deleted))))))
@@ -1900,9 +2045,8 @@ def scenario(
             broken = zip(((DEMAND, "+Inf"), (KV_CACHE, "NaN"), (WAITING, "many")), models, strict=False)
             run.prometheus.bad = {(query, model): raw for (query, raw), model in broken} if arg else {}
         elif what == "late-node":
-            gpu_class, gpus = UNORDERED[arg]
-            mig = {"3g.40gb": 2, "1g.10gb": 3} if arg == "a100-mig" else None
-            run.kube.put(NODES, play_node(catalog, f"{arg}-late-{i}", gpu_class, gpus, mig=mig))
+            gpu_class, gpus, kw = run.play.kind.unordered[arg]
+            run.kube.put(NODES, play_node(catalog, f"{arg}-late-{i}", gpu_class, gpus, run.play.kind.sharing, **kw))
             run.play.arrived[f"{arg}-late-{i}"] = time.time()
             log(f"minute {run.minutes():.1f}: {arg}-late-{i} joined")
         elif what == "fleet-node":
@@ -1969,7 +2113,7 @@ def change_class(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int)
     """The GPU class of `count` Ready endpoints, drawn, changed to another class that can be provisioned."""
     for key in _draw_ready(run, bodies, count):
         status = (run.kube.get(ENDPOINTS, *key.split("/", 1)) or {}).get("status") or {}
-        other = run.script_rng.choice(sorted(c for c in PROVISIONABLE if c != status.get("gpuClass")))
+        other = run.script_rng.choice(sorted(c for c in run.play.kind.provisionable if c != status.get("gpuClass")))
         _change_spec(run, key, {"gpuClasses": [other]})
         log(f"minute {run.minutes():.1f}: {key} moved from {status.get('gpuClass')} to {other}")
 
