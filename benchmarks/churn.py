@@ -40,9 +40,9 @@ from (`--capacity-ttl`, 10 s) are divided by F, the controller loops every 20/F 
 every 2/F s (its duration and renew deadline bound real reads and writes: not compressed); every figure in
 seconds below is uncompressed.
 
-Fleet (seeded): H100 nodes (one tainted for another team), A100 nodes split into MIG instances, L40S
-nodes shared through KAI Scheduler, MI300X nodes partitioned DPX, MI250X nodes, tainted L4 nodes;
-H100, MI300X and L40S can be provisioned; and two to six further kinds, drawn (`MORE_KINDS`: A10G
+Fleet (seeded; today's, `--fleet mixed`): H100 nodes (one tainted for another team), A100 nodes split into
+MIG instances, L40S nodes shared through KAI Scheduler, MI300X nodes partitioned DPX, MI250X nodes, tainted
+L4 nodes; H100, MI300X and L40S can be provisioned; and two to six further kinds, drawn (`MORE_KINDS`: A10G
 time-sliced, H200 shared through HAMi, MI325X partitioned CPX, plain L4 and MI210, A100-40GB split into
 small MIG instances). Prices configured (`prices:`) as a cluster's own.
 
@@ -129,6 +129,13 @@ it). Their defaults are the ranges above: under them a seed draws the scenario i
 once; the controller holds its replica targets and still places what is new) and `--cordons` (Ready nodes
 that serve replicas cordoned within 6-18 for 2-6 minutes, as a drain that waits on the endpoints'
 PodDisruptionBudgets leaves them: their replicas stay, nothing new is bound there).
+The fleet has knobs too, off by default (`FLEETS`): `--fleet` another kind of fleet (`amd`: AMD alone, mostly
+partitioned; `nvidia`: NVIDIA alone, mostly MIG; `shared`: mostly HAMi and KAI shares; `pcie`: PCIe-only GPUs,
+unshared, so that big models run tensor parallel over PCIe; `many`: today's with seven rarer kinds, 14 or more
+classes), each with its own classes ordered, sharing and late nodes; `--fleet-size` the nodes at the start as a
+multiple of today's (0: none but those tainted for another team, so every POST is a 202); `--occupied` the share
+of the untainted nodes at the start whose every GPU another team's pods hold (`occupying`: a fleet already
+full, which the API and the controller must read as taken).
 
 The run's folder (named on the first line of stderr) keeps what a late promise is traced from:
 `api.log` (debug: each POST's answer and the capacity, queues and orders it came from),
