@@ -21,6 +21,7 @@ silently a default. The format, with its defaults:
     engine: online                 # the scheduler's engine: greedy, online, auto or exact
     time_limit_s: 2.0
     scaleDownStabilizationSeconds: 300  # a lower replica target waits this long (HPA's); up is at once
+    writeRetryDelaysSeconds: [0.25, 1, 2]  # waits before each retry of a loop's writes that failed a moment
     prices: {H100-80GB: 2.49}      # USD per GPU-hour overriding the catalogue's, as `egs plan --prices`
                                    # takes them; or the path of such a file (relative to this file)
 
@@ -46,7 +47,7 @@ from scheduler.schedule import ENGINES
 _TOP = {
     "namespace", "models", "headroom", "stale_after_s", "default_throughput_rps",
     "throughput_rps", "sharing", "gpu_classes", "eta", "engine", "time_limit_s", "scaleDownStabilizationSeconds",
-    "prices", "consolidation",
+    "writeRetryDelaysSeconds", "prices", "consolidation",
 }  # fmt: skip
 _SCALARS = ("namespace", "headroom", "stale_after_s", "default_throughput_rps", "engine", "time_limit_s")
 _CLASS = {"gpus_per_node", "pool", "policy", "static_nodes", "nodepool", "egs"}
@@ -85,6 +86,11 @@ def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | Non
         fields["scale_down_stabilization_s"] = _seconds(
             raw["scaleDownStabilizationSeconds"], "scaleDownStabilizationSeconds"
         )
+    if "writeRetryDelaysSeconds" in raw:
+        delays = raw["writeRetryDelaysSeconds"]
+        if not isinstance(delays, list):
+            raise InputError(f"writeRetryDelaysSeconds: a list of seconds, got {delays!r}")
+        fields["write_retry_delays_s"] = tuple(_seconds(d, "writeRetryDelaysSeconds") for d in delays)
     raw_consolidation = _mapping(raw.get("consolidation", {}), "consolidation", set(_CONSOLIDATION))
     fields["consolidation"] = _build(
         ConsolidationSettings,

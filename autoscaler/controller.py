@@ -23,7 +23,7 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
    delete what the decision no longer intends (`Decision.deletions`)
    (an intended object whose every field is already there is not written, so a second reconcile
    with nothing changed writes nothing); a 409 is retried by the adapter; a write that fails for a
-   while (5xx, 429, no answer) is retried after the others, after 0.25, 1 and 2 s (`RETRY_DELAYS_S`,
+   while (5xx, 429, no answer) is retried after the others, after 0.25, 1 and 2 s (`Settings.write_retry_delays_s`,
    or the 429's `Retry-After` if longer, up to 2 s), a round trying the rest only once its first passes; what
    still fails is counted and waits for the next loop, and a write the API server refuses (4xx) is
    counted at once: one object's failure never stops the others;
@@ -149,11 +149,6 @@ Write = tuple[str, ObjectRef, Callable[[], Any], Event | None]
 record once it is made (a phase change)."""
 Failed = tuple[Write, TemporaryKubernetesError]
 """A write that failed for a while, and how."""
-RETRY_DELAYS_S = (0.25, 1.0, 2.0)
-"""The waits before each retry of the writes that failed for a while (5xx, 429, a refused connection):
-a blip of the API server (a restart behind its load balancer, an overload shed with a 429) passes within
-seconds, so the loop waits 3.25 s at most (6 s where a 429 asks for 2 s each time); what lasts longer is an
-outage the next loop meets. A 409 is not among them: the adapter retried it already."""
 
 
 class LostLease(Exception):
@@ -356,10 +351,8 @@ class Controller:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         exposition: CollectorRegistry | None = None,
-        retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
     ) -> None:
-        """`clock` is the wall clock the decisions are dated by; `monotonic` times the Lease;
-        `retry_delays_s` the waits before each retry of a loop's failed writes (`RETRY_DELAYS_S`)."""
+        """`clock` is the wall clock the decisions are dated by; `monotonic` times the Lease."""
         self.cluster = cluster
         self.metrics = metrics
         self.settings = settings
@@ -367,7 +360,6 @@ class Controller:
         self.catalog = catalog
         self.identity = identity
         self.dry_run = dry_run
-        self.retry_delays_s = retry_delays_s
         self.clock = clock
         self.monotonic = monotonic
         self.started_at = monotonic()
@@ -612,10 +604,11 @@ class Controller:
             gone = ObjectRef(api_version, kind, namespace, name)
             writes.append((what, gone, partial(self.cluster.delete, api_version, kind, namespace or None, name), None))
         failed = self._write(writes, outcome)
-        for delay in self.retry_delays_s:
+        delays = self.settings.write_retry_delays_s
+        for delay in delays:
             # The API server asked for a longer wait than this loop's retries (a 429's Retry-After): next loop.
             wait = max(delay, failed[0][1].retry_after_s) if failed else 0.0
-            if not failed or wait > self.retry_delays_s[-1] or self.stop.wait(wait):
+            if not failed or wait > delays[-1] or self.stop.wait(wait):
                 break
             log.info("retrying %d write(s) that failed for a while (%s)", len(failed), failed[0][1])
             # The first again; the rest only once it passes: an API server still failing gets one request a round.

@@ -35,10 +35,10 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
 
 Time is compressed by `--factor` F: the provisioning delays, the model load times (written into the
 registry both processes read), the controller's ETA prior (300-600 s) and step (20 s), its
-scale-down stabilization window and the age at which the endpoint API rebuilds the capacity it answers
-from (`--capacity-ttl`, 10 s) are divided by F, the controller loops every 20/F s and retries its Lease
-every 2/F s (its duration and renew deadline bound real reads and writes: not compressed); every figure in
-seconds below is uncompressed.
+scale-down stabilization window, the waits before it retries a failed write (0.25, 1 and 2 s) and the age
+at which the endpoint API rebuilds the capacity it answers from (`--capacity-ttl`, 10 s) are divided by F,
+the controller loops every 20/F s and retries its Lease every 2/F s (its duration and renew deadline bound
+real reads and writes: not compressed); every figure in seconds below is uncompressed.
 
 Fleet (seeded; today's, `--fleet mixed`): H100 nodes (one tainted for another team), A100 nodes split into
 MIG instances, L40S nodes shared through KAI Scheduler, MI300X nodes partitioned DPX, MI250X nodes, tainted
@@ -181,7 +181,7 @@ sys.path.insert(0, str(REPO))  # localplay/: the stand-ins the tests and the dem
 
 from autoscaler.adapters.api_limits import CAPACITY_TTL_S  # noqa: E402
 from autoscaler.adapters.prometheus import DEMAND, GPU_INDEXES, KV_CACHE, RUNNING, WAITING  # noqa: E402
-from autoscaler.decide import PROMISE_ANNOTATION  # noqa: E402
+from autoscaler.decide import PROMISE_ANNOTATION, Settings  # noqa: E402
 from autoscaler.decide.placement import serving_cost  # noqa: E402
 from autoscaler.decide.state import read_owned  # noqa: E402
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE  # noqa: E402
@@ -1622,6 +1622,7 @@ def main() -> int:
                         for name, n in kind.provisionable.items()},
         "eta": {"prior_delay_s": [d / f for d in shape.provision_s], "step_s": LOOP_S / f},
         "scaleDownStabilizationSeconds": 300.0 / f,
+        "writeRetryDelaysSeconds": [d / f for d in Settings().write_retry_delays_s],
     }))  # fmt: skip
     kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))  # the API's
     port, metrics_port = free_port(), free_port()

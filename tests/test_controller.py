@@ -12,6 +12,7 @@ once.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -51,14 +52,20 @@ class FixedSignals:
 
 
 def controller(
-    kube: KubeCluster, signals: Any, clock: Any = None, name: str = "a", lead: bool = True, **kw: Any
+    kube: KubeCluster,
+    signals: Any,
+    clock: Any = None,
+    name: str = "a",
+    lead: bool = True,
+    settings: Settings = SETTINGS,
+    **kw: Any,
 ) -> Controller:
     """A controller replica; `lead`: it has tried once for the Lease, as its elector's thread does first."""
-    cluster = Cluster(kube.api_client(), owned_kinds=owned_kinds(SETTINGS))
+    cluster = Cluster(kube.api_client(), owned_kinds=owned_kinds(settings))
     ctl = Controller(
         cluster,
         signals,
-        SETTINGS,
+        settings,
         REGISTRY,
         CATALOG,
         name,
@@ -124,7 +131,7 @@ def test_a_conflict_is_retried_and_a_server_error_does_not_stop_the_loop(kube: K
     kube.put(ENDPOINTS, endpoint())
     kube.fail("PATCH", 409, times=2, path_part="/deployments/")
     kube.fail("PATCH", 500, times=3, path_part="/services/")  # the first write and both retries
-    ctl = controller(kube, FixedSignals(demand=3.0), retry_delays_s=(0.01, 0.01))
+    ctl = controller(kube, FixedSignals(demand=3.0), settings=replace(SETTINGS, write_retry_delays_s=(0.01, 0.01)))
     outcome = ctl.reconcile()
     assert outcome.errors == ["temporary"]
     assert chat_deployment(kube)["spec"]["replicas"] == 2  # written after two conflicts
@@ -346,7 +353,7 @@ def test_events_on_a_phase_change_a_hold_and_a_failed_write(kube: KubeCluster) -
 def test_loops_are_counted_by_result_and_timed_in_a_histogram(kube: KubeCluster) -> None:
     kube.put("v1/nodes", h100("gpu-0"))
     kube.put(ENDPOINTS, endpoint())
-    ctl = controller(kube, FixedSignals(demand=3.0), retry_delays_s=())
+    ctl = controller(kube, FixedSignals(demand=3.0), settings=replace(SETTINGS, write_retry_delays_s=()))
     kube.fail("PATCH", 500, times=1, path_part="/services/")
     ctl.reconcile()
     ctl.reconcile()

@@ -9,7 +9,7 @@ Service applies throttled, as kmock's faults carry no headers).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -23,14 +23,14 @@ from tests.clock import Clock
 from tests.test_controller import ENDPOINTS, NOW, SETTINGS, FixedSignals, controller
 from tests.test_decide import CATALOG, REGISTRY, endpoint, h100
 
-FAST = (0.01, 0.02, 0.03)
+FAST = replace(SETTINGS, write_retry_delays_s=(0.01, 0.02, 0.03))
 
 
 def test_a_write_that_fails_for_a_moment_is_retried_within_the_loop(kube: KubeCluster) -> None:
     kube.put("v1/nodes", h100("gpu-0"))
     kube.put(ENDPOINTS, endpoint())
     kube.fail("PATCH", 503, times=2, path_part="/services/")
-    outcome = controller(kube, FixedSignals(demand=3.0), retry_delays_s=FAST).reconcile()
+    outcome = controller(kube, FixedSignals(demand=3.0), settings=FAST).reconcile()
     assert outcome.errors == []
     assert kube.get("v1/services", "team-a", "chat") is not None
     assert len([r for r in kube.requests("PATCH") if "/services/" in r.url.path]) == 3
@@ -40,12 +40,12 @@ def test_an_api_server_failing_everything_gets_one_request_per_retry_round(kube:
     kube.put("v1/nodes", h100("gpu-0"))
     kube.put(ENDPOINTS, endpoint())
     kube.fail("PATCH", 500, times=1000, path_part="/namespaces/team-a/")
-    outcome = controller(kube, FixedSignals(demand=3.0), retry_delays_s=FAST).reconcile()
+    outcome = controller(kube, FixedSignals(demand=3.0), settings=FAST).reconcile()
     paths = [r.url.path for r in kube.requests("PATCH")]
     tried = [p for p in paths if "/namespaces/team-a/" in p and "/events/" not in p]
     failed = len(outcome.errors)
     assert failed >= 3 and outcome.errors == ["temporary"] * failed  # workload, Service, status at least
-    assert len(tried) == failed + len(FAST)  # each once, then the first of them once a round
+    assert len(tried) == failed + len(FAST.write_retry_delays_s)  # each once, then the first of them once a round
     assert outcome.writes > 0  # the other namespace's objects (the warm pool) were written
 
 
@@ -87,8 +87,8 @@ def test_a_wait_longer_than_the_retries_is_left_to_the_next_loop(kube: KubeClust
     kube.put("v1/nodes", h100("gpu-0"))
     kube.put(ENDPOINTS, endpoint())
     cluster = Throttled(kube, wait_s=30, times=1)
-    ctl = Controller(cluster, FixedSignals(demand=3.0), SETTINGS, REGISTRY, CATALOG, "a", clock=Clock(NOW),
-                     exposition=CollectorRegistry(), retry_delays_s=FAST)  # fmt: skip
+    ctl = Controller(cluster, FixedSignals(demand=3.0), FAST, REGISTRY, CATALOG, "a", clock=Clock(NOW),
+                     exposition=CollectorRegistry())  # fmt: skip
     ctl.elector.step()
     assert (ctl.reconcile().errors, cluster.tried) == (["temporary"], 1)  # not retried: the server asked for 30 s
     assert (ctl.reconcile().errors, cluster.tried) == ([], 2)
@@ -104,6 +104,6 @@ def test_a_conflict_left_after_the_adapters_own_retries_does_not_hold_back_the_o
     kube.put(ENDPOINTS, endpoint())
     kube.fail("PATCH", 409, times=1000, path_part="/namespaces/team-a/deployments/")
     kube.fail("PATCH", 503, times=1, path_part="/services/")
-    outcome = controller(kube, FixedSignals(demand=3.0), retry_delays_s=FAST).reconcile()
+    outcome = controller(kube, FixedSignals(demand=3.0), settings=FAST).reconcile()
     assert kube.get("v1/services", "team-a", "chat") is not None, "the Service's 503 was retried in the loop"
     assert outcome.errors == ["temporary"]  # the Deployment's conflict, reported once, as before the retries

@@ -14,6 +14,8 @@ from autoscaler.eta import EtaSettings
 from autoscaler.pool import POLICIES, PoolSettings
 
 POOL_BACKENDS = ("balloon", "capacitybuffer", "karpenter-static")
+MAX_RETRY_DELAY_S = 60.0
+"""The longest wait before a write's retry: the loop waits it out, and longer is the next loop's work."""
 MIN_HISTORY_S = 12 * 3_600.0
 """The demand history a loop reads where no class has a warm pool (no policy reads it then)."""
 
@@ -104,10 +106,20 @@ class Settings:
     scale_down_stabilization_s: float = 300.0
     """Seconds a lower replica target must persist before an endpoint scales down (config key
     `scaleDownStabilizationSeconds`; HPA's default); scaling up is at once."""
+    write_retry_delays_s: tuple[float, ...] = (0.25, 1.0, 2.0)
+    """The controller's waits, in seconds, before each retry of a loop's writes that failed for a while (5xx,
+    429, a refused connection; config key `writeRetryDelaysSeconds`): a blip of the API server (a restart
+    behind its load balancer, an overload shed with a 429) passes within seconds, so the loop waits 3.25 s
+    at most (6 s where a 429 asks for 2 s each time); what lasts longer is an outage the next loop meets.
+    A 409 is not among them: the adapter retried it already."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.scale_down_stabilization_s <= 86_400:
             raise ValueError(f"scaleDownStabilizationSeconds must be 0-86400, got {self.scale_down_stabilization_s}")
+        if not all(0 <= d <= MAX_RETRY_DELAY_S for d in self.write_retry_delays_s):
+            raise ValueError(
+                f"writeRetryDelaysSeconds must each be 0-{MAX_RETRY_DELAY_S:g}, got {list(self.write_retry_delays_s)}"
+            )
 
     @property
     def history_s(self) -> float:
