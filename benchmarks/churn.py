@@ -83,6 +83,8 @@ The last line of stdout is one JSON object:
   hold its desired replicas (0);
 - `disruptions_outside_consolidation`: Ready replicas of endpoints whose spec did not change that went
   away, unless an Event on the endpoint names consolidation (0); `consolidation_disruptions` those;
+  `consolidation_moves` the moves it began (`Consolidating` Events) and `consolidation_moves_in_one_interval`
+  the most begun within one budget interval (at most 1, its `maxDisruptionsPerInterval`; `--consolidation`);
 - `etas_kept`, `eta_mean_slack_s`: of the 202 answers, the share Ready by their `estimatedReadyTime`
   (Ready at the middle of the play's two reads between which the status turned Ready; no other grace),
   and the mean of (promised - ready) over those kept (targets >= 0.95, <= 120 s): the first promise,
@@ -135,7 +137,8 @@ unshared, so that big models run tensor parallel over PCIe; `many`: today's with
 classes), each with its own classes ordered, sharing and late nodes; `--fleet-size` the nodes at the start as a
 multiple of today's (0: none but those tainted for another team, so every POST is a 202); `--occupied` the share
 of the untainted nodes at the start whose every GPU another team's pods hold (`occupying`: a fleet already
-full, which the API and the controller must read as taken).
+full, which the API and the controller must read as taken); `--consolidation` switches consolidation on with
+that least saving (its budget as configured by default: one endpoint per 600 s, compressed).
 
 The run's folder (named on the first line of stderr) keeps what a late promise is traced from:
 `api.log` (debug: each POST's answer and the capacity, queues and orders it came from),
@@ -260,6 +263,8 @@ MINUTE = 60.0
 DEMAND_RPS = 0.05
 """Requests per second each endpoint adds to its model's demand: far below a replica's throughput."""
 LOOP = "egs_autoscaler_reconcile_duration_seconds"
+CONSOLIDATION = Settings().consolidation
+"""Consolidation's budget (`--consolidation` sets only its least saving): one endpoint moved per 600 s."""
 
 
 def log(message: str) -> None:
@@ -1623,6 +1628,8 @@ def main() -> int:
         "eta": {"prior_delay_s": [d / f for d in shape.provision_s], "step_s": LOOP_S / f},
         "scaleDownStabilizationSeconds": 300.0 / f,
         "writeRetryDelaysSeconds": [d / f for d in Settings().write_retry_delays_s],
+        **({"consolidation": {"enabled": True, "minSavingFraction": shape.consolidation,
+                              "interval": CONSOLIDATION.interval_s / f}} if shape.consolidation else {}),
     }))  # fmt: skip
     kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))  # the API's
     port, metrics_port = free_port(), free_port()
@@ -1665,6 +1672,7 @@ def main() -> int:
         scenario(run, bodies, catalog, plan, {n["metadata"]["name"]: n for n in nodes if n["metadata"]["name"] in late})
         figures = settled_figures(kube, catalog)
         quiet = quiet_writes(run)
+        moves = consolidation_moves(kube.all(EVENTS), CONSOLIDATION.interval_s / f)
         families = run.metrics(timeout=10)
         stuck, unmetered = loose_ends(figures["statuses"], families)
         run.sample_loop(families)
@@ -1698,6 +1706,7 @@ def main() -> int:
         "stale_workloads": figures["stale"],
         "disruptions_outside_consolidation": tally.disruptions,
         "consolidation_disruptions": tally.consolidations,
+        **moves,
         **promise_figures(tally.promises.values(), f),
         "promises_revised_without_reason": tally.unexplained,
         "answered_201": tally.answers_201,
@@ -1790,6 +1799,7 @@ SHAPE_HELP = {
     "fleet": f"the fleet's kind: {', '.join(FLEETS)}",
     "fleet-size": "the nodes at the start, a multiple of today's (0: only those tainted for another team)",
     "occupied": "the share of the untainted nodes at the start whose GPUs another team's pods hold all along",
+    "consolidation": "consolidation switched on with this least saving, a share of an endpoint's $/h (0: off)",
 }
 """`Shape`'s knobs on the command line, and what each says in --help."""
 
@@ -1859,6 +1869,8 @@ class Shape:
     those tainted for another team, so that every POST waits for an order."""
     occupied: float = 0.0
     """The share of the untainted nodes at the start, drawn, whose GPUs another team's pods hold all along."""
+    consolidation: float = 0.0
+    """Consolidation's least saving (`minSavingFraction`), switched on; 0: off, as configured by default."""
 
     @property
     def provision_s(self) -> tuple[float, float]:
@@ -1893,6 +1905,8 @@ class Shape:
             raise ValueError(f"--fleet-size {self.fleet_size:g}: a multiple of today's, 0 or more")
         if not 0 <= self.occupied <= 1:
             raise ValueError(f"--occupied {self.occupied:g}: a share from 0 to 1")
+        if not 0 <= self.consolidation < 1:
+            raise ValueError(f"--consolidation {self.consolidation:g}: the least saving, from 0 (off) to below 1")
 
 
 @dataclass(frozen=True)
@@ -2277,6 +2291,20 @@ def loose_ends(statuses: Mapping[str, Mapping[str, Any]], families: Iterable[Met
     for key in sorted(statuses.keys() - metered):
         log(f"no egs_endpoint_ready series: {key}")
     return stuck, len(statuses.keys() - metered)
+
+
+def consolidation_moves(events: Iterable[Mapping[str, Any]], interval_s: float) -> dict[str, int]:
+    """Moves consolidation began (its `Consolidating` Events, a series by its count) and the most of them begun
+    within one budget interval (`interval_s`, real), by each Event's first time: at most the configured
+    `maxDisruptionsPerInterval` (`CONSOLIDATION`) when it keeps its budget."""
+    mine = [e for e in events if e.get("reason") == "Consolidating"]
+    starts = sorted(parse_time(str(e["eventTime"])) for e in mine)
+    return {
+        "consolidation_moves": sum(int((e.get("series") or {}).get("count", 1)) for e in mine),
+        "consolidation_moves_in_one_interval": max(
+            (sum(1 for t in starts if start <= t < start + interval_s) for start in starts), default=0
+        ),
+    }
 
 
 def quiet_writes(run: Run) -> int:
