@@ -21,7 +21,7 @@ def test_moves_begun_in_one_interval_are_counted_together_and_a_series_by_its_co
         consolidating(50.0, reason="Ready"),
     ]
     assert consolidation_moves(events, 30.0) == {"consolidation_moves": 4, "consolidation_moves_in_one_interval": 2}
-    assert consolidation_moves(events, 10.0)["consolidation_moves_in_one_interval"] == 1
+    assert consolidation_moves(events, 1.0)["consolidation_moves_in_one_interval"] == 1
     assert consolidation_moves([], 30.0) == {"consolidation_moves": 0, "consolidation_moves_in_one_interval": 0}
 
 
