@@ -252,9 +252,13 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     pins |= {k: p for k, p in promises.items() if not staying[k] and k not in pins}
     # Consolidation, the one step that moves running replicas: a moved endpoint is placed anew, while
     # its old replicas keep their GPUs and serve until the new ones do.
+    # The promised replicas held above whose pods are not bound: a pod placed beside them on a HAMi node (a
+    # move's, a new replica's) must bind in whatever order HAMi meets their pods.
+    promised = [a for kept in not_bound(staying, bound).values() for p in kept for a in held_by(p)]
     moving = consolidate(
-        endpoints, staying, workloads, recorded, list(promises), held.inventory, registry, catalog, settings, now
-    )
+        endpoints, staying, workloads, recorded, list(promises), held.inventory, registry, catalog, settings, now,
+        promised,
+    )  # fmt: skip
     staying |= dict.fromkeys(moving, ())
     bound |= dict.fromkeys(moving, 0)
     requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
@@ -271,9 +275,6 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         mine = [w for w in workloads.get(ep.key, ()) if w.workload not in replaced]
         if (shape := held_shape(ep, mine, registry)) is not None:
             keeps[ep.key] = Promise(CREATED, None, shape.variant, shape.gpu_class)
-    # The promised replicas held above whose pods are not bound: a share placed beside them on a HAMi node must
-    # bind in whatever order HAMi meets their pods.
-    promised = [a for kept in not_bound(staying, bound).values() for p in kept for a in held_by(p)]
     fresh = place_new(new, pins, registry, held.inventory, settings, keeps, promised)
     fresh, stuck = unstuck(endpoints, fresh, stuck_pods)
     # The GPUs a stuck replica was planned on in a class its pod selects are not offered again:

@@ -25,7 +25,7 @@ from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import Move, Owned
 from autoscaler.endpoint import Endpoint
 from scheduler.catalog import Catalog
-from scheduler.inventory import Inventory, held_by
+from scheduler.inventory import Allocation, Inventory, held_by
 from scheduler.plan import Placement
 from scheduler.registry import Registry
 
@@ -41,11 +41,14 @@ def consolidate(
     catalog: Catalog,
     settings: Settings,
     now: float,
+    unbound: Sequence[Allocation] = (),
 ) -> dict[str, Move]:
     """The endpoints to move this loop (by `namespace/name`), within what the budget leaves.
 
     `staying`: each endpoint's incumbents; `recorded`: the moves on the statuses; `inventory`: the
-    GPUs with every running replica taken (a replacement never takes its predecessor's GPUs)."""
+    GPUs with every running replica taken (a replacement never takes its predecessor's GPUs); `unbound`:
+    what it holds for replicas whose pods are not bound yet, beside which a move's new pods must bind on a
+    HAMi node in whatever order they arrive (`place_requests`), as the moves chosen before it."""
     cfg = settings.consolidation
     if not cfg.enabled:
         return {}
@@ -61,7 +64,7 @@ def consolidate(
                 continue
             if not kept or not _serving(mine, len(kept), ep.min_replicas):
                 continue
-            plan = place_requests([ep.request(len(kept))], registry, inventory, settings)
+            plan = place_requests([ep.request(len(kept))], registry, inventory, settings, unbound)
             shapes = {(p.variant, p.gpu_class) for p in plan.placements}
             # A move to a new shape only: its workloads are new, and the old ones all go.
             if plan.unplaced or shapes & {(p.variant, p.gpu_class) for p in kept}:
@@ -76,7 +79,8 @@ def consolidate(
         saving, ep, placements = best
         replacing = tuple(sorted(w.name for w in workloads.get(ep.key, ())))
         chosen[ep.key] = Move(now, ep.namespace, replacing, round(saving, 4))
-        inventory = inventory.allocated(a for p in placements for a in held_by(p))
+        taken = [a for p in placements for a in held_by(p)]
+        inventory, unbound = inventory.allocated(taken), (*unbound, *taken)
         budget -= 1
     return chosen
 

@@ -12,10 +12,10 @@ from dataclasses import replace
 
 from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import ACCEPTED, CREATED, Owned, Promise, pinned
-from scheduler.binpack import binds_in_every_order
+from scheduler.binpack import Pending, binds_in_every_order
 from scheduler.catalog import Catalog
 from scheduler.fleet import SHARED
-from scheduler.inventory import Allocation, Inventory, held_by, partitions_per_gpu
+from scheduler.inventory import Allocation, Inventory, NodeGpus, held_by, partitions_per_gpu
 from scheduler.plan import Placement, Plan, Request, Unplaced, Worker
 from scheduler.registry import Registry
 from scheduler.schedule import schedule
@@ -33,9 +33,9 @@ def place_requests(
     by name, and endpoints of one name in two namespaces are two: each goes in as `namespace/name`
     and its replicas come back under its own name and namespace.
 
-    A HAMi node keeps only the new shares that bind there in every order their pods may arrive, counting
-    the shares `unbound` holds on it (taken from `inventory`, pods not bound yet: `scheduler.binpack`);
-    the others are placed again without that node (`barred`), elsewhere or not at all."""
+    A HAMi node keeps only the new replicas (shares, or whole GPUs) whose pods bind there in every order
+    they may arrive, counting the pods `unbound` holds on it (taken from `inventory`, not bound yet:
+    `scheduler.binpack`); the others are placed again without that node (`barred`), elsewhere or not at all."""
     keyed = [replace(r, name=f"{r.namespace}/{r.name}") for r in requests]
     allowed = inventory.where(lambda n: n.node not in barred) if barred else inventory
     plan = schedule(keyed, registry, allowed, engine=settings.engine, time_limit_s=settings.time_limit_s).plan
@@ -49,7 +49,8 @@ def place_requests(
     count = Counter((p.namespace, p.request) for p in stranded)
     again = [replace(r, replicas=count[(r.namespace, r.name)]) for r in requests if count[(r.namespace, r.name)]]
     taken = [a for p in kept for a in held_by(p)]
-    left = frozenset(p.workers[0].node for p in stranded)
+    hami = {n.node for n in inventory.nodes if n.sharing == "hami"}
+    left = frozenset(w.node for p in stranded for w in p.workers if w.node in hami)
     more = place_requests(again, registry, inventory.allocated(taken), settings, (*unbound, *taken), barred | left)
     # The GPUs of the nodes left that no kept replica holds are not the plan's to pay for.
     held = {f"{w.node}/gpu{i}" for p in kept for w in p.workers for i in w.gpus}
@@ -60,35 +61,36 @@ def place_requests(
 def _bindable(
     placements: Sequence[Placement], inventory: Inventory, unbound: Sequence[Allocation]
 ) -> tuple[tuple[Placement, ...], tuple[Placement, ...]]:
-    """`placements` split into those kept and the HAMi shares that some arrival order would strand,
-    taken in plan order: a share is kept where it binds in every order with those kept before it."""
+    """`placements` split into those kept and those on a HAMi node that some arrival order would strand
+    there, taken in plan order: a replica is kept where, on each HAMi node it has a pod on, that pod binds
+    in every order with those kept before it (shares and whole GPUs alike: `scheduler.binpack`)."""
     hami = {n.node: n for n in inventory.nodes if n.sharing == "hami"}
-    pending: dict[str, list[int]] = {}
-    # The GPUs' room counting bound pods only: where a pending share lands is HAMi's choice, not ours.
+    # The GPUs' room counting bound pods only: where a pending pod lands is HAMi's choice, not ours.
     free = {name: [g.free_mib for g in n.gpus] for name, n in hami.items()}
+    pending: dict[str, list[Pending]] = {}
     for a in unbound:
-        if a.node in hami and a.sharing == "hami":
-            pending.setdefault(a.node, []).append(a.vram_mib)
+        if a.node in hami and a.mig is None:
+            gpus = hami[a.node].gpus
+            pending.setdefault(a.node, []).append(_pending(hami[a.node], a.sharing, a.vram_mib, len(a.gpus)))
             for index in a.gpus:
-                free[a.node][index] += a.vram_mib
+                free[a.node][index] += a.vram_mib if a.sharing == "hami" else gpus[index].vram_mib
     kept: list[Placement] = []
     stranded: list[Placement] = []
     for p in placements:
-        node = p.workers[0].node if p.sharing == "hami" and len(p.workers) == 1 else ""
-        if node not in hami:
-            # A replica held whole (tensor parallel) on a HAMi node: no share binds on its GPUs.
-            for w in (w for w in p.workers if w.node in hami):
-                for index in w.gpus:
-                    free[w.node][index] = 0
-            kept.append(p)
-            continue
-        shares = [*pending.get(node, ()), p.vram_mib_per_gpu]
-        if binds_in_every_order(free[node], shares):
-            pending[node] = shares
+        pods = {w.node: _pending(hami[w.node], p.sharing, p.vram_mib_per_gpu, len(w.gpus)) for w in p.workers
+                if w.node in hami and not w.mig_profile}  # fmt: skip
+        if all(binds_in_every_order(free[node], [*pending.get(node, ()), pod]) for node, pod in pods.items()):
+            for node, pod in pods.items():
+                pending.setdefault(node, []).append(pod)
             kept.append(p)
         else:
             stranded.append(p)
     return tuple(kept), tuple(stranded)
+
+
+def _pending(node: NodeGpus, sharing: str, mib: int, devices: int) -> Pending:
+    """What a pod of `devices` GPUs asks HAMi for: a share of each, or (whole GPUs) all of each."""
+    return Pending(mib, devices) if sharing == "hami" else Pending.whole(node.gpus[0].vram_mib, devices)
 
 
 def by_endpoint(placements: Sequence[Placement]) -> dict[str, list[Placement]]:
