@@ -39,7 +39,7 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -65,6 +65,7 @@ from autoscaler.adapters.kubernetes import (
 from autoscaler.admission import Capacity, admit, capacity, waiting_eta
 from autoscaler.decide import (
     PROMISE_ANNOTATION,
+    PROVISIONING_PREFIX,
     EndpointDecision,
     Observation,
     Settings,
@@ -73,12 +74,14 @@ from autoscaler.decide import (
     endpoint_key,
     report,
 )
+from autoscaler.decide.state import WORKLOAD_KINDS, read_owned
 from autoscaler.events import ref
 from autoscaler.orders import OrderBook, track
 from autoscaler.pods import merged_indexes
 from common.errors import InputError, TemporaryError
 from scheduler.catalog import Catalog
 from scheduler.inventory import Inventory
+from scheduler.plan import Placement
 from scheduler.registry import Registry
 
 log = logging.getLogger("egs.api")
@@ -467,6 +470,27 @@ def _versions(nodes: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(m.get("name")), str(m.get("resourceVersion"))) for m in meta))
 
 
+_Written = tuple[str, str, str, str, Any]
+"""A workload's kind, namespace, name, uid and generation: what changes when it is created again or its spec is
+written (its replicas, its pods' template), and not when its status is."""
+
+
+def _version(obj: Mapping[str, Any]) -> _Written:
+    meta = obj.get("metadata") or {}
+    return (
+        str(obj.get("kind")),
+        str(meta.get("namespace")),
+        str(meta.get("name")),
+        str(meta.get("uid")),
+        meta.get("generation"),
+    )
+
+
+def _planned(placements: tuple[Placement, ...]) -> Counter[tuple[str, str]]:
+    """(endpoint, node) -> the replicas (their workers) `placements` put on the node."""
+    return Counter((f"{p.namespace}/{p.request}", w.node) for p in placements for w in p.workers)
+
+
 # Kubernetes errors by type (Starlette picks the handler of the most specific class): whatever call they
 # come from, the caller hears what it can do next, never a 500 with a traceback.
 _KUBERNETES_ANSWERS: dict[type[Exception], tuple[int, str]] = {
@@ -493,12 +517,14 @@ def _existing(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
 
 class _Admissions:
     """Where new endpoints go: `autoscaler.admission` on a capacity built from the cluster (the decide
-    step on everything listed). Every POST lists the nodes, and builds the capacity again at once when
-    there is none or the nodes changed (a node joined: warm capacity for a 201). Other changes (an
-    endpoint created with kubectl, a replica scaled by the controller) are picked up by a rebuild in the
-    background once the capacity is `capacity_ttl_s` old, while answers go on from the old one (for at
-    most another TTL: a capacity two TTLs old is built again at once); the endpoints admitted meanwhile
-    are taken from the new one too. One POST at a time admits and
+    step on everything listed). Every POST lists the nodes and EGS's workloads, and builds the capacity
+    again at once when there is none, the nodes changed (a node joined: warm capacity for a 201), or the
+    controller wrote a workload since that places a replica on a node where the capacity holds none of
+    its endpoint's (a replacement, a scale-up the API never plans, an endpoint created with kubectl: a 201
+    answered from the old capacity would be given that room). Other changes are picked up by a rebuild
+    in the background once the capacity is `capacity_ttl_s` old, while answers go on from the old one (for
+    at most another TTL: a capacity two TTLs old is built again at once); the endpoints admitted
+    meanwhile are taken from the new one too. One POST at a time admits and
     creates, so two never count the same GPUs. A TTL of 0 builds the capacity for every POST."""
 
     def __init__(self, services: Services) -> None:
@@ -515,6 +541,10 @@ class _Admissions:
         the same name meanwhile is refused 409 (the object looks like one a failed POST left behind)."""
         self.nodes: tuple[tuple[str, str], ...] = ()
         """(name, resourceVersion) of the nodes behind `capacity`."""
+        self.written: frozenset[_Written] = frozenset()
+        """The EGS workloads behind `capacity`, as their specs were then (`_version`)."""
+        self.planned: Counter[tuple[str, str]] = Counter()
+        """(endpoint, node) -> the replicas `capacity` holds for the endpoint on the node (`_planned`)."""
         self.orders = OrderBook()
         """The node orders in flight (`autoscaler.orders`), read at every build and, while the server
         runs (`follow_orders`), every decide step between them as the controller reads them: an order
@@ -541,8 +571,15 @@ class _Admissions:
             # Answers go on from a capacity being rebuilt only while it is younger than two TTLs: older, no
             # POST came for a while (or the rebuild is stuck), and it may be as old as the last burst.
             stale = now - self.listed_at >= 2 * s.capacity_ttl_s
-            if self.capacity is None or s.capacity_ttl_s <= 0 or stale or _versions(nodes) != self.nodes:
-                self.capacity, self.listed_at, self.admitted = self._build(now, nodes), now, []
+            if (
+                self.capacity is None
+                or s.capacity_ttl_s <= 0
+                or stale
+                or _versions(nodes) != self.nodes
+                or self._outrun()
+            ):
+                built, self.planned, self.written = self._build(now, nodes)
+                self.capacity, self.listed_at, self.admitted = built, now, []
                 self.nodes = _versions(nodes)
             elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
                 self.rebuilding = True
@@ -572,6 +609,7 @@ class _Admissions:
                     dict(current.waiting), {c: [round(now - t) for t in ts] for c, ts in current.orders.orders.items()},
                 )  # fmt: skip
             self.capacity = admitted.capacity
+            self.planned += _planned(admitted.placed)
             generation = int((created.get("metadata") or {}).get("generation") or 1)
             # With the generation the server gave it: admitted again on a capacity rebuilt meanwhile, it is held to
             # its answer (a promise for another generation is void), not placed afresh on GPUs answered since.
@@ -614,12 +652,35 @@ class _Admissions:
                 raise
             return existing
 
-    def _build(self, now: float, nodes: list[dict[str, Any]]) -> Capacity:
+    def _outrun(self) -> bool:
+        """Whether the controller wrote, since the capacity's listing, a workload (a new one, or a new spec) that
+        places a replica on a node where the capacity holds fewer of its endpoint's: counted over every workload
+        of such an endpoint, as the workloads record their plan (the nodes being provisioned aside)."""
+        catalog = self.services.catalog
+        listed = self.services.cluster.owned(WORKLOAD_KINDS)
+        changed = {w.key for w in read_owned([o for o in listed if _version(o) not in self.written], catalog)}
+        if not changed:
+            return False
+        there = Counter(
+            (w.key, node)
+            for w in read_owned(listed, catalog)
+            if w.key in changed and w.shape is not None
+            for replica in w.shape.planned
+            for node, _ in replica
+            if not node.startswith(PROVISIONING_PREFIX)
+        )
+        return any(n > self.planned[k] for k, n in there.items())
+
+    def _build(
+        self, now: float, nodes: list[dict[str, Any]]
+    ) -> tuple[Capacity, Counter[tuple[str, str]], frozenset[_Written]]:
+        """The capacity the decide step leaves on what the cluster holds now, with what `_outrun` checks it by."""
         s, cluster = self.services, self.services.cluster
         pods = cluster.gpu_pods()
         book = self._read_orders(nodes, pods, now)
+        endpoints, owned = cluster.endpoints(), cluster.owned()
         obs = Observation(
-            nodes, cluster.endpoints(), cluster.owned(), signals={}, pods=pods, orders=book,
+            nodes, endpoints, owned, signals={}, pods=pods, orders=book,
             gpu_indexes=self.gpu_indexes if self.gpu_indexes is not None else self._read_indexes(nodes, now),
         )  # fmt: skip
         # GPUs the plan gives a replacement for a pod stranded on a NotReady node stay held here, though its
@@ -627,7 +688,8 @@ class _Admissions:
         # when the controller kept them for the replacement (churn seed 4); a 202 there is only early.
         decision = decide(obs, s.settings, s.registry, s.catalog, now)
         self.said = report(decision, self.said, log)
-        return capacity(decision, s.catalog)
+        written = frozenset(_version(o) for o in owned if o.get("kind") in WORKLOAD_KINDS)
+        return capacity(decision, s.catalog), _planned(decision.placed.placements), written
 
     def _read_indexes(self, nodes: list[dict[str, Any]], now: float) -> Mapping[str, Mapping[str, int]]:
         """The GPU index map after a read of Prometheus (the last one where it fails)."""
@@ -667,7 +729,7 @@ class _Admissions:
         started = s.clock()
         try:
             nodes = s.cluster.nodes()
-            built = self._build(started, nodes)
+            built, planned, written = self._build(started, nodes)
         except TemporaryError as e:
             log.warning("capacity not rebuilt (the last one is used meanwhile): %s", e)
             with self.lock:
@@ -677,10 +739,11 @@ class _Admissions:
             since = [(t, obj) for t, obj in self.admitted if t >= started]
             for _, obj in since:
                 if endpoint_key(obj) not in built.endpoints:
-                    built = admit(built, obj, s.settings, s.registry, s.catalog, s.clock()).capacity
+                    again = admit(built, obj, s.settings, s.registry, s.catalog, s.clock())
+                    built, planned = again.capacity, planned + _planned(again.placed)
             if self.capacity is not None and started >= self.listed_at:  # not forgotten, nor built anew, meanwhile
                 self.capacity, self.listed_at, self.admitted = built, started, since
-                self.nodes = _versions(nodes)
+                self.nodes, self.planned, self.written = _versions(nodes), planned, written
             self.rebuilding = False
 
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
@@ -269,10 +269,13 @@ class Cluster:
     def endpoint(self, namespace: str, name: str) -> dict[str, Any]:
         return self._call("GET", ENDPOINT.path(namespace, name), f"read InferenceEndpoint {namespace}/{name}")
 
-    def owned(self) -> list[dict[str, Any]]:
-        """Every object the controller wrote (label `app.kubernetes.io/managed-by=egs`), all namespaces."""
+    def owned(self, kinds: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """Every object the controller wrote (label `app.kubernetes.io/managed-by=egs`), all namespaces; of
+        the owned kinds named in `kinds` only, when given (the API's check of the workloads: one list)."""
         objects: list[dict[str, Any]] = []
         for api_version, kind in self.owned_kinds:
+            if kinds is not None and kind not in kinds:
+                continue
             try:
                 listed = self._list(KINDS[(api_version, kind)], labels=MANAGED_BY)
             except NotFoundError:
