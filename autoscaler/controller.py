@@ -38,7 +38,9 @@ by the leader: the demand history (read whole, a week, on start and after a fail
 otherwise only from a little before the last read, `HISTORY_OVERLAP_S`, so that a loop costs
 Prometheus a few samples a model instead of a week of them, a new leader's first loop included); the
 node orders in flight and the provisioning delays learnt (`autoscaler.orders`: after a restart the
-promises start from the prior again); and the GPU index map, kept per node through a failed read.
+promises start from the prior again); and the GPU index map, kept per node through a failed read (and
+left on the Lease for KAI's nodes, `autoscaler.pods.GPU_INDEXES_NOTE`: a replica that starts during an
+outage reads it there).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ from autoscaler.kubetime import parse_time
 from autoscaler.leader import Elector, LeaderSettings
 from autoscaler.metrics import SERIES
 from autoscaler.orders import OrderBook, track
-from autoscaler.pods import merged_indexes
+from autoscaler.pods import GPU_INDEXES_NOTE, carried, merged_indexes, read_carried
 from autoscaler.signals import BadSample, History, Snapshot, extended
 from autoscaler.watches import NODE, Watches
 from common.errors import SetupError, TemporaryError
@@ -482,6 +484,7 @@ class Controller:
             log.info("an InferenceEndpoint was created or changed while the loop decided: deciding again")
             obs = self._observed_again(obs, listed)
             decision = decide(obs, self.settings, self.registry, self.catalog, now)
+        self.elector.note(GPU_INDEXES_NOTE, carried(self.gpu_indexes, decision.inventory))
         self.holding = report_holds(decision, self.holding, log)
         self.said = report(decision, self.said, log)
         if set(decision.split_evenly) != self.split_evenly:
@@ -544,6 +547,9 @@ class Controller:
         loops (the orders, the demand history, the GPUs' indexes); the snapshot, or None where there is none.
         A standby (not `live`) reads no signals of now: it would drop them."""
         self.orders = track(self.orders, pods, nodes, self.catalog, self.settings, now)
+        # The maps the last leader read, for the nodes this replica has read none of (it started while
+        # Prometheus was down, or a node's exporter was).
+        self.gpu_indexes = {**read_carried(self.elector.noted(GPU_INDEXES_NOTE)), **self.gpu_indexes}
         if self.metrics is None:
             return None
         try:

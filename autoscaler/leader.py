@@ -21,6 +21,9 @@ It follows client-go's `leaderelection` (and the `kubernetes` Python client's co
   whose answer was lost), one read, and the Lease is handed back only if this replica still holds it;
 - `acquire()` is the same for a one-shot run (`--once`): it waits while the holder's record stands
   still, up to one Lease duration, so a crashed holder's Lease is taken and a live holder's is not.
+
+The Lease also carries notes from one leader to the next (`note`, `noted`: annotations written with a
+renewal): what a replica that leads next needs and cannot read anywhere else while a source is down.
 """
 
 from __future__ import annotations
@@ -67,9 +70,14 @@ class LeaseStore(Protocol):
     def lease(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
 
     def take_lease(
-        self, namespace: str, name: str, spec: Mapping[str, Any], read: Mapping[str, Any] | None
+        self,
+        namespace: str,
+        name: str,
+        spec: Mapping[str, Any],
+        read: Mapping[str, Any] | None,
+        annotations: Mapping[str, str] | None = None,
     ) -> Mapping[str, Any]:
-        """The Lease as written."""
+        """The Lease as written (`annotations` set beside the ones it has)."""
         ...
 
 
@@ -104,6 +112,22 @@ class Elector:
         self._written: Mapping[str, Any] | None = None
         """The Lease as this replica last wrote it: what `release` hands back."""
         self._was_leading = False
+        self._notes: dict[str, str] = {}
+        """What this replica, leading, keeps on the Lease (`note`)."""
+        self._seen: Mapping[str, Any] = {}
+        """The Lease's annotations as this replica last read or wrote them."""
+
+    def note(self, key: str, value: str) -> None:
+        """Keep `value` in the Lease's annotation `key` from this replica's next renewal on (a write only
+        where it differs): for the replica that leads next, which reads it with the Lease (`noted`)."""
+        with self._lock:
+            self._notes[key] = value
+
+    def noted(self, key: str) -> str | None:
+        """The Lease's annotation `key` as this replica last read or wrote it (another leader's note)."""
+        with self._lock:
+            value = self._seen.get(key)
+        return value if isinstance(value, str) else None
 
     def leading(self) -> bool:
         """Whether this replica may write now: its last renewal is younger than the renew deadline."""
@@ -122,20 +146,23 @@ class Elector:
         if written is not None and self.leading():
             claimed = self._claim(written.get("spec") or {}, self.identity)
             try:
-                return self._renewed(claimed, self.store.take_lease(self.namespace, LEASE_NAME, claimed, written), now)
+                taken = self.store.take_lease(self.namespace, LEASE_NAME, claimed, written, self._due())
+                return self._renewed(claimed, taken, now)
             except EgsError as e:
                 log.info("Lease %s/%s not renewed as last written: %s (reading it)", self.namespace, LEASE_NAME, e)
         try:
             read = self.store.lease(self.namespace, LEASE_NAME)
             spec: Mapping[str, Any] = (read or {}).get("spec") or {}
             self._observe(spec, now)
+            self._saw(read)
             holder = spec.get("holderIdentity")
             if holder and holder != self.identity and not self._expired(spec, now):
                 with self._lock:
                     self._renewed_at = None
                 return self._changed()
             claimed = self._claim(spec, holder)
-            written = self.store.take_lease(self.namespace, LEASE_NAME, claimed, read) if self.write else None
+            due = self._due()
+            written = self.store.take_lease(self.namespace, LEASE_NAME, claimed, read, due) if self.write else None
         except EgsError as e:
             log.info("Lease %s/%s not renewed: %s", self.namespace, LEASE_NAME, e)
             return self._changed()
@@ -146,7 +173,19 @@ class Elector:
         with self._lock:
             self._observed, self._observed_at, self._renewed_at = _record(claimed), now, now
             self._written = written
+        self._saw(written)
         return self._changed()
+
+    def _due(self) -> dict[str, str] | None:
+        """The notes the Lease does not carry as they are (None: none)."""
+        with self._lock:
+            due = {k: v for k, v in self._notes.items() if self._seen.get(k) != v}
+        return due or None
+
+    def _saw(self, lease: Mapping[str, Any] | None) -> None:
+        if lease is not None:
+            with self._lock:
+                self._seen = (lease.get("metadata") or {}).get("annotations") or {}
 
     def acquire(self, stop: threading.Event) -> bool:
         """Try every retry period until this replica leads, the holder shows it is alive (its record

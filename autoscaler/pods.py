@@ -37,6 +37,7 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -369,6 +370,32 @@ def merged_indexes(
         last = {uuid: i for uuid, i in kept.get(node, {}).items() if uuid not in fresh and i not in taken}
         merged[node] = last | fresh
     return merged
+
+
+GPU_INDEXES_NOTE = "egs.io/gpu-indexes"
+"""The Lease annotation in which the leader leaves the index maps of KAI's nodes (`carried`) to the replica
+that leads next: one that starts while Prometheus is down has no other, and numbered KAI's shares by EGS's
+rule, off the GPUs the API (which had the map) answered beside them, so that a 201 found no room."""
+CARRIED_MAX_CHARS = 100_000
+"""At most what the note holds (about 2,000 GPUs): a Lease's annotations are 256 KiB in all, and a renewal
+refused for its size would cost the leadership. Past it nothing is carried: numbered by EGS, as before."""
+
+
+def carried(indexes: Mapping[str, Mapping[str, int]], inventory: Inventory) -> str:
+    """The index maps of `inventory`'s KAI nodes (whose shares are read by UUID: `with_devices`), as the
+    Lease's `GPU_INDEXES_NOTE` carries them; "" past `CARRIED_MAX_CHARS`."""
+    kept = {n.node: dict(indexes[n.node]) for n in inventory if n.sharing == "kai" and indexes.get(n.node)}
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= CARRIED_MAX_CHARS else ""
+
+
+def read_carried(text: str | None) -> dict[str, dict[str, int]]:
+    """The index maps a `carried` note holds; {} where it holds none that can be read."""
+    try:
+        raw = json.loads(text or "{}")
+        return {str(node): {str(d): int(i) for d, i in m.items()} for node, m in raw.items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
 
 
 def _exported(node: NodeGpus, indexes: Mapping[str, int]) -> dict[str, int]:

@@ -39,8 +39,8 @@ class Switched:
     def lease(self, namespace: str, name: str) -> Any:
         return self.to.lease(namespace, name)
 
-    def take_lease(self, namespace: str, name: str, spec: Any, read: Any) -> Any:
-        return self.to.take_lease(namespace, name, spec, read)
+    def take_lease(self, namespace: str, name: str, spec: Any, read: Any, annotations: Any = None) -> Any:
+        return self.to.take_lease(namespace, name, spec, read, annotations)
 
 
 def pair(kube: KubeCluster, clock: Clock, lease_clock: Clock, **signals: Any) -> tuple[Controller, Controller]:

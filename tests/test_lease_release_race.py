@@ -30,9 +30,14 @@ class LostAnswers:
         return self.cluster.lease(namespace, name)
 
     def take_lease(
-        self, namespace: str, name: str, spec: Mapping[str, Any], read: Mapping[str, Any] | None
+        self,
+        namespace: str,
+        name: str,
+        spec: Mapping[str, Any],
+        read: Mapping[str, Any] | None,
+        annotations: Mapping[str, str] | None = None,
     ) -> Mapping[str, Any]:
-        written = self.cluster.take_lease(namespace, name, spec, read)
+        written = self.cluster.take_lease(namespace, name, spec, read, annotations)
         if self.lose:
             raise TemporaryKubernetesError("take Lease: timed out")
         return written

@@ -379,17 +379,24 @@ class Cluster:
             return None
 
     def take_lease(
-        self, namespace: str, name: str, spec: Mapping[str, Any], read: Mapping[str, Any] | None
+        self,
+        namespace: str,
+        name: str,
+        spec: Mapping[str, Any],
+        read: Mapping[str, Any] | None,
+        annotations: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Write the Lease's `spec`: create it when `read` is None, else patch the version `read` came from;
-        the Lease as the API server wrote it."""
+        """Write the Lease's `spec` (and `annotations`, beside the ones it has): create it when `read` is None,
+        else patch the version `read` came from; the Lease as the API server wrote it."""
         self.writes += 1
         what = f"take Lease {namespace}/{name}"
+        noted = {"annotations": dict(annotations)} if annotations else {}
         if read is None:
-            body = {"apiVersion": LEASE.api_version, "kind": "Lease", "metadata": {"name": name}, "spec": dict(spec)}
+            meta = {"name": name, **noted}
+            body = {"apiVersion": LEASE.api_version, "kind": "Lease", "metadata": meta, "spec": dict(spec)}
             return self._call("POST", LEASE.path(namespace), what, body, timeout_s=self.write_timeout_s)
         version = read.get("metadata", {}).get("resourceVersion")
-        patch = {"metadata": {"resourceVersion": version}, "spec": dict(spec)}
+        patch = {"metadata": {"resourceVersion": version, **noted}, "spec": dict(spec)}
         path = LEASE.path(namespace, name)
         return self._call("PATCH", path, what, patch, content_type=MERGE, timeout_s=self.write_timeout_s)
 
