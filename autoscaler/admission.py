@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from autoscaler.decide import (
     Decision,
     EndpointDecision,
@@ -44,7 +46,7 @@ from autoscaler.decide import (
     shape_of,
 )
 from autoscaler.decide.state import CREATED, Promise
-from autoscaler.decide.waiting import queued_gpus
+from autoscaler.decide.waiting import class_law, queued_gpus
 from autoscaler.orders import OrderBook
 from scheduler.catalog import Catalog
 from scheduler.inventory import Allocation, Inventory, SharingPolicy, held_by
@@ -148,6 +150,40 @@ def waiting_eta(
         times = class_etas(gpu_class, queue, registry, catalog, settings, now, ahead, capacity.orders)
         eta = max([eta or 0.0, *times])
     return eta
+
+
+LAW_POINTS = 100
+"""`waiting_law`'s quantiles: at the middle of each percent of the law, so that each stands for 1% of it."""
+
+
+def waiting_law(
+    capacity: Capacity,
+    waiting: tuple[Placement, ...],
+    settings: Settings,
+    registry: Registry,
+    catalog: Catalog,
+    now: float,
+) -> list[float] | None:
+    """When the last of `waiting` serves, queued as `waiting_eta` queues it, as a law under the configured
+    prior: its quantiles at 0.5%, 1.5%, ..., 99.5% (`LAW_POINTS`), at a twentieth of the step; None when none
+    waits. The API's debug line gives it beside each 202, and the churn benchmark bounds from it the slack
+    that any promise on the same queue must leave (`eta.ready_law`)."""
+    resolution = settings.eta.step_s / 20
+    laws = [
+        class_law(c, q, registry, catalog, settings, now, capacity.waiting.get(c, ()), capacity.orders, resolution)
+        for c, q in by_class(waiting).items()
+    ]
+    if not laws:
+        return None
+    first = min(start for start, _ in laws)
+    # The last replica of every class: the product of the classes' laws, each moved to the first one's grid.
+    shifts = [round((start - first) / resolution) for start, _ in laws]
+    size = max(shift + len(cdf) for shift, (_, cdf) in zip(shifts, laws, strict=True))
+    served = np.ones(size)
+    for shift, (_, cdf) in zip(shifts, laws, strict=True):
+        served *= np.concatenate([np.zeros(shift), cdf, np.ones(size - shift - len(cdf))])
+    levels = (np.arange(LAW_POINTS) + 0.5) / LAW_POINTS
+    return [first + resolution * float(np.searchsorted(served, u - 1e-12)) for u in levels]
 
 
 def _queues(placements: tuple[Placement, ...], catalog: Catalog) -> dict[str, tuple[float, ...]]:

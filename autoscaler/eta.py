@@ -188,20 +188,59 @@ def _order_statistic_quantiles(
     horizon = max(high, longest) + settings.step_s
     grid = settings.step_s * np.arange(1, math.ceil(horizon / settings.step_s) + 1)
     known = _survival(observed, unready)
-    cdf = np.array([_remaining_cdf(e, grid, observed, known, settings) for e in elapsed])  # orders x grid
-    # Poisson-binomial: at_least[j, t] = P(at least j orders ready within grid[t]).
-    n = len(elapsed)
-    count = np.zeros((n + 1, len(grid)))
+    at_least = _at_least(np.array([_remaining_cdf(e, grid, observed, known, settings) for e in elapsed]))
+    out = []
+    for j in range(1, len(elapsed) + 1):
+        hit = np.flatnonzero(at_least[j] >= settings.quantile - 1e-12)
+        out.append(float(grid[hit[0]]) if hit.size else float(grid[-1]))
+    return out
+
+
+def _at_least(cdf: np.ndarray) -> np.ndarray:
+    """Poisson-binomial, from P(each order is ready within each grid time) (orders x grid): row j is P(at
+    least j of them are ready within each grid time)."""
+    count = np.zeros((len(cdf) + 1, cdf.shape[1]))
     count[0] = 1.0
     for p in cdf:
         count[1:] = count[1:] * (1 - p) + count[:-1] * p
         count[0] *= 1 - p
-    at_least = np.cumsum(count[::-1], axis=0)[::-1]
-    out = []
-    for j in range(1, n + 1):
-        hit = np.flatnonzero(at_least[j] >= settings.quantile - 1e-12)
-        out.append(float(grid[hit[0]]) if hit.size else float(grid[-1]))
-    return out
+    return np.asarray(np.cumsum(count[::-1], axis=0)[::-1], dtype=np.float64)
+
+
+def ready_law(
+    now: float,
+    waiting_gpus: Sequence[float],
+    capacity: ClassCapacity,
+    load_s: Sequence[float],
+    settings: EtaSettings,
+    resolution_s: float,
+) -> tuple[float, np.ndarray]:
+    """When the last of the waiting replicas (`queue_etas`' queue) serves, as a law: (t0, P(served by t0 + k *
+    `resolution_s`) for k = 0, 1, ...), had every order the delay law of `settings.prior_delay_s` (uniform,
+    conditioned on its age) and each registered node the leads observed (conditioned likewise), and were
+    nothing else to happen. Not a promise: what a rule that knew the true delay law could promise from the
+    same queue, which the churn benchmark scores its promises against (`least_mean_slack`)."""
+    needs = nodes_needed(waiting_gpus, sum(max(0, g) for g in capacity.free_gpus), capacity.gpus_per_node)
+    last = max(range(len(needs)), key=lambda i: (needs[i], load_s[i]))
+    start = now + load_s[last]
+    if needs[last] == 0:
+        return start, np.ones(1)
+    leads = np.asarray(capacity.leads_s, dtype=np.float64)
+    registered = [now - t for t in capacity.registered_at if np.count_nonzero(leads > now - t)]
+    ages = sorted((now - placed for placed in capacity.orders_placed_at), reverse=True)[len(registered) :]
+    elapsed = ages + [0.0] * max(0, needs[last] - len(registered) - len(ages))
+    horizon = settings.prior_delay_s[1] + float(leads.max(initial=0.0)) + settings.step_s
+    grid = resolution_s * np.arange(math.ceil(horizon / resolution_s) + 1)
+    nothing = np.zeros(0)  # no delay observed: the prior's law itself
+    cdf = [_lead_cdf(age, grid, leads) for age in registered]
+    cdf += [_remaining_cdf(e, grid, nothing, (nothing, nothing), settings) for e in elapsed]
+    return start, _at_least(np.array(cdf))[needs[last]]
+
+
+def _lead_cdf(age: float, grid: np.ndarray, leads: np.ndarray) -> np.ndarray:
+    """P(a node registered `age` ago is Ready within each `grid` time), from the leads observed longer than its age."""
+    longer = np.sort(leads[leads > age])
+    return np.asarray(np.searchsorted(longer, age + grid, side="right") / longer.size, dtype=np.float64)
 
 
 def _remaining_cdf(

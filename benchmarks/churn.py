@@ -1037,6 +1037,9 @@ class Promised:
     slack its quantile alone leaves."""
     cause: tuple[str, str, float | None] | None = None
     """What served it, the node and the delay drawn for it if ordered (`Play.early_cause`), once Ready."""
+    law: tuple[float, ...] = ()
+    """When its queue would serve had the delays their own law (`answered_laws`): each percent's middle
+    quantile, equally likely points that `least_mean_slack` bounds the slack of any promise from."""
 
 
 @dataclass
@@ -1106,7 +1109,78 @@ def promise_figures(promises: Iterable[Promised], factor: float) -> dict[str, An
     # Promises served by one node share its draw: the nodes say how many draws a mean stands on, and the delays
     # drawn how much of it is their luck (against the prior's median) rather than the rule's bias.
     figures["eta_early_by_cause"] = {cause: _early_figures(e) for cause, e in sorted(early.items())}
-    return figures
+    return figures | _bound_figures([p for p in scored if p.law], factor)
+
+
+KEPT = 0.95
+"""The share of first promises the issue asks kept."""
+
+
+def _bound_figures(scored: Sequence[Promised], factor: float) -> dict[str, Any]:
+    """What the first promises' slack is bounded by, from each answer's law (`Promised.law`): knowing the true
+    delay law, the queue, the orders and the nodes registered at each answer, but not the later draws or POSTs,
+    `eta_bound_slack_s` is the least mean slack over those kept that any rule keeping `KEPT` of them in
+    expectation leaves (`least_mean_slack`); `eta_bound_q95_slack_s` the same for the rule that promises each
+    answer its own 0.95 quantile, and `eta_bound_q95_kept`, `eta_bound_q95_realized_slack_s` that rule's
+    promises scored against this run's Ready times (later POSTs and draws make them kept more, with more
+    slack). Uncompressed seconds."""
+    if not scored:
+        return {"eta_bound_slack_s": None, "eta_bound_q95_slack_s": None}
+    q95 = [_quantile(sorted(p.law), KEPT) for p in scored]
+    kept = [(q - p.ready) * factor for p, q in zip(scored, q95, strict=True) if p.ready and p.ready <= q]
+    # Each answer promised the point that keeps KEPT of its law (all laws have as many points).
+    m = round(KEPT * len(scored[0].law))
+    own = sum(_slack(sorted(p.law), m) for p in scored) / (len(scored) * m / len(scored[0].law))
+    return {
+        "eta_bound_slack_s": round(least_mean_slack([p.law for p in scored], KEPT) * factor, 1),
+        "eta_bound_q95_slack_s": round(own * factor, 1),
+        "eta_bound_q95_kept": round(len(kept) / len(scored), 3),
+        "eta_bound_q95_realized_slack_s": round(sum(kept) / len(kept), 1) if kept else None,
+    }
+
+
+def _quantile(law: Sequence[float], share: float) -> float:
+    """The `share` quantile of `law` (sorted points, each the middle of an equal share): interpolated."""
+    at = min(max(share * len(law) - 0.5, 0.0), len(law) - 1.0)
+    low = math.floor(at)
+    return law[low] + (at - low) * (law[min(low + 1, len(law) - 1)] - law[low])
+
+
+def _slack(law: Sequence[float], m: int) -> float:
+    """The expected slack of promising the m-th point of `law` (sorted, equally likely): each of the m points
+    kept by it, its distance to it, over all the points."""
+    return sum(law[m - 1] - t for t in law[:m]) / len(law) if m else 0.0
+
+
+def least_mean_slack(laws: Sequence[Sequence[float]], kept: float) -> float:
+    """The least mean slack over the promises kept of any rule that promises each law (equally likely ready
+    times) a time of its own and keeps the share `kept` of them in expectation. Promising a law's m-th point
+    keeps m of its points with the slack `_slack`; the rule spends its misses where each saves the most slack:
+    along each law's lower convex hull of (points kept, slack), the segments that cost the least slack a
+    point kept first, until `kept` of all points are kept (the last one in part: a promise drawn between two
+    points)."""
+    segments: list[tuple[float, float, float]] = []
+    for law in laws:
+        ordered, n = sorted(law), len(law)
+        hull = [(0.0, 0.0)]
+        for m in range(1, n + 1):
+            point = (m / n, _slack(ordered, m))
+            while len(hull) >= 2 and _turns_down(hull[-2], hull[-1], point):
+                hull.pop()
+            hull.append(point)
+        segments += [((s1 - s0) / (k1 - k0), k1 - k0, s1 - s0) for (k0, s0), (k1, s1) in itertools.pairwise(hull)]
+    need, slack = kept * len(laws), 0.0
+    for _, points, cost in sorted(segments):
+        take = min(1.0, need / points)
+        slack, need = slack + take * cost, need - take * points
+        if need <= 1e-12:
+            break
+    return slack / (kept * len(laws))
+
+
+def _turns_down(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float]) -> bool:
+    """Whether `b` lies on or above the line from `a` to `c` (it is not on the lower convex hull)."""
+    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]) <= 0
 
 
 def _early_figures(served: Sequence[tuple[str, float | None, float]]) -> dict[str, Any]:
@@ -1129,6 +1203,19 @@ def answered_medians(api_log: str) -> dict[tuple[str, int], float]:
     """(endpoint, the ETA answered: to the second, rounded up as written) -> the median the same ETA rule
     gave it then, read from `egs api`'s debug log."""
     return {(m[1], math.ceil(float(m[2]))): float(m[3]) for m in ANSWERED.finditer(api_log)}
+
+
+LAW = re.compile(r"POST (\S+): \w+, ETA in \S+ s \(at ([\d.]+),.*; law ([\d.]+) \+ \[([^\]]*)\]")
+"""The same line's law of when its queue serves (`autoscaler.admission.waiting_law`): its clock, then each point
+less it."""
+
+
+def answered_laws(api_log: str) -> dict[tuple[str, int], tuple[float, ...]]:
+    """(endpoint, the ETA answered, as `answered_medians`) -> the law `egs api` logged beside it, in its clock."""
+    return {
+        (m[1], math.ceil(float(m[2]))): tuple(float(m[3]) + float(t) for t in m[4].split(","))
+        for m in LAW.finditer(api_log)
+    }
 
 
 def workload_cost(d: Mapping[str, Any], catalog: Catalog) -> float:
@@ -1686,9 +1773,10 @@ def main() -> int:
             play.journal.close()
     assert run is not None
     tally = run.tally
-    medians = answered_medians((workdir / "api.log").read_text())
+    api_log = (workdir / "api.log").read_text()
+    medians, laws = answered_medians(api_log), answered_laws(api_log)
     for uid, p in sorted(tally.promises.items(), key=lambda promised: (promised[1].key, promised[1].posted)):
-        p.median = medians.get((p.key, math.ceil(p.eta)))
+        p.median, p.law = medians.get((p.key, math.ceil(p.eta))), laws.get((p.key, math.ceil(p.eta)), ())
         p.cause = play.early_cause(uid, p.posted, p.ready) if p.ready else None
         when = f"Ready {(p.ready - p.posted) * f:.0f} s" if p.ready else "never Ready"
         first, bound = play.seen.get(uid, (0.0, 0.0))

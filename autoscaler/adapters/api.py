@@ -62,7 +62,7 @@ from autoscaler.adapters.kubernetes import (
     KubernetesError,
     NotFoundError,
 )
-from autoscaler.admission import Capacity, admit, capacity, waiting_eta
+from autoscaler.admission import Capacity, admit, capacity, waiting_eta, waiting_law
 from autoscaler.decide import (
     PROMISE_ANNOTATION,
     PROVISIONING_PREFIX,
@@ -600,13 +600,16 @@ class _Admissions:
                 # The median the same rule gives (its quantile at 0.5): how much of a 202's slack is the quantile's.
                 even = replace(s.settings, eta=replace(s.settings.eta, quantile=0.5))
                 median = waiting_eta(current, admitted.waiting, even, s.registry, s.catalog, now)
+                # And the law a rule knowing the delays' own would promise from (the churn benchmark's bound).
+                law = waiting_law(current, admitted.waiting, s.settings, s.registry, s.catalog, now)
                 log.debug(
                     "POST %s: %s, ETA in %s s (at %s, its median at %s), from a capacity %.1f s old; free %s; "
-                    "waiting %s; orders %s",
+                    "waiting %s; orders %s; law %s",
                     endpoint_key(obj), admitted.decision.phase, None if eta is None else round(eta - now),
                     None if eta is None else f"{eta:.3f}", None if median is None else f"{median:.3f}",
                     now - self.listed_at, _room(current.free),
                     dict(current.waiting), {c: [round(now - t) for t in ts] for c, ts in current.orders.orders.items()},
+                    None if law is None else f"{now:.3f} + {[round(t - now, 3) for t in law]}",
                 )  # fmt: skip
             self.capacity = admitted.capacity
             self.planned += _planned(admitted.placed)

@@ -11,11 +11,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from autoscaler.decide.placement import by_class, gpus_of, place_requests
 from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import Promise, pinned
 from autoscaler.endpoint import Endpoint
-from autoscaler.eta import ClassCapacity, queue_etas
+from autoscaler.eta import ClassCapacity, queue_etas, ready_law
 from autoscaler.orders import OrderBook
 from autoscaler.pods import endpoint_of, selected_class, unbound
 from scheduler.catalog import Catalog, GpuModel
@@ -157,6 +159,39 @@ def class_etas(
     New orders count from the next decide step (`eta.step_s` on): a node is ordered once the workload
     is written and its pod found no node, not at the answer (the churn benchmark's 202s were late by
     that reaction, 20-40 s, when counted from the answer)."""
+    gpus, capacity, loads = _class_queue(gpu_class, queue, registry, catalog, settings, ahead, orders)
+    delays, lapsed = orders.delays.get(gpu_class, ()), orders.lapsed.get(gpu_class, ())
+    times = queue_etas(now + settings.eta.step_s, gpus, capacity, loads, delays, settings.eta, lapsed)
+    return times[len(ahead) :]
+
+
+def class_law(
+    gpu_class: str,
+    queue: Sequence[Placement],
+    registry: Registry,
+    catalog: Catalog,
+    settings: Settings,
+    now: float,
+    ahead: Sequence[float],
+    orders: OrderBook,
+    resolution_s: float,
+) -> tuple[float, np.ndarray]:
+    """When the last of one class's queue serves, as a law under the configured prior (`eta.ready_law`), on
+    the queue and the orders `class_etas` counts."""
+    gpus, capacity, loads = _class_queue(gpu_class, queue, registry, catalog, settings, ahead, orders)
+    return ready_law(now + settings.eta.step_s, gpus, capacity, loads, settings.eta, resolution_s)
+
+
+def _class_queue(
+    gpu_class: str,
+    queue: Sequence[Placement],
+    registry: Registry,
+    catalog: Catalog,
+    settings: Settings,
+    ahead: Sequence[float],
+    orders: OrderBook,
+) -> tuple[list[float], ClassCapacity, list[float]]:
+    """The GPUs and load time of each replica of `queue` behind `ahead`, and the class's nodes to come."""
     loads = [0.0] * len(ahead) + [registry.get(p.model).variant(p.variant).load_seconds for p in queue]
     gpus = [*ahead, *(queued_gpus(p, catalog) for p in queue)]
     capacity = ClassCapacity(
@@ -166,9 +201,7 @@ def class_etas(
         orders.registered.get(gpu_class, ()),
         orders.leads.get(gpu_class, ()),
     )
-    delays, lapsed = orders.delays.get(gpu_class, ()), orders.lapsed.get(gpu_class, ())
-    times = queue_etas(now + settings.eta.step_s, gpus, capacity, loads, delays, settings.eta, lapsed)
-    return times[len(ahead) :]
+    return gpus, capacity, loads
 
 
 def queued_gpus(p: Placement, catalog: Catalog) -> float:
