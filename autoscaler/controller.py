@@ -516,7 +516,7 @@ class Controller:
         obs = Observation(
             nodes, endpoints, owned, signals=read.signals if read else None, history=read.history if read else {},
             pods=pods, pod_signals=read.pods if read else {}, orders=self.orders, gpu_indexes=self.gpu_indexes,
-            loop_period_s=self.loop_period_s(), write_retries_s=sum(self.retry_delays_s),
+            loop_period_s=self.loop_period_s(),
         )  # fmt: skip
         return obs, read
 

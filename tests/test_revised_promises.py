@@ -18,17 +18,17 @@ from autoscaler.kubetime import deadline
 from localplay.kube_standin import KubeCluster
 from tests.test_controller import FixedSignals, controller
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS
-from tests.test_decide_promises import KEY, _load_s, _loading
+from tests.test_decide_promises import KEY, RETRIES_S, _load_s, _loading
 
 
 def test_a_promise_moved_earlier_counts_two_measured_loop_periods_not_the_eta_step() -> None:
     obs, _ = _loading(eta=NOW + 900)
     at, period = NOW + 30, SETTINGS.eta.step_s + 17.0  # the interval and a loop of 17 s, measured
     moved = decide(replace(obs, loop_period_s=period), SETTINGS, REGISTRY, CATALOG, at)
-    assert moved.statuses[KEY]["promise"]["estimatedReadyTime"] == deadline(at + _load_s() + 2 * period)
+    assert moved.statuses[KEY]["promise"]["estimatedReadyTime"] == deadline(at + _load_s() + 2 * period + RETRIES_S)
     unmeasured = decide(obs, SETTINGS, REGISTRY, CATALOG, at)
     step = SETTINGS.eta.step_s
-    assert unmeasured.statuses[KEY]["promise"]["estimatedReadyTime"] == deadline(at + _load_s() + 2 * step)
+    assert unmeasured.statuses[KEY]["promise"]["estimatedReadyTime"] == deadline(at + _load_s() + 2 * step + RETRIES_S)
 
 
 class SlowSignals(FixedSignals):

@@ -42,9 +42,6 @@ class Observation:
     loop_period_s: float | None = None
     """The longest time between the starts of the controller's recent loops (its interval, plus a loop's own
     time): how late its status may say what changed, measured; None where nothing measured it (`eta.step_s`)."""
-    write_retries_s: float = 0.0
-    """How much longer a loop whose writes fail lasts, retrying them (the controller's retry waits): a status
-    may say what changed that much later again."""
     gpu_indexes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     """Per node (the exporter's `Hostname`), NVML's index of each GPU UUID, as dcgm-exporter and EGS's
     exporter label their series (`autoscaler.adapters.prometheus`): what a KAI reservation's UUID is

@@ -222,14 +222,14 @@ def loaded_by(
 ) -> dict[str, float]:
     """Per endpoint with placed replicas and a pod bound to a node for each, none unbound: when its status
     says it serves, now + their load time + `margin_s`: two loop periods (`Observation.loop_period_s`,
-    measured) and the retry waits of one loop (`Observation.write_retries_s`). The pods were bound by now
-    and the kubelet reports them Ready once loaded; the status says so at the controller's next loop, or,
-    should that loop's reads or writes fail, at the one after, and a loop whose writes fail retries them
-    before it ends. A period is the interval and the loop's own time: counted as `eta.step_s` alone, seed
-    341's churn run had 4 of 35 such promises shown Ready 5-21 s late, around the API server's bad minute;
-    without the retries, seed 7's team-b/late-1 was shown Ready 2 s late, its pod Ready as a loop retried
-    a failing apply for 3.25 s (65 s at x20) after the promise was made. The node came: what is left is
-    the load, which the promise may move earlier to."""
+    measured) and the retry waits of one loop (`Settings.write_retry_delays_s`, each at most the last).
+    The pods were bound by now and the kubelet reports them Ready once loaded; the status says so at the
+    controller's next loop, or, should that loop's reads or writes fail, at the one after, and a loop whose
+    writes fail retries them before it ends. A period is the interval and the loop's own time: counted as
+    `eta.step_s` alone, seed 341's churn run had 4 of 35 such promises shown Ready 5-21 s late, around the
+    API server's bad minute; without the retries, seed 7's team-b/late-1 was shown Ready 2 s late, its pod
+    Ready as a loop retried a failing apply for 3.25 s after the promise was made (65 s of its clock at x20,
+    then uncompressed). The node came: what is left is the load, which the promise may move earlier to."""
     bound: dict[tuple[str, str], list[bool]] = {}
     for pod in pods:
         serves = endpoint_of(pod)
