@@ -99,6 +99,11 @@ The last line of stdout is one JSON object:
   Ready (`Play.early_cause`: its own order, an order in flight at the answer, one placed for pods queued
   ahead of it or after it, a node nobody ordered, a GPU free at the answer or freed after it), each with
   its promises, their nodes, the mean of (median - ready) and the mean delay drawn for the ordered nodes;
+  `eta_bound_slack_s`: the least mean slack over the first promises kept that any answer-time rule keeping
+  95% of them could leave, knowing at each answer the true delay law and what `egs api` knew (its queue,
+  orders in flight, nodes registered), not the later draws or POSTs (from each 202's law, `egs api`'s debug
+  line: `least_mean_slack`); `eta_bound_q95_slack_s` that rule promising each answer its law's 0.95
+  quantile, and `eta_bound_q95_kept`, `eta_bound_q95_realized_slack_s` those promises against the run;
   `promises_revised_without_reason`: times a 202's ETA moved later while no PromiseKept condition said
   why (0);
 - `demoted_201`: 201 answers that a status later reported Provisioning, those of endpoints deleted since
