@@ -138,7 +138,7 @@ def trace_parser(description: str, seed_help: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default %(default)s)")
     parser.add_argument("--days", type=int, default=14, help="days of demand, one at least (default %(default)s)")
-    parser.add_argument("--step", type=int, choices=(60, 600), default=60, help="sampling interval (s)")
+    parser.add_argument("--step", type=int, choices=(60, 300, 600), default=60, help="sampling interval (s)")
     parser.add_argument("--model", default="synthetic", help="the trace's model name")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the trace CSV to write")
     return parser

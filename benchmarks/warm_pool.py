@@ -58,7 +58,7 @@ from autoscaler.adapters.files import (  # noqa: E402
 from autoscaler.fitting import Protocol, fit_egs, fit_static_k, hindsight_static_k, meets_p99, smallest  # noqa: E402
 from autoscaler.pool import forget  # noqa: E402
 from autoscaler.simulator import WAIT_LIMIT_S, Policy, Result, Scenario, Trace, pool_settings, simulate  # noqa: E402
-from benchmarks import check_demand  # noqa: E402
+from benchmarks import check_demand, hawkes_demand  # noqa: E402
 from benchmarks.demand import generate, resample  # noqa: E402
 
 EXAMPLES = REPO / "examples"
@@ -89,7 +89,7 @@ class Case:
     protocol: Protocol
     kind: str
     """servegen (cost ratio vs static:auto), public (no static dominates), synthetic and check (the generator's
-    targets; check: `benchmarks/check_demand.py`, summed up per family)."""
+    targets; check: never tuned on, summed up per family)."""
     model: str
 
 
@@ -133,6 +133,17 @@ def check_cases(seed: int, check_seeds: range) -> list[Case]:
                      fourteen, "check", "synthetic") for s in check_seeds]  # fmt: skip
         out += [Case(f"check-{family}-1min-{s}", _drawn(1, check_demand.generate, family, s),
                      "scenario-synthetic.yaml", fourteen, "check", "synthetic") for s in check_seeds[:2]]  # fmt: skip
+    return out
+
+
+def hawkes_cases(seed: int, hawkes_seeds: range) -> list[Case]:
+    """`benchmarks/hawkes_demand.py`'s self-exciting switch-ons: `hawkes-S` (5-minute samples) and
+    `hawkes-1min-S` (the first two seeds), on the generator's scenario and protocol, never tuned on."""
+    fourteen = Protocol(10, 4, 3, seed)
+    out = [Case(f"hawkes-{s}", _drawn(5, hawkes_demand.generate, s), "scenario-synthetic.yaml", fourteen, "check",
+                "synthetic") for s in hawkes_seeds]  # fmt: skip
+    out += [Case(f"hawkes-1min-{s}", _drawn(1, hawkes_demand.generate, s), "scenario-synthetic.yaml", fourteen,
+                 "check", "synthetic") for s in hawkes_seeds[:2]]  # fmt: skip
     return out
 
 
@@ -268,13 +279,20 @@ def summary(traces: dict[str, dict[str, Any]]) -> dict[str, Any]:
                            "traces": len(traces)}  # fmt: skip
     if synthetic:
         out |= {f"synthetic_{k}": v for k, v in _seeds_summary(synthetic).items()}
-    for family in check_demand.FAMILIES:
-        checked = [t for n, t in traces.items() if n.startswith(f"check-{family}-") and "1min" not in n]
-        if checked:
-            out[f"check_{family}"] = _seeds_summary(checked)
+    families: dict[str, list[dict[str, Any]]] = {}
+    for name, t in traces.items():
+        if t["kind"] == "check" and "1min" not in name:
+            families.setdefault(family_of(name), []).append(t)
+    out |= {family.replace("-", "_"): _seeds_summary(checked) for family, checked in families.items()}
     cpu = [t["egs_cpu_over_reactive"] for t in traces.values()]
     out["max_egs_cpu_over_reactive"] = max(cpu) if cpu else 0.0
     return out
+
+
+def family_of(name: str) -> str:
+    """A check trace's family, its name without the seed (`check-flash-3` -> `check-flash`, `hawkes-1min-0` ->
+    `hawkes`): the summary sums up a family's 10-minute (hawkes: 5-minute) seeds together."""
+    return name.rsplit("-", 1)[0].removesuffix("-1min")
 
 
 def _seeds_summary(traces: list[dict[str, Any]]) -> dict[str, Any]:
@@ -335,8 +353,12 @@ def main() -> None:
     parser.add_argument(
         "--check-seeds", default="0-9", help="check_demand.py's seeds, FIRST-LAST (its traces run only when named)"
     )
+    parser.add_argument(
+        "--hawkes-seeds", default="0-9", help="hawkes_demand.py's seeds, FIRST-LAST (its traces run only when named)"
+    )
     args = parser.parse_args()
     every = cases(args.seed, seed_range(args.generator_seeds)) + check_cases(args.seed, seed_range(args.check_seeds))
+    every += hawkes_cases(args.seed, seed_range(args.hawkes_seeds))
     traces: dict[str, dict[str, Any]] = {}
     start = time.process_time()
     for case in selected(every, args.traces):
