@@ -43,7 +43,7 @@ STREAM = 7_351
 """Mixed into the seed, so that seed S draws nothing in common with demand.py's or check_demand.py's seed S."""
 
 
-def _calendar(rng: np.random.Generator, minutes: int) -> tuple[Rates, dict[str, Any]]:
+def calendar(rng: np.random.Generator, minutes: int) -> tuple[Rates, dict[str, Any]]:
     """A multiplier per minute around 1: a working day of two humps, weekend days at their own drawn level,
     and one holiday (a weekday that follows the weekend) among the days from 10 on, where there are any."""
     t = np.arange(minutes)
@@ -70,7 +70,7 @@ def _calendar(rng: np.random.Generator, minutes: int) -> tuple[Rates, dict[str, 
     return flat, drawn
 
 
-def _trend(rng: np.random.Generator, minutes: int) -> tuple[Rates, dict[str, Any]]:
+def trend(rng: np.random.Generator, minutes: int) -> tuple[Rates, dict[str, Any]]:
     """exp of a piecewise-linear log level: one daily growth rate, then another (and a jump) at `CHANGE_DAY`."""
     before, after = float(rng.uniform(-0.03, 0.05)), float(rng.uniform(-0.08, 0.12))
     jump = float(rng.uniform(0.8, 1.4))
@@ -104,13 +104,13 @@ def rate(seed: int, days: int = 14) -> tuple[Rates, dict[str, Any], np.random.Ge
         raise ValueError(f"days must be at least 1, got {days}")
     rng = np.random.default_rng([seed, STREAM])
     minutes = days * DAY_MIN
-    calendar, drawn = _calendar(rng, minutes)
-    trend, drawn_trend = _trend(rng, minutes)
+    cycle, drawn = calendar(rng, minutes)
+    growth, drawn_trend = trend(rng, minutes)
     base = float(rng.uniform(8.0, 50.0))
-    level = calendar * trend
+    level = cycle * growth
     branching, delay = float(rng.uniform(0.3, 0.85)), float(rng.uniform(10.0, 90.0))
     per_day = float(rng.uniform(2.0, 12.0))  # immigrants a working day at the calendar's mean
-    events = switch_ons(rng, per_day / DAY_MIN * calendar / calendar.mean() * trend, branching, delay)
+    events = switch_ons(rng, per_day / DAY_MIN * cycle / cycle.mean() * growth, branching, delay)
     tail, smallest = float(rng.uniform(1.1, 1.8)), float(rng.uniform(1.0, 8.0))
     size = np.minimum(smallest * (1.0 + rng.pareto(tail, len(events))), 400.0)
     length = rng.lognormal(np.log(rng.uniform(20.0, 180.0)), 0.9, len(events)).astype(int) + 1
@@ -120,14 +120,15 @@ def rate(seed: int, days: int = 14) -> tuple[Rates, dict[str, Any], np.random.Ge
         end = min(minutes, at + on)
         clients[at:end] += rps * np.minimum(1.0, (np.arange(end - at) + 1) / up)
     rates = base * level + clients
-    return rates, drawn | drawn_trend | {
+    drawn |= drawn_trend | {
         "base_rps": round(base, 1),
         "branching": round(branching, 2),
         "mean_delay_min": round(delay, 1),
         "switch_ons": len(events),
         "tail_index": round(tail, 2),
         "largest_client_rps": round(float(size.max()), 1) if len(events) else 0.0,
-    }, rng
+    }
+    return rates, drawn, rng
 
 
 def generate(seed: int, days: int = 14) -> tuple[Rates, dict[str, Any]]:

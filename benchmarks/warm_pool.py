@@ -14,7 +14,10 @@ scored):
   `benchmarks/demand.py`'s generator (`scenario-synthetic.yaml`, 4 req/s per replica), 0-9 / 10-13;
 - only when named (`--traces check`, `check-flash`, ...): `check-<family>-S` (`--check-seeds`, 10-minute
   samples) and `check-<family>-1min-S` (the first two), `benchmarks/check_demand.py`'s independent check
-  set (a family per mechanism, never tuned on), scored as the generator is and summed up per family.
+  set (a family per mechanism, never tuned on), scored as the generator is and summed up per family;
+- only when named (`--traces hawkes`): `hawkes-S` (`--hawkes-seeds`, 5-minute samples) and `hawkes-1min-S` (the
+  first two), `benchmarks/hawkes_demand.py`'s self-exciting switch-ons (a generator nobody tuned on), scored
+  and summed up as a check family.
 
 Policies per trace: `egs` (fitted), `reactive`, `static:auto` (the training-picked K: the smallest
 with at most 0.5% of added replicas waiting over 60 s on the fitting days), `seasonal-naive`,
@@ -29,7 +32,7 @@ Progress and a table go to stderr; the last line of stdout is one JSON object
 `{"traces": {NAME: {"policies": {POLICY: <egs simulate --json>}, ...ratios...}}, "summary": {...}}`.
 
     python benchmarks/warm_pool.py [--traces NAME,...] [--seed S] [--slow-orders] [--generator-seeds 100-109]
-                                   [--check-seeds 0-9]
+                                   [--check-seeds 0-9] [--hawkes-seeds 0-9]
 """
 
 from __future__ import annotations
