@@ -172,7 +172,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -254,6 +254,8 @@ EVICTION_S = 300.0
 toleration of that node's taint: what the DefaultTolerationSeconds admission plugin (on by default)
 gives every pod."""
 NOT_READY_TAINT = {"key": NOT_READY_TAINTS["False"], "effect": "NoSchedule"}
+RESTART_BACKOFF_S = 10.0
+"""The kubelet's back-off before it restarts a container that ended (its first: 10 s, doubling after)."""
 HANDOVER_S = 60.0
 """Real seconds a new controller replica has to be Ready in a handover before the play gives up, and the old
 one to end after its SIGTERM before it is killed."""
@@ -1301,6 +1303,11 @@ class Run:
     """Controller replicas started so far (a handover starts one): each has its own token (`replica_kubeconfig`)."""
     handed_over: float | None = None
     """When the old replica got its SIGTERM in the handover."""
+    other_apis: tuple[str, ...] = ()
+    """The other `egs api` replicas (`Shape.api_replicas`): each POST goes to the next in turn."""
+    spread: itertools.count[int] = field(default_factory=itertools.count)
+    restart_at: float | None = None
+    """When the kubelet restarts the controller the play killed (`kill_controller`); None: not killed."""
 
     def minutes(self) -> float:
         return (time.time() - self.t0) * self.factor / MINUTE
@@ -1316,10 +1323,14 @@ class Run:
         now = time.time()
         self.play.step(now)
         self.tick_s.append(time.time() - now)
-        if self.controller.poll() is not None:
+        if self.controller.poll() is not None and self.restart_at is None:
             self.tally.exits += 1
             log(f"the controller exited with {self.controller.returncode}: restarted")
             self.controller = _start(self.controller_command, self.workdir / "controller.log")
+        elif self.restart_at is not None and now >= self.restart_at:
+            self.restart_at = None
+            self.controller = _start(self.controller_command, self.workdir / "controller.log")
+            log(f"minute {self.minutes():.1f}: the killed controller restarted in its pod")
         with self.lock:
             self._observe(now)
 
@@ -1333,6 +1344,7 @@ class Run:
         self.replicas += 1
         command = list(self.controller_command)
         command[command.index("--kubeconfig") + 1] = replica_kubeconfig(self.kube, self.workdir, self.replicas)
+        command[command.index("--identity") + 1] = f"churn-controller-{self.replicas}"
         self.controller_command = [*command[:-1], f"127.0.0.1:{port}"]
         self.metrics_url = f"http://127.0.0.1:{port}/metrics"
         own = os.getpriority(os.PRIO_PROCESS, 0)
@@ -1359,16 +1371,36 @@ class Run:
             renice(self.controller.pid, own)
         log(f"minute {self.minutes():.1f}: a new controller replica took over (the old one ended {old.returncode})")
 
-    def burst(self, bodies: list[tuple[tuple[str, dict[str, Any]], bool]]) -> None:
+    def kill_controller(self) -> None:
+        """The leading controller killed at once (SIGKILL: the OOM killer, a node's kernel, a crash), wherever
+        its loop is, its Lease not handed back; the kubelet restarts its container in the same pod after its
+        back-off, under the same identity (`POD_NAME`), so it leads again at once from what the cluster holds."""
+        self.sample_loop()
+        self.loops_before = (self.loops_before[0] + self.loops[0], self.loops_before[1] + self.loops[1])
+        self.loops = (0.0, 0.0)
+        self.controller.kill()
+        self.controller.wait()
+        self.restart_at = time.time() + RESTART_BACKOFF_S / self.factor
+        log(f"minute {self.minutes():.1f}: the controller killed (SIGKILL)")
+
+    def burst(self, bodies: list[tuple[tuple[str, dict[str, Any]], bool]], kills: Sequence[float] = ()) -> None:
         """POST `bodies` ((namespace, body), twice), each namespace's team at once, while the cluster runs;
-        those marked twice twice at once (a client that retries on its own timeout, a double submit)."""
+        those marked twice twice at once (a client that retries on its own timeout, a double submit); the
+        controller killed once each share of `kills` of the POSTs is answered."""
+        kills = sorted(kills)
         with ThreadPoolExecutor(max(1, len({namespace for (namespace, _), _ in bodies}))) as pool:
             posts = [
                 pool.submit(self.post, namespace, body, twice)
                 for (namespace, body), twice in bodies
                 for _ in range(2 if twice else 1)
             ]
-            while not all(p.done() for p in posts):
+            while True:
+                done = sum(p.done() for p in posts)
+                while kills and done >= kills[0] * len(posts):
+                    kills.pop(0)
+                    self.kill_controller()
+                if done == len(posts):
+                    break
                 self.tick()
                 time.sleep(self.args.tick_s)
             for p in posts:
@@ -1476,7 +1508,7 @@ class Run:
     def post(self, namespace: str, body: dict[str, Any], twice: bool = False) -> None:
         """POST one endpoint and tally its answer; of a pair POSTed at once (`twice`), the one answered 201 or
         202 is tallied, the other must be refused 409 (`Tally.answered_twice` counts it where it was not)."""
-        url = f"{self.api}/v1/namespaces/{namespace}/endpoints"
+        url = f"{self.answering()}/v1/namespaces/{namespace}/endpoints"
         for _ in range(5):  # as a client does on 503 (the API server failed it) or 429, after Retry-After
             answer = self.session.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
             if answer.status_code not in (429, 503):
@@ -1510,9 +1542,14 @@ class Run:
             else:
                 log(f"POST {key}: {answer.status_code} {answer.text[:200]}")
 
+    def answering(self) -> str:
+        """The `egs api` replica the next request goes to: each in turn."""
+        apis = (self.api, *self.other_apis)
+        return apis[next(self.spread) % len(apis)]
+
     def delete(self, namespace: str, name: str, model: str) -> None:
         model = ((self.kube.get(ENDPOINTS, namespace, name) or {}).get("spec") or {}).get("model", model)
-        url = f"{self.api}/v1/namespaces/{namespace}/endpoints/{name}"
+        url = f"{self.answering()}/v1/namespaces/{namespace}/endpoints/{name}"
         answer = self.session.delete(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
         if answer.status_code != 204:
             log(f"DELETE {namespace}/{name}: {answer.status_code} {answer.text[:200]}")
@@ -1724,9 +1761,9 @@ def main() -> int:
                               "interval": CONSOLIDATION.interval_s / f}} if shape.consolidation else {}),
     }))  # fmt: skip
     kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))  # the API's
-    port, metrics_port = free_port(), free_port()
+    ports, metrics_port = [free_port() for _ in range(shape.api_replicas)], free_port()
     api_command = [
-        "api", "--kubeconfig", kubeconfig, "--config", str(config), "--listen", f"127.0.0.1:{port}",
+        "api", "--kubeconfig", kubeconfig, "--config", str(config),
         "--capacity-ttl", f"{CAPACITY_TTL_S / f:g}", "--prometheus", prometheus.url,
         # api.log says per POST what its answer came from (capacity, queues, orders), beside play.log.
         "--log-level", "debug",
@@ -1734,6 +1771,8 @@ def main() -> int:
     controller_command = [
         "controller", "--kubeconfig", replica_kubeconfig(kube, workdir, 1), "--config", str(config),
         "--prometheus", prometheus.url,
+        # Its pod's name (`POD_NAME` in the chart): a container the kubelet restarts leads again at once.
+        "--identity", "churn-controller-1",
         "--interval", f"{LOOP_S / f:g}",
         # How soon a new replica leads once the old one hands the Lease back. The Lease's duration and renew
         # deadline stay: they bound real reads and writes (the Prometheus timeout, each write's deadline),
@@ -1741,7 +1780,10 @@ def main() -> int:
         "--retry-period", f"{LeaderSettings().retry_period_s / f:g}",
         "--metrics-listen", f"127.0.0.1:{metrics_port}",  # last: `Run.hand_over` gives a new replica its own
     ]  # fmt: skip
-    api = _start(api_command, workdir / "api.log")
+    apis = [
+        _start([*api_command, "--listen", f"127.0.0.1:{port}"], workdir / f"api{f'-{i + 1}' if i else ''}.log")
+        for i, port in enumerate(ports)
+    ]
     controller = _start(controller_command, workdir / "controller.log")
     play = Play(
         kube,
@@ -1757,10 +1799,12 @@ def main() -> int:
     )
     run: Run | None = None
     try:
-        wait_http(f"http://127.0.0.1:{port}/openapi.json", 60, proc=api)
-        run = Run(args, workdir, kube, play, prometheus, f"http://127.0.0.1:{port}", controller_command,
+        for port, api in zip(ports, apis, strict=True):
+            wait_http(f"http://127.0.0.1:{port}/openapi.json", 60, proc=api)
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        run = Run(args, workdir, kube, play, prometheus, urls[0], controller_command,
                   controller, time.time(), metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
-                  script_rng=random.Random(f"churn-moment-{args.seed}"))  # fmt: skip
+                  script_rng=random.Random(f"churn-moment-{args.seed}"), other_apis=tuple(urls[1:]))  # fmt: skip
         scenario(run, bodies, catalog, plan, {n["metadata"]["name"]: n for n in nodes if n["metadata"]["name"] in late})
         figures = settled_figures(kube, catalog)
         quiet = quiet_writes(run)
@@ -1769,7 +1813,7 @@ def main() -> int:
         stuck, unmetered = loose_ends(figures["statuses"], families)
         run.sample_loop(families)
     finally:
-        for proc in (api, run.controller if run else controller):
+        for proc in (*apis, run.controller if run else controller):
             proc.terminate()
             proc.wait(10)
         prometheus.close()
@@ -1778,7 +1822,7 @@ def main() -> int:
             play.journal.close()
     assert run is not None
     tally = run.tally
-    api_log = (workdir / "api.log").read_text()
+    api_log = "".join(path.read_text() for path in sorted(workdir.glob("api*.log")))  # each replica's
     medians, laws = answered_medians(api_log), answered_laws(api_log)
     for uid, p in sorted(tally.promises.items(), key=lambda promised: (promised[1].key, promised[1].posted)):
         p.median, p.law = medians.get((p.key, math.ceil(p.eta))), laws.get((p.key, math.ceil(p.eta)), ())
@@ -1893,6 +1937,9 @@ SHAPE_HELP = {
     "fleet-size": "the nodes at the start, a multiple of today's (0: only those tainted for another team)",
     "occupied": "the share of the untainted nodes at the start whose GPUs another team's pods hold all along",
     "consolidation": "consolidation switched on with this least saving, a share of an endpoint's $/h (0: off)",
+    "api-replicas": "egs api replicas the POSTs are spread over, in turn, as a Service spreads them (the chart runs 2)",
+    "controller-kills": "times the leading controller is killed (SIGKILL) amid a burst of POSTs, a share of them "
+    "answered, and restarted in the same pod after the kubelet's back-off",
 }
 """`Shape`'s knobs on the command line, and what each says in --help."""
 
@@ -1964,6 +2011,10 @@ class Shape:
     """The share of the untainted nodes at the start, drawn, whose GPUs another team's pods hold all along."""
     consolidation: float = 0.0
     """Consolidation's least saving (`minSavingFraction`), switched on; 0: off, as configured by default."""
+    api_replicas: int = 1
+    """`egs api` processes answering the POSTs, each POST to the next in turn (a Service's endpoints)."""
+    controller_kills: tuple[int, int] = (0, 0)
+    """Times the leading controller is killed amid a burst (`Run.kill_controller`)."""
 
     @property
     def provision_s(self) -> tuple[float, float]:
@@ -1977,6 +2028,7 @@ class Shape:
             "bad-nodes": (self.bad_nodes, 0), "late-nodes": (self.late_nodes, 0), "late-minutes":
             (self.late_minutes, 0), "provision-minutes": (self.provision_minutes, STARTUP_S[1] / MINUTE),
             "prometheus-outage": (self.prometheus_outage, 0), "cordons": (self.cordons, 0),
+            "controller-kills": (self.controller_kills, 0),
         }  # fmt: skip
         kinds = {"malformed": len(MALFORMED), "schema-refused": len(MORE_MALFORMED), "bad-nodes": len(BAD_LABELS)}
         for name, ((low, high), least) in ranges.items():
@@ -2000,6 +2052,8 @@ class Shape:
             raise ValueError(f"--occupied {self.occupied:g}: a share from 0 to 1")
         if not 0 <= self.consolidation < 1:
             raise ValueError(f"--consolidation {self.consolidation:g}: the least saving, from 0 (off) to below 1")
+        if not 1 <= self.api_replicas <= 4:
+            raise ValueError(f"--api-replicas {self.api_replicas}: 1 to 4")
 
 
 @dataclass(frozen=True)
@@ -2045,6 +2099,8 @@ class Script:
     """(minute, minutes until it answers again) Prometheus is unreachable (`Shape.prometheus_outage`)."""
     cordons: tuple[float, float, int] = (0.0, 0.0, 0)
     """(minute, minutes until they are uncordoned, how many) Ready nodes serving replicas are cordoned."""
+    controller_kills: tuple[tuple[float, float], ...] = ()
+    """(minute of a burst, the share of its POSTs answered first) the leading controller is killed amid it."""
 
     @property
     def last(self) -> float:
@@ -2085,7 +2141,7 @@ def script(seed: int, endpoints: int, shape: Shape = Shape(), fleet: Sequence[st
     late_fleet = random.Random(f"churn-script-fleet-{seed}")
     outage = random.Random(f"churn-script-outage-{seed}")
     cordons = random.Random(f"churn-script-cordons-{seed}")
-    return Script(
+    plan = Script(
         bursts, malformed, bad_nodes, round(rng.uniform(6, 14), 1), late,
         (round(rng.uniform(12, 18), 1), rng.randint(*shape.class_changes)), (at, deleted),
         (round(at + rng.uniform(2, 5), 1), reposted),
@@ -2104,6 +2160,11 @@ def script(seed: int, endpoints: int, shape: Shape = Shape(), fleet: Sequence[st
         (round(cordons.uniform(6, 18), 1), round(cordons.uniform(2, 6), 1), cordons.randint(*shape.cordons))
         if shape.cordons[1] else (0.0, 0.0, 0),
     )  # fmt: skip
+    kills = random.Random(f"churn-script-kills-{seed}")
+    amid = [*(m for m, _ in plan.bursts), plan.reposted[0]]  # the bursts of POSTs, the reposts' included
+    return replace(plan, controller_kills=tuple(sorted(
+        (kills.choice(amid), round(kills.uniform(0.1, 0.9), 2)) for _ in range(kills.randint(*shape.controller_kills))
+    )))  # fmt: skip
 
 
 def scenario(
@@ -2140,11 +2201,14 @@ def scenario(
           if plan.cordons[2] else ()),
     ]  # fmt: skip
     namespaces = sorted({namespace for namespace, _ in bodies})
+    kills: dict[float, list[float]] = {}
+    for minute, share in plan.controller_kills:
+        kills.setdefault(minute, []).append(share)
     run.tick()
     for i, (minute, what, arg) in enumerate(sorted(events, key=lambda e: (e[0], e[1]))):
         run.until(minute)
         if what == "burst":
-            run.burst([(bodies[j], j in plan.twice) for j in arg])
+            run.burst([(bodies[j], j in plan.twice) for j in arg], kills.pop(minute, []))
             answered = f"{run.tally.answers_201} x 201, {len(run.tally.promises)} x 202 so far"
             log(f"burst of {len(arg)} posted by minute {run.minutes():.1f}: {answered}")
         elif what == "malformed":
@@ -2195,7 +2259,7 @@ def scenario(
             for j in arg:
                 run.delete(bodies[j][0], bodies[j][1]["name"], bodies[j][1]["model"])
         else:
-            run.burst([(bodies[j], False) for j in arg])
+            run.burst([(bodies[j], False) for j in arg], kills.pop(minute, []))
             log(f"minute {run.minutes():.1f}: {len(plan.deleted[1])} deleted, {len(arg)} posted again")
     deadline = plan.last + run.args.settle
     while run.minutes() < deadline:
