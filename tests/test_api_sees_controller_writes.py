@@ -30,13 +30,13 @@ from tests.test_endpoint_api import kube as kube  # kmock, as the API's tests st
 
 
 class Builds(Cluster):
-    """The API's adapter, counting the capacity's builds (each lists the endpoints once)."""
+    """The API's adapter, counting the capacity's builds (each lists the GPU pods once; a POST lists the endpoints)."""
 
     builds = 0
 
-    def endpoints(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        self.builds += namespace is None
-        return super().endpoints(namespace)
+    def gpu_pods(self) -> list[dict[str, Any]]:
+        self.builds += 1
+        return super().gpu_pods()
 
 
 def api_on(kube: KubeCluster) -> tuple[TestClient, Builds]:

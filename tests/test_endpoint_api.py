@@ -177,22 +177,23 @@ def test_reviews_are_reused_for_seconds_and_a_grant_counts_once_a_denial_expires
     assert [r for r in kube.requests("POST") if r.url.path.endswith("reviews")] == reviews
 
 
-def endpoint_lists(kube: KubeCluster) -> int:
-    return sum(1 for r in kube.requests("GET") if r.url.path == "/apis/egs.dev/v1alpha1/inferenceendpoints")
+def builds(kube: KubeCluster) -> int:
+    """The capacities built: each lists the pending pods (every POST lists the nodes, workloads and endpoints)."""
+    return sum(1 for r in kube.requests("GET") if r.url.path == "/api/v1/pods" and "Pending" in str(r.url))
 
 
 def test_posts_take_the_capacity_one_after_another_without_deciding_again(kube: KubeCluster, api: TestClient) -> None:
     kube.put("v1/nodes", h100("gpu-0"))
     codes = [post(api, body(f"e{i}", replicas={"min": 1, "max": 1})).status_code for i in range(9)]
     assert codes == [201] * 8 + [202]  # one GPU each on an 8-GPU node
-    assert endpoint_lists(kube) == 1  # the capacity was built once, not for every POST
+    assert builds(kube) == 1  # the capacity was built once, not for every POST
 
 
 def test_a_node_that_joins_is_seen_by_the_next_post(kube: KubeCluster, api: TestClient) -> None:
     assert post(api, body("a")).status_code == 202
     kube.put("v1/nodes", h100("gpu-0"))
     assert post(api, body("b")).status_code == 201
-    assert endpoint_lists(kube) == 2
+    assert builds(kube) == 2
 
 
 def _after_a_201_and_another_writer(kube: KubeCluster) -> tuple[list[float], Services, TestClient]:
@@ -213,7 +214,7 @@ def test_other_changes_are_seen_once_the_capacity_is_rebuilt_and_a_delete_at_onc
     clock[0] += services.capacity_ttl_s
     post(api, body("c"))  # answered from the old capacity while a new one is built
     deadline = time.monotonic() + 10
-    while endpoint_lists(kube) < 2 and time.monotonic() < deadline:
+    while builds(kube) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
     assert post(api, body("d")).status_code == 202  # "x" holds the rest of the node
@@ -229,7 +230,7 @@ def test_a_post_after_a_quiet_while_is_not_answered_from_a_capacity_that_old(kub
     clock, services, api = _after_a_201_and_another_writer(kube)
     clock[0] += 2 * services.capacity_ttl_s  # nothing rebuilt it meanwhile: no POST came
     assert post(api, body("b")).status_code == 202  # "x" holds the rest of the node
-    assert endpoint_lists(kube) == 2
+    assert builds(kube) == 2
 
 
 def test_endpoints_admitted_while_the_capacity_is_rebuilt_are_not_forgotten(kube: KubeCluster) -> None:
@@ -253,7 +254,7 @@ def test_a_ttl_of_zero_builds_the_capacity_for_every_post(kube: KubeCluster) -> 
     services = Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, capacity_ttl_s=0)
     api = TestClient(create_app(services))
     assert [post(api, body(f"e{i}")).status_code for i in range(3)] == [201] * 3
-    assert endpoint_lists(kube) == 3
+    assert builds(kube) == 3
 
 
 def test_gpus_another_workload_holds_are_not_offered(kube: KubeCluster, api: TestClient) -> None:

@@ -119,7 +119,7 @@ def test_an_endpoint_listed_before_its_status_is_written_is_held_to_its_answer(k
     decision = decide(Observation(cluster.nodes(), listed, signals={}), SETTINGS, REGISTRY, CATALOG, NOW)
     assert broken(decision, [{**e, "status": answers[e["metadata"]["name"]]} for e in listed]) == []
     # The API's own capacity, rebuilt from that listing, counts the GPUs it promised as taken.
-    rebuilt, _, _ = admissions._build(NOW, cluster.nodes())
+    rebuilt, *_ = admissions._build(NOW, cluster.nodes())
     again = capacity(decision, CATALOG)
     assert [n.gpus for n in rebuilt.free] == [n.gpus for n in again.free]
 

@@ -72,6 +72,7 @@ from autoscaler.decide import (
     answer_status,
     decide,
     endpoint_key,
+    promise_of,
     report,
 )
 from autoscaler.decide.state import WORKLOAD_KINDS, read_owned
@@ -525,7 +526,13 @@ class _Admissions:
     in the background once the capacity is `capacity_ttl_s` old, while answers go on from the old one (for
     at most another TTL: a capacity two TTLs old is built again at once); the endpoints admitted
     meanwhile are taken from the new one too. One POST at a time admits and
-    creates, so two never count the same GPUs. A TTL of 0 builds the capacity for every POST."""
+    creates, so two never count the same GPUs. A TTL of 0 builds the capacity for every POST.
+
+    Other replicas of the API (the chart runs two) answer from capacities of their own: every POST lists
+    the endpoints and admits those answered since its capacity's listing that it did not admit itself,
+    each held to its answer, before it answers (`_adopted`), so that a GPU another replica answered is
+    not answered again (churn `--api-replicas 2`: both answered 201 on the same H100 from capacities
+    built at once). Still open: a POST admitted between another replica's listing and its create."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -535,6 +542,8 @@ class _Admissions:
         """When the listing behind `capacity` began."""
         self.admitted: list[tuple[float, Mapping[str, Any]]] = []
         """(when, object) of the endpoints created since then."""
+        self.counted: frozenset[str] = frozenset()
+        """The uids of the endpoints `capacity` counts: listed behind it, admitted or adopted since."""
         self.rebuilding = False
         self.answering: set[tuple[str, str]] = set()
         """(namespace, name) of the endpoints created whose answer's status is not written yet: a POST of
@@ -578,12 +587,13 @@ class _Admissions:
                 or _versions(nodes) != self.nodes
                 or self._outrun()
             ):
-                built, self.planned, self.written = self._build(now, nodes)
+                built, self.planned, self.written, self.counted = self._build(now, nodes)
                 self.capacity, self.listed_at, self.admitted = built, now, []
                 self.nodes = _versions(nodes)
             elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
                 self.rebuilding = True
                 threading.Thread(target=self._rebuild, daemon=True, name="egs-api-capacity").start()
+            self.capacity = self._adopted(self.capacity, now)
             current = replace(self.capacity, orders=self.orders)
             admitted = admit(current, obj, s.settings, s.registry, s.catalog, now)
             if admitted.decision.phase == "Failed":
@@ -613,6 +623,7 @@ class _Admissions:
                 )  # fmt: skip
             self.capacity = admitted.capacity
             self.planned += _planned(admitted.placed)
+            self.counted |= {_uid(created)}
             generation = int((created.get("metadata") or {}).get("generation") or 1)
             # With the generation the server gave it: admitted again on a capacity rebuilt meanwhile, it is held to
             # its answer (a promise for another generation is void), not placed afresh on GPUs answered since.
@@ -674,10 +685,25 @@ class _Admissions:
         )
         return any(n > self.planned[k] for k, n in there.items())
 
+    def _adopted(self, capacity: Capacity, now: float) -> Capacity:
+        """`capacity` with the endpoints listed now that another replica of the API answered since its listing
+        admitted onto it, each taking the GPUs it was answered. One written otherwise (kubectl) holds no answer:
+        the next rebuild places it as the controller does."""
+        s = self.services
+        for obj in s.cluster.endpoints():
+            if _uid(obj) not in self.counted:
+                self.counted |= {_uid(obj)}
+                if promise_of(obj) is not None:
+                    adopted = admit(capacity, obj, s.settings, s.registry, s.catalog, now)
+                    capacity, self.planned = adopted.capacity, self.planned + _planned(adopted.placed)
+                    self.admitted.append((now, obj))  # a rebuild that listed before it takes it too
+        return capacity
+
     def _build(
         self, now: float, nodes: list[dict[str, Any]]
-    ) -> tuple[Capacity, Counter[tuple[str, str]], frozenset[_Written]]:
-        """The capacity the decide step leaves on what the cluster holds now, with what `_outrun` checks it by."""
+    ) -> tuple[Capacity, Counter[tuple[str, str]], frozenset[_Written], frozenset[str]]:
+        """The capacity the decide step leaves on what the cluster holds now, with what `_outrun` checks it by
+        and the uids of the endpoints it counts (`_adopted`)."""
         s, cluster = self.services, self.services.cluster
         pods = cluster.gpu_pods()
         book = self._read_orders(nodes, pods, now)
@@ -692,7 +718,12 @@ class _Admissions:
         decision = decide(obs, s.settings, s.registry, s.catalog, now)
         self.said = report(decision, self.said, log)
         written = frozenset(_version(o) for o in owned if o.get("kind") in WORKLOAD_KINDS)
-        return capacity(decision, s.catalog), _planned(decision.placed.placements), written
+        return (
+            capacity(decision, s.catalog),
+            _planned(decision.placed.placements),
+            written,
+            frozenset(map(_uid, endpoints)),
+        )
 
     def _read_indexes(self, nodes: list[dict[str, Any]], now: float) -> Mapping[str, Mapping[str, int]]:
         """The GPU index map after a read of Prometheus (the last one where it fails)."""
@@ -732,7 +763,7 @@ class _Admissions:
         started = s.clock()
         try:
             nodes = s.cluster.nodes()
-            built, planned, written = self._build(started, nodes)
+            built, planned, written, listed = self._build(started, nodes)
         except TemporaryError as e:
             log.warning("capacity not rebuilt (the last one is used meanwhile): %s", e)
             with self.lock:
@@ -747,7 +778,13 @@ class _Admissions:
             if self.capacity is not None and started >= self.listed_at:  # not forgotten, nor built anew, meanwhile
                 self.capacity, self.listed_at, self.admitted = built, started, since
                 self.nodes, self.planned, self.written = _versions(nodes), planned, written
+                self.counted = listed | {_uid(obj) for _, obj in since}
             self.rebuilding = False
+
+
+def _uid(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata")
+    return str(meta.get("uid", "")) if isinstance(meta, Mapping) else ""
 
 
 def _room(free: Inventory) -> dict[str, list[str]]:
