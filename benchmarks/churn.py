@@ -144,6 +144,12 @@ multiple of today's (0: none but those tainted for another team, so every POST i
 of the untainted nodes at the start whose every GPU another team's pods hold (`occupying`: a fleet already
 full, which the API and the controller must read as taken); `--consolidation` switches consolidation on with
 that least saving (its budget as configured by default: one endpoint per 600 s, compressed).
+Two events more, off by default too: `--api-replicas N` runs N `egs api` processes (`api.log`, `api-2.log`, ...)
+and sends each request to the next in turn, as a Service spreads them over the chart's two replicas, and
+`--controller-kills` kills the leading controller (SIGKILL: the OOM killer, a crash) amid a burst of POSTs drawn
+(the first bursts or the reposts) once a drawn share (0.1-0.9) of its POSTs is answered; the kubelet restarts it
+in its pod after its back-off (10 s), under the same identity (`--identity`, the pod's name), so it leads again at
+once (not counted in `controller_exits`).
 
 The run's folder (named on the first line of stderr) keeps what a late promise is traced from:
 `api.log` (debug: each POST's answer and the capacity, queues and orders it came from),
@@ -1337,6 +1343,9 @@ class Run:
     def hand_over(self) -> None:
         """A rolling update of the controller: a new replica starts, the old one is stopped (SIGTERM: it
         hands the Lease back after its loop) and the new one leads from what the cluster holds."""
+        while self.restart_at is not None:  # a replica killed just before: the kubelet restarts it first
+            self.tick()
+            time.sleep(self.args.tick_s)
         self.sample_loop()
         self.loops_before = (self.loops_before[0] + self.loops[0], self.loops_before[1] + self.loops[1])
         self.loops = (0.0, 0.0)
