@@ -7,8 +7,9 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
    the resync;
 1. **lead**: a replica that does not hold the Lease (a standby) writes nothing; every interval it reads
    the Nodes and GPU pods (for the node orders in flight) and, of Prometheus, what it keeps: what a new
-   leader needs warm (the orders, the demand history, the GPUs' indexes), so that a new leader's
-   first loop reads no more than any loop; a read that fails there is logged, not counted as an error.
+   leader needs warm (the orders, the demand history, the GPUs' indexes), and checks each Node and loads
+   the scheduler's engine (`autoscaler.decide.warm`), so that a new leader's first loop reads and costs no
+   more than any loop; a read that fails there is logged, not counted as an error.
    The Lease is renewed apart from the loop, by
    `autoscaler.leader.Elector` in a thread of its own; a loop whose replica stops leading mid-loop
    stops before its next write;
@@ -74,6 +75,7 @@ from autoscaler.decide import (
     report,
     report_holds,
     status_of,
+    warm,
 )
 from autoscaler.decide.state import WORKLOAD_KINDS
 from autoscaler.decide.workloads import by_identity, owning_endpoint
@@ -472,7 +474,9 @@ class Controller:
     def _reconcile(self, now: float) -> Outcome:
         if not self.elector.leading():
             try:
-                self._keep(self.cluster.nodes(), self.cluster.gpu_pods(), now, live=False)
+                nodes = self.cluster.nodes()
+                self._keep(nodes, self.cluster.gpu_pods(), now, live=False)
+                warm(nodes, self.settings, self.registry, self.catalog)
             except TemporaryError as e:  # a standby's reads only warm it: no reconcile failed
                 log.info("standby: cluster not read (kept warm at the next interval): %s", e)
             return Outcome(leader=False)

@@ -133,6 +133,7 @@ from scheduler.inventory import InventoryError, SharingPolicy, build_inventory, 
 from scheduler.manifests import ManifestError, dns_label
 from scheduler.plan import Plan
 from scheduler.registry import Registry
+from scheduler.schedule import schedule
 
 __all__ = [
     "GPU_SATURATION_HIGH",
@@ -177,6 +178,7 @@ __all__ = [
     "rfc3339",
     "shape_of",
     "status_of",
+    "warm",
 ]
 
 
@@ -392,3 +394,15 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         unreadable,
         guessed,
     )
+
+
+def warm(nodes: list[dict[str, Any]], settings: Settings, registry: Registry, catalog: Catalog) -> None:
+    """What a standby runs each interval, so that its first loop as leader costs what any loop does: each
+    Node's check (remembered by its JSON text: a Node seldom changes) and the scheduler's engine (imported
+    on its first batch). Cold, they cost a new leader's first loop 0.6-0.8 s of its 1.1 s at 224 nodes."""
+    policy = SharingPolicy(dict(settings.sharing))
+    try:
+        inventory = build_inventory([dict(n) for n in nodes], catalog, sharing=policy, strict=False)
+    except InventoryError:
+        return  # the sharing configuration, which `decide` reports
+    schedule((), registry, inventory, settings.engine, settings.time_limit_s)
