@@ -32,7 +32,9 @@ def reserved(
     if promise is None:
         return (), inventory
     kept: list[Placement] = []
-    schedulable = {n.node for n in inventory.schedulable()}
+    # A Ready node skipped for a label that cannot be read has not gone: its promise stands (churn seed 502),
+    # as its Ready replicas do (`allocated` takes nothing there; nothing new is placed there).
+    schedulable = {n.node for n in inventory.schedulable()} | {s.node for s in inventory.skipped if s.ready}
     for p in promise.placements:
         if len(kept) == room:
             break
