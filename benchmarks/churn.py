@@ -1395,7 +1395,8 @@ class Run:
     def burst(self, bodies: list[tuple[tuple[str, dict[str, Any]], bool]], kills: Sequence[float] = ()) -> None:
         """POST `bodies` ((namespace, body), twice), each namespace's team at once, while the cluster runs;
         those marked twice twice at once (a client that retries on its own timeout, a double submit); the
-        controller killed once each share of `kills` of the POSTs is answered."""
+        controller killed once each share of `kills` of the POSTs is answered and it runs again (restarted after
+        a kill before: a kill then would only lengthen its back-off)."""
         kills = sorted(kills)
         with ThreadPoolExecutor(max(1, len({namespace for (namespace, _), _ in bodies}))) as pool:
             posts = [
@@ -1405,10 +1406,12 @@ class Run:
             ]
             while True:
                 done = sum(p.done() for p in posts)
-                while kills and done >= kills[0] * len(posts):
+                if kills and done >= kills[0] * len(posts) and self.restart_at is None:
                     kills.pop(0)
                     self.kill_controller()
                 if done == len(posts):
+                    if kills:
+                        log(f"minute {self.minutes():.1f}: {len(kills)} kill(s) not played: the burst ended first")
                     break
                 self.tick()
                 time.sleep(self.args.tick_s)
