@@ -1,11 +1,11 @@
-"""A run of loops held for want of vLLM metrics writes the endpoint's status once, when the hold starts,
-however its GPUs' saturation moves below the mark that adds a replica: the `ScalingActive` message
-carried that saturation to two decimals, so each loop whose load moved wrote the status again (the churn
-target is 0 writes on a quiet reconcile)."""
+"""A run of loops held for want of vLLM metrics, or on metrics that contradict each other, writes the endpoint's
+status once, when the hold starts, however the figures move: the `ScalingActive` message carried its GPUs'
+saturation to two decimals, or the contradicting figure (a KV-cache use of 1.31, then 1.7), so each loop whose
+figures moved wrote the status again (the churn target is 0 writes on a quiet reconcile)."""
 
 from __future__ import annotations
 
-from autoscaler.signals import PodSignals, Snapshot
+from autoscaler.signals import ModelSignals, PodSignals, Snapshot
 from localplay.kube_standin import KubeCluster
 from tests.clock import Clock
 from tests.test_controller import ENDPOINTS, NOW, FixedSignals, controller
@@ -45,4 +45,32 @@ def test_loops_held_without_vllm_metrics_write_nothing_after_the_first_while_the
         clock.t += 10.0
         outcome = ctl.reconcile()
         assert outcome.decision is not None and [h.cause for h in outcome.decision.holds] == [f"no metrics for {MODEL}"]
+        assert (outcome.writes, outcome.errors) == (0, [])
+
+
+class KvCacheOver:
+    """Prometheus whose model's KV-cache use is `kv` (outside 0-1: the metrics contradict each other)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock, self.kv = clock, 1.3
+
+    def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Snapshot:
+        return Snapshot({MODEL: ModelSignals(MODEL, 1.0, 0.0, 1.0, self.kv, self.clock() - 5.0)}, {}, {})
+
+
+def test_loops_held_on_contradicting_metrics_write_nothing_after_the_first_while_the_figure_moves(
+    kube: KubeCluster,
+) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    clock = Clock(NOW)
+    prometheus = KvCacheOver(clock)
+    ctl = controller(kube, prometheus, clock=clock)
+    ctl.reconcile()
+    for kv in (1.31, 1.7, 2.4, 1.05):
+        prometheus.kv = kv
+        clock.t += 10.0
+        outcome = ctl.reconcile()
+        assert outcome.decision is not None
+        assert [h.cause for h in outcome.decision.holds] == [f"metrics for {MODEL} contradict each other"]
         assert (outcome.writes, outcome.errors) == (0, [])

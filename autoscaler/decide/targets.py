@@ -100,12 +100,14 @@ def declared_throughput(ep: Endpoint, settings: Settings) -> float:
 
 
 def _contradiction(sig: ModelSignals) -> str:
+    """What of `sig` cannot be, by kind, not by figure: the message is the status's, and a figure that moved
+    while the cause lasted wrote it every loop (Prometheus has the figures)."""
     if not math.isfinite(sig.demand_rps) or sig.demand_rps < 0:
-        return f"demand {sig.demand_rps}"
+        return "demand negative or not a number"
     if sig.kv_cache_usage is not None and not 0 <= sig.kv_cache_usage <= 1:
-        return f"KV-cache use {sig.kv_cache_usage} outside 0-1"
+        return "KV-cache use outside 0-1"
     if sig.waiting is not None and (sig.waiting < 0 or not math.isfinite(sig.waiting)):
-        return f"queue {sig.waiting}"
+        return "queue negative or not a number"
     return ""
 
 
