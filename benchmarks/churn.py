@@ -143,7 +143,8 @@ classes), each with its own classes ordered, sharing and late nodes; `--fleet-si
 multiple of today's (0: none but those tainted for another team, so every POST is a 202); `--occupied` the share
 of the untainted nodes at the start whose every GPU another team's pods hold (`occupying`: a fleet already
 full, which the API and the controller must read as taken); `--consolidation` switches consolidation on with
-that least saving (its budget as configured by default: one endpoint per 600 s, compressed).
+that least saving (its budget as configured by default: one endpoint per 600 s, compressed), and `--linger`
+plays on for those minutes once settled (before the quiet loops), so that it and the scale-down window may act.
 Two events more, off by default too: `--api-replicas N` runs N `egs api` processes (`api.log`, `api-2.log`, ...)
 and sends each request to the next in turn, as a Service spreads them over the chart's two replicas, and
 `--controller-kills` kills the leading controller (SIGKILL: the OOM killer, a crash) amid a burst of POSTs drawn
@@ -1952,6 +1953,7 @@ SHAPE_HELP = {
     "api-replicas": "egs api replicas the POSTs are spread over, in turn, as a Service spreads them (the chart runs 2)",
     "controller-kills": "times the leading controller is killed (SIGKILL) amid a burst of POSTs, a share of them "
     "answered, and restarted in the same pod after the kubelet's back-off",
+    "linger": "minutes played on once settled, before the quiet loops (room for scale-down and consolidation)",
 }
 """`Shape`'s knobs on the command line, and what each says in --help."""
 
@@ -2027,6 +2029,8 @@ class Shape:
     """`egs api` processes answering the POSTs, each POST to the next in turn (a Service's endpoints)."""
     controller_kills: tuple[int, int] = (0, 0)
     """Times the leading controller is killed amid a burst (`Run.kill_controller`)."""
+    linger: float = 0.0
+    """Minutes played on once settled, before the quiet loops: room for the scale-down window and consolidation."""
 
     @property
     def provision_s(self) -> tuple[float, float]:
@@ -2066,6 +2070,8 @@ class Shape:
             raise ValueError(f"--consolidation {self.consolidation:g}: the least saving, from 0 (off) to below 1")
         if not 1 <= self.api_replicas <= 4:
             raise ValueError(f"--api-replicas {self.api_replicas}: 1 to 4")
+        if self.linger < 0:
+            raise ValueError(f"--linger {self.linger:g}: minutes, 0 or more")
 
 
 @dataclass(frozen=True)
@@ -2280,6 +2286,9 @@ def scenario(
         if statuses and all(s.get("phase") in ("Ready", "Failed") for s in statuses):
             break
     log(f"settled at minute {run.minutes():.1f}")
+    if run.args.linger:
+        run.until(run.minutes() + run.args.linger)
+        log(f"played on until minute {run.minutes():.1f}")
 
 
 def _draw_ready(run: Run, bodies: list[tuple[str, dict[str, Any]]], count: int) -> list[str]:

@@ -29,3 +29,9 @@ def test_consolidation_is_off_unless_asked_and_its_least_saving_is_a_share() -> 
     assert Shape().consolidation == 0.0
     with pytest.raises(ValueError, match="--consolidation"):
         Shape(consolidation=1.5)
+
+
+def test_the_play_lingers_only_when_asked() -> None:
+    assert Shape().linger == 0.0
+    with pytest.raises(ValueError, match="--linger"):
+        Shape(linger=-1.0)
