@@ -669,7 +669,8 @@ class _Admissions:
     def _outrun(self) -> bool:
         """Whether the controller wrote, since the capacity's listing, a workload (a new one, or a new spec) that
         places a replica on a node where the capacity holds fewer of its endpoint's: counted over every workload
-        of such an endpoint, as the workloads record their plan (the nodes being provisioned aside)."""
+        of such an endpoint, as the workloads record their plan (the nodes being provisioned aside). Logged: a
+        burst of POSTs that builds again at every answer is slow, and this says why."""
         catalog = self.services.catalog
         listed = self.services.cluster.owned(WORKLOAD_KINDS)
         changed = {w.key for w in read_owned([o for o in listed if _version(o) not in self.written], catalog)}
@@ -683,7 +684,13 @@ class _Admissions:
             for node, _ in replica
             if not node.startswith(PROVISIONING_PREFIX)
         )
-        return any(n > self.planned[k] for k, n in there.items())
+        outrun = sorted({k for k, n in there.items() if n > self.planned[k]})
+        if outrun:
+            log.info(
+                "capacity built again: the controller placed replicas it did not count (%s)",
+                ", ".join(f"{key} on {node}" for key, node in outrun),
+            )
+        return bool(outrun)
 
     def _adopted(self, capacity: Capacity, now: float) -> Capacity:
         """`capacity` with the endpoints listed now that another replica of the API answered since its listing
