@@ -44,12 +44,16 @@ def binds_in_every_order(free: Sequence[int], pending: Sequence[Pending]) -> boo
 
 def never_stranded(free: Sequence[int], pending: Sequence[Pending]) -> bool:
     """A pod is stranded only once fewer GPUs than it asks for have its share left, which takes the
-    others to fill each GPU that held it past `free - share` but the `devices - 1` roomiest: when the
-    others' memory is less than that in sum, no order and no choice of GPUs can strand it."""
-    total = sum(p.mib * p.devices for p in pending)
+    others to fill each GPU that held it past `free - share` but the `devices - 1` roomiest, a pod of
+    theirs on each: when the others' memory is less than that in sum, or their devices fewer than those
+    GPUs (a whole-GPU pod beside a few shares), no order and no choice of GPUs can strand it."""
+    memory, devices = sum(p.mib * p.devices for p in pending), sum(p.devices for p in pending)
     for p in pending:
         room = sorted(f - p.mib + 1 for f in free if f >= p.mib)
-        if len(room) < p.devices or total - p.mib * p.devices >= sum(room[: len(room) - p.devices + 1]):
+        filled = len(room) - p.devices + 1  # the GPUs that must lose its share's room
+        if filled <= 0:
+            return False
+        if memory - p.mib * p.devices >= sum(room[:filled]) and devices - p.devices >= filled:
             return False
     return True
 
