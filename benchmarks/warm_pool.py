@@ -300,7 +300,7 @@ def family_of(name: str) -> str:
 
 def _seeds_summary(traces: list[dict[str, Any]]) -> dict[str, Any]:
     """A generator's 10-minute seeds (demand.py's, or one check family's) against the generator's targets and
-    the pathologies looked for."""
+    the pathologies looked for, and `static:auto`'s wait targets beside EGS's: a miss both share is the trace's."""
     egs = [t["policies"]["egs"] for t in traces]
     auto = [t["policies"]["static:auto"] for t in traces]
     ratio = [t["egs_cost_over_static_auto"] for t in traces]
@@ -310,6 +310,8 @@ def _seeds_summary(traces: list[dict[str, Any]]) -> dict[str, Any]:
         "max_cost_over_static_auto": float(np.max(ratio)),
         "p99_le_60s": sum(r["p99_wait_s"] <= WAIT_LIMIT_S for r in egs),
         "frac_gt_60s_le_0.5pct": sum(r["frac_wait_gt_60s"] <= SHARE_TARGET for r in egs),
+        "static_auto_p99_le_60s": sum(r["p99_wait_s"] <= WAIT_LIMIT_S for r in auto),
+        "static_auto_frac_gt_60s_le_0.5pct": sum(r["frac_wait_gt_60s"] <= SHARE_TARGET for r in auto),
         "p99_over_static_auto": sum(
             e["p99_wait_s"] > max(a["p99_wait_s"], WAIT_LIMIT_S) for e, a in zip(egs, auto, strict=True)
         ),

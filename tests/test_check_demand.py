@@ -158,7 +158,7 @@ def _scored(egs: tuple[float, float, float], auto_p99: float, ratio: float, domi
 def test_the_summary_counts_each_familys_ten_minute_seeds_against_the_pathologies_looked_for() -> None:
     traces = {
         "check-flash-0": _scored((420.0, 0.2, 1.0), 0.0, 0.5, True),
-        "check-flash-1": _scored((0.0, 0.004, 0.9), 0.0, 0.9, False),
+        "check-flash-1": _scored((0.0, 0.004, 0.9), 120.0, 0.9, False),  # static:auto misses p99 here
         "check-flash-1min-0": _scored((600.0, 0.5, 0.0), 0.0, 3.0, True),  # 1-minute seeds: reported apart
         "check-step-0": _scored((120.0, 0.01, 1.0), 240.0, 1.0, False),
     }
@@ -169,6 +169,8 @@ def test_the_summary_counts_each_familys_ten_minute_seeds_against_the_pathologie
         "max_cost_over_static_auto": 0.9,
         "p99_le_60s": 1,
         "frac_gt_60s_le_0.5pct": 1,
+        "static_auto_p99_le_60s": 1,
+        "static_auto_frac_gt_60s_le_0.5pct": 2,
         "p99_over_static_auto": 1,
         "static_dominates": 1,
         "etas_kept_lt_95pct": 1,
