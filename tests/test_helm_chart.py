@@ -484,7 +484,7 @@ def needed(component: str, values: str) -> set[tuple[str, str]]:
 
 
 def granted_pairs(values: str, component: str) -> set[tuple[str, str]]:
-    granted = _granted(values, component, ("ClusterRole", "Role") if component == "controller" else ("ClusterRole",))
+    granted = _granted(values, component, ("ClusterRole", "Role"))
     return {(resource, verb) for resource, verbs in granted.items() for verb in verbs}
 
 
@@ -522,13 +522,26 @@ def test_the_table_of_calls_catches_a_call_it_does_not_know(monkeypatch: pytest.
 def test_the_controller_writes_the_lease_and_capacity_buffers_in_its_namespace_only() -> None:
     (lease,) = _rules("default", "Role")
     assert lease == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
-    (role,) = of_kind("default", "Role")
+    (role,) = [r for r in of_kind("default", "Role") if _component(r) == "controller"]
     assert role["metadata"]["namespace"] == "egs-system"
     cluster = _granted("capacity-backends")
     assert cluster["autoscaling.x-k8s.io/capacitybuffers"] == cluster["/podtemplates"] == {"list", "watch"}
     local = _granted("capacity-backends", kinds=("Role",))
     assert local["autoscaling.x-k8s.io/capacitybuffers"] == {"create", "patch", "delete"}
     assert "/secrets" not in _granted("default") and "/configmaps" not in _granted("default")
+
+
+def test_the_api_reads_the_controller_s_lease_only_in_its_namespace() -> None:
+    (role,) = [r for r in of_kind("default", "Role") if _component(r) == "api"]
+    assert role["metadata"]["namespace"] == "egs-system"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["egs-controller"],
+            "verbs": ["get"],
+        }
+    ]
 
 
 def test_a_capacity_backend_s_kind_is_granted_only_when_a_class_uses_it() -> None:

@@ -1,15 +1,19 @@
 """A replica that starts leading while Prometheus is down reads KAI's shared GPUs at the index the last leader
 read: the Lease carries the map (`autoscaler.pods.GPU_INDEXES_NOTE`). Before, it numbered them by EGS's own
 rule, so a share KAI had put on GPU 1 was read on GPU 0, where the API (which had read the map) answered a 201,
-and that 201 was reported Provisioning, a node to be ordered for it, while its GPU stood free. Covers the
-handover in an outage, the note kept to KAI's nodes, and a note that cannot be read."""
+and that 201 was reported Provisioning, a node to be ordered for it, while its GPU stood free. An `egs api`
+started in the outage reads the same note, else it answered on the GPU the share fills. Covers the handover
+in an outage, the API's first capacity, the note kept to KAI's nodes, and a note that cannot be read."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from typing import Any
 
 from autoscaler.controller import Controller
-from autoscaler.pods import carried, read_carried
+from autoscaler.leader import LEASE_NAME
+from autoscaler.pods import GPU_INDEXES_NOTE, carried, read_carried
 from autoscaler.signals import Snapshot
 from common.errors import TemporaryError
 from localplay.kube_standin import KubeCluster
@@ -20,7 +24,8 @@ from tests.test_controller import SETTINGS, controller
 from tests.test_decide import CATALOG, NOW
 from tests.test_endpoint_api import body, post
 from tests.test_endpoint_api import kube as kube  # the API's fixture: kmock with alice allowed in team-a
-from tests.test_gpu_indexes import EXPORTED, SHARED, api
+from tests.test_gpu_indexes import EXPORTED, SHARED, answered_gpus, api
+from tests.test_leader import LEASES
 from tests.test_shared_gpu_recorded import kai_node, kai_pod, reservation
 
 KAI = replace(SETTINGS, sharing={"L40S": "kai"})
@@ -59,6 +64,17 @@ def test_a_leader_that_starts_in_an_outage_keeps_the_201s_answered_beside_a_kai_
     assert outcome.leader and outcome.decision is not None
     assert {d.name: d.phase for d in outcome.decision.endpoints} == {"small": "Pending", "large": "Pending"}
     assert outcome.decision.numbered_here == ()
+
+
+def test_an_api_that_starts_in_an_outage_answers_beside_a_kai_share_by_the_lease_s_map(kube: KubeCluster) -> None:
+    def down(at: float) -> Any:
+        raise TemporaryError("Prometheus: connection refused")
+
+    annotations = {GPU_INDEXES_NOTE: json.dumps(EXPORTED)}
+    kube.put(LEASES, {"metadata": {"name": LEASE_NAME, "namespace": "egs-system", "annotations": annotations}})
+    # The share is on GPU 1 (the exporter's index of GPU-bbbb): numbered by EGS, it was read on GPU 0, and the
+    # 201 answered on GPU 1, which KAI filled.
+    assert answered_gpus(kube, api(kube, down)) == [0]
 
 
 def test_the_note_holds_the_kai_nodes_maps_only_and_one_that_cannot_be_read_holds_none() -> None:

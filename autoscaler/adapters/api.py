@@ -77,8 +77,9 @@ from autoscaler.decide import (
 )
 from autoscaler.decide.state import WORKLOAD_KINDS, read_owned
 from autoscaler.events import ref
+from autoscaler.leader import LEASE_NAME
 from autoscaler.orders import OrderBook, track
-from autoscaler.pods import merged_indexes
+from autoscaler.pods import GPU_INDEXES_NOTE, merged_indexes, read_carried
 from common.errors import InputError, TemporaryError
 from scheduler.catalog import Catalog
 from scheduler.inventory import Inventory
@@ -733,8 +734,10 @@ class _Admissions:
         )
 
     def _read_indexes(self, nodes: list[dict[str, Any]], now: float) -> Mapping[str, Mapping[str, int]]:
-        """The GPU index map after a read of Prometheus (the last one where it fails)."""
-        read, last = self.services.gpu_indexes, self.gpu_indexes or {}
+        """The GPU index map after a read of Prometheus (the last one where it fails; at the first, the one the
+        controller left on its Lease, so that an API started while Prometheus is down reads KAI's shares where
+        the controller does, not at EGS's own numbering, off the GPUs the controller holds for them)."""
+        read, last = self.services.gpu_indexes, self.gpu_indexes if self.gpu_indexes is not None else self._carried()
         self.gpu_indexes = last  # tried: a build under the lock does not wait on it again
         if read is not None:
             try:
@@ -742,6 +745,16 @@ class _Admissions:
             except TemporaryError as e:
                 log.warning("GPU indexes not read (the last ones are used meanwhile): %s", e)
         return self.gpu_indexes
+
+    def _carried(self) -> dict[str, dict[str, int]]:
+        """The index maps on the controller's Lease (`autoscaler.pods.GPU_INDEXES_NOTE`); {} where none is."""
+        s = self.services
+        try:
+            lease = s.cluster.lease(s.settings.namespace, LEASE_NAME) or {}
+        except KubernetesError as e:  # an older chart's account may not read it: numbered by EGS, as before
+            log.info("GPU indexes not read from the controller's Lease: %s", e)
+            return {}
+        return read_carried(((lease.get("metadata") or {}).get("annotations") or {}).get(GPU_INDEXES_NOTE))
 
     def _read_orders(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], at: float) -> OrderBook:
         """The order book after a read of the cluster made at `at`. A read older than the book's last is
