@@ -8,8 +8,8 @@ endpoint created with kubectl). kube-scheduler binds that replica, the API answe
 same GPUs, and the next loop finds the 201's room held and revises its promise (`CapacityGone`). Covers:
 both through the real API and the real controller on the Kubernetes stand-in, with kube-scheduler played;
 a workload the controller writes as the capacity planned it (an answer's) builds nothing again. Skips: an
-answer made between the controller's last listing and its apply (tests/test_answer_race.py's module
-docstring, and docs/benchmark-notes.md, say why it stays open).
+answer made between the controller's last listing and its apply (docs/benchmark-notes.md, "The answer's
+three windows", says why it stays open).
 """
 
 from __future__ import annotations
