@@ -97,3 +97,16 @@ def test_workloads_written_as_the_capacity_planned_them_build_nothing_again(kube
     assert ctl.reconcile().errors == []
     assert answered(api, "gamma")["status"] == 201
     assert cluster.builds == 1
+
+
+def test_workloads_of_endpoints_the_other_api_replica_answered_build_nothing_again(kube: KubeCluster) -> None:
+    # The chart runs two replicas: the workloads written for the other one's answers are counted as answers (it
+    # adopts them first), not taken for the controller placing replicas of its own.
+    kube.put("v1/nodes", gpu_node("gpu-0", CATALOG.get("H100-80GB"), 4))
+    (first, first_cluster), (second, _) = api_on(kube), api_on(kube)
+    assert answered(first, "alpha")["status"] == 201
+    assert answered(second, "beta")["status"] == 201
+    ctl = controller(kube, FixedSignals(demand=1.0))
+    assert ctl.reconcile().errors == []  # alpha's and beta's workloads, on the GPUs they were answered
+    assert answered(first, "gamma")["status"] == 201
+    assert first_cluster.builds == 1

@@ -581,20 +581,17 @@ class _Admissions:
             # Answers go on from a capacity being rebuilt only while it is younger than two TTLs: older, no
             # POST came for a while (or the rebuild is stuck), and it may be as old as the last burst.
             stale = now - self.listed_at >= 2 * s.capacity_ttl_s
-            if (
-                self.capacity is None
-                or s.capacity_ttl_s <= 0
-                or stale
-                or _versions(nodes) != self.nodes
-                or self._outrun()
-            ):
+            usable = not stale and s.capacity_ttl_s > 0 and _versions(nodes) == self.nodes
+            if self.capacity is not None and usable:
+                # Another replica's answers first: the workloads written for them are no write outrunning it.
+                self.capacity = self._adopted(self.capacity, now)
+            if self.capacity is None or not usable or self._outrun():
                 built, self.planned, self.written, self.counted = self._build(now, nodes)
                 self.capacity, self.listed_at, self.admitted = built, now, []
-                self.nodes = _versions(nodes)
+                self.capacity, self.nodes = self._adopted(built, now), _versions(nodes)
             elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
                 self.rebuilding = True
                 threading.Thread(target=self._rebuild, daemon=True, name="egs-api-capacity").start()
-            self.capacity = self._adopted(self.capacity, now)
             current = replace(self.capacity, orders=self.orders)
             admitted = admit(current, obj, s.settings, s.registry, s.catalog, now)
             if admitted.decision.phase == "Failed":
