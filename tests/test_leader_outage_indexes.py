@@ -11,6 +11,9 @@ import json
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
+import autoscaler.pods
 from autoscaler.controller import Controller
 from autoscaler.leader import LEASE_NAME
 from autoscaler.pods import GPU_INDEXES_NOTE, carried, read_carried
@@ -84,3 +87,11 @@ def test_the_note_holds_the_kai_nodes_maps_only_and_one_that_cannot_be_read_hold
     assert read_carried(carried(indexes, nodes)) == EXPORTED
     for bad in ("", "not json", "[1, 2]", '{"l40s-0": {"GPU-aaaa": "zero"}}', None):
         assert read_carried(bad) == {}
+
+
+def test_a_map_past_the_notes_limit_is_not_carried(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A renewal whose annotations pass the API server's 256 KiB would be refused, and the leadership lost with it.
+    nodes = build_inventory([kai_node()], CATALOG, sharing=SharingPolicy({"L40S": "kai"}))
+    text = carried(EXPORTED, nodes)
+    monkeypatch.setattr(autoscaler.pods, "CARRIED_MAX_CHARS", len(text) - 1)
+    assert carried(EXPORTED, nodes) == ""
