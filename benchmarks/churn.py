@@ -2180,9 +2180,10 @@ def script(seed: int, endpoints: int, shape: Shape = Shape(), fleet: Sequence[st
     )  # fmt: skip
     kills = random.Random(f"churn-script-kills-{seed}")
     amid = [*(m for m, _ in plan.bursts), plan.reposted[0]]  # the bursts of POSTs, the reposts' included
-    return replace(plan, controller_kills=tuple(sorted(
-        (kills.choice(amid), round(kills.uniform(0.1, 0.9), 2)) for _ in range(kills.randint(*shape.controller_kills))
-    )))  # fmt: skip
+    # In bursts of their own while there are bursts enough: a second kill in one burst waits out the restart.
+    count = kills.randint(*shape.controller_kills)
+    minutes = kills.sample(amid, min(count, len(amid))) + [kills.choice(amid) for _ in range(count - len(amid))]
+    return replace(plan, controller_kills=tuple(sorted((m, round(kills.uniform(0.1, 0.9), 2)) for m in minutes)))
 
 
 def scenario(

@@ -32,6 +32,8 @@ def test_controller_kills_come_amid_the_bursts_of_posts_and_never_by_default(see
     amid = {m for m, _ in plan.bursts} | {plan.reposted[0]}
     assert 2 <= len(plan.controller_kills) <= 3
     assert all(minute in amid and 0.1 <= share <= 0.9 for minute, share in plan.controller_kills)
+    kills = [minute for minute, _ in plan.controller_kills]
+    assert len(set(kills)) == min(len(kills), len(amid))  # a burst of its own each, while there are bursts enough
     assert plan == Script(**{**script(seed, 49, Shape(), FLEET).__dict__, "controller_kills": plan.controller_kills})
 
 
