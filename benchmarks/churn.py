@@ -142,7 +142,8 @@ unshared, so that big models run tensor parallel over PCIe; `many`: today's with
 classes), each with its own classes ordered, sharing and late nodes; `--fleet-size` the nodes at the start as a
 multiple of today's (0: none but those tainted for another team, so every POST is a 202); `--occupied` the share
 of the untainted nodes at the start whose every GPU another team's pods hold (`occupying`: a fleet already
-full, which the API and the controller must read as taken); `--consolidation` switches consolidation on with
+full, which the API and the controller must read as taken), until a minute drawn within `--occupied-minutes`
+(never by default); `--consolidation` switches consolidation on with
 that least saving (its budget as configured by default: one endpoint per 600 s, compressed), and `--linger`
 plays on for those minutes once settled (before the quiet loops), so that it and the scale-down window may act.
 Two events more, off by default too: `--api-replicas N` runs N `egs api` processes (`api.log`, `api-2.log`, ...)
@@ -1948,7 +1949,8 @@ SHAPE_HELP = {
     "cordons": "Ready nodes that serve replicas cordoned for maintenance within 6-18, for 2-6 minutes",
     "fleet": f"the fleet's kind: {', '.join(FLEETS)}",
     "fleet-size": "the nodes at the start, a multiple of today's (0: only those tainted for another team)",
-    "occupied": "the share of the untainted nodes at the start whose GPUs another team's pods hold all along",
+    "occupied": "the share of the untainted nodes at the start whose GPUs another team's pods hold",
+    "occupied-minutes": "when another team's pods end and give their GPUs back (0: never)",
     "consolidation": "consolidation switched on with this least saving, a share of an endpoint's $/h (0: off)",
     "api-replicas": "egs api replicas the POSTs are spread over, in turn, as a Service spreads them (the chart runs 2)",
     "controller-kills": "times the leading controller is killed (SIGKILL) amid a burst of POSTs, a share of them "
@@ -2022,7 +2024,9 @@ class Shape:
     """The nodes at the start, as a multiple of today's (about half the GPUs the endpoints want); 0: none but
     those tainted for another team, so that every POST waits for an order."""
     occupied: float = 0.0
-    """The share of the untainted nodes at the start, drawn, whose GPUs another team's pods hold all along."""
+    """The share of the untainted nodes at the start, drawn, whose GPUs another team's pods hold."""
+    occupied_minutes: tuple[float, float] = (0.0, 0.0)
+    """When another team's pods end, drawn within (their GPUs free: room for consolidation); (0, 0): never."""
     consolidation: float = 0.0
     """Consolidation's least saving (`minSavingFraction`), switched on; 0: off, as configured by default."""
     api_replicas: int = 1
@@ -2044,6 +2048,7 @@ class Shape:
             "bad-nodes": (self.bad_nodes, 0), "late-nodes": (self.late_nodes, 0), "late-minutes":
             (self.late_minutes, 0), "provision-minutes": (self.provision_minutes, STARTUP_S[1] / MINUTE),
             "prometheus-outage": (self.prometheus_outage, 0), "cordons": (self.cordons, 0),
+            "occupied-minutes": (self.occupied_minutes, 0),
             "controller-kills": (self.controller_kills, 0),
         }  # fmt: skip
         kinds = {"malformed": len(MALFORMED), "schema-refused": len(MORE_MALFORMED), "bad-nodes": len(BAD_LABELS)}
@@ -2119,6 +2124,8 @@ class Script:
     """(minute, minutes until they are uncordoned, how many) Ready nodes serving replicas are cordoned."""
     controller_kills: tuple[tuple[float, float], ...] = ()
     """(minute of a burst, the share of its POSTs answered first) the leading controller is killed amid it."""
+    released: float = 0.0
+    """When another team's pods (`Shape.occupied`) end and give their GPUs back; 0: never."""
 
     @property
     def last(self) -> float:
@@ -2126,7 +2133,7 @@ class Script:
             self.reposted[0], self.class_changes[0], *(m for m, _ in self.late_nodes), self.handover,
             self.lost_nodes[0], self.replica_changes[0], self.model_change, self.api_trouble, self.late_burst[0],
             sum(self.unreadable), *(m for m, _ in self.late_fleet), sum(self.prometheus_outage),
-            sum(self.cordons[:2]),
+            sum(self.cordons[:2]), self.released,
         )  # fmt: skip
 
 
@@ -2183,7 +2190,12 @@ def script(seed: int, endpoints: int, shape: Shape = Shape(), fleet: Sequence[st
     # In bursts of their own while there are bursts enough: a second kill in one burst waits out the restart.
     count = kills.randint(*shape.controller_kills)
     minutes = kills.sample(amid, min(count, len(amid))) + [kills.choice(amid) for _ in range(count - len(amid))]
-    return replace(plan, controller_kills=tuple(sorted((m, round(kills.uniform(0.1, 0.9), 2)) for m in minutes)))
+    released = random.Random(f"churn-script-released-{seed}")
+    return replace(
+        plan,
+        controller_kills=tuple(sorted((m, round(kills.uniform(0.1, 0.9), 2)) for m in minutes)),
+        released=round(released.uniform(*shape.occupied_minutes), 1) if shape.occupied_minutes[1] else 0.0,
+    )
 
 
 def scenario(
@@ -2218,6 +2230,7 @@ def scenario(
           if plan.prometheus_outage[1] else ()),
         *(((plan.cordons[0], "cordon", plan.cordons[2]), (sum(plan.cordons[:2]), "cordon", 0))
           if plan.cordons[2] else ()),
+        *(((plan.released, "release", None),) if plan.released else ()),
     ]  # fmt: skip
     namespaces = sorted({namespace for namespace, _ in bodies})
     kills: dict[float, list[float]] = {}
@@ -2269,6 +2282,11 @@ def scenario(
             unreadable_label(run, arg)
         elif what == "cordon":
             cordon(run, arg)
+        elif what == "release":
+            for other in run.play.others:
+                run.kube.delete(PODS, OTHER_TEAM, other["metadata"]["name"])
+            run.play.others = []
+            log(f"minute {run.minutes():.1f}: another team's pods ended, their GPUs free")
         elif what == "outage":
             run.prometheus.down = arg
             log(f"minute {run.minutes():.1f}: Prometheus " + ("unreachable" if arg else "answers again"))

@@ -8,6 +8,7 @@ Covers the fleet drawn and the pods that occupy it; playing a whole scenario is 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any, cast
 
 import pytest
@@ -120,3 +121,11 @@ def test_late_nodes_nobody_ordered_are_of_the_fleets_own_kinds() -> None:
         script(11, 49, Shape(late_nodes=(3, 3))).late_nodes
         == script(11, 49, Shape(fleet="many", late_nodes=(3, 3))).late_nodes
     )
+
+
+@pytest.mark.parametrize("seed", [5, 12])
+def test_another_teams_pods_end_within_their_minutes_and_never_by_default(seed: int) -> None:
+    assert script(seed, 49, Shape(occupied=0.5)).released == 0.0
+    plan = script(seed, 49, Shape(occupied=0.5, occupied_minutes=(10.0, 14.0)))
+    assert 10.0 <= plan.released <= 14.0 and plan.last >= plan.released
+    assert replace(plan, released=0.0) == script(seed, 49, Shape())
