@@ -48,3 +48,21 @@ def test_a_201_answered_while_the_capacity_is_rebuilt_keeps_its_gpus_in_the_rebu
     assert admissions.capacity is not None
     assert [g.holders for g in admissions.capacity.free.node("h100-0").gpus] == [1]
     assert [g.holders for g in admissions.capacity.free.node("l40s-0").gpus] == [0]
+
+
+def test_a_201_answered_while_the_capacity_is_rebuilt_is_not_adopted_again_by_the_next_post(kube: KubeCluster) -> None:
+    """Kept without the uid the server gave it, the answer read as another replica's at the next POST: its GPUs
+    counted twice, that POST was answered a node to provision with an H100 free."""
+    for name in ("h100-0", "h100-1"):
+        kube.put("v1/nodes", gpu_node(name, CATALOG.get("H100-80GB"), 1))
+    cluster = ListedEarlier(kube.api_client())
+    admissions = _Admissions(Services(cluster, SETTINGS, REGISTRY, CATALOG, clock=lambda: NOW))
+    cluster.earlier = cluster.endpoints()  # the rebuild's list, made before the POST below
+    spec = {"model": "llama-3.1-8b-instruct", "qualityFloor": 0.95, "replicas": {"min": 1, "max": 2}}
+    first, _, _ = admissions.admit(ie.manifest("team-a", "chat", spec))
+    assert (first.phase, first.gpu_class) == ("Pending", "H100-80GB")
+    admissions.rebuilding = True
+    admissions._rebuild()
+    cluster.earlier = None
+    second, _, _ = admissions.admit(ie.manifest("team-a", "chat-2", spec))
+    assert (second.phase, second.gpu_class) == ("Pending", "H100-80GB")  # on the other H100, answered 201

@@ -624,10 +624,10 @@ class _Admissions:
             self.counted |= {_uid(created)}
             generation = int((created.get("metadata") or {}).get("generation") or 1)
             # With the generation the server gave it: admitted again on a capacity rebuilt meanwhile, it is held to
-            # its answer (a promise for another generation is void), not placed afresh on GPUs answered since.
-            self.admitted.append(
-                (s.clock(), {**promised, "metadata": {**promised["metadata"], "generation": generation}})
-            )
+            # its answer (a promise for another generation is void), not placed afresh on GPUs answered since;
+            # with its uid, that rebuild counts it as this replica's, not another's to adopt again (`_adopted`).
+            kept = {**promised["metadata"], "generation": generation, "uid": _uid(created)}
+            self.admitted.append((s.clock(), {**promised, "metadata": kept}))
             return admitted.decision, created, answer_status(admitted.decision, generation, admitted.placed)
 
     def answered(self, namespace: str, name: str) -> None:
