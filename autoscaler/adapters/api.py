@@ -587,7 +587,7 @@ class _Admissions:
                 self.capacity = self._adopted(self.capacity, now)
             if self.capacity is None or not usable or self._outrun():
                 built, self.planned, self.written, self.counted = self._build(now, nodes)
-                self.capacity, self.listed_at, self.admitted = built, now, []
+                self.listed_at, self.admitted = now, []
                 self.capacity, self.nodes = self._adopted(built, now), _versions(nodes)
             elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
                 self.rebuilding = True
