@@ -25,8 +25,8 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
    (an intended object whose every field is already there is not written, so a second reconcile
    with nothing changed writes nothing); a 409 is retried by the adapter; a write that fails for a
    while (5xx, 429, no answer) is retried after the others, after 0.25, 1 and 2 s (`Settings.write_retry_delays_s`,
-   or the 429's `Retry-After` if longer, up to 2 s), a round trying the rest only once its first passes; what
-   still fails is counted and waits for the next loop, and a write the API server refuses (4xx) is
+   or the 429's `Retry-After` if longer, up to the last of them), a round trying the rest only once its first
+   passes; what still fails is counted and waits for the next loop, and a write the API server refuses (4xx) is
    counted at once: one object's failure never stops the others;
 5. **record** the series of `autoscaler.metrics`, log the holds, and write Events
    (`autoscaler.events`) on each endpoint whose phase changed, that is held, or whose object could

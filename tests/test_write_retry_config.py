@@ -1,7 +1,7 @@
 """The waits before a loop retries its failed writes come from the configuration (`writeRetryDelaysSeconds`),
 so that a play that compresses time (benchmarks/churn.py) compresses them too: 3.25 s of real backoff was
-65 s of its clock at x20. Covers the key's default, its parsing and refusals, and the loop retrying as many
-times as it lists."""
+65 s of its clock at x20. Covers the key's default, its parsing and refusals (a wait shorter than the one
+before among them: the last bounds a loop's retries), and the loop retrying as many times as it lists."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def test_the_default_is_a_quarter_one_and_two_seconds_and_the_key_sets_others() 
     assert parse_config({"writeRetryDelaysSeconds": []})[0].write_retry_delays_s == ()
 
 
-@pytest.mark.parametrize("value", [2, ["soon"], [-1], [61], [float("nan")], [True]])
-def test_a_wait_that_is_not_0_to_60_seconds_is_refused_naming_the_key(value: Any) -> None:
+@pytest.mark.parametrize("value", [2, ["soon"], [-1], [61], [float("nan")], [True], [2, 1], [0.25, 2, 1]])
+def test_a_wait_not_0_to_60_seconds_or_shorter_than_the_one_before_is_refused_naming_the_key(value: Any) -> None:
     with pytest.raises(InputError, match="writeRetryDelaysSeconds"):
         parse_config({"writeRetryDelaysSeconds": value})
 

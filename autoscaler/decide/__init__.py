@@ -309,7 +309,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     young = [k for k in placing if (t := created_at(raw_by_key[k])) is not None and now - t < 2 * period]
     unbound_by_class = unbound(placing, young)
     # A loop whose writes fail retries them before it ends: each wait at most the last (a 429's Retry-After).
-    retries = len(settings.write_retry_delays_s) * max(settings.write_retry_delays_s, default=0.0)
+    delays = settings.write_retry_delays_s
+    retries = len(delays) * delays[-1] if delays else 0.0
     loaded = loaded_by(endpoints, placed_by, obs.pods, registry, 2 * period + retries, now)
     observed = by_identity(obs.owned)
     unplaced_by: dict[str, list[Any]] = {}

@@ -111,7 +111,8 @@ class Settings:
     429, a refused connection; config key `writeRetryDelaysSeconds`): a blip of the API server (a restart
     behind its load balancer, an overload shed with a 429) passes within seconds, so the loop waits 3.25 s
     at most (6 s where a 429 asks for 2 s each time); what lasts longer is an outage the next loop meets.
-    A 409 is not among them: the adapter retried it already."""
+    A 409 is not among them: the adapter retried it already. Never decreasing: the last is the longest a
+    429's Retry-After is waited, which bounds the loop's retries (`decide`'s margin for them)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.scale_down_stabilization_s <= 86_400:
@@ -119,6 +120,10 @@ class Settings:
         if not all(0 <= d <= MAX_RETRY_DELAY_S for d in self.write_retry_delays_s):
             raise ValueError(
                 f"writeRetryDelaysSeconds must each be 0-{MAX_RETRY_DELAY_S:g}, got {list(self.write_retry_delays_s)}"
+            )
+        if list(self.write_retry_delays_s) != sorted(self.write_retry_delays_s):
+            raise ValueError(
+                f"writeRetryDelaysSeconds must each be at least the one before, got {list(self.write_retry_delays_s)}"
             )
 
     @property
