@@ -41,6 +41,7 @@ workload has now (what the cluster says, so a restart loses nothing) and the dec
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -129,7 +130,7 @@ from autoscaler.pods import (
     with_devices,
 )
 from scheduler.catalog import Catalog
-from scheduler.inventory import InventoryError, SharingPolicy, build_inventory, held_by
+from scheduler.inventory import Inventory, InventoryError, SharingPolicy, build_inventory, held_by
 from scheduler.manifests import ManifestError, dns_label
 from scheduler.plan import Plan
 from scheduler.registry import Registry
@@ -192,13 +193,10 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         workloads.setdefault(w.key, []).append(w)
     changed = frozenset(endpoint_key(o) for o in obs.endpoints if spec_changed(o))
     policy = SharingPolicy(dict(settings.sharing))
-    try:
-        # A Node that cannot be read is skipped with its reason (`Inventory.skipped`); the rest is placed.
-        nodes = build_inventory([dict(n) for n in obs.nodes], catalog, sharing=policy, strict=False)
-        nodes, guessed, unreadable = with_devices(nodes, obs.pods, obs.gpu_indexes)
-    except InventoryError as e:
-        # Only the sharing configuration is left to refuse here: keep everything as it is.
-        return Decision((), {}, (), (), (Hold("nodes", str(e), str(e)),), nodes_read=False)
+    read = _inventory(obs.nodes, policy, catalog)
+    if isinstance(read, Hold):  # keep everything as it is
+        return Decision((), {}, (), (), (read,), nodes_read=False)
+    nodes, guessed, unreadable = with_devices(read, obs.pods, obs.gpu_indexes)
     raw_by_key = {endpoint_key(o): o for o in obs.endpoints}
     recorded = {ep.key: m for ep in endpoints if (m := move_of(raw_by_key[ep.key], workloads.get(ep.key, ())))}
     replaced = frozenset(
@@ -401,9 +399,15 @@ def warm(nodes: list[dict[str, Any]], settings: Settings, registry: Registry, ca
     """What a standby runs each interval, so that its first loop as leader costs what any loop does: each
     Node's check (remembered by its JSON text: a Node seldom changes) and the scheduler's engine (imported
     on its first batch). Cold, they cost a new leader's first loop 0.6-0.8 s of its 1.1 s at 224 nodes."""
-    policy = SharingPolicy(dict(settings.sharing))
+    inventory = _inventory(nodes, SharingPolicy(dict(settings.sharing)), catalog)
+    if not isinstance(inventory, Hold):  # a hold is `decide`'s to report
+        schedule((), registry, inventory, settings.engine, settings.time_limit_s)
+
+
+def _inventory(nodes: Iterable[Mapping[str, Any]], policy: SharingPolicy, catalog: Catalog) -> Inventory | Hold:
+    """The Nodes to place on, each that cannot be read skipped with its reason (`Inventory.skipped`); a hold on
+    the nodes where the sharing configuration, all that is left to refuse here, is refused."""
     try:
-        inventory = build_inventory([dict(n) for n in nodes], catalog, sharing=policy, strict=False)
-    except InventoryError:
-        return  # the sharing configuration, which `decide` reports
-    schedule((), registry, inventory, settings.engine, settings.time_limit_s)
+        return build_inventory([dict(n) for n in nodes], catalog, sharing=policy, strict=False)
+    except InventoryError as e:
+        return Hold("nodes", str(e), str(e))
