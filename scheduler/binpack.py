@@ -7,7 +7,7 @@ in the order it meets them, on the GPUs with the least memory left that hold its
 it asks for. Shares that fit the node's GPUs in EGS's packing may not fit in HAMi's (churn seed 4: five
 shares, 180,551 MiB of 190,673 free over two GPUs, and one order stranded a 201), and the arrival order
 is kube-scheduler's. A replica of whole GPUs on a HAMi node asks HAMi for no memory, which HAMi reads
-as all of each device's: it is a pending pod too, one that needs idle GPUs (`Pending.whole`).
+as all of each device's: it is a pending pod too, of each device's whole memory, so only idle GPUs hold it.
 """
 
 from __future__ import annotations
@@ -26,11 +26,6 @@ class Pending(NamedTuple):
 
     mib: int
     devices: int = 1
-
-    @classmethod
-    def whole(cls, vram_mib: int, devices: int) -> Pending:
-        """A pod of whole GPUs: all of each device's memory, so only an idle GPU holds it."""
-        return cls(vram_mib, devices)
 
 
 def binds_in_every_order(free: Sequence[int], pending: Sequence[Pending]) -> bool:

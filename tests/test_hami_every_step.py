@@ -116,9 +116,7 @@ def test_pods_of_several_gpus_bind_in_every_order_exactly_when_the_rule_says() -
         # GPUs of 100 MiB, idle or not; shares, and pods of whole GPUs (all of each GPU's memory).
         free = [100 if rng.random() < 0.5 else rng.randrange(10, 100) for _ in range(rng.randint(1, 4))]
         pending = [
-            Pending.whole(100, rng.randint(1, 2))
-            if rng.random() < 0.3
-            else Pending(rng.randrange(1, 60), rng.randint(1, 2))
+            Pending(100, rng.randint(1, 2)) if rng.random() < 0.3 else Pending(rng.randrange(1, 60), rng.randint(1, 2))
             for _ in range(rng.randint(1, 4))
         ]
         every = all(hami_binds(free, order) for order in permutations(pending))

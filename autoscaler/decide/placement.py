@@ -90,7 +90,7 @@ def _bindable(
 
 def _pending(node: NodeGpus, sharing: str, mib: int, devices: int) -> Pending:
     """What a pod of `devices` GPUs asks HAMi for: a share of each, or (whole GPUs) all of each."""
-    return Pending(mib, devices) if sharing == "hami" else Pending.whole(node.gpus[0].vram_mib, devices)
+    return Pending(mib if sharing == "hami" else node.gpus[0].vram_mib, devices)
 
 
 def by_endpoint(placements: Sequence[Placement]) -> dict[str, list[Placement]]:
