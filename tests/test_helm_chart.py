@@ -444,6 +444,7 @@ CLUSTER_CALLS: dict[str, set[tuple[str, str]]] = {
     "endpoint": {("egs.dev/inferenceendpoints", "get")},
     "create": {("egs.dev/inferenceendpoints", "create")},
     "apply_status": {("egs.dev/inferenceendpoints/status", "patch")},
+    "annotate": {("egs.dev/inferenceendpoints", "patch")},
     "owned": {("owned", "list")},
     "apply": {("owned", "create"), ("owned", "patch")},
     "review_token": {("authentication.k8s.io/tokenreviews", "create")},
@@ -503,6 +504,7 @@ def test_the_api_s_account_writes_only_inference_endpoints() -> None:
     writes = {(r, v) for r, v in granted_pairs("capacity-backends", "api") if v not in ("get", "list")}
     assert writes == {
         ("egs.dev/inferenceendpoints", "create"),
+        ("egs.dev/inferenceendpoints", "patch"),
         ("egs.dev/inferenceendpoints", "delete"),
         ("egs.dev/inferenceendpoints/status", "patch"),
         ("authentication.k8s.io/tokenreviews", "create"),

@@ -62,7 +62,7 @@ from autoscaler.adapters.kubernetes import (
     KubernetesError,
     NotFoundError,
 )
-from autoscaler.admission import Capacity, admit, capacity, waiting_eta, waiting_law
+from autoscaler.admission import Admitted, Capacity, admit, capacity, waiting_eta, waiting_law
 from autoscaler.decide import (
     PROMISE_ANNOTATION,
     PROVISIONING_PREFIX,
@@ -82,7 +82,7 @@ from autoscaler.orders import OrderBook, track
 from autoscaler.pods import GPU_INDEXES_NOTE, merged_indexes, read_carried
 from common.errors import InputError, TemporaryError
 from scheduler.catalog import Catalog
-from scheduler.inventory import Inventory
+from scheduler.inventory import Allocation, Inventory, held_by
 from scheduler.plan import Placement
 from scheduler.registry import Registry
 
@@ -488,6 +488,28 @@ def _version(obj: Mapping[str, Any]) -> _Written:
     )
 
 
+def _held(placements: tuple[Placement, ...]) -> tuple[Allocation, ...]:
+    """The GPUs `placements` take, as an answer records them."""
+    return tuple(a for p in placements for a in held_by(p))
+
+
+_Counted = tuple[str, str]
+"""An endpoint as a capacity counts it: its uid and the answer annotated on it (`PROMISE_ANNOTATION`), which
+the POST that created it may re-make (`_Admissions._confirmed`): counted again then, at its new answer."""
+
+
+def _counted_as(obj: Mapping[str, Any]) -> _Counted:
+    meta = obj.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    answer = annotations.get(PROMISE_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return _uid(obj), str(answer or "")
+
+
+def _uid(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata")
+    return str(meta.get("uid", "")) if isinstance(meta, Mapping) else ""
+
+
 def _planned(placements: tuple[Placement, ...]) -> Counter[tuple[str, str]]:
     """(endpoint, node) -> the replicas (their workers) `placements` put on the node."""
     return Counter((f"{p.namespace}/{p.request}", w.node) for p in placements for w in p.workers)
@@ -543,8 +565,8 @@ class _Admissions:
         """When the listing behind `capacity` began."""
         self.admitted: list[tuple[float, Mapping[str, Any]]] = []
         """(when, object) of the endpoints created since then."""
-        self.counted: frozenset[str] = frozenset()
-        """The uids of the endpoints `capacity` counts: listed behind it, admitted or adopted since."""
+        self.counted: frozenset[_Counted] = frozenset()
+        """The endpoints `capacity` counts (`_counted_as`): listed behind it, admitted or adopted since."""
         self.rebuilding = False
         self.answering: set[tuple[str, str]] = set()
         """(namespace, name) of the endpoints created whose answer's status is not written yet: a POST of
@@ -602,6 +624,20 @@ class _Admissions:
             annotations = {**(meta.get("annotations") or {}), PROMISE_ANNOTATION: json.dumps(status["promise"])}
             promised = {**obj, "metadata": {**meta, "annotations": annotations}}
             created = self._create(promised)
+            self.counted |= {_counted_as(created)}
+            generation = int((created.get("metadata") or {}).get("generation") or 1)
+            # With the generation the server gave it: admitted again (on a capacity rebuilt meanwhile, or with
+            # another replica's answers), it is held to its answer (a promise for another generation is void); with
+            # its uid, a rebuild counts it as this replica's, not another's to adopt again (`_counted_as`).
+            promised = {
+                **promised,
+                "metadata": {**promised["metadata"], "generation": generation, "uid": _uid(created)},
+            }
+            try:
+                admitted, promised, created = self._confirmed(current, promised, admitted, created, now)
+            except KubernetesError:
+                self.undo(meta["namespace"], meta["name"], _uid(created))
+                raise
             self.answering.add((meta["namespace"], meta["name"]))
             if log.isEnabledFor(logging.DEBUG):
                 eta = admitted.decision.eta
@@ -621,13 +657,7 @@ class _Admissions:
                 )  # fmt: skip
             self.capacity = admitted.capacity
             self.planned += _planned(admitted.placed)
-            self.counted |= {_uid(created)}
-            generation = int((created.get("metadata") or {}).get("generation") or 1)
-            # With the generation the server gave it: admitted again on a capacity rebuilt meanwhile, it is held to
-            # its answer (a promise for another generation is void), not placed afresh on GPUs answered since;
-            # with its uid, that rebuild counts it as this replica's, not another's to adopt again (`_adopted`).
-            kept = {**promised["metadata"], "generation": generation, "uid": _uid(created)}
-            self.admitted.append((s.clock(), {**promised, "metadata": kept}))
+            self.admitted.append((s.clock(), promised))
             return admitted.decision, created, answer_status(admitted.decision, generation, admitted.placed)
 
     def answered(self, namespace: str, name: str) -> None:
@@ -664,6 +694,40 @@ class _Admissions:
                 raise
             return existing
 
+    def _confirmed(
+        self, before: Capacity, obj: dict[str, Any], admitted: Admitted, created: dict[str, Any], now: float
+    ) -> tuple[Admitted, dict[str, Any], dict[str, Any]]:
+        """`admitted`, the answer to `obj` (created as `created`), or that answer re-made where the endpoints
+        listed after the create hold an answer of another replica of the API on GPUs it takes; with the object
+        and the created one as annotated then, before the client hears anything.
+
+        Write before read, as etcd orders it: a list holds every create that finished before it. Of two POSTs
+        answered at once on the same GPUs (each admitted before the other's create), the later create's list
+        sees the earlier one, and that answer is re-made (admitted again on `before` with the other's adopted,
+        held to its GPUs where they are still free) and its promise annotation patched. Both are re-made when
+        both lists came after both creates: rare, and safe (each yields the GPUs the other was answered first).
+        A re-made answer is a write too, so the endpoints are listed once more after it, until a list holds no
+        answer not counted yet that takes this one's GPUs: each round takes more of them, which are finite."""
+        s = self.services
+        while True:
+            seen = self.counted
+            before = self._adopted(before, now)
+            if self.counted == seen:
+                return admitted, obj, created
+            again = admit(before, obj, s.settings, s.registry, s.catalog, now)
+            if _held(again.placed) == _held(admitted.placed):
+                return replace(admitted, capacity=again.capacity), obj, created
+            meta = obj["metadata"]
+            promise = json.dumps(answer_status(again.decision, meta["generation"], again.placed)["promise"])
+            log.info(
+                "POST %s: answer re-made, %s -> %s: another replica of the API answered its GPUs meanwhile",
+                endpoint_key(obj), admitted.decision.phase, again.decision.phase,
+            )  # fmt: skip
+            obj = {**obj, "metadata": {**meta, "annotations": {**meta["annotations"], PROMISE_ANNOTATION: promise}}}
+            created = s.cluster.annotate(meta["namespace"], meta["name"], {PROMISE_ANNOTATION: promise}, meta["uid"])
+            self.counted |= {_counted_as(created)}
+            admitted = again
+
     def _outrun(self) -> bool:
         """Whether the controller wrote, since the capacity's listing, a workload (a new one, or a new spec) that
         places a replica on a node where the capacity holds fewer of its endpoint's: counted over every workload
@@ -696,8 +760,8 @@ class _Admissions:
         the next rebuild places it as the controller does."""
         s = self.services
         for obj in s.cluster.endpoints():
-            if _uid(obj) not in self.counted:
-                self.counted |= {_uid(obj)}
+            if _counted_as(obj) not in self.counted:
+                self.counted |= {_counted_as(obj)}
                 if promise_of(obj) is not None:
                     adopted = admit(capacity, obj, s.settings, s.registry, s.catalog, now)
                     capacity, self.planned = adopted.capacity, self.planned + _planned(adopted.placed)
@@ -706,9 +770,9 @@ class _Admissions:
 
     def _build(
         self, now: float, nodes: list[dict[str, Any]]
-    ) -> tuple[Capacity, Counter[tuple[str, str]], frozenset[_Written], frozenset[str]]:
+    ) -> tuple[Capacity, Counter[tuple[str, str]], frozenset[_Written], frozenset[_Counted]]:
         """The capacity the decide step leaves on what the cluster holds now, with what `_outrun` checks it by
-        and the uids of the endpoints it counts (`_adopted`)."""
+        and the endpoints it counts (`_adopted`)."""
         s, cluster = self.services, self.services.cluster
         pods = cluster.gpu_pods()
         book = self._read_orders(nodes, pods, now)
@@ -727,7 +791,7 @@ class _Admissions:
             capacity(decision, s.catalog),
             _planned(decision.placed.placements),
             written,
-            frozenset(map(_uid, endpoints)),
+            frozenset(map(_counted_as, endpoints)),
         )
 
     def _read_indexes(self, nodes: list[dict[str, Any]], now: float) -> Mapping[str, Mapping[str, int]]:
@@ -795,13 +859,8 @@ class _Admissions:
             if self.capacity is not None and started >= self.listed_at:  # not forgotten, nor built anew, meanwhile
                 self.capacity, self.listed_at, self.admitted = built, started, since
                 self.nodes, self.planned, self.written = _versions(nodes), planned, written
-                self.counted = listed | {_uid(obj) for _, obj in since}
+                self.counted = listed | {_counted_as(obj) for _, obj in since}
             self.rebuilding = False
-
-
-def _uid(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata")
-    return str(meta.get("uid", "")) if isinstance(meta, Mapping) else ""
 
 
 def _room(free: Inventory) -> dict[str, list[str]]:

@@ -317,6 +317,13 @@ class Cluster:
                 raise NotFoundError(f"InferenceEndpoint {namespace}/{name} {uid}: posted again since", 409) from e
             raise
 
+    def annotate(self, namespace: str, name: str, annotations: Mapping[str, str], uid: str) -> dict[str, Any]:
+        """Set `annotations` on the endpoint `uid` (its others stay); refused when the name holds another one now,
+        deleted and posted again meanwhile."""
+        meta = {"name": name, "namespace": namespace, "uid": uid, "annotations": dict(annotations)}
+        body = {"apiVersion": ENDPOINT.api_version, "kind": "InferenceEndpoint", "metadata": meta}
+        return self._apply(ENDPOINT.path(namespace, name), body, f"annotate {namespace}/{name}", retries=0)
+
     def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Create `obj`; `ConflictError` when it already exists."""
         kind = kind_of(obj)
