@@ -555,7 +555,8 @@ class _Admissions:
     the endpoints and admits those answered since its capacity's listing that it did not admit itself,
     each held to its answer, before it answers (`_adopted`), so that a GPU another replica answered is
     not answered again (churn `--api-replicas 2`: both answered 201 on the same H100 from capacities
-    built at once). Still open: a POST admitted between another replica's listing and its create."""
+    built at once); and after its create, to re-make an answer given between another replica's listing and
+    its create (`_confirmed`)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
