@@ -29,39 +29,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # benchmarks/ and localplay/, as the other benchmarks do
 
-from prometheus_client import CollectorRegistry  # noqa: E402
-
-from autoscaler.adapters.kubernetes import Cluster  # noqa: E402
-from autoscaler.controller import Controller, owned_kinds  # noqa: E402
-from autoscaler.signals import ModelSignals, Snapshot  # noqa: E402
-from benchmarks.reconcile import ENDPOINTS, endpoints, fleet, settings, signals  # noqa: E402
+from autoscaler.controller import Controller  # noqa: E402
+from benchmarks.reconcile import Steady, fill, fleet, replica  # noqa: E402
 from scheduler.catalog import Catalog  # noqa: E402
 from scheduler.registry import Registry  # noqa: E402
 
 
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-class Steady:
-    """Metrics that do not change between loops (drawn as benchmarks/reconcile.py draws them, servers not
-    saturated), sampled at the loop's time: every loop holds the same targets, and writes nothing."""
-
-    def __init__(self, registry: Registry) -> None:
-        self.drawn = signals(registry, random.Random(1), 0.0)
-
-    def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Snapshot:
-        return Snapshot(
-            {m: ModelSignals(m, s.demand_rps, 0.0, s.running, min(s.kv_cache_usage or 0, 0.7), at - 5)
-             for m, s in self.drawn.items()},
-            {}, {},
-        )  # fmt: skip
-
-
-def replica(cluster: Cluster, name: str, catalog: Catalog, registry: Registry) -> Controller:
-    return Controller(
-        cluster, Steady(registry), settings(), registry, catalog, name, exposition=CollectorRegistry()
-    )  # fmt: skip
 
 
 def timed(ctl: Controller) -> tuple[float, int]:
@@ -74,7 +49,7 @@ def new_leader(kubeconfig: Path, loops: int) -> None:
     """Replica `b`, in this fresh process: stands by, leads, and prints its loops as JSON."""
     catalog = Catalog.load()
     registry = Registry.load(REPO / "examples" / "models.yaml", catalog)
-    b = replica(Cluster.connect(kubeconfig, owned_kinds=owned_kinds(settings())), "b", catalog, registry)
+    b = replica(kubeconfig, "b", Steady(registry, random.Random(1)), catalog, registry)
     standby = [timed(b)[0] for _ in range(2)]
     if not b.elector.step():
         raise SystemExit("replica b did not take the Lease handed back")
@@ -87,12 +62,8 @@ def run(args: argparse.Namespace, catalog: Catalog, registry: Registry, work: Pa
 
     kube = KubeCluster().start()
     try:
-        for node in fleet(catalog, 32 * args.endpoints):
-            kube.put("v1/nodes", node)
-        for ep in endpoints(registry, args.endpoints, random.Random(1)):
-            del ep["metadata"]["uid"]
-            kube.put(ENDPOINTS, ep)
-        a = replica(Cluster(kube.api_client(), owned_kinds=owned_kinds(settings())), "a", catalog, registry)
+        fill(kube, catalog, registry, args.endpoints, random.Random(1))
+        a = replica(kube.api_client(), "a", Steady(registry, random.Random(1)), catalog, registry)
         a.elector.step()
         while a.reconcile().writes:
             pass

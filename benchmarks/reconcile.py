@@ -32,18 +32,25 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from kubernetes.client import ApiClient
+from prometheus_client import CollectorRegistry
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # localplay/kube_standin.py: the Kubernetes API stand-in the tests and the demo use
 
+from autoscaler.adapters.kubernetes import Cluster  # noqa: E402
+from autoscaler.controller import Controller, owned_kinds  # noqa: E402
 from autoscaler.decide import ClassSettings, Observation, Settings, decide  # noqa: E402
 from autoscaler.signals import ModelSignals, PodSignals, Snapshot  # noqa: E402
 from scheduler.catalog import Catalog  # noqa: E402
 from scheduler.registry import Registry  # noqa: E402
 from scheduler.synthetic import gpu_node  # noqa: E402
+
+if TYPE_CHECKING:
+    from localplay.kube_standin import KubeCluster
 
 FLEET = (("H100-80GB", 8, 0.35), ("A100-80GB", 8, 0.25), ("L40S", 4, 0.2), ("L4", 4, 0.2))
 """(class, GPUs per node, share of the fleet's GPUs)."""
@@ -112,6 +119,40 @@ def settings() -> Settings:
     return Settings(classes=classes, default_throughput_rps=4.0)
 
 
+class Steady:
+    """Metrics that do not change between loops: demand as drawn (`signals`), servers not saturated (a saturated
+    server rightly adds a replica each loop until it is not, which is a change), sampled at the loop's time:
+    every loop holds the same targets, and a loop with nothing changed writes nothing."""
+
+    def __init__(self, registry: Registry, rng: random.Random) -> None:
+        self.drawn = signals(registry, rng, 0.0)
+
+    def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Snapshot:
+        return Snapshot(
+            {m: ModelSignals(m, s.demand_rps, 0.0, s.running, min(s.kv_cache_usage or 0, 0.7), at - 5)
+             for m, s in self.drawn.items()},
+            {}, {},
+        )  # fmt: skip
+
+
+def fill(kube: KubeCluster, catalog: Catalog, registry: Registry, n: int, rng: random.Random) -> None:
+    """The stand-in with `n` endpoints, as a client creates them (the server gives the uid), and a fleet of 32
+    GPUs for each."""
+    for node in fleet(catalog, 32 * n):
+        kube.put("v1/nodes", node)
+    for ep in endpoints(registry, n, rng):
+        del ep["metadata"]["uid"]
+        kube.put(ENDPOINTS, ep)
+
+
+def replica(api: ApiClient | Path, name: str, metrics: Steady, catalog: Catalog, registry: Registry) -> Controller:
+    """A controller replica `name` talking to the stand-in through `api` (a client, or a kubeconfig in a process
+    of its own), with the settings of the fleet."""
+    kinds = owned_kinds(settings())
+    cluster = Cluster.connect(api, owned_kinds=kinds) if isinstance(api, Path) else Cluster(api, owned_kinds=kinds)
+    return Controller(cluster, metrics, settings(), registry, catalog, name, exposition=CollectorRegistry())
+
+
 def measure_decide(args: argparse.Namespace, catalog: Catalog, registry: Registry) -> dict[str, Any]:
     rng = random.Random(args.seed)
     now = time.time()
@@ -135,33 +176,13 @@ def measure_decide(args: argparse.Namespace, catalog: Catalog, registry: Registr
 
 
 def measure_reconcile(args: argparse.Namespace, catalog: Catalog, registry: Registry) -> dict[str, Any]:
-    from prometheus_client import CollectorRegistry
-
-    from autoscaler.adapters.kubernetes import Cluster
-    from autoscaler.controller import Controller, owned_kinds
     from localplay.kube_standin import KubeCluster
 
     rng = random.Random(args.seed)
     kube = KubeCluster().start()
     try:
-        for node in fleet(catalog, 32 * args.cluster_endpoints):
-            kube.put("v1/nodes", node)
-        for ep in endpoints(registry, args.cluster_endpoints, rng):
-            del ep["metadata"]["uid"]
-            kube.put(ENDPOINTS, ep)
-        fixed = signals(registry, rng, time.time())
-
-        class Fixed:
-            """Metrics that do not change between the loops: demand as drawn, servers not saturated (a
-            saturated server rightly adds a replica each loop until it is not, which is a change)."""
-
-            def snapshot(self, at: float, history_s: float, step_s: float, live: bool = True) -> Snapshot:
-                return Snapshot({k: ModelSignals(v.model, v.demand_rps, 0.0, v.running,
-                                                 min(v.kv_cache_usage or 0, 0.7), time.time())
-                                 for k, v in fixed.items()}, {}, {})  # fmt: skip
-
-        cluster = Cluster(kube.api_client(), owned_kinds=owned_kinds(settings()))
-        ctl = Controller(cluster, Fixed(), settings(), registry, catalog, "bench", exposition=CollectorRegistry())
+        fill(kube, catalog, registry, args.cluster_endpoints, rng)
+        ctl = replica(kube.api_client(), "bench", Steady(registry, rng), catalog, registry)
         ctl.elector.step()
         first = ctl.reconcile()
         second = ctl.reconcile()
