@@ -289,10 +289,9 @@ def log(message: str) -> None:
 # -- the fleet and the requests -------------------------------------------------------------------
 
 
-def fleet(catalog: Catalog, rng: random.Random, endpoints: int, shape: Shape | None = None) -> list[dict[str, Any]]:
+def fleet(catalog: Catalog, rng: random.Random, endpoints: int, shape: Shape) -> list[dict[str, Any]]:
     """The nodes present at the start, of the shape's fleet kind (`FLEETS`): today's (`mixed`) holds about half
     the GPUs the endpoints want (the rest are provisioned), `--fleet-size` times that."""
-    shape = shape or Shape()
     kind = FLEETS[shape.fleet]
     scale = round(endpoints * shape.fleet_size / 16)
     scale = max(1, scale) if shape.fleet_size else 0
@@ -1136,16 +1135,16 @@ def _bound_figures(scored: Sequence[Promised], factor: float) -> dict[str, Any]:
     delay law, the queue, the orders and the nodes registered at each answer, but not the later draws or POSTs,
     `eta_bound_slack_s` is the least mean slack over those kept that any rule keeping `KEPT` of them in
     expectation leaves (`least_mean_slack`); `eta_bound_q95_slack_s` the same for the rule that promises each
-    answer its own 0.95 quantile, and `eta_bound_q95_kept`, `eta_bound_q95_realized_slack_s` that rule's
-    promises scored against this run's Ready times (later POSTs and draws make them kept more, with more
-    slack). Uncompressed seconds."""
+    answer the point of its own law that keeps 0.95 of it (`_slack`), and `eta_bound_q95_kept`,
+    `eta_bound_q95_realized_slack_s` that rule's promises scored against this run's Ready times (later POSTs
+    and draws make them kept more, with more slack). Uncompressed seconds; all None without a law."""
     if not scored:
-        return {"eta_bound_slack_s": None, "eta_bound_q95_slack_s": None}
-    q95 = [_quantile(sorted(p.law), KEPT) for p in scored]
-    kept = [(q - p.ready) * factor for p, q in zip(scored, q95, strict=True) if p.ready and p.ready <= q]
-    # Each answer promised the point that keeps KEPT of its law (all laws have as many points).
+        return dict.fromkeys(("eta_bound_slack_s", "eta_bound_q95_slack_s", "eta_bound_q95_kept",
+                              "eta_bound_q95_realized_slack_s"))  # fmt: skip
+    # Each answer promised the point that keeps KEPT of its law (all laws have as many points, ascending).
     m = round(KEPT * len(scored[0].law))
-    own = sum(_slack(sorted(p.law), m) for p in scored) / (len(scored) * m / len(scored[0].law))
+    kept = [(p.law[m - 1] - p.ready) * factor for p in scored if p.ready and p.ready <= p.law[m - 1]]
+    own = sum(_slack(p.law, m) for p in scored) / (len(scored) * m / len(scored[0].law))
     return {
         "eta_bound_slack_s": round(least_mean_slack([p.law for p in scored], KEPT) * factor, 1),
         "eta_bound_q95_slack_s": round(own * factor, 1),
@@ -1154,32 +1153,25 @@ def _bound_figures(scored: Sequence[Promised], factor: float) -> dict[str, Any]:
     }
 
 
-def _quantile(law: Sequence[float], share: float) -> float:
-    """The `share` quantile of `law` (sorted points, each the middle of an equal share): interpolated."""
-    at = min(max(share * len(law) - 0.5, 0.0), len(law) - 1.0)
-    low = math.floor(at)
-    return law[low] + (at - low) * (law[min(low + 1, len(law) - 1)] - law[low])
-
-
 def _slack(law: Sequence[float], m: int) -> float:
-    """The expected slack of promising the m-th point of `law` (sorted, equally likely): each of the m points
+    """The expected slack of promising the m-th point of `law` (ascending, equally likely): each of the m points
     kept by it, its distance to it, over all the points."""
     return sum(law[m - 1] - t for t in law[:m]) / len(law) if m else 0.0
 
 
 def least_mean_slack(laws: Sequence[Sequence[float]], kept: float) -> float:
     """The least mean slack over the promises kept of any rule that promises each law (equally likely ready
-    times) a time of its own and keeps the share `kept` of them in expectation. Promising a law's m-th point
+    times, ascending) a time of its own and keeps the share `kept` of them in expectation. Promising a law's m-th point
     keeps m of its points with the slack `_slack`; the rule spends its misses where each saves the most slack:
     along each law's lower convex hull of (points kept, slack), the segments that cost the least slack a
     point kept first, until `kept` of all points are kept (the last one in part: a promise drawn between two
     points)."""
     segments: list[tuple[float, float, float]] = []
     for law in laws:
-        ordered, n = sorted(law), len(law)
+        n = len(law)
         hull = [(0.0, 0.0)]
         for m in range(1, n + 1):
-            point = (m / n, _slack(ordered, m))
+            point = (m / n, _slack(law, m))
             while len(hull) >= 2 and _turns_down(hull[-2], hull[-1], point):
                 hull.pop()
             hull.append(point)
@@ -1348,9 +1340,7 @@ class Run:
         while self.restart_at is not None:  # a replica killed just before: the kubelet restarts it first
             self.tick()
             time.sleep(self.args.tick_s)
-        self.sample_loop()
-        self.loops_before = (self.loops_before[0] + self.loops[0], self.loops_before[1] + self.loops[1])
-        self.loops = (0.0, 0.0)
+        self.fold_loops()
         old, port = self.controller, free_port()
         self.replicas += 1
         command = list(self.controller_command)
@@ -1386,9 +1376,7 @@ class Run:
         """The leading controller killed at once (SIGKILL: the OOM killer, a node's kernel, a crash), wherever
         its loop is, its Lease not handed back; the kubelet restarts its container in the same pod after its
         back-off, under the same identity (`POD_NAME`), so it leads again at once from what the cluster holds."""
-        self.sample_loop()
-        self.loops_before = (self.loops_before[0] + self.loops[0], self.loops_before[1] + self.loops[1])
-        self.loops = (0.0, 0.0)
+        self.fold_loops()
         self.controller.kill()
         self.controller.wait()
         self.restart_at = time.time() + RESTART_BACKOFF_S / self.factor
@@ -1591,6 +1579,12 @@ class Run:
         except requests.RequestException:
             return []
         return list(text_string_to_metric_families(text))
+
+    def fold_loops(self) -> None:
+        """The stopping replica's loops so far into `loops_before`: the next one's /metrics counts from 0."""
+        self.sample_loop()
+        self.loops_before = (self.loops_before[0] + self.loops[0], self.loops_before[1] + self.loops[1])
+        self.loops = (0.0, 0.0)
 
     def sample_loop(self, families: Iterable[Metric] | None = None) -> None:
         """The controller's reconcile durations so far (sum, count), from `families` (its /metrics read now
