@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/demand.py
+from benchmarks.check_demand import Rates
 from benchmarks.demand import DAY_MIN, trace_parser, write_generated
 
-Rates = npt.NDArray[np.float64]
 CHANGE_DAY = 12.0
 """The trend steps here: halfway through the scored days (10-13) of the benchmark's 14-day protocol."""
 STREAM = 7_351

@@ -43,6 +43,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,8 @@ def _genai(data: Path) -> Trace:
 
 
 def _drawn(step_min: int, draw: Callable[..., tuple[check_demand.Rates, Any]], *args: Any) -> Callable[[Path], Trace]:
-    """A generator's trace (`draw(*args)`: demand.py's or check_demand.py's), for model `synthetic`."""
+    """A generator's trace (`draw(*args)`: demand.py's, check_demand.py's or hawkes_demand.py's), for model
+    `synthetic`."""
 
     def load(data: Path) -> Trace:
         return Trace(step_min * 60.0, {"synthetic": resample(draw(*args)[0], step_min)})
@@ -126,28 +128,32 @@ def _drawn(step_min: int, draw: Callable[..., tuple[check_demand.Rates, Any]], *
     return load
 
 
+def _unseen(name: str, step_min: int, draw: Callable[[int], tuple[check_demand.Rates, Any]], seeds: range,
+            seed: int) -> list[Case]:  # fmt: skip
+    """A generator never tuned on, drawn with each of `seeds`: `<name>-S` (`step_min`-minute samples) and
+    `<name>-1min-S` (the first two seeds), on the generator's scenario and protocol."""
+    fourteen = Protocol(10, 4, 3, seed)
+    out = [Case(f"{name}-{s}", _drawn(step_min, draw, s), "scenario-synthetic.yaml", fourteen, "check", "synthetic")
+           for s in seeds]  # fmt: skip
+    out += [Case(f"{name}-1min-{s}", _drawn(1, draw, s), "scenario-synthetic.yaml", fourteen, "check", "synthetic")
+            for s in seeds[:2]]  # fmt: skip
+    return out
+
+
 def check_cases(seed: int, check_seeds: range) -> list[Case]:
     """`benchmarks/check_demand.py`'s families: `check-<family>-S` (10-minute samples) and
-    `check-<family>-1min-S` (the first two seeds), on the generator's scenario and protocol, never tuned on."""
-    fourteen = Protocol(10, 4, 3, seed)
-    out = []
-    for family in check_demand.FAMILIES:
-        out += [Case(f"check-{family}-{s}", _drawn(10, check_demand.generate, family, s), "scenario-synthetic.yaml",
-                     fourteen, "check", "synthetic") for s in check_seeds]  # fmt: skip
-        out += [Case(f"check-{family}-1min-{s}", _drawn(1, check_demand.generate, family, s),
-                     "scenario-synthetic.yaml", fourteen, "check", "synthetic") for s in check_seeds[:2]]  # fmt: skip
-    return out
+    `check-<family>-1min-S` (`_unseen`)."""
+    return [
+        case
+        for family in check_demand.FAMILIES
+        for case in _unseen(f"check-{family}", 10, partial(check_demand.generate, family), check_seeds, seed)
+    ]
 
 
 def hawkes_cases(seed: int, hawkes_seeds: range) -> list[Case]:
     """`benchmarks/hawkes_demand.py`'s self-exciting switch-ons: `hawkes-S` (5-minute samples) and
-    `hawkes-1min-S` (the first two seeds), on the generator's scenario and protocol, never tuned on."""
-    fourteen = Protocol(10, 4, 3, seed)
-    out = [Case(f"hawkes-{s}", _drawn(5, hawkes_demand.generate, s), "scenario-synthetic.yaml", fourteen, "check",
-                "synthetic") for s in hawkes_seeds]  # fmt: skip
-    out += [Case(f"hawkes-1min-{s}", _drawn(1, hawkes_demand.generate, s), "scenario-synthetic.yaml", fourteen,
-                 "check", "synthetic") for s in hawkes_seeds[:2]]  # fmt: skip
-    return out
+    `hawkes-1min-S` (`_unseen`)."""
+    return _unseen("hawkes", 5, hawkes_demand.generate, hawkes_seeds, seed)
 
 
 def cases(seed: int, generator_seeds: range = range(10)) -> list[Case]:
