@@ -16,13 +16,13 @@ from dataclasses import replace
 from itertools import permutations
 from typing import Any
 
-from autoscaler.admission import admit, capacity
-from autoscaler.decide import ClassSettings, ConsolidationSettings, Observation, answer_status, decide
+from autoscaler.decide import ClassSettings, ConsolidationSettings, Observation, Settings, decide
 from scheduler.binpack import Pending, binds_in_every_order, never_stranded
 from scheduler.plan import Placement
 from scheduler.synthetic import gpu_node
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, training
 from tests.test_hami_arrival_order import ASKED
+from tests.test_promises_kept import answered
 from tests.test_reconcile_state import applied, observed
 
 H200 = "H200-141GB"
@@ -61,16 +61,16 @@ def stranding(pods: list[Pending], gpus: int) -> list[tuple[Pending, ...]]:
     return [order for order in set(permutations(pods)) if not hami_binds([VRAM] * gpus, order)]
 
 
-def answered(nodes: list[dict[str, Any]], asked: list[tuple[str, float]], settings: Any) -> list[dict[str, Any]]:
-    """New endpoints as `egs api` leaves them, answered one POST at a time: their promises recorded."""
-    cap = capacity(decide(Observation(nodes, [], signals={}), settings, REGISTRY, CATALOG, NOW), CATALOG)
-    out = []
-    for i, (model, quality) in enumerate(asked):
-        obj = endpoint(f"ep-{i}", lo=1, hi=1, model=model, qualityFloor=quality, gpuClasses=[H200])
-        result = admit(cap, obj, settings, REGISTRY, CATALOG, NOW)
-        assert result.decision.serves_now
-        cap = result.capacity
-        out.append({**obj, "status": answer_status(result.decision, 3, result.placed)})
+def answered_201(
+    nodes: list[dict[str, Any]], asked: list[tuple[str, float]], settings: Settings
+) -> list[dict[str, Any]]:
+    """New endpoints of one replica on an H200 (model, quality floor) as `egs api` leaves them, each answered 201."""
+    new = [
+        endpoint(f"ep-{i}", lo=1, hi=1, model=model, qualityFloor=quality, gpuClasses=[H200])
+        for i, (model, quality) in enumerate(asked)
+    ]
+    out = answered(nodes, new, settings)
+    assert [e["status"]["promise"]["answer"] for e in out] == ["Created"] * len(asked)
     return out
 
 
@@ -78,7 +78,7 @@ def test_a_whole_gpu_replica_beside_201_shares_binds_in_every_order_they_arrive(
     # Five 201 shares packed on two of four GPUs; some arrival orders spread them onto a third GPU, which leaves
     # a tensor-parallel replica of two whole GPUs one idle GPU.
     nodes = [gpu_node(NODE, CATALOG.get(H200), 4)]
-    eps = answered(nodes, ASKED, HAMI)
+    eps = answered_201(nodes, ASKED, HAMI)
     big = endpoint("big", lo=1, hi=1, model="qwen2.5-72b-instruct", qualityFloor=1.0, gpuClasses=[H200])
     decision = decide(Observation(nodes, [*eps, big], signals={}), HAMI, REGISTRY, CATALOG, NOW)
     placed = list(decision.placed.placements)
@@ -99,7 +99,7 @@ def test_consolidation_moves_no_replica_onto_a_hami_share_some_arrival_order_str
     # The job ended; three endpoints were answered 201 on shares of the H200 and their pods are not bound. A share
     # for `chat` fits beside them as EGS packs them, but not in every order HAMi may meet the four pods.
     asked = [("phi-3-mini-4k-instruct", 1.0), ("gemma-2-27b-it", 1.0), ("gemma-2-27b-it", 0.98)]
-    eps = [*observed(first, [chat]), *answered(nodes[:1], asked, settings)]
+    eps = [*observed(first, [chat]), *answered_201(nodes[:1], asked, settings)]
     consolidating = replace(settings, consolidation=ConsolidationSettings(enabled=True))
     decision = decide(Observation(nodes, eps, owned, signals={}, pods=pods), consolidating, REGISTRY, CATALOG, NOW)
     assert [e.reason for e in decision.events] == []  # no move

@@ -9,6 +9,7 @@ gone (the node) makes a 201 wait. Skips the ETA of a 202 (tests/test_reconcile_s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +50,17 @@ def asked(name: str, model: str, floor: float, replicas: int) -> dict[str, Any]:
     return obj
 
 
-def answered(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The endpoints as the API leaves them: each admitted on what the ones before left, its answer recorded."""
-    cap = capacity(decide(Observation(nodes, [], signals={}), SETTINGS, REGISTRY, CATALOG, NOW), CATALOG)
+def answered(
+    nodes: list[dict[str, Any]], endpoints: Sequence[dict[str, Any]] | None = None, settings: Settings = SETTINGS
+) -> list[dict[str, Any]]:
+    """The endpoints (`ASKED` unless given) as the API leaves them: each admitted on what the ones before left, its
+    answer recorded for its generation."""
+    cap = capacity(decide(Observation(nodes, [], signals={}), settings, REGISTRY, CATALOG, NOW), CATALOG)
     out = []
-    for spec in ASKED:
-        obj = asked(*spec)
-        result = admit(cap, obj, SETTINGS, REGISTRY, CATALOG, NOW)
+    for obj in [asked(*spec) for spec in ASKED] if endpoints is None else endpoints:
+        result = admit(cap, obj, settings, REGISTRY, CATALOG, NOW)
         cap = result.capacity
-        out.append({**obj, "status": answer_status(result.decision, 1, result.placed)})
+        out.append({**obj, "status": answer_status(result.decision, obj["metadata"]["generation"], result.placed)})
     return out
 
 
