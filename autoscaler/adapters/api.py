@@ -493,6 +493,12 @@ def _held(placements: tuple[Placement, ...]) -> tuple[Allocation, ...]:
     return tuple(a for p in placements for a in held_by(p))
 
 
+def _where(placements: tuple[Placement, ...]) -> list[str]:
+    """`node[GPUs]` (or `node/MIG profile`) of each worker: where a log says an answer was placed."""
+    return [f"{w.node}/{w.mig_profile}" if w.mig_profile else f"{w.node}{list(w.gpus)}" for p in placements
+            for w in p.workers]  # fmt: skip
+
+
 _Counted = tuple[str, str]
 """An endpoint as a capacity counts it: its uid and the answer annotated on it (`PROMISE_ANNOTATION`), which
 the POST that created it may re-make (`_Admissions._confirmed`): counted again then, at its new answer."""
@@ -721,8 +727,9 @@ class _Admissions:
             meta = obj["metadata"]
             promise = json.dumps(answer_status(again.decision, meta["generation"], again.placed)["promise"])
             log.info(
-                "POST %s: answer re-made, %s -> %s: another replica of the API answered its GPUs meanwhile",
-                endpoint_key(obj), admitted.decision.phase, again.decision.phase,
+                "POST %s: answer re-made, %s on %s -> %s on %s: another replica of the API answered its GPUs meanwhile",
+                endpoint_key(obj), admitted.decision.phase, _where(admitted.placed), again.decision.phase,
+                _where(again.placed),
             )  # fmt: skip
             obj = {**obj, "metadata": {**meta, "annotations": {**meta["annotations"], PROMISE_ANNOTATION: promise}}}
             created = s.cluster.annotate(meta["namespace"], meta["name"], {PROMISE_ANNOTATION: promise}, meta["uid"])
