@@ -5,14 +5,16 @@ the controller observes, so a restart or a new leader decides as the old one wou
 
 - **Workloads** (`read_owned`): each Deployment or LeaderWorkerSet EGS owns, with the shape it was
   applied with (the `egs.io/` annotations `scheduler.manifests` records: variant, GPU class, sharing,
-  tensor-parallel GPUs, VRAM, the GPUs planned per replica).
+  tensor-parallel GPUs, VRAM, the GPUs planned per replica), and what its pod template runs (`Template`).
 - **Incumbents** (`incumbents`): the replicas whose pod is bound to a node, as placements on that node
-  in their workload's shape. A replica keeps its placement unless its endpoint's spec changed since
-  it was placed (`status.observedGeneration` behind `metadata.generation`, or a shape the spec no
-  longer admits), its node went (gone from the inventory, or not Ready), or consolidation moves it;
-  the decide step places only the replicas beyond them, around them. A shared GPU's replica is on the
-  GPU its scheduler recorded (`autoscaler.pods.placed_on`), else on the one planned. A Node skipped for
-  a label that cannot be read has not gone: its replicas stay, and nothing new is placed there.
+  in their workload's shape, as many as its replicas, the pods of its template as it is now first (a
+  rolling update's old pod beside its new one holds what it asks beside them). A replica keeps its
+  placement unless its endpoint's spec changed since it was placed (`status.observedGeneration` behind
+  `metadata.generation`, or a shape the spec no longer admits), its node went (gone from the inventory,
+  or not Ready), or consolidation moves it; the decide step places only the replicas beyond them, around
+  them. A shared GPU's replica is on the GPU its scheduler recorded (`autoscaler.pods.placed_on`), else
+  on the one planned. A Node skipped for a label that cannot be read has not gone: its replicas stay,
+  and nothing new is placed there.
 - **Promises** (`promise_of`, `keep`, `pinned`): what the endpoint was told, by the API's 201 or 202 or
   by the controller when it started to wait, recorded in `status.promise` with the variant and GPU
   class chosen; until the endpoint is Ready its replicas are placed in that variant and class, first,
@@ -137,6 +139,8 @@ class Owned:
     """None when the workload does not say (written before shapes were recorded)."""
     taken: tuple[Taken, ...] = ()
     """The GPUs its endpoint's replicas were found unable to bind to (`egs.io/taken`)."""
+    template: Template | None = None
+    """What the pods of its current template run; None when it has none to read (every pod of it counts)."""
 
     @property
     def identity(self) -> tuple[str, str, str, str]:
@@ -146,6 +150,39 @@ class Owned:
     def workload(self) -> tuple[str, str]:
         """(namespace, name): what `workload_of` says of each of its pods."""
         return (self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class Template:
+    """What a pod of a workload's template runs: each container's command and arguments, and the GPUs it asks."""
+
+    containers: tuple[tuple[str, tuple[str, ...]], ...]
+    gpus: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, pod: Mapping[str, Any]) -> Template:
+        """What `pod` (or a pod template: the same `metadata` and `spec`) runs."""
+        containers = tuple(
+            (str(c.get("name")), tuple(str(a) for a in (*(c.get("command") or ()), *(c.get("args") or ()))))
+            for c in (pod.get("spec") or {}).get("containers") or ()
+            if isinstance(c, Mapping)
+        )
+        return cls(containers, tuple(sorted(requests(pod).items())))
+
+    def made(self, pod: Mapping[str, Any]) -> bool:
+        """Whether `pod` runs this template: a rolling update keeps pods of the template before (another
+        model, precision or size) until the new ones serve, which are replicas of the shape recorded now only
+        as far as the workload's count needs them. What an admission webhook adds beside the template's (a
+        container, a GPU resource such as HAMi's default `nvidia.com/gpucores`) is not compared."""
+        theirs = Template.of(pod)
+        return set(self.containers) <= set(theirs.containers) and set(self.gpus) <= set(theirs.gpus)
+
+
+def _template(obj: Mapping[str, Any]) -> Template | None:
+    """The template of a workload's serving pods (a Deployment's, an LWS group's leader's); None without one."""
+    spec = obj.get("spec") or {}
+    template = spec.get("template") or (spec.get("leaderWorkerTemplate") or {}).get("leaderTemplate")
+    return Template.of(template) if isinstance(template, Mapping) and template.get("spec") else None
 
 
 def workload_of(pod: Mapping[str, Any]) -> tuple[str, str]:
@@ -190,6 +227,7 @@ def read_owned(owned: Sequence[Mapping[str, Any]], catalog: Catalog) -> list[Own
                 ready=_count((obj.get("status") or {}).get("readyReplicas")),
                 shape=shape if (shape := recorded_shape(annotations)) is None or shape.gpu_class in catalog else None,
                 taken=_taken(annotations.get(TAKEN)),
+                template=_template(obj),
             )
         )
     return found
@@ -242,9 +280,10 @@ def incumbents(
     """The replicas that keep their node, GPU class and variant: each bound, live pod of a workload whose
     shape its endpoint's spec still admits (endpoints in `changed` have none), on a node that is
     Ready (skipped or not: `_placement`), taking the GPUs its workload planned for it there (else the
-    lowest that hold it).
-    Ready pods come first; an endpoint's pods in order of their workload and name. The `replaced`
-    workloads (namespace, name), which a consolidation moves away from, have none."""
+    lowest that hold it); as many as its workload's replicas. Pods of the workload's template as it is now
+    come first (`Template.made`), then Ready ones; an endpoint's pods in order of their workload and name.
+    A pod beyond them (a rolling update's old one beside its new one, a scale-down's) holds what it asks.
+    The `replaced` workloads (namespace, name), which a consolidation moves away from, have none."""
     by_workload: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for pod in pods:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
@@ -264,19 +303,25 @@ def incumbents(
             continue
         kept: list[Placement] = []
         candidates = [
-            (not _ready(pod), w.name, str((pod.get("metadata") or {}).get("name")), w, pod)
+            (w.template is not None and not w.template.made(pod), not _ready(pod), w.name, _name(pod), w, pod)
             for w in workloads.get(ep.key, ())
             if w.shape is not None and admits(ep, w.shape, registry)
             for pod in by_workload.get(w.workload, ())
         ]
-        for *_, w, pod in sorted(candidates, key=lambda c: c[:3]):
+        # Read first, a surplus pod of the template before (another model, or size) would take the GPUs
+        # planned for the new one as a replica of the new shape, and push the pods read after it off theirs.
+        replicas: Counter[str] = Counter()
+        for *_, w, pod in sorted(candidates, key=lambda c: c[:4]):
             assert w.shape is not None
+            if replicas[w.name] >= w.replicas:
+                continue
             placement = _placement(ep, w.shape, pod, inventory, skipped, registry, len(kept))
             if placement is None:
                 continue
             inventory = inventory.allocated(held_by(placement))
             kept.append(placement)
-            taken.add((w.namespace, str((pod.get("metadata") or {}).get("name"))))
+            replicas[w.name] += 1
+            taken.add((w.namespace, _name(pod)))
         if kept:
             placements[ep.key] = tuple(kept)
     return Incumbents(placements, inventory, frozenset(taken))
@@ -346,6 +391,10 @@ def _room(node: NodeGpus, shape: Shape) -> tuple[int, ...]:
     else:
         free = [g.index for g in node.gpus if not g.whole and g.free_mib >= shape.vram_mib_per_gpu]
     return tuple(free[: shape.tp]) if len(free) >= shape.tp else ()
+
+
+def _name(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("metadata") or {}).get("name"))
 
 
 def _ready(pod: Mapping[str, Any]) -> bool:
