@@ -2490,6 +2490,10 @@ def consolidation_moves(events: Iterable[Mapping[str, Any]], interval_s: float) 
     `maxDisruptionsPerInterval` (`CONSOLIDATION`) when it keeps its budget."""
     mine = [e for e in events if e.get("reason") == "Consolidating"]
     starts = sorted(parse_time(str(e["eventTime"])) for e in mine)
+    for e in sorted(mine, key=lambda e: str(e["eventTime"])):
+        regarding, series = e.get("regarding") or {}, e.get("series") or {}
+        log(f"consolidating {regarding.get('namespace')}/{regarding.get('name')} at {e['eventTime']} "
+            f"({series.get('count', 1)}, last {series.get('lastObservedTime', '-')}): {e.get('note')}")  # fmt: skip
     return {
         "consolidation_moves": sum(int((e.get("series") or {}).get("count", 1)) for e in mine),
         "consolidation_moves_in_one_interval": max(
