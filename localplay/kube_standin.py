@@ -9,7 +9,8 @@ server this module teaches it (never the adapter):
 - a write sets `uid`, `namespace`, `creationTimestamp`, `resourceVersion` and `generation` (bumped
   when `spec` changes), and a patch carrying `metadata.resourceVersion` that is not the current one
   is refused with 409, as optimistic concurrency is;
-- writes to the `status` subresource change only `status`;
+- writes to the `status` subresource change only `status`, and an apply of it replaces it (one field
+  manager applies every status field, so a field it no longer applies is dropped);
 - lists honour equality label selectors and `status.phase` field selectors;
 - deleting an object garbage-collects the objects that name it in `ownerReferences`;
 - TokenReview and SubjectAccessReview answer from `tokens` and `grants` (who may do what); a token
@@ -177,6 +178,11 @@ class Realistic(kmock.KubernetesEmulator):
             if self._absent(key):
                 raise KubernetesError(status=404, reason="NotFound", message=f"{key[2]} not found")
             self._check_uid(key, ((request.data or {}).get("metadata") or {}).get("uid"))
+            if request.headers.get("Content-Type") == APPLY:
+                # Every status field is applied by the one manager (egs-controller, from the controller and
+                # the API alike): a field it applied before and applies no more is dropped, as a real server
+                # drops it, not kept as a merge patch keeps it.
+                self._objects[key].patch({"status": None})
             self._objects[key].patch({"status": (request.data or {}).get("status", {})})
             self._stamp(key, created=False, namespace=request.namespace)
             return aiohttp.web.json_response(self._objects[key].raw)
