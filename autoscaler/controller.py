@@ -71,6 +71,7 @@ from autoscaler.decide import (
     Settings,
     decide,
     endpoint_key,
+    promise_of,
     promise_outcome,
     report,
     report_holds,
@@ -275,8 +276,7 @@ class ControllerMetrics:
             self.gauge("egs_warm_pool_target_nodes").labels(pool.gpu_class).set(pool.target)
             # Zero until an endpoint waits for the class, so that its first wait counts as an increase.
             self.histogram("egs_endpoint_provisioning_seconds").labels(pool.gpu_class)
-            for resolved in ("kept", "late"):
-                self.counter("egs_endpoint_promises_total").labels(pool.gpu_class, resolved)
+            self._outcomes_from_zero(pool.gpu_class)
             if pool.forecast is not None:
                 forecast = self.gauge("egs_warm_pool_forecast_gpus")
                 forecast.labels(pool.gpu_class, "expected").set(pool.forecast.expected_peak)
@@ -329,14 +329,25 @@ class ControllerMetrics:
                 self.histogram("egs_endpoint_provisioning_seconds").labels(gpu_class).observe(max(0.0, waited))
 
     def _promises(self, decision: Decision, obs: Observation, now: float) -> None:
-        """Each ETA promised once, in the loop that sees it resolve (`promise_outcome`)."""
+        """Each ETA promised once, in the loop that sees it resolve (`promise_outcome`); the class of every
+        promise with an ETA has both outcomes from 0 meanwhile, a class with no warm pool too."""
         before = {object_identity(o)[2:]: o for o in obs.endpoints}
         for d in decision.endpoints:
             raw = before.get((d.namespace, d.name))
-            resolved = promise_outcome(raw, d, now) if raw is not None else None
-            if raw is not None and resolved is not None:
-                gpu_class = d.gpu_class or str(status_of(raw).get("gpuClass", ""))
+            promise = promise_of(raw) if raw is not None else None
+            if raw is None or promise is None or promise.eta is None:
+                continue
+            gpu_class = d.gpu_class or str(status_of(raw).get("gpuClass", ""))
+            self._outcomes_from_zero(gpu_class)
+            resolved = promise_outcome(raw, d, now)
+            if resolved is not None:
                 self.counter("egs_endpoint_promises_total").labels(gpu_class, resolved).inc()
+
+    def _outcomes_from_zero(self, gpu_class: str) -> None:
+        """Both outcomes of the class exposed at 0, so that its first resolution is an increase: a counter
+        Prometheus first scrapes at 1 shows none (prometheus_client's "initialise your labels")."""
+        for resolved in ("kept", "late"):
+            self.counter("egs_endpoint_promises_total").labels(gpu_class, resolved)
 
 
 class Controller:

@@ -92,3 +92,20 @@ def test_the_controller_counts_one_kept_and_one_late_promise_once_across_a_resta
     restarted = CollectorRegistry()
     loop(ControllerMetrics(restarted), [decided("Ready", "chat"), decided("Ready", "docs")], ETA + 260)
     assert (count(restarted, "kept"), count(restarted, "late")) == (0, 0)
+
+
+def test_a_class_with_no_warm_pool_counts_its_first_kept_promise_from_zero() -> None:
+    """A counter Prometheus first scrapes at 1 has no increase: the ETAs-kept panel would stay empty."""
+    registry = CollectorRegistry()
+    metrics = ControllerMetrics(registry)
+    before = [promised("chat")]
+
+    def loop(d: EndpointDecision, now: float) -> float | None:
+        decision = Decision((), {}, (d,), (), ())  # no warm pool for any class
+        metrics.record(Outcome(True, decision=decision, observation=Observation([], list(before))), 0.1, now)
+        before[0] = endpoint(d.name, status=endpoint_status(d, None, before[0]["status"], now))
+        return registry.get_sample_value("egs_endpoint_promises_total", {"gpu_class": CLASS, "outcome": "kept"})
+
+    assert loop(decided("Provisioning"), NOW + 100) == 0
+    assert loop(decided("Ready"), NOW + 200) == 1
+    assert loop(decided("Ready"), NOW + 260) == 1
