@@ -160,6 +160,9 @@ def _serve(stack: Stack) -> None:
     status = _eventually("the status", lambda: _status(kube, "chat").get("conditions"))
     assert _status(kube, "chat")["estimatedReadyTime"] == eta  # the controller keeps the API's promise
     assert status[0]["reason"] == "WaitingForCapacity"
+    # Prometheus reads the promise's class at 0 before it resolves: the kept one is then an increase.
+    kept = 'egs_endpoint_promises_total{gpu_class="H100-80GB", outcome="kept"} == 0'
+    assert stack.prom.wait_for(kept), "the pending promise's outcomes were never scraped at 0"
 
     # A GPU node joins (the node autoscaler's work), and the Deployment's pods become ready on it.
     kube.put("v1/nodes", h100("gpu-h100-0"))
