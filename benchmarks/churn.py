@@ -1047,12 +1047,12 @@ class Promised:
     """The ETA its status last showed before it was Ready (revised earlier or later)."""
     ready: float | None = None
     median: float | None = None
-    """The median the same ETA rule gave when it answered (`answered_medians`): the promise less this is the
+    """The median the same ETA rule gave when it answered (`answered`): the promise less this is the
     slack its quantile alone leaves."""
     cause: tuple[str, str, float | None] | None = None
     """What served it, the node and the delay drawn for it if ordered (`Play.early_cause`), once Ready."""
     law: tuple[float, ...] = ()
-    """When its queue would serve had the delays their own law (`answered_laws`): each percent's middle
+    """When its queue would serve had the delays their own law (`answered`): each percent's middle
     quantile, equally likely points that `least_mean_slack` bounds the slack of any promise from."""
 
 
@@ -1202,26 +1202,23 @@ def _early_figures(served: Sequence[tuple[str, float | None, float]]) -> dict[st
     return figures | ({"mean_delay_drawn_s": round(sum(delays) / len(delays), 1)} if delays else {})
 
 
-ANSWERED = re.compile(r"POST (\S+): \w+, ETA in \S+ s \(at ([\d.]+), its median at ([\d.]+)\)")
+ANSWERED = re.compile(
+    r"POST (\S+): \w+, ETA in \S+ s \(at ([\d.]+), its median at ([\d.]+)\).*?(?:; law ([\d.]+) \+ \[([^\]]*)\])?$",
+    re.MULTILINE,
+)
 """`egs api`'s debug line for a POST it answered 202 (`autoscaler.adapters.api`)."""
 
 
-def answered_medians(api_log: str) -> dict[tuple[str, int], float]:
-    """(endpoint, the ETA answered: to the second, rounded up as written) -> the median the same ETA rule
-    gave it then, read from `egs api`'s debug log."""
-    return {(m[1], math.ceil(float(m[2]))): float(m[3]) for m in ANSWERED.finditer(api_log)}
-
-
-LAW = re.compile(r"POST (\S+): \w+, ETA in \S+ s \(at ([\d.]+),.*; law ([\d.]+) \+ \[([^\]]*)\]")
-"""The same line's law of when its queue serves (`autoscaler.admission.waiting_law`): its clock, then each point
-less it."""
-
-
-def answered_laws(api_log: str) -> dict[tuple[str, int], tuple[float, ...]]:
-    """(endpoint, the ETA answered, as `answered_medians`) -> the law `egs api` logged beside it, in its clock."""
+def answered(api_log: str) -> dict[tuple[str, int], tuple[float, tuple[float, ...]]]:
+    """(endpoint, the ETA answered: to the second, rounded up as written) -> the median the same ETA rule gave
+    it then, and the law of when its queue serves (`autoscaler.admission.waiting_law`, in its clock; () where
+    the line has none), read from `egs api`'s debug log."""
     return {
-        (m[1], math.ceil(float(m[2]))): tuple(float(m[3]) + float(t) for t in m[4].split(","))
-        for m in LAW.finditer(api_log)
+        (m[1], math.ceil(float(m[2]))): (
+            float(m[3]),
+            tuple(float(m[4]) + float(t) for t in m[5].split(",")) if m[4] else (),
+        )
+        for m in ANSWERED.finditer(api_log)
     }
 
 
@@ -1833,9 +1830,9 @@ def main() -> int:
     assert run is not None
     tally = run.tally
     api_log = "".join(path.read_text() for path in sorted(workdir.glob("api*.log")))  # each replica's
-    medians, laws = answered_medians(api_log), answered_laws(api_log)
+    answers = answered(api_log)
     for uid, p in sorted(tally.promises.items(), key=lambda promised: (promised[1].key, promised[1].posted)):
-        p.median, p.law = medians.get((p.key, math.ceil(p.eta))), laws.get((p.key, math.ceil(p.eta)), ())
+        p.median, p.law = answers.get((p.key, math.ceil(p.eta)), (None, ()))
         p.cause = play.early_cause(uid, p.posted, p.ready) if p.ready else None
         when = f"Ready {(p.ready - p.posted) * f:.0f} s" if p.ready else "never Ready"
         first, bound = play.seen.get(uid, (0.0, 0.0))

@@ -30,13 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # benchmarks/ and localplay/, as the other benchmarks do
 
 from autoscaler.controller import Controller  # noqa: E402
-from benchmarks.reconcile import Steady, fill, fleet, replica  # noqa: E402
+from benchmarks.reconcile import Steady, fill, fleet, log, replica  # noqa: E402
 from scheduler.catalog import Catalog  # noqa: E402
 from scheduler.registry import Registry  # noqa: E402
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def timed(ctl: Controller) -> tuple[float, int]:

@@ -264,6 +264,12 @@ class Inventory:
     def __iter__(self) -> Iterator[NodeGpus]:
         return iter(self.nodes)
 
+    @property
+    def standing(self) -> frozenset[str]:
+        """The nodes skipped for a label that cannot be read but Ready: not gone, so the replicas bound and
+        the GPUs promised there stand, while nothing new is placed there."""
+        return frozenset(s.node for s in self.skipped if s.ready)
+
     def __len__(self) -> int:
         return len(self.nodes)
 

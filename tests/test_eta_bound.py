@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from autoscaler.eta import ClassCapacity, EtaSettings, queue_etas, ready_law
 from autoscaler.kubetime import parse_time
-from benchmarks.churn import Promised, answered_laws, least_mean_slack, promise_figures
+from benchmarks.churn import Promised, answered, least_mean_slack, promise_figures
 from tests.test_endpoint_api import api, body, kube, post  # noqa: F401 (fixtures)
 
 PRIOR = EtaSettings(prior_delay_s=(300.0, 600.0), step_s=60.0)
@@ -49,7 +49,7 @@ def test_the_api_logs_beside_a_202_the_law_its_queue_serves_by_and_the_benchmark
         answer = post(api, body())
     assert answer.status_code == 202, answer.text
     eta = parse_time(answer.json()["estimatedReadyTime"])
-    laws = answered_laws(caplog.text)
+    laws = {key: law for key, (_, law) in answered(caplog.text).items()}
     assert set(laws) == {("team-a/chat", math.ceil(eta))}
     law = laws[("team-a/chat", math.ceil(eta))]
     # One fresh order (300-600 s, ordered a 60 s step on): 100 points 3 s apart, the answer its 0.95 quantile

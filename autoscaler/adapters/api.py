@@ -741,14 +741,15 @@ class _Admissions:
         places a replica on a node where the capacity holds fewer of its endpoint's: counted over every workload
         of such an endpoint, as the workloads record their plan (the nodes being provisioned aside). Logged: a
         burst of POSTs that builds again at every answer is slow, and this says why."""
-        catalog = self.services.catalog
         listed = self.services.cluster.owned(WORKLOAD_KINDS)
-        changed = {w.key for w in read_owned([o for o in listed if _version(o) not in self.written], catalog)}
-        if not changed:
+        written = {_version(o)[:3] for o in listed if _version(o) not in self.written}
+        if not written:
             return False
+        owned = read_owned(listed, self.services.catalog)
+        changed = {w.key for w in owned if (w.kind, w.namespace, w.name) in written}
         there = Counter(
             (w.key, node)
-            for w in read_owned(listed, catalog)
+            for w in owned
             if w.key in changed and w.shape is not None
             for replica in w.shape.planned
             for node, _ in replica

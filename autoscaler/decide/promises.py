@@ -34,7 +34,7 @@ def reserved(
     kept: list[Placement] = []
     # A Ready node skipped for a label that cannot be read has not gone: its promise stands (churn seed 502),
     # as its Ready replicas do (`allocated` takes nothing there; nothing new is placed there).
-    schedulable = {n.node for n in inventory.schedulable()} | {s.node for s in inventory.skipped if s.ready}
+    schedulable = {n.node for n in inventory.schedulable()} | inventory.standing
     for p in promise.placements:
         if len(kept) == room:
             break

@@ -297,7 +297,7 @@ def incumbents(
             workloads.setdefault(w.key, []).append(w)
     placements: dict[str, tuple[Placement, ...]] = {}
     taken: set[tuple[str, str]] = set()
-    skipped = frozenset(s.node for s in inventory.skipped if s.ready)
+    skipped = inventory.standing
     for ep in endpoints:
         if ep.key in changed:
             continue
