@@ -250,17 +250,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     pins = {k: o for k, p in promises.items() if p.answer == CREATED and (o := owed(p, staying[k], targets[k][0]))}
     afresh = frozenset(pins)  # 201s with a replica whose answered GPUs could not be held: placed again
     pins |= {k: p for k, p in promises.items() if not staying[k] and k not in pins}
-    # Consolidation, the one step that moves running replicas: a moved endpoint is placed anew, while
-    # its old replicas keep their GPUs and serve until the new ones do.
     # The promised replicas held above whose pods are not bound: a pod placed beside them on a HAMi node (a
     # move's, a new replica's) must bind in whatever order HAMi meets their pods.
     promised = [a for kept in not_bound(staying, bound).values() for p in kept for a in held_by(p)]
-    moving = consolidate(
-        endpoints, staying, workloads, recorded, list(promises), held.inventory, registry, catalog, settings, now,
-        promised,
-    )  # fmt: skip
-    staying |= dict.fromkeys(moving, ())
-    bound |= dict.fromkeys(moving, 0)
     requests = [ep.request(targets[ep.key][0]) for ep in endpoints]
     new = [ep.request(targets[ep.key][0] - len(staying[ep.key])) for ep in endpoints]
     new = [r for r in new if r.replicas > 0]
@@ -270,13 +262,26 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     # (placed afresh in the cheapest, they were a second workload, and the first one's pods, bound again
     # in their class, were pushed out once both served).
     for ep in endpoints:
-        if staying[ep.key] or ep.key in changed or ep.key in moving:
+        if staying[ep.key] or ep.key in changed:
             continue
         mine = [w for w in workloads.get(ep.key, ()) if w.workload not in replaced]
         if (shape := held_shape(ep, mine, registry)) is not None:
             keeps[ep.key] = Promise(CREATED, None, shape.variant, shape.gpu_class)
     fresh = place_new(new, pins, registry, held.inventory, settings, keeps, promised)
     fresh, stuck = unstuck(endpoints, fresh, stuck_pods)
+    # Consolidation, the one step that moves running replicas, on what the new replicas leave: a moved
+    # endpoint's replicas go where its saving was computed, while its old ones keep their GPUs and serve until
+    # the new ones do.
+    growing = {f"{p.namespace}/{p.request}" for p in fresh.placements} | set(stuck)
+    growing |= {f"{u.namespace}/{u.request}" for u in fresh.unplaced}
+    taken_fresh = [a for p in fresh.placements for a in held_by(p)]
+    moved = consolidate(
+        endpoints, staying, workloads, recorded, set(promises) | growing, held.inventory.allocated(taken_fresh),
+        registry, catalog, settings, now, [*promised, *taken_fresh],
+    )  # fmt: skip
+    moving = moved.moves
+    staying |= moved.placements
+    bound |= dict.fromkeys(moving, 0)
     # The GPUs a stuck replica was planned on in a class its pod selects are not offered again:
     # kube-scheduler found them taken.
     inventory = inventory.allocated(a for p in refused_placements(stuck, obs.pods, catalog) for a in held_by(p))
@@ -325,8 +330,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         if placed or waiting:
             try:
                 behind = frozenset(c for c, keys in unbound_by_class.items() if keys - {ep.key})
+                replacing = getattr(moving.get(ep.key) or recorded.get(ep.key), "replacing", ())
                 rendered = workload_objects(
-                    ep, request, placed + waiting, registry, catalog, settings, taken, observed, behind
+                    ep, request, placed + waiting, registry, catalog, settings, taken, observed, behind, replacing
                 )
             except ManifestError as e:
                 failure = str(e)

@@ -1,33 +1,67 @@
-"""Consolidation: moving running replicas to a cheaper shape, as its own, budgeted step (Karpenter's model).
+"""Consolidation: moving running replicas to a cheaper shape, or off a node so that it can go, as its own,
+budgeted step (Karpenter's model).
 
 The decide step never moves a running replica for another endpoint's sake (its incumbents stay,
-`state.incumbents`); this is the one way it moves them on purpose. Per loop, `consolidate` takes at
-most the budget left for the interval, in the order of the saving:
+`state.incumbents`); this is the one way it moves them on purpose. Per loop, after the new replicas are
+placed, `consolidate` takes at most the budget left for the interval, in the order of the saving:
 
-- only an endpoint that serves fully (every replica ready, at least its minimum), keeps no promise
-  and is not already moving, whose replicas placed afresh, beside everything that runs now, fit in
-  another variant or class and cost at least `minSavingFraction` less per hour (moving within one
-  class gains nothing: its workloads are not pinned to nodes, kube-scheduler already picks);
-- make-before-break: the moved endpoint's replicas are placed anew while its old workloads keep
-  serving and holding their GPUs; the old workloads go once the new ones serve every replica
-  (`workloads.orphans`), so it never has fewer ready replicas than before;
-- the move is recorded on the endpoint's status (`status.consolidation`: when, and the workloads
-  it replaces), so that a restart neither forgets it nor counts the old replicas as incumbents again,
-  and the budget per interval is counted from the statuses, not from memory.
+- only endpoints that serve fully (every replica ready, at least their minimum), keep no promise, are not
+  growing this loop and are not already moving;
+- *a cheaper shape*: the endpoint's replicas placed afresh, beside everything that runs now, cost at least
+  `minSavingFraction` less per hour (another variant or class, or within its class a smaller split: an AMD
+  partition, a MIG instance or a share of a GPU instead of a whole one);
+- *an emptied node*: every replica on a node is of endpoints that may move, within the budget left (one
+  disruption each), and they fit, placed afresh without that node, on nodes that already hold something:
+  the node holds nothing once they serve, and the node autoscaler removes it (Cluster Autoscaler an empty
+  node after its scale-down delay, Karpenter by its emptiness consolidation). The saving is the price of the
+  nodes emptied; no replica costs more. A move lands on occupied nodes only and empties one, and a shape move
+  lowers the replicas' cost, so (the replicas' cost, the nodes occupied) falls with every move: no move is
+  undone by a later one;
+- make-before-break: the moved endpoints' new replicas (placed as the saving was computed, `Consolidation
+  .placements`) go in new workloads, never under a name they replace (`workloads.named`), preferring the
+  planned nodes (kube-scheduler's node affinity, as every workload does); the old workloads keep serving and
+  holding their GPUs and go once the new ones serve every replica (`workloads.orphans`), so an endpoint never
+  has fewer ready replicas than before;
+- the move is recorded on the endpoint's status (`status.consolidation`: when, and the workloads it
+  replaces), so that a restart neither forgets it nor counts the old replicas as incumbents again, and the
+  budget per interval is counted from the statuses, not from memory.
+
+EGS neither cordons nor taints the node it empties: it owns no Node (other teams' pods may share it, and
+the node autoscaler, not EGS, decides what goes), and a node of pods it does not own is never emptied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from autoscaler.decide.placement import endpoint_cost, place_requests
 from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import Move, Owned
 from autoscaler.endpoint import Endpoint
 from scheduler.catalog import Catalog
-from scheduler.inventory import Allocation, Inventory, held_by
+from scheduler.inventory import Allocation, Inventory, NodeGpus, held_by
 from scheduler.plan import Placement
 from scheduler.registry import Registry
+
+
+@dataclass(frozen=True)
+class Consolidation:
+    """The endpoints moved this loop (by `namespace/name`) and where their replicas go."""
+
+    moves: Mapping[str, Move] = field(default_factory=dict)
+    placements: Mapping[str, tuple[Placement, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One move that may be made: the endpoints it moves, their new replicas, and USD per hour before and saved."""
+
+    keys: tuple[str, ...]
+    placements: tuple[Placement, ...]
+    cost: float
+    saving: float
 
 
 def consolidate(
@@ -35,54 +69,133 @@ def consolidate(
     staying: Mapping[str, Sequence[Placement]],
     workloads: Mapping[str, Sequence[Owned]],
     recorded: Mapping[str, Move],
-    promised: Sequence[str],
+    busy: Collection[str],
     inventory: Inventory,
     registry: Registry,
     catalog: Catalog,
     settings: Settings,
     now: float,
     unbound: Sequence[Allocation] = (),
-) -> dict[str, Move]:
-    """The endpoints to move this loop (by `namespace/name`), within what the budget leaves.
+) -> Consolidation:
+    """The moves to begin this loop, within what the budget leaves.
 
-    `staying`: each endpoint's incumbents; `recorded`: the moves on the statuses; `inventory`: the
-    GPUs with every running replica taken (a replacement never takes its predecessor's GPUs); `unbound`:
-    what it holds for replicas whose pods are not bound yet, beside which a move's new pods must bind on a
-    HAMi node in whatever order they arrive (`place_requests`), as the moves chosen before it."""
+    `staying`: each endpoint's incumbents; `recorded`: the moves on the statuses; `busy`: the endpoints that
+    keep a promise or grow this loop; `inventory`: the GPUs with every running and newly placed replica taken
+    (a replacement never takes its predecessor's GPUs); `unbound`: what it holds for replicas whose pods are
+    not bound yet, beside which a move's new pods must bind on a HAMi node in whatever order they arrive
+    (`place_requests`), as the moves chosen before it."""
     cfg = settings.consolidation
     if not cfg.enabled:
-        return {}
+        return Consolidation()
     recent = sum(1 for m in recorded.values() if now - m.at < cfg.interval_s)
     budget = cfg.max_disruptions_per_interval - recent
-    chosen: dict[str, Move] = {}
+    moves: dict[str, Move] = {}
+    placed: dict[str, tuple[Placement, ...]] = {}
     while budget > 0:
-        best: tuple[float, Endpoint, tuple[Placement, ...]] | None = None
-        for ep in endpoints:
-            kept = tuple(staying.get(ep.key, ()))
-            mine = workloads.get(ep.key, ())
-            if ep.key in chosen or ep.key in promised or (ep.key in recorded and recorded[ep.key].replacing):
-                continue
-            if not kept or not _serving(mine, len(kept), ep.min_replicas):
-                continue
-            plan = place_requests([ep.request(len(kept))], registry, inventory, settings, unbound)
-            shapes = {(p.variant, p.gpu_class) for p in plan.placements}
-            # A move to a new shape only: its workloads are new, and the old ones all go.
-            if plan.unplaced or shapes & {(p.variant, p.gpu_class) for p in kept}:
-                continue
-            now_cost, after = endpoint_cost(kept, catalog), endpoint_cost(plan.placements, catalog)
-            saving = now_cost - after
-            worth = saving > 0 and after <= now_cost * (1 - cfg.min_saving_fraction)
-            if worth and (best is None or (saving, ep.key) > (best[0], best[1].key)):
-                best = (saving, ep, plan.placements)
-        if best is None:
+        movable = {
+            ep.key: ep
+            for ep in endpoints
+            if ep.key not in moves and ep.key not in busy and _movable(ep, staying, workloads, recorded)
+        }
+        options = [*cheaper(movable, staying, inventory, registry, catalog, settings, unbound)]
+        options += emptying(movable, staying, inventory, registry, catalog, settings, unbound, budget)
+        worth = [o for o in options if o.saving > 0 and o.saving >= o.cost * cfg.min_saving_fraction]
+        if not worth:
             break
-        saving, ep, placements = best
-        replacing = tuple(sorted(w.name for w in workloads.get(ep.key, ())))
-        chosen[ep.key] = Move(now, ep.namespace, replacing, round(saving, 4))
-        taken = [a for p in placements for a in held_by(p)]
+        best = max(worth, key=lambda o: (o.saving, o.keys))
+        for key in best.keys:
+            replacing = tuple(sorted(w.name for w in workloads.get(key, ())))
+            share = round(best.saving / len(best.keys), 4)
+            moves[key] = Move(now, movable[key].namespace, replacing, share)
+            placed[key] = tuple(p for p in best.placements if f"{p.namespace}/{p.request}" == key)
+        taken = [a for p in best.placements for a in held_by(p)]
         inventory, unbound = inventory.allocated(taken), (*unbound, *taken)
-        budget -= 1
-    return chosen
+        budget -= len(best.keys)
+    return Consolidation(moves, placed)
+
+
+def cheaper(
+    movable: Mapping[str, Endpoint],
+    staying: Mapping[str, Sequence[Placement]],
+    inventory: Inventory,
+    registry: Registry,
+    catalog: Catalog,
+    settings: Settings,
+    unbound: Sequence[Allocation],
+) -> list[Option]:
+    """Each endpoint's replicas placed afresh beside everything that runs: any shape, its own included (a
+    replica of the same variant and class costs less on a partition, a MIG instance or a share)."""
+    options = []
+    for key, ep in movable.items():
+        kept = staying[key]
+        plan = place_requests([ep.request(len(kept))], registry, inventory, settings, unbound)
+        if not plan.unplaced:
+            before = endpoint_cost(kept, catalog)
+            options.append(Option((key,), plan.placements, before, before - endpoint_cost(plan.placements, catalog)))
+    return options
+
+
+def emptying(
+    movable: Mapping[str, Endpoint],
+    staying: Mapping[str, Sequence[Placement]],
+    inventory: Inventory,
+    registry: Registry,
+    catalog: Catalog,
+    settings: Settings,
+    unbound: Sequence[Allocation],
+    budget: int,
+) -> list[Option]:
+    """Per node whose every replica is of `movable` endpoints (at most `budget` of them), those endpoints'
+    replicas placed afresh without it, where they land on nodes that hold something already and cost no
+    more: the node, and any other left holding nothing, is saved."""
+    holds = {n.node: _holds(n) for n in inventory}
+    mine: dict[str, Counter[str]] = {}
+    for key, kept in staying.items():
+        for a in (a for p in kept for a in held_by(p)):
+            mine.setdefault(a.node, Counter())[key] += a.count if a.mig else len(a.gpus)
+    occupied = frozenset(name for name, held in holds.items() if held)
+    options = []
+    for node in inventory:
+        here = mine.get(node.node, Counter())
+        keys = tuple(sorted(here))
+        if not (node.schedulable and keys and len(keys) <= budget and set(keys) <= movable.keys()):
+            continue
+        if sum(here.values()) != holds[node.node]:
+            continue  # a pod EGS does not move holds it
+        kept = [p for key in keys for p in staying[key]]
+        requests = [movable[key].request(len(staying[key])) for key in keys]
+        plan = place_requests(requests, registry, inventory, settings, unbound, frozenset({node.node}))
+        landing = {w.node for p in plan.placements for w in p.workers}
+        before, after = endpoint_cost(kept, catalog), endpoint_cost(plan.placements, catalog)
+        if plan.unplaced or not landing <= occupied or after > before:
+            continue
+        left = occupied - landing
+        emptied = [n for n in inventory if n.node in left and _only(mine.get(n.node), keys, holds[n.node])]
+        saved = sum(catalog.get(n.model.name).price_per_hour * n.physical_gpus for n in emptied)
+        options.append(Option(keys, plan.placements, before, round(saved + before - after, 4)))
+    return options
+
+
+def _holds(node: NodeGpus) -> int:
+    """The replicas and pods holding a GPU, a MIG instance or a partition of `node`, one per thing held."""
+    return sum(g.holders for g in node.gpus) + sum(s.used for s in node.mig)
+
+
+def _only(mine: Counter[str] | None, keys: Collection[str], holds: int) -> bool:
+    """Whether the endpoints `keys` hold everything held on a node (`mine`: what each endpoint holds there)."""
+    return mine is not None and sum(mine[k] for k in keys) == holds
+
+
+def _movable(
+    ep: Endpoint,
+    staying: Mapping[str, Sequence[Placement]],
+    workloads: Mapping[str, Sequence[Owned]],
+    recorded: Mapping[str, Move],
+) -> bool:
+    """An endpoint that runs, serves fully and is not moving already."""
+    kept, move = staying.get(ep.key, ()), recorded.get(ep.key)
+    moving = move is not None and bool(move.replacing)
+    return bool(kept) and not moving and _serving(workloads.get(ep.key, ()), len(kept), ep.min_replicas)
 
 
 def _serving(mine: Sequence[Owned], replicas: int, minimum: int) -> bool:

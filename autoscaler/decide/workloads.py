@@ -8,6 +8,7 @@ where the endpoint asks for one.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from autoscaler import endpoint as ie
@@ -17,6 +18,7 @@ from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import (
     REQUEST_NAME,
     WORKLOAD_KINDS,
+    WORKLOAD_LABEL,
     Owned,
     Shape,
     Taken,
@@ -48,15 +50,17 @@ def workload_objects(
     taken: Sequence[Taken] = (),
     observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]] | None = None,
     unbound: Collection[str] = (),
+    replacing: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """The workloads, Service, PodDisruptionBudget and ScaledObjects of one endpoint's replicas (placed
     and waiting), the workloads recording the GPUs its replicas were found unable to bind to (`taken`)
     and keeping the node preference they were created with (`observed`: the owned objects by identity)
     for this incarnation of the endpoint, those of a GPU class in `unbound` asking for no new replica
-    that waits for a node (`asked`); `ManifestError` when the plan cannot be rendered, which the
-    caller reports on that endpoint alone."""
+    that waits for a node (`asked`), none named as a workload a consolidation `replacing` (`named`);
+    `ManifestError` when the plan cannot be rendered, which the caller reports on that endpoint alone."""
     plan = Plan(placements=tuple(renumbered(placements)))
     rendered = [owned_by(o, ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
+    named(rendered, _staying(ep, observed or {}, replacing), replacing)
     for obj in rendered:
         if obj["kind"] in WORKLOAD_KINDS:
             before = _incarnation((observed or {}).get(identity(obj)), ep)
@@ -66,6 +70,58 @@ def workload_objects(
             if shape is not None and shape.gpu_class in unbound and "replicas" in obj["spec"]:
                 obj["spec"]["replicas"] = asked(obj, shape, before)
     return [*rendered, owned_by(disruption_budget(ep), ep), *scaled_objects(ep, rendered, settings)]
+
+
+def named(rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, str], replacing: Collection[str]) -> None:
+    """Each rendered workload named as the endpoint's workload of its shape that stays (`staying`, shapes
+    without their planned GPUs), else as rendered, unless a consolidation replaces that name: then the
+    first `-2`, `-3`... that it does not. A move within one shape (another node, of a node emptied) is made
+    before the old workload breaks, so the new one needs a name of its own, and keeps it once the old one
+    went (the move is not undone by a rename, nor the name reused by the next move)."""
+    used: set[str] = set()
+    for obj in (o for o in rendered if o["kind"] in WORKLOAD_KINDS):
+        name = obj["metadata"]["name"]
+        shape = recorded_shape(obj["metadata"]["annotations"])
+        kept = staying.get(replace(shape, planned=())) if shape is not None else None
+        chosen, n = kept if kept is not None and kept not in used else name, 1
+        while chosen in used or chosen in replacing:
+            n += 1
+            chosen = dns_label(f"{name}-{n}")
+        used.add(chosen)
+        if chosen != name:
+            _rename(obj, chosen)
+
+
+def _staying(
+    ep: Endpoint, observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]], replacing: Collection[str]
+) -> dict[Shape, str]:
+    """The endpoint's workloads of this incarnation that no consolidation replaces, by shape (without the
+    planned GPUs), the one asking for the most replicas where two have one shape."""
+    found: dict[Shape, tuple[int, str]] = {}
+    for (_, kind, namespace, name), obj in sorted(observed.items()):
+        meta = obj.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        if kind not in WORKLOAD_KINDS or namespace != ep.namespace or annotations.get(REQUEST_NAME) != ep.name:
+            continue
+        shape = recorded_shape(annotations)
+        if shape is None or name in replacing or _incarnation(obj, ep) is None:
+            continue
+        replicas = (obj.get("spec") or {}).get("replicas")
+        count = replicas if isinstance(replicas, int) else 0
+        key = replace(shape, planned=())
+        if key not in found or count > found[key][0]:
+            found[key] = (count, name)
+    return {shape: name for shape, (_, name) in found.items()}
+
+
+def _rename(obj: dict[str, Any], name: str) -> None:
+    """The workload, its selector and its pods' label under `name`."""
+    obj["metadata"]["name"] = name
+    selector = (obj["spec"].get("selector") or {}).get("matchLabels")
+    if selector is not None:
+        selector[WORKLOAD_LABEL] = name
+    for template in _templates(obj):
+        template["metadata"]["labels"][WORKLOAD_LABEL] = name
 
 
 def asked(obj: Mapping[str, Any], shape: Shape, observed: Mapping[str, Any] | None) -> int:

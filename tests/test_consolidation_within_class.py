@@ -1,0 +1,157 @@
+"""Consolidation within one GPU class (issue 16): a cheaper split of the same class, and a node emptied so that
+the node autoscaler can remove it, each make-before-break, within the budget, and not undone later.
+
+Each scenario runs the decide step over loops as `tests/test_reconcile_state.py` does (`applied`: the workloads
+written, a pod bound per planned replica). Before, `consolidate` skipped any move to a variant and class the
+endpoint already had, so none of these moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from autoscaler.decide import ConsolidationSettings, Decision, Observation, decide
+from scheduler.synthetic import gpu_node
+from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, signals, training
+from tests.test_reconcile_state import applied, l40s, observed, workloads
+
+ON = replace(SETTINGS, consolidation=ConsolidationSettings(enabled=True))
+LATER = NOW + 2 * ON.consolidation.interval_s
+"""Beyond the budget's interval: whatever a move spent is back."""
+MI300X = CATALOG.get("MI300X")
+
+
+def loop(
+    nodes: list[dict[str, Any]], eps: list[Any], owned: list[Any], pods: list[Any], at: float = NOW, settings: Any = ON
+) -> Decision:
+    """One decide step at `at`, with fresh metrics."""
+    return decide(
+        Observation(nodes, eps, owned, signals(age_s=NOW + 10 - at), pods=pods), settings, REGISTRY, CATALOG, at
+    )
+
+
+def preferred_nodes(obj: dict[str, Any]) -> set[str]:
+    affinity = obj["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    terms = affinity.get("preferredDuringSchedulingIgnoredDuringExecution") or ()
+    return {v for t in terms for e in t["preference"]["matchExpressions"] for v in e["values"]}
+
+
+def moves(decision: Decision) -> list[str]:
+    return [e.regarding.name for e in decision.events if e.reason == "Consolidating"]
+
+
+def two_half_empty_nodes() -> tuple[list[dict[str, Any]], list[Any], list[Any], list[Any]]:
+    """alpha alone on l40s-0 and beta alone on l40s-1, one GPU of two free on each (a training job held
+    l40s-0's other GPU when beta came, and ended)."""
+    first_nodes = [l40s("l40s-0", 2)]
+    first = decide(Observation(first_nodes, [endpoint("alpha")], signals=signals(), pods=[training("l40s-0", 1)]),
+                   SETTINGS, REGISTRY, CATALOG, NOW)  # fmt: skip
+    owned, pods = applied(first)
+    nodes = [l40s("l40s-0", 2), l40s("l40s-1", 2)]
+    eps = [*observed(first, [endpoint("alpha")]), endpoint("beta")]
+    second = loop(nodes, eps, owned, [*pods, training("l40s-0", 1)], settings=SETTINGS)
+    owned, pods = applied(second)
+    assert {p.request: p.node for p in second.placed.placements} == {"alpha": "l40s-0", "beta": "l40s-1"}
+    return nodes, observed(second, eps), owned, pods
+
+
+def test_two_half_empty_nodes_of_one_class_are_packed_onto_one_make_before_break() -> None:
+    nodes, eps, owned, pods = two_half_empty_nodes()
+    assert moves(loop(nodes, eps, owned, pods, settings=SETTINGS)) == []  # off by default
+    moved = loop(nodes, eps, owned, pods)
+    [who] = moves(moved)
+    stays = "alpha" if who == "beta" else "beta"
+    old_node, new_node = ("l40s-1", "l40s-0") if who == "beta" else ("l40s-0", "l40s-1")
+    # Its new workload has a name of its own and prefers the node that stays; the old one serves meanwhile.
+    [(name, new)] = workloads(moved, who).items()
+    assert name == f"{who}-bf16-l40s-2"
+    assert preferred_nodes(new) == {new_node}
+    assert moved.statuses[("team-a", who)]["consolidation"]["replacing"] == [f"{who}-bf16-l40s"]
+    assert moved.deletions == ()
+    assert workloads(moved, stays) == dict(applied_workloads(owned, stays))  # the other is not touched
+    # Its new pod is bound, not ready: nothing moves again, nothing is deleted, the name holds.
+    owned_new, pods_new = applied(moved, ready=False)
+    owned_new = [o for o in owned_new if o["metadata"]["name"] == name]
+    pods_new = [p for p in pods_new if p["metadata"]["name"].startswith(name)]
+    eps = observed(moved, eps)
+    later = loop(nodes, eps, owned + owned_new, pods + pods_new)
+    assert (moves(later), later.deletions, list(workloads(later, who))) == ([], (), [name])
+    # It serves: the old workload goes.
+    owned_new, pods_new = applied(moved, ready=True)
+    owned_new = [o for o in owned_new if o["metadata"]["name"] == name]
+    pods_new = [p for p in pods_new if p["metadata"]["name"].startswith(name)]
+    done = loop(nodes, observed(later, eps), owned + owned_new, pods + pods_new)
+    assert [d[3] for d in done.deletions] == [f"{who}-bf16-l40s"]
+    # Once it went, the old node holds nothing, and no later loop moves anyone back or renames anything.
+    owned = [o for o in owned if o["metadata"]["name"] != f"{who}-bf16-l40s"] + owned_new
+    pods = [p for p in pods if p["metadata"]["labels"]["egs.io/workload"] != f"{who}-bf16-l40s"] + pods_new
+    settled = loop(nodes, observed(done, eps), owned, pods, at=LATER)
+    assert settled.inventory.node(old_node).gpus[0].holders + settled.inventory.node(old_node).gpus[1].holders == 0
+    assert (moves(settled), settled.deletions, list(workloads(settled, who))) == ([], (), [name])
+
+
+def applied_workloads(owned: list[dict[str, Any]], name: str) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (o["metadata"]["name"], {k: v for k, v in o.items() if k != "status"})
+        for o in owned
+        if o["kind"] == "Deployment" and o["metadata"]["annotations"].get("egs.io/request-name") == name
+    ]
+
+
+def test_a_node_another_teams_pod_holds_is_not_emptied_and_a_move_onto_an_idle_node_saves_nothing() -> None:
+    # 3-GPU nodes: a training job beside each endpoint. Neither node can be emptied.
+    nodes = [l40s("l40s-0", 3), l40s("l40s-1", 3)]
+    jobs = [training("l40s-0", 1), training("l40s-1", 1)]
+    first = decide(
+        Observation(nodes, [endpoint("alpha")], signals=signals(), pods=jobs), SETTINGS, REGISTRY, CATALOG, NOW
+    )
+    owned, pods = applied(first)
+    assert moves(loop(nodes, observed(first, [endpoint("alpha")]), owned, [*pods, *jobs], at=LATER)) == []
+    # Alone on a node beside an idle one: moving empties one node and occupies the other.
+    alone = [l40s("l40s-0", 1), l40s("l40s-1", 1)]
+    first = decide(Observation(alone, [endpoint("alpha")], signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    owned, pods = applied(first)
+    assert moves(loop(alone, observed(first, [endpoint("alpha")]), owned, pods, at=LATER)) == []
+
+
+def test_a_node_of_two_endpoints_is_emptied_only_within_a_budget_of_two() -> None:
+    # alpha and beta fill l40s-0; gamma came when l40s-1 (3 GPUs) joined.
+    first = decide(Observation([l40s("l40s-0", 2)], [endpoint("alpha"), endpoint("beta")], signals=signals()),
+                   SETTINGS, REGISTRY, CATALOG, NOW)  # fmt: skip
+    owned, pods = applied(first)
+    nodes = [l40s("l40s-0", 2), l40s("l40s-1", 3)]
+    eps = [*observed(first, [endpoint("alpha"), endpoint("beta")]), endpoint("gamma")]
+    second = loop(nodes, eps, owned, pods, settings=SETTINGS)
+    owned, pods = applied(second)
+    eps = observed(second, eps)
+    assert {p.request: p.node for p in second.placed.placements}["gamma"] == "l40s-1"
+    assert moves(loop(nodes, eps, owned, pods, at=LATER)) == []  # one disruption an interval: not enough
+    two = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_disruptions_per_interval=2))
+    moved = loop(nodes, eps, owned, pods, at=LATER, settings=two)
+    assert sorted(moves(moved)) == ["alpha", "beta"]
+    assert {p.node for p in moved.placed.placements if p.request in ("alpha", "beta")} == {"l40s-1"}
+    price = CATALOG.get("L40S").price_per_hour
+    saving = sum(e.saving for e in [moved.endpoints[0].move, moved.endpoints[1].move] if e is not None)
+    assert round(saving, 2) == round(2 * price, 2)  # the node's two GPUs
+
+
+def test_a_whole_gpu_replica_moves_to_a_free_partition_of_its_class() -> None:
+    # chat came when only a whole MI300X was there; a DPX-partitioned MI300X node joined since.
+    whole, dpx = gpu_node("mi300x-0", MI300X, 1), gpu_node("mi300x-dpx-0", MI300X, 1, partition="dpx_nps1")
+    first = decide(Observation([whole], [endpoint()], signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    [placed] = first.placed.placements
+    assert (placed.gpu_class, placed.sharing) == ("MI300X", "exclusive")
+    owned, pods = applied(first)
+    eps = observed(first, [endpoint()])
+    assert moves(loop([whole, dpx], eps, owned, pods, settings=SETTINGS)) == []
+    moved = loop([whole, dpx], eps, owned, pods)
+    assert moves(moved) == ["chat"]
+    [(name, new)] = workloads(moved, "chat").items()
+    assert (name, new["metadata"]["annotations"]["egs.io/sharing"]) == ("chat-bf16-mi300x-2", "partition")
+    assert moved.statuses[("team-a", "chat")]["consolidation"]["replacing"] == ["chat-bf16-mi300x"]
+    assert moved.endpoints[0].cost_per_hour == round(MI300X.price_per_hour / 2, 4)
+    # Once it serves and the whole-GPU workload went, the freed whole GPU does not draw it back.
+    owned_new, pods_new = applied(moved)
+    settled = loop([whole, dpx], observed(moved, eps), owned_new, pods_new, at=LATER)
+    assert (moves(settled), settled.deletions, list(workloads(settled, "chat"))) == ([], (), [name])
