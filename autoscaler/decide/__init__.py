@@ -332,7 +332,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
                 behind = frozenset(c for c, keys in unbound_by_class.items() if keys - {ep.key})
                 replacing = getattr(moving.get(ep.key) or recorded.get(ep.key), "replacing", ())
                 rendered = workload_objects(
-                    ep, request, placed + waiting, registry, catalog, settings, taken, observed, behind, replacing
+                    ep, request, placed + waiting, registry, catalog, settings, taken, observed, behind, replacing, mine
                 )
             except ManifestError as e:
                 failure = str(e)

@@ -154,11 +154,15 @@ def emptying(
         for a in (a for p in kept for a in held_by(p)):
             mine.setdefault(a.node, Counter())[key] += a.count if a.mig else len(a.gpus)
     occupied = frozenset(name for name, held in holds.items() if held)
+    # Where a moved replica may land: the search per node is skipped where no other such node has room.
+    roomy = {n.node for n in inventory if n.node in occupied and n.schedulable and _room(n)}
     options = []
     for node in inventory:
         here = mine.get(node.node, Counter())
         keys = tuple(sorted(here))
         if not (node.schedulable and keys and len(keys) <= budget and set(keys) <= movable.keys()):
+            continue
+        if not roomy - {node.node}:
             continue
         if sum(here.values()) != holds[node.node]:
             continue  # a pod EGS does not move holds it
@@ -179,6 +183,11 @@ def emptying(
 def _holds(node: NodeGpus) -> int:
     """The replicas and pods holding a GPU, a MIG instance or a partition of `node`, one per thing held."""
     return sum(g.holders for g in node.gpus) + sum(s.used for s in node.mig)
+
+
+def _room(node: NodeGpus) -> bool:
+    """Whether a new replica could take anything of `node`: a GPU with VRAM it may hand out, or a free instance."""
+    return any(node.available_mib(g) > 0 for g in node.gpus) or any(s.free > 0 for s in node.mig)
 
 
 def _only(mine: Counter[str] | None, keys: Collection[str], holds: int) -> bool:

@@ -51,16 +51,18 @@ def workload_objects(
     observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]] | None = None,
     unbound: Collection[str] = (),
     replacing: Collection[str] = (),
+    mine: Sequence[Owned] = (),
 ) -> list[dict[str, Any]]:
     """The workloads, Service, PodDisruptionBudget and ScaledObjects of one endpoint's replicas (placed
     and waiting), the workloads recording the GPUs its replicas were found unable to bind to (`taken`)
     and keeping the node preference they were created with (`observed`: the owned objects by identity)
     for this incarnation of the endpoint, those of a GPU class in `unbound` asking for no new replica
-    that waits for a node (`asked`), none named as a workload a consolidation `replacing` (`named`);
+    that waits for a node (`asked`), each named as the workload of `mine` (the endpoint's) of its shape, none
+    as one a consolidation is `replacing` (`named`);
     `ManifestError` when the plan cannot be rendered, which the caller reports on that endpoint alone."""
     plan = Plan(placements=tuple(renumbered(placements)))
     rendered = [owned_by(o, ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
-    named(rendered, _staying(ep, observed or {}, replacing), replacing)
+    named(rendered, _staying(ep, mine, observed or {}, replacing), replacing)
     for obj in rendered:
         if obj["kind"] in WORKLOAD_KINDS:
             before = _incarnation((observed or {}).get(identity(obj)), ep)
@@ -93,25 +95,21 @@ def named(rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, str], repl
 
 
 def _staying(
-    ep: Endpoint, observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]], replacing: Collection[str]
+    ep: Endpoint,
+    mine: Sequence[Owned],
+    observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]],
+    replacing: Collection[str],
 ) -> dict[Shape, str]:
     """The endpoint's workloads of this incarnation that no consolidation replaces, by shape (without the
     planned GPUs), the one asking for the most replicas where two have one shape."""
-    found: dict[Shape, tuple[int, str]] = {}
-    for (_, kind, namespace, name), obj in sorted(observed.items()):
-        meta = obj.get("metadata") or {}
-        annotations = meta.get("annotations") or {}
-        if kind not in WORKLOAD_KINDS or namespace != ep.namespace or annotations.get(REQUEST_NAME) != ep.name:
+    found: dict[Shape, Owned] = {}
+    for w in mine:
+        if w.shape is None or w.name in replacing or _incarnation(observed.get(w.identity), ep) is None:
             continue
-        shape = recorded_shape(annotations)
-        if shape is None or name in replacing or _incarnation(obj, ep) is None:
-            continue
-        replicas = (obj.get("spec") or {}).get("replicas")
-        count = replicas if isinstance(replicas, int) else 0
-        key = replace(shape, planned=())
-        if key not in found or count > found[key][0]:
-            found[key] = (count, name)
-    return {shape: name for shape, (_, name) in found.items()}
+        key = replace(w.shape, planned=())
+        if key not in found or (w.replicas, w.name) > (found[key].replicas, found[key].name):
+            found[key] = w
+    return {shape: w.name for shape, w in found.items()}
 
 
 def _rename(obj: dict[str, Any], name: str) -> None:
