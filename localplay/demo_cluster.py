@@ -4,9 +4,11 @@ it drives are the real processes.
 
 Every `step(now, demand)`:
 
-- scheduler: each Deployment's pods (`<name>-<i>`, `spec.replicas` of them) go on the first ready
-  node with the GPUs they request free; a replica preempts warm-pool placeholders (the pool's
-  PriorityClass is the lowest), and a placeholder takes only a wholly free node;
+- Deployment controller: each Deployment's pods (`<name>-<template hash>-<i>`, `spec.replicas` of them),
+  a changed template rolled as its strategy says (`localplay.rollout`);
+- scheduler: each pod goes on the first ready node with the GPUs it requests free; a replica preempts
+  warm-pool placeholders (the pool's PriorityClass is the lowest), and a placeholder takes only a
+  wholly free node;
 - kubelet: a placed replica is ready `load_s` later; each Deployment's `status.readyReplicas` says
   how many are, and each pod is a Pod object (bound and Running, or Pending and Unschedulable), both
   of which the controller reads;
@@ -36,6 +38,7 @@ from exporter.fleet import DEFAULT_FLEET
 from exporter.server import ExporterServer
 from localplay.kube_standin import KubeCluster
 from localplay.localstack import free_port
+from localplay.rollout import Running, pod_names
 from localplay.vllm_standin import Server, VllmStandIn
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry, Variant
@@ -61,6 +64,7 @@ class Pod:
     placeholder: bool
     template: dict[str, Any] = field(default_factory=dict, repr=False)
     """The Deployment's pod template, which the Pod object is written from."""
+    created: float = 0.0
     node: str = ""
     first_gpu: int = 0
     placed_at: float = 0.0
@@ -176,7 +180,7 @@ class ClusterPlay:
 
     def step(self, now: float, demand: Mapping[str, float]) -> None:
         self._join(now)
-        wanted = self._wanted()
+        wanted = self._wanted(now)
         for key in [k for k in self.pods if k not in wanted]:
             del self.pods[key]
         for key, pod in wanted.items():
@@ -190,7 +194,8 @@ class ClusterPlay:
 
     # -- scheduler and kubelet --------------------------------------------------------------------
 
-    def _wanted(self) -> dict[str, Pod]:
+    def _wanted(self, now: float) -> dict[str, Pod]:
+        """Each Deployment's pods as its ReplicaSets hold them, rolled as its strategy says (`rollout`)."""
         pods = {}
         for d in self.kube.all(DEPLOYMENTS):
             meta, spec = d["metadata"], d.get("spec") or {}
@@ -199,11 +204,19 @@ class ClusterPlay:
             if gpus == 0:
                 continue
             placeholder = template.get("priorityClassName") == WARM_POOL_PRIORITY_CLASS
-            for i in range(int(spec.get("replicas", 0))):
-                name = f"{meta['name']}-{i}"
-                pod = Pod(name, meta["namespace"], meta["name"], gpus, placeholder, spec["template"])
-                pods[f"{meta['namespace']}/{name}"] = pod
+            namespace, deployment = meta["namespace"], meta["name"]
+            mine = {p.name: p for p in self.pods.values() if (p.namespace, p.deployment) == (namespace, deployment)}
+            running = [
+                Running(p.name, bool(p.node), self._ready(p, now), p.placed_at, p.created) for p in mine.values()
+            ]
+            for name in pod_names(d, running):
+                made = Pod(name, namespace, deployment, gpus, placeholder, spec["template"], now)
+                pods[f"{namespace}/{name}"] = mine.get(name) or made
         return pods
+
+    def _ready(self, pod: Pod, now: float) -> bool:
+        """Whether the pod is Ready: bound, and its model loaded."""
+        return bool(pod.node) and now - pod.placed_at >= self.settings.load_s
 
     def _write_pods(self, now: float) -> None:
         """The Pod objects as the scheduler and the kubelet leave them: bound and Running, or Pending and
@@ -213,7 +226,7 @@ class ClusterPlay:
             self.kube.delete(PODS, namespace, name)
             del self._written[key]
         for key, pod in self.pods.items():
-            ready = bool(pod.node) and now - pod.placed_at >= self.settings.load_s
+            ready = self._ready(pod, now)
             state = (pod.node, ready)
             if self._written.get(key) == state:
                 continue
@@ -261,7 +274,7 @@ class ClusterPlay:
         for d in self.kube.all(DEPLOYMENTS):
             meta = d["metadata"]
             mine = [p for p in self.pods.values() if p.namespace == meta["namespace"] and p.deployment == meta["name"]]
-            ready = sum(1 for p in mine if p.node and now - p.placed_at >= self.settings.load_s)
+            ready = sum(self._ready(p, now) for p in mine)
             status = {"replicas": len(mine), "readyReplicas": ready}
             if {k: (d.get("status") or {}).get(k) for k in status} != status:
                 self.kube.patch(DEPLOYMENTS, meta["namespace"], meta["name"], {"status": status})
@@ -317,7 +330,7 @@ class ClusterPlay:
         out: dict[str, list[Pod]] = {}
         for p in self.pods.values():
             model = self._model(p)
-            if model and p.node and now - p.placed_at >= self.settings.load_s:
+            if model and self._ready(p, now):
                 out.setdefault(model, []).append(p)
         return out
 
