@@ -5,7 +5,10 @@ Found by churn seed 503 (`--api-replicas 2 --controller-kills 1-2`): on a time-s
 made to serve another model kept its Deployment's name (same variant and class), so its old pod, still
 Ready, was read as a second replica of the new model. Taken first (Ready first), it held the new pod's
 planned GPU; the new pod took the lowest GPU with room, the next endpoint's replicas were pushed along, and
-a Ready 201 on the last GPU lost its room for a loop (placed anew, `CapacityGone`).
+a Ready 201 on the last GPU lost its room for a loop (placed anew, `CapacityGone`). Where its workload lacks
+replicas (a `maxUnavailable: 1` rollout, as EGS writes it), an old pod still counts, but after every other
+endpoint's pods: read in its endpoint's turn, it took the lowest GPUs with room in the new shape's size, and
+another endpoint's Ready replicas there lost theirs (found by reading the code; the test is the proof).
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ def where(decision: Decision) -> dict[str, list[tuple[int, ...]]]:
     for p in decision.placed.placements:
         placed.setdefault(p.request, []).extend(w.gpus for w in p.workers)
     return placed
+
+
+def on_nodes(decision: Decision) -> dict[str, list[tuple[str, tuple[int, ...]]]]:
+    placed: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+    for p in decision.placed.placements:
+        placed.setdefault(p.request, []).extend((w.node, w.gpus) for w in p.workers)
+    return {ep: sorted(gpus) for ep, gpus in placed.items()}
 
 
 def test_a_ready_replica_keeps_its_gpu_when_a_neighbour_rolls_to_another_model() -> None:
@@ -62,6 +72,47 @@ def test_a_ready_replica_keeps_its_gpu_when_a_neighbour_rolls_to_another_model()
     )  # fmt: skip
     assert where(later) == {"ep-20": [(0,)], "ep-23": [(1,), (2,)], "ep-28": [(3,)]}
     assert [(d.name, d.waiting) for d in later.endpoints] == [("ep-20", 0), ("ep-23", 0), ("ep-28", 0)]
+
+
+def test_another_endpoints_pods_of_a_template_before_take_no_room_from_a_ready_replica() -> None:
+    # One time-sliced A10G: ep-b (phi int4, 15738 MiB) and ep-c's first replica (phi at 1024 tokens, 6522 MiB)
+    # on GPU 0, ep-a's three replicas (mistral int4 at 1024 tokens, 7215 MiB each) on GPU 1, ep-c's second on 2.
+    eps = [
+        endpoint("ep-a", lo=3, hi=3, model=MISTRAL, qualityFloor=0.95, contextTokens=1024),
+        endpoint("ep-b", hi=1, model=PHI, qualityFloor=0.95),
+        endpoint("ep-c", lo=2, hi=2, model=PHI, qualityFloor=0.95, contextTokens=1024),
+    ]
+    first = decide(Observation([NODE], eps, signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    assert where(first) == {"ep-a": [(1,), (1,), (1,)], "ep-b": [(0,)], "ep-c": [(0,), (2,)]}
+    owned, pods = applied(first)
+    # ep-a's context is raised (21551 MiB a replica): its template changes, its Deployment keeps its name, and
+    # its replicas are planned on GPU 3 and a node that joined.
+    joined = gpu_node("a10g-ts-1", CATALOG.get("A10G"), 4, replicas=4)
+    changed = observed(first, eps)
+    changed[0] = {**changed[0], "spec": {k: v for k, v in changed[0]["spec"].items() if k != "contextTokens"}}
+    changed[0]["metadata"] = {**changed[0]["metadata"], "generation": 4}
+    nodes = [NODE, joined]
+    rolled = decide(Observation(nodes, changed, owned, signals(), pods=pods), SETTINGS, REGISTRY, CATALOG, NOW + 60)
+    rewritten, new_pods = applied(rolled, ready=False)
+    [deployment] = [o for o in rewritten if o["metadata"]["name"] == "ep-a-int4-a10g" and o["kind"] == "Deployment"]
+    owned = [o for o in owned if o["metadata"]["name"] != "ep-a-int4-a10g"] + [deployment]
+    # Rolled as EGS asks (maxUnavailable 1): one old pod goes, the new one is bound on GPU 3 and loads, and the
+    # two other old pods serve on GPU 1 until it is Ready: two of the three replicas the workload lacks.
+    [new, *_] = [p for p in new_pods if p["metadata"]["name"].startswith("ep-a")]
+    pods = [p for p in pods if p["metadata"]["name"] != "ep-a-int4-a10g-2"]
+    pods.append({**new, "metadata": {**new["metadata"], "name": "ep-a-int4-a10g-new-0"}})
+    later = decide(
+        Observation(nodes, observed(rolled, changed), owned, signals(), pods=pods),
+        SETTINGS,
+        REGISTRY,
+        CATALOG,
+        NOW + 120,
+    )
+    # Read as replicas of 21551 MiB on the lowest GPUs with room, the old pods took GPU 0 and pushed ep-c's
+    # Ready replica off its node.
+    held = {ep: gpus for ep, gpus in on_nodes(later).items() if ep != "ep-a"}
+    assert held == {"ep-b": [("a10g-ts-0", (0,))], "ep-c": [("a10g-ts-0", (0,)), ("a10g-ts-0", (2,))]}
+    assert [(d.name, d.waiting) for d in later.endpoints if d.name != "ep-a"] == [("ep-b", 0), ("ep-c", 0)]
 
 
 def test_pods_of_the_template_before_still_count_as_the_replicas_their_workload_lacks() -> None:

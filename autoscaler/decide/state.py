@@ -8,7 +8,8 @@ the controller observes, so a restart or a new leader decides as the old one wou
   tensor-parallel GPUs, VRAM, the GPUs planned per replica), and what its pod template runs (`Template`).
 - **Incumbents** (`incumbents`): the replicas whose pod is bound to a node, as placements on that node
   in their workload's shape, as many as its replicas, the pods of its template as it is now first (a
-  rolling update's old pod beside its new one holds what it asks beside them). A replica keeps its
+  rolling update's old pod beside its new one holds what it asks beside them), every endpoint's before
+  any pod of a template before (a replica of no shape recorded now, where its workload lacks one). A replica keeps its
   placement unless its endpoint's spec changed since it was placed (`status.observedGeneration` behind
   `metadata.generation`, or a shape the spec no longer admits), its node went (gone from the inventory,
   or not Ready), or consolidation moves it; the decide step places only the replicas beyond them, around
@@ -280,8 +281,9 @@ def incumbents(
     """The replicas that keep their node, GPU class and variant: each bound, live pod of a workload whose
     shape its endpoint's spec still admits (endpoints in `changed` have none), on a node that is
     Ready (skipped or not: `_placement`), taking the GPUs its workload planned for it there (else the
-    lowest that hold it); as many as its workload's replicas. Pods of the workload's template as it is now
-    come first (`Template.made`), then Ready ones; an endpoint's pods in order of their workload and name.
+    lowest that hold it); as many as its workload's replicas. Pods of their workload's template as it is now
+    come first (`Template.made`), every endpoint's before any other's pod of a template before, then Ready
+    ones; an endpoint's pods in order of their workload and name.
     A pod beyond them (a rolling update's old one beside its new one, a scale-down's) holds what it asks.
     The `replaced` workloads (namespace, name), which a consolidation moves away from, have none."""
     by_workload: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
@@ -295,35 +297,35 @@ def incumbents(
     for w in owned:
         if w.workload not in replaced:
             workloads.setdefault(w.key, []).append(w)
-    placements: dict[str, tuple[Placement, ...]] = {}
+    kept: dict[str, list[Placement]] = {}
     taken: set[tuple[str, str]] = set()
     skipped = inventory.standing
-    for ep in endpoints:
-        if ep.key in changed:
+    candidates = [
+        (w.template is not None and not w.template.made(pod), i, not _ready(pod), w.name, _name(pod), ep, w, pod)
+        for i, ep in enumerate(endpoints)
+        if ep.key not in changed
+        for w in workloads.get(ep.key, ())
+        if w.shape is not None and admits(ep, w.shape, registry)
+        for pod in by_workload.get(w.workload, ())
+    ]
+    # Read first, a surplus pod of the template before (another model, or size) would take the GPUs planned for
+    # the new one as a replica of the new shape, and push the pods read after it off theirs: every endpoint's
+    # pods of its template as it is now come before any pod of a template before, which, where its workload
+    # lacks replicas, takes what room is left (it is no replica of the new shape where it runs).
+    replicas: Counter[tuple[str, str]] = Counter()
+    for *_, ep, w, pod in sorted(candidates, key=lambda c: c[:5]):
+        assert w.shape is not None
+        if replicas[w.workload] >= w.replicas:
             continue
-        kept: list[Placement] = []
-        candidates = [
-            (w.template is not None and not w.template.made(pod), not _ready(pod), w.name, _name(pod), w, pod)
-            for w in workloads.get(ep.key, ())
-            if w.shape is not None and admits(ep, w.shape, registry)
-            for pod in by_workload.get(w.workload, ())
-        ]
-        # Read first, a surplus pod of the template before (another model, or size) would take the GPUs
-        # planned for the new one as a replica of the new shape, and push the pods read after it off theirs.
-        replicas: Counter[str] = Counter()
-        for *_, w, pod in sorted(candidates, key=lambda c: c[:4]):
-            assert w.shape is not None
-            if replicas[w.name] >= w.replicas:
-                continue
-            placement = _placement(ep, w.shape, pod, inventory, skipped, registry, len(kept))
-            if placement is None:
-                continue
-            inventory = inventory.allocated(held_by(placement))
-            kept.append(placement)
-            replicas[w.name] += 1
-            taken.add((w.namespace, _name(pod)))
-        if kept:
-            placements[ep.key] = tuple(kept)
+        mine = kept.setdefault(ep.key, [])
+        placement = _placement(ep, w.shape, pod, inventory, skipped, registry, len(mine))
+        if placement is None:
+            continue
+        inventory = inventory.allocated(held_by(placement))
+        mine.append(placement)
+        replicas[w.workload] += 1
+        taken.add((w.namespace, _name(pod)))
+    placements = {ep.key: tuple(kept[ep.key]) for ep in endpoints if kept.get(ep.key)}
     return Incumbents(placements, inventory, frozenset(taken))
 
 
