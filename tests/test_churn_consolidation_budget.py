@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from autoscaler.kubetime import micro_time
-from benchmarks.churn import Shape, consolidation_moves
+from benchmarks.churnkit.figures import consolidation_moves
+from benchmarks.churnkit.scenario import Shape
 
 
 def consolidating(t: float, count: int | None = None, reason: str = "Consolidating") -> dict[str, object]:

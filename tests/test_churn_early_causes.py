@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 from typing import Any, cast
 
-from benchmarks.churn import Play, Pod, Promised, promise_figures
+from benchmarks.churnkit.figures import Promised, promise_figures
+from benchmarks.churnkit.play import Play, Pod
 from scheduler.inventory import Allocation
 
 AFTER = "an order for pods queued after it"

@@ -19,7 +19,8 @@ from typing import Any, cast
 
 import pytest
 
-from benchmarks.churn import RESTART_BACKOFF_S, Run, Script, Shape, script
+from benchmarks.churnkit.run import RESTART_BACKOFF_S, Run
+from benchmarks.churnkit.scenario import Script, Shape, script
 from localplay.kube_standin import KubeCluster
 
 FLEET = tuple(f"node-{i}" for i in range(20))

@@ -14,7 +14,8 @@ from typing import Any, cast
 import pytest
 
 from autoscaler.pods import holds
-from benchmarks.churn import FLEETS, PRICES, Play, Pod, Shape, endpoint_bodies, fleet, occupying, script, teams
+from benchmarks.churnkit.play import Play, Pod
+from benchmarks.churnkit.scenario import FLEETS, PRICES, Shape, endpoint_bodies, fleet, occupying, script, teams
 from localplay.kube_standin import KubeCluster
 from scheduler.catalog import Catalog
 from scheduler.inventory import Inventory, SharingPolicy, build_inventory

@@ -22,7 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from autoscaler.controller import ControllerMetrics
 from autoscaler.decide import PROMISE_ANNOTATION
 from autoscaler.decide.workloads import HOSTNAME, PREFERRED
-from benchmarks.churn import Play, Pod, Run, Tally, loose_ends, lose_nodes
+from benchmarks.churnkit.events import lose_nodes
+from benchmarks.churnkit.figures import Tally, loose_ends
+from benchmarks.churnkit.play import Play, Pod
+from benchmarks.churnkit.run import Run
 from localplay.kube_standin import KubeCluster
 from scheduler.synthetic import gpu_node
 from tests.test_decide import CATALOG, REGISTRY

@@ -18,7 +18,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-from benchmarks.churn import ENDPOINTS, Run, promise_figures
+from benchmarks.churnkit.figures import promise_figures
+from benchmarks.churnkit.play import ENDPOINTS
+from benchmarks.churnkit.run import Run
 from localplay.kube_standin import KubeCluster
 
 HOUR = 3600.0

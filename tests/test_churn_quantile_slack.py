@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from autoscaler.kubetime import parse_time
-from benchmarks.churn import Promised, answered, promise_figures
+from benchmarks.churnkit.figures import Promised, answered, promise_figures
 from tests.test_decide import SETTINGS
 from tests.test_endpoint_api import api, body, kube, post  # noqa: F401 (fixtures)
 

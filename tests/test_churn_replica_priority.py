@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.churn import STARTING_NICE, _start, may_renice, renice
+from benchmarks.churnkit.run import STARTING_NICE, _start, may_renice, renice
 from localplay.localstack import free_port, wait_http
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,24 +17,13 @@ import pytest
 import requests
 
 from autoscaler.adapters.prometheus import GPU_INDEXES
-from benchmarks.churn import (
-    BAD_LABELS,
-    FOREIGN_TAINT,
-    MALFORMED,
-    NODES,
-    UNSCHEDULABLE_TAINT,
-    Play,
-    Pod,
-    PrometheusStandIn,
-    Run,
-    Script,
-    Shape,
-    Tally,
-    _knob,
-    cordon,
-    script,
-    teams,
-)
+from benchmarks.churn import _knob
+from benchmarks.churnkit.events import UNSCHEDULABLE_TAINT, cordon
+from benchmarks.churnkit.figures import Tally
+from benchmarks.churnkit.play import NODES, Play, Pod
+from benchmarks.churnkit.prometheus import PrometheusStandIn
+from benchmarks.churnkit.run import Run
+from benchmarks.churnkit.scenario import BAD_LABELS, FOREIGN_TAINT, MALFORMED, Script, Shape, script, teams
 from localplay.kube_standin import KubeCluster
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry

@@ -29,7 +29,8 @@ from autoscaler.adapters.prometheus import GPU_INDEXES, PrometheusMetrics
 from autoscaler.admission import capacity
 from autoscaler.decide import PROMISE_ANNOTATION, Decision, Observation, Settings, decide, report
 from autoscaler.pods import merged_indexes
-from benchmarks.churn import PrometheusStandIn, gpu_uuid
+from benchmarks.churnkit.prometheus import PrometheusStandIn
+from benchmarks.churnkit.scenario import gpu_uuid
 from common.errors import TemporaryError
 from localplay.kube_standin import KubeCluster
 from scheduler.synthetic import gpu_node

@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Any, cast
 
-from benchmarks.churn import Play, Pod
+from benchmarks.churnkit.play import Play, Pod
 from localplay.kube_standin import KubeCluster
 from scheduler.catalog import Catalog
 from scheduler.manifests import HAMI_GPU_MEMORY, KAI_GPU_MEMORY, manifests

@@ -24,7 +24,9 @@ from autoscaler.adapters.kubernetes import Cluster
 from autoscaler.admission import capacity
 from autoscaler.decide import Observation, Settings, decide
 from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, with_devices, without_foreign_pods
-from benchmarks.churn import Play, exported_gpus, hami_registered, reservation_pod
+from benchmarks.churnkit.play import Play, reservation_pod
+from benchmarks.churnkit.prometheus import exported_gpus
+from benchmarks.churnkit.scenario import hami_registered
 from localplay.kube_standin import KubeCluster
 from scheduler.inventory import HAMI_REGISTER, SharingPolicy, build_inventory
 from scheduler.synthetic import gpu_node

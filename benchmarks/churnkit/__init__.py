@@ -1,0 +1,1 @@
+"""The pieces of benchmarks/churn.py, one job each (its docstring lists them); churn.py is the command."""
