@@ -42,7 +42,7 @@ from localplay.localstack import StackError, answers, free_port
 from scheduler.catalog import Catalog
 from scheduler.registry import Registry
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 TOKEN = "t-churn"
