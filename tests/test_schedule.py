@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 import yaml
 
 from common.errors import InputError
-from scheduler import placement
+from scheduler import placement, replan
 from scheduler.catalog import Catalog
 from scheduler.inventory import Inventory, SharingPolicy, build_inventory
 from scheduler.placement import place
@@ -287,12 +288,23 @@ def test_where_the_roundings_strand_a_replica_the_online_engine_repairs_them_not
     check_plan(plan, inventory, batch)
 
 
-def test_auto_keeps_its_deadline_where_setting_up_the_model_would_pass_it() -> None:
+def test_auto_keeps_its_deadline_where_setting_up_the_model_would_pass_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch of 1,600 replicas (about 550 requests) on 300 nodes: the greedy pass comes first (the
     plan to fall back on), and setting up the cutting-stock model for such a batch takes longer
-    than the half second left after it, so it must stop at the deadline rather than after it (it
-    ran 1.6 s past a 1.7 s limit, 1.9x it). Wall-clock bounds, with half the limit of slack: the
-    greedy pass runs again inside `schedule`, slower on a busy machine (1.26x once under load)."""
+    (0.7 s) than the 0.15 s left after it, so it must stop at the deadline rather than after
+    it (it ran 1.6 s past a 1.7 s limit, 1.9x it; without its checks of the deadline, 1.8-1.9x now).
+    The limit and the bound are on the process's CPU clock, put in place of the wall clock the solver
+    keeps its deadline on: the claim is about the work done past the deadline, and on a loaded 2-core
+    machine the wall clock also counts the other processes' turns, which a load that rose after the
+    greedy pass was timed gave to `schedule` alone (1.49 s against 1.40 s, once at load 5-10). With
+    half the limit of slack: the greedy pass runs again inside `schedule`, slower on a busy machine."""
+
+    class CpuDeadline(replan._Deadline):
+        def __init__(self, seconds: float, clock: Callable[[], float] = time.process_time) -> None:
+            super().__init__(seconds, clock)
+
+    monkeypatch.setattr(replan, "_Deadline", CpuDeadline)
+    monkeypatch.setattr(time, "perf_counter", time.process_time)  # the solver's own timings too
     rng = random.Random(1)
     fleet: list[dict[str, Any]] = []
     policy: dict[str, str] = {}
@@ -305,12 +317,12 @@ def test_auto_keeps_its_deadline_where_setting_up_the_model_would_pass_it() -> N
     while sum(r.replicas for r in batch) < 1_600:
         batch += [replace(r, name=f"{r.name}-{len(batch)}") for r in mixed_requests(rng, REGISTRY)]
     inventory = build_inventory(fleet[:300], CATALOG, sharing=SharingPolicy(policy))
-    began = time.perf_counter()
+    began = time.process_time()
     greedy = place(batch, REGISTRY, inventory)
-    limit = time.perf_counter() - began + 0.5
-    began = time.perf_counter()
+    limit = time.process_time() - began + 0.15
+    began = time.process_time()
     scheduled = schedule(batch, REGISTRY, inventory, engine="auto", time_limit_s=limit)
-    assert time.perf_counter() - began <= 1.5 * limit
+    assert time.process_time() - began <= 1.5 * limit
     assert len(scheduled.plan.unplaced) <= len(greedy.unplaced)
 
 
