@@ -8,9 +8,6 @@ and the run that read them.
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import json
 import math
 import random
 import sys
@@ -28,6 +25,7 @@ from autoscaler.pods import requests as asked_of
 from benchmarks.churnkit.scenario import DELAY_S, FLEETS, STARTUP_S, FleetKind, gpu_uuid, play_node
 from localplay.demo_cluster import pod_status
 from localplay.kube_standin import KubeCluster
+from localplay.rollout import Running, pod_names
 from scheduler.catalog import Catalog
 from scheduler.inventory import Allocation, Inventory, NodeGpus, SharingPolicy, build_inventory
 from scheduler.manifests import HAMI_GPU_MEMORY
@@ -194,21 +192,7 @@ class Play:
             self._note(now, f"evicted {key} from {self.pods[key].node}")
             self.pods.pop(key).gone_at = now
         wanted = self._wanted(now)
-        replicas = {(p.namespace, p.deployment): 0 for p in wanted.values()}
-        for pod in wanted.values():
-            replicas[(pod.namespace, pod.deployment)] += 1
-        serving = dict.fromkeys(replicas, 0)
-        for key, pod in self.pods.items():
-            if key in wanted and pod.ready:
-                serving[(pod.namespace, pod.deployment)] += 1
         for key in [k for k in self.pods if k not in wanted]:
-            # A rolling update (maxUnavailable 0): a Ready pod of the Deployment's previous template stays
-            # until as many pods of its new one are Ready; anything else goes at once.
-            pod = self.pods[key]
-            deployment = (pod.namespace, pod.deployment)
-            if pod.ready and deployment in replicas and serving[deployment] < replicas[deployment]:
-                serving[deployment] += 1
-                continue
             self._note(now, f"gone {key}")
             self.pods.pop(key).gone_at = now
         for key, pod in wanted.items():
@@ -223,10 +207,14 @@ class Play:
         self._report(now)
 
     def _wanted(self, now: float) -> dict[str, Pod]:
+        """Each Deployment's pods as its ReplicaSets hold them, its changed template rolled as its strategy says
+        (`localplay.rollout`): those kept and its template's new ones. Scaled down, a ReplicaSet removes the pods
+        not bound first, then those not Ready, the latest bound first (kube-controller-manager's `ActivePods`
+        order); new pods take the lowest free names."""
         pods = {}
-        running: dict[tuple[str, str], list[Pod]] = {}
+        running: dict[tuple[str, str], dict[str, Pod]] = {}
         for p in self.pods.values():
-            running.setdefault((p.namespace, p.deployment), []).append(p)
+            running.setdefault((p.namespace, p.deployment), {})[p.name] = p
         for d in self.kube.all(DEPLOYMENTS):
             meta, spec = d["metadata"], d.get("spec") or {}
             annotations = meta.get("annotations") or {}
@@ -235,23 +223,15 @@ class Play:
                 continue
             variant = self.registry.get(annotations["egs.io/model"]).variant(annotations["egs.io/variant"])
             endpoint = f"{meta['namespace']}/{annotations['egs.io/request-name']}"
-            revision = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()[:6]
-            template = self._admitted(template)
-            prefix = f"{meta['name']}-{revision}-"
-            # Scaled down, its ReplicaSet removes the pods not bound first, then those not Ready, the newest
-            # first (kube-controller-manager's `ActivePods` order); new pods take the lowest free names.
-            have = [p for p in running.get((meta["namespace"], meta["name"]), ()) if p.name.startswith(prefix)]
-            have.sort(key=lambda p: (not p.node, not p.ready, p.bound_at, p.name))
-            names = [p.name for p in have[: int(spec.get("replicas", 0))]]
-            free = (f"{prefix}{i}" for i in itertools.count() if f"{prefix}{i}" not in names)
-            names += list(itertools.islice(free, int(spec.get("replicas", 0)) - len(names)))
-            for name in names:
-                pod = Pod(
+            mine = running.get((meta["namespace"], meta["name"]), {})
+            ranked = [Running(p.name, bool(p.node), p.ready, p.bound_at, p.queued[0]) for p in mine.values()]
+            for name in pod_names(d, ranked):
+                pod = mine.get(name) or Pod(
                     meta["namespace"],
                     name,
                     meta["name"],
                     endpoint,
-                    template,
+                    self._admitted(template),
                     variant.load_seconds,
                     annotations["egs.io/gpu-class"],
                     (now, int(meta.get("resourceVersion") or 0)),
