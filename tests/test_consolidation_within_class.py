@@ -13,7 +13,7 @@ from typing import Any
 
 from autoscaler.decide import ConsolidationSettings, Decision, Observation, decide
 from scheduler.synthetic import gpu_node
-from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, signals, training
+from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals, training
 from tests.test_reconcile_state import applied, l40s, observed, workloads
 
 ON = replace(SETTINGS, consolidation=ConsolidationSettings(enabled=True))
@@ -155,3 +155,15 @@ def test_a_whole_gpu_replica_moves_to_a_free_partition_of_its_class() -> None:
     owned_new, pods_new = applied(moved)
     settled = loop([whole, dpx], observed(moved, eps), owned_new, pods_new, at=LATER)
     assert (moves(settled), settled.deletions, list(workloads(settled, "chat"))) == ([], (), [name])
+
+
+def test_a_new_endpoint_takes_the_room_before_a_move_would() -> None:
+    # chat runs on an H100 since a training job held the L40S; the job ends as beta is posted.
+    nodes = [l40s("l40s-0"), h100("gpu-0")]
+    first = decide(Observation(nodes, [endpoint()], signals=signals(), pods=[training("l40s-0", 1)]),
+                   SETTINGS, REGISTRY, CATALOG, NOW)  # fmt: skip
+    owned, pods = applied(first)
+    both = loop(nodes, [*observed(first, [endpoint()]), endpoint("beta")], owned, pods)
+    # beta is placed on the L40S at once, and chat is not restarted to take it (then beta on an H100).
+    assert moves(both) == []
+    assert {p.request: p.gpu_class for p in both.placed.placements} == {"chat": "H100-80GB", "beta": "L40S"}
