@@ -97,7 +97,7 @@ def consolidate(
             for ep in endpoints
             if ep.key not in moves and ep.key not in busy and _movable(ep, staying, workloads, recorded)
         }
-        options = [*cheaper(movable, staying, inventory, registry, catalog, settings, unbound)]
+        options = cheaper(movable, staying, inventory, registry, catalog, settings, unbound)
         options += emptying(movable, staying, inventory, registry, catalog, settings, unbound, budget)
         worth = [o for o in options if o.saving > 0 and o.saving >= o.cost * cfg.min_saving_fraction]
         if not worth:
