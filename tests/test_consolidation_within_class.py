@@ -12,8 +12,10 @@ from dataclasses import replace
 from typing import Any
 
 from autoscaler.decide import ConsolidationSettings, Decision, Observation, decide
+from autoscaler.decide.state import recorded_shape
+from autoscaler.decide.workloads import named
 from scheduler.synthetic import gpu_node
-from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals, training
+from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, SHAPE, endpoint, h100, signals, training
 from tests.test_reconcile_state import applied, l40s, observed, workloads
 
 ON = replace(SETTINGS, consolidation=ConsolidationSettings(enabled=True))
@@ -167,3 +169,32 @@ def test_a_new_endpoint_takes_the_room_before_a_move_would() -> None:
     # beta is placed on the L40S at once, and chat is not restarted to take it (then beta on an H100).
     assert moves(both) == []
     assert {p.request: p.gpu_class for p in both.placed.placements} == {"chat": "H100-80GB", "beta": "L40S"}
+
+
+def rendered(name: str, **shape: str) -> dict[str, Any]:
+    """A Deployment as `scheduler.manifests` renders it, of `SHAPE` with `shape`'s annotations changed."""
+    annotations = {"egs.io/request-name": "chat", **SHAPE, **{f"egs.io/{k}": v for k, v in shape.items()}}
+    labels = {"egs.io/workload": name}
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"selector": {"matchLabels": dict(labels)}, "template": {"metadata": {"labels": dict(labels)}}},
+    }
+
+
+def test_a_workload_keeps_its_name_by_shape_and_never_takes_one_a_move_replaces() -> None:
+    whole, shared = rendered("chat-bf16-h100-80gb"), rendered("chat-bf16-h100-80gb-2", sharing="kai")
+    shape = recorded_shape(shared["metadata"]["annotations"])
+    assert shape is not None
+    # The shared shape ran as `chat-bf16-h100-80gb`: it keeps that name, and the whole GPUs' gets another.
+    named([whole, shared], {shape: "chat-bf16-h100-80gb"}, ())
+    assert [o["metadata"]["name"] for o in (whole, shared)] == ["chat-bf16-h100-80gb-2", "chat-bf16-h100-80gb"]
+    assert whole["spec"]["template"]["metadata"]["labels"]["egs.io/workload"] == "chat-bf16-h100-80gb-2"
+    assert whole["spec"]["selector"]["matchLabels"]["egs.io/workload"] == "chat-bf16-h100-80gb-2"
+    # A move within one shape: the new workload is not the one it replaces, and keeps its name after.
+    moved = rendered("chat-bf16-h100-80gb")
+    named([moved], {}, ("chat-bf16-h100-80gb",))
+    assert moved["metadata"]["name"] == "chat-bf16-h100-80gb-2"
+    again = rendered("chat-bf16-h100-80gb")
+    named([again], {replace(shape, sharing="exclusive"): "chat-bf16-h100-80gb-2"}, ())
+    assert again["metadata"]["name"] == "chat-bf16-h100-80gb-2"

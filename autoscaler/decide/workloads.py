@@ -80,13 +80,18 @@ def named(rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, str], repl
     first `-2`, `-3`... that it does not. A move within one shape (another node, of a node emptied) is made
     before the old workload breaks, so the new one needs a name of its own, and keeps it once the old one
     went (the move is not undone by a rename, nor the name reused by the next move)."""
-    used: set[str] = set()
-    for obj in (o for o in rendered if o["kind"] in WORKLOAD_KINDS):
-        name = obj["metadata"]["name"]
+    workloads = [o for o in rendered if o["kind"] in WORKLOAD_KINDS]
+    kept: dict[int, str] = {}
+    for i, obj in enumerate(workloads):
         shape = recorded_shape(obj["metadata"]["annotations"])
-        kept = staying.get(replace(shape, planned=())) if shape is not None else None
-        chosen, n = kept if kept is not None and kept not in used else name, 1
-        while chosen in used or chosen in replacing:
+        name = staying.get(replace(shape, planned=())) if shape is not None else None
+        if name is not None and name not in kept.values():
+            kept[i] = name
+    used = set(kept.values())  # claimed first: a shape that stays keeps its name whatever the order
+    for i, obj in enumerate(workloads):
+        name = obj["metadata"]["name"]
+        chosen, n = kept.get(i, name), 1
+        while i not in kept and (chosen in used or chosen in replacing):
             n += 1
             chosen = dns_label(f"{name}-{n}")
         used.add(chosen)
