@@ -11,7 +11,8 @@ server this module teaches it (never the adapter):
   is refused with 409, as optimistic concurrency is;
 - writes to the `status` subresource change only `status`, and an apply of it replaces it (one field
   manager applies every status field, so a field it no longer applies is dropped);
-- lists honour equality label selectors and `status.phase` field selectors;
+- lists honour equality label selectors and `status.phase` field selectors (`=`, `==`, `!=`, several
+  joined by commas, all of which must hold);
 - deleting an object garbage-collects the objects that name it in `ownerReferences`;
 - TokenReview and SubjectAccessReview answer from `tokens` and `grants` (who may do what); a token
   listed in `audiences` is valid only for those, and a review naming audiences is answered, as a
@@ -218,12 +219,12 @@ class Realistic(kmock.KubernetesEmulator):
             ]
         listed: Any = {"metadata": {"resourceVersion": "..."}, "items": items}
         selector = _selector(request.params.get("labelSelector", ""))
-        phase = _selector(request.params.get("fieldSelector", "")).get("status.phase")
+        phases = _phase_requirements(request.params.get("fieldSelector", ""))
         items = [
             o
             for o in listed["items"]
             if all((o.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in selector.items())
-            and (phase is None or (o.get("status") or {}).get("phase") == phase)
+            and all(((o.get("status") or {}).get("phase") == value) == equal for equal, value in phases)
         ]
         return {**listed, "kind": f"{kind}List", "items": items}
 
@@ -345,6 +346,20 @@ class Realistic(kmock.KubernetesEmulator):
             for k in orphans:
                 self._objects[k].delete()
                 self.publish(k, "DELETED")
+
+
+def _phase_requirements(text: str) -> list[tuple[bool, str]]:
+    """A field selector's requirements on `status.phase`, each (equal, value): `=` and `==` want the
+    phase, `!=` any other; as the API server reads them, each must hold."""
+    requirements = []
+    for part in text.split(","):
+        key, unequal, value = part.partition("!=")
+        if not unequal:
+            key, _, value = part.partition("=")
+            value = value.removeprefix("=")
+        if key.strip() == "status.phase":
+            requirements.append((not unequal, value.strip()))
+    return requirements
 
 
 def _selector(text: str) -> dict[str, str]:

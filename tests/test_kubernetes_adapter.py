@@ -96,6 +96,30 @@ def test_gpu_pods_include_kai_shared_and_partitioned_ones(kube: KubeCluster, clu
     assert sorted(p["metadata"]["name"] for p in cluster.gpu_pods()) == ["kai-shared", "partition"]
 
 
+def test_gpu_pods_read_each_pod_once_as_of_one_moment(kube: KubeCluster) -> None:
+    """A pod starts its containers (Pending to Running) while the pods are read: with a list per phase, one
+    between the two was read in both (its GPUs held twice, by the decide step's incumbents or as another
+    team's), and one bound meanwhile, still Pending, in neither. One list reads them as of one moment."""
+
+    class Busy(Cluster):
+        """The cluster moves on right after the first list of pods is answered."""
+
+        moved = False
+
+        def _list(self, kind, namespace=None, labels="", fields=""):
+            listed = super()._list(kind, namespace, labels, fields)
+            if kind.plural == "pods" and not self.moved:
+                self.moved = True
+                kube.put("v1/pods", _pod("loading", "Running", {"nvidia.com/gpu": "1"}))
+                kube.put("v1/pods", _pod("bound-meanwhile", "Pending", {"nvidia.com/gpu": "1"}))
+            return listed
+
+    kube.put("v1/pods", _pod("loading", "Pending", {"nvidia.com/gpu": "1"}))
+    kube.put("v1/pods", _pod("done", "Failed", {"nvidia.com/gpu": "1"}))
+    assert [p["metadata"]["name"] for p in Busy(kube.api_client()).gpu_pods()] == ["loading"]
+    assert kube.requests("GET")[-1].params == {"fieldSelector": "status.phase!=Succeeded,status.phase!=Failed"}
+
+
 def test_status_is_written_to_the_subresource_only(kube: KubeCluster, cluster: Cluster) -> None:
     kube.put("egs.dev/v1alpha1/inferenceendpoints", {"metadata": {"name": "chat", "namespace": "team-a"}, "spec": {}})
     cluster.apply_status("team-a", "chat", {"phase": "Provisioning", "desiredReplicas": 2})

@@ -63,6 +63,8 @@ from common.errors import EgsError, InputError, SetupError, StaleVersionError, T
 FIELD_MANAGER = "egs-controller"
 MANAGED_BY = "app.kubernetes.io/managed-by=egs"
 """The label selector of every object the controller writes."""
+LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+"""The pods that may hold or wait for GPUs (Pending, Running, Unknown), as one field selector."""
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 
@@ -284,13 +286,11 @@ class Cluster:
         return objects
 
     def gpu_pods(self) -> list[dict[str, Any]]:
-        """Pending and Running pods, all namespaces, that ask for a GPU resource: what holds GPUs and
-        what waits for them (`autoscaler.pods`). Two lists filtered by phase on the server, not every pod."""
-        pods = [
-            p
-            for phase in ("Pending", "Running")
-            for p in self._list(KINDS[("v1", "Pod")], fields=f"status.phase={phase}")
-        ]
+        """Pods not ended, all namespaces, that ask for a GPU resource: what holds GPUs and what waits for
+        them (`autoscaler.pods`). One list, filtered on the server, so that every pod is read as of one
+        moment: with two (Pending, then Running) a pod that started its containers between them was read
+        twice, its GPUs held twice, and one bound between them and still Pending was not read at all."""
+        pods = self._list(KINDS[("v1", "Pod")], fields=LIVE_PODS)
         return [p for p in pods if asks_for_gpu(p)]
 
     # -- writes --------------------------------------------------------------------------------
