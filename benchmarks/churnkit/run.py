@@ -478,10 +478,18 @@ def may_renice(nice: int) -> bool:
 
 
 def renice(pid: int, nice: int) -> None:
-    """Each thread of `pid` at `nice` (Linux keeps a niceness per thread, and `setpriority` sets one)."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(ProcessLookupError):  # a thread that ended since it was listed
-            os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+    """Each thread of `pid` at `nice` (Linux keeps a niceness per thread, and `setpriority` sets one). A thread
+    starts at the niceness of the thread that started it, so one that a thread not yet reniced starts while a
+    pass runs is missed by it: pass again until a pass finds every thread at `nice` (threads that reniced
+    threads start then are at `nice` already, so a process that keeps starting threads does not hold it)."""
+    moved = True
+    while moved:
+        moved = False
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(ProcessLookupError):  # a thread that ended since it was listed
+                if os.getpriority(os.PRIO_PROCESS, int(task.name)) != nice:
+                    os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+                    moved = True
 
 
 def refuses_unloadable(workdir: Path, catalog: Catalog) -> bool:
