@@ -41,8 +41,10 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Path, Request, Response
@@ -545,6 +547,10 @@ def _existing(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
         raise _Refused(404, f"no endpoint {namespace}/{name}") from e
 
 
+READS_AT_ONCE = 8
+"""The lists `_Admissions` has in flight at most: a POST's three and a rebuild's in the background."""
+
+
 class _Admissions:
     """Where new endpoints go: `autoscaler.admission` on a capacity built from the cluster (the decide
     step on everything listed). Every POST lists the nodes and EGS's workloads, and builds the capacity
@@ -590,6 +596,8 @@ class _Admissions:
         placed for pods that went before the next POST is known to it, and promised."""
         self.said: frozenset[str] = frozenset()
         """The last build's notices (a node skipped, an annotation that cannot be read), logged once."""
+        self.reader = ThreadPoolExecutor(READS_AT_ONCE, thread_name_prefix="egs-api-read")
+        """Runs the reads a POST or a build makes before it decides (`_read`)."""
         self.gpu_indexes: Mapping[str, Mapping[str, int]] | None = None
         """Per node, NVML's index of each GPU UUID as last read (`merged_indexes`; None: never tried). Read every
         decide step (`follow_orders`), not under the lock: a POST's build tries
@@ -606,18 +614,21 @@ class _Admissions:
         s = self.services
         with self.lock:
             now = s.clock()
-            nodes = s.cluster.nodes()
+            nodes, endpoints, workloads = self._read(
+                s.cluster.nodes, s.cluster.endpoints, partial(s.cluster.owned, WORKLOAD_KINDS)
+            )
             # Answers go on from a capacity being rebuilt only while it is younger than two TTLs: older, no
             # POST came for a while (or the rebuild is stuck), and it may be as old as the last burst.
             stale = now - self.listed_at >= 2 * s.capacity_ttl_s
             usable = not stale and s.capacity_ttl_s > 0 and _versions(nodes) == self.nodes
             if self.capacity is not None and usable:
                 # Another replica's answers first: the workloads written for them are no write outrunning it.
-                self.capacity = self._adopted(self.capacity, now)
-            if self.capacity is None or not usable or self._outrun():
-                built, self.planned, self.written, self.counted = self._build(now, nodes)
+                self.capacity = self._adopted(self.capacity, endpoints, now)
+            if self.capacity is None or not usable or self._outrun(workloads):
+                # Built on the endpoints listed with the nodes: one created since is in `_confirmed`'s list.
+                built, self.planned, self.written, self.counted = self._build(now, nodes, endpoints)
                 self.listed_at, self.admitted = now, []
-                self.capacity, self.nodes = self._adopted(built, now), _versions(nodes)
+                self.capacity, self.nodes = built, _versions(nodes)
             elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
                 self.rebuilding = True
                 threading.Thread(target=self._rebuild, daemon=True, name="egs-api-capacity").start()
@@ -666,6 +677,10 @@ class _Admissions:
             self.planned += _planned(admitted.placed)
             self.admitted.append((s.clock(), promised))
             return admitted.decision, created, answer_status(admitted.decision, generation, admitted.placed)
+
+    def _read(self, *reads: Callable[[], Any]) -> list[Any]:
+        """What each of `reads` returns, read at once: a POST waits for the slowest list, not for their sum."""
+        return [f.result() for f in [self.reader.submit(read) for read in reads]]
 
     def answered(self, namespace: str, name: str) -> None:
         """The status answering the POST of `namespace/name` was written, or the POST failed."""
@@ -718,7 +733,7 @@ class _Admissions:
         s = self.services
         while True:
             seen = self.counted
-            before = self._adopted(before, now)
+            before = self._adopted(before, s.cluster.endpoints(), now)
             if self.counted == seen:
                 return admitted, obj, created
             again = admit(before, obj, s.settings, s.registry, s.catalog, now)
@@ -736,12 +751,11 @@ class _Admissions:
             self.counted |= {_counted_as(created)}
             admitted = again
 
-    def _outrun(self) -> bool:
+    def _outrun(self, listed: list[dict[str, Any]]) -> bool:
         """Whether the controller wrote, since the capacity's listing, a workload (a new one, or a new spec) that
         places a replica on a node where the capacity holds fewer of its endpoint's: counted over every workload
-        of such an endpoint, as the workloads record their plan (the nodes being provisioned aside). Logged: a
-        burst of POSTs that builds again at every answer is slow, and this says why."""
-        listed = self.services.cluster.owned(WORKLOAD_KINDS)
+        (`listed`) of such an endpoint, as the workloads record their plan (the nodes being provisioned aside).
+        Logged: a burst of POSTs that builds again at every answer is slow, and this says why."""
         written = {_version(o)[:3] for o in listed if _version(o) not in self.written}
         if not written:
             return False
@@ -763,12 +777,12 @@ class _Admissions:
             )
         return bool(outrun)
 
-    def _adopted(self, capacity: Capacity, now: float) -> Capacity:
-        """`capacity` with the endpoints listed now that another replica of the API answered since its listing
+    def _adopted(self, capacity: Capacity, listed: list[dict[str, Any]], now: float) -> Capacity:
+        """`capacity` with the endpoints `listed` that another replica of the API answered since its listing
         admitted onto it, each taking the GPUs it was answered. One written otherwise (kubectl) holds no answer:
         the next rebuild places it as the controller does."""
         s = self.services
-        for obj in s.cluster.endpoints():
+        for obj in listed:
             if _counted_as(obj) not in self.counted:
                 self.counted |= {_counted_as(obj)}
                 if promise_of(obj) is not None:
@@ -778,14 +792,15 @@ class _Admissions:
         return capacity
 
     def _build(
-        self, now: float, nodes: list[dict[str, Any]]
+        self, now: float, nodes: list[dict[str, Any]], endpoints: list[dict[str, Any]] | None = None
     ) -> tuple[Capacity, Counter[tuple[str, str]], frozenset[_Written], frozenset[_Counted]]:
-        """The capacity the decide step leaves on what the cluster holds now, with what `_outrun` checks it by
-        and the endpoints it counts (`_adopted`)."""
+        """The capacity the decide step leaves on what the cluster holds now (the endpoints listed now unless
+        given), with what `_outrun` checks it by and the endpoints it counts (`_adopted`)."""
         s, cluster = self.services, self.services.cluster
-        pods = cluster.gpu_pods()
+        given = endpoints
+        pods, endpoints, owned = self._read(cluster.gpu_pods, cluster.endpoints if given is None else lambda: given,
+                                            cluster.owned)  # fmt: skip
         book = self._read_orders(nodes, pods, now)
-        endpoints, owned = cluster.endpoints(), cluster.owned()
         obs = Observation(
             nodes, endpoints, owned, signals={}, pods=pods, orders=book,
             gpu_indexes=self.gpu_indexes if self.gpu_indexes is not None else self._read_indexes(nodes, now),
