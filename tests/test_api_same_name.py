@@ -5,7 +5,9 @@ the object a failed POST left behind (same spec, no status yet) as its own, so t
 after a 503 is answered as the first try would have been. A POST still in flight leaves the same object
 (created, its status not yet written): the second POST was answered 201 or 202 from the capacity less
 the first's GPUs, a promise of its own, written over the first's status, and the first's GPUs taken
-twice from the capacity the next POSTs are answered from.
+twice from the capacity the next POSTs are answered from. At another replica of the API (the chart runs
+two), which never knew the first POST was in flight, the same held until a replica took as its own only
+what a POST of its own left behind.
 """
 
 from __future__ import annotations
@@ -56,6 +58,33 @@ def test_a_second_post_of_a_name_whose_first_post_is_in_flight_is_refused_409(ku
     assert stored is not None and stored["status"]["promise"]["answer"] == "Created"
     # The one GPU is the first POST's: another endpoint is not served now.
     assert TestClient(app).post("/v1/namespaces/team-a/endpoints", json=body("other"), headers=ALICE).status_code == 202
+
+
+def test_a_post_of_the_same_spec_at_another_replica_while_the_first_is_in_flight_is_refused_409(
+    kube: KubeCluster,  # noqa: F811
+) -> None:
+    # Two replicas of the API behind one Service (the chart runs two): the second took the first's object,
+    # created and its status not written yet, for one a failed POST of the same spec left behind, and answered too.
+    kube.put("v1/nodes", gpu_node("gpu-0", CATALOG.get("H100-80GB"), 2))
+    cluster = HeldStatus(kube.api_client())
+    first = create_app(Services(cluster, SETTINGS, REGISTRY, CATALOG, clock=lambda: NOW))
+    second = create_app(Services(Cluster(kube.api_client()), SETTINGS, REGISTRY, CATALOG, clock=lambda: NOW))
+    answers: list[Any] = []
+    posting = threading.Thread(target=lambda: answers.append(
+        TestClient(first).post("/v1/namespaces/team-a/endpoints", json=body(), headers=ALICE)
+    ))  # fmt: skip
+    posting.start()
+    assert cluster.writing.wait(10)  # created, its status not written yet
+    again = TestClient(second).post("/v1/namespaces/team-a/endpoints", json=body(), headers=ALICE)
+    cluster.release.set()
+    posting.join(10)
+    assert answers[0].status_code == 201, answers[0].text
+    assert again.status_code == 409 and again.json()["field"] == "name", again.text
+    stored = kube.get(ENDPOINTS, "team-a", "chat")
+    assert stored is not None and stored["status"]["phase"] == answers[0].json()["phase"]
+    # The second GPU is still free at the second replica: its answer took none.
+    other = TestClient(second).post("/v1/namespaces/team-a/endpoints", json=body("other"), headers=ALICE)
+    assert other.status_code == 201, other.text
 
 
 class RepostedMeanwhile(Cluster):

@@ -27,8 +27,8 @@ Kubernetes errors, wherever they happen (review, create, status write), are answ
 the API server's message and never a traceback: not found 404, an object the API server refuses 422,
 an existing name 409, anything else (unavailable, overloaded, the API's own RBAC) 503 with
 `Retry-After`. A POST is all or nothing: when the status write after the create fails, the endpoint
-is deleted again; should that delete fail too, the same POST retried completes the endpoint left
-behind (same spec, no promise yet) and answers as the first one would have, instead of 409.
+is deleted again; should that delete fail too, the same POST retried at the same replica completes the
+endpoint left behind (same spec, no status yet) and answers as the first one would have, instead of 409.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies in the route signatures,
@@ -303,8 +303,6 @@ def create_app(services: Services) -> FastAPI:
         except KubernetesError:
             admissions.undo(namespace, body.name, uid)
             raise
-        finally:
-            admissions.answered(namespace, body.name)
         response.status_code = 201 if decision.serves_now else 202
         response.headers["Location"] = f"/v1/namespaces/{namespace}/endpoints/{body.name}"
         return _view({**created, "status": status})
@@ -581,9 +579,10 @@ class _Admissions:
         self.counted: frozenset[_Counted] = frozenset()
         """The endpoints `capacity` counts (`_counted_as`): listed behind it, admitted or adopted since."""
         self.rebuilding = False
-        self.answering: set[tuple[str, str]] = set()
-        """(namespace, name) of the endpoints created whose answer's status is not written yet: a POST of
-        the same name meanwhile is refused 409 (the object looks like one a failed POST left behind)."""
+        self.left: dict[tuple[str, str], str] = {}
+        """(namespace, name) -> uid of the endpoints a POST of this replica created and failed to delete again
+        (`undo`): the only objects without a status a POST takes as its own. One created by a POST in flight
+        looks the same, here or at another replica of the API: a POST of its name meanwhile is refused 409."""
         self.nodes: tuple[tuple[str, str], ...] = ()
         """(name, resourceVersion) of the nodes behind `capacity`."""
         self.written: frozenset[_Written] = frozenset()
@@ -656,7 +655,6 @@ class _Admissions:
             except KubernetesError:
                 self.undo(meta["namespace"], meta["name"], _uid(created))
                 raise
-            self.answering.add((meta["namespace"], meta["name"]))
             if log.isEnabledFor(logging.DEBUG):
                 eta = admitted.decision.eta
                 # The median the same rule gives (its quantile at 0.5): how much of a 202's slack is the quantile's.
@@ -682,11 +680,6 @@ class _Admissions:
         """What each of `reads` returns, read at once: a POST waits for the slowest list, not for their sum."""
         return [f.result() for f in [self.reader.submit(read) for read in reads]]
 
-    def answered(self, namespace: str, name: str) -> None:
-        """The status answering the POST of `namespace/name` was written, or the POST failed."""
-        with self.lock:
-            self.answering.discard((namespace, name))
-
     def forget(self) -> None:
         """An endpoint was deleted: the next POST builds the capacity again (its GPUs are free)."""
         with self.lock:
@@ -700,20 +693,25 @@ class _Admissions:
             self.services.cluster.delete(ie.API_VERSION, ie.KIND, namespace, name, uid)
         except KubernetesError as e:
             log.warning("endpoint %s/%s left without a promise (a retried POST completes it): %s", namespace, name, e)
+            with self.lock:
+                self.left[(namespace, name)] = uid
         self.forget()
 
     def _create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """Create `obj`, or take the one a failed POST of the same spec left behind (no status yet)."""
+        """Create `obj`, or take the one a failed POST of this replica with the same spec left behind (no status
+        yet): not one a POST in flight created, here or at another replica (churn `--api-replicas 2`)."""
         cluster = self.services.cluster
         try:
             return cluster.create(obj)
         except ConflictError:
-            meta = obj["metadata"]
-            if (meta["namespace"], meta["name"]) in self.answering:
-                raise  # a POST in flight, not one that failed
-            existing = cluster.endpoint(meta["namespace"], meta["name"])
-            if existing.get("spec") != obj["spec"] or (existing.get("status") or {}).get("phase"):
+            key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+            if key not in self.left:
                 raise
+            existing = cluster.endpoint(*key)
+            phase = (existing.get("status") or {}).get("phase")
+            if _uid(existing) != self.left[key] or existing.get("spec") != obj["spec"] or phase:
+                raise
+            del self.left[key]
             return existing
 
     def _confirmed(
