@@ -90,6 +90,12 @@ from scheduler.registry import Registry
 
 log = logging.getLogger("egs.api")
 
+FIELD_MANAGER = "egs-api"
+"""Who the API's writes of an endpoint (its create, a re-made answer's annotation) are recorded as, apart from
+the controller (`autoscaler.adapters.kubernetes.FIELD_MANAGER`), which would drop on its next apply of the
+object any field it owns and no longer applies. The status an answer writes is the controller's: it applies
+every status field, and drops those it no longer applies (an ETA once the endpoint serves)."""
+
 NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 NAMESPACE = Annotated[str, Path(pattern=NAME, max_length=63, description="The Kubernetes namespace.")]
 ENDPOINT = Annotated[str, Path(pattern=NAME, max_length=45, description="The endpoint's name.")]
@@ -702,7 +708,7 @@ class _Admissions:
         yet): not one a POST in flight created, here or at another replica (churn `--api-replicas 2`)."""
         cluster = self.services.cluster
         try:
-            return cluster.create(obj)
+            return cluster.create(obj, FIELD_MANAGER)
         except ConflictError:
             key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
             if key not in self.left:
@@ -745,7 +751,8 @@ class _Admissions:
                 _where(again.placed),
             )  # fmt: skip
             obj = {**obj, "metadata": {**meta, "annotations": {**meta["annotations"], PROMISE_ANNOTATION: promise}}}
-            created = s.cluster.annotate(meta["namespace"], meta["name"], {PROMISE_ANNOTATION: promise}, meta["uid"])
+            annotation = {PROMISE_ANNOTATION: promise}
+            created = s.cluster.annotate(meta["namespace"], meta["name"], annotation, meta["uid"], FIELD_MANAGER)
             self.counted |= {_counted_as(created)}
             admitted = again
 

@@ -317,18 +317,26 @@ class Cluster:
                 raise NotFoundError(f"InferenceEndpoint {namespace}/{name} {uid}: posted again since", 409) from e
             raise
 
-    def annotate(self, namespace: str, name: str, annotations: Mapping[str, str], uid: str) -> dict[str, Any]:
-        """Set `annotations` on the endpoint `uid` (its others stay); refused when the name holds another one now,
-        deleted and posted again meanwhile."""
+    def annotate(
+        self, namespace: str, name: str, annotations: Mapping[str, str], uid: str, manager: str
+    ) -> dict[str, Any]:
+        """Set `annotations` on the endpoint `uid` (its others stay) as field manager `manager`; refused when the
+        name holds another one now, deleted and posted again meanwhile."""
         meta = {"name": name, "namespace": namespace, "uid": uid, "annotations": dict(annotations)}
         body = {"apiVersion": ENDPOINT.api_version, "kind": "InferenceEndpoint", "metadata": meta}
-        return self._apply(ENDPOINT.path(namespace, name), body, f"annotate {namespace}/{name}", retries=0)
+        path, what = ENDPOINT.path(namespace, name), f"annotate {namespace}/{name}"
+        return self._apply(path, body, what, retries=0, manager=manager)
 
-    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """Create `obj`; `ConflictError` when it already exists."""
+    def create(self, obj: Mapping[str, Any], manager: str) -> dict[str, Any]:
+        """Create `obj` as field manager `manager`; `ConflictError` when it already exists."""
         kind = kind_of(obj)
         self.writes += 1
-        return self._call("POST", kind.path(obj["metadata"].get("namespace")), f"create {_name(obj)}", dict(obj))
+        path, what, query = (
+            kind.path(obj["metadata"].get("namespace")),
+            f"create {_name(obj)}",
+            [("fieldManager", manager)],
+        )
+        return self._call("POST", path, what, dict(obj), query=query)
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str, uid: str = "") -> None:
         """Delete the object, if there; with `uid`, only that one (a precondition: the name may hold another
@@ -452,10 +460,13 @@ class Cluster:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _apply(self, path: str, body: Mapping[str, Any], what: str, retries: int | None = None) -> dict[str, Any]:
-        """Server-side apply, a 409 retried `retries` times (`conflict_retries` by default)."""
+    def _apply(
+        self, path: str, body: Mapping[str, Any], what: str, retries: int | None = None, manager: str | None = None
+    ) -> dict[str, Any]:
+        """Server-side apply as `manager` (`field_manager` by default), a 409 retried `retries` times
+        (`conflict_retries` by default)."""
         # Strict: the API server rejects an unknown or duplicate field instead of dropping it.
-        query = [("fieldManager", self.field_manager), ("force", "true"), ("fieldValidation", "Strict")]
+        query = [("fieldManager", manager or self.field_manager), ("force", "true"), ("fieldValidation", "Strict")]
         key = path.removesuffix("/status")
         self._writing.add(key)
         try:
