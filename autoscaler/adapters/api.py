@@ -634,10 +634,12 @@ class _Admissions:
                 # Another replica's answers first: the workloads written for them are no write outrunning it.
                 self.capacity = self._adopted(self.capacity, endpoints, now)
             if self.capacity is None or not usable or self.recount or self._outrun(workloads):
-                # Built on the endpoints listed with the nodes: one created since is in `_confirmed`'s list.
                 built, self.planned, self.written, self.counted = self._build(now, nodes, endpoints)
                 self.listed_at, self.admitted, self.recount = now, [], False
-                self.capacity, self.nodes = built, _versions(nodes)
+                # Listed again after the build (tens of ms): another replica's answers given meanwhile queue ahead of
+                # this one, which `_confirmed`'s list holds to their GPUs only, not to their queue (churn seed 750's
+                # 202s, docs/benchmark-notes.md).
+                self.capacity, self.nodes = self._adopted(built, s.cluster.endpoints(), now), _versions(nodes)
             elif now - self.listed_at >= s.capacity_ttl_s and not self.rebuilding:
                 self.rebuilding = True
                 threading.Thread(target=self._rebuild, daemon=True, name="egs-api-capacity").start()
