@@ -17,7 +17,9 @@ Capacity is handed out at decide steps, so a promise rounds up to the next step.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -222,19 +224,82 @@ def ready_law(
     same queue, which the churn benchmark scores its promises against (`least_mean_slack`)."""
     needs = nodes_needed(waiting_gpus, sum(max(0, g) for g in capacity.free_gpus), capacity.gpus_per_node)
     last = max(range(len(needs)), key=lambda i: (needs[i], load_s[i]))
-    start = now + load_s[last]
-    if needs[last] == 0:
-        return start, np.ones(1)
+    return ready_laws(now, waiting_gpus, capacity, load_s, settings, resolution_s)[last]
+
+
+def ready_laws(
+    now: float,
+    waiting_gpus: Sequence[float],
+    capacity: ClassCapacity,
+    load_s: Sequence[float],
+    settings: EtaSettings,
+    resolution_s: float,
+) -> list[tuple[float, np.ndarray]]:
+    """`ready_law` for each of the waiting replicas, in queue order (the j-th node's from one Poisson-binomial
+    of the same orders): what the warm-pool simulator bounds each first promise's slack from."""
+    needs = nodes_needed(waiting_gpus, sum(max(0, g) for g in capacity.free_gpus), capacity.gpus_per_node)
+    most = max(needs, default=0)
+    if most == 0:
+        return [(now + load, np.ones(1)) for load in load_s]
     leads = np.asarray(capacity.leads_s, dtype=np.float64)
     registered = [now - t for t in capacity.registered_at if np.count_nonzero(leads > now - t)]
     ages = sorted((now - placed for placed in capacity.orders_placed_at), reverse=True)[len(registered) :]
-    elapsed = ages + [0.0] * max(0, needs[last] - len(registered) - len(ages))
+    elapsed = ages + [0.0] * max(0, most - len(registered) - len(ages))
     horizon = settings.prior_delay_s[1] + float(leads.max(initial=0.0)) + settings.step_s
     grid = resolution_s * np.arange(math.ceil(horizon / resolution_s) + 1)
     nothing = np.zeros(0)  # no delay observed: the prior's law itself
     cdf = [_lead_cdf(age, grid, leads) for age in registered]
     cdf += [_remaining_cdf(e, grid, nothing, (nothing, nothing), settings) for e in elapsed]
-    return start, _at_least(np.array(cdf))[needs[last]]
+    at_least = _at_least(np.array(cdf))
+    return [(now + load, at_least[j] if j else np.ones(1)) for j, load in zip(needs, load_s, strict=True)]
+
+
+LAW_POINTS = 100
+"""A law as equally likely points: each percent's middle quantile (`law_points`)."""
+
+
+def law_points(start: float, served: np.ndarray, resolution_s: float) -> tuple[float, ...]:
+    """`ready_law`'s (t0, P(served by t0 + k x `resolution_s`)) as `LAW_POINTS` equally likely times, ascending:
+    the form `least_mean_slack` reads."""
+    levels = (np.arange(LAW_POINTS) + 0.5) / LAW_POINTS
+    return tuple(start + resolution_s * float(k) for k in np.searchsorted(served, levels - 1e-12))
+
+
+def least_mean_slack(laws: Sequence[Sequence[float]], kept: float) -> float:
+    """The least mean slack over the promises kept of any rule that promises each law (equally likely ready
+    times, ascending) a time of its own and keeps the share `kept` of them in expectation. Promising a law's m-th
+    point keeps m of its points, each with its distance to it; the rule spends its misses where each saves the
+    most slack: along each law's lower convex hull of (points kept, slack), the segments that cost the least
+    slack a point kept first, until `kept` of all points are kept (the last one in part: a promise drawn between
+    two points). Equal laws (a queue's replicas that wait on the same node) are worked out once."""
+    segments: list[tuple[float, float, float]] = []
+    for law, count in Counter(tuple(law) for law in laws).items():
+        points = np.asarray(law, dtype=np.float64)
+        n = len(points)
+        # Promising the m-th point: the m points kept, each its distance to it, over all the points.
+        slack = (np.arange(1, n + 1) * points - np.cumsum(points)) / n
+        hull = [(0.0, 0.0)]
+        for m in range(1, n + 1):
+            point = (m / n, float(slack[m - 1]))
+            while len(hull) >= 2 and _turns_down(hull[-2], hull[-1], point):
+                hull.pop()
+            hull.append(point)
+        segments += [
+            ((s1 - s0) / (k1 - k0), count * (k1 - k0), count * (s1 - s0))
+            for (k0, s0), (k1, s1) in itertools.pairwise(hull)
+        ]
+    need, slack_kept = kept * len(laws), 0.0
+    for _, points_kept, cost in sorted(segments):
+        take = min(1.0, need / points_kept)
+        slack_kept, need = slack_kept + take * cost, need - take * points_kept
+        if need <= 1e-12:
+            break
+    return slack_kept / (kept * len(laws))
+
+
+def _turns_down(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float]) -> bool:
+    """Whether `b` lies on or above the line from `a` to `c` (it is not on the lower convex hull)."""
+    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]) <= 0
 
 
 def _lead_cdf(age: float, grid: np.ndarray, leads: np.ndarray) -> np.ndarray:

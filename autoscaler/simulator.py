@@ -53,7 +53,12 @@ Where DESIGN.md is silent, these are the choices (an independent implementation 
   `eta_quantile_slack_s` is the slack the promise's quantile alone leaves: the mean of the first promise
   minus the median the same `queue_etas` gives for it then (a slack above it is the delays' draw, or a
   defect in what the promise counted; one fresh 5-10 minute order under the prior range leaves 120 s:
-  600 against 480 on the step grid).
+  600 against 480 on the step grid). `eta_bound_slack_s` is what no rule could go below: each first promise's
+  law (when its replica would serve, had every order in flight then, and every one placed for the queue,
+  the scenario's own uniform delay conditioned on its age, as the delays are drawn: `eta.ready_laws`; an
+  order placed later may serve sooner) and the least mean slack over those kept of any rule that keeps the
+  promises' quantile (0.95) of them in expectation (`eta.least_mean_slack`, as the churn benchmark bounds
+  the 202s).
 - The oracle knows the trace and the drawn delays: it holds nothing idle and, for every rise of the
   nodes needed (ceil(sum of GPUs the models' R need / GPUs per node)), its order was placed one drawn
   delay earlier and becomes ready in step 1 of that very step. It is the cost floor of zero waits.
@@ -74,7 +79,15 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from autoscaler.eta import ClassCapacity, EtaSettings, queue_etas, remaining_delay
+from autoscaler.eta import (
+    ClassCapacity,
+    EtaSettings,
+    law_points,
+    least_mean_slack,
+    queue_etas,
+    ready_laws,
+    remaining_delay,
+)
 from autoscaler.forecast import (
     DAY_S,
     DemandSeries,
@@ -229,6 +242,9 @@ class Result:
     """Mean of last promise minus actual."""
     eta_quantile_slack_s: float = 0.0
     """Mean of first promise minus the model's median then: the slack the promise's quantile leaves."""
+    eta_bound_slack_s: float = 0.0
+    """The least mean slack of any rule that keeps the promises' quantile of them in expectation, knowing the
+    true delay law and the queue at each first promise (`eta.least_mean_slack`): no promise rule goes below it."""
     static_k: int | None = None
 
     def as_json(self) -> dict[str, object]:
@@ -259,6 +275,8 @@ class _Waiting:
     """The time first promised (the answer); `promised_s` only moves earlier from it."""
     median_s: float = 0.0
     """When the same model expected it, at even odds, as `first_s` was promised."""
+    law: tuple[float, ...] = ()
+    """When it would serve then, had the orders the scenario's own delay law (`eta.ready_laws`, `law_points`)."""
     promised_s: float | None = None
 
 
@@ -350,6 +368,7 @@ class _Run:
         self.kept_last: list[bool] = []
         self.slack_last: list[float] = []
         self.quantile_slack: list[float] = []
+        self.laws: list[tuple[float, ...]] = []
         self.revised = 0
         self.known: tuple[float, ...] = ()
         """What the promises were last made from (`_promise`)."""
@@ -531,6 +550,7 @@ class _Run:
             self.kept_last.append(actual <= w.promised_s + 1e-9)
             self.slack_last.append(w.promised_s - actual)
             self.quantile_slack.append(w.first_s - w.median_s)
+            self.laws.append(w.law)
             if self.timeline is not None:
                 self.timeline.eta_made_s.append(w.added_step * STEP_S)
                 self.timeline.eta_promised_s.append(w.first_s)
@@ -577,9 +597,10 @@ class _Run:
         if any(new):
             even = replace(self.eta, quantile=0.5)
             medians = queue_etas(now, gpus, capacity, loads, self.observed, even, self.cancelled)
-            for w, median, is_new in zip(self.queue, medians, new, strict=True):
+            laws = ready_laws(now, gpus, capacity, loads, self.eta, STEP_S)  # the delays drawn are the prior's law
+            for w, median, (start, served), is_new in zip(self.queue, medians, laws, new, strict=True):
                 if is_new:
-                    w.median_s = median
+                    w.median_s, w.law = median, law_points(start, served, STEP_S)
         for w, eta in zip(self.queue, etas, strict=True):
             if w.promised_s is None:
                 if w.added_step == step:
@@ -683,6 +704,7 @@ class _Run:
             eta_kept_last_frac=float(np.mean(self.kept_last)) if self.kept_last else 1.0,
             eta_mean_slack_last_s=float(np.mean(self.slack_last)) if self.slack_last else 0.0,
             eta_quantile_slack_s=float(np.mean(self.quantile_slack)) if self.quantile_slack else 0.0,
+            eta_bound_slack_s=least_mean_slack(self.laws, self.eta.quantile) if self.laws else 0.0,
             static_k=self.policy.pool.static_nodes if self.policy.name == "static" else None,
         )
 

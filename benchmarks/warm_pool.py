@@ -328,7 +328,8 @@ def _seeds_summary(traces: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def table(traces: dict[str, dict[str, Any]]) -> str:
-    cols = ("p99_wait_s", "frac_wait_gt_60s", "cost_usd", "eta_kept_frac", "eta_mean_slack_s", "eta_quantile_slack_s")
+    cols = ("p99_wait_s", "frac_wait_gt_60s", "cost_usd", "eta_kept_frac", "eta_mean_slack_s", "eta_quantile_slack_s",
+            "eta_bound_slack_s")  # fmt: skip
     lines = [f"{'trace':18} {'policy':17} " + " ".join(f"{c:>16}" for c in cols)]
     for name, out in traces.items():
         for policy, r in out["policies"].items():
