@@ -1,14 +1,13 @@
 """Churn's figures: what the last line's JSON reports, computed from plain records (benchmarks/churn.py).
 
-The promises scored (`Promised`, `promise_figures`, the bound `least_mean_slack`), what `egs api`'s
-debug line said (`answered`), the settled cluster's cost and stale workloads (`settled_figures`), the
-conditions left stuck (`loose_ends`) and consolidation's moves (`consolidation_moves`). Each figure's
-meaning is documented in benchmarks/churn.py's docstring.
+The promises scored (`Promised`, `promise_figures`, the bound `least_mean_slack`, from `autoscaler.eta`),
+what `egs api`'s debug line said (`answered`), the settled cluster's cost and stale workloads
+(`settled_figures`), the conditions left stuck (`loose_ends`) and consolidation's moves
+(`consolidation_moves`). Each figure's meaning is documented in benchmarks/churn.py's docstring.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +19,7 @@ from prometheus_client.metrics_core import Metric
 from autoscaler.decide.placement import serving_cost
 from autoscaler.decide.state import read_owned
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE
+from autoscaler.eta import least_mean_slack
 from autoscaler.kubetime import parse_time
 from benchmarks.churnkit.play import DEPLOYMENTS, ENDPOINTS, log
 from localplay.kube_standin import KubeCluster
@@ -150,37 +150,6 @@ def _slack(law: Sequence[float], m: int) -> float:
     """The expected slack of promising the m-th point of `law` (ascending, equally likely): each of the m points
     kept by it, its distance to it, over all the points."""
     return sum(law[m - 1] - t for t in law[:m]) / len(law) if m else 0.0
-
-
-def least_mean_slack(laws: Sequence[Sequence[float]], kept: float) -> float:
-    """The least mean slack over the promises kept of any rule that promises each law (equally likely ready
-    times, ascending) a time of its own and keeps the share `kept` of them in expectation. Promising a law's m-th point
-    keeps m of its points with the slack `_slack`; the rule spends its misses where each saves the most slack:
-    along each law's lower convex hull of (points kept, slack), the segments that cost the least slack a
-    point kept first, until `kept` of all points are kept (the last one in part: a promise drawn between two
-    points)."""
-    segments: list[tuple[float, float, float]] = []
-    for law in laws:
-        n = len(law)
-        hull = [(0.0, 0.0)]
-        for m in range(1, n + 1):
-            point = (m / n, _slack(law, m))
-            while len(hull) >= 2 and _turns_down(hull[-2], hull[-1], point):
-                hull.pop()
-            hull.append(point)
-        segments += [((s1 - s0) / (k1 - k0), k1 - k0, s1 - s0) for (k0, s0), (k1, s1) in itertools.pairwise(hull)]
-    need, slack = kept * len(laws), 0.0
-    for _, points, cost in sorted(segments):
-        take = min(1.0, need / points)
-        slack, need = slack + take * cost, need - take * points
-        if need <= 1e-12:
-            break
-    return slack / (kept * len(laws))
-
-
-def _turns_down(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float]) -> bool:
-    """Whether `b` lies on or above the line from `a` to `c` (it is not on the lower convex hull)."""
-    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]) <= 0
 
 
 def _early_figures(served: Sequence[tuple[str, float | None, float]]) -> dict[str, Any]:
