@@ -245,6 +245,7 @@ def run_case(case: Case, data: Path, slow_orders: bool) -> dict[str, Any]:
             "egs_learn_s": egs_policy.pool.learn_s,
             "egs_max_idle_nodes": egs_policy.pool.max_idle_nodes,
             "egs_quiet_nodes": egs_policy.pool.quiet_nodes,
+            "egs_still_up_s": egs_policy.pool.still_up_s,
         },
         "hindsight_static_k": hindsight_k,
         "match_static_k": match_k,
@@ -341,6 +342,7 @@ def table(traces: dict[str, dict[str, Any]]) -> str:
             f"EGS quantile {out['fitted']['egs_quantile']:.4f} of {out['fitted']['egs_neighbours']} "
             f"recent {out['fitted']['egs_recent_s'] / 3600:g} h, learn {out['fitted']['egs_learn_s'] / 3600:g} h, "
             f"at most {out['fitted']['egs_max_idle_nodes']} idle nodes ({out['fitted']['egs_quiet_nodes']} quiet), "
+            f"still up {out['fitted']['egs_still_up_s'] / 3600:g} h, "
             f"CPU EGS/reactive {out['egs_cpu_over_reactive']:.1f}, "
             f"target {'met' if out['meets_target'] else 'MISSED'}"
         )

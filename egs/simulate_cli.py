@@ -156,6 +156,7 @@ def fitted_parameters(policy: Policy, asked: str) -> dict[str, object]:
         "learn_s": pool.learn_s,
         "max_idle_nodes": pool.max_idle_nodes,
         "quiet_nodes": pool.quiet_nodes,
+        "still_up_s": pool.still_up_s,
         "fixed": {
             "lead_s": pool.lead_s,
             "activity_s": pool.activity_s,

@@ -262,3 +262,37 @@ def test_no_hour_is_quiet_before_three_days_of_history():
     pool = PoolSettings(gpus_per_node=8, **{**OFF, "learn_s": 3 * 24 * HOUR}, quiet_nodes=1)
     two_days = _at(_sampled(_business_days(3, 0.0)[: 2 * 1440 + 22 * 60], 600.0), 600.0, used=10)
     assert egs_target(*two_days, pool) == 5
+
+
+def _two_clients(days: int, together: bool) -> list[float]:
+    """Minutes of `days` days on a background of 10 GPUs: a client of 40 GPUs on from 10:00 to 11:00 and one
+    of 20 from 14:00 to 15:00 every day; with `together`, on day 0 another client of 40 from 10:30 to 11:00,
+    while the first is on."""
+    day = [10.0] * 600 + [50.0] * 60 + [10.0] * 180 + [30.0] * 60 + [10.0] * 540
+    minutes = day * days
+    if together:
+        minutes[630:660] = [90.0] * 30
+    return minutes
+
+
+@pytest.mark.parametrize("step", [60.0, 600.0])
+def test_while_the_client_behind_the_largest_missed_rise_is_on_the_pool_holds_the_next_one(step: float):
+    # Both switch-ons are learnt (5 and 3 nodes). At 10:50 on day 3 the 40-GPU client is on again: it cannot
+    # switch on again, so the pool holds the 20-GPU client's 3 nodes; once it is off, all 5 again, and
+    # without `still_up_s` all 5 throughout.
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "learn_s": 3 * 24 * HOUR}, still_up_s=6 * HOUR)
+    minutes = _two_clients(4, together=False)
+    on = _at(_sampled(minutes[: 3 * 1440 + 660], step), step, used=50)
+    assert egs_target(*on, pool) == 3
+    assert egs_target(*on, replace(pool, still_up_s=0.0)) == 5
+    off = _at(_sampled(minutes[: 3 * 1440 + 720], step), step, used=10)
+    assert egs_target(*off, pool) == 5
+
+
+@pytest.mark.parametrize("step", [60.0, 600.0])
+def test_a_second_client_of_the_same_size_seen_on_at_once_keeps_the_whole_hold(step: float):
+    # Two 40-GPU clients were on at once on day 0: with one of them on, the other may still switch on, and
+    # the need series cannot tell which is on, so the pool keeps the 5 nodes.
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "learn_s": 3 * 24 * HOUR}, still_up_s=6 * HOUR)
+    on = _at(_sampled(_two_clients(4, together=True)[: 3 * 1440 + 660], step), step, used=50)
+    assert egs_target(*on, pool) == 5
