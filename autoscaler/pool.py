@@ -259,20 +259,25 @@ def _missed_rise(past: np.ndarray, size: int, span: int, settings: PoolSettings)
 
 UP_TOLERANCE = 0.25
 """EGS: a client's level is its rise within this share (noise, and the background's drift while it is on)."""
+UP_SETTLED_S = 1_800.0
+"""EGS: a client counts as on once its level has lasted this long: a burst wakes others within half an hour,
+and a level still climbing (BurstGPT's ramps) is not one client that is on."""
 
 
 def _still_up(past: np.ndarray, size: int, span: int, settings: PoolSettings, rise: float) -> bool:
-    """Whether the switch-on that rose by `rise` is still on: the need now stands at least (1 - `UP_TOLERANCE`)
-    x `rise` above the least block mean of the last `still_up_s` (the background, the clients off), and no
-    rise that large in the history came while the need already stood that far above its low (two clients of
-    that size were never seen on at once: the need series cannot tell two equal clients apart).
+    """Whether the switch-on that rose by `rise` is still on: the need over the last `UP_SETTLED_S` stands at
+    least (1 - `UP_TOLERANCE`) x `rise` above the least block mean of the last `still_up_s` (the background,
+    the clients off), and no rise that large in the history came while the need already stood that far above
+    its low (two clients of that size were never seen on at once: the need series cannot tell two equal
+    clients apart).
 
     On the generator's tuning seeds 140-154 the largest client is on 2-30% of the time, and the need's excess
     over its 3 h low tells it with 83-100% precision; "the history never stood twice that far above its low"
     as the second test fired less than half as often (a week's highest excess sums several smaller clients)."""
     if settings.still_up_s <= 0:
         return False
-    latest = [v for v in past[-span:].tolist() if not math.isnan(v)]
+    settled = max(span, math.ceil(UP_SETTLED_S * size / settings.lead_s - 1e-9))
+    latest = [v for v in past[-settled:].tolist() if not math.isnan(v)]
     blocks = max(1, round(settings.still_up_s / settings.lead_s))
     excess = _excess(_history(past, size, settings), size, span, blocks)
     if not latest or excess is None:

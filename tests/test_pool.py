@@ -279,9 +279,12 @@ def _two_clients(days: int, together: bool) -> list[float]:
 def test_while_the_client_behind_the_largest_missed_rise_is_on_the_pool_holds_the_next_one(step: float):
     # Both switch-ons are learnt (5 and 3 nodes). At 10:50 on day 3 the 40-GPU client is on again: it cannot
     # switch on again, so the pool holds the 20-GPU client's 3 nodes; once it is off, all 5 again, and
-    # without `still_up_s` all 5 throughout.
+    # without `still_up_s` all 5 throughout. At 10:10 its level has not lasted half an hour: a burst may
+    # still be climbing (BurstGPT's ramps), and all 5 are held.
     pool = PoolSettings(gpus_per_node=8, **{**OFF, "learn_s": 3 * 24 * HOUR}, still_up_s=6 * HOUR)
     minutes = _two_clients(4, together=False)
+    just_on = _at(_sampled(minutes[: 3 * 1440 + 610], step), step, used=50)
+    assert egs_target(*just_on, pool) == 5
     on = _at(_sampled(minutes[: 3 * 1440 + 660], step), step, used=50)
     assert egs_target(*on, pool) == 3
     assert egs_target(*on, replace(pool, still_up_s=0.0)) == 5
