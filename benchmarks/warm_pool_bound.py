@@ -37,7 +37,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from autoscaler.fitting import LEARNING, LEVELS, at_rung, fit_static_k, meets_rule, rung_of  # noqa: E402
+from autoscaler.fitting import LEARNING, LEVELS, STILL_UP_S, at_rung, fit_static_k, meets_rule, rung_of  # noqa: E402
 from autoscaler.simulator import WAIT_LIMIT_S, Policy, Result, Scenario, pool_settings, simulate  # noqa: E402
 from benchmarks.warm_pool import (  # noqa: E402
     SHARE_TARGET,
@@ -54,15 +54,18 @@ from benchmarks.warm_pool import (  # noqa: E402
 def configurations(scenario: Scenario, k: int) -> list[Policy]:
     """Every static pool of 0 to K+3 nodes and every EGS configuration the fit chooses among, with caps of
     1 to K+2 idle nodes and, below the caps K-1 to K+1, each quiet-hours cap (a cap of 0 is reactive, the
-    static pool of 0)."""
+    static pool of 0); the learning rungs with and without `still_up_s`."""
     statics = [Policy("static", pool_settings(scenario, n)) for n in range(k + 4)]
     base = Policy("egs", pool_settings(scenario))
     egs = []
     for rung in LEARNING + LEVELS:
+        still_up = (0.0, STILL_UP_S) if rung in LEARNING else (0.0,)
         for cap in range(1, k + 3):
             quiet = [None, *range(cap)] if k - 1 <= cap <= k + 1 else [None]
             capped = at_rung(base, rung, cap)
-            egs += [replace(capped, pool=replace(capped.pool, quiet_nodes=q)) for q in quiet]
+            egs += [
+                replace(capped, pool=replace(capped.pool, quiet_nodes=q, still_up_s=u)) for u in still_up for q in quiet
+            ]
     return statics + egs
 
 
@@ -79,7 +82,8 @@ def label(policy: Policy) -> str:
     else:
         rung = f"q {pool.quantile:g} of {pool.neighbours}, {pool.recent_s / 3_600:g} h"
     quiet = "" if pool.quiet_nodes is None else f" ({pool.quiet_nodes} quiet)"
-    return f"{rung}; <= {pool.max_idle_nodes}{quiet}"
+    up = f", still up {pool.still_up_s / 3_600:g} h" if pool.still_up_s else ""
+    return f"{rung}{up}; <= {pool.max_idle_nodes}{quiet}"
 
 
 def bound(case: Case, data: Path, tried: Callable[[Scenario, int], list[Policy]] = configurations) -> dict[str, Any]:

@@ -25,6 +25,7 @@ def test_the_bound_tries_static_auto_and_every_rung_the_fit_chooses_among_at_its
         rung_of(p.pool) for p in tried if p.name == "egs" and p.pool.max_idle_nodes == 3 and p.pool.quiet_nodes == 0
     }
     assert at_k == set(LEARNING + LEVELS)
+    assert {rung_of(p.pool) for p in tried if p.name == "egs" and p.pool.still_up_s} == set(LEARNING)
     assert all(p.pool.max_idle_nodes != 0 for p in tried if p.name == "egs")  # a cap of 0 is static:0
 
 
@@ -33,6 +34,7 @@ def test_a_configuration_is_labelled_as_the_warm_pool_docs_write_a_fit():
     tried = configurations(scenario, 2)
     learnt = tried[6]  # after static:0 ... static:5, learning alone at a cap of 1
     assert label(learnt) == "learn 7 d; <= 1"
+    assert label(replace(learnt, pool=replace(learnt.pool, still_up_s=10_800.0))) == "learn 7 d, still up 3 h; <= 1"
     first_level = next(p for p in tried if p.name == "egs" and not p.pool.learn_s)  # LEVELS[0] at a cap of 1
     assert label(first_level) == "no pool; <= 1"
     assert label(replace(first_level, pool=replace(first_level.pool, recent_s=3_600.0))) == "q 0 of 150, 1 h; <= 1"
