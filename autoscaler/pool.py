@@ -278,26 +278,28 @@ def _still_up(past: np.ndarray, size: int, span: int, settings: PoolSettings, ri
         return False
     settled = max(span, math.ceil(UP_SETTLED_S * size / settings.lead_s - 1e-9))
     latest = [v for v in past[-settled:].tolist() if not math.isnan(v)]
-    blocks = max(1, round(settings.still_up_s / settings.lead_s))
-    excess = _excess(_history(past, size, settings), size, span, blocks)
-    if not latest or excess is None:
+    window = _history(past, size, settings)
+    blocked = _lead_blocks(window, size, span)
+    if not latest or blocked is None:
         return False
-    low, above, rise_after = excess
+    blocks = max(1, round(settings.still_up_s / settings.lead_s))
     level = (1 - UP_TOLERANCE) * rise
-    return min(latest) - float(low[-1]) >= level and not np.any((rise_after >= level) & (above[:-1] >= level))
+    if min(latest) - float(blocked[0][-blocks:].min()) < level:
+        return False
+    return not _seen_on_twice(window, size, span, blocks, level)
 
 
 @lru_cache(maxsize=64)
-def _excess(samples: _Samples, size: int, span: int, blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Per whole lead-time block of `samples`: the least block mean of its last `blocks` blocks (its own
-    included), its mean's excess over that, and the rise after it; None when no sample is known."""
+def _seen_on_twice(samples: _Samples, size: int, span: int, blocks: int, level: float) -> bool:
+    """Whether a rise of at least `level` came after a whole lead-time block of `samples` whose mean stood
+    `level` above the least block mean of its last `blocks` blocks (its own included)."""
     blocked = _lead_blocks(samples, size, span)
     if blocked is None:
-        return None
+        return False
     mean, peak = blocked
     width = min(blocks, len(mean))
     low = _window_extreme(np.minimum, np.concatenate([np.full(width - 1, mean[0]), mean]), width)
-    return low, mean - low, peak[1:] - mean[:-1]
+    return bool(np.any((peak[1:] - mean[:-1] >= level) & (mean[:-1] - low[:-1] >= level)))
 
 
 @lru_cache(maxsize=64)
@@ -477,7 +479,7 @@ def _window_extreme(pick: np.ufunc, values: np.ndarray, span: int) -> np.ndarray
 
 def forget() -> None:
     """Empty the EGS policy's caches, as a fresh process starts: a benchmark times a cold simulation."""
-    for cache in (_block_spare, _spare_settings, _lead_blocks, _missed_in, _quiet_background, _excess):
+    for cache in (_block_spare, _spare_settings, _lead_blocks, _missed_in, _quiet_background, _seen_on_twice):
         cache.cache_clear()
 
 
