@@ -243,7 +243,7 @@ def _fit_still_up(
 
     Held to the waits the rung had, not merely to the rule, as the quiet-hours cap is: it gives up the hold
     for the largest client's switch-on while that client is on, and the training days are the only evidence
-    that no second client of that size came while it was (generator tuning seeds 140-159: 0.963x
+    that no second client of that size came while it was (generator tuning seeds 140-159: 0.969x
     `static:auto` instead of 0.975x, at the same wait targets)."""
     up = replace(policy, pool=replace(policy.pool, still_up_s=STILL_UP_S))
     tried = _run_within(train, scenario, up, protocol.fit_window, protocol.seed, run.frac_wait_gt_60s + 1e-12)
