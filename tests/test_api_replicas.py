@@ -91,28 +91,6 @@ def test_a_post_admitted_before_the_other_replica_s_create_is_answered_again_bef
     assert not three.serves_now
 
 
-def test_an_answer_another_replica_re_made_frees_the_gpus_of_its_first_answer(kube: KubeCluster) -> None:
-    # Adopted again at its new answer, it was taken on top of its first until the next rebuild: capacity lost.
-    kube.put("v1/nodes", gpu_node("h100-0", CATALOG.get("H100-80GB"), 4))
-    third, other = replica(kube), replica(kube)
-    third.admit(ie.manifest("team-c", "x", SPEC))  # its capacity is built: x on one GPU
-    _, created, _ = other.admit(ie.manifest("team-a", "e", SPEC))
-    assert created is not None
-    assert third.admit(ie.manifest("team-c", "y", SPEC))[0].serves_now  # e adopted on the GPU it was answered
-    assert third.capacity is not None
-    free = [i for i, g in enumerate(third.capacity.free.node("h100-0").gpus) if g.holders == 0]
-    assert len(free) == 1
-    # e's POST re-makes its answer onto that GPU (another replica answered its first meanwhile).
-    promise = json.loads(created["metadata"]["annotations"][PROMISE_ANNOTATION])
-    (first,) = gpus(promise)
-    promise["placements"][0]["workers"][0]["gpus"] = free
-    annotation = {PROMISE_ANNOTATION: json.dumps(promise)}
-    Cluster(kube.api_client()).annotate("team-a", "e", annotation, created["metadata"]["uid"], "egs-api")
-    z, _, status = third.admit(ie.manifest("team-c", "z", SPEC))
-    assert z.serves_now  # on the GPU of e's first answer, free again
-    assert gpus(status["promise"]) == [first]
-
-
 def test_the_api_writes_an_endpoint_under_a_field_manager_of_its_own(kube: KubeCluster) -> None:
     # Under the controller's name (egs-controller), the answer annotated would be the controller's own field, which
     # its next apply of the endpoint without it would drop. The status stays the controller's: it applies each field.

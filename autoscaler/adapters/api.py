@@ -585,10 +585,6 @@ class _Admissions:
         self.counted: frozenset[_Counted] = frozenset()
         """The endpoints `capacity` counts (`_counted_as`): listed behind it, admitted or adopted since."""
         self.rebuilding = False
-        self.recount = False
-        """Whether `capacity` counts an answer another replica re-made (`_confirmed`) at its first answer as well:
-        those GPUs are free again, which only a build sees (a capacity takes GPUs, it gives none back). The next
-        POST builds it again (not a rebuild in the background, whose listing may hold the first answer)."""
         self.left: dict[tuple[str, str], str] = {}
         """(namespace, name) -> uid of the endpoints a POST of this replica created and failed to delete again
         (`undo`): the only objects without a status a POST takes as its own. One created by a POST in flight
@@ -633,9 +629,9 @@ class _Admissions:
             if self.capacity is not None and usable:
                 # Another replica's answers first: the workloads written for them are no write outrunning it.
                 self.capacity = self._adopted(self.capacity, endpoints, now)
-            if self.capacity is None or not usable or self.recount or self._outrun(workloads):
+            if self.capacity is None or not usable or self._outrun(workloads):
                 built, self.planned, self.written, self.counted = self._build(now, nodes, endpoints)
-                self.listed_at, self.admitted, self.recount = now, [], False
+                self.listed_at, self.admitted = now, []
                 # Listed again after the build (tens of ms): another replica's answers given meanwhile queue ahead of
                 # this one, which `_confirmed`'s list holds to their GPUs only, not to their queue (churn seed 750's
                 # 202s, docs/benchmark-notes.md).
@@ -791,14 +787,13 @@ class _Admissions:
     def _adopted(self, capacity: Capacity, listed: list[dict[str, Any]], now: float) -> Capacity:
         """`capacity` with the endpoints `listed` that another replica of the API answered since its listing
         admitted onto it, each taking the GPUs it was answered. One written otherwise (kubectl) holds no answer:
-        the next rebuild places it as the controller does."""
+        the next rebuild places it as the controller does. An answer re-made (`_confirmed`) is taken again at its
+        new answer, its first staying counted until a build: the controller may have listed it at its first and
+        placed it there (churn seed 751, three replicas: a build at once answered that room 201 again, and the
+        controller bound the re-made endpoint on it)."""
         s = self.services
-        uids = {uid for uid, _ in self.counted}
         for obj in listed:
             if _counted_as(obj) not in self.counted:
-                if _uid(obj) in uids:
-                    log.info("capacity to be built again: %s's answer was re-made", endpoint_key(obj))
-                    self.recount = True
                 self.counted |= {_counted_as(obj)}
                 if promise_of(obj) is not None:
                     adopted = admit(capacity, obj, s.settings, s.registry, s.catalog, now)
