@@ -198,3 +198,16 @@ def test_a_workload_keeps_its_name_by_shape_and_never_takes_one_a_move_replaces(
     again = rendered("chat-bf16-h100-80gb")
     named([again], {replace(shape, sharing="exclusive"): "chat-bf16-h100-80gb-2"}, ())
     assert again["metadata"]["name"] == "chat-bf16-h100-80gb-2"
+
+
+def test_an_emptied_node_saves_its_price_once() -> None:
+    # alpha came on an H100 node while a job held both L40S GPUs; the job shrank to one.
+    nodes = [h100("gpu-0"), l40s("l40s-0", 2)]
+    first = decide(Observation(nodes, [endpoint("alpha")], signals=signals(), pods=[training("l40s-0", 2)]),
+                   SETTINGS, REGISTRY, CATALOG, NOW)  # fmt: skip
+    owned, pods = applied(first)
+    moved = loop(nodes, observed(first, [endpoint("alpha")]), owned, [*pods, training("l40s-0", 1)])
+    [alpha] = moved.endpoints
+    assert (alpha.gpu_class, moves(moved)) == ("L40S", ["alpha"])
+    # The cluster pays for gpu-0's eight H100s no more; the L40S GPU alpha takes was paid for already.
+    assert alpha.move is not None and alpha.move.saving == round(8 * CATALOG.get("H100-80GB").price_per_hour, 4)

@@ -175,8 +175,10 @@ def emptying(
             continue
         left = occupied - landing
         emptied = [n for n in inventory if n.node in left and _only(mine.get(n.node), keys, holds[n.node])]
+        # What the cluster pays less: the nodes that go. The replicas land on GPUs paid for already, so a
+        # cheaper shape there saves nothing more (and its GPUs, counted in the node, are not counted twice).
         saved = sum(catalog.get(n.model.name).price_per_hour * n.physical_gpus for n in emptied)
-        options.append(Option(keys, plan.placements, before, round(saved + before - after, 4)))
+        options.append(Option(keys, plan.placements, before, round(saved, 4)))
     return options
 
 
