@@ -9,8 +9,17 @@ server this module teaches it (never the adapter):
 - a write sets `uid`, `namespace`, `creationTimestamp`, `resourceVersion` and `generation` (bumped
   when `spec` changes), and a patch carrying `metadata.resourceVersion` that is not the current one
   is refused with 409, as optimistic concurrency is;
-- writes to the `status` subresource change only `status`, and an apply of it replaces it (one field
-  manager applies every status field, so a field it no longer applies is dropped);
+- writes to the `status` subresource change only `status`;
+- server-side apply tracks field managers (`owners`, a real server's managedFields, kept here rather than in
+  the object): per object and (manager, subresource) the fields it last applied. An apply merges maps by key,
+  keyed lists by their keys (`LIST_KEYS`: containers, env, volumes, ports, ... as the Kubernetes schema
+  says; every other list, tolerations and node selector terms included, is atomic, replaced whole) and then
+  drops each field its manager applied before and no longer applies, unless another manager set it too;
+  forced, it takes from the others each field whose value it changes. A write that is not an apply (create,
+  merge patch, `put` and `patch` here, which write as the manager `stand-in`) keeps its merge semantics and
+  takes the fields it changed, as a real server's Update manager does. Simplified: every apply is taken as
+  forced (EGS forces each), `finalizers` (a set) is atomic, nothing is defaulted, and a field removed under
+  a map or item another manager still has a field in leaves that parent in place;
 - lists honour equality label selectors and `status.phase` field selectors (`=`, `==`, `!=`, several
   joined by commas, all of which must hold);
 - deleting an object garbage-collects the objects that name it in `ownerReferences`;
@@ -71,6 +80,10 @@ RESOURCES = {
 }
 APPLY = "application/apply-patch+yaml"
 _KINDS = {kmock.resource(r): str(info["kind"]) for r, info in RESOURCES.items()}
+FieldPath = tuple[Any, ...]
+"""A field's path: map keys (str) and, for an item of a keyed list, its key (a tuple of (field, value) pairs)."""
+Scope = tuple[str, str]
+"""(field manager, subresource): a real server keeps a manager's fields of the status apart ("" is the object)."""
 
 
 @dataclass
@@ -99,6 +112,8 @@ class Realistic(kmock.KubernetesEmulator):
     """Each open watch's resource and queue; None in a queue ends that watch."""
     _ended: bool = False
     """Set once the server stops: a watch that arrives after is ended at once."""
+    owners: dict[Any, dict[Scope, set[FieldPath]]] = attrs.field(factory=dict)
+    """Each stored object's field managers: the fields each set last (a real server's `managedFields`)."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -140,38 +155,56 @@ class Realistic(kmock.KubernetesEmulator):
         """Create, patch (server-side apply creating what is absent) and delete, as a real server."""
         data = dict(request.data or {})
         async with self._lock:
+            scope, applying = (_manager(request), ""), request.headers.get("Content-Type") == APPLY
             if request.action == enums.action.CREATE:
                 meta = data.get("metadata") or {}
                 key = (request.resource, request.namespace or meta.get("namespace"), meta.get("name"))
                 if not self._absent(key):
                     raise KubernetesError(status=409, reason="AlreadyExists", message=f"{key[2]} already exists")
-                self._put_new(key, data)
+                self._put_new(key, data, scope)
                 return aiohttp.web.json_response(self._objects[key].raw, status=201)
             if self._absent(key):
-                if request.action == enums.action.UPDATE and request.headers.get("Content-Type") == APPLY:
-                    self._put_new(key, data)  # apply creates
+                if request.action == enums.action.UPDATE and applying:
+                    self._put_new(key, data, scope, applied=True)  # apply creates
                     return aiohttp.web.json_response(self._objects[key].raw, status=201)
                 raise KubernetesError(status=404, reason="NotFound", message=f"{key[2]} not found")
             if request.action == enums.action.DELETE:
                 self._check_uid(key, (data.get("preconditions") or {}).get("uid"))
                 last = self._objects[key].raw
                 self._objects[key].delete()
+                self.owners.pop(key, None)
                 self.publish(key, "DELETED")
                 self._collect_garbage()
                 return aiohttp.web.json_response(last)
             self._check_version(key, data)
             spec_before = self._objects[key].raw.get("spec")
-            self._objects[key].patch(data)
+            self._change(key, data, scope, applying)
             spec_changed = self._objects[key].raw.get("spec") != spec_before
             self._stamp(key, created=False, namespace=request.namespace, spec_changed=spec_changed)
             return aiohttp.web.json_response(self._objects[key].raw)
 
-    def _put_new(self, key: Any, data: dict[str, Any]) -> None:
+    def _put_new(self, key: Any, data: dict[str, Any], scope: Scope, applied: bool = False) -> None:
+        self.owners[key] = {}
+        if applied:
+            data = apply_fields({}, data, self.owners[key], scope)
+        else:
+            update_fields(None, data, self.owners[key], scope)
         if key in self._objects:
             self._objects[key].create(data)  # a name used before, deleted since
         else:
             self._objects[key] = data
         self._stamp(key, created=True, namespace=key[1])
+
+    def _change(self, key: Any, data: dict[str, Any], scope: Scope, applying: bool) -> None:
+        """A stored object changed by `scope`: an apply as server-side apply merges it and drops what `scope` no
+        longer applies; any other write as a merge patch, `scope` taking the fields it changed."""
+        obj, owners = self._objects[key], self.owners.setdefault(key, {})
+        if applying:
+            obj.create(apply_fields(obj.raw, data, owners, scope))  # a new version (kmock's `create` appends one)
+        else:
+            before = obj.raw
+            obj.patch(data)
+            update_fields(before, obj.raw, owners, scope)
 
     async def _write_status(self, key: tuple[Any, ...], request: rendering.Request) -> aiohttp.web.StreamResponse:
         """The status subresource: it changes `status` and nothing else."""
@@ -179,12 +212,8 @@ class Realistic(kmock.KubernetesEmulator):
             if self._absent(key):
                 raise KubernetesError(status=404, reason="NotFound", message=f"{key[2]} not found")
             self._check_uid(key, ((request.data or {}).get("metadata") or {}).get("uid"))
-            if request.headers.get("Content-Type") == APPLY:
-                # Every status field is applied by the one manager (egs-controller, from the controller and
-                # the API alike): a field it applied before and applies no more is dropped, as a real server
-                # drops it, not kept as a merge patch keeps it.
-                self._objects[key].patch({"status": None})
-            self._objects[key].patch({"status": (request.data or {}).get("status", {})})
+            status = {"status": (request.data or {}).get("status", {})}
+            self._change(key, status, (_manager(request), "status"), request.headers.get("Content-Type") == APPLY)
             self._stamp(key, created=False, namespace=request.namespace)
             return aiohttp.web.json_response(self._objects[key].raw)
 
@@ -345,7 +374,163 @@ class Realistic(kmock.KubernetesEmulator):
                 return
             for k in orphans:
                 self._objects[k].delete()
+                self.owners.pop(k, None)
                 self.publish(k, "DELETED")
+
+
+# -- field management: what each field manager last set, and what its next apply drops --------------------------
+
+
+LIST_KEYS: dict[str, tuple[str, ...]] = {
+    "containers": ("name",),
+    "initContainers": ("name",),
+    "ephemeralContainers": ("name",),
+    "env": ("name",),
+    "volumes": ("name",),
+    "volumeMounts": ("mountPath",),
+    "imagePullSecrets": ("name",),
+    "resourceClaims": ("name",),
+    "ownerReferences": ("uid",),
+    "topologySpreadConstraints": ("topologyKey", "whenUnsatisfiable"),
+    "conditions": ("type",),
+}
+"""The lists EGS writes that the schema makes maps (`listType=map`), by field name, with their keys; `ports` is
+keyed too (a container's by containerPort and protocol, a Service's by port and protocol). Every other list is
+atomic, as the schema says for tolerations, node selector terms and match expressions, args, command, a
+NodePool's requirements and a ScaledObject's triggers (a CRD's list is atomic unless its schema says otherwise);
+`finalizers` (`listType=set`) is taken as atomic too, which only matters if two managers shared one."""
+SYSTEM_FIELDS = {("apiVersion",), ("kind",)} | {
+    ("metadata", f)
+    for f in ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
+}
+"""Fields the server owns, or that name the object: no manager owns them, no apply drops them."""
+STAND_IN: Scope = ("stand-in", "")
+"""Who `KubeCluster.put` and `KubeCluster.patch` write as: the other controllers and the kubelet."""
+
+
+def _list_keys(name: Any, items: list[Any]) -> tuple[str, ...]:
+    """The keys of a keyed list named `name` (empty: atomic)."""
+    if not items or not all(isinstance(i, dict) for i in items):
+        return ()
+    if name == "ports":
+        return ("containerPort", "protocol") if "containerPort" in items[0] else ("port", "protocol")
+    return LIST_KEYS.get(name, ())
+
+
+def _item_key(item: dict[str, Any], keys: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    return tuple((k, item.get(k)) for k in keys)
+
+
+def fields(value: Any, path: FieldPath = ()) -> set[FieldPath]:
+    """Every field `value` sets: its leaves (a scalar, an atomic list, an empty map) and each keyed list's items."""
+    if isinstance(value, dict) and value:
+        return {f for k, v in value.items() for f in fields(v, (*path, k)) if f not in SYSTEM_FIELDS}
+    if isinstance(value, list) and (keys := _list_keys(path[-1] if path else None, value)):
+        items = [(*path, _item_key(i, keys)) for i in value]
+        return set(items).union(*(fields(i, p) for i, p in zip(value, items, strict=True)))
+    return {path} if path and value is not None else set()
+
+
+def _at(value: Any, path: FieldPath) -> Any:
+    """The value at `path`, or None."""
+    for step in path:
+        if isinstance(step, tuple) and isinstance(value, list):
+            keys = tuple(k for k, _ in step)
+            value = next((i for i in value if isinstance(i, dict) and _item_key(i, keys) == step), None)
+        elif isinstance(value, dict):
+            value = value.get(step)
+        else:
+            return None
+        if value is None:
+            return None
+    return value
+
+
+def merged(live: Any, applied: Any, name: Any = None) -> Any:
+    """`applied` merged into `live` as server-side apply merges: maps by key, keyed lists by their keys (the live
+    order kept, new items after), anything else replaced; a null applied is no field."""
+    if isinstance(live, dict) and isinstance(applied, dict):
+        out = dict(live)
+        for k, v in applied.items():
+            if v is not None:
+                out[k] = merged(live.get(k), v, k)
+        return out
+    keys = _list_keys(name, applied) if isinstance(applied, list) else ()
+    if keys and isinstance(live, list) and all(isinstance(i, dict) for i in live):
+        new = {_item_key(i, keys): i for i in applied}
+        kept = [merged(i, new.pop(_item_key(i, keys)), None) if _item_key(i, keys) in new else i for i in live]
+        return kept + list(new.values())
+    return applied
+
+
+def _without(value: Any, path: FieldPath, kept: set[FieldPath], prefix: FieldPath = ()) -> Any:
+    """`value` without the field at `path`; a map or list left empty by it goes too unless a field in `kept`."""
+    if not path:
+        return None
+    step, rest = path[0], path[1:]
+    here = (*prefix, step)
+    if isinstance(value, dict) and step in value:
+        inner = _without(value[step], rest, kept, here)
+        out = {k: v for k, v in value.items() if k != step}
+        if inner is not None and (inner not in ({}, []) or here in kept):
+            out[step] = inner
+        return out
+    if isinstance(value, list) and isinstance(step, tuple):
+        keys = tuple(k for k, _ in step)
+        out_items = []
+        for item in value:
+            if isinstance(item, dict) and _item_key(item, keys) == step:
+                inner = _without(item, rest, kept, here)
+                if inner is not None:
+                    out_items.append(inner)
+            else:
+                out_items.append(item)
+        return out_items
+    return value
+
+
+def apply_fields(
+    live: dict[str, Any], applied: dict[str, Any], owners: dict[Scope, set[FieldPath]], scope: Scope
+) -> dict[str, Any]:
+    """`live` after `scope` applies `applied` (forced): merged in, then each field `scope` set last time and sets
+    no more dropped unless another manager set it too; `owners` is brought up to date in place."""
+    now = fields(applied)
+    others: set[FieldPath] = set().union(*(f for s, f in owners.items() if s != scope))
+    result: dict[str, Any] = merged(live, applied)
+    # What `scope` stopped setting goes (an item whole, not field by field, which would change its key), but for
+    # a map or an item with a field below it that someone still sets.
+    kept, gone = others | now, set[FieldPath]()
+    for path in sorted(owners.get(scope, set()) - kept, key=len):
+        if not any(path[:i] in gone for i in range(1, len(path))) and not any(o[: len(path)] == path for o in kept):
+            result = _without(result, path, kept)
+            gone.add(path)
+    _take(owners, scope, now, live, result)
+    return result
+
+
+def update_fields(
+    before: dict[str, Any] | None, after: dict[str, Any], owners: dict[Scope, set[FieldPath]], scope: Scope
+) -> None:
+    """A write that is not an apply (create, merge patch, update): `scope` takes every field it changed, as a real
+    server's Update manager does."""
+    changed = {f for f in fields(after) if before is None or _at(before, f) != _at(after, f)}
+    _take(owners, scope, owners.get(scope, set()) | changed, before or {}, after)
+
+
+def _take(owners: dict[Scope, set[FieldPath]], scope: Scope, mine: set[FieldPath], before: Any, after: Any) -> None:
+    """`scope` now owns `mine`; the others lose a value `scope` changed (an item of a keyed list stays shared), and
+    every manager loses a field that is no longer there."""
+    present = fields(after)
+    for other, owned in owners.items():
+        if other != scope:
+            owned -= {f for f in mine if not isinstance(f[-1], tuple) and _at(before, f) != _at(after, f)}
+            owned &= present
+    owners[scope] = mine & present
+
+
+def _manager(request: rendering.Request) -> str:
+    """The write's field manager: the one it names, else its client's name, as a real server falls back to."""
+    return str(request.params.get("fieldManager") or request.headers.get("User-Agent", "").split("/")[0])
 
 
 def _phase_requirements(text: str) -> list[tuple[bool, str]]:
@@ -426,7 +611,11 @@ class KubeCluster:
         self._call(self._put, key, obj)
 
     def _put(self, key: tuple[Any, ...], obj: dict[str, Any]) -> None:
-        self.emulator.objects[key] = obj
+        objects, owners = self.emulator.objects, self.emulator.owners
+        before = None if key not in objects or objects[key].deleted else objects[key].raw
+        owners[key] = owners.get(key, {}) if before is not None else {}
+        objects[key] = obj
+        update_fields(before, obj, owners[key], STAND_IN)
         self.emulator._stamp(key, created=True, namespace=key[1])
 
     def patch(self, resource: str, namespace: str | None, name: str, changes: dict[str, Any]) -> None:
@@ -434,7 +623,9 @@ class KubeCluster:
         key = (kmock.resource(resource), namespace, name)
 
         def change() -> None:
+            before = self.emulator.objects[key].raw
             self.emulator.objects[key].patch(changes)
+            update_fields(before, self.emulator.objects[key].raw, self.emulator.owners.setdefault(key, {}), STAND_IN)
             self.emulator._stamp(key, created=False, namespace=namespace)  # a new resourceVersion, told to watches
 
         self._call(change)
@@ -445,6 +636,7 @@ class KubeCluster:
 
         def remove() -> None:
             self.emulator.objects[key].delete()
+            self.emulator.owners.pop(key, None)
             self.emulator.publish(key, "DELETED")
 
         self._call(remove)
