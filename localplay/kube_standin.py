@@ -44,6 +44,7 @@ or the `egs` processes through a kubeconfig) talks to it as to any server.
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime
 import itertools
 import json
@@ -200,7 +201,7 @@ class Realistic(kmock.KubernetesEmulator):
         longer applies; any other write as a merge patch, `scope` taking the fields it changed."""
         obj, owners = self._objects[key], self.owners.setdefault(key, {})
         if applying:
-            obj.create(apply_fields(obj.raw, data, owners, scope))  # a new version (kmock's `create` appends one)
+            obj.create(copy.deepcopy(apply_fields(obj.raw, data, owners, scope)))  # kmock's `create` appends a version
         else:
             before = obj.raw
             obj.patch(data)
