@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from autoscaler.eta import ClassCapacity, EtaSettings, queue_etas, ready_law
+from autoscaler.eta import ClassCapacity, EtaSettings, least_mean_slack, queue_etas, ready_law
 from autoscaler.kubetime import parse_time
-from benchmarks.churnkit.figures import Promised, answered, least_mean_slack, promise_figures
+from benchmarks.churnkit.figures import Promised, answered, promise_figures
 from tests.test_endpoint_api import api, body, kube, post  # noqa: F401 (fixtures)
 
 PRIOR = EtaSettings(prior_delay_s=(300.0, 600.0), step_s=60.0)
