@@ -41,10 +41,8 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Path, Request, Response
@@ -551,10 +549,6 @@ def _existing(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
         raise _Refused(404, f"no endpoint {namespace}/{name}") from e
 
 
-READS_AT_ONCE = 8
-"""The lists `_Admissions` has in flight at most: a POST's three and a rebuild's in the background."""
-
-
 class _Admissions:
     """Where new endpoints go: `autoscaler.admission` on a capacity built from the cluster (the decide
     step on everything listed). Every POST lists the nodes and EGS's workloads, and builds the capacity
@@ -601,8 +595,6 @@ class _Admissions:
         placed for pods that went before the next POST is known to it, and promised."""
         self.said: frozenset[str] = frozenset()
         """The last build's notices (a node skipped, an annotation that cannot be read), logged once."""
-        self.reader = ThreadPoolExecutor(READS_AT_ONCE, thread_name_prefix="egs-api-read")
-        """Runs the reads a POST or a build makes before it decides (`_read`)."""
         self.gpu_indexes: Mapping[str, Mapping[str, int]] | None = None
         """Per node, NVML's index of each GPU UUID as last read (`merged_indexes`; None: never tried). Read every
         decide step (`follow_orders`), not under the lock: a POST's build tries
@@ -619,9 +611,7 @@ class _Admissions:
         s = self.services
         with self.lock:
             now = s.clock()
-            nodes, endpoints, workloads = self._read(
-                s.cluster.nodes, s.cluster.endpoints, partial(s.cluster.owned, WORKLOAD_KINDS)
-            )
+            nodes, endpoints = s.cluster.nodes(), s.cluster.endpoints()
             # Answers go on from a capacity being rebuilt only while it is younger than two TTLs: older, no
             # POST came for a while (or the rebuild is stuck), and it may be as old as the last burst.
             stale = now - self.listed_at >= 2 * s.capacity_ttl_s
@@ -629,7 +619,7 @@ class _Admissions:
             if self.capacity is not None and usable:
                 # Another replica's answers first: the workloads written for them are no write outrunning it.
                 self.capacity = self._adopted(self.capacity, endpoints, now)
-            if self.capacity is None or not usable or self._outrun(workloads):
+            if self.capacity is None or not usable or self._outrun(s.cluster.owned(WORKLOAD_KINDS)):
                 built, self.planned, self.written, self.counted = self._build(now, nodes, endpoints)
                 self.listed_at, self.admitted = now, []
                 # Listed again after the build (tens of ms): another replica's answers given meanwhile queue ahead of
@@ -683,10 +673,6 @@ class _Admissions:
             self.planned += _planned(admitted.placed)
             self.admitted.append((s.clock(), promised))
             return admitted.decision, created, answer_status(admitted.decision, generation, admitted.placed)
-
-    def _read(self, *reads: Callable[[], Any]) -> list[Any]:
-        """What each of `reads` returns, read at once: a POST waits for the slowest list, not for their sum."""
-        return [f.result() for f in [self.reader.submit(read) for read in reads]]
 
     def forget(self) -> None:
         """An endpoint was deleted: the next POST builds the capacity again (its GPUs are free)."""
@@ -807,10 +793,9 @@ class _Admissions:
         """The capacity the decide step leaves on what the cluster holds now (the endpoints listed now unless
         given), with what `_outrun` checks it by and the endpoints it counts (`_adopted`)."""
         s, cluster = self.services, self.services.cluster
-        given = endpoints
-        pods, endpoints, owned = self._read(cluster.gpu_pods, cluster.endpoints if given is None else lambda: given,
-                                            cluster.owned)  # fmt: skip
+        pods = cluster.gpu_pods()
         book = self._read_orders(nodes, pods, now)
+        endpoints, owned = cluster.endpoints() if endpoints is None else endpoints, cluster.owned()
         obs = Observation(
             nodes, endpoints, owned, signals={}, pods=pods, orders=book,
             gpu_indexes=self.gpu_indexes if self.gpu_indexes is not None else self._read_indexes(nodes, now),
