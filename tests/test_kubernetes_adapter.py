@@ -183,8 +183,7 @@ def test_deleting_an_owner_collects_what_it_owns(kube: KubeCluster, cluster: Clu
             "apiVersion": "egs.dev/v1alpha1",
             "kind": "InferenceEndpoint",
             "metadata": {"name": "chat", "namespace": "team-a"},
-        },
-        "egs-api",
+        }
     )
     owned = _deployment()
     owned["metadata"]["ownerReferences"] = [  # type: ignore[index]

@@ -89,7 +89,7 @@ from scheduler.registry import Registry
 log = logging.getLogger("egs.api")
 
 FIELD_MANAGER = "egs-api"
-"""Who the API's writes of an endpoint (its create, a re-made answer's annotation) are recorded as, apart from
+"""Who the API's applies to an endpoint (a re-made answer's annotation) are recorded as, apart from
 the controller (`autoscaler.adapters.kubernetes.FIELD_MANAGER`), which would drop on its next apply of the
 object any field it owns and no longer applies. The status an answer writes is the controller's: it applies
 every status field, and drops those it no longer applies (an ETA once the endpoint serves)."""
@@ -696,7 +696,7 @@ class _Admissions:
         yet): not one a POST in flight created, here or at another replica (churn `--api-replicas 2`)."""
         cluster = self.services.cluster
         try:
-            return cluster.create(obj, FIELD_MANAGER)
+            return cluster.create(obj)
         except ConflictError:
             key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
             if key not in self.left:

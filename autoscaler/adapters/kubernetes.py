@@ -327,16 +327,11 @@ class Cluster:
         path, what = ENDPOINT.path(namespace, name), f"annotate {namespace}/{name}"
         return self._apply(path, body, what, retries=0, manager=manager)
 
-    def create(self, obj: Mapping[str, Any], manager: str) -> dict[str, Any]:
-        """Create `obj` as field manager `manager`; `ConflictError` when it already exists."""
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create `obj`; `ConflictError` when it already exists."""
         kind = kind_of(obj)
         self.writes += 1
-        path, what, query = (
-            kind.path(obj["metadata"].get("namespace")),
-            f"create {_name(obj)}",
-            [("fieldManager", manager)],
-        )
-        return self._call("POST", path, what, dict(obj), query=query)
+        return self._call("POST", kind.path(obj["metadata"].get("namespace")), f"create {_name(obj)}", dict(obj))
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str, uid: str = "") -> None:
         """Delete the object, if there; with `uid`, only that one (a precondition: the name may hold another
