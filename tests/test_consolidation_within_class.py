@@ -211,3 +211,47 @@ def test_an_emptied_node_saves_its_price_once() -> None:
     assert (alpha.gpu_class, moves(moved)) == ("L40S", ["alpha"])
     # The cluster pays for gpu-0's eight H100s no more; the L40S GPU alpha takes was paid for already.
     assert alpha.move is not None and alpha.move.saving == round(8 * CATALOG.get("H100-80GB").price_per_hour, 4)
+
+
+def three_lone_endpoints() -> tuple[list[dict[str, Any]], list[Any], list[Any], list[Any]]:
+    """alpha, beta and gamma alone on a 2-GPU L40S node each (training jobs held the other GPUs as each came)."""
+    eps: list[Any] = []
+    owned: list[Any] = []
+    pods: list[Any] = []
+    for n, name in enumerate(("alpha", "beta", "gamma")):
+        nodes = [l40s(f"l40s-{i}", 2) for i in range(n + 1)]
+        jobs = [named_job(training(f"l40s-{i}", 1), i) for i in range(n)]
+        eps = [*eps, endpoint(name)]
+        placed = loop(nodes, eps, owned, [*pods, *jobs], settings=SETTINGS)
+        owned, pods = applied(placed)
+        eps = observed(placed, eps)
+    assert {p.request: p.node for p in placed.placed.placements} == {
+        "alpha": "l40s-0", "beta": "l40s-1", "gamma": "l40s-2"
+    }  # fmt: skip
+    return nodes, eps, owned, pods
+
+
+def named_job(pod: dict[str, Any], i: int) -> dict[str, Any]:
+    pod["metadata"]["name"] += f"-{i}"
+    return pod
+
+
+def test_no_move_lands_on_a_node_another_move_is_emptying() -> None:
+    # Before, one loop with a budget of three moved one endpoint off its node and the next onto that node
+    # (two moves, each counted the node's price, one node went); with a budget of one the second came an
+    # interval later while the first's new pod was not ready yet.
+    nodes, eps, owned, pods = three_lone_endpoints()
+    three = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_disruptions_per_interval=3))
+    moved = loop(nodes, eps, owned, pods, at=LATER, settings=three)
+    [who] = moves(moved)
+    old_node = {"alpha": "l40s-0", "beta": "l40s-1", "gamma": "l40s-2"}[who]
+    assert old_node not in {p.node for p in moved.placed.placements}
+    # One interval on, the move's new pod bound, not ready: its old pod still holds the node it empties.
+    moved = loop(nodes, eps, owned, pods, at=LATER)
+    [who] = moves(moved)
+    owned_new, pods_new = applied(moved, ready=False)
+    names = {o["metadata"]["name"] for o in owned}
+    owned_new = [o for o in owned_new if o["metadata"]["name"] not in names]
+    pods_new = [p for p in pods_new if p["metadata"]["labels"]["egs.io/workload"] not in names]
+    later = LATER + ON.consolidation.interval_s + 1
+    assert moves(loop(nodes, observed(moved, eps), owned + owned_new, pods + pods_new, at=later)) == []

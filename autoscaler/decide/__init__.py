@@ -46,7 +46,7 @@ from dataclasses import replace
 from typing import Any
 
 from autoscaler.attribution import attribute
-from autoscaler.decide.consolidation import consolidate
+from autoscaler.decide.consolidation import consolidate, leaving_nodes
 from autoscaler.decide.decision import Decision, EndpointDecision, Hold, Observation, PoolDecision, report, report_holds
 from autoscaler.decide.placement import (
     by_class,
@@ -277,7 +277,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     taken_fresh = [a for p in fresh.placements for a in held_by(p)]
     moved = consolidate(
         endpoints, staying, workloads, recorded, set(promises) | growing, held.inventory.allocated(taken_fresh),
-        registry, catalog, settings, now, [*promised, *taken_fresh],
+        registry, catalog, settings, now, [*promised, *taken_fresh], leaving_nodes(obs.pods, replaced),
     )  # fmt: skip
     moving = moved.moves
     staying |= moved.placements

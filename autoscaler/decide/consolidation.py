@@ -14,9 +14,10 @@ placed, `consolidate` takes at most the budget left for the interval, in the ord
   disruption each), and they fit, placed afresh without that node, on nodes that already hold something:
   the node holds nothing once they serve, and the node autoscaler removes it (Cluster Autoscaler an empty
   node after its scale-down delay, Karpenter by its emptiness consolidation). The saving is the price of the
-  nodes emptied; no replica costs more. A move lands on occupied nodes only and empties one, and a shape move
-  lowers the replicas' cost, so (the replicas' cost, the nodes occupied) falls with every move: no move is
-  undone by a later one;
+  nodes emptied; no replica costs more. A move lands on occupied nodes only, never on one that a move under
+  way or chosen before it in the loop takes replicas off (`leaving`: the node it empties would be occupied
+  again, its saving counted twice), and empties one; a shape move lowers the replicas' cost, so (the
+  replicas' cost, the nodes occupied) falls with every move: no move is undone by a later one;
 - make-before-break: the moved endpoints' new replicas (placed as the saving was computed, `Consolidation
   .placements`) go in new workloads, never under a name they replace (`workloads.named`), preferring the
   planned nodes (kube-scheduler's node affinity, as every workload does); the old workloads keep serving and
@@ -33,12 +34,13 @@ the node autoscaler, not EGS, decides what goes), and a node of pods it does not
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from autoscaler.decide.placement import endpoint_cost, place_requests
 from autoscaler.decide.settings import Settings
-from autoscaler.decide.state import Move, Owned
+from autoscaler.decide.state import Move, Owned, workload_of
 from autoscaler.endpoint import Endpoint
 from scheduler.catalog import Catalog
 from scheduler.inventory import Allocation, Inventory, NodeGpus, held_by
@@ -76,6 +78,7 @@ def consolidate(
     settings: Settings,
     now: float,
     unbound: Sequence[Allocation] = (),
+    leaving: Collection[str] = (),
 ) -> Consolidation:
     """The moves to begin this loop, within what the budget leaves.
 
@@ -83,7 +86,9 @@ def consolidate(
     keep a promise or grow this loop; `inventory`: the GPUs with every running and newly placed replica taken
     (a replacement never takes its predecessor's GPUs); `unbound`: what it holds for replicas whose pods are
     not bound yet, beside which a move's new pods must bind on a HAMi node in whatever order they arrive
-    (`place_requests`), as the moves chosen before it."""
+    (`place_requests`), as the moves chosen before it; `leaving`: the nodes the replicas of moves under way
+    still hold (`leaving_nodes`), which no move lands on, nor do those the moves chosen here take replicas
+    off: the node a move empties would be occupied again, and its saving counted twice."""
     cfg = settings.consolidation
     if not cfg.enabled:
         return Consolidation()
@@ -91,14 +96,15 @@ def consolidate(
     budget = cfg.max_disruptions_per_interval - recent
     moves: dict[str, Move] = {}
     placed: dict[str, tuple[Placement, ...]] = {}
+    leaving = frozenset(leaving)
     while budget > 0:
         movable = {
             ep.key: ep
             for ep in endpoints
             if ep.key not in moves and ep.key not in busy and _movable(ep, staying, workloads, recorded)
         }
-        options = cheaper(movable, staying, inventory, registry, catalog, settings, unbound)
-        options += emptying(movable, staying, inventory, registry, catalog, settings, unbound, budget)
+        options = cheaper(movable, staying, inventory, registry, catalog, settings, unbound, leaving)
+        options += emptying(movable, staying, inventory, registry, catalog, settings, unbound, budget, leaving)
         worth = [o for o in options if o.saving > 0 and o.saving >= o.cost * cfg.min_saving_fraction]
         if not worth:
             break
@@ -110,6 +116,7 @@ def consolidate(
             placed[key] = tuple(p for p in best.placements if f"{p.namespace}/{p.request}" == key)
         taken = [a for p in best.placements for a in held_by(p)]
         inventory, unbound = inventory.allocated(taken), (*unbound, *taken)
+        leaving |= {a.node for key in best.keys for p in staying[key] for a in held_by(p)}
         budget -= len(best.keys)
     return Consolidation(moves, placed)
 
@@ -122,13 +129,15 @@ def cheaper(
     catalog: Catalog,
     settings: Settings,
     unbound: Sequence[Allocation],
+    leaving: frozenset[str],
 ) -> list[Option]:
-    """Each endpoint's replicas placed afresh beside everything that runs: any shape, its own included (a
-    replica of the same variant and class costs less on a partition, a MIG instance or a share)."""
+    """Each endpoint's replicas placed afresh beside everything that runs, off the nodes `leaving`: any
+    shape, its own included (a replica of the same variant and class costs less on a partition, a MIG
+    instance or a share)."""
     options = []
     for key, ep in movable.items():
         kept = staying[key]
-        plan = place_requests([ep.request(len(kept))], registry, inventory, settings, unbound)
+        plan = place_requests([ep.request(len(kept))], registry, inventory, settings, unbound, leaving)
         if not plan.unplaced:
             before = endpoint_cost(kept, catalog)
             options.append(Option((key,), plan.placements, before, before - endpoint_cost(plan.placements, catalog)))
@@ -144,16 +153,18 @@ def emptying(
     settings: Settings,
     unbound: Sequence[Allocation],
     budget: int,
+    leaving: frozenset[str],
 ) -> list[Option]:
     """Per node whose every replica is of `movable` endpoints (at most `budget` of them), those endpoints'
-    replicas placed afresh without it, where they land on nodes that hold something already and cost no
-    more: the node, and any other left holding nothing, is saved."""
+    replicas placed afresh without it, where they land on nodes that hold something already and that no
+    other move is emptying (`leaving`), and cost no more: the node, and any other left holding nothing, is
+    saved."""
     holds = {n.node: _holds(n) for n in inventory}
     mine: dict[str, Counter[str]] = {}
     for key, kept in staying.items():
         for a in (a for p in kept for a in held_by(p)):
             mine.setdefault(a.node, Counter())[key] += a.count if a.mig else len(a.gpus)
-    occupied = frozenset(name for name, held in holds.items() if held)
+    occupied = frozenset(name for name, held in holds.items() if held) - leaving
     # Where a moved replica may land: the search per node is skipped where no other such node has room.
     roomy = {n.node for n in inventory if n.node in occupied and n.schedulable and _room(n)}
     options = []
@@ -168,7 +179,7 @@ def emptying(
             continue  # a pod EGS does not move holds it
         kept = [p for key in keys for p in staying[key]]
         requests = [movable[key].request(len(staying[key])) for key in keys]
-        plan = place_requests(requests, registry, inventory, settings, unbound, frozenset({node.node}))
+        plan = place_requests(requests, registry, inventory, settings, unbound, leaving | {node.node})
         landing = {w.node for p in plan.placements for w in p.workers}
         before, after = endpoint_cost(kept, catalog), endpoint_cost(plan.placements, catalog)
         if plan.unplaced or not landing <= occupied or after > before:
@@ -180,6 +191,14 @@ def emptying(
         saved = sum(catalog.get(n.model.name).price_per_hour * n.physical_gpus for n in emptied)
         options.append(Option(keys, plan.placements, before, round(saved, 4)))
     return options
+
+
+def leaving_nodes(pods: Iterable[Mapping[str, Any]], replaced: Collection[tuple[str, str]]) -> frozenset[str]:
+    """The nodes the pods of `replaced` workloads (namespace, name) are bound to: the old replicas of moves
+    under way, which go once the new ones serve."""
+    return frozenset(
+        str(node) for pod in pods if (node := (pod.get("spec") or {}).get("nodeName")) and workload_of(pod) in replaced
+    )
 
 
 def _holds(node: NodeGpus) -> int:
