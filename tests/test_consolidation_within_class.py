@@ -11,14 +11,19 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from autoscaler.decide import ConsolidationSettings, Decision, Observation, decide
+from autoscaler.decide import ClassSettings, ConsolidationSettings, Decision, Observation, decide
 from autoscaler.decide.state import recorded_shape
 from autoscaler.decide.workloads import named
 from scheduler.synthetic import gpu_node
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, SHAPE, endpoint, h100, signals, training
 from tests.test_reconcile_state import applied, l40s, observed, workloads
 
-ON = replace(SETTINGS, consolidation=ConsolidationSettings(enabled=True))
+ON = replace(
+    SETTINGS,
+    consolidation=ConsolidationSettings(enabled=True),
+    classes={**SETTINGS.classes, "L40S": ClassSettings(gpus_per_node=2)},
+)
+"""Consolidation on, and L40S nodes of a class the node autoscaler adds and removes."""
 LATER = NOW + 2 * ON.consolidation.interval_s
 """Beyond the budget's interval: whatever a move spent is back."""
 MI300X = CATALOG.get("MI300X")
@@ -255,3 +260,12 @@ def test_no_move_lands_on_a_node_another_move_is_emptying() -> None:
     pods_new = [p for p in pods_new if p["metadata"]["labels"]["egs.io/workload"] not in names]
     later = LATER + ON.consolidation.interval_s + 1
     assert moves(loop(nodes, observed(moved, eps), owned + owned_new, pods + pods_new, at=later)) == []
+
+
+def test_a_node_of_a_class_no_node_autoscaler_removes_is_not_emptied() -> None:
+    # Before, emptying counted an L40S node's price as saved where the node autoscaler adds and removes only
+    # H100 nodes: the replica restarted and the static node stayed, paid for.
+    nodes, eps, owned, pods = two_half_empty_nodes()
+    static = replace(ON, classes=SETTINGS.classes)
+    assert moves(loop(nodes, eps, owned, pods, settings=static)) == []
+    assert len(moves(loop(nodes, eps, owned, pods))) == 1

@@ -14,10 +14,12 @@ placed, `consolidate` takes at most the budget left for the interval, in the ord
   disruption each), and they fit, placed afresh without that node, on nodes that already hold something:
   the node holds nothing once they serve, and the node autoscaler removes it (Cluster Autoscaler an empty
   node after its scale-down delay, Karpenter by its emptiness consolidation). The saving is the price of the
-  nodes emptied; no replica costs more. A move lands on occupied nodes only, never on one that a move under
-  way or chosen before it in the loop takes replicas off (`leaving`: the node it empties would be occupied
-  again, its saving counted twice), and empties one; a shape move lowers the replicas' cost, so (the
-  replicas' cost, the nodes occupied) falls with every move: no move is undone by a later one;
+  nodes emptied of the classes the node autoscaler adds and removes (`settings.classes`: an emptied static or
+  on-premises node stays, and saves nothing); no replica costs more. A move lands on occupied nodes only,
+  never on one that a move under way or chosen before it in the loop takes replicas off (`leaving`: the
+  node it empties would be occupied again, its saving counted twice), and empties one; a shape move lowers
+  the replicas' cost, so (the replicas' cost, the nodes occupied) falls with every move: no move is undone
+  by a later one;
 - make-before-break: the moved endpoints' new replicas (placed as the saving was computed, `Consolidation
   .placements`) go in new workloads, never under a name they replace (`workloads.named`), preferring the
   planned nodes (kube-scheduler's node affinity, as every workload does); the old workloads keep serving and
@@ -186,8 +188,10 @@ def emptying(
             continue
         left = occupied - landing
         emptied = [n for n in inventory if n.node in left and _only(mine.get(n.node), keys, holds[n.node])]
-        # What the cluster pays less: the nodes that go. The replicas land on GPUs paid for already, so a
-        # cheaper shape there saves nothing more (and its GPUs, counted in the node, are not counted twice).
+        # What the cluster pays less: the nodes that go, of the classes the node autoscaler adds and removes
+        # (an emptied static or on-premises node stays, paid for). The replicas land on GPUs paid for already,
+        # so a cheaper shape there saves nothing more (its GPUs, counted in the node, are not counted twice).
+        emptied = [n for n in emptied if n.model.name in settings.classes]
         saved = sum(catalog.get(n.model.name).price_per_hour * n.physical_gpus for n in emptied)
         options.append(Option(keys, plan.placements, before, round(saved, 4)))
     return options
