@@ -47,6 +47,7 @@ from autoscaler.decide import (
 )
 from autoscaler.decide.state import CREATED, Promise
 from autoscaler.decide.waiting import class_law, queued_gpus
+from autoscaler.eta import law_points
 from autoscaler.orders import OrderBook
 from scheduler.catalog import Catalog
 from scheduler.inventory import Allocation, Inventory, SharingPolicy, held_by
@@ -152,10 +153,6 @@ def waiting_eta(
     return eta
 
 
-LAW_POINTS = 100
-"""`waiting_law`'s quantiles: at the middle of each percent of the law, so that each stands for 1% of it."""
-
-
 def waiting_law(
     capacity: Capacity,
     waiting: tuple[Placement, ...],
@@ -165,7 +162,7 @@ def waiting_law(
     now: float,
 ) -> list[float] | None:
     """When the last of `waiting` serves, queued as `waiting_eta` queues it, as a law under the configured
-    prior: its quantiles at 0.5%, 1.5%, ..., 99.5% (`LAW_POINTS`), at a twentieth of the step; None when none
+    prior: its quantiles at 0.5%, 1.5%, ..., 99.5% (`eta.law_points`), at a twentieth of the step; None when none
     waits. The API's debug line gives it beside each 202, and the churn benchmark bounds from it the slack
     that any promise on the same queue must leave (`eta.ready_law`)."""
     resolution = settings.eta.step_s / 20
@@ -182,8 +179,7 @@ def waiting_law(
     served = np.ones(size)
     for shift, (_, cdf) in zip(shifts, laws, strict=True):
         served *= np.concatenate([np.zeros(shift), cdf, np.ones(size - shift - len(cdf))])
-    levels = (np.arange(LAW_POINTS) + 0.5) / LAW_POINTS
-    return [first + resolution * float(np.searchsorted(served, u - 1e-12)) for u in levels]
+    return list(law_points(first, served, resolution))
 
 
 def _queues(placements: tuple[Placement, ...], catalog: Catalog) -> dict[str, tuple[float, ...]]:
