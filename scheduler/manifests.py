@@ -41,7 +41,7 @@ import json
 import math
 import re
 import shlex
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -134,7 +134,9 @@ def manifests(
             gpu = catalog.get(group[0].gpu_class)
             image = image_amd if gpu.vendor == "amd" else image_nvidia
             server = _Server(request, group, model, model.variant(group[0].variant), gpu, image, kai_queue)
-            objects.append(_workload(server, _unique(server.workload_name, used)))
+            name = numbered(server.workload_name, used)
+            used.add(name)
+            objects.append(_workload(server, name))
         objects.append(_service(request))
     for obj in objects if validated else ():
         validate(obj)
@@ -210,7 +212,7 @@ class _Server:
 
     @property
     def workload_name(self) -> str:
-        return _fit(f"{self.label}-{_slug(self.variant.name)}-{_slug(self.gpu.name)}")
+        return workload_name(self.request.name, self.variant.name, self.gpu.name)
 
     @property
     def nodes(self) -> list[str]:
@@ -511,13 +513,19 @@ def _fit(name: str) -> str:
     return name if len(name) <= NAME_MAX else dns_label(name)
 
 
-def _unique(name: str, used: set[str]) -> str:
-    """`name`, or `name-2`, `name-3`... when a request has two shapes of one variant and class."""
+def workload_name(request: str, variant: str, gpu_class: str) -> str:
+    """The name of a request's workload of one variant and GPU class, before any `-2`, `-3` (`numbered`)."""
+    return _fit(f"{dns_label(request)}-{_slug(variant)}-{_slug(gpu_class)}")
+
+
+def numbered(name: str, taken: Container[str]) -> str:
+    """`name`, else the first of `name-2`, `name-3`... not `taken`: a request's two shapes of one variant
+    and class, and the controller's workload that a consolidation makes beside the one it replaces
+    (`autoscaler.decide.workloads.named`), are named by this one rule."""
     candidate, n = name, 1
-    while candidate in used:
+    while candidate in taken:
         n += 1
         candidate = _fit(f"{name}-{n}")
-    used.add(candidate)
     return candidate
 
 

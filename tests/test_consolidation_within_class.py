@@ -205,6 +205,14 @@ def test_a_workload_keeps_its_name_by_shape_and_never_takes_one_a_move_replaces(
     assert again["metadata"]["name"] == "chat-bf16-h100-80gb-2"
 
 
+def test_a_move_numbers_a_second_shapes_workload_as_the_renderer_does() -> None:
+    # Two shapes of one variant and class render as X and X-2 (`scheduler.manifests.numbered`); a move
+    # replacing X-2 names the new one X-3, by the same rule, not X-2-2 (before: a second rule on top of the first).
+    whole, shared = rendered("chat-bf16-h100-80gb"), rendered("chat-bf16-h100-80gb-2", sharing="kai")
+    named([whole, shared], {}, ("chat-bf16-h100-80gb-2",))
+    assert [o["metadata"]["name"] for o in (whole, shared)] == ["chat-bf16-h100-80gb", "chat-bf16-h100-80gb-3"]
+
+
 def test_an_emptied_node_saves_its_price_once() -> None:
     # alpha came on an H100 node while a job held both L40S GPUs; the job shrank to one.
     nodes = [h100("gpu-0"), l40s("l40s-0", 2)]

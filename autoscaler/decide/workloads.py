@@ -30,7 +30,7 @@ from autoscaler.decide.targets import QUEUE_HIGH, declared_throughput
 from autoscaler.decide.waiting import PROVISIONING_PREFIX
 from autoscaler.endpoint import Endpoint
 from scheduler.catalog import Catalog
-from scheduler.manifests import dns_label, manifests
+from scheduler.manifests import RECORDED, dns_label, manifests, numbered, workload_name
 from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import Registry
 
@@ -89,14 +89,20 @@ def named(rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, str], repl
             kept[i] = name
     used = set(kept.values())  # claimed first: a shape that stays keeps its name whatever the order
     for i, obj in enumerate(workloads):
-        name = obj["metadata"]["name"]
-        chosen, n = kept.get(i, name), 1
-        while i not in kept and (chosen in used or chosen in replacing):
-            n += 1
-            chosen = dns_label(f"{name}-{n}")
+        chosen = kept.get(i) or numbered(_unnumbered(obj), used | set(replacing))
         used.add(chosen)
-        if chosen != name:
+        if chosen != obj["metadata"]["name"]:
             _rename(obj, chosen)
+
+
+def _unnumbered(obj: Mapping[str, Any]) -> str:
+    """The name `scheduler.manifests` gives a rendered workload before its `-2`, `-3`, from what it recorded."""
+    annotations = obj["metadata"]["annotations"]
+    try:
+        return workload_name(annotations[f"{RECORDED}request-name"], annotations[f"{RECORDED}variant"],
+                             annotations[f"{RECORDED}gpu-class"])  # fmt: skip
+    except KeyError:
+        return str(obj["metadata"]["name"])
 
 
 def _staying(
