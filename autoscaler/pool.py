@@ -31,8 +31,9 @@ as spare capacity above the need now the largest of
   just before (the terms above, recomputed from the history up to then) would not have covered, so that
   a switch-on larger than the activity model expects is held from the first time it came; while the
   client behind the largest of them is still on (the need stands nearly that rise above its low of the
-  last `still_up_s`, and no rise that large ever came while it stood so), the largest one below it, since
-  a client that is on cannot switch on again;
+  last `still_up_s`, and no rise that large ever came while it stood so), the largest one below 0.75x it
+  (`UP_TOLERANCE`: a rise within a quarter of it may be the same client's), since a client that is on cannot
+  switch on again;
 - the `allowance_gpus` floor;
 less the free GPUs on busy nodes, which absorb a rise first. Each is an estimate of the same thing (what
 may arrive before a node ordered now is ready), so they are not added up. In the quiet hours of the day
@@ -89,7 +90,8 @@ class PoolSettings:
     still_up_s: float = 0.0
     """EGS: while the need stands above its low of the last this many seconds by nearly the largest missed rise
     (and no rise that large came in the history while it stood so), the client behind that rise is on and
-    cannot switch on again: the largest missed rise below it is held instead (`_still_up`; 0 turns it off)."""
+    cannot switch on again: the largest missed rise below 0.75x it (`UP_TOLERANCE`) is held instead
+    (`_still_up`; 0 turns it off)."""
     quiet_nodes: int | None = None
     """EGS: at most this many idle nodes in the quiet hours of the day, those where no switch-on larger than
     them came near this time of day over the history (`QUIET_WINDOW_S`), or what the background's own rise
@@ -244,7 +246,8 @@ def _missed_rise(past: np.ndarray, size: int, span: int, settings: PoolSettings)
     """The largest rise of the last `learn_s` that the spare held before it (`_held` on the history up to
     then, rounded up to whole nodes) would not have covered: a wait the pool caused, as far as the need
     series tells; 0 if none. A rise within one node is left to the rounding and the busy nodes' room. While
-    the client behind it is still on (`_still_up`), the largest missed rise below it."""
+    the client behind it is still on (`_still_up`), the largest missed rise below (1 - `UP_TOLERANCE`) x it:
+    one within the tolerance may be the same client's."""
     whole = len(past) // size * size
     blocks = min(whole // size - 1, math.ceil(settings.learn_s / settings.lead_s - 1e-9))
     if settings.learn_s <= 0 or blocks < 1:
