@@ -64,7 +64,9 @@ FIELD_MANAGER = "egs-controller"
 MANAGED_BY = "app.kubernetes.io/managed-by=egs"
 """The label selector of every object the controller writes."""
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
-"""The pods that may hold or wait for GPUs (Pending, Running, Unknown), as one field selector."""
+"""The pods not ended (Pending, Running and the rare Unknown), as one field selector. Only Pending and Running
+ones are read as holding or waiting for GPUs (`autoscaler.pods.pod_allocations`, `state.incumbents`): an
+Unknown pod is one whose node stopped reporting it."""
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 
