@@ -9,9 +9,9 @@ it would have missed over a week, nothing else but a short switch-on floor) or e
 quantile of the rise it covers at similar activity, among how many past blocks, and how long recent
 switch-ons and freed capacity are held (`PoolSettings.quantile`, `neighbours`, `recent_s`, `hold_s`,
 `learn_s`; its other parameters are fixed design values, documented there, the same for every trace),
-capped at the static pool's K (`max_idle_nodes`), on a learning rung with `still_up_s` where that adds no
-wait on the training days, and in the quiet hours of the day at the fewest nodes that add no wait there
-(`quiet_nodes`). The
+capped at the static pool's K (`max_idle_nodes`), in the quiet hours of the day at the fewest nodes that
+add no wait there (`quiet_nodes`), and last, on a learning rung, with `still_up_s` where that adds no wait
+on the training days. The
 hindsight K, the smallest that meets p99 <= 60 s on the scored days, is context only: it sees them.
 """
 
