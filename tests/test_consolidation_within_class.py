@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from autoscaler.decide import ClassSettings, ConsolidationSettings, Decision, Observation, decide
+from autoscaler.decide.consolidation import Candidate, Option, _best
 from autoscaler.decide.state import recorded_shape
 from autoscaler.decide.workloads import named
 from scheduler.synthetic import gpu_node
@@ -277,3 +278,21 @@ def test_a_node_of_a_class_no_node_autoscaler_removes_is_not_emptied() -> None:
     static = replace(ON, classes=SETTINGS.classes)
     assert moves(loop(nodes, eps, owned, pods, settings=static)) == []
     assert len(moves(loop(nodes, eps, owned, pods))) == 1
+
+
+def test_the_best_move_is_searched_for_no_further_than_a_move_that_could_beat_it() -> None:
+    # Each search is a placement over the whole fleet: at 1,000 endpoints every movable endpoint and node was
+    # searched every loop. A candidate whose bound cannot beat the best found is not searched; ties by keys.
+    searched: list[str] = []
+
+    def candidate(key: str, bound: float, saving: float | None) -> Candidate:
+        def search() -> Option | None:
+            searched.append(key)
+            return None if saving is None else Option((key,), (), 10.0, saving)
+
+        return Candidate(bound, (key,), 10.0, search)
+
+    best = _best([candidate("a", 4.0, 3.0), candidate("b", 9.0, 5.0), candidate("c", 6.0, 6.0),
+                  candidate("d", 5.0, 5.0), candidate("e", 7.0, None), candidate("f", 1.5, 1.5)], 0.2)  # fmt: skip
+    assert best is not None and best.keys == ("c",)
+    assert searched == ["b", "e", "c"]  # d, a and f could not beat c's 6

@@ -36,8 +36,9 @@ the node autoscaler, not EGS, decides what goes), and a node of pods it does not
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from autoscaler.decide.placement import endpoint_cost, place_requests
@@ -46,7 +47,7 @@ from autoscaler.decide.state import Move, Owned, workload_of
 from autoscaler.endpoint import Endpoint
 from scheduler.catalog import Catalog
 from scheduler.inventory import Allocation, Inventory, NodeGpus, held_by
-from scheduler.plan import Placement
+from scheduler.plan import Placement, Request
 from scheduler.registry import Registry
 
 
@@ -105,12 +106,11 @@ def consolidate(
             for ep in endpoints
             if ep.key not in moves and ep.key not in busy and _movable(ep, staying, workloads, recorded)
         }
-        options = cheaper(movable, staying, inventory, registry, catalog, settings, unbound, leaving)
-        options += emptying(movable, staying, inventory, registry, catalog, settings, unbound, budget, leaving)
-        worth = [o for o in options if o.saving > 0 and o.saving >= o.cost * cfg.min_saving_fraction]
-        if not worth:
+        candidates = cheaper(movable, staying, inventory, registry, catalog, settings, unbound, leaving)
+        candidates += emptying(movable, staying, inventory, registry, catalog, settings, unbound, budget, leaving)
+        best = _best(candidates, cfg.min_saving_fraction)
+        if best is None:
             break
-        best = max(worth, key=lambda o: (o.saving, o.keys))
         for key in best.keys:
             replacing = tuple(sorted(w.name for w in workloads.get(key, ())))
             share = round(best.saving / len(best.keys), 4)
@@ -123,6 +123,38 @@ def consolidate(
     return Consolidation(moves, placed)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A move not searched yet: the most it can save (`bound`, USD per hour), the endpoints it moves and what
+    they cost now, and its search (a `place_requests` call: a decide step's dearest part, run only where the
+    bound leaves the move a chance, `_best`)."""
+
+    bound: float
+    keys: tuple[str, ...]
+    cost: float
+    search: Callable[[], Option | None]
+
+
+def _best(candidates: Sequence[Candidate], fraction: float) -> Option | None:
+    """The move worth making (saving more than 0 and at least `fraction` of its cost) that saves the most; of
+    equal savings the one of the largest keys, then the first listed. Searched in the order of what each
+    could save, and no further once none left could beat the best found: the move searching all would find."""
+    rank = {id(c): (c.bound, c.keys, -i) for i, c in enumerate(candidates)}
+    best: tuple[tuple[float, tuple[str, ...], int], Option] | None = None
+    for c in sorted(candidates, key=lambda c: rank[id(c)], reverse=True):
+        if c.bound <= 0 or c.bound < c.cost * fraction:
+            continue
+        if best is not None and rank[id(c)] < best[0]:
+            break  # it saves at most its bound
+        option = c.search()
+        if option is None or option.saving <= 0 or option.saving < option.cost * fraction:
+            continue
+        found = (option.saving, option.keys, rank[id(c)][2])
+        if best is None or found > best[0]:
+            best = (found, option)
+    return None if best is None else best[1]
+
+
 def cheaper(
     movable: Mapping[str, Endpoint],
     staying: Mapping[str, Sequence[Placement]],
@@ -132,18 +164,34 @@ def cheaper(
     settings: Settings,
     unbound: Sequence[Allocation],
     leaving: frozenset[str],
-) -> list[Option]:
+) -> list[Candidate]:
     """Each endpoint's replicas placed afresh beside everything that runs, off the nodes `leaving`: any
     shape, its own included (a replica of the same variant and class costs less on a partition, a MIG
-    instance or a share)."""
-    options = []
+    instance or a share). It saves at most what the replicas cost now."""
+    candidates = []
     for key, ep in movable.items():
-        kept = staying[key]
-        plan = place_requests([ep.request(len(kept))], registry, inventory, settings, unbound, leaving)
-        if not plan.unplaced:
-            before = endpoint_cost(kept, catalog)
-            options.append(Option((key,), plan.placements, before, before - endpoint_cost(plan.placements, catalog)))
-    return options
+        before = endpoint_cost(staying[key], catalog)
+        request = ep.request(len(staying[key]))
+        search = partial(_cheaper, key, request, before, registry, inventory, catalog, settings, unbound, leaving)
+        candidates.append(Candidate(before, (key,), before, search))
+    return candidates
+
+
+def _cheaper(
+    key: str,
+    request: Request,
+    before: float,
+    registry: Registry,
+    inventory: Inventory,
+    catalog: Catalog,
+    settings: Settings,
+    unbound: Sequence[Allocation],
+    leaving: frozenset[str],
+) -> Option | None:
+    plan = place_requests([request], registry, inventory, settings, unbound, leaving)
+    if plan.unplaced:
+        return None
+    return Option((key,), plan.placements, before, before - endpoint_cost(plan.placements, catalog))
 
 
 def emptying(
@@ -156,11 +204,12 @@ def emptying(
     unbound: Sequence[Allocation],
     budget: int,
     leaving: frozenset[str],
-) -> list[Option]:
+) -> list[Candidate]:
     """Per node whose every replica is of `movable` endpoints (at most `budget` of them), those endpoints'
     replicas placed afresh without it, where they land on nodes that hold something already and that no
     other move is emptying (`leaving`), and cost no more: the node, and any other left holding nothing, is
-    saved."""
+    saved. It saves at most the price of the nodes those endpoints alone hold, of the classes the node
+    autoscaler removes."""
     holds = {n.node: _holds(n) for n in inventory}
     mine: dict[str, Counter[str]] = {}
     for key, kept in staying.items():
@@ -169,7 +218,7 @@ def emptying(
     occupied = frozenset(name for name, held in holds.items() if held) - leaving
     # Where a moved replica may land: the search per node is skipped where no other such node has room.
     roomy = {n.node for n in inventory if n.node in occupied and n.schedulable and _room(n)}
-    options = []
+    candidates = []
     for node in inventory:
         here = mine.get(node.node, Counter())
         keys = tuple(sorted(here))
@@ -180,21 +229,57 @@ def emptying(
         if sum(here.values()) != holds[node.node]:
             continue  # a pod EGS does not move holds it
         kept = [p for key in keys for p in staying[key]]
+        theirs = {a.node for p in kept for a in held_by(p)}
+        alone = [n for n in inventory if n.node in theirs and n.node in occupied and _saves(n, keys, mine, holds)]
+        bound = round(sum(_price(n, catalog) for n in alone if n.model.name in settings.classes), 4)
         requests = [movable[key].request(len(staying[key])) for key in keys]
-        plan = place_requests(requests, registry, inventory, settings, unbound, leaving | {node.node})
-        landing = {w.node for p in plan.placements for w in p.workers}
-        before, after = endpoint_cost(kept, catalog), endpoint_cost(plan.placements, catalog)
-        if plan.unplaced or not landing <= occupied or after > before:
-            continue
-        left = occupied - landing
-        emptied = [n for n in inventory if n.node in left and _only(mine.get(n.node), keys, holds[n.node])]
-        # What the cluster pays less: the nodes that go, of the classes the node autoscaler adds and removes
-        # (an emptied static or on-premises node stays, paid for). The replicas land on GPUs paid for already,
-        # so a cheaper shape there saves nothing more (its GPUs, counted in the node, are not counted twice).
-        emptied = [n for n in emptied if n.model.name in settings.classes]
-        saved = sum(catalog.get(n.model.name).price_per_hour * n.physical_gpus for n in emptied)
-        options.append(Option(keys, plan.placements, before, round(saved, 4)))
-    return options
+        search = partial(
+            _emptied, node, keys, kept, requests, occupied, mine, holds,
+            registry, inventory, catalog, settings, unbound, leaving | {node.node},
+        )  # fmt: skip
+        candidates.append(Candidate(bound, keys, endpoint_cost(kept, catalog), search))
+    return candidates
+
+
+def _emptied(
+    node: NodeGpus,
+    keys: tuple[str, ...],
+    kept: Sequence[Placement],
+    requests: Sequence[Request],
+    occupied: frozenset[str],
+    mine: Mapping[str, Counter[str]],
+    holds: Mapping[str, int],
+    registry: Registry,
+    inventory: Inventory,
+    catalog: Catalog,
+    settings: Settings,
+    unbound: Sequence[Allocation],
+    barred: frozenset[str],
+) -> Option | None:
+    """The move that empties `node`, placed without the nodes `barred` (the node itself, nodes being emptied);
+    None where they do not all land on nodes that hold something, at no higher cost."""
+    plan = place_requests(requests, registry, inventory, settings, unbound, barred)
+    landing = {w.node for p in plan.placements for w in p.workers}
+    before, after = endpoint_cost(kept, catalog), endpoint_cost(plan.placements, catalog)
+    if plan.unplaced or not landing <= occupied or after > before:
+        return None
+    left = occupied - landing
+    emptied = [n for n in inventory if n.node in left and _saves(n, keys, mine, holds)]
+    # What the cluster pays less: the nodes that go, of the classes the node autoscaler adds and removes
+    # (an emptied static or on-premises node stays, paid for). The replicas land on GPUs paid for already,
+    # so a cheaper shape there saves nothing more (its GPUs, counted in the node, are not counted twice).
+    saved = sum(_price(n, catalog) for n in emptied if n.model.name in settings.classes)
+    return Option(keys, plan.placements, before, round(saved, 4))
+
+
+def _saves(node: NodeGpus, keys: Collection[str], mine: Mapping[str, Counter[str]], holds: Mapping[str, int]) -> bool:
+    """Whether the endpoints `keys` hold everything held on `node` (`mine`: what each endpoint holds per node)."""
+    here = mine.get(node.node)
+    return here is not None and sum(here[k] for k in keys) == holds[node.node]
+
+
+def _price(node: NodeGpus, catalog: Catalog) -> float:
+    return catalog.get(node.model.name).price_per_hour * node.physical_gpus
 
 
 def leaving_nodes(pods: Iterable[Mapping[str, Any]], replaced: Collection[tuple[str, str]]) -> frozenset[str]:
@@ -213,11 +298,6 @@ def _holds(node: NodeGpus) -> int:
 def _room(node: NodeGpus) -> bool:
     """Whether a new replica could take anything of `node`: a GPU with VRAM it may hand out, or a free instance."""
     return any(node.available_mib(g) > 0 for g in node.gpus) or any(s.free > 0 for s in node.mig)
-
-
-def _only(mine: Counter[str] | None, keys: Collection[str], holds: int) -> bool:
-    """Whether the endpoints `keys` hold everything held on a node (`mine`: what each endpoint holds there)."""
-    return mine is not None and sum(mine[k] for k in keys) == holds
 
 
 def _movable(
