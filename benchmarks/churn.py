@@ -10,9 +10,9 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
   that (drawn apart), NotReady and tainted `node.kubernetes.io/not-ready` as the node lifecycle
   controller taints it (the node autoscaler counts it as coming until it is Ready); nodes are not
   given back;
-- scheduler: each Deployment's pods (`<name>-<template hash>-<i>`: a changed template rolls them over,
-  a Ready pod of the old one staying until as many new ones are Ready; scaled down, the pods not bound
-  go first, then those not Ready, as a ReplicaSet's do) are bound, first in first out as
+- scheduler: each Deployment's pods (`<name>-<template hash>-<i>`: a changed template rolled as its
+  strategy says, `localplay.rollout`; scaled down, the pods not bound go first, then those not Ready, as
+  a ReplicaSet's do) are bound, first in first out as
   kube-scheduler's queue takes them (the order the controller wrote their Deployments), to a Ready node
   whose labels its node selector and required affinity accept, whose taints it tolerates, and where what
   it asks for fits, those its preferred node affinity names first (by weight), among them the node with

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from autoscaler.decide import ClassSettings, ConsolidationSettings, Decision, Observation, decide
+from autoscaler.decide import ClassSettings, ConsolidationSettings, Decision, Observation, Settings, decide
 from autoscaler.decide.consolidation import Candidate, Option, _best
 from autoscaler.decide.state import recorded_shape
 from autoscaler.decide.workloads import named
@@ -31,7 +31,12 @@ MI300X = CATALOG.get("MI300X")
 
 
 def loop(
-    nodes: list[dict[str, Any]], eps: list[Any], owned: list[Any], pods: list[Any], at: float = NOW, settings: Any = ON
+    nodes: list[dict[str, Any]],
+    eps: list[dict[str, Any]],
+    owned: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+    at: float = NOW,
+    settings: Settings = ON,
 ) -> Decision:
     """One decide step at `at`, with fresh metrics."""
     return decide(

@@ -277,7 +277,7 @@ def _two_clients(days: int, together: bool) -> list[float]:
 
 @pytest.mark.parametrize("step", [60.0, 600.0])
 def test_while_the_client_behind_the_largest_missed_rise_is_on_the_pool_holds_the_next_one(step: float):
-    # Both switch-ons are learnt (5 and 3 nodes). At 10:50 on day 3 the 40-GPU client is on again: it cannot
+    # Both switch-ons are learnt (5 and 3 nodes). At 11:00 on day 3 the 40-GPU client is on again: it cannot
     # switch on again, so the pool holds the 20-GPU client's 3 nodes; once it is off, all 5 again, and
     # without `still_up_s` all 5 throughout. At 10:10 its level has not lasted half an hour: a burst may
     # still be climbing (BurstGPT's ramps), and all 5 are held.
