@@ -265,6 +265,13 @@ def law_points(start: float, served: np.ndarray, resolution_s: float) -> tuple[f
     return tuple(start + resolution_s * float(k) for k in np.searchsorted(served, levels - 1e-12))
 
 
+def promise_slacks(law: Sequence[float]) -> np.ndarray:
+    """The expected slack of promising each point of `law` (equally likely ready times, ascending), the m-th at
+    m - 1: the m points it keeps, each its distance to it, over all the points."""
+    points = np.asarray(law, dtype=np.float64)
+    return np.asarray((np.arange(1, len(points) + 1) * points - np.cumsum(points)) / len(points), dtype=np.float64)
+
+
 def least_mean_slack(laws: Sequence[Sequence[float]], kept: float) -> float:
     """The least mean slack over the promises kept of any rule that promises each law (equally likely ready
     times, ascending) a time of its own and keeps the share `kept` of them in expectation. Promising a law's m-th
@@ -274,10 +281,7 @@ def least_mean_slack(laws: Sequence[Sequence[float]], kept: float) -> float:
     two points). Equal laws (a queue's replicas that wait on the same node) are worked out once."""
     segments: list[tuple[float, float, float]] = []
     for law, count in Counter(tuple(law) for law in laws).items():
-        points = np.asarray(law, dtype=np.float64)
-        n = len(points)
-        # Promising the m-th point: the m points kept, each its distance to it, over all the points.
-        slack = (np.arange(1, n + 1) * points - np.cumsum(points)) / n
+        n, slack = len(law), promise_slacks(law)
         hull = [(0.0, 0.0)]
         for m in range(1, n + 1):
             point = (m / n, float(slack[m - 1]))

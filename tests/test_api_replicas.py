@@ -93,7 +93,7 @@ def test_a_post_admitted_before_the_other_replica_s_create_is_answered_again_bef
 
 def test_the_api_writes_an_endpoint_under_a_field_manager_of_its_own(kube: KubeCluster) -> None:
     # Under the controller's name (egs-controller), the answer annotated would be the controller's own field, which
-    # its next apply of the endpoint without it would drop. The status stays the controller's: it applies each field.
+    # its next apply of the endpoint without it would drop.
     kube.put("v1/nodes", gpu_node("h100-0", CATALOG.get("H100-80GB"), 2))
     first = replica(kube)
     second = replica(kube, Interleaved(kube, lambda: first.admit(ie.manifest("team-a", "one", SPEC))))

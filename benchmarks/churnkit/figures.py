@@ -19,7 +19,7 @@ from prometheus_client.metrics_core import Metric
 from autoscaler.decide.placement import serving_cost
 from autoscaler.decide.state import read_owned
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE
-from autoscaler.eta import least_mean_slack
+from autoscaler.eta import least_mean_slack, promise_slacks
 from autoscaler.kubetime import parse_time
 from benchmarks.churnkit.play import DEPLOYMENTS, ENDPOINTS, log
 from localplay.kube_standin import KubeCluster
@@ -128,7 +128,7 @@ def _bound_figures(scored: Sequence[Promised], factor: float) -> dict[str, Any]:
     delay law, the queue, the orders and the nodes registered at each answer, but not the later draws or POSTs,
     `eta_bound_slack_s` is the least mean slack over those kept that any rule keeping `KEPT` of them in
     expectation leaves (`least_mean_slack`); `eta_bound_q95_slack_s` the same for the rule that promises each
-    answer the point of its own law that keeps 0.95 of it (`_slack`), and `eta_bound_q95_kept`,
+    answer the point of its own law that keeps 0.95 of it (`eta.promise_slacks`), and `eta_bound_q95_kept`,
     `eta_bound_q95_realized_slack_s` that rule's promises scored against this run's Ready times (later POSTs
     and draws make them kept more, with more slack). Uncompressed seconds; all None without a law."""
     if not scored:
@@ -137,19 +137,13 @@ def _bound_figures(scored: Sequence[Promised], factor: float) -> dict[str, Any]:
     # Each answer promised the point that keeps KEPT of its law (all laws have as many points, ascending).
     m = round(KEPT * len(scored[0].law))
     kept = [(p.law[m - 1] - p.ready) * factor for p in scored if p.ready and p.ready <= p.law[m - 1]]
-    own = sum(_slack(p.law, m) for p in scored) / (len(scored) * m / len(scored[0].law))
+    own = sum(float(promise_slacks(p.law)[m - 1]) for p in scored) / (len(scored) * m / len(scored[0].law))
     return {
         "eta_bound_slack_s": round(least_mean_slack([p.law for p in scored], KEPT) * factor, 1),
         "eta_bound_q95_slack_s": round(own * factor, 1),
         "eta_bound_q95_kept": round(len(kept) / len(scored), 3),
         "eta_bound_q95_realized_slack_s": round(sum(kept) / len(kept), 1) if kept else None,
     }
-
-
-def _slack(law: Sequence[float], m: int) -> float:
-    """The expected slack of promising the m-th point of `law` (ascending, equally likely): each of the m points
-    kept by it, its distance to it, over all the points."""
-    return sum(law[m - 1] - t for t in law[:m]) / len(law) if m else 0.0
 
 
 def _early_figures(served: Sequence[tuple[str, float | None, float]]) -> dict[str, Any]:
