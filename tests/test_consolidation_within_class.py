@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from autoscaler.decide import ClassSettings, ConsolidationSettings, Decision, Observation, Settings, decide
-from autoscaler.decide.consolidation import Candidate, Option, _best
+from autoscaler.decide.consolidation import MAX_SEARCHES, Candidate, Option, _best
 from autoscaler.decide.state import recorded_shape
 from autoscaler.decide.workloads import named
 from scheduler.synthetic import gpu_node
@@ -301,3 +301,17 @@ def test_the_best_move_is_searched_for_no_further_than_a_move_that_could_beat_it
                   candidate("d", 5.0, 5.0), candidate("e", 7.0, None), candidate("f", 1.5, 1.5)], 0.2)  # fmt: skip
     assert best is not None and best.keys == ("c",)
     assert searched == ["b", "e", "c"]  # d, a and f could not beat c's 6
+
+
+def test_at_most_max_searches_are_searched_for_a_move_those_that_could_save_the_most_first() -> None:
+    searched: list[int] = []
+
+    def candidate(i: int) -> Candidate:
+        def search() -> Option | None:
+            searched.append(i)
+            return None
+
+        return Candidate(float(i), (f"ep-{i}",), float(i), search)
+
+    assert _best([candidate(i) for i in range(1, 2 * MAX_SEARCHES + 1)], 0.2) is None
+    assert searched == list(range(2 * MAX_SEARCHES, MAX_SEARCHES, -1))
