@@ -11,13 +11,14 @@ server this module teaches it (never the adapter):
   is refused with 409, as optimistic concurrency is;
 - writes to the `status` subresource change only `status`;
 - server-side apply tracks field managers (`owners`, a real server's managedFields, kept here rather than in
-  the object): per object and (manager, subresource) the fields it last applied. An apply merges maps by key,
-  keyed lists by their keys (`LIST_KEYS`: containers, env, volumes, ports, ... as the Kubernetes schema
-  says; every other list, tolerations and node selector terms included, is atomic, replaced whole) and then
-  drops each field its manager applied before and no longer applies, unless another manager set it too;
-  forced, it takes from the others each field whose value it changes. A write that is not an apply (create,
-  merge patch, `put` and `patch` here, which write as the manager `stand-in`) keeps its merge semantics and
-  takes the fields it changed, as a real server's Update manager does. Simplified: every apply is taken as
+  the object): per object and (manager, operation, subresource) the fields it last set. An apply merges maps
+  by key, keyed lists by their keys (`LIST_KEYS`: containers, env, volumes, ports, ... as the Kubernetes
+  schema says; every other list, tolerations and node selector terms included, is atomic, replaced whole)
+  and then drops each field its manager applied before and no longer applies, unless set by another entry
+  (another manager, or the same one's writes that are not applies); forced, it takes from the others each
+  field whose value it changes. A write that is not an apply (create, merge patch, `put` and `patch` here,
+  which write as the manager `stand-in`) keeps its merge semantics and takes the fields it changed, as a
+  real server's Update operation does. Simplified: every apply is taken as
   forced (EGS forces each), `finalizers` (a set) is atomic, nothing is defaulted, and a field removed under
   a map or item another manager still has a field in leaves that parent in place;
 - lists honour equality label selectors and `status.phase` field selectors (`=`, `==`, `!=`, several
@@ -83,8 +84,11 @@ APPLY = "application/apply-patch+yaml"
 _KINDS = {kmock.resource(r): str(info["kind"]) for r, info in RESOURCES.items()}
 FieldPath = tuple[Any, ...]
 """A field's path: map keys (str) and, for an item of a keyed list, its key (a tuple of (field, value) pairs)."""
-Scope = tuple[str, str]
-"""(field manager, subresource): a real server keeps a manager's fields of the status apart ("" is the object)."""
+Scope = tuple[str, str, str]
+"""(field manager, operation, subresource), a real server's managedFields entry: what a manager applied ("Apply")
+is kept apart from what it wrote otherwise ("Update"), which its applies never drop, and the status's fields
+from the object's ("")."""
+APPLIED = "Apply"
 
 
 @dataclass
@@ -156,7 +160,7 @@ class Realistic(kmock.KubernetesEmulator):
         """Create, patch (server-side apply creating what is absent) and delete, as a real server."""
         data = dict(request.data or {})
         async with self._lock:
-            scope, applying = (_manager(request), ""), request.headers.get("Content-Type") == APPLY
+            scope = _scope(request)
             if request.action == enums.action.CREATE:
                 meta = data.get("metadata") or {}
                 key = (request.resource, request.namespace or meta.get("namespace"), meta.get("name"))
@@ -165,8 +169,8 @@ class Realistic(kmock.KubernetesEmulator):
                 self._put_new(key, data, scope)
                 return aiohttp.web.json_response(self._objects[key].raw, status=201)
             if self._absent(key):
-                if request.action == enums.action.UPDATE and applying:
-                    self._put_new(key, data, scope, applied=True)  # apply creates
+                if request.action == enums.action.UPDATE and scope[1] == APPLIED:
+                    self._put_new(key, data, scope)  # apply creates
                     return aiohttp.web.json_response(self._objects[key].raw, status=201)
                 raise KubernetesError(status=404, reason="NotFound", message=f"{key[2]} not found")
             if request.action == enums.action.DELETE:
@@ -179,14 +183,14 @@ class Realistic(kmock.KubernetesEmulator):
                 return aiohttp.web.json_response(last)
             self._check_version(key, data)
             spec_before = self._objects[key].raw.get("spec")
-            self._change(key, data, scope, applying)
+            self._change(key, data, scope)
             spec_changed = self._objects[key].raw.get("spec") != spec_before
             self._stamp(key, created=False, namespace=request.namespace, spec_changed=spec_changed)
             return aiohttp.web.json_response(self._objects[key].raw)
 
-    def _put_new(self, key: Any, data: dict[str, Any], scope: Scope, applied: bool = False) -> None:
+    def _put_new(self, key: Any, data: dict[str, Any], scope: Scope) -> None:
         self.owners[key] = {}
-        if applied:
+        if scope[1] == APPLIED:
             data = apply_fields({}, data, self.owners[key], scope)
         else:
             update_fields(None, data, self.owners[key], scope)
@@ -196,11 +200,11 @@ class Realistic(kmock.KubernetesEmulator):
             self._objects[key] = data
         self._stamp(key, created=True, namespace=key[1])
 
-    def _change(self, key: Any, data: dict[str, Any], scope: Scope, applying: bool) -> None:
+    def _change(self, key: Any, data: dict[str, Any], scope: Scope) -> None:
         """A stored object changed by `scope`: an apply as server-side apply merges it and drops what `scope` no
         longer applies; any other write as a merge patch, `scope` taking the fields it changed."""
         obj, owners = self._objects[key], self.owners.setdefault(key, {})
-        if applying:
+        if scope[1] == APPLIED:
             obj.create(copy.deepcopy(apply_fields(obj.raw, data, owners, scope)))  # kmock's `create` appends a version
         else:
             before = obj.raw
@@ -214,7 +218,7 @@ class Realistic(kmock.KubernetesEmulator):
                 raise KubernetesError(status=404, reason="NotFound", message=f"{key[2]} not found")
             self._check_uid(key, ((request.data or {}).get("metadata") or {}).get("uid"))
             status = {"status": (request.data or {}).get("status", {})}
-            self._change(key, status, (_manager(request), "status"), request.headers.get("Content-Type") == APPLY)
+            self._change(key, status, _scope(request, "status"))
             self._stamp(key, created=False, namespace=request.namespace)
             return aiohttp.web.json_response(self._objects[key].raw)
 
@@ -405,7 +409,7 @@ SYSTEM_FIELDS = {("apiVersion",), ("kind",)} | {
     for f in ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
 }
 """Fields the server owns, or that name the object: no manager owns them, no apply drops them."""
-STAND_IN: Scope = ("stand-in", "")
+STAND_IN: Scope = ("stand-in", "Update", "")
 """Who `KubeCluster.put` and `KubeCluster.patch` write as: the other controllers and the kubelet."""
 
 
@@ -529,9 +533,11 @@ def _take(owners: dict[Scope, set[FieldPath]], scope: Scope, mine: set[FieldPath
     owners[scope] = mine & present
 
 
-def _manager(request: rendering.Request) -> str:
-    """The write's field manager: the one it names, else its client's name, as a real server falls back to."""
-    return str(request.params.get("fieldManager") or request.headers.get("User-Agent", "").split("/")[0])
+def _scope(request: rendering.Request, subresource: str = "") -> Scope:
+    """The write's managedFields entry: its field manager (the one it names, else its client's name, as a real
+    server falls back to) and whether it applies."""
+    manager = str(request.params.get("fieldManager") or request.headers.get("User-Agent", "").split("/")[0])
+    return manager, APPLIED if request.headers.get("Content-Type") == APPLY else "Update", subresource
 
 
 def _phase_requirements(text: str) -> list[tuple[bool, str]]:

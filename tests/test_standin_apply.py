@@ -136,3 +136,14 @@ def test_fields_key_ports_and_name_keyed_lists_and_leave_others_atomic() -> None
         ("spec", "ports", (("port", 80), ("protocol", None))),
         ("spec", "ports", (("port", 80), ("protocol", None)), "port"),
     }
+
+
+def test_an_apply_drops_nothing_its_manager_set_by_another_operation(kube: KubeCluster) -> None:
+    created = _deployment({"app": "chat"}, {"containers": [{"name": "vllm", "image": "vllm:1"}]})
+    client.AppsV1Api(kube.api_client()).create_namespaced_deployment("team-a", created, field_manager="egs-api")
+    api = Cluster(kube.api_client(), field_manager="egs-api")
+    meta = {"name": "chat", "namespace": "team-a", "annotations": {"a": "1"}}
+    api.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta})
+    stored = _stored(kube)
+    assert stored["metadata"] == {**stored["metadata"], "labels": {"app": "chat"}, "annotations": {"a": "1"}}
+    assert _pod(kube) == {"containers": [{"name": "vllm", "image": "vllm:1"}]}
