@@ -331,7 +331,7 @@ def create_app(services: Services) -> FastAPI:
     def delete(namespace: NAMESPACE, name: ENDPOINT, who: Annotated[Caller, Depends(allowed("delete"))]) -> Response:
         _existing(cluster, namespace, name)
         cluster.delete(ie.API_VERSION, ie.KIND, namespace, name)
-        admissions.forget()
+        admissions.forget((namespace, name))
         return Response(status_code=204)
 
     return app
@@ -674,10 +674,13 @@ class _Admissions:
             self.admitted.append((s.clock(), promised))
             return admitted.decision, created, answer_status(admitted.decision, generation, admitted.placed)
 
-    def forget(self) -> None:
-        """An endpoint was deleted: the next POST builds the capacity again (its GPUs are free)."""
+    def forget(self, deleted: tuple[str, str] | None = None) -> None:
+        """An endpoint was deleted (`deleted`: through the API, with any leftover of that name): the next POST
+        builds the capacity again (its GPUs are free)."""
         with self.lock:
             self.capacity = None
+            if deleted is not None:
+                self.left.pop(deleted, None)
 
     def undo(self, namespace: str, name: str, uid: str) -> None:
         """A POST failed after its create: delete the endpoint it created again (not another one posted
@@ -695,18 +698,22 @@ class _Admissions:
         """Create `obj`, or take the one a failed POST of this replica with the same spec left behind (no status
         yet): not one a POST in flight created, here or at another replica (churn `--api-replicas 2`)."""
         cluster = self.services.cluster
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         try:
-            return cluster.create(obj)
+            created = cluster.create(obj)
         except ConflictError:
-            key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
             if key not in self.left:
                 raise
             existing = cluster.endpoint(*key)
-            phase = (existing.get("status") or {}).get("phase")
-            if _uid(existing) != self.left[key] or existing.get("spec") != obj["spec"] or phase:
+            if _uid(existing) != self.left[key] or (existing.get("status") or {}).get("phase"):
+                del self.left[key]  # the leftover went, or the controller took it: nobody's leftover now
+                raise
+            if existing.get("spec") != obj["spec"]:
                 raise
             del self.left[key]
             return existing
+        self.left.pop(key, None)  # a create of its name succeeded: the leftover went
+        return created
 
     def _confirmed(
         self, before: Capacity, obj: dict[str, Any], admitted: Admitted, created: dict[str, Any], now: float
