@@ -9,8 +9,9 @@ from __future__ import annotations
 import random
 from typing import Any, cast
 
-from benchmarks.churnkit.play import Play
+from benchmarks.churnkit.play import DEPLOYMENTS, NODES, Play
 from localplay.kube_standin import KubeCluster
+from scheduler.synthetic import gpu_node
 from tests.test_decide import CATALOG, REGISTRY
 
 EGS = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
@@ -81,3 +82,37 @@ def test_a_deployment_that_names_no_strategy_rolls_as_kubernetes_defaults_a_surg
     assert serving(play, 2.0) == ["mist", "phi-"]
     run(play, 3.0)
     assert serving(play, 4.0) == ["phi-"]
+
+
+class Cluster(Deployment):
+    """What `Play.step` reads and writes of the cluster, in memory: one 2-GPU A10G node beside the Deployment;
+    the writes are dropped."""
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        if kind == NODES:
+            return [gpu_node("a10g-0", CATALOG.get("A10G"), 2)]
+        return super().all(kind) if kind == DEPLOYMENTS else []
+
+    def put(self, kind: str, obj: dict[str, Any]) -> None:
+        pass
+
+    def patch(self, kind: str, namespace: str | None, name: str, body: dict[str, Any]) -> None:
+        pass
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> None:
+        pass
+
+
+def test_the_plays_step_rolls_egs_one_replica_with_the_old_pod_gone_before_the_new_one() -> None:
+    # The tests above read `Play._wanted`; this one runs the step, where the surge rollout lived (before, the
+    # old pod served on beside the new one until it was Ready).
+    cluster = Cluster(1, EGS)
+    play = Play(cast(KubeCluster, cluster), CATALOG, REGISTRY, random.Random(0), 20.0)
+    play.step(0.0)
+    play.step(3600.0)
+    assert [(p.template["spec"]["containers"][0]["args"][0][:4], p.ready) for p in play.pods.values()] == [
+        ("mist", True)
+    ]
+    cluster.model = "phi-3-mini-4k-instruct"
+    play.step(3601.0)
+    assert sorted(p.template["spec"]["containers"][0]["args"][0][:4] for p in play.pods.values()) == ["phi-"]
