@@ -162,8 +162,9 @@ This module is the command (`main`, the knobs' parsing); the rest lives in bench
 job: scenario.py (the fleet and the scenario drawn: `FLEETS`, `Shape`, `Script`, `script`), events.py (the
 scenario's events played on a run: `scenario`, `lose_nodes`, `cordon`, ...), play.py (scheduler, kubelet and
 node autoscaler: `Play`, `Pod`), prometheus.py (the Prometheus stand-in), run.py (the processes and the run:
-`Run`, `handover_gaps`, `quiet_writes`) and figures.py (the figures above: `promise_figures`,
-`least_mean_slack`, `settled_figures`, ...).
+`Run`, `handover_gaps`, `quiet_writes`), figures.py (the figures above: `promise_figures`,
+`least_mean_slack`, `settled_figures`, ...) and kinds.py (what they share: the kinds' paths, `log`, a 201's
+answer).
 """
 
 from __future__ import annotations
@@ -192,7 +193,8 @@ from autoscaler.pods import kai_share
 from autoscaler.pods import requests as asked_of
 from benchmarks.churnkit.events import scenario
 from benchmarks.churnkit.figures import answered, consolidation_moves, loose_ends, promise_figures, settled_figures
-from benchmarks.churnkit.play import EVENTS, NODES, PODS, Play, log
+from benchmarks.churnkit.kinds import EVENTS, NODES, PODS, log
+from benchmarks.churnkit.play import Play
 from benchmarks.churnkit.prometheus import PrometheusStandIn
 from benchmarks.churnkit.run import (
     LOOP_S,

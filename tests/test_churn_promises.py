@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from benchmarks.churnkit.figures import promise_figures
-from benchmarks.churnkit.play import ENDPOINTS
+from benchmarks.churnkit.kinds import ENDPOINTS
 from benchmarks.churnkit.run import Run
 from localplay.kube_standin import KubeCluster
 

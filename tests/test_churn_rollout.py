@@ -9,7 +9,8 @@ from __future__ import annotations
 import random
 from typing import Any, cast
 
-from benchmarks.churnkit.play import DEPLOYMENTS, NODES, Play
+from benchmarks.churnkit.kinds import DEPLOYMENTS, NODES
+from benchmarks.churnkit.play import Play
 from localplay.kube_standin import KubeCluster
 from scheduler.synthetic import gpu_node
 from tests.test_decide import CATALOG, REGISTRY

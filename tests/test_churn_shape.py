@@ -20,7 +20,8 @@ from autoscaler.adapters.prometheus import GPU_INDEXES
 from benchmarks.churn import _knob
 from benchmarks.churnkit.events import UNSCHEDULABLE_TAINT, cordon
 from benchmarks.churnkit.figures import Tally
-from benchmarks.churnkit.play import NODES, Play, Pod
+from benchmarks.churnkit.kinds import NODES
+from benchmarks.churnkit.play import Play, Pod
 from benchmarks.churnkit.prometheus import PrometheusStandIn
 from benchmarks.churnkit.run import Run
 from benchmarks.churnkit.scenario import BAD_LABELS, FOREIGN_TAINT, MALFORMED, Script, Shape, script, teams

@@ -14,8 +14,8 @@ from typing import Any
 
 from autoscaler.adapters.prometheus import DEMAND, KV_CACHE, WAITING
 from autoscaler.kubetime import rfc3339
-from benchmarks.churnkit.play import ENDPOINTS, NODES, PODS, log
-from benchmarks.churnkit.run import DEMAND_RPS, Run, _answer, _answered_nodes
+from benchmarks.churnkit.kinds import ENDPOINTS, NODES, PODS, answer_of, answered_nodes, log
+from benchmarks.churnkit.run import DEMAND_RPS, Run
 from benchmarks.churnkit.scenario import (
     API_TROUBLE,
     BAD_LABELS,
@@ -203,7 +203,7 @@ def _held_on(run: Run) -> tuple[dict[str, set[str]], dict[str, set[str]], dict[s
     for e in run.kube.all(ENDPOINTS):
         key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
         if key in run.tally.answered_201:
-            for answered in _answered_nodes(_answer(e)):
+            for answered in answered_nodes(answer_of(e)):
                 there.setdefault(answered, set()).add(key)
     return serving, on, there
 

@@ -21,7 +21,7 @@ from autoscaler.decide.state import read_owned
 from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE
 from autoscaler.eta import least_mean_slack, promise_slacks
 from autoscaler.kubetime import parse_time
-from benchmarks.churnkit.play import DEPLOYMENTS, ENDPOINTS, log
+from benchmarks.churnkit.kinds import DEPLOYMENTS, ENDPOINTS, log
 from localplay.kube_standin import KubeCluster
 from scheduler.catalog import Catalog
 

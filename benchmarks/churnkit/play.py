@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import time
 import uuid
 from collections import Counter
@@ -22,6 +21,7 @@ from autoscaler.decide.workloads import HOSTNAME, owning_endpoint
 from autoscaler.kubetime import rfc3339
 from autoscaler.pods import HAMI_DEVICES, KAI_GPU_GROUP, KAI_RESERVED, asks_for_gpu, holds, kai_share, placed_on
 from autoscaler.pods import requests as asked_of
+from benchmarks.churnkit.kinds import DEPLOYMENTS, NODES, PODS
 from benchmarks.churnkit.scenario import DELAY_S, FLEETS, STARTUP_S, FleetKind, gpu_uuid, play_node
 from localplay.demo_cluster import pod_status
 from localplay.kube_standin import KubeCluster
@@ -32,13 +32,8 @@ from scheduler.manifests import HAMI_GPU_MEMORY
 from scheduler.plan import Toleration
 from scheduler.registry import Registry
 
-ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
-DEPLOYMENTS = "apps/v1/deployments"
-NODES = "v1/nodes"
-PODS = "v1/pods"
 RESERVATIONS = "kai-resource-reservation"
 """KAI's namespace (and `app` label) of its reservation pods."""
-EVENTS = "events.k8s.io/v1/events"
 NOT_READY_TAINTS = {"False": "node.kubernetes.io/not-ready", "Unknown": "node.kubernetes.io/unreachable"}
 """The NoExecute taint the node lifecycle controller puts on a node, by the status of its Ready condition."""
 EVICTION_S = 300.0
@@ -46,10 +41,6 @@ EVICTION_S = 300.0
 toleration of that node's taint: what the DefaultTolerationSeconds admission plugin (on by default)
 gives every pod."""
 NOT_READY_TAINT = {"key": NOT_READY_TAINTS["False"], "effect": "NoSchedule"}
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass

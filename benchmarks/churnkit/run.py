@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import os
 import random
 import resource
@@ -29,11 +28,11 @@ import yaml
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from autoscaler.decide import PROMISE_ANNOTATION
 from autoscaler.decide.status import PROMISE_KEPT
 from autoscaler.kubetime import parse_time
 from benchmarks.churnkit.figures import Promised, Tally
-from benchmarks.churnkit.play import ENDPOINTS, EVENTS, Play, log
+from benchmarks.churnkit.kinds import ENDPOINTS, EVENTS, answer_of, answered_nodes, log
+from benchmarks.churnkit.play import Play
 from benchmarks.churnkit.prometheus import PrometheusStandIn
 from benchmarks.churnkit.scenario import MINUTE
 from localplay.demo_cluster import registry_with_loads
@@ -243,8 +242,8 @@ class Run:
         for pod in self.play.pods.values():
             if pod.node and pod.endpoint in answered and pod.key not in tally.bound:
                 tally.bound.add(pod.key)
-                answer = _answer(answered[pod.endpoint])
-                nodes = _answered_nodes(answer)
+                answer = answer_of(answered[pod.endpoint])
+                nodes = answered_nodes(answer)
                 if pod.node not in nodes:
                     tally.off_answer += 1
                     classes = sorted({p.get("gpuClass") for p in answer.get("placements") or ()})
@@ -272,7 +271,7 @@ class Run:
     def _served(self, key: str, endpoint: Mapping[str, Any], status: Mapping[str, Any]) -> None:
         """A 201 Ready for the first time: in a variant and class it was answered (its replicas may have been
         answered in several: the status names one), or otherwise (counted)."""
-        answer = _answer(endpoint)
+        answer = answer_of(endpoint)
         shapes = {(answer.get("variant"), answer.get("gpuClass"))}
         shapes |= {(p.get("variant"), p.get("gpuClass")) for p in answer.get("placements") or ()}
         if (status.get("variant"), status.get("gpuClass")) not in shapes:
@@ -290,8 +289,8 @@ class Run:
         log(f"demoted 201: {key} at minute {self.minutes():.1f}: promise {status.get('promise')}, now "
             f"{status.get('variant')} on {status.get('gpuClass')}; {said}; pods {pods}")  # fmt: skip
         # What the API answered (annotated on the endpoint when it created it), and who holds those nodes now.
-        answered = _answer(self.kube.get(ENDPOINTS, *key.split("/", 1)) or {})
-        log(f"  answered {answered}; bound on its nodes: {self._bound_on(_answered_nodes(answered))}")
+        answered = answer_of(self.kube.get(ENDPOINTS, *key.split("/", 1)) or {})
+        log(f"  answered {answered}; bound on its nodes: {self._bound_on(answered_nodes(answered))}")
 
     def _bound_on(self, nodes: set[str]) -> list[str]:
         """The pods bound on `nodes`, with when: who took what a 201 was answered."""
@@ -401,18 +400,6 @@ def _said_why(status: Mapping[str, Any]) -> bool:
     """Whether the status says why its promise was revised: PromiseKept False, with a reason."""
     return any(c.get("type") == PROMISE_KEPT and c.get("status") == "False" and c.get("reason")
                for c in status.get("conditions") or ())  # fmt: skip
-
-
-def _answer(endpoint: Mapping[str, Any]) -> dict[str, Any]:
-    """What the API answered, as it annotated the endpoint when it created it."""
-    annotations = (endpoint.get("metadata") or {}).get("annotations") or {}
-    answer: dict[str, Any] = json.loads(annotations.get(PROMISE_ANNOTATION, "{}"))
-    return answer
-
-
-def _answered_nodes(answer: Mapping[str, Any]) -> set[str]:
-    """The nodes a 201 was answered on."""
-    return {w.get("node") for p in answer.get("placements") or () for w in p.get("workers") or ()}
 
 
 def replica_kubeconfig(kube: KubeCluster, workdir: Path, replica: int) -> str:
