@@ -140,7 +140,7 @@ def test_fields_key_ports_and_name_keyed_lists_and_leave_others_atomic() -> None
 
 def test_an_apply_drops_nothing_its_manager_set_by_another_operation(kube: KubeCluster) -> None:
     created = _deployment({"app": "chat"}, {"containers": [{"name": "vllm", "image": "vllm:1"}]})
-    client.AppsV1Api(kube.api_client()).create_namespaced_deployment("team-a", created, field_manager="egs-api")
+    client.AppsV1Api(kube.api_client()).create_namespaced_deployment("team-a", created, field_manager="egs-api")  # type: ignore[arg-type]
     api = Cluster(kube.api_client(), field_manager="egs-api")
     meta = {"name": "chat", "namespace": "team-a", "annotations": {"a": "1"}}
     api.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta})
