@@ -18,9 +18,12 @@ server this module teaches it (never the adapter):
   (another manager, or the same one's writes that are not applies); forced, it takes from the others each
   field whose value it changes. A write that is not an apply (create, merge patch, `put` and `patch` here,
   which write as the manager `stand-in`) keeps its merge semantics and takes the fields it changed, as a
-  real server's Update operation does. Simplified: every apply is taken as
-  forced (EGS forces each), `finalizers` (a set) is atomic, nothing is defaulted, and a field removed under
-  a map or item another manager still has a field in leaves that parent in place;
+  real server's Update operation does. Each stored object shows its managers as `metadata.managedFields`
+  (FieldsV1, as a real server returns them). Simplified: every apply is taken as forced (EGS forces each),
+  `finalizers` (a set) is atomic, a field removed under a map or item another manager still has a field in
+  leaves that parent in place, and nothing is defaulted but a Deployment's `spec.replicas`: 1 when a write
+  leaves it absent (owned by no manager), as the API server's defaulting does; so an apply that stops
+  setting the replicas it alone owned shrinks the Deployment to 1;
 - lists honour equality label selectors and `status.phase` field selectors (`=`, `==`, `!=`, several
   joined by commas, all of which must hold);
 - deleting an object garbage-collects the objects that name it in `ownerReferences`;
@@ -210,6 +213,7 @@ class Realistic(kmock.KubernetesEmulator):
             before = obj.raw
             obj.patch(data)
             update_fields(before, obj.raw, owners, scope)
+        _default(obj)
 
     async def _write_status(self, key: tuple[Any, ...], request: rendering.Request) -> aiohttp.web.StreamResponse:
         """The status subresource: it changes `status` and nothing else."""
@@ -301,8 +305,12 @@ class Realistic(kmock.KubernetesEmulator):
 
     def _stamp(self, key: tuple[Any, ...], created: bool, namespace: str | None, spec_changed: bool = False) -> None:
         obj = self._objects[key]
+        _default(obj)
         meta = obj.get("metadata", {})
-        stamp: dict[str, Any] = {"resourceVersion": str(next(self._versions))}
+        stamp: dict[str, Any] = {
+            "resourceVersion": str(next(self._versions)),
+            "managedFields": managed_fields(self.owners.get(key, {}), obj.raw.get("apiVersion", "")),
+        }
         if created:
             stamp |= {
                 "uid": str(uuid.uuid4()),
@@ -531,6 +539,30 @@ def _take(owners: dict[Scope, set[FieldPath]], scope: Scope, mine: set[FieldPath
             owned -= {f for f in mine if not isinstance(f[-1], tuple) and _at(before, f) != _at(after, f)}
             owned &= present
     owners[scope] = mine & present
+
+
+def managed_fields(owners: dict[Scope, set[FieldPath]], api_version: str) -> list[dict[str, Any]]:
+    """`owners` as a real server shows them in `metadata.managedFields`: an entry per (manager, operation,
+    subresource) that owns a field, its fields as FieldsV1 (`f:<name>` a map key, `k:<json>` a keyed list's item)."""
+    entries = []
+    for (manager, operation, subresource), owned in sorted(owners.items()):
+        tree: dict[str, Any] = {}
+        for path in owned:
+            node = tree
+            for step in path:
+                name = f"k:{json.dumps(dict(step), separators=(',', ':'))}" if isinstance(step, tuple) else f"f:{step}"
+                node = node.setdefault(name, {})
+        entry = {"manager": manager, "operation": operation, "apiVersion": api_version, "fieldsType": "FieldsV1"}
+        if tree:
+            entries.append({**entry, **({"subresource": subresource} if subresource else {}), "fieldsV1": tree})
+    return entries
+
+
+def _default(obj: Any) -> None:
+    """The API server's defaulting the stand-in does: a stored Deployment's `spec.replicas` is 1 when absent."""
+    raw = obj.raw
+    if raw.get("kind") == "Deployment" and isinstance(raw.get("spec"), dict) and "replicas" not in raw["spec"]:
+        obj.patch({"spec": {"replicas": 1}})
 
 
 def _scope(request: rendering.Request, subresource: str = "") -> Scope:

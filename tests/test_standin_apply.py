@@ -147,3 +147,31 @@ def test_an_apply_drops_nothing_its_manager_set_by_another_operation(kube: KubeC
     stored = _stored(kube)
     assert stored["metadata"] == {**stored["metadata"], "labels": {"app": "chat"}, "annotations": {"a": "1"}}
     assert _pod(kube) == {"containers": [{"name": "vllm", "image": "vllm:1"}]}
+
+
+def test_replicas_an_apply_stops_setting_default_to_one_unless_another_manager_set_them(kube: KubeCluster) -> None:
+    controller = Cluster(kube.api_client())
+    scaled = _deployment({}, {"containers": [{"name": "vllm"}]})
+    scaled["spec"]["replicas"] = 4
+    controller.apply(scaled)
+    assert _stored(kube)["spec"]["replicas"] == 4
+    controller.apply(_deployment({}, {"containers": [{"name": "vllm"}]}))
+    # The controller alone owned them: the field goes, and the API server's defaulting makes it 1.
+    assert _stored(kube)["spec"]["replicas"] == 1
+    controller.apply(scaled)
+    kube.patch(DEPLOYMENTS, "team-a", "chat", {"spec": {"replicas": 6}})  # an HPA's scale write, say
+    controller.apply(_deployment({}, {"containers": [{"name": "vllm"}]}))
+    assert _stored(kube)["spec"]["replicas"] == 6
+
+
+def test_stored_objects_show_their_managers_as_managed_fields(kube: KubeCluster) -> None:
+    Cluster(kube.api_client()).apply(_deployment({"app": "chat"}, {"containers": [{"name": "vllm", "image": "v"}]}))
+    kube.patch(DEPLOYMENTS, "team-a", "chat", {"spec": {"replicas": 3}})
+    entries = {(e["manager"], e["operation"]): e for e in _stored(kube)["metadata"]["managedFields"]}
+    assert set(entries) == {("egs-controller", "Apply"), ("stand-in", "Update")}
+    assert entries["stand-in", "Update"]["fieldsV1"] == {"f:spec": {"f:replicas": {}}}
+    applied = entries["egs-controller", "Apply"]
+    assert (applied["apiVersion"], applied["fieldsType"]) == ("apps/v1", "FieldsV1")
+    assert applied["fieldsV1"]["f:metadata"] == {"f:labels": {"f:app": {}}}
+    vllm = applied["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"vllm"}']
+    assert vllm == {"f:name": {}, "f:image": {}}
