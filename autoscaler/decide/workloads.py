@@ -71,7 +71,7 @@ def workload_objects(
             shape = recorded_shape(obj["metadata"]["annotations"])
             if shape is not None and shape.gpu_class in unbound and "replicas" in obj["spec"]:
                 obj["spec"]["replicas"] = asked(obj, shape, before)
-    return [*rendered, owned_by(disruption_budget(ep), ep), *scaled_objects(ep, rendered, settings)]
+    return [*rendered, owned_by(disruption_budget(ep), ep), *scaled_objects(ep, rendered, settings, observed or {})]
 
 
 def named(rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, str], replacing: Collection[str]) -> None:
@@ -185,17 +185,27 @@ def owned_by(obj: dict[str, Any], ep: Endpoint) -> dict[str, Any]:
     return obj
 
 
-def scaled_objects(ep: Endpoint, rendered: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+def scaled_objects(
+    ep: Endpoint,
+    rendered: list[dict[str, Any]],
+    settings: Settings,
+    observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]],
+) -> list[dict[str, Any]]:
     """With `scaling: keda` or `hpa` someone else sets the replica count: the workloads leave it out
-    (so server-side apply leaves it to them), and for keda a ScaledObject per workload scales on the
-    recording rules as the controller would: ceil(demand x (1 + headroom) / throughput), or queue / 5."""
+    (so server-side apply leaves it to them) once it is theirs (`handed_over`), and for keda a ScaledObject
+    per workload scales on the recording rules as the controller would: ceil(demand x (1 + headroom) /
+    throughput), or queue / 5."""
     if ep.scaling == "egs":
         return []
     scaled = []
     for obj in rendered:
         if obj["kind"] not in ("Deployment", "LeaderWorkerSet"):
             continue
-        obj["spec"].pop("replicas", None)
+        held = held_replicas(_incarnation(observed.get(identity(obj)), ep))
+        if held is None:
+            obj["spec"].pop("replicas", None)
+        else:
+            obj["spec"]["replicas"] = held
         if ep.scaling != "keda":
             continue
         selector = f'{{model_name="{ep.model}"}}'
@@ -224,6 +234,27 @@ def scaled_objects(ep: Endpoint, rendered: list[dict[str, Any]], settings: Setti
             }
         )  # fmt: skip
     return scaled
+
+
+def held_replicas(observed: Mapping[str, Any] | None) -> int | None:
+    """The replica count the workload has while EGS's apply still owns it alone; None once it is not EGS's to
+    keep (another manager owns it, or no apply does: a new workload, or one the API server defaulted).
+
+    Switched to an HPA or KEDA, a workload whose `spec.replicas` EGS's apply alone owns would lose the field
+    at the next apply that leaves it out, and the API server would default it to 1 until the autoscaler
+    scaled it back (Kubernetes: "Migrating Deployments and StatefulSets to horizontal autoscaling"). So
+    EGS applies the count the workload has (never its own plan: no tug of war) until `metadata.managedFields`
+    shows another manager owns it (the HPA's scale write, an Update: EGS only applies), then leaves it out.
+    The field's owners, not the HPA's status: an HPA that acted but found the count right writes nothing
+    and owns nothing, and KEDA's HPA is another object than the one EGS writes."""
+    if observed is None or not isinstance(replicas := (observed.get("spec") or {}).get("replicas"), int):
+        return None
+    owners = [
+        entry.get("operation")
+        for entry in (observed.get("metadata") or {}).get("managedFields") or ()
+        if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+    ]
+    return replicas if owners and all(op == "Apply" for op in owners) else None
 
 
 HOSTNAME = "kubernetes.io/hostname"
