@@ -306,7 +306,7 @@ def test_consolidation_moves_an_endpoint_to_a_cheaper_class_make_before_break() 
     assert decide(Observation(nodes, eps, owned, signals(), pods=pods), *AT).objects == first.objects
     moved = decide(Observation(nodes, eps, owned, signals(), pods=pods), CONSOLIDATING, *AT[1:])
     chat = moved.endpoints[0]
-    assert (chat.gpu_class, chat.ready_replicas) == ("L40S", 0)
+    assert (chat.gpu_class, chat.ready_replicas) == ("L40S", 1)  # the H100 replica serves it meanwhile
     assert moved.deletions == ()  # the H100 replica serves until the L40S one does
     assert moved.statuses[("team-a", "chat")]["consolidation"]["replacing"] == ["chat-bf16-h100-80gb"]
     assert [e.reason for e in moved.events] == ["Consolidating"]
@@ -322,6 +322,49 @@ def test_consolidation_moves_an_endpoint_to_a_cheaper_class_make_before_break() 
     done = decide(Observation(nodes, eps, owned + owned_new, signals(), pods=pods + pods_new), CONSOLIDATING, *AT[1:])
     assert [d[3] for d in done.deletions] == ["chat-bf16-h100-80gb"]
     assert done.endpoints[0].phase == "Ready"
+
+
+def conditions(decision: Decision, name: str = "chat") -> dict[str, tuple[str, str, str]]:
+    status = decision.statuses[("team-a", name)]
+    return {c["type"]: (c["status"], c["reason"], c["message"]) for c in status["conditions"]}
+
+
+def test_an_endpoint_being_moved_stays_ready_on_the_replicas_it_replaces_and_says_where_it_moves() -> None:
+    # Make-before-break: the H100 replica serves every request until the L40S one does. The status counted
+    # the L40S workload alone (0 ready, Pending, Ready False): every move flapped a served endpoint.
+    nodes = [l40s("l40s-0"), h100("gpu-0")]
+    first = decide(Observation(nodes, [endpoint()], signals=signals(), pods=[training("l40s-0", 1)]), *AT)
+    owned, pods = applied(first)
+    eps = observed(first, [endpoint()])
+    moved = decide(Observation(nodes, eps, owned, signals(), pods=pods), CONSOLIDATING, *AT[1:])
+    owned_new, pods_new = applied(moved, ready=False)
+    eps = observed(moved, eps)
+    later = decide(Observation(nodes, eps, owned + owned_new, signals(), pods=pods + pods_new), CONSOLIDATING, *AT[1:])
+    for loop in (moved, later):
+        status = loop.statuses[("team-a", "chat")]
+        assert (status["phase"], status["readyReplicas"], status["desiredReplicas"]) == ("Ready", 1, 1)
+        assert conditions(loop)["Ready"][0] == "True"
+        state, reason, message = conditions(loop)["Consolidating"]
+        assert (state, reason) == ("True", "MovingToCheaperShape")
+        assert message.startswith("moving to bf16 on L40S: 0 of 1 new replicas ready")
+    # The L40S replica serves: the counts are its own, and the condition goes with the move.
+    owned_new, pods_new = applied(moved, ready=True)
+    done = decide(
+        Observation(nodes, observed(later, eps), owned + owned_new, signals(), pods=pods + pods_new),
+        CONSOLIDATING,
+        *AT[1:],
+    )
+    assert (done.endpoints[0].phase, done.endpoints[0].ready_replicas) == ("Ready", 1)
+    assert "Consolidating" not in conditions(done)
+    # A spec changed mid-move (a new generation): the replaced replica is the old spec's, and no longer
+    # counts (issue 16: ready counts count the intended shapes only).
+    changed = observed(later, eps)
+    changed[0]["metadata"]["generation"] = 4
+    owned_new, pods_new = applied(moved, ready=False)
+    obs = Observation(nodes, changed, owned + owned_new, signals(), pods=pods + pods_new)
+    respec = decide(obs, CONSOLIDATING, *AT[1:])
+    assert (respec.endpoints[0].ready_replicas, respec.endpoints[0].phase) == (0, "Pending")
+    assert "Consolidating" not in conditions(respec)
 
 
 def test_consolidation_keeps_to_its_budget_and_its_threshold() -> None:

@@ -95,6 +95,7 @@ from autoscaler.decide.status import (
     answer_status,
     endpoint_decision,
     endpoint_status,
+    moving_from,
     not_applied,
     parse_endpoints,
     promise_outcome,
@@ -327,10 +328,11 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         failure = None
         # Remembered while the endpoint waits; once its pods are bound, the evidence is gone.
         taken = remembered.get(ep.key, ()) if waiting or unplaced else ()
+        move = moving.get(ep.key) or recorded.get(ep.key)
         if placed or waiting:
             try:
                 behind = frozenset(c for c, keys in unbound_by_class.items() if keys - {ep.key})
-                replacing = getattr(moving.get(ep.key) or recorded.get(ep.key), "replacing", ())
+                replacing = move.replacing if move is not None else ()
                 rendered = workload_objects(
                     ep, request, placed + waiting, registry, catalog, settings, taken, observed, behind, replacing, mine
                 )
@@ -338,7 +340,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
                 failure = str(e)
         names = {o["metadata"]["name"] for o in rendered if o["kind"] in WORKLOAD_KINDS}
         serving = current(w for w in mine if w.name in names)
-        decision = endpoint_decision(ep, targets[ep.key], placed, waiting, unplaced, serving, etas.get(ep.key))
+        standing = moving_from(move if ep.key not in changed else None, mine, names)
+        target = targets[ep.key]
+        decision = endpoint_decision(ep, target, placed, waiting, unplaced, serving, etas.get(ep.key), standing)
         decision = replace(
             decision, recommendations=windows.get(ep.key, ()), cost_per_hour=endpoint_cost(placed + waiting, catalog)
         )
@@ -365,7 +369,6 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             events.append(event(raw_by_key[ep.key], "Warning", promise.revised[0], "Revise", promise.revised[1]))
         if promise.sooner:
             events.append(event(raw_by_key[ep.key], "Normal", promise.sooner[0], "Revise", promise.sooner[1]))
-        move = moving.get(ep.key) or recorded.get(ep.key)
         if move is not None and (move.replacing or now - move.at < settings.consolidation.interval_s):
             decision = replace(decision, move=move)  # recorded while it replaces, and for the budget's interval
         if ep.key in moving:

@@ -84,6 +84,9 @@ class EndpointDecision:
     not_applied: tuple[str, str] | None = None
     """(reason, message) when its spec is not applied (its new shape cannot be rendered, or its changed
     spec fits no node): what its replicas from before serve is reported instead (`status.not_applied`)."""
+    moving: str | None = None
+    """While a consolidation move's new replicas do not all serve: where it moves, the `Consolidating`
+    condition's message; the replaced replicas that serve count in `ready_replicas` meanwhile."""
 
     @property
     def serves_now(self) -> bool:

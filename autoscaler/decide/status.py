@@ -7,7 +7,7 @@ Also parses the endpoints: one that cannot be read, or names a model the registr
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ from autoscaler.decide.placement import serving_cost
 from autoscaler.decide.state import (
     ACCEPTED,
     CREATED,
+    Move,
     Owned,
     Promise,
     Workload,
@@ -138,6 +139,16 @@ def shape_of(placements: Iterable[Placement]) -> tuple[str, str] | None:
     return main_shape((p.variant, p.gpu_class) for p in placements)
 
 
+def moving_from(move: Move | None, workloads: Iterable[Owned], intended: Collection[str]) -> Workload:
+    """What the workloads a consolidation `move` replaces hold now (no move, or none of them left: replicas
+    None). Make-before-break, they serve until the new shape's replicas do, so the endpoint's status counts
+    them meanwhile: a move would otherwise turn a served endpoint not-Ready. No other workload outside the
+    `intended` ones counts (a stale one, a changed spec's old shape: issue 16)."""
+    if move is None:
+        return Workload()
+    return current(w for w in workloads if w.name in move.replacing and w.name not in intended)
+
+
 def endpoint_decision(
     ep: Endpoint,
     target: tuple[int, Hold | None],
@@ -146,17 +157,28 @@ def endpoint_decision(
     unplaced: Sequence[Any],
     current: Workload,
     eta: float | None,
+    replaced: Workload | None = None,
 ) -> EndpointDecision:
+    """The endpoint's phase and counts from its intended workloads (`current`), and, while a consolidation
+    move is under way (its new replicas do not all serve yet), from the `replaced` ones that still serve
+    (`moving_from`): those count ready, and the `Consolidating` condition says where it moves."""
     replicas, hold = target
     shape = shape_of([*placed, *waiting])
     ready = min(current.ready, replicas)
+    moving = None
+    if replaced is not None and replaced.replicas is not None and ready < replicas:
+        to = f"{shape[0]} on {shape[1]}" if shape else "a cheaper shape"
+        moving = f"moving to {to}: {ready} of {replicas} new replicas ready; the replaced ones serve until they are"
+        ready = min(current.ready + replaced.ready, replicas)
     if unplaced and not placed and not waiting:
         phase, reason = "Failed", "Unschedulable"
+    elif moving and ready >= replicas:
+        phase, reason = "Ready", "AllReplicasReady"  # served while moved, whatever the new replicas wait for
     elif waiting:
         phase, reason = "Provisioning", "WaitingForCapacity"
     elif replicas > 0 and ready >= replicas:
         phase, reason = "Ready", "AllReplicasReady"
-    elif unplaced or (current.ready and ready < replicas):
+    elif unplaced or (ready and ready < replicas):
         phase, reason = "Degraded", "Unschedulable" if unplaced else "ReplicasNotReady"
     else:
         phase, reason = "Pending", "ReplicasStarting"
@@ -177,6 +199,7 @@ def endpoint_decision(
         reason=reason,
         message=message,
         held=hold.message if hold else None,
+        moving=moving,
     )
 
 
@@ -191,12 +214,18 @@ def endpoint_status(
 ) -> dict[str, Any]:
     generation = ep.generation if ep is not None else None
     # The conditions this function owns; PromiseKept is carried over below while its promise is.
-    owned = (*ENDPOINT_CONDITIONS, SPEC_APPLIED) if d.not_applied else ENDPOINT_CONDITIONS
+    owned = (
+        *ENDPOINT_CONDITIONS,
+        *((SPEC_APPLIED,) if d.not_applied else ()),
+        *((CONSOLIDATING,) if d.moving else ()),
+    )
     conditions = [c for c in previous.get("conditions") or () if c.get("type") in owned]
     for type, holds in conditions_of(d).items():
         conditions = set_condition(conditions, type, holds, d.reason, d.message, now, generation)
     if d.not_applied:  # present while the spec is not applied, gone with it
         conditions = set_condition(conditions, SPEC_APPLIED, "False", *d.not_applied, now, generation)
+    if d.moving:  # present while a move's new replicas do not all serve, gone with it
+        conditions = set_condition(conditions, CONSOLIDATING, "True", MOVING, d.moving, now, generation)
     # As HPA's ScalingActive: False while the replica count is held instead of following demand (Prometheus
     # unreachable or not given, a model's metrics missing, stale or contradictory), so that `kubectl
     # describe` says autoscaling is off for this endpoint, and why.
@@ -263,6 +292,10 @@ ENDPOINT_CONDITIONS = ("Ready", "Progressing", "Degraded", SCALING_ACTIVE)
 SPEC_APPLIED = "SpecApplied"
 """False while the spec is not applied (`not_applied`), with reason `SPEC_CHANGE_HELD` or `CANNOT_RENDER`;
 absent otherwise."""
+CONSOLIDATING = "Consolidating"
+"""True, with reason `MOVING`, while a consolidation move's new replicas do not all serve (`endpoint_decision`):
+the message says to which shape, and the replaced replicas count ready meanwhile; absent otherwise."""
+MOVING = "MovingToCheaperShape"
 SPEC_CHANGE_HELD = "Unschedulable"
 CANNOT_RENDER = "CannotRender"
 

@@ -7,6 +7,7 @@ where the endpoint asks for one.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -334,6 +335,11 @@ def orphans(
     old shape serves) keep what they have, and so do
     warm-pool objects the user owns the rest of (a Karpenter NodePool) and the shared PriorityClass."""
     keep = {identity(o) for o in intended}
+    # What the intended workloads serve, not the status's count (which counts a move's replaced ones).
+    serving = Counter[str]()
+    for w in owned:
+        if w.identity in keep:
+            serving[w.key] += w.ready
     listed = {endpoint_key(o) for o in endpoints}
     by_key = {f"{d.namespace}/{d.name}": d for d in decisions}
     held = set(kept)
@@ -343,7 +349,7 @@ def orphans(
             continue
         d = by_key.get(w.key)
         if w.key not in listed or (
-            d is not None and w.key not in held and (d.ready_replicas >= d.replicas or not w.ready)
+            d is not None and w.key not in held and (serving[w.key] >= d.replicas or not w.ready)
         ):
             gone.append(w.identity)
     # A ScaledObject EGS no longer writes goes, unless it scales a workload of a held endpoint.
