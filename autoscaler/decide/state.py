@@ -45,7 +45,7 @@ from autoscaler.kubetime import deadline, parse_time, rfc3339
 from autoscaler.pods import SERVING, endpoint_of, placed_on, requests, unschedulable
 from common.errors import InputError
 from scheduler.catalog import Catalog
-from scheduler.inventory import Allocation, Inventory, InventoryError, NodeGpus, held_by
+from scheduler.inventory import Allocation, Inventory, InventoryError, NodeGpus, SkippedNode, held_by
 from scheduler.plan import Placement, Request, Worker
 from scheduler.registry import Registry
 
@@ -313,37 +313,49 @@ def incumbents(
     # pods of its template as it is now come before any pod of a template before, which, where its workload
     # lacks replicas, takes what room is left (it is no replica of the new shape where it runs).
     replicas: Counter[tuple[str, str]] = Counter()
+    nodes = {n.node: n for n in inventory}  # taken from as the replicas are read; the inventory made once, after
     for *_, ep, w, pod in sorted(candidates, key=lambda c: c[:5]):
         assert w.shape is not None
         if replicas[w.workload] >= w.replicas:
             continue
         mine = kept.setdefault(ep.key, [])
-        placement = _placement(ep, w.shape, pod, inventory, skipped, registry, len(mine))
+        placement = _placement(ep, w.shape, pod, nodes, inventory.skipped, skipped, registry, len(mine))
         if placement is None:
             continue
-        inventory = inventory.allocated(held_by(placement))
+        nodes |= _allocated(nodes, inventory.skipped, held_by(placement))
         mine.append(placement)
         replicas[w.workload] += 1
         taken.add((w.namespace, _name(pod)))
     placements = {ep.key: tuple(kept[ep.key]) for ep in endpoints if kept.get(ep.key)}
+    inventory = replace(inventory, nodes=tuple(nodes[n.node] for n in inventory))
     return Incumbents(placements, inventory, frozenset(taken))
+
+
+def _allocated(
+    nodes: Mapping[str, NodeGpus], skipped: tuple[SkippedNode, ...], allocations: Sequence[Allocation]
+) -> dict[str, NodeGpus]:
+    """The nodes `allocations` fall on, with them taken: `Inventory.allocated` (the same checks and errors) on
+    those nodes alone, so that reading each incumbent costs what it holds, not a copy of the fleet."""
+    on = Inventory(tuple(nodes[n] for n in dict.fromkeys(a.node for a in allocations) if n in nodes), skipped)
+    return {n.node: n for n in on.allocated(allocations)}
 
 
 def _placement(
     ep: Endpoint,
     shape: Shape,
     pod: Mapping[str, Any],
-    inventory: Inventory,
+    nodes: Mapping[str, NodeGpus],
+    skips: tuple[SkippedNode, ...],
     skipped_nodes: Collection[str],
     registry: Registry,
     replica: int,
 ) -> Placement | None:
-    """The pod's replica as a placement that fits `inventory` now, or None (its node went, or is full).
+    """The pod's replica as a placement that fits `nodes` now (the inventory's, by name; `skips` the nodes it
+    skipped), or None (its node went, or is full).
     On a Ready Node the inventory skipped (`skipped_nodes`: a label it cannot read), the replica stays
     where its workload planned it, without a check: the Node is there and the pod runs on it, and moving
     the replica for a label would restart what its endpoint never asked to move."""
     node_name = str((pod.get("spec") or {}).get("nodeName"))
-    nodes = {n.node: n for n in inventory}
     node = nodes.get(node_name)
     skipped = node is None and node_name in skipped_nodes
     if not skipped and (node is None or not node.ready):
@@ -379,7 +391,7 @@ def _placement(
     for workers in options:
         placement = replace(base, workers=workers)
         try:
-            inventory.allocated(held_by(placement))
+            _allocated(nodes, skips, held_by(placement))
         except InventoryError:
             continue
         return placement
