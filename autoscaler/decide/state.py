@@ -319,10 +319,11 @@ def incumbents(
         if replicas[w.workload] >= w.replicas:
             continue
         mine = kept.setdefault(ep.key, [])
-        placement = _placement(ep, w.shape, pod, nodes, inventory.skipped, skipped, registry, len(mine))
-        if placement is None:
+        read = _placement(ep, w.shape, pod, nodes, inventory.skipped, skipped, registry, len(mine))
+        if read is None:
             continue
-        nodes |= _allocated(nodes, inventory.skipped, held_by(placement))
+        placement, holding = read
+        nodes |= holding
         mine.append(placement)
         replicas[w.workload] += 1
         taken.add((w.namespace, _name(pod)))
@@ -349,9 +350,9 @@ def _placement(
     skipped_nodes: Collection[str],
     registry: Registry,
     replica: int,
-) -> Placement | None:
+) -> tuple[Placement, dict[str, NodeGpus]] | None:
     """The pod's replica as a placement that fits `nodes` now (the inventory's, by name; `skips` the nodes it
-    skipped), or None (its node went, or is full).
+    skipped), with the nodes it falls on as it leaves them (`_allocated`), or None (its node went, or is full).
     On a Ready Node the inventory skipped (`skipped_nodes`: a label it cannot read), the replica stays
     where its workload planned it, without a check: the Node is there and the pod runs on it, and moving
     the replica for a label would restart what its endpoint never asked to move."""
@@ -386,15 +387,15 @@ def _placement(
         # or MIG instance): it holds nothing of that shape, so it is no incumbent, and what it asks stays held.
         room = _room(node, shape) if node else ()
         options += [(Worker(node_name, room),)] if room or skipped else []
-    if skipped:
-        return replace(base, workers=options[0]) if options else None
+    if skipped:  # kept without a check; what it holds is taken all the same
+        placement = replace(base, workers=options[0]) if options else None
+        return (placement, _allocated(nodes, skips, held_by(placement))) if placement else None
     for workers in options:
         placement = replace(base, workers=workers)
         try:
-            _allocated(nodes, skips, held_by(placement))
+            return placement, _allocated(nodes, skips, held_by(placement))
         except InventoryError:
             continue
-        return placement
     return None
 
 
