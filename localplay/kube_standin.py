@@ -122,6 +122,8 @@ class Realistic(kmock.KubernetesEmulator):
     """Set once the server stops: a watch that arrives after is ended at once."""
     owners: dict[Any, dict[Scope, set[FieldPath]]] = attrs.field(factory=dict)
     """Each stored object's field managers: the fields each set last (a real server's `managedFields`)."""
+    managed: dict[Any, list[dict[str, Any]]] = attrs.field(factory=dict)
+    """Each stored object's `owners` as its `metadata.managedFields` (`shown`), rendered at each write."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -170,17 +172,18 @@ class Realistic(kmock.KubernetesEmulator):
                 if not self._absent(key):
                     raise KubernetesError(status=409, reason="AlreadyExists", message=f"{key[2]} already exists")
                 self._put_new(key, data, scope)
-                return aiohttp.web.json_response(self._objects[key].raw, status=201)
+                return aiohttp.web.json_response(self.shown(key), status=201)
             if self._absent(key):
                 if request.action == enums.action.UPDATE and scope[1] == APPLIED:
                     self._put_new(key, data, scope)  # apply creates
-                    return aiohttp.web.json_response(self._objects[key].raw, status=201)
+                    return aiohttp.web.json_response(self.shown(key), status=201)
                 raise KubernetesError(status=404, reason="NotFound", message=f"{key[2]} not found")
             if request.action == enums.action.DELETE:
                 self._check_uid(key, (data.get("preconditions") or {}).get("uid"))
                 last = self._objects[key].raw
                 self._objects[key].delete()
                 self.owners.pop(key, None)
+                self.managed.pop(key, None)
                 self.publish(key, "DELETED")
                 self._collect_garbage()
                 return aiohttp.web.json_response(last)
@@ -189,7 +192,7 @@ class Realistic(kmock.KubernetesEmulator):
             self._change(key, data, scope)
             spec_changed = self._objects[key].raw.get("spec") != spec_before
             self._stamp(key, created=False, namespace=request.namespace, spec_changed=spec_changed)
-            return aiohttp.web.json_response(self._objects[key].raw)
+            return aiohttp.web.json_response(self.shown(key))
 
     def _put_new(self, key: Any, data: dict[str, Any], scope: Scope) -> None:
         self.owners[key] = {}
@@ -224,7 +227,7 @@ class Realistic(kmock.KubernetesEmulator):
             status = {"status": (request.data or {}).get("status", {})}
             self._change(key, status, _scope(request, "status"))
             self._stamp(key, created=False, namespace=request.namespace)
-            return aiohttp.web.json_response(self._objects[key].raw)
+            return aiohttp.web.json_response(self.shown(key))
 
     def _check_uid(self, key: tuple[Any, ...], uid: str | None) -> None:
         """A uid in a status write's metadata or a delete's preconditions is checked as the API server's
@@ -238,7 +241,7 @@ class Realistic(kmock.KubernetesEmulator):
             async with self._lock:
                 if self._absent(key):
                     raise KubernetesError(status=404, reason="NotFound", message=f"{key[2]} not found")
-                return self._objects[key].raw
+                return self.shown(key)
         return await self._serve_list(request)
 
     async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
@@ -249,10 +252,10 @@ class Realistic(kmock.KubernetesEmulator):
             )
         async with self._lock:
             items = [
-                o.raw
-                for (resource, namespace, _), o in self._objects.items()
-                if resource == request.resource
-                and (request.namespace is None or namespace == request.namespace)
+                self.shown(key)
+                for key, o in self._objects.items()
+                if key[0] == request.resource
+                and (request.namespace is None or key[1] == request.namespace)
                 and not o.deleted
             ]
         listed: Any = {"metadata": {"resourceVersion": "..."}, "items": items}
@@ -307,10 +310,7 @@ class Realistic(kmock.KubernetesEmulator):
         obj = self._objects[key]
         _default(obj)
         meta = obj.get("metadata", {})
-        stamp: dict[str, Any] = {
-            "resourceVersion": str(next(self._versions)),
-            "managedFields": managed_fields(self.owners.get(key, {}), obj.raw.get("apiVersion", "")),
-        }
+        stamp: dict[str, Any] = {"resourceVersion": str(next(self._versions))}
         if created:
             stamp |= {
                 "uid": str(uuid.uuid4()),
@@ -322,13 +322,20 @@ class Realistic(kmock.KubernetesEmulator):
         elif spec_changed:
             stamp["generation"] = int(meta.get("generation", 1)) + 1
         obj.patch({"metadata": stamp})
+        self.managed[key] = managed_fields(self.owners.get(key, {}), obj.raw.get("apiVersion", ""))
         self.publish(key, "ADDED" if created else "MODIFIED")
+
+    def shown(self, key: Any) -> dict[str, Any]:
+        """The stored object as the API answers it, with its `metadata.managedFields`: kept apart, since every write
+        copies the stored object whole (kmock's versions), and with them in it a Deployment's apply cost twice."""
+        raw = self._objects[key].raw
+        return {**raw, "metadata": {**raw.get("metadata", {}), "managedFields": self.managed.get(key, [])}}
 
     def publish(self, key: tuple[Any, ...], change: str) -> None:
         """Tell every watch of the object's resource (call in the server's thread)."""
         watching = [queue for resource, queue in self._watchers if resource == key[0]]
         if watching:
-            raw = json.loads(json.dumps(self._objects[key].raw if change != "DELETED" else self._objects[key].last.raw))
+            raw = json.loads(json.dumps(self.shown(key) if change != "DELETED" else self._objects[key].last.raw))
             for queue in watching:
                 queue.put_nowait({"type": change, "object": raw})
 
@@ -352,7 +359,7 @@ class Realistic(kmock.KubernetesEmulator):
             if not request.params.get("resourceVersion"):
                 for key, o in list(self._objects.items()):
                     if key[0] == request.resource and not o.deleted:
-                        queue.put_nowait({"type": "ADDED", "object": json.loads(json.dumps(o.raw))})
+                        queue.put_nowait({"type": "ADDED", "object": json.loads(json.dumps(self.shown(key)))})
         try:
             while True:
                 left = deadline - asyncio.get_running_loop().time()
@@ -388,6 +395,7 @@ class Realistic(kmock.KubernetesEmulator):
             for k in orphans:
                 self._objects[k].delete()
                 self.owners.pop(k, None)
+                self.managed.pop(k, None)
                 self.publish(k, "DELETED")
 
 
@@ -544,14 +552,16 @@ def _take(owners: dict[Scope, set[FieldPath]], scope: Scope, mine: set[FieldPath
 def managed_fields(owners: dict[Scope, set[FieldPath]], api_version: str) -> list[dict[str, Any]]:
     """`owners` as a real server shows them in `metadata.managedFields`: an entry per (manager, operation,
     subresource) that owns a field, its fields as FieldsV1 (`f:<name>` a map key, `k:<json>` a keyed list's item)."""
-    entries = []
+    entries, names = [], dict[Any, str]()
     for (manager, operation, subresource), owned in sorted(owners.items()):
         tree: dict[str, Any] = {}
         for path in owned:
             node = tree
             for step in path:
-                name = f"k:{json.dumps(dict(step), separators=(',', ':'))}" if isinstance(step, tuple) else f"f:{step}"
-                node = node.setdefault(name, {})
+                if step not in names:
+                    is_item = isinstance(step, tuple)
+                    names[step] = f"k:{json.dumps(dict(step), separators=(',', ':'))}" if is_item else f"f:{step}"
+                node = node.setdefault(names[step], {})
         entry = {"manager": manager, "operation": operation, "apiVersion": api_version, "fieldsType": "FieldsV1"}
         if tree:
             entries.append({**entry, **({"subresource": subresource} if subresource else {}), "fieldsV1": tree})
@@ -676,6 +686,7 @@ class KubeCluster:
         def remove() -> None:
             self.emulator.objects[key].delete()
             self.emulator.owners.pop(key, None)
+            self.emulator.managed.pop(key, None)
             self.emulator.publish(key, "DELETED")
 
         self._call(remove)
@@ -688,8 +699,7 @@ class KubeCluster:
             objects = self.emulator.objects
             if key not in objects or objects[key].deleted:
                 return None
-            raw: dict[str, Any] = objects[key].raw
-            return raw
+            return self.emulator.shown(key)
 
         found: dict[str, Any] | None = self._call(read)
         return found
@@ -698,7 +708,11 @@ class KubeCluster:
         """Every stored object of `resource`, read in the server's thread (see `get`)."""
         wanted = kmock.resource(resource)
         found: list[dict[str, Any]] = self._call(
-            lambda: [o.raw for k, o in list(self.emulator.objects.items()) if k[0] == wanted and not o.deleted]
+            lambda: [
+                self.emulator.shown(k)
+                for k, o in list(self.emulator.objects.items())
+                if k[0] == wanted and not o.deleted
+            ]
         )
         return found
 
