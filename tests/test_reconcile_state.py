@@ -16,11 +16,15 @@ from typing import Any
 
 import pytest
 
+from autoscaler import endpoint as ie
 from autoscaler.config import parse_config
 from autoscaler.decide import ConsolidationSettings, Decision, Observation, decide, rfc3339
+from autoscaler.decide.state import Workload
+from autoscaler.decide.status import endpoint_decision
 from common.errors import InputError
 from localplay.kube_standin import KubeCluster
 from scheduler.manifests import validate
+from scheduler.plan import Placement, Worker
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals, training, workload
 
@@ -365,6 +369,20 @@ def test_an_endpoint_being_moved_stays_ready_on_the_replicas_it_replaces_and_say
     respec = decide(obs, CONSOLIDATING, *AT[1:])
     assert (respec.endpoints[0].ready_replicas, respec.endpoints[0].phase) == (0, "Pending")
     assert "Consolidating" not in conditions(respec)
+
+
+def test_a_moved_endpoint_whose_new_replicas_wait_for_a_node_is_ready_while_the_replaced_ones_serve() -> None:
+    ep = ie.parse(endpoint(), checked=True)
+    new = Placement("chat", 0, ep.model, "bf16", "bf16", 1.0, "L40S", "exclusive", 1, 1000, (Worker("new", (0,)),))
+    moving = endpoint_decision(ep, (1, None), [], [new], [], Workload(1, 0), NOW + 300, Workload(1, 1))
+    assert (moving.phase, moving.ready_replicas, moving.moving) == (
+        "Ready",
+        1,
+        "moving to bf16 on L40S: 0 of 1 new replicas ready; the replaced ones serve until they are",
+    )
+    # Without a move, only the intended (waiting) replica counts.
+    waiting = endpoint_decision(ep, (1, None), [], [new], [], Workload(1, 0), NOW + 300)
+    assert (waiting.phase, waiting.ready_replicas, waiting.moving) == ("Provisioning", 0, None)
 
 
 def test_consolidation_keeps_to_its_budget_and_its_threshold() -> None:
