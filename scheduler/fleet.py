@@ -21,7 +21,7 @@ tolerations are the request's own plus `GPU_TOLERATIONS`, which every manifest E
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from scheduler.catalog import GpuModel, MigProfile
@@ -188,11 +188,89 @@ class NodeState:
         return any(self.available(g) > 0 for g in self.gpus) or any(m.free > 0 for m in self.mig)
 
 
+@dataclass(frozen=True)
+class _Pristine:
+    """An inventory's nodes as a plan starts from them, never changed: the states of one inventory
+    (a call's several passes) share it and copy a node only when they look at it (`_Nodes`)."""
+
+    inventory: Inventory
+    nodes: list[NodeState]
+    groups: dict[str, dict[tuple[object, ...], list[int]]]
+    """As `FleetState._groups`, before anything is placed."""
+    signatures: list[tuple[object, ...]]
+    """The nodes' distinct signatures, in the order of their first node."""
+    first: dict[str, int]
+    """kind -> the `order` of its first node."""
+    classes: list[tuple[GpuModel, int]]
+
+    @classmethod
+    def of(cls, inventory: Inventory) -> _Pristine:
+        nodes: list[NodeState] = []
+        kinds: dict[tuple[object, ...], str] = {}
+        for n in inventory.schedulable():
+            gpus = [GpuState(n.node, g.index, g.vram_mib, g.free_mib, g.holders, g.domain) for g in n.gpus]
+            mig = [MigState(n.node, s.profile, s.free, s.resource) for s in n.mig if s.free > 0]
+            blocking = tuple(sorted((t.key, t.value, t.effect) for t in n.taints if t.effect in SCHEDULING_EFFECTS))
+            identity = (n.model.name, n.sharing, n.timeslice_replicas, blocking, n.rdma)
+            if identity not in kinds:
+                same_class = sum(1 for other in kinds if other[0] == n.model.name)
+                kinds[identity] = f"{n.model.name}~{same_class}" if same_class else n.model.name
+            kind = kinds[identity]
+            nodes.append(NodeState(n, gpus, mig, len(nodes), kind))
+        groups: dict[str, dict[tuple[object, ...], list[int]]] = {}
+        signatures: dict[tuple[object, ...], None] = {}
+        first: dict[str, int] = {}
+        for node in nodes:
+            first.setdefault(node.kind, node.order)
+            by_state = groups.setdefault(node.kind, {})
+            if node.has_room():
+                signature = node.signature()
+                signatures.setdefault(signature)
+                by_state.setdefault(signature, []).append(node.order)
+        per_domain: dict[str, tuple[GpuModel, int]] = {}
+        for node in nodes:
+            domains: dict[str, int] = {}
+            for gpu in node.gpus:
+                domains[gpu.domain] = domains.get(gpu.domain, 0) + 1
+            count = max(domains.values(), default=1 if node.mig else 0)
+            if node.model.name not in per_domain or per_domain[node.model.name][1] < count:
+                per_domain[node.model.name] = (node.model, count)
+        return cls(inventory, nodes, groups, list(signatures), first, list(per_domain.values()))
+
+
+class _Nodes:
+    """A state's nodes by `order`: a pristine node is copied the first time it is indexed, so that
+    a pass over a fleet of thousands of mostly idle nodes copies the few it places on or looks at.
+    Iterating reads the nodes as they are now, copying none: callers that iterate only read."""
+
+    def __init__(self, pristine: list[NodeState]) -> None:
+        self._pristine = pristine
+        self._own: list[NodeState | None] = [None] * len(pristine)
+
+    def __len__(self) -> int:
+        return len(self._pristine)
+
+    def __getitem__(self, order: int) -> NodeState:
+        node = self._own[order]
+        if node is None:
+            node = self._own[order] = _copied(self._pristine[order])
+        return node
+
+    def __iter__(self) -> Iterator[NodeState]:
+        return (own or pristine for own, pristine in zip(self._own, self._pristine, strict=True))
+
+
+def _copied(node: NodeState) -> NodeState:
+    gpus = [GpuState(g.node, g.index, g.vram_mib, g.free_mib, g.holders, g.domain) for g in node.gpus]
+    mig = [MigState(m.node, m.profile, m.free, m.resource, m.taken) for m in node.mig]
+    return NodeState(node.inventory, gpus, mig, node.order, node.kind)
+
+
 @dataclass
 class FleetState:
     """The schedulable GPUs of an inventory, mutable while a plan is built; `plan()` freezes it."""
 
-    nodes: list[NodeState]
+    nodes: _Nodes
     placements: list[Placement] = field(default_factory=list)
     unplaced: list[Unplaced] = field(default_factory=list)
     paid: dict[str, float] = field(default_factory=dict)
@@ -214,6 +292,7 @@ class FleetState:
     surcharges: dict[tuple[object, ...], float] = field(default_factory=dict)
     """What `shadow` adds to an option, by what it depends on (the option's node kinds, instance
     profile, VRAM per GPU and GPUs): worked out once per state."""
+    _pristine: _Pristine | None = None
 
     @classmethod
     def of(
@@ -221,34 +300,23 @@ class FleetState:
     ) -> FleetState:
         """The fleet of `inventory`, nothing placed yet; `like`, a state of the same inventory,
         lends its memo, so that a second pass over the fleet does not work out again what the
-        first one did (the memo holds real prices, so `shadow` may differ)."""
-        nodes: list[NodeState] = []
-        kinds: dict[tuple[object, ...], str] = {}
-        for n in inventory.schedulable():
-            gpus = [GpuState(n.node, g.index, g.vram_mib, g.free_mib, g.holders, g.domain) for g in n.gpus]
-            mig = [MigState(n.node, s.profile, s.free, s.resource) for s in n.mig if s.free > 0]
-            blocking = tuple(sorted((t.key, t.value, t.effect) for t in n.taints if t.effect in SCHEDULING_EFFECTS))
-            identity = (n.model.name, n.sharing, n.timeslice_replicas, blocking, n.rdma)
-            if identity not in kinds:
-                same_class = sum(1 for other in kinds if other[0] == n.model.name)
-                kinds[identity] = f"{n.model.name}~{same_class}" if same_class else n.model.name
-            kind = kinds[identity]
-            nodes.append(NodeState(n, gpus, mig, len(nodes), kind))
-        state = cls(nodes, shadow=shadow or {})
+        first one did (the memo holds real prices, so `shadow` may differ), and its untouched
+        nodes (`_Pristine`), so that a pass copies only the nodes it looks at."""
+        ids = like._ids if like is not None else {}
+        if like is not None and like._pristine is not None and like._pristine.inventory is inventory:
+            pristine = like._pristine
+        else:
+            pristine = _Pristine.of(inventory)
+        nodes = _Nodes(pristine.nodes)
+        state = cls(nodes, shadow=shadow or {}, _pristine=pristine)
         if like is not None:
-            state._ids, state.memo = like._ids, like.memo
-        for node in nodes:
-            state._first.setdefault(node.kind, node)
-            state._insert(node)
-        per_domain: dict[str, tuple[GpuModel, int]] = {}
-        for node in nodes:
-            domains: dict[str, int] = {}
-            for gpu in node.gpus:
-                domains[gpu.domain] = domains.get(gpu.domain, 0) + 1
-            count = max(domains.values(), default=1 if node.mig else 0)
-            if node.model.name not in per_domain or per_domain[node.model.name][1] < count:
-                per_domain[node.model.name] = (node.model, count)
-        state._classes = list(per_domain.values())
+            state.memo = like.memo
+        state._ids = ids
+        for signature in pristine.signatures:
+            ids.setdefault(signature, len(ids))
+        state._groups = {k: {s: list(g) for s, g in by.items()} for k, by in pristine.groups.items()}
+        state._first = {kind: nodes[order] for kind, order in pristine.first.items()}
+        state._classes = list(pristine.classes)
         return state
 
     def classes(self) -> list[tuple[GpuModel, int]]:
