@@ -74,7 +74,13 @@ Order = Callable[[Sequence[Request], dict[str, list[Shape]], FleetState], list[R
 """Which request's replicas go first: a function of the batch, its shapes and the fleet."""
 
 
-def place(requests: Sequence[Request], registry: Registry, inventory: Inventory, hold_back: bool = True) -> Plan:
+def place(
+    requests: Sequence[Request],
+    registry: Registry,
+    inventory: Inventory,
+    hold_back: bool = True,
+    like: FleetState | None = None,
+) -> Plan:
     """Place every replica of `requests` with the greedy policy (`scheduler.schedule` chooses the
     engine), keeping the best of a few greedy passes: one per order of `ORDERS`, and regret
     insertion, which always places next the replica with the most to lose (`_regret_pass`), at
@@ -83,8 +89,9 @@ def place(requests: Sequence[Request], registry: Registry, inventory: Inventory,
     best leaves replicas unplaced, a few more (`_short_of_room`), unless `hold_back` is False (the
     caller has a plan that leaves out no more than the LP relaxation does: those passes, which are
     there to place more, cost as much as all the others). A batch of more than `MANY_REPLICAS` gets
-    the first pass only, so that its time stays in proportion to its size."""
-    fresh = FleetState.of(inventory)
+    the first pass only, so that its time stays in proportion to its size. `like`: a state of
+    `inventory` whose nodes and memo the passes share (`FleetState.of`)."""
+    fresh = FleetState.of(inventory, like=like)
     options = {r.name: shapes(registry.get(r.model), r, fresh.classes()) for r in requests}
     if sum(r.replicas for r in requests) > MANY_REPLICAS:
         _place_in(fresh, largest_first(requests, options, fresh), registry, options)

@@ -232,8 +232,9 @@ def solve(
     exact engine's column generation goes on from."""
     started = time.perf_counter()
     deadline = _Deadline(time_limit_s)
-    greedy = _greedy_first(requests, registry, inventory)
-    model, bins = _model(requests, registry, inventory, deadline, solver_log)
+    fleet = FleetState.of(inventory)
+    greedy = _greedy_first(requests, registry, inventory, fleet)
+    model, bins = _model(requests, registry, inventory, deadline, fleet, solver_log)
     online = _online(model, bins, registry, _Deadline(min(ONLINE_LP_S, deadline.left())), greedy)
     online_s = time.perf_counter() - started
     # Turning the integer solution into GPUs is one pass over the chosen columns, and the online
@@ -277,28 +278,38 @@ def online(
     (`scheduler.placement.place`). CPU, not wall time: on a busy machine the same batch gets the
     same plan, as the controller's reconcile loop needs, only later."""
     deadline = _Deadline(time_limit_s, time.process_time)
-    greedy = _greedy_first(requests, registry, inventory)
-    model, bins = _model(requests, registry, inventory, deadline)
+    fleet = FleetState.of(inventory)
+    greedy = _greedy_first(requests, registry, inventory, fleet)
+    model, bins = _model(requests, registry, inventory, deadline, fleet)
     return _online(model, bins, registry, deadline, greedy)
 
 
-def _greedy_first(requests: Sequence[Request], registry: Registry, inventory: Inventory) -> Plan | None:
+def _greedy_first(
+    requests: Sequence[Request], registry: Registry, inventory: Inventory, like: FleetState
+) -> Plan | None:
     """The greedy plan of a batch of more than `MANY_REPLICAS` (one pass, largest first), computed
     before anything else: setting up its LP takes seconds, and the plan to fall back on must be in
     hand when the deadline comes. None for a smaller batch, whose LP is set up in milliseconds and
-    whose greedy passes (tenths of a second) are needed only where the LP is not solved in time."""
+    whose greedy passes (tenths of a second) are needed only where the LP is not solved in time.
+    `like`: a state of `inventory`, whose nodes and memo the passes share (`FleetState.of`)."""
     if sum(r.replicas for r in requests) <= MANY_REPLICAS:
         return None
-    return place(requests, registry, inventory)
+    return place(requests, registry, inventory, like=like)
 
 
 def _model(
-    requests: Sequence[Request], registry: Registry, inventory: Inventory, deadline: _Deadline, solver_log: bool = False
+    requests: Sequence[Request],
+    registry: Registry,
+    inventory: Inventory,
+    deadline: _Deadline,
+    like: FleetState,
+    solver_log: bool = False,
 ) -> tuple[_Model, list[_Bin]]:
     """The cutting-stock model of the batch with its first columns, and the fleet's kinds of shared
     GPU; `model.built` is False when `deadline` came first (a batch of a thousand requests takes
-    seconds to set up): the engines then fall back to the greedy passes."""
-    state = FleetState.of(inventory)
+    seconds to set up): the engines then fall back to the greedy passes. `like`: a state of
+    `inventory` whose nodes and memo the model's shares."""
+    state = FleetState.of(inventory, like=like)
     model = _Model({r.name: r for r in requests}, {}, state, inventory, solver_log)
     for r in requests:
         if deadline.left() < MIN_SOLVER_S:
@@ -352,7 +363,7 @@ def _online(
         # `place`) run only where the rounding leaves out more.
         floor = model.left_out_floor
         hold_back = rounded is None or len(rounded.unplaced) > floor
-        greedy = place(list(model.requests.values()), registry, model.inventory, hold_back)
+        greedy = place(list(model.requests.values()), registry, model.inventory, hold_back, like=model.state)
     # Short of room the greedy plan is kept unless the rounding's is better: which replicas wait
     # then follows the greedy order (the largest last, names breaking ties), so that an endpoint
     # admitted alone against what the others left finds what deciding them all together gives it.
