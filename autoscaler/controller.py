@@ -521,10 +521,15 @@ class Controller:
         return outcome
 
     def _observe(self, now: float) -> tuple[Observation, Snapshot | None]:
+        """The cluster as the loop decides on it. Pods are listed before Nodes: kube-scheduler binds only to a
+        Ready node, so every node a listed pod is bound to is then read at least as new as the bind. Listed the
+        other way, a node that joined and took its pods between the two lists read NotReady with pods bound
+        to it: their replicas read as lost, a 202's were placed afresh elsewhere, and the new shape rewrote a
+        serving Deployment's template (churn seed 800: a Ready replica rolled away)."""
+        pods = self.cluster.gpu_pods()
         nodes = self.cluster.nodes()
         endpoints = self.cluster.endpoints()
         owned = self.cluster.owned()
-        pods = self.cluster.gpu_pods()
         read = self._keep(nodes, pods, now)
         for bad in read.bad if read else ():
             log.warning("dropped a bad sample of %s{%s}: %s (%s)", bad.series, bad.labels, bad.value, bad.reason)
@@ -544,8 +549,8 @@ class Controller:
 
     def _observed_again(self, obs: Observation, endpoints: list[dict[str, Any]]) -> Observation:
         """`obs` with the cluster listed again around `endpoints` (the metrics and the node orders, read a
-        moment ago, are kept)."""
-        nodes, owned, pods = self.cluster.nodes(), self.cluster.owned(), self.cluster.gpu_pods()
+        moment ago, are kept); pods before Nodes, as `_observe` lists them."""
+        pods, nodes, owned = self.cluster.gpu_pods(), self.cluster.nodes(), self.cluster.owned()
         return replace(obs, nodes=nodes, endpoints=endpoints, owned=owned, pods=pods)
 
     def loop_period_s(self) -> float | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -44,13 +44,13 @@ class MidLoop(Cluster):
         self.endpoint_lists += 1
         return super().endpoints(namespace)
 
-    def gpu_pods(self) -> list[dict[str, Any]]:
-        pods = super().gpu_pods()
+    def owned(self, kinds: Collection[str] | None = None) -> list[dict[str, Any]]:
+        owned = super().owned(kinds)  # the loop's last list (`Controller._observe`, `_observed_again`)
         then = self.then
         self.then = then if self.always else None
         if then is not None:
             then()
-        return pods
+        return owned
 
 
 def leading(kube: KubeCluster, then: Callable[[], None], always: bool = False) -> tuple[Controller, MidLoop]:
