@@ -393,6 +393,7 @@ class Controller:
         self.history: KeptHistory | None = None
         """The demand history as last read, by the leader or a standby, until a read fails."""
         self.gpu_indexes: Mapping[str, Mapping[str, int]] = {}
+        self.moves_begun: dict[str, float] = {}
         """NVML's index of each GPU UUID per node, as last read: hardware, so a node's is kept through a read
         that failed or lacks it (numbered by EGS meanwhile, KAI's shares could move GPUs between loops)."""
         self.said: frozenset[str] = frozenset()
@@ -500,6 +501,7 @@ class Controller:
             obs = self._observed_again(obs, listed)
             decision = decide(obs, self.settings, self.registry, self.catalog, now)
         self.elector.note(GPU_INDEXES_NOTE, carried(self.gpu_indexes, decision.inventory))
+        self.moves_begun = begun_moves(self.moves_begun, decision, self.settings.consolidation.interval_s, now)
         self.holding = report_holds(decision, self.holding, log)
         self.said = report(decision, self.said, log)
         if set(decision.split_evenly) != self.split_evenly:
@@ -536,7 +538,7 @@ class Controller:
         obs = Observation(
             nodes, endpoints, owned, signals=read.signals if read else None, history=read.history if read else {},
             pods=pods, pod_signals=read.pods if read else {}, orders=self.orders, gpu_indexes=self.gpu_indexes,
-            loop_period_s=self.loop_period_s(),
+            loop_period_s=self.loop_period_s(), moves_begun=self.moves_begun,
         )  # fmt: skip
         return obs, read
 
@@ -726,3 +728,11 @@ def _within(intended: Any, observed: Any) -> bool:
             and all(_within(a, b) for a, b in zip(intended, observed, strict=True))
         )
     return bool(intended == observed)
+
+
+def begun_moves(remembered: Mapping[str, float], decision: Decision, interval_s: float, now: float) -> dict[str, float]:
+    """The consolidation moves to keep counting against the budget: those the decision records, and those
+    remembered from earlier loops within the interval (their endpoints may be gone, and their records with
+    them)."""
+    kept = {key: at for key, at in remembered.items() if now - at < interval_s}
+    return kept | {f"{d.namespace}/{d.name}": d.move.at for d in decision.endpoints if d.move is not None}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from autoscaler.controller import begun_moves
 from autoscaler.decide import ClassSettings, ConsolidationSettings, Decision, Observation, Settings, decide
 from autoscaler.decide.consolidation import MAX_SEARCHES, Candidate, Option, _best
 from autoscaler.decide.state import recorded_shape
@@ -315,3 +316,29 @@ def test_at_most_max_searches_are_searched_for_a_move_those_that_could_save_the_
 
     assert _best([candidate(i) for i in range(1, 2 * MAX_SEARCHES + 1)], 0.2) is None
     assert searched == list(range(2 * MAX_SEARCHES, MAX_SEARCHES, -1))
+
+
+def test_a_move_whose_endpoint_was_deleted_still_counts_against_the_budget() -> None:
+    """A move's record lives on its endpoint's status; the controller remembers the moves it began
+    (`Observation.moves_begun`), so one whose endpoint was deleted since keeps its place in the budget
+    (churn seed 464: two moves 10 s apart with a budget of one, the first's endpoint deleted between)."""
+    nodes, eps, owned, pods = two_half_empty_nodes()
+    gone = {"team-a/deleted-since": NOW - 10}
+
+    def with_begun(begun: dict[str, float], at: float) -> Decision:
+        obs = Observation(nodes, eps, owned, signals(age_s=NOW + 10 - at), pods=pods, moves_begun=begun)
+        return decide(obs, ON, REGISTRY, CATALOG, at)
+
+    assert moves(with_begun(gone, NOW)) == []
+    assert len(moves(with_begun({}, NOW))) == 1
+    assert len(moves(with_begun(gone, LATER))) == 1  # out of the interval: the budget is back
+
+
+def test_the_controller_remembers_the_moves_it_began_within_the_interval() -> None:
+    moved = loop(*two_half_empty_nodes())
+    [who] = moves(moved)
+    [key] = [f"{d.namespace}/{d.name}" for d in moved.endpoints if d.move is not None]
+    kept = begun_moves({"team-a/deleted-since": NOW - 10, "team-a/long-ago": LATER - 3 * ON.consolidation.interval_s},
+                       moved, ON.consolidation.interval_s, NOW)  # fmt: skip
+    assert kept == {"team-a/deleted-since": NOW - 10, key: NOW}
+    assert key.endswith(who)

@@ -279,6 +279,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     moved = consolidate(
         endpoints, staying, workloads, recorded, set(promises) | growing, held.inventory.allocated(taken_fresh),
         registry, catalog, settings, now, [*promised, *taken_fresh], leaving_nodes(obs.pods, replaced),
+        obs.moves_begun,
     )  # fmt: skip
     moving = moved.moves
     staying |= moved.placements

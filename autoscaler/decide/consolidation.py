@@ -82,6 +82,7 @@ def consolidate(
     now: float,
     unbound: Sequence[Allocation] = (),
     leaving: Collection[str] = (),
+    begun: Mapping[str, float] | None = None,
 ) -> Consolidation:
     """The moves to begin this loop, within what the budget leaves.
 
@@ -91,11 +92,13 @@ def consolidate(
     not bound yet, beside which a move's new pods must bind on a HAMi node in whatever order they arrive
     (`place_requests`), as the moves chosen before it; `leaving`: the nodes the replicas of moves under way
     still hold (`leaving_nodes`), which no move lands on, nor do those the moves chosen here take replicas
-    off: the node a move empties would be occupied again, and its saving counted twice."""
+    off: the node a move empties would be occupied again, and its saving counted twice; `begun`: when this
+    controller began the moves it remembers (`Observation.moves_begun`), counted with the statuses' by key."""
     cfg = settings.consolidation
     if not cfg.enabled:
         return Consolidation()
-    recent = sum(1 for m in recorded.values() if now - m.at < cfg.interval_s)
+    began = {key: m.at for key, m in recorded.items()} | {k: t for k, t in (begun or {}).items() if k not in recorded}
+    recent = sum(1 for at in began.values() if now - at < cfg.interval_s)
     budget = cfg.max_disruptions_per_interval - recent
     moves: dict[str, Move] = {}
     placed: dict[str, tuple[Placement, ...]] = {}
