@@ -95,6 +95,10 @@ class ClassCapacity:
     leads_s: Sequence[float] = ()
     """How long the class's nodes took from registering to Ready, observed."""
 
+    def nodes_needed(self, waiting_gpus: Sequence[float]) -> list[int]:
+        """`nodes_needed` of the waiting replicas on this capacity: 0 a free GPU now, j >= 1 the j-th node."""
+        return nodes_needed(waiting_gpus, sum(max(0, g) for g in self.free_gpus), self.gpus_per_node)
+
 
 def queue_etas(
     now: float,
@@ -121,7 +125,7 @@ def queue_etas(
     loads = [float(load_s)] * len(waiting_gpus) if isinstance(load_s, int | float) else [float(x) for x in load_s]
     if len(loads) != len(waiting_gpus):
         raise ValueError(f"queue_etas: {len(loads)} load times for {len(waiting_gpus)} waiting replicas")
-    needs = nodes_needed(waiting_gpus, sum(max(0, g) for g in capacity.free_gpus), capacity.gpus_per_node)
+    needs = capacity.nodes_needed(waiting_gpus)
     coming = registered_ready_in([now - t for t in capacity.registered_at], capacity.leads_s, settings)
     ages = sorted((now - placed for placed in capacity.orders_placed_at), reverse=True)
     in_flight = ages[len(coming) :]  # the oldest orders are those whose nodes registered
@@ -222,7 +226,7 @@ def ready_law(
     conditioned on its age) and each registered node the leads observed (conditioned likewise), and were
     nothing else to happen. Not a promise: what a rule that knew the true delay law could promise from the
     same queue, which the churn benchmark scores its promises against (`least_mean_slack`)."""
-    needs = nodes_needed(waiting_gpus, sum(max(0, g) for g in capacity.free_gpus), capacity.gpus_per_node)
+    needs = capacity.nodes_needed(waiting_gpus)
     last = max(range(len(needs)), key=lambda i: (needs[i], load_s[i]))
     return ready_laws(now, waiting_gpus, capacity, load_s, settings, resolution_s)[last]
 
@@ -237,7 +241,7 @@ def ready_laws(
 ) -> list[tuple[float, np.ndarray]]:
     """`ready_law` for each of the waiting replicas, in queue order (the j-th node's from one Poisson-binomial
     of the same orders): what the warm-pool simulator bounds each first promise's slack from."""
-    needs = nodes_needed(waiting_gpus, sum(max(0, g) for g in capacity.free_gpus), capacity.gpus_per_node)
+    needs = capacity.nodes_needed(waiting_gpus)
     most = max(needs, default=0)
     if most == 0:
         return [(now + load, np.ones(1)) for load in load_s]
