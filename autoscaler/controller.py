@@ -393,9 +393,10 @@ class Controller:
         self.history: KeptHistory | None = None
         """The demand history as last read, by the leader or a standby, until a read fails."""
         self.gpu_indexes: Mapping[str, Mapping[str, int]] = {}
-        self.moves_begun: dict[str, float] = {}
         """NVML's index of each GPU UUID per node, as last read: hardware, so a node's is kept through a read
         that failed or lacks it (numbered by EGS meanwhile, KAI's shares could move GPUs between loops)."""
+        self.moves_begun: dict[str, float] = {}
+        """When this leader began each consolidation move it still counts (`Observation.moves_begun`)."""
         self.said: frozenset[str] = frozenset()
         """The last decision's notices (a node skipped, an annotation that cannot be read): each is
         logged once, when it starts, and again in a new term."""
@@ -735,4 +736,4 @@ def begun_moves(remembered: Mapping[str, float], decision: Decision, interval_s:
     remembered from earlier loops within the interval (their endpoints may be gone, and their records with
     them)."""
     kept = {key: at for key, at in remembered.items() if now - at < interval_s}
-    return kept | {f"{d.namespace}/{d.name}": d.move.at for d in decision.endpoints if d.move is not None}
+    return kept | {d.key: d.move.at for d in decision.endpoints if d.move is not None}

@@ -337,7 +337,7 @@ def test_a_move_whose_endpoint_was_deleted_still_counts_against_the_budget() -> 
 def test_the_controller_remembers_the_moves_it_began_within_the_interval() -> None:
     moved = loop(*two_half_empty_nodes())
     [who] = moves(moved)
-    [key] = [f"{d.namespace}/{d.name}" for d in moved.endpoints if d.move is not None]
+    [key] = [d.key for d in moved.endpoints if d.move is not None]
     kept = begun_moves({"team-a/deleted-since": NOW - 10, "team-a/long-ago": LATER - 3 * ON.consolidation.interval_s},
                        moved, ON.consolidation.interval_s, NOW)  # fmt: skip
     assert kept == {"team-a/deleted-since": NOW - 10, key: NOW}

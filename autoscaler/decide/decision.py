@@ -98,6 +98,11 @@ class EndpointDecision:
         """Warm capacity takes every replica now (the API's 201)."""
         return self.waiting == 0 and self.unplaceable == 0 and self.placed > 0
 
+    @property
+    def key(self) -> str:
+        """namespace/name, as `Endpoint.key`."""
+        return f"{self.namespace}/{self.name}"
+
 
 @dataclass(frozen=True)
 class PoolDecision:
