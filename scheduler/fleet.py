@@ -222,11 +222,8 @@ class _Pristine:
         first: dict[str, int] = {}
         for node in nodes:
             first.setdefault(node.kind, node.order)
-            by_state = groups.setdefault(node.kind, {})
-            if node.has_room():
-                signature = node.signature()
+            if (signature := _file(groups, node)) is not None:
                 signatures.setdefault(signature)
-                by_state.setdefault(signature, []).append(node.order)
         per_domain: dict[str, tuple[GpuModel, int]] = {}
         for node in nodes:
             domains: dict[str, int] = {}
@@ -376,14 +373,22 @@ class FleetState:
 
     def _insert(self, node: NodeState) -> None:
         self._states.pop(node.kind, None)
-        by_state = self._groups.setdefault(node.kind, {})
-        if node.has_room():
-            signature = node.signature()
+        if (signature := _file(self._groups, node)) is not None:
             self._ids.setdefault(signature, len(self._ids))
-            bisect.insort(by_state.setdefault(signature, []), node.order)
 
     def plan(self) -> Plan:
         return Plan(tuple(self.placements), tuple(self.unplaced), dict(self.occupied))
+
+
+def _file(groups: dict[str, dict[tuple[object, ...], list[int]]], node: NodeState) -> tuple[object, ...] | None:
+    """File `node` in its kind's groups by the state it is in, in node order, where it has room; its signature
+    then (None where it has none): the one rule a fleet's first groups and every change after them keep."""
+    by_state = groups.setdefault(node.kind, {})
+    if not node.has_room():
+        return None
+    signature = node.signature()
+    bisect.insort(by_state.setdefault(signature, []), node.order)
+    return signature
 
 
 def untolerated(node: NodeState | NodeGpus, request: Request) -> Taint | None:
