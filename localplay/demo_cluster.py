@@ -197,6 +197,9 @@ class ClusterPlay:
     def _wanted(self, now: float) -> dict[str, Pod]:
         """Each Deployment's pods as its ReplicaSets hold them, rolled as its strategy says (`rollout`)."""
         pods = {}
+        by_deployment: dict[tuple[str, str], dict[str, Pod]] = {}
+        for p in self.pods.values():
+            by_deployment.setdefault((p.namespace, p.deployment), {})[p.name] = p
         for d in self.kube.all(DEPLOYMENTS):
             meta, spec = d["metadata"], d.get("spec") or {}
             template = (spec.get("template") or {}).get("spec") or {}
@@ -205,7 +208,7 @@ class ClusterPlay:
                 continue
             placeholder = template.get("priorityClassName") == WARM_POOL_PRIORITY_CLASS
             namespace, deployment = meta["namespace"], meta["name"]
-            mine = {p.name: p for p in self.pods.values() if (p.namespace, p.deployment) == (namespace, deployment)}
+            mine = by_deployment.get((namespace, deployment), {})
             running = [
                 Running(p.name, bool(p.node), self._ready(p, now), p.placed_at, p.created) for p in mine.values()
             ]
