@@ -182,7 +182,7 @@ def measure_decide(args: argparse.Namespace, catalog: Catalog, registry: Registr
     replicas = sum(d.replicas for d in decision.endpoints)
     placed = sum(d.placed for d in decision.endpoints)
     log(f"{len(decision.endpoints)} endpoints, {replicas} replicas ({placed} on nodes now), {gpus} GPUs")
-    figures: dict[str, Any] = {"gpus": gpus, "decide_seconds": round(min(times), 3)}
+    figures: dict[str, Any] = {"gpus": gpus, "first_decide_seconds": round(min(times), 3)}
     figures |= {"replicas": replicas, "placed_now": placed}
     figures["serving"] = measure_serving(args, serving(decision, obs), registry, catalog, now)
     return figures
@@ -194,8 +194,9 @@ def serving(decision: Decision, obs: Observation) -> Observation:
     objects left out). The first loop runs nothing, so this is where consolidation has replicas to move."""
     owned: list[dict[str, Any]] = []
     pods = [p for p in obs.pods if p["spec"].get("nodeName")]  # the other workloads' pods
+    namespace = settings().namespace
     for obj in decision.objects:
-        if obj["metadata"].get("namespace") == settings().namespace or obj["kind"] == "PriorityClass":
+        if obj["metadata"].get("namespace") == namespace or obj["kind"] == "PriorityClass":
             continue
         owned.append(obj)
         if obj["kind"] not in WORKLOAD_KINDS:
@@ -364,7 +365,7 @@ def main() -> int:
             {
                 "endpoints": args.endpoints,
                 "gpus": decided["gpus"],
-                "first_decide_seconds": decided["decide_seconds"],
+                "first_decide_seconds": decided["first_decide_seconds"],
                 "serving_decide_seconds": decided["serving"]["off"]["decide_seconds"],
                 "serving_decide_target_met": decided["serving"]["off"]["target_met"],
                 "second_reconcile_writes": reconciled["second_writes"],
