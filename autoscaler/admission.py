@@ -22,13 +22,15 @@ none or its one is old, so a restart loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from autoscaler.decide import (
+    PROMISE_ANNOTATION,
     Decision,
     EndpointDecision,
     Settings,
@@ -49,6 +51,7 @@ from autoscaler.decide.state import CREATED, Promise
 from autoscaler.decide.waiting import class_law, queued_gpus
 from autoscaler.eta import law_points
 from autoscaler.orders import OrderBook
+from common.errors import InputError
 from scheduler.catalog import Catalog
 from scheduler.inventory import Allocation, Inventory, SharingPolicy, held_by
 from scheduler.plan import Placement, Plan
@@ -132,6 +135,68 @@ def admit(
     unbound = (*capacity.unbound, *(a for p in placed.placements for a in held_by(p)))
     after = replace(capacity, free=free, waiting=queues, endpoints=capacity.endpoints | {ep.key}, unbound=unbound)
     return Admitted(decision, after, placed.placements, waiting.placements)
+
+
+REMADE_ANNOTATION = "egs.io/answered-before"
+"""The answers the POST that created an endpoint gave before the one annotated now (`PROMISE_ANNOTATION`), each
+re-made after the create because another replica of the API had answered its GPUs meanwhile, and when the last
+was re-made: `{"at": <Unix time>, "answers": [<an answer as annotated>, ...]}`. A controller loop may have listed
+the endpoint at any of them and be placing it there, so the API holds their GPUs (`hold`) until the endpoint's
+workload shows up (churn seed 752, two API replicas: a view built meanwhile answered that room 201 again)."""
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """What `REMADE_ANNOTATION` says of an endpoint: when its answer was last re-made, and the answers before."""
+
+    at: float = 0.0
+    answers: tuple[str, ...] = ()
+
+
+def earlier(obj: Mapping[str, Any]) -> Earlier:
+    """The endpoint's answers before its own (`REMADE_ANNOTATION`); none where it has none or it cannot be read."""
+    meta = obj.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    text = annotations.get(REMADE_ANNOTATION) if isinstance(annotations, Mapping) else None
+    try:
+        raw = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return Earlier()
+    if not isinstance(raw, Mapping):
+        return Earlier()
+    at, answers = raw.get("at"), raw.get("answers")
+    if not isinstance(at, int | float) or not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        return Earlier()
+    return Earlier(float(at), tuple(answers))
+
+
+def remade(obj: Mapping[str, Any], answer: str, now: float) -> str:
+    """`REMADE_ANNOTATION` of the endpoint `obj` once its answer `answer` (as annotated) is re-made at `now`."""
+    return json.dumps({"at": now, "answers": [*earlier(obj).answers, answer]})
+
+
+def hold(capacity: Capacity, obj: Mapping[str, Any], answers: Iterable[str]) -> Capacity:
+    """`capacity` with the GPUs that `answers` (earlier answers of the endpoint `obj`, as annotated) placed it on
+    taken, each GPU (or MIG instance) where it is still free: a replica answered on GPUs 0 and 1 and re-made onto 1
+    and 2 holds GPU 0 too. Read with `obj`'s generation: an answer for another spec holds nothing."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    owner = str(meta.get("name", ""))
+    free, taken = capacity.free, list(capacity.unbound)
+    for answer in answers:
+        promise = promise_of({"metadata": {**meta, "annotations": {PROMISE_ANNOTATION: answer}}})
+        for p in promise.placements if promise is not None else ():
+            for w in p.workers:
+                pieces = [Allocation(w.node, mig=w.mig_profile, owner=owner)] if w.mig_profile else [
+                    Allocation(w.node, (g,), p.vram_mib_per_gpu, sharing=p.sharing, owner=owner) for g in w.gpus
+                ]  # fmt: skip
+                for piece in pieces:
+                    try:
+                        free = free.allocated([piece])
+                    except InputError:
+                        continue  # taken already (by the answer kept, or another), or its node went
+                    taken.append(piece)
+    return replace(capacity, free=free, unbound=tuple(taken))
 
 
 def waiting_eta(

@@ -53,7 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from autoscaler import endpoint as ie
-from autoscaler.adapters.api_limits import CAPACITY_TTL_S, Limits
+from autoscaler.adapters.api_limits import CAPACITY_TTL_S, REMADE_HOLD_LOOPS, Limits
 from autoscaler.adapters.kubernetes import (
     Cluster,
     ConflictError,
@@ -62,7 +62,18 @@ from autoscaler.adapters.kubernetes import (
     KubernetesError,
     NotFoundError,
 )
-from autoscaler.admission import Admitted, Capacity, admit, capacity, waiting_eta, waiting_law
+from autoscaler.admission import (
+    REMADE_ANNOTATION,
+    Admitted,
+    Capacity,
+    admit,
+    capacity,
+    earlier,
+    hold,
+    remade,
+    waiting_eta,
+    waiting_law,
+)
 from autoscaler.decide import (
     PROMISE_ANNOTATION,
     PROVISIONING_PREFIX,
@@ -76,6 +87,7 @@ from autoscaler.decide import (
     report,
 )
 from autoscaler.decide.state import WORKLOAD_KINDS, read_owned
+from autoscaler.decide.workloads import owning_endpoint
 from autoscaler.events import ref
 from autoscaler.leader import LEASE_NAME
 from autoscaler.orders import OrderBook, track
@@ -737,7 +749,7 @@ class _Admissions:
                 return admitted, obj, created
             again = admit(before, obj, s.settings, s.registry, s.catalog, now)
             if _held(again.placed) == _held(admitted.placed):
-                return replace(admitted, capacity=again.capacity), obj, created
+                return replace(admitted, capacity=hold(again.capacity, obj, earlier(obj).answers)), obj, created
             meta = obj["metadata"]
             promise = json.dumps(answer_status(again.decision, meta["generation"], again.placed)["promise"])
             log.info(
@@ -745,11 +757,15 @@ class _Admissions:
                 endpoint_key(obj), admitted.decision.phase, _where(admitted.placed), again.decision.phase,
                 _where(again.placed),
             )  # fmt: skip
-            obj = {**obj, "metadata": {**meta, "annotations": {**meta["annotations"], PROMISE_ANNOTATION: promise}}}
-            annotation = {PROMISE_ANNOTATION: promise}
+            # The answers before stay held, here and at every replica, until the controller's workload shows up.
+            annotation = {
+                PROMISE_ANNOTATION: promise,
+                REMADE_ANNOTATION: remade(obj, meta["annotations"][PROMISE_ANNOTATION], now),
+            }
+            obj = {**obj, "metadata": {**meta, "annotations": {**meta["annotations"], **annotation}}}
             created = s.cluster.annotate(meta["namespace"], meta["name"], annotation, meta["uid"], FIELD_MANAGER)
             self.counted |= {_counted_as(created)}
-            admitted = again
+            admitted = replace(again, capacity=hold(again.capacity, obj, earlier(obj).answers))
 
     def _outrun(self, listed: list[dict[str, Any]]) -> bool:
         """Whether the controller wrote, since the capacity's listing, a workload (a new one, or a new spec) that
@@ -792,7 +808,16 @@ class _Admissions:
                     adopted = admit(capacity, obj, s.settings, s.registry, s.catalog, now)
                     capacity, self.planned = adopted.capacity, self.planned + _planned(adopted.placed)
                     self.admitted.append((now, obj))  # a rebuild that listed before it takes it too
+                uid = _uid(obj)
+                answers = [a for a in self._unexpired(obj, now) if (uid, a) not in self.counted]
+                capacity, self.counted = hold(capacity, obj, answers), self.counted | {(uid, a) for a in answers}
         return capacity
+
+    def _unexpired(self, obj: Mapping[str, Any], now: float) -> tuple[str, ...]:
+        """The answers `obj`'s POST gave before its own (`REMADE_ANNOTATION`) while a controller loop that listed one
+        may still be writing its workload there (`REMADE_HOLD_LOOPS` intervals)."""
+        past = earlier(obj)
+        return past.answers if now - past.at < REMADE_HOLD_LOOPS * self.services.settings.eta.step_s else ()
 
     def _build(
         self, now: float, nodes: list[dict[str, Any]], endpoints: list[dict[str, Any]] | None = None
@@ -812,12 +837,18 @@ class _Admissions:
         # when the controller kept them for the replacement (churn seed 4); a 202 there is only early.
         decision = decide(obs, s.settings, s.registry, s.catalog, now)
         self.said = report(decision, self.said, log)
-        written = frozenset(_version(o) for o in owned if o.get("kind") in WORKLOAD_KINDS)
+        workloads = [o for o in owned if o.get("kind") in WORKLOAD_KINDS]
+        # A re-made answer's earlier GPUs, held until a workload of its endpoint shows where the controller put it.
+        served = {owner[1] for o in workloads if (owner := owning_endpoint(o)) is not None}
+        built, held = capacity(decision, s.catalog), set[_Counted]()
+        for obj in endpoints:
+            if (uid := _uid(obj)) not in served and (answers := self._unexpired(obj, now)):
+                built, held = hold(built, obj, answers), held | {(uid, a) for a in answers}
         return (
-            capacity(decision, s.catalog),
+            built,
             _planned(decision.placed.placements),
-            written,
-            frozenset(map(_counted_as, endpoints)),
+            frozenset(map(_version, workloads)),
+            frozenset(map(_counted_as, endpoints)) | held,
         )
 
     def _read_indexes(self, nodes: list[dict[str, Any]], now: float) -> Mapping[str, Mapping[str, int]]:
@@ -881,7 +912,8 @@ class _Admissions:
             for _, obj in since:
                 if endpoint_key(obj) not in built.endpoints:
                     again = admit(built, obj, s.settings, s.registry, s.catalog, s.clock())
-                    built, planned = again.capacity, planned + _planned(again.placed)
+                    built = hold(again.capacity, obj, self._unexpired(obj, s.clock()))
+                    planned += _planned(again.placed)
             if self.capacity is not None and started >= self.listed_at:  # not forgotten, nor built anew, meanwhile
                 self.capacity, self.listed_at, self.admitted = built, started, since
                 self.nodes, self.planned, self.written = _versions(nodes), planned, written
