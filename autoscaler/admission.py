@@ -17,7 +17,8 @@ The answer is the one `decide` gives with the other endpoints placed first, and 
 loops keep it: the API records it in `status.promise`, which the controller places first
 (`autoscaler.decide.promises`); a 201's or a 202's warm replicas are placed otherwise only when their
 capacity is gone. The API rebuilds a capacity from the cluster (`decide` on what it lists) when it has
-none or its one is old, so a restart loses nothing.
+none or its one is old, so a restart loses nothing. An answer the API re-made after the create (two replicas
+answered the same GPUs at once) keeps the GPUs of its answers before held (`hold`, `REMADE_ANNOTATION`).
 """
 
 from __future__ import annotations

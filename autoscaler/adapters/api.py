@@ -797,9 +797,10 @@ class _Admissions:
         """`capacity` with the endpoints `listed` that another replica of the API answered since its listing
         admitted onto it, each taking the GPUs it was answered. One written otherwise (kubectl) holds no answer:
         the next rebuild places it as the controller does. An answer re-made (`_confirmed`) is taken again at its
-        new answer, its first staying counted until a build: the controller may have listed it at its first and
-        placed it there (churn seed 751, three replicas: a build at once answered that room 201 again, and the
-        controller bound the re-made endpoint on it)."""
+        new answer, the GPUs of its answers before (`REMADE_ANNOTATION`) held as well where this view did not count
+        them yet: the controller may have listed it at one of them and be placing it there (churn seed 751, three
+        replicas: a build at once answered that room 201 again, and the controller bound the re-made endpoint on
+        it). A build holds them until the endpoint's workload shows up (`_build`)."""
         s = self.services
         for obj in listed:
             if _counted_as(obj) not in self.counted:
