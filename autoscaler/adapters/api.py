@@ -589,7 +589,8 @@ class _Admissions:
         self.admitted: list[tuple[float, Mapping[str, Any]]] = []
         """(when, object) of the endpoints created since then."""
         self.counted: frozenset[_Counted] = frozenset()
-        """The endpoints `capacity` counts (`_counted_as`): listed behind it, admitted or adopted since."""
+        """The endpoints `capacity` counts (`_counted_as`): listed behind it, admitted or adopted since; and the
+        answers before a re-made one whose GPUs it holds (uid, answer)."""
         self.rebuilding = False
         self.left: dict[tuple[str, str], str] = {}
         """(namespace, name) -> uid of the endpoints a POST of this replica created and failed to delete again
