@@ -113,7 +113,7 @@ def test_a_running_replica_keeps_its_class_when_an_unrelated_endpoint_goes() -> 
     assert all(d[3] not in workloads(first, on_h100) for d in second.deletions)
 
 
-def test_a_replaced_workload_holds_its_gpus_uncounted_until_its_replacement_serves() -> None:
+def test_a_replaced_workload_holds_its_gpus_and_serves_until_its_replacement_does() -> None:
     nodes = [l40s("l40s-0"), h100("gpu-0")]
     eps = [endpoint(gpuClasses=["H100-80GB"])]
     first = decide(Observation(nodes, eps, signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
@@ -124,7 +124,8 @@ def test_a_replaced_workload_holds_its_gpus_uncounted_until_its_replacement_serv
     moved[0]["metadata"]["generation"] = 4
     second = decide(Observation(nodes, moved, owned, signals(), pods=pods), SETTINGS, REGISTRY, CATALOG, NOW + 60)
     chat = second.endpoints[0]
-    assert (chat.gpu_class, chat.ready_replicas, chat.phase) == ("L40S", 0, "Pending")  # the H100 replica is not it
+    # The H100 replica is not the new shape's, but serves (and counts) until it does.
+    assert (chat.gpu_class, chat.ready_replicas, chat.phase, chat.shape_change) == ("L40S", 1, "Ready", tuple(old))
     assert not set(workloads(second, "chat")) & old
     assert second.deletions == ()  # make-before-break: the old replica serves until the new one does
     assert [g.holders for g in second.inventory.node("gpu-0").gpus][:1] == [1]  # its GPU is not free
@@ -360,14 +361,16 @@ def test_an_endpoint_being_moved_stays_ready_on_the_replicas_it_replaces_and_say
     )
     assert (done.endpoints[0].phase, done.endpoints[0].ready_replicas) == ("Ready", 1)
     assert "Consolidating" not in conditions(done)
-    # A spec changed mid-move (a new generation): the replaced replica is the old spec's, and no longer
-    # counts (issue 16: ready counts count the intended shapes only).
+    # A spec changed mid-move (a new generation): the replaced replica is the old spec's, and serves (counted)
+    # until the new spec's does, a change of shape now, not a move.
     changed = observed(later, eps)
     changed[0]["metadata"]["generation"] = 4
     owned_new, pods_new = applied(moved, ready=False)
     obs = Observation(nodes, changed, owned + owned_new, signals(), pods=pods + pods_new)
     respec = decide(obs, CONSOLIDATING, *AT[1:])
-    assert (respec.endpoints[0].ready_replicas, respec.endpoints[0].phase) == (0, "Pending")
+    assert (respec.endpoints[0].ready_replicas, respec.endpoints[0].phase) == (1, "Ready")
+    assert respec.endpoints[0].shape_change == ("chat-bf16-h100-80gb",)
+    assert conditions(respec)["Progressing"][:2] == ("True", "ChangingShape")
     assert "Consolidating" not in conditions(respec)
 
 

@@ -29,17 +29,18 @@ def test_a_switch_keeps_the_replicas_until_the_autoscaler_writes_its_own(kube: K
     ctl = controller(kube, FixedSignals(demand=9.0))
     ctl.reconcile()
     assert chat_deployment(kube)["spec"]["replicas"] == 6
-    # The switch, with a change the workload's template carries, so that the controller applies the workload again.
-    kube.patch(ENDPOINTS, "team-a", "chat", {"spec": {"scaling": scaling, "concurrency": 32}})
+    # The switch, with a change the workload's template carries but not its shape (the same KV cache: twice the
+    # sequences, half the context), so that the controller applies the same workload again.
+    kube.patch(ENDPOINTS, "team-a", "chat", {"spec": {"scaling": scaling, "concurrency": 32, "contextTokens": 4096}})
     outcome = ctl.reconcile()
     assert outcome.errors == []
     deployment = chat_deployment(kube)
-    assert _max_num_seqs(deployment) == "32"
+    assert (_max_num_seqs(deployment), deployment["metadata"]["name"]) == ("32", "chat-bf16-h100-80gb")
     assert deployment["spec"]["replicas"] == 6  # before: 1, the API server's default
     # The autoscaler scales (its scale write owns the field); the controller leaves it to it from then on.
     name = deployment["metadata"]["name"]
     kube.patch(DEPLOYMENTS, "team-a", name, {"spec": {"replicas": 3}})
-    kube.patch(ENDPOINTS, "team-a", "chat", {"spec": {"concurrency": 16}})
+    kube.patch(ENDPOINTS, "team-a", "chat", {"spec": {"concurrency": 16, "contextTokens": 8192}})
     assert ctl.reconcile().errors == []
     deployment = chat_deployment(kube)
     assert _max_num_seqs(deployment) == "16"

@@ -99,6 +99,7 @@ from autoscaler.decide.status import (
     not_applied,
     parse_endpoints,
     promise_outcome,
+    shape_change_of,
     shape_of,
 )
 from autoscaler.decide.targets import (
@@ -120,7 +121,7 @@ from autoscaler.decide.waiting import (
     unstuck,
 )
 from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, pool_decisions, pool_objects
-from autoscaler.decide.workloads import MANAGED, by_identity, orphans, workload_objects
+from autoscaler.decide.workloads import MANAGED, by_identity, changed_from, orphans, workload_objects
 from autoscaler.events import Event, event, find_condition
 from autoscaler.kubetime import rfc3339
 from autoscaler.pods import (
@@ -200,8 +201,13 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     nodes, guessed, unreadable = with_devices(read, obs.pods, obs.gpu_indexes)
     raw_by_key = {endpoint_key(o): o for o in obs.endpoints}
     recorded = {ep.key: m for ep in endpoints if (m := move_of(raw_by_key[ep.key], workloads.get(ep.key, ())))}
+    # A shape change of the spec under way: its new shape's replicas do not all serve yet (the old shape's
+    # may be one the spec still admits: they are no incumbents, whatever it admits).
+    changes = {ep.key: c for ep in endpoints if (c := shape_change_of(raw_by_key[ep.key], workloads.get(ep.key, ())))}
     replaced = frozenset(
-        (ep.namespace, name) for ep in endpoints for name in getattr(recorded.get(ep.key), "replacing", ())
+        (ep.namespace, name)
+        for ep in endpoints
+        for name in (*getattr(recorded.get(ep.key), "replacing", ()), *changes.get(ep.key, ()))
     )
     # Incumbents first, on the GPUs they hold; every other bound pod (other workloads', and EGS's
     # replaced or surplus ones until they are gone) then holds what it asks for of what is left
@@ -217,7 +223,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     windows: dict[str, tuple[Recommendation, ...]] = {}
     attribution = attribute(endpoints, obs.signals, obs.pod_signals, pods_by_endpoint(obs.pods))
     for ep in endpoints:
-        mine = workloads.get(ep.key, [])
+        # What a move or a shape change replaces serves beside its successor: the endpoint's count is not both.
+        mine = [w for w in workloads.get(ep.key, []) if w.workload not in replaced] or workloads.get(ep.key, [])
         admitted = [w for w in mine if ep.key not in changed and admits(ep, w.shape, registry)]
         running = current(admitted or mine)
         recommended, why = replica_count(ep, running, obs.signals, settings, now, attribution.endpoints.get(ep.key))
@@ -334,6 +341,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             try:
                 behind = frozenset(c for c, keys in unbound_by_class.items() if keys - {ep.key})
                 replacing = move.replacing if move is not None else ()
+                if ep.key not in changed:  # changed again, a shape asked for anew keeps its workload that serves
+                    replacing = (*replacing, *changes.get(ep.key, ()))
                 rendered = workload_objects(
                     ep, request, placed + waiting, registry, catalog, settings, taken, observed, behind, replacing, mine
                 )
@@ -341,9 +350,16 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
                 failure = str(e)
         names = {o["metadata"]["name"] for o in rendered if o["kind"] in WORKLOAD_KINDS}
         serving = current(w for w in mine if w.name in names)
-        standing = moving_from(move if ep.key not in changed else None, mine, names)
+        if ep.key in changed:  # what the spec's new shape replaces, where it can be written
+            shape_change = changed_from(ep, mine, observed, names) if names else ()
+        else:
+            shape_change = tuple(n for n in changes.get(ep.key, ()) if n not in names)
+        moved_from = move.replacing if move is not None and ep.key not in changed else ()
+        standing = moving_from((*moved_from, *shape_change), mine, names)
         target = targets[ep.key]
-        decision = endpoint_decision(ep, target, placed, waiting, unplaced, serving, etas.get(ep.key), standing)
+        decision = endpoint_decision(
+            ep, target, placed, waiting, unplaced, serving, etas.get(ep.key), standing, shape_change
+        )
         decision = replace(
             decision, recommendations=windows.get(ep.key, ()), cost_per_hour=endpoint_cost(placed + waiting, catalog)
         )

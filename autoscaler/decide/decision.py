@@ -90,8 +90,12 @@ class EndpointDecision:
     """(reason, message) when its spec is not applied (its new shape cannot be rendered, or its changed
     spec fits no node): what its replicas from before serve is reported instead (`status.not_applied`)."""
     moving: str | None = None
-    """While a consolidation move's new replicas do not all serve: where it moves, the `Consolidating`
-    condition's message; the replaced replicas that serve count in `ready_replicas` meanwhile."""
+    """While a consolidation move's or a shape change's new replicas do not all serve: where it goes, the
+    `Consolidating` (or `Progressing`) condition's message; the replaced replicas that serve count in
+    `ready_replicas` meanwhile."""
+    shape_change: tuple[str, ...] = ()
+    """The workloads of the shape before that a change of its spec replaces, serving until the new shape's
+    replicas do (make-before-break), recorded in `status.shapeChange` while they exist."""
 
     @property
     def serves_now(self) -> bool:

@@ -17,7 +17,6 @@ from autoscaler.decide.placement import serving_cost
 from autoscaler.decide.state import (
     ACCEPTED,
     CREATED,
-    Move,
     Owned,
     Promise,
     Workload,
@@ -139,14 +138,23 @@ def shape_of(placements: Iterable[Placement]) -> tuple[str, str] | None:
     return main_shape((p.variant, p.gpu_class) for p in placements)
 
 
-def moving_from(move: Move | None, workloads: Iterable[Owned], intended: Collection[str]) -> Workload:
-    """What the workloads a consolidation `move` replaces hold now (no move, or none of them left: replicas
-    None). Make-before-break, they serve until the new shape's replicas do, so the endpoint's status counts
-    them meanwhile: a move would otherwise turn a served endpoint not-Ready. No other workload outside the
-    `intended` ones counts (a stale one, a changed spec's old shape: issue 16)."""
-    if move is None:
-        return Workload()
-    return current(w for w in workloads if w.name in move.replacing and w.name not in intended)
+def moving_from(replacing: Iterable[str], workloads: Iterable[Owned], intended: Collection[str]) -> Workload:
+    """What the workloads `replacing` (a consolidation move's, a shape change's: `shape_change_of`) hold now (none
+    of them left: replicas None). Make-before-break, they serve until the new shape's replicas do, so the
+    endpoint's status counts them meanwhile: a move or a change of the spec would otherwise turn a served
+    endpoint not-Ready. No other workload outside the `intended` ones counts (a stale one, issue 16)."""
+    names = set(replacing)
+    return current(w for w in workloads if w.name in names and w.name not in intended)
+
+
+def shape_change_of(raw: Mapping[str, Any], owned: Sequence[Owned]) -> tuple[str, ...]:
+    """The workloads a shape change of the endpoint's spec replaces, as its status records them
+    (`status.shapeChange`), that still exist: they serve until the new shape's replicas do, and are neither
+    incumbents nor names a new shape takes meanwhile (their shape may be one the spec still admits)."""
+    recorded = status_of(raw).get("shapeChange")
+    listed = recorded.get("replacing") if isinstance(recorded, Mapping) else None
+    names = {w.name for w in owned}
+    return tuple(str(n) for n in listed if str(n) in names) if isinstance(listed, list) else ()
 
 
 def endpoint_decision(
@@ -158,17 +166,20 @@ def endpoint_decision(
     current: Workload,
     eta: float | None,
     replaced: Workload | None = None,
+    shape_change: tuple[str, ...] = (),
 ) -> EndpointDecision:
     """The endpoint's phase and counts from its intended workloads (`current`), and, while a consolidation
-    move is under way (its new replicas do not all serve yet), from the `replaced` ones that still serve
-    (`moving_from`): those count ready, and the `Consolidating` condition says where it moves."""
+    move or a `shape_change` of its spec (the workloads of the shape before) is under way (its new replicas
+    do not all serve yet), from the `replaced` ones that still serve (`moving_from`): those count ready, and
+    the `Consolidating` condition (a move) or the `Progressing` one (a change) says where it goes."""
     replicas, hold = target
     shape = shape_of([*placed, *waiting])
     ready = min(current.ready, replicas)
     moving = None
     if replaced is not None and replaced.replicas is not None and ready < replicas:
         to = f"{shape[0]} on {shape[1]}" if shape else "a cheaper shape"
-        moving = f"moving to {to}: {ready} of {replicas} new replicas ready; the replaced ones serve until they are"
+        verb = "changing" if shape_change else "moving"
+        moving = f"{verb} to {to}: {ready} of {replicas} new replicas ready; the replaced ones serve until they are"
         ready = min(current.ready + replaced.ready, replicas)
     if unplaced and not placed and not waiting:
         phase, reason = "Failed", "Unschedulable"
@@ -200,6 +211,7 @@ def endpoint_decision(
         message=message,
         held=hold.message if hold else None,
         moving=moving,
+        shape_change=shape_change,
     )
 
 
@@ -217,14 +229,16 @@ def endpoint_status(
     owned = (
         *ENDPOINT_CONDITIONS,
         *((SPEC_APPLIED,) if d.not_applied else ()),
-        *((CONSOLIDATING,) if d.moving else ()),
+        *((CONSOLIDATING,) if d.moving and not d.shape_change else ()),
     )
     conditions = [c for c in previous.get("conditions") or () if c.get("type") in owned]
     for type, holds in conditions_of(d).items():
         conditions = set_condition(conditions, type, holds, d.reason, d.message, now, generation)
     if d.not_applied:  # present while the spec is not applied, gone with it
         conditions = set_condition(conditions, SPEC_APPLIED, "False", *d.not_applied, now, generation)
-    if d.moving:  # present while a move's new replicas do not all serve, gone with it
+    if d.moving and d.shape_change:  # the spec's change under way, whatever the phase says
+        conditions = set_condition(conditions, "Progressing", "True", CHANGING_SHAPE, d.moving, now, generation)
+    elif d.moving:  # present while a move's new replicas do not all serve, gone with it
         conditions = set_condition(conditions, CONSOLIDATING, "True", MOVING, d.moving, now, generation)
     # As HPA's ScalingActive: False while the replica count is held instead of following demand (Prometheus
     # unreachable or not given, a model's metrics missing, stale or contradictory), so that `kubectl
@@ -265,6 +279,8 @@ def endpoint_status(
             status["conditions"].append(carried)
     if d.move is not None:
         status["consolidation"] = d.move.as_status()
+    if d.shape_change:
+        status["shapeChange"] = {"replacing": list(d.shape_change)}
     if d.recommendations:
         status["recommendations"] = [{"time": rfc3339(r.time), "replicas": r.replicas} for r in d.recommendations]
     return status
@@ -296,6 +312,9 @@ CONSOLIDATING = "Consolidating"
 """True, with reason `MOVING`, while a consolidation move's new replicas do not all serve (`endpoint_decision`):
 the message says to which shape, and the replaced replicas count ready meanwhile; absent otherwise."""
 MOVING = "MovingToCheaperShape"
+CHANGING_SHAPE = "ChangingShape"
+"""The `Progressing` reason while a shape change of the spec is under way (`endpoint_decision`): its new
+replicas do not all serve, and the replaced ones that do count ready meanwhile."""
 SPEC_CHANGE_HELD = "Unschedulable"
 CANNOT_RENDER = "CannotRender"
 

@@ -59,11 +59,12 @@ def workload_objects(
     and keeping the node preference they were created with (`observed`: the owned objects by identity)
     for this incarnation of the endpoint, those of a GPU class in `unbound` asking for no new replica
     that waits for a node (`asked`), each named as the workload of `mine` (the endpoint's) of its shape, none
-    as one a consolidation is `replacing` (`named`);
+    as one a consolidation or a shape change is `replacing`, nor as one of another shape (`named`);
     `ManifestError` when the plan cannot be rendered, which the caller reports on that endpoint alone."""
     plan = Plan(placements=tuple(renumbered(placements)))
     rendered = [owned_by(o, ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
-    named(rendered, _staying(ep, mine, observed or {}, replacing), replacing)
+    ours = [w.name for w in mine if _incarnation((observed or {}).get(w.identity), ep) is not None]
+    named(rendered, _staying(ep, mine, observed or {}, replacing), {*ours, *replacing})
     for obj in rendered:
         if obj["kind"] in WORKLOAD_KINDS:
             before = _incarnation((observed or {}).get(identity(obj)), ep)
@@ -75,12 +76,15 @@ def workload_objects(
     return [*rendered, owned_by(disruption_budget(ep), ep), *scaled_objects(ep, rendered, settings, observed or {})]
 
 
-def named(rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, str], replacing: Collection[str]) -> None:
+def named(rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, str], taken: Collection[str]) -> None:
     """Each rendered workload named as the endpoint's workload of its shape that stays (`staying`, shapes
-    without their planned GPUs), else as rendered, unless a consolidation replaces that name: then the
-    first `-2`, `-3`... that it does not. A move within one shape (another node, of a node emptied) is made
-    before the old workload breaks, so the new one needs a name of its own, and keeps it once the old one
-    went (the move is not undone by a rename, nor the name reused by the next move)."""
+    without their planned GPUs), else as rendered unless that name is `taken` (the endpoint's workloads of
+    other shapes, those a consolidation or a shape change replaces): then the first `-2`, `-3`... that is not.
+    A new shape is made before the old one breaks: under the old workload's name (a model changed, its variant
+    of the same name on the same class) its pod template would be rewritten, and its rollout take the serving
+    pod down first (maxSurge 0: a GPU pod cannot surge on a full node). So is a move within one shape (another
+    node, of a node emptied): the new workload keeps its name once the old one went (the move is not undone by
+    a rename, nor the name reused by the next move)."""
     workloads = [o for o in rendered if o["kind"] in WORKLOAD_KINDS]
     kept: dict[int, str] = {}
     for i, obj in enumerate(workloads):
@@ -90,7 +94,7 @@ def named(rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, str], repl
             kept[i] = name
     used = set(kept.values())  # claimed first: a shape that stays keeps its name whatever the order
     for i, obj in enumerate(workloads):
-        chosen = kept.get(i) or numbered(_unnumbered(obj), used | set(replacing))
+        chosen = kept.get(i) or numbered(_unnumbered(obj), used | set(taken))
         used.add(chosen)
         if chosen != obj["metadata"]["name"]:
             _rename(obj, chosen)
@@ -122,6 +126,24 @@ def _staying(
         if key not in found or (w.replicas, w.name) > (found[key].replicas, found[key].name):
             found[key] = w
     return {shape: w.name for shape, w in found.items()}
+
+
+def changed_from(
+    ep: Endpoint,
+    mine: Sequence[Owned],
+    observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]],
+    intended: Collection[str],
+) -> tuple[str, ...]:
+    """The endpoint's workloads (of this incarnation) that a change of its spec replaces: not `intended` (the
+    names rendered now), with replicas Ready. They serve until the new shape's do, then go (`orphans`); one
+    that serves nothing goes at once, and is not recorded."""
+    return tuple(
+        sorted(
+            w.name
+            for w in mine
+            if w.name not in intended and w.ready > 0 and _incarnation(observed.get(w.identity), ep) is not None
+        )
+    )
 
 
 def _rename(obj: dict[str, Any], name: str) -> None:
