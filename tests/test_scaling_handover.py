@@ -49,6 +49,21 @@ def test_a_switch_keeps_the_replicas_until_the_autoscaler_writes_its_own(kube: K
                 if e["manager"] == "egs-controller" and "f:replicas" in e["fieldsV1"]["f:spec"]]  # fmt: skip
 
 
+@pytest.mark.parametrize("scaling", ["hpa", "keda"])
+def test_a_workload_created_new_is_written_with_its_planned_replicas(kube: KubeCluster, scaling: str) -> None:
+    # No workload yet: the field is EGS's until the autoscaler writes it (left out, the API server wrote 1).
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint(scaling=scaling))
+    ctl = controller(kube, FixedSignals(demand=9.0))
+    assert ctl.reconcile().errors == []
+    deployment = chat_deployment(kube)
+    assert deployment["spec"]["replicas"] == 6
+    # Applied again, the same workload (its template changed, not its shape) keeps the count EGS's apply alone owns.
+    kube.patch(ENDPOINTS, "team-a", "chat", {"spec": {"concurrency": 32, "contextTokens": 4096}})
+    assert ctl.reconcile().errors == []
+    assert (_max_num_seqs(chat_deployment(kube)), chat_deployment(kube)["spec"]["replicas"]) == ("32", 6)
+
+
 def _workload(replicas: int | None, *entries: tuple[str, str, bool]) -> dict[str, Any]:
     """A workload whose managedFields hold (manager, operation, owns spec.replicas) entries."""
     managed = [

@@ -214,8 +214,9 @@ def scaled_objects(
     settings: Settings,
     observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]],
 ) -> list[dict[str, Any]]:
-    """With `scaling: keda` or `hpa` someone else sets the replica count: the workloads leave it out
-    (so server-side apply leaves it to them) once it is theirs (`handed_over`), and for keda a ScaledObject
+    """With `scaling: keda` or `hpa` someone else sets the replica count: a workload created new is written with
+    the replicas planned, one that exists keeps the count it has while EGS's apply alone owns it and leaves it
+    out (so server-side apply leaves it to them) once it is theirs (`held_replicas`), and for keda a ScaledObject
     per workload scales on the recording rules as the controller would: ceil(demand x (1 + headroom) /
     throughput), or queue / 5."""
     if ep.scaling == "egs":
@@ -224,11 +225,13 @@ def scaled_objects(
     for obj in rendered:
         if obj["kind"] not in ("Deployment", "LeaderWorkerSet"):
             continue
-        held = held_replicas(_incarnation(observed.get(identity(obj)), ep))
-        if held is None:
-            obj["spec"].pop("replicas", None)
-        else:
-            obj["spec"]["replicas"] = held
+        before = _incarnation(observed.get(identity(obj)), ep)
+        if before is not None:  # one created new keeps its planned replicas: left out, the API server writes 1
+            held = held_replicas(before)
+            if held is None:
+                obj["spec"].pop("replicas", None)
+            else:
+                obj["spec"]["replicas"] = held
         if ep.scaling != "keda":
             continue
         selector = f'{{model_name="{ep.model}"}}'
@@ -261,7 +264,7 @@ def scaled_objects(
 
 def held_replicas(observed: Mapping[str, Any] | None) -> int | None:
     """The replica count the workload has while EGS's apply still owns it alone; None once it is not EGS's to
-    keep (another manager owns it, or no apply does: a new workload, or one the API server defaulted).
+    keep (another manager owns it, or no apply does: one the API server defaulted), or when there is none.
 
     Switched to an HPA or KEDA, a workload whose `spec.replicas` EGS's apply alone owns would lose the field
     at the next apply that leaves it out, and the API server would default it to 1 until the autoscaler
