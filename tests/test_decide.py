@@ -299,7 +299,7 @@ def test_keda_scaling_writes_a_scaled_object_and_leaves_replicas_to_it() -> None
     decision, chat = run(Observation([h100("gpu-0")], [endpoint(scaling="keda")], signals=signals(demand=3)), settings)
     assert chat.replicas == 2 and chat.placed == 2  # placement and pools still follow the demand
     workload = next(o for o in decision.objects if o["kind"] == "Deployment" and o["metadata"]["namespace"] == "team-a")
-    assert "replicas" not in workload["spec"]
+    assert workload["spec"]["replicas"] == 2  # created new with its plan: KEDA's once it writes the field
     scaled = next(o for o in decision.objects if o["kind"] == "ScaledObject")
     assert scaled["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                                 "name": workload["metadata"]["name"]}  # fmt: skip
@@ -317,8 +317,14 @@ def test_keda_scaling_writes_a_scaled_object_and_leaves_replicas_to_it() -> None
 def test_hpa_scaling_leaves_replicas_to_the_users_autoscaler() -> None:
     decision, _ = run(Observation([h100("gpu-0")], [endpoint(scaling="hpa")], signals=signals()))
     workload = next(o for o in decision.objects if o["kind"] == "Deployment" and o["metadata"]["namespace"] == "team-a")
-    assert "replicas" not in workload["spec"]
+    assert workload["spec"]["replicas"] == 1  # created new with its plan
     assert not any(o["kind"] == "ScaledObject" for o in decision.objects)
+    # The HPA's scale write owns the field: the workload leaves it out from then on.
+    scaled = {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+    owned = [{**workload, "metadata": {**workload["metadata"], "managedFields": [scaled]}}]
+    again, _ = run(Observation([h100("gpu-0")], [endpoint(scaling="hpa")], owned, signals=signals()))
+    workload = next(o for o in again.objects if o["kind"] == "Deployment" and o["metadata"]["namespace"] == "team-a")
+    assert "replicas" not in workload["spec"]
 
 
 def test_saturated_servers_correct_the_declared_throughput() -> None:
