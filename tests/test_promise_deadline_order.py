@@ -8,7 +8,7 @@ placed were Ready with 590 s of slack each."""
 from __future__ import annotations
 
 from autoscaler.decide import Observation, decide
-from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, signals
+from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, signals
 from tests.test_reconcile_state import node, promised
 
 
@@ -16,8 +16,11 @@ def _h100(name: str, gpus: int) -> dict[str, object]:
     return node(name, "NVIDIA-H100-80GB-HBM3", gpus)
 
 
-def _placed(etas: dict[str, float], gpus: int) -> dict[str, int]:
-    eps = [promised(name, "Accepted", "H100-80GB", eta=eta) for name, eta in etas.items()]
+def _placed(etas: dict[str, float], gpus: int, models: dict[str, str] | None = None) -> dict[str, int]:
+    eps = [
+        promised(name, "Accepted", "H100-80GB", eta=eta, model=(models or {}).get(name, MODEL))
+        for name, eta in etas.items()
+    ]
     decision = decide(Observation([_h100("gpu-0", gpus)], eps, signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
     return {d.name: d.placed for d in decision.endpoints}
 
@@ -31,6 +34,14 @@ def test_the_one_gpu_that_arrives_goes_to_the_202_promised_first() -> None:
 def test_the_earliest_promises_take_what_arrives_and_the_rest_wait_in_promise_order() -> None:
     etas = {"a": NOW + 700, "b": NOW + 650, "c": NOW + 110, "d": NOW + 100, "e": NOW + 600}
     assert _placed(etas, gpus=3) == {"a": 0, "b": 0, "c": 1, "d": 1, "e": 1}
+
+
+def test_a_202_promised_earlier_for_a_shorter_load_does_not_take_the_node_an_earlier_answer_counted_on() -> None:
+    # `beta` (gemma, 55 s to load) was answered first, on the first node (due at +145 s); `alpha` (37 s), listed
+    # first, after it, on the next node (due at +153 s), and so promised earlier: the node that comes is beta's.
+    slow = "gemma-2-27b-it"
+    assert REGISTRY.get(slow).variant("bf16").load_seconds - REGISTRY.get(MODEL).variant("bf16").load_seconds > 10
+    assert _placed({"alpha": NOW + 190, "beta": NOW + 200}, gpus=1, models={"beta": slow}) == {"alpha": 0, "beta": 1}
 
 
 def test_room_for_every_202_places_every_one() -> None:

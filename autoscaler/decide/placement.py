@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import ACCEPTED, CREATED, Owned, Promise, pinned
+from common.errors import InputError
 from scheduler.binpack import Pending, binds_in_every_order
 from scheduler.catalog import Catalog
 from scheduler.fleet import SHARED
@@ -234,12 +235,12 @@ def _earliest_first(
     together, the scheduler packs whichever it likes, and in churn seed 4 an L40S node that came for six 202s
     took the two promised 650-660 s (a node ordered anew) while two promised 103-107 s, on that node, waited
     and were late by 290 s. One scheduler call where all or none are placed; else, per set of classes, the
-    longest run of promises in deadline order that places whole (`_deadline_prefix`)."""
+    longest run of promises in the order their nodes are due that places whole (`_deadline_prefix`)."""
     together = place_requests(batch, registry, inventory, settings, unbound)
     if not together.placements or not together.unplaced:
         return together
     groups: dict[tuple[str, ...], list[Request]] = {}
-    for r in sorted(batch, key=lambda r: _deadline(promises[_key(r)])):
+    for r in sorted(batch, key=lambda r: _node_due(r, promises[_key(r)], registry)):
         groups.setdefault(r.gpu_classes, []).append(r)
     plan = Plan()
     for order in groups.values():
@@ -257,7 +258,7 @@ def _deadline_prefix(
     settings: Settings,
     unbound: Sequence[Allocation],
 ) -> Plan:
-    """The longest prefix of `order` (earliest promise first) whose replicas all place, found by halving (a
+    """The longest prefix of `order` (the node promised earliest first) whose replicas all place, found by halving (a
     prefix of one that places whole places whole, near enough), then the rest on what it leaves."""
     whole, low, high = Plan(), 0, len(order)
     while low < high:
@@ -274,8 +275,16 @@ def _deadline_prefix(
     return _joined(whole, rest)
 
 
-def _deadline(promise: Promise) -> float:
-    return promise.eta if promise.eta is not None else math.inf
+def _node_due(r: Request, promise: Promise, registry: Registry) -> float:
+    """When `promise` counted on the node of `r`: its ETA less its variant's load. The API queues each 202
+    behind those answered before it, so one answered later may be promised earlier for a shorter load, on a
+    later node: ordered by its ETA, it would take the node an earlier answer was promised."""
+    if promise.eta is None:
+        return math.inf
+    try:
+        return promise.eta - registry.get(r.model).variant(promise.variant or "").load_seconds
+    except InputError:  # the registry no longer has it
+        return promise.eta
 
 
 def _joined(a: Plan, b: Plan) -> Plan:
