@@ -47,3 +47,16 @@ def test_a_202_promised_earlier_for_a_shorter_load_does_not_take_the_node_an_ear
 def test_room_for_every_202_places_every_one() -> None:
     etas = {"a": NOW + 700, "b": NOW + 100, "c": NOW + 400}
     assert _placed(etas, gpus=8) == dict.fromkeys(etas, 1)
+
+
+def test_waiting_202s_are_written_in_the_order_their_nodes_are_due() -> None:
+    # kube-scheduler takes pods first in, first out, and the API server lists endpoints by name: `alpha`, answered
+    # after `beta` and promised later, is listed first. Its workload is written after beta's, so that the first
+    # node to come serves beta's pod as beta's answer counted on.
+    eps = [
+        promised(name, "Accepted", "H100-80GB", eta=eta) for name, eta in (("alpha", NOW + 660), ("beta", NOW + 600))
+    ]
+    decision = decide(Observation([], eps, signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    deployments = [o["metadata"]["annotations"] for o in decision.objects if o["kind"] == "Deployment"]
+    written = [a["egs.io/request-name"] for a in deployments if "egs.io/request-name" in a]
+    assert written == ["beta", "alpha"]

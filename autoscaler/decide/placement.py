@@ -240,7 +240,7 @@ def _earliest_first(
     if not together.placements or not together.unplaced:
         return together
     groups: dict[tuple[str, ...], list[Request]] = {}
-    for r in sorted(batch, key=lambda r: _node_due(r, promises[_key(r)], registry)):
+    for r in sorted(batch, key=lambda r: node_due(r.model, promises[_key(r)], registry)):
         groups.setdefault(r.gpu_classes, []).append(r)
     plan = Plan()
     for order in groups.values():
@@ -275,14 +275,14 @@ def _deadline_prefix(
     return _joined(whole, rest)
 
 
-def _node_due(r: Request, promise: Promise, registry: Registry) -> float:
-    """When `promise` counted on the node of `r`: its ETA less its variant's load. The API queues each 202
-    behind those answered before it, so one answered later may be promised earlier for a shorter load, on a
-    later node: ordered by its ETA, it would take the node an earlier answer was promised."""
+def node_due(model: str, promise: Promise, registry: Registry) -> float:
+    """When `promise` (a 202's) counted on its node: its ETA less the load of its variant of `model`. The API
+    queues each 202 behind those answered before it, so one answered later may be promised earlier for a
+    shorter load, on a later node: ordered by its ETA, it would take the node an earlier answer was promised."""
     if promise.eta is None:
         return math.inf
     try:
-        return promise.eta - registry.get(r.model).variant(promise.variant or "").load_seconds
+        return promise.eta - registry.get(model).variant(promise.variant or "").load_seconds
     except InputError:  # the registry no longer has it
         return promise.eta
 
