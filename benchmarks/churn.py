@@ -69,8 +69,13 @@ an object stored before the schema was tightened holds them; within 6-16 a label
 serves Ready replicas cannot be read for 2-6 minutes (its replicas stay: the node did not go); one or two
 endpoints of the first burst POSTed twice at once, as a client that retries on its own timeout does (one
 answer, the other refused 409; drawn apart again). Then the
-cluster settles (until every endpoint is Ready or Failed, at most `--settle` minutes), and three controller
-loops run with nothing changing. Before the run, a registry holding a variant vLLM cannot load (int8
+cluster settles (until every endpoint is Ready or Failed, at most `--settle` minutes), plays on `--linger`
+minutes if asked, then until it rests: nothing in flight (`churnkit.rest.in_flight`: every endpoint Ready or
+Failed with its spec observed, none `Consolidating`, no move begun within consolidation's budget interval (so
+none could begin yet), no pod unbound or loading, no ordered node coming, the controller not restarting) over
+two whole loops of one controller process, at most `--rest` minutes; the settled figures are read then, so a
+move, a class change, a node's join or a kill late in the play is read once done, not while under way; and
+three controller loops run with nothing changing. Before the run, a registry holding a variant vLLM cannot load (int8
 without a pre-quantised checkpoint) is given to `egs controller --once`: it must refuse it when it reads
 it, naming the file and the field.
 
@@ -111,6 +116,9 @@ The last line of stdout is one JSON object:
   than the API answered (the workloads carry no per-node pin, so the scheduler picks the node within the
   class: a figure, not a target); `served_201_otherwise`: 201s first Ready in a variant and GPU class none
   of their replicas was answered in, their spec unchanged (a figure: logged with their conditions);
+- `rest_minutes`: minutes played after the settle and `--linger` until at rest (uncompressed), and
+  `rest_bound_hit` whether `--rest` ran out first, `in_flight_at_read` then what was still under way (the
+  settled figures and the quiet window read with it: a figure to judge them by; [] at rest);
 - `controller_exits`: times the controller process ended (it is restarted) (0);
 - `quiet_reconcile_writes`: writes to the API server (Leases and Events aside) during three loops
   with nothing changed (0); `posts_answered_twice`: POSTs of a pair sent at once answered 201 or 202
@@ -145,7 +153,8 @@ of the untainted nodes at the start whose every GPU another team's pods hold (`o
 full, which the API and the controller must read as taken), until a minute drawn within `--occupied-minutes`
 (never by default); `--consolidation` switches consolidation on with
 that least saving (its budget as configured by default: one endpoint per 600 s, compressed), and `--linger`
-plays on for those minutes once settled (before the quiet loops), so that it and the scale-down window may act.
+plays on for those minutes once settled (before the rest and the quiet loops), so that it and the scale-down
+window may act.
 Two events more, off by default too: `--api-replicas N` runs N `egs api` processes (`api.log`, `api-2.log`, ...)
 and sends each request to the next in turn, as a Service spreads them over the chart's two replicas, and
 `--controller-kills` kills the leading controller (SIGKILL: the OOM killer, a crash) amid a burst of POSTs drawn
@@ -162,7 +171,8 @@ This module is the command (`main`, the knobs' parsing); the rest lives in bench
 job: scenario.py (the fleet and the scenario drawn: `FLEETS`, `Shape`, `Script`, `script`), events.py (the
 scenario's events played on a run: `scenario`, `lose_nodes`, `cordon`, ...), play.py (scheduler, kubelet and
 node autoscaler: `Play`, `Pod`), prometheus.py (the Prometheus stand-in), run.py (the processes and the run:
-`Run`, `handover_gaps`, `quiet_writes`), figures.py (the figures above: `promise_figures`,
+`Run`, `handover_gaps`, `quiet_writes`), rest.py (what is in flight before the settled read: `in_flight`),
+figures.py (the figures above: `promise_figures`,
 `least_mean_slack`, `settled_figures`, ...) and kinds.py (what they share: the kinds' paths, `log`, a 201's
 answer).
 """
@@ -235,6 +245,14 @@ def main() -> int:
     parser.add_argument("--factor", type=float, default=20.0, help="time compression (default %(default)s)")
     parser.add_argument(
         "--settle", type=float, default=30.0, help="uncompressed minutes to settle at most (default %(default)s)"
+    )
+    parser.add_argument(
+        "--rest",
+        type=float,
+        default=30.0,
+        help="uncompressed minutes, after the settle and --linger, to play on at most until nothing is in flight "
+        "(a consolidation move, its budget's interval, a rollout, a node ordered, a restart) over two whole "
+        "controller loops, before the settled figures and the quiet loops are read (default %(default)s)",
     )
     parser.add_argument(
         "--seed", type=int, default=1, help="draws the fleet, the delays and the scenario (default %(default)s)"
@@ -345,6 +363,7 @@ def main() -> int:
                   controller, time.time(), metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
                   script_rng=random.Random(f"churn-moment-{args.seed}"), other_apis=tuple(urls[1:]))  # fmt: skip
         scenario(run, bodies, catalog, plan, {n["metadata"]["name"]: n for n in nodes if n["metadata"]["name"] in late})
+        rest = run.until_rest(args.rest, CONSOLIDATION.interval_s / f)
         figures = settled_figures(kube, catalog)
         quiet = quiet_writes(run)
         # Less a loop: a move's Event is written after the loop that began it decided, so two moves an interval
@@ -391,6 +410,7 @@ def main() -> int:
         "demoted_201": tally.demotions,
         "pods_201_off_answer": tally.off_answer,
         "served_201_otherwise": tally.served_otherwise,
+        **rest,
         "controller_exits": tally.exits,
         "quiet_reconcile_writes": quiet,
         "posts_answered_twice": tally.answered_twice,

@@ -34,6 +34,7 @@ from benchmarks.churnkit.figures import Promised, Tally
 from benchmarks.churnkit.kinds import ENDPOINTS, EVENTS, answer_of, answered_nodes, log
 from benchmarks.churnkit.play import Play
 from benchmarks.churnkit.prometheus import PrometheusStandIn
+from benchmarks.churnkit.rest import in_flight
 from benchmarks.churnkit.scenario import MINUTE
 from localplay.demo_cluster import registry_with_loads
 from localplay.kube_standin import KubeCluster
@@ -370,6 +371,47 @@ class Run:
             time.sleep(self.args.tick_s)
             if len(self.tick_s) % 20 == 0:
                 self.sample_loop()
+
+    def until_rest(self, bound_minutes: float, interval_s: float) -> dict[str, Any]:
+        """Play on until nothing is in flight (`rest.in_flight`, a move's budget `interval_s` real) over two
+        whole loops of one controller process, or `bound_minutes` (uncompressed) have passed: the settled
+        figures are read then. Returns the minutes it took (`rest_minutes`), whether the bound was hit
+        (`rest_bound_hit`) and what was still in flight if so (`in_flight_at_read`)."""
+        start = self.minutes()
+        calm_from: tuple[int, float] | None = None  # (the controller's pid, its loops) when all came to rest
+        while True:
+            flying = self.in_flight(interval_s)
+            loops = None if flying else self.loops_run()
+            if loops is None or calm_from is None or calm_from[0] != loops[0]:
+                calm_from = loops
+            elif loops[1] >= calm_from[1] + 3:  # the loop in flight then, and two whole ones after it
+                break
+            if self.minutes() >= start + bound_minutes:
+                flying = flying or ["fewer than two whole controller loops at rest"]
+                log(f"minute {self.minutes():.1f}: not at rest after {bound_minutes:g} minutes: {flying[:8]}")
+                return {"rest_minutes": round(self.minutes() - start, 1), "rest_bound_hit": True,
+                        "in_flight_at_read": flying}  # fmt: skip
+            self.tick()
+            time.sleep(self.args.tick_s)
+        log(f"minute {self.minutes():.1f}: at rest, {self.minutes() - start:.1f} minutes after the play's end")
+        return {"rest_minutes": round(self.minutes() - start, 1), "rest_bound_hit": False, "in_flight_at_read": []}
+
+    def in_flight(self, interval_s: float) -> list[str]:
+        """What is under way in the cluster and the play now (`rest.in_flight`)."""
+        now = time.time()
+        pods = [(p.key, bool(p.node), p.ready) for p in self.play.pods.values()]
+        coming = [name for ready_at, _, name, _ in self.play.coming if ready_at > now]
+        endpoints, events = self.kube.all(ENDPOINTS), self.kube.all(EVENTS)
+        return in_flight(endpoints, events, pods, coming, now, interval_s, restarting=self.restart_at is not None)
+
+    def loops_run(self) -> tuple[int, float] | None:
+        """The leading controller process's id and the loops it ran so far (None while its /metrics does not
+        answer)."""
+        families = self.metrics()
+        if not families:
+            return None
+        found = {x.name: x.value for family in families if family.name == LOOP for x in family.samples}
+        return self.controller.pid, found.get(f"{LOOP}_count", 0.0)
 
     def metrics(self, timeout: float = 2.0) -> list[Metric]:
         """The controller's own /metrics, parsed (none while it does not answer)."""
