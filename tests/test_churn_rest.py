@@ -48,7 +48,8 @@ def test_a_move_under_way_a_spec_not_observed_and_a_phase_not_settled_are_in_fli
         ready("beta", 4.0, generation=2),
         {"metadata": {"name": "gamma", "namespace": "team-a"}, "status": {"phase": "Provisioning"}},
         {"metadata": {"name": "delta", "namespace": "team-a"}},
-        {"metadata": {"name": "bad", "namespace": "team-a"}, "status": {"phase": "Failed"}},
+        # An invalid spec: Failed, its generation never observed (the controller cannot read it): at rest.
+        {"metadata": {"name": "bad", "namespace": "team-a", "generation": 1}, "status": {"phase": "Failed"}},
     ]
     assert in_flight(endpoints, [], [], [], 100.0, 30.0) == [
         "team-a/chat consolidating",

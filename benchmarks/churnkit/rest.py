@@ -33,11 +33,12 @@ def in_flight(
 ) -> list[str]:
     """What is under way now, one line each (none: at rest). Of `endpoints` (InferenceEndpoint objects):
     one not Ready or Failed (a class change, a waiting replica), one whose spec the controller has not
-    read yet (`observedGeneration` behind), one with a `Consolidating` condition (a move's new replicas do
-    not all serve); a consolidation move begun less than `interval_s` (the budget's interval, real) before
-    `now` by `events` (its budget is not free yet, so another move may still begin); `pods` (key, bound,
-    Ready) bound and loading, or not bound (a rollout, a node to come); nodes `coming` (ordered, not Ready);
-    a controller `restarting` (killed, within the kubelet's back-off)."""
+    read yet (the `observedGeneration` its status records behind: an invalid spec records none), one with
+    a `Consolidating` condition (a move's new replicas do not all serve); a consolidation move begun less
+    than `interval_s` (the budget's interval, real) before `now` by `events` (its budget is not free yet,
+    so another move may still begin); `pods` (key, bound, Ready) bound and loading, or not bound (a
+    rollout, a node to come); nodes `coming` (ordered, not Ready); a controller `restarting` (killed,
+    within the kubelet's back-off)."""
     flying = []
     for e in endpoints:
         meta = e.get("metadata") or {}
@@ -45,7 +46,7 @@ def in_flight(
         status: Mapping[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
         if status.get("phase") not in SETTLED_PHASES:
             flying.append(f"{key} {status.get('phase') or 'without a status'}")
-        elif int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
+        elif (observed := status.get("observedGeneration")) is not None and int(observed) < int(meta["generation"]):
             flying.append(f"{key}: generation {meta.get('generation')} not observed")
         if any(c.get("type") == CONSOLIDATING and c.get("status") == "True" for c in status.get("conditions") or ()):
             flying.append(f"{key} consolidating")

@@ -379,8 +379,12 @@ class Run:
         (`rest_bound_hit`) and what was still in flight if so (`in_flight_at_read`)."""
         start = self.minutes()
         calm_from: tuple[int, float] | None = None  # (the controller's pid, its loops) when all came to rest
+        said: list[str] = []
         while True:
             flying = self.in_flight(interval_s)
+            if flying and flying != said:
+                said = flying
+                log(f"minute {self.minutes():.1f}: in flight: {', '.join(flying[:4])}{' ...' * (len(flying) > 4)}")
             loops = None if flying else self.loops_run()
             if loops is None or calm_from is None or calm_from[0] != loops[0]:
                 calm_from = loops
