@@ -61,7 +61,7 @@ def test_a_move_under_way_a_spec_not_observed_and_a_phase_not_settled_are_in_fli
 
 def test_a_move_begun_within_the_budgets_interval_may_be_followed_by_another_so_it_is_in_flight() -> None:
     assert in_flight([], [moved(80.0)], [], [], 100.0, 30.0) == [
-        "a move began 20.0 s ago (real), within the budget's interval"
+        f"a move began at {micro_time(80.0)}, within the budget's interval"
     ]
     assert in_flight([], [moved(60.0, series_last=90.0)], [], [], 100.0, 30.0) != []  # a series: its last
     assert in_flight([], [moved(60.0)], [], [], 100.0, 30.0) == []

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from autoscaler.decide.status import CONSOLIDATING
-from autoscaler.kubetime import parse_time
+from autoscaler.kubetime import micro_time, parse_time
 from benchmarks.churnkit.figures import MOVE_BEGUN
 
 SETTLED_PHASES = ("Ready", "Failed")
@@ -52,7 +52,7 @@ def in_flight(
             flying.append(f"{key} consolidating")
     last_move = max((_last_seen(e) for e in events if e.get("reason") == MOVE_BEGUN), default=None)
     if last_move is not None and now - last_move < interval_s:
-        flying.append(f"a move began {now - last_move:.1f} s ago (real), within the budget's interval")
+        flying.append(f"a move began at {micro_time(last_move)}, within the budget's interval")
     flying += [f"pod {key} {'loading' if bound else 'not bound'}" for key, bound, ready in pods if not ready]
     flying += [f"node {name} coming" for name in coming]
     if restarting:
