@@ -137,3 +137,12 @@ def test_a_move_still_under_way_at_the_bound_is_named_with_the_figures(tmp_path:
     assert rest["rest_bound_hit"] is True
     assert rest["in_flight_at_read"][0] == "team-a/chat consolidating"
     assert rest["in_flight_at_read"][1].startswith("a move began")
+
+
+def test_loops_count_only_within_one_controller_process(tmp_path: Path) -> None:
+    # A controller killed and restarted between two reads: the new process's loops count from its own first.
+    run, _ = a_run(Cluster({}, 0, {}), tmp_path)
+    reads = iter([(1, 10.0), (1, 11.0), (2, 12.0), (2, 13.0), (2, 14.0), (2, 15.0)])
+    run.loops_run = lambda: next(reads)  # type: ignore[method-assign]
+    assert run.until_rest(30.0, 30.0)["rest_bound_hit"] is False
+    assert next(reads, None) is None  # rest counted from (2, 12): three more loops of process 2
