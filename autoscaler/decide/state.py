@@ -362,10 +362,13 @@ def _placement(
     if not skipped and (node is None or not node.ready):
         return None
     quality = registry.get(ep.model).variant(shape.variant).quality
-    base = Placement(
-        ep.name, replica, ep.model, shape.variant, shape.precision, quality, shape.gpu_class, shape.sharing,
-        shape.tp, shape.vram_mib_per_gpu, (), ep.namespace,
-    )  # fmt: skip
+
+    def on(workers: tuple[Worker, ...]) -> Placement:
+        return Placement(
+            ep.name, replica, ep.model, shape.variant, shape.precision, quality, shape.gpu_class, shape.sharing,
+            shape.tp, shape.vram_mib_per_gpu, workers, ep.namespace,
+        )  # fmt: skip
+
     options: list[tuple[Worker, ...]] = []
     if shape.nodes > 1:
         options = [
@@ -388,15 +391,27 @@ def _placement(
         room = _room(node, shape) if node else ()
         options += [(Worker(node_name, room),)] if room or skipped else []
     if skipped:  # kept without a check; what it holds is taken all the same
-        placement = replace(base, workers=options[0]) if options else None
+        placement = on(options[0]) if options else None
         return (placement, _allocated(nodes, skips, held_by(placement))) if placement else None
     for workers in options:
-        placement = replace(base, workers=workers)
+        if _held_whole(nodes, workers):
+            continue
+        placement = on(workers)
         try:
             return placement, _allocated(nodes, skips, held_by(placement))
         except InventoryError:
             continue
     return None
+
+
+def _held_whole(nodes: Mapping[str, NodeGpus], workers: Sequence[Worker]) -> bool:
+    """Whether a GPU of `workers` is held whole already, which `Inventory.allocated` refuses: most often the
+    GPUs planned for a workload's replica that another of its pods took first, skipped without the refusal."""
+    for w in workers:
+        gpus = nodes[w.node].gpus if w.node in nodes and w.mig_profile is None else ()
+        if any(i < len(gpus) and gpus[i].whole for i in w.gpus):
+            return True
+    return False
 
 
 def _room(node: NodeGpus, shape: Shape) -> tuple[int, ...]:
