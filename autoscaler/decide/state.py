@@ -38,6 +38,7 @@ import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from autoscaler.endpoint import Endpoint
@@ -434,7 +435,14 @@ def _ready(pod: Mapping[str, Any]) -> bool:
 
 def recorded_shape(annotations: Mapping[str, Any]) -> Shape | None:
     """The shape `scheduler.manifests` recorded in a workload's annotations; None where one cannot be read."""
-    a = {k.removeprefix("egs.io/"): str(v) for k, v in annotations.items() if k.startswith("egs.io/")}
+    return _shape(tuple((k.removeprefix("egs.io/"), str(v)) for k, v in annotations.items() if k.startswith("egs.io/")))
+
+
+@lru_cache(maxsize=8192)
+def _shape(recorded: tuple[tuple[str, str], ...]) -> Shape | None:
+    """`recorded_shape` of the `egs.io/` annotations (prefix removed), remembered: a loop reads each workload's
+    shape three times (the workload, its rendering, its name), and loop after loop the text is the same."""
+    a = dict(recorded)
     try:
         planned = tuple(
             tuple((str(n), tuple(int(g) for g in gpus)) for n, gpus in replica["workers"])
