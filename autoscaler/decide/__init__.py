@@ -31,8 +31,8 @@ reconcile benchmark calls it at scale. Per InferenceEndpoint:
 
 One module per job: `targets` (replica counts), `placement` and `waiting` (placement now, provisioning
 and ETAs), `status`, `workloads` (the objects), `warm_pools`, and `state` (what the cluster holds that
-the controller keeps: incumbents, promises); `settings` and `decision` are the data in and out. Callers
-import from this package.
+the controller keeps: incumbents, promises); `settings` and `decision` are the data in and out; `collector`
+pauses the garbage collector while the step runs. Callers import from this package.
 
 Safety: missing, stale or contradictory metrics never scale down. The endpoint keeps the replicas its
 workload has now (what the cluster says, so a restart loses nothing) and the decision says why in
@@ -47,6 +47,7 @@ from dataclasses import replace
 from typing import Any
 
 from autoscaler.attribution import attribute
+from autoscaler.decide.collector import collector_paused
 from autoscaler.decide.consolidation import consolidate, leaving_nodes
 from autoscaler.decide.decision import Decision, EndpointDecision, Hold, Observation, PoolDecision, report, report_holds
 from autoscaler.decide.placement import (
@@ -187,8 +188,10 @@ __all__ = [
 ]
 
 
+@collector_paused()
 def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Catalog, now: float) -> Decision:
-    """The objects and statuses the cluster should have, from what it has and what the metrics say."""
+    """The objects and statuses the cluster should have, from what it has and what the metrics say (the
+    cyclic garbage collector paused meanwhile: `collector`)."""
     holds: list[Hold] = []
     endpoints, failed = parse_endpoints(obs.endpoints, registry, now)
     owned = read_owned(obs.owned, catalog)
