@@ -28,6 +28,10 @@ cheaper, a static pool dominates EGS). With `--slow-orders`, every trace is run 
 each run, `egs_cpu_over_reactive` the EGS simulation's CPU over reactive's, and `trace_cpu_s` the
 CPU of the whole trace (every fit and run).
 
+A trace that misses its target on EGS's ETA slack alone where `eta_bound_slack_s` (the least mean slack
+any rule keeping the promises' share could leave) is itself over the target is `slack_alone_past_bound`,
+and counted so in the summary.
+
 Progress and a table go to stderr; the last line of stdout is one JSON object
 `{"traces": {NAME: {"policies": {POLICY: <egs simulate --json>}, ...ratios...}}, "summary": {...}}`.
 
@@ -70,6 +74,9 @@ SLOW_ORDERS_S = (300.0, 1200.0)
 """`--slow-orders`: provisioning delays of 5-20 minutes instead of the scenarios' 5-10."""
 SERVEGEN_TARGETS = {"m-large": 0.75, "m-mid": 0.90, "m-small": 1.00}
 """EGS cost over the training-picked static pool on ServeGen must stay at or below these."""
+ETA_KEPT_TARGET = 0.95
+ETA_SLACK_TARGET_S = 120.0
+"""Every trace's ETA targets: at least this share of EGS's first promises kept, their mean slack at most this."""
 SHARE_TARGET = 0.005
 """The generator's target for the share of added replicas waiting over 60 s (beside p99 <= `WAIT_LIMIT_S`)."""
 
@@ -256,13 +263,15 @@ def run_case(case: Case, data: Path, slow_orders: bool) -> dict[str, Any]:
         "egs_cpu_over_reactive": cpu["egs"] / max(cpu["reactive"], 1e-9),
         "cpu_s": {k: round(v, 3) for k, v in cpu.items()},
     }
-    out["meets_target"] = _meets(case, out, results)
+    out["meets_target"] = _meets(case, out, results, egs.eta_mean_slack_s)
+    out["slack_alone_past_bound"] = slack_alone_past_bound(case, out, results)
     return out
 
 
-def _meets(case: Case, out: dict[str, Any], results: dict[str, Result]) -> bool:
+def _meets(case: Case, out: dict[str, Any], results: dict[str, Result], mean_slack_s: float) -> bool:
+    """Whether the trace meets its target, its EGS ETAs' mean slack read as `mean_slack_s`."""
     egs = results["egs"]
-    etas = egs.eta_kept_frac >= 0.95 and egs.eta_mean_slack_s <= 120
+    etas = egs.eta_kept_frac >= ETA_KEPT_TARGET and mean_slack_s <= ETA_SLACK_TARGET_S
     if case.kind == "servegen":
         ratio = out["egs_cost_over_static_auto"] <= SERVEGEN_TARGETS[case.model] + 1e-9
         return bool(ratio and meets_p99(egs) and etas)
@@ -270,6 +279,22 @@ def _meets(case: Case, out: dict[str, Any], results: dict[str, Result]) -> bool:
         cheapest_ok = results["static:hindsight"].cost_usd
         return bool(not out["static_dominates_egs"] and egs.cost_usd <= cheapest_ok + 1e-6 and etas)
     return bool(meets_wait_targets(egs) and etas)
+
+
+def slack_alone_past_bound(case: Case, out: dict[str, Any], results: dict[str, Result]) -> bool:
+    """Whether the trace misses its target on its EGS ETAs' mean slack alone, where no promise rule that keeps
+    their share could have met the slack target in expectation (`eta_bound_slack_s` over it).
+
+    With 5-20 minute orders a 0.95 promise resting on one fresh order leaves 430 s on average (the law's 0.95
+    point, 1155 s, less the mean of the draws under it), and orders in flight narrow the bound only to 136-239 s
+    on the traces that promised (the tenth session's trace): such a miss is the orders' law, not the promise
+    rule's or the pool's, and the summary counts it apart (the target stands)."""
+    egs = results["egs"]
+    return bool(
+        not _meets(case, out, results, egs.eta_mean_slack_s)
+        and _meets(case, out, results, 0.0)
+        and egs.eta_bound_slack_s > ETA_SLACK_TARGET_S
+    )
 
 
 def meets_wait_targets(result: Result) -> bool:
@@ -285,8 +310,11 @@ def generator_seed(name: str, kind: str) -> bool:
 
 def summary(traces: dict[str, dict[str, Any]]) -> dict[str, Any]:
     synthetic = [t for n, t in traces.items() if generator_seed(n, t["kind"])]
-    out: dict[str, Any] = {"traces_meeting_target": sum(t["meets_target"] for t in traces.values()),
-                           "traces": len(traces)}  # fmt: skip
+    out: dict[str, Any] = {
+        "traces_meeting_target": sum(t["meets_target"] for t in traces.values()),
+        "traces": len(traces),
+        "traces_missing_on_slack_alone_past_bound": sum(t["slack_alone_past_bound"] for t in traces.values()),
+    }
     if synthetic:
         out |= {f"synthetic_{k}": v for k, v in _seeds_summary(synthetic).items()}
     families: dict[str, list[dict[str, Any]]] = {}
@@ -345,6 +373,7 @@ def table(traces: dict[str, dict[str, Any]]) -> str:
             f"still up {out['fitted']['egs_still_up_s'] / 3600:g} h, "
             f"CPU EGS/reactive {out['egs_cpu_over_reactive']:.1f}, "
             f"target {'met' if out['meets_target'] else 'MISSED'}"
+            f"{' (on ETA slack alone, past the bound)' if out['slack_alone_past_bound'] else ''}"
         )
     return "\n".join(lines)
 

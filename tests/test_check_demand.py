@@ -152,6 +152,7 @@ def _scored(egs: tuple[float, float, float], auto_p99: float, ratio: float, domi
         "static_dominates_egs": dominated,
         "egs_cpu_over_reactive": 2.0,
         "meets_target": False,
+        "slack_alone_past_bound": False,
     }
 
 
