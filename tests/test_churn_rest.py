@@ -67,10 +67,10 @@ def test_a_move_begun_within_the_budgets_interval_may_be_followed_by_another_so_
     assert in_flight([], [moved(60.0)], [], [], 100.0, 30.0) == []
 
 
-def test_pods_loading_or_unbound_nodes_coming_and_a_restart_are_in_flight() -> None:
+def test_pods_not_ready_or_unbound_nodes_coming_and_a_restart_are_in_flight() -> None:
     pods = [("team-a/a-0", True, False), ("team-a/b-0", False, False), ("team-a/c-0", True, True)]
     assert in_flight([], [], pods, ["mi300x-new-3"], 100.0, 30.0, restarting=True) == [
-        "pod team-a/a-0 loading",
+        "pod team-a/a-0 not Ready",
         "pod team-a/b-0 not bound",
         "node mi300x-new-3 coming",
         "the controller restarting",

@@ -36,9 +36,9 @@ def in_flight(
     read yet (the `observedGeneration` its status records behind: an invalid spec records none), one with
     a `Consolidating` condition (a move's new replicas do not all serve); a consolidation move begun less
     than `interval_s` (the budget's interval, real) before `now` by `events` (its budget is not free yet,
-    so another move may still begin); `pods` (key, bound, Ready) bound and loading, or not bound (a
-    rollout, a node to come); nodes `coming` (ordered, not Ready); a controller `restarting` (killed,
-    within the kubelet's back-off)."""
+    so another move may still begin); `pods` (key, bound, Ready) bound and not Ready (its model loading,
+    its node NotReady until they are evicted), or not bound (a rollout, a node to come); nodes `coming`
+    (ordered, not Ready); a controller `restarting` (killed, within the kubelet's back-off)."""
     flying = []
     for e in endpoints:
         meta = e.get("metadata") or {}
@@ -53,7 +53,7 @@ def in_flight(
     last_move = max((_last_seen(e) for e in events if e.get("reason") == MOVE_BEGUN), default=None)
     if last_move is not None and now - last_move < interval_s:
         flying.append(f"a move began at {micro_time(last_move)}, within the budget's interval")
-    flying += [f"pod {key} {'loading' if bound else 'not bound'}" for key, bound, ready in pods if not ready]
+    flying += [f"pod {key} {'not Ready' if bound else 'not bound'}" for key, bound, ready in pods if not ready]
     flying += [f"node {name} coming" for name in coming]
     if restarting:
         flying.append("the controller restarting")
