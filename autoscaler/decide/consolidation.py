@@ -231,6 +231,8 @@ def emptying(
     occupied = frozenset(name for name, held in holds.items() if held) - leaving
     # Where a moved replica may land: the search per node is skipped where no other such node has room.
     roomy = {n.node for n in inventory if n.node in occupied and n.schedulable and _room(n)}
+    by_name = {n.node: n for n in inventory}
+    order = {name: i for i, name in enumerate(by_name)}
     candidates = []
     for node in inventory:
         here = mine.get(node.node, Counter())
@@ -242,8 +244,10 @@ def emptying(
         if sum(here.values()) != holds[node.node]:
             continue  # a pod EGS does not move holds it
         kept = [p for key in keys for p in staying[key]]
-        theirs = {a.node for p in kept for a in held_by(p)}
-        alone = [n for n in inventory if n.node in theirs and n.node in occupied and _saves(n, keys, mine, holds)]
+        # The nodes they hold, in the inventory's order (the bound adds their prices in it), not the whole
+        # inventory read for each of hundreds of nodes.
+        theirs = sorted({a.node for p in kept for a in held_by(p)} & occupied, key=order.__getitem__)
+        alone = [by_name[name] for name in theirs if _saves(by_name[name], keys, mine, holds)]
         bound = round(sum(_price(n, catalog) for n in alone if n.model.name in settings.classes), 4)
         requests = [movable[key].request(len(staying[key])) for key in keys]
         search = partial(
