@@ -48,6 +48,9 @@ def test_a_move_under_way_a_spec_not_observed_and_a_phase_not_settled_are_in_fli
         ready("beta", 4.0, generation=2),
         {"metadata": {"name": "gamma", "namespace": "team-a"}, "status": {"phase": "Provisioning"}},
         {"metadata": {"name": "delta", "namespace": "team-a"}},
+        # A shape change of its spec under way: Ready while its old workload serves, its new pod held back.
+        ready("epsilon", 4.0, {"type": "Progressing", "status": "True", "reason": "ChangingShape"}),
+        {**ready("zeta", 4.0), "status": {**ready("zeta", 4.0)["status"], "shapeChange": {"replacing": ["zeta-h100"]}}},
         # An invalid spec: Failed, its generation never observed (the controller cannot read it): at rest.
         {"metadata": {"name": "bad", "namespace": "team-a", "generation": 1}, "status": {"phase": "Failed"}},
     ]
@@ -56,6 +59,8 @@ def test_a_move_under_way_a_spec_not_observed_and_a_phase_not_settled_are_in_fli
         "team-a/beta: generation 2 not observed",
         "team-a/gamma Provisioning",
         "team-a/delta without a status",
+        "team-a/epsilon changing shape",
+        "team-a/zeta changing shape",
     ]
 
 

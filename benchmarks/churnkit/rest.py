@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from autoscaler.decide.status import CONSOLIDATING
+from autoscaler.decide.status import CHANGING_SHAPE, CONSOLIDATING
 from autoscaler.kubetime import micro_time, parse_time
 from benchmarks.churnkit.figures import MOVE_BEGUN
 
@@ -32,9 +32,11 @@ def in_flight(
     restarting: bool = False,
 ) -> list[str]:
     """What is under way now, one line each (none: at rest). Of `endpoints` (InferenceEndpoint objects):
-    one not Ready or Failed (a class change, a waiting replica), one whose spec the controller has not
-    read yet (the `observedGeneration` its status records behind: an invalid spec records none), one with
-    a `Consolidating` condition (a move's new replicas do not all serve); a consolidation move begun less
+    one not Ready or Failed (a waiting replica), one whose spec the controller has not read yet (the
+    `observedGeneration` its status records behind: an invalid spec records none), one with a
+    `Consolidating` condition (a move's new replicas do not all serve) or a shape change of its spec under
+    way (`status.shapeChange`, `Progressing` for `ChangingShape`: Ready while its old workloads serve, whose
+    new pod may not exist yet while `workloads.asked` holds it back); a consolidation move begun less
     than `interval_s` (the budget's interval, real) before `now` by `events` (its budget is not free yet,
     so another move may still begin); `pods` (key, bound, Ready) bound and not Ready (its model loading,
     its node NotReady until they are evicted), or not bound (a rollout, a node to come); nodes `coming`
@@ -50,6 +52,8 @@ def in_flight(
             flying.append(f"{key}: generation {meta.get('generation')} not observed")
         if any(c.get("type") == CONSOLIDATING and c.get("status") == "True" for c in status.get("conditions") or ()):
             flying.append(f"{key} consolidating")
+        if status.get("shapeChange") or any(c.get("reason") == CHANGING_SHAPE for c in status.get("conditions") or ()):
+            flying.append(f"{key} changing shape")
     last_move = max((_last_seen(e) for e in events if e.get("reason") == MOVE_BEGUN), default=None)
     if last_move is not None and now - last_move < interval_s:
         flying.append(f"a move began at {micro_time(last_move)}, within the budget's interval")
