@@ -71,8 +71,9 @@ endpoints of the first burst POSTed twice at once, as a client that retries on i
 answer, the other refused 409; drawn apart again). Then the
 cluster settles (until every endpoint is Ready or Failed, at most `--settle` minutes), plays on `--linger`
 minutes if asked, then until it rests: nothing in flight (`churnkit.rest.in_flight`: every endpoint Ready or
-Failed with its spec observed, none `Consolidating` or changing shape (`status.shapeChange`), no move begun within consolidation's budget interval (so
-none could begin yet), no pod unbound or not Ready, no ordered node coming, the controller not restarting) over
+Failed with its spec observed, none `Consolidating` or changing shape (`status.shapeChange`), no move begun
+within consolidation's budget interval (so none could begin yet), no pod unbound or not Ready, no ordered node
+coming, the controller not restarting) over
 two whole loops of one controller process, at most `--rest` minutes; the settled figures are read then, so a
 move, a class change, a node's join or a kill late in the play is read once done, not while under way; and
 three controller loops run with nothing changing. Before the run, a registry holding a variant vLLM cannot load (int8
