@@ -245,7 +245,8 @@ def _history_samples(size: int, settings: PoolSettings) -> int:
 def _missed_rise(past: np.ndarray, size: int, span: int, settings: PoolSettings) -> float:
     """The largest rise of the last `learn_s` that the spare held before it (`_held` on the history up to
     then, rounded up to whole nodes) would not have covered: a wait the pool caused, as far as the need
-    series tells; 0 if none. A rise within one node is left to the rounding and the busy nodes' room. While
+    series tells; 0 if none. A rise is left to the busy nodes where their free GPUs then (the need packed onto
+    whole nodes) took it; one within a node that they did not take is learnt too (one waited for it). While
     the client behind it is still on (`_still_up`), the largest missed rise below (1 - `UP_TOLERANCE`) x it:
     one within the tolerance may be the same client's."""
     whole = len(past) // size * size
@@ -317,7 +318,8 @@ def _missed_in(samples: _Samples, blocks: int, size: int, span: int, settings: P
     mean, peak = blocked
     rise = peak[1:] - mean[:-1]
     gpn = settings.gpus_per_node
-    above = np.flatnonzero((rise > gpn) & (rise < below))
+    room = gpn * np.ceil(mean[:-1] / gpn - 1e-9) - mean[:-1]  # the busy nodes' free GPUs then, packed
+    above = np.flatnonzero((rise > room) & (rise < below))
     for j in above[np.argsort(-rise[above], kind="stable")].tolist():
         end = len(past) - (len(rise) - j) * size  # block j's end: "now" when the spare before the rise was set
         before = past[:end]

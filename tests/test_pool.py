@@ -187,6 +187,18 @@ def test_a_rise_the_pool_would_have_missed_is_held_for_the_learning_window_and_n
     assert egs_target(obs, now, pool) == 1
 
 
+@pytest.mark.parametrize("step", [60.0, 600.0])
+def test_a_rise_within_one_node_that_the_busy_nodes_had_no_room_for_is_learned(step: float):
+    # A client switches on 5 GPUs for an hour, less than a node. Over a full busy node (8 of 8 GPUs used) the
+    # pool held nothing for it and it waited: a day on, the busy node full again, one node is held. Over 3
+    # GPUs used, the busy node's 5 free GPUs took it, no one waited, and it teaches nothing.
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "learn_s": 24 * HOUR})
+    for base, held in ((8.0, 1), (3.0, 0)):
+        minutes = [base] * 600 + [base + 5.0] * 60 + [base] * 600
+        obs, now = _at(_sampled(minutes, step), step, used=int(base))
+        assert egs_target(obs, now, pool) == held, base
+
+
 def test_a_rise_the_pool_covered_is_not_learned():
     # Two switch-ons of 40 GPUs half an hour apart; the first one's switch-on floor (held 2 h) covers the
     # second. A day after the first, only the second is within the learning window: covered, it teaches
