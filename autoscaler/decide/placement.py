@@ -180,7 +180,8 @@ def place_new(
     unbound: Sequence[Allocation] = (),
 ) -> Plan:
     """The replicas beyond the incumbents, placed on what the incumbents leave: first those of endpoints
-    answered 201, then 202 (`promises`, by `namespace/name`: nothing of theirs runs yet), in the variant
+    answered 201, then 202 (`promises`, by `namespace/name`: nothing of theirs runs yet; room too small for
+    every 202 goes to those whose promised nodes are due first, `_earliest_first`), in the variant
     and class promised, so that what the API answered is what the controller does; then more replicas
     of endpoints that run (`keeps`: their incumbents' shape) in that shape; then the others. A 201's
     replicas that no longer fit in their promised shape (its capacity is gone), and an endpoint's that
@@ -232,7 +233,7 @@ def _earliest_first(
     settings: Settings,
     unbound: Sequence[Allocation],
 ) -> Plan:
-    """The 202s of `batch` placed so that room for some of them goes to those promised earliest: placed
+    """The 202s of `batch` placed so that room for some of them goes to those whose nodes are due first: placed
     together, the scheduler packs whichever it likes, and in churn seed 4 an L40S node that came for six 202s
     took the two promised 650-660 s (a node ordered anew) while two promised 103-107 s, on that node, waited
     and were late by 290 s. One scheduler call where all or none are placed; else, per set of classes, the
