@@ -286,7 +286,8 @@ def incumbents(
     come first (`Template.made`), every endpoint's before any other's pod of a template before, then Ready
     ones; an endpoint's pods in order of their workload and name.
     A pod beyond them (a rolling update's old one beside its new one, a scale-down's) holds what it asks.
-    The `replaced` workloads (namespace, name), which a consolidation moves away from, have none."""
+    The `replaced` workloads (namespace, name), which a consolidation move or a change of the spec's shape
+    replaces, have none."""
     by_workload: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for pod in pods:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
