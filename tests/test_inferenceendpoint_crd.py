@@ -73,3 +73,15 @@ def test_a_bad_endpoint_names_its_field(obj: dict[str, object], field: str) -> N
         endpoint.parse(obj)
     assert caught.value.field == field
     assert str(caught.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize("record", ["shapeChange", "consolidation"])
+def test_a_status_may_name_as_many_replaced_workloads_as_replicas_max_allows(record: str) -> None:
+    # Every replica may be a workload of its own shape: a list capped below replicas.max made every status
+    # write of such an endpoint fail (422) while its change was under way (rev11's finding 6).
+    replicas_max = endpoint.schema()["properties"]["spec"]["properties"]["replicas"]["properties"]["max"]["maximum"]
+    names = [f"chat-{i}" for i in range(replicas_max)]
+    at = {"at": "2026-12-07T17:00:00Z"} if record == "consolidation" else {}
+    validator = Draft202012Validator(endpoint.schema()["properties"]["status"])
+    assert list(validator.iter_errors({"phase": "Ready", record: {"replacing": names, **at}})) == []
+    assert list(validator.iter_errors({record: {"replacing": [*names, "one-more"], **at}})) != []
