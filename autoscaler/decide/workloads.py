@@ -63,8 +63,8 @@ def workload_objects(
     `ManifestError` when the plan cannot be rendered, which the caller reports on that endpoint alone."""
     plan = Plan(placements=tuple(renumbered(placements)))
     rendered = [owned_by(o, ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
-    ours = [w.name for w in mine if _incarnation((observed or {}).get(w.identity), ep) is not None]
-    named(rendered, _staying(ep, mine, observed or {}, replacing), {*ours, *replacing})
+    ours = _this_incarnation(ep, mine, observed or {})
+    named(rendered, _staying(ours, replacing), {*(w.name for w in ours), *replacing})
     for obj in rendered:
         if obj["kind"] in WORKLOAD_KINDS:
             before = _incarnation((observed or {}).get(identity(obj)), ep)
@@ -110,17 +110,12 @@ def _unnumbered(obj: Mapping[str, Any]) -> str:
         return str(obj["metadata"]["name"])
 
 
-def _staying(
-    ep: Endpoint,
-    mine: Sequence[Owned],
-    observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]],
-    replacing: Collection[str],
-) -> dict[Shape, str]:
-    """The endpoint's workloads of this incarnation that no consolidation replaces, by shape (without the
-    planned GPUs), the one asking for the most replicas where two have one shape."""
+def _staying(ours: Sequence[Owned], replacing: Collection[str]) -> dict[Shape, str]:
+    """The endpoint's workloads of this incarnation (`ours`) that no consolidation replaces, by shape
+    (without the planned GPUs), the one asking for the most replicas where two have one shape."""
     found: dict[Shape, Owned] = {}
-    for w in mine:
-        if w.shape is None or w.name in replacing or _incarnation(observed.get(w.identity), ep) is None:
+    for w in ours:
+        if w.shape is None or w.name in replacing:
             continue
         key = replace(w.shape, planned=())
         if key not in found or (w.replicas, w.name) > (found[key].replicas, found[key].name):
@@ -138,12 +133,15 @@ def changed_from(
     names rendered now), with replicas Ready. They serve until the new shape's do, then go (`orphans`); one
     that serves nothing goes at once, and is not recorded."""
     return tuple(
-        sorted(
-            w.name
-            for w in mine
-            if w.name not in intended and w.ready > 0 and _incarnation(observed.get(w.identity), ep) is not None
-        )
+        sorted(w.name for w in _this_incarnation(ep, mine, observed) if w.name not in intended and w.ready > 0)
     )
+
+
+def _this_incarnation(
+    ep: Endpoint, mine: Sequence[Owned], observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]]
+) -> list[Owned]:
+    """The endpoint's workloads (`mine`) written for this incarnation of it (`_incarnation`)."""
+    return [w for w in mine if _incarnation(observed.get(w.identity), ep) is not None]
 
 
 def _rename(obj: dict[str, Any], name: str) -> None:
