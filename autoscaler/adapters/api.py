@@ -846,6 +846,7 @@ class _Admissions:
         for obj in endpoints:
             if (uid := _uid(obj)) not in served and (answers := self._unexpired(obj, now)):
                 built, held = hold(built, obj, answers), held | {(uid, a) for a in answers}
+                log.info("capacity holds %s's answers before its re-made one: no workload of it yet", endpoint_key(obj))
         return (
             built,
             _planned(decision.placed.placements),
