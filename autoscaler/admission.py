@@ -142,8 +142,8 @@ REMADE_ANNOTATION = "egs.io/answered-before"
 """The answers the POST that created an endpoint gave before the one annotated now (`PROMISE_ANNOTATION`), each
 re-made after the create because another replica of the API had answered its GPUs meanwhile, and when the last
 was re-made: `{"at": <Unix time>, "answers": [<an answer as annotated>, ...]}`. A controller loop may have listed
-the endpoint at any of them and be placing it there, so the API holds their GPUs (`hold`) until the endpoint's
-workload shows up (churn seed 752, two API replicas: a view built meanwhile answered that room 201 again)."""
+the endpoint at any of them and be placing it there, so the API holds their GPUs (`hold`) for a few controller
+intervals (churn seed 752, two API replicas: a view built meanwhile answered that room 201 again)."""
 
 
 @dataclass(frozen=True)

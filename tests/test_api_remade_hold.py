@@ -1,14 +1,15 @@
-"""An answer re-made after its create (`_Admissions._confirmed`) keeps its earlier GPUs taken until the controller's
-workload for the endpoint shows up: a controller loop may have listed it at an earlier answer and be placing it
-there.
+"""An answer re-made after its create (`_Admissions._confirmed`) keeps its earlier GPUs taken for a few controller
+intervals: a controller loop may have listed it at an earlier answer and be placing it there.
 
 Found by churn `--api-replicas 2` (seed 752, docs/benchmark-notes.md): two POSTs at two replicas answered on the
 same GPU, each listing before the other's create, were both re-made away from it; a controller loop had listed
-one at its first answer and placed it there, and a view built before that workload was written (the same replicas'
-after a rebuild, or a third's) found the GPU free in every answer and answered it 201 again: demoted once the
-controller's workload was seen. The earlier answers are annotated on the endpoint with the time they were re-made
-(`REMADE_ANNOTATION`), so that every replica's view holds them, a rebuilt one too, until the workload shows up or,
-at the latest, a few controller intervals later (a failed POST's leftover holds nothing for good).
+one at its first answer and placed it there, and a view built before its pod was bound (the same replicas' after a
+rebuild, or a third's) found the GPU free in every answer and answered it 201 again: demoted once the controller's
+pod was bound there. The earlier answers are annotated on the endpoint with the time they were re-made
+(`REMADE_ANNOTATION`), so that every replica's view holds them, a rebuilt one too, for `REMADE_HOLD_LOOPS`
+intervals (a workload written is not enough: churn seed 752 again, a view that listed the workload of an endpoint
+placed at its first answer, its pod not bound yet, answered that room), and a failed POST's leftover holds nothing
+for good.
 """
 
 from __future__ import annotations

@@ -87,7 +87,6 @@ from autoscaler.decide import (
     report,
 )
 from autoscaler.decide.state import WORKLOAD_KINDS, read_owned
-from autoscaler.decide.workloads import owning_endpoint
 from autoscaler.events import ref
 from autoscaler.leader import LEASE_NAME
 from autoscaler.orders import OrderBook, track
@@ -758,7 +757,7 @@ class _Admissions:
                 endpoint_key(obj), admitted.decision.phase, _where(admitted.placed), again.decision.phase,
                 _where(again.placed),
             )  # fmt: skip
-            # The answers before stay held, here and at every replica, until the controller's workload shows up.
+            # The answers before stay held, here and at every replica, while the controller may be placing it there.
             annotation = {
                 PROMISE_ANNOTATION: promise,
                 REMADE_ANNOTATION: remade(obj, meta["annotations"][PROMISE_ANNOTATION], now),
@@ -801,7 +800,7 @@ class _Admissions:
         new answer, the GPUs of its answers before (`REMADE_ANNOTATION`) held as well where this view did not count
         them yet: the controller may have listed it at one of them and be placing it there (churn seed 751, three
         replicas: a build at once answered that room 201 again, and the controller bound the re-made endpoint on
-        it). A build holds them until the endpoint's workload shows up (`_build`)."""
+        it). A build holds them too, for `REMADE_HOLD_LOOPS` intervals (`_build`)."""
         s = self.services
         for obj in listed:
             if _counted_as(obj) not in self.counted:
@@ -817,7 +816,7 @@ class _Admissions:
 
     def _unexpired(self, obj: Mapping[str, Any], now: float) -> tuple[str, ...]:
         """The answers `obj`'s POST gave before its own (`REMADE_ANNOTATION`) while a controller loop that listed one
-        may still be writing its workload there (`REMADE_HOLD_LOOPS` intervals)."""
+        may still be placing it there (`REMADE_HOLD_LOOPS` intervals)."""
         past = earlier(obj)
         return past.answers if now - past.at < REMADE_HOLD_LOOPS * self.services.settings.eta.step_s else ()
 
@@ -840,13 +839,14 @@ class _Admissions:
         decision = decide(obs, s.settings, s.registry, s.catalog, now)
         self.said = report(decision, self.said, log)
         workloads = [o for o in owned if o.get("kind") in WORKLOAD_KINDS]
-        # A re-made answer's earlier GPUs, held until a workload of its endpoint shows where the controller put it.
-        served = {owner[1] for o in workloads if (owner := owning_endpoint(o)) is not None}
+        # A re-made answer's earlier GPUs stay held even once its workload shows up: until its pods are bound, the
+        # decide step places it at its answer, not where the workload put it (churn seed 752: a build listed the
+        # workload the controller wrote at a first answer before its pod was bound, and answered that room again).
         built, held = capacity(decision, s.catalog), set[_Counted]()
         for obj in endpoints:
-            if (uid := _uid(obj)) not in served and (answers := self._unexpired(obj, now)):
-                built, held = hold(built, obj, answers), held | {(uid, a) for a in answers}
-                log.info("capacity holds %s's answers before its re-made one: no workload of it yet", endpoint_key(obj))
+            if answers := self._unexpired(obj, now):
+                built, held = hold(built, obj, answers), held | {(_uid(obj), a) for a in answers}
+                log.info("capacity holds %s's answers before its re-made one", endpoint_key(obj))
         return (
             built,
             _planned(decision.placed.placements),

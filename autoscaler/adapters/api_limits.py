@@ -15,9 +15,9 @@ replica started) show in 201/202 within about this long."""
 
 REMADE_HOLD_LOOPS = 3
 """How many of the controller's intervals (`eta.step_s`) after an answer was re-made its earlier answers' GPUs stay
-held at most (`autoscaler.admission.REMADE_ANNOTATION`) when no workload of its endpoint shows up: a loop that
-listed it before the re-make writes its workload within its own time, and a slow loop takes longer than one
-interval (churn under load: 1.4)."""
+held (`autoscaler.admission.REMADE_ANNOTATION`): a loop that listed it before the re-make writes its workload
+within its own time (a slow loop takes longer than one interval: churn under load, 1.4 to 2), and its pods are bound
+after that; only a bound pod shows every view where it went."""
 
 
 @dataclass(frozen=True)
