@@ -7,9 +7,11 @@ Every replica the decide step places, on nodes that exist or on nodes being prov
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
+from itertools import accumulate
 
 from autoscaler.decide.settings import Settings
 from autoscaler.decide.state import ACCEPTED, CREATED, Owned, Promise, pinned
@@ -197,8 +199,12 @@ def place_new(
     for told, answer in tiers:
         batch = [pinned(r, told[_key(r)]) for r in requests if _key(r) in told and told[_key(r)].answer == answer]
         batch = [r for r in batch if r.replicas > 0 and pinned_by[_key(r)] is told[_key(r)]]
-        place = _earliest_first if answer == ACCEPTED else _as_one
-        placed = place(batch, told, registry, inventory, settings, unbound) if batch else Plan()
+        if not batch:
+            placed = Plan()
+        elif answer == ACCEPTED:
+            placed = _earliest_first(batch, told, registry, inventory, settings, unbound)
+        else:
+            placed = place_requests(batch, registry, inventory, settings, unbound)
         for u in placed.unplaced:
             if answer == CREATED:
                 gone[f"{u.namespace}/{u.request}"] += 1
@@ -213,18 +219,6 @@ def place_new(
     return Plan(placements + others.placements, unplaced + others.unplaced, occupied | others.occupied)
 
 
-def _as_one(
-    batch: Sequence[Request],
-    promises: Mapping[str, Promise],
-    registry: Registry,
-    inventory: Inventory,
-    settings: Settings,
-    unbound: Sequence[Allocation],
-) -> Plan:
-    """`batch` placed together (`place_requests`)."""
-    return place_requests(batch, registry, inventory, settings, unbound)
-
-
 def _earliest_first(
     batch: Sequence[Request],
     promises: Mapping[str, Promise],
@@ -237,7 +231,8 @@ def _earliest_first(
     together, the scheduler packs whichever it likes, and in churn seed 4 an L40S node that came for six 202s
     took the two promised 650-660 s (a node ordered anew) while two promised 103-107 s, on that node, waited
     and were late by 290 s. One scheduler call where all or none are placed; else, per set of classes, the
-    longest run of promises in the order their nodes are due that places whole (`_deadline_prefix`)."""
+    longest run of promises in the order their nodes are due that places whole (`_deadline_prefix`), of at
+    most as many replicas as that call placed."""
     together = place_requests(batch, registry, inventory, settings, unbound)
     if not together.placements or not together.unplaced:
         return together
@@ -246,7 +241,7 @@ def _earliest_first(
         groups.setdefault(r.gpu_classes, []).append(r)
     plan = Plan()
     for order in groups.values():
-        placed = _deadline_prefix(order, registry, inventory, settings, unbound)
+        placed = _deadline_prefix(order, len(together.placements), registry, inventory, settings, unbound)
         taken = [a for p in placed.placements for a in held_by(p)]
         inventory, unbound = inventory.allocated(taken), (*unbound, *taken)
         plan = _joined(plan, placed)
@@ -255,21 +250,27 @@ def _earliest_first(
 
 def _deadline_prefix(
     order: Sequence[Request],
+    room: int,
     registry: Registry,
     inventory: Inventory,
     settings: Settings,
     unbound: Sequence[Allocation],
 ) -> Plan:
-    """The longest prefix of `order` (the node promised earliest first) whose replicas all place, found by halving (a
-    prefix of one that places whole places whole, near enough), then the rest on what it leaves."""
-    whole, low, high = Plan(), 0, len(order)
+    """The longest prefix of `order` (the node promised earliest first) whose replicas all place, then the rest
+    on what it leaves. Found by halving (a prefix of one that places whole places whole, near enough) from the
+    longest of at most `room` replicas, what the whole batch placed: a prefix of more would not place whole
+    either, and a call that leaves replicas out is the costly one (the online engine's LP placed 56 of 159
+    replicas in 0.45 s, and 56 of 56 in 0.005 s), so the first call tried usually places whole and ends it."""
+    replicas = list(accumulate(r.replicas for r in order))
+    whole, low, high = Plan(), 0, bisect_right(replicas, room)
+    mid = high
     while low < high:
-        mid = (low + high + 1) // 2
         plan = place_requests(order[:mid], registry, inventory, settings, unbound)
         if plan.unplaced:
             high = mid - 1
         else:
             whole, low = plan, mid
+        mid = (low + high + 1) // 2
     if low == len(order):
         return whole
     taken = [a for p in whole.placements for a in held_by(p)]
