@@ -7,7 +7,13 @@ placed were Ready with 590 s of slack each."""
 
 from __future__ import annotations
 
-from autoscaler.decide import Observation, decide
+from collections.abc import Sequence
+from typing import Any
+
+from pytest import MonkeyPatch
+
+from autoscaler.decide import Observation, decide, placement
+from scheduler.plan import Plan, Request
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, signals
 from tests.test_reconcile_state import node, promised
 
@@ -60,3 +66,36 @@ def test_waiting_202s_are_written_in_the_order_their_nodes_are_due() -> None:
     deployments = [o["metadata"]["annotations"] for o in decision.objects if o["kind"] == "Deployment"]
     written = [a["egs.io/request-name"] for a in deployments if "egs.io/request-name" in a]
     assert written == ["beta", "alpha"]
+
+
+def test_a_waiting_202_due_first_is_written_first_though_a_later_one_has_a_replica_placed() -> None:
+    # `alpha` (two replicas, promised +660 s) got the one H100 there is for one of them; `beta` (promised +600 s,
+    # on an L40S that does not exist) has none placed. Both wait for an H100: beta's node is due first.
+    eps = [
+        promised("alpha", "Accepted", "H100-80GB", eta=NOW + 660, lo=2),
+        promised("beta", "Accepted", "L40S", eta=NOW + 600),
+    ]
+    decision = decide(Observation([_h100("gpu-0", 1)], eps, signals=signals()), SETTINGS, REGISTRY, CATALOG, NOW)
+    assert {d.name: (d.placed, d.waiting) for d in decision.endpoints} == {"alpha": (1, 1), "beta": (0, 1)}
+    deployments = [o["metadata"]["annotations"] for o in decision.objects if o["kind"] == "Deployment"]
+    written = [a["egs.io/request-name"] for a in deployments if "egs.io/request-name" in a]
+    assert written == ["beta", "alpha"]
+
+
+def test_a_node_that_joins_for_some_of_many_202s_costs_three_scheduler_calls(monkeypatch: MonkeyPatch) -> None:
+    # 40 waiting 202s, 8 GPUs: the batch placed together (8 of 40, the scheduler's choice), then the 8 promised
+    # earliest (placed whole at the first try), then the rest on what is left. The halving once took 8 calls,
+    # most of them prefixes too long to place whole, each as costly as the whole batch.
+    calls: list[int] = []
+    real = placement.place_requests
+
+    def counted(requests: Sequence[Request], *args: Any, **kw: Any) -> Plan:
+        calls.append(len(requests))
+        return real(requests, *args, **kw)
+
+    monkeypatch.setattr(placement, "place_requests", counted)
+    etas = {f"ep-{i:02d}": NOW + 100 + (i * 37) % 40 * 10 for i in range(40)}
+    placed = _placed(etas, gpus=8)
+    assert len(calls) == 3
+    earliest = sorted(etas, key=etas.__getitem__)[:8]
+    assert placed == {name: int(name in earliest) for name in etas}

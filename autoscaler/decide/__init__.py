@@ -308,11 +308,11 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     # Written in the order kube-scheduler should meet their pods where it takes them first in, first out:
     # the endpoints with replicas waiting for a node last, and the others largest replica first (a one-GPU
     # pod bound first may split the node a tensor-parallel replica was planned on); those that wait in the
-    # order their promised nodes are due (`node_due`), not as the API server lists them (by name), so that the
-    # first node to come serves the 202 answered on it. No order keeps a waiting
+    # order their promised nodes are due (`node_due`), then largest replica placed first, not as the API server
+    # lists them (by name), so that the first node to come serves the 202 answered on it. No order keeps a waiting
     # pod off the room a new endpoint was answered on (the ReplicaSets make pods concurrently): that pod is
     # not asked for until those replicas are bound (`workloads.asked`).
-    by_order: list[tuple[tuple[bool, int, float], list[dict[str, Any]]]] = []
+    by_order: list[tuple[tuple[bool, float, float], list[dict[str, Any]]]] = []
     kept: list[str] = []
     decisions: list[EndpointDecision] = []
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
@@ -370,8 +370,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         decision = replace(
             decision, recommendations=windows.get(ep.key, ()), cost_per_hour=endpoint_cost(placed + waiting, catalog)
         )
+        size = -max((gpus_of(p) for p in placed), default=0)
         due = node_due(ep.model, promises[ep.key], registry) if waiting and ep.key in promises else math.inf
-        by_order.append(((bool(waiting), -max((gpus_of(p) for p in placed), default=0), due), rendered))
+        by_order.append(((True, due, size) if waiting else (False, size, due), rendered))
         if failure is not None or (decision.phase == "Failed" and current(mine).ready):
             # Its new shape cannot be written, or its changed spec fits nowhere while what it ran before
             # still serves: that goes on as it is, and says why.
