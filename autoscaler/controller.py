@@ -58,6 +58,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from autoscaler.adapters.kubernetes import (
+    FIELD_MANAGER,
     OWNED_KINDS,
     Cluster,
     KubernetesError,
@@ -602,6 +603,7 @@ class Controller:
 
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
         statuses = _statuses(obs)
+        applied = {object_identity(o)[2:]: applied_status_fields(o, self.cluster.field_manager) for o in obs.endpoints}
         uids = {(r.namespace, r.name): r.uid for r in map(ref, obs.endpoints)}
         outcome.events += decision.events  # what the decision says happened (a promise revised)
         to_write = _to_write(decision, obs)
@@ -616,7 +618,7 @@ class Controller:
             if d is not None and d.held:
                 outcome.events.append(event(regarding, "Warning", "HoldingReplicas", "Scale", d.held))
             before = statuses.get((namespace, name)) or {}
-            if _within(status, before):
+            if _within(status, before) and not applied.get((namespace, name), frozenset()) - status.keys():
                 outcome.unchanged += 1
                 continue
             changed = None
@@ -710,6 +712,18 @@ def _regarding(obj: Mapping[str, Any]) -> ObjectRef:
 def _statuses(obs: Observation) -> dict[tuple[str, str], Mapping[str, Any]]:
     """(namespace, name) -> each InferenceEndpoint's status as observed."""
     return {object_identity(o)[2:]: status_of(o) for o in obs.endpoints}
+
+
+def applied_status_fields(endpoint: Mapping[str, Any], manager: str = FIELD_MANAGER) -> frozenset[str]:
+    """The status fields `manager` applied last (`metadata.managedFields`). A status that leaves one out must be
+    written although every field it has is there already: server-side apply then removes it (a shape change's
+    record, a move's, a promise kept), where skipping the write kept it for good (churn seed 800: two endpoints
+    read as changing shape for half an hour after their changes ended)."""
+    for entry in (endpoint.get("metadata") or {}).get("managedFields") or ():
+        if (entry.get("manager"), entry.get("operation"), entry.get("subresource")) == (manager, "Apply", "status"):
+            fields = ((entry.get("fieldsV1") or {}).get("f:status")) or {}
+            return frozenset(k[2:] for k in fields if k.startswith("f:"))
+    return frozenset()
 
 
 def _name(obj: Mapping[str, Any]) -> str:
