@@ -46,6 +46,7 @@ outage reads it there).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -58,7 +59,6 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from autoscaler.adapters.kubernetes import (
-    FIELD_MANAGER,
     OWNED_KINDS,
     Cluster,
     KubernetesError,
@@ -496,7 +496,7 @@ class Controller:
             return Outcome(leader=False)
         obs, read = self._observe(now)
         decision = decide(obs, self.settings, self.registry, self.catalog, now)
-        if _places(decision, obs) and (listed := self._endpoints_since(obs)) is not None:
+        if _places(decision, obs, self.cluster.field_manager) and (listed := self._endpoints_since(obs)) is not None:
             # An endpoint was created or changed while this loop decided (a 201 the API answered meanwhile
             # holds GPUs this decision may give away): decided again on the cluster as it is now, once.
             log.info("an InferenceEndpoint was created or changed while the loop decided: deciding again")
@@ -603,10 +603,13 @@ class Controller:
 
     def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
         statuses = _statuses(obs)
-        applied = {object_identity(o)[2:]: applied_status_fields(o, self.cluster.field_manager) for o in obs.endpoints}
+        manager = self.cluster.field_manager
+        applied = {
+            object_identity(o)[2:]: applied_fields(o, manager, "status").get("f:status") or {} for o in obs.endpoints
+        }
         uids = {(r.namespace, r.name): r.uid for r in map(ref, obs.endpoints)}
         outcome.events += decision.events  # what the decision says happened (a promise revised)
-        to_write = _to_write(decision, obs)
+        to_write = _to_write(decision, obs, manager)
         outcome.unchanged += len(decision.objects) - len(to_write)
         writes: list[Write] = [
             (f"{obj['kind']} {_name(obj)}", _regarding(obj), partial(self.cluster.apply, obj), None) for obj in to_write
@@ -618,7 +621,7 @@ class Controller:
             if d is not None and d.held:
                 outcome.events.append(event(regarding, "Warning", "HoldingReplicas", "Scale", d.held))
             before = statuses.get((namespace, name)) or {}
-            if _within(status, before) and not applied.get((namespace, name), frozenset()) - status.keys():
+            if _within(status, before) and not _drops(applied.get((namespace, name)) or {}, status):
                 outcome.unchanged += 1
                 continue
             changed = None
@@ -677,16 +680,21 @@ class Controller:
         return failed
 
 
-def _to_write(decision: Decision, obs: Observation) -> list[dict[str, Any]]:
-    """The objects of `decision` that the cluster does not hold as they are (the others need no write)."""
+def _to_write(decision: Decision, obs: Observation, manager: str) -> list[dict[str, Any]]:
+    """The objects of `decision` that the cluster does not hold as they are (the others need no write): a
+    field differs, or one `manager` applied before is left out (`_drops`)."""
     held = by_identity(obs.owned)
-    return [o for o in decision.objects if not _within(o, held.get(object_identity(o)))]
+    return [
+        o
+        for o in decision.objects
+        if not _within(o, observed := held.get(object_identity(o))) or _drops(applied_fields(observed, manager), o)
+    ]
 
 
-def _places(decision: Decision, obs: Observation) -> bool:
+def _places(decision: Decision, obs: Observation, manager: str) -> bool:
     """Whether `decision` writes a workload the cluster does not hold as it is: where a new replica is
     placed (what a loop in flight could give away), and where nothing is, no check is needed."""
-    return any(o["kind"] in WORKLOAD_KINDS for o in _to_write(decision, obs))
+    return any(o["kind"] in WORKLOAD_KINDS for o in _to_write(decision, obs, manager))
 
 
 def _spec_version(endpoint: Mapping[str, Any]) -> tuple[str, Any, Any]:
@@ -714,16 +722,46 @@ def _statuses(obs: Observation) -> dict[tuple[str, str], Mapping[str, Any]]:
     return {object_identity(o)[2:]: status_of(o) for o in obs.endpoints}
 
 
-def applied_status_fields(endpoint: Mapping[str, Any], manager: str = FIELD_MANAGER) -> frozenset[str]:
-    """The status fields `manager` applied last (`metadata.managedFields`). A status that leaves one out must be
-    written although every field it has is there already: server-side apply then removes it (a shape change's
-    record, a move's, a promise kept), where skipping the write kept it for good (churn seed 800: two endpoints
-    read as changing shape for half an hour after their changes ended)."""
-    for entry in (endpoint.get("metadata") or {}).get("managedFields") or ():
-        if (entry.get("manager"), entry.get("operation"), entry.get("subresource")) == (manager, "Apply", "status"):
-            fields = ((entry.get("fieldsV1") or {}).get("f:status")) or {}
-            return frozenset(k[2:] for k in fields if k.startswith("f:"))
-    return frozenset()
+def applied_fields(obj: Mapping[str, Any] | None, manager: str, subresource: str = "") -> Mapping[str, Any]:
+    """The fields `manager` applied last to `obj` (`metadata.managedFields`, a FieldsV1 tree), {} for none."""
+    for entry in ((obj or {}).get("metadata") or {}).get("managedFields") or ():
+        if (entry.get("manager"), entry.get("operation"), entry.get("subresource") or "") == (
+            manager,
+            "Apply",
+            subresource,
+        ):
+            return entry.get("fieldsV1") or {}
+    return {}
+
+
+def _drops(fields: Mapping[str, Any], intended: Any) -> bool:
+    """Whether `fields` (a FieldsV1 tree of what the controller applied before) names a field `intended` leaves
+    out. Such an object must be written although every field it has is there already: server-side apply then
+    removes the field, where skipping the write kept it for good (churn seed 800, eleventh session: a shape
+    change's `status.shapeChange` left behind, its endpoints read as changing shape half an hour after). A keyed
+    list's item matches on the key fields `intended` gives (the server may have defaulted others, as a port's
+    protocol); a field another manager owns is not in `fields`, and costs no write."""
+    for key, sub in fields.items():
+        if key.startswith("f:"):
+            if not isinstance(intended, Mapping) or key[2:] not in intended:
+                return True
+            inner: Any = intended[key[2:]]
+        elif key.startswith("k:"):
+            want = json.loads(key[2:])
+            items = intended if isinstance(intended, list) else []
+            found = [i for i in items if isinstance(i, Mapping) and all(i[k] == v for k, v in want.items() if k in i)]
+            if not found:
+                return True
+            inner = found[0]
+        elif key.startswith("v:"):
+            if not isinstance(intended, list) or json.loads(key[2:]) not in intended:
+                return True
+            continue
+        else:  # ".": the map or item itself; "i:": an index, which an apply never owns alone
+            continue
+        if sub and _drops(sub, inner):
+            return True
+    return False
 
 
 def _name(obj: Mapping[str, Any]) -> str:
