@@ -463,8 +463,9 @@ CALLERS = {
 }
 """Where each account's calls are made: on `cluster` (the adapter), `store` (the Lease's), `sink` (Events')
 or `source` (the watches')."""
-LOCAL = {"writes", "wrote", "owned_kinds"}
-"""The adapter's own bookkeeping (a write count, its last writes' versions, the kinds it lists): no API call."""
+LOCAL = {"writes", "wrote", "owned_kinds", "field_manager"}
+"""The adapter's own bookkeeping (a write count, its last writes' versions, the kinds it lists, its field manager): no
+API call."""
 DELETE_CALLS = {"controller": {("owned", "delete")}, "api": {("egs.dev/inferenceendpoints", "delete")}}
 
 
