@@ -209,12 +209,36 @@ class _Deadline:
     """What is left of a time limit, on `clock`: wall time (`time.perf_counter`), or the process's
     CPU time (`time.process_time`) for a budget that a busy machine must not shrink."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.perf_counter) -> None:
-        self.clock = clock
+    def __init__(
+        self,
+        seconds: float,
+        clock: Callable[[], float] = time.perf_counter,
+        wall: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.clock, self.wall = clock, wall
         self.end = clock() + seconds
+        self.began = (clock(), wall())
 
     def left(self) -> float:
         return self.end - self.clock()
+
+    def solver_s(self) -> float:
+        """The limit to give a solver call: HiGHS holds its own on the wall clock, so a CPU budget is given as
+        the wall time its CPU left is worth at the contention seen since the deadline began (at most
+        `MAX_STRETCH` times). Given the CPU left as wall seconds, a solve on a busy machine stopped short and
+        the same batch got another plan (a decide test, once at load 16), which a CPU budget is meant to
+        prevent."""
+        left = max(self.left(), MIN_SOLVER_S)
+        used, waited = self.clock() - self.began[0], self.wall() - self.began[1]
+        if self.clock is self.wall or used < MIN_USED_S:
+            return left
+        return left * min(MAX_STRETCH, max(1.0, waited / used))
+
+
+MAX_STRETCH = 20.0
+"""The most a CPU budget's solver limit is stretched by contention (20 runnable processes a core)."""
+MIN_USED_S = 0.001
+"""CPU a deadline's holder must have used before its contention is read (less says nothing)."""
 
 
 def solve(
@@ -556,7 +580,7 @@ def _generate(model: _Model, bins: list[_Bin], deadline: _Deadline, stop: _Deadl
         if deadline.left() < MIN_SOLVER_S:
             break
         master = model.master()
-        result = master.solve(deadline.left())
+        result = master.solve(deadline.solver_s())
         if result is None or not result.optimal:
             break  # out of time: the last bound stands
         model.relaxed = result.x
@@ -605,9 +629,7 @@ def _price(
     weights = [float(shape.per_gpu_mib) for _, shape, _ in items]
     most = [model.requests[n].replicas for n, _, _ in items]
     at_most = b.holders_left if b.holders_left < sum(most) else None
-    found = knapsack(
-        [v for _, _, v in items], weights, float(b.room_mib), most, at_most, max(deadline.left(), MIN_SOLVER_S)
-    )
+    found = knapsack([v for _, _, v in items], weights, float(b.room_mib), most, at_most, deadline.solver_s())
     if found is None:
         return None, False
     counts = {(name, shape): k for (name, shape, _), k in zip(items, found[0], strict=True) if k}
@@ -621,7 +643,7 @@ def _integer(model: _Model, deadline: _Deadline, copy: bool = False) -> tuple[li
         return None
     master = model.copy() if copy else model.master()
     master.integer()
-    result = master.solve(deadline.left())
+    result = master.solve(deadline.solver_s())
     if result is None:
         return None
     return [round(float(x)) for x in result.x], result.optimal

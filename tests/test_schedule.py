@@ -348,3 +348,18 @@ def test_short_of_room_at_equal_cost_the_requests_listed_later_wait(engine: str)
         plan = schedule([*batch, Request("late", SMALL, 2, concurrency=8)], REGISTRY, inventory, engine=engine).plan
         assert sorted({p.request for p in plan.placements}) == sorted(r.name for r in first)
         assert {u.request for u in plan.unplaced} == {"late"}
+
+
+def test_a_cpu_budget_gives_the_solver_the_wall_time_its_cpu_left_is_worth_on_a_busy_machine() -> None:
+    """HiGHS keeps its limit on the wall clock: given the CPU left as wall seconds, a solve on a loaded
+    machine stopped short and the same batch got another plan (a decide test, once at load 16)."""
+    cpu, wall = [0.0], [0.0]
+    deadline = replan._Deadline(0.3, lambda: cpu[0], lambda: wall[0])
+    assert deadline.solver_s() == pytest.approx(0.3)  # nothing used yet: nothing known of the contention
+    cpu[0], wall[0] = 0.1, 0.4  # a quarter of the wall time on a CPU: 0.2 s of CPU is worth 0.8 s
+    assert deadline.solver_s() == pytest.approx(0.8)
+    cpu[0], wall[0] = 0.2, 0.2  # quiet (or several threads): never less than the CPU left
+    assert deadline.solver_s() == pytest.approx(0.1)
+    on_the_wall = replan._Deadline(0.3, lambda: wall[0], lambda: wall[0])
+    wall[0] = 0.3
+    assert on_the_wall.solver_s() == pytest.approx(on_the_wall.left())
