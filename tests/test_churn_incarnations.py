@@ -11,11 +11,11 @@ from benchmarks.churnkit.kinds import DEPLOYMENTS, NODES
 from benchmarks.churnkit.play import Play
 from localplay.kube_standin import KubeCluster
 from scheduler.synthetic import gpu_node
-from tests.test_churn_play import Deployments
+from tests.test_churn_play import Deployments, DropsWrites
 from tests.test_decide import CATALOG, REGISTRY
 
 
-class Cluster(Deployments):
+class Cluster(DropsWrites, Deployments):
     """What `Play.step` reads and writes of the cluster, in memory: one node of two H100s and, once served,
     endpoint team/ep's Deployment of one replica (`Deployments`); the writes are dropped."""
 
@@ -27,15 +27,6 @@ class Cluster(Deployments):
         if kind == NODES:
             return [self.node]
         return super().all(kind) if kind == DEPLOYMENTS and self.replicas else []
-
-    def put(self, kind: str, obj: dict[str, Any]) -> None:
-        pass
-
-    def patch(self, kind: str, namespace: str | None, name: str, body: dict[str, Any]) -> None:
-        pass
-
-    def delete(self, kind: str, namespace: str | None, name: str) -> None:
-        pass
 
     def serve(self, uid: str | None) -> None:
         """Endpoint team/ep's one replica, written for its incarnation `uid`; None: the endpoint deleted, its

@@ -31,6 +31,19 @@ from scheduler.synthetic import gpu_node
 from tests.test_decide import CATALOG, REGISTRY
 
 
+class DropsWrites:
+    """A cluster stand-in for `Play.step` whose writes go nowhere: the tests read what the play would write."""
+
+    def put(self, kind: str, obj: dict[str, Any]) -> None:
+        pass
+
+    def patch(self, kind: str, namespace: str | None, name: str, body: dict[str, Any]) -> None:
+        pass
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> None:
+        pass
+
+
 class Deployments:
     """The one list `Play._wanted` reads of the cluster: endpoint team/ep's Deployment in `gpu_class` (its
     pods asking for one `resource`), written for the endpoint's incarnation `uid` where one is given."""

@@ -13,6 +13,7 @@ from benchmarks.churnkit.kinds import DEPLOYMENTS, NODES
 from benchmarks.churnkit.play import Play
 from localplay.kube_standin import KubeCluster
 from scheduler.synthetic import gpu_node
+from tests.test_churn_play import DropsWrites
 from tests.test_decide import CATALOG, REGISTRY
 
 EGS = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
@@ -85,7 +86,7 @@ def test_a_deployment_that_names_no_strategy_rolls_as_kubernetes_defaults_a_surg
     assert serving(play, 4.0) == ["phi-"]
 
 
-class Cluster(Deployment):
+class Cluster(DropsWrites, Deployment):
     """What `Play.step` reads and writes of the cluster, in memory: one 2-GPU A10G node beside the Deployment;
     the writes are dropped."""
 
@@ -93,15 +94,6 @@ class Cluster(Deployment):
         if kind == NODES:
             return [gpu_node("a10g-0", CATALOG.get("A10G"), 2)]
         return super().all(kind) if kind == DEPLOYMENTS else []
-
-    def put(self, kind: str, obj: dict[str, Any]) -> None:
-        pass
-
-    def patch(self, kind: str, namespace: str | None, name: str, body: dict[str, Any]) -> None:
-        pass
-
-    def delete(self, kind: str, namespace: str | None, name: str) -> None:
-        pass
 
 
 def test_the_plays_step_rolls_egs_one_replica_with_the_old_pod_gone_before_the_new_one() -> None:
