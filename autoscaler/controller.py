@@ -20,28 +20,28 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
    are listed again first, and where one was created or its spec changed meanwhile (a 201 the API
    answered while the loop decided), the cluster is listed again and decided once more, at most once a
    loop: a decision made without that answer would give its GPUs away;
-4. **act**: apply each intended object and status that differs from what the cluster holds, then
-   delete what the decision no longer intends (`Decision.deletions`)
-   (an intended object whose every field is already there is not written, so a second reconcile
-   with nothing changed writes nothing); a 409 is retried by the adapter; a write that fails for a
-   while (5xx, 429, no answer) is retried after the others, after 0.25, 1 and 2 s (`Settings.write_retry_delays_s`,
-   or the 429's `Retry-After` if longer, up to the last of them), a round trying the rest only once its first
-   passes; what still fails is counted and waits for the next loop, and a write the API server refuses (4xx) is
-   counted at once: one object's failure never stops the others;
+4. **act**: apply each intended object and status that differs from what the cluster holds, then delete what the
+   decision no longer intends (`Decision.deletions`) (an intended object whose every field is already there, and that
+   leaves out no field the controller applied before (`_drops`), is not written, so a second reconcile with nothing
+   changed writes nothing); a 409 is retried by the adapter; a write that fails for a while (5xx, 429, no answer) is
+   retried after the others, after 0.25, 1 and 2 s (`Settings.write_retry_delays_s`, or the 429's `Retry-After` if
+   longer, up to the last of them), a round trying the rest only once its first passes; what still fails is counted
+   and waits for the next loop, and a write the API server refuses (4xx) is counted at once: one object's failure
+   never stops the others;
 5. **record** the series of `autoscaler.metrics`, log the holds, and write Events
    (`autoscaler.events`) on each endpoint whose phase changed, that is held, or whose object could
    not be written.
 
-Nothing is kept between loops that the cluster does not hold: the replicas to hold, the warm-pool
-sizes and the promised ready times are all read back from the objects, so a restart loses nothing
-it needs. What is kept in memory only makes a loop cheaper or a promise better, kept by a standby as
-by the leader: the demand history (read whole, a week, on start and after a failed read, and
-otherwise only from a little before the last read, `HISTORY_OVERLAP_S`, so that a loop costs
-Prometheus a few samples a model instead of a week of them, a new leader's first loop included); the
-node orders in flight and the provisioning delays learnt (`autoscaler.orders`: after a restart the
-promises start from the prior again); and the GPU index map, kept per node through a failed read (and
-left on the Lease for KAI's nodes, `autoscaler.pods.GPU_INDEXES_NOTE`: a replica that starts during an
-outage reads it there).
+Nothing is kept between loops that the cluster does not hold: the replicas to hold, the warm-pool sizes and the
+promised ready times are all read back from the objects, so a restart loses nothing it needs, but for the
+consolidation moves the leader began (`Observation.moves_begun`: their endpoints may be deleted, and their records
+with them), which a new leader starts without. What else is kept in memory only makes a loop cheaper or a promise
+better, kept by a standby as by the leader: the demand history (read whole, a week, on start and after a failed read,
+and otherwise only from a little before the last read, `HISTORY_OVERLAP_S`, so that a loop costs Prometheus a few
+samples a model instead of a week of them, a new leader's first loop included); the node orders in flight and the
+provisioning delays learnt (`autoscaler.orders`: after a restart the promises start from the prior again); and the
+GPU index map, kept per node through a failed read (and left on the Lease for KAI's nodes,
+`autoscaler.pods.GPU_INDEXES_NOTE`: a replica that starts during an outage reads it there).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -747,14 +747,14 @@ def _drops(fields: Mapping[str, Any], intended: Any) -> bool:
                 return True
             inner: Any = intended[key[2:]]
         elif key.startswith("k:"):
-            want = json.loads(key[2:])
+            want = _key_fields(key)
             items = intended if isinstance(intended, list) else []
             found = [i for i in items if isinstance(i, Mapping) and all(i[k] == v for k, v in want.items() if k in i)]
             if not found:
                 return True
             inner = found[0]
         elif key.startswith("v:"):
-            if not isinstance(intended, list) or json.loads(key[2:]) not in intended:
+            if not isinstance(intended, list) or _key_fields(key) not in intended:
                 return True
             continue
         else:  # ".": the map or item itself; "i:": an index, which an apply never owns alone
@@ -762,6 +762,13 @@ def _drops(fields: Mapping[str, Any], intended: Any) -> bool:
         if sub and _drops(sub, inner):
             return True
     return False
+
+
+@lru_cache(maxsize=4096)
+def _key_fields(key: str) -> Any:
+    """A FieldsV1 list item's key (`k:{...}`) or value (`v:...`), parsed once: the same keys come back on every
+    unchanged object, every loop."""
+    return json.loads(key[2:])
 
 
 def _name(obj: Mapping[str, Any]) -> str:

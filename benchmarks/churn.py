@@ -364,7 +364,8 @@ def main() -> int:
                   controller, time.time(), metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
                   script_rng=random.Random(f"churn-moment-{args.seed}"), other_apis=tuple(urls[1:]))  # fmt: skip
         scenario(run, bodies, catalog, plan, {n["metadata"]["name"]: n for n in nodes if n["metadata"]["name"] in late})
-        early = settled_figures(kube, catalog)  # logged only: what the read would have been at the play's end
+        log("at the play's end (logged only, not the settled read):")
+        early = settled_figures(kube, catalog)  # what the read would have been at the play's end
         log(f"at the play's end: applied {early['applied']:.2f} $/h over intended {early['intended']:.2f}, "
             f"{early['stale']} stale (read once at rest below)")  # fmt: skip
         rest = run.until_rest(args.rest, CONSOLIDATION.interval_s / f)

@@ -57,6 +57,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -181,10 +182,7 @@ class Realistic(kmock.KubernetesEmulator):
             if request.action == enums.action.DELETE:
                 self._check_uid(key, (data.get("preconditions") or {}).get("uid"))
                 last = self._objects[key].raw
-                self._objects[key].delete()
-                self.owners.pop(key, None)
-                self.managed.pop(key, None)
-                self.publish(key, "DELETED")
+                self.forget(key)
                 self._collect_garbage()
                 return aiohttp.web.json_response(last)
             self._check_version(key, data)
@@ -331,6 +329,13 @@ class Realistic(kmock.KubernetesEmulator):
         raw = self._objects[key].raw
         return {**raw, "metadata": {**raw.get("metadata", {}), "managedFields": self.managed.get(key, [])}}
 
+    def forget(self, key: tuple[Any, ...]) -> None:
+        """Delete the stored object, its field managers with it, and tell its watches (in the server's thread)."""
+        self._objects[key].delete()
+        self.owners.pop(key, None)
+        self.managed.pop(key, None)
+        self.publish(key, "DELETED")
+
     def publish(self, key: tuple[Any, ...], change: str) -> None:
         """Tell every watch of the object's resource (call in the server's thread)."""
         watching = [queue for resource, queue in self._watchers if resource == key[0]]
@@ -393,10 +398,7 @@ class Realistic(kmock.KubernetesEmulator):
             if not orphans:
                 return
             for k in orphans:
-                self._objects[k].delete()
-                self.owners.pop(k, None)
-                self.managed.pop(k, None)
-                self.publish(k, "DELETED")
+                self.forget(k)
 
 
 # -- field management: what each field manager last set, and what its next apply drops --------------------------
@@ -683,13 +685,7 @@ class KubeCluster:
         """Remove a stored object as its owner would (the node autoscaler giving a node back)."""
         key = (kmock.resource(resource), namespace, name)
 
-        def remove() -> None:
-            self.emulator.objects[key].delete()
-            self.emulator.owners.pop(key, None)
-            self.emulator.managed.pop(key, None)
-            self.emulator.publish(key, "DELETED")
-
-        self._call(remove)
+        self._call(partial(self.emulator.forget, key))
 
     def get(self, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The stored object, or None; read in the server's thread, so never while a write is half done."""

@@ -216,8 +216,8 @@ class _Deadline:
         wall: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.clock, self.wall = clock, wall
-        self.end = clock() + seconds
         self.began = (clock(), wall())
+        self.end = self.began[0] + seconds
 
     def left(self) -> float:
         return self.end - self.clock()

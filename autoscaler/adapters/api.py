@@ -824,7 +824,8 @@ class _Admissions:
         self, now: float, nodes: list[dict[str, Any]], endpoints: list[dict[str, Any]] | None = None
     ) -> tuple[Capacity, Counter[tuple[str, str]], frozenset[_Written], frozenset[_Counted]]:
         """The capacity the decide step leaves on what the cluster holds now (the endpoints listed now unless
-        given), with what `_outrun` checks it by and the endpoints it counts (`_adopted`)."""
+        given), less the GPUs of re-made answers' earlier answers while they are held (`hold`), with what
+        `_outrun` checks it by and the endpoints it counts (`_adopted`: those answers among them)."""
         s, cluster = self.services, self.services.cluster
         pods = cluster.gpu_pods()
         book = self._read_orders(nodes, pods, now)

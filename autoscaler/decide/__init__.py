@@ -93,6 +93,7 @@ from autoscaler.decide.state import (
 )
 from autoscaler.decide.status import (
     CANNOT_RENDER,
+    CONSOLIDATING,
     PROMISE_KEPT,
     SPEC_CHANGE_HELD,
     answer_status,
@@ -372,7 +373,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         )
         size = -max((gpus_of(p) for p in placed), default=0)
         due = node_due(ep.model, promises[ep.key], registry) if waiting and ep.key in promises else math.inf
-        by_order.append(((True, due, size) if waiting else (False, size, due), rendered))
+        by_order.append(((bool(waiting), due, size), rendered))  # `due` is inf but for a waiting 202
         if failure is not None or (decision.phase == "Failed" and current(mine).ready):
             # Its new shape cannot be written, or its changed spec fits nowhere while what it ran before
             # still serves: that goes on as it is, and says why.
@@ -399,7 +400,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             decision = replace(decision, move=move)  # recorded while it replaces, and for the budget's interval
         if ep.key in moving:
             note = f"moving to {decision.variant} on {decision.gpu_class}: saves ${moving[ep.key].saving:g}/h"
-            events.append(event(raw_by_key[ep.key], "Normal", "Consolidating", "Consolidate", note))
+            events.append(event(raw_by_key[ep.key], "Normal", CONSOLIDATING, "Consolidate", note))
         decisions.append(decision)
         statuses[(ep.namespace, ep.name)] = endpoint_status(decision, ep, previous.get(ep.key, {}), now)
     for decision, ep_raw in failed:

@@ -90,14 +90,14 @@ def consolidate(
     keep a promise or grow this loop; `inventory`: the GPUs with every running and newly placed replica taken
     (a replacement never takes its predecessor's GPUs); `unbound`: what it holds for replicas whose pods are
     not bound yet, beside which a move's new pods must bind on a HAMi node in whatever order they arrive
-    (`place_requests`), as the moves chosen before it; `leaving`: the nodes the replicas of moves under way
-    still hold (`leaving_nodes`), which no move lands on, nor do those the moves chosen here take replicas
-    off: the node a move empties would be occupied again, and its saving counted twice; `begun`: when this
+    (`place_requests`), as the moves chosen before it; `leaving`: the nodes the replicas of moves and shape
+    changes under way still hold (`leaving_nodes`), which no move lands on, nor do those the moves chosen here
+    take replicas off: the node a move empties would be occupied again, and its saving counted twice; `begun`: when this
     controller began the moves it remembers (`Observation.moves_begun`), counted with the statuses' by key."""
     cfg = settings.consolidation
     if not cfg.enabled:
         return Consolidation()
-    began = {key: m.at for key, m in recorded.items()} | {k: t for k, t in (begun or {}).items() if k not in recorded}
+    began = {**(begun or {}), **{key: m.at for key, m in recorded.items()}}
     recent = sum(1 for at in began.values() if now - at < cfg.interval_s)
     budget = cfg.max_disruptions_per_interval - recent
     moves: dict[str, Move] = {}
@@ -301,7 +301,7 @@ def _price(node: NodeGpus, catalog: Catalog) -> float:
 
 def leaving_nodes(pods: Iterable[Mapping[str, Any]], replaced: Collection[tuple[str, str]]) -> frozenset[str]:
     """The nodes the pods of `replaced` workloads (namespace, name) are bound to: the old replicas of moves
-    under way, which go once the new ones serve."""
+    and shape changes under way, which go once the new ones serve."""
     return frozenset(
         str(node) for pod in pods if (node := (pod.get("spec") or {}).get("nodeName")) and workload_of(pod) in replaced
     )

@@ -309,8 +309,9 @@ SPEC_APPLIED = "SpecApplied"
 """False while the spec is not applied (`not_applied`), with reason `SPEC_CHANGE_HELD` or `CANNOT_RENDER`;
 absent otherwise."""
 CONSOLIDATING = "Consolidating"
-"""True, with reason `MOVING`, while a consolidation move's new replicas do not all serve (`endpoint_decision`):
-the message says to which shape, and the replaced replicas count ready meanwhile; absent otherwise."""
+"""The reason of the Event on an endpoint whose move begins, and a condition: True, with reason `MOVING`,
+while a consolidation move's new replicas do not all serve (`endpoint_decision`): the message says to which
+shape, and the replaced replicas count ready meanwhile; absent otherwise."""
 MOVING = "MovingToCheaperShape"
 CHANGING_SHAPE = "ChangingShape"
 """The `Progressing` reason while a shape change of the spec is under way (`endpoint_decision`): its new

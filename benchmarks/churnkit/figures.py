@@ -18,7 +18,7 @@ from prometheus_client.metrics_core import Metric
 
 from autoscaler.decide.placement import serving_cost
 from autoscaler.decide.state import read_owned
-from autoscaler.decide.status import PROMISE_KEPT, SCALING_ACTIVE
+from autoscaler.decide.status import CONSOLIDATING, PROMISE_KEPT, SCALING_ACTIVE
 from autoscaler.eta import least_mean_slack, promise_slacks
 from autoscaler.kubetime import parse_time
 from benchmarks.churnkit.kinds import DEPLOYMENTS, ENDPOINTS, log
@@ -241,15 +241,11 @@ def loose_ends(statuses: Mapping[str, Mapping[str, Any]], families: Iterable[Met
     return stuck, len(statuses.keys() - metered)
 
 
-MOVE_BEGUN = "Consolidating"
-"""The reason of the Event the controller writes on an endpoint whose move it begins."""
-
-
 def consolidation_moves(events: Iterable[Mapping[str, Any]], interval_s: float) -> dict[str, int]:
     """Moves consolidation began (its `Consolidating` Events, a series by its count) and the most of them begun
     within `interval_s` (real: the budget's interval less a loop) by each Event's first time: at most the
     configured `maxDisruptionsPerInterval` (`CONSOLIDATION`) when it keeps its budget."""
-    mine = [e for e in events if e.get("reason") == MOVE_BEGUN]
+    mine = [e for e in events if e.get("reason") == CONSOLIDATING]
     starts = sorted(parse_time(str(e["eventTime"])) for e in mine)
     for e in sorted(mine, key=lambda e: str(e["eventTime"])):
         regarding, series = e.get("regarding") or {}, e.get("series") or {}

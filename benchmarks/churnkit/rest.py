@@ -16,7 +16,6 @@ from typing import Any
 
 from autoscaler.decide.status import CHANGING_SHAPE, CONSOLIDATING
 from autoscaler.kubetime import micro_time, parse_time
-from benchmarks.churnkit.figures import MOVE_BEGUN
 
 SETTLED_PHASES = ("Ready", "Failed")
 """An endpoint's phases at rest: serving, or refused (an invalid spec, nothing to place it on)."""
@@ -54,7 +53,7 @@ def in_flight(
             flying.append(f"{key} consolidating")
         if status.get("shapeChange") or any(c.get("reason") == CHANGING_SHAPE for c in status.get("conditions") or ()):
             flying.append(f"{key} changing shape")
-    last_move = max((_last_seen(e) for e in events if e.get("reason") == MOVE_BEGUN), default=None)
+    last_move = max((_last_seen(e) for e in events if e.get("reason") == CONSOLIDATING), default=None)
     if last_move is not None and now - last_move < interval_s:
         flying.append(f"a move began at {micro_time(last_move)}, within the budget's interval")
     flying += [f"pod {key} {'not Ready' if bound else 'not bound'}" for key, bound, ready in pods if not ready]

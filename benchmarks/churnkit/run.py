@@ -414,8 +414,8 @@ class Run:
         families = self.metrics()
         if not families:
             return None
-        found = {x.name: x.value for family in families if family.name == LOOP for x in family.samples}
-        return self.controller.pid, found.get(f"{LOOP}_count", 0.0)
+        self.sample_loop(families)  # a stopped process's loops were folded away: these are this one's
+        return self.controller.pid, self.loops[1]
 
     def metrics(self, timeout: float = 2.0) -> list[Metric]:
         """The controller's own /metrics, parsed (none while it does not answer)."""
