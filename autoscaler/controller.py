@@ -495,13 +495,16 @@ class Controller:
                 log.info("standby: cluster not read (kept warm at the next interval): %s", e)
             return Outcome(leader=False)
         obs, read = self._observe(now)
+        manager = self.cluster.field_manager
         decision = decide(obs, self.settings, self.registry, self.catalog, now)
-        if _places(decision, obs, self.cluster.field_manager) and (listed := self._endpoints_since(obs)) is not None:
+        to_write = _to_write(decision, obs, manager)
+        if _places(to_write) and (listed := self._endpoints_since(obs)) is not None:
             # An endpoint was created or changed while this loop decided (a 201 the API answered meanwhile
             # holds GPUs this decision may give away): decided again on the cluster as it is now, once.
             log.info("an InferenceEndpoint was created or changed while the loop decided: deciding again")
             obs = self._observed_again(obs, listed)
             decision = decide(obs, self.settings, self.registry, self.catalog, now)
+            to_write = _to_write(decision, obs, manager)
         self.elector.note(GPU_INDEXES_NOTE, carried(self.gpu_indexes, decision.inventory))
         self.moves_begun = begun_moves(self.moves_begun, decision, self.settings.consolidation.interval_s, now)
         self.holding = report_holds(decision, self.holding, log)
@@ -521,7 +524,7 @@ class Controller:
         by_name = {str((n.get("metadata") or {}).get("name")): n for n in obs.nodes}
         for node, reason in sorted({(n.node, n.reason) for n in decision.inventory.skipped}):
             outcome.events.append(event(by_name.get(node, _node(node)), "Warning", "NodeSkipped", "Place", reason))
-        self._act(decision, obs, outcome)
+        self._act(decision, obs, to_write, outcome)
         return outcome
 
     def _observe(self, now: float) -> tuple[Observation, Snapshot | None]:
@@ -601,7 +604,9 @@ class Controller:
         self.history = KeptHistory(now, read.history)
         return read
 
-    def _act(self, decision: Decision, obs: Observation, outcome: Outcome) -> None:
+    def _act(self, decision: Decision, obs: Observation, to_write: list[dict[str, Any]], outcome: Outcome) -> None:
+        """Write `to_write` (the objects of `decision` the cluster does not hold as they are), the statuses that
+        changed and the deletions, retrying those that failed for a while."""
         statuses = _statuses(obs)
         manager = self.cluster.field_manager
         applied = {
@@ -609,7 +614,6 @@ class Controller:
         }
         uids = {(r.namespace, r.name): r.uid for r in map(ref, obs.endpoints)}
         outcome.events += decision.events  # what the decision says happened (a promise revised)
-        to_write = _to_write(decision, obs, manager)
         outcome.unchanged += len(decision.objects) - len(to_write)
         writes: list[Write] = [
             (f"{obj['kind']} {_name(obj)}", _regarding(obj), partial(self.cluster.apply, obj), None) for obj in to_write
@@ -691,10 +695,10 @@ def _to_write(decision: Decision, obs: Observation, manager: str) -> list[dict[s
     ]
 
 
-def _places(decision: Decision, obs: Observation, manager: str) -> bool:
-    """Whether `decision` writes a workload the cluster does not hold as it is: where a new replica is
-    placed (what a loop in flight could give away), and where nothing is, no check is needed."""
-    return any(o["kind"] in WORKLOAD_KINDS for o in _to_write(decision, obs, manager))
+def _places(to_write: list[dict[str, Any]]) -> bool:
+    """Whether a decision's `to_write` holds a workload: where a new replica is placed (what a loop in flight
+    could give away), and where nothing is, no check is needed."""
+    return any(o["kind"] in WORKLOAD_KINDS for o in to_write)
 
 
 def _spec_version(endpoint: Mapping[str, Any]) -> tuple[str, Any, Any]:

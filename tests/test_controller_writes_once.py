@@ -1,0 +1,58 @@
+"""A controller loop works out which of its decision's objects to write once (`controller._to_write`: every
+object compared with the cluster's, its managedFields walked), not once to check whether it places a replica
+and again to write: at 1,000 endpoints that is thousands of objects a loop. Covers: a first loop (objects to
+write) and a second (nothing to write); a loop that decides again (an endpoint posted while it decided)
+works it out once a decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import autoscaler.controller as controller_module
+from localplay.kube_standin import KubeCluster
+from tests.test_answer_race import leading, one_gpu
+from tests.test_controller import ENDPOINTS, FixedSignals, controller
+from tests.test_decide import endpoint, h100
+
+
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many objects each `_to_write` call of the controller answered, in order."""
+    calls: list[int] = []
+    to_write = controller_module._to_write
+
+    def counting(*args: Any) -> list[dict[str, Any]]:
+        found = to_write(*args)
+        calls.append(len(found))
+        return found
+
+    monkeypatch.setattr(controller_module, "_to_write", counting)
+    return calls
+
+
+def test_a_loop_works_out_what_to_write_once(kube: KubeCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    ctl = controller(kube, FixedSignals(demand=3.0))
+    calls = counted(monkeypatch)
+    first = ctl.reconcile()
+    assert first.writes >= 5 and len(calls) == 1 and calls[0] >= 4  # workload, Service, PriorityClass, balloon
+    second = ctl.reconcile()
+    assert (second.writes, calls[1:]) == (0, [0])
+
+
+def test_a_loop_that_decides_again_works_it_out_once_a_decision(
+    kube: KubeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube.put("v1/nodes", one_gpu("gpu-0"))
+    kube.put(ENDPOINTS, endpoint("first", 1, 1))
+
+    def posted() -> None:
+        kube.put(ENDPOINTS, endpoint("second", 1, 1))
+
+    ctl, cluster = leading(kube, posted)
+    calls = counted(monkeypatch)
+    ctl.reconcile()
+    assert cluster.endpoint_lists == 2  # listed, then listed again: it decided again
+    assert len(calls) == 2
