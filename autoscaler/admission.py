@@ -91,7 +91,7 @@ class Admitted:
 def capacity(decision: Decision, catalog: Catalog) -> Capacity:
     """What `decision` leaves for new endpoints."""
     free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
-    keys = frozenset(f"{d.namespace}/{d.name}" for d in decision.endpoints)
+    keys = frozenset(d.key for d in decision.endpoints)
     queues = {c: decision.ahead.get(c, ()) + gpus for c, gpus in _queues(decision.waiting.placements, catalog).items()}
     return Capacity(free, {**decision.ahead, **queues}, keys, decision.orders, decision.unbound)
 

@@ -267,7 +267,7 @@ class ControllerMetrics:
         self.gauge("egs_autoscaler_held_endpoints").clear()
         kept = set(decision.kept)
         for d in decision.endpoints:
-            if f"{d.namespace}/{d.name}" in kept:
+            if d.key in kept:
                 # A spec not applied has its serving replicas' phase (Ready): why is SpecApplied's reason.
                 reason = d.not_applied[0] if d.not_applied else d.reason
                 self.gauge("egs_autoscaler_held_endpoints").labels(d.namespace, d.name, reason).set(1)

@@ -406,7 +406,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     for decision, ep_raw in failed:
         decisions.append(decision)
         statuses[(decision.namespace, decision.name)] = endpoint_status(decision, None, status_of(ep_raw), now)
-        kept.append(f"{decision.namespace}/{decision.name}")
+        kept.append(decision.key)
     pools = pool_decisions(inventory, real, waiting_plan, ahead, endpoints, attribution, settings, obs, now)
     objects += [o for _, rendered in sorted(by_order, key=lambda r: r[0]) for o in rendered]
     objects += pool_objects(pools, settings, catalog)

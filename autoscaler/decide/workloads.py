@@ -364,7 +364,7 @@ def orphans(
         if w.identity in keep:
             serving[w.key] += w.ready
     listed = {endpoint_key(o) for o in endpoints}
-    by_key = {f"{d.namespace}/{d.name}": d for d in decisions}
+    by_key = {d.key: d for d in decisions}
     held = set(kept)
     gone: list[tuple[str, str, str, str]] = []
     for w in owned:
