@@ -268,6 +268,8 @@ class FleetState:
     """The schedulable GPUs of an inventory, mutable while a plan is built; `plan()` freezes it."""
 
     nodes: _Nodes
+    _pristine: _Pristine
+    """The inventory's nodes untouched, which `of(like=self)` lends to a state of the same inventory."""
     placements: list[Placement] = field(default_factory=list)
     unplaced: list[Unplaced] = field(default_factory=list)
     paid: dict[str, float] = field(default_factory=dict)
@@ -289,7 +291,6 @@ class FleetState:
     surcharges: dict[tuple[object, ...], float] = field(default_factory=dict)
     """What `shadow` adds to an option, by what it depends on (the option's node kinds, instance
     profile, VRAM per GPU and GPUs): worked out once per state."""
-    _pristine: _Pristine | None = None
 
     @classmethod
     def of(
@@ -300,12 +301,12 @@ class FleetState:
         first one did (the memo holds real prices, so `shadow` may differ), and its untouched
         nodes (`_Pristine`), so that a pass copies only the nodes it looks at."""
         ids = like._ids if like is not None else {}
-        if like is not None and like._pristine is not None and like._pristine.inventory is inventory:
+        if like is not None and like._pristine.inventory is inventory:
             pristine = like._pristine
         else:
             pristine = _Pristine.of(inventory)
         nodes = _Nodes(pristine.nodes)
-        state = cls(nodes, shadow=shadow or {}, _pristine=pristine)
+        state = cls(nodes, pristine, shadow=shadow or {})
         if like is not None:
             state.memo = like.memo
         state._ids = ids
