@@ -1,12 +1,13 @@
 """The decide step runs with Python's cyclic garbage collector paused (`autoscaler.decide.collector`): at
 1,000 endpoints its full collections went over the whole observation 2-3 times a step to find a few dozen
-objects. The collector must come back on after the step, after the last of steps that overlap (the API
-decides from several threads), and stay off where it was off before."""
+objects. The collector must come back on after the step (one that raised too), after the last of steps that
+overlap (the API decides from several threads), and stay off where it was off before."""
 
 from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,3 +69,35 @@ def test_a_collector_off_before_the_step_stays_off() -> None:
     with collector_paused():
         assert not gc.isenabled()
     assert not gc.isenabled()
+
+
+def test_a_step_that_raises_turns_the_collector_back_on() -> None:
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("the step failed")
+    assert gc.isenabled()
+
+
+def test_steps_that_overlap_from_many_threads_leave_the_collector_on_once_all_end() -> None:
+    """Threads entering and leaving in every interleaving, some raising: off while any runs, on after."""
+    start = threading.Barrier(8)
+    seen_on: list[bool] = []
+
+    def steps(i: int) -> None:
+        start.wait(5)
+        for j in range(200):
+            try:
+                with collector_paused():
+                    time.sleep(0.0001)  # another thread enters or leaves meanwhile
+                    seen_on.append(gc.isenabled())
+                    if (i + j) % 7 == 0:
+                        raise ValueError(j)
+            except ValueError:
+                pass
+
+    threads = [threading.Thread(target=steps, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(seen_on) == 1600 and not any(seen_on)
+    assert gc.isenabled()
