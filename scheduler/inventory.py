@@ -440,7 +440,7 @@ class _Reading:
 
 @by_json_text(held=65_536)
 def _reading(raw: Any) -> _Reading:
-    """What `raw` says (`_Reading`), remembered by its JSON text, as the `held` latest read."""
+    """What `raw` says (`_Reading`), remembered by its JSON text (the 65,536 Nodes read last)."""
     problem: str | None = None
     refused: str | None = None
     try:
