@@ -54,7 +54,8 @@ _CLASS = {"gpus_per_node", "pool", "policy", "static_nodes", "nodepool", "egs"}
 _CONSOLIDATION = {
     "enabled": "enabled",
     "minSavingFraction": "min_saving_fraction",
-    "maxDisruptionsPerInterval": "max_disruptions_per_interval",
+    "maxNodesPerInterval": "max_nodes_per_interval",
+    "maxDisruptionsPerInterval": "max_nodes_per_interval",
     "interval": "interval_s",
 }
 _ETA = {"prior_delay_s", "quantile", "min_observations", "step_s"}
@@ -92,6 +93,8 @@ def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | Non
             raise InputError(f"writeRetryDelaysSeconds: a list of seconds, got {delays!r}")
         fields["write_retry_delays_s"] = tuple(_seconds(d, "writeRetryDelaysSeconds") for d in delays)
     raw_consolidation = _mapping(raw.get("consolidation", {}), "consolidation", set(_CONSOLIDATION))
+    if {"maxNodesPerInterval", "maxDisruptionsPerInterval"} <= raw_consolidation.keys():
+        raise InputError("consolidation: maxDisruptionsPerInterval is maxNodesPerInterval's old name; give one")
     fields["consolidation"] = _build(
         ConsolidationSettings,
         "consolidation",
@@ -122,9 +125,12 @@ def _consolidation_value(key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise InputError(f"{where}: true or false, got {value!r}")
         return value
-    if key == "maxDisruptionsPerInterval":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{where}: a whole number, got {value!r}")
+    if key in ("maxNodesPerInterval", "maxDisruptionsPerInterval"):
+        # Karpenter's `nodes: "3"` or `"10%"`; the old key counted endpoints, now read as nodes.
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise InputError(f"{where}: a number of nodes or a percentage of them ('10%'), got {value!r}")
         return value
     return _seconds(value, where)
 

@@ -79,7 +79,7 @@ from autoscaler.decide import (
     status_of,
     warm,
 )
-from autoscaler.decide.state import WORKLOAD_KINDS
+from autoscaler.decide.state import WORKLOAD_KINDS, Move
 from autoscaler.decide.workloads import by_identity, owning_endpoint
 from autoscaler.decide.workloads import identity as object_identity
 from autoscaler.endpoint import API_VERSION, KIND
@@ -396,8 +396,8 @@ class Controller:
         self.gpu_indexes: Mapping[str, Mapping[str, int]] = {}
         """NVML's index of each GPU UUID per node, as last read: hardware, so a node's is kept through a read
         that failed or lacks it (numbered by EGS meanwhile, KAI's shares could move GPUs between loops)."""
-        self.moves_begun: dict[str, float] = {}
-        """When this leader began each consolidation move it still counts (`Observation.moves_begun`)."""
+        self.moves_begun: dict[str, Move] = {}
+        """The consolidation moves this leader began that it still counts (`Observation.moves_begun`)."""
         self.said: frozenset[str] = frozenset()
         """The last decision's notices (a node skipped, an annotation that cannot be read): each is
         logged once, when it starts, and again in a new term."""
@@ -794,9 +794,9 @@ def _within(intended: Any, observed: Any) -> bool:
     return bool(intended == observed)
 
 
-def begun_moves(remembered: Mapping[str, float], decision: Decision, interval_s: float, now: float) -> dict[str, float]:
+def begun_moves(remembered: Mapping[str, Move], decision: Decision, interval_s: float, now: float) -> dict[str, Move]:
     """The consolidation moves to keep counting against the budget: those the decision records, and those
     remembered from earlier loops within the interval (their endpoints may be gone, and their records with
     them)."""
-    kept = {key: at for key, at in remembered.items() if now - at < interval_s}
-    return kept | {d.key: d.move.at for d in decision.endpoints if d.move is not None}
+    kept = {key: move for key, move in remembered.items() if now - move.at < interval_s}
+    return kept | {d.key: d.move for d in decision.endpoints if d.move is not None}

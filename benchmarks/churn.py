@@ -89,8 +89,10 @@ The last line of stdout is one JSON object:
   hold its desired replicas (0);
 - `disruptions_outside_consolidation`: Ready replicas of endpoints whose spec did not change that went
   away, unless an Event on the endpoint names consolidation (0); `consolidation_disruptions` those;
-  `consolidation_moves` the moves it began (`Consolidating` Events) and `consolidation_moves_in_one_interval`
-  the most begun within one budget interval (at most 1, its `maxDisruptionsPerInterval`; `--consolidation`);
+  `consolidation_moves` the moves it began (`Consolidating` Events), `consolidation_moves_in_one_interval`
+  the most begun within one budget interval, and `consolidation_nodes_in_one_interval` the most nodes they took
+  replicas off within one (at most `consolidation_budget_nodes`: its `maxNodesPerInterval`, 10% of the Nodes at
+  the read rounded up; `--consolidation`);
 - `etas_kept`, `eta_mean_slack_s`: of the 202 answers, the share Ready by their `estimatedReadyTime`
   (Ready at the middle of the play's two reads between which the status turned Ready; no other grace),
   and the mean of (promised - ready) over those kept (targets >= 0.95, <= 120 s): the first promise,
@@ -152,10 +154,9 @@ classes), each with its own classes ordered, sharing and late nodes; `--fleet-si
 multiple of today's (0: none but those tainted for another team, so every POST is a 202); `--occupied` the share
 of the untainted nodes at the start whose every GPU another team's pods hold (`occupying`: a fleet already
 full, which the API and the controller must read as taken), until a minute drawn within `--occupied-minutes`
-(never by default); `--consolidation` switches consolidation on with
-that least saving (its budget as configured by default: one endpoint per 600 s, compressed), and `--linger`
-plays on for those minutes once settled (before the rest and the quiet loops), so that it and the scale-down
-window may act.
+(never by default); `--consolidation` switches consolidation on with that least saving (its budget as
+configured by default: 10% of the nodes disrupted per 600 s, compressed), and `--linger` plays on for those
+minutes once settled (before the rest and the quiet loops), so that it and the scale-down window may act.
 Two events more, off by default too: `--api-replicas N` runs N `egs api` processes (`api.log`, `api-2.log`, ...)
 and sends each request to the next in turn, as a Service spreads them over the chart's two replicas, and
 `--controller-kills` kills the leading controller (SIGKILL: the OOM killer, a crash) amid a burst of POSTs drawn
@@ -237,7 +238,7 @@ from localplay.localstack import free_port, wait_http
 from scheduler.catalog import Catalog
 
 CONSOLIDATION = Settings().consolidation
-"""Consolidation's budget (`--consolidation` sets only its least saving): one endpoint moved per 600 s."""
+"""Consolidation's budget (`--consolidation` sets only its least saving): 10% of the nodes disrupted per 600 s."""
 
 
 def main() -> int:
@@ -374,6 +375,7 @@ def main() -> int:
         # Less a loop: a move's Event is written after the loop that began it decided, so two moves an interval
         # apart by the controller's clock (`Move.at`) may be written a loop's time less than that apart.
         moves = consolidation_moves(kube.all(EVENTS), (CONSOLIDATION.interval_s - LOOP_S) / f)
+        moves["consolidation_budget_nodes"] = CONSOLIDATION.nodes_allowed(len(kube.all(NODES)))
         families = run.metrics(timeout=10)
         stuck, unmetered = loose_ends(figures["statuses"], families)
         run.sample_loop(families)

@@ -11,10 +11,20 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from autoscaler.controller import begun_moves
-from autoscaler.decide import ClassSettings, ConsolidationSettings, Decision, Observation, Settings, decide
-from autoscaler.decide.consolidation import MAX_SEARCHES, Candidate, Option, _best
-from autoscaler.decide.state import recorded_shape
+from autoscaler.decide import (
+    ClassSettings,
+    ConsolidationSettings,
+    Decision,
+    Observation,
+    Settings,
+    consolidation,
+    decide,
+)
+from autoscaler.decide.consolidation import MAX_SEARCHES, Candidate, Option, _best, disrupted_nodes
+from autoscaler.decide.state import Move, recorded_shape
 from autoscaler.decide.workloads import named
 from scheduler.synthetic import gpu_node
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, SHAPE, endpoint, h100, signals, training
@@ -129,7 +139,9 @@ def test_a_node_another_teams_pod_holds_is_not_emptied_and_a_move_onto_an_idle_n
     assert moves(loop(alone, observed(first, [endpoint("alpha")]), owned, pods, at=LATER)) == []
 
 
-def test_a_node_of_two_endpoints_is_emptied_only_within_a_budget_of_two() -> None:
+def test_a_node_of_two_endpoints_is_emptied_within_a_budget_of_one_node() -> None:
+    # The budget counts nodes, as Karpenter's: emptying one node of two endpoints disrupts one node. Before, it
+    # counted endpoints, and this move needed a budget of two.
     # alpha and beta fill l40s-0; gamma came when l40s-1 (3 GPUs) joined.
     first = decide(Observation([l40s("l40s-0", 2)], [endpoint("alpha"), endpoint("beta")], signals=signals()),
                    SETTINGS, REGISTRY, CATALOG, NOW)  # fmt: skip
@@ -140,14 +152,36 @@ def test_a_node_of_two_endpoints_is_emptied_only_within_a_budget_of_two() -> Non
     owned, pods = applied(second)
     eps = observed(second, eps)
     assert {p.request: p.node for p in second.placed.placements}["gamma"] == "l40s-1"
-    assert moves(loop(nodes, eps, owned, pods, at=LATER)) == []  # one disruption an interval: not enough
-    two = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_disruptions_per_interval=2))
-    moved = loop(nodes, eps, owned, pods, at=LATER, settings=two)
+    one = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_nodes_per_interval=1))
+    moved = loop(nodes, eps, owned, pods, at=LATER, settings=one)
     assert sorted(moves(moved)) == ["alpha", "beta"]
     assert {p.node for p in moved.placed.placements if p.request in ("alpha", "beta")} == {"l40s-1"}
+    assert [moved.statuses[("team-a", who)]["consolidation"]["nodes"] for who in ("alpha", "beta")] == [["l40s-0"]] * 2
     price = CATALOG.get("L40S").price_per_hour
     saving = sum(e.saving for e in [moved.endpoints[0].move, moved.endpoints[1].move] if e is not None)
     assert round(saving, 2) == round(2 * price, 2)  # the node's two GPUs
+    none = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_nodes_per_interval=0))
+    assert moves(loop(nodes, eps, owned, pods, at=LATER, settings=none)) == []
+
+
+def test_an_endpoint_on_two_nodes_moves_only_within_a_budget_of_two_nodes() -> None:
+    # alpha's two replicas came on two H100 nodes, one each (a job held the rest of each); an L40S node joined.
+    h100s = [h100("gpu-0"), h100("gpu-1")]
+    jobs = [training("gpu-0", 7), training("gpu-1", 7)]
+    first = decide(Observation(h100s, [endpoint("alpha", lo=2)], signals=signals(), pods=jobs),
+                   SETTINGS, REGISTRY, CATALOG, NOW)  # fmt: skip
+    assert sorted(p.node for p in first.placed.placements) == ["gpu-0", "gpu-1"]
+    owned, pods = applied(first)
+    nodes, eps = [*h100s, l40s("l40s-0", 2)], observed(first, [endpoint("alpha", lo=2)])
+    # Moving it to the L40S node disrupts both H100 nodes: 10% of three nodes rounds up to one, not enough.
+    assert moves(loop(nodes, eps, owned, [*pods, *jobs])) == []
+    two = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_nodes_per_interval=2))
+    moved = loop(nodes, eps, owned, [*pods, *jobs], settings=two)
+    assert moves(moved) == ["alpha"]
+    assert {p.gpu_class for p in moved.placed.placements} == {"L40S"}
+    assert moved.statuses[("team-a", "alpha")]["consolidation"]["nodes"] == ["gpu-0", "gpu-1"]
+    [event] = moved.events
+    assert "off gpu-0, gpu-1:" in event.note
 
 
 def test_a_whole_gpu_replica_moves_to_a_free_partition_of_its_class() -> None:
@@ -261,7 +295,7 @@ def test_no_move_lands_on_a_node_another_move_is_emptying() -> None:
     # (two moves, each counted the node's price, one node went); with a budget of one the second came an
     # interval later while the first's new pod was not ready yet.
     nodes, eps, owned, pods = three_lone_endpoints()
-    three = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_disruptions_per_interval=3))
+    three = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_nodes_per_interval=3))
     moved = loop(nodes, eps, owned, pods, at=LATER, settings=three)
     [who] = moves(moved)
     old_node = {"alpha": "l40s-0", "beta": "l40s-1", "gamma": "l40s-2"}[who]
@@ -298,10 +332,10 @@ def test_the_best_move_is_searched_for_no_further_than_a_move_that_could_beat_it
 
         return Candidate(bound, (key,), 10.0, search)
 
-    best = _best([candidate("a", 4.0, 3.0), candidate("b", 9.0, 5.0), candidate("c", 6.0, 6.0),
+    best, left = _best([candidate("a", 4.0, 3.0), candidate("b", 9.0, 5.0), candidate("c", 6.0, 6.0),
                   candidate("d", 5.0, 5.0), candidate("e", 7.0, None), candidate("f", 1.5, 1.5)], 0.2)  # fmt: skip
     assert best is not None and best.keys == ("c",)
-    assert searched == ["b", "e", "c"]  # d, a and f could not beat c's 6
+    assert (searched, left) == (["b", "e", "c"], MAX_SEARCHES - 3)  # d, a and f could not beat c's 6
 
 
 def test_at_most_max_searches_are_searched_for_a_move_those_that_could_save_the_most_first() -> None:
@@ -314,7 +348,7 @@ def test_at_most_max_searches_are_searched_for_a_move_those_that_could_save_the_
 
         return Candidate(float(i), (f"ep-{i}",), float(i), search)
 
-    assert _best([candidate(i) for i in range(1, 2 * MAX_SEARCHES + 1)], 0.2) is None
+    assert _best([candidate(i) for i in range(1, 2 * MAX_SEARCHES + 1)], 0.2) == (None, 0)
     assert searched == list(range(2 * MAX_SEARCHES, MAX_SEARCHES, -1))
 
 
@@ -323,9 +357,9 @@ def test_a_move_whose_endpoint_was_deleted_still_counts_against_the_budget() -> 
     (`Observation.moves_begun`), so one whose endpoint was deleted since keeps its place in the budget
     (churn seed 464: two moves 10 s apart with a budget of one, the first's endpoint deleted between)."""
     nodes, eps, owned, pods = two_half_empty_nodes()
-    gone = {"team-a/deleted-since": NOW - 10}
+    gone = {"team-a/deleted-since": Move(NOW - 10, "team-a", (), nodes=("l40s-9",))}
 
-    def with_begun(begun: dict[str, float], at: float) -> Decision:
+    def with_begun(begun: dict[str, Move], at: float) -> Decision:
         obs = Observation(nodes, eps, owned, signals(age_s=NOW + 10 - at), pods=pods, moves_begun=begun)
         return decide(obs, ON, REGISTRY, CATALOG, at)
 
@@ -338,7 +372,44 @@ def test_the_controller_remembers_the_moves_it_began_within_the_interval() -> No
     moved = loop(*two_half_empty_nodes())
     [who] = moves(moved)
     [key] = [d.key for d in moved.endpoints if d.move is not None]
-    kept = begun_moves({"team-a/deleted-since": NOW - 10, "team-a/long-ago": LATER - 3 * ON.consolidation.interval_s},
+    recent = Move(NOW - 10, "team-a", (), nodes=("l40s-9",))
+    long_ago = Move(LATER - 3 * ON.consolidation.interval_s, "team-a", ())
+    kept = begun_moves({"team-a/deleted-since": recent, "team-a/long-ago": long_ago},
                        moved, ON.consolidation.interval_s, NOW)  # fmt: skip
-    assert kept == {"team-a/deleted-since": NOW - 10, key: NOW}
+    assert kept.keys() == {"team-a/deleted-since", key} and kept["team-a/deleted-since"] == recent
     assert key.endswith(who)
+    assert (kept[key].at, kept[key].nodes) == (NOW, ({"alpha": "l40s-0", "beta": "l40s-1"}[who],))
+
+
+def test_a_move_recorded_without_its_nodes_spends_one_node() -> None:
+    # A status written before the budget counted nodes: the move still spends the budget, as one node.
+    nodes, eps, owned, pods = two_half_empty_nodes()
+    unrecorded = {"team-a/earlier": Move(NOW - 10, "team-a", ())}
+    assert disrupted_nodes(unrecorded, NOW - 600) == {"team-a/earlier (nodes not recorded)"}
+    obs = Observation(nodes, eps, owned, signals(), pods=pods, moves_begun=unrecorded)
+    assert moves(decide(obs, ON, REGISTRY, CATALOG, NOW)) == []
+
+
+def test_a_loop_searches_at_most_max_searches_whatever_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A budget of many nodes lets a loop choose many moves; each search places over the whole fleet, so the
+    # loop's searches in all are bounded, not each move's (the rest wait for the next loop).
+    # Six endpoints, one on each H100 node (a job holds the rest of each); an L40S node of eight joins.
+    h100s, jobs = [h100(f"gpu-{i}") for i in range(6)], [training(f"gpu-{i}", 7) for i in range(6)]
+    names = [f"ep-{i}" for i in range(6)]
+    first = decide(Observation(h100s, [endpoint(n) for n in names], signals=signals(), pods=jobs),
+                   SETTINGS, REGISTRY, CATALOG, NOW)  # fmt: skip
+    assert len({p.node for p in first.placed.placements}) == 6
+    owned, pods = applied(first)
+    nodes, eps = [*h100s, l40s("l40s-0", 8)], observed(first, [endpoint(n) for n in names])
+    searched: list[int] = []
+    place = consolidation.place_requests
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        searched.append(1)
+        return place(*args, **kwargs)
+
+    monkeypatch.setattr(consolidation, "place_requests", counted)
+    monkeypatch.setattr(consolidation, "MAX_SEARCHES", 4)
+    every = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_nodes_per_interval="100%"))
+    assert len(moves(loop(nodes, eps, owned, [*pods, *jobs], settings=every))) >= 1
+    assert len(searched) == 4

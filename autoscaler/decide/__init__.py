@@ -399,7 +399,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         if move is not None and (move.replacing or now - move.at < settings.consolidation.interval_s):
             decision = replace(decision, move=move)  # recorded while it replaces, and for the budget's interval
         if ep.key in moving:
-            note = f"moving to {decision.variant} on {decision.gpu_class}: saves ${moving[ep.key].saving:g}/h"
+            note = f"moving to {decision.variant} on {decision.gpu_class} off {', '.join(moving[ep.key].nodes)}: "
+            note += f"saves ${moving[ep.key].saving:g}/h"
             events.append(event(raw_by_key[ep.key], "Normal", CONSOLIDATING, "Consolidate", note))
         decisions.append(decision)
         statuses[(ep.namespace, ep.name)] = endpoint_status(decision, ep, previous.get(ep.key, {}), now)

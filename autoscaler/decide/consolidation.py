@@ -3,19 +3,23 @@ budgeted step (Karpenter's model).
 
 The decide step never moves a running replica for another endpoint's sake (its incumbents stay,
 `state.incumbents`); this is the one way it moves them on purpose. Per loop, after the new replicas are
-placed, `consolidate` takes at most the budget left for the interval, in the order of the saving:
+placed, `consolidate` takes at most the budget left for the interval, in the order of the saving. The budget
+counts nodes, as Karpenter's NodePool disruption budgets do (`maxNodesPerInterval`: a number, or a share of the
+GPU nodes): a node is disrupted when a move takes a replica off it, once however many it takes, so emptying a
+node of two endpoints spends one, and moving an endpoint of replicas on three nodes spends three.
 
 - only endpoints that serve fully (every replica ready, at least their minimum), keep no promise, are not
   growing this loop and are not already moving;
 - *a cheaper shape*: the endpoint's replicas placed afresh, beside everything that runs now, cost at least
   `minSavingFraction` less per hour (another variant or class, or within its class a smaller split: an AMD
   partition, a MIG instance or a share of a GPU instead of a whole one);
-- *an emptied node*: every replica on a node is of endpoints that may move, within the budget left (one
-  disruption each), and they fit, placed afresh without that node, on nodes that already hold something:
-  the node holds nothing once they serve, and the node autoscaler removes it (Cluster Autoscaler an empty
-  node after its scale-down delay, Karpenter by its emptiness consolidation). The saving is the price of the
-  nodes emptied of the classes the node autoscaler adds and removes (`settings.classes`: an emptied static or
-  on-premises node stays, and saves nothing); no replica costs more. A move lands on occupied nodes only,
+- *an emptied node*: every replica on a node is of endpoints that may move, within the budget left (the
+  nodes those endpoints' replicas leave), and they fit, placed afresh without that node, on nodes that
+  already hold something: the node holds nothing once they serve, and the node autoscaler removes it
+  (Cluster Autoscaler an empty node after its scale-down delay, Karpenter by its emptiness consolidation).
+  The saving is the price of the nodes emptied of the classes the node autoscaler adds and removes
+  (`settings.classes`: an emptied static or on-premises node stays, and saves nothing); no replica costs
+  more. A move lands on occupied nodes only,
   never on one that a move under way or chosen before it in the loop takes replicas off (`leaving`: the
   node it empties would be occupied again, its saving counted twice), and empties one; a shape move lowers
   the replicas' cost, so (the replicas' cost, the nodes occupied) falls with every move: no move is undone
@@ -26,8 +30,8 @@ placed, `consolidate` takes at most the budget left for the interval, in the ord
   holding their GPUs and go once the new ones serve every replica (`workloads.orphans`), so an endpoint never
   has fewer ready replicas than before;
 - the move is recorded on the endpoint's status (`status.consolidation`: when, and the workloads it
-  replaces), so that a restart neither forgets it nor counts the old replicas as incumbents again, and the
-  budget per interval is counted from the statuses, not from memory.
+  replaces, and the nodes it takes replicas off), so that a restart neither forgets it nor counts the old
+  replicas as incumbents again, and the budget per interval is counted from the statuses, not from memory.
 
 EGS neither cordons nor taints the node it empties: it owns no Node (other teams' pods may share it, and
 the node autoscaler, not EGS, decides what goes), and a node of pods it does not own is never emptied.
@@ -82,7 +86,7 @@ def consolidate(
     now: float,
     unbound: Sequence[Allocation] = (),
     leaving: Collection[str] = (),
-    begun: Mapping[str, float] | None = None,
+    begun: Mapping[str, Move] | None = None,
 ) -> Consolidation:
     """The moves to begin this loop, within what the budget leaves.
 
@@ -92,65 +96,84 @@ def consolidate(
     not bound yet, beside which a move's new pods must bind on a HAMi node in whatever order they arrive
     (`place_requests`), as the moves chosen before it; `leaving`: the nodes the replicas of moves and shape
     changes under way still hold (`leaving_nodes`), which no move lands on, nor do those the moves chosen here
-    take replicas off: the node a move empties would be occupied again, and its saving counted twice; `begun`: when this
-    controller began the moves it remembers (`Observation.moves_begun`), counted with the statuses' by key."""
+    take replicas off: the node a move empties would be occupied again, and its saving counted twice; `begun`: the
+    moves this controller began that it remembers (`Observation.moves_begun`), counted with the statuses' by key:
+    the nodes they took replicas off within the interval spend the budget (`maxNodesPerInterval` of the
+    inventory's nodes)."""
     cfg = settings.consolidation
     if not cfg.enabled:
         return Consolidation()
-    began = {**(begun or {}), **{key: m.at for key, m in recorded.items()}}
-    recent = sum(1 for at in began.values() if now - at < cfg.interval_s)
-    budget = cfg.max_disruptions_per_interval - recent
+    disrupted = disrupted_nodes({**(begun or {}), **recorded}, now - cfg.interval_s)
+    allowed = cfg.nodes_allowed(len(inventory))
     moves: dict[str, Move] = {}
     placed: dict[str, tuple[Placement, ...]] = {}
-    leaving = frozenset(leaving)
-    while budget > 0:
+    leaving, searches = frozenset(leaving), MAX_SEARCHES
+    while len(disrupted) < allowed and searches > 0:
         movable = {
             ep.key: ep
             for ep in endpoints
             if ep.key not in moves and ep.key not in busy and _movable(ep, staying, workloads, recorded)
         }
         candidates = cheaper(movable, staying, inventory, registry, catalog, settings, unbound, leaving)
-        candidates += emptying(movable, staying, inventory, registry, catalog, settings, unbound, budget, leaving)
-        best = _best(candidates, cfg.min_saving_fraction)
+        candidates += emptying(movable, staying, inventory, registry, catalog, settings, unbound, leaving)
+        within = [c for c in candidates if len(c.nodes | disrupted) <= allowed]
+        best, searches = _best(within, cfg.min_saving_fraction, searches)
         if best is None:
             break
         for key in best.keys:
             replacing = tuple(sorted(w.name for w in workloads.get(key, ())))
             share = round(best.saving / len(best.keys), 4)
-            moves[key] = Move(now, movable[key].namespace, replacing, share)
+            off = tuple(sorted(_nodes(staying[key])))
+            moves[key] = Move(now, movable[key].namespace, replacing, share, off)
             placed[key] = tuple(p for p in best.placements if f"{p.namespace}/{p.request}" == key)
         taken = [a for p in best.placements for a in held_by(p)]
         inventory, unbound = inventory.allocated(taken), (*unbound, *taken)
-        leaving |= {a.node for key in best.keys for p in staying[key] for a in held_by(p)}
-        budget -= len(best.keys)
+        off_nodes = _nodes(p for key in best.keys for p in staying[key])
+        leaving |= off_nodes
+        disrupted |= off_nodes
     return Consolidation(moves, placed)
+
+
+def disrupted_nodes(moves: Mapping[str, Move], since: float) -> frozenset[str]:
+    """The nodes the moves begun after `since` took replicas off: what they spent of the budget. A move whose
+    record names none (written before the budget counted nodes) counts as one node of its own."""
+    return frozenset(
+        node for key, m in moves.items() if m.at > since for node in (m.nodes or (f"{key} (nodes not recorded)",))
+    )
+
+
+def _nodes(placements: Iterable[Placement]) -> frozenset[str]:
+    """The nodes `placements` hold something of."""
+    return frozenset(a.node for p in placements for a in held_by(p))
 
 
 @dataclass(frozen=True)
 class Candidate:
     """A move not searched yet: the most it can save (`bound`, USD per hour), the endpoints it moves and what
-    they cost now, and its search (a `place_requests` call: a decide step's dearest part, run only where the
-    bound leaves the move a chance, `_best`)."""
+    they cost now, its search (a `place_requests` call: a decide step's dearest part, run only where the
+    bound leaves the move a chance, `_best`), and the nodes it takes replicas off (its disruption)."""
 
     bound: float
     keys: tuple[str, ...]
     cost: float
     search: Callable[[], Option | None]
+    nodes: frozenset[str] = frozenset()
 
 
 MAX_SEARCHES = 8
-"""Moves searched for each one chosen, those that could save the most first: a search places the endpoints
+"""Moves searched a loop, those that could save the most first (a loop's later moves search what its earlier
+ones left; those beyond wait for the next loop, within the same interval's budget): a search places the endpoints
 afresh over the whole fleet (about 0.1 s of CPU at 10,000 GPUs), and searching every movable endpoint and
 node took minutes a loop at 1,000 endpoints (`benchmarks/reconcile.py --consolidation`). Karpenter bounds its
 consolidation the same way (candidates by disruption cost, a time limit): a move of a small bound waits
 until those above it are made or stop being candidates."""
 
 
-def _best(candidates: Sequence[Candidate], fraction: float, searches: int = MAX_SEARCHES) -> Option | None:
-    """The move worth making (saving more than 0 and at least `fraction` of its cost) that saves the most; of
-    equal savings the one of the largest keys, then the first listed. Searched in the order of what each
-    could save, and no further once none left could beat the best found (the move searching all would find),
-    nor beyond `searches` searches."""
+def _best(candidates: Sequence[Candidate], fraction: float, searches: int = MAX_SEARCHES) -> tuple[Option | None, int]:
+    """The move worth making (saving more than 0 and at least `fraction` of its cost) that saves the most, and
+    the searches left; of equal savings the one of the largest keys, then the first listed. Searched in the
+    order of what each could save, and no further once none left could beat the best found (the move
+    searching all would find), nor beyond `searches` searches."""
     rank = {id(c): (c.bound, c.keys, -i) for i, c in enumerate(candidates)}
     best: tuple[tuple[float, tuple[str, ...], int], Option] | None = None
     for c in sorted(candidates, key=lambda c: rank[id(c)], reverse=True):
@@ -165,7 +188,7 @@ def _best(candidates: Sequence[Candidate], fraction: float, searches: int = MAX_
         found = (option.saving, option.keys, rank[id(c)][2])
         if best is None or found > best[0]:
             best = (found, option)
-    return None if best is None else best[1]
+    return (None if best is None else best[1]), searches
 
 
 def cheaper(
@@ -186,7 +209,7 @@ def cheaper(
         before = endpoint_cost(staying[key], catalog)
         request = ep.request(len(staying[key]))
         search = partial(_cheaper, key, request, before, registry, inventory, catalog, settings, unbound, leaving)
-        candidates.append(Candidate(before, (key,), before, search))
+        candidates.append(Candidate(before, (key,), before, search, _nodes(staying[key])))
     return candidates
 
 
@@ -215,12 +238,11 @@ def emptying(
     catalog: Catalog,
     settings: Settings,
     unbound: Sequence[Allocation],
-    budget: int,
     leaving: frozenset[str],
 ) -> list[Candidate]:
-    """Per node whose every replica is of `movable` endpoints (at most `budget` of them), those endpoints'
-    replicas placed afresh without it, where they land on nodes that hold something already and that no
-    other move is emptying (`leaving`), and cost no more: the node, and any other left holding nothing, is
+    """Per node whose every replica is of `movable` endpoints, those endpoints' replicas placed afresh without
+    it, where they land on nodes that hold something already and that no other move is emptying (`leaving`),
+    and cost no more: the node, and any other left holding nothing, is
     saved. It saves at most the price of the nodes those endpoints alone hold, of the classes the node
     autoscaler removes."""
     holds = {n.node: _holds(n) for n in inventory}
@@ -237,7 +259,7 @@ def emptying(
     for node in inventory:
         here = mine.get(node.node, Counter())
         keys = tuple(sorted(here))
-        if not (node.schedulable and keys and len(keys) <= budget and set(keys) <= movable.keys()):
+        if not (node.schedulable and keys and set(keys) <= movable.keys()):
             continue
         if not roomy - {node.node}:
             continue
@@ -254,7 +276,7 @@ def emptying(
             _emptied, node, keys, kept, requests, occupied, mine, holds,
             registry, inventory, catalog, settings, unbound, leaving | {node.node},
         )  # fmt: skip
-        candidates.append(Candidate(bound, keys, endpoint_cost(kept, catalog), search))
+        candidates.append(Candidate(bound, keys, endpoint_cost(kept, catalog), search, _nodes(kept)))
     return candidates
 
 

@@ -6,8 +6,11 @@ the ETA model and the scheduler's engine.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from autoscaler.eta import EtaSettings
@@ -56,23 +59,38 @@ class ClassSettings:
 @dataclass(frozen=True)
 class ConsolidationSettings:
     """Moving running replicas to a cheaper shape (`autoscaler.decide.consolidation`; config key
-    `consolidation: {enabled, minSavingFraction, maxDisruptionsPerInterval, interval}`)."""
+    `consolidation: {enabled, minSavingFraction, maxNodesPerInterval, interval}`)."""
 
     enabled: bool = False
     """Off unless switched on: a move restarts a model server (minutes of loading) to save money."""
     min_saving_fraction: float = 0.2
     """The least saving, as a fraction of the endpoint's cost per hour, worth a move."""
-    max_disruptions_per_interval: int = 1
-    """Endpoints moved per `interval_s` at most, counted from their statuses."""
+    max_nodes_per_interval: int | str = "10%"
+    """Nodes disrupted (a replica moved off) per `interval_s` at most, counted from the statuses: a number,
+    or a percentage of the GPU nodes rounded up (`"10%"`), as Karpenter's NodePool `disruption.budgets[].nodes`
+    and its default."""
     interval_s: float = 600.0
 
     def __post_init__(self) -> None:
         if not 0 < self.min_saving_fraction < 1:
             raise ValueError(f"minSavingFraction must be between 0 and 1, got {self.min_saving_fraction}")
-        if self.max_disruptions_per_interval < 0:
-            raise ValueError(f"maxDisruptionsPerInterval must be >= 0, got {self.max_disruptions_per_interval}")
+        if not _valid_budget(self.max_nodes_per_interval):
+            budget = self.max_nodes_per_interval
+            raise ValueError(f"maxNodesPerInterval must be a number >= 0 or a percentage of 0-100%, got {budget!r}")
         if not self.interval_s > 0:
             raise ValueError(f"interval must be a positive number of seconds, got {self.interval_s}")
+
+    def nodes_allowed(self, nodes: int) -> int:
+        """The nodes an interval may disrupt in a fleet of `nodes` GPU nodes (a percentage rounded up)."""
+        budget = self.max_nodes_per_interval
+        return budget if isinstance(budget, int) else math.ceil(nodes * Fraction(budget[:-1]) / 100)
+
+
+def _valid_budget(budget: int | str) -> bool:
+    """A count of nodes (>= 0), or a percentage of them (`"10%"`, 0-100)."""
+    if isinstance(budget, int):
+        return not isinstance(budget, bool) and budget >= 0
+    return re.fullmatch(r"\d+(\.\d+)?%", budget) is not None and Fraction(budget[:-1]) <= 100
 
 
 @dataclass(frozen=True)

@@ -871,9 +871,11 @@ class Move:
     replacing: tuple[str, ...]
     saving: float = 0.0
     """USD per hour the move saves, as estimated when it began (0 when read back)."""
+    nodes: tuple[str, ...] = ()
+    """The nodes it takes replicas off: what it spends of the disruption budget (`maxNodesPerInterval`)."""
 
     def as_status(self) -> dict[str, Any]:
-        return {"at": rfc3339(self.at), "replacing": list(self.replacing)}
+        return {"at": rfc3339(self.at), "replacing": list(self.replacing), "nodes": list(self.nodes)}
 
 
 def move_of(raw: Mapping[str, Any], owned: Sequence[Owned]) -> Move | None:
@@ -888,4 +890,5 @@ def move_of(raw: Mapping[str, Any], owned: Sequence[Owned]) -> Move | None:
     names = {w.name for w in owned}
     replacing = tuple(str(n) for n in recorded.get("replacing") or () if str(n) in names)
     meta = raw.get("metadata")
-    return Move(at, str(meta.get("namespace", "default")) if isinstance(meta, Mapping) else "default", replacing)
+    namespace = str(meta.get("namespace", "default")) if isinstance(meta, Mapping) else "default"
+    return Move(at, namespace, replacing, nodes=tuple(str(n) for n in recorded.get("nodes") or ()))

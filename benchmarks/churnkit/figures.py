@@ -242,18 +242,27 @@ def loose_ends(statuses: Mapping[str, Mapping[str, Any]], families: Iterable[Met
 
 
 def consolidation_moves(events: Iterable[Mapping[str, Any]], interval_s: float) -> dict[str, int]:
-    """Moves consolidation began (its `Consolidating` Events, a series by its count) and the most of them begun
-    within `interval_s` (real: the budget's interval less a loop) by each Event's first time: at most the
-    configured `maxDisruptionsPerInterval` (`CONSOLIDATION`) when it keeps its budget."""
+    """Moves consolidation began (its `Consolidating` Events, a series by its count), the most of them begun
+    within `interval_s` (real: the budget's interval less a loop) by each Event's first time, and the most
+    nodes they took replicas off within it (each Event's note names them): at most the configured
+    `maxNodesPerInterval` of the GPU nodes (`CONSOLIDATION`) when it keeps its budget."""
     mine = [e for e in events if e.get("reason") == CONSOLIDATING]
-    starts = sorted(parse_time(str(e["eventTime"])) for e in mine)
+    starts = sorted(
+        ((parse_time(str(e["eventTime"])), _moved_off(str(e.get("note") or ""))) for e in mine), key=lambda s: s[0]
+    )
     for e in sorted(mine, key=lambda e: str(e["eventTime"])):
         regarding, series = e.get("regarding") or {}, e.get("series") or {}
         log(f"consolidating {regarding.get('namespace')}/{regarding.get('name')} at {e['eventTime']} "
             f"({series.get('count', 1)}, last {series.get('lastObservedTime', '-')}): {e.get('note')}")  # fmt: skip
+    windows = [[nodes for t, nodes in starts if start <= t < start + interval_s] for start, _ in starts]
     return {
         "consolidation_moves": sum(int((e.get("series") or {}).get("count", 1)) for e in mine),
-        "consolidation_moves_in_one_interval": max(
-            (sum(1 for t in starts if start <= t < start + interval_s) for start in starts), default=0
-        ),
+        "consolidation_moves_in_one_interval": max((len(w) for w in windows), default=0),
+        "consolidation_nodes_in_one_interval": max((len(frozenset().union(*w)) for w in windows), default=0),
     }
+
+
+def _moved_off(note: str) -> frozenset[str]:
+    """The nodes a `Consolidating` Event's note says the move takes replicas off (`... off a, b: saves ...`)."""
+    found = re.search(r" off (.+?): saves ", note)
+    return frozenset(found[1].split(", ")) if found else frozenset()
