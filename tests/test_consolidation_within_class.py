@@ -402,7 +402,7 @@ def test_a_loop_searches_at_most_max_searches_whatever_its_budget(monkeypatch: p
     owned, pods = applied(first)
     nodes, eps = [*h100s, l40s("l40s-0", 8)], observed(first, [endpoint(n) for n in names])
     searched: list[int] = []
-    place = consolidation.place_requests
+    place = consolidation.place_requests  # type: ignore[attr-defined]
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         searched.append(1)
