@@ -123,7 +123,7 @@ def connect_prometheus(args: argparse.Namespace) -> PrometheusMetrics | None:
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     """The options `egs controller` and `egs api` share: the cluster and the configuration."""
     parser.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, else ~/.kube/config)")
-    parser.add_argument("--config", type=Path, help="controller configuration (YAML; see autoscaler/config.py)")
+    parser.add_argument("--config", type=Path, help="configuration file (YAML; its keys: docs/configuration.md)")
     parser.add_argument("--models", type=Path, help="model registry (default: the configuration's `models`)")
 
 
