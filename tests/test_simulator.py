@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from autoscaler import fitting
 from autoscaler.fitting import Protocol, fit_egs, fit_static_k
 from autoscaler.pool import PoolSettings
 from autoscaler.simulator import (
@@ -21,6 +22,7 @@ from autoscaler.simulator import (
     Window,
     min_zero_wait_node_hours,
     simulate,
+    simulate_unless_late,
 )
 from benchmarks.demand import generate, resample
 
@@ -190,3 +192,26 @@ def test_where_no_rung_keeps_p99_on_the_training_days_the_fit_keeps_the_top_acti
     kept, other = (simulate(train, SCENARIO, p, protocol.fit_window)[0] for p in (egs, learning))
     assert min(kept.p99_wait_s, other.p99_wait_s) > 60
     assert kept.cost_usd < other.cost_usd
+
+
+def test_the_fit_runs_each_policy_on_the_training_days_once(monkeypatch: pytest.MonkeyPatch):
+    # Generator seed 109 (a tuning seed): a learning rung with a quiet cap under its cap and `still_up_s`;
+    # the quiet-capped rung's training run, made by the cap's bisection, also sets `still_up_s`'s limit.
+    runs: list[Policy] = []
+
+    def counted(trace: Trace, scenario: Scenario, policy: Policy, score: Window, seed: int, fraction: float):
+        runs.append(policy)
+        return simulate_unless_late(trace, scenario, policy, score, seed, fraction)
+
+    monkeypatch.setattr(fitting, "simulate_unless_late", counted)
+    trace = Trace(600.0, {"m": resample(generate(seed=109)[0], 10)})
+    egs = fit_egs(trace, SCENARIO, Protocol(train_days=10, score_days=4), Policy("egs", PoolSettings(8, lead_s=600.0)))
+    assert egs.pool.learn_s and egs.pool.still_up_s and egs.pool.quiet_nodes is not None
+    assert len(runs) == len(set(runs))
+
+
+def test_a_quiet_cap_at_the_cap_runs_as_no_quiet_cap():
+    # The fit takes the cap's own training run for a quiet cap at `max_idle_nodes` (`_fit_quiet_nodes`).
+    learning = Policy("egs", PoolSettings(8, learn_s=7 * 86_400.0, max_idle_nodes=3))
+    at_cap, below = (replace(learning, pool=replace(learning.pool, quiet_nodes=q)) for q in (3, 2))
+    assert _run(at_cap)[0] == _run(learning)[0] != _run(below)[0]
