@@ -62,7 +62,8 @@ def add_parser(sub: Any) -> None:
         "render",
         description="Render the recording rules and alerts for each GPU source and the Grafana dashboards, "
         "and write them where the Helm chart (helm/egs/rules, helm/egs/dashboards) and a plain Prometheus "
-        f"(alerts/*.rules.yaml) read them. With --check, write nothing: exit {CHECK_FAILED_EXIT} listing the files "
+        "(alerts/*.rules.yaml) read them, and copy the InferenceEndpoint CRD and the model registry into the chart "
+        f"(helm/egs/crds, helm/egs/files). With --check, write nothing: exit {CHECK_FAILED_EXIT} listing the files "
         "that are missing or out of date.",
     )
     render.add_argument(
