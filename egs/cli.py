@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from common.errors import EgsError
 from egs.exit_codes import EXIT_CODES as EXIT_CODES
+from egs.exit_codes import STDOUT_CLOSED_EXIT
 
 log = logging.getLogger("egs")
 
@@ -70,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EgsError as e:
         print(f"egs: error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:
+        # Whoever read stdout stopped (`egs plan | head`): not a bug. Python would flush stdout again at exit and
+        # fail the same way, so it is pointed at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return STDOUT_CLOSED_EXIT
 
 
 def _command(argv: Sequence[str]) -> str | None:

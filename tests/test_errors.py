@@ -6,6 +6,7 @@ into one line and its documented exit code; anything else is a bug and keeps its
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -72,3 +73,15 @@ def test_help_documents_every_exit_code() -> None:
     out = subprocess.run([sys.executable, "-m", "egs.cli", "--help"], capture_output=True, text=True).stdout
     for code, meaning in EXIT_CODES.items():
         assert f"{code}  {meaning}" in out
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly_as_sigpipe_would() -> None:
+    """`egs plan ... | head`: the reader closes the pipe before the plan is written. That is no bug, so no
+    traceback and not exit 1, but 141 (128 + SIGPIPE), as a shell reports a command the signal ended."""
+    proc = subprocess.Popen([sys.executable, "-m", "egs.cli", *PLAN], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command has started: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 128 + signal.SIGPIPE, err
+    assert err == ""
+    assert 128 + signal.SIGPIPE in EXIT_CODES
