@@ -15,16 +15,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, MetricsHandler
+
+from common.http_server import HttpServer
 
 Probe = Callable[[], tuple[bool, str]]
 """(healthy, why in a sentence)."""
 
 
-class ProbeServer(ThreadingHTTPServer):
+class ProbeServer(HttpServer):
     """`registry` on every path but the two probes."""
 
     daemon_threads = True

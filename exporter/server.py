@@ -11,15 +11,15 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from common.errors import InputError
+from common.http_server import HttpServer
 from exporter.collector import Rendered
 from exporter.exposition import CONTENT_TYPE, age_line
 
@@ -63,7 +63,7 @@ def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]
     return family, address
 
 
-class ExporterServer(ThreadingHTTPServer):
+class ExporterServer(HttpServer):
     daemon_threads = True
     request_queue_size = 1024
     """The listen backlog (capped by net.core.somaxconn): socketserver's default of 5 drops the SYNs
@@ -101,14 +101,6 @@ class ExporterServer(ThreadingHTTPServer):
         thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
         thread.start()
         return thread
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hangs up or stalls is routine on a node; anything else is a bug and logged."""
-        error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError | TimeoutError):
-            log.debug("client %s went away: %s", client_address, error)
-        else:
-            log.exception("serving %s failed", client_address)
 
 
 def health(rendered: Rendered, now: float, max_age_s: float) -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from common.http_server import HttpServer
 from exporter.attribution import PodRef
 from exporter.backends.sim import SimBackend
 from exporter.exposition import CONTENT_TYPE, render
@@ -26,7 +27,7 @@ PodsFor = Callable[[str, int], Sequence[PodRef]]
 """(node name, GPU index) -> the pods that hold it."""
 
 
-class FleetServer(ThreadingHTTPServer):
+class FleetServer(HttpServer):
     daemon_threads = True
     request_queue_size = 1024
 

@@ -9,18 +9,17 @@ counter keeps what it has counted, as a running server's does.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from common.http_server import HttpServer
 from localplay.localstack import free_port
 
 
@@ -77,14 +76,6 @@ class _Collector:
         yield from (success, waiting, running, kv)
 
 
-class _HttpServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A scraper that hangs up (Prometheus past its scrape timeout on a loaded machine) is routine; any
-        other failure is printed as socketserver prints it."""
-        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            super().handle_error(request, client_address)
-
-
 class VllmStandIn:
     """Serves the stand-in's /metrics on 127.0.0.1 until `close()`."""
 
@@ -107,7 +98,7 @@ class VllmStandIn:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._http = _HttpServer(("127.0.0.1", free_port()), Handler)
+        self._http = HttpServer(("127.0.0.1", free_port()), Handler)
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
 
     def update(self, servers: Sequence[Server]) -> None:
