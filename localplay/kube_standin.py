@@ -24,6 +24,8 @@ server this module teaches it (never the adapter):
   leaves that parent in place, and nothing is defaulted but a Deployment's `spec.replicas`: 1 when a write
   leaves it absent (owned by no manager), as the API server's defaulting does; so an apply that stops
   setting the replicas it alone owned shrinks the Deployment to 1;
+- lists (and a watch's first ADDED events) come in etcd's key order, by namespace and then name, never in the
+  order the objects were made, so a client that keeps the listed order keeps an order of its own making;
 - lists honour equality label selectors and `status.phase` field selectors (`=`, `==`, `!=`, several
   joined by commas, all of which must hold);
 - deleting an object garbage-collects the objects that name it in `ownerReferences`;
@@ -249,13 +251,7 @@ class Realistic(kmock.KubernetesEmulator):
                 status=404, reason="NotFound", message=f"the server could not find {request.resource}"
             )
         async with self._lock:
-            items = [
-                self.shown(key)
-                for key, o in self._objects.items()
-                if key[0] == request.resource
-                and (request.namespace is None or key[1] == request.namespace)
-                and not o.deleted
-            ]
+            items = [self.shown(key) for key in self.listed(request.resource, request.namespace)]
         listed: Any = {"metadata": {"resourceVersion": "..."}, "items": items}
         selector = _selector(request.params.get("labelSelector", ""))
         phases = _phase_requirements(request.params.get("fieldSelector", ""))
@@ -323,6 +319,16 @@ class Realistic(kmock.KubernetesEmulator):
         self.managed[key] = managed_fields(self.owners.get(key, {}), obj.raw.get("apiVersion", ""))
         self.publish(key, "ADDED" if created else "MODIFIED")
 
+    def listed(self, resource: Any, namespace: str | None) -> list[Any]:
+        """The keys of `resource`'s stored objects (in `namespace`, if given) in the order a real server lists them:
+        etcd's key order, by namespace and then name (a cluster-scoped kind's, by name), not the order made in."""
+        keys = [
+            key
+            for key, o in self._objects.items()
+            if key[0] == resource and (namespace is None or key[1] == namespace) and not o.deleted
+        ]
+        return sorted(keys, key=lambda key: (key[1] or "", key[2]))
+
     def shown(self, key: Any) -> dict[str, Any]:
         """The stored object as the API answers it, with its `metadata.managedFields`: kept apart, since every write
         copies the stored object whole (kmock's versions), and with them in it a Deployment's apply cost twice."""
@@ -362,9 +368,8 @@ class Realistic(kmock.KubernetesEmulator):
                 return
             self._watchers.append(watcher)
             if not request.params.get("resourceVersion"):
-                for key, o in list(self._objects.items()):
-                    if key[0] == request.resource and not o.deleted:
-                        queue.put_nowait({"type": "ADDED", "object": json.loads(json.dumps(self.shown(key)))})
+                for key in self.listed(request.resource, None):
+                    queue.put_nowait({"type": "ADDED", "object": json.loads(json.dumps(self.shown(key)))})
         try:
             while True:
                 left = deadline - asyncio.get_running_loop().time()
@@ -701,14 +706,11 @@ class KubeCluster:
         return found
 
     def all(self, resource: str) -> list[dict[str, Any]]:
-        """Every stored object of `resource`, read in the server's thread (see `get`)."""
+        """Every stored object of `resource`, as the server lists it (namespace, name), read in the server's thread
+        (see `get`)."""
         wanted = kmock.resource(resource)
         found: list[dict[str, Any]] = self._call(
-            lambda: [
-                self.emulator.shown(k)
-                for k, o in list(self.emulator.objects.items())
-                if k[0] == wanted and not o.deleted
-            ]
+            lambda: [self.emulator.shown(k) for k in self.emulator.listed(wanted, None)]
         )
         return found
 
