@@ -675,14 +675,17 @@ class KubeCluster:
         self.emulator._stamp(key, created=True, namespace=key[1])
 
     def patch(self, resource: str, namespace: str | None, name: str, changes: dict[str, Any]) -> None:
-        """Change a stored object as a workload controller or the kubelet would (e.g. its status)."""
+        """Change a stored object as a workload controller, the kubelet or a user would (e.g. its status)."""
         key = (kmock.resource(resource), namespace, name)
 
         def change() -> None:
             before = self.emulator.objects[key].raw
             self.emulator.objects[key].patch(changes)
-            update_fields(before, self.emulator.objects[key].raw, self.emulator.owners.setdefault(key, {}), STAND_IN)
-            self.emulator._stamp(key, created=False, namespace=namespace)  # a new resourceVersion, told to watches
+            after = self.emulator.objects[key].raw
+            update_fields(before, after, self.emulator.owners.setdefault(key, {}), STAND_IN)
+            # A new resourceVersion, told to watches; a new generation where the spec changed, as through the API.
+            spec_changed = after.get("spec") != before.get("spec")
+            self.emulator._stamp(key, created=False, namespace=namespace, spec_changed=spec_changed)
 
         self._call(change)
 

@@ -81,7 +81,7 @@ def test_reads_nodes_endpoints_and_gpu_pods(kube: KubeCluster, cluster: Cluster)
     assert [e["metadata"]["name"] for e in cluster.endpoints("team-a")] == ["chat"]
     assert cluster.endpoints("team-b") == []
     kube.put("v1/pods", _pod("done", "Succeeded", {"nvidia.com/gpu": "1"}))
-    assert [p["metadata"]["name"] for p in cluster.gpu_pods()] == ["waits-for-gpu", "runs"]
+    assert [p["metadata"]["name"] for p in cluster.gpu_pods()] == ["runs", "waits-for-gpu"]  # as listed: by name
 
 
 def test_gpu_pods_include_kai_shared_and_partitioned_ones(kube: KubeCluster, cluster: Cluster) -> None:

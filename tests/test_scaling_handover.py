@@ -29,24 +29,29 @@ def test_a_switch_keeps_the_replicas_until_the_autoscaler_writes_its_own(kube: K
     ctl = controller(kube, FixedSignals(demand=9.0))
     ctl.reconcile()
     assert chat_deployment(kube)["spec"]["replicas"] == 6
-    # The switch, with a change the workload's template carries but not its shape (the same KV cache: twice the
-    # sequences, half the context), so that the controller applies the same workload again.
-    kube.patch(ENDPOINTS, "team-a", "chat", {"spec": {"scaling": scaling, "concurrency": 32, "contextTokens": 4096}})
+    # The switch, with a change of the spec that leaves the workload's template as it is (the upper bound).
+    kube.patch(ENDPOINTS, "team-a", "chat", {"spec": {"scaling": scaling, "replicas": {"max": 7}}})
     outcome = ctl.reconcile()
     assert outcome.errors == []
     deployment = chat_deployment(kube)
-    assert (_max_num_seqs(deployment), deployment["metadata"]["name"]) == ("32", "chat-bf16-h100-80gb")
+    assert deployment["metadata"]["name"] == "chat-bf16-h100-80gb"
     assert deployment["spec"]["replicas"] == 6  # before: 1, the API server's default
     # The autoscaler scales (its scale write owns the field); the controller leaves it to it from then on.
     name = deployment["metadata"]["name"]
     kube.patch(DEPLOYMENTS, "team-a", name, {"spec": {"replicas": 3}})
-    kube.patch(ENDPOINTS, "team-a", "chat", {"spec": {"concurrency": 16, "contextTokens": 8192}})
+    kube.patch(ENDPOINTS, "team-a", "chat", {"spec": {"replicas": {"max": 8}}})
     assert ctl.reconcile().errors == []
     deployment = chat_deployment(kube)
-    assert _max_num_seqs(deployment) == "16"
-    assert deployment["spec"]["replicas"] == 3
+    assert (deployment["metadata"]["name"], deployment["spec"]["replicas"]) == (name, 3)
     assert not [e for e in deployment["metadata"]["managedFields"]
                 if e["manager"] == "egs-controller" and "f:replicas" in e["fieldsV1"]["f:spec"]]  # fmt: skip
+    # A change the template carries but not its shape (the same KV cache: twice the sequences, half the context)
+    # makes a new workload, made before the old one breaks: it starts with the autoscaler's count, not EGS's 6.
+    kube.patch(ENDPOINTS, "team-a", "chat", {"spec": {"concurrency": 32, "contextTokens": 4096}})
+    assert ctl.reconcile().errors == []
+    deployment = chat_deployment(kube)  # the old one served nothing here: it went at once
+    assert (_max_num_seqs(deployment), deployment["metadata"]["name"]) == ("32", "chat-bf16-h100-80gb-2")
+    assert deployment["spec"]["replicas"] == 3
 
 
 @pytest.mark.parametrize("scaling", ["hpa", "keda"])
@@ -58,7 +63,7 @@ def test_a_workload_created_new_is_written_with_its_planned_replicas(kube: KubeC
     assert ctl.reconcile().errors == []
     deployment = chat_deployment(kube)
     assert deployment["spec"]["replicas"] == 6
-    # Applied again, the same workload (its template changed, not its shape) keeps the count EGS's apply alone owns.
+    # Its template changed, not its shape: the new workload that replaces it starts with the count it has.
     kube.patch(ENDPOINTS, "team-a", "chat", {"spec": {"concurrency": 32, "contextTokens": 4096}})
     assert ctl.reconcile().errors == []
     assert (_max_num_seqs(chat_deployment(kube)), chat_deployment(kube)["spec"]["replicas"]) == ("32", 6)

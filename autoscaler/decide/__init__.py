@@ -352,8 +352,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
                 if ep.key not in changed:  # changed again, a shape asked for anew keeps its workload that serves
                     replacing = (*replacing, *changes.get(ep.key, ()))
                 rendered = workload_objects(
-                    ep, request, placed + waiting, registry, catalog, settings, taken, observed, behind, replacing, mine
-                )
+                    ep, request, placed + waiting, registry, catalog, settings, taken, observed, behind, replacing,
+                    mine, respecified=ep.key in changed,
+                )  # fmt: skip
             except ManifestError as e:
                 failure = str(e)
         names = {o["metadata"]["name"] for o in rendered if o["kind"] in WORKLOAD_KINDS}

@@ -7,6 +7,9 @@ where the endpoint asks for one.
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
@@ -39,6 +42,8 @@ MANAGED = {"app.kubernetes.io/managed-by": "egs"}
 COMPONENT = "app.kubernetes.io/component"
 WARM_POOL = "egs.io/warm-pool"
 """The annotation naming the GPU class of a warm pool's objects."""
+TEMPLATE = "egs.io/template"
+"""The annotation recording a workload's pod templates as EGS rendered them (`template_hash`)."""
 
 
 def workload_objects(
@@ -53,18 +58,24 @@ def workload_objects(
     unbound: Collection[str] = (),
     replacing: Collection[str] = (),
     mine: Sequence[Owned] = (),
+    respecified: bool = False,
 ) -> list[dict[str, Any]]:
     """The workloads, Service, PodDisruptionBudget and ScaledObjects of one endpoint's replicas (placed
     and waiting), the workloads recording the GPUs its replicas were found unable to bind to (`taken`)
     and keeping the node preference they were created with (`observed`: the owned objects by identity)
     for this incarnation of the endpoint, those of a GPU class in `unbound` asking for no new replica
     that waits for a node (`asked`), each named as the workload of `mine` (the endpoint's) of its shape, none
-    as one a consolidation or a shape change is `replacing`, nor as one of another shape (`named`);
-    `ManifestError` when the plan cannot be rendered, which the caller reports on that endpoint alone."""
+    as one a consolidation or a shape change is `replacing`, nor as one of another shape, nor, where its spec
+    changed (`respecified`), as one whose pod template it changes (`named`); `ManifestError` when the plan
+    cannot be rendered, which the caller reports on that endpoint alone."""
     plan = Plan(placements=tuple(renumbered(placements)))
     rendered = [owned_by(o, ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
+    for obj in rendered:
+        if obj["kind"] in WORKLOAD_KINDS:
+            obj["metadata"]["annotations"][TEMPLATE] = template_hash(obj)
     ours = _this_incarnation(ep, mine, observed or {})
-    named(rendered, _staying(ours, replacing), {*(w.name for w in ours), *replacing})
+    staying = _staying(ours, replacing, (observed or {}) if respecified else {})
+    succeeding = named(rendered, staying, {*(w.name for w in ours), *replacing})
     for obj in rendered:
         if obj["kind"] in WORKLOAD_KINDS:
             before = _incarnation((observed or {}).get(identity(obj)), ep)
@@ -73,31 +84,64 @@ def workload_objects(
             shape = recorded_shape(obj["metadata"]["annotations"])
             if shape is not None and shape.gpu_class in unbound and "replicas" in obj["spec"]:
                 obj["spec"]["replicas"] = asked(obj, shape, before)
-    return [*rendered, owned_by(disruption_budget(ep), ep), *scaled_objects(ep, rendered, settings, observed or {})]
+    predecessors = {name: observed[w.identity] for name, w in succeeding.items() if observed and w.identity in observed}
+    scaled = scaled_objects(ep, rendered, settings, observed or {}, predecessors)
+    return [*rendered, owned_by(disruption_budget(ep), ep), *scaled]
 
 
-def named(rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, str], taken: Collection[str]) -> None:
+def named(
+    rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, tuple[Owned, str | None]], taken: Collection[str]
+) -> dict[str, Owned]:
     """Each rendered workload named as the endpoint's workload of its shape that stays (`staying`, shapes
     without their planned GPUs), else as rendered unless that name is `taken` (the endpoint's workloads of
     other shapes, those a consolidation or a shape change replaces): then the first `-2`, `-3`... that is not.
     A new shape is made before the old one breaks: under the old workload's name (a model changed, its variant
     of the same name on the same class) its pod template would be rewritten, and its rollout take the serving
-    pod down first (maxSurge 0: a GPU pod cannot surge on a full node). So is a move within one shape (another
-    node, of a node emptied): the new workload keeps its name once the old one went (the move is not undone by
-    a rename, nor the name reused by the next move)."""
+    pod down first (maxSurge 0: a GPU pod cannot surge on a full node). So is a new pod template of one shape
+    (an image, arguments), where `staying` records the template it stays with: what that workload is replaced
+    by is returned (new name -> the workload). So is a move within one shape (another node, of a node
+    emptied): the new workload keeps its name once the old one went (the move is not undone by a rename, nor
+    the name reused by the next move)."""
     workloads = [o for o in rendered if o["kind"] in WORKLOAD_KINDS]
     kept: dict[int, str] = {}
+    replaced: dict[int, Owned] = {}
     for i, obj in enumerate(workloads):
-        shape = recorded_shape(obj["metadata"]["annotations"])
-        name = staying.get(replace(shape, planned=())) if shape is not None else None
-        if name is not None and name not in kept.values():
-            kept[i] = name
+        annotations = obj["metadata"]["annotations"]
+        shape = recorded_shape(annotations)
+        found = staying.get(replace(shape, planned=())) if shape is not None else None
+        if found is None:
+            continue
+        w, template = found
+        if template is not None and template != annotations.get(TEMPLATE):
+            replaced[i] = w
+        elif w.name not in kept.values():
+            kept[i] = w.name
     used = set(kept.values())  # claimed first: a shape that stays keeps its name whatever the order
+    succeeding: dict[str, Owned] = {}
     for i, obj in enumerate(workloads):
         chosen = kept.get(i) or numbered(_unnumbered(obj), used | set(taken))
         used.add(chosen)
         if chosen != obj["metadata"]["name"]:
             _rename(obj, chosen)
+        if i in replaced:
+            succeeding[chosen] = replaced[i]
+    return succeeding
+
+
+def template_hash(obj: Mapping[str, Any]) -> str:
+    """The workload's pod templates as EGS renders them, less what its name and its plan's nodes set (the
+    workload label, the node pin and preference), hashed: what a spec change rewrites in place unless the
+    workload takes a new name. Of the rendering, not of what the server returns (which adds its defaults)."""
+    templates = []
+    for template in _templates(obj):
+        t = copy.deepcopy(template)
+        t["metadata"]["labels"].pop(WORKLOAD_LABEL, None)
+        affinity = t["spec"].get("affinity", {}).get("nodeAffinity", {})
+        affinity.pop(PREFERRED, None)
+        for term in (affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms", []):
+            term["matchExpressions"] = [e for e in term.get("matchExpressions", []) if e["key"] != HOSTNAME]
+        templates.append(t)
+    return hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _unnumbered(obj: Mapping[str, Any]) -> str:
@@ -110,9 +154,13 @@ def _unnumbered(obj: Mapping[str, Any]) -> str:
         return str(obj["metadata"]["name"])
 
 
-def _staying(ours: Sequence[Owned], replacing: Collection[str]) -> dict[Shape, str]:
+def _staying(
+    ours: Sequence[Owned], replacing: Collection[str], templates: Mapping[tuple[str, str, str, str], Mapping[str, Any]]
+) -> dict[Shape, tuple[Owned, str | None]]:
     """The endpoint's workloads of this incarnation (`ours`) that no consolidation replaces, by shape
-    (without the planned GPUs), the one asking for the most replicas where two have one shape."""
+    (without the planned GPUs), the one asking for the most replicas where two have one shape, each with the
+    pod template it stays with: the one it records (`TEMPLATE`) where its observed object is in `templates`
+    (given where the endpoint's spec changed), else None (any)."""
     found: dict[Shape, Owned] = {}
     for w in ours:
         if w.shape is None or w.name in replacing:
@@ -120,7 +168,14 @@ def _staying(ours: Sequence[Owned], replacing: Collection[str]) -> dict[Shape, s
         key = replace(w.shape, planned=())
         if key not in found or (w.replicas, w.name) > (found[key].replicas, found[key].name):
             found[key] = w
-    return {shape: w.name for shape, w in found.items()}
+    return {shape: (w, _recorded_template(templates.get(w.identity))) for shape, w in found.items()}
+
+
+def _recorded_template(observed: Mapping[str, Any] | None) -> str | None:
+    """The pod template hash a workload records; None where it records none (written before EGS recorded it)."""
+    annotations = ((observed or {}).get("metadata") or {}).get("annotations") or {}
+    recorded = annotations.get(TEMPLATE)
+    return str(recorded) if recorded else None
 
 
 def changed_from(
@@ -211,9 +266,11 @@ def scaled_objects(
     rendered: list[dict[str, Any]],
     settings: Settings,
     observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]],
+    predecessors: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """With `scaling: keda` or `hpa` someone else sets the replica count: a workload created new is written with
-    the replicas planned, one that exists keeps the count it has while EGS's apply alone owns it and leaves it
+    the replicas planned, or those of the workload of its shape it replaces (`predecessors`, by name: a new pod
+    template), one that exists keeps the count it has while EGS's apply alone owns it and leaves it
     out (so server-side apply leaves it to them) once it is theirs (`held_replicas`), and for keda a ScaledObject
     per workload scales on the recording rules as the controller would: ceil(demand x (1 + headroom) /
     throughput), or queue / 5."""
@@ -230,6 +287,8 @@ def scaled_objects(
                 obj["spec"].pop("replicas", None)
             else:
                 obj["spec"]["replicas"] = held
+        elif (had := _replicas((predecessors or {}).get(obj["metadata"]["name"]))) is not None:
+            obj["spec"]["replicas"] = had  # what the autoscaler scaled the workload it replaces to
         if ep.scaling != "keda":
             continue
         selector = f'{{model_name="{ep.model}"}}'
@@ -260,6 +319,12 @@ def scaled_objects(
     return scaled
 
 
+def _replicas(observed: Mapping[str, Any] | None) -> int | None:
+    """An observed workload's `spec.replicas`, None where it has none."""
+    replicas = ((observed or {}).get("spec") or {}).get("replicas")
+    return replicas if isinstance(replicas, int) else None
+
+
 def held_replicas(observed: Mapping[str, Any] | None) -> int | None:
     """The replica count the workload has while EGS's apply still owns it alone; None once it is not EGS's to
     keep (another manager owns it, or no apply does: one the API server defaulted), or when there is none.
@@ -271,7 +336,7 @@ def held_replicas(observed: Mapping[str, Any] | None) -> int | None:
     shows another manager owns it (the HPA's scale write, an Update: EGS only applies), then leaves it out.
     The field's owners, not the HPA's status: an HPA that acted but found the count right writes nothing
     and owns nothing, and KEDA's HPA is another object than the one EGS writes."""
-    if observed is None or not isinstance(replicas := (observed.get("spec") or {}).get("replicas"), int):
+    if observed is None or (replicas := _replicas(observed)) is None:
         return None
     owners = [
         entry.get("operation")

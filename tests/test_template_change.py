@@ -1,0 +1,126 @@
+"""A change of the spec that rewrites the workload's pod template but keeps its shape (the same variant, class,
+tensor parallelism and VRAM: here twice the sequences at half the context, the same KV cache) is made before it
+breaks, as a shape change is: the new template takes a workload of its own, and the old one serves until it does.
+
+Under the old name, the Deployment's template was rewritten in place, and its rollout (maxSurge 0) took the one
+serving pod down for a whole model load.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from autoscaler.decide import Observation, decide
+from autoscaler.decide.workloads import TEMPLATE, template_hash
+from tests.test_decide import CATALOG, REGISTRY, SETTINGS, endpoint, signals
+from tests.test_reconcile_state import applied, l40s, observed, workloads
+from tests.test_shape_change import NODES, conditions, step
+
+NOW = 1_800_000_000.0
+TRADED = {"concurrency": 32, "contextTokens": 4096}
+"""Twice the sequences, half the context: the KV cache, so the VRAM and the shape, stay; the vLLM args do not."""
+
+
+def respecified(eps: list[dict[str, Any]], generation: int, **spec: Any) -> list[dict[str, Any]]:
+    """The endpoint with `spec` changed by its user (a new generation; the status is the controller's last)."""
+    out = copy.deepcopy(eps)
+    out[0]["spec"] |= spec
+    out[0]["metadata"]["generation"] = generation
+    return out
+
+
+def _args(workload: dict[str, Any]) -> list[str]:
+    return list(workload["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
+def test_a_template_change_of_one_shape_keeps_the_serving_workload_until_the_new_one_serves() -> None:
+    eps = [endpoint("alpha")]
+    first = step(NODES, eps, [], [], NOW)
+    old = workloads(first, "alpha")
+    owned, pods = applied(first)
+    changed = respecified(observed(first, eps), 4, **TRADED)
+    second = step(NODES, changed, owned, pods, NOW + 60)
+    new = workloads(second, "alpha")
+    (old_name, before), (new_name, after) = *old.items(), *new.items()
+    shape = [k for k in before["metadata"]["annotations"] if k != TEMPLATE and k != "egs.io/placement"]
+    assert [before["metadata"]["annotations"][k] for k in shape] == [after["metadata"]["annotations"][k] for k in shape]
+    assert "--max-num-seqs" in _args(after) and _args(after) != _args(before)
+    # The serving Deployment is not rewritten: its template would roll its one pod down first.
+    assert new_name != old_name and second.deletions == ()
+    status = second.statuses[("team-a", "alpha")]
+    assert (status["phase"], status["readyReplicas"]) == ("Ready", 1)
+    assert status["shapeChange"] == {"replacing": [old_name]}
+    assert conditions(second)["Progressing"] == ("True", "ChangingShape")
+    # The new pod is Ready: the old workload goes.
+    new_owned, new_pods = applied(second, ready=True)
+    owned_now = [*owned, *(o for o in new_owned if o["metadata"]["name"] == new_name)]
+    third = step(NODES, observed(second, changed), owned_now, [*pods, *new_pods], NOW + 120)
+    assert [d[3] for d in third.deletions] == [old_name]
+    assert set(workloads(third, "alpha")) == {new_name}
+    assert conditions(third)["Progressing"] == ("False", "AllReplicasReady")
+
+
+def test_a_spec_change_that_leaves_the_template_keeps_the_workload() -> None:
+    eps = [endpoint("alpha")]
+    first = step(NODES, eps, [], [], NOW)
+    owned, pods = applied(first)
+    changed = respecified(observed(first, eps), 4, replicas={"min": 1, "max": 4})
+    second = step(NODES, changed, owned, pods, NOW + 60)
+    assert set(workloads(second, "alpha")) == set(workloads(first, "alpha"))
+    assert "shapeChange" not in second.statuses[("team-a", "alpha")]
+
+
+def test_the_template_loop_after_loop_and_without_a_spec_change_keeps_the_workload() -> None:
+    # Applied again unchanged, or rendered anew by another EGS (a controller upgrade: the spec did not change),
+    # the workload is rewritten in place as before, never renamed: only the endpoint's own change takes a new name.
+    eps = [endpoint("alpha")]
+    first = step(NODES, eps, [], [], NOW)
+    owned, pods = applied(first)
+    for w in owned:
+        if w["kind"] == "Deployment":
+            w["metadata"]["annotations"][TEMPLATE] = "from-another-egs"
+    second = step(NODES, observed(first, eps), owned, pods, NOW + 60)
+    assert set(workloads(second, "alpha")) == set(workloads(first, "alpha"))
+    (name, again), (_, before) = *workloads(second, "alpha").items(), *workloads(first, "alpha").items()
+    assert again["metadata"]["annotations"][TEMPLATE] == before["metadata"]["annotations"][TEMPLATE]
+    assert template_hash(again) == template_hash(before) and name
+
+
+def test_a_workload_that_records_no_template_keeps_its_name_on_a_spec_change() -> None:
+    # Written before EGS recorded templates: its template is unknown, and it is taken as the same (as before).
+    eps = [endpoint("alpha")]
+    first = step(NODES, eps, [], [], NOW)
+    owned, pods = applied(first)
+    for w in owned:
+        w["metadata"].get("annotations", {}).pop(TEMPLATE, None)
+    second = step(NODES, respecified(observed(first, eps), 4, **TRADED), owned, pods, NOW + 60)
+    assert set(workloads(second, "alpha")) == set(workloads(first, "alpha"))
+
+
+@pytest.mark.parametrize("scaling", ["hpa", "keda"])
+def test_the_workload_a_template_change_makes_starts_with_the_replicas_its_autoscaler_set(scaling: str) -> None:
+    eps = [endpoint("alpha", scaling=scaling)]
+    first = step(NODES, eps, [], [], NOW)
+    owned, pods = applied(first)
+    for w in owned:
+        if w["kind"] == "Deployment":
+            w["spec"]["replicas"] = 2  # the autoscaler's scale write
+            w["metadata"]["managedFields"] = [
+                {"manager": "egs-controller", "operation": "Apply", "fieldsV1": {"f:spec": {"f:template": {}}}},
+                {
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                },
+            ]
+    # EGS's own count from the demand is 1: the new workload starts with the autoscaler's 2, not with it.
+    room = [*NODES, l40s("l40s-2")]
+    low = signals(demand=0.5, age_s=-50)
+    again = Observation(room, respecified(observed(first, eps), 4, **TRADED), owned, low, pods=pods)
+    second = decide(again, SETTINGS, REGISTRY, CATALOG, NOW + 60)
+    (old_name,), ((new_name, new),) = workloads(first, "alpha"), workloads(second, "alpha").items()
+    assert new_name != old_name
+    assert new["spec"]["replicas"] == 2
