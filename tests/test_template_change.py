@@ -25,9 +25,10 @@ TRADED = {"concurrency": 32, "contextTokens": 4096}
 
 
 def respecified(eps: list[dict[str, Any]], generation: int, **spec: Any) -> list[dict[str, Any]]:
-    """The endpoint with `spec` changed by its user (a new generation; the status is the controller's last)."""
+    """The endpoint with `spec` changed by its user (a new generation; the status is the controller's last); a
+    field given as None is removed."""
     out = copy.deepcopy(eps)
-    out[0]["spec"] |= spec
+    out[0]["spec"] = {k: v for k, v in (out[0]["spec"] | spec).items() if v is not None}
     out[0]["metadata"]["generation"] = generation
     return out
 
@@ -124,3 +125,37 @@ def test_the_workload_a_template_change_makes_starts_with_the_replicas_its_autos
     (old_name,), ((new_name, new),) = workloads(first, "alpha"), workloads(second, "alpha").items()
     assert new_name != old_name
     assert new["spec"]["replicas"] == 2
+
+
+def test_the_template_hash_is_blind_to_the_name_and_nodes_and_sees_the_pods() -> None:
+    first = step(NODES, [endpoint("alpha")], [], [], NOW)
+    (rendered,) = workloads(first, "alpha").values()
+    moved = copy.deepcopy(rendered)
+    template = moved["spec"]["template"]
+    template["metadata"]["labels"]["egs.io/workload"] = "alpha-bf16-l40s-2"
+    affinity = template["spec"]["affinity"]["nodeAffinity"]
+    affinity["preferredDuringSchedulingIgnoredDuringExecution"] = [
+        {"weight": 100, "preference": {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In",
+                                                             "values": ["l40s-1"]}]}}
+    ]  # fmt: skip
+    for term in affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]:
+        term["matchExpressions"].append({"key": "kubernetes.io/hostname", "operator": "In", "values": ["l40s-1"]})
+    assert template_hash(moved) == template_hash(rendered) == rendered["metadata"]["annotations"][TEMPLATE]
+    template["spec"]["containers"][0]["image"] = "vllm/vllm-openai:next"
+    assert template_hash(moved) != template_hash(rendered)
+
+
+def test_a_change_back_before_the_new_template_serves_keeps_the_workload_that_serves() -> None:
+    eps = [endpoint("alpha")]
+    first = step(NODES, eps, [], [], NOW)
+    (old_name,) = workloads(first, "alpha")
+    owned, pods = applied(first)
+    changed = respecified(observed(first, eps), 4, **TRADED)
+    second = step(NODES, changed, owned, pods, NOW + 60)
+    (new_name,) = workloads(second, "alpha")
+    new_owned, new_pods = applied(second, ready=False)
+    owned_now = [*owned, *(o for o in new_owned if o["metadata"]["name"] == new_name)]
+    back = respecified(observed(second, changed), 5, concurrency=None, contextTokens=None)
+    third = step([*NODES, l40s("l40s-2")], back, owned_now, [*pods, *new_pods], NOW + 120)
+    assert set(workloads(third, "alpha")) == {old_name}  # not a third workload of the template it serves with
+    assert [d[3] for d in third.deletions] == [new_name]

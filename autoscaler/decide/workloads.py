@@ -7,7 +7,6 @@ where the endpoint asks for one.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections import Counter
@@ -90,16 +89,20 @@ def workload_objects(
 
 
 def named(
-    rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, tuple[Owned, str | None]], taken: Collection[str]
+    rendered: Sequence[dict[str, Any]],
+    staying: Mapping[Shape, Sequence[tuple[Owned, str | None]]],
+    taken: Collection[str],
 ) -> dict[str, Owned]:
-    """Each rendered workload named as the endpoint's workload of its shape that stays (`staying`, shapes
-    without their planned GPUs), else as rendered unless that name is `taken` (the endpoint's workloads of
-    other shapes, those a consolidation or a shape change replaces): then the first `-2`, `-3`... that is not.
+    """Each rendered workload named as the endpoint's workload of its shape and pod template that stays first
+    (`staying`, shapes without their planned GPUs), else as rendered unless that name is `taken` (the endpoint's
+    workloads of other shapes, those a consolidation or a shape change replaces): then the first `-2`, `-3`...
+    that is not.
     A new shape is made before the old one breaks: under the old workload's name (a model changed, its variant
     of the same name on the same class) its pod template would be rewritten, and its rollout take the serving
     pod down first (maxSurge 0: a GPU pod cannot surge on a full node). So is a new pod template of one shape
-    (an image, arguments), where `staying` records the template it stays with: what that workload is replaced
-    by is returned (new name -> the workload). So is a move within one shape (another node, of a node
+    (an image, arguments), where `staying` records the templates (a change back to the template of a workload
+    that still stays takes that one): what the shape's first workload is replaced by is returned (new name ->
+    the workload). So is a move within one shape (another node, of a node
     emptied): the new workload keeps its name once the old one went (the move is not undone by a rename, nor
     the name reused by the next move)."""
     workloads = [o for o in rendered if o["kind"] in WORKLOAD_KINDS]
@@ -108,14 +111,12 @@ def named(
     for i, obj in enumerate(workloads):
         annotations = obj["metadata"]["annotations"]
         shape = recorded_shape(annotations)
-        found = staying.get(replace(shape, planned=())) if shape is not None else None
-        if found is None:
-            continue
-        w, template = found
-        if template is not None and template != annotations.get(TEMPLATE):
-            replaced[i] = w
-        elif w.name not in kept.values():
-            kept[i] = w.name
+        found = staying.get(replace(shape, planned=()), ()) if shape is not None else ()
+        same = [w for w, template in found if template in (None, annotations.get(TEMPLATE))]
+        if same and same[0].name not in kept.values():
+            kept[i] = same[0].name
+        elif found and not same:
+            replaced[i] = found[0][0]
     used = set(kept.values())  # claimed first: a shape that stays keeps its name whatever the order
     succeeding: dict[str, Owned] = {}
     for i, obj in enumerate(workloads):
@@ -133,14 +134,19 @@ def template_hash(obj: Mapping[str, Any]) -> str:
     workload label, the node pin and preference), hashed: what a spec change rewrites in place unless the
     workload takes a new name. Of the rendering, not of what the server returns (which adds its defaults)."""
     templates = []
-    for template in _templates(obj):
-        t = copy.deepcopy(template)
-        t["metadata"]["labels"].pop(WORKLOAD_LABEL, None)
-        affinity = t["spec"].get("affinity", {}).get("nodeAffinity", {})
-        affinity.pop(PREFERRED, None)
-        for term in (affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms", []):
-            term["matchExpressions"] = [e for e in term.get("matchExpressions", []) if e["key"] != HOSTNAME]
-        templates.append(t)
+    for template in _templates(obj):  # copied only where changed: a loop hashes every workload
+        meta, spec = template["metadata"], template["spec"]
+        affinity = spec.get("affinity") or {}
+        node = {k: v for k, v in (affinity.get("nodeAffinity") or {}).items() if k != PREFERRED}
+        required = node.get(REQUIRED) or {}
+        terms = [
+            {**term, "matchExpressions": [e for e in term.get("matchExpressions", ()) if e["key"] != HOSTNAME]}
+            for term in required.get("nodeSelectorTerms", ())
+        ]
+        node[REQUIRED] = {**required, "nodeSelectorTerms": terms}
+        labels = {k: v for k, v in meta.get("labels", {}).items() if k != WORKLOAD_LABEL}
+        spec = {**spec, "affinity": {**affinity, "nodeAffinity": node}}
+        templates.append({**template, "metadata": {**meta, "labels": labels}, "spec": spec})
     return hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -156,19 +162,24 @@ def _unnumbered(obj: Mapping[str, Any]) -> str:
 
 def _staying(
     ours: Sequence[Owned], replacing: Collection[str], templates: Mapping[tuple[str, str, str, str], Mapping[str, Any]]
-) -> dict[Shape, tuple[Owned, str | None]]:
+) -> dict[Shape, list[tuple[Owned, str | None]]]:
     """The endpoint's workloads of this incarnation (`ours`) that no consolidation replaces, by shape
-    (without the planned GPUs), the one asking for the most replicas where two have one shape, each with the
-    pod template it stays with: the one it records (`TEMPLATE`) where its observed object is in `templates`
+    (without the planned GPUs), the one asking for the most replicas first where two have one shape, each with
+    the pod template it stays with: the one it records (`TEMPLATE`) where its observed object is in `templates`
     (given where the endpoint's spec changed), else None (any)."""
-    found: dict[Shape, Owned] = {}
+    found: dict[Shape, list[Owned]] = {}
     for w in ours:
-        if w.shape is None or w.name in replacing:
-            continue
-        key = replace(w.shape, planned=())
-        if key not in found or (w.replicas, w.name) > (found[key].replicas, found[key].name):
-            found[key] = w
-    return {shape: (w, _recorded_template(templates.get(w.identity))) for shape, w in found.items()}
+        if w.shape is not None and w.name not in replacing:
+            found.setdefault(replace(w.shape, planned=()), []).append(w)
+    return {
+        shape: [(w, _recorded_template(templates.get(w.identity))) for w in sorted(ws, key=_first, reverse=True)]
+        for shape, ws in found.items()
+    }
+
+
+def _first(w: Owned) -> tuple[int, str]:
+    """Which of a shape's workloads stays first: the one asking for the most replicas, then the last name."""
+    return w.replicas, w.name
 
 
 def _recorded_template(observed: Mapping[str, Any] | None) -> str | None:
@@ -348,6 +359,7 @@ def held_replicas(observed: Mapping[str, Any] | None) -> int | None:
 
 HOSTNAME = "kubernetes.io/hostname"
 PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
+REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 
 
 def preferring(obj: dict[str, Any], observed: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -361,7 +373,7 @@ def preferring(obj: dict[str, Any], observed: Mapping[str, Any] | None) -> dict[
     for i, template in enumerate(_templates(obj)):
         affinity = template["spec"]["affinity"]["nodeAffinity"]
         pinned = []
-        for term in affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]:
+        for term in affinity[REQUIRED]["nodeSelectorTerms"]:
             pinned += [e for e in term["matchExpressions"] if e["key"] == HOSTNAME]
             term["matchExpressions"] = [e for e in term["matchExpressions"] if e["key"] != HOSTNAME]
         if before is not None:
