@@ -73,8 +73,11 @@ def workload_objects(
         if obj["kind"] in WORKLOAD_KINDS:
             obj["metadata"]["annotations"][TEMPLATE] = template_hash(obj)
     ours = _this_incarnation(ep, mine, observed or {})
-    staying = _staying(ours, replacing, (observed or {}) if respecified else {})
-    succeeding = named(rendered, staying, {*(w.name for w in ours), *replacing})
+    wanted = (
+        {shape: obj["metadata"]["annotations"][TEMPLATE] for shape, obj in _by_shape(rendered)} if respecified else {}
+    )
+    staying, replaced = _staying(ours, replacing, observed or {}, wanted)
+    named(rendered, staying, {*(w.name for w in ours), *replacing})
     for obj in rendered:
         if obj["kind"] in WORKLOAD_KINDS:
             before = _incarnation((observed or {}).get(identity(obj)), ep)
@@ -83,50 +86,38 @@ def workload_objects(
             shape = recorded_shape(obj["metadata"]["annotations"])
             if shape is not None and shape.gpu_class in unbound and "replicas" in obj["spec"]:
                 obj["spec"]["replicas"] = asked(obj, shape, before)
-    predecessors = {name: observed[w.identity] for name, w in succeeding.items() if observed and w.identity in observed}
+    predecessors = {
+        obj["metadata"]["name"]: was
+        for shape, obj in _by_shape(rendered)
+        if shape in replaced and (was := (observed or {}).get(replaced[shape].identity)) is not None
+    }
     scaled = scaled_objects(ep, rendered, settings, observed or {}, predecessors)
     return [*rendered, owned_by(disruption_budget(ep), ep), *scaled]
 
 
-def named(
-    rendered: Sequence[dict[str, Any]],
-    staying: Mapping[Shape, Sequence[tuple[Owned, str | None]]],
-    taken: Collection[str],
-) -> dict[str, Owned]:
-    """Each rendered workload named as the endpoint's workload of its shape and pod template that stays first
-    (`staying`, shapes without their planned GPUs), else as rendered unless that name is `taken` (the endpoint's
-    workloads of other shapes, those a consolidation or a shape change replaces): then the first `-2`, `-3`...
-    that is not.
+def named(rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, str], taken: Collection[str]) -> None:
+    """Each rendered workload named as the endpoint's workload of its shape that stays (`staying`, shapes
+    without their planned GPUs), else as rendered unless that name is `taken` (the endpoint's workloads of
+    other shapes, those a consolidation or a shape change replaces): then the first `-2`, `-3`... that is not.
     A new shape is made before the old one breaks: under the old workload's name (a model changed, its variant
     of the same name on the same class) its pod template would be rewritten, and its rollout take the serving
-    pod down first (maxSurge 0: a GPU pod cannot surge on a full node). So is a new pod template of one shape
-    (an image, arguments), where `staying` records the templates (a change back to the template of a workload
-    that still stays takes that one): what the shape's first workload is replaced by is returned (new name ->
-    the workload). So is a move within one shape (another node, of a node
-    emptied): the new workload keeps its name once the old one went (the move is not undone by a rename, nor
-    the name reused by the next move)."""
+    pod down first (maxSurge 0: a GPU pod cannot surge on a full node); so is a new pod template of one shape,
+    which does not stay (`_staying`). So is a move within one shape (another node, of a node emptied): the new
+    workload keeps its name once the old one went (the move is not undone by a rename, nor the name reused by
+    the next move)."""
     workloads = [o for o in rendered if o["kind"] in WORKLOAD_KINDS]
     kept: dict[int, str] = {}
-    replaced: dict[int, Owned] = {}
     for i, obj in enumerate(workloads):
-        annotations = obj["metadata"]["annotations"]
-        shape = recorded_shape(annotations)
-        found = staying.get(replace(shape, planned=()), ()) if shape is not None else ()
-        same = [w for w, template in found if template in (None, annotations.get(TEMPLATE))]
-        if same and same[0].name not in kept.values():
-            kept[i] = same[0].name
-        elif found and not same:
-            replaced[i] = found[0][0]
+        shape = recorded_shape(obj["metadata"]["annotations"])
+        name = staying.get(replace(shape, planned=())) if shape is not None else None
+        if name is not None and name not in kept.values():
+            kept[i] = name
     used = set(kept.values())  # claimed first: a shape that stays keeps its name whatever the order
-    succeeding: dict[str, Owned] = {}
     for i, obj in enumerate(workloads):
         chosen = kept.get(i) or numbered(_unnumbered(obj), used | set(taken))
         used.add(chosen)
         if chosen != obj["metadata"]["name"]:
             _rename(obj, chosen)
-        if i in replaced:
-            succeeding[chosen] = replaced[i]
-    return succeeding
 
 
 def template_hash(obj: Mapping[str, Any]) -> str:
@@ -150,6 +141,15 @@ def template_hash(obj: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _by_shape(rendered: Sequence[dict[str, Any]]) -> list[tuple[Shape, dict[str, Any]]]:
+    """The rendered workloads with their shapes (without the planned GPUs), those whose shape can be read."""
+    return [
+        (replace(shape, planned=()), obj)
+        for obj in rendered
+        if obj["kind"] in WORKLOAD_KINDS and (shape := recorded_shape(obj["metadata"]["annotations"])) is not None
+    ]
+
+
 def _unnumbered(obj: Mapping[str, Any]) -> str:
     """The name `scheduler.manifests` gives a rendered workload before its `-2`, `-3`, from what it recorded."""
     annotations = obj["metadata"]["annotations"]
@@ -161,25 +161,33 @@ def _unnumbered(obj: Mapping[str, Any]) -> str:
 
 
 def _staying(
-    ours: Sequence[Owned], replacing: Collection[str], templates: Mapping[tuple[str, str, str, str], Mapping[str, Any]]
-) -> dict[Shape, list[tuple[Owned, str | None]]]:
+    ours: Sequence[Owned],
+    replacing: Collection[str],
+    observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]],
+    wanted: Mapping[Shape, str],
+) -> tuple[dict[Shape, str], dict[Shape, Owned]]:
     """The endpoint's workloads of this incarnation (`ours`) that no consolidation replaces, by shape
-    (without the planned GPUs), the one asking for the most replicas first where two have one shape, each with
-    the pod template it stays with: the one it records (`TEMPLATE`) where its observed object is in `templates`
-    (given where the endpoint's spec changed), else None (any)."""
+    (without the planned GPUs), the one asking for the most replicas where two have one shape; and where a
+    shape's pod template is `wanted` (its spec changed), the first of that shape whose `observed` object records
+    that template (`TEMPLATE`) or none: a change back keeps the workload that still serves it. A shape none of
+    whose workloads has it stays not: its first workload is replaced (second: by shape)."""
     found: dict[Shape, list[Owned]] = {}
     for w in ours:
         if w.shape is not None and w.name not in replacing:
             found.setdefault(replace(w.shape, planned=()), []).append(w)
-    return {
-        shape: [(w, _recorded_template(templates.get(w.identity))) for w in sorted(ws, key=_first, reverse=True)]
-        for shape, ws in found.items()
-    }
-
-
-def _first(w: Owned) -> tuple[int, str]:
-    """Which of a shape's workloads stays first: the one asking for the most replicas, then the last name."""
-    return w.replicas, w.name
+    staying: dict[Shape, str] = {}
+    replaced: dict[Shape, Owned] = {}
+    for shape, candidates in found.items():
+        candidates.sort(key=lambda w: (w.replicas, w.name), reverse=True)
+        if shape in wanted:
+            same = [w for w in candidates if _recorded_template(observed.get(w.identity)) in (None, wanted[shape])]
+        else:
+            same = candidates
+        if same:
+            staying[shape] = same[0].name
+        else:
+            replaced[shape] = candidates[0]
+    return staying, replaced
 
 
 def _recorded_template(observed: Mapping[str, Any] | None) -> str | None:
