@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from autoscaler.decide import ConsolidationSettings
 from autoscaler.kubetime import micro_time
-from benchmarks.churnkit.figures import consolidation_moves
+from benchmarks.churnkit.figures import Moved, consolidation_budget, consolidation_moves
 from benchmarks.churnkit.scenario import Shape
 
 
@@ -24,9 +25,7 @@ def test_moves_begun_in_one_interval_are_counted_together_and_a_series_by_its_co
     figures = consolidation_moves(events, 30.0)
     assert (figures["consolidation_moves"], figures["consolidation_moves_in_one_interval"]) == (4, 2)
     assert consolidation_moves(events, 1.0)["consolidation_moves_in_one_interval"] == 1
-    assert consolidation_moves([], 30.0) == dict.fromkeys(
-        ("consolidation_moves", "consolidation_moves_in_one_interval", "consolidation_nodes_in_one_interval"), 0
-    )
+    assert consolidation_moves([], 30.0) == {"consolidation_moves": 0, "consolidation_moves_in_one_interval": 0}
 
 
 def test_consolidation_is_off_unless_asked_and_its_least_saving_is_a_share() -> None:
@@ -41,12 +40,16 @@ def test_the_play_lingers_only_when_asked() -> None:
         Shape(linger=-1.0)
 
 
-def test_the_nodes_moves_took_replicas_off_are_counted_per_interval_from_their_notes() -> None:
-    # The budget counts nodes: two moves off one node within an interval spend one, as the controller counts.
-    def off(t: float, nodes: str) -> dict[str, object]:
-        return {**consolidating(t), "note": f"moving to bf16 on L40S off {nodes}: saves $1.5/h"}
-
-    events = [off(100.0, "n-1"), off(110.0, "n-1"), off(120.0, "n-2, n-3"), off(200.0, "n-4")]
-    figures = consolidation_moves(events, 50.0)
-    assert (figures["consolidation_moves_in_one_interval"], figures["consolidation_nodes_in_one_interval"]) == (3, 3)
-    assert consolidation_moves(events[:2], 50.0)["consolidation_nodes_in_one_interval"] == 1
+def test_the_nodes_moves_took_replicas_off_are_counted_per_interval_as_the_controller_counts_them() -> None:
+    # From the statuses' `consolidation` (the controller's own times): two moves off one node within an
+    # interval spend one node; a move an interval or more after another spends afresh.
+    moves = [Moved(100.0, frozenset({"n-1"}), 10), Moved(110.0, frozenset({"n-1"}), 10),
+             Moved(120.0, frozenset({"n-2", "n-3"}), 30), Moved(170.0, frozenset({"n-4"}), 10)]  # fmt: skip
+    ten_percent = ConsolidationSettings().nodes_allowed
+    assert consolidation_budget(moves, 50.0, ten_percent) == {
+        "consolidation_nodes_in_one_interval": 3,  # n-1, n-2, n-3 by 120; at 170 the move at 120 is 50 s old
+        "consolidation_moves_over_budget": 0,  # at 120, 10% of 30 Nodes: 3
+    }
+    assert consolidation_budget(moves, 60.0, ten_percent)["consolidation_moves_over_budget"] == 1  # 170: 3 > 1
+    assert consolidation_budget(moves[:2], 50.0, ten_percent)["consolidation_nodes_in_one_interval"] == 1
+    assert consolidation_budget([], 50.0, ten_percent)["consolidation_nodes_in_one_interval"] == 0

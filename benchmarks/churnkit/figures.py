@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,16 @@ class Promised:
     quantile, equally likely points that `least_mean_slack` bounds the slack of any promise from."""
 
 
+@dataclass(frozen=True)
+class Moved:
+    """A consolidation move read from its status: when it began (the controller's clock), the nodes it took
+    replicas off, and the Nodes in the cluster when the play first read it (the budget's base)."""
+
+    at: float
+    nodes: frozenset[str]
+    fleet: int
+
+
 @dataclass
 class Tally:
     promises: dict[str, Promised] = field(default_factory=dict)
@@ -81,6 +91,9 @@ class Tally:
     bound: set[str] = field(default_factory=set)
     """The pods of 201s whose node was compared with the answer."""
     served_otherwise: int = 0
+    moves: dict[tuple[str, str], Moved] = field(default_factory=dict)
+    """Each consolidation move as its endpoint's status recorded it (`status.consolidation`), by (endpoint,
+    its time as written)."""
     """201s Ready for the first time in another variant or class than answered (their spec unchanged)."""
     doubled: set[str] = field(default_factory=set)
     """Endpoints POSTed twice at once, one of whose POSTs was answered."""
@@ -242,27 +255,30 @@ def loose_ends(statuses: Mapping[str, Mapping[str, Any]], families: Iterable[Met
 
 
 def consolidation_moves(events: Iterable[Mapping[str, Any]], interval_s: float) -> dict[str, int]:
-    """Moves consolidation began (its `Consolidating` Events, a series by its count), the most of them begun
-    within `interval_s` (real: the budget's interval less a loop) by each Event's first time, and the most
-    nodes they took replicas off within it (each Event's note names them): at most the configured
-    `maxNodesPerInterval` of the GPU nodes (`CONSOLIDATION`) when it keeps its budget."""
+    """Moves consolidation began (its `Consolidating` Events, a series by its count) and the most of them begun
+    within `interval_s` (real: the budget's interval less a loop) by each Event's first time."""
     mine = [e for e in events if e.get("reason") == CONSOLIDATING]
-    starts = sorted(
-        ((parse_time(str(e["eventTime"])), _moved_off(str(e.get("note") or ""))) for e in mine), key=lambda s: s[0]
-    )
+    starts = sorted(parse_time(str(e["eventTime"])) for e in mine)
     for e in sorted(mine, key=lambda e: str(e["eventTime"])):
         regarding, series = e.get("regarding") or {}, e.get("series") or {}
         log(f"consolidating {regarding.get('namespace')}/{regarding.get('name')} at {e['eventTime']} "
             f"({series.get('count', 1)}, last {series.get('lastObservedTime', '-')}): {e.get('note')}")  # fmt: skip
-    windows = [[nodes for t, nodes in starts if start <= t < start + interval_s] for start, _ in starts]
     return {
         "consolidation_moves": sum(int((e.get("series") or {}).get("count", 1)) for e in mine),
-        "consolidation_moves_in_one_interval": max((len(w) for w in windows), default=0),
-        "consolidation_nodes_in_one_interval": max((len(frozenset().union(*w)) for w in windows), default=0),
+        "consolidation_moves_in_one_interval": max(
+            (sum(1 for t in starts if start <= t < start + interval_s) for start in starts), default=0
+        ),
     }
 
 
-def _moved_off(note: str) -> frozenset[str]:
-    """The nodes a `Consolidating` Event's note says the move takes replicas off (`... off a, b: saves ...`)."""
-    found = re.search(r" off (.+?): saves ", note)
-    return frozenset(found[1].split(", ")) if found else frozenset()
+def consolidation_budget(moves: Iterable[Moved], interval_s: float, allowed: Callable[[int], int]) -> dict[str, int]:
+    """The budget in nodes as the controller keeps it (`maxNodesPerInterval`), from the moves' statuses: at
+    each move, the nodes it and the moves begun less than `interval_s` before it took replicas off, the most
+    of those, and the moves where they exceed `allowed` of the Nodes then (all the Nodes: the controller's
+    inventory skips a node it cannot read, so its budget may be less, never more)."""
+    moves = sorted(moves, key=lambda m: m.at)
+    spent = [(m, frozenset().union(*(o.nodes for o in moves if m.at - interval_s < o.at <= m.at))) for m in moves]
+    return {
+        "consolidation_nodes_in_one_interval": max((len(nodes) for _, nodes in spent), default=0),
+        "consolidation_moves_over_budget": sum(1 for m, nodes in spent if len(nodes) > allowed(m.fleet)),
+    }

@@ -30,8 +30,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from autoscaler.decide.status import PROMISE_KEPT
 from autoscaler.kubetime import parse_time
-from benchmarks.churnkit.figures import Promised, Tally
-from benchmarks.churnkit.kinds import ENDPOINTS, EVENTS, answer_of, answered_nodes, log
+from benchmarks.churnkit.figures import Moved, Promised, Tally
+from benchmarks.churnkit.kinds import ENDPOINTS, EVENTS, NODES, answer_of, answered_nodes, log
 from benchmarks.churnkit.play import Play
 from benchmarks.churnkit.prometheus import PrometheusStandIn
 from benchmarks.churnkit.rest import in_flight
@@ -219,6 +219,10 @@ class Run:
             if tally.incarnation.get(key, uid) != uid:
                 continue  # a read of an incarnation deleted since: its status is not the repost's
             status: dict[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
+            if (move := status.get("consolidation")) and (key, str(move["at"])) not in tally.moves:
+                fleet = len(self.kube.all(NODES))
+                off = frozenset(str(n) for n in move.get("nodes") or ())
+                tally.moves[key, str(move["at"])] = Moved(parse_time(str(move["at"])), off, fleet)
             promise = tally.promises.get(uid)  # this incarnation's, if a 202
             if status.get("phase") == "Ready":
                 held = key not in tally.changed and key not in tally.lost_capacity
