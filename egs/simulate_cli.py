@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> None:
     sim.add_argument(
         "--seed", type=_seed, default=0, help="seed of the provisioning delays, 0 to 2^32-1 (default %(default)s)"
     )
-    sim.add_argument("--json", action="store_true", help="print one JSON object (last line of stdout)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
     sim.add_argument(
         "--plot",
         type=Path,
