@@ -75,7 +75,7 @@ class PoolSettings:
     """EGS: activity is the largest change between lead-time blocks over this many seconds before a moment."""
     neighbours: int = 150
     """EGS: how many past moments of the closest activity the rise quantile is taken over (with every one as
-    close as the last of them)."""
+    close as the last of them), at most `NEIGHBOUR_SHARE` of the history's lead-time blocks."""
     recent_s: float = 6 * 3_600.0
     """EGS: a sudden rise (a switch-on) is held as spare this long (seconds): switch-ons cluster."""
     hold_s: float = 2 * 3_600.0
@@ -430,11 +430,25 @@ def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, sett
     before = _window_extreme(np.maximum, change[:-1], span)  # activity up to block j, j = span .. n-2
     after = rise[span:]  # the rise after each of those blocks
     distance = np.abs(np.log1p(before) - np.log1p(float(change[-span:].max())))
-    k = min(len(distance), settings.neighbours)
+    k = min(len(distance), _neighbour_blocks(settings))
     nearest = after[distance <= np.partition(distance, k - 1)[k - 1]]  # the k closest, and all tied with them
     at = math.ceil((len(nearest) - 1) * settings.quantile)  # np.quantile's "higher", without its overhead
     # The highest is the largest; otherwise sorting the ties is cheaper than numpy's selection.
     return float(nearest.max() if at == len(nearest) - 1 else np.sort(nearest)[at])
+
+
+NEIGHBOUR_SHARE = 0.4
+"""The most of the history's lead-time blocks the rise quantile reads: the top rung's 400 of a week's 1008
+10-minute blocks, the lead the fitted ladder was built at (`autoscaler.fitting.LEVELS`)."""
+
+
+def _neighbour_blocks(settings: PoolSettings) -> int:
+    """`neighbours`, but never more than `NEIGHBOUR_SHARE` of the history's blocks. At a 20-minute lead (5-20
+    minute orders) a week has 504 blocks: 400 of them read the week's largest rise, the static cap nearly
+    always (ServeGen m-large at 0.991x `static:auto`, where 201 of them cost 0.748x with no wait). The
+    150-neighbour rungs keep their counts: halved, their quantiles 0.99 to 1 were one rung (75 blocks), which
+    met the rule on generator demand where it held too little (synthetic-2, p99 600 s)."""
+    return max(1, min(settings.neighbours, math.floor(NEIGHBOUR_SHARE * settings.history_s / settings.lead_s)))
 
 
 def _median(values: np.ndarray) -> float:

@@ -154,6 +154,21 @@ def test_a_rise_seen_days_ago_in_calm_weather_is_held_however_many_calm_blocks_c
     assert egs_target(_obs(need, used=40), _now(_obs(need, used=40)), pool) == 3
 
 
+@pytest.mark.parametrize(("calm_days", "held"), [(3.5, 0), (1.0, 5)])
+def test_the_top_rung_reads_no_more_of_the_week_at_a_20_minute_lead_than_at_10(calm_days, held):
+    """400 neighbours are 40% of a week's 10-minute blocks but 79% of its 20-minute ones (5-20 minute orders):
+    counted in blocks, the top rung read past three and a half days as calm as now to a rise of 40 GPUs and
+    held it at 20 minutes alone (ServeGen m-large: the week's largest rise, 0.991x `static:auto`). Capped at
+    the same share of the history (`NEIGHBOUR_SHARE`), it holds it at either lead after a day's calm and at
+    neither after three and a half."""
+    busy = [40.0, 40.0, 44.0, 44.0] * 18  # 12 h whose 10- and 20-minute blocks change by 4 GPUs
+    spike = [80.0] * 6  # a rise of 40 GPUs for an hour
+    need = [*busy, *spike, *[40.0] * round(calm_days * 144)]  # then calm, as now
+    for lead_s in (600.0, 1200.0):
+        pool = PoolSettings(gpus_per_node=8, lead_s=lead_s, **{**OFF, "quantile": 1.0, "neighbours": 400})
+        assert egs_target(_obs(need, used=40), _now(_obs(need, used=40)), pool) == held, lead_s
+
+
 def test_free_gpus_on_busy_nodes_absorb_the_rise_first():
     pool = PoolSettings(gpus_per_node=8, allowance_gpus=16, **OFF)
     assert egs_target(_obs([40.0], used=40, free=0), 0.0, pool) == 2
