@@ -20,8 +20,8 @@ lasted `SUSTAIN_S` (a one-minute spike is over before a node could serve it). "A
 block's peak over a block's mean, what arrived within about one lead time, so a sudden change is judged
 the same way at 1-minute and 10-minute sampling and minute-to-minute noise is not a switch-on. It holds
 as spare capacity above the need now the largest of
-- the fitted `quantile` of the next rise among the `neighbours` past blocks, and every block tied with the
-  last of them, whose activity (largest change between blocks over the previous `activity_s`) was closest
+- the fitted `quantile` of the next rise among the `neighbours` past blocks (at most `NEIGHBOUR_SHARE` of the
+  history's), and every block tied with the last of them, whose activity (largest change between blocks over the previous `activity_s`) was closest
   to now's: big switch-ons cluster;
 - the largest rise in the last `recent_s` that was a switch-on (its block's mean rose beyond
   `jump_threshold` x the median rise, and at least one GPU: a level that lasted a lead time), so a calm
