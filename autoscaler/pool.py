@@ -21,8 +21,8 @@ block's peak over a block's mean, what arrived within about one lead time, so a 
 the same way at 1-minute and 10-minute sampling and minute-to-minute noise is not a switch-on. It holds
 as spare capacity above the need now the largest of
 - the fitted `quantile` of the next rise among the `neighbours` past blocks (at most `NEIGHBOUR_SHARE` of the
-  history's), and every block tied with the last of them, whose activity (largest change between blocks over the previous `activity_s`) was closest
-  to now's: big switch-ons cluster;
+  history's), and every block tied with the last of them, whose activity (largest change between blocks
+  over the previous `activity_s`) was closest to now's: big switch-ons cluster;
 - the largest rise in the last `recent_s` that was a switch-on (its block's mean rose beyond
   `jump_threshold` x the median rise, and at least one GPU: a level that lasted a lead time), so a calm
   spell after a switch-on does not empty the pool at once;
