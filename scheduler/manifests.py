@@ -39,11 +39,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import pickle
 import re
 import shlex
-import threading
-from collections import OrderedDict
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -131,71 +128,19 @@ def manifests(
     objects: list[dict[str, Any]] = []
     for name, placements in _by_request(plan.placements):
         request = sizing.get(name, Request(name, placements[0].model, namespace=placements[0].namespace))
-        rendering = _Rendering(request, tuple(placements), image_nvidia, image_amd, kai_queue)
-        objects += _RENDERED.of(rendering, registry, catalog)
-    for obj in objects if validated else ():
-        validate(obj)
-    return objects
-
-
-@dataclass(frozen=True)
-class _Rendering:
-    """What one request's objects are rendered from, besides the registry and the catalogue."""
-
-    request: Request
-    placements: tuple[Placement, ...]
-    image_nvidia: str
-    image_amd: str
-    kai_queue: str
-
-    def objects(self, registry: Registry, catalog: Catalog) -> list[dict[str, Any]]:
-        """Its workloads, one a shape (`_by_shape`), and its Service."""
-        objects: list[dict[str, Any]] = []
         used: set[str] = set()
-        for group in _by_shape(self.placements):
+        for group in _by_shape(placements):
             model = registry.get(group[0].model)
             gpu = catalog.get(group[0].gpu_class)
-            image = self.image_amd if gpu.vendor == "amd" else self.image_nvidia
-            server = _Server(self.request, group, model, model.variant(group[0].variant), gpu, image, self.kai_queue)
+            image = image_amd if gpu.vendor == "amd" else image_nvidia
+            server = _Server(request, group, model, model.variant(group[0].variant), gpu, image, kai_queue)
             name = numbered(server.workload_name, used)
             used.add(name)
             objects.append(_workload(server, name))
-        objects.append(_service(self.request))
-        return objects
-
-
-class _Renderings:
-    """Each request's objects as last rendered, by what they were rendered from (`_Rendering`; the registry and the
-    catalogue the same objects), the `held` latest: the controller renders every endpoint's every loop, and its
-    replicas seldom move (1,000 endpoints: 0.07-0.09 s of a serving loop's decide). Kept as pickles, so that each
-    caller gets objects of its own to change, loaded in a sixth of the time a rendering takes."""
-
-    def __init__(self, held: int) -> None:
-        self.held = held
-        self.found: OrderedDict[_Rendering, tuple[Registry, Catalog, bytes]] = OrderedDict()
-        self.lock = threading.Lock()  # the API decides from its request threads and its rebuild thread
-
-    def of(self, rendering: _Rendering, registry: Registry, catalog: Catalog) -> list[dict[str, Any]]:
-        with self.lock:
-            found = self.found.get(rendering)
-            if found is not None and found[0] is registry and found[1] is catalog:
-                self.found.move_to_end(rendering)
-                kept: bytes | None = found[2]
-            else:
-                kept = None
-        if kept is not None:
-            objects: list[dict[str, Any]] = pickle.loads(kept)
-            return objects
-        objects = rendering.objects(registry, catalog)
-        with self.lock:
-            self.found[rendering] = (registry, catalog, pickle.dumps(objects))
-            self.found.move_to_end(rendering)
-            if len(self.found) > self.held:
-                self.found.popitem(last=False)
-        return objects
-
-
-_RENDERED = _Renderings(held=4096)
+        objects.append(_service(request))
+    for obj in objects if validated else ():
+        validate(obj)
+    return objects
 
 
 def validate(obj: Mapping[str, Any]) -> None:

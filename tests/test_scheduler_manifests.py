@@ -305,37 +305,3 @@ def test_pods_carry_the_requests_own_tolerations_after_the_gpu_ones() -> None:
         {"key": "amd.com/gpu", "operator": "Exists"},
         {"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoSchedule"},
     ]
-
-
-def test_a_request_rendered_again_unchanged_is_not_rendered_anew_and_each_caller_gets_its_own_objects(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The controller renders every endpoint's objects every loop (1,000 endpoints: 0.07-0.09 s of a serving
-    loop's decide), and they seldom change: a request rendered again from the same placements, registry and
-    catalogue is not rendered anew; each caller changes its objects (owner, names, replicas) without another's
-    seeing it; another GPU, request, image or catalogue renders anew, as it says."""
-    from scheduler import manifests as module
-
-    rendered: list[str] = []
-    workload = module._workload
-
-    def counted(server: Any, name: str) -> dict[str, Any]:
-        rendered.append(name)
-        return workload(server, name)
-
-    monkeypatch.setattr(module, "_workload", counted)
-    plan = Plan(placements=(replica(request="reused"),))
-    first = manifests(plan, REGISTRY, CATALOG, validated=False)
-    kept = copy.deepcopy(first)
-    first[0]["spec"]["replicas"] = 7
-    first[0]["metadata"]["annotations"]["mine"] = "changed"
-    again = manifests(plan, REGISTRY, CATALOG, validated=False)
-    assert again == kept and len(rendered) == 1
-    moved = Plan(placements=(replica(request="reused", workers=(Worker("gpu-h100-1", (3,)),)),))
-    assert "gpu-h100-1" in json.dumps(manifests(moved, REGISTRY, CATALOG, validated=False)) and len(rendered) == 2
-    sized = [Request("reused", "llama-3.1-8b-instruct", concurrency=3)]
-    assert manifests(plan, REGISTRY, CATALOG, sized, validated=False) != kept and len(rendered) == 3
-    other = manifests(plan, REGISTRY, CATALOG, image_nvidia="vllm/other:1", validated=False)
-    assert "vllm/other:1" in json.dumps(other) and len(rendered) == 4
-    dearer = CATALOG.priced({"H100-80GB": 99.0})
-    assert manifests(plan, REGISTRY, dearer, validated=False) == kept and len(rendered) == 5
