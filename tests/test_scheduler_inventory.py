@@ -6,6 +6,7 @@ rejection of malformed nodes and allocations with the path of the bad field.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -310,3 +311,13 @@ def test_gpu_resources_are_read_in_every_canonical_quantity_form() -> None:
     assert len(build_inventory([sliced], CATALOG).node("ts").gpus) == 8
     sliced["status"]["allocatable"]["nvidia.com/gpu"] = "5e2"  # 500 = 7 whole GPUs of 64 replicas (and a part)
     assert len(build_inventory([sliced], CATALOG).node("ts").gpus) == 7
+
+
+def test_a_node_with_other_gpus_is_the_node_dataclasses_replace_makes() -> None:
+    """`NodeGpus.with_gpus` (every replica a loop reads takes one, a fifth of `dataclasses.replace`'s time) makes
+    the node `dataclasses.replace` makes, on every node of the example fleet (MIG, taints, cliques, time-slicing)."""
+    for n in fleet():
+        gpus = tuple(dataclasses.replace(g, used_mib=g.vram_mib, holders=1, whole=True) for g in n.gpus)
+        made = n.with_gpus(gpus)
+        assert made == dataclasses.replace(n, gpus=gpus) and made.gpus is gpus and n.gpus is not gpus
+        assert vars(made) == vars(dataclasses.replace(n, gpus=gpus))
