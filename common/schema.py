@@ -98,7 +98,8 @@ def check(raw: Any, schema: Path, error: type[InputError], what: str, at: tuple[
 def by_json_text(held: int) -> Callable[[Callable[[Any], T]], Callable[[Any], T]]:
     """Remember a check of JSON data by a digest of its JSON text (sorted keys), the `held` latest used: the
     controller checks every Node and endpoint every loop, and they seldom change. A digest, not the text, so
-    that a large fleet's Nodes (kilobytes each) are not held twice; data JSON cannot write is checked each time."""
+    that a large fleet's Nodes (kilobytes each) are not held beside what was read of them; data JSON cannot
+    write is checked each time."""
 
     def remember(check: Callable[[Any], T]) -> Callable[[Any], T]:
         answers: OrderedDict[bytes, T] = OrderedDict()
