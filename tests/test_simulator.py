@@ -215,3 +215,13 @@ def test_a_quiet_cap_at_the_cap_runs_as_no_quiet_cap():
     learning = Policy("egs", PoolSettings(8, learn_s=7 * 86_400.0, max_idle_nodes=3))
     at_cap, below = (replace(learning, pool=replace(learning.pool, quiet_nodes=q)) for q in (3, 2))
     assert _run(at_cap)[0] == _run(learning)[0] != _run(below)[0]
+
+
+def test_where_the_fit_keeps_learning_below_the_rule_it_fits_still_up_where_that_adds_no_wait_there():
+    # Generator seed 119 (as above): learning is kept though it breaks the rule; `still_up_s` is fitted on it
+    # as on a learning rung that meets the rule, held to learning's own waits on the training days.
+    train, protocol, egs, _ = _fit_and_top_rung(119)
+    without = replace(egs, pool=replace(egs.pool, still_up_s=0.0))
+    assert egs.pool.learn_s and egs.pool.still_up_s
+    up, alone = (simulate(train, SCENARIO, p, protocol.fit_window)[0] for p in (egs, without))
+    assert up.frac_wait_gt_60s <= alone.frac_wait_gt_60s
