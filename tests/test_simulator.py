@@ -225,3 +225,15 @@ def test_where_the_fit_keeps_learning_below_the_rule_it_fits_still_up_where_that
     assert egs.pool.learn_s and egs.pool.still_up_s
     up, alone = (simulate(train, SCENARIO, p, protocol.fit_window)[0] for p in (egs, without))
     assert up.frac_wait_gt_60s <= alone.frac_wait_gt_60s
+
+
+def test_where_learning_and_the_top_rung_wait_alike_on_the_training_days_the_fit_keeps_learning():
+    # Generator seed 277 (a tuning seed): no rung meets the rule; learning and the top activity rung keep
+    # p99 on the training days with the same replicas waiting, the top rung the cheaper there. Kept, it
+    # let 2.65% wait over 60 s on the scored days (learning 0.29%, as `static:auto`).
+    train, protocol, egs, top = _fit_and_top_rung(277)
+    learning = replace(egs, pool=replace(egs.pool, still_up_s=0.0))
+    assert egs.pool.learn_s > 0 and egs.pool.quiet_nodes is None
+    kept, other = (simulate(train, SCENARIO, p, protocol.fit_window)[0] for p in (learning, top))
+    assert 0.005 < kept.frac_wait_gt_60s == other.frac_wait_gt_60s and kept.p99_wait_s <= 60
+    assert other.cost_usd < kept.cost_usd
