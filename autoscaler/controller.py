@@ -61,6 +61,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from autoscaler.adapters.kubernetes import (
     OWNED_KINDS,
     Cluster,
+    ForbiddenError,
     KubernetesError,
     NotFoundError,
     TemporaryKubernetesError,
@@ -82,7 +83,7 @@ from autoscaler.decide import (
 from autoscaler.decide.state import WORKLOAD_KINDS, Move
 from autoscaler.decide.workloads import by_identity, owning_endpoint
 from autoscaler.decide.workloads import identity as object_identity
-from autoscaler.endpoint import API_VERSION, KIND
+from autoscaler.endpoint import API_VERSION, CRD_APPLY, CRD_NAME, KIND, stale_status_fields
 from autoscaler.events import Event, ObjectRef, Recorder, event, ref
 from autoscaler.kubetime import parse_time
 from autoscaler.leader import Elector, LeaderSettings
@@ -413,6 +414,8 @@ class Controller:
         self.wake = threading.Event()
         """Set to start the next loop now (a watch saw a change, this replica started leading)."""
         self.stop = threading.Event()
+        self.crd_checked = False
+        """Whether the served InferenceEndpoint CRD was checked (`_check_crd`): once a process."""
 
     def reconcile(self) -> Outcome:
         started = time.monotonic()
@@ -485,7 +488,33 @@ class Controller:
         self.stop.set()
         self.wake.set()
 
+    def _check_crd(self) -> None:
+        """Exit (`SetupError`) where the served CRD lacks a status field this controller writes: the API server
+        would refuse, every loop, each status that holds one (strict field validation), and with it the record of
+        what a move replaces. Helm never upgrades `crds/`, so after `helm upgrade` that is the environment, not
+        an object. A replica that may not read CRDs is only warned (the check is a guard, not its work)."""
+        try:
+            missing = stale_status_fields(self.cluster.endpoint_crd())
+        except NotFoundError as e:
+            raise SetupError(f"the InferenceEndpoint CRD {CRD_NAME} is not installed: {CRD_APPLY}") from e
+        except ForbiddenError as e:
+            log.warning("the served InferenceEndpoint CRD not checked against this controller's: %s", e)
+            missing = []
+        self.crd_checked = True
+        if not missing:
+            return
+        message = (
+            f"the served InferenceEndpoint CRD {CRD_NAME} is older than this controller: it lacks "
+            f"{', '.join(missing)}, which the API server would refuse in every status written with it. "
+            f"Helm never upgrades CRDs: {CRD_APPLY}"
+        )
+        if not self.dry_run:
+            raise SetupError(message)
+        log.error("%s (--dry-run writes no status: going on)", message)
+
     def _reconcile(self, now: float) -> Outcome:
+        if not self.crd_checked:
+            self._check_crd()
         if not self.elector.leading():
             try:
                 nodes = self.cluster.nodes()

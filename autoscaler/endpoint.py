@@ -185,6 +185,40 @@ def schema() -> dict[str, Any]:
     return root
 
 
+CRD_NAME = f"{PLURAL}.{GROUP}"
+CRD_APPLY = "kubectl apply --server-side -f helm/egs/crds/ (or the packaged autoscaler/data/inferenceendpoint-crd.yaml)"
+"""How a cluster gets this EGS's CRD: Helm installs `crds/` once and never upgrades them."""
+
+
+def stale_status_fields(served: Mapping[str, Any]) -> list[str]:
+    """The status fields this EGS's CRD declares that the served CRD `served` lacks (dotted paths). The
+    controller applies statuses with strict field validation, so the API server refuses a whole status that
+    holds one of them: a CRD older than the controller (Helm never upgrades it) fails every such write."""
+    versions = {v.get("name"): v for v in (served.get("spec") or {}).get("versions") or []}
+    if VERSION not in versions:
+        return [f"version {VERSION}"]
+    root = ((versions[VERSION].get("schema") or {}).get("openAPIV3Schema") or {}).get("properties") or {}
+    packaged = next(v for v in crd()["spec"]["versions"] if v["name"] == VERSION)
+    wanted = packaged["schema"]["openAPIV3Schema"]["properties"]["status"]
+    return _missing(root.get("status") or {}, wanted, "status") if "status" in root else ["status"]
+
+
+def _missing(served: Mapping[str, Any], wanted: Mapping[str, Any], path: str) -> list[str]:
+    """The fields under `wanted` (an OpenAPI v3 schema) that `served` does not declare, where it keeps no
+    unknown field."""
+    if served.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    found: list[str] = []
+    declared = served.get("properties") or {}
+    for name, child in (wanted.get("properties") or {}).items():
+        at = f"{path}.{name}"
+        found += [at] if name not in declared else _missing(declared[name], child, at)
+    for key, mark in (("items", "[]"), ("additionalProperties", "{}")):
+        if isinstance(wanted.get(key), Mapping) and isinstance(served.get(key), Mapping):
+            found += _missing(served[key], wanted[key], path + mark)
+    return found
+
+
 def _close(node: dict[str, Any]) -> None:
     if "properties" in node:
         node.setdefault("additionalProperties", False)

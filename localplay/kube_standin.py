@@ -32,6 +32,8 @@ server this module teaches it (never the adapter):
 - TokenReview and SubjectAccessReview answer from `tokens` and `grants` (who may do what); a token
   listed in `audiences` is valid only for those, and a review naming audiences is answered, as a
   real server does, with those of them the token is valid for (a token not listed: all asked);
+- it holds the InferenceEndpoint CRD this EGS ships (`customresourcedefinitions`), as a cluster EGS is installed
+  in does (the controller checks it on start); a test `put`s an older one to play a CRD Helm did not upgrade;
 - each request's arrival is timed (`arrived`), which kmock does not do;
 - `fail(method, status, times)` makes the next requests fail before they change anything;
 - watches stream every change, whoever made it (a write through the API, or `put`, `patch` and
@@ -71,6 +73,9 @@ from kmock._internal import enums, rendering
 from kmock._internal.k8s import KubernetesError
 from kubernetes import client
 
+from autoscaler.endpoint import crd
+
+CRDS = "apiextensions.k8s.io/v1/customresourcedefinitions"
 RESOURCES = {
     "v1/nodes": {"kind": "Node", "namespaced": False},
     "v1/pods": {"kind": "Pod", "namespaced": True},
@@ -85,6 +90,7 @@ RESOURCES = {
     "keda.sh/v1alpha1/scaledobjects": {"kind": "ScaledObject", "namespaced": True},
     "autoscaling.x-k8s.io/v1alpha1/capacitybuffers": {"kind": "CapacityBuffer", "namespaced": True},
     "karpenter.sh/v1/nodepools": {"kind": "NodePool", "namespaced": False},
+    CRDS: {"kind": "CustomResourceDefinition", "namespaced": False},
 }
 APPLY = "application/apply-patch+yaml"
 _KINDS = {kmock.resource(r): str(info["kind"]) for r, info in RESOURCES.items()}
@@ -632,6 +638,7 @@ class KubeCluster:
         self._thread.start()
         if not self._ready.wait(30):
             raise RuntimeError("kmock did not start")
+        self.put(CRDS, crd())
         return self
 
     def stop(self) -> None:

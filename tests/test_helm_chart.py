@@ -442,6 +442,7 @@ CLUSTER_CALLS: dict[str, set[tuple[str, str]]] = {
     "gpu_pods": {("/pods", "list")},
     "endpoints": {("egs.dev/inferenceendpoints", "list")},
     "endpoint": {("egs.dev/inferenceendpoints", "get")},
+    "endpoint_crd": {("apiextensions.k8s.io/customresourcedefinitions", "get")},
     "create": {("egs.dev/inferenceendpoints", "create")},
     "apply_status": {("egs.dev/inferenceendpoints/status", "patch")},
     "annotate": {("egs.dev/inferenceendpoints", "patch")},

@@ -56,7 +56,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from autoscaler.endpoint import GROUP, PLURAL, VERSION
+from autoscaler.endpoint import CRD_NAME, GROUP, PLURAL, VERSION
 from autoscaler.pods import asks_for_gpu
 from common.errors import EgsError, InputError, SetupError, StaleVersionError, TemporaryError
 
@@ -146,6 +146,9 @@ KINDS: Mapping[tuple[str, str], Kind] = {
     ("keda.sh/v1alpha1", "ScaledObject"): Kind("keda.sh/v1alpha1", "scaledobjects"),
     ("autoscaling.x-k8s.io/v1alpha1", "CapacityBuffer"): Kind("autoscaling.x-k8s.io/v1alpha1", "capacitybuffers"),
     ("karpenter.sh/v1", "NodePool"): Kind("karpenter.sh/v1", "nodepools", namespaced=False),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): Kind(
+        "apiextensions.k8s.io/v1", "customresourcedefinitions", namespaced=False
+    ),
 }
 """Every kind EGS reads or writes. The official client's generic `call_api` serves them all, so a
 CRD that is not installed (LeaderWorkerSet, KEDA, CapacityBuffer, Karpenter) costs nothing until
@@ -272,6 +275,11 @@ class Cluster:
 
     def endpoint(self, namespace: str, name: str) -> dict[str, Any]:
         return self._call("GET", ENDPOINT.path(namespace, name), f"read InferenceEndpoint {namespace}/{name}")
+
+    def endpoint_crd(self) -> dict[str, Any]:
+        """The InferenceEndpoint CRD as the API server serves it (`NotFoundError`: not installed)."""
+        path = KINDS[("apiextensions.k8s.io/v1", "CustomResourceDefinition")].path(name=CRD_NAME)
+        return self._call("GET", path, f"read CustomResourceDefinition {CRD_NAME}")
 
     def owned(self, kinds: Collection[str] | None = None) -> list[dict[str, Any]]:
         """Every object the controller wrote (label `app.kubernetes.io/managed-by=egs`), all namespaces; of
