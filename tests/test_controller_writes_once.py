@@ -2,7 +2,8 @@
 object compared with the cluster's, its managedFields walked), not once to check whether it places a replica
 and again to write: at 1,000 endpoints that is thousands of objects a loop. Covers: a first loop (objects to
 write) and a second (nothing to write); a loop that decides again (an endpoint posted while it decided)
-works it out once a decision."""
+works it out once a decision, and writes what the second decision found (the endpoint posted meanwhile's
+workload among it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 import autoscaler.controller as controller_module
+from autoscaler.decide.workloads import owning_endpoint
 from localplay.kube_standin import KubeCluster
 from tests.test_answer_race import leading, one_gpu
 from tests.test_controller import ENDPOINTS, FixedSignals, controller
@@ -56,3 +58,6 @@ def test_a_loop_that_decides_again_works_it_out_once_a_decision(
     ctl.reconcile()
     assert cluster.endpoint_lists == 2  # listed, then listed again: it decided again
     assert len(calls) == 2
+    # Every Deployment here was written by this loop: the second endpoint's comes from the second decision only.
+    owners = {(owning_endpoint(d) or ("",))[0] for d in kube.all("apps/v1/deployments")}
+    assert {"first", "second"} <= owners
