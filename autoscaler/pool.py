@@ -443,7 +443,8 @@ NEIGHBOUR_SHARE = 0.4
 
 
 def _neighbour_blocks(settings: PoolSettings) -> int:
-    """`neighbours`, but never more than `NEIGHBOUR_SHARE` of the history's blocks. At a 20-minute lead (5-20
+    """`neighbours`, but never more than `NEIGHBOUR_SHARE` of the blocks a full history holds (`history_s`; with
+    less history on hand, as many as there are, as at any lead). At a 20-minute lead (5-20
     minute orders) a week has 504 blocks: 400 of them read the week's largest rise, the static cap nearly
     always (ServeGen m-large at 0.991x `static:auto`, where 201 of them cost 0.748x with no wait). The
     150-neighbour rungs keep their counts: halved, their quantiles 0.99 to 1 were one rung (75 blocks), which

@@ -91,10 +91,10 @@ class Tally:
     bound: set[str] = field(default_factory=set)
     """The pods of 201s whose node was compared with the answer."""
     served_otherwise: int = 0
+    """201s Ready for the first time in another variant or class than answered (their spec unchanged)."""
     moves: dict[tuple[str, str], Moved] = field(default_factory=dict)
     """Each consolidation move as its endpoint's status recorded it (`status.consolidation`), by (endpoint,
     its time as written)."""
-    """201s Ready for the first time in another variant or class than answered (their spec unchanged)."""
     doubled: set[str] = field(default_factory=set)
     """Endpoints POSTed twice at once, one of whose POSTs was answered."""
     answered_twice: int = 0
