@@ -280,7 +280,7 @@ class FleetState:
     _first: dict[str, NodeState] = field(default_factory=dict)
     """kind -> its first node, which stands for the kind's class and taints."""
     _classes: list[tuple[GpuModel, int]] = field(default_factory=list)
-    _tolerated: dict[tuple[object, str, bool], list[str]] = field(default_factory=dict)
+    _tolerated: dict[tuple[object, str, bool, bool], list[str]] = field(default_factory=dict)
     _ids: dict[tuple[object, ...], int] = field(default_factory=dict)
     _states: dict[str, list[tuple[int, NodeState]]] = field(default_factory=dict)
     memo: dict[tuple[object, ...], list[Option]] = field(default_factory=dict)
@@ -344,8 +344,9 @@ class FleetState:
 
     def kinds_for(self, request: Request, shape: Shape) -> list[str]:
         """The kinds of `shape`'s class whose taints `request` tolerates and, for a replica over
-        several nodes, whose network does RDMA."""
-        key = (request.tolerations, shape.gpu.name, shape.nodes > 1)
+        several nodes, whose network does RDMA; for a replica over several GPUs, not time-sliced
+        ones: its pod asks for `tp` of the device plugin's slices, which may be slices of one GPU."""
+        key = (request.tolerations, shape.gpu.name, shape.nodes > 1, shape.gpus > 1)
         if key not in self._tolerated:
             self._tolerated[key] = [
                 k
@@ -353,6 +354,7 @@ class FleetState:
                 if n.model.name == shape.gpu.name
                 and untolerated(n, request) is None
                 and (shape.nodes == 1 or n.inventory.rdma)
+                and (shape.gpus == 1 or n.sharing != "timeslice")
             ]
         return self._tolerated[key]
 

@@ -428,11 +428,13 @@ def _visible_mib(placement: Placement, gpu: GpuModel) -> int:
 
 
 def _node_selector(server: _Server) -> dict[str, Any]:
-    """The nodes the plan chose, and the catalogue's product (time-sliced NVIDIA nodes add -SHARED)."""
+    """The nodes the plan chose, and the catalogue's product (time-sliced NVIDIA nodes add -SHARED, which a
+    pod of several GPUs keeps off: the device plugin may hand it slices of one GPU, or refuse it)."""
     if server.gpu.vendor == "amd":
         key, products = "amd.com/gpu.product-name", list(server.gpu.products)
     else:
-        key, products = "nvidia.com/gpu.product", [v for p in server.gpu.products for v in (p, f"{p}-SHARED")]
+        suffixes = ("",) if server.shape.tp > 1 else ("", "-SHARED")
+        key, products = "nvidia.com/gpu.product", [p + s for p in server.gpu.products for s in suffixes]
     expressions = [
         {"key": "kubernetes.io/hostname", "operator": "In", "values": server.nodes},
         {"key": key, "operator": "In", "values": products},

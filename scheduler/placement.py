@@ -582,7 +582,7 @@ def _why_not(state: FleetState, model: Model, request: Request, options: Sequenc
     """What the replica needs at its smallest and the nearest fit (the most VRAM one GPU has free
     where the request may go), or what keeps it off the nodes where it would fit: a taint, a
     network without RDMA for a replica over several nodes, or GPUs idle but not in one domain of
-    the interconnect."""
+    the interconnect, or nodes whose GPUs are time-sliced for a replica over several GPUs."""
     for shape in options:
         of_class = [k for k in state.kinds() if state.first(k).model.name == shape.gpu.name]
         barred = [k for k in of_class if untolerated(state.first(k), request) is not None]
@@ -602,6 +602,13 @@ def _why_not(state: FleetState, model: Model, request: Request, options: Sequenc
                 f"{shape.gpu.name} nodes ({shape.variant.name}, pipeline parallel), which only nodes with "
                 f"RDMA/InfiniBand between them take; no such node is labelled {RDMA_LABELS[0]}=true "
                 f"(or {RDMA_LABELS[1]}=true)"
+            )
+        sliced = [k for k in of_class if k not in barred and state.first(k).sharing == "timeslice"]
+        if shape.gpus > 1 and next(iter(_options(state, shape, sliced)), None) is not None:
+            return (
+                f"needs {shape.gpus} whole {shape.gpu.name} GPUs ({shape.variant.name}, tensor parallel), and "
+                f"time-sliced nodes take replicas of one GPU only: the device plugin may hand a pod asking for "
+                f"{shape.gpus} nvidia.com/gpu slices of one GPU"
             )
     tolerated = {k for shape in options for k in state.kinds_for(request, shape)} or set(state.kinds())
     room_left = [

@@ -271,6 +271,8 @@ class Play:
             for name, node in by_name.items():
                 if not node.schedulable or not _selects(obj, self.labels.get(name, {})) or not _tolerates(obj, node):
                     continue
+                if _refused(node, obj):
+                    continue
                 packed = _packed(node, obj)
                 taken, left = packed if packed is not None else (holds(node, obj, placed_on(node, obj)), 0)
                 if _units(taken) >= _asked_units(obj):
@@ -438,6 +440,13 @@ def _packed(node: NodeGpus, pod: Mapping[str, Any]) -> tuple[list[Allocation], i
     tightest = sorted((free, index, need) for free, index, need in room if 0 < need <= free)[:devices]
     taken = [Allocation(node.node, (index,), need, sharing=sharing, owner="foreign") for _, index, need in tightest]
     return taken, sum(free - need for free, _, need in tightest)
+
+
+def _refused(node: NodeGpus, pod: Mapping[str, Any]) -> bool:
+    """Whether the device plugin refuses `pod` on `node`: more than one `nvidia.com/gpu` of a time-sliced
+    node, which NVIDIA's recommended `failRequestsGreaterThanOne: true` fails at admission (granted, its
+    slices might be of one GPU)."""
+    return node.timeslice_replicas > 1 and asked_of(pod).get("nvidia.com/gpu", 0) > 1
 
 
 def _units(taken: list[Allocation]) -> int:
