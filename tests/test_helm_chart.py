@@ -31,6 +31,7 @@ from autoscaler.adapters.kubernetes import KINDS
 from autoscaler.config import parse_config
 from autoscaler.controller import owned_kinds
 from benchmarks.exporter_scrape import TARGETS as SCRAPE_TARGETS
+from common.errors import InputError
 from dashboards.render import rendered
 from tests.conftest import REPO
 
@@ -415,6 +416,20 @@ def test_bad_values_fail_naming_the_field(flags: list[str], message: str) -> Non
     result = helm("template", "egs", str(CHART), *flags)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize("budget", ["10%", "100%", "100.0%", "0.5%", "99.9%", "3", "150%", "100.5%", "101%", "%", "-1"])
+def test_the_schema_takes_the_consolidation_budgets_the_controller_takes(budget: str) -> None:
+    """`helm install` must refuse what would stop the controller at start (rev12: "150%" passed the chart)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    config = schema["properties"]["controller"]["properties"]["config"]["properties"]
+    budget_schema = config["consolidation"]["properties"]["maxNodesPerInterval"]
+    try:
+        parse_config({"consolidation": {"enabled": True, "maxNodesPerInterval": budget}})
+        controller_takes = True
+    except InputError:
+        controller_takes = False
+    assert jsonschema.Draft7Validator(budget_schema).is_valid(budget) == controller_takes
 
 
 def _rules(values: str, kind: str, component: str = "controller") -> list[dict[str, Any]]:
