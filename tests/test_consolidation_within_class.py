@@ -330,11 +330,11 @@ def test_the_best_move_is_searched_for_no_further_than_a_move_that_could_beat_it
             searched.append(key)
             return None if saving is None else Option((key,), (), 10.0, saving)
 
-        return Candidate(bound, (key,), 10.0, search)
+        return Candidate(bound, (key,), 10.0, search, frozenset({key}))
 
     best, left = _best([candidate("a", 4.0, 3.0), candidate("b", 9.0, 5.0), candidate("c", 6.0, 6.0),
                   candidate("d", 5.0, 5.0), candidate("e", 7.0, None), candidate("f", 1.5, 1.5)], 0.2)  # fmt: skip
-    assert best is not None and best.keys == ("c",)
+    assert best is not None and best[1].keys == ("c",) and best[0].nodes == {"c"}
     assert (searched, left) == (["b", "e", "c"], MAX_SEARCHES - 3)  # d, a and f could not beat c's 6
 
 
@@ -346,7 +346,7 @@ def test_at_most_max_searches_are_searched_for_a_move_those_that_could_save_the_
             searched.append(i)
             return None
 
-        return Candidate(float(i), (f"ep-{i}",), float(i), search)
+        return Candidate(float(i), (f"ep-{i}",), float(i), search, frozenset())
 
     assert _best([candidate(i) for i in range(1, 2 * MAX_SEARCHES + 1)], 0.2) == (None, 0)
     assert searched == list(range(2 * MAX_SEARCHES, MAX_SEARCHES, -1))

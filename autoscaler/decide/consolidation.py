@@ -117,9 +117,10 @@ def consolidate(
         candidates = cheaper(movable, staying, inventory, registry, catalog, settings, unbound, leaving)
         candidates += emptying(movable, staying, inventory, registry, catalog, settings, unbound, leaving)
         within = [c for c in candidates if len(c.nodes | disrupted) <= allowed]
-        best, searches = _best(within, cfg.min_saving_fraction, searches)
-        if best is None:
+        chosen, searches = _best(within, cfg.min_saving_fraction, searches)
+        if chosen is None:
             break
+        candidate, best = chosen
         for key in best.keys:
             replacing = tuple(sorted(w.name for w in workloads.get(key, ())))
             share = round(best.saving / len(best.keys), 4)
@@ -128,9 +129,8 @@ def consolidate(
             placed[key] = tuple(p for p in best.placements if f"{p.namespace}/{p.request}" == key)
         taken = [a for p in best.placements for a in held_by(p)]
         inventory, unbound = inventory.allocated(taken), (*unbound, *taken)
-        off_nodes = _nodes(p for key in best.keys for p in staying[key])
-        leaving |= off_nodes
-        disrupted |= off_nodes
+        leaving |= candidate.nodes
+        disrupted |= candidate.nodes
     return Consolidation(moves, placed)
 
 
@@ -157,7 +157,7 @@ class Candidate:
     keys: tuple[str, ...]
     cost: float
     search: Callable[[], Option | None]
-    nodes: frozenset[str] = frozenset()
+    nodes: frozenset[str]
 
 
 MAX_SEARCHES = 8
@@ -169,13 +169,16 @@ consolidation the same way (candidates by disruption cost, a time limit): a move
 until those above it are made or stop being candidates."""
 
 
-def _best(candidates: Sequence[Candidate], fraction: float, searches: int = MAX_SEARCHES) -> tuple[Option | None, int]:
-    """The move worth making (saving more than 0 and at least `fraction` of its cost) that saves the most, and
-    the searches left; of equal savings the one of the largest keys, then the first listed. Searched in the
-    order of what each could save, and no further once none left could beat the best found (the move
-    searching all would find), nor beyond `searches` searches."""
+def _best(
+    candidates: Sequence[Candidate], fraction: float, searches: int = MAX_SEARCHES
+) -> tuple[tuple[Candidate, Option] | None, int]:
+    """The move worth making (saving more than 0 and at least `fraction` of its cost) that saves the most, with
+    its candidate (which holds the nodes it takes replicas off), and the searches left; of equal savings the one
+    of the largest keys, then the first listed. Searched in the order of what each could save, and no further
+    once none left could beat the best found (the move searching all would find), nor beyond `searches`
+    searches."""
     rank = {id(c): (c.bound, c.keys, -i) for i, c in enumerate(candidates)}
-    best: tuple[tuple[float, tuple[str, ...], int], Option] | None = None
+    best: tuple[tuple[float, tuple[str, ...], int], Candidate, Option] | None = None
     for c in sorted(candidates, key=lambda c: rank[id(c)], reverse=True):
         if c.bound <= 0 or c.bound < c.cost * fraction:
             continue
@@ -187,8 +190,8 @@ def _best(candidates: Sequence[Candidate], fraction: float, searches: int = MAX_
             continue
         found = (option.saving, option.keys, rank[id(c)][2])
         if best is None or found > best[0]:
-            best = (found, option)
-    return (None if best is None else best[1]), searches
+            best = (found, c, option)
+    return (None if best is None else best[1:]), searches
 
 
 def cheaper(
