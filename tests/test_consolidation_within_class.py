@@ -173,8 +173,13 @@ def test_an_endpoint_on_two_nodes_moves_only_within_a_budget_of_two_nodes() -> N
     assert sorted(p.node for p in first.placed.placements) == ["gpu-0", "gpu-1"]
     owned, pods = applied(first)
     nodes, eps = [*h100s, l40s("l40s-0", 2)], observed(first, [endpoint("alpha", lo=2)])
-    # Moving it to the L40S node disrupts both H100 nodes: 10% of three nodes rounds up to one, not enough.
-    assert moves(loop(nodes, eps, owned, [*pods, *jobs])) == []
+    # Moving it to the L40S node disrupts both H100 nodes: 10% of three nodes rounds up to one, not enough;
+    # no interval ever allows it, so the endpoint says so (rev12: it waited silently).
+    held = loop(nodes, eps, owned, [*pods, *jobs])
+    assert moves(held) == []
+    [blocked] = [e for e in held.events if e.reason == "ConsolidationBlocked"]
+    assert blocked.regarding.name == "alpha"
+    assert "off 2 nodes; the budget allows 1 per 600 s" in blocked.note and "maxNodesPerInterval: 10%" in blocked.note
     two = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_nodes_per_interval=2))
     moved = loop(nodes, eps, owned, [*pods, *jobs], settings=two)
     assert moves(moved) == ["alpha"]

@@ -48,7 +48,7 @@ from typing import Any
 
 from autoscaler.attribution import attribute
 from autoscaler.decide.collector import collector_paused
-from autoscaler.decide.consolidation import consolidate, leaving_nodes
+from autoscaler.decide.consolidation import CONSOLIDATION_BLOCKED, blocked_note, consolidate, leaving_nodes
 from autoscaler.decide.decision import Decision, EndpointDecision, Hold, Observation, PoolDecision, report, report_holds
 from autoscaler.decide.placement import (
     by_class,
@@ -295,6 +295,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         obs.moves_begun,
     )  # fmt: skip
     moving = moved.moves
+    blocked = {key: blocked_note(b, settings.consolidation) for b in moved.blocked for key in b.keys}
     staying |= moved.placements
     bound |= dict.fromkeys(moving, 0)
     # The GPUs a stuck replica was planned on in a class its pod selects are not offered again:
@@ -403,6 +404,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             note = f"moving to {decision.variant} on {decision.gpu_class} off {', '.join(moving[ep.key].nodes)}: "
             note += f"saves ${moving[ep.key].saving:g}/h"
             events.append(event(raw_by_key[ep.key], "Normal", CONSOLIDATING, "Consolidate", note))
+        if ep.key in blocked:
+            events.append(event(raw_by_key[ep.key], "Normal", CONSOLIDATION_BLOCKED, "Consolidate", blocked[ep.key]))
         decisions.append(decision)
         statuses[(ep.namespace, ep.name)] = endpoint_status(decision, ep, previous.get(ep.key, {}), now)
     for decision, ep_raw in failed:

@@ -46,7 +46,7 @@ from functools import partial
 from typing import Any
 
 from autoscaler.decide.placement import endpoint_cost, place_requests
-from autoscaler.decide.settings import Settings
+from autoscaler.decide.settings import ConsolidationSettings, Settings
 from autoscaler.decide.state import Move, Owned, workload_of
 from autoscaler.endpoint import Endpoint
 from scheduler.catalog import Catalog
@@ -61,6 +61,20 @@ class Consolidation:
 
     moves: Mapping[str, Move] = field(default_factory=dict)
     placements: Mapping[str, tuple[Placement, ...]] = field(default_factory=dict)
+    blocked: tuple[Blocked, ...] = ()
+    """The move worth making that takes replicas off more nodes than the whole budget allows, when no move
+    within it was left: it never happens until the budget is raised, so it is reported (an Event)."""
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A move larger than the whole budget: the endpoints it would move, the nodes it needs, the budget's nodes,
+    and what it would save (USD per hour)."""
+
+    keys: tuple[str, ...]
+    nodes: int
+    allowed: int
+    saving: float
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,7 @@ def consolidate(
     allowed = cfg.nodes_allowed(len(inventory))
     moves: dict[str, Move] = {}
     placed: dict[str, tuple[Placement, ...]] = {}
+    blocked: tuple[Blocked, ...] = ()
     leaving, searches = frozenset(leaving), MAX_SEARCHES
     while len(disrupted) < allowed and searches > 0:
         movable = {
@@ -119,6 +134,11 @@ def consolidate(
         within = [c for c in candidates if len(c.nodes | disrupted) <= allowed]
         chosen, searches = _best(within, cfg.min_saving_fraction, searches)
         if chosen is None:
+            # A move needing more nodes than an interval ever allows waits for no interval: say so.
+            larger = [c for c in candidates if len(c.nodes) > allowed]
+            found, searches = _best(larger, cfg.min_saving_fraction, searches)
+            if found is not None:
+                blocked = (Blocked(found[1].keys, len(found[0].nodes), allowed, found[1].saving),)
             break
         candidate, best = chosen
         for key in best.keys:
@@ -131,7 +151,21 @@ def consolidate(
         inventory, unbound = inventory.allocated(taken), (*unbound, *taken)
         leaving |= candidate.nodes
         disrupted |= candidate.nodes
-    return Consolidation(moves, placed)
+    return Consolidation(moves, placed, blocked)
+
+
+CONSOLIDATION_BLOCKED = "ConsolidationBlocked"
+"""The reason of the Event on an endpoint whose move is larger than the whole budget (`Blocked`), as
+Karpenter's `DisruptionBlocked`: repeated each loop it lasts, the recorder counts it up in one Event."""
+
+
+def blocked_note(blocked: Blocked, cfg: ConsolidationSettings) -> str:
+    """The Event's note: the nodes the move needs against the budget, and what raises it."""
+    return (
+        f"a move saving ${blocked.saving:g}/h takes replicas off {blocked.nodes} nodes; the budget allows "
+        f"{blocked.allowed} per {cfg.interval_s:g} s (consolidation.maxNodesPerInterval: "
+        f"{cfg.max_nodes_per_interval}): it waits until the budget is raised"
+    )
 
 
 def disrupted_nodes(moves: Mapping[str, Move], since: float) -> frozenset[str]:
