@@ -180,6 +180,7 @@ def test_an_endpoint_on_two_nodes_moves_only_within_a_budget_of_two_nodes() -> N
     [blocked] = [e for e in held.events if e.reason == "ConsolidationBlocked"]
     assert blocked.regarding.name == "alpha"
     assert "off 2 nodes; the budget allows 1 per 600 s" in blocked.note and "maxNodesPerInterval: 10%" in blocked.note
+    assert f"consolidation of team-a/alpha blocked: {blocked.note}" in held.notices()  # the controller logs it once
     two = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_nodes_per_interval=2))
     moved = loop(nodes, eps, owned, [*pods, *jobs], settings=two)
     assert moves(moved) == ["alpha"]

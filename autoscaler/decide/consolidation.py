@@ -68,13 +68,11 @@ class Consolidation:
 
 @dataclass(frozen=True)
 class Blocked:
-    """A move larger than the whole budget: the endpoints it would move, the nodes it needs, the budget's nodes,
-    and what it would save (USD per hour)."""
+    """A move larger than the whole budget: the endpoints it would move, the nodes it needs, the budget's nodes."""
 
     keys: tuple[str, ...]
     nodes: int
     allowed: int
-    saving: float
 
 
 @dataclass(frozen=True)
@@ -138,7 +136,7 @@ def consolidate(
             larger = [c for c in candidates if len(c.nodes) > allowed]
             found, searches = _best(larger, cfg.min_saving_fraction, searches)
             if found is not None:
-                blocked = (Blocked(found[1].keys, len(found[0].nodes), allowed, found[1].saving),)
+                blocked = (Blocked(found[1].keys, len(found[0].nodes), allowed),)
             break
         candidate, best = chosen
         for key in best.keys:
@@ -160,9 +158,10 @@ Karpenter's `DisruptionBlocked`: repeated each loop it lasts, the recorder count
 
 
 def blocked_note(blocked: Blocked, cfg: ConsolidationSettings) -> str:
-    """The Event's note: the nodes the move needs against the budget, and what raises it."""
+    """The Event's note: the nodes the move needs against the budget, and what raises it (no saving, which may
+    move from loop to loop: the recorder counts one note up, and the controller logs each note once)."""
     return (
-        f"a move saving ${blocked.saving:g}/h takes replicas off {blocked.nodes} nodes; the budget allows "
+        f"a move to a cheaper shape takes replicas off {blocked.nodes} nodes; the budget allows "
         f"{blocked.allowed} per {cfg.interval_s:g} s (consolidation.maxNodesPerInterval: "
         f"{cfg.max_nodes_per_interval}): it waits until the budget is raised"
     )

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoscaler.decide.consolidation import CONSOLIDATION_BLOCKED
 from autoscaler.decide.state import Move, Promise, Recommendation
 from autoscaler.events import Event
 from autoscaler.forecast import Forecast
@@ -201,6 +202,11 @@ class Decision:
                 "ratio by Hostname, UUID, gpu); they are numbered by EGS, which keeps each GPU's shares together "
                 "but not always on the GPU their scheduler gave them"
                 for node in self.numbered_here
+            ]
+            + [
+                f"consolidation of {e.regarding.namespace}/{e.regarding.name} blocked: {e.note}"
+                for e in self.events
+                if e.reason == CONSOLIDATION_BLOCKED
             ]
         )
 
