@@ -9,6 +9,8 @@ serving pod down for a whole model load.
 from __future__ import annotations
 
 import copy
+import json
+import time
 from typing import Any
 
 import pytest
@@ -35,6 +37,21 @@ def respecified(eps: list[dict[str, Any]], generation: int, **spec: Any) -> list
 
 def _args(workload: dict[str, Any]) -> list[str]:
     return list(workload["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
+def _scaled_by_the_autoscaler(owned: list[dict[str, Any]], replicas: int) -> None:
+    """The endpoint's Deployments scaled to `replicas` by an HPA (which owns the field from then on)."""
+    for w in owned:
+        if w["kind"] == "Deployment":
+            w["spec"]["replicas"] = replicas
+            w["metadata"]["managedFields"] = [
+                {"manager": "egs-controller", "operation": "Apply", "fieldsV1": {"f:spec": {"f:template": {}}}},
+                {
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                },
+            ]
 
 
 def test_a_template_change_of_one_shape_keeps_the_serving_workload_until_the_new_one_serves() -> None:
@@ -106,17 +123,7 @@ def test_the_workload_a_template_change_makes_starts_with_the_replicas_its_autos
     eps = [endpoint("alpha", scaling=scaling)]
     first = step(NODES, eps, [], [], NOW)
     owned, pods = applied(first)
-    for w in owned:
-        if w["kind"] == "Deployment":
-            w["spec"]["replicas"] = 2  # the autoscaler's scale write
-            w["metadata"]["managedFields"] = [
-                {"manager": "egs-controller", "operation": "Apply", "fieldsV1": {"f:spec": {"f:template": {}}}},
-                {
-                    "manager": "kube-controller-manager",
-                    "operation": "Update",
-                    "fieldsV1": {"f:spec": {"f:replicas": {}}},
-                },
-            ]
+    _scaled_by_the_autoscaler(owned, 2)
     # EGS's own count from the demand is 1: the new workload starts with the autoscaler's 2, not with it.
     room = [*NODES, l40s("l40s-2")]
     low = signals(demand=0.5, age_s=-50)
@@ -159,3 +166,27 @@ def test_a_change_back_before_the_new_template_serves_keeps_the_workload_that_se
     third = step([*NODES, l40s("l40s-2")], back, owned_now, [*pods, *new_pods], NOW + 120)
     assert set(workloads(third, "alpha")) == {old_name}  # not a third workload of the template it serves with
     assert [d[3] for d in third.deletions] == [new_name]
+    # Nothing is replaced any more: a shapeChange left naming the serving workload would delete it next loop.
+    assert "shapeChange" not in third.statuses[("team-a", "alpha")]
+    assert conditions(third)["Progressing"] == ("False", "AllReplicasReady")
+
+
+def test_the_successor_asks_for_no_more_than_its_planned_pods_while_a_new_endpoints_pod_is_unbound() -> None:
+    # beta is new, placed on l40s-2 with no pod bound yet: alpha asks for no pod that waits for a node, lest
+    # kube-scheduler bind it to the GPU beta's 201 was answered on (churn seed 4). Its successor's carried count
+    # (the autoscaler's 2) is capped by that as its planned count is.
+    eps = [endpoint("alpha", scaling="hpa")]
+    first = step(NODES, eps, [], [], NOW)
+    owned, pods = applied(first)
+    _scaled_by_the_autoscaler(owned, 2)
+    beta = endpoint("beta")
+    beta["metadata"]["creationTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + 50))
+    changed = [*respecified(observed(first, eps), 4, **TRADED), beta]
+    low = signals(demand=0.5, age_s=-50)
+    room = [*NODES, l40s("l40s-2")]
+    second = decide(Observation(room, changed, owned, low, pods=pods), SETTINGS, REGISTRY, CATALOG, NOW + 60)
+    assert workloads(second, "beta")  # placed, its pod not bound
+    (old_name,), ((new_name, new),) = workloads(first, "alpha"), workloads(second, "alpha").items()
+    assert new_name != old_name
+    planned = json.loads(new["metadata"]["annotations"]["egs.io/placement"])
+    assert new["spec"]["replicas"] == len(planned) == 1

@@ -78,20 +78,25 @@ def workload_objects(
     )
     staying, replaced = _staying(ours, replacing, observed or {}, wanted)
     named(rendered, staying, {*(w.name for w in ours), *replacing})
+    befores = {
+        identity(obj): _incarnation((observed or {}).get(identity(obj)), ep)
+        for obj in rendered
+        if obj["kind"] in WORKLOAD_KINDS
+    }
     for obj in rendered:
         if obj["kind"] in WORKLOAD_KINDS:
-            before = _incarnation((observed or {}).get(identity(obj)), ep)
-            preferring(obj, before)
+            preferring(obj, befores[identity(obj)])
             obj["metadata"]["annotations"] |= taken_annotation(taken)
-            shape = recorded_shape(obj["metadata"]["annotations"])
-            if shape is not None and shape.gpu_class in unbound and "replicas" in obj["spec"]:
-                obj["spec"]["replicas"] = asked(obj, shape, before)
     predecessors = {
         obj["metadata"]["name"]: was
         for shape, obj in _by_shape(rendered)
         if shape in replaced and (was := (observed or {}).get(replaced[shape].identity)) is not None
     }
     scaled = scaled_objects(ep, rendered, settings, observed or {}, predecessors)
+    for obj in rendered:  # after the autoscaler's count: a successor carries its predecessor's, capped alike
+        shape = recorded_shape(obj["metadata"]["annotations"]) if obj["kind"] in WORKLOAD_KINDS else None
+        if shape is not None and shape.gpu_class in unbound and "replicas" in obj["spec"]:
+            obj["spec"]["replicas"] = asked(obj, shape, befores[identity(obj)])
     return [*rendered, owned_by(disruption_budget(ep), ep), *scaled]
 
 
