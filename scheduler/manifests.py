@@ -429,7 +429,9 @@ def _visible_mib(placement: Placement, gpu: GpuModel) -> int:
 
 def _node_selector(server: _Server) -> dict[str, Any]:
     """The nodes the plan chose, and the catalogue's product (time-sliced NVIDIA nodes add -SHARED, which a
-    pod of several GPUs keeps off: the device plugin may hand it slices of one GPU, or refuse it)."""
+    pod of several GPUs keeps off: the device plugin may hand it slices of one GPU, or refuse it). A per-node
+    value here is left out of the template hash (`autoscaler.decide.workloads._placement_free`), or a move
+    reads as a spec change."""
     if server.gpu.vendor == "amd":
         key, products = "amd.com/gpu.product-name", list(server.gpu.products)
     else:

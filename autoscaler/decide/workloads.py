@@ -129,21 +129,27 @@ def template_hash(obj: Mapping[str, Any]) -> str:
     """The workload's pod templates as EGS renders them, less what its name and its plan's nodes set (the
     workload label, the node pin and preference), hashed: what a spec change rewrites in place unless the
     workload takes a new name. Of the rendering, not of what the server returns (which adds its defaults)."""
-    templates = []
-    for template in _templates(obj):  # copied only where changed: a loop hashes every workload
-        meta, spec = template["metadata"], template["spec"]
-        affinity = spec.get("affinity") or {}
-        node = {k: v for k, v in (affinity.get("nodeAffinity") or {}).items() if k != PREFERRED}
-        required = node.get(REQUIRED) or {}
-        terms = [
-            {**term, "matchExpressions": [e for e in term.get("matchExpressions", ()) if e["key"] != HOSTNAME]}
-            for term in required.get("nodeSelectorTerms", ())
-        ]
-        node[REQUIRED] = {**required, "nodeSelectorTerms": terms}
-        labels = {k: v for k, v in meta.get("labels", {}).items() if k != WORKLOAD_LABEL}
-        spec = {**spec, "affinity": {**affinity, "nodeAffinity": node}}
-        templates.append({**template, "metadata": {**meta, "labels": labels}, "spec": spec})
+    templates = [_placement_free(template) for template in _templates(obj)]
     return hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _placement_free(template: Mapping[str, Any]) -> dict[str, Any]:
+    """A pod template less what the workload's name and its plan's nodes write into it: the workload label
+    (`_rename`), the hostname pin of the required terms (`scheduler.manifests._node_selector`) and the
+    preference made of it (`preferring`). A per-node field added to the template is to be left out here too,
+    or `template_hash` takes a move for a spec change. Copied only where changed: a loop hashes every workload."""
+    meta, spec = template["metadata"], template["spec"]
+    affinity = spec.get("affinity") or {}
+    node = {k: v for k, v in (affinity.get("nodeAffinity") or {}).items() if k != PREFERRED}
+    required = node.get(REQUIRED) or {}
+    terms = [
+        {**term, "matchExpressions": [e for e in term.get("matchExpressions", ()) if e["key"] != HOSTNAME]}
+        for term in required.get("nodeSelectorTerms", ())
+    ]
+    node[REQUIRED] = {**required, "nodeSelectorTerms": terms}
+    labels = {k: v for k, v in meta.get("labels", {}).items() if k != WORKLOAD_LABEL}
+    spec = {**spec, "affinity": {**affinity, "nodeAffinity": node}}
+    return {**template, "metadata": {**meta, "labels": labels}, "spec": spec}
 
 
 def _by_shape(rendered: Sequence[dict[str, Any]]) -> list[tuple[Shape, dict[str, Any]]]:
