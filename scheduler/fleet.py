@@ -354,7 +354,7 @@ class FleetState:
                 if n.model.name == shape.gpu.name
                 and untolerated(n, request) is None
                 and (shape.nodes == 1 or n.inventory.rdma)
-                and (shape.gpus == 1 or n.sharing != "timeslice")
+                and (shape.gpus == 1 or not time_sliced(n))
             ]
         return self._tolerated[key]
 
@@ -392,6 +392,12 @@ def _file(groups: dict[str, dict[tuple[object, ...], list[int]]], node: NodeStat
     signature = node.signature()
     bisect.insort(by_state.setdefault(signature, []), node.order)
     return signature
+
+
+def time_sliced(node: NodeState) -> bool:
+    """Whether `node`'s GPUs are time-sliced: as configured for its class, or as its device plugin advertises
+    them (several `nvidia.com/gpu` replicas each) whatever the class is configured to do."""
+    return node.sharing == "timeslice" or node.inventory.timeslice_replicas > 1
 
 
 def untolerated(node: NodeState | NodeGpus, request: Request) -> Taint | None:

@@ -63,6 +63,7 @@ from scheduler.fleet import (
     shapes,
     smallest_instance,
     take,
+    time_sliced,
     untolerated,
 )
 from scheduler.inventory import PCIE_DOMAINS_LABEL, RDMA_LABELS, Inventory
@@ -603,7 +604,7 @@ def _why_not(state: FleetState, model: Model, request: Request, options: Sequenc
                 f"RDMA/InfiniBand between them take; no such node is labelled {RDMA_LABELS[0]}=true "
                 f"(or {RDMA_LABELS[1]}=true)"
             )
-        sliced = [k for k in of_class if k not in barred and state.first(k).sharing == "timeslice"]
+        sliced = [k for k in of_class if k not in barred and time_sliced(state.first(k))]
         if shape.gpus > 1 and next(iter(_options(state, shape, sliced)), None) is not None:
             return (
                 f"needs {shape.gpus} whole {shape.gpu.name} GPUs ({shape.variant.name}, tensor parallel), and "

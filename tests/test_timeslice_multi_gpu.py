@@ -23,7 +23,7 @@ from autoscaler.signals import ModelSignals
 from benchmarks.churnkit.play import Play, Pod
 from localplay.kube_standin import KubeCluster
 from scheduler.catalog import Catalog
-from scheduler.inventory import build_inventory
+from scheduler.inventory import SharingPolicy, build_inventory
 from scheduler.plan import Request
 from scheduler.registry import Registry
 from scheduler.schedule import schedule
@@ -55,8 +55,14 @@ def test_a_multi_gpu_replica_goes_to_whole_gpus_not_to_time_sliced_ones(engine: 
 
 
 @pytest.mark.parametrize("engine", ["greedy", "online", "exact"])
-def test_where_only_time_sliced_nodes_exist_a_multi_gpu_replica_waits_and_says_why(engine: str) -> None:
-    plan = schedule([large(1)], REGISTRY, build_inventory(sliced(2), CATALOG), engine=engine, time_limit_s=5).plan
+@pytest.mark.parametrize("configured", [None, "exclusive"])
+def test_where_only_time_sliced_nodes_exist_a_multi_gpu_replica_waits_and_says_why(
+    engine: str, configured: str | None
+) -> None:
+    """Also where the class is configured `exclusive` but its device plugin advertises two replicas a GPU."""
+    policy = SharingPolicy({"T4": configured} if configured else {})
+    fleet = build_inventory(sliced(2), CATALOG, sharing=policy)
+    plan = schedule([large(1)], REGISTRY, fleet, engine=engine, time_limit_s=5).plan
     assert not plan.placements
     assert "time-sliced" in plan.unplaced[0].reason
 
