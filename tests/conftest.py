@@ -6,6 +6,7 @@ binary (its first scrape lands seconds after start, so one serves the whole sess
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,24 @@ settings.load_profile("egs")
 REPO = Path(__file__).resolve().parent.parent
 MIXED_FLEET = REPO / "examples" / "fleet-mixed.yaml"
 SIM_NODES = ("sim-h100-0", "sim-a100-mig-0", "sim-l4-0", "sim-mi300x-cpx-0")
+
+
+def found_shared_data(name: str) -> Path | None:
+    """`shared/data/<name>`, the public traces and dashboard some tests replay, from the shared folder beside the
+    repository (or beside the folder holding it); None where a clone stands on its own."""
+    paths = (base / "shared" / "data" / name for base in (REPO.parent, REPO.parent.parent))
+    return next((path for path in paths if path.exists()), None)
+
+
+def shared_data(name: str) -> Path:
+    """`found_shared_data`, or the test skipped saying it is missing; failed where `CI` is set, which must run it."""
+    path = found_shared_data(name)
+    if path is None:
+        missing = f"shared/data/{name} is missing: the shared data folder must sit beside the repository"
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    return path
 
 
 @dataclass

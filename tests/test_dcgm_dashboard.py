@@ -8,27 +8,24 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, SimCluster
+from tests.conftest import SimCluster, found_shared_data, shared_data
 
-DASHBOARD = REPO.parent / "shared" / "data" / "dcgm-exporter-dashboard" / "dcgm-exporter-dashboard.json"
+DASHBOARD = "dcgm-exporter-dashboard/dcgm-exporter-dashboard.json"
 
 
 def _dashboard() -> dict[str, Any]:
-    if not DASHBOARD.exists():
-        pytest.fail(f"{DASHBOARD} is missing: the shared data folder must sit beside the repository")
-    data: dict[str, Any] = json.loads(Path(DASHBOARD).read_text())
+    data: dict[str, Any] = json.loads(shared_data(DASHBOARD).read_text())
     return data
 
 
 def _panel_queries() -> list[tuple[str, str]]:
-    """The panels' queries; none when the dashboard is missing, which the variables' test then fails on (a
-    failure here, at collection, would stop every other test of the run from running)."""
-    if not DASHBOARD.exists():
+    """The panels' queries; none when the dashboard is missing, which the variables' test then reports (a
+    failure or skip here, at collection, would stop every other test of the run from running)."""
+    if found_shared_data(DASHBOARD) is None:
         return []
     return [(p["title"], t["expr"]) for p in _dashboard()["panels"] for t in p.get("targets", []) if t.get("expr")]
 

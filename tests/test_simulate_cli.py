@@ -15,6 +15,7 @@ import yaml
 from autoscaler.adapters.files import read_trace
 from autoscaler.adapters.plots import PLOTS
 from egs.cli import main
+from tests.conftest import shared_data
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO = REPO / "examples" / "scenario-servegen.yaml"
@@ -26,15 +27,7 @@ DAYS = ["--train-days", "4", "--score-days", "1"]
 
 
 def _servegen(name: str) -> Path:
-    return _data(f"servegen-bailian/{name}")
-
-
-def _data(name: str) -> Path:
-    for base in (REPO.parent, REPO.parent.parent):
-        path = base / "shared" / "data" / name
-        if path.exists():
-            return path
-    pytest.fail(f"{name} is missing: the shared data folder must sit beside the repository")
+    return shared_data(f"servegen-bailian/{name}")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +71,7 @@ def test_convert_with_clients_writes_the_long_format_that_sums_to_the_aggregate(
 
 @pytest.mark.parametrize("step", [60, 600])
 def test_convert_burstgpt_keeps_every_token_and_leaves_out_only_windows_without_a_request(tmp_path: Path, step: int):
-    source = _data("burstgpt-derived-third-party/week1_per_minute_tokens_per_s.csv")
+    source = shared_data("burstgpt-derived-third-party/week1_per_minute_tokens_per_s.csv")
     minutes = np.genfromtxt(source, delimiter=",", names=True)
     out = tmp_path / "burstgpt.csv"
     assert main(["trace", "convert", "--burstgpt", str(source), "--model", "m-large", "--step", str(step),
@@ -93,7 +86,7 @@ def test_convert_burstgpt_keeps_every_token_and_leaves_out_only_windows_without_
 
 
 def test_convert_alibaba_genai_counts_every_request_once(tmp_path: Path):
-    source = _data("alibaba-genai-v2026/lora_request_trace.csv")
+    source = shared_data("alibaba-genai-v2026/lora_request_trace.csv")
     out = tmp_path / "genai.csv"
     assert main(["trace", "convert", "--alibaba-genai", str(source), "--model", "m-large", "-o", str(out)]) == 0
     loaded = read_trace(out)

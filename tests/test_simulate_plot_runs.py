@@ -11,18 +11,16 @@ import pytest
 import egs.simulate_cli as simulate_cli
 from autoscaler.simulator import simulate
 from egs.cli import main
+from tests.conftest import shared_data
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _servegen_small(tmp_path: Path) -> Path:
-    for base in (REPO.parent, REPO.parent.parent):
-        source = base / "shared" / "data" / "servegen-bailian" / "language-m-small_aggregate_10min.csv"
-        if source.exists():
-            out = tmp_path / "m-small.csv"
-            assert main(["trace", "convert", "--servegen", str(source), "--model", "m-small", "-o", str(out)]) == 0
-            return out
-    pytest.fail("the shared data folder must sit beside the repository")
+    source = shared_data("servegen-bailian/language-m-small_aggregate_10min.csv")
+    out = tmp_path / "m-small.csv"
+    assert main(["trace", "convert", "--servegen", str(source), "--model", "m-small", "-o", str(out)]) == 0
+    return out
 
 
 @pytest.mark.parametrize(("policy", "runs"), [("static:auto", 2), ("oracle", 2), ("reactive", 3)])
