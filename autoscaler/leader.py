@@ -283,7 +283,8 @@ class Elector:
         leading = self.leading()
         if leading != self._was_leading:
             self._was_leading = leading
-            log.info("%s %s the Lease %s/%s", self.identity, "holds" if leading else "lost", self.namespace, LEASE_NAME)
+            held = "holds" if leading else "no longer holds"
+            log.info("%s %s the Lease %s/%s", self.identity, held, self.namespace, LEASE_NAME)
             self.on_change(leading)
         return leading
 

@@ -188,7 +188,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as e:
-        raise SetupError("--plot needs matplotlib: pip install 'egs[plot]'") from e
+        raise SetupError("--plot needs matplotlib: pip install '.[plot]' in EGS's checkout") from e
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
