@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -127,11 +128,27 @@ def test_the_workload_a_template_change_makes_starts_with_the_replicas_its_autos
     # EGS's own count from the demand is 1: the new workload starts with the autoscaler's 2, not with it.
     room = [*NODES, l40s("l40s-2")]
     low = signals(demand=0.5, age_s=-50)
-    again = Observation(room, respecified(observed(first, eps), 4, **TRADED), owned, low, pods=pods)
+    changed = respecified(observed(first, eps), 4, **TRADED)
+    again = Observation(room, changed, owned, low, pods=pods)
     second = decide(again, SETTINGS, REGISTRY, CATALOG, NOW + 60)
     (old_name,), ((new_name, new),) = workloads(first, "alpha"), workloads(second, "alpha").items()
     assert new_name != old_name
     assert new["spec"]["replicas"] == 2
+    # A user's HPA names the old workload and stops scaling once it goes: the rename says so, once. KEDA's
+    # ScaledObjects are the controller's, and follow.
+    renamed = [e for e in second.events if e.reason == "WorkloadRenamed"]
+    if scaling == "hpa":
+        [event] = renamed
+        assert (event.type, event.regarding.name) == ("Warning", "alpha")
+        assert f"{old_name} is replaced by {new_name}" in event.note
+    else:
+        assert renamed == []
+    new_owned, new_pods = applied(second, ready=False)
+    owned_now = [*owned, *(o for o in new_owned if o["metadata"]["name"] == new_name)]
+    later = replace(again, endpoints=observed(second, changed), owned=owned_now, pods=[*pods, *new_pods])
+    third = decide(later, SETTINGS, REGISTRY, CATALOG, NOW + 120)
+    assert third.statuses[("team-a", "alpha")]["shapeChange"] == {"replacing": [old_name]}  # still under way
+    assert [e for e in third.events if e.reason == "WorkloadRenamed"] == []
 
 
 def test_the_template_hash_is_blind_to_the_name_and_nodes_and_sees_the_pods() -> None:

@@ -96,6 +96,7 @@ from autoscaler.decide.status import (
     CONSOLIDATING,
     PROMISE_KEPT,
     SPEC_CHANGE_HELD,
+    WORKLOAD_RENAMED,
     answer_status,
     endpoint_decision,
     endpoint_status,
@@ -406,6 +407,15 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             events.append(event(raw_by_key[ep.key], "Normal", CONSOLIDATING, "Consolidate", note))
         if ep.key in blocked:
             events.append(event(raw_by_key[ep.key], "Normal", CONSOLIDATION_BLOCKED, "Consolidate", blocked[ep.key]))
+        renamed = (
+            *(shape_change if ep.key in changed else ()),
+            *(moving[ep.key].replacing if ep.key in moving else ()),
+        )
+        if ep.scaling == "hpa" and renamed:  # once: the loop that first writes the new workloads
+            note = (
+                f"{', '.join(renamed)} is replaced by {', '.join(sorted(names))}: point the HPA's scaleTargetRef there"
+            )
+            events.append(event(raw_by_key[ep.key], "Warning", WORKLOAD_RENAMED, "Rename", note))
         decisions.append(decision)
         statuses[(ep.namespace, ep.name)] = endpoint_status(decision, ep, previous.get(ep.key, {}), now)
     for decision, ep_raw in failed:

@@ -318,6 +318,9 @@ CHANGING_SHAPE = "ChangingShape"
 replicas do not all serve, and the replaced ones that do count ready meanwhile."""
 SPEC_CHANGE_HELD = "Unschedulable"
 CANNOT_RENDER = "CannotRender"
+WORKLOAD_RENAMED = "WorkloadRenamed"
+"""The Warning Event when a change or a move gives an endpoint with `scaling: hpa` new workload names: the
+user's HorizontalPodAutoscaler names the old one (`scaleTargetRef`), and stops scaling once it is gone."""
 
 
 def conditions_of(d: EndpointDecision) -> dict[str, Literal["True", "False"]]:
