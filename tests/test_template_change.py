@@ -18,6 +18,7 @@ import pytest
 
 from autoscaler.decide import Observation, decide
 from autoscaler.decide.workloads import TEMPLATE, template_hash
+from tests.test_consolidation_within_class import loop, two_half_empty_nodes
 from tests.test_decide import CATALOG, REGISTRY, SETTINGS, endpoint, signals
 from tests.test_reconcile_state import applied, l40s, observed, workloads
 from tests.test_shape_change import NODES, conditions, step
@@ -207,3 +208,14 @@ def test_the_successor_asks_for_no_more_than_its_planned_pods_while_a_new_endpoi
     assert new_name != old_name
     planned = json.loads(new["metadata"]["annotations"]["egs.io/placement"])
     assert new["spec"]["replicas"] == len(planned) == 1
+
+
+def test_a_consolidation_move_of_an_hpa_endpoint_says_which_workload_replaces_the_one_its_hpa_names() -> None:
+    nodes, eps, owned, pods = two_half_empty_nodes()
+    for ep in eps:
+        ep["spec"]["scaling"] = "hpa"
+    moved = loop(nodes, eps, owned, pods)
+    [who] = [e.regarding.name for e in moved.events if e.reason == "Consolidating"]
+    [event] = [e for e in moved.events if e.reason == "WorkloadRenamed"]
+    assert event.regarding.name == who
+    assert f"{who}-bf16-l40s is replaced by {who}-bf16-l40s-2" in event.note
