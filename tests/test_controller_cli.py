@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,7 +54,9 @@ def test_a_bad_configuration_field_is_named(tmp_path: Path, capsys: pytest.Captu
     assert f"{config}: gpu_classes.H100-80GB: gpus_per_node must be >= 1" in err
 
 
-def test_once_prints_one_json_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@contextmanager
+def one_endpoint(tmp_path: Path) -> Iterator[tuple[KubeCluster, list[str]]]:
+    """The stand-in with a GPU node and an endpoint, and the `egs controller --once` arguments for it."""
     kube = KubeCluster().start()
     try:
         kube.put("v1/nodes", h100("gpu-0"))
@@ -60,11 +64,16 @@ def test_once_prints_one_json_document(tmp_path: Path, capsys: pytest.CaptureFix
         config = tmp_path / "egs.yaml"
         config.write_text(yaml.safe_dump({"models": MODELS, "gpu_classes": {"H100-80GB": {"gpus_per_node": 8}}}))
         kubeconfig = str(kube.kubeconfig(tmp_path / "kubeconfig"))
-        assert main(["controller", "--kubeconfig", kubeconfig, "--config", str(config), "--once", "--dry-run"]) == 0
+        yield kube, ["controller", "--kubeconfig", kubeconfig, "--config", str(config), "--once"]
+    finally:
+        kube.stop()
+
+
+def test_once_prints_one_json_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with one_endpoint(tmp_path) as (kube, args):
+        assert main([*args, "--dry-run"]) == 0
         document = json.loads(capsys.readouterr().out)
         assert document["leader"] is True and document["writes"] > 0
         assert document["holds"] == ["team-a/chat: Prometheus unavailable: holding 1 replicas"]  # no --prometheus
         assert [e["name"] for e in document["endpoints"]] == ["chat"]
         assert kube.requests("PATCH") == []  # --dry-run
-    finally:
-        kube.stop()

@@ -10,15 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from autoscaler.endpoint import CRD_NAME, VERSION, crd, stale_status_fields
 from egs.cli import main
 from localplay.kube_standin import CRDS, KubeCluster
-from tests.conftest import REPO
-from tests.test_decide import endpoint, h100
+from tests.test_controller_cli import one_endpoint
 
-MODELS = str(REPO / "examples" / "models.yaml")
 APPLY = "kubectl apply --server-side -f helm/egs/crds/"
 
 
@@ -60,17 +57,8 @@ def test_a_crd_that_does_not_serve_the_version_is_stale() -> None:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[KubeCluster, list[str]]]:
-    """The stand-in with a GPU node and an endpoint, and the `egs controller --once` arguments for it."""
-    kube = KubeCluster().start()
-    try:
-        kube.put("v1/nodes", h100("gpu-0"))
-        kube.put("egs.dev/v1alpha1/inferenceendpoints", endpoint())
-        config = tmp_path / "egs.yaml"
-        config.write_text(yaml.safe_dump({"models": MODELS, "gpu_classes": {"H100-80GB": {"gpus_per_node": 8}}}))
-        kubeconfig = str(kube.kubeconfig(tmp_path / "kubeconfig"))
-        yield kube, ["controller", "--kubeconfig", kubeconfig, "--config", str(config), "--once"]
-    finally:
-        kube.stop()
+    with one_endpoint(tmp_path) as made:
+        yield made
 
 
 def test_the_controller_exits_on_an_older_crd_naming_the_command(
