@@ -242,8 +242,8 @@ class Run:
                 tally.demoted.add(key)
                 tally.demotions += 1
                 self._log_demoted(key, status)
-            if key in tally.answered_201 and key not in excused:
-                answered[key] = e
+            if key in tally.answered_201 and key not in excused and not status.get("consolidation"):
+                answered[key] = e  # a move's new pods leave the answer's nodes as consolidation may
         for pod in self.play.pods.values():
             if pod.node and pod.endpoint in answered and pod.key not in tally.bound:
                 tally.bound.add(pod.key)
