@@ -88,7 +88,7 @@ class Tally:
     """A 202's ETA moved later with no PromiseKept condition False saying why."""
     off_answer: int = 0
     """Pods of a 201 bound to another node than the API answered it on (the workloads carry no per-node pin), but
-    for those of an endpoint consolidation moves (its status records the move)."""
+    for those of an endpoint consolidation moved (its status recorded a move, in flight or done)."""
     bound: set[str] = field(default_factory=set)
     """The pods of 201s whose node was compared with the answer."""
     served_otherwise: int = 0

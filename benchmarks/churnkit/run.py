@@ -214,6 +214,7 @@ class Run:
         self.last_read = read
         answered: dict[str, dict[str, Any]] = {}  # the 201s held to their answer; read once a pod is bound
         excused = tally.changed | tally.demoted | tally.lost_capacity
+        moved = {key for key, _ in tally.moves}  # a move's pods leave the answer's nodes, as consolidation may
         for e in self.kube.all(ENDPOINTS):
             key, uid = f"{e['metadata']['namespace']}/{e['metadata']['name']}", str(e["metadata"].get("uid"))
             if tally.incarnation.get(key, uid) != uid:
@@ -242,8 +243,8 @@ class Run:
                 tally.demoted.add(key)
                 tally.demotions += 1
                 self._log_demoted(key, status)
-            if key in tally.answered_201 and key not in excused and not status.get("consolidation"):
-                answered[key] = e  # a move's new pods leave the answer's nodes as consolidation may
+            if key in tally.answered_201 and key not in excused and key not in moved and not move:
+                answered[key] = e
         for pod in self.play.pods.values():
             if pod.node and pod.endpoint in answered and pod.key not in tally.bound:
                 tally.bound.add(pod.key)
