@@ -638,9 +638,7 @@ class Controller:
         changed and the deletions, retrying those that failed for a while."""
         statuses = _statuses(obs)
         manager = self.cluster.field_manager
-        applied = {
-            object_identity(o)[2:]: applied_fields(o, manager, "status").get("f:status") or {} for o in obs.endpoints
-        }
+        endpoints = {object_identity(o)[2:]: o for o in obs.endpoints}
         uids = {(r.namespace, r.name): r.uid for r in map(ref, obs.endpoints)}
         outcome.events += decision.events  # what the decision says happened (a promise revised)
         outcome.unchanged += len(decision.objects) - len(to_write)
@@ -654,7 +652,8 @@ class Controller:
             if d is not None and d.held:
                 outcome.events.append(event(regarding, "Warning", "HoldingReplicas", "Scale", d.held))
             before = statuses.get((namespace, name)) or {}
-            if _within(status, before) and not _drops(applied.get((namespace, name)) or {}, status):
+            endpoint = endpoints.get((namespace, name))  # its managedFields read only where its status holds all
+            if _within(status, before) and not _drops(_applied_status(endpoint, manager), status):
                 outcome.unchanged += 1
                 continue
             changed = None
@@ -765,6 +764,12 @@ def applied_fields(obj: Mapping[str, Any] | None, manager: str, subresource: str
         ):
             return entry.get("fieldsV1") or {}
     return {}
+
+
+def _applied_status(endpoint: Mapping[str, Any] | None, manager: str) -> Mapping[str, Any]:
+    """The status fields `manager` applied last to `endpoint` (its status subresource's FieldsV1 tree)."""
+    status: Mapping[str, Any] = applied_fields(endpoint, manager, "status").get("f:status") or {}
+    return status
 
 
 def _drops(fields: Mapping[str, Any], intended: Any) -> bool:

@@ -198,8 +198,7 @@ def stale_status_fields(served: Mapping[str, Any]) -> list[str]:
     if VERSION not in versions:
         return [f"version {VERSION}"]
     root = ((versions[VERSION].get("schema") or {}).get("openAPIV3Schema") or {}).get("properties") or {}
-    packaged = next(v for v in crd()["spec"]["versions"] if v["name"] == VERSION)
-    wanted = packaged["schema"]["openAPIV3Schema"]["properties"]["status"]
+    wanted = schema()["properties"]["status"]
     return _missing(root.get("status") or {}, wanted, "status") if "status" in root else ["status"]
 
 
