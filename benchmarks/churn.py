@@ -118,7 +118,8 @@ The last line of stdout is one JSON object:
 - `demoted_201`: 201 answers that a status later reported Provisioning, those of endpoints deleted since
   included (0); `answered_201` all 201 answers; `pods_201_off_answer`: their pods bound to another node
   than the API answered (the workloads carry no per-node pin, so the scheduler picks the node within the
-  class: a figure, not a target); `served_201_otherwise`: 201s first Ready in a variant and GPU class none
+  class: a figure, not a target), but for those of an endpoint churn saw consolidation move;
+  `served_201_otherwise`: 201s first Ready in a variant and GPU class none
   of their replicas was answered in, their spec unchanged (a figure: logged with their conditions);
 - `rest_minutes`: minutes played after the settle and `--linger` until at rest (uncompressed), and
   `rest_bound_hit` whether `--rest` ran out first, `in_flight_at_read` then what was still under way (the

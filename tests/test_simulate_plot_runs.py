@@ -11,9 +11,7 @@ import pytest
 import egs.simulate_cli as simulate_cli
 from autoscaler.simulator import simulate
 from egs.cli import main
-from tests.conftest import shared_data
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO, shared_data
 
 
 def _servegen_small(tmp_path: Path) -> Path:

@@ -19,11 +19,10 @@ import pytest
 from autoscaler.decide import Observation, decide
 from autoscaler.decide.workloads import TEMPLATE, template_hash
 from tests.test_consolidation_within_class import loop, two_half_empty_nodes
-from tests.test_decide import CATALOG, REGISTRY, SETTINGS, endpoint, signals
+from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, signals
 from tests.test_reconcile_state import applied, l40s, observed, workloads
 from tests.test_shape_change import NODES, conditions, step
 
-NOW = 1_800_000_000.0
 TRADED = {"concurrency": 32, "contextTokens": 4096}
 """Twice the sequences, half the context: the KV cache, so the VRAM and the shape, stay; the vLLM args do not."""
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -22,17 +21,12 @@ from autoscaler.decide import ClassSettings, Observation, decide
 from autoscaler.signals import ModelSignals
 from benchmarks.churnkit.play import Play, Pod
 from localplay.kube_standin import KubeCluster
-from scheduler.catalog import Catalog
 from scheduler.inventory import SharingPolicy, build_inventory
 from scheduler.plan import Request
-from scheduler.registry import Registry
 from scheduler.schedule import schedule
 from scheduler.synthetic import gpu_node
-from tests.test_decide import NOW, SETTINGS, endpoint
+from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint
 
-REPO = Path(__file__).resolve().parent.parent
-CATALOG = Catalog.load()
-REGISTRY = Registry.load(REPO / "examples" / "models.yaml", CATALOG)
 LARGE = "qwen2.5-14b-instruct"
 """At quality 0.98 its smallest T4 shape is int8 over 4 GPUs."""
 

@@ -224,6 +224,7 @@ class Run:
                 fleet = len(self.kube.all(NODES))
                 off = frozenset(str(n) for n in move.get("nodes") or ())
                 tally.moves[key, str(move["at"])] = Moved(parse_time(str(move["at"])), off, fleet)
+                moved.add(key)
             promise = tally.promises.get(uid)  # this incarnation's, if a 202
             if status.get("phase") == "Ready":
                 held = key not in tally.changed and key not in tally.lost_capacity
@@ -243,7 +244,7 @@ class Run:
                 tally.demoted.add(key)
                 tally.demotions += 1
                 self._log_demoted(key, status)
-            if key in tally.answered_201 and key not in excused and key not in moved and not move:
+            if key in tally.answered_201 and key not in excused and key not in moved:
                 answered[key] = e
         for pod in self.play.pods.values():
             if pod.node and pod.endpoint in answered and pod.key not in tally.bound:
