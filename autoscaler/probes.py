@@ -28,8 +28,6 @@ Probe = Callable[[], tuple[bool, str]]
 class ProbeServer(HttpServer):
     """`registry` on every path but the two probes."""
 
-    daemon_threads = True
-
     def __init__(self, address: tuple[str, int], registry: CollectorRegistry, live: Probe, ready: Probe) -> None:
         handler = type("Handler", (_Handler,), {"registry": registry, "probes": {"/healthz": live, "/readyz": ready}})
         super().__init__(address, handler)

@@ -16,6 +16,10 @@ from typing import Any
 
 
 class HttpServer(ThreadingHTTPServer):
+    request_queue_size = 1024
+    """The listen backlog (capped by net.core.somaxconn): socketserver's default of 5 drops the SYNs
+    of a burst of clients, which then wait a second or more to retry."""
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         log = logging.getLogger(type(self).__module__)
         error = sys.exc_info()[1]

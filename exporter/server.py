@@ -64,11 +64,6 @@ def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]
 
 
 class ExporterServer(HttpServer):
-    daemon_threads = True
-    request_queue_size = 1024
-    """The listen backlog (capped by net.core.somaxconn): socketserver's default of 5 drops the SYNs
-    of a burst of clients, which then wait a second or more to retry."""
-
     def __init__(
         self,
         address: tuple[str, int],

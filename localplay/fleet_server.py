@@ -28,9 +28,6 @@ PodsFor = Callable[[str, int], Sequence[PodRef]]
 
 
 class FleetServer(HttpServer):
-    daemon_threads = True
-    request_queue_size = 1024
-
     def __init__(
         self,
         address: tuple[str, int],
