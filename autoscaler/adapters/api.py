@@ -847,7 +847,7 @@ class _Admissions:
         for obj in endpoints:
             if answers := self._unexpired(obj, now):
                 built, held = hold(built, obj, answers), held | {(_uid(obj), a) for a in answers}
-                log.info("capacity holds %s's answers before its re-made one", endpoint_key(obj))
+                log.debug("capacity holds %s's answers before its re-made one", endpoint_key(obj))
         return (
             built,
             _planned(decision.placed.placements),
