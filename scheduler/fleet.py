@@ -344,9 +344,8 @@ class FleetState:
 
     def kinds_for(self, request: Request, shape: Shape) -> list[str]:
         """The kinds of `shape`'s class whose taints `request` tolerates and, for a replica over
-        several nodes, whose network does RDMA; for a replica over several GPUs, not time-sliced
-        ones: its pod asks for `tp` of the device plugin's slices, which may be slices of one GPU."""
-        key = (request.tolerations, shape.gpu.name, shape.nodes > 1, shape.gpus > 1)
+        several nodes, whose network does RDMA; time-sliced ones only where `slices_serve(shape.tp)`."""
+        key = (request.tolerations, shape.gpu.name, shape.nodes > 1, slices_serve(shape.tp))
         if key not in self._tolerated:
             self._tolerated[key] = [
                 k
@@ -354,7 +353,7 @@ class FleetState:
                 if n.model.name == shape.gpu.name
                 and untolerated(n, request) is None
                 and (shape.nodes == 1 or n.inventory.rdma)
-                and (shape.gpus == 1 or not time_sliced(n))
+                and (slices_serve(shape.tp) or not time_sliced(n))
             ]
         return self._tolerated[key]
 
@@ -398,6 +397,13 @@ def time_sliced(node: NodeState) -> bool:
     """Whether `node`'s GPUs are time-sliced: as configured for its class, or as its device plugin advertises
     them (several `nvidia.com/gpu` replicas each) whatever the class is configured to do."""
     return node.sharing == "timeslice" or node.inventory.timeslice_replicas > 1
+
+
+def slices_serve(tp: int) -> bool:
+    """Whether a pod asking for `tp` `nvidia.com/gpu` may go to a time-sliced node. The device plugin hands
+    slices out per pod: a pod of several may get slices of one GPU (or, under `failRequestsGreaterThanOne`,
+    be refused), while each one-GPU pod of a replica over several nodes gets a GPU of its own node's."""
+    return tp == 1
 
 
 def untolerated(node: NodeState | NodeGpus, request: Request) -> Taint | None:

@@ -52,7 +52,7 @@ import yaml
 from common.errors import InputError
 from scheduler._schema import DATA
 from scheduler.catalog import Catalog, GpuModel
-from scheduler.fleet import GPU_TOLERATIONS
+from scheduler.fleet import GPU_TOLERATIONS, slices_serve
 from scheduler.inventory import AMD_PARTITION_LABEL, PARTITIONED_MODES, partitions_per_gpu
 from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import PRECISION_FLAGS, Model, Registry, Variant
@@ -435,7 +435,7 @@ def _node_selector(server: _Server) -> dict[str, Any]:
     if server.gpu.vendor == "amd":
         key, products = "amd.com/gpu.product-name", list(server.gpu.products)
     else:
-        suffixes = ("",) if server.shape.tp > 1 else ("", "-SHARED")
+        suffixes = ("", "-SHARED") if slices_serve(server.shape.tp) else ("",)
         key, products = "nvidia.com/gpu.product", [p + s for p in server.gpu.products for s in suffixes]
     expressions = [
         {"key": "kubernetes.io/hostname", "operator": "In", "values": server.nodes},

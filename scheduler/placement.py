@@ -61,6 +61,7 @@ from scheduler.fleet import (
     multi_node,
     room,
     shapes,
+    slices_serve,
     smallest_instance,
     take,
     time_sliced,
@@ -583,7 +584,7 @@ def _why_not(state: FleetState, model: Model, request: Request, options: Sequenc
     """What the replica needs at its smallest and the nearest fit (the most VRAM one GPU has free
     where the request may go), or what keeps it off the nodes where it would fit: a taint, a
     network without RDMA for a replica over several nodes, or GPUs idle but not in one domain of
-    the interconnect, or nodes whose GPUs are time-sliced for a replica over several GPUs."""
+    the interconnect, or nodes whose GPUs are time-sliced for a pod of several GPUs."""
     for shape in options:
         of_class = [k for k in state.kinds() if state.first(k).model.name == shape.gpu.name]
         barred = [k for k in of_class if untolerated(state.first(k), request) is not None]
@@ -605,11 +606,11 @@ def _why_not(state: FleetState, model: Model, request: Request, options: Sequenc
                 f"(or {RDMA_LABELS[1]}=true)"
             )
         sliced = [k for k in of_class if k not in barred and time_sliced(state.first(k))]
-        if shape.gpus > 1 and next(iter(_options(state, shape, sliced)), None) is not None:
+        if not slices_serve(shape.tp) and next(iter(_options(state, shape, sliced)), None) is not None:
             return (
-                f"needs {shape.gpus} whole {shape.gpu.name} GPUs ({shape.variant.name}, tensor parallel), and "
-                f"time-sliced nodes take replicas of one GPU only: the device plugin may hand a pod asking for "
-                f"{shape.gpus} nvidia.com/gpu slices of one GPU"
+                f"its pods each need {shape.tp} whole {shape.gpu.name} GPUs ({shape.variant.name}, tensor parallel), "
+                f"and time-sliced nodes take pods of one GPU only: the device plugin may hand a pod asking for "
+                f"{shape.tp} nvidia.com/gpu slices of one GPU"
             )
     tolerated = {k for shape in options for k in state.kinds_for(request, shape)} or set(state.kinds())
     room_left = [

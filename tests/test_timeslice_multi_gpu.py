@@ -1,6 +1,6 @@
-"""A replica over several GPUs never lands on a time-sliced node.
+"""A pod of several GPUs (a tensor-parallel replica) never lands on a time-sliced node.
 
-Its pod asks for `tp` of the NVIDIA device plugin's `nvidia.com/gpu` replicas, which time-slicing
+It asks for `tp` of the NVIDIA device plugin's `nvidia.com/gpu` replicas, which time-slicing
 may hand out as slices of one GPU, or of GPUs other pods use (and which the plugin refuses outright
 under `failRequestsGreaterThanOne`). Churn seed 2200: a 4-GPU replica on a T4 node sliced two ways,
 its re-made pod bound on another node's free slices, and the ReplicaSet deleted it when decide put
@@ -21,7 +21,8 @@ from autoscaler.decide import ClassSettings, Observation, decide
 from autoscaler.signals import ModelSignals
 from benchmarks.churnkit.play import Play, Pod
 from localplay.kube_standin import KubeCluster
-from scheduler.inventory import SharingPolicy, build_inventory
+from scheduler.inventory import RDMA_LABELS, SharingPolicy, build_inventory
+from scheduler.manifests import manifests
 from scheduler.plan import Request
 from scheduler.schedule import schedule
 from scheduler.synthetic import gpu_node
@@ -65,6 +66,23 @@ def test_a_single_gpu_replica_still_shares_a_time_sliced_gpu() -> None:
     small = Request("chat", "llama-3.1-8b-instruct", 4, gpu_classes=("T4",), concurrency=4)
     plan = schedule([small], REGISTRY, build_inventory(sliced(1), CATALOG)).plan
     assert plan.placements and all(p.tp == 1 and p.sharing == "timeslice" for p in plan.placements)
+
+
+@pytest.mark.parametrize("engine", ["greedy", "online", "exact"])
+def test_a_replica_over_several_one_gpu_pods_may_take_time_sliced_nodes_as_its_manifest_allows(engine: str) -> None:
+    """Pipeline parallel, tp 1 over nodes of one GPU: each pod asks for one `nvidia.com/gpu`, which the plugin
+    hands out per pod, so the planner takes the sliced nodes its manifest's `-SHARED` product accepts."""
+    nodes = [gpu_node(f"t4-ts-{i}", CATALOG.get("T4"), 1, replicas=2) for i in range(6)]
+    for node in nodes:
+        node["metadata"]["labels"][RDMA_LABELS[0]] = "true"
+    plan = schedule([large(1)], REGISTRY, build_inventory(nodes, CATALOG), engine=engine, time_limit_s=5).plan
+    (placement,) = plan.placements
+    assert (placement.tp, len(placement.workers), plan.unplaced) == (1, 4, ())
+    (lws,) = [o for o in manifests(plan, REGISTRY, CATALOG, [large(1)]) if o["kind"] == "LeaderWorkerSet"]
+    pod = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    products = [e["values"] for t in terms for e in t["matchExpressions"] if e["key"] == "nvidia.com/gpu.product"]
+    assert products == [["Tesla-T4", "Tesla-T4-SHARED"]]
 
 
 def test_decide_plans_no_multi_gpu_replica_on_a_time_sliced_node() -> None:
