@@ -6,10 +6,12 @@ binary (its first scrape lands seconds after start, so one serves the whole sess
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -43,6 +45,42 @@ def shared_data(name: str) -> Path:
             pytest.fail(missing)
         pytest.skip(missing)
     return path
+
+
+@dataclass
+class Call:
+    """One call a `spy` saw: its arguments by parameter name, defaults filled in, and what it returned (None
+    until it returns)."""
+
+    arguments: dict[str, Any]
+    returned: Any = None
+
+
+Spy = Callable[[object, str], list[Call]]
+"""`spy(owner, name)`: wrap `owner.name` for the test's length; each call still runs and is listed, in order."""
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
+    """The call-counting wrapper tests of "done once, not twice" need, in one place."""
+
+    def wrap(owner: object, name: str) -> list[Call]:
+        real = getattr(owner, name)
+        signature = inspect.signature(real)
+        calls: list[Call] = []
+
+        def spying(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            call = Call(dict(bound.arguments))
+            calls.append(call)
+            call.returned = real(*args, **kwargs)
+            return call.returned
+
+        monkeypatch.setattr(owner, name, spying)
+        return calls
+
+    return wrap
 
 
 @dataclass

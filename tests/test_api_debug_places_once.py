@@ -6,27 +6,21 @@ content (test_churn_quantile_slack.py)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from autoscaler.admission import admit
+import autoscaler.adapters.api
+from tests.conftest import Spy
 from tests.test_endpoint_api import api, body, kube, post  # noqa: F401 (fixtures)
 
 
 def test_a_202_logged_at_debug_places_its_endpoint_once(
     api: TestClient,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
+    spy: Spy,
 ) -> None:
-    calls: list[Any] = []
-
-    def counted(*args: Any) -> Any:
-        calls.append(args)
-        return admit(*args)
-
-    monkeypatch.setattr("autoscaler.adapters.api.admit", counted)
+    calls = spy(autoscaler.adapters.api, "admit")
     with caplog.at_level(logging.DEBUG, logger="egs.api"):
         answer = post(api, body())
     assert answer.status_code == 202, answer.text

@@ -27,6 +27,7 @@ from autoscaler.decide.consolidation import MAX_SEARCHES, Candidate, Option, _be
 from autoscaler.decide.state import Move, recorded_shape
 from autoscaler.decide.workloads import named
 from scheduler.synthetic import gpu_node
+from tests.conftest import Spy
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, SHAPE, endpoint, h100, signals, training
 from tests.test_reconcile_state import applied, l40s, observed, workloads
 
@@ -396,7 +397,7 @@ def test_a_move_recorded_without_its_nodes_spends_one_node() -> None:
     assert moves(decide(obs, ON, REGISTRY, CATALOG, NOW)) == []
 
 
-def test_a_loop_searches_at_most_max_searches_whatever_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_loop_searches_at_most_max_searches_whatever_its_budget(monkeypatch: pytest.MonkeyPatch, spy: Spy) -> None:
     # A budget of many nodes lets a loop choose many moves; each search places over the whole fleet, so the
     # loop's searches in all are bounded, not each move's (the rest wait for the next loop).
     # Six endpoints, one on each H100 node (a job holds the rest of each); an L40S node of eight joins.
@@ -407,14 +408,7 @@ def test_a_loop_searches_at_most_max_searches_whatever_its_budget(monkeypatch: p
     assert len({p.node for p in first.placed.placements}) == 6
     owned, pods = applied(first)
     nodes, eps = [*h100s, l40s("l40s-0", 8)], observed(first, [endpoint(n) for n in names])
-    searched: list[int] = []
-    place = consolidation.place_requests  # type: ignore[attr-defined]
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        searched.append(1)
-        return place(*args, **kwargs)
-
-    monkeypatch.setattr(consolidation, "place_requests", counted)
+    searched = spy(consolidation, "place_requests")
     monkeypatch.setattr(consolidation, "MAX_SEARCHES", 4)
     every = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_nodes_per_interval="100%"))
     assert len(moves(loop(nodes, eps, owned, [*pods, *jobs], settings=every))) >= 1

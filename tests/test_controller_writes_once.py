@@ -7,46 +7,28 @@ workload among it)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 import autoscaler.controller as controller_module
 from autoscaler.decide.workloads import owning_endpoint
 from localplay.kube_standin import KubeCluster
+from tests.conftest import Spy
 from tests.test_answer_race import leading, one_gpu
 from tests.test_controller import ENDPOINTS, FixedSignals, controller
 from tests.test_decide import endpoint, h100
 
 
-def counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many objects each `_to_write` call of the controller answered, in order."""
-    calls: list[int] = []
-    to_write = controller_module._to_write
-
-    def counting(*args: Any) -> list[dict[str, Any]]:
-        found = to_write(*args)
-        calls.append(len(found))
-        return found
-
-    monkeypatch.setattr(controller_module, "_to_write", counting)
-    return calls
-
-
-def test_a_loop_works_out_what_to_write_once(kube: KubeCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_loop_works_out_what_to_write_once(kube: KubeCluster, spy: Spy) -> None:
     kube.put("v1/nodes", h100("gpu-0"))
     kube.put(ENDPOINTS, endpoint())
     ctl = controller(kube, FixedSignals(demand=3.0))
-    calls = counted(monkeypatch)
+    calls = spy(controller_module, "_to_write")
     first = ctl.reconcile()
-    assert first.writes >= 5 and len(calls) == 1 and calls[0] >= 4  # workload, Service, PriorityClass, balloon
+    assert first.writes >= 5 and len(calls) == 1
+    assert len(calls[0].returned) >= 4  # objects to write: workload, Service, PriorityClass, balloon
     second = ctl.reconcile()
-    assert (second.writes, calls[1:]) == (0, [0])
+    assert (second.writes, [len(c.returned) for c in calls[1:]]) == (0, [0])
 
 
-def test_a_loop_that_decides_again_works_it_out_once_a_decision(
-    kube: KubeCluster, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_loop_that_decides_again_works_it_out_once_a_decision(kube: KubeCluster, spy: Spy) -> None:
     kube.put("v1/nodes", one_gpu("gpu-0"))
     kube.put(ENDPOINTS, endpoint("first", 1, 1))
 
@@ -54,7 +36,7 @@ def test_a_loop_that_decides_again_works_it_out_once_a_decision(
         kube.put(ENDPOINTS, endpoint("second", 1, 1))
 
     ctl, cluster = leading(kube, posted)
-    calls = counted(monkeypatch)
+    calls = spy(controller_module, "_to_write")
     ctl.reconcile()
     assert cluster.endpoint_lists == 2  # listed, then listed again: it decided again
     assert len(calls) == 2

@@ -11,6 +11,7 @@ import pytest
 from scheduler import inventory
 from scheduler.catalog import Catalog
 from scheduler.inventory import InventoryError, NodeGpus, SharingPolicy, build_inventory
+from tests.conftest import Spy
 
 CATALOG = Catalog.load()
 T4 = {"nvidia.com/gpu.product": "Tesla-T4", "nvidia.com/gpu.count": "1"}
@@ -49,25 +50,19 @@ def test_a_node_json_cannot_write_is_still_checked() -> None:
 
 
 def test_a_node_that_did_not_change_is_read_once_and_anew_for_a_label_a_catalogue_or_a_sharing_policy(
-    monkeypatch: pytest.MonkeyPatch,
+    spy: Spy,
 ) -> None:
     """Each Node is read once for its JSON text, catalogue and sharing policy (a serving loop at 1,750 nodes read
     them all every loop, 0.06-0.07 s); a label, a catalogue (another price) or a sharing policy changed reads it
     again, and the inventory says what the change says."""
-    calls: list[str] = []
-    read = inventory._node
-
-    def counted(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> Any:
-        calls.append(raw["metadata"]["name"])
-        return read(raw, catalog, policy)
-
-    monkeypatch.setattr(inventory, "_node", counted)
+    calls = spy(inventory, "_node")
 
     def only(nodes: list[dict[str, Any]], catalog: Catalog = CATALOG, policy: SharingPolicy | None = None) -> NodeGpus:
         return build_inventory(nodes, catalog, sharing=policy, strict=False).nodes[0]
 
     first = only([node("read-once", "1")])
-    assert only([node("read-once", "1")]) == first and calls == ["read-once"]
+    assert only([node("read-once", "1")]) == first
+    assert [c.arguments["raw"]["metadata"]["name"] for c in calls] == ["read-once"]
     assert only([node("read-once", "4")]).sharing == "timeslice" and len(calls) == 2
     dearer = CATALOG.priced({"T4": 9.0})
     assert only([node("read-once", "1")], dearer).model.price_per_hour == 9.0 and len(calls) == 3

@@ -7,13 +7,8 @@ placed were Ready with 590 s of slack each."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-from pytest import MonkeyPatch
-
 from autoscaler.decide import Observation, decide, placement
-from scheduler.plan import Plan, Request
+from tests.conftest import Spy
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, signals
 from tests.test_reconcile_state import node, promised
 
@@ -82,18 +77,11 @@ def test_a_waiting_202_due_first_is_written_first_though_a_later_one_has_a_repli
     assert written == ["beta", "alpha"]
 
 
-def test_a_node_that_joins_for_some_of_many_202s_costs_three_scheduler_calls(monkeypatch: MonkeyPatch) -> None:
+def test_a_node_that_joins_for_some_of_many_202s_costs_three_scheduler_calls(spy: Spy) -> None:
     # 40 waiting 202s, 8 GPUs: the batch placed together (8 of 40, the scheduler's choice), then the 8 promised
     # earliest (placed whole at the first try), then the rest on what is left. The halving once took 8 calls,
     # most of them prefixes too long to place whole, each as costly as the whole batch.
-    calls: list[int] = []
-    real = placement.place_requests
-
-    def counted(requests: Sequence[Request], *args: Any, **kw: Any) -> Plan:
-        calls.append(len(requests))
-        return real(requests, *args, **kw)
-
-    monkeypatch.setattr(placement, "place_requests", counted)
+    calls = spy(placement, "place_requests")
     etas = {f"ep-{i:02d}": NOW + 100 + (i * 37) % 40 * 10 for i in range(40)}
     placed = _placed(etas, gpus=8)
     assert len(calls) == 3

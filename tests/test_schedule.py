@@ -26,11 +26,12 @@ from scheduler import placement, replan
 from scheduler.catalog import Catalog
 from scheduler.inventory import Inventory, SharingPolicy, build_inventory
 from scheduler.placement import place
-from scheduler.plan import Plan, Request, Toleration
+from scheduler.plan import Request, Toleration
 from scheduler.registry import Registry
 from scheduler.replan import online, solve
 from scheduler.schedule import schedule
 from scheduler.synthetic import drawn_prices, gpu_node, mixed_fleet, mixed_requests
+from tests.conftest import Spy
 from tests.test_placement import check_plan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -234,21 +235,14 @@ def test_short_of_room_the_online_engine_leaves_no_more_unplaced_than_exact_and_
 
 
 def test_short_of_room_the_hold_back_passes_run_only_where_the_rounding_leaves_out_more_than_the_lp(
-    monkeypatch: pytest.MonkeyPatch,
+    spy: Spy,
 ) -> None:
     """Seed 2's fleet 1 at the benchmark's prices is short of room: the LP leaves 10.5 replicas
     out and its rounding 11, which no plan can beat on that count. The greedy passes that hold
     replicas back to place more took 0.2 s of the online engine's 0.52 s of CPU there, for a plan
     the rounding's beat; now they are not run, and the plan is no worse than the full passes'."""
     inventory, batch, registry = generated(2, 1, drawn=True)
-    calls: list[int] = []
-    held = placement._short_of_room
-
-    def counted(*args: Any) -> Plan:
-        calls.append(1)
-        return held(*args)
-
-    monkeypatch.setattr(placement, "_short_of_room", counted)
+    calls = spy(placement, "_short_of_room")
     plan = online(batch, registry, inventory, time_limit_s=10)
     assert plan.unplaced and not calls
     greedy = place(batch, registry, inventory)
@@ -368,21 +362,15 @@ def test_a_cpu_budget_gives_the_solver_the_wall_time_its_cpu_left_is_worth_on_a_
     assert on_the_wall.solver_s() == pytest.approx(on_the_wall.left())
 
 
-def test_an_lp_of_whole_columns_is_realised_once_for_both_roundings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_lp_of_whole_columns_is_realised_once_for_both_roundings(spy: Spy) -> None:
     """The online engine rounds its LP down and to the nearest and realises each; an LP whose columns are whole
     rounds alike both ways (both of the reconcile benchmark's serving-loop calls at 1,000 endpoints), and its
     plans are realised once (each realising cost that loop 0.01-0.015 s), with the same plan."""
     inventory = build_inventory(nodes(("L4", 2, 4, None), ("H100-80GB", 1, 8, None)), CATALOG)
     batch = [Request("a", SMALL, replicas=3), Request("b", SMALL, replicas=2, min_quality=1.0)]
-    realised: list[tuple[tuple[int, ...], bool]] = []
-    realise = replan._realise
-
-    def counted(model: Any, chosen: list[int], registry: Registry, smallest_first: bool = False) -> Plan:
-        realised.append((tuple(chosen), smallest_first))
-        return realise(model, chosen, registry, smallest_first)
-
-    monkeypatch.setattr(replan, "_realise", counted)
+    calls = spy(replan, "_realise")
     plan = online(batch, REGISTRY, inventory, time_limit_s=10)
+    realised = [(tuple(c.arguments["chosen"]), c.arguments["smallest_first"]) for c in calls]
     assert realised and len(set(realised)) == len(realised)
     assert not plan.unplaced
     check_plan(plan, inventory, batch)

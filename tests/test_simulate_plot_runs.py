@@ -4,14 +4,12 @@ the policy asked is the same run (same policy, trace, days and seed), drawn from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import egs.simulate_cli as simulate_cli
-from autoscaler.simulator import simulate
 from egs.cli import main
-from tests.conftest import REPO, shared_data
+from tests.conftest import REPO, Spy, shared_data
 
 
 def _servegen_small(tmp_path: Path) -> Path:
@@ -23,20 +21,14 @@ def _servegen_small(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(("policy", "runs"), [("static:auto", 2), ("oracle", 2), ("reactive", 3)])
 def test_a_baseline_the_policy_asked_is_is_not_simulated_again_for_the_plots(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], policy: str, runs: int
+    tmp_path: Path, spy: Spy, capsys: pytest.CaptureFixture[str], policy: str, runs: int
 ) -> None:
-    calls: list[str] = []
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args[2].name)
-        return simulate(*args, **kwargs)
-
-    monkeypatch.setattr(simulate_cli, "simulate", counting)
+    calls = spy(simulate_cli, "simulate")
     trace = _servegen_small(tmp_path)
     code = main(["simulate", "--scenario", str(REPO / "examples" / "scenario-servegen.yaml"), "--trace", str(trace),
                  "--policy", policy, "--train-days", "4", "--score-days", "1", "--quiet", "--plot",
                  str(tmp_path / "p")])  # fmt: skip
     capsys.readouterr()
     assert code == 0
-    assert len(calls) == runs, calls
+    assert len(calls) == runs, [c.arguments["policy"].name for c in calls]
     assert all((tmp_path / "p").iterdir())

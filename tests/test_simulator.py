@@ -22,9 +22,9 @@ from autoscaler.simulator import (
     Window,
     min_zero_wait_node_hours,
     simulate,
-    simulate_unless_late,
 )
 from benchmarks.demand import generate, resample
+from tests.conftest import Spy
 
 SCENARIO = Scenario(GpuClass("g", 8, 10.0, (300.0, 600.0)), 0.1, {"m": ModelSpec(4.0, 1, 120.0)})
 SCORE = Window(2, 4)
@@ -194,19 +194,14 @@ def test_where_no_rung_keeps_p99_on_the_training_days_the_fit_keeps_the_top_acti
     assert kept.cost_usd < other.cost_usd
 
 
-def test_the_fit_runs_each_policy_on_the_training_days_once(monkeypatch: pytest.MonkeyPatch):
+def test_the_fit_runs_each_policy_on_the_training_days_once(spy: Spy):
     # Generator seed 109 (a tuning seed): a learning rung with a quiet cap under its cap and `still_up_s`;
     # the quiet-capped rung's training run, made by the cap's bisection, also sets `still_up_s`'s limit.
-    runs: list[Policy] = []
-
-    def counted(trace: Trace, scenario: Scenario, policy: Policy, score: Window, seed: int, fraction: float):
-        runs.append(policy)
-        return simulate_unless_late(trace, scenario, policy, score, seed, fraction)
-
-    monkeypatch.setattr(fitting, "simulate_unless_late", counted)
+    calls = spy(fitting, "simulate_unless_late")
     trace = Trace(600.0, {"m": resample(generate(seed=109)[0], 10)})
     egs = fit_egs(trace, SCENARIO, Protocol(train_days=10, score_days=4), Policy("egs", PoolSettings(8, lead_s=600.0)))
     assert egs.pool.learn_s and egs.pool.still_up_s and egs.pool.quiet_nodes is not None
+    runs = [c.arguments["policy"] for c in calls]
     assert len(runs) == len(set(runs))
 
 

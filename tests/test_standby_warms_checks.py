@@ -6,29 +6,18 @@ loaded by the standby too, which a test in this process cannot see (another test
 from __future__ import annotations
 
 import uuid
-from typing import Any
-
-import pytest
 
 import scheduler.inventory
 from localplay.kube_standin import KubeCluster
-from scheduler._schema import check
+from tests.conftest import Spy
 from tests.test_controller import ENDPOINTS, FixedSignals, controller
 from tests.test_decide import endpoint, h100
 
 
-def test_a_standby_checks_the_nodes_so_that_its_first_loop_as_leader_checks_none(
-    kube: KubeCluster, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_standby_checks_the_nodes_so_that_its_first_loop_as_leader_checks_none(kube: KubeCluster, spy: Spy) -> None:
     kube.put("v1/nodes", h100(f"gpu-{uuid.uuid4().hex[:8]}"))  # a Node no other test checked in this process
     kube.put(ENDPOINTS, endpoint())
-    checked: list[Any] = []
-
-    def counted(raw: Any, *args: Any, **kwargs: Any) -> None:
-        checked.append(raw)
-        check(raw, *args, **kwargs)
-
-    monkeypatch.setattr(scheduler.inventory, "check", counted)
+    checked = spy(scheduler.inventory, "check")
     standby = controller(kube, FixedSignals(demand=1.0), lead=False)
     assert not standby.reconcile().leader
     assert len(checked) == 1
