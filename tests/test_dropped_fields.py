@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from autoscaler.adapters.kubernetes import Cluster
+from autoscaler.controller import Controller
 from localplay.kube_standin import KubeCluster
 from tests.test_controller import ENDPOINTS, FixedSignals, chat_deployment, controller
 from tests.test_decide import endpoint, h100
@@ -21,11 +22,17 @@ def _status(kube: KubeCluster) -> dict[str, Any]:
     return kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index,no-any-return]
 
 
-def test_a_status_field_the_controller_applied_and_no_longer_intends_is_removed(kube: KubeCluster) -> None:
+def _settled(kube: KubeCluster) -> Controller:
+    """A controller that has run one loop for the chat endpoint on one H100 node."""
     kube.put("v1/nodes", h100("gpu-0"))
     kube.put(ENDPOINTS, endpoint())
     ctl = controller(kube, FixedSignals(demand=3.0))
     ctl.reconcile()
+    return ctl
+
+
+def test_a_status_field_the_controller_applied_and_no_longer_intends_is_removed(kube: KubeCluster) -> None:
+    ctl = _settled(kube)
     # What a loop during a shape change applied: the status as now, and the record of the workload it replaced.
     Cluster(kube.api_client()).apply_status("team-a", "chat", {**_status(kube), "shapeChange": {"replacing": ["x"]}})
     assert ctl.reconcile().writes == 1
@@ -34,20 +41,14 @@ def test_a_status_field_the_controller_applied_and_no_longer_intends_is_removed(
 
 
 def test_a_status_field_another_manager_wrote_costs_no_write(kube: KubeCluster) -> None:
-    kube.put("v1/nodes", h100("gpu-0"))
-    kube.put(ENDPOINTS, endpoint())
-    ctl = controller(kube, FixedSignals(demand=3.0))
-    ctl.reconcile()
+    ctl = _settled(kube)
     api = Cluster(kube.api_client(), field_manager="egs-api")
     api.apply_status("team-a", "chat", {"estimatedReadyTime": "2027-01-15T08:00:00Z"})
     assert (ctl.reconcile().writes, _status(kube)["estimatedReadyTime"]) == (0, "2027-01-15T08:00:00Z")
 
 
 def test_a_workload_field_the_controller_applied_and_no_longer_intends_is_removed(kube: KubeCluster) -> None:
-    kube.put("v1/nodes", h100("gpu-0"))
-    kube.put(ENDPOINTS, endpoint())
-    ctl = controller(kube, FixedSignals(demand=3.0))
-    ctl.reconcile()
+    ctl = _settled(kube)
     deployment = chat_deployment(kube)
     meta = {k: deployment["metadata"][k] for k in ("name", "namespace", "labels", "ownerReferences")}
     taken = {"egs.io/taken": '[{"gpus":[0],"node":"gpu-0"}]'}

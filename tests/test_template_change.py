@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from autoscaler.decide import Observation, decide
+from autoscaler.decide import Decision, Observation, decide
 from autoscaler.decide.workloads import TEMPLATE, template_hash
 from tests.test_consolidation_within_class import loop, two_half_empty_nodes
 from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, signals
@@ -34,6 +34,22 @@ def respecified(eps: list[dict[str, Any]], generation: int, **spec: Any) -> list
     out[0]["spec"] = {k: v for k, v in (out[0]["spec"] | spec).items() if v is not None}
     out[0]["metadata"]["generation"] = generation
     return out
+
+
+def served(**spec: Any) -> tuple[list[dict[str, Any]], Decision, list[dict[str, Any]], list[dict[str, Any]]]:
+    """alpha (with `spec`) after its first loop on NODES: its endpoints, the loop's decision, and the workload and
+    pod that loop made, as the cluster holds them (the pod Ready)."""
+    eps = [endpoint("alpha", **spec)]
+    first = step(NODES, eps, [], [], NOW)
+    return (eps, first, *applied(first))
+
+
+def with_successor(
+    decision: Decision, name: str, owned: list[dict[str, Any]], pods: list[dict[str, Any]], ready: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The cluster's objects and pods once `decision`'s new workload `name` is applied beside `owned`."""
+    new_owned, new_pods = applied(decision, ready=ready)
+    return [*owned, *(o for o in new_owned if o["metadata"]["name"] == name)], [*pods, *new_pods]
 
 
 def _args(workload: dict[str, Any]) -> list[str]:
@@ -56,10 +72,8 @@ def _scaled_by_the_autoscaler(owned: list[dict[str, Any]], replicas: int) -> Non
 
 
 def test_a_template_change_of_one_shape_keeps_the_serving_workload_until_the_new_one_serves() -> None:
-    eps = [endpoint("alpha")]
-    first = step(NODES, eps, [], [], NOW)
+    eps, first, owned, pods = served()
     old = workloads(first, "alpha")
-    owned, pods = applied(first)
     changed = respecified(observed(first, eps), 4, **TRADED)
     second = step(NODES, changed, owned, pods, NOW + 60)
     new = workloads(second, "alpha")
@@ -74,18 +88,15 @@ def test_a_template_change_of_one_shape_keeps_the_serving_workload_until_the_new
     assert status["shapeChange"] == {"replacing": [old_name]}
     assert conditions(second)["Progressing"] == ("True", "ChangingShape")
     # The new pod is Ready: the old workload goes.
-    new_owned, new_pods = applied(second, ready=True)
-    owned_now = [*owned, *(o for o in new_owned if o["metadata"]["name"] == new_name)]
-    third = step(NODES, observed(second, changed), owned_now, [*pods, *new_pods], NOW + 120)
+    owned_now, pods_now = with_successor(second, new_name, owned, pods, ready=True)
+    third = step(NODES, observed(second, changed), owned_now, pods_now, NOW + 120)
     assert [d[3] for d in third.deletions] == [old_name]
     assert set(workloads(third, "alpha")) == {new_name}
     assert conditions(third)["Progressing"] == ("False", "AllReplicasReady")
 
 
 def test_a_spec_change_that_leaves_the_template_keeps_the_workload() -> None:
-    eps = [endpoint("alpha")]
-    first = step(NODES, eps, [], [], NOW)
-    owned, pods = applied(first)
+    eps, first, owned, pods = served()
     changed = respecified(observed(first, eps), 4, replicas={"min": 1, "max": 4})
     second = step(NODES, changed, owned, pods, NOW + 60)
     assert set(workloads(second, "alpha")) == set(workloads(first, "alpha"))
@@ -95,9 +106,7 @@ def test_a_spec_change_that_leaves_the_template_keeps_the_workload() -> None:
 def test_the_template_loop_after_loop_and_without_a_spec_change_keeps_the_workload() -> None:
     # Applied again unchanged, or rendered anew by another EGS (a controller upgrade: the spec did not change),
     # the workload is rewritten in place as before, never renamed: only the endpoint's own change takes a new name.
-    eps = [endpoint("alpha")]
-    first = step(NODES, eps, [], [], NOW)
-    owned, pods = applied(first)
+    eps, first, owned, pods = served()
     for w in owned:
         if w["kind"] == "Deployment":
             w["metadata"]["annotations"][TEMPLATE] = "from-another-egs"
@@ -110,9 +119,7 @@ def test_the_template_loop_after_loop_and_without_a_spec_change_keeps_the_worklo
 
 def test_a_workload_that_records_no_template_keeps_its_name_on_a_spec_change() -> None:
     # Written before EGS recorded templates: its template is unknown, and it is taken as the same (as before).
-    eps = [endpoint("alpha")]
-    first = step(NODES, eps, [], [], NOW)
-    owned, pods = applied(first)
+    eps, first, owned, pods = served()
     for w in owned:
         w["metadata"].get("annotations", {}).pop(TEMPLATE, None)
     second = step(NODES, respecified(observed(first, eps), 4, **TRADED), owned, pods, NOW + 60)
@@ -121,9 +128,7 @@ def test_a_workload_that_records_no_template_keeps_its_name_on_a_spec_change() -
 
 @pytest.mark.parametrize("scaling", ["hpa", "keda"])
 def test_the_workload_a_template_change_makes_starts_with_the_replicas_its_autoscaler_set(scaling: str) -> None:
-    eps = [endpoint("alpha", scaling=scaling)]
-    first = step(NODES, eps, [], [], NOW)
-    owned, pods = applied(first)
+    eps, first, owned, pods = served(scaling=scaling)
     _scaled_by_the_autoscaler(owned, 2)
     # EGS's own count from the demand is 1: the new workload starts with the autoscaler's 2, not with it.
     room = [*NODES, l40s("l40s-2")]
@@ -143,9 +148,8 @@ def test_the_workload_a_template_change_makes_starts_with_the_replicas_its_autos
         assert f"{old_name} is replaced by {new_name}" in event.note
     else:
         assert renamed == []
-    new_owned, new_pods = applied(second, ready=False)
-    owned_now = [*owned, *(o for o in new_owned if o["metadata"]["name"] == new_name)]
-    later = replace(again, endpoints=observed(second, changed), owned=owned_now, pods=[*pods, *new_pods])
+    owned_now, pods_now = with_successor(second, new_name, owned, pods, ready=False)
+    later = replace(again, endpoints=observed(second, changed), owned=owned_now, pods=pods_now)
     third = decide(later, SETTINGS, REGISTRY, CATALOG, NOW + 120)
     assert third.statuses[("team-a", "alpha")]["shapeChange"] == {"replacing": [old_name]}  # still under way
     assert [e for e in third.events if e.reason == "WorkloadRenamed"] == []
@@ -170,17 +174,14 @@ def test_the_template_hash_is_blind_to_the_name_and_nodes_and_sees_the_pods() ->
 
 
 def test_a_change_back_before_the_new_template_serves_keeps_the_workload_that_serves() -> None:
-    eps = [endpoint("alpha")]
-    first = step(NODES, eps, [], [], NOW)
+    eps, first, owned, pods = served()
     (old_name,) = workloads(first, "alpha")
-    owned, pods = applied(first)
     changed = respecified(observed(first, eps), 4, **TRADED)
     second = step(NODES, changed, owned, pods, NOW + 60)
     (new_name,) = workloads(second, "alpha")
-    new_owned, new_pods = applied(second, ready=False)
-    owned_now = [*owned, *(o for o in new_owned if o["metadata"]["name"] == new_name)]
+    owned_now, pods_now = with_successor(second, new_name, owned, pods, ready=False)
     back = respecified(observed(second, changed), 5, concurrency=None, contextTokens=None)
-    third = step([*NODES, l40s("l40s-2")], back, owned_now, [*pods, *new_pods], NOW + 120)
+    third = step([*NODES, l40s("l40s-2")], back, owned_now, pods_now, NOW + 120)
     assert set(workloads(third, "alpha")) == {old_name}  # not a third workload of the template it serves with
     assert [d[3] for d in third.deletions] == [new_name]
     # Nothing is replaced any more: a shapeChange left naming the serving workload would delete it next loop.
@@ -192,9 +193,7 @@ def test_the_successor_asks_for_no_more_than_its_planned_pods_while_a_new_endpoi
     # beta is new, placed on l40s-2 with no pod bound yet: alpha asks for no pod that waits for a node, lest
     # kube-scheduler bind it to the GPU beta's 201 was answered on (churn seed 4). Its successor's carried count
     # (the autoscaler's 2) is capped by that as its planned count is.
-    eps = [endpoint("alpha", scaling="hpa")]
-    first = step(NODES, eps, [], [], NOW)
-    owned, pods = applied(first)
+    eps, first, owned, pods = served(scaling="hpa")
     _scaled_by_the_autoscaler(owned, 2)
     beta = endpoint("beta")
     beta["metadata"]["creationTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + 50))
