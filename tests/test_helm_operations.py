@@ -126,6 +126,15 @@ def test_notes_name_the_dcgm_exporter_scrape_beside_the_gpu_operator(tmp_path: P
     assert "pod-security" not in text  # no exporter: nothing needs the privileged level
 
 
+def test_notes_mint_the_api_token_for_the_audience_the_api_accepts(tmp_path: Path) -> None:
+    """With tokenAudiences set, a token minted without --audience is refused 401: the curl must ask for one."""
+    text = notes(tmp_path, "--values", str(CHART / "ci" / "dcgm-exporter-values.yaml"))
+    assert "kubectl create token default -n default --audience egs)" in text
+    assert "403 means the API works" in text
+    default = notes(tmp_path / "default", "--set", "monitoring.release=kps")
+    assert "kubectl create token default -n default)" in default and "--audience" not in default
+
+
 def test_the_controller_is_probed_on_its_health_endpoints() -> None:
     c = container("default", "controller")
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
