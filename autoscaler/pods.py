@@ -21,7 +21,8 @@ asks for a GPU resource (`Cluster.gpu_pods`), as plain dicts; this module reads 
   the NVLink domain). A pod asking more than is free takes what is free: the listing may be a moment
   old. Quantities are read in every form the API server writes (`common.quantity`: `40k`, `1Ki`).
   With `placed` (the pods whose replicas are already placed: the incumbents), EGS's other pods count
-  too: a replaced workload's pods hold their GPUs until they are gone;
+  too: a replaced workload's pods hold their GPUs until they are gone; a warm pool's placeholders never
+  do (`placeholder`: any replica preempts them, so their node is idle and placed on);
 - `stuck_replicas(pods, known)`: per endpoint (namespace, DNS label), its replicas whose pod
   kube-scheduler found no node for (`PodScheduled` False, `Unschedulable`): they wait for capacity like
   a replica the plan could not place; for the `known` endpoints (whose replicas were found stuck
@@ -49,6 +50,8 @@ from scheduler.inventory import Allocation, Inventory, NodeGpus
 from scheduler.manifests import HAMI_GPU_MEMORY, KAI_GPU_MEMORY, KAI_NUM_DEVICES
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "egs")
+WARM_POOL = "egs.io/warm-pool"
+"""The GPU class of a warm pool: an annotation on its objects, a label on its placeholder pods."""
 REQUEST_LABEL = "egs.io/request"
 """The endpoint's DNS label on every pod of its workload (`scheduler.manifests`)."""
 SERVING = ("server", "leader")
@@ -75,6 +78,11 @@ KAI_RESERVED = "run.ai/reserve_for_gpu_index"
 def ours(pod: Mapping[str, Any]) -> bool:
     labels = (pod.get("metadata") or {}).get("labels") or {}
     return bool(labels.get(MANAGED_BY[0]) == MANAGED_BY[1])
+
+
+def placeholder(pod: Mapping[str, Any]) -> bool:
+    """A warm pool's balloon pod: it holds its node only until a replica preempts it (PriorityClass -10)."""
+    return ours(pod) and WARM_POOL in ((pod.get("metadata") or {}).get("labels") or {})
 
 
 def endpoint_of(pod: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -151,7 +159,10 @@ def pod_allocations(
         meta = pod.get("metadata") or {}
         node_name = str((pod.get("spec") or {}).get("nodeName"))
         phase = (pod.get("status") or {}).get("phase")
-        skipped = ours(pod) if placed is None else (meta.get("namespace", "default"), meta.get("name")) in placed
+        if placed is None:
+            skipped = ours(pod)
+        else:  # a warm node is free to place on: the replica's pod preempts the placeholder
+            skipped = placeholder(pod) or (meta.get("namespace", "default"), meta.get("name")) in placed
         if not skipped and node_name in by_name and phase in ("Pending", "Running"):
             bound.append((node_name, pod, placed_on(by_name[node_name], pod)))
     taken: list[Allocation] = []

@@ -389,6 +389,24 @@ def test_gpus_other_workloads_hold_are_not_planned_onto() -> None:
     assert decision.pools[0].idle_nodes == 0  # a node another workload uses is not an idle warm node
 
 
+def test_a_warm_node_whose_placeholder_runs_is_idle_and_placed_on() -> None:
+    # The balloon Deployment's pod, bound on the warm node as kube-scheduler binds it: a replica preempts it.
+    first, _ = run(Observation([h100("gpu-x")], [endpoint()], signals=signals()))
+    (balloon,) = [o for o in first.objects if o["kind"] == "Deployment" and o["metadata"]["namespace"] == "egs-system"]
+    template = balloon["spec"]["template"]
+    pod = {
+        "metadata": {"name": "egs-warm-0", "namespace": "egs-system", "labels": template["metadata"]["labels"]},
+        "spec": {**template["spec"], "nodeName": "gpu-0"},
+        "status": {"phase": "Running"},
+    }
+    pool_only = decide(
+        Observation([h100("gpu-0")], [], signals=signals(), pods=[pod]), SETTINGS, REGISTRY, CATALOG, NOW
+    )
+    assert pool_only.pools[0].idle_nodes == 1
+    _, chat = run(Observation([h100("gpu-0")], [endpoint()], signals=signals(), pods=[pod]))
+    assert (chat.placed, chat.waiting, chat.serves_now) == (1, 0, True)
+
+
 def test_a_replica_whose_pod_finds_no_node_waits_with_an_eta() -> None:
     owned = [workload("chat", 2, ready=1)]
     pods = [serving_pod("chat-0", "chat"), serving_pod("chat-1", "chat", node=None)]

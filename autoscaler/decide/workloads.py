@@ -32,6 +32,7 @@ from autoscaler.decide.state import (
 from autoscaler.decide.targets import QUEUE_HIGH, declared_throughput
 from autoscaler.decide.waiting import PROVISIONING_PREFIX
 from autoscaler.endpoint import Endpoint
+from autoscaler.pods import WARM_POOL
 from scheduler.catalog import Catalog
 from scheduler.manifests import RECORDED, dns_label, manifests, numbered, workload_name
 from scheduler.plan import Placement, Plan, Request
@@ -39,8 +40,6 @@ from scheduler.registry import Registry
 
 MANAGED = {"app.kubernetes.io/managed-by": "egs"}
 COMPONENT = "app.kubernetes.io/component"
-WARM_POOL = "egs.io/warm-pool"
-"""The annotation naming the GPU class of a warm pool's objects."""
 TEMPLATE = "egs.io/template"
 """The annotation recording a workload's pod templates as EGS rendered them (`template_hash`)."""
 
