@@ -258,20 +258,24 @@ class ClusterPlay:
     def _schedule(self, now: float) -> None:
         pending = sorted((p for p in self.pods.values() if not p.node), key=lambda p: (p.placeholder, p.name))
         for pod in pending:
-            for node in self._ready_nodes(now):
-                free = self._free(node)
-                if pod.placeholder and len(free) < GPUS_PER_NODE:
-                    continue
-                if not pod.placeholder and len(free) < pod.gpus and len(self._free(node, True)) >= pod.gpus:
-                    for victim in self.pods.values():  # preempt the placeholder: it goes back to pending
-                        if victim.node == node and victim.placeholder:
-                            victim.node = ""
-                    free = self._free(node)
-                run = _contiguous(free, pod.gpus)
-                if run is not None:
-                    pod.node, pod.first_gpu, pod.placed_at = node, run, now
-                    self.nodes[node].empty_since = now
-                    break
+            nodes = self._ready_nodes(now)
+            if not self._bind(pod, nodes, now, preempt=False) and not pod.placeholder:
+                self._bind(pod, nodes, now, preempt=True)
+
+    def _bind(self, pod: Pod, nodes: list[str], now: float, preempt: bool) -> bool:
+        """Bind `pod` on the first node with room for it; with `preempt`, room once the node's warm-pool
+        placeholders go back to pending (kube-scheduler preempts only for a pod that fits nowhere as it is)."""
+        for node in nodes:
+            run = _contiguous(self._free(node, with_placeholders=preempt), pod.gpus)
+            if run is None or (pod.placeholder and len(self._free(node)) < GPUS_PER_NODE):
+                continue
+            for victim in self.pods.values():
+                if preempt and victim.node == node and victim.placeholder:
+                    victim.node = ""
+            pod.node, pod.first_gpu, pod.placed_at = node, run, now
+            self.nodes[node].empty_since = now
+            return True
+        return False
 
     def _report_ready(self, now: float) -> None:
         for d in self.kube.all(DEPLOYMENTS):
