@@ -17,9 +17,10 @@ from autoscaler.decide.decision import Observation, PoolDecision
 from autoscaler.decide.placement import gpus_of
 from autoscaler.decide.settings import ClassSettings, Settings
 from autoscaler.decide.targets import declared_throughput
-from autoscaler.decide.workloads import MANAGED, WARM_POOL
+from autoscaler.decide.workloads import MANAGED
 from autoscaler.endpoint import Endpoint
 from autoscaler.forecast import DemandSeries, Forecast, ForecastSettings, forecast_seasonal
+from autoscaler.pods import WARM_POOL
 from autoscaler.pool import POLICIES, PoolObservation, hold_on_missing_data
 from autoscaler.replicas import ReplicaBounds, replica_target
 from scheduler.catalog import Catalog, GpuModel
