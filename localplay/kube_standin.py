@@ -194,10 +194,9 @@ class Realistic(kmock.KubernetesEmulator):
                 self._collect_garbage()
                 return aiohttp.web.json_response(last)
             self._check_version(key, data)
-            spec_before = self._objects[key].raw.get("spec")
+            before = self._objects[key].raw
             self._change(key, data, scope)
-            spec_changed = self._objects[key].raw.get("spec") != spec_before
-            self._stamp(key, created=False, namespace=request.namespace, spec_changed=spec_changed)
+            self._stamp_change(key, request.namespace, before)
             return aiohttp.web.json_response(self.shown(key))
 
     def _put_new(self, key: Any, data: dict[str, Any], scope: Scope) -> None:
@@ -324,6 +323,12 @@ class Realistic(kmock.KubernetesEmulator):
         obj.patch({"metadata": stamp})
         self.managed[key] = managed_fields(self.owners.get(key, {}), obj.raw.get("apiVersion", ""))
         self.publish(key, "ADDED" if created else "MODIFIED")
+
+    def _stamp_change(self, key: tuple[Any, ...], namespace: str | None, before: dict[str, Any]) -> None:
+        """`_stamp` a write to a stored object that held `before`: a new generation where its spec changed, as a
+        real API server bumps it (a change of metadata or status leaves it)."""
+        spec_changed = self._objects[key].raw.get("spec") != before.get("spec")
+        self._stamp(key, created=False, namespace=namespace, spec_changed=spec_changed)
 
     def listed(self, resource: Any, namespace: str | None) -> list[Any]:
         """The keys of `resource`'s stored objects (in `namespace`, if given) in the order a real server lists them:
@@ -690,9 +695,7 @@ class KubeCluster:
             self.emulator.objects[key].patch(changes)
             after = self.emulator.objects[key].raw
             update_fields(before, after, self.emulator.owners.setdefault(key, {}), STAND_IN)
-            # A new resourceVersion, told to watches; a new generation where the spec changed, as through the API.
-            spec_changed = after.get("spec") != before.get("spec")
-            self.emulator._stamp(key, created=False, namespace=namespace, spec_changed=spec_changed)
+            self.emulator._stamp_change(key, namespace, before)  # told to watches, as a change through the API
 
         self._call(change)
 

@@ -1,0 +1,30 @@
+"""The stand-in bumps an object's `generation` where its spec changed, and only there, as a real API server does:
+through the API (an apply) and through the stand-in's own patch (a user's or a controller's change in a play).
+The controller reads a spec changed since its last status from `generation` against `observedGeneration`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autoscaler.adapters.kubernetes import Cluster
+from localplay.kube_standin import KubeCluster
+from tests.test_standin_apply import DEPLOYMENTS, _deployment, _stored
+
+
+def _generation(kube: KubeCluster) -> int:
+    return int(_stored(kube)["metadata"]["generation"])
+
+
+def test_the_generation_moves_with_the_spec_alone(kube: KubeCluster) -> None:
+    controller = Cluster(kube.api_client())
+    pod: dict[str, Any] = {"containers": [{"name": "vllm", "image": "vllm:1"}]}
+    controller.apply(_deployment({"app": "chat"}, pod))
+    assert _generation(kube) == 1
+    controller.apply(_deployment({"app": "chat", "tier": "a"}, pod))  # metadata only
+    assert _generation(kube) == 1
+    controller.apply(_deployment({"app": "chat"}, {"containers": [{"name": "vllm", "image": "vllm:2"}]}))
+    assert _generation(kube) == 2
+    kube.patch(DEPLOYMENTS, "team-a", "chat", {"status": {"replicas": 1}})
+    assert _generation(kube) == 2
+    kube.patch(DEPLOYMENTS, "team-a", "chat", {"spec": {"replicas": 3}})
+    assert _generation(kube) == 3
