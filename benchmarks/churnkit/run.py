@@ -215,13 +215,14 @@ class Run:
         answered: dict[str, dict[str, Any]] = {}  # the 201s held to their answer; read once a pod is bound
         excused = tally.changed | tally.demoted | tally.lost_capacity
         moved = {key for key, _ in tally.moves}  # a move's pods leave the answer's nodes, as consolidation may
+        fleet: int | None = None  # the Nodes, counted once a poll where it sees a move begun
         for e in self.kube.all(ENDPOINTS):
             key, uid = f"{e['metadata']['namespace']}/{e['metadata']['name']}", str(e["metadata"].get("uid"))
             if tally.incarnation.get(key, uid) != uid:
                 continue  # a read of an incarnation deleted since: its status is not the repost's
             status: dict[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
             if (move := status.get("consolidation")) and (key, str(move["at"])) not in tally.moves:
-                fleet = len(self.kube.all(NODES))
+                fleet = len(self.kube.all(NODES)) if fleet is None else fleet
                 off = frozenset(str(n) for n in move.get("nodes") or ())
                 tally.moves[key, str(move["at"])] = Moved(parse_time(str(move["at"])), off, fleet)
                 moved.add(key)
