@@ -389,13 +389,11 @@ def build_inventory(
     for i, raw in enumerate(nodes):
         reading = _reading(raw)
         try:
-            if reading.problem is not None:
-                raise InventoryError(reading.problem)
+            if reading.refusal is not None:
+                raise InventoryError(reading.refusal)
             name = raw["metadata"]["name"]
             if name in seen:
                 raise InventoryError(f"items[0].metadata.name: duplicate node name {name!r}")
-            if reading.refused is not None:
-                raise InventoryError(reading.refused)
         except InventoryError as e:
             if strict:
                 raise InventoryError(_renumbered(e.message, i)) from e
@@ -426,10 +424,9 @@ class _Reading:
     last read with a catalogue and sharing policy, read again only with another. A Node seldom changes: at 1,750
     nodes the schema check was 0.45 s of a 1 s decide step, and reading them 0.06-0.07 s of a serving loop's."""
 
-    problem: str | None
-    """The message of the first field the node schema rejects (checked as `items[0]`)."""
-    refused: str | None
-    """A count no node can have (`_refuse_impossible_counts`); not looked for where the schema rejects it."""
+    refusal: str | None
+    """Why no node is read from it (checked as `items[0]`): the first field the node schema rejects, or else a
+    count no node can have (`_refuse_impossible_counts`)."""
     ready: bool
     read: tuple[Catalog, SharingPolicy, NodeGpus | SkippedNode | None] | None = None
 
@@ -451,18 +448,13 @@ def _reading(raw: Any) -> _Reading:
     its node as read (about 2.3 kB for 8 GPUs), and a Node's text changes at each status report of its kubelet:
     at 65,536 a 1,750-node fleet filled the memory in about three hours (150 MB) with readings of texts gone.
     8,192 keeps every Node of a fleet up to that size between loops, in at most about 19 MB."""
-    problem: str | None = None
-    refused: str | None = None
+    refusal: str | None = None
     try:
         check([raw], "nodes.schema.json", InventoryError, "nodes", at=("items",))
+        _refuse_impossible_counts(raw, 0)
     except InventoryError as e:
-        problem = e.message
-    if problem is None:
-        try:
-            _refuse_impossible_counts(raw, 0)
-        except InventoryError as e:
-            refused = e.message
-    return _Reading(problem, refused, _says_ready(raw))
+        refusal = e.message
+    return _Reading(refusal, _says_ready(raw))
 
 
 def _renumbered(message: str, i: int) -> str:
