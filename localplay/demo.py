@@ -47,7 +47,7 @@ from localplay.demo_cluster import (
     registry_with_loads,
 )
 from localplay.demo_replay import Replay
-from localplay.demo_report import Answer, Run, Sample, write_report
+from localplay.demo_report import Answer, Run, Sample, promises, write_report
 from localplay.kube_standin import KubeCluster
 from localplay.localstack import LocalStack, Prometheus, StackError, Stopped, egs_command, free_port
 from localplay.vllm_standin import VllmStandIn
@@ -363,13 +363,9 @@ class _Demo:
         targets = sorted({s.pool_target for s in samples})
         ready = [s.nodes_ready for s in samples]
         names = sorted({a["labels"].get("alertname", "?") for a in self.record.alerts.values()})
-        answers = ", ".join(
-            f"{a.endpoint} {a.status}" + (f" (ETA {a.eta_s:.0f} s)" if a.eta_s is not None else "")
-            for a in self.record.answers
-        )
         return [
             f"replayed {self.replay.span} of demand ({', '.join(self.replay.models)}) in {samples[-1].t:.0f} s",
-            f"endpoint requests: {answers}",
+            *(f"endpoint {line}" for line in promises(self.record.answers)),
             f"GPU nodes: {play.ordered} ordered, {min(ready)}-{max(ready)} ready over the run; warm-pool target "
             f"{'/'.join(map(str, targets))}",
             f"alerts seen at Alertmanager: {', '.join(names) if names else 'none'}",

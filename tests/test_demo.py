@@ -63,6 +63,8 @@ def test_the_demo_requests_endpoints_scales_a_warm_pool_and_pages(demo: DemoRun)
     assert pools and max(map(int, pools)) >= 1
     nodes = [int(n) for n in re.findall(r"GPU nodes (\d+) ready", demo.out)]
     assert nodes[0] == 0 and max(nodes) >= 2, "nodes join as the node autoscaler provisions them"
+    kept = r"endpoint demo/chat: promised ready in \d+ s \(202\), ready after \d+ s: (kept, \d+ s early|late by \d+ s)"
+    assert re.search(kept, demo.out), "the closing summary says whether the 202's promise was kept"
     alerts = re.search(r"alerts seen at Alertmanager: (.*)", demo.out)
     assert alerts and "GPUVRAMSaturated" in alerts.group(1), demo.out
     assert re.search(r"alerts  .*GPUVRAMSaturated gpu-h100-\d+/\d", demo.out), "the live summary shows the page"
