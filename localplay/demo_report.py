@@ -235,7 +235,7 @@ def _pool(samples: Sequence[Sample]) -> Any:
         if _has_data(forecast):
             need.plot(h, forecast, style, label=f"forecast need at the lead time's peak ({bound}, controller)")
     if not any(s.forecast_gpus for s in samples):
-        note = "no forecast in this run: the controller's needs two 5-minute samples of demand history"
+        note = "no forecast in this run: the controller's forecast needs two 5-minute samples of demand history"
         need.text(0.99, 0.03, note, transform=need.transAxes, ha="right", fontsize=8, color="grey")
     need.set_ylabel("GPUs")
     _legend(need)
