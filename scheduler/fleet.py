@@ -207,32 +207,66 @@ class _Pristine:
     def of(cls, inventory: Inventory) -> _Pristine:
         nodes: list[NodeState] = []
         kinds: dict[tuple[object, ...], str] = {}
-        for n in inventory.schedulable():
-            gpus = [GpuState(n.node, g.index, g.vram_mib, g.free_mib, g.holders, g.domain) for g in n.gpus]
-            mig = [MigState(n.node, s.profile, s.free, s.resource) for s in n.mig if s.free > 0]
-            blocking = tuple(sorted((t.key, t.value, t.effect) for t in n.taints if t.effect in SCHEDULING_EFFECTS))
-            identity = (n.model.name, n.sharing, n.timeslice_replicas, blocking, n.rdma)
-            if identity not in kinds:
-                same_class = sum(1 for other in kinds if other[0] == n.model.name)
-                kinds[identity] = f"{n.model.name}~{same_class}" if same_class else n.model.name
-            kind = kinds[identity]
-            nodes.append(NodeState(n, gpus, mig, len(nodes), kind))
         groups: dict[str, dict[tuple[object, ...], list[int]]] = {}
         signatures: dict[tuple[object, ...], None] = {}
         first: dict[str, int] = {}
-        for node in nodes:
-            first.setdefault(node.kind, node.order)
-            if (signature := _file(groups, node)) is not None:
-                signatures.setdefault(signature)
         per_domain: dict[str, tuple[GpuModel, int]] = {}
-        for node in nodes:
-            domains: dict[str, int] = {}
-            for gpu in node.gpus:
-                domains[gpu.domain] = domains.get(gpu.domain, 0) + 1
-            count = max(domains.values(), default=1 if node.mig else 0)
-            if node.model.name not in per_domain or per_domain[node.model.name][1] < count:
-                per_domain[node.model.name] = (node.model, count)
+        for n in inventory.nodes:
+            if not n.schedulable:
+                continue
+            seed = _seed(n, inventory.memo)
+            if seed.identity not in kinds:
+                same_class = sum(1 for other in kinds if other[0] == n.model.name)
+                kinds[seed.identity] = f"{n.model.name}~{same_class}" if same_class else n.model.name
+            kind, order = kinds[seed.identity], len(nodes)
+            nodes.append(NodeState(n, seed.gpus, seed.mig, order, kind))
+            first.setdefault(kind, order)
+            by_state = groups.setdefault(kind, {})
+            if seed.signature is not None:  # filed as `_file` files it: nodes come in order
+                by_state.setdefault(seed.signature, []).append(order)
+                signatures.setdefault(seed.signature)
+            if n.model.name not in per_domain or per_domain[n.model.name][1] < seed.per_domain:
+                per_domain[n.model.name] = (n.model, seed.per_domain)
         return cls(inventory, nodes, groups, list(signatures), first, list(per_domain.values()))
+
+
+@dataclass(frozen=True)
+class _Seed:
+    """What a plan starts from on one node, read once per node object (`Inventory.memo`) and shared by the
+    pristine nodes of every inventory it is in: never changed, as they are not."""
+
+    gpus: list[GpuState]
+    mig: list[MigState]
+    """Its instances of a profile with one free, at least."""
+    identity: tuple[object, ...]
+    """Its class, sharing, time-slicing replicas, blocking taints and RDMA: nodes of one are of one kind."""
+    signature: tuple[object, ...] | None
+    """`NodeState.signature`, None where it has no room."""
+    per_domain: int
+    """The most GPUs it has in one tensor-parallel domain (1 for a node of instances alone)."""
+
+
+def _seed(n: NodeGpus, memo: dict[int, tuple[NodeGpus, object]]) -> _Seed:
+    """`n`'s seed, from `memo` where it was read before (held with its node, so its id names no other)."""
+    held = memo.get(id(n))
+    if held is not None and held[0] is n and isinstance(held[1], _Seed):
+        return held[1]
+    gpus = [GpuState(n.node, g.index, g.vram_mib, g.free_mib, g.holders, g.domain) for g in n.gpus]
+    mig = [MigState(n.node, s.profile, s.free, s.resource) for s in n.mig if s.free > 0]
+    blocking = tuple(sorted((t.key, t.value, t.effect) for t in n.taints if t.effect in SCHEDULING_EFFECTS))
+    state = NodeState(n, gpus, mig)
+    domains: dict[str, int] = {}
+    for gpu in gpus:
+        domains[gpu.domain] = domains.get(gpu.domain, 0) + 1
+    seed = _Seed(
+        gpus,
+        mig,
+        (n.model.name, n.sharing, n.timeslice_replicas, blocking, n.rdma),
+        state.signature() if state.has_room() else None,
+        max(domains.values(), default=1 if mig else 0),
+    )
+    memo[id(n)] = (n, seed)
+    return seed
 
 
 class _Nodes:

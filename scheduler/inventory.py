@@ -267,6 +267,11 @@ class Inventory:
 
     nodes: tuple[NodeGpus, ...]
     skipped: tuple[SkippedNode, ...] = ()
+    memo: dict[int, tuple[NodeGpus, object]] = field(default_factory=dict, compare=False, repr=False)
+    """What the placement engines work out of one node before they place anything (`scheduler.fleet`), by the
+    node's id, each kept with its node (an id names one object only while it lives): shared by the inventories
+    made from this one (`where`, `allocated`), whose nodes are mostly this one's, so that a decide step's ten
+    scheduler calls do not each read 1,750 nodes again."""
 
     def __iter__(self) -> Iterator[NodeGpus]:
         return iter(self.nodes)
@@ -308,7 +313,7 @@ class Inventory:
                 by_name[allocation.node] = _allocate(by_name[allocation.node], allocation)
             except InventoryError as e:  # the path formatted only here: most allocations are taken
                 raise InventoryError(field_path("allocations", i) + e.message) from None
-        return Inventory(tuple(by_name[n.node] for n in self.nodes), self.skipped)
+        return Inventory(tuple(by_name[n.node] for n in self.nodes), self.skipped, self.memo)
 
 
 @dataclass(frozen=True)
