@@ -290,6 +290,10 @@ class _Nodes:
     def __iter__(self) -> Iterator[NodeState]:
         return (own or pristine for own, pristine in zip(self._own, self._pristine, strict=True))
 
+    def read(self, order: int) -> NodeState:
+        """The node at `order` as it is now, copied not (for a caller that only reads it)."""
+        return self._own[order] or self._pristine[order]
+
 
 def _copied(node: NodeState) -> NodeState:
     gpus = [GpuState(g.node, g.index, g.vram_mib, g.free_mib, g.holders, g.domain) for g in node.gpus]
@@ -367,6 +371,12 @@ class FleetState:
         """One node of `kind` per distinct state, with room left: the first node of each group
         (in no particular order; `order` breaks ties)."""
         return [self.nodes[g[0]] for g in self._groups.get(kind, {}).values()]
+
+    def alike(self) -> list[tuple[NodeState, int]]:
+        """One node of each state with room left (the first), and how many nodes are in that state, in the order of
+        their first nodes, whatever their kind: what the fleet's capacity is counted from (no node copied)."""
+        groups = sorted((g for by_state in self._groups.values() for g in by_state.values() if g), key=lambda g: g[0])
+        return [(self.nodes.read(g[0]), len(g)) for g in groups]
 
     def states(self, kind: str) -> list[tuple[int, NodeState]]:
         """`candidates`, each with a number standing for its signature (the same for nodes in the

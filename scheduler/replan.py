@@ -473,15 +473,18 @@ def _nearest(x: float) -> int:
 
 def _resources(model: _Model) -> list[_Bin]:
     """Capacity rows: idle GPUs per kind, tensor-parallel blocks per kind and size, instances per
-    kind and profile, and the kinds of partly used shared GPUs."""
+    kind and profile, and the kinds of partly used shared GPUs. Counted once per state of node, times
+    the nodes in it (`FleetState.alike`: a node without room adds nothing), the shared kinds in the
+    order of the first node that has each: at 1,750 nodes, read node by node, it took 6 ms of a 12 ms
+    scheduler call."""
     cap = model.capacity
     bins: dict[str, _Bin] = {}
-    for node in model.state.nodes:
+    for node, nodes in model.state.alike():
         kind, name, price = node.kind, node.model.name, node.model.price_per_hour
         idle_per_domain: dict[str, int] = defaultdict(int)
         for gpu in node.gpus:
             if gpu.holders == 0:
-                cap[f"idle:{kind}"] = cap.get(f"idle:{kind}", 0) + 1
+                cap[f"idle:{kind}"] = cap.get(f"idle:{kind}", 0) + nodes
                 idle_per_domain[gpu.domain] += 1
             if node.sharing in SHARED:
                 room, left = node.available(gpu), _holders_left(node, gpu)
@@ -489,15 +492,15 @@ def _resources(model: _Model) -> list[_Bin]:
                     continue
                 row = f"idle:{kind}" if gpu.holders == 0 else f"open:{kind}:{room}:{left}"
                 if gpu.holders:
-                    cap[row] = cap.get(row, 0) + 1
+                    cap[row] = cap.get(row, 0) + nodes
                 bins.setdefault(row, _Bin(row, kind, name, room, left, price if gpu.holders == 0 else 0.0))
         for t in TP_DEGREES[1:]:
             blocks = sum(idle // t for idle in idle_per_domain.values())
             if blocks:
-                cap[f"tp:{kind}:{t}"] = cap.get(f"tp:{kind}:{t}", 0) + t * blocks
+                cap[f"tp:{kind}:{t}"] = cap.get(f"tp:{kind}:{t}", 0) + t * blocks * nodes
         for mig in node.mig:
             row = f"mig:{kind}:{mig.profile.name}"
-            cap[row] = cap.get(row, 0) + mig.free
+            cap[row] = cap.get(row, 0) + mig.free * nodes
     return list(bins.values())
 
 
