@@ -283,9 +283,11 @@ def emptying(
     autoscaler removes."""
     holds = {n.node: _holds(n) for n in inventory}
     mine: dict[str, Counter[str]] = {}
+    on: dict[str, set[str]] = {}  # the nodes each endpoint holds something of, read once, not once per node
     for key, kept in staying.items():
         for a in (a for p in kept for a in held_by(p)):
             mine.setdefault(a.node, Counter())[key] += a.count if a.mig else len(a.gpus)
+            on.setdefault(key, set()).add(a.node)
     occupied = frozenset(name for name, held in holds.items() if held) - leaving
     # Where a moved replica may land: the search per node is skipped where no other such node has room.
     roomy = {n.node for n in inventory if n.node in occupied and n.schedulable and _room(n)}
@@ -302,9 +304,10 @@ def emptying(
         if sum(here.values()) != holds[node.node]:
             continue  # a pod EGS does not move holds it
         kept = [p for key in keys for p in staying[key]]
+        held = frozenset().union(*(on[key] for key in keys))
         # The nodes they hold, in the inventory's order (the bound adds their prices in it), not the whole
         # inventory read for each of hundreds of nodes.
-        theirs = sorted({a.node for p in kept for a in held_by(p)} & occupied, key=order.__getitem__)
+        theirs = sorted(held & occupied, key=order.__getitem__)
         alone = [by_name[name] for name in theirs if _saves(by_name[name], keys, mine, holds)]
         bound = round(sum(_price(n, catalog) for n in alone if n.model.name in settings.classes), 4)
         requests = [movable[key].request(len(staying[key])) for key in keys]
@@ -312,7 +315,7 @@ def emptying(
             _emptied, node, keys, kept, requests, occupied, mine, holds,
             registry, inventory, catalog, settings, unbound, leaving | {node.node},
         )  # fmt: skip
-        candidates.append(Candidate(bound, keys, endpoint_cost(kept, catalog), search, _nodes(kept)))
+        candidates.append(Candidate(bound, keys, endpoint_cost(kept, catalog), search, held))
     return candidates
 
 
