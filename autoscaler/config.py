@@ -22,6 +22,7 @@ silently a default. The format, with its defaults:
     time_limit_s: 2.0
     scaleDownStabilizationSeconds: 300  # a lower replica target waits this long (HPA's); up is at once
     writeRetryDelaysSeconds: [0.25, 1, 2]  # waits before each retry of a loop's writes that failed a moment
+    templateRollout: {maxEndpoints: "10%"}  # endpoints changing their pod template at once, unasked
     prices: {H100-80GB: 2.49}      # USD per GPU-hour overriding the catalogue's, as `egs plan --prices`
                                    # takes them; or the path of such a file (relative to this file)
 
@@ -37,7 +38,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from autoscaler.decide import ClassSettings, ConsolidationSettings, Settings
+from autoscaler.decide import ClassSettings, ConsolidationSettings, Settings, TemplateRolloutSettings
 from autoscaler.eta import EtaSettings
 from autoscaler.pool import PoolSettings
 from common.errors import InputError, naming
@@ -47,7 +48,7 @@ from scheduler.schedule import ENGINES
 _TOP = {
     "namespace", "models", "headroom", "stale_after_s", "default_throughput_rps",
     "throughput_rps", "sharing", "gpu_classes", "eta", "engine", "time_limit_s", "scaleDownStabilizationSeconds",
-    "writeRetryDelaysSeconds", "prices", "consolidation",
+    "writeRetryDelaysSeconds", "prices", "consolidation", "templateRollout",
 }  # fmt: skip
 _SCALARS = ("namespace", "headroom", "stale_after_s", "default_throughput_rps", "engine", "time_limit_s")
 _CLASS = {"gpus_per_node", "pool", "policy", "static_nodes", "nodepool", "egs"}
@@ -100,6 +101,10 @@ def parse_config(raw: Any, base: Path = Path(".")) -> tuple[Settings, Path | Non
         "consolidation",
         {_CONSOLIDATION[k]: _consolidation_value(k, v) for k, v in raw_consolidation.items()},
     )
+    raw_rollout = _mapping(raw.get("templateRollout", {}), "templateRollout", {"maxEndpoints"})
+    if "maxEndpoints" in raw_rollout:
+        budget = _budget(raw_rollout["maxEndpoints"], "templateRollout.maxEndpoints", "endpoints")
+        fields["template_rollout"] = _build(TemplateRolloutSettings, "templateRollout", {"max_endpoints": budget})
     settings = _build(
         Settings,
         "(root)",
@@ -127,12 +132,17 @@ def _consolidation_value(key: str, value: Any) -> Any:
         return value
     if key in ("maxNodesPerInterval", "maxDisruptionsPerInterval"):
         # Karpenter's `nodes: "3"` or `"10%"`; the old key counted endpoints, now read as nodes.
-        if isinstance(value, str) and value.isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise InputError(f"{where}: a number of nodes or a percentage of them ('10%'), got {value!r}")
-        return value
+        return _budget(value, where, "nodes")
     return _seconds(value, where)
+
+
+def _budget(value: Any, where: str, of: str) -> int | str:
+    """A count or a percentage (`3`, `"3"`, `"10%"`), as Karpenter's budgets take it; its range is the settings'."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InputError(f"{where}: a number of {of} or a percentage of them ('10%'), got {value!r}")
+    return value
 
 
 def _seconds(value: Any, where: str) -> float:

@@ -25,7 +25,7 @@ PAGE = (REPO / "docs" / "configuration.md").read_text()
 BLOCKS = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", PAGE, re.S)]
 A_CLASS = {"gpus_per_node": 4}
 DEPTHS = {"(root)": (), "gpu_classes.L4": ("gpu_classes", "L4"), "gpu_classes.L4.egs": ("gpu_classes", "L4", "egs"),
-          "eta": ("eta",), "consolidation": ("consolidation",)}  # fmt: skip
+          "eta": ("eta",), "consolidation": ("consolidation",), "templateRollout": ("templateRollout",)}  # fmt: skip
 """The depths whose keys are fixed (the rest, `throughput_rps`, `sharing`, `prices` and the classes' names,
 are keyed by models and GPU classes), as the refusal names them, and where they sit in the file."""
 

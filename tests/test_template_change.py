@@ -103,20 +103,6 @@ def test_a_spec_change_that_leaves_the_template_keeps_the_workload() -> None:
     assert "shapeChange" not in second.statuses[("team-a", "alpha")]
 
 
-def test_the_template_loop_after_loop_and_without_a_spec_change_keeps_the_workload() -> None:
-    # Applied again unchanged, or rendered anew by another EGS (a controller upgrade: the spec did not change),
-    # the workload is rewritten in place as before, never renamed: only the endpoint's own change takes a new name.
-    eps, first, owned, pods = served()
-    for w in owned:
-        if w["kind"] == "Deployment":
-            w["metadata"]["annotations"][TEMPLATE] = "from-another-egs"
-    second = step(NODES, observed(first, eps), owned, pods, NOW + 60)
-    assert set(workloads(second, "alpha")) == set(workloads(first, "alpha"))
-    (name, again), (_, before) = *workloads(second, "alpha").items(), *workloads(first, "alpha").items()
-    assert again["metadata"]["annotations"][TEMPLATE] == before["metadata"]["annotations"][TEMPLATE]
-    assert template_hash(again) == template_hash(before) and name
-
-
 def test_a_workload_that_records_no_template_keeps_its_name_on_a_spec_change() -> None:
     # Written before EGS recorded templates: its template is unknown, and it is taken as the same (as before).
     eps, first, owned, pods = served()

@@ -62,7 +62,13 @@ from autoscaler.decide.placement import (
     unbound,
 )
 from autoscaler.decide.promises import reserved
-from autoscaler.decide.settings import POOL_BACKENDS, ClassSettings, ConsolidationSettings, Settings
+from autoscaler.decide.settings import (
+    POOL_BACKENDS,
+    ClassSettings,
+    ConsolidationSettings,
+    Settings,
+    TemplateRolloutSettings,
+)
 from autoscaler.decide.state import (
     ACCEPTED,
     CREATED,
@@ -96,6 +102,7 @@ from autoscaler.decide.status import (
     CONSOLIDATING,
     PROMISE_KEPT,
     SPEC_CHANGE_HELD,
+    TEMPLATE_QUEUED,
     WORKLOAD_RENAMED,
     answer_status,
     endpoint_decision,
@@ -104,6 +111,7 @@ from autoscaler.decide.status import (
     not_applied,
     parse_endpoints,
     promise_outcome,
+    queued_note,
     shape_change_of,
     shape_of,
 )
@@ -126,7 +134,15 @@ from autoscaler.decide.waiting import (
     unstuck,
 )
 from autoscaler.decide.warm_pools import POOL_IMAGE, PRIORITY, PRIORITY_CLASS, pool_decisions, pool_objects
-from autoscaler.decide.workloads import MANAGED, by_identity, changed_from, orphans, workload_objects
+from autoscaler.decide.workloads import (
+    MANAGED,
+    by_identity,
+    changed_from,
+    drifted,
+    orphans,
+    paced,
+    workload_objects,
+)
 from autoscaler.events import Event, event, find_condition
 from autoscaler.kubetime import rfc3339
 from autoscaler.pods import (
@@ -164,6 +180,7 @@ __all__ = [
     "Observation",
     "PoolDecision",
     "Settings",
+    "TemplateRolloutSettings",
     "Workload",
     "answer_status",
     "by_class",
@@ -220,6 +237,16 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     # replaced or surplus ones until they are gone) then holds what it asks for of what is left
     # (on the GPUs its scheduler recorded, else the lowest free ones).
     held = incumbents(endpoints, changed, owned, obs.pods, nodes, registry, replaced)
+    # A pod template rendered otherwise than its serving workload records (a registry entry, an EGS upgrade, a
+    # change of the spec held for room) is made before it breaks as a change of the spec is, a few at a time.
+    observed = by_identity(obs.owned)
+    previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
+    drifting = drifted(endpoints, held.placements, workloads, observed, registry, catalog)
+    allowed = settings.template_rollout.endpoints_allowed(len(endpoints))
+    rolled, queued = paced(drifting, previous, len(changes), allowed)
+    renewing = changed | rolled  # made anew: no incumbents, and the workloads whose template changes renamed
+    if rolled:
+        held = incumbents(endpoints, renewing, owned, obs.pods, nodes, registry, replaced)
     others = pod_allocations(held.inventory, obs.pods, held.pods)
     inventory = nodes.allocated(others)
     # The GPUs kube-scheduler found taken, while the evidence stands, are taken before anything is placed.
@@ -321,7 +348,6 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
     etas = endpoint_etas(waiting_plan, ahead, obs.orders, registry, catalog, settings, now)
     events: list[Event] = []
-    previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
     placed_by, waiting_by = by_endpoint(real.placements), by_endpoint(waiting_plan.placements)
     # The new endpoints' replicas placed on warm GPUs (a 201's or a 202's) whose pods are not bound yet: where
     # they are, the others ask for no pod that waits for a node (`workloads.asked`); for two loops at most, so
@@ -334,7 +360,6 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     delays = settings.write_retry_delays_s
     retries = len(delays) * delays[-1] if delays else 0.0
     loaded = loaded_by(endpoints, placed_by, obs.pods, registry, 2 * period + retries, now)
-    observed = by_identity(obs.owned)
     unplaced_by: dict[str, list[Any]] = {}
     for u in waiting_plan.unplaced:
         unplaced_by.setdefault(f"{u.namespace}/{u.request}", []).append(u)
@@ -351,21 +376,21 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             try:
                 behind = frozenset(c for c, keys in unbound_by_class.items() if keys - {ep.key})
                 replacing = move.replacing if move is not None else ()
-                if ep.key not in changed:  # changed again, a shape asked for anew keeps its workload that serves
+                if ep.key not in renewing:  # changed again, a shape asked for anew keeps its workload that serves
                     replacing = (*replacing, *changes.get(ep.key, ()))
                 rendered = workload_objects(
                     ep, request, placed + waiting, registry, catalog, settings, taken, observed, behind, replacing,
-                    mine, respecified=ep.key in changed,
+                    mine, respecified=ep.key in renewing, queued=ep.key in queued,
                 )  # fmt: skip
             except ManifestError as e:
                 failure = str(e)
         names = {o["metadata"]["name"] for o in rendered if o["kind"] in WORKLOAD_KINDS}
         serving = current(w for w in mine if w.name in names)
-        if ep.key in changed:  # what the spec's new shape replaces, where it can be written
+        if ep.key in renewing:  # what the spec's new shape replaces, where it can be written
             shape_change = changed_from(ep, mine, observed, names) if names else ()
         else:
             shape_change = tuple(n for n in changes.get(ep.key, ()) if n not in names)
-        moved_from = move.replacing if move is not None and ep.key not in changed else ()
+        moved_from = move.replacing if move is not None and ep.key not in renewing else ()
         standing = moving_from((*moved_from, *shape_change), mine, names)
         target = targets[ep.key]
         decision = endpoint_decision(
@@ -385,6 +410,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             assert decision.held is not None  # `not_applied` says why
             holds.append(Hold(ep.key, decision.held, decision.held))
             kept.append(ep.key)
+        elif ep.key in queued:
+            decision = replace(decision, not_applied=(TEMPLATE_QUEUED, queued_note(len(changes), allowed)))
         answer = ACCEPTED if decision.waiting else CREATED
         # Once nothing waits, a promise still pending is estimated from its bound pods' load (`keep`).
         eta = decision.eta if decision.waiting or ep.key not in promises else loaded.get(ep.key)
@@ -408,7 +435,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         if ep.key in blocked:
             events.append(event(raw_by_key[ep.key], "Normal", CONSOLIDATION_BLOCKED, "Consolidate", blocked[ep.key]))
         renamed = (
-            *(shape_change if ep.key in changed else ()),
+            *(shape_change if ep.key in renewing else ()),
             *(moving[ep.key].replacing if ep.key in moving else ()),
         )
         if ep.scaling == "hpa" and renamed:  # once: the loop that first writes the new workloads

@@ -82,12 +82,37 @@ class ConsolidationSettings:
 
     def nodes_allowed(self, nodes: int) -> int:
         """The nodes an interval may disrupt in a fleet of `nodes` GPU nodes (a percentage rounded up)."""
-        budget = self.max_nodes_per_interval
-        return budget if isinstance(budget, int) else math.ceil(nodes * Fraction(budget[:-1]) / 100)
+        return _allowed(self.max_nodes_per_interval, nodes)
+
+
+@dataclass(frozen=True)
+class TemplateRolloutSettings:
+    """Endpoints whose pod template EGS renders otherwise than their serving workload records, their spec
+    unchanged (a registry entry changed, an EGS upgrade) or their change of it held for room: each is made
+    before it breaks (a new workload, the old one serving until it does), this many at once at most (config
+    key `templateRollout: {maxEndpoints}`): a number, or a percentage of the endpoints rounded up (`"10%"`),
+    so that an upgrade that renders every template anew does not ask for twice the cluster at once."""
+
+    max_endpoints: int | str = "10%"
+
+    def __post_init__(self) -> None:
+        if not _valid_budget(self.max_endpoints):
+            raise ValueError(
+                f"maxEndpoints must be a number >= 0 or a percentage of 0-100%, got {self.max_endpoints!r}"
+            )
+
+    def endpoints_allowed(self, endpoints: int) -> int:
+        """The endpoints that may change their template at once among `endpoints` (a percentage rounded up)."""
+        return _allowed(self.max_endpoints, endpoints)
+
+
+def _allowed(budget: int | str, total: int) -> int:
+    """A budget (`_valid_budget`) of `total`: the number, or the percentage of `total` rounded up."""
+    return budget if isinstance(budget, int) else math.ceil(total * Fraction(budget[:-1]) / 100)
 
 
 def _valid_budget(budget: int | str) -> bool:
-    """A count of nodes (>= 0), or a percentage of them (`"10%"`, 0-100)."""
+    """A count (>= 0), or a percentage (`"10%"`, 0-100)."""
     if isinstance(budget, int):
         return not isinstance(budget, bool) and budget >= 0
     return re.fullmatch(r"\d+(\.\d+)?%", budget) is not None and Fraction(budget[:-1]) <= 100
@@ -121,6 +146,7 @@ class Settings:
     per call."""
     time_limit_s: float = 2.0
     consolidation: ConsolidationSettings = field(default_factory=ConsolidationSettings)
+    template_rollout: TemplateRolloutSettings = field(default_factory=TemplateRolloutSettings)
     scale_down_stabilization_s: float = 300.0
     """Seconds a lower replica target must persist before an endpoint scales down (config key
     `scaleDownStabilizationSeconds`; HPA's default); scaling up is at once."""

@@ -306,8 +306,9 @@ def answer_status(d: EndpointDecision, generation: int, placed: Sequence[Placeme
 SCALING_ACTIVE = "ScalingActive"
 ENDPOINT_CONDITIONS = ("Ready", "Progressing", "Degraded", SCALING_ACTIVE)
 SPEC_APPLIED = "SpecApplied"
-"""False while the spec is not applied (`not_applied`), with reason `SPEC_CHANGE_HELD` or `CANNOT_RENDER`;
-absent otherwise."""
+"""False while the spec is not applied (`not_applied`), with reason `SPEC_CHANGE_HELD` or `CANNOT_RENDER`, or
+while the pod template EGS renders for it now waits its turn (`TEMPLATE_QUEUED`, `workloads.paced`: its replicas
+follow demand meanwhile, in the template they run); absent otherwise."""
 CONSOLIDATING = "Consolidating"
 """The reason of the Event on an endpoint whose move begins, and a condition: True, with reason `MOVING`,
 while a consolidation move's new replicas do not all serve (`endpoint_decision`): the message says to which
@@ -318,6 +319,17 @@ CHANGING_SHAPE = "ChangingShape"
 replicas do not all serve, and the replaced ones that do count ready meanwhile."""
 SPEC_CHANGE_HELD = "Unschedulable"
 CANNOT_RENDER = "CannotRender"
+TEMPLATE_QUEUED = "TemplateChangeQueued"
+
+
+def queued_note(changing: int, allowed: int) -> str:
+    """`SpecApplied`'s message while an endpoint's new pod template waits its turn (`TEMPLATE_QUEUED`)."""
+    return (
+        f"its new pod template waits its turn: {changing} endpoints change theirs, at most {allowed} at once "
+        "(templateRollout.maxEndpoints); its workload serves as it is meanwhile"
+    )
+
+
 WORKLOAD_RENAMED = "WorkloadRenamed"
 """The Warning Event when a change or a move gives an endpoint with `scaling: hpa` new workload names: the
 user's HorizontalPodAutoscaler names the old one (`scaleTargetRef`), and stops scaling once it is gone."""

@@ -29,12 +29,14 @@ from autoscaler.decide.state import (
     recorded_shape,
     taken_annotation,
 )
+from autoscaler.decide.status import SPEC_APPLIED, SPEC_CHANGE_HELD
 from autoscaler.decide.targets import QUEUE_HIGH, declared_throughput
 from autoscaler.decide.waiting import PROVISIONING_PREFIX
 from autoscaler.endpoint import Endpoint
+from autoscaler.events import find_condition
 from autoscaler.pods import WARM_POOL
 from scheduler.catalog import Catalog
-from scheduler.manifests import RECORDED, dns_label, manifests, numbered, workload_name
+from scheduler.manifests import RECORDED, ManifestError, dns_label, manifests, numbered, workload_name
 from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import Registry
 
@@ -57,6 +59,7 @@ def workload_objects(
     replacing: Collection[str] = (),
     mine: Sequence[Owned] = (),
     respecified: bool = False,
+    queued: bool = False,
 ) -> list[dict[str, Any]]:
     """The workloads, Service, PodDisruptionBudget and ScaledObjects of one endpoint's replicas (placed
     and waiting), the workloads recording the GPUs its replicas were found unable to bind to (`taken`)
@@ -64,8 +67,9 @@ def workload_objects(
     for this incarnation of the endpoint, those of a GPU class in `unbound` asking for no new replica
     that waits for a node (`asked`), each named as the workload of `mine` (the endpoint's) of its shape, none
     as one a consolidation or a shape change is `replacing`, nor as one of another shape, nor, where its spec
-    changed (`respecified`), as one whose pod template it changes (`named`); `ManifestError` when the plan
-    cannot be rendered, which the caller reports on that endpoint alone."""
+    changed (`respecified`), as one whose pod template it changes (`named`); one that keeps its name keeps its
+    pod templates as they are while its new template waits its turn (`queued`: `paced`); `ManifestError` when
+    the plan cannot be rendered, which the caller reports on that endpoint alone."""
     plan = Plan(placements=tuple(renumbered(placements)))
     rendered = [owned_by(o, ep) for o in manifests(plan, registry, catalog, [request], validated=False)]
     for obj in rendered:
@@ -86,6 +90,8 @@ def workload_objects(
         if obj["kind"] in WORKLOAD_KINDS:
             preferring(obj, befores[identity(obj)])
             obj["metadata"]["annotations"] |= taken_annotation(taken)
+            if queued and (before := befores[identity(obj)]) is not None:
+                kept_templates(obj, before)
     predecessors = {
         obj["metadata"]["name"]: was
         for shape, obj in _by_shape(rendered)
@@ -127,7 +133,8 @@ def named(rendered: Sequence[dict[str, Any]], staying: Mapping[Shape, str], take
 def template_hash(obj: Mapping[str, Any]) -> str:
     """The workload's pod templates as EGS renders them, less what its name and its plan's nodes set (the
     workload label, the node pin and preference), hashed: what a spec change rewrites in place unless the
-    workload takes a new name. Of the rendering, not of what the server returns (which adds its defaults)."""
+    workload takes a new name. Of the rendering, not of what the server returns (which adds its defaults).
+    A new version whose hash of the same template differs renews every workload once (`drifted`, paced)."""
     templates = [_placement_free(template) for template in _templates(obj)]
     return hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -205,6 +212,91 @@ def _recorded_template(observed: Mapping[str, Any] | None) -> str | None:
     annotations = ((observed or {}).get("metadata") or {}).get("annotations") or {}
     recorded = annotations.get(TEMPLATE)
     return str(recorded) if recorded else None
+
+
+def drifted(
+    endpoints: Sequence[Endpoint],
+    placements: Mapping[str, Sequence[Placement]],
+    mine: Mapping[str, Sequence[Owned]],
+    observed: Mapping[tuple[str, str, str, str], Mapping[str, Any]],
+    registry: Registry,
+    catalog: Catalog,
+) -> list[str]:
+    """The endpoints (keys) whose incumbents (`placements`) EGS renders now in a pod template that no workload of
+    their shape records (`TEMPLATE`): their spec unchanged, a registry entry (a model's source, its serving
+    defaults) or EGS itself (an upgrade) changed it, or a change of the spec was held a loop for room. Rewritten
+    under its name, the workload would roll its serving pods down first (maxSurge 0); it is to be made before it
+    breaks, as a change of the spec is (`paced`). A workload recording no template is taken as the same (written
+    before EGS recorded it); one that cannot be rendered is the main rendering's to report."""
+    found = []
+    for ep in endpoints:
+        if not (kept := placements.get(ep.key)):
+            continue
+        try:
+            plan = Plan(placements=tuple(renumbered(kept)))
+            rendered = manifests(plan, registry, catalog, [ep.request(len(kept))], validated=False)
+        except ManifestError:
+            continue
+        ours = _this_incarnation(ep, mine.get(ep.key, ()), observed)
+        for shape, obj in _by_shape(rendered):
+            recorded = {
+                _recorded_template(observed.get(w.identity))
+                for w in ours
+                if w.shape is not None and replace(w.shape, planned=()) == shape
+            }
+            if recorded and not recorded & {None, template_hash(obj)}:
+                found.append(ep.key)
+                break
+    return found
+
+
+def paced(
+    drifting: Sequence[str], statuses: Mapping[str, Mapping[str, Any]], changing: int, allowed: int
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(those whose turn it is, those that wait) of the `drifting` endpoints: as many as `allowed` less the
+    `changing` ones (a change of the spec or of the template under way: each asks for its replicas twice until
+    its new ones serve), so that an upgrade that renders every template anew does not ask for twice the
+    cluster at once. Those whose last change found no room (`SpecApplied` `False`, `Unschedulable`) go after the
+    others: one that fits nowhere does not hold back the rest; then by name."""
+
+    def held(key: str) -> bool:
+        said = find_condition(statuses.get(key, {}).get("conditions"), SPEC_APPLIED) or {}
+        return (said.get("status"), said.get("reason")) == ("False", SPEC_CHANGE_HELD)
+
+    order = sorted(drifting, key=lambda key: (held(key), key))
+    room = max(0, allowed - changing)
+    return frozenset(order[:room]), frozenset(order[room:])
+
+
+def kept_templates(obj: dict[str, Any], observed: Mapping[str, Any]) -> None:
+    """The workload with the pod templates (and their `TEMPLATE`) of the one `observed` under its name, where
+    they differ from what was rendered: its new template waits its turn (`paced`) and its pods stay as they run.
+    The server's copy holds its defaults too, which EGS then applies alike (no write while nothing else
+    changes); null values are left out, as an apply gives none."""
+    recorded = _recorded_template(observed)
+    if recorded is None or recorded == obj["metadata"]["annotations"][TEMPLATE]:
+        return
+    theirs = _templates(observed)
+    if len(theirs) != len(_templates(obj)):
+        return
+    spec = obj["spec"]
+    if "template" in spec:
+        spec["template"] = _without_nulls(theirs[0])
+    else:
+        roles = [r for r in ("leaderTemplate", "workerTemplate") if r in spec["leaderWorkerTemplate"]]
+        for role, template in zip(roles, theirs, strict=True):
+            spec["leaderWorkerTemplate"][role] = _without_nulls(template)
+    obj["metadata"]["annotations"][TEMPLATE] = recorded
+
+
+def _without_nulls(value: Any) -> Any:
+    """A deep copy of `value` less the mapping entries that are null (an API server returns a template's
+    `creationTimestamp: null`)."""
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def changed_from(

@@ -1,0 +1,207 @@
+"""A pod template EGS renders otherwise than the serving workload records, with no change of the endpoint's spec
+pending (a registry entry changed, an EGS upgrade, or a change of the spec held a loop for room), is made before it
+breaks as a change of the spec is: a new workload, the old one serving until it does, a few endpoints at a time.
+
+Rewritten under the old name, the Deployment's rollout (maxSurge 0) took the one serving pod down for a whole
+model load: on every endpoint at once after an upgrade, and after a template-only change of the spec held for
+room, on the loop after.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from autoscaler.config import parse_config
+from autoscaler.decide import Decision, Observation, Settings, TemplateRolloutSettings, decide
+from autoscaler.decide.workloads import TEMPLATE, paced
+from common.errors import InputError
+from scheduler.registry import Registry
+from tests.conftest import REPO
+from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint
+from tests.test_reconcile_state import applied, l40s, observed, workloads
+from tests.test_shape_change import conditions
+from tests.test_template_change import TRADED, respecified
+
+MIRROR = "mirror.internal/Llama-3.1-8B-Instruct"
+
+
+@pytest.fixture(scope="module")
+def mirrored(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    """The registry with the model's checkpoint moved to a mirror: each replica's template changes, not its shape."""
+    raw = yaml.safe_load((REPO / "examples" / "models.yaml").read_text())
+    for model in raw["models"]:
+        if model["name"] == MODEL:
+            model["source"] = MIRROR
+    path = Path(tmp_path_factory.mktemp("registry")) / "models.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return Registry.load(path, CATALOG)
+
+
+def step(
+    nodes: list[dict[str, Any]],
+    eps: list[dict[str, Any]],
+    owned: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+    at: float,
+    registry: Registry = REGISTRY,
+    settings: Settings = SETTINGS,
+) -> Decision:
+    return decide(Observation(nodes, eps, owned, None, pods=pods), settings, registry, CATALOG, at)
+
+
+def template(workload: dict[str, Any]) -> Any:
+    return workload["spec"]["template"]
+
+
+def checkpoint(workload: dict[str, Any]) -> str:
+    return str(template(workload)["spec"]["containers"][0]["args"][0])
+
+
+def serving(name: str) -> tuple[list[dict[str, Any]], Decision, list[dict[str, Any]], list[dict[str, Any]]]:
+    """One endpoint on l40s-0 of two L40S nodes, applied and serving: (endpoints, decision, owned, pods)."""
+    eps = [endpoint(name)]
+    first = step([l40s("l40s-0")], eps, [], [], NOW)
+    owned, pods = applied(first)
+    return observed(first, eps), first, owned, pods
+
+
+def test_a_registry_change_makes_the_new_template_before_the_old_one_breaks(mirrored: Registry) -> None:
+    eps, first, owned, pods = serving("alpha")
+    ((old_name, before),) = workloads(first, "alpha").items()
+    nodes = [l40s("l40s-0"), l40s("l40s-1")]
+    second = step(nodes, eps, owned, pods, NOW + 60, mirrored)
+    ((new_name, after),) = workloads(second, "alpha").items()
+    # The serving Deployment is not rewritten: its rollout would take its one pod down first.
+    assert new_name != old_name and second.deletions == ()
+    assert checkpoint(after) == MIRROR and checkpoint(before) != MIRROR
+    assert after["metadata"]["annotations"][TEMPLATE] != before["metadata"]["annotations"][TEMPLATE]
+    assert "l40s-1" in after["metadata"]["annotations"]["egs.io/placement"]  # on the GPUs that are free
+    status = second.statuses[("team-a", "alpha")]
+    assert (status["phase"], status["readyReplicas"], status["shapeChange"]) == ("Ready", 1, {"replacing": [old_name]})
+    assert conditions(second)["Progressing"] == ("True", "ChangingShape")
+    assert "SpecApplied" not in conditions(second)
+    # Its new pod is Ready: the old workload goes, and nothing is renamed again.
+    new_owned, new_pods = applied(second, ready=True)
+    owned_now = [*owned, *(o for o in new_owned if o["metadata"]["name"] == new_name)]
+    third = step(nodes, observed(second, eps), owned_now, [*pods, *new_pods], NOW + 120, mirrored)
+    assert [d[3] for d in third.deletions] == [old_name]
+    assert set(workloads(third, "alpha")) == {new_name}
+    assert conditions(third)["Progressing"] == ("False", "AllReplicasReady")
+
+
+def test_an_upgrade_that_renders_the_template_anew_makes_it_before_it_breaks() -> None:
+    # What an older EGS rendered: another argument, and its hash of it.
+    eps, first, owned, pods = serving("alpha")
+    (old_name,) = workloads(first, "alpha")
+    for w in owned:
+        if w["kind"] == "Deployment":
+            w["spec"]["template"]["spec"]["containers"][0]["args"].append("--enable-prefix-caching")
+            w["metadata"]["annotations"][TEMPLATE] = "rendered-by-the-egs-before"
+    second = step([l40s("l40s-0"), l40s("l40s-1")], eps, owned, pods, NOW + 60)
+    ((new_name, after),) = workloads(second, "alpha").items()
+    assert new_name != old_name and second.deletions == ()
+    assert "--enable-prefix-caching" not in template(after)["spec"]["containers"][0]["args"]
+    assert second.statuses[("team-a", "alpha")]["shapeChange"] == {"replacing": [old_name]}
+
+
+def test_a_template_change_of_the_spec_on_a_full_cluster_waits_and_never_rolls_in_place() -> None:
+    # One L40S GPU, the endpoint's only class, and nothing to provision: no room for a second pod.
+    eps = [endpoint("alpha", gpuClasses=["L40S"])]
+    full = [l40s("l40s-0")]
+    first = step(full, eps, [], [], NOW)
+    ((old_name, before),) = workloads(first, "alpha").items()
+    owned, pods = applied(first)
+    changed = respecified(observed(first, eps), 4, **TRADED)
+    held = step(full, changed, owned, pods, NOW + 60)
+    assert conditions(held, "alpha")["SpecApplied"] == ("False", "Unschedulable")
+    # The next loops (the status observed the spec's generation) hold it still: the old template serves on.
+    later = observed(held, changed)
+    for at in (NOW + 120, NOW + 180):
+        again = step(full, later, owned, pods, at)
+        rewritten = [w for w in workloads(again, "alpha").values() if template(w) != template(before)]
+        assert rewritten == [] and again.deletions == ()
+        status = again.statuses[("team-a", "alpha")]
+        assert (status["phase"], status["readyReplicas"]) == ("Ready", 1)
+        assert conditions(again, "alpha")["SpecApplied"] == ("False", "Unschedulable")
+        later = observed(again, changed)
+    # Room comes: the new template gets its own workload there, and the old one serves until it does.
+    room = step([*full, l40s("l40s-1")], later, owned, pods, NOW + 240)
+    ((new_name, after),) = workloads(room, "alpha").items()
+    assert new_name != old_name and room.deletions == ()
+    assert "--max-num-seqs" in template(after)["spec"]["containers"][0]["args"]
+    assert room.statuses[("team-a", "alpha")]["shapeChange"] == {"replacing": [old_name]}
+    assert "SpecApplied" not in conditions(room, "alpha")
+
+
+def test_template_changes_go_a_few_endpoints_at_a_time_the_others_serve_as_they_are(mirrored: Registry) -> None:
+    names = ["alpha", "beta", "gamma"]
+    eps = [endpoint(n) for n in names]
+    nodes = [l40s(f"l40s-{i}") for i in range(6)]
+    first = step(nodes[:3], eps, [], [], NOW)
+    owned, pods = applied(first)
+    at_once = Settings(**{**SETTINGS.__dict__, "template_rollout": TemplateRolloutSettings(max_endpoints=1)})
+    second = step(nodes, observed(first, eps), owned, pods, NOW + 60, mirrored, at_once)
+    renamed = {n for n in names if set(workloads(second, n)) != set(workloads(first, n))}
+    assert renamed == {"alpha"} and second.deletions == ()
+    # The others are written with the templates they run (no pod restarts), and say why.
+    by_name = {o["metadata"]["name"]: o for o in owned}
+    for n in ("beta", "gamma"):
+        ((name, obj),) = workloads(second, n).items()
+        assert template(obj) == template(by_name[name])
+        assert obj["metadata"]["annotations"][TEMPLATE] == by_name[name]["metadata"]["annotations"][TEMPLATE]
+        said = conditions(second, n)
+        assert said["SpecApplied"] == ("False", "TemplateChangeQueued")
+        assert f"team-a/{n}" not in second.kept  # not held: its replicas follow demand meanwhile
+    # While alpha's change is under way, the others still wait.
+    new_owned, new_pods = applied(second, ready=False)
+    (alpha_new,) = workloads(second, "alpha")
+    owned = [*owned, *(o for o in new_owned if o["metadata"]["name"] == alpha_new)]
+    pods = [*pods, *(p for p in new_pods if p["metadata"]["name"].startswith(alpha_new))]
+    third = step(nodes, observed(second, eps), owned, pods, NOW + 120, mirrored, at_once)
+    assert {n for n in names if conditions(third, n).get("SpecApplied")} == {"beta", "gamma"}
+    assert set(workloads(third, "alpha")) == {alpha_new}
+    # Once alpha's old workload is gone, beta's turn comes.
+    done = [o for o in owned if o["metadata"]["name"] not in workloads(first, "alpha")]
+    for o in done:
+        if o["metadata"]["name"] == alpha_new:
+            o["status"] = {"readyReplicas": 1}
+    for p in pods:
+        p["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    pods = [p for p in pods if not p["metadata"]["name"].startswith(tuple(workloads(first, "alpha")))]
+    fourth = step(nodes, observed(third, eps), done, pods, NOW + 180, mirrored, at_once)
+    assert set(workloads(fourth, "beta")) != set(workloads(first, "beta"))
+    assert set(workloads(fourth, "gamma")) == set(workloads(first, "gamma"))
+    assert conditions(fourth, "gamma")["SpecApplied"] == ("False", "TemplateChangeQueued")
+
+
+def test_a_template_loop_after_loop_is_no_change() -> None:
+    eps, first, owned, pods = serving("alpha")
+    again = step([l40s("l40s-0"), l40s("l40s-1")], eps, owned, pods, NOW + 60)
+    assert workloads(again, "alpha") == workloads(first, "alpha")
+    assert "SpecApplied" not in conditions(again)
+
+
+def test_an_endpoint_held_for_room_goes_after_the_others() -> None:
+    held = {"conditions": [{"type": "SpecApplied", "status": "False", "reason": "Unschedulable"}]}
+    statuses = {"ns/a": held, "ns/b": {}, "ns/c": {}}
+    assert paced(["ns/a", "ns/b", "ns/c"], statuses, 0, 2) == (frozenset({"ns/b", "ns/c"}), frozenset({"ns/a"}))
+    assert paced(["ns/a", "ns/b", "ns/c"], statuses, 1, 2) == (frozenset({"ns/b"}), frozenset({"ns/a", "ns/c"}))
+    assert paced(["ns/a", "ns/b"], statuses, 3, 2) == (frozenset(), frozenset({"ns/a", "ns/b"}))
+
+
+@pytest.mark.parametrize(("given", "allowed"), [(None, 1), ("10%", 1), (3, 3), ("3", 3), ("50%", 2), (0, 0)])
+def test_the_pace_is_a_number_or_a_share_of_the_endpoints(given: Any, allowed: int) -> None:
+    raw = {} if given is None else {"templateRollout": {"maxEndpoints": given}}
+    settings, _ = parse_config(copy.deepcopy(raw))
+    assert settings.template_rollout.endpoints_allowed(3) == allowed
+
+
+@pytest.mark.parametrize("given", ["150%", "many", -1, True])
+def test_a_pace_that_is_no_number_nor_share_is_refused(given: Any) -> None:
+    with pytest.raises(InputError, match="templateRollout"):
+        parse_config({"templateRollout": {"maxEndpoints": given}})
