@@ -232,22 +232,44 @@ def drifted(
     for ep in endpoints:
         if not (kept := placements.get(ep.key)):
             continue
-        try:
-            plan = Plan(placements=tuple(renumbered(kept)))
-            rendered = manifests(plan, registry, catalog, [ep.request(len(kept))], validated=False)
-        except ManifestError:
-            continue
-        ours = _this_incarnation(ep, mine.get(ep.key, ()), observed)
-        for shape, obj in _by_shape(rendered):
-            recorded = {
-                _recorded_template(observed.get(w.identity))
-                for w in ours
-                if w.shape is not None and replace(w.shape, planned=()) == shape
-            }
-            if recorded and not recorded & {None, template_hash(obj)}:
+        recorded: dict[Shape, set[str | None]] = {}
+        for w in _this_incarnation(ep, mine.get(ep.key, ()), observed):
+            if w.shape is not None:
+                hashes = recorded.setdefault(replace(w.shape, planned=()), set())
+                hashes.add(_recorded_template(observed.get(w.identity)))
+        request = ep.request(1)
+        for placement in kept:
+            rendered = _rendered(request, placement, registry, catalog)
+            theirs = recorded.get(rendered[0]) if rendered is not None else None
+            if theirs and rendered is not None and not theirs & {None, rendered[1]}:
                 found.append(ep.key)
                 break
     return found
+
+
+_RENDERED: dict[tuple[Request, Placement], tuple[Registry, Catalog, Shape, str]] = {}
+"""`_rendered`'s answers by request and placement, with the registry and catalogue they were rendered from;
+cleared past `_RENDERED_HELD` (every replica of a fleet of 2,000 GPU nodes, at about 1 kB each)."""
+_RENDERED_HELD = 16_384
+
+
+def _rendered(request: Request, placement: Placement, registry: Registry, catalog: Catalog) -> tuple[Shape, str] | None:
+    """The shape (without its planned GPUs) and the `template_hash` EGS renders a replica of `placement` in for
+    `request`; None where it cannot be rendered. Remembered: a loop asks it of every incumbent, and loop after loop
+    the same, with the registry and catalogue read, the same objects (`is`) until they are read again."""
+    key = (request, placement)
+    hit = _RENDERED.get(key)
+    if hit is not None and hit[0] is registry and hit[1] is catalog:
+        return hit[2], hit[3]
+    try:
+        rendered = manifests(Plan(placements=(placement,)), registry, catalog, [request], validated=False)
+    except ManifestError:
+        return None
+    ((shape, obj),) = _by_shape(rendered)
+    if len(_RENDERED) >= _RENDERED_HELD:
+        _RENDERED.clear()
+    _RENDERED[key] = (registry, catalog, shape, template_hash(obj))
+    return shape, _RENDERED[key][3]
 
 
 def paced(
