@@ -10,6 +10,7 @@ room, on the loop after.
 from __future__ import annotations
 
 import copy
+import random
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ import yaml
 from autoscaler.config import parse_config
 from autoscaler.decide import Decision, Observation, Settings, TemplateRolloutSettings, decide
 from autoscaler.decide.workloads import TEMPLATE, paced
+from benchmarks.churnkit.scenario import FLEETS, endpoint_bodies, fleet
+from benchmarks.churnkit.scenario import Shape as ScenarioShape
+from benchmarks.reconcile import serving as serving_obs
 from common.errors import InputError
 from scheduler.registry import Registry
 from tests.conftest import REPO
@@ -205,3 +209,28 @@ def test_the_pace_is_a_number_or_a_share_of_the_endpoints(given: Any, allowed: i
 def test_a_pace_that_is_no_number_nor_share_is_refused(given: Any) -> None:
     with pytest.raises(InputError, match="templateRollout"):
         parse_config({"templateRollout": {"maxEndpoints": given}})
+
+
+@pytest.mark.parametrize("kind", sorted(FLEETS))
+def test_no_fleet_kind_reads_the_templates_it_wrote_as_changed(kind: str) -> None:
+    # Every sharing (MIG, AMD partitions, time-slicing, HAMi, KAI, tensor-parallel over PCIe): the template an
+    # incumbent renders in is the one its workload was written with, or each loop would renew it again.
+    rng = random.Random(7)
+    settings = Settings(sharing=dict(FLEETS[kind].sharing))
+    eps = [
+        {
+            "apiVersion": "egs.dev/v1alpha1",
+            "kind": "InferenceEndpoint",
+            "metadata": {"name": body["name"], "namespace": ns, "uid": f"uid-{ns}-{body['name']}", "generation": 1},
+            "spec": {k: v for k, v in body.items() if k != "name"},
+        }
+        for ns, body in endpoint_bodies(24, rng, "ep", ("a", "b"))
+    ]
+    obs = Observation(fleet(CATALOG, rng, 24, ScenarioShape(fleet=kind)), eps, (), None)
+    first = decide(obs, settings, REGISTRY, CATALOG, NOW)
+    again = decide(serving_obs(first, obs), settings, REGISTRY, CATALOG, NOW + 60)
+    assert sum(d.placed for d in again.endpoints) > 0
+    assert [d.key for d in again.endpoints if d.shape_change] == []
+    assert [d.key for d in again.endpoints if d.not_applied and d.not_applied[0] == "TemplateChangeQueued"] == []
+    written = {o["metadata"]["name"] for o in first.objects if o["kind"] in ("Deployment", "LeaderWorkerSet")}
+    assert {o["metadata"]["name"] for o in again.objects if o["kind"] in ("Deployment", "LeaderWorkerSet")} <= written
