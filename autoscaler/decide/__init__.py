@@ -411,7 +411,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             holds.append(Hold(ep.key, decision.held, decision.held))
             kept.append(ep.key)
         elif ep.key in queued:
-            decision = replace(decision, not_applied=(TEMPLATE_QUEUED, queued_note(len(changes), allowed)))
+            decision = replace(decision, not_applied=(TEMPLATE_QUEUED, queued_note(allowed)))
         answer = ACCEPTED if decision.waiting else CREATED
         # Once nothing waits, a promise still pending is estimated from its bound pods' load (`keep`).
         eta = decision.eta if decision.waiting or ep.key not in promises else loaded.get(ep.key)

@@ -322,10 +322,11 @@ CANNOT_RENDER = "CannotRender"
 TEMPLATE_QUEUED = "TemplateChangeQueued"
 
 
-def queued_note(changing: int, allowed: int) -> str:
-    """`SpecApplied`'s message while an endpoint's new pod template waits its turn (`TEMPLATE_QUEUED`)."""
+def queued_note(allowed: int) -> str:
+    """`SpecApplied`'s message while an endpoint's new pod template waits its turn (`TEMPLATE_QUEUED`): the same
+    from loop to loop (how many change now would rewrite every waiting endpoint's status as it moves)."""
     return (
-        f"its new pod template waits its turn: {changing} endpoints change theirs, at most {allowed} at once "
+        f"its new pod template waits its turn: at most {allowed} endpoints change theirs at once "
         "(templateRollout.maxEndpoints); its workload serves as it is meanwhile"
     )
 

@@ -91,7 +91,7 @@ def workload_objects(
             preferring(obj, befores[identity(obj)])
             obj["metadata"]["annotations"] |= taken_annotation(taken)
             if queued and (before := befores[identity(obj)]) is not None:
-                kept_templates(obj, before)
+                _kept_templates(obj, before)
     predecessors = {
         obj["metadata"]["name"]: was
         for shape, obj in _by_shape(rendered)
@@ -266,10 +266,11 @@ def _rendered(request: Request, placement: Placement, registry: Registry, catalo
     except ManifestError:
         return None
     ((shape, obj),) = _by_shape(rendered)
+    digest = template_hash(obj)
     if len(_RENDERED) >= _RENDERED_HELD:
         _RENDERED.clear()
-    _RENDERED[key] = (registry, catalog, shape, template_hash(obj))
-    return shape, _RENDERED[key][3]
+    _RENDERED[key] = (registry, catalog, shape, digest)  # the API's threads share it: one store, never read back
+    return shape, digest
 
 
 def paced(
@@ -290,7 +291,7 @@ def paced(
     return frozenset(order[:room]), frozenset(order[room:])
 
 
-def kept_templates(obj: dict[str, Any], observed: Mapping[str, Any]) -> None:
+def _kept_templates(obj: dict[str, Any], observed: Mapping[str, Any]) -> None:
     """The workload with the pod templates (and their `TEMPLATE`) of the one `observed` under its name, where
     they differ from what was rendered: its new template waits its turn (`paced`) and its pods stay as they run.
     The server's copy holds its defaults too, which EGS then applies alike (no write while nothing else
