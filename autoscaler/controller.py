@@ -51,7 +51,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from typing import Any, Protocol
@@ -397,7 +397,7 @@ class Controller:
         self.gpu_indexes: Mapping[str, Mapping[str, int]] = {}
         """NVML's index of each GPU UUID per node, as last read: hardware, so a node's is kept through a read
         that failed or lacks it (numbered by EGS meanwhile, KAI's shares could move GPUs between loops)."""
-        self.moves_begun: dict[str, Move] = {}
+        self.moves_begun: tuple[tuple[str, Move], ...] = ()
         """The consolidation moves this leader began that it still counts (`Observation.moves_begun`)."""
         self.said: frozenset[str] = frozenset()
         """The last decision's notices (a node skipped, an annotation that cannot be read): each is
@@ -828,9 +828,16 @@ def _within(intended: Any, observed: Any) -> bool:
     return bool(intended == observed)
 
 
-def begun_moves(remembered: Mapping[str, Move], decision: Decision, interval_s: float, now: float) -> dict[str, Move]:
-    """The consolidation moves to keep counting against the budget: those the decision records, and those
+def begun_moves(
+    remembered: Sequence[tuple[str, Move]], decision: Decision, interval_s: float, now: float
+) -> tuple[tuple[str, Move], ...]:
+    """The consolidation moves to keep counting against the budget, each with its endpoint's key: every one
     remembered from earlier loops within the interval (their endpoints may be gone, and their records with
-    them)."""
-    kept = {key: move for key, move in remembered.items() if now - move.at < interval_s}
-    return kept | {d.key: d.move for d in decision.endpoints if d.move is not None}
+    them; an endpoint's first move is not its last one's), and those the decision records that are not among
+    them (begun this loop, or by an earlier leader), told apart by endpoint and second, as a status records
+    them."""
+    kept = tuple((key, move) for key, move in remembered if now - move.at < interval_s)
+    seen = {(key, int(move.at)) for key, move in kept}
+    return kept + tuple(
+        (d.key, d.move) for d in decision.endpoints if d.move is not None and (d.key, int(d.move.at)) not in seen
+    )

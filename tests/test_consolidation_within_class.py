@@ -274,21 +274,22 @@ def test_an_emptied_node_saves_its_price_once() -> None:
     assert alpha.move is not None and alpha.move.saving == round(8 * CATALOG.get("H100-80GB").price_per_hour, 4)
 
 
-def three_lone_endpoints() -> tuple[list[dict[str, Any]], list[Any], list[Any], list[Any]]:
-    """alpha, beta and gamma alone on a 2-GPU L40S node each (training jobs held the other GPUs as each came)."""
+def lone_endpoints(
+    names: tuple[str, ...] = ("alpha", "beta", "gamma"),
+) -> tuple[list[dict[str, Any]], list[Any], list[Any], list[Any]]:
+    """Each endpoint alone on a 2-GPU L40S node of its own, `l40s-0` on (training jobs held the other GPUs as
+    each came, and ended)."""
     eps: list[Any] = []
     owned: list[Any] = []
     pods: list[Any] = []
-    for n, name in enumerate(("alpha", "beta", "gamma")):
+    for n, name in enumerate(names):
         nodes = [l40s(f"l40s-{i}", 2) for i in range(n + 1)]
         jobs = [named_job(training(f"l40s-{i}", 1), i) for i in range(n)]
         eps = [*eps, endpoint(name)]
         placed = loop(nodes, eps, owned, [*pods, *jobs], settings=SETTINGS)
         owned, pods = applied(placed)
         eps = observed(placed, eps)
-    assert {p.request: p.node for p in placed.placed.placements} == {
-        "alpha": "l40s-0", "beta": "l40s-1", "gamma": "l40s-2"
-    }  # fmt: skip
+    assert {p.request: p.node for p in placed.placed.placements} == {name: f"l40s-{i}" for i, name in enumerate(names)}
     return nodes, eps, owned, pods
 
 
@@ -301,7 +302,7 @@ def test_no_move_lands_on_a_node_another_move_is_emptying() -> None:
     # Before, one loop with a budget of three moved one endpoint off its node and the next onto that node
     # (two moves, each counted the node's price, one node went); with a budget of one the second came an
     # interval later while the first's new pod was not ready yet.
-    nodes, eps, owned, pods = three_lone_endpoints()
+    nodes, eps, owned, pods = lone_endpoints()
     three = replace(ON, consolidation=ConsolidationSettings(enabled=True, max_nodes_per_interval=3))
     moved = loop(nodes, eps, owned, pods, at=LATER, settings=three)
     [who] = moves(moved)
@@ -364,14 +365,14 @@ def test_a_move_whose_endpoint_was_deleted_still_counts_against_the_budget() -> 
     (`Observation.moves_begun`), so one whose endpoint was deleted since keeps its place in the budget
     (churn seed 464: two moves 10 s apart with a budget of one, the first's endpoint deleted between)."""
     nodes, eps, owned, pods = two_half_empty_nodes()
-    gone = {"team-a/deleted-since": Move(NOW - 10, "team-a", (), nodes=("l40s-9",))}
+    gone = (("team-a/deleted-since", Move(NOW - 10, "team-a", (), nodes=("l40s-9",))),)
 
-    def with_begun(begun: dict[str, Move], at: float) -> Decision:
+    def with_begun(begun: tuple[tuple[str, Move], ...], at: float) -> Decision:
         obs = Observation(nodes, eps, owned, signals(age_s=NOW + 10 - at), pods=pods, moves_begun=begun)
         return decide(obs, ON, REGISTRY, CATALOG, at)
 
     assert moves(with_begun(gone, NOW)) == []
-    assert len(moves(with_begun({}, NOW))) == 1
+    assert len(moves(with_begun((), NOW))) == 1
     assert len(moves(with_begun(gone, LATER))) == 1  # out of the interval: the budget is back
 
 
@@ -381,8 +382,8 @@ def test_the_controller_remembers_the_moves_it_began_within_the_interval() -> No
     [key] = [d.key for d in moved.endpoints if d.move is not None]
     recent = Move(NOW - 10, "team-a", (), nodes=("l40s-9",))
     long_ago = Move(LATER - 3 * ON.consolidation.interval_s, "team-a", ())
-    kept = begun_moves({"team-a/deleted-since": recent, "team-a/long-ago": long_ago},
-                       moved, ON.consolidation.interval_s, NOW)  # fmt: skip
+    kept = dict(begun_moves((("team-a/deleted-since", recent), ("team-a/long-ago", long_ago)),
+                            moved, ON.consolidation.interval_s, NOW))  # fmt: skip
     assert kept.keys() == {"team-a/deleted-since", key} and kept["team-a/deleted-since"] == recent
     assert key.endswith(who)
     assert (kept[key].at, kept[key].nodes) == (NOW, ({"alpha": "l40s-0", "beta": "l40s-1"}[who],))
@@ -391,7 +392,7 @@ def test_the_controller_remembers_the_moves_it_began_within_the_interval() -> No
 def test_a_move_recorded_without_its_nodes_spends_one_node() -> None:
     # A status written before the budget counted nodes: the move still spends the budget, as one node.
     nodes, eps, owned, pods = two_half_empty_nodes()
-    unrecorded = {"team-a/earlier": Move(NOW - 10, "team-a", ())}
+    unrecorded = (("team-a/earlier", Move(NOW - 10, "team-a", ())),)
     assert disrupted_nodes(unrecorded, NOW - 600) == {"team-a/earlier (nodes not recorded)"}
     obs = Observation(nodes, eps, owned, signals(), pods=pods, moves_begun=unrecorded)
     assert moves(decide(obs, ON, REGISTRY, CATALOG, NOW)) == []

@@ -9,7 +9,10 @@ GPU nodes): a node is disrupted when a move takes a replica off it, once however
 node of two endpoints spends one, and moving an endpoint of replicas on three nodes spends three.
 
 - only endpoints that serve fully (every replica ready, at least their minimum), keep no promise, are not
-  growing this loop and are not already moving;
+  growing this loop, are not already moving and have not moved within the budget's interval: its status
+  records one move, so a second within the interval would overwrite the first there, and a new leader, which
+  counts the budget from the statuses, would count the first one's nodes no more (churn seed 2400: team-b/ep-13
+  moved twice 7.6 s apart, and the next loop's moves spent a fifth node of four);
 - *a cheaper shape*: the endpoint's replicas placed afresh, beside everything that runs now, cost at least
   `minSavingFraction` less per hour (another variant or class, or within its class a smaller split: an AMD
   partition, a MIG instance or a share of a GPU instead of a whole one);
@@ -31,7 +34,8 @@ node of two endpoints spends one, and moving an endpoint of replicas on three no
   has fewer ready replicas than before;
 - the move is recorded on the endpoint's status (`status.consolidation`: when, and the workloads it
   replaces, and the nodes it takes replicas off), so that a restart neither forgets it nor counts the old
-  replicas as incumbents again, and the budget per interval is counted from the statuses, not from memory.
+  replicas as incumbents again, and a new leader counts the budget per interval from the statuses (the leader
+  with every move it began besides: an endpoint deleted since took its status with it).
 
 EGS neither cordons nor taints the node it empties: it owns no Node (other teams' pods may share it, and
 the node autoscaler, not EGS, decides what goes), and a node of pods it does not own is never emptied.
@@ -98,7 +102,7 @@ def consolidate(
     now: float,
     unbound: Sequence[Allocation] = (),
     leaving: Collection[str] = (),
-    begun: Mapping[str, Move] | None = None,
+    begun: Iterable[tuple[str, Move]] = (),
 ) -> Consolidation:
     """The moves to begin this loop, within what the budget leaves.
 
@@ -109,13 +113,15 @@ def consolidate(
     (`place_requests`), as the moves chosen before it; `leaving`: the nodes the replicas of moves and shape
     changes under way still hold (`leaving_nodes`), which no move lands on, nor do those the moves chosen here
     take replicas off: the node a move empties would be occupied again, and its saving counted twice; `begun`: the
-    moves this controller began that it remembers (`Observation.moves_begun`), counted with the statuses' by key:
-    the nodes they took replicas off within the interval spend the budget (`maxNodesPerInterval` of the
-    inventory's nodes)."""
+    moves this controller began that it remembers (`Observation.moves_begun`, every one: an endpoint's may be
+    several, its deleted incarnation's among them), counted with the statuses': the nodes they all took replicas
+    off within the interval spend the budget (`maxNodesPerInterval` of the inventory's nodes)."""
     cfg = settings.consolidation
     if not cfg.enabled:
         return Consolidation()
-    disrupted = disrupted_nodes({**(begun or {}), **recorded}, now - cfg.interval_s)
+    since = now - cfg.interval_s
+    disrupted = disrupted_nodes([*begun, *recorded.items()], since)
+    lately = {key for key, move in recorded.items() if move.at > since}  # moved once this interval
     allowed = cfg.nodes_allowed(len(inventory))
     moves: dict[str, Move] = {}
     placed: dict[str, tuple[Placement, ...]] = {}
@@ -125,7 +131,10 @@ def consolidate(
         movable = {
             ep.key: ep
             for ep in endpoints
-            if ep.key not in moves and ep.key not in busy and _movable(ep, staying, workloads, recorded)
+            if ep.key not in moves
+            and ep.key not in busy
+            and ep.key not in lately
+            and _movable(ep, staying, workloads, recorded)
         }
         candidates = cheaper(movable, staying, inventory, registry, catalog, settings, unbound, leaving)
         candidates += emptying(movable, staying, inventory, registry, catalog, settings, unbound, leaving)
@@ -167,12 +176,11 @@ def blocked_note(blocked: Blocked, cfg: ConsolidationSettings) -> str:
     )
 
 
-def disrupted_nodes(moves: Mapping[str, Move], since: float) -> frozenset[str]:
-    """The nodes the moves begun after `since` took replicas off: what they spent of the budget. A move whose
-    record names none (written before the budget counted nodes) counts as one node of its own."""
-    return frozenset(
-        node for key, m in moves.items() if m.at > since for node in (m.nodes or (f"{key} (nodes not recorded)",))
-    )
+def disrupted_nodes(moves: Iterable[tuple[str, Move]], since: float) -> frozenset[str]:
+    """The nodes the moves (each with its endpoint's key) begun after `since` took replicas off: what they spent
+    of the budget, however many of them one endpoint made. A move whose record names none (written before the
+    budget counted nodes) counts as one node of its own."""
+    return frozenset(node for key, m in moves if m.at > since for node in (m.nodes or (f"{key} (nodes not recorded)",)))
 
 
 def _nodes(placements: Iterable[Placement]) -> frozenset[str]:

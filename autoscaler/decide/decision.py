@@ -48,11 +48,11 @@ class Observation:
     exporter label their series (`autoscaler.adapters.prometheus`): what a KAI reservation's UUID is
     read against (`autoscaler.pods.with_devices`): the last read that answered, kept per node through
     a failed one; empty until Prometheus first answers."""
-    moves_begun: Mapping[str, Move] = field(default_factory=dict)
-    """The consolidation moves this controller began that it still counts (by endpoint key: when, and the
-    nodes they took replicas off): a move's record lives on its endpoint's status, so one whose endpoint
-    was deleted since would free the budget early (churn seed 464: two moves 10 s apart, the first's
-    endpoint deleted between them). A new leader starts with none, the statuses alone."""
+    moves_begun: Sequence[tuple[str, Move]] = ()
+    """The consolidation moves this controller began that it still counts, each with its endpoint's key (when,
+    and the nodes they took replicas off), every one of an endpoint's: a move's record lives on its endpoint's
+    status, so one whose endpoint was deleted since would free the budget early (churn seed 464: two moves 10 s
+    apart, the first's endpoint deleted between them). A new leader starts with none, the statuses alone."""
 
 
 @dataclass(frozen=True)
