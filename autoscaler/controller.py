@@ -80,6 +80,7 @@ from autoscaler.decide import (
     status_of,
     warm,
 )
+from autoscaler.decide.consolidation import Blocked
 from autoscaler.decide.state import WORKLOAD_KINDS, Move
 from autoscaler.decide.workloads import by_identity, owning_endpoint
 from autoscaler.decide.workloads import identity as object_identity
@@ -399,6 +400,8 @@ class Controller:
         that failed or lacks it (numbered by EGS meanwhile, KAI's shares could move GPUs between loops)."""
         self.moves_begun: tuple[tuple[str, Move], ...] = ()
         """The consolidation moves this leader began that it still counts (`Observation.moves_begun`)."""
+        self.blocked: tuple[Blocked, ...] = ()
+        """The consolidation move the last decision found larger than the whole budget (`Observation.blocked`)."""
         self.said: frozenset[str] = frozenset()
         """The last decision's notices (a node skipped, an annotation that cannot be read): each is
         logged once, when it starts, and again in a new term."""
@@ -536,6 +539,7 @@ class Controller:
             to_write = _to_write(decision, obs, manager)
         self.elector.note(GPU_INDEXES_NOTE, carried(self.gpu_indexes, decision.inventory))
         self.moves_begun = begun_moves(self.moves_begun, decision, self.settings.consolidation.interval_s, now)
+        self.blocked = decision.blocked
         self.holding = report_holds(decision, self.holding, log)
         self.said = report(decision, self.said, log)
         if set(decision.split_evenly) != self.split_evenly:
@@ -572,7 +576,7 @@ class Controller:
         obs = Observation(
             nodes, endpoints, owned, signals=read.signals if read else None, history=read.history if read else {},
             pods=pods, pod_signals=read.pods if read else {}, orders=self.orders, gpu_indexes=self.gpu_indexes,
-            loop_period_s=self.loop_period_s(), moves_begun=self.moves_begun,
+            loop_period_s=self.loop_period_s(), moves_begun=self.moves_begun, blocked=self.blocked,
         )  # fmt: skip
         return obs, read
 

@@ -17,7 +17,6 @@ import pytest
 from autoscaler.controller import begun_moves
 from autoscaler.decide import ConsolidationSettings, Decision, Observation, decide
 from autoscaler.decide.state import Move
-from autoscaler.kubetime import rfc3339
 from tests.test_consolidation_within_class import ON, lone_endpoints
 from tests.test_decide import CATALOG, NOW, REGISTRY, signals
 from tests.test_reconcile_state import applied, observed
@@ -74,7 +73,8 @@ def test_the_controller_remembers_every_move_of_one_endpoint_within_the_interval
     kept = begun_moves(((key, first),), decision, ON.consolidation.interval_s, NOW)
     assert kept == ((key, first), (key, now_moved))
     # Read back from its status the next loop (`at` to the second), it is the move remembered, not another.
-    recorded = replace(now_moved, at=float(int(NOW)), saving=0.0)
-    again = replace(decision, endpoints=tuple(replace(d, move=recorded) if d.key == key else d for d in decision.endpoints))
+    recorded = replace(now_moved, at=float(int(NOW)), saving=0.0)  # as `move_of` reads it
+    again = replace(
+        decision, endpoints=tuple(replace(d, move=recorded) if d.key == key else d for d in decision.endpoints)
+    )
     assert begun_moves(kept, again, ON.consolidation.interval_s, NOW + 10) == kept
-    assert rfc3339(recorded.at) == rfc3339(now_moved.at)

@@ -320,7 +320,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     moved = consolidate(
         endpoints, staying, workloads, recorded, set(promises) | growing, held.inventory.allocated(taken_fresh),
         registry, catalog, settings, now, [*promised, *taken_fresh], leaving_nodes(obs.pods, replaced),
-        obs.moves_begun,
+        obs.moves_begun, obs.blocked,
     )  # fmt: skip
     moving = moved.moves
     blocked = {key: blocked_note(b, settings.consolidation) for b in moved.blocked for key in b.keys}
@@ -470,6 +470,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
         tuple(events),
         unreadable,
         guessed,
+        blocked=moved.blocked,
     )
 
 

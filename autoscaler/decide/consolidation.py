@@ -72,11 +72,15 @@ class Consolidation:
 
 @dataclass(frozen=True)
 class Blocked:
-    """A move larger than the whole budget: the endpoints it would move, the nodes it needs, the budget's nodes."""
+    """A move larger than the whole budget: the endpoints it would move, the nodes it needs, the budget's nodes;
+    and what it was found on, the GPU nodes (`fleet`) and the endpoints' replicas (`held`): while they stay, it
+    stays blocked, and a later loop reports it without searching for it again (`Observation.blocked`)."""
 
     keys: tuple[str, ...]
     nodes: int
     allowed: int
+    fleet: int = 0
+    held: tuple[tuple[Placement, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ def consolidate(
     unbound: Sequence[Allocation] = (),
     leaving: Collection[str] = (),
     begun: Iterable[tuple[str, Move]] = (),
+    was_blocked: Sequence[Blocked] = (),
 ) -> Consolidation:
     """The moves to begin this loop, within what the budget leaves.
 
@@ -115,7 +120,9 @@ def consolidate(
     take replicas off: the node a move empties would be occupied again, and its saving counted twice; `begun`: the
     moves this controller began that it remembers (`Observation.moves_begun`, every one: an endpoint's may be
     several, its deleted incarnation's among them), counted with the statuses': the nodes they all took replicas
-    off within the interval spend the budget (`maxNodesPerInterval` of the inventory's nodes)."""
+    off within the interval spend the budget (`maxNodesPerInterval` of the inventory's nodes); `was_blocked`: the
+    moves the last loop found larger than the whole budget (`Blocked`), reported again unsearched while they stay
+    so."""
     cfg = settings.consolidation
     if not cfg.enabled:
         return Consolidation()
@@ -141,11 +148,14 @@ def consolidate(
         within = [c for c in candidates if len(c.nodes | disrupted) <= allowed]
         chosen, searches = _best(within, cfg.min_saving_fraction, searches)
         if chosen is None:
-            # A move needing more nodes than an interval ever allows waits for no interval: say so.
-            larger = [c for c in candidates if len(c.nodes) > allowed]
+            # A move needing more nodes than an interval ever allows waits for no interval: say so, searched
+            # once while the fleet and its endpoints' replicas stay as they were.
+            blocked = tuple(b for b in was_blocked if _still_blocked(b, movable, staying, len(inventory)))[:1]
+            larger = [c for c in candidates if len(c.nodes) > allowed] if not blocked else []
             found, searches = _best(larger, cfg.min_saving_fraction, searches)
             if found is not None:
-                blocked = (Blocked(found[1].keys, len(found[0].nodes), allowed),)
+                held = tuple(tuple(staying[key]) for key in found[1].keys)
+                blocked = (Blocked(found[1].keys, len(found[0].nodes), allowed, len(inventory), held),)
             break
         candidate, best = chosen
         for key in best.keys:
@@ -181,6 +191,18 @@ def disrupted_nodes(moves: Iterable[tuple[str, Move]], since: float) -> frozense
     of the budget, however many of them one endpoint made. A move whose record names none (written before the
     budget counted nodes) counts as one node of its own."""
     return frozenset(node for key, m in moves if m.at > since for node in (m.nodes or (f"{key} (nodes not recorded)",)))
+
+
+def _still_blocked(
+    blocked: Blocked, movable: Mapping[str, Endpoint], staying: Mapping[str, Sequence[Placement]], fleet: int
+) -> bool:
+    """Whether a move found blocked still is, as found: its endpoints may move, on the replicas they held then,
+    in a fleet of as many GPU nodes (the budget's base)."""
+    return (
+        blocked.fleet == fleet
+        and all(key in movable for key in blocked.keys)
+        and blocked.held == tuple(tuple(staying[key]) for key in blocked.keys)
+    )
 
 
 def _nodes(placements: Iterable[Placement]) -> frozenset[str]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoscaler.decide.consolidation import CONSOLIDATION_BLOCKED
+from autoscaler.decide.consolidation import CONSOLIDATION_BLOCKED, Blocked
 from autoscaler.decide.state import Move, Promise, Recommendation
 from autoscaler.events import Event
 from autoscaler.forecast import Forecast
@@ -53,6 +53,9 @@ class Observation:
     and the nodes they took replicas off), every one of an endpoint's: a move's record lives on its endpoint's
     status, so one whose endpoint was deleted since would free the budget early (churn seed 464: two moves 10 s
     apart, the first's endpoint deleted between them). A new leader starts with none, the statuses alone."""
+    blocked: Sequence[Blocked] = ()
+    """The consolidation moves the last decision found larger than the whole budget (`Decision.blocked`):
+    reported again without a search while the fleet and their endpoints' replicas stay as they were."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,8 @@ class Decision:
     nodes_read: bool = True
     """False where the step refused the sharing configuration before reading a node or pod: its notices
     (none) say nothing of theirs."""
+    blocked: tuple[Blocked, ...] = ()
+    """The consolidation move found larger than the whole budget, if any: the next loop's `Observation.blocked`."""
 
     def notices(self) -> frozenset[str]:
         """What the caller tells its user about objects the decision could not use (`report`): the step
