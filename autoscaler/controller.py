@@ -82,6 +82,7 @@ from autoscaler.decide import (
 )
 from autoscaler.decide.consolidation import Blocked
 from autoscaler.decide.state import WORKLOAD_KINDS, Move
+from autoscaler.decide.status import CONSOLIDATING
 from autoscaler.decide.workloads import by_identity, owning_endpoint
 from autoscaler.decide.workloads import identity as object_identity
 from autoscaler.endpoint import API_VERSION, CRD_APPLY, CRD_NAME, KIND, stale_status_fields
@@ -152,9 +153,9 @@ class KeptHistory:
     history: Mapping[str, History]
 
 
-Write = tuple[str, ObjectRef, Callable[[], Any], Event | None]
-"""One write of a loop: what it is (for the log), whom an Event about it is on, the call, and the Event to
-record once it is made (a phase change)."""
+Write = tuple[str, ObjectRef, Callable[[], Any], tuple[Event, ...]]
+"""One write of a loop: what it is (for the log), whom an Event about it is on, the call, and the Events to
+record once it is made (a phase change, a consolidation move the status records)."""
 Failed = tuple[Write, TemporaryKubernetesError]
 """A write that failed for a while, and how."""
 
@@ -644,10 +645,13 @@ class Controller:
         manager = self.cluster.field_manager
         endpoints = {object_identity(o)[2:]: o for o in obs.endpoints}
         uids = {(r.namespace, r.name): r.uid for r in map(ref, obs.endpoints)}
-        outcome.events += decision.events  # what the decision says happened (a promise revised)
+        # What the decision says happened (a promise revised); a consolidation move once the status that records
+        # it is written: where that write fails, no move was made (a new leader decides it again).
+        moves = {(e.regarding.namespace, e.regarding.name): e for e in decision.events if e.reason == CONSOLIDATING}
+        outcome.events += [e for e in decision.events if e.reason != CONSOLIDATING]
         outcome.unchanged += len(decision.objects) - len(to_write)
         writes: list[Write] = [
-            (f"{obj['kind']} {_name(obj)}", _regarding(obj), partial(self.cluster.apply, obj), None) for obj in to_write
+            (f"{obj['kind']} {_name(obj)}", _regarding(obj), partial(self.cluster.apply, obj), ()) for obj in to_write
         ]
         decided = {(d.namespace, d.name): d for d in decision.endpoints}
         for (namespace, name), status in decision.statuses.items():
@@ -660,19 +664,20 @@ class Controller:
             if _within(status, before) and not _drops(_applied_status(endpoint, manager), status):
                 outcome.unchanged += 1
                 continue
-            changed = None
+            written = (moves[namespace, name],) if (namespace, name) in moves else ()
             if d is not None and before.get("phase") != d.phase:
                 note = f"{before.get('phase') or 'New'} -> {d.phase}: {d.message}"
                 warning = d.phase in ("Degraded", "Failed")
                 changed = event(regarding, "Warning" if warning else "Normal", d.reason or d.phase, "Reconcile", note)
+                written = (changed, *written)
             # Written to the endpoint read: one deleted and posted again since keeps the status it was answered.
             write = partial(self.cluster.apply_status, namespace, name, status, regarding.uid)
-            writes.append((f"status {namespace}/{name}", regarding, write, changed))
+            writes.append((f"status {namespace}/{name}", regarding, write, written))
         # After the applies: a replaced workload goes once its replacement serves (make-before-break).
         for api_version, kind, namespace, name in decision.deletions:
             what = f"delete {kind} {f'{namespace}/' if namespace else ''}{name}"
             gone = ObjectRef(api_version, kind, namespace, name)
-            writes.append((what, gone, partial(self.cluster.delete, api_version, kind, namespace or None, name), None))
+            writes.append((what, gone, partial(self.cluster.delete, api_version, kind, namespace or None, name), ()))
         failed = self._write(writes, outcome)
         delays = self.settings.write_retry_delays_s
         for delay in delays:
@@ -704,7 +709,7 @@ class Controller:
             try:
                 call()
                 outcome.writes += 1
-                outcome.events += [written] if written else []
+                outcome.events += written
             except NotFoundError:
                 log.info("%s: gone since it was read", what)
             except TemporaryKubernetesError as e:

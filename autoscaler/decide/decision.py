@@ -181,7 +181,8 @@ class Decision:
     """(apiVersion, kind, namespace, name) of owned objects no longer intended, to delete now: their
     replacement serves, or they serve nothing (`autoscaler.decide.workloads.orphans`)."""
     events: tuple[Event, ...] = ()
-    """Events to record (a promise revised), which the controller hands to its recorder."""
+    """Events to record (a promise revised), which the controller hands to its recorder (a consolidation move's
+    `Consolidating` once the status that records the move is written)."""
     unreadable: tuple[tuple[str, str], ...] = ()
     """(namespace/name, value) of pods whose device annotation cannot be read: their GPUs were inferred
     (`autoscaler.pods.Devices`)."""
