@@ -687,10 +687,13 @@ class KubeCluster:
         self.emulator._stamp(key, created=True, namespace=key[1])
 
     def patch(self, resource: str, namespace: str | None, name: str, changes: dict[str, Any]) -> None:
-        """Change a stored object as a workload controller, the kubelet or a user would (e.g. its status)."""
+        """Change a stored object as a workload controller, the kubelet or a user would (e.g. its status). An
+        object deleted since the writer read it is left gone: a real writer's update gets 404 and is dropped."""
         key = (kmock.resource(resource), namespace, name)
 
         def change() -> None:
+            if key not in self.emulator.objects or self.emulator.objects[key].deleted:
+                return
             before = self.emulator.objects[key].raw
             self.emulator.objects[key].patch(changes)
             after = self.emulator.objects[key].raw
