@@ -217,8 +217,14 @@ def _seed(text: str) -> int:
 
 def _print_table(report: dict[str, object]) -> None:
     for key, value in report.items():
-        shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value) if isinstance(value, dict) else value
-        print(f"{key:24} {shown}")
+        print(f"{key:24} {_shown(value)}")
+
+
+def _shown(value: object) -> object:
+    """Four significant digits, but dollars and hours from 10,000 up in full (not 9.772e+04)."""
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+    return json.dumps(value) if isinstance(value, dict) else value
 
 
 class ProgressBar:

@@ -15,6 +15,7 @@ import yaml
 from autoscaler.adapters.files import read_trace
 from autoscaler.adapters.plots import PLOTS
 from egs.cli import main
+from egs.simulate_cli import _print_table
 from tests.conftest import shared_data
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,6 +100,17 @@ def test_convert_refuses_a_request_time_that_is_not_a_date(tmp_path: Path, capsy
     assert main(["trace", "convert", "--alibaba-genai", str(bad), "--model", "m", "-o", str(tmp_path / "o.csv")]) == 2
     assert "genai.csv: row 3: gmt_create 'yesterday' is not a date and time" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_the_table_shows_large_costs_in_full_and_small_figures_to_four_digits(capsys):
+    _print_table({"cost_usd": 97715.332, "node_hours": 993.85, "eta_kept_frac": 0.951234, "eta_promised": 3})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines] == [
+        ["cost_usd", "97,715"],
+        ["node_hours", "993.9"],
+        ["eta_kept_frac", "0.9512"],
+        ["eta_promised", "3"],
+    ]
 
 
 @pytest.mark.parametrize("policy", ["egs", "reactive", "static:3", "static:auto", "seasonal-naive", "oracle"])
