@@ -221,9 +221,8 @@ class _Pristine:
             kind, order = kinds[seed.identity], len(nodes)
             nodes.append(NodeState(n, seed.gpus, seed.mig, order, kind))
             first.setdefault(kind, order)
-            by_state = groups.setdefault(kind, {})
-            if seed.signature is not None:  # filed as `_file` files it: nodes come in order
-                by_state.setdefault(seed.signature, []).append(order)
+            _file(groups, kind, order, seed.signature)
+            if seed.signature is not None:
                 signatures.setdefault(seed.signature)
             if n.model.name not in per_domain or per_domain[n.model.name][1] < seed.per_domain:
                 per_domain[n.model.name] = (n.model, seed.per_domain)
@@ -241,7 +240,7 @@ class _Seed:
     identity: tuple[object, ...]
     """Its class, sharing, time-slicing replicas, blocking taints and RDMA: nodes of one are of one kind."""
     signature: tuple[object, ...] | None
-    """`NodeState.signature`, None where it has no room."""
+    """What it is filed by (`_filed_as`): `NodeState.signature`, None where it has no room."""
     per_domain: int
     """The most GPUs it has in one tensor-parallel domain (1 for a node of instances alone)."""
 
@@ -262,7 +261,7 @@ def _seed(n: NodeGpus, memo: dict[int, tuple[NodeGpus, object]]) -> _Seed:
         gpus,
         mig,
         (n.model.name, n.sharing, n.timeslice_replicas, blocking, n.rdma),
-        state.signature() if state.has_room() else None,
+        _filed_as(state),
         max(domains.values(), default=1 if mig else 0),
     )
     memo[id(n)] = (n, seed)
@@ -419,22 +418,28 @@ class FleetState:
 
     def _insert(self, node: NodeState) -> None:
         self._states.pop(node.kind, None)
-        if (signature := _file(self._groups, node)) is not None:
+        signature = _filed_as(node)
+        _file(self._groups, node.kind, node.order, signature)
+        if signature is not None:
             self._ids.setdefault(signature, len(self._ids))
 
     def plan(self) -> Plan:
         return Plan(tuple(self.placements), tuple(self.unplaced), dict(self.occupied))
 
 
-def _file(groups: dict[str, dict[tuple[object, ...], list[int]]], node: NodeState) -> tuple[object, ...] | None:
-    """File `node` in its kind's groups by the state it is in, in node order, where it has room; its signature
-    then (None where it has none): the one rule a fleet's first groups and every change after them keep."""
-    by_state = groups.setdefault(node.kind, {})
-    if not node.has_room():
-        return None
-    signature = node.signature()
-    bisect.insort(by_state.setdefault(signature, []), node.order)
-    return signature
+def _filed_as(node: NodeState) -> tuple[object, ...] | None:
+    """The signature `node` is filed by in its kind's groups: None where it has no room (it is in none)."""
+    return node.signature() if node.has_room() else None
+
+
+def _file(
+    groups: dict[str, dict[tuple[object, ...], list[int]]], kind: str, order: int, signature: tuple[object, ...] | None
+) -> None:
+    """File the node at `order` in its kind's groups by its signature (`_filed_as`), in node order: the one rule a
+    fleet's first groups and every change after them keep."""
+    by_state = groups.setdefault(kind, {})
+    if signature is not None:
+        bisect.insort(by_state.setdefault(signature, []), order)
 
 
 def time_sliced(node: NodeState) -> bool:
