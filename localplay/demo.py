@@ -354,7 +354,8 @@ class _Demo:
             eta = f" ETA {answer.eta_s:.0f} s" if answer.eta_s is not None else ""
             lines.append(f"  placed  {answer.endpoint} ({answer.model}): {answer.status}{eta}, {ready}/{wanted} ready")
         top = sorted(s.vram_max.items(), key=lambda kv: -kv[1])[:3]
-        lines.append("  VRAM    highest: " + ", ".join(f"{node} {ratio:.0%}" for node, ratio in top))
+        highest = ", ".join(f"{node} {ratio:.0%}" for node, ratio in top) or "no reading yet"
+        lines.append("  VRAM    highest: " + highest)
         lines.append("  alerts  " + (", ".join(s.firing) if s.firing else "none firing"))
         return "\n".join(lines)
 

@@ -11,12 +11,14 @@ tests/test_demo.py's.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from matplotlib.lines import Line2D
 
+from localplay.demo import _Demo
 from localplay.demo_report import ETA_HEADING, Answer, Run, Sample, figures, promises, write_report
 
 
@@ -123,3 +125,11 @@ def test_an_alert_that_resolves_and_fires_again_is_two_rows_not_one_long_spell(t
     table = write_report(record, tmp_path / "report.html", "t").read_text()
     assert "<td>22:00-23:00 (0-10 s)</td>" in table and "<td>01:00-02:00 (30-40 s)</td>" in table
     assert "(0-40 s)" not in table  # the quiet hours between the spells are not shown as firing
+
+
+def test_the_terminal_summary_says_when_no_vram_reading_has_come_yet() -> None:
+    """The first summaries come before Prometheus has scraped a GPU: they say so, not an empty list."""
+    demo = object.__new__(_Demo)
+    demo.requested = {}
+    assert "VRAM    highest: no reading yet" in demo._summary(replace(sample(0, 22), vram_max={}))
+    assert "VRAM    highest: gpu-h100-0 80%" in demo._summary(sample(0, 22))
