@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,12 @@ from benchmarks.churnkit.scenario import FLEETS, endpoint_bodies, fleet
 from benchmarks.churnkit.scenario import Shape as ScenarioShape
 from benchmarks.reconcile import serving as serving_obs
 from common.errors import InputError
+from localplay.kube_standin import KubeCluster
 from scheduler.registry import Registry
 from tests.conftest import REPO
-from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint
+from tests.test_controller import ENDPOINTS, FixedSignals, controller
+from tests.test_controller import SETTINGS as CONTROLLER_SETTINGS
+from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint, h100
 from tests.test_reconcile_state import applied, l40s, observed, workloads
 from tests.test_shape_change import conditions
 from tests.test_template_change import TRADED, respecified
@@ -234,3 +238,39 @@ def test_no_fleet_kind_reads_the_templates_it_wrote_as_changed(kind: str) -> Non
     assert [d.key for d in again.endpoints if d.not_applied and d.not_applied[0] == "TemplateChangeQueued"] == []
     written = {o["metadata"]["name"] for o in first.objects if o["kind"] in ("Deployment", "LeaderWorkerSet")}
     assert {o["metadata"]["name"] for o in again.objects if o["kind"] in ("Deployment", "LeaderWorkerSet")} <= written
+
+
+def test_a_waiting_endpoint_costs_its_workload_no_write(kube: KubeCluster, mirrored: Registry) -> None:
+    # Through the controller and the stand-in: the template it waits with is the one the API server holds.
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint())
+    paused = replace(CONTROLLER_SETTINGS, template_rollout=TemplateRolloutSettings(max_endpoints=0))
+    ctl = controller(kube, FixedSignals(demand=3.0), settings=paused)
+    ctl.reconcile()
+    for d in kube.all("apps/v1/deployments"):  # its pods run (the stand-in runs none): a pod that serves
+        if d["metadata"]["namespace"] == "team-a":
+            labels, spec = d["spec"]["template"]["metadata"]["labels"], d["spec"]["template"]["spec"]
+            kube.put("v1/pods", running(f"{d['metadata']['name']}-0", labels, spec["containers"]))
+    assert ctl.reconcile().writes == 0
+    before = {d["metadata"]["name"]: d for d in kube.all("apps/v1/deployments")}
+    ctl.registry = mirrored  # restarted with the registry changed
+    ctl.reconcile()
+    after = {d["metadata"]["name"]: d for d in kube.all("apps/v1/deployments")}
+    assert set(after) == set(before)
+    for name, was in before.items():
+        assert after[name]["metadata"]["resourceVersion"] == was["metadata"]["resourceVersion"]
+    (ep,) = kube.all(ENDPOINTS)
+    [said] = [c for c in ep["status"]["conditions"] if c["type"] == "SpecApplied"]
+    assert (said["status"], said["reason"]) == ("False", "TemplateChangeQueued")
+    assert ctl.reconcile().writes == 0
+
+
+def running(name: str, labels: dict[str, str], containers: list[Any]) -> dict[str, Any]:
+    """A pod of a workload, bound to gpu-0 and Ready."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "team-a", "labels": labels},
+        "spec": {"nodeName": "gpu-0", "containers": containers},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }

@@ -227,7 +227,8 @@ def drifted(
     defaults) or EGS itself (an upgrade) changed it, or a change of the spec was held a loop for room. Rewritten
     under its name, the workload would roll its serving pods down first (maxSurge 0); it is to be made before it
     breaks, as a change of the spec is (`paced`). A workload recording no template is taken as the same (written
-    before EGS recorded it); one that cannot be rendered is the main rendering's to report."""
+    before EGS recorded it); one that cannot be rendered is the main rendering's to report; an endpoint with no
+    pod bound (no incumbent) serves nothing a rewrite would take down, and is rewritten in place as before."""
     found = []
     for ep in endpoints:
         if not (kept := placements.get(ep.key)):
