@@ -249,29 +249,50 @@ def drifted(
 
 
 _RENDERED: dict[tuple[Request, Placement], tuple[Registry, Catalog, Shape, str]] = {}
-"""`_rendered`'s answers by request and placement, with the registry and catalogue they were rendered from;
-cleared past `_RENDERED_HELD` (every replica of a fleet of 2,000 GPU nodes, at about 1 kB each)."""
+"""`_rendered`'s answers by request and placement (and by placement less its nodes, `_nodeless`), with the registry
+and catalogue they were rendered from; cleared past `_RENDERED_HELD` (every replica of a fleet of 2,000 GPU
+nodes, at about 1 kB each)."""
 _RENDERED_HELD = 16_384
 
 
 def _rendered(request: Request, placement: Placement, registry: Registry, catalog: Catalog) -> tuple[Shape, str] | None:
     """The shape (without its planned GPUs) and the `template_hash` EGS renders a replica of `placement` in for
     `request`; None where it cannot be rendered. Remembered: a loop asks it of every incumbent, and loop after loop
-    the same, with the registry and catalogue read, the same objects (`is`) until they are read again."""
-    key = (request, placement)
+    the same, with the registry and catalogue read, the same objects (`is`) until they are read again; and, for a
+    replica not asked of before (a start renders every one), by its placement less its nodes, as one template
+    serves every replica of a shape (`scheduler.manifests`), so that a start renders each shape once."""
+    hit = _remembered(key := (request, placement), registry, catalog)
+    if hit is None:
+        hit = _remembered(shaped := (request, _nodeless(placement)), registry, catalog)
+        if hit is None:
+            try:
+                rendered = manifests(Plan(placements=(placement,)), registry, catalog, [request], validated=False)
+            except ManifestError:
+                return None
+            ((shape, obj),) = _by_shape(rendered)
+            hit = (registry, catalog, shape, template_hash(obj))
+            _remember(shaped, hit)
+        _remember(key, hit)
+    return hit[2], hit[3]
+
+
+def _remembered(
+    key: tuple[Request, Placement], registry: Registry, catalog: Catalog
+) -> tuple[Registry, Catalog, Shape, str] | None:
     hit = _RENDERED.get(key)
-    if hit is not None and hit[0] is registry and hit[1] is catalog:
-        return hit[2], hit[3]
-    try:
-        rendered = manifests(Plan(placements=(placement,)), registry, catalog, [request], validated=False)
-    except ManifestError:
-        return None
-    ((shape, obj),) = _by_shape(rendered)
-    digest = template_hash(obj)
+    return hit if hit is not None and hit[0] is registry and hit[1] is catalog else None
+
+
+def _remember(key: tuple[Request, Placement], value: tuple[Registry, Catalog, Shape, str]) -> None:
+    """Stored, never read back here: the API's threads share the memory, and one may clear it meanwhile."""
     if len(_RENDERED) >= _RENDERED_HELD:
         _RENDERED.clear()
-    _RENDERED[key] = (registry, catalog, shape, digest)  # the API's threads share it: one store, never read back
-    return shape, digest
+    _RENDERED[key] = value
+
+
+def _nodeless(placement: Placement) -> Placement:
+    """`placement` less what places it: its replica number, and its workers' nodes and GPU indices."""
+    return replace(placement, replica=0, workers=tuple(replace(w, node="", gpus=()) for w in placement.workers))
 
 
 def paced(
