@@ -51,7 +51,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from typing import Any, Protocol
@@ -539,7 +539,6 @@ class Controller:
             decision = decide(obs, self.settings, self.registry, self.catalog, now)
             to_write = _to_write(decision, obs, manager)
         self.elector.note(GPU_INDEXES_NOTE, carried(self.gpu_indexes, decision.inventory))
-        self.moves_begun = begun_moves(self.moves_begun, decision, self.settings.consolidation.interval_s, now)
         self.blocked = decision.blocked
         self.holding = report_holds(decision, self.holding, log)
         self.said = report(decision, self.said, log)
@@ -558,7 +557,9 @@ class Controller:
         by_name = {str((n.get("metadata") or {}).get("name")): n for n in obs.nodes}
         for node, reason in sorted({(n.node, n.reason) for n in decision.inventory.skipped}):
             outcome.events.append(event(by_name.get(node, _node(node)), "Warning", "NodeSkipped", "Place", reason))
-        self._act(decision, obs, to_write, outcome)
+        unrecorded = self._act(decision, obs, to_write, outcome)
+        interval = self.settings.consolidation.interval_s
+        self.moves_begun = begun_moves(self.moves_begun, decision, interval, now, unrecorded)
         return outcome
 
     def _observe(self, now: float) -> tuple[Observation, Snapshot | None]:
@@ -638,9 +639,15 @@ class Controller:
         self.history = KeptHistory(now, read.history)
         return read
 
-    def _act(self, decision: Decision, obs: Observation, to_write: list[dict[str, Any]], outcome: Outcome) -> None:
+    def _act(
+        self, decision: Decision, obs: Observation, to_write: list[dict[str, Any]], outcome: Outcome
+    ) -> frozenset[str]:
         """Write `to_write` (the objects of `decision` the cluster does not hold as they are), the statuses that
-        changed and the deletions, retrying those that failed for a while."""
+        changed and the deletions, retrying those that failed for a while. A consolidation move's status goes
+        first, and its endpoint's objects only once it is written: the status is the move's one record (the
+        workloads it replaces, the nodes it spends), and a move's workloads running with none were counted by
+        no new leader, nor known to replace the old ones; unwritten, the move is decided again next loop. The
+        endpoints (by key) whose move was not written, made by none."""
         statuses = _statuses(obs)
         manager = self.cluster.field_manager
         endpoints = {object_identity(o)[2:]: o for o in obs.endpoints}
@@ -650,9 +657,11 @@ class Controller:
         moves = {(e.regarding.namespace, e.regarding.name): e for e in decision.events if e.reason == CONSOLIDATING}
         outcome.events += [e for e in decision.events if e.reason != CONSOLIDATING]
         outcome.unchanged += len(decision.objects) - len(to_write)
-        writes: list[Write] = [
+        applies: list[Write] = [
             (f"{obj['kind']} {_name(obj)}", _regarding(obj), partial(self.cluster.apply, obj), ()) for obj in to_write
         ]
+        recording: list[Write] = []  # the statuses of the moves begun this loop
+        writes: list[Write] = []
         decided = {(d.namespace, d.name): d for d in decision.endpoints}
         for (namespace, name), status in decision.statuses.items():
             regarding = ObjectRef(API_VERSION, KIND, namespace, name, uids.get((namespace, name), ""))
@@ -672,13 +681,23 @@ class Controller:
                 written = (changed, *written)
             # Written to the endpoint read: one deleted and posted again since keeps the status it was answered.
             write = partial(self.cluster.apply_status, namespace, name, status, regarding.uid)
-            writes.append((f"status {namespace}/{name}", regarding, write, written))
+            status_write = (f"status {namespace}/{name}", regarding, write, written)
+            (recording if (namespace, name) in moves else writes).append(status_write)
+        done: set[str] = set()
+        self._write_all(recording, outcome, done)
+        unrecorded = {(w[1].namespace, w[1].name) for w in recording if w[0] not in done}
+        writes = [w for w in applies if not _of_endpoint(w[1], unrecorded)] + writes
         # After the applies: a replaced workload goes once its replacement serves (make-before-break).
         for api_version, kind, namespace, name in decision.deletions:
             what = f"delete {kind} {f'{namespace}/' if namespace else ''}{name}"
             gone = ObjectRef(api_version, kind, namespace, name)
             writes.append((what, gone, partial(self.cluster.delete, api_version, kind, namespace or None, name), ()))
-        failed = self._write(writes, outcome)
+        self._write_all(writes, outcome, done)
+        return frozenset(f"{namespace}/{name}" for namespace, name in unrecorded)
+
+    def _write_all(self, writes: list[Write], outcome: Outcome, done: set[str]) -> None:
+        """Make `writes` in order, retrying those that failed for a while; `done` gathers what was written."""
+        failed = self._write(writes, outcome, done)
         delays = self.settings.write_retry_delays_s
         for delay in delays:
             # The API server asked for a longer wait than this loop's retries (a 429's Retry-After): next loop.
@@ -687,16 +706,17 @@ class Controller:
                 break
             log.info("retrying %d write(s) that failed for a while (%s)", len(failed), failed[0][1])
             # The first again; the rest only once it passes: an API server still failing gets one request a round.
-            first = self._write([failed[0][0]], outcome)
-            failed = first + failed[1:] if first else self._write([w for w, _ in failed[1:]], outcome)
+            first = self._write([failed[0][0]], outcome, done)
+            failed = first + failed[1:] if first else self._write([w for w, _ in failed[1:]], outcome, done)
         for (what, regarding, _, _), e in failed:
             log.warning("%s: %s", what, e)
             outcome.errors.append("temporary")
             outcome.events.append(event(regarding, "Warning", "WriteFailed", "Apply", f"{what}: {e}"))
 
-    def _write(self, writes: list[Write], outcome: Outcome) -> list[Failed]:
+    def _write(self, writes: list[Write], outcome: Outcome, done: set[str]) -> list[Failed]:
         """Make `writes` in order; return those that failed for a while, with their errors (a write the API
-        server refused, or a conflict that outlasted the adapter's retries, is reported at once)."""
+        server refused, or a conflict that outlasted the adapter's retries, is reported at once); `done` gathers
+        what was written (or, in a dry run, would be)."""
         failed: list[Failed] = []
         for write in writes:
             what, regarding, call, written = write
@@ -705,11 +725,13 @@ class Controller:
             if self.dry_run:
                 log.info("dry run: would write %s", what)
                 outcome.writes += 1
+                done.add(what)
                 continue
             try:
                 call()
                 outcome.writes += 1
                 outcome.events += written
+                done.add(what)
             except NotFoundError:
                 log.info("%s: gone since it was read", what)
             except TemporaryKubernetesError as e:
@@ -743,6 +765,12 @@ def _spec_version(endpoint: Mapping[str, Any]) -> tuple[str, Any, Any]:
     or its spec edited, and not when a status is written."""
     meta = endpoint.get("metadata") or {}
     return (endpoint_key(endpoint), meta.get("uid"), meta.get("generation"))
+
+
+def _of_endpoint(regarding: ObjectRef, keys: Collection[tuple[str, str]]) -> bool:
+    """Whether a write `regarding` is of one of the endpoints `keys` (namespace, name): the endpoint's own, or an
+    object it owns (`_regarding`)."""
+    return regarding.kind == KIND and (regarding.namespace, regarding.name) in keys
 
 
 def _node(name: str) -> ObjectRef:
@@ -838,15 +866,21 @@ def _within(intended: Any, observed: Any) -> bool:
 
 
 def begun_moves(
-    remembered: Sequence[tuple[str, Move]], decision: Decision, interval_s: float, now: float
+    remembered: Sequence[tuple[str, Move]],
+    decision: Decision,
+    interval_s: float,
+    now: float,
+    unrecorded: Collection[str] = (),
 ) -> tuple[tuple[str, Move], ...]:
     """The consolidation moves to keep counting against the budget, each with its endpoint's key: every one
     remembered from earlier loops within the interval (their endpoints may be gone, and their records with
     them; an endpoint's first move is not its last one's), and those the decision records that are not among
     them (begun this loop, or by an earlier leader), told apart by endpoint and second, as a status records
-    them."""
+    them, but those of the endpoints `unrecorded` (their status write failed: nothing of their move was made)."""
     kept = tuple((key, move) for key, move in remembered if now - move.at < interval_s)
     seen = {(key, int(move.at)) for key, move in kept}
     return kept + tuple(
-        (d.key, d.move) for d in decision.endpoints if d.move is not None and (d.key, int(d.move.at)) not in seen
+        (d.key, d.move)
+        for d in decision.endpoints
+        if d.move is not None and (d.key, int(d.move.at)) not in seen and d.key not in unrecorded
     )
