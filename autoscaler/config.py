@@ -58,6 +58,7 @@ _CONSOLIDATION = {
     "maxNodesPerInterval": "max_nodes_per_interval",
     "maxDisruptionsPerInterval": "max_nodes_per_interval",
     "interval": "interval_s",
+    "consolidateAfter": "consolidate_after_s",
 }
 _ETA = {"prior_delay_s", "quantile", "min_observations", "step_s"}
 _EGS = {f.name for f in dataclasses.fields(PoolSettings)} - {"gpus_per_node", "static_nodes"}

@@ -247,7 +247,8 @@ from localplay.localstack import free_port, wait_http
 from scheduler.catalog import Catalog
 
 CONSOLIDATION = Settings().consolidation
-"""Consolidation's budget (`--consolidation` sets only its least saving): 10% of the nodes disrupted per 600 s."""
+"""Consolidation's budget (`--consolidation` sets only its least saving): 10% of the nodes disrupted per 600 s, an
+endpoint moved again after 3,600 s at the soonest."""
 
 
 def main() -> int:
@@ -326,7 +327,9 @@ def main() -> int:
         "scaleDownStabilizationSeconds": 300.0 / f,
         "writeRetryDelaysSeconds": [d / f for d in Settings().write_retry_delays_s],
         **({"consolidation": {"enabled": True, "minSavingFraction": shape.consolidation,
-                              "interval": CONSOLIDATION.interval_s / f}} if shape.consolidation else {}),
+                              "interval": CONSOLIDATION.interval_s / f,
+                              "consolidateAfter": CONSOLIDATION.consolidate_after_s / f}}
+            if shape.consolidation else {}),
     }))  # fmt: skip
     kubeconfig = str(kube.kubeconfig(workdir / "kubeconfig"))  # the API's
     ports, metrics_port = [free_port() for _ in range(shape.api_replicas)], free_port()

@@ -426,8 +426,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             events.append(event(raw_by_key[ep.key], "Warning", promise.revised[0], "Revise", promise.revised[1]))
         if promise.sooner:
             events.append(event(raw_by_key[ep.key], "Normal", promise.sooner[0], "Revise", promise.sooner[1]))
-        if move is not None and (move.replacing or now - move.at < settings.consolidation.interval_s):
-            decision = replace(decision, move=move)  # recorded while it replaces, and for the budget's interval
+        if move is not None and (move.replacing or now - move.at < settings.consolidation.settled_s):
+            decision = replace(decision, move=move)  # recorded while it replaces, and while it holds the endpoint
         if ep.key in moving:
             note = f"moving to {decision.variant} on {decision.gpu_class} off {', '.join(moving[ep.key].nodes)}: "
             note += f"saves ${moving[ep.key].saving:g}/h"

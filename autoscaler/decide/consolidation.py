@@ -12,7 +12,9 @@ node of two endpoints spends one, and moving an endpoint of replicas on three no
   growing this loop, are not already moving and have not moved within the budget's interval: its status
   records one move, so a second within the interval would overwrite the first there, and a new leader, which
   counts the budget from the statuses, would count the first one's nodes no more (churn seed 2400: team-b/ep-13
-  moved twice 7.6 s apart, and the next loop's moves spent a fifth node of four);
+  moved twice 7.6 s apart, and the next loop's moves spent a fifth node of four); nor within `consolidateAfter`
+  of their last move, where longer (a payback floor: a move costs a model load on doubled capacity and a
+  disruption, and the cheapest shape shifts as other endpoints come and go);
 - *a cheaper shape*: the endpoint's replicas placed afresh, beside everything that runs now, cost at least
   `minSavingFraction` less per hour (another variant or class, or within its class a smaller split: an AMD
   partition, a MIG instance or a share of a GPU instead of a whole one);
@@ -35,7 +37,8 @@ node of two endpoints spends one, and moving an endpoint of replicas on three no
 - the move is recorded on the endpoint's status (`status.consolidation`: when, and the workloads it
   replaces, and the nodes it takes replicas off), so that a restart neither forgets it nor counts the old
   replicas as incumbents again, and a new leader counts the budget per interval from the statuses (the leader
-  with every move it began besides: an endpoint deleted since took its status with it).
+  with every move it began besides: an endpoint deleted since took its status with it); the controller writes
+  that status before the move's workloads, and them only once it is written.
 
 EGS neither cordons nor taints the node it empties: it owns no Node (other teams' pods may share it, and
 the node autoscaler, not EGS, decides what goes), and a node of pods it does not own is never emptied.
@@ -126,9 +129,8 @@ def consolidate(
     cfg = settings.consolidation
     if not cfg.enabled:
         return Consolidation()
-    since = now - cfg.interval_s
-    disrupted = disrupted_nodes([*begun, *recorded.items()], since)
-    lately = {key for key, move in recorded.items() if move.at > since}  # moved once this interval
+    disrupted = disrupted_nodes([*begun, *recorded.items()], now - cfg.interval_s)
+    lately = {key for key, move in recorded.items() if move.at > now - cfg.settled_s}  # moved too lately to again
     allowed = cfg.nodes_allowed(len(inventory))
     moves: dict[str, Move] = {}
     placed: dict[str, tuple[Placement, ...]] = {}

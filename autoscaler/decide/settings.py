@@ -59,7 +59,7 @@ class ClassSettings:
 @dataclass(frozen=True)
 class ConsolidationSettings:
     """Moving running replicas to a cheaper shape (`autoscaler.decide.consolidation`; config key
-    `consolidation: {enabled, minSavingFraction, maxNodesPerInterval, interval}`)."""
+    `consolidation: {enabled, minSavingFraction, maxNodesPerInterval, interval, consolidateAfter}`)."""
 
     enabled: bool = False
     """Off unless switched on: a move restarts a model server (minutes of loading) to save money."""
@@ -70,6 +70,11 @@ class ConsolidationSettings:
     or a percentage of the GPU nodes rounded up (`"10%"`), as Karpenter's NodePool `disruption.budgets[].nodes`
     and its default."""
     interval_s: float = 600.0
+    consolidate_after_s: float = 3600.0
+    """An endpoint moved is not moved again for this long (Karpenter's NodePool `consolidateAfter`, here from the
+    endpoint's last move): a move costs a model load on doubled capacity and a disruption, which a saving of 10-20%
+    pays back only over tens of minutes, and each loop's cheapest shape shifts as others come and go (churn seed
+    2501 moved one endpoint three times in 27 minutes, 640-1,400 s apart, each saving at least 10%)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.min_saving_fraction < 1:
@@ -79,6 +84,14 @@ class ConsolidationSettings:
             raise ValueError(f"maxNodesPerInterval must be a number >= 0 or a percentage of 0-100%, got {budget!r}")
         if not self.interval_s > 0:
             raise ValueError(f"interval must be a positive number of seconds, got {self.interval_s}")
+        if not self.consolidate_after_s >= 0:
+            raise ValueError(f"consolidateAfter must be a number of seconds >= 0, got {self.consolidate_after_s}")
+
+    @property
+    def settled_s(self) -> float:
+        """How long a move stays on its endpoint's status, and the endpoint unmoved: the budget's interval (a status
+        records one move, which a new leader counts), or `consolidate_after_s` where longer."""
+        return max(self.interval_s, self.consolidate_after_s)
 
     def nodes_allowed(self, nodes: int) -> int:
         """The nodes an interval may disrupt in a fleet of `nodes` GPU nodes (a percentage rounded up)."""
