@@ -193,7 +193,12 @@ def test_the_configuration_passes_the_documented_keys_through() -> None:
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(yaml.safe_load(result.stdout)["data"]["config.yaml"])
     assert parse_config_prices(config) == {"H100-80GB": 2.49}  # the controller's own reader
-    assert config["consolidation"] == {"enabled": True, "minSavingFraction": 0.2, "interval": 600}
+    assert config["consolidation"] == {
+        "enabled": True,
+        "minSavingFraction": 0.2,
+        "interval": 600,
+        "consolidateAfter": 3600,
+    }
     assert config["scaleDownStabilizationSeconds"] == 120
     settings, _ = parse_config(config)  # the controller reads every key the chart writes
     assert settings.consolidation.enabled and settings.scale_down_stabilization_s == 120
