@@ -27,7 +27,8 @@ The one module that wires the adapters to the core; `egs controller` runs it. Ea
    retried after the others, after 0.25, 1 and 2 s (`Settings.write_retry_delays_s`, or the 429's `Retry-After` if
    longer, up to the last of them), a round trying the rest only once its first passes; what still fails is counted
    and waits for the next loop, and a write the API server refuses (4xx) is counted at once: one object's failure
-   never stops the others;
+   never stops the others, but for a consolidation move's status, written first, whose failure holds back its
+   endpoint's objects to the next loop (the status is the move's one record);
 5. **record** the series of `autoscaler.metrics`, log the holds, and write Events
    (`autoscaler.events`) on each endpoint whose phase changed, that is held, or whose object could
    not be written.
