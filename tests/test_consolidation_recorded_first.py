@@ -68,3 +68,15 @@ def test_a_moves_status_is_written_before_its_workloads(kube: KubeCluster) -> No
     status = next(i for i, path in enumerate(writes) if path.endswith(STATUS))
     workload = next(i for i, path in enumerate(writes) if "/deployments/chat-bf16-l40s" in path)
     assert status < workload
+
+
+def test_a_move_recorded_whose_workload_write_failed_is_made_the_next_loop(kube: KubeCluster) -> None:
+    # The other way round: the status written, the new workload refused. The status says what it replaces, so
+    # the next loop (this leader or a new one) places the endpoint afresh and writes it.
+    ctl = serving_on_h100(kube)
+    kube.fail("PATCH", 422, times=1, path_part="/deployments/chat-bf16-l40s")
+    assert ctl.reconcile().errors == ["rejected"]
+    recorded = kube.get(ENDPOINTS, "team-a", "chat")["status"]["consolidation"]  # type: ignore[index]
+    assert (recorded["replacing"], deployments(kube)) == (["chat-bf16-h100-80gb"], {"chat-bf16-h100-80gb"})
+    assert ctl.reconcile().errors == []
+    assert deployments(kube) == {"chat-bf16-h100-80gb", "chat-bf16-l40s"}
