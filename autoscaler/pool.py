@@ -22,7 +22,7 @@ the same way at 1-minute and 10-minute sampling and minute-to-minute noise is no
 as spare capacity above the need now the largest of
 - the fitted `quantile` of the next rise among the `neighbours` past blocks (at most `NEIGHBOUR_SHARE` of the
   history's), and every block tied with the last of them, whose activity (largest change between blocks
-  over the previous `activity_s`) was closest to now's: big switch-ons cluster;
+  over the previous `activity_s`, in whole nodes) was closest to now's: big switch-ons cluster;
 - the largest rise in the last `recent_s` that was a switch-on (its block's mean rose beyond
   `jump_threshold` x the median rise, and at least one GPU: a level that lasted a lead time), so a calm
   spell after a switch-on does not empty the pool at once;
@@ -72,7 +72,8 @@ class PoolSettings:
     quantile: float = 0.99
     """EGS: quantile of the next rise at similar activity to cover (fitted on training days; 0 turns it off)."""
     activity_s: float = 3 * 3_600.0
-    """EGS: activity is the largest change between lead-time blocks over this many seconds before a moment."""
+    """EGS: activity is the largest change between lead-time blocks over this many seconds before a moment (in
+    whole nodes)."""
     neighbours: int = 150
     """EGS: how many past moments of the closest activity the rise quantile is taken over (with every one as
     close as the last of them), at most `NEIGHBOUR_SHARE` of the history's lead-time blocks."""
@@ -414,22 +415,27 @@ def _younger(blocks: int, lead_s: float, horizon_s: float) -> int:
 
 def _similar_activity_rise(rise: np.ndarray, change: np.ndarray, span: int, settings: PoolSettings) -> float:
     """The `quantile` of the next rise among the past blocks whose activity (largest change between blocks
-    over the `activity_s` before them) was closest to now's: the `neighbours` closest, and every block as close
-    as the last of them. `rise[j]` follows block j, `change[j]` is the change from block j to j+1.
+    over the `activity_s` before them, in whole nodes) was closest to now's: the `neighbours` closest, and every
+    block as close as the last of them. `rise[j]` follows block j, `change[j]` is the change from block j to j+1.
 
-    Activity is a whole number of GPUs, so ties are the rule: in a calm week most blocks share one value
-    (750 of 990 on check_demand.py's flash crowds). Keeping only the latest `neighbours` of equals made the
-    model a memory of the last 3 days in calm weather, and a flash crowd 4 days old was forgotten by the top
-    rung (check-flash-8: 24% of replicas over 60 s where `static:auto` let 1.9%); equally close blocks are
-    equal evidence, and all of them are read, on every machine alike."""
+    Activity is counted in nodes, rounded up: changes within one node are one kind of weather to a pool that
+    orders nodes. Counted in GPUs, hours of changes of 1 GPU and of 3 were strangers: on check_demand.py's
+    check-flash-5 the 677 blocks of activity 1 were the 400 neighbours, the crowds (rises of 30-70 GPUs) had
+    come after activity 2-4, and the top rung held 1 node in calm while they waited. So ties are the rule: in
+    a calm week most blocks share one value (750 of 990 on the flash crowds, even in GPUs). Keeping only the
+    latest `neighbours` of equals made the model a memory of the last 3 days in calm weather, and a flash crowd
+    4 days old was forgotten by the top rung (check-flash-8: 24% of replicas over 60 s where `static:auto` let
+    1.9%); equally close blocks are equal evidence, and all of them are read, on every machine alike."""
     if settings.quantile <= 0:
         return 0.0
     span = max(1, span)
     if change.size <= span:
         return float(np.max(rise))
-    before = _window_extreme(np.maximum, change[:-1], span)  # activity up to block j, j = span .. n-2
-    after = rise[span:]  # the rise after each of those blocks
-    distance = np.abs(np.log1p(before) - np.log1p(float(change[-span:].max())))
+    node = settings.gpus_per_node
+    before = np.ceil(_window_extreme(np.maximum, change[:-1], span) / node - 1e-9)  # activity up to block j
+    after = rise[span:]  # the rise after each of those blocks, j = span .. n-2
+    now = math.ceil(float(change[-span:].max()) / node - 1e-9)
+    distance = np.abs(np.log1p(before) - np.log1p(now))
     k = min(len(distance), _neighbour_blocks(settings))
     nearest = after[distance <= np.partition(distance, k - 1)[k - 1]]  # the k closest, and all tied with them
     at = math.ceil((len(nearest) - 1) * settings.quantile)  # np.quantile's "higher", without its overhead

@@ -154,6 +154,19 @@ def test_a_rise_seen_days_ago_in_calm_weather_is_held_however_many_calm_blocks_c
     assert egs_target(_obs(need, used=40), _now(_obs(need, used=40)), pool) == 3
 
 
+def test_a_flash_crowd_from_calm_is_held_in_calm_whatever_its_changes_within_a_node():
+    """Activity is counted in whole nodes: a calm week whose blocks move by 1 or 3 GPUs is one kind of weather
+    to a pool that orders 8-GPU nodes. Counted in GPUs, the 600 blocks of activity 1 were the 400 neighbours,
+    and a crowd that came after 3 h of changes of 3 GPUs was never read (check_demand.py's check-flash-5: the
+    top rung held 1 node in calm, crowds of 30-70 GPUs waited)."""
+    calm = [40.0, 41.0] * 72  # a day of 10-minute samples, activity 1 GPU
+    stirred = [40.0, 43.0] * 9  # 3 h of changes of 3 GPUs: still within a node
+    crowd = [40.0, *([64.0] * 6), *([40.0] * 17)]  # a rise of 24 GPUs for an hour, then calm again
+    need = [*calm, *stirred, *crowd, *calm * 4]
+    pool = PoolSettings(gpus_per_node=8, **{**OFF, "quantile": 1.0, "neighbours": 400})
+    assert egs_target(_obs(need, used=40), _now(_obs(need, used=40)), pool) == 3
+
+
 @pytest.mark.parametrize(("calm_days", "held"), [(3.5, 0), (1.0, 5)])
 def test_the_top_rung_reads_no_more_of_the_week_at_a_20_minute_lead_than_at_10(calm_days, held):
     """400 neighbours are 40% of a week's 10-minute blocks but 79% of its 20-minute ones (5-20 minute orders):
