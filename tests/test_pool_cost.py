@@ -48,8 +48,10 @@ def test_the_rise_at_similar_activity_reads_the_k_closest_blocks_and_every_one_t
     change = np.array([float(c) for c, _ in blocks])
     rise = np.array([float(r) for _, r in blocks])
     settings = PoolSettings(8, quantile=quantile, neighbours=k)
-    # The definition, slowly: activity is the change before each block (a span of 1), compared with the latest.
-    distance = [abs(np.log1p(change[j]) - np.log1p(change[-1])) for j in range(len(change) - 1)]
+    # The definition, slowly: activity is the change before each block (a span of 1) in whole 8-GPU nodes,
+    # compared with the latest.
+    nodes = [int(np.ceil(c / 8 - 1e-9)) for c in change]
+    distance = [abs(np.log1p(nodes[j]) - np.log1p(nodes[-1])) for j in range(len(change) - 1)]
     kth = sorted(distance)[min(k, len(distance)) - 1]
     near = sorted(rise[j + 1] for j, d in enumerate(distance) if d <= kth)
     expected = near[int(np.ceil((len(near) - 1) * quantile))]
