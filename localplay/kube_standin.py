@@ -692,7 +692,9 @@ class KubeCluster:
         key = (kmock.resource(resource), namespace, name)
 
         def change() -> None:
-            if key not in self.emulator.objects or self.emulator.objects[key].deleted:
+            if key not in self.emulator.objects:
+                raise KeyError(f"no such object: {key}")
+            if self.emulator.objects[key].deleted:
                 return
             before = self.emulator.objects[key].raw
             self.emulator.objects[key].patch(changes)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from autoscaler.adapters.kubernetes import Cluster
 from localplay.kube_standin import KubeCluster
 from tests.test_standin_apply import DEPLOYMENTS, _deployment, _stored
@@ -41,3 +43,9 @@ def test_a_patch_of_an_object_deleted_since_it_was_read_leaves_it_gone(kube: Kub
     for d in listed:
         kube.patch(DEPLOYMENTS, d["metadata"]["namespace"], d["metadata"]["name"], {"status": {"replicas": 1}})
     assert kube.get(DEPLOYMENTS, "team-a", "chat") is None
+
+
+def test_a_patch_of_an_object_never_stored_is_an_error(kube: KubeCluster) -> None:
+    """A misspelt name in a test's or a play's set-up must not pass as a patch that did nothing."""
+    with pytest.raises(KeyError):
+        kube.patch(DEPLOYMENTS, "team-a", "no-such-workload", {"status": {"replicas": 1}})
