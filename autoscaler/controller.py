@@ -558,9 +558,12 @@ class Controller:
         by_name = {str((n.get("metadata") or {}).get("name")): n for n in obs.nodes}
         for node, reason in sorted({(n.node, n.reason) for n in decision.inventory.skipped}):
             outcome.events.append(event(by_name.get(node, _node(node)), "Warning", "NodeSkipped", "Place", reason))
+        interval, remembered = self.settings.consolidation.interval_s, self.moves_begun
+        # Every move decided counts until the writes say which were not recorded: a loop cut short in them (a
+        # lost lease) may have written a move's status, and this process may lead again within the interval.
+        self.moves_begun = begun_moves(remembered, decision, interval, now)
         unrecorded = self._act(decision, obs, to_write, outcome)
-        interval = self.settings.consolidation.interval_s
-        self.moves_begun = begun_moves(self.moves_begun, decision, interval, now, unrecorded)
+        self.moves_begun = begun_moves(remembered, decision, interval, now, unrecorded)
         return outcome
 
     def _observe(self, now: float) -> tuple[Observation, Snapshot | None]:

@@ -80,3 +80,15 @@ def test_a_move_recorded_whose_workload_write_failed_is_made_the_next_loop(kube:
     assert (recorded["replacing"], deployments(kube)) == (["chat-bf16-h100-80gb"], {"chat-bf16-h100-80gb"})
     assert ctl.reconcile().errors == []
     assert deployments(kube) == {"chat-bf16-h100-80gb", "chat-bf16-l40s"}
+
+
+def test_a_move_whose_status_was_written_before_the_lease_was_lost_stays_counted(kube: KubeCluster) -> None:
+    """The leader's memory of moves counts against the budget beside the statuses: a loop that stops leading
+    after writing a move's status (and before its workloads) still remembers the move, as the status says."""
+    ctl = serving_on_h100(kube)
+    # The lease is lost once the move's status is written: the next write (its workload) is not made.
+    ctl.elector.leading = lambda: "consolidation" not in kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
+    lost = ctl.reconcile()
+    assert lost.errors == ["lease_lost"]
+    assert "consolidation" in kube.get(ENDPOINTS, "team-a", "chat")["status"]  # type: ignore[index]
+    assert [key for key, _ in ctl.moves_begun] == ["team-a/chat"]
