@@ -59,4 +59,38 @@ def test_a_blocked_move_is_reported_each_loop_and_searched_again_only_once_the_f
     # A node joins: the budget's base changed, so the move is searched for again (still blocked: 10% of 4).
     joined, searches = loop([*nodes, l40s("l40s-1", 2)], again, NOW + 20)
     assert blocked_events(joined) == ["alpha"] and searches >= 1
-    assert replace(joined.blocked[0], fleet=3) == found.blocked[0]
+    assert replace(joined.blocked[0], room=found.blocked[0].room) == found.blocked[0]
+
+
+def test_a_blocked_move_is_searched_again_once_other_workloads_take_the_room_it_needed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The set-up above; then a job takes both L40S GPUs: the move alpha was blocked on has no room left, though
+    # the fleet's node count and alpha's replicas stay. Remembered, it was reported blocked for good, unsearched.
+    h100s, jobs = [h100("gpu-0"), h100("gpu-1")], [training("gpu-0", 7), training("gpu-1", 7)]
+    first = decide(Observation(h100s, [endpoint("alpha", lo=2)], signals=signals(), pods=jobs),
+                   SETTINGS, REGISTRY, CATALOG, NOW)  # fmt: skip
+    owned, pods = applied(first)
+    nodes, eps = [*h100s, l40s("l40s-0", 2)], observed(first, [endpoint("alpha", lo=2)])
+    searched: list[int] = []
+    place = consolidation.place_requests  # type: ignore[attr-defined]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        searched.append(1)
+        return place(*args, **kwargs)
+
+    monkeypatch.setattr(consolidation, "place_requests", counted)
+
+    def loop(others: list[dict[str, Any]], last: Decision | None, at: float) -> tuple[Decision, int]:
+        searched.clear()
+        obs = Observation(nodes, eps, owned, signals(age_s=NOW + 10 - at), pods=[*pods, *jobs, *others],
+                          blocked=last.blocked if last else ())  # fmt: skip
+        return decide(obs, ON, REGISTRY, CATALOG, at), len(searched)
+
+    found, _ = loop([], None, NOW)
+    assert blocked_events(found) == ["alpha"]
+    taken, searches = loop([training("l40s-0", 2)], found, NOW + 10)
+    assert (blocked_events(taken), taken.blocked) == ([], ()) and searches >= 1
+    # The room comes back: found blocked again.
+    back, searches = loop([], taken, NOW + 20)
+    assert blocked_events(back) == ["alpha"] and searches >= 1

@@ -76,13 +76,14 @@ class Consolidation:
 @dataclass(frozen=True)
 class Blocked:
     """A move larger than the whole budget: the endpoints it would move, the nodes it needs, the budget's nodes;
-    and what it was found on, the GPU nodes (`fleet`) and the endpoints' replicas (`held`): while they stay, it
-    stays blocked, and a later loop reports it without searching for it again (`Observation.blocked`)."""
+    and what it was found on, the GPU nodes and what they hold (`room`, `_room_of`) and the endpoints' replicas
+    (`held`): while they stay, it stays blocked, and a later loop reports it without searching for it again
+    (`Observation.blocked`). Other workloads that take the room it needed, or free some, change `room`."""
 
     keys: tuple[str, ...]
     nodes: int
     allowed: int
-    fleet: int = 0
+    room: int = 0
     held: tuple[tuple[Placement, ...], ...] = ()
 
 
@@ -151,13 +152,14 @@ def consolidate(
         chosen, searches = _best(within, cfg.min_saving_fraction, searches)
         if chosen is None:
             # A move needing more nodes than an interval ever allows waits for no interval: say so, searched
-            # once while the fleet and its endpoints' replicas stay as they were.
-            blocked = tuple(b for b in was_blocked if _still_blocked(b, movable, staying, len(inventory)))[:1]
+            # once while the room and its endpoints' replicas stay as they were.
+            room = _room_of(inventory, leaving) if was_blocked or candidates else 0
+            blocked = tuple(b for b in was_blocked if _still_blocked(b, movable, staying, room))[:1]
             larger = [c for c in candidates if len(c.nodes) > allowed] if not blocked else []
             found, searches = _best(larger, cfg.min_saving_fraction, searches)
             if found is not None:
                 held = tuple(tuple(staying[key]) for key in found[1].keys)
-                blocked = (Blocked(found[1].keys, len(found[0].nodes), allowed, len(inventory), held),)
+                blocked = (Blocked(found[1].keys, len(found[0].nodes), allowed, room, held),)
             break
         candidate, best = chosen
         for key in best.keys:
@@ -195,13 +197,20 @@ def disrupted_nodes(moves: Iterable[tuple[str, Move]], since: float) -> frozense
     return frozenset(node for key, m in moves if m.at > since for node in (m.nodes or (f"{key} (nodes not recorded)",)))
 
 
+def _room_of(inventory: Inventory, leaving: Collection[str]) -> int:
+    """A digest of what a search places over: each GPU node as it stands (what its GPUs hold, whether it takes
+    replicas; their count is the budget's base) and the nodes no move lands on. A hash, so kept only in memory
+    from one loop to the next (`Observation.blocked`), never written."""
+    return hash((inventory.nodes, frozenset(leaving)))
+
+
 def _still_blocked(
-    blocked: Blocked, movable: Mapping[str, Endpoint], staying: Mapping[str, Sequence[Placement]], fleet: int
+    blocked: Blocked, movable: Mapping[str, Endpoint], staying: Mapping[str, Sequence[Placement]], room: int
 ) -> bool:
     """Whether a move found blocked still is, as found: its endpoints may move, on the replicas they held then,
-    in a fleet of as many GPU nodes (the budget's base)."""
+    over the same room (`_room_of`)."""
     return (
-        blocked.fleet == fleet
+        blocked.room == room
         and all(key in movable for key in blocked.keys)
         and blocked.held == tuple(tuple(staying[key]) for key in blocked.keys)
     )
