@@ -92,8 +92,9 @@ The last line of stdout is one JSON object:
   `consolidation_moves` the moves it began (`Consolidating` Events), `consolidation_moves_in_one_interval`
   the most begun within one budget interval, `consolidation_nodes_in_one_interval` the most nodes moves took
   replicas off within one (by the statuses' `consolidation`: `at`, `nodes`), and `consolidation_moves_over_budget`
-  the moves that took that beyond its `maxNodesPerInterval` (10% of the Nodes then, rounded up) (0;
-  `--consolidation`);
+  the moves that took that beyond its `maxNodesPerInterval` (10% of the Nodes then, rounded up) (0),
+  `consolidation_repeat_moves` the moves of an endpoint begun within `consolidateAfter` (or the interval,
+  where longer) of its move before (0; `--consolidation`);
 - `etas_kept`, `eta_mean_slack_s`: of the 202 answers, the share Ready by their `estimatedReadyTime`
   (Ready at the middle of the play's two reads between which the status turned Ready; no other grace),
   and the mean of (promised - ready) over those kept (targets >= 0.95, <= 120 s): the first promise,
@@ -210,6 +211,7 @@ from benchmarks.churnkit.figures import (
     answered,
     consolidation_budget,
     consolidation_moves,
+    consolidation_repeats,
     loose_ends,
     promise_figures,
     settled_figures,
@@ -390,6 +392,7 @@ def main() -> int:
         moves |= consolidation_budget(
             run.tally.moves.values(), CONSOLIDATION.interval_s / f, CONSOLIDATION.nodes_allowed
         )
+        moves |= consolidation_repeats(run.tally.moves, CONSOLIDATION.settled_s / f)
         families = run.metrics(timeout=10)
         stuck, unmetered = loose_ends(figures["statuses"], families)
         run.sample_loop(families)

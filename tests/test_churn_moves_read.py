@@ -34,7 +34,7 @@ def test_the_moves_first_seen_in_one_poll_list_the_nodes_once(spy: Spy) -> None:
     run._observe(time.time())
     assert [c.arguments["kind"] for c in calls].count(NODES) == 1
     assert sorted(run.tally.moves.values(), key=lambda m: m.at) == [
-        Moved(1_796_673_600.0 + i, frozenset({f"gpu-{i + 1}"}), 12) for i in range(3)
+        Moved(1_796_673_600.0 + i, frozenset({f"gpu-{i + 1}"}), 12, f"uid-{i}") for i in range(3)
     ]
     run._observe(time.time())  # nothing new: no list
     assert [c.arguments["kind"] for c in calls].count(NODES) == 1

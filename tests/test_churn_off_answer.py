@@ -20,7 +20,7 @@ def _off_answer(status: dict[str, object], moved_before: bool = False) -> int:
     api = Api()
     run = play(api)
     if moved_before:  # read in flight by an earlier pass
-        run.tally.moves["team/chat", str(MOVE["at"])] = Moved(0.0, frozenset({"gpu-a"}), 10)
+        run.tally.moves["team/chat", str(MOVE["at"])] = Moved(0.0, frozenset({"gpu-a"}), 10, "uid-chat")
     answer = {"placements": [{"gpuClass": "H100-80GB", "workers": [{"node": "gpu-a"}]}]}
     meta = {
         "namespace": "team",

@@ -8,6 +8,7 @@ what `egs api`'s debug line said (`answered`), the settled cluster's cost and st
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,11 +53,13 @@ class Promised:
 @dataclass(frozen=True)
 class Moved:
     """A consolidation move read from its status: when it began (the controller's clock), the nodes it took
-    replicas off, and the Nodes in the cluster when the play first read it (the budget's base)."""
+    replicas off, the Nodes in the cluster when the play first read it (the budget's base), and the endpoint's
+    incarnation (uid) whose status held it: one deleted and posted again is another endpoint, unmoved."""
 
     at: float
     nodes: frozenset[str]
     fleet: int
+    uid: str
 
 
 @dataclass
@@ -270,6 +273,17 @@ def consolidation_moves(events: Iterable[Mapping[str, Any]], interval_s: float) 
             (sum(1 for t in starts if start <= t < start + interval_s) for start in starts), default=0
         ),
     }
+
+
+def consolidation_repeats(moves: Mapping[tuple[str, str], Moved], settled_s: float) -> dict[str, int]:
+    """The moves of an endpoint (one incarnation of it) begun less than `settled_s` after its move before
+    (`consolidateAfter`, or the interval where longer; its statuses' times are to the second, so a second
+    less): each reloads a model the move before had just loaded (0)."""
+    times: dict[tuple[str, str], list[float]] = {}
+    for (key, _), m in moves.items():
+        times.setdefault((key, m.uid), []).append(m.at)
+    gaps = (b - a for at in times.values() for a, b in itertools.pairwise(sorted(at)))
+    return {"consolidation_repeat_moves": sum(1 for gap in gaps if gap < settled_s - 1)}
 
 
 def consolidation_budget(moves: Iterable[Moved], interval_s: float, allowed: Callable[[int], int]) -> dict[str, int]:

@@ -224,7 +224,7 @@ class Run:
             if (move := status.get("consolidation")) and (key, str(move["at"])) not in tally.moves:
                 fleet = len(self.kube.all(NODES)) if fleet is None else fleet
                 off = frozenset(str(n) for n in move.get("nodes") or ())
-                tally.moves[key, str(move["at"])] = Moved(parse_time(str(move["at"])), off, fleet)
+                tally.moves[key, str(move["at"])] = Moved(parse_time(str(move["at"])), off, fleet, uid)
                 moved.add(key)
             promise = tally.promises.get(uid)  # this incarnation's, if a 202
             if status.get("phase") == "Ready":
