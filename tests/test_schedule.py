@@ -411,9 +411,24 @@ def test_the_capacity_rows_of_a_fleet_of_nodes_in_alike_states_are_its_states_ti
         model, bins = replan._model([Request("a", SMALL, 1)], REGISTRY, inventory, replan._Deadline(10.0), like)
         return model.capacity, bins
 
+    def node_by_node(inventory: Inventory) -> tuple[dict[str, float], list[replan._Bin]]:
+        """The rows each node alone gives, summed, and the kinds in the order of the first node with each: a
+        grouping that merged nodes in different states counts otherwise."""
+        capacity: dict[str, float] = {}
+        bins: dict[str, replan._Bin] = {}
+        for node in inventory:
+            mine, kinds = rows(Inventory((node,)))
+            for row, count in mine.items():
+                capacity[row] = capacity.get(row, 0) + count
+            for b in kinds:
+                bins.setdefault(b.row, b)
+        return capacity, list(bins.values())
+
     one, bins = rows(fleet(1))
     three, bins_three = rows(fleet(3))
     assert {r for r in one if r.startswith("open:")} and {r for r in one if r.startswith("tp:")}
     assert any(r.startswith("mig:") for r in one) and any(b.row.startswith("idle:") for b in bins)
     assert three == {row: 3 * count for row, count in one.items()}
     assert bins_three == bins
+    assert (one, bins) == node_by_node(fleet(1))
+    assert (three, bins_three) == node_by_node(fleet(3))
