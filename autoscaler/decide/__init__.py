@@ -42,7 +42,7 @@ workload has now (what the cluster says, so a restart loses nothing) and the dec
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -153,9 +153,9 @@ from autoscaler.pods import (
     with_devices,
 )
 from scheduler.catalog import Catalog
-from scheduler.inventory import Inventory, InventoryError, SharingPolicy, build_inventory, held_by
+from scheduler.inventory import Allocation, Inventory, InventoryError, SharingPolicy, build_inventory, held_by
 from scheduler.manifests import ManifestError, dns_label
-from scheduler.plan import Plan
+from scheduler.plan import Placement, Plan
 from scheduler.registry import Registry
 from scheduler.schedule import schedule
 
@@ -326,6 +326,11 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     blocked = {key: blocked_note(b, settings.consolidation) for b in moved.blocked for key in b.keys}
     staying |= moved.placements
     bound |= dict.fromkeys(moving, 0)
+    # An incumbent the plan no longer keeps (a scale-down's surplus, a move's old replica) runs until its pod is
+    # gone, and holds its GPUs as every other bound pod does (`pod_allocations`): new replicas were placed off
+    # them, and the API's capacity offers them to no 201 (churn seed 2400: two 201s, then demoted, on the four GPUs
+    # of ep-12's running pod, most likely freed by a move of ep-12 to an MI300X in the API's own decide step).
+    inventory = inventory.allocated(_leaving(held.placements, staying))
     # The GPUs a stuck replica was planned on in a class its pod selects are not offered again:
     # kube-scheduler found them taken.
     inventory = inventory.allocated(a for p in refused_placements(stuck, obs.pods, catalog) for a in held_by(p))
@@ -490,3 +495,9 @@ def _inventory(nodes: Iterable[Mapping[str, Any]], policy: SharingPolicy, catalo
         return build_inventory([dict(n) for n in nodes], catalog, sharing=policy, strict=False)
     except InventoryError as e:
         return Hold("nodes", str(e), str(e))
+
+
+def _leaving(kept: Mapping[str, Sequence[Placement]], staying: Mapping[str, Sequence[Placement]]) -> list[Allocation]:
+    """The GPUs of the incumbents (`kept`, by endpoint) that the plan no longer keeps (`staying`): their pods run
+    until their workload is rewritten and they have terminated."""
+    return [a for k, placed in kept.items() for p in placed if p not in staying.get(k, ()) for a in held_by(p)]
