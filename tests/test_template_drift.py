@@ -20,7 +20,7 @@ import yaml
 
 from autoscaler.config import parse_config
 from autoscaler.decide import Decision, Observation, Settings, TemplateRolloutSettings, decide
-from autoscaler.decide.workloads import TEMPLATE, paced
+from autoscaler.decide.workloads import TEMPLATE, _kept_templates, paced
 from benchmarks.churnkit.scenario import FLEETS, endpoint_bodies, fleet
 from benchmarks.churnkit.scenario import Shape as ScenarioShape
 from benchmarks.reconcile import serving as serving_obs
@@ -30,7 +30,7 @@ from scheduler.registry import Registry
 from tests.conftest import REPO
 from tests.test_controller import ENDPOINTS, FixedSignals, controller
 from tests.test_controller import SETTINGS as CONTROLLER_SETTINGS
-from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint, h100
+from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint, h100, training
 from tests.test_reconcile_state import applied, l40s, observed, workloads
 from tests.test_shape_change import conditions
 from tests.test_template_change import TRADED, respecified
@@ -197,9 +197,67 @@ def test_a_template_loop_after_loop_is_no_change() -> None:
 def test_an_endpoint_held_for_room_goes_after_the_others() -> None:
     held = {"conditions": [{"type": "SpecApplied", "status": "False", "reason": "Unschedulable"}]}
     statuses = {"ns/a": held, "ns/b": {}, "ns/c": {}}
-    assert paced(["ns/a", "ns/b", "ns/c"], statuses, 0, 2) == (frozenset({"ns/b", "ns/c"}), frozenset({"ns/a"}))
-    assert paced(["ns/a", "ns/b", "ns/c"], statuses, 1, 2) == (frozenset({"ns/b"}), frozenset({"ns/a", "ns/c"}))
-    assert paced(["ns/a", "ns/b"], statuses, 3, 2) == (frozenset(), frozenset({"ns/a", "ns/b"}))
+    assert paced(["ns/a", "ns/b", "ns/c"], statuses, (), 2) == (frozenset({"ns/b", "ns/c"}), frozenset({"ns/a"}))
+    assert paced(["ns/a", "ns/b", "ns/c"], statuses, ["ns/x"], 2) == (frozenset({"ns/b"}), frozenset({"ns/a", "ns/c"}))
+    assert paced(["ns/a", "ns/b"], statuses, ["ns/x", "ns/y", "ns/z"], 2) == (frozenset(), frozenset({"ns/a", "ns/b"}))
+    # Deferred (no room this loop): it waits, and a change under way that does not fit counts in no turn.
+    assert paced(["ns/b", "ns/c"], statuses, ["ns/x"], 1, deferred={"ns/b", "ns/x"}) == (
+        frozenset({"ns/c"}),
+        frozenset({"ns/b"}),
+    )
+    assert paced(["ns/b", "ns/c"], statuses, (), 2, turns={"ns/c"}) == (frozenset({"ns/c"}), frozenset({"ns/b"}))
+
+
+def spec_applied(decision: Decision, name: str) -> dict[str, Any]:
+    status = decision.statuses[("team-a", name)]
+    return next(c for c in status["conditions"] if c["type"] == "SpecApplied")
+
+
+def one_at_a_time() -> Settings:
+    return Settings(**{**SETTINGS.__dict__, "template_rollout": TemplateRolloutSettings(max_endpoints=1)})
+
+
+def test_on_a_full_cluster_every_template_waits_for_room_stably_and_no_pod_restarts(mirrored: Registry) -> None:
+    # Three one-GPU endpoints on three L40S GPUs, nothing to provision: no new template has room beside its old one.
+    names = ["alpha", "beta", "gamma"]
+    eps = [endpoint(n, gpuClasses=["L40S"]) for n in names]
+    nodes = [l40s(f"l40s-{i}") for i in range(3)]
+    first = step(nodes, eps, [], [], NOW)
+    owned, pods = applied(first)
+    by_name = {o["metadata"]["name"]: o for o in owned}
+    now = observed(first, eps)
+    said: list[dict[str, Any]] = []
+    for loop in range(1, 6):
+        d = step(nodes, now, owned, pods, NOW + 60 * loop, mirrored, one_at_a_time())
+        assert d.kept == () and d.deletions == ()  # none held: each follows demand in the template it runs
+        for n in names:
+            ((name, obj),) = workloads(d, n).items()
+            assert template(obj) == template(by_name[name])
+        said.append({n: spec_applied(d, n) for n in names})
+        now = observed(d, now)
+    # alpha and beta tried on the first loop (one turn each, neither fits), gamma on the next; from then on each
+    # says it waits for room, as it said (no rewrite), loop after loop.
+    assert [said[0][n]["reason"] for n in names] == ["TemplateChangeWaitsForRoom"] * 2 + ["TemplateChangeQueued"]
+    assert said[1] == said[2] == said[3] == said[4]
+    assert {c["reason"] for c in said[1].values()} == {"TemplateChangeWaitsForRoom"}
+    # Room comes: a new template goes on it, the old workload serving until it does.
+    room = step([*nodes, l40s("l40s-3")], now, owned, pods, NOW + 600, mirrored, one_at_a_time())
+    assert sum(set(workloads(room, n)) != set(workloads(first, n)) for n in names) == 1
+
+
+def test_a_template_with_room_for_some_replicas_takes_no_gpu_and_lets_the_others_go(mirrored: Registry) -> None:
+    # alpha (two replicas) and beta on two 2-GPU L40S nodes: one GPU free, room for beta's new pod, not alpha's two.
+    eps = [endpoint("alpha", gpuClasses=["L40S"], lo=2), endpoint("beta", gpuClasses=["L40S"])]
+    nodes = [l40s("l40s-0", 2), l40s("l40s-1", 2)]
+    first = step(nodes, eps, [], [], NOW)
+    owned, pods = applied(first)
+    by_name = {o["metadata"]["name"]: o for o in owned}
+    second = step(nodes, observed(first, eps), owned, pods, NOW + 60, mirrored, one_at_a_time())
+    ((alpha_name, alpha),) = workloads(second, "alpha").items()
+    assert alpha_name in by_name and template(alpha) == template(by_name[alpha_name])  # not rolled, nor doubled
+    assert conditions(second, "alpha")["SpecApplied"] == ("False", "TemplateChangeWaitsForRoom")
+    assert set(workloads(second, "beta")) != set(workloads(first, "beta"))  # beta's turn, on the free GPU
+    assert "SpecApplied" not in conditions(second, "beta") and second.deletions == ()
 
 
 @pytest.mark.parametrize(("given", "allowed"), [(None, 1), ("10%", 1), (3, 3), ("3", 3), ("50%", 2), (0, 0)])
@@ -274,3 +332,40 @@ def running(name: str, labels: dict[str, str], containers: list[Any]) -> dict[st
         "spec": {"nodeName": "gpu-0", "containers": containers},
         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
     }
+
+
+def test_a_template_change_under_way_that_stalls_for_room_does_not_hold_the_queue(mirrored: Registry) -> None:
+    # alpha (two replicas, L40S only) has its turn on a new L40S node; beta (H100 only) waits for it.
+    eps = [endpoint("alpha", gpuClasses=["L40S"], lo=2), endpoint("beta", gpuClasses=["H100-80GB"])]
+    first = step([l40s("l40s-0", 2), h100("gpu-0")], eps, [], [], NOW)
+    owned, pods = applied(first)
+    nodes = [l40s("l40s-0", 2), h100("gpu-0"), l40s("l40s-1", 2)]
+    second = step(nodes, observed(first, eps), owned, pods, NOW + 60, mirrored, one_at_a_time())
+    (alpha_new,) = (n for n in workloads(second, "alpha") if n not in workloads(first, "alpha"))
+    assert conditions(second, "beta")["SpecApplied"] == ("False", "TemplateChangeQueued")
+    # One of alpha's new pods is bound; another workload took the GPU the other was planned on: it stalls.
+    new_owned, new_pods = applied(second, ready=False)
+    owned = [*owned, *(o for o in new_owned if o["metadata"]["name"] == alpha_new)]
+    mine = [p for p in new_pods if p["metadata"]["name"].startswith(alpha_new)][:1]
+    pods = [*pods, *mine, training("l40s-1", 1)]
+    third = step(nodes, observed(second, eps), owned, pods, NOW + 120, mirrored, one_at_a_time())
+    assert alpha_new in workloads(third, "alpha")  # still under way, waiting for room as a change of its spec would
+    assert set(workloads(third, "beta")) != set(workloads(first, "beta"))  # beta's turn comes meanwhile
+    assert "SpecApplied" not in conditions(third, "beta")
+
+
+def test_a_waiting_leader_worker_set_keeps_its_templates_where_a_new_version_adds_a_leader() -> None:
+    # What runs: workers only (an older EGS); what is rendered now adds a leader template. Rewritten with it,
+    # the LeaderWorkerSet would roll its serving pods in place.
+    pod = {"metadata": {"labels": {"role": "worker"}}, "spec": {"containers": [{"name": "vllm", "image": "old"}]}}
+    running: dict[str, Any] = {"size": 2, "workerTemplate": pod}
+    before = {"metadata": {"annotations": {TEMPLATE: "old"}}, "spec": {"replicas": 1, "leaderWorkerTemplate": running}}
+    new_pod = {"metadata": {"labels": {"role": "leader"}}, "spec": {"containers": [{"name": "vllm", "image": "new"}]}}
+    lws = {"size": 2, "leaderTemplate": new_pod, "workerTemplate": new_pod}
+    rendered: dict[str, Any] = {
+        "metadata": {"annotations": {TEMPLATE: "new"}},
+        "spec": {"replicas": 2, "leaderWorkerTemplate": lws},
+    }
+    _kept_templates(rendered, before)
+    assert rendered["spec"] == {"replicas": 2, "leaderWorkerTemplate": running}
+    assert rendered["metadata"]["annotations"][TEMPLATE] == "old"

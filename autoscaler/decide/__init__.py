@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from autoscaler.attribution import attribute
 from autoscaler.decide.collector import collector_paused
@@ -101,13 +101,16 @@ from autoscaler.decide.status import (
     CANNOT_RENDER,
     CONSOLIDATING,
     PROMISE_KEPT,
+    SPEC_APPLIED,
     SPEC_CHANGE_HELD,
+    TEMPLATE_NO_ROOM,
     TEMPLATE_QUEUED,
     WORKLOAD_RENAMED,
     answer_status,
     endpoint_decision,
     endpoint_status,
     moving_from,
+    no_room_note,
     not_applied,
     parse_endpoints,
     promise_outcome,
@@ -207,10 +210,43 @@ __all__ = [
 ]
 
 
+class _Pass(NamedTuple):
+    decision: Decision
+    rolled: frozenset[str]
+    """The endpoints whose new pod template took its turn (`workloads.paced`)."""
+    no_room: frozenset[str]
+    """Those of them, and (while others wait their turn) the template or shape changes under way, whose replicas
+    do not all fit (placed now or waiting for a node), not deferred already."""
+
+
 @collector_paused()
 def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Catalog, now: float) -> Decision:
     """The objects and statuses the cluster should have, from what it has and what the metrics say (the
-    cyclic garbage collector paused meanwhile: `collector`)."""
+    cyclic garbage collector paused meanwhile: `collector`). A new pod template whose replicas do not all fit
+    takes no turn and no GPU: the loop is decided again with it waiting (its pods as they run), and the others
+    may go; the third try, where the second's turns found no room either, gives turns only to those that fit.
+    A change under way that does not fit waits on, uncounted in the pace (`workloads.paced`)."""
+    made = _decided(obs, settings, registry, catalog, now, frozenset(), None)
+    deferred: frozenset[str] = frozenset()
+    for _ in range(2):
+        if not made.no_room:
+            break
+        turns = made.rolled - made.no_room if deferred else None
+        deferred |= made.no_room
+        made = _decided(obs, settings, registry, catalog, now, deferred, turns)
+    return made.decision
+
+
+def _decided(
+    obs: Observation,
+    settings: Settings,
+    registry: Registry,
+    catalog: Catalog,
+    now: float,
+    deferred: frozenset[str],
+    turns: frozenset[str] | None,
+) -> _Pass:
+    """One try of `decide`, the `deferred` endpoints' new templates waiting and only `turns` given one (`paced`)."""
     holds: list[Hold] = []
     endpoints, failed = parse_endpoints(obs.endpoints, registry, now)
     owned = read_owned(obs.owned, catalog)
@@ -221,7 +257,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     policy = SharingPolicy(dict(settings.sharing))
     read = _inventory(obs.nodes, policy, catalog)
     if isinstance(read, Hold):  # keep everything as it is
-        return Decision((), {}, (), (), (read,), nodes_read=False)
+        return _Pass(Decision((), {}, (), (), (read,), nodes_read=False), frozenset(), frozenset())
     nodes, guessed, unreadable = with_devices(read, obs.pods, obs.gpu_indexes)
     raw_by_key = {endpoint_key(o): o for o in obs.endpoints}
     recorded = {ep.key: m for ep in endpoints if (m := move_of(raw_by_key[ep.key], workloads.get(ep.key, ())))}
@@ -243,7 +279,7 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
     drifting = drifted(endpoints, held.placements, workloads, observed, registry, catalog)
     allowed = settings.template_rollout.endpoints_allowed(len(endpoints))
-    rolled, queued = paced(drifting, previous, len(changes), allowed)
+    rolled, queued = paced(drifting, previous, changes, allowed, deferred, turns)
     renewing = changed | rolled  # made anew: no incumbents, and the workloads whose template changes renamed
     if rolled:
         held = incumbents(endpoints, renewing, owned, obs.pods, nodes, registry, replaced)
@@ -416,7 +452,14 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
             holds.append(Hold(ep.key, decision.held, decision.held))
             kept.append(ep.key)
         elif ep.key in queued:
-            decision = replace(decision, not_applied=(TEMPLATE_QUEUED, queued_note(allowed)))
+            # One that found no room when last tried says so, as it said (no rewrite), until its turn comes.
+            said = find_condition(previous.get(ep.key, {}).get("conditions"), SPEC_APPLIED) or {}
+            if said.get("status") == "False" and said.get("reason") in (SPEC_CHANGE_HELD, TEMPLATE_NO_ROOM):
+                decision = replace(decision, not_applied=(said["reason"], str(said.get("message", ""))))
+            elif ep.key in deferred:
+                decision = replace(decision, not_applied=(TEMPLATE_NO_ROOM, no_room_note()))
+            else:
+                decision = replace(decision, not_applied=(TEMPLATE_QUEUED, queued_note(allowed)))
         answer = ACCEPTED if decision.waiting else CREATED
         # Once nothing waits, a promise still pending is estimated from its bound pods' load (`keep`).
         eta = decision.eta if decision.waiting or ep.key not in promises else loaded.get(ep.key)
@@ -457,25 +500,30 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     pools = pool_decisions(inventory, real, waiting_plan, ahead, endpoints, attribution, settings, obs, now)
     objects += [o for _, rendered in sorted(by_order, key=lambda r: r[0]) for o in rendered]
     objects += pool_objects(pools, settings, catalog)
-    return Decision(
-        tuple(objects),
-        statuses,
-        tuple(decisions),
-        tuple(pools),
-        tuple(holds),
-        inventory,
-        real,
-        tuple(a for placed in placing.values() for p in placed for a in held_by(p)),
-        waiting_plan,
-        ahead,
-        obs.orders,
-        attribution.split_evenly,
-        tuple(kept),
-        orphans(obs.owned, owned, objects, decisions, obs.endpoints, kept),
-        tuple(events),
-        unreadable,
-        guessed,
-        blocked=moved.blocked,
+    fits_not = {k for k in (*rolled, *(changes if queued else ())) if unplaced_by.get(k)} - deferred
+    return _Pass(
+        Decision(
+            tuple(objects),
+            statuses,
+            tuple(decisions),
+            tuple(pools),
+            tuple(holds),
+            inventory,
+            real,
+            tuple(a for placed in placing.values() for p in placed for a in held_by(p)),
+            waiting_plan,
+            ahead,
+            obs.orders,
+            attribution.split_evenly,
+            tuple(kept),
+            orphans(obs.owned, owned, objects, decisions, obs.endpoints, kept),
+            tuple(events),
+            unreadable,
+            guessed,
+            blocked=moved.blocked,
+        ),
+        rolled,
+        frozenset(fits_not),
     )
 
 

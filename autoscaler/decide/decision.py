@@ -91,8 +91,10 @@ class EndpointDecision:
     cost_per_hour: float = 0.0
     """USD per hour of its replicas (placed and waiting) at the configured prices."""
     not_applied: tuple[str, str] | None = None
-    """(reason, message) when its spec is not applied (its new shape cannot be rendered, or its changed
-    spec fits no node): what its replicas from before serve is reported instead (`status.not_applied`)."""
+    """(reason, message) when its spec is not applied: its new shape cannot be rendered, or its changed spec fits
+    no node (held: what its replicas from before serve is reported instead, `status.not_applied`); or its new pod
+    template waits its turn or for room (`TemplateChangeQueued`, `TemplateChangeWaitsForRoom`: not held, it serves
+    and scales in the template it runs)."""
     moving: str | None = None
     """While a consolidation move's or a shape change's new replicas do not all serve: where it goes, the
     `Consolidating` (or `Progressing`) condition's message; the replaced replicas that serve count in

@@ -320,6 +320,9 @@ replicas do not all serve, and the replaced ones that do count ready meanwhile."
 SPEC_CHANGE_HELD = "Unschedulable"
 CANNOT_RENDER = "CannotRender"
 TEMPLATE_QUEUED = "TemplateChangeQueued"
+TEMPLATE_NO_ROOM = "TemplateChangeWaitsForRoom"
+"""`SpecApplied`'s reason while an endpoint's new pod template, given its turn, found no room for all its
+replicas beside the old ones (`decide`): it waits as a queued one does, after the others (`workloads.paced`)."""
 
 
 def queued_note(allowed: int) -> str:
@@ -328,6 +331,14 @@ def queued_note(allowed: int) -> str:
     return (
         f"its new pod template waits its turn: at most {allowed} endpoints change theirs at once "
         "(templateRollout.maxEndpoints); its workload serves as it is meanwhile"
+    )
+
+
+def no_room_note() -> str:
+    """`SpecApplied`'s message while an endpoint's new pod template waits for room (`TEMPLATE_NO_ROOM`)."""
+    return (
+        "its new pod template waits for room: its new replicas do not all fit beside the ones that serve "
+        "(made before the old ones break); its workload serves as it is meanwhile, and it goes after the others"
     )
 
 

@@ -29,7 +29,7 @@ from autoscaler.decide.state import (
     recorded_shape,
     taken_annotation,
 )
-from autoscaler.decide.status import SPEC_APPLIED, SPEC_CHANGE_HELD
+from autoscaler.decide.status import SPEC_APPLIED, SPEC_CHANGE_HELD, TEMPLATE_NO_ROOM
 from autoscaler.decide.targets import QUEUE_HIGH, declared_throughput
 from autoscaler.decide.waiting import PROVISIONING_PREFIX
 from autoscaler.endpoint import Endpoint
@@ -296,42 +296,45 @@ def _nodeless(placement: Placement) -> Placement:
 
 
 def paced(
-    drifting: Sequence[str], statuses: Mapping[str, Mapping[str, Any]], changing: int, allowed: int
+    drifting: Collection[str],
+    statuses: Mapping[str, Mapping[str, Any]],
+    changing: Collection[str],
+    allowed: int,
+    deferred: Collection[str] = (),
+    turns: Collection[str] | None = None,
 ) -> tuple[frozenset[str], frozenset[str]]:
     """(those whose turn it is, those that wait) of the `drifting` endpoints: as many as `allowed` less the
     `changing` ones (a change of the spec or of the template under way: each asks for its replicas twice until
     its new ones serve), so that an upgrade that renders every template anew does not ask for twice the
-    cluster at once. Those whose last change found no room (`SpecApplied` `False`, `Unschedulable`) go after the
-    others: one that fits nowhere does not hold back the rest; then by name."""
+    cluster at once. Those whose last try found no room (`SpecApplied` `False`, `Unschedulable` or
+    `TemplateChangeWaitsForRoom`) go after the others: one that fits nowhere does not hold back the rest; then by
+    name. The `deferred` ones (found this loop with replicas that fit nowhere: `decide` tries again without them)
+    wait, and count in no change under way; where `turns` is given, no other endpoint than those takes one."""
 
     def held(key: str) -> bool:
         said = find_condition(statuses.get(key, {}).get("conditions"), SPEC_APPLIED) or {}
-        return (said.get("status"), said.get("reason")) == ("False", SPEC_CHANGE_HELD)
+        return said.get("status") == "False" and said.get("reason") in (SPEC_CHANGE_HELD, TEMPLATE_NO_ROOM)
 
-    order = sorted(drifting, key=lambda key: (held(key), key))
-    room = max(0, allowed - changing)
-    return frozenset(order[:room]), frozenset(order[room:])
+    order = sorted((k for k in drifting if k not in deferred), key=lambda key: (held(key), key))
+    room = max(0, allowed - len([k for k in changing if k not in deferred]))
+    rolled = frozenset(k for k in order[:room] if turns is None or k in turns)
+    return rolled, frozenset(drifting) - rolled
 
 
 def _kept_templates(obj: dict[str, Any], observed: Mapping[str, Any]) -> None:
     """The workload with the pod templates (and their `TEMPLATE`) of the one `observed` under its name, where
     they differ from what was rendered: its new template waits its turn (`paced`) and its pods stay as they run.
-    The server's copy holds its defaults too, which EGS then applies alike (no write while nothing else
-    changes); null values are left out, as an apply gives none."""
+    A LeaderWorkerSet keeps its `leaderWorkerTemplate` whole, so that a new version that adds or drops a leader
+    template does not roll it either. The server's copy holds its defaults too, which EGS then applies alike (no
+    write while nothing else changes); null values are left out, as an apply gives none."""
     recorded = _recorded_template(observed)
     if recorded is None or recorded == obj["metadata"]["annotations"][TEMPLATE]:
         return
-    theirs = _templates(observed)
-    if len(theirs) != len(_templates(obj)):
-        return
-    spec = obj["spec"]
-    if "template" in spec:
-        spec["template"] = _without_nulls(theirs[0])
-    else:
-        roles = [r for r in ("leaderTemplate", "workerTemplate") if r in spec["leaderWorkerTemplate"]]
-        for role, template in zip(roles, theirs, strict=True):
-            spec["leaderWorkerTemplate"][role] = _without_nulls(template)
-    obj["metadata"]["annotations"][TEMPLATE] = recorded
+    spec, theirs = obj["spec"], observed.get("spec") or {}
+    for key in ("template", "leaderWorkerTemplate"):
+        if key in spec and key in theirs:
+            spec[key] = _without_nulls(theirs[key])
+            obj["metadata"]["annotations"][TEMPLATE] = recorded
 
 
 def _without_nulls(value: Any) -> Any:
