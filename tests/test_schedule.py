@@ -238,6 +238,37 @@ def test_short_of_room_the_online_engine_leaves_no_more_unplaced_than_exact_and_
     check_plan(plan, inventory, batch)
 
 
+def test_short_of_room_a_rounding_that_leaves_out_more_than_the_lp_is_repaired() -> None:
+    """A MIG-split H100 node, an MI250X node and two HAMi-shared L40S nodes, too small for the batch:
+    the LP leaves the 72B replica out, whole, and places the rest; its roundings left the 27B
+    replica out as well (what they left went to the greedy policy, which strands it), and the
+    online engine repaired a rounding only where the LP placed every replica. The integer programme
+    over the generated columns places it, as the exact plan does (seed 208's fleet 0, shrunk)."""
+    fleet = [
+        gpu_node("h100-0", CATALOG.get("H100-80GB"), 8, mig={"3g.40gb": 16}),
+        gpu_node("mi250x-0", CATALOG.get("MI250X"), 8),
+        *(gpu_node(f"l40s-{i}", CATALOG.get("L40S"), 4) for i in range(2)),
+    ]
+    inventory = build_inventory(fleet, CATALOG, sharing=SharingPolicy({"L40S": "hami"}))
+    batch = [
+        Request("q32", "qwen2.5-32b-instruct", 3, min_quality=0.99, context=4096, concurrency=8),
+        Request("l8a", SMALL, 3, min_quality=0.99, context=4096, concurrency=64),
+        Request("l8b", SMALL, 1, min_quality=0.98, context=8192, concurrency=8),
+        Request("q72", "qwen2.5-72b-instruct", 1, min_quality=1.0, context=4096, concurrency=32),
+        Request("g27", "gemma-2-27b-it", 1, min_quality=0.95, context=8192, concurrency=8),
+        Request("q32-long", "qwen2.5-32b-instruct", 1, min_quality=1.0, context=16384, concurrency=8),
+        Request("m7", "mistral-7b-instruct-v0.3", 3, min_quality=0.99, context=4096, concurrency=64),
+        Request("q14", "qwen2.5-14b-instruct", 2, min_quality=0.98, context=4096, concurrency=64),
+        Request("l8c", SMALL, 1, min_quality=0.99, context=16384, concurrency=16),
+    ]
+    plan = online(batch, REGISTRY, inventory, time_limit_s=10)
+    exact = schedule(batch, REGISTRY, inventory, engine="exact", time_limit_s=10).plan
+    assert [u.request for u in exact.unplaced] == ["q72"], "the fleet must be short of room by the 72B replica"
+    assert [u.request for u in plan.unplaced] == ["q72"]
+    assert plan.effective_cost_per_hour <= 1.005 * exact.effective_cost_per_hour
+    check_plan(plan, inventory, batch)
+
+
 def test_short_of_room_the_hold_back_passes_run_only_where_the_rounding_leaves_out_more_than_the_lp(
     spy: Spy,
 ) -> None:
