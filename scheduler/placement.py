@@ -5,7 +5,8 @@ shapes and taking GPUs live in `scheduler.fleet`, shared with the exact re-plan 
 `scheduler.schedule` is the one entry point that chooses between them. The online engine
 (`scheduler.replan.online`) rounds an LP relaxation and places with `place_one` what the rounding
 leaves; `place`, all the passes below, is its fallback where no LP is solved in time or the
-rounding leaves replicas out, and the exact engine's where HiGHS finds no integer solution.
+rounding leaves out more replicas than the LP and the integer programme over its columns (the
+repair) is not proven in time, and the exact engine's where HiGHS finds no integer solution.
 
 A replica's *shapes* are the ways it can run: a variant (at or above the quality floor, runnable on
 the class) on a GPU class, on the fewest tensor-parallel GPUs that hold it, or across several nodes

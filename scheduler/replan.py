@@ -31,8 +31,9 @@ within the time limit; its concrete GPUs are chosen tightest first.
 
 The online engine (`online`) is the same model stopped earlier: its LP relaxation, generated for
 at most `ONLINE_LP_S`, rounded to whole columns and realised, what the rounding leaves placed by
-the greedy policy (`scheduler.placement`). The exact engine computes that plan first, as its
-fallback, and goes on generating columns from where it stopped.
+the greedy policy (`scheduler.placement`); where the rounding leaves out more than the LP, the
+integer programme over the generated columns repairs it when proven in time. The exact engine
+computes that plan first, as its fallback, and goes on generating columns from where it stopped.
 
 The deadline holds: the plan to fall back on is in hand first (a batch of more than
 `MANY_REPLICAS` gets its greedy pass before anything else); setting up the model stops at the
