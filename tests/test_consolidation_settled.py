@@ -19,6 +19,7 @@ from autoscaler.decide import ConsolidationSettings, Decision, Observation, deci
 from autoscaler.decide.state import Move
 from common.errors import InputError
 from tests.test_consolidation_moves_counted import with_move_recorded
+from tests.test_consolidation_within_class import moves
 from tests.test_decide import CATALOG, NOW, REGISTRY, endpoint, h100, signals, training
 from tests.test_helm_chart import CHART, helm
 from tests.test_reconcile_state import CONSOLIDATING, applied, l40s, observed
@@ -38,23 +39,19 @@ def chat_moved(ago: float, settings: Any = CONSOLIDATING) -> Decision:
     return decide(Observation(nodes, eps, owned, signals(), pods=pods), settings, REGISTRY, CATALOG, NOW)
 
 
-def moving(decision: Decision) -> list[str]:
-    return [e.regarding.name for e in decision.events if e.reason == "Consolidating"]
-
-
 def test_an_endpoint_moved_past_the_interval_stays_put_until_consolidate_after() -> None:
     assert CONSOLIDATING.consolidation.interval_s < 1_200 < CONSOLIDATING.consolidation.consolidate_after_s
     settled = chat_moved(1_200)
-    assert moving(settled) == []
+    assert moves(settled) == []
     # Its last move stays on its status meanwhile, so a new leader keeps it put too.
     assert settled.statuses[("team-a", "chat")]["consolidation"]["nodes"] == ["l40s-9"]
-    assert moving(chat_moved(CONSOLIDATING.consolidation.consolidate_after_s + 10)) == ["chat"]
+    assert moves(chat_moved(CONSOLIDATING.consolidation.consolidate_after_s + 10)) == ["chat"]
 
 
 def test_consolidate_after_zero_keeps_only_the_interval() -> None:
     eager = replace(CONSOLIDATING, consolidation=replace(CONSOLIDATING.consolidation, consolidate_after_s=0.0))
-    assert moving(chat_moved(1_200, eager)) == ["chat"]
-    assert moving(chat_moved(300, eager)) == []  # within the interval: its status records one move
+    assert moves(chat_moved(1_200, eager)) == ["chat"]
+    assert moves(chat_moved(300, eager)) == []  # within the interval: its status records one move
 
 
 def after(raw: dict[str, object]) -> float:

@@ -16,7 +16,8 @@ from typing import Any
 
 from autoscaler.admission import capacity
 from autoscaler.decide import Decision, Observation, decide
-from tests.test_consolidation_settled import chat_moved, moving
+from tests.test_consolidation_settled import chat_moved
+from tests.test_consolidation_within_class import moves
 from tests.test_decide import CATALOG, NOW, endpoint, signals
 from tests.test_reconcile_state import CONSOLIDATING, applied, node, observed
 from tests.test_stuck_replicas import AT, H100
@@ -50,7 +51,7 @@ def test_kept_replicas_hold_their_gpus_once() -> None:
 def test_a_moved_endpoints_old_replica_holds_its_gpu_while_it_serves() -> None:
     # chat moves off gpu-0's H100 to the L40S beside it; its old replica serves until the new one does.
     decision = chat_moved(CONSOLIDATING.consolidation.consolidate_after_s + 10)
-    assert moving(decision) == ["chat"]
+    assert moves(decision) == ["chat"]
     gpus = len(next(n for n in decision.inventory if n.node == "gpu-0").gpus)
     assert free_gpus(decision, "gpu-0") == gpus - 1
 

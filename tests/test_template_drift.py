@@ -71,7 +71,7 @@ def checkpoint(workload: dict[str, Any]) -> str:
 
 
 def serving(name: str) -> tuple[list[dict[str, Any]], Decision, list[dict[str, Any]], list[dict[str, Any]]]:
-    """One endpoint on l40s-0 of two L40S nodes, applied and serving: (endpoints, decision, owned, pods)."""
+    """One endpoint on an L40S node, l40s-0, applied and serving: (endpoints, decision, owned, pods)."""
     eps = [endpoint(name)]
     first = step([l40s("l40s-0")], eps, [], [], NOW)
     owned, pods = applied(first)

@@ -101,7 +101,6 @@ from autoscaler.decide.status import (
     CANNOT_RENDER,
     CONSOLIDATING,
     PROMISE_KEPT,
-    SPEC_APPLIED,
     SPEC_CHANGE_HELD,
     TEMPLATE_NO_ROOM,
     TEMPLATE_QUEUED,
@@ -109,6 +108,7 @@ from autoscaler.decide.status import (
     answer_status,
     endpoint_decision,
     endpoint_status,
+    found_no_room,
     moving_from,
     no_room_note,
     not_applied,
@@ -453,8 +453,7 @@ def _decided(
             kept.append(ep.key)
         elif ep.key in queued:
             # One that found no room when last tried says so, as it said (no rewrite), until its turn comes.
-            said = find_condition(previous.get(ep.key, {}).get("conditions"), SPEC_APPLIED) or {}
-            if said.get("status") == "False" and said.get("reason") in (SPEC_CHANGE_HELD, TEMPLATE_NO_ROOM):
+            if (said := found_no_room(previous.get(ep.key, {}))) is not None:
                 decision = replace(decision, not_applied=(said["reason"], str(said.get("message", ""))))
             elif ep.key in deferred:
                 decision = replace(decision, not_applied=(TEMPLATE_NO_ROOM, no_room_note()))

@@ -308,7 +308,7 @@ ENDPOINT_CONDITIONS = ("Ready", "Progressing", "Degraded", SCALING_ACTIVE)
 SPEC_APPLIED = "SpecApplied"
 """False while the spec is not applied (`not_applied`), with reason `SPEC_CHANGE_HELD` or `CANNOT_RENDER`, or
 while the pod template EGS renders for it now waits its turn (`TEMPLATE_QUEUED`, `workloads.paced`: its replicas
-follow demand meanwhile, in the template they run); absent otherwise."""
+follow demand meanwhile, in the template they run) or waits for room (`TEMPLATE_NO_ROOM`); absent otherwise."""
 CONSOLIDATING = "Consolidating"
 """The reason of the Event on an endpoint whose move begins, and a condition: True, with reason `MOVING`,
 while a consolidation move's new replicas do not all serve (`endpoint_decision`): the message says to which
@@ -323,6 +323,14 @@ TEMPLATE_QUEUED = "TemplateChangeQueued"
 TEMPLATE_NO_ROOM = "TemplateChangeWaitsForRoom"
 """`SpecApplied`'s reason while an endpoint's new pod template, given its turn, found no room for all its
 replicas beside the old ones (`decide`): it waits as a queued one does, after the others (`workloads.paced`)."""
+
+
+def found_no_room(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The `SpecApplied` condition of a status whose last try found no room for its change (of the spec or of the
+    template), or None: such an endpoint goes after the others in the queue, and says so as it said."""
+    said = find_condition(status.get("conditions"), SPEC_APPLIED) or {}
+    no_room = said.get("status") == "False" and said.get("reason") in (SPEC_CHANGE_HELD, TEMPLATE_NO_ROOM)
+    return said if no_room else None
 
 
 def queued_note(allowed: int) -> str:

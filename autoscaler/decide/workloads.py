@@ -29,11 +29,10 @@ from autoscaler.decide.state import (
     recorded_shape,
     taken_annotation,
 )
-from autoscaler.decide.status import SPEC_APPLIED, SPEC_CHANGE_HELD, TEMPLATE_NO_ROOM
+from autoscaler.decide.status import found_no_room
 from autoscaler.decide.targets import QUEUE_HIGH, declared_throughput
 from autoscaler.decide.waiting import PROVISIONING_PREFIX
 from autoscaler.endpoint import Endpoint
-from autoscaler.events import find_condition
 from autoscaler.pods import WARM_POOL
 from scheduler.catalog import Catalog
 from scheduler.manifests import RECORDED, ManifestError, dns_label, manifests, numbered, workload_name
@@ -312,8 +311,7 @@ def paced(
     wait, and count in no change under way; where `turns` is given, no other endpoint than those takes one."""
 
     def held(key: str) -> bool:
-        said = find_condition(statuses.get(key, {}).get("conditions"), SPEC_APPLIED) or {}
-        return said.get("status") == "False" and said.get("reason") in (SPEC_CHANGE_HELD, TEMPLATE_NO_ROOM)
+        return found_no_room(statuses.get(key, {})) is not None
 
     order = sorted((k for k in drifting if k not in deferred), key=lambda key: (held(key), key))
     room = max(0, allowed - len([k for k in changing if k not in deferred]))
