@@ -18,7 +18,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,9 +85,10 @@ class Running:
     created: float
 
 
-def pod_names(deployment: Mapping[str, Any], pods: Sequence[Running]) -> list[str]:
+def pod_names(deployment: Mapping[str, Any], pods: Sequence[Running], held: Collection[str] = ()) -> list[str]:
     """The names of a Deployment's pods once rolled (`scaled`): those of `pods` (its pods now, named
-    `<deployment>-<revision>-<i>`) that stay, and its template's new ones, which take the lowest free names."""
+    `<deployment>-<revision>-<i>`) that stay, and its template's new ones, which take the lowest free names, none
+    of `held` (pods Terminating still hold theirs: a real ReplicaSet's random suffix never meets one)."""
     meta, spec = deployment["metadata"], deployment.get("spec") or {}
     by_revision: dict[str, list[Running]] = {}
     for pod in sorted(pods, key=lambda p: (p.created, p.name)):
@@ -98,7 +99,7 @@ def pod_names(deployment: Mapping[str, Any], pods: Sequence[Running]) -> list[st
         have = sorted(by_revision.get(name, ()), key=lambda p: (not p.bound, not p.ready, p.bound_at, p.name))
         kept = [p.name for p in have[:count]]
         prefix = f"{meta['name']}-{name}-"
-        free = (f"{prefix}{i}" for i in itertools.count() if f"{prefix}{i}" not in kept)
+        free = (f"{prefix}{i}" for i in itertools.count() if f"{prefix}{i}" not in kept and f"{prefix}{i}" not in held)
         names += kept + list(itertools.islice(free, count - len(kept)))
     return names
 

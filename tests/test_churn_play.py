@@ -24,6 +24,7 @@ from autoscaler.decide import PROMISE_ANNOTATION
 from autoscaler.decide.workloads import HOSTNAME, PREFERRED
 from benchmarks.churnkit.events import lose_nodes
 from benchmarks.churnkit.figures import Tally, loose_ends
+from benchmarks.churnkit.kinds import DEPLOYMENTS, NODES, PODS
 from benchmarks.churnkit.play import Play, Pod
 from benchmarks.churnkit.run import Run
 from localplay.kube_standin import KubeCluster
@@ -202,3 +203,48 @@ def test_a_reposted_endpoint_is_overtaken_by_its_earlier_incarnation_not_counted
         play.binds.append((at, pod))
     # The deleted incarnation's pod, created after the reposted one's and bound first, took its GPUs.
     assert play.overtaken("uid-new", posted=1.5) == ["team/chat-1@MI300X-new"]
+
+
+class OneNode(Deployments):
+    """One 1-GPU H100 node and endpoint team/ep's Deployment, with the pod objects the play writes kept as a server
+    keeps them (put, patched, deleted)."""
+
+    def __init__(self) -> None:
+        super().__init__("H100-80GB", "nvidia.com/gpu")
+        self.node = gpu_node("h100-0", CATALOG.get("H100-80GB"), 1)
+        self.pods: dict[str, dict[str, Any]] = {}
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return [self.node] if kind == NODES else super().all(kind) if kind == DEPLOYMENTS else []
+
+    def put(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind == PODS:
+            self.pods[obj["metadata"]["name"]] = obj
+
+    def patch(self, kind: str, namespace: str | None, name: str, body: dict[str, Any]) -> None:
+        if kind == PODS:
+            self.pods[name]["metadata"] |= body.get("metadata") or {}
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> None:
+        self.pods.pop(name, None)
+
+
+def test_a_bound_pod_deleted_stays_terminating_on_its_gpu_through_its_grace_period() -> None:
+    # The play removed a pod the moment its ReplicaSet dropped it; a kubelet keeps it, Terminating, up to its
+    # terminationGracePeriodSeconds (30 s, compressed 20x here: 1.5 s), and kube-scheduler gives its GPU to no
+    # other pod until it has gone.
+    cluster = OneNode()
+    play = Play(cast(KubeCluster, cluster), CATALOG, REGISTRY, random.Random(0), 20.0)
+    cluster.replicas = 1
+    play.step(0.0)
+    (old,) = cluster.pods
+    assert play.pods[f"team/{old}"].node == "h100-0"
+    cluster.replicas = 0
+    play.step(1.0)
+    assert not play.pods and "deletionTimestamp" in cluster.pods[old]["metadata"]
+    cluster.replicas = 1  # scaled up again within the grace period: a new pod, under another name, waits for the GPU
+    play.step(1.5)
+    (new,) = play.pods.values()
+    assert new.name != old and not new.node and set(cluster.pods) == {old, new.name}
+    play.step(2.6)
+    assert set(cluster.pods) == {new.name} and new.node == "h100-0"

@@ -41,6 +41,9 @@ EVICTION_S = 300.0
 toleration of that node's taint: what the DefaultTolerationSeconds admission plugin (on by default)
 gives every pod."""
 NOT_READY_TAINT = {"key": NOT_READY_TAINTS["False"], "effect": "NoSchedule"}
+GRACE_S = 30.0
+"""A pod's `terminationGracePeriodSeconds` where its spec names none (the API server's default): a bound pod
+deleted stays, Terminating, until its kubelet has stopped it, at most that long; the play keeps it that long."""
 
 
 @dataclass
@@ -64,7 +67,7 @@ class Pod:
     uid: str = ""
     """The uid of the InferenceEndpoint incarnation its Deployment was written for (its ownerReference)."""
     gone_at: float | None = None
-    """When it went (deleted or evicted): its GPUs were held until then (`early_cause`)."""
+    """When it went (evicted, or its grace period over): its GPUs were held until then (`early_cause`)."""
 
     @property
     def key(self) -> str:
@@ -150,7 +153,8 @@ class Play:
     """An order's delay until its node is Ready (uncompressed), drawn uniformly (`Shape.provision_minutes`)."""
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     """Each node's labels as last read."""
-    _written: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    _written: dict[str, tuple[str, bool, float]] = field(default_factory=dict)
+    """Each pod object as last written: its node, whether Ready, and when its grace period ends (0 while none)."""
     reserved: set[tuple[str, int]] = field(default_factory=set)
     """(node, GPU) of each KAI reservation pod written: one per GPU that KAI shares."""
     down: dict[str, float] = field(default_factory=dict)
@@ -172,6 +176,11 @@ class Play:
     registered and Ready, each pod created, bound and gone, so that a late promise can be traced after the
     run (who took the GPUs it was counted on) beside `api.log`'s capacity of each answer."""
 
+    terminating: dict[str, tuple[Pod, float]] = field(default_factory=dict)
+    """Pods deleted while bound -> (the pod, when its grace period ends, `GRACE_S`): listed until then with
+    `deletionTimestamp` set, holding their GPUs (kube-scheduler counts a Terminating pod's), no longer their
+    ReplicaSet's (it makes a replacement at once, under another name)."""
+
     def step(self, now: float) -> None:
         self._join(now)
         # Pod garbage collection and eviction: a pod bound to a Node that is gone, or NotReady for longer than
@@ -182,10 +191,13 @@ class Play:
         for key in [k for k, p in self.pods.items() if p.node and (p.node not in present or p.node in evicted)]:
             self._note(now, f"evicted {key} from {self.pods[key].node}")
             self.pods.pop(key).gone_at = now
+        for key, (pod, until) in list(self.terminating.items()):
+            if until <= now or pod.node not in present or pod.node in evicted:
+                self._note(now, f"gone {key}")
+                self.terminating.pop(key)[0].gone_at = now
         wanted = self._wanted(now)
         for key in [k for k in self.pods if k not in wanted]:
-            self._note(now, f"gone {key}")
-            self.pods.pop(key).gone_at = now
+            self._delete(now, self.pods.pop(key))
         for key, pod in wanted.items():
             if key not in self.pods:
                 self._note(now, f"created {key} ({pod.gpu_class})")
@@ -197,6 +209,17 @@ class Play:
             pod.ready = bool(pod.node) and pod.node not in self.down and now - pod.bound_at >= pod.load_s
         self._report(now)
 
+    def _delete(self, now: float, pod: Pod) -> None:
+        """A pod its ReplicaSet removed (scaled down, rolled, its Deployment gone): one not bound goes at once (the
+        API server deletes a pod no kubelet runs), a bound one is Terminating for its grace period."""
+        grace = float((pod.template.get("spec") or {}).get("terminationGracePeriodSeconds", GRACE_S)) / self.factor
+        if not pod.node or grace <= 0:
+            self._note(now, f"gone {pod.key}")
+            pod.gone_at = now
+            return
+        self._note(now, f"terminating {pod.key} on {pod.node}, gone in {grace * self.factor:.0f} s")
+        self.terminating[pod.key] = (pod, now + grace)
+
     def _wanted(self, now: float) -> dict[str, Pod]:
         """Each Deployment's pods as its ReplicaSets hold them, its changed template rolled as its strategy says
         (`localplay.rollout`): those kept and its template's new ones. Scaled down, a ReplicaSet removes the pods
@@ -206,6 +229,9 @@ class Play:
         running: dict[tuple[str, str], dict[str, Pod]] = {}
         for p in self.pods.values():
             running.setdefault((p.namespace, p.deployment), {})[p.name] = p
+        held: dict[tuple[str, str], set[str]] = {}  # the names Terminating pods still hold
+        for p, _ in self.terminating.values():
+            held.setdefault((p.namespace, p.deployment), set()).add(p.name)
         for d in self.kube.all(DEPLOYMENTS):
             meta, spec = d["metadata"], d.get("spec") or {}
             annotations = meta.get("annotations") or {}
@@ -216,7 +242,7 @@ class Play:
             endpoint = f"{meta['namespace']}/{annotations['egs.io/request-name']}"
             mine = running.get((meta["namespace"], meta["name"]), {})
             ranked = [Running(p.name, bool(p.node), p.ready, p.bound_at, p.queued[0]) for p in mine.values()]
-            for name in pod_names(d, ranked):
+            for name in pod_names(d, ranked, held.get((meta["namespace"], meta["name"]), ())):
                 pod = mine.get(name) or Pod(
                     meta["namespace"],
                     name,
@@ -251,7 +277,8 @@ class Play:
             if (name := other["spec"]["nodeName"]) in by_name:
                 node = by_name[name]
                 by_name[name] = Inventory((node,)).allocated(holds(node, other, None)).nodes[0]
-        for pod in sorted((p for p in self.pods.values() if p.node), key=lambda p: p.bound_at):
+        bound = [*self.pods.values(), *(p for p, _ in self.terminating.values())]
+        for pod in sorted((p for p in bound if p.node), key=lambda p: p.bound_at):
             if pod.node in by_name:
                 by_name[pod.node] = Inventory((by_name[pod.node],)).allocated(pod.held).nodes[0]
         # As the kubelet labels every Node, with its hostname.
@@ -391,12 +418,18 @@ class Play:
 
     def _report(self, now: float) -> None:
         """Pod objects and each Deployment's counts, as the kubelet and the Deployment controller write them."""
-        for key in [k for k in self._written if k not in self.pods]:
+        for key in [k for k in self._written if k not in self.pods and k not in self.terminating]:
             namespace, name = key.split("/", 1)
             self.kube.delete(PODS, namespace, name)
             del self._written[key]
+        for key, (pod, until) in self.terminating.items():
+            if key in self._written and self._written[key][2] != until:
+                grace = math.ceil(until - now)  # compressed, as the timestamp is
+                deleted = {"deletionTimestamp": rfc3339(until), "deletionGracePeriodSeconds": grace}
+                self.kube.patch(PODS, pod.namespace, pod.name, {"metadata": deleted})
+                self._written[key] = (*self._written[key][:2], until)
         for key, pod in self.pods.items():
-            state = (pod.node, pod.ready)
+            state = (pod.node, pod.ready, 0.0)
             if self._written.get(key) == state:
                 continue
             status = pod_status(pod.node, pod.ready)
