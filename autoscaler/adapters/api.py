@@ -195,6 +195,13 @@ class Services:
     controller does; None: numbered by EGS (`autoscaler.pods.with_devices`)."""
 
 
+def _no_moves(settings: Settings) -> Settings:
+    """The settings the API's decide step runs with: consolidation off. Moves are the leader's, made after it has
+    placed new endpoints; one planned here held the GPUs it would take in the capacity answered from, room the
+    leader gives a POST. A move begun is on its endpoint's status, its new workload in the cluster: still counted."""
+    return replace(settings, consolidation=replace(settings.consolidation, enabled=False))
+
+
 @dataclass(frozen=True)
 class Caller:
     user: str
@@ -837,7 +844,7 @@ class _Admissions:
         # GPUs the plan gives a replacement for a pod stranded on a NotReady node stay held here, though its
         # workload makes no pod for it before the eviction: answered 201 on them, new endpoints were demoted
         # when the controller kept them for the replacement (churn seed 4); a 202 there is only early.
-        decision = decide(obs, s.settings, s.registry, s.catalog, now)
+        decision = decide(obs, _no_moves(s.settings), s.registry, s.catalog, now)
         self.said = report(decision, self.said, log)
         workloads = [o for o in owned if o.get("kind") in WORKLOAD_KINDS]
         # A re-made answer's earlier GPUs stay held even once its workload shows up: until its pods are bound, the
