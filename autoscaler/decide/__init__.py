@@ -48,7 +48,13 @@ from typing import Any, NamedTuple
 
 from autoscaler.attribution import attribute
 from autoscaler.decide.collector import collector_paused
-from autoscaler.decide.consolidation import CONSOLIDATION_BLOCKED, blocked_note, consolidate, leaving_nodes
+from autoscaler.decide.consolidation import (
+    CONSOLIDATION_BLOCKED,
+    blocked_note,
+    consolidate,
+    last_changes,
+    leaving_nodes,
+)
 from autoscaler.decide.decision import Decision, EndpointDecision, Hold, Observation, PoolDecision, report, report_holds
 from autoscaler.decide.placement import (
     by_class,
@@ -357,6 +363,7 @@ def _decided(
         endpoints, staying, workloads, recorded, set(promises) | growing, held.inventory.allocated(taken_fresh),
         registry, catalog, settings, now, [*promised, *taken_fresh], leaving_nodes(obs.pods, replaced),
         obs.moves_begun, obs.blocked,
+        last_changes(endpoints, previous, obs.pods) if settings.consolidation.enabled else {},
     )  # fmt: skip
     moving = moved.moves
     blocked = {key: blocked_note(b, settings.consolidation) for b in moved.blocked for key in b.keys}

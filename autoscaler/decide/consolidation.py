@@ -13,8 +13,10 @@ node of two endpoints spends one, and moving an endpoint of replicas on three no
   records one move, so a second within the interval would overwrite the first there, and a new leader, which
   counts the budget from the statuses, would count the first one's nodes no more (churn seed 2400: team-b/ep-13
   moved twice 7.6 s apart, and the next loop's moves spent a fifth node of four); nor within `consolidateAfter`
-  of their last move, where longer (a payback floor: a move costs a model load on doubled capacity and a
-  disruption, and the cheapest shape shifts as other endpoints come and go);
+  of their last move, where longer, or of their replicas' last change (a pod made or turned Ready, the replica
+  count changed: `last_changes`; Karpenter's counts from a pod added to or removed from a node), a payback floor:
+  a move costs a model load on doubled capacity and a disruption, and the cheapest shape shifts as other
+  endpoints come and go;
 - *a cheaper shape*: the endpoint's replicas placed afresh, beside everything that runs now, cost at least
   `minSavingFraction` less per hour (another variant or class, or within its class a smaller split: an AMD
   partition, a MIG instance or a share of a GPU instead of a whole one);
@@ -56,8 +58,12 @@ from autoscaler.decide.placement import endpoint_cost, place_requests
 from autoscaler.decide.settings import ConsolidationSettings, Settings
 from autoscaler.decide.state import Move, Owned, workload_of
 from autoscaler.endpoint import Endpoint
+from autoscaler.events import find_condition
+from autoscaler.kubetime import parse_time
+from autoscaler.pods import endpoint_of
 from scheduler.catalog import Catalog
 from scheduler.inventory import Allocation, Inventory, NodeGpus, held_by
+from scheduler.manifests import dns_label
 from scheduler.plan import Placement, Request
 from scheduler.registry import Registry
 
@@ -112,6 +118,7 @@ def consolidate(
     leaving: Collection[str] = (),
     begun: Iterable[tuple[str, Move]] = (),
     was_blocked: Sequence[Blocked] = (),
+    changed: Mapping[str, float] = {},
 ) -> Consolidation:
     """The moves to begin this loop, within what the budget leaves.
 
@@ -126,12 +133,14 @@ def consolidate(
     several, its deleted incarnation's among them), counted with the statuses': the nodes they all took replicas
     off within the interval spend the budget (`maxNodesPerInterval` of the inventory's nodes); `was_blocked`: the
     moves the last loop found larger than the whole budget (`Blocked`), reported again unsearched while they stay
-    so."""
+    so; `changed`: when each endpoint's replicas last changed (`last_changes`), within `consolidateAfter` of which it
+    stays put."""
     cfg = settings.consolidation
     if not cfg.enabled:
         return Consolidation()
     disrupted = disrupted_nodes([*begun, *recorded.items()], now - cfg.interval_s)
     lately = {key for key, move in recorded.items() if move.at > now - cfg.settled_s}  # moved too lately to again
+    lately |= {key for key, at in changed.items() if at > now - cfg.consolidate_after_s}  # changed too lately
     allowed = cfg.nodes_allowed(len(inventory))
     moves: dict[str, Move] = {}
     placed: dict[str, tuple[Placement, ...]] = {}
@@ -188,6 +197,37 @@ def blocked_note(blocked: Blocked, cfg: ConsolidationSettings) -> str:
         f"{blocked.allowed} per {cfg.interval_s:g} s (consolidation.maxNodesPerInterval: "
         f"{cfg.max_nodes_per_interval}): it waits until the budget is raised"
     )
+
+
+def last_changes(
+    endpoints: Iterable[Endpoint], statuses: Mapping[str, Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]
+) -> dict[str, float]:
+    """When each endpoint's replicas last changed, as the cluster records it, so that a new leader reads the same:
+    a pod of it made (`creationTimestamp`: added, a move's or a new spec's, or made again) or turned Ready or not
+    (its `Ready` condition's `lastTransitionTime`), or its replica count changed (`status.lastScaleTime`, which a
+    scale-down leaves once its pods are gone). A move's own time is its status's (`Move.at`)."""
+    latest: dict[tuple[str, str], float] = {}
+    for pod in pods:
+        if (owner := endpoint_of(pod)) is not None:
+            ready = find_condition((pod.get("status") or {}).get("conditions"), "Ready") or {}
+            stamps = ((pod.get("metadata") or {}).get("creationTimestamp"), ready.get("lastTransitionTime"))
+            latest[owner] = max(latest.get(owner, 0.0), *map(_time, stamps))
+    found = {}
+    for ep in endpoints:
+        at = max(
+            latest.get((ep.namespace, dns_label(ep.name)), 0.0), _time(statuses.get(ep.key, {}).get("lastScaleTime"))
+        )
+        if at > 0:
+            found[ep.key] = at
+    return found
+
+
+def _time(stamp: object) -> float:
+    """A timestamp read back, 0 where there is none or it cannot be read."""
+    try:
+        return parse_time(stamp) if isinstance(stamp, str) else 0.0
+    except ValueError:
+        return 0.0
 
 
 def disrupted_nodes(moves: Iterable[tuple[str, Move]], since: float) -> frozenset[str]:

@@ -283,7 +283,20 @@ def endpoint_status(
         status["shapeChange"] = {"replacing": list(d.shape_change)}
     if d.recommendations:
         status["recommendations"] = [{"time": rfc3339(r.time), "replicas": r.replicas} for r in d.recommendations]
+    if (scaled := last_scale(previous, d.replicas, now)) is not None:
+        status["lastScaleTime"] = scaled
     return status
+
+
+def last_scale(previous: Mapping[str, Any], replicas: int, now: float) -> str | None:
+    """`lastScaleTime`, as an HPA's status says it: now where the replica count differs from the one last written
+    (`desiredReplicas`), else as it was. A scale-down's pods leave no record once gone; consolidation counts
+    `consolidateAfter` from it too (`consolidation.last_changes`)."""
+    before = previous.get("desiredReplicas")
+    if isinstance(before, int) and before != replicas:
+        return rfc3339(now)
+    said = previous.get("lastScaleTime")
+    return said if isinstance(said, str) else None
 
 
 def answer_status(d: EndpointDecision, generation: int, placed: Sequence[Placement] = ()) -> dict[str, Any]:
