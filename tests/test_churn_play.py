@@ -247,4 +247,4 @@ def test_a_bound_pod_deleted_stays_terminating_on_its_gpu_through_its_grace_peri
     (new,) = play.pods.values()
     assert new.name != old and not new.node and set(cluster.pods) == {old, new.name}
     play.step(2.6)
-    assert set(cluster.pods) == {new.name} and new.node == "h100-0"
+    assert set(cluster.pods) == {new.name} and play.pods[new.key].node == "h100-0"
