@@ -614,7 +614,7 @@ def recommendations(status: Mapping[str, Any]) -> tuple[Recommendation, ...]:
     """The replica counts recommended within the stabilization window, as the status recorded them
     (an entry that cannot be read is left out: at worst the window restarts shorter)."""
     found = []
-    for entry in status.get("recommendations") or ():
+    for entry in _listed(status.get("recommendations")):
         try:
             found.append(Recommendation(parse_time(str(entry["time"])), int(entry["replicas"])))
         except (KeyError, TypeError, ValueError):
@@ -888,7 +888,13 @@ def move_of(raw: Mapping[str, Any], owned: Sequence[Owned]) -> Move | None:
     except (KeyError, ValueError):
         return None
     names = {w.name for w in owned}
-    replacing = tuple(str(n) for n in recorded.get("replacing") or () if str(n) in names)
+    replacing = tuple(str(n) for n in _listed(recorded.get("replacing")) if str(n) in names)
     meta = raw.get("metadata")
     namespace = str(meta.get("namespace", "default")) if isinstance(meta, Mapping) else "default"
-    return Move(at, namespace, replacing, nodes=tuple(str(n) for n in recorded.get("nodes") or ()))
+    return Move(at, namespace, replacing, nodes=tuple(str(n) for n in _listed(recorded.get("nodes"))))
+
+
+def _listed(value: Any) -> list[Any]:
+    """The items of a status field that should be a list; none where it is not one (another writer's, or one
+    stored before the CRD's schema said so): the endpoint's status is then written anew, not every loop failed."""
+    return value if isinstance(value, list) else []

@@ -1,0 +1,58 @@
+"""Bad objects of every kind are reported on themselves, and the rest proceed (issue 16).
+
+tests/test_isolation.py has the first kinds (a `spec` that is not an object, a Node label that cannot be read,
+a variant that cannot be rendered, a fault nobody foresaw). Here, each found by replacing one field of a
+served cluster's objects at a time with values of another type or out of range (hbad's sweep, fourteenth
+session, in docs/benchmark-notes.md), what failed every endpoint's loop or answer before:
+
+- an InferenceEndpoint status field that is not the list it should be (`recommendations`,
+  `consolidation.replacing`, `consolidation.nodes`), as one stored before the CRD's schema said so holds;
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from autoscaler.decide import Observation, decide
+from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
+from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals
+
+
+def served(kube: Any) -> list[str]:
+    """The endpoints the cluster holds a Deployment for (the warm pool's left out)."""
+    annotations = [d["metadata"].get("annotations") or {} for d in kube.all(DEPLOYMENTS)]
+    return sorted(a["egs.io/request-name"] for a in annotations if "egs.io/request-name" in a)
+
+
+NOT_LISTS = pytest.mark.parametrize(
+    "status",
+    [
+        {"recommendations": 5},
+        {"consolidation": {"at": "2027-01-15T07:59:00Z", "replacing": 7, "nodes": ["gpu-0"]}},
+        {"consolidation": {"at": "2027-01-15T07:59:00Z", "replacing": [], "nodes": True}},
+    ],
+    ids=["recommendations-number", "replacing-number", "nodes-boolean"],
+)
+
+
+@NOT_LISTS
+def test_a_status_field_that_is_no_list_is_read_as_none_and_the_others_are_placed(status: dict[str, Any]) -> None:
+    """It failed the decide step (TypeError: not iterable), so every endpoint's loop and every POST's answer."""
+    obs = Observation([h100("gpu-0")], [endpoint("odd", status=status), endpoint()], signals=signals())
+    decision = decide(obs, SETTINGS, REGISTRY, CATALOG, NOW)
+    assert {d.name: d.placed for d in decision.endpoints} == {"odd": 1, "chat": 1}
+    assert isinstance(decision.statuses[("team-a", "odd")]["recommendations"], list)  # written anew
+
+
+@NOT_LISTS
+def test_the_controller_writes_such_a_status_anew_and_places_the_others(kube: Any, status: dict[str, Any]) -> None:
+    kube.put("v1/nodes", h100("gpu-0"))
+    kube.put(ENDPOINTS, endpoint("odd", status=status))
+    kube.put(ENDPOINTS, endpoint())
+    outcome = controller(kube, FixedSignals(demand=1.0)).reconcile()
+    assert outcome.errors == []
+    assert served(kube) == ["chat", "odd"]
+    written = kube.get(ENDPOINTS, "team-a", "odd")["status"]
+    assert isinstance(written["recommendations"], list)
