@@ -109,7 +109,8 @@ SERIES: tuple[Series, ...] = (
         "egs_autoscaler_bad_samples_total",
         "counter",
         ("series", "reason"),
-        "Prometheus samples dropped because they were not finite numbers (reason nan, infinite or not_a_number); "
+        "Prometheus samples dropped because they were not finite numbers at least 0 "
+        "(reason nan, infinite, not_a_number or negative); "
         "the log names the labels. The model of a dropped demand sample is held, as if it had no series.",
     ),
     Series(

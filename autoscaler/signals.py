@@ -89,7 +89,7 @@ class PodSignals:
 
 @dataclass(frozen=True)
 class BadSample:
-    """A sample Prometheus answered that is not a usable number (NaN, +-Inf, not a number): dropped,
+    """A sample Prometheus answered that is not a usable number (NaN, +-Inf, not a number, negative): dropped,
     as if absent, and reported on itself by the controller."""
 
     series: str
@@ -97,7 +97,7 @@ class BadSample:
     labels: str
     """Which one, e.g. `model_name="llama"`."""
     reason: str
-    """`nan`, `infinite` or `not_a_number`."""
+    """`nan`, `infinite`, `not_a_number` or `negative`."""
     value: str
 
 

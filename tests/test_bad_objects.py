@@ -7,6 +7,7 @@ session, in docs/benchmark-notes.md), what failed every endpoint's loop or answe
 
 - an InferenceEndpoint status field that is not the list it should be (`recommendations`,
   `consolidation.replacing`, `consolidation.nodes`), as one stored before the CRD's schema said so holds;
+- a negative Prometheus sample (a pod's demand);
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Any
 
 import pytest
 
+from autoscaler.adapters.prometheus import DEMAND, POD_DEMAND, PrometheusMetrics
 from autoscaler.decide import Observation, decide
+from autoscaler.signals import BadSample
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
-from tests.test_decide import CATALOG, NOW, REGISTRY, SETTINGS, endpoint, h100, signals
+from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint, h100, serving_pod, signals
+from tests.test_prometheus_reads import FakePrometheus, sample
 
 
 def served(kube: Any) -> list[str]:
@@ -56,3 +60,26 @@ def test_the_controller_writes_such_a_status_anew_and_places_the_others(kube: An
     assert served(kube) == ["chat", "odd"]
     written = kube.get(ENDPOINTS, "team-a", "odd")["status"]
     assert isinstance(written["recommendations"], list)
+
+
+def test_a_negative_sample_is_dropped_and_listed_and_every_endpoint_is_placed() -> None:
+    """A pod's demand of -1 req/s failed the decide step (replica_target refuses a negative demand), so every
+    endpoint's loop; where it did not, it gave the model's other endpoints the demand it took off. Every series
+    read is a rate, a count, a ratio, a time or a price."""
+    pod = {"namespace": "team-a", "pod": "odd-0"}
+    prom = FakePrometheus({
+        DEMAND: [sample(MODEL, "6")],
+        f"timestamp({DEMAND})": [sample(MODEL, str(NOW - 5))],
+        POD_DEMAND: [{"metric": pod, "value": [NOW, "-1"]}],
+    })  # fmt: skip
+    try:
+        snapshot = PrometheusMetrics(prom.url).snapshot(NOW, 600, 60)
+    finally:
+        prom.shutdown()
+    assert snapshot.bad == (BadSample(POD_DEMAND, 'namespace="team-a",pod="odd-0"', "negative", "-1"),)
+    obs = Observation(
+        [h100("gpu-0")], [endpoint("odd"), endpoint()], signals=snapshot.signals, pods=[serving_pod("odd-0", "odd")],
+        pod_signals=snapshot.pods,
+    )  # fmt: skip
+    decision = decide(obs, SETTINGS, REGISTRY, CATALOG, NOW)
+    assert {d.name: d.replicas for d in decision.endpoints} == {"odd": 2, "chat": 2}  # 3 req/s each: 3.6 / 2

@@ -22,8 +22,9 @@ What it promises:
   collection gap, not a zero);
 - `gpu_indexes` has, per node, NVML's index of each GPU UUID (`GPU_INDEXES`): what KAI Scheduler's
   UUIDs are read against; `egs api` reads only this (`PrometheusMetrics.gpu_indexes`);
-- a sample that is not a finite number (NaN, +Inf, text) is dropped, as if absent, and listed in
-  `bad`, so that one bad series costs its own model its signal and nothing else;
+- a sample that is not a finite number (NaN, +Inf, text), or is negative (every series read is a rate, a
+  count, a ratio, a time or a price: none can be), is dropped, as if absent, and listed in `bad`, so that
+  one bad series costs its own model (or pod) its signal and nothing else;
 - a Prometheus that cannot be reached, times out, runs past the deadline or answers an error
   raises `MetricsUnavailable` (temporary: the loop holds its last decision and tries again).
 """
@@ -203,15 +204,16 @@ class _Read:
         return values
 
     def _number(self, query: str, metric: Mapping[str, Any], labels: tuple[str, ...], raw: Any) -> float | None:
-        """`raw` as a finite float, or None after noting it in `bad`."""
+        """`raw` as a finite float at least 0, or None after noting it in `bad`. A negative one failed the loop of
+        every endpoint (a pod's demand of -1 req/s) and gave its model's other endpoints the demand it took off."""
         try:
             value = float(raw)
         except (TypeError, ValueError):
             reason = "not_a_number"
         else:
-            if math.isfinite(value):
+            if math.isfinite(value) and value >= 0:
                 return value
-            reason = "nan" if math.isnan(value) else "infinite"
+            reason = "nan" if math.isnan(value) else "infinite" if math.isinf(value) else "negative"
         which = ",".join(f'{label}="{metric.get(label, "")}"' for label in labels)
         self.bad += (BadSample(query, which, reason, str(raw)[:64]),)
         return None
