@@ -38,6 +38,9 @@ def replica_target(
         raise ValueError(f"headroom must be >= 0, got {headroom}")
     if not demand_rps >= 0:  # also refuses NaN: missing demand is the caller's decision, not a zero
         raise ValueError(f"demand_rps must be >= 0, got {demand_rps}")
-    wanted = max(0, math.ceil(demand_rps * (1.0 + headroom) / throughput_rps - _EPSILON))
-    wanted = max(wanted, bounds.min_replicas)
-    return wanted if bounds.max_replicas is None else min(wanted, bounds.max_replicas)
+    needed = demand_rps * (1.0 + headroom) / throughput_rps - _EPSILON
+    if bounds.max_replicas is not None and needed > bounds.max_replicas:
+        # Before the rounding: a finite demand past every bound (one sample of 1.7e308 req/s) is the maximum,
+        # where its replicas overflow to infinity, which no integer is.
+        return bounds.max_replicas
+    return max(0, math.ceil(needed), bounds.min_replicas)

@@ -7,21 +7,25 @@ session, in docs/benchmark-notes.md), what failed every endpoint's loop or answe
 
 - an InferenceEndpoint status field that is not the list it should be (`recommendations`,
   `consolidation.replacing`, `consolidation.nodes`), as one stored before the CRD's schema said so holds;
-- a negative Prometheus sample (a pod's demand);
+- a negative Prometheus sample (a pod's demand), and a finite one past every bound (1.7e308 req/s);
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from autoscaler.adapters.prometheus import DEMAND, POD_DEMAND, PrometheusMetrics
 from autoscaler.decide import Observation, decide
-from autoscaler.signals import BadSample
+from autoscaler.signals import BadSample, History, ModelSignals
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint, h100, serving_pod, signals
 from tests.test_prometheus_reads import FakePrometheus, sample
+
+OTHER = "qwen2.5-14b-instruct"
+"""A second model of the example registry."""
 
 
 def served(kube: Any) -> list[str]:
@@ -83,3 +87,15 @@ def test_a_negative_sample_is_dropped_and_listed_and_every_endpoint_is_placed() 
     )  # fmt: skip
     decision = decide(obs, SETTINGS, REGISTRY, CATALOG, NOW)
     assert {d.name: d.replicas for d in decision.endpoints} == {"odd": 2, "chat": 2}  # 3 req/s each: 3.6 / 2
+
+
+def test_a_demand_past_every_bound_is_the_maximum_and_the_others_are_placed() -> None:
+    """A finite sample of 1.7e308 req/s made its replicas overflow to infinity (OverflowError), which failed every
+    endpoint's loop: as a demand of its own and in its model's history, which warm pools read."""
+    huge = 1.7e308
+    sig = {MODEL: ModelSignals(MODEL, 1.0, sampled_at=NOW - 10), OTHER: ModelSignals(OTHER, huge, sampled_at=NOW - 10)}
+    history = {OTHER: History(NOW - 3600, 300.0, (huge,) * 13)}
+    classes = {name: replace(c, policy="egs") for name, c in SETTINGS.classes.items()}
+    obs = Observation([h100("gpu-0"), h100("gpu-1")], [endpoint("odd", model=OTHER), endpoint()], signals=sig)
+    decision = decide(replace(obs, history=history), replace(SETTINGS, classes=classes), REGISTRY, CATALOG, NOW)
+    assert {d.name: (d.replicas, d.placed) for d in decision.endpoints} == {"odd": (8, 8), "chat": (1, 1)}
