@@ -7,6 +7,7 @@ session, in docs/benchmark-notes.md), what failed every endpoint's loop or answe
 
 - an InferenceEndpoint status field that is not the list it should be (`recommendations`,
   `consolidation.replacing`, `consolidation.nodes`), as one stored before the CRD's schema said so holds;
+- an endpoint status field of another type in the API's list and GET (`phase` a list);
 - a negative Prometheus sample (a pod's demand), and a finite one past every bound (1.7e308 req/s);
 """
 
@@ -99,3 +100,48 @@ def test_a_demand_past_every_bound_is_the_maximum_and_the_others_are_placed() ->
     obs = Observation([h100("gpu-0"), h100("gpu-1")], [endpoint("odd", model=OTHER), endpoint()], signals=sig)
     decision = decide(replace(obs, history=history), replace(SETTINGS, classes=classes), REGISTRY, CATALOG, NOW)
     assert {d.name: (d.replicas, d.placed) for d in decision.endpoints} == {"odd": (8, 8), "chat": (1, 1)}
+
+
+def listed(*endpoints: dict[str, Any]) -> list[dict[str, Any]]:
+    """The items `GET /v1/namespaces/team-a/endpoints` answers with `endpoints` in the cluster (a 200 asserted), each
+    endpoint's own `GET` answered 200 too."""
+    from fastapi.testclient import TestClient
+
+    from autoscaler.adapters.api import Services, create_app
+    from autoscaler.adapters.kubernetes import Cluster
+    from localplay.kube_standin import KubeCluster
+
+    cluster = KubeCluster().start()
+    try:
+        cluster.emulator.tokens["t"] = ("alice", ())
+        cluster.emulator.grants |= {("alice", "list", "team-a"), ("alice", "get", "team-a")}
+        for obj in endpoints:
+            cluster.put(ENDPOINTS, obj)
+        app = TestClient(create_app(Services(Cluster(cluster.api_client()), SETTINGS, REGISTRY, CATALOG)))
+        headers = {"Authorization": "Bearer t"}
+        answer = app.get("/v1/namespaces/team-a/endpoints", headers=headers)
+        assert answer.status_code == 200, answer.text
+        for obj in endpoints:
+            one = app.get(f"/v1/namespaces/team-a/endpoints/{obj['metadata']['name']}", headers=headers)
+            assert one.status_code == 200, one.text
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.parametrize(
+    "status",
+    [{"phase": ["Ready"]}, {"readyReplicas": "two"}, {"costPerHour": "cheap"}, {"conditions": ["Ready"]},
+     {"conditions": 5}],
+)  # fmt: skip
+def test_the_api_lists_a_namespace_whose_endpoint_has_a_status_field_of_another_type(status: dict[str, Any]) -> None:
+    """The view of one endpoint failed its pydantic model, a 500 for the namespace's whole list (and for its GET)
+    until the controller wrote its status anew."""
+    ready = {"phase": "Ready", "readyReplicas": 1, "conditions": [{"type": "Ready", "status": "True"}]}
+    items = listed(endpoint("odd", status={**ready, **status}), endpoint(status=ready))
+    shown = {i["name"]: (i["phase"], i["readyReplicas"], [c["type"] for c in i["conditions"]]) for i in items}
+    field = next(iter(status))
+    kept = {k: v for k, v in {"phase": "Ready", "readyReplicas": 1, "conditions": ["Ready"]}.items() if k != field}
+    assert shown["chat"] == ("Ready", 1, ["Ready"])
+    assert shown["odd"] == (kept.get("phase"), kept.get("readyReplicas"), kept.get("conditions", []))

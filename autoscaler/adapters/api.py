@@ -946,23 +946,28 @@ def _room(free: Inventory) -> dict[str, list[str]]:
     return room
 
 
+_SHOWN: Mapping[str, type | tuple[type, ...]] = {
+    "phase": str, "variant": str, "gpuClass": str, "readyReplicas": int, "desiredReplicas": int, "url": str,
+    "estimatedReadyTime": str, "costPerHour": (int, float),
+}  # fmt: skip
+"""The status fields an `EndpointView` shows, with the JSON types it shows them as."""
+
+
 def _view(obj: Mapping[str, Any]) -> EndpointView:
-    # A malformed endpoint (`spec` a string) is shown as what can be read of it, not a 500 for the whole list.
+    """What can be read of `obj`: a part or a status field of another type (`spec` a string, `status.phase` a list,
+    as one stored before the CRD's schema said so holds) is shown as absent, not a 500 for the whole list."""
     meta, spec, status = (
         part if isinstance(part := obj.get(k), Mapping) else {} for k in ("metadata", "spec", "status")
     )
-    return EndpointView(
-        name=meta.get("name", ""),
-        namespace=meta.get("namespace", ""),
-        model=spec.get("model", ""),
-        phase=status.get("phase"),
-        variant=status.get("variant"),
-        gpuClass=status.get("gpuClass"),
-        readyReplicas=status.get("readyReplicas"),
-        desiredReplicas=status.get("desiredReplicas"),
-        url=status.get("url"),
-        estimatedReadyTime=status.get("estimatedReadyTime"),
-        costPerHour=status.get("costPerHour"),
-        conditions=[Condition(**{k: str(c.get(k, "")) for k in ("type", "status", "reason", "message")})
-                    for c in status.get("conditions") or ()],
-    )  # fmt: skip
+    shown = {k: v for k, kind in _SHOWN.items() if isinstance(v := status.get(k), kind) and not isinstance(v, bool)}
+    conditions = status.get("conditions")
+    return EndpointView.model_validate({
+        "name": _text(meta.get("name")), "namespace": _text(meta.get("namespace")), "model": _text(spec.get("model")),
+        **shown,
+        "conditions": [{k: str(c.get(k, "")) for k in ("type", "status", "reason", "message")}
+                       for c in (conditions if isinstance(conditions, list) else ()) if isinstance(c, Mapping)],
+    })  # fmt: skip
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
