@@ -31,6 +31,9 @@ log = logging.getLogger("egs.events")
 REPORTING_CONTROLLER = "egs.dev/controller"
 SERIES_WINDOW_S = 6 * 60.0
 """client-go's window: a repeat more than 6 minutes after the last one starts a new Event."""
+NAME_ROOM = 253 - 1 - 16
+"""What of the object's name an Event's name keeps: a name is at most 253 characters, and one more than that (an
+InferenceEndpoint's may have 253) had every Event on the object refused; `.` and 16 hex digits of nanoseconds follow."""
 CACHE_SIZE = 4096
 """Isomorphic Events remembered; the oldest is forgotten first (a bound on the controller's memory)."""
 
@@ -128,7 +131,7 @@ class Recorder:
                 return
             # client-go's name; strictly increasing, so that two Events in one clock tick do not collide
             self._stamp = max(int(now * 1e9), self._stamp + 1)
-            name = f"{e.regarding.name}.{self._stamp:x}"
+            name = f"{e.regarding.name[:NAME_ROOM].rstrip('-.')}.{self._stamp:x}"
             self.sink.create_event(namespace, self._body(e, namespace, name, now))
         except EgsError as error:
             self.failures += 1

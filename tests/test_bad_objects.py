@@ -8,11 +8,14 @@ session, in docs/benchmark-notes.md), what failed every endpoint's loop or answe
 - an InferenceEndpoint status field that is not the list it should be (`recommendations`,
   `consolidation.replacing`, `consolidation.nodes`), as one stored before the CRD's schema said so holds;
 - an endpoint status field of another type in the API's list and GET (`phase` a list);
+- an Event on an object of the longest name (253 characters);
 - a negative Prometheus sample (a pod's demand), and a finite one past every bound (1.7e308 req/s);
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +23,7 @@ import pytest
 
 from autoscaler.adapters.prometheus import DEMAND, POD_DEMAND, PrometheusMetrics
 from autoscaler.decide import Observation, decide
+from autoscaler.events import ObjectRef, Recorder, event
 from autoscaler.signals import BadSample, History, ModelSignals
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint, h100, serving_pod, signals
@@ -145,3 +149,24 @@ def test_the_api_lists_a_namespace_whose_endpoint_has_a_status_field_of_another_
     kept = {k: v for k, v in {"phase": "Ready", "readyReplicas": 1, "conditions": ["Ready"]}.items() if k != field}
     assert shown["chat"] == ("Ready", 1, ["Ready"])
     assert shown["odd"] == (kept.get("phase"), kept.get("readyReplicas"), kept.get("conditions", []))
+
+
+def test_an_event_on_an_object_of_the_longest_name_has_a_name_the_api_server_takes() -> None:
+    """client-go's `<name>.<nanoseconds in hex>` is 270 characters for a 253-character InferenceEndpoint: the API
+    server refused every Event on it, its `Failed` among them."""
+    made: list[Mapping[str, Any]] = []
+
+    class Sink:
+        def create_event(self, namespace: str, body: Mapping[str, Any]) -> None:
+            made.append(body)
+
+        def patch_event(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+            raise AssertionError("a first Event is created")
+
+    longest = "a" * 235 + "-" + "b" * 17
+    regarding = ObjectRef("egs.dev/v1alpha1", "InferenceEndpoint", "team-a", longest)
+    Recorder(Sink(), "a", clock=lambda: NOW).record(event(regarding, "Warning", "InvalidSpec", "Reconcile", "no"))
+    (body,) = made
+    name = body["metadata"]["name"]
+    assert len(name) <= 253 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", name)
+    assert body["regarding"]["name"] == longest
