@@ -7,13 +7,14 @@ session, in docs/benchmark-notes.md), what failed every endpoint's loop or answe
 
 - an InferenceEndpoint status field that is not the list it should be (`recommendations`,
   `consolidation.replacing`, `consolidation.nodes`), as one stored before the CRD's schema said so holds;
-- an endpoint status field of another type in the API's list and GET (`phase` a list);
+- an endpoint status field of another type (`phase` a list, `conditions` of strings) in the API's list and GET;
 - an Event on an object of the longest name (253 characters);
 - a negative Prometheus sample (a pod's demand), and a finite one past every bound (1.7e308 req/s);
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -23,6 +24,7 @@ import pytest
 
 from autoscaler.adapters.prometheus import DEMAND, POD_DEMAND, PrometheusMetrics
 from autoscaler.decide import Observation, decide
+from autoscaler.endpoint import schema
 from autoscaler.events import ObjectRef, Recorder, event
 from autoscaler.signals import BadSample, History, ModelSignals
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
@@ -39,7 +41,7 @@ def served(kube: Any) -> list[str]:
     return sorted(a["egs.io/request-name"] for a in annotations if "egs.io/request-name" in a)
 
 
-NOT_LISTS = pytest.mark.parametrize(
+@pytest.mark.parametrize(
     "status",
     [
         {"recommendations": 5},
@@ -48,19 +50,10 @@ NOT_LISTS = pytest.mark.parametrize(
     ],
     ids=["recommendations-number", "replacing-number", "nodes-boolean"],
 )
-
-
-@NOT_LISTS
-def test_a_status_field_that_is_no_list_is_read_as_none_and_the_others_are_placed(status: dict[str, Any]) -> None:
+def test_a_status_field_that_is_no_list_is_written_anew_and_the_others_are_placed(
+    kube: Any, status: dict[str, Any]
+) -> None:
     """It failed the decide step (TypeError: not iterable), so every endpoint's loop and every POST's answer."""
-    obs = Observation([h100("gpu-0")], [endpoint("odd", status=status), endpoint()], signals=signals())
-    decision = decide(obs, SETTINGS, REGISTRY, CATALOG, NOW)
-    assert {d.name: d.placed for d in decision.endpoints} == {"odd": 1, "chat": 1}
-    assert isinstance(decision.statuses[("team-a", "odd")]["recommendations"], list)  # written anew
-
-
-@NOT_LISTS
-def test_the_controller_writes_such_a_status_anew_and_places_the_others(kube: Any, status: dict[str, Any]) -> None:
     kube.put("v1/nodes", h100("gpu-0"))
     kube.put(ENDPOINTS, endpoint("odd", status=status))
     kube.put(ENDPOINTS, endpoint())
@@ -69,6 +62,51 @@ def test_the_controller_writes_such_a_status_anew_and_places_the_others(kube: An
     assert served(kube) == ["chat", "odd"]
     written = kube.get(ENDPOINTS, "team-a", "odd")["status"]
     assert isinstance(written["recommendations"], list)
+
+
+AT = "2027-01-15T07:59:00Z"
+WORKER = {"node": "gpu-0", "gpus": [0]}
+PLACED = {
+    "variant": "bf16",
+    "gpuClass": "H100-80GB",
+    "sharing": "exclusive",
+    "tensorParallel": 1,
+    "vramMiBPerGpu": 34003,
+}
+EVERY_FIELD: dict[str, Any] = {
+    "phase": "Provisioning", "variant": "bf16", "gpuClass": "H100-80GB", "readyReplicas": 0, "desiredReplicas": 1,
+    "url": "http://odd.team-a.svc:8000", "costPerHour": 2.5, "estimatedReadyTime": AT, "observedGeneration": 3,
+    "promise": {"answer": "Accepted", "estimatedReadyTime": AT, "variant": "bf16", "gpuClass": "H100-80GB",
+                "observedGeneration": 3, "placements": [{**PLACED, "workers": [WORKER]}]},
+    "consolidation": {"at": AT, "replacing": ["odd-bf16-h100-80gb"], "nodes": ["gpu-0"]},
+    "shapeChange": {"replacing": ["odd-bf16-h100-80gb"]},
+    "recommendations": [{"time": AT, "replicas": 1}],
+    "conditions": [{"type": "Ready", "status": "False", "reason": "WaitingForCapacity", "message": "1 waits",
+                    "lastTransitionTime": AT, "observedGeneration": 3}],
+}  # fmt: skip
+"""A status with every field the CRD's schema has."""
+OTHER_TYPES: tuple[Any, ...] = (None, "x", -1, 1e30, True, [], ["x"], {}, {"a": 1})
+FIELDS = [(k,) for k in EVERY_FIELD] + [(k, f) for k, v in EVERY_FIELD.items() if isinstance(v, dict) for f in v]
+
+
+def test_every_status_field_is_written_here() -> None:
+    assert set(EVERY_FIELD) == set(schema()["properties"]["status"]["properties"])
+
+
+@pytest.mark.parametrize("path", FIELDS, ids=".".join)
+def test_a_status_field_of_any_other_type_stops_no_other_endpoint(path: tuple[str, ...]) -> None:
+    """Each field (and each field of its objects) of a full status in turn, as another type: the decide step goes
+    on, and places the others (before, `recommendations` and `consolidation.replacing`/`nodes` failed it)."""
+    for value in OTHER_TYPES:
+        status: dict[str, Any] = copy.deepcopy(EVERY_FIELD)
+        field, *inner = path
+        if inner:
+            status[field][inner[0]] = value
+        else:
+            status[field] = value
+        obs = Observation([h100("gpu-0")], [endpoint("odd", status=status), endpoint()], signals=signals())
+        decision = decide(obs, SETTINGS, REGISTRY, CATALOG, NOW)
+        assert {d.name: d.placed for d in decision.endpoints}["chat"] == 1, value
 
 
 def test_a_negative_sample_is_dropped_and_listed_and_every_endpoint_is_placed() -> None:
@@ -134,21 +172,22 @@ def listed(*endpoints: dict[str, Any]) -> list[dict[str, Any]]:
         cluster.stop()
 
 
-@pytest.mark.parametrize(
-    "status",
-    [{"phase": ["Ready"]}, {"readyReplicas": "two"}, {"costPerHour": "cheap"}, {"conditions": ["Ready"]},
-     {"conditions": 5}],
-)  # fmt: skip
-def test_the_api_lists_a_namespace_whose_endpoint_has_a_status_field_of_another_type(status: dict[str, Any]) -> None:
-    """The view of one endpoint failed its pydantic model, a 500 for the namespace's whole list (and for its GET)
-    until the controller wrote its status anew."""
-    ready = {"phase": "Ready", "readyReplicas": 1, "conditions": [{"type": "Ready", "status": "True"}]}
-    items = listed(endpoint("odd", status={**ready, **status}), endpoint(status=ready))
-    shown = {i["name"]: (i["phase"], i["readyReplicas"], [c["type"] for c in i["conditions"]]) for i in items}
-    field = next(iter(status))
-    kept = {k: v for k, v in {"phase": "Ready", "readyReplicas": 1, "conditions": ["Ready"]}.items() if k != field}
-    assert shown["chat"] == ("Ready", 1, ["Ready"])
-    assert shown["odd"] == (kept.get("phase"), kept.get("readyReplicas"), kept.get("conditions", []))
+def test_the_api_lists_a_namespace_whose_endpoints_have_status_fields_of_other_types() -> None:
+    """Each field of a full status in turn, as each other type, on an endpoint of its own: the view of one failed its
+    pydantic model (`phase` a list, `readyReplicas` a word) or its conditions (`conditions` of strings), a 500 for the
+    namespace's whole list and for its GET, until the controller wrote its status anew."""
+    broken = {
+        f"odd-{i}-{j}": (field, value) for i, field in enumerate(EVERY_FIELD) for j, value in enumerate(OTHER_TYPES)
+    }
+    odd = [endpoint(name, status={**EVERY_FIELD, field: value}) for name, (field, value) in broken.items()]
+    items = {i["name"]: i for i in listed(*odd, endpoint(status=EVERY_FIELD))}
+    whole = items.pop("chat")
+    assert (whole["phase"], whole["readyReplicas"], whole["conditions"][0]["reason"]) == (
+        "Provisioning", 0, "WaitingForCapacity"
+    )  # fmt: skip
+    for name, (field, value) in broken.items():
+        shown = {k: v for k, v in items[name].items() if k != "name" and v != whole.get(k)}
+        assert set(shown) <= {field}, (name, field, value, shown)
 
 
 def test_an_event_on_an_object_of_the_longest_name_has_a_name_the_api_server_takes() -> None:
