@@ -76,6 +76,7 @@ PLACED = {
 EVERY_FIELD: dict[str, Any] = {
     "phase": "Provisioning", "variant": "bf16", "gpuClass": "H100-80GB", "readyReplicas": 0, "desiredReplicas": 1,
     "url": "http://odd.team-a.svc:8000", "costPerHour": 2.5, "estimatedReadyTime": AT, "observedGeneration": 3,
+    "lastScaleTime": AT,
     "promise": {"answer": "Accepted", "estimatedReadyTime": AT, "variant": "bf16", "gpuClass": "H100-80GB",
                 "observedGeneration": 3, "placements": [{**PLACED, "workers": [WORKER]}]},
     "consolidation": {"at": AT, "replacing": ["odd-bf16-h100-80gb"], "nodes": ["gpu-0"]},
