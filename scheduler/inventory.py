@@ -11,7 +11,9 @@ What is read from a node (labels of NVIDIA GPU Feature Discovery and the AMD nod
 - the GPU class, from the catalogue (`Catalog.for_node_labels`), cross-checked against
   `nvidia.com/gpu.compute.major|minor`; GPU memory from `nvidia.com/gpu.memory` where labelled;
 - whole GPUs from allocatable `nvidia.com/gpu` divided by `nvidia.com/gpu.replicas` (time-slicing
-  multiplies the resource), or `amd.com/gpu`; the physical count from `nvidia.com/gpu.count`;
+  multiplies the resource), or `amd.com/gpu`; the physical count from `nvidia.com/gpu.count` (else the
+  devices HAMi registers), which the whole GPUs never exceed: HAMi's device plugin advertises each GPU
+  `deviceSplitCount` times (10 by default) with no time-slicing label;
 - MIG instances from allocatable `nvidia.com/mig-<profile>` (strategy `mixed`), or from
   `nvidia.com/gpu` with a `-MIG-<profile>` product (strategy `single`);
 - AMD partitions (MI300X/MI325X compute SPX/DPX/QPX/CPX x memory NPS1/NPS4): AMD's device plugin
@@ -526,8 +528,12 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
         if single:
             whole, physical = 0, math.ceil(mig[0].count / mig[0].profile.max_instances)
         else:
-            whole = sum(v for k, v in resources.items() if k in _GPU_RESOURCES) // replicas
-            physical = int(labels.get("nvidia.com/gpu.count", whole))
+            # HAMi's device plugin advertises each GPU `deviceSplitCount` times (10 by default) with no time-slicing
+            # label, and a node may say more than it has (`1e3`): it never has more whole GPUs than physical ones.
+            advertised = sum(v for k, v in resources.items() if k in _GPU_RESOURCES) // replicas
+            registered = _registered(raw["metadata"].get("annotations") or {}, advertised)
+            physical = int(labels.get("nvidia.com/gpu.count", len(registered) or advertised))
+            whole = min(advertised, physical)
         memory = int(labels["nvidia.com/gpu.memory"]) if "nvidia.com/gpu.memory" in labels and not single else 0
         labelled = "mig" if mig and not whole else "timeslice" if replicas > 1 else None
     clique = labels.get("nvidia.com/gpu.clique")

@@ -9,12 +9,14 @@ session, in docs/benchmark-notes.md), what failed every endpoint's loop or answe
   `consolidation.replacing`, `consolidation.nodes`), as one stored before the CRD's schema said so holds;
 - an endpoint status field of another type (`phase` a list, `conditions` of strings) in the API's list and GET;
 - an Event on an object of the longest name (253 characters);
+- a Node advertising more GPUs than it has (HAMi's device plugin, each GPU 10 times; `1e3`);
 - a negative Prometheus sample (a pod's demand), and a finite one past every bound (1.7e308 req/s);
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -27,6 +29,7 @@ from autoscaler.decide import Observation, decide
 from autoscaler.endpoint import schema
 from autoscaler.events import ObjectRef, Recorder, event
 from autoscaler.signals import BadSample, History, ModelSignals
+from scheduler.inventory import HAMI_REGISTER, SharingPolicy, build_inventory
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint, h100, serving_pod, signals
 from tests.test_prometheus_reads import FakePrometheus, sample
@@ -210,3 +213,34 @@ def test_an_event_on_an_object_of_the_longest_name_has_a_name_the_api_server_tak
     name = body["metadata"]["name"]
     assert len(name) <= 253 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", name)
     assert body["regarding"]["name"] == longest
+
+
+def hami_node(counted: bool) -> dict[str, Any]:
+    """An 8-GPU H100 node as HAMi's device plugin reports it: each GPU advertised 10 times (`deviceSplitCount`), each
+    registered with its UUID and index; `counted`: GPU Feature Discovery's count label is there too."""
+    node = h100("gpu-0")
+    node["status"]["allocatable"]["nvidia.com/gpu"] = "80"
+    node["metadata"]["annotations"] = {
+        HAMI_REGISTER: json.dumps([{"id": f"GPU-{i}", "index": i, "type": "NVIDIA"} for i in range(8)])
+    }
+    if not counted:
+        del node["metadata"]["labels"]["nvidia.com/gpu.count"]
+    return node
+
+
+@pytest.mark.parametrize("counted", [True, False], ids=["gpu-count-label", "registered-devices"])
+def test_a_node_has_no_more_whole_gpus_than_physical_ones(counted: bool) -> None:
+    """HAMi's 8-GPU node advertises 80 `nvidia.com/gpu`: it was read as 80 GPUs of 80 GB each, and planned on as such
+    (with its GPU Feature Discovery count label, or with only HAMi's registered devices to count them)."""
+    (read,) = build_inventory([hami_node(counted)], CATALOG, sharing=SharingPolicy({"H100-80GB": "hami"}), strict=False)
+    assert (len(read.gpus), read.physical_gpus, len(read.devices)) == (8, 8, 8)
+
+
+def test_a_node_saying_more_gpus_than_it_has_takes_no_more_replicas_than_its_gpus() -> None:
+    """Allocatable `1e3` on a node GPU Feature Discovery counts 8 GPUs on: 16 replicas were placed on it."""
+    lying = h100("gpu-0")
+    lying["status"]["allocatable"]["nvidia.com/gpu"] = "1e3"
+    many = signals(demand=100.0)
+    decision = decide(Observation([lying], [endpoint(hi=16)], signals=many), SETTINGS, REGISTRY, CATALOG, NOW)
+    (chat,) = decision.endpoints
+    assert (chat.replicas, chat.placed, chat.waiting) == (16, 8, 8)
