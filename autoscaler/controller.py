@@ -179,7 +179,7 @@ class Outcome:
     cost: Holdings | None = None
     """The GPUs each namespace holds and the fleet has, for cost per team (None: not observed)."""
     bad_samples: tuple[BadSample, ...] = ()
-    """Prometheus samples dropped because they were not finite numbers."""
+    """Prometheus samples dropped because they were not finite numbers at least 0."""
     events: list[Event] = field(default_factory=list)
     """What the loop tells about each object (`kubectl describe`): recorded after the writes."""
 
