@@ -10,6 +10,7 @@ session, in docs/benchmark-notes.md), what failed every endpoint's loop or answe
 - an endpoint status field of another type (`phase` a list, `conditions` of strings) in the API's list and GET;
 - an Event on an object of the longest name (253 characters);
 - a Node advertising more GPUs than it has (HAMi's device plugin, each GPU 10 times; `1e3`);
+- a consolidation move recorded years ahead, which spent every interval's node budget;
 - a negative Prometheus sample (a pod's demand), and a finite one past every bound (1.7e308 req/s);
 """
 
@@ -26,10 +27,13 @@ import pytest
 
 from autoscaler.adapters.prometheus import DEMAND, POD_DEMAND, PrometheusMetrics
 from autoscaler.decide import Observation, decide
+from autoscaler.decide.state import Move
 from autoscaler.endpoint import schema
 from autoscaler.events import ObjectRef, Recorder, event
 from autoscaler.signals import BadSample, History, ModelSignals
 from scheduler.inventory import HAMI_REGISTER, SharingPolicy, build_inventory
+from tests.test_consolidation_moves_counted import TWO, moved, with_move_recorded
+from tests.test_consolidation_within_class import lone_endpoints
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint, h100, serving_pod, signals
 from tests.test_prometheus_reads import FakePrometheus, sample
@@ -244,3 +248,13 @@ def test_a_node_saying_more_gpus_than_it_has_takes_no_more_replicas_than_its_gpu
     decision = decide(Observation([lying], [endpoint(hi=16)], signals=many), SETTINGS, REGISTRY, CATALOG, NOW)
     (chat,) = decision.endpoints
     assert (chat.replicas, chat.placed, chat.waiting) == (16, 8, 8)
+
+
+def test_a_move_dated_years_ahead_spends_no_budget_of_the_others() -> None:
+    """One endpoint's `status.consolidation` dated ten years ahead (a status edited, a leader's clock far off) counted
+    its two nodes against every interval's budget of two until then: no endpoint was moved, and nothing said why."""
+    nodes, eps, owned, pods = lone_endpoints(("alpha", "beta", "gamma", "delta"))
+    ahead = Move(NOW + 10 * 365 * 86400, "team-a", (), nodes=("l40s-8", "l40s-9"))
+    eps = [with_move_recorded(e, ahead) if e["metadata"]["name"] == "gamma" else e for e in eps]
+    decision = decide(Observation(nodes, eps, owned, signals(), pods=pods), TWO, REGISTRY, CATALOG, NOW)
+    assert [key for key, _ in moved(decision)] == ["team-a/gamma", "team-a/delta"]
