@@ -14,6 +14,7 @@ for good.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +23,7 @@ from autoscaler import endpoint as ie
 from autoscaler.adapters.api import Services, _Admissions
 from autoscaler.adapters.api_limits import REMADE_HOLD_LOOPS
 from autoscaler.adapters.kubernetes import Cluster
+from autoscaler.admission import REMADE_ANNOTATION, earlier
 from autoscaler.controller import Controller, owned_kinds
 from autoscaler.decide import EndpointDecision
 from localplay.kube_standin import KubeCluster
@@ -131,3 +133,17 @@ def test_a_201_answered_beside_a_loop_that_listed_a_re_made_answer_at_its_first_
     status = (kube.get(ENDPOINTS, "team-a", "three") or {}).get("status") or {}
     demoted = three.serves_now and status.get("phase") == "Provisioning"
     assert not demoted, status
+
+
+def test_earlier_answers_re_made_years_ahead_hold_nothing(kube: KubeCluster) -> None:
+    """An answer re-made ten years ahead (the annotation edited, a replica's clock far off) held its GPUs from every
+    other POST for ten years."""
+    kube.put("v1/nodes", gpu_node("h100-0", CATALOG.get("H100-80GB"), 1))
+    both_remade(kube)
+    for name in ("one", "two"):
+        obj = kube.get(ENDPOINTS, "team-a", name) or {}
+        past = earlier(obj)
+        ahead = json.dumps({"at": NOW + 10 * 365 * 86400, "answers": list(past.answers)})
+        kube.patch(ENDPOINTS, "team-a", name, {"metadata": {"annotations": {REMADE_ANNOTATION: ahead}}})
+    three, _, _ = replica(kube).admit(ie.manifest("team-a", "three", SPEC))
+    assert three.serves_now

@@ -823,9 +823,10 @@ class _Admissions:
 
     def _unexpired(self, obj: Mapping[str, Any], now: float) -> tuple[str, ...]:
         """The answers `obj`'s POST gave before its own (`REMADE_ANNOTATION`) while a controller loop that listed one
-        may still be placing it there (`REMADE_HOLD_LOOPS` intervals)."""
+        may still be placing it there (`REMADE_HOLD_LOOPS` intervals). As long before: another replica's clock may be
+        ahead, but one re-made years ahead (an annotation edited) held its GPUs from every other POST until then."""
         past = earlier(obj)
-        return past.answers if now - past.at < REMADE_HOLD_LOOPS * self.services.settings.eta.step_s else ()
+        return past.answers if abs(now - past.at) < REMADE_HOLD_LOOPS * self.services.settings.eta.step_s else ()
 
     def _build(
         self, now: float, nodes: list[dict[str, Any]], endpoints: list[dict[str, Any]] | None = None
