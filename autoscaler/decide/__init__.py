@@ -50,6 +50,7 @@ from autoscaler.attribution import attribute
 from autoscaler.decide.collector import collector_paused
 from autoscaler.decide.consolidation import (
     CONSOLIDATION_BLOCKED,
+    Waiting,
     blocked_note,
     consolidate,
     last_changes,
@@ -359,11 +360,17 @@ def _decided(
     growing = {f"{p.namespace}/{p.request}" for p in fresh.placements} | set(stuck)
     growing |= {f"{u.namespace}/{u.request}" for u in fresh.unplaced}
     taken_fresh = [a for p in fresh.placements for a in held_by(p)]
+    # The replicas that fit nowhere now wait for nodes to come (what consolidation moves leaves them as it is).
+    waiting_pins = {k: p for k, p in {**keeps, **pins}.items() if p.gpu_class in settings.classes}
+    waiting_plan = place_waiting(endpoints, fresh, registry, catalog, settings, policy, stuck, waiting_pins)
+    ahead = {c: gpus for c, gpus in foreign_waiting(obs.pods, catalog).items() if c in settings.classes}
+    etas = endpoint_etas(waiting_plan, ahead, obs.orders, registry, catalog, settings, now)
+    waits = [Waiting(key, p, etas[key]) for key, queue in by_endpoint(waiting_plan.placements).items() for p in queue]
     moved = consolidate(
         endpoints, staying, workloads, recorded, set(promises) | growing, held.inventory.allocated(taken_fresh),
         registry, catalog, settings, now, [*promised, *taken_fresh], leaving_nodes(obs.pods, replaced),
         obs.moves_begun, obs.blocked,
-        last_changes(endpoints, previous, obs.pods) if settings.consolidation.enabled else {},
+        last_changes(endpoints, previous, obs.pods) if settings.consolidation.enabled else {}, waits,
     )  # fmt: skip
     moving = moved.moves
     blocked = {key: blocked_note(b, settings.consolidation) for b in moved.blocked for key in b.keys}
@@ -379,9 +386,6 @@ def _decided(
     inventory = inventory.allocated(a for p in refused_placements(stuck, obs.pods, catalog) for a in held_by(p))
     placed_all = tuple(p for ep in endpoints for p in staying[ep.key]) + fresh.placements
     real = Plan(placed_all, fresh.unplaced, fresh.occupied)
-    waiting_pins = {k: p for k, p in {**keeps, **pins}.items() if p.gpu_class in settings.classes}
-    waiting_plan = place_waiting(endpoints, real, registry, catalog, settings, policy, stuck, waiting_pins)
-    ahead = {c: gpus for c, gpus in foreign_waiting(obs.pods, catalog).items() if c in settings.classes}
     objects: list[dict[str, Any]] = []
     # Written in the order kube-scheduler should meet their pods where it takes them first in, first out:
     # the endpoints with replicas waiting for a node last, and the others largest replica first (a one-GPU
@@ -394,7 +398,6 @@ def _decided(
     kept: list[str] = []
     decisions: list[EndpointDecision] = []
     statuses: dict[tuple[str, str], dict[str, Any]] = {}
-    etas = endpoint_etas(waiting_plan, ahead, obs.orders, registry, catalog, settings, now)
     events: list[Event] = []
     placed_by, waiting_by = by_endpoint(real.placements), by_endpoint(waiting_plan.placements)
     # The new endpoints' replicas placed on warm GPUs (a 201's or a 202's) whose pods are not bound yet: where
@@ -484,7 +487,7 @@ def _decided(
             decision = replace(decision, move=move)  # recorded while it replaces, and while it holds the endpoint
         if ep.key in moving:
             note = f"moving to {decision.variant} on {decision.gpu_class} off {', '.join(moving[ep.key].nodes)}: "
-            note += f"saves ${moving[ep.key].saving:g}/h"
+            note += f"empties a GPU for {f}" if (f := moving[ep.key].for_) else f"saves ${moving[ep.key].saving:g}/h"
             events.append(event(raw_by_key[ep.key], "Normal", CONSOLIDATING, "Consolidate", note))
         if ep.key in blocked:
             events.append(event(raw_by_key[ep.key], "Normal", CONSOLIDATION_BLOCKED, "Consolidate", blocked[ep.key]))

@@ -50,13 +50,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from autoscaler.decide.placement import endpoint_cost, place_requests
+from autoscaler.decide.placement import endpoint_cost, gpus_of, place_requests
 from autoscaler.decide.settings import ConsolidationSettings, Settings
 from autoscaler.decide.state import Move, Owned, workload_of
+from autoscaler.decide.waiting import MEMORY_SHARED
 from autoscaler.endpoint import Endpoint
 from autoscaler.events import find_condition
 from autoscaler.kubetime import parse_time
@@ -119,6 +120,7 @@ def consolidate(
     begun: Iterable[tuple[str, Move]] = (),
     was_blocked: Sequence[Blocked] = (),
     changed: Mapping[str, float] = {},
+    waiting: Sequence[Waiting] = (),
 ) -> Consolidation:
     """The moves to begin this loop, within what the budget leaves.
 
@@ -134,57 +136,210 @@ def consolidate(
     off within the interval spend the budget (`maxNodesPerInterval` of the inventory's nodes); `was_blocked`: the
     moves the last loop found larger than the whole budget (`Blocked`), reported again unsearched while they stay
     so; `changed`: when each endpoint's replicas last changed (`last_changes`), within `consolidateAfter` of which it
-    stays put."""
+    stays put; `waiting`: the replicas that wait for a node, for which a move may empty a shared GPU first
+    (`freeing`)."""
     cfg = settings.consolidation
     if not cfg.enabled:
         return Consolidation()
     # A move dated more than an interval ahead was made by no clock of this cluster (a status edited, a leader's
     # clock far off): one such record spent the budget of every interval until its date, and nothing moved.
     recorded = {key: move for key, move in recorded.items() if move.at <= now + cfg.interval_s}
-    disrupted = disrupted_nodes([*begun, *recorded.items()], now - cfg.interval_s)
+    since = now - cfg.interval_s
     lately = {key for key, move in recorded.items() if move.at > now - cfg.settled_s}  # moved too lately to again
     lately |= {key for key, at in changed.items() if at > now - cfg.consolidate_after_s}  # changed too lately
-    allowed = cfg.nodes_allowed(len(inventory))
-    moves: dict[str, Move] = {}
-    placed: dict[str, tuple[Placement, ...]] = {}
-    blocked: tuple[Blocked, ...] = ()
-    leaving, searches = frozenset(leaving), MAX_SEARCHES
-    while len(disrupted) < allowed and searches > 0:
-        movable = {
+    run = _Run(
+        disrupted_nodes([*begun, *recorded.items()], since), cfg.nodes_allowed(len(inventory)), inventory,
+        tuple(unbound), frozenset(leaving), MAX_SEARCHES,
+    )  # fmt: skip
+
+    def movable() -> dict[str, Endpoint]:
+        return {
             ep.key: ep
             for ep in endpoints
-            if ep.key not in moves
+            if ep.key not in run.moves
             and ep.key not in busy
             and ep.key not in lately
             and _movable(ep, staying, workloads, recorded)
         }
-        candidates = cheaper(movable, staying, inventory, registry, catalog, settings, unbound, leaving)
-        candidates += emptying(movable, staying, inventory, registry, catalog, settings, unbound, leaving)
-        within = [c for c in candidates if len(c.nodes | disrupted) <= allowed]
-        chosen, searches = _best(within, cfg.min_saving_fraction, searches)
+
+    # A waiting replica is served before dollars are saved: its endpoint waits for a node meanwhile.
+    by_key, sought = {ep.key: ep for ep in endpoints}, set()
+    for want in wanting(waiting, [*begun, *recorded.items()], since):
+        alike = (want.key, want.placement.variant, want.placement.gpu_class)  # its endpoint's others, as found
+        if not run.room_left():
+            break
+        if alike in sought:
+            continue
+        frees = freeing(want, by_key[want.key], movable(), staying, run, registry, catalog, settings, now)
+        if frees is None:
+            sought.add(alike)
+        else:
+            run.take(*frees, staying, workloads, now, for_=want.key)
+    blocked: tuple[Blocked, ...] = ()
+    while run.room_left():
+        can_move = movable()
+        candidates = cheaper(can_move, staying, run.inventory, registry, catalog, settings, run.unbound, run.leaving)
+        candidates += emptying(can_move, staying, run.inventory, registry, catalog, settings, run.unbound, run.leaving)
+        within = [c for c in candidates if len(c.nodes | run.disrupted) <= run.allowed]
+        chosen, run.searches = _best(within, cfg.min_saving_fraction, run.searches)
         if chosen is None:
             # A move needing more nodes than an interval ever allows waits for no interval: say so, searched
             # once while the room and its endpoints' replicas stay as they were.
-            room = _room_of(inventory, leaving) if was_blocked or candidates else 0
-            blocked = tuple(b for b in was_blocked if _still_blocked(b, movable, staying, room))[:1]
-            larger = [c for c in candidates if len(c.nodes) > allowed] if not blocked else []
-            found, searches = _best(larger, cfg.min_saving_fraction, searches)
+            room = _room_of(run.inventory, run.leaving) if was_blocked or candidates else 0
+            blocked = tuple(b for b in was_blocked if _still_blocked(b, can_move, staying, room))[:1]
+            larger = [c for c in candidates if len(c.nodes) > run.allowed] if not blocked else []
+            found, run.searches = _best(larger, cfg.min_saving_fraction, run.searches)
             if found is not None:
                 held = tuple(tuple(staying[key]) for key in found[1].keys)
-                blocked = (Blocked(found[1].keys, len(found[0].nodes), allowed, room, held),)
+                blocked = (Blocked(found[1].keys, len(found[0].nodes), run.allowed, room, held),)
             break
         candidate, best = chosen
-        for key in best.keys:
+        run.take(best, candidate.nodes, staying, workloads, now)
+    return Consolidation(run.moves, run.placed, blocked)
+
+
+@dataclass
+class _Run:
+    """What one loop's moves have spent and taken so far: the budget's nodes (`disrupted` of `allowed`), the
+    searches left, the GPUs their new replicas take (`inventory`, `unbound`) and the nodes none lands on."""
+
+    disrupted: frozenset[str]
+    allowed: int
+    inventory: Inventory
+    unbound: tuple[Allocation, ...]
+    leaving: frozenset[str]
+    searches: int
+    moves: dict[str, Move] = field(default_factory=dict)
+    placed: dict[str, tuple[Placement, ...]] = field(default_factory=dict)
+
+    def room_left(self) -> bool:
+        return len(self.disrupted) < self.allowed and self.searches > 0
+
+    def take(
+        self,
+        option: Option,
+        nodes: frozenset[str],
+        staying: Mapping[str, Sequence[Placement]],
+        workloads: Mapping[str, Sequence[Owned]],
+        now: float,
+        for_: str = "",
+    ) -> None:
+        """Begin the move `option`, which takes replicas off `nodes`: its new replicas take their GPUs, and no
+        later move lands on the nodes it leaves (their saving, or the GPU it empties, stays)."""
+        for key in option.keys:
             replacing = tuple(sorted(w.name for w in workloads.get(key, ())))
-            share = round(best.saving / len(best.keys), 4)
+            share = round(option.saving / len(option.keys), 4)
             off = tuple(sorted(_nodes(staying[key])))
-            moves[key] = Move(now, movable[key].namespace, replacing, share, off)
-            placed[key] = tuple(p for p in best.placements if f"{p.namespace}/{p.request}" == key)
-        taken = [a for p in best.placements for a in held_by(p)]
-        inventory, unbound = inventory.allocated(taken), (*unbound, *taken)
-        leaving |= candidate.nodes
-        disrupted |= candidate.nodes
-    return Consolidation(moves, placed, blocked)
+            namespace = key.partition("/")[0]
+            self.moves[key] = Move(now, namespace, replacing, share, off, for_)
+            self.placed[key] = tuple(p for p in option.placements if f"{p.namespace}/{p.request}" == key)
+        taken = [a for p in option.placements for a in held_by(p)]
+        self.inventory, self.unbound = self.inventory.allocated(taken), (*self.unbound, *taken)
+        self.leaving |= nodes
+        self.disrupted |= nodes
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A replica that waits for a node to come (`waiting.place_waiting`): its endpoint, the shape it waits in, and
+    when its endpoint's waiting replicas are due to serve (`waiting.endpoint_etas`: what its 202 promised)."""
+
+    key: str
+    placement: Placement
+    eta: float
+
+
+FREEING_LOOPS = 3
+"""Loops (`eta.step_s` each) a move that empties a GPU takes beyond the model loads: its workloads written, its
+old ones deleted once the new replicas serve, and the old pods gone."""
+
+
+def wanting(waiting: Sequence[Waiting], moves: Iterable[tuple[str, Move]], since: float) -> list[Waiting]:
+    """The replicas of `waiting` that a shared GPU emptied may serve (one GPU of a class shared by memory: KAI,
+    HAMi), less as many of each endpoint's as moves begun for it (`Move.for_`) serve: those still replacing, or
+    begun within the budget's interval (their GPU may be empty and its pod not bound yet). A GPU emptied and
+    taken by another pod is not sought again within the interval: the node the replica waits for still comes."""
+    under_way = Counter(
+        m.for_ for _, m in {(key, m.at): m for key, m in moves}.items() if m.for_ and (m.replacing or m.at > since)
+    )
+    wanted = []
+    for w in sorted(waiting, key=lambda w: (w.eta, w.key, w.placement.replica)):
+        if w.placement.sharing in MEMORY_SHARED and gpus_of(w.placement) == 1:
+            if under_way[w.key] > 0:
+                under_way[w.key] -= 1
+            else:
+                wanted.append(w)
+    return wanted
+
+
+def freeing(
+    want: Waiting,
+    endpoint: Endpoint,
+    movable: Mapping[str, Endpoint],
+    staying: Mapping[str, Sequence[Placement]],
+    run: _Run,
+    registry: Registry,
+    catalog: Catalog,
+    settings: Settings,
+    now: float,
+) -> tuple[Option, frozenset[str]] | None:
+    """The move that empties a GPU of `want`'s class for it, and the nodes it takes replicas off: every replica
+    on that GPU is of an endpoint that may move, within the budget left; those endpoints, placed afresh off the
+    GPU's node (binpacked, a new pod on that node could take the very GPU it leaves), cost no more; `want` fits
+    the emptied GPU; and the move is done, the loads of both counted, before `want`'s node is due. The fewest
+    endpoints and nodes first, as far as the searches left go. `want` keeps waiting for its node meanwhile, so
+    its promise stands whether or not the GPU comes first (kube-scheduler binds its pod where it fits)."""
+    on_gpu: dict[tuple[str, int], Counter[str]] = {}
+    for key in movable:
+        for a in (a for p in staying.get(key, ()) for a in held_by(p) if a.mig is None):
+            for index in a.gpus:
+                on_gpu.setdefault((a.node, index), Counter())[key] += 1
+    load = registry.get(want.placement.model).variant(want.placement.variant).load_seconds
+    if now + FREEING_LOOPS * settings.eta.step_s + load >= want.eta:
+        return None  # its node comes before a GPU emptied would serve
+    need = want.placement.vram_mib_per_gpu
+    options = []
+    for node in run.inventory:
+        if node.model.name != want.placement.gpu_class or not node.schedulable or node.node in run.leaving:
+            continue
+        for gpu in node.gpus:
+            here = on_gpu.get((node.node, gpu.index))
+            if here is None or gpu.whole or gpu.vram_mib < need or sum(here.values()) != gpu.holders:
+                continue  # a pod of another team, a new replica or a move's holds it too, or it is too small
+            keys = tuple(sorted(here))
+            off = frozenset().union(*(_nodes(staying[key]) for key in keys))
+            if len(off | run.disrupted) <= run.allowed:
+                options.append(((len(keys), len(off)), node, gpu.index, keys, off))
+    request = replace(endpoint.request(1), variants=(want.placement.variant,), gpu_classes=(want.placement.gpu_class,))
+    for _, node, index, keys, off in sorted(options, key=lambda o: o[0]):
+        if run.searches <= 0:
+            break
+        run.searches -= 1
+        kept = [p for key in keys for p in staying[key]]
+        requests = [_as_placed(movable[key].request(len(staying[key])), staying[key]) for key in keys]
+        plan = place_requests(requests, registry, run.inventory, settings, run.unbound, run.leaving | {node.node})
+        before, after = endpoint_cost(kept, catalog), endpoint_cost(plan.placements, catalog)
+        if plan.unplaced or after > before:
+            continue
+        moved = max(registry.get(p.model).variant(p.variant).load_seconds for p in plan.placements)
+        if now + FREEING_LOOPS * settings.eta.step_s + moved + load >= want.eta:
+            continue
+        gpus = tuple(replace(g, used_mib=0, holders=0, whole=False) if g.index == index else g for g in node.gpus)
+        emptied = Inventory((node.with_gpus(gpus),), (), run.inventory.memo)
+        if place_requests([request], registry, emptied, settings).unplaced:
+            continue
+        return Option(keys, plan.placements, before, round(before - after, 4)), off
+    return None
+
+
+def _as_placed(request: Request, kept: Sequence[Placement]) -> Request:
+    """`request` held to the variant and class its replicas run in, where they run in one: a move that empties a
+    GPU relocates them, and placed afresh they might take a dearer shape where room allows (bf16 for fp8)."""
+    shapes = {(p.variant, p.gpu_class) for p in kept}
+    if len(shapes) != 1:
+        return request
+    [(variant, gpu_class)] = shapes
+    return replace(request, variants=(variant,), gpu_classes=(gpu_class,))
 
 
 CONSOLIDATION_BLOCKED = "ConsolidationBlocked"

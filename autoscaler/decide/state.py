@@ -864,7 +864,8 @@ def owed(promise: Promise, kept: Sequence[Placement], replicas: int) -> Promise 
 
 @dataclass(frozen=True)
 class Move:
-    """An endpoint being moved to a cheaper shape: since `at`, replacing the workloads `replacing`."""
+    """An endpoint being moved to a cheaper shape, or off a shared GPU a waiting replica needs: since `at`,
+    replacing the workloads `replacing`."""
 
     at: float
     namespace: str
@@ -873,9 +874,13 @@ class Move:
     """USD per hour the move saves, as estimated when it began (0 when read back)."""
     nodes: tuple[str, ...] = ()
     """The nodes it takes replicas off: what it spends of the disruption budget (`maxNodesPerInterval`)."""
+    for_: str = ""
+    """The endpoint (`namespace/name`) whose waiting replica the move empties a GPU for (`consolidation.freeing`);
+    empty for a move that saves."""
 
     def as_status(self) -> dict[str, Any]:
-        return {"at": rfc3339(self.at), "replacing": list(self.replacing), "nodes": list(self.nodes)}
+        status = {"at": rfc3339(self.at), "replacing": list(self.replacing), "nodes": list(self.nodes)}
+        return status | ({"for": self.for_} if self.for_ else {})
 
 
 def move_of(raw: Mapping[str, Any], owned: Sequence[Owned]) -> Move | None:
@@ -891,7 +896,9 @@ def move_of(raw: Mapping[str, Any], owned: Sequence[Owned]) -> Move | None:
     replacing = tuple(str(n) for n in _listed(recorded.get("replacing")) if str(n) in names)
     meta = raw.get("metadata")
     namespace = str(meta.get("namespace", "default")) if isinstance(meta, Mapping) else "default"
-    return Move(at, namespace, replacing, nodes=tuple(str(n) for n in _listed(recorded.get("nodes"))))
+    nodes = tuple(str(n) for n in _listed(recorded.get("nodes")))
+    waiting = recorded.get("for")
+    return Move(at, namespace, replacing, nodes=nodes, for_=waiting if isinstance(waiting, str) else "")
 
 
 def _listed(value: Any) -> list[Any]:
