@@ -1,9 +1,10 @@
-"""Consolidation: moving running replicas to a cheaper shape, or off a node so that it can go, as its own,
-budgeted step (Karpenter's model).
+"""Consolidation: moving running replicas to a cheaper shape, off a node so that it can go, or off a shared GPU
+that a waiting replica needs, as its own, budgeted step (Karpenter's model: cheaper shapes and defragmentation).
 
 The decide step never moves a running replica for another endpoint's sake (its incumbents stay,
-`state.incumbents`); this is the one way it moves them on purpose. Per loop, after the new replicas are
-placed, `consolidate` takes at most the budget left for the interval, in the order of the saving. The budget
+`state.incumbents`); this is the one way it moves them on purpose, a waiting replica's sake included, within a
+budget. Per loop, after the new replicas are placed, `consolidate` takes at most the budget left for the
+interval: GPUs emptied for waiting replicas first, then the moves that save, in the order of the saving. The budget
 counts nodes, as Karpenter's NodePool disruption budgets do (`maxNodesPerInterval`: a number, or a share of the
 GPU nodes): a node is disrupted when a move takes a replica off it, once however many it takes, so emptying a
 node of two endpoints spends one, and moving an endpoint of replicas on three nodes spends three.
@@ -31,6 +32,12 @@ node of two endpoints spends one, and moving an endpoint of replicas on three no
   node it empties would be occupied again, its saving counted twice), and empties one; a shape move lowers
   the replicas' cost, so (the replicas' cost, the nodes occupied) falls with every move: no move is undone
   by a later one;
+- *a GPU emptied for a waiting replica* (`freeing`, first: a customer waits, dollars do not): a replica that
+  waits for a node of a class shared by memory (KAI, HAMi) needs one GPU's room that no GPU has left; every
+  replica on one GPU of its class is of endpoints that may move, and placed afresh in the shape they run off
+  that GPU's node, at no higher cost, they leave it empty for the waiting replica, done before its node is due.
+  It saves nothing; the waiting replica keeps its pod pending and its node ordered (its promise stands), and
+  takes the GPU once it is empty (kube-scheduler binds it there; the next loop places it there);
 - make-before-break: the moved endpoints' new replicas (placed as the saving was computed, `Consolidation
   .placements`) go in new workloads, never under a name they replace (`workloads.named`), preferring the
   planned nodes (kube-scheduler's node affinity, as every workload does); the old workloads keep serving and
@@ -259,9 +266,8 @@ def wanting(waiting: Sequence[Waiting], moves: Iterable[tuple[str, Move]], since
     HAMi), less as many of each endpoint's as moves begun for it (`Move.for_`) serve: those still replacing, or
     begun within the budget's interval (their GPU may be empty and its pod not bound yet). A GPU emptied and
     taken by another pod is not sought again within the interval: the node the replica waits for still comes."""
-    under_way = Counter(
-        m.for_ for _, m in {(key, m.at): m for key, m in moves}.items() if m.for_ and (m.replacing or m.at > since)
-    )
+    once = {(key, round(m.at, 3)): m for key, m in moves}  # the leader's memory and the status name one move
+    under_way = Counter(m.for_ for m in once.values() if m.for_ and (m.replacing or m.at > since))
     wanted = []
     for w in sorted(waiting, key=lambda w: (w.eta, w.key, w.placement.replica)):
         if w.placement.sharing in MEMORY_SHARED and gpus_of(w.placement) == 1:
