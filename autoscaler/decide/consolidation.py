@@ -171,17 +171,24 @@ def consolidate(
 
     # A waiting replica is served before dollars are saved: its endpoint waits for a node meanwhile.
     by_key, sought = {ep.key: ep for ep in endpoints}, set()
+    spots: dict[str, list[Spot]] | None = None  # read again once a move changes what may move and where
+    can_move: dict[str, Endpoint] = {}
     for want in wanting(waiting, [*begun, *recorded.items()], since):
         alike = (want.key, want.placement.variant, want.placement.gpu_class)  # its endpoint's others, as found
         if not run.room_left():
             break
-        if alike in sought:
+        if alike in sought or not in_time(want, 0.0, registry, settings, now):
             continue
-        frees = freeing(want, by_key[want.key], movable(), staying, run, registry, catalog, settings, now)
+        if spots is None:
+            can_move = movable()
+            spots = emptiable(can_move, staying, run.inventory, run.leaving)
+        listed = spots.get(want.placement.gpu_class, ())
+        frees = freeing(want, by_key[want.key], can_move, staying, listed, run, registry, catalog, settings, now)
         if frees is None:
             sought.add(alike)
         else:
             run.take(*frees, staying, workloads, now, for_=want.key)
+            spots = None
     blocked: tuple[Blocked, ...] = ()
     while run.room_left():
         can_move = movable()
@@ -278,64 +285,98 @@ def wanting(waiting: Sequence[Waiting], moves: Iterable[tuple[str, Move]], since
     return wanted
 
 
+@dataclass(frozen=True)
+class Spot:
+    """A shared GPU every replica on which is of endpoints that may move (`keys`), and the nodes moving them takes
+    replicas off (`off`): what emptying it costs of the budget."""
+
+    node: NodeGpus
+    index: int
+    keys: tuple[str, ...]
+    off: frozenset[str]
+
+
+def emptiable(
+    movable: Collection[str],
+    staying: Mapping[str, Sequence[Placement]],
+    inventory: Inventory,
+    leaving: Collection[str],
+) -> dict[str, list[Spot]]:
+    """Per GPU class, the GPUs shared by memory whose every replica is of a `movable` endpoint (no other team's
+    pod, no new replica, no move's holds them too), on nodes that take replicas and no move leaves: read from the
+    movable endpoints' replicas, not from every GPU of the fleet; those that move the fewest endpoints, then
+    disrupt the fewest nodes, first."""
+    on_gpu: dict[tuple[str, int], Counter[str]] = {}
+    for key in movable:
+        for a in (a for p in staying.get(key, ()) for a in held_by(p) if a.mig is None and a.sharing in MEMORY_SHARED):
+            for index in a.gpus:
+                on_gpu.setdefault((a.node, index), Counter())[key] += 1
+    by_name = {n.node: n for n in inventory}
+    spots: dict[str, list[Spot]] = {}
+    for (name, index), here in on_gpu.items():
+        node = by_name.get(name)
+        if node is None or not node.schedulable or name in leaving or sum(here.values()) != node.gpus[index].holders:
+            continue
+        keys = tuple(sorted(here))
+        off = frozenset().union(*(_nodes(staying[key]) for key in keys))
+        spots.setdefault(node.model.name, []).append(Spot(node, index, keys, off))
+    for listed in spots.values():
+        listed.sort(key=lambda s: (len(s.keys), len(s.off), s.node.node, s.index))
+    return spots
+
+
 def freeing(
     want: Waiting,
     endpoint: Endpoint,
     movable: Mapping[str, Endpoint],
     staying: Mapping[str, Sequence[Placement]],
+    spots: Sequence[Spot],
     run: _Run,
     registry: Registry,
     catalog: Catalog,
     settings: Settings,
     now: float,
 ) -> tuple[Option, frozenset[str]] | None:
-    """The move that empties a GPU of `want`'s class for it, and the nodes it takes replicas off: every replica
-    on that GPU is of an endpoint that may move, within the budget left; those endpoints, placed afresh off the
-    GPU's node (binpacked, a new pod on that node could take the very GPU it leaves), cost no more; `want` fits
-    the emptied GPU; and the move is done, the loads of both counted, before `want`'s node is due. The fewest
-    endpoints and nodes first, as far as the searches left go. `want` keeps waiting for its node meanwhile, so
-    its promise stands whether or not the GPU comes first (kube-scheduler binds its pod where it fits)."""
-    on_gpu: dict[tuple[str, int], Counter[str]] = {}
-    for key in movable:
-        for a in (a for p in staying.get(key, ()) for a in held_by(p) if a.mig is None):
-            for index in a.gpus:
-                on_gpu.setdefault((a.node, index), Counter())[key] += 1
-    load = registry.get(want.placement.model).variant(want.placement.variant).load_seconds
-    if now + FREEING_LOOPS * settings.eta.step_s + load >= want.eta:
-        return None  # its node comes before a GPU emptied would serve
-    need = want.placement.vram_mib_per_gpu
-    options = []
-    for node in run.inventory:
-        if node.model.name != want.placement.gpu_class or not node.schedulable or node.node in run.leaving:
-            continue
-        for gpu in node.gpus:
-            here = on_gpu.get((node.node, gpu.index))
-            if here is None or gpu.whole or gpu.vram_mib < need or sum(here.values()) != gpu.holders:
-                continue  # a pod of another team, a new replica or a move's holds it too, or it is too small
-            keys = tuple(sorted(here))
-            off = frozenset().union(*(_nodes(staying[key]) for key in keys))
-            if len(off | run.disrupted) <= run.allowed:
-                options.append(((len(keys), len(off)), node, gpu.index, keys, off))
+    """The move that empties a GPU of `want`'s class for it (one of `spots`, as listed), and the nodes it takes
+    replicas off: within the budget left, its endpoints, in the shape they run, placed afresh off the GPU's node
+    (binpacked, a new pod on that node could take the very GPU it leaves), cost no more; `want` fits the emptied
+    GPU; and the move is done, both loads counted, before `want`'s node is due (`in_time`). As far as the searches
+    left go. `want` keeps waiting for its node meanwhile, so its promise stands whether or not the GPU comes first
+    (kube-scheduler binds its pod where it fits)."""
     request = replace(endpoint.request(1), variants=(want.placement.variant,), gpu_classes=(want.placement.gpu_class,))
-    for _, node, index, keys, off in sorted(options, key=lambda o: o[0]):
+    for spot in spots:
+        node = spot.node
+        if node.gpus[spot.index].vram_mib < want.placement.vram_mib_per_gpu:
+            continue
+        if len(spot.off | run.disrupted) > run.allowed:
+            continue
         if run.searches <= 0:
             break
         run.searches -= 1
-        kept = [p for key in keys for p in staying[key]]
-        requests = [_as_placed(movable[key].request(len(staying[key])), staying[key]) for key in keys]
+        kept = [p for key in spot.keys for p in staying[key]]
+        requests = [_as_placed(movable[key].request(len(staying[key])), staying[key]) for key in spot.keys]
         plan = place_requests(requests, registry, run.inventory, settings, run.unbound, run.leaving | {node.node})
         before, after = endpoint_cost(kept, catalog), endpoint_cost(plan.placements, catalog)
         if plan.unplaced or after > before:
             continue
-        moved = max(registry.get(p.model).variant(p.variant).load_seconds for p in plan.placements)
-        if now + FREEING_LOOPS * settings.eta.step_s + moved + load >= want.eta:
+        if not in_time(want, max(_load(p, registry) for p in plan.placements), registry, settings, now):
             continue
-        gpus = tuple(replace(g, used_mib=0, holders=0, whole=False) if g.index == index else g for g in node.gpus)
+        gpus = tuple(replace(g, used_mib=0, holders=0, whole=False) if g.index == spot.index else g for g in node.gpus)
         emptied = Inventory((node.with_gpus(gpus),), (), run.inventory.memo)
         if place_requests([request], registry, emptied, settings).unplaced:
             continue
-        return Option(keys, plan.placements, before, round(before - after, 4)), off
+        return Option(spot.keys, plan.placements, before, round(before - after, 4)), spot.off
     return None
+
+
+def in_time(want: Waiting, moved_s: float, registry: Registry, settings: Settings, now: float) -> bool:
+    """Whether a GPU emptied for `want` serves it before its node is due: a move whose replicas load in `moved_s`,
+    `want`'s own load, and `FREEING_LOOPS` loops."""
+    return now + FREEING_LOOPS * settings.eta.step_s + moved_s + _load(want.placement, registry) < want.eta
+
+
+def _load(p: Placement, registry: Registry) -> float:
+    return registry.get(p.model).variant(p.variant).load_seconds
 
 
 def _as_placed(request: Request, kept: Sequence[Placement]) -> Request:
