@@ -1,5 +1,5 @@
 """Consolidation empties a shared GPU for a waiting 202 (issue 16, Karpenter's defragmentation): two L40S GPUs
-shared by KAI each hold one small replica, and a 202 that needs more than either has left waits for a node. A
+shared by KAI (or HAMi) each hold one small replica, and a 202 that needs more than either has left waits for a node. A
 move of one small replica onto the other GPU empties one, within the budget and `consolidateAfter`, make before
 break; the 202 keeps waiting for its node meanwhile (its promise unchanged) and is placed on the emptied GPU once
 the moved replica's old pod is gone, Ready before its promise.
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from autoscaler.decide import (
     ClassSettings,
@@ -34,6 +36,7 @@ from tests.test_reconcile_state import l40s, observed, promised, workloads
 
 KAI = replace(SETTINGS, classes={"L40S": ClassSettings(gpus_per_node=1)}, sharing={"L40S": "kai"})
 ON = replace(KAI, consolidation=ConsolidationSettings(enabled=True))
+HAMI = replace(ON, sharing={"L40S": "hami"})
 SMALL: dict[str, Any] = {"gpuClasses": ["L40S"], "contextTokens": 4096}
 """An 8B model at fp8 with a short context: 17,770 MiB of an L40S's 46,068."""
 PROMISED = NOW + 900
@@ -51,17 +54,19 @@ def applied(decision: Decision) -> tuple[list[dict[str, Any]], list[dict[str, An
     return owned, pods
 
 
-def alone(name: str, node: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+def alone(
+    name: str, node: str, settings: Settings = KAI
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """A small endpoint that came when only `node` had room: its endpoint with status, workloads and pods."""
     eps = [endpoint(name, lo=1, hi=1, **SMALL)]
-    first = decide(Observation([l40s(node)], eps, signals=signals()), KAI, REGISTRY, CATALOG, NOW)
+    first = decide(Observation([l40s(node)], eps, signals=signals()), settings, REGISTRY, CATALOG, NOW)
     owned, pods = applied(first)
     return observed(first, eps), owned, pods
 
 
-def shared_fleet() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+def shared_fleet(settings: Settings = KAI) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """alpha alone on l40s-0's GPU, beta alone on l40s-1's, and a 202 waiting for an L40S node."""
-    alpha, beta = alone("alpha", "l40s-0"), alone("beta", "l40s-1")
+    alpha, beta = alone("alpha", "l40s-0", settings), alone("beta", "l40s-1", settings)
     big = promised("big", "Accepted", "L40S", eta=PROMISED, gpuClasses=["L40S"])
     return [*alpha[0], *beta[0], big], alpha[1] + beta[1], alpha[2] + beta[2]
 
@@ -86,10 +91,12 @@ def of(objects: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [o for o in objects if o["metadata"]["name"].startswith(name)]
 
 
-def test_a_waiting_202_gets_a_gpu_emptied_by_packing_and_is_ready_before_its_promise() -> None:
-    eps, owned, pods = shared_fleet()
-    assert moves(loop(eps, owned, pods, settings=KAI)) == []  # off by default
-    moved = loop(eps, owned, pods)
+@pytest.mark.parametrize("on", [ON, HAMI], ids=["kai", "hami"])
+def test_a_waiting_202_gets_a_gpu_emptied_by_packing_and_is_ready_before_its_promise(on: Settings) -> None:
+    eps, owned, pods = shared_fleet(on)
+    off = replace(on, consolidation=ConsolidationSettings())
+    assert moves(loop(eps, owned, pods, settings=off)) == []  # off by default
+    moved = loop(eps, owned, pods, settings=on)
     [who] = moves(moved)
     old_node, new_node = ("l40s-0", "l40s-1") if who == "alpha" else ("l40s-1", "l40s-0")
     [event] = [e for e in moved.events if e.reason == "Consolidating"]
@@ -99,7 +106,9 @@ def test_a_waiting_202_gets_a_gpu_emptied_by_packing_and_is_ready_before_its_pro
     # Make before break: a new workload on the other GPU, the old one serving meanwhile.
     [(name, _)] = workloads(moved, who).items()
     assert name == f"{who}-fp8-l40s-2"
-    assert [p.node for p in moved.placed.placements if p.request == who] == [new_node]
+    assert [(p.node, p.sharing) for p in moved.placed.placements if p.request == who] == [
+        (new_node, on.sharing["L40S"])
+    ]
     assert moved.deletions == ()
     # The 202 still waits for its node, its promise as it was.
     assert (big(moved).waiting, big(moved).eta) == (1, PROMISED)
@@ -109,7 +118,7 @@ def test_a_waiting_202_gets_a_gpu_emptied_by_packing_and_is_ready_before_its_pro
     new_owned, new_pods = applied(moved)
     owned, pods = owned + of(new_owned, name), pods + of(new_pods, name)
     eps = observed(moved, eps)
-    served = loop(eps, owned, pods, at=NOW + 60)
+    served = loop(eps, owned, pods, at=NOW + 60, settings=on)
     assert [d[3] for d in served.deletions] == [f"{who}-fp8-l40s"]
     assert moves(served) == [] and (big(served).waiting, big(served).eta) == (1, PROMISED)
 
@@ -117,14 +126,14 @@ def test_a_waiting_202_gets_a_gpu_emptied_by_packing_and_is_ready_before_its_pro
     owned = [o for o in owned if o["metadata"]["name"] != f"{who}-fp8-l40s"]
     pods = [p for p in pods if p["metadata"]["labels"]["egs.io/workload"] != f"{who}-fp8-l40s"]
     eps = observed(served, eps)
-    emptied = loop(eps, owned, pods, at=NOW + 120)
+    emptied = loop(eps, owned, pods, at=NOW + 120, settings=on)
     assert [(p.node, p.variant) for p in emptied.placed.placements if p.request == "big"] == [(old_node, "bf16")]
     assert big(emptied).waiting == 0 and (big(emptied).eta or PROMISED) <= PROMISED
     # Its pod bound and Ready there: Ready long before the node it was promised on.
     big_owned, big_pods = applied(emptied)
     owned, pods = owned + of(big_owned, "big-"), pods + of(big_pods, "big-")
     before = observed(emptied, eps)
-    ready = loop(before, owned, pods, at=NOW + 180)
+    ready = loop(before, owned, pods, at=NOW + 180, settings=on)
     assert big(ready).phase == "Ready" and NOW + 180 < PROMISED
     assert promise_outcome(next(e for e in before if e["metadata"]["name"] == "big"), big(ready), NOW + 180) == "kept"
 
