@@ -21,10 +21,13 @@ Three measurements in one run, on seeded synthetic inputs (`--seed`):
 
 Progress on stderr; the last line of stdout is one JSON object:
 
-    python benchmarks/reconcile.py [--endpoints 1000] [--gpus 10000] [--seed 1] [--consolidation] [--decide-only]
+    python benchmarks/reconcile.py [--endpoints 1000] [--gpus 10000] [--seed 1] [--consolidation] [--drift]
+                                   [--decide-only]
 
-`--consolidation` times the serving loop's decide with consolidation on as well (`serving.on`); `--decide-only`
-stops after the decide figures.
+`--consolidation` times the serving loop's decide with consolidation on as well (`serving.on`); `--drift` times
+loops of a template rollout that waits for room (`drift`: every endpoint's pod template changed, as after an EGS
+upgrade, on the serving cluster made full, with no GPU class to provision), against the same cluster's loop with
+nothing drifted, and counts the step's passes each loop; `--decide-only` stops after the decide figures.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -48,13 +51,17 @@ from prometheus_client import CollectorRegistry
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # localplay/kube_standin.py: the Kubernetes API stand-in the tests and the demo use
 
+import autoscaler.decide as decide_step  # noqa: E402
 from autoscaler.adapters.kubernetes import Cluster  # noqa: E402
 from autoscaler.controller import Controller, owned_kinds  # noqa: E402
 from autoscaler.decide import ClassSettings, ConsolidationSettings, Decision, Observation, Settings, decide  # noqa: E402
 from autoscaler.decide.state import WORKLOAD_KINDS  # noqa: E402
 from autoscaler.decide.status import CONSOLIDATING  # noqa: E402
+from autoscaler.decide.workloads import TEMPLATE  # noqa: E402
+from autoscaler.pods import ours  # noqa: E402
 from autoscaler.signals import ModelSignals, PodSignals, Snapshot  # noqa: E402
 from scheduler.catalog import Catalog  # noqa: E402
+from scheduler.inventory import held_by  # noqa: E402
 from scheduler.registry import Registry  # noqa: E402
 from scheduler.synthetic import gpu_node  # noqa: E402
 
@@ -66,6 +73,9 @@ FLEET = (("H100-80GB", 8, 0.35), ("A100-80GB", 8, 0.25), ("L40S", 4, 0.2), ("L4"
 ENDPOINTS = "egs.dev/v1alpha1/inferenceendpoints"
 DECIDE_TARGET_S = 1.0
 """The serving loop's decide, 1,000 endpoints on 10,000 GPUs."""
+DRIFT_LOOPS = 8
+"""Loops of `--drift`: at the default pace (10% of the endpoints' templates at once) a loop's turns find every
+endpoint of 1,000 with no room by its fifth; the last loop's figures are the ones a rollout waiting for room costs."""
 
 
 def log(message: str) -> None:
@@ -186,16 +196,20 @@ def measure_decide(args: argparse.Namespace, catalog: Catalog, registry: Registr
     log(f"{len(decision.endpoints)} endpoints, {replicas} replicas ({placed} on nodes now), {gpus} GPUs")
     figures: dict[str, Any] = {"gpus": gpus, "first_decide_seconds": round(min(times), 3)}
     figures |= {"replicas": replicas, "placed_now": placed}
-    figures["serving"] = measure_serving(args, serving(decision, obs), registry, catalog, now)
+    serving_obs = serving(decision, obs)
+    figures["serving"] = measure_serving(args, serving_obs, registry, catalog, now)
+    if args.drift:
+        figures["drift"] = measure_drift(args, serving_obs, registry, catalog, now)
     return figures
 
 
 def serving(decision: Decision, obs: Observation) -> Observation:
     """The cluster once `decision` is applied and serves: its endpoints' workloads with every replica ready, a
     pod bound to each replica's planned node (its first worker's), the statuses written (the warm pools'
-    objects left out). The first loop runs nothing, so this is where consolidation has replicas to move."""
+    objects left out; EGS's pods of `obs` replaced). The first loop runs nothing, so this is where consolidation has
+    replicas to move."""
     owned: list[dict[str, Any]] = []
-    pods = [p for p in obs.pods if p["spec"].get("nodeName")]  # the other workloads' pods
+    pods = [p for p in obs.pods if p["spec"].get("nodeName") and not ours(p)]  # the other workloads' pods
     namespace = settings().namespace
     for obj in decision.objects:
         if obj["metadata"].get("namespace") == namespace or obj["kind"] == "PriorityClass":
@@ -232,17 +246,103 @@ def measure_serving(
     modes += [("on", ConsolidationSettings(enabled=True))] if args.consolidation else []
     for name, consolidation in modes:
         config = replace(settings(), consolidation=consolidation)
-        times, cpu = [], []
-        for i in range(args.repeat):
-            started, started_cpu = time.perf_counter(), time.process_time()
-            decision = decide(obs, config, registry, catalog, now)
-            times.append(time.perf_counter() - started)
-            cpu.append(time.process_time() - started_cpu)
-            log(f"decide serving, consolidation {name}, {i + 1}/{args.repeat}: {times[-1]:.3f} s ({cpu[-1]:.3f} s CPU)")
+        times, cpu = timed(lambda: decide(obs, config, registry, catalog, now), args.repeat)  # noqa: B023
+        log(f"decide serving, consolidation {name}: {min(times):.3f} s ({min(cpu):.3f} s CPU), best of {args.repeat}")
+        decision = decide(obs, config, registry, catalog, now)
         moves = sum(1 for e in decision.events if e.reason == CONSOLIDATING)
         figures[name] = {"decide_seconds": round(min(times), 3), "cpu_seconds": round(min(cpu), 3), "moves": moves}
         figures[name]["target_met"] = min(times) <= DECIDE_TARGET_S
     return figures
+
+
+def full(obs: Observation, decision: Decision) -> Observation:
+    """The cluster serving (`obs`, which `decision` was decided on) with every GPU its replicas leave free held by
+    another workload's pod."""
+    free = decision.inventory.allocated(a for p in decision.placed.placements for a in held_by(p))
+    pods = list(obs.pods)
+    for node in free:
+        if idle := sum(1 for g in node.gpus if g.holders == 0):
+            container = {"name": "c", "resources": {"limits": {"nvidia.com/gpu": str(idle)}}}
+            meta = {"name": f"fill-{node.node}", "namespace": "ml"}
+            spec = {"nodeName": node.node, "containers": [container]}
+            pods.append({"metadata": meta, "spec": spec, "status": {"phase": "Running"}})
+    return replace(obs, pods=pods)
+
+
+def upgraded(obs: Observation) -> Observation:
+    """`obs` with every workload recording a pod template other than EGS renders (as an older EGS wrote them)."""
+    owned = []
+    for obj in obs.owned:
+        meta = obj["metadata"]
+        if obj["kind"] in WORKLOAD_KINDS:
+            obj = {**obj, "metadata": {**meta, "annotations": {**meta["annotations"], TEMPLATE: "older"}}}
+        owned.append(obj)
+    return replace(obs, owned=owned)
+
+
+def written(obs: Observation, decision: Decision) -> Observation:
+    """`obs` with the statuses `decision` wrote."""
+    eps = [{**ep, "status": status} if (status := decision.statuses.get(key(ep))) else ep for ep in obs.endpoints]
+    return replace(obs, endpoints=eps)
+
+
+def measure_drift(
+    args: argparse.Namespace, obs: Observation, registry: Registry, catalog: Catalog, now: float
+) -> dict[str, Any]:
+    """A template rollout that waits for room: the serving cluster made full (`full`), no GPU class to provision,
+    every template drifted (`upgraded`); `DRIFT_LOOPS` loops, each fed the statuses the one before wrote, the
+    step's passes counted; the last loop timed (best of `--repeat`) against the full cluster's loop with nothing
+    drifted (`ratio`, of the CPU seconds)."""
+    config = replace(settings(), classes={})
+    decision = decide(obs, config, registry, catalog, now)
+    while sum(d.replicas for d in decision.endpoints) != sum(1 for p in obs.pods if ours(p)):
+        obs = serving(decision, obs)  # until every replica it plans runs: none is placed anew
+        decision = decide(obs, config, registry, catalog, now)
+    steady = full(obs, decision)
+    times, cpu = timed(lambda: decide(steady, config, registry, catalog, now), args.repeat)
+    log(f"decide on the full cluster, nothing drifted: {min(times):.3f} s ({min(cpu):.3f} s CPU)")
+    passes: list[int] = []
+    real = decide_step._decided
+
+    def counted(*given: Any) -> Any:
+        passes[-1] += 1
+        return real(*given)
+
+    loop, at = upgraded(steady), now
+    decide_step._decided = counted  # type: ignore[assignment]  # counts the passes
+    try:
+        for i in range(DRIFT_LOOPS):
+            passes.append(0)
+            at += 30
+            decision = decide(loop, config, registry, catalog, at)
+            log(f"drifted loop {i + 1}: {passes[-1]} passes")
+            loop = written(loop, decision)
+    finally:
+        decide_step._decided = real
+    last = written(loop, decision)
+    drift_times, drift_cpu = timed(lambda: decide(last, config, registry, catalog, at + 30), args.repeat)
+    waiting = sum(1 for d in decision.endpoints if d.not_applied and d.not_applied[0] == "TemplateChangeWaitsForRoom")
+    log(f"drifted, a loop more: {min(drift_times):.3f} s ({min(drift_cpu):.3f} s CPU), {waiting} wait for room")
+    return {
+        "steady_decide_seconds": round(min(times), 3),
+        "steady_cpu_seconds": round(min(cpu), 3),
+        "decide_seconds": round(min(drift_times), 3),
+        "cpu_seconds": round(min(drift_cpu), 3),
+        "ratio": round(min(drift_cpu) / min(cpu), 2),
+        "passes": passes,
+        "waiting_for_room": waiting,
+    }
+
+
+def timed(run: Callable[[], object], repeat: int) -> tuple[list[float], list[float]]:
+    """Wall and process CPU seconds of `repeat` runs of `run`."""
+    times, cpu = [], []
+    for _ in range(repeat):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        run()
+        times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+    return times, cpu
 
 
 def measure_reconcile(args: argparse.Namespace, catalog: Catalog, registry: Registry) -> dict[str, Any]:
@@ -351,6 +451,9 @@ def main() -> int:
     parser.add_argument(
         "--consolidation", action="store_true", help="the serving loop's decide timed with consolidation on as well"
     )
+    parser.add_argument(
+        "--drift", action="store_true", help="loops of a template rollout waiting for room on a full cluster as well"
+    )
     parser.add_argument("--decide-only", action="store_true", help="the decide step's figures alone")
     args = parser.parse_args()
     catalog = Catalog.load()
@@ -382,6 +485,7 @@ def main() -> int:
                     "errors": reconciled["errors"],
                 },
                 "serving": decided["serving"],
+                **({"drift": decided["drift"]} if "drift" in decided else {}),
                 "seed": args.seed,
             }
         )
