@@ -82,6 +82,7 @@ from autoscaler.decide import (
     warm,
 )
 from autoscaler.decide.consolidation import Blocked
+from autoscaler.decide.decision import NoRoom
 from autoscaler.decide.state import WORKLOAD_KINDS, Move
 from autoscaler.decide.status import CONSOLIDATING
 from autoscaler.decide.workloads import by_identity, owning_endpoint
@@ -404,6 +405,8 @@ class Controller:
         """The consolidation moves this leader began that it still counts (`Observation.moves_begun`)."""
         self.blocked: tuple[Blocked, ...] = ()
         """The consolidation move the last decision found larger than the whole budget (`Observation.blocked`)."""
+        self.no_room: NoRoom | None = None
+        """The endpoints whose new pod template the last decision found no room for (`Observation.no_room`)."""
         self.said: frozenset[str] = frozenset()
         """The last decision's notices (a node skipped, an annotation that cannot be read): each is
         logged once, when it starts, and again in a new term."""
@@ -540,7 +543,7 @@ class Controller:
             decision = decide(obs, self.settings, self.registry, self.catalog, now)
             to_write = _to_write(decision, obs, manager)
         self.elector.note(GPU_INDEXES_NOTE, carried(self.gpu_indexes, decision.inventory))
-        self.blocked = decision.blocked
+        self.blocked, self.no_room = decision.blocked, decision.no_room
         self.holding = report_holds(decision, self.holding, log)
         self.said = report(decision, self.said, log)
         if set(decision.split_evenly) != self.split_evenly:
@@ -583,6 +586,7 @@ class Controller:
             nodes, endpoints, owned, signals=read.signals if read else None, history=read.history if read else {},
             pods=pods, pod_signals=read.pods if read else {}, orders=self.orders, gpu_indexes=self.gpu_indexes,
             loop_period_s=self.loop_period_s(), moves_begun=self.moves_begun, blocked=self.blocked,
+            no_room=self.no_room,
         )  # fmt: skip
         return obs, read
 

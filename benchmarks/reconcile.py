@@ -281,18 +281,18 @@ def upgraded(obs: Observation) -> Observation:
 
 
 def written(obs: Observation, decision: Decision) -> Observation:
-    """`obs` with the statuses `decision` wrote."""
+    """`obs` with the statuses `decision` wrote, and what the controller remembers of it (`Decision.no_room`)."""
     eps = [{**ep, "status": status} if (status := decision.statuses.get(key(ep))) else ep for ep in obs.endpoints]
-    return replace(obs, endpoints=eps)
+    return replace(obs, endpoints=eps, no_room=decision.no_room)
 
 
 def measure_drift(
     args: argparse.Namespace, obs: Observation, registry: Registry, catalog: Catalog, now: float
 ) -> dict[str, Any]:
     """A template rollout that waits for room: the serving cluster made full (`full`), no GPU class to provision,
-    every template drifted (`upgraded`); `DRIFT_LOOPS` loops, each fed the statuses the one before wrote, the
-    step's passes counted; the last loop timed (best of `--repeat`) against the full cluster's loop with nothing
-    drifted (`ratio`, of the CPU seconds)."""
+    every template drifted (`upgraded`); `DRIFT_LOOPS` loops, each fed what the one before wrote and left in the
+    controller's memory (`written`), the step's passes counted; a loop more timed (best of `--repeat`) against the
+    full cluster's loop with nothing drifted (`ratio`, of the CPU seconds)."""
     config = replace(settings(), classes={})
     decision = decide(obs, config, registry, catalog, now)
     while sum(d.replicas for d in decision.endpoints) != sum(1 for p in obs.pods if ours(p)):

@@ -54,7 +54,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -263,6 +263,12 @@ class SkippedNode:
     """Whether it says Ready (or its status cannot be read): a replica there stays only while it does."""
 
 
+MEMO_HELD = 4
+"""Entries a node that `Inventory.memo` holds at most. A decide step's inventories add a few dozen to the 1,750 nodes
+of a fleet; the API's capacity, allocated again at each POST until its next rebuild, adds the nodes each answer
+takes GPUs of, and the memo keeps every node it replaced alive until it is emptied."""
+
+
 @dataclass(frozen=True)
 class Inventory:
     """The GPU nodes of a cluster; `where` and `schedulable` return a narrower inventory."""
@@ -273,7 +279,7 @@ class Inventory:
     """What the placement engines work out of one node before they place anything (`scheduler.fleet`), by the
     node's id, each kept with its node (an id names one object only while it lives): shared by the inventories
     made from this one (`where`, `allocated`), whose nodes are mostly this one's, so that a decide step's ten
-    scheduler calls do not each read 1,750 nodes again."""
+    scheduler calls do not each read 1,750 nodes again. Emptied past `MEMO_HELD` entries a node (`allocated`)."""
 
     def __iter__(self) -> Iterator[NodeGpus]:
         return iter(self.nodes)
@@ -300,6 +306,13 @@ class Inventory:
         """Nodes that take new replicas: Ready and not cordoned."""
         return self.where(lambda n: n.schedulable)
 
+    def digest(self, apart: Collection[str] = ()) -> int:
+        """A digest of what a placement over this inventory finds: each node as it stands (what its GPUs hold,
+        whether it takes replicas), and the nodes set `apart` (where the caller places nothing). Equal while
+        nothing that decides a fit changed: what a search found on it holds as long (consolidation's blocked move,
+        a template rollout that waits for room). A hash, so kept in memory only, never written."""
+        return hash((self.nodes, frozenset(apart)))
+
     def allocated(self, allocations: Iterable[Allocation]) -> Inventory:
         """This inventory with `allocations` taken as well (`InventoryError` where one cannot be). One on a
         skipped node takes nothing: that node's GPUs are not counted, so there is nothing to take them from
@@ -315,6 +328,8 @@ class Inventory:
                 by_name[allocation.node] = _allocate(by_name[allocation.node], allocation)
             except InventoryError as e:  # the path formatted only here: most allocations are taken
                 raise InventoryError(field_path("allocations", i) + e.message) from None
+        if len(self.memo) > MEMO_HELD * len(self.nodes):
+            self.memo.clear()
         return Inventory(tuple(by_name[n.node] for n in self.nodes), self.skipped, self.memo)
 
 

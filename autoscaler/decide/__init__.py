@@ -56,7 +56,16 @@ from autoscaler.decide.consolidation import (
     last_changes,
     leaving_nodes,
 )
-from autoscaler.decide.decision import Decision, EndpointDecision, Hold, Observation, PoolDecision, report, report_holds
+from autoscaler.decide.decision import (
+    Decision,
+    EndpointDecision,
+    Hold,
+    NoRoom,
+    Observation,
+    PoolDecision,
+    report,
+    report_holds,
+)
 from autoscaler.decide.placement import (
     by_class,
     by_endpoint,
@@ -232,7 +241,9 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     cyclic garbage collector paused meanwhile: `collector`). A new pod template whose replicas do not all fit
     takes no turn and no GPU: the loop is decided again with it waiting (its pods as they run), and the others
     may go; the third try, where the second's turns found no room either, gives turns only to those that fit.
-    A change under way that does not fit waits on, uncounted in the pace (`workloads.paced`)."""
+    A change under way that does not fit waits on, uncounted in the pace (`workloads.paced`). Those found with no
+    room wait untried on later loops while the GPUs every bound pod holds stay as they were (`Observation.no_room`,
+    `Inventory.digest`): a full cluster's rollout costs one try a loop, not three."""
     made = _decided(obs, settings, registry, catalog, now, frozenset(), None)
     deferred: frozenset[str] = frozenset()
     for _ in range(2):
@@ -280,20 +291,27 @@ def _decided(
     # replaced or surplus ones until they are gone) then holds what it asks for of what is left
     # (on the GPUs its scheduler recorded, else the lowest free ones).
     held = incumbents(endpoints, changed, owned, obs.pods, nodes, registry, replaced)
+    others = pod_allocations(held.inventory, obs.pods, held.pods)
+    bound_pods = held.inventory.allocated(others)  # every bound pod on its GPUs: the room a new template is tried on
+    tried_on = bound_pods.digest() if obs.no_room is not None else None
     # A pod template rendered otherwise than its serving workload records (a registry entry, an EGS upgrade, a
-    # change of the spec held for room) is made before it breaks as a change of the spec is, a few at a time.
+    # change of the spec held for room) is made before it breaks as a change of the spec is, a few at a time;
+    # those the last loop found no room for wait untried while the room is as it was.
     observed = by_identity(obs.owned)
     previous = {endpoint_key(o): status_of(o) for o in obs.endpoints}
     drifting = drifted(endpoints, held.placements, workloads, observed, registry, catalog)
     allowed = settings.template_rollout.endpoints_allowed(len(endpoints))
+    if obs.no_room is not None and obs.no_room.room == tried_on:
+        deferred |= obs.no_room.keys
     rolled, queued = paced(drifting, previous, changes, allowed, deferred, turns)
     renewing = changed | rolled  # made anew: no incumbents, and the workloads whose template changes renamed
     if rolled:
         held = incumbents(endpoints, renewing, owned, obs.pods, nodes, registry, replaced)
-    others = pod_allocations(held.inventory, obs.pods, held.pods)
+        others = pod_allocations(held.inventory, obs.pods, held.pods)
     inventory = nodes.allocated(others)
     # The GPUs kube-scheduler found taken, while the evidence stands, are taken before anything is placed.
-    remembered, held_inventory = still_taken(workloads, held.inventory.allocated(others), obs.pods)
+    taken_now = held.inventory.allocated(others) if rolled else bound_pods
+    remembered, held_inventory = still_taken(workloads, taken_now, obs.pods)
     inventory = inventory.allocated(t.allocation for taken in remembered.values() for t in taken)
     held = Incumbents(held.placements, held_inventory, held.pods)
     targets: dict[str, tuple[int, Hold | None]] = {}
@@ -530,6 +548,7 @@ def _decided(
             unreadable,
             guessed,
             blocked=moved.blocked,
+            no_room=NoRoom(deferred, bound_pods.digest() if tried_on is None else tried_on) if deferred else None,
         ),
         rolled,
         frozenset(fits_not),

@@ -90,7 +90,7 @@ class Consolidation:
 @dataclass(frozen=True)
 class Blocked:
     """A move larger than the whole budget: the endpoints it would move, the nodes it needs, the budget's nodes;
-    and what it was found on, the GPU nodes and what they hold (`room`, `_room_of`) and the endpoints' replicas
+    and what it was found on, the GPU nodes and what they hold (`room`, `Inventory.digest`) and the endpoints' replicas
     (`held`): while they stay, it stays blocked, and a later loop reports it without searching for it again
     (`Observation.blocked`). Other workloads that take the room it needed, or free some, change `room`."""
 
@@ -199,7 +199,7 @@ def consolidate(
         if chosen is None:
             # A move needing more nodes than an interval ever allows waits for no interval: say so, searched
             # once while the room and its endpoints' replicas stay as they were.
-            room = _room_of(run.inventory, run.leaving) if was_blocked or candidates else 0
+            room = run.inventory.digest(run.leaving) if was_blocked or candidates else 0
             blocked = tuple(b for b in was_blocked if _still_blocked(b, can_move, staying, room))[:1]
             larger = [c for c in candidates if len(c.nodes) > run.allowed] if not blocked else []
             found, run.searches = _best(larger, cfg.min_saving_fraction, run.searches)
@@ -442,18 +442,11 @@ def disrupted_nodes(moves: Iterable[tuple[str, Move]], since: float) -> frozense
     return frozenset(node for key, m in moves if m.at > since for node in (m.nodes or (f"{key} (nodes not recorded)",)))
 
 
-def _room_of(inventory: Inventory, leaving: Collection[str]) -> int:
-    """A digest of what a search places over: each GPU node as it stands (what its GPUs hold, whether it takes
-    replicas; their count is the budget's base) and the nodes no move lands on. A hash, so kept only in memory
-    from one loop to the next (`Observation.blocked`), never written."""
-    return hash((inventory.nodes, frozenset(leaving)))
-
-
 def _still_blocked(
     blocked: Blocked, movable: Mapping[str, Endpoint], staying: Mapping[str, Sequence[Placement]], room: int
 ) -> bool:
     """Whether a move found blocked still is, as found: its endpoints may move, on the replicas they held then,
-    over the same room (`_room_of`)."""
+    over the same room (`Inventory.digest`)."""
     return (
         blocked.room == room
         and all(key in movable for key in blocked.keys)

@@ -22,6 +22,16 @@ from scheduler.plan import Plan
 
 
 @dataclass(frozen=True)
+class NoRoom:
+    """The endpoints whose new pod template found no room (its replicas fit nowhere beside the old ones), and the
+    room they were tried on (`Inventory.digest` of the GPUs every bound pod holds): while it is the same, a later
+    loop does not try them again (`decide`: each try of a full cluster's rollout is a pass of the whole step)."""
+
+    keys: frozenset[str]
+    room: int
+
+
+@dataclass(frozen=True)
 class Observation:
     """What the controller read this loop: raw objects, and the metrics (None: Prometheus was down)."""
 
@@ -56,6 +66,9 @@ class Observation:
     blocked: Sequence[Blocked] = ()
     """The consolidation moves the last decision found larger than the whole budget (`Decision.blocked`):
     reported again without a search while the fleet and their endpoints' replicas stay as they were."""
+    no_room: NoRoom | None = None
+    """The endpoints whose new pod template the last decision found no room for (`Decision.no_room`): they wait
+    without a try while the room is as it was. A new leader starts with none, and tries each once."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +208,9 @@ class Decision:
     (none) say nothing of theirs."""
     blocked: tuple[Blocked, ...] = ()
     """The consolidation move found larger than the whole budget, if any: the next loop's `Observation.blocked`."""
+    no_room: NoRoom | None = None
+    """The endpoints whose new pod template waits for room, and the room it was found on: the next loop's
+    `Observation.no_room`."""
 
     def notices(self) -> frozenset[str]:
         """What the caller tells its user about objects the decision could not use (`report`): the step
