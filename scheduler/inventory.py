@@ -263,10 +263,11 @@ class SkippedNode:
     """Whether it says Ready (or its status cannot be read): a replica there stays only while it does."""
 
 
-MEMO_HELD = 4
-"""Entries a node that `Inventory.memo` holds at most. A decide step's inventories add a few dozen to the 1,750 nodes
-of a fleet; the API's capacity, allocated again at each POST until its next rebuild, adds the nodes each answer
-takes GPUs of, and the memo keeps every node it replaced alive until it is emptied."""
+MEMO_HELD = 8_192
+"""Entries `Inventory.memo` holds at most: four for each node of a 2,000-node fleet. A decide step's inventories add
+a few dozen to the 1,750 nodes of reconcile.py's fleet (1.11 a node at most, consolidation on); the API's capacity,
+allocated again at each POST until its next rebuild, adds the nodes each answer takes GPUs of (1,700 on its first,
+one a POST after), and the memo keeps every node it replaced alive until it is emptied."""
 
 
 @dataclass(frozen=True)
@@ -279,7 +280,7 @@ class Inventory:
     """What the placement engines work out of one node before they place anything (`scheduler.fleet`), by the
     node's id, each kept with its node (an id names one object only while it lives): shared by the inventories
     made from this one (`where`, `allocated`), whose nodes are mostly this one's, so that a decide step's ten
-    scheduler calls do not each read 1,750 nodes again. Emptied past `MEMO_HELD` entries a node (`allocated`)."""
+    scheduler calls do not each read 1,750 nodes again. Emptied past `MEMO_HELD` entries (`allocated`)."""
 
     def __iter__(self) -> Iterator[NodeGpus]:
         return iter(self.nodes)
@@ -328,7 +329,7 @@ class Inventory:
                 by_name[allocation.node] = _allocate(by_name[allocation.node], allocation)
             except InventoryError as e:  # the path formatted only here: most allocations are taken
                 raise InventoryError(field_path("allocations", i) + e.message) from None
-        if len(self.memo) > MEMO_HELD * len(self.nodes):
+        if len(self.memo) > MEMO_HELD:
             self.memo.clear()
         return Inventory(tuple(by_name[n.node] for n in self.nodes), self.skipped, self.memo)
 
