@@ -9,14 +9,15 @@ changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from autoscaler import decide as decide_step
-from autoscaler.decide import Decision, Observation, decide
+from autoscaler.admission import admit, capacity
+from autoscaler.decide import Decision, Observation, answer_status, decide
 from localplay.kube_standin import KubeCluster
 from scheduler.registry import Registry
 from tests.conftest import Spy
@@ -30,26 +31,36 @@ __all__ = ["mirrored"]  # the fixture: the registry with every endpoint's templa
 
 NAMES = ("alpha", "beta", "gamma")
 
-Loop = Callable[[list[dict[str, Any]], list[dict[str, Any]]], tuple[Decision, int]]
+Loop = Callable[..., tuple[Decision, int]]
 
 
-def full(spy: Spy, registry: Registry, jobs: int = 0) -> tuple[Decision, Loop]:
+def full(spy: Spy, registry: Registry, jobs: int = 0, promised: bool = False) -> tuple[Decision, Loop]:
     """Three one-GPU endpoints serving on three one-GPU L40S nodes, with `jobs` more nodes each held by another
-    workload's pod, and nothing to provision: the first decision, and a loop over `(nodes, other pods)` with every
-    template drifted (`registry`), a minute after the one before, fed what it wrote and what the controller
-    remembers, that says how many passes of the step it took."""
-    nodes = [l40s(f"l40s-{i}") for i in range(3 + jobs)]
+    workload's pod (and where `promised` one more, on which delta was answered, its pod not bound yet), nothing to
+    provision: the first decision, and a loop over `(nodes, other pods, endpoints deleted)` with every template
+    drifted (`registry`), a minute after the one before, fed what it wrote and what the controller remembers, that
+    says how many passes of the step it took."""
+    nodes = [l40s(f"l40s-{i}") for i in range(3 + jobs + promised)]
     others = [training(f"l40s-{i}", 1) for i in range(3, 3 + jobs)]
     eps = [endpoint(n, gpuClasses=["L40S"]) for n in NAMES]
     first = decide(Observation(nodes, eps, (), None, pods=others), one_at_a_time(), REGISTRY, CATALOG, NOW)
     owned, pods = applied(first)
+    eps = observed(first, eps)
+    if promised:  # answered as the API does, on what the first decision left
+        delta = endpoint("delta", gpuClasses=["L40S"])
+        answer = admit(capacity(first, CATALOG), delta, one_at_a_time(), REGISTRY, CATALOG, NOW)
+        assert answer.decision.serves_now
+        eps.append({**delta, "status": answer_status(answer.decision, delta["metadata"]["generation"], answer.placed)})
     passes = spy(decide_step, "_decided")
     last, at = first, NOW
 
-    def loop(fleet: list[dict[str, Any]], running: list[dict[str, Any]]) -> tuple[Decision, int]:
+    def loop(
+        fleet: list[dict[str, Any]], running: list[dict[str, Any]], gone: Collection[str] = ()
+    ) -> tuple[Decision, int]:
         nonlocal eps, last, at
         passes.clear()
         at += 60
+        eps = [ep for ep in eps if ep["metadata"]["name"] not in gone]
         obs = Observation(fleet, eps, owned, None, pods=[*pods, *running], no_room=last.no_room)
         last = decide(obs, one_at_a_time(), registry, CATALOG, at)
         eps = observed(last, eps)
@@ -81,20 +92,23 @@ def test_a_rollout_that_waits_for_room_costs_one_pass_a_loop_while_the_room_stay
     assert made[-1][0].no_room is not None and made[-1][0].no_room.keys == {f"team-a/{n}" for n in NAMES}
 
 
-@pytest.mark.parametrize("room", ["a node joins", "another workload's pod goes"])
+@pytest.mark.parametrize("room", ["a node joins", "another workload's pod goes", "a promise is let go"])
 def test_room_that_appears_gives_a_waiting_template_its_turn_on_the_next_loop(
     spy: Spy, mirrored: Registry, room: str
 ) -> None:
-    first, loop = full(spy, mirrored, jobs=1)
-    nodes, job = [l40s(f"l40s-{i}") for i in range(4)], [training("l40s-3", 1)]
+    first, loop = full(spy, mirrored, jobs=1, promised=room == "a promise is let go")
+    nodes, job = [l40s(f"l40s-{i}") for i in range(4 + (room == "a promise is let go"))], [training("l40s-3", 1)]
     for _ in range(4):
         decision, passes = loop(nodes, job)
     assert passes == 1 and rolled(decision, first) == []
+    gone: tuple[str, ...] = ()
     if room == "a node joins":
-        nodes = [*nodes, l40s("l40s-4")]
-    else:
+        nodes = [*nodes, l40s("l40s-9")]
+    elif room == "another workload's pod goes":
         job = []
-    decision, passes = loop(nodes, job)
+    else:  # delta, answered 201 on the last GPU and deleted before its pod was bound: no pod goes
+        gone = ("delta",)
+    decision, passes = loop(nodes, job, gone)
     assert rolled(decision, first) == ["alpha"]  # the first in the queue, on the GPU that came free
     assert passes == 1  # its turn fits: no pass again
     assert "SpecApplied" not in {c["type"] for c in decision.statuses[("team-a", "alpha")]["conditions"]}

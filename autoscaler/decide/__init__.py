@@ -42,7 +42,7 @@ workload has now (what the cluster says, so a restart loses nothing) and the dec
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -293,7 +293,7 @@ def _decided(
     held = incumbents(endpoints, changed, owned, obs.pods, nodes, registry, replaced)
     others = pod_allocations(held.inventory, obs.pods, held.pods)
     bound_pods = held.inventory.allocated(others)  # every bound pod on its GPUs: the room a new template is tried on
-    tried_on = bound_pods.digest() if obs.no_room is not None else None
+    tried_on = _room(bound_pods, raw_by_key) if obs.no_room is not None else None
     # A pod template rendered otherwise than its serving workload records (a registry entry, an EGS upgrade, a
     # change of the spec held for room) is made before it breaks as a change of the spec is, a few at a time;
     # those the last loop found no room for wait untried while the room is as it was.
@@ -528,6 +528,9 @@ def _decided(
     objects += [o for _, rendered in sorted(by_order, key=lambda r: r[0]) for o in rendered]
     objects += pool_objects(pools, settings, catalog)
     fits_not = {k for k in (*rolled, *(changes if queued else ())) if unplaced_by.get(k)} - deferred
+    no_room = None
+    if deferred:  # the next loop's to try again once the room changes
+        no_room = NoRoom(deferred, _room(bound_pods, raw_by_key) if tried_on is None else tried_on)
     return _Pass(
         Decision(
             tuple(objects),
@@ -548,7 +551,7 @@ def _decided(
             unreadable,
             guessed,
             blocked=moved.blocked,
-            no_room=NoRoom(deferred, bound_pods.digest() if tried_on is None else tried_on) if deferred else None,
+            no_room=no_room,
         ),
         rolled,
         frozenset(fits_not),
@@ -571,6 +574,12 @@ def _inventory(nodes: Iterable[Mapping[str, Any]], policy: SharingPolicy, catalo
         return build_inventory([dict(n) for n in nodes], catalog, sharing=policy, strict=False)
     except InventoryError as e:
         return Hold("nodes", str(e), str(e))
+
+
+def _room(bound: Inventory, endpoints: Collection[str]) -> int:
+    """What a new pod template's turn is tried on (`NoRoom.room`): every bound pod on its GPUs (`Inventory.digest`),
+    and the endpoints, whose promises hold GPUs no pod holds yet (one deleted frees them, with no pod gone)."""
+    return hash((bound.digest(), frozenset(endpoints)))
 
 
 def _leaving(kept: Mapping[str, Sequence[Placement]], staying: Mapping[str, Sequence[Placement]]) -> list[Allocation]:
