@@ -242,8 +242,8 @@ def decide(obs: Observation, settings: Settings, registry: Registry, catalog: Ca
     takes no turn and no GPU: the loop is decided again with it waiting (its pods as they run), and the others
     may go; the third try, where the second's turns found no room either, gives turns only to those that fit.
     A change under way that does not fit waits on, uncounted in the pace (`workloads.paced`). Those found with no
-    room wait untried on later loops while the GPUs every bound pod holds stay as they were (`Observation.no_room`,
-    `Inventory.digest`): a full cluster's rollout costs one try a loop, not three."""
+    room wait untried on later loops while the GPUs every bound pod holds, and the endpoints, stay as they were
+    (`Observation.no_room`, `_room`): a full cluster's rollout costs one try a loop, not three."""
     made = _decided(obs, settings, registry, catalog, now, frozenset(), None)
     deferred: frozenset[str] = frozenset()
     for _ in range(2):

@@ -24,8 +24,9 @@ from scheduler.plan import Plan
 @dataclass(frozen=True)
 class NoRoom:
     """The endpoints whose new pod template found no room (its replicas fit nowhere beside the old ones), and the
-    room they were tried on (`Inventory.digest` of the GPUs every bound pod holds): while it is the same, a later
-    loop does not try them again (`decide`: each try of a full cluster's rollout is a pass of the whole step)."""
+    room they were tried on (the GPUs every bound pod holds, and the endpoints: `decide._room`): while it is the
+    same, a later loop does not try them again (`decide`: each try of a full cluster's rollout is a pass of the
+    whole step)."""
 
     keys: frozenset[str]
     room: int
