@@ -384,8 +384,12 @@ def _decided(
     ahead = {c: gpus for c, gpus in foreign_waiting(obs.pods, catalog).items() if c in settings.classes}
     etas = endpoint_etas(waiting_plan, ahead, obs.orders, registry, catalog, settings, now)
     waits = [Waiting(key, p, etas[key]) for key, queue in by_endpoint(waiting_plan.placements).items() for p in queue]
+    # The GPUs a stuck replica was planned on in a class its pod selects are offered to no move, and not again
+    # to the API: kube-scheduler found them taken (churn seed 3004: a move landed there, the plan held them twice).
+    refused = [a for p in refused_placements(stuck, obs.pods, catalog) for a in held_by(p)]
+    for_moves = held.inventory.allocated([*taken_fresh, *refused])
     moved = consolidate(
-        endpoints, staying, workloads, recorded, set(promises) | growing, held.inventory.allocated(taken_fresh),
+        endpoints, staying, workloads, recorded, set(promises) | growing, for_moves,
         registry, catalog, settings, now, [*promised, *taken_fresh], leaving_nodes(obs.pods, replaced),
         obs.moves_begun, obs.blocked,
         last_changes(endpoints, previous, obs.pods) if settings.consolidation.enabled else {}, waits,
@@ -399,9 +403,7 @@ def _decided(
     # them, and the API's capacity offers them to no 201 (churn seed 2400: two 201s, then demoted, on the four GPUs
     # of ep-12's running pod, most likely freed by a move of ep-12 to an MI300X in the API's own decide step).
     inventory = inventory.allocated(_leaving(held.placements, staying))
-    # The GPUs a stuck replica was planned on in a class its pod selects are not offered again:
-    # kube-scheduler found them taken.
-    inventory = inventory.allocated(a for p in refused_placements(stuck, obs.pods, catalog) for a in held_by(p))
+    inventory = inventory.allocated(refused)
     placed_all = tuple(p for ep in endpoints for p in staying[ep.key]) + fresh.placements
     real = Plan(placed_all, fresh.unplaced, fresh.occupied)
     objects: list[dict[str, Any]] = []
