@@ -79,6 +79,8 @@ class Tally:
     changed: set[str] = field(default_factory=set)
     """Endpoints whose spec changed or that were deleted (their replicas may move)."""
     ready_pods: dict[str, set[str]] = field(default_factory=dict)
+    ready_uids: dict[str, str] = field(default_factory=dict)
+    """Pod -> the uid of the endpoint incarnation its Deployment was written for, read while it was Ready."""
     lost_pods: set[str] = field(default_factory=set)
     """Pods on a node that was lost, until a pod of that name is Ready again: their going is no disruption."""
     lost_capacity: set[str] = field(default_factory=set)

@@ -216,8 +216,10 @@ class Run:
         excused = tally.changed | tally.demoted | tally.lost_capacity
         moved = {key for key, _ in tally.moves}  # a move's pods leave the answer's nodes, as consolidation may
         fleet: int | None = None  # the Nodes, counted once a poll where it sees a move begun
+        current: dict[str, str] = {}  # endpoint -> the uid of its incarnation now
         for e in self.kube.all(ENDPOINTS):
             key, uid = f"{e['metadata']['namespace']}/{e['metadata']['name']}", str(e["metadata"].get("uid"))
+            current[key] = uid
             if tally.incarnation.get(key, uid) != uid:
                 continue  # a read of an incarnation deleted since: its status is not the repost's
             status: dict[str, Any] = e["status"] if isinstance(e.get("status"), dict) else {}
@@ -263,8 +265,15 @@ class Run:
         for pod in self.play.pods.values():
             if pod.ready:
                 ready.setdefault(pod.endpoint, set()).add(pod.key)
+                tally.ready_uids[pod.key] = pod.uid
         for endpoint, before in tally.ready_pods.items():
-            gone = before - ready.get(endpoint, set()) - tally.lost_pods
+            # A pod of an incarnation deleted since served no endpoint that is still there: one the API created and
+            # deleted again, failing the POST it answered 503 (churn seed 3011: the client's retry made another).
+            gone = {
+                k
+                for k in before - ready.get(endpoint, set()) - tally.lost_pods
+                if tally.ready_uids.get(k, "") in ("", current.get(endpoint))
+            }
             if gone and endpoint not in tally.changed:
                 if self._consolidated(endpoint):
                     tally.consolidations += len(gone)
