@@ -88,7 +88,8 @@ The last line of stdout is one JSON object:
 - `stale_workloads`: workloads whose endpoint is gone, or beyond those (of the status's shape first) that
   hold its desired replicas (0);
 - `disruptions_outside_consolidation`: Ready replicas of endpoints whose spec did not change that went
-  away, unless an Event on the endpoint names consolidation (0); `consolidation_disruptions` those;
+  away (of the incarnation still there: not one `egs api` deleted again, failing its POST), unless an Event
+  on the endpoint names consolidation (0); `consolidation_disruptions` those;
   `consolidation_moves` the moves it began (`Consolidating` Events), `consolidation_moves_in_one_interval`
   the most begun within one budget interval, `consolidation_nodes_in_one_interval` the most nodes moves took
   replicas off within one (by the statuses' `consolidation`: `at`, `nodes`), and `consolidation_moves_over_budget`
