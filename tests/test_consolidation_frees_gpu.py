@@ -1,8 +1,9 @@
 """Consolidation empties a shared GPU for a waiting 202 (issue 16, Karpenter's defragmentation): two L40S GPUs
 shared by KAI (or HAMi) each hold one small replica, and a 202 that needs more than either has left waits for a node. A
 move of one small replica onto the other GPU empties one, within the budget and `consolidateAfter`, make before
-break; the 202 keeps waiting for its node meanwhile (its promise unchanged) and is placed on the emptied GPU once
-the moved replica's old pod is gone, Ready before its promise.
+break, where it likely serves the 202 before its node would; the 202 keeps waiting for its node meanwhile (its
+promise unchanged) and is placed on the emptied GPU once the moved replica's old pod is gone, Ready before its
+promise.
 
 Before, `consolidate` only saved dollars: a move that saves nothing was never made, and the 202 waited for its
 node (these tests' first `moves` assertion with consolidation on fails there).
@@ -152,10 +153,11 @@ def test_no_gpu_is_emptied_beyond_the_budget_nor_for_an_endpoint_moved_within_co
     assert moves(loop(settled, owned, pods)) == []
 
 
-def test_no_gpu_is_emptied_when_the_node_comes_first_nor_off_an_endpoint_that_keeps_a_promise() -> None:
+def test_no_gpu_is_emptied_when_the_node_likely_comes_first_nor_off_an_endpoint_that_keeps_a_promise() -> None:
     eps, owned, pods = shared_fleet()
-    # An L40S ordered 590 s ago, due within a minute or two: sooner than a move and two loads.
-    soon = OrderBook({"L40S": (NOW - 590.0,)})
+    # An L40S ordered 300 s ago (5-10 minutes a node): likely to come within 217 s, sooner than a move and two
+    # loads (254 s), though a promise reads 337 s from it (its 0.95 point). Against that point, alpha was moved.
+    soon = OrderBook({"L40S": (NOW - 300.0,)})
     waits = loop(eps, owned, pods, orders=soon)
     assert (big(waits).waiting, moves(waits)) == (1, [])
     # Both small endpoints keep a 201's promise (their status holds it still): neither is moved.

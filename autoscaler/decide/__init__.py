@@ -50,11 +50,11 @@ from autoscaler.attribution import attribute
 from autoscaler.decide.collector import collector_paused
 from autoscaler.decide.consolidation import (
     CONSOLIDATION_BLOCKED,
-    Waiting,
     blocked_note,
     consolidate,
     last_changes,
     leaving_nodes,
+    waiting_for_room,
 )
 from autoscaler.decide.decision import (
     Decision,
@@ -383,7 +383,7 @@ def _decided(
     waiting_plan = place_waiting(endpoints, fresh, registry, catalog, settings, policy, stuck, waiting_pins)
     ahead = {c: gpus for c, gpus in foreign_waiting(obs.pods, catalog).items() if c in settings.classes}
     etas = endpoint_etas(waiting_plan, ahead, obs.orders, registry, catalog, settings, now)
-    waits = [Waiting(key, p, etas[key]) for key, queue in by_endpoint(waiting_plan.placements).items() for p in queue]
+    waits = waiting_for_room(waiting_plan, ahead, obs.orders, registry, catalog, settings, now)
     # The GPUs a stuck replica was planned on in a class its pod selects are offered to no move, and not again
     # to the API: kube-scheduler found them taken (churn seed 3004: a move landed there, the plan held them twice).
     refused = [a for p in refused_placements(stuck, obs.pods, catalog) for a in held_by(p)]

@@ -35,7 +35,8 @@ node of two endpoints spends one, and moving an endpoint of replicas on three no
 - *a GPU emptied for a waiting replica* (`freeing`, first: a customer waits, dollars do not): a replica that
   waits for a node of a class shared by memory (KAI, HAMi) needs one GPU's room that no GPU has left; every
   replica on one GPU of its class is of endpoints that may move, and placed afresh in the shape they run off
-  that GPU's node, at no higher cost, they leave it empty for the waiting replica, done before its node is due.
+  that GPU's node, at no higher cost, they leave it empty for the waiting replica, done before its node likely
+  comes (`waiting_for_room`).
   It saves nothing; the waiting replica keeps its pod pending and its node ordered (its promise stands), and
   takes the GPU once it is empty (kube-scheduler binds it there; the next loop places it there);
 - make-before-break: the moved endpoints' new replicas (placed as the saving was computed, `Consolidation
@@ -64,15 +65,16 @@ from typing import Any
 from autoscaler.decide.placement import endpoint_cost, gpus_of, place_requests
 from autoscaler.decide.settings import ConsolidationSettings, Settings
 from autoscaler.decide.state import Move, Owned, workload_of
-from autoscaler.decide.waiting import MEMORY_SHARED
+from autoscaler.decide.waiting import MEMORY_SHARED, endpoint_etas
 from autoscaler.endpoint import Endpoint
 from autoscaler.events import find_condition
 from autoscaler.kubetime import parse_time
+from autoscaler.orders import OrderBook
 from autoscaler.pods import endpoint_of
 from scheduler.catalog import Catalog
 from scheduler.inventory import Allocation, Inventory, NodeGpus, held_by
 from scheduler.manifests import dns_label
-from scheduler.plan import Placement, Request
+from scheduler.plan import Placement, Plan, Request
 from scheduler.registry import Registry
 
 
@@ -256,11 +258,33 @@ class _Run:
 @dataclass(frozen=True)
 class Waiting:
     """A replica that waits for a node to come (`waiting.place_waiting`): its endpoint, the shape it waits in, and
-    when its endpoint's waiting replicas are due to serve (`waiting.endpoint_etas`: what its 202 promised)."""
+    when its endpoint's waiting replicas likely serve (`waiting_for_room`)."""
 
     key: str
     placement: Placement
     eta: float
+
+
+def waiting_for_room(
+    waiting: Plan,
+    ahead: Mapping[str, tuple[float, ...]],
+    orders: OrderBook,
+    registry: Registry,
+    catalog: Catalog,
+    settings: Settings,
+    now: float,
+) -> list[Waiting]:
+    """The replicas of `waiting` (`waiting.place_waiting`) in the classes shared by memory, each with when its
+    node more likely than not serves it: the median of what a promise reads its 0.95 point from
+    (`waiting.endpoint_etas`). Against the promise, a move was begun for a replica whose node, in flight for
+    minutes, bound its pod seconds later (churn seed 3150): the move only disrupted. None with consolidation off."""
+    shared = {p.gpu_class for p in waiting.placements if p.sharing in MEMORY_SHARED}
+    if not settings.consolidation.enabled or not shared:
+        return []
+    queued = Plan(tuple(p for p in waiting.placements if p.gpu_class in shared))
+    median = replace(settings, eta=replace(settings.eta, quantile=0.5))
+    likely = endpoint_etas(queued, ahead, orders, registry, catalog, median, now)
+    return [Waiting(f"{p.namespace}/{p.request}", p, likely[f"{p.namespace}/{p.request}"]) for p in queued.placements]
 
 
 FREEING_LOOPS = 3
@@ -340,9 +364,9 @@ def freeing(
     """The move that empties a GPU of `want`'s class for it (one of `spots`, as listed), and the nodes it takes
     replicas off: within the budget left, its endpoints, in the shape they run, placed afresh off the GPU's node
     (binpacked, a new pod on that node could take the very GPU it leaves), cost no more; `want` fits the emptied
-    GPU; and the move is done, both loads counted, before `want`'s node is due (`in_time`). As far as the searches
-    left go. `want` keeps waiting for its node meanwhile, so its promise stands whether or not the GPU comes first
-    (kube-scheduler binds its pod where it fits)."""
+    GPU; and the move is done, both loads counted, before `want`'s node likely serves it (`in_time`). As far as
+    the searches left go. `want` keeps waiting for its node meanwhile, so its promise stands whether or not the GPU
+    comes first (kube-scheduler binds its pod where it fits)."""
     request = replace(endpoint.request(1), variants=(want.placement.variant,), gpu_classes=(want.placement.gpu_class,))
     for spot in spots:
         node = spot.node
@@ -370,8 +394,8 @@ def freeing(
 
 
 def in_time(want: Waiting, moved_s: float, registry: Registry, settings: Settings, now: float) -> bool:
-    """Whether a GPU emptied for `want` serves it before its node is due: a move whose replicas load in `moved_s`,
-    `want`'s own load, and `FREEING_LOOPS` loops."""
+    """Whether a GPU emptied for `want` serves it before its node likely does: a move whose replicas load in
+    `moved_s`, `want`'s own load, and `FREEING_LOOPS` loops."""
     return now + FREEING_LOOPS * settings.eta.step_s + moved_s + _load(want.placement, registry) < want.eta
 
 
