@@ -28,7 +28,9 @@ tests/test_end_to_end.py and benchmarks/reconcile.py play it (kmock runs no cont
   with a reservation pod per shared GPU); a pod keeps the GPUs it was given;
   a pod that fits nowhere is Pending and Unschedulable;
 - kubelet: a bound pod is Ready once its variant's load time has passed; Pod objects and each
-  Deployment's `readyReplicas` say so (`localplay.demo_cluster.pod_status`);
+  Deployment's `readyReplicas` say so (`localplay.demo_cluster.pod_status`); a bound pod its ReplicaSet
+  removes stays Terminating (`deletionTimestamp` set, its GPUs held) through its grace period
+  (`terminationGracePeriodSeconds`, 30 s unless its spec says), its replacement made at once under another name;
 - Prometheus: a stand-in of its query API answers each model's demand, low and in step with its
   endpoints (`DEMAND_RPS` for each one posted and not deleted: every endpoint wants its minimum
   replicas, and a change of replicas is the controller's own, not the load's).
