@@ -10,7 +10,7 @@ session, in docs/benchmark-notes.md), what failed every endpoint's loop or answe
 - an endpoint status field of another type (`phase` a list, `conditions` of strings) in the API's list and GET;
 - an Event on an object of the longest name (253 characters);
 - a Node advertising more GPUs than it has (HAMi's device plugin, each GPU 10 times; `1e3`);
-- a consolidation move recorded years ahead, which spent every interval's node budget;
+- a consolidation move recorded years ahead, which spent every interval's node budget and stayed on the status;
 - a negative Prometheus sample (a pod's demand), and a finite one past every bound (1.7e308 req/s);
 """
 
@@ -26,10 +26,11 @@ from typing import Any
 import pytest
 
 from autoscaler.adapters.prometheus import DEMAND, POD_DEMAND, PrometheusMetrics
-from autoscaler.decide import Observation, decide
+from autoscaler.decide import Decision, Observation, Settings, decide
 from autoscaler.decide.state import Move
 from autoscaler.endpoint import schema
 from autoscaler.events import ObjectRef, Recorder, event
+from autoscaler.kubetime import rfc3339
 from autoscaler.signals import BadSample, History, ModelSignals
 from scheduler.inventory import HAMI_REGISTER, SharingPolicy, build_inventory
 from tests.test_consolidation_moves_counted import TWO, moved, with_move_recorded
@@ -37,6 +38,7 @@ from tests.test_consolidation_within_class import lone_endpoints
 from tests.test_controller import DEPLOYMENTS, ENDPOINTS, FixedSignals, controller
 from tests.test_decide import CATALOG, MODEL, NOW, REGISTRY, SETTINGS, endpoint, h100, serving_pod, signals
 from tests.test_prometheus_reads import FakePrometheus, sample
+from tests.test_reconcile_state import observed
 
 OTHER = "qwen2.5-14b-instruct"
 """A second model of the example registry."""
@@ -250,11 +252,26 @@ def test_a_node_saying_more_gpus_than_it_has_takes_no_more_replicas_than_its_gpu
     assert (chat.replicas, chat.placed, chat.waiting) == (16, 8, 8)
 
 
-def test_a_move_dated_years_ahead_spends_no_budget_of_the_others() -> None:
-    """One endpoint's `status.consolidation` dated ten years ahead (a status edited, a leader's clock far off) counted
-    its two nodes against every interval's budget of two until then: no endpoint was moved, and nothing said why."""
+@pytest.mark.parametrize("ahead_s", [660.0, 10 * 365 * 86400.0], ids=["a leader 11 minutes fast", "a status edited"])
+def test_a_move_dated_ahead_counts_one_interval_from_when_it_is_read_and_is_then_recorded_as_read(
+    ahead_s: float,
+) -> None:
+    """One endpoint's `status.consolidation` dated ahead counts its nodes against the budget from when it is read,
+    not until its date: before, one ten years ahead was kept and written back every loop (`status.consolidation.at`
+    2036), and, once d6d0380 dropped it in `consolidate` alone, a fast leader's real moves of this interval were
+    counted by no leader after it, which could then disrupt twice the budget."""
     nodes, eps, owned, pods = lone_endpoints(("alpha", "beta", "gamma", "delta"))
-    ahead = Move(NOW + 10 * 365 * 86400, "team-a", (), nodes=("l40s-8", "l40s-9"))
+    ahead = Move(NOW + ahead_s, "team-a", (), nodes=("l40s-8", "l40s-9"))
     eps = [with_move_recorded(e, ahead) if e["metadata"]["name"] == "gamma" else e for e in eps]
-    decision = decide(Observation(nodes, eps, owned, signals(), pods=pods), TWO, REGISTRY, CATALOG, NOW)
-    assert [key for key, _ in moved(decision)] == ["team-a/gamma", "team-a/delta"]
+
+    def loop(at: float, settings: Settings = TWO) -> Decision:
+        obs = Observation(nodes, eps, owned, signals(age_s=NOW + 10 - at), pods=pods)
+        return decide(obs, settings, REGISTRY, CATALOG, at)
+
+    decision = loop(NOW)
+    assert moved(decision) == []  # its two nodes spend this interval's budget of two
+    assert decision.statuses[("team-a", "gamma")]["consolidation"]["at"] == rfc3339(NOW)
+    # The next interval the others move again; once settled, the status records no move.
+    eps = observed(decision, eps)
+    assert len(moved(loop(NOW + TWO.consolidation.interval_s))) == 2
+    assert "consolidation" not in loop(NOW + TWO.consolidation.settled_s, SETTINGS).statuses[("team-a", "gamma")]

@@ -278,7 +278,7 @@ def _decided(
         return _Pass(Decision((), {}, (), (), (read,), nodes_read=False), frozenset(), frozenset())
     nodes, guessed, unreadable = with_devices(read, obs.pods, obs.gpu_indexes)
     raw_by_key = {endpoint_key(o): o for o in obs.endpoints}
-    recorded = {ep.key: m for ep in endpoints if (m := move_of(raw_by_key[ep.key], workloads.get(ep.key, ())))}
+    recorded = {ep.key: m for ep in endpoints if (m := move_of(raw_by_key[ep.key], workloads.get(ep.key, ()), now))}
     # A shape change of the spec under way: its new shape's replicas do not all serve yet (the old shape's
     # may be one the spec still admits: they are no incumbents, whatever it admits).
     changes = {ep.key: c for ep in endpoints if (c := shape_change_of(raw_by_key[ep.key], workloads.get(ep.key, ())))}

@@ -150,9 +150,6 @@ def consolidate(
     cfg = settings.consolidation
     if not cfg.enabled:
         return Consolidation()
-    # A move dated more than an interval ahead was made by no clock of this cluster (a status edited, a leader's
-    # clock far off): one such record spent the budget of every interval until its date, and nothing moved.
-    recorded = {key: move for key, move in recorded.items() if move.at <= now + cfg.interval_s}
     since = now - cfg.interval_s
     lately = {key for key, move in recorded.items() if move.at > now - cfg.settled_s}  # moved too lately to again
     lately |= {key for key, at in changed.items() if at > now - cfg.consolidate_after_s}  # changed too lately

@@ -883,13 +883,15 @@ class Move:
         return status | ({"for": self.for_} if self.for_ else {})
 
 
-def move_of(raw: Mapping[str, Any], owned: Sequence[Owned]) -> Move | None:
-    """The move recorded on an endpoint's status, with the workloads it replaces that still exist."""
+def move_of(raw: Mapping[str, Any], owned: Sequence[Owned], now: float) -> Move | None:
+    """The move recorded on an endpoint's status, with the workloads it replaces that still exist, dated `now` at
+    the latest: one dated ahead (a status edited, a leader's clock fast) counts one interval from when it is read,
+    as every reader sees it, and the status then written carries `now`, not a date that stays ahead for years."""
     recorded = status_of(raw).get("consolidation")
     if not isinstance(recorded, Mapping):
         return None
     try:
-        at = parse_time(str(recorded["at"]))
+        at = min(parse_time(str(recorded["at"])), now)
     except (KeyError, ValueError):
         return None
     names = {w.name for w in owned}
