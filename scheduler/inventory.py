@@ -526,6 +526,7 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
     if mismatch:
         return SkippedNode(name, mismatch)
     replicas = max(int(labels.get("nvidia.com/gpu.replicas", "1")), 1)
+    registered = _registered(raw["metadata"].get("annotations") or {})
     if model.vendor == "amd":
         amd = _amd_gpus(model, labels, resources)
         if isinstance(amd, str):
@@ -547,8 +548,7 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
             # HAMi's device plugin advertises each GPU `deviceSplitCount` times (10 by default) with no time-slicing
             # label, and a node may say more than it has (`1e3`): it never has more whole GPUs than physical ones.
             advertised = sum(v for k, v in resources.items() if k in _GPU_RESOURCES) // replicas
-            registered = _registered(raw["metadata"].get("annotations") or {}, advertised)
-            physical = int(labels.get("nvidia.com/gpu.count", len(registered) or advertised))
+            physical = int(labels.get("nvidia.com/gpu.count", len(_within(registered, advertised)) or advertised))
             whole = min(advertised, physical)
         memory = int(labels["nvidia.com/gpu.memory"]) if "nvidia.com/gpu.memory" in labels and not single else 0
         labelled = "mig" if mig and not whole else "timeslice" if replicas > 1 else None
@@ -561,7 +561,7 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
         node=name,
         model=model,
         gpus=tuple(Gpu(i, memory or model.vram_mib, domain(i)) for i in range(whole)),
-        physical_gpus=max(physical, whole),
+        physical_gpus=physical,
         mig=mig,
         # A partitioned GPU is split in hardware, whatever sharing is configured for the class.
         sharing="partition" if labelled == "partition" else policy.for_class(model.name, labelled),
@@ -572,23 +572,28 @@ def _node(raw: dict[str, Any], catalog: Catalog, policy: SharingPolicy) -> NodeG
         clique=clique,
         rdma=bool(clique) or any(labels.get(label, "").lower() == "true" for label in RDMA_LABELS),
         pcie_domains=pcie_domains,
-        devices=_registered(raw["metadata"].get("annotations") or {}, whole),
+        devices=_within(registered, whole),
     )
 
 
-def _registered(annotations: Mapping[str, Any], gpus: int) -> tuple[tuple[str, int], ...]:
+def _registered(annotations: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
     """(UUID, index) of the GPUs HAMi's device plugin registers on the node; none when the annotation is
-    absent or cannot be read (HAMi's older `:`-separated form has no index): the pods' shares are then
-    placed as inferred, and a wrong index would be worse than none."""
+    absent or cannot be read (HAMi's older `:`-separated form has no index), or names an index twice: the pods'
+    shares are then placed as inferred, and a wrong index would be worse than none."""
     try:
         listed = json.loads(str(annotations.get(HAMI_REGISTER) or "[]"))
         found = [(str(d["id"]), int(d.get("index", 0))) for d in listed]
     except (ValueError, TypeError, KeyError, AttributeError):
         return ()
     indexes = [i for _, i in found]
-    if len(set(indexes)) != len(indexes) or not all(0 <= i < gpus for i in indexes):
+    if len(set(indexes)) != len(indexes) or not all(i >= 0 for i in indexes):
         return ()
     return tuple(found)
+
+
+def _within(registered: tuple[tuple[str, int], ...], gpus: int) -> tuple[tuple[str, int], ...]:
+    """The registered GPUs where every index is one of the node's `gpus`, else none (as `_registered`)."""
+    return registered if all(i < gpus for _, i in registered) else ()
 
 
 def _devices(value: Any, where: str) -> int:
