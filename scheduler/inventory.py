@@ -13,7 +13,9 @@ What is read from a node (labels of NVIDIA GPU Feature Discovery and the AMD nod
 - whole GPUs from allocatable `nvidia.com/gpu` divided by `nvidia.com/gpu.replicas` (time-slicing
   multiplies the resource), or `amd.com/gpu`; the physical count from `nvidia.com/gpu.count` (else the
   devices HAMi registers), which the whole GPUs never exceed: HAMi's device plugin advertises each GPU
-  `deviceSplitCount` times (10 by default) with no time-slicing label;
+  `deviceSplitCount` times (10 by default) with no time-slicing label. `amd.com/gpu` is read as advertised:
+  AMD's device plugin advertises one per device it exposes (a GPU, or a partition: below) and shares none,
+  and no AMD label counts GPUs apart from those devices (the labeller's count labels count the same ones);
 - MIG instances from allocatable `nvidia.com/mig-<profile>` (strategy `mixed`), or from
   `nvidia.com/gpu` with a `-MIG-<profile>` product (strategy `single`);
 - AMD partitions (MI300X/MI325X compute SPX/DPX/QPX/CPX x memory NPS1/NPS4): AMD's device plugin
