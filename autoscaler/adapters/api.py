@@ -49,7 +49,7 @@ from fastapi import Depends, FastAPI, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from autoscaler import endpoint as ie
@@ -947,11 +947,13 @@ def _room(free: Inventory) -> dict[str, list[str]]:
     return room
 
 
-_SHOWN: Mapping[str, type | tuple[type, ...]] = {
-    "phase": str, "variant": str, "gpuClass": str, "readyReplicas": int, "desiredReplicas": int, "url": str,
-    "estimatedReadyTime": str, "costPerHour": (int, float),
-}  # fmt: skip
-"""The status fields an `EndpointView` shows, with the JSON types it shows them as."""
+_SHOWN: Mapping[str, TypeAdapter[Any]] = {
+    k: TypeAdapter(f.rebuild_annotation())
+    for k, f in EndpointView.model_fields.items()
+    if k not in ("name", "namespace", "model", "conditions")
+}
+"""The status fields an `EndpointView` shows as they are, each with its type on the view (a field added there is
+shown, and checked as it is declared)."""
 
 
 def _view(obj: Mapping[str, Any]) -> EndpointView:
@@ -960,7 +962,7 @@ def _view(obj: Mapping[str, Any]) -> EndpointView:
     meta, spec, status = (
         part if isinstance(part := obj.get(k), Mapping) else {} for k in ("metadata", "spec", "status")
     )
-    shown = {k: v for k, kind in _SHOWN.items() if isinstance(v := status.get(k), kind) and not isinstance(v, bool)}
+    shown = {k: status[k] for k, adapter in _SHOWN.items() if k in status and _readable(adapter, status[k])}
     conditions = status.get("conditions")
     return EndpointView.model_validate({
         "name": _text(meta.get("name")), "namespace": _text(meta.get("namespace")), "model": _text(spec.get("model")),
@@ -968,6 +970,15 @@ def _view(obj: Mapping[str, Any]) -> EndpointView:
         "conditions": [{k: str(c.get(k, "")) for k in ("type", "status", "reason", "message")}
                        for c in (conditions if isinstance(conditions, list) else ()) if isinstance(c, Mapping)],
     })  # fmt: skip
+
+
+def _readable(adapter: TypeAdapter[Any], value: Any) -> bool:
+    """Whether `value` is of the field's type as JSON holds it (no coercion: `True` is no count, `1e30` no int)."""
+    try:
+        adapter.validate_python(value, strict=True)
+    except ValidationError:
+        return False
+    return True
 
 
 def _text(value: Any) -> str:
