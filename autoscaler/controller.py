@@ -89,6 +89,7 @@ from autoscaler.decide.workloads import by_identity, owning_endpoint
 from autoscaler.decide.workloads import identity as object_identity
 from autoscaler.endpoint import API_VERSION, CRD_APPLY, CRD_NAME, KIND, stale_status_fields
 from autoscaler.events import Event, ObjectRef, Recorder, event, ref
+from autoscaler.fields import as_list
 from autoscaler.kubetime import parse_time
 from autoscaler.leader import Elector, LeaderSettings
 from autoscaler.metrics import SERIES
@@ -831,7 +832,7 @@ def _drops(fields: Mapping[str, Any], intended: Any) -> bool:
             inner: Any = intended[key[2:]]
         elif key.startswith("k:"):
             want = _key_fields(key)
-            items = intended if isinstance(intended, list) else []
+            items = as_list(intended)
             found = [i for i in items if isinstance(i, Mapping) and all(i[k] == v for k, v in want.items() if k in i)]
             if not found:
                 return True

@@ -24,3 +24,12 @@ def deadline(t: float) -> str:
 def parse_time(text: str) -> float:
     """Either format back to Unix time."""
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def read_time(value: object) -> float | None:
+    """A time read back from a field another writer may have set (a status, a pod's condition): None where there
+    is none or it is no time (a number is none either), not an error that fails every endpoint's loop."""
+    try:
+        return parse_time(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None

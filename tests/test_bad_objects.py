@@ -30,7 +30,7 @@ from autoscaler.decide import Decision, Observation, Settings, decide
 from autoscaler.decide.state import Move
 from autoscaler.endpoint import schema
 from autoscaler.events import ObjectRef, Recorder, event
-from autoscaler.kubetime import rfc3339
+from autoscaler.kubetime import parse_time, read_time, rfc3339
 from autoscaler.signals import BadSample, History, ModelSignals
 from scheduler.inventory import HAMI_REGISTER, SharingPolicy, build_inventory
 from tests.test_consolidation_moves_counted import TWO, moved, with_move_recorded
@@ -286,3 +286,10 @@ def test_a_move_dated_ahead_counts_one_interval_from_when_it_is_read_and_is_then
     eps = observed(decision, eps)
     assert len(moved(loop(NOW + TWO.consolidation.interval_s))) == 2
     assert "consolidation" not in loop(NOW + TWO.consolidation.settled_s, SETTINGS).statuses[("team-a", "gamma")]
+
+
+def test_a_time_field_of_another_type_reads_as_none_wherever_it_is_read() -> None:
+    """One reading for every time another writer may have set (`read_time`): two differed, and the status's read
+    `20261208` as a date where consolidation's read it as none."""
+    assert [read_time(v) for v in (*OTHER_TYPES, 20261208, "", "2026-13-40")] == [None] * (len(OTHER_TYPES) + 3)
+    assert read_time(AT) == parse_time(AT)

@@ -88,6 +88,7 @@ from autoscaler.decide import (
 )
 from autoscaler.decide.state import WORKLOAD_KINDS, read_owned
 from autoscaler.events import ref
+from autoscaler.fields import as_list, as_text
 from autoscaler.leader import LEASE_NAME
 from autoscaler.orders import OrderBook, track
 from autoscaler.pods import GPU_INDEXES_NOTE, merged_indexes, read_carried
@@ -965,10 +966,11 @@ def _view(obj: Mapping[str, Any]) -> EndpointView:
     shown = {k: status[k] for k, adapter in _SHOWN.items() if k in status and _readable(adapter, status[k])}
     conditions = status.get("conditions")
     return EndpointView.model_validate({
-        "name": _text(meta.get("name")), "namespace": _text(meta.get("namespace")), "model": _text(spec.get("model")),
+        "name": as_text(meta.get("name")), "namespace": as_text(meta.get("namespace")),
+        "model": as_text(spec.get("model")),
         **shown,
         "conditions": [{k: str(c.get(k, "")) for k in ("type", "status", "reason", "message")}
-                       for c in (conditions if isinstance(conditions, list) else ()) if isinstance(c, Mapping)],
+                       for c in as_list(conditions) if isinstance(c, Mapping)],
     })  # fmt: skip
 
 
@@ -979,7 +981,3 @@ def _readable(adapter: TypeAdapter[Any], value: Any) -> bool:
     except ValidationError:
         return False
     return True
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""

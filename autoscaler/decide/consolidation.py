@@ -68,7 +68,7 @@ from autoscaler.decide.state import Move, Owned, workload_of
 from autoscaler.decide.waiting import MEMORY_SHARED, endpoint_etas
 from autoscaler.endpoint import Endpoint
 from autoscaler.events import find_condition
-from autoscaler.kubetime import parse_time
+from autoscaler.kubetime import read_time
 from autoscaler.orders import OrderBook
 from autoscaler.pods import endpoint_of
 from scheduler.catalog import Catalog
@@ -437,23 +437,16 @@ def last_changes(
         if (owner := endpoint_of(pod)) is not None:
             ready = find_condition((pod.get("status") or {}).get("conditions"), "Ready") or {}
             stamps = ((pod.get("metadata") or {}).get("creationTimestamp"), ready.get("lastTransitionTime"))
-            latest[owner] = max(latest.get(owner, 0.0), *map(_time, stamps))
+            latest[owner] = max(latest.get(owner, 0.0), *(read_time(s) or 0.0 for s in stamps))
     found = {}
     for ep in endpoints:
         at = max(
-            latest.get((ep.namespace, dns_label(ep.name)), 0.0), _time(statuses.get(ep.key, {}).get("lastScaleTime"))
+            latest.get((ep.namespace, dns_label(ep.name)), 0.0),
+            read_time(statuses.get(ep.key, {}).get("lastScaleTime")) or 0.0,
         )
         if at > 0:
             found[ep.key] = at
     return found
-
-
-def _time(stamp: object) -> float:
-    """A timestamp read back, 0 where there is none or it cannot be read."""
-    try:
-        return parse_time(stamp) if isinstance(stamp, str) else 0.0
-    except ValueError:
-        return 0.0
 
 
 def disrupted_nodes(moves: Iterable[tuple[str, Move]], since: float) -> frozenset[str]:

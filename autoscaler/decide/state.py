@@ -42,7 +42,8 @@ from functools import lru_cache
 from typing import Any
 
 from autoscaler.endpoint import Endpoint
-from autoscaler.kubetime import deadline, parse_time, rfc3339
+from autoscaler.fields import as_list, as_text
+from autoscaler.kubetime import deadline, parse_time, read_time, rfc3339
 from autoscaler.pods import SERVING, endpoint_of, placed_on, requests, unschedulable
 from common.errors import InputError
 from scheduler.catalog import Catalog
@@ -475,7 +476,7 @@ def _taken(text: Any) -> tuple[Taken, ...]:
     except ValueError:
         return ()
     found = []
-    for r in records if isinstance(records, list) else ():
+    for r in as_list(records):
         try:
             node, mig = str(r["node"]), r.get("mig")
             if mig:
@@ -593,7 +594,7 @@ def created_at(obj: Mapping[str, Any]) -> float | None:
     does not say."""
     meta = obj.get("metadata")
     stamp = meta.get("creationTimestamp") if isinstance(meta, Mapping) else None
-    return _time(stamp)
+    return read_time(stamp)
 
 
 def status_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -606,7 +607,7 @@ def status_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     if conditions is None or (isinstance(conditions, list) and all(isinstance(c, Mapping) for c in conditions)):
         return status
     # Conditions another writer left unreadable are dropped (and written anew), not read as what they are not.
-    readable = [c for c in conditions if isinstance(c, Mapping)] if isinstance(conditions, list) else []
+    readable = [c for c in as_list(conditions) if isinstance(c, Mapping)]
     return {**status, "conditions": readable}
 
 
@@ -614,7 +615,7 @@ def recommendations(status: Mapping[str, Any]) -> tuple[Recommendation, ...]:
     """The replica counts recommended within the stabilization window, as the status recorded them
     (an entry that cannot be read is left out: at worst the window restarts shorter)."""
     found = []
-    for entry in _listed(status.get("recommendations")):
+    for entry in as_list(status.get("recommendations")):
         try:
             found.append(Recommendation(parse_time(str(entry["time"])), int(entry["replicas"])))
         except (KeyError, TypeError, ValueError):
@@ -711,13 +712,13 @@ def promise_of(raw: Mapping[str, Any]) -> Promise | None:
             return None
         return Promise(
             str(recorded["answer"]),
-            _time(recorded.get("estimatedReadyTime")),
-            _str(recorded.get("variant")),
-            _str(recorded.get("gpuClass")),
+            read_time(recorded.get("estimatedReadyTime")),
+            as_text(recorded.get("variant")) or None,
+            as_text(recorded.get("gpuClass")) or None,
             generation if isinstance(generation, int) else None,
             _promised(recorded.get("placements")),
         )
-    eta = _time(status.get("estimatedReadyTime"))
+    eta = read_time(status.get("estimatedReadyTime"))
     if eta is not None and status.get("phase") == "Provisioning":
         return Promise(ACCEPTED, eta)
     return None
@@ -797,7 +798,7 @@ def _workers(recorded: Any) -> tuple[Worker, ...]:
         Worker(
             str(w["node"]),
             tuple(int(g) for g in w.get("gpus") or ()),
-            _str(w.get("profile")),
+            as_text(w.get("profile")) or None,
             str(w.get("resource") or ""),
         )
         for w in recorded
@@ -827,17 +828,6 @@ def _where(workers: Sequence[Worker]) -> str:
 
 def _by(message: str, eta: float | None) -> str:
     return f"{message}; now expected by {deadline(eta)}" if eta is not None else message
-
-
-def _time(text: Any) -> float | None:
-    try:
-        return parse_time(str(text)) if text else None
-    except ValueError:
-        return None
-
-
-def _str(value: Any) -> str | None:
-    return str(value) if isinstance(value, str) and value else None
 
 
 def pinned(request: Request, promise: Promise | None) -> Request:
@@ -890,20 +880,11 @@ def move_of(raw: Mapping[str, Any], owned: Sequence[Owned], now: float) -> Move 
     recorded = status_of(raw).get("consolidation")
     if not isinstance(recorded, Mapping):
         return None
-    try:
-        at = min(parse_time(str(recorded["at"])), now)
-    except (KeyError, ValueError):
+    if (at := read_time(recorded.get("at"))) is None:
         return None
     names = {w.name for w in owned}
-    replacing = tuple(str(n) for n in _listed(recorded.get("replacing")) if str(n) in names)
+    replacing = tuple(str(n) for n in as_list(recorded.get("replacing")) if str(n) in names)
     meta = raw.get("metadata")
     namespace = str(meta.get("namespace", "default")) if isinstance(meta, Mapping) else "default"
-    nodes = tuple(str(n) for n in _listed(recorded.get("nodes")))
-    waiting = recorded.get("for")
-    return Move(at, namespace, replacing, nodes=nodes, for_=waiting if isinstance(waiting, str) else "")
-
-
-def _listed(value: Any) -> list[Any]:
-    """The items of a status field that should be a list; none where it is not one (another writer's, or one
-    stored before the CRD's schema said so): the endpoint's status is then written anew, not every loop failed."""
-    return value if isinstance(value, list) else []
+    nodes = tuple(str(n) for n in as_list(recorded.get("nodes")))
+    return Move(min(at, now), namespace, replacing, nodes=nodes, for_=as_text(recorded.get("for")))

@@ -27,6 +27,7 @@ from autoscaler.decide.state import (
 )
 from autoscaler.endpoint import Endpoint, EndpointError
 from autoscaler.events import find_condition, set_condition
+from autoscaler.fields import as_list
 from autoscaler.kubetime import deadline, rfc3339
 from common.errors import InputError
 from scheduler.catalog import Catalog
@@ -152,9 +153,9 @@ def shape_change_of(raw: Mapping[str, Any], owned: Sequence[Owned]) -> tuple[str
     (`status.shapeChange`), that still exist: they serve until the new shape's replicas do, and are neither
     incumbents nor names a new shape takes meanwhile (their shape may be one the spec still admits)."""
     recorded = status_of(raw).get("shapeChange")
-    listed = recorded.get("replacing") if isinstance(recorded, Mapping) else None
+    listed = as_list(recorded.get("replacing")) if isinstance(recorded, Mapping) else []
     names = {w.name for w in owned}
-    return tuple(str(n) for n in listed if str(n) in names) if isinstance(listed, list) else ()
+    return tuple(str(n) for n in listed if str(n) in names)
 
 
 def endpoint_decision(
