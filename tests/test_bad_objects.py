@@ -88,7 +88,7 @@ EVERY_FIELD: dict[str, Any] = {
     "lastScaleTime": AT,
     "promise": {"answer": "Accepted", "estimatedReadyTime": AT, "variant": "bf16", "gpuClass": "H100-80GB",
                 "observedGeneration": 3, "placements": [{**PLACED, "workers": [WORKER]}]},
-    "consolidation": {"at": AT, "replacing": ["odd-bf16-h100-80gb"], "nodes": ["gpu-0"]},
+    "consolidation": {"at": AT, "replacing": ["odd-bf16-h100-80gb"], "nodes": ["gpu-0"], "for": "team-a/chat"},
     "shapeChange": {"replacing": ["odd-bf16-h100-80gb"]},
     "recommendations": [{"time": AT, "replicas": 1}],
     "conditions": [{"type": "Ready", "status": "False", "reason": "WaitingForCapacity", "message": "1 waits",
@@ -100,7 +100,11 @@ FIELDS = [(k,) for k in EVERY_FIELD] + [(k, f) for k, v in EVERY_FIELD.items() i
 
 
 def test_every_status_field_is_written_here() -> None:
-    assert set(EVERY_FIELD) == set(schema()["properties"]["status"]["properties"])
+    fields = schema()["properties"]["status"]["properties"]
+    assert set(EVERY_FIELD) == set(fields)
+    for name, field in fields.items():
+        if field.get("type") == "object":
+            assert set(EVERY_FIELD[name]) == set(field["properties"]), name
 
 
 @pytest.mark.parametrize("path", FIELDS, ids=".".join)
