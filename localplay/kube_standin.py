@@ -109,6 +109,8 @@ class Fault:
     status: int
     times: int
     path_part: str = ""
+    message: str = ""
+    """The Status's message (default `injected <status>`): what an admission plugin or RBAC would say."""
 
 
 @attrs.define(kw_only=True)
@@ -272,7 +274,9 @@ class Realistic(kmock.KubernetesEmulator):
         for fault in self.faults:
             if fault.times > 0 and fault.method == request.method and fault.path_part in str(request.url.path):
                 fault.times -= 1
-                raise KubernetesError(status=fault.status, reason="Injected", message=f"injected {fault.status}")
+                raise KubernetesError(
+                    status=fault.status, reason="Injected", message=fault.message or f"injected {fault.status}"
+                )
 
     def _review(self, request: rendering.Request) -> dict[str, Any]:
         body = dict(request.data or {})
@@ -732,8 +736,8 @@ class KubeCluster:
         )
         return found
 
-    def fail(self, method: str, status: int, times: int = 1, path_part: str = "") -> None:
-        self.emulator.faults.append(Fault(method, status, times, path_part))
+    def fail(self, method: str, status: int, times: int = 1, path_part: str = "", message: str = "") -> None:
+        self.emulator.faults.append(Fault(method, status, times, path_part, message))
 
     def requests(self, method: str | None = None) -> list[Any]:
         return [r for r in self.emulator._requests if method is None or r.method == method]

@@ -155,6 +155,22 @@ def test_503_when_the_api_server_fails(kube: KubeCluster, api: TestClient) -> No
     assert kube.all(ENDPOINTS) == []
 
 
+def test_403_quoting_the_policy_when_a_quota_or_webhook_refuses_the_endpoint(
+    kube: KubeCluster, api: TestClient
+) -> None:
+    """A namespace's ResourceQuota refuses the create: the user hears 403 and why (not a 503 to retry, which
+    would say the API's own credentials fail), and nothing is created."""
+    quota = (
+        'inferenceendpoints.egs.dev "chat" is forbidden: exceeded quota: team-a, requested: count/inferenceendpoints'
+        ".egs.dev=1, used: count/inferenceendpoints.egs.dev=2, limited: count/inferenceendpoints.egs.dev=2"
+    )
+    kube.fail("POST", 403, path_part="/inferenceendpoints", message=quota)
+    answer = post(api, body())
+    assert answer.status_code == 403 and "Retry-After" not in answer.headers
+    assert "exceeded quota: team-a" in answer.json()["detail"]
+    assert kube.all(ENDPOINTS) == []
+
+
 def test_the_openapi_document_declares_every_answer(api: TestClient) -> None:
     document = api.get("/openapi.json").json()
     post_op = document["paths"]["/v1/namespaces/{namespace}/endpoints"]["post"]

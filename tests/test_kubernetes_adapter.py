@@ -19,8 +19,10 @@ from autoscaler.adapters.kubernetes import (
     ForbiddenError,
     InvalidError,
     NotFoundError,
+    PolicyRefusedError,
     TemporaryKubernetesError,
 )
+from common.errors import InputError, SetupError
 from localplay.kube_standin import KubeCluster
 
 DEPLOYMENTS = "apps/v1/deployments"
@@ -156,6 +158,31 @@ def test_api_errors_map_to_what_the_caller_does_next(
     with pytest.raises(error, match=f"apply Deployment team-a/chat: {status}"):
         cluster.apply(_deployment())
     assert kube.get(DEPLOYMENTS, "team-a", "chat") is None
+
+
+QUOTA = (
+    'deployments.apps "chat" is forbidden: exceeded quota: team-a, requested: count/deployments.apps=1, '
+    "used: count/deployments.apps=4, limited: count/deployments.apps=4"
+)
+WEBHOOK = 'admission webhook "validation.gatekeeper.sh" denied the request: [no-gpu] GPUs are not allowed here'
+RBAC = (
+    'deployments.apps "chat" is forbidden: User "system:serviceaccount:egs:egs" cannot patch resource '
+    '"deployments" in API group "apps" in the namespace "team-a"'
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "error"), [(QUOTA, PolicyRefusedError), (WEBHOOK, PolicyRefusedError), (RBAC, ForbiddenError)]
+)
+def test_a_403_from_admission_is_the_objects_and_rbacs_is_the_callers(
+    kube: KubeCluster, cluster: Cluster, message: str, error: type[Exception]
+) -> None:
+    """A quota or a webhook refuses one object (an `InputError`, reported on it); only RBAC's 403 says the
+    process's own credentials lack something (a `SetupError`, which a controller exits on)."""
+    kube.fail("PATCH", 403, message=message)
+    with pytest.raises(error, match=message[:40]) as raised:
+        cluster.apply(_deployment())
+    assert isinstance(raised.value, InputError if error is PolicyRefusedError else SetupError)
 
 
 def test_an_unreachable_server_is_temporary() -> None:

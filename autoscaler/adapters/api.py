@@ -61,6 +61,7 @@ from autoscaler.adapters.kubernetes import (
     InvalidError,
     KubernetesError,
     NotFoundError,
+    PolicyRefusedError,
 )
 from autoscaler.admission import (
     REMADE_ANNOTATION,
@@ -233,7 +234,11 @@ def create_app(services: Services) -> FastAPI:
     problems: dict[int | str, dict[str, Any]] = {
         400: {"model": Problem, "description": "The body is not JSON."},
         401: {"model": Problem, "description": "No bearer token, or one Kubernetes does not know."},
-        403: {"model": Problem, "description": "Kubernetes RBAC does not allow this on inferenceendpoints here."},
+        403: {
+            "model": Problem,
+            "description": "Kubernetes RBAC does not allow this on inferenceendpoints here, or a policy of the cluster "
+            "(a ResourceQuota, an admission webhook) refused the endpoint: the detail quotes it.",
+        },
         413: {"model": Problem, "description": "The body is larger than the API reads; nothing of it was read."},
         422: {"model": Problem, "description": "A field is wrong; `field` names it."},
         429: {"model": Problem, "description": "Too many new tokens to review at once; try again after Retry-After."},
@@ -550,6 +555,7 @@ _KUBERNETES_ANSWERS: dict[type[Exception], tuple[int, str]] = {
     TemporaryError: (503, "the Kubernetes API did not answer"),
     KubernetesError: (503, "the Kubernetes API failed"),
     ForbiddenError: (503, "the API's own service account is refused"),
+    PolicyRefusedError: (403, "a policy of the cluster refused the endpoint"),
     NotFoundError: (404, "the Kubernetes API found no such object"),
     InvalidError: (422, "the Kubernetes API refused the endpoint"),
 }

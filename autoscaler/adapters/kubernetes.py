@@ -35,6 +35,7 @@ one of the project's kinds (`common.errors`), so the caller knows from the type 
     ├── ConflictError (TemporaryError)             409 (retried by `apply`; a lost Lease race)
     ├── InvalidError (InputError)                  400 / 422 (the object is wrong: retrying will not help)
     ├── ForbiddenError (SetupError)                401 / 403 (the controller's RBAC or token)
+    ├── PolicyRefusedError (InputError)            403 from admission: a ResourceQuota, a webhook, Pod Security
     └── TemporaryKubernetesError (TemporaryError)  5xx, 429, timeouts, refused connections
                                                    (`retry_after_s`: the server's `Retry-After`, else 0)
 """
@@ -93,6 +94,16 @@ class InvalidError(KubernetesError, InputError):
 
 class ForbiddenError(KubernetesError, SetupError):
     """The credentials are wrong or lack the permission."""
+
+
+class PolicyRefusedError(KubernetesError, InputError):
+    """The API server's admission refused this object (a namespace's ResourceQuota, a validating webhook
+    such as Gatekeeper's or Kyverno's, a ValidatingAdmissionPolicy, Pod Security): a 403 as RBAC's is, but
+    about the object, not the caller's credentials, so no reason to stop the process."""
+
+
+POLICY_REFUSALS = ("exceeded quota", "admission webhook", "denied request", "violates PodSecurity")
+"""What the API server's admission plugins write in a 403's message (RBAC's says `cannot <verb> resource`)."""
 
 
 class TemporaryKubernetesError(KubernetesError, TemporaryError):
@@ -194,6 +205,8 @@ def _error(what: str, status: int, message: str, retry_after_s: float = 0.0) -> 
         return ConflictError(text, status)
     if status in (400, 422):
         return InvalidError(text, status)
+    if status == 403 and any(marker in message for marker in POLICY_REFUSALS):
+        return PolicyRefusedError(text, status)
     if status in (401, 403):
         return ForbiddenError(text, status)
     if status == 429 or status >= 500 or status == 0:
