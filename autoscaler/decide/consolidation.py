@@ -14,10 +14,12 @@ node of two endpoints spends one, and moving an endpoint of replicas on three no
   records one move, so a second within the interval would overwrite the first there, and a new leader, which
   counts the budget from the statuses, would count the first one's nodes no more (churn seed 2400: team-b/ep-13
   moved twice 7.6 s apart, and the next loop's moves spent a fifth node of four); nor within `consolidateAfter`
-  of their last move, where longer, or of their replicas' last change (a pod made or turned Ready, the replica
-  count changed: `last_changes`; Karpenter's counts from a pod added to or removed from a node), a payback floor:
-  a move costs a model load on doubled capacity and a disruption, and the cheapest shape shifts as other
-  endpoints come and go;
+  of their last move, where longer, a payback floor: a move costs a model load on doubled capacity and a
+  disruption, and the cheapest shape shifts as other endpoints come and go; nor while their replica count
+  settles, within the scale-down stabilization window (`scaleDownStabilizationSeconds`) of its last change (a pod
+  made or turned Ready, the replica count changed: `last_changes`; Karpenter's counts from a pod added to or
+  removed from a node): a count still moving would be placed afresh on a shape it is about to leave, and an
+  endpoint that follows demand, its count changing more often than `consolidateAfter`, would never move;
 - *a cheaper shape*: the endpoint's replicas placed afresh, beside everything that runs now, cost at least
   `minSavingFraction` less per hour (another variant or class, or within its class a smaller split: an AMD
   partition, a MIG instance or a share of a GPU instead of a whole one);
@@ -144,15 +146,15 @@ def consolidate(
     several, its deleted incarnation's among them), counted with the statuses': the nodes they all took replicas
     off within the interval spend the budget (`maxNodesPerInterval` of the inventory's nodes); `was_blocked`: the
     moves the last loop found larger than the whole budget (`Blocked`), reported again unsearched while they stay
-    so; `changed`: when each endpoint's replicas last changed (`last_changes`), within `consolidateAfter` of which it
-    stays put; `waiting`: the replicas that wait for a node, for which a move may empty a shared GPU first
-    (`freeing`)."""
+    so; `changed`: when each endpoint's replicas last changed (`last_changes`), within the scale-down stabilization
+    window of which it stays put (`consolidateAfter` is a move's own payback floor); `waiting`: the replicas that
+    wait for a node, for which a move may empty a shared GPU first (`freeing`)."""
     cfg = settings.consolidation
     if not cfg.enabled:
         return Consolidation()
     since = now - cfg.interval_s
     lately = {key for key, move in recorded.items() if move.at > now - cfg.settled_s}  # moved too lately to again
-    lately |= {key for key, at in changed.items() if at > now - cfg.consolidate_after_s}  # changed too lately
+    lately |= {key for key, at in changed.items() if at > now - settings.scale_down_stabilization_s}  # settling
     run = _Run(
         disrupted_nodes([*begun, *recorded.items()], since), cfg.nodes_allowed(len(inventory)), inventory,
         tuple(unbound), frozenset(leaving), MAX_SEARCHES,

@@ -71,11 +71,12 @@ class ConsolidationSettings:
     and its default."""
     interval_s: float = 600.0
     consolidate_after_s: float = 3600.0
-    """An endpoint is not moved for this long after its last move or replica change (Karpenter's NodePool
-    `consolidateAfter`, from the last pod added to or removed from a node; here `consolidation.last_changes`): a
-    move costs a model load on doubled capacity and a disruption, which a saving of 10-20% pays back only over tens
-    of minutes, and each loop's cheapest shape shifts as others come and go (churn seed 2501 moved one endpoint
-    three times in 27 minutes, 640-1,400 s apart, each saving at least 10%)."""
+    """An endpoint is not moved again for this long after its last move (Karpenter's NodePool `consolidateAfter`):
+    a move costs a model load on doubled capacity and a disruption, which a saving of 10-20% pays back only over
+    tens of minutes, and each loop's cheapest shape shifts as others come and go (churn seed 2501 moved one
+    endpoint three times in 27 minutes, 640-1,400 s apart, each saving at least 10%). A replica change holds it
+    only while its count settles, `Settings.scale_down_stabilization_s` (`consolidation.last_changes`): an
+    endpoint that follows demand changes its count more often than this, and would never move."""
 
     def __post_init__(self) -> None:
         if not 0 < self.min_saving_fraction < 1:
