@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from autoscaler.kubetime import rfc3339
 from exporter.attribution import DeviceAssignment, PodRef
 from exporter.backends.sim import SimBackend
 from exporter.collector import Collector, CollectorSettings
@@ -144,13 +145,17 @@ def registry_with_loads(path: Path, load_of: Callable[[Variant], float], catalog
     return path
 
 
-def pod_status(node: str, ready: bool) -> dict[str, Any]:
-    """A pod's status as the kubelet (bound) or kube-scheduler (no node fits) writes it."""
+def pod_status(node: str, ready: bool, since: float | None = None) -> dict[str, Any]:
+    """A pod's status as the kubelet (bound) or kube-scheduler (no node fits) writes it; `since`: when Ready last
+    flipped, its `lastTransitionTime` (the controller's `consolidation.last_changes` reads it)."""
     if not node:
         unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
         return {"phase": "Pending", "conditions": [unschedulable]}
     scheduled = {"type": "PodScheduled", "status": "True"}
-    return {"phase": "Running", "conditions": [scheduled, {"type": "Ready", "status": str(ready)}]}
+    ready_condition = {"type": "Ready", "status": str(ready)}
+    if since is not None:
+        ready_condition["lastTransitionTime"] = rfc3339(since)
+    return {"phase": "Running", "conditions": [scheduled, ready_condition]}
 
 
 def replica_load(share_rps: float, throughput_rps: float) -> tuple[float, float]:

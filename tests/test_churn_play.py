@@ -12,6 +12,7 @@ kept two of them and the MI300X replica, Ready and unchanged, went (a disruption
 from __future__ import annotations
 
 import json
+import math
 import random
 from types import SimpleNamespace
 from typing import Any, cast
@@ -22,12 +23,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from autoscaler.controller import ControllerMetrics
 from autoscaler.decide import PROMISE_ANNOTATION
 from autoscaler.decide.workloads import HOSTNAME, PREFERRED
+from autoscaler.kubetime import rfc3339
 from benchmarks.churnkit.events import lose_nodes
 from benchmarks.churnkit.figures import Tally, loose_ends
 from benchmarks.churnkit.kinds import DEPLOYMENTS, NODES, PODS
-from benchmarks.churnkit.play import Play, Pod
+from benchmarks.churnkit.play import RESERVATIONS, Play, Pod, reservation_name
 from benchmarks.churnkit.run import Run
 from localplay.kube_standin import KubeCluster
+from scheduler.inventory import Allocation
 from scheduler.synthetic import gpu_node
 from tests.test_decide import CATALOG, REGISTRY
 
@@ -224,6 +227,7 @@ class OneNode(Deployments):
     def patch(self, kind: str, namespace: str | None, name: str, body: dict[str, Any]) -> None:
         if kind == PODS:
             self.pods[name]["metadata"] |= body.get("metadata") or {}
+            self.pods[name]["status"] = body.get("status", self.pods[name].get("status"))
 
     def delete(self, kind: str, namespace: str | None, name: str) -> None:
         self.pods.pop(name, None)
@@ -248,3 +252,62 @@ def test_a_bound_pod_deleted_stays_terminating_on_its_gpu_through_its_grace_peri
     assert new.name != old and not new.node and set(cluster.pods) == {old, new.name}
     play.step(2.6)
     assert set(cluster.pods) == {new.name} and play.pods[new.key].node == "h100-0"
+
+
+def test_the_play_stamps_a_pods_ready_condition_when_it_turns_ready() -> None:
+    # rev14 finding 7: the controller holds an endpoint from moving while a pod of it turned Ready lately
+    # (`consolidation.last_changes` reads the Ready condition's lastTransitionTime); the play wrote none.
+    cluster = OneNode()
+    play = Play(cast(KubeCluster, cluster), CATALOG, REGISTRY, random.Random(0), 20.0)
+    cluster.replicas = 1
+    play.step(100.0)
+    (name,) = cluster.pods
+    pod = play.pods[f"team/{name}"]
+
+    def ready() -> dict[str, Any]:
+        (condition,) = [c for c in cluster.pods[name]["status"]["conditions"] if c["type"] == "Ready"]
+        return cast(dict[str, Any], condition)
+
+    assert ready() == {"type": "Ready", "status": "False", "lastTransitionTime": rfc3339(pod.bound_at)}
+    turned = math.ceil(pod.bound_at + pod.load_s) + 1.0
+    play.step(turned)
+    assert ready() == {"type": "Ready", "status": "True", "lastTransitionTime": rfc3339(turned)}
+    play.step(turned + 10)  # no flip: the time stays
+    assert ready()["lastTransitionTime"] == rfc3339(turned)
+
+
+class Reservations(DropsWrites):
+    """A cluster stand-in that keeps KAI's reservation pods the play writes, and lists nothing."""
+
+    def __init__(self) -> None:
+        self.reserved: set[str] = set()
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return []
+
+    def put(self, kind: str, obj: dict[str, Any]) -> None:
+        if obj["metadata"]["namespace"] == RESERVATIONS:
+            self.reserved.add(obj["metadata"]["name"])
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> None:
+        if namespace == RESERVATIONS:
+            self.reserved.discard(name)
+
+
+def test_a_kai_gpus_reservation_pod_stays_while_a_terminating_pod_still_shares_it() -> None:
+    # rev14 finding 2: KAI keeps a GPU's reservation pod until its group's last pod is gone; the play deleted it
+    # as soon as the sharing pod went Terminating, which still held its share through its grace period.
+    cluster = Reservations()
+    play = Play(cast(KubeCluster, cluster), CATALOG, REGISTRY, random.Random(0), 20.0)
+    share = Allocation("l40s-0", (0,), 8000, sharing="kai")
+    template = {"spec": {"containers": [{"name": "vllm"}]}}
+    pod = Pod("team", "ep-0", "ep", "team/ep", template, 60.0, "L40S-48GB", node="l40s-0", ready=True, held=(share,))
+    play.pods[pod.key] = pod
+    play._report(10.0)
+    assert cluster.reserved == {reservation_name("l40s-0", 0)}
+    play.terminating[pod.key] = (play.pods.pop(pod.key), 11.5)
+    play._report(10.5)
+    assert cluster.reserved == {reservation_name("l40s-0", 0)}
+    del play.terminating[pod.key]  # its grace period over
+    play._report(11.5)
+    assert cluster.reserved == set()

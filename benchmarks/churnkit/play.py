@@ -62,6 +62,8 @@ class Pod:
     node: str = ""
     bound_at: float = 0.0
     ready: bool = False
+    ready_since: float = 0.0
+    """When `ready` last flipped (its Ready condition's `lastTransitionTime`); 0 while it has not: since bound."""
     held: tuple[Allocation, ...] = ()
     """What the scheduler and device plugin gave it when it was bound: kept while it runs."""
     uid: str = ""
@@ -206,7 +208,9 @@ class Play:
         self._schedule(now, nodes)
         self._order(now)
         for pod in self.pods.values():
-            pod.ready = bool(pod.node) and pod.node not in self.down and now - pod.bound_at >= pod.load_s
+            ready = bool(pod.node) and pod.node not in self.down and now - pod.bound_at >= pod.load_s
+            if ready != pod.ready:
+                pod.ready, pod.ready_since = ready, now
         self._report(now)
 
     def _delete(self, now: float, pod: Pod) -> None:
@@ -432,16 +436,16 @@ class Play:
             state = (pod.node, pod.ready, 0.0)
             if self._written.get(key) == state:
                 continue
-            status = pod_status(pod.node, pod.ready)
+            status = pod_status(pod.node, pod.ready, pod.ready_since or pod.bound_at)
             if key in self._written:
                 bound = {"metadata": pod.recorded(), "spec": {"nodeName": pod.node}, "status": status}
                 self.kube.patch(PODS, pod.namespace, pod.name, bound)
             else:
                 self.kube.put(PODS, {"apiVersion": "v1", "kind": "Pod", **pod.obj(), "status": status})
             self._written[key] = state
-        shared = {
-            (p.node, i) for p in self.pods.values() if p.node for a in p.held if a.sharing == "kai" for i in a.gpus
-        }
+        # KAI keeps a GPU's reservation pod until the last pod of its group is gone, a Terminating one included.
+        holding = [*self.pods.values(), *(p for p, _ in self.terminating.values())]
+        shared = {(p.node, i) for p in holding if p.node for a in p.held if a.sharing == "kai" for i in a.gpus}
         for node, index in shared - self.reserved:
             self.kube.put(PODS, reservation_pod(node, index))
         for node, index in self.reserved - shared:
