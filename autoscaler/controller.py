@@ -83,7 +83,7 @@ from autoscaler.decide import (
 )
 from autoscaler.decide.consolidation import Blocked
 from autoscaler.decide.decision import NoRoom
-from autoscaler.decide.state import WORKLOAD_KINDS, Move
+from autoscaler.decide.state import MOVES_NOTE, WORKLOAD_KINDS, Move, moves_note, read_moves_note
 from autoscaler.decide.status import CONSOLIDATING
 from autoscaler.decide.workloads import by_identity, owning_endpoint
 from autoscaler.decide.workloads import identity as object_identity
@@ -568,6 +568,7 @@ class Controller:
         self.moves_begun = begun_moves(remembered, decision, interval, now)
         unrecorded = self._act(decision, obs, to_write, outcome)
         self.moves_begun = begun_moves(remembered, decision, interval, now, unrecorded)
+        self.elector.note(MOVES_NOTE, moves_note(self.moves_begun))
         return outcome
 
     def _observe(self, now: float) -> tuple[Observation, Snapshot | None]:
@@ -621,6 +622,9 @@ class Controller:
         # The maps the last leader read, for the nodes this replica has read none of (it started while
         # Prometheus was down, or a node's exporter was).
         self.gpu_indexes = {**read_carried(self.elector.noted(GPU_INDEXES_NOTE)), **self.gpu_indexes}
+        # And the moves it began: a moved endpoint deleted since has no status left to count its nodes by.
+        noted = read_moves_note(self.elector.noted(MOVES_NOTE), now)
+        self.moves_begun = merged_moves(self.moves_begun, noted, self.settings.consolidation.interval_s, now)
         if self.metrics is None:
             return None
         try:
@@ -886,10 +890,17 @@ def begun_moves(
     them; an endpoint's first move is not its last one's), and those the decision records that are not among
     them (begun this loop, or by an earlier leader), told apart by endpoint and second, as a status records
     them, but those of the endpoints `unrecorded` (their status write failed: nothing of their move was made)."""
-    kept = tuple((key, move) for key, move in remembered if now - move.at < interval_s)
-    seen = {(key, int(move.at)) for key, move in kept}
-    return kept + tuple(
-        (d.key, d.move)
-        for d in decision.endpoints
-        if d.move is not None and (d.key, int(d.move.at)) not in seen and d.key not in unrecorded
+    recorded = [(d.key, d.move) for d in decision.endpoints if d.move is not None and d.key not in unrecorded]
+    return merged_moves(remembered, recorded, interval_s, now)
+
+
+def merged_moves(
+    kept: Sequence[tuple[str, Move]], more: Sequence[tuple[str, Move]], interval_s: float, now: float
+) -> tuple[tuple[str, Move], ...]:
+    """The moves of `kept`, then those of `more` not among them, told apart by endpoint and second (as a status
+    records them), begun within the interval: what counts against the budget."""
+    within = tuple((key, move) for key, move in kept if now - move.at < interval_s)
+    seen = {(key, int(move.at)) for key, move in within}
+    return within + tuple(
+        (key, move) for key, move in more if now - move.at < interval_s and (key, int(move.at)) not in seen
     )

@@ -873,6 +873,43 @@ class Move:
         return status | ({"for": self.for_} if self.for_ else {})
 
 
+MOVES_NOTE = "egs.io/moves-begun"
+"""The Lease annotation in which the leader leaves the moves it began within the budget's interval (`moves_note`) to
+the replica that leads next: a moved endpoint deleted since takes its status, the only other record, with it, and a
+new leader would spend the nodes its move took replicas off a second time in the same interval."""
+MOVES_NOTE_MAX_CHARS = 50_000
+"""At most what the note holds (the newest moves first): a Lease's annotations are 256 KiB in all."""
+
+
+def moves_note(moves: Sequence[tuple[str, Move]]) -> str:
+    """`moves` (endpoint key, move) as the Lease's `MOVES_NOTE` carries them, each as its status records it."""
+    kept: list[dict[str, Any]] = []
+    for key, move in sorted(moves, key=lambda m: -m[1].at):
+        entry = {"endpoint": key, **move.as_status(), "replacing": []}
+        if len(json.dumps([*kept, entry], separators=(",", ":"))) > MOVES_NOTE_MAX_CHARS:
+            break
+        kept.append(entry)
+    return json.dumps(kept, separators=(",", ":"))
+
+
+def read_moves_note(text: str | None, now: float) -> tuple[tuple[str, Move], ...]:
+    """The moves a `moves_note` holds, each read as `move_of` reads a status (one dated ahead as made now); none
+    where the note cannot be read."""
+    try:
+        entries = json.loads(text or "[]")
+    except ValueError:
+        return ()
+    found = []
+    for entry in as_list(entries):
+        key = as_text(entry.get("endpoint")) if isinstance(entry, Mapping) else ""
+        namespace = key.partition("/")[0]
+        if namespace and (
+            move := move_of({"metadata": {"namespace": namespace}, "status": {"consolidation": entry}}, (), now)
+        ):
+            found.append((key, move))
+    return tuple(found)
+
+
 def move_of(raw: Mapping[str, Any], owned: Sequence[Owned], now: float) -> Move | None:
     """The move recorded on an endpoint's status, with the workloads it replaces that still exist, dated `now` at
     the latest: one dated ahead (a status edited, a leader's clock fast) counts one interval from when it is read,
