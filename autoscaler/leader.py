@@ -244,7 +244,8 @@ class Elector:
             log.warning("could not release the Lease %s/%s: %s", self.namespace, LEASE_NAME, e)
 
     def _hand_back(self, version: Mapping[str, Any]) -> None:
-        """Write the Lease `version` (as read or written) free: empty holder, 1 s."""
+        """Write the Lease `version` (as read or written) free: empty holder, 1 s; with the notes made since the last
+        renewal (the last loop's, for the replica that leads next)."""
         stamp = micro_time(self.wall())
         released = {
             "holderIdentity": "",
@@ -253,7 +254,7 @@ class Elector:
             "renewTime": stamp,
             "leaseTransitions": int((version.get("spec") or {}).get("leaseTransitions", 0)),
         }
-        self.store.take_lease(self.namespace, LEASE_NAME, released, version)
+        self.store.take_lease(self.namespace, LEASE_NAME, released, version, self._due())
         log.info("released the Lease %s/%s", self.namespace, LEASE_NAME)
 
     def _observe(self, spec: Mapping[str, Any], now: float) -> None:

@@ -15,11 +15,12 @@ from autoscaler.decide import Observation, decide
 from autoscaler.decide.state import MOVES_NOTE, Move, moves_note, read_moves_note
 from autoscaler.leader import LEASE_NAME
 from localplay.kube_standin import KubeCluster
+from tests.clock import Clock
 from tests.test_consolidation_moves_counted import TWO, moved
 from tests.test_consolidation_within_class import lone_endpoints
 from tests.test_decide import CATALOG, NOW, REGISTRY, signals
 from tests.test_endpoint_api import kube as kube  # kmock, as the controller tests use it
-from tests.test_leader import LEASES
+from tests.test_leader import LEASES, NAMESPACE, elector
 from tests.test_leader_outage_indexes import leader
 
 GONE = Move(NOW - 100, "team-a", ("gone-fp8-l40s",), nodes=("l40s-8", "l40s-9"))
@@ -43,6 +44,19 @@ def test_a_new_leader_reads_the_moves_the_lease_carries(kube: KubeCluster) -> No
     assert (key, int(move.at), move.nodes) == ("team-a/gone", int(NOW - 100), GONE.nodes)
     assert b.elector.step()  # its renewal carries them on
     assert read_moves_note(b.elector.noted(MOVES_NOTE), NOW) == b.moves_begun
+
+
+def test_the_last_loops_moves_go_with_the_lease_handed_back(kube: KubeCluster) -> None:
+    # SIGTERM: the loop in progress ends, then the Lease is handed back. Its notes went with renewals only, so the
+    # moves of that last loop reached no other replica.
+    a = elector(kube, "a", Clock())
+    assert a.step()
+    a.note(MOVES_NOTE, moves_note((("team-a/gone", GONE),)))  # the last loop's, after the last renewal
+    a.release()
+    found = kube.get(LEASES, NAMESPACE, LEASE_NAME)
+    assert found is not None and found["spec"]["holderIdentity"] == ""
+    [(key, move)] = read_moves_note(found["metadata"]["annotations"][MOVES_NOTE], NOW)
+    assert (key, move.nodes) == ("team-a/gone", GONE.nodes)
 
 
 def test_a_note_that_cannot_be_read_holds_no_move() -> None:
